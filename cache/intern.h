@@ -1,0 +1,65 @@
+/*
+ * cache/intern.h -- the host's table of interned strings (mh_int_*).
+ *
+ * One canonical copy per distinct string, at an address that never moves,
+ * so the rest of the library compares names with ==.  Readers never lock;
+ * inserts take a mutex.  Each record also carries the registry slot of the
+ * module of that name, which makes an import of a loaded module a single
+ * hash lookup.
+ */
+#ifndef MH_CACHE_INTERN_H
+#define MH_CACHE_INTERN_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mh_host;
+struct mh_module;
+
+/* A record: the string lives in str[], right behind the header. */
+typedef struct mh_iname {
+    _Atomic(struct mh_module *) module; /* registry slot, see registry.h */
+    uint32_t hash;                      /* low 32 bits of the hash */
+    uint32_t len;
+    char str[];
+} mh_iname;
+
+typedef struct mh_itab mh_itab;     /* one generation of the slot array */
+typedef struct mh_ichunk mh_ichunk; /* arena chunk holding records */
+
+typedef struct mh_itable {
+    _Atomic(mh_itab *) tab;   /* current slot array, read lock-free */
+    pthread_mutex_t lock;     /* serialises inserts and growth */
+    _Atomic size_t count;
+    mh_itab *retired;         /* older arrays: readers may still be there */
+    mh_ichunk *chunks;        /* arena for records */
+    size_t chunk_used;        /* bytes used in the newest chunk */
+    size_t bytes;             /* every byte owned, for statistics */
+} mh_itable;
+
+/* The hash every table in the library uses for strings. */
+uint64_t mh_hash_bytes(const void *p, size_t len);
+
+int mh_int_init(struct mh_host *h, mh_itable *t);      /* 0 or -1 (OOM) */
+void mh_int_free(struct mh_host *h, mh_itable *t);
+
+/* Find or insert; NULL on out of memory. */
+mh_iname *mh_int_get(struct mh_host *h, mh_itable *t, const char *s,
+                     size_t len);
+/* Find only; never allocates, never locks. */
+mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len,
+                      uint64_t hash);
+
+/* The record of an interned string (s must come from this table). */
+static inline mh_iname *mh_int_record(const char *s)
+{
+    return (mh_iname *)(void *)(s - offsetof(mh_iname, str));
+}
+
+/* Intern a string given as pointer+length, or NUL-terminated. */
+const char *mh_int_str(struct mh_host *h, const char *s, size_t len);
+const char *mh_int_cstr(struct mh_host *h, const char *s);
+
+#endif /* MH_CACHE_INTERN_H */

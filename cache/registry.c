@@ -1,0 +1,276 @@
+/*
+ * cache/registry.c -- the module registry: which modules are loaded, which
+ * are being loaded and by whom, and the order to unload them in.
+ *
+ * Concurrency
+ * -----------
+ * The fast path (mh_reg_lookup) is one lock-free intern lookup followed by
+ * an acquire load of the name's `module` slot, which only ever holds READY
+ * modules.
+ *
+ * Everything else happens under host->lock, held only for bookkeeping:
+ * claim an entry (or find one in flight), publish it, or abandon it.  The
+ * owning thread runs find, dlopen and init with no lock held, so a plugin's
+ * init may import other modules.
+ *
+ * Three ways an import can wait forever, and what is done about each:
+ *   - the owner imports the module again from its own init (a -> b -> a):
+ *     the entry's owner is this thread, so the claim fails with MH_ECYCLE
+ *     and the chain, rebuilt from each entry's `importer` link;
+ *   - thread 1 owns a and waits for b while thread 2 owns b and waits for
+ *     a: before waiting, follow owner -> blocked_on -> owner ...; reaching
+ *     this thread means the wait would never end: MH_EDEADLOCK (CPython's
+ *     _ModuleLock.has_deadlock);
+ *   - an owner that fails: waiters wake and get a copy of its error.
+ */
+#include "host/internal.h"
+#include "loaders/loader.h"
+
+#include <string.h>
+
+/* Per-thread import state.  Its address identifies the thread. */
+typedef struct mh_tstate {
+    _Atomic(mh_module *) blocked_on; /* entry this thread waits for */
+    mh_module *current;              /* innermost module being imported */
+} mh_tstate;
+
+static _Thread_local mh_tstate tls;
+
+void mh_reg_init(mh_registry *r)
+{
+    memset(r, 0, sizeof *r);
+}
+
+mh_module *mh_reg_lookup(mh_host *h, const char *name, size_t len)
+{
+    mh_iname *r = mh_int_find(&h->intern, name, len,
+                              mh_hash_bytes(name, len));
+    if (!r)
+        return NULL;
+    return atomic_load_explicit(&r->module, memory_order_acquire);
+}
+
+static mh_module *pending_find(mh_registry *reg, const char *name)
+{
+    for (mh_module *m = reg->pending; m; m = m->next_pending)
+        if (m->name == name)
+            return m;
+    return NULL;
+}
+
+static void pending_remove(mh_registry *reg, mh_module *mod)
+{
+    for (mh_module **p = &reg->pending; *p; p = &(*p)->next_pending)
+        if (*p == mod) {
+            *p = mod->next_pending;
+            return;
+        }
+}
+
+static void entry_free(mh_host *h, mh_module *mod)
+{
+    pthread_cond_destroy(&mod->cond);
+    mh_error_free(mod->failure);
+    mh_mem_strfree(h, mod->init_message);
+    mh_mem_free(h, mod, sizeof *mod);
+}
+
+/* "a -> b -> a": the chain from `target` down to this thread's current
+ * import, then `target` again. */
+static void cycle_chain(mh_buf *b, const mh_module *target)
+{
+    const mh_module *stack[64];
+    size_t n = 0;
+    for (const mh_module *m = tls.current; m && n < MH_ARRAY_LEN(stack);
+         m = m->importer) {
+        stack[n++] = m;
+        if (m == target)
+            break;
+    }
+    while (n > 0)
+        mh_buf_printf(b, "%s -> ", stack[--n]->name);
+    mh_buf_puts(b, target->name);
+}
+
+/* Would waiting for `mod` close a cycle of threads waiting for each
+ * other?  (host->lock held.) */
+static bool would_deadlock(mh_host *h, mh_module *mod, mh_buf *chain)
+{
+    mh_module *m = mod;
+    for (int hops = 0; m && hops < 1024; hops++) {
+        mh_tstate *owner = m->owner;
+        mh_buf_printf(chain, "'%s' (importing in another thread)", m->name);
+        if (owner == &tls)
+            return true;
+        if (!owner)
+            return false;
+        m = atomic_load_explicit(&owner->blocked_on, memory_order_relaxed);
+        if (!m || m->host != h)
+            return false;
+        mh_buf_puts(chain, " waits for ");
+    }
+    return false;
+}
+
+static mh_claim claim_error(mh_host *h, mh_status *code, mh_error **err,
+                            mh_status c, mh_buf *msg)
+{
+    if (msg->failed)
+        c = MH_ENOMEM;
+    *code = mh_err(h, err, c, "%s",
+                   msg->failed ? "out of memory" : mh_buf_str(msg));
+    mh_buf_free(msg);
+    return MH_CLAIM_ERROR;
+}
+
+mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
+                      mh_status *code, mh_error **err)
+{
+    mh_registry *reg = &h->registry;
+    mh_iname *rec = mh_int_record(name);
+    mh_buf msg;
+
+    *out = NULL;
+    pthread_mutex_lock(&h->lock);
+    mh_module *mod = atomic_load_explicit(&rec->module, memory_order_acquire);
+    if (mod) {
+        pthread_mutex_unlock(&h->lock);
+        *out = mod;
+        return MH_CLAIM_READY;
+    }
+    mod = pending_find(reg, name);
+    if (!mod || atomic_load(&mod->state) == MH_STATE_FAILED) {
+        /* A FAILED entry still in the list only waits for its waiters to
+         * leave; a new import starts afresh beside it. */
+        mod = mh_mem_calloc(h, 1, sizeof *mod);
+        if (!mod) {
+            pthread_mutex_unlock(&h->lock);
+            *code = mh_err(h, err, MH_ENOMEM,
+                           "out of memory importing module '%s'", name);
+            return MH_CLAIM_ERROR;
+        }
+        mod->host = h;
+        mod->name = name;
+        atomic_init(&mod->state, MH_STATE_INITIALIZING);
+        pthread_cond_init(&mod->cond, NULL);
+        mod->owner = &tls;
+        mod->importer = tls.current;
+        mod->next_pending = reg->pending;
+        reg->pending = mod;
+        pthread_mutex_unlock(&h->lock);
+        *out = mod;
+        return MH_CLAIM_OWNED;
+    }
+
+    /* In flight.  By this thread: a circular import. */
+    mh_buf_init(&msg, h, 0);
+    if (mod->owner == &tls) {
+        pthread_mutex_unlock(&h->lock);
+        mh_buf_printf(&msg, "circular import of module '%s': ", name);
+        cycle_chain(&msg, mod);
+        return claim_error(h, code, err, MH_ECYCLE, &msg);
+    }
+    /* By another thread: wait, unless that would never end. */
+    mh_buf_printf(&msg, "import of module '%s' would deadlock: ", name);
+    if (would_deadlock(h, mod, &msg)) {
+        pthread_mutex_unlock(&h->lock);
+        return claim_error(h, code, err, MH_EDEADLOCK, &msg);
+    }
+    mh_buf_free(&msg);
+    mod->waiters++;
+    atomic_store_explicit(&tls.blocked_on, mod, memory_order_relaxed);
+    while (atomic_load(&mod->state) == MH_STATE_INITIALIZING)
+        pthread_cond_wait(&mod->cond, &h->lock);
+    atomic_store_explicit(&tls.blocked_on, NULL, memory_order_relaxed);
+    mod->waiters--;
+    if (atomic_load(&mod->state) == MH_STATE_READY) {
+        pthread_mutex_unlock(&h->lock);
+        *out = mod;
+        return MH_CLAIM_READY;
+    }
+    mh_error *copy = mh_err_dup(h, mod->failure);
+    bool last = mod->waiters == 0;
+    if (last)
+        pending_remove(reg, mod);
+    pthread_mutex_unlock(&h->lock);
+    if (last)
+        entry_free(h, mod);
+    *code = mh_err_give(copy, err);
+    return MH_CLAIM_ERROR;
+}
+
+void mh_reg_publish(mh_host *h, mh_module *mod)
+{
+    mh_registry *reg = &h->registry;
+    pthread_mutex_lock(&h->lock);
+    pending_remove(reg, mod);
+    mod->owner = NULL;
+    mod->older = reg->newest;
+    reg->newest = mod;
+    reg->count++;
+    atomic_store_explicit(&mod->state, MH_STATE_READY, memory_order_release);
+    atomic_store_explicit(&mh_int_record(mod->name)->module, mod,
+                          memory_order_release);
+    pthread_cond_broadcast(&mod->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+mh_status mh_reg_abandon(mh_host *h, mh_module *mod, mh_error *e,
+                         mh_error **err)
+{
+    mh_registry *reg = &h->registry;
+    pthread_mutex_lock(&h->lock);
+    mod->owner = NULL;
+    atomic_store(&mod->state, MH_STATE_FAILED);
+    bool alone = mod->waiters == 0;
+    if (alone)
+        pending_remove(reg, mod);
+    else
+        mod->failure = mh_err_dup(h, e);
+    pthread_cond_broadcast(&mod->cond);
+    pthread_mutex_unlock(&h->lock);
+    if (alone)
+        entry_free(h, mod);
+    return mh_err_give(e, err);
+}
+
+void mh_reg_enter(mh_module *mod)
+{
+    tls.current = mod;
+}
+
+void mh_reg_leave(mh_module *mod)
+{
+    tls.current = mod->importer;
+}
+
+void mh_reg_free(mh_host *h)
+{
+    mh_registry *reg = &h->registry;
+    while (reg->newest) {
+        mh_module *mod = reg->newest;
+        reg->newest = mod->older;
+        mh_ld_unload(h, mod, true);
+        entry_free(h, mod);
+    }
+    reg->count = 0;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+mh_module *mh_host_module(mh_host *host, const char *name)
+{
+    if (!host || !name)
+        return NULL;
+    return mh_reg_lookup(host, name, strlen(name));
+}
+
+size_t mh_host_module_count(mh_host *host)
+{
+    if (!host)
+        return 0;
+    pthread_mutex_lock(&host->lock);
+    size_t n = host->registry.count;
+    pthread_mutex_unlock(&host->lock);
+    return n;
+}

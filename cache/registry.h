@@ -1,0 +1,108 @@
+/*
+ * cache/registry.h -- the module registry (mh_reg_*): Python's sys.modules.
+ *
+ * Each module name has at most one entry.  An entry is a small state
+ * machine:
+ *
+ *     (absent) --claim--> INITIALIZING --publish--> READY
+ *                              |
+ *                              +------abandon--> FAILED (slot emptied)
+ *
+ * The thread that claims an entry owns it and runs find, load and init
+ * with no lock held; other threads that import the same name wait on the
+ * entry's condition variable and receive the owner's result.
+ *
+ * Entries in flight live on a short list under host->lock.  Only a READY
+ * entry is stored in its interned name's `module` slot, and READY entries
+ * live until the host is freed, so the lock-free fast path can never see
+ * an entry that is about to be freed.
+ */
+#ifndef MH_CACHE_REGISTRY_H
+#define MH_CACHE_REGISTRY_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "modhost.h"
+
+struct mh_host;
+struct mh_tstate;
+
+typedef enum mh_mod_state {
+    MH_STATE_INITIALIZING = 1,
+    MH_STATE_READY = 2,
+    MH_STATE_FAILED = 3
+} mh_mod_state;
+
+struct mh_module {
+    struct mh_host *host;
+    const char *name;               /* interned */
+    const char *origin;             /* interned */
+    const char *finder;             /* static finder name */
+    mh_module_kind kind;
+    _Atomic int state;              /* mh_mod_state */
+
+    /* Bookkeeping under host->lock. */
+    pthread_cond_t cond;            /* READY or FAILED reached */
+    struct mh_tstate *owner;        /* thread running find/load/init */
+    unsigned waiters;               /* threads blocked on cond */
+    mh_error *failure;              /* owner's error, for waiters */
+    struct mh_module *older;        /* READY modules, newest first */
+    struct mh_module *next_pending; /* in-flight list */
+    struct mh_module *importer;     /* module this thread was importing
+                                       when it claimed this one */
+
+    /* Loader state. */
+    void *dl;                       /* dlopen handle */
+    const mh_plugin_desc *desc;     /* NULL for plain and namespace */
+    size_t nexports;
+    void *userdata;                 /* the plugin's, via set_userdata */
+    char *init_message;             /* set_error text during init */
+    bool in_init;                   /* set_error is allowed */
+};
+
+typedef struct mh_registry {
+    struct mh_module *newest;       /* READY modules, newest first */
+    size_t count;                   /* READY modules */
+    struct mh_module *pending;      /* INITIALIZING or FAILED-with-waiters */
+} mh_registry;
+
+void mh_reg_init(mh_registry *r);
+
+/* Fast path: the READY module of that name, or NULL.  One hash lookup, no
+ * lock, no allocation. */
+mh_module *mh_reg_lookup(struct mh_host *h, const char *name, size_t len);
+
+/* Outcome of mh_reg_claim. */
+typedef enum mh_claim {
+    MH_CLAIM_OWNED,   /* *mod is new, INITIALIZING, owned by this thread */
+    MH_CLAIM_READY,   /* *mod is loaded; nothing to do */
+    MH_CLAIM_ERROR    /* error in *err: cycle, deadlock, waited-for failure */
+} mh_claim;
+
+/* Take the entry of interned `name`, waiting for another thread that owns
+ * it.  Never runs plugin code. */
+mh_claim mh_reg_claim(struct mh_host *h, const char *name, mh_module **mod,
+                      mh_status *code, mh_error **err);
+
+/* The owner finished: READY, visible to everyone, fini order recorded. */
+void mh_reg_publish(struct mh_host *h, mh_module *mod);
+
+/* The owner failed with error e (ownership of e is taken): the slot is
+ * emptied so a later import starts over, waiters get copies of e, and the
+ * entry is freed by whoever leaves it last.  Returns e's code; e goes to
+ * *err (or is freed). */
+mh_status mh_reg_abandon(struct mh_host *h, mh_module *mod, mh_error *e,
+                         mh_error **err);
+
+/* Mark `mod` as the module this thread is importing now / done with it
+ * (the chain shown in a circular-import error). */
+void mh_reg_enter(mh_module *mod);
+void mh_reg_leave(mh_module *mod);
+
+/* Unload everything: fini in reverse order of initialisation. */
+void mh_reg_free(struct mh_host *h);
+
+#endif /* MH_CACHE_REGISTRY_H */

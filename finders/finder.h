@@ -1,0 +1,82 @@
+/*
+ * finders/finder.h -- the finder interface (Python's path entry finders).
+ *
+ * A finder class handles one kind of search path entry (a directory, and
+ * later a database or a URL).  The path hooks (finders/hooks.c) pick the
+ * class that claims an entry; the host opens one instance per entry, once,
+ * and keeps it (sys.path_importer_cache).
+ *
+ * A find answers one of three ways:
+ *   MH_OK + kind NATIVE/PLAIN   the module is here: `file` to load;
+ *   MH_OK + kind NAMESPACE      only a directory of that name is here: a
+ *                               portion of a namespace package, keep looking;
+ *   MH_ENOTFOUND                not here; a one-line reason is appended to
+ *                               `why` (the host lists them all, as Lua does).
+ * Any other status is an error for this module in this entry.
+ *
+ * Every finder that exposes a tree of files uses the same resolution rule,
+ * mh_name_relpath(): module a.b.c is a/b/c.so.
+ */
+#ifndef MH_FINDERS_FINDER_H
+#define MH_FINDERS_FINDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "modhost.h"
+
+struct mh_host;
+struct mh_buf;
+
+typedef struct mh_found {
+    mh_module_kind kind;
+    const char *origin;   /* interned: what users see (path or URI) */
+    const char *file;     /* interned: what the loader opens, or NULL */
+    /* Set by the host, not the finder: */
+    const char *finder;   /* class name */
+    size_t entry;         /* search path index */
+} mh_found;
+
+/* Walk the search path for `name` (interned), as import does.  MH_OK with
+ * *found (a module, or a namespace package when only directories were
+ * found), MH_ENOTFOUND listing every entry tried and why it missed, or the
+ * error of the entry that failed. (host/find.c) */
+struct mh_host;
+mh_status mh_find_spec(struct mh_host *h, const char *name, mh_found *found,
+                       mh_error **err);
+
+/* Called by list for each module in an entry. */
+typedef int (*mh_finder_list_fn)(void *ud, const char *name, /* interned */
+                                 const mh_found *found);
+
+typedef struct mh_finder_class {
+    const char *name;                      /* "fs" */
+    /* Does this class handle the entry? (no I/O beyond a cheap check) */
+    bool (*claims)(struct mh_host *h, const char *entry);
+    mh_status (*open)(struct mh_host *h, const char *entry, void **state,
+                      mh_error **err);
+    mh_status (*find)(void *state, const char *name, mh_found *found,
+                      struct mh_buf *why, mh_error **err);
+    /* Report every module; stop when fn returns non-zero. */
+    mh_status (*list)(void *state, mh_finder_list_fn fn, void *ud,
+                      mh_error **err);
+    void (*invalidate)(void *state);
+    void (*close)(void *state);
+} mh_finder_class;
+
+/* The path hooks, in order: the first class that claims an entry gets it. */
+const mh_finder_class *mh_hooks_claim(struct mh_host *h, const char *entry);
+
+/* The built-in finder classes. */
+extern const mh_finder_class mh_fsf_class;
+
+/* Shared resolution rule: "a.b.c" -> "a/b/c" + suffix, into buf of size
+ * `size`.  Returns the length, or 0 if it does not fit.  The name must
+ * have passed mh_name_check (no '/', no "..": it cannot escape). */
+size_t mh_name_relpath(const char *name, const char *suffix, char *buf,
+                       size_t size);
+
+/* Module file suffix for native code. */
+#define MH_NATIVE_SUFFIX ".so"
+
+#endif /* MH_FINDERS_FINDER_H */

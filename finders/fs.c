@@ -1,0 +1,457 @@
+/*
+ * finders/fs.c -- the filesystem finder (mh_fsf_*): modules in directories.
+ *
+ * Module a.b.c is <entry>/a/b/c.so; a directory <entry>/a/b alone is a
+ * portion of the namespace package a.b.
+ *
+ * Directory listing cache
+ * -----------------------
+ * Probing each candidate with stat() or open() costs a system call per
+ * entry per import, and most of them fail.  Instead each directory that
+ * is looked into is read once and its listing kept (names of *.so files
+ * and of subdirectories, sorted), keyed by the interned directory path.
+ * A find costs one stat() of the directory that would hold the module;
+ * the listing is read again only when that directory's (dev, inode,
+ * nanosecond mtime) changed, as CPython's FileFinder does.
+ *
+ * Timestamps have a granularity: a file added in the same tick as the
+ * listing was read would leave the mtime unchanged.  A listing whose
+ * directory changed less than MH_FSF_UNSURE_NS before it was read is
+ * therefore marked unsure and read again on next use, until it is old
+ * enough to trust.  mh_invalidate_caches() drops every listing.
+ */
+#include "host/internal.h"
+#include "finders/finder.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MH_FSF_UNSURE_NS 2000000000LL  /* 2 s: covers FAT's granularity */
+#define MH_FSF_MAX_ENTRIES 1000000u    /* per directory */
+#define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
+
+enum { T_FILE = 'f', T_DIR = 'd' };
+
+typedef struct fsf_ent {
+    const char *name;   /* into the listing's names block */
+    char type;          /* T_FILE (a *.so) or T_DIR */
+} fsf_ent;
+
+typedef struct fsf_listing {
+    const char *dir;    /* interned absolute path */
+    struct fsf_listing *next;
+    struct timespec mtime;
+    dev_t dev;
+    ino_t ino;
+    bool unsure;
+    size_t n, cap;
+    fsf_ent *ents;
+    char *names;
+    size_t names_len, names_cap;
+} fsf_listing;
+
+typedef struct fsf_state {
+    mh_host *host;
+    const char *root;   /* interned, no trailing slash */
+    pthread_mutex_t lock;
+    fsf_listing **buckets;
+    size_t nbuckets, count;
+} fsf_state;
+
+static bool ident(const char *s, size_t n)
+{
+    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') ||
+                    (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+static void listing_clear(mh_host *h, fsf_listing *l)
+{
+    mh_mem_free(h, l->ents, l->cap * sizeof *l->ents);
+    mh_mem_free(h, l->names, l->names_cap);
+    l->ents = NULL;
+    l->names = NULL;
+    l->n = l->cap = l->names_len = l->names_cap = 0;
+}
+
+static int ent_cmp(const void *a, const void *b)
+{
+    return strcmp(((const fsf_ent *)a)->name, ((const fsf_ent *)b)->name);
+}
+
+/* Append a name to the listing; names are stored as offsets first (the
+ * block may move while it grows) and turned into pointers at the end. */
+static int listing_add(mh_host *h, fsf_listing *l, const char *name,
+                       size_t len, char type)
+{
+    if (l->n == MH_FSF_MAX_ENTRIES)
+        return 0; /* silently capped; documented limit */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        fsf_ent *v = mh_mem_realloc(h, l->ents, l->cap * sizeof *v,
+                                    cap * sizeof *v);
+        if (!v)
+            return -1;
+        l->ents = v;
+        l->cap = cap;
+    }
+    if (l->names_len + len + 1 > l->names_cap) {
+        size_t cap = l->names_cap ? l->names_cap * 2 : 256;
+        while (cap < l->names_len + len + 1)
+            cap *= 2;
+        char *p = mh_mem_realloc(h, l->names, l->names_cap, cap);
+        if (!p)
+            return -1;
+        l->names = p;
+        l->names_cap = cap;
+    }
+    memcpy(l->names + l->names_len, name, len);
+    l->names[l->names_len + len] = '\0';
+    l->ents[l->n].name = (const char *)(uintptr_t)l->names_len;
+    l->ents[l->n].type = type;
+    l->n++;
+    l->names_len += len + 1;
+    return 0;
+}
+
+/* Read the directory into l.  0, or -1 with errno. */
+static int listing_read(mh_host *h, fsf_listing *l)
+{
+    listing_clear(h, l);
+    DIR *d = opendir(l->dir);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    int rc = 0;
+    errno = 0;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        size_t len = strlen(nm);
+        unsigned char dt = de->d_type;
+        if (dt == DT_LNK || dt == DT_UNKNOWN) {
+            struct stat st;
+            if (fstatat(dirfd(d), nm, &st, 0) != 0)
+                continue; /* dangling link: not a module */
+            dt = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG
+                                                                   : DT_UNKNOWN;
+        }
+        char type = 0;
+        if (dt == DT_DIR && ident(nm, len))
+            type = T_DIR;
+        else if (dt == DT_REG && len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
+                 ident(nm, len - 3))
+            type = T_FILE;
+        if (type && listing_add(h, l, nm, len, type) != 0) {
+            rc = -1;
+            errno = ENOMEM;
+            break;
+        }
+    }
+    int saved = errno;
+    closedir(d);
+    if (rc != 0 || saved != 0) {
+        listing_clear(h, l);
+        errno = saved ? saved : ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < l->n; i++)
+        l->ents[i].name = l->names + (uintptr_t)l->ents[i].name;
+    if (l->n)
+        qsort(l->ents, l->n, sizeof *l->ents, ent_cmp);
+    return 0;
+}
+
+static const fsf_ent *listing_get(const fsf_listing *l, const char *name)
+{
+    fsf_ent key = {name, 0};
+    if (!l->n)
+        return NULL;
+    return bsearch(&key, l->ents, l->n, sizeof *l->ents, ent_cmp);
+}
+
+static size_t bucket_of(const fsf_state *s, const char *dir)
+{
+    uintptr_t p = (uintptr_t)dir;
+    return (size_t)((p >> 3) * 0x9e3779b97f4a7c15ull >> 20) &
+           (s->nbuckets - 1);
+}
+
+static int buckets_grow(fsf_state *s)
+{
+    size_t nb = s->nbuckets ? s->nbuckets * 2 : 64;
+    fsf_listing **v = mh_mem_calloc(s->host, nb, sizeof *v);
+    if (!v)
+        return -1;
+    fsf_listing **old = s->buckets;
+    size_t onb = s->nbuckets;
+    s->buckets = v;
+    s->nbuckets = nb;
+    for (size_t i = 0; i < onb; i++)
+        for (fsf_listing *l = old[i], *next; l; l = next) {
+            next = l->next;
+            size_t b = bucket_of(s, l->dir);
+            l->next = v[b];
+            v[b] = l;
+        }
+    mh_mem_free(s->host, old, onb * sizeof *old);
+    return 0;
+}
+
+/* The current listing of interned directory `dir` (lock held).  NULL with
+ * errno when the directory cannot be read; ENOTDIR when it is no directory. */
+static fsf_listing *get_listing(fsf_state *s, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return NULL;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return NULL;
+    }
+    fsf_listing *l = NULL;
+    if (s->nbuckets)
+        for (l = s->buckets[bucket_of(s, dir)]; l && l->dir != dir;)
+            l = l->next;
+    if (l && !l->unsure && l->ino == st.st_ino && l->dev == st.st_dev &&
+        l->mtime.tv_sec == st.st_mtim.tv_sec &&
+        l->mtime.tv_nsec == st.st_mtim.tv_nsec)
+        return l;
+    if (!l) {
+        if ((s->count + 1) * 2 > s->nbuckets * 3 && buckets_grow(s) != 0) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        l = mh_mem_calloc(s->host, 1, sizeof *l);
+        if (!l) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        l->dir = dir;
+        size_t b = bucket_of(s, dir);
+        l->next = s->buckets[b];
+        s->buckets[b] = l;
+        s->count++;
+    }
+    MH_TRACE(s->host, "fs: reading directory %s", dir);
+    if (listing_read(s->host, l) != 0) {
+        l->unsure = true;
+        return NULL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long age = (long long)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000LL +
+                    (now.tv_nsec - st.st_mtim.tv_nsec);
+    l->unsure = age < MH_FSF_UNSURE_NS;
+    l->mtime = st.st_mtim;
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    return l;
+}
+
+/* ---- the finder class --------------------------------------------------- */
+
+static bool fsf_claims(mh_host *h, const char *entry)
+{
+    MH_UNUSED(h);
+    return entry[0] == '/';
+}
+
+static mh_status fsf_open(mh_host *h, const char *entry, void **state,
+                          mh_error **err)
+{
+    size_t len = strlen(entry);
+    while (len > 1 && entry[len - 1] == '/')
+        len--;
+    fsf_state *s = mh_mem_calloc(h, 1, sizeof *s);
+    const char *root = mh_int_str(h, entry, len);
+    if (!s || !root) {
+        mh_mem_free(h, s, sizeof *s);
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", entry);
+    }
+    s->host = h;
+    s->root = root;
+    pthread_mutex_init(&s->lock, NULL);
+    *state = s;
+    return MH_OK;
+}
+
+static void fsf_invalidate(void *state)
+{
+    fsf_state *s = state;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (fsf_listing *l = s->buckets[i], *next; l; l = next) {
+            next = l->next;
+            listing_clear(s->host, l);
+            mh_mem_free(s->host, l, sizeof *l);
+        }
+    mh_mem_free(s->host, s->buckets, s->nbuckets * sizeof *s->buckets);
+    s->buckets = NULL;
+    s->nbuckets = s->count = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void fsf_close(void *state)
+{
+    fsf_state *s = state;
+    fsf_invalidate(s);
+    pthread_mutex_destroy(&s->lock);
+    mh_mem_free(s->host, s, sizeof *s);
+}
+
+/* root + "/" + rel (rel may be ""), interned. */
+static const char *join(fsf_state *s, const char *rel, size_t rlen)
+{
+    char buf[PATH_MAX];
+    int n = rlen ? snprintf(buf, sizeof buf, "%s%s%.*s", s->root,
+                            strcmp(s->root, "/") ? "/" : "", (int)rlen, rel)
+                 : snprintf(buf, sizeof buf, "%s", s->root);
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return NULL;
+    return mh_int_str(s->host, buf, (size_t)n);
+}
+
+static mh_status fsf_find(void *state, const char *name, mh_found *found,
+                          mh_buf *why, mh_error **err)
+{
+    fsf_state *s = state;
+    mh_host *h = s->host;
+    char rel[MH_NAME_MAX + 8], leaf[MH_NAME_MAX + 8];
+    size_t rlen = mh_name_relpath(name, "", rel, sizeof rel);
+    const char *slash = strrchr(rel, '/');
+    size_t dlen = slash ? (size_t)(slash - rel) : 0;
+    snprintf(leaf, sizeof leaf, "%s", slash ? slash + 1 : rel);
+
+    const char *dir = join(s, rel, dlen);
+    if (!dir || !rlen)
+        return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s' in %s",
+                      name, s->root);
+    pthread_mutex_lock(&s->lock);
+    fsf_listing *l = get_listing(s, dir);
+    if (!l) {
+        int e = errno;
+        pthread_mutex_unlock(&s->lock);
+        if (e == ENOMEM)
+            return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", dir);
+        if (dlen == 0)
+            mh_buf_printf(why, "%s", e == ENOENT ? "directory does not exist"
+                                   : e == ENOTDIR ? "not a directory"
+                                                  : strerror(e));
+        else
+            mh_buf_printf(why, "no directory %.*s/ (%s)", (int)dlen, rel,
+                          strerror(e));
+        return MH_ENOTFOUND;
+    }
+    char file[sizeof leaf + 4];
+    snprintf(file, sizeof file, "%s.so", leaf);
+    const fsf_ent *f = listing_get(l, file);
+    const fsf_ent *d = f ? NULL : listing_get(l, leaf);
+    pthread_mutex_unlock(&s->lock);
+
+    if (f && f->type == T_FILE) {
+        char rel_so[MH_NAME_MAX + 8];
+        size_t n = mh_name_relpath(name, MH_NATIVE_SUFFIX, rel_so,
+                                   sizeof rel_so);
+        const char *path = n ? join(s, rel_so, n) : NULL;
+        if (!path)
+            return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
+                          name);
+        found->kind = MH_KIND_NATIVE;
+        found->origin = found->file = path;
+        return MH_OK;
+    }
+    if (d && d->type == T_DIR) {
+        const char *path = join(s, rel, rlen);
+        if (!path)
+            return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
+                          name);
+        found->kind = MH_KIND_NAMESPACE;
+        found->origin = path;
+        found->file = NULL;
+        return MH_OK;
+    }
+    mh_buf_printf(why, "no %s.so", rel);
+    return MH_ENOTFOUND;
+}
+
+/* Depth-first walk of dir (relative `rel`, module prefix `prefix`). */
+static mh_status walk(fsf_state *s, char *rel, size_t rlen, char *prefix,
+                      size_t plen, int depth, mh_finder_list_fn fn, void *ud,
+                      int *stop)
+{
+    const char *dir = join(s, rel, rlen);
+    if (!dir)
+        return MH_ENOMEM;
+    fsf_listing *l = get_listing(s, dir);
+    if (!l)
+        return errno == ENOMEM ? MH_ENOMEM : MH_OK;
+    /* Recursion only visits longer paths, so it never re-reads (moves) this
+     * listing; l stays valid across it. */
+    for (size_t i = 0; i < l->n && !*stop; i++) {
+        char nm[NAME_MAX + 1];
+        char type = l->ents[i].type;
+        snprintf(nm, sizeof nm, "%s", l->ents[i].name);
+        size_t nlen = strlen(nm) - (type == T_FILE ? 3 : 0);
+        if (plen + 1 + nlen > MH_NAME_MAX || rlen + 1 + strlen(nm) >= PATH_MAX)
+            continue;
+        size_t np = plen, nr = rlen;
+        if (plen) prefix[np++] = '.';
+        memcpy(prefix + np, nm, nlen);
+        prefix[np + nlen] = '\0';
+        if (rlen) rel[nr++] = '/';
+        memcpy(rel + nr, nm, strlen(nm) + 1);
+        if (type == T_FILE) {
+            const char *path = join(s, rel, nr + strlen(nm));
+            const char *mname = mh_int_str(s->host, prefix, np + nlen);
+            if (!path || !mname)
+                return MH_ENOMEM;
+            mh_found f = {MH_KIND_NATIVE, path, path, NULL, 0};
+            *stop = fn(ud, mname, &f);
+        } else if (depth < MH_FSF_MAX_DEPTH) {
+            mh_status rc = walk(s, rel, nr + nlen, prefix, np + nlen,
+                                depth + 1, fn, ud, stop);
+            if (rc != MH_OK)
+                return rc;
+        }
+        rel[rlen] = '\0';
+        prefix[plen] = '\0';
+    }
+    return MH_OK;
+}
+
+static mh_status fsf_list(void *state, mh_finder_list_fn fn, void *ud,
+                          mh_error **err)
+{
+    fsf_state *s = state;
+    char rel[PATH_MAX] = "", prefix[MH_NAME_MAX + 2] = "";
+    int stop = 0;
+    pthread_mutex_lock(&s->lock);
+    mh_status rc = walk(s, rel, 0, prefix, 0, 0, fn, ud, &stop);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != MH_OK)
+        return mh_err(s->host, err, rc, "listing %s: %s", s->root,
+                      mh_strerror(rc));
+    return MH_OK;
+}
+
+const mh_finder_class mh_fsf_class = {
+    .name = "fs",
+    .claims = fsf_claims,
+    .open = fsf_open,
+    .find = fsf_find,
+    .list = fsf_list,
+    .invalidate = fsf_invalidate,
+    .close = fsf_close,
+};

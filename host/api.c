@@ -1,0 +1,112 @@
+/*
+ * host/api.c -- the host API table handed to plugins (mh_host_api).
+ *
+ * Plugins never link against libmodhost; every service they use is one of
+ * these functions.  The mh_plugin handle a plugin holds is its registry
+ * entry.  The table only grows at its end (see modhost/plugin.h).
+ */
+#include "host/internal.h"
+#include "loaders/loader.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static mh_module *self_of(mh_plugin *self)
+{
+    return (mh_module *)self;
+}
+
+static void api_log(mh_plugin *self, int level, const char *fmt, ...)
+{
+    mh_module *m = self_of(self);
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (level < MH_LOG_ERROR || level > MH_LOG_TRACE)
+        level = MH_LOG_INFO;
+    if (level == MH_LOG_TRACE && !m->host->verbose)
+        return;
+    mh_log(m->host, (mh_log_level)level, "%s: %s", m->name, msg);
+}
+
+static void api_set_error(mh_plugin *self, const char *fmt, ...)
+{
+    mh_module *m = self_of(self);
+    if (!m->in_init)
+        return;
+    mh_buf b;
+    mh_buf_init(&b, m->host, 4096);
+    va_list ap;
+    va_start(ap, fmt);
+    mh_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    mh_mem_strfree(m->host, m->init_message);
+    m->init_message = b.failed ? NULL : mh_mem_strdup(m->host, mh_buf_str(&b));
+    mh_buf_free(&b);
+}
+
+static void *api_alloc(mh_plugin *self, size_t size)
+{
+    return mh_mem_alloc(self_of(self)->host, size);
+}
+
+static void api_free(mh_plugin *self, void *ptr, size_t size)
+{
+    mh_mem_free(self_of(self)->host, ptr, size);
+}
+
+static const char *api_intern(mh_plugin *self, const char *str)
+{
+    return str ? mh_int_cstr(self_of(self)->host, str) : NULL;
+}
+
+static void *api_import_symbol(mh_plugin *self, const char *module,
+                               const char *symbol)
+{
+    mh_module *m = self_of(self), *dep = NULL;
+    mh_error *err = NULL;
+    void *addr = NULL;
+    if (mh_import(m->host, module, &dep, &err) == MH_OK)
+        mh_module_symbol_ex(dep, symbol, &addr, &err);
+    if (err) {
+        mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, mh_error_message(err));
+        if (m->in_init)
+            api_set_error(self, "%s", mh_error_message(err));
+        mh_error_free(err);
+    }
+    return addr;
+}
+
+static void api_set_userdata(mh_plugin *self, void *data)
+{
+    self_of(self)->userdata = data;
+}
+
+static void *api_get_userdata(mh_plugin *self)
+{
+    return self_of(self)->userdata;
+}
+
+static const char *api_name(mh_plugin *self)
+{
+    return self_of(self)->name;
+}
+
+void mh_api_fill(mh_host_api *api)
+{
+    memset(api, 0, sizeof *api);
+    api->abi_version = MH_PLUGIN_ABI_VERSION;
+    api->size = (uint32_t)sizeof *api;
+    api->host_version = MH_VERSION_STRING;
+    api->log = api_log;
+    api->set_error = api_set_error;
+    api->alloc = api_alloc;
+    api->free = api_free;
+    api->intern = api_intern;
+    api->import_symbol = api_import_symbol;
+    api->set_userdata = api_set_userdata;
+    api->get_userdata = api_get_userdata;
+    api->name = api_name;
+}

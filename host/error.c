@@ -1,0 +1,164 @@
+/*
+ * host/error.c -- status codes and error objects.
+ *
+ * An error is one allocation holding the code and the message; it remembers
+ * the allocator it came from so mh_error_free() needs no host.  When even
+ * the error cannot be allocated, callers get a static out-of-memory error
+ * (musl's dlerror fallback), which mh_error_free() recognises and ignores.
+ */
+#include "host/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct mh_error {
+    mh_alloc_fn alloc;   /* NULL: static, never freed */
+    void *alloc_ud;
+    size_t size;         /* bytes allocated, for the allocator */
+    mh_status code;
+    const char *message;
+    char text[];         /* message storage when allocated */
+};
+
+static const mh_error oom_error = {
+    NULL, NULL, 0, MH_ENOMEM,
+    "out of memory (and no memory left to describe the error)"
+};
+
+static const struct {
+    const char *name;
+    const char *text;
+} status_table[] = {
+    [MH_OK] = {"MH_OK", "success"},
+    [MH_ENOMEM] = {"MH_ENOMEM", "out of memory"},
+    [MH_EINVAL] = {"MH_EINVAL", "invalid argument"},
+    [MH_EBADNAME] = {"MH_EBADNAME", "invalid module name"},
+    [MH_ENOTFOUND] = {"MH_ENOTFOUND", "module not found"},
+    [MH_EABI] = {"MH_EABI", "plugin ABI version mismatch"},
+    [MH_ENODESC] = {"MH_ENODESC", "shared object has no modhost descriptor"},
+    [MH_EINIT] = {"MH_EINIT", "module initialisation failed"},
+    [MH_ELOAD] = {"MH_ELOAD", "module could not be loaded"},
+    [MH_ECYCLE] = {"MH_ECYCLE", "circular import"},
+    [MH_EIO] = {"MH_EIO", "input/output error"},
+    [MH_ENOSYM] = {"MH_ENOSYM", "no such export"},
+    [MH_EPATH] = {"MH_EPATH", "unusable search path entry"},
+    [MH_EFORMAT] = {"MH_EFORMAT", "bad or foreign data format"},
+    [MH_EDEADLOCK] = {"MH_EDEADLOCK", "import would deadlock"},
+    [MH_EVERSION] = {"MH_EVERSION", "header and library versions differ"},
+};
+
+const char *mh_strerror(int code)
+{
+    if (code < 0 || (size_t)code >= MH_ARRAY_LEN(status_table) ||
+        !status_table[code].text)
+        return "unknown status";
+    return status_table[code].text;
+}
+
+const char *mh_status_name(int code)
+{
+    if (code < 0 || (size_t)code >= MH_ARRAY_LEN(status_table) ||
+        !status_table[code].name)
+        return "MH_E?";
+    return status_table[code].name;
+}
+
+static mh_error *err_new(mh_host *h, mh_status code, const char *msg,
+                         size_t len)
+{
+    mh_alloc_fn alloc = h ? h->alloc : mh_mem_default_alloc;
+    void *ud = h ? h->alloc_ud : NULL;
+    size_t size = sizeof(mh_error) + len + 1;
+    mh_error *e = alloc(ud, NULL, 0, size);
+    if (!e)
+        return (mh_error *)&oom_error;
+    e->alloc = alloc;
+    e->alloc_ud = ud;
+    e->size = size;
+    e->code = code;
+    memcpy(e->text, msg, len);
+    e->text[len] = '\0';
+    e->message = e->text;
+    return e;
+}
+
+mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
+                  const char *fmt, va_list ap)
+{
+    if (!err)
+        return code;
+    char small[512];
+    va_list aq;
+    va_copy(aq, ap);
+    int n = vsnprintf(small, sizeof small, fmt, aq);
+    va_end(aq);
+    if (n < 0) {
+        *err = err_new(h, code, mh_strerror(code), strlen(mh_strerror(code)));
+        return code;
+    }
+    if ((size_t)n < sizeof small) {
+        *err = err_new(h, code, small, (size_t)n);
+        return code;
+    }
+    /* Long message (a not-found list over many entries): format in place. */
+    mh_alloc_fn alloc = h ? h->alloc : mh_mem_default_alloc;
+    void *ud = h ? h->alloc_ud : NULL;
+    size_t size = sizeof(mh_error) + (size_t)n + 1;
+    mh_error *e = alloc(ud, NULL, 0, size);
+    if (!e) {
+        *err = (mh_error *)&oom_error;
+        return code;
+    }
+    e->alloc = alloc;
+    e->alloc_ud = ud;
+    e->size = size;
+    e->code = code;
+    vsnprintf(e->text, (size_t)n + 1, fmt, ap);
+    e->message = e->text;
+    *err = e;
+    return code;
+}
+
+mh_status mh_err(mh_host *h, mh_error **err, mh_status code,
+                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mh_verr(h, err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+mh_error *mh_err_dup(mh_host *h, const mh_error *src)
+{
+    if (!src)
+        return (mh_error *)&oom_error;
+    return err_new(h, src->code, src->message, strlen(src->message));
+}
+
+mh_status mh_err_give(mh_error *e, mh_error **err)
+{
+    mh_status code = e ? e->code : MH_ENOMEM;
+    if (err)
+        *err = e;
+    else
+        mh_error_free(e);
+    return code;
+}
+
+mh_status mh_error_code(const mh_error *err)
+{
+    return err ? err->code : MH_EINVAL;
+}
+
+const char *mh_error_message(const mh_error *err)
+{
+    return err ? err->message : "";
+}
+
+void mh_error_free(mh_error *err)
+{
+    if (!err || !err->alloc)
+        return;
+    err->alloc(err->alloc_ud, err, err->size, 0);
+}

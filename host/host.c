@@ -1,0 +1,146 @@
+/*
+ * host/host.c -- creating and freeing a host; configuration, versions and
+ * the environment.
+ *
+ * The environment is read through mh_host_getenv only: secure_getenv, so a
+ * setuid or otherwise privileged process ignores it entirely, and in
+ * isolated mode (-E) every MODHOST_* variable is ignored too.
+ */
+#include "host/internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mh_version(void)
+{
+    return MH_VERSION_NUMBER;
+}
+
+const char *mh_version_string(void)
+{
+    return MH_VERSION_STRING;
+}
+
+mh_status mh_check_version_(int version, size_t config_size,
+                            size_t host_api_size, size_t plugin_desc_size,
+                            mh_error **err)
+{
+    if (version / 100 != MH_VERSION_NUMBER / 100)
+        return mh_err(NULL, err, MH_EVERSION,
+                      "compiled against modhost %d.%d headers, running with "
+                      "library %s", version / 10000, version / 100 % 100,
+                      MH_VERSION_STRING);
+    if (config_size != sizeof(mh_config) ||
+        host_api_size != sizeof(mh_host_api) ||
+        plugin_desc_size != sizeof(mh_plugin_desc))
+        return mh_err(NULL, err, MH_EVERSION,
+                      "modhost struct sizes differ between the headers "
+                      "(config %zu, host api %zu, descriptor %zu) and the "
+                      "library (%zu, %zu, %zu): mixed installations?",
+                      config_size, host_api_size, plugin_desc_size,
+                      sizeof(mh_config), sizeof(mh_host_api),
+                      sizeof(mh_plugin_desc));
+    return MH_OK;
+}
+
+void mh_config_init(mh_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+}
+
+const char *mh_host_getenv(const mh_host *h, const char *name)
+{
+    if ((h->flags & MH_CONFIG_ISOLATED) && strncmp(name, "MODHOST_", 8) == 0)
+        return NULL;
+    return secure_getenv(name);
+}
+
+static char *default_cache_dir(mh_host *h)
+{
+    char buf[PATH_MAX];
+    const char *xdg = mh_host_getenv(h, "XDG_CACHE_HOME");
+    const char *home = mh_host_getenv(h, "HOME");
+    int n;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(buf, sizeof buf, "%s/modhost", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(buf, sizeof buf, "%s/.cache/modhost", home);
+    else /* privileged process or no home: a per-user path under /tmp
+            would be predictable; use none that others could prepare */
+        n = snprintf(buf, sizeof buf, "/nonexistent/modhost-cache");
+    if (n < 0 || (size_t)n >= sizeof buf)
+        return mh_mem_strdup(h, "/nonexistent/modhost-cache");
+    return mh_mem_strndup(h, buf, (size_t)n);
+}
+
+mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
+{
+    mh_config defaults;
+    if (!out)
+        return mh_err(NULL, err, MH_EINVAL, "mh_host_new: out is NULL");
+    *out = NULL;
+    if (!cfg) {
+        mh_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (cfg->size < offsetof(mh_config, reserved))
+        return mh_err(NULL, err, MH_EVERSION,
+                      "mh_config.size is %zu; call mh_config_init() first",
+                      cfg->size);
+
+    mh_alloc_fn alloc = cfg->alloc ? cfg->alloc : mh_mem_default_alloc;
+    mh_host *h = alloc(cfg->alloc_ud, NULL, 0, sizeof *h);
+    if (!h)
+        return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
+    memset(h, 0, sizeof *h);
+    h->alloc = alloc;
+    h->alloc_ud = cfg->alloc_ud;
+    h->log = cfg->log ? cfg->log : mh_log_default;
+    h->log_ud = cfg->log ? cfg->log_ud : h;
+    h->flags = cfg->flags;
+    const char *v = mh_host_getenv(h, "MODHOST_VERBOSE");
+    h->verbose = (cfg->flags & MH_CONFIG_VERBOSE) ||
+                 (v && v[0] && strcmp(v, "0") != 0);
+    pthread_mutex_init(&h->lock, NULL);
+    mh_reg_init(&h->registry);
+    mh_api_fill(&h->api);
+
+    if (mh_int_init(h, &h->intern) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        alloc(cfg->alloc_ud, h, sizeof *h, 0);
+        return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
+    }
+    h->cache_dir = cfg->cache_dir ? mh_mem_strdup(h, cfg->cache_dir)
+                                  : default_cache_dir(h);
+    if (!h->cache_dir || mh_path_init(h, cfg) != 0) {
+        mh_host_free(h);
+        return mh_err(NULL, err, MH_ENOMEM,
+                      "out of memory building the search path");
+    }
+    MH_TRACE(h, "host created: modhost %s, plugin ABI %d, %zu path entries",
+             MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION, h->path.n);
+    *out = h;
+    return MH_OK;
+}
+
+void mh_host_free(mh_host *host)
+{
+    if (!host)
+        return;
+    mh_reg_free(host);          /* fini runs first: plugins may log */
+    mh_path_free(host);
+    mh_mem_strfree(host, host->cache_dir);
+    mh_int_free(host, &host->intern);
+    pthread_mutex_destroy(&host->lock);
+    host->alloc(host->alloc_ud, host, sizeof *host, 0);
+}
+
+const char *mh_host_cache_dir(mh_host *host)
+{
+    return host ? host->cache_dir : NULL;
+}

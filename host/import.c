@@ -1,0 +1,174 @@
+/*
+ * host/import.c -- the import protocol, and what a loaded module offers.
+ *
+ *   1. Fast path: the name is already interned and its module READY: one
+ *      lock-free hash lookup, no allocation, no system call.
+ *   2. Check the name against the grammar (MH_EBADNAME before any I/O) and
+ *      intern it.
+ *   3. Claim the registry entry (cache/registry.c): or wait for the thread
+ *      that owns it, or fail on a cycle.
+ *   4. Find: walk the search path (host/find.c).
+ *   5. Load and check the ABI, then init (loaders/): a failure at any step
+ *      undoes the earlier ones, and the entry is abandoned so that a later
+ *      import starts over.
+ *   6. Publish: READY, visible to the fast path, in the fini order.
+ */
+#include "host/internal.h"
+#include "finders/finder.h"
+#include "loaders/loader.h"
+
+#include <string.h>
+
+static mh_status import_slow(mh_host *h, const char *name, size_t len,
+                             unsigned flags, mh_module **out, mh_error **err)
+{
+    mh_status rc = mh_name_check(name, err);
+    if (rc != MH_OK)
+        return rc;
+    const char *iname = mh_int_str(h, name, len);
+    if (!iname)
+        return mh_err(h, err, MH_ENOMEM, "out of memory importing '%s'", name);
+
+    mh_module *mod;
+    switch (mh_reg_claim(h, iname, &mod, &rc, err)) {
+    case MH_CLAIM_READY:
+        *out = mod;
+        return MH_OK;
+    case MH_CLAIM_ERROR:
+        return rc;
+    case MH_CLAIM_OWNED:
+        break;
+    }
+
+    /* This thread owns the entry: find, load, init, with no lock held. */
+    mh_error *e = NULL;
+    mh_found f;
+    mh_reg_enter(mod);
+    MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
+    rc = mh_find_spec(h, iname, &f, &e);
+    if (rc == MH_OK) {
+        mod->origin = f.origin;
+        mod->finder = f.finder;
+        rc = mh_ld_load(h, mod, &f, flags, &e);
+    }
+    if (rc == MH_OK) {
+        rc = mh_ld_init(h, mod, &e);
+        if (rc != MH_OK)
+            mh_ld_unload(h, mod, false);
+    }
+    mh_reg_leave(mod);
+    if (rc != MH_OK) {
+        if (!e) /* every failing step reports; this is a safety net */
+            mh_err(h, &e, rc, "import of module '%s' failed: %s", iname,
+                   mh_strerror(rc));
+        MH_TRACE(h, "import '%s': failed: %s", iname, mh_error_message(e));
+        return mh_reg_abandon(h, mod, e, err);
+    }
+    mh_reg_publish(h, mod);
+    MH_TRACE(h, "import '%s': ready (%s, from %s)", iname,
+             mh_module_kind_name(mod->kind), mod->origin);
+    *out = mod;
+    return MH_OK;
+}
+
+mh_status mh_import_ex(mh_host *host, const char *name, unsigned flags,
+                       mh_module **out, mh_error **err)
+{
+    if (!out)
+        return mh_err(host, err, MH_EINVAL, "mh_import: out is NULL");
+    *out = NULL;
+    if (!host || !name)
+        return mh_err(host, err, MH_EINVAL, "mh_import: NULL argument");
+    if (flags & ~MH_IMPORT_PLAIN)
+        return mh_err(host, err, MH_EINVAL,
+                      "mh_import_ex: unknown flags 0x%x for '%s'",
+                      flags & ~MH_IMPORT_PLAIN, name);
+    size_t len = strlen(name);
+    mh_module *mod = mh_reg_lookup(host, name, len);
+    if (mod) {
+        *out = mod;
+        return MH_OK;
+    }
+    return import_slow(host, name, len, flags, out, err);
+}
+
+mh_status mh_import(mh_host *host, const char *name, mh_module **out,
+                    mh_error **err)
+{
+    return mh_import_ex(host, name, 0, out, err);
+}
+
+/* ---- modules ------------------------------------------------------------ */
+
+const char *mh_module_kind_name(mh_module_kind kind)
+{
+    switch (kind) {
+    case MH_KIND_NATIVE: return "native";
+    case MH_KIND_PLAIN: return "plain";
+    case MH_KIND_NAMESPACE: return "namespace";
+    }
+    return "unknown";
+}
+
+void *mh_module_symbol(mh_module *mod, const char *symbol)
+{
+    if (!mod || !symbol)
+        return NULL;
+    return mh_ld_symbol(mod, symbol);
+}
+
+mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol, void **out,
+                              mh_error **err)
+{
+    if (!out)
+        return mh_err(NULL, err, MH_EINVAL, "mh_module_symbol_ex: out is NULL");
+    *out = NULL;
+    if (!mod || !symbol)
+        return mh_err(NULL, err, MH_EINVAL,
+                      "mh_module_symbol_ex: NULL argument");
+    *out = mh_ld_symbol(mod, symbol);
+    if (*out)
+        return MH_OK;
+    return mh_err(mod->host, err, MH_ENOSYM,
+                  "module '%s' (%s) has no export '%s'%s", mod->name,
+                  mod->origin, symbol,
+                  mod->kind == MH_KIND_NAMESPACE
+                      ? ": it is a namespace package, with no code" : "");
+}
+
+const char *mh_module_name(const mh_module *mod)
+{
+    return mod ? mod->name : NULL;
+}
+
+const char *mh_module_origin(const mh_module *mod)
+{
+    return mod ? mod->origin : NULL;
+}
+
+const char *mh_module_finder(const mh_module *mod)
+{
+    return mod ? mod->finder : NULL;
+}
+
+mh_module_kind mh_module_kind_of(const mh_module *mod)
+{
+    return mod ? mod->kind : MH_KIND_NAMESPACE;
+}
+
+const char *mh_module_version(const mh_module *mod)
+{
+    return mod && mod->desc ? mod->desc->version : NULL;
+}
+
+size_t mh_module_export_count(const mh_module *mod)
+{
+    return mod ? mod->nexports : 0;
+}
+
+const char *mh_module_export_name(const mh_module *mod, size_t i)
+{
+    if (!mod || !mod->desc || i >= mod->nexports)
+        return NULL;
+    return mod->desc->exports[i].name;
+}

@@ -1,0 +1,122 @@
+/*
+ * host/internal.h -- private declarations shared by every layer of the
+ * library: the host structure, memory through the host's allocator, error
+ * objects, bounded string buffers and logging.
+ *
+ * Nothing here is visible to applications (everything is hidden by the
+ * default visibility); the public contract is include/modhost.h.
+ */
+#ifndef MH_INTERNAL_H
+#define MH_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modhost.h"
+#include "cache/intern.h"
+#include "cache/registry.h"
+#include "host/path.h"
+
+#define MH_UNUSED(x) ((void)(x))
+#define MH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+struct mh_host {
+    /* Services, fixed at creation. */
+    mh_alloc_fn alloc;
+    void *alloc_ud;
+    mh_log_fn log;
+    void *log_ud;
+    unsigned flags;        /* MH_CONFIG_* */
+    bool verbose;          /* -v or MODHOST_VERBOSE=1 */
+    char *cache_dir;       /* owned */
+
+    mh_itable intern;      /* every name the host keeps */
+    mh_registry registry;  /* loaded modules (sys.modules) */
+    mh_path path;          /* search path entries and their finders */
+
+    /* The import lock: guards module states, owners and waits.  Held only
+     * for short bookkeeping, never while plugin code runs. */
+    pthread_mutex_t lock;
+
+    mh_host_api api;       /* table handed to plugins' init and fini */
+};
+
+/* ---- memory (host/mem.c): all through host->alloc ------------------- */
+
+void *mh_mem_alloc(mh_host *h, size_t n);                 /* NULL on OOM */
+void *mh_mem_calloc(mh_host *h, size_t count, size_t size); /* checked */
+void *mh_mem_realloc(mh_host *h, void *p, size_t on, size_t nn);
+void mh_mem_free(mh_host *h, void *p, size_t n);
+char *mh_mem_strdup(mh_host *h, const char *s);           /* NULL on OOM */
+char *mh_mem_strndup(mh_host *h, const char *s, size_t n);
+void mh_mem_strfree(mh_host *h, char *s);                 /* strdup'd */
+bool mh_mul_overflows(size_t a, size_t b, size_t *out);
+
+/* The C library allocator in mh_alloc_fn form (the default hook). */
+void *mh_mem_default_alloc(void *ud, void *p, size_t on, size_t nn);
+
+/* ---- bounded string buffers (host/mem.c) ----------------------------- */
+
+/* A growable string with a maximum.  Errors (OOM, over the limit) are
+ * sticky: later appends do nothing and `failed` stays set, so callers
+ * check once at the end.  `data` is always NUL-terminated once any append
+ * succeeded. */
+typedef struct mh_buf {
+    mh_host *host;
+    char *data;
+    size_t len, cap, max;
+    bool failed;
+} mh_buf;
+
+#define MH_BUF_MAX_DEFAULT (64u * 1024u)
+void mh_buf_init(mh_buf *b, mh_host *h, size_t max);
+void mh_buf_add(mh_buf *b, const char *s, size_t n);
+void mh_buf_puts(mh_buf *b, const char *s);
+void mh_buf_printf(mh_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void mh_buf_vprintf(mh_buf *b, const char *fmt, va_list ap);
+const char *mh_buf_str(const mh_buf *b);   /* "" when empty */
+void mh_buf_free(mh_buf *b);
+
+/* ---- errors (host/error.c) ------------------------------------------- */
+
+/* Make *err a new error (if err is non-NULL) and return code.  The message
+ * is formatted only when somebody will read it.  h may be NULL (the C
+ * allocator is used then). */
+mh_status mh_err(mh_host *h, mh_error **err, mh_status code,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
+                  const char *fmt, va_list ap);
+/* A copy of src for another caller (never NULL: the static OOM error). */
+mh_error *mh_err_dup(mh_host *h, const mh_error *src);
+/* Hand a finished error to the caller's slot, or free it. */
+mh_status mh_err_give(mh_error *e, mh_error **err);
+
+/* ---- logging (host/log.c) -------------------------------------------- */
+
+void mh_log(mh_host *h, mh_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void mh_vlog(mh_host *h, mh_log_level level, const char *fmt, va_list ap);
+void mh_log_default(void *ud, mh_log_level level, const char *msg);
+
+/* Trace only when verbose; the arguments are not evaluated otherwise. */
+#define MH_TRACE(h, ...)                                                  \
+    do {                                                                  \
+        if ((h)->verbose) mh_log((h), MH_LOG_TRACE, __VA_ARGS__);         \
+    } while (0)
+
+/* ---- environment (host/host.c) --------------------------------------- */
+
+/* getenv that returns NULL in privileged processes (secure_getenv) and,
+ * for MODHOST_* variables, in isolated mode. */
+const char *mh_host_getenv(const mh_host *h, const char *name);
+
+/* ---- plugin API table (host/api.c) ----------------------------------- */
+
+void mh_api_fill(mh_host_api *api);
+
+#endif /* MH_INTERNAL_H */

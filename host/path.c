@@ -1,0 +1,338 @@
+/*
+ * host/path.c -- building and keeping the search path.
+ *
+ * Order, first to last:
+ *   1. config entries (mh_config.path, the CLI's -p);
+ *   2. the path variable (MODHOST_PATH, or the application's own name),
+ *      ';'-separated; its first ";;" stands for the default entries, as in
+ *      LUA_PATH.  When the variable is set without ";;" the defaults are
+ *      left out: the operator said exactly what to search;
+ *   3. otherwise the defaults: <libdir>/modhost/modules next to the
+ *      libmodhost.so actually loaded (so an installed tree can move), then
+ *      $XDG_DATA_HOME/modhost/modules.
+ * An entry must be an absolute path or a URI (scheme:...).  Relative,
+ * empty and "." entries would depend on the working directory, a classic
+ * way to load the wrong code, so they are refused with a warning.  Exact
+ * duplicates are dropped.
+ */
+#include "host/internal.h"
+#include "finders/finder.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const source_names[] = {
+    [MH_SOURCE_CONFIG] = "config",
+    [MH_SOURCE_ENV] = "environment",
+    [MH_SOURCE_DEFAULT] = "default",
+    [MH_SOURCE_API] = "api",
+};
+
+const char *mh_path_source_name(mh_path_source src)
+{
+    if ((unsigned)src >= MH_ARRAY_LEN(source_names))
+        return "unknown";
+    return source_names[src];
+}
+
+bool mh_path_acceptable(const char *t)
+{
+    if (t[0] == '/')
+        return true;
+    /* scheme ":" rest, scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+    if (!((t[0] >= 'a' && t[0] <= 'z') || (t[0] >= 'A' && t[0] <= 'Z')))
+        return false;
+    size_t i = 1;
+    while ((t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z') ||
+           (t[i] >= '0' && t[i] <= '9') || t[i] == '+' || t[i] == '-' ||
+           t[i] == '.')
+        i++;
+    return t[i] == ':' && t[i + 1] != '\0';
+}
+
+static void entry_free(mh_host *h, mh_pentry *e)
+{
+    const struct mh_finder_class *cls = atomic_load(&e->finder);
+    if (cls && e->state)
+        cls->close(e->state);
+    mh_error_free(e->open_error);
+    pthread_mutex_destroy(&e->lock);
+    mh_mem_free(h, e, sizeof *e);
+}
+
+/* Insert (write lock held by caller, or during init). */
+static mh_status insert(mh_host *h, const char *text, size_t len,
+                        mh_path_source src, size_t pos, mh_error **err)
+{
+    mh_path *p = &h->path;
+    const char *t = mh_int_str(h, text, len);
+    if (!t)
+        return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
+    for (size_t i = 0; i < p->n; i++)
+        if (p->v[i]->text == t) {
+            MH_TRACE(h, "search path: '%s' (%s) is already entry %zu; "
+                     "dropped", t, mh_path_source_name(src), i);
+            return MH_OK;
+        }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 8, bytes;
+        if (mh_mul_overflows(cap, sizeof *p->v, &bytes))
+            return mh_err(h, err, MH_ENOMEM, "search path too long");
+        mh_pentry **v = mh_mem_realloc(h, p->v, p->cap * sizeof *p->v, bytes);
+        if (!v)
+            return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
+        p->v = v;
+        p->cap = cap;
+    }
+    mh_pentry *e = mh_mem_calloc(h, 1, sizeof *e);
+    if (!e)
+        return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
+    e->text = t;
+    e->source = src;
+    pthread_mutex_init(&e->lock, NULL);
+    atomic_init(&e->finder, NULL);
+    if (pos > p->n)
+        pos = p->n;
+    memmove(p->v + pos + 1, p->v + pos, (p->n - pos) * sizeof *p->v);
+    p->v[pos] = e;
+    p->n++;
+    return MH_OK;
+}
+
+/* Append one field of a ';'-list, refusing what is not absolute. */
+static int add_field(mh_host *h, const char *s, size_t len,
+                     mh_path_source src, const char *where)
+{
+    char text[PATH_MAX];
+    if (len >= sizeof text) {
+        mh_log(h, MH_LOG_WARN, "ignoring search path entry from %s: longer "
+               "than %d bytes", where, PATH_MAX - 1);
+        return 0;
+    }
+    memcpy(text, s, len);
+    text[len] = '\0';
+    if (!mh_path_acceptable(text)) {
+        mh_log(h, MH_LOG_WARN, "ignoring search path entry '%s' from %s: %s",
+               text, where,
+               len == 0 ? "empty entries are not allowed"
+               : strcmp(text, ".") == 0
+                   ? "the current directory is not allowed; use an absolute path"
+                   : "relative paths are not allowed; use an absolute path "
+                     "or a URI");
+        return 0;
+    }
+    mh_error *err = NULL;
+    if (insert(h, text, len, src, (size_t)-1, &err) != MH_OK) {
+        mh_error_free(err);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_list(mh_host *h, const char *s, size_t len,
+                    mh_path_source src, const char *where)
+{
+    size_t i = 0;
+    if (len == 0)
+        return 0;
+    for (;;) {
+        size_t j = i;
+        while (j < len && s[j] != ';')
+            j++;
+        if (add_field(h, s + i, j - i, src, where) != 0)
+            return -1;
+        if (j >= len)
+            return 0;
+        i = j + 1;
+    }
+}
+
+/* <dir of libmodhost.so>/modhost/modules */
+static int add_lib_default(mh_host *h)
+{
+    Dl_info info;
+    char lib[PATH_MAX], dir[PATH_MAX + 32];
+    if (!dladdr((void *)&mh_host_new, &info) || !info.dli_fname)
+        return 0;
+    if (!realpath(info.dli_fname, lib))
+        return 0;
+    char *slash = strrchr(lib, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    int n = snprintf(dir, sizeof dir, "%s/%s", lib[0] ? lib : "",
+                     MODHOST_MODULE_RELDIR);
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return 0;
+    return add_field(h, dir, (size_t)n, MH_SOURCE_DEFAULT, "the defaults");
+}
+
+static int add_defaults(mh_host *h)
+{
+    if (h->flags & MH_CONFIG_NO_DEFAULT_PATH)
+        return 0;
+    if (add_lib_default(h) != 0)
+        return -1;
+    char dir[PATH_MAX];
+    const char *xdg = mh_host_getenv(h, "XDG_DATA_HOME");
+    const char *home = mh_host_getenv(h, "HOME");
+    int n = -1;
+    if (xdg && xdg[0] == '/')
+        n = snprintf(dir, sizeof dir, "%s/modhost/modules", xdg);
+    else if (home && home[0] == '/')
+        n = snprintf(dir, sizeof dir, "%s/.local/share/modhost/modules", home);
+    if (n > 0 && (size_t)n < sizeof dir)
+        return add_field(h, dir, (size_t)n, MH_SOURCE_DEFAULT, "the defaults");
+    return 0;
+}
+
+int mh_path_init(mh_host *h, const mh_config *cfg)
+{
+    mh_path *p = &h->path;
+    memset(p, 0, sizeof *p);
+    pthread_rwlock_init(&p->lock, NULL);
+
+    if (cfg->path && add_list(h, cfg->path, strlen(cfg->path),
+                              MH_SOURCE_CONFIG, "the configuration") != 0)
+        return -1;
+
+    const char *var = cfg->path_env ? cfg->path_env : "MODHOST_PATH";
+    const char *env = (h->flags & MH_CONFIG_ISOLATED)
+                          ? NULL : mh_host_getenv(h, var);
+    if (!env || !env[0])
+        return add_defaults(h);
+
+    char where[128];
+    snprintf(where, sizeof where, "%s", var);
+    const char *mark = strstr(env, ";;");
+    if (!mark) {
+        MH_TRACE(h, "search path: %s is set without ';;': no default entries",
+                 var);
+        return add_list(h, env, strlen(env), MH_SOURCE_ENV, where);
+    }
+    if (add_list(h, env, (size_t)(mark - env), MH_SOURCE_ENV, where) != 0 ||
+        add_defaults(h) != 0)
+        return -1;
+    return add_list(h, mark + 2, strlen(mark + 2), MH_SOURCE_ENV, where);
+}
+
+void mh_path_free(mh_host *h)
+{
+    mh_path *p = &h->path;
+    for (size_t i = 0; i < p->n; i++)
+        entry_free(h, p->v[i]);
+    mh_mem_free(h, p->v, p->cap * sizeof *p->v);
+    p->v = NULL;
+    p->n = p->cap = 0;
+    pthread_rwlock_destroy(&p->lock);
+}
+
+void *mh_path_finder(mh_host *h, mh_pentry *e,
+                     const struct mh_finder_class **cls, mh_buf *why)
+{
+    const struct mh_finder_class *c = atomic_load_explicit(
+        &e->finder, memory_order_acquire);
+    if (c) {
+        *cls = c;
+        return e->state;
+    }
+    pthread_mutex_lock(&e->lock);
+    c = atomic_load_explicit(&e->finder, memory_order_relaxed);
+    if (!c && !e->tried) {
+        e->tried = true;
+        const mh_finder_class *k = mh_hooks_claim(h, e->text);
+        if (!k) {
+            mh_err(h, &e->open_error, MH_EPATH,
+                   "no finder handles this entry");
+        } else {
+            void *state = NULL;
+            if (k->open(h, e->text, &state, &e->open_error) == MH_OK) {
+                e->state = state;
+                c = k;
+                MH_TRACE(h, "search path: '%s' claimed by finder '%s'",
+                         e->text, k->name);
+                atomic_store_explicit(&e->finder, c, memory_order_release);
+            } else {
+                mh_log(h, MH_LOG_WARN, "search path entry '%s' skipped: %s",
+                       e->text, mh_error_message(e->open_error));
+            }
+        }
+    }
+    if (!c && why)
+        mh_buf_puts(why, mh_error_message(e->open_error));
+    pthread_mutex_unlock(&e->lock);
+    *cls = c;
+    return c ? e->state : NULL;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
+                           mh_error **err)
+{
+    if (!host || !entry)
+        return mh_err(host, err, MH_EINVAL, "mh_host_add_path: NULL argument");
+    if (!mh_path_acceptable(entry))
+        return mh_err(host, err, MH_EPATH,
+                      "search path entry '%s' refused: it must be an absolute "
+                      "path or a URI (scheme:...)", entry);
+    pthread_rwlock_wrlock(&host->path.lock);
+    mh_status rc = insert(host, entry, strlen(entry), MH_SOURCE_API, pos, err);
+    pthread_rwlock_unlock(&host->path.lock);
+    return rc;
+}
+
+size_t mh_host_path_count(mh_host *host)
+{
+    if (!host)
+        return 0;
+    pthread_rwlock_rdlock(&host->path.lock);
+    size_t n = host->path.n;
+    pthread_rwlock_unlock(&host->path.lock);
+    return n;
+}
+
+mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
+                             mh_path_source *source, const char **finder)
+{
+    if (entry) *entry = NULL;
+    if (finder) *finder = NULL;
+    if (!host)
+        return MH_EINVAL;
+    pthread_rwlock_rdlock(&host->path.lock);
+    mh_status rc = MH_EINVAL;
+    if (i < host->path.n) {
+        mh_pentry *e = host->path.v[i];
+        const mh_finder_class *c = atomic_load(&e->finder);
+        if (entry) *entry = e->text;
+        if (source) *source = e->source;
+        if (finder) *finder = c ? c->name : NULL;
+        rc = MH_OK;
+    }
+    pthread_rwlock_unlock(&host->path.lock);
+    return rc;
+}
+
+void mh_invalidate_caches(mh_host *host)
+{
+    if (!host)
+        return;
+    pthread_rwlock_rdlock(&host->path.lock);
+    for (size_t i = 0; i < host->path.n; i++) {
+        mh_pentry *e = host->path.v[i];
+        pthread_mutex_lock(&e->lock);
+        const mh_finder_class *c = atomic_load(&e->finder);
+        if (c && c->invalidate)
+            c->invalidate(e->state);
+        if (!c) { /* let a broken entry be tried again */
+            e->tried = false;
+            mh_error_free(e->open_error);
+            e->open_error = NULL;
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+    pthread_rwlock_unlock(&host->path.lock);
+}

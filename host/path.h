@@ -1,0 +1,54 @@
+/*
+ * host/path.h -- the search path (mh_path_*): Python's sys.path plus
+ * sys.path_importer_cache.
+ *
+ * Entries are kept in order; each remembers where it came from and, once
+ * first used, the finder instance that claimed it.  Readers (imports)
+ * hold the read lock while they walk; adding an entry takes the write
+ * lock.  Entry texts are interned, so they outlive any change.
+ */
+#ifndef MH_HOST_PATH_H
+#define MH_HOST_PATH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "modhost.h"
+
+struct mh_host;
+struct mh_finder_class;
+
+typedef struct mh_pentry {
+    const char *text;                      /* interned */
+    mh_path_source source;
+    pthread_mutex_t lock;                  /* guards lazy finder open */
+    _Atomic(const struct mh_finder_class *) finder; /* once opened */
+    void *state;                           /* finder instance */
+    bool tried;                            /* open attempted */
+    mh_error *open_error;                  /* why it could not be opened */
+} mh_pentry;
+
+typedef struct mh_path {
+    pthread_rwlock_t lock;
+    mh_pentry **v;
+    size_t n, cap;
+} mh_path;
+
+/* Build the path from the config, the environment and the defaults.
+ * Rejected entries are logged as warnings.  -1 on OOM. */
+int mh_path_init(struct mh_host *h, const mh_config *cfg);
+void mh_path_free(struct mh_host *h);
+
+/* The finder instance for entry e, opening it on first use.  Returns NULL,
+ * with the reason appended to `why` (may be NULL), when no finder takes
+ * it. */
+struct mh_buf;
+void *mh_path_finder(struct mh_host *h, mh_pentry *e,
+                     const struct mh_finder_class **cls, struct mh_buf *why);
+
+/* Is the text an acceptable entry (absolute path or scheme:...)? */
+bool mh_path_acceptable(const char *text);
+
+#endif /* MH_HOST_PATH_H */

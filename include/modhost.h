@@ -1,0 +1,384 @@
+/*
+ * modhost.h -- the public API of libmodhost, a module loader and plugin host.
+ *
+ * An application creates a host (mh_host_new), which keeps a registry of
+ * loaded modules and a search path of entries, each handled by a finder.
+ * mh_import() returns a loaded module by dotted name, finding and loading it
+ * on first use; mh_module_symbol() looks up what it exports.
+ *
+ * Conventions, everywhere in this header:
+ *   - Every function that can fail returns an mh_status (MH_OK is 0).
+ *   - Functions that can fail take an optional `mh_error **err`.  On failure
+ *     *err receives a new error object with the status and a message naming
+ *     what failed and where; free it with mh_error_free().  Pass NULL when
+ *     the code alone is enough.  On success *err is left untouched.
+ *   - On failure, other output parameters are set to NULL/0.
+ *   - Strings returned by the library are owned by the object they come
+ *     from and live as long as it does, unless a function says otherwise.
+ *   - All functions are safe to call from several threads on one host,
+ *     except mh_host_free(), which must be the last call on that host.
+ *   - free-like functions accept NULL and do nothing.
+ *
+ * Plugins do not include this header; see <modhost/plugin.h>.
+ */
+#ifndef MODHOST_H
+#define MODHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modhost/plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MODHOST_BUILDING) && defined(__GNUC__)
+#define MH_API __attribute__((visibility("default")))
+#else
+#define MH_API
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Versions                                                               */
+/* ---------------------------------------------------------------------- */
+
+#define MH_VERSION_MAJOR 0
+#define MH_VERSION_MINOR 1
+#define MH_VERSION_PATCH 0
+#define MH_VERSION_STRING "0.1.0"
+/* One number that grows with every release: major*10000 + minor*100 + patch. */
+#define MH_VERSION_NUMBER \
+    (MH_VERSION_MAJOR * 10000 + MH_VERSION_MINOR * 100 + MH_VERSION_PATCH)
+
+/* The library's version number (MH_VERSION_NUMBER of the build that made
+ * it).  Never fails. */
+MH_API int mh_version(void);
+
+/* The library's version string, e.g. "0.1.0"; static storage. */
+MH_API const char *mh_version_string(void);
+
+/* ---------------------------------------------------------------------- */
+/* Status codes and errors                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Stable numbers: never renumbered, retired codes keep their slot. */
+typedef enum mh_status {
+    MH_OK = 0,
+    MH_ENOMEM = 1,        /* an allocation failed */
+    MH_EINVAL = 2,        /* a bad argument (NULL handle, bad flag, ...) */
+    MH_EBADNAME = 3,      /* a module name breaks the name grammar */
+    MH_ENOTFOUND = 4,     /* no path entry has the module */
+    MH_EABI = 5,          /* plugin built for another ABI version */
+    MH_ENODESC = 6,       /* shared object without a modhost descriptor */
+    MH_EINIT = 7,         /* the module's init refused or failed */
+    MH_ELOAD = 8,         /* the loader could not load it (dlopen error) */
+    MH_ECYCLE = 9,        /* circular import */
+    MH_EIO = 10,          /* a file or directory could not be read */
+    MH_ENOSYM = 11,       /* the module has no such export */
+    MH_EPATH = 12,        /* a search path entry is unusable */
+    MH_EFORMAT = 13,      /* data in a bad or foreign format */
+    MH_EDEADLOCK = 14,    /* waiting would deadlock (cross-thread cycle) */
+    MH_EVERSION = 15,     /* header/library or type-size mismatch */
+    MH_STATUS_COUNT_      /* not a code: one past the last */
+} mh_status;
+
+/* A static, one-line description of a code ("module not found").  Unknown
+ * codes give "unknown status".  Never NULL. */
+MH_API const char *mh_strerror(int code);
+
+/* The symbolic name of a code ("MH_ENOTFOUND"); "MH_E?" when unknown. */
+MH_API const char *mh_status_name(int code);
+
+typedef struct mh_error mh_error;
+
+/* The error's status code (never MH_OK for a real error; MH_EINVAL for a
+ * NULL err). */
+MH_API mh_status mh_error_code(const mh_error *err);
+
+/* The full message, naming what failed and where, e.g.
+ * "module 'codecs.rot14' not found; tried:\n  /opt/m: no codecs/rot14.so".
+ * Owned by err.  "" for a NULL err. */
+MH_API const char *mh_error_message(const mh_error *err);
+
+/* Free an error object.  NULL is a no-op. */
+MH_API void mh_error_free(mh_error *err);
+
+/* ---------------------------------------------------------------------- */
+/* Host configuration                                                     */
+/* ---------------------------------------------------------------------- */
+
+typedef enum mh_log_level {
+    MH_LOG_ERROR = MH_PLUGIN_LOG_ERROR,
+    MH_LOG_WARN = MH_PLUGIN_LOG_WARN,
+    MH_LOG_INFO = MH_PLUGIN_LOG_INFO,
+    MH_LOG_TRACE = MH_PLUGIN_LOG_TRACE
+} mh_log_level;
+
+/*
+ * Allocator hook, with Lua's lua_Alloc contract:
+ *   nsize == 0: free ptr (of size osize), return NULL;
+ *   ptr == NULL: allocate nsize bytes;
+ *   otherwise: resize ptr from osize to nsize bytes.
+ * Returning NULL for nsize > 0 is an out-of-memory error that the library
+ * reports as MH_ENOMEM; it never aborts.
+ */
+typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+
+/* Log hook.  msg is one line without a trailing newline, valid only during
+ * the call.  Called from whatever thread logs; must be thread-safe. */
+typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
+
+/* Config flags. */
+#define MH_CONFIG_ISOLATED        0x0001u /* ignore all MODHOST_* variables
+                                             and the path variable (-E) */
+#define MH_CONFIG_VERBOSE         0x0002u /* trace every decision (-v) */
+#define MH_CONFIG_NO_DEFAULT_PATH 0x0004u /* no built-in default entries */
+
+/*
+ * Host configuration.  Crosses the ABI: initialise it with mh_config_init()
+ * so `size` is right, then set the fields you need.  Fields are only ever
+ * added at the end.  Every pointer is copied by mh_host_new(); the config
+ * may be freed afterwards.
+ */
+typedef struct mh_config {
+    size_t size;            /* sizeof(mh_config), set by mh_config_init */
+    unsigned flags;         /* MH_CONFIG_* */
+    const char *path;       /* entries searched first, ';'-separated; NULL
+                               for none (the CLI's -p goes here) */
+    const char *path_env;   /* variable holding the search path; NULL means
+                               "MODHOST_PATH" */
+    const char *cache_dir;  /* NULL: $XDG_CACHE_HOME/modhost */
+    mh_alloc_fn alloc;      /* NULL: the C library's allocator */
+    void *alloc_ud;
+    mh_log_fn log;          /* NULL: warnings and errors to stderr, and
+                               traces too when verbose */
+    void *log_ud;
+    void *reserved[8];      /* zero */
+} mh_config;
+
+/* Fill cfg with defaults (all NULL/0, size set).  Never fails. */
+MH_API void mh_config_init(mh_config *cfg);
+
+typedef struct mh_host mh_host;
+
+/*
+ * Create a host.  cfg may be NULL for all defaults.  The search path is
+ * built here from cfg->path, the path variable (unless isolated or in a
+ * privileged process, where the environment is ignored) and the default
+ * entries; rejected entries are reported through the log hook as warnings.
+ * Returns MH_OK and *out, or an error with *out = NULL.  Free with
+ * mh_host_free().
+ */
+MH_API mh_status mh_host_new(const mh_config *cfg, mh_host **out,
+                             mh_error **err);
+
+/* Check at run time that the header the caller was compiled with matches
+ * the library (version and the sizes of the public structs).  Use it as
+ * MH_CHECK_VERSION(&err). */
+MH_API mh_status mh_check_version_(int version, size_t config_size,
+                                   size_t host_api_size,
+                                   size_t plugin_desc_size, mh_error **err);
+#define MH_CHECK_VERSION(err)                                             \
+    mh_check_version_(MH_VERSION_NUMBER, sizeof(mh_config),               \
+                      sizeof(mh_host_api), sizeof(mh_plugin_desc), (err))
+
+/*
+ * Free a host: call each loaded module's fini in reverse order of
+ * initialisation, close the modules, free every interned name, finder and
+ * cache.  Pointers obtained from the host are invalid afterwards.  NULL is
+ * a no-op.
+ */
+MH_API void mh_host_free(mh_host *host);
+
+/* ---------------------------------------------------------------------- */
+/* Interned names                                                         */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Return the host's canonical copy of str: equal strings give the same
+ * pointer for the host's lifetime, so interned strings compare with ==.
+ * Any NUL-terminated string may be interned.  Returns NULL on out of memory
+ * or a NULL argument.  Lock-free for strings already interned.
+ */
+MH_API const char *mh_intern(mh_host *host, const char *str);
+
+/* Like mh_intern, for len bytes of str (which need not be NUL-terminated
+ * and must not contain NUL). */
+MH_API const char *mh_intern_len(mh_host *host, const char *str, size_t len);
+
+/* The interned copy of str if there is one, else NULL.  Never allocates. */
+MH_API const char *mh_intern_lookup(mh_host *host, const char *str);
+
+/* Number of distinct strings interned in the host. */
+MH_API size_t mh_intern_count(mh_host *host);
+
+/*
+ * Check a module name against the grammar: dot-separated identifiers
+ * [A-Za-z_][A-Za-z0-9_]*, 1 to 255 bytes.  Returns MH_OK or MH_EBADNAME
+ * with a message saying what is wrong.
+ */
+MH_API mh_status mh_name_check(const char *name, mh_error **err);
+
+#define MH_NAME_MAX 255
+
+/* ---------------------------------------------------------------------- */
+/* Search path                                                            */
+/* ---------------------------------------------------------------------- */
+
+typedef enum mh_path_source {
+    MH_SOURCE_CONFIG = 0,   /* cfg->path, the CLI's -p */
+    MH_SOURCE_ENV = 1,      /* the path variable */
+    MH_SOURCE_DEFAULT = 2,  /* built-in default */
+    MH_SOURCE_API = 3       /* mh_host_add_path() */
+} mh_path_source;
+
+/* "config", "environment", "default" or "api". */
+MH_API const char *mh_path_source_name(mh_path_source src);
+
+/*
+ * Add one entry to the search path at position pos (0 is first; a pos
+ * past the end, or (size_t)-1, appends).  The entry must be an absolute
+ * directory path or a URI (scheme:rest); relative and empty entries are
+ * refused with MH_EPATH.  Modules already loaded are not affected.
+ */
+MH_API mh_status mh_host_add_path(mh_host *host, const char *entry,
+                                  size_t pos, mh_error **err);
+
+/* Number of entries in the search path. */
+MH_API size_t mh_host_path_count(mh_host *host);
+
+/*
+ * Describe entry i: its text, where it came from and, once the finder is
+ * known, which finder claimed it (e.g. "fs"; NULL if none yet or none
+ * claims it).  Returns MH_EINVAL if i is out of range.  The strings live
+ * until the path changes or the host is freed.
+ */
+MH_API mh_status mh_host_path_entry(mh_host *host, size_t i,
+                                    const char **entry,
+                                    mh_path_source *source,
+                                    const char **finder);
+
+/* Forget every cached directory listing and finder state, so the next
+ * import sees the file system as it is now (importlib.invalidate_caches). */
+MH_API void mh_invalidate_caches(mh_host *host);
+
+/* The cache directory in effect (config, or $XDG_CACHE_HOME/modhost). */
+MH_API const char *mh_host_cache_dir(mh_host *host);
+
+/* ---------------------------------------------------------------------- */
+/* Modules                                                                */
+/* ---------------------------------------------------------------------- */
+
+typedef struct mh_module mh_module;
+
+typedef enum mh_module_kind {
+    MH_KIND_NATIVE = 0,     /* shared object with a modhost descriptor */
+    MH_KIND_PLAIN = 1,      /* shared object without one (MH_IMPORT_PLAIN) */
+    MH_KIND_NAMESPACE = 2   /* a directory only: no code, no exports */
+} mh_module_kind;
+
+/* "native", "plain", "namespace". */
+MH_API const char *mh_module_kind_name(mh_module_kind kind);
+
+/* Import flags. */
+#define MH_IMPORT_PLAIN 0x0001u  /* accept a shared object that has no
+                                    descriptor, as a plain symbol module */
+
+/*
+ * Import a module by dotted name, as Python's import statement:
+ *   1. check and intern the name (MH_EBADNAME before any file is touched);
+ *   2. if already loaded, return it (no allocation, no system call);
+ *   3. otherwise walk the search path; the first entry that has the module
+ *      wins; a directory alone is a namespace package across all entries;
+ *   4. load it, check its ABI, run its init, and register it.
+ * Equal names give the same mh_module for the host's lifetime; init runs
+ * once even when several threads import at once.  A failed import leaves
+ * nothing behind: a later import tries again from step 3.
+ * *out is owned by the host.
+ */
+MH_API mh_status mh_import(mh_host *host, const char *name, mh_module **out,
+                           mh_error **err);
+
+/* mh_import with MH_IMPORT_* flags. */
+MH_API mh_status mh_import_ex(mh_host *host, const char *name,
+                              unsigned flags, mh_module **out,
+                              mh_error **err);
+
+/* The module if it is loaded and ready, else NULL.  Never loads. */
+MH_API mh_module *mh_host_module(mh_host *host, const char *name);
+
+/* Number of modules loaded and ready. */
+MH_API size_t mh_host_module_count(mh_host *host);
+
+/*
+ * Address of an export of mod: for a native module, from its descriptor's
+ * export list; for a plain module, dlsym().  NULL if there is none (or for
+ * a namespace).  Cast it to the function's real type.
+ */
+MH_API void *mh_module_symbol(mh_module *mod, const char *symbol);
+
+/* Like mh_module_symbol, with MH_ENOSYM and a message naming the module
+ * when the export does not exist. */
+MH_API mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol,
+                                     void **out, mh_error **err);
+
+/* The module's interned name. */
+MH_API const char *mh_module_name(const mh_module *mod);
+
+/* Where the module came from: a file path, or for namespaces the first
+ * directory. */
+MH_API const char *mh_module_origin(const mh_module *mod);
+
+/* Name of the finder that found it ("fs", ...). */
+MH_API const char *mh_module_finder(const mh_module *mod);
+
+MH_API mh_module_kind mh_module_kind_of(const mh_module *mod);
+
+/* The version string from the descriptor, or NULL. */
+MH_API const char *mh_module_version(const mh_module *mod);
+
+/* Number of exports in the descriptor's list (0 for plain and namespace);
+ * mh_module_export_name(mod, i) gives the i-th name or NULL. */
+MH_API size_t mh_module_export_count(const mh_module *mod);
+MH_API const char *mh_module_export_name(const mh_module *mod, size_t i);
+
+/* ---------------------------------------------------------------------- */
+/* Finding without loading                                                */
+/* ---------------------------------------------------------------------- */
+
+/* Where a module would come from. */
+typedef struct mh_spec_info {
+    size_t size;              /* sizeof(mh_spec_info), set by the caller */
+    const char *name;         /* interned */
+    const char *origin;       /* file path or URI */
+    const char *finder;       /* "fs", ... */
+    mh_module_kind kind;
+    const char *loader;       /* "native", "namespace" */
+    size_t entry_index;       /* search path entry that had it */
+    void *reserved[4];
+} mh_spec_info;
+
+/*
+ * Find where name would be imported from, without loading anything.
+ * info->size must be set by the caller.  The strings in *info are owned
+ * by the host and stay valid until the host is freed.  Fails with
+ * MH_ENOTFOUND (message lists every entry tried) or MH_EBADNAME.
+ */
+MH_API mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
+                         mh_error **err);
+
+/*
+ * Call fn once for every module visible on the search path, in name order;
+ * a name found in several entries is reported for the first only, as
+ * import would pick it.  Return non-zero from fn to stop early.  Entries
+ * that cannot be listed are skipped with a warning.
+ */
+typedef int (*mh_list_fn)(void *ud, const mh_spec_info *info);
+MH_API mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud,
+                         mh_error **err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MODHOST_H */

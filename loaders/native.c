@@ -1,0 +1,185 @@
+/*
+ * loaders/native.c -- the native loader: shared objects through dlopen.
+ *
+ * Order of a load, and why:
+ *   1. dlopen(RTLD_NOW | RTLD_LOCAL): every symbol resolved up front, so a
+ *      missing dependency fails here and not at the first call; LOCAL so
+ *      two plugins may define the same symbol without one seeing the
+ *      other's.  dlerror() text is copied at once: it belongs to the C
+ *      library and the next dl call replaces it.
+ *   2. dlsym the descriptor.  None: refused (MH_ENODESC) unless the caller
+ *      asked for a plain symbol module.
+ *   3. Check abi_version and size before any function pointer in the
+ *      descriptor is followed.
+ *   4. init, with the host API table, and no lock held.  A refusal closes
+ *      the handle; fini is never called after a failed init.
+ * ELF constructors in the object do run at dlopen, before step 3; the SDK
+ * never generates any.
+ */
+#include "host/internal.h"
+#include "loaders/loader.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_EXPORTS 65536u
+
+static const char *dl_text(char *buf, size_t size)
+{
+    const char *e = dlerror();
+    snprintf(buf, size, "%s", e ? e : "unknown dynamic loader error");
+    return buf;
+}
+
+mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file,
+                      unsigned flags, mh_error **err)
+{
+    char why[512];
+
+    dlerror();
+    void *dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    if (!dl)
+        return mh_err(h, err, MH_ELOAD, "cannot load module '%s' from %s: %s",
+                      mod->name, file, dl_text(why, sizeof why));
+
+    dlerror();
+    const mh_plugin_desc *d = dlsym(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+    if (!d) {
+        if (flags & MH_IMPORT_PLAIN) {
+            mod->kind = MH_KIND_PLAIN;
+            mod->dl = dl;
+            MH_TRACE(h, "%s: loaded %s as a plain library (no descriptor)",
+                     mod->name, file);
+            return MH_OK;
+        }
+        dlclose(dl);
+        return mh_err(h, err, MH_ENODESC,
+                      "module '%s' (%s) is not a modhost plugin: it has no "
+                      "'%s' symbol; import it with MH_IMPORT_PLAIN "
+                      "(modhost run --plain) to use it as a plain library",
+                      mod->name, file, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+    }
+    if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
+        uint32_t abi = d->abi_version;
+        dlclose(dl);
+        return mh_err(h, err, MH_EABI,
+                      "module '%s' (%s) was built for plugin ABI %u, but this "
+                      "host (modhost %s) supports ABI %d; rebuild the plugin "
+                      "against this modhost",
+                      mod->name, file, abi, MH_VERSION_STRING,
+                      MH_PLUGIN_ABI_VERSION);
+    }
+    if (d->size < offsetof(mh_plugin_desc, reserved)) {
+        uint32_t size = d->size;
+        dlclose(dl);
+        return mh_err(h, err, MH_EABI,
+                      "module '%s' (%s) has a truncated descriptor "
+                      "(%u bytes, need %zu)",
+                      mod->name, file, size, offsetof(mh_plugin_desc, reserved));
+    }
+    size_t n = 0;
+    if (d->exports) {
+        while (n < MAX_EXPORTS && d->exports[n].name)
+            n++;
+        if (n == MAX_EXPORTS) {
+            dlclose(dl);
+            return mh_err(h, err, MH_EFORMAT,
+                          "module '%s' (%s): export list is not terminated "
+                          "within %u entries", mod->name, file, MAX_EXPORTS);
+        }
+    }
+    mod->kind = MH_KIND_NATIVE;
+    mod->dl = dl;
+    mod->desc = d;
+    mod->nexports = n;
+    MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu exports)",
+             mod->name, file, d->abi_version,
+             d->version ? d->version : "-", n);
+    return MH_OK;
+}
+
+mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
+{
+    if (!mod->desc || !mod->desc->init)
+        return MH_OK;
+    mod->in_init = true;
+    int rc = mod->desc->init(&h->api, (mh_plugin *)mod);
+    mod->in_init = false;
+    if (rc == 0) {
+        mh_mem_strfree(h, mod->init_message);
+        mod->init_message = NULL;
+        return MH_OK;
+    }
+    mh_status code;
+    if (mod->init_message)
+        code = mh_err(h, err, MH_EINIT, "init of module '%s' (%s) failed: %s",
+                      mod->name, mod->origin, mod->init_message);
+    else
+        code = mh_err(h, err, MH_EINIT,
+                      "init of module '%s' (%s) failed: it returned %d "
+                      "without a message", mod->name, mod->origin, rc);
+    mh_mem_strfree(h, mod->init_message);
+    mod->init_message = NULL;
+    return code;
+}
+
+void mh_nat_unload(mh_host *h, mh_module *mod, bool initialised)
+{
+    if (initialised && mod->desc && mod->desc->fini) {
+        MH_TRACE(h, "%s: fini", mod->name);
+        mod->desc->fini(&h->api, (mh_plugin *)mod);
+    }
+    if (mod->dl)
+        dlclose(mod->dl);
+    mod->dl = NULL;
+    mod->desc = NULL;
+}
+
+void *mh_nat_symbol(mh_module *mod, const char *symbol)
+{
+    if (mod->desc) {
+        for (size_t i = 0; i < mod->nexports; i++)
+            if (strcmp(mod->desc->exports[i].name, symbol) == 0)
+                return mod->desc->exports[i].address;
+        return NULL;
+    }
+    if (mod->kind == MH_KIND_PLAIN && mod->dl) {
+        dlerror();
+        return dlsym(mod->dl, symbol);
+    }
+    return NULL;
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
+                     unsigned flags, mh_error **err)
+{
+    switch (spec->kind) {
+    case MH_KIND_NAMESPACE:
+        mod->kind = MH_KIND_NAMESPACE;
+        return MH_OK;
+    case MH_KIND_NATIVE:
+    case MH_KIND_PLAIN:
+        return mh_nat_load(h, mod, spec->file, flags, err);
+    }
+    return mh_err(h, err, MH_ELOAD, "module '%s' (%s): no loader for it",
+                  mod->name, spec->origin);
+}
+
+mh_status mh_ld_init(mh_host *h, mh_module *mod, mh_error **err)
+{
+    return mod->kind == MH_KIND_NATIVE ? mh_nat_init(h, mod, err) : MH_OK;
+}
+
+void mh_ld_unload(mh_host *h, mh_module *mod, bool initialised)
+{
+    if (mod->kind != MH_KIND_NAMESPACE)
+        mh_nat_unload(h, mod, initialised);
+}
+
+void *mh_ld_symbol(mh_module *mod, const char *symbol)
+{
+    return mh_nat_symbol(mod, symbol);
+}

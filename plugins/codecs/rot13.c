@@ -1,0 +1,57 @@
+/*
+ * plugins/codecs/rot13.c -- the module codecs.rot13: a dotted module with
+ * encode/decode exports and a `main` that encodes its arguments.
+ *
+ *   void encode(const char *in, char *out, size_t size)   (out: NUL-ended)
+ *   void decode(const char *in, char *out, size_t size)
+ */
+#include <modhost/plugin.h>
+#include <stdio.h>
+
+static void rot13(const char *in, char *out, size_t size)
+{
+    size_t i = 0;
+    if (size == 0)
+        return;
+    for (; in[i] && i + 1 < size; i++) {
+        char c = in[i];
+        if (c >= 'a' && c <= 'z')
+            c = (char)('a' + (c - 'a' + 13) % 26);
+        else if (c >= 'A' && c <= 'Z')
+            c = (char)('A' + (c - 'A' + 13) % 26);
+        out[i] = c;
+    }
+    out[i] = '\0';
+}
+
+static void encode(const char *in, char *out, size_t size)
+{
+    rot13(in, out, size);
+}
+
+static void decode(const char *in, char *out, size_t size)
+{
+    rot13(in, out, size); /* rot13 is its own inverse */
+}
+
+static int rot13_main(int argc, char **argv)
+{
+    char buf[4096];
+    for (int i = 1; i < argc; i++) {
+        encode(argv[i], buf, sizeof buf);
+        printf("%s%s", i > 1 ? " " : "", buf);
+    }
+    printf("\n");
+    return 0;
+}
+
+static int rot13_init(const mh_host_api *api, mh_plugin *self)
+{
+    api->log(self, MH_PLUGIN_LOG_TRACE, "rot13 ready");
+    return 0;
+}
+
+MH_PLUGIN("codecs.rot13", "1.0.0", rot13_init, NULL,
+          MH_EXPORT("encode", encode),
+          MH_EXPORT("decode", decode),
+          MH_EXPORT("main", rot13_main))
