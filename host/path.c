@@ -306,7 +306,8 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
     mh_status rc = MH_EINVAL;
     if (i < host->path.n) {
         mh_pentry *e = host->path.v[i];
-        const mh_finder_class *c = atomic_load(&e->finder);
+        const mh_finder_class *c;
+        mh_path_finder(host, e, &c, NULL); /* which finder claims it */
         if (entry) *entry = e->text;
         if (source) *source = e->source;
         if (finder) *finder = c ? c->name : NULL;

@@ -249,10 +249,11 @@ MH_API mh_status mh_host_add_path(mh_host *host, const char *entry,
 MH_API size_t mh_host_path_count(mh_host *host);
 
 /*
- * Describe entry i: its text, where it came from and, once the finder is
- * known, which finder claimed it (e.g. "fs"; NULL if none yet or none
- * claims it).  Returns MH_EINVAL if i is out of range.  The strings live
- * until the path changes or the host is freed.
+ * Describe entry i: its text, where it came from, and which finder claims
+ * it (e.g. "fs"; NULL when none can: the reason is logged as a warning).
+ * The entry's finder is opened here if it was not yet, without reading any
+ * module.  Returns MH_EINVAL if i is out of range.  The strings live until
+ * the host is freed.
  */
 MH_API mh_status mh_host_path_entry(mh_host *host, size_t i,
                                     const char **entry,
