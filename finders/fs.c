@@ -356,11 +356,15 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
     }
     char file[sizeof leaf + 4];
     snprintf(file, sizeof file, "%s.so", leaf);
-    const fsf_ent *f = listing_get(l, file);
-    const fsf_ent *d = f ? NULL : listing_get(l, leaf);
+    /* Copy the answers out: once unlocked, another thread may re-read
+     * (and free) this listing. */
+    const fsf_ent *fe = listing_get(l, file);
+    const fsf_ent *de = fe ? NULL : listing_get(l, leaf);
+    bool is_file = fe && fe->type == T_FILE;
+    bool is_dir = de && de->type == T_DIR;
     pthread_mutex_unlock(&s->lock);
 
-    if (f && f->type == T_FILE) {
+    if (is_file) {
         char rel_so[MH_NAME_MAX + 8];
         size_t n = mh_name_relpath(name, MH_NATIVE_SUFFIX, rel_so,
                                    sizeof rel_so);
@@ -372,7 +376,7 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
         found->origin = found->file = path;
         return MH_OK;
     }
-    if (d && d->type == T_DIR) {
+    if (is_dir) {
         const char *path = join(s, rel, rlen);
         if (!path)
             return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",

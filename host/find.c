@@ -32,8 +32,15 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
         const mh_finder_class *cls;
         mh_buf_printf(&why, "\n  %s: ", e->text);
         size_t mark = why.len; /* where this entry's reason starts */
-        void *state = mh_path_finder(h, e, &cls, &why);
-        if (!state) {
+        void *state;
+        rc = mh_path_finder(h, e, &cls, &state, &why);
+        if (rc == MH_ENOMEM) {
+            mh_err(h, err, MH_ENOMEM, "out of memory opening the finder of "
+                   "search path entry '%s' for module '%s'", e->text, name);
+            break;
+        }
+        if (rc != MH_OK) {
+            rc = MH_ENOTFOUND;
             MH_TRACE(h, "find '%s': entry %zu '%s': %s", name, i, e->text,
                      why.failed ? "?" : mh_buf_str(&why) + mark);
             continue;
@@ -204,8 +211,12 @@ mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud, mh_error **err)
     for (size_t i = 0; i < host->path.n && rc == MH_OK && !a.oom; i++) {
         mh_pentry *e = host->path.v[i];
         const mh_finder_class *cls;
-        void *state = mh_path_finder(host, e, &cls, NULL);
-        if (!state || !cls->list)
+        void *state;
+        mh_status prc = mh_path_finder(host, e, &cls, &state, NULL);
+        if (prc == MH_ENOMEM)
+            rc = mh_err(host, err, MH_ENOMEM, "out of memory opening the "
+                        "finder of search path entry '%s'", e->text);
+        if (prc != MH_OK || !cls->list)
             continue;
         a.finder = cls->name;
         a.entry = i;

@@ -230,42 +230,55 @@ void mh_path_free(mh_host *h)
     pthread_rwlock_destroy(&p->lock);
 }
 
-void *mh_path_finder(mh_host *h, mh_pentry *e,
-                     const struct mh_finder_class **cls, mh_buf *why)
+mh_status mh_path_finder(mh_host *h, mh_pentry *e,
+                         const struct mh_finder_class **cls, void **state,
+                         mh_buf *why)
 {
     const struct mh_finder_class *c = atomic_load_explicit(
         &e->finder, memory_order_acquire);
-    if (c) {
-        *cls = c;
-        return e->state;
-    }
+    *cls = c;
+    *state = c ? e->state : NULL;
+    if (c)
+        return MH_OK;
+    mh_status rc = MH_EPATH;
     pthread_mutex_lock(&e->lock);
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
-        e->tried = true;
         const mh_finder_class *k = mh_hooks_claim(h, e->text);
+        mh_error *oerr = NULL;
         if (!k) {
-            mh_err(h, &e->open_error, MH_EPATH,
-                   "no finder handles this entry");
+            rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this entry");
         } else {
-            void *state = NULL;
-            if (k->open(h, e->text, &state, &e->open_error) == MH_OK) {
-                e->state = state;
+            void *st = NULL;
+            rc = k->open(h, e->text, &st, &oerr);
+            if (rc == MH_OK) {
+                e->state = st;
                 c = k;
                 MH_TRACE(h, "search path: '%s' claimed by finder '%s'",
                          e->text, k->name);
                 atomic_store_explicit(&e->finder, c, memory_order_release);
-            } else {
-                mh_log(h, MH_LOG_WARN, "search path entry '%s' skipped: %s",
-                       e->text, mh_error_message(e->open_error));
             }
         }
+        if (rc == MH_ENOMEM) {
+            /* Passing: the entry is tried again next time. */
+            mh_error_free(oerr);
+        } else if (rc != MH_OK) {
+            e->tried = true;
+            e->open_error = oerr;
+            mh_log(h, MH_LOG_WARN, "search path entry '%s' skipped: %s",
+                   e->text, mh_error_message(oerr));
+        }
     }
-    if (!c && why)
+    if (c)
+        rc = MH_OK;
+    else if (rc == MH_ENOMEM && why)
+        mh_buf_puts(why, "out of memory opening its finder");
+    else if (why)
         mh_buf_puts(why, mh_error_message(e->open_error));
     pthread_mutex_unlock(&e->lock);
     *cls = c;
-    return c ? e->state : NULL;
+    *state = c ? e->state : NULL;
+    return rc;
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -307,7 +320,8 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
     if (i < host->path.n) {
         mh_pentry *e = host->path.v[i];
         const mh_finder_class *c;
-        mh_path_finder(host, e, &c, NULL); /* which finder claims it */
+        void *state;
+        mh_path_finder(host, e, &c, &state, NULL); /* who claims it */
         if (entry) *entry = e->text;
         if (source) *source = e->source;
         if (finder) *finder = c ? c->name : NULL;

@@ -41,12 +41,14 @@ typedef struct mh_path {
 int mh_path_init(struct mh_host *h, const mh_config *cfg);
 void mh_path_free(struct mh_host *h);
 
-/* The finder instance for entry e, opening it on first use.  Returns NULL,
- * with the reason appended to `why` (may be NULL), when no finder takes
- * it. */
+/* The finder instance for entry e, opening it on first use: MH_OK with
+ * *cls and *state; MH_EPATH when no finder takes the entry (the reason is
+ * appended to `why`, which may be NULL, and the entry is not tried again
+ * until mh_invalidate_caches); MH_ENOMEM (tried again next time). */
 struct mh_buf;
-void *mh_path_finder(struct mh_host *h, mh_pentry *e,
-                     const struct mh_finder_class **cls, struct mh_buf *why);
+mh_status mh_path_finder(struct mh_host *h, mh_pentry *e,
+                         const struct mh_finder_class **cls, void **state,
+                         struct mh_buf *why);
 
 /* Is the text an acceptable entry (absolute path or scheme:...)? */
 bool mh_path_acceptable(const char *text);
