@@ -1,0 +1,517 @@
+/*
+ * test_api.c -- the API's cross-cutting contracts: status codes and their
+ * texts, versions and the header/library check, error-object conventions,
+ * the allocator hook (used, balanced, sizes honoured, and out-of-memory at
+ * every allocation handled), the log hook, and the host API table as a
+ * plugin sees it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/support.h"
+#include "test.h"
+
+TEST(strerror_every_code)
+{
+    for (int c = 0; c < MH_STATUS_COUNT_; c++) {
+        const char *s = mh_strerror(c);
+        ASSERT_NOT_NULL(s);
+        if (s[0] == '\0' || strcmp(s, "unknown status") == 0)
+            FAIL("mh_strerror(%d) = \"%s\"", c, s);
+        for (int d = 0; d < c; d++)
+            if (strcmp(s, mh_strerror(d)) == 0)
+                FAIL("codes %d and %d share the text \"%s\"", d, c, s);
+    }
+}
+
+TEST(strerror_unknown_codes)
+{
+    ASSERT_EQ_STR(mh_strerror(MH_STATUS_COUNT_), "unknown status");
+    ASSERT_EQ_STR(mh_strerror(-1), "unknown status");
+    ASSERT_EQ_STR(mh_strerror(100000), "unknown status");
+}
+
+TEST(status_names)
+{
+    static const char *const want[MH_STATUS_COUNT_] = {
+        "MH_OK", "MH_ENOMEM", "MH_EINVAL", "MH_EBADNAME", "MH_ENOTFOUND",
+        "MH_EABI", "MH_ENODESC", "MH_EINIT", "MH_ELOAD", "MH_ECYCLE",
+        "MH_EIO", "MH_ENOSYM", "MH_EPATH", "MH_EFORMAT", "MH_EDEADLOCK",
+        "MH_EVERSION",
+    };
+    for (int c = 0; c < MH_STATUS_COUNT_; c++)
+        ASSERT_EQ_STR(mh_status_name(c), want[c]);
+    ASSERT_EQ_STR(mh_status_name(MH_STATUS_COUNT_), "MH_E?");
+    ASSERT_EQ_STR(mh_status_name(-5), "MH_E?");
+}
+
+TEST(status_numbers_are_stable)
+{
+    ASSERT_EQ_INT(MH_OK, 0);
+    ASSERT_EQ_INT(MH_ENOMEM, 1);
+    ASSERT_EQ_INT(MH_ENOTFOUND, 4);
+    ASSERT_EQ_INT(MH_EINIT, 7);
+    ASSERT_EQ_INT(MH_EVERSION, 15);
+    ASSERT_EQ_INT(MH_STATUS_COUNT_, 16);
+}
+
+TEST(version_number_and_string)
+{
+    ASSERT_EQ_INT(mh_version(), MH_VERSION_NUMBER);
+    ASSERT_EQ_STR(mh_version_string(), MH_VERSION_STRING);
+    ASSERT_EQ_STR(MH_VERSION_STRING,
+                  str_fmt("%d.%d.%d", MH_VERSION_MAJOR, MH_VERSION_MINOR,
+                          MH_VERSION_PATCH));
+}
+
+TEST(check_version_matches)
+{
+    ASSERT_STATUS(MH_CHECK_VERSION(ERR), MH_OK);
+    ASSERT_STATUS(MH_CHECK_VERSION(NULL), MH_OK);
+}
+
+TEST(check_version_wrong_struct_sizes)
+{
+    ASSERT_STATUS(mh_check_version_(MH_VERSION_NUMBER, sizeof(mh_config) + 8,
+                                    sizeof(mh_host_api), sizeof(mh_plugin_desc),
+                                    ERR),
+                  MH_EVERSION);
+    ASSERT_EQ_INT(ERR_CODE(), MH_EVERSION);
+    ASSERT_TRUE(ERR_MSG()[0] != '\0');
+    ASSERT_STATUS(mh_check_version_(MH_VERSION_NUMBER, sizeof(mh_config),
+                                    sizeof(mh_host_api) - 8,
+                                    sizeof(mh_plugin_desc), ERR),
+                  MH_EVERSION);
+    ASSERT_STATUS(mh_check_version_(MH_VERSION_NUMBER, sizeof(mh_config),
+                                    sizeof(mh_host_api),
+                                    sizeof(mh_plugin_desc) + 16, NULL),
+                  MH_EVERSION);
+}
+
+TEST(check_version_other_major)
+{
+    ASSERT_STATUS(mh_check_version_(MH_VERSION_NUMBER + 10000, sizeof(mh_config),
+                                    sizeof(mh_host_api), sizeof(mh_plugin_desc),
+                                    ERR),
+                  MH_EVERSION);
+    ASSERT_CONTAINS(ERR_MSG(), MH_VERSION_STRING);
+}
+
+TEST(error_accessors_accept_null)
+{
+    ASSERT_EQ_INT(mh_error_code(NULL), MH_EINVAL);
+    ASSERT_EQ_STR(mh_error_message(NULL), "");
+    mh_error_free(NULL);
+    mh_host_free(NULL);
+}
+
+TEST(error_object_carries_code_and_message)
+{
+    mh_host *host = host_new_isolated(tmp_mkdir("E"));
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(host, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT(ERR_CODE(), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "absent");
+    mh_host_free(host);
+    /* The error outlives the host that made it. */
+    ASSERT_CONTAINS(ERR_MSG(), "absent");
+}
+
+TEST(err_untouched_on_success)
+{
+    mh_host *host;
+    mh_module *mod = NULL;
+    mh_error *sentinel = (mh_error *)&sentinel, *err = sentinel;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "counter", &mod, &err), MH_OK);
+    ASSERT_EQ_PTR(err, sentinel);
+    ASSERT_STATUS(mh_name_check("fine.name", &err), MH_OK);
+    ASSERT_EQ_PTR(err, sentinel);
+    mh_host_free(host);
+}
+
+TEST(config_init_defaults)
+{
+    mh_config cfg;
+
+    memset(&cfg, 0x5a, sizeof cfg);
+    mh_config_init(&cfg);
+    ASSERT_EQ_INT(cfg.size, sizeof(mh_config));
+    ASSERT_EQ_INT(cfg.flags, 0);
+    ASSERT_NULL(cfg.path);
+    ASSERT_NULL(cfg.path_env);
+    ASSERT_NULL(cfg.cache_dir);
+    ASSERT_NULL(cfg.alloc);
+    ASSERT_NULL(cfg.alloc_ud);
+    ASSERT_NULL(cfg.log);
+    ASSERT_NULL(cfg.log_ud);
+    for (int i = 0; i < 8; i++)
+        ASSERT_NULL(cfg.reserved[i]);
+}
+
+TEST(host_new_null_config)
+{
+    mh_host *host = NULL;
+
+    ASSERT_STATUS(mh_host_new(NULL, &host, ERR), MH_OK);
+    ASSERT_NOT_NULL(host);
+    mh_host_free(host);
+}
+
+TEST(host_new_null_out_is_einval)
+{
+    mh_config cfg;
+
+    mh_config_init(&cfg);
+    ASSERT_STATUS(mh_host_new(&cfg, NULL, ERR), MH_EINVAL);
+}
+
+TEST(cache_dir_from_config_or_xdg)
+{
+    mh_config cfg;
+    mh_host *host;
+    const char *mine = tmp_path("mycache");
+
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.cache_dir = mine;
+    host = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(mh_host_cache_dir(host), mine);
+    mh_host_free(host);
+
+    env_set("XDG_CACHE_HOME", tmp_path("xdg"));
+    cfg.cache_dir = NULL;
+    host = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(mh_host_cache_dir(host), tmp_path("xdg/modhost"));
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------------ allocator */
+
+static mh_config tracked_config(alloc_tracker *at, const char *path)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = path;
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = at;
+    return cfg;
+}
+
+static int list_count(void *ud, const mh_spec_info *info)
+{
+    (void)info;
+    (*(int *)ud)++;
+    return 0;
+}
+
+TEST(allocator_hook_used_and_balanced)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+    mh_spec_info info = {.size = sizeof info};
+    int listed = 0;
+
+    fixture_copy("counter", "E/counter.so");
+    fixture_copy("counter", "E/pkg/sub/mod.so");
+    fixture_copy("init_fails", "E/refuser.so");
+    alloc_tracker_init(&at);
+    cfg = tracked_config(&at, tmp_path("E"));
+    host = host_new_cfg(&cfg);
+    ASSERT_TRUE(at.calls > 0);
+    import_ok(host, "counter");
+    import_ok(host, "pkg.sub.mod");
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_STATUS(mh_import(host, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(host, "counter", &info, ERR), MH_OK);
+    ASSERT_STATUS(mh_list(host, list_count, &listed, ERR), MH_OK);
+    for (int i = 0; i < 2000; i++)
+        ASSERT_NOT_NULL(mh_intern(host, str_fmt("s%d", i)));
+    mh_invalidate_caches(host);
+    ASSERT_TRUE(at.outstanding > 0);
+    mh_host_free(host);
+    test_err_slot(); /* free the last error too */
+    ASSERT_EQ_INT(at.outstanding, 0);
+    ASSERT_EQ_INT(at.blocks, 0);
+    alloc_tracker_destroy(&at);
+}
+
+TEST(plugin_memory_goes_through_hook)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+    size_t before;
+    void *(*userdata)(void);
+    unsigned char *block;
+
+    fixture_copy("host_api", "E/apitest.so");
+    alloc_tracker_init(&at);
+    cfg = tracked_config(&at, tmp_path("E"));
+    host = host_new_cfg(&cfg);
+    mod = import_ok(host, "apitest");
+    userdata = (void *(*)(void))symbol_ok(mod, "userdata");
+    block = userdata();
+    ASSERT_NOT_NULL(block);
+    ASSERT_EQ_INT(block[0], 0xab);
+    ASSERT_EQ_INT(block[99], 0xab);
+    /* The block is one of the tracker's (its header checks out when the
+     * plugin frees it with the same size in fini). */
+    before = at.blocks;
+    ASSERT_TRUE(before > 0);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    ASSERT_EQ_INT(at.blocks, 0);
+    alloc_tracker_destroy(&at);
+}
+
+/*
+ * Fault injection: fail the n-th allocation request (and every later one,
+ * or only that one), for n = 1, 2, ... until a run completes without the
+ * fault firing.  A run creates a host and goes through a script of
+ * operations, successful and failing ones; each must give its expected
+ * status or MH_ENOMEM -- never a crash, another code, or a leak.  With a
+ * one-off fault, an operation that got MH_ENOMEM is retried and must now
+ * succeed: a failed operation leaves nothing behind.
+ */
+static int fault_ok(mh_status st, mh_status want, const mh_error *err)
+{
+    if (st == want || st == MH_ENOMEM)
+        return 1;
+    /* A plugin whose nested import ran out of memory refuses its init. */
+    return st == MH_EINIT && strstr(mh_error_message(err), "memory") != NULL;
+}
+
+static int count_cb(void *ud, const mh_spec_info *info)
+{
+    (void)info;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Step i of the script; returns its status, checks what it produced. */
+static mh_status fault_step(mh_host *host, int i, long n, mh_error **err)
+{
+    mh_module *mod = NULL;
+    mh_spec_info info = {.size = sizeof info};
+    mh_status st;
+    int listed = 0;
+
+    switch (i) {
+    case 0:
+        st = mh_import(host, "mod", &mod, err);
+        if (st == MH_OK && call_int(mod, "value") != 42)
+            FAIL("n=%ld: imported module is broken", n);
+        return st;
+    case 1:
+        return mh_import(host, "absent", &mod, err);
+    case 2:
+        return mh_import(host, "refuser", &mod, err);
+    case 3:
+        st = mh_import(host, "top", &mod, err);
+        if (st == MH_OK && call_int(mod, "dep_value") != 42)
+            FAIL("n=%ld: nested import is broken", n);
+        return st;
+    case 4:
+        st = mh_find(host, "mod", &info, err);
+        if (st == MH_OK && strcmp(info.name, "mod") != 0)
+            FAIL("n=%ld: mh_find gave name '%s'", n, info.name);
+        return st;
+    case 5:
+        st = mh_list(host, count_cb, &listed, err);
+        if (st == MH_OK && listed < 4)
+            FAIL("n=%ld: mh_list reported %d modules", n, listed);
+        return st;
+    case 6:
+        st = mh_import_ex(host, "plain", MH_IMPORT_PLAIN, &mod, err);
+        if (st == MH_OK && call_int(mod, "plain_answer") != 42)
+            FAIL("n=%ld: plain module is broken", n);
+        return st;
+    case 7:
+        for (int k = 0; k < 1000; k++) {
+            char name[32];
+            const char *s;
+            snprintf(name, sizeof name, "fault.%d", k);
+            s = mh_intern(host, name);
+            if (s == NULL)
+                return MH_ENOMEM;
+            if (strcmp(s, name) != 0)
+                FAIL("n=%ld: interned string corrupted", n);
+        }
+        return MH_OK;
+    case 8:
+        return mh_host_add_path(host, tmp_path("E2"), (size_t)-1, err);
+    case 9:
+        return mh_import(host, "late", &mod, err);
+    }
+    return MH_EINVAL;
+}
+
+static const mh_status fault_want[] = {
+    MH_OK, MH_ENOTFOUND, MH_EINIT, MH_OK, MH_OK,
+    MH_OK, MH_OK, MH_OK, MH_OK, MH_OK,
+};
+#define FAULT_STEPS ((int)(sizeof fault_want / sizeof fault_want[0]))
+
+/* One run; returns whether the fault fired. */
+static int fault_run(long n, int once, const char *dir)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    mh_host *host = NULL;
+    mh_error *err = NULL;
+    mh_status st;
+    int fired;
+
+    alloc_tracker_init(&at);
+    at.fail_at = n;
+    at.fail_once = once;
+    cfg = tracked_config(&at, dir);
+    st = mh_host_new(&cfg, &host, &err);
+    if (st != MH_OK) {
+        if (st != MH_ENOMEM)
+            FAIL("n=%ld: mh_host_new: %s: %s", n, mh_status_name(st),
+                 mh_error_message(err));
+        if (host != NULL)
+            FAIL("n=%ld: failed mh_host_new left *out set", n);
+    } else {
+        for (int i = 0; i < FAULT_STEPS; i++) {
+            mh_error_free(err);
+            err = NULL;
+            st = fault_step(host, i, n, &err);
+            if (!fault_ok(st, fault_want[i], err))
+                FAIL("n=%ld (%s): step %d: got %s, expected %s: %s", n,
+                     once ? "once" : "persistent", i, mh_status_name(st),
+                     mh_status_name(fault_want[i]), mh_error_message(err));
+            if (st != fault_want[i] && once) {
+                mh_error_free(err);
+                err = NULL;
+                st = fault_step(host, i, n, &err);
+                if (st != fault_want[i])
+                    FAIL("n=%ld: step %d retried after ENOMEM: got %s, "
+                         "expected %s: %s", n, i, mh_status_name(st),
+                         mh_status_name(fault_want[i]), mh_error_message(err));
+            }
+        }
+    }
+    mh_error_free(err);
+    mh_host_free(host);
+    if (at.outstanding != 0 || at.blocks != 0)
+        FAIL("n=%ld (%s): %zu bytes in %zu blocks leaked", n,
+             once ? "once" : "persistent", at.outstanding, at.blocks);
+    fired = at.injected > 0;
+    alloc_tracker_destroy(&at);
+    return fired;
+}
+
+static void fault_loop(int once)
+{
+    const char *dir = tmp_mkdir("E");
+    long n = 1;
+
+    fixture_copy("fini_order", "E/mod.so"); /* no sleep in its init */
+    fixture_copy("init_fails", "E/refuser.so");
+    fixture_copy("importer", "E/top.so");
+    fixture_copy("no_desc", "E/plain.so");
+    fixture_copy("counter", "E2/late.so");
+    env_set("MH_FIXTURE_IMPORT", "mod");
+    while (fault_run(n, once, dir)) {
+        if (++n > 100000)
+            FAIL("fault injection did not converge");
+    }
+    ASSERT_TRUE(n > 2); /* the library did allocate */
+    printf("fault injection (%s): %ld runs\n", once ? "once" : "persistent", n);
+}
+
+TEST(alloc_failure_every_point_persistent)
+{
+    fault_loop(0);
+}
+
+TEST(alloc_failure_every_point_once)
+{
+    fault_loop(1);
+}
+
+/* ------------------------------------------------- log hook, host API */
+
+TEST(plugin_log_reaches_hook_with_module_name)
+{
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+
+    fixture_copy("host_api", "E/apitest.so");
+    log_capture_init(&lc);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = tmp_path("E");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    host = host_new_cfg(&cfg);
+    import_ok(host, "apitest");
+    if (log_capture_count(&lc, MH_LOG_WARN, "host_api fixture says hello 42") != 1)
+        FAIL("formatted plugin warning missing; log:%s", log_capture_dump(&lc));
+    if (log_capture_count(&lc, MH_LOG_WARN, "apitest") == 0)
+        FAIL("plugin warning not tagged with the module name; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(host_api_table_as_plugin_sees_it)
+{
+    mh_host *host;
+    mh_module *mod;
+    const mh_host_api *(*table)(void);
+    const mh_host_api *api;
+
+    fixture_copy("host_api", "E/apitest.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "apitest");
+    table = (const mh_host_api *(*)(void))symbol_ok(mod, "api_table");
+    api = table();
+    ASSERT_NOT_NULL(api);
+    ASSERT_EQ_INT(api->abi_version, MH_PLUGIN_ABI_VERSION);
+    ASSERT_EQ_INT(api->size, sizeof(mh_host_api));
+    ASSERT_EQ_STR(api->host_version, MH_VERSION_STRING);
+    ASSERT_TRUE(MH_API_HAS(api, name));
+    ASSERT_NOT_NULL(api->log);
+    ASSERT_NOT_NULL(api->set_error);
+    ASSERT_NOT_NULL(api->alloc);
+    ASSERT_NOT_NULL(api->free);
+    ASSERT_NOT_NULL(api->intern);
+    ASSERT_NOT_NULL(api->import_symbol);
+    ASSERT_NOT_NULL(api->set_userdata);
+    ASSERT_NOT_NULL(api->get_userdata);
+    ASSERT_NOT_NULL(api->name);
+    ASSERT_EQ_STR(mh_module_version(mod), "2.5");
+    mh_host_free(host);
+}
+
+TEST(plugin_intern_and_name_match_host)
+{
+    mh_host *host;
+    mh_module *mod;
+    const char *(*interned)(void);
+    const char *(*self_name)(void);
+
+    fixture_copy("host_api", "E/pkg/apitest.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "pkg.apitest");
+    interned = (const char *(*)(void))symbol_ok(mod, "interned");
+    self_name = (const char *(*)(void))symbol_ok(mod, "self_name");
+    ASSERT_EQ_STR(interned(), "fixture.interned.string");
+    ASSERT_EQ_PTR(interned(), mh_intern_lookup(host, "fixture.interned.string"));
+    ASSERT_EQ_STR(self_name(), "pkg.apitest");
+    ASSERT_EQ_PTR(self_name(), mh_module_name(mod));
+    mh_host_free(host);
+}

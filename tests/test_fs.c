@@ -1,0 +1,283 @@
+/*
+ * test_fs.c -- the file system finder: its directory cache (stale after a
+ * change until invalidated or the mtime moves), mh_find (where a module
+ * would come from, without loading it) and mh_list (every visible module,
+ * in name order, first entry winning).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* A directory last changed long ago, so no "modified just now" leeway in
+ * the finder's cache applies: what it sees depends on the mtime alone. */
+#define OLD_TIME 1000000000LL /* 2001 */
+
+TEST(invalidate_caches_sees_new_module)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+
+    file_set_mtime(dir, OLD_TIME);
+    /* A first import lists the directory (and may cache the listing). */
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/late.so");
+    file_set_mtime(dir, OLD_TIME); /* the change is invisible to stat */
+    mh_invalidate_caches(host);
+    mod = import_ok(host, "late");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(changed_directory_mtime_sees_new_module)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/late.so");
+    /* Still long ago, but a different mtime: no invalidation needed. */
+    file_set_mtime(dir, OLD_TIME + 100);
+    mod = import_ok(host, "late");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(changed_directory_mtime_sees_removed_module)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = fixture_copy("counter", "E/gone.so");
+    mh_host *host = host_new_isolated(dir);
+    mh_spec_info info = {.size = sizeof info};
+
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_find(host, "gone", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(unlink(path), 0);
+    file_set_mtime(dir, OLD_TIME + 100);
+    ASSERT_STATUS(mh_find(host, "gone", &info, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
+TEST(invalidate_caches_sees_new_package_directory)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_import(host, "pkg.late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/pkg/late.so");
+    file_set_mtime(dir, OLD_TIME);
+    mh_invalidate_caches(host);
+    import_ok(host, "pkg.late");
+    mh_host_free(host);
+}
+
+TEST(find_does_not_load)
+{
+    const char *path = fixture_copy("init_fails", "E/refuser.so");
+    mh_host *host;
+    mh_spec_info info;
+
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(tmp_path("E"));
+    memset(&info, 0, sizeof info);
+    info.size = sizeof info;
+    ASSERT_STATUS(mh_find(host, "refuser", &info, ERR), MH_OK);
+    ASSERT_EQ_PTR(info.name, mh_intern_lookup(host, "refuser"));
+    ASSERT_EQ_STR(info.name, "refuser");
+    ASSERT_EQ_STR(info.origin, path);
+    ASSERT_EQ_STR(info.finder, "fs");
+    ASSERT_EQ_STR(info.loader, "native");
+    ASSERT_EQ_INT(info.kind, MH_KIND_NATIVE);
+    ASSERT_EQ_INT(info.entry_index, 0);
+    ASSERT_NULL(mh_host_module(host, "refuser"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    ASSERT_FALSE(file_exists(tmp_path("marker")));
+    mh_host_free(host);
+    ASSERT_FALSE(file_exists(tmp_path("marker")));
+}
+
+TEST(find_then_import_runs_init_once)
+{
+    mh_host *host;
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_find(host, "counter", &info, ERR), MH_OK);
+    ASSERT_STATUS(mh_find(host, "counter", &info, ERR), MH_OK);
+    mod = import_ok(host, "counter");
+    ASSERT_EQ_INT(call_int(mod, "init_count"), 1);
+    ASSERT_EQ_STR(mh_module_origin(mod), info.origin);
+    mh_host_free(host);
+}
+
+TEST(find_reports_entry_index)
+{
+    const char *path;
+    mh_host *host;
+    mh_spec_info info = {.size = sizeof info};
+
+    tmp_mkdir("E1");
+    path = fixture_copy("counter", "E2/pkg/mod.so");
+    host = host_new_isolated(tmp_path("missing"), tmp_path("E1"), tmp_path("E2"));
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.entry_index, 2);
+    ASSERT_EQ_STR(info.origin, path);
+    mh_host_free(host);
+}
+
+TEST(find_namespace)
+{
+    mh_host *host;
+    mh_spec_info info = {.size = sizeof info};
+
+    fixture_copy("counter", "E1/ns/one.so");
+    fixture_copy("counter", "E2/ns/two.so");
+    host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    ASSERT_STATUS(mh_find(host, "ns", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    ASSERT_EQ_STR(info.loader, "namespace");
+    ASSERT_EQ_STR(info.origin, tmp_path("E1/ns"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(find_not_found_lists_entries)
+{
+    const char *e1 = tmp_mkdir("E1");
+    const char *missing = tmp_path("missing");
+    mh_host *host = host_new_isolated(e1, missing);
+    mh_spec_info info = {.size = sizeof info};
+
+    ASSERT_STATUS(mh_find(host, "nope.nothing", &info, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "nope.nothing");
+    ASSERT_CONTAINS(ERR_MSG(), e1);
+    ASSERT_CONTAINS(ERR_MSG(), missing);
+    mh_host_free(host);
+}
+
+/* ----------------------------------------------------------------- list */
+
+#define MAX_LISTED 64
+
+struct listing {
+    mh_host *host;
+    size_t n;
+    const char *names[MAX_LISTED];
+    const char *origins[MAX_LISTED];
+    mh_module_kind kinds[MAX_LISTED];
+    int stop_after;
+};
+
+static int collect(void *ud, const mh_spec_info *info)
+{
+    struct listing *l = ud;
+
+    if (l->n == MAX_LISTED)
+        FAIL("mh_list reported more than %d modules", MAX_LISTED);
+    if (info == NULL || info->name == NULL)
+        FAIL("mh_list passed a NULL info or name");
+    l->names[l->n] = str_fmt("%s", info->name);
+    l->origins[l->n] = str_fmt("%s", info->origin ? info->origin : "(null)");
+    l->kinds[l->n] = info->kind;
+    l->n++;
+    return l->stop_after && (int)l->n >= l->stop_after;
+}
+
+static const char *joined_names(const struct listing *l)
+{
+    const char *s = "";
+    for (size_t i = 0; i < l->n; i++)
+        s = str_fmt("%s%s%s", s, i ? "," : "", l->names[i]);
+    return s;
+}
+
+TEST(list_in_name_order_first_entry_wins)
+{
+    const char *b1, *a2, *c2;
+    struct listing l = {0};
+    mh_host *host;
+
+    b1 = fixture_copy("init_fails", "E1/beta.so");
+    a2 = fixture_copy("init_fails", "E2/alpha.so");
+    fixture_copy("init_fails", "E2/beta.so");
+    c2 = fixture_copy("init_fails", "E2/gamma.so");
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "alpha,beta,gamma");
+    ASSERT_EQ_STR(l.origins[0], a2);
+    ASSERT_EQ_STR(l.origins[1], b1);
+    ASSERT_EQ_STR(l.origins[2], c2);
+    ASSERT_EQ_INT(l.kinds[1], MH_KIND_NATIVE);
+    /* Listing loads nothing. */
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    ASSERT_FALSE(file_exists(tmp_path("marker")));
+    mh_host_free(host);
+}
+
+TEST(list_stops_when_callback_says_so)
+{
+    struct listing l = {0};
+    mh_host *host;
+
+    fixture_copy("counter", "E/a1.so");
+    fixture_copy("counter", "E/a2.so");
+    fixture_copy("counter", "E/a3.so");
+    host = host_new_isolated(tmp_path("E"));
+    l.stop_after = 1;
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_INT(l.n, 1);
+    ASSERT_EQ_STR(l.names[0], "a1");
+    mh_host_free(host);
+}
+
+TEST(list_ignores_other_files)
+{
+    struct listing l = {0};
+    mh_host *host;
+
+    fixture_copy("counter", "E/real.so");
+    file_write(tmp_path("E/notes.txt"), "not a module\n");
+    file_write(tmp_path("E/old.so.bak"), "not a module\n");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "real");
+    mh_host_free(host);
+}
+
+TEST(list_skips_unimportable_names)
+{
+    /* A file whose name breaks the grammar can never be imported, so it
+     * is not a visible module. */
+    struct listing l = {0};
+    mh_host *host;
+
+    fixture_copy("counter", "E/real.so");
+    fixture_copy("counter", "E/not-valid.so");
+    fixture_copy("counter", "E/9lives.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "real");
+    mh_host_free(host);
+}
+
+TEST(list_skips_missing_entry)
+{
+    struct listing l = {0};
+    mh_host *host;
+
+    fixture_copy("counter", "E/only.so");
+    host = host_new_isolated(tmp_path("missing"), tmp_path("E"));
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "only");
+    mh_host_free(host);
+}

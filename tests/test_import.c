@@ -1,0 +1,566 @@
+/*
+ * test_import.c -- mh_import end to end with real fixture plugins: the
+ * registry, dotted names, namespace packages, path order, every way a
+ * load can fail (and that a failure leaves nothing behind), RTLD_LOCAL
+ * isolation, circular and nested imports, fini order, and exports.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "support/support.h"
+#include "test.h"
+
+static const char *skip_quotes(const char *p)
+{
+    while (*p == ' ' || *p == '\'' || *p == '"')
+        p++;
+    return p;
+}
+
+/* True when msg holds the names in order, each pair joined by "->" (any
+ * spacing or quoting around the arrow): e.g. "x -> y -> x". */
+static int has_chain(const char *msg, int n, ...)
+{
+    const char *names[8];
+    va_list ap;
+
+    va_start(ap, n);
+    for (int i = 0; i < n && i < 8; i++)
+        names[i] = va_arg(ap, const char *);
+    va_end(ap);
+    for (const char *q = strstr(msg, names[0]); q; q = strstr(q + 1, names[0])) {
+        const char *p = q + strlen(names[0]);
+        int i = 1;
+        for (; i < n; i++) {
+            p = skip_quotes(p);
+            if (strncmp(p, "->", 2) != 0)
+                break;
+            p = skip_quotes(p + 2);
+            if (strncmp(p, names[i], strlen(names[i])) != 0)
+                break;
+            p += strlen(names[i]);
+        }
+        if (i == n)
+            return 1;
+    }
+    return 0;
+}
+
+#define ASSERT_CHAIN(msg, n, ...)                                          \
+    do {                                                                   \
+        if (!has_chain((msg), (n), __VA_ARGS__))                           \
+            FAIL("message lacks the chain %s: \"%s\"", #__VA_ARGS__, (msg)); \
+    } while (0)
+
+TEST(same_name_same_module)
+{
+    mh_host *host;
+    mh_module *m1, *m2;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    m1 = import_ok(host, "counter");
+    m2 = import_ok(host, "counter");
+    ASSERT_EQ_PTR(m1, m2);
+    ASSERT_EQ_PTR(mh_host_module(host, "counter"), m1);
+    ASSERT_EQ_INT(call_int(m1, "init_count"), 1);
+    ASSERT_EQ_INT(call_int(m1, "value"), 42);
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+}
+
+TEST(registry_hit_does_not_allocate)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+    size_t calls;
+
+    fixture_copy("counter", "E/pkg/counter.so");
+    alloc_tracker_init(&at);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = tmp_path("E");
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = &at;
+    host = host_new_cfg(&cfg);
+    mod = import_ok(host, "pkg.counter");
+    calls = at.calls;
+    for (int i = 0; i < 1000; i++) {
+        char name[16];
+        mh_module *again = NULL;
+        /* a fresh buffer each time: found by content, not by pointer */
+        snprintf(name, sizeof name, "pkg.%s", "counter");
+        ASSERT_STATUS(mh_import(host, name, &again, NULL), MH_OK);
+        ASSERT_EQ_PTR(again, mod);
+    }
+    ASSERT_EQ_INT(at.calls, calls);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
+}
+
+TEST(dotted_name_origin_and_interned_name)
+{
+    const char *path = fixture_copy("counter", "E/pkg/sub/mod.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = import_ok(host, "pkg.sub.mod");
+
+    ASSERT_EQ_STR(mh_module_origin(mod), path);
+    ASSERT_EQ_STR(mh_module_name(mod), "pkg.sub.mod");
+    ASSERT_EQ_PTR(mh_module_name(mod), mh_intern_lookup(host, "pkg.sub.mod"));
+    ASSERT_EQ_PTR(mh_module_name(mod), mh_intern(host, "pkg.sub.mod"));
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_PTR(mh_host_module(host, "pkg.sub.mod"), mod);
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(module_metadata)
+{
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "counter");
+    ASSERT_EQ_STR(mh_module_version(mod), "1.0");
+    ASSERT_EQ_STR(mh_module_finder(mod), "fs");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_STR(mh_module_kind_name(mh_module_kind_of(mod)), "native");
+    mh_host_free(host);
+}
+
+TEST(namespace_package_across_entries)
+{
+    const char *one = fixture_copy("counter", "E1/ns/one.so");
+    const char *two = fixture_copy("counter", "E2/ns/two.so");
+    mh_host *host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    mh_module *ns = import_ok(host, "ns");
+    mh_module *m1, *m2;
+
+    ASSERT_EQ_INT(mh_module_kind_of(ns), MH_KIND_NAMESPACE);
+    ASSERT_EQ_STR(mh_module_kind_name(MH_KIND_NAMESPACE), "namespace");
+    ASSERT_EQ_STR(mh_module_origin(ns), tmp_path("E1/ns"));
+    ASSERT_NULL(mh_module_symbol(ns, "value"));
+    ASSERT_EQ_INT(mh_module_export_count(ns), 0);
+    /* Both portions are part of the package, whichever entry has them. */
+    m1 = import_ok(host, "ns.one");
+    m2 = import_ok(host, "ns.two");
+    ASSERT_EQ_STR(mh_module_origin(m1), one);
+    ASSERT_EQ_STR(mh_module_origin(m2), two);
+    ASSERT_EQ_PTR(import_ok(host, "ns"), ns);
+    mh_host_free(host);
+}
+
+TEST(namespace_submodules_before_package)
+{
+    const char *two = fixture_copy("counter", "E2/ns/two.so");
+    mh_host *host;
+    mh_module *ns;
+
+    fixture_copy("counter", "E1/ns/one.so");
+    host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    ASSERT_EQ_STR(mh_module_origin(import_ok(host, "ns.two")), two);
+    ASSERT_NOT_NULL(import_ok(host, "ns.one"));
+    ns = import_ok(host, "ns");
+    ASSERT_EQ_INT(mh_module_kind_of(ns), MH_KIND_NAMESPACE);
+    mh_host_free(host);
+}
+
+TEST(first_entry_wins)
+{
+    const char *first = fixture_copy("counter", "E1/dup.so");
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("fini_order", "E2/dup.so");
+    host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    mod = import_ok(host, "dup");
+    ASSERT_EQ_STR(mh_module_origin(mod), first);
+    ASSERT_NOT_NULL(mh_module_symbol(mod, "init_count"));
+    mh_host_free(host);
+}
+
+TEST(module_file_beats_directory_in_same_entry)
+{
+    const char *file = fixture_copy("counter", "E/thing.so");
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E/thing/inner.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "thing");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_STR(mh_module_origin(mod), file);
+    mh_host_free(host);
+}
+
+TEST(namespace_loses_to_module_in_later_entry)
+{
+    const char *file;
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E1/thing/inner.so");
+    file = fixture_copy("counter", "E2/thing.so");
+    host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    mod = import_ok(host, "thing");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_STR(mh_module_origin(mod), file);
+    mh_host_free(host);
+}
+
+TEST(not_found_message_lists_every_entry)
+{
+    const char *e1 = tmp_mkdir("E1");
+    const char *missing = tmp_path("missing");
+    const char *e2 = tmp_mkdir("E2");
+    mh_host *host = host_new_isolated(e1, missing, e2);
+    mh_module *mod = (mh_module *)&mod;
+
+    ASSERT_STATUS(mh_import(host, "no.such.mod", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_NULL(mod);
+    ASSERT_EQ_INT(ERR_CODE(), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "no.such.mod");
+    ASSERT_CONTAINS(ERR_MSG(), e1);
+    ASSERT_CONTAINS(ERR_MSG(), missing);
+    ASSERT_CONTAINS(ERR_MSG(), e2);
+    ASSERT_NULL(mh_host_module(host, "no.such.mod"));
+    mh_host_free(host);
+}
+
+TEST(init_failure_leaves_nothing)
+{
+    mh_host *host;
+    mh_module *mod = (mh_module *)&mod;
+
+    fixture_copy("counter", "E/counter.so");
+    fixture_copy("init_fails", "E/refuser.so");
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(tmp_path("E"));
+    import_ok(host, "counter");
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "deliberate init failure");
+    ASSERT_CONTAINS(ERR_MSG(), "refuser");
+    ASSERT_NULL(mh_host_module(host, "refuser"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+    /* init ran, and a refused module's fini never runs */
+    ASSERT_EQ_STR(file_read(tmp_path("marker")), "init refuser\n");
+}
+
+TEST(init_failure_is_retried)
+{
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("init_fails", "E/refuser.so");
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "deliberate init failure");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    ASSERT_EQ_STR(file_read(tmp_path("marker")), "init refuser\ninit refuser\n");
+    mh_host_free(host);
+    ASSERT_EQ_STR(file_read(tmp_path("marker")), "init refuser\ninit refuser\n");
+}
+
+TEST(failed_module_is_unloaded)
+{
+    /* After a refused init the object must be closed: a new file at the
+     * same path is then loaded afresh, not the stale handle. */
+    mh_host *host;
+    mh_module *mod;
+    const char *path;
+
+    path = fixture_copy("init_fails", "E/flaky.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "flaky", &mod, ERR), MH_EINIT);
+    fixture_copy("counter", "staging.so");
+    ASSERT_EQ_INT(rename(tmp_path("staging.so"), path), 0);
+    mh_invalidate_caches(host);
+    mod = import_ok(host, "flaky");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(wrong_abi_refused_before_init)
+{
+    mh_host *host;
+    mh_module *mod = (mh_module *)&mod;
+
+    fixture_copy("wrong_abi", "E/future.so");
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "future", &mod, ERR), MH_EABI);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "future");
+    ASSERT_CONTAINS(ERR_MSG(), "9999");
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%d", MH_PLUGIN_ABI_VERSION));
+    ASSERT_NULL(mh_host_module(host, "future"));
+    mh_host_free(host);
+    ASSERT_FALSE(file_exists(tmp_path("marker")));
+}
+
+TEST(plain_library_needs_flag)
+{
+    mh_host *host;
+    mh_module *mod = (mh_module *)&mod;
+
+    fixture_copy("no_desc", "E/plain.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "plain", &mod, ERR), MH_ENODESC);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "plain");
+    ASSERT_CONTAINS(ERR_MSG(), "descriptor");
+    ASSERT_CONTAINS(ERR_MSG(), "MH_IMPORT_PLAIN");
+    ASSERT_NULL(mh_host_module(host, "plain"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(plain_library_with_flag)
+{
+    mh_host *host;
+    mh_module *mod = NULL;
+    int (*answer)(void);
+
+    fixture_copy("no_desc", "E/plain.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import_ex(host, "plain", MH_IMPORT_PLAIN, &mod, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_PLAIN);
+    ASSERT_EQ_STR(mh_module_kind_name(MH_KIND_PLAIN), "plain");
+    answer = (int (*)(void))symbol_ok(mod, "plain_answer");
+    ASSERT_EQ_INT(answer(), 42);
+    ASSERT_EQ_INT(mh_module_export_count(mod), 0);
+    ASSERT_NULL(mh_module_version(mod));
+    /* Once loaded it is in the registry like any module. */
+    ASSERT_EQ_PTR(import_ok(host, "plain"), mod);
+    mh_host_free(host);
+}
+
+TEST(plain_flag_keeps_native_kind)
+{
+    mh_host *host;
+    mh_module *mod = NULL;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import_ex(host, "counter", MH_IMPORT_PLAIN, &mod, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_INT(call_int(mod, "init_count"), 1);
+    mh_host_free(host);
+}
+
+TEST(modules_are_loaded_rtld_local)
+{
+    mh_host *host;
+    const char *(*ident_a)(void);
+    const char *(*ident_b)(void);
+
+    fixture_copy("same_sym_a", "E/sa.so");
+    fixture_copy("same_sym_b", "E/sb.so");
+    host = host_new_isolated(tmp_path("E"));
+    ident_a = (const char *(*)(void))symbol_ok(import_ok(host, "sa"), "ident");
+    ident_b = (const char *(*)(void))symbol_ok(import_ok(host, "sb"), "ident");
+    ASSERT_EQ_STR(ident_a(), "a");
+    ASSERT_EQ_STR(ident_b(), "b");
+    mh_host_free(host);
+}
+
+TEST(self_import_is_circular)
+{
+    mh_host *host;
+    mh_module *mod = (mh_module *)&mod;
+    mh_status st;
+
+    fixture_copy("self_import", "E/selfie.so");
+    host = host_new_isolated(tmp_path("E"));
+    st = mh_import(host, "selfie", &mod, ERR);
+    if (st != MH_EINIT && st != MH_ECYCLE)
+        FAIL("self import: got %s: %s", mh_status_name(st), ERR_MSG());
+    ASSERT_NULL(mod);
+    ASSERT_CHAIN(ERR_MSG(), 2, "selfie", "selfie");
+    ASSERT_NULL(mh_host_module(host, "selfie"));
+    /* Nothing is left locked or half-registered: it fails again, alike. */
+    st = mh_import(host, "selfie", &mod, ERR);
+    ASSERT_TRUE(st == MH_EINIT || st == MH_ECYCLE);
+    ASSERT_CHAIN(ERR_MSG(), 2, "selfie", "selfie");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(two_module_cycle_names_chain)
+{
+    mh_host *host;
+    mh_module *mod;
+    mh_status st;
+
+    fixture_copy("importer", "E/ping.so");
+    fixture_copy("importer", "E/pong.so");
+    env_set("MH_FIXTURE_IMPORT_ping", "pong");
+    env_set("MH_FIXTURE_IMPORT_pong", "ping");
+    host = host_new_isolated(tmp_path("E"));
+    st = mh_import(host, "ping", &mod, ERR);
+    if (st != MH_EINIT && st != MH_ECYCLE)
+        FAIL("cycle: got %s: %s", mh_status_name(st), ERR_MSG());
+    ASSERT_CHAIN(ERR_MSG(), 3, "ping", "pong", "ping");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(fini_runs_in_reverse_init_order)
+{
+    const char *log = tmp_path("order.log");
+    mh_host *host;
+
+    fixture_copy("fini_order", "E/a.so");
+    fixture_copy("fini_order", "E/b.so");
+    fixture_copy("fini_order", "E/c.so");
+    env_set("MH_FIXTURE_LOG", log);
+    host = host_new_isolated(tmp_path("E"));
+    import_ok(host, "a");
+    import_ok(host, "c");
+    import_ok(host, "b");
+    ASSERT_EQ_STR(file_read(log), "init a\ninit c\ninit b\n");
+    mh_host_free(host);
+    ASSERT_EQ_STR(file_read(log),
+                  "init a\ninit c\ninit b\nfini b\nfini c\nfini a\n");
+}
+
+TEST(nested_import_loads_dependency)
+{
+    mh_host *host;
+    mh_module *top, *dep;
+
+    fixture_copy("importer", "E/top.so");
+    fixture_copy("counter", "E/dep.so");
+    env_set("MH_FIXTURE_IMPORT", "dep");
+    host = host_new_isolated(tmp_path("E"));
+    top = import_ok(host, "top");
+    dep = mh_host_module(host, "dep");
+    ASSERT_NOT_NULL(dep);
+    ASSERT_EQ_INT(mh_host_module_count(host), 2);
+    ASSERT_EQ_INT(call_int(top, "dep_value"), 42);
+    ASSERT_EQ_INT(call_int(dep, "init_count"), 1);
+    ASSERT_EQ_PTR(import_ok(host, "dep"), dep);
+    ASSERT_EQ_INT(call_int(dep, "init_count"), 1);
+    mh_host_free(host);
+}
+
+TEST(nested_import_fini_order)
+{
+    const char *log = tmp_path("order.log");
+    mh_host *host;
+
+    fixture_copy("importer", "E/top.so");
+    fixture_copy("fini_order", "E/dep.so");
+    env_set("MH_FIXTURE_IMPORT", "dep");
+    env_set("MH_FIXTURE_LOG", log);
+    host = host_new_isolated(tmp_path("E"));
+    import_ok(host, "top");
+    /* dep finished its init first, so it is finalised last */
+    ASSERT_EQ_STR(file_read(log), "init dep\ninit top\n");
+    mh_host_free(host);
+    ASSERT_EQ_STR(file_read(log), "init dep\ninit top\nfini top\nfini dep\n");
+}
+
+TEST(nested_import_failure_names_dependency)
+{
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("importer", "E/top.so");
+    env_set("MH_FIXTURE_IMPORT", "absent.dependency");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "top", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "top");
+    ASSERT_CONTAINS(ERR_MSG(), "absent.dependency");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(unknown_symbol)
+{
+    mh_host *host;
+    mh_module *mod;
+    void *p = &p;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "counter");
+    ASSERT_NULL(mh_module_symbol(mod, "no_such_symbol"));
+    ASSERT_STATUS(mh_module_symbol_ex(mod, "no_such_symbol", &p, ERR), MH_ENOSYM);
+    ASSERT_NULL(p);
+    ASSERT_CONTAINS(ERR_MSG(), "counter");
+    ASSERT_CONTAINS(ERR_MSG(), "no_such_symbol");
+    ASSERT_STATUS(mh_module_symbol_ex(mod, "value", &p, ERR), MH_OK);
+    ASSERT_EQ_PTR(p, mh_module_symbol(mod, "value"));
+    mh_host_free(host);
+}
+
+TEST(descriptor_exports_only)
+{
+    /* A native module exports what its descriptor lists, not every
+     * dynamic symbol of the object. */
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("same_sym_a", "E/sa.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "sa");
+    ASSERT_NOT_NULL(mh_module_symbol(mod, "ident"));
+    ASSERT_NULL(mh_module_symbol(mod, "mh_fixture_ident"));
+    mh_host_free(host);
+}
+
+TEST(exports_listing)
+{
+    mh_host *host;
+    mh_module *mod;
+    const char *n0, *n1;
+
+    fixture_copy("counter", "E/counter.so");
+    host = host_new_isolated(tmp_path("E"));
+    mod = import_ok(host, "counter");
+    ASSERT_EQ_INT(mh_module_export_count(mod), 2);
+    n0 = mh_module_export_name(mod, 0);
+    n1 = mh_module_export_name(mod, 1);
+    ASSERT_NOT_NULL(n0);
+    ASSERT_NOT_NULL(n1);
+    ASSERT_TRUE((strcmp(n0, "init_count") == 0 && strcmp(n1, "value") == 0) ||
+                (strcmp(n0, "value") == 0 && strcmp(n1, "init_count") == 0));
+    ASSERT_NULL(mh_module_export_name(mod, 2));
+    mh_host_free(host);
+}
+
+TEST(host_module_never_loads)
+{
+    mh_host *host;
+
+    fixture_copy("init_fails", "E/refuser.so");
+    fixture_copy("counter", "E/counter.so");
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_NULL(mh_host_module(host, "refuser"));
+    ASSERT_NULL(mh_host_module(host, "counter"));
+    ASSERT_NULL(mh_host_module(host, "bad-name"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    ASSERT_FALSE(file_exists(tmp_path("marker")));
+    ASSERT_EQ_PTR(import_ok(host, "counter"), mh_host_module(host, "counter"));
+    mh_host_free(host);
+}
+
+TEST(null_handles_are_einval)
+{
+    mh_module *mod = (mh_module *)&mod;
+
+    ASSERT_STATUS(mh_import(NULL, "x", &mod, ERR), MH_EINVAL);
+    ASSERT_NULL(mod);
+    ASSERT_STATUS(mh_import_ex(NULL, "x", 0, &mod, ERR), MH_EINVAL);
+}

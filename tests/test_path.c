@@ -1,0 +1,356 @@
+/*
+ * test_path.c -- how the search path is built: config entries first, then
+ * the path variable (MODHOST_PATH or cfg->path_env), whose empty item ";;"
+ * stands for the default entries; isolation; rejected entries reported
+ * through the log hook; and mh_host_add_path.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "support/support.h"
+#include "test.h"
+
+struct entry {
+    const char *text;
+    mh_path_source source;
+};
+
+/* The host's path as "text(source)" items, for failure messages. */
+static const char *describe(mh_host *host)
+{
+    const char *s = "";
+    size_t n = mh_host_path_count(host);
+    for (size_t i = 0; i < n; i++) {
+        const char *text = NULL, *finder = NULL;
+        mh_path_source src = MH_SOURCE_API;
+        mh_host_path_entry(host, i, &text, &src, &finder);
+        s = str_fmt("%s%s%s(%s)", s, i ? " " : "", text ? text : "(null)",
+                    mh_path_source_name(src));
+    }
+    return s;
+}
+
+static struct entry entry_at(mh_host *host, size_t i)
+{
+    struct entry e = {NULL, MH_SOURCE_API};
+    const char *finder = NULL;
+    if (mh_host_path_entry(host, i, &e.text, &e.source, &finder) != MH_OK)
+        FAIL("mh_host_path_entry(%zu) failed; path: %s", i, describe(host));
+    if (e.text == NULL)
+        FAIL("entry %zu has NULL text", i);
+    return e;
+}
+
+#define ASSERT_ENTRY(host, i, want_text, want_source)                      \
+    do {                                                                   \
+        struct entry e_ = entry_at((host), (i));                           \
+        if (strcmp(e_.text, (want_text)) != 0 || e_.source != (want_source)) \
+            FAIL("entry %zu: want %s(%s); path: %s", (size_t)(i),          \
+                 (want_text), mh_path_source_name(want_source),            \
+                 describe(host));                                          \
+    } while (0)
+
+static size_t count_source(mh_host *host, mh_path_source src)
+{
+    size_t n = 0, count = mh_host_path_count(host);
+    for (size_t i = 0; i < count; i++)
+        if (entry_at(host, i).source == src)
+            n++;
+    return n;
+}
+
+static mh_host *new_host(unsigned flags, const char *path, const char *path_env,
+                         log_capture *lc)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = flags;
+    cfg.path = path;
+    cfg.path_env = path_env;
+    if (lc) {
+        cfg.log = log_capture_fn;
+        cfg.log_ud = lc;
+    }
+    return host_new_cfg(&cfg);
+}
+
+TEST(config_entries_in_order)
+{
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B"), *c = tmp_mkdir("C");
+    mh_host *host = host_new_isolated(a, b, c);
+
+    ASSERT_EQ_INT(mh_host_path_count(host), 3);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 1, b, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 2, c, MH_SOURCE_CONFIG);
+    mh_host_free(host);
+}
+
+TEST(env_entries_follow_config)
+{
+    const char *a = tmp_mkdir("A"), *x = tmp_mkdir("X"), *y = tmp_mkdir("Y");
+    mh_host *host;
+
+    env_set("MODHOST_PATH", str_fmt("%s;%s", x, y));
+    host = new_host(MH_CONFIG_NO_DEFAULT_PATH, a, NULL, NULL);
+    ASSERT_EQ_INT(mh_host_path_count(host), 3);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 1, x, MH_SOURCE_ENV);
+    ASSERT_ENTRY(host, 2, y, MH_SOURCE_ENV);
+    mh_host_free(host);
+}
+
+TEST(custom_path_variable)
+{
+    const char *x = tmp_mkdir("X"), *y = tmp_mkdir("Y");
+    mh_host *host;
+
+    env_set("MYAPP_PLUGIN_PATH", x);
+    env_set("MODHOST_PATH", y);
+    host = new_host(MH_CONFIG_NO_DEFAULT_PATH, NULL, "MYAPP_PLUGIN_PATH", NULL);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    ASSERT_ENTRY(host, 0, x, MH_SOURCE_ENV);
+    ASSERT_EQ_INT(path_index(host, y), -1);
+    mh_host_free(host);
+}
+
+TEST(double_semicolon_inserts_defaults)
+{
+    const char *x = tmp_mkdir("X"), *y = tmp_mkdir("Y");
+    mh_host *host;
+    size_t n, ndef;
+
+    env_set("MODHOST_PATH", str_fmt("%s;;%s", x, y));
+    host = new_host(0, NULL, NULL, NULL);
+    n = mh_host_path_count(host);
+    ndef = count_source(host, MH_SOURCE_DEFAULT);
+    if (ndef == 0 || n != ndef + 2)
+        FAIL("want X, the defaults, Y; path: %s", describe(host));
+    ASSERT_ENTRY(host, 0, x, MH_SOURCE_ENV);
+    for (size_t i = 1; i + 1 < n; i++)
+        if (entry_at(host, i).source != MH_SOURCE_DEFAULT)
+            FAIL("entry %zu is not a default; path: %s", i, describe(host));
+    ASSERT_ENTRY(host, n - 1, y, MH_SOURCE_ENV);
+    mh_host_free(host);
+}
+
+TEST(double_semicolon_in_custom_variable)
+{
+    const char *x = tmp_mkdir("X");
+    mh_host *host;
+    size_t n;
+
+    env_set("MYAPP_PLUGIN_PATH", str_fmt(";;%s", x));
+    host = new_host(0, NULL, "MYAPP_PLUGIN_PATH", NULL);
+    n = mh_host_path_count(host);
+    if (n < 2 || entry_at(host, 0).source != MH_SOURCE_DEFAULT)
+        FAIL("want the defaults, then X; path: %s", describe(host));
+    ASSERT_ENTRY(host, n - 1, x, MH_SOURCE_ENV);
+    mh_host_free(host);
+}
+
+TEST(variable_without_double_semicolon_replaces_defaults)
+{
+    const char *x = tmp_mkdir("X"), *y = tmp_mkdir("Y");
+    mh_host *host;
+
+    env_set("MODHOST_PATH", str_fmt("%s;%s", x, y));
+    host = new_host(0, NULL, NULL, NULL);
+    if (count_source(host, MH_SOURCE_DEFAULT) != 0)
+        FAIL("default entries present; path: %s", describe(host));
+    ASSERT_EQ_INT(mh_host_path_count(host), 2);
+    mh_host_free(host);
+}
+
+TEST(defaults_when_variable_unset)
+{
+    mh_host *host;
+    size_t n;
+
+    env_unset("MODHOST_PATH");
+    host = new_host(0, NULL, NULL, NULL);
+    n = mh_host_path_count(host);
+    if (n == 0 || count_source(host, MH_SOURCE_DEFAULT) != n)
+        FAIL("want only default entries; path: %s", describe(host));
+    for (size_t i = 0; i < n; i++) {
+        const char *text = entry_at(host, i).text;
+        size_t len = strlen(text);
+        ASSERT_TRUE(text[0] == '/');
+        if (len < 15 || strcmp(text + len - 15, "modhost/modules") != 0)
+            FAIL("default entry '%s' does not end with modhost/modules", text);
+    }
+    mh_host_free(host);
+}
+
+TEST(no_default_path_flag)
+{
+    mh_host *host;
+
+    env_unset("MODHOST_PATH");
+    host = new_host(MH_CONFIG_NO_DEFAULT_PATH, NULL, NULL, NULL);
+    ASSERT_EQ_INT(mh_host_path_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(isolated_ignores_variable)
+{
+    const char *x = tmp_mkdir("X"), *a = tmp_mkdir("A");
+    mh_host *host;
+
+    env_set("MODHOST_PATH", x);
+    env_set("MYAPP_PLUGIN_PATH", x);
+    host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH, a, NULL, NULL);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    mh_host_free(host);
+    host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH, a,
+                    "MYAPP_PLUGIN_PATH", NULL);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    mh_host_free(host);
+}
+
+TEST(isolated_keeps_defaults)
+{
+    const char *x = tmp_mkdir("X");
+    mh_host *host;
+
+    env_set("MODHOST_PATH", x);
+    host = new_host(MH_CONFIG_ISOLATED, NULL, NULL, NULL);
+    if (mh_host_path_count(host) == 0 ||
+        count_source(host, MH_SOURCE_DEFAULT) != mh_host_path_count(host))
+        FAIL("want only default entries; path: %s", describe(host));
+    mh_host_free(host);
+}
+
+TEST(relative_config_entries_rejected_with_warning)
+{
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH,
+                    str_fmt("%s;rel/dir;.;%s", a, b), NULL, &lc);
+    ASSERT_EQ_INT(mh_host_path_count(host), 2);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 1, b, MH_SOURCE_CONFIG);
+    if (log_capture_count(&lc, MH_LOG_WARN, "rel/dir") == 0)
+        FAIL("no warning names 'rel/dir'; log:%s", log_capture_dump(&lc));
+    if (log_capture_count(&lc, MH_LOG_WARN, "") < 2)
+        FAIL("want a warning per rejected entry; log:%s", log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(relative_env_entries_rejected_with_warning)
+{
+    const char *a = tmp_mkdir("A");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_PATH", str_fmt("plugins/here;%s", a));
+    host = new_host(MH_CONFIG_NO_DEFAULT_PATH, NULL, NULL, &lc);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_ENV);
+    if (log_capture_count(&lc, MH_LOG_WARN, "plugins/here") == 0)
+        FAIL("no warning names 'plugins/here'; log:%s", log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(empty_config_entries_never_enter_path)
+{
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B");
+    mh_host *host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH,
+                             str_fmt(";%s;;%s;", a, b), NULL, NULL);
+
+    ASSERT_EQ_INT(mh_host_path_count(host), 2);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 1, b, MH_SOURCE_CONFIG);
+    mh_host_free(host);
+}
+
+TEST(add_path_refuses_relative_and_empty)
+{
+    mh_host *host = host_new_isolated(tmp_mkdir("A"));
+
+    ASSERT_STATUS(mh_host_add_path(host, "rel/dir", 0, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "rel/dir");
+    ASSERT_STATUS(mh_host_add_path(host, "", 0, ERR), MH_EPATH);
+    ASSERT_STATUS(mh_host_add_path(host, ".", 0, ERR), MH_EPATH);
+    ASSERT_STATUS(mh_host_add_path(host, "..", (size_t)-1, ERR), MH_EPATH);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    mh_host_free(host);
+}
+
+TEST(add_path_positions)
+{
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B"), *c = tmp_mkdir("C");
+    const char *d = tmp_mkdir("D"), *e = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(a);
+
+    ASSERT_STATUS(mh_host_add_path(host, b, 0, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path(host, c, (size_t)-1, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path(host, d, 100, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path(host, e, 1, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(host), 5);
+    ASSERT_ENTRY(host, 0, b, MH_SOURCE_API);
+    ASSERT_ENTRY(host, 1, e, MH_SOURCE_API);
+    ASSERT_ENTRY(host, 2, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 3, c, MH_SOURCE_API);
+    ASSERT_ENTRY(host, 4, d, MH_SOURCE_API);
+    mh_host_free(host);
+}
+
+TEST(added_entry_is_searched)
+{
+    const char *late = tmp_mkdir("late");
+    mh_host *host = host_new_isolated(tmp_mkdir("A"));
+    mh_module *mod;
+    const char *finder = NULL, *text = NULL;
+    mh_path_source src;
+
+    fixture_copy("counter", "late/extra.so");
+    ASSERT_STATUS(mh_import(host, "extra", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_host_add_path(host, late, (size_t)-1, ERR), MH_OK);
+    mod = import_ok(host, "extra");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_STATUS(mh_host_path_entry(host, 1, &text, &src, &finder), MH_OK);
+    ASSERT_EQ_STR(text, late);
+    ASSERT_EQ_INT(src, MH_SOURCE_API);
+    ASSERT_EQ_STR(finder, "fs");
+    mh_host_free(host);
+}
+
+TEST(uri_entry_accepted)
+{
+    mh_host *host = host_new_isolated(tmp_mkdir("A"));
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_host_add_path(host, "nosuchscheme:/x/y", (size_t)-1, ERR), MH_OK);
+    ASSERT_EQ_INT(path_index(host, "nosuchscheme:/x/y"), 1);
+    /* No finder claims it; the search goes on and reports it. */
+    ASSERT_STATUS(mh_import(host, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "nosuchscheme:/x/y");
+    mh_host_free(host);
+}
+
+TEST(path_entry_out_of_range)
+{
+    mh_host *host = host_new_isolated(tmp_mkdir("A"));
+    const char *text = "x", *finder = "x";
+    mh_path_source src;
+
+    ASSERT_STATUS(mh_host_path_entry(host, 1, &text, &src, &finder), MH_EINVAL);
+    ASSERT_STATUS(mh_host_path_entry(host, SIZE_MAX, &text, &src, &finder), MH_EINVAL);
+    mh_host_free(host);
+}
+
+TEST(path_source_names)
+{
+    ASSERT_EQ_STR(mh_path_source_name(MH_SOURCE_CONFIG), "config");
+    ASSERT_EQ_STR(mh_path_source_name(MH_SOURCE_ENV), "environment");
+    ASSERT_EQ_STR(mh_path_source_name(MH_SOURCE_DEFAULT), "default");
+    ASSERT_EQ_STR(mh_path_source_name(MH_SOURCE_API), "api");
+}
