@@ -1,0 +1,51 @@
+/*
+ * cmd_run.c -- `modhost run [--plain] NAME [ARGS...]`: import a module and
+ * hand the rest of the command line to its exported main().
+ */
+#include "cli.h"
+
+/* The type a module's "main" export must have. */
+typedef int (*cli_main_fn)(int argc, char **argv);
+
+int cli_cmd_run(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                char **argv)
+{
+    static const struct option longopts[] = {
+        { "plain", no_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    unsigned flags = 0;
+    int code, c;
+
+    /* "+": stop at NAME, so options after it reach the module. */
+    while ((c = cli_getopt(cmd, argc, argv, "+h", longopts, &code)) != -1) {
+        if (c == 0)
+            return code;
+        if (c == 'P')
+            flags |= MH_IMPORT_PLAIN;
+    }
+    if (optind >= argc)
+        return cli_usage_error(cmd, "missing module name");
+
+    const char *name = argv[optind];
+    mh_host *host = NULL;
+    mh_module *mod = NULL;
+    mh_error *err = NULL;
+    void *sym = NULL;
+
+    code = cli_host_new(ctx, &host);
+    if (code != CLI_EXIT_OK)
+        return code;
+    if (mh_import_ex(host, name, flags, &mod, &err) != MH_OK ||
+        mh_module_symbol_ex(mod, "main", &sym, &err) != MH_OK) {
+        code = cli_fail(err);
+    } else {
+        /* POSIX guarantees data and function pointers convert (dlsym). */
+        cli_main_fn module_main = (cli_main_fn)sym;
+        code = module_main(argc - optind, argv + optind) & 0xff;
+    }
+    /* Runs the fini functions, which may still write output. */
+    mh_host_free(host);
+    return code;
+}

@@ -1,0 +1,141 @@
+/*
+ * commands.c -- the command table of `modhost`, the help texts (global and
+ * per command) and the `help` command.
+ *
+ * The global help is the reference for the exit codes and the text output
+ * formats; keep it in step with README.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const cli_command commands[] = {
+    { "run", cli_cmd_run, "[--plain] NAME [ARGS...]",
+      "import NAME and call its main(ARGS)",
+      "Import the module NAME, look up its export \"main\", of type\n"
+      "int main(int argc, char **argv), and call it with argv[0] = NAME and\n"
+      "the remaining ARGS (options after NAME belong to the module).\n"
+      "modhost exits with main's return value (0-255).\n"
+      "\n"
+      "Options:\n"
+      "  --plain     accept a shared object without a modhost descriptor\n"
+      "              (MH_IMPORT_PLAIN); \"main\" is then looked up with dlsym\n"
+      "  -h, --help  show this help\n" },
+    { "find", cli_cmd_find, "[--json] [--plain] NAME",
+      "where NAME would be imported from",
+      "Show where the module NAME would be imported from, without loading\n"
+      "it, as lines \"key: value\" for the keys name, kind, loader, finder,\n"
+      "origin and entry (\"entry: INDEX TEXT\", the search path entry that\n"
+      "has it).  Unknown values are shown as \"-\".\n"
+      "\n"
+      "Options:\n"
+      "  --json      print one JSON object with the keys name, kind, loader,\n"
+      "              finder, origin, entry (the index) and entry_text\n"
+      "  --plain     as for run; finding does not open the file, so the\n"
+      "              search itself is the same with or without it\n"
+      "  -h, --help  show this help\n" },
+    { "list", cli_cmd_list, "[--json]",
+      "every module on the search path",
+      "List every module visible on the search path, in name order, one\n"
+      "line per module: NAME<TAB>KIND<TAB>ORIGIN.  A name present in several\n"
+      "entries is listed once, from the entry import would pick.\n"
+      "\n"
+      "Options:\n"
+      "  --json      print a JSON array of objects with the keys name, kind,\n"
+      "              loader, finder, origin, entry (the index) and entry_text\n"
+      "  -h, --help  show this help\n" },
+    { "path", cli_cmd_path, "[--json]",
+      "the effective search path",
+      "Show the effective search path, first entry first, one line per\n"
+      "entry: INDEX<TAB>ENTRY<TAB>SOURCE<TAB>FINDER.  SOURCE is config (-p),\n"
+      "environment (MODHOST_PATH), default or api; FINDER is the finder that\n"
+      "claimed the entry, or \"-\" while none has.\n"
+      "\n"
+      "Options:\n"
+      "  --json      print a JSON array of objects with the keys index,\n"
+      "              entry, source and finder (null while none has claimed it)\n"
+      "  -h, --help  show this help\n" },
+    { "help", cli_cmd_help, "[COMMAND]",
+      "help for modhost or for COMMAND",
+      "Show the global help, or the help of COMMAND.\n" },
+    { NULL, NULL, NULL, NULL, NULL }
+};
+
+const cli_command *cli_command_find(const char *name)
+{
+    for (const cli_command *c = commands; c->name; c++)
+        if (strcmp(c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+void cli_usage(FILE *out)
+{
+    fputs("Usage: modhost [-p ENTRY]... [-E] [-v] COMMAND [ARGS...]\n"
+          "\n"
+          "Find, list and run modhost modules.\n"
+          "\n"
+          "Global options (before COMMAND):\n"
+          "  -p, --path ENTRY  search ENTRY first; repeatable, in order (an\n"
+          "                    ENTRY may hold several ';'-separated entries)\n"
+          "  -E, --isolated    ignore MODHOST_* environment variables\n"
+          "  -v, --verbose     trace every search decision on stderr\n"
+          "  -h, --help        show this help and exit\n"
+          "      --version     show the version and plugin ABI and exit\n"
+          "\n"
+          "Commands:\n", out);
+    for (const cli_command *c = commands; c->name; c++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s %s", c->name, c->synopsis);
+        fprintf(out, "  %-30s%s\n", head, c->summary);
+    }
+    fputs("\n"
+          "Search path: the -p entries, then MODHOST_PATH, then the defaults\n"
+          "(<libdir>/modhost/modules beside libmodhost, and\n"
+          "$XDG_DATA_HOME/modhost/modules).  MODHOST_PATH is ';'-separated;\n"
+          "when it is set, the defaults are searched only where it has ';;'.\n"
+          "MODHOST_VERBOSE=1 traces like -v.\n"
+          "\n"
+          "Exit status:\n"
+          "  0  success\n"
+          "  1  the module was found but failed to load or initialise, or\n"
+          "     another run-time failure\n"
+          "  2  usage error: unknown command or option, missing argument\n"
+          "  3  module not found, or invalid module name\n"
+          "  `run` otherwise exits with the module's main() result (0-255).\n"
+          "\n"
+          "Run 'modhost help COMMAND' for the options of a command.\n", out);
+}
+
+void cli_command_usage(const cli_command *cmd, FILE *out)
+{
+    fprintf(out, "Usage: modhost [GLOBAL OPTIONS] %s %s\n\n%s", cmd->name,
+            cmd->synopsis, cmd->help);
+}
+
+int cli_cmd_help(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                 char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int code, c;
+
+    (void)ctx;
+    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
+        if (c == 0)
+            return code;
+    if (argc - optind > 1)
+        return cli_usage_error(cmd, "too many arguments");
+    if (optind == argc) {
+        cli_usage(stdout);
+        return cli_finish_output(CLI_EXIT_OK);
+    }
+    const cli_command *topic = cli_command_find(argv[optind]);
+    if (!topic)
+        return cli_usage_error(cmd, "unknown command '%s'", argv[optind]);
+    cli_command_usage(topic, stdout);
+    return cli_finish_output(CLI_EXIT_OK);
+}

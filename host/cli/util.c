@@ -1,0 +1,181 @@
+/*
+ * util.c -- what the `modhost` commands share: error reporting and exit
+ * codes, per-command option parsing, host creation, and the JSON form of a
+ * module spec.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+void cli_errorf(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("modhost: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("modhost: ", stderr);
+    if (cmd)
+        fprintf(stderr, "%s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (cmd)
+        fprintf(stderr, "\nTry 'modhost help %s'.\n", cmd->name);
+    else
+        fputs("\nTry 'modhost --help'.\n", stderr);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_getopt(const cli_command *cmd, int argc, char **argv,
+               const char *shortopts, const struct option *longopts,
+               int *exit_code)
+{
+    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+    /* The offending word: glibc has moved optind past it, except inside a
+     * cluster of short options, where optopt names the letter. */
+    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    int is_long = strncmp(word, "--", 2) == 0;
+
+    switch (c) {
+    case 'h':
+        if (cmd)
+            cli_command_usage(cmd, stdout);
+        else
+            cli_usage(stdout);
+        *exit_code = cli_finish_output(CLI_EXIT_OK);
+        return 0;
+    case ':':
+        if (is_long || !optopt)
+            *exit_code = cli_usage_error(cmd, "option '%s' needs an argument",
+                                         word);
+        else
+            *exit_code = cli_usage_error(cmd, "option '-%c' needs an argument",
+                                         optopt);
+        return 0;
+    case '?':
+        if (is_long || !optopt)
+            *exit_code = cli_usage_error(cmd, "unknown or misused option '%s'",
+                                         word);
+        else
+            *exit_code = cli_usage_error(cmd, "unknown option '-%c'", optopt);
+        return 0;
+    default:
+        return c;
+    }
+}
+
+int cli_exit_code(mh_status st)
+{
+    switch (st) {
+    case MH_OK:
+        return CLI_EXIT_OK;
+    case MH_ENOTFOUND:
+    case MH_EBADNAME:
+        return CLI_EXIT_NOTFOUND;
+    default:
+        return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_fail(mh_error *err)
+{
+    mh_status st = err ? mh_error_code(err) : MH_ENOMEM;
+
+    /* The library promises an error object; without one (it could not
+     * allocate it) the code's description is all there is to say. */
+    if (err)
+        cli_errorf("%s", mh_error_message(err));
+    else
+        cli_errorf("%s", mh_strerror(st));
+    mh_error_free(err);
+    return cli_exit_code(st);
+}
+
+int cli_host_new(const cli_ctx *ctx, mh_host **out)
+{
+    mh_config cfg;
+    mh_error *err = NULL;
+
+    mh_config_init(&cfg);
+    cfg.flags = ctx->flags;
+    cfg.path = ctx->path;
+    if (mh_host_new(&cfg, out, &err) != MH_OK)
+        return cli_fail(err);
+    return CLI_EXIT_OK;
+}
+
+const char *cli_entry_text(mh_host *host, size_t index)
+{
+    const char *entry = NULL;
+
+    if (mh_host_path_entry(host, index, &entry, NULL, NULL) != MH_OK)
+        return NULL;
+    return entry;
+}
+
+const char *cli_str(const char *s)
+{
+    return s ? s : "-";
+}
+
+/* Add key: s (or null when s is NULL).  Returns 0 when out of memory. */
+static int add_string(cJSON *obj, const char *key, const char *s)
+{
+    return s ? cJSON_AddStringToObject(obj, key, s) != NULL
+             : cJSON_AddNullToObject(obj, key) != NULL;
+}
+
+cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    if (!obj)
+        return NULL;
+    if (!add_string(obj, "name", info->name) ||
+        !add_string(obj, "kind", mh_module_kind_name(info->kind)) ||
+        !add_string(obj, "loader", info->loader) ||
+        !add_string(obj, "finder", info->finder) ||
+        !add_string(obj, "origin", info->origin) ||
+        !cJSON_AddNumberToObject(obj, "entry", (double)info->entry_index) ||
+        !add_string(obj, "entry_text",
+                    cli_entry_text(host, info->entry_index))) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
+int cli_print_json(cJSON *json)
+{
+    char *text = json ? cJSON_Print(json) : NULL;
+
+    cJSON_Delete(json);
+    if (!text) {
+        cli_errorf("out of memory");
+        return CLI_EXIT_FAILURE;
+    }
+    puts(text);
+    cJSON_free(text);
+    return cli_finish_output(CLI_EXIT_OK);
+}
+
+int cli_finish_output(int code)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_errorf("cannot write output: %s", strerror(errno));
+        return CLI_EXIT_FAILURE;
+    }
+    return code;
+}

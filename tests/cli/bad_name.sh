@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# cli.bad_name: names that break the grammar give status 3 and say the name
+# is invalid, for find and for run.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh.inc"
+
+check_bad() {
+    mh "$@"
+    expect_rc 3
+    expect_out_empty
+    expect_err_prefixed
+    [[ ${ERR,,} == *invalid* ]] || fail "stderr does not say 'invalid'"
+}
+
+for name in ../etc a..b '' .a a. 1abc a-b 'a b' a/b; do
+    check_bad -E -p "$PD" find "$name"
+    check_bad -E -p "$PD" run "$name"
+    [[ -z $name ]] || expect_err_has "$name"
+done
+# After "--", a leading dash is a (bad) name, not an option.
+check_bad -E -p "$PD" find -- -x
+check_bad -E -p "$PD" find --json -- -x
