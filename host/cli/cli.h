@@ -98,6 +98,12 @@ int cli_host_new(const cli_ctx *ctx, mh_host **out);
 /* Report err on stderr, free it, and return the exit code it maps to. */
 int cli_fail(mh_error *err);
 
+/* Options of the query commands: --json, --help and, when accept_plain,
+ * --plain (accepted, no effect).  Returns -1 when the command should go
+ * on, else the exit code to return (after --help or a usage error). */
+int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
+                         int accept_plain, int *json);
+
 /* Map a status to an exit code (never CLI_EXIT_OK for a failure). */
 int cli_exit_code(mh_status st);
 

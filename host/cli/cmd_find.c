@@ -20,24 +20,9 @@ static void print_text(mh_host *host, const mh_spec_info *info)
 int cli_cmd_find(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
 {
-    static const struct option longopts[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "plain", no_argument, NULL, 'P' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    int json = 0;
-    int code, c;
-
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
-        if (c == 0)
-            return code;
-        if (c == 'j')
-            json = 1;
-        /* --plain: finding never opens the file, so it changes nothing
-         * here; accepted so a `run` command line can be turned into a
-         * `find` one by changing the verb. */
-    }
+    int json, code = cli_parse_query_opts(cmd, argc, argv, 1, &json);
+    if (code >= 0)
+        return code;
     if (optind >= argc)
         return cli_usage_error(cmd, "missing module name");
     if (argc - optind > 1)

@@ -31,24 +31,13 @@ static int list_one(void *ud, const mh_spec_info *info)
 int cli_cmd_list(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
 {
-    static const struct option longopts[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    list_state st = { NULL, NULL, 0 };
-    int json = 0;
-    int code, c;
-
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
-        if (c == 0)
-            return code;
-        if (c == 'j')
-            json = 1;
-    }
+    int json, code = cli_parse_query_opts(cmd, argc, argv, 0, &json);
+    if (code >= 0)
+        return code;
     if (optind < argc)
         return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
 
+    list_state st = { NULL, NULL, 0 };
     mh_error *err = NULL;
 
     code = cli_host_new(ctx, &st.host);

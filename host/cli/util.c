@@ -179,3 +179,34 @@ int cli_finish_output(int code)
     }
     return code;
 }
+
+int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
+                         int accept_plain, int *json)
+{
+    static const struct option with_plain[] = {
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { "plain", no_argument, NULL, 'P' },
+        { NULL, 0, NULL, 0 }
+    };
+    static const struct option without_plain[] = {
+        { "json", no_argument, NULL, 'j' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int code, c;
+
+    *json = 0;
+    while ((c = cli_getopt(cmd, argc, argv, "h",
+                           accept_plain ? with_plain : without_plain,
+                           &code)) != -1) {
+        if (c == 0)
+            return code;
+        if (c == 'j')
+            *json = 1;
+        /* --plain: finding never opens the file, so it changes nothing
+         * here; accepted so a `run` command line can be turned into a
+         * `find` one by changing the verb. */
+    }
+    return -1;
+}
