@@ -99,7 +99,8 @@ static bool would_deadlock(mh_host *h, mh_module *mod, mh_buf *chain)
     mh_module *m = mod;
     for (int hops = 0; m && hops < 1024; hops++) {
         mh_tstate *owner = m->owner;
-        mh_buf_printf(chain, "'%s' (importing in another thread)", m->name);
+        mh_buf_printf(chain, "'%s' (being imported by %s)", m->name,
+                      owner == &tls ? "this thread" : "another thread");
         if (owner == &tls)
             return true;
         if (!owner)
@@ -247,10 +248,21 @@ void mh_reg_leave(mh_module *mod)
 void mh_reg_free(mh_host *h)
 {
     mh_registry *reg = &h->registry;
+    /* Teardown in two passes.  First every fini, newest module first, with
+     * no module unmapped yet: a fini may still call into (or, through the
+     * API, look up) a module finalised before it, and finds its code
+     * mapped.  Imports are refused from here on (h->closing), and the fast
+     * path sees no module.  Then every dlclose. */
+    atomic_store(&h->closing, true);
+    for (mh_module *m = reg->newest; m; m = m->older)
+        atomic_store_explicit(&mh_int_record(m->name)->module, NULL,
+                              memory_order_release);
+    for (mh_module *m = reg->newest; m; m = m->older)
+        mh_ld_fini(h, m);
     while (reg->newest) {
         mh_module *mod = reg->newest;
         reg->newest = mod->older;
-        mh_ld_unload(h, mod, true);
+        mh_ld_unload(h, mod);
         entry_free(h, mod);
     }
     reg->count = 0;

@@ -134,11 +134,20 @@ static int listing_read(mh_host *h, fsf_listing *l)
     if (!d)
         return -1;
     struct dirent *de;
-    int rc = 0;
-    errno = 0;
-    while ((de = readdir(d)) != NULL) {
+    int rc = 0, saved = 0;
+    for (;;) {
+        errno = 0; /* readdir reports errors only through errno */
+        de = readdir(d);
+        if (!de) {
+            saved = errno;
+            break;
+        }
         const char *nm = de->d_name;
         size_t len = strlen(nm);
+        bool so_name = len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
+                       ident(nm, len - 3);
+        if (!so_name && !ident(nm, len))
+            continue; /* can never be a module or a package */
         unsigned char dt = de->d_type;
         if (dt == DT_LNK || dt == DT_UNKNOWN) {
             struct stat st;
@@ -148,18 +157,16 @@ static int listing_read(mh_host *h, fsf_listing *l)
                                                                    : DT_UNKNOWN;
         }
         char type = 0;
-        if (dt == DT_DIR && ident(nm, len))
+        if (dt == DT_DIR && !so_name)
             type = T_DIR;
-        else if (dt == DT_REG && len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
-                 ident(nm, len - 3))
+        else if (dt == DT_REG && so_name)
             type = T_FILE;
         if (type && listing_add(h, l, nm, len, type) != 0) {
             rc = -1;
-            errno = ENOMEM;
+            saved = ENOMEM;
             break;
         }
     }
-    int saved = errno;
     closedir(d);
     if (rc != 0 || saved != 0) {
         listing_clear(h, l);
@@ -318,9 +325,26 @@ static const char *join(fsf_state *s, const char *rel, size_t rlen)
     int n = rlen ? snprintf(buf, sizeof buf, "%s%s%.*s", s->root,
                             strcmp(s->root, "/") ? "/" : "", (int)rlen, rel)
                  : snprintf(buf, sizeof buf, "%s", s->root);
-    if (n < 0 || (size_t)n >= sizeof buf)
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        errno = ENAMETOOLONG;
         return NULL;
-    return mh_int_str(s->host, buf, (size_t)n);
+    }
+    const char *r = mh_int_str(s->host, buf, (size_t)n);
+    if (!r)
+        errno = ENOMEM;
+    return r;
+}
+
+/* A join that failed: ENOMEM is an error, a path over PATH_MAX a miss. */
+static mh_status join_failed(fsf_state *s, const char *name, mh_buf *why,
+                             mh_error **err)
+{
+    if (errno != ENAMETOOLONG)
+        return mh_err(s->host, err, MH_ENOMEM,
+                      "out of memory finding '%s' in %s", name, s->root);
+    mh_buf_printf(why, "path of '%s' would be longer than %d bytes", name,
+                  PATH_MAX - 1);
+    return MH_ENOTFOUND;
 }
 
 static mh_status fsf_find(void *state, const char *name, mh_found *found,
@@ -335,9 +359,8 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
     snprintf(leaf, sizeof leaf, "%s", slash ? slash + 1 : rel);
 
     const char *dir = join(s, rel, dlen);
-    if (!dir || !rlen)
-        return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s' in %s",
-                      name, s->root);
+    if (!dir)
+        return join_failed(s, name, why, err);
     pthread_mutex_lock(&s->lock);
     fsf_listing *l = get_listing(s, dir);
     if (!l) {
@@ -347,7 +370,8 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
             return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", dir);
         if (dlen == 0)
             mh_buf_printf(why, "%s", e == ENOENT ? "directory does not exist"
-                                   : e == ENOTDIR ? "not a directory"
+                                   : e == ENOTDIR ? "not a directory (nor a "
+                                                    "module database)"
                                                   : strerror(e));
         else
             mh_buf_printf(why, "no directory %.*s/ (%s)", (int)dlen, rel,
@@ -368,10 +392,9 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
         char rel_so[MH_NAME_MAX + 8];
         size_t n = mh_name_relpath(name, MH_NATIVE_SUFFIX, rel_so,
                                    sizeof rel_so);
-        const char *path = n ? join(s, rel_so, n) : NULL;
+        const char *path = join(s, rel_so, n);
         if (!path)
-            return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
-                          name);
+            return join_failed(s, name, why, err);
         found->kind = MH_KIND_NATIVE;
         found->origin = found->file = path;
         return MH_OK;
@@ -379,8 +402,7 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
     if (is_dir) {
         const char *path = join(s, rel, rlen);
         if (!path)
-            return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
-                          name);
+            return join_failed(s, name, why, err);
         found->kind = MH_KIND_NAMESPACE;
         found->origin = path;
         found->file = NULL;
@@ -390,63 +412,114 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
     return MH_ENOTFOUND;
 }
 
-/* Depth-first walk of dir (relative `rel`, module prefix `prefix`). */
-static mh_status walk(fsf_state *s, char *rel, size_t rlen, char *prefix,
-                      size_t plen, int depth, mh_finder_list_fn fn, void *ud,
-                      int *stop)
+/* State of one list walk: the path so far, and the directories on it (by
+ * device and inode), so a symlink back to an ancestor is not followed
+ * round and round. */
+typedef struct walk_ctx {
+    fsf_state *s;
+    mh_finder_list_fn fn;
+    void *ud;
+    int stop;
+    int depth;
+    dev_t dev[MH_FSF_MAX_DEPTH + 1];
+    ino_t ino[MH_FSF_MAX_DEPTH + 1];
+    char rel[PATH_MAX];
+    char prefix[MH_NAME_MAX + 2];
+} walk_ctx;
+
+static bool on_walk(const walk_ctx *w, const fsf_listing *l)
 {
-    const char *dir = join(s, rel, rlen);
+    for (int i = 0; i < w->depth; i++)
+        if (w->dev[i] == l->dev && w->ino[i] == l->ino)
+            return true;
+    return false;
+}
+
+/* Depth-first walk of rel (length rlen), whose modules are named
+ * prefix.* (prefix of length plen). */
+static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
+{
+    fsf_state *s = w->s;
+    const char *dir = join(s, w->rel, rlen);
     if (!dir)
-        return MH_ENOMEM;
-    fsf_listing *l = get_listing(s, dir);
-    if (!l)
         return errno == ENOMEM ? MH_ENOMEM : MH_OK;
+    fsf_listing *l = get_listing(s, dir);
+    if (!l) {
+        if (errno == ENOMEM)
+            return MH_ENOMEM;
+        /* The entry itself unreadable is worth a word; a package
+         * directory that vanished while we walked is not. */
+        return w->depth > 0 ? MH_OK : errno == ENOENT ? MH_ENOTFOUND
+                                                      : MH_EIO;
+    }
+    if (on_walk(w, l)) {
+        MH_TRACE(s->host, "fs: %s is a link back to a directory being "
+                 "listed; not followed", dir);
+        return MH_OK;
+    }
+    w->dev[w->depth] = l->dev;
+    w->ino[w->depth] = l->ino;
+    w->depth++;
     /* Recursion only visits longer paths, so it never re-reads (moves) this
      * listing; l stays valid across it. */
-    for (size_t i = 0; i < l->n && !*stop; i++) {
-        char nm[NAME_MAX + 1];
+    mh_status rc = MH_OK;
+    for (size_t i = 0; i < l->n && !w->stop && rc == MH_OK; i++) {
+        const char *nm = l->ents[i].name;
+        size_t len = strlen(nm);
         char type = l->ents[i].type;
-        snprintf(nm, sizeof nm, "%s", l->ents[i].name);
-        size_t nlen = strlen(nm) - (type == T_FILE ? 3 : 0);
-        if (plen + 1 + nlen > MH_NAME_MAX || rlen + 1 + strlen(nm) >= PATH_MAX)
-            continue;
-        size_t np = plen, nr = rlen;
-        if (plen) prefix[np++] = '.';
-        memcpy(prefix + np, nm, nlen);
-        prefix[np + nlen] = '\0';
-        if (rlen) rel[nr++] = '/';
-        memcpy(rel + nr, nm, strlen(nm) + 1);
+        size_t nlen = len - (type == T_FILE ? 3 : 0);
+        size_t np = plen + (plen ? 1 : 0), nr = rlen + (rlen ? 1 : 0);
+        if (np + nlen > MH_NAME_MAX || nr + len >= PATH_MAX)
+            continue; /* no importable name could end up here */
+        if (plen)
+            w->prefix[plen] = '.';
+        memcpy(w->prefix + np, nm, nlen);
+        w->prefix[np + nlen] = '\0';
+        if (rlen)
+            w->rel[rlen] = '/';
+        memcpy(w->rel + nr, nm, len + 1);
         if (type == T_FILE) {
-            const char *path = join(s, rel, nr + strlen(nm));
-            const char *mname = mh_int_str(s->host, prefix, np + nlen);
-            if (!path || !mname)
-                return MH_ENOMEM;
-            mh_found f = {MH_KIND_NATIVE, path, path, NULL, 0};
-            *stop = fn(ud, mname, &f);
-        } else if (depth < MH_FSF_MAX_DEPTH) {
-            mh_status rc = walk(s, rel, nr + nlen, prefix, np + nlen,
-                                depth + 1, fn, ud, stop);
-            if (rc != MH_OK)
-                return rc;
+            const char *path = join(s, w->rel, nr + len);
+            const char *mname = mh_int_str(s->host, w->prefix, np + nlen);
+            if (path && mname) {
+                mh_found f = {.kind = MH_KIND_NATIVE, .origin = path,
+                              .file = path};
+                w->stop = w->fn(w->ud, mname, &f);
+            } else if (!mname || errno == ENOMEM) {
+                rc = MH_ENOMEM;
+            }
+        } else if (w->depth <= MH_FSF_MAX_DEPTH) {
+            rc = walk(w, nr + nlen, np + nlen);
         }
-        rel[rlen] = '\0';
-        prefix[plen] = '\0';
+        w->rel[rlen] = '\0';
+        w->prefix[plen] = '\0';
     }
-    return MH_OK;
+    w->depth--;
+    return rc;
 }
 
 static mh_status fsf_list(void *state, mh_finder_list_fn fn, void *ud,
                           mh_error **err)
 {
     fsf_state *s = state;
-    char rel[PATH_MAX] = "", prefix[MH_NAME_MAX + 2] = "";
-    int stop = 0;
+    walk_ctx *w = mh_mem_calloc(s->host, 1, sizeof *w);
+    if (!w)
+        return mh_err(s->host, err, MH_ENOMEM, "out of memory listing %s",
+                      s->root);
+    w->s = s;
+    w->fn = fn;
+    w->ud = ud;
     pthread_mutex_lock(&s->lock);
-    mh_status rc = walk(s, rel, 0, prefix, 0, 0, fn, ud, &stop);
+    mh_status rc = walk(w, 0, 0);
+    int e = errno;
     pthread_mutex_unlock(&s->lock);
+    mh_mem_free(s->host, w, sizeof *w);
+    if (rc == MH_ENOMEM)
+        return mh_err(s->host, err, rc, "out of memory listing %s", s->root);
     if (rc != MH_OK)
-        return mh_err(s->host, err, rc, "listing %s: %s", s->root,
-                      mh_strerror(rc));
+        return mh_err(s->host, err, rc, "cannot list %s: %s", s->root,
+                      rc == MH_ENOTFOUND ? "directory does not exist"
+                                         : strerror(e));
     return MH_OK;
 }
 

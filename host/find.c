@@ -105,10 +105,15 @@ mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
 {
     if (!host || !name || !info)
         return mh_err(host, err, MH_EINVAL, "mh_find: NULL argument");
-    if (info->size < offsetof(mh_spec_info, reserved))
+    size_t size = info->size;
+    if (size >= offsetof(mh_spec_info, reserved)) { /* cleared on failure */
+        memset(info, 0, size < sizeof *info ? size : sizeof *info);
+        info->size = size;
+    }
+    if (size < offsetof(mh_spec_info, reserved))
         return mh_err(host, err, MH_EVERSION,
                       "mh_spec_info.size is %zu; set it to "
-                      "sizeof(mh_spec_info)", info->size);
+                      "sizeof(mh_spec_info)", size);
     mh_status rc = mh_name_check(name, err);
     if (rc != MH_OK)
         return rc;
@@ -225,8 +230,14 @@ mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud, mh_error **err)
         if (lrc == MH_ENOMEM)
             rc = mh_err_give(lerr, err);
         else if (lrc != MH_OK) {
-            mh_log(host, MH_LOG_WARN, "listing search path entry '%s': %s",
-                   e->text, mh_error_message(lerr));
+            /* A default entry that does not exist is normal; anything
+             * else the operator should hear about. */
+            mh_log_level lvl = lrc == MH_ENOTFOUND &&
+                               e->source == MH_SOURCE_DEFAULT
+                                   ? MH_LOG_TRACE : MH_LOG_WARN;
+            if (lvl != MH_LOG_TRACE || host->verbose)
+                mh_log(host, lvl, "search path entry %zu: %s", i,
+                       mh_error_message(lerr));
             mh_error_free(lerr);
         }
     }

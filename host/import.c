@@ -25,6 +25,9 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_status rc = mh_name_check(name, err);
     if (rc != MH_OK)
         return rc;
+    if (atomic_load(&h->closing))
+        return mh_err(h, err, MH_EINVAL, "cannot import '%s': the host is "
+                      "being freed", name);
     const char *iname = mh_int_str(h, name, len);
     if (!iname)
         return mh_err(h, err, MH_ENOMEM, "out of memory importing '%s'", name);
@@ -54,7 +57,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     if (rc == MH_OK) {
         rc = mh_ld_init(h, mod, &e);
         if (rc != MH_OK)
-            mh_ld_unload(h, mod, false);
+            mh_ld_unload(h, mod);
     }
     mh_reg_leave(mod);
     if (rc != MH_OK) {

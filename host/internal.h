@@ -43,6 +43,7 @@ struct mh_host {
     pthread_mutex_t lock;
 
     mh_host_api api;       /* table handed to plugins' init and fini */
+    atomic_bool closing;   /* mh_host_free has begun: no more imports */
 };
 
 /* ---- memory (host/mem.c): all through host->alloc ------------------- */

@@ -37,6 +37,24 @@ void mh_vlog(mh_host *h, mh_log_level level, const char *fmt, va_list ap)
         return;
     if ((size_t)n >= sizeof line) /* mark the cut */
         snprintf(line + sizeof line - 4, 4, "...");
+    /* The hook gets one line: a multi-line message (a not-found list)
+     * has its line breaks and indents folded into "; ". */
+    size_t o = 0;
+    for (size_t i = 0; line[i]; i++) {
+        if (line[i] != '\n') {
+            line[o++] = line[i];
+            continue;
+        }
+        while (line[i + 1] == ' ')
+            i++;
+        if (o > 0 && line[o - 1] == ':')
+            line[o++] = ' ';
+        else if (line[i + 1]) {
+            line[o++] = ';';
+            line[o++] = ' ';
+        }
+    }
+    line[o] = '\0';
     h->log(h->log_ud, level, line);
 }
 

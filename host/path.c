@@ -64,11 +64,35 @@ static void entry_free(mh_host *h, mh_pentry *e)
 }
 
 /* Insert (write lock held by caller, or during init). */
+/* Absolute paths are compared in a canonical spelling: "//" collapsed,
+ * no trailing "/" (but "/" itself), so "/a/" and "/a" are one entry.
+ * Returns the new length (never longer). */
+static size_t normalise(char *t, size_t len)
+{
+    if (t[0] != '/')
+        return len; /* a URI is its finder's business */
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!(t[i] == '/' && o > 0 && t[o - 1] == '/'))
+            t[o++] = t[i];
+    while (o > 1 && t[o - 1] == '/')
+        o--;
+    t[o] = '\0';
+    return o;
+}
+
 static mh_status insert(mh_host *h, const char *text, size_t len,
                         mh_path_source src, size_t pos, mh_error **err)
 {
     mh_path *p = &h->path;
-    const char *t = mh_int_str(h, text, len);
+    char buf[PATH_MAX];
+    if (len >= sizeof buf)
+        return mh_err(h, err, MH_EPATH, "search path entry longer than %d "
+                      "bytes", PATH_MAX - 1);
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    len = normalise(buf, len);
+    const char *t = mh_int_str(h, buf, len);
     if (!t)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
     for (size_t i = 0; i < p->n; i++)
@@ -120,8 +144,8 @@ static int add_field(mh_host *h, const char *s, size_t len,
                len == 0 ? "empty entries are not allowed"
                : strcmp(text, ".") == 0
                    ? "the current directory is not allowed; use an absolute path"
-                   : "relative paths are not allowed; use an absolute path "
-                     "or a URI");
+                   : "it is neither an absolute path nor a URI "
+                     "(scheme:rest); relative paths are not allowed");
         return 0;
     }
     mh_error *err = NULL;
@@ -195,6 +219,9 @@ int mh_path_init(mh_host *h, const mh_config *cfg)
     memset(p, 0, sizeof *p);
     pthread_rwlock_init(&p->lock, NULL);
 
+    if (cfg->path && !cfg->path[0] &&
+        add_field(h, "", 0, MH_SOURCE_CONFIG, "the configuration") != 0)
+        return -1; /* warns: an empty entry */
     if (cfg->path && add_list(h, cfg->path, strlen(cfg->path),
                               MH_SOURCE_CONFIG, "the configuration") != 0)
         return -1;
@@ -207,11 +234,18 @@ int mh_path_init(mh_host *h, const mh_config *cfg)
 
     char where[128];
     snprintf(where, sizeof where, "%s", var);
+    size_t before = p->n;
     const char *mark = strstr(env, ";;");
     if (!mark) {
         MH_TRACE(h, "search path: %s is set without ';;': no default entries",
                  var);
-        return add_list(h, env, strlen(env), MH_SOURCE_ENV, where);
+        if (add_list(h, env, strlen(env), MH_SOURCE_ENV, where) != 0)
+            return -1;
+        if (p->n == before)
+            mh_log(h, MH_LOG_WARN, "%s has no usable entry, and without ';;' "
+                   "it leaves out the defaults: nothing from it is searched",
+                   var);
+        return 0;
     }
     if (add_list(h, env, (size_t)(mark - env), MH_SOURCE_ENV, where) != 0 ||
         add_defaults(h) != 0)
@@ -313,6 +347,7 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
 {
     if (entry) *entry = NULL;
     if (finder) *finder = NULL;
+    if (source) *source = MH_SOURCE_CONFIG;
     if (!host)
         return MH_EINVAL;
     pthread_rwlock_rdlock(&host->path.lock);

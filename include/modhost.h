@@ -252,8 +252,9 @@ MH_API size_t mh_host_path_count(mh_host *host);
  * Describe entry i: its text, where it came from, and which finder claims
  * it (e.g. "fs"; NULL when none can: the reason is logged as a warning).
  * The entry's finder is opened here if it was not yet, without reading any
- * module.  Returns MH_EINVAL if i is out of range.  The strings live until
- * the host is freed.
+ * module.  Returns MH_EINVAL if i is out of range (outputs NULL and
+ * MH_SOURCE_CONFIG).  The strings live until the host is freed.  Entries
+ * are kept in a canonical spelling: "//" collapsed, no trailing "/".
  */
 MH_API mh_status mh_host_path_entry(mh_host *host, size_t i,
                                     const char **entry,

@@ -4,7 +4,8 @@
  * A load is a transaction with two steps the import protocol runs in
  * order: mh_ld_load (open the code, check the ABI; no plugin function has
  * been called) and mh_ld_init (run the module's init).  If either fails,
- * mh_ld_unload(..., false) undoes everything without calling fini.
+ * mh_ld_unload undoes everything; fini is never called then.  At host
+ * teardown every module's mh_ld_fini runs before any mh_ld_unload.
  */
 #ifndef MH_LOADERS_LOADER_H
 #define MH_LOADERS_LOADER_H
@@ -20,15 +21,18 @@ struct mh_host;
 mh_status mh_ld_load(struct mh_host *h, mh_module *mod, const mh_found *spec,
                      unsigned flags, mh_error **err);
 mh_status mh_ld_init(struct mh_host *h, mh_module *mod, mh_error **err);
-/* Close the module; call its fini first when `initialised`. */
-void mh_ld_unload(struct mh_host *h, mh_module *mod, bool initialised);
+/* Call the module's fini (if any), once. */
+void mh_ld_fini(struct mh_host *h, mh_module *mod);
+/* Close the module (no fini). */
+void mh_ld_unload(struct mh_host *h, mh_module *mod);
 void *mh_ld_symbol(mh_module *mod, const char *symbol);
 
 /* The native loader (loaders/native.c), used by the dispatch above. */
 mh_status mh_nat_load(struct mh_host *h, mh_module *mod, const char *file,
                       unsigned flags, mh_error **err);
 mh_status mh_nat_init(struct mh_host *h, mh_module *mod, mh_error **err);
-void mh_nat_unload(struct mh_host *h, mh_module *mod, bool initialised);
+void mh_nat_fini(struct mh_host *h, mh_module *mod);
+void mh_nat_unload(struct mh_host *h, mh_module *mod);
 void *mh_nat_symbol(mh_module *mod, const char *symbol);
 
 #endif /* MH_LOADERS_LOADER_H */

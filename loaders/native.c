@@ -124,12 +124,17 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
     return code;
 }
 
-void mh_nat_unload(mh_host *h, mh_module *mod, bool initialised)
+void mh_nat_fini(mh_host *h, mh_module *mod)
 {
-    if (initialised && mod->desc && mod->desc->fini) {
+    if (mod->desc && mod->desc->fini) {
         MH_TRACE(h, "%s: fini", mod->name);
         mod->desc->fini(&h->api, (mh_plugin *)mod);
     }
+}
+
+void mh_nat_unload(mh_host *h, mh_module *mod)
+{
+    MH_UNUSED(h);
     if (mod->dl)
         dlclose(mod->dl);
     mod->dl = NULL;
@@ -173,10 +178,16 @@ mh_status mh_ld_init(mh_host *h, mh_module *mod, mh_error **err)
     return mod->kind == MH_KIND_NATIVE ? mh_nat_init(h, mod, err) : MH_OK;
 }
 
-void mh_ld_unload(mh_host *h, mh_module *mod, bool initialised)
+void mh_ld_fini(mh_host *h, mh_module *mod)
+{
+    if (mod->kind == MH_KIND_NATIVE)
+        mh_nat_fini(h, mod);
+}
+
+void mh_ld_unload(mh_host *h, mh_module *mod)
 {
     if (mod->kind != MH_KIND_NAMESPACE)
-        mh_nat_unload(h, mod, initialised);
+        mh_nat_unload(h, mod);
 }
 
 void *mh_ld_symbol(mh_module *mod, const char *symbol)

@@ -281,3 +281,152 @@ TEST(list_skips_missing_entry)
     ASSERT_EQ_STR(joined_names(&l), "only");
     mh_host_free(host);
 }
+
+TEST(listing_is_cached_until_directory_changes)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/late.so");
+    file_set_mtime(dir, OLD_TIME);
+    /* Same mtime: the cached listing answers, so the new file is not seen.
+     * A finder that re-read the directory on every import fails here. */
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    mh_invalidate_caches(host);
+    import_ok(host, "late");
+    mh_host_free(host);
+}
+
+TEST(repeated_misses_read_directory_once)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E/here.so");
+    file_set_mtime(dir, OLD_TIME);
+    log_capture_init(&lc);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = dir;
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    host = host_new_cfg(&cfg);
+    for (int i = 0; i < 5; i++)
+        ASSERT_STATUS(mh_import(host, "absent", &mod, ERR), MH_ENOTFOUND);
+    import_ok(host, "here");
+    if (log_capture_count(&lc, MH_LOG_TRACE, "reading directory") != 1)
+        FAIL("want the directory read once; log:%s", log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(dangling_symlink_does_not_hide_entry)
+{
+    const char *e1 = tmp_mkdir("E1"), *e2 = tmp_mkdir("E2");
+    const char *first = fixture_copy("counter", "E1/mod.so");
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E2/mod.so");
+    ASSERT_EQ_INT(symlink("/nonexistent/target", tmp_path("E1/README")), 0);
+    ASSERT_EQ_INT(symlink("loop", tmp_path("E1/loop")), 0);
+    host = host_new_isolated(e1, e2);
+    mod = import_ok(host, "mod");
+    ASSERT_EQ_STR(mh_module_origin(mod), first);
+    mh_host_free(host);
+}
+
+static int count_module(void *ud, const mh_spec_info *info)
+{
+    (void)info;
+    ++*(int *)ud;
+    return 0;
+}
+
+TEST(list_does_not_follow_links_back_up)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    int n = 0;
+
+    fixture_copy("counter", "E/mod.so");
+    fixture_copy("counter", "E/pkg/inner.so");
+    ASSERT_EQ_INT(symlink(".", tmp_path("E/a")), 0);
+    ASSERT_EQ_INT(symlink(".", tmp_path("E/b")), 0);
+    ASSERT_EQ_INT(symlink("..", tmp_path("E/pkg/up")), 0);
+    host = host_new_isolated(dir);
+    ASSERT_STATUS(mh_list(host, count_module, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 2); /* mod and pkg.inner, nothing through a, b, up */
+    mh_host_free(host);
+}
+
+TEST(list_warns_about_unreadable_entry)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    int n = 0;
+
+    fixture_copy("counter", "E/mod.so");
+    log_capture_init(&lc);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = str_fmt("%s;%s", tmp_path("missing"), dir);
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    host = host_new_cfg(&cfg);
+    ASSERT_STATUS(mh_list(host, count_module, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 1);
+    if (log_capture_count(&lc, MH_LOG_WARN, tmp_path("missing")) != 1)
+        FAIL("want a warning naming the missing entry; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(overlong_path_is_a_miss_not_an_error)
+{
+    char deep[3800];
+    mh_host *host;
+    mh_module *mod;
+
+    /* An entry whose name is so long that entry + module path passes
+     * PATH_MAX: that entry misses, and the next one is still searched. */
+    memset(deep, 'e', sizeof deep - 1);
+    deep[sizeof deep - 1] = '\0';
+    for (size_t i = 200; i < sizeof deep - 1; i += 200)
+        deep[i] = '/';
+    const char *e2 = tmp_mkdir("E2");
+    char name[200];
+    memset(name, 'a', 150);
+    memcpy(name + 150, ".b", 3);
+    fixture_copy("counter", "E2/%.150s/b.so", name);
+    host = host_new_isolated(str_fmt("%s/%s", tmp_dir(), deep), e2);
+    mod = import_ok(host, name);
+    ASSERT_NOT_NULL(mod);
+    mh_host_free(host);
+}
+
+TEST(failed_find_clears_info)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_spec_info info;
+
+    memset(&info, 0xab, sizeof info);
+    info.size = sizeof info;
+    ASSERT_STATUS(mh_find(host, "absent", &info, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT(info.size, sizeof info);
+    ASSERT_NULL(info.name);
+    ASSERT_NULL(info.origin);
+    ASSERT_NULL(info.finder);
+    mh_host_free(host);
+}

@@ -564,3 +564,56 @@ TEST(null_handles_are_einval)
     ASSERT_NULL(mod);
     ASSERT_STATUS(mh_import_ex(NULL, "x", 0, &mod, ERR), MH_EINVAL);
 }
+
+TEST(fini_may_call_a_module_finalised_before_it)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *log = tmp_path("log");
+    mh_host *host;
+    mh_module *user;
+
+    fixture_copy("fini_import", "E/user.so");
+    fixture_copy("counter", "E/dep.so");
+    env_set("MH_FIXTURE_LOG", log);
+    env_set("MH_FIXTURE_GRAB", "dep");
+    host = host_new_isolated(dir);
+    user = import_ok(host, "user");
+    /* dep is imported after user's init: it is newer, so its fini runs
+     * first, yet user's fini still calls into it. */
+    ASSERT_EQ_INT(call_int(user, "grab"), 0);
+    ASSERT_EQ_INT(mh_host_module_count(host), 2);
+    mh_host_free(host);
+    ASSERT_EQ_STR(file_read(log),
+                  "fini called grabbed value: 42\n"
+                  "fini import returned 0\n");
+}
+
+TEST(log_hook_gets_one_line_per_message)
+{
+    const char *e1 = tmp_mkdir("E1"), *e2 = tmp_mkdir("E2");
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("importer", "E1/imp.so");
+    env_set("MH_FIXTURE_IMPORT", "absent.dep");
+    log_capture_init(&lc);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = str_fmt("%s;%s", e1, e2);
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    host = host_new_cfg(&cfg);
+    /* The nested not-found error lists both entries on several lines; the
+     * log hook must get it folded into one. */
+    ASSERT_STATUS(mh_import(host, "imp", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "\n");
+    if (log_capture_count(&lc, MH_LOG_WARN, "absent.dep") == 0)
+        FAIL("the failed nested import was not logged; log:%s",
+             log_capture_dump(&lc));
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "\n"), 0);
+    ASSERT_TRUE(log_capture_count(&lc, MH_LOG_WARN, e2) > 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}

@@ -354,3 +354,107 @@ TEST(path_source_names)
     ASSERT_EQ_STR(mh_path_source_name(MH_SOURCE_DEFAULT), "default");
     ASSERT_EQ_STR(mh_path_source_name(MH_SOURCE_API), "api");
 }
+
+TEST(empty_config_path_warns)
+{
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH, "", NULL,
+                    &lc);
+    ASSERT_EQ_INT(mh_host_path_count(host), 0);
+    if (log_capture_count(&lc, MH_LOG_WARN, "empty") != 1)
+        FAIL("want one warning about the empty entry; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(lone_semicolon_variable_warns_twice_and_searches_nothing)
+{
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_PATH", ";");
+    host = new_host(0, NULL, NULL, &lc);
+    /* Two empty entries, and no ";;": the defaults are left out too. */
+    ASSERT_EQ_INT(mh_host_path_count(host), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "empty"), 2);
+    if (log_capture_count(&lc, MH_LOG_WARN, "no usable entry") != 1)
+        FAIL("want a warning that MODHOST_PATH gives nothing; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(only_first_double_semicolon_expands)
+{
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B"), *c = tmp_mkdir("C");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_PATH", str_fmt("%s;;%s;;%s", a, b, c));
+    host = new_host(0, NULL, NULL, &lc);
+    size_t n = mh_host_path_count(host), defaults = count_source(host,
+                                                        MH_SOURCE_DEFAULT);
+    ASSERT_TRUE(defaults >= 1);
+    ASSERT_EQ_INT(n, 3 + defaults);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_ENV);
+    ASSERT_EQ_INT(entry_at(host, 1).source, MH_SOURCE_DEFAULT);
+    ASSERT_ENTRY(host, 1 + defaults, b, MH_SOURCE_ENV);
+    ASSERT_ENTRY(host, 2 + defaults, c, MH_SOURCE_ENV);
+    /* The second ";;" is an empty entry, refused with a warning. */
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "empty"), 1);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(triple_semicolon_is_defaults_then_empty_entry)
+{
+    const char *a = tmp_mkdir("A");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_PATH", str_fmt(";;;%s", a));
+    host = new_host(0, NULL, NULL, &lc);
+    size_t defaults = count_source(host, MH_SOURCE_DEFAULT);
+    ASSERT_TRUE(defaults >= 1);
+    ASSERT_EQ_INT(entry_at(host, 0).source, MH_SOURCE_DEFAULT);
+    ASSERT_ENTRY(host, defaults, a, MH_SOURCE_ENV);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "empty"), 1);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(spellings_of_one_directory_are_one_entry)
+{
+    const char *a = tmp_mkdir("A");
+    mh_host *host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH,
+                             str_fmt("%s/;%s;%s//", a, a, a), NULL, NULL);
+
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    /* "//" inside is collapsed too. */
+    ASSERT_STATUS(mh_host_add_path(host, str_fmt("/%s", a), 0, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    mh_host_free(host);
+}
+
+TEST(out_of_range_entry_clears_outputs)
+{
+    mh_host *host = new_host(MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH,
+                             NULL, NULL, NULL);
+    const char *text = "x", *finder = "y";
+    mh_path_source src = MH_SOURCE_API;
+
+    ASSERT_EQ_INT(mh_host_path_entry(host, 5, &text, &src, &finder),
+                  MH_EINVAL);
+    ASSERT_NULL(text);
+    ASSERT_NULL(finder);
+    ASSERT_EQ_INT(src, MH_SOURCE_CONFIG);
+    mh_host_free(host);
+}

@@ -47,5 +47,9 @@ int cli_cmd_run(const cli_ctx *ctx, const cli_command *cmd, int argc,
     }
     /* Runs the fini functions, which may still write output. */
     mh_host_free(host);
+    /* Output lost (a full disk, a closed pipe) is a failure, unless main
+     * already reported one of its own. */
+    if (cli_finish_output(CLI_EXIT_OK) != CLI_EXIT_OK && code == CLI_EXIT_OK)
+        code = CLI_EXIT_FAILURE;
     return code;
 }
