@@ -28,14 +28,29 @@
 struct mh_host;
 struct mh_buf;
 
+struct mh_finder_class;
+
 typedef struct mh_found {
     mh_module_kind kind;
     const char *origin;   /* interned: what users see (path or URI) */
-    const char *file;     /* interned: what the loader opens, or NULL */
+    const char *file;     /* interned: a file the loader opens, or NULL:
+                             then the loader asks the finder's read() */
+    const char *key;      /* interned, finder-private: which item to read */
     /* Set by the host, not the finder: */
     const char *finder;   /* class name */
     size_t entry;         /* search path index */
+    const struct mh_finder_class *cls;
+    void *state;          /* the finder instance that found it */
 } mh_found;
+
+/* Bytes of a module held in memory, from the host's allocator. */
+typedef struct mh_blob {
+    unsigned char *data;
+    size_t len;           /* bytes of content */
+    size_t size;          /* bytes allocated (for the allocator) */
+} mh_blob;
+
+void mh_blob_free(struct mh_host *h, mh_blob *b);
 
 /* Walk the search path for `name` (interned), as import does.  MH_OK with
  * *found (a module, or a namespace package when only directories were
@@ -60,6 +75,10 @@ typedef struct mh_finder_class {
     /* Report every module; stop when fn returns non-zero. */
     mh_status (*list)(void *state, mh_finder_list_fn fn, void *ud,
                       mh_error **err);
+    /* The bytes of a module it found without a `file` (NULL if it never
+     * does).  On failure *out is empty and the error names the item. */
+    mh_status (*read)(void *state, const mh_found *found, mh_blob *out,
+                      mh_error **err);
     void (*invalidate)(void *state);
     void (*close)(void *state);
 } mh_finder_class;
@@ -69,6 +88,7 @@ const mh_finder_class *mh_hooks_claim(struct mh_host *h, const char *entry);
 
 /* The built-in finder classes. */
 extern const mh_finder_class mh_fsf_class;
+extern const mh_finder_class mh_sqf_class;
 
 /* Shared resolution rule: "a.b.c" -> "a/b/c" + suffix, into buf of size
  * `size`.  Returns the length, or 0 if it does not fit.  The name must

@@ -10,7 +10,8 @@
 #include "finders/finder.h"
 
 static const mh_finder_class *const hooks[] = {
-    &mh_fsf_class,
+    &mh_sqf_class,   /* sqlite:/path, or a file with a SQLite header */
+    &mh_fsf_class,   /* any other absolute path: a directory */
 };
 
 const mh_finder_class *mh_hooks_claim(mh_host *h, const char *entry)

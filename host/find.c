@@ -56,6 +56,8 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
                 ns = f;
                 ns.finder = cls->name;
                 ns.entry = i;
+                ns.cls = cls;
+                ns.state = state;
                 have_ns = true;
             }
             rc = MH_ENOTFOUND;
@@ -64,6 +66,8 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
         if (rc == MH_OK) {
             f.finder = cls->name;
             f.entry = i;
+            f.cls = cls;
+            f.state = state;
             *found = f;
             MH_TRACE(h, "find '%s': entry %zu '%s' (%s): found %s", name, i,
                      e->text, cls->name, f.origin);

@@ -103,6 +103,8 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
     h->log = cfg->log ? cfg->log : mh_log_default;
     h->log_ud = cfg->log ? cfg->log_ud : h;
     h->flags = cfg->flags;
+    h->max_module_size = cfg->max_module_size ? cfg->max_module_size
+                                              : MH_DEFAULT_MAX_MODULE;
     const char *v = mh_host_getenv(h, "MODHOST_VERBOSE");
     h->verbose = (cfg->flags & MH_CONFIG_VERBOSE) ||
                  (v && v[0] && strcmp(v, "0") != 0);

@@ -33,6 +33,7 @@ struct mh_host {
     unsigned flags;        /* MH_CONFIG_* */
     bool verbose;          /* -v or MODHOST_VERBOSE=1 */
     char *cache_dir;       /* owned */
+    size_t max_module_size; /* largest blob read into memory */
 
     mh_itable intern;      /* every name the host keeps */
     mh_registry registry;  /* loaded modules (sys.modules) */

@@ -134,6 +134,10 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
                                              and the path variable (-E) */
 #define MH_CONFIG_VERBOSE         0x0002u /* trace every decision (-v) */
 #define MH_CONFIG_NO_DEFAULT_PATH 0x0004u /* no built-in default entries */
+#define MH_CONFIG_NO_MEMFD        0x0008u /* load native code held in memory
+                                             (database blobs) through the
+                                             private cache-directory file
+                                             fallback, never memfd_create */
 
 /*
  * Host configuration.  Crosses the ABI: initialise it with mh_config_init()
@@ -154,8 +158,12 @@ typedef struct mh_config {
     mh_log_fn log;          /* NULL: warnings and errors to stderr, and
                                traces too when verbose */
     void *log_ud;
-    void *reserved[8];      /* zero */
+    size_t max_module_size; /* largest module read into memory (database
+                               blobs), in bytes; 0: MH_DEFAULT_MAX_MODULE */
+    void *reserved[7];      /* zero */
 } mh_config;
+
+#define MH_DEFAULT_MAX_MODULE ((size_t)256 * 1024 * 1024)
 
 /* Fill cfg with defaults (all NULL/0, size set).  Never fails. */
 MH_API void mh_config_init(mh_config *cfg);
@@ -379,6 +387,26 @@ MH_API mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
 typedef int (*mh_list_fn)(void *ud, const mh_spec_info *info);
 MH_API mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud,
                          mh_error **err);
+
+/* ---------------------------------------------------------------------- */
+/* Module databases                                                       */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Write modules into a module database: a SQLite Archive (the `sqlar`
+ * table of `sqlite3 -A`), created if absent.  Each input is a file, stored
+ * under its path as given (which must then be relative, without "..") or,
+ * for an absolute path, under its base name; or a directory, whose files
+ * are stored under their paths relative to it, so packing a search path
+ * directory gives a database with the same modules.  Data is zlib
+ * compressed where that makes it smaller.  Existing entries of the same
+ * name are replaced.  Everything is written in one transaction: readers
+ * see all of it or none of it, and on failure nothing changes (a database
+ * file created by this call is removed).  *count, if not NULL, receives
+ * the number of files written.
+ */
+MH_API mh_status mh_pack(const char *db, const char *const *inputs,
+                         size_t n_inputs, size_t *count, mh_error **err);
 
 #ifdef __cplusplus
 }

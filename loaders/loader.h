@@ -30,6 +30,10 @@ void *mh_ld_symbol(mh_module *mod, const char *symbol);
 /* The native loader (loaders/native.c), used by the dispatch above. */
 mh_status mh_nat_load(struct mh_host *h, mh_module *mod, const char *file,
                       unsigned flags, mh_error **err);
+/* The same for an image in memory (checked as ELF, then loaded through
+ * loaders/memfd.c). */
+mh_status mh_nat_load_blob(struct mh_host *h, mh_module *mod,
+                           const mh_blob *b, unsigned flags, mh_error **err);
 mh_status mh_nat_init(struct mh_host *h, mh_module *mod, mh_error **err);
 void mh_nat_fini(struct mh_host *h, mh_module *mod);
 void mh_nat_unload(struct mh_host *h, mh_module *mod);

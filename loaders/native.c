@@ -17,7 +17,9 @@
  * never generates any.
  */
 #include "host/internal.h"
+#include "loaders/elf.h"
 #include "loaders/loader.h"
+#include "loaders/memfd.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -32,6 +34,67 @@ static const char *dl_text(char *buf, size_t size)
     return buf;
 }
 
+/* Steps 2-3 on an open handle: descriptor and ABI.  On failure the
+ * handle is closed.  `where` is what users know the file as. */
+static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
+                           const char *where, unsigned flags, mh_error **err)
+{
+    dlerror();
+    const mh_plugin_desc *d = dlsym(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+    if (!d) {
+        if (flags & MH_IMPORT_PLAIN) {
+            mod->kind = MH_KIND_PLAIN;
+            mod->dl = dl;
+            MH_TRACE(h, "%s: loaded %s as a plain library (no descriptor)",
+                     mod->name, where);
+            return MH_OK;
+        }
+        dlclose(dl);
+        return mh_err(h, err, MH_ENODESC,
+                      "module '%s' (%s) is not a modhost plugin: it has no "
+                      "'%s' symbol; import it with MH_IMPORT_PLAIN "
+                      "(modhost run --plain) to use it as a plain library",
+                      mod->name, where, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+    }
+    if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
+        uint32_t abi = d->abi_version;
+        dlclose(dl);
+        return mh_err(h, err, MH_EABI,
+                      "module '%s' (%s) was built for plugin ABI %u, but this "
+                      "host (modhost %s) supports ABI %d; rebuild the plugin "
+                      "against this modhost",
+                      mod->name, where, abi, MH_VERSION_STRING,
+                      MH_PLUGIN_ABI_VERSION);
+    }
+    if (d->size < offsetof(mh_plugin_desc, reserved)) {
+        uint32_t size = d->size;
+        dlclose(dl);
+        return mh_err(h, err, MH_EABI,
+                      "module '%s' (%s) has a truncated descriptor "
+                      "(%u bytes, need %zu)",
+                      mod->name, where, size, offsetof(mh_plugin_desc, reserved));
+    }
+    size_t n = 0;
+    if (d->exports) {
+        while (n < MAX_EXPORTS && d->exports[n].name)
+            n++;
+        if (n == MAX_EXPORTS) {
+            dlclose(dl);
+            return mh_err(h, err, MH_EFORMAT,
+                          "module '%s' (%s): export list is not terminated "
+                          "within %u entries", mod->name, where, MAX_EXPORTS);
+        }
+    }
+    mod->kind = MH_KIND_NATIVE;
+    mod->dl = dl;
+    mod->desc = d;
+    mod->nexports = n;
+    MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu exports)",
+             mod->name, where, d->abi_version,
+             d->version ? d->version : "-", n);
+    return MH_OK;
+}
+
 mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file,
                       unsigned flags, mh_error **err)
 {
@@ -42,60 +105,27 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file,
     if (!dl)
         return mh_err(h, err, MH_ELOAD, "cannot load module '%s' from %s: %s",
                       mod->name, file, dl_text(why, sizeof why));
+    return nat_check(h, mod, dl, file, flags, err);
+}
 
-    dlerror();
-    const mh_plugin_desc *d = dlsym(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL);
-    if (!d) {
-        if (flags & MH_IMPORT_PLAIN) {
-            mod->kind = MH_KIND_PLAIN;
-            mod->dl = dl;
-            MH_TRACE(h, "%s: loaded %s as a plain library (no descriptor)",
-                     mod->name, file);
-            return MH_OK;
-        }
-        dlclose(dl);
-        return mh_err(h, err, MH_ENODESC,
-                      "module '%s' (%s) is not a modhost plugin: it has no "
-                      "'%s' symbol; import it with MH_IMPORT_PLAIN "
-                      "(modhost run --plain) to use it as a plain library",
-                      mod->name, file, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+mh_status mh_nat_load_blob(mh_host *h, mh_module *mod, const mh_blob *b,
+                           unsigned flags, mh_error **err)
+{
+    const char *bad = mh_elf_check(b->data, b->len);
+    if (bad)
+        return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): %s", mod->name,
+                      mod->origin, bad);
+    void *dl;
+    mh_mfd *ref;
+    mh_status rc = mh_mfd_load(h, mod, b, &dl, &ref, err);
+    if (rc != MH_OK)
+        return rc;
+    rc = nat_check(h, mod, dl, mod->origin, flags, err);
+    if (rc != MH_OK) {
+        mh_mfd_release(ref); /* nat_check closed the handle */
+        return rc;
     }
-    if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
-        uint32_t abi = d->abi_version;
-        dlclose(dl);
-        return mh_err(h, err, MH_EABI,
-                      "module '%s' (%s) was built for plugin ABI %u, but this "
-                      "host (modhost %s) supports ABI %d; rebuild the plugin "
-                      "against this modhost",
-                      mod->name, file, abi, MH_VERSION_STRING,
-                      MH_PLUGIN_ABI_VERSION);
-    }
-    if (d->size < offsetof(mh_plugin_desc, reserved)) {
-        uint32_t size = d->size;
-        dlclose(dl);
-        return mh_err(h, err, MH_EABI,
-                      "module '%s' (%s) has a truncated descriptor "
-                      "(%u bytes, need %zu)",
-                      mod->name, file, size, offsetof(mh_plugin_desc, reserved));
-    }
-    size_t n = 0;
-    if (d->exports) {
-        while (n < MAX_EXPORTS && d->exports[n].name)
-            n++;
-        if (n == MAX_EXPORTS) {
-            dlclose(dl);
-            return mh_err(h, err, MH_EFORMAT,
-                          "module '%s' (%s): export list is not terminated "
-                          "within %u entries", mod->name, file, MAX_EXPORTS);
-        }
-    }
-    mod->kind = MH_KIND_NATIVE;
-    mod->dl = dl;
-    mod->desc = d;
-    mod->nexports = n;
-    MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu exports)",
-             mod->name, file, d->abi_version,
-             d->version ? d->version : "-", n);
+    mod->image = ref;
     return MH_OK;
 }
 
@@ -137,6 +167,8 @@ void mh_nat_unload(mh_host *h, mh_module *mod)
     MH_UNUSED(h);
     if (mod->dl)
         dlclose(mod->dl);
+    mh_mfd_release(mod->image); /* after dlclose: the fd names the image */
+    mod->image = NULL;
     mod->dl = NULL;
     mod->desc = NULL;
 }
@@ -167,12 +199,25 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
         return MH_OK;
     case MH_KIND_NATIVE:
     case MH_KIND_PLAIN:
-        return mh_nat_load(h, mod, spec->file, flags, err);
+        break;
+    default:
+        return mh_err(h, err, MH_ELOAD, "module '%s' (%s): no loader for it",
+                      mod->name, spec->origin);
     }
-    return mh_err(h, err, MH_ELOAD, "module '%s' (%s): no loader for it",
-                  mod->name, spec->origin);
+    if (spec->file)
+        return mh_nat_load(h, mod, spec->file, flags, err);
+    if (!spec->cls || !spec->cls->read)
+        return mh_err(h, err, MH_ELOAD, "module '%s' (%s): finder '%s' "
+                      "gives neither a file nor bytes", mod->name,
+                      spec->origin, spec->finder ? spec->finder : "?");
+    mh_blob b;
+    mh_status rc = spec->cls->read(spec->state, spec, &b, err);
+    if (rc != MH_OK)
+        return rc;
+    rc = mh_nat_load_blob(h, mod, &b, flags, err);
+    mh_blob_free(h, &b); /* the image is in its memfd or file now */
+    return rc;
 }
-
 mh_status mh_ld_init(mh_host *h, mh_module *mod, mh_error **err)
 {
     return mod->kind == MH_KIND_NATIVE ? mh_nat_init(h, mod, err) : MH_OK;

@@ -1,0 +1,106 @@
+/*
+ * finders/sqlar.c -- encoding and decoding SQLite Archive rows.
+ *
+ * Kept apart from the SQL (finders/sqlite.c, finders/pack.c): this file
+ * knows the row format and zlib, and nothing of connections.
+ */
+#include "host/internal.h"
+#include "finders/sqlar.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+void mh_blob_free(mh_host *h, mh_blob *b)
+{
+    mh_mem_free(h, b->data, b->size);
+    b->data = NULL;
+    b->len = b->size = 0;
+}
+
+mh_status mh_sar_decode(mh_host *h, const void *data, size_t len, int64_t sz,
+                        size_t max, mh_blob *out, const char **why)
+{
+    out->data = NULL;
+    out->len = out->size = 0;
+    if (!data) {
+        *why = "it has no data";
+        return MH_EFORMAT;
+    }
+    if (sz < 0) {
+        *why = "its size (sz) is negative";
+        return MH_EFORMAT;
+    }
+    if ((uint64_t)sz > max) {
+        *why = "its size (sz) is over the host's max_module_size";
+        return MH_EFORMAT;
+    }
+    if (len > (uint64_t)sz) {
+        *why = "its data is longer than its size (sz) says";
+        return MH_EFORMAT;
+    }
+    size_t n = (size_t)sz;
+    unsigned char *buf = mh_mem_alloc(h, n);
+    if (!buf)
+        return MH_ENOMEM;
+    if (len == n) {
+        memcpy(buf, data, n);
+    } else {
+        uLongf got = (uLongf)n;
+        int zr = uncompress(buf, &got, data, (uLong)len);
+        if (zr != Z_OK || got != n) {
+            mh_mem_free(h, buf, n);
+            *why = zr == Z_BUF_ERROR ? "its data inflates to more than its "
+                                       "size (sz) says"
+                 : zr == Z_MEM_ERROR ? "zlib ran out of memory"
+                 : zr == Z_OK ? "its data inflates to less than its size "
+                                "(sz) says"
+                              : "its zlib data is corrupt";
+            return zr == Z_MEM_ERROR ? MH_ENOMEM : MH_EFORMAT;
+        }
+    }
+    out->data = buf;
+    out->len = out->size = n;
+    return MH_OK;
+}
+
+int mh_sar_encode(const void *data, size_t len, unsigned char **out,
+                  size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    uLongf cap = compressBound((uLong)len);
+    unsigned char *buf = malloc(cap ? cap : 1);
+    if (!buf)
+        return -1;
+    if (compress2(buf, &cap, data, (uLong)len, Z_BEST_COMPRESSION) != Z_OK) {
+        free(buf);
+        return -1;
+    }
+    if (cap >= len) { /* no gain: store as is, as sqlite3 -A does */
+        free(buf);
+        return 0;
+    }
+    *out = buf;
+    *out_len = cap;
+    return 1;
+}
+
+bool mh_sar_name_ok(const char *name)
+{
+    if (!name[0] || name[0] == '/')
+        return false;
+    for (const char *p = name; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') ||
+            (n == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        p += n;
+        if (*p == '/')
+            p++;
+        else
+            break;
+    }
+    return name[strlen(name) - 1] != '/';
+}

@@ -1,0 +1,437 @@
+/*
+ * finders/sqlite.c -- the SQLite finder (mh_sqf_*): modules stored as
+ * BLOBs in a SQLite Archive (see finders/sqlar.h), one database file per
+ * search path entry.
+ *
+ * Claim: an entry written `sqlite:/path/to.db`, or an absolute path to a
+ * regular file that starts with the SQLite header.  Module a.b.c is the
+ * archive row "a/b/c.so" (the same resolution rule as directories); a
+ * directory row "a/b/c", or any row under "a/b/c/", makes a namespace
+ * portion.  A module's origin is "/path/to.db!/a/b/c.so".
+ *
+ * The connection
+ * --------------
+ * One read-only connection per entry, its prepared statements reused,
+ * serialised by the finder's mutex.  It is hardened as for untrusted
+ * files: defensive mode, no trusted schema, no triggers or views, a busy
+ * timeout, a length limit of max_module_size.  Names are bound, never
+ * pasted into SQL.
+ *
+ * Consistency with writers
+ * ------------------------
+ * A module's size and data are read by one statement, so within one read
+ * transaction: while `modhost pack` or `sqlite3 -A` replaces a module in
+ * another process, a reader sees the old row or the new row, whole.  Each
+ * find runs fresh statements, so committed changes are visible at once
+ * without any invalidation.  A database file deleted or replaced (a new
+ * inode at the path) is noticed by a stat per find: the old connection is
+ * closed, and a replacement is opened in its place.
+ *
+ * Failures
+ * --------
+ * A database that cannot be opened at all (not SQLite, truncated, no
+ * sqlar table) fails the entry's open: the host reports that once and
+ * skips the entry.  Damage found later (a corrupt page) is a miss with the
+ * reason, warned about once per connection.  A bad row (corrupt zlib data,
+ * a lying sz) fails the import of that module only, in read().
+ */
+#include "host/internal.h"
+#include "finders/finder.h"
+#include "finders/sqlar.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SQF_SCHEME "sqlite:"
+#define SQF_BUSY_MS 5000
+
+static const char SQLITE_MAGIC[16] = "SQLite format 3";
+
+typedef struct sqf_state {
+    mh_host *host;
+    const char *path;         /* interned database path */
+    pthread_mutex_t lock;
+    sqlite3 *db;              /* NULL while closed */
+    sqlite3_stmt *find, *ns, *read, *list;
+    dev_t dev;
+    ino_t ino;
+    bool warned;              /* damage reported for this connection */
+} sqf_state;
+
+static const char *db_path_of(const char *entry)
+{
+    return strncmp(entry, SQF_SCHEME, sizeof SQF_SCHEME - 1) == 0
+               ? entry + sizeof SQF_SCHEME - 1 : entry;
+}
+
+static bool sqf_claims(mh_host *h, const char *entry)
+{
+    MH_UNUSED(h);
+    if (strncmp(entry, SQF_SCHEME, sizeof SQF_SCHEME - 1) == 0)
+        return true;
+    if (entry[0] != '/')
+        return false;
+    /* A regular file with the SQLite header; directories go to fs. */
+    int fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    struct stat st;
+    char head[16];
+    bool yes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+               read(fd, head, sizeof head) == (ssize_t)sizeof head &&
+               memcmp(head, SQLITE_MAGIC, sizeof head) == 0;
+    close(fd);
+    return yes;
+}
+
+static void db_close(sqf_state *s)
+{
+    sqlite3_finalize(s->find);
+    sqlite3_finalize(s->ns);
+    sqlite3_finalize(s->read);
+    sqlite3_finalize(s->list);
+    s->find = s->ns = s->read = s->list = NULL;
+    sqlite3_close(s->db); /* statements are gone: never SQLITE_BUSY */
+    s->db = NULL;
+    s->warned = false;
+}
+
+/* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
+static mh_status db_open(sqf_state *s, mh_error **err)
+{
+    mh_host *h = s->host;
+    struct stat st;
+    if (stat(s->path, &st) != 0)
+        return mh_err(h, err, errno == ENOENT ? MH_EPATH : MH_EIO,
+                      "module database %s: %s", s->path,
+                      errno == ENOENT ? "no such file" : strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return mh_err(h, err, MH_EPATH, "module database %s: not a regular "
+                      "file", s->path);
+    int rc = sqlite3_open_v2(s->path, &s->db,
+                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+                                 SQLITE_OPEN_EXRESCODE, NULL);
+    if (rc != SQLITE_OK)
+        goto fail;
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, (int *)NULL);
+    sqlite3_busy_timeout(s->db, SQF_BUSY_MS);
+    size_t max = h->max_module_size;
+    sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH,
+                  max > INT_MAX - 1024 ? INT_MAX : (int)max + 1024);
+    /* Preparing reads the schema: a file that is not a database, a
+     * truncated one, or one without the table fails here. */
+    if ((rc = sqlite3_prepare_v3(s->db,
+             "SELECT mode, sz FROM sqlar WHERE name = ?1", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->find, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(s->db,
+             "SELECT 1 FROM sqlar WHERE name = ?1 OR "
+             "(name >= ?2 AND name < ?3) LIMIT 1", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->ns, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(s->db,
+             "SELECT sz, data FROM sqlar WHERE name = ?1", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(s->db,
+             "SELECT name, mode FROM sqlar ORDER BY name", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
+        goto fail;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    MH_TRACE(h, "sqlite: opened %s read-only", s->path);
+    return MH_OK;
+
+fail:;
+    const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    bool no_table = strstr(msg, "no such table") != NULL;
+    mh_err(h, err, MH_EFORMAT, "module database %s: %s%s", s->path, msg,
+           no_table ? " (a module database holds a SQLite Archive 'sqlar' "
+                      "table: make one with 'modhost pack' or 'sqlite3 -A')"
+                    : "");
+    db_close(s);
+    return MH_EFORMAT;
+}
+
+static mh_status sqf_open(mh_host *h, const char *entry, void **state,
+                          mh_error **err)
+{
+    const char *path = db_path_of(entry);
+    if (path[0] != '/')
+        return mh_err(h, err, MH_EPATH, "entry '%s': a module database "
+                      "needs an absolute path (sqlite:/path/to.db)", entry);
+    sqf_state *s = mh_mem_calloc(h, 1, sizeof *s);
+    const char *ipath = mh_int_cstr(h, path);
+    if (!s || !ipath) {
+        mh_mem_free(h, s, sizeof *s);
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", path);
+    }
+    s->host = h;
+    s->path = ipath;
+    mh_status rc = db_open(s, err);
+    if (rc != MH_OK) {
+        mh_mem_free(h, s, sizeof *s);
+        return rc;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    *state = s;
+    return MH_OK;
+}
+
+static void sqf_invalidate(void *state)
+{
+    sqf_state *s = state;
+    pthread_mutex_lock(&s->lock);
+    db_close(s); /* reopened by the next find */
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void sqf_close(void *state)
+{
+    sqf_state *s = state;
+    db_close(s);
+    pthread_mutex_destroy(&s->lock);
+    mh_mem_free(s->host, s, sizeof *s);
+}
+
+/* Make sure the connection is to the file now at the path (lock held).
+ * MH_OK, MH_ENOMEM, or MH_ENOTFOUND with the reason appended to why. */
+static mh_status ensure_current(sqf_state *s, mh_buf *why)
+{
+    struct stat st;
+    if (stat(s->path, &st) != 0) {
+        if (s->db)
+            MH_TRACE(s->host, "sqlite: %s is gone; connection closed",
+                     s->path);
+        db_close(s);
+        mh_buf_printf(why, "database %s no longer exists", s->path);
+        return MH_ENOTFOUND;
+    }
+    if (s->db && st.st_dev == s->dev && st.st_ino == s->ino)
+        return MH_OK;
+    if (s->db)
+        MH_TRACE(s->host, "sqlite: %s was replaced; reopening", s->path);
+    db_close(s);
+    mh_error *e = NULL;
+    if (db_open(s, &e) != MH_OK) {
+        mh_status rc = mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM
+                                                     : MH_ENOTFOUND;
+        mh_buf_puts(why, mh_error_message(e));
+        mh_error_free(e);
+        return rc;
+    }
+    return MH_OK;
+}
+
+/* A statement failed (lock held): the reason goes to why, and the first
+ * time on this connection to the log too. */
+static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
+                         mh_buf *why)
+{
+    const char *msg = sqlite3_errmsg(s->db);
+    mh_buf_printf(why, "database error %s: %s", what, msg);
+    if (!s->warned) {
+        s->warned = true;
+        mh_log(s->host, MH_LOG_WARN, "module database %s: %s: %s", s->path,
+               what, msg);
+    }
+    sqlite3_reset(st);
+    return MH_ENOTFOUND;
+}
+
+static mh_status sqf_find(void *state, const char *name, mh_found *found,
+                          mh_buf *why, mh_error **err)
+{
+    sqf_state *s = state;
+    mh_host *h = s->host;
+    char rel[MH_NAME_MAX + 8], lo[MH_NAME_MAX + 8], hi[MH_NAME_MAX + 8];
+    char origin[PATH_MAX + MH_NAME_MAX + 8];
+    size_t n = mh_name_relpath(name, MH_NATIVE_SUFFIX, rel, sizeof rel);
+
+    pthread_mutex_lock(&s->lock);
+    mh_status rc = ensure_current(s, why);
+    if (rc != MH_OK)
+        goto out;
+    sqlite3_bind_text(s->find, 1, rel, (int)n, SQLITE_STATIC);
+    int step = sqlite3_step(s->find);
+    if (step == SQLITE_ROW) {
+        int64_t mode = sqlite3_column_int64(s->find, 0);
+        sqlite3_reset(s->find);
+        if (mh_sar_is_link(mode) || mh_sar_is_dir(mode)) {
+            mh_buf_printf(why, "%s is a %s in the archive, not a file", rel,
+                          mh_sar_is_link(mode) ? "symbolic link"
+                                               : "directory");
+            rc = MH_ENOTFOUND;
+            goto out;
+        }
+        snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
+        found->kind = MH_KIND_NATIVE;
+        found->origin = mh_int_cstr(h, origin);
+        found->key = mh_int_str(h, rel, n);
+        found->file = NULL;
+        rc = found->origin && found->key
+                 ? MH_OK
+                 : mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
+                          name);
+        goto out;
+    }
+    sqlite3_reset(s->find);
+    if (step != SQLITE_DONE) {
+        rc = damaged(s, s->find, "looking up a module", why);
+        goto out;
+    }
+    /* Not a module: a namespace portion if anything lies under a/b/c/. */
+    size_t d = n - (sizeof MH_NATIVE_SUFFIX - 1);
+    snprintf(lo, sizeof lo, "%.*s/", (int)d, rel);
+    snprintf(hi, sizeof hi, "%.*s0", (int)d, rel); /* '0' follows '/' */
+    sqlite3_bind_text(s->ns, 1, rel, (int)d, SQLITE_STATIC);
+    sqlite3_bind_text(s->ns, 2, lo, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->ns, 3, hi, -1, SQLITE_STATIC);
+    step = sqlite3_step(s->ns);
+    sqlite3_reset(s->ns);
+    if (step == SQLITE_ROW) {
+        snprintf(origin, sizeof origin, "%s!/%.*s", s->path, (int)d, rel);
+        found->kind = MH_KIND_NAMESPACE;
+        found->origin = mh_int_cstr(h, origin);
+        found->key = NULL;
+        found->file = NULL;
+        rc = found->origin ? MH_OK
+                           : mh_err(h, err, MH_ENOMEM,
+                                    "out of memory finding '%s'", name);
+    } else if (step == SQLITE_DONE) {
+        mh_buf_printf(why, "no %s in the archive", rel);
+        rc = MH_ENOTFOUND;
+    } else {
+        rc = damaged(s, s->ns, "looking up a package", why);
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static mh_status sqf_read(void *state, const mh_found *found, mh_blob *out,
+                          mh_error **err)
+{
+    sqf_state *s = state;
+    mh_host *h = s->host;
+    mh_status rc;
+    const char *why = NULL;
+
+    out->data = NULL;
+    out->len = out->size = 0;
+    pthread_mutex_lock(&s->lock);
+    if (!s->db) {
+        mh_buf b;
+        mh_buf_init(&b, h, 0);
+        rc = ensure_current(s, &b);
+        if (rc != MH_OK) {
+            rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
+                        "cannot read %s: %s", found->origin, mh_buf_str(&b));
+            mh_buf_free(&b);
+            goto out;
+        }
+        mh_buf_free(&b);
+    }
+    sqlite3_bind_text(s->read, 1, found->key, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s->read);
+    if (step == SQLITE_ROW) {
+        /* sz and data come from one row of one statement: one snapshot. */
+        int64_t sz = sqlite3_column_int64(s->read, 0);
+        const void *data = sqlite3_column_blob(s->read, 1);
+        size_t len = (size_t)sqlite3_column_bytes(s->read, 1);
+        rc = mh_sar_decode(h, data, len, sz, h->max_module_size, out, &why);
+        if (rc == MH_ENOMEM)
+            rc = mh_err(h, err, rc, "out of memory reading %s",
+                        found->origin);
+        else if (rc != MH_OK)
+            rc = mh_err(h, err, rc, "module database %s, entry %s: %s",
+                        s->path, found->key, why);
+    } else if (step == SQLITE_DONE) {
+        rc = mh_err(h, err, MH_ENOTFOUND, "module database %s: entry %s "
+                    "was removed between find and load", s->path,
+                    found->key);
+    } else {
+        rc = mh_err(h, err, MH_EIO, "module database %s, entry %s: %s",
+                    s->path, found->key, sqlite3_errmsg(s->db));
+    }
+    sqlite3_reset(s->read);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* "a/b/c.so" -> "a.b.c" if every component is an identifier. */
+static bool module_name_of(const char *rel, char *out, size_t size)
+{
+    size_t n = strlen(rel);
+    if (n <= 3 || strcmp(rel + n - 3, MH_NATIVE_SUFFIX) != 0 ||
+        n - 3 >= size)
+        return false;
+    for (size_t i = 0; i < n - 3; i++)
+        out[i] = rel[i] == '/' ? '.' : rel[i];
+    out[n - 3] = '\0';
+    return mh_name_check(out, NULL) == MH_OK;
+}
+
+static mh_status sqf_list(void *state, mh_finder_list_fn fn, void *ud,
+                          mh_error **err)
+{
+    sqf_state *s = state;
+    mh_host *h = s->host;
+    mh_buf why;
+    mh_status rc = MH_OK;
+    char mname[MH_NAME_MAX + 1], origin[PATH_MAX + MH_NAME_MAX + 8];
+
+    mh_buf_init(&why, h, 0);
+    pthread_mutex_lock(&s->lock);
+    if (ensure_current(s, &why) != MH_OK) {
+        rc = mh_err(h, err, MH_ENOTFOUND, "%s", mh_buf_str(&why));
+        goto out;
+    }
+    int step;
+    while ((step = sqlite3_step(s->list)) == SQLITE_ROW) {
+        const char *rel = (const char *)sqlite3_column_text(s->list, 0);
+        int64_t mode = sqlite3_column_int64(s->list, 1);
+        if (!rel || mh_sar_is_dir(mode) || mh_sar_is_link(mode) ||
+            !module_name_of(rel, mname, sizeof mname))
+            continue;
+        snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
+        mh_found f = {.kind = MH_KIND_NATIVE};
+        f.origin = mh_int_cstr(h, origin);
+        f.key = mh_int_cstr(h, rel);
+        const char *iname = mh_int_cstr(h, mname);
+        if (!f.origin || !f.key || !iname) {
+            rc = mh_err(h, err, MH_ENOMEM, "out of memory listing %s",
+                        s->path);
+            break;
+        }
+        if (fn(ud, iname, &f) != 0)
+            break;
+    }
+    if (rc == MH_OK && step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = mh_err(h, err, MH_EIO, "module database %s: %s", s->path,
+                    sqlite3_errmsg(s->db));
+    sqlite3_reset(s->list);
+out:
+    pthread_mutex_unlock(&s->lock);
+    mh_buf_free(&why);
+    return rc;
+}
+
+const mh_finder_class mh_sqf_class = {
+    .name = "sqlite",
+    .claims = sqf_claims,
+    .open = sqf_open,
+    .find = sqf_find,
+    .list = sqf_list,
+    .read = sqf_read,
+    .invalidate = sqf_invalidate,
+    .close = sqf_close,
+};
