@@ -55,6 +55,8 @@ int cli_cmd_list(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 int cli_cmd_path(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
+int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                 char **argv);
 int cli_cmd_help(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 

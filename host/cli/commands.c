@@ -56,6 +56,34 @@ static const cli_command commands[] = {
       "  --json      print a JSON array of objects with the keys index,\n"
       "              entry, source and finder (null while none has claimed it)\n"
       "  -h, --help  show this help\n" },
+    { "pack", cli_cmd_pack, "DB FILE_OR_DIR...",
+      "write modules into the module database DB",
+      "Write each FILE, and every file under each DIR, into the module\n"
+      "database DB (created if absent); print \"packed N files into DB\".\n"
+      "\n"
+      "A module database is a SQLite Archive, the `sqlar` table of\n"
+      "`sqlite3 -A`: `sqlite3 DB -At` lists it, `sqlite3 DB -Ax` extracts it,\n"
+      "and a database made by `sqlite3 DB -Ac` is a module database too.\n"
+      "Give DB as a search path entry (-p DB, or -p sqlite:DB) to import\n"
+      "from it.\n"
+      "\n"
+      "Entry names (module a.b.c is the entry a/b/c.so):\n"
+      "  a relative FILE    stored under its path as given, which must not\n"
+      "                     contain \"..\" (cd to the top of the tree first)\n"
+      "  an absolute FILE   stored under its base name\n"
+      "  a DIR              each file under it, by its path relative to DIR,\n"
+      "                     so packing a search path directory gives a\n"
+      "                     database with the same modules\n"
+      "\n"
+      "Data is zlib-compressed where that makes it smaller.  An entry that\n"
+      "already exists under the same name is replaced.  Everything is written\n"
+      "in one transaction: programs importing from DB meanwhile see all of\n"
+      "the new entries or none, and on failure DB is left as it was (a DB\n"
+      "created by this command is removed).\n"
+      "\n"
+      "Options:\n"
+      "  -h, --help  show this help\n"
+      "  --          end of options, for a FILE_OR_DIR starting with '-'\n" },
     { "help", cli_cmd_help, "[COMMAND]",
       "help for modhost or for COMMAND",
       "Show the global help, or the help of COMMAND.\n" },
@@ -74,7 +102,7 @@ void cli_usage(FILE *out)
 {
     fputs("Usage: modhost [-p ENTRY]... [-E] [-v] COMMAND [ARGS...]\n"
           "\n"
-          "Find, list and run modhost modules.\n"
+          "Find, list and run modhost modules; pack them into a database.\n"
           "\n"
           "Global options (before COMMAND):\n"
           "  -p, --path ENTRY  search ENTRY first; repeatable, in order (an\n"
@@ -95,6 +123,8 @@ void cli_usage(FILE *out)
           "(<libdir>/modhost/modules beside libmodhost, and\n"
           "$XDG_DATA_HOME/modhost/modules).  MODHOST_PATH is ';'-separated;\n"
           "when it is set, the defaults are searched only where it has ';;'.\n"
+          "An entry is a directory or a module database (a SQLite file, see\n"
+          "'modhost help pack'; also written sqlite:/path/to.db).\n"
           "MODHOST_VERBOSE=1 traces like -v.\n"
           "\n"
           "Exit status:\n"

@@ -1,0 +1,40 @@
+/*
+ * cmd_pack.c -- `modhost pack DB FILE_OR_DIR...`: write modules into a
+ * module database (a SQLite Archive) with mh_pack, in one transaction.
+ */
+#include "cli.h"
+
+int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                 char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int code, c;
+
+    /* Packing touches no search path: -p and -E have nothing to steer. */
+    (void)ctx;
+    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
+        if (c == 0)
+            return code;
+    if (optind >= argc)
+        return cli_usage_error(cmd, "missing database");
+    if (argc - optind < 2)
+        return cli_usage_error(cmd, "missing FILE_OR_DIR to pack");
+
+    const char *db = argv[optind];
+    const char *const *inputs = (const char *const *)(argv + optind + 1);
+    size_t n_inputs = (size_t)(argc - optind - 1);
+    size_t count = 0;
+    mh_error *err = NULL;
+
+    if (mh_pack(db, inputs, n_inputs, &count, &err) != MH_OK) {
+        /* Status 3 means "module not found" to the other commands; a
+         * missing input here is an ordinary failure. */
+        cli_fail(err);
+        return CLI_EXIT_FAILURE;
+    }
+    printf("packed %zu file%s into %s\n", count, count == 1 ? "" : "s", db);
+    return cli_finish_output(CLI_EXIT_OK);
+}
