@@ -92,7 +92,7 @@ static mh_status add_file(pack *p, const char *file, const char *name)
                       "names must be relative paths without '.' or '..' "
                       "components", file, name);
     unsigned char *data, *z;
-    size_t len, zlen;
+    size_t len = 0, zlen = 0;
     struct stat st;
     mh_status rc = slurp(p, file, &data, &len, &st);
     if (rc != MH_OK)

@@ -167,8 +167,14 @@ static mh_status sqf_open(mh_host *h, const char *entry, void **state,
     if (path[0] != '/')
         return mh_err(h, err, MH_EPATH, "entry '%s': a module database "
                       "needs an absolute path (sqlite:/path/to.db)", entry);
+    char canon[PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof canon)
+        return mh_err(h, err, MH_EPATH, "entry '%s': path too long", entry);
+    memcpy(canon, path, len + 1);
+    len = mh_path_canon(canon, len);
     sqf_state *s = mh_mem_calloc(h, 1, sizeof *s);
-    const char *ipath = mh_int_cstr(h, path);
+    const char *ipath = mh_int_str(h, canon, len);
     if (!s || !ipath) {
         mh_mem_free(h, s, sizeof *s);
         return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", path);

@@ -64,10 +64,7 @@ static void entry_free(mh_host *h, mh_pentry *e)
 }
 
 /* Insert (write lock held by caller, or during init). */
-/* Absolute paths are compared in a canonical spelling: "//" collapsed,
- * no trailing "/" (but "/" itself), so "/a/" and "/a" are one entry.
- * Returns the new length (never longer). */
-static size_t normalise(char *t, size_t len)
+size_t mh_path_canon(char *t, size_t len)
 {
     if (t[0] != '/')
         return len; /* a URI is its finder's business */
@@ -91,7 +88,7 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
                       "bytes", PATH_MAX - 1);
     memcpy(buf, text, len);
     buf[len] = '\0';
-    len = normalise(buf, len);
+    len = mh_path_canon(buf, len);
     const char *t = mh_int_str(h, buf, len);
     if (!t)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");

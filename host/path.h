@@ -50,6 +50,11 @@ mh_status mh_path_finder(struct mh_host *h, mh_pentry *e,
                          const struct mh_finder_class **cls, void **state,
                          struct mh_buf *why);
 
+/* Absolute paths are compared in a canonical spelling: "//" collapsed,
+ * no trailing "/" (but "/" itself), so "/a/" and "/a" are one entry.  In
+ * place; returns the new length (never longer).  Other text is left. */
+size_t mh_path_canon(char *t, size_t len);
+
 /* Is the text an acceptable entry (absolute path or scheme:...)? */
 bool mh_path_acceptable(const char *text);
 

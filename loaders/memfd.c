@@ -224,18 +224,19 @@ static mh_mfd *entry_new(const char *name, const unsigned char *sha, int fd,
     e->refs = 1;
     snprintf(e->path, sizeof e->path, "%s", path);
     memcpy(e->name, name, n + 1);
-    pthread_mutex_lock(&table_lock);
-    e->next = table;
+    e->next = table; /* table lock held */
     table = e;
-    pthread_mutex_unlock(&table_lock);
     return e;
 }
+
+static mh_status load_locked(mh_host *h, mh_module *mod, const mh_blob *b,
+                             const unsigned char *sha, void **dl_out,
+                             mh_mfd **ref, mh_error **err);
 
 mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
                       void **dl_out, mh_mfd **ref, mh_error **err)
 {
     unsigned char sha[32];
-    char path[PATH_MAX], why[512];
     *dl_out = NULL;
     *ref = NULL;
 
@@ -243,28 +244,38 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         return mh_err(h, err, MH_ENOMEM, "cannot hash module '%s' (%s)",
                       mod->name, mod->origin);
 
-    /* Already loaded: the same object again. */
+    /* The table lock is held across the whole load, so two threads loading
+     * one image for the first time get one object.  dlopen is serialised
+     * by the C library anyway, and plugins cannot call back into this
+     * file (they do not link against libmodhost). */
     pthread_mutex_lock(&table_lock);
+    mh_status rc = load_locked(h, mod, b, sha, dl_out, ref, err);
+    pthread_mutex_unlock(&table_lock);
+    return rc;
+}
+
+static mh_status load_locked(mh_host *h, mh_module *mod, const mh_blob *b,
+                             const unsigned char *sha, void **dl_out,
+                             mh_mfd **ref, mh_error **err)
+{
+    char path[PATH_MAX], why[512];
+
+    /* Already loaded: the same object again. */
     mh_mfd *e = table;
-    while (e && !(memcmp(e->sha, sha, sizeof sha) == 0 &&
+    while (e && !(memcmp(e->sha, sha, sizeof e->sha) == 0 &&
                   strcmp(e->name, mod->name) == 0))
         e = e->next;
     if (e) {
-        e->refs++;
-        snprintf(path, sizeof path, "%s", e->path);
-    }
-    pthread_mutex_unlock(&table_lock);
-    if (e) {
         dlerror();
-        void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
-            dl_message(why, sizeof why, path, mod->origin);
-            mh_mfd_release(e);
+            dl_message(why, sizeof why, e->path, mod->origin);
             return mh_err(h, err, MH_ELOAD, "cannot load module '%s': %s",
                           mod->name, why);
         }
+        e->refs++;
         MH_TRACE(h, "%s: same image as already loaded (%s)", mod->name,
-                 path);
+                 e->path);
         *dl_out = dl;
         *ref = e;
         return MH_OK;
@@ -329,17 +340,28 @@ void mh_mfd_release(mh_mfd *e)
     if (!e)
         return;
     pthread_mutex_lock(&table_lock);
-    bool last = --e->refs == 0;
-    if (last)
-        for (mh_mfd **p = &table; *p; p = &(*p)->next)
-            if (*p == e) {
-                *p = e->next;
-                break;
-            }
-    pthread_mutex_unlock(&table_lock);
-    if (last) {
-        if (e->fd >= 0)
-            close(e->fd);
-        free(e);
+    if (--e->refs > 0) {
+        pthread_mutex_unlock(&table_lock);
+        return;
     }
+    /* The last module let go (after its dlclose).  The C library may
+     * still keep the object mapped (RTLD_NODELETE, unique symbols of C++
+     * code, another dlopen of it): then its path must keep naming this
+     * image, or a later memfd that got the same fd number would be handed
+     * this library by name.  Such an image stays, fd open, for reuse. */
+    void *still = dlopen(e->path, RTLD_NOW | RTLD_NOLOAD);
+    if (still) {
+        dlclose(still);
+        pthread_mutex_unlock(&table_lock);
+        return;
+    }
+    for (mh_mfd **p = &table; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    pthread_mutex_unlock(&table_lock);
+    if (e->fd >= 0)
+        close(e->fd);
+    free(e);
 }

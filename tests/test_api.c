@@ -149,7 +149,8 @@ TEST(config_init_defaults)
     ASSERT_NULL(cfg.alloc_ud);
     ASSERT_NULL(cfg.log);
     ASSERT_NULL(cfg.log_ud);
-    for (int i = 0; i < 8; i++)
+    ASSERT_EQ_INT(cfg.max_module_size, 0);
+    for (size_t i = 0; i < sizeof cfg.reserved / sizeof *cfg.reserved; i++)
         ASSERT_NULL(cfg.reserved[i]);
 }
 

@@ -138,4 +138,72 @@ void alloc_tracker_init(alloc_tracker *at);
 void alloc_tracker_destroy(alloc_tracker *at);
 void *alloc_tracker_fn(void *ud, void *ptr, size_t osize, size_t nsize);
 
+/* ----------------------------------------------------- module databases */
+/* (tests/support/db.c) */
+
+/* mh_pack(db, inputs...) that fails the case, with the library's message,
+ * on error; returns the number of files written:
+ *   db_pack(db, dir);   db_pack(db, "pkg/mod.so", "/abs/x.so"); */
+#define db_pack(db, ...) db_pack_((db), (const char *const[]){__VA_ARGS__, NULL})
+size_t db_pack_(const char *db, const char *const *inputs);
+
+/* Build (or add to) database db from fixtures: each spec is "FIXTURE:REL",
+ * e.g. db_make(db, "counter:mod.so", "answer7:pkg/b.so"); the copies are
+ * staged in a fresh directory under tmp_dir() and packed with db_pack.
+ * Returns db. */
+#define db_make(db, ...) db_make_((db), (const char *const[]){__VA_ARGS__, NULL})
+const char *db_make_(const char *db, const char *const *specs);
+
+/* s as one single-quoted shell word. */
+const char *sh_quote(const char *s);
+
+/* Run a shell command and return its stdout; *status (if not NULL) gets
+ * its exit status, -1 when it did not exit normally. */
+const char *sh_run(const char *cmd, int *status);
+
+/* Run the stock `sqlite3` CLI (with -batch, no ~/.sqliterc) on the given
+ * arguments, which the caller quotes (sh_quote); returns stdout without
+ * its trailing newlines.  A non-zero exit fails the case, printing the
+ * CLI's stderr. */
+const char *sqlite3_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* One SQL script run on db by the sqlite3 CLI; its output in list mode
+ * ("a|b" a row, rows joined by newlines, no trailing newline). */
+const char *db_exec(const char *db, const char *sql);
+
+/* Whole file as bytes, *len its size: malloc'd, the caller frees it. */
+unsigned char *file_bytes(const char *path, size_t *len);
+void file_write_bytes(const char *path, const void *data, size_t len);
+void file_copy(const char *src, const char *dst);
+/* True when both files hold the same bytes. */
+int files_equal(const char *a, const char *b);
+long long file_size(const char *path);
+void file_truncate_to(const char *path, size_t len);
+/* Overwrite path from offset to its end with deterministic garbage. */
+void file_scribble(const char *path, size_t offset, unsigned seed);
+/* The page size recorded in a SQLite database's header. */
+size_t db_page_size(const char *db);
+/* Number of entries of a directory (without . and ..), -1 if unreadable. */
+long dir_count(const char *path);
+
+/* A host with options: always isolated with no default path, and its cache
+ * directory in the case's temp dir unless set.
+ *   host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .log = &lc};
+ *   mh_host *h = host_new_opts(&o, entry1, entry2); */
+typedef struct host_opts {
+    unsigned flags;          /* added to ISOLATED | NO_DEFAULT_PATH */
+    const char *cache_dir;   /* NULL: tmp_path("cache") */
+    size_t max_module_size;  /* 0: the library's default */
+    log_capture *log;        /* NULL: the library's default logging */
+} host_opts;
+#define host_new_opts(opts, ...) \
+    host_new_opts_((opts), (const char *const[]){__VA_ARGS__, NULL})
+mh_host *host_new_opts_(const host_opts *opts, const char *const *entries);
+
+/* Open fds of this process that are memfds whose name contains needle
+ * ("" for every memfd). */
+size_t memfd_fd_count(const char *needle);
+/* Lines of /proc/self/maps that contain both a and b. */
+size_t maps_count(const char *a, const char *b);
+
 #endif /* MODHOST_TEST_SUPPORT_H */

@@ -1,0 +1,1365 @@
+/*
+ * test_sqlite.c -- the SQLite finder: module databases (SQLite Archives,
+ * the `sqlar` table of `sqlite3 -A`) on the search path, made both by
+ * mh_pack and by the stock sqlite3 CLI.  How an entry is claimed, how
+ * names resolve and origins read, mh_find and mh_list, path order, mh_pack
+ * itself, broken rows (an error naming the database and the entry, for
+ * that module only), unusable databases (one warning, then skipped), live
+ * updates, threads, and a concurrent writer that must never tear a module.
+ *
+ * SQL reaches the databases through the sqlite3 command (db_exec), since
+ * the tests link only libmodhost.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* What users see as the origin of ENTRY in database DB. */
+static const char *origin_of(const char *db, const char *entry)
+{
+    return str_fmt("%s!/%s", db, entry);
+}
+
+static const char *entry_finder(mh_host *host, size_t i)
+{
+    const char *text = NULL, *finder = NULL;
+    mh_path_source src;
+
+    if (mh_host_path_entry(host, i, &text, &src, &finder) != MH_OK)
+        FAIL("mh_host_path_entry(%zu) failed", i);
+    return finder;
+}
+
+/* ------------------------------------------------------ claiming entries */
+
+TEST(header_claims_file_with_any_extension)
+{
+    const char *db1 = db_make(tmp_path("plugins.bin"), "counter:one.so");
+    const char *db2 = db_make(tmp_path("modules"), "answer7:two.so");
+    mh_host *host = host_new_isolated(db1, db2);
+    mh_module *one, *two;
+
+    ASSERT_EQ_STR(entry_finder(host, 0), "sqlite");
+    ASSERT_EQ_STR(entry_finder(host, 1), "sqlite");
+    one = import_ok(host, "one");
+    two = import_ok(host, "two");
+    ASSERT_EQ_INT(call_int(one, "value"), 42);
+    ASSERT_EQ_INT(call_int(two, "value"), 7);
+    ASSERT_EQ_STR(mh_module_finder(one), "sqlite");
+    ASSERT_EQ_STR(mh_module_origin(one), origin_of(db1, "one.so"));
+    ASSERT_EQ_STR(mh_module_origin(two), origin_of(db2, "two.so"));
+    ASSERT_EQ_INT(mh_module_kind_of(one), MH_KIND_NATIVE);
+    mh_host_free(host);
+}
+
+TEST(scheme_entry_origin_is_plain_db_path)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    mh_host *host = host_new_isolated(str_fmt("sqlite:%s", db));
+    mh_module *mod;
+
+    ASSERT_EQ_STR(entry_finder(host, 0), "sqlite");
+    mod = import_ok(host, "mod");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_finder(mod), "sqlite");
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "mod.so"));
+    mh_host_free(host);
+}
+
+TEST(path_variable_holds_databases)
+{
+    const char *db1 = db_make(tmp_path("a.db"), "counter:froma.so");
+    const char *db2 = db_make(tmp_path("b.sqlar"), "answer7:fromb.so");
+    mh_config cfg;
+    mh_host *host;
+    mh_module *a, *b;
+
+    env_set("MH_TEST_SQLITE_PATH", str_fmt("%s;sqlite:%s", db1, db2));
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path_env = "MH_TEST_SQLITE_PATH";
+    cfg.cache_dir = tmp_path("cache");
+    host = host_new_cfg(&cfg);
+    a = import_ok(host, "froma");
+    b = import_ok(host, "fromb");
+    ASSERT_EQ_STR(mh_module_origin(a), origin_of(db1, "froma.so"));
+    ASSERT_EQ_STR(mh_module_origin(b), origin_of(db2, "fromb.so"));
+    ASSERT_EQ_INT(call_int(b, "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(other_files_are_not_claimed)
+{
+    const char *empty = tmp_path("empty.db");
+    const char *old = tmp_path("old.db");
+    const char *notes = tmp_path("notes.txt");
+    static const char v2[32] = "SQLite format 2";
+    mh_host *host;
+    mh_module *mod;
+
+    file_write(empty, "");
+    file_write_bytes(old, v2, sizeof v2);
+    file_write(notes, "SQLite format 3 is what this note is about\n");
+    host = host_new_isolated(empty, old, notes);
+    for (size_t i = 0; i < 3; i++) {
+        const char *finder = entry_finder(host, i);
+        if (finder && strcmp(finder, "sqlite") == 0)
+            FAIL("entry %zu claimed by the sqlite finder", i);
+    }
+    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
+TEST(relative_scheme_entry_is_not_opened)
+{
+    /* "sqlite:rel.db" must never mean "rel.db in the current directory" */
+    mh_host *host;
+    mh_module *mod;
+
+    db_make(tmp_path("rel.db"), "counter:mod.so");
+    if (chdir(tmp_dir()) < 0)
+        FAIL("chdir: %s", strerror(errno));
+    host = host_new_isolated("sqlite:rel.db");
+    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
+TEST(origin_uses_canonical_database_path)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    const char *spelled = str_fmt("%s//p.db", tmp_dir());
+    mh_host *h1 = host_new_isolated(spelled);
+    mh_host *h2 = host_new_isolated(str_fmt("sqlite:%s", spelled));
+
+    ASSERT_EQ_STR(mh_module_origin(import_ok(h1, "mod")),
+                  origin_of(db, "mod.so"));
+    ASSERT_EQ_STR(mh_module_origin(import_ok(h2, "mod")),
+                  origin_of(db, "mod.so"));
+    mh_host_free(h1);
+    mh_host_free(h2);
+}
+
+/* ----------------------------------------------------- names and origins */
+
+TEST(dotted_name_is_nested_entry)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:a/b/c.so",
+                             "answer7:x.y.so");
+    mh_host *host = host_new_isolated(db);
+    mh_module *mod;
+
+    mod = import_ok(host, "a.b.c");
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "a/b/c.so"));
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    /* a.b.c is the row a/b/c.so; a row literally named x.y.so is not x.y */
+    ASSERT_STATUS(mh_import(host, "x.y", &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
+TEST(names_are_case_sensitive)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:Mod.so",
+                             "counter:NS/x.so");
+    mh_host *host = host_new_isolated(db);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(host, "ns", &info, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(host, "ns.x", &info, ERR), MH_ENOTFOUND);
+    import_ok(host, "Mod");
+    ASSERT_STATUS(mh_find(host, "NS", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    mh_host_free(host);
+}
+
+TEST(underscore_is_not_a_wildcard)
+{
+    /* '_' is valid in module names and a LIKE wildcard in SQL */
+    const char *db = db_make(tmp_path("p.db"), "counter:aXb/x.so",
+                             "counter:aXc.so");
+    mh_host *host = host_new_isolated(db);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(host, "a_b", &info, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "a_b.x", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "a_c", &mod, ERR), MH_ENOTFOUND);
+    import_ok(host, "aXb.x");
+    mh_host_free(host);
+}
+
+TEST(rows_under_prefix_make_namespace)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:ns/deep/one.so");
+    mh_host *host = host_new_isolated(db);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(host, "ns", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    ASSERT_STATUS(mh_find(host, "ns.deep", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    mod = import_ok(host, "ns");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NAMESPACE);
+    import_ok(host, "ns.deep.one");
+    /* a prefix of a name is not a namespace: "ns/de" has no row under it */
+    ASSERT_STATUS(mh_find(host, "ns.de", &info, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
+TEST(directory_row_is_namespace)
+{
+    /* sqlite3 -Ac on an empty directory writes one row with a directory
+     * mode and no data: a namespace portion, as an empty directory is. */
+    const char *db = tmp_path("p.db");
+    mh_host *host;
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+    int st;
+
+    tmp_mkdir("stage/emptyns");
+    sh_run(str_fmt("cd %s && sqlite3 -batch -init /dev/null %s -Ac emptyns",
+                   sh_quote(tmp_path("stage")), sh_quote(db)),
+           &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name, mode>>12 FROM sqlar"),
+                  "emptyns|4");
+    host = host_new_isolated(db);
+    ASSERT_STATUS(mh_find(host, "emptyns", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    mod = import_ok(host, "emptyns");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NAMESPACE);
+    ASSERT_NULL(mh_module_symbol(mod, "value"));
+    mh_host_free(host);
+}
+
+TEST(namespace_spans_directory_and_database)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *db = db_make(tmp_path("p.db"), "answer7:ns/two.so");
+    const char *fs_one = fixture_copy("counter", "E/ns/one.so");
+    mh_host *host;
+    mh_module *one, *two;
+
+    for (int order = 0; order < 2; order++) {
+        host = order ? host_new_isolated(db, dir) : host_new_isolated(dir, db);
+        one = import_ok(host, "ns.one");
+        two = import_ok(host, "ns.two");
+        ASSERT_EQ_STR(mh_module_origin(one), fs_one);
+        ASSERT_EQ_STR(mh_module_finder(one), "fs");
+        ASSERT_EQ_STR(mh_module_origin(two), origin_of(db, "ns/two.so"));
+        ASSERT_EQ_STR(mh_module_finder(two), "sqlite");
+        ASSERT_EQ_INT(call_int(two, "value"), 7);
+        ASSERT_EQ_INT(mh_module_kind_of(import_ok(host, "ns")),
+                      MH_KIND_NAMESPACE);
+        mh_host_free(host);
+    }
+}
+
+TEST(find_reports_sqlite_finder_and_origin)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *db = db_make(tmp_path("p.db"), "counter:pkg/mod.so");
+    mh_host *host = host_new_isolated(dir, db);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.name, "pkg.mod");
+    ASSERT_EQ_STR(info.finder, "sqlite");
+    ASSERT_EQ_STR(info.origin, origin_of(db, "pkg/mod.so"));
+    ASSERT_EQ_STR(info.loader, "native");
+    ASSERT_EQ_INT(info.kind, MH_KIND_NATIVE);
+    ASSERT_EQ_INT(info.entry_index, 1);
+    ASSERT_EQ_INT(mh_host_module_count(host), 0); /* find loads nothing */
+    mod = import_ok(host, "pkg.mod");
+    ASSERT_EQ_INT(call_int(mod, "init_count"), 1);
+    ASSERT_EQ_STR(mh_module_origin(mod), info.origin);
+    mh_host_free(host);
+}
+
+TEST(not_found_message_names_database)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:other.so");
+    mh_host *host = host_new_isolated(db);
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(host, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "absent");
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_STATUS(mh_import(host, "pkg.absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------------ listing */
+
+#define MAX_LISTED 32
+
+struct listing {
+    size_t n;
+    const char *names[MAX_LISTED];
+    const char *origins[MAX_LISTED];
+    const char *finders[MAX_LISTED];
+};
+
+static int collect(void *ud, const mh_spec_info *info)
+{
+    struct listing *l = ud;
+
+    if (l->n == MAX_LISTED)
+        FAIL("mh_list reported more than %d modules", MAX_LISTED);
+    l->names[l->n] = str_fmt("%s", info->name);
+    l->origins[l->n] = str_fmt("%s", info->origin ? info->origin : "(null)");
+    l->finders[l->n] = str_fmt("%s", info->finder ? info->finder : "(null)");
+    l->n++;
+    return 0;
+}
+
+static const char *joined_names(const struct listing *l)
+{
+    const char *s = "";
+    for (size_t i = 0; i < l->n; i++)
+        s = str_fmt("%s%s%s", s, i ? "," : "", l->names[i]);
+    return s;
+}
+
+TEST(list_includes_database_first_entry_wins)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *fs_beta = fixture_copy("counter", "E/beta.so");
+    const char *db = db_make(tmp_path("p.db"), "counter:alpha.so",
+                             "counter:beta.so", "counter:pkg/gamma.so");
+    struct listing l = {0};
+    mh_host *host = host_new_isolated(dir, db);
+
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "alpha,beta,pkg.gamma");
+    ASSERT_EQ_STR(l.origins[0], origin_of(db, "alpha.so"));
+    ASSERT_EQ_STR(l.finders[0], "sqlite");
+    ASSERT_EQ_STR(l.origins[1], fs_beta);
+    ASSERT_EQ_STR(l.finders[1], "fs");
+    ASSERT_EQ_STR(l.origins[2], origin_of(db, "pkg/gamma.so"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+
+    memset(&l, 0, sizeof l);
+    host = host_new_isolated(db, dir);
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "alpha,beta,pkg.gamma");
+    ASSERT_EQ_STR(l.origins[1], origin_of(db, "beta.so"));
+    mh_host_free(host);
+}
+
+/* ----------------------------------------------------------- path order */
+
+TEST(database_before_directory_wins)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("answer7", "E/mod.so");
+    host = host_new_isolated(db, dir);
+    mod = import_ok(host, "mod");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_finder(mod), "sqlite");
+    mh_host_free(host);
+}
+
+TEST(directory_before_database_wins)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("answer7", "E/mod.so");
+    host = host_new_isolated(dir, db);
+    mod = import_ok(host, "mod");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    ASSERT_EQ_STR(mh_module_finder(mod), "fs");
+    ASSERT_EQ_STR(mh_module_origin(mod), tmp_path("E/mod.so"));
+    mh_host_free(host);
+}
+
+/* -------------------------------------------------- kinds and failures */
+
+TEST(plain_module_from_database)
+{
+    const char *db = db_make(tmp_path("p.db"), "no_desc:plainmod.so");
+    mh_host *host = host_new_isolated(db);
+    mh_module *mod;
+    int (*fn)(void);
+
+    ASSERT_STATUS(mh_import(host, "plainmod", &mod, ERR), MH_ENODESC);
+    ASSERT_CONTAINS(ERR_MSG(), origin_of(db, "plainmod.so"));
+    ASSERT_STATUS(mh_import_ex(host, "plainmod", MH_IMPORT_PLAIN, &mod, ERR),
+                  MH_OK);
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_PLAIN);
+    fn = (int (*)(void))symbol_ok(mod, "plain_answer");
+    ASSERT_EQ_INT(fn(), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "plainmod.so"));
+    mh_host_free(host);
+}
+
+TEST(load_errors_name_database_entry)
+{
+    const char *db = db_make(tmp_path("p.db"), "wrong_abi:old.so",
+                             "init_fails:refuser.so");
+    mh_host *host;
+    mh_module *mod;
+
+    env_set("MH_FIXTURE_MARKER", tmp_path("marker"));
+    host = host_new_isolated(db);
+    ASSERT_STATUS(mh_import(host, "old", &mod, ERR), MH_EABI);
+    ASSERT_CONTAINS(ERR_MSG(), origin_of(db, "old.so"));
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "/proc/self/fd");
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "refuser");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "/proc/self/fd");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------------- mh_pack */
+
+TEST(pack_stores_names_as_given)
+{
+    const char *db = tmp_path("p.db");
+    const char *abs_file = fixture_copy("counter", "abs/b.so");
+    mh_host *host;
+    size_t count = 0;
+
+    fixture_copy("counter", "rel/pkg/a.so");
+    fixture_copy("counter", "tree/c.so");
+    fixture_copy("answer7", "tree/sub/d.so");
+    if (chdir(tmp_dir()) < 0)
+        FAIL("chdir: %s", strerror(errno));
+    {
+        const char *in[] = {"rel/pkg/a.so", abs_file, tmp_path("tree")};
+        ASSERT_STATUS(mh_pack(db, in, 3, &count, ERR), MH_OK);
+    }
+    ASSERT_EQ_INT(count, 4);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar ORDER BY name"),
+                  "b.so\nc.so\nrel/pkg/a.so\nsub/d.so");
+    host = host_new_isolated(db);
+    import_ok(host, "rel.pkg.a");
+    import_ok(host, "b");
+    import_ok(host, "c");
+    ASSERT_EQ_INT(call_int(import_ok(host, "sub.d"), "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(pack_compresses_only_where_smaller)
+{
+    const char *db = tmp_path("p.db");
+    const char *so = fixture_copy("counter", "in/counter.so");
+    const char *noise = tmp_path("in/noise.bin");
+    unsigned char buf[8192];
+    unsigned x = 12345;
+
+    for (size_t i = 0; i < sizeof buf; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    file_write_bytes(noise, buf, sizeof buf);
+    ASSERT_EQ_INT(db_pack(db, tmp_path("in")), 2);
+    ASSERT_EQ_STR(db_exec(db, "SELECT sz, length(data) < sz FROM sqlar"
+                              " WHERE name = 'counter.so'"),
+                  str_fmt("%lld|1", file_size(so)));
+    ASSERT_EQ_STR(db_exec(db, "SELECT sz, length(data) FROM sqlar"
+                              " WHERE name = 'noise.bin'"),
+                  "8192|8192");
+    /* The compressed form is the one sqlite3 -A reads. */
+    ASSERT_EQ_STR(db_exec(db, str_fmt("SELECT sqlar_uncompress(data, sz) ="
+                                      " readfile('%s') FROM sqlar"
+                                      " WHERE name = 'counter.so'",
+                                      so)),
+                  "1");
+}
+
+TEST(pack_replaces_existing_entry)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so",
+                             "counter:keep.so");
+    mh_host *host;
+
+    db_make(db, "answer7:mod.so");
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar ORDER BY name"),
+                  "keep.so\nmod.so");
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 7);
+    ASSERT_EQ_INT(call_int(import_ok(host, "keep"), "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(pack_missing_input_creates_nothing)
+{
+    const char *db = tmp_path("new.db");
+    const char *good = fixture_copy("counter", "good.so");
+    const char *missing = tmp_path("no/such.so");
+    const char *in[] = {good, missing};
+    size_t count = 99;
+
+    ASSERT_NE_INT(mh_pack(db, in, 2, &count, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), missing);
+    ASSERT_EQ_INT(count, 0);
+    ASSERT_FALSE(file_exists(db));
+    ASSERT_FALSE(file_exists(str_fmt("%s-journal", db)));
+    ASSERT_FALSE(file_exists(str_fmt("%s-wal", db)));
+}
+
+TEST(pack_failure_leaves_database_unchanged)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:old.so");
+    const char *sum = "SELECT hex(sha3_query("
+                      "'SELECT * FROM sqlar ORDER BY name'))";
+    const char *before = db_exec(db, sum);
+    const char *in[] = {fixture_copy("answer7", "stage/new.so"),
+                        fixture_copy("answer7", "stage/old.so"),
+                        tmp_path("missing.so")};
+
+    ASSERT_NE_INT(mh_pack(db, in, 3, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), tmp_path("missing.so"));
+    ASSERT_EQ_STR(db_exec(db, sum), before);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar"), "old.so");
+}
+
+TEST(pack_refuses_non_sqlite_database_file)
+{
+    const char *db = tmp_path("notes.txt");
+    const char *text = "these are my notes, not a database\n";
+    const char *in[] = {fixture_copy("counter", "mod.so")};
+
+    file_write(db, text);
+    ASSERT_NE_INT(mh_pack(db, in, 1, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_EQ_STR(file_read(db), text);
+    ASSERT_FALSE(file_exists(str_fmt("%s-journal", db)));
+}
+
+TEST(pack_refuses_parent_references)
+{
+    const char *db = tmp_path("p.db");
+    const char *in[1];
+
+    fixture_copy("counter", "E/mod.so");
+    tmp_mkdir("work/sub");
+    if (chdir(tmp_path("work/sub")) < 0)
+        FAIL("chdir: %s", strerror(errno));
+    in[0] = "../../E/mod.so";
+    ASSERT_NE_INT(mh_pack(db, in, 1, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "..");
+    ASSERT_FALSE(file_exists(db));
+    /* ".." hidden in the middle is refused as well */
+    if (chdir(tmp_dir()) < 0)
+        FAIL("chdir: %s", strerror(errno));
+    in[0] = "work/../E/mod.so";
+    ASSERT_NE_INT(mh_pack(db, in, 1, NULL, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(db));
+}
+
+/* ----------------------------------------------- the stock sqlite3 CLI */
+
+TEST(stock_cli_database_imports)
+{
+    const char *plugins = getenv("MH_TEST_PLUGIN_DIR");
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("stage/plugins.db");
+    mh_host *host;
+    mh_module *hello, *rot13;
+    const char *(*greeting)(void);
+    void (*encode)(const char *, char *, size_t);
+    char out[16];
+    int st;
+
+    if (plugins == NULL || *plugins == '\0')
+        plugins = MH_TEST_PLUGIN_DIR;
+    file_copy(str_fmt("%s/hello.so", plugins), tmp_path("stage/hello.so"));
+    tmp_mkdir("stage/codecs");
+    file_copy(str_fmt("%s/codecs/rot13.so", plugins),
+              tmp_path("stage/codecs/rot13.so"));
+    sh_run(str_fmt("cd %s && sqlite3 -batch -init /dev/null plugins.db -Ac"
+                   " hello.so codecs/rot13.so",
+                   sh_quote(stage)),
+           &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar ORDER BY name"),
+                  "codecs/rot13.so\nhello.so");
+    host = host_new_isolated(db);
+    hello = import_ok(host, "hello");
+    greeting = (const char *(*)(void))symbol_ok(hello, "greeting");
+    ASSERT_NOT_NULL(greeting());
+    rot13 = import_ok(host, "codecs.rot13");
+    ASSERT_EQ_STR(mh_module_origin(rot13), origin_of(db, "codecs/rot13.so"));
+    encode = (void (*)(const char *, char *, size_t))symbol_ok(rot13,
+                                                                "encode");
+    encode("Hello", out, sizeof out);
+    ASSERT_EQ_STR(out, "Uryyb");
+    mh_host_free(host);
+}
+
+TEST(stock_cli_lists_and_extracts_packed_database)
+{
+    const char *db = tmp_path("p.db");
+    const char *out = tmp_mkdir("out");
+    const char *names[] = {"counter.so", "pkg/sub/mod.so", "plain.so"};
+    int st;
+
+    fixture_copy("counter", "in/counter.so");
+    fixture_copy("answer7", "in/pkg/sub/mod.so");
+    fixture_copy("no_desc", "in/plain.so");
+    ASSERT_EQ_INT(db_pack(db, tmp_path("in")), 3);
+    ASSERT_EQ_STR(sh_run(str_fmt("sqlite3 -batch -init /dev/null %s -At"
+                                 " | LC_ALL=C sort",
+                                 sh_quote(db)),
+                         &st),
+                  "counter.so\npkg/sub/mod.so\nplain.so\n");
+    ASSERT_EQ_INT(st, 0);
+    sh_run(str_fmt("cd %s && sqlite3 -batch -init /dev/null %s -Ax",
+                   sh_quote(out), sh_quote(db)),
+           &st);
+    ASSERT_EQ_INT(st, 0);
+    for (size_t i = 0; i < 3; i++) {
+        const char *x = tmp_path("out/%s", names[i]);
+        if (!file_exists(x))
+            FAIL("sqlite3 -Ax did not extract %s", names[i]);
+        if (!files_equal(x, tmp_path("in/%s", names[i])))
+            FAIL("%s extracted by sqlite3 -Ax differs from the input",
+                 names[i]);
+    }
+}
+
+TEST(raw_rows_import)
+{
+    /* sqlar keeps data uncompressed when length(data) == sz. */
+    const char *db = db_make(tmp_path("p.db"), "answer7:other.so");
+    const char *so = fixture_path("counter");
+    mh_host *host;
+    mh_module *mod;
+
+    db_exec(db, str_fmt("INSERT INTO sqlar(name, mode, mtime, sz, data)"
+                        " VALUES('raw.so', 33261, 0, length(readfile('%s')),"
+                        " readfile('%s'))",
+                        so, so));
+    ASSERT_EQ_STR(db_exec(db, "SELECT length(data) = sz FROM sqlar"
+                              " WHERE name = 'raw.so'"),
+                  "1");
+    host = host_new_isolated(db);
+    mod = import_ok(host, "raw");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "raw.so"));
+    mh_host_free(host);
+}
+
+/* ---------------------------------------------------------- broken rows */
+
+/*
+ * A database holding good.so and bad.so (both counter), with `set` applied
+ * to bad.so's row: importing bad fails with MH_EFORMAT and a message that
+ * names the database, the entry and `needle`; good still imports, before
+ * and after.
+ */
+static void check_broken_row(const char *set, const char *needle)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:good.so",
+                             "counter:bad.so");
+    mh_host *host;
+    mh_module *mod;
+
+    db_exec(db, str_fmt("UPDATE sqlar SET %s WHERE name = 'bad.so'", set));
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "good"), "value"), 42);
+    for (int i = 0; i < 2; i++) {
+        ASSERT_STATUS(mh_import(host, "bad", &mod, ERR), MH_EFORMAT);
+        ASSERT_NULL(mod);
+        ASSERT_CONTAINS(ERR_MSG(), db);
+        ASSERT_CONTAINS(ERR_MSG(), "bad.so");
+        ASSERT_NOT_CONTAINS(ERR_MSG(), "/proc/self/fd");
+        if (needle)
+            ASSERT_CONTAINS(ERR_MSG(), needle);
+    }
+    ASSERT_NULL(mh_host_module(host, "bad"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+}
+
+TEST(row_corrupt_zlib_fails_that_module_only)
+{
+    /* Keep the zlib header and the first half; zero the rest. */
+    check_broken_row("data = CAST(substr(data, 1, length(data) / 2)"
+                     " || zeroblob(length(data) - length(data) / 2) AS BLOB)",
+                     NULL);
+}
+
+TEST(row_garbage_after_zlib_header)
+{
+    check_broken_row("data = CAST(X'789C' || zeroblob(length(data) - 2)"
+                     " AS BLOB)",
+                     NULL);
+}
+
+TEST(row_size_larger_than_content)
+{
+    check_broken_row("sz = sz + 1", NULL);
+}
+
+TEST(row_size_smaller_than_content)
+{
+    check_broken_row("sz = sz - 1", NULL);
+}
+
+TEST(row_data_longer_than_size)
+{
+    /* length(data) > sz is neither raw nor compressed sqlar data. */
+    check_broken_row("data = sqlar_uncompress(data, sz), sz = sz - 100",
+                     NULL);
+}
+
+TEST(row_not_elf)
+{
+    check_broken_row("data = CAST('#!/bin/sh\necho this is not ELF\n' AS BLOB),"
+                     " sz = length(CAST('#!/bin/sh\necho this is not ELF\n'"
+                     " AS BLOB))",
+                     "ELF");
+}
+
+TEST(row_compressed_not_elf)
+{
+    check_broken_row("data = sqlar_compress(zeroblob(20000)), sz = 20000",
+                     "ELF");
+}
+
+TEST(row_null_data)
+{
+    check_broken_row("data = NULL", NULL);
+}
+
+TEST(row_huge_size_claim)
+{
+    /* Far over any limit: refused before anything is allocated for it. */
+    check_broken_row("sz = 1099511627776", NULL);
+}
+
+TEST(row_over_max_module_size)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:big.so");
+    host_opts o = {.max_module_size = 4096};
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E/onfs.so");
+    host = host_new_opts(&o, db, tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "big", &mod, ERR), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_CONTAINS(ERR_MSG(), "big.so");
+    /* the limit is for what is read into memory, not for files */
+    ASSERT_EQ_INT(call_int(import_ok(host, "onfs"), "value"), 42);
+    mh_host_free(host);
+
+    o.max_module_size = 0; /* the default is far above the fixture */
+    host = host_new_opts(&o, db);
+    import_ok(host, "big");
+    mh_host_free(host);
+}
+
+/* fixture counter with `extra` bytes appended (garbage, then zeros): still
+ * a valid shared object, as the loader ignores what follows its segments */
+static const char *big_module(const char *rel, size_t extra)
+{
+    const char *path = tmp_path("%s", rel);
+    size_t len;
+    unsigned char *so = file_bytes(fixture_path("counter"), &len);
+    unsigned char *buf = calloc(1, len + extra);
+    unsigned x = 99;
+
+    if (buf == NULL)
+        FAIL("out of memory");
+    memcpy(buf, so, len);
+    for (size_t i = len; i < len + extra / 2; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    file_write_bytes(path, buf, len + extra);
+    free(so);
+    free(buf);
+    return path;
+}
+
+TEST(large_module_imports)
+{
+    const char *db = tmp_path("p.db");
+    const char *so;
+    long long size;
+    host_opts o = {0};
+    mh_host *host;
+    mh_module *mod;
+
+    tmp_mkdir("in");
+    so = big_module("in/big.so", (size_t)6 << 20);
+    size = file_size(so);
+    db_pack(db, tmp_path("in"));
+    ASSERT_EQ_STR(db_exec(db, "SELECT sz, length(data) < sz FROM sqlar"),
+                  str_fmt("%lld|1", size));
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "big"), "value"), 42);
+    mh_host_free(host);
+
+    /* max_module_size is inclusive */
+    o.max_module_size = (size_t)size;
+    host = host_new_opts(&o, db);
+    import_ok(host, "big");
+    mh_host_free(host);
+    o.max_module_size = (size_t)size - 1;
+    host = host_new_opts(&o, db);
+    ASSERT_STATUS(mh_import(host, "big", &mod, ERR), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "big.so");
+    mh_host_free(host);
+}
+
+/* -------------------------------------------------- unusable databases */
+
+static int count_all(void *ud, const mh_spec_info *info)
+{
+    (void)info;
+    ++*(int *)ud;
+    return 0;
+}
+
+/*
+ * `entry` (for database file `dbfile`) cannot be used.  Behind it is a
+ * directory with good.so and other.so.  Importing and finding several
+ * modules never crashes, modules behind the entry import, a module that
+ * only the broken database could have had is not found, and exactly one
+ * warning names the database (and `needle`, if given).
+ */
+static void check_unusable(const char *entry, const char *dbfile,
+                           const char *needle)
+{
+    const char *after = tmp_mkdir("after");
+    host_opts o = {0};
+    log_capture lc;
+    mh_spec_info info = {.size = sizeof info};
+    mh_host *host;
+    mh_module *mod;
+    int n = 0;
+
+    fixture_copy("counter", "after/good.so");
+    fixture_copy("answer7", "after/other.so");
+    log_capture_init(&lc);
+    o.log = &lc;
+    host = host_new_opts(&o, entry, after);
+    ASSERT_EQ_INT(call_int(import_ok(host, "good"), "value"), 42);
+    ASSERT_EQ_INT(call_int(import_ok(host, "other"), "value"), 7);
+    ASSERT_STATUS(mh_import(host, "indb", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "pkg.indb", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(host, "good", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, tmp_path("after/good.so"));
+    ASSERT_STATUS(mh_find(host, "indb", &info, ERR), MH_ENOTFOUND);
+    if (log_capture_count(&lc, MH_LOG_WARN, dbfile) != 1)
+        FAIL("want one warning naming %s; log:%s", dbfile,
+             log_capture_dump(&lc));
+    if (needle && log_capture_count(&lc, MH_LOG_WARN, needle) < 1)
+        FAIL("want a warning mentioning \"%s\"; log:%s", needle,
+             log_capture_dump(&lc));
+    /* Listing skips it too (it may warn about that). */
+    ASSERT_STATUS(mh_list(host, count_all, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 2);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* A valid database of several pages (indb.so, pkg/indb.so and more). */
+static const char *multi_page_db(const char *rel)
+{
+    const char *db = db_make(tmp_path("%s", rel), "counter:indb.so",
+                             "answer7:pkg/indb.so", "no_desc:x1.so",
+                             "init_fails:x2.so", "importer:x3.so");
+    if (file_size(db) < 3 * (long long)db_page_size(db) ||
+        file_size(db) <= 4096)
+        FAIL("want a database of several pages, got %lld bytes",
+             file_size(db));
+    return db;
+}
+
+TEST(not_sqlite_file_with_scheme_is_skipped)
+{
+    const char *f = tmp_path("notes.db");
+
+    file_write(f, "these are notes, not a SQLite database; long enough to"
+                  " fill a header of one hundred bytes and then some more\n");
+    check_unusable(str_fmt("sqlite:%s", f), f, NULL);
+    ASSERT_CONTAINS(file_read(f), "these are notes");
+}
+
+TEST(truncated_database_1k_is_skipped)
+{
+    const char *db = multi_page_db("t.db");
+    file_truncate_to(db, 1024);
+    check_unusable(db, db, NULL);
+}
+
+TEST(truncated_database_4k_is_skipped)
+{
+    const char *db = multi_page_db("t.db");
+    file_truncate_to(db, 4096);
+    check_unusable(db, db, NULL);
+}
+
+TEST(garbage_pages_after_page_one_are_skipped)
+{
+    const char *db = multi_page_db("g.db");
+    file_scribble(db, db_page_size(db), 7);
+    check_unusable(db, db, NULL);
+}
+
+TEST(garbage_after_header_is_skipped)
+{
+    const char *db = multi_page_db("g.db");
+    file_scribble(db, 100, 11);
+    check_unusable(db, db, NULL);
+}
+
+TEST(garbage_pages_with_scheme_entry_are_skipped)
+{
+    const char *db = multi_page_db("g.db");
+    file_scribble(db, db_page_size(db), 13);
+    check_unusable(str_fmt("sqlite:%s", db), db, NULL);
+}
+
+TEST(database_without_sqlar_is_skipped)
+{
+    const char *db = tmp_path("other.db");
+
+    db_exec(db, "CREATE TABLE notes(x TEXT); INSERT INTO notes VALUES('hi');");
+    check_unusable(db, db, "sqlar");
+}
+
+TEST(unusable_database_retried_after_invalidate)
+{
+    const char *db = tmp_path("later.db");
+    log_capture lc;
+    host_opts o = {0};
+    mh_host *host;
+    mh_module *mod;
+
+    db_exec(db, "CREATE TABLE notes(x TEXT);");
+    log_capture_init(&lc);
+    o.log = &lc;
+    host = host_new_opts(&o, db);
+    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_ENOTFOUND);
+    db_make(db, "counter:mod.so"); /* now it has a sqlar table */
+    mh_invalidate_caches(host);
+    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 42);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------ fault injection */
+
+static int count_listed(void *ud, const mh_spec_info *info)
+{
+    (void)info;
+    ++*(int *)ud;
+    return 0;
+}
+
+/* Step i against a database: its status; checks what it produced. */
+static mh_status db_fault_step(mh_host *host, int i, long n, mh_error **err)
+{
+    mh_module *mod = NULL;
+    mh_spec_info info = {.size = sizeof info};
+    mh_status st;
+    int listed = 0;
+
+    switch (i) {
+    case 0:
+        st = mh_import(host, "mod", &mod, err);
+        if (st == MH_OK && call_int(mod, "value") != 7)
+            FAIL("n=%ld: imported module is broken", n);
+        return st;
+    case 1:
+        st = mh_import(host, "pkg.raw", &mod, err);
+        if (st == MH_OK && call_int(mod, "value") != 7)
+            FAIL("n=%ld: raw module is broken", n);
+        return st;
+    case 2:
+        return mh_import(host, "absent", &mod, err);
+    case 3:
+        return mh_import(host, "bad", &mod, err);
+    case 4:
+        st = mh_find(host, "pkg.raw", &info, err);
+        if (st == MH_OK && strstr(info.origin, "!/pkg/raw.so") == NULL)
+            FAIL("n=%ld: mh_find gave origin '%s'", n, info.origin);
+        return st;
+    case 5:
+        st = mh_list(host, count_listed, &listed, err);
+        if (st == MH_OK && listed != 3)
+            FAIL("n=%ld: mh_list reported %d modules", n, listed);
+        return st;
+    case 6:
+        return mh_import(host, "pkg", &mod, err);
+    }
+    return MH_EINVAL;
+}
+
+static const mh_status db_fault_want[] = {
+    MH_OK, MH_OK, MH_ENOTFOUND, MH_EFORMAT, MH_OK, MH_OK, MH_OK,
+};
+#define DB_FAULT_STEPS ((int)(sizeof db_fault_want / sizeof db_fault_want[0]))
+
+/* One run with the n-th allocation failing; returns whether it fired. */
+static int db_fault_run(const char *db, long n, int once, unsigned flags)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    mh_host *host = NULL;
+    mh_error *err = NULL;
+    mh_status st;
+    int fired;
+
+    alloc_tracker_init(&at);
+    at.fail_at = n;
+    at.fail_once = once;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH | flags;
+    cfg.path = db;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = &at;
+    st = mh_host_new(&cfg, &host, &err);
+    if (st != MH_OK && st != MH_ENOMEM)
+        FAIL("n=%ld: mh_host_new: %s: %s", n, mh_status_name(st),
+             mh_error_message(err));
+    for (int i = 0; st == MH_OK && host && i < DB_FAULT_STEPS; i++) {
+        mh_status got;
+        mh_error_free(err);
+        err = NULL;
+        got = db_fault_step(host, i, n, &err);
+        if (got != db_fault_want[i] && got != MH_ENOMEM)
+            FAIL("n=%ld (%s): step %d: got %s, expected %s: %s", n,
+                 once ? "once" : "persistent", i, mh_status_name(got),
+                 mh_status_name(db_fault_want[i]), mh_error_message(err));
+        if (got == MH_ENOMEM && once) {
+            mh_error_free(err);
+            err = NULL;
+            got = db_fault_step(host, i, n, &err);
+            if (got != db_fault_want[i])
+                FAIL("n=%ld: step %d retried after ENOMEM: got %s, "
+                     "expected %s: %s", n, i, mh_status_name(got),
+                     mh_status_name(db_fault_want[i]), mh_error_message(err));
+        }
+    }
+    mh_error_free(err);
+    mh_host_free(host);
+    if (at.outstanding != 0 || at.blocks != 0)
+        FAIL("n=%ld (%s): %zu bytes in %zu blocks leaked", n,
+             once ? "once" : "persistent", at.outstanding, at.blocks);
+    fired = at.injected > 0;
+    alloc_tracker_destroy(&at);
+    return fired;
+}
+
+static void db_fault_loop(int once, unsigned flags)
+{
+    const char *db = db_make(tmp_path("p.db"), "answer7:mod.so",
+                             "counter:bad.so");
+    const char *raw = fixture_path("answer7");
+    long n = 1;
+
+    db_exec(db, str_fmt("INSERT INTO sqlar VALUES('pkg/raw.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'));"
+                        " UPDATE sqlar SET sz = sz + 1 WHERE name = 'bad.so'",
+                        raw, raw));
+    while (db_fault_run(db, n, once, flags)) {
+        if (++n > 100000)
+            FAIL("fault injection did not converge");
+    }
+    ASSERT_TRUE(n > 2); /* the library did allocate */
+    printf("fault injection (%s%s): %ld runs\n", once ? "once" : "persistent",
+           flags & MH_CONFIG_NO_MEMFD ? ", no memfd" : "", n);
+}
+
+TEST(alloc_failure_every_point_persistent)
+{
+    db_fault_loop(0, 0);
+}
+
+TEST(alloc_failure_every_point_once)
+{
+    db_fault_loop(1, 0);
+}
+
+TEST(alloc_failure_every_point_without_memfd)
+{
+    db_fault_loop(1, MH_CONFIG_NO_MEMFD);
+}
+
+/* --------------------------------------------------------- live updates */
+
+TEST(module_packed_later_is_visible)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so");
+    mh_host *host = host_new_isolated(db);
+    mh_module *mod;
+
+    import_ok(host, "first");
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    db_make(db, "answer7:late.so", "answer7:pkg/later.so");
+    /* no mh_invalidate_caches: a changed database is seen */
+    ASSERT_EQ_INT(call_int(import_ok(host, "late"), "value"), 7);
+    import_ok(host, "pkg.later");
+    mh_host_free(host);
+}
+
+TEST(wal_mode_database_is_read_and_updated)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so");
+    mh_host *host;
+
+    ASSERT_EQ_STR(db_exec(db, "PRAGMA journal_mode=WAL"), "wal");
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "first"), "value"), 42);
+    db_make(db, "answer7:second.so");
+    ASSERT_EQ_INT(call_int(import_ok(host, "second"), "value"), 7);
+    mh_host_free(host);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar ORDER BY name"),
+                  "first.so\nsecond.so");
+}
+
+TEST(deleted_database_fails_cleanly)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so",
+                             "answer7:second.so");
+    mh_host *host = host_new_isolated(db);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *first, *mod;
+    int n = 0;
+
+    first = import_ok(host, "first");
+    ASSERT_STATUS(mh_find(host, "second", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(unlink(db), 0);
+    ASSERT_STATUS(mh_import(host, "second", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_STATUS(mh_find(host, "second", &info, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_list(host, count_all, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 0);
+    /* what was loaded stays usable */
+    ASSERT_EQ_INT(call_int(first, "value"), 42);
+    ASSERT_EQ_PTR(import_ok(host, "first"), first);
+    mh_host_free(host);
+}
+
+TEST(deleted_database_that_comes_back_is_used)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so");
+    mh_host *host = host_new_isolated(db);
+    mh_module *mod;
+
+    import_ok(host, "first");
+    ASSERT_EQ_INT(unlink(db), 0);
+    ASSERT_STATUS(mh_import(host, "second", &mod, ERR), MH_ENOTFOUND);
+    db_make(db, "answer7:second.so");
+    ASSERT_EQ_INT(call_int(import_ok(host, "second"), "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(replaced_database_is_used)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so",
+                             "counter:mod.so");
+    const char *next = db_make(tmp_path("next.db.tmp"), "answer7:mod.so",
+                               "answer7:newer.so");
+    mh_host *host = host_new_isolated(db);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    import_ok(host, "first");
+    ASSERT_STATUS(mh_find(host, "mod", &info, ERR), MH_OK);
+    ASSERT_STATUS(mh_import(host, "newer", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT(rename(next, db), 0);
+    mod = import_ok(host, "mod");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "mod.so"));
+    ASSERT_STATUS(mh_find(host, "newer", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, origin_of(db, "newer.so"));
+    import_ok(host, "newer");
+    mh_host_free(host);
+}
+
+/* -------------------------------------------------------------- threads */
+
+#define N_THREADS 8
+
+struct worker {
+    mh_host *host;
+    int index;
+    int ok;
+    char msg[512];
+};
+
+static void *import_worker(void *arg)
+{
+    struct worker *w = arg;
+    char name[32];
+    mh_error *err = NULL;
+    mh_module *a = NULL, *b = NULL;
+
+    snprintf(name, sizeof name, "m%d", w->index);
+    if (mh_import(w->host, name, &a, &err) != MH_OK ||
+        mh_import(w->host, "shared", &b, &err) != MH_OK) {
+        snprintf(w->msg, sizeof w->msg, "%s", mh_error_message(err));
+        mh_error_free(err);
+        return NULL;
+    }
+    w->ok = ((int (*)(void))mh_module_symbol(a, "value"))() == 7 &&
+            ((int (*)(void))mh_module_symbol(b, "value"))() == 42;
+    return NULL;
+}
+
+TEST(threads_import_from_one_database)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:shared.so");
+    struct worker w[N_THREADS];
+    pthread_t t[N_THREADS];
+    mh_host *host;
+
+    for (int i = 0; i < N_THREADS; i++)
+        db_make(db, str_fmt("answer7:m%d.so", i));
+    host = host_new_isolated(db);
+    for (int i = 0; i < N_THREADS; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        w[i].host = host;
+        w[i].index = i;
+        if (pthread_create(&t[i], NULL, import_worker, &w[i]) != 0)
+            FAIL("pthread_create");
+    }
+    for (int i = 0; i < N_THREADS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < N_THREADS; i++)
+        if (!w[i].ok)
+            FAIL("thread %d: %s", i, w[i].msg[0] ? w[i].msg : "wrong value");
+    ASSERT_EQ_INT(call_int(import_ok(host, "shared"), "init_count"), 1);
+    ASSERT_EQ_INT(mh_host_module_count(host), N_THREADS + 1);
+    mh_host_free(host);
+}
+
+/* ---------------------------------------------------- concurrent writer */
+
+#define WRITER_MAX_IMPORTS 150
+#define WRITER_MAX_SECONDS 15
+
+/* The writer (a forked child): pack A and B alternately, both holding
+ * mod.so, until the parent closes the pipe (or dies).  Plain stdio only:
+ * the test helpers would clean up the case's temp dir if they failed here. */
+static _Noreturn void writer(const char *db, const char *a, const char *b,
+                             int stop_fd, const char *report)
+{
+    size_t packs = 0, fails = 0;
+    char last[512] = "";
+    FILE *f;
+
+    for (unsigned i = 0;; i++) {
+        const char *in[1] = {(i & 1) ? b : a};
+        mh_error *err = NULL;
+        char c;
+        ssize_t r = read(stop_fd, &c, 1);
+
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+        if (mh_pack(db, in, 1, NULL, &err) == MH_OK) {
+            packs++;
+        } else {
+            fails++;
+            snprintf(last, sizeof last, "%s", mh_error_message(err));
+        }
+        mh_error_free(err);
+    }
+    f = fopen(report, "w");
+    if (f) {
+        fprintf(f, "%zu %zu %s", packs, fails, last);
+        fclose(f);
+    }
+    _exit(0);
+}
+
+TEST(concurrent_writer_never_tears_a_module)
+{
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B");
+    const char *db = tmp_path("p.db");
+    const char *report = tmp_path("writer.txt");
+    struct timespec t0, now;
+    int fds[2], status = 0, seen42 = 0, seen7 = 0, imports = 0;
+    size_t packs = 0, fails = 0;
+    const char *rep;
+    pid_t pid;
+
+    fixture_copy("counter", "A/mod.so");
+    fixture_copy("answer7", "B/mod.so");
+    db_pack(db, a);
+    if (pipe(fds) < 0)
+        FAIL("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(fds[1]);
+        fcntl(fds[0], F_SETFL, O_NONBLOCK);
+        writer(db, a, b, fds[0], report);
+    }
+    close(fds[0]);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        mh_host *host = host_new_isolated(db);
+        mh_module *mod = NULL;
+        int v;
+
+        if (mh_import(host, "mod", &mod, ERR) != MH_OK) {
+            kill(pid, SIGKILL);
+            FAIL("import %d while the writer runs: %s: %s", imports,
+                 mh_status_name(ERR_CODE()), ERR_MSG());
+        }
+        v = call_int(mod, "value");
+        if (v != 42 && v != 7) {
+            kill(pid, SIGKILL);
+            FAIL("import %d: value() is %d, neither 42 nor 7", imports, v);
+        }
+        seen42 |= v == 42;
+        seen7 |= v == 7;
+        mh_host_free(host);
+        imports++;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (imports < WRITER_MAX_IMPORTS &&
+             now.tv_sec - t0.tv_sec < WRITER_MAX_SECONDS);
+    close(fds[1]); /* tells the writer to stop */
+    if (waitpid(pid, &status, 0) != pid)
+        FAIL("waitpid: %s", strerror(errno));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rep = file_read(report);
+    ASSERT_NOT_NULL(rep);
+    if (sscanf(rep, "%zu %zu", &packs, &fails) != 2)
+        FAIL("bad writer report: \"%s\"", rep);
+    if (fails)
+        FAIL("%zu of %zu packs failed while readers ran; last: %s", fails,
+             packs + fails, rep);
+    if (packs < 2)
+        FAIL("the writer packed only %zu times", packs);
+    if (!seen42 || !seen7)
+        FAIL("%d imports saw only one version (42: %d, 7: %d; %zu packs)",
+             imports, seen42, seen7, packs);
+}
