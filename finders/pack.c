@@ -2,11 +2,17 @@
  * finders/pack.c -- mh_pack: writing modules into a module database (a
  * SQLite Archive the stock `sqlite3 -A` reads, lists and extracts).
  *
- * One IMMEDIATE transaction for the whole call: readers in other processes
- * keep seeing the old rows until the commit, then the new ones, never a
- * mixture (SQLite's rollback journal makes the commit atomic).  On any
- * failure the transaction rolls back, and a database file this call
- * created is removed, so a failed pack leaves nothing behind.
+ * Two phases, so the database is locked only while rows go in:
+ *   1. read every input and compress it, in memory (nothing is touched if
+ *      an input is missing, unreadable or too large);
+ *   2. one IMMEDIATE transaction inserting every row.  Readers in other
+ *      processes see the old rows until the commit, then the new ones,
+ *      never a mixture (the rollback journal makes the commit atomic).
+ * A database that does not exist yet is built under a temporary name in
+ * the same directory and linked into place only when complete: no reader
+ * ever sees a half-made database, a failure leaves nothing, and a
+ * database another pack created meanwhile is never removed (link() does
+ * not replace; the rows then go into that one).
  *
  * Not tied to a host: it uses the C allocator.
  */
@@ -21,38 +27,56 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define PACK_MAX_DEPTH 64
 #define PACK_BUSY_MS 10000
 
+typedef struct row {
+    char *name;
+    int64_t mode, mtime, sz;
+    unsigned char *data;     /* stored bytes (compressed or not) */
+    size_t len;
+} row;
+
 typedef struct pack {
-    sqlite3 *db;
-    sqlite3_stmt *ins;
-    const char *dbpath;
-    size_t count;
+    row *rows;
+    size_t n, cap;
+    dev_t db_dev;            /* the database itself, never packed */
+    ino_t db_ino;
+    bool db_exists;
+    dev_t up_dev[PACK_MAX_DEPTH + 1]; /* directories on the current walk */
+    ino_t up_ino[PACK_MAX_DEPTH + 1];
+    int depth;
     mh_error **err;
 } pack;
 
-static mh_status db_fail(pack *p, const char *what)
+static void rows_free(pack *p)
 {
-    return mh_err(NULL, p->err, MH_EIO, "module database %s: %s: %s",
-                  p->dbpath, what, sqlite3_errmsg(p->db));
+    for (size_t i = 0; i < p->n; i++) {
+        free(p->rows[i].name);
+        free(p->rows[i].data);
+    }
+    free(p->rows);
 }
 
-/* Read a whole regular file (at most MH_DEFAULT_MAX_MODULE bytes). */
+/* ---- phase 1: read ------------------------------------------------------ */
+
 static mh_status slurp(pack *p, const char *file, unsigned char **out,
                        size_t *len, struct stat *st)
 {
     *out = NULL;
-    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO must not hang the call; it is refused below. */
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return mh_err(NULL, p->err, MH_EIO, "cannot open %s: %s", file,
                       strerror(errno));
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
         close(fd);
-        return mh_err(NULL, p->err, MH_EIO, "%s is not a regular file", file);
+        return mh_err(NULL, p->err, MH_EIO, "cannot pack %s: not a regular "
+                      "file", file);
     }
     if ((uint64_t)st->st_size > MH_DEFAULT_MAX_MODULE) {
         close(fd);
@@ -91,9 +115,12 @@ static mh_status add_file(pack *p, const char *file, const char *name)
         return mh_err(NULL, p->err, MH_EINVAL, "cannot store %s as '%s': "
                       "names must be relative paths without '.' or '..' "
                       "components", file, name);
+    struct stat st;
+    if (p->db_exists && stat(file, &st) == 0 && st.st_dev == p->db_dev &&
+        st.st_ino == p->db_ino)
+        return MH_OK; /* the database itself */
     unsigned char *data, *z;
     size_t len = 0, zlen = 0;
-    struct stat st;
     mh_status rc = slurp(p, file, &data, &len, &st);
     if (rc != MH_OK)
         return rc;
@@ -103,43 +130,80 @@ static mh_status add_file(pack *p, const char *file, const char *name)
         return mh_err(NULL, p->err, MH_ENOMEM, "out of memory compressing %s",
                       file);
     }
-    sqlite3_bind_text(p->ins, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(p->ins, 2, (sqlite3_int64)st.st_mode);
-    sqlite3_bind_int64(p->ins, 3, (sqlite3_int64)st.st_mtime);
-    sqlite3_bind_int64(p->ins, 4, (sqlite3_int64)len);
-    sqlite3_bind_blob64(p->ins, 5, enc ? z : data, enc ? zlen : len,
-                        SQLITE_STATIC);
-    int step = sqlite3_step(p->ins);
-    sqlite3_reset(p->ins);
-    sqlite3_clear_bindings(p->ins);
-    free(z);
-    free(data);
-    if (step != SQLITE_DONE)
-        return mh_err(NULL, p->err, MH_EIO, "module database %s: storing %s: "
-                      "%s", p->dbpath, name, sqlite3_errmsg(p->db));
-    p->count++;
+    if (enc) {
+        free(data);
+        data = z;
+    }
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 16;
+        row *v = realloc(p->rows, cap * sizeof *v);
+        if (!v) {
+            free(data);
+            return mh_err(NULL, p->err, MH_ENOMEM, "out of memory");
+        }
+        p->rows = v;
+        p->cap = cap;
+    }
+    row *r = &p->rows[p->n];
+    r->name = strdup(name);
+    if (!r->name) {
+        free(data);
+        return mh_err(NULL, p->err, MH_ENOMEM, "out of memory");
+    }
+    r->mode = st.st_mode;
+    r->mtime = st.st_mtime;
+    r->sz = (int64_t)len;
+    r->data = data;
+    r->len = enc ? zlen : len;
+    p->n++;
     return MH_OK;
 }
 
-/* Every regular file under dir/rel, stored as rel/...; hidden names and
- * symbolic links to directories are skipped. */
-static mh_status add_tree(pack *p, const char *dir, char *rel, size_t rlen,
-                          int depth)
+/* A database's companions (-journal, -wal, -shm) are never modules. */
+static bool sqlite_companion(const char *nm)
+{
+    static const char *const ends[] = {"-journal", "-wal", "-shm"};
+    size_t n = strlen(nm);
+    for (size_t i = 0; i < MH_ARRAY_LEN(ends); i++) {
+        size_t e = strlen(ends[i]);
+        if (n > e && strcmp(nm + n - e, ends[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Every regular file under dir/rel, stored as rel/...: hidden names are
+ * skipped; links to directories are followed as the fs finder does, but
+ * never back into a directory already on the walk. */
+static mh_status add_tree(pack *p, const char *dir, char *rel, size_t rlen)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s%s%s", dir, rlen ? "/" : "", rel);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mh_err(NULL, p->err, MH_EIO, "cannot read directory %s: %s",
+                      path, strerror(errno));
+    for (int i = 0; i < p->depth; i++)
+        if (p->up_dev[i] == st.st_dev && p->up_ino[i] == st.st_ino)
+            return MH_OK; /* a link back up: already being packed */
+    if (p->depth > PACK_MAX_DEPTH)
+        return mh_err(NULL, p->err, MH_EINVAL, "%s is nested more than %d "
+                      "directories deep", path, PACK_MAX_DEPTH);
     DIR *d = opendir(path);
     if (!d)
         return mh_err(NULL, p->err, MH_EIO, "cannot read directory %s: %s",
                       path, strerror(errno));
+    p->up_dev[p->depth] = st.st_dev;
+    p->up_ino[p->depth] = st.st_ino;
+    p->depth++;
     mh_status rc = MH_OK;
     struct dirent *de;
     while (rc == MH_OK && (errno = 0, de = readdir(d)) != NULL) {
         const char *nm = de->d_name;
-        if (nm[0] == '.')
+        if (nm[0] == '.' || sqlite_companion(nm))
             continue;
         size_t n = strlen(nm);
-        if (rlen + 1 + n >= PATH_MAX - strlen(dir) - 1) {
+        if (strlen(dir) + rlen + n + 2 >= PATH_MAX) {
             rc = mh_err(NULL, p->err, MH_EINVAL, "path too long under %s",
                         path);
             break;
@@ -150,19 +214,17 @@ static mh_status add_tree(pack *p, const char *dir, char *rel, size_t rlen,
         memcpy(rel + nr, nm, n + 1);
         char full[PATH_MAX];
         snprintf(full, sizeof full, "%s/%s", dir, rel);
-        struct stat lst, st;
-        if (lstat(full, &lst) == 0 && S_ISDIR(lst.st_mode)) {
-            if (depth < PACK_MAX_DEPTH)
-                rc = add_tree(p, dir, rel, nr + n, depth + 1);
-        } else if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = add_tree(p, dir, rel, nr + n);
+        else if (stat(full, &st) == 0 && S_ISREG(st.st_mode))
             rc = add_file(p, full, rel);
-        }
         rel[rlen] = '\0';
     }
     if (rc == MH_OK && errno != 0)
         rc = mh_err(NULL, p->err, MH_EIO, "cannot read directory %s: %s",
                     path, strerror(errno));
     closedir(d);
+    p->depth--;
     return rc;
 }
 
@@ -174,15 +236,112 @@ static mh_status add_input(pack *p, const char *in)
                       strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         char rel[PATH_MAX] = "";
-        return add_tree(p, in, rel, 0, 0);
+        return add_tree(p, in, rel, 0);
     }
-    if (in[0] == '/') { /* absolute: stored by base name */
-        const char *base = strrchr(in, '/') + 1;
-        return add_file(p, in, base);
-    }
+    if (in[0] == '/') /* absolute: stored by base name */
+        return add_file(p, in, strrchr(in, '/') + 1);
     while (strncmp(in, "./", 2) == 0) /* "./a.so" is "a.so" */
         in += 2;
     return add_file(p, in, in);
+}
+
+/* ---- phase 2: write ----------------------------------------------------- */
+
+static mh_status db_fail(sqlite3 *db, const char *shown, const char *what,
+                         mh_error **err)
+{
+    return mh_err(NULL, err, MH_EIO, "module database %s: %s: %s", shown,
+                  what, sqlite3_errmsg(db));
+}
+
+/* Insert every row into the database at `file` in one transaction.
+ * `shown` is the name users gave. */
+static mh_status write_rows(pack *p, const char *file, const char *shown)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    mh_status rc;
+    /* A relative name with a ':' must never be taken for a "file:" URI. */
+    char fname[PATH_MAX + 2];
+    snprintf(fname, sizeof fname, "%s%s", file[0] == '/' ? "" : "./", file);
+    if (sqlite3_open_v2(fname, &db, SQLITE_OPEN_READWRITE |
+                        SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
+                        NULL) != SQLITE_OK) {
+        rc = db_fail(db, shown, "cannot open", p->err);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_busy_timeout(db, PACK_BUSY_MS);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(db, shown, "cannot start a transaction", p->err);
+        sqlite3_close(db);
+        return rc;
+    }
+    if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+            "INSERT OR REPLACE INTO sqlar(name, mode, mtime, sz, data) "
+            "VALUES (?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK) {
+        rc = db_fail(db, shown, "not a module database", p->err);
+        goto rollback;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        const row *r = &p->rows[i];
+        sqlite3_bind_text(ins, 1, r->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, r->mode);
+        sqlite3_bind_int64(ins, 3, r->mtime);
+        sqlite3_bind_int64(ins, 4, r->sz);
+        sqlite3_bind_blob64(ins, 5, r->data, r->len, SQLITE_STATIC);
+        int step = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (step != SQLITE_DONE) {
+            rc = mh_err(NULL, p->err, MH_EIO, "module database %s: storing "
+                        "%s: %s", shown, r->name, sqlite3_errmsg(db));
+            goto rollback;
+        }
+    }
+    sqlite3_finalize(ins);
+    ins = NULL;
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        sqlite3_close(db);
+        return MH_OK;
+    }
+    rc = db_fail(db, shown, "commit failed", p->err);
+rollback:
+    sqlite3_finalize(ins);
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* A new database: built aside, then linked into place. */
+static mh_status write_new(pack *p, const char *db)
+{
+    char tmp[PATH_MAX];
+    unsigned char rnd[6];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return mh_err(NULL, p->err, MH_EIO, "no random bytes: %s",
+                      strerror(errno));
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x", db,
+                 rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]) >=
+        (int)sizeof tmp)
+        return mh_err(NULL, p->err, MH_EINVAL, "path too long: %s", db);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return mh_err(NULL, p->err, MH_EIO, "cannot create %s: %s", tmp,
+                      strerror(errno));
+    close(fd);
+    mh_status rc = write_rows(p, tmp, db);
+    if (rc == MH_OK && link(tmp, db) != 0) {
+        if (errno == EEXIST) /* another pack made it meanwhile: join it */
+            rc = write_rows(p, db, db);
+        else
+            rc = mh_err(NULL, p->err, MH_EIO, "cannot create %s: %s", db,
+                        strerror(errno));
+    }
+    unlink(tmp);
+    return rc;
 }
 
 mh_status mh_pack(const char *db, const char *const *inputs, size_t n,
@@ -190,57 +349,30 @@ mh_status mh_pack(const char *db, const char *const *inputs, size_t n,
 {
     if (count)
         *count = 0;
-    if (!db || (!inputs && n))
+    if (!db || !db[0] || (!inputs && n))
         return mh_err(NULL, err, MH_EINVAL, "mh_pack: NULL argument");
     for (size_t i = 0; i < n; i++)
         if (!inputs[i])
             return mh_err(NULL, err, MH_EINVAL, "mh_pack: input %zu is NULL",
                           i);
 
+    pack p = {.err = err};
     struct stat st;
-    bool existed = stat(db, &st) == 0;
-    if (existed && !S_ISREG(st.st_mode))
-        return mh_err(NULL, err, MH_EINVAL, "module database %s: not a "
-                      "regular file", db);
-    pack p = {.dbpath = db, .err = err};
+    if (stat(db, &st) == 0) {
+        if (!S_ISREG(st.st_mode))
+            return mh_err(NULL, err, MH_EINVAL, "module database %s: not a "
+                          "regular file", db);
+        p.db_exists = true;
+        p.db_dev = st.st_dev;
+        p.db_ino = st.st_ino;
+    }
     mh_status rc = MH_OK;
-    if (sqlite3_open_v2(db, &p.db, SQLITE_OPEN_READWRITE |
-                        SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,
-                        NULL) != SQLITE_OK) {
-        rc = db_fail(&p, "cannot open");
-        goto done;
-    }
-    sqlite3_db_config(p.db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
-    sqlite3_db_config(p.db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
-    sqlite3_busy_timeout(p.db, PACK_BUSY_MS);
-    if (sqlite3_exec(p.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
-        rc = db_fail(&p, "cannot start a transaction");
-        goto done;
-    }
-    if (sqlite3_exec(p.db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(p.db,
-            "INSERT OR REPLACE INTO sqlar(name, mode, mtime, sz, data) "
-            "VALUES (?1, ?2, ?3, ?4, ?5)", -1, &p.ins, NULL) != SQLITE_OK) {
-        rc = db_fail(&p, "not a module database");
-        goto rollback;
-    }
     for (size_t i = 0; i < n && rc == MH_OK; i++)
         rc = add_input(&p, inputs[i]);
-    sqlite3_finalize(p.ins);
-    p.ins = NULL;
-    if (rc == MH_OK) {
-        if (sqlite3_exec(p.db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
-            goto done;
-        rc = db_fail(&p, "commit failed");
-    }
-rollback:
-    sqlite3_finalize(p.ins);
-    sqlite3_exec(p.db, "ROLLBACK", NULL, NULL, NULL);
-done:
-    sqlite3_close(p.db);
-    if (rc != MH_OK && !existed)
-        unlink(db); /* created by this call: leave nothing behind */
+    if (rc == MH_OK)
+        rc = p.db_exists ? write_rows(&p, db, db) : write_new(&p, db);
     if (rc == MH_OK && count)
-        *count = p.count;
+        *count = p.n;
+    rows_free(&p);
     return rc;
 }

@@ -120,28 +120,69 @@ static mh_status db_open(sqf_state *s, mh_error **err)
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
-    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
-    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, (int *)NULL);
-    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, (int *)NULL);
+    int on = -1, off = -1, notrig = -1, noview = -1;
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &off);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, &notrig);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_VIEW, 0, &noview);
+    if (on != 1 || off != 0 || notrig != 0 || noview != 0) {
+        db_close(s);
+        return mh_err(h, err, MH_EVERSION, "module database %s: this SQLite "
+                      "(%s) cannot be hardened (defensive mode, no trusted "
+                      "schema, no triggers or views); refusing to read it",
+                      s->path, sqlite3_libversion());
+    }
     sqlite3_busy_timeout(s->db, SQF_BUSY_MS);
     size_t max = h->max_module_size;
     sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH,
                   max > INT_MAX - 1024 ? INT_MAX : (int)max + 1024);
-    /* Preparing reads the schema: a file that is not a database, a
-     * truncated one, or one without the table fails here. */
+    /* Reading the schema: a file that is not a database, a truncated one,
+     * a locked one, or one without a plain sqlar table fails here.  A
+     * virtual table would hand untrusted bytes to a module's own parser. */
+    sqlite3_stmt *chk = NULL;
+    if ((rc = sqlite3_exec(s->db, "PRAGMA cell_size_check = ON", NULL, NULL,
+                           NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v2(s->db,
+             "SELECT type, sql FROM sqlite_schema WHERE name = 'sqlar' "
+             "COLLATE NOCASE", -1, &chk, NULL)) != SQLITE_OK)
+        goto fail;
+    rc = sqlite3_step(chk);
+    if (rc == SQLITE_ROW) {
+        const char *type = (const char *)sqlite3_column_text(chk, 0);
+        const char *sql = (const char *)sqlite3_column_text(chk, 1);
+        bool plain = type && strcmp(type, "table") == 0 && sql &&
+                     sqlite3_strnicmp(sql, "CREATE TABLE", 12) == 0;
+        sqlite3_finalize(chk);
+        if (!plain) {
+            db_close(s);
+            return mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' "
+                          "is a %s, not a plain table; refusing to read it",
+                          s->path, type && strcmp(type, "table") == 0
+                                       ? "virtual table" : type ? type : "?");
+        }
+    } else {
+        sqlite3_finalize(chk);
+        if (rc != SQLITE_DONE)
+            goto fail;
+        /* rc DONE: no such table; the prepare below says so. */
+    }
+    /* Names compare as bytes (BINARY), whatever the table declares, so a
+     * NOCASE table cannot make find and list disagree. */
     if ((rc = sqlite3_prepare_v3(s->db,
-             "SELECT mode, sz FROM sqlar WHERE name = ?1", -1,
+             "SELECT mode, sz FROM sqlar WHERE name = ?1 COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->find, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
-             "SELECT 1 FROM sqlar WHERE name = ?1 OR "
-             "(name >= ?2 AND name < ?3) LIMIT 1", -1,
+             "SELECT 1 FROM sqlar WHERE name = ?1 COLLATE BINARY OR "
+             "(name >= ?2 COLLATE BINARY AND name < ?3 COLLATE BINARY) "
+             "LIMIT 1", -1,
              SQLITE_PREPARE_PERSISTENT, &s->ns, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
-             "SELECT sz, data FROM sqlar WHERE name = ?1", -1,
+             "SELECT sz, data, typeof(sz), typeof(data) FROM sqlar "
+             "WHERE name = ?1 COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
-             "SELECT name, mode FROM sqlar ORDER BY name", -1,
+             "SELECT name, mode FROM sqlar WHERE typeof(name) = 'text' "
+             "ORDER BY name COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
         goto fail;
     s->dev = st.st_dev;
@@ -151,13 +192,17 @@ static mh_status db_open(sqf_state *s, mh_error **err)
 
 fail:;
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    int base = rc & 0xff;
     bool no_table = strstr(msg, "no such table") != NULL;
-    mh_err(h, err, MH_EFORMAT, "module database %s: %s%s", s->path, msg,
+    /* Locked by a writer: passing, the host tries again on next use. */
+    mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED
+                         ? MH_EAGAIN : MH_EFORMAT;
+    mh_err(h, err, code, "module database %s: %s%s", s->path, msg,
            no_table ? " (a module database holds a SQLite Archive 'sqlar' "
                       "table: make one with 'modhost pack' or 'sqlite3 -A')"
                     : "");
     db_close(s);
-    return MH_EFORMAT;
+    return code;
 }
 
 static mh_status sqf_open(mh_host *h, const char *entry, void **state,
@@ -229,6 +274,10 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why)
     if (db_open(s, &e) != MH_OK) {
         mh_status rc = mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM
                                                      : MH_ENOTFOUND;
+        if (mh_error_code(e) != MH_EAGAIN && !s->warned) {
+            s->warned = true; /* a replacement that is no database */
+            mh_log(s->host, MH_LOG_WARN, "%s", mh_error_message(e));
+        }
         mh_buf_puts(why, mh_error_message(e));
         mh_error_free(e);
         return rc;
@@ -349,10 +398,21 @@ static mh_status sqf_read(void *state, const mh_found *found, mh_blob *out,
     int step = sqlite3_step(s->read);
     if (step == SQLITE_ROW) {
         /* sz and data come from one row of one statement: one snapshot. */
+        const char *tsz = (const char *)sqlite3_column_text(s->read, 2);
+        const char *tdata = (const char *)sqlite3_column_text(s->read, 3);
         int64_t sz = sqlite3_column_int64(s->read, 0);
         const void *data = sqlite3_column_blob(s->read, 1);
         size_t len = (size_t)sqlite3_column_bytes(s->read, 1);
-        rc = mh_sar_decode(h, data, len, sz, h->max_module_size, out, &why);
+        if (!tsz || strcmp(tsz, "integer") != 0) {
+            why = "its size (sz) is not an integer";
+            rc = MH_EFORMAT;
+        } else if (!tdata || strcmp(tdata, "blob") != 0) {
+            why = "its data is not a BLOB";
+            rc = MH_EFORMAT;
+        } else {
+            rc = mh_sar_decode(h, data, len, sz, h->max_module_size, out,
+                               &why);
+        }
         if (rc == MH_ENOMEM)
             rc = mh_err(h, err, rc, "out of memory reading %s",
                         found->origin);
@@ -373,12 +433,13 @@ out:
     return rc;
 }
 
-/* "a/b/c.so" -> "a.b.c" if every component is an identifier. */
-static bool module_name_of(const char *rel, char *out, size_t size)
+/* "a/b/c.so" (n bytes, from the row) -> "a.b.c", if that name maps back
+ * to exactly this row: every component an identifier, no '.' inside one,
+ * no NUL inside the text. */
+static bool module_name_of(const char *rel, size_t n, char *out, size_t size)
 {
-    size_t n = strlen(rel);
-    if (n <= 3 || strcmp(rel + n - 3, MH_NATIVE_SUFFIX) != 0 ||
-        n - 3 >= size)
+    if (n <= 3 || strlen(rel) != n || strcmp(rel + n - 3, MH_NATIVE_SUFFIX) ||
+        n - 3 >= size || memchr(rel, '.', n - 3))
         return false;
     for (size_t i = 0; i < n - 3; i++)
         out[i] = rel[i] == '/' ? '.' : rel[i];
@@ -404,9 +465,10 @@ static mh_status sqf_list(void *state, mh_finder_list_fn fn, void *ud,
     int step;
     while ((step = sqlite3_step(s->list)) == SQLITE_ROW) {
         const char *rel = (const char *)sqlite3_column_text(s->list, 0);
+        size_t rlen = (size_t)sqlite3_column_bytes(s->list, 0);
         int64_t mode = sqlite3_column_int64(s->list, 1);
         if (!rel || mh_sar_is_dir(mode) || mh_sar_is_link(mode) ||
-            !module_name_of(rel, mname, sizeof mname))
+            !module_name_of(rel, rlen, mname, sizeof mname))
             continue;
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
         mh_found f = {.kind = MH_KIND_NATIVE};

@@ -45,6 +45,7 @@ static const struct {
     [MH_EFORMAT] = {"MH_EFORMAT", "bad or foreign data format"},
     [MH_EDEADLOCK] = {"MH_EDEADLOCK", "import would deadlock"},
     [MH_EVERSION] = {"MH_EVERSION", "header and library versions differ"},
+    [MH_EAGAIN] = {"MH_EAGAIN", "temporarily unavailable"},
 };
 
 const char *mh_strerror(int code)

@@ -290,9 +290,15 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
                 atomic_store_explicit(&e->finder, c, memory_order_release);
             }
         }
-        if (rc == MH_ENOMEM) {
+        if (rc == MH_ENOMEM || rc == MH_EAGAIN) {
             /* Passing: the entry is tried again next time. */
+            if (rc == MH_EAGAIN)
+                mh_log(h, MH_LOG_WARN, "search path entry '%s' not usable "
+                       "now: %s", e->text, mh_error_message(oerr));
+            if (why)
+                mh_buf_puts(why, mh_error_message(oerr));
             mh_error_free(oerr);
+            oerr = NULL;
         } else if (rc != MH_OK) {
             e->tried = true;
             e->open_error = oerr;
@@ -302,9 +308,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
     }
     if (c)
         rc = MH_OK;
-    else if (rc == MH_ENOMEM && why)
-        mh_buf_puts(why, "out of memory opening its finder");
-    else if (why)
+    else if (rc != MH_ENOMEM && rc != MH_EAGAIN && why)
         mh_buf_puts(why, mh_error_message(e->open_error));
     pthread_mutex_unlock(&e->lock);
     *cls = c;

@@ -15,12 +15,14 @@
  *
  * The fallback
  * ------------
- * Where executable memfds are refused (vm.memfd_noexec, no /proc, an LSM
- * denying the mapping), or when MH_CONFIG_NO_MEMFD asks for it: a private
- * directory <cache_dir>/native (created 0700; refused unless it is a real
- * directory owned by this user and closed to everybody else), a file
- * written there with a fresh random name, fsynced, loaded, and unlinked at
- * once whether the load worked or not.  Never a shared temporary path.
+ * Where memfds cannot be used (memfd_create or sealing refused, no /proc,
+ * vm.memfd_noexec or an LSM refusing to map one executable), or when
+ * MH_CONFIG_NO_MEMFD asks for it: a private directory <cache_dir>/native
+ * (created 0700; refused unless it and every directory above it pass
+ * mh_sec_private_dir), a file written there under a fresh random name,
+ * fsynced, loaded, and unlinked at once whether the load worked or not.
+ * Never a shared temporary path.  An image the dynamic loader rejects for
+ * its own reasons (a missing dependency) is not retried there.
  *
  * Deduplication
  * -------------
@@ -29,10 +31,13 @@
  * the same name -- in a second host, or after a failed init -- are the
  * same loaded object, as the same file would be.  The table is process
  * state because the dynamic loader's is; it uses the C allocator, since no
- * single host owns it.  (Two threads loading the very same image for the
- * first time at the same instant may each map a copy; both work.)
+ * single host owns it.  An image being loaded is in the table marked
+ * `loading`: a second thread wanting the same image waits for the first,
+ * but the table lock itself is never held while the dynamic loader runs
+ * the image's constructors.
  */
 #include "host/internal.h"
+#include "host/secure.h"
 #include "loaders/loader.h"
 #include "loaders/memfd.h"
 
@@ -45,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,15 +63,16 @@ struct mh_mfd {
     unsigned char sha[32];
     int fd;                  /* the memfd, or -1 (file fallback) */
     unsigned refs;           /* modules holding this image */
+    bool loading;            /* its first dlopen is under way */
     char path[PATH_MAX];     /* what dlopen was given */
     char name[];             /* module name */
 };
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t table_cond = PTHREAD_COND_INITIALIZER;
 static mh_mfd *table;
 
-/* dlerror() text with the loader-facing path replaced by what users know
- * the module as (the origin). */
+/* dlerror() text, with the loader-facing path replaced by the origin. */
 static void dl_message(char *out, size_t size, const char *path,
                        const char *origin)
 {
@@ -78,6 +85,15 @@ static void dl_message(char *out, size_t size, const char *path,
                  at + strlen(path));
     else
         snprintf(out, size, "%s", e);
+}
+
+/* Did the kernel refuse to map the memfd executable (rather than the
+ * dynamic loader rejecting the image)? */
+static bool mapping_refused(const char *msg)
+{
+    return strstr(msg, "failed to map segment") ||
+           strstr(msg, "Operation not permitted") ||
+           strstr(msg, "Permission denied");
 }
 
 static int write_all(int fd, const unsigned char *p, size_t n)
@@ -127,72 +143,39 @@ fail:
     return -1;
 }
 
-/* mkdir -p with mode 0700 for what it creates. */
-static int mkdir_private(const char *dir)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return -1;
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* The fallback's private directory: <cache_dir>/native, checked. */
-static mh_status private_dir(mh_host *h, char *dir, size_t size,
-                             mh_error **err)
-{
-    if (snprintf(dir, size, "%s/native", h->cache_dir) >= (int)size)
-        return mh_err(h, err, MH_EPATH, "cache directory path too long: %s",
-                      h->cache_dir);
-    if (mkdir_private(dir) != 0)
-        return mh_err(h, err, MH_EIO, "cannot create the private directory "
-                      "%s for native code loaded from memory: %s", dir,
-                      strerror(errno));
-    struct stat st;
-    if (lstat(dir, &st) != 0)
-        return mh_err(h, err, MH_EIO, "cannot check %s: %s", dir,
-                      strerror(errno));
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
-        (st.st_mode & 077) != 0)
-        return mh_err(h, err, MH_EPATH,
-                      "refusing to write native code into %s: it must be a "
-                      "directory (not a link) owned by uid %u with mode 0700, "
-                      "but it is %s, owned by uid %u, mode %03o", dir,
-                      (unsigned)geteuid(),
-                      S_ISDIR(st.st_mode) ? "a directory"
-                      : S_ISLNK(st.st_mode) ? "a symbolic link"
-                                            : "not a directory",
-                      (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777));
-    return MH_OK;
-}
-
 /* The fallback: a private file, loaded and unlinked.  Handle or NULL. */
 static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
                         char *path, size_t size, mh_error **err)
 {
-    char dir[PATH_MAX];
-    if (private_dir(h, dir, sizeof dir, err) != MH_OK)
+    char want[PATH_MAX], dir[PATH_MAX];
+    unsigned char rnd[8];
+    if (snprintf(want, sizeof want, "%s/native", h->cache_dir) >=
+        (int)sizeof want) {
+        mh_err(h, err, MH_EPATH, "cache directory path too long: %s",
+               h->cache_dir);
         return NULL;
-    if (snprintf(path, size, "%s/%.64s-XXXXXX.so", dir, mod->name) >=
-        (int)size) {
+    }
+    if (mh_sec_private_dir(h, want, dir, sizeof dir, err) != MH_OK)
+        return NULL;
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        mh_err(h, err, MH_EIO, "no random bytes for a file name: %s",
+               strerror(errno));
+        return NULL;
+    }
+    if (snprintf(path, size, "%s/%.64s-%02x%02x%02x%02x%02x%02x%02x%02x.so",
+                 dir, mod->name, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
+                 rnd[5], rnd[6], rnd[7]) >= (int)size) {
         mh_err(h, err, MH_EPATH, "path too long in %s", dir);
         return NULL;
     }
-    int fd = mkostemps(path, 3, O_CLOEXEC);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0700);
     if (fd < 0) {
         mh_err(h, err, MH_EIO, "cannot create a file in %s: %s", dir,
                strerror(errno));
         return NULL;
     }
-    if (fchmod(fd, 0700) != 0 || write_all(fd, b->data, b->len) != 0 ||
-        fsync(fd) != 0) {
+    if (write_all(fd, b->data, b->len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(path);
@@ -207,31 +190,63 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
         dl_message(why, sizeof why, path, mod->origin);
     unlink(path); /* loaded or not, the file never outlives this call */
     if (!dl)
-        mh_err(h, err, MH_ELOAD, "cannot load module '%s': %s", mod->name,
-               why);
+        mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): %s",
+               mod->name, mod->origin, why);
     return dl;
 }
 
-static mh_mfd *entry_new(const char *name, const unsigned char *sha, int fd,
-                         const char *path)
+/* Map the image and dlopen it, into e (not locked: constructors run). */
+static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
+                            mh_mfd *e, void **dl_out, mh_error **err)
 {
-    size_t n = strlen(name);
-    mh_mfd *e = malloc(sizeof *e + n + 1);
-    if (!e)
-        return NULL;
-    memcpy(e->sha, sha, sizeof e->sha);
-    e->fd = fd;
-    e->refs = 1;
-    snprintf(e->path, sizeof e->path, "%s", path);
-    memcpy(e->name, name, n + 1);
-    e->next = table; /* table lock held */
-    table = e;
-    return e;
+    const char *mwhy = "MH_CONFIG_NO_MEMFD is set";
+    char why[512] = "";
+    if (!(h->flags & MH_CONFIG_NO_MEMFD)) {
+        int fd = memfd_image(mod->name, b, e->path, sizeof e->path, &mwhy);
+        if (fd >= 0) {
+            dlerror();
+            void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
+            if (dl) {
+                e->fd = fd;
+                MH_TRACE(h, "%s: loaded from a sealed memfd (%zu bytes)",
+                         mod->name, b->len);
+                *dl_out = dl;
+                return MH_OK;
+            }
+            dl_message(why, sizeof why, e->path, mod->origin);
+            close(fd);
+            if (!mapping_refused(why))
+                return mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
+                              "(%s): %s", mod->name, mod->origin, why);
+            mwhy = why;
+        }
+    }
+    MH_TRACE(h, "%s: memory path not used (%s); private file fallback",
+             mod->name, mwhy);
+    mh_error *ferr = NULL;
+    void *dl = file_image(h, mod, b, e->path, sizeof e->path, &ferr);
+    if (dl) {
+        e->fd = -1;
+        *dl_out = dl;
+        return MH_OK;
+    }
+    if (!why[0])
+        return mh_err_give(ferr, err);
+    mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
+                          "%s (and from a private file: %s)", mod->name,
+                          mod->origin, why, mh_error_message(ferr));
+    mh_error_free(ferr);
+    return rc;
 }
 
-static mh_status load_locked(mh_host *h, mh_module *mod, const mh_blob *b,
-                             const unsigned char *sha, void **dl_out,
-                             mh_mfd **ref, mh_error **err);
+static void unlink_entry(mh_mfd *e)
+{
+    for (mh_mfd **p = &table; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            return;
+        }
+}
 
 mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
                       void **dl_out, mh_mfd **ref, mh_error **err)
@@ -244,91 +259,66 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         return mh_err(h, err, MH_ENOMEM, "cannot hash module '%s' (%s)",
                       mod->name, mod->origin);
 
-    /* The table lock is held across the whole load, so two threads loading
-     * one image for the first time get one object.  dlopen is serialised
-     * by the C library anyway, and plugins cannot call back into this
-     * file (they do not link against libmodhost). */
     pthread_mutex_lock(&table_lock);
-    mh_status rc = load_locked(h, mod, b, sha, dl_out, ref, err);
-    pthread_mutex_unlock(&table_lock);
-    return rc;
-}
-
-static mh_status load_locked(mh_host *h, mh_module *mod, const mh_blob *b,
-                             const unsigned char *sha, void **dl_out,
-                             mh_mfd **ref, mh_error **err)
-{
-    char path[PATH_MAX], why[512];
-
-    /* Already loaded: the same object again. */
-    mh_mfd *e = table;
-    while (e && !(memcmp(e->sha, sha, sizeof e->sha) == 0 &&
-                  strcmp(e->name, mod->name) == 0))
-        e = e->next;
+    mh_mfd *e;
+    for (;;) {
+        for (e = table; e; e = e->next)
+            if (memcmp(e->sha, sha, sizeof sha) == 0 &&
+                strcmp(e->name, mod->name) == 0)
+                break;
+        if (!e || !e->loading)
+            break;
+        pthread_cond_wait(&table_cond, &table_lock);
+    }
     if (e) {
+        /* Loaded already: the same object again (glibc matches the path
+         * name, and the reference keeps the fd that names it open). */
+        e->refs++;
+        pthread_mutex_unlock(&table_lock);
+        char why[512];
         dlerror();
         void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
             dl_message(why, sizeof why, e->path, mod->origin);
-            return mh_err(h, err, MH_ELOAD, "cannot load module '%s': %s",
-                          mod->name, why);
+            mh_mfd_release(e);
+            return mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
+                          "%s", mod->name, mod->origin, why);
         }
-        e->refs++;
-        MH_TRACE(h, "%s: same image as already loaded (%s)", mod->name,
-                 e->path);
+        MH_TRACE(h, "%s: the same image is loaded already; shared",
+                 mod->name);
         *dl_out = dl;
         *ref = e;
         return MH_OK;
     }
 
-    /* The memory path. */
-    const char *mwhy = "disabled by MH_CONFIG_NO_MEMFD";
-    why[0] = '\0';
-    if (!(h->flags & MH_CONFIG_NO_MEMFD)) {
-        int fd = memfd_image(mod->name, b, path, sizeof path, &mwhy);
-        if (fd >= 0) {
-            dlerror();
-            void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-            if (dl) {
-                e = entry_new(mod->name, sha, fd, path);
-                if (!e) {
-                    dlclose(dl);
-                    close(fd);
-                    return mh_err(h, err, MH_ENOMEM,
-                                  "out of memory loading '%s'", mod->name);
-                }
-                MH_TRACE(h, "%s: loaded from a sealed memfd (%zu bytes)",
-                         mod->name, b->len);
-                *dl_out = dl;
-                *ref = e;
-                return MH_OK;
-            }
-            dl_message(why, sizeof why, path, mod->origin);
-            mwhy = why;
-            close(fd);
-        }
-    }
-
-    /* The fallback. */
-    MH_TRACE(h, "%s: memory path not used (%s); private file fallback",
-             mod->name, mwhy);
-    mh_error *ferr = NULL;
-    void *dl = file_image(h, mod, b, path, sizeof path, &ferr);
-    if (!dl) {
-        if (!why[0])
-            return mh_err_give(ferr, err);
-        /* The memfd load failed too: say both. */
-        mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s': "
-                              "%s (and from a private file: %s)", mod->name,
-                              why, mh_error_message(ferr));
-        mh_error_free(ferr);
-        return rc;
-    }
-    e = entry_new(mod->name, sha, -1, path);
+    size_t n = strlen(mod->name);
+    e = calloc(1, sizeof *e + n + 1);
     if (!e) {
-        dlclose(dl);
+        pthread_mutex_unlock(&table_lock);
         return mh_err(h, err, MH_ENOMEM, "out of memory loading '%s'",
                       mod->name);
+    }
+    memcpy(e->sha, sha, sizeof sha);
+    memcpy(e->name, mod->name, n + 1);
+    e->fd = -1;
+    e->refs = 1;
+    e->loading = true;
+    e->next = table;
+    table = e;
+    pthread_mutex_unlock(&table_lock);
+
+    void *dl = NULL;
+    mh_status rc = open_image(h, mod, b, e, &dl, err);
+
+    pthread_mutex_lock(&table_lock);
+    e->loading = false;
+    if (rc != MH_OK)
+        unlink_entry(e);
+    pthread_cond_broadcast(&table_cond);
+    pthread_mutex_unlock(&table_lock);
+    if (rc != MH_OK) {
+        free(e);
+        return rc;
     }
     *dl_out = dl;
     *ref = e;
@@ -355,11 +345,7 @@ void mh_mfd_release(mh_mfd *e)
         pthread_mutex_unlock(&table_lock);
         return;
     }
-    for (mh_mfd **p = &table; *p; p = &(*p)->next)
-        if (*p == e) {
-            *p = e->next;
-            break;
-        }
+    unlink_entry(e);
     pthread_mutex_unlock(&table_lock);
     if (e->fd >= 0)
         close(e->fd);
