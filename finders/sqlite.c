@@ -152,14 +152,16 @@ static mh_status db_open(sqf_state *s, mh_error **err)
         const char *sql = (const char *)sqlite3_column_text(chk, 1);
         bool plain = type && strcmp(type, "table") == 0 && sql &&
                      sqlite3_strnicmp(sql, "CREATE TABLE", 12) == 0;
-        sqlite3_finalize(chk);
         if (!plain) {
+            mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' is a "
+                   "%s, not a plain table; refusing to read it", s->path,
+                   type && strcmp(type, "table") == 0 ? "virtual table"
+                   : type ? type : "?");
+            sqlite3_finalize(chk); /* owns type and sql */
             db_close(s);
-            return mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' "
-                          "is a %s, not a plain table; refusing to read it",
-                          s->path, type && strcmp(type, "table") == 0
-                                       ? "virtual table" : type ? type : "?");
+            return MH_EFORMAT;
         }
+        sqlite3_finalize(chk);
     } else {
         sqlite3_finalize(chk);
         if (rc != SQLITE_DONE)

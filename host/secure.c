@@ -52,31 +52,19 @@ static const char *ancestor_problem(const struct stat *st, uid_t me)
     return NULL;
 }
 
-mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
-                             size_t size, mh_error **err)
+/* Walk real path rp from "/" with O_NOFOLLOW, checking each directory as
+ * an ancestor -- and the last one as the private directory itself when
+ * `private_leaf`, else as one more ancestor. */
+static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
+                             mh_error **err)
 {
-    char rp[PATH_MAX];
     uid_t me = geteuid();
-
-    if (mkdir_parents(path) != 0)
-        return mh_err(h, err, MH_EIO, "cannot create the private directory "
-                      "%s: %s", path, strerror(errno));
-    struct stat lst;
-    if (lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
-        return mh_err(h, err, MH_EPATH, "refusing to keep code in %s: it is "
-                      "a symbolic link, not a directory", path);
-    if (!realpath(path, rp))
-        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", path,
-                      strerror(errno));
-    if (strlen(rp) >= size)
-        return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
-
     int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX] = "/";
-    for (char *p = rp + 1;;) {
+    for (const char *p = rp + 1;;) {
         struct stat st;
         bool last = *p == '\0';
         if (fstat(fd, &st) != 0) {
@@ -84,16 +72,7 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
                         strerror(errno));
             break;
         }
-        if (!last) {
-            const char *why = ancestor_problem(&st, me);
-            if (why) {
-                rc = mh_err(h, err, MH_EPATH, "refusing to keep code under "
-                            "%s: %s (mode %04o, owner uid %u)", done, why,
-                            (unsigned)(st.st_mode & 07777),
-                            (unsigned)st.st_uid);
-                break;
-            }
-        } else {
+        if (last && private_leaf) {
             if (st.st_uid != me || (st.st_mode & 077) != 0)
                 rc = mh_err(h, err, MH_EPATH, "refusing to keep code in %s: "
                             "it must be owned by uid %u with mode 0700, but "
@@ -102,7 +81,16 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
                             (unsigned)(st.st_mode & 07777));
             break;
         }
-        char *slash = strchr(p, '/');
+        const char *why = ancestor_problem(&st, me);
+        if (why) {
+            rc = mh_err(h, err, MH_EPATH, "refusing to keep code under %s: "
+                        "%s (mode %04o, owner uid %u)", done, why,
+                        (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+            break;
+        }
+        if (last)
+            break;
+        const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         char comp[NAME_MAX + 1];
         snprintf(comp, sizeof comp, "%.*s", (int)n, p);
@@ -124,6 +112,48 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
             p++;
     }
     close(fd);
+    return rc;
+}
+
+mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
+                             size_t size, mh_error **err)
+{
+    char rp[PATH_MAX], have[PATH_MAX];
+
+    /* Check what exists before creating anything in it: nothing is made
+     * under a directory that would be refused. */
+    if (snprintf(have, sizeof have, "%s", path) >= (int)sizeof have)
+        return mh_err(h, err, MH_EPATH, "path too long: %s", path);
+    struct stat st;
+    while (lstat(have, &st) != 0) {
+        char *slash = strrchr(have, '/');
+        if (!slash || slash == have) {
+            strcpy(have, "/");
+            break;
+        }
+        *slash = '\0';
+    }
+    bool exists = strcmp(have, path) == 0;
+    if (exists && S_ISLNK(st.st_mode))
+        return mh_err(h, err, MH_EPATH, "refusing to keep code in %s: it is "
+                      "a symbolic link, not a directory", path);
+    if (!exists) {
+        if (!realpath(have, rp))
+            return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,
+                          strerror(errno));
+        mh_status rc = check_chain(h, rp, false, err);
+        if (rc != MH_OK)
+            return rc;
+        if (mkdir_parents(path) != 0)
+            return mh_err(h, err, MH_EIO, "cannot create the private "
+                          "directory %s: %s", path, strerror(errno));
+    }
+    if (!realpath(path, rp))
+        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", path,
+                      strerror(errno));
+    if (strlen(rp) >= size)
+        return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
+    mh_status rc = check_chain(h, rp, true, err);
     if (rc == MH_OK)
         memcpy(real, rp, strlen(rp) + 1);
     return rc;

@@ -12,7 +12,8 @@
 
 /* NULL if data looks like a shared object this process can load (ELF
  * magic, this process's class, byte order and machine, type ET_DYN,
- * headers inside the image), else a static reason. */
+ * program headers and loadable segments inside the image), else a static
+ * reason. */
 const char *mh_elf_check(const unsigned char *data, size_t len);
 
 #endif /* MH_LOADERS_ELF_H */

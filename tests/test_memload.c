@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -23,6 +25,9 @@
 #define F_SEAL_SHRINK 0x0002
 #define F_SEAL_GROW 0x0004
 #define F_SEAL_WRITE 0x0008
+#endif
+#ifndef F_SEAL_SEAL
+#define F_SEAL_SEAL 0x0001
 #endif
 
 /* The fd of the one open memfd whose name contains needle, or -1. */
@@ -80,7 +85,8 @@ TEST(memfd_is_sealed_and_close_on_exec)
 {
     const char *db = db_make(tmp_path("p.db"), "counter:sealmod.so");
     mh_host *host = host_new_isolated(db);
-    int fd, seals, want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW;
+    int fd, seals,
+        want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
 
     import_ok(host, "sealmod");
     fd = memfd_of("sealmod");
@@ -88,8 +94,10 @@ TEST(memfd_is_sealed_and_close_on_exec)
         FAIL("no open memfd named after sealmod");
     seals = fcntl(fd, F_GET_SEALS);
     if (seals < 0 || (seals & want) != want)
-        FAIL("memfd %d seals are %#x, want write, shrink and grow (%#x)", fd,
-             seals, want);
+        FAIL("memfd %d seals are %#x, want write, shrink, grow and seal "
+             "(%#x)", fd, seals, want);
+    /* sealed for good: no seal can be added or removed any more */
+    ASSERT_TRUE(seals & F_SEAL_SEAL);
     ASSERT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
     ASSERT_TRUE(write(fd, "x", 1) < 0);
     mh_host_free(host);
@@ -384,4 +392,293 @@ TEST(hosts_in_threads_share_one_load)
             mh_host_free(w[i].host);
         ASSERT_EQ_INT(memfd_fd_count("sharedmod"), 0);
     }
+}
+
+/* ------------------------------------------------- review: load failures */
+
+/* A copy of counter.so whose dependency libc.so.6 is renamed nosuch.so in
+ * its dynamic string table: a well-formed shared object (any header or
+ * segment check passes) that dlopen refuses cleanly ("nosuch.so: cannot
+ * open shared object file"). */
+static const char *missing_dep_module(const char *rel)
+{
+    static const char from[] = "libc.so.6", to[] = "nosuch.so";
+    const char *path = fixture_copy("counter", "%s", rel);
+    size_t len, hits = 0;
+    unsigned char *so = file_bytes(path, &len);
+
+    for (size_t i = 0; i + sizeof from <= len; i++)
+        if (memcmp(so + i, from, sizeof from) == 0) { /* with its NUL */
+            memcpy(so + i, to, sizeof to);
+            hits++;
+        }
+    if (hits == 0)
+        FAIL("no \"%s\" in %s", from, path);
+    file_write_bytes(path, so, len);
+    free(so);
+    return path;
+}
+
+TEST(memfd_load_failure_writes_no_file)
+{
+    /* The file fallback is for memfd mappings the system refuses, not for
+     * images the dynamic loader rejects: those must not be written out. */
+    const char *bad = missing_dep_module("stage/badmod.so");
+    const char *db = tmp_path("p.db");
+    const char *native = tmp_mkdir("cache/native");
+    const char *in[] = {bad};
+    char buf[4096];
+    host_opts o = {0};
+    mh_host *host;
+    mh_module *mod;
+    mh_status st;
+    ssize_t got;
+    int ino;
+
+    ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_OK);
+    if (chmod(native, 0700) < 0)
+        FAIL("chmod: %s", strerror(errno));
+    ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ino < 0 || inotify_add_watch(ino, native, IN_CREATE | IN_MOVED_TO |
+                                                      IN_CLOSE_WRITE) < 0)
+        FAIL("inotify: %s", strerror(errno));
+    host = host_new_opts(&o, db); /* cache_dir is tmp_path("cache") */
+    st = mh_import(host, "badmod", &mod, ERR);
+    if (st != MH_ELOAD && st != MH_EFORMAT)
+        FAIL("import of a module with a missing dependency: %s, want "
+             "MH_ELOAD or MH_EFORMAT: %s", mh_status_name(st), ERR_MSG());
+    got = read(ino, buf, sizeof buf);
+    if (got > 0) {
+        const struct inotify_event *ev = (const void *)buf;
+        FAIL("a file was written into %s (%s) after a failed dlopen of a "
+             "memfd", native, ev->len ? ev->name : "?");
+    }
+    ASSERT_TRUE(dir_count(native) <= 0);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%s!/badmod.so", db));
+    ASSERT_NOT_CONTAINS(ERR_MSG(), native);
+    mh_host_free(host);
+    close(ino);
+}
+
+/* ------------------------------------------------------ review: traces */
+
+TEST(verbose_traces_never_name_proc_fd)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:tracemod.so");
+    log_capture lc;
+    host_opts o = {.flags = MH_CONFIG_VERBOSE};
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    o.log = &lc;
+    h1 = host_new_opts(&o, db);
+    h2 = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(h1, "tracemod"), "value"), 42);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "tracemod"), "value"), 42);
+    mh_host_free(h1);
+    mh_host_free(h2);
+    if (log_capture_count(&lc, -1, "tracemod") == 0)
+        FAIL("no trace mentions tracemod; log:%s", log_capture_dump(&lc));
+    if (log_capture_count(&lc, -1, "/proc/self/fd") != 0)
+        FAIL("a message names /proc/self/fd; log:%s", log_capture_dump(&lc));
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------- review: fallback directory ancestors */
+
+/* Some occurrence of path in msg names path itself (is not followed by
+ * '/' or another name character). */
+static int names_path(const char *msg, const char *path)
+{
+    size_t n = strlen(path);
+    for (const char *p = strstr(msg, path); p; p = strstr(p + 1, path)) {
+        char c = p[n];
+        if (c != '/' && c != '_' && c != '.' && c != '-' &&
+            !(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') &&
+            !(c >= '0' && c <= '9'))
+            return 1;
+    }
+    return 0;
+}
+
+TEST(fallback_refuses_world_writable_ancestor)
+{
+    const char *ww = tmp_mkdir("ww");
+    const char *cache = tmp_path("ww/cache");
+    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
+    mh_host *host;
+    mh_module *mod;
+
+    if (chmod(ww, 0777) < 0) /* world-writable, not sticky */
+        FAIL("chmod: %s", strerror(errno));
+    host = host_new_opts(&o, db);
+    ASSERT_NE_INT(mh_import(host, "fbmod", &mod, ERR), MH_OK);
+    ASSERT_NULL(mod);
+    if (!names_path(ERR_MSG(), ww))
+        FAIL("the message does not name %s: \"%s\"", ww, ERR_MSG());
+    /* no file of any kind (the code to load least of all) under ww */
+    if (sh_run(str_fmt("find %s ! -type d", sh_quote(ww)), NULL)[0])
+        FAIL("files were written under %s:\n%s", ww,
+             sh_run(str_fmt("find %s ! -type d", sh_quote(ww)), NULL));
+    ASSERT_NULL(mh_host_module(host, "fbmod"));
+    mh_host_free(host);
+}
+
+TEST(fallback_accepts_sticky_root_ancestor)
+{
+    const char *ww = tmp_mkdir("ww");
+    const char *cache = tmp_path("ww/cache");
+    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
+    mh_host *host;
+
+    if (geteuid() != 0) {
+        printf("skipped: needs root (a sticky directory owned by root)\n");
+        return;
+    }
+    if (chmod(ww, 01777) < 0) /* like /tmp */
+        FAIL("chmod: %s", strerror(errno));
+    host = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "fbmod"), "value"), 42);
+    ASSERT_EQ_INT(dir_count(tmp_path("ww/cache/native")), 0);
+    mh_host_free(host);
+}
+
+TEST(fallback_accepts_root_symlink_in_cache_path)
+{
+    const char *safe = tmp_mkdir("safe");
+    const char *cache = tmp_path("link/cache");
+    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
+    mh_host *host;
+
+    if (geteuid() != 0) {
+        printf("skipped: needs root (a symbolic link owned by root)\n");
+        return;
+    }
+    if (chmod(safe, 0755) < 0 || symlink(safe, tmp_path("link")) < 0)
+        FAIL("chmod/symlink: %s", strerror(errno));
+    host = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "fbmod"), "value"), 42);
+    ASSERT_TRUE(S_ISDIR(mode_of(tmp_path("safe/cache/native"))));
+    ASSERT_EQ_INT(dir_count(tmp_path("safe/cache/native")), 0);
+    mh_host_free(host);
+}
+
+/* --------------------------------------------- review: concurrent loads */
+
+struct racer {
+    const char *db;
+    const char *name;
+    pthread_barrier_t *start;
+    mh_host *host;
+    mh_module *mod;
+};
+
+static void *race_worker(void *arg)
+{
+    struct racer *w = arg;
+    mh_spec_info info = {.size = sizeof info};
+
+    w->host = host_new_isolated(w->db);
+    if (mh_find(w->host, w->name, &info, NULL) != MH_OK)
+        FAIL("%s not found", w->name); /* the database is open now */
+    pthread_barrier_wait(w->start);
+    w->mod = import_ok(w->host, w->name);
+    return NULL;
+}
+
+TEST(two_threads_same_new_image_one_memfd)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:racemod.so");
+    struct racer w[2];
+    pthread_t t[2];
+    pthread_barrier_t start;
+
+    for (int round = 0; round < 30; round++) {
+        pthread_barrier_init(&start, NULL, 2);
+        for (int i = 0; i < 2; i++) {
+            w[i] = (struct racer){.db = db, .name = "racemod",
+                                  .start = &start};
+            if (pthread_create(&t[i], NULL, race_worker, &w[i]) != 0)
+                FAIL("pthread_create");
+        }
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&start);
+        if (memfd_fd_count("racemod") != 1)
+            FAIL("round %d: %zu memfds for one image", round,
+                 memfd_fd_count("racemod"));
+        ASSERT_EQ_PTR(symbol_ok(w[0].mod, "value"),
+                      symbol_ok(w[1].mod, "value"));
+        ASSERT_EQ_INT(call_int(w[0].mod, "init_count"), 2);
+        for (int i = 0; i < 2; i++)
+            mh_host_free(w[i].host);
+        ASSERT_EQ_INT(memfd_fd_count("racemod"), 0);
+    }
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct slow_import {
+    mh_host *host;
+    int done;
+};
+
+static void *slow_worker(void *arg)
+{
+    struct slow_import *s = arg;
+    import_ok(s->host, "slowmod");
+    __atomic_store_n(&s->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+TEST(slow_init_does_not_block_other_memory_loads)
+{
+    /* No process-wide lock may be held while plugin code runs: a module
+     * whose init takes 300 ms must not hold up another host loading a
+     * different module from memory. */
+    const char *db1 = db_make(tmp_path("one.db"), "slow_init:slowmod.so");
+    const char *db2 = db_make(tmp_path("two.db"), "answer7:quickmod.so");
+    const char *marker = tmp_path("slow-init-started");
+    mh_spec_info info = {.size = sizeof info};
+    struct slow_import s = {0};
+    mh_host *quick;
+    pthread_t t;
+    double t0, took;
+    int slow_done;
+
+    env_set("MH_SLOW_INIT_MARKER", marker);
+    s.host = host_new_isolated(db1);
+    quick = host_new_isolated(db2);
+    ASSERT_STATUS(mh_find(quick, "quickmod", &info, ERR), MH_OK);
+    if (pthread_create(&t, NULL, slow_worker, &s) != 0)
+        FAIL("pthread_create");
+    t0 = mono_s();
+    while (!file_exists(marker)) {
+        struct timespec ts = {0, 1000 * 1000};
+        if (mono_s() - t0 > 10)
+            FAIL("the slow module's init never started");
+        nanosleep(&ts, NULL);
+    }
+    t0 = mono_s();
+    ASSERT_EQ_INT(call_int(import_ok(quick, "quickmod"), "value"), 7);
+    took = mono_s() - t0;
+    slow_done = __atomic_load_n(&s.done, __ATOMIC_SEQ_CST);
+    pthread_join(t, NULL);
+    if (took >= 0.25)
+        FAIL("importing quickmod took %.0f ms while slowmod's init ran",
+             took * 1000);
+    if (slow_done)
+        FAIL("slowmod's init had finished before quickmod was loaded: the "
+             "check proved nothing");
+    ASSERT_EQ_INT(call_int(mh_host_module(s.host, "slowmod"), "value"), 3);
+    mh_host_free(quick);
+    mh_host_free(s.host);
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1362,4 +1363,675 @@ TEST(concurrent_writer_never_tears_a_module)
     if (!seen42 || !seen7)
         FAIL("%d imports saw only one version (42: %d, 7: %d; %zu packs)",
              imports, seen42, seen7, packs);
+}
+
+/* ------------------------------------------------ review: busy databases */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A python3 process holding an EXCLUSIVE lock on db for `seconds`; returns
+ * its pid once it says it holds the lock. */
+static pid_t hold_exclusive_lock(const char *db, const char *seconds)
+{
+    static const char script[] =
+        "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1],"
+        " isolation_level=None); c.execute('BEGIN EXCLUSIVE');"
+        " print('locked', flush=True); time.sleep(float(sys.argv[2]))";
+    char line[64];
+    size_t n = 0;
+    int fds[2];
+    pid_t pid;
+
+    if (pipe(fds) < 0)
+        FAIL("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execlp("python3", "python3", "-c", script, db, seconds, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    while (n < sizeof line - 1) {
+        ssize_t r = read(fds[0], line + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    close(fds[0]);
+    if (strcmp(line, "locked") != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        FAIL("the lock holder said \"%s\", not \"locked\"", line);
+    }
+    return pid;
+}
+
+TEST(busy_database_at_first_use_is_transient)
+{
+    /* A database locked by a writer when a host first opens it is busy,
+     * not broken: the same host uses it once the lock is gone. */
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    double t0 = now_s();
+    log_capture lc;
+    host_opts o = {0};
+    mh_host *host;
+    mh_module *mod;
+    mh_spec_info info = {.size = sizeof info};
+    pid_t pid;
+    int status = 0;
+    const char *msg;
+
+    log_capture_init(&lc);
+    o.log = &lc;
+    pid = hold_exclusive_lock(db, "7");
+    host = host_new_opts(&o, db);
+    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_ENOTFOUND);
+    msg = ERR_MSG();
+    ASSERT_CONTAINS(msg, db);
+    if (strstr(msg, "locked") == NULL && strstr(msg, "busy") == NULL)
+        FAIL("the message says neither 'locked' nor 'busy': \"%s\"", msg);
+    if (waitpid(pid, &status, 0) != pid)
+        FAIL("waitpid: %s", strerror(errno));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* the same host, no mh_invalidate_caches */
+    mod = import_ok(host, "mod");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "mod.so"));
+    ASSERT_STATUS(mh_find(host, "mod", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.finder, "sqlite");
+    mh_host_free(host);
+    log_capture_free(&lc);
+    if (now_s() - t0 >= 20)
+        FAIL("took %.1f s", now_s() - t0);
+}
+
+/* Stage n_files files of `each` random (incompressible) bytes under dir. */
+static void random_files(const char *dir, int n_files, size_t each)
+{
+    unsigned char *buf = malloc(each);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+
+    if (buf == NULL)
+        FAIL("out of memory");
+    for (int f = 0; f < n_files; f++) {
+        for (size_t i = 0; i < each; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            buf[i] = (unsigned char)(x >> 24);
+        }
+        file_write_bytes(str_fmt("%s/blob%02d.bin", dir, f), buf, each);
+    }
+    free(buf);
+}
+
+#define BIG_PACKS 3
+
+TEST(pack_reads_inputs_before_write_lock)
+{
+    /* 20 MB that does not compress: a pack that read and compressed it
+     * while holding the database's write lock would keep readers out for
+     * that long.  Readers (a fresh host each time) must never fail. */
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("p.db");
+    const char *report = tmp_path("writer.txt");
+    int fds[2], status = 0, imports = 0;
+    double t0, t1, longest = 0;
+    pid_t pid;
+    const char *rep;
+    int packs = -1;
+
+    random_files(stage, 20, (size_t)1 << 20);
+    fixture_copy("counter", "stage/mod.so");
+    db_pack(db, stage);
+    if (pipe(fds) < 0)
+        FAIL("pipe: %s", strerror(errno));
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) { /* the writer: plain stdio only */
+        const char *in[1] = {stage};
+        int ok = 0;
+        char last[512] = "";
+        FILE *f;
+        close(fds[0]);
+        for (int i = 0; i < BIG_PACKS; i++) {
+            mh_error *err = NULL;
+            if (mh_pack(db, in, 1, NULL, &err) == MH_OK)
+                ok++;
+            else
+                snprintf(last, sizeof last, "%s", mh_error_message(err));
+            mh_error_free(err);
+        }
+        f = fopen(report, "w");
+        if (f) {
+            fprintf(f, "%d %s", ok, last);
+            fclose(f);
+        }
+        _exit(0); /* closes fds[1]: the reader stops */
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    t0 = now_s();
+    for (;;) {
+        char c;
+        ssize_t r = read(fds[0], &c, 1);
+        mh_host *host;
+        mh_module *mod = NULL;
+
+        if (r == 0)
+            break; /* the writer is done */
+        if (now_s() - t0 > 18) {
+            kill(pid, SIGKILL);
+            FAIL("the writer did not finish %d packs in 18 s", BIG_PACKS);
+        }
+        t1 = now_s();
+        host = host_new_isolated(db);
+        if (mh_import(host, "mod", &mod, ERR) != MH_OK) {
+            kill(pid, SIGKILL);
+            FAIL("import %d while mh_pack ran (%.2f s in): %s: %s", imports,
+                 now_s() - t0, mh_status_name(ERR_CODE()), ERR_MSG());
+        }
+        ASSERT_EQ_INT(call_int(mod, "value"), 42);
+        mh_host_free(host);
+        if (now_s() - t1 > longest)
+            longest = now_s() - t1;
+        imports++;
+    }
+    close(fds[0]);
+    if (waitpid(pid, &status, 0) != pid)
+        FAIL("waitpid: %s", strerror(errno));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rep = file_read(report);
+    ASSERT_NOT_NULL(rep);
+    if (sscanf(rep, "%d", &packs) != 1 || packs != BIG_PACKS)
+        FAIL("the writer's packs failed: \"%s\"", rep);
+    printf("%d imports during %d packs (%.2f s), the slowest %.0f ms\n",
+           imports, BIG_PACKS, now_s() - t0, longest * 1000);
+    ASSERT_TRUE(imports > 0);
+}
+
+/* ------------------------------------------------ review: mh_pack edges */
+
+/* The names in dir, sorted, comma-separated ("" when empty). */
+static const char *dir_listing(const char *dir)
+{
+    const char *s = sh_run(str_fmt("ls -A %s | LC_ALL=C sort | paste -sd, -",
+                                   sh_quote(dir)),
+                           NULL);
+    size_t n = strlen(s);
+    while (n > 0 && s[n - 1] == '\n')
+        n--;
+    return str_fmt("%.*s", (int)n, s);
+}
+
+TEST(pack_failure_leaves_nothing_behind)
+{
+    const char *out = tmp_mkdir("out");
+    const char *db = str_fmt("%s/new.db", out);
+    const char *good = fixture_copy("counter", "in/good.so");
+    const char *missing = tmp_path("in/missing.so");
+    const char *old_dir = tmp_mkdir("old");
+    const char *old = db_make(str_fmt("%s/p.db", old_dir), "counter:old.so",
+                              "answer7:pkg/keep.so");
+    const char *dump = "SELECT name, mode, mtime, sz, hex(data) FROM sqlar"
+                       " ORDER BY name";
+    const char *before = db_exec(old, dump);
+    const char *big = tmp_mkdir("big");
+    const char *climbs = "../in/good.so";
+
+    random_files(big, 4, (size_t)1 << 20); /* enough to spill the cache */
+    {
+        const char *in[] = {good, missing};
+        ASSERT_NE_INT(mh_pack(db, in, 2, NULL, ERR), MH_OK);
+        ASSERT_CONTAINS(ERR_MSG(), missing);
+        ASSERT_EQ_STR(dir_listing(out), "");
+    }
+    {
+        const char *in[] = {big, good, "/dev/null"};
+        ASSERT_NE_INT(mh_pack(db, in, 3, NULL, ERR), MH_OK);
+        ASSERT_CONTAINS(ERR_MSG(), "/dev/null");
+        ASSERT_EQ_STR(dir_listing(out), "");
+    }
+    if (chdir(tmp_path("in")) < 0)
+        FAIL("chdir: %s", strerror(errno));
+    {
+        const char *in[] = {big, climbs};
+        ASSERT_NE_INT(mh_pack(db, in, 2, NULL, ERR), MH_OK);
+        ASSERT_EQ_STR(dir_listing(out), "");
+    }
+    /* an existing database: rows unchanged, no stray file beside it */
+    {
+        const char *in[] = {fixture_copy("answer7", "in2/old.so"),
+                            fixture_copy("answer7", "in2/new.so"), big,
+                            missing};
+        ASSERT_NE_INT(mh_pack(old, in, 4, NULL, ERR), MH_OK);
+        ASSERT_CONTAINS(ERR_MSG(), missing);
+        ASSERT_EQ_STR(db_exec(old, dump), before);
+        ASSERT_EQ_STR(dir_listing(old_dir), "p.db");
+    }
+}
+
+TEST(failed_pack_never_removes_database_made_by_another)
+{
+    /* Pack B (20 MB, then a missing file) starts on a new path and fails;
+     * pack A, started while B still reads, makes the database.  B's
+     * failure must not remove what A made. */
+    const char *out = tmp_mkdir("out");
+    const char *db = str_fmt("%s/p.db", out);
+    const char *big = tmp_mkdir("big");
+    const char *missing = tmp_path("missing.so");
+    const char *good = fixture_copy("counter", "in/good.so");
+    const char *report = tmp_path("b.txt");
+    const char *rep;
+    int status = 0, st = -1;
+    pid_t pid;
+    mh_host *host;
+
+    random_files(big, 20, (size_t)1 << 20);
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) { /* pack B: plain stdio only */
+        const char *in[] = {big, missing};
+        mh_error *err = NULL;
+        int rc = (int)mh_pack(db, in, 2, NULL, &err);
+        FILE *f = fopen(report, "w");
+        if (f) {
+            fprintf(f, "%d %s", rc, mh_error_message(err));
+            fclose(f);
+        }
+        mh_error_free(err);
+        _exit(0);
+    }
+    {
+        struct timespec ts = {0, 150 * 1000 * 1000}; /* B is reading */
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_EQ_INT(db_pack(db, good), 1); /* pack A */
+    if (waitpid(pid, &status, 0) != pid)
+        FAIL("waitpid: %s", strerror(errno));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rep = file_read(report);
+    ASSERT_NOT_NULL(rep);
+    if (sscanf(rep, "%d", &st) != 1 || st == MH_OK)
+        FAIL("pack B did not fail: \"%s\"", rep);
+    ASSERT_CONTAINS(rep, missing);
+    if (!file_exists(db))
+        FAIL("the database pack A made is gone; %s holds: \"%s\"", out,
+             dir_listing(out));
+    ASSERT_EQ_STR(dir_listing(out), "p.db");
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar"), "good.so");
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "good"), "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(pack_fifo_input_fails_promptly)
+{
+    const char *out = tmp_mkdir("out");
+    const char *db = str_fmt("%s/p.db", out);
+    const char *good = fixture_copy("counter", "in/good.so");
+    const char *fifo = tmp_path("in/pipe.so");
+    const char *report = tmp_path("child.txt");
+    const char *rep;
+    int status = 0, st = -1;
+    double secs = -1;
+    char msg[1024] = "";
+    pid_t pid;
+
+    if (mkfifo(fifo, 0644) < 0)
+        FAIL("mkfifo: %s", strerror(errno));
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) { /* plain stdio only; SIGALRM kills it if it hangs */
+        const char *in[] = {good, fifo};
+        mh_error *err = NULL;
+        double t0;
+        int rc;
+        FILE *f;
+        signal(SIGALRM, SIG_DFL);
+        alarm(5);
+        t0 = now_s();
+        rc = (int)mh_pack(db, in, 2, NULL, &err);
+        f = fopen(report, "w");
+        if (f) {
+            fprintf(f, "%d %.3f %s", rc, now_s() - t0,
+                    mh_error_message(err));
+            fclose(f);
+        }
+        mh_error_free(err);
+        _exit(0);
+    }
+    if (waitpid(pid, &status, 0) != pid)
+        FAIL("waitpid: %s", strerror(errno));
+    if (WIFSIGNALED(status))
+        FAIL("mh_pack with a FIFO input hung (killed by signal %d after 5 s)",
+             WTERMSIG(status));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    rep = file_read(report);
+    ASSERT_NOT_NULL(rep);
+    if (sscanf(rep, "%d %lf %1023[^\n]", &st, &secs, msg) < 2)
+        FAIL("bad report from the child: \"%s\"", rep);
+    if (st == MH_OK)
+        FAIL("mh_pack of a FIFO succeeded");
+    if (secs >= 2)
+        FAIL("mh_pack took %.2f s to fail", secs);
+    ASSERT_CONTAINS(rep, fifo);
+    ASSERT_EQ_STR(dir_listing(out), "");
+}
+
+TEST(pack_uri_like_database_name_is_a_plain_file)
+{
+    const char *cwd = tmp_mkdir("cwd");
+    const char *good = fixture_copy("counter", "in/urimod.so");
+    const char *literal = tmp_path("cwd/file:x.db?mode=memory");
+    const char *in[] = {good};
+    char saved[4096];
+    size_t count = 0;
+    mh_status st;
+    mh_host *host;
+
+    if (getcwd(saved, sizeof saved) == NULL)
+        FAIL("getcwd: %s", strerror(errno));
+    if (chdir(cwd) < 0)
+        FAIL("chdir: %s", strerror(errno));
+    st = mh_pack("file:x.db?mode=memory", in, 1, &count, ERR);
+    if (chdir(saved) < 0)
+        FAIL("chdir back: %s", strerror(errno));
+    ASSERT_STATUS(st, MH_OK);
+    ASSERT_EQ_INT(count, 1);
+    ASSERT_EQ_STR(dir_listing(cwd), "file:x.db?mode=memory");
+    ASSERT_EQ_STR(db_exec(literal, "SELECT name FROM sqlar"), "urimod.so");
+    host = host_new_isolated(literal);
+    ASSERT_EQ_INT(call_int(import_ok(host, "urimod"), "value"), 42);
+    mh_host_free(host);
+}
+
+/* What `sqlite3 DB -At` lists, sorted, one a line. */
+static const char *archive_names(const char *db)
+{
+    int st;
+    const char *out = sh_run(str_fmt("sqlite3 -batch -init /dev/null %s -At"
+                                     " | LC_ALL=C sort",
+                                     sh_quote(db)),
+                             &st);
+    ASSERT_EQ_INT(st, 0);
+    return out;
+}
+
+TEST(pack_directory_holding_the_database_skips_it)
+{
+    const char *dir = tmp_mkdir("D");
+    const char *db = tmp_path("D/p.db");
+    const char *want = "m.so\npkg/n.so\n";
+    mh_host *host;
+
+    fixture_copy("counter", "D/m.so");
+    fixture_copy("answer7", "D/pkg/n.so");
+    /* new, then existing */
+    for (int run = 0; run < 2; run++) {
+        ASSERT_EQ_INT(db_pack(db, dir), 2);
+        ASSERT_EQ_STR(archive_names(db), want);
+    }
+    /* WAL mode, with a reader keeping -wal and -shm in place */
+    ASSERT_EQ_STR(db_exec(db, "PRAGMA journal_mode=WAL"), "wal");
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    if (!file_exists(str_fmt("%s-wal", db)) ||
+        !file_exists(str_fmt("%s-shm", db)))
+        printf("note: no -wal/-shm beside the database: %s\n",
+               dir_listing(dir));
+    ASSERT_EQ_INT(db_pack(db, dir), 2);
+    ASSERT_EQ_STR(archive_names(db), want);
+    ASSERT_EQ_INT(call_int(import_ok(host, "pkg.n"), "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(pack_follows_symlinked_package_directory)
+{
+    const char *dir = tmp_mkdir("D");
+    const char *db = tmp_path("p.db");
+    const char *in[] = {dir};
+    size_t count = 0;
+    double t0;
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "real/pkg/m.so");
+    fixture_copy("answer7", "D/top.so");
+    if (symlink("../real/pkg", tmp_path("D/pkg")) < 0 ||
+        symlink(".", tmp_path("D/loop")) < 0)
+        FAIL("symlink: %s", strerror(errno));
+    /* the fs finder follows the link */
+    host = host_new_isolated(dir);
+    ASSERT_EQ_INT(call_int(import_ok(host, "pkg.m"), "value"), 42);
+    mh_host_free(host);
+
+    t0 = now_s();
+    ASSERT_STATUS(mh_pack(db, in, 1, &count, ERR), MH_OK);
+    if (now_s() - t0 > 10)
+        FAIL("mh_pack took %.1f s (the loop?)", now_s() - t0);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar WHERE name NOT LIKE"
+                              " 'loop/%' ORDER BY name"),
+                  "pkg/m.so\ntop.so");
+    host = host_new_isolated(db);
+    mod = import_ok(host, "pkg.m");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), origin_of(db, "pkg/m.so"));
+    ASSERT_EQ_INT(call_int(import_ok(host, "top"), "value"), 7);
+    mh_host_free(host);
+}
+
+/* ---------------------------------------- review: load failures, traces */
+
+/* A copy of counter.so cut to 60% of its size: its ELF header and program
+ * headers are intact, its segments reach past the end of the file. */
+static const char *truncated_module(const char *rel)
+{
+    const char *path = fixture_copy("counter", "%s", rel);
+    file_truncate_to(path, (size_t)(file_size(path) * 6 / 10));
+    return path;
+}
+
+/* A copy of counter.so whose dependency libc.so.6 is renamed nosuch.so in
+ * its dynamic string table: a well-formed shared object (any header or
+ * segment check passes) that dlopen refuses cleanly ("nosuch.so: cannot
+ * open shared object file"). */
+static const char *missing_dep_module(const char *rel)
+{
+    static const char from[] = "libc.so.6", to[] = "nosuch.so";
+    const char *path = fixture_copy("counter", "%s", rel);
+    size_t len, hits = 0;
+    unsigned char *so = file_bytes(path, &len);
+
+    for (size_t i = 0; i + sizeof from <= len; i++)
+        if (memcmp(so + i, from, sizeof from) == 0) { /* with its NUL */
+            memcpy(so + i, to, sizeof to);
+            hits++;
+        }
+    if (hits == 0)
+        FAIL("no \"%s\" in %s", from, path);
+    file_write_bytes(path, so, len);
+    free(so);
+    return path;
+}
+
+/* Import "bad" (the image at `bad`, packed as bad.so beside a good module)
+ * with memfd and without: it fails with MH_ELOAD or MH_EFORMAT and a
+ * message naming DB!/bad.so, never crashes, and good still imports. */
+static void check_bad_image(const char *bad)
+{
+    const char *db = tmp_path("p.db");
+    const char *in[] = {bad, fixture_copy("answer7", "stage/good.so")};
+    const unsigned flags[] = {0, MH_CONFIG_NO_MEMFD};
+
+    ASSERT_STATUS(mh_pack(db, in, 2, NULL, ERR), MH_OK);
+    for (int i = 0; i < 2; i++) {
+        host_opts o = {.flags = flags[i]};
+        mh_host *host = host_new_opts(&o, db);
+        mh_module *mod;
+        mh_status st = mh_import(host, "bad", &mod, ERR);
+
+        if (st != MH_ELOAD && st != MH_EFORMAT)
+            FAIL("%s: import of a broken image: %s, want MH_ELOAD or "
+                 "MH_EFORMAT: %s", i ? "no memfd" : "memfd",
+                 mh_status_name(st), ERR_MSG());
+        ASSERT_NULL(mod);
+        ASSERT_CONTAINS(ERR_MSG(), origin_of(db, "bad.so"));
+        ASSERT_NOT_CONTAINS(ERR_MSG(), "/proc/self/fd");
+        ASSERT_NOT_CONTAINS(ERR_MSG(), tmp_path("cache/native/"));
+        ASSERT_NULL(mh_host_module(host, "bad"));
+        ASSERT_EQ_INT(call_int(import_ok(host, "good"), "value"), 7);
+        mh_host_free(host);
+    }
+}
+
+TEST(db_load_failure_names_database_and_entry)
+{
+    check_bad_image(missing_dep_module("stage/bad.so"));
+}
+
+TEST(db_truncated_module_fails_cleanly)
+{
+    /* The dynamic loader maps segments past the end of the file and
+     * touches them (SIGBUS): such an image must be refused, not run. */
+    check_bad_image(truncated_module("stage/bad.so"));
+}
+
+/* ------------------------------------------- review: hostile schemas */
+
+TEST(nocase_name_column_does_not_match_other_case)
+{
+    const char *db = tmp_path("p.db");
+    const char *dir = tmp_mkdir("E");
+    const char *so = fixture_path("counter");
+    const char *fs_hello = fixture_copy("answer7", "E/hello.so");
+    mh_spec_info info = {.size = sizeof info};
+    struct listing l = {0};
+    mh_host *host;
+    mh_module *mod;
+
+    db_exec(db, str_fmt("CREATE TABLE sqlar(name TEXT PRIMARY KEY COLLATE"
+                        " NOCASE, mode INT, mtime INT, sz INT, data BLOB);"
+                        " INSERT INTO sqlar VALUES('HELLO.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'));",
+                        so, so));
+    /* the database alone: hello is not there */
+    host = host_new_isolated(db);
+    ASSERT_STATUS(mh_import(host, "hello", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(host, "hello", &info, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+    /* the directory behind it has hello.so: that one is used */
+    host = host_new_isolated(db, dir);
+    ASSERT_STATUS(mh_find(host, "hello", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, fs_hello);
+    mod = import_ok(host, "hello");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    ASSERT_EQ_STR(mh_module_origin(mod), fs_hello);
+    /* mh_list agrees with mh_find, name by name */
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    for (size_t i = 0; i < l.n; i++) {
+        ASSERT_STATUS(mh_find(host, l.names[i], &info, ERR), MH_OK);
+        if (strcmp(info.origin, l.origins[i]) != 0)
+            FAIL("mh_list says %s is %s, mh_find says %s", l.names[i],
+                 l.origins[i], info.origin);
+    }
+    if (strstr(str_fmt(",%s,", joined_names(&l)), ",hello,") == NULL)
+        FAIL("mh_list does not report hello: %s", joined_names(&l));
+    mh_host_free(host);
+}
+
+TEST(virtual_sqlar_table_is_refused)
+{
+    const char *db = tmp_path("v.db");
+    const char *so = fixture_path("counter");
+    const char *after = tmp_mkdir("after");
+    log_capture lc;
+    host_opts o = {0};
+    mh_spec_info info = {.size = sizeof info};
+    mh_host *host;
+
+    db_exec(db, str_fmt("CREATE VIRTUAL TABLE sqlar USING fts5(name, mode,"
+                        " mtime, sz, data);"
+                        " INSERT INTO sqlar VALUES('indb.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'));"
+                        " INSERT INTO sqlar VALUES('pkg/indb.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'));",
+                        so, so, so, so));
+    check_unusable(db, db, NULL);
+
+    log_capture_init(&lc);
+    o.log = &lc;
+    fixture_copy("answer7", "after/hello.so");
+    host = host_new_opts(&o, db, after);
+    ASSERT_STATUS(mh_find(host, "indb", &info, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT(call_int(import_ok(host, "hello"), "value"), 7);
+    if (log_capture_count(&lc, MH_LOG_WARN, "sqlar") +
+            log_capture_count(&lc, MH_LOG_WARN, "virtual") == 0)
+        FAIL("no warning mentions sqlar or virtual; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(rows_with_unusable_names_are_not_modules)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:good.so");
+    const char *so = fixture_path("answer7");
+    const char *row = str_fmt("33261, 0, length(readfile('%s')),"
+                              " readfile('%s')", so, so);
+    struct listing l = {0};
+    mh_host *host;
+    mh_module *mod;
+
+    db_exec(db, str_fmt("INSERT INTO sqlar VALUES(CAST('blobmod.so' AS BLOB),"
+                        " %s);"
+                        " INSERT INTO sqlar VALUES('nulmod.so' || char(0) ||"
+                        " 'x', %s);"
+                        " INSERT INTO sqlar VALUES('x.y.so', %s);"
+                        " INSERT INTO sqlar VALUES('pkg/a.b.so', %s);",
+                        row, row, row, row));
+    ASSERT_EQ_STR(db_exec(db, "SELECT typeof(name), length(CAST(name AS"
+                              " BLOB)) FROM sqlar WHERE name != 'good.so'"
+                              " AND name != 'x.y.so' AND name !="
+                              " 'pkg/a.b.so' ORDER BY 2"),
+                  "blob|10\ntext|11");
+    host = host_new_isolated(db);
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "good");
+    ASSERT_NE_INT(mh_import(host, "blobmod", &mod, ERR), MH_OK);
+    ASSERT_NE_INT(mh_import(host, "nulmod", &mod, ERR), MH_OK);
+    ASSERT_NE_INT(mh_import(host, "x.y", &mod, ERR), MH_OK);
+    ASSERT_NE_INT(mh_import(host, "pkg.a.b", &mod, ERR), MH_OK);
+    ASSERT_EQ_INT(call_int(import_ok(host, "good"), "value"), 42);
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+}
+
+TEST(row_size_stored_as_text)
+{
+    check_broken_row("sz = CAST(sz AS TEXT) || 'abc'", NULL);
+}
+
+TEST(row_data_stored_as_text)
+{
+    check_broken_row("data = CAST(data AS TEXT)", NULL);
 }
