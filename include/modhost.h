@@ -140,6 +140,24 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
                                              (database blobs) through the
                                              private cache-directory file
                                              fallback, never memfd_create */
+#define MH_CONFIG_ALLOW_HTTP      0x0010u /* allow plain http:// entries on
+                                             non-loopback hosts even when
+                                             their index is not signed */
+
+/*
+ * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields
+ * take the defaults shown.
+ */
+typedef struct mh_http_limits {
+    size_t size;                  /* sizeof(mh_http_limits) */
+    long connect_timeout_ms;      /* 10000 */
+    long timeout_ms;              /* 60000: a whole transfer */
+    long low_speed_bytes;         /* 1024: slower than this ... */
+    long low_speed_seconds;       /* 10: ... for this long fails */
+    size_t max_index_size;        /* 8 MiB: index.json, decoded */
+    int max_redirects;            /* 5, same origin only */
+    void *reserved[4];
+} mh_http_limits;
 
 /*
  * Host configuration.  Crosses the ABI: initialise it with mh_config_init()
@@ -161,8 +179,14 @@ typedef struct mh_config {
                                traces too when verbose */
     void *log_ud;
     size_t max_module_size; /* largest module read into memory (database
-                               blobs), in bytes; 0: MH_DEFAULT_MAX_MODULE */
-    void *reserved[7];      /* zero */
+                               blobs, downloads), in bytes, decoded;
+                               0: MH_DEFAULT_MAX_MODULE */
+    const char *trust;      /* ';'-separated files of trusted Ed25519
+                               public keys (PEM); when any are given, an
+                               HTTP index must carry a valid signature by
+                               one of them.  NULL: $MODHOST_TRUST */
+    const mh_http_limits *http; /* NULL: defaults */
+    void *reserved[5];      /* zero */
 } mh_config;
 
 #define MH_DEFAULT_MAX_MODULE ((size_t)256 * 1024 * 1024)
@@ -409,6 +433,45 @@ MH_API mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud,
  */
 MH_API mh_status mh_pack(const char *db, const char *const *inputs,
                          size_t n_inputs, size_t *count, mh_error **err);
+
+/* ---------------------------------------------------------------------- */
+/* Serving modules over HTTP                                              */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Write DIR/index.json describing every module under DIR (format 1: see
+ * docs/http.md): name, kind, relative path, size and SHA-256 of each.
+ * With sign_key (a PEM Ed25519 private key file, as mh_keygen writes),
+ * also write DIR/index.json.sig, the detached signature of index.json's
+ * exact bytes.  Both files are written atomically (temporary file, fsync,
+ * rename).  *count, if not NULL, receives the number of modules.
+ */
+MH_API mh_status mh_index_dir(const char *dir, const char *sign_key,
+                              size_t *count, mh_error **err);
+
+/*
+ * Make an Ed25519 key pair: BASE.key (private, PEM PKCS#8, mode 0600) and
+ * BASE.pub (public, PEM).  Refuses to overwrite existing files.
+ */
+MH_API mh_status mh_keygen(const char *base, mh_error **err);
+
+/* Progress of mh_fetch: bytes so far and expected (0 when unknown) of the
+ * module being downloaded, plus its position in the whole job.  Return
+ * non-zero to cancel. */
+typedef int (*mh_fetch_progress_fn)(void *ud, const char *module,
+                                    size_t index, size_t count,
+                                    uint64_t now, uint64_t total);
+
+/*
+ * Download modules from the host's HTTP(S) search path entries into the
+ * cache, ahead of time, so they import later without the network.  With
+ * n == 0, every module of every HTTP entry; else the named modules (each
+ * from the first HTTP entry that has it).  *fetched, if not NULL,
+ * receives the number of modules now in the cache.  progress may be NULL.
+ */
+MH_API mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
+                          mh_fetch_progress_fn progress, void *ud,
+                          size_t *fetched, mh_error **err);
 
 #ifdef __cplusplus
 }
