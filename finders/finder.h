@@ -89,6 +89,7 @@ const mh_finder_class *mh_hooks_claim(struct mh_host *h, const char *entry);
 /* The built-in finder classes. */
 extern const mh_finder_class mh_fsf_class;
 extern const mh_finder_class mh_sqf_class;
+extern const mh_finder_class mh_htf_class;
 
 /* Shared resolution rule: "a.b.c" -> "a/b/c" + suffix, into buf of size
  * `size`.  Returns the length, or 0 if it does not fit.  The name must

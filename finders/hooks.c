@@ -10,6 +10,7 @@
 #include "finders/finder.h"
 
 static const mh_finder_class *const hooks[] = {
+    &mh_htf_class,   /* http://, https:// */
     &mh_sqf_class,   /* sqlite:/path, or a file with a SQLite header */
     &mh_fsf_class,   /* any other absolute path: a directory */
 };

@@ -78,6 +78,27 @@ static char *default_cache_dir(mh_host *h)
     return mh_mem_strndup(h, buf, (size_t)n);
 }
 
+static void http_limits(mh_host *h, const mh_http_limits *in)
+{
+    mh_http_limits *l = &h->http;
+    memset(l, 0, sizeof *l);
+    l->size = sizeof *l;
+    if (in && in->size >= offsetof(mh_http_limits, reserved)) {
+        l->connect_timeout_ms = in->connect_timeout_ms;
+        l->timeout_ms = in->timeout_ms;
+        l->low_speed_bytes = in->low_speed_bytes;
+        l->low_speed_seconds = in->low_speed_seconds;
+        l->max_index_size = in->max_index_size;
+        l->max_redirects = in->max_redirects;
+    }
+    if (l->connect_timeout_ms <= 0) l->connect_timeout_ms = 10000;
+    if (l->timeout_ms <= 0) l->timeout_ms = 60000;
+    if (l->low_speed_bytes <= 0) l->low_speed_bytes = 1024;
+    if (l->low_speed_seconds <= 0) l->low_speed_seconds = 10;
+    if (l->max_index_size == 0) l->max_index_size = 8u << 20;
+    if (l->max_redirects <= 0) l->max_redirects = 5;
+}
+
 mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
 {
     mh_config defaults;
@@ -117,12 +138,23 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
         alloc(cfg->alloc_ud, h, sizeof *h, 0);
         return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
     }
+    http_limits(h, cfg->http);
     h->cache_dir = cfg->cache_dir ? mh_mem_strdup(h, cfg->cache_dir)
                                   : default_cache_dir(h);
     if (!h->cache_dir || mh_path_init(h, cfg) != 0) {
         mh_host_free(h);
         return mh_err(NULL, err, MH_ENOMEM,
                       "out of memory building the search path");
+    }
+    const char *trust = cfg->trust ? cfg->trust
+                                   : mh_host_getenv(h, "MODHOST_TRUST");
+    mh_error *terr = NULL;
+    if (mh_tru_load(h, trust, &h->trust, &terr) != MH_OK) {
+        mh_host_free(h);
+        mh_status code = mh_error_code(terr);
+        mh_err(NULL, err, code, "%s", mh_error_message(terr));
+        mh_error_free(terr);
+        return code;
     }
     MH_TRACE(h, "host created: modhost %s, plugin ABI %d, %zu path entries",
              MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION, h->path.n);
@@ -136,6 +168,7 @@ void mh_host_free(mh_host *host)
         return;
     mh_reg_free(host);          /* fini runs first: plugins may log */
     mh_path_free(host);
+    mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);
     mh_int_free(host, &host->intern);
     pthread_mutex_destroy(&host->lock);

@@ -20,6 +20,7 @@
 #include "cache/intern.h"
 #include "cache/registry.h"
 #include "host/path.h"
+#include "host/trust.h"
 
 #define MH_UNUSED(x) ((void)(x))
 #define MH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -34,6 +35,8 @@ struct mh_host {
     bool verbose;          /* -v or MODHOST_VERBOSE=1 */
     char *cache_dir;       /* owned */
     size_t max_module_size; /* largest blob read into memory */
+    mh_trust trust;        /* keys an HTTP index must be signed by */
+    mh_http_limits http;   /* limits of the HTTP finder, defaults filled */
 
     mh_itable intern;      /* every name the host keeps */
     mh_registry registry;  /* loaded modules (sys.modules) */

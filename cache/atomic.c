@@ -1,0 +1,126 @@
+/*
+ * cache/atomic.c -- whole-file writes and bounded reads for the on-disk
+ * caches.
+ */
+#include "host/internal.h"
+#include "cache/atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int mkdirs(char *dir)
+{
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = mkdir(dir, 0700);
+        *p = '/';
+        if (rc != 0 && errno != EEXIST)
+            return -1;
+    }
+    return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
+                       size_t len, mh_error **err)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 32];
+    const char *slash = strrchr(path, '/');
+    if (!slash || (size_t)(slash - path) >= sizeof dir)
+        return mh_err(h, err, MH_EINVAL, "bad cache path %s", path);
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    if (dir[0] && mkdirs(dir) != 0)
+        return mh_err(h, err, MH_EIO, "cannot create %s: %s", dir,
+                      strerror(errno));
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return mh_err(h, err, MH_EIO, "no random bytes: %s", strerror(errno));
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%02x%02x%02x%02x%02x%02x", dir, r[0],
+             r[1], r[2], r[3], r[4], r[5]);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    if (fd < 0)
+        return mh_err(h, err, MH_EIO, "cannot create %s: %s", tmp,
+                      strerror(errno));
+    const unsigned char *p = data;
+    size_t left = len;
+    int e = 0;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (!e && fsync(fd) != 0)
+        e = errno;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (!e && rename(tmp, path) != 0)
+        e = errno;
+    if (e) {
+        unlink(tmp);
+        return mh_err(h, err, MH_EIO, "cannot write %s: %s", path,
+                      strerror(e));
+    }
+    int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) { /* make the rename itself durable */
+        fsync(dfd);
+        close(dfd);
+    }
+    return MH_OK;
+}
+
+mh_status mh_atw_read(mh_host *h, const char *path, size_t max,
+                      unsigned char **out, size_t *len, mh_error **err)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT
+                   ? MH_ENOTFOUND
+                   : mh_err(h, err, MH_EIO, "cannot read %s: %s", path,
+                            strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > max) {
+        close(fd);
+        return mh_err(h, err, MH_EFORMAT, "%s is not a regular file of at "
+                      "most %zu bytes", path, max);
+    }
+    size_t n = (size_t)st.st_size, got = 0;
+    unsigned char *buf = mh_mem_alloc(h, n ? n : 1);
+    if (!buf) {
+        close(fd);
+        return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", path);
+    }
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
+        mh_mem_free(h, buf, n ? n : 1);
+        return mh_err(h, err, MH_EIO, "%s changed while being read", path);
+    }
+    *out = buf;
+    *len = n;
+    return MH_OK;
+}

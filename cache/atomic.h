@@ -1,0 +1,27 @@
+/*
+ * cache/atomic.h -- files that are either absent, old, or new, whole
+ * (mh_atw_*): written to a temporary name in the same directory, fsynced,
+ * renamed over the target, and the directory fsynced.  A crash or a kill
+ * at any point leaves at worst a temporary file, which nothing trusts.
+ */
+#ifndef MH_CACHE_ATOMIC_H
+#define MH_CACHE_ATOMIC_H
+
+#include <stddef.h>
+
+#include "modhost.h"
+
+struct mh_host;
+
+/* Replace `path` with `len` bytes of data (mode 0600).  Creates missing
+ * parent directories with mode 0700. */
+mh_status mh_atw_write(struct mh_host *h, const char *path, const void *data,
+                       size_t len, mh_error **err);
+
+/* Read a whole file of at most max bytes into host memory (*out, *len;
+ * free with mh_mem_free(h, *out, *len ? *len : 1)).  MH_ENOTFOUND if it
+ * does not exist. */
+mh_status mh_atw_read(struct mh_host *h, const char *path, size_t max,
+                      unsigned char **out, size_t *len, mh_error **err);
+
+#endif /* MH_CACHE_ATOMIC_H */

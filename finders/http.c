@@ -1,0 +1,639 @@
+/*
+ * finders/http.c -- the HTTP finder (mh_htf_*): modules from any static
+ * web server serving a directory that `modhost index` prepared.
+ *
+ * An entry http(s)://host/base/ has BASE/index.json (finders/index.h)
+ * listing every module with its size and SHA-256; module a.b.c is
+ * BASE/a/b/c.so.  Nothing is fetched until the first find.
+ *
+ * The index
+ * ---------
+ * Fetched once, then kept as long as Cache-Control max-age allows and
+ * revalidated with If-None-Match / If-Modified-Since after that.  When
+ * trusted keys are configured (MODHOST_TRUST, mh_config.trust), the index
+ * must come with BASE/index.json.sig, an Ed25519 signature of its exact
+ * bytes by one of them, or the entry is refused.  Plain http:// to a host
+ * that is not loopback is refused unless the index is signed that way or
+ * the application opted in (MH_CONFIG_ALLOW_HTTP): an unsigned index over
+ * plain HTTP is anybody's index.
+ *
+ * Integrity
+ * ---------
+ * A module's bytes must have the size and SHA-256 the (verified) index
+ * gives before anything maps them: they go through the memory loader, so
+ * the checked bytes are the mapped bytes.  A mismatch is an error and the
+ * bytes are neither loaded nor cached.
+ *
+ * Cache and offline use
+ * ---------------------
+ * <cache_dir>/http/<hash of the base URL>/ keeps the last good index, its
+ * signature and its validators; <cache_dir>/blobs/<sha256> keeps module
+ * bytes by content, shared by all entries.  Files are written atomically
+ * (cache/atomic.c) and re-verified on every read, so a damaged or planted
+ * cache file is ignored, never trusted.  When the server is unreachable or
+ * answers 5xx, the last good index and the cached modules are used
+ * (stale-if-error) with a warning; a module never cached fails with an
+ * error naming its URL and the cause.
+ */
+#include "host/internal.h"
+#include "cache/atomic.h"
+#include "finders/finder.h"
+#include "finders/httpget.h"
+#include "finders/index.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
+#define HTF_MAX_SIG 4096
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_ok;
+
+static void curl_init_once(void)
+{
+    curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+}
+
+typedef struct htf_state {
+    mh_host *host;
+    const char *base;          /* interned, ends with '/' */
+    char dir[4096];            /* cache directory of this entry */
+    pthread_mutex_t lock;
+    CURL *curl;
+    bool loopback, plain;      /* 127.0.0.0/8, localhost, ::1; http:// */
+    mh_index idx;              /* current index (may be stale) */
+    bool have_idx;
+    time_t fresh_until;        /* no request before this */
+    char etag[256], last_modified[128];
+    char warned[256];          /* last cause warned about (once each) */
+} htf_state;
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static bool htf_claims(mh_host *h, const char *entry)
+{
+    MH_UNUSED(h);
+    return strncmp(entry, "http://", 7) == 0 ||
+           strncmp(entry, "https://", 8) == 0;
+}
+
+static bool host_is_loopback(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool yes = false;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+        yes = strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+              strncmp(host, "127.", 4) == 0;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return yes;
+}
+
+static mh_status htf_open(mh_host *h, const char *entry, void **state,
+                          mh_error **err)
+{
+    pthread_once(&curl_once, curl_init_once);
+    if (!curl_ok)
+        return mh_err(h, err, MH_EIO, "entry %s: libcurl failed to "
+                      "initialise", entry);
+    char base[4096];
+    size_t n = strlen(entry);
+    if (n + 2 > sizeof base)
+        return mh_err(h, err, MH_EPATH, "entry %s: URL too long", entry);
+    snprintf(base, sizeof base, "%s%s", entry, entry[n - 1] == '/' ? "" : "/");
+    CURLU *u = curl_url();
+    bool valid = u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK;
+    curl_url_cleanup(u);
+    if (!valid || strchr(base, '?') || strchr(base, '#'))
+        return mh_err(h, err, MH_EPATH, "entry %s: not a usable base URL",
+                      entry);
+    htf_state *s = mh_mem_calloc(h, 1, sizeof *s);
+    if (!s)
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", entry);
+    s->host = h;
+    s->base = mh_int_cstr(h, base);
+    s->curl = curl_easy_init();
+    if (!s->base || !s->curl) {
+        curl_easy_cleanup(s->curl);
+        mh_mem_free(h, s, sizeof *s);
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", entry);
+    }
+    unsigned char sha[32];
+    char key[65];
+    EVP_Digest(base, strlen(base), sha, NULL, EVP_sha256(), NULL);
+    hex(sha, 16, key);
+    snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
+    s->loopback = host_is_loopback(base);
+    s->plain = strncmp(base, "http://", 7) == 0;
+    pthread_mutex_init(&s->lock, NULL);
+    *state = s;
+    return MH_OK;
+}
+
+static void htf_invalidate(void *state)
+{
+    htf_state *s = state;
+    pthread_mutex_lock(&s->lock);
+    s->fresh_until = 0; /* revalidate on next use */
+    s->warned[0] = '\0';
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void htf_close(void *state)
+{
+    htf_state *s = state;
+    if (s->have_idx)
+        mh_idx_free(s->host, &s->idx);
+    curl_easy_cleanup(s->curl);
+    pthread_mutex_destroy(&s->lock);
+    mh_mem_free(s->host, s, sizeof *s);
+}
+
+/* A warning, once per distinct cause. */
+static void warn_once(htf_state *s, const char *msg)
+{
+    if (strncmp(s->warned, msg, sizeof s->warned - 1) == 0)
+        return;
+    snprintf(s->warned, sizeof s->warned, "%s", msg);
+    mh_log(s->host, MH_LOG_WARN, "%s", msg);
+}
+
+/* Check a downloaded or cached index (and its signature) and make it
+ * current.  Lock held. */
+static mh_status adopt(htf_state *s, const void *json, size_t len,
+                       const void *sig, size_t sig_len, const char *where,
+                       mh_error **err)
+{
+    mh_host *h = s->host;
+    bool trusted = h->trust.n > 0;
+    if (trusted || (s->plain && !s->loopback &&
+                    !(h->flags & MH_CONFIG_ALLOW_HTTP))) {
+        if (!trusted)
+            return mh_err(h, err, MH_EPATH, "%s: plain http:// to a host "
+                          "that is not loopback needs a signed index and "
+                          "trusted keys (MODHOST_TRUST), or the application's "
+                          "opt-in (MH_CONFIG_ALLOW_HTTP)", where);
+        if (!sig)
+            return mh_err(h, err, MH_EFORMAT, "%s: no signature "
+                          "(index.json.sig), and trusted keys are "
+                          "configured", where);
+        if (!mh_tru_verify(&h->trust, json, len, sig, sig_len))
+            return mh_err(h, err, MH_EFORMAT, "%s: the signature "
+                          "(index.json.sig) is not valid for any trusted key",
+                          where);
+    }
+    mh_index idx;
+    mh_status rc = mh_idx_parse(h, where, json, len, &idx, err);
+    if (rc != MH_OK)
+        return rc;
+    if (s->have_idx)
+        mh_idx_free(h, &s->idx);
+    s->idx = idx;
+    s->have_idx = true;
+    return MH_OK;
+}
+
+/* The last good index from the disk cache (lock held).  Quiet on any
+ * problem: the cache is only a fallback. */
+static void load_cached(htf_state *s)
+{
+    mh_host *h = s->host;
+    char p[4200];
+    unsigned char *json = NULL, *sig = NULL, *meta = NULL;
+    size_t jl = 0, sl = 0, ml = 0;
+    snprintf(p, sizeof p, "%s/index.json", s->dir);
+    if (mh_atw_read(h, p, h->http.max_index_size, &json, &jl, NULL) != MH_OK)
+        return;
+    snprintf(p, sizeof p, "%s/index.json.sig", s->dir);
+    mh_atw_read(h, p, HTF_MAX_SIG, &sig, &sl, NULL);
+    mh_error *e = NULL;
+    if (adopt(s, json, jl, sig, sl, p, &e) == MH_OK) {
+        snprintf(p, sizeof p, "%s/meta.json", s->dir);
+        if (mh_atw_read(h, p, 4096, &meta, &ml, NULL) == MH_OK) {
+            cJSON *m = cJSON_ParseWithLength((const char *)meta, ml);
+            const cJSON *et = cJSON_GetObjectItemCaseSensitive(m, "etag");
+            const cJSON *lm = cJSON_GetObjectItemCaseSensitive(m,
+                                                        "last_modified");
+            if (cJSON_IsString(et))
+                snprintf(s->etag, sizeof s->etag, "%s", et->valuestring);
+            if (cJSON_IsString(lm))
+                snprintf(s->last_modified, sizeof s->last_modified, "%s",
+                         lm->valuestring);
+            cJSON_Delete(m);
+        }
+        MH_TRACE(h, "http: %s: cached index loaded (%zu modules)", s->base,
+                 s->idx.n);
+    }
+    mh_error_free(e);
+    mh_mem_free(h, json, jl ? jl : 1);
+    mh_mem_free(h, sig, sl ? sl : 1);
+    mh_mem_free(h, meta, ml ? ml : 1);
+}
+
+static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
+{
+    mh_host *h = s->host;
+    char p[4200];
+    mh_error *e = NULL;
+    snprintf(p, sizeof p, "%s/index.json", s->dir);
+    mh_status rc = mh_atw_write(h, p, g->body.data, g->body.len, &e);
+    snprintf(p, sizeof p, "%s/index.json.sig", s->dir);
+    if (rc == MH_OK && sig)
+        rc = mh_atw_write(h, p, sig->data, sig->len, &e);
+    else if (rc == MH_OK)
+        remove(p);
+    cJSON *m = cJSON_CreateObject();
+    char *txt = NULL;
+    if (m && cJSON_AddStringToObject(m, "url", s->base) &&
+        cJSON_AddStringToObject(m, "etag", g->etag) &&
+        cJSON_AddStringToObject(m, "last_modified", g->last_modified))
+        txt = cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    snprintf(p, sizeof p, "%s/meta.json", s->dir);
+    if (rc == MH_OK && txt)
+        rc = mh_atw_write(h, p, txt, strlen(txt), &e);
+    cJSON_free(txt);
+    if (rc != MH_OK)
+        mh_log(h, MH_LOG_WARN, "http: cannot cache the index of %s: %s",
+               s->base, mh_error_message(e));
+    mh_error_free(e);
+}
+
+/* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
+ * reason in why (the entry serves nothing now), or MH_ENOMEM. */
+static mh_status ensure_index(htf_state *s, mh_buf *why)
+{
+    mh_host *h = s->host;
+    time_t now = time(NULL);
+    if (s->have_idx && now < s->fresh_until)
+        return MH_OK;
+    if (!s->have_idx)
+        load_cached(s);
+
+    char url[4200];
+    snprintf(url, sizeof url, "%sindex.json", s->base);
+    mh_get g;
+    mh_error *e = NULL;
+    mh_status rc = mh_get_url(h, s->curl, url, h->http.max_index_size,
+                              s->have_idx ? s->etag : NULL,
+                              s->have_idx ? s->last_modified : NULL,
+                              NULL, NULL, &g, &e);
+    if (rc == MH_ENOMEM) {
+        mh_get_free(h, &g);
+        mh_error_free(e);
+        return MH_ENOMEM;
+    }
+    if (rc == MH_OK && g.status == 304 && s->have_idx) {
+        s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
+        MH_TRACE(h, "http: %s not modified", url);
+        mh_get_free(h, &g);
+        return MH_OK;
+    }
+    if (rc == MH_OK && g.status == 200) {
+        /* The signature is fetched whenever it may matter. */
+        mh_get gs = {0};
+        mh_blob *sig = NULL;
+        char sig_url[sizeof url + 8];
+        snprintf(sig_url, sizeof sig_url, "%s.sig", url);
+        if (h->trust.n > 0 || (s->plain && !s->loopback)) {
+            mh_error *se = NULL;
+            if (mh_get_url(h, s->curl, sig_url, HTF_MAX_SIG, NULL, NULL,
+                           NULL, NULL, &gs, &se) == MH_OK &&
+                gs.status == 200)
+                sig = &gs.body;
+            mh_error_free(se);
+        }
+        mh_error *ae = NULL;
+        rc = adopt(s, g.body.data, g.body.len, sig ? sig->data : NULL,
+                   sig ? sig->len : 0, url, &ae);
+        if (rc == MH_OK) {
+            snprintf(s->etag, sizeof s->etag, "%s", g.etag);
+            snprintf(s->last_modified, sizeof s->last_modified, "%s",
+                     g.last_modified);
+            s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
+            s->warned[0] = '\0';
+            save_cached(s, &g, sig);
+            MH_TRACE(h, "http: %s: %zu modules", url, s->idx.n);
+        } else {
+            /* A bad index is refused, not worked around: no stale copy. */
+            if (s->have_idx) {
+                mh_idx_free(h, &s->idx);
+                s->have_idx = false;
+            }
+            warn_once(s, mh_error_message(ae));
+            mh_buf_puts(why, mh_error_message(ae));
+            rc = rc == MH_ENOMEM ? MH_ENOMEM : MH_ENOTFOUND;
+        }
+        mh_error_free(ae);
+        mh_get_free(h, &gs);
+        mh_get_free(h, &g);
+        return rc;
+    }
+
+    /* No usable answer: down (stale-if-error) or a definite refusal. */
+    char cause[sizeof url + 600];
+    if (rc != MH_OK)
+        snprintf(cause, sizeof cause, "%s", mh_error_message(e));
+    else
+        snprintf(cause, sizeof cause, "GET %s: HTTP %ld", url, g.status);
+    bool down = g.unavailable;
+    mh_get_free(h, &g);
+    mh_error_free(e);
+    if (down && s->have_idx) {
+        char msg[sizeof cause + 300];
+        snprintf(msg, sizeof msg, "%s unavailable (%s); using the cached "
+                 "index", s->base, cause);
+        warn_once(s, msg);
+        s->fresh_until = now + HTF_STALE_RETRY_S;
+        return MH_OK;
+    }
+    if (s->have_idx) {
+        mh_idx_free(h, &s->idx);
+        s->have_idx = false;
+    }
+    warn_once(s, cause);
+    mh_buf_puts(why, cause);
+    return MH_ENOTFOUND;
+}
+
+static mh_status htf_find(void *state, const char *name, mh_found *found,
+                          mh_buf *why, mh_error **err)
+{
+    htf_state *s = state;
+    mh_host *h = s->host;
+    char url[4400];
+    pthread_mutex_lock(&s->lock);
+    mh_status rc = ensure_index(s, why);
+    if (rc == MH_ENOMEM)
+        rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);
+    if (rc != MH_OK)
+        goto out;
+    const mh_idx_entry *e = mh_idx_get(&s->idx, name);
+    if (e) {
+        snprintf(url, sizeof url, "%s%s", s->base, e->path);
+        found->kind = e->kind;
+        found->origin = mh_int_cstr(h, url);
+        found->key = e->name;
+        found->file = NULL;
+    } else if (mh_idx_has_children(&s->idx, name)) {
+        char rel[MH_NAME_MAX + 8];
+        mh_name_relpath(name, "/", rel, sizeof rel);
+        snprintf(url, sizeof url, "%s%s", s->base, rel);
+        found->kind = MH_KIND_NAMESPACE;
+        found->origin = mh_int_cstr(h, url);
+        found->key = NULL;
+        found->file = NULL;
+    } else {
+        mh_buf_printf(why, "not in %sindex.json", s->base);
+        rc = MH_ENOTFOUND;
+        goto out;
+    }
+    if (!found->origin)
+        rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static bool bytes_match(const mh_idx_entry *e, const unsigned char *d,
+                        size_t len)
+{
+    unsigned char sha[32];
+    return len == e->size &&
+           EVP_Digest(d, len, sha, NULL, EVP_sha256(), NULL) &&
+           memcmp(sha, e->sha256, sizeof sha) == 0;
+}
+
+typedef struct fetch_cb {
+    mh_fetch_progress_fn fn;
+    void *ud;
+    const char *module;
+    size_t index, count;
+} fetch_cb;
+
+static int on_progress(void *ud, uint64_t now, uint64_t total)
+{
+    fetch_cb *f = ud;
+    return f->fn(f->ud, f->module, f->index, f->count, now, total);
+}
+
+/* The verified bytes of entry e: from the blob cache, or downloaded (and
+ * then cached).  Lock held. */
+static mh_status get_module(htf_state *s, const mh_idx_entry *e,
+                            fetch_cb *cb, mh_blob *out, bool *downloaded,
+                            mh_error **err)
+{
+    mh_host *h = s->host;
+    char hexsha[65], blob[4200], url[4400];
+    hex(e->sha256, 32, hexsha);
+    snprintf(blob, sizeof blob, "%s/blobs/%s", h->cache_dir, hexsha);
+    snprintf(url, sizeof url, "%s%s", s->base, e->path);
+    *downloaded = false;
+
+    unsigned char *d = NULL;
+    size_t len = 0;
+    if (mh_atw_read(h, blob, h->max_module_size, &d, &len, NULL) == MH_OK) {
+        if (bytes_match(e, d, len)) {
+            MH_TRACE(h, "http: %s: from the cache", url);
+            out->data = d;
+            out->len = len;
+            out->size = len ? len : 1;
+            return MH_OK;
+        }
+        mh_log(h, MH_LOG_WARN, "http: cached copy of %s is damaged; "
+               "downloading it again", url);
+        mh_mem_free(h, d, len ? len : 1);
+    }
+
+    mh_get g;
+    mh_error *ge = NULL;
+    mh_status rc = mh_get_url(h, s->curl, url, (size_t)e->size, NULL, NULL,
+                              cb ? on_progress : NULL, cb, &g, &ge);
+    if (rc == MH_OK && g.status != 200) {
+        rc = mh_err(h, err, MH_EIO, "module '%s': GET %s: HTTP %ld%s",
+                    e->name, url, g.status,
+                    g.unavailable ? " (server unavailable, and the module "
+                                    "was never cached)" : "");
+    } else if (rc != MH_OK) {
+        rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
+                    "module '%s': %s%s", e->name, mh_error_message(ge),
+                    g.unavailable ? " (and the module was never cached)" : "");
+    } else if (!bytes_match(e, g.body.data, g.body.len)) {
+        rc = mh_err(h, err, MH_EFORMAT, "module '%s': %s does not match the "
+                    "size and SHA-256 in the index (%zu bytes received, %llu "
+                    "expected); not loaded, not cached", e->name, url,
+                    g.body.len, (unsigned long long)e->size);
+    } else {
+        mh_error *we = NULL;
+        if (mh_atw_write(h, blob, g.body.data, g.body.len, &we) != MH_OK)
+            mh_log(h, MH_LOG_WARN, "http: cannot cache %s: %s", url,
+                   mh_error_message(we));
+        mh_error_free(we);
+        *out = g.body;
+        g.body.data = NULL;
+        g.body.len = g.body.size = 0;
+        *downloaded = true;
+        MH_TRACE(h, "http: %s: downloaded, %zu bytes verified", url,
+                 out->len);
+    }
+    mh_error_free(ge);
+    mh_get_free(h, &g);
+    return rc;
+}
+
+static mh_status htf_read(void *state, const mh_found *found, mh_blob *out,
+                          mh_error **err)
+{
+    htf_state *s = state;
+    out->data = NULL;
+    out->len = out->size = 0;
+    pthread_mutex_lock(&s->lock);
+    const mh_idx_entry *e = s->have_idx ? mh_idx_get(&s->idx, found->key)
+                                        : NULL;
+    bool dl;
+    mh_status rc = e ? get_module(s, e, NULL, out, &dl, err)
+                     : mh_err(s->host, err, MH_ENOTFOUND, "module '%s' left "
+                              "%sindex.json between find and load",
+                              found->key, s->base);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static mh_status htf_list(void *state, mh_finder_list_fn fn, void *ud,
+                          mh_error **err)
+{
+    htf_state *s = state;
+    mh_host *h = s->host;
+    mh_buf why;
+    char url[4400];
+    mh_buf_init(&why, h, 0);
+    pthread_mutex_lock(&s->lock);
+    mh_status rc = ensure_index(s, &why);
+    if (rc != MH_OK)
+        rc = mh_err(h, err, rc, "%s", mh_buf_str(&why));
+    for (size_t i = 0; rc == MH_OK && i < s->idx.n; i++) {
+        const mh_idx_entry *e = &s->idx.v[i];
+        snprintf(url, sizeof url, "%s%s", s->base, e->path);
+        mh_found f = {.kind = e->kind, .key = e->name};
+        f.origin = mh_int_cstr(h, url);
+        if (!f.origin)
+            rc = mh_err(h, err, MH_ENOMEM, "out of memory listing %s",
+                        s->base);
+        else if (fn(ud, e->name, &f) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    mh_buf_free(&why);
+    return rc;
+}
+
+const mh_finder_class mh_htf_class = {
+    .name = "http",
+    .claims = htf_claims,
+    .open = htf_open,
+    .find = htf_find,
+    .list = htf_list,
+    .read = htf_read,
+    .invalidate = htf_invalidate,
+    .close = htf_close,
+};
+
+/* ---- mh_fetch ----------------------------------------------------------- */
+
+/* Fetch the named modules (all when n == 0) of one HTTP entry. */
+static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
+                             bool *done, fetch_cb *cb, size_t *fetched,
+                             mh_error **err)
+{
+    mh_buf why;
+    mh_buf_init(&why, s->host, 0);
+    pthread_mutex_lock(&s->lock);
+    mh_status rc = ensure_index(s, &why);
+    if (rc != MH_OK) {
+        rc = mh_err(s->host, err, rc, "%s", mh_buf_str(&why));
+        goto out;
+    }
+    size_t count = n ? n : s->idx.n;
+    for (size_t i = 0; i < count && rc == MH_OK; i++) {
+        const mh_idx_entry *e;
+        if (n) {
+            if (done[i] || !(e = mh_idx_get(&s->idx, names[i])))
+                continue;
+            done[i] = true;
+        } else {
+            e = &s->idx.v[i];
+        }
+        mh_blob b;
+        bool dl;
+        cb->module = e->name;
+        cb->index = i;
+        cb->count = count;
+        rc = get_module(s, e, cb->fn ? cb : NULL, &b, &dl, err);
+        if (rc == MH_OK) {
+            (*fetched)++;
+            mh_blob_free(s->host, &b);
+        }
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+    mh_buf_free(&why);
+    return rc;
+}
+
+mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
+                   mh_fetch_progress_fn progress, void *ud, size_t *fetched,
+                   mh_error **err)
+{
+    size_t got = 0;
+    if (fetched)
+        *fetched = 0;
+    if (!host || (n && !names))
+        return mh_err(host, err, MH_EINVAL, "mh_fetch: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        mh_status rc = mh_name_check(names[i], err);
+        if (rc != MH_OK)
+            return rc;
+    }
+    bool *done = n ? mh_mem_calloc(host, n, sizeof *done) : NULL;
+    if (n && !done)
+        return mh_err(host, err, MH_ENOMEM, "out of memory");
+    fetch_cb cb = {progress, ud, NULL, 0, 0};
+    mh_status rc = MH_OK;
+    size_t entries = 0;
+    pthread_rwlock_rdlock(&host->path.lock);
+    for (size_t i = 0; i < host->path.n && rc == MH_OK; i++) {
+        const mh_finder_class *cls;
+        void *state;
+        if (mh_path_finder(host, host->path.v[i], &cls, &state, NULL) !=
+                MH_OK || cls != &mh_htf_class)
+            continue;
+        entries++;
+        rc = fetch_entry(state, names, n, done, &cb, &got, err);
+    }
+    pthread_rwlock_unlock(&host->path.lock);
+    for (size_t i = 0; rc == MH_OK && i < n; i++)
+        if (!done[i])
+            rc = mh_err(host, err, MH_ENOTFOUND, "module '%s' is in no HTTP "
+                        "search path entry's index (%zu HTTP entr%s)",
+                        names[i], entries, entries == 1 ? "y" : "ies");
+    mh_mem_free(host, done, n * sizeof *done);
+    if (fetched)
+        *fetched = got;
+    return rc;
+}

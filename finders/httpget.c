@@ -1,0 +1,231 @@
+/*
+ * finders/httpget.c -- one bounded HTTP(S) GET with libcurl (mh_get_*).
+ *
+ * What a plugin host must never let a server do to it, and how:
+ *   - send more than expected: bytes are counted as they arrive (after
+ *     content decoding, so a gzip bomb stops at the limit too), and the
+ *     transfer is aborted past the maximum; Content-Length over it fails
+ *     before the body (CURLOPT_MAXFILESIZE_LARGE);
+ *   - keep us waiting: connect and total timeouts, and a low-speed limit
+ *     for servers that drip;
+ *   - send us elsewhere: redirects are followed by hand, only to the same
+ *     origin (scheme, host, port), at most max_redirects times, so
+ *     credentials and trust never cross to another host;
+ *   - downgrade: only http and https, TLS verification as libcurl's
+ *     default (on).  Proxies come from the standard environment variables,
+ *     which libcurl reads itself.
+ * The handle is the caller's and is reused across calls: curl_easy_reset
+ * keeps its live connections, so a finder talks to its server over one
+ * keep-alive connection.
+ */
+#include "host/internal.h"
+#include "finders/httpget.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+typedef struct sink {
+    mh_host *host;
+    mh_get *g;
+    size_t max;
+    bool too_big;
+    bool oom;
+} sink;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    sink *s = ud;
+    mh_get *g = s->g;
+    size_t len = size * n;
+    if (len > s->max - g->body.len || g->body.len > s->max) {
+        s->too_big = true;
+        return 0; /* aborts: CURLE_WRITE_ERROR */
+    }
+    if (g->body.len + len > g->body.size) {
+        size_t cap = g->body.size ? g->body.size : 16384;
+        while (cap < g->body.len + len)
+            cap = cap > s->max / 2 ? s->max : cap * 2;
+        unsigned char *nb = mh_mem_realloc(s->host, g->body.data,
+                                           g->body.size, cap);
+        if (!nb) {
+            s->oom = true;
+            return 0;
+        }
+        g->body.data = nb;
+        g->body.size = cap;
+    }
+    memcpy(g->body.data + g->body.len, p, len);
+    g->body.len += len;
+    return len;
+}
+
+static void header_value(char *out, size_t size, const char *v, size_t n)
+{
+    while (n > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        n--;
+    }
+    while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
+        n--;
+    snprintf(out, size, "%.*s", (int)n, v);
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+    mh_get *g = ud;
+    size_t len = size * n;
+    if (len >= 5 && strncasecmp(p, "HTTP/", 5) == 0) { /* a new response */
+        g->etag[0] = g->last_modified[0] = '\0';
+        g->max_age = -1;
+    } else if (len > 5 && strncasecmp(p, "ETag:", 5) == 0) {
+        header_value(g->etag, sizeof g->etag, p + 5, len - 5);
+    } else if (len > 14 && strncasecmp(p, "Last-Modified:", 14) == 0) {
+        header_value(g->last_modified, sizeof g->last_modified, p + 14,
+                     len - 14);
+    } else if (len > 14 && strncasecmp(p, "Cache-Control:", 14) == 0) {
+        char v[256];
+        header_value(v, sizeof v, p + 14, len - 14);
+        char *m = strstr(v, "max-age=");
+        if (m)
+            g->max_age = strtol(m + 8, NULL, 10);
+        if (strstr(v, "no-cache") || strstr(v, "no-store"))
+            g->max_age = 0;
+    }
+    return len;
+}
+
+typedef struct progress {
+    mh_get_progress_fn fn;
+    void *ud;
+} progress;
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+    MH_UNUSED(ultotal);
+    MH_UNUSED(ulnow);
+    progress *pr = ud;
+    return pr->fn ? pr->fn(pr->ud, (uint64_t)dlnow, (uint64_t)dltotal) : 0;
+}
+
+/* scheme://host:port of url, lower-cased scheme and host. */
+static bool origin_of(const char *url, char *out, size_t size)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) ==
+                  CURLUE_OK;
+    if (ok) {
+        snprintf(out, size, "%s://%s:%s", scheme, host, port);
+        for (char *c = out; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+bool mh_get_same_origin(const char *a, const char *b)
+{
+    char oa[512], ob[512];
+    return origin_of(a, oa, sizeof oa) && origin_of(b, ob, sizeof ob) &&
+           strcmp(oa, ob) == 0;
+}
+
+void mh_get_free(mh_host *h, mh_get *g)
+{
+    mh_blob_free(h, &g->body);
+}
+
+mh_status mh_get_url(mh_host *h, CURL *c, const char *url, size_t max,
+                     const char *etag, const char *last_modified,
+                     mh_get_progress_fn fn, void *ud, mh_get *g,
+                     mh_error **err)
+{
+    const mh_http_limits *lim = &h->http;
+    char cur[4096], errbuf[CURL_ERROR_SIZE];
+    memset(g, 0, sizeof *g);
+    g->max_age = -1;
+    g->unavailable = true;
+    snprintf(cur, sizeof cur, "%s", url);
+
+    for (int hops = 0;; hops++) {
+        struct curl_slist *hdrs = NULL;
+        char line[600];
+        if (etag && etag[0]) {
+            snprintf(line, sizeof line, "If-None-Match: %s", etag);
+            hdrs = curl_slist_append(hdrs, line);
+        }
+        if (last_modified && last_modified[0]) {
+            snprintf(line, sizeof line, "If-Modified-Since: %s",
+                     last_modified);
+            hdrs = curl_slist_append(hdrs, line);
+        }
+        sink s = {h, g, max, false, false};
+        progress pr = {fn, ud};
+        mh_blob_free(h, &g->body);
+        errbuf[0] = '\0';
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_URL, cur);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, lim->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, lim->low_speed_bytes);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, lim->low_speed_seconds);
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
+        curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "modhost/" MH_VERSION_STRING);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, g);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, fn ? 0L : 1L);
+        CURLcode rc = curl_easy_perform(c);
+        curl_slist_free_all(hdrs);
+
+        if (s.oom)
+            return mh_err(h, err, MH_ENOMEM, "out of memory downloading %s",
+                          cur);
+        if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+            g->unavailable = false;
+            return mh_err(h, err, MH_EFORMAT, "GET %s: the response is "
+                          "larger than the limit of %zu bytes", cur, max);
+        }
+        if (rc != CURLE_OK)
+            return mh_err(h, err, MH_EIO, "GET %s: %s", cur,
+                          errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &g->status);
+        if (g->status >= 300 && g->status < 400 && g->status != 304) {
+            char *to = NULL;
+            curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &to);
+            g->unavailable = false;
+            if (!to)
+                return mh_err(h, err, MH_EIO, "GET %s: HTTP %ld without a "
+                              "Location", cur, g->status);
+            if (!mh_get_same_origin(url, to))
+                return mh_err(h, err, MH_EIO, "GET %s: redirect to another "
+                              "origin (%s) refused", cur, to);
+            if (hops + 1 > lim->max_redirects)
+                return mh_err(h, err, MH_EIO, "GET %s: more than %d "
+                              "redirects (a loop?)", url, lim->max_redirects);
+            snprintf(cur, sizeof cur, "%s", to);
+            continue;
+        }
+        g->unavailable = g->status >= 500;
+        return MH_OK;
+    }
+}

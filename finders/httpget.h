@@ -1,0 +1,40 @@
+/*
+ * finders/httpget.h -- one bounded HTTP(S) GET (mh_get_*); the rules it
+ * enforces are in finders/httpget.c.
+ */
+#ifndef MH_FINDERS_HTTPGET_H
+#define MH_FINDERS_HTTPGET_H
+
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "finders/finder.h"
+
+struct mh_host;
+
+typedef struct mh_get {
+    long status;              /* final HTTP status (after redirects) */
+    mh_blob body;             /* host memory */
+    char etag[256];
+    char last_modified[128];
+    long max_age;             /* Cache-Control max-age; -1 if none */
+    bool unavailable;         /* transport failure or 5xx: the server is
+                                 down, so cached copies may stand in */
+} mh_get;
+
+typedef int (*mh_get_progress_fn)(void *ud, uint64_t now, uint64_t total);
+
+/* GET url into g (at most max body bytes, decoded), with the host's
+ * limits.  etag/last_modified, if non-empty, make it conditional (304).
+ * MH_OK with g->status set for any HTTP answer; an error (naming the URL
+ * and the cause) for transport failures, limits and refused redirects. */
+mh_status mh_get_url(struct mh_host *h, CURL *c, const char *url, size_t max,
+                     const char *etag, const char *last_modified,
+                     mh_get_progress_fn fn, void *ud, mh_get *g,
+                     mh_error **err);
+void mh_get_free(struct mh_host *h, mh_get *g);
+
+bool mh_get_same_origin(const char *a, const char *b);
+
+#endif /* MH_FINDERS_HTTPGET_H */

@@ -1,0 +1,172 @@
+/*
+ * finders/index.c -- reading index.json (see finders/index.h).
+ */
+#include "host/internal.h"
+#include "finders/finder.h"
+#include "finders/index.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IDX_MAX_MODULES 1000000
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const mh_idx_entry *)a)->name,
+                  ((const mh_idx_entry *)b)->name);
+}
+
+/* One module object; NULL or a static reason. */
+static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
+                               mh_idx_entry *e, bool *oom)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(m, "kind");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "path");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(m, "size");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
+    if (!cJSON_IsObject(m))
+        return "a module is not an object";
+    if (!cJSON_IsString(name) || !cJSON_IsString(kind) ||
+        !cJSON_IsString(path) || !cJSON_IsNumber(size) ||
+        !cJSON_IsString(sha))
+        return "a module lacks name, kind, path, size or sha256 of the "
+               "right type";
+    if (mh_name_check(name->valuestring, NULL) != MH_OK)
+        return "a module name is invalid";
+    const char *suffix;
+    if (strcmp(kind->valuestring, "native") == 0) {
+        e->kind = MH_KIND_NATIVE;
+        suffix = MH_NATIVE_SUFFIX;
+    } else {
+        return "a module has an unknown kind";
+    }
+    char want[MH_NAME_MAX + 8];
+    if (!mh_name_relpath(name->valuestring, suffix, want, sizeof want) ||
+        strcmp(want, path->valuestring) != 0)
+        return "a module path is not its name's path (a/b.so for a.b): it "
+               "could point outside the base URL";
+    double d = size->valuedouble;
+    if (!(d >= 0) || d > (double)max_size || d != (double)(uint64_t)d)
+        return "a module size is negative, fractional or over the host's "
+               "max_module_size";
+    if (strlen(sha->valuestring) != 64)
+        return "a sha256 is not 64 hex digits";
+    for (int i = 0; i < 32; i++) {
+        int hi = hexval(sha->valuestring[2 * i]);
+        int lo = hexval(sha->valuestring[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return "a sha256 is not 64 hex digits";
+        e->sha256[i] = (unsigned char)(hi << 4 | lo);
+    }
+    e->size = (uint64_t)d;
+    e->name = mh_int_cstr(h, name->valuestring);
+    e->path = mh_int_cstr(h, path->valuestring);
+    if (!e->name || !e->path) {
+        *oom = true;
+        return "out of memory";
+    }
+    return NULL;
+}
+
+mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
+                       size_t len, mh_index *out, mh_error **err)
+{
+    out->v = NULL;
+    out->n = 0;
+    /* cJSON limits nesting (CJSON_NESTING_LIMIT), so a deeply nested
+     * document is a parse error, not a stack overflow. */
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root)
+        return mh_err(h, err, MH_EFORMAT, "%s: not valid JSON (or nested too "
+                      "deeply)", where);
+    const char *why = NULL;
+    bool oom = false;
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *mods = cJSON_GetObjectItemCaseSensitive(root, "modules");
+    if (!cJSON_IsObject(root))
+        why = "the document is not a JSON object";
+    else if (!cJSON_IsNumber(fmt) || fmt->valuedouble != 1)
+        why = "\"format\" is not 1 (an index from another modhost version?)";
+    else if (!cJSON_IsArray(mods))
+        why = "\"modules\" is not an array";
+    int n = why ? 0 : cJSON_GetArraySize(mods);
+    if (!why && n > IDX_MAX_MODULES)
+        why = "too many modules";
+    if (!why && n > 0) {
+        out->v = mh_mem_calloc(h, (size_t)n, sizeof *out->v);
+        if (!out->v) {
+            oom = true;
+            why = "out of memory";
+        }
+    }
+    const cJSON *m;
+    size_t i = 0;
+    if (!why)
+        cJSON_ArrayForEach(m, mods) {
+            why = parse_entry(h, m, h->max_module_size, &out->v[i], &oom);
+            if (why)
+                break;
+            i++;
+        }
+    cJSON_Delete(root);
+    if (!why) {
+        out->n = i;
+        if (i)
+            qsort(out->v, i, sizeof *out->v, entry_cmp);
+        for (size_t k = 1; k < i && !why; k++)
+            if (out->v[k].name == out->v[k - 1].name)
+                why = "a module is listed twice";
+    }
+    if (why) {
+        mh_mem_free(h, out->v, (size_t)n * sizeof *out->v);
+        out->v = NULL;
+        out->n = 0;
+        return mh_err(h, err, oom ? MH_ENOMEM : MH_EFORMAT,
+                      "%s: malformed index: %s", where, why);
+    }
+    return MH_OK; /* out->n == i == n: mh_idx_free frees what was taken */
+}
+
+void mh_idx_free(mh_host *h, mh_index *idx)
+{
+    mh_mem_free(h, idx->v, idx->n * sizeof *idx->v);
+    idx->v = NULL;
+    idx->n = 0;
+}
+
+const mh_idx_entry *mh_idx_get(const mh_index *idx, const char *name)
+{
+    mh_idx_entry key = {.name = name};
+    if (!idx->n)
+        return NULL;
+    return bsearch(&key, idx->v, idx->n, sizeof *idx->v, entry_cmp);
+}
+
+int mh_idx_has_children(const mh_index *idx, const char *name)
+{
+    char prefix[MH_NAME_MAX + 2];
+    size_t len = strlen(name);
+    if (len + 1 >= sizeof prefix)
+        return 0;
+    memcpy(prefix, name, len);
+    prefix[len] = '.';
+    prefix[len + 1] = '\0';
+    size_t lo = 0, hi = idx->n;
+    while (lo < hi) { /* the first name >= "name." */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(idx->v[mid].name, prefix) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < idx->n && strncmp(idx->v[lo].name, prefix, len + 1) == 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * finders/index.h -- the HTTP module index, index.json (mh_idx_*).
+ *
+ * Format 1 (docs/http.md):
+ *   {"format": 1, "modules": [{"name": "a.b", "kind": "native",
+ *     "path": "a/b.so", "size": 1234, "sha256": "<64 hex>"}, ...]}
+ * Parsed with cJSON and checked as untrusted input: every field typed,
+ * every name valid and unique, every path exactly the name's path (so no
+ * path can leave the base URL), sizes within the host's limit.
+ */
+#ifndef MH_FINDERS_INDEX_H
+#define MH_FINDERS_INDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modhost.h"
+
+struct mh_host;
+
+typedef struct mh_idx_entry {
+    const char *name;        /* interned */
+    const char *path;        /* interned, relative: "a/b.so" */
+    mh_module_kind kind;
+    uint64_t size;
+    unsigned char sha256[32];
+} mh_idx_entry;
+
+typedef struct mh_index {
+    mh_idx_entry *v;         /* sorted by name (strcmp) */
+    size_t n;
+} mh_index;
+
+/* Parse and check.  MH_OK, MH_ENOMEM, or MH_EFORMAT saying what is wrong
+ * (`where` names the file or URL in the message). */
+mh_status mh_idx_parse(struct mh_host *h, const char *where, const void *json,
+                       size_t len, mh_index *out, mh_error **err);
+void mh_idx_free(struct mh_host *h, mh_index *idx);
+
+/* The entry of that name, or NULL. */
+const mh_idx_entry *mh_idx_get(const mh_index *idx, const char *name);
+/* Does any module lie under name. ("pkg" -> "pkg.mod")? */
+int mh_idx_has_children(const mh_index *idx, const char *name);
+
+#endif /* MH_FINDERS_INDEX_H */

@@ -1,0 +1,100 @@
+/*
+ * host/trust.c -- which signatures the host believes.
+ *
+ * Keys are Ed25519 (OpenSSL libcrypto): small, fast, deterministic, and
+ * with no parameters to get wrong.  A signature is the raw 64 bytes over
+ * the exact bytes of the signed file.
+ */
+#include "host/internal.h"
+#include "host/trust.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+
+static mh_status load_one(mh_host *h, mh_trust *t, const char *file,
+                          mh_error **err)
+{
+    FILE *f = fopen(file, "re");
+    if (!f)
+        return mh_err(h, err, MH_EPATH, "trusted key %s: cannot open it",
+                      file);
+    EVP_PKEY *k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(k);
+        ERR_clear_error();
+        return mh_err(h, err, MH_EFORMAT, "trusted key %s: not a PEM "
+                      "Ed25519 public key (make one with 'modhost keygen')",
+                      file);
+    }
+    void **v = mh_mem_realloc(h, t->keys, t->n * sizeof *v,
+                              (t->n + 1) * sizeof *v);
+    if (!v) {
+        EVP_PKEY_free(k);
+        return mh_err(h, err, MH_ENOMEM, "out of memory loading %s", file);
+    }
+    t->keys = v;
+    t->keys[t->n++] = k;
+    return MH_OK;
+}
+
+mh_status mh_tru_load(mh_host *h, const char *spec, mh_trust *t,
+                      mh_error **err)
+{
+    t->keys = NULL;
+    t->n = 0;
+    if (!spec)
+        return MH_OK;
+    for (const char *p = spec; *p;) {
+        const char *e = strchr(p, ';');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n > 0) {
+            char file[4096];
+            if (n >= sizeof file) {
+                mh_tru_free(h, t);
+                return mh_err(h, err, MH_EPATH, "trusted key path too long");
+            }
+            memcpy(file, p, n);
+            file[n] = '\0';
+            mh_status rc = load_one(h, t, file, err);
+            if (rc != MH_OK) {
+                mh_tru_free(h, t);
+                return rc;
+            }
+        }
+        p += n;
+        if (*p == ';')
+            p++;
+    }
+    return MH_OK;
+}
+
+void mh_tru_free(mh_host *h, mh_trust *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        EVP_PKEY_free(t->keys[i]);
+    mh_mem_free(h, t->keys, t->n * sizeof *t->keys);
+    t->keys = NULL;
+    t->n = 0;
+}
+
+bool mh_tru_verify(const mh_trust *t, const void *data, size_t len,
+                   const void *sig, size_t sig_len)
+{
+    if (sig_len != 64)
+        return false;
+    for (size_t i = 0; i < t->n; i++) {
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        bool ok = ctx &&
+                  EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, t->keys[i]) == 1 &&
+                  EVP_DigestVerify(ctx, sig, sig_len, data, len) == 1;
+        EVP_MD_CTX_free(ctx);
+        ERR_clear_error();
+        if (ok)
+            return true;
+    }
+    return false;
+}
