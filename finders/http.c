@@ -425,12 +425,14 @@ typedef struct fetch_cb {
     void *ud;
     const char *module;
     size_t index, count;
+    uint64_t expected;        /* the index's size, until the server says */
 } fetch_cb;
 
 static int on_progress(void *ud, uint64_t now, uint64_t total)
 {
     fetch_cb *f = ud;
-    return f->fn(f->ud, f->module, f->index, f->count, now, total);
+    return f->fn(f->ud, f->module, f->index, f->count, now,
+                 total ? total : f->expected);
 }
 
 /* The verified bytes of entry e: from the blob cache, or downloaded (and
@@ -446,6 +448,10 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     snprintf(url, sizeof url, "%s%s", s->base, e->path);
     *downloaded = false;
 
+    if (e->size > h->max_module_size)
+        return mh_err(h, err, MH_EFORMAT, "module '%s': %s is %llu bytes, "
+                      "over the host's max_module_size (%zu)", e->name, url,
+                      (unsigned long long)e->size, h->max_module_size);
     unsigned char *d = NULL;
     size_t len = 0;
     if (mh_atw_read(h, blob, h->max_module_size, &d, &len, NULL) == MH_OK) {
@@ -565,8 +571,9 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
     mh_buf_init(&why, s->host, 0);
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_index(s, &why);
-    if (rc != MH_OK) {
-        rc = mh_err(s->host, err, rc, "%s", mh_buf_str(&why));
+    if (rc != MH_OK) { /* the index is unusable: that is the error */
+        rc = mh_err(s->host, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
+                    "%s", mh_buf_str(&why));
         goto out;
     }
     size_t count = n ? n : s->idx.n;
@@ -584,6 +591,7 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
         cb->module = e->name;
         cb->index = i;
         cb->count = count;
+        cb->expected = e->size;
         rc = get_module(s, e, cb->fn ? cb : NULL, &b, &dl, err);
         if (rc == MH_OK) {
             (*fetched)++;
@@ -613,7 +621,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     bool *done = n ? mh_mem_calloc(host, n, sizeof *done) : NULL;
     if (n && !done)
         return mh_err(host, err, MH_ENOMEM, "out of memory");
-    fetch_cb cb = {progress, ud, NULL, 0, 0};
+    fetch_cb cb = {progress, ud, NULL, 0, 0, 0};
     mh_status rc = MH_OK;
     size_t entries = 0;
     pthread_rwlock_rdlock(&host->path.lock);

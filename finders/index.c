@@ -47,17 +47,22 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
         e->kind = MH_KIND_NATIVE;
         suffix = MH_NATIVE_SUFFIX;
     } else {
-        return "a module has an unknown kind";
+        /* A kind this host has no loader for (a newer index, or "lua"
+         * before the Lua loader): not an error, just not importable. */
+        e->name = NULL;
+        return NULL;
     }
     char want[MH_NAME_MAX + 8];
     if (!mh_name_relpath(name->valuestring, suffix, want, sizeof want) ||
         strcmp(want, path->valuestring) != 0)
         return "a module path is not its name's path (a/b.so for a.b): it "
                "could point outside the base URL";
+    /* A size over max_module_size is refused when that module is
+     * loaded, not here: one big module must not hide the others. */
+    MH_UNUSED(max_size);
     double d = size->valuedouble;
-    if (!(d >= 0) || d > (double)max_size || d != (double)(uint64_t)d)
-        return "a module size is negative, fractional or over the host's "
-               "max_module_size";
+    if (!(d >= 0) || d > 9007199254740992.0 || d != (double)(uint64_t)d)
+        return "a module size is negative, fractional or too large";
     if (strlen(sha->valuestring) != 64)
         return "a sha256 is not 64 hex digits";
     for (int i = 0; i < 32; i++) {
@@ -112,12 +117,15 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
     size_t i = 0;
     if (!why)
         cJSON_ArrayForEach(m, mods) {
+            out->v[i].name = NULL;
             why = parse_entry(h, m, h->max_module_size, &out->v[i], &oom);
             if (why)
                 break;
-            i++;
+            if (out->v[i].name) /* else a kind without a loader: skipped */
+                i++;
         }
     cJSON_Delete(root);
+    size_t taken = (size_t)n;
     if (!why) {
         out->n = i;
         if (i)
@@ -127,13 +135,27 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
                 why = "a module is listed twice";
     }
     if (why) {
-        mh_mem_free(h, out->v, (size_t)n * sizeof *out->v);
+        mh_mem_free(h, out->v, taken * sizeof *out->v);
         out->v = NULL;
         out->n = 0;
         return mh_err(h, err, oom ? MH_ENOMEM : MH_EFORMAT,
                       "%s: malformed index: %s", where, why);
     }
-    return MH_OK; /* out->n == i == n: mh_idx_free frees what was taken */
+    if (i < taken) { /* give back the slots of skipped entries */
+        mh_idx_entry *v = i ? mh_mem_realloc(h, out->v,
+                                             taken * sizeof *v, i * sizeof *v)
+                            : NULL;
+        if (i && !v) {
+            mh_mem_free(h, out->v, taken * sizeof *out->v);
+            out->v = NULL;
+            out->n = 0;
+            return mh_err(h, err, MH_ENOMEM, "%s: out of memory", where);
+        }
+        if (!i)
+            mh_mem_free(h, out->v, taken * sizeof *out->v);
+        out->v = v;
+    }
+    return MH_OK; /* out->n entries allocated: mh_idx_free frees them */
 }
 
 void mh_idx_free(mh_host *h, mh_index *idx)

@@ -57,6 +57,12 @@ int cli_cmd_path(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
+int cli_cmd_index(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                  char **argv);
+int cli_cmd_keygen(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                   char **argv);
+int cli_cmd_fetch(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                  char **argv);
 int cli_cmd_help(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 

@@ -1,0 +1,624 @@
+/*
+ * finders/index_write.c -- mh_index_dir: describing a module directory for
+ * the HTTP finder, as DIR/index.json (format 1), optionally signed.
+ *
+ * The index is what a client trusts: it names every module, where its
+ * file is relative to the index, and the size and SHA-256 the downloaded
+ * bytes must have before they are loaded.  Format 1:
+ *
+ *   {"format": 1, "generator": "modhost 0.1.0",
+ *    "modules": [{"name": "codecs.rot13", "kind": "native",
+ *                 "path": "codecs/rot13.so", "size": 35008,
+ *                 "sha256": "<64 lowercase hex digits>"}, ...]}
+ *
+ * Modules are found as the filesystem finder finds them: a regular file
+ * a/b/c.so whose components are identifiers is the native module a.b.c,
+ * a/b/c.lua the Lua module a.b.c; hidden and other names are not modules
+ * (index.json itself among them); links to directories are followed, but
+ * never back into a directory already on the walk.  A name present as both
+ * .so and .lua is listed once, as native, the kind import picks.  Modules
+ * are sorted by name (byte order), so the same tree always gives the same
+ * bytes.
+ *
+ * With a signing key, index.json.sig holds the raw 64-byte Ed25519
+ * signature of index.json's exact bytes.  Everything that can fail (the
+ * walk, hashing, the key, signing) happens before anything is written;
+ * then each file is written to a temporary name in DIR, fsynced and
+ * renamed into place, so a server never serves a partial file, and a
+ * failure leaves no temporary file and index.json as it was.  An unsigned
+ * index removes a stale index.json.sig, which could not match it.
+ *
+ * Not tied to a host: it uses the C allocator (and cJSON's, which is the
+ * C allocator too).
+ */
+#include "host/internal.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define IXW_MAX_DEPTH 64
+#define IXW_INDEX "index.json"
+#define IXW_SIG "index.json.sig"
+#define IXW_SIG_LEN 64          /* Ed25519 */
+#define IXW_CHUNK (64u * 1024u)
+#define IXW_MAX_MODULES 1000000 /* the most a reader accepts */
+
+typedef struct ixw_mod {
+    char *name;              /* dotted */
+    const char *kind;        /* "native" or "lua" (static) */
+    char *path;              /* relative, '/'-separated */
+    uint64_t size;
+    char sha256[65];         /* lowercase hex */
+} ixw_mod;
+
+typedef struct ixw {
+    char dir[PATH_MAX];      /* without trailing slashes */
+    ixw_mod *mods;
+    size_t n, cap;
+    dev_t up_dev[IXW_MAX_DEPTH + 1]; /* directories on the current walk */
+    ino_t up_ino[IXW_MAX_DEPTH + 1];
+    int depth;
+    mh_error **err;
+} ixw;
+
+/* The module suffixes, in the order a name present under both is kept. */
+static const struct {
+    const char *suffix;
+    const char *kind;
+} ixw_kinds[] = {
+    {".so", "native"},
+    {".lua", "lua"},
+};
+
+static bool ident(const char *s, size_t n)
+{
+    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') ||
+                    (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* The kind index of a module file name, or -1 if it names no module. */
+static int module_kind(const char *nm, size_t len)
+{
+    for (size_t k = 0; k < MH_ARRAY_LEN(ixw_kinds); k++) {
+        size_t s = strlen(ixw_kinds[k].suffix);
+        if (len > s && strcmp(nm + len - s, ixw_kinds[k].suffix) == 0 &&
+            ident(nm, len - s))
+            return (int)k;
+    }
+    return -1;
+}
+
+/* The first queued OpenSSL error as text (the queue is then emptied). */
+static const char *ossl_why(char *buf, size_t size)
+{
+    unsigned long e = ERR_get_error();
+    if (e)
+        ERR_error_string_n(e, buf, size);
+    else
+        snprintf(buf, size, "unknown OpenSSL error");
+    ERR_clear_error();
+    return buf;
+}
+
+static void mods_free(ixw *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->mods[i].name);
+        free(w->mods[i].path);
+    }
+    free(w->mods);
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+/* Size and SHA-256 of the file, read in chunks (never whole in memory). */
+static mh_status hash_file(ixw *w, const char *file, ixw_mod *m)
+{
+    /* O_NONBLOCK: a FIFO that stat saw as a file in a race must not hang. */
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return mh_err(NULL, w->err, MH_EIO, "cannot open %s: %s", file,
+                      strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return mh_err(NULL, w->err, MH_EIO, "cannot index %s: not a regular "
+                      "file", file);
+    }
+    unsigned char *buf = malloc(IXW_CHUNK);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    mh_status rc = MH_OK;
+    char why[256];
+    if (!buf || !md) {
+        rc = mh_err(NULL, w->err, MH_ENOMEM, "out of memory hashing %s",
+                    file);
+        goto out;
+    }
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        rc = mh_err(NULL, w->err, MH_EIO, "cannot hash %s: %s", file,
+                    ossl_why(why, sizeof why));
+        goto out;
+    }
+    uint64_t total = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, IXW_CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = mh_err(NULL, w->err, MH_EIO, "cannot read %s: %s", file,
+                        strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        if (EVP_DigestUpdate(md, buf, (size_t)r) != 1) {
+            rc = mh_err(NULL, w->err, MH_EIO, "cannot hash %s: %s", file,
+                        ossl_why(why, sizeof why));
+            goto out;
+        }
+        total += (uint64_t)r;
+    }
+    /* A file being rewritten would give a size and hash of neither
+     * version: clients would then refuse it, so refuse it here. */
+    if (total != (uint64_t)st.st_size) {
+        rc = mh_err(NULL, w->err, MH_EIO, "%s changed size while being read",
+                    file);
+        goto out;
+    }
+    unsigned char dig[EVP_MAX_MD_SIZE];
+    unsigned dlen = 0;
+    if (EVP_DigestFinal_ex(md, dig, &dlen) != 1 || dlen != 32) {
+        rc = mh_err(NULL, w->err, MH_EIO, "cannot hash %s: %s", file,
+                    ossl_why(why, sizeof why));
+        goto out;
+    }
+    for (unsigned i = 0; i < dlen; i++)
+        snprintf(m->sha256 + 2 * i, 3, "%02x", dig[i]);
+    m->size = total;
+out:
+    EVP_MD_CTX_free(md);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Add the module file `rel` (relative to the directory, `len` bytes, with
+ * the suffix of ixw_kinds[kind]). */
+static mh_status add_module(ixw *w, const char *full, const char *rel,
+                            size_t len, int kind)
+{
+    size_t nlen = len - strlen(ixw_kinds[kind].suffix);
+    if (nlen > MH_NAME_MAX)
+        return MH_OK; /* no import could ask for it */
+    if (w->n == IXW_MAX_MODULES)
+        return mh_err(NULL, w->err, MH_EINVAL, "%s/%s: more than %d modules",
+                      w->dir, IXW_INDEX, IXW_MAX_MODULES);
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16, bytes;
+        if (mh_mul_overflows(cap, sizeof *w->mods, &bytes))
+            return mh_err(NULL, w->err, MH_ENOMEM, "too many modules");
+        ixw_mod *v = realloc(w->mods, bytes);
+        if (!v)
+            return mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
+        w->mods = v;
+        w->cap = cap;
+    }
+    ixw_mod *m = &w->mods[w->n];
+    memset(m, 0, sizeof *m);
+    m->kind = ixw_kinds[kind].kind;
+    m->path = strdup(rel);
+    m->name = strndup(rel, nlen);
+    if (!m->path || !m->name) {
+        free(m->path);
+        free(m->name);
+        return mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
+    }
+    for (char *p = m->name; *p; p++)
+        if (*p == '/')
+            *p = '.';
+    mh_status rc = hash_file(w, full, m);
+    if (rc != MH_OK) {
+        free(m->path);
+        free(m->name);
+        return rc;
+    }
+    w->n++;
+    return MH_OK;
+}
+
+/* Every module under dir/rel (rel is rlen bytes in a PATH_MAX buffer). */
+static mh_status walk(ixw *w, char *rel, size_t rlen)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s%s%s", w->dir,
+                 rlen || !w->dir[0] ? "/" : "", rel) >= (int)sizeof path)
+        return mh_err(NULL, w->err, MH_EINVAL, "path too long under %s",
+                      w->dir);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+                      path, strerror(errno));
+    for (int i = 0; i < w->depth; i++)
+        if (w->up_dev[i] == st.st_dev && w->up_ino[i] == st.st_ino)
+            return MH_OK; /* a link back up: already being indexed */
+    if (w->depth > IXW_MAX_DEPTH)
+        return mh_err(NULL, w->err, MH_EINVAL, "%s is nested more than %d "
+                      "directories deep", path, IXW_MAX_DEPTH);
+    DIR *d = opendir(path);
+    if (!d)
+        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+                      path, strerror(errno));
+    w->up_dev[w->depth] = st.st_dev;
+    w->up_ino[w->depth] = st.st_ino;
+    w->depth++;
+    mh_status rc = MH_OK;
+    struct dirent *de;
+    while (rc == MH_OK && (errno = 0, de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        size_t n = strlen(nm);
+        int kind = module_kind(nm, n);
+        if (kind < 0 && !ident(nm, n))
+            continue; /* hidden, index.json, or no module name */
+        if (strlen(w->dir) + rlen + n + 2 >= PATH_MAX) {
+            rc = mh_err(NULL, w->err, MH_EINVAL, "path too long under %s",
+                        path);
+            break;
+        }
+        size_t nr = rlen;
+        if (rlen)
+            rel[nr++] = '/';
+        memcpy(rel + nr, nm, n + 1);
+        char full[PATH_MAX];
+        snprintf(full, sizeof full, "%s/%s", w->dir, rel);
+        if (stat(full, &st) != 0) {
+            /* a dangling link: not a module */
+        } else if (S_ISDIR(st.st_mode) && kind < 0) {
+            rc = walk(w, rel, nr + n);
+        } else if (S_ISREG(st.st_mode) && kind >= 0) {
+            rc = add_module(w, full, rel, nr + n, kind);
+        }
+        rel[rlen] = '\0';
+    }
+    if (rc == MH_OK && errno != 0)
+        rc = mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+                    path, strerror(errno));
+    closedir(d);
+    w->depth--;
+    return rc;
+}
+
+static int kind_rank(const char *kind)
+{
+    for (size_t k = 0; k < MH_ARRAY_LEN(ixw_kinds); k++)
+        if (strcmp(kind, ixw_kinds[k].kind) == 0)
+            return (int)k;
+    return (int)MH_ARRAY_LEN(ixw_kinds);
+}
+
+static int mod_cmp(const void *a, const void *b)
+{
+    const ixw_mod *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : kind_rank(x->kind) - kind_rank(y->kind);
+}
+
+/* Sort by name and keep the first kind of each name. */
+static void sort_unique(ixw *w)
+{
+    if (w->n < 2)
+        return;
+    qsort(w->mods, w->n, sizeof *w->mods, mod_cmp);
+    size_t out = 1;
+    for (size_t i = 1; i < w->n; i++) {
+        if (strcmp(w->mods[i].name, w->mods[out - 1].name) == 0) {
+            free(w->mods[i].name);
+            free(w->mods[i].path);
+            continue;
+        }
+        w->mods[out++] = w->mods[i];
+    }
+    w->n = out;
+}
+
+/* ---- serialisation ------------------------------------------------------ */
+
+/* index.json's bytes (malloc'd, *len without the NUL), or NULL when out
+ * of memory. */
+static char *render(const ixw *w, size_t *len)
+{
+    cJSON *root = cJSON_CreateObject(), *mods = NULL;
+    char *text = NULL, *out = NULL;
+    if (!root || !cJSON_AddNumberToObject(root, "format", 1) ||
+        !cJSON_AddStringToObject(root, "generator",
+                                 "modhost " MH_VERSION_STRING) ||
+        !(mods = cJSON_AddArrayToObject(root, "modules")))
+        goto out;
+    for (size_t i = 0; i < w->n; i++) {
+        const ixw_mod *m = &w->mods[i];
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            goto out;
+        cJSON_AddItemToArray(mods, o);
+        /* Sizes are JSON numbers, exact in a double up to 2^53 bytes. */
+        if (!cJSON_AddStringToObject(o, "name", m->name) ||
+            !cJSON_AddStringToObject(o, "kind", m->kind) ||
+            !cJSON_AddStringToObject(o, "path", m->path) ||
+            !cJSON_AddNumberToObject(o, "size", (double)m->size) ||
+            !cJSON_AddStringToObject(o, "sha256", m->sha256))
+            goto out;
+    }
+    text = cJSON_Print(root);
+    if (!text)
+        goto out;
+    /* A text file ends with a newline; it is part of the signed bytes. */
+    size_t n = strlen(text);
+    out = malloc(n + 2);
+    if (out) {
+        memcpy(out, text, n);
+        out[n] = '\n';
+        out[n + 1] = '\0';
+        *len = n + 1;
+    }
+out:
+    cJSON_free(text);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* ---- signing ------------------------------------------------------------ */
+
+/* Never prompt on the terminal for a pass phrase: an encrypted key is an
+ * error, reported as such. */
+static int no_passphrase(char *buf, int size, int rwflag, void *ud)
+{
+    MH_UNUSED(buf);
+    MH_UNUSED(size);
+    MH_UNUSED(rwflag);
+    *(bool *)ud = true;
+    return -1;
+}
+
+static mh_status sign(const char *key_file, const char *data, size_t len,
+                      unsigned char sig[IXW_SIG_LEN], mh_error **err)
+{
+    char why[256];
+    bool asked = false;
+    ERR_clear_error();
+    errno = 0;
+    BIO *bio = BIO_new_file(key_file, "r");
+    if (!bio)
+        return mh_err(NULL, err, MH_EIO, "cannot open signing key %s: %s",
+                      key_file, errno ? strerror(errno)
+                                      : ossl_why(why, sizeof why));
+    EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase,
+                                             &asked);
+    BIO_free(bio);
+    if (!pkey) {
+        ossl_why(why, sizeof why);
+        if (asked)
+            return mh_err(NULL, err, MH_EINVAL, "signing key %s is "
+                          "encrypted; an unencrypted PEM private key (as "
+                          "'modhost keygen' writes) is needed", key_file);
+        return mh_err(NULL, err, MH_EFORMAT, "cannot read signing key %s: "
+                      "%s (a PEM Ed25519 private key, as 'modhost keygen' "
+                      "writes, is needed)", key_file, why);
+    }
+    if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
+        const char *type = EVP_PKEY_get0_type_name(pkey);
+        mh_status rc = mh_err(NULL, err, MH_EINVAL, "signing key %s is "
+                              "not an Ed25519 key (it is %s); make one with "
+                              "'modhost keygen'", key_file,
+                              type ? type : "another type");
+        EVP_PKEY_free(pkey);
+        return rc;
+    }
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    size_t sig_len = IXW_SIG_LEN;
+    mh_status rc = MH_OK;
+    /* Ed25519 signs the message itself: no digest (NULL md), one shot. */
+    if (!md || EVP_DigestSignInit(md, NULL, NULL, NULL, pkey) != 1 ||
+        EVP_DigestSign(md, sig, &sig_len, (const unsigned char *)data,
+                       len) != 1 || sig_len != IXW_SIG_LEN)
+        rc = mh_err(NULL, err, MH_EIO, "cannot sign with %s: %s", key_file,
+                    ossl_why(why, sizeof why));
+    EVP_MD_CTX_free(md);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
+
+/* ---- atomic writes ------------------------------------------------------ */
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t r = write(fd, p, len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Write data to a new temporary file DIR/.NAME.tmp-XXXXXX, fsynced and
+ * readable by a web server (0644); its name goes to tmp.  On failure
+ * nothing is left behind. */
+static mh_status write_temp(const char *dir, const char *name,
+                            const void *data, size_t len, char tmp[PATH_MAX],
+                            mh_error **err)
+{
+    if (snprintf(tmp, PATH_MAX, "%s/.%s.tmp-XXXXXX", dir, name) >= PATH_MAX)
+        return mh_err(NULL, err, MH_EINVAL, "path too long: %s/%s", dir,
+                      name);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return mh_err(NULL, err, MH_EIO, "cannot create a temporary file in "
+                      "%s: %s", dir, strerror(errno));
+    if (fchmod(fd, 0644) != 0 || write_all(fd, data, len) != 0 ||
+        fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", tmp,
+                      strerror(e));
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", tmp,
+                      strerror(e));
+    }
+    return MH_OK;
+}
+
+static mh_status put_in_place(const char *dir, const char *tmp,
+                              const char *name, mh_error **err)
+{
+    char dst[PATH_MAX];
+    /* Always fits: tmp is the same name, longer. */
+    if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst ||
+        rename(tmp, dst) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return mh_err(NULL, err, MH_EIO, "cannot rename %s to %s: %s", tmp,
+                      dst, strerror(e));
+    }
+    return MH_OK;
+}
+
+/* Make the renames durable: best effort, the files are whole either way. */
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* Write index.json (and index.json.sig when sig is not NULL, else remove
+ * a stale one).  Both temporary files are complete before either rename,
+ * so the index and its signature change together as nearly as two
+ * renames allow. */
+static mh_status publish(const char *dir, const char *data, size_t len,
+                         const unsigned char *sig, mh_error **err)
+{
+    char tmp_index[PATH_MAX], tmp_sig[PATH_MAX];
+    mh_status rc = write_temp(dir, IXW_INDEX, data, len, tmp_index, err);
+    if (rc != MH_OK)
+        return rc;
+    if (sig) {
+        rc = write_temp(dir, IXW_SIG, sig, IXW_SIG_LEN, tmp_sig, err);
+        if (rc != MH_OK) {
+            unlink(tmp_index);
+            return rc;
+        }
+    }
+    rc = put_in_place(dir, tmp_index, IXW_INDEX, err);
+    if (rc != MH_OK) {
+        if (sig)
+            unlink(tmp_sig);
+        return rc;
+    }
+    if (sig) {
+        rc = put_in_place(dir, tmp_sig, IXW_SIG, err);
+    } else {
+        char stale[PATH_MAX];
+        if (snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
+                (int)sizeof stale && /* fits: tmp_index was longer */
+            unlink(stale) != 0 && errno != ENOENT)
+            rc = mh_err(NULL, err, MH_EIO, "cannot remove the stale "
+                        "signature %s: %s", stale, strerror(errno));
+    }
+    sync_dir(dir);
+    return rc;
+}
+
+/* ---- the API ------------------------------------------------------------ */
+
+mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
+                       mh_error **err)
+{
+    if (count)
+        *count = 0;
+    if (!dir || !dir[0])
+        return mh_err(NULL, err, MH_EINVAL, "mh_index_dir: no directory");
+    if (sign_key && !sign_key[0])
+        return mh_err(NULL, err, MH_EINVAL, "mh_index_dir: empty key file "
+                      "name");
+
+    ixw *w = calloc(1, sizeof *w);
+    if (!w)
+        return mh_err(NULL, err, MH_ENOMEM, "out of memory");
+    w->err = err;
+    size_t dlen = strlen(dir);
+    while (dlen > 1 && dir[dlen - 1] == '/')
+        dlen--;
+    mh_status rc;
+    if (dlen + sizeof "/." IXW_SIG ".tmp-XXXXXX" > PATH_MAX) {
+        rc = mh_err(NULL, err, MH_EINVAL, "path too long: %s", dir);
+        goto out;
+    }
+    memcpy(w->dir, dir, dlen);
+    w->dir[dlen] = '\0';
+    if (strcmp(w->dir, "/") == 0)
+        w->dir[0] = '\0'; /* paths below are built as dir + "/" + rel */
+
+    struct stat st;
+    const char *shown = w->dir[0] ? w->dir : "/";
+    if (stat(shown, &st) != 0) {
+        rc = mh_err(NULL, err, MH_EIO, "cannot index %s: %s", shown,
+                    strerror(errno));
+        goto out;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        rc = mh_err(NULL, err, MH_EINVAL, "cannot index %s: not a directory",
+                    shown);
+        goto out;
+    }
+
+    char rel[PATH_MAX] = "";
+    rc = walk(w, rel, 0);
+    if (rc != MH_OK)
+        goto out;
+    sort_unique(w);
+
+    size_t len = 0;
+    char *data = render(w, &len);
+    if (!data) {
+        rc = mh_err(NULL, err, MH_ENOMEM, "out of memory writing %s/%s",
+                    shown, IXW_INDEX);
+        goto out;
+    }
+    unsigned char sig[IXW_SIG_LEN];
+    rc = sign_key ? sign(sign_key, data, len, sig, err) : MH_OK;
+    if (rc == MH_OK)
+        rc = publish(w->dir, data, len, sign_key ? sig : NULL, err);
+    free(data);
+    if (rc == MH_OK && count)
+        *count = w->n;
+out:
+    mods_free(w);
+    free(w);
+    return rc;
+}

@@ -1,0 +1,37 @@
+/*
+ * cmd_keygen.c -- `modhost keygen BASE`: make an Ed25519 key pair,
+ * BASE.key (private, for `modhost index --sign`) and BASE.pub (public, for
+ * MODHOST_TRUST), with mh_keygen.
+ */
+#include "cli.h"
+
+int cli_cmd_keygen(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                   char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int code, c;
+
+    (void)ctx;
+    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
+        if (c == 0)
+            return code;
+    if (optind >= argc)
+        return cli_usage_error(cmd, "missing BASE file name");
+    if (argc - optind > 1)
+        return cli_usage_error(cmd, "too many arguments");
+    if (!argv[optind][0])
+        return cli_usage_error(cmd, "empty BASE file name");
+
+    const char *base = argv[optind];
+    mh_error *err = NULL;
+
+    if (mh_keygen(base, &err) != MH_OK) {
+        cli_fail(err);
+        return CLI_EXIT_FAILURE;
+    }
+    printf("private key: %s.key\npublic key: %s.pub\n", base, base);
+    return cli_finish_output(CLI_EXIT_OK);
+}

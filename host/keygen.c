@@ -1,0 +1,142 @@
+/*
+ * host/keygen.c -- mh_keygen: an Ed25519 key pair for signing module
+ * indexes (mh_index_dir) and for MODHOST_TRUST.
+ *
+ * BASE.key is the private key, PEM PKCS#8 and unencrypted, so it must be
+ * private to its owner: it is created with O_EXCL and mode 0600 (set
+ * exactly, whatever the umask), never through an existing file or link.
+ * BASE.pub is the public key, PEM SubjectPublicKeyInfo, the form
+ * `openssl pkey -pubout` writes and MODHOST_TRUST reads.  Existing files
+ * are never overwritten, and a failure removes what this call created.
+ *
+ * Not tied to a host: it uses the C allocator.
+ */
+#include "host/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The first queued OpenSSL error as text (the queue is then emptied). */
+static const char *ossl_why(char *buf, size_t size)
+{
+    unsigned long e = ERR_get_error();
+    if (e)
+        ERR_error_string_n(e, buf, size);
+    else
+        snprintf(buf, size, "unknown OpenSSL error");
+    ERR_clear_error();
+    return buf;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t r = write(fd, p, len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Create `file` (which must not exist) holding the PEM text in mem.
+ * *created is set once the file exists, so the caller can remove it. */
+static mh_status write_new(const char *file, mode_t mode, BIO *mem,
+                           bool *created, mh_error **err)
+{
+    char *data = NULL;
+    long len = BIO_get_mem_data(mem, &data);
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+                  | O_NOCTTY, mode);
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return mh_err(NULL, err, MH_EINVAL, "%s already exists; "
+                          "refusing to overwrite it", file);
+        return mh_err(NULL, err, MH_EIO, "cannot create %s: %s", file,
+                      strerror(errno));
+    }
+    *created = true;
+    /* The private key's mode must not depend on the umask being sane. */
+    if ((mode == 0600 && fchmod(fd, mode) != 0) || len < 0 ||
+        write_all(fd, data, (size_t)len) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", file,
+                      strerror(e));
+    }
+    if (close(fd) != 0)
+        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", file,
+                      strerror(errno));
+    return MH_OK;
+}
+
+mh_status mh_keygen(const char *base, mh_error **err)
+{
+    if (!base || !base[0])
+        return mh_err(NULL, err, MH_EINVAL, "mh_keygen: no file name");
+    char key[PATH_MAX], pub[PATH_MAX];
+    if (snprintf(key, sizeof key, "%s.key", base) >= (int)sizeof key ||
+        snprintf(pub, sizeof pub, "%s.pub", base) >= (int)sizeof pub)
+        return mh_err(NULL, err, MH_EINVAL, "path too long: %s", base);
+    /* Check both before making either: a refusal must leave nothing. */
+    struct stat st;
+    if (lstat(key, &st) == 0)
+        return mh_err(NULL, err, MH_EINVAL, "%s already exists; refusing to "
+                      "overwrite it", key);
+    if (lstat(pub, &st) == 0)
+        return mh_err(NULL, err, MH_EINVAL, "%s already exists; refusing to "
+                      "overwrite it", pub);
+
+    char why[256];
+    ERR_clear_error();
+    EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    if (!pkey)
+        return mh_err(NULL, err, MH_EIO, "cannot make an Ed25519 key: %s",
+                      ossl_why(why, sizeof why));
+    /* Secure-heap memory BIOs are not needed: the text is cleansed before
+     * it is freed. */
+    BIO *priv = BIO_new(BIO_s_mem()), *pubm = BIO_new(BIO_s_mem());
+    bool key_made = false, pub_made = false;
+    mh_status rc = MH_OK;
+    if (!priv || !pubm) {
+        rc = mh_err(NULL, err, MH_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (PEM_write_bio_PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL) != 1
+        || PEM_write_bio_PUBKEY(pubm, pkey) != 1) {
+        rc = mh_err(NULL, err, MH_EIO, "cannot encode the key: %s",
+                    ossl_why(why, sizeof why));
+        goto out;
+    }
+    rc = write_new(key, 0600, priv, &key_made, err);
+    if (rc == MH_OK)
+        rc = write_new(pub, 0644, pubm, &pub_made, err);
+out:
+    if (rc != MH_OK) {
+        if (key_made)
+            unlink(key);
+        if (pub_made)
+            unlink(pub);
+    }
+    if (priv) {
+        char *data = NULL;
+        long len = BIO_get_mem_data(priv, &data);
+        if (data && len > 0)
+            OPENSSL_cleanse(data, (size_t)len);
+    }
+    BIO_free(priv);
+    BIO_free(pubm);
+    EVP_PKEY_free(pkey);
+    return rc;
+}
