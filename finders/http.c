@@ -230,6 +230,13 @@ static void load_cached(htf_state *s)
             const cJSON *et = cJSON_GetObjectItemCaseSensitive(m, "etag");
             const cJSON *lm = cJSON_GetObjectItemCaseSensitive(m,
                                                         "last_modified");
+            const cJSON *fu = cJSON_GetObjectItemCaseSensitive(m,
+                                                        "fresh_until");
+            /* max-age holds across processes: a fresh cached index needs
+             * no request at all. */
+            if (cJSON_IsNumber(fu) && fu->valuedouble > 0 &&
+                fu->valuedouble < 4e12)
+                s->fresh_until = (time_t)fu->valuedouble;
             if (cJSON_IsString(et))
                 snprintf(s->etag, sizeof s->etag, "%s", et->valuestring);
             if (cJSON_IsString(lm))
@@ -248,6 +255,7 @@ static void load_cached(htf_state *s)
 
 static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
 {
+    /* Called after fresh_until is set for this answer. */
     mh_host *h = s->host;
     char p[4200];
     mh_error *e = NULL;
@@ -262,7 +270,8 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     char *txt = NULL;
     if (m && cJSON_AddStringToObject(m, "url", s->base) &&
         cJSON_AddStringToObject(m, "etag", g->etag) &&
-        cJSON_AddStringToObject(m, "last_modified", g->last_modified))
+        cJSON_AddStringToObject(m, "last_modified", g->last_modified) &&
+        cJSON_AddNumberToObject(m, "fresh_until", (double)s->fresh_until))
         txt = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);
     snprintf(p, sizeof p, "%s/meta.json", s->dir);
@@ -281,10 +290,10 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
 {
     mh_host *h = s->host;
     time_t now = time(NULL);
+    if (!s->have_idx)
+        load_cached(s); /* may be fresh enough to need no request */
     if (s->have_idx && now < s->fresh_until)
         return MH_OK;
-    if (!s->have_idx)
-        load_cached(s);
 
     char url[4200];
     snprintf(url, sizeof url, "%sindex.json", s->base);

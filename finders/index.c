@@ -89,10 +89,18 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
     out->n = 0;
     /* cJSON limits nesting (CJSON_NESTING_LIMIT), so a deeply nested
      * document is a parse error, not a stack overflow. */
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!root)
         return mh_err(h, err, MH_EFORMAT, "%s: not valid JSON (or nested too "
                       "deeply)", where);
+    /* One JSON value and nothing after it but white space. */
+    for (const char *p = end; p && p < (const char *)json + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(root);
+            return mh_err(h, err, MH_EFORMAT, "%s: malformed index: data "
+                          "after the JSON document", where);
+        }
     const char *why = NULL;
     bool oom = false;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");

@@ -206,4 +206,106 @@ size_t memfd_fd_count(const char *needle);
 /* Lines of /proc/self/maps that contain both a and b. */
 size_t maps_count(const char *a, const char *b);
 
+/* ------------------------------------------------- loopback HTTP server */
+/* (tests/support/http.c) */
+
+/*
+ * tests/http/server.py (its header lists the fault modes, chosen by the
+ * first path segment: /ok/, /404/, /hang/, /trunc-mod/, ...) serving root
+ * on 127.0.0.1 and a port of its own.  Stopped by http_stop(), and killed
+ * in any case when the case's process ends, however it ends; start it
+ * from the case's main thread.
+ */
+#include <sys/types.h>
+
+typedef struct http_server {
+    pid_t pid;              /* 0 once stopped */
+    int port;
+    const char *root;       /* the directory served */
+    const char *log;        /* "METHOD PATH STATUS HOST FLAGS" a line */
+    const char *mode_file;  /* what /switch/ does (http_set_mode) */
+} http_server;
+
+/* Start a server; opts are more of server.py's options, space-separated,
+ * or NULL ("--max-age 0").  Fails the case if it does not come up. */
+http_server *http_start(const char *root, const char *opts);
+/* Kill it and reap it: its port refuses connections afterwards.  Stopping
+ * twice is harmless. */
+void http_stop(http_server *s);
+/* "http://127.0.0.1:PORT/" + the formatted path ("ok/counter.so"). */
+const char *http_url(const http_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Number of logged requests whose line contains needle, e.g.
+ * http_requests(s, "GET /ok/index.json 304"). */
+size_t http_requests(const http_server *s, const char *needle);
+/* The whole request log, for failure output. */
+const char *http_log_text(const http_server *s);
+/* Make /switch/ behave as mode ("ok", "500", "hang", ...) from the next
+ * request on. */
+void http_set_mode(const http_server *s, const char *mode);
+
+/* Number of files (not directories) under root whose name contains needle
+ * ("" for all); 0 when root does not exist.  *names, if not NULL, gets
+ * their paths, one an indented line, for failure output. */
+size_t tree_count(const char *root, const char *needle, const char **names);
+
+/* ------------------------------------------------ HTTP sites and hosts */
+/* (tests/support/http.c) */
+
+/* Clear the proxy variables and MODHOST_TRUST for the case, so nothing
+ * configured around the test run diverts loopback traffic. */
+void http_no_proxy_env(void);
+/* mh_index_dir(dir, key) that fails the case on error. */
+void http_index_dir(const char *dir, const char *key);
+/* mh_keygen of tmp_dir()/keys/NAME; returns that base (BASE.key,
+ * BASE.pub). */
+const char *http_keygen(const char *name);
+/* The directory tests serve, tmp_dir()/www: counter.so (fixture counter,
+ * value() 42), answer7.so (value() 7) and pkg/mod.so (counter again, so
+ * "pkg" is a namespace), indexed, signed with key (a .key file) unless it
+ * is NULL.  Calls http_no_proxy_env(). */
+const char *http_site(const char *key);
+/* mh_http_limits with size set and every limit at its default. */
+mh_http_limits http_limits(void);
+/* An isolated config (no default path) with entry as its path, the cache
+ * at tmp_path("cache") and the log captured by lc. */
+mh_config http_cfg(const char *entry, log_capture *lc);
+/* host_new_cfg(http_cfg(entry, lc)). */
+mh_host *http_host(const char *entry, log_capture *lc);
+/* mh_import that must fail, leaving nothing registered; returns the
+ * status, the message is in ERR. */
+mh_status import_fails(mh_host *host, const char *name);
+/* Number of files in tmp_path("cache/blobs"). */
+size_t http_blob_count(void);
+/* Fail the case if the cache holds a temporary or partial file. */
+void http_assert_cache_clean(void);
+/* CLOCK_MONOTONIC in milliseconds. */
+long long clock_ms(void);
+
+/* Assertions (for files that include test.h). */
+#define ASSERT_CONTAINS_CI(haystack, needle)                              \
+    do {                                                                  \
+        const char *h_ = (haystack), *n_ = (needle);                      \
+        if (h_ == NULL || strcasestr(h_, n_) == NULL)                     \
+            FAIL("%s does not contain \"%s\" (any case): \"%s\"",         \
+                 #haystack, n_, h_ ? h_ : "(null)");                      \
+    } while (0)
+
+/* Some message of the level (any level when < 0) mentions needle. */
+#define ASSERT_LOG(lc, level, needle)                                     \
+    do {                                                                  \
+        if (log_capture_count((lc), (level), (needle)) == 0)              \
+            FAIL("no log message at level %d mentions \"%s\"; log:%s",    \
+                 (int)(level), (needle), log_capture_dump(lc));           \
+    } while (0)
+
+/* Exactly want logged requests of srv contain needle. */
+#define ASSERT_REQUESTS(srv, needle, want)                                \
+    do {                                                                  \
+        size_t got_ = http_requests((srv), (needle));                     \
+        if (got_ != (size_t)(want))                                       \
+            FAIL("%zu requests \"%s\", expected %zu; server log:\n%s",    \
+                 got_, (needle), (size_t)(want), http_log_text(srv));     \
+    } while (0)
+
 #endif /* MODHOST_TEST_SUPPORT_H */

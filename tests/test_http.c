@@ -1,0 +1,989 @@
+/*
+ * test_http.c -- the HTTP finder against a real server on 127.0.0.1:
+ * tests/http/server.py, started by each case on a port of its own and
+ * stopped at its end (tests/support/http.c).  What an http:// entry
+ * serves and how names and origins read; the index and its revalidation
+ * (ETag, Last-Modified, Cache-Control max-age); the content-addressed
+ * cache and offline use (connection refused, 5xx); signed indexes and the
+ * trust rules; mh_fetch; the proxy variables and TLS verification.  The
+ * faults -- slow, broken, oversized and redirected answers, bad bytes and
+ * broken indexes -- are in test_http_faults.c.
+ *
+ * Nothing here talks to any address but 127.0.0.1 (and "localhost"):
+ * http_site() clears the proxy variables first, so a proxy configured
+ * around the test run is never asked.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- helpers */
+
+static const char *entry_finder(mh_host *host, size_t i)
+{
+    const char *text = NULL, *finder = NULL;
+    mh_path_source src;
+
+    if (mh_host_path_entry(host, i, &text, &src, &finder) != MH_OK)
+        FAIL("mh_host_path_entry(%zu) failed", i);
+    return finder;
+}
+
+static const char *sha256_of(const char *path)
+{
+    int st;
+    const char *out = sh_run(str_fmt("sha256sum %s", sh_quote(path)), &st);
+    if (st != 0 || strlen(out) < 64)
+        FAIL("sha256sum %s failed", path);
+    return str_fmt("%.64s", out);
+}
+
+/* ----------------------------------------------------------- importing */
+
+TEST(import_over_http)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_STR(entry_finder(host, 0), "http");
+    mod = import_ok(host, "counter");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_finder(mod), "http");
+    ASSERT_EQ_STR(mh_module_origin(mod), http_url(srv, "ok/counter.so"));
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_STR(mh_module_version(mod), "1.0");
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
+    /* a second import is the same module: no request */
+    ASSERT_EQ_PTR(import_ok(host, "counter"), mod);
+    ASSERT_REQUESTS(srv, "/ok/counter.so", 1);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_ERROR, ""), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(entry_without_trailing_slash)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok"), &lc);
+    ASSERT_EQ_STR(entry_finder(host, 0), "http");
+    mod = import_ok(host, "answer7");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    ASSERT_EQ_STR(mh_module_origin(mod), http_url(srv, "ok/answer7.so"));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(dotted_name_is_nested_path)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    mod = import_ok(host, "pkg.mod");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), http_url(srv, "ok/pkg/mod.so"));
+    ASSERT_REQUESTS(srv, "GET /ok/pkg/mod.so 200", 1);
+    /* a name that is not in the index: no request for it at all */
+    ASSERT_STATUS(mh_import(host, "pkg.nothere", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_REQUESTS(srv, "nothere", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(namespace_package_over_http)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_spec_info info = {.size = sizeof info};
+    log_capture lc;
+    mh_host *host;
+    mh_module *ns;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_find(host, "pkg", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    ns = import_ok(host, "pkg");
+    ASSERT_EQ_INT(mh_module_kind_of(ns), MH_KIND_NAMESPACE);
+    ASSERT_NULL(mh_module_symbol(ns, "value"));
+    ASSERT_EQ_INT(call_int(import_ok(host, "pkg.mod"), "value"), 42);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+static int collect(void *ud, const mh_spec_info *info)
+{
+    const char **out = ud;
+    *out = str_fmt("%s%s %s %s %s\n", *out, info->name,
+                   mh_module_kind_name(info->kind), info->finder,
+                   info->origin);
+    return 0;
+}
+
+TEST(list_shows_http_modules)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *out = "";
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_list(host, collect, &out, ERR), MH_OK);
+    ASSERT_CONTAINS(out, str_fmt("answer7 native http %s\n",
+                                 http_url(srv, "ok/answer7.so")));
+    ASSERT_CONTAINS(out, str_fmt("counter native http %s\n",
+                                 http_url(srv, "ok/counter.so")));
+    ASSERT_CONTAINS(out, str_fmt("pkg.mod native http %s\n",
+                                 http_url(srv, "ok/pkg/mod.so")));
+    /* listing reads the index only */
+    ASSERT_REQUESTS(srv, ".so ", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(find_does_not_download)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_spec_info info = {.size = sizeof info};
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_find(host, "counter", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.finder, "http");
+    ASSERT_EQ_STR(info.origin, http_url(srv, "ok/counter.so"));
+    ASSERT_EQ_INT(info.kind, MH_KIND_NATIVE);
+    ASSERT_EQ_INT(info.entry_index, 0);
+    ASSERT_REQUESTS(srv, "/ok/counter.so", 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(localhost_is_loopback_too)
+{
+    /* loopback needs neither a signature nor MH_CONFIG_ALLOW_HTTP */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(str_fmt("http://localhost:%d/ok/", srv->port), &lc);
+    mod = import_ok(host, "counter");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod),
+                  str_fmt("http://localhost:%d/ok/counter.so", srv->port));
+    ASSERT_REQUESTS(srv, str_fmt("GET /ok/counter.so 200 localhost:%d",
+                                 srv->port), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* Four threads import four different names through one entry at once. */
+struct import_job {
+    mh_host *host;
+    const char *name;
+    mh_status st;
+    char msg[512];
+};
+
+static void *import_thread(void *arg)
+{
+    struct import_job *job = arg;
+    mh_error *err = NULL;
+    mh_module *mod;
+
+    job->st = mh_import(job->host, job->name, &mod, &err);
+    snprintf(job->msg, sizeof job->msg, "%s", mh_error_message(err));
+    mh_error_free(err);
+    return NULL;
+}
+
+TEST(threads_import_at_once)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    static const char *const names[] = {"counter", "answer7", "pkg.mod",
+                                        "counter"};
+    struct import_job jobs[4];
+    pthread_t tids[4];
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    for (int i = 0; i < 4; i++) {
+        jobs[i].host = host;
+        jobs[i].name = names[i];
+        if (pthread_create(&tids[i], NULL, import_thread, &jobs[i]) != 0)
+            FAIL("pthread_create failed");
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(tids[i], NULL);
+    for (int i = 0; i < 4; i++)
+        if (jobs[i].st != MH_OK)
+            FAIL("import %s: %s: %s", jobs[i].name,
+                 mh_status_name(jobs[i].st), jobs[i].msg);
+    for (int i = 0; i < 4; i++)
+        ASSERT_NOT_NULL(mh_host_module(host, names[i]));
+    ASSERT_EQ_INT(call_int(mh_host_module(host, "answer7"), "value"), 7);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------- index and revalidation */
+
+TEST(one_index_request_per_host)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 3600");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(host, "counter");
+    import_ok(host, "answer7");
+    import_ok(host, "pkg.mod");
+    ASSERT_REQUESTS(srv, "/ok/index.json ", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/answer7.so 200", 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(stale_index_revalidated_with_304)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 1);
+
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    /* a conditional request, answered 304, and the module from the cache */
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304 ", 1);
+    ASSERT_REQUESTS(srv, "cond", 1);
+    ASSERT_REQUESTS(srv, "/ok/counter.so", 1);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(revalidated_by_last_modified_alone)
+{
+    /* a server without ETags: If-Modified-Since does the job */
+    http_server *srv = http_start(http_site(NULL), "--max-age 0 --no-etag");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h2, "counter");
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304 ", 1);
+    ASSERT_REQUESTS(srv, "/ok/counter.so", 1);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(invalidate_caches_revalidates_index)
+{
+    /* fresh for an hour, but mh_invalidate_caches means "look again" */
+    http_server *srv = http_start(http_site(NULL), "--max-age 3600");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(host, "counter");
+    mh_invalidate_caches(host);
+    import_ok(host, "answer7");
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304 ", 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(fresh_index_needs_no_request)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 3600");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h2, "counter");
+    ASSERT_EQ_INT(call_int(import_ok(h2, "answer7"), "value"), 7);
+    /* within max-age: the cached index is used as it is */
+    ASSERT_REQUESTS(srv, "/ok/index.json", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/answer7.so 200", 1);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(changed_index_is_picked_up)
+{
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    log_capture lc;
+    mh_host *h1, *h2;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    ASSERT_STATUS(mh_import(h1, "extra", &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(h1);
+
+    fixture_copy("answer7", "www/extra.so");
+    http_index_dir(www, NULL);
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    mod = import_ok(h2, "extra");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 2);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* --------------------------------------------------------------- cache */
+
+TEST(cached_module_needs_no_download)
+{
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob = tmp_path("cache/blobs/%s",
+                                sha256_of(str_fmt("%s/counter.so", www)));
+    log_capture lc;
+    mh_host *h1, *h2;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    /* content-addressed: the blob is named by the SHA-256 of its bytes */
+    ASSERT_TRUE(file_exists(blob));
+    ASSERT_TRUE(files_equal(blob, str_fmt("%s/counter.so", www)));
+    ASSERT_TRUE(file_exists(tmp_path("cache/http")));
+
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    mod = import_ok(h2, "counter");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), http_url(srv, "ok/counter.so"));
+    ASSERT_REQUESTS(srv, "/ok/counter.so", 1);
+    http_assert_cache_clean();
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(damaged_blob_is_downloaded_again)
+{
+    /* caches are disposable: a blob whose bytes no longer hash to its
+     * name is never loaded, the module is fetched again */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob = tmp_path("cache/blobs/%s",
+                                sha256_of(str_fmt("%s/counter.so", www)));
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    ASSERT_TRUE(file_exists(blob));
+    file_scribble(blob, 4096, 7);
+
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 2);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* -------------------------------------------------------------- offline */
+
+TEST(offline_refused_uses_cache)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    mh_host *h1, *h2;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    h1 = http_host(entry, &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    http_stop(srv); /* connection refused from now on */
+
+    h2 = http_host(entry, &lc);
+    mod = import_ok(h2, "counter");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mod), http_url(srv, "ok/counter.so"));
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "ok"));
+    mh_host_free(h2);
+    log_capture_free(&lc);
+}
+
+TEST(offline_refused_uncached_fails_naming_url)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(entry, &lc);
+    import_ok(h1, "counter"); /* the index is cached, answer7 is not */
+    mh_host_free(h1);
+    http_stop(srv);
+
+    h2 = http_host(entry, &lc);
+    import_fails(h2, "answer7");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "ok/answer7.so"));
+    ASSERT_CONTAINS_CI(ERR_MSG(), "connect");
+    ASSERT_EQ_INT(http_blob_count(), 1);
+    mh_host_free(h2);
+    log_capture_free(&lc);
+}
+
+TEST(offline_500_uses_cache)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "switch/");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(entry, &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    http_set_mode(srv, "500");
+
+    h2 = http_host(entry, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /switch/index.json 500", 1);
+    ASSERT_REQUESTS(srv, "/switch/counter.so", 1);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "switch"));
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(offline_500_uncached_fails_naming_url)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "switch/");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(entry, &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    http_set_mode(srv, "500");
+
+    h2 = http_host(entry, &lc);
+    import_fails(h2, "answer7");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "switch/answer7.so"));
+    ASSERT_CONTAINS(ERR_MSG(), "500");
+    /* the server is back: the same host imports it now */
+    http_set_mode(srv, "ok");
+    ASSERT_EQ_INT(call_int(import_ok(h2, "answer7"), "value"), 7);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(module_404_names_url)
+{
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    if (unlink(str_fmt("%s/answer7.so", www)) < 0)
+        FAIL("unlink: %s", strerror(errno));
+    host = http_host(http_url(srv, "ok/"), &lc);
+    import_fails(host, "answer7");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "ok/answer7.so"));
+    ASSERT_CONTAINS(ERR_MSG(), "404");
+    ASSERT_REQUESTS(srv, "GET /ok/answer7.so 404", 1);
+    /* the rest of the entry still works */
+    import_ok(host, "counter");
+    ASSERT_EQ_INT(http_blob_count(), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(index_404_skips_entry)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *dir = tmp_mkdir("fsdir");
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    fixture_copy("answer7", "fsdir/local.so");
+    host = http_host(path_join((const char *const[]){
+                         http_url(srv, "404/"), dir, NULL}),
+                     &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "404/index.json"));
+    ASSERT_LOG(&lc, MH_LOG_WARN, "404");
+    /* the next entry is searched as usual */
+    mod = import_ok(host, "local");
+    ASSERT_EQ_STR(mh_module_finder(mod), "fs");
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(index_500_without_cache_skips_entry)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "500/"), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "500/index.json"));
+    ASSERT_LOG(&lc, MH_LOG_WARN, "500");
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(refused_without_cache_skips_entry)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    http_stop(srv);
+    host = http_host(entry, &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "ok"));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* -------------------------------------------------------------- signing */
+
+/* A host on entry that trusts the public keys in trust (';'-separated). */
+static mh_host *trusting_host(const char *entry, const char *trust,
+                              log_capture *lc)
+{
+    mh_config cfg = http_cfg(entry, lc);
+    cfg.trust = trust;
+    return host_new_cfg(&cfg);
+}
+
+TEST(signed_index_is_accepted)
+{
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    ASSERT_EQ_INT(file_size(str_fmt("%s/index.json.sig", www)), 64);
+    host = trusting_host(http_url(srv, "ok/"), str_fmt("%s.pub", key), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json.sig 200", 1);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* With key a trusted, the entry on mode is refused, with a warning that
+ * mentions the signature. */
+static void signature_refused(const char *www, const char *mode,
+                              const char *trust)
+{
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = trusting_host(http_url(srv, "%s/", mode), trust, &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "signature");
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "%s", mode));
+    ASSERT_REQUESTS(srv, ".so ", 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(unsigned_index_refused_when_keys_trusted)
+{
+    const char *key = http_keygen("a");
+    signature_refused(http_site(NULL), "ok", str_fmt("%s.pub", key));
+}
+
+TEST(bad_signature_refused)
+{
+    const char *key = http_keygen("a");
+    signature_refused(http_site(str_fmt("%s.key", key)), "badsig",
+                      str_fmt("%s.pub", key));
+}
+
+TEST(short_signature_refused)
+{
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+
+    file_write(str_fmt("%s/index.json.sig", www), "not a signature");
+    signature_refused(www, "ok", str_fmt("%s.pub", key));
+}
+
+TEST(signature_by_other_key_refused)
+{
+    const char *a = http_keygen("a"), *b = http_keygen("b");
+    signature_refused(http_site(str_fmt("%s.key", b)), "ok",
+                      str_fmt("%s.pub", a));
+}
+
+TEST(signature_of_other_index_refused)
+{
+    /* a valid signature, of the index as it was before a module was added */
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    const char *sig = str_fmt("%s/index.json.sig", www);
+    const char *old = tmp_path("old.sig");
+
+    file_copy(sig, old);
+    fixture_copy("answer7", "www/extra.so");
+    http_index_dir(www, str_fmt("%s.key", key));
+    file_copy(old, sig);
+    signature_refused(www, "ok", str_fmt("%s.pub", key));
+}
+
+TEST(any_trusted_key_will_do)
+{
+    const char *a = http_keygen("a"), *b = http_keygen("b");
+    http_server *srv = http_start(http_site(str_fmt("%s.key", b)), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = trusting_host(http_url(srv, "ok/"),
+                         str_fmt("%s.pub;%s.pub", a, b), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(signed_index_works_offline)
+{
+    const char *key = http_keygen("a");
+    http_server *srv = http_start(http_site(str_fmt("%s.key", key)),
+                                  "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    const char *trust = str_fmt("%s.pub", key);
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = trusting_host(entry, trust, &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    http_stop(srv);
+    h2 = trusting_host(entry, trust, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    mh_host_free(h2);
+    log_capture_free(&lc);
+}
+
+/* A host that reads the environment (not isolated), with entry only. */
+static mh_host *env_host(const char *entry, log_capture *lc)
+{
+    mh_config cfg = http_cfg(entry, lc);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path_env = "MH_TEST_HTTP_NO_PATH";
+    env_unset("MH_TEST_HTTP_NO_PATH");
+    return host_new_cfg(&cfg);
+}
+
+TEST(trust_from_environment_refuses_unsigned)
+{
+    const char *key = http_keygen("a");
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_TRUST", str_fmt("%s.pub", key));
+    host = env_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "signature");
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(trust_from_environment_accepts_signed)
+{
+    const char *key = http_keygen("a");
+    http_server *srv = http_start(http_site(str_fmt("%s.key", key)), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_TRUST", str_fmt("%s.pub", key));
+    host = env_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json.sig 200", 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(isolated_host_ignores_trust_variable)
+{
+    const char *key = http_keygen("a");
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    env_set("MODHOST_TRUST", str_fmt("%s.pub", key));
+    host = http_host(http_url(srv, "ok/"), &lc); /* MH_CONFIG_ISOLATED */
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------------- mh_fetch */
+
+struct progress {
+    size_t calls, count, max_index;
+    uint64_t last_now, last_total;
+    const char *modules;
+};
+
+static int on_progress(void *ud, const char *module, size_t index,
+                       size_t count, uint64_t now, uint64_t total)
+{
+    struct progress *p = ud;
+    p->calls++;
+    p->count = count;
+    if (index > p->max_index)
+        p->max_index = index;
+    p->last_now = now;
+    p->last_total = total;
+    if (module && !strstr(p->modules, str_fmt("[%s]", module)))
+        p->modules = str_fmt("%s[%s]", p->modules, module);
+    return 0;
+}
+
+TEST(fetch_then_import_offline)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    struct progress p = {.modules = ""};
+    log_capture lc;
+    mh_host *h1, *h2;
+    size_t fetched = 0;
+
+    log_capture_init(&lc);
+    h1 = http_host(entry, &lc);
+    ASSERT_STATUS(mh_fetch(h1, NULL, 0, on_progress, &p, &fetched, ERR),
+                  MH_OK);
+    ASSERT_EQ_INT(fetched, 3);
+    ASSERT_EQ_INT(mh_host_module_count(h1), 0); /* fetched, not loaded */
+    ASSERT_TRUE(p.calls >= 2);
+    ASSERT_EQ_INT(p.count, 3);
+    ASSERT_CONTAINS(p.modules, "[counter]");
+    ASSERT_CONTAINS(p.modules, "[answer7]");
+    /* pkg.mod has counter's bytes: already in the cache, no download */
+    ASSERT_REQUESTS(srv, "GET /ok/answer7.so 200", 1);
+    ASSERT_EQ_INT(http_blob_count(), 2); /* counter.so and pkg/mod.so are equal */
+    http_assert_cache_clean();
+    mh_host_free(h1);
+    http_stop(srv);
+
+    h2 = http_host(entry, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "answer7"), "value"), 7);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "pkg.mod"), "value"), 42);
+    mh_host_free(h2);
+    log_capture_free(&lc);
+}
+
+TEST(fetch_named_modules_only)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    static const char *const names[] = {"answer7"};
+    log_capture lc;
+    mh_host *host;
+    size_t fetched = 0;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_fetch(host, names, 1, NULL, NULL, &fetched, ERR), MH_OK);
+    ASSERT_EQ_INT(fetched, 1);
+    ASSERT_REQUESTS(srv, "GET /ok/answer7.so 200", 1);
+    ASSERT_REQUESTS(srv, "counter.so", 0);
+    ASSERT_EQ_INT(http_blob_count(), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(fetch_unknown_module_fails)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    static const char *const names[] = {"no_such_module"};
+    log_capture lc;
+    mh_host *host;
+    size_t fetched = 99;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_NE_INT(mh_fetch(host, names, 1, NULL, NULL, &fetched, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "no_such_module");
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(fetch_reports_a_bad_module)
+{
+    /* one module of the index is tampered with: fetch says which */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "tamper/"), &lc);
+    ASSERT_NE_INT(mh_fetch(host, NULL, 0, NULL, NULL, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "tamper/"));
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------ the environment */
+
+TEST(proxy_variable_is_honoured)
+{
+    /* http_proxy names a server on 127.0.0.1; the entry's own port is
+     * closed, so only through the proxy can the import work */
+    const char *www = http_site(NULL);
+    http_server *proxy = http_start(www, NULL);
+    http_server *gone = http_start(www, NULL);
+    const char *entry = http_url(gone, "ok/");
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    http_stop(gone);
+    env_set("http_proxy", http_url(proxy, "%s", ""));
+    host = http_host(entry, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_REQUESTS(proxy, str_fmt("GET http://127.0.0.1:%d/ok/counter.so 200",
+                                   gone->port), 1);
+    mh_host_free(host);
+    http_stop(proxy);
+    log_capture_free(&lc);
+}
+
+TEST(https_certificate_is_verified)
+{
+    /* a self-signed certificate the system does not trust: refused
+     * before any request is sent */
+    const char *www = http_site(NULL);
+    const char *cert = tmp_path("cert.pem"), *key = tmp_path("key.pem");
+    http_server *srv;
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+    int st;
+
+    log_capture_init(&lc);
+    sh_run(str_fmt("openssl req -x509 -newkey ec -pkeyopt "
+                   "ec_paramgen_curve:prime256v1 -nodes -days 1 "
+                   "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+                   "-keyout %s -out %s 2>/dev/null",
+                   sh_quote(key), sh_quote(cert)),
+           &st);
+    if (st != 0)
+        FAIL("openssl could not make a certificate");
+    srv = http_start(www, str_fmt("--tls %s %s", cert, key));
+    host = http_host(str_fmt("https://127.0.0.1:%d/ok/", srv->port), &lc);
+    ASSERT_EQ_STR(entry_finder(host, 0), "http");
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN,
+               str_fmt("https://127.0.0.1:%d/ok", srv->port));
+    ASSERT_REQUESTS(srv, "GET", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}

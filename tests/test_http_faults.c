@@ -1,0 +1,691 @@
+/*
+ * test_http_faults.c -- the HTTP finder against every fault the issue
+ * lists, served by tests/http/server.py on 127.0.0.1 (its fault modes are
+ * picked by the first path segment: /hang-mod/, /trunc-mod/, ...): a
+ * server that never answers or drips, truncated, oversized, endless and
+ * gzip-bomb bodies, redirects to another origin or in a loop, bytes that
+ * do not match the index, and index.json broken every way.  Each must end
+ * in an error or a warning that names the URL, soon, with nothing loaded,
+ * nothing cached and no partial file left in the cache.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* -------------------------------------------------------- slow servers */
+
+TEST(hanging_module_times_out)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    long long t0;
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 1500;
+    cfg = http_cfg(http_url(srv, "hang-mod/"), &lc);
+    cfg.http = &lim;
+    host = host_new_cfg(&cfg);
+    t0 = clock_ms();
+    import_fails(host, "counter");
+    if (clock_ms() - t0 > 4000)
+        FAIL("the import took %lld ms with a 1500 ms timeout", clock_ms() - t0);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "hang-mod/counter.so"));
+    if (!strcasestr(ERR_MSG(), "timeout") && !strcasestr(ERR_MSG(), "timed out"))
+        FAIL("the message does not mention the timeout: \"%s\"", ERR_MSG());
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(hanging_index_times_out)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+    long long t0;
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 1500;
+    cfg = http_cfg(http_url(srv, "hang/"), &lc);
+    cfg.http = &lim;
+    host = host_new_cfg(&cfg);
+    t0 = clock_ms();
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    if (clock_ms() - t0 > 4000)
+        FAIL("the import took %lld ms with a 1500 ms timeout", clock_ms() - t0);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "hang/index.json"));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(dripping_module_is_too_slow)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    long long t0;
+
+    log_capture_init(&lc);
+    lim.low_speed_bytes = 100;
+    lim.low_speed_seconds = 2;
+    cfg = http_cfg(http_url(srv, "drip-mod/"), &lc);
+    cfg.http = &lim;
+    host = host_new_cfg(&cfg);
+    t0 = clock_ms();
+    import_fails(host, "counter");
+    if (clock_ms() - t0 > 8000)
+        FAIL("the import took %lld ms; the low-speed limit is 100 B/s "
+             "over 2 s", clock_ms() - t0);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "drip-mod/counter.so"));
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------------ bad bodies */
+
+TEST(truncated_module_fails)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "trunc-mod/"), &lc);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "trunc-mod/counter.so"));
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(truncated_index_body_skips_entry)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "trunc/"), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "trunc/index.json"));
+    ASSERT_REQUESTS(srv, "/trunc/counter.so", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* Import counter from MODE-mod with max_module_size limit: it must fail
+ * soon, name the URL, and leave nothing behind. */
+static void module_over_limit(const char *mode, size_t limit)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    long long t0;
+
+    log_capture_init(&lc);
+    cfg = http_cfg(http_url(srv, "%s-mod/", mode), &lc);
+    cfg.max_module_size = limit;
+    host = host_new_cfg(&cfg);
+    t0 = clock_ms();
+    import_fails(host, "counter");
+    if (clock_ms() - t0 > 15000)
+        FAIL("the import took %lld ms", clock_ms() - t0);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "%s-mod/counter.so", mode));
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(big_module_over_limit)
+{
+    module_over_limit("big", 1024 * 1024);
+}
+
+TEST(endless_module_over_limit)
+{
+    module_over_limit("endless", 1024 * 1024);
+}
+
+TEST(endless_chunked_module_over_limit)
+{
+    module_over_limit("endless-chunked", 1024 * 1024);
+}
+
+TEST(gzip_bomb_module_over_limit)
+{
+    /* more than the ~1 MiB the bomb takes on the wire: only the decoded
+     * size can trip the limit */
+    module_over_limit("gzipbomb", 4 * 1024 * 1024);
+}
+
+/* An entry whose index.json is served by MODE (with limits lim, or the
+ * defaults when NULL) is skipped with a warning naming index.json. */
+static void index_refused(const char *mode, const mh_http_limits *lim)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+    long long t0;
+
+    log_capture_init(&lc);
+    cfg = http_cfg(http_url(srv, "%s/", mode), &lc);
+    cfg.http = lim;
+    host = host_new_cfg(&cfg);
+    t0 = clock_ms();
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    if (clock_ms() - t0 > 15000)
+        FAIL("the import took %lld ms", clock_ms() - t0);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "%s/index.json", mode));
+    ASSERT_REQUESTS(srv, ".so ", 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(big_index_over_default_limit)
+{
+    index_refused("big", NULL); /* 64 MiB against the 8 MiB default */
+}
+
+TEST(endless_index_over_limit)
+{
+    mh_http_limits lim = http_limits();
+    lim.max_index_size = 1024 * 1024;
+    index_refused("endless", &lim);
+}
+
+TEST(gzip_bomb_index_over_limit)
+{
+    index_refused("gzipbomb", NULL);
+}
+
+TEST(index_over_configured_limit)
+{
+    mh_http_limits lim = http_limits();
+    lim.max_index_size = 64; /* the real index is bigger */
+    index_refused("ok", &lim);
+}
+
+TEST(gzip_module_is_decoded)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "gzip-always/"), &lc);
+    mod = import_ok(host, "counter");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /gzip-always/counter.so 200", 1);
+    ASSERT_REQUESTS(srv, "gzip", 2); /* index and module came encoded */
+    ASSERT_EQ_INT(http_blob_count(), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(gzip_counts_decoded_size)
+{
+    /* counter.so compresses well below 8 KiB, but decoded it is larger:
+     * the decoded size is what the limit is about */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    if (file_size(str_fmt("%s/counter.so", www)) <= 8192)
+        FAIL("counter.so is too small for this test");
+    cfg = http_cfg(http_url(srv, "gzip-always/"), &lc);
+    cfg.max_module_size = 8192;
+    host = host_new_cfg(&cfg);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "gzip-always/counter.so"));
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(chunked_module_works)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "chunked/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------------ redirects */
+
+TEST(same_origin_redirect_is_followed)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-same/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /redir-same/index.json 302", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(redirect_to_other_host_is_refused)
+{
+    /* localhost is the same server, but not the same origin */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-other-mod/"), &lc);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "redir-other-mod/counter.so"));
+    if (!strcasestr(ERR_MSG(), "redirect") && !strcasestr(ERR_MSG(), "origin"))
+        FAIL("the message mentions no redirect: \"%s\"", ERR_MSG());
+    ASSERT_REQUESTS(srv, "localhost", 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(redirect_to_other_port_is_refused)
+{
+    const char *www = http_site(NULL);
+    http_server *other = http_start(www, NULL);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-to-%d-mod/", other->port), &lc);
+    import_fails(host, "counter");
+    if (!strcasestr(ERR_MSG(), "redirect") && !strcasestr(ERR_MSG(), "origin"))
+        FAIL("the message mentions no redirect: \"%s\"", ERR_MSG());
+    ASSERT_REQUESTS(other, "GET", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    http_stop(other);
+    log_capture_free(&lc);
+}
+
+TEST(index_redirect_to_other_host_is_refused)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-other/"), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "redir-other/index.json"));
+    ASSERT_REQUESTS(srv, "localhost", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(redirect_loop_stops)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    size_t n;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-loop-mod/"), &lc);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "redir-loop-mod/counter.so"));
+    ASSERT_CONTAINS_CI(ERR_MSG(), "redirect");
+    /* the first request and at most 5 redirects (the default) */
+    n = http_requests(srv, "/redir-loop-mod/counter.so 302");
+    if (n < 2 || n > 6)
+        FAIL("%zu requests in the loop; log:\n%s", n, http_log_text(srv));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(redirect_limit_is_configurable)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    size_t n;
+
+    log_capture_init(&lc);
+    lim.max_redirects = 2;
+    cfg = http_cfg(http_url(srv, "redir-loop-mod/"), &lc);
+    cfg.http = &lim;
+    host = host_new_cfg(&cfg);
+    import_fails(host, "counter");
+    n = http_requests(srv, "/redir-loop-mod/counter.so 302");
+    if (n < 2 || n > 3)
+        FAIL("%zu requests with max_redirects 2; log:\n%s", n,
+             http_log_text(srv));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------------ integrity */
+
+TEST(tampered_module_is_never_loaded)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "tamper/"), &lc);
+    ASSERT_EQ_INT(import_fails(host, "counter"), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "tamper/counter.so"));
+    if (!strcasestr(ERR_MSG(), "SHA-256") && !strcasestr(ERR_MSG(), "hash"))
+        FAIL("the message does not mention the hash: \"%s\"", ERR_MSG());
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    ASSERT_EQ_INT(memfd_fd_count(""), 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    /* not cached: the next import downloads (and refuses) it again */
+    import_fails(host, "counter");
+    ASSERT_REQUESTS(srv, "GET /tamper/counter.so 200", 2);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(size_mismatch_is_refused)
+{
+    /* the index says one byte more than the server sends */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "badsize/"), &lc);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "badsize/counter.so"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    /* the other modules of the index are fine */
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* --------------------------------------------------------- broken indexes */
+
+/* /badindex-KIND/index.json: the entry is refused with a warning naming
+ * index.json, nothing is loaded, and nothing outside index.json (and its
+ * signature) is ever requested -- not even for the modules it lists. */
+static void bad_index(const char *kind)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *dir = tmp_mkdir("fsdir");
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+    size_t n;
+
+    log_capture_init(&lc);
+    fixture_copy("answer7", "fsdir/local.so");
+    host = http_host(path_join((const char *const[]){
+                         http_url(srv, "badindex-%s/", kind), dir, NULL}),
+                     &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "answer7", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "index.json");
+    ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "badindex-%s", kind));
+    n = http_requests(srv, "GET ");
+    if (n == 0 || n != http_requests(srv, str_fmt("GET /badindex-%s/index.json",
+                                                  kind)))
+        FAIL("requests other than the index:\n%s", http_log_text(srv));
+    /* the search goes on to the next entry */
+    ASSERT_EQ_STR(mh_module_finder(import_ok(host, "local")), "fs");
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(bad_index_malformed)
+{
+    bad_index("malformed");
+}
+
+TEST(bad_index_truncated)
+{
+    bad_index("truncated");
+}
+
+TEST(bad_index_empty)
+{
+    bad_index("empty");
+}
+
+TEST(bad_index_trailing_garbage)
+{
+    bad_index("trailing");
+}
+
+TEST(bad_index_deeply_nested_arrays)
+{
+    bad_index("nested");
+}
+
+TEST(bad_index_deeply_nested_objects)
+{
+    bad_index("nested-obj");
+}
+
+TEST(bad_index_top_level_array)
+{
+    bad_index("toplevel");
+}
+
+TEST(bad_index_format_is_string)
+{
+    bad_index("format-string");
+}
+
+TEST(bad_index_unknown_format)
+{
+    bad_index("format-2");
+}
+
+TEST(bad_index_modules_is_object)
+{
+    bad_index("modules-object");
+}
+
+TEST(bad_index_module_is_string)
+{
+    bad_index("module-string");
+}
+
+TEST(bad_index_name_is_number)
+{
+    bad_index("name-number");
+}
+
+TEST(bad_index_name_breaks_grammar)
+{
+    bad_index("name-bad");
+}
+
+TEST(bad_index_size_is_string)
+{
+    bad_index("size-string");
+}
+
+TEST(bad_index_size_is_negative)
+{
+    bad_index("size-negative");
+}
+
+TEST(bad_index_size_is_huge)
+{
+    bad_index("size-huge");
+}
+
+TEST(bad_index_sha256_too_short)
+{
+    bad_index("sha-short");
+}
+
+TEST(bad_index_sha256_not_hex)
+{
+    bad_index("sha-nonhex");
+}
+
+TEST(bad_index_sha256_missing)
+{
+    bad_index("no-sha");
+}
+
+TEST(bad_index_path_escapes_with_dotdot)
+{
+    bad_index("path-dotdot");
+}
+
+TEST(bad_index_path_is_absolute)
+{
+    bad_index("path-abs");
+}
+
+TEST(bad_index_path_escapes_percent_encoded)
+{
+    bad_index("path-pct");
+}
+
+TEST(bad_index_path_is_other_module)
+{
+    bad_index("path-other");
+}
+
+TEST(bad_index_path_has_backslash)
+{
+    bad_index("path-backslash");
+}
+
+/* ----------------------------------------------------- cache hygiene */
+
+TEST(no_partial_files_after_failures)
+{
+    /* one cache, every way a download can go wrong */
+    static const char *const modes[] = {"trunc-mod", "big-mod",
+                                        "endless-mod", "gzipbomb-mod",
+                                        "tamper", "hang-mod", "drip-mod",
+                                        "redir-loop-mod", "500-mod",
+                                        "404-mod"};
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 1000;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        mh_config cfg = http_cfg(http_url(srv, "%s/", modes[i]), &lc);
+        mh_host *host;
+        cfg.http = &lim;
+        cfg.max_module_size = 1024 * 1024;
+        host = host_new_cfg(&cfg);
+        import_fails(host, "counter");
+        mh_host_free(host);
+        http_assert_cache_clean();
+    }
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(killed_download_leaves_no_partial_file)
+{
+    /* a process killed mid-download (the server drips) leaves nothing a
+     * later run would trust */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *entry = http_url(srv, "drip-mod/");
+    log_capture lc;
+    mh_host *host;
+    pid_t pid;
+    int st;
+
+    log_capture_init(&lc);
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        mh_host *h = http_host(entry, &lc);
+        mh_module *mod;
+        mh_import(h, "counter", &mod, NULL);
+        _exit(0);
+    }
+    /* wait until the module is being downloaded, then kill */
+    for (int i = 0; i < 100 && !http_requests(srv, "/drip-mod/counter.so");
+         i++)
+        usleep(50 * 1000);
+    usleep(1500 * 1000);
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    ASSERT_REQUESTS(srv, "GET /drip-mod/counter.so 200", 1);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+
+    /* the same cache, the server good again: a normal import */
+    host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_EQ_INT(http_blob_count(), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
