@@ -286,8 +286,8 @@ static mh_status walk(ixw *w, char *rel, size_t rlen)
             rel[nr++] = '/';
         memcpy(rel + nr, nm, n + 1);
         char full[PATH_MAX];
-        snprintf(full, sizeof full, "%s/%s", w->dir, rel);
-        if (stat(full, &st) != 0) {
+        if (snprintf(full, sizeof full, "%s/%s", w->dir, rel) >=
+                (int)sizeof full || stat(full, &st) != 0) {
             /* a dangling link: not a module */
         } else if (S_ISDIR(st.st_mode) && kind < 0) {
             rc = walk(w, rel, nr + n);
