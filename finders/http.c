@@ -41,12 +41,14 @@
 #include "finders/httpget.h"
 #include "finders/index.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
@@ -62,7 +64,9 @@ static void curl_init_once(void)
 
 typedef struct htf_state {
     mh_host *host;
-    const char *base;          /* interned, ends with '/' */
+    const char *base;          /* interned, ends with '/', no userinfo */
+    char *userpwd;             /* "user:password" from the entry, or NULL:
+                                  sent, never shown, logged or stored */
     char dir[4096];            /* cache directory of this entry */
     pthread_mutex_t lock;
     CURL *curl;
@@ -91,18 +95,68 @@ static bool htf_claims(mh_host *h, const char *entry)
            strncmp(entry, "https://", 8) == 0;
 }
 
+/* Only a literal loopback address, or exactly "localhost", is loopback:
+ * a name that merely starts with "127." is anybody's. */
 static bool host_is_loopback(const char *url)
 {
     CURLU *u = curl_url();
     char *host = NULL;
     bool yes = false;
     if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-        yes = strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-              strncmp(host, "127.", 4) == 0;
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        char h[256];
+        size_t n = strlen(host);
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+            snprintf(h, sizeof h, "%.*s", (int)(n - 2), host + 1);
+        else
+            snprintf(h, sizeof h, "%s", host);
+        struct in_addr a4;
+        struct in6_addr a6;
+        if (strcasecmp(h, "localhost") == 0)
+            yes = true;
+        else if (inet_pton(AF_INET, h, &a4) == 1)
+            yes = (ntohl(a4.s_addr) >> 24) == 127;
+        else if (inet_pton(AF_INET6, h, &a6) == 1)
+            yes = IN6_IS_ADDR_LOOPBACK(&a6);
+    }
     curl_free(host);
     curl_url_cleanup(u);
     return yes;
+}
+
+/* Split userinfo off the URL: base gets the URL without it, *userpwd the
+ * "user:password" (host memory) or NULL.  false if the URL is unusable. */
+static bool split_userinfo(mh_host *h, const char *url, char *base,
+                           size_t size, char **userpwd)
+{
+    CURLU *u = curl_url();
+    char *user = NULL, *pass = NULL, *clean = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK;
+    *userpwd = NULL;
+    if (ok) {
+        curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE);
+        curl_url_get(u, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE);
+        curl_url_set(u, CURLUPART_USER, NULL, 0);
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+        ok = curl_url_get(u, CURLUPART_URL, &clean, 0) == CURLUE_OK &&
+             strlen(clean) < size;
+    }
+    if (ok) {
+        snprintf(base, size, "%s", clean);
+        if (user) {
+            mh_buf b;
+            mh_buf_init(&b, h, 4096);
+            mh_buf_printf(&b, "%s:%s", user, pass ? pass : "");
+            *userpwd = b.failed ? NULL : mh_mem_strdup(h, mh_buf_str(&b));
+            ok = *userpwd != NULL;
+            mh_buf_free(&b);
+        }
+    }
+    curl_free(user);
+    curl_free(pass);
+    curl_free(clean);
+    curl_url_cleanup(u);
+    return ok;
 }
 
 static mh_status htf_open(mh_host *h, const char *entry, void **state,
@@ -113,26 +167,30 @@ static mh_status htf_open(mh_host *h, const char *entry, void **state,
         return mh_err(h, err, MH_EIO, "entry %s: libcurl failed to "
                       "initialise", entry);
     char base[4096];
-    size_t n = strlen(entry);
-    if (n + 2 > sizeof base)
-        return mh_err(h, err, MH_EPATH, "entry %s: URL too long", entry);
-    snprintf(base, sizeof base, "%s%s", entry, entry[n - 1] == '/' ? "" : "/");
-    CURLU *u = curl_url();
-    bool valid = u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK;
-    curl_url_cleanup(u);
-    if (!valid || strchr(base, '?') || strchr(base, '#'))
+    char *userpwd = NULL;
+    if (!split_userinfo(h, entry, base, sizeof base - 1, &userpwd) ||
+        strchr(base, '?') || strchr(base, '#')) {
+        mh_mem_strfree(h, userpwd);
         return mh_err(h, err, MH_EPATH, "entry %s: not a usable base URL",
-                      entry);
+                      userpwd ? "(with credentials)" : entry);
+    }
+    size_t n = strlen(base);
+    if (base[n - 1] != '/')
+        memcpy(base + n, "/", 2);
     htf_state *s = mh_mem_calloc(h, 1, sizeof *s);
-    if (!s)
-        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", entry);
+    if (!s) {
+        mh_mem_strfree(h, userpwd);
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", base);
+    }
     s->host = h;
+    s->userpwd = userpwd;
     s->base = mh_int_cstr(h, base);
     s->curl = curl_easy_init();
     if (!s->base || !s->curl) {
         curl_easy_cleanup(s->curl);
+        mh_mem_strfree(h, s->userpwd);
         mh_mem_free(h, s, sizeof *s);
-        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", entry);
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", base);
     }
     unsigned char sha[32];
     char key[65];
@@ -161,6 +219,7 @@ static void htf_close(void *state)
     if (s->have_idx)
         mh_idx_free(s->host, &s->idx);
     curl_easy_cleanup(s->curl);
+    mh_mem_strfree(s->host, s->userpwd);
     pthread_mutex_destroy(&s->lock);
     mh_mem_free(s->host, s, sizeof *s);
 }
@@ -259,13 +318,16 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     mh_host *h = s->host;
     char p[4200];
     mh_error *e = NULL;
-    snprintf(p, sizeof p, "%s/index.json", s->dir);
-    mh_status rc = mh_atw_write(h, p, g->body.data, g->body.len, &e);
+    /* The signature first: a crash between the two renames then leaves a
+     * new signature beside an old index, which fails verification and is
+     * ignored -- never an unverified index in use. */
     snprintf(p, sizeof p, "%s/index.json.sig", s->dir);
-    if (rc == MH_OK && sig)
-        rc = mh_atw_write(h, p, sig->data, sig->len, &e);
-    else if (rc == MH_OK)
+    mh_status rc = sig ? mh_atw_write(h, p, sig->data, sig->len, &e) : MH_OK;
+    if (!sig)
         remove(p);
+    snprintf(p, sizeof p, "%s/index.json", s->dir);
+    if (rc == MH_OK)
+        rc = mh_atw_write(h, p, g->body.data, g->body.len, &e);
     cJSON *m = cJSON_CreateObject();
     char *txt = NULL;
     if (m && cJSON_AddStringToObject(m, "url", s->base) &&
@@ -284,6 +346,42 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     mh_error_free(e);
 }
 
+/* The server refused this index for good (4xx, bad signature, malformed):
+ * the last good copy must not come back in a later outage.  Lock held. */
+static void drop_cached(htf_state *s)
+{
+    static const char *const files[] = {"index.json", "index.json.sig",
+                                        "meta.json"};
+    char p[4200];
+    if (s->have_idx) {
+        mh_idx_free(s->host, &s->idx);
+        s->have_idx = false;
+    }
+    for (size_t i = 0; i < MH_ARRAY_LEN(files); i++) {
+        snprintf(p, sizeof p, "%s/%s", s->dir, files[i]);
+        remove(p);
+    }
+    s->fresh_until = 0;
+    s->etag[0] = s->last_modified[0] = '\0';
+}
+
+/* The server is down: the last good index if there is one (lock held). */
+static mh_status offline(htf_state *s, time_t now, const char *cause,
+                         mh_buf *why)
+{
+    if (s->have_idx) {
+        char msg[5200];
+        snprintf(msg, sizeof msg, "%s unavailable (%s); using the cached "
+                 "index", s->base, cause);
+        warn_once(s, msg);
+        s->fresh_until = now + HTF_STALE_RETRY_S;
+        return MH_OK;
+    }
+    warn_once(s, cause);
+    mh_buf_puts(why, cause);
+    return MH_ENOTFOUND;
+}
+
 /* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
  * reason in why (the entry serves nothing now), or MH_ENOMEM. */
 static mh_status ensure_index(htf_state *s, mh_buf *why)
@@ -299,7 +397,8 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     snprintf(url, sizeof url, "%sindex.json", s->base);
     mh_get g;
     mh_error *e = NULL;
-    mh_status rc = mh_get_url(h, s->curl, url, h->http.max_index_size,
+    mh_status rc = mh_get_url(h, s->curl, url, s->userpwd,
+                              h->http.max_index_size,
                               s->have_idx ? s->etag : NULL,
                               s->have_idx ? s->last_modified : NULL,
                               NULL, NULL, &g, &e);
@@ -322,10 +421,22 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         snprintf(sig_url, sizeof sig_url, "%s.sig", url);
         if (h->trust.n > 0 || (s->plain && !s->loopback)) {
             mh_error *se = NULL;
-            if (mh_get_url(h, s->curl, sig_url, HTF_MAX_SIG, NULL, NULL,
-                           NULL, NULL, &gs, &se) == MH_OK &&
-                gs.status == 200)
+            mh_status src = mh_get_url(h, s->curl, sig_url, s->userpwd,
+                                       HTF_MAX_SIG, NULL, NULL, NULL, NULL,
+                                       &gs, &se);
+            if (src == MH_OK && gs.status == 200) {
                 sig = &gs.body;
+            } else if (gs.unavailable) {
+                /* Down half-way: the offline path, not "unsigned". */
+                char cause[sizeof sig_url + 600];
+                snprintf(cause, sizeof cause, "%s", src == MH_OK
+                         ? "the signature request failed with a 5xx"
+                         : mh_error_message(se));
+                mh_error_free(se);
+                mh_get_free(h, &gs);
+                mh_get_free(h, &g);
+                return offline(s, now, cause, why);
+            }
             mh_error_free(se);
         }
         mh_error *ae = NULL;
@@ -341,10 +452,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             MH_TRACE(h, "http: %s: %zu modules", url, s->idx.n);
         } else {
             /* A bad index is refused, not worked around: no stale copy. */
-            if (s->have_idx) {
-                mh_idx_free(h, &s->idx);
-                s->have_idx = false;
-            }
+            drop_cached(s);
             warn_once(s, mh_error_message(ae));
             mh_buf_puts(why, mh_error_message(ae));
             rc = rc == MH_ENOMEM ? MH_ENOMEM : MH_ENOTFOUND;
@@ -364,18 +472,9 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     bool down = g.unavailable;
     mh_get_free(h, &g);
     mh_error_free(e);
-    if (down && s->have_idx) {
-        char msg[sizeof cause + 300];
-        snprintf(msg, sizeof msg, "%s unavailable (%s); using the cached "
-                 "index", s->base, cause);
-        warn_once(s, msg);
-        s->fresh_until = now + HTF_STALE_RETRY_S;
-        return MH_OK;
-    }
-    if (s->have_idx) {
-        mh_idx_free(h, &s->idx);
-        s->have_idx = false;
-    }
+    if (down)
+        return offline(s, now, cause, why);
+    drop_cached(s); /* a definite answer (4xx, TLS failure): nothing */
     warn_once(s, cause);
     mh_buf_puts(why, cause);
     return MH_ENOTFOUND;
@@ -463,7 +562,7 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                       (unsigned long long)e->size, h->max_module_size);
     unsigned char *d = NULL;
     size_t len = 0;
-    if (mh_atw_read(h, blob, h->max_module_size, &d, &len, NULL) == MH_OK) {
+    if (mh_atw_read(h, blob, (size_t)e->size, &d, &len, NULL) == MH_OK) {
         if (bytes_match(e, d, len)) {
             MH_TRACE(h, "http: %s: from the cache", url);
             out->data = d;
@@ -478,7 +577,8 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
 
     mh_get g;
     mh_error *ge = NULL;
-    mh_status rc = mh_get_url(h, s->curl, url, (size_t)e->size, NULL, NULL,
+    mh_status rc = mh_get_url(h, s->curl, url, s->userpwd, (size_t)e->size,
+                              NULL, NULL,
                               cb ? on_progress : NULL, cb, &g, &ge);
     if (rc == MH_OK && g.status != 200) {
         rc = mh_err(h, err, MH_EIO, "module '%s': GET %s: HTTP %ld%s",
@@ -586,7 +686,8 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
         goto out;
     }
     size_t count = n ? n : s->idx.n;
-    for (size_t i = 0; i < count && rc == MH_OK; i++) {
+    mh_status first = MH_OK; /* one bad module must not stop the others */
+    for (size_t i = 0; i < count && rc != MH_ENOMEM; i++) {
         const mh_idx_entry *e;
         if (n) {
             if (done[i] || !(e = mh_idx_get(&s->idx, names[i])))
@@ -601,12 +702,23 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
         cb->index = i;
         cb->count = count;
         cb->expected = e->size;
-        rc = get_module(s, e, cb->fn ? cb : NULL, &b, &dl, err);
+        mh_error *me = NULL;
+        rc = get_module(s, e, cb->fn ? cb : NULL, &b, &dl, &me);
         if (rc == MH_OK) {
             (*fetched)++;
             mh_blob_free(s->host, &b);
+        } else {
+            mh_log(s->host, MH_LOG_WARN, "fetch: %s", mh_error_message(me));
+            if (first == MH_OK) {
+                first = rc;
+                mh_err_give(me, err);
+                me = NULL;
+            }
         }
+        mh_error_free(me);
     }
+    if (rc != MH_ENOMEM)
+        rc = first;
 out:
     pthread_mutex_unlock(&s->lock);
     mh_buf_free(&why);
@@ -634,14 +746,18 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     mh_status rc = MH_OK;
     size_t entries = 0;
     pthread_rwlock_rdlock(&host->path.lock);
-    for (size_t i = 0; i < host->path.n && rc == MH_OK; i++) {
+    for (size_t i = 0; i < host->path.n && rc != MH_ENOMEM; i++) {
         const mh_finder_class *cls;
         void *state;
         if (mh_path_finder(host, host->path.v[i], &cls, &state, NULL) !=
                 MH_OK || cls != &mh_htf_class)
             continue;
         entries++;
-        rc = fetch_entry(state, names, n, done, &cb, &got, err);
+        /* Every entry is tried; the first failure is the one reported. */
+        mh_status erc = fetch_entry(state, names, n, done, &cb, &got,
+                                    rc == MH_OK ? err : NULL);
+        if (rc == MH_OK)
+            rc = erc;
     }
     pthread_rwlock_unlock(&host->path.lock);
     for (size_t i = 0; rc == MH_OK && i < n; i++)

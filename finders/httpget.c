@@ -88,8 +88,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         char v[256];
         header_value(v, sizeof v, p + 14, len - 14);
         char *m = strstr(v, "max-age=");
-        if (m)
-            g->max_age = strtol(m + 8, NULL, 10);
+        if (m) { /* a year at most: no overflow, no "forever" */
+            long a = strtol(m + 8, NULL, 10);
+            g->max_age = a < 0 ? 0 : a > MH_GET_MAX_AGE ? MH_GET_MAX_AGE : a;
+        }
         if (strstr(v, "no-cache") || strstr(v, "no-store"))
             g->max_age = 0;
     }
@@ -145,10 +147,30 @@ void mh_get_free(mh_host *h, mh_get *g)
     mh_blob_free(h, &g->body);
 }
 
-mh_status mh_get_url(mh_host *h, CURL *c, const char *url, size_t max,
-                     const char *etag, const char *last_modified,
-                     mh_get_progress_fn fn, void *ud, mh_get *g,
-                     mh_error **err)
+/* Transport failures that mean "the server is down" (so a cached copy may
+ * stand in), as opposed to ones that mean "something is wrong" (TLS
+ * verification, a refused protocol), which must never fall back. */
+static bool transport_down(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
+                     const char *userpwd, size_t max, const char *etag,
+                     const char *last_modified, mh_get_progress_fn fn,
+                     void *ud, mh_get *g, mh_error **err)
 {
     const mh_http_limits *lim = &h->http;
     char cur[4096], errbuf[CURL_ERROR_SIZE];
@@ -194,6 +216,8 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url, size_t max,
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, fn ? 0L : 1L);
+        if (userpwd) /* same origin only (redirects are checked below) */
+            curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
         CURLcode rc = curl_easy_perform(c);
         curl_slist_free_all(hdrs);
 
@@ -205,9 +229,11 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url, size_t max,
             return mh_err(h, err, MH_EFORMAT, "GET %s: the response is "
                           "larger than the limit of %zu bytes", cur, max);
         }
-        if (rc != CURLE_OK)
+        if (rc != CURLE_OK) {
+            g->unavailable = transport_down(rc);
             return mh_err(h, err, MH_EIO, "GET %s: %s", cur,
                           errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        }
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &g->status);
         if (g->status >= 300 && g->status < 400 && g->status != 304) {
             char *to = NULL;

@@ -19,20 +19,23 @@ typedef struct mh_get {
     char etag[256];
     char last_modified[128];
     long max_age;             /* Cache-Control max-age; -1 if none */
-    bool unavailable;         /* transport failure or 5xx: the server is
-                                 down, so cached copies may stand in */
+    bool unavailable;         /* unreachable, timed out, or 5xx: the server
+                                 is down, so cached copies may stand in
+                                 (never after a TLS or protocol error) */
 } mh_get;
 
 typedef int (*mh_get_progress_fn)(void *ud, uint64_t now, uint64_t total);
 
 /* GET url into g (at most max body bytes, decoded), with the host's
- * limits.  etag/last_modified, if non-empty, make it conditional (304).
+ * limits; userpwd ("user:password", or NULL) is sent to that origin only.  etag/last_modified, if non-empty, make it conditional (304).
  * MH_OK with g->status set for any HTTP answer; an error (naming the URL
  * and the cause) for transport failures, limits and refused redirects. */
-mh_status mh_get_url(struct mh_host *h, CURL *c, const char *url, size_t max,
-                     const char *etag, const char *last_modified,
-                     mh_get_progress_fn fn, void *ud, mh_get *g,
-                     mh_error **err);
+mh_status mh_get_url(struct mh_host *h, CURL *c, const char *url,
+                     const char *userpwd, size_t max, const char *etag,
+                     const char *last_modified, mh_get_progress_fn fn,
+                     void *ud, mh_get *g, mh_error **err);
+
+#define MH_GET_MAX_AGE (366L * 24 * 3600) /* max-age is clamped to this */
 void mh_get_free(struct mh_host *h, mh_get *g);
 
 bool mh_get_same_origin(const char *a, const char *b);
