@@ -30,18 +30,18 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
     for (size_t i = 0; i < n; i++) {
         mh_pentry *e = h->path.v[i];
         const mh_finder_class *cls;
-        mh_buf_printf(&why, "\n  %s: ", e->text);
+        mh_buf_printf(&why, "\n  %s: ", e->shown);
         size_t mark = why.len; /* where this entry's reason starts */
         void *state;
         rc = mh_path_finder(h, e, &cls, &state, &why);
         if (rc == MH_ENOMEM) {
             mh_err(h, err, MH_ENOMEM, "out of memory opening the finder of "
-                   "search path entry '%s' for module '%s'", e->text, name);
+                   "search path entry '%s' for module '%s'", e->shown, name);
             break;
         }
         if (rc != MH_OK) {
             rc = MH_ENOTFOUND;
-            MH_TRACE(h, "find '%s': entry %zu '%s': %s", name, i, e->text,
+            MH_TRACE(h, "find '%s': entry %zu '%s': %s", name, i, e->shown,
                      why.failed ? "?" : mh_buf_str(&why) + mark);
             continue;
         }
@@ -49,7 +49,7 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
         rc = cls->find(state, name, &f, &why, err);
         if (rc == MH_OK && f.kind == MH_KIND_NAMESPACE) {
             MH_TRACE(h, "find '%s': entry %zu '%s' (%s): directory %s, a "
-                     "namespace portion; going on", name, i, e->text,
+                     "namespace portion; going on", name, i, e->shown,
                      cls->name, f.origin);
             mh_buf_printf(&why, "namespace portion %s", f.origin);
             if (!have_ns) {
@@ -70,12 +70,12 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
             f.state = state;
             *found = f;
             MH_TRACE(h, "find '%s': entry %zu '%s' (%s): found %s", name, i,
-                     e->text, cls->name, f.origin);
+                     e->shown, cls->name, f.origin);
             break;
         }
         if (rc != MH_ENOTFOUND)
             break; /* the finder's own error, already in *err */
-        MH_TRACE(h, "find '%s': entry %zu '%s' (%s): %s", name, i, e->text,
+        MH_TRACE(h, "find '%s': entry %zu '%s' (%s): %s", name, i, e->shown,
                  cls->name, why.failed ? "?" : mh_buf_str(&why) + mark);
     }
     pthread_rwlock_unlock(&h->path.lock);
@@ -224,7 +224,7 @@ mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud, mh_error **err)
         mh_status prc = mh_path_finder(host, e, &cls, &state, NULL);
         if (prc == MH_ENOMEM)
             rc = mh_err(host, err, MH_ENOMEM, "out of memory opening the "
-                        "finder of search path entry '%s'", e->text);
+                        "finder of search path entry '%s'", e->shown);
         if (prc != MH_OK || !cls->list)
             continue;
         a.finder = cls->name;

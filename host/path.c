@@ -78,6 +78,29 @@ size_t mh_path_canon(char *t, size_t len)
     return o;
 }
 
+/* The entry as people may see it: a URI's password replaced by "***"
+ * ("https://u:***@host/"); anything else unchanged.  Interned. */
+static const char *shown_text(mh_host *h, const char *t)
+{
+    const char *auth = strstr(t, "://");
+    if (!auth)
+        return t;
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', alen);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon)
+        return t;
+    mh_buf b;
+    mh_buf_init(&b, h, 0);
+    mh_buf_add(&b, t, (size_t)(colon - t) + 1);
+    mh_buf_puts(&b, "***");
+    mh_buf_puts(&b, at);
+    const char *r = b.failed ? NULL : mh_int_cstr(h, mh_buf_str(&b));
+    mh_buf_free(&b);
+    return r;
+}
+
 static mh_status insert(mh_host *h, const char *text, size_t len,
                         mh_path_source src, size_t pos, mh_error **err)
 {
@@ -95,7 +118,7 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
     for (size_t i = 0; i < p->n; i++)
         if (p->v[i]->text == t) {
             MH_TRACE(h, "search path: '%s' (%s) is already entry %zu; "
-                     "dropped", t, mh_path_source_name(src), i);
+                     "dropped", p->v[i]->shown, mh_path_source_name(src), i);
             return MH_OK;
         }
     if (p->n == p->cap) {
@@ -112,6 +135,11 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
     if (!e)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
     e->text = t;
+    e->shown = shown_text(h, t);
+    if (!e->shown) {
+        mh_mem_free(h, e, sizeof *e);
+        return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
+    }
     e->source = src;
     pthread_mutex_init(&e->lock, NULL);
     atomic_init(&e->finder, NULL);
@@ -286,7 +314,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
                 e->state = st;
                 c = k;
                 MH_TRACE(h, "search path: '%s' claimed by finder '%s'",
-                         e->text, k->name);
+                         e->shown, k->name);
                 atomic_store_explicit(&e->finder, c, memory_order_release);
             }
         }
@@ -294,7 +322,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
             /* Passing: the entry is tried again next time. */
             if (rc == MH_EAGAIN)
                 mh_log(h, MH_LOG_WARN, "search path entry '%s' not usable "
-                       "now: %s", e->text, mh_error_message(oerr));
+                       "now: %s", e->shown, mh_error_message(oerr));
             if (why)
                 mh_buf_puts(why, mh_error_message(oerr));
             mh_error_free(oerr);
@@ -303,7 +331,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
             e->tried = true;
             e->open_error = oerr;
             mh_log(h, MH_LOG_WARN, "search path entry '%s' skipped: %s",
-                   e->text, mh_error_message(oerr));
+                   e->shown, mh_error_message(oerr));
         }
     }
     if (c)
@@ -358,7 +386,7 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
         const mh_finder_class *c;
         void *state;
         mh_path_finder(host, e, &c, &state, NULL); /* who claims it */
-        if (entry) *entry = e->text;
+        if (entry) *entry = e->shown;
         if (source) *source = e->source;
         if (finder) *finder = c ? c->name : NULL;
         rc = MH_OK;

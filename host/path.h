@@ -21,7 +21,10 @@ struct mh_host;
 struct mh_finder_class;
 
 typedef struct mh_pentry {
-    const char *text;                      /* interned */
+    const char *text;                      /* interned; given to finders */
+    const char *shown;                     /* interned; text with any
+                                              password masked: for every
+                                              message and for the API */
     mh_path_source source;
     pthread_mutex_t lock;                  /* guards lazy finder open */
     _Atomic(const struct mh_finder_class *) finder; /* once opened */

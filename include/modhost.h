@@ -283,7 +283,8 @@ MH_API mh_status mh_host_add_path(mh_host *host, const char *entry,
 MH_API size_t mh_host_path_count(mh_host *host);
 
 /*
- * Describe entry i: its text, where it came from, and which finder claims
+ * Describe entry i: its text (with a URI's password shown as "***"; the
+ * real one is only ever given to the finder), where it came from, and which finder claims
  * it (e.g. "fs"; NULL when none can: the reason is logged as a warning).
  * The entry's finder is opened here if it was not yet, without reading any
  * module.  Returns MH_EINVAL if i is out of range (outputs NULL and

@@ -28,7 +28,9 @@ Behaviour is chosen by the first path segment, the MODE, so one server
 serves every fault; the rest of the path names a file under DIR
 (/ok/pkg/mod.so is DIR/pkg/mod.so).  A mode applies to every file;
 MODE-mod (e.g. /trunc-mod/) applies it to module files only (anything but
-index.json and index.json.sig, which are then served as under /ok/).
+index.json and index.json.sig, which are then served as under /ok/), and
+MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
+(everything else is served as under /ok/).
 
   ok               serve the file (404 when absent, directories too)
   404, 500         answer that status
@@ -311,6 +313,10 @@ class Handler(BaseHTTPRequestHandler):
         if mode.endswith("-mod") and mode != "-mod":
             mode = mode[:-4]
             module_only = True
+        if mode.endswith("-sig") and mode != "-sig":
+            mode = mode[:-4]
+            if rest != "index.json.sig":
+                return self.serve_file(rest)
         is_index = rest in INDEX_FILES
         if mode == "tamper":
             module_only = True
