@@ -32,6 +32,7 @@
  * C allocator too).
  */
 #include "host/internal.h"
+#include "finders/tree.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -47,7 +48,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define IXW_MAX_DEPTH 64
 #define IXW_INDEX "index.json"
 #define IXW_SIG "index.json.sig"
 #define IXW_SIG_LEN 64          /* Ed25519 */
@@ -66,9 +66,6 @@ typedef struct ixw {
     char dir[PATH_MAX];      /* without trailing slashes */
     ixw_mod *mods;
     size_t n, cap;
-    dev_t up_dev[IXW_MAX_DEPTH + 1]; /* directories on the current walk */
-    ino_t up_ino[IXW_MAX_DEPTH + 1];
-    int depth;
     mh_error **err;
 } ixw;
 
@@ -243,65 +240,21 @@ static mh_status add_module(ixw *w, const char *full, const char *rel,
     return MH_OK;
 }
 
-/* Every module under dir/rel (rel is rlen bytes in a PATH_MAX buffer). */
-static mh_status walk(ixw *w, char *rel, size_t rlen)
+/* Directories that can hold modules, and module files. */
+static bool tree_keep(void *ud, const char *name, size_t len, bool is_dir)
 {
-    char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s%s%s", w->dir,
-                 rlen || !w->dir[0] ? "/" : "", rel) >= (int)sizeof path)
-        return mh_err(NULL, w->err, MH_EINVAL, "path too long under %s",
-                      w->dir);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
-                      path, strerror(errno));
-    for (int i = 0; i < w->depth; i++)
-        if (w->up_dev[i] == st.st_dev && w->up_ino[i] == st.st_ino)
-            return MH_OK; /* a link back up: already being indexed */
-    if (w->depth > IXW_MAX_DEPTH)
-        return mh_err(NULL, w->err, MH_EINVAL, "%s is nested more than %d "
-                      "directories deep", path, IXW_MAX_DEPTH);
-    DIR *d = opendir(path);
-    if (!d)
-        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
-                      path, strerror(errno));
-    w->up_dev[w->depth] = st.st_dev;
-    w->up_ino[w->depth] = st.st_ino;
-    w->depth++;
-    mh_status rc = MH_OK;
-    struct dirent *de;
-    while (rc == MH_OK && (errno = 0, de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        size_t n = strlen(nm);
-        int kind = module_kind(nm, n);
-        if (kind < 0 && !ident(nm, n))
-            continue; /* hidden, index.json, or no module name */
-        if (strlen(w->dir) + rlen + n + 2 >= PATH_MAX) {
-            rc = mh_err(NULL, w->err, MH_EINVAL, "path too long under %s",
-                        path);
-            break;
-        }
-        size_t nr = rlen;
-        if (rlen)
-            rel[nr++] = '/';
-        memcpy(rel + nr, nm, n + 1);
-        char full[PATH_MAX];
-        if (snprintf(full, sizeof full, "%s/%s", w->dir, rel) >=
-                (int)sizeof full || stat(full, &st) != 0) {
-            /* a dangling link: not a module */
-        } else if (S_ISDIR(st.st_mode) && kind < 0) {
-            rc = walk(w, rel, nr + n);
-        } else if (S_ISREG(st.st_mode) && kind >= 0) {
-            rc = add_module(w, full, rel, nr + n, kind);
-        }
-        rel[rlen] = '\0';
-    }
-    if (rc == MH_OK && errno != 0)
-        rc = mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
-                    path, strerror(errno));
-    closedir(d);
-    w->depth--;
-    return rc;
+    MH_UNUSED(ud);
+    int kind = module_kind(name, len);
+    return is_dir ? kind < 0 && ident(name, len) : kind >= 0;
+}
+
+static mh_status tree_file(void *ud, const char *full, const char *rel,
+                           size_t rlen, const struct stat *st)
+{
+    MH_UNUSED(st);
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    return add_module(ud, full, rel, rlen, module_kind(base, strlen(base)));
 }
 
 static int kind_rank(const char *kind)
@@ -597,8 +550,7 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
         goto out;
     }
 
-    char rel[PATH_MAX] = "";
-    rc = walk(w, rel, 0);
+    rc = mh_tree_walk(w->dir, tree_keep, tree_file, w, w->err);
     if (rc != MH_OK)
         goto out;
     sort_unique(w);

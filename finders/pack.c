@@ -18,6 +18,7 @@
  */
 #include "host/internal.h"
 #include "finders/sqlar.h"
+#include "finders/tree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,7 +32,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PACK_MAX_DEPTH 64
 #define PACK_BUSY_MS 10000
 
 typedef struct row {
@@ -47,9 +47,6 @@ typedef struct pack {
     dev_t db_dev;            /* the database itself, never packed */
     ino_t db_ino;
     bool db_exists;
-    dev_t up_dev[PACK_MAX_DEPTH + 1]; /* directories on the current walk */
-    ino_t up_ino[PACK_MAX_DEPTH + 1];
-    int depth;
     mh_error **err;
 } pack;
 
@@ -172,60 +169,20 @@ static bool sqlite_companion(const char *nm)
     return false;
 }
 
-/* Every regular file under dir/rel, stored as rel/...: hidden names are
- * skipped; links to directories are followed as the fs finder does, but
- * never back into a directory already on the walk. */
-static mh_status add_tree(pack *p, const char *dir, char *rel, size_t rlen)
+static bool tree_keep(void *ud, const char *name, size_t len, bool is_dir)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s%s%s", dir, rlen ? "/" : "", rel);
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return mh_err(NULL, p->err, MH_EIO, "cannot read directory %s: %s",
-                      path, strerror(errno));
-    for (int i = 0; i < p->depth; i++)
-        if (p->up_dev[i] == st.st_dev && p->up_ino[i] == st.st_ino)
-            return MH_OK; /* a link back up: already being packed */
-    if (p->depth > PACK_MAX_DEPTH)
-        return mh_err(NULL, p->err, MH_EINVAL, "%s is nested more than %d "
-                      "directories deep", path, PACK_MAX_DEPTH);
-    DIR *d = opendir(path);
-    if (!d)
-        return mh_err(NULL, p->err, MH_EIO, "cannot read directory %s: %s",
-                      path, strerror(errno));
-    p->up_dev[p->depth] = st.st_dev;
-    p->up_ino[p->depth] = st.st_ino;
-    p->depth++;
-    mh_status rc = MH_OK;
-    struct dirent *de;
-    while (rc == MH_OK && (errno = 0, de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        if (nm[0] == '.' || sqlite_companion(nm))
-            continue;
-        size_t n = strlen(nm);
-        if (strlen(dir) + rlen + n + 2 >= PATH_MAX) {
-            rc = mh_err(NULL, p->err, MH_EINVAL, "path too long under %s",
-                        path);
-            break;
-        }
-        size_t nr = rlen;
-        if (rlen)
-            rel[nr++] = '/';
-        memcpy(rel + nr, nm, n + 1);
-        char full[PATH_MAX];
-        snprintf(full, sizeof full, "%s/%s", dir, rel);
-        if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
-            rc = add_tree(p, dir, rel, nr + n);
-        else if (stat(full, &st) == 0 && S_ISREG(st.st_mode))
-            rc = add_file(p, full, rel);
-        rel[rlen] = '\0';
-    }
-    if (rc == MH_OK && errno != 0)
-        rc = mh_err(NULL, p->err, MH_EIO, "cannot read directory %s: %s",
-                    path, strerror(errno));
-    closedir(d);
-    p->depth--;
-    return rc;
+    MH_UNUSED(ud);
+    MH_UNUSED(len);
+    MH_UNUSED(is_dir);
+    return name[0] != '.' && !sqlite_companion(name);
+}
+
+static mh_status tree_file(void *ud, const char *full, const char *rel,
+                           size_t rlen, const struct stat *st)
+{
+    MH_UNUSED(rlen);
+    MH_UNUSED(st);
+    return add_file(ud, full, rel);
 }
 
 static mh_status add_input(pack *p, const char *in)
@@ -234,10 +191,8 @@ static mh_status add_input(pack *p, const char *in)
     if (stat(in, &st) != 0)
         return mh_err(NULL, p->err, MH_EIO, "cannot pack %s: %s", in,
                       strerror(errno));
-    if (S_ISDIR(st.st_mode)) {
-        char rel[PATH_MAX] = "";
-        return add_tree(p, in, rel, 0);
-    }
+    if (S_ISDIR(st.st_mode)) /* its files, by their paths inside it */
+        return mh_tree_walk(in, tree_keep, tree_file, p, p->err);
     if (in[0] == '/') /* absolute: stored by base name */
         return add_file(p, in, strrchr(in, '/') + 1);
     while (strncmp(in, "./", 2) == 0) /* "./a.so" is "a.so" */
