@@ -20,7 +20,6 @@
 #include "finders/sqlar.h"
 #include "finders/tree.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
