@@ -83,12 +83,29 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
     return MH_OK;
 }
 
+static mh_status read_file(mh_host *h, const char *path, size_t max,
+                           int flags, unsigned char **out, size_t *len,
+                           mh_error **err);
+
 mh_status mh_atw_read(mh_host *h, const char *path, size_t max,
                       unsigned char **out, size_t *len, mh_error **err)
 {
+    return read_file(h, path, max, O_NOFOLLOW, out, len, err);
+}
+
+mh_status mh_atw_read_file(mh_host *h, const char *path, size_t max,
+                           unsigned char **out, size_t *len, mh_error **err)
+{
+    return read_file(h, path, max, 0, out, len, err);
+}
+
+static mh_status read_file(mh_host *h, const char *path, size_t max,
+                           int flags, unsigned char **out, size_t *len,
+                           mh_error **err)
+{
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
     if (fd < 0)
         return errno == ENOENT
                    ? MH_ENOTFOUND

@@ -24,4 +24,8 @@ mh_status mh_atw_write(struct mh_host *h, const char *path, const void *data,
 mh_status mh_atw_read(struct mh_host *h, const char *path, size_t max,
                       unsigned char **out, size_t *len, mh_error **err);
 
+/* The same for any file, following symbolic links (module sources). */
+mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,
+                           unsigned char **out, size_t *len, mh_error **err);
+
 #endif /* MH_CACHE_ATOMIC_H */

@@ -57,6 +57,7 @@ struct mh_module {
     /* Loader state. */
     void *dl;                       /* dlopen handle */
     struct mh_mfd *image;           /* in-memory image (loaders/memfd.c) */
+    int lua_ref;                    /* exports table in the Lua registry */
     const mh_plugin_desc *desc;     /* NULL for plain and namespace */
     size_t nexports;
     void *userdata;                 /* the plugin's, via set_userdata */

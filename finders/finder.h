@@ -97,7 +97,8 @@ extern const mh_finder_class mh_htf_class;
 size_t mh_name_relpath(const char *name, const char *suffix, char *buf,
                        size_t size);
 
-/* Module file suffix for native code. */
+/* Module file suffixes: native code, Lua source. */
 #define MH_NATIVE_SUFFIX ".so"
+#define MH_LUA_SUFFIX ".lua"
 
 #endif /* MH_FINDERS_FINDER_H */

@@ -46,6 +46,9 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
     if (strcmp(kind->valuestring, "native") == 0) {
         e->kind = MH_KIND_NATIVE;
         suffix = MH_NATIVE_SUFFIX;
+    } else if (strcmp(kind->valuestring, "lua") == 0) {
+        e->kind = MH_KIND_LUA;
+        suffix = MH_LUA_SUFFIX;
     } else {
         /* A kind this host has no loader for (a newer index, or "lua"
          * before the Lua loader): not an error, just not importable. */

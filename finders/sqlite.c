@@ -344,6 +344,33 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
         rc = damaged(s, s->find, "looking up a module", why);
         goto out;
     }
+    /* No native module: Lua source of that name? */
+    char lrel[MH_NAME_MAX + 8];
+    size_t ln = mh_name_relpath(name, MH_LUA_SUFFIX, lrel, sizeof lrel);
+    sqlite3_bind_text(s->find, 1, lrel, (int)ln, SQLITE_STATIC);
+    step = sqlite3_step(s->find);
+    if (step == SQLITE_ROW) {
+        int64_t mode = sqlite3_column_int64(s->find, 0);
+        sqlite3_reset(s->find);
+        if (!mh_sar_is_link(mode) && !mh_sar_is_dir(mode)) {
+            snprintf(origin, sizeof origin, "%s!/%s", s->path, lrel);
+            found->kind = MH_KIND_LUA;
+            found->origin = mh_int_cstr(h, origin);
+            found->key = mh_int_str(h, lrel, ln);
+            found->file = NULL;
+            rc = found->origin && found->key
+                     ? MH_OK
+                     : mh_err(h, err, MH_ENOMEM, "out of memory finding "
+                              "'%s'", name);
+            goto out;
+        }
+    } else {
+        sqlite3_reset(s->find);
+        if (step != SQLITE_DONE) {
+            rc = damaged(s, s->find, "looking up a module", why);
+            goto out;
+        }
+    }
     /* Not a module: a namespace portion if anything lies under a/b/c/. */
     size_t d = n - (sizeof MH_NATIVE_SUFFIX - 1);
     snprintf(lo, sizeof lo, "%.*s/", (int)d, rel);
@@ -363,7 +390,7 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
                            : mh_err(h, err, MH_ENOMEM,
                                     "out of memory finding '%s'", name);
     } else if (step == SQLITE_DONE) {
-        mh_buf_printf(why, "no %s in the archive", rel);
+        mh_buf_printf(why, "no %s or %s in the archive", rel, lrel);
         rc = MH_ENOTFOUND;
     } else {
         rc = damaged(s, s->ns, "looking up a package", why);
@@ -438,14 +465,24 @@ out:
 /* "a/b/c.so" (n bytes, from the row) -> "a.b.c", if that name maps back
  * to exactly this row: every component an identifier, no '.' inside one,
  * no NUL inside the text. */
-static bool module_name_of(const char *rel, size_t n, char *out, size_t size)
+static bool module_name_of(const char *rel, size_t n, char *out, size_t size,
+                           mh_module_kind *kind)
 {
-    if (n <= 3 || strlen(rel) != n || strcmp(rel + n - 3, MH_NATIVE_SUFFIX) ||
-        n - 3 >= size || memchr(rel, '.', n - 3))
+    size_t sl;
+    if (n > 3 && strcmp(rel + n - 3, MH_NATIVE_SUFFIX) == 0) {
+        sl = 3;
+        *kind = MH_KIND_NATIVE;
+    } else if (n > 4 && strcmp(rel + n - 4, MH_LUA_SUFFIX) == 0) {
+        sl = 4;
+        *kind = MH_KIND_LUA;
+    } else {
         return false;
-    for (size_t i = 0; i < n - 3; i++)
+    }
+    if (strlen(rel) != n || n - sl >= size || memchr(rel, '.', n - sl))
+        return false;
+    for (size_t i = 0; i < n - sl; i++)
         out[i] = rel[i] == '/' ? '.' : rel[i];
-    out[n - 3] = '\0';
+    out[n - sl] = '\0';
     return mh_name_check(out, NULL) == MH_OK;
 }
 
@@ -469,11 +506,12 @@ static mh_status sqf_list(void *state, mh_finder_list_fn fn, void *ud,
         const char *rel = (const char *)sqlite3_column_text(s->list, 0);
         size_t rlen = (size_t)sqlite3_column_bytes(s->list, 0);
         int64_t mode = sqlite3_column_int64(s->list, 1);
+        mh_module_kind kind;
         if (!rel || mh_sar_is_dir(mode) || mh_sar_is_link(mode) ||
-            !module_name_of(rel, rlen, mname, sizeof mname))
+            !module_name_of(rel, rlen, mname, sizeof mname, &kind))
             continue;
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
-        mh_found f = {.kind = MH_KIND_NATIVE};
+        mh_found f = {.kind = kind};
         f.origin = mh_int_cstr(h, origin);
         f.key = mh_int_cstr(h, rel);
         const char *iname = mh_int_cstr(h, mname);

@@ -46,6 +46,7 @@ static const struct {
     [MH_EDEADLOCK] = {"MH_EDEADLOCK", "import would deadlock"},
     [MH_EVERSION] = {"MH_EVERSION", "header and library versions differ"},
     [MH_EAGAIN] = {"MH_EAGAIN", "temporarily unavailable"},
+    [MH_ECALL] = {"MH_ECALL", "the called function raised an error"},
 };
 
 const char *mh_strerror(int code)

@@ -101,7 +101,8 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
 
 static const char *loader_name(mh_module_kind kind)
 {
-    return kind == MH_KIND_NAMESPACE ? "namespace" : "native";
+    return kind == MH_KIND_NAMESPACE ? "namespace"
+         : kind == MH_KIND_LUA ? "lua" : "native";
 }
 
 mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,

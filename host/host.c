@@ -7,6 +7,7 @@
  * isolated mode (-E) every MODHOST_* variable is ignored too.
  */
 #include "host/internal.h"
+#include "loaders/loader.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -167,6 +168,7 @@ void mh_host_free(mh_host *host)
     if (!host)
         return;
     mh_reg_free(host);          /* fini runs first: plugins may log */
+    mh_lua_close(host);
     mh_path_free(host);
     mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);

@@ -109,6 +109,7 @@ const char *mh_module_kind_name(mh_module_kind kind)
     case MH_KIND_NATIVE: return "native";
     case MH_KIND_PLAIN: return "plain";
     case MH_KIND_NAMESPACE: return "namespace";
+    case MH_KIND_LUA: return "lua";
     }
     return "unknown";
 }

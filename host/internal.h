@@ -48,6 +48,7 @@ struct mh_host {
 
     mh_host_api api;       /* table handed to plugins' init and fini */
     atomic_bool closing;   /* mh_host_free has begun: no more imports */
+    struct mh_lua *lua;    /* the host's Lua state (loaders/lua.c), lazy */
 };
 
 /* ---- memory (host/mem.c): all through host->alloc ------------------- */

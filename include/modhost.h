@@ -82,6 +82,7 @@ typedef enum mh_status {
     MH_EVERSION = 15,     /* header/library or type-size mismatch */
     MH_EAGAIN = 16,       /* temporarily unavailable (a locked database);
                              the same call may work later */
+    MH_ECALL = 17,        /* the called function raised an error */
     MH_STATUS_COUNT_      /* not a code: one past the last */
 } mh_status;
 
@@ -143,6 +144,12 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 #define MH_CONFIG_ALLOW_HTTP      0x0010u /* allow plain http:// entries on
                                              non-loopback hosts even when
                                              their index is not signed */
+#define MH_CONFIG_NO_BYTECODE_WRITE 0x0020u /* never write Lua bytecode
+                                             caches (also
+                                             MODHOST_DONTWRITEBYTECODE=1) */
+#define MH_CONFIG_BYTECODE_BESIDE 0x0040u /* cache bytecode of Lua files in
+                                             a __mhcache__ folder beside the
+                                             source, not in the cache dir */
 
 /*
  * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields
@@ -312,10 +319,12 @@ typedef struct mh_module mh_module;
 typedef enum mh_module_kind {
     MH_KIND_NATIVE = 0,     /* shared object with a modhost descriptor */
     MH_KIND_PLAIN = 1,      /* shared object without one (MH_IMPORT_PLAIN) */
-    MH_KIND_NAMESPACE = 2   /* a directory only: no code, no exports */
+    MH_KIND_NAMESPACE = 2,  /* a directory only: no code, no exports */
+    MH_KIND_LUA = 3         /* Lua 5.4 source (a/b.lua), run once; its
+                               returned table holds the exports */
 } mh_module_kind;
 
-/* "native", "plain", "namespace". */
+/* "native", "plain", "namespace", "lua". */
 MH_API const char *mh_module_kind_name(mh_module_kind kind);
 
 /* Import flags. */
@@ -379,6 +388,20 @@ MH_API const char *mh_module_version(const mh_module *mod);
  * mh_module_export_name(mod, i) gives the i-th name or NULL. */
 MH_API size_t mh_module_export_count(const mh_module *mod);
 MH_API const char *mh_module_export_name(const mh_module *mod, size_t i);
+
+/*
+ * Call function `fn` of a module with JSON values (cJSON): the elements of
+ * the array `args` (NULL for none) are its arguments; *result receives its
+ * result (the first value a Lua function returns, JSON null for none), to
+ * be freed with cJSON_Delete.  Works for Lua modules (functions of the
+ * table the chunk returned); other kinds give MH_ENOSYM.  A Lua error
+ * comes back as MH_ECALL with the Lua message and traceback, never a
+ * crash.  Values that have no JSON form give MH_EFORMAT.
+ */
+struct cJSON;
+MH_API mh_status mh_module_call(mh_module *mod, const char *fn,
+                                const struct cJSON *args,
+                                struct cJSON **result, mh_error **err);
 
 /* ---------------------------------------------------------------------- */
 /* Finding without loading                                                */

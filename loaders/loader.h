@@ -39,4 +39,11 @@ void mh_nat_fini(struct mh_host *h, mh_module *mod);
 void mh_nat_unload(struct mh_host *h, mh_module *mod);
 void *mh_nat_symbol(mh_module *mod, const char *symbol);
 
+/* The Lua loader (loaders/lua.c). */
+struct cJSON;
+mh_status mh_lua_load(struct mh_host *h, mh_module *mod, const mh_found *spec,
+                      mh_error **err);
+void mh_lua_unload(struct mh_host *h, mh_module *mod);
+void mh_lua_close(struct mh_host *h);
+
 #endif /* MH_LOADERS_LOADER_H */

@@ -197,6 +197,8 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
     case MH_KIND_NAMESPACE:
         mod->kind = MH_KIND_NAMESPACE;
         return MH_OK;
+    case MH_KIND_LUA:
+        return mh_lua_load(h, mod, spec, err);
     case MH_KIND_NATIVE:
     case MH_KIND_PLAIN:
         break;
@@ -231,7 +233,9 @@ void mh_ld_fini(mh_host *h, mh_module *mod)
 
 void mh_ld_unload(mh_host *h, mh_module *mod)
 {
-    if (mod->kind != MH_KIND_NAMESPACE)
+    if (mod->kind == MH_KIND_LUA)
+        mh_lua_unload(h, mod);
+    else if (mod->kind != MH_KIND_NAMESPACE)
         mh_nat_unload(h, mod);
 }
 

@@ -1,0 +1,158 @@
+/*
+ * cache/bytecode.c -- the Lua bytecode cache (mh_bc_*), modhost's
+ * __pycache__.
+ *
+ * A cache file is a header and a dumped Lua chunk:
+ *
+ *     magic "MHLUABC\0", cache format, LUA_VERSION_NUM, sizes of int,
+ *     size_t, lua_Integer and lua_Number (a foreign build's file is
+ *     ignored), mode (hash or stat), SHA-256 of the source, the source's
+ *     nanosecond mtime, size and inode, when the entry was recorded,
+ *     bytecode length and the bytecode's SHA-256; then the bytecode.
+ *
+ * Two ways to know it is current, as PEP 552: by hash (the source's
+ * SHA-256; the default for sources from databases and the network, whose
+ * bytes are in hand anyway) and by stat (mtime, size, inode: no need to
+ * read the source at all).  An entry recorded less than two seconds after
+ * the source's mtime is "unsure" -- an edit in the same timestamp tick
+ * would not change the mtime -- and is checked by hash instead.
+ *
+ * Lua does not verify binary chunks, and crafted bytecode can crash the
+ * VM, so bytecode is loaded only from these files and only after the
+ * header and the bytecode's own hash check out; anything else is treated
+ * as absent and rewritten.  Writes are atomic (cache/atomic.c).
+ */
+#include "host/internal.h"
+#include "cache/atomic.h"
+#include "cache/bytecode.h"
+
+#include <lua.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define BC_MAGIC "MHLUABC"
+#define BC_FORMAT 1u
+#define BC_UNSURE_NS 2000000000LL
+#define BC_MAX_FILE (64u << 20)
+
+typedef struct bc_header {
+    char magic[8];
+    uint32_t format, lua_version;
+    uint8_t sz_int, sz_size, sz_integer, sz_number;
+    uint32_t mode;
+    unsigned char source_sha[32];
+    int64_t mtime_sec, mtime_nsec;
+    uint64_t size, ino;
+    int64_t recorded_sec, recorded_nsec;
+    uint64_t bc_len;
+    unsigned char bc_sha[32];
+} bc_header;
+
+static void sha256(const void *d, size_t n, unsigned char out[32])
+{
+    EVP_Digest(d, n, out, NULL, EVP_sha256(), NULL);
+}
+
+void mh_bc_source_hash(const void *src, size_t len, unsigned char out[32])
+{
+    sha256(src, len, out);
+}
+
+static void header_init(bc_header *hd)
+{
+    memset(hd, 0, sizeof *hd);
+    memcpy(hd->magic, BC_MAGIC, sizeof BC_MAGIC);
+    hd->format = BC_FORMAT;
+    hd->lua_version = LUA_VERSION_NUM;
+    hd->sz_int = sizeof(int);
+    hd->sz_size = sizeof(size_t);
+    hd->sz_integer = sizeof(lua_Integer);
+    hd->sz_number = sizeof(lua_Number);
+}
+
+mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
+                        unsigned char **bc, size_t *bc_len)
+{
+    unsigned char *file = NULL;
+    size_t len = 0;
+    *bc = NULL;
+    *bc_len = 0;
+    if (mh_atw_read(h, path, BC_MAX_FILE, &file, &len, NULL) != MH_OK)
+        return MH_BC_ABSENT;
+    bc_header hd, want;
+    header_init(&want);
+    mh_bc_result r = MH_BC_STALE;
+    if (len < sizeof hd)
+        goto out; /* truncated: ignored, rewritten */
+    memcpy(&hd, file, sizeof hd);
+    if (memcmp(hd.magic, want.magic, sizeof hd.magic) != 0 ||
+        hd.format != want.format || hd.lua_version != want.lua_version ||
+        hd.sz_int != want.sz_int || hd.sz_size != want.sz_size ||
+        hd.sz_integer != want.sz_integer || hd.sz_number != want.sz_number ||
+        hd.bc_len != len - sizeof hd)
+        goto out; /* foreign or damaged */
+    unsigned char got[32];
+    sha256(file + sizeof hd, (size_t)hd.bc_len, got);
+    if (memcmp(got, hd.bc_sha, sizeof got) != 0)
+        goto out; /* damaged bytecode: never given to Lua */
+
+    bool current;
+    if (src->bytes) { /* hash mode: the bytes are in hand */
+        current = memcmp(hd.source_sha, src->sha, 32) == 0;
+    } else {
+        long long age = (hd.recorded_sec - hd.mtime_sec) * 1000000000LL +
+                        (hd.recorded_nsec - hd.mtime_nsec);
+        current = hd.mode == MH_BC_STAT && hd.mtime_sec == src->mtime_sec &&
+                  hd.mtime_nsec == src->mtime_nsec && hd.size == src->size &&
+                  hd.ino == src->ino;
+        if (current && age < BC_UNSURE_NS) {
+            r = MH_BC_UNSURE; /* the caller hashes the source and retries */
+            goto out;
+        }
+    }
+    if (!current)
+        goto out;
+    unsigned char *out = mh_mem_alloc(h, (size_t)hd.bc_len);
+    if (!out) {
+        r = MH_BC_ABSENT;
+        goto out;
+    }
+    memcpy(out, file + sizeof hd, (size_t)hd.bc_len);
+    *bc = out;
+    *bc_len = (size_t)hd.bc_len;
+    r = MH_BC_HIT;
+out:
+    mh_mem_free(h, file, len ? len : 1);
+    return r;
+}
+
+mh_status mh_bc_store(mh_host *h, const char *path, const mh_bc_source *src,
+                      const unsigned char *source_sha, const void *bc,
+                      size_t bc_len, mh_error **err)
+{
+    bc_header hd;
+    header_init(&hd);
+    hd.mode = src->bytes ? MH_BC_HASH : MH_BC_STAT;
+    memcpy(hd.source_sha, source_sha, 32);
+    hd.mtime_sec = src->mtime_sec;
+    hd.mtime_nsec = src->mtime_nsec;
+    hd.size = src->size;
+    hd.ino = src->ino;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    hd.recorded_sec = now.tv_sec;
+    hd.recorded_nsec = now.tv_nsec;
+    hd.bc_len = bc_len;
+    sha256(bc, bc_len, hd.bc_sha);
+    size_t total = sizeof hd + bc_len;
+    unsigned char *buf = mh_mem_alloc(h, total);
+    if (!buf)
+        return mh_err(h, err, MH_ENOMEM, "out of memory caching bytecode");
+    memcpy(buf, &hd, sizeof hd);
+    memcpy(buf + sizeof hd, bc, bc_len);
+    mh_status rc = mh_atw_write(h, path, buf, total, err);
+    mh_mem_free(h, buf, total);
+    return rc;
+}

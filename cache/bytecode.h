@@ -1,0 +1,42 @@
+/*
+ * cache/bytecode.h -- the Lua bytecode cache (mh_bc_*); the file format
+ * and the rules are in cache/bytecode.c.
+ */
+#ifndef MH_CACHE_BYTECODE_H
+#define MH_CACHE_BYTECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modhost.h"
+
+struct mh_host;
+
+enum { MH_BC_HASH = 1, MH_BC_STAT = 2 };
+
+/* What the cache entry is checked against.  bytes != NULL: hash mode
+ * (sha is the SHA-256 of the bytes); else stat mode (the other fields). */
+typedef struct mh_bc_source {
+    const void *bytes;
+    unsigned char sha[32];
+    int64_t mtime_sec, mtime_nsec;
+    uint64_t size, ino;
+} mh_bc_source;
+
+typedef enum mh_bc_result {
+    MH_BC_HIT,      /* *bc holds checked bytecode (host memory) */
+    MH_BC_ABSENT,   /* no usable file */
+    MH_BC_STALE,    /* a file, but foreign, damaged or out of date */
+    MH_BC_UNSURE    /* stat says current, but too close to call: hash */
+} mh_bc_result;
+
+mh_bc_result mh_bc_load(struct mh_host *h, const char *path,
+                        const mh_bc_source *src, unsigned char **bc,
+                        size_t *bc_len);
+mh_status mh_bc_store(struct mh_host *h, const char *path,
+                      const mh_bc_source *src, const unsigned char *source_sha,
+                      const void *bc, size_t bc_len, mh_error **err);
+void mh_bc_source_hash(const void *src, size_t len, unsigned char out[32]);
+
+#endif /* MH_CACHE_BYTECODE_H */

@@ -1,0 +1,484 @@
+/*
+ * loaders/lua.c -- the Lua loader (mh_lua_*): modules written in Lua 5.4.
+ *
+ * One lua_State per host, created on first use, its memory through the
+ * host's allocator, guarded by a recursive mutex: imports and calls from
+ * several threads take turns, and a Lua module whose chunk imports another
+ * Lua module re-enters on the same thread.  The mutex is the Lua state's
+ * own (the VM is single-threaded), not a host-wide lock.
+ *
+ * Loading a module: its source comes from a file (directory entries) or
+ * from its finder's read() (databases, HTTP), and is compiled in TEXT mode
+ * only -- "t" -- whatever finder it came from: a binary chunk in a .lua
+ * file is refused, because Lua does not verify bytecode.  The compiled
+ * chunk is cached (cache/bytecode.c) and later loaded from there in binary
+ * mode, after the cache file's header and hash are checked.  The chunk
+ * runs once, under lua_pcall with a traceback handler, and must return a
+ * table: its exports, kept in the Lua registry.  A chunk that fails leaves
+ * nothing behind (the import protocol abandons the entry) and a retry
+ * compiles again.
+ *
+ * Calls (mh_module_call) cross as JSON values (cJSON): array elements in,
+ * the first result out; Lua errors come back with message and traceback.
+ */
+#include "host/internal.h"
+#include "cache/atomic.h"
+#include "cache/bytecode.h"
+#include "finders/finder.h"
+#include "loaders/loader.h"
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LUA_JSON_DEPTH 64
+
+typedef struct mh_lua {
+    lua_State *L;
+    pthread_mutex_t lock;      /* recursive */
+    bool warned_cache;         /* an unwritable cache is said once */
+} mh_lua;
+
+static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    mh_host *h = ud;
+    if (!ptr)
+        osize = 0; /* Lua passes a type tag there */
+    if (nsize == 0) {
+        if (ptr)
+            h->alloc(h->alloc_ud, ptr, osize, 0);
+        return NULL;
+    }
+    return h->alloc(h->alloc_ud, ptr, osize, nsize);
+}
+
+static int open_libs(lua_State *L)
+{
+    luaL_openlibs(L);
+    return 0;
+}
+
+/* The host's Lua state, created on first use (lock not held). */
+static mh_status lua_get(mh_host *h, mh_lua **out, mh_error **err)
+{
+    pthread_mutex_lock(&h->lock);
+    mh_lua *lu = h->lua;
+    if (!lu) {
+        lu = mh_mem_calloc(h, 1, sizeof *lu);
+        lua_State *L = lu ? lua_newstate(lua_alloc, h) : NULL;
+        if (L) {
+            lua_pushcfunction(L, open_libs);
+            if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+                lua_close(L);
+                L = NULL;
+            }
+        }
+        if (!L) {
+            mh_mem_free(h, lu, sizeof *lu);
+            pthread_mutex_unlock(&h->lock);
+            return mh_err(h, err, MH_ENOMEM, "cannot create the Lua state");
+        }
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&lu->lock, &a);
+        pthread_mutexattr_destroy(&a);
+        lu->L = L;
+        h->lua = lu;
+    }
+    pthread_mutex_unlock(&h->lock);
+    *out = lu;
+    return MH_OK;
+}
+
+void mh_lua_close(mh_host *h)
+{
+    mh_lua *lu = h->lua;
+    if (!lu)
+        return;
+    lua_close(lu->L);
+    pthread_mutex_destroy(&lu->lock);
+    mh_mem_free(h, lu, sizeof *lu);
+    h->lua = NULL;
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    return 1;
+}
+
+typedef struct dumpbuf {
+    mh_host *h;
+    unsigned char *data;
+    size_t len, cap;
+    bool oom;
+} dumpbuf;
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+    MH_UNUSED(L);
+    dumpbuf *d = ud;
+    if (d->len + n > d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 4096;
+        while (cap < d->len + n)
+            cap *= 2;
+        unsigned char *nd = mh_mem_realloc(d->h, d->data, d->cap, cap);
+        if (!nd) {
+            d->oom = true;
+            return 1;
+        }
+        d->data = nd;
+        d->cap = cap;
+    }
+    memcpy(d->data + d->len, p, n);
+    d->len += n;
+    return 0;
+}
+
+/* Where the compiled chunk of mod is cached. */
+static void cache_path(mh_host *h, mh_module *mod, const char *file,
+                       char *out, size_t size)
+{
+    if (file && (h->flags & MH_CONFIG_BYTECODE_BESIDE)) {
+        const char *slash = strrchr(file, '/');
+        snprintf(out, size, "%.*s/__mhcache__/%s.mhc",
+                 (int)(slash - file), file, slash + 1);
+        return;
+    }
+    unsigned char sha[32];
+    char hex[33];
+    EVP_Digest(mod->origin, strlen(mod->origin), sha, NULL, EVP_sha256(),
+               NULL);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
+}
+
+static bool writes_allowed(mh_host *h)
+{
+    const char *v = mh_host_getenv(h, "MODHOST_DONTWRITEBYTECODE");
+    return !(h->flags & MH_CONFIG_NO_BYTECODE_WRITE) && !(v && v[0] &&
+                                                         strcmp(v, "0"));
+}
+
+/* Compile (or take from the cache) the chunk of mod and leave it on the
+ * stack.  Lock held. */
+static mh_status load_chunk(mh_host *h, mh_lua *lu, mh_module *mod,
+                            const mh_found *spec, mh_error **err)
+{
+    lua_State *L = lu->L;
+    char cpath[4300], chunkname[4200];
+    snprintf(chunkname, sizeof chunkname, "@%s", mod->origin);
+    cache_path(h, mod, spec->file, cpath, sizeof cpath);
+
+    mh_bc_source src = {0};
+    mh_blob b = {0};
+    mh_status rc;
+    if (spec->file) { /* stat mode: the source need not be read on a hit */
+        struct stat st;
+        if (stat(spec->file, &st) != 0)
+            return mh_err(h, err, MH_EIO, "module '%s': cannot stat %s",
+                          mod->name, spec->file);
+        src.mtime_sec = st.st_mtim.tv_sec;
+        src.mtime_nsec = st.st_mtim.tv_nsec;
+        src.size = (uint64_t)st.st_size;
+        src.ino = st.st_ino;
+    } else {
+        rc = spec->cls->read(spec->state, spec, &b, err);
+        if (rc != MH_OK)
+            return rc;
+        src.bytes = b.data;
+        mh_bc_source_hash(b.data, b.len, src.sha);
+        src.size = b.len;
+    }
+
+    unsigned char *bc = NULL;
+    size_t bc_len = 0;
+    mh_bc_result r = mh_bc_load(h, cpath, &src, &bc, &bc_len);
+    if (r == MH_BC_UNSURE || r == MH_BC_STALE || r == MH_BC_ABSENT) {
+        if (!src.bytes) { /* read the file now */
+            unsigned char *d = NULL;
+            size_t len = 0;
+            mh_error *e = NULL;
+            rc = mh_atw_read_file(h, spec->file, h->max_module_size, &d, &len,
+                                  &e);
+            if (rc != MH_OK) {
+                rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
+                            mh_error_message(e));
+                mh_error_free(e);
+                return rc;
+            }
+            b.data = d;
+            b.len = len;
+            b.size = len ? len : 1;
+            mh_bc_source_hash(d, len, src.sha);
+            if (r == MH_BC_UNSURE) { /* too close to call: by hash */
+                mh_bc_source hs = src;
+                hs.bytes = d;
+                r = mh_bc_load(h, cpath, &hs, &bc, &bc_len);
+            }
+        }
+    }
+    if (r == MH_BC_HIT) {
+        int lr = luaL_loadbufferx(L, (const char *)bc, bc_len, chunkname, "b");
+        mh_mem_free(h, bc, bc_len);
+        mh_blob_free(h, &b);
+        if (lr == LUA_OK) {
+            MH_TRACE(h, "lua: %s: bytecode from cache %s", mod->name, cpath);
+            return MH_OK;
+        }
+        lua_pop(L, 1);
+        return mh_err(h, err, MH_EFORMAT, "module '%s': cached bytecode %s "
+                      "was refused by Lua", mod->name, cpath);
+    }
+
+    /* Compile, in text mode only. */
+    int lr = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname, "t");
+    if (lr != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        rc = mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
+                    "module '%s' (%s): %s", mod->name, mod->origin,
+                    msg ? msg : "cannot compile");
+        lua_pop(L, 1);
+        mh_blob_free(h, &b);
+        return rc;
+    }
+    MH_TRACE(h, "lua: %s: compiled %zu bytes of source", mod->name, b.len);
+    if (writes_allowed(h)) {
+        dumpbuf d = {h, NULL, 0, 0, false};
+        lua_dump(L, dump_writer, &d, 0);
+        mh_error *e = NULL;
+        if (!d.oom &&
+            mh_bc_store(h, cpath, &src, src.sha, d.data, d.len, &e) != MH_OK &&
+            !lu->warned_cache) {
+            lu->warned_cache = true;
+            mh_log(h, MH_LOG_WARN, "lua: cannot write bytecode caches "
+                   "(compiling in memory): %s", mh_error_message(e));
+        }
+        mh_error_free(e);
+        mh_mem_free(h, d.data, d.cap);
+    }
+    mh_blob_free(h, &b);
+    return MH_OK;
+}
+
+mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
+                      mh_error **err)
+{
+    mh_lua *lu;
+    mh_status rc = lua_get(h, &lu, err);
+    if (rc != MH_OK)
+        return rc;
+    pthread_mutex_lock(&lu->lock);
+    lua_State *L = lu->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, traceback);
+    rc = load_chunk(h, lu, mod, spec, err);
+    if (rc == MH_OK) {
+        lua_pushstring(L, mod->name); /* ... = the module's name */
+        int cr = lua_pcall(L, 1, 1, top + 1);
+        if (cr != LUA_OK) {
+            const char *msg = lua_tostring(L, -1);
+            rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) failed while "
+                        "running: %s", mod->name, mod->origin,
+                        msg ? msg : "(no message)");
+        } else if (!lua_istable(L, -1)) {
+            rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) returned %s, "
+                        "not a table of exports", mod->name, mod->origin,
+                        luaL_typename(L, -1));
+        } else {
+            mod->kind = MH_KIND_LUA;
+            mod->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        }
+    }
+    lua_settop(L, top);
+    pthread_mutex_unlock(&lu->lock);
+    return rc;
+}
+
+/* ---- JSON <-> Lua -------------------------------------------------------- */
+
+static bool push_json(lua_State *L, const cJSON *j, int depth)
+{
+    if (depth > LUA_JSON_DEPTH || !lua_checkstack(L, 4))
+        return false;
+    if (cJSON_IsNull(j) || !j) {
+        lua_pushnil(L);
+    } else if (cJSON_IsBool(j)) {
+        lua_pushboolean(L, cJSON_IsTrue(j));
+    } else if (cJSON_IsNumber(j)) {
+        double d = j->valuedouble;
+        if (d == (double)(lua_Integer)d && d > -9.2e18 && d < 9.2e18)
+            lua_pushinteger(L, (lua_Integer)d);
+        else
+            lua_pushnumber(L, d);
+    } else if (cJSON_IsString(j)) {
+        lua_pushstring(L, j->valuestring);
+    } else if (cJSON_IsArray(j)) {
+        lua_newtable(L);
+        lua_Integer i = 1;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, j) {
+            if (!push_json(L, e, depth + 1))
+                return false;
+            lua_rawseti(L, -2, i++);
+        }
+    } else if (cJSON_IsObject(j)) {
+        lua_newtable(L);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, j) {
+            if (!push_json(L, e, depth + 1))
+                return false;
+            lua_setfield(L, -2, e->string);
+        }
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* The Lua value at idx as JSON; NULL if it has no JSON form. */
+static cJSON *to_json(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return cJSON_CreateNull();
+    case LUA_TBOOLEAN:
+        return cJSON_CreateBool(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        return cJSON_CreateNumber(lua_tonumber(L, idx));
+    case LUA_TSTRING:
+        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TTABLE:
+        break;
+    default:
+        return NULL;
+    }
+    if (depth > LUA_JSON_DEPTH || !lua_checkstack(L, 4))
+        return NULL;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+    size_t keys = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        keys++;
+        lua_pop(L, 1);
+    }
+    bool array = n > 0 && (size_t)n == keys;
+    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
+    if (!out)
+        return NULL;
+    if (array) {
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            cJSON *v = to_json(L, -1, depth + 1);
+            lua_pop(L, 1);
+            if (!v || !cJSON_AddItemToArray(out, v)) {
+                cJSON_Delete(v);
+                cJSON_Delete(out);
+                return NULL;
+            }
+        }
+        return out;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING) { /* no JSON form */
+            lua_pop(L, 2);
+            cJSON_Delete(out);
+            return NULL;
+        }
+        cJSON *v = to_json(L, -1, depth + 1);
+        if (!v || !cJSON_AddItemToObject(out, lua_tostring(L, -2), v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(out);
+            lua_pop(L, 2);
+            return NULL;
+        }
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
+                      cJSON **result, mh_error **err)
+{
+    mh_host *h = mod->host;
+    mh_lua *lu = h->lua;
+    *result = NULL;
+    if (args && !cJSON_IsArray(args))
+        return mh_err(h, err, MH_EINVAL, "call of %s.%s: the arguments must "
+                      "be a JSON array", mod->name, fn);
+    pthread_mutex_lock(&lu->lock);
+    lua_State *L = lu->L;
+    int top = lua_gettop(L);
+    mh_status rc = MH_OK;
+    lua_pushcfunction(L, traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, mod->lua_ref);
+    lua_getfield(L, -1, fn);
+    if (!lua_isfunction(L, -1)) {
+        rc = mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no function "
+                    "'%s'", mod->name, mod->origin, fn);
+        goto out;
+    }
+    int nargs = 0;
+    const cJSON *a;
+    if (args)
+        cJSON_ArrayForEach(a, args) {
+            if (!push_json(L, a, 0)) {
+                rc = mh_err(h, err, MH_EFORMAT, "call of %s.%s: argument %d "
+                            "is nested too deeply", mod->name, fn, nargs + 1);
+                goto out;
+            }
+            nargs++;
+        }
+    if (lua_pcall(L, nargs, 1, top + 1) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        rc = mh_err(h, err, MH_ECALL, "%s.%s (%s) raised an error: %s",
+                    mod->name, fn, mod->origin, msg ? msg : "(no message)");
+        goto out;
+    }
+    *result = to_json(L, -1, 0);
+    if (!*result)
+        rc = mh_err(h, err, MH_EFORMAT, "%s.%s returned a %s, which has no "
+                    "JSON form", mod->name, fn, luaL_typename(L, -1));
+out:
+    lua_settop(L, top);
+    pthread_mutex_unlock(&lu->lock);
+    return rc;
+}
+
+void mh_lua_unload(mh_host *h, mh_module *mod)
+{
+    mh_lua *lu = h->lua;
+    if (!lu || mod->lua_ref == 0)
+        return;
+    pthread_mutex_lock(&lu->lock);
+    luaL_unref(lu->L, LUA_REGISTRYINDEX, mod->lua_ref);
+    pthread_mutex_unlock(&lu->lock);
+    mod->lua_ref = 0;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
+                         cJSON **result, mh_error **err)
+{
+    if (!result)
+        return mh_err(NULL, err, MH_EINVAL, "mh_module_call: result is NULL");
+    *result = NULL;
+    if (!mod || !fn)
+        return mh_err(NULL, err, MH_EINVAL, "mh_module_call: NULL argument");
+    if (mod->kind != MH_KIND_LUA)
+        return mh_err(mod->host, err, MH_ENOSYM, "module '%s' (%s) is %s: "
+                      "mh_module_call works for Lua modules", mod->name,
+                      mod->origin, mh_module_kind_name(mod->kind));
+    return mh_lua_call(mod, fn, args, result, err);
+}

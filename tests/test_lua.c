@@ -1,0 +1,1105 @@
+/*
+ * test_lua.c -- the Lua loader: a/b.lua found by every finder (directory,
+ * module database, HTTP), its chunk run once per host, its table's
+ * functions called through mh_module_call with cJSON values; syntax,
+ * runtime and call errors (never a crash, nothing left registered); the
+ * bytecode cache (compiled once, read back, invalidated by an edit of the
+ * same size in the same second, corrupt files ignored and rewritten, an
+ * unwritable cache tolerated, the no-write switch, __mhcache__ beside the
+ * source, hash mode for databases); text-mode loading of sources; and
+ * concurrent calls from several threads.
+ *
+ * Every Lua source is written by the case itself, in its temp directory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- helpers */
+
+/* Write tmp_dir()/REL (creating parents) and return its absolute path. */
+static const char *lua_write(const char *rel, const char *src)
+{
+    const char *path = tmp_path("%s", rel);
+    char *dir = strdup(path);
+    char *slash = strrchr(dir, '/');
+    *slash = '\0';
+    mkdir_p(dir);
+    free(dir);
+    file_write(path, src);
+    return path;
+}
+
+/* mh_module_call with args given as JSON text (NULL: no args); fails the
+ * case unless it returns MH_OK; returns the result printed unformatted. */
+static const char *call_ok(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    const char *out;
+    char *text;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    ASSERT_STATUS(mh_module_call(mod, fn, a, &res, ERR), MH_OK);
+    cJSON_Delete(a);
+    if (res == NULL)
+        FAIL("%s(%s) returned MH_OK but no result", fn, args ? args : "");
+    text = cJSON_PrintUnformatted(res);
+    out = str_fmt("%s", text);
+    free(text);
+    cJSON_Delete(res);
+    return out;
+}
+
+/* mh_module_call that must fail; returns the status (message in ERR). */
+static mh_status call_fails(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    mh_status st;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    st = mh_module_call(mod, fn, a, &res, ERR);
+    cJSON_Delete(a);
+    if (st == MH_OK) {
+        char *text = res ? cJSON_PrintUnformatted(res) : NULL;
+        const char *shown = str_fmt("%s", text ? text : "(null)");
+        free(text);
+        cJSON_Delete(res);
+        FAIL("%s(%s) worked, returned %s", fn, args ? args : "", shown);
+    }
+    if (res != NULL)
+        FAIL("a failed call of %s left *result set", fn);
+    return st;
+}
+
+/* Number of lines of a file (0 when it does not exist). */
+static size_t line_count(const char *path)
+{
+    const char *text = file_read(path);
+    return text ? str_count(text, "\n") : 0;
+}
+
+/* A chunk that appends a line to MARK each time it runs, and returns
+ * {v = function() return VALUE end}. */
+static const char *marked_src(const char *mark, const char *value)
+{
+    return str_fmt("local f = assert(io.open(%s, 'a'))\n"
+                   "f:write('ran\\n')\n"
+                   "f:close()\n"
+                   "return { v = function() return %s end }\n",
+                   str_fmt("'%s'", mark), value);
+}
+
+/* A verbose host with its log captured and the given cache dir (NULL:
+ * tmp_path("cache")). */
+static mh_host *vhost(log_capture *lc, unsigned flags, const char *cache,
+                      const char *entry)
+{
+    host_opts o = {.flags = MH_CONFIG_VERBOSE | flags, .cache_dir = cache,
+                   .log = lc};
+    return host_new_opts(&o, entry);
+}
+
+/* The first regular file under root (NULL if none). */
+static const char *found_file;
+static int find_first_cb(const char *path, const struct stat *sb, int type,
+                         struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if (type == FTW_F) {
+        found_file = str_fmt("%s", path);
+        return 1;
+    }
+    return 0;
+}
+static const char *first_file_under(const char *root)
+{
+    found_file = NULL;
+    nftw(root, find_first_cb, 16, FTW_PHYS);
+    return found_file;
+}
+
+/* --------------------------------------------------- directory + calls */
+
+TEST(dir_import_and_call)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = lua_write("E/a/b.lua",
+                                 "local M = {}\n"
+                                 "function M.add(x, y) return x + y end\n"
+                                 "function M.hello(n) return 'hi ' .. n end\n"
+                                 "return M\n");
+    mh_host *host = host_new_isolated(dir);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(host, "a.b", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_LUA);
+    ASSERT_EQ_STR(info.loader, "lua");
+    ASSERT_EQ_STR(info.origin, path);
+
+    mod = import_ok(host, "a.b");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_kind_name(MH_KIND_LUA), "lua");
+    ASSERT_EQ_STR(mh_module_origin(mod), path);
+    ASSERT_EQ_STR(mh_module_finder(mod), "fs");
+    ASSERT_EQ_PTR(mh_host_module(host, "a.b"), mod);
+    ASSERT_EQ_STR(call_ok(mod, "add", "[2, 3]"), "5");
+    ASSERT_EQ_STR(call_ok(mod, "hello", "[\"bob\"]"), "\"hi bob\"");
+    /* The same module again, no second load. */
+    ASSERT_EQ_PTR(import_ok(host, "a.b"), mod);
+    mh_host_free(host);
+}
+
+TEST(chunk_runs_once_per_host)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("mark");
+    mh_host *h1, *h2;
+    mh_module *m1;
+
+    lua_write("E/once.lua", marked_src(mark, "1"));
+    h1 = host_new_isolated(dir);
+    m1 = import_ok(h1, "once");
+    ASSERT_EQ_PTR(import_ok(h1, "once"), m1);
+    ASSERT_EQ_STR(call_ok(m1, "v", NULL), "1");
+    ASSERT_EQ_STR(call_ok(m1, "v", "[]"), "1");
+    ASSERT_EQ_INT(line_count(mark), 1);
+
+    h2 = host_new_isolated(dir);
+    import_ok(h2, "once");
+    import_ok(h2, "once");
+    ASSERT_EQ_INT(line_count(mark), 2);
+    mh_host_free(h2);
+    mh_host_free(h1);
+    ASSERT_EQ_INT(line_count(mark), 2);
+}
+
+TEST(module_state_persists_between_calls)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/ctr.lua", "local n = 0\n"
+                           "return { inc = function() n = n + 1; return n end }\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "ctr");
+    ASSERT_EQ_STR(call_ok(mod, "inc", NULL), "1");
+    ASSERT_EQ_STR(call_ok(mod, "inc", NULL), "2");
+    ASSERT_EQ_STR(call_ok(mod, "inc", NULL), "3");
+    mh_host_free(host);
+}
+
+TEST(json_values_both_ways)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+    cJSON *res = NULL, *args, *item;
+
+    lua_write("E/vals.lua",
+              "local M = {}\n"
+              "function M.id(x) return x end\n"
+              "function M.none() end\n"
+              "function M.arr() return {1, 2, 3} end\n"
+              "function M.obj() return {a = 1, s = 'x', t = true, f = false,\n"
+              "                         sub = {10, 20}} end\n"
+              "function M.field(o) return o.k end\n"
+              "function M.count(...) return select('#', ...) end\n"
+              "function M.len(t) return #t end\n"
+              "function M.typeof(x) return type(x) end\n"
+              "return M\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "vals");
+
+    ASSERT_EQ_STR(call_ok(mod, "id", "[7]"), "7");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[2.5]"), "2.5");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[-3]"), "-3");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[\"a\\\"b\"]"), "\"a\\\"b\"");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[true]"), "true");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[false]"), "false");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[null]"), "null");
+    ASSERT_EQ_STR(call_ok(mod, "none", NULL), "null");
+    ASSERT_EQ_STR(call_ok(mod, "arr", NULL), "[1,2,3]");
+    ASSERT_EQ_STR(call_ok(mod, "id", "[[4,5,6]]"), "[4,5,6]");
+    ASSERT_EQ_STR(call_ok(mod, "field", "[{\"k\": \"v\"}]"), "\"v\"");
+    ASSERT_EQ_STR(call_ok(mod, "count", "[1, 2, 3, 4]"), "4");
+    ASSERT_EQ_STR(call_ok(mod, "count", "[]"), "0");
+    ASSERT_EQ_STR(call_ok(mod, "len", "[[9, 8, 7]]"), "3");
+    ASSERT_EQ_STR(call_ok(mod, "typeof", "[{\"k\": 1}]"), "\"table\"");
+    ASSERT_EQ_STR(call_ok(mod, "typeof", "[\"s\"]"), "\"string\"");
+    ASSERT_EQ_STR(call_ok(mod, "typeof", "[1]"), "\"number\"");
+
+    /* An object: check members, not key order. */
+    ASSERT_STATUS(mh_module_call(mod, "obj", NULL, &res, ERR), MH_OK);
+    ASSERT_NOT_NULL(res);
+    ASSERT_TRUE(cJSON_IsObject(res));
+    item = cJSON_GetObjectItemCaseSensitive(res, "a");
+    ASSERT_TRUE(cJSON_IsNumber(item) && item->valuedouble == 1);
+    item = cJSON_GetObjectItemCaseSensitive(res, "s");
+    ASSERT_TRUE(cJSON_IsString(item) && strcmp(item->valuestring, "x") == 0);
+    ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "t")));
+    ASSERT_TRUE(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(res, "f")));
+    item = cJSON_GetObjectItemCaseSensitive(res, "sub");
+    ASSERT_TRUE(cJSON_IsArray(item));
+    ASSERT_EQ_INT(cJSON_GetArraySize(item), 2);
+    ASSERT_EQ_INT(cJSON_GetArrayItem(item, 1)->valuedouble, 20);
+    cJSON_Delete(res);
+
+    /* Built with the cJSON API, as an application would. */
+    args = cJSON_CreateArray();
+    cJSON_AddItemToArray(args, cJSON_CreateString("built"));
+    res = NULL;
+    ASSERT_STATUS(mh_module_call(mod, "id", args, &res, ERR), MH_OK);
+    ASSERT_TRUE(cJSON_IsString(res));
+    ASSERT_EQ_STR(res->valuestring, "built");
+    cJSON_Delete(res);
+    cJSON_Delete(args);
+    mh_host_free(host);
+}
+
+TEST(unknown_function_is_enosym)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/pkg/few.lua", "return { x = 1, f = function() return 1 end }\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "pkg.few");
+    ASSERT_EQ_INT(call_fails(mod, "nothere", NULL), MH_ENOSYM);
+    ASSERT_EQ_INT(ERR_CODE(), MH_ENOSYM);
+    ASSERT_CONTAINS(ERR_MSG(), "pkg.few");
+    ASSERT_CONTAINS(ERR_MSG(), "nothere");
+    /* A field that is not a function is not callable either. */
+    ASSERT_NE_INT(call_fails(mod, "x", NULL), MH_OK);
+    /* The module still works. */
+    ASSERT_EQ_STR(call_ok(mod, "f", NULL), "1");
+    mh_host_free(host);
+}
+
+TEST(call_on_native_module_is_enosym)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E/nat.so");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "nat");
+    ASSERT_EQ_INT(call_fails(mod, "nothere", NULL), MH_ENOSYM);
+    mh_host_free(host);
+}
+
+TEST(native_wins_over_lua_in_one_entry)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("mark");
+    const char *so = fixture_copy("counter", "E/both.so");
+    mh_host *host;
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    lua_write("E/both.lua", marked_src(mark, "1"));
+    host = host_new_isolated(dir);
+    ASSERT_STATUS(mh_find(host, "both", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NATIVE);
+    ASSERT_EQ_STR(info.loader, "native");
+    ASSERT_EQ_STR(info.origin, so);
+    mod = import_ok(host, "both");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_INT(line_count(mark), 0);
+    mh_host_free(host);
+}
+
+TEST(lua_in_earlier_entry_wins_over_native_in_later)
+{
+    const char *e1 = tmp_mkdir("E1");
+    const char *e2 = tmp_mkdir("E2");
+    mh_host *host;
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    lua_write("E1/m.lua", "return { v = function() return 'lua' end }\n");
+    fixture_copy("counter", "E2/m.so");
+    host = host_new_isolated(e1, e2);
+    ASSERT_STATUS(mh_find(host, "m", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_LUA);
+    ASSERT_EQ_INT(info.entry_index, 0);
+    mod = import_ok(host, "m");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "\"lua\"");
+    mh_host_free(host);
+}
+
+/* -------------------------------------------------------------- errors */
+
+TEST(syntax_error_names_module_origin_line)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = lua_write("E/pkg/bad.lua",
+                                 "local M = {}\n"
+                                 "function M.f() return 1 end\n"
+                                 "local x = = 2\n"
+                                 "return M\n");
+    mh_host *host = host_new_isolated(dir);
+    mh_status st = import_fails(host, "pkg.bad");
+
+    if (st != MH_ELOAD && st != MH_EFORMAT)
+        FAIL("got %s, expected MH_ELOAD or MH_EFORMAT; message: %s",
+             mh_status_name(st), ERR_MSG());
+    ASSERT_CONTAINS(ERR_MSG(), "pkg.bad");
+    ASSERT_CONTAINS(ERR_MSG(), path);
+    ASSERT_CONTAINS(ERR_MSG(), ":3:");
+    mh_host_free(host);
+}
+
+TEST(runtime_error_rolls_back_and_retry_works)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("mark");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/flaky.lua", "error('kaput in chunk')\nreturn {}\n");
+    host = host_new_isolated(dir);
+    ASSERT_EQ_INT(import_fails(host, "flaky"), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "kaput in chunk");
+    ASSERT_CONTAINS(ERR_MSG(), "flaky");
+    ASSERT_NULL(mh_host_module(host, "flaky"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    /* Still failing the same way, not "half loaded". */
+    ASSERT_EQ_INT(import_fails(host, "flaky"), MH_EINIT);
+
+    lua_write("E/flaky.lua", marked_src(mark, "'fixed now'"));
+    mh_invalidate_caches(host);
+    mod = import_ok(host, "flaky");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "\"fixed now\"");
+    ASSERT_EQ_INT(line_count(mark), 1);
+    mh_host_free(host);
+}
+
+TEST(chunk_not_returning_table_fails)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_status st;
+
+    lua_write("E/num.lua", "return 42\n");
+    lua_write("E/nothing.lua", "local x = 1\n");
+    host = host_new_isolated(dir);
+    st = import_fails(host, "num");
+    ASSERT_NE_INT(st, MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "num");
+    ASSERT_CONTAINS_CI(ERR_MSG(), "table");
+    st = import_fails(host, "nothing");
+    ASSERT_NE_INT(st, MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "nothing");
+    ASSERT_CONTAINS_CI(ERR_MSG(), "table");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(call_error_is_ecall_with_traceback)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/err.lua",
+              "local M = {}\n"
+              "local function inner() error('boom') end\n"
+              "function M.bad() inner() end\n"
+              "function M.table_err() error({code = 1}) end\n"
+              "function M.nil_err() error() end\n"
+              "function M.arith(x) return x + {} end\n"
+              "function M.ok() return 'fine' end\n"
+              "return M\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "err");
+
+    ASSERT_EQ_INT(call_fails(mod, "bad", NULL), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "boom");
+    ASSERT_CONTAINS(ERR_MSG(), "stack traceback");
+    /* Non-string error values and VM errors: errors, never a crash. */
+    ASSERT_EQ_INT(call_fails(mod, "table_err", NULL), MH_ECALL);
+    ASSERT_EQ_INT(call_fails(mod, "nil_err", NULL), MH_ECALL);
+    ASSERT_EQ_INT(call_fails(mod, "arith", "[1]"), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "arithmetic");
+    /* The state is still usable afterwards. */
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "\"fine\"");
+    mh_host_free(host);
+}
+
+TEST(result_without_json_form_is_eformat)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/fnret.lua",
+              "return { f = function() return function() end end,\n"
+              "         ok = function() return 1 end }\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "fnret");
+    ASSERT_EQ_INT(call_fails(mod, "f", NULL), MH_EFORMAT);
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "1");
+    mh_host_free(host);
+}
+
+TEST(binary_chunk_in_lua_file_refused)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *src = tmp_path("src.lua");
+    const char *out = tmp_path("E/bin.lua");
+    const char *mark = tmp_path("mark");
+    mh_host *host;
+    const char *msg;
+    int st;
+
+    if (system("command -v luac5.4 >/dev/null 2>&1") != 0)
+        FAIL("luac5.4 is missing (Debian package lua5.4)");
+    file_write(src, marked_src(mark, "1"));
+    sh_run(str_fmt("luac5.4 -o %s %s", sh_quote(out), sh_quote(src)), &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_TRUE(file_exists(out));
+    ASSERT_EQ_INT(file_read(out)[0], 0x1b); /* "\x1bLua" */
+
+    host = host_new_isolated(dir);
+    ASSERT_NE_INT(import_fails(host, "bin"), MH_OK);
+    msg = ERR_MSG();
+    if (strcasestr(msg, "binary") == NULL && strcasestr(msg, "text") == NULL)
+        FAIL("message mentions neither binary nor text: %s", msg);
+    ASSERT_CONTAINS(msg, "bin");
+    ASSERT_EQ_INT(line_count(mark), 0);
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------------ finders */
+
+TEST(import_from_database)
+{
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("m.db");
+    mh_host *host;
+    mh_module *mod;
+    mh_spec_info info = {.size = sizeof info};
+
+    lua_write("stage/a/b.lua", "return { add = function(x, y) return x + y end }\n");
+    db_pack(db, stage);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar WHERE name = 'a/b.lua'"),
+                  "a/b.lua");
+    host = host_new_isolated(str_fmt("sqlite:%s", db));
+    ASSERT_STATUS(mh_find(host, "a.b", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_LUA);
+    ASSERT_EQ_STR(info.loader, "lua");
+    mod = import_ok(host, "a.b");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_finder(mod), "sqlite");
+    ASSERT_CONTAINS(mh_module_origin(mod), "a/b.lua");
+    ASSERT_EQ_STR(call_ok(mod, "add", "[40, 2]"), "42");
+    mh_host_free(host);
+}
+
+TEST(database_native_wins_over_lua)
+{
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("m.db");
+    mh_host *host;
+    mh_module *mod;
+    mh_spec_info info = {.size = sizeof info};
+
+    lua_write("stage/both.lua", "return { v = function() return 1 end }\n");
+    fixture_copy("counter", "stage/both.so");
+    db_pack(db, stage);
+    host = host_new_isolated(str_fmt("sqlite:%s", db));
+    ASSERT_STATUS(mh_find(host, "both", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NATIVE);
+    ASSERT_EQ_STR(info.loader, "native");
+    mod = import_ok(host, "both");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(database_syntax_error_names_origin_line)
+{
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("m.db");
+    mh_host *host;
+
+    lua_write("stage/pkg/bad.lua", "local M = {}\n\nlocal = 1\nreturn M\n");
+    db_pack(db, stage);
+    host = host_new_isolated(str_fmt("sqlite:%s", db));
+    import_fails(host, "pkg.bad");
+    ASSERT_CONTAINS(ERR_MSG(), "pkg.bad");
+    ASSERT_CONTAINS(ERR_MSG(), "pkg/bad.lua");
+    ASSERT_CONTAINS(ERR_MSG(), ":3:");
+    mh_host_free(host);
+}
+
+TEST(import_over_http)
+{
+    const char *www = tmp_mkdir("www");
+    http_server *srv;
+    log_capture lc;
+    mh_host *host;
+    mh_module *mod;
+    cJSON *index, *mods, *m;
+    int seen = 0;
+
+    http_no_proxy_env();
+    lua_write("www/hl.lua", "return { v = function() return 'over http' end }\n");
+    lua_write("www/pkg/sub.lua", "return { v = function() return 'sub' end }\n");
+    http_index_dir(www, NULL);
+    index = cJSON_Parse(file_read(tmp_path("www/index.json")));
+    ASSERT_NOT_NULL(index);
+    mods = cJSON_GetObjectItemCaseSensitive(index, "modules");
+    cJSON_ArrayForEach(m, mods) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(m, "name"));
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(m, "kind"));
+        const char *path = cJSON_GetStringValue(cJSON_GetObjectItem(m, "path"));
+        if (name && strcmp(name, "hl") == 0) {
+            ASSERT_EQ_STR(kind, "lua");
+            ASSERT_EQ_STR(path, "hl.lua");
+            seen++;
+        }
+        if (name && strcmp(name, "pkg.sub") == 0) {
+            ASSERT_EQ_STR(kind, "lua");
+            ASSERT_EQ_STR(path, "pkg/sub.lua");
+            seen++;
+        }
+    }
+    cJSON_Delete(index);
+    ASSERT_EQ_INT(seen, 2);
+
+    srv = http_start(www, NULL);
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    mod = import_ok(host, "hl");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_finder(mod), "http");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "\"over http\"");
+    mod = import_ok(host, "pkg.sub");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "\"sub\"");
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------ bytecode cache */
+
+TEST(cache_compiled_then_read_back)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("mark");
+    log_capture l1, l2;
+    mh_host *h1, *h2;
+    const char *names;
+
+    lua_write("E/cm.lua", marked_src(mark, "5"));
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h1 = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h1, "cm"), "v", NULL), "5");
+    ASSERT_LOG(&l1, -1, "compiled");
+    if (tree_count(tmp_path("cache/lua"), "", &names) == 0)
+        FAIL("no file under cache/lua; log:%s", log_capture_dump(&l1));
+    http_assert_cache_clean();
+    mh_host_free(h1);
+
+    h2 = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h2, "cm"), "v", NULL), "5");
+    ASSERT_LOG(&l2, -1, "bytecode from cache");
+    if (log_capture_count(&l2, -1, "compiled") != 0)
+        FAIL("second host compiled again; log:%s", log_capture_dump(&l2));
+    /* Cached bytecode is still the chunk: it runs (once per host). */
+    ASSERT_EQ_INT(line_count(mark), 2);
+    mh_host_free(h2);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+TEST(cache_edit_same_size_same_mtime_seen)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = lua_write("E/ed.lua",
+                                 "return { v = function() return 111 end }\n");
+    log_capture l1, l2;
+    mh_host *h1, *h2;
+    struct stat before, after;
+    struct timespec times[2];
+
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h1 = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h1, "ed"), "v", NULL), "111");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(h1);
+
+    ASSERT_EQ_INT(stat(path, &before), 0);
+    file_write(path, "return { v = function() return 222 end }\n");
+    times[0] = before.st_atim;
+    times[1] = before.st_mtim;
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, path, times, 0), 0);
+    ASSERT_EQ_INT(stat(path, &after), 0);
+    ASSERT_EQ_INT(after.st_size, before.st_size);
+    ASSERT_EQ_INT(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+    ASSERT_EQ_INT(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+
+    h2 = vhost(&l2, 0, NULL, dir);
+    if (strcmp(call_ok(import_ok(h2, "ed"), "v", NULL), "222") != 0)
+        FAIL("old bytecode used after a same-size same-mtime edit; log:%s",
+             log_capture_dump(&l2));
+    mh_host_free(h2);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+TEST(cache_edit_different_size_seen)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = lua_write("E/ed.lua",
+                                 "return { v = function() return 1 end }\n");
+    log_capture l1, l2;
+    mh_host *h1, *h2;
+
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h1 = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h1, "ed"), "v", NULL), "1");
+    mh_host_free(h1);
+    file_write(path, "return { v = function() return 'changed' end }\n");
+    h2 = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h2, "ed"), "v", NULL), "\"changed\"");
+    ASSERT_LOG(&l2, -1, "compiled");
+    mh_host_free(h2);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+/* Import once (compiling), damage the cache file with how(), then check a
+ * second host compiles again and works, and a third reads it from cache. */
+static void corrupt_case(int truncate)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2, l3;
+    mh_host *h;
+    const char *cfile;
+    long long size;
+
+    lua_write("E/cc.lua", "local M = {}\n"
+                          "function M.v() return 'cc' end\n"
+                          "function M.w(x) return x * 2 end\n"
+                          "return M\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+    h = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cc"), "v", NULL), "\"cc\"");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(h);
+
+    cfile = first_file_under(tmp_path("cache/lua"));
+    if (cfile == NULL)
+        FAIL("no cache file under cache/lua; log:%s", log_capture_dump(&l1));
+    size = file_size(cfile);
+    ASSERT_TRUE(size > 8);
+    if (truncate)
+        file_truncate_to(cfile, (size_t)size / 2);
+    else
+        file_scribble(cfile, 0, 7);
+
+    h = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cc"), "v", NULL), "\"cc\"");
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cc"), "w", "[21]"), "42");
+    ASSERT_LOG(&l2, -1, "compiled");
+    mh_host_free(h);
+
+    h = vhost(&l3, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cc"), "w", "[4]"), "8");
+    ASSERT_LOG(&l3, -1, "bytecode from cache");
+    if (log_capture_count(&l3, -1, "compiled") != 0)
+        FAIL("rewritten cache file not used; log:%s", log_capture_dump(&l3));
+    mh_host_free(h);
+    http_assert_cache_clean();
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+    log_capture_free(&l3);
+}
+
+TEST(cache_garbage_file_ignored_and_rewritten)
+{
+    corrupt_case(0);
+}
+
+TEST(cache_truncated_file_ignored_and_rewritten)
+{
+    corrupt_case(1);
+}
+
+TEST(cache_unwritable_warns_once)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *cache = tmp_path("file/cache");
+    log_capture lc;
+    mh_host *host;
+
+    file_write(tmp_path("file"), "a regular file\n");
+    lua_write("E/u1.lua", "return { v = function() return 1 end }\n");
+    lua_write("E/u2.lua", "return { v = function() return 2 end }\n");
+    lua_write("E/pkg/u3.lua", "return { v = function() return 3 end }\n");
+    log_capture_init(&lc);
+    host = vhost(&lc, 0, cache, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "u1"), "v", NULL), "1");
+    ASSERT_EQ_STR(call_ok(import_ok(host, "u2"), "v", NULL), "2");
+    ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.u3"), "v", NULL), "3");
+    if (log_capture_count(&lc, MH_LOG_WARN, "") != 1)
+        FAIL("expected exactly one warning; log:%s", log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(no_bytecode_write_flag)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2;
+    mh_host *host;
+
+    lua_write("E/nw.lua", "return { v = function() return 'nw' end }\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    host = vhost(&l1, MH_CONFIG_NO_BYTECODE_WRITE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "nw"), "v", NULL), "\"nw\"");
+    mh_host_free(host);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", NULL), 0);
+    ASSERT_FALSE(file_exists(tmp_path("E/__mhcache__")));
+    /* Again: still compiled, still nothing written. */
+    host = vhost(&l2, MH_CONFIG_NO_BYTECODE_WRITE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "nw"), "v", NULL), "\"nw\"");
+    ASSERT_LOG(&l2, -1, "compiled");
+    mh_host_free(host);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", NULL), 0);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+TEST(dontwritebytecode_env_var)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_config cfg;
+    mh_host *host;
+
+    /* The variable is part of the environment: not read by isolated hosts,
+     * so this host is not isolated (but has no default path). */
+    env_set("MODHOST_DONTWRITEBYTECODE", "1");
+    env_unset("MODHOST_PATH");
+    lua_write("E/nw.lua", "return { v = function() return 'nw' end }\n");
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    host = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "nw"), "v", NULL), "\"nw\"");
+    mh_host_free(host);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", NULL), 0);
+}
+
+TEST(bytecode_beside_source)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2;
+    mh_host *host;
+    const char *names;
+
+    lua_write("E/pkg/bs.lua", "return { v = function() return 'bs' end }\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    host = vhost(&l1, MH_CONFIG_BYTECODE_BESIDE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.bs"), "v", NULL), "\"bs\"");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(host);
+    if (tree_count(tmp_path("E/pkg/__mhcache__"), "", &names) == 0)
+        FAIL("no file in E/pkg/__mhcache__; log:%s", log_capture_dump(&l1));
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", NULL), 0);
+
+    host = vhost(&l2, MH_CONFIG_BYTECODE_BESIDE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.bs"), "v", NULL), "\"bs\"");
+    ASSERT_LOG(&l2, -1, "bytecode from cache");
+    if (log_capture_count(&l2, -1, "compiled") != 0)
+        FAIL("__mhcache__ not read back; log:%s", log_capture_dump(&l2));
+    mh_host_free(host);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+TEST(database_cache_hash_mode)
+{
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("m.db");
+    const char *entry = str_fmt("sqlite:%s", db);
+    log_capture l1, l2, l3;
+    mh_host *h;
+
+    lua_write("stage/dbm.lua", "return { v = function() return 111 end }\n");
+    db_pack(db, stage);
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+
+    h = vhost(&l1, 0, NULL, entry);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "dbm"), "v", NULL), "111");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(h);
+    ASSERT_NE_INT(tree_count(tmp_path("cache/lua"), "", NULL), 0);
+
+    h = vhost(&l2, 0, NULL, entry);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "dbm"), "v", NULL), "111");
+    ASSERT_LOG(&l2, -1, "bytecode from cache");
+    if (log_capture_count(&l2, -1, "compiled") != 0)
+        FAIL("second host compiled again; log:%s", log_capture_dump(&l2));
+    mh_host_free(h);
+
+    /* Same size, re-packed: only the hash tells them apart. */
+    lua_write("stage/dbm.lua", "return { v = function() return 222 end }\n");
+    db_pack(db, stage);
+    h = vhost(&l3, 0, NULL, entry);
+    if (strcmp(call_ok(import_ok(h, "dbm"), "v", NULL), "222") != 0)
+        FAIL("stale bytecode for a re-packed database; log:%s",
+             log_capture_dump(&l3));
+    ASSERT_LOG(&l3, -1, "compiled");
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+    log_capture_free(&l3);
+}
+
+/* ------------------------------------------------------------- threads */
+
+typedef struct worker {
+    mh_module *mod;
+    int id;
+    int bad;
+    char msg[256];
+} worker;
+
+static void *call_worker(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 200 && !w->bad; i++) {
+        cJSON *args = cJSON_CreateArray(), *res = NULL;
+        mh_error *err = NULL;
+        mh_status st;
+
+        cJSON_AddItemToArray(args, cJSON_CreateNumber(w->id * 1000 + i));
+        cJSON_AddItemToArray(args, cJSON_CreateNumber(i));
+        st = mh_module_call(w->mod, "f", args, &res, &err);
+        if (st != MH_OK) {
+            snprintf(w->msg, sizeof w->msg, "call %d: %s: %s", i,
+                     mh_status_name(st), mh_error_message(err));
+            w->bad = 1;
+        } else if (!cJSON_IsNumber(res) ||
+                   res->valuedouble != (double)(w->id * 1000 + i) * 3 + i) {
+            snprintf(w->msg, sizeof w->msg, "call %d: wrong result", i);
+            w->bad = 1;
+        }
+        mh_error_free(err);
+        cJSON_Delete(res);
+        cJSON_Delete(args);
+    }
+    return NULL;
+}
+
+TEST(threads_call_concurrently)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+    pthread_t t[4];
+    worker w[4];
+
+    lua_write("E/th.lua",
+              "local calls = 0\n"
+              "local M = {}\n"
+              "function M.f(a, b)\n"
+              "  calls = calls + 1\n"
+              "  local s = 0\n"
+              "  for k = 1, 3 do s = s + a end\n"
+              "  local t = {}\n"
+              "  for k = 1, 50 do t[k] = k end\n"
+              "  return s + b\n"
+              "end\n"
+              "function M.calls() return calls end\n"
+              "return M\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "th");
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.mod = mod, .id = i + 1};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, call_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        if (w[i].bad)
+            FAIL("thread %d: %s", i, w[i].msg);
+    ASSERT_EQ_STR(call_ok(mod, "calls", NULL), "800");
+    mh_host_free(host);
+}
+
+/* ---------------------------------------------------- harder cache cases */
+
+TEST(cache_body_scribbled_never_crashes)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2;
+    mh_host *h;
+    const char *cfile;
+    long long size;
+
+    lua_write("E/sb.lua", "local M = {}\n"
+                          "function M.v(x) local t = {} for i = 1, x do t[i] = i end\n"
+                          "  return #t end\n"
+                          "return M\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "sb"), "v", "[5]"), "5");
+    mh_host_free(h);
+    cfile = first_file_under(tmp_path("cache/lua"));
+    ASSERT_NOT_NULL(cfile);
+    size = file_size(cfile);
+    /* Scribble the last quarter only: the header most likely survives,
+     * the code does not (Lua itself does not verify binary chunks). */
+    file_scribble(cfile, (size_t)(size - size / 4), 11);
+    ASSERT_EQ_INT(file_size(cfile), size);
+
+    h = vhost(&l2, 0, NULL, dir);
+    if (strcmp(call_ok(import_ok(h, "sb"), "v", "[7]"), "7") != 0)
+        FAIL("scribbled bytecode used; log:%s", log_capture_dump(&l2));
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+TEST(cache_file_of_other_module_not_used)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2;
+    mh_host *h;
+    char *fx = NULL, *fy = NULL;
+    const char *names;
+
+    lua_write("E/x.lua", "return { v = function() return 'x' end }\n");
+    lua_write("E/y.lua", "return { v = function() return 'y' end }\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h = vhost(&l1, 0, NULL, dir);
+    import_ok(h, "x");
+    mh_host_free(h);
+    fx = strdup(first_file_under(tmp_path("cache/lua")));
+    h = vhost(&l1, 0, NULL, dir);
+    import_ok(h, "y");
+    mh_host_free(h);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", &names), 2);
+    /* The other of the two files. */
+    {
+        const char *a = first_file_under(tmp_path("cache/lua"));
+        if (strcmp(a, fx) != 0) {
+            fy = strdup(a);
+        } else {
+            const char *out = sh_run(str_fmt("find %s -type f ! -path %s",
+                                             sh_quote(tmp_path("cache/lua")),
+                                             sh_quote(fx)), NULL);
+            fy = strndup(out, strcspn(out, "\n"));
+        }
+    }
+    /* y's bytecode (with y's header) where x's belongs. */
+    file_copy(fy, fx);
+    h = vhost(&l2, 0, NULL, dir);
+    if (strcmp(call_ok(import_ok(h, "x"), "v", NULL), "\"x\"") != 0)
+        FAIL("x ran y's cached bytecode; log:%s", log_capture_dump(&l2));
+    mh_host_free(h);
+    free(fx);
+    free(fy);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+typedef struct importer {
+    mh_host *host;
+    mh_module *mod;
+    int bad;
+    char msg[256];
+} importer;
+
+static void *import_worker(void *arg)
+{
+    importer *w = arg;
+    mh_error *err = NULL;
+    mh_status st = mh_import(w->host, "ti", &w->mod, &err);
+    if (st != MH_OK) {
+        snprintf(w->msg, sizeof w->msg, "%s: %s", mh_status_name(st),
+                 mh_error_message(err));
+        w->bad = 1;
+    }
+    mh_error_free(err);
+    return NULL;
+}
+
+TEST(threads_import_runs_chunk_once)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("mark");
+    mh_host *host;
+    pthread_t t[4];
+    importer w[4];
+
+    lua_write("E/ti.lua", marked_src(mark, "'ti'"));
+    host = host_new_isolated(dir);
+    for (int i = 0; i < 4; i++) {
+        w[i] = (importer){.host = host};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, import_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        if (w[i].bad)
+            FAIL("thread %d: %s", i, w[i].msg);
+        ASSERT_EQ_PTR(w[i].mod, w[0].mod);
+    }
+    ASSERT_EQ_INT(line_count(mark), 1);
+    ASSERT_EQ_STR(call_ok(w[0].mod, "v", NULL), "\"ti\"");
+    mh_host_free(host);
+}
+
+TEST(host_free_with_lua_modules_after_errors)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/ok.lua", "return { v = function() return 1 end }\n");
+    lua_write("E/bad.lua", "return {\n");
+    lua_write("E/boom.lua", "error('x')\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "ok");
+    import_fails(host, "bad");
+    import_fails(host, "boom");
+    ASSERT_EQ_INT(call_fails(mod, "nothere", NULL), MH_ENOSYM);
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "1");
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+}
