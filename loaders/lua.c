@@ -28,6 +28,7 @@
 #include "loaders/loader.h"
 
 #include <cjson/cJSON.h>
+#include <dlfcn.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -37,6 +38,7 @@
 #include <sys/stat.h>
 
 #define LUA_JSON_DEPTH 64
+#define MH_LUA_SONAME "liblua5.4.so.0"
 
 typedef struct mh_lua {
     lua_State *L;
@@ -57,9 +59,168 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return h->alloc(h->alloc_ud, ptr, osize, nsize);
 }
 
+/* ---- what Lua code sees of the host ------------------------------------ */
+
+static mh_host *host_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* Push what a Lua `require` of module m gives: a Lua module's exports, a
+ * Lua C module's luaopen_* loader result, else true. */
+static int push_module(lua_State *L, mh_module *m, const char *name)
+{
+    if (m->kind == MH_KIND_LUA) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, m->lua_ref);
+        return 1;
+    }
+    char sym[MH_NAME_MAX + 16];
+    snprintf(sym, sizeof sym, "luaopen_%s", name);
+    for (char *c = sym; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    lua_CFunction open = (lua_CFunction)mh_module_symbol(m, sym);
+    if (!open)
+        return luaL_error(L, "module '%s' (%s) is %s code without %s: "
+                          "nothing for Lua to use", name, m->origin,
+                          mh_module_kind_name(m->kind), sym);
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/* package.searchers entry: the host's own search path and finders, so a
+ * Lua package in a database or on a web server can require its siblings,
+ * and a C module (luaopen_*) on the search path loads too. */
+static int loader_of(lua_State *L)
+{
+    /* upvalue 1: host, 2: the module (light userdata) */
+    return push_module(L, lua_touserdata(L, lua_upvalueindex(2)),
+                       luaL_checkstring(L, 1));
+}
+
+static int host_searcher(lua_State *L)
+{
+    mh_host *h = host_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    mh_module *m = NULL;
+    mh_error *e = NULL;
+    mh_status rc = mh_import_ex(h, name, MH_IMPORT_PLAIN, &m, &e);
+    if (rc != MH_OK) {
+        if (rc == MH_ENOTFOUND || rc == MH_EBADNAME) {
+            lua_pushfstring(L, "no module '%s' on modhost's search path",
+                            name);
+            mh_error_free(e);
+            return 1;
+        }
+        lua_pushstring(L, mh_error_message(e)); /* a cycle, a failed init */
+        mh_error_free(e);
+        return lua_error(L);
+    }
+    lua_pushlightuserdata(L, h);
+    lua_pushlightuserdata(L, m);
+    lua_pushcclosure(L, loader_of, 2);
+    lua_pushstring(L, m->origin);
+    return 2;
+}
+
+/* modhost.log([level,] message) */
+static int lib_log(lua_State *L)
+{
+    mh_host *h = host_of(L);
+    static const char *const levels[] = {"error", "warn", "info", "trace",
+                                         NULL};
+    int level = MH_LOG_INFO, arg = 1;
+    if (lua_gettop(L) >= 2) {
+        level = luaL_checkoption(L, 1, "info", levels);
+        arg = 2;
+    }
+    if (level == MH_LOG_TRACE && !h->verbose)
+        return 0;
+    lua_Debug ar;
+    const char *where = "lua";
+    if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "S", &ar))
+        where = ar.short_src;
+    mh_log(h, (mh_log_level)level, "%s: %s", where, luaL_checkstring(L, arg));
+    return 0;
+}
+
+/* modhost.import(name): like require, through the host only. */
+static int lib_import(lua_State *L)
+{
+    mh_host *h = host_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    mh_module *m = NULL;
+    mh_error *e = NULL;
+    if (mh_import_ex(h, name, MH_IMPORT_PLAIN, &m, &e) != MH_OK) {
+        lua_pushstring(L, mh_error_message(e));
+        mh_error_free(e);
+        return lua_error(L);
+    }
+    return push_module(L, m, name);
+}
+
+/* modhost.call(module, function, ...): call another Lua module's function. */
+static int lib_call(lua_State *L)
+{
+    int n = lua_gettop(L);
+    const char *fn = luaL_checkstring(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, lib_import, 1);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "module '%s' has no functions to call",
+                          lua_tostring(L, 1));
+    lua_getfield(L, -1, fn);
+    if (!lua_isfunction(L, -1))
+        return luaL_error(L, "module '%s' has no function '%s'",
+                          lua_tostring(L, 1), fn);
+    for (int i = 3; i <= n; i++)
+        lua_pushvalue(L, i);
+    lua_call(L, n - 2, LUA_MULTRET);
+    return lua_gettop(L) - n - 1;
+}
+
+static int open_modhost(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"log", lib_log}, {"import", lib_import}, {"call", lib_call},
+        {NULL, NULL}};
+    luaL_newlibtable(L, fns);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    luaL_setfuncs(L, fns, 1);
+    lua_pushstring(L, MH_VERSION_STRING);
+    lua_setfield(L, -2, "version");
+    return 1;
+}
+
 static int open_libs(lua_State *L)
 {
+    mh_host *h = lua_touserdata(L, 1);
     luaL_openlibs(L);
+    /* require "modhost" (package.loaded), and the global of that name */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, open_modhost, 1);
+    lua_call(L, 0, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "modhost");
+    lua_setglobal(L, "modhost");
+    lua_pop(L, 1);
+    /* the host's searcher, right after package.preload's */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchers");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    for (lua_Integer i = n; i >= 2; i--) {
+        lua_rawgeti(L, -1, i);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, host_searcher, 1);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 2);
     return 0;
 }
 
@@ -72,8 +233,14 @@ static mh_status lua_get(mh_host *h, mh_lua **out, mh_error **err)
         lu = mh_mem_calloc(h, 1, sizeof *lu);
         lua_State *L = lu ? lua_newstate(lua_alloc, h) : NULL;
         if (L) {
+            /* Lua C modules (luaopen_*) need the Lua API from the global
+             * scope, even if the application dlopened us RTLD_LOCAL. */
+            void *lib = dlopen(MH_LUA_SONAME, RTLD_NOW | RTLD_GLOBAL |
+                                                  RTLD_NOLOAD);
+            MH_UNUSED(lib); /* the reference is kept: it must stay global */
             lua_pushcfunction(L, open_libs);
-            if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+            lua_pushlightuserdata(L, h);
+            if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
                 lua_close(L);
                 L = NULL;
             }
@@ -294,6 +461,11 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                         "not a table of exports", mod->name, mod->origin,
                         luaL_typename(L, -1));
         } else {
+            /* package.loaded agrees with the host's registry */
+            lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+            lua_pushvalue(L, -2);
+            lua_setfield(L, -2, mod->name);
+            lua_pop(L, 1);
             mod->kind = MH_KIND_LUA;
             mod->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);
         }

@@ -49,6 +49,8 @@ struct cli_command {
 
 int cli_cmd_run(const cli_ctx *ctx, const cli_command *cmd, int argc,
                 char **argv);
+int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                 char **argv);
 int cli_cmd_find(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 int cli_cmd_list(const cli_ctx *ctx, const cli_command *cmd, int argc,

@@ -22,6 +22,25 @@ static const cli_command commands[] = {
       "  --plain     accept a shared object without a modhost descriptor\n"
       "              (MH_IMPORT_PLAIN); \"main\" is then looked up with dlsym\n"
       "  -h, --help  show this help\n" },
+    { "call", cli_cmd_call, "[--plain] NAME FUNCTION [JSON-ARRAY]",
+      "call FUNCTION of module NAME with JSON values",
+      "Import the module NAME and call its function FUNCTION with the\n"
+      "elements of JSON-ARRAY as arguments (default [], no arguments);\n"
+      "print the result as JSON on one line.  A Lua function's first return\n"
+      "value is the result (null when it returns none).  Calls work for Lua\n"
+      "modules (the functions of the table the module's chunk returned).\n"
+      "\n"
+      "  modhost call textutil upper '[\"hello\"]'     prints \"HELLO\"\n"
+      "\n"
+      "Exit status: 2 when JSON-ARRAY is not valid JSON or not an array;\n"
+      "3 when NAME is not found or not a valid module name; 1 when the call\n"
+      "fails (no such function, a module that is not Lua, a value with no\n"
+      "JSON form, or an error raised by the function, reported with its\n"
+      "message and Lua traceback).\n"
+      "\n"
+      "Options:\n"
+      "  --plain     as for run (MH_IMPORT_PLAIN)\n"
+      "  -h, --help  show this help\n" },
     { "find", cli_cmd_find, "[--json] [--plain] NAME",
       "where NAME would be imported from",
       "Show where the module NAME would be imported from, without loading\n"
@@ -176,8 +195,8 @@ void cli_usage(FILE *out)
 {
     fputs("Usage: modhost [-p ENTRY]... [-E] [-v] COMMAND [ARGS...]\n"
           "\n"
-          "Find, list and run modhost modules; pack them into a database, or\n"
-          "index them for serving over HTTP and fetch them for offline use.\n"
+          "Find, list, run and call modhost modules; pack them into a database,\n"
+          "or index them for serving over HTTP and fetch them for offline use.\n"
           "\n"
           "Global options (before COMMAND):\n"
           "  -p, --path ENTRY  search ENTRY first; repeatable, in order (an\n"
@@ -191,7 +210,11 @@ void cli_usage(FILE *out)
     for (const cli_command *c = commands; c->name; c++) {
         char head[64];
         snprintf(head, sizeof head, "%s %s", c->name, c->synopsis);
-        fprintf(out, "  %-30s%s\n", head, c->summary);
+        /* A long synopsis gets a line of its own. */
+        if (strlen(head) >= 30)
+            fprintf(out, "  %s\n  %-30s%s\n", head, "", c->summary);
+        else
+            fprintf(out, "  %-30s%s\n", head, c->summary);
     }
     fputs("\n"
           "Search path: the -p entries, then MODHOST_PATH, then the defaults\n"

@@ -1,0 +1,82 @@
+/*
+ * cmd_call.c -- `modhost call [--plain] NAME FUNCTION [JSON-ARRAY]`:
+ * import a module and call one of its functions with JSON values
+ * (mh_module_call), printing the JSON result on one line.
+ */
+#include <stdlib.h>
+
+#include "cli.h"
+
+int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                 char **argv)
+{
+    static const struct option longopts[] = {
+        { "plain", no_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    unsigned flags = 0;
+    int code, c;
+
+    /* "+": stop at NAME, so a JSON argument such as "-1" is an operand. */
+    while ((c = cli_getopt(cmd, argc, argv, "+h", longopts, &code)) != -1) {
+        if (c == 0)
+            return code;
+        if (c == 'P')
+            flags |= MH_IMPORT_PLAIN;
+    }
+    if (optind >= argc)
+        return cli_usage_error(cmd, "missing module name");
+    if (optind + 1 >= argc)
+        return cli_usage_error(cmd, "missing function name");
+    if (argc - optind > 3)
+        return cli_usage_error(cmd, "too many arguments (give the function's "
+                               "arguments as one JSON array)");
+
+    const char *name = argv[optind];
+    const char *fn = argv[optind + 1];
+    const char *text = optind + 2 < argc ? argv[optind + 2] : "[]";
+
+    cJSON *args = cJSON_Parse(text);
+    if (!args) {
+        const char *at = cJSON_GetErrorPtr();
+        if (at && *at)
+            return cli_usage_error(cmd, "invalid JSON in the arguments, "
+                                   "near '%.20s'", at);
+        return cli_usage_error(cmd, "invalid JSON in the arguments");
+    }
+    if (!cJSON_IsArray(args)) {
+        cJSON_Delete(args);
+        return cli_usage_error(cmd, "the arguments must be a JSON array, "
+                               "such as '[1, \"two\"]'");
+    }
+
+    mh_host *host = NULL;
+    mh_module *mod = NULL;
+    mh_error *err = NULL;
+    cJSON *result = NULL;
+
+    code = cli_host_new(ctx, &host);
+    if (code != CLI_EXIT_OK) {
+        cJSON_Delete(args);
+        return code;
+    }
+    if (mh_import_ex(host, name, flags, &mod, &err) != MH_OK ||
+        mh_module_call(mod, fn, args, &result, &err) != MH_OK) {
+        code = cli_fail(err);
+    } else {
+        char *out = cJSON_PrintUnformatted(result);
+        if (!out) {
+            cli_errorf("%s", mh_strerror(MH_ENOMEM));
+            code = CLI_EXIT_FAILURE;
+        } else {
+            puts(out);
+            cJSON_free(out);
+            code = CLI_EXIT_OK;
+        }
+    }
+    cJSON_Delete(result);
+    cJSON_Delete(args);
+    mh_host_free(host);
+    return cli_finish_output(code);
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# cli.call: `call NAME FUNCTION [JSON-ARRAY]` imports a Lua module and
+# calls one of its functions with JSON values, printing the result on one
+# line; bad JSON is a usage error (2), a missing module 3, a failed call 1
+# (with the Lua message and traceback).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh.inc"
+
+[[ -f $PD/textutil.lua ]] || fail "fixture $PD/textutil.lua is missing"
+
+mh -E -p "$PD" call textutil upper '["hello"]'
+expect_rc 0
+expect_err_empty
+expect_out '"HELLO"'
+
+mh -E -p "$PD" call textutil words '["the  quick brown"]'
+expect_rc 0
+expect_err_empty
+expect_out '["the","quick","brown"]'
+
+mh -E -p "$PD" call textutil stats '["the quick brown fox"]'
+expect_rc 0
+expect_err_empty
+[[ $(wc -l <"$T/.out") == 1 ]] || fail "the result is not on one line"
+json_check "d == {'chars': 19, 'words': 4}"
+
+# Extra whitespace in the JSON is fine; a string with a quote round-trips.
+mh -E -p "$PD" call textutil reverse ' [ "a\"b" ] '
+expect_rc 0
+expect_out '"b\"a"'
+
+# Options after NAME are operands (a JSON number may start with '-').
+mh -E -p "$PD" call --plain textutil upper '["x"]'
+expect_rc 0
+expect_out '"X"'
+
+# Usage errors: bad JSON, not an array, missing operands.
+for bad in '[1,' 'nope' '{"a": 1}' '"str"' '42'; do
+    mh -E -p "$PD" call textutil upper "$bad"
+    expect_rc 2
+    expect_out_empty
+    expect_err_prefixed
+    expect_err_has "call: "
+done
+mh -E -p "$PD" call textutil upper '{"a": 1}'
+expect_err_has "JSON array"
+mh -E -p "$PD" call textutil upper '[1,'
+expect_err_has "invalid JSON"
+mh -E -p "$PD" call textutil
+expect_rc 2
+expect_err_has "missing function name"
+mh -E -p "$PD" call
+expect_rc 2
+expect_err_has "missing module name"
+mh -E -p "$PD" call textutil upper '["a"]' '["b"]'
+expect_rc 2
+expect_err_has "too many arguments"
+
+# An unknown function: status 1, named.
+mh -E -p "$PD" call textutil no_such_fn '[]'
+expect_rc 1
+expect_out_empty
+expect_err_prefixed
+expect_err_has no_such_fn
+
+# A Lua error: status 1, the message and the traceback, no crash.
+mh -E -p "$PD" call textutil fail '["boom"]'
+expect_rc 1
+expect_out_empty
+expect_err_prefixed
+expect_err_has boom
+expect_err_has "stack traceback"
+
+# A wrong argument type raises inside Lua: an error, not a crash.
+mh -E -p "$PD" call textutil upper '[{}]'
+expect_rc 1
+expect_out_empty
+expect_err_prefixed
+
+# A native module: status 1, saying calls are for Lua modules.
+mh -E -p "$PD" call hello main
+expect_rc 1
+expect_out_empty
+expect_err_prefixed
+expect_err_has hello
+expect_err_has "Lua modules"
+
+# Not found / bad name: status 3.
+mh -E -p "$PD" call no_such_module f
+expect_rc 3
+expect_err_prefixed
+expect_err_has no_such_module
+mh -E -p "$PD" call 'bad-name!' f
+expect_rc 3
+
+# Help: per command and in the global list.
+for args in "help call" "call --help"; do
+    mh $args
+    expect_rc 0
+    expect_err_empty
+    [[ $OUT == "Usage: modhost [GLOBAL OPTIONS] call "* ]] ||
+        fail "'$args' does not print the usage of call"
+done
+mh --help
+expect_rc 0
+grep -qE "^  call( |$)" "$T/.out" || fail "--help does not list 'call'"
