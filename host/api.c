@@ -94,6 +94,26 @@ static const char *api_name(mh_plugin *self)
     return self_of(self)->name;
 }
 
+static void api_call_return(mh_call_out *out, const char *json)
+{
+    mh_mem_strfree(out->host, out->json);
+    out->json = json ? mh_mem_strdup(out->host, json) : NULL;
+    out->oom = json && !out->json;
+}
+
+static void api_call_error(mh_call_out *out, const char *fmt, ...)
+{
+    mh_buf b;
+    mh_buf_init(&b, out->host, 4096);
+    va_list ap;
+    va_start(ap, fmt);
+    mh_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    mh_mem_strfree(out->host, out->error);
+    out->error = b.failed ? NULL : mh_mem_strdup(out->host, mh_buf_str(&b));
+    mh_buf_free(&b);
+}
+
 void mh_api_fill(mh_host_api *api)
 {
     memset(api, 0, sizeof *api);
@@ -109,4 +129,6 @@ void mh_api_fill(mh_host_api *api)
     api->set_userdata = api_set_userdata;
     api->get_userdata = api_get_userdata;
     api->name = api_name;
+    api->call_return = api_call_return;
+    api->call_error = api_call_error;
 }

@@ -125,4 +125,12 @@ const char *mh_host_getenv(const mh_host *h, const char *name);
 
 void mh_api_fill(mh_host_api *api);
 
+/* The result slot of a JSON call to a native module (MH_CALL). */
+struct mh_call_out {
+    mh_host *host;
+    char *json;            /* host memory */
+    char *error;           /* host memory */
+    bool oom;
+};
+
 #endif /* MH_INTERNAL_H */

@@ -394,9 +394,11 @@ MH_API const char *mh_module_export_name(const mh_module *mod, size_t i);
  * the array `args` (NULL for none) are its arguments; *result receives its
  * result (the first value a Lua function returns, JSON null for none), to
  * be freed with cJSON_Delete.  Works for Lua modules (functions of the
- * table the chunk returned); other kinds give MH_ENOSYM.  A Lua error
- * comes back as MH_ECALL with the Lua message and traceback, never a
- * crash.  Values that have no JSON form give MH_EFORMAT.
+ * table the chunk returned) and native modules (functions their
+ * descriptor declares with MH_CALL); other kinds give MH_ENOSYM.  A Lua
+ * error comes back as MH_ECALL with the Lua message and traceback, a
+ * native call's refusal as MH_ECALL with its message; never a crash.
+ * Values that have no JSON form give MH_EFORMAT.
  */
 struct cJSON;
 MH_API mh_status mh_module_call(mh_module *mod, const char *fn,

@@ -39,8 +39,12 @@ void mh_nat_fini(struct mh_host *h, mh_module *mod);
 void mh_nat_unload(struct mh_host *h, mh_module *mod);
 void *mh_nat_symbol(mh_module *mod, const char *symbol);
 
-/* The Lua loader (loaders/lua.c). */
+/* A JSON call of a native module's MH_CALL function. */
 struct cJSON;
+mh_status mh_nat_call(mh_module *mod, const char *fn, const struct cJSON *args,
+                      struct cJSON **result, mh_error **err);
+
+/* The Lua loader (loaders/lua.c). */
 mh_status mh_lua_load(struct mh_host *h, mh_module *mod, const mh_found *spec,
                       mh_error **err);
 void mh_lua_unload(struct mh_host *h, mh_module *mod);

@@ -648,9 +648,14 @@ mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
     *result = NULL;
     if (!mod || !fn)
         return mh_err(NULL, err, MH_EINVAL, "mh_module_call: NULL argument");
+    if (args && !cJSON_IsArray(args))
+        return mh_err(mod->host, err, MH_EINVAL, "call of %s.%s: the "
+                      "arguments must be a JSON array", mod->name, fn);
+    if (mod->kind == MH_KIND_NATIVE)
+        return mh_nat_call(mod, fn, args, result, err);
     if (mod->kind != MH_KIND_LUA)
         return mh_err(mod->host, err, MH_ENOSYM, "module '%s' (%s) is %s: "
-                      "mh_module_call works for Lua modules", mod->name,
-                      mod->origin, mh_module_kind_name(mod->kind));
+                      "it has no functions to call", mod->name, mod->origin,
+                      mh_module_kind_name(mod->kind));
     return mh_lua_call(mod, fn, args, result, err);
 }

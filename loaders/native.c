@@ -21,6 +21,7 @@
 #include "loaders/loader.h"
 #include "loaders/memfd.h"
 
+#include <cjson/cJSON.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
@@ -242,4 +243,41 @@ void mh_ld_unload(mh_host *h, mh_module *mod)
 void *mh_ld_symbol(mh_module *mod, const char *symbol)
 {
     return mh_nat_symbol(mod, symbol);
+}
+
+/* ---- JSON calls (MH_CALL) ------------------------------------------------ */
+
+mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
+                      cJSON **result, mh_error **err)
+{
+    mh_host *h = mod->host;
+    char sym[300];
+    snprintf(sym, sizeof sym, "call:%s", fn);
+    mh_call_fn f = (mh_call_fn)mh_nat_symbol(mod, sym);
+    if (!mod->desc || !f)
+        return mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no JSON "
+                      "call '%s' (plugins declare them with MH_CALL)",
+                      mod->name, mod->origin, fn);
+    char *text = args ? cJSON_PrintUnformatted(args) : NULL;
+    if (args && !text)
+        return mh_err(h, err, MH_ENOMEM, "out of memory calling %s.%s",
+                      mod->name, fn);
+    mh_call_out out = {h, NULL, NULL, false};
+    int rc = f(&h->api, (mh_plugin *)mod, text ? text : "[]", &out);
+    cJSON_free(text);
+    mh_status st = MH_OK;
+    if (rc != 0)
+        st = mh_err(h, err, MH_ECALL, "%s.%s (%s) failed: %s", mod->name, fn,
+                    mod->origin, out.error ? out.error
+                                           : "it returned an error code");
+    else if (out.oom)
+        st = mh_err(h, err, MH_ENOMEM, "out of memory in %s.%s", mod->name,
+                    fn);
+    else if (!(*result = out.json ? cJSON_Parse(out.json)
+                                  : cJSON_CreateNull()))
+        st = mh_err(h, err, MH_EFORMAT, "%s.%s returned text that is not "
+                    "JSON", mod->name, fn);
+    mh_mem_strfree(h, out.json);
+    mh_mem_strfree(h, out.error);
+    return st;
 }

@@ -4,6 +4,7 @@
  * load can fail (and that a failure leaves nothing behind), RTLD_LOCAL
  * isolation, circular and nested imports, fini order, and exports.
  */
+#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -616,4 +617,28 @@ TEST(log_hook_gets_one_line_per_message)
     ASSERT_TRUE(log_capture_count(&lc, MH_LOG_WARN, e2) > 0);
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+TEST(native_json_call_through_mh_call)
+{
+    mh_host *host = host_new_isolated(MH_TEST_PLUGIN_DIR);
+    mh_module *mod = import_ok(host, "codecs.rot13");
+    cJSON *args = cJSON_Parse("[\"Hello\"]"), *res = NULL;
+
+    ASSERT_STATUS(mh_module_call(mod, "encode", args, &res, ERR), MH_OK);
+    ASSERT_TRUE(cJSON_IsString(res));
+    ASSERT_EQ_STR(res->valuestring, "Uryyb");
+    cJSON_Delete(res);
+    res = NULL;
+    /* A refusal is MH_ECALL with the plugin's words; nothing is returned. */
+    cJSON_Delete(args);
+    args = cJSON_Parse("[1]");
+    ASSERT_STATUS(mh_module_call(mod, "encode", args, &res, ERR), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "encode takes one string");
+    ASSERT_NULL(res);
+    /* Not declared with MH_CALL (main is a plain export). */
+    ASSERT_STATUS(mh_module_call(mod, "main", args, &res, ERR), MH_ENOSYM);
+    ASSERT_CONTAINS(ERR_MSG(), "MH_CALL");
+    cJSON_Delete(args);
+    mh_host_free(host);
 }

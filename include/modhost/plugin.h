@@ -57,6 +57,9 @@ extern "C" {
  * passes back to the host API. */
 typedef struct mh_plugin mh_plugin;
 
+/* Where a JSON call's result goes (see MH_CALL). */
+typedef struct mh_call_out mh_call_out;
+
 /* One exported function: a name and an address.  The host hands the
  * address back unchanged from mh_module_symbol(); the caller casts it to
  * the function's real type, as with dlsym(). */
@@ -108,8 +111,27 @@ typedef struct mh_host_api {
     /* The module's own interned name. */
     const char *(*name)(mh_plugin *self);
 
+    /* From a JSON call function (MH_CALL): set its result, JSON text that
+     * the host copies; or say why it failed (printf-style), then return
+     * non-zero. */
+    void (*call_return)(mh_call_out *out, const char *json);
+    void (*call_error)(mh_call_out *out, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
     /* New members go here, at the end only. */
 } mh_host_api;
+
+/*
+ * A function callable with JSON values (mh_module_call, `modhost call`):
+ * args_json is a JSON array of the arguments; return 0 after
+ * api->call_return(out, "json"), or non-zero after api->call_error.
+ */
+typedef int (*mh_call_fn)(const mh_host_api *api, mh_plugin *self,
+                          const char *args_json, mh_call_out *out);
+
+/* One entry of the export list that is callable as `name` with JSON:
+ * exported under "call:name". */
+#define MH_CALL(name, fn) MH_EXPORT("call:" name, (mh_call_fn)(fn))
 
 /* True when the host's API table has member `field`. */
 #define MH_API_HAS(api, field) \

@@ -5,8 +5,11 @@
  *   void encode(const char *in, char *out, size_t size)   (out: NUL-ended)
  *   void decode(const char *in, char *out, size_t size)
  */
+#include <cjson/cJSON.h>
 #include <modhost/plugin.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void rot13(const char *in, char *out, size_t size)
 {
@@ -45,6 +48,35 @@ static int rot13_main(int argc, char **argv)
     return 0;
 }
 
+/* JSON call: encode("text") -> "grkg" (modhost call codecs.rot13 encode
+ * '["text"]'). */
+static int call_encode(const mh_host_api *api, mh_plugin *self,
+                       const char *args, mh_call_out *out)
+{
+    (void)self;
+    cJSON *a = cJSON_Parse(args);
+    const cJSON *s = cJSON_GetArrayItem(a, 0);
+    if (!cJSON_IsString(s) || cJSON_GetArraySize(a) != 1) {
+        cJSON_Delete(a);
+        api->call_error(out, "encode takes one string");
+        return 1;
+    }
+    size_t n = strlen(s->valuestring) + 1;
+    char *buf = malloc(n);
+    cJSON *r = buf ? (rot13(s->valuestring, buf, n), cJSON_CreateString(buf))
+                   : NULL;
+    char *text = r ? cJSON_PrintUnformatted(r) : NULL;
+    if (text)
+        api->call_return(out, text);
+    else
+        api->call_error(out, "out of memory");
+    cJSON_free(text);
+    cJSON_Delete(r);
+    free(buf);
+    cJSON_Delete(a);
+    return text ? 0 : 1;
+}
+
 static int rot13_init(const mh_host_api *api, mh_plugin *self)
 {
     api->log(self, MH_PLUGIN_LOG_TRACE, "rot13 ready");
@@ -54,4 +86,5 @@ static int rot13_init(const mh_host_api *api, mh_plugin *self)
 MH_PLUGIN("codecs.rot13", "1.0.0", rot13_init, NULL,
           MH_EXPORT("encode", encode),
           MH_EXPORT("decode", decode),
-          MH_EXPORT("main", rot13_main))
+          MH_EXPORT("main", rot13_main),
+          MH_CALL("encode", call_encode))

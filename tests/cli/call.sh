@@ -77,13 +77,21 @@ expect_rc 1
 expect_out_empty
 expect_err_prefixed
 
-# A native module: status 1, saying calls are for Lua modules.
+# A native module without that JSON call: status 1, saying how to declare one.
 mh -E -p "$PD" call hello main
 expect_rc 1
 expect_out_empty
 expect_err_prefixed
 expect_err_has hello
-expect_err_has "Lua modules"
+expect_err_has "MH_CALL"
+
+# A native module's MH_CALL function, and its refusal of bad arguments.
+mh -E -p "$PD" call codecs.rot13 encode '["Hello, World"]'
+expect_rc 0
+expect_out '"Uryyb, Jbeyq"'
+mh -E -p "$PD" call codecs.rot13 encode '[1, 2]'
+expect_rc 1
+expect_err_has "encode takes one string"
 
 # Not found / bad name: status 3.
 mh -E -p "$PD" call no_such_module f

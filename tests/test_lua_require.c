@@ -1,0 +1,417 @@
+/*
+ * test_lua_require.c -- Lua modules requiring other modules: siblings of a
+ * Lua package stored in a module database or served over HTTP, found
+ * through the host's own searcher, with package.loaded agreeing with the
+ * host's registry; a require cycle reported as a chain; stock Lua C modules
+ * (Debian's lua-filesystem) from Lua's package.cpath and from the host's
+ * search path; a stock pure-Lua library (Debian's lua-inspect) packed into
+ * a database; and the `modhost` Lua library (version, log, import, call).
+ *
+ * Every Lua source of our own is written by the case, in its temp
+ * directory; the Debian files are copied there unmodified.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "support/support.h"
+#include "test.h"
+
+#define DEBIAN_LFS "/usr/lib/x86_64-linux-gnu/lua/5.4/lfs.so"
+#define DEBIAN_INSPECT "/usr/share/lua/5.3/inspect.lua"
+
+/* ------------------------------------------------------------- helpers */
+
+/* Write tmp_dir()/REL (creating parents) and return its absolute path. */
+static const char *lua_write(const char *rel, const char *src)
+{
+    const char *path = tmp_path("%s", rel);
+    char *dir = strdup(path);
+    char *slash = strrchr(dir, '/');
+    *slash = '\0';
+    mkdir_p(dir);
+    free(dir);
+    file_write(path, src);
+    return path;
+}
+
+/* mh_module_call with args given as JSON text (NULL: no args); fails the
+ * case unless it returns MH_OK; returns the result printed unformatted. */
+static const char *call_ok(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    const char *out;
+    char *text;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    ASSERT_STATUS(mh_module_call(mod, fn, a, &res, ERR), MH_OK);
+    cJSON_Delete(a);
+    if (res == NULL)
+        FAIL("%s(%s) returned MH_OK but no result", fn, args ? args : "");
+    text = cJSON_PrintUnformatted(res);
+    out = str_fmt("%s", text);
+    free(text);
+    cJSON_Delete(res);
+    return out;
+}
+
+/* Like call_ok, but the result must be a JSON string: returns its value. */
+static const char *call_str(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    const char *out;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    ASSERT_STATUS(mh_module_call(mod, fn, a, &res, ERR), MH_OK);
+    cJSON_Delete(a);
+    if (res == NULL || !cJSON_IsString(res)) {
+        char *text = res ? cJSON_PrintUnformatted(res) : NULL;
+        const char *shown = str_fmt("%s", text ? text : "(null)");
+        free(text);
+        cJSON_Delete(res);
+        FAIL("%s(%s) returned %s, not a string", fn, args ? args : "", shown);
+    }
+    out = str_fmt("%s", res->valuestring);
+    cJSON_Delete(res);
+    return out;
+}
+
+/* mh_module_call that must fail; returns the status (message in ERR). */
+static mh_status call_fails(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    mh_status st;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    st = mh_module_call(mod, fn, a, &res, ERR);
+    cJSON_Delete(a);
+    if (st == MH_OK) {
+        char *text = res ? cJSON_PrintUnformatted(res) : NULL;
+        const char *shown = str_fmt("%s", text ? text : "(null)");
+        free(text);
+        cJSON_Delete(res);
+        FAIL("%s(%s) worked, returned %s", fn, args ? args : "", shown);
+    }
+    if (res != NULL)
+        FAIL("a failed call of %s left *result set", fn);
+    return st;
+}
+
+/* The package app: app/util.lua keeps a counter (so a second copy of it
+ * would show), app/main.lua requires it as a sibling. */
+static const char UTIL_SRC[] =
+    "local M = {}\n"
+    "local n = 0\n"
+    "function M.double(x) return 2 * x end\n"
+    "function M.bump() n = n + 1; return n end\n"
+    "function M.count() return n end\n"
+    "return M\n";
+
+static const char MAIN_SRC[] =
+    "local u = require('app.util')\n"
+    "local M = {}\n"
+    "function M.twice(x) return u.double(x) end\n"
+    "function M.bump() return u.bump() end\n"
+    "function M.same()\n"
+    "  return package.loaded['app.util'] == require('app.util')\n"
+    "end\n"
+    "function M.same_as_host()\n"
+    "  return package.loaded['app.util'] == u\n"
+    "     and modhost.import('app.util') == u\n"
+    "end\n"
+    "function M.self_loaded() return package.loaded['app.main'] == M end\n"
+    "return M\n";
+
+/* What cases 1 and 2 check once the host can see the package app. */
+static void check_app_package(mh_host *host, const char *finder)
+{
+    mh_module *main_mod, *util_mod;
+
+    ASSERT_NULL(mh_host_module(host, "app.util"));
+    main_mod = import_ok(host, "app.main");
+    ASSERT_EQ_INT(mh_module_kind_of(main_mod), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_finder(main_mod), finder);
+
+    /* The sibling was imported through the host, from the same finder. */
+    util_mod = mh_host_module(host, "app.util");
+    ASSERT_NOT_NULL(util_mod);
+    ASSERT_EQ_INT(mh_module_kind_of(util_mod), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_finder(util_mod), finder);
+    ASSERT_CONTAINS(mh_module_origin(util_mod), "app/util.lua");
+    ASSERT_EQ_PTR(import_ok(host, "app.util"), util_mod);
+
+    /* Calls through main reach util. */
+    ASSERT_EQ_STR(call_ok(main_mod, "twice", "[21]"), "42");
+    /* package.loaded, require and the host's module are one table. */
+    ASSERT_EQ_STR(call_ok(main_mod, "same", NULL), "true");
+    ASSERT_EQ_STR(call_ok(main_mod, "same_as_host", NULL), "true");
+    ASSERT_EQ_STR(call_ok(main_mod, "self_loaded", NULL), "true");
+    /* One util, one state: bumps through main show in the host's util. */
+    ASSERT_EQ_STR(call_ok(main_mod, "bump", NULL), "1");
+    ASSERT_EQ_STR(call_ok(main_mod, "bump", NULL), "2");
+    ASSERT_EQ_STR(call_ok(util_mod, "count", NULL), "2");
+    ASSERT_EQ_STR(call_ok(util_mod, "bump", NULL), "3");
+    ASSERT_EQ_STR(call_ok(main_mod, "bump", NULL), "4");
+}
+
+/* ---------------------------------------------- siblings in a database */
+
+TEST(database_package_requires_sibling)
+{
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("app.db");
+    mh_host *host;
+
+    lua_write("stage/app/main.lua", MAIN_SRC);
+    lua_write("stage/app/util.lua", UTIL_SRC);
+    db_pack(db, stage);
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE name IN "
+                              "('app/main.lua', 'app/util.lua')"), "2");
+    host = host_new_isolated(str_fmt("sqlite:%s", db));
+    check_app_package(host, "sqlite");
+    ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "app.util")),
+                  str_fmt("%s!/app/util.lua", db));
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------- siblings over HTTP */
+
+TEST(http_package_requires_sibling)
+{
+    const char *www = tmp_mkdir("www");
+    http_server *srv;
+    log_capture lc;
+    mh_host *host;
+
+    http_no_proxy_env();
+    lua_write("www/app/main.lua", MAIN_SRC);
+    lua_write("www/app/util.lua", UTIL_SRC);
+    http_index_dir(www, NULL);
+    srv = http_start(www, NULL);
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    check_app_package(host, "http");
+    /* util came from the server, not from somewhere else. */
+    if (http_requests(srv, "app/util.lua") == 0)
+        FAIL("app/util.lua was never fetched; server log:\n%s",
+             http_log_text(srv));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* -------------------------------------------------------------- cycles */
+
+TEST(require_cycle_reports_chain)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_status st;
+
+    lua_write("E/a.lua", "local b = require('b')\nreturn { b = b }\n");
+    lua_write("E/b.lua", "local a = require('a')\nreturn { a = a }\n");
+    host = host_new_isolated(dir);
+    st = import_fails(host, "a");
+    ASSERT_TRUE(st == MH_EINIT || st == MH_ECYCLE);
+    ASSERT_CONTAINS(ERR_MSG(), "a -> b -> a");
+    ASSERT_NULL(mh_host_module(host, "a"));
+    ASSERT_NULL(mh_host_module(host, "b"));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+
+    /* Starting from b gives the other chain, and still nothing stays. */
+    st = import_fails(host, "b");
+    ASSERT_CONTAINS(ERR_MSG(), "b -> a -> b");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------- stock Lua C modules */
+
+TEST(lfs_from_lua_cpath)
+{
+    const char *dir = tmp_mkdir("E");
+    char cwd[4096];
+    mh_host *host;
+    mh_module *mod;
+
+    if (!file_exists(DEBIAN_LFS))
+        FAIL("%s is missing: install lua-filesystem", DEBIAN_LFS);
+    ASSERT_NOT_NULL(getcwd(cwd, sizeof cwd));
+    /* Lua's default package.cpath, whatever the run's environment says. */
+    env_unset("LUA_CPATH_5_4");
+    env_unset("LUA_CPATH");
+    env_unset("LUA_INIT_5_4");
+    env_unset("LUA_INIT");
+
+    lua_write("E/fsuser.lua",
+              "local lfs = require('lfs')\n"
+              "local M = {}\n"
+              "function M.cwd() return lfs.currentdir() end\n"
+              "function M.where() return package.searchpath('lfs', package.cpath) end\n"
+              "function M.loaded() return package.loaded.lfs == lfs end\n"
+              "return M\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "fsuser");
+    ASSERT_EQ_STR(call_str(mod, "cwd", NULL), cwd);
+    ASSERT_EQ_STR(call_str(mod, "where", NULL), DEBIAN_LFS);
+    ASSERT_EQ_STR(call_ok(mod, "loaded", NULL), "true");
+    /* Lua's own C searcher found it, not the host. */
+    ASSERT_NULL(mh_host_module(host, "lfs"));
+    mh_host_free(host);
+}
+
+TEST(lfs_from_host_search_path)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *copy = tmp_path("E/lfs.so");
+    char cwd[4096];
+    mh_host *host;
+    mh_module *mod, *lfs;
+
+    if (!file_exists(DEBIAN_LFS))
+        FAIL("%s is missing: install lua-filesystem", DEBIAN_LFS);
+    ASSERT_NOT_NULL(getcwd(cwd, sizeof cwd));
+    file_copy(DEBIAN_LFS, copy);
+    lua_write("E/fsuser.lua",
+              "local lfs = require('lfs')\n"
+              "local M = {}\n"
+              "function M.cwd() return lfs.currentdir() end\n"
+              "function M.kind() return type(lfs) end\n"
+              "function M.loaded() return package.loaded.lfs == lfs end\n"
+              "return M\n");
+    host = host_new_isolated(dir);
+    ASSERT_NULL(mh_host_module(host, "lfs"));
+    mod = import_ok(host, "fsuser");
+
+    lfs = mh_host_module(host, "lfs");
+    ASSERT_NOT_NULL(lfs);
+    ASSERT_EQ_STR(mh_module_origin(lfs), copy);
+    ASSERT_EQ_STR(mh_module_finder(lfs), "fs");
+    ASSERT_EQ_INT(mh_module_kind_of(lfs), MH_KIND_PLAIN);
+    ASSERT_NOT_NULL(symbol_ok(lfs, "luaopen_lfs"));
+    /* The copy (a new inode) is what got mapped. */
+    if (maps_count(copy, "") == 0)
+        FAIL("%s is not mapped into the process", copy);
+
+    /* luaopen_lfs ran: require gave its library table. */
+    ASSERT_EQ_STR(call_str(mod, "kind", NULL), "table");
+    ASSERT_EQ_STR(call_str(mod, "cwd", NULL), cwd);
+    ASSERT_EQ_STR(call_ok(mod, "loaded", NULL), "true");
+    mh_host_free(host);
+}
+
+/* ------------------------------------------- a stock pure-Lua library */
+
+TEST(debian_inspect_from_database)
+{
+    const char *stage = tmp_mkdir("stage");
+    const char *dir = tmp_mkdir("E");
+    const char *db = tmp_path("lib.db");
+    const char *shown;
+    mh_host *host;
+    mh_module *user, *insp;
+
+    if (!file_exists(DEBIAN_INSPECT))
+        FAIL("%s is missing: install lua-inspect", DEBIAN_INSPECT);
+    file_copy(DEBIAN_INSPECT, tmp_path("stage/inspect.lua"));
+    ASSERT_TRUE(files_equal(DEBIAN_INSPECT, tmp_path("stage/inspect.lua")));
+    ASSERT_EQ_INT(db_pack(db, stage), 1);
+    lua_write("E/user.lua",
+              "local inspect = require('inspect')\n"
+              "return { show = function(t) return inspect(t) end }\n");
+
+    /* The user module in a directory, the library in the database. */
+    host = host_new_isolated(dir, str_fmt("sqlite:%s", db));
+    user = import_ok(host, "user");
+    ASSERT_EQ_STR(mh_module_origin(user), tmp_path("E/user.lua"));
+    shown = call_str(user, "show", "[[1, 2, {\"a\": 3}]]");
+    ASSERT_CONTAINS(shown, "a = 3");
+    ASSERT_CONTAINS(shown, "1, 2");
+
+    /* The library the require found is the host's module "inspect". */
+    insp = mh_host_module(host, "inspect");
+    ASSERT_NOT_NULL(insp);
+    ASSERT_EQ_PTR(import_ok(host, "inspect"), insp);
+    ASSERT_EQ_INT(mh_module_kind_of(insp), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_origin(insp), str_fmt("%s!/inspect.lua", db));
+    mh_host_free(host);
+
+    /* Imported directly, first thing, in a fresh host. */
+    host = host_new_isolated(dir, str_fmt("sqlite:%s", db));
+    insp = import_ok(host, "inspect");
+    ASSERT_EQ_INT(mh_module_kind_of(insp), MH_KIND_LUA);
+    ASSERT_EQ_STR(mh_module_finder(insp), "sqlite");
+    ASSERT_EQ_STR(mh_module_origin(insp), str_fmt("%s!/inspect.lua", db));
+    ASSERT_CONTAINS(call_str(insp, "inspect", "[{\"a\": 3}]"), "a = 3");
+    mh_host_free(host);
+}
+
+/* --------------------------------------------- the modhost Lua library */
+
+TEST(modhost_library)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    host_opts o = {.log = &lc};
+    mh_host *host;
+    mh_module *caller, *other;
+
+    lua_write("E/other.lua",
+              "return { tag = 'other-table',\n"
+              "         f = function(a, b) return a * 10 + b end }\n");
+    lua_write("E/caller.lua",
+              "local M = {}\n"
+              "function M.version() return modhost.version end\n"
+              "function M.req_version() return require('modhost').version end\n"
+              "function M.log(msg) modhost.log('warn', msg) return true end\n"
+              "function M.imp()\n"
+              "  local o = modhost.import('other')\n"
+              "  assert(o == require('other'), 'import and require differ')\n"
+              "  assert(o == package.loaded.other, 'not package.loaded')\n"
+              "  return o.tag\n"
+              "end\n"
+              "function M.call(a, b) return modhost.call('other', 'f', a, b) end\n"
+              "function M.missing() return modhost.import('missing') end\n"
+              "return M\n");
+    log_capture_init(&lc);
+    host = host_new_opts(&o, dir);
+    caller = import_ok(host, "caller");
+
+    /* modhost.version */
+    ASSERT_EQ_STR(call_str(caller, "version", NULL), mh_version_string());
+    ASSERT_EQ_STR(call_str(caller, "req_version", NULL), mh_version_string());
+
+    /* modhost.log reaches the config's hook, as a warning. */
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "hi"), 0);
+    ASSERT_EQ_STR(call_ok(caller, "log", "[\"hi\"]"), "true");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "hi"), 1);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "hi"), 1);
+
+    /* modhost.import gives the other module's table. */
+    ASSERT_NULL(mh_host_module(host, "other"));
+    ASSERT_EQ_STR(call_str(caller, "imp", NULL), "other-table");
+    other = mh_host_module(host, "other");
+    ASSERT_NOT_NULL(other);
+    ASSERT_EQ_INT(mh_module_kind_of(other), MH_KIND_LUA);
+
+    /* modhost.call runs other.f. */
+    ASSERT_EQ_STR(call_ok(caller, "call", "[2, 3]"), "23");
+    ASSERT_EQ_STR(call_ok(caller, "call", "[4, 1]"), "41");
+    ASSERT_EQ_STR(call_ok(other, "f", "[2, 3]"), "23");
+
+    /* modhost.import of a missing module raises a Lua error. */
+    ASSERT_EQ_INT(call_fails(caller, "missing", NULL), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "not found");
+    ASSERT_CONTAINS(ERR_MSG(), "missing");
+    ASSERT_NULL(mh_host_module(host, "missing"));
+    /* The state is still usable afterwards. */
+    ASSERT_EQ_STR(call_ok(caller, "call", "[1, 1]"), "11");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
