@@ -36,6 +36,8 @@ typedef struct mh_found {
     const char *file;     /* interned: a file the loader opens, or NULL:
                              then the loader asks the finder's read() */
     const char *key;      /* interned, finder-private: which item to read */
+    bool binary;          /* Lua: a precompiled chunk (.luac), not source */
+    bool trusted;         /* its bytes are covered by a verified signature */
     /* Set by the host, not the finder: */
     const char *finder;   /* class name */
     size_t entry;         /* search path index */
@@ -100,5 +102,6 @@ size_t mh_name_relpath(const char *name, const char *suffix, char *buf,
 /* Module file suffixes: native code, Lua source. */
 #define MH_NATIVE_SUFFIX ".so"
 #define MH_LUA_SUFFIX ".lua"
+#define MH_LUAC_SUFFIX ".luac"
 
 #endif /* MH_FINDERS_FINDER_H */

@@ -37,7 +37,7 @@
 #define MH_FSF_MAX_ENTRIES 1000000u    /* per directory */
 #define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
 
-enum { T_FILE = 'f', T_LUA = 'l', T_DIR = 'd' };
+enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd' };
 
 typedef struct fsf_ent {
     const char *name;   /* into the listing's names block */
@@ -148,7 +148,9 @@ static int listing_read(mh_host *h, fsf_listing *l)
                        ident(nm, len - 3);
         bool lua_name = len > 4 && strcmp(nm + len - 4, ".lua") == 0 &&
                         ident(nm, len - 4);
-        if (!so_name && !lua_name && !ident(nm, len))
+        bool luac_name = len > 5 && strcmp(nm + len - 5, ".luac") == 0 &&
+                         ident(nm, len - 5);
+        if (!so_name && !lua_name && !luac_name && !ident(nm, len))
             continue; /* can never be a module or a package */
         unsigned char dt = de->d_type;
         if (dt == DT_LNK || dt == DT_UNKNOWN) {
@@ -159,12 +161,14 @@ static int listing_read(mh_host *h, fsf_listing *l)
                                                                    : DT_UNKNOWN;
         }
         char type = 0;
-        if (dt == DT_DIR && !so_name && !lua_name)
+        if (dt == DT_DIR && !so_name && !lua_name && !luac_name)
             type = T_DIR;
         else if (dt == DT_REG && so_name)
             type = T_FILE;
         else if (dt == DT_REG && lua_name)
             type = T_LUA;
+        else if (dt == DT_REG && luac_name)
+            type = T_LUAC;
         if (type && listing_add(h, l, nm, len, type) != 0) {
             rc = -1;
             saved = ENOMEM;
@@ -382,29 +386,34 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
                           strerror(e));
         return MH_ENOTFOUND;
     }
-    char file[sizeof leaf + 5];
-    /* In one directory: native code first, then Lua source, then a
-     * package directory (docs/architecture.md). Copy the answers out:
-     * once unlocked, another thread may re-read (and free) this listing. */
-    snprintf(file, sizeof file, "%s.so", leaf);
-    const fsf_ent *fe = listing_get(l, file);
-    bool is_file = fe && fe->type == T_FILE;
-    snprintf(file, sizeof file, "%s.lua", leaf);
-    const fsf_ent *le = is_file ? NULL : listing_get(l, file);
-    bool is_lua = le && le->type == T_LUA;
-    const fsf_ent *de = is_file || is_lua ? NULL : listing_get(l, leaf);
+    char file[sizeof leaf + 6];
+    /* In one directory: native code first, then Lua source, then Lua
+     * bytecode, then a package directory (docs/architecture.md).  Copy
+     * the answers out: once unlocked, another thread may re-read (and
+     * free) this listing. */
+    static const struct { const char *suffix; char type; } kinds[] = {
+        {MH_NATIVE_SUFFIX, T_FILE}, {MH_LUA_SUFFIX, T_LUA},
+        {MH_LUAC_SUFFIX, T_LUAC}};
+    size_t k = 0;
+    for (; k < MH_ARRAY_LEN(kinds); k++) {
+        snprintf(file, sizeof file, "%s%s", leaf, kinds[k].suffix);
+        const fsf_ent *fe = listing_get(l, file);
+        if (fe && fe->type == kinds[k].type)
+            break;
+    }
+    const fsf_ent *de = k < MH_ARRAY_LEN(kinds) ? NULL : listing_get(l, leaf);
     bool is_dir = de && de->type == T_DIR;
     pthread_mutex_unlock(&s->lock);
 
-    if (is_file || is_lua) {
+    if (k < MH_ARRAY_LEN(kinds)) {
         char rel_f[MH_NAME_MAX + 8];
-        size_t n = mh_name_relpath(name, is_file ? MH_NATIVE_SUFFIX
-                                                 : MH_LUA_SUFFIX,
-                                   rel_f, sizeof rel_f);
+        size_t n = mh_name_relpath(name, kinds[k].suffix, rel_f,
+                                   sizeof rel_f);
         const char *path = join(s, rel_f, n);
         if (!path)
             return join_failed(s, name, why, err);
-        found->kind = is_file ? MH_KIND_NATIVE : MH_KIND_LUA;
+        found->kind = kinds[k].type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA;
+        found->binary = kinds[k].type == T_LUAC;
         found->origin = found->file = path;
         return MH_OK;
     }
@@ -417,7 +426,7 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
         found->file = NULL;
         return MH_OK;
     }
-    mh_buf_printf(why, "no %s.so or %s.lua", rel, rel);
+    mh_buf_printf(why, "no %s.so, %s.lua or %s.luac", rel, rel, rel);
     return MH_ENOTFOUND;
 }
 
@@ -476,7 +485,8 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         const char *nm = l->ents[i].name;
         size_t len = strlen(nm);
         char type = l->ents[i].type;
-        size_t nlen = len - (type == T_FILE ? 3 : type == T_LUA ? 4 : 0);
+        size_t nlen = len - (type == T_FILE ? 3 : type == T_LUA ? 4
+                             : type == T_LUAC ? 5 : 0);
         size_t np = plen + (plen ? 1 : 0), nr = rlen + (rlen ? 1 : 0);
         if (np + nlen > MH_NAME_MAX || nr + len >= PATH_MAX)
             continue; /* no importable name could end up here */
@@ -487,19 +497,23 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         if (rlen)
             w->rel[rlen] = '/';
         memcpy(w->rel + nr, nm, len + 1);
-        if (type == T_LUA) { /* shadowed by a native module, as in find */
-            char so[NAME_MAX + 1];
-            snprintf(so, sizeof so, "%.*s.so", (int)nlen, nm);
-            const fsf_ent *twin = listing_get(l, so);
-            if (twin && twin->type == T_FILE)
+        if (type == T_LUA || type == T_LUAC) { /* shadowed, as in find */
+            char tw[NAME_MAX + 1];
+            snprintf(tw, sizeof tw, "%.*s.so", (int)nlen, nm);
+            const fsf_ent *twin = listing_get(l, tw);
+            bool shadowed = twin && twin->type == T_FILE;
+            snprintf(tw, sizeof tw, "%.*s.lua", (int)nlen, nm);
+            twin = type == T_LUAC ? listing_get(l, tw) : NULL;
+            if (shadowed || (twin && twin->type == T_LUA))
                 continue;
         }
-        if (type == T_FILE || type == T_LUA) {
+        if (type == T_FILE || type == T_LUA || type == T_LUAC) {
             const char *path = join(s, w->rel, nr + len);
             const char *mname = mh_int_str(s->host, w->prefix, np + nlen);
             if (path && mname) {
                 mh_found f = {.kind = type == T_FILE ? MH_KIND_NATIVE
                                                      : MH_KIND_LUA,
+                              .binary = type == T_LUAC,
                               .origin = path, .file = path};
                 w->stop = w->fn(w->ud, mname, &f);
             } else if (!mname || errno == ENOMEM) {

@@ -73,6 +73,7 @@ typedef struct htf_state {
     bool loopback, plain;      /* 127.0.0.0/8, localhost, ::1; http:// */
     mh_index idx;              /* current index (may be stale) */
     bool have_idx;
+    bool signed_ok;            /* idx passed a trusted signature check */
     time_t fresh_until;        /* no request before this */
     char etag[256], last_modified[128];
     char warned[256];          /* last cause warned about (once each) */
@@ -265,6 +266,7 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
         mh_idx_free(h, &s->idx);
     s->idx = idx;
     s->have_idx = true;
+    s->signed_ok = trusted; /* verified above whenever keys are set */
     return MH_OK;
 }
 
@@ -496,6 +498,8 @@ static mh_status htf_find(void *state, const char *name, mh_found *found,
     if (e) {
         snprintf(url, sizeof url, "%s%s", s->base, e->path);
         found->kind = e->kind;
+        found->binary = e->binary;
+        found->trusted = s->signed_ok;
         found->origin = mh_int_cstr(h, url);
         found->key = e->name;
         found->file = NULL;

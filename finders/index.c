@@ -49,6 +49,10 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
     } else if (strcmp(kind->valuestring, "lua") == 0) {
         e->kind = MH_KIND_LUA;
         suffix = MH_LUA_SUFFIX;
+    } else if (strcmp(kind->valuestring, "luac") == 0) {
+        e->kind = MH_KIND_LUA;
+        e->binary = true;
+        suffix = MH_LUAC_SUFFIX;
     } else {
         /* A kind this host has no loader for (a newer index, or "lua"
          * before the Lua loader): not an error, just not importable. */

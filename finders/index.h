@@ -11,6 +11,7 @@
 #ifndef MH_FINDERS_INDEX_H
 #define MH_FINDERS_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,7 @@ typedef struct mh_idx_entry {
     const char *name;        /* interned */
     const char *path;        /* interned, relative: "a/b.so" */
     mh_module_kind kind;
+    bool binary;             /* "luac": precompiled Lua */
     uint64_t size;
     unsigned char sha256[32];
 } mh_idx_entry;

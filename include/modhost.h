@@ -150,6 +150,12 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 #define MH_CONFIG_BYTECODE_BESIDE 0x0040u /* cache bytecode of Lua files in
                                              a __mhcache__ folder beside the
                                              source, not in the cache dir */
+#define MH_CONFIG_TRUST_LUAC      0x0080u /* accept precompiled .luac modules
+                                             from every entry (Lua does not
+                                             verify bytecode: only for
+                                             sources you control); without
+                                             it, only from signed HTTP
+                                             indexes */
 
 /*
  * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields

@@ -348,6 +348,31 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, mh_module *mod,
     mh_bc_source src = {0};
     mh_blob b = {0};
     mh_status rc;
+    if (spec->binary) { /* a shipped .luac: only from a trusted source */
+        if (!spec->trusted && !(h->flags & MH_CONFIG_TRUST_LUAC))
+            return mh_err(h, err, MH_EFORMAT, "module '%s' (%s) is "
+                          "precompiled Lua bytecode; Lua does not verify "
+                          "bytecode and a crafted chunk can crash the "
+                          "process, so it is loaded only from a signed HTTP "
+                          "index or with MH_CONFIG_TRUST_LUAC", mod->name,
+                          mod->origin);
+        rc = spec->file ? mh_atw_read_file(h, spec->file, h->max_module_size,
+                                           &b.data, &b.len, err)
+                        : spec->cls->read(spec->state, spec, &b, err);
+        if (rc != MH_OK)
+            return rc;
+        if (spec->file)
+            b.size = b.len ? b.len : 1;
+        int lr = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname,
+                                  "b");
+        mh_blob_free(h, &b);
+        if (lr == LUA_OK)
+            return MH_OK;
+        rc = mh_err(h, err, MH_EFORMAT, "module '%s' (%s): %s", mod->name,
+                    mod->origin, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return rc;
+    }
     if (spec->file) { /* stat mode: the source need not be read on a hit */
         struct stat st;
         if (stat(spec->file, &st) != 0)

@@ -489,6 +489,44 @@ TEST(binary_chunk_in_lua_file_refused)
     mh_host_free(host);
 }
 
+TEST(luac_only_from_a_trusted_source)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *src = tmp_path("src.lua");
+    const char *out = tmp_path("E/pre.luac");
+    const char *mark = tmp_path("mark");
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+    int st;
+
+    if (system("command -v luac5.4 >/dev/null 2>&1") != 0)
+        FAIL("luac5.4 is missing (Debian package lua5.4)");
+    file_write(src, marked_src(mark, "1"));
+    sh_run(str_fmt("luac5.4 -o %s %s", sh_quote(out), sh_quote(src)), &st);
+    ASSERT_EQ_INT(st, 0);
+
+    /* Found (a .luac is a Lua module), but refused: nobody vouched for it. */
+    host = host_new_isolated(dir);
+    ASSERT_EQ_INT(import_fails(host, "pre"), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "MH_CONFIG_TRUST_LUAC");
+    ASSERT_CONTAINS(ERR_MSG(), out);
+    ASSERT_EQ_INT(line_count(mark), 0);
+    mh_host_free(host);
+
+    /* The application marks its entries trusted: it loads and runs once. */
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_TRUST_LUAC;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    host = host_new_cfg(&cfg);
+    mod = import_ok(host, "pre");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_LUA);
+    ASSERT_EQ_INT(line_count(mark), 1);
+    mh_host_free(host);
+}
+
 /* ------------------------------------------------------------ finders */
 
 TEST(import_from_database)
