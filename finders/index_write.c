@@ -75,6 +75,7 @@ static const struct {
 } ixw_kinds[] = {
     {".so", "native"},
     {".lua", "lua"},
+    {".luac", "luac"}, /* loaded only when the index is signed */
 };
 
 static bool ident(const char *s, size_t n)
