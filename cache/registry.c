@@ -259,6 +259,12 @@ void mh_reg_free(mh_host *h)
                               memory_order_release);
     for (mh_module *m = reg->newest; m; m = m->older)
         mh_ld_fini(h, m);
+    /* The Lua state goes before any native code is unmapped: its __gc
+     * handlers may live in Lua C modules loaded from the search path. */
+    for (mh_module *m = reg->newest; m; m = m->older)
+        if (m->kind == MH_KIND_LUA)
+            mh_lua_unload(h, m);
+    mh_lua_close(h);
     while (reg->newest) {
         mh_module *mod = reg->newest;
         reg->newest = mod->older;

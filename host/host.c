@@ -167,8 +167,8 @@ void mh_host_free(mh_host *host)
 {
     if (!host)
         return;
-    mh_reg_free(host);          /* fini runs first: plugins may log */
-    mh_lua_close(host);
+    mh_reg_free(host);          /* fini runs first: plugins may log; it
+                                   also closes the Lua state in time */
     mh_path_free(host);
     mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);

@@ -22,6 +22,7 @@
  * the first result out; Lua errors come back with message and traceback.
  */
 #include "host/internal.h"
+#include "host/secure.h"
 #include "cache/atomic.h"
 #include "cache/bytecode.h"
 #include "finders/finder.h"
@@ -44,6 +45,7 @@ typedef struct mh_lua {
     lua_State *L;
     pthread_mutex_t lock;      /* recursive */
     bool warned_cache;         /* an unwritable cache is said once */
+    int cache_ok;              /* <cache_dir>/lua: 0 unknown, 1 ok, -1 no */
 } mh_lua;
 
 static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -196,10 +198,90 @@ static int open_modhost(lua_State *L)
     return 1;
 }
 
+/* Lua's own loading functions, in text mode only: Lua does not verify
+ * bytecode, so no path -- package.path, load, loadfile, dofile -- may hand
+ * it a binary chunk. */
+static int text_searcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    const char *path = lua_tostring(L, -1);
+    if (!path)
+        return luaL_error(L, "package.path must be a string");
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    lua_pushstring(L, name);
+    lua_pushstring(L, path);
+    lua_call(L, 2, 2);
+    if (lua_isnil(L, -2))
+        return 1; /* the "no file ..." list */
+    const char *file = lua_tostring(L, -2);
+    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+        return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
+                          name, file, lua_tostring(L, -1));
+    lua_pushstring(L, file);
+    return 2;
+}
+
+static int text_load(lua_State *L)
+{
+    /* load(chunk [, chunkname [, mode [, env]]]) with mode forced to "t" */
+    int n = lua_gettop(L);
+    int want = n >= 4 ? 4 : 3; /* an absent env stays absent */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    for (int i = 1; i <= want; i++) {
+        if (i == 3)
+            lua_pushliteral(L, "t");
+        else if (i <= n)
+            lua_pushvalue(L, i);
+        else
+            lua_pushnil(L);
+    }
+    lua_call(L, want, LUA_MULTRET);
+    return lua_gettop(L) - n;
+}
+
+static int text_loadfile(lua_State *L)
+{
+    const char *file = luaL_optstring(L, 1, NULL);
+    int env = !lua_isnone(L, 3) ? 3 : 0;
+    if (luaL_loadfilex(L, file, "t") != LUA_OK) {
+        lua_pushnil(L);
+        lua_insert(L, -2);
+        return 2;
+    }
+    if (env) {
+        lua_pushvalue(L, env);
+        if (!lua_setupvalue(L, -2, 1))
+            lua_pop(L, 1);
+    }
+    return 1;
+}
+
+static int text_dofile(lua_State *L)
+{
+    const char *file = luaL_optstring(L, 1, NULL);
+    lua_settop(L, 1);
+    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+        return lua_error(L);
+    lua_call(L, 0, LUA_MULTRET);
+    return lua_gettop(L) - 1;
+}
+
 static int open_libs(lua_State *L)
 {
     mh_host *h = lua_touserdata(L, 1);
     luaL_openlibs(L);
+    lua_getglobal(L, "load");
+    lua_pushcclosure(L, text_load, 1);
+    lua_setglobal(L, "load");
+    lua_register(L, "loadfile", text_loadfile);
+    lua_register(L, "dofile", text_dofile);
+    /* No module from the current directory: relative entries are refused
+     * on modhost's search path too. */
+    luaL_dostring(L, "package.path = package.path:gsub('%./[^;]*;?', '')\n"
+                     "package.cpath = package.cpath:gsub('%./[^;]*;?', '')");
     /* require "modhost" (package.loaded), and the global of that name */
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_pushlightuserdata(L, h);
@@ -212,6 +294,8 @@ static int open_libs(lua_State *L)
     /* the host's searcher, right after package.preload's */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "searchers");
+    lua_pushcfunction(L, text_searcher); /* replaces Lua's file searcher */
+    lua_rawseti(L, -2, 2);
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = n; i >= 2; i--) {
         lua_rawgeti(L, -1, i);
@@ -328,6 +412,30 @@ static void cache_path(mh_host *h, mh_module *mod, const char *file,
     snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
 }
 
+/* May bytecode be read from (and written to) the directory of cpath?
+ * Only if nobody else can write there (host/secure.c): a cache file's own
+ * hash proves it is whole, not who wrote it. */
+static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath)
+{
+    char dir[4300], real[4300];
+    const char *slash = strrchr(cpath, '/');
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - cpath), cpath);
+    bool central = !(h->flags & MH_CONFIG_BYTECODE_BESIDE);
+    if (central && lu->cache_ok)
+        return lu->cache_ok > 0;
+    mh_error *e = NULL;
+    bool ok = mh_sec_private_dir(h, dir, real, sizeof real, &e) == MH_OK;
+    if (!ok && !lu->warned_cache) {
+        lu->warned_cache = true;
+        mh_log(h, MH_LOG_WARN, "lua: bytecode cache not used (compiling in "
+               "memory): %s", mh_error_message(e));
+    }
+    mh_error_free(e);
+    if (central)
+        lu->cache_ok = ok ? 1 : -1;
+    return ok;
+}
+
 static bool writes_allowed(mh_host *h)
 {
     const char *v = mh_host_getenv(h, "MODHOST_DONTWRITEBYTECODE");
@@ -393,7 +501,9 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, mh_module *mod,
 
     unsigned char *bc = NULL;
     size_t bc_len = 0;
-    mh_bc_result r = mh_bc_load(h, cpath, &src, &bc, &bc_len);
+    bool use_cache = cache_trusted(h, lu, cpath);
+    mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &bc, &bc_len)
+                               : MH_BC_ABSENT;
     if (r == MH_BC_UNSURE || r == MH_BC_STALE || r == MH_BC_ABSENT) {
         if (!src.bytes) { /* read the file now */
             unsigned char *d = NULL;
@@ -411,7 +521,7 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, mh_module *mod,
             b.len = len;
             b.size = len ? len : 1;
             mh_bc_source_hash(d, len, src.sha);
-            if (r == MH_BC_UNSURE) { /* too close to call: by hash */
+            if (r == MH_BC_UNSURE && use_cache) { /* too close: by hash */
                 mh_bc_source hs = src;
                 hs.bytes = d;
                 r = mh_bc_load(h, cpath, &hs, &bc, &bc_len);
@@ -443,7 +553,7 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, mh_module *mod,
         return rc;
     }
     MH_TRACE(h, "lua: %s: compiled %zu bytes of source", mod->name, b.len);
-    if (writes_allowed(h)) {
+    if (use_cache && writes_allowed(h)) {
         dumpbuf d = {h, NULL, 0, 0, false};
         lua_dump(L, dump_writer, &d, 0);
         mh_error *e = NULL;
@@ -512,7 +622,7 @@ static bool push_json(lua_State *L, const cJSON *j, int depth)
         lua_pushboolean(L, cJSON_IsTrue(j));
     } else if (cJSON_IsNumber(j)) {
         double d = j->valuedouble;
-        if (d == (double)(lua_Integer)d && d > -9.2e18 && d < 9.2e18)
+        if (d > -9.2e18 && d < 9.2e18 && d == (double)(lua_Integer)d)
             lua_pushinteger(L, (lua_Integer)d);
         else
             lua_pushnumber(L, d);
@@ -550,10 +660,24 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
         return cJSON_CreateNull();
     case LUA_TBOOLEAN:
         return cJSON_CreateBool(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        return cJSON_CreateNumber(lua_tonumber(L, idx));
-    case LUA_TSTRING:
-        return cJSON_CreateString(lua_tostring(L, idx));
+    case LUA_TNUMBER: {
+        if (lua_isinteger(L, idx)) {
+            lua_Integer i = lua_tointeger(L, idx);
+            if (i >= -(1LL << 53) && i <= (1LL << 53))
+                return cJSON_CreateNumber((double)i);
+            char num[32]; /* past 2^53 a double would round it: raw text */
+            snprintf(num, sizeof num, "%lld", (long long)i);
+            return cJSON_CreateRaw(num);
+        }
+        lua_Number d = lua_tonumber(L, idx);
+        return d == d && d - d == 0 ? cJSON_CreateNumber(d) : NULL; /* no
+                                                    NaN or inf in JSON */
+    }
+    case LUA_TSTRING: {
+        size_t len;
+        const char *str = lua_tolstring(L, idx, &len);
+        return strlen(str) == len ? cJSON_CreateString(str) : NULL;
+    }
     case LUA_TTABLE:
         break;
     default:
@@ -604,52 +728,86 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
     return out;
 }
 
+typedef struct call_job {
+    mh_module *mod;
+    const char *fn;
+    const cJSON *args;
+    cJSON *result;
+    mh_status status;     /* set when the body fails for its own reasons */
+    char why[160];
+} call_job;
+
+/* Runs under lua_pcall: everything that can raise a Lua error (a lookup
+ * through a metatable, running out of memory while building arguments)
+ * is caught, never a panic. */
+static int call_body(lua_State *L)
+{
+    call_job *j = lua_touserdata(L, 1);
+    lua_pushcfunction(L, traceback);                       /* 2 */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, j->mod->lua_ref);    /* 3 */
+    lua_getfield(L, 3, j->fn);                             /* 4 */
+    if (!lua_isfunction(L, 4)) {
+        j->status = MH_ENOSYM;
+        return 0;
+    }
+    int nargs = 0;
+    const cJSON *a;
+    if (j->args)
+        cJSON_ArrayForEach(a, j->args) {
+            if (!push_json(L, a, 0)) {
+                j->status = MH_EFORMAT;
+                snprintf(j->why, sizeof j->why, "argument %d is nested too "
+                         "deeply", nargs + 1);
+                return 0;
+            }
+            nargs++;
+        }
+    if (lua_pcall(L, nargs, 1, 2) != LUA_OK)
+        return lua_error(L); /* message with traceback, to the caller */
+    j->result = to_json(L, -1, 0);
+    if (!j->result) {
+        j->status = MH_EFORMAT;
+        snprintf(j->why, sizeof j->why, "it returned a %s with no JSON form "
+                 "(a function, userdata, NaN or infinity, a string with NUL, "
+                 "a table with other keys, a cycle or nesting over %d)",
+                 luaL_typename(L, -1), LUA_JSON_DEPTH);
+    }
+    return 0;
+}
+
 mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
                       cJSON **result, mh_error **err)
 {
     mh_host *h = mod->host;
     mh_lua *lu = h->lua;
+    call_job j = {mod, fn, args, NULL, MH_OK, ""};
     *result = NULL;
-    if (args && !cJSON_IsArray(args))
-        return mh_err(h, err, MH_EINVAL, "call of %s.%s: the arguments must "
-                      "be a JSON array", mod->name, fn);
     pthread_mutex_lock(&lu->lock);
     lua_State *L = lu->L;
     int top = lua_gettop(L);
-    mh_status rc = MH_OK;
-    lua_pushcfunction(L, traceback);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, mod->lua_ref);
-    lua_getfield(L, -1, fn);
-    if (!lua_isfunction(L, -1)) {
-        rc = mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no function "
-                    "'%s'", mod->name, mod->origin, fn);
-        goto out;
-    }
-    int nargs = 0;
-    const cJSON *a;
-    if (args)
-        cJSON_ArrayForEach(a, args) {
-            if (!push_json(L, a, 0)) {
-                rc = mh_err(h, err, MH_EFORMAT, "call of %s.%s: argument %d "
-                            "is nested too deeply", mod->name, fn, nargs + 1);
-                goto out;
-            }
-            nargs++;
-        }
-    if (lua_pcall(L, nargs, 1, top + 1) != LUA_OK) {
+    lua_pushcfunction(L, call_body);
+    lua_pushlightuserdata(L, &j);
+    int rc = lua_pcall(L, 1, 0, 0);
+    mh_status st = MH_OK;
+    if (rc != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
-        rc = mh_err(h, err, MH_ECALL, "%s.%s (%s) raised an error: %s",
-                    mod->name, fn, mod->origin, msg ? msg : "(no message)");
-        goto out;
+        st = mh_err(h, err, rc == LUA_ERRMEM ? MH_ENOMEM : MH_ECALL,
+                    "%s.%s (%s) raised an error: %s", mod->name, fn,
+                    mod->origin, msg ? msg : "(no message)");
+        cJSON_Delete(j.result);
+    } else if (j.status == MH_ENOSYM) {
+        st = mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no function "
+                    "'%s'", mod->name, mod->origin, fn);
+    } else if (j.status != MH_OK) {
+        st = mh_err(h, err, j.status, "call of %s.%s: %s", mod->name, fn,
+                    j.why);
+        cJSON_Delete(j.result);
+    } else {
+        *result = j.result;
     }
-    *result = to_json(L, -1, 0);
-    if (!*result)
-        rc = mh_err(h, err, MH_EFORMAT, "%s.%s returned a %s, which has no "
-                    "JSON form", mod->name, fn, luaL_typename(L, -1));
-out:
     lua_settop(L, top);
     pthread_mutex_unlock(&lu->lock);
-    return rc;
+    return st;
 }
 
 void mh_lua_unload(mh_host *h, mh_module *mod)
