@@ -2,10 +2,13 @@
  * loaders/lua.c -- the Lua loader (mh_lua_*): modules written in Lua 5.4.
  *
  * One lua_State per host, created on first use, its memory through the
- * host's allocator, guarded by a recursive mutex: imports and calls from
- * several threads take turns, and a Lua module whose chunk imports another
- * Lua module re-enters on the same thread.  The mutex is the Lua state's
- * own (the VM is single-threaded), not a host-wide lock.
+ * host's allocator, guarded by a lock held like a GIL: imports and calls
+ * from several threads take turns; a Lua module whose chunk imports
+ * another re-enters on the same thread; and the lock is let go while an
+ * import from Lua waits for another thread, each run having a Lua thread
+ * (coroutine stack) of its own -- otherwise thread 1 (running a's chunk,
+ * waiting for b) and thread 2 (importing b, waiting for the state) would
+ * wait for each other for ever.
  *
  * Loading a module: its source comes from a file (directory entries) or
  * from its finder's read() (databases, HTTP), and is compiled in TEXT mode
@@ -43,10 +46,78 @@
 
 typedef struct mh_lua {
     lua_State *L;
-    pthread_mutex_t lock;      /* recursive */
+    /* The state's lock, held like a GIL: reentrant for its owner, and let
+     * go while an import from Lua waits for another thread (which may
+     * itself need the state to finish that import). */
+    pthread_mutex_t gm;
+    pthread_cond_t gc;
+    bool held;
+    pthread_t owner;
+    int depth;
     bool warned_cache;         /* an unwritable cache is said once */
     int cache_ok;              /* <cache_dir>/lua: 0 unknown, 1 ok, -1 no */
 } mh_lua;
+
+static void gil_enter(mh_lua *lu)
+{
+    pthread_mutex_lock(&lu->gm);
+    if (lu->held && pthread_equal(lu->owner, pthread_self())) {
+        lu->depth++;
+    } else {
+        while (lu->held)
+            pthread_cond_wait(&lu->gc, &lu->gm);
+        lu->held = true;
+        lu->owner = pthread_self();
+        lu->depth = 1;
+    }
+    pthread_mutex_unlock(&lu->gm);
+}
+
+static void gil_leave(mh_lua *lu)
+{
+    pthread_mutex_lock(&lu->gm);
+    if (--lu->depth == 0) {
+        lu->held = false;
+        pthread_cond_signal(&lu->gc);
+    }
+    pthread_mutex_unlock(&lu->gm);
+}
+
+/* Let go entirely (before waiting on the registry); returns the depth to
+ * restore. */
+static int gil_release(mh_lua *lu)
+{
+    pthread_mutex_lock(&lu->gm);
+    int depth = lu->depth;
+    lu->depth = 0;
+    lu->held = false;
+    pthread_cond_signal(&lu->gc);
+    pthread_mutex_unlock(&lu->gm);
+    return depth;
+}
+
+static void gil_restore(mh_lua *lu, int depth)
+{
+    pthread_mutex_lock(&lu->gm);
+    while (lu->held)
+        pthread_cond_wait(&lu->gc, &lu->gm);
+    lu->held = true;
+    lu->owner = pthread_self();
+    lu->depth = depth;
+    pthread_mutex_unlock(&lu->gm);
+}
+
+/* An import from Lua code, with the state let go meanwhile.  Every run
+ * (a chunk, a call) has its own Lua thread, so another OS thread may use
+ * the state while this one waits. */
+static mh_status import_unlocked(mh_host *h, const char *name,
+                                 mh_module **m, mh_error **e)
+{
+    int depth = gil_release(h->lua);
+    mh_status rc = mh_import_ex(h, name, MH_IMPORT_PLAIN, m, e);
+    gil_restore(h->lua, depth);
+    return rc;
+}
 
 static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -108,7 +179,7 @@ static int host_searcher(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     mh_module *m = NULL;
     mh_error *e = NULL;
-    mh_status rc = mh_import_ex(h, name, MH_IMPORT_PLAIN, &m, &e);
+    mh_status rc = import_unlocked(h, name, &m, &e);
     if (rc != MH_OK) {
         if (rc == MH_ENOTFOUND || rc == MH_EBADNAME) {
             lua_pushfstring(L, "no module '%s' on modhost's search path",
@@ -155,7 +226,7 @@ static int lib_import(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     mh_module *m = NULL;
     mh_error *e = NULL;
-    if (mh_import_ex(h, name, MH_IMPORT_PLAIN, &m, &e) != MH_OK) {
+    if (import_unlocked(h, name, &m, &e) != MH_OK) {
         lua_pushstring(L, mh_error_message(e));
         mh_error_free(e);
         return lua_error(L);
@@ -334,11 +405,8 @@ static mh_status lua_get(mh_host *h, mh_lua **out, mh_error **err)
             pthread_mutex_unlock(&h->lock);
             return mh_err(h, err, MH_ENOMEM, "cannot create the Lua state");
         }
-        pthread_mutexattr_t a;
-        pthread_mutexattr_init(&a);
-        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-        pthread_mutex_init(&lu->lock, &a);
-        pthread_mutexattr_destroy(&a);
+        pthread_mutex_init(&lu->gm, NULL);
+        pthread_cond_init(&lu->gc, NULL);
         lu->L = L;
         h->lua = lu;
     }
@@ -353,7 +421,8 @@ void mh_lua_close(mh_host *h)
     if (!lu)
         return;
     lua_close(lu->L);
-    pthread_mutex_destroy(&lu->lock);
+    pthread_mutex_destroy(&lu->gm);
+    pthread_cond_destroy(&lu->gc);
     mh_mem_free(h, lu, sizeof *lu);
     h->lua = NULL;
 }
@@ -445,10 +514,10 @@ static bool writes_allowed(mh_host *h)
 
 /* Compile (or take from the cache) the chunk of mod and leave it on the
  * stack.  Lock held. */
-static mh_status load_chunk(mh_host *h, mh_lua *lu, mh_module *mod,
-                            const mh_found *spec, mh_error **err)
+static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
+                            mh_module *mod, const mh_found *spec,
+                            mh_error **err)
 {
-    lua_State *L = lu->L;
     char cpath[4300], chunkname[4200];
     snprintf(chunkname, sizeof chunkname, "@%s", mod->origin);
     cache_path(h, mod, spec->file, cpath, sizeof cpath);
@@ -578,11 +647,14 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
     mh_status rc = lua_get(h, &lu, err);
     if (rc != MH_OK)
         return rc;
-    pthread_mutex_lock(&lu->lock);
-    lua_State *L = lu->L;
+    gil_enter(lu);
+    /* This run gets a Lua thread of its own (kept alive by a reference):
+     * while its chunk waits in an import, other runs use the state. */
+    lua_State *L = lua_newthread(lu->L);
+    int tref = luaL_ref(lu->L, LUA_REGISTRYINDEX);
     int top = lua_gettop(L);
     lua_pushcfunction(L, traceback);
-    rc = load_chunk(h, lu, mod, spec, err);
+    rc = load_chunk(h, lu, L, mod, spec, err);
     if (rc == MH_OK) {
         lua_pushstring(L, mod->name); /* ... = the module's name */
         int cr = lua_pcall(L, 1, 1, top + 1);
@@ -606,7 +678,8 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
         }
     }
     lua_settop(L, top);
-    pthread_mutex_unlock(&lu->lock);
+    luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
+    gil_leave(lu);
     return rc;
 }
 
@@ -782,8 +855,9 @@ mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
     mh_lua *lu = h->lua;
     call_job j = {mod, fn, args, NULL, MH_OK, ""};
     *result = NULL;
-    pthread_mutex_lock(&lu->lock);
-    lua_State *L = lu->L;
+    gil_enter(lu);
+    lua_State *L = lua_newthread(lu->L); /* a thread per run, as above */
+    int tref = luaL_ref(lu->L, LUA_REGISTRYINDEX);
     int top = lua_gettop(L);
     lua_pushcfunction(L, call_body);
     lua_pushlightuserdata(L, &j);
@@ -806,7 +880,8 @@ mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
         *result = j.result;
     }
     lua_settop(L, top);
-    pthread_mutex_unlock(&lu->lock);
+    luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
+    gil_leave(lu);
     return st;
 }
 
@@ -815,9 +890,9 @@ void mh_lua_unload(mh_host *h, mh_module *mod)
     mh_lua *lu = h->lua;
     if (!lu || mod->lua_ref == 0)
         return;
-    pthread_mutex_lock(&lu->lock);
+    gil_enter(lu);
     luaL_unref(lu->L, LUA_REGISTRYINDEX, mod->lua_ref);
-    pthread_mutex_unlock(&lu->lock);
+    gil_leave(lu);
     mod->lua_ref = 0;
 }
 

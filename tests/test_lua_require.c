@@ -10,6 +10,9 @@
  * Every Lua source of our own is written by the case, in its temp
  * directory; the Debian files are copied there unmodified.
  */
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,4 +417,62 @@ TEST(modhost_library)
     ASSERT_EQ_STR(call_ok(caller, "call", "[1, 1]"), "11");
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+struct dl_job {
+    mh_host *host;
+    const char *name;
+    int delay_ms;
+    mh_status st;
+};
+
+static void *dl_import(void *arg)
+{
+    struct dl_job *j = arg;
+    mh_module *m;
+    if (j->delay_ms)
+        usleep((useconds_t)j->delay_ms * 1000);
+    j->st = mh_import(j->host, j->name, &m, NULL);
+    return NULL;
+}
+
+TEST(cross_thread_require_does_not_deadlock)
+{
+    /* Thread 1 runs a's chunk (holding the Lua state) and requires b while
+     * thread 2 has already claimed b and needs the Lua state to run it:
+     * the state is let go while an import waits, so both finish. */
+    const char *dir = tmp_mkdir("E");
+    mh_config cfg;
+    mh_host *host;
+    pthread_t t1, t2;
+    struct timespec deadline;
+
+    file_write(tmp_path("E/a.lua"),
+               "local t = os.clock(); while os.clock() - t < 0.4 do end\n"
+               "local b = require('b')\n"
+               "return { v = function() return b.v() + 1 end }\n");
+    file_write(tmp_path("E/b.lua"),
+               "return { v = function() return 41 end }\n");
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    host = host_new_cfg(&cfg);
+    struct dl_job a = {host, "a", 0, MH_EINVAL}, b = {host, "b", 100,
+                                                      MH_EINVAL};
+    ASSERT_EQ_INT(pthread_create(&t1, NULL, dl_import, &a), 0);
+    ASSERT_EQ_INT(pthread_create(&t2, NULL, dl_import, &b), 0);
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 15;
+    if (pthread_timedjoin_np(t1, NULL, &deadline) != 0 ||
+        pthread_timedjoin_np(t2, NULL, &deadline) != 0)
+        FAIL("imports still waiting after 15 s: deadlock");
+    ASSERT_EQ_INT(a.st, MH_OK);
+    ASSERT_EQ_INT(b.st, MH_OK);
+    cJSON *res = NULL;
+    ASSERT_STATUS(mh_module_call(mh_host_module(host, "a"), "v", NULL, &res,
+                                 ERR), MH_OK);
+    ASSERT_TRUE(cJSON_IsNumber(res) && res->valuedouble == 42);
+    cJSON_Delete(res);
+    mh_host_free(host);
 }
