@@ -643,7 +643,7 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
 mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                       mh_error **err)
 {
-    mh_lua *lu;
+    mh_lua *lu = NULL;
     mh_status rc = lua_get(h, &lu, err);
     if (rc != MH_OK)
         return rc;
