@@ -114,6 +114,12 @@ int cli_fail(mh_error *err);
 int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
                          int accept_plain, int *json);
 
+/* Options of the commands that import a module (run, call): --plain
+ * (MH_IMPORT_PLAIN into *flags) and --help; parsing stops at NAME.
+ * Returns -1 to go on, else the exit code to return. */
+int cli_parse_import_opts(const cli_command *cmd, int argc, char **argv,
+                          unsigned *flags);
+
 /* Map a status to an exit code (never CLI_EXIT_OK for a failure). */
 int cli_exit_code(mh_status st);
 

@@ -10,21 +10,10 @@
 int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
 {
-    static const struct option longopts[] = {
-        { "plain", no_argument, NULL, 'P' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    unsigned flags = 0;
-    int code, c;
-
-    /* "+": stop at NAME, so a JSON argument such as "-1" is an operand. */
-    while ((c = cli_getopt(cmd, argc, argv, "+h", longopts, &code)) != -1) {
-        if (c == 0)
-            return code;
-        if (c == 'P')
-            flags |= MH_IMPORT_PLAIN;
-    }
+    unsigned flags;
+    int code = cli_parse_import_opts(cmd, argc, argv, &flags);
+    if (code >= 0)
+        return code;
     if (optind >= argc)
         return cli_usage_error(cmd, "missing module name");
     if (optind + 1 >= argc)

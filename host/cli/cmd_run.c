@@ -10,21 +10,10 @@ typedef int (*cli_main_fn)(int argc, char **argv);
 int cli_cmd_run(const cli_ctx *ctx, const cli_command *cmd, int argc,
                 char **argv)
 {
-    static const struct option longopts[] = {
-        { "plain", no_argument, NULL, 'P' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    unsigned flags = 0;
-    int code, c;
-
-    /* "+": stop at NAME, so options after it reach the module. */
-    while ((c = cli_getopt(cmd, argc, argv, "+h", longopts, &code)) != -1) {
-        if (c == 0)
-            return code;
-        if (c == 'P')
-            flags |= MH_IMPORT_PLAIN;
-    }
+    unsigned flags;
+    int code = cli_parse_import_opts(cmd, argc, argv, &flags);
+    if (code >= 0)
+        return code;
     if (optind >= argc)
         return cli_usage_error(cmd, "missing module name");
 

@@ -210,3 +210,25 @@ int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
     }
     return -1;
 }
+
+int cli_parse_import_opts(const cli_command *cmd, int argc, char **argv,
+                          unsigned *flags)
+{
+    static const struct option longopts[] = {
+        { "plain", no_argument, NULL, 'P' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int code, c;
+
+    *flags = 0;
+    /* "+": stop at NAME, so what follows it (options for the module, a
+     * JSON argument such as "-1") is left as operands. */
+    while ((c = cli_getopt(cmd, argc, argv, "+h", longopts, &code)) != -1) {
+        if (c == 0)
+            return code;
+        if (c == 'P')
+            *flags |= MH_IMPORT_PLAIN;
+    }
+    return -1;
+}
