@@ -1,0 +1,390 @@
+/*
+ * test_lua_safety.c -- the Lua loader's safety fixes: a Lua error met
+ * while looking a function up is MH_ECALL, never a panic; results without
+ * an exact JSON form (NaN, infinity, a string holding NUL, a cycle) are
+ * MH_EFORMAT and big integers stay exact; the bytecode cache is neither
+ * read nor written in a directory others can write; load, loadfile, dofile
+ * and require refuse binary chunks inside Lua; package.path has no "./"
+ * entries; and a host with a Lua C module holding a __gc object is freed
+ * cleanly.
+ *
+ * Every Lua source is written by the case itself, in its temp directory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- helpers */
+
+/* Write tmp_dir()/REL (creating parents) and return its absolute path. */
+static const char *lua_write(const char *rel, const char *src)
+{
+    const char *path = tmp_path("%s", rel);
+    char *dir = strdup(path);
+    char *slash = strrchr(dir, '/');
+    *slash = '\0';
+    mkdir_p(dir);
+    free(dir);
+    file_write(path, src);
+    return path;
+}
+
+/* mh_module_call with args given as JSON text (NULL: no args); fails the
+ * case unless it returns MH_OK; returns the result printed unformatted. */
+static const char *call_ok(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    const char *out;
+    char *text;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    ASSERT_STATUS(mh_module_call(mod, fn, a, &res, ERR), MH_OK);
+    cJSON_Delete(a);
+    if (res == NULL)
+        FAIL("%s(%s) returned MH_OK but no result", fn, args ? args : "");
+    text = cJSON_PrintUnformatted(res);
+    out = str_fmt("%s", text);
+    free(text);
+    cJSON_Delete(res);
+    return out;
+}
+
+/* mh_module_call that must fail; returns the status (message in ERR). */
+static mh_status call_fails(mh_module *mod, const char *fn, const char *args)
+{
+    cJSON *a = NULL, *res = NULL;
+    mh_status st;
+
+    if (args != NULL && (a = cJSON_Parse(args)) == NULL)
+        FAIL("bad JSON in the test: %s", args);
+    st = mh_module_call(mod, fn, a, &res, ERR);
+    cJSON_Delete(a);
+    if (st == MH_OK) {
+        char *text = res ? cJSON_PrintUnformatted(res) : NULL;
+        const char *shown = str_fmt("%s", text ? text : "(null)");
+        free(text);
+        cJSON_Delete(res);
+        FAIL("%s(%s) worked, returned %s", fn, args ? args : "", shown);
+    }
+    if (res != NULL)
+        FAIL("a failed call of %s left *result set", fn);
+    return st;
+}
+
+/* A verbose host with its log captured and the given cache dir (NULL:
+ * tmp_path("cache")). */
+static mh_host *vhost(log_capture *lc, const char *cache, const char *entry)
+{
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .cache_dir = cache, .log = lc};
+    return host_new_opts(&o, entry);
+}
+
+static void chmod_ok(const char *path, mode_t mode)
+{
+    if (chmod(path, mode) != 0)
+        FAIL("chmod %s: %m", path);
+}
+
+/* ------------------------------------------------ errors while looking up */
+
+TEST(index_error_is_ecall)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/mt.lua",
+              "local M = { ok = function() return 'fine' end }\n"
+              "return setmetatable(M, { __index = function(t, k)\n"
+              "  error('index trap for ' .. tostring(k))\n"
+              "end })\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "mt");
+    ASSERT_EQ_INT(call_fails(mod, "anything", NULL), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "index trap for anything");
+    /* Again: the state survived the first error. */
+    ASSERT_EQ_INT(call_fails(mod, "other", "[1]"), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "index trap for other");
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "\"fine\"");
+    mh_host_free(host);
+}
+
+/* --------------------------------------------------------- exact results */
+
+TEST(results_exact_or_eformat)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/res.lua",
+              "local M = {}\n"
+              "function M.maxint() return math.maxinteger end\n"
+              "function M.minint() return math.mininteger end\n"
+              "function M.nan() return 0/0 end\n"
+              "function M.inf() return math.huge end\n"
+              "function M.ninf() return -math.huge end\n"
+              "function M.nul() return 'a\\0b' end\n"
+              "function M.nested_nan() return { 1, 0/0 } end\n"
+              "function M.nested_nul() return { k = 'a\\0b' } end\n"
+              "function M.cycle() local t = {} t.self = t return t end\n"
+              "function M.cycle_arr() local t = {} t[1] = t return t end\n"
+              "function M.cycle_deep()\n"
+              "  local a, b = {}, {} a.b = b b.a = a return a end\n"
+              "function M.ok() return 'fine' end\n"
+              "return M\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "res");
+    ASSERT_EQ_STR(call_ok(mod, "maxint", NULL), "9223372036854775807");
+    ASSERT_EQ_STR(call_ok(mod, "minint", NULL), "-9223372036854775808");
+    ASSERT_EQ_INT(call_fails(mod, "nan", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "inf", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "ninf", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "nul", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "nested_nan", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "nested_nul", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "cycle", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "cycle_arr", NULL), MH_EFORMAT);
+    ASSERT_EQ_INT(call_fails(mod, "cycle_deep", NULL), MH_EFORMAT);
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "\"fine\"");
+    mh_host_free(host);
+}
+
+/* --------------------------------------------- cache only where private */
+
+TEST(cache_in_world_writable_dir_unused)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *ww = tmp_mkdir("ww");
+    const char *cache = tmp_path("ww/cache");
+    const char *names = NULL;
+    log_capture lc;
+    mh_host *host;
+
+    chmod_ok(ww, 0777); /* world-writable, not sticky */
+    lua_write("E/wm.lua", "return { v = function() return 7 end }\n");
+    log_capture_init(&lc);
+    host = vhost(&lc, cache, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "wm"), "v", NULL), "7");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "bytecode cache not used");
+    if (log_capture_count(&lc, -1, "bytecode from cache") != 0)
+        FAIL("bytecode read from a world-writable dir; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    if (dir_count(ww) != 0 || tree_count(ww, "", &names) != 0)
+        FAIL("something was written under %s:%s; log:%s", ww,
+             names ? names : " (directories only)", log_capture_dump(&lc));
+    log_capture_free(&lc);
+}
+
+TEST(cache_dir_opened_to_others_not_read)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("mark");
+    const char *names;
+    log_capture l1, l2, l3;
+    mh_host *h;
+
+    lua_write("E/cw.lua",
+              str_fmt("local f = assert(io.open('%s', 'a'))\n"
+                      "f:write('ran\\n') f:close()\n"
+                      "return { v = function() return 3 end }\n", mark));
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+
+    /* A private cache: written by the first host. */
+    h = vhost(&l1, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cw"), "v", NULL), "3");
+    mh_host_free(h);
+    if (tree_count(tmp_path("cache/lua"), ".mhc", &names) == 0)
+        FAIL("no .mhc under cache/lua; log:%s", log_capture_dump(&l1));
+
+    /* Control: still private, so a second host reads it back. */
+    h = vhost(&l2, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cw"), "v", NULL), "3");
+    ASSERT_LOG(&l2, -1, "bytecode from cache");
+    mh_host_free(h);
+
+    /* Opened to others: anybody could have replaced the file. */
+    chmod_ok(tmp_path("cache/lua"), 0777);
+    h = vhost(&l3, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "cw"), "v", NULL), "3");
+    if (log_capture_count(&l3, -1, "bytecode from cache") != 0)
+        FAIL("bytecode read from a world-writable cache dir; log:%s",
+             log_capture_dump(&l3));
+    ASSERT_LOG(&l3, MH_LOG_WARN, "bytecode cache not used");
+    mh_host_free(h);
+    chmod_ok(tmp_path("cache/lua"), 0700);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+    log_capture_free(&l3);
+}
+
+/* ------------------------------------------- no binary chunks inside Lua */
+
+/* The chunk dumps a function returning 'BIN' and tries every way in; each
+ * probe returns true when the binary chunk was loaded (and so could run). */
+TEST(load_loadfile_dofile_refuse_binary)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *bc = tmp_path("dumped.bin");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("E/ld.lua",
+              str_fmt("local path = '%s'\n"
+                      "local bc = string.dump(function() return 'BIN' end)\n"
+                      "local f = assert(io.open(path, 'wb'))\n"
+                      "f:write(bc) f:close()\n"
+                      "local function got(ok, fn)\n"
+                      "  return ok and type(fn) == 'function'\n"
+                      "end\n"
+                      "local M = {}\n"
+                      "function M.load() return got(pcall(load, bc)) end\n"
+                      "function M.load_b()\n"
+                      "  return got(pcall(load, bc, 'x', 'b')) end\n"
+                      "function M.load_bt()\n"
+                      "  return got(pcall(load, bc, 'x', 'bt', {})) end\n"
+                      "function M.load_reader()\n"
+                      "  local done = false\n"
+                      "  return got(pcall(load, function()\n"
+                      "    if done then return nil end\n"
+                      "    done = true return bc end))\n"
+                      "end\n"
+                      "function M.loadfile() return got(pcall(loadfile, path)) end\n"
+                      "function M.loadfile_b()\n"
+                      "  return got(pcall(loadfile, path, 'b')) end\n"
+                      "function M.dofile()\n"
+                      "  local ok, r = pcall(dofile, path)\n"
+                      "  return ok or r == 'BIN'\n"
+                      "end\n"
+                      "function M.text_load() return load('return 2')() end\n"
+                      "function M.ok() return 'fine' end\n"
+                      "return M\n", bc));
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "ld");
+    ASSERT_EQ_INT(file_read(bc)[0], 0x1b); /* "\x1bLua": it is bytecode */
+    ASSERT_EQ_STR(call_ok(mod, "load", NULL), "false");
+    ASSERT_EQ_STR(call_ok(mod, "load_b", NULL), "false");
+    ASSERT_EQ_STR(call_ok(mod, "load_bt", NULL), "false");
+    ASSERT_EQ_STR(call_ok(mod, "load_reader", NULL), "false");
+    ASSERT_EQ_STR(call_ok(mod, "loadfile", NULL), "false");
+    ASSERT_EQ_STR(call_ok(mod, "loadfile_b", NULL), "false");
+    ASSERT_EQ_STR(call_ok(mod, "dofile", NULL), "false");
+    /* Text still loads. */
+    ASSERT_EQ_STR(call_ok(mod, "text_load", NULL), "2");
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "\"fine\"");
+    mh_host_free(host);
+}
+
+TEST(require_refuses_binary_on_package_path)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *lp = tmp_mkdir("lp");
+    const char *mark = tmp_path("mark");
+    mh_host *host;
+    mh_module *mod;
+
+    lua_write("lp/good.lua", "return { v = 'text' }\n");
+    lua_write("E/rq.lua",
+              str_fmt("package.path = '%s/?.lua'\n"
+                      "local bc = string.dump(function()\n"
+                      "  local f = io.open('%s', 'a')\n"
+                      "  if f then f:write('ran\\n') f:close() end\n"
+                      "  return { v = 'BIN' }\n"
+                      "end)\n"
+                      "local f = assert(io.open('%s/evil.lua', 'wb'))\n"
+                      "f:write(bc) f:close()\n"
+                      "local ok, r = pcall(require, 'evil')\n"
+                      "local gok, g = pcall(require, 'good')\n"
+                      "local M = {}\n"
+                      "function M.evil() return ok end\n"
+                      "function M.msg() return ok and 'loaded' or tostring(r) end\n"
+                      "function M.good() return gok and g.v or tostring(g) end\n"
+                      "return M\n", lp, mark, lp));
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "rq");
+    ASSERT_EQ_INT(file_read(tmp_path("lp/evil.lua"))[0], 0x1b);
+    ASSERT_EQ_STR(call_ok(mod, "evil", NULL), "false");
+    ASSERT_CONTAINS(call_ok(mod, "msg", NULL), "evil");
+    /* Nothing binary ran. */
+    ASSERT_FALSE(file_exists(mark));
+    /* Control: the same package.path serves a text module. */
+    ASSERT_EQ_STR(call_ok(mod, "good", NULL), "\"text\"");
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------ no ./ in package.path */
+
+static void no_dot_entries(void)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_host *host;
+    mh_module *mod;
+    const char *path, *cpath;
+
+    lua_write("E/pp.lua",
+              "return { path = function() return package.path end,\n"
+              "         cpath = function() return package.cpath end }\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "pp");
+    path = call_ok(mod, "path", NULL);
+    cpath = call_ok(mod, "cpath", NULL);
+    ASSERT_CONTAINS(path, "?.lua"); /* the system entries are still there */
+    ASSERT_NOT_CONTAINS(path, "./?");
+    ASSERT_NOT_CONTAINS(cpath, "./?");
+    ASSERT_NOT_CONTAINS(cpath, "./loadall");
+    mh_host_free(host);
+}
+
+TEST(package_path_has_no_dot_entries)
+{
+    env_unset("LUA_PATH");
+    env_unset("LUA_PATH_5_4");
+    env_unset("LUA_CPATH");
+    env_unset("LUA_CPATH_5_4");
+    no_dot_entries();
+}
+
+TEST(package_path_from_env_has_no_dot_entries)
+{
+    env_set("LUA_PATH_5_4", "./?.lua;./?/init.lua;;");
+    env_set("LUA_CPATH_5_4", "./?.so;;");
+    no_dot_entries();
+}
+
+/* ------------------------------------- a Lua C module's __gc at host free */
+
+TEST(host_free_runs_c_module_gc_before_unmap)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *mark = tmp_path("gcmark");
+    mh_host *host;
+    mh_module *mod;
+
+    env_set("MH_LUA_GC_MARK", mark);
+    fixture_copy("lua_gc", "E/lua_gc.so");
+    lua_write("E/gcuser.lua",
+              "local v = require('lua_gc')\n"
+              "return { v = function() return v end,\n"
+              "         kind = function() return type(lua_gc_obj) end }\n");
+    host = host_new_isolated(dir);
+    mod = import_ok(host, "gcuser");
+    ASSERT_NOT_NULL(mh_host_module(host, "lua_gc"));
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "42");
+    ASSERT_EQ_STR(call_ok(mod, "kind", NULL), "\"userdata\"");
+    ASSERT_FALSE(file_exists(mark));
+    /* Lua is closed (the __gc runs, its code still mapped), then the
+     * library is unmapped: no crash, and the __gc did run. */
+    mh_host_free(host);
+    ASSERT_TRUE(file_exists(mark));
+    ASSERT_EQ_STR(file_read(mark), "gc\n");
+}
