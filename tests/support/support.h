@@ -308,4 +308,14 @@ long long clock_ms(void);
                  got_, (needle), (size_t)(want), http_log_text(srv));     \
     } while (0)
 
+/* ---------------------------------------------------------------- Lua */
+
+/* Write tmp_dir()/REL (creating parents) and return its absolute path. */
+const char *lua_write(const char *rel, const char *src);
+/* mh_module_call with args as JSON text (NULL: none) that must work;
+ * returns the result printed unformatted. */
+const char *call_ok(mh_module *mod, const char *fn, const char *args);
+/* mh_module_call that must fail; returns the status (message in ERR). */
+mh_status call_fails(mh_module *mod, const char *fn, const char *args);
+
 #endif /* MODHOST_TEST_SUPPORT_H */
