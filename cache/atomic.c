@@ -50,20 +50,7 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
     if (fd < 0)
         return mh_err(h, err, MH_EIO, "cannot create %s: %s", tmp,
                       strerror(errno));
-    const unsigned char *p = data;
-    size_t left = len;
-    int e = 0;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            e = w < 0 ? errno : EIO;
-            break;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
+    int e = mh_io_write_all(fd, data, len) != 0 ? errno : 0;
     if (!e && fsync(fd) != 0)
         e = errno;
     if (close(fd) != 0 && !e)
@@ -118,20 +105,13 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
         return mh_err(h, err, MH_EFORMAT, "%s is not a regular file of at "
                       "most %zu bytes", path, max);
     }
-    size_t n = (size_t)st.st_size, got = 0;
+    size_t n = (size_t)st.st_size;
     unsigned char *buf = mh_mem_alloc(h, n ? n : 1);
     if (!buf) {
         close(fd);
         return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", path);
     }
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got = mh_io_read_all(fd, buf, n);
     close(fd);
     if (got != n) {
         mh_mem_free(h, buf, n ? n : 1);

@@ -90,7 +90,6 @@ int mh_int_init(mh_host *h, mh_itable *t)
         return -1;
     atomic_init(&t->tab, tab);
     atomic_init(&t->count, 0);
-    t->bytes = sizeof(mh_itab) + INITIAL_SLOTS * sizeof(mh_iname *);
     pthread_mutex_init(&t->lock, NULL);
     return 0;
 }
@@ -148,7 +147,6 @@ static mh_iname *record_new(mh_host *h, mh_itable *t, size_t len)
             t->chunks = c;
             t->chunk_used = need;
         }
-        t->bytes += sizeof(mh_ichunk) + need;
         return (mh_iname *)(void *)c->data;
     }
     if (!t->chunks || t->chunks->size - t->chunk_used < need) {
@@ -159,7 +157,6 @@ static mh_iname *record_new(mh_host *h, mh_itable *t, size_t len)
         c->next = t->chunks;
         t->chunks = c;
         t->chunk_used = 0;
-        t->bytes += sizeof(mh_ichunk) + CHUNK_BYTES;
     }
     mh_iname *r = (mh_iname *)(void *)(t->chunks->data + t->chunk_used);
     t->chunk_used += need;
@@ -192,7 +189,6 @@ static mh_itab *grow(mh_host *h, mh_itable *t, mh_itab *old)
     atomic_store_explicit(&t->tab, nt, memory_order_release);
     old->next_retired = t->retired;
     t->retired = old;
-    t->bytes += sizeof(mh_itab) + cap * sizeof(mh_iname *);
     return nt;
 }
 

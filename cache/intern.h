@@ -36,7 +36,6 @@ typedef struct mh_itable {
     mh_itab *retired;         /* older arrays: readers may still be there */
     mh_ichunk *chunks;        /* arena for records */
     size_t chunk_used;        /* bytes used in the newest chunk */
-    size_t bytes;             /* every byte owned, for statistics */
 } mh_itable;
 
 /* The hash every table in the library uses for strings. */

@@ -99,6 +99,9 @@ extern const mh_finder_class mh_htf_class;
 size_t mh_name_relpath(const char *name, const char *suffix, char *buf,
                        size_t size);
 
+/* Is s[0..n) one name component, [A-Za-z_][A-Za-z0-9_]*?  (host/name.c) */
+bool mh_name_ident(const char *s, size_t n);
+
 /* Module file suffixes: native code, Lua source. */
 #define MH_NATIVE_SUFFIX ".so"
 #define MH_LUA_SUFFIX ".lua"

@@ -65,18 +65,6 @@ typedef struct fsf_state {
     size_t nbuckets, count;
 } fsf_state;
 
-static bool ident(const char *s, size_t n)
-{
-    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') ||
-                    (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
-}
-
 static void listing_clear(mh_host *h, fsf_listing *l)
 {
     mh_mem_free(h, l->ents, l->cap * sizeof *l->ents);
@@ -145,12 +133,12 @@ static int listing_read(mh_host *h, fsf_listing *l)
         const char *nm = de->d_name;
         size_t len = strlen(nm);
         bool so_name = len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
-                       ident(nm, len - 3);
+                       mh_name_ident(nm, len - 3);
         bool lua_name = len > 4 && strcmp(nm + len - 4, ".lua") == 0 &&
-                        ident(nm, len - 4);
+                        mh_name_ident(nm, len - 4);
         bool luac_name = len > 5 && strcmp(nm + len - 5, ".luac") == 0 &&
-                         ident(nm, len - 5);
-        if (!so_name && !lua_name && !luac_name && !ident(nm, len))
+                         mh_name_ident(nm, len - 5);
+        if (!so_name && !lua_name && !luac_name && !mh_name_ident(nm, len))
             continue; /* can never be a module or a package */
         unsigned char dt = de->d_type;
         if (dt == DT_LNK || dt == DT_UNKNOWN) {

@@ -32,6 +32,7 @@
  * C allocator too).
  */
 #include "host/internal.h"
+#include "finders/finder.h"
 #include "finders/tree.h"
 
 #include <cjson/cJSON.h>
@@ -78,25 +79,13 @@ static const struct {
     {".luac", "luac"}, /* loaded only when the index is signed */
 };
 
-static bool ident(const char *s, size_t n)
-{
-    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') ||
-                    (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
-}
-
 /* The kind index of a module file name, or -1 if it names no module. */
 static int module_kind(const char *nm, size_t len)
 {
     for (size_t k = 0; k < MH_ARRAY_LEN(ixw_kinds); k++) {
         size_t s = strlen(ixw_kinds[k].suffix);
         if (len > s && strcmp(nm + len - s, ixw_kinds[k].suffix) == 0 &&
-            ident(nm, len - s))
+            mh_name_ident(nm, len - s))
             return (int)k;
     }
     return -1;
@@ -245,7 +234,7 @@ static bool tree_keep(void *ud, const char *name, size_t len, bool is_dir)
 {
     MH_UNUSED(ud);
     int kind = module_kind(name, len);
-    return is_dir ? kind < 0 && ident(name, len) : kind >= 0;
+    return is_dir ? kind < 0 && mh_name_ident(name, len) : kind >= 0;
 }
 
 static mh_status tree_file(void *ud, const char *full, const char *rel,
@@ -398,21 +387,6 @@ static mh_status sign(const char *key_file, const char *data, size_t len,
 
 /* ---- atomic writes ------------------------------------------------------ */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t r = write(fd, p, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Write data to a new temporary file DIR/.NAME.tmp-XXXXXX, fsynced and
  * readable by a web server (0644); its name goes to tmp.  On failure
  * nothing is left behind. */
@@ -427,7 +401,7 @@ static mh_status write_temp(const char *dir, const char *name,
     if (fd < 0)
         return mh_err(NULL, err, MH_EIO, "cannot create a temporary file in "
                       "%s: %s", dir, strerror(errno));
-    if (fchmod(fd, 0644) != 0 || write_all(fd, data, len) != 0 ||
+    if (fchmod(fd, 0644) != 0 || mh_io_write_all(fd, data, len) != 0 ||
         fsync(fd) != 0) {
         int e = errno;
         close(fd);

@@ -79,21 +79,14 @@ static mh_status slurp(pack *p, const char *file, unsigned char **out,
         return mh_err(NULL, p->err, MH_EFORMAT, "%s is larger than %zu bytes",
                       file, MH_DEFAULT_MAX_MODULE);
     }
-    size_t n = (size_t)st->st_size, got = 0;
+    size_t n = (size_t)st->st_size;
     unsigned char *buf = malloc(n ? n : 1);
     if (!buf) {
         close(fd);
         return mh_err(NULL, p->err, MH_ENOMEM, "out of memory reading %s",
                       file);
     }
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
+    size_t got = mh_io_read_all(fd, buf, n);
     close(fd);
     if (got != n) {
         free(buf);

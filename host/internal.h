@@ -115,6 +115,14 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg);
         if ((h)->verbose) mh_log((h), MH_LOG_TRACE, __VA_ARGS__);         \
     } while (0)
 
+/* ---- file descriptors (host/fileio.c) -------------------------------- */
+
+/* Write all of data: 0, or -1 with errno. */
+int mh_io_write_all(int fd, const void *data, size_t len);
+/* Read up to len bytes, stopping only at end of file or an error; returns
+ * how many were read (len when the file had them all). */
+size_t mh_io_read_all(int fd, void *buf, size_t len);
+
 /* ---- environment (host/host.c) --------------------------------------- */
 
 /* getenv that returns NULL in privileged processes (secure_getenv) and,

@@ -36,20 +36,6 @@ static const char *ossl_why(char *buf, size_t size)
     return buf;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t r = write(fd, p, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Create `file` (which must not exist) holding the PEM text in mem.
  * *created is set once the file exists, so the caller can remove it. */
 static mh_status write_new(const char *file, mode_t mode, BIO *mem,
@@ -69,7 +55,7 @@ static mh_status write_new(const char *file, mode_t mode, BIO *mem,
     *created = true;
     /* The private key's mode must not depend on the umask being sane. */
     if ((mode == 0600 && fchmod(fd, mode) != 0) || len < 0 ||
-        write_all(fd, data, (size_t)len) != 0 || fsync(fd) != 0) {
+        mh_io_write_all(fd, data, (size_t)len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", file,

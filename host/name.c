@@ -78,6 +78,16 @@ static const char *name_problem(const char *name, size_t *at)
     }
 }
 
+bool mh_name_ident(const char *s, size_t n)
+{
+    if (n == 0 || !is_start((unsigned char)s[0]))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!is_rest((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
 mh_status mh_name_check(const char *name, mh_error **err)
 {
     if (!name)

@@ -96,20 +96,6 @@ static bool mapping_refused(const char *msg)
            strstr(msg, "Permission denied");
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* The memory path, steps 1-2.  fd, or -1 with *why set. */
 static int memfd_image(const char *name, const mh_blob *b, char *path,
                        size_t size, const char **why)
@@ -123,7 +109,7 @@ static int memfd_image(const char *name, const mh_blob *b, char *path,
         *why = "memfd_create refused";
         return -1;
     }
-    if (write_all(fd, b->data, b->len) != 0) {
+    if (mh_io_write_all(fd, b->data, b->len) != 0) {
         *why = "writing the memfd failed";
         goto fail;
     }
@@ -175,7 +161,7 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
                strerror(errno));
         return NULL;
     }
-    if (write_all(fd, b->data, b->len) != 0 || fsync(fd) != 0) {
+    if (mh_io_write_all(fd, b->data, b->len) != 0 || fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(path);
