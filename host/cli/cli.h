@@ -108,6 +108,10 @@ int cli_host_new(const cli_ctx *ctx, mh_host **out);
 /* Report err on stderr, free it, and return the exit code it maps to. */
 int cli_fail(mh_error *err);
 
+/* Commands whose only option is --help.  Returns -1 to go on, else the
+ * exit code to return. */
+int cli_parse_no_opts(const cli_command *cmd, int argc, char **argv);
+
 /* Options of the query commands: --json, --help and, when accept_plain,
  * --plain (accepted, no effect).  Returns -1 when the command should go
  * on, else the exit code to return (after --help or a usage error). */

@@ -85,15 +85,9 @@ static int on_progress(void *ud, const char *module, size_t index,
 int cli_cmd_fetch(const cli_ctx *ctx, const cli_command *cmd, int argc,
                   char **argv)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    int code, c;
-
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
-        if (c == 0)
-            return code;
+    int code = cli_parse_no_opts(cmd, argc, argv);
+    if (code >= 0)
+        return code;
 
     const char *const *names = (const char *const *)(argv + optind);
     size_t n = (size_t)(argc - optind), fetched = 0;

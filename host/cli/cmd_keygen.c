@@ -8,16 +8,10 @@
 int cli_cmd_keygen(const cli_ctx *ctx, const cli_command *cmd, int argc,
                    char **argv)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    int code, c;
-
     (void)ctx;
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
-        if (c == 0)
-            return code;
+    int code = cli_parse_no_opts(cmd, argc, argv);
+    if (code >= 0)
+        return code;
     if (optind >= argc)
         return cli_usage_error(cmd, "missing BASE file name");
     if (argc - optind > 1)

@@ -7,17 +7,11 @@
 int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
 {
-    static const struct option longopts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-    int code, c;
-
     /* Packing touches no search path: -p and -E have nothing to steer. */
     (void)ctx;
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
-        if (c == 0)
-            return code;
+    int code = cli_parse_no_opts(cmd, argc, argv);
+    if (code >= 0)
+        return code;
     if (optind >= argc)
         return cli_usage_error(cmd, "missing database");
     if (argc - optind < 2)

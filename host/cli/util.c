@@ -232,3 +232,17 @@ int cli_parse_import_opts(const cli_command *cmd, int argc, char **argv,
     }
     return -1;
 }
+
+int cli_parse_no_opts(const cli_command *cmd, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    int code, c;
+
+    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
+        if (c == 0)
+            return code;
+    return -1;
+}
