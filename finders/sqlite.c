@@ -306,30 +306,40 @@ static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
 static mh_status sqf_find(void *state, const char *name, mh_found *found,
                           mh_buf *why, mh_error **err)
 {
+    /* The same order as in a directory: native code, then Lua source, then
+     * a package (a namespace portion). */
+    static const struct { const char *suffix; mh_module_kind kind; } kinds[] = {
+        {MH_NATIVE_SUFFIX, MH_KIND_NATIVE}, {MH_LUA_SUFFIX, MH_KIND_LUA}};
     sqf_state *s = state;
     mh_host *h = s->host;
-    char rel[MH_NAME_MAX + 8], lo[MH_NAME_MAX + 8], hi[MH_NAME_MAX + 8];
+    char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
     char origin[PATH_MAX + MH_NAME_MAX + 8];
-    size_t n = mh_name_relpath(name, MH_NATIVE_SUFFIX, rel, sizeof rel);
 
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_current(s, why);
     if (rc != MH_OK)
         goto out;
-    sqlite3_bind_text(s->find, 1, rel, (int)n, SQLITE_STATIC);
-    int step = sqlite3_step(s->find);
-    if (step == SQLITE_ROW) {
-        int64_t mode = sqlite3_column_int64(s->find, 0);
+    for (size_t k = 0; k < MH_ARRAY_LEN(kinds); k++) {
+        size_t n = mh_name_relpath(name, kinds[k].suffix, rel, sizeof rel);
+        sqlite3_bind_text(s->find, 1, rel, (int)n, SQLITE_STATIC);
+        int step = sqlite3_step(s->find);
+        int64_t mode = step == SQLITE_ROW ? sqlite3_column_int64(s->find, 0)
+                                          : 0;
         sqlite3_reset(s->find);
-        if (mh_sar_is_link(mode) || mh_sar_is_dir(mode)) {
-            mh_buf_printf(why, "%s is a %s in the archive, not a file", rel,
-                          mh_sar_is_link(mode) ? "symbolic link"
-                                               : "directory");
-            rc = MH_ENOTFOUND;
+        if (step != SQLITE_ROW && step != SQLITE_DONE) {
+            rc = damaged(s, s->find, "looking up a module", why);
             goto out;
         }
+        if (step == SQLITE_DONE)
+            continue;
+        if (mh_sar_is_link(mode) || mh_sar_is_dir(mode)) {
+            mh_buf_printf(why, "%s is a %s in the archive, not a file; ", rel,
+                          mh_sar_is_link(mode) ? "symbolic link"
+                                               : "directory");
+            continue;
+        }
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
-        found->kind = MH_KIND_NATIVE;
+        found->kind = kinds[k].kind;
         found->origin = mh_int_cstr(h, origin);
         found->key = mh_int_str(h, rel, n);
         found->file = NULL;
@@ -339,49 +349,17 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
                           name);
         goto out;
     }
-    sqlite3_reset(s->find);
-    if (step != SQLITE_DONE) {
-        rc = damaged(s, s->find, "looking up a module", why);
-        goto out;
-    }
-    /* No native module: Lua source of that name? */
-    char lrel[MH_NAME_MAX + 8];
-    size_t ln = mh_name_relpath(name, MH_LUA_SUFFIX, lrel, sizeof lrel);
-    sqlite3_bind_text(s->find, 1, lrel, (int)ln, SQLITE_STATIC);
-    step = sqlite3_step(s->find);
-    if (step == SQLITE_ROW) {
-        int64_t mode = sqlite3_column_int64(s->find, 0);
-        sqlite3_reset(s->find);
-        if (!mh_sar_is_link(mode) && !mh_sar_is_dir(mode)) {
-            snprintf(origin, sizeof origin, "%s!/%s", s->path, lrel);
-            found->kind = MH_KIND_LUA;
-            found->origin = mh_int_cstr(h, origin);
-            found->key = mh_int_str(h, lrel, ln);
-            found->file = NULL;
-            rc = found->origin && found->key
-                     ? MH_OK
-                     : mh_err(h, err, MH_ENOMEM, "out of memory finding "
-                              "'%s'", name);
-            goto out;
-        }
-    } else {
-        sqlite3_reset(s->find);
-        if (step != SQLITE_DONE) {
-            rc = damaged(s, s->find, "looking up a module", why);
-            goto out;
-        }
-    }
     /* Not a module: a namespace portion if anything lies under a/b/c/. */
-    size_t d = n - (sizeof MH_NATIVE_SUFFIX - 1);
-    snprintf(lo, sizeof lo, "%.*s/", (int)d, rel);
-    snprintf(hi, sizeof hi, "%.*s0", (int)d, rel); /* '0' follows '/' */
+    size_t d = mh_name_relpath(name, "", rel, sizeof rel);
+    snprintf(lo, sizeof lo, "%s/", rel);
+    snprintf(hi, sizeof hi, "%s0", rel); /* '0' follows '/' */
     sqlite3_bind_text(s->ns, 1, rel, (int)d, SQLITE_STATIC);
     sqlite3_bind_text(s->ns, 2, lo, -1, SQLITE_STATIC);
     sqlite3_bind_text(s->ns, 3, hi, -1, SQLITE_STATIC);
-    step = sqlite3_step(s->ns);
+    int step = sqlite3_step(s->ns);
     sqlite3_reset(s->ns);
     if (step == SQLITE_ROW) {
-        snprintf(origin, sizeof origin, "%s!/%.*s", s->path, (int)d, rel);
+        snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
         found->kind = MH_KIND_NAMESPACE;
         found->origin = mh_int_cstr(h, origin);
         found->key = NULL;
@@ -390,7 +368,7 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
                            : mh_err(h, err, MH_ENOMEM,
                                     "out of memory finding '%s'", name);
     } else if (step == SQLITE_DONE) {
-        mh_buf_printf(why, "no %s or %s in the archive", rel, lrel);
+        mh_buf_printf(why, "no %s.so or %s.lua in the archive", rel, rel);
         rc = MH_ENOTFOUND;
     } else {
         rc = damaged(s, s->ns, "looking up a package", why);

@@ -31,20 +31,27 @@ static void api_log(mh_plugin *self, int level, const char *fmt, ...)
     mh_log(m->host, (mh_log_level)level, "%s: %s", m->name, msg);
 }
 
+/* Replace *slot (host memory, or NULL) with a formatted message, at most
+ * 4 KiB; NULL when out of memory. */
+static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
+{
+    mh_buf b;
+    mh_buf_init(&b, h, 4096);
+    mh_buf_vprintf(&b, fmt, ap);
+    mh_mem_strfree(h, *slot);
+    *slot = b.failed ? NULL : mh_mem_strdup(h, mh_buf_str(&b));
+    mh_buf_free(&b);
+}
+
 static void api_set_error(mh_plugin *self, const char *fmt, ...)
 {
     mh_module *m = self_of(self);
     if (!m->in_init)
         return;
-    mh_buf b;
-    mh_buf_init(&b, m->host, 4096);
     va_list ap;
     va_start(ap, fmt);
-    mh_buf_vprintf(&b, fmt, ap);
+    set_message(m->host, &m->init_message, fmt, ap);
     va_end(ap);
-    mh_mem_strfree(m->host, m->init_message);
-    m->init_message = b.failed ? NULL : mh_mem_strdup(m->host, mh_buf_str(&b));
-    mh_buf_free(&b);
 }
 
 static void *api_alloc(mh_plugin *self, size_t size)
@@ -103,15 +110,10 @@ static void api_call_return(mh_call_out *out, const char *json)
 
 static void api_call_error(mh_call_out *out, const char *fmt, ...)
 {
-    mh_buf b;
-    mh_buf_init(&b, out->host, 4096);
     va_list ap;
     va_start(ap, fmt);
-    mh_buf_vprintf(&b, fmt, ap);
+    set_message(out->host, &out->error, fmt, ap);
     va_end(ap);
-    mh_mem_strfree(out->host, out->error);
-    out->error = b.failed ? NULL : mh_mem_strdup(out->host, mh_buf_str(&b));
-    mh_buf_free(&b);
 }
 
 void mh_api_fill(mh_host_api *api)
