@@ -1,34 +1,55 @@
 /*
- * finders/finder.h -- the finder interface (Python's path entry finders).
+ * finders/finder.h -- the host's side of the finder API
+ * (include/modhost/finder.h): the chains of registered finders, the call
+ * context, and a finder's answer as the host keeps it (mh_found).
  *
- * A finder class handles one kind of search path entry (a directory, and
- * later a database or a URL).  The path hooks (finders/hooks.c) pick the
- * class that claims an entry; the host opens one instance per entry, once,
- * and keeps it (sys.path_importer_cache).
- *
- * A find answers one of three ways:
- *   MH_OK + kind NATIVE/PLAIN   the module is here: `file` to load;
- *   MH_OK + kind NAMESPACE      only a directory of that name is here: a
- *                               portion of a namespace package, keep looking;
- *   MH_ENOTFOUND                not here; a one-line reason is appended to
- *                               `why` (the host lists them all, as Lua does).
- * Any other status is an error for this module in this entry.
- *
- * Every finder that exposes a tree of files uses the same resolution rule,
- * mh_name_relpath(): module a.b.c is a/b/c.so.
+ * Every finder, built-in or not, is an mh_finder_class; the path hooks
+ * (finders/hooks.c) pick the class that claims an entry; the host opens
+ * one instance per entry, once, and keeps it (sys.path_importer_cache).
+ * The built-in finders use the public contract, and reach host internals
+ * only through MH_FCX(cx) (the error slot, the miss buffer).
  */
 #ifndef MH_FINDERS_FINDER_H
 #define MH_FINDERS_FINDER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "modhost.h"
+#include "modhost/finder.h"
 
 struct mh_host;
 struct mh_buf;
 
-struct mh_finder_class;
+/* A link of the finder chains (host->chain): a registered class, its ud,
+ * and for a meta finder its one instance.  Records live until the host is
+ * freed, so entries may point at them. */
+typedef struct mh_hook {
+    const mh_finder_class *cls;
+    void *ud;
+    const char *name;       /* interned */
+    const char *module;     /* interned: the plugin that brought it */
+    bool meta;              /* in the meta chain */
+    bool is_path;           /* the "path" link: walk the search path */
+    void *state;            /* meta finders: the instance */
+} mh_hook;
+
+/* The context handed to every finder call.  The public part comes first;
+ * built-in finders reach the rest through MH_FCX(cx). */
+typedef struct mh_fcx {
+    mh_finder_ctx pub;
+    struct mh_host *h;
+    const mh_hook *hook;
+    mh_error **err;         /* where error() puts its error: never NULL */
+    struct mh_buf *why;     /* where miss() appends, or NULL */
+} mh_fcx;
+
+#define MH_FCX(cx) ((mh_fcx *)(cx))
+
+/* Set up cx for a call to hook's class; err must not be NULL. */
+void mh_fcx_init(mh_fcx *cx, struct mh_host *h, const mh_hook *hook,
+                 struct mh_buf *why, mh_error **err);
 
 typedef struct mh_found {
     mh_module_kind kind;
@@ -36,75 +57,106 @@ typedef struct mh_found {
     const char *file;     /* interned: a file the loader opens, or NULL:
                              then the loader asks the finder's read() */
     const char *key;      /* interned, finder-private: which item to read */
+    const char *meta_file;/* interned: sidecar manifest file, or NULL */
+    const char *meta_key; /* interned: ... or its item for read() */
+    const char *identity; /* interned, or NULL */
     bool binary;          /* Lua: a precompiled chunk (.luac), not source */
     bool trusted;         /* its bytes are covered by a verified signature */
     /* Set by the host, not the finder: */
     const char *finder;   /* class name */
-    size_t entry;         /* search path index */
-    const struct mh_finder_class *cls;
+    size_t entry;         /* search path index; SIZE_MAX: a meta finder */
+    const mh_hook *hook;
     void *state;          /* the finder instance that found it */
 } mh_found;
 
 /* Bytes of a module held in memory, from the host's allocator. */
-typedef struct mh_blob {
-    unsigned char *data;
-    size_t len;           /* bytes of content */
-    size_t size;          /* bytes allocated (for the allocator) */
-} mh_blob;
+typedef mh_finder_blob mh_blob;
 
 void mh_blob_free(struct mh_host *h, mh_blob *b);
+
+/* A finder's answer as the host keeps it: every string interned, the
+ * spec checked (kind, origin, a way to read it).  MH_OK, MH_ENOMEM or
+ * MH_EFORMAT naming the finder and module. */
+mh_status mh_found_from_spec(struct mh_host *h, const mh_hook *hook,
+                             const char *name, const mh_finder_spec *spec,
+                             mh_found *f, mh_error **err);
+
+/* Read item `key` of the finder that made f: module bytes or a sidecar. */
+mh_status mh_found_read(struct mh_host *h, const mh_found *f,
+                        const char *key, mh_blob *out, mh_error **err);
 
 /* Walk the search path for `name` (interned), as import does.  MH_OK with
  * *found (a module, or a namespace package when only directories were
  * found), MH_ENOTFOUND listing every entry tried and why it missed, or the
  * error of the entry that failed. (host/find.c) */
-struct mh_host;
 mh_status mh_find_spec(struct mh_host *h, const char *name, mh_found *found,
                        mh_error **err);
 
-/* Called by list for each module in an entry. */
-typedef int (*mh_finder_list_fn)(void *ud, const char *name, /* interned */
-                                 const mh_found *found);
+/* Every module visible on the search path, each once (the one import
+ * would pick), sorted by name; fn gets the interned name and the found.
+ * (host/find.c) */
+typedef int (*mh_found_fn)(void *ud, const char *name, const mh_found *f);
+mh_status mh_list_found(struct mh_host *h, mh_found_fn fn, void *ud,
+                        mh_error **err);
 
-typedef struct mh_finder_class {
-    const char *name;                      /* "fs" */
-    /* Does this class handle the entry? (no I/O beyond a cheap check) */
-    bool (*claims)(struct mh_host *h, const char *entry);
-    mh_status (*open)(struct mh_host *h, const char *entry, void **state,
-                      mh_error **err);
-    mh_status (*find)(void *state, const char *name, mh_found *found,
-                      struct mh_buf *why, mh_error **err);
-    /* Report every module; stop when fn returns non-zero. */
-    mh_status (*list)(void *state, mh_finder_list_fn fn, void *ud,
-                      mh_error **err);
-    /* The bytes of a module it found without a `file` (NULL if it never
-     * does).  On failure *out is empty and the error names the item. */
-    mh_status (*read)(void *state, const mh_found *found, mh_blob *out,
-                      mh_error **err);
-    void (*invalidate)(void *state);
-    void (*close)(void *state);
-} mh_finder_class;
+/* ---- the chains (finders/hooks.c) ---------------------------------- */
 
-/* The path hooks, in order: the first class that claims an entry gets it. */
-const mh_finder_class *mh_hooks_claim(struct mh_host *h, const char *entry);
+typedef struct mh_chain {
+    pthread_rwlock_t lock;
+    mh_hook **hooks;        /* path hooks, in order */
+    size_t nhooks, hcap;
+    mh_hook **meta;         /* meta finders, "path" among them */
+    size_t nmeta, mcap;
+    bool ready;             /* lock initialised */
+} mh_chain;
+
+/* The built-in chains: hooks http, sqlite, fs; meta [path].  -1 on OOM. */
+int mh_chain_init(struct mh_host *h);
+/* Close the meta finders' instances (before plugins are unloaded). */
+void mh_chain_close(struct mh_host *h);
+void mh_chain_free(struct mh_host *h);
+
+/* The hook that claims entry, or NULL; *shadowed gets the names of later
+ * hooks that would also claim it (interned, ", "-separated) or NULL.
+ * Chain read lock taken inside. */
+const mh_hook *mh_chain_claim(struct mh_host *h, const char *entry,
+                              const char **shadowed);
+
+/* Import the finder plugin for the scheme of `entry` ("finders.<scheme>")
+ * and register it as a path hook: MH_OK with *hook; MH_ENOTFOUND when
+ * the entry has no scheme that could name a plugin; another error naming
+ * the module.  Must be called without any entry lock held. */
+mh_status mh_chain_load_scheme(struct mh_host *h, const char *entry,
+                               const mh_hook **hook, mh_error **err);
+
+/* At most this many links in each chain. */
+#define MH_CHAIN_MAX 64
+
+/* A snapshot of the meta chain, in order: up to max links into v. */
+size_t mh_chain_meta(struct mh_host *h, const mh_hook **v, size_t max);
+
+/* Invalidate every meta finder (mh_invalidate_caches). */
+void mh_chain_invalidate(struct mh_host *h);
+
+/* Is this thread loading a finder plugin?  Then unclaimed entries are
+ * passed over (the plugin cannot be in them). */
+bool mh_chain_loading(void);
 
 /* The built-in finder classes. */
 extern const mh_finder_class mh_fsf_class;
 extern const mh_finder_class mh_sqf_class;
 extern const mh_finder_class mh_htf_class;
 
-/* Shared resolution rule: "a.b.c" -> "a/b/c" + suffix, into buf of size
- * `size`.  Returns the length, or 0 if it does not fit.  The name must
- * have passed mh_name_check (no '/', no "..": it cannot escape). */
-size_t mh_name_relpath(const char *name, const char *suffix, char *buf,
-                       size_t size);
+/* The shared resolution rule: mh_finder_relpath (modhost/finder.h). */
+#define mh_name_relpath mh_finder_relpath
 
 /* Is s[0..n) one name component, [A-Za-z_][A-Za-z0-9_]*?  (host/name.c) */
 bool mh_name_ident(const char *s, size_t n);
 
-/* Module file suffixes: native code, Lua source. */
+/* Module file suffixes: native code, Lua source, Lua bytecode, manifest. */
 #define MH_NATIVE_SUFFIX ".so"
 #define MH_LUA_SUFFIX ".lua"
 #define MH_LUAC_SUFFIX ".luac"
+#define MH_META_SUFFIX ".json"
 
 #endif /* MH_FINDERS_FINDER_H */

@@ -37,11 +37,11 @@
 #define MH_FSF_MAX_ENTRIES 1000000u    /* per directory */
 #define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
 
-enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd' };
+enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j' };
 
 typedef struct fsf_ent {
     const char *name;   /* into the listing's names block */
-    char type;          /* T_FILE (a *.so) or T_DIR */
+    char type;          /* T_FILE (*.so), T_LUA, T_LUAC, T_META, T_DIR */
 } fsf_ent;
 
 typedef struct fsf_listing {
@@ -138,7 +138,10 @@ static int listing_read(mh_host *h, fsf_listing *l)
                         mh_name_ident(nm, len - 4);
         bool luac_name = len > 5 && strcmp(nm + len - 5, ".luac") == 0 &&
                          mh_name_ident(nm, len - 5);
-        if (!so_name && !lua_name && !luac_name && !mh_name_ident(nm, len))
+        bool meta_name = len > 5 && strcmp(nm + len - 5, ".json") == 0 &&
+                         mh_name_ident(nm, len - 5);
+        if (!so_name && !lua_name && !luac_name && !meta_name &&
+            !mh_name_ident(nm, len))
             continue; /* can never be a module or a package */
         unsigned char dt = de->d_type;
         if (dt == DT_LNK || dt == DT_UNKNOWN) {
@@ -149,7 +152,7 @@ static int listing_read(mh_host *h, fsf_listing *l)
                                                                    : DT_UNKNOWN;
         }
         char type = 0;
-        if (dt == DT_DIR && !so_name && !lua_name && !luac_name)
+        if (dt == DT_DIR && !so_name && !lua_name && !luac_name && !meta_name)
             type = T_DIR;
         else if (dt == DT_REG && so_name)
             type = T_FILE;
@@ -157,6 +160,8 @@ static int listing_read(mh_host *h, fsf_listing *l)
             type = T_LUA;
         else if (dt == DT_REG && luac_name)
             type = T_LUAC;
+        else if (dt == DT_REG && meta_name)
+            type = T_META;
         if (type && listing_add(h, l, nm, len, type) != 0) {
             rc = -1;
             saved = ENOMEM;
@@ -265,15 +270,19 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
 
 /* ---- the finder class --------------------------------------------------- */
 
-static bool fsf_claims(mh_host *h, const char *entry)
+/* Any absolute path but an existing non-directory (a database, an
+ * archive: some other hook's, or nobody's). */
+static int fsf_claims(mh_finder_ctx *cx, const char *entry)
 {
-    MH_UNUSED(h);
-    return entry[0] == '/';
+    MH_UNUSED(cx);
+    struct stat st;
+    return entry[0] == '/' && (stat(entry, &st) != 0 || S_ISDIR(st.st_mode));
 }
 
-static mh_status fsf_open(mh_host *h, const char *entry, void **state,
-                          mh_error **err)
+static mh_status fsf_open(mh_finder_ctx *cx, const char *entry, void **state)
 {
+    mh_host *h = MH_FCX(cx)->h;
+    mh_error **err = MH_FCX(cx)->err;
     size_t len = strlen(entry);
     while (len > 1 && entry[len - 1] == '/')
         len--;
@@ -290,8 +299,9 @@ static mh_status fsf_open(mh_host *h, const char *entry, void **state,
     return MH_OK;
 }
 
-static void fsf_invalidate(void *state)
+static void fsf_invalidate(mh_finder_ctx *cx, void *state)
 {
+    MH_UNUSED(cx);
     fsf_state *s = state;
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < s->nbuckets; i++)
@@ -306,10 +316,10 @@ static void fsf_invalidate(void *state)
     pthread_mutex_unlock(&s->lock);
 }
 
-static void fsf_close(void *state)
+static void fsf_close(mh_finder_ctx *cx, void *state)
 {
     fsf_state *s = state;
-    fsf_invalidate(s);
+    fsf_invalidate(cx, s);
     pthread_mutex_destroy(&s->lock);
     mh_mem_free(s->host, s, sizeof *s);
 }
@@ -343,11 +353,31 @@ static mh_status join_failed(fsf_state *s, const char *name, mh_buf *why,
     return MH_ENOTFOUND;
 }
 
-static mh_status fsf_find(void *state, const char *name, mh_found *found,
-                          mh_buf *why, mh_error **err)
+/* The sidecar manifest of module file `leaf` (a name without suffix) in
+ * listing l, as a path under rel (rlen bytes): interned, or NULL. */
+static const char *sidecar(fsf_state *s, const fsf_listing *l,
+                           const char *leaf, size_t leaf_len, const char *rel,
+                           size_t rlen)
+{
+    char nm[NAME_MAX + 1], path[PATH_MAX];
+    snprintf(nm, sizeof nm, "%.*s%s", (int)leaf_len, leaf, MH_META_SUFFIX);
+    const fsf_ent *me = listing_get(l, nm);
+    if (!me || me->type != T_META)
+        return NULL;
+    int n = snprintf(path, sizeof path, "%.*s%s%s", (int)rlen, rel,
+                     rlen ? "/" : "", nm);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return NULL;
+    return join(s, path, (size_t)n);
+}
+
+static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
+                          mh_finder_spec *spec)
 {
     fsf_state *s = state;
     mh_host *h = s->host;
+    mh_buf *why = MH_FCX(cx)->why;
+    mh_error **err = MH_FCX(cx)->err;
     char rel[MH_NAME_MAX + 8], leaf[MH_NAME_MAX + 8];
     size_t rlen = mh_name_relpath(name, "", rel, sizeof rel);
     const char *slash = strrchr(rel, '/');
@@ -391,6 +421,9 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
     }
     const fsf_ent *de = k < MH_ARRAY_LEN(kinds) ? NULL : listing_get(l, leaf);
     bool is_dir = de && de->type == T_DIR;
+    const char *meta = k < MH_ARRAY_LEN(kinds)
+                           ? sidecar(s, l, leaf, strlen(leaf), rel, dlen)
+                           : NULL;
     pthread_mutex_unlock(&s->lock);
 
     if (k < MH_ARRAY_LEN(kinds)) {
@@ -400,18 +433,18 @@ static mh_status fsf_find(void *state, const char *name, mh_found *found,
         const char *path = join(s, rel_f, n);
         if (!path)
             return join_failed(s, name, why, err);
-        found->kind = kinds[k].type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA;
-        found->binary = kinds[k].type == T_LUAC;
-        found->origin = found->file = path;
+        spec->kind = kinds[k].type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA;
+        spec->flags = kinds[k].type == T_LUAC ? MH_SPEC_BYTECODE : 0;
+        spec->origin = spec->file = path;
+        spec->meta_file = meta;
         return MH_OK;
     }
     if (is_dir) {
         const char *path = join(s, rel, rlen);
         if (!path)
             return join_failed(s, name, why, err);
-        found->kind = MH_KIND_NAMESPACE;
-        found->origin = path;
-        found->file = NULL;
+        spec->kind = MH_KIND_NAMESPACE;
+        spec->origin = path;
         return MH_OK;
     }
     mh_buf_printf(why, "no %s.so, %s.lua or %s.luac", rel, rel, rel);
@@ -473,6 +506,8 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         const char *nm = l->ents[i].name;
         size_t len = strlen(nm);
         char type = l->ents[i].type;
+        if (type == T_META)
+            continue; /* a sidecar, not a module */
         size_t nlen = len - (type == T_FILE ? 3 : type == T_LUA ? 4
                              : type == T_LUAC ? 5 : 0);
         size_t np = plen + (plen ? 1 : 0), nr = rlen + (rlen ? 1 : 0);
@@ -492,17 +527,21 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
             bool shadowed = twin && twin->type == T_FILE;
             snprintf(tw, sizeof tw, "%.*s.lua", (int)nlen, nm);
             twin = type == T_LUAC ? listing_get(l, tw) : NULL;
-            if (shadowed || (twin && twin->type == T_LUA))
+            if (shadowed || (twin && twin->type == T_LUA)) {
+                w->rel[rlen] = '\0';
+                w->prefix[plen] = '\0';
                 continue;
+            }
         }
         if (type == T_FILE || type == T_LUA || type == T_LUAC) {
             const char *path = join(s, w->rel, nr + len);
             const char *mname = mh_int_str(s->host, w->prefix, np + nlen);
             if (path && mname) {
-                mh_found f = {.kind = type == T_FILE ? MH_KIND_NATIVE
-                                                     : MH_KIND_LUA,
-                              .binary = type == T_LUAC,
-                              .origin = path, .file = path};
+                mh_finder_spec f = {
+                    .kind = type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA,
+                    .flags = type == T_LUAC ? MH_SPEC_BYTECODE : 0,
+                    .origin = path, .file = path,
+                    .meta_file = sidecar(s, l, nm, nlen, w->rel, rlen)};
                 w->stop = w->fn(w->ud, mname, &f);
             } else if (!mname || errno == ENOMEM) {
                 rc = MH_ENOMEM;
@@ -517,10 +556,11 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
     return rc;
 }
 
-static mh_status fsf_list(void *state, mh_finder_list_fn fn, void *ud,
-                          mh_error **err)
+static mh_status fsf_list(mh_finder_ctx *cx, void *state,
+                          mh_finder_list_fn fn, void *ud)
 {
     fsf_state *s = state;
+    mh_error **err = MH_FCX(cx)->err;
     walk_ctx *w = mh_mem_calloc(s->host, 1, sizeof *w);
     if (!w)
         return mh_err(s->host, err, MH_ENOMEM, "out of memory listing %s",
@@ -543,7 +583,9 @@ static mh_status fsf_list(void *state, mh_finder_list_fn fn, void *ud,
 }
 
 const mh_finder_class mh_fsf_class = {
+    MH_FINDER_CLASS_INIT,
     .name = "fs",
+    .description = "directories: a/b/c.so, .lua, .luac; a/b/ a package",
     .claims = fsf_claims,
     .open = fsf_open,
     .find = fsf_find,

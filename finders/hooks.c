@@ -1,24 +1,622 @@
 /*
- * finders/hooks.c -- the path hooks (Python's sys.path_hooks): which
- * finder class claims a search path entry.
+ * finders/hooks.c -- the finder chains (Python's sys.path_hooks and
+ * sys.meta_path), the services finders get through their call context,
+ * and finder plugins loaded by scheme.
  *
- * Classes are asked in order; the first whose claims() says yes gets the
- * entry.  Specific claims (a scheme, a file header) come before the
- * catch-all filesystem finder, which takes any absolute path.
+ * Path hooks are asked in order; the first whose claims() (or scheme)
+ * takes an entry gets it.  The built-in order is http, sqlite, fs: the
+ * specific claims (a scheme, a file header) come before the catch-all
+ * directory finder, which takes any absolute path.  Later hooks that would
+ * also have claimed an entry are named as shadowed, never silently.
+ *
+ * The meta chain starts as the single link "path", the walk of the search
+ * path entries; meta finders go before or after it.
+ *
+ * Lock order: path.lock (read) -> an entry's lock -> chain.lock.  The
+ * chain lock is never held while a finder runs: walks take a snapshot of
+ * the links, which live until the host is freed.
  */
 #include "host/internal.h"
 #include "finders/finder.h"
+#include "loaders/loader.h"
 
-static const mh_finder_class *const hooks[] = {
-    &mh_htf_class,   /* http://, https:// */
-    &mh_sqf_class,   /* sqlite:/path, or a file with a SQLite header */
-    &mh_fsf_class,   /* any other absolute path: a directory */
+#include <stdio.h>
+#include <string.h>
+
+/* ---- services ----------------------------------------------------------- */
+
+static mh_status svc_error(mh_finder_ctx *cx, mh_status code,
+                           const char *fmt, ...)
+{
+    mh_fcx *x = MH_FCX(cx);
+    if (code == MH_OK)
+        code = MH_EIO; /* an error call is an error */
+    va_list ap;
+    va_start(ap, fmt);
+    mh_error_free(*x->err);
+    *x->err = NULL;
+    mh_verr(x->h, x->err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static void svc_miss(mh_finder_ctx *cx, const char *fmt, ...)
+{
+    mh_fcx *x = MH_FCX(cx);
+    if (!x->why)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    mh_buf_vprintf(x->why, fmt, ap);
+    va_end(ap);
+}
+
+static void svc_log(mh_finder_ctx *cx, int level, const char *fmt, ...)
+{
+    mh_fcx *x = MH_FCX(cx);
+    if (level >= MH_LOG_TRACE && !x->h->verbose)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    mh_log(x->h, level < MH_LOG_ERROR ? MH_LOG_ERROR
+                 : level > MH_LOG_TRACE ? MH_LOG_TRACE : (mh_log_level)level,
+           "finder '%s': %s", x->hook ? x->hook->name : "?", msg);
+}
+
+static void *svc_alloc(mh_finder_ctx *cx, size_t size)
+{
+    return mh_mem_alloc(MH_FCX(cx)->h, size ? size : 1);
+}
+
+static void svc_free(mh_finder_ctx *cx, void *ptr, size_t size)
+{
+    if (ptr)
+        mh_mem_free(MH_FCX(cx)->h, ptr, size ? size : 1);
+}
+
+static size_t svc_max_module_size(mh_finder_ctx *cx)
+{
+    return MH_FCX(cx)->h->max_module_size;
+}
+
+static int svc_verbose(mh_finder_ctx *cx)
+{
+    return MH_FCX(cx)->h->verbose;
+}
+
+static const mh_finder_services services = {
+    .size = sizeof(mh_finder_services),
+    .error = svc_error,
+    .miss = svc_miss,
+    .log = svc_log,
+    .alloc = svc_alloc,
+    .free = svc_free,
+    .max_module_size = svc_max_module_size,
+    .verbose = svc_verbose,
 };
 
-const mh_finder_class *mh_hooks_claim(mh_host *h, const char *entry)
+void mh_fcx_init(mh_fcx *cx, mh_host *h, const mh_hook *hook, mh_buf *why,
+                 mh_error **err)
 {
-    for (size_t i = 0; i < MH_ARRAY_LEN(hooks); i++)
-        if (hooks[i]->claims(h, entry))
-            return hooks[i];
+    cx->pub.svc = &services;
+    cx->pub.ud = hook ? hook->ud : NULL;
+    cx->h = h;
+    cx->hook = hook;
+    cx->err = err;
+    cx->why = why;
+}
+
+/* ---- the chains --------------------------------------------------------- */
+
+static mh_status add_link(mh_host *h, const mh_finder_class *cls, void *ud,
+                          bool meta, mh_chain_pos pos, const char *anchor,
+                          const char *module, const mh_hook **out,
+                          mh_error **err);
+
+static const mh_finder_class path_link = {
+    MH_FINDER_CLASS_INIT,
+    .name = "path",
+    .description = "the search path entries, each through its path hook",
+};
+
+int mh_chain_init(mh_host *h)
+{
+    mh_chain *c = &h->chain;
+    pthread_rwlock_init(&c->lock, NULL);
+    c->ready = true;
+    static const mh_finder_class *const builtin[] = {
+        &mh_htf_class,   /* http://, https:// */
+        &mh_sqf_class,   /* sqlite:/path, or a file with a SQLite header */
+        &mh_fsf_class,   /* any other absolute path: a directory */
+    };
+    for (size_t i = 0; i < MH_ARRAY_LEN(builtin); i++)
+        if (add_link(h, builtin[i], NULL, false, MH_CHAIN_LAST, NULL, NULL,
+                     NULL, NULL) != MH_OK)
+            return -1;
+    return add_link(h, &path_link, NULL, true, MH_CHAIN_LAST, NULL, NULL,
+                    NULL, NULL) == MH_OK ? 0 : -1;
+}
+
+static void close_link(mh_host *h, mh_hook *k)
+{
+    if (k->meta && !k->is_path && k->state && k->cls->close) {
+        mh_error *e = NULL;
+        mh_fcx cx;
+        mh_fcx_init(&cx, h, k, NULL, &e);
+        k->cls->close(&cx.pub, k->state);
+        mh_error_free(e);
+    }
+    k->state = NULL;
+}
+
+void mh_chain_close(mh_host *h)
+{
+    mh_chain *c = &h->chain;
+    for (size_t i = 0; i < c->nmeta; i++)
+        close_link(h, c->meta[i]);
+}
+
+void mh_chain_free(mh_host *h)
+{
+    mh_chain *c = &h->chain;
+    if (!c->ready)
+        return;
+    mh_chain_close(h);
+    for (size_t i = 0; i < c->nhooks; i++)
+        mh_mem_free(h, c->hooks[i], sizeof *c->hooks[i]);
+    for (size_t i = 0; i < c->nmeta; i++)
+        mh_mem_free(h, c->meta[i], sizeof *c->meta[i]);
+    mh_mem_free(h, c->hooks, c->hcap * sizeof *c->hooks);
+    mh_mem_free(h, c->meta, c->mcap * sizeof *c->meta);
+    pthread_rwlock_destroy(&c->lock);
+}
+
+static mh_hook *find_name(const mh_chain *c, const char *name)
+{
+    for (size_t i = 0; i < c->nhooks; i++)
+        if (strcmp(c->hooks[i]->name, name) == 0)
+            return c->hooks[i];
+    for (size_t i = 0; i < c->nmeta; i++)
+        if (strcmp(c->meta[i]->name, name) == 0)
+            return c->meta[i];
     return NULL;
+}
+
+static const char *chain_names(mh_host *h, mh_hook **v, size_t n, char *buf,
+                               size_t size)
+{
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && o < size; i++)
+        o += (size_t)snprintf(buf + o, size - o, "%s%s", i ? ", " : "",
+                              v[i]->name);
+    MH_UNUSED(h);
+    return buf;
+}
+
+/* Is cls a table this library can call? */
+static mh_status check_class(mh_host *h, const mh_finder_class *cls,
+                             bool meta, mh_error **err)
+{
+    if (!cls)
+        return mh_err(h, err, MH_EINVAL, "finder class is NULL");
+    if (cls->version != MH_FINDER_VERSION)
+        return mh_err(h, err, MH_EVERSION, "finder '%s' is for finder API "
+                      "version %u; this modhost (%s) implements version %d",
+                      cls->name ? cls->name : "?", cls->version,
+                      MH_VERSION_STRING, MH_FINDER_VERSION);
+    if (cls->size < offsetof(mh_finder_class, reserved))
+        return mh_err(h, err, MH_EVERSION, "finder '%s': class size %u is "
+                      "smaller than this API's (%zu); use "
+                      "MH_FINDER_CLASS_INIT", cls->name ? cls->name : "?",
+                      cls->size, offsetof(mh_finder_class, reserved));
+    const char *bad = !cls->name || !cls->name[0] ? "it has no name"
+                    : !cls->open ? "it has no open function"
+                    : !cls->find ? "it has no find function"
+                    : !cls->close ? "it has no close function"
+                    : !meta && !cls->scheme && !cls->claims
+                        ? "a path hook needs a scheme or a claims function"
+                    : cls->scheme && !mh_name_ident(cls->scheme,
+                                                    strlen(cls->scheme))
+                        ? "its scheme is not [A-Za-z_][A-Za-z0-9_]*"
+                    : NULL;
+    if (bad)
+        return mh_err(h, err, MH_EINVAL, "finder '%s' refused: %s",
+                      cls->name ? cls->name : "?", bad);
+    return MH_OK;
+}
+
+/* Insert k into v at pos/anchor.  Write lock held. */
+static mh_status insert_at(mh_host *h, mh_hook ***v, size_t *n, size_t *cap,
+                           mh_hook *k, mh_chain_pos pos, const char *anchor,
+                           mh_error **err)
+{
+    size_t at = pos == MH_CHAIN_FIRST ? 0 : *n;
+    if (pos == MH_CHAIN_BEFORE || pos == MH_CHAIN_AFTER) {
+        size_t i = 0;
+        while (i < *n && (!anchor || strcmp((*v)[i]->name, anchor) != 0))
+            i++;
+        if (i == *n) {
+            char names[512];
+            return mh_err(h, err, MH_EINVAL, "cannot add finder '%s' %s "
+                          "'%s': no such finder in the %s chain (it has: %s)",
+                          k->name, pos == MH_CHAIN_BEFORE ? "before" : "after",
+                          anchor ? anchor : "(NULL)",
+                          k->meta ? "meta" : "path hook",
+                          chain_names(h, *v, *n, names, sizeof names));
+        }
+        at = pos == MH_CHAIN_BEFORE ? i : i + 1;
+    } else if (pos != MH_CHAIN_FIRST && pos != MH_CHAIN_LAST) {
+        return mh_err(h, err, MH_EINVAL, "finder '%s': bad chain position %d",
+                      k->name, (int)pos);
+    }
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        mh_hook **nv = mh_mem_realloc(h, *v, *cap * sizeof **v,
+                                      nc * sizeof **v);
+        if (!nv)
+            return mh_err(h, err, MH_ENOMEM, "out of memory adding finder "
+                          "'%s'", k->name);
+        *v = nv;
+        *cap = nc;
+    }
+    memmove(*v + at + 1, *v + at, (*n - at) * sizeof **v);
+    (*v)[at] = k;
+    (*n)++;
+    return MH_OK;
+}
+
+static mh_status add_link(mh_host *h, const mh_finder_class *cls, void *ud,
+                          bool meta, mh_chain_pos pos, const char *anchor,
+                          const char *module, const mh_hook **out,
+                          mh_error **err)
+{
+    bool is_path = cls == &path_link;
+    mh_status rc = is_path ? MH_OK : check_class(h, cls, meta, err);
+    if (rc != MH_OK)
+        return rc;
+    mh_hook *k = mh_mem_calloc(h, 1, sizeof *k);
+    const char *name = mh_int_cstr(h, cls->name);
+    if (!k || !name) {
+        mh_mem_free(h, k, sizeof *k);
+        return mh_err(h, err, MH_ENOMEM, "out of memory adding finder '%s'",
+                      cls->name);
+    }
+    *k = (mh_hook){.cls = cls, .ud = ud, .name = name, .module = module,
+                   .meta = meta, .is_path = is_path};
+    /* A meta finder is opened before it is visible: outside the lock, as
+     * its open may do anything. */
+    if (meta && !is_path) {
+        mh_error *oe = NULL;
+        mh_fcx cx;
+        mh_fcx_init(&cx, h, k, NULL, &oe);
+        rc = cls->open(&cx.pub, NULL, &k->state);
+        if (rc != MH_OK) {
+            if (!oe)
+                mh_err(h, &oe, rc, "open failed (%s)", mh_strerror(rc));
+            rc = mh_err(h, err, rc, "meta finder '%s' could not be opened: "
+                        "%s", name, mh_error_message(oe));
+            mh_error_free(oe);
+            mh_mem_free(h, k, sizeof *k);
+            return rc;
+        }
+    }
+    mh_chain *c = &h->chain;
+    pthread_rwlock_wrlock(&c->lock);
+    mh_hook *dup = find_name(c, name);
+    size_t count = meta ? c->nmeta : c->nhooks;
+    mh_hook *same_scheme = NULL;
+    for (size_t i = 0; !meta && cls->scheme && i < c->nhooks; i++)
+        if (c->hooks[i]->cls->scheme &&
+            strcmp(c->hooks[i]->cls->scheme, cls->scheme) == 0)
+            same_scheme = c->hooks[i];
+    if (dup && dup->cls == cls && dup->meta == meta && out) {
+        *out = dup; /* the same finder plugin, loaded by two threads */
+        rc = MH_OK;
+    } else if (dup) {
+        rc = mh_err(h, err, MH_EINVAL, "cannot add finder '%s': a finder of "
+                    "that name is already in the %s chain%s%s", name,
+                    dup->meta ? "meta" : "path hook",
+                    dup->module ? ", from module " : "",
+                    dup->module ? dup->module : "");
+    } else if (same_scheme) {
+        rc = mh_err(h, err, MH_EINVAL, "cannot add finder '%s': the scheme "
+                    "'%s:' is already claimed by finder '%s'; one scheme "
+                    "has one finder", name, cls->scheme, same_scheme->name);
+    } else if (count >= MH_CHAIN_MAX) {
+        rc = mh_err(h, err, MH_EINVAL, "cannot add finder '%s': the %s "
+                    "chain is full (%d links)", name,
+                    meta ? "meta" : "path hook", MH_CHAIN_MAX);
+    } else if (meta) {
+        rc = insert_at(h, &c->meta, &c->nmeta, &c->mcap, k, pos, anchor, err);
+    } else {
+        rc = insert_at(h, &c->hooks, &c->nhooks, &c->hcap, k, pos, anchor,
+                       err);
+    }
+    bool kept = rc == MH_OK && !(dup && out && *out == dup);
+    pthread_rwlock_unlock(&c->lock);
+    if (!kept) {
+        close_link(h, k);
+        mh_mem_free(h, k, sizeof *k);
+        return rc;
+    }
+    if (out)
+        *out = k;
+    MH_TRACE(h, "finder chain: %s '%s' added%s%s", meta ? "meta finder"
+             : "path hook", name, module ? " by module " : "",
+             module ? module : "");
+    return MH_OK;
+}
+
+static bool claims(mh_host *h, const mh_hook *k, const char *entry)
+{
+    const mh_finder_class *cls = k->cls;
+    if (cls->claims) {
+        mh_error *e = NULL;
+        mh_fcx cx;
+        mh_fcx_init(&cx, h, k, NULL, &e);
+        int r = cls->claims(&cx.pub, entry);
+        mh_error_free(e);
+        return r != 0;
+    }
+    size_t n = strlen(cls->scheme);
+    return strncmp(entry, cls->scheme, n) == 0 && entry[n] == ':';
+}
+
+const mh_hook *mh_chain_claim(mh_host *h, const char *entry,
+                              const char **shadowed)
+{
+    mh_chain *c = &h->chain;
+    const mh_hook *won = NULL;
+    mh_buf b;
+    mh_buf_init(&b, h, 0);
+    *shadowed = NULL;
+    pthread_rwlock_rdlock(&c->lock);
+    for (size_t i = 0; i < c->nhooks; i++) {
+        if (!claims(h, c->hooks[i], entry))
+            continue;
+        if (!won)
+            won = c->hooks[i];
+        else
+            mh_buf_printf(&b, "%s%s", b.len ? ", " : "", c->hooks[i]->name);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    if (b.len && !b.failed) {
+        *shadowed = mh_int_cstr(h, mh_buf_str(&b));
+        mh_log(h, MH_LOG_WARN, "search path entry '%s' is claimed by finder "
+               "'%s'; also claimed by %s, which %s shadowed (reorder the "
+               "path hooks to change this)", entry, won->name,
+               mh_buf_str(&b), strchr(mh_buf_str(&b), ',') ? "are" : "is");
+    }
+    mh_buf_free(&b);
+    return won;
+}
+
+size_t mh_chain_meta(mh_host *h, const mh_hook **v, size_t max)
+{
+    mh_chain *c = &h->chain;
+    pthread_rwlock_rdlock(&c->lock);
+    size_t n = c->nmeta < max ? c->nmeta : max;
+    for (size_t i = 0; i < n; i++)
+        v[i] = c->meta[i];
+    pthread_rwlock_unlock(&c->lock);
+    return n;
+}
+
+void mh_chain_invalidate(mh_host *h)
+{
+    const mh_hook *v[MH_CHAIN_MAX];
+    size_t n = mh_chain_meta(h, v, MH_CHAIN_MAX);
+    for (size_t i = 0; i < n; i++) {
+        if (v[i]->is_path || !v[i]->cls->invalidate)
+            continue;
+        mh_error *e = NULL;
+        mh_fcx cx;
+        mh_fcx_init(&cx, h, v[i], NULL, &e);
+        v[i]->cls->invalidate(&cx.pub, v[i]->state);
+        mh_error_free(e);
+    }
+}
+
+/* ---- finder plugins ----------------------------------------------------- */
+
+static _Thread_local int loading_depth;
+
+bool mh_chain_loading(void)
+{
+    return loading_depth > 0;
+}
+
+mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
+                               const mh_hook **hook, mh_error **err)
+{
+    *hook = NULL;
+    size_t n = strcspn(entry, ":");
+    if (entry[n] != ':' || n == 0 || n > 32 || !mh_name_ident(entry, n))
+        return MH_ENOTFOUND;
+    char scheme[40], modname[64];
+    snprintf(scheme, sizeof scheme, "%.*s", (int)n, entry);
+    snprintf(modname, sizeof modname, "finders.%s", scheme);
+
+    MH_TRACE(h, "search path: no path hook claims '%s'; importing the "
+             "finder plugin '%s'", scheme, modname);
+    mh_module *m = NULL;
+    mh_error *ie = NULL;
+    loading_depth++;
+    mh_status rc = mh_import(h, modname, &m, &ie);
+    loading_depth--;
+    if (rc != MH_OK) {
+        rc = mh_err(h, err, rc, "no path hook claims the scheme '%s:', and "
+                    "its finder plugin '%s' could not be imported: %s",
+                    scheme, modname, mh_error_message(ie));
+        mh_error_free(ie);
+        return rc;
+    }
+    const mh_finder_class *cls = mh_ld_symbol(m, MH_FINDER_EXPORT);
+    if (!cls)
+        return mh_err(h, err, MH_ENOSYM, "finder plugin '%s' (%s) does not "
+                      "export '%s' (MH_EXPORT(MH_FINDER_EXPORT, &class))",
+                      modname, m->origin, MH_FINDER_EXPORT);
+    if (cls->version == MH_FINDER_VERSION &&
+        cls->size >= offsetof(mh_finder_class, reserved) &&
+        (!cls->scheme || strcmp(cls->scheme, scheme) != 0))
+        return mh_err(h, err, MH_EFORMAT, "finder plugin '%s' (%s) declares "
+                      "the scheme '%s', not '%s'", modname, m->origin,
+                      cls->scheme ? cls->scheme : "(none)", scheme);
+    mh_error *ae = NULL;
+    rc = add_link(h, cls, NULL, false, MH_CHAIN_BEFORE, "fs", m->name, hook,
+                  &ae);
+    if (rc == MH_EINVAL) /* a chain without "fs": first, then */
+        rc = add_link(h, cls, NULL, false, MH_CHAIN_FIRST, NULL, m->name,
+                      hook, NULL);
+    if (rc != MH_OK)
+        rc = mh_err(h, err, rc, "finder plugin '%s' (%s): %s", modname,
+                    m->origin, mh_error_message(ae));
+    mh_error_free(ae);
+    return rc;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static const char *intern_opt(mh_host *h, const char *s, bool *oom)
+{
+    if (!s)
+        return NULL;
+    const char *r = mh_int_cstr(h, s);
+    if (!r)
+        *oom = true;
+    return r;
+}
+
+mh_status mh_found_from_spec(mh_host *h, const mh_hook *hook,
+                             const char *name, const mh_finder_spec *spec,
+                             mh_found *f, mh_error **err)
+{
+    const char *bad = NULL;
+    if (spec->kind != MH_KIND_NATIVE && spec->kind != MH_KIND_LUA &&
+        spec->kind != MH_KIND_NAMESPACE)
+        bad = "kind is not NATIVE, LUA or NAMESPACE";
+    else if (!spec->origin || !spec->origin[0])
+        bad = "it has no origin";
+    else if (spec->kind != MH_KIND_NAMESPACE && !spec->file &&
+             (!spec->key || !hook->cls->read))
+        bad = "it has neither a file nor a key the finder can read";
+    else if (spec->file && spec->file[0] != '/')
+        bad = "its file is not an absolute path";
+    else if (spec->meta_key && !hook->cls->read)
+        bad = "it has a meta_key but the finder cannot read";
+    if (bad)
+        return mh_err(h, err, MH_EFORMAT, "finder '%s' gave a bad answer for "
+                      "module '%s': %s", hook->name, name, bad);
+    bool oom = false;
+    *f = (mh_found){
+        .kind = spec->kind,
+        .origin = intern_opt(h, spec->origin, &oom),
+        .file = intern_opt(h, spec->file, &oom),
+        .key = intern_opt(h, spec->key, &oom),
+        .meta_file = intern_opt(h, spec->meta_file, &oom),
+        .meta_key = intern_opt(h, spec->meta_key, &oom),
+        .identity = intern_opt(h, spec->identity, &oom),
+        .binary = (spec->flags & MH_SPEC_BYTECODE) != 0,
+        .trusted = (spec->flags & MH_SPEC_TRUSTED) != 0,
+        .finder = hook->name,
+        .hook = hook,
+    };
+    if (oom)
+        return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);
+    return MH_OK;
+}
+
+mh_status mh_found_read(mh_host *h, const mh_found *f, const char *key,
+                        mh_blob *out, mh_error **err)
+{
+    out->data = NULL;
+    out->len = out->size = 0;
+    const mh_hook *k = f->hook;
+    if (!k || !k->cls->read || !key)
+        return mh_err(h, err, MH_EIO, "%s: finder '%s' cannot read it",
+                      f->origin, f->finder ? f->finder : "?");
+    mh_error *e = NULL;
+    mh_fcx cx;
+    mh_fcx_init(&cx, h, k, NULL, &e);
+    mh_status rc = k->cls->read(&cx.pub, f->state, key, out);
+    if (rc == MH_OK && out->len > 0 && !out->data)
+        rc = mh_err(h, &e, MH_EFORMAT, "finder '%s' returned %zu bytes "
+                    "without data for %s", k->name, out->len, f->origin);
+    if (rc != MH_OK) {
+        if (out->data)
+            mh_blob_free(h, out);
+        out->data = NULL;
+        out->len = out->size = 0;
+        if (!e)
+            mh_err(h, &e, rc, "finder '%s' could not read %s (%s)", k->name,
+                   f->origin, mh_strerror(rc));
+        return mh_err_give(e, err);
+    }
+    mh_error_free(e);
+    return MH_OK;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+mh_status mh_host_add_path_hook(mh_host *host, const mh_finder_class *cls,
+                                void *ud, mh_chain_pos pos,
+                                const char *anchor, mh_error **err)
+{
+    if (!host || !cls)
+        return mh_err(host, err, MH_EINVAL,
+                      "mh_host_add_path_hook: NULL argument");
+    mh_status rc = add_link(host, cls, ud, false, pos, anchor, NULL, NULL,
+                            err);
+    if (rc == MH_OK)
+        mh_path_retry_unclaimed(host);
+    return rc;
+}
+
+mh_status mh_host_add_meta_finder(mh_host *host, const mh_finder_class *cls,
+                                  void *ud, mh_chain_pos pos,
+                                  const char *anchor, mh_error **err)
+{
+    if (!host || !cls)
+        return mh_err(host, err, MH_EINVAL,
+                      "mh_host_add_meta_finder: NULL argument");
+    return add_link(host, cls, ud, true, pos, anchor, NULL, NULL, err);
+}
+
+size_t mh_host_finder_count(mh_host *host)
+{
+    if (!host)
+        return 0;
+    pthread_rwlock_rdlock(&host->chain.lock);
+    size_t n = host->chain.nmeta + host->chain.nhooks;
+    pthread_rwlock_unlock(&host->chain.lock);
+    return n;
+}
+
+mh_status mh_host_finder_info(mh_host *host, size_t i, mh_finder_info *info)
+{
+    if (!host || !info)
+        return MH_EINVAL;
+    size_t size = info->size;
+    if (size < offsetof(mh_finder_info, reserved))
+        return MH_EVERSION;
+    memset(info, 0, size < sizeof *info ? size : sizeof *info);
+    info->size = size;
+    mh_chain *c = &host->chain;
+    pthread_rwlock_rdlock(&c->lock);
+    const mh_hook *k = i < c->nmeta ? c->meta[i]
+                     : i - c->nmeta < c->nhooks ? c->hooks[i - c->nmeta]
+                                                : NULL;
+    if (k) {
+        info->name = k->name;
+        info->role = k->meta ? "meta" : "hook";
+        info->scheme = k->cls->scheme;
+        info->description = k->cls->description;
+        info->module = k->module;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return k ? MH_OK : MH_EINVAL;
 }

@@ -89,9 +89,9 @@ static void hex(const unsigned char *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static bool htf_claims(mh_host *h, const char *entry)
+static int htf_claims(mh_finder_ctx *cx, const char *entry)
 {
-    MH_UNUSED(h);
+    MH_UNUSED(cx);
     return strncmp(entry, "http://", 7) == 0 ||
            strncmp(entry, "https://", 8) == 0;
 }
@@ -160,9 +160,10 @@ static bool split_userinfo(mh_host *h, const char *url, char *base,
     return ok;
 }
 
-static mh_status htf_open(mh_host *h, const char *entry, void **state,
-                          mh_error **err)
+static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
 {
+    mh_host *h = MH_FCX(cx)->h;
+    mh_error **err = MH_FCX(cx)->err;
     pthread_once(&curl_once, curl_init_once);
     if (!curl_ok)
         return mh_err(h, err, MH_EIO, "entry %s: libcurl failed to "
@@ -205,8 +206,9 @@ static mh_status htf_open(mh_host *h, const char *entry, void **state,
     return MH_OK;
 }
 
-static void htf_invalidate(void *state)
+static void htf_invalidate(mh_finder_ctx *cx, void *state)
 {
+    MH_UNUSED(cx);
     htf_state *s = state;
     pthread_mutex_lock(&s->lock);
     s->fresh_until = 0; /* revalidate on next use */
@@ -214,8 +216,9 @@ static void htf_invalidate(void *state)
     pthread_mutex_unlock(&s->lock);
 }
 
-static void htf_close(void *state)
+static void htf_close(mh_finder_ctx *cx, void *state)
 {
+    MH_UNUSED(cx);
     htf_state *s = state;
     if (s->have_idx)
         mh_idx_free(s->host, &s->idx);
@@ -482,12 +485,22 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     return MH_ENOTFOUND;
 }
 
-static mh_status htf_find(void *state, const char *name, mh_found *found,
-                          mh_buf *why, mh_error **err)
+/* A module's identity: its content hash from the index. */
+static const char *identity(const mh_idx_entry *e, char out[72])
+{
+    memcpy(out, "sha256:", 7);
+    hex(e->sha256, 32, out + 7);
+    return out;
+}
+
+static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
+                          mh_finder_spec *spec)
 {
     htf_state *s = state;
     mh_host *h = s->host;
-    char url[4400];
+    mh_buf *why = MH_FCX(cx)->why;
+    mh_error **err = MH_FCX(cx)->err;
+    char url[4400], ident[72];
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_index(s, why);
     if (rc == MH_ENOMEM)
@@ -497,27 +510,22 @@ static mh_status htf_find(void *state, const char *name, mh_found *found,
     const mh_idx_entry *e = mh_idx_get(&s->idx, name);
     if (e) {
         snprintf(url, sizeof url, "%s%s", s->base, e->path);
-        found->kind = e->kind;
-        found->binary = e->binary;
-        found->trusted = s->signed_ok;
-        found->origin = mh_int_cstr(h, url);
-        found->key = e->name;
-        found->file = NULL;
+        spec->kind = e->kind;
+        spec->flags = (e->binary ? MH_SPEC_BYTECODE : 0) |
+                      (s->signed_ok ? MH_SPEC_TRUSTED : 0);
+        spec->origin = url;
+        spec->key = e->name;
+        spec->identity = identity(e, ident);
     } else if (mh_idx_has_children(&s->idx, name)) {
         char rel[MH_NAME_MAX + 8];
         mh_name_relpath(name, "/", rel, sizeof rel);
         snprintf(url, sizeof url, "%s%s", s->base, rel);
-        found->kind = MH_KIND_NAMESPACE;
-        found->origin = mh_int_cstr(h, url);
-        found->key = NULL;
-        found->file = NULL;
+        spec->kind = MH_KIND_NAMESPACE;
+        spec->origin = url;
     } else {
         mh_buf_printf(why, "not in %sindex.json", s->base);
         rc = MH_ENOTFOUND;
-        goto out;
     }
-    if (!found->origin)
-        rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);
 out:
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -616,31 +624,34 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     return rc;
 }
 
-static mh_status htf_read(void *state, const mh_found *found, mh_blob *out,
-                          mh_error **err)
+static mh_status htf_read(mh_finder_ctx *cx, void *state, const char *key,
+                          mh_blob *out)
 {
     htf_state *s = state;
+    mh_error **err = MH_FCX(cx)->err;
     out->data = NULL;
     out->len = out->size = 0;
     pthread_mutex_lock(&s->lock);
-    const mh_idx_entry *e = s->have_idx ? mh_idx_get(&s->idx, found->key)
-                                        : NULL;
+    const char *ikey = mh_int_cstr(s->host, key);
+    const mh_idx_entry *e = s->have_idx && ikey ? mh_idx_get(&s->idx, ikey)
+                                                : NULL;
     bool dl;
     mh_status rc = e ? get_module(s, e, NULL, out, &dl, err)
                      : mh_err(s->host, err, MH_ENOTFOUND, "module '%s' left "
                               "%sindex.json between find and load",
-                              found->key, s->base);
+                              key, s->base);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-static mh_status htf_list(void *state, mh_finder_list_fn fn, void *ud,
-                          mh_error **err)
+static mh_status htf_list(mh_finder_ctx *cx, void *state,
+                          mh_finder_list_fn fn, void *ud)
 {
     htf_state *s = state;
     mh_host *h = s->host;
+    mh_error **err = MH_FCX(cx)->err;
     mh_buf why;
-    char url[4400];
+    char url[4400], ident[72];
     mh_buf_init(&why, h, 0);
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_index(s, &why);
@@ -649,12 +660,12 @@ static mh_status htf_list(void *state, mh_finder_list_fn fn, void *ud,
     for (size_t i = 0; rc == MH_OK && i < s->idx.n; i++) {
         const mh_idx_entry *e = &s->idx.v[i];
         snprintf(url, sizeof url, "%s%s", s->base, e->path);
-        mh_found f = {.kind = e->kind, .key = e->name};
-        f.origin = mh_int_cstr(h, url);
-        if (!f.origin)
-            rc = mh_err(h, err, MH_ENOMEM, "out of memory listing %s",
-                        s->base);
-        else if (fn(ud, e->name, &f) != 0)
+        mh_finder_spec f = {
+            .kind = e->kind, .key = e->name, .origin = url,
+            .flags = (e->binary ? MH_SPEC_BYTECODE : 0) |
+                     (s->signed_ok ? MH_SPEC_TRUSTED : 0),
+            .identity = identity(e, ident)};
+        if (fn(ud, e->name, &f) != 0)
             break;
     }
     pthread_mutex_unlock(&s->lock);
@@ -663,7 +674,10 @@ static mh_status htf_list(void *state, mh_finder_list_fn fn, void *ud,
 }
 
 const mh_finder_class mh_htf_class = {
+    MH_FINDER_CLASS_INIT,
     .name = "http",
+    .description = "HTTP(S) locations with an index.json: http://, "
+                   "https://",
     .claims = htf_claims,
     .open = htf_open,
     .find = htf_find,
@@ -751,10 +765,10 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     size_t entries = 0;
     pthread_rwlock_rdlock(&host->path.lock);
     for (size_t i = 0; i < host->path.n && rc != MH_ENOMEM; i++) {
-        const mh_finder_class *cls;
+        const mh_hook *k;
         void *state;
-        if (mh_path_finder(host, host->path.v[i], &cls, &state, NULL) !=
-                MH_OK || cls != &mh_htf_class)
+        if (mh_path_finder(host, host->path.v[i], &k, &state, NULL) !=
+                MH_OK || k->cls != &mh_htf_class)
             continue;
         entries++;
         /* Every entry is tried; the first failure is the one reported. */

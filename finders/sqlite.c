@@ -70,9 +70,9 @@ static const char *db_path_of(const char *entry)
                ? entry + sizeof SQF_SCHEME - 1 : entry;
 }
 
-static bool sqf_claims(mh_host *h, const char *entry)
+static int sqf_claims(mh_finder_ctx *cx, const char *entry)
 {
-    MH_UNUSED(h);
+    MH_UNUSED(cx);
     if (strncmp(entry, SQF_SCHEME, sizeof SQF_SCHEME - 1) == 0)
         return true;
     if (entry[0] != '/')
@@ -171,7 +171,8 @@ static mh_status db_open(sqf_state *s, mh_error **err)
     /* Names compare as bytes (BINARY), whatever the table declares, so a
      * NOCASE table cannot make find and list disagree. */
     if ((rc = sqlite3_prepare_v3(s->db,
-             "SELECT mode, sz FROM sqlar WHERE name = ?1 COLLATE BINARY", -1,
+             "SELECT mode, mtime, sz, length(data) FROM sqlar "
+             "WHERE name = ?1 COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->find, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
              "SELECT 1 FROM sqlar WHERE name = ?1 COLLATE BINARY OR "
@@ -183,7 +184,8 @@ static mh_status db_open(sqf_state *s, mh_error **err)
              "WHERE name = ?1 COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
-             "SELECT name, mode FROM sqlar WHERE typeof(name) = 'text' "
+             "SELECT name, mode, mtime, sz, length(data) FROM sqlar "
+             "WHERE typeof(name) = 'text' "
              "ORDER BY name COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
         goto fail;
@@ -207,9 +209,10 @@ fail:;
     return code;
 }
 
-static mh_status sqf_open(mh_host *h, const char *entry, void **state,
-                          mh_error **err)
+static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
 {
+    mh_host *h = MH_FCX(cx)->h;
+    mh_error **err = MH_FCX(cx)->err;
     const char *path = db_path_of(entry);
     if (path[0] != '/')
         return mh_err(h, err, MH_EPATH, "entry '%s': a module database "
@@ -238,16 +241,18 @@ static mh_status sqf_open(mh_host *h, const char *entry, void **state,
     return MH_OK;
 }
 
-static void sqf_invalidate(void *state)
+static void sqf_invalidate(mh_finder_ctx *cx, void *state)
 {
+    MH_UNUSED(cx);
     sqf_state *s = state;
     pthread_mutex_lock(&s->lock);
     db_close(s); /* reopened by the next find */
     pthread_mutex_unlock(&s->lock);
 }
 
-static void sqf_close(void *state)
+static void sqf_close(mh_finder_ctx *cx, void *state)
 {
+    MH_UNUSED(cx);
     sqf_state *s = state;
     db_close(s);
     pthread_mutex_destroy(&s->lock);
@@ -303,17 +308,51 @@ static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
     return MH_ENOTFOUND;
 }
 
-static mh_status sqf_find(void *state, const char *name, mh_found *found,
-                          mh_buf *why, mh_error **err)
+/* What changes whenever a row's bytes may have: its columns and the
+ * database file's identity.  Into buf. */
+static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
+                                char *buf, size_t size)
 {
+    snprintf(buf, size, "sqlar:%ju:%ju:%lld:%lld:%lld:%lld",
+             (uintmax_t)s->dev, (uintmax_t)s->ino,
+             (long long)sqlite3_column_int64(st, col),
+             (long long)sqlite3_column_int64(st, col + 1),
+             (long long)sqlite3_column_int64(st, col + 2),
+             (long long)sqlite3_column_int64(st, col + 3));
+    return buf;
+}
+
+/* The sidecar manifest row of module file rel (n bytes, with its suffix
+ * of sl bytes), into key: key, or NULL when there is none.  Lock held;
+ * s->find is free. */
+static const char *sidecar(sqf_state *s, const char *rel, size_t n,
+                           size_t sl, char *key, size_t size)
+{
+    if (n - sl + sizeof MH_META_SUFFIX > size)
+        return NULL;
+    memcpy(key, rel, n - sl);
+    memcpy(key + n - sl, MH_META_SUFFIX, sizeof MH_META_SUFFIX);
+    sqlite3_bind_text(s->find, 1, key, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s->find);
+    bool file = step == SQLITE_ROW &&
+                !mh_sar_is_dir(sqlite3_column_int64(s->find, 0)) &&
+                !mh_sar_is_link(sqlite3_column_int64(s->find, 0));
+    sqlite3_reset(s->find);
+    return file ? key : NULL;
+}
+
+static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
+                          mh_finder_spec *spec)
+{
+    mh_buf *why = MH_FCX(cx)->why;
     /* The same order as in a directory: native code, then Lua source, then
      * a package (a namespace portion). */
     static const struct { const char *suffix; mh_module_kind kind; } kinds[] = {
         {MH_NATIVE_SUFFIX, MH_KIND_NATIVE}, {MH_LUA_SUFFIX, MH_KIND_LUA}};
     sqf_state *s = state;
-    mh_host *h = s->host;
     char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
-    char origin[PATH_MAX + MH_NAME_MAX + 8];
+    char origin[PATH_MAX + MH_NAME_MAX + 8], ident[160];
+    char meta[MH_NAME_MAX + 8];
 
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_current(s, why);
@@ -325,6 +364,8 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
         int step = sqlite3_step(s->find);
         int64_t mode = step == SQLITE_ROW ? sqlite3_column_int64(s->find, 0)
                                           : 0;
+        if (step == SQLITE_ROW)
+            row_identity(s, s->find, 0, ident, sizeof ident);
         sqlite3_reset(s->find);
         if (step != SQLITE_ROW && step != SQLITE_DONE) {
             rc = damaged(s, s->find, "looking up a module", why);
@@ -339,14 +380,14 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
             continue;
         }
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
-        found->kind = kinds[k].kind;
-        found->origin = mh_int_cstr(h, origin);
-        found->key = mh_int_str(h, rel, n);
-        found->file = NULL;
-        rc = found->origin && found->key
-                 ? MH_OK
-                 : mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
-                          name);
+        spec->kind = kinds[k].kind;
+        spec->origin = origin;
+        spec->key = rel;
+        spec->identity = ident;
+        spec->meta_key = sidecar(s, rel, n, strlen(kinds[k].suffix), meta,
+                                 sizeof meta);
+        /* Strings in this frame: the host copies them on return. */
+        rc = MH_OK;
         goto out;
     }
     /* Not a module: a namespace portion if anything lies under a/b/c/. */
@@ -360,13 +401,9 @@ static mh_status sqf_find(void *state, const char *name, mh_found *found,
     sqlite3_reset(s->ns);
     if (step == SQLITE_ROW) {
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
-        found->kind = MH_KIND_NAMESPACE;
-        found->origin = mh_int_cstr(h, origin);
-        found->key = NULL;
-        found->file = NULL;
-        rc = found->origin ? MH_OK
-                           : mh_err(h, err, MH_ENOMEM,
-                                    "out of memory finding '%s'", name);
+        spec->kind = MH_KIND_NAMESPACE;
+        spec->origin = origin;
+        rc = MH_OK;
     } else if (step == SQLITE_DONE) {
         mh_buf_printf(why, "no %s.so or %s.lua in the archive", rel, rel);
         rc = MH_ENOTFOUND;
@@ -378,10 +415,11 @@ out:
     return rc;
 }
 
-static mh_status sqf_read(void *state, const mh_found *found, mh_blob *out,
-                          mh_error **err)
+static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
+                          mh_blob *out)
 {
     sqf_state *s = state;
+    mh_error **err = MH_FCX(cx)->err;
     mh_host *h = s->host;
     mh_status rc;
     const char *why = NULL;
@@ -395,13 +433,14 @@ static mh_status sqf_read(void *state, const mh_found *found, mh_blob *out,
         rc = ensure_current(s, &b);
         if (rc != MH_OK) {
             rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
-                        "cannot read %s: %s", found->origin, mh_buf_str(&b));
+                        "cannot read %s!/%s: %s", s->path, key,
+                        mh_buf_str(&b));
             mh_buf_free(&b);
             goto out;
         }
         mh_buf_free(&b);
     }
-    sqlite3_bind_text(s->read, 1, found->key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
     int step = sqlite3_step(s->read);
     if (step == SQLITE_ROW) {
         /* sz and data come from one row of one statement: one snapshot. */
@@ -421,18 +460,17 @@ static mh_status sqf_read(void *state, const mh_found *found, mh_blob *out,
                                &why);
         }
         if (rc == MH_ENOMEM)
-            rc = mh_err(h, err, rc, "out of memory reading %s",
-                        found->origin);
+            rc = mh_err(h, err, rc, "out of memory reading %s!/%s",
+                        s->path, key);
         else if (rc != MH_OK)
             rc = mh_err(h, err, rc, "module database %s, entry %s: %s",
-                        s->path, found->key, why);
+                        s->path, key, why);
     } else if (step == SQLITE_DONE) {
         rc = mh_err(h, err, MH_ENOTFOUND, "module database %s: entry %s "
-                    "was removed between find and load", s->path,
-                    found->key);
+                    "was removed between find and load", s->path, key);
     } else {
         rc = mh_err(h, err, MH_EIO, "module database %s, entry %s: %s",
-                    s->path, found->key, sqlite3_errmsg(s->db));
+                    s->path, key, sqlite3_errmsg(s->db));
     }
     sqlite3_reset(s->read);
 out:
@@ -464,14 +502,16 @@ static bool module_name_of(const char *rel, size_t n, char *out, size_t size,
     return mh_name_check(out, NULL) == MH_OK;
 }
 
-static mh_status sqf_list(void *state, mh_finder_list_fn fn, void *ud,
-                          mh_error **err)
+static mh_status sqf_list(mh_finder_ctx *cx, void *state,
+                          mh_finder_list_fn fn, void *ud)
 {
     sqf_state *s = state;
     mh_host *h = s->host;
+    mh_error **err = MH_FCX(cx)->err;
     mh_buf why;
     mh_status rc = MH_OK;
     char mname[MH_NAME_MAX + 1], origin[PATH_MAX + MH_NAME_MAX + 8];
+    char ident[160], meta[MH_NAME_MAX + 8];
 
     mh_buf_init(&why, h, 0);
     pthread_mutex_lock(&s->lock);
@@ -489,16 +529,15 @@ static mh_status sqf_list(void *state, mh_finder_list_fn fn, void *ud,
             !module_name_of(rel, rlen, mname, sizeof mname, &kind))
             continue;
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
-        mh_found f = {.kind = kind};
-        f.origin = mh_int_cstr(h, origin);
-        f.key = mh_int_cstr(h, rel);
-        const char *iname = mh_int_cstr(h, mname);
-        if (!f.origin || !f.key || !iname) {
-            rc = mh_err(h, err, MH_ENOMEM, "out of memory listing %s",
-                        s->path);
-            break;
-        }
-        if (fn(ud, iname, &f) != 0)
+        mh_finder_spec f = {
+            .kind = kind, .origin = origin, .key = rel,
+            .identity = row_identity(s, s->list, 2, ident, sizeof ident),
+            .meta_key = sidecar(s, rel, rlen,
+                                kind == MH_KIND_NATIVE
+                                    ? sizeof MH_NATIVE_SUFFIX - 1
+                                    : sizeof MH_LUA_SUFFIX - 1,
+                                meta, sizeof meta)};
+        if (fn(ud, mname, &f) != 0)
             break;
     }
     if (rc == MH_OK && step != SQLITE_ROW && step != SQLITE_DONE)
@@ -512,7 +551,11 @@ out:
 }
 
 const mh_finder_class mh_sqf_class = {
+    MH_FINDER_CLASS_INIT,
     .name = "sqlite",
+    .scheme = "sqlite",
+    .description = "module databases (SQLite Archives): sqlite:/path or a "
+                   "file with the SQLite header",
     .claims = sqf_claims,
     .open = sqf_open,
     .find = sqf_find,

@@ -13,89 +13,143 @@
 #include "host/internal.h"
 #include "finders/finder.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The walk of one find: the reasons so far, the first namespace portion. */
+typedef struct find_walk {
+    mh_host *h;
+    const char *name;
+    mh_buf why;
+    mh_found ns;
+    bool have_ns;
+    size_t tried;          /* links and entries asked */
+    size_t meta_tried;     /* of which meta finders */
+} find_walk;
+
+/* Ask one finder instance.  MH_OK: *found is the module; MH_ENOTFOUND:
+ * go on (a miss, or a namespace portion kept in w); else an error. */
+static mh_status ask(find_walk *w, const mh_hook *k, void *state,
+                     size_t entry, const char *where, mh_found *found,
+                     mh_error **err)
+{
+    mh_host *h = w->h;
+    size_t mark = w->why.len; /* where this link's reason starts */
+    mh_finder_spec spec = {0};
+    mh_error *e = NULL;
+    mh_fcx cx;
+    mh_fcx_init(&cx, h, k, &w->why, &e);
+    mh_status rc = k->cls->find(&cx.pub, state, w->name, &spec);
+    mh_found f;
+    if (rc == MH_OK) {
+        rc = mh_found_from_spec(h, k, w->name, &spec, &f, &e);
+        f.entry = entry;
+        f.state = state;
+    }
+    if (rc == MH_OK && f.kind == MH_KIND_NAMESPACE) {
+        MH_TRACE(h, "find '%s': %s (%s): %s, a namespace portion; going on",
+                 w->name, where, k->name, f.origin);
+        mh_buf_printf(&w->why, "namespace portion %s", f.origin);
+        if (!w->have_ns) {
+            w->ns = f;
+            w->have_ns = true;
+        }
+        return MH_ENOTFOUND;
+    }
+    if (rc == MH_OK) {
+        *found = f;
+        MH_TRACE(h, "find '%s': %s (%s): found %s", w->name, where, k->name,
+                 f.origin);
+        return MH_OK;
+    }
+    if (rc == MH_ENOTFOUND) {
+        if (w->why.len == mark)
+            mh_buf_puts(&w->why, "not found");
+        mh_error_free(e);
+        MH_TRACE(h, "find '%s': %s (%s): %s", w->name, where, k->name,
+                 w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
+        return MH_ENOTFOUND;
+    }
+    if (!e)
+        mh_err(h, &e, rc, "finder '%s' failed for module '%s' in %s (%s)",
+               k->name, w->name, where, mh_strerror(rc));
+    return mh_err_give(e, err);
+}
+
+/* The "path" link: every search path entry in order. */
+static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
+{
+    mh_host *h = w->h;
+    mh_status rc = MH_ENOTFOUND;
+    pthread_rwlock_rdlock(&h->path.lock);
+    size_t n = h->path.n;
+    for (size_t i = 0; i < n && rc == MH_ENOTFOUND; i++) {
+        mh_pentry *e = h->path.v[i];
+        mh_buf_printf(&w->why, "\n  %s: ", e->shown);
+        size_t mark = w->why.len;
+        const mh_hook *k;
+        void *state;
+        w->tried++;
+        rc = mh_path_finder(h, e, &k, &state, &w->why);
+        if (rc == MH_ENOMEM) {
+            mh_err(h, err, MH_ENOMEM, "out of memory opening the finder of "
+                   "search path entry '%s' for module '%s'", e->shown,
+                   w->name);
+            break;
+        }
+        if (rc != MH_OK) {
+            MH_TRACE(h, "find '%s': entry %zu '%s': %s", w->name, i, e->shown,
+                     w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
+            rc = MH_ENOTFOUND;
+            continue;
+        }
+        char where[64];
+        snprintf(where, sizeof where, "entry %zu", i);
+        rc = ask(w, k, state, i, where, found, err);
+    }
+    pthread_rwlock_unlock(&h->path.lock);
+    return rc;
+}
 
 mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
                        mh_error **err)
 {
-    mh_buf why;
-    mh_found ns = {0};
-    bool have_ns = false;
+    find_walk w = {.h = h, .name = name};
     mh_status rc = MH_ENOTFOUND;
+    const mh_hook *links[MH_CHAIN_MAX];
+    size_t nl = mh_chain_meta(h, links, MH_CHAIN_MAX);
 
-    mh_buf_init(&why, h, 0);
-    pthread_rwlock_rdlock(&h->path.lock);
-    size_t n = h->path.n;
-    for (size_t i = 0; i < n; i++) {
-        mh_pentry *e = h->path.v[i];
-        const mh_finder_class *cls;
-        mh_buf_printf(&why, "\n  %s: ", e->shown);
-        size_t mark = why.len; /* where this entry's reason starts */
-        void *state;
-        rc = mh_path_finder(h, e, &cls, &state, &why);
-        if (rc == MH_ENOMEM) {
-            mh_err(h, err, MH_ENOMEM, "out of memory opening the finder of "
-                   "search path entry '%s' for module '%s'", e->shown, name);
-            break;
-        }
-        if (rc != MH_OK) {
-            rc = MH_ENOTFOUND;
-            MH_TRACE(h, "find '%s': entry %zu '%s': %s", name, i, e->shown,
-                     why.failed ? "?" : mh_buf_str(&why) + mark);
+    mh_buf_init(&w.why, h, 0);
+    for (size_t i = 0; i < nl && rc == MH_ENOTFOUND; i++) {
+        if (links[i]->is_path) {
+            rc = walk_path(&w, found, err);
             continue;
         }
-        mh_found f = {0};
-        rc = cls->find(state, name, &f, &why, err);
-        if (rc == MH_OK && f.kind == MH_KIND_NAMESPACE) {
-            MH_TRACE(h, "find '%s': entry %zu '%s' (%s): directory %s, a "
-                     "namespace portion; going on", name, i, e->shown,
-                     cls->name, f.origin);
-            mh_buf_printf(&why, "namespace portion %s", f.origin);
-            if (!have_ns) {
-                ns = f;
-                ns.finder = cls->name;
-                ns.entry = i;
-                ns.cls = cls;
-                ns.state = state;
-                have_ns = true;
-            }
-            rc = MH_ENOTFOUND;
-            continue;
-        }
-        if (rc == MH_OK) {
-            f.finder = cls->name;
-            f.entry = i;
-            f.cls = cls;
-            f.state = state;
-            *found = f;
-            MH_TRACE(h, "find '%s': entry %zu '%s' (%s): found %s", name, i,
-                     e->shown, cls->name, f.origin);
-            break;
-        }
-        if (rc != MH_ENOTFOUND)
-            break; /* the finder's own error, already in *err */
-        MH_TRACE(h, "find '%s': entry %zu '%s' (%s): %s", name, i, e->shown,
-                 cls->name, why.failed ? "?" : mh_buf_str(&why) + mark);
+        mh_buf_printf(&w.why, "\n  meta finder '%s': ", links[i]->name);
+        w.tried++;
+        w.meta_tried++;
+        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, "meta finder",
+                 found, err);
     }
-    pthread_rwlock_unlock(&h->path.lock);
 
-    if (rc == MH_ENOTFOUND && have_ns) {
-        *found = ns;
+    if (rc == MH_ENOTFOUND && w.have_ns) {
+        *found = w.ns;
         rc = MH_OK;
         MH_TRACE(h, "find '%s': namespace package, first portion %s", name,
-                 ns.origin);
+                 w.ns.origin);
     } else if (rc == MH_ENOTFOUND) {
-        if (n == 0)
+        if (w.tried == 0)
             mh_err(h, err, MH_ENOTFOUND, "module '%s' not found: the search "
                    "path is empty (set MODHOST_PATH or add entries)", name);
         else
             mh_err(h, err, MH_ENOTFOUND,
-                   "module '%s' not found; searched %zu path entr%s:%s", name,
-                   n, n == 1 ? "y" : "ies",
-                   why.failed ? " (too many to list)" : mh_buf_str(&why));
+                   "module '%s' not found; searched %zu %s:%s", name,
+                   w.tried, w.meta_tried ? (w.tried == 1 ? "place" : "places")
+                            : w.tried == 1 ? "path entry" : "path entries",
+                   w.why.failed ? " (too many to list)" : mh_buf_str(&w.why));
     }
-    mh_buf_free(&why);
+    mh_buf_free(&w.why);
     return rc;
 }
 
@@ -151,7 +205,8 @@ typedef struct list_acc {
     size_t n, cap;
     const char **seen;       /* open-addressing set of interned names */
     size_t seen_cap;
-    const char *finder;
+    const mh_hook *hook;
+    void *state;
     size_t entry;
     bool oom;
 } list_acc;
@@ -187,20 +242,44 @@ static bool acc_grow(list_acc *a)
     return true;
 }
 
-static int acc_add(void *ud, const char *name, const mh_found *found)
+static int acc_add(void *ud, const char *name, const mh_finder_spec *spec)
 {
     list_acc *a = ud;
-    if (a->cap && a->seen[seen_slot(a, name)])
+    mh_host *h = a->host;
+    if (mh_name_check(name, NULL) != MH_OK) {
+        mh_log(h, MH_LOG_WARN, "finder '%s' listed '%s', which is not a "
+               "module name; ignored", a->hook->name, name);
+        return 0;
+    }
+    const char *iname = mh_int_cstr(h, name);
+    if (!iname) {
+        a->oom = true;
+        return 1;
+    }
+    if (a->cap && a->seen[seen_slot(a, iname)])
         return 0; /* an earlier entry has it: import would pick that one */
+    mh_found f;
+    mh_error *e = NULL;
+    mh_status rc = mh_found_from_spec(h, a->hook, iname, spec, &f, &e);
+    if (rc == MH_ENOMEM) {
+        mh_error_free(e);
+        a->oom = true;
+        return 1;
+    }
+    if (rc != MH_OK) {
+        mh_log(h, MH_LOG_WARN, "%s; not listed", mh_error_message(e));
+        mh_error_free(e);
+        return 0;
+    }
     if (a->n == a->cap && !acc_grow(a)) {
         a->oom = true;
         return 1;
     }
-    a->seen[seen_slot(a, name)] = name;
-    a->items[a->n].name = name;
-    a->items[a->n].found = *found;
-    a->items[a->n].found.finder = a->finder;
-    a->items[a->n].found.entry = a->entry;
+    f.entry = a->entry;
+    f.state = a->state;
+    a->seen[seen_slot(a, iname)] = iname;
+    a->items[a->n].name = iname;
+    a->items[a->n].found = f;
     a->n++;
     return 0;
 }
@@ -210,63 +289,108 @@ static int item_cmp(const void *x, const void *y)
     return strcmp(((const list_item *)x)->name, ((const list_item *)y)->name);
 }
 
+/* List one finder instance into a.  `where` names it in warnings. */
+static mh_status list_one(list_acc *a, const mh_hook *k, void *state,
+                          size_t entry, const char *where, bool quiet_missing,
+                          mh_error **err)
+{
+    mh_host *h = a->host;
+    if (!k->cls->list)
+        return MH_OK;
+    a->hook = k;
+    a->state = state;
+    a->entry = entry;
+    mh_error *lerr = NULL;
+    mh_fcx cx;
+    mh_fcx_init(&cx, h, k, NULL, &lerr);
+    mh_status lrc = k->cls->list(&cx.pub, state, acc_add, a);
+    if (lrc == MH_ENOMEM || a->oom) {
+        mh_error_free(lerr);
+        return mh_err(h, err, MH_ENOMEM, "out of memory listing %s", where);
+    }
+    if (lrc != MH_OK) {
+        /* A default entry that does not exist is normal; anything
+         * else the operator should hear about. */
+        mh_log_level lvl = lrc == MH_ENOTFOUND && quiet_missing
+                               ? MH_LOG_TRACE : MH_LOG_WARN;
+        if (lvl != MH_LOG_TRACE || h->verbose)
+            mh_log(h, lvl, "%s: %s", where,
+                   lerr ? mh_error_message(lerr) : mh_strerror(lrc));
+    }
+    mh_error_free(lerr);
+    return MH_OK;
+}
+
+mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
+                        mh_error **err)
+{
+    list_acc a = {.host = host};
+    mh_status rc = MH_OK;
+    const mh_hook *links[MH_CHAIN_MAX];
+    size_t nl = mh_chain_meta(host, links, MH_CHAIN_MAX);
+
+    for (size_t l = 0; l < nl && rc == MH_OK; l++) {
+        if (!links[l]->is_path) {
+            char where[128];
+            snprintf(where, sizeof where, "meta finder '%s'", links[l]->name);
+            rc = list_one(&a, links[l], links[l]->state, SIZE_MAX, where,
+                          false, err);
+            continue;
+        }
+        pthread_rwlock_rdlock(&host->path.lock);
+        for (size_t i = 0; i < host->path.n && rc == MH_OK; i++) {
+            mh_pentry *e = host->path.v[i];
+            const mh_hook *k;
+            void *state;
+            mh_status prc = mh_path_finder(host, e, &k, &state, NULL);
+            if (prc == MH_ENOMEM)
+                rc = mh_err(host, err, MH_ENOMEM, "out of memory opening the "
+                            "finder of search path entry '%s'", e->shown);
+            if (prc != MH_OK)
+                continue;
+            char where[4200];
+            snprintf(where, sizeof where, "search path entry %zu (%s)", i,
+                     e->shown);
+            rc = list_one(&a, k, state, i, where,
+                          e->source == MH_SOURCE_DEFAULT, err);
+        }
+        pthread_rwlock_unlock(&host->path.lock);
+    }
+
+    if (rc == MH_OK && a.n)
+        qsort(a.items, a.n, sizeof *a.items, item_cmp);
+    for (size_t i = 0; rc == MH_OK && i < a.n; i++)
+        if (fn(ud, a.items[i].name, &a.items[i].found) != 0)
+            break;
+    mh_mem_free(host, a.items, a.cap * sizeof *a.items);
+    mh_mem_free(host, a.seen, a.seen_cap * sizeof *a.seen);
+    return rc;
+}
+
+typedef struct list_pub {
+    mh_list_fn fn;
+    void *ud;
+} list_pub;
+
+static int list_pub_one(void *ud, const char *name, const mh_found *f)
+{
+    list_pub *p = ud;
+    mh_spec_info info = {
+        .size = sizeof info,
+        .name = name,
+        .origin = f->origin,
+        .finder = f->finder,
+        .kind = f->kind,
+        .loader = loader_name(f->kind),
+        .entry_index = f->entry,
+    };
+    return p->fn(p->ud, &info);
+}
+
 mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud, mh_error **err)
 {
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_list: NULL argument");
-    list_acc a = {.host = host};
-    mh_status rc = MH_OK;
-
-    pthread_rwlock_rdlock(&host->path.lock);
-    for (size_t i = 0; i < host->path.n && rc == MH_OK && !a.oom; i++) {
-        mh_pentry *e = host->path.v[i];
-        const mh_finder_class *cls;
-        void *state;
-        mh_status prc = mh_path_finder(host, e, &cls, &state, NULL);
-        if (prc == MH_ENOMEM)
-            rc = mh_err(host, err, MH_ENOMEM, "out of memory opening the "
-                        "finder of search path entry '%s'", e->shown);
-        if (prc != MH_OK || !cls->list)
-            continue;
-        a.finder = cls->name;
-        a.entry = i;
-        mh_error *lerr = NULL;
-        mh_status lrc = cls->list(state, acc_add, &a, &lerr);
-        if (lrc == MH_ENOMEM)
-            rc = mh_err_give(lerr, err);
-        else if (lrc != MH_OK) {
-            /* A default entry that does not exist is normal; anything
-             * else the operator should hear about. */
-            mh_log_level lvl = lrc == MH_ENOTFOUND &&
-                               e->source == MH_SOURCE_DEFAULT
-                                   ? MH_LOG_TRACE : MH_LOG_WARN;
-            if (lvl != MH_LOG_TRACE || host->verbose)
-                mh_log(host, lvl, "search path entry %zu: %s", i,
-                       mh_error_message(lerr));
-            mh_error_free(lerr);
-        }
-    }
-    pthread_rwlock_unlock(&host->path.lock);
-    if (a.oom && rc == MH_OK)
-        rc = mh_err(host, err, MH_ENOMEM, "out of memory listing modules");
-
-    if (rc == MH_OK && a.n)
-        qsort(a.items, a.n, sizeof *a.items, item_cmp);
-    for (size_t i = 0; rc == MH_OK && i < a.n; i++) {
-        const list_item *it = &a.items[i];
-        mh_spec_info info = {
-            .size = sizeof info,
-            .name = it->name,
-            .origin = it->found.origin,
-            .finder = it->found.finder,
-            .kind = it->found.kind,
-            .loader = loader_name(it->found.kind),
-            .entry_index = it->found.entry,
-        };
-        if (fn(ud, &info) != 0)
-            break;
-    }
-    mh_mem_free(host, a.items, a.cap * sizeof *a.items);
-    mh_mem_free(host, a.seen, a.seen_cap * sizeof *a.seen);
-    return rc;
+    list_pub p = {fn, ud};
+    return mh_list_found(host, list_pub_one, &p, err);
 }

@@ -140,6 +140,10 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
         return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
     }
     http_limits(h, cfg->http);
+    if (mh_chain_init(h) != 0) {
+        mh_host_free(h);
+        return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
+    }
     h->cache_dir = cfg->cache_dir ? mh_mem_strdup(h, cfg->cache_dir)
                                   : default_cache_dir(h);
     if (!h->cache_dir || mh_path_init(h, cfg) != 0) {
@@ -167,9 +171,13 @@ void mh_host_free(mh_host *host)
 {
     if (!host)
         return;
+    atomic_store(&host->closing, true);
+    mh_path_close(host);        /* finder instances first: some finders */
+    mh_chain_close(host);       /* are plugins, unloaded below */
     mh_reg_free(host);          /* fini runs first: plugins may log; it
                                    also closes the Lua state in time */
     mh_path_free(host);
+    mh_chain_free(host);
     mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);
     mh_int_free(host, &host->intern);

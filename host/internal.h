@@ -21,6 +21,7 @@
 #include "cache/registry.h"
 #include "host/path.h"
 #include "host/trust.h"
+#include "finders/finder.h"
 
 #define MH_UNUSED(x) ((void)(x))
 #define MH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -41,6 +42,7 @@ struct mh_host {
     mh_itable intern;      /* every name the host keeps */
     mh_registry registry;  /* loaded modules (sys.modules) */
     mh_path path;          /* search path entries and their finders */
+    mh_chain chain;        /* path hooks and meta finders */
 
     /* The import lock: guards module states, owners and waits.  Held only
      * for short bookkeeping, never while plugin code runs. */

@@ -105,15 +105,3 @@ mh_status mh_name_check(const char *name, mh_error **err)
                   "dot-separated identifiers [A-Za-z_][A-Za-z0-9_]*, at most "
                   "%d bytes", shown, why, at, MH_NAME_MAX);
 }
-
-size_t mh_name_relpath(const char *name, const char *suffix, char *buf,
-                       size_t size)
-{
-    size_t n = strlen(name), s = strlen(suffix);
-    if (n + s + 1 > size)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = name[i] == '.' ? '/' : name[i];
-    memcpy(buf + n, suffix, s + 1);
-    return n + s;
-}

@@ -53,11 +53,22 @@ bool mh_path_acceptable(const char *t)
     return t[i] == ':' && t[i + 1] != '\0';
 }
 
+static void entry_close(mh_host *h, mh_pentry *e)
+{
+    const mh_hook *k = atomic_load(&e->finder);
+    if (k && e->state) {
+        mh_error *err = NULL;
+        mh_fcx cx;
+        mh_fcx_init(&cx, h, k, NULL, &err);
+        k->cls->close(&cx.pub, e->state);
+        mh_error_free(err);
+    }
+    e->state = NULL;
+}
+
 static void entry_free(mh_host *h, mh_pentry *e)
 {
-    const struct mh_finder_class *cls = atomic_load(&e->finder);
-    if (cls && e->state)
-        cls->close(e->state);
+    entry_close(h, e);
     mh_error_free(e->open_error);
     pthread_mutex_destroy(&e->lock);
     mh_mem_free(h, e, sizeof *e);
@@ -289,13 +300,44 @@ void mh_path_free(mh_host *h)
     pthread_rwlock_destroy(&p->lock);
 }
 
-mh_status mh_path_finder(mh_host *h, mh_pentry *e,
-                         const struct mh_finder_class **cls, void **state,
-                         mh_buf *why)
+void mh_path_close(mh_host *h)
 {
-    const struct mh_finder_class *c = atomic_load_explicit(
-        &e->finder, memory_order_acquire);
-    *cls = c;
+    for (size_t i = 0; i < h->path.n; i++)
+        entry_close(h, h->path.v[i]);
+}
+
+/* Open the instance of hook k for e.  Entry lock held. */
+static mh_status entry_open(mh_host *h, mh_pentry *e, const mh_hook *k,
+                            mh_error **err)
+{
+    void *st = NULL;
+    mh_fcx cx;
+    mh_fcx_init(&cx, h, k, NULL, err);
+    mh_status rc = k->cls->open(&cx.pub, e->text, &st);
+    if (rc == MH_OK) {
+        e->state = st;
+        MH_TRACE(h, "search path: '%s' claimed by finder '%s'%s%s", e->shown,
+                 k->name, e->shadowed ? "; shadowed: " : "",
+                 e->shadowed ? e->shadowed : "");
+        atomic_store_explicit(&e->finder, k, memory_order_release);
+    } else if (!*err) {
+        mh_err(h, err, rc, "finder '%s' could not open it (%s)", k->name,
+               mh_strerror(rc));
+    } else {
+        mh_error *wrapped = NULL;
+        mh_err(h, &wrapped, rc, "finder '%s': %s", k->name,
+               mh_error_message(*err));
+        mh_error_free(*err);
+        *err = wrapped;
+    }
+    return rc;
+}
+
+mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
+                         void **state, mh_buf *why)
+{
+    const mh_hook *c = atomic_load_explicit(&e->finder, memory_order_acquire);
+    *hook = c;
     *state = c ? e->state : NULL;
     if (c)
         return MH_OK;
@@ -303,22 +345,42 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
     pthread_mutex_lock(&e->lock);
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
-        const mh_finder_class *k = mh_hooks_claim(h, e->text);
         mh_error *oerr = NULL;
-        if (!k) {
-            rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this entry");
-        } else {
-            void *st = NULL;
-            rc = k->open(h, e->text, &st, &oerr);
-            if (rc == MH_OK) {
-                e->state = st;
-                c = k;
-                MH_TRACE(h, "search path: '%s' claimed by finder '%s'",
-                         e->shown, k->name);
-                atomic_store_explicit(&e->finder, c, memory_order_release);
-            }
+        const mh_hook *k = mh_chain_claim(h, e->text, &e->shadowed);
+        if (!k && mh_chain_loading()) {
+            /* This thread is importing a finder plugin: it cannot be in an
+             * entry that waits for a finder itself. */
+            pthread_mutex_unlock(&e->lock);
+            if (why)
+                mh_buf_puts(why, "no finder yet (a finder plugin is being "
+                            "loaded)");
+            return MH_EPATH;
         }
-        if (rc == MH_ENOMEM || rc == MH_EAGAIN) {
+        if (!k) {
+            /* A finder plugin, imported with no entry lock held: the
+             * import walks this very path. */
+            pthread_mutex_unlock(&e->lock);
+            rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
+            pthread_mutex_lock(&e->lock);
+            c = atomic_load_explicit(&e->finder, memory_order_relaxed);
+            if (rc == MH_ENOTFOUND && !oerr)
+                rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this "
+                            "entry (path hooks: directories, sqlite:, "
+                            "http(s):, and finders/<scheme>.so plugins)");
+            if (k && !c && !e->tried)
+                k = mh_chain_claim(h, e->text, &e->shadowed);
+        }
+        if (c || e->tried) {
+            mh_error_free(oerr); /* another thread settled it meanwhile */
+            oerr = NULL;
+        } else if (k) {
+            mh_error_free(oerr);
+            oerr = NULL;
+            rc = entry_open(h, e, k, &oerr);
+            if (rc == MH_OK)
+                c = k;
+        }
+        if (!c && oerr && (rc == MH_ENOMEM || rc == MH_EAGAIN)) {
             /* Passing: the entry is tried again next time. */
             if (rc == MH_EAGAIN)
                 mh_log(h, MH_LOG_WARN, "search path entry '%s' not usable "
@@ -327,7 +389,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
                 mh_buf_puts(why, mh_error_message(oerr));
             mh_error_free(oerr);
             oerr = NULL;
-        } else if (rc != MH_OK) {
+        } else if (!c && oerr) {
             e->tried = true;
             e->open_error = oerr;
             mh_log(h, MH_LOG_WARN, "search path entry '%s' skipped: %s",
@@ -336,12 +398,28 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e,
     }
     if (c)
         rc = MH_OK;
-    else if (rc != MH_ENOMEM && rc != MH_EAGAIN && why)
+    else if (rc != MH_ENOMEM && rc != MH_EAGAIN && why && e->open_error)
         mh_buf_puts(why, mh_error_message(e->open_error));
     pthread_mutex_unlock(&e->lock);
-    *cls = c;
+    *hook = c;
     *state = c ? e->state : NULL;
     return rc;
+}
+
+void mh_path_retry_unclaimed(mh_host *h)
+{
+    pthread_rwlock_rdlock(&h->path.lock);
+    for (size_t i = 0; i < h->path.n; i++) {
+        mh_pentry *e = h->path.v[i];
+        pthread_mutex_lock(&e->lock);
+        if (!atomic_load(&e->finder) && e->tried) {
+            e->tried = false;
+            mh_error_free(e->open_error);
+            e->open_error = NULL;
+        }
+        pthread_mutex_unlock(&e->lock);
+    }
+    pthread_rwlock_unlock(&h->path.lock);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -383,12 +461,46 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
     mh_status rc = MH_EINVAL;
     if (i < host->path.n) {
         mh_pentry *e = host->path.v[i];
-        const mh_finder_class *c;
+        const mh_hook *c;
         void *state;
         mh_path_finder(host, e, &c, &state, NULL); /* who claims it */
         if (entry) *entry = e->shown;
         if (source) *source = e->source;
         if (finder) *finder = c ? c->name : NULL;
+        rc = MH_OK;
+    }
+    pthread_rwlock_unlock(&host->path.lock);
+    return rc;
+}
+
+mh_status mh_host_path_entry_info(mh_host *host, size_t i,
+                                  mh_path_entry_info *info)
+{
+    if (!host || !info)
+        return MH_EINVAL;
+    size_t size = info->size;
+    if (size < offsetof(mh_path_entry_info, reserved))
+        return MH_EVERSION;
+    memset(info, 0, size < sizeof *info ? size : sizeof *info);
+    info->size = size;
+    pthread_rwlock_rdlock(&host->path.lock);
+    mh_status rc = MH_EINVAL;
+    if (i < host->path.n) {
+        mh_pentry *e = host->path.v[i];
+        const mh_hook *c;
+        void *state;
+        mh_path_finder(host, e, &c, &state, NULL);
+        pthread_mutex_lock(&e->lock);
+        info->entry = e->shown;
+        info->source = e->source;
+        info->finder = c ? c->name : NULL;
+        info->shadowed = e->shadowed;
+        /* The error text is interned: it lives as long as the host even
+         * if the entry is retried and its error replaced. */
+        info->error = !c && e->open_error
+                          ? mh_int_cstr(host, mh_error_message(e->open_error))
+                          : NULL;
+        pthread_mutex_unlock(&e->lock);
         rc = MH_OK;
     }
     pthread_rwlock_unlock(&host->path.lock);
@@ -403,9 +515,14 @@ void mh_invalidate_caches(mh_host *host)
     for (size_t i = 0; i < host->path.n; i++) {
         mh_pentry *e = host->path.v[i];
         pthread_mutex_lock(&e->lock);
-        const mh_finder_class *c = atomic_load(&e->finder);
-        if (c && c->invalidate)
-            c->invalidate(e->state);
+        const mh_hook *c = atomic_load(&e->finder);
+        if (c && c->cls->invalidate) {
+            mh_error *err = NULL;
+            mh_fcx cx;
+            mh_fcx_init(&cx, host, c, NULL, &err);
+            c->cls->invalidate(&cx.pub, e->state);
+            mh_error_free(err);
+        }
         if (!c) { /* let a broken entry be tried again */
             e->tried = false;
             mh_error_free(e->open_error);
@@ -414,4 +531,5 @@ void mh_invalidate_caches(mh_host *host)
         pthread_mutex_unlock(&e->lock);
     }
     pthread_rwlock_unlock(&host->path.lock);
+    mh_chain_invalidate(host);
 }

@@ -18,7 +18,7 @@
 #include "modhost.h"
 
 struct mh_host;
-struct mh_finder_class;
+struct mh_hook;
 
 typedef struct mh_pentry {
     const char *text;                      /* interned; given to finders */
@@ -27,8 +27,10 @@ typedef struct mh_pentry {
                                               message and for the API */
     mh_path_source source;
     pthread_mutex_t lock;                  /* guards lazy finder open */
-    _Atomic(const struct mh_finder_class *) finder; /* once opened */
+    _Atomic(const struct mh_hook *) finder; /* once opened */
     void *state;                           /* finder instance */
+    const char *shadowed;                  /* interned: other hooks that
+                                              would have claimed it */
     bool tried;                            /* open attempted */
     mh_error *open_error;                  /* why it could not be opened */
 } mh_pentry;
@@ -45,13 +47,22 @@ int mh_path_init(struct mh_host *h, const mh_config *cfg);
 void mh_path_free(struct mh_host *h);
 
 /* The finder instance for entry e, opening it on first use: MH_OK with
- * *cls and *state; MH_EPATH when no finder takes the entry (the reason is
+ * *hook and *state; MH_EPATH when no finder takes the entry (the reason is
  * appended to `why`, which may be NULL, and the entry is not tried again
- * until mh_invalidate_caches); MH_ENOMEM (tried again next time). */
+ * until mh_invalidate_caches or a new path hook); MH_ENOMEM (tried again
+ * next time).  An entry whose scheme no hook claims brings in the finder
+ * plugin finders.<scheme> (finders/hooks.c). */
 struct mh_buf;
 mh_status mh_path_finder(struct mh_host *h, mh_pentry *e,
-                         const struct mh_finder_class **cls, void **state,
+                         const struct mh_hook **hook, void **state,
                          struct mh_buf *why);
+
+/* A new path hook: entries no hook could claim are tried again. */
+void mh_path_retry_unclaimed(struct mh_host *h);
+
+/* Close every entry's finder instance (at host teardown, before the
+ * modules -- finder plugins among them -- are unloaded). */
+void mh_path_close(struct mh_host *h);
 
 /* Absolute paths are compared in a canonical spelling: "//" collapsed,
  * no trailing "/" (but "/" itself), so "/a/" and "/a" are one entry.  In

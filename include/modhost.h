@@ -156,6 +156,9 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
                                              sources you control); without
                                              it, only from signed HTTP
                                              indexes */
+#define MH_CONFIG_NO_INDEX        0x0100u /* discovery reads every module's
+                                             metadata afresh: no discovery
+                                             index is read or written */
 
 /*
  * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields
@@ -445,6 +448,157 @@ MH_API mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
 typedef int (*mh_list_fn)(void *ud, const mh_spec_info *info);
 MH_API mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud,
                          mh_error **err);
+
+/* ---------------------------------------------------------------------- */
+/* Metadata without loading code                                          */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A module's manifest: JSON (docs/formats.md, "Manifests") with name,
+ * version, description, abi, modhost (a constraint on the host version),
+ * requires (an array of "name constraint" strings, imported first, in
+ * order) and provides (an object: entry point group -> export name).
+ * Read without running any code of the module, from, in order:
+ *   1. an ELF note inside a native plugin (MH_PLUGIN_MANIFEST writes it;
+ *      read by a bounds-checked reader of the file, never dlopen);
+ *   2. a sidecar NAME.json beside the module (a file, a database row, an
+ *      archive member), which also serves stripped plugins and Lua modules.
+ * Version constraints: comma-separated comparisons, all of which must
+ * hold: ">=1.2, <2", "==1.4.0", "!=1.3", "~=1.4" (1.4 <= v < 2); bare
+ * "1.2" means ">=1.2".  Versions compare as dotted numbers ("1.10" >
+ * "1.9"); any text after the numbers ("1.0rc1") sorts before the plain
+ * release.
+ */
+typedef struct mh_manifest mh_manifest;
+
+/* Which module, and where its metadata came from. */
+MH_API const char *mh_manifest_name(const mh_manifest *m);
+MH_API const char *mh_manifest_version(const mh_manifest *m);     /* or NULL */
+MH_API const char *mh_manifest_description(const mh_manifest *m); /* or NULL */
+/* The plugin ABI it declares (0: none declared). */
+MH_API int mh_manifest_abi(const mh_manifest *m);
+/* "elf-note", "sidecar" or "none" (no manifest: name and kind only). */
+MH_API const char *mh_manifest_source(const mh_manifest *m);
+/* The manifest as compact JSON text ("{}" when it has none). */
+MH_API const char *mh_manifest_json(const mh_manifest *m);
+/* requires, in order: module name and constraint ("" for any version). */
+MH_API size_t mh_manifest_requires_count(const mh_manifest *m);
+MH_API mh_status mh_manifest_require(const mh_manifest *m, size_t i,
+                                     const char **name,
+                                     const char **constraint);
+/* provides: entry point group and the export that implements it. */
+MH_API size_t mh_manifest_provides_count(const mh_manifest *m);
+MH_API mh_status mh_manifest_provide(const mh_manifest *m, size_t i,
+                                     const char **group,
+                                     const char **export_name);
+/* The export providing group, or NULL. */
+MH_API const char *mh_manifest_provider(const mh_manifest *m,
+                                        const char *group);
+MH_API void mh_manifest_free(mh_manifest *m);
+
+/*
+ * Read the metadata of module `name` as import would find it, without
+ * loading it or running any of its code.  *out is new (free it with
+ * mh_manifest_free); a module without a manifest gets one with source
+ * "none".  A manifest that cannot be read or parsed is MH_EFORMAT naming
+ * the file and the fault.
+ */
+MH_API mh_status mh_metadata(mh_host *host, const char *name,
+                             mh_manifest **out, mh_error **err);
+
+/* The manifest a loaded module was checked against (owned by the module),
+ * or NULL when it has none. */
+MH_API const mh_manifest *mh_module_manifest(const mh_module *mod);
+
+/* Does version satisfy constraint?  MH_OK yes, MH_ENOTFOUND no, MH_EINVAL
+ * for a malformed constraint (message says which part). */
+MH_API mh_status mh_version_satisfies(const char *version,
+                                      const char *constraint, mh_error **err);
+
+/* ---------------------------------------------------------------------- */
+/* Discovery                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* One module of the search path and its metadata, as discovery sees it. */
+typedef struct mh_module_meta {
+    size_t size;               /* sizeof(mh_module_meta), set by the host */
+    const char *name;          /* interned */
+    const char *origin;
+    const char *finder;
+    mh_module_kind kind;
+    size_t entry_index;
+    const mh_manifest *manifest; /* valid during the callback only */
+    mh_status status;          /* MH_OK, or why the module is skipped */
+    const char *reason;        /* the recorded failure, or NULL */
+    void *reserved[4];
+} mh_module_meta;
+
+typedef int (*mh_meta_fn)(void *ud, const mh_module_meta *meta);
+
+/*
+ * Call fn for every module visible on the search path (as mh_list), with
+ * its metadata, in name order, running no module code.  Metadata comes
+ * from the discovery index (a SQLite file in the cache directory) where
+ * the module's identity -- path, size, nanosecond mtime, inode, or a
+ * finder's content identity -- is unchanged, so unchanged files are never
+ * read again; the index is updated atomically.  A module whose metadata
+ * failed to read, or whose load or init failed, is reported with status
+ * and reason until its file changes (mh_host_failures, `modhost doctor`).
+ */
+MH_API mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud,
+                             mh_error **err);
+
+/* An entry point: a module providing `group` through one of its exports. */
+typedef struct mh_entry_point {
+    size_t size;               /* sizeof(mh_entry_point) */
+    const char *group;
+    const char *module;        /* interned module name */
+    const char *export_name;   /* e.g. "call:encode" */
+    const char *origin;
+    const mh_manifest *manifest; /* valid during the callback only */
+    void *reserved[4];
+} mh_entry_point;
+
+typedef int (*mh_entry_point_fn)(void *ud, const mh_entry_point *ep);
+
+/*
+ * Call fn for every module on the search path whose manifest provides
+ * `group`, in name order, without loading any.  Modules with a recorded
+ * failure are skipped (see mh_host_failures).  Load one with
+ * mh_entry_point_load.
+ */
+MH_API mh_status mh_host_entry_points(mh_host *host, const char *group,
+                                      mh_entry_point_fn fn, void *ud,
+                                      mh_error **err);
+
+/* Import ep->module and look up ep->export_name: *mod and, if symbol is
+ * not NULL, *symbol (NULL for a Lua module; call it by name with
+ * mh_module_call). */
+MH_API mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
+                                     mh_module **mod, void **symbol,
+                                     mh_error **err);
+
+/* A recorded failure: a module that discovery skips until it changes. */
+typedef struct mh_failure {
+    size_t size;
+    const char *name;
+    const char *origin;
+    const char *reason;
+    mh_status status;
+    int64_t when;              /* Unix time it was recorded */
+    void *reserved[4];
+} mh_failure;
+
+typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
+
+/* List the failures recorded in the discovery index. */
+MH_API mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
+                                  mh_error **err);
+
+/* Forget recorded failures: all (name NULL) or those of one module.
+ * *cleared, if not NULL, receives how many were removed. */
+MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
+                                        size_t *cleared, mh_error **err);
 
 /* ---------------------------------------------------------------------- */
 /* Module databases                                                       */

@@ -209,12 +209,8 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
     }
     if (spec->file)
         return mh_nat_load(h, mod, spec->file, flags, err);
-    if (!spec->cls || !spec->cls->read)
-        return mh_err(h, err, MH_ELOAD, "module '%s' (%s): finder '%s' "
-                      "gives neither a file nor bytes", mod->name,
-                      spec->origin, spec->finder ? spec->finder : "?");
     mh_blob b;
-    mh_status rc = spec->cls->read(spec->state, spec, &b, err);
+    mh_status rc = mh_found_read(h, spec, spec->key, &b, err);
     if (rc != MH_OK)
         return rc;
     rc = mh_nat_load_blob(h, mod, &b, flags, err);

@@ -180,6 +180,32 @@ typedef struct mh_plugin_desc {
         (name_), (version_), (init_), (fini_), mh_plugin_exports_,         \
         { NULL } };
 
+/*
+ * The module's manifest, readable without loading it: JSON text (a string
+ * literal) in an ELF note (section ".note.modhost", owner "modhost"),
+ * together with the plugin ABI it was built for.  The host reads it from
+ * the file before dlopen, checks the ABI and the host version there, and
+ * imports what it requires first.  Use once per plugin, at file scope:
+ *
+ *   MH_PLUGIN_MANIFEST("{\"name\": \"codecs.rot13\", \"version\": \"1.2.0\","
+ *                      " \"provides\": {\"codec\": \"call:encode\"}}")
+ *
+ * Fields: see docs/formats.md ("Manifests").  Tools that strip sections
+ * may drop it; a sidecar NAME.json beside the plugin serves then.
+ */
+#define MH_NOTE_OWNER "modhost"
+#define MH_NOTE_TYPE_MANIFEST 0x4d480001u
+#define MH_PLUGIN_MANIFEST(json_)                                          \
+    __attribute__((section(".note.modhost"), used, aligned(4)))            \
+    static const struct {                                                  \
+        uint32_t namesz, descsz, type;                                     \
+        char owner[8];                                                     \
+        uint32_t abi;                                                      \
+        char json[(sizeof(json_) + 3) & ~(size_t)3];                       \
+    } mh_plugin_manifest_note_ = {                                         \
+        8, (uint32_t)(4 + sizeof(json_)), MH_NOTE_TYPE_MANIFEST,           \
+        MH_NOTE_OWNER, MH_PLUGIN_ABI_VERSION, json_ };
+
 #ifdef __cplusplus
 }
 #endif
