@@ -72,6 +72,7 @@ static void entry_free(mh_host *h, mh_module *mod)
     pthread_cond_destroy(&mod->cond);
     mh_error_free(mod->failure);
     mh_mem_strfree(h, mod->init_message);
+    mh_manifest_free(mod->manifest);
     mh_mem_free(h, mod, sizeof *mod);
 }
 
@@ -90,6 +91,18 @@ static void cycle_chain(mh_buf *b, const mh_module *target)
     while (n > 0)
         mh_buf_printf(b, "%s -> ", stack[--n]->name);
     mh_buf_puts(b, target->name);
+}
+
+void mh_reg_import_chain(mh_buf *b, const char *next)
+{
+    const mh_module *stack[64];
+    size_t n = 0;
+    for (const mh_module *m = tls.current; m && n < MH_ARRAY_LEN(stack);
+         m = m->importer)
+        stack[n++] = m;
+    while (n > 0)
+        mh_buf_printf(b, "%s -> ", stack[--n]->name);
+    mh_buf_puts(b, next);
 }
 
 /* Would waiting for `mod` close a cycle of threads waiting for each

@@ -63,6 +63,7 @@ struct mh_module {
     void *userdata;                 /* the plugin's, via set_userdata */
     char *init_message;             /* set_error text during init */
     bool in_init;                   /* set_error is allowed */
+    struct mh_manifest *manifest;   /* checked before load, or NULL */
 };
 
 typedef struct mh_registry {
@@ -72,6 +73,11 @@ typedef struct mh_registry {
 } mh_registry;
 
 void mh_reg_init(mh_registry *r);
+
+/* "a -> b -> next": this thread's imports in progress, outermost first,
+ * then next. */
+struct mh_buf;
+void mh_reg_import_chain(struct mh_buf *b, const char *next);
 
 /* Fast path: the READY module of that name, or NULL.  One hash lookup, no
  * lock, no allocation. */

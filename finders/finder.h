@@ -67,6 +67,8 @@ typedef struct mh_found {
     size_t entry;         /* search path index; SIZE_MAX: a meta finder */
     const mh_hook *hook;
     void *state;          /* the finder instance that found it */
+    const struct mh_finder_blob *image; /* native bytes already read (by
+                                   the metadata check), or NULL */
 } mh_found;
 
 /* Bytes of a module held in memory, from the host's allocator. */

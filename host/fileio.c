@@ -39,3 +39,18 @@ size_t mh_io_read_all(int fd, void *buf, size_t len)
     }
     return got;
 }
+
+size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = pread(fd, (char *)buf + got, len - got,
+                          off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}

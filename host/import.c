@@ -8,13 +8,17 @@
  *   3. Claim the registry entry (cache/registry.c): or wait for the thread
  *      that owns it, or fail on a cycle.
  *   4. Find: walk the search path (host/find.c).
- *   5. Load and check the ABI, then init (loaders/): a failure at any step
+ *   5. Read the metadata (no code runs) and admit the module: its ABI,
+ *      the host version it needs, its requirements imported first
+ *      (host/meta.c).
+ *   6. Load and check the ABI, then init (loaders/): a failure at any step
  *      undoes the earlier ones, and the entry is abandoned so that a later
  *      import starts over.
- *   6. Publish: READY, visible to the fast path, in the fini order.
+ *   7. Publish: READY, visible to the fast path, in the fini order.
  */
 #include "host/internal.h"
 #include "finders/finder.h"
+#include "host/meta.h"
 #include "loaders/loader.h"
 
 #include <string.h>
@@ -49,11 +53,29 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_reg_enter(mod);
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec(h, iname, &f, &e);
+    mh_manifest *man = NULL;
+    mh_blob image = {0};
     if (rc == MH_OK) {
         mod->origin = f.origin;
         mod->finder = f.finder;
+        /* Metadata first: no code of the module runs before its ABI,
+         * host version and requirements are checked. */
+        rc = mh_meta_of(h, iname, &f, &man,
+                        f.kind == MH_KIND_NATIVE && !f.file ? &image : NULL,
+                        &e);
+    }
+    if (rc == MH_OK)
+        rc = mh_meta_admit(h, iname, f.origin, man, &e);
+    if (rc == MH_OK) {
+        f.image = image.data ? &image : NULL;
         rc = mh_ld_load(h, mod, &f, flags, &e);
     }
+    mh_blob_free(h, &image); /* the loader keeps its own copy */
+    if (rc == MH_OK && strcmp(man->source, "none") != 0) {
+        mod->manifest = man;
+        man = NULL;
+    }
+    mh_manifest_free(man);
     if (rc == MH_OK) {
         rc = mh_ld_init(h, mod, &e);
         if (rc != MH_OK)
@@ -162,7 +184,7 @@ mh_module_kind mh_module_kind_of(const mh_module *mod)
 
 const char *mh_module_version(const mh_module *mod)
 {
-    return mod && mod->desc ? mod->desc->version : NULL;
+    return mod ? mh_meta_module_version(mod) : NULL;
 }
 
 size_t mh_module_export_count(const mh_module *mod)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "modhost.h"
 #include "cache/intern.h"
@@ -124,6 +125,8 @@ int mh_io_write_all(int fd, const void *data, size_t len);
 /* Read up to len bytes, stopping only at end of file or an error; returns
  * how many were read (len when the file had them all). */
 size_t mh_io_read_all(int fd, void *buf, size_t len);
+/* The same at offset off (pread); the file position is not moved. */
+size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off);
 
 /* ---- environment (host/host.c) --------------------------------------- */
 

@@ -390,7 +390,7 @@ MH_API const char *mh_module_finder(const mh_module *mod);
 
 MH_API mh_module_kind mh_module_kind_of(const mh_module *mod);
 
-/* The version string from the descriptor, or NULL. */
+/* The version from its manifest, else from its descriptor, or NULL. */
 MH_API const char *mh_module_version(const mh_module *mod);
 
 /* Number of exports in the descriptor's list (0 for plain and namespace);

@@ -63,3 +63,130 @@ const char *mh_elf_check(const unsigned char *data, size_t len)
     }
     return NULL;
 }
+
+/* ---- the manifest note -------------------------------------------------- */
+
+/* Bytes of an object, in memory or in a file: reads are bounds-checked
+ * against its length. */
+typedef struct elf_src {
+    const unsigned char *data;  /* or NULL: read fd */
+    int fd;
+    uint64_t len;
+} elf_src;
+
+static bool src_read(const elf_src *s, uint64_t off, void *buf, size_t n)
+{
+    if (off > s->len || n > s->len - off)
+        return false;
+    if (s->data) {
+        memcpy(buf, s->data + off, n);
+        return true;
+    }
+    return mh_io_pread_all(s->fd, buf, n, (off_t)off) == n;
+}
+
+#define NOTE_SEGMENT_MAX (1024u * 1024u)
+
+/* Look through one PT_NOTE segment (its bytes in seg). */
+static const char *scan_notes(mh_host *h, const unsigned char *seg,
+                              size_t len, uint64_t align, mh_elf_note *out)
+{
+    size_t a = align == 8 ? 8 : 4, off = 0;
+    while (len - off >= 12) {
+        uint32_t nsz, dsz, type;
+        memcpy(&nsz, seg + off, 4);
+        memcpy(&dsz, seg + off + 4, 4);
+        memcpy(&type, seg + off + 8, 4);
+        size_t name_off = off + 12;
+        size_t nsz_p = ((size_t)nsz + a - 1) & ~(a - 1);
+        if (nsz_p > len - name_off)
+            return "an ELF note's name runs past its segment";
+        size_t desc_off = name_off + nsz_p;
+        size_t dsz_p = ((size_t)dsz + a - 1) & ~(a - 1);
+        if (dsz > len - desc_off)
+            return "an ELF note's data runs past its segment";
+        bool ours = nsz == sizeof MH_NOTE_OWNER &&
+                    memcmp(seg + name_off, MH_NOTE_OWNER,
+                           sizeof MH_NOTE_OWNER) == 0;
+        if (ours && type == MH_NOTE_TYPE_MANIFEST) {
+            if (out->found)
+                return "it has two modhost manifest notes";
+            if (dsz < 5)
+                return "its modhost manifest note is too short";
+            const unsigned char *d = seg + desc_off;
+            memcpy(&out->abi, d, 4);
+            size_t jlen = strnlen((const char *)d + 4, dsz - 4);
+            if (jlen == dsz - 4)
+                return "its modhost manifest note is not NUL-terminated";
+            out->json = mh_mem_alloc(h, jlen + 1);
+            if (!out->json)
+                return "out of memory";
+            memcpy(out->json, d + 4, jlen + 1);
+            out->json_len = jlen;
+            out->found = true;
+        }
+        if (dsz_p > len - desc_off)
+            break; /* the last note, unpadded */
+        off = desc_off + dsz_p;
+    }
+    return NULL;
+}
+
+static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
+{
+    mh_ehdr eh;
+    if (!src_read(s, 0, &eh, sizeof eh) || memcmp(&eh, ELFMAG, SELFMAG) != 0)
+        return "it is not an ELF object (no ELF header)";
+    if (eh.e_ident[EI_CLASS] != MH_ELF_CLASS)
+        return NULL; /* the other word size: dlopen says why it cannot */
+    if (eh.e_phentsize != sizeof(mh_phdr) || eh.e_phnum == 0)
+        return "its program headers are damaged";
+    for (size_t i = 0; i < eh.e_phnum; i++) {
+        mh_phdr ph;
+        if (!src_read(s, eh.e_phoff + i * sizeof ph, &ph, sizeof ph))
+            return "its program headers lie outside the file";
+        if (ph.p_type != PT_NOTE)
+            continue;
+        if (ph.p_filesz > NOTE_SEGMENT_MAX)
+            return "a note segment is larger than 1 MiB";
+        unsigned char *seg = mh_mem_alloc(h, ph.p_filesz ? ph.p_filesz : 1);
+        if (!seg)
+            return "out of memory";
+        const char *why = src_read(s, ph.p_offset, seg, ph.p_filesz)
+                              ? scan_notes(h, seg, ph.p_filesz, ph.p_align,
+                                           out)
+                              : "a note segment lies outside the file";
+        mh_mem_free(h, seg, ph.p_filesz ? ph.p_filesz : 1);
+        if (why)
+            return why;
+    }
+    return NULL;
+}
+
+const char *mh_elf_note_mem(mh_host *h, const unsigned char *data, size_t len,
+                            mh_elf_note *out)
+{
+    memset(out, 0, sizeof *out);
+    elf_src s = {.data = data, .fd = -1, .len = len};
+    const char *why = find_note(h, &s, out);
+    if (why)
+        mh_elf_note_free(h, out);
+    return why;
+}
+
+const char *mh_elf_note_fd(mh_host *h, int fd, uint64_t len, mh_elf_note *out)
+{
+    memset(out, 0, sizeof *out);
+    elf_src s = {.fd = fd, .len = len};
+    const char *why = find_note(h, &s, out);
+    if (why)
+        mh_elf_note_free(h, out);
+    return why;
+}
+
+void mh_elf_note_free(mh_host *h, mh_elf_note *n)
+{
+    if (n->json)
+        mh_mem_free(h, n->json, n->json_len + 1);
+    memset(n, 0, sizeof *n);
+}

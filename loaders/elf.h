@@ -8,12 +8,35 @@
 #ifndef MH_LOADERS_ELF_H
 #define MH_LOADERS_ELF_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct mh_host;
 
 /* NULL if data looks like a shared object this process can load (ELF
  * magic, this process's class, byte order and machine, type ET_DYN,
  * program headers and loadable segments inside the image), else a static
  * reason. */
 const char *mh_elf_check(const unsigned char *data, size_t len);
+
+/* The manifest note MH_PLUGIN_MANIFEST writes (owner "modhost"), found
+ * through the PT_NOTE program headers, every offset and size checked. */
+typedef struct mh_elf_note {
+    bool found;
+    uint32_t abi;          /* the ABI the plugin was built for */
+    char *json;            /* host memory, NUL-terminated */
+    size_t json_len;
+} mh_elf_note;
+
+/* From an image in memory, or from an open file of len bytes (read with
+ * pread, only the headers and note segments).  NULL with out->found
+ * saying whether there is a note, or a static reason the object or its
+ * notes are damaged ("out of memory" included). */
+const char *mh_elf_note_mem(struct mh_host *h, const unsigned char *data,
+                            size_t len, mh_elf_note *out);
+const char *mh_elf_note_fd(struct mh_host *h, int fd, uint64_t len,
+                           mh_elf_note *out);
+void mh_elf_note_free(struct mh_host *h, mh_elf_note *n);
 
 #endif /* MH_LOADERS_ELF_H */

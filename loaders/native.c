@@ -209,6 +209,8 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
     }
     if (spec->file)
         return mh_nat_load(h, mod, spec->file, flags, err);
+    if (spec->image)
+        return mh_nat_load_blob(h, mod, spec->image, flags, err);
     mh_blob b;
     mh_status rc = mh_found_read(h, spec, spec->key, &b, err);
     if (rc != MH_OK)

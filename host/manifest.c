@@ -1,0 +1,351 @@
+/*
+ * host/manifest.c -- module manifests (mh_manifest_*): JSON parsed with
+ * cJSON, checked field by field, and kept as plain strings.
+ *
+ *   {"name": "codecs.rot13", "version": "1.2.0",
+ *    "description": "ROT13 text codec", "abi": 1, "modhost": ">=0.1",
+ *    "requires": ["textutil >=1.0, <2", "hello"],
+ *    "provides": {"codec": "call:encode"}}
+ *
+ * Every field is optional; unknown fields are ignored (a newer SDK may
+ * add some).  A field of the wrong type, a bad requirement or a bad
+ * constraint is an error that names the field and the file: a manifest
+ * is a promise, and a broken one should be fixed, not guessed at.
+ */
+#include "host/internal.h"
+#include "host/meta.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+static void strfree(mh_host *h, const char *s)
+{
+    mh_mem_strfree(h, (char *)s);
+}
+
+void mh_manifest_free(mh_manifest *m)
+{
+    if (!m)
+        return;
+    mh_host *h = m->host;
+    strfree(h, m->name);
+    strfree(h, m->version);
+    strfree(h, m->description);
+    strfree(h, m->host_req);
+    strfree(h, m->where);
+    for (size_t i = 0; i < m->nreq; i++) {
+        strfree(h, m->req[i].name);
+        strfree(h, m->req[i].constraint);
+    }
+    for (size_t i = 0; i < m->nprov; i++) {
+        strfree(h, m->prov[i].group);
+        strfree(h, m->prov[i].export_name);
+    }
+    mh_mem_free(h, m->req, m->nreq * sizeof *m->req);
+    mh_mem_free(h, m->prov, m->nprov * sizeof *m->prov);
+    mh_mem_free(h, m->json, m->json_size);
+    mh_mem_free(h, m, sizeof *m);
+}
+
+static mh_manifest *blank(mh_host *h, const char *name, const char *source,
+                          const char *where)
+{
+    mh_manifest *m = mh_mem_calloc(h, 1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->host = h;
+    m->source = source;
+    m->name = mh_mem_strdup(h, name);
+    m->where = where ? mh_mem_strdup(h, where) : NULL;
+    if (!m->name || (where && !m->where)) {
+        mh_manifest_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static bool set_json(mh_manifest *m, const char *text)
+{
+    m->json_size = strlen(text) + 1;
+    m->json = mh_mem_alloc(m->host, m->json_size);
+    if (!m->json) {
+        m->json_size = 0;
+        return false;
+    }
+    memcpy(m->json, text, m->json_size);
+    return true;
+}
+
+mh_status mh_manifest_empty(mh_host *h, const char *name, mh_manifest **out,
+                            mh_error **err)
+{
+    *out = blank(h, name, "none", NULL);
+    if (!*out || !set_json(*out, "{}")) {
+        mh_manifest_free(*out);
+        *out = NULL;
+        return mh_err(h, err, MH_ENOMEM, "out of memory reading the "
+                      "metadata of '%s'", name);
+    }
+    return MH_OK;
+}
+
+/* An optional string field: NULL if absent; false if of another type. */
+static bool opt_string(const cJSON *root, const char *key, const char **out)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, key);
+    *out = NULL;
+    if (!j)
+        return true;
+    if (!cJSON_IsString(j) || !j->valuestring)
+        return false;
+    *out = j->valuestring;
+    return true;
+}
+
+/* "name constraint" -> name, constraint (both trimmed); false if the
+ * name part is not a module name. */
+static bool split_req(const char *s, char *name, size_t nsize,
+                      const char **constraint)
+{
+    while (*s == ' ')
+        s++;
+    size_t n = strcspn(s, " <>=!~,");
+    if (n == 0 || n >= nsize)
+        return false;
+    memcpy(name, s, n);
+    name[n] = '\0';
+    s += n;
+    while (*s == ' ')
+        s++;
+    *constraint = s;
+    return mh_name_check(name, NULL) == MH_OK;
+}
+
+typedef struct parse_ctx {
+    mh_host *h;
+    const char *name, *where;
+    mh_error **err;
+} parse_ctx;
+
+static mh_status bad(const parse_ctx *p, const char *what)
+{
+    return mh_err(p->h, p->err, MH_EFORMAT, "manifest of module '%s' (%s): "
+                  "%s", p->name, p->where, what);
+}
+
+static mh_status bad_req(const parse_ctx *p, size_t i, const char *text,
+                         const char *why)
+{
+    return mh_err(p->h, p->err, MH_EFORMAT, "manifest of module '%s' (%s): "
+                  "requires[%zu] '%s': %s", p->name, p->where, i, text, why);
+}
+
+static mh_status parse_requires(const parse_ctx *p, const cJSON *arr,
+                                mh_manifest *m)
+{
+    if (!arr)
+        return MH_OK;
+    if (!cJSON_IsArray(arr))
+        return bad(p, "'requires' must be an array of strings "
+                      "(\"name constraint\")");
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n > 1024)
+        return bad(p, "'requires' has more than 1024 entries");
+    m->req = n ? mh_mem_calloc(p->h, n, sizeof *m->req) : NULL;
+    if (n && !m->req)
+        return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+    size_t i = 0;
+    for (const cJSON *j = arr->child; j; j = j->next, i++) {
+        if (!cJSON_IsString(j) || !j->valuestring)
+            return bad_req(p, i, "?", "not a string");
+        char name[MH_NAME_MAX + 1];
+        const char *c, *why;
+        if (!split_req(j->valuestring, name, sizeof name, &c))
+            return bad_req(p, i, j->valuestring, "it must start with a "
+                           "module name");
+        if (mh_version_check(NULL, c, &why) < 0)
+            return bad_req(p, i, j->valuestring, why);
+        m->req[m->nreq].name = mh_mem_strdup(p->h, name);
+        m->req[m->nreq].constraint = mh_mem_strdup(p->h, c);
+        m->nreq++;
+        if (!m->req[m->nreq - 1].name || !m->req[m->nreq - 1].constraint)
+            return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+    }
+    return MH_OK;
+}
+
+static mh_status parse_provides(const parse_ctx *p, const cJSON *obj,
+                                mh_manifest *m)
+{
+    if (!obj)
+        return MH_OK;
+    if (!cJSON_IsObject(obj))
+        return bad(p, "'provides' must be an object: group -> export name");
+    size_t n = (size_t)cJSON_GetArraySize(obj);
+    if (n > 1024)
+        return bad(p, "'provides' has more than 1024 groups");
+    m->prov = n ? mh_mem_calloc(p->h, n, sizeof *m->prov) : NULL;
+    if (n && !m->prov)
+        return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+    for (const cJSON *j = obj->child; j; j = j->next) {
+        if (!j->string || !j->string[0] || !cJSON_IsString(j) ||
+            !j->valuestring || !j->valuestring[0])
+            return mh_err(p->h, p->err, MH_EFORMAT, "manifest of module '%s' "
+                          "(%s): provides '%s': the group and its export "
+                          "must be non-empty strings", p->name, p->where,
+                          j->string ? j->string : "");
+        m->prov[m->nprov].group = mh_mem_strdup(p->h, j->string);
+        m->prov[m->nprov].export_name = mh_mem_strdup(p->h, j->valuestring);
+        m->nprov++;
+        if (!m->prov[m->nprov - 1].group ||
+            !m->prov[m->nprov - 1].export_name)
+            return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+    }
+    return MH_OK;
+}
+
+static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
+{
+    mh_host *h = p->h;
+    const char *version, *desc, *host_req, *mname;
+    if (!cJSON_IsObject(root))
+        return bad(p, "it is not a JSON object");
+    if (!opt_string(root, "name", &mname))
+        return bad(p, "'name' must be a string");
+    if (mname && mh_name_check(mname, NULL) != MH_OK)
+        return bad(p, "'name' is not a module name");
+    if (!opt_string(root, "version", &version))
+        return bad(p, "'version' must be a string");
+    if (!opt_string(root, "description", &desc))
+        return bad(p, "'description' must be a string");
+    if (!opt_string(root, "modhost", &host_req))
+        return bad(p, "'modhost' must be a version constraint string");
+    const char *why;
+    if (host_req && mh_version_check(NULL, host_req, &why) < 0)
+        return mh_err(h, p->err, MH_EFORMAT, "manifest of module '%s' (%s): "
+                      "'modhost' '%s': %s", p->name, p->where, host_req, why);
+    const cJSON *abi = cJSON_GetObjectItemCaseSensitive(root, "abi");
+    if (abi && (!cJSON_IsNumber(abi) || abi->valuedouble < 1 ||
+                abi->valuedouble > 1e6 ||
+                abi->valuedouble != (double)abi->valueint))
+        return bad(p, "'abi' must be a positive integer");
+    m->abi = abi ? abi->valueint : 0;
+    if ((version && !(m->version = mh_mem_strdup(h, version))) ||
+        (desc && !(m->description = mh_mem_strdup(h, desc))) ||
+        (host_req && !(m->host_req = mh_mem_strdup(h, host_req))))
+        return mh_err(h, p->err, MH_ENOMEM, "out of memory");
+    mh_status rc = parse_requires(
+        p, cJSON_GetObjectItemCaseSensitive(root, "requires"), m);
+    if (rc == MH_OK)
+        rc = parse_provides(
+            p, cJSON_GetObjectItemCaseSensitive(root, "provides"), m);
+    return rc;
+}
+
+mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
+                            const char *where, const char *json, size_t len,
+                            mh_manifest **out, mh_error **err)
+{
+    parse_ctx p = {h, name, where ? where : "?", err};
+    *out = NULL;
+    if (len > MH_MANIFEST_MAX)
+        return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) is "
+                      "%zu bytes; the limit is %u", name, p.where, len,
+                      MH_MANIFEST_MAX);
+    if (memchr(json, '\0', len))
+        return bad(&p, "it contains a NUL byte");
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (!root) {
+        size_t at = end && end >= json && end <= json + len
+                        ? (size_t)(end - json) : 0;
+        return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) is "
+                      "not valid JSON (near byte %zu)", name, p.where, at);
+    }
+    mh_manifest *m = blank(h, name, source, where);
+    mh_status rc = m ? fill(&p, root, m)
+                     : mh_err(h, err, MH_ENOMEM, "out of memory");
+    char *text = rc == MH_OK ? cJSON_PrintUnformatted(root) : NULL;
+    if (rc == MH_OK && (!text || !set_json(m, text)))
+        rc = mh_err(h, err, MH_ENOMEM, "out of memory");
+    cJSON_free(text);
+    cJSON_Delete(root);
+    if (rc != MH_OK) {
+        mh_manifest_free(m);
+        return rc;
+    }
+    *out = m;
+    return MH_OK;
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+const char *mh_manifest_name(const mh_manifest *m)
+{
+    return m ? m->name : NULL;
+}
+
+const char *mh_manifest_version(const mh_manifest *m)
+{
+    return m ? m->version : NULL;
+}
+
+const char *mh_manifest_description(const mh_manifest *m)
+{
+    return m ? m->description : NULL;
+}
+
+int mh_manifest_abi(const mh_manifest *m)
+{
+    return m ? m->abi : 0;
+}
+
+const char *mh_manifest_source(const mh_manifest *m)
+{
+    return m ? m->source : NULL;
+}
+
+const char *mh_manifest_json(const mh_manifest *m)
+{
+    return m ? m->json : NULL;
+}
+
+size_t mh_manifest_requires_count(const mh_manifest *m)
+{
+    return m ? m->nreq : 0;
+}
+
+mh_status mh_manifest_require(const mh_manifest *m, size_t i,
+                              const char **name, const char **constraint)
+{
+    bool ok = m && i < m->nreq;
+    if (name)
+        *name = ok ? m->req[i].name : NULL;
+    if (constraint)
+        *constraint = ok ? m->req[i].constraint : NULL;
+    return ok ? MH_OK : MH_EINVAL;
+}
+
+size_t mh_manifest_provides_count(const mh_manifest *m)
+{
+    return m ? m->nprov : 0;
+}
+
+mh_status mh_manifest_provide(const mh_manifest *m, size_t i,
+                              const char **group, const char **export_name)
+{
+    bool ok = m && i < m->nprov;
+    if (group)
+        *group = ok ? m->prov[i].group : NULL;
+    if (export_name)
+        *export_name = ok ? m->prov[i].export_name : NULL;
+    return ok ? MH_OK : MH_EINVAL;
+}
+
+const char *mh_manifest_provider(const mh_manifest *m, const char *group)
+{
+    for (size_t i = 0; m && group && i < m->nprov; i++)
+        if (strcmp(m->prov[i].group, group) == 0)
+            return m->prov[i].export_name;
+    return NULL;
+}

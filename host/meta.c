@@ -1,0 +1,242 @@
+/*
+ * host/meta.c -- a module's metadata without running its code, and the
+ * checks made from it before a load.
+ *
+ * Where metadata comes from, first found wins:
+ *   1. native code: the ELF note MH_PLUGIN_MANIFEST writes, read from the
+ *      file with pread (headers and note segments only) or from the image
+ *      a finder returned, by the bounds-checked reader of loaders/elf.c --
+ *      never dlopen, which would run the object's constructors;
+ *   2. a sidecar NAME.json the finder reported (a file, a database row, an
+ *      archive member): what a stripped plugin or a Lua module uses.
+ * A module with neither has an empty manifest (source "none").
+ *
+ * Before a load (mh_meta_admit): the ABI the note says the plugin was
+ * built for, the host version the manifest asks for, then every
+ * requirement imported in order, its version checked.  A failure names
+ * the whole import chain, once: the innermost failing requirement writes
+ * the message and the levels above pass it on unchanged.
+ */
+#include "host/internal.h"
+#include "host/meta.h"
+#include "finders/finder.h"
+#include "loaders/elf.h"
+#include "cache/atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The ELF note of a native module: from its file, or from its bytes
+ * (kept in *image when the caller wants them). */
+static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
+                         mh_elf_note *note, mh_blob *image, mh_error **err)
+{
+    const char *why;
+    if (f->file) {
+        int fd = open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            return mh_err(h, err, MH_EIO, "module '%s': cannot read its "
+                          "metadata: %s: %s", name, f->file, strerror(e));
+        }
+        why = S_ISREG(st.st_mode)
+                  ? mh_elf_note_fd(h, fd, (uint64_t)st.st_size, note)
+                  : "it is not a regular file";
+        close(fd);
+    } else {
+        mh_blob b;
+        mh_status rc = mh_found_read(h, f, f->key, &b, err);
+        if (rc != MH_OK)
+            return rc;
+        why = mh_elf_note_mem(h, b.data, b.len, note);
+        if (image && !why)
+            *image = b;
+        else
+            mh_blob_free(h, &b);
+    }
+    if (!why)
+        return MH_OK;
+    if (strcmp(why, "out of memory") == 0)
+        return mh_err(h, err, MH_ENOMEM, "out of memory reading the "
+                      "metadata of '%s'", name);
+    return mh_err(h, err, MH_EFORMAT, "module '%s' (%s) is damaged: %s; not "
+                  "loaded", name, f->origin, why);
+}
+
+/* The sidecar of f, if it has one: *out, or NULL. */
+static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
+                            mh_manifest **out, mh_error **err)
+{
+    mh_blob b = {0};
+    mh_status rc;
+    char where[4200];
+    *out = NULL;
+    if (f->meta_file) {
+        snprintf(where, sizeof where, "%s", f->meta_file);
+        rc = mh_atw_read_file(h, f->meta_file, MH_MANIFEST_MAX, &b.data,
+                              &b.len, err);
+        b.size = b.len ? b.len : 1;
+    } else if (f->meta_key) {
+        snprintf(where, sizeof where, "%s, item %s", f->origin, f->meta_key);
+        rc = mh_found_read(h, f, f->meta_key, &b, err);
+    } else {
+        return MH_OK;
+    }
+    if (rc != MH_OK)
+        return rc;
+    rc = mh_manifest_parse(h, name, "sidecar", where, (const char *)b.data,
+                           b.len, out, err);
+    mh_blob_free(h, &b);
+    return rc;
+}
+
+mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
+                     mh_manifest **out, mh_blob *image, mh_error **err)
+{
+    *out = NULL;
+    if (image)
+        image->data = NULL, image->len = image->size = 0;
+    if (f->kind == MH_KIND_NATIVE) {
+        mh_elf_note note;
+        mh_status rc = note_of(h, name, f, &note, image, err);
+        if (rc != MH_OK)
+            return rc;
+        if (note.found) {
+            rc = mh_manifest_parse(h, name, "elf-note", f->origin, note.json,
+                                   note.json_len, out, err);
+            if (rc == MH_OK && (*out)->abi && (*out)->abi != (int)note.abi)
+                rc = mh_err(h, err, MH_EFORMAT, "manifest of module '%s' "
+                            "(%s) says abi %d, but the plugin was built for "
+                            "ABI %u", name, f->origin, (*out)->abi,
+                            note.abi);
+            if (rc == MH_OK)
+                (*out)->abi = (int)note.abi;
+            mh_elf_note_free(h, &note);
+            if (rc != MH_OK) {
+                mh_manifest_free(*out);
+                *out = NULL;
+                if (image)
+                    mh_blob_free(h, image);
+            }
+            return rc;
+        }
+    }
+    mh_status rc = f->kind == MH_KIND_NAMESPACE
+                       ? MH_OK : sidecar_of(h, name, f, out, err);
+    if (rc == MH_OK && !*out)
+        rc = mh_manifest_empty(h, name, out, err);
+    if (rc != MH_OK && image)
+        mh_blob_free(h, image);
+    return rc;
+}
+
+/* ---- admission ---------------------------------------------------------- */
+
+/* Set by the innermost failing requirement: the levels above pass its
+ * error on as it is. */
+static _Thread_local bool chain_reported;
+
+const char *mh_meta_module_version(const mh_module *mod)
+{
+    if (mod->manifest && mod->manifest->version)
+        return mod->manifest->version;
+    return mod->desc ? mod->desc->version : NULL;
+}
+
+static mh_status chain_error(mh_host *h, mh_error **err, mh_status code,
+                             const char *name, const mh_requirement *r,
+                             const char *detail)
+{
+    mh_buf chain;
+    mh_buf_init(&chain, h, 0);
+    mh_reg_import_chain(&chain, r->name);
+    mh_status rc = mh_err(h, err, code, "module '%s' requires '%s%s%s' "
+                          "(import chain: %s): %s", name, r->name,
+                          r->constraint[0] ? " " : "", r->constraint,
+                          chain.failed ? "?" : mh_buf_str(&chain), detail);
+    mh_buf_free(&chain);
+    chain_reported = true;
+    return rc;
+}
+
+mh_status mh_meta_admit(mh_host *h, const char *name, const char *origin,
+                        const mh_manifest *m, mh_error **err)
+{
+    chain_reported = false;
+    if (m->abi && m->abi != MH_PLUGIN_ABI_VERSION)
+        return mh_err(h, err, MH_EABI, "module '%s' (%s) was built for "
+                      "plugin ABI %d (its manifest note says so), but this "
+                      "host (modhost %s) supports ABI %d; it was not loaded "
+                      "and none of its code ran; rebuild the plugin against "
+                      "this modhost", name, origin, m->abi,
+                      MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION);
+    const char *why;
+    if (m->host_req && mh_version_check(MH_VERSION_STRING, m->host_req,
+                                        &why) != 1)
+        return mh_err(h, err, MH_EVERSION, "module '%s' (%s) needs modhost "
+                      "%s; this is modhost %s; it was not loaded", name,
+                      origin, m->host_req, MH_VERSION_STRING);
+    for (size_t i = 0; i < m->nreq; i++) {
+        const mh_requirement *r = &m->req[i];
+        mh_module *dep;
+        mh_error *e = NULL;
+        MH_TRACE(h, "import '%s': requires '%s %s'", name, r->name,
+                 r->constraint);
+        chain_reported = false;
+        mh_status rc = mh_import(h, r->name, &dep, &e);
+        if (rc != MH_OK) {
+            if (chain_reported) /* named the chain already, deeper down */
+                return mh_err_give(e, err);
+            rc = chain_error(h, err, rc, name, r, mh_error_message(e));
+            mh_error_free(e);
+            return rc;
+        }
+        if (!r->constraint[0])
+            continue;
+        const char *v = mh_meta_module_version(dep);
+        if (mh_version_check(v, r->constraint, &why) != 1) {
+            char detail[600];
+            snprintf(detail, sizeof detail, "'%s' (%s) is %s%s", r->name,
+                     dep->origin, v ? "version " : "of no declared version",
+                     v ? v : "");
+            return chain_error(h, err, MH_EVERSION, name, r, detail);
+        }
+    }
+    return MH_OK;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
+                      mh_error **err)
+{
+    if (!out)
+        return mh_err(host, err, MH_EINVAL, "mh_metadata: out is NULL");
+    *out = NULL;
+    if (!host || !name)
+        return mh_err(host, err, MH_EINVAL, "mh_metadata: NULL argument");
+    mh_status rc = mh_name_check(name, err);
+    if (rc != MH_OK)
+        return rc;
+    const char *iname = mh_int_cstr(host, name);
+    if (!iname)
+        return mh_err(host, err, MH_ENOMEM, "out of memory reading the "
+                      "metadata of '%s'", name);
+    mh_found f;
+    rc = mh_find_spec(host, iname, &f, err);
+    if (rc == MH_OK)
+        rc = mh_meta_of(host, iname, &f, out, NULL, err);
+    return rc;
+}
+
+const mh_manifest *mh_module_manifest(const mh_module *mod)
+{
+    return mod ? mod->manifest : NULL;
+}

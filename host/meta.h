@@ -1,0 +1,86 @@
+/*
+ * host/meta.h -- module metadata: manifests (host/manifest.c), versions
+ * (host/version.c), reading a found module's metadata without running its
+ * code and checking it before a load (host/meta.c).
+ */
+#ifndef MH_HOST_META_H
+#define MH_HOST_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "modhost.h"
+
+struct mh_host;
+struct mh_found;
+struct mh_finder_blob;
+struct cJSON;
+
+/* Largest manifest accepted, in bytes of JSON. */
+#define MH_MANIFEST_MAX (256u * 1024u)
+
+typedef struct mh_requirement {
+    const char *name;        /* host memory, owned by the manifest */
+    const char *constraint;  /* "" for any version */
+} mh_requirement;
+
+typedef struct mh_provide {
+    const char *group;
+    const char *export_name;
+} mh_provide;
+
+struct mh_manifest {
+    struct mh_host *host;    /* allocator */
+    const char *name;        /* the module's name (as imported) */
+    const char *version, *description, *host_req; /* or NULL */
+    int abi;                 /* 0: none declared */
+    const char *source;      /* "elf-note", "sidecar", "none" */
+    const char *where;       /* the file or item it came from, or NULL */
+    char *json;              /* compact text, host memory */
+    size_t json_size;
+    mh_requirement *req;
+    size_t nreq;
+    mh_provide *prov;
+    size_t nprov;
+};
+
+/* Parse JSON text (len bytes) as the manifest of module `name` (interned).
+ * `where` names the source in messages.  MH_OK, MH_ENOMEM, or MH_EFORMAT
+ * naming the field that is wrong. */
+mh_status mh_manifest_parse(struct mh_host *h, const char *name,
+                            const char *source, const char *where,
+                            const char *json, size_t len, mh_manifest **out,
+                            mh_error **err);
+
+/* A manifest with nothing in it (source "none"). */
+mh_status mh_manifest_empty(struct mh_host *h, const char *name,
+                            mh_manifest **out, mh_error **err);
+
+/* -1, 0, 1 as a <, ==, > b (versions: host/version.c). */
+int mh_version_cmp(const char *a, const char *b);
+/* 1 when version satisfies constraint, 0 when not (or version is NULL or
+ * no version), -1 when the constraint is malformed (*why, static). */
+int mh_version_check(const char *version, const char *constraint,
+                     const char **why);
+
+/* The metadata of a found module, without running its code: the ELF note
+ * of a native module, else a sidecar.  For a native module read into
+ * memory, `image` (if not NULL) receives the bytes so the loader need not
+ * read them again.  (host/meta.c) */
+mh_status mh_meta_of(struct mh_host *h, const char *name,
+                     const struct mh_found *f, mh_manifest **out,
+                     struct mh_finder_blob *image, mh_error **err);
+
+/* Before loading module `name` with manifest m: the ABI and host version
+ * it declares, then each of its requires imported in order with its
+ * constraint checked.  The error names the whole import chain. */
+mh_status mh_meta_admit(struct mh_host *h, const char *name,
+                        const char *origin, const mh_manifest *m,
+                        mh_error **err);
+
+/* The version a loaded module reports: its manifest's, else its
+ * descriptor's, or NULL. */
+const char *mh_meta_module_version(const mh_module *mod);
+
+#endif /* MH_HOST_META_H */
