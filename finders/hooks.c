@@ -87,6 +87,11 @@ static int svc_verbose(mh_finder_ctx *cx)
     return MH_FCX(cx)->h->verbose;
 }
 
+static const char *svc_intern(mh_finder_ctx *cx, const char *str)
+{
+    return str ? mh_int_cstr(MH_FCX(cx)->h, str) : NULL;
+}
+
 static const mh_finder_services services = {
     .size = sizeof(mh_finder_services),
     .error = svc_error,
@@ -96,6 +101,7 @@ static const mh_finder_services services = {
     .free = svc_free,
     .max_module_size = svc_max_module_size,
     .verbose = svc_verbose,
+    .intern = svc_intern,
 };
 
 void mh_fcx_init(mh_fcx *cx, mh_host *h, const mh_hook *hook, mh_buf *why,

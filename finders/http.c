@@ -513,15 +513,22 @@ static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
         spec->kind = e->kind;
         spec->flags = (e->binary ? MH_SPEC_BYTECODE : 0) |
                       (s->signed_ok ? MH_SPEC_TRUSTED : 0);
-        spec->origin = url;
+        /* Interned: the host reads them after this frame is gone. */
+        spec->origin = mh_int_cstr(h, url);
         spec->key = e->name;
-        spec->identity = identity(e, ident);
+        spec->identity = mh_int_cstr(h, identity(e, ident));
+        if (!spec->origin || !spec->identity)
+            rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
+                        name);
     } else if (mh_idx_has_children(&s->idx, name)) {
         char rel[MH_NAME_MAX + 8];
         mh_name_relpath(name, "/", rel, sizeof rel);
         snprintf(url, sizeof url, "%s%s", s->base, rel);
         spec->kind = MH_KIND_NAMESPACE;
-        spec->origin = url;
+        spec->origin = mh_int_cstr(h, url);
+        if (!spec->origin)
+            rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
+                        name);
     } else {
         mh_buf_printf(why, "not in %sindex.json", s->base);
         rc = MH_ENOTFOUND;

@@ -350,6 +350,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     static const struct { const char *suffix; mh_module_kind kind; } kinds[] = {
         {MH_NATIVE_SUFFIX, MH_KIND_NATIVE}, {MH_LUA_SUFFIX, MH_KIND_LUA}};
     sqf_state *s = state;
+    mh_host *h = s->host;
     char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
     char origin[PATH_MAX + MH_NAME_MAX + 8], ident[160];
     char meta[MH_NAME_MAX + 8];
@@ -381,13 +382,18 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         }
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
         spec->kind = kinds[k].kind;
-        spec->origin = origin;
-        spec->key = rel;
-        spec->identity = ident;
-        spec->meta_key = sidecar(s, rel, n, strlen(kinds[k].suffix), meta,
+        /* Interned: the host reads them after this frame is gone. */
+        spec->origin = mh_int_cstr(h, origin);
+        spec->key = mh_int_str(h, rel, n);
+        spec->identity = mh_int_cstr(h, ident);
+        const char *mk = sidecar(s, rel, n, strlen(kinds[k].suffix), meta,
                                  sizeof meta);
-        /* Strings in this frame: the host copies them on return. */
-        rc = MH_OK;
+        spec->meta_key = mk ? mh_int_cstr(h, mk) : NULL;
+        rc = spec->origin && spec->key && spec->identity && (!mk ||
+                                                             spec->meta_key)
+                 ? MH_OK
+                 : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM, "out of memory "
+                          "finding '%s'", name);
         goto out;
     }
     /* Not a module: a namespace portion if anything lies under a/b/c/. */
@@ -402,8 +408,10 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     if (step == SQLITE_ROW) {
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
         spec->kind = MH_KIND_NAMESPACE;
-        spec->origin = origin;
-        rc = MH_OK;
+        spec->origin = mh_int_cstr(h, origin);
+        rc = spec->origin ? MH_OK
+                          : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM,
+                                   "out of memory finding '%s'", name);
     } else if (step == SQLITE_DONE) {
         mh_buf_printf(why, "no %s.so or %s.lua in the archive", rel, rel);
         rc = MH_ENOTFOUND;

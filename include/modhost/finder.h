@@ -50,8 +50,11 @@
  *     them from a sealed memfd; Lua text is compiled by the host.
  *   - invalidate (optional): forget cached state (mh_invalidate_caches).
  *   - close: free the instance.
- * Strings a finder puts in a spec, or passes to list's fn, need only live
- * until the call returns: the host interns its own copies.
+ * Strings: those passed to list's fn need only live during that call of
+ * fn.  Those find puts in *spec are read after find returns, so they
+ * must not live in find's own stack frame: return strings held by the
+ * instance, or copies from cx->svc->intern(), which live as long as the
+ * host.  The host keeps interned copies of everything either way.
  *
  * Threads: the host may call find, list and read on one instance from
  * several threads at once; a finder serialises itself where it must.
@@ -134,6 +137,9 @@ typedef struct mh_finder_services {
     size_t (*max_module_size)(mh_finder_ctx *cx);
     /* Is the host tracing (-v)?  Then log(MH_LOG_TRACE) is worth calling. */
     int (*verbose)(mh_finder_ctx *cx);
+    /* The host's canonical copy of s, valid until the host is freed (NULL
+     * when out of memory): for strings find returns in *spec. */
+    const char *(*intern)(mh_finder_ctx *cx, const char *s);
 } mh_finder_services;
 
 /* The context of one call: services, and the `ud` given at registration. */
@@ -208,8 +214,10 @@ typedef enum mh_chain_pos {
 /*
  * Add a path hook.  cls (and everything it points to) must outlive the
  * host; ud is handed to every call in cx->ud.  The built-in chain is
- * http, sqlite, fs; "fs" claims every absolute path, so a hook for files
- * or directories goes before it.  Fails with MH_EINVAL when the name is
+ * http, sqlite, fs; "sqlite" claims sqlite: entries and files with the
+ * SQLite header, "fs" every absolute path that is a directory or does not
+ * exist, so a hook for directories goes before "fs".  Finder plugins
+ * loaded by scheme go just before "fs" and get cx->ud == NULL.  Fails with MH_EINVAL when the name is
  * already in the chain, the scheme is already claimed by another hook,
  * the anchor does not exist, or cls is malformed (no name, no open/find/
  * close, neither scheme nor claims); MH_EVERSION when cls->version or
