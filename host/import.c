@@ -23,6 +23,14 @@
 
 #include <string.h>
 
+/* A failure that is the module's own (and stays until it changes), as
+ * opposed to a missing file, a busy database, memory or a cycle. */
+static bool own_fault(mh_status rc)
+{
+    return rc == MH_EFORMAT || rc == MH_EABI || rc == MH_EVERSION ||
+           rc == MH_ELOAD || rc == MH_ENODESC || rc == MH_EINIT;
+}
+
 static mh_status import_slow(mh_host *h, const char *name, size_t len,
                              unsigned flags, mh_module **out, mh_error **err)
 {
@@ -53,6 +61,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_reg_enter(mod);
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec(h, iname, &f, &e);
+    bool found = rc == MH_OK;
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {
@@ -65,10 +74,21 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
                         &e);
     }
     if (rc == MH_OK)
-        rc = mh_meta_admit(h, iname, f.origin, man, &e);
+        rc = mh_meta_check(h, iname, f.origin, man, &e);
+    if (found && rc != MH_OK && e && own_fault(rc))
+        mh_discover_record(h, iname, &f, e);
+    if (rc == MH_OK)
+        rc = mh_meta_require(h, iname, man, &e);
     if (rc == MH_OK) {
         f.image = image.data ? &image : NULL;
         rc = mh_ld_load(h, mod, &f, flags, &e);
+        if (rc == MH_OK) {
+            rc = mh_ld_init(h, mod, &e);
+            if (rc != MH_OK)
+                mh_ld_unload(h, mod);
+        }
+        if (rc != MH_OK && e && own_fault(rc))
+            mh_discover_record(h, iname, &f, e);
     }
     mh_blob_free(h, &image); /* the loader keeps its own copy */
     if (rc == MH_OK && strcmp(man->source, "none") != 0) {
@@ -76,11 +96,6 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
         man = NULL;
     }
     mh_manifest_free(man);
-    if (rc == MH_OK) {
-        rc = mh_ld_init(h, mod, &e);
-        if (rc != MH_OK)
-            mh_ld_unload(h, mod);
-    }
     mh_reg_leave(mod);
     if (rc != MH_OK) {
         if (!e) /* every failing step reports; this is a safety net */

@@ -11,9 +11,10 @@
  *      archive member): what a stripped plugin or a Lua module uses.
  * A module with neither has an empty manifest (source "none").
  *
- * Before a load (mh_meta_admit): the ABI the note says the plugin was
+ * Before a load: the ABI the note says the plugin was
  * built for, the host version the manifest asks for, then every
- * requirement imported in order, its version checked.  A failure names
+ * requirement imported in order, its version checked (mh_meta_check,
+ * then mh_meta_require).  A failure names
  * the whole import chain, once: the innermost failing requirement writes
  * the message and the levels above pass it on unchanged.
  */
@@ -166,10 +167,9 @@ static mh_status chain_error(mh_host *h, mh_error **err, mh_status code,
     return rc;
 }
 
-mh_status mh_meta_admit(mh_host *h, const char *name, const char *origin,
+mh_status mh_meta_check(mh_host *h, const char *name, const char *origin,
                         const mh_manifest *m, mh_error **err)
 {
-    chain_reported = false;
     if (m->abi && m->abi != MH_PLUGIN_ABI_VERSION)
         return mh_err(h, err, MH_EABI, "module '%s' (%s) was built for "
                       "plugin ABI %d (its manifest note says so), but this "
@@ -183,6 +183,14 @@ mh_status mh_meta_admit(mh_host *h, const char *name, const char *origin,
         return mh_err(h, err, MH_EVERSION, "module '%s' (%s) needs modhost "
                       "%s; this is modhost %s; it was not loaded", name,
                       origin, m->host_req, MH_VERSION_STRING);
+    return MH_OK;
+}
+
+mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
+                          mh_error **err)
+{
+    const char *why;
+    chain_reported = false;
     for (size_t i = 0; i < m->nreq; i++) {
         const mh_requirement *r = &m->req[i];
         mh_module *dep;

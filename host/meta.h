@@ -72,12 +72,22 @@ mh_status mh_meta_of(struct mh_host *h, const char *name,
                      const struct mh_found *f, mh_manifest **out,
                      struct mh_finder_blob *image, mh_error **err);
 
-/* Before loading module `name` with manifest m: the ABI and host version
- * it declares, then each of its requires imported in order with its
- * constraint checked.  The error names the whole import chain. */
-mh_status mh_meta_admit(struct mh_host *h, const char *name,
+/* May module `name` with manifest m load here?  The plugin ABI and the
+ * host version it declares; the refusal says why and that no code ran. */
+mh_status mh_meta_check(struct mh_host *h, const char *name,
                         const char *origin, const mh_manifest *m,
                         mh_error **err);
+
+/* Import m's requirements in order, checking their version constraints;
+ * the error names the whole import chain. */
+mh_status mh_meta_require(struct mh_host *h, const char *name,
+                          const mh_manifest *m, mh_error **err);
+
+/* The discovery index learns that module `name`, found as f, failed to
+ * load for a reason of its own (its metadata, ABI, host version, load or
+ * init), so discovery skips it until it changes.  (host/discover.c) */
+void mh_discover_record(struct mh_host *h, const char *name,
+                        const struct mh_found *f, const mh_error *e);
 
 /* The version a loaded module reports: its manifest's, else its
  * descriptor's, or NULL. */

@@ -1,0 +1,254 @@
+/*
+ * cache/discovery.c -- the discovery index file (see discovery.h).
+ *
+ * One connection per use, opened on demand: listing is rare next to
+ * importing, and short-lived connections need no locking between hosts
+ * or processes beyond SQLite's own (busy timeout).  A damaged or foreign
+ * file is replaced by renaming a new, empty index over it, so a reader
+ * never sees a half-made file.
+ */
+#include "host/internal.h"
+#include "host/secure.h"
+#include "cache/discovery.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct mh_dx {
+    mh_host *host;
+    sqlite3 *db;
+    sqlite3_stmt *put;
+    char path[PATH_MAX];
+    bool damaged;           /* replace on the next open */
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE modules("
+    " origin TEXT PRIMARY KEY NOT NULL,"   /* file path or URI */
+    " identity TEXT NOT NULL,"             /* when it was read */
+    " name TEXT NOT NULL,"
+    " source TEXT NOT NULL,"               /* elf-note, sidecar, none */
+    " manifest TEXT,"                      /* compact JSON */
+    " status INTEGER NOT NULL,"            /* 0, or the failure's mh_status */
+    " reason TEXT,"
+    " recorded INTEGER NOT NULL);";
+
+static bool is_damage(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB ||
+           rc == SQLITE_FORMAT || rc == SQLITE_ERROR;
+}
+
+/* Write a new, empty index at path: built under a temporary name and
+ * renamed into place.  0 or -1. */
+static int fresh(mh_host *h, const char *path)
+{
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(),
+             (unsigned)rand());
+    sqlite3 *db = NULL;
+    char sql[sizeof SCHEMA + 160];
+    snprintf(sql, sizeof sql, "PRAGMA application_id = %d; "
+             "PRAGMA user_version = %d; %s", MH_DX_APP_ID, MH_DX_FORMAT,
+             SCHEMA);
+    int rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE |
+                             SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE,
+                             NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    int crc = sqlite3_close(db);
+    if (rc == SQLITE_OK && crc == SQLITE_OK && rename(tmp, path) == 0) {
+        MH_TRACE(h, "discovery index: new %s", path);
+        return 0;
+    }
+    MH_TRACE(h, "discovery index: cannot create %s (%s)", path,
+             rc != SQLITE_OK ? sqlite3_errstr(rc) : strerror(errno));
+    unlink(tmp);
+    return -1;
+}
+
+/* Is db an index of our format?  1 yes, 0 no (foreign or damaged). */
+static int ours(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int ok = 0;
+    if (sqlite3_prepare_v2(db, "SELECT (SELECT application_id FROM "
+                           "pragma_application_id), (SELECT user_version "
+                           "FROM pragma_user_version), (SELECT count(*) FROM "
+                           "sqlite_schema WHERE name = 'modules')", -1, &st,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        ok = sqlite3_column_int(st, 0) == MH_DX_APP_ID &&
+             sqlite3_column_int(st, 1) == MH_DX_FORMAT &&
+             sqlite3_column_int(st, 2) == 1;
+    sqlite3_finalize(st);
+    return ok;
+}
+
+mh_dx *mh_dx_open(mh_host *h, bool create)
+{
+    if (h->flags & MH_CONFIG_NO_INDEX)
+        return NULL;
+    char real[PATH_MAX];
+    mh_error *e = NULL;
+    if (mh_sec_private_dir(h, h->cache_dir, real, sizeof real, &e) != MH_OK) {
+        MH_TRACE(h, "discovery index not used: %s", mh_error_message(e));
+        mh_error_free(e);
+        return NULL;
+    }
+    mh_dx *dx = mh_mem_calloc(h, 1, sizeof *dx);
+    if (!dx)
+        return NULL;
+    dx->host = h;
+    int n = snprintf(dx->path, sizeof dx->path, "%s/%s", real, MH_DX_FILE);
+    if (n < 0 || (size_t)n >= sizeof dx->path)
+        goto fail;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct stat st;
+        if (lstat(dx->path, &st) != 0) {
+            if (!create || fresh(h, dx->path) != 0)
+                goto fail;
+        } else if (!S_ISREG(st.st_mode)) {
+            MH_TRACE(h, "discovery index: %s is not a regular file; not "
+                     "used", dx->path);
+            goto fail;
+        }
+        int rc = sqlite3_open_v2(dx->path, &dx->db, SQLITE_OPEN_READWRITE |
+                                 SQLITE_OPEN_NOFOLLOW, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_busy_timeout(dx->db, 5000);
+            sqlite3_extended_result_codes(dx->db, 1);
+            if (ours(dx->db))
+                return dx;
+        }
+        sqlite3_close(dx->db);
+        dx->db = NULL;
+        if (!create)
+            goto fail;
+        /* Damaged, or another format: a cache, so start afresh. */
+        MH_TRACE(h, "discovery index: %s is damaged or of another format; "
+                 "rebuilding it", dx->path);
+        if (fresh(h, dx->path) != 0)
+            goto fail;
+    }
+fail:
+    mh_mem_free(h, dx, sizeof *dx);
+    return NULL;
+}
+
+void mh_dx_close(mh_dx *dx)
+{
+    if (!dx)
+        return;
+    sqlite3_finalize(dx->put);
+    sqlite3_close(dx->db);
+    if (dx->damaged) /* replaced by the next open that may create */
+        unlink(dx->path);
+    mh_mem_free(dx->host, dx, sizeof *dx);
+}
+
+static int failed(mh_dx *dx, int rc)
+{
+    if (is_damage(rc))
+        dx->damaged = true;
+    MH_TRACE(dx->host, "discovery index %s: %s", dx->path,
+             sqlite3_errmsg(dx->db));
+    return -1;
+}
+
+int mh_dx_each(mh_dx *dx, bool failures_only, mh_dx_fn fn, void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(dx->db, failures_only
+        ? "SELECT origin, identity, name, source, manifest, status, reason, "
+          "recorded FROM modules WHERE status <> 0 ORDER BY name, origin"
+        : "SELECT origin, identity, name, source, manifest, status, reason, "
+          "recorded FROM modules", -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return failed(dx, rc);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        mh_dx_row r = {
+            .origin = (const char *)sqlite3_column_text(st, 0),
+            .identity = (const char *)sqlite3_column_text(st, 1),
+            .name = (const char *)sqlite3_column_text(st, 2),
+            .source = (const char *)sqlite3_column_text(st, 3),
+            .manifest = (const char *)sqlite3_column_text(st, 4),
+            .status = sqlite3_column_int(st, 5),
+            .reason = (const char *)sqlite3_column_text(st, 6),
+            .when = sqlite3_column_int64(st, 7),
+        };
+        if (!r.origin || !r.identity || !r.name || !r.source)
+            continue; /* NOT NULL says never; a tampered file may */
+        if (fn(ud, &r) != 0)
+            break;
+    }
+    int frc = sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return failed(dx, rc);
+    return frc == SQLITE_OK ? 0 : failed(dx, frc);
+}
+
+int mh_dx_begin(mh_dx *dx)
+{
+    int rc = sqlite3_exec(dx->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    return rc == SQLITE_OK ? 0 : failed(dx, rc);
+}
+
+int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
+{
+    int rc = SQLITE_OK;
+    if (!dx->put)
+        rc = sqlite3_prepare_v2(dx->db, "INSERT OR REPLACE INTO modules "
+                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1,
+                                &dx->put, NULL);
+    if (rc != SQLITE_OK)
+        return failed(dx, rc);
+    sqlite3_stmt *st = dx->put;
+    sqlite3_bind_text(st, 1, r->origin, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->identity, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, r->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->manifest, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 6, r->status);
+    sqlite3_bind_text(st, 7, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, r->when ? r->when : (int64_t)time(NULL));
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE ? 0 : failed(dx, rc);
+}
+
+int mh_dx_commit(mh_dx *dx)
+{
+    int rc = sqlite3_exec(dx->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    failed(dx, rc);
+    sqlite3_exec(dx->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(dx->db, name
+        ? "DELETE FROM modules WHERE status <> 0 AND name = ?1"
+        : "DELETE FROM modules WHERE status <> 0", -1, &st, NULL);
+    if (rc == SQLITE_OK && name)
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return failed(dx, rc);
+    *n = (size_t)sqlite3_changes(dx->db);
+    return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * cache/discovery.h -- the discovery index (mh_dx_*): what is known about
+ * each module on the search path, so listing metadata reads no unchanged
+ * file again (GStreamer's registry cache, with reasons).
+ *
+ * A SQLite file, <cache dir>/discovery.db, one row per module origin:
+ * the module's identity when it was read, its manifest (compact JSON) or
+ * the failure that got it skipped, with the reason.  A row counts only
+ * while the identity is unchanged.  Writes are SQLite transactions, so a
+ * crash leaves the old or the new state.  A file that is not such an
+ * index -- damaged, or of another format version (application_id and
+ * user_version) -- is replaced by an empty one, silently: it is a cache.
+ */
+#ifndef MH_CACHE_DISCOVERY_H
+#define MH_CACHE_DISCOVERY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "modhost.h"
+
+struct mh_host;
+
+#define MH_DX_FILE "discovery.db"
+#define MH_DX_APP_ID 0x4d484458    /* "MHDX" */
+#define MH_DX_FORMAT 1
+
+typedef struct mh_dx mh_dx;
+
+typedef struct mh_dx_row {
+    const char *origin;
+    const char *identity;
+    const char *name;
+    const char *source;     /* "elf-note", "sidecar", "none" */
+    const char *manifest;   /* JSON, or NULL */
+    int status;             /* MH_OK, or why the module is skipped */
+    const char *reason;     /* or NULL */
+    int64_t when;           /* Unix time recorded */
+} mh_dx_row;
+
+/* Open the host's index, creating (or replacing a damaged or foreign)
+ * file when `create`.  NULL when there is none to use: disabled
+ * (MH_CONFIG_NO_INDEX), the cache directory is not private, absent and
+ * not `create`, or SQLite failed (traced, not an error: the index only
+ * saves time). */
+mh_dx *mh_dx_open(struct mh_host *h, bool create);
+void mh_dx_close(mh_dx *dx);
+
+/* Call fn for every row (failures only, when asked) until it returns
+ * non-zero.  Strings live during the call.  -1 if the index is damaged
+ * (it is then replaced on the next open). */
+typedef int (*mh_dx_fn)(void *ud, const mh_dx_row *row);
+int mh_dx_each(mh_dx *dx, bool failures_only, mh_dx_fn fn, void *ud);
+
+/* Write rows in one transaction: begin, put..., commit (0 or -1). */
+int mh_dx_begin(mh_dx *dx);
+int mh_dx_put(mh_dx *dx, const mh_dx_row *row);
+int mh_dx_commit(mh_dx *dx);
+
+/* Forget failures: all, or those of module `name`; *n of them. */
+int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n);
+
+#endif /* MH_CACHE_DISCOVERY_H */

@@ -1,0 +1,447 @@
+/*
+ * host/discover.c -- discovery: every module on the search path with its
+ * metadata, entry points by group, and the failures that get a module
+ * skipped -- without running any module code.
+ *
+ * mh_discover lists the path (host/find.c), then for each module compares
+ * its identity with the discovery index (cache/discovery.c):
+ *   - a file: device, inode, size and nanosecond mtime, of the module and
+ *     of its sidecar (or its absence), from stat();
+ *   - an item without a file: the identity its finder reports (a content
+ *     hash for HTTP, the row and the database file for SQLite).
+ * Same identity: the stored manifest or failure is used and the module
+ * is not read.  Otherwise its metadata is read (host/meta.c) and checked
+ * (ABI, host version), and the row rewritten.  A file changed less than
+ * UNSURE_NS before it was read might change again within the same mtime
+ * tick unseen, so its row is stored as unsure and read again next time
+ * (the rule of the directory listing cache).
+ *
+ * Callbacks run after the index is closed, so they may import.
+ */
+#include "host/internal.h"
+#include "host/meta.h"
+#include "cache/discovery.h"
+#include "finders/finder.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define UNSURE_NS 2000000000LL
+#define UNSURE "unsure:"
+
+/* ---- identities --------------------------------------------------------- */
+
+static size_t stat_identity(const char *path, char *buf, size_t size,
+                            bool *unsure)
+{
+    struct stat st;
+    if (!path)
+        return (size_t)snprintf(buf, size, "-");
+    if (stat(path, &st) != 0)
+        return (size_t)snprintf(buf, size, "?");
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long age = (long long)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000LL
+                    + (now.tv_nsec - st.st_mtim.tv_nsec);
+    if (age < UNSURE_NS)
+        *unsure = true;
+    return (size_t)snprintf(buf, size, "%ju:%ju:%lld:%lld.%09ld",
+                            (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
+                            (long long)st.st_size,
+                            (long long)st.st_mtim.tv_sec,
+                            (long)st.st_mtim.tv_nsec);
+}
+
+/* The identity of found module f into buf, or NULL when it has none (it
+ * is then read every time).  An unsure one starts with UNSURE. */
+static const char *identity_of(const mh_found *f, char *buf, size_t size)
+{
+    bool unsure = false;
+    char mod[128], meta[128];
+    if (f->file) {
+        stat_identity(f->file, mod, sizeof mod, &unsure);
+        stat_identity(f->meta_file, meta, sizeof meta, &unsure);
+        snprintf(buf, size, "%sfile:%s|meta:%s", unsure ? UNSURE : "", mod,
+                 meta);
+        return buf;
+    }
+    if (!f->identity)
+        return NULL;
+    snprintf(buf, size, "item:%s|meta:%s", f->identity,
+             f->meta_key ? f->meta_key : "-");
+    return buf;
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+typedef struct dx_item {
+    const char *name;       /* interned */
+    mh_found found;
+    mh_manifest *manifest;  /* NULL if it failed */
+    mh_status status;
+    const char *reason;     /* interned */
+} dx_item;
+
+typedef struct dx_known {   /* a row of the index, by interned origin */
+    const char *origin;
+    const char *identity;   /* interned */
+    const char *name, *source, *reason; /* interned */
+    char *manifest;         /* host memory, or NULL */
+    size_t manifest_size;
+    int status;
+} dx_known;
+
+typedef struct dx_walk {
+    mh_host *h;
+    dx_item *items;
+    size_t n, cap;
+    dx_known *known;        /* open addressing on origin pointer */
+    size_t kcap, kn;
+    bool oom;
+} dx_walk;
+
+static size_t known_slot(const dx_walk *w, const char *origin)
+{
+    size_t i = (size_t)(((uintptr_t)origin >> 3) * 0x9e3779b97f4a7c15ull
+                        >> 17) & (w->kcap - 1);
+    while (w->known[i].origin && w->known[i].origin != origin)
+        i = (i + 1) & (w->kcap - 1);
+    return i;
+}
+
+static int add_item(void *ud, const char *name, const mh_found *f)
+{
+    dx_walk *w = ud;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        dx_item *v = mh_mem_realloc(w->h, w->items, w->cap * sizeof *v,
+                                    cap * sizeof *v);
+        if (!v) {
+            w->oom = true;
+            return 1;
+        }
+        w->items = v;
+        w->cap = cap;
+    }
+    w->items[w->n++] = (dx_item){.name = name, .found = *f};
+    return 0;
+}
+
+static int add_known(void *ud, const mh_dx_row *r)
+{
+    dx_walk *w = ud;
+    mh_host *h = w->h;
+    const char *origin = mh_intern_lookup(h, r->origin);
+    if (!origin)
+        return 0; /* not on this host's path now (never interned) */
+    size_t i = known_slot(w, origin);
+    if (!w->known[i].origin || w->known[i].identity)
+        return 0; /* not an item of this walk, or seen */
+    dx_known k = {
+        .origin = origin,
+        .identity = mh_int_cstr(h, r->identity),
+        .name = mh_int_cstr(h, r->name),
+        .source = mh_int_cstr(h, r->source),
+        .reason = r->reason ? mh_int_cstr(h, r->reason) : NULL,
+        .status = r->status,
+    };
+    if (r->manifest) {
+        k.manifest_size = strlen(r->manifest) + 1;
+        k.manifest = mh_mem_alloc(h, k.manifest_size);
+        if (k.manifest)
+            memcpy(k.manifest, r->manifest, k.manifest_size);
+    }
+    if (!k.identity || !k.name || !k.source || (r->reason && !k.reason) ||
+        (r->manifest && !k.manifest)) {
+        mh_mem_free(h, k.manifest, k.manifest_size);
+        w->oom = true;
+        return 1;
+    }
+    w->known[i] = k;
+    w->kn++;
+    return 0;
+}
+
+/* Load the index's rows for the items' origins. */
+static void load_known(dx_walk *w, mh_dx *dx)
+{
+    size_t cap = 64;
+    while (cap < w->n * 2)
+        cap *= 2;
+    w->known = mh_mem_calloc(w->h, cap, sizeof *w->known);
+    if (!w->known)
+        return;
+    w->kcap = cap;
+    /* A slot per item's origin first: rows for other origins are passed
+     * over, so the table never fills. */
+    for (size_t i = 0; i < w->n; i++)
+        w->known[known_slot(w, w->items[i].found.origin)].origin =
+            w->items[i].found.origin;
+    mh_dx_each(dx, false, add_known, w);
+}
+
+static void free_known(dx_walk *w)
+{
+    for (size_t i = 0; i < w->kcap; i++)
+        mh_mem_free(w->h, w->known[i].manifest, w->known[i].manifest_size);
+    mh_mem_free(w->h, w->known, w->kcap * sizeof *w->known);
+}
+
+/* From a row whose identity matches: 1 used, 0 not usable. */
+static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
+{
+    mh_host *h = w->h;
+    if (k->status != MH_OK) {
+        it->status = k->status > 0 && k->status < MH_STATUS_COUNT_
+                         ? (mh_status)k->status : MH_EFORMAT;
+        it->reason = k->reason ? k->reason : mh_int_cstr(h, "(no reason "
+                                                            "recorded)");
+        return 1;
+    }
+    mh_error *e = NULL;
+    mh_status rc = k->manifest && strcmp(k->source, "none") != 0
+        ? mh_manifest_parse(h, it->name, k->source, it->found.origin,
+                            k->manifest, strlen(k->manifest), &it->manifest,
+                            &e)
+        : mh_manifest_empty(h, it->name, &it->manifest, &e);
+    mh_error_free(e);
+    return rc == MH_OK;
+}
+
+/* Read the item's metadata afresh. */
+static void from_module(dx_walk *w, dx_item *it)
+{
+    mh_host *h = w->h;
+    mh_error *e = NULL;
+    mh_status rc = mh_meta_of(h, it->name, &it->found, &it->manifest, NULL,
+                              &e);
+    if (rc == MH_OK)
+        rc = mh_meta_check(h, it->name, it->found.origin, it->manifest, &e);
+    if (rc != MH_OK) {
+        mh_manifest_free(it->manifest);
+        it->manifest = NULL;
+        it->status = rc;
+        it->reason = mh_int_cstr(h, mh_error_message(e));
+        if (!it->reason)
+            w->oom = true;
+    }
+    mh_error_free(e);
+}
+
+static bool transient(mh_status rc)
+{
+    return rc == MH_ENOMEM || rc == MH_EAGAIN || rc == MH_EIO ||
+           rc == MH_ENOTFOUND;
+}
+
+mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
+{
+    if (!host || !fn)
+        return mh_err(host, err, MH_EINVAL, "mh_discover: NULL argument");
+    dx_walk w = {.h = host};
+    mh_status rc = mh_list_found(host, add_item, &w, err);
+    if (rc == MH_OK && w.oom)
+        rc = mh_err(host, err, MH_ENOMEM, "out of memory listing modules");
+    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open(host, true) : NULL;
+    if (dx)
+        load_known(&w, dx);
+    bool writing = dx && mh_dx_begin(dx) == 0;
+    size_t reread = 0;
+    char ident[512];
+    for (size_t i = 0; rc == MH_OK && i < w.n && !w.oom; i++) {
+        dx_item *it = &w.items[i];
+        const char *id = identity_of(&it->found, ident, sizeof ident);
+        const dx_known *k = w.kcap ? &w.known[known_slot(&w, it->found.origin)]
+                                   : NULL;
+        if (k && k->identity && id && strcmp(k->identity, id) == 0 &&
+            strncmp(id, UNSURE, sizeof UNSURE - 1) != 0 &&
+            from_known(&w, it, k))
+            continue;
+        reread++;
+        MH_TRACE(host, "discover: reading the metadata of '%s' (%s)",
+                 it->name, it->found.origin);
+        from_module(&w, it);
+        if (!writing || !id || transient(it->status))
+            continue;
+        mh_dx_row row = {
+            .origin = it->found.origin, .identity = id, .name = it->name,
+            .source = it->manifest ? it->manifest->source : "none",
+            .manifest = it->manifest ? it->manifest->json : NULL,
+            .status = it->status, .reason = it->reason,
+        };
+        if (mh_dx_put(dx, &row) != 0)
+            writing = false;
+    }
+    if (writing)
+        mh_dx_commit(dx);
+    mh_dx_close(dx);
+    if (rc == MH_OK && w.oom)
+        rc = mh_err(host, err, MH_ENOMEM, "out of memory reading metadata");
+    MH_TRACE(host, "discover: %zu modules, %zu read, %zu from the index",
+             w.n, reread, w.n - reread);
+
+    for (size_t i = 0; rc == MH_OK && i < w.n; i++) {
+        const dx_item *it = &w.items[i];
+        mh_module_meta meta = {
+            .size = sizeof meta,
+            .name = it->name,
+            .origin = it->found.origin,
+            .finder = it->found.finder,
+            .kind = it->found.kind,
+            .entry_index = it->found.entry,
+            .manifest = it->manifest,
+            .status = it->status,
+            .reason = it->reason,
+        };
+        if (fn(ud, &meta) != 0)
+            break;
+    }
+    for (size_t i = 0; i < w.n; i++)
+        mh_manifest_free(w.items[i].manifest);
+    mh_mem_free(host, w.items, w.cap * sizeof *w.items);
+    free_known(&w);
+    return rc;
+}
+
+void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
+                        const mh_error *e)
+{
+    char ident[512];
+    const char *id = identity_of(f, ident, sizeof ident);
+    if (!id)
+        return;
+    mh_dx *dx = mh_dx_open(h, true);
+    if (!dx)
+        return;
+    mh_dx_row row = {
+        .origin = f->origin, .identity = id, .name = name, .source = "none",
+        .status = mh_error_code(e), .reason = mh_error_message(e),
+    };
+    if (mh_dx_begin(dx) == 0 && mh_dx_put(dx, &row) == 0)
+        mh_dx_commit(dx);
+    MH_TRACE(h, "discover: recorded the failure of '%s' (%s)", name,
+             f->origin);
+    mh_dx_close(dx);
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+typedef struct ep_walk {
+    const char *group;
+    mh_entry_point_fn fn;
+    void *ud;
+} ep_walk;
+
+static int ep_one(void *ud, const mh_module_meta *m)
+{
+    ep_walk *w = ud;
+    const char *exp = m->status == MH_OK
+                          ? mh_manifest_provider(m->manifest, w->group) : NULL;
+    if (!exp)
+        return 0;
+    mh_entry_point ep = {
+        .size = sizeof ep,
+        .group = w->group,
+        .module = m->name,
+        .export_name = exp,
+        .origin = m->origin,
+        .manifest = m->manifest,
+    };
+    return w->fn(w->ud, &ep);
+}
+
+mh_status mh_host_entry_points(mh_host *host, const char *group,
+                               mh_entry_point_fn fn, void *ud, mh_error **err)
+{
+    if (!host || !group || !fn)
+        return mh_err(host, err, MH_EINVAL,
+                      "mh_host_entry_points: NULL argument");
+    ep_walk w = {group, fn, ud};
+    return mh_discover(host, ep_one, &w, err);
+}
+
+mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
+                              mh_module **mod, void **symbol, mh_error **err)
+{
+    if (mod)
+        *mod = NULL;
+    if (symbol)
+        *symbol = NULL;
+    if (!host || !ep || !mod || !ep->module || !ep->export_name)
+        return mh_err(host, err, MH_EINVAL,
+                      "mh_entry_point_load: NULL argument");
+    mh_module *m;
+    mh_status rc = mh_import(host, ep->module, &m, err);
+    if (rc != MH_OK)
+        return rc;
+    if (symbol && m->kind != MH_KIND_LUA) {
+        rc = mh_module_symbol_ex(m, ep->export_name, symbol, err);
+        if (rc != MH_OK)
+            return rc;
+    }
+    *mod = m;
+    return MH_OK;
+}
+
+/* ---- recorded failures -------------------------------------------------- */
+
+typedef struct fail_walk {
+    mh_failure_fn fn;
+    void *ud;
+} fail_walk;
+
+static int fail_one(void *ud, const mh_dx_row *r)
+{
+    fail_walk *w = ud;
+    mh_failure f = {
+        .size = sizeof f,
+        .name = r->name,
+        .origin = r->origin,
+        .reason = r->reason ? r->reason : "",
+        .status = r->status > 0 && r->status < MH_STATUS_COUNT_
+                      ? (mh_status)r->status : MH_EFORMAT,
+        .when = r->when,
+    };
+    return w->fn(w->ud, &f);
+}
+
+mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
+                           mh_error **err)
+{
+    if (!host || !fn)
+        return mh_err(host, err, MH_EINVAL, "mh_host_failures: NULL argument");
+    mh_dx *dx = mh_dx_open(host, false);
+    if (!dx)
+        return MH_OK; /* no index: nothing recorded */
+    fail_walk w = {fn, ud};
+    int r = mh_dx_each(dx, true, fail_one, &w);
+    mh_dx_close(dx);
+    if (r != 0)
+        return mh_err(host, err, MH_EIO, "the discovery index in %s could "
+                      "not be read; it will be rebuilt", host->cache_dir);
+    return MH_OK;
+}
+
+mh_status mh_host_clear_failures(mh_host *host, const char *name,
+                                 size_t *cleared, mh_error **err)
+{
+    if (cleared)
+        *cleared = 0;
+    if (!host)
+        return mh_err(host, err, MH_EINVAL,
+                      "mh_host_clear_failures: NULL argument");
+    mh_dx *dx = mh_dx_open(host, false);
+    if (!dx)
+        return MH_OK;
+    size_t n = 0;
+    int r = mh_dx_clear_failures(dx, name, &n);
+    mh_dx_close(dx);
+    if (r != 0)
+        return mh_err(host, err, MH_EIO, "cannot clear the failures recorded "
+                      "in the discovery index in %s", host->cache_dir);
+    if (cleared)
+        *cleared = n;
+    return MH_OK;
+}
