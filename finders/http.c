@@ -493,6 +493,15 @@ static const char *identity(const mh_idx_entry *e, char out[72])
     return out;
 }
 
+/* The read() key of a module's manifest in the index: "manifest:NAME". */
+#define MANIFEST_KEY "manifest:"
+static const char *manifest_key(mh_host *h, const mh_idx_entry *e)
+{
+    char key[sizeof MANIFEST_KEY + MH_NAME_MAX];
+    snprintf(key, sizeof key, "%s%s", MANIFEST_KEY, e->name);
+    return mh_int_cstr(h, key);
+}
+
 static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -517,7 +526,9 @@ static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
         spec->origin = mh_int_cstr(h, url);
         spec->key = e->name;
         spec->identity = mh_int_cstr(h, identity(e, ident));
-        if (!spec->origin || !spec->identity)
+        bool has = e->manifest || s->idx.manifests;
+        spec->meta_key = has ? manifest_key(h, e) : NULL;
+        if (!spec->origin || !spec->identity || (has && !spec->meta_key))
             rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
                         name);
     } else if (mh_idx_has_children(&s->idx, name)) {
@@ -639,14 +650,34 @@ static mh_status htf_read(mh_finder_ctx *cx, void *state, const char *key,
     out->data = NULL;
     out->len = out->size = 0;
     pthread_mutex_lock(&s->lock);
+    bool manifest = strncmp(key, MANIFEST_KEY, sizeof MANIFEST_KEY - 1) == 0;
+    if (manifest)
+        key += sizeof MANIFEST_KEY - 1;
     const char *ikey = mh_int_cstr(s->host, key);
     const mh_idx_entry *e = s->have_idx && ikey ? mh_idx_get(&s->idx, ikey)
                                                 : NULL;
     bool dl;
-    mh_status rc = e ? get_module(s, e, NULL, out, &dl, err)
-                     : mh_err(s->host, err, MH_ENOTFOUND, "module '%s' left "
-                              "%sindex.json between find and load",
-                              key, s->base);
+    mh_status rc;
+    if (e && manifest && e->manifest) { /* from the index itself */
+        size_t n = strlen(e->manifest);
+        out->data = mh_mem_alloc(s->host, n ? n : 1);
+        rc = out->data ? MH_OK : mh_err(s->host, err, MH_ENOMEM, "out of "
+                                        "memory");
+        if (out->data) {
+            memcpy(out->data, e->manifest, n);
+            out->len = n;
+            out->size = n ? n : 1;
+        }
+    } else if (e && !manifest) {
+        rc = get_module(s, e, NULL, out, &dl, err);
+    } else if (e) { /* the index says it has none */
+        rc = mh_err(s->host, err, MH_ENOTFOUND, "module '%s' has no "
+                    "manifest in %sindex.json", key, s->base);
+    } else {
+        rc = mh_err(s->host, err, MH_ENOTFOUND, "module '%s'%s left "
+                    "%sindex.json between find and load", key,
+                    manifest ? " (its manifest)" : "", s->base);
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -671,7 +702,9 @@ static mh_status htf_list(mh_finder_ctx *cx, void *state,
             .kind = e->kind, .key = e->name, .origin = url,
             .flags = (e->binary ? MH_SPEC_BYTECODE : 0) |
                      (s->signed_ok ? MH_SPEC_TRUSTED : 0),
-            .identity = identity(e, ident)};
+            .identity = identity(e, ident),
+            .meta_key = e->manifest || s->idx.manifests ? manifest_key(h, e)
+                                                        : NULL};
         if (fn(ud, e->name, &f) != 0)
             break;
     }

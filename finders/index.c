@@ -79,6 +79,19 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
             return "a sha256 is not 64 hex digits";
         e->sha256[i] = (unsigned char)(hi << 4 | lo);
     }
+    const cJSON *man = cJSON_GetObjectItemCaseSensitive(m, "manifest");
+    if (man && !cJSON_IsObject(man))
+        return "a module's manifest is not an object";
+    e->manifest = NULL;
+    if (man) {
+        char *text = cJSON_PrintUnformatted(man);
+        e->manifest = text ? mh_int_cstr(h, text) : NULL;
+        cJSON_free(text);
+        if (!e->manifest) {
+            *oom = true;
+            return "out of memory";
+        }
+    }
     e->size = (uint64_t)d;
     e->name = mh_int_cstr(h, name->valuestring);
     e->path = mh_int_cstr(h, path->valuestring);
@@ -112,6 +125,8 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
     bool oom = false;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
     const cJSON *mods = cJSON_GetObjectItemCaseSensitive(root, "modules");
+    out->manifests = cJSON_IsTrue(
+        cJSON_GetObjectItemCaseSensitive(root, "manifests"));
     if (!cJSON_IsObject(root))
         why = "the document is not a JSON object";
     else if (!cJSON_IsNumber(fmt) || fmt->valuedouble != 1)

@@ -26,11 +26,13 @@ typedef struct mh_idx_entry {
     bool binary;             /* "luac": precompiled Lua */
     uint64_t size;
     unsigned char sha256[32];
+    const char *manifest;    /* interned compact JSON, or NULL */
 } mh_idx_entry;
 
 typedef struct mh_index {
     mh_idx_entry *v;         /* sorted by name (strcmp) */
     size_t n;
+    bool manifests;          /* every module's manifest is in the index */
 } mh_index;
 
 /* Parse and check.  MH_OK, MH_ENOMEM, or MH_EFORMAT saying what is wrong

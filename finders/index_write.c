@@ -34,6 +34,7 @@
 #include "host/internal.h"
 #include "finders/finder.h"
 #include "finders/tree.h"
+#include "loaders/elf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -53,6 +54,7 @@
 #define IXW_SIG_LEN 64          /* Ed25519 */
 #define IXW_CHUNK (64u * 1024u)
 #define IXW_MAX_MODULES 1000000 /* the most a reader accepts */
+#define IXW_MANIFEST_MAX (256u * 1024u)
 
 typedef struct ixw_mod {
     char *name;              /* dotted */
@@ -60,6 +62,7 @@ typedef struct ixw_mod {
     char *path;              /* relative, '/'-separated */
     uint64_t size;
     char sha256[65];         /* lowercase hex */
+    cJSON *manifest;         /* from the sidecar NAME.json, or NULL */
 } ixw_mod;
 
 typedef struct ixw {
@@ -108,6 +111,7 @@ static void mods_free(ixw *w)
     for (size_t i = 0; i < w->n; i++) {
         free(w->mods[i].name);
         free(w->mods[i].path);
+        cJSON_Delete(w->mods[i].manifest);
     }
     free(w->mods);
 }
@@ -185,6 +189,84 @@ out:
     return rc;
 }
 
+/* The manifest note of native module file `full`, if it has one, into
+ * m->manifest, with the ABI it was built for. */
+static mh_status note(ixw *w, const char *full, ixw_mod *m)
+{
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return mh_err(NULL, w->err, MH_EIO, "cannot open %s: %s", full,
+                      strerror(errno));
+    }
+    mh_elf_note n;
+    const char *why = mh_elf_note_fd(NULL, fd, (uint64_t)st.st_size, &n);
+    close(fd);
+    if (why)
+        return mh_err(NULL, w->err, MH_EFORMAT, "%s: %s", full, why);
+    if (!n.found)
+        return MH_OK;
+    uint32_t abi = n.abi;
+    m->manifest = cJSON_ParseWithLength(n.json, n.json_len);
+    mh_elf_note_free(NULL, &n);
+    if (!cJSON_IsObject(m->manifest)) {
+        cJSON_Delete(m->manifest);
+        m->manifest = NULL;
+        return mh_err(NULL, w->err, MH_EFORMAT, "%s: its manifest note is "
+                      "not a JSON object", full);
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(m->manifest, "abi");
+    if (!cJSON_AddNumberToObject(m->manifest, "abi", (double)abi))
+        return mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
+    return MH_OK;
+}
+
+/* The sidecar manifest beside module file full (flen bytes without its
+ * suffix), if any, into m->manifest: it goes into the index, where the
+ * signature covers it. */
+static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
+{
+    char path[PATH_MAX];
+    if (flen + sizeof ".json" > sizeof path)
+        return MH_OK;
+    memcpy(path, full, flen);
+    memcpy(path + flen, ".json", sizeof ".json");
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT)
+        return strcmp(m->kind, "native") == 0 ? note(w, full, m) : MH_OK;
+    if (fd < 0)
+        return mh_err(NULL, w->err, MH_EIO, "cannot open %s: %s", path,
+                      strerror(errno));
+    struct stat st;
+    char *text = NULL;
+    size_t n = 0;
+    mh_status rc = MH_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size > IXW_MANIFEST_MAX)
+        rc = mh_err(NULL, w->err, MH_EFORMAT, "%s: a sidecar manifest must "
+                    "be a regular file of at most %u bytes", path,
+                    IXW_MANIFEST_MAX);
+    else if (!(text = malloc((size_t)st.st_size + 1)))
+        rc = mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
+    else if ((n = mh_io_read_all(fd, text, (size_t)st.st_size)) !=
+             (size_t)st.st_size)
+        rc = mh_err(NULL, w->err, MH_EIO, "cannot read %s", path);
+    close(fd);
+    if (rc == MH_OK) {
+        m->manifest = cJSON_ParseWithLength(text, n);
+        if (!cJSON_IsObject(m->manifest)) {
+            cJSON_Delete(m->manifest);
+            m->manifest = NULL;
+            rc = mh_err(NULL, w->err, MH_EFORMAT, "%s: a sidecar manifest "
+                        "must be a JSON object", path);
+        }
+    }
+    free(text);
+    return rc;
+}
+
 /* Add the module file `rel` (relative to the directory, `len` bytes, with
  * the suffix of ixw_kinds[kind]). */
 static mh_status add_module(ixw *w, const char *full, const char *rel,
@@ -220,6 +302,9 @@ static mh_status add_module(ixw *w, const char *full, const char *rel,
         if (*p == '/')
             *p = '.';
     mh_status rc = hash_file(w, full, m);
+    if (rc == MH_OK)
+        rc = sidecar(w, full, strlen(full) - strlen(ixw_kinds[kind].suffix),
+                     m);
     if (rc != MH_OK) {
         free(m->path);
         free(m->name);
@@ -290,6 +375,8 @@ static char *render(const ixw *w, size_t *len)
     if (!root || !cJSON_AddNumberToObject(root, "format", 1) ||
         !cJSON_AddStringToObject(root, "generator",
                                  "modhost " MH_VERSION_STRING) ||
+        /* Every module's manifest is here, or it has none. */
+        !cJSON_AddTrueToObject(root, "manifests") ||
         !(mods = cJSON_AddArrayToObject(root, "modules")))
         goto out;
     for (size_t i = 0; i < w->n; i++) {
@@ -305,6 +392,12 @@ static char *render(const ixw *w, size_t *len)
             !cJSON_AddNumberToObject(o, "size", (double)m->size) ||
             !cJSON_AddStringToObject(o, "sha256", m->sha256))
             goto out;
+        cJSON *man = m->manifest ? cJSON_Duplicate(m->manifest, 1) : NULL;
+        if (m->manifest && (!man || !cJSON_AddItemToObject(o, "manifest",
+                                                           man))) {
+            cJSON_Delete(man);
+            goto out;
+        }
     }
     text = cJSON_Print(root);
     if (!text)

@@ -215,8 +215,8 @@ static void from_module(dx_walk *w, dx_item *it)
 {
     mh_host *h = w->h;
     mh_error *e = NULL;
-    mh_status rc = mh_meta_of(h, it->name, &it->found, &it->manifest, NULL,
-                              &e);
+    mh_status rc = mh_meta_of(h, it->name, &it->found, MH_META_SIDECAR_FIRST,
+                              &it->manifest, NULL, &e);
     if (rc == MH_OK)
         rc = mh_meta_check(h, it->name, it->found.origin, it->manifest, &e);
     if (rc != MH_OK) {

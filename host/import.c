@@ -69,7 +69,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
         mod->finder = f.finder;
         /* Metadata first: no code of the module runs before its ABI,
          * host version and requirements are checked. */
-        rc = mh_meta_of(h, iname, &f, &man,
+        rc = mh_meta_of(h, iname, &f, 0, &man,
                         f.kind == MH_KIND_NATIVE && !f.file ? &image : NULL,
                         &e);
     }

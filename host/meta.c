@@ -86,7 +86,14 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
         b.size = b.len ? b.len : 1;
     } else if (f->meta_key) {
         snprintf(where, sizeof where, "%s, item %s", f->origin, f->meta_key);
-        rc = mh_found_read(h, f, f->meta_key, &b, err);
+        mh_error *e = NULL;
+        rc = mh_found_read(h, f, f->meta_key, &b, &e);
+        if (rc == MH_ENOTFOUND) { /* the finder knows there is none */
+            mh_error_free(e);
+            return MH_OK;
+        }
+        if (rc != MH_OK)
+            mh_err_give(e, err);
     } else {
         return MH_OK;
     }
@@ -99,11 +106,18 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
 }
 
 mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
-                     mh_manifest **out, mh_blob *image, mh_error **err)
+                     unsigned how, mh_manifest **out, mh_blob *image,
+                     mh_error **err)
 {
     *out = NULL;
     if (image)
         image->data = NULL, image->len = image->size = 0;
+    if ((how & MH_META_SIDECAR_FIRST) && !f->file && f->meta_key) {
+        mh_status rc = sidecar_of(h, name, f, out, err); /* no image read */
+        if (rc == MH_OK && !*out)
+            rc = mh_manifest_empty(h, name, out, err);
+        return rc;
+    }
     if (f->kind == MH_KIND_NATIVE) {
         mh_elf_note note;
         mh_status rc = note_of(h, name, f, &note, image, err);
@@ -240,7 +254,7 @@ mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
     mh_found f;
     rc = mh_find_spec(host, iname, &f, err);
     if (rc == MH_OK)
-        rc = mh_meta_of(host, iname, &f, out, NULL, err);
+        rc = mh_meta_of(host, iname, &f, 0, out, NULL, err);
     return rc;
 }
 

@@ -68,9 +68,14 @@ int mh_version_check(const char *version, const char *constraint,
  * of a native module, else a sidecar.  For a native module read into
  * memory, `image` (if not NULL) receives the bytes so the loader need not
  * read them again.  (host/meta.c) */
+#define MH_META_SIDECAR_FIRST 0x1u /* an item without a file that has a
+                                      sidecar: use it, do not read the
+                                      image (discovery over HTTP, where
+                                      the index carries the manifest) */
 mh_status mh_meta_of(struct mh_host *h, const char *name,
-                     const struct mh_found *f, mh_manifest **out,
-                     struct mh_finder_blob *image, mh_error **err);
+                     const struct mh_found *f, unsigned how,
+                     mh_manifest **out, struct mh_finder_blob *image,
+                     mh_error **err);
 
 /* May module `name` with manifest m load here?  The plugin ABI and the
  * host version it declares; the refusal says why and that no code ran. */

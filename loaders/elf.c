@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if UINTPTR_MAX == 0xffffffffffffffffu
@@ -87,6 +88,21 @@ static bool src_read(const elf_src *s, uint64_t off, void *buf, size_t n)
 
 #define NOTE_SEGMENT_MAX (1024u * 1024u)
 
+/* Memory through the host's allocator, or the C library's without one
+ * (the index writer reads notes with no host). */
+static void *note_alloc(mh_host *h, size_t n)
+{
+    return h ? mh_mem_alloc(h, n) : malloc(n);
+}
+
+static void note_free(mh_host *h, void *p, size_t n)
+{
+    if (h)
+        mh_mem_free(h, p, n);
+    else
+        free(p);
+}
+
 /* Look through one PT_NOTE segment (its bytes in seg). */
 static const char *scan_notes(mh_host *h, const unsigned char *seg,
                               size_t len, uint64_t align, mh_elf_note *out)
@@ -118,7 +134,7 @@ static const char *scan_notes(mh_host *h, const unsigned char *seg,
             size_t jlen = strnlen((const char *)d + 4, dsz - 4);
             if (jlen == dsz - 4)
                 return "its modhost manifest note is not NUL-terminated";
-            out->json = mh_mem_alloc(h, jlen + 1);
+            out->json = note_alloc(h, jlen + 1);
             if (!out->json)
                 return "out of memory";
             memcpy(out->json, d + 4, jlen + 1);
@@ -149,14 +165,14 @@ static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
             continue;
         if (ph.p_filesz > NOTE_SEGMENT_MAX)
             return "a note segment is larger than 1 MiB";
-        unsigned char *seg = mh_mem_alloc(h, ph.p_filesz ? ph.p_filesz : 1);
+        unsigned char *seg = note_alloc(h, ph.p_filesz ? ph.p_filesz : 1);
         if (!seg)
             return "out of memory";
         const char *why = src_read(s, ph.p_offset, seg, ph.p_filesz)
                               ? scan_notes(h, seg, ph.p_filesz, ph.p_align,
                                            out)
                               : "a note segment lies outside the file";
-        mh_mem_free(h, seg, ph.p_filesz ? ph.p_filesz : 1);
+        note_free(h, seg, ph.p_filesz ? ph.p_filesz : 1);
         if (why)
             return why;
     }
@@ -187,6 +203,6 @@ const char *mh_elf_note_fd(mh_host *h, int fd, uint64_t len, mh_elf_note *out)
 void mh_elf_note_free(mh_host *h, mh_elf_note *n)
 {
     if (n->json)
-        mh_mem_free(h, n->json, n->json_len + 1);
+        note_free(h, n->json, n->json_len + 1);
     memset(n, 0, sizeof *n);
 }

@@ -32,7 +32,8 @@ typedef struct mh_elf_note {
 /* From an image in memory, or from an open file of len bytes (read with
  * pread, only the headers and note segments).  NULL with out->found
  * saying whether there is a note, or a static reason the object or its
- * notes are damaged ("out of memory" included). */
+ * notes are damaged ("out of memory" included).  h may be NULL: memory
+ * then comes from malloc. */
 const char *mh_elf_note_mem(struct mh_host *h, const unsigned char *data,
                             size_t len, mh_elf_note *out);
 const char *mh_elf_note_fd(struct mh_host *h, int fd, uint64_t len,

@@ -990,3 +990,68 @@ TEST(https_certificate_is_verified)
     http_stop(srv);
     log_capture_free(&lc);
 }
+
+/* ------------------------------------------------------------ metadata */
+
+typedef struct meta_seen {
+    const char *text;
+} meta_seen;
+
+static int collect_meta(void *ud, const mh_module_meta *m)
+{
+    meta_seen *s = ud;
+    s->text = str_fmt("%s%s %s %s %s\n", s->text, m->name,
+                      mh_manifest_source(m->manifest),
+                      mh_manifest_version(m->manifest)
+                          ? mh_manifest_version(m->manifest) : "-",
+                      mh_manifest_provider(m->manifest, "count")
+                          ? mh_manifest_provider(m->manifest, "count") : "-");
+    return 0;
+}
+
+/* A sidecar beside a module goes into index.json (under the signature):
+ * discovery over HTTP reads it from the index, downloading no module, and
+ * the discovery index then spares even the index's parse. */
+TEST(sidecar_manifest_travels_in_the_index)
+{
+    const char *www = tmp_mkdir("www");
+    http_no_proxy_env();
+    fixture_copy("counter", "www/counter.so");
+    fixture_copy("answer7", "www/answer7.so");
+    file_write(str_fmt("%s/counter.json", www),
+               "{\"version\": \"3.1\", \"provides\": {\"count\": \"value\"}}");
+    http_index_dir(www, NULL);
+    ASSERT_CONTAINS(file_read(str_fmt("%s/index.json", www)),
+                    "\"manifest\":");
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    meta_seen seen = {""};
+
+    ASSERT_STATUS(mh_discover(host, collect_meta, &seen, ERR), MH_OK);
+    ASSERT_EQ_STR(seen.text, "answer7 none - -\ncounter sidecar 3.1 value\n");
+    ASSERT_REQUESTS(srv, ".so ", 0);
+    /* importing checks the module's own bytes, and keeps the manifest */
+    mh_module *mod = import_ok(host, "counter");
+    ASSERT_EQ_STR(mh_module_version(mod), "3.1");
+    ASSERT_EQ_STR(mh_manifest_provider(mh_module_manifest(mod), "count"),
+                  "value");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(sidecar_that_is_not_an_object_stops_the_index)
+{
+    const char *www = tmp_mkdir("www");
+    fixture_copy("counter", "www/counter.so");
+    file_write(str_fmt("%s/counter.json", www), "[1, 2]");
+    mh_error *e = NULL;
+    ASSERT_STATUS(mh_index_dir(www, NULL, NULL, &e), MH_EFORMAT);
+    ASSERT_CONTAINS(mh_error_message(e), str_fmt("%s/counter.json", www));
+    ASSERT_CONTAINS(mh_error_message(e), "JSON object");
+    mh_error_free(e);
+    ASSERT_FALSE(file_exists(str_fmt("%s/index.json", www)));
+}

@@ -49,7 +49,8 @@ for line in open(sys.argv[2]):
 kinds = dict(a.split("=") for a in sys.argv[3:])
 def bad(msg):
     print("index.json: " + msg, file=sys.stderr); sys.exit(1)
-if set(d) != {"format", "generator", "modules"}: bad("keys %r" % sorted(d))
+if set(d) != {"format", "generator", "manifests", "modules"}: bad("keys %r" % sorted(d))
+if d["manifests"] is not True: bad("manifests is not true")
 if d["format"] != 1 or type(d["format"]) is not int: bad("format")
 if not d["generator"].startswith("modhost "): bad("generator")
 mods = d["modules"]
@@ -58,7 +59,8 @@ if names != sorted(names): bad("not sorted by name: %r" % names)
 if len(set(names)) != len(names): bad("a name twice: %r" % names)
 got = {}
 for m in mods:
-    if set(m) != {"name", "kind", "path", "size", "sha256"}: bad("keys %r" % m)
+    if set(m) - {"manifest"} != {"name", "kind", "path", "size", "sha256"}: bad("keys %r" % m)
+    if "manifest" in m and (type(m["manifest"]) is not dict or (m["kind"] == "native" and m["manifest"].get("abi") != 1)): bad("manifest %r" % m)
     kind = kinds.get(m["path"], "native")
     suffix = {"native": ".so", "lua": ".lua"}[kind]
     if m["kind"] != kind: bad("kind of %r" % m)
