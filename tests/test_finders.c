@@ -1,0 +1,484 @@
+/*
+ * test_finders.c -- the public finder API (include/modhost/finder.h):
+ * custom path hooks and meta-path finders registered in code, the named
+ * and ordered chains, shadowed claims, the checks on a finder's table and
+ * answers, and the lifecycle calls (open, invalidate, close).
+ *
+ * The finders here serve Lua source from a table in memory, so every
+ * case imports real modules through them.  Finder plugins loaded by
+ * scheme are exercised by test_tar.c and the tutorial's test.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <modhost/finder.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- a finder */
+
+typedef struct dict {
+    const char *const *mods;   /* name, source, name, source, ..., NULL */
+    int opens, closes, invalidates, finds;
+    const char *fail_open;     /* open fails with this message */
+    int bad_answer;            /* 1: no origin; 2: NATIVE without file/key */
+    int error_find;            /* find fails with MH_EIO */
+    char origin[256];          /* the answer's strings live here */
+} dict;
+
+static const char *dict_source(const dict *d, const char *name)
+{
+    for (size_t i = 0; d->mods && d->mods[i]; i += 2)
+        if (strcmp(d->mods[i], name) == 0)
+            return d->mods[i + 1];
+    return NULL;
+}
+
+static int dict_claims(mh_finder_ctx *cx, const char *entry)
+{
+    (void)cx;
+    return strncmp(entry, "multi:", 6) == 0;
+}
+
+static mh_status dict_open(mh_finder_ctx *cx, const char *entry, void **state)
+{
+    dict *d = cx->ud;
+    d->opens++;
+    if (d->fail_open)
+        return cx->svc->error(cx, MH_EPATH, "%s (entry %s)", d->fail_open,
+                              entry ? entry : "(meta)");
+    *state = d;
+    return MH_OK;
+}
+
+static mh_status dict_find(mh_finder_ctx *cx, void *state, const char *name,
+                           mh_finder_spec *spec)
+{
+    dict *d = state;
+    d->finds++;
+    if (d->error_find)
+        return cx->svc->error(cx, MH_EIO, "dict: the store is unreadable "
+                              "(looking for %s)", name);
+    const char *src = dict_source(d, name);
+    if (!src) {
+        cx->svc->miss(cx, "dict has no '%s'", name);
+        return MH_ENOTFOUND;
+    }
+    snprintf(d->origin, sizeof d->origin, "dict:%s", name);
+    spec->kind = d->bad_answer == 2 ? MH_KIND_NATIVE : MH_KIND_LUA;
+    spec->origin = d->bad_answer == 1 ? NULL : d->origin;
+    spec->key = d->bad_answer == 2 ? NULL : cx->svc->intern(cx, name);
+    return MH_OK;
+}
+
+static mh_status dict_list(mh_finder_ctx *cx, void *state,
+                           mh_finder_list_fn fn, void *ud)
+{
+    dict *d = state;
+    char origin[256];
+    for (size_t i = 0; d->mods && d->mods[i]; i += 2) {
+        snprintf(origin, sizeof origin, "dict:%s", d->mods[i]);
+        mh_finder_spec spec = {.kind = MH_KIND_LUA, .origin = origin,
+                               .key = d->mods[i]};
+        if (fn(ud, d->mods[i], &spec))
+            break;
+    }
+    (void)cx;
+    return MH_OK;
+}
+
+static mh_status dict_read(mh_finder_ctx *cx, void *state, const char *key,
+                           mh_finder_blob *out)
+{
+    const char *src = dict_source(state, key);
+    if (!src)
+        return cx->svc->error(cx, MH_ENOTFOUND, "dict: '%s' vanished", key);
+    size_t n = strlen(src);
+    out->data = cx->svc->alloc(cx, n);
+    if (!out->data)
+        return cx->svc->error(cx, MH_ENOMEM, "out of memory");
+    memcpy(out->data, src, n);
+    out->len = out->size = n;
+    return MH_OK;
+}
+
+static void dict_invalidate(mh_finder_ctx *cx, void *state)
+{
+    (void)cx;
+    ((dict *)state)->invalidates++;
+}
+
+static void dict_close(mh_finder_ctx *cx, void *state)
+{
+    (void)cx;
+    ((dict *)state)->closes++;
+}
+
+#define DICT_FUNCS                                                        \
+    .open = dict_open, .find = dict_find, .list = dict_list,              \
+    .read = dict_read, .invalidate = dict_invalidate, .close = dict_close
+
+static const mh_finder_class alpha = {MH_FINDER_CLASS_INIT, .name = "alpha",
+                                      .scheme = "alpha", DICT_FUNCS};
+static const mh_finder_class beta = {MH_FINDER_CLASS_INIT, .name = "beta",
+                                     .scheme = "beta", DICT_FUNCS};
+static const mh_finder_class multi1 = {MH_FINDER_CLASS_INIT, .name = "m1",
+                                       .claims = dict_claims, DICT_FUNCS};
+static const mh_finder_class multi2 = {MH_FINDER_CLASS_INIT, .name = "m2",
+                                       .claims = dict_claims, DICT_FUNCS};
+static const mh_finder_class meta = {MH_FINDER_CLASS_INIT, .name = "frozen",
+                                     DICT_FUNCS};
+
+static const char *const ALPHA_MODS[] = {
+    "a_mod", "return {who = function() return 'alpha' end}",
+    "same", "return {who = function() return 'alpha' end}", NULL};
+static const char *const BETA_MODS[] = {
+    "b_mod", "return {who = function() return 'beta' end}",
+    "same", "return {who = function() return 'beta' end}", NULL};
+
+static const char *who(mh_host *host, const char *name)
+{
+    return call_ok(import_ok(host, name), "who", NULL);
+}
+
+static mh_host *host_with_log(const char *path, log_capture *lc)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = path;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = lc;
+    return host_new_cfg(&cfg);
+}
+
+/* The chain as "role:name," ... */
+static const char *chain_text(mh_host *host)
+{
+    const char *s = "";
+    for (size_t i = 0; i < mh_host_finder_count(host); i++) {
+        mh_finder_info fi = {.size = sizeof fi};
+        ASSERT_STATUS(mh_host_finder_info(host, i, &fi), MH_OK);
+        s = str_fmt("%s%s:%s,", s, fi.role, fi.name);
+    }
+    return s;
+}
+
+/* --------------------------------------------------------------- cases */
+
+TEST(two_path_hooks_at_once)
+{
+    dict da = {.mods = ALPHA_MODS}, db = {.mods = BETA_MODS};
+    mh_host *host = host_new_isolated("alpha:one", "beta:two");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &da, MH_CHAIN_BEFORE,
+                                        "fs", ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &beta, &db, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_EQ_STR(chain_text(host), "meta:path,hook:beta,hook:http,"
+                                    "hook:sqlite,hook:alpha,hook:fs,");
+    ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
+    ASSERT_EQ_STR(who(host, "b_mod"), "\"beta\"");
+    /* the first entry wins for a name both have */
+    ASSERT_EQ_STR(who(host, "same"), "\"alpha\"");
+    ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "b_mod")), "beta");
+    ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "a_mod")),
+                  "dict:a_mod");
+    mh_path_entry_info ei = {.size = sizeof ei};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 1, &ei), MH_OK);
+    ASSERT_EQ_STR(ei.entry, "beta:two");
+    ASSERT_EQ_STR(ei.finder, "beta");
+    ASSERT_NULL(ei.shadowed);
+    ASSERT_EQ_INT(da.opens, 1);
+    ASSERT_EQ_INT(db.opens, 1);
+    mh_host_free(host);
+    ASSERT_EQ_INT(da.closes, 1);
+    ASSERT_EQ_INT(db.closes, 1);
+}
+
+typedef struct listed {
+    const char *text;
+} listed;
+
+static int collect_list(void *ud, const mh_spec_info *info)
+{
+    listed *l = ud;
+    l->text = str_fmt("%s%s %s %s\n", l->text, info->name, info->finder,
+                      info->origin);
+    return 0;
+}
+
+TEST(list_walks_custom_finders_in_path_order)
+{
+    dict da = {.mods = ALPHA_MODS}, db = {.mods = BETA_MODS};
+    mh_host *host = host_new_isolated("beta:x", "alpha:y");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &da, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &beta, &db, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    listed l = {""};
+    ASSERT_STATUS(mh_list(host, collect_list, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(l.text, "a_mod alpha dict:a_mod\nb_mod beta dict:b_mod\n"
+                          "same beta dict:same\n");
+    mh_host_free(host);
+}
+
+TEST(shadowed_claim_is_named_never_silent)
+{
+    dict d1 = {.mods = ALPHA_MODS}, d2 = {.mods = BETA_MODS};
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = host_with_log("multi:store", &lc);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &multi1, &d1, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &multi2, &d2, MH_CHAIN_LAST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_EQ_STR(who(host, "same"), "\"alpha\"");
+    mh_path_entry_info ei = {.size = sizeof ei};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
+    ASSERT_EQ_STR(ei.finder, "m1");
+    ASSERT_EQ_STR(ei.shadowed, "m2");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "claimed by finder "
+                                    "'m1'; also claimed by m2"), 1);
+    ASSERT_EQ_INT(d2.opens, 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+static int dir_claims(mh_finder_ctx *cx, const char *entry)
+{
+    (void)cx;
+    return entry[0] == '/';
+}
+
+TEST(hook_position_decides_who_claims)
+{
+    /* A hook that takes directories loses to fs after it (and is named as
+     * shadowed), and wins before it (fs is then the shadowed one). */
+    const char *dir = tmp_mkdir("mods");
+    static const mh_finder_class dirs = {MH_FINDER_CLASS_INIT,
+                                         .name = "dirs",
+                                         .claims = dir_claims, DICT_FUNCS};
+    dict d = {.mods = ALPHA_MODS};
+    mh_path_entry_info ei = {.size = sizeof ei};
+
+    mh_host *host = host_new_isolated(dir);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &dirs, &d, MH_CHAIN_AFTER,
+                                        "fs", ERR), MH_OK);
+    ASSERT_EQ_STR(chain_text(host), "meta:path,hook:http,hook:sqlite,"
+                                    "hook:fs,hook:dirs,");
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
+    ASSERT_EQ_STR(ei.finder, "fs");
+    ASSERT_EQ_STR(ei.shadowed, "dirs");
+    mh_host_free(host);
+
+    host = host_new_isolated(dir);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &dirs, &d, MH_CHAIN_BEFORE,
+                                        "fs", ERR), MH_OK);
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
+    ASSERT_EQ_STR(ei.finder, "dirs");
+    ASSERT_EQ_STR(ei.shadowed, "fs");
+    ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
+    mh_host_free(host);
+}
+
+TEST(bad_registrations_are_refused_with_reasons)
+{
+    dict d = {.mods = ALPHA_MODS};
+    mh_host *host = host_new_isolated(NULL);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    /* the same name twice */
+    mh_finder_class again = alpha;
+    again.scheme = "other";
+    ASSERT_STATUS(mh_host_add_path_hook(host, &again, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "finder 'alpha': a finder of that name is "
+                               "already in the path hook chain");
+    /* one scheme, one finder */
+    mh_finder_class rival = alpha;
+    rival.name = "rival";
+    ASSERT_STATUS(mh_host_add_path_hook(host, &rival, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "'alpha:' is already claimed by finder "
+                               "'alpha'");
+    /* an anchor that is not there: the message lists the chain */
+    ASSERT_STATUS(mh_host_add_path_hook(host, &beta, &d, MH_CHAIN_BEFORE,
+                                        "nosuch", ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "no such finder");
+    ASSERT_CONTAINS(ERR_MSG(), "alpha, http, sqlite, fs");
+    /* malformed tables */
+    mh_finder_class nofind = beta;
+    nofind.find = NULL;
+    ASSERT_STATUS(mh_host_add_path_hook(host, &nofind, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "no find function");
+    mh_finder_class noclaim = beta;
+    noclaim.scheme = NULL;
+    ASSERT_STATUS(mh_host_add_path_hook(host, &noclaim, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "needs a scheme or a claims function");
+    mh_finder_class badscheme = beta;
+    badscheme.scheme = "a/b";
+    ASSERT_STATUS(mh_host_add_path_hook(host, &badscheme, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EINVAL);
+    mh_finder_class future = beta;
+    future.version = MH_FINDER_VERSION + 1;
+    ASSERT_STATUS(mh_host_add_path_hook(host, &future, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EVERSION);
+    ASSERT_CONTAINS(ERR_MSG(), "finder API version");
+    mh_finder_class tiny = beta;
+    tiny.size = 16;
+    ASSERT_STATUS(mh_host_add_path_hook(host, &tiny, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_EVERSION);
+    ASSERT_STATUS(mh_host_add_path_hook(host, NULL, &d, MH_CHAIN_FIRST, NULL,
+                                        ERR), MH_EINVAL);
+    /* nothing of the refused ones got in */
+    ASSERT_EQ_STR(chain_text(host), "meta:path,hook:alpha,hook:http,"
+                                    "hook:sqlite,hook:fs,");
+    mh_host_free(host);
+}
+
+TEST(meta_finder_first_wins_and_last_is_a_fallback)
+{
+    dict dm = {.mods = BETA_MODS}, da = {.mods = ALPHA_MODS};
+    static const char *const FALLBACK[] = {
+        "only_here", "return {who = function() return 'fallback' end}",
+        "same", "return {who = function() return 'fallback' end}", NULL};
+    dict dl = {.mods = FALLBACK};
+    static const mh_finder_class late = {MH_FINDER_CLASS_INIT,
+                                         .name = "late", DICT_FUNCS};
+    mh_host *host = host_new_isolated("alpha:x");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &da, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_meta_finder(host, &meta, &dm, MH_CHAIN_BEFORE,
+                                          "path", ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_meta_finder(host, &late, &dl, MH_CHAIN_AFTER,
+                                          "path", ERR), MH_OK);
+    ASSERT_EQ_INT(dm.opens, 1); /* opened at registration */
+    ASSERT_EQ_STR(chain_text(host), "meta:frozen,meta:path,meta:late,"
+                                    "hook:alpha,hook:http,hook:sqlite,"
+                                    "hook:fs,");
+    ASSERT_EQ_STR(who(host, "same"), "\"beta\"");
+    ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "same")), "frozen");
+    ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
+    ASSERT_EQ_STR(who(host, "only_here"), "\"fallback\"");
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "b_mod", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.finder, "frozen");
+    ASSERT_EQ_INT(info.entry_index, SIZE_MAX);
+    /* not found anywhere: every link says why */
+    ASSERT_STATUS(mh_import(host, "nowhere", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "meta finder 'frozen': dict has no 'nowhere'");
+    ASSERT_CONTAINS(ERR_MSG(), "alpha:x: dict has no 'nowhere'");
+    ASSERT_CONTAINS(ERR_MSG(), "meta finder 'late': dict has no 'nowhere'");
+    mh_invalidate_caches(host);
+    ASSERT_EQ_INT(dm.invalidates, 1);
+    ASSERT_EQ_INT(dl.invalidates, 1);
+    ASSERT_EQ_INT(da.invalidates, 1);
+    mh_host_free(host);
+    ASSERT_EQ_INT(dm.closes, 1);
+    ASSERT_EQ_INT(dl.closes, 1);
+}
+
+TEST(meta_finder_that_cannot_open_is_not_added)
+{
+    dict d = {.mods = BETA_MODS, .fail_open = "the store is locked"};
+    mh_host *host = host_new_isolated(NULL);
+    ASSERT_STATUS(mh_host_add_meta_finder(host, &meta, &d, MH_CHAIN_FIRST,
+                                          NULL, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "meta finder 'frozen' could not be opened");
+    ASSERT_CONTAINS(ERR_MSG(), "the store is locked");
+    ASSERT_EQ_STR(chain_text(host), "meta:path,hook:http,hook:sqlite,"
+                                    "hook:fs,");
+    mh_host_free(host);
+    ASSERT_EQ_INT(d.closes, 0);
+}
+
+TEST(entry_whose_finder_cannot_open_says_why)
+{
+    dict d = {.mods = ALPHA_MODS, .fail_open = "no such store"};
+    dict ok = {.mods = BETA_MODS};
+    mh_host *host = host_new_isolated("alpha:gone", "beta:here");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &beta, &ok, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_EQ_STR(who(host, "b_mod"), "\"beta\"");
+    mh_path_entry_info ei = {.size = sizeof ei};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
+    ASSERT_NULL(ei.finder);
+    ASSERT_CONTAINS(ei.error, "finder 'alpha': no such store (entry "
+                              "alpha:gone)");
+    mh_host_free(host);
+}
+
+TEST(bad_answers_are_refused_naming_the_finder)
+{
+    dict d = {.mods = ALPHA_MODS, .bad_answer = 1};
+    mh_host *host = host_new_isolated("alpha:x");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                  MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "finder 'alpha' gave a bad answer for module "
+                               "'a_mod': it has no origin");
+    d.bad_answer = 2;
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                  MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "neither a file nor a key");
+    d.bad_answer = 0;
+    ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
+    mh_host_free(host);
+}
+
+TEST(finder_error_reaches_the_importer)
+{
+    dict d = {.mods = ALPHA_MODS, .error_find = 1};
+    mh_host *host = host_new_isolated("alpha:x");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "dict: the store is unreadable (looking for "
+                               "a_mod)");
+    ASSERT_EQ_INT((int)mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(unclaimed_entry_is_retried_after_a_new_hook)
+{
+    dict d = {.mods = ALPHA_MODS};
+    log_capture lc;
+    log_capture_init(&lc);
+    const char *mods = tmp_mkdir("mods");
+    mh_host *host = host_with_log(str_fmt("alpha:x;%s", mods), &lc);
+    /* no hook yet: the scheme would need finders/alpha.so, which is not
+     * on the path; the entry is unusable and says why */
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "finder plugin 'finders.alpha' could not be "
+                               "imported");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "'alpha:x' skipped"),
+                  1);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(entry_with_no_scheme_and_no_hook)
+{
+    const char *file = tmp_path("plain.txt");
+    file_write(file, "not a module store");
+    mh_host *host = host_new_isolated(file);
+    mh_path_entry_info ei = {.size = sizeof ei};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
+    ASSERT_NULL(ei.finder);
+    ASSERT_CONTAINS(ei.error, "no finder handles this entry");
+    ASSERT_STATUS(mh_host_path_entry_info(host, 1, &ei), MH_EINVAL);
+    mh_host_free(host);
+}
