@@ -47,6 +47,10 @@ typedef struct mh_fcx {
 
 #define MH_FCX(cx) ((mh_fcx *)(cx))
 
+/* Call the close or invalidate function of hook k on an instance. */
+void mh_hook_close(struct mh_host *h, const mh_hook *k, void *state);
+void mh_hook_invalidate(struct mh_host *h, const mh_hook *k, void *state);
+
 /* Set up cx for a call to hook's class; err must not be NULL. */
 void mh_fcx_init(mh_fcx *cx, struct mh_host *h, const mh_hook *hook,
                  struct mh_buf *why, mh_error **err);

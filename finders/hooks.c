@@ -146,15 +146,30 @@ int mh_chain_init(mh_host *h)
                     NULL, NULL) == MH_OK ? 0 : -1;
 }
 
+void mh_hook_close(mh_host *h, const mh_hook *k, void *state)
+{
+    mh_error *e = NULL;
+    mh_fcx cx;
+    mh_fcx_init(&cx, h, k, NULL, &e);
+    k->cls->close(&cx.pub, state);
+    mh_error_free(e);
+}
+
+void mh_hook_invalidate(mh_host *h, const mh_hook *k, void *state)
+{
+    if (!k->cls->invalidate)
+        return;
+    mh_error *e = NULL;
+    mh_fcx cx;
+    mh_fcx_init(&cx, h, k, NULL, &e);
+    k->cls->invalidate(&cx.pub, state);
+    mh_error_free(e);
+}
+
 static void close_link(mh_host *h, mh_hook *k)
 {
-    if (k->meta && !k->is_path && k->state && k->cls->close) {
-        mh_error *e = NULL;
-        mh_fcx cx;
-        mh_fcx_init(&cx, h, k, NULL, &e);
-        k->cls->close(&cx.pub, k->state);
-        mh_error_free(e);
-    }
+    if (k->meta && !k->is_path && k->state)
+        mh_hook_close(h, k, k->state);
     k->state = NULL;
 }
 
@@ -416,15 +431,9 @@ void mh_chain_invalidate(mh_host *h)
 {
     const mh_hook *v[MH_CHAIN_MAX];
     size_t n = mh_chain_meta(h, v, MH_CHAIN_MAX);
-    for (size_t i = 0; i < n; i++) {
-        if (v[i]->is_path || !v[i]->cls->invalidate)
-            continue;
-        mh_error *e = NULL;
-        mh_fcx cx;
-        mh_fcx_init(&cx, h, v[i], NULL, &e);
-        v[i]->cls->invalidate(&cx.pub, v[i]->state);
-        mh_error_free(e);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (!v[i]->is_path)
+            mh_hook_invalidate(h, v[i], v[i]->state);
 }
 
 /* ---- finder plugins ----------------------------------------------------- */

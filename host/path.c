@@ -56,13 +56,8 @@ bool mh_path_acceptable(const char *t)
 static void entry_close(mh_host *h, mh_pentry *e)
 {
     const mh_hook *k = atomic_load(&e->finder);
-    if (k && e->state) {
-        mh_error *err = NULL;
-        mh_fcx cx;
-        mh_fcx_init(&cx, h, k, NULL, &err);
-        k->cls->close(&cx.pub, e->state);
-        mh_error_free(err);
-    }
+    if (k && e->state)
+        mh_hook_close(h, k, e->state);
     e->state = NULL;
 }
 
@@ -516,13 +511,8 @@ void mh_invalidate_caches(mh_host *host)
         mh_pentry *e = host->path.v[i];
         pthread_mutex_lock(&e->lock);
         const mh_hook *c = atomic_load(&e->finder);
-        if (c && c->cls->invalidate) {
-            mh_error *err = NULL;
-            mh_fcx cx;
-            mh_fcx_init(&cx, host, c, NULL, &err);
-            c->cls->invalidate(&cx.pub, e->state);
-            mh_error_free(err);
-        }
+        if (c)
+            mh_hook_invalidate(host, c, e->state);
         if (!c) { /* let a broken entry be tried again */
             e->tried = false;
             mh_error_free(e->open_error);
