@@ -71,34 +71,37 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
                   "loaded", name, f->origin, why);
 }
 
-/* The sidecar of f, if it has one: *out, or NULL. */
+/* The sidecar of f, if it has one: *out, or NULL.  A sidecar that is gone
+ * by now (a listing is a moment old) is no sidecar. */
 static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
                             mh_manifest **out, mh_error **err)
 {
     mh_blob b = {0};
     mh_status rc;
+    mh_error *e = NULL;
     char where[4200];
     *out = NULL;
     if (f->meta_file) {
         snprintf(where, sizeof where, "%s", f->meta_file);
         rc = mh_atw_read_file(h, f->meta_file, MH_MANIFEST_MAX, &b.data,
-                              &b.len, err);
+                              &b.len, &e);
         b.size = b.len ? b.len : 1;
     } else if (f->meta_key) {
         snprintf(where, sizeof where, "%s, item %s", f->origin, f->meta_key);
-        mh_error *e = NULL;
         rc = mh_found_read(h, f, f->meta_key, &b, &e);
-        if (rc == MH_ENOTFOUND) { /* the finder knows there is none */
-            mh_error_free(e);
-            return MH_OK;
-        }
-        if (rc != MH_OK)
-            mh_err_give(e, err);
     } else {
         return MH_OK;
     }
-    if (rc != MH_OK)
+    if (rc == MH_ENOTFOUND) {
+        mh_error_free(e);
+        return MH_OK;
+    }
+    if (rc != MH_OK) {
+        rc = mh_err(h, err, rc, "manifest of module '%s' (%s): %s", name,
+                    where, e ? mh_error_message(e) : mh_strerror(rc));
+        mh_error_free(e);
         return rc;
+    }
     rc = mh_manifest_parse(h, name, "sidecar", where, (const char *)b.data,
                            b.len, out, err);
     mh_blob_free(h, &b);
@@ -154,10 +157,6 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
 
 /* ---- admission ---------------------------------------------------------- */
 
-/* Set by the innermost failing requirement: the levels above pass its
- * error on as it is. */
-static _Thread_local bool chain_reported;
-
 const char *mh_meta_module_version(const mh_module *mod)
 {
     if (mod->manifest && mod->manifest->version)
@@ -177,7 +176,6 @@ static mh_status chain_error(mh_host *h, mh_error **err, mh_status code,
                           r->constraint[0] ? " " : "", r->constraint,
                           chain.failed ? "?" : mh_buf_str(&chain), detail);
     mh_buf_free(&chain);
-    chain_reported = true;
     return rc;
 }
 
@@ -186,10 +184,12 @@ mh_status mh_meta_check(mh_host *h, const char *name, const char *origin,
 {
     if (m->abi && m->abi != MH_PLUGIN_ABI_VERSION)
         return mh_err(h, err, MH_EABI, "module '%s' (%s) was built for "
-                      "plugin ABI %d (its manifest note says so), but this "
+                      "plugin ABI %d (its %s says so), but this "
                       "host (modhost %s) supports ABI %d; it was not loaded "
                       "and none of its code ran; rebuild the plugin against "
                       "this modhost", name, origin, m->abi,
+                      strcmp(m->source, "elf-note") == 0 ? "manifest note"
+                                                         : "manifest",
                       MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION);
     const char *why;
     if (m->host_req && mh_version_check(MH_VERSION_STRING, m->host_req,
@@ -200,21 +200,58 @@ mh_status mh_meta_check(mh_host *h, const char *name, const char *origin,
     return MH_OK;
 }
 
+/* Is e the failure of requirement dep's own requirements, which already
+ * names the whole chain? */
+static bool names_chain(const mh_error *e, const char *dep)
+{
+    char head[MH_NAME_MAX + 32];
+    snprintf(head, sizeof head, "module '%s' requires '", dep);
+    return strncmp(mh_error_message(e), head, strlen(head)) == 0;
+}
+
+/* The version a requirement declares in its manifest, checked before it
+ * is imported: a conflict then runs none of its code.  Without a declared
+ * version the check waits for the import (the descriptor's version). */
+static mh_status precheck(mh_host *h, const char *name,
+                          const mh_requirement *r, mh_error **err)
+{
+    const char *iname = mh_int_cstr(h, r->name);
+    mh_found f;
+    mh_manifest *m = NULL;
+    if (!iname || mh_find_spec(h, iname, &f, NULL) != MH_OK ||
+        mh_meta_of(h, iname, &f, MH_META_SIDECAR_FIRST, &m, NULL, NULL) !=
+            MH_OK)
+        return MH_OK; /* the import says what is wrong */
+    const char *why, *v = m->version;
+    mh_status rc = MH_OK;
+    if (v && mh_version_check(v, r->constraint, &why) != 1) {
+        char detail[600];
+        snprintf(detail, sizeof detail, "'%s' (%s) is version %s", r->name,
+                 f.origin, v);
+        rc = chain_error(h, err, MH_EVERSION, name, r, detail);
+    }
+    mh_manifest_free(m);
+    return rc;
+}
+
 mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
                           mh_error **err)
 {
     const char *why;
-    chain_reported = false;
     for (size_t i = 0; i < m->nreq; i++) {
         const mh_requirement *r = &m->req[i];
         mh_module *dep;
         mh_error *e = NULL;
         MH_TRACE(h, "import '%s': requires '%s %s'", name, r->name,
                  r->constraint);
-        chain_reported = false;
-        mh_status rc = mh_import(h, r->name, &dep, &e);
+        mh_status rc = MH_OK;
+        if (r->constraint[0] && !mh_host_module(h, r->name))
+            rc = precheck(h, name, r, err); /* before any of its code runs */
+        if (rc != MH_OK)
+            return rc;
+        rc = mh_import(h, r->name, &dep, &e);
         if (rc != MH_OK) {
-            if (chain_reported) /* named the chain already, deeper down */
+            if (names_chain(e, r->name)) /* said deeper down, whole */
                 return mh_err_give(e, err);
             rc = chain_error(h, err, rc, name, r, mh_error_message(e));
             mh_error_free(e);

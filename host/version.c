@@ -1,7 +1,8 @@
 /*
  * host/version.c -- versions and version constraints (mh_version_*).
  *
- * A version is dotted numbers with an optional tail: "1.10.2", "2.0rc1".
+ * A version is dotted numbers (at most 32) with an optional tail:
+ * "1.10.2", "2.0rc1".
  * Numbers compare as numbers ("1.10" > "1.9"), missing ones are 0 ("1.2"
  * == "1.2.0"); a tail sorts before the plain release ("1.0rc1" < "1.0")
  * and tails compare as bytes.  A constraint is comma-separated clauses
@@ -18,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PARTS 8
+#define MAX_PARTS 32
 
 typedef struct ver {
     unsigned long long part[MAX_PARTS];
@@ -45,10 +46,13 @@ static bool ver_parse(const char *s, size_t len, ver *v)
             break;
         v->part[v->n++] = x;
         if (i < len && s[i] == '.' && i + 1 < len &&
-            isdigit((unsigned char)s[i + 1]))
+            isdigit((unsigned char)s[i + 1])) {
+            if (v->n == MAX_PARTS)
+                return false; /* more numbers than anyone means */
             i++;
-        else
+        } else {
             break;
+        }
     }
     v->tail = s + i;
     v->tail_len = len - i;

@@ -318,4 +318,134 @@ const char *call_ok(mh_module *mod, const char *fn, const char *args);
 /* mh_module_call that must fail; returns the status (message in ERR). */
 mh_status call_fails(mh_module *mod, const char *fn, const char *args);
 
+/* ------------------------------------------------ metadata and deps */
+/* (tests/support/meta.c) */
+
+/* Set $MH_FIXTURE_MARKER to tmp_path("marker") and return it: the meta_*
+ * fixtures append a line there from their ELF constructor and their init,
+ * so the file's absence proves none of their code ran. */
+const char *meta_marker(void);
+/* Write tmp_dir()/REL.lua with src and, unless json is NULL, its sidecar
+ * manifest tmp_dir()/REL.json; returns the .lua path. */
+const char *meta_lua_module(const char *rel, const char *src,
+                            const char *json);
+/* Run `tool args` (args already quoted); fails the case, saying so, when
+ * the tool is not installed or exits non-zero. */
+void meta_tool(const char *tool, const char *args);
+/* Offset of the modhost manifest note (its namesz field) in an ELF
+ * object's bytes, or -1 when it has none; two notes fail the case. */
+long meta_note_offset(const unsigned char *data, size_t len);
+
+/* ------------------------------------------------------------ discovery */
+/* (tests/support/disc.c) */
+
+/* Set a file's atime and mtime to secs_ago seconds before now (whole
+ * seconds): discovery trusts a file only once it is 2 s old, so tests age
+ * what they create, and "touch" a file by giving it another age. */
+void disc_set_age(const char *path, long secs_ago);
+/* disc_set_age on every regular file under dir. */
+void disc_age_tree(const char *dir, long secs_ago);
+/* Lua source of a module whose encode(s) returns "WORD:" .. s. */
+const char *disc_lua_source(const char *word);
+/* tmp_dir()/REL with n plugins p000.so, p001.so, ...: even ones copies of
+ * fixture disc_codec (version 3.1.4, provides codec and answer), odd ones
+ * of disc_plain (1.0.0, provides nothing); plus Lua modules lua_a
+ * (sidecar: 1.0.0, provides codec=encode), lua_b (sidecar: 2.0.0, no
+ * provides) and lua_c (no sidecar).  Every file 60 s old.  So n + 3
+ * modules. */
+const char *disc_plugin_dir(const char *rel, size_t n);
+/* Offset of the modhost manifest note in an object's bytes, or -1. */
+long disc_note_offset(const unsigned char *data, size_t len);
+/* Make the manifest note of the plugin at path claim more data than its
+ * segment holds (fails the case when it has no note). */
+void disc_damage_note(const char *path);
+
+#define DISC_MAX 512
+
+/* One module as mh_discover reported it (strings copied). */
+typedef struct disc_mod {
+    const char *name, *origin, *finder;
+    const char *interned;      /* the name pointer the host passed */
+    mh_module_kind kind;
+    size_t entry_index;
+    mh_status status;
+    const char *reason;        /* NULL when the host gave none */
+    int has_manifest;
+    /* From the manifest (NULL / 0 without one). */
+    const char *manifest_name, *source, *version, *description, *json;
+    int abi;
+    const char *provides;      /* "group=export,..." in manifest order */
+    const char *requires;      /* "name constraint,..." */
+    const char *line;          /* all of the above on one line */
+} disc_mod;
+
+/* One mh_discover call. */
+typedef struct disc_run {
+    mh_status status;          /* what mh_discover returned */
+    const char *error;         /* its message, or NULL */
+    size_t n;
+    disc_mod mods[DISC_MAX];   /* in the order reported */
+    const char *unordered;     /* NULL when reported in name order */
+    const char *text;          /* every line, '\n'-terminated: equal texts,
+                                  equal results */
+    /* From the log (with a verbose host and a log_capture only): */
+    size_t reads;              /* "reading the metadata of" traces */
+    const char *read_names;    /* their names, ' '-separated */
+    long sum_modules, sum_read, sum_index; /* the summary trace, or -1 */
+    size_t warnings;           /* messages at WARN or ERROR */
+    const char *log;           /* every message of the call, for output */
+} disc_run;
+
+/* Run mh_discover on host into *r; lc, if not NULL, is the host's log
+ * capture (counted from where it stands now). */
+void disc_discover(mh_host *host, log_capture *lc, disc_run *r);
+/* The module named name in r: NULL / failing the case when absent. */
+const disc_mod *disc_find(const disc_run *r, const char *name);
+const disc_mod *disc_get(const disc_run *r, const char *name);
+/* Number of modules in r with that status. */
+size_t disc_count_status(const disc_run *r, mh_status status);
+
+/* One entry point (strings copied). */
+typedef struct disc_ep {
+    const char *group, *module, *export_name, *origin;
+    const char *version;       /* of its manifest, or NULL */
+    const char *provider;      /* mh_manifest_provider(manifest, group) */
+} disc_ep;
+
+typedef struct disc_eps {
+    mh_status status;
+    const char *error;
+    size_t n;
+    disc_ep v[DISC_MAX];
+    const char *text;          /* "module=export (origin)" a line */
+} disc_eps;
+
+/* Called for each entry point during the walk, with the live one. */
+typedef void (*disc_ep_load_fn)(void *ud, mh_host *host,
+                                const mh_entry_point *ep);
+/* mh_host_entry_points(host, group) into *out; load may be NULL. */
+void disc_entry_points(mh_host *host, const char *group, disc_eps *out,
+                       disc_ep_load_fn load, void *load_ud);
+
+#define DISC_FAILS_MAX 64
+
+typedef struct disc_fail {
+    const char *name, *origin, *reason;
+    mh_status status;
+    int64_t when;
+} disc_fail;
+
+typedef struct disc_fails {
+    mh_status status;
+    const char *error;
+    size_t n;
+    disc_fail v[DISC_FAILS_MAX];
+    const char *text;          /* "name (origin): STATUS: reason" a line */
+} disc_fails;
+
+/* mh_host_failures(host) into *out. */
+void disc_failures(mh_host *host, disc_fails *out);
+/* The failure of module name in f, or NULL. */
+const disc_fail *disc_fail_find(const disc_fails *f, const char *name);
+
 #endif /* MODHOST_TEST_SUPPORT_H */
