@@ -44,7 +44,10 @@ typedef struct mh_dx_row {
  * not `create`, or SQLite failed (traced, not an error: the index only
  * saves time). */
 mh_dx *mh_dx_open(struct mh_host *h, bool create);
+/* Close; a file found damaged on the way is replaced by an empty index. */
 void mh_dx_close(mh_dx *dx);
+/* Was damage found (rows read so far are not to be trusted)? */
+bool mh_dx_damaged(const mh_dx *dx);
 
 /* Call fn for every row (failures only, when asked) until it returns
  * non-zero.  Strings live during the call.  -1 if the index is damaged
@@ -56,6 +59,9 @@ int mh_dx_each(mh_dx *dx, bool failures_only, mh_dx_fn fn, void *ud);
 int mh_dx_begin(mh_dx *dx);
 int mh_dx_put(mh_dx *dx, const mh_dx_row *row);
 int mh_dx_commit(mh_dx *dx);
+
+/* Delete the rows whose origin gone(origin) says is gone. */
+int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin));
 
 /* Forget failures: all, or those of module `name`; *n of them. */
 int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n);

@@ -66,6 +66,7 @@ typedef struct mh_found {
     const char *identity; /* interned, or NULL */
     bool binary;          /* Lua: a precompiled chunk (.luac), not source */
     bool trusted;         /* its bytes are covered by a verified signature */
+    bool meta_whole;      /* meta_key has the whole manifest (the note's) */
     /* Set by the host, not the finder: */
     const char *finder;   /* class name */
     size_t entry;         /* search path index; SIZE_MAX: a meta finder */
@@ -124,14 +125,19 @@ void mh_chain_free(struct mh_host *h);
 
 /* The hook that claims entry, or NULL; *shadowed gets the names of later
  * hooks that would also claim it (interned, ", "-separated) or NULL.
- * Chain read lock taken inside. */
+ * `shown` is the entry as messages show it (no password).  Chain read
+ * lock taken inside. */
 const mh_hook *mh_chain_claim(struct mh_host *h, const char *entry,
-                              const char **shadowed);
+                              const char *shown, const char **shadowed);
+
+/* Could entry's scheme name a finder plugin?  Then, if modname is not
+ * NULL, it receives the module name "finders.<scheme>". */
+bool mh_chain_scheme_plugin(const char *entry, char *modname, size_t size);
 
 /* Import the finder plugin for the scheme of `entry` ("finders.<scheme>")
- * and register it as a path hook: MH_OK with *hook; MH_ENOTFOUND when
- * the entry has no scheme that could name a plugin; another error naming
- * the module.  Must be called without any entry lock held. */
+ * and register it as a path hook: MH_OK with *hook, or an error naming
+ * the module; MH_ECYCLE (no error object) when this thread is importing
+ * that plugin already.  Must be called without any entry lock held. */
 mh_status mh_chain_load_scheme(struct mh_host *h, const char *entry,
                                const mh_hook **hook, mh_error **err);
 

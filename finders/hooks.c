@@ -12,9 +12,13 @@
  * The meta chain starts as the single link "path", the walk of the search
  * path entries; meta finders go before or after it.
  *
- * Lock order: path.lock (read) -> an entry's lock -> chain.lock.  The
- * chain lock is never held while a finder runs: walks take a snapshot of
- * the links, which live until the host is freed.
+ * Lock order: path.lock (read) -> an entry's lock -> chain.lock.  Of a
+ * finder's functions only claims() runs under the chain lock (read): it
+ * must be a cheap check that calls nothing of the host.  Walks of the meta
+ * chain take a snapshot of the links, which live until the host is freed.
+ * A finder plugin is imported with path.lock held for reading (the walk
+ * that met its entry): its import reads the path again, which a rwlock
+ * that prefers readers (glibc's default) allows.
  */
 #include "host/internal.h"
 #include "finders/finder.h"
@@ -388,7 +392,7 @@ static bool claims(mh_host *h, const mh_hook *k, const char *entry)
 }
 
 const mh_hook *mh_chain_claim(mh_host *h, const char *entry,
-                              const char **shadowed)
+                              const char *shown, const char **shadowed)
 {
     mh_chain *c = &h->chain;
     const mh_hook *won = NULL;
@@ -409,7 +413,7 @@ const mh_hook *mh_chain_claim(mh_host *h, const char *entry,
         *shadowed = mh_int_cstr(h, mh_buf_str(&b));
         mh_log(h, MH_LOG_WARN, "search path entry '%s' is claimed by finder "
                "'%s'; also claimed by %s, which %s shadowed (reorder the "
-               "path hooks to change this)", entry, won->name,
+               "path hooks to change this)", shown, won->name,
                mh_buf_str(&b), strchr(mh_buf_str(&b), ',') ? "are" : "is");
     }
     mh_buf_free(&b);
@@ -445,16 +449,24 @@ bool mh_chain_loading(void)
     return loading_depth > 0;
 }
 
+bool mh_chain_scheme_plugin(const char *entry, char *modname, size_t size)
+{
+    size_t n = strcspn(entry, ":");
+    if (entry[n] != ':' || n == 0 || n > 32 || !mh_name_ident(entry, n))
+        return false;
+    if (modname)
+        snprintf(modname, size, "finders.%.*s", (int)n, entry);
+    return true;
+}
+
 mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
                                const mh_hook **hook, mh_error **err)
 {
     *hook = NULL;
-    size_t n = strcspn(entry, ":");
-    if (entry[n] != ':' || n == 0 || n > 32 || !mh_name_ident(entry, n))
-        return MH_ENOTFOUND;
-    char scheme[40], modname[64];
-    snprintf(scheme, sizeof scheme, "%.*s", (int)n, entry);
-    snprintf(modname, sizeof modname, "finders.%s", scheme);
+    char modname[64];
+    if (!mh_chain_scheme_plugin(entry, modname, sizeof modname))
+        return mh_err(h, err, MH_EPATH, "no finder handles this entry");
+    const char *scheme = modname + sizeof "finders." - 1;
 
     MH_TRACE(h, "search path: no path hook claims '%s'; importing the "
              "finder plugin '%s'", scheme, modname);
@@ -463,6 +475,12 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
     loading_depth++;
     mh_status rc = mh_import(h, modname, &m, &ie);
     loading_depth--;
+    if (rc == MH_ECYCLE) {
+        /* This thread is importing the plugin already (an application
+         * imported finders.<scheme> by name): its entry waits. */
+        mh_error_free(ie);
+        return MH_ECYCLE;
+    }
     if (rc != MH_OK) {
         rc = mh_err(h, err, rc, "no path hook claims the scheme '%s:', and "
                     "its finder plugin '%s' could not be imported: %s",
@@ -537,6 +555,7 @@ mh_status mh_found_from_spec(mh_host *h, const mh_hook *hook,
         .identity = intern_opt(h, spec->identity, &oom),
         .binary = (spec->flags & MH_SPEC_BYTECODE) != 0,
         .trusted = (spec->flags & MH_SPEC_TRUSTED) != 0,
+        .meta_whole = (spec->flags & MH_SPEC_META_WHOLE) && spec->meta_key,
         .finder = hook->name,
         .hook = hook,
     };

@@ -485,11 +485,18 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     return MH_ENOTFOUND;
 }
 
-/* A module's identity: its content hash from the index. */
-static const char *identity(const mh_idx_entry *e, char out[72])
+/* A module's identity: its content hash from the index, and a hash of
+ * the manifest the index carries for it. */
+#define IDENTITY_SIZE 96
+static const char *identity(const mh_idx_entry *e, char out[IDENTITY_SIZE])
 {
     memcpy(out, "sha256:", 7);
     hex(e->sha256, 32, out + 7);
+    uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (const char *p = e->manifest ? e->manifest : ""; *p; p++)
+        fnv = (fnv ^ (unsigned char)*p) * 0x100000001b3ull;
+    snprintf(out + 71, IDENTITY_SIZE - 71, "|m:%016llx",
+             (unsigned long long)fnv);
     return out;
 }
 
@@ -509,7 +516,7 @@ static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
     mh_host *h = s->host;
     mh_buf *why = MH_FCX(cx)->why;
     mh_error **err = MH_FCX(cx)->err;
-    char url[4400], ident[72];
+    char url[4400], ident[IDENTITY_SIZE];
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_index(s, why);
     if (rc == MH_ENOMEM)
@@ -521,7 +528,8 @@ static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
         snprintf(url, sizeof url, "%s%s", s->base, e->path);
         spec->kind = e->kind;
         spec->flags = (e->binary ? MH_SPEC_BYTECODE : 0) |
-                      (s->signed_ok ? MH_SPEC_TRUSTED : 0);
+                      (s->signed_ok ? MH_SPEC_TRUSTED : 0) |
+                      (s->idx.manifests ? MH_SPEC_META_WHOLE : 0);
         /* Interned: the host reads them after this frame is gone. */
         spec->origin = mh_int_cstr(h, url);
         spec->key = e->name;
@@ -689,7 +697,7 @@ static mh_status htf_list(mh_finder_ctx *cx, void *state,
     mh_host *h = s->host;
     mh_error **err = MH_FCX(cx)->err;
     mh_buf why;
-    char url[4400], ident[72];
+    char url[4400], ident[IDENTITY_SIZE];
     mh_buf_init(&why, h, 0);
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_index(s, &why);
@@ -701,7 +709,8 @@ static mh_status htf_list(mh_finder_ctx *cx, void *state,
         mh_finder_spec f = {
             .kind = e->kind, .key = e->name, .origin = url,
             .flags = (e->binary ? MH_SPEC_BYTECODE : 0) |
-                     (s->signed_ok ? MH_SPEC_TRUSTED : 0),
+                     (s->signed_ok ? MH_SPEC_TRUSTED : 0) |
+                     (s->idx.manifests ? MH_SPEC_META_WHOLE : 0),
             .identity = identity(e, ident),
             .meta_key = e->manifest || s->idx.manifests ? manifest_key(h, e)
                                                         : NULL};

@@ -217,15 +217,20 @@ static mh_status note(ixw *w, const char *full, ixw_mod *m)
         return mh_err(NULL, w->err, MH_EFORMAT, "%s: its manifest note is "
                       "not a JSON object", full);
     }
-    cJSON_DeleteItemFromObjectCaseSensitive(m->manifest, "abi");
-    if (!cJSON_AddNumberToObject(m->manifest, "abi", (double)abi))
+    const cJSON *said = cJSON_GetObjectItemCaseSensitive(m->manifest, "abi");
+    if (said && (!cJSON_IsNumber(said) || said->valuedouble != (double)abi))
+        return mh_err(NULL, w->err, MH_EFORMAT, "%s: its manifest says "
+                      "abi %g, but the plugin was built for ABI %u", full,
+                      cJSON_IsNumber(said) ? said->valuedouble : -1.0, abi);
+    if (!said && !cJSON_AddNumberToObject(m->manifest, "abi", (double)abi))
         return mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
     return MH_OK;
 }
 
-/* The sidecar manifest beside module file full (flen bytes without its
- * suffix), if any, into m->manifest: it goes into the index, where the
- * signature covers it. */
+/* The manifest of module file full (flen bytes without its suffix), if
+ * any, into m->manifest, in import's order: a native module's note, else
+ * the sidecar beside it.  It goes into the index, where the signature
+ * covers it. */
 static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
 {
     char path[PATH_MAX];
@@ -233,9 +238,14 @@ static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
         return MH_OK;
     memcpy(path, full, flen);
     memcpy(path + flen, ".json", sizeof ".json");
+    if (strcmp(m->kind, "native") == 0) { /* the note first, as import */
+        mh_status rc = note(w, full, m);
+        if (rc != MH_OK || m->manifest)
+            return rc;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT)
-        return strcmp(m->kind, "native") == 0 ? note(w, full, m) : MH_OK;
+        return MH_OK;
     if (fd < 0)
         return mh_err(NULL, w->err, MH_EIO, "cannot open %s: %s", path,
                       strerror(errno));
@@ -357,6 +367,7 @@ static void sort_unique(ixw *w)
         if (strcmp(w->mods[i].name, w->mods[out - 1].name) == 0) {
             free(w->mods[i].name);
             free(w->mods[i].path);
+            cJSON_Delete(w->mods[i].manifest);
             continue;
         }
         w->mods[out++] = w->mods[i];

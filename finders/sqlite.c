@@ -323,10 +323,12 @@ static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
 }
 
 /* The sidecar manifest row of module file rel (n bytes, with its suffix
- * of sl bytes), into key: key, or NULL when there is none.  Lock held;
- * s->find is free. */
+ * of sl bytes), into key: key, or NULL when there is none.  Its row's
+ * identity is appended to ident (isize bytes), so a changed sidecar
+ * changes the module's identity.  Lock held; s->find is free. */
 static const char *sidecar(sqf_state *s, const char *rel, size_t n,
-                           size_t sl, char *key, size_t size)
+                           size_t sl, char *key, size_t size, char *ident,
+                           size_t isize)
 {
     if (n - sl + sizeof MH_META_SUFFIX > size)
         return NULL;
@@ -337,6 +339,12 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
     bool file = step == SQLITE_ROW &&
                 !mh_sar_is_dir(sqlite3_column_int64(s->find, 0)) &&
                 !mh_sar_is_link(sqlite3_column_int64(s->find, 0));
+    if (file) {
+        size_t used = strlen(ident);
+        char meta[160];
+        row_identity(s, s->find, 0, meta, sizeof meta);
+        snprintf(ident + used, isize - used, "|meta:%s", meta);
+    }
     sqlite3_reset(s->find);
     return file ? key : NULL;
 }
@@ -352,7 +360,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     sqf_state *s = state;
     mh_host *h = s->host;
     char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
-    char origin[PATH_MAX + MH_NAME_MAX + 8], ident[160];
+    char origin[PATH_MAX + MH_NAME_MAX + 8], ident[400];
     char meta[MH_NAME_MAX + 8];
 
     pthread_mutex_lock(&s->lock);
@@ -387,7 +395,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         spec->key = mh_int_str(h, rel, n);
         spec->identity = mh_int_cstr(h, ident);
         const char *mk = sidecar(s, rel, n, strlen(kinds[k].suffix), meta,
-                                 sizeof meta);
+                                 sizeof meta, ident, sizeof ident);
         spec->meta_key = mk ? mh_int_cstr(h, mk) : NULL;
         rc = spec->origin && spec->key && spec->identity && (!mk ||
                                                              spec->meta_key)
@@ -519,7 +527,7 @@ static mh_status sqf_list(mh_finder_ctx *cx, void *state,
     mh_buf why;
     mh_status rc = MH_OK;
     char mname[MH_NAME_MAX + 1], origin[PATH_MAX + MH_NAME_MAX + 8];
-    char ident[160], meta[MH_NAME_MAX + 8];
+    char ident[400], meta[MH_NAME_MAX + 8];
 
     mh_buf_init(&why, h, 0);
     pthread_mutex_lock(&s->lock);
@@ -537,14 +545,15 @@ static mh_status sqf_list(mh_finder_ctx *cx, void *state,
             !module_name_of(rel, rlen, mname, sizeof mname, &kind))
             continue;
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
+        /* The same identity as find gives: mode, mtime, sz, length. */
         mh_finder_spec f = {
             .kind = kind, .origin = origin, .key = rel,
-            .identity = row_identity(s, s->list, 2, ident, sizeof ident),
-            .meta_key = sidecar(s, rel, rlen,
-                                kind == MH_KIND_NATIVE
-                                    ? sizeof MH_NATIVE_SUFFIX - 1
-                                    : sizeof MH_LUA_SUFFIX - 1,
-                                meta, sizeof meta)};
+            .identity = row_identity(s, s->list, 1, ident, sizeof ident)};
+        f.meta_key = sidecar(s, rel, rlen,
+                             kind == MH_KIND_NATIVE
+                                 ? sizeof MH_NATIVE_SUFFIX - 1
+                                 : sizeof MH_LUA_SUFFIX - 1,
+                             meta, sizeof meta, ident, sizeof ident);
         if (fn(ud, mname, &f) != 0)
             break;
     }

@@ -23,6 +23,8 @@
 #include "cache/discovery.h"
 #include "finders/finder.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -82,6 +84,7 @@ typedef struct dx_item {
     mh_manifest *manifest;  /* NULL if it failed */
     mh_status status;
     const char *reason;     /* interned */
+    bool transient;         /* not the module's fault: not recorded */
 } dx_item;
 
 typedef struct dx_known {   /* a row of the index, by interned origin */
@@ -189,6 +192,31 @@ static void free_known(dx_walk *w)
     mh_mem_free(w->h, w->known, w->kcap * sizeof *w->known);
 }
 
+static const char *sure(const char *id)
+{
+    return strncmp(id, UNSURE, sizeof UNSURE - 1) == 0
+               ? id + sizeof UNSURE - 1 : id;
+}
+
+/* A failure that only a load or init shows: recorded by an import, and
+ * never found again by reading metadata. */
+static bool load_failure(int status)
+{
+    return status == MH_ELOAD || status == MH_ENODESC || status == MH_EINIT;
+}
+
+/* Does row k still describe the module whose identity is now id?  The
+ * same identity, and not unsure -- except for a load failure, which a
+ * re-read of the metadata cannot confirm or refute: it stands until the
+ * module changes. */
+static bool row_counts(const dx_known *k, const char *id)
+{
+    if (strcmp(sure(k->identity), sure(id)) != 0)
+        return false;
+    return load_failure(k->status) || (id == sure(id) &&
+                                       k->identity == sure(k->identity));
+}
+
 /* From a row whose identity matches: 1 used, 0 not usable. */
 static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
 {
@@ -215,8 +243,11 @@ static void from_module(dx_walk *w, dx_item *it)
 {
     mh_host *h = w->h;
     mh_error *e = NULL;
+    bool fetch_failed;
     mh_status rc = mh_meta_of(h, it->name, &it->found, MH_META_SIDECAR_FIRST,
-                              &it->manifest, NULL, &e);
+                              &it->manifest, NULL, &fetch_failed, &e);
+    if (fetch_failed)
+        it->transient = true; /* the finder's trouble, not the module's */
     if (rc == MH_OK)
         rc = mh_meta_check(h, it->name, it->found.origin, it->manifest, &e);
     if (rc != MH_OK) {
@@ -247,6 +278,13 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open(host, true) : NULL;
     if (dx)
         load_known(&w, dx);
+    if (dx && mh_dx_damaged(dx)) { /* start afresh, and fill it now */
+        free_known(&w);
+        w.known = NULL;
+        w.kcap = 0;
+        mh_dx_close(dx);
+        dx = mh_dx_open(host, true);
+    }
     bool writing = dx && mh_dx_begin(dx) == 0;
     size_t reread = 0;
     char ident[512];
@@ -255,15 +293,14 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         const char *id = identity_of(&it->found, ident, sizeof ident);
         const dx_known *k = w.kcap ? &w.known[known_slot(&w, it->found.origin)]
                                    : NULL;
-        if (k && k->identity && id && strcmp(k->identity, id) == 0 &&
-            strncmp(id, UNSURE, sizeof UNSURE - 1) != 0 &&
+        if (k && k->identity && id && row_counts(k, id) &&
             from_known(&w, it, k))
             continue;
         reread++;
         MH_TRACE(host, "discover: reading the metadata of '%s' (%s)",
                  it->name, it->found.origin);
         from_module(&w, it);
-        if (!writing || !id || transient(it->status))
+        if (!writing || !id || it->transient || transient(it->status))
             continue;
         mh_dx_row row = {
             .origin = it->found.origin, .identity = id, .name = it->name,
@@ -316,8 +353,9 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     if (!dx)
         return;
     mh_dx_row row = {
-        .origin = f->origin, .identity = id, .name = name, .source = "none",
-        .status = mh_error_code(e), .reason = mh_error_message(e),
+        .origin = f->origin, .identity = sure(id), .name = name,
+        .source = "none", .status = mh_error_code(e),
+        .reason = mh_error_message(e),
     };
     if (mh_dx_begin(dx) == 0 && mh_dx_put(dx, &row) == 0)
         mh_dx_commit(dx);
@@ -390,11 +428,34 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
 typedef struct fail_walk {
     mh_failure_fn fn;
     void *ud;
+    size_t gone;            /* rows of modules whose file is gone */
 } fail_walk;
+
+/* Is the file behind an origin ("/path", "/db!/member") gone? */
+static bool origin_gone(const char *origin)
+{
+    char path[PATH_MAX];
+    if (origin[0] != '/')
+        return false; /* a URI: its server decides */
+    const char *bang = NULL; /* "/db!/member": the last "!/" */
+    for (const char *p = strstr(origin, "!/"); p; p = strstr(p + 1, "!/"))
+        bang = p;
+    size_t n = bang ? (size_t)(bang - origin) : strlen(origin);
+    if (n >= sizeof path)
+        return false;
+    memcpy(path, origin, n);
+    path[n] = '\0';
+    struct stat st;
+    return lstat(path, &st) != 0 && errno == ENOENT;
+}
 
 static int fail_one(void *ud, const mh_dx_row *r)
 {
     fail_walk *w = ud;
+    if (origin_gone(r->origin)) {
+        w->gone++;
+        return 0;
+    }
     mh_failure f = {
         .size = sizeof f,
         .name = r->name,
@@ -415,8 +476,10 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
     mh_dx *dx = mh_dx_open(host, false);
     if (!dx)
         return MH_OK; /* no index: nothing recorded */
-    fail_walk w = {fn, ud};
+    fail_walk w = {fn, ud, 0};
     int r = mh_dx_each(dx, true, fail_one, &w);
+    if (r == 0 && w.gone) /* forget them: nothing will change them now */
+        mh_dx_forget_gone(dx, origin_gone);
     mh_dx_close(dx);
     if (r != 0)
         return mh_err(host, err, MH_EIO, "the discovery index in %s could "

@@ -61,7 +61,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_reg_enter(mod);
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec(h, iname, &f, &e);
-    bool found = rc == MH_OK;
+    bool found = rc == MH_OK, fetch_failed = false;
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {
@@ -71,11 +71,11 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
          * host version and requirements are checked. */
         rc = mh_meta_of(h, iname, &f, 0, &man,
                         f.kind == MH_KIND_NATIVE && !f.file ? &image : NULL,
-                        &e);
+                        &fetch_failed, &e);
     }
     if (rc == MH_OK)
         rc = mh_meta_check(h, iname, f.origin, man, &e);
-    if (found && rc != MH_OK && e && own_fault(rc))
+    if (found && !fetch_failed && rc != MH_OK && e && own_fault(rc))
         mh_discover_record(h, iname, &f, e);
     if (rc == MH_OK)
         rc = mh_meta_require(h, iname, man, &e);

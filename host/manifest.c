@@ -41,8 +41,8 @@ void mh_manifest_free(mh_manifest *m)
         strfree(h, m->prov[i].group);
         strfree(h, m->prov[i].export_name);
     }
-    mh_mem_free(h, m->req, m->nreq * sizeof *m->req);
-    mh_mem_free(h, m->prov, m->nprov * sizeof *m->prov);
+    mh_mem_free(h, m->req, m->req_cap * sizeof *m->req);
+    mh_mem_free(h, m->prov, m->prov_cap * sizeof *m->prov);
     mh_mem_free(h, m->json, m->json_size);
     mh_mem_free(h, m, sizeof *m);
 }
@@ -154,6 +154,7 @@ static mh_status parse_requires(const parse_ctx *p, const cJSON *arr,
     m->req = n ? mh_mem_calloc(p->h, n, sizeof *m->req) : NULL;
     if (n && !m->req)
         return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+    m->req_cap = n;
     size_t i = 0;
     for (const cJSON *j = arr->child; j; j = j->next, i++) {
         if (!cJSON_IsString(j) || !j->valuestring)
@@ -187,6 +188,7 @@ static mh_status parse_provides(const parse_ctx *p, const cJSON *obj,
     m->prov = n ? mh_mem_calloc(p->h, n, sizeof *m->prov) : NULL;
     if (n && !m->prov)
         return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+    m->prov_cap = n;
     for (const cJSON *j = obj->child; j; j = j->next) {
         if (!j->string || !j->string[0] || !cJSON_IsString(j) ||
             !j->valuestring || !j->valuestring[0])
@@ -194,6 +196,10 @@ static mh_status parse_provides(const parse_ctx *p, const cJSON *obj,
                           "(%s): provides '%s': the group and its export "
                           "must be non-empty strings", p->name, p->where,
                           j->string ? j->string : "");
+        if (mh_manifest_provider(m, j->string))
+            return mh_err(p->h, p->err, MH_EFORMAT, "manifest of module '%s' "
+                          "(%s): provides '%s' twice", p->name, p->where,
+                          j->string);
         m->prov[m->nprov].group = mh_mem_strdup(p->h, j->string);
         m->prov[m->nprov].export_name = mh_mem_strdup(p->h, j->valuestring);
         m->nprov++;
@@ -256,6 +262,15 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
         return bad(&p, "it contains a NUL byte");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    while (root && end && end < json + len &&
+           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
+        end++;
+    if (root && end && end < json + len) { /* one JSON value, nothing after */
+        cJSON_Delete(root);
+        return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) has "
+                      "data after its JSON object (at byte %zu)", name,
+                      p.where, (size_t)(end - json));
+    }
     if (!root) {
         size_t at = end && end >= json && end <= json + len
                         ? (size_t)(end - json) : 0;
@@ -275,6 +290,28 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
         return rc;
     }
     *out = m;
+    return MH_OK;
+}
+
+mh_status mh_manifest_set_abi(mh_manifest *m, int abi, mh_error **err)
+{
+    mh_host *h = m->host;
+    cJSON *root = cJSON_Parse(m->json);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "abi");
+    char *text = root && cJSON_AddNumberToObject(root, "abi", abi)
+                     ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    char *old = m->json;
+    size_t old_size = m->json_size;
+    if (!text || !set_json(m, text)) {
+        m->json = old; /* unchanged */
+        m->json_size = old_size;
+        cJSON_free(text);
+        return mh_err(h, err, MH_ENOMEM, "out of memory");
+    }
+    cJSON_free(text);
+    mh_mem_free(h, old, old_size);
+    m->abi = abi;
     return MH_OK;
 }
 

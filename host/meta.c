@@ -34,7 +34,8 @@
 /* The ELF note of a native module: from its file, or from its bytes
  * (kept in *image when the caller wants them). */
 static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
-                         mh_elf_note *note, mh_blob *image, mh_error **err)
+                         mh_elf_note *note, mh_blob *image,
+                         bool *fetch_failed, mh_error **err)
 {
     const char *why;
     if (f->file) {
@@ -54,8 +55,11 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
     } else {
         mh_blob b;
         mh_status rc = mh_found_read(h, f, f->key, &b, err);
-        if (rc != MH_OK)
+        if (rc != MH_OK) {
+            if (fetch_failed)
+                *fetch_failed = true;
             return rc;
+        }
         why = mh_elf_note_mem(h, b.data, b.len, note);
         if (image && !why)
             *image = b;
@@ -110,12 +114,14 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
 
 mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
                      unsigned how, mh_manifest **out, mh_blob *image,
-                     mh_error **err)
+                     bool *fetch_failed, mh_error **err)
 {
     *out = NULL;
+    if (fetch_failed)
+        *fetch_failed = false;
     if (image)
         image->data = NULL, image->len = image->size = 0;
-    if ((how & MH_META_SIDECAR_FIRST) && !f->file && f->meta_key) {
+    if ((how & MH_META_SIDECAR_FIRST) && f->meta_whole) {
         mh_status rc = sidecar_of(h, name, f, out, err); /* no image read */
         if (rc == MH_OK && !*out)
             rc = mh_manifest_empty(h, name, out, err);
@@ -123,7 +129,7 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
     }
     if (f->kind == MH_KIND_NATIVE) {
         mh_elf_note note;
-        mh_status rc = note_of(h, name, f, &note, image, err);
+        mh_status rc = note_of(h, name, f, &note, image, fetch_failed, err);
         if (rc != MH_OK)
             return rc;
         if (note.found) {
@@ -135,7 +141,7 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
                             "ABI %u", name, f->origin, (*out)->abi,
                             note.abi);
             if (rc == MH_OK)
-                (*out)->abi = (int)note.abi;
+                rc = mh_manifest_set_abi(*out, (int)note.abi, err);
             mh_elf_note_free(h, &note);
             if (rc != MH_OK) {
                 mh_manifest_free(*out);
@@ -219,7 +225,8 @@ static mh_status precheck(mh_host *h, const char *name,
     mh_found f;
     mh_manifest *m = NULL;
     if (!iname || mh_find_spec(h, iname, &f, NULL) != MH_OK ||
-        mh_meta_of(h, iname, &f, MH_META_SIDECAR_FIRST, &m, NULL, NULL) !=
+        mh_meta_of(h, iname, &f, MH_META_SIDECAR_FIRST, &m, NULL, NULL,
+                   NULL) !=
             MH_OK)
         return MH_OK; /* the import says what is wrong */
     const char *why, *v = m->version;
@@ -291,7 +298,7 @@ mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
     mh_found f;
     rc = mh_find_spec(host, iname, &f, err);
     if (rc == MH_OK)
-        rc = mh_meta_of(host, iname, &f, 0, out, NULL, err);
+        rc = mh_meta_of(host, iname, &f, 0, out, NULL, NULL, err);
     return rc;
 }
 

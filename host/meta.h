@@ -40,9 +40,9 @@ struct mh_manifest {
     char *json;              /* compact text, host memory */
     size_t json_size;
     mh_requirement *req;
-    size_t nreq;
+    size_t nreq, req_cap;
     mh_provide *prov;
-    size_t nprov;
+    size_t nprov, prov_cap;
 };
 
 /* Parse JSON text (len bytes) as the manifest of module `name` (interned).
@@ -52,6 +52,10 @@ mh_status mh_manifest_parse(struct mh_host *h, const char *name,
                             const char *source, const char *where,
                             const char *json, size_t len, mh_manifest **out,
                             mh_error **err);
+
+/* Record the ABI a note declares in m (and in its JSON text, so a copy
+ * kept as text says it too). */
+mh_status mh_manifest_set_abi(mh_manifest *m, int abi, mh_error **err);
 
 /* A manifest with nothing in it (source "none"). */
 mh_status mh_manifest_empty(struct mh_host *h, const char *name,
@@ -67,15 +71,17 @@ int mh_version_check(const char *version, const char *constraint,
 /* The metadata of a found module, without running its code: the ELF note
  * of a native module, else a sidecar.  For a native module read into
  * memory, `image` (if not NULL) receives the bytes so the loader need not
- * read them again.  (host/meta.c) */
-#define MH_META_SIDECAR_FIRST 0x1u /* an item without a file that has a
-                                      sidecar: use it, do not read the
-                                      image (discovery over HTTP, where
-                                      the index carries the manifest) */
+ * read them again.  *fetch_failed (if not NULL) tells a failure of the
+ * finder to deliver the bytes (a download, a locked database) from a fault
+ * of the module itself.  (host/meta.c) */
+#define MH_META_SIDECAR_FIRST 0x1u /* when the finder says its meta_key
+                                      is the whole manifest
+                                      (MH_SPEC_META_WHOLE: an HTTP index),
+                                      use it; do not read the module */
 mh_status mh_meta_of(struct mh_host *h, const char *name,
                      const struct mh_found *f, unsigned how,
                      mh_manifest **out, struct mh_finder_blob *image,
-                     mh_error **err);
+                     bool *fetch_failed, mh_error **err);
 
 /* May module `name` with manifest m load here?  The plugin ABI and the
  * host version it declares; the refusal says why and that no code ran. */

@@ -318,7 +318,9 @@ static mh_status entry_open(mh_host *h, mh_pentry *e, const mh_hook *k,
     } else if (!*err) {
         mh_err(h, err, rc, "finder '%s' could not open it (%s)", k->name,
                mh_strerror(rc));
-    } else {
+    } else if (strncmp(mh_error_message(*err), k->name, strlen(k->name)) != 0
+               || mh_error_message(*err)[strlen(k->name)] != ':') {
+        /* Name the finder, unless its message does already. */
         mh_error *wrapped = NULL;
         mh_err(h, &wrapped, rc, "finder '%s': %s", k->name,
                mh_error_message(*err));
@@ -341,8 +343,11 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
         mh_error *oerr = NULL;
-        const mh_hook *k = mh_chain_claim(h, e->text, &e->shadowed);
-        if (!k && mh_chain_loading()) {
+        const mh_hook *k = mh_chain_claim(h, e->text, e->shown,
+                                          &e->shadowed);
+        e->claimant = k ? k->name : NULL;
+        bool plugin = !k && mh_chain_scheme_plugin(e->text, NULL, 0);
+        if (plugin && mh_chain_loading()) {
             /* This thread is importing a finder plugin: it cannot be in an
              * entry that waits for a finder itself. */
             pthread_mutex_unlock(&e->lock);
@@ -351,19 +356,27 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                             "loaded)");
             return MH_EPATH;
         }
-        if (!k) {
+        if (plugin) {
             /* A finder plugin, imported with no entry lock held: the
              * import walks this very path. */
             pthread_mutex_unlock(&e->lock);
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
+            if (rc == MH_ECYCLE) { /* the plugin is on its way */
+                if (why)
+                    mh_buf_puts(why, "no finder yet (its finder plugin is "
+                                "being imported)");
+                return MH_EPATH;
+            }
             pthread_mutex_lock(&e->lock);
             c = atomic_load_explicit(&e->finder, memory_order_relaxed);
-            if (rc == MH_ENOTFOUND && !oerr)
-                rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this "
-                            "entry (path hooks: directories, sqlite:, "
-                            "http(s):, and finders/<scheme>.so plugins)");
-            if (k && !c && !e->tried)
-                k = mh_chain_claim(h, e->text, &e->shadowed);
+            if (k && !c && !e->tried) {
+                k = mh_chain_claim(h, e->text, e->shown, &e->shadowed);
+                e->claimant = k ? k->name : NULL;
+            }
+        } else if (!k) {
+            rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this entry "
+                        "(path hooks: directories, sqlite:, http(s):, and "
+                        "finders/<scheme>.so plugins)");
         }
         if (c || e->tried) {
             mh_error_free(oerr); /* another thread settled it meanwhile */
@@ -488,7 +501,7 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         pthread_mutex_lock(&e->lock);
         info->entry = e->shown;
         info->source = e->source;
-        info->finder = c ? c->name : NULL;
+        info->finder = c ? c->name : e->claimant;
         info->shadowed = e->shadowed;
         /* The error text is interned: it lives as long as the host even
          * if the entry is retried and its error replaced. */

@@ -29,6 +29,9 @@ typedef struct mh_pentry {
     pthread_mutex_t lock;                  /* guards lazy finder open */
     _Atomic(const struct mh_hook *) finder; /* once opened */
     void *state;                           /* finder instance */
+    const char *claimant;                  /* interned: the hook that
+                                              claimed it, even if its open
+                                              failed */
     const char *shadowed;                  /* interned: other hooks that
                                               would have claimed it */
     bool tried;                            /* open attempted */

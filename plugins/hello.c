@@ -19,6 +19,11 @@ static const char *greeting(void)
     return "hello";
 }
 
+/* Readable without loading the plugin: `modhost show hello`. */
+MH_PLUGIN_MANIFEST("{\"name\": \"hello\", \"version\": \"1.0.0\","
+                   " \"description\": \"Prints a greeting and its arguments\","
+                   " \"modhost\": \">=0.1\"}")
+
 MH_PLUGIN("hello", "1.0.0", NULL, NULL,
           MH_EXPORT("main", hello_main),
           MH_EXPORT("greeting", greeting))

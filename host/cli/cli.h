@@ -55,8 +55,12 @@ int cli_cmd_find(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 int cli_cmd_list(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
+int cli_cmd_show(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                 char **argv);
 int cli_cmd_path(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
+int cli_cmd_doctor(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                   char **argv);
 int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 int cli_cmd_index(const cli_ctx *ctx, const cli_command *cmd, int argc,
@@ -112,11 +116,11 @@ int cli_fail(mh_error *err);
  * exit code to return. */
 int cli_parse_no_opts(const cli_command *cmd, int argc, char **argv);
 
-/* Options of the query commands: --json, --help and, when accept_plain,
- * --plain (accepted, no effect).  Returns -1 when the command should go
- * on, else the exit code to return (after --help or a usage error). */
+/* Options of the query commands that have only --json and --help.
+ * Returns -1 when the command should go on, else the exit code to return
+ * (after --help or a usage error). */
 int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
-                         int accept_plain, int *json);
+                         int *json);
 
 /* Options of the commands that import a module (run, call): --plain
  * (MH_IMPORT_PLAIN into *flags) and --help; parsing stops at NAME.
@@ -130,6 +134,18 @@ int cli_exit_code(mh_status st);
 /* The text of a search path entry, or NULL if out of range. */
 const char *cli_entry_text(mh_host *host, size_t index);
 
+/* Add key: s to obj (null when s is NULL).  Returns 0 when out of
+ * memory. */
+int cli_add_string(cJSON *obj, const char *key, const char *s);
+
+/* Add "entry" (the index) and "entry_text" for search path entry index
+ * to obj; both null for SIZE_MAX (found by a meta-path finder, not in an
+ * entry).  Returns 0 when out of memory. */
+int cli_add_entry_json(mh_host *host, cJSON *obj, size_t index);
+
+/* Print the line "entry: INDEX TEXT" ("entry: -" for SIZE_MAX). */
+void cli_print_entry(mh_host *host, size_t index);
+
 /* A new JSON object {name, kind, loader, finder, origin, entry,
  * entry_text} for info, or NULL when out of memory. */
 cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info);
@@ -141,6 +157,10 @@ int cli_print_json(cJSON *json);
 
 /* s, or "-" when s is NULL: for text output. */
 const char *cli_str(const char *s);
+
+/* Print s to stdout as one field of a line: tabs and line breaks become
+ * spaces; NULL or "" prints "-". */
+void cli_put_field(const char *s);
 
 /* Flush stdout and report a write error (e.g. a full disk) as a failure.
  * Returns code unchanged when the flush succeeds. */

@@ -1,27 +1,74 @@
 /*
  * cmd_path.c -- `modhost path [--json]`: the effective search path, with
- * where each entry came from and which finder claimed it.
+ * where each entry came from, which finder claimed it, the hooks it
+ * shadows and why it is unusable (mh_host_path_entry_info); then the
+ * finder chain, link by link (mh_host_finder_info).
+ *
+ * Text output keeps the entry lines INDEX<TAB>ENTRY<TAB>SOURCE<TAB>FINDER
+ * as they always were; what was added is on lines of other shapes, so a
+ * script that reads lines beginning with a number still works:
+ *
+ *   0	/srv/plugins	config	fs
+ *     shadows: tar
+ *   1	/srv/gone.db	config	-
+ *     error: /srv/gone.db: no such file
+ *
+ *   finder chain:
+ *   meta	path	-	-	DESCRIPTION
+ *   hook	http	http	-	DESCRIPTION
  */
-#include "cli.h"
+#include <stdlib.h>
+#include <string.h>
 
-/* A new JSON object {index, entry, source, finder}, or NULL when out of
- * memory. */
-static cJSON *entry_json(size_t i, const char *entry, mh_path_source src,
-                         const char *finder)
+#include "cli.h"
+#include "modhost/finder.h"
+
+/* ", "-separated names as a JSON array of strings (empty for NULL), or
+ * NULL when out of memory. */
+static cJSON *names_json(const char *list)
+{
+    cJSON *arr = cJSON_CreateArray();
+
+    while (arr && list && *list) {
+        size_t n = strcspn(list, ",");
+        char *name = strndup(list, n);
+        cJSON *s = name ? cJSON_CreateString(name) : NULL;
+        free(name);
+        if (!s || !cJSON_AddItemToArray(arr, s)) {
+            cJSON_Delete(s);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        list += n;
+        while (*list == ',' || *list == ' ')
+            list++;
+    }
+    return arr;
+}
+
+/* A new JSON object {index, entry, source, finder, shadowed, error}, or
+ * NULL when out of memory. */
+static cJSON *entry_json(size_t i, const mh_path_entry_info *e)
 {
     cJSON *obj = cJSON_CreateObject();
+    cJSON *shadowed = names_json(e->shadowed);
 
-    if (!obj)
-        return NULL;
-    if (!cJSON_AddNumberToObject(obj, "index", (double)i) ||
-        !cJSON_AddStringToObject(obj, "entry", entry) ||
-        !cJSON_AddStringToObject(obj, "source", mh_path_source_name(src)) ||
-        !(finder ? cJSON_AddStringToObject(obj, "finder", finder)
-                 : cJSON_AddNullToObject(obj, "finder"))) {
-        cJSON_Delete(obj);
-        return NULL;
-    }
+    if (!obj || !shadowed ||
+        !cJSON_AddNumberToObject(obj, "index", (double)i) ||
+        !cJSON_AddStringToObject(obj, "entry", cli_str(e->entry)) ||
+        !cJSON_AddStringToObject(obj, "source",
+                                 mh_path_source_name(e->source)) ||
+        !cli_add_string(obj, "finder", e->finder) ||
+        !cJSON_AddItemToObject(obj, "shadowed", shadowed))
+        goto fail;
+    shadowed = NULL; /* obj owns it now */
+    if (!cli_add_string(obj, "error", e->error))
+        goto fail;
     return obj;
+fail:
+    cJSON_Delete(shadowed);
+    cJSON_Delete(obj);
+    return NULL;
 }
 
 /* Print the path as text, or add it to array.  Returns 0, or -1 when out
@@ -31,30 +78,59 @@ static int show_path(mh_host *host, cJSON *array)
     size_t n = mh_host_path_count(host);
 
     for (size_t i = 0; i < n; i++) {
-        const char *entry = NULL, *finder = NULL;
-        mh_path_source src = MH_SOURCE_CONFIG;
+        mh_path_entry_info e;
 
+        memset(&e, 0, sizeof e);
+        e.size = sizeof e;
         /* Only an out-of-range index fails, and i < n. */
-        if (mh_host_path_entry(host, i, &entry, &src, &finder) != MH_OK)
+        if (mh_host_path_entry_info(host, i, &e) != MH_OK)
             continue;
-        if (!array) {
-            printf("%zu\t%s\t%s\t%s\n", i, cli_str(entry),
-                   mh_path_source_name(src), cli_str(finder));
+        if (array) {
+            cJSON *obj = entry_json(i, &e);
+            if (!obj || !cJSON_AddItemToArray(array, obj)) {
+                cJSON_Delete(obj);
+                return -1;
+            }
             continue;
         }
-        cJSON *obj = entry_json(i, cli_str(entry), src, finder);
-        if (!obj || !cJSON_AddItemToArray(array, obj)) {
-            cJSON_Delete(obj);
-            return -1;
+        printf("%zu\t%s\t%s\t%s\n", i, cli_str(e.entry),
+               mh_path_source_name(e.source), cli_str(e.finder));
+        if (e.shadowed)
+            printf("  shadows: %s\n", e.shadowed);
+        if (e.error) {
+            fputs("  error: ", stdout);
+            cli_put_field(e.error);
+            putchar('\n');
         }
     }
     return 0;
 }
 
+/* The finder chain as text: the meta chain (with "path", the walk over
+ * the entries above), then the path hooks, each in the order asked. */
+static void show_chain(mh_host *host)
+{
+    size_t n = mh_host_finder_count(host);
+
+    fputs("\nfinder chain:\n", stdout);
+    for (size_t i = 0; i < n; i++) {
+        mh_finder_info fi;
+
+        memset(&fi, 0, sizeof fi);
+        fi.size = sizeof fi;
+        if (mh_host_finder_info(host, i, &fi) != MH_OK)
+            continue;
+        printf("%s\t%s\t%s\t%s\t", cli_str(fi.role), cli_str(fi.name),
+               cli_str(fi.scheme), cli_str(fi.module));
+        cli_put_field(fi.description);
+        putchar('\n');
+    }
+}
+
 int cli_cmd_path(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
 {
-    int json, code = cli_parse_query_opts(cmd, argc, argv, 0, &json);
+    int json, code = cli_parse_query_opts(cmd, argc, argv, &json);
     if (code >= 0)
         return code;
     if (optind < argc)
@@ -76,6 +152,7 @@ int cli_cmd_path(const cli_ctx *ctx, const cli_command *cmd, int argc,
     } else if (json) {
         code = cli_print_json(array);
     } else {
+        show_chain(host);
         code = cli_finish_output(CLI_EXIT_OK);
     }
     mh_host_free(host);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -130,11 +131,41 @@ const char *cli_str(const char *s)
     return s ? s : "-";
 }
 
-/* Add key: s (or null when s is NULL).  Returns 0 when out of memory. */
-static int add_string(cJSON *obj, const char *key, const char *s)
+void cli_put_field(const char *s)
+{
+    if (!s || !*s) {
+        fputs("-", stdout);
+        return;
+    }
+    /* One field of one line: a multi-line message (a "not found" list,
+     * a Lua traceback) must not start lines of its own. */
+    for (; *s; s++)
+        putchar(*s == '\n' || *s == '\t' || *s == '\r' ? ' ' : *s);
+}
+
+void cli_print_entry(mh_host *host, size_t index)
+{
+    if (index == SIZE_MAX)
+        fputs("entry: -\n", stdout);
+    else
+        printf("entry: %zu %s\n", index,
+               cli_str(cli_entry_text(host, index)));
+}
+
+int cli_add_string(cJSON *obj, const char *key, const char *s)
 {
     return s ? cJSON_AddStringToObject(obj, key, s) != NULL
              : cJSON_AddNullToObject(obj, key) != NULL;
+}
+
+int cli_add_entry_json(mh_host *host, cJSON *obj, size_t index)
+{
+    /* A meta-path finder's module comes from no entry: null, null. */
+    if (index == SIZE_MAX)
+        return cJSON_AddNullToObject(obj, "entry") != NULL &&
+               cJSON_AddNullToObject(obj, "entry_text") != NULL;
+    return cJSON_AddNumberToObject(obj, "entry", (double)index) != NULL &&
+           cli_add_string(obj, "entry_text", cli_entry_text(host, index));
 }
 
 cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info)
@@ -143,14 +174,12 @@ cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info)
 
     if (!obj)
         return NULL;
-    if (!add_string(obj, "name", info->name) ||
-        !add_string(obj, "kind", mh_module_kind_name(info->kind)) ||
-        !add_string(obj, "loader", info->loader) ||
-        !add_string(obj, "finder", info->finder) ||
-        !add_string(obj, "origin", info->origin) ||
-        !cJSON_AddNumberToObject(obj, "entry", (double)info->entry_index) ||
-        !add_string(obj, "entry_text",
-                    cli_entry_text(host, info->entry_index))) {
+    if (!cli_add_string(obj, "name", info->name) ||
+        !cli_add_string(obj, "kind", mh_module_kind_name(info->kind)) ||
+        !cli_add_string(obj, "loader", info->loader) ||
+        !cli_add_string(obj, "finder", info->finder) ||
+        !cli_add_string(obj, "origin", info->origin) ||
+        !cli_add_entry_json(host, obj, info->entry_index)) {
         cJSON_Delete(obj);
         return NULL;
     }
@@ -181,15 +210,9 @@ int cli_finish_output(int code)
 }
 
 int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
-                         int accept_plain, int *json)
+                         int *json)
 {
-    static const struct option with_plain[] = {
-        { "json", no_argument, NULL, 'j' },
-        { "help", no_argument, NULL, 'h' },
-        { "plain", no_argument, NULL, 'P' },
-        { NULL, 0, NULL, 0 }
-    };
-    static const struct option without_plain[] = {
+    static const struct option longopts[] = {
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -197,16 +220,11 @@ int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
     int code, c;
 
     *json = 0;
-    while ((c = cli_getopt(cmd, argc, argv, "h",
-                           accept_plain ? with_plain : without_plain,
-                           &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
         if (c == 0)
             return code;
         if (c == 'j')
             *json = 1;
-        /* --plain: finding never opens the file, so it changes nothing
-         * here; accepted so a `run` command line can be turned into a
-         * `find` one by changing the verb. */
     }
     return -1;
 }

@@ -35,6 +35,8 @@
  *   - open: make the instance for `entry` (NULL for a meta finder) in
  *     *state.  A failure makes the entry unusable (logged, retried after
  *     mh_invalidate_caches); MH_EAGAIN and MH_ENOMEM are retried sooner.
+ *     The host puts "finder 'NAME': " before the message of a failed open
+ *     unless it starts with "NAME:" already.
  *   - find: look for module `name` (checked against the name grammar, so
  *     it never holds '/' or "..": mh_finder_relpath() maps it safely).
  *     MH_OK and *spec filled: the module is here (kind NATIVE or LUA), or
@@ -86,6 +88,10 @@ extern "C" {
 #define MH_SPEC_BYTECODE 0x1u  /* Lua: a precompiled chunk, not source */
 #define MH_SPEC_TRUSTED  0x2u  /* the bytes are covered by a signature the
                                   finder verified (lets .luac load) */
+#define MH_SPEC_META_WHOLE 0x4u /* meta_key gives the module's whole
+                                  manifest, the note's included (an index
+                                  made from the modules): discovery may use
+                                  it without reading the module's bytes */
 
 /* Where a module is, as a finder answers.  Zero it before filling. */
 typedef struct mh_finder_spec {
@@ -265,7 +271,8 @@ typedef struct mh_path_entry_info {
     size_t size;            /* sizeof(mh_path_entry_info), set by caller */
     const char *entry;      /* as in mh_host_path_entry */
     mh_path_source source;
-    const char *finder;     /* the hook that claimed it, or NULL */
+    const char *finder;     /* the hook that claimed it (even when its
+                               open failed: see error), or NULL */
     const char *shadowed;   /* other hooks that would have claimed it,
                                ", "-separated, or NULL */
     const char *error;      /* why no finder could open it, or NULL */

@@ -83,6 +83,14 @@ static int rot13_init(const mh_host_api *api, mh_plugin *self)
     return 0;
 }
 
+/* Readable without loading the plugin (`modhost show codecs.rot13`); the
+ * "codec" entry point is the JSON call below (`modhost list --provides
+ * codec`). */
+MH_PLUGIN_MANIFEST("{\"name\": \"codecs.rot13\", \"version\": \"1.0.0\","
+                   " \"description\": \"ROT13 text codec\","
+                   " \"modhost\": \">=0.1\","
+                   " \"provides\": {\"codec\": \"call:encode\"}}")
+
 MH_PLUGIN("codecs.rot13", "1.0.0", rot13_init, NULL,
           MH_EXPORT("encode", encode),
           MH_EXPORT("decode", decode),

@@ -354,8 +354,6 @@ const char *disc_lua_source(const char *word);
  * provides) and lua_c (no sidecar).  Every file 60 s old.  So n + 3
  * modules. */
 const char *disc_plugin_dir(const char *rel, size_t n);
-/* Offset of the modhost manifest note in an object's bytes, or -1. */
-long disc_note_offset(const unsigned char *data, size_t len);
 /* Make the manifest note of the plugin at path claim more data than its
  * segment holds (fails the case when it has no note). */
 void disc_damage_note(const char *path);
@@ -376,7 +374,7 @@ typedef struct disc_mod {
     int abi;
     const char *provides;      /* "group=export,..." in manifest order */
     const char *requires;      /* "name constraint,..." */
-    const char *line;          /* all of the above on one line */
+    const char *line;          /* all of the above but abi on one line */
 } disc_mod;
 
 /* One mh_discover call. */

@@ -1,0 +1,1728 @@
+/*
+ * test_discovery.c -- mh_discover, entry points and recorded failures over
+ * the discovery index: every module's metadata without running its code;
+ * no unchanged file read twice (counted from the host's traces "discover:
+ * reading the metadata of 'NAME'" and its summary line), and every change
+ * -- a module or a sidecar touched, replaced, added or removed, a
+ * database re-packed -- read again; the index a disposable SQLite file
+ * (damaged, foreign or of another format: rebuilt, silently, its rows not
+ * trusted; disabled; refused in a cache directory others can write);
+ * failures recorded with their reasons and skipped until the file
+ * changes; shadowing as import sees it; threads, hosts and processes
+ * sharing one index; and allocation faults.
+ *
+ * Files older than 2 s are trusted by identity, newer ones are read again
+ * (the mtime granularity rule), so every test ages what it creates (60 s)
+ * and "touches" a file by giving it another age; the rule itself has a
+ * test of its own.  SQL reaches the index through the sqlite3 command.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cache/discovery.h"
+#include "support/support.h"
+#include "test.h"
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+#define NPLUG 200               /* plugins of the big directory */
+#define NMODS (NPLUG + 3)       /* ... and its Lua modules */
+
+/* ------------------------------------------------------------ helpers */
+
+/* A host on the entries, tracing (MH_CONFIG_VERBOSE) into lc, with its
+ * cache in cache (NULL: tmp_path("cache")) and flags added. */
+static mh_host *vhost_(log_capture *lc, const char *cache, unsigned flags,
+                       const char *const *entries)
+{
+    host_opts o = {.flags = MH_CONFIG_VERBOSE | flags, .cache_dir = cache,
+                   .log = lc};
+    return host_new_opts_(&o, entries);
+}
+#define vhost(lc, cache, flags, ...) \
+    vhost_((lc), (cache), (flags), (const char *const[]){__VA_ARGS__, NULL})
+
+static const char *index_path(const char *cache)
+{
+    return str_fmt("%s/%s", cache ? cache : tmp_path("cache"), MH_DX_FILE);
+}
+
+/* The run succeeded, reported n modules in name order, traced a summary
+ * that agrees with its read traces, and logged no warning or error. */
+#define ASSERT_RUN(r, want_n)                                             \
+    do {                                                                  \
+        const disc_run *r_ = (r);                                         \
+        if (r_->status != MH_OK)                                          \
+            FAIL("mh_discover: %s: %s", mh_status_name(r_->status),       \
+                 r_->error ? r_->error : "");                             \
+        if (r_->n != (size_t)(want_n))                                    \
+            FAIL("%zu modules reported, expected %zu:\n%s", r_->n,        \
+                 (size_t)(want_n), r_->text);                             \
+        if (r_->unordered)                                                \
+            FAIL("not in name order: %s", r_->unordered);                 \
+        if (r_->warnings)                                                 \
+            FAIL("%zu warnings or errors logged:\n%s", r_->warnings,      \
+                 r_->log);                                                \
+        if (r_->sum_modules >= 0 &&                                       \
+            (r_->sum_modules != (long)r_->n ||                            \
+             r_->sum_read != (long)r_->reads ||                           \
+             r_->sum_index != (long)(r_->n - r_->reads)))                 \
+            FAIL("summary %ld modules, %ld read, %ld from the index, "    \
+                 "but %zu reported and %zu read traces:\n%s",             \
+                 r_->sum_modules, r_->sum_read, r_->sum_index, r_->n,     \
+                 r_->reads, r_->log);                                     \
+    } while (0)
+
+/* The run read exactly the modules named (space-separated, name order). */
+#define ASSERT_READ(r, names)                                             \
+    do {                                                                  \
+        const disc_run *r_ = (r);                                         \
+        if (r_->sum_modules < 0)                                          \
+            FAIL("no discovery summary traced (is the host verbose?)");   \
+        if (strcmp(r_->read_names, (names)) != 0)                         \
+            FAIL("read [%s], expected [%s]; log:\n%s", r_->read_names,    \
+                 (names), r_->log);                                       \
+    } while (0)
+
+/* The run read every one of its modules. */
+#define ASSERT_READ_ALL(r)                                                \
+    do {                                                                  \
+        if ((r)->reads != (r)->n || (r)->sum_read != (long)(r)->n)        \
+            FAIL("%zu of %zu modules read, expected all; log:\n%s",       \
+                 (r)->reads, (r)->n, (r)->log);                           \
+    } while (0)
+
+/* The first line where a and b differ, both versions, for messages. */
+static const char *first_diff(const char *a, const char *b)
+{
+    size_t line = 1;
+    const char *la = a, *lb = b;
+    for (; *a && *a == *b; a++, b++)
+        if (*a == '\n') {
+            line++;
+            la = a + 1;
+            lb = b + 1;
+        }
+    size_t na = strcspn(la, "\n"), nb = strcspn(lb, "\n");
+    return str_fmt("line %zu:\n  first: %.*s\n  then:  %.*s", line, (int)na,
+                   la, (int)nb, lb);
+}
+
+#define ASSERT_SAME_TEXT(a, b)                                            \
+    do {                                                                  \
+        const char *a_ = (a), *b_ = (b);                                  \
+        if (strcmp(a_, b_) != 0)                                          \
+            FAIL("results differ at %s", first_diff(a_, b_));             \
+    } while (0)
+
+static void assert_module(const disc_mod *d, mh_module_kind kind,
+                          const char *source, const char *version,
+                          const char *provides)
+{
+    if (d->status != MH_OK || d->kind != kind || !d->has_manifest ||
+        strcmp(d->source, source) != 0 ||
+        (version ? !d->version || strcmp(d->version, version) != 0
+                 : d->version != NULL) ||
+        strcmp(d->provides, provides) != 0)
+        FAIL("module %s: got\n  %s\nexpected kind %s, source %s, version "
+             "%s, provides [%s]", d->name, d->line,
+             mh_module_kind_name(kind), source, version ? version : "(null)",
+             provides);
+}
+
+#define CODEC_PROVIDES "codec=call:encode,answer=answer"
+
+/* text without the lines that mention skip. */
+static const char *without(const char *text, const char *skip)
+{
+    size_t len = strlen(text), n = 0;
+    char *buf = malloc(len + 1);
+    if (buf == NULL)
+        FAIL("out of memory");
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t ll = nl ? (size_t)(nl - p + 1) : strlen(p);
+        const char *hit = strstr(p, skip);
+        if (!hit || hit >= p + ll) {
+            memcpy(buf + n, p, ll);
+            n += ll;
+        }
+        p += ll;
+    }
+    buf[n] = '\0';
+    const char *out = str_fmt("%s", buf);
+    free(buf);
+    return out;
+}
+
+/* The big directory, a verbose host on it, and two runs (all read, then
+ * none): the starting point of the change tests. */
+typedef struct big {
+    log_capture lc;
+    const char *dir;
+    mh_host *host;
+    disc_run first;
+} big;
+
+static void big_setup(big *b)
+{
+    disc_run again;
+    log_capture_init(&b->lc);
+    b->dir = disc_plugin_dir("plugins", NPLUG);
+    b->host = vhost(&b->lc, NULL, 0, b->dir);
+    disc_discover(b->host, &b->lc, &b->first);
+    ASSERT_RUN(&b->first, NMODS);
+    ASSERT_READ_ALL(&b->first);
+    disc_discover(b->host, &b->lc, &again);
+    ASSERT_RUN(&again, NMODS);
+    ASSERT_READ(&again, "");
+}
+
+static void big_done(big *b)
+{
+    mh_host_free(b->host);
+    log_capture_free(&b->lc);
+}
+
+static const char *path_in(const char *dir, const char *file)
+{
+    return str_fmt("%s/%s", dir, file);
+}
+
+/* Replace path with content by writing a new file and renaming it over
+ * (a new inode), aged secs_ago. */
+static void replace_file(const char *path, const char *content, long age)
+{
+    const char *tmp = str_fmt("%s.new", path);
+    file_write(tmp, content);
+    disc_set_age(tmp, age);
+    if (rename(tmp, path) != 0)
+        FAIL("rename(%s): %s", tmp, strerror(errno));
+}
+
+/* ----------------------------------------------- many plugins, one read */
+
+TEST(many_plugins_read_once_then_from_index)
+{
+    big b;
+    disc_run r;
+    log_capture lc2;
+
+    big_setup(&b);
+    /* What was read is what the files say. */
+    assert_module(disc_get(&b.first, "p000"), MH_KIND_NATIVE, "elf-note",
+                  "3.1.4", CODEC_PROVIDES);
+    assert_module(disc_get(&b.first, "p199"), MH_KIND_NATIVE, "elf-note",
+                  "1.0.0", "");
+    assert_module(disc_get(&b.first, "lua_a"), MH_KIND_LUA, "sidecar",
+                  "1.0.0", "codec=encode");
+    assert_module(disc_get(&b.first, "lua_b"), MH_KIND_LUA, "sidecar",
+                  "2.0.0", "");
+    assert_module(disc_get(&b.first, "lua_c"), MH_KIND_LUA, "none", NULL, "");
+    const disc_mod *p0 = disc_get(&b.first, "p000");
+    ASSERT_EQ_STR(p0->origin, path_in(b.dir, "p000.so"));
+    ASSERT_EQ_STR(p0->finder, "fs");
+    ASSERT_EQ_INT(p0->entry_index, 0);
+    ASSERT_EQ_STR(p0->manifest_name, "p000");
+    ASSERT_EQ_PTR(p0->interned, mh_intern_lookup(b.host, "p000"));
+    ASSERT_EQ_STR(p0->description, "discovery fixture with entry points");
+    ASSERT_EQ_INT(p0->abi, MH_PLUGIN_ABI_VERSION); /* the note says so */
+    ASSERT_NULL(p0->reason);
+    ASSERT_EQ_STR(disc_get(&b.first, "lua_a")->origin,
+                  path_in(b.dir, "lua_a.lua"));
+    ASSERT_EQ_INT(disc_count_status(&b.first, MH_OK), NMODS);
+    ASSERT_EQ_INT(mh_host_module_count(b.host), 0); /* nothing loaded */
+
+    /* Third run (big_setup made two): none read, the same answers. */
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "");
+    ASSERT_EQ_INT(r.sum_index, NMODS);
+    ASSERT_SAME_TEXT(b.first.text, r.text);
+
+    /* The index is a file: a new host with the same cache reads none. */
+    log_capture_init(&lc2);
+    mh_host *h2 = vhost(&lc2, NULL, 0, b.dir);
+    disc_discover(h2, &lc2, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "");
+    ASSERT_SAME_TEXT(b.first.text, r.text);
+    ASSERT_EQ_INT(mh_host_module_count(h2), 0);
+    mh_host_free(h2);
+    log_capture_free(&lc2);
+    big_done(&b);
+}
+
+/* The ABI a manifest note declares is part of the metadata: the same
+ * whether the note was just read or the index remembered it. */
+TEST(manifest_abi_is_the_same_from_the_index)
+{
+    log_capture lc;
+    disc_run r1, r2;
+    const char *dir = disc_plugin_dir("plugins", 2);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r1);
+    ASSERT_RUN(&r1, 5);
+    ASSERT_READ_ALL(&r1);
+    disc_discover(host, &lc, &r2);
+    ASSERT_RUN(&r2, 5);
+    ASSERT_READ(&r2, "");
+    for (size_t i = 0; i < r1.n; i++) {
+        const disc_mod *a = &r1.mods[i], *b = disc_get(&r2, a->name);
+        int want = a->kind == MH_KIND_NATIVE ? MH_PLUGIN_ABI_VERSION : 0;
+        if (a->abi != want || b->abi != want)
+            FAIL("%s: mh_manifest_abi %d when read from the file, %d from "
+                 "the index; expected %d both times", a->name, a->abi,
+                 b->abi, want);
+    }
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+static int stop_after_three(void *ud, const mh_module_meta *m)
+{
+    size_t *calls = ud;
+    (void)m;
+    return ++*calls == 3;
+}
+
+static int never_called(void *ud, const mh_failure *f)
+{
+    (void)ud;
+    (void)f;
+    FAIL("a failure reported where none was recorded");
+}
+
+TEST(callback_stops_the_walk_and_null_arguments_are_refused)
+{
+    size_t calls = 0;
+    const char *dir = disc_plugin_dir("plugins", 6);
+    mh_host *host = host_new_opts(&(host_opts){0}, dir);
+
+    ASSERT_STATUS(mh_discover(host, stop_after_three, &calls, ERR), MH_OK);
+    ASSERT_EQ_INT(calls, 3);
+    ASSERT_STATUS(mh_discover(host, NULL, NULL, ERR), MH_EINVAL);
+    ASSERT_STATUS(mh_discover(NULL, stop_after_three, &calls, ERR),
+                  MH_EINVAL);
+    ASSERT_STATUS(mh_host_failures(host, NULL, NULL, ERR), MH_EINVAL);
+    ASSERT_STATUS(mh_host_failures(host, never_called, NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_clear_failures(NULL, NULL, NULL, ERR), MH_EINVAL);
+    mh_host_free(host);
+}
+
+TEST(touched_plugin_alone_is_read_again)
+{
+    big b;
+    disc_run r;
+    struct stat st;
+
+    big_setup(&b);
+    /* A new mtime. */
+    disc_set_age(path_in(b.dir, "p123.so"), 30);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "p123");
+    ASSERT_SAME_TEXT(b.first.text, r.text);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_READ(&r, "");
+
+    /* A new size, the mtime put back to the very nanosecond. */
+    const char *p124 = path_in(b.dir, "p124.so");
+    ASSERT_EQ_INT(stat(p124, &st), 0);
+    int fd = open(p124, O_WRONLY | O_APPEND);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(write(fd, "\0\0\0\0", 4), 4);
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    ASSERT_EQ_INT(futimens(fd, ts), 0);
+    close(fd);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "p124");
+    ASSERT_SAME_TEXT(b.first.text, r.text);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_READ(&r, "");
+    big_done(&b);
+}
+
+/* An unchanged identity means the file is not opened at all: p000's bytes
+ * are changed in place (same inode, same size, mtime put back), and the
+ * listing still reports what the index holds; once its mtime moves, the
+ * new bytes are read. */
+TEST(unchanged_identity_means_the_file_is_not_read)
+{
+    big b;
+    disc_run r;
+    struct stat st;
+    size_t len;
+    const char *p000;
+    unsigned char *data, *hit;
+
+    big_setup(&b);
+    p000 = path_in(b.dir, "p000.so");
+    ASSERT_EQ_INT(stat(p000, &st), 0);
+    data = file_bytes(p000, &len);
+    hit = memmem(data, len, "\"3.1.4\"", 7);
+    ASSERT_NOT_NULL(hit);
+    ASSERT_NULL(memmem(hit + 1, len - (size_t)(hit + 1 - data), "\"3.1.4\"",
+                       7));
+    memcpy(hit, "\"3.1.5\"", 7);
+    int fd = open(p000, O_WRONLY);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(pwrite(fd, data, len, 0), (long long)len);
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    ASSERT_EQ_INT(futimens(fd, ts), 0);
+    close(fd);
+    free(data);
+
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "");
+    ASSERT_EQ_STR(disc_get(&r, "p000")->version, "3.1.4");
+
+    disc_set_age(p000, 30);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_READ(&r, "p000");
+    ASSERT_EQ_STR(disc_get(&r, "p000")->version, "3.1.5");
+
+    /* Unreadable files are not opened either (not provable as root, whom
+     * mode 000 does not stop). */
+    if (geteuid() == 0) {
+        fprintf(stderr, "note: the mode 000 part of this case is skipped: "
+                        "running as root, which reads any file\n");
+    } else {
+        for (size_t i = 0; i < NPLUG; i++)
+            ASSERT_EQ_INT(chmod(path_in(b.dir, str_fmt("p%03zu.so", i)), 0),
+                          0);
+        ASSERT_EQ_INT(chmod(path_in(b.dir, "lua_a.json"), 0), 0);
+        disc_discover(b.host, &b.lc, &r);
+        ASSERT_RUN(&r, NMODS);
+        ASSERT_READ(&r, "");
+        ASSERT_EQ_INT(disc_count_status(&r, MH_OK), NMODS);
+        ASSERT_EQ_STR(disc_get(&r, "lua_a")->version, "1.0.0");
+    }
+    big_done(&b);
+}
+
+TEST(replaced_file_with_same_size_and_mtime_is_read_again)
+{
+    big b;
+    disc_run r;
+    struct stat st;
+
+    big_setup(&b);
+    /* Another file of the same size and mtime renamed over it: only the
+     * inode tells them apart. */
+    const char *p010 = path_in(b.dir, "p010.so");
+    const char *fresh = fixture_copy("disc_codec", "p010.so.new");
+    ASSERT_EQ_INT(stat(p010, &st), 0);
+    struct timespec ts[2] = {st.st_atim, st.st_mtim};
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, fresh, ts, 0), 0);
+    ASSERT_EQ_INT(rename(fresh, p010), 0);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "p010");
+    ASSERT_SAME_TEXT(b.first.text, r.text);
+    big_done(&b);
+}
+
+TEST(replaced_sidecar_rereads_only_its_module)
+{
+    big b;
+    disc_run r;
+
+    big_setup(&b);
+    /* Renamed over (new inode). */
+    replace_file(path_in(b.dir, "lua_a.json"),
+                 "{\"version\": \"1.1.0\", \"provides\": {\"codec\": "
+                 "\"encode\", \"extra\": \"encode\"}}", 60);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "lua_a");
+    assert_module(disc_get(&r, "lua_a"), MH_KIND_LUA, "sidecar", "1.1.0",
+                  "codec=encode,extra=encode");
+    ASSERT_SAME_TEXT(without(b.first.text, "lua_a"), without(r.text, "lua_a"));
+
+    /* Rewritten in place (same inode, new size and age). */
+    file_write(path_in(b.dir, "lua_b.json"),
+               "{\"version\": \"2.0.1\", \"description\": \"rewritten\"}");
+    disc_set_age(path_in(b.dir, "lua_b.json"), 30);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "lua_b");
+    assert_module(disc_get(&r, "lua_b"), MH_KIND_LUA, "sidecar", "2.0.1", "");
+    ASSERT_EQ_STR(disc_get(&r, "lua_b")->description, "rewritten");
+
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_READ(&r, "");
+    big_done(&b);
+}
+
+TEST(added_or_removed_sidecar_rereads_module)
+{
+    big b;
+    disc_run r;
+
+    big_setup(&b);
+    /* lua_c had none. */
+    const char *side = path_in(b.dir, "lua_c.json");
+    file_write(side, "{\"version\": \"3.0.0\", \"provides\": {\"codec\": "
+                     "\"encode\"}}");
+    disc_set_age(side, 60);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "lua_c");
+    assert_module(disc_get(&r, "lua_c"), MH_KIND_LUA, "sidecar", "3.0.0",
+                  "codec=encode");
+
+    /* A native plugin with a note gets a sidecar: read again (its
+     * identity changed), and the note still wins. */
+    const char *pside = path_in(b.dir, "p001.json");
+    file_write(pside, "{\"version\": \"9.9.9\"}");
+    disc_set_age(pside, 60);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "p001");
+    assert_module(disc_get(&r, "p001"), MH_KIND_NATIVE, "elf-note", "1.0.0",
+                  "");
+
+    /* And lua_c loses its sidecar again. */
+    ASSERT_EQ_INT(unlink(side), 0);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS);
+    ASSERT_READ(&r, "lua_c");
+    assert_module(disc_get(&r, "lua_c"), MH_KIND_LUA, "none", NULL, "");
+    ASSERT_SAME_TEXT(without(b.first.text, "p001"), without(r.text, "p001"));
+    big_done(&b);
+}
+
+TEST(deleted_plugin_disappears_added_one_is_read)
+{
+    big b;
+    disc_run r;
+
+    big_setup(&b);
+    ASSERT_EQ_INT(unlink(path_in(b.dir, "p050.so")), 0);
+    ASSERT_EQ_INT(unlink(path_in(b.dir, "lua_b.lua")), 0); /* json stays */
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS - 2);
+    ASSERT_READ(&r, "");
+    ASSERT_NULL(disc_find(&r, "p050"));
+    ASSERT_NULL(disc_find(&r, "lua_b"));
+    ASSERT_SAME_TEXT(without(without(b.first.text, "p050"), "lua_b"), r.text);
+
+    const char *p = fixture_copy("disc_codec", "plugins/p200.so");
+    disc_set_age(p, 60);
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_RUN(&r, NMODS - 1);
+    ASSERT_READ(&r, "p200");
+    assert_module(disc_get(&r, "p200"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    big_done(&b);
+}
+
+/* A file changed less than 2 s before it was read may change again in the
+ * same mtime tick unseen: it is read again on the next listing.  Whether
+ * or not 2 s have passed by then, the second listing must read it (either
+ * it is still that young, or its identity lost the "unsure" mark). */
+TEST(file_changed_just_now_is_read_again_next_time)
+{
+    log_capture lc;
+    disc_run r;
+    const char *dir = tmp_mkdir("plugins");
+
+    log_capture_init(&lc);
+    fixture_copy("disc_codec", "plugins/old.so");
+    file_write(path_in(dir, "side.lua"), disc_lua_source("s"));
+    file_write(path_in(dir, "side.json"), "{\"version\": \"1.0.0\"}");
+    disc_age_tree(dir, 60);
+    fixture_copy("disc_codec", "plugins/young.so");
+    disc_set_age(path_in(dir, "young.so"), 0);   /* mtime: now */
+    disc_set_age(path_in(dir, "side.json"), 0);  /* a young sidecar too */
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 3);
+    ASSERT_READ(&r, "old side young");
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 3);
+    ASSERT_READ(&r, "side young");
+
+    /* Once they are old, one more read, then none. */
+    disc_set_age(path_in(dir, "young.so"), 60);
+    disc_set_age(path_in(dir, "side.json"), 60);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "side young");
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    assert_module(disc_get(&r, "young"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* ----------------------------------------------------------- the index */
+
+TEST(index_is_a_sqlite_file_in_the_cache_dir)
+{
+    log_capture lc;
+    disc_run r;
+    const char *dir = disc_plugin_dir("plugins", 4);
+    const char *cache = tmp_path("my-cache");
+    const char *db = index_path(cache);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, cache, 0, dir);
+    ASSERT_EQ_STR(mh_host_cache_dir(host), cache);
+    ASSERT_FALSE(file_exists(db));
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    ASSERT_TRUE(file_exists(db));
+    ASSERT_EQ_STR(sqlite3_cli("%s 'PRAGMA application_id; PRAGMA "
+                              "user_version; PRAGMA integrity_check'",
+                              sh_quote(db)),
+                  str_fmt("%d\n%d\nok", MH_DX_APP_ID, MH_DX_FORMAT));
+    /* No temporary file of its making left behind. */
+    ASSERT_EQ_INT(tree_count(cache, ".tmp", NULL), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* Discover the small directory, damage the index with `damage`, and check
+ * that the next listing is complete and correct, silent, reads everything,
+ * and leaves a valid index behind (the one after reads nothing). */
+static void rebuilt_after(void (*damage)(const char *db))
+{
+    log_capture lc;
+    disc_run r1, r;
+    const char *dir = disc_plugin_dir("plugins", 20);
+    const char *db = index_path(NULL);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r1);
+    ASSERT_RUN(&r1, 23);
+    ASSERT_TRUE(file_exists(db));
+
+    damage(db);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 23);                  /* no warning, no error */
+    ASSERT_READ_ALL(&r);
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    if (!file_exists(db))
+        FAIL("no index in the cache after the listing that met the damaged "
+             "one; log:\n%s", r.log);
+    ASSERT_EQ_STR(sqlite3_cli("%s 'PRAGMA application_id; PRAGMA "
+                              "user_version; PRAGMA integrity_check'",
+                              sh_quote(db)),
+                  str_fmt("%d\n%d\nok", MH_DX_APP_ID, MH_DX_FORMAT));
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 23);
+    ASSERT_READ(&r, "");
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    mh_host_free(host);
+
+    /* A new host trusts the rebuilt file too. */
+    host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 23);
+    ASSERT_READ(&r, "");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+static void damage_garbage(const char *db)
+{
+    file_scribble(db, 0, 7);
+}
+
+static void damage_truncate(const char *db)
+{
+    file_truncate_to(db, 5);
+}
+
+static void damage_empty(const char *db)
+{
+    file_truncate_to(db, 0);
+}
+
+static void damage_tail(const char *db)
+{
+    /* The header survives; the pages after it do not. */
+    file_scribble(db, 100, 11);
+}
+
+static void damage_pages(const char *db)
+{
+    /* The first page (header and schema) survives, the table does not. */
+    file_scribble(db, db_page_size(db), 13);
+}
+
+/* A row that lies: p000's manifest replaced, its identity left as it is. */
+static const char TAMPER[] =
+    "UPDATE modules SET manifest = '{\"version\":\"666.0.0\"}' "
+    "WHERE name = 'p000';";
+
+static void damage_foreign_app(const char *db)
+{
+    db_exec(db, str_fmt("%s PRAGMA application_id = 1234;", TAMPER));
+}
+
+static void damage_other_format(const char *db)
+{
+    db_exec(db, str_fmt("%s PRAGMA user_version = %d;", TAMPER,
+                        MH_DX_FORMAT + 1));
+}
+
+static void damage_no_table(const char *db)
+{
+    db_exec(db, "DROP TABLE modules;");
+}
+
+TEST(garbage_index_is_rebuilt_silently)
+{
+    rebuilt_after(damage_garbage);
+}
+
+TEST(truncated_index_is_rebuilt_silently)
+{
+    rebuilt_after(damage_truncate);
+}
+
+TEST(empty_index_is_rebuilt_silently)
+{
+    rebuilt_after(damage_empty);
+}
+
+TEST(index_damaged_after_its_header_is_rebuilt_silently)
+{
+    rebuilt_after(damage_tail);
+}
+
+TEST(index_with_damaged_table_pages_is_rebuilt_silently)
+{
+    rebuilt_after(damage_pages);
+}
+
+TEST(index_of_another_application_is_ignored_and_rebuilt)
+{
+    rebuilt_after(damage_foreign_app);
+}
+
+TEST(index_of_another_format_version_is_ignored_and_rebuilt)
+{
+    rebuilt_after(damage_other_format);
+}
+
+TEST(index_without_its_table_is_rebuilt_silently)
+{
+    rebuilt_after(damage_no_table);
+}
+
+/* The control for the two tests above: the same lying row in an index of
+ * this format IS used (rows whose identity matches are trusted), so it is
+ * the format check that keeps foreign rows out. */
+TEST(index_rows_of_this_format_are_trusted)
+{
+    log_capture lc;
+    disc_run r;
+    const char *dir = disc_plugin_dir("plugins", 4);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    db_exec(index_path(NULL), TAMPER);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    ASSERT_READ(&r, "");
+    ASSERT_EQ_STR(disc_get(&r, "p000")->version, "666.0.0");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(index_path_that_is_not_a_file_is_not_used)
+{
+    log_capture lc;
+    disc_run r1, r;
+    const char *dir = disc_plugin_dir("plugins", 4);
+    const char *cache = tmp_mkdir("cache");
+    const char *victim = tmp_path("victim.db");
+
+    ASSERT_EQ_INT(chmod(cache, 0700), 0);
+    log_capture_init(&lc);
+    /* A symbolic link is not followed: nothing is made where it points. */
+    ASSERT_EQ_INT(symlink(victim, index_path(NULL)), 0);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r1);
+    ASSERT_RUN(&r1, 7);
+    ASSERT_READ_ALL(&r1);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    ASSERT_READ_ALL(&r);
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    ASSERT_FALSE(file_exists(victim));
+
+    /* A directory neither. */
+    ASSERT_EQ_INT(unlink(index_path(NULL)), 0);
+    mkdir_p(index_path(NULL));
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    ASSERT_READ_ALL(&r);
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(no_index_flag_reads_everything_every_time)
+{
+    log_capture lc;
+    disc_run r1, r;
+    disc_fails f;
+    size_t n = 99;
+    mh_module *mod;
+    const char *dir = disc_plugin_dir("plugins", 20);
+    fixture_copy("disc_refuse", "plugins/refuse.so");
+    disc_age_tree(dir, 60);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, MH_CONFIG_NO_INDEX, dir);
+    ASSERT_STATUS(mh_import(host, "refuse", &mod, ERR), MH_EINIT);
+    disc_discover(host, &lc, &r1);
+    ASSERT_RUN(&r1, 24);
+    ASSERT_READ_ALL(&r1);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 24);
+    ASSERT_READ_ALL(&r);
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    ASSERT_FALSE(file_exists(index_path(NULL)));
+    /* Nothing recorded either: discovery cannot know init refuses. */
+    ASSERT_EQ_INT(disc_get(&r, "refuse")->status, MH_OK);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 0);
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 0);
+    ASSERT_FALSE(file_exists(index_path(NULL)));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(cache_dir_writable_by_others_is_not_used)
+{
+    log_capture lc;
+    disc_run r1, r;
+    const char *dir = disc_plugin_dir("plugins", 20);
+    const char *cache = tmp_mkdir("shared-cache");
+
+    ASSERT_EQ_INT(chmod(cache, 0777), 0); /* not sticky either */
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, cache, 0, dir);
+    disc_discover(host, &lc, &r1);
+    ASSERT_EQ_INT(r1.status, MH_OK);
+    ASSERT_EQ_INT(r1.n, 23);
+    ASSERT_READ_ALL(&r1);
+    assert_module(disc_get(&r1, "p000"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    disc_discover(host, &lc, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_READ_ALL(&r);
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    ASSERT_FALSE(file_exists(index_path(cache)));
+    ASSERT_EQ_INT(dir_count(cache), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------------ failures */
+
+/* good, plain, and four that fail: not ELF, a damaged note, an init that
+ * refuses (known only once imported), a note for plugin ABI 2. */
+static const char *broken_dir(void)
+{
+    const char *dir = tmp_mkdir("plugins");
+    fixture_copy("disc_codec", "plugins/good.so");
+    fixture_copy("disc_plain", "plugins/plain.so");
+    file_write(path_in(dir, "bad.so"), "this is not a shared object\n");
+    disc_damage_note(fixture_copy("disc_codec", "plugins/badnote.so"));
+    fixture_copy("disc_refuse", "plugins/refuse.so");
+    fixture_copy("disc_abi2", "plugins/abi2.so");
+    disc_age_tree(dir, 60);
+    return dir;
+}
+
+static void import_refused(mh_host *host)
+{
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "refuse", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "disc_refuse says no on purpose");
+    ASSERT_NULL(mod);
+}
+
+static void assert_failed(const disc_run *r, const char *dir,
+                          const char *name, mh_status status,
+                          const char *fault)
+{
+    const disc_mod *d = disc_get(r, name);
+    if (d->status != status)
+        FAIL("%s: status %s, expected %s: %s", name,
+             mh_status_name(d->status), mh_status_name(status), d->line);
+    if (!d->reason || !strstr(d->reason, path_in(dir, str_fmt("%s.so",
+                                                                name))) ||
+        !strstr(d->reason, fault))
+        FAIL("%s: the reason should name %s and say \"%s\": %s", name,
+             path_in(dir, str_fmt("%s.so", name)), fault,
+             d->reason ? d->reason : "(null)");
+}
+
+TEST(failures_are_reported_with_reasons_and_recorded)
+{
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    disc_eps eps;
+    const char *dir = broken_dir();
+    long long t0 = (long long)time(NULL);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_EQ_INT(r.n, 6);
+    ASSERT_NULL(r.unordered);
+    assert_failed(&r, dir, "bad", MH_EFORMAT, "not an ELF");
+    assert_failed(&r, dir, "badnote", MH_EFORMAT, "note");
+    assert_failed(&r, dir, "refuse", MH_EINIT,
+                  "disc_refuse says no on purpose");
+    assert_failed(&r, dir, "abi2", MH_EABI, "ABI 2");
+    assert_module(disc_get(&r, "good"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    ASSERT_NULL(disc_get(&r, "good")->reason);
+    assert_module(disc_get(&r, "plain"), MH_KIND_NATIVE, "elf-note", "1.0.0",
+                  "");
+
+    /* The same four, with the same reasons, in the index. */
+    disc_failures(host, &f);
+    long long t1 = (long long)time(NULL);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    if (f.n != 4)
+        FAIL("%zu failures recorded, expected 4:\n%s", f.n, f.text);
+    static const char *const names[] = {"abi2", "bad", "badnote", "refuse"};
+    for (size_t i = 0; i < 4; i++) {
+        const disc_fail *x = &f.v[i];
+        const disc_mod *d = disc_get(&r, names[i]);
+        ASSERT_EQ_STR(x->name, names[i]);
+        ASSERT_EQ_STR(x->origin, path_in(dir, str_fmt("%s.so", names[i])));
+        ASSERT_EQ_STR(x->reason, d->reason);
+        ASSERT_EQ_INT(x->status, d->status);
+        if (x->when < t0 || x->when > t1)
+            FAIL("%s recorded at %lld, outside [%lld, %lld]", x->name,
+                 (long long)x->when, t0, t1);
+    }
+
+    /* Entry points skip them: refuse and abi2 claim "codec" too. */
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_EQ_INT(eps.status, MH_OK);
+    ASSERT_EQ_STR(eps.text, str_fmt("good=call:encode (%s)\n",
+                                    path_in(dir, "good.so")));
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(failures_are_not_read_again_until_the_file_changes)
+{
+    log_capture lc;
+    disc_run r1, r;
+    disc_fails f;
+    const char *dir = broken_dir();
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r1);
+    /* refuse's failure came from the import, with its identity. */
+    ASSERT_READ(&r1, "abi2 bad badnote good plain");
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    ASSERT_SAME_TEXT(r1.text, r.text);
+
+    /* Touched: read again, and still broken. */
+    disc_set_age(path_in(dir, "bad.so"), 30);
+    disc_set_age(path_in(dir, "badnote.so"), 30);
+    disc_set_age(path_in(dir, "abi2.so"), 30);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "abi2 bad badnote");
+    assert_failed(&r, dir, "bad", MH_EFORMAT, "not an ELF");
+    assert_failed(&r, dir, "badnote", MH_EFORMAT, "note");
+    assert_failed(&r, dir, "abi2", MH_EABI, "ABI 2");
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+
+    /* refuse touched: its metadata is fine, and discovery runs no code,
+     * so it is back until an import fails again. */
+    disc_set_age(path_in(dir, "refuse.so"), 30);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "refuse");
+    assert_module(disc_get(&r, "refuse"), MH_KIND_NATIVE, "elf-note", "0.9.0",
+                  "codec=call:encode");
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    assert_failed(&r, dir, "refuse", MH_EINIT, "says no on purpose");
+
+    /* bad.so fixed: read, fine, and no longer listed as a failure. */
+    ASSERT_EQ_INT(unlink(path_in(dir, "bad.so")), 0);
+    disc_set_age(fixture_copy("disc_plain", "plugins/bad.so"), 60);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "bad");
+    assert_module(disc_get(&r, "bad"), MH_KIND_NATIVE, "elf-note", "1.0.0",
+                  "");
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_NULL(disc_fail_find(&f, "bad"));
+    ASSERT_EQ_INT(f.n, 3);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(clearing_failures_makes_discovery_read_again)
+{
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    size_t n = 99;
+    const char *dir = broken_dir();
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 4);
+
+    /* One. */
+    ASSERT_STATUS(mh_host_clear_failures(host, "abi2", &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 1);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 3);
+    ASSERT_NULL(disc_fail_find(&f, "abi2"));
+    n = 99;
+    ASSERT_STATUS(mh_host_clear_failures(host, "good", &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 0); /* no failure of its own */
+    n = 99;
+    ASSERT_STATUS(mh_host_clear_failures(host, "nosuch", &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 0);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "abi2");
+    assert_failed(&r, dir, "abi2", MH_EABI, "ABI 2"); /* still broken */
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 4);
+    ASSERT_NOT_NULL(disc_fail_find(&f, "abi2"));
+
+    /* All. */
+    n = 99;
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 4);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 0);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "abi2 bad badnote refuse");
+    assert_failed(&r, dir, "bad", MH_EFORMAT, "not an ELF");
+    assert_failed(&r, dir, "badnote", MH_EFORMAT, "note");
+    assert_failed(&r, dir, "abi2", MH_EABI, "ABI 2");
+    ASSERT_EQ_INT(disc_get(&r, "refuse")->status, MH_OK); /* ran no code */
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 3);
+    ASSERT_NULL(disc_fail_find(&f, "refuse"));
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, NULL, ERR), MH_OK);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* Sidecars that are not manifests: each module is a failure whose reason
+ * names the sidecar and what is wrong with it; recorded, not read again. */
+TEST(malformed_sidecars_are_recorded_failures)
+{
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = tmp_mkdir("plugins");
+    static const struct {
+        const char *name, *json, *fault;
+    } cases[] = {
+        {"notjson", "{\"version\": ", "not valid JSON"},
+        {"array", "[1, 2]", "not a JSON object"},
+        {"badver", "{\"version\": 3}", "'version'"},
+        {"badprov", "{\"provides\": [\"codec\"]}", "'provides'"},
+    };
+
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        file_write(path_in(dir, str_fmt("%s.lua", cases[i].name)),
+                   disc_lua_source("x"));
+        file_write(path_in(dir, str_fmt("%s.json", cases[i].name)),
+                   cases[i].json);
+    }
+    fixture_copy("disc_codec", "plugins/good.so");
+    disc_age_tree(dir, 60);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_EQ_INT(r.n, 5);
+    ASSERT_READ_ALL(&r);
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        const disc_mod *d = disc_get(&r, cases[i].name);
+        const char *side = path_in(dir, str_fmt("%s.json", cases[i].name));
+        if (d->status != MH_EFORMAT || !d->reason ||
+            !strstr(d->reason, side) || !strstr(d->reason, cases[i].fault))
+            FAIL("%s: expected MH_EFORMAT naming %s and saying \"%s\": %s",
+                 cases[i].name, side, cases[i].fault, d->line);
+    }
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, N_OF(cases));
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    ASSERT_EQ_INT(disc_count_status(&r, MH_EFORMAT), N_OF(cases));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* A manifest refused half-way through its provides or requires, read by a
+ * host with its own allocator (lua_Alloc contract: every block freed with
+ * the size it was allocated with): a failure, and nothing leaked. */
+static void half_parsed(const char *json, const char *fault)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    disc_run r;
+    const char *dir = tmp_mkdir("plugins");
+
+    file_write(path_in(dir, "half.lua"), disc_lua_source("h"));
+    file_write(path_in(dir, "half.json"), json);
+    disc_age_tree(dir, 60);
+    alloc_tracker_init(&at);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = &at;
+    mh_host *host = host_new_cfg(&cfg);
+    disc_discover(host, NULL, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_EQ_INT(disc_get(&r, "half")->status, MH_EFORMAT);
+    ASSERT_CONTAINS(disc_get(&r, "half")->reason, fault);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    ASSERT_EQ_INT(at.blocks, 0);
+    alloc_tracker_destroy(&at);
+}
+
+TEST(manifest_refused_in_its_provides_frees_what_it_allocated)
+{
+    half_parsed("{\"provides\": {\"codec\": \"encode\", \"tool\": \"\"}}",
+                "provides 'tool'");
+}
+
+TEST(manifest_refused_in_its_requires_frees_what_it_allocated)
+{
+    half_parsed("{\"requires\": [\"other >=1\", \"-bad\"]}", "requires[1]");
+}
+
+/* --------------------------------------------------------- entry points */
+
+/* zeta, alpha: disc_codec; mid: disc_plain; tool: disc_noexp; lcodec: Lua
+ * providing codec; lplain: Lua without a sidecar. */
+static const char *ep_dir(void)
+{
+    const char *dir = tmp_mkdir("plugins");
+    fixture_copy("disc_codec", "plugins/zeta.so");
+    fixture_copy("disc_codec", "plugins/alpha.so");
+    fixture_copy("disc_plain", "plugins/mid.so");
+    fixture_copy("disc_noexp", "plugins/tool.so");
+    file_write(path_in(dir, "lcodec.lua"), disc_lua_source("l"));
+    file_write(path_in(dir, "lcodec.json"),
+               "{\"version\": \"0.5.0\", \"provides\": {\"codec\": "
+               "\"encode\"}}");
+    file_write(path_in(dir, "lplain.lua"), disc_lua_source("p"));
+    disc_age_tree(dir, 60);
+    return dir;
+}
+
+TEST(entry_points_by_group_in_name_order_loading_nothing)
+{
+    log_capture lc;
+    disc_eps eps;
+    disc_run r;
+    const char *dir = ep_dir();
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_EQ_INT(eps.status, MH_OK);
+    ASSERT_EQ_STR(eps.text,
+                  str_fmt("alpha=call:encode (%s)\nlcodec=encode (%s)\n"
+                          "zeta=call:encode (%s)\n",
+                          path_in(dir, "alpha.so"), path_in(dir, "lcodec.lua"),
+                          path_in(dir, "zeta.so")));
+    for (size_t i = 0; i < eps.n; i++) {
+        ASSERT_EQ_STR(eps.v[i].group, "codec");
+        ASSERT_EQ_STR(eps.v[i].provider, eps.v[i].export_name);
+    }
+    ASSERT_EQ_STR(eps.v[0].version, "3.1.4");
+    ASSERT_EQ_STR(eps.v[1].version, "0.5.0");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+
+    disc_entry_points(host, "answer", &eps, NULL, NULL);
+    ASSERT_EQ_STR(eps.text, str_fmt("alpha=answer (%s)\nzeta=answer (%s)\n",
+                                    path_in(dir, "alpha.so"),
+                                    path_in(dir, "zeta.so")));
+    disc_entry_points(host, "tool", &eps, NULL, NULL);
+    ASSERT_EQ_STR(eps.text, str_fmt("tool=no_such_export (%s)\n",
+                                    path_in(dir, "tool.so")));
+    disc_entry_points(host, "nosuch", &eps, NULL, NULL);
+    ASSERT_EQ_INT(eps.status, MH_OK);
+    ASSERT_EQ_INT(eps.n, 0);
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+
+    /* Listing entry points goes through the index like discovery. */
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 6);
+    ASSERT_READ(&r, "");
+    ASSERT_STATUS(mh_host_entry_points(host, NULL, NULL, NULL, ERR),
+                  MH_EINVAL);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+typedef struct loaded {
+    size_t n;
+    const char *module[8];
+    mh_module *mod[8];
+    void *symbol[8];
+} loaded;
+
+static void load_each(void *ud, mh_host *host, const mh_entry_point *ep)
+{
+    loaded *l = ud;
+    mh_module *mod = NULL;
+    void *sym = (void *)1;
+    mh_error *e = NULL;
+    mh_status rc = mh_entry_point_load(host, ep, &mod, &sym, &e);
+
+    if (rc != MH_OK)
+        FAIL("mh_entry_point_load(%s): %s: %s", ep->module,
+             mh_status_name(rc), mh_error_message(e));
+    if (l->n == 8)
+        FAIL("too many entry points");
+    l->module[l->n] = str_fmt("%s", ep->module);
+    l->mod[l->n] = mod;
+    l->symbol[l->n] = sym;
+    l->n++;
+}
+
+TEST(entry_point_load_returns_module_and_export)
+{
+    log_capture lc;
+    disc_eps eps;
+    loaded codec = {0}, answer = {0};
+    const char *dir = ep_dir();
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_entry_points(host, "answer", &eps, load_each, &answer);
+    ASSERT_EQ_INT(eps.status, MH_OK);
+    ASSERT_EQ_INT(answer.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        ASSERT_EQ_STR(mh_module_name(answer.mod[i]), answer.module[i]);
+        ASSERT_NOT_NULL(answer.symbol[i]);
+        ASSERT_EQ_PTR(answer.symbol[i],
+                      mh_module_symbol(answer.mod[i], "answer"));
+        ASSERT_EQ_INT(((int (*)(void))answer.symbol[i])(), 42);
+    }
+    ASSERT_EQ_INT(mh_host_module_count(host), 2);
+
+    disc_entry_points(host, "codec", &eps, load_each, &codec);
+    ASSERT_EQ_INT(codec.n, 3);
+    /* alpha: native, the call export's address. */
+    ASSERT_EQ_PTR(codec.mod[0], answer.mod[0]);
+    ASSERT_NOT_NULL(codec.symbol[0]);
+    ASSERT_EQ_PTR(codec.symbol[0], mh_module_symbol(codec.mod[0],
+                                                    "call:encode"));
+    ASSERT_EQ_STR(call_ok(codec.mod[0], "encode", NULL), "\"disc-encoded\"");
+    /* lcodec: Lua, no address; called by name. */
+    ASSERT_EQ_STR(mh_module_name(codec.mod[1]), "lcodec");
+    ASSERT_EQ_INT(mh_module_kind_of(codec.mod[1]), MH_KIND_LUA);
+    ASSERT_NULL(codec.symbol[1]);
+    ASSERT_EQ_STR(call_ok(codec.mod[1], "encode", "[\"x\"]"), "\"l:x\"");
+    ASSERT_EQ_INT(mh_host_module_count(host), 3);
+
+    /* After the walk, from an entry point the caller keeps; symbol may be
+     * NULL. */
+    mh_entry_point ep = {.size = sizeof ep, .group = "answer",
+                         .module = "zeta", .export_name = "answer",
+                         .origin = path_in(dir, "zeta.so")};
+    mh_module *mod = NULL;
+    ASSERT_STATUS(mh_entry_point_load(host, &ep, &mod, NULL, ERR), MH_OK);
+    ASSERT_EQ_PTR(mod, answer.mod[1]);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(entry_point_with_missing_export_is_enosym)
+{
+    log_capture lc;
+    disc_eps eps;
+    const char *dir = ep_dir();
+    mh_module *mod = (mh_module *)1;
+    void *sym = (void *)1;
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_entry_points(host, "tool", &eps, NULL, NULL);
+    ASSERT_EQ_INT(eps.n, 1);
+    mh_entry_point ep = {.size = sizeof ep, .group = eps.v[0].group,
+                         .module = eps.v[0].module,
+                         .export_name = eps.v[0].export_name,
+                         .origin = eps.v[0].origin};
+    ASSERT_STATUS(mh_entry_point_load(host, &ep, &mod, &sym, ERR),
+                  MH_ENOSYM);
+    ASSERT_CONTAINS(ERR_MSG(), "'tool'");
+    ASSERT_CONTAINS(ERR_MSG(), "no_such_export");
+    ASSERT_NULL(mod);
+    ASSERT_NULL(sym);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* ---------------------------------------------------- module databases */
+
+TEST(database_modules_discovered_once_repacked_one_read_again)
+{
+    log_capture lc;
+    disc_run r1, r;
+    const char *src = disc_plugin_dir("src", 30);
+    const char *db = tmp_path("plugins.db");
+
+    db_pack(db, src);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, db);
+    disc_discover(host, &lc, &r1);
+    ASSERT_RUN(&r1, 33);
+    ASSERT_READ_ALL(&r1);
+    const disc_mod *p0 = disc_get(&r1, "p000");
+    ASSERT_EQ_STR(p0->finder, "sqlite");
+    ASSERT_EQ_STR(p0->origin, str_fmt("%s!/p000.so", db));
+    assert_module(p0, MH_KIND_NATIVE, "elf-note", "3.1.4", CODEC_PROVIDES);
+    assert_module(disc_get(&r1, "p007"), MH_KIND_NATIVE, "elf-note", "1.0.0",
+                  "");
+    assert_module(disc_get(&r1, "lua_a"), MH_KIND_LUA, "sidecar", "1.0.0",
+                  "codec=encode");
+    assert_module(disc_get(&r1, "lua_c"), MH_KIND_LUA, "none", NULL, "");
+    ASSERT_EQ_INT(mh_host_module_count(host), 0);
+
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 33);
+    ASSERT_READ(&r, "");
+    ASSERT_SAME_TEXT(r1.text, r.text);
+
+    /* p007 becomes a codec; the whole directory is packed again. */
+    disc_set_age(fixture_copy("disc_codec", "src/p007.so"), 60);
+    db_pack(db, src);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 33);
+    ASSERT_READ(&r, "p007");
+    assert_module(disc_get(&r, "p007"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(database_sidecar_added_is_read)
+{
+    log_capture lc;
+    disc_run r;
+    const char *src = disc_plugin_dir("src", 4);
+    const char *db = tmp_path("plugins.db");
+
+    db_pack(db, src);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, db);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    const char *side = path_in(src, "lua_c.json");
+    file_write(side, "{\"version\": \"3.0.0\"}");
+    disc_set_age(side, 60);
+    db_pack(db, src);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    ASSERT_READ(&r, "lua_c");
+    assert_module(disc_get(&r, "lua_c"), MH_KIND_LUA, "sidecar", "3.0.0", "");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* The module's row stays the same; its sidecar row changes. */
+TEST(database_sidecar_changed_is_read_again)
+{
+    log_capture lc;
+    disc_run r;
+    const char *src = disc_plugin_dir("src", 4);
+    const char *db = tmp_path("plugins.db");
+
+    db_pack(db, src);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, db);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    assert_module(disc_get(&r, "lua_a"), MH_KIND_LUA, "sidecar", "1.0.0",
+                  "codec=encode");
+    const char *side = path_in(src, "lua_a.json");
+    file_write(side, "{\"version\": \"1.5.0\"}");
+    disc_set_age(side, 30);
+    db_pack(db, src);
+    /* What the finder itself says now. */
+    mh_manifest *m = NULL;
+    ASSERT_STATUS(mh_metadata(host, "lua_a", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_version(m), "1.5.0");
+    mh_manifest_free(m);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    assert_module(disc_get(&r, "lua_a"), MH_KIND_LUA, "sidecar", "1.5.0", "");
+    ASSERT_READ(&r, "lua_a");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* ----------------------------------------------------------- shadowing */
+
+TEST(shadowed_name_is_reported_from_the_first_entry_only)
+{
+    log_capture lc;
+    disc_run r;
+    disc_eps eps;
+    mh_spec_info info = {.size = sizeof info};
+    const char *e1 = tmp_mkdir("e1"), *e2 = tmp_mkdir("e2");
+    const char *db = tmp_path("e3.db");
+
+    fixture_copy("disc_codec", "e1/dup.so");
+    fixture_copy("disc_plain", "e2/dup.so");
+    fixture_copy("disc_plain", "e2/only2.so");
+    file_write(path_in(e2, "dup.json"), "{\"version\": \"5.0.0\"}");
+    disc_age_tree(e1, 60);
+    disc_age_tree(e2, 60);
+    db_make(db, "disc_plain:dup.so", "disc_codec:only3.so");
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, e1, e2, db);
+
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 3);
+    ASSERT_READ(&r, "dup only2 only3");
+    const disc_mod *dup = disc_get(&r, "dup");
+    ASSERT_EQ_STR(dup->origin, path_in(e1, "dup.so"));
+    ASSERT_EQ_INT(dup->entry_index, 0);
+    assert_module(dup, MH_KIND_NATIVE, "elf-note", "3.1.4", CODEC_PROVIDES);
+    ASSERT_EQ_INT(disc_get(&r, "only2")->entry_index, 1);
+    ASSERT_EQ_INT(disc_get(&r, "only3")->entry_index, 2);
+    /* The shadowed copies were never read. */
+    ASSERT_EQ_INT(str_count(r.log, path_in(e2, "dup.so")), 0);
+    ASSERT_EQ_INT(str_count(r.log, str_fmt("%s!/dup.so", db)), 0);
+    /* As import would pick. */
+    ASSERT_STATUS(mh_find(host, "dup", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, dup->origin);
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_EQ_STR(eps.text, str_fmt("dup=call:encode (%s)\nonly3=call:encode "
+                                    "(%s!/only3.so)\n",
+                                    path_in(e1, "dup.so"), db));
+
+    /* The first copy gone: the second one is reported, read as itself. */
+    ASSERT_EQ_INT(unlink(path_in(e1, "dup.so")), 0);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 3);
+    ASSERT_READ(&r, "dup");
+    dup = disc_get(&r, "dup");
+    ASSERT_EQ_STR(dup->origin, path_in(e2, "dup.so"));
+    ASSERT_EQ_INT(dup->entry_index, 1);
+    assert_module(dup, MH_KIND_NATIVE, "elf-note", "1.0.0", "");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* --------------------------------------------------------- concurrency */
+
+#define NTHREADS 4
+#define ROUNDS 6
+
+typedef struct worker {
+    pthread_barrier_t *start;
+    mh_host *host;
+    disc_run run;
+} worker;
+
+static void *discover_worker(void *arg)
+{
+    worker *w = arg;
+    pthread_barrier_wait(w->start);
+    disc_discover(w->host, NULL, &w->run);
+    return NULL;
+}
+
+/* Round after round, NTHREADS threads discover at once, on hosts[t %
+ * nhosts]; every result must be complete and the same as ref.  Between
+ * rounds the index is sometimes deleted (so the threads race to create
+ * it) and sometimes a few files change. */
+static void discover_in_threads(mh_host **hosts, size_t nhosts,
+                                const char *dir, const char *ref)
+{
+    static worker w[NTHREADS];
+    pthread_t th[NTHREADS];
+    pthread_barrier_t start;
+
+    for (int round = 0; round < ROUNDS; round++) {
+        if (round % 2 == 0)
+            unlink(index_path(NULL));
+        if (round % 3 == 1) {
+            disc_set_age(path_in(dir, "p001.so"), 30 + round);
+            disc_set_age(path_in(dir, "lua_a.json"), 30 + round);
+        }
+        pthread_barrier_init(&start, NULL, NTHREADS);
+        for (size_t t = 0; t < NTHREADS; t++) {
+            w[t].start = &start;
+            w[t].host = hosts[t % nhosts];
+            ASSERT_EQ_INT(pthread_create(&th[t], NULL, discover_worker,
+                                         &w[t]), 0);
+        }
+        for (size_t t = 0; t < NTHREADS; t++)
+            ASSERT_EQ_INT(pthread_join(th[t], NULL), 0);
+        pthread_barrier_destroy(&start);
+        for (size_t t = 0; t < NTHREADS; t++) {
+            const disc_run *r = &w[t].run;
+            if (r->status != MH_OK)
+                FAIL("round %d, thread %zu: %s: %s", round, t,
+                     mh_status_name(r->status), r->error);
+            if (strcmp(r->text, ref) != 0)
+                FAIL("round %d, thread %zu: results differ at %s", round, t,
+                     first_diff(ref, r->text));
+        }
+    }
+}
+
+TEST(threads_discovering_on_one_host_get_complete_results)
+{
+    log_capture lc, vlc;
+    disc_run ref, r;
+    const char *dir = disc_plugin_dir("plugins", 40);
+
+    log_capture_init(&lc);
+    mh_host *host = host_new_opts(&(host_opts){.log = &lc}, dir);
+    disc_discover(host, NULL, &ref);
+    ASSERT_EQ_INT(ref.status, MH_OK);
+    ASSERT_EQ_INT(ref.n, 43);
+    ASSERT_EQ_INT(disc_count_status(&ref, MH_OK), 43);
+    discover_in_threads(&host, 1, dir, ref.text);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_ERROR, ""), 0);
+    mh_host_free(host);
+
+    /* What the threads left is a complete index. */
+    log_capture_init(&vlc);
+    host = vhost(&vlc, NULL, 0, dir);
+    disc_discover(host, &vlc, &r);
+    ASSERT_RUN(&r, 43);
+    ASSERT_READ(&r, "");
+    ASSERT_SAME_TEXT(ref.text, r.text);
+    mh_host_free(host);
+    log_capture_free(&vlc);
+    log_capture_free(&lc);
+}
+
+TEST(hosts_sharing_a_cache_dir_get_complete_results)
+{
+    log_capture lc[2], vlc;
+    disc_run ref, r;
+    mh_host *hosts[2];
+    const char *dir = disc_plugin_dir("plugins", 40);
+
+    for (size_t i = 0; i < 2; i++) {
+        log_capture_init(&lc[i]);
+        hosts[i] = host_new_opts(&(host_opts){.log = &lc[i]}, dir);
+    }
+    disc_discover(hosts[0], NULL, &ref);
+    ASSERT_EQ_INT(ref.n, 43);
+    discover_in_threads(hosts, 2, dir, ref.text);
+    for (size_t i = 0; i < 2; i++) {
+        ASSERT_EQ_INT(log_capture_count(&lc[i], MH_LOG_WARN, ""), 0);
+        ASSERT_EQ_INT(log_capture_count(&lc[i], MH_LOG_ERROR, ""), 0);
+        mh_host_free(hosts[i]);
+        log_capture_free(&lc[i]);
+    }
+    log_capture_init(&vlc);
+    mh_host *host = vhost(&vlc, NULL, 0, dir);
+    disc_discover(host, &vlc, &r);
+    ASSERT_RUN(&r, 43);
+    ASSERT_READ(&r, "");
+    mh_host_free(host);
+    log_capture_free(&vlc);
+}
+
+static int child_complaints;
+
+static void child_log(void *ud, mh_log_level level, const char *msg)
+{
+    (void)ud;
+    if (level <= MH_LOG_WARN) {
+        child_complaints++;
+        fprintf(stderr, "child %ld logged: %s\n", (long)getpid(), msg);
+    }
+}
+
+/* A child process's loop: its own host, ROUNDS discoveries, each complete
+ * and equal to ref, with nothing logged at WARN or above.  No FAIL here
+ * (it would tidy the parent's temp dir): the exit status says how it
+ * went. */
+static int child_discovers(const char *dir, const char *ref)
+{
+    mh_config cfg;
+    mh_host *host = NULL;
+    disc_run *r = malloc(sizeof *r);
+    int bad = r == NULL;
+
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = child_log;
+    if (!bad && mh_host_new(&cfg, &host, NULL) != MH_OK)
+        bad = 1;
+    for (int i = 0; !bad && i < ROUNDS * 2; i++) {
+        disc_discover(host, NULL, r);
+        if (r->status != MH_OK || strcmp(r->text, ref) != 0) {
+            fprintf(stderr, "child %ld, round %d: %s: %s; differs at %s\n",
+                    (long)getpid(), i, mh_status_name(r->status),
+                    r->error ? r->error : "", first_diff(ref, r->text));
+            bad = 1;
+        }
+    }
+    mh_host_free(host);
+    free(r);
+    return bad || child_complaints;
+}
+
+TEST(processes_sharing_a_cache_dir_get_complete_results)
+{
+    disc_run ref;
+    pid_t pid[3];
+    const char *dir = disc_plugin_dir("plugins", 40);
+
+    mh_host *host = host_new_opts(&(host_opts){0}, dir);
+    disc_discover(host, NULL, &ref);
+    mh_host_free(host);
+    ASSERT_EQ_INT(ref.n, 43);
+    unlink(index_path(NULL));
+    fflush(NULL);
+    for (size_t i = 0; i < 3; i++) {
+        pid[i] = fork();
+        ASSERT_TRUE(pid[i] >= 0);
+        if (pid[i] == 0)
+            _exit(child_discovers(dir, ref.text));
+    }
+    for (size_t i = 0; i < 3; i++) {
+        int st = 0;
+        ASSERT_EQ_INT(waitpid(pid[i], &st, 0), pid[i]);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            FAIL("child %zu failed (status 0x%x)", i, (unsigned)st);
+    }
+}
+
+/* ---------------------------------------------------- allocation faults */
+
+/* Fail the Nth allocation (once), N = 1, 2, ... until none fires, in a
+ * host created, listing twice (building the index, then from it) and
+ * freed.  Every call ends in success or MH_ENOMEM, nothing leaks, and the
+ * faults leave nothing wrong behind: a listing without faults on the same
+ * host and cache gives the full, right answer. */
+TEST(allocation_faults_fail_cleanly_and_poison_nothing)
+{
+    disc_run ref, r;
+    const char *dir = disc_plugin_dir("plugins", 4);
+    size_t fired = 0;
+
+    mh_host *plain = host_new_opts(&(host_opts){.cache_dir =
+                                                    tmp_path("refcache")},
+                                   dir);
+    disc_discover(plain, NULL, &ref);
+    mh_host_free(plain);
+    ASSERT_EQ_INT(ref.n, 7);
+    ASSERT_EQ_INT(disc_count_status(&ref, MH_OK), 7);
+
+    for (long n = 1;; n++) {
+        alloc_tracker at;
+        mh_config cfg;
+        mh_host *host = NULL;
+
+        alloc_tracker_init(&at);
+        at.fail_at = n;
+        at.fail_once = 1;
+        mh_config_init(&cfg);
+        cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+        cfg.path = dir;
+        cfg.cache_dir = tmp_path("cache%ld", n);
+        cfg.alloc = alloc_tracker_fn;
+        cfg.alloc_ud = &at;
+        mh_status st = mh_host_new(&cfg, &host, ERR);
+        if (st != MH_OK) {
+            ASSERT_STATUS(st, MH_ENOMEM);
+        } else {
+            for (int pass = 0; pass < 2; pass++) {
+                disc_discover(host, NULL, &r);
+                if (r.status != MH_OK && r.status != MH_ENOMEM)
+                    FAIL("fault at %ld, pass %d: %s: %s", n, pass,
+                         mh_status_name(r.status), r.error);
+                for (size_t i = 0; r.status == MH_OK && i < r.n; i++) {
+                    const disc_mod *d = &r.mods[i];
+                    const disc_mod *want = disc_get(&ref, d->name);
+                    if (d->status == MH_ENOMEM)
+                        continue; /* skipped this time, and said why */
+                    if (strcmp(d->line, want->line) != 0)
+                        FAIL("fault at %ld, pass %d:\n  %s\nexpected\n  %s",
+                             n, pass, d->line, want->line);
+                }
+            }
+            pthread_mutex_lock(&at.mu);
+            at.fail_at = 0;
+            pthread_mutex_unlock(&at.mu);
+            disc_discover(host, NULL, &r);
+            if (r.status != MH_OK || strcmp(r.text, ref.text) != 0)
+                FAIL("after a fault at %ld: %s %s; differs at %s", n,
+                     mh_status_name(r.status), r.error ? r.error : "",
+                     first_diff(ref.text, r.text));
+            mh_host_free(host);
+        }
+        if (at.outstanding != 0 || at.blocks != 0)
+            FAIL("fault at %ld: %zu bytes in %zu blocks leaked", n,
+                 at.outstanding, at.blocks);
+        size_t injected = at.injected;
+        alloc_tracker_destroy(&at);
+        if (injected == 0)
+            break;
+        fired++;
+    }
+    ASSERT_TRUE(fired > 10);
+}
+
+

@@ -1,0 +1,872 @@
+/*
+ * test_tar.c -- the finder plugin finders.tar (plugins/finders/tar.c):
+ * modules inside tar, tar.gz and zip archives, reached through a search
+ * path entry "tar:/path" whose scheme no built-in hook claims, so the host
+ * imports finders.tar from the plugin directory (which every host here has
+ * on its path after the archive).
+ *
+ * The archives are real, written by python3's tarfile and zipfile modules
+ * from the bundled plugins and the fixtures, so member names no archiver
+ * would write ("../evil.so", "/abs.so") can be tested too.  Every case
+ * checks where a module came from (finder "tar", origin "ARCHIVE!/member"),
+ * so a module found by the directory finder instead cannot pass.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <modhost/finder.h>
+
+#include "support/support.h"
+#include "test.h"
+
+#define PD MH_TEST_PLUGIN_DIR
+
+/* ------------------------------------------------------------- helpers */
+
+/* Writes ARCHIVE (tar, tar.gz/.tgz or zip, by its name) from specs:
+ *   MEMBER=/abs/file    the file's bytes
+ *   MEMBER=:text        the text
+ *   MEMBER=->target     a symbolic link (tar only)
+ *   DIR/                a directory member
+ * Member names are written exactly as given. */
+static const char ARCHIVE_PY[] =
+    "import io, sys, tarfile, time, zipfile\n"
+    "out, specs = sys.argv[1], sys.argv[2:]\n"
+    "items = []\n"
+    "for s in specs:\n"
+    "    if '=' not in s:\n"
+    "        items.append((s, 'dir', None)); continue\n"
+    "    name, src = s.split('=', 1)\n"
+    "    if src.startswith('->'):\n"
+    "        items.append((name, 'link', src[2:]))\n"
+    "    elif src.startswith(':'):\n"
+    "        items.append((name, 'file', src[1:].encode()))\n"
+    "    else:\n"
+    "        items.append((name, 'file', open(src, 'rb').read()))\n"
+    "now = time.time()\n"
+    "if out.endswith('.zip'):\n"
+    "    with zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as z:\n"
+    "        for name, kind, data in items:\n"
+    "            zi = zipfile.ZipInfo(name, time.localtime(now)[:6])\n"
+    "            zi.compress_type = zipfile.ZIP_DEFLATED\n"
+    "            mode = 0o40755 if kind == 'dir' else 0o100644\n"
+    "            zi.external_attr = mode << 16\n"
+    "            z.writestr(zi, b'' if kind == 'dir' else data)\n"
+    "else:\n"
+    "    mode = 'w:gz' if out.endswith(('.gz', '.tgz')) else 'w'\n"
+    "    with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as t:\n"
+    "        for name, kind, data in items:\n"
+    "            ti = tarfile.TarInfo(name)\n"
+    "            ti.mtime = now\n"
+    "            if kind == 'dir':\n"
+    "                ti.type = tarfile.DIRTYPE; ti.mode = 0o755\n"
+    "                t.addfile(ti)\n"
+    "            elif kind == 'link':\n"
+    "                ti.type = tarfile.SYMTYPE; ti.linkname = data\n"
+    "                t.addfile(ti)\n"
+    "            else:\n"
+    "                ti.size = len(data); ti.mode = 0o644\n"
+    "                t.addfile(ti, io.BytesIO(data))\n";
+
+#define archive_make(path, ...) \
+    archive_make_((path), (const char *const[]){__VA_ARGS__, NULL})
+
+static const char *archive_make_(const char *path, const char *const *specs)
+{
+    const char *script = tmp_path("mkarchive.py");
+    const char *cmd;
+    int status;
+
+    if (!file_exists(script))
+        file_write(script, ARCHIVE_PY);
+    cmd = str_fmt("python3 %s %s", sh_quote(script), sh_quote(path));
+    for (size_t i = 0; specs[i]; i++)
+        cmd = str_fmt("%s %s", cmd, sh_quote(specs[i]));
+    sh_run(str_fmt("%s 2>&1", cmd), &status);
+    if (status != 0)
+        FAIL("could not write the archive %s (status %d): %s", path, status,
+             sh_run(str_fmt("%s 2>&1", cmd), NULL));
+    return path;
+}
+
+/* "MEMBER=PD/REL": a bundled plugin as an archive member. */
+static const char *plugin_member(const char *member, const char *rel)
+{
+    return str_fmt("%s=%s/%s", member, PD, rel);
+}
+
+/* "MEMBER=FIXTURE_DIR/NAME.so". */
+static const char *fixture_member(const char *member, const char *name)
+{
+    return str_fmt("%s=%s", member, fixture_path(name));
+}
+
+static const char *tar_entry(const char *archive)
+{
+    return str_fmt("tar:%s", archive);
+}
+
+/* A host whose path is the given archives' tar: entries, then the plugin
+ * directory (where finders.tar is). */
+static mh_host *tar_host(const host_opts *o, const char *archive)
+{
+    host_opts none = {0};
+    return host_new_opts(o ? o : &none, tar_entry(archive), PD);
+}
+
+/* The module must have come from the archive, through the tar finder. */
+static void assert_from(mh_module *mod, const char *archive,
+                        const char *member)
+{
+    ASSERT_EQ_STR(mh_module_finder(mod), "tar");
+    ASSERT_EQ_STR(mh_module_origin(mod), str_fmt("%s!/%s", archive, member));
+}
+
+static mh_path_entry_info entry_info(mh_host *h, size_t i)
+{
+    mh_path_entry_info info = {.size = sizeof info};
+    if (mh_host_path_entry_info(h, i, &info) != MH_OK)
+        FAIL("mh_host_path_entry_info(%zu) failed", i);
+    return info;
+}
+
+static const char *hello_greeting(mh_module *mod)
+{
+    const char *(*greeting)(void) =
+        (const char *(*)(void))symbol_ok(mod, "greeting");
+    return greeting();
+}
+
+/* ------------------------------------------------------ native modules */
+
+TEST(native_from_tar)
+{
+    const char *ar = archive_make(tmp_path("mods.tar"),
+                                  plugin_member("hello.so", "hello.so"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *mod = import_ok(h, "hello");
+    int (*main_fn)(int, char **);
+    char *argv[] = {(char *)"hello", NULL};
+    mh_module *plugin;
+
+    assert_from(mod, ar, "hello.so");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NATIVE);
+    ASSERT_EQ_STR(hello_greeting(mod), "hello");
+    main_fn = (int (*)(int, char **))symbol_ok(mod, "main");
+    ASSERT_EQ_INT(main_fn(1, argv), 0);
+    /* The entry went to the plugin, imported from the plugin directory. */
+    ASSERT_EQ_STR(entry_info(h, 0).finder, "tar");
+    plugin = mh_host_module(h, "finders.tar");
+    ASSERT_NOT_NULL(plugin);
+    ASSERT_EQ_STR(mh_module_origin(plugin), PD "/finders/tar.so");
+    ASSERT_EQ_STR(mh_module_finder(plugin), "fs");
+    mh_host_free(h);
+}
+
+TEST(native_from_zip)
+{
+    const char *ar = archive_make(tmp_path("mods.zip"),
+                                  plugin_member("hello.so", "hello.so"),
+                                  "codecs/",
+                                  plugin_member("codecs/rot13.so",
+                                                "codecs/rot13.so"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *hello = import_ok(h, "hello");
+    mh_module *rot = import_ok(h, "codecs.rot13");
+    void (*encode)(const char *, char *, size_t);
+    char buf[32];
+
+    assert_from(hello, ar, "hello.so");
+    ASSERT_EQ_STR(hello_greeting(hello), "hello");
+    assert_from(rot, ar, "codecs/rot13.so");
+    encode = (void (*)(const char *, char *, size_t))symbol_ok(rot, "encode");
+    encode("Hello", buf, sizeof buf);
+    ASSERT_EQ_STR(buf, "Uryyb");
+    mh_host_free(h);
+}
+
+TEST(native_from_tar_gz)
+{
+    const char *ar = archive_make(tmp_path("mods.tar.gz"),
+                                  plugin_member("./hello.so", "hello.so"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *mod = import_ok(h, "hello");
+
+    /* "./hello.so" is the module hello; its origin drops the "./" */
+    assert_from(mod, ar, "hello.so");
+    ASSERT_EQ_STR(hello_greeting(mod), "hello");
+    mh_host_free(h);
+}
+
+/* ------------------------------------------------------------ Lua */
+
+TEST(lua_module)
+{
+    const char *ar = archive_make(tmp_path("lua.tar"),
+                                  plugin_member("textutil.lua",
+                                                "textutil.lua"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *mod = import_ok(h, "textutil");
+
+    assert_from(mod, ar, "textutil.lua");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_LUA);
+    ASSERT_EQ_STR(call_ok(mod, "upper", "[\"from tar\"]"), "\"FROM TAR\"");
+    ASSERT_EQ_STR(call_ok(mod, "words", "[\"a b c\"]"),
+                  "[\"a\",\"b\",\"c\"]");
+    mh_host_free(h);
+}
+
+TEST(luac_member_is_bytecode)
+{
+    /* A .luac member is flagged as a binary chunk: refused unless the host
+     * trusts bytecode, loaded when it does. */
+    const char *chunk = tmp_path("bc.luac");
+    int status;
+    sh_run(str_fmt("lua5.4 -e %s > %s",
+                   sh_quote("io.write(string.dump(load("
+                            "'return {v = function() return 5 end}')))"),
+                   sh_quote(chunk)), &status);
+    ASSERT_EQ_INT(status, 0);
+    const char *ar = archive_make(tmp_path("bc.tar"),
+                                  str_fmt("bc.luac=%s", chunk));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *mod;
+
+    ASSERT_NE_INT(mh_import(h, "bc", &mod, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "bc.luac");
+    mh_host_free(h);
+
+    host_opts o = {.flags = MH_CONFIG_TRUST_LUAC};
+    h = tar_host(&o, ar);
+    mod = import_ok(h, "bc");
+    assert_from(mod, ar, "bc.luac");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "5");
+    mh_host_free(h);
+}
+
+/* ------------------------------------------ packages and resolution */
+
+TEST(nested_package_and_namespace)
+{
+    const char *ar = archive_make(tmp_path("pkg.tar"), "a/", "a/b/",
+                                  fixture_member("a/b/c.so", "counter"),
+                                  fixture_member("./x/y.so", "answer7"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod = import_ok(h, "a.b.c");
+
+    assert_from(mod, ar, "a/b/c.so");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    /* a.b has members under it: a namespace portion from the archive */
+    ASSERT_STATUS(mh_find(h, "a.b", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    ASSERT_EQ_STR(info.finder, "tar");
+    ASSERT_EQ_INT(info.entry_index, 0);
+    mod = import_ok(h, "a.b");
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_NAMESPACE);
+    /* x has no directory member, only x/y.so (written "./x/y.so") */
+    ASSERT_STATUS(mh_find(h, "x", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(info.kind, MH_KIND_NAMESPACE);
+    mod = import_ok(h, "x.y");
+    assert_from(mod, ar, "x/y.so");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    mh_host_free(h);
+}
+
+TEST(native_before_lua_before_bytecode)
+{
+    const char *ar = archive_make(tmp_path("order.tar"),
+                                  fixture_member("m.so", "counter"),
+                                  "m.lua=:return {v = function() "
+                                  "return 1 end}",
+                                  "n.lua=:return {v = function() "
+                                  "return 2 end}",
+                                  "n.luac=:not even bytecode");
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *m = import_ok(h, "m");
+    mh_module *n = import_ok(h, "n");
+
+    assert_from(m, ar, "m.so");
+    ASSERT_EQ_INT(mh_module_kind_of(m), MH_KIND_NATIVE);
+    assert_from(n, ar, "n.lua");
+    ASSERT_EQ_STR(call_ok(n, "v", NULL), "2");
+    mh_host_free(h);
+}
+
+/* ------------------------------------------------------------ listing */
+
+typedef struct listed {
+    size_t n;
+    const char *names[64];
+    const char *origins[64];
+    const char *finders[64];
+    mh_module_kind kinds[64];
+} listed;
+
+static int collect(void *ud, const mh_spec_info *info)
+{
+    listed *l = ud;
+    if (l->n < 64) {
+        l->names[l->n] = str_fmt("%s", info->name);
+        l->origins[l->n] = str_fmt("%s", info->origin);
+        l->finders[l->n] = str_fmt("%s", info->finder);
+        l->kinds[l->n] = info->kind;
+        l->n++;
+    }
+    return 0;
+}
+
+static long listed_at(const listed *l, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return (long)i;
+    return -1;
+}
+
+TEST(list_shows_archive_modules)
+{
+    const char *ar = archive_make(tmp_path("list.zip"),
+                                  plugin_member("hello.so", "hello.so"),
+                                  plugin_member("textutil.lua",
+                                                "textutil.lua"),
+                                  fixture_member("a/b/c.so", "counter"),
+                                  "a/b/c.lua=:return {}",
+                                  "notes.txt=:not a module",
+                                  "bad-name.lua=:return {}");
+    mh_host *h = tar_host(NULL, ar);
+    listed l = {0};
+    long i;
+
+    ASSERT_STATUS(mh_list(h, collect, &l, ERR), MH_OK);
+    /* hello is in the plugin directory too: listed once, from the archive */
+    ASSERT_TRUE((i = listed_at(&l, "hello")) >= 0);
+    ASSERT_EQ_STR(l.finders[i], "tar");
+    ASSERT_EQ_STR(l.origins[i], str_fmt("%s!/hello.so", ar));
+    ASSERT_EQ_INT(l.kinds[i], MH_KIND_NATIVE);
+    ASSERT_TRUE((i = listed_at(&l, "textutil")) >= 0);
+    ASSERT_EQ_STR(l.finders[i], "tar");
+    ASSERT_EQ_INT(l.kinds[i], MH_KIND_LUA);
+    /* a.b.c once, as import resolves it: the .so */
+    ASSERT_TRUE((i = listed_at(&l, "a.b.c")) >= 0);
+    ASSERT_EQ_STR(l.finders[i], "tar");
+    ASSERT_EQ_STR(l.origins[i], str_fmt("%s!/a/b/c.so", ar));
+    size_t abc = 0;
+    for (size_t k = 0; k < l.n; k++)
+        abc += strcmp(l.names[k], "a.b.c") == 0;
+    ASSERT_EQ_INT(abc, 1);
+    /* the plugin directory's own modules are still listed, by fs */
+    ASSERT_TRUE((i = listed_at(&l, "codecs.rot13")) >= 0);
+    ASSERT_EQ_STR(l.finders[i], "fs");
+    for (size_t k = 0; k < l.n; k++)
+        ASSERT_NOT_CONTAINS(l.origins[k], "notes");
+    mh_host_free(h);
+}
+
+/* ---------------------------------------------------------- failures */
+
+TEST(missing_module_names_the_archive)
+{
+    const char *ar = archive_make(tmp_path("few.tar"),
+                                  fixture_member("here.so", "counter"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(h, "not_here", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), ar);
+    ASSERT_CONTAINS(ERR_MSG(), "not_here.so");
+    ASSERT_CONTAINS(ERR_MSG(), "not_here.lua");
+    ASSERT_STATUS(mh_import(h, "pkg.not_here", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "pkg/not_here.so");
+    import_ok(h, "here");
+    mh_host_free(h);
+}
+
+/* An entry that failed to open: no finder, an error that names the
+ * archive and says why; the other entries still serve. */
+static void assert_unusable(const char *ar, const char *why)
+{
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *h = tar_host(&o, ar);
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(h, "only_in_archive", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), ar);
+    ASSERT_CONTAINS(ERR_MSG(), why);
+    mh_path_entry_info info = entry_info(h, 0);
+    ASSERT_CONTAINS(info.error, ar);
+    ASSERT_CONTAINS(info.error, why);
+    ASSERT_LOG(&lc, MH_LOG_WARN, why);
+    /* hello is in the plugin directory, the next entry */
+    mod = import_ok(h, "hello");
+    ASSERT_EQ_STR(mh_module_finder(mod), "fs");
+    ASSERT_EQ_STR(mh_module_origin(mod), PD "/hello.so");
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+TEST(missing_archive_is_unusable)
+{
+    assert_unusable(tmp_path("no-such.tar"), "no such archive");
+}
+
+TEST(random_bytes_are_not_an_archive)
+{
+    const char *ar = tmp_path("random.tar");
+    file_write(ar, "this is not an archive, only some text that is long "
+               "enough for the format detectors to look at it properly\n");
+    file_scribble(ar, 8, 1234);
+    assert_unusable(ar, "not a tar or zip archive");
+}
+
+TEST(truncated_archive_is_damaged)
+{
+    const char *ar = archive_make(tmp_path("cut.tar"),
+                                  fixture_member("first.so", "counter"),
+                                  plugin_member("only_in_archive.so",
+                                                "hello.so"));
+    file_truncate_to(ar, (size_t)file_size(ar) - 12000);
+    assert_unusable(ar, "damaged archive");
+}
+
+TEST(truncated_tar_gz_is_damaged)
+{
+    const char *ar = archive_make(tmp_path("cut.tar.gz"),
+                                  plugin_member("only_in_archive.so",
+                                                "hello.so"));
+    file_truncate_to(ar, (size_t)file_size(ar) / 2);
+    assert_unusable(ar, "gzip");
+}
+
+TEST(damaged_member_fails_that_module_only)
+{
+    /* A zip's member list is its central directory, at the end: scribbling
+     * over the first member's compressed bytes leaves the list readable
+     * and the data broken (bad deflate stream or bad CRC). */
+    const char *ar = archive_make(tmp_path("dmg.zip"),
+                                  plugin_member("hello.so", "hello.so"),
+                                  fixture_member("fine.so", "answer7"));
+    unsigned char *bytes;
+    size_t len;
+    mh_host *h;
+    mh_module *mod;
+
+    bytes = file_bytes(ar, &len);
+    for (size_t i = 200; i < 2200 && i < len; i++)
+        bytes[i] ^= (unsigned char)(0x5a + i);
+    file_write_bytes(ar, bytes, len);
+    free(bytes);
+    h = tar_host(NULL, ar);
+    ASSERT_NE_INT(mh_import(h, "hello", &mod, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), ar);
+    ASSERT_CONTAINS(ERR_MSG(), "hello.so");
+    mod = import_ok(h, "fine");
+    assert_from(mod, ar, "fine.so");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    mh_host_free(h);
+}
+
+static void assert_never_served(const char *ar)
+{
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *h = tar_host(&o, ar);
+    mh_spec_info info = {.size = sizeof info};
+    listed l = {0};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(h, "evil", &info, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(h, "abs", &info, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(h, "sneaky", &info, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(h, "evil", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_list(h, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_INT(listed_at(&l, "evil"), -1);
+    ASSERT_EQ_INT(listed_at(&l, "abs"), -1);
+    ASSERT_EQ_INT(listed_at(&l, "sneaky"), -1);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "../evil.so");
+    /* the archive's good member is served as usual */
+    mod = import_ok(h, "safe");
+    assert_from(mod, ar, "safe.so");
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+TEST(unsafe_member_names_never_served)
+{
+    const char *ar;
+
+    tmp_mkdir("in");
+    ar = archive_make(tmp_path("in/evil.tar"),
+                      fixture_member("../evil.so", "counter"),
+                      fixture_member("/abs.so", "counter"),
+                      fixture_member("pkg/../sneaky.so", "counter"),
+                      fixture_member("safe.so", "answer7"));
+    assert_never_served(ar);
+}
+
+TEST(unsafe_zip_member_names_never_served)
+{
+    const char *ar;
+
+    tmp_mkdir("in");
+    ar = archive_make(tmp_path("in/evil.zip"),
+                      fixture_member("../evil.so", "counter"),
+                      fixture_member("/abs.so", "counter"),
+                      fixture_member("pkg/../sneaky.so", "counter"),
+                      fixture_member("safe.so", "answer7"));
+    assert_never_served(ar);
+}
+
+TEST(links_and_bad_names_are_not_modules)
+{
+    const char *ar = archive_make(tmp_path("links.tar"),
+                                  fixture_member("real.so", "counter"),
+                                  "alias.so=->real.so",
+                                  fixture_member("has-dash.so", "counter"),
+                                  fixture_member("x.y.so", "counter"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(h, "alias", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "symbolic link");
+    /* a member "x.y.so" is not the module x.y (that is x/y.so) */
+    ASSERT_STATUS(mh_import(h, "x.y", &mod, ERR), MH_ENOTFOUND);
+    mod = import_ok(h, "real");
+    assert_from(mod, ar, "real.so");
+    mh_host_free(h);
+}
+
+TEST(member_over_max_module_size)
+{
+    const char *ar = archive_make(tmp_path("big.tar"),
+                                  plugin_member("hello.so", "hello.so"),
+                                  "small.lua=:return {v = function() "
+                                  "return 3 end}");
+    long long size = file_size(PD "/hello.so");
+    host_opts o = {.max_module_size = 4096};
+    mh_host *h = tar_host(&o, ar);
+    mh_module *mod;
+
+    ASSERT_TRUE(size > 4096);
+    ASSERT_NE_INT(mh_import(h, "hello", &mod, ERR), MH_OK);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), ar);
+    ASSERT_CONTAINS(ERR_MSG(), "hello.so");
+    ASSERT_CONTAINS(ERR_MSG(), "max_module_size");
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%lld", size));
+    ASSERT_CONTAINS(ERR_MSG(), "4096");
+    /* small members still load */
+    mod = import_ok(h, "small");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "3");
+    mh_host_free(h);
+}
+
+/* --------------------------------------------------- archive changes */
+
+/* Write a new archive beside path and rename it over path: a new inode,
+ * as any careful updater does. */
+#define archive_replace(path, ...)                                        \
+    do {                                                                  \
+        const char *tmp_ = archive_make(str_fmt("%s.new%s", (path),       \
+            strstr((path), ".zip") ? ".zip" : ".tar"), __VA_ARGS__);      \
+        if (rename(tmp_, (path)) != 0)                                    \
+            FAIL("rename %s -> %s failed", tmp_, (path));                 \
+    } while (0)
+
+TEST(replaced_archive_is_reread)
+{
+    const char *ar = archive_make(tmp_path("live.tar"),
+                                  fixture_member("one.so", "counter"));
+    mh_host *h = tar_host(NULL, ar);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod = import_ok(h, "one");
+
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_STATUS(mh_find(h, "two", &info, ERR), MH_ENOTFOUND);
+    archive_replace(ar, fixture_member("two.so", "answer7"));
+    /* no invalidation: the archive's stat changed, its index is re-read */
+    mod = import_ok(h, "two");
+    assert_from(mod, ar, "two.so");
+    ASSERT_EQ_INT(call_int(mod, "value"), 7);
+    /* one is gone from the archive (it stays loaded: no reloading) */
+    ASSERT_STATUS(mh_find(h, "one", &info, ERR), MH_ENOTFOUND);
+    ASSERT_TRUE(mh_host_module(h, "one") != NULL);
+    mh_host_free(h);
+}
+
+TEST(rewritten_in_place_and_invalidated)
+{
+    const char *ar = archive_make(tmp_path("same.zip"),
+                                  "one.lua=:return {v = function() "
+                                  "return 1 end}");
+    mh_host *h = tar_host(NULL, ar);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod = import_ok(h, "one");
+
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "1");
+    /* the same inode rewritten (size and mtime change) */
+    archive_make(tmp_path("other.zip"),
+                 "one.lua=:return {v = function() return 1 end}",
+                 "three.lua=:return {v = function() return 3 end}");
+    file_copy(tmp_path("other.zip"), ar);
+    mh_invalidate_caches(h);
+    mod = import_ok(h, "three");
+    assert_from(mod, ar, "three.lua");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "3");
+    ASSERT_STATUS(mh_find(h, "one", &info, ERR), MH_OK);
+    mh_host_free(h);
+}
+
+TEST(archive_removed_then_restored)
+{
+    const char *ar = archive_make(tmp_path("gone.tar"),
+                                  "a.lua=:return {v = function() "
+                                  "return 1 end}");
+    mh_host *h = tar_host(NULL, ar);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(h, "a", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(unlink(ar), 0);
+    ASSERT_STATUS(mh_import(h, "a", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), ar);
+    ASSERT_CONTAINS(ERR_MSG(), "no longer exists");
+    archive_make(ar, "a.lua=:return {v = function() return 2 end}");
+    mod = import_ok(h, "a");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "2");
+    mh_host_free(h);
+}
+
+TEST(damaged_replacement_is_a_miss_then_recovers)
+{
+    const char *ar = archive_make(tmp_path("flip.tar"),
+                                  "a.lua=:return {v = function() "
+                                  "return 1 end}");
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *h = tar_host(&o, ar);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_find(h, "a", &info, ERR), MH_OK);
+    file_write(ar, "garbage where an archive was\n");
+    ASSERT_STATUS(mh_find(h, "a", &info, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "not a tar or zip archive");
+    ASSERT_STATUS(mh_find(h, "b", &info, ERR), MH_ENOTFOUND);
+    /* warned about once, not at every find */
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN,
+                                    "not a tar or zip archive"), 1);
+    archive_replace(ar, "b.lua=:return {v = function() return 2 end}");
+    mod = import_ok(h, "b");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "2");
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* ----------------------------------------------------------- metadata */
+
+TEST(sidecar_member_is_metadata)
+{
+    const char *ar = archive_make(tmp_path("meta.tar"),
+                                  "tu.lua=:return {v = function() "
+                                  "return 1 end}",
+                                  "tu.json=:{\"name\": \"tu\", \"version\": "
+                                  "\"3.1.4\", \"description\": \"from the "
+                                  "archive\"}");
+    mh_host *h = tar_host(NULL, ar);
+    mh_manifest *m = NULL;
+
+    ASSERT_STATUS(mh_metadata(h, "tu", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_source(m), "sidecar");
+    ASSERT_EQ_STR(mh_manifest_version(m), "3.1.4");
+    ASSERT_EQ_STR(mh_manifest_description(m), "from the archive");
+    mh_manifest_free(m);
+    /* nothing was loaded to read it */
+    ASSERT_NULL(mh_host_module(h, "tu"));
+    mh_host_free(h);
+}
+
+TEST(finder_plugin_manifest)
+{
+    /* finders.tar declares what it provides, readable without loading */
+    host_opts o = {0};
+    mh_host *h = host_new_opts(&o, PD);
+    mh_manifest *m = NULL;
+
+    ASSERT_STATUS(mh_metadata(h, "finders.tar", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_source(m), "elf-note");
+    ASSERT_EQ_STR(mh_manifest_version(m), "1.0.0");
+    ASSERT_EQ_STR(mh_manifest_provider(m, "modhost.finder"),
+                  MH_FINDER_EXPORT);
+    mh_manifest_free(m);
+    mh_host_free(h);
+}
+
+/* ------------------------------------------------------ fault injection */
+
+/* One run: a host that has finders.tar loaded already, then the n-th
+ * allocation from here on fails (once, or that one and every later one)
+ * while the tar entry is opened and a native module (and, with single
+ * faults, a Lua module) is found and read out of the archive.  Each
+ * import ends loaded or with an error that says memory ran out, a retry
+ * after a single fault works, and nothing leaks.  Returns whether the
+ * fault fired.  (Persistent faults skip the Lua module: they reach the
+ * Lua loader's own out-of-memory handling, which test_lua covers.) */
+static int fault_run(const char *ar, long n, int once)
+{
+    static const char *const names[] = {"hello", "tu"};
+    alloc_tracker at;
+    mh_config cfg;
+    mh_host *h;
+    int fired;
+
+    alloc_tracker_init(&at);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = PD;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = &at;
+    h = host_new_cfg(&cfg);
+    /* The plugin first, then the entry, not yet opened: its open (the
+     * member index) runs under the faults. */
+    import_ok(h, "finders.tar");
+    ASSERT_STATUS(mh_host_add_path(h, tar_entry(ar), 0, ERR), MH_OK);
+    pthread_mutex_lock(&at.mu);
+    at.fail_at = (long)at.requests + n;
+    at.fail_once = once;
+    pthread_mutex_unlock(&at.mu);
+    for (size_t i = 0; i < (once ? 2u : 1u); i++) {
+        mh_module *mod = NULL;
+        mh_error *err = NULL;
+        mh_status st = mh_import(h, names[i], &mod, &err);
+        if (st != MH_OK) {
+            if (st != MH_ENOMEM &&
+                !strcasestr(mh_error_message(err), "memory"))
+                FAIL("n=%ld (%s): import %s: %s: %s", n,
+                     once ? "once" : "persistent", names[i],
+                     mh_status_name(st), mh_error_message(err));
+            if (once) {
+                mh_error_free(err);
+                err = NULL;
+                st = mh_import(h, names[i], &mod, &err);
+                if (st != MH_OK)
+                    FAIL("n=%ld: import %s again after one fault: %s: %s",
+                         n, names[i], mh_status_name(st),
+                         mh_error_message(err));
+            }
+        }
+        if (st == MH_OK)
+            assert_from(mod, ar, i == 0 ? "hello.so" : "tu.lua");
+        mh_error_free(err);
+    }
+    mh_host_free(h);
+    if (at.outstanding != 0 || at.blocks != 0)
+        FAIL("n=%ld (%s): %zu bytes in %zu blocks leaked", n,
+             once ? "once" : "persistent", at.outstanding, at.blocks);
+    fired = at.injected > 0;
+    alloc_tracker_destroy(&at);
+    return fired;
+}
+
+static void fault_all(int once)
+{
+    const char *ar = archive_make(tmp_path("faults.zip"),
+                                  "tu.lua=:return {v = function() "
+                                  "return 1 end}",
+                                  plugin_member("hello.so", "hello.so"));
+    long n = 1;
+
+    while (fault_run(ar, n, once))
+        if (++n > 20000)
+            FAIL("faults still fire after 20000 allocations");
+    ASSERT_TRUE(n > 10); /* the finder's own allocations were in range */
+}
+
+TEST(allocation_failure_once)
+{
+    fault_all(1);
+}
+
+TEST(allocation_failure_persistent)
+{
+    fault_all(0);
+}
+
+/* ------------------------------------------------------------ threads */
+
+typedef struct race {
+    mh_host *host;
+    atomic_int *stop;
+    int failures;
+    char first[512];
+} race;
+
+/* mh_list callback for threads (collect's str_fmt is main-thread only). */
+static int find_tu(void *ud, const mh_spec_info *info)
+{
+    if (strcmp(info->name, "tu") == 0)
+        *(int *)ud = 1;
+    return 0;
+}
+
+static void *finder_thread(void *arg)
+{
+    race *r = arg;
+    for (int i = 0; i < 200 || !atomic_load(r->stop); i++) {
+        mh_spec_info info = {.size = sizeof info};
+        mh_error *err = NULL;
+        if (mh_find(r->host, "tu", &info, &err) != MH_OK ||
+            strcmp(info.finder, "tar") != 0) {
+            if (r->failures++ == 0)
+                snprintf(r->first, sizeof r->first, "%s",
+                         err ? mh_error_message(err) : info.finder);
+        }
+        mh_error_free(err);
+        if (i % 50 == 0) {
+            int seen = 0;
+            if (mh_list(r->host, find_tu, &seen, NULL) != MH_OK || !seen)
+                r->failures++;
+        }
+    }
+    return NULL;
+}
+
+TEST(concurrent_finds_while_replaced)
+{
+    const char *ar = archive_make(tmp_path("race.tar"),
+                                  "tu.lua=:return {}");
+    mh_host *h = tar_host(NULL, ar);
+    atomic_int stop = 0;
+    race r[4];
+    pthread_t t[4];
+
+    for (int i = 0; i < 4; i++) {
+        r[i] = (race){.host = h, .stop = &stop};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, finder_thread, &r[i]), 0);
+    }
+    /* every version has tu: a reader never sees it missing */
+    for (int v = 0; v < 8; v++) {
+        archive_replace(ar, "tu.lua=:return {}",
+                        str_fmt("v%d.lua=:return {}", v));
+        if (v % 3 == 0)
+            mh_invalidate_caches(h);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        if (r[i].failures)
+            FAIL("thread %d: %d failures; first: %s", i, r[i].failures,
+                 r[i].first);
+    mh_host_free(h);
+}
