@@ -48,8 +48,8 @@ typedef struct mh_fcx {
 #define MH_FCX(cx) ((mh_fcx *)(cx))
 
 /* Call the close or invalidate function of hook k on an instance. */
-void mh_hook_close(struct mh_host *h, const mh_hook *k, void *state);
-void mh_hook_invalidate(struct mh_host *h, const mh_hook *k, void *state);
+void mh_fcx_close(struct mh_host *h, const mh_hook *k, void *state);
+void mh_fcx_invalidate(struct mh_host *h, const mh_hook *k, void *state);
 
 /* Set up cx for a call to hook's class; err must not be NULL. */
 void mh_fcx_init(mh_fcx *cx, struct mh_host *h, const mh_hook *hook,
@@ -84,12 +84,12 @@ void mh_blob_free(struct mh_host *h, mh_blob *b);
 /* A finder's answer as the host keeps it: every string interned, the
  * spec checked (kind, origin, a way to read it).  MH_OK, MH_ENOMEM or
  * MH_EFORMAT naming the finder and module. */
-mh_status mh_found_from_spec(struct mh_host *h, const mh_hook *hook,
+mh_status mh_fcx_found(struct mh_host *h, const mh_hook *hook,
                              const char *name, const mh_finder_spec *spec,
                              mh_found *f, mh_error **err);
 
 /* Read item `key` of the finder that made f: module bytes or a sidecar. */
-mh_status mh_found_read(struct mh_host *h, const mh_found *f,
+mh_status mh_fcx_read(struct mh_host *h, const mh_found *f,
                         const char *key, mh_blob *out, mh_error **err);
 
 /* Walk the search path for `name` (interned), as import does.  MH_OK with

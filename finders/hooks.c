@@ -1,7 +1,7 @@
 /*
- * finders/hooks.c -- the finder chains (Python's sys.path_hooks and
- * sys.meta_path), the services finders get through their call context,
- * and finder plugins loaded by scheme.
+ * finders/hooks.c -- the finder chains (mh_chain_*; Python's
+ * sys.path_hooks and sys.meta_path), their public registration API, and
+ * finder plugins loaded by scheme.  Calls into finders are in call.c.
  *
  * Path hooks are asked in order; the first whose claims() (or scheme)
  * takes an entry gets it.  The built-in order is http, sqlite, fs: the
@@ -26,98 +26,6 @@
 
 #include <stdio.h>
 #include <string.h>
-
-/* ---- services ----------------------------------------------------------- */
-
-static mh_status svc_error(mh_finder_ctx *cx, mh_status code,
-                           const char *fmt, ...)
-{
-    mh_fcx *x = MH_FCX(cx);
-    if (code == MH_OK)
-        code = MH_EIO; /* an error call is an error */
-    va_list ap;
-    va_start(ap, fmt);
-    mh_error_free(*x->err);
-    *x->err = NULL;
-    mh_verr(x->h, x->err, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-static void svc_miss(mh_finder_ctx *cx, const char *fmt, ...)
-{
-    mh_fcx *x = MH_FCX(cx);
-    if (!x->why)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    mh_buf_vprintf(x->why, fmt, ap);
-    va_end(ap);
-}
-
-static void svc_log(mh_finder_ctx *cx, int level, const char *fmt, ...)
-{
-    mh_fcx *x = MH_FCX(cx);
-    if (level >= MH_LOG_TRACE && !x->h->verbose)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    mh_log(x->h, level < MH_LOG_ERROR ? MH_LOG_ERROR
-                 : level > MH_LOG_TRACE ? MH_LOG_TRACE : (mh_log_level)level,
-           "finder '%s': %s", x->hook ? x->hook->name : "?", msg);
-}
-
-static void *svc_alloc(mh_finder_ctx *cx, size_t size)
-{
-    return mh_mem_alloc(MH_FCX(cx)->h, size ? size : 1);
-}
-
-static void svc_free(mh_finder_ctx *cx, void *ptr, size_t size)
-{
-    if (ptr)
-        mh_mem_free(MH_FCX(cx)->h, ptr, size ? size : 1);
-}
-
-static size_t svc_max_module_size(mh_finder_ctx *cx)
-{
-    return MH_FCX(cx)->h->max_module_size;
-}
-
-static int svc_verbose(mh_finder_ctx *cx)
-{
-    return MH_FCX(cx)->h->verbose;
-}
-
-static const char *svc_intern(mh_finder_ctx *cx, const char *str)
-{
-    return str ? mh_int_cstr(MH_FCX(cx)->h, str) : NULL;
-}
-
-static const mh_finder_services services = {
-    .size = sizeof(mh_finder_services),
-    .error = svc_error,
-    .miss = svc_miss,
-    .log = svc_log,
-    .alloc = svc_alloc,
-    .free = svc_free,
-    .max_module_size = svc_max_module_size,
-    .verbose = svc_verbose,
-    .intern = svc_intern,
-};
-
-void mh_fcx_init(mh_fcx *cx, mh_host *h, const mh_hook *hook, mh_buf *why,
-                 mh_error **err)
-{
-    cx->pub.svc = &services;
-    cx->pub.ud = hook ? hook->ud : NULL;
-    cx->h = h;
-    cx->hook = hook;
-    cx->err = err;
-    cx->why = why;
-}
 
 /* ---- the chains --------------------------------------------------------- */
 
@@ -150,30 +58,10 @@ int mh_chain_init(mh_host *h)
                     NULL, NULL) == MH_OK ? 0 : -1;
 }
 
-void mh_hook_close(mh_host *h, const mh_hook *k, void *state)
-{
-    mh_error *e = NULL;
-    mh_fcx cx;
-    mh_fcx_init(&cx, h, k, NULL, &e);
-    k->cls->close(&cx.pub, state);
-    mh_error_free(e);
-}
-
-void mh_hook_invalidate(mh_host *h, const mh_hook *k, void *state)
-{
-    if (!k->cls->invalidate)
-        return;
-    mh_error *e = NULL;
-    mh_fcx cx;
-    mh_fcx_init(&cx, h, k, NULL, &e);
-    k->cls->invalidate(&cx.pub, state);
-    mh_error_free(e);
-}
-
 static void close_link(mh_host *h, mh_hook *k)
 {
     if (k->meta && !k->is_path && k->state)
-        mh_hook_close(h, k, k->state);
+        mh_fcx_close(h, k, k->state);
     k->state = NULL;
 }
 
@@ -437,7 +325,7 @@ void mh_chain_invalidate(mh_host *h)
     size_t n = mh_chain_meta(h, v, MH_CHAIN_MAX);
     for (size_t i = 0; i < n; i++)
         if (!v[i]->is_path)
-            mh_hook_invalidate(h, v[i], v[i]->state);
+            mh_fcx_invalidate(h, v[i], v[i]->state);
 }
 
 /* ---- finder plugins ----------------------------------------------------- */
@@ -510,88 +398,6 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
                     m->origin, mh_error_message(ae));
     mh_error_free(ae);
     return rc;
-}
-
-/* ---- answers ------------------------------------------------------------ */
-
-static const char *intern_opt(mh_host *h, const char *s, bool *oom)
-{
-    if (!s)
-        return NULL;
-    const char *r = mh_int_cstr(h, s);
-    if (!r)
-        *oom = true;
-    return r;
-}
-
-mh_status mh_found_from_spec(mh_host *h, const mh_hook *hook,
-                             const char *name, const mh_finder_spec *spec,
-                             mh_found *f, mh_error **err)
-{
-    const char *bad = NULL;
-    if (spec->kind != MH_KIND_NATIVE && spec->kind != MH_KIND_LUA &&
-        spec->kind != MH_KIND_NAMESPACE)
-        bad = "kind is not NATIVE, LUA or NAMESPACE";
-    else if (!spec->origin || !spec->origin[0])
-        bad = "it has no origin";
-    else if (spec->kind != MH_KIND_NAMESPACE && !spec->file &&
-             (!spec->key || !hook->cls->read))
-        bad = "it has neither a file nor a key the finder can read";
-    else if (spec->file && spec->file[0] != '/')
-        bad = "its file is not an absolute path";
-    else if (spec->meta_key && !hook->cls->read)
-        bad = "it has a meta_key but the finder cannot read";
-    if (bad)
-        return mh_err(h, err, MH_EFORMAT, "finder '%s' gave a bad answer for "
-                      "module '%s': %s", hook->name, name, bad);
-    bool oom = false;
-    *f = (mh_found){
-        .kind = spec->kind,
-        .origin = intern_opt(h, spec->origin, &oom),
-        .file = intern_opt(h, spec->file, &oom),
-        .key = intern_opt(h, spec->key, &oom),
-        .meta_file = intern_opt(h, spec->meta_file, &oom),
-        .meta_key = intern_opt(h, spec->meta_key, &oom),
-        .identity = intern_opt(h, spec->identity, &oom),
-        .binary = (spec->flags & MH_SPEC_BYTECODE) != 0,
-        .trusted = (spec->flags & MH_SPEC_TRUSTED) != 0,
-        .meta_whole = (spec->flags & MH_SPEC_META_WHOLE) && spec->meta_key,
-        .finder = hook->name,
-        .hook = hook,
-    };
-    if (oom)
-        return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);
-    return MH_OK;
-}
-
-mh_status mh_found_read(mh_host *h, const mh_found *f, const char *key,
-                        mh_blob *out, mh_error **err)
-{
-    out->data = NULL;
-    out->len = out->size = 0;
-    const mh_hook *k = f->hook;
-    if (!k || !k->cls->read || !key)
-        return mh_err(h, err, MH_EIO, "%s: finder '%s' cannot read it",
-                      f->origin, f->finder ? f->finder : "?");
-    mh_error *e = NULL;
-    mh_fcx cx;
-    mh_fcx_init(&cx, h, k, NULL, &e);
-    mh_status rc = k->cls->read(&cx.pub, f->state, key, out);
-    if (rc == MH_OK && out->len > 0 && !out->data)
-        rc = mh_err(h, &e, MH_EFORMAT, "finder '%s' returned %zu bytes "
-                    "without data for %s", k->name, out->len, f->origin);
-    if (rc != MH_OK) {
-        if (out->data)
-            mh_blob_free(h, out);
-        out->data = NULL;
-        out->len = out->size = 0;
-        if (!e)
-            mh_err(h, &e, rc, "finder '%s' could not read %s (%s)", k->name,
-                   f->origin, mh_strerror(rc));
-        return mh_err_give(e, err);
-    }
-    mh_error_free(e);
-    return MH_OK;
 }
 
 /* ---- public API --------------------------------------------------------- */

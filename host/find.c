@@ -43,7 +43,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     mh_status rc = k->cls->find(&cx.pub, state, w->name, &spec);
     mh_found f;
     if (rc == MH_OK) {
-        rc = mh_found_from_spec(h, k, w->name, &spec, &f, &e);
+        rc = mh_fcx_found(h, k, w->name, &spec, &f, &e);
         f.entry = entry;
         f.state = state;
     }
@@ -260,7 +260,7 @@ static int acc_add(void *ud, const char *name, const mh_finder_spec *spec)
         return 0; /* an earlier entry has it: import would pick that one */
     mh_found f;
     mh_error *e = NULL;
-    mh_status rc = mh_found_from_spec(h, a->hook, iname, spec, &f, &e);
+    mh_status rc = mh_fcx_found(h, a->hook, iname, spec, &f, &e);
     if (rc == MH_ENOMEM) {
         mh_error_free(e);
         a->oom = true;

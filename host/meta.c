@@ -54,7 +54,7 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
         close(fd);
     } else {
         mh_blob b;
-        mh_status rc = mh_found_read(h, f, f->key, &b, err);
+        mh_status rc = mh_fcx_read(h, f, f->key, &b, err);
         if (rc != MH_OK) {
             if (fetch_failed)
                 *fetch_failed = true;
@@ -92,7 +92,7 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
         b.size = b.len ? b.len : 1;
     } else if (f->meta_key) {
         snprintf(where, sizeof where, "%s, item %s", f->origin, f->meta_key);
-        rc = mh_found_read(h, f, f->meta_key, &b, &e);
+        rc = mh_fcx_read(h, f, f->meta_key, &b, &e);
     } else {
         return MH_OK;
     }

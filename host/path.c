@@ -57,7 +57,7 @@ static void entry_close(mh_host *h, mh_pentry *e)
 {
     const mh_hook *k = atomic_load(&e->finder);
     if (k && e->state)
-        mh_hook_close(h, k, e->state);
+        mh_fcx_close(h, k, e->state);
     e->state = NULL;
 }
 
@@ -525,7 +525,7 @@ void mh_invalidate_caches(mh_host *host)
         pthread_mutex_lock(&e->lock);
         const mh_hook *c = atomic_load(&e->finder);
         if (c)
-            mh_hook_invalidate(host, c, e->state);
+            mh_fcx_invalidate(host, c, e->state);
         if (!c) { /* let a broken entry be tried again */
             e->tried = false;
             mh_error_free(e->open_error);

@@ -535,7 +535,7 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
                           mod->origin);
         rc = spec->file ? mh_atw_read_file(h, spec->file, h->max_module_size,
                                            &b.data, &b.len, err)
-                        : mh_found_read(h, spec, spec->key, &b, err);
+                        : mh_fcx_read(h, spec, spec->key, &b, err);
         if (rc != MH_OK)
             return rc;
         if (spec->file)
@@ -560,7 +560,7 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
         src.size = (uint64_t)st.st_size;
         src.ino = st.st_ino;
     } else {
-        rc = mh_found_read(h, spec, spec->key, &b, err);
+        rc = mh_fcx_read(h, spec, spec->key, &b, err);
         if (rc != MH_OK)
             return rc;
         src.bytes = b.data;

@@ -212,7 +212,7 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
     if (spec->image)
         return mh_nat_load_blob(h, mod, spec->image, flags, err);
     mh_blob b;
-    mh_status rc = mh_found_read(h, spec, spec->key, &b, err);
+    mh_status rc = mh_fcx_read(h, spec, spec->key, &b, err);
     if (rc != MH_OK)
         return rc;
     rc = mh_nat_load_blob(h, mod, &b, flags, err);

@@ -223,11 +223,11 @@ typedef enum mh_chain_pos {
  * http, sqlite, fs; "sqlite" claims sqlite: entries and files with the
  * SQLite header, "fs" every absolute path that is a directory or does not
  * exist, so a hook for directories goes before "fs".  Finder plugins
- * loaded by scheme go just before "fs" and get cx->ud == NULL.  Fails with MH_EINVAL when the name is
- * already in the chain, the scheme is already claimed by another hook,
- * the anchor does not exist, or cls is malformed (no name, no open/find/
- * close, neither scheme nor claims); MH_EVERSION when cls->version or
- * size is not one this library knows.  Entries no hook could claim so
+ * loaded by scheme go just before "fs" and get cx->ud == NULL.
+ * Fails with MH_EINVAL when the name is already in the chain, the scheme
+ * is already claimed by another hook, the anchor does not exist, or cls
+ * is malformed (no name, no open/find/close, neither scheme nor claims);
+ * MH_EVERSION when cls->version or size is not one this library knows.  Entries no hook could claim so
  * far are tried again with the new chain; entries already claimed keep
  * their finder.
  */
