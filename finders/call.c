@@ -191,9 +191,22 @@ mh_status mh_fcx_read(mh_host *h, const mh_found *f, const char *key,
     mh_fcx cx;
     mh_fcx_init(&cx, h, k, NULL, &e);
     mh_status rc = k->cls->read(&cx.pub, f->state, key, out);
-    if (rc == MH_OK && out->len > 0 && !out->data)
-        rc = mh_err(h, &e, MH_EFORMAT, "finder '%s' returned %zu bytes "
-                    "without data for %s", k->name, out->len, f->origin);
+    /* A finder's word on its own bytes is checked, not trusted. */
+    if (rc == MH_OK) {
+        mh_error_free(e); /* an error() before an MH_OK */
+        e = NULL;
+        if (out->size > 0 && !out->data)
+            rc = mh_err(h, &e, MH_EFORMAT, "finder '%s' returned %zu bytes "
+                        "without data for %s", k->name, out->size, f->origin);
+        else if (out->len > out->size)
+            rc = mh_err(h, &e, MH_EFORMAT, "finder '%s' returned %zu bytes "
+                        "of content in a block of %zu for %s", k->name,
+                        out->len, out->size, f->origin);
+        else if (out->len > h->max_module_size)
+            rc = mh_err(h, &e, MH_EFORMAT, "%s is %zu bytes, over the host's "
+                        "max_module_size (%zu); not loaded", f->origin,
+                        out->len, h->max_module_size);
+    }
     if (rc != MH_OK) {
         if (out->data)
             mh_blob_free(h, out);

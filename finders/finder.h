@@ -6,8 +6,10 @@
  * Every finder, built-in or not, is an mh_finder_class; the path hooks
  * (finders/hooks.c) pick the class that claims an entry; the host opens
  * one instance per entry, once, and keeps it (sys.path_importer_cache).
- * The built-in finders use the public contract, and reach host internals
- * only through MH_FCX(cx) (the error slot, the miss buffer).
+ * The built-in finders are tables of the public type, called the same
+ * way; being part of the library, they also use its internals directly
+ * (the host pointer in their state, mh_err, mh_int_*), and reach the
+ * call's error slot and miss buffer through MH_FCX(cx).
  */
 #ifndef MH_FINDERS_FINDER_H
 #define MH_FINDERS_FINDER_H
@@ -33,6 +35,7 @@ typedef struct mh_hook {
     bool meta;              /* in the meta chain */
     bool is_path;           /* the "path" link: walk the search path */
     void *state;            /* meta finders: the instance */
+    bool opened;            /* meta finders: open succeeded */
 } mh_hook;
 
 /* The context handed to every finder call.  The public part comes first;
@@ -150,9 +153,9 @@ size_t mh_chain_meta(struct mh_host *h, const mh_hook **v, size_t max);
 /* Invalidate every meta finder (mh_invalidate_caches). */
 void mh_chain_invalidate(struct mh_host *h);
 
-/* Is this thread loading a finder plugin?  Then unclaimed entries are
- * passed over (the plugin cannot be in them). */
-bool mh_chain_loading(void);
+/* Is this thread importing the finder plugin of entry's scheme?  Then the
+ * entry is passed over (the plugin cannot be in it). */
+bool mh_chain_loading(const char *entry);
 
 /* The built-in finder classes. */
 extern const mh_finder_class mh_fsf_class;

@@ -60,8 +60,9 @@ int mh_chain_init(mh_host *h)
 
 static void close_link(mh_host *h, mh_hook *k)
 {
-    if (k->meta && !k->is_path && k->state)
+    if (k->meta && !k->is_path && k->opened)
         mh_fcx_close(h, k, k->state);
+    k->opened = false;
     k->state = NULL;
 }
 
@@ -207,7 +208,10 @@ static mh_status add_link(mh_host *h, const mh_finder_class *cls, void *ud,
         mh_fcx cx;
         mh_fcx_init(&cx, h, k, NULL, &oe);
         rc = cls->open(&cx.pub, NULL, &k->state);
-        if (rc != MH_OK) {
+        if (rc == MH_OK) {
+            mh_error_free(oe); /* an error() before an MH_OK */
+            k->opened = true;
+        } else {
             if (!oe)
                 mh_err(h, &oe, rc, "open failed (%s)", mh_strerror(rc));
             rc = mh_err(h, err, rc, "meta finder '%s' could not be opened: "
@@ -330,11 +334,23 @@ void mh_chain_invalidate(mh_host *h)
 
 /* ---- finder plugins ----------------------------------------------------- */
 
-static _Thread_local int loading_depth;
+/* The finder plugins this thread is importing, innermost last: an entry
+ * waiting for one of them is passed over while it loads (the plugin cannot
+ * be in it); entries of other schemes may load theirs, so a plugin may
+ * live in an entry served by another plugin. */
+#define LOADING_MAX 8
+static _Thread_local const char *loading[LOADING_MAX];
+static _Thread_local int nloading;
 
-bool mh_chain_loading(void)
+bool mh_chain_loading(const char *entry)
 {
-    return loading_depth > 0;
+    char modname[64];
+    if (!mh_chain_scheme_plugin(entry, modname, sizeof modname))
+        return false;
+    for (int i = 0; i < nloading; i++)
+        if (strcmp(loading[i], modname) == 0)
+            return true;
+    return nloading == LOADING_MAX; /* too deep: pass over them all */
 }
 
 bool mh_chain_scheme_plugin(const char *entry, char *modname, size_t size)
@@ -360,9 +376,12 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
              "finder plugin '%s'", scheme, modname);
     mh_module *m = NULL;
     mh_error *ie = NULL;
-    loading_depth++;
+    if (nloading == LOADING_MAX)
+        return mh_err(h, err, MH_EPATH, "finder plugin '%s': finder plugins "
+                      "nested more than %d deep", modname, LOADING_MAX);
+    loading[nloading++] = modname;
     mh_status rc = mh_import(h, modname, &m, &ie);
-    loading_depth--;
+    nloading--;
     if (rc == MH_ECYCLE) {
         /* This thread is importing the plugin already (an application
          * imported finders.<scheme> by name): its entry waits. */

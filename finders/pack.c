@@ -206,7 +206,7 @@ static mh_status db_fail(sqlite3 *db, const char *shown, const char *what,
 static mh_status write_rows(pack *p, const char *file, const char *shown)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *ins = NULL;
+    sqlite3_stmt *ins = NULL, *same = NULL;
     mh_status rc;
     /* A relative name with a ':' must never be taken for a "file:" URI. */
     char fname[PATH_MAX + 2];
@@ -226,22 +226,40 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
         sqlite3_close(db);
         return rc;
     }
+    /* A row whose every column is unchanged is left alone; a changed one
+     * gets a row id above every other, so (row id, mtime, sz, length) --
+     * what a finder reports as the row's identity -- changes with it. */
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-            "INSERT OR REPLACE INTO sqlar(name, mode, mtime, sz, data) "
-            "VALUES (?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK) {
+            "INSERT OR REPLACE INTO sqlar(rowid, name, mode, mtime, sz, data) "
+            "VALUES ((SELECT coalesce(max(rowid), 0) + 1 FROM sqlar), "
+            "?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db,
+            "SELECT 1 FROM sqlar WHERE name = ?1 AND mode = ?2 AND "
+            "mtime = ?3 AND sz = ?4 AND data = ?5", -1, &same, NULL) !=
+            SQLITE_OK) {
         rc = db_fail(db, shown, "not a module database", p->err);
         goto rollback;
     }
     for (size_t i = 0; i < p->n; i++) {
         const row *r = &p->rows[i];
-        sqlite3_bind_text(ins, 1, r->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 2, r->mode);
-        sqlite3_bind_int64(ins, 3, r->mtime);
-        sqlite3_bind_int64(ins, 4, r->sz);
-        sqlite3_bind_blob64(ins, 5, r->data, r->len, SQLITE_STATIC);
-        int step = sqlite3_step(ins);
-        sqlite3_reset(ins);
+        int step = SQLITE_DONE;
+        for (int k = 0; k < 2; k++) { /* same, then (if not) ins */
+            sqlite3_stmt *st = k == 0 ? same : ins;
+            sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, r->mode);
+            sqlite3_bind_int64(st, 3, r->mtime);
+            sqlite3_bind_int64(st, 4, r->sz);
+            sqlite3_bind_blob64(st, 5, r->data, r->len, SQLITE_STATIC);
+            step = sqlite3_step(st);
+            sqlite3_reset(st);
+            if (k == 0 && step == SQLITE_ROW) {
+                step = SQLITE_DONE; /* unchanged */
+                break;
+            }
+            if (k == 0 && step != SQLITE_DONE)
+                break;
+        }
         if (step != SQLITE_DONE) {
             rc = mh_err(NULL, p->err, MH_EIO, "module database %s: storing "
                         "%s: %s", shown, r->name, sqlite3_errmsg(db));
@@ -249,7 +267,8 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
         }
     }
     sqlite3_finalize(ins);
-    ins = NULL;
+    sqlite3_finalize(same);
+    ins = same = NULL;
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         sqlite3_close(db);
         return MH_OK;
@@ -257,6 +276,7 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     rc = db_fail(db, shown, "commit failed", p->err);
 rollback:
     sqlite3_finalize(ins);
+    sqlite3_finalize(same);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
     return rc;

@@ -140,6 +140,8 @@ static mh_status db_open(sqf_state *s, mh_error **err)
      * a locked one, or one without a plain sqlar table fails here.  A
      * virtual table would hand untrusted bytes to a module's own parser. */
     sqlite3_stmt *chk = NULL;
+    const char *rowid = "0";
+    char find_sql[160], list_sql[200];
     if ((rc = sqlite3_exec(s->db, "PRAGMA cell_size_check = ON", NULL, NULL,
                            NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v2(s->db,
@@ -152,6 +154,9 @@ static mh_status db_open(sqf_state *s, mh_error **err)
         const char *sql = (const char *)sqlite3_column_text(chk, 1);
         bool plain = type && strcmp(type, "table") == 0 && sql &&
                      sqlite3_strnicmp(sql, "CREATE TABLE", 12) == 0;
+        /* The row id joins a row's identity: INSERT OR REPLACE (a
+         * re-pack) gives a new one even when size and mtime stay. */
+        rowid = plain && !strcasestr(sql, "WITHOUT ROWID") ? "_rowid_" : "0";
         if (!plain) {
             mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' is a "
                    "%s, not a plain table; refusing to read it", s->path,
@@ -170,9 +175,13 @@ static mh_status db_open(sqf_state *s, mh_error **err)
     }
     /* Names compare as bytes (BINARY), whatever the table declares, so a
      * NOCASE table cannot make find and list disagree. */
-    if ((rc = sqlite3_prepare_v3(s->db,
-             "SELECT mode, mtime, sz, length(data) FROM sqlar "
-             "WHERE name = ?1 COLLATE BINARY", -1,
+    snprintf(find_sql, sizeof find_sql, "SELECT mode, mtime, sz, "
+             "length(data), %s FROM sqlar WHERE name = ?1 COLLATE BINARY",
+             rowid);
+    snprintf(list_sql, sizeof list_sql, "SELECT name, mode, mtime, sz, "
+             "length(data), %s FROM sqlar WHERE typeof(name) = 'text' "
+             "ORDER BY name COLLATE BINARY", rowid);
+    if ((rc = sqlite3_prepare_v3(s->db, find_sql, -1,
              SQLITE_PREPARE_PERSISTENT, &s->find, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
              "SELECT 1 FROM sqlar WHERE name = ?1 COLLATE BINARY OR "
@@ -183,10 +192,7 @@ static mh_status db_open(sqf_state *s, mh_error **err)
              "SELECT sz, data, typeof(sz), typeof(data) FROM sqlar "
              "WHERE name = ?1 COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
-        (rc = sqlite3_prepare_v3(s->db,
-             "SELECT name, mode, mtime, sz, length(data) FROM sqlar "
-             "WHERE typeof(name) = 'text' "
-             "ORDER BY name COLLATE BINARY", -1,
+        (rc = sqlite3_prepare_v3(s->db, list_sql, -1,
              SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
         goto fail;
     s->dev = st.st_dev;
@@ -313,12 +319,14 @@ static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
 static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
                                 char *buf, size_t size)
 {
-    snprintf(buf, size, "sqlar:%ju:%ju:%lld:%lld:%lld:%lld",
+    /* mode, mtime, sz, length(data), rowid: what a rewrite changes. */
+    snprintf(buf, size, "sqlar:%ju:%ju:%lld:%lld:%lld:%lld:%lld",
              (uintmax_t)s->dev, (uintmax_t)s->ino,
              (long long)sqlite3_column_int64(st, col),
              (long long)sqlite3_column_int64(st, col + 1),
              (long long)sqlite3_column_int64(st, col + 2),
-             (long long)sqlite3_column_int64(st, col + 3));
+             (long long)sqlite3_column_int64(st, col + 3),
+             (long long)sqlite3_column_int64(st, col + 4));
     return buf;
 }
 

@@ -62,18 +62,20 @@ static const char *identity_of(const mh_found *f, char *buf, size_t size)
 {
     bool unsure = false;
     char mod[128], meta[128];
+    int n;
     if (f->file) {
         stat_identity(f->file, mod, sizeof mod, &unsure);
         stat_identity(f->meta_file, meta, sizeof meta, &unsure);
-        snprintf(buf, size, "%sfile:%s|meta:%s", unsure ? UNSURE : "", mod,
-                 meta);
-        return buf;
-    }
-    if (!f->identity)
+        n = snprintf(buf, size, "%sfile:%s|meta:%s", unsure ? UNSURE : "",
+                     mod, meta);
+    } else if (f->identity) {
+        n = snprintf(buf, size, "item:%s|meta:%s", f->identity,
+                     f->meta_key ? f->meta_key : "-");
+    } else {
         return NULL;
-    snprintf(buf, size, "item:%s|meta:%s", f->identity,
-             f->meta_key ? f->meta_key : "-");
-    return buf;
+    }
+    /* A cut identity could equal another: none then (read every time). */
+    return n > 0 && (size_t)n < size ? buf : NULL;
 }
 
 /* ---- the walk ----------------------------------------------------------- */
@@ -287,7 +289,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     }
     bool writing = dx && mh_dx_begin(dx) == 0;
     size_t reread = 0;
-    char ident[512];
+    char ident[1024];
     for (size_t i = 0; rc == MH_OK && i < w.n && !w.oom; i++) {
         dx_item *it = &w.items[i];
         const char *id = identity_of(&it->found, ident, sizeof ident);
@@ -345,7 +347,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
 void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
                         const mh_error *e)
 {
-    char ident[512];
+    char ident[1024];
     const char *id = identity_of(f, ident, sizeof ident);
     if (!id)
         return;
@@ -367,9 +369,11 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
 /* ---- entry points ------------------------------------------------------- */
 
 typedef struct ep_walk {
-    const char *group;
+    mh_host *host;
+    const char *group;      /* interned */
     mh_entry_point_fn fn;
     void *ud;
+    bool oom;
 } ep_walk;
 
 static int ep_one(void *ud, const mh_module_meta *m)
@@ -379,14 +383,20 @@ static int ep_one(void *ud, const mh_module_meta *m)
                           ? mh_manifest_provider(m->manifest, w->group) : NULL;
     if (!exp)
         return 0;
+    /* Interned: an application may keep entry points past the call and
+     * load one later; only the manifest dies with the callback. */
     mh_entry_point ep = {
         .size = sizeof ep,
         .group = w->group,
         .module = m->name,
-        .export_name = exp,
+        .export_name = mh_int_cstr(w->host, exp),
         .origin = m->origin,
         .manifest = m->manifest,
     };
+    if (!ep.export_name) {
+        w->oom = true;
+        return 1;
+    }
     return w->fn(w->ud, &ep);
 }
 
@@ -396,8 +406,14 @@ mh_status mh_host_entry_points(mh_host *host, const char *group,
     if (!host || !group || !fn)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_entry_points: NULL argument");
-    ep_walk w = {group, fn, ud};
-    return mh_discover(host, ep_one, &w, err);
+    ep_walk w = {host, mh_int_cstr(host, group), fn, ud, false};
+    if (!w.group)
+        return mh_err(host, err, MH_ENOMEM, "out of memory");
+    mh_status rc = mh_discover(host, ep_one, &w, err);
+    if (rc == MH_OK && w.oom)
+        rc = mh_err(host, err, MH_ENOMEM, "out of memory listing entry "
+                    "points of '%s'", group);
+    return rc;
 }
 
 mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
@@ -426,9 +442,11 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
 /* ---- recorded failures -------------------------------------------------- */
 
 typedef struct fail_walk {
+    mh_host *host;
     mh_failure_fn fn;
     void *ud;
     size_t gone;            /* rows of modules whose file is gone */
+    bool oom;
 } fail_walk;
 
 /* Is the file behind an origin ("/path", "/db!/member") gone? */
@@ -456,15 +474,21 @@ static int fail_one(void *ud, const mh_dx_row *r)
         w->gone++;
         return 0;
     }
+    /* Interned: they outlive the index connection, as the caller may
+     * keep them until the host is freed. */
     mh_failure f = {
         .size = sizeof f,
-        .name = r->name,
-        .origin = r->origin,
-        .reason = r->reason ? r->reason : "",
+        .name = mh_int_cstr(w->host, r->name),
+        .origin = mh_int_cstr(w->host, r->origin),
+        .reason = mh_int_cstr(w->host, r->reason ? r->reason : ""),
         .status = r->status > 0 && r->status < MH_STATUS_COUNT_
                       ? (mh_status)r->status : MH_EFORMAT,
         .when = r->when,
     };
+    if (!f.name || !f.origin || !f.reason) {
+        w->oom = true;
+        return 1;
+    }
     return w->fn(w->ud, &f);
 }
 
@@ -476,11 +500,13 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
     mh_dx *dx = mh_dx_open(host, false);
     if (!dx)
         return MH_OK; /* no index: nothing recorded */
-    fail_walk w = {fn, ud, 0};
+    fail_walk w = {host, fn, ud, 0, false};
     int r = mh_dx_each(dx, true, fail_one, &w);
     if (r == 0 && w.gone) /* forget them: nothing will change them now */
         mh_dx_forget_gone(dx, origin_gone);
     mh_dx_close(dx);
+    if (w.oom)
+        return mh_err(host, err, MH_ENOMEM, "out of memory listing failures");
     if (r != 0)
         return mh_err(host, err, MH_EIO, "the discovery index in %s could "
                       "not be read; it will be rebuilt", host->cache_dir);

@@ -48,6 +48,8 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         f.state = state;
     }
     if (rc == MH_OK && f.kind == MH_KIND_NAMESPACE) {
+        mh_error_free(e);
+        e = NULL;
         MH_TRACE(h, "find '%s': %s (%s): %s, a namespace portion; going on",
                  w->name, where, k->name, f.origin);
         mh_buf_printf(&w->why, "namespace portion %s", f.origin);
@@ -58,6 +60,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         return MH_ENOTFOUND;
     }
     if (rc == MH_OK) {
+        mh_error_free(e); /* an error() before an MH_OK */
         *found = f;
         MH_TRACE(h, "find '%s': %s (%s): found %s", w->name, where, k->name,
                  f.origin);

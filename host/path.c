@@ -56,8 +56,9 @@ bool mh_path_acceptable(const char *t)
 static void entry_close(mh_host *h, mh_pentry *e)
 {
     const mh_hook *k = atomic_load(&e->finder);
-    if (k && e->state)
+    if (k && !e->closed) /* every instance open made, NULL state or not */
         mh_fcx_close(h, k, e->state);
+    e->closed = true;
     e->state = NULL;
 }
 
@@ -347,9 +348,9 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                                           &e->shadowed);
         e->claimant = k ? k->name : NULL;
         bool plugin = !k && mh_chain_scheme_plugin(e->text, NULL, 0);
-        if (plugin && mh_chain_loading()) {
-            /* This thread is importing a finder plugin: it cannot be in an
-             * entry that waits for a finder itself. */
+        if (plugin && mh_chain_loading(e->text)) {
+            /* This thread is importing this entry's finder plugin: the
+             * plugin cannot be in the entry that waits for it. */
             pthread_mutex_unlock(&e->lock);
             if (why)
                 mh_buf_puts(why, "no finder yet (a finder plugin is being "
@@ -370,8 +371,15 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
             pthread_mutex_lock(&e->lock);
             c = atomic_load_explicit(&e->finder, memory_order_relaxed);
             if (k && !c && !e->tried) {
+                const mh_hook *loaded = k;
                 k = mh_chain_claim(h, e->text, e->shown, &e->shadowed);
                 e->claimant = k ? k->name : NULL;
+                if (!k)
+                    rc = mh_err(h, &oerr, MH_EPATH, "finder plugin '%s' was "
+                                "loaded for this entry's scheme, but its "
+                                "claims() does not take the entry",
+                                loaded->module ? loaded->module
+                                               : loaded->name);
             }
         } else if (!k) {
             rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this entry "
@@ -385,8 +393,11 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
             mh_error_free(oerr);
             oerr = NULL;
             rc = entry_open(h, e, k, &oerr);
-            if (rc == MH_OK)
+            if (rc == MH_OK) {
                 c = k;
+                mh_error_free(oerr); /* an error() before an MH_OK */
+                oerr = NULL;
+            }
         }
         if (!c && oerr && (rc == MH_ENOMEM || rc == MH_EAGAIN)) {
             /* Passing: the entry is tried again next time. */

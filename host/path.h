@@ -35,6 +35,7 @@ typedef struct mh_pentry {
     const char *shadowed;                  /* interned: other hooks that
                                               would have claimed it */
     bool tried;                            /* open attempted */
+    bool closed;                           /* its instance was closed */
     mh_error *open_error;                  /* why it could not be opened */
 } mh_pentry;
 

@@ -481,12 +481,15 @@ MH_API int mh_manifest_abi(const mh_manifest *m);
 MH_API const char *mh_manifest_source(const mh_manifest *m);
 /* The manifest as compact JSON text ("{}" when it has none). */
 MH_API const char *mh_manifest_json(const mh_manifest *m);
-/* requires, in order: module name and constraint ("" for any version). */
+/* requires, in order: module name and constraint ("" for any version).
+ * mh_manifest_require gives MH_EINVAL (outputs NULL) when i is out of
+ * range; the strings live as long as m. */
 MH_API size_t mh_manifest_requires_count(const mh_manifest *m);
 MH_API mh_status mh_manifest_require(const mh_manifest *m, size_t i,
                                      const char **name,
                                      const char **constraint);
-/* provides: entry point group and the export that implements it. */
+/* provides: entry point group and the export that implements it; as for
+ * requires, MH_EINVAL when i is out of range. */
 MH_API size_t mh_manifest_provides_count(const mh_manifest *m);
 MH_API mh_status mh_manifest_provide(const mh_manifest *m, size_t i,
                                      const char **group,
@@ -494,6 +497,9 @@ MH_API mh_status mh_manifest_provide(const mh_manifest *m, size_t i,
 /* The export providing group, or NULL. */
 MH_API const char *mh_manifest_provider(const mh_manifest *m,
                                         const char *group);
+/* Free a manifest from mh_metadata (not one owned by a module or lent to
+ * a callback), before its host is freed.  NULL is a no-op.  The accessors
+ * above return NULL or 0 for a NULL manifest. */
 MH_API void mh_manifest_free(mh_manifest *m);
 
 /*
@@ -519,7 +525,9 @@ MH_API mh_status mh_version_satisfies(const char *version,
 /* Discovery                                                              */
 /* ---------------------------------------------------------------------- */
 
-/* One module of the search path and its metadata, as discovery sees it. */
+/* One module of the search path and its metadata, as discovery sees it.
+ * The strings live until the host is freed; `manifest` only during the
+ * callback (copy what you keep with mh_manifest_json). */
 typedef struct mh_module_meta {
     size_t size;               /* sizeof(mh_module_meta), set by the host */
     const char *name;          /* interned */
@@ -548,7 +556,10 @@ typedef int (*mh_meta_fn)(void *ud, const mh_module_meta *meta);
 MH_API mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud,
                              mh_error **err);
 
-/* An entry point: a module providing `group` through one of its exports. */
+/* An entry point: a module providing `group` through one of its exports.
+ * The strings live until the host is freed, so an application may keep
+ * entry points and load one later; `manifest` lives only during the
+ * callback. */
 typedef struct mh_entry_point {
     size_t size;               /* sizeof(mh_entry_point) */
     const char *group;
@@ -578,7 +589,8 @@ MH_API mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
                                      mh_module **mod, void **symbol,
                                      mh_error **err);
 
-/* A recorded failure: a module that discovery skips until it changes. */
+/* A recorded failure: a module that discovery skips until it changes.
+ * The strings live until the host is freed. */
 typedef struct mh_failure {
     size_t size;
     const char *name;

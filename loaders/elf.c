@@ -86,7 +86,8 @@ static bool src_read(const elf_src *s, uint64_t off, void *buf, size_t n)
     return mh_io_pread_all(s->fd, buf, n, (off_t)off) == n;
 }
 
-#define NOTE_SEGMENT_MAX (1024u * 1024u)
+#define NOTE_SEGMENT_MAX (1024u * 1024u)  /* all note segments together */
+#define NOTE_SEGMENTS_MAX 16             /* a linker makes one or two */
 
 /* Memory through the host's allocator, or the C library's without one
  * (the index writer reads notes with no host). */
@@ -157,14 +158,22 @@ static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
         return NULL; /* the other word size: dlopen says why it cannot */
     if (eh.e_phentsize != sizeof(mh_phdr) || eh.e_phnum == 0)
         return "its program headers are damaged";
+    /* Bounded work whatever the headers say: a crafted object with
+     * thousands of note headers over one large region must not make a
+     * listing read gigabytes. */
+    size_t segments = 0;
+    uint64_t total = 0;
     for (size_t i = 0; i < eh.e_phnum; i++) {
         mh_phdr ph;
         if (!src_read(s, eh.e_phoff + i * sizeof ph, &ph, sizeof ph))
             return "its program headers lie outside the file";
         if (ph.p_type != PT_NOTE)
             continue;
-        if (ph.p_filesz > NOTE_SEGMENT_MAX)
-            return "a note segment is larger than 1 MiB";
+        if (++segments > NOTE_SEGMENTS_MAX)
+            return "it has more than 16 note segments";
+        if (ph.p_filesz > NOTE_SEGMENT_MAX - total)
+            return "its note segments hold more than 1 MiB";
+        total += ph.p_filesz;
         unsigned char *seg = note_alloc(h, ph.p_filesz ? ph.p_filesz : 1);
         if (!seg)
             return "out of memory";

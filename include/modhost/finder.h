@@ -93,7 +93,9 @@ extern "C" {
                                   made from the modules): discovery may use
                                   it without reading the module's bytes */
 
-/* Where a module is, as a finder answers.  Zero it before filling. */
+/* Where a module is, as a finder answers.  The host zeroes it before
+ * find; list's fn gets one the finder zeroed.  It grows only into
+ * `reserved`, so its size never changes. */
 typedef struct mh_finder_spec {
     mh_module_kind kind;    /* NATIVE, LUA or NAMESPACE */
     unsigned flags;         /* MH_SPEC_* */
@@ -112,7 +114,9 @@ typedef struct mh_finder_spec {
     void *reserved[4];
 } mh_finder_spec;
 
-/* Bytes handed from a finder to the host: data from cx->svc->alloc(size). */
+/* Bytes handed from a finder to the host: data from cx->svc->alloc(size).
+ * The host checks len <= size and len <= max_module_size.  Host-owned,
+ * fixed forever (a new need gets a new service). */
 typedef struct mh_finder_blob {
     unsigned char *data;
     size_t len;             /* bytes of content */
@@ -148,7 +152,8 @@ typedef struct mh_finder_services {
     const char *(*intern)(mh_finder_ctx *cx, const char *s);
 } mh_finder_services;
 
-/* The context of one call: services, and the `ud` given at registration. */
+/* The context of one call: services, and the `ud` given at registration.
+ * Made by the host; finders only read it (svc->size says what svc has). */
 struct mh_finder_ctx {
     const mh_finder_services *svc;
     void *ud;
@@ -186,21 +191,28 @@ typedef struct mh_finder_class {
 /*
  * The shared resolution rule, for finders over a tree of files: module
  * "a.b.c" with suffix ".so" is "a/b/c.so".  Writes it into buf (size
- * bytes) and returns its length, or 0 if it does not fit.  Header-only,
- * so plugins can use it.
+ * bytes) and returns its length, or 0 (and "" in buf) if it does not fit.
+ * Header-only, so plugins can use it.
  */
 static inline size_t mh_finder_relpath(const char *name, const char *suffix,
                                        char *buf, size_t size)
 {
     size_t n = 0;
+    if (size > 0)
+        buf[0] = '\0'; /* "" when it does not fit */
     for (; name[n]; n++) {
-        if (n + 1 >= size)
+        if (n + 1 >= size) {
+            if (size > 0)
+                buf[0] = '\0';
             return 0;
+        }
         buf[n] = name[n] == '.' ? '/' : name[n];
     }
     for (size_t i = 0; suffix && suffix[i]; i++, n++) {
-        if (n + 1 >= size)
+        if (n + 1 >= size) {
+            buf[0] = '\0';
             return 0;
+        }
         buf[n] = suffix[i];
     }
     buf[n] = '\0';

@@ -1,0 +1,628 @@
+/*
+ * test_finder_plugins.c -- finder plugins loaded by scheme, and what the
+ * host must not trust them with: a plugin that claims nothing, exports no
+ * finder or declares another scheme; finder plugins served by other
+ * finder plugins, in either path order; a read() that lies about its
+ * length or returns more than max_module_size; errors recorded and then
+ * contradicted by MH_OK.  Beside them, contracts the same review found
+ * wanting: discovery strings that outlive their callback, a note reader
+ * whose work is bounded, and a re-packed database whose rows kept their
+ * sizes and mtimes.
+ *
+ * The finders are tests/fixtures/fplug_*.c, each fplug.h's directory
+ * finder with one behaviour switched on.  A case installs the one it
+ * needs as tmp/plugins/finders/SCHEME.so and puts tmp/plugins on the
+ * search path after the scheme's entries.  Every case checks which
+ * finder a module came from, so a module found by another entry cannot
+ * pass for one the plugin served.
+ */
+#include <elf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <modhost/finder.h>
+
+#include "support/support.h"
+#include "test.h"
+
+/* ------------------------------------------------------------- helpers */
+
+/* A host on exactly these entries, its cache in tmp/cache (never the
+ * user's: discovery writes its index there). */
+#define fhost(...) \
+    host_new_opts_(&(host_opts){0}, (const char *const[]){__VA_ARGS__, NULL})
+
+/* Lua source of a module whose who() returns word. */
+static const char *who_source(const char *word)
+{
+    return str_fmt("return {who = function() return '%s' end}", word);
+}
+
+/* Install fixture fplug_FIXTURE as tmp/plugins/finders/SCHEME.so; returns
+ * tmp/plugins, the directory to put on the path. */
+static const char *install(const char *fixture, const char *scheme)
+{
+    fixture_copy(str_fmt("fplug_%s", fixture), "plugins/finders/%s.so",
+                 scheme);
+    return tmp_path("plugins");
+}
+
+/* tmp/REL holding the Lua module NAME.lua whose who() returns NAME. */
+static const char *lua_dir(const char *rel, const char *name)
+{
+    const char *dir = tmp_mkdir("%s", rel);
+    lua_write(str_fmt("%s/%s.lua", rel, name), who_source(name));
+    return dir;
+}
+
+static mh_path_entry_info entry_info(mh_host *host, size_t i)
+{
+    mh_path_entry_info ei = {.size = sizeof ei};
+    ASSERT_STATUS(mh_host_path_entry_info(host, i, &ei), MH_OK);
+    return ei;
+}
+
+typedef struct listed {
+    const char *text;           /* "name finder origin" a line */
+} listed;
+
+static int collect_list(void *ud, const mh_spec_info *info)
+{
+    listed *l = ud;
+    l->text = str_fmt("%s%s %s %s\n", l->text, info->name, info->finder,
+                      info->origin);
+    return 0;
+}
+
+/* Import name, check it came from finder at origin, and call who(). */
+static mh_module *import_from(mh_host *host, const char *name,
+                              const char *finder, const char *origin)
+{
+    mh_module *mod = import_ok(host, name);
+    ASSERT_EQ_STR(mh_module_finder(mod), finder);
+    ASSERT_EQ_STR(mh_module_origin(mod), origin);
+    ASSERT_EQ_STR(call_ok(mod, "who", NULL), str_fmt("\"%s\"", name));
+    return mod;
+}
+
+/* The entry is unusable: nobody opened it, and error says why. */
+static const char *assert_unusable(mh_host *host, size_t i)
+{
+    mh_path_entry_info ei = entry_info(host, i);
+    if (ei.error == NULL)
+        FAIL("entry %zu (%s) has no error; finder %s", i, ei.entry,
+             ei.finder ? ei.finder : "(none)");
+    return ei.error;
+}
+
+/* --------------------------------------------- plugins that are not right */
+
+TEST(grab_plugin_that_claims_nothing)
+{
+    log_capture lc;
+    const char *plugins = install("grab", "grab");
+    const char *dir = lua_dir("mods", "lm");
+    host_opts o = {.log = &lc};
+    mh_spec_info info = {.size = sizeof info};
+    listed l = {""};
+
+    log_capture_init(&lc);
+    mh_host *host = host_new_opts(&o, "grab:/x", plugins, dir);
+    /* Asked more than once: the answer must not change, nor the plugin
+     * be imported again and again. */
+    for (int i = 0; i < 3; i++) {
+        ASSERT_STATUS(mh_find(host, "lm", &info, ERR), MH_OK);
+        ASSERT_EQ_STR(info.finder, "fs");
+        ASSERT_EQ_STR(info.origin, str_fmt("%s/lm.lua", dir));
+        ASSERT_EQ_INT(info.entry_index, 2);
+    }
+    ASSERT_STATUS(mh_list(host, collect_list, &l, ERR), MH_OK);
+    ASSERT_CONTAINS(l.text, str_fmt("lm fs %s/lm.lua\n", dir));
+    import_from(host, "lm", "fs", str_fmt("%s/lm.lua", dir));
+
+    const char *why = assert_unusable(host, 0);
+    ASSERT_CONTAINS(why, "'finders.grab'");
+    ASSERT_CONTAINS(why, "does not claim");
+    ASSERT_NULL(entry_info(host, 0).finder);
+    /* A module nobody has: the grab entry is listed with its reason. */
+    ASSERT_STATUS(mh_import(host, "nosuch", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "grab:/x");
+    ASSERT_CONTAINS(ERR_MSG(), "finders.grab");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(plugin_without_finder_export)
+{
+    const char *plugins = install("noexp", "nox");
+    const char *dir = lua_dir("mods", "lm");
+    mh_host *host = fhost("nox:/x", plugins, dir);
+
+    import_from(host, "lm", "fs", str_fmt("%s/lm.lua", dir));
+    const char *why = assert_unusable(host, 0);
+    ASSERT_CONTAINS(why, "'finders.nox'");
+    ASSERT_CONTAINS(why, "'" MH_FINDER_EXPORT "'");
+    ASSERT_NULL(entry_info(host, 0).finder);
+    ASSERT_STATUS(mh_import(host, "nosuch", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "nox:/x");
+    ASSERT_CONTAINS(ERR_MSG(), "finders.nox");
+    /* the other entries still work, listing too */
+    listed l = {""};
+    ASSERT_STATUS(mh_list(host, collect_list, &l, ERR), MH_OK);
+    ASSERT_CONTAINS(l.text, str_fmt("lm fs %s/lm.lua\n", dir));
+    mh_host_free(host);
+}
+
+TEST(plugin_with_wrong_scheme)
+{
+    const char *plugins = install("wrong", "wrong");
+    const char *dir = lua_dir("mods", "lm");
+    mh_host *host = fhost("wrong:/x", plugins, dir);
+
+    import_from(host, "lm", "fs", str_fmt("%s/lm.lua", dir));
+    const char *why = assert_unusable(host, 0);
+    ASSERT_CONTAINS(why, "'finders.wrong'");
+    ASSERT_CONTAINS(why, "'other', not 'wrong'");
+    ASSERT_NULL(entry_info(host, 0).finder);
+    /* its class never joined the chain under either name */
+    for (size_t i = 0; i < mh_host_finder_count(host); i++) {
+        mh_finder_info fi = {.size = sizeof fi};
+        ASSERT_STATUS(mh_host_finder_info(host, i, &fi), MH_OK);
+        ASSERT_NOT_CONTAINS(fi.name, "wrong");
+        if (fi.scheme)
+            ASSERT_NOT_CONTAINS(fi.scheme, "other");
+    }
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------ nested plugins */
+
+/* D1 has m1.lua, served by "aa:D1"; finders/aa.so exists only in D2,
+ * served by "bb:D2"; finders/bb.so is in the plugin directory.  So
+ * importing m1 imports finders.aa through finders.bb. */
+static void nested(int aa_first)
+{
+    const char *d1 = lua_dir("D1", "m1");
+    const char *d2 = tmp_mkdir("D2");
+    const char *aa_so = fixture_copy("fplug_aa", "D2/finders/aa.so");
+    const char *plugins = install("bb", "bb");
+    const char *ea = str_fmt("aa:%s", d1), *eb = str_fmt("bb:%s", d2);
+    mh_host *host = aa_first ? fhost(ea, eb, plugins)
+                             : fhost(eb, ea, plugins);
+    size_t ia = aa_first ? 0 : 1, ib = aa_first ? 1 : 0;
+
+    import_from(host, "m1", "aa", str_fmt("%s/m1.lua", d1));
+    mh_module *aa = mh_host_module(host, "finders.aa");
+    mh_module *bb = mh_host_module(host, "finders.bb");
+    ASSERT_NOT_NULL(aa);
+    ASSERT_NOT_NULL(bb);
+    ASSERT_EQ_STR(mh_module_finder(aa), "bb");
+    ASSERT_EQ_STR(mh_module_origin(aa), aa_so);
+    ASSERT_EQ_STR(mh_module_finder(bb), "fs");
+    ASSERT_EQ_STR(mh_module_origin(bb),
+                  str_fmt("%s/finders/bb.so", plugins));
+    mh_path_entry_info ei = entry_info(host, ia);
+    ASSERT_EQ_STR(ei.finder, "aa");
+    ASSERT_NULL(ei.error);
+    ei = entry_info(host, ib);
+    ASSERT_EQ_STR(ei.finder, "bb");
+    ASSERT_NULL(ei.error);
+    /* mh_find agrees, naming the entry */
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "m1", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.finder, "aa");
+    ASSERT_EQ_INT(info.entry_index, ia);
+    mh_host_free(host);
+}
+
+TEST(nested_finder_plugins)
+{
+    nested(1);
+}
+
+TEST(nested_finder_plugins_bb_first)
+{
+    nested(0);
+}
+
+/* ----------------------------------- discovery strings outlive callbacks */
+
+#define SAVED_MAX 16
+
+typedef struct saved_eps {
+    size_t n;
+    mh_entry_point v[SAVED_MAX];
+} saved_eps;
+
+/* Keep the struct only: its strings are the host's. */
+static int save_ep(void *ud, const mh_entry_point *ep)
+{
+    saved_eps *s = ud;
+    if (s->n == SAVED_MAX)
+        FAIL("too many entry points");
+    s->v[s->n++] = *ep;
+    return 0;
+}
+
+static void assert_ep(const mh_entry_point *ep, const char *module,
+                      const char *origin)
+{
+    ASSERT_EQ_STR(ep->group, "codec");
+    ASSERT_EQ_STR(ep->module, module);
+    ASSERT_EQ_STR(ep->export_name, "call:encode");
+    ASSERT_EQ_STR(ep->origin, origin);
+}
+
+/* Work that makes the host allocate and free what a walk allocates. */
+static int ignore_meta(void *ud, const mh_module_meta *m)
+{
+    (void)ud;
+    (void)m;
+    return 0;
+}
+
+static int ignore_ep(void *ud, const mh_entry_point *ep)
+{
+    (void)ud;
+    (void)ep;
+    return 0;
+}
+
+static int ignore_failure(void *ud, const mh_failure *f)
+{
+    (void)ud;
+    (void)f;
+    return 0;
+}
+
+static void churn(mh_host *host)
+{
+    ASSERT_STATUS(mh_discover(host, ignore_meta, NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_entry_points(host, "answer", ignore_ep, NULL, ERR),
+                  MH_OK);
+    ASSERT_STATUS(mh_host_failures(host, ignore_failure, NULL, ERR), MH_OK);
+    mh_invalidate_caches(host);
+}
+
+TEST(saved_entry_points_load_later)
+{
+    const char *dir = tmp_mkdir("eps");
+    fixture_copy("disc_codec", "eps/c_one.so");
+    fixture_copy("disc_codec", "eps/c_two.so");
+    disc_age_tree(dir, 60);
+    mh_host *host = fhost(dir);
+    saved_eps s = {0};
+    const char *origin[2] = {str_fmt("%s/c_one.so", dir),
+                             str_fmt("%s/c_two.so", dir)};
+    const char *name[2] = {"c_one", "c_two"};
+
+    ASSERT_STATUS(mh_host_entry_points(host, "codec", save_ep, &s, ERR),
+                  MH_OK);
+    ASSERT_EQ_INT(s.n, 2);
+    churn(host);
+    for (size_t i = 0; i < 2; i++)
+        assert_ep(&s.v[i], name[i], origin[i]);
+    for (size_t i = 0; i < 2; i++) {
+        mh_module *mod = NULL;
+        void *sym = NULL;
+        ASSERT_STATUS(mh_entry_point_load(host, &s.v[i], &mod, &sym, ERR),
+                      MH_OK);
+        ASSERT_EQ_STR(mh_module_name(mod), name[i]);
+        ASSERT_EQ_STR(mh_module_origin(mod), origin[i]);
+        ASSERT_NOT_NULL(sym);
+        ASSERT_EQ_PTR(sym, mh_module_symbol(mod, "call:encode"));
+        ASSERT_EQ_STR(call_ok(mod, "encode", NULL), "\"disc-encoded\"");
+    }
+    churn(host);
+    /* still the host's until it is freed */
+    for (size_t i = 0; i < 2; i++)
+        assert_ep(&s.v[i], name[i], origin[i]);
+    mh_host_free(host);
+}
+
+typedef struct saved_fails {
+    size_t n;
+    mh_failure v[SAVED_MAX];
+} saved_fails;
+
+static int save_failure(void *ud, const mh_failure *f)
+{
+    saved_fails *s = ud;
+    if (s->n == SAVED_MAX)
+        FAIL("too many failures");
+    s->v[s->n++] = *f;
+    return 0;
+}
+
+/* good.so (a codec) and bad.so (not ELF: a recorded failure). */
+static const char *good_and_bad_dir(void)
+{
+    const char *dir = tmp_mkdir("plugins");
+    fixture_copy("disc_codec", "plugins/good.so");
+    file_write(str_fmt("%s/bad.so", dir), "this is not a shared object\n");
+    disc_age_tree(dir, 60);
+    return dir;
+}
+
+TEST(saved_failures_stay_valid)
+{
+    const char *dir = good_and_bad_dir();
+    mh_host *host = fhost(dir);
+    saved_fails s = {0};
+
+    ASSERT_STATUS(mh_discover(host, ignore_meta, NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_failures(host, save_failure, &s, ERR), MH_OK);
+    ASSERT_EQ_INT(s.n, 1);
+    churn(host);
+    const mh_failure *f = &s.v[0];
+    ASSERT_EQ_STR(f->name, "bad");
+    ASSERT_EQ_STR(f->origin, str_fmt("%s/bad.so", dir));
+    ASSERT_CONTAINS(f->reason, "not an ELF");
+    ASSERT_EQ_INT(f->status, MH_EFORMAT);
+    /* forgetting the failure is no reason to free what the caller holds */
+    size_t cleared = 0;
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, &cleared, ERR), MH_OK);
+    ASSERT_EQ_INT(cleared, 1);
+    churn(host);
+    ASSERT_EQ_STR(f->name, "bad");
+    ASSERT_EQ_STR(f->origin, str_fmt("%s/bad.so", dir));
+    ASSERT_CONTAINS(f->reason, "not an ELF");
+    mh_host_free(host);
+}
+
+typedef struct saved_meta {
+    size_t n;
+    mh_module_meta v[SAVED_MAX];
+} saved_meta;
+
+static int save_meta(void *ud, const mh_module_meta *m)
+{
+    saved_meta *s = ud;
+    if (s->n == SAVED_MAX)
+        FAIL("too many modules");
+    s->v[s->n] = *m;
+    s->v[s->n].manifest = NULL; /* only valid during the callback */
+    s->n++;
+    return 0;
+}
+
+TEST(saved_discover_meta_stays_valid)
+{
+    const char *dir = good_and_bad_dir();
+    mh_host *host = fhost(dir);
+    saved_meta s = {0};
+
+    ASSERT_STATUS(mh_discover(host, save_meta, &s, ERR), MH_OK);
+    ASSERT_EQ_INT(s.n, 2);
+    for (int round = 0; round < 2; round++) {
+        churn(host);
+        /* in name order: bad, good */
+        const mh_module_meta *bad = &s.v[0], *good = &s.v[1];
+        ASSERT_EQ_STR(bad->name, "bad");
+        ASSERT_EQ_STR(bad->origin, str_fmt("%s/bad.so", dir));
+        ASSERT_EQ_STR(bad->finder, "fs");
+        ASSERT_EQ_INT(bad->status, MH_EFORMAT);
+        ASSERT_CONTAINS(bad->reason, "not an ELF");
+        ASSERT_EQ_STR(good->name, "good");
+        ASSERT_EQ_STR(good->origin, str_fmt("%s/good.so", dir));
+        ASSERT_EQ_STR(good->finder, "fs");
+        ASSERT_EQ_INT(good->status, MH_OK);
+        ASSERT_NULL(good->reason);
+        ASSERT_STATUS(mh_host_clear_failures(host, NULL, NULL, ERR), MH_OK);
+    }
+    mh_host_free(host);
+}
+
+/* ---------------------------------------------- blobs from finder plugins */
+
+TEST(lying_blob_length)
+{
+    const char *plugins = install("badlen", "badlen");
+    const char *dir = lua_dir("mods", "lm");
+    mh_host *host = fhost(str_fmt("badlen:%s", dir), plugins);
+    mh_module *mod = (mh_module *)1;
+
+    /* the finder finds it ... */
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "lm", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.finder, "badlen");
+    /* ... and its bytes are refused, twice alike */
+    for (int i = 0; i < 2; i++) {
+        ASSERT_STATUS(mh_import(host, "lm", &mod, ERR), MH_EFORMAT);
+        ASSERT_CONTAINS(ERR_MSG(), "'badlen'");
+        ASSERT_NULL(mod);
+        ASSERT_NULL(mh_host_module(host, "lm"));
+    }
+    mh_host_free(host);
+}
+
+TEST(error_then_ok_does_not_leak)
+{
+    /* Passing under LeakSanitizer is the proof; the tracker says the same
+     * of the host's own allocator. */
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    const char *plugins = install("errok", "errok");
+    const char *dir = lua_dir("mods", "lm");
+    lua_write("mods/pkg/sub.lua", who_source("pkg.sub"));
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = path_join((const char *const[]){str_fmt("errok:%s", dir),
+                                               plugins, NULL});
+    cfg.cache_dir = tmp_path("cache");
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = &at;
+    mh_host *host = host_new_cfg(&cfg);
+
+    import_from(host, "lm", "errok", str_fmt("%s/lm.lua", dir));
+    import_from(host, "pkg.sub", "errok", str_fmt("%s/pkg/sub.lua", dir));
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "lm", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.finder, "errok");
+    mh_path_entry_info ei = entry_info(host, 0);
+    ASSERT_EQ_STR(ei.finder, "errok");
+    ASSERT_NULL(ei.error);   /* open returned MH_OK: the entry is fine */
+    /* a real miss is still a miss */
+    ASSERT_STATUS(mh_import(host, "nosuch", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    ASSERT_EQ_INT(at.blocks, 0);
+    alloc_tracker_destroy(&at);
+}
+
+TEST(max_module_size_applies_to_plugin_finders)
+{
+    const char *plugins = install("rd", "rd");
+    const char *dir = lua_dir("mods", "small");
+    char pad[2049];
+    memset(pad, '-', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    /* 2 KiB and more: a long comment before the table */
+    const char *big = lua_write("mods/big.lua",
+                                str_fmt("-- %s\n%s", pad, who_source("big")));
+    ASSERT_TRUE(file_size(big) > 2048);
+    host_opts o = {.max_module_size = 1024};
+    mh_host *host = host_new_opts(&o, str_fmt("rd:%s", dir), plugins);
+    mh_module *mod = (mh_module *)1;
+
+    /* read() serves what fits */
+    import_from(host, "small", "rd", str_fmt("%s/small.lua", dir));
+    mh_status rc = mh_import(host, "big", &mod, ERR);
+    if (rc == MH_OK)
+        FAIL("a %lld-byte module loaded through a host that accepts 1024",
+             file_size(big));
+    ASSERT_NULL(mod);
+    ASSERT_NULL(mh_host_module(host, "big"));
+    if (!strstr(ERR_MSG(), "'big'") && !strstr(ERR_MSG(), big))
+        FAIL("the message does not name the module: %s", ERR_MSG());
+    ASSERT_CONTAINS(ERR_MSG(), "1024");
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------ note reader work */
+
+/* A 64-bit ELF shared object header (the machine's, from a real plugin)
+ * with nphdr PT_NOTE program headers, all pointing at one region of seg
+ * zero bytes: every one a segment of seg/12 empty notes. */
+static void write_note_bomb(const char *path, unsigned nphdr, size_t seg)
+{
+    size_t hlen;
+    unsigned char *h = file_bytes(MH_TEST_PLUGIN_DIR "/hello.so", &hlen);
+    Elf64_Ehdr eh;
+
+    if (hlen < sizeof eh || h[EI_CLASS] != ELFCLASS64)
+        FAIL("hello.so is not a 64-bit ELF object");
+    memcpy(&eh, h, sizeof eh);
+    free(h);
+    size_t phoff = sizeof eh;
+    size_t notes = (phoff + (size_t)nphdr * sizeof(Elf64_Phdr) + 4095) &
+                   ~(size_t)4095;
+    unsigned char *buf = calloc(1, notes + seg);
+    if (buf == NULL)
+        FAIL("out of memory");
+    eh.e_entry = 0;
+    eh.e_phoff = phoff;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = (Elf64_Half)nphdr;
+    eh.e_shoff = 0;
+    eh.e_shentsize = 0;
+    eh.e_shnum = 0;
+    eh.e_shstrndx = 0;
+    memcpy(buf, &eh, sizeof eh);
+    for (unsigned i = 0; i < nphdr; i++) {
+        Elf64_Phdr ph = {.p_type = PT_NOTE, .p_flags = PF_R,
+                         .p_offset = notes, .p_filesz = seg,
+                         .p_memsz = seg, .p_align = 4};
+        memcpy(buf + phoff + i * sizeof ph, &ph, sizeof ph);
+    }
+    file_write_bytes(path, buf, notes + seg);
+    free(buf);
+}
+
+TEST(elf_note_work_is_bounded)
+{
+    /* 4000 segments of 1 MiB: 4 GiB read and 350 million notes looked at,
+     * unless the reader bounds its work.  No timing: it must finish
+     * within the runner's watchdog. */
+    const char *dir = tmp_mkdir("mods");
+    const char *slow = str_fmt("%s/slow.so", dir);
+    write_note_bomb(slow, 4000, 1024 * 1024);
+    mh_host *host = fhost(dir);
+    mh_manifest *m = (mh_manifest *)1;
+
+    ASSERT_STATUS(mh_metadata(host, "slow", &m, ERR), MH_EFORMAT);
+    ASSERT_NULL(m);
+    ASSERT_CONTAINS(ERR_MSG(), slow);
+    ASSERT_CONTAINS_CI(ERR_MSG(), "note");
+    /* import reads the note before dlopen: bounded as well */
+    mh_module *mod = (mh_module *)1;
+    ASSERT_NE_INT(mh_import(host, "slow", &mod, ERR), MH_OK);
+    ASSERT_NULL(mod);
+    mh_host_free(host);
+}
+
+/* --------------------------------------------- re-packed module databases */
+
+/* m.lua + m.json in src, packed into db; discovery (a new host on the same
+ * cache) must see a sidecar whose only change is its content: same size,
+ * same mtime, rows written again either in the same database or in a new
+ * file of the same name. */
+static void repack_same_size(int recreate)
+{
+    static disc_run r;
+    const char *src = tmp_mkdir("src");
+    const char *lua = str_fmt("%s/m.lua", src);
+    const char *json = str_fmt("%s/m.json", src);
+    const char *db = tmp_path("m.db");
+    long long t = (long long)time(NULL) - 60;
+
+    file_write(lua, who_source("m"));
+    file_write(json, "{\"version\": \"1.0.2\"}");
+    file_set_mtime(lua, t);
+    file_set_mtime(json, t);
+    db_pack(db, src);
+
+    mh_host *host = fhost(db);
+    disc_discover(host, NULL, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_EQ_STR(disc_get(&r, "m")->finder, "sqlite");
+    ASSERT_EQ_STR(disc_get(&r, "m")->version, "1.0.2");
+    mh_host_free(host);
+
+    long long before = file_size(json);
+    file_write(json, "{\"version\": \"1.0.3\"}");
+    file_set_mtime(json, t);
+    ASSERT_EQ_INT(file_size(json), before);
+    if (recreate && unlink(db) != 0)
+        FAIL("unlink %s failed", db);
+    db_pack(db, src);
+
+    host = fhost(db);
+    /* the finder itself reads the new bytes ... */
+    mh_manifest *m = NULL;
+    ASSERT_STATUS(mh_metadata(host, "m", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_version(m), "1.0.3");
+    mh_manifest_free(m);
+    /* ... and so must discovery, not the index's old row */
+    disc_discover(host, NULL, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_EQ_STR(disc_get(&r, "m")->version, "1.0.3");
+    mh_host_free(host);
+}
+
+TEST(sqlite_repack_same_size_is_seen)
+{
+    repack_same_size(0);
+}
+
+TEST(sqlite_recreated_db_same_size_is_seen)
+{
+    repack_same_size(1);
+}
