@@ -154,8 +154,15 @@ size_t mh_chain_meta(struct mh_host *h, const mh_hook **v, size_t max);
 void mh_chain_invalidate(struct mh_host *h);
 
 /* Is this thread importing the finder plugin of entry's scheme?  Then the
- * entry is passed over (the plugin cannot be in it). */
-bool mh_chain_loading(const char *entry);
+ * entry is passed over (the plugin cannot be in it): 1 when it is the
+ * innermost import, 2 when an outer one (a plugin being loaded may need
+ * it), 0 when not. */
+int mh_chain_loading(const char *entry);
+/* Count an entry passed over for an outer import (this thread), and read
+ * the count: a plugin load that failed while such entries were passed
+ * over may succeed later, so its failure is not kept. */
+void mh_chain_pass_over(void);
+unsigned long mh_chain_passed_over(void);
 
 /* The built-in finder classes. */
 extern const mh_finder_class mh_fsf_class;

@@ -341,16 +341,27 @@ void mh_chain_invalidate(mh_host *h)
 #define LOADING_MAX 8
 static _Thread_local const char *loading[LOADING_MAX];
 static _Thread_local int nloading;
+static _Thread_local unsigned long passed_over; /* entries skipped so */
 
-bool mh_chain_loading(const char *entry)
+void mh_chain_pass_over(void)
+{
+    passed_over++;
+}
+
+unsigned long mh_chain_passed_over(void)
+{
+    return passed_over;
+}
+
+int mh_chain_loading(const char *entry)
 {
     char modname[64];
     if (!mh_chain_scheme_plugin(entry, modname, sizeof modname))
-        return false;
+        return 0;
     for (int i = 0; i < nloading; i++)
         if (strcmp(loading[i], modname) == 0)
-            return true;
-    return nloading == LOADING_MAX; /* too deep: pass over them all */
+            return i == nloading - 1 ? 1 : 2;
+    return nloading == LOADING_MAX ? 2 : 0; /* too deep: pass them over */
 }
 
 bool mh_chain_scheme_plugin(const char *entry, char *modname, size_t size)

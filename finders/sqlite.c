@@ -61,6 +61,9 @@ typedef struct sqf_state {
     sqlite3_stmt *find, *ns, *read, *list;
     dev_t dev;
     ino_t ino;
+    long long born;           /* birth time in ns (0 if unknown): a file
+                                 deleted and made again may get the inode
+                                 back, never the birth time */
     bool warned;              /* damage reported for this connection */
 } sqf_state;
 
@@ -197,6 +200,12 @@ static mh_status db_open(sqf_state *s, mh_error **err)
         goto fail;
     s->dev = st.st_dev;
     s->ino = st.st_ino;
+    struct statx stx;
+    s->born = statx(AT_FDCWD, s->path, 0, STATX_BTIME, &stx) == 0 &&
+                      (stx.stx_mask & STATX_BTIME)
+                  ? (long long)stx.stx_btime.tv_sec * 1000000000LL +
+                        stx.stx_btime.tv_nsec
+                  : 0;
     MH_TRACE(h, "sqlite: opened %s read-only", s->path);
     return MH_OK;
 
@@ -319,9 +328,10 @@ static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
 static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
                                 char *buf, size_t size)
 {
-    /* mode, mtime, sz, length(data), rowid: what a rewrite changes. */
-    snprintf(buf, size, "sqlar:%ju:%ju:%lld:%lld:%lld:%lld:%lld",
-             (uintmax_t)s->dev, (uintmax_t)s->ino,
+    /* The file (device, inode, birth), then the row's mode, mtime, sz,
+     * length(data) and row id: what a rewrite changes. */
+    snprintf(buf, size, "sqlar:%ju:%ju:%lld:%lld:%lld:%lld:%lld:%lld",
+             (uintmax_t)s->dev, (uintmax_t)s->ino, s->born,
              (long long)sqlite3_column_int64(st, col),
              (long long)sqlite3_column_int64(st, col + 1),
              (long long)sqlite3_column_int64(st, col + 2),

@@ -348,9 +348,12 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                                           &e->shadowed);
         e->claimant = k ? k->name : NULL;
         bool plugin = !k && mh_chain_scheme_plugin(e->text, NULL, 0);
-        if (plugin && mh_chain_loading(e->text)) {
+        int loading = plugin ? mh_chain_loading(e->text) : 0;
+        if (loading) {
             /* This thread is importing this entry's finder plugin: the
              * plugin cannot be in the entry that waits for it. */
+            if (loading == 2)
+                mh_chain_pass_over();
             pthread_mutex_unlock(&e->lock);
             if (why)
                 mh_buf_puts(why, "no finder yet (a finder plugin is being "
@@ -361,11 +364,21 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
             /* A finder plugin, imported with no entry lock held: the
              * import walks this very path. */
             pthread_mutex_unlock(&e->lock);
+            unsigned long passed = mh_chain_passed_over();
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
-            if (rc == MH_ECYCLE) { /* the plugin is on its way */
+            if (rc == MH_ECYCLE ||
+                (rc != MH_OK && mh_chain_passed_over() != passed)) {
+                /* The plugin is on its way, or the walk that looked for it
+                 * passed over entries still waiting for theirs (it may be
+                 * in one): not settled, tried again next time. */
                 if (why)
-                    mh_buf_puts(why, "no finder yet (its finder plugin is "
-                                "being imported)");
+                    mh_buf_puts(why, rc == MH_ECYCLE
+                                ? "no finder yet (its finder plugin is "
+                                  "being imported)"
+                                : "no finder yet (its finder plugin may be "
+                                  "in an entry whose own finder is being "
+                                  "loaded)");
+                mh_error_free(oerr);
                 return MH_EPATH;
             }
             pthread_mutex_lock(&e->lock);
