@@ -45,17 +45,20 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
         return mh_err(h, err, MH_EIO, "no random bytes: %s", strerror(errno));
     snprintf(tmp, sizeof tmp, "%s/.tmp-%02x%02x%02x%02x%02x%02x", dir, r[0],
              r[1], r[2], r[3], r[4], r[5]);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  0600);
+    int fd = mh_fault(h, "open")
+                 ? -1
+                 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                 O_CLOEXEC, 0600);
     if (fd < 0)
         return mh_err(h, err, MH_EIO, "cannot create %s: %s", tmp,
                       strerror(errno));
-    int e = mh_io_write_all(fd, data, len) != 0 ? errno : 0;
-    if (!e && fsync(fd) != 0)
+    int e = mh_fault(h, "write") || mh_io_write_all(fd, data, len) != 0
+                ? errno : 0;
+    if (!e && (mh_fault(h, "fsync") || fsync(fd) != 0))
         e = errno;
     if (close(fd) != 0 && !e)
         e = errno;
-    if (!e && rename(tmp, path) != 0)
+    if (!e && (mh_fault(h, "rename") || rename(tmp, path) != 0))
         e = errno;
     if (e) {
         unlink(tmp);
@@ -92,7 +95,8 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
+    int fd = mh_fault(h, "open")
+                 ? -1 : open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | flags);
     if (fd < 0)
         return errno == ENOENT
                    ? MH_ENOTFOUND

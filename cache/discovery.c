@@ -121,8 +121,11 @@ mh_dx *mh_dx_open(mh_host *h, bool create)
                      "used", dx->path);
             goto fail;
         }
-        int rc = sqlite3_open_v2(dx->path, &dx->db, SQLITE_OPEN_READWRITE |
-                                 SQLITE_OPEN_NOFOLLOW, NULL);
+        int rc = mh_fault(h, "sqlite")
+                     ? SQLITE_CANTOPEN
+                     : sqlite3_open_v2(dx->path, &dx->db,
+                                       SQLITE_OPEN_READWRITE |
+                                           SQLITE_OPEN_NOFOLLOW, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_busy_timeout(dx->db, 5000);
             sqlite3_extended_result_codes(dx->db, 1);

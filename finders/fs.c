@@ -118,7 +118,7 @@ static int listing_add(mh_host *h, fsf_listing *l, const char *name,
 static int listing_read(mh_host *h, fsf_listing *l)
 {
     listing_clear(h, l);
-    DIR *d = opendir(l->dir);
+    DIR *d = mh_fault(h, "opendir") ? NULL : opendir(l->dir);
     if (!d)
         return -1;
     struct dirent *de;

@@ -218,7 +218,8 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, fn ? 0L : 1L);
         if (userpwd) /* same origin only (redirects are checked below) */
             curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
-        CURLcode rc = curl_easy_perform(c);
+        CURLcode rc = mh_fault(h, "curl") ? CURLE_RECV_ERROR
+                                          : curl_easy_perform(c);
         curl_slist_free_all(hdrs);
 
         if (s.oom)

@@ -117,9 +117,11 @@ static mh_status db_open(sqf_state *s, mh_error **err)
     if (!S_ISREG(st.st_mode))
         return mh_err(h, err, MH_EPATH, "module database %s: not a regular "
                       "file", s->path);
-    int rc = sqlite3_open_v2(s->path, &s->db,
-                             SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
-                                 SQLITE_OPEN_EXRESCODE, NULL);
+    int rc = mh_fault(h, "sqlite")
+                 ? SQLITE_CANTOPEN
+                 : sqlite3_open_v2(s->path, &s->db,
+                                   SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX |
+                                       SQLITE_OPEN_EXRESCODE, NULL);
     if (rc != SQLITE_OK)
         goto fail;
     sqlite3_extended_result_codes(s->db, 1);
@@ -388,7 +390,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     for (size_t k = 0; k < MH_ARRAY_LEN(kinds); k++) {
         size_t n = mh_name_relpath(name, kinds[k].suffix, rel, sizeof rel);
         sqlite3_bind_text(s->find, 1, rel, (int)n, SQLITE_STATIC);
-        int step = sqlite3_step(s->find);
+        int step = mh_fault(s->host, "sqlite") ? SQLITE_IOERR
+                                               : sqlite3_step(s->find);
         int64_t mode = step == SQLITE_ROW ? sqlite3_column_int64(s->find, 0)
                                           : 0;
         if (step == SQLITE_ROW)
@@ -475,7 +478,7 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
         mh_buf_free(&b);
     }
     sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
-    int step = sqlite3_step(s->read);
+    int step = mh_fault(h, "sqlite") ? SQLITE_IOERR : sqlite3_step(s->read);
     if (step == SQLITE_ROW) {
         /* sz and data come from one row of one statement: one snapshot. */
         const char *tsz = (const char *)sqlite3_column_text(s->read, 2);

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 int mh_version(void)
@@ -124,6 +125,10 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
     h->alloc_ud = cfg->alloc_ud;
     h->log = cfg->log ? cfg->log : mh_log_default;
     h->log_ud = cfg->log ? cfg->log_ud : h;
+    if (cfg->size >= offsetof(mh_config, fault_ud) + sizeof cfg->fault_ud) {
+        h->fault = cfg->fault;
+        h->fault_ud = cfg->fault_ud;
+    }
     h->flags = cfg->flags;
     h->max_module_size = cfg->max_module_size ? cfg->max_module_size
                                               : MH_DEFAULT_MAX_MODULE;
@@ -165,6 +170,14 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
              MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION, h->path.n);
     *out = h;
     return MH_OK;
+}
+
+bool mh_fault(mh_host *h, const char *site)
+{
+    if (!h || !h->fault || !h->fault(h->fault_ud, site))
+        return false;
+    errno = EIO;
+    return true;
 }
 
 void mh_host_free(mh_host *host)

@@ -33,6 +33,8 @@ struct mh_host {
     void *alloc_ud;
     mh_log_fn log;
     void *log_ud;
+    mh_fault_fn fault;     /* tests' fault hook, or NULL */
+    void *fault_ud;
     unsigned flags;        /* MH_CONFIG_* */
     bool verbose;          /* -v or MODHOST_VERBOSE=1 */
     char *cache_dir;       /* owned */
@@ -117,6 +119,12 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg);
     do {                                                                  \
         if ((h)->verbose) mh_log((h), MH_LOG_TRACE, __VA_ARGS__);         \
     } while (0)
+
+/* ---- fault injection (host/host.c) ---------------------------------- */
+
+/* Should the call at `site` fail now?  (The fault hook of mh_config.)  A
+ * caller that gets true fails exactly as if the call had: errno EIO. */
+bool mh_fault(mh_host *h, const char *site);
 
 /* ---- file descriptors (host/fileio.c) -------------------------------- */
 

@@ -40,7 +40,10 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
     const char *why;
     if (f->file) {
         /* O_NONBLOCK: a FIFO where a finder said "file" must not hang. */
-        int fd = open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        int fd = mh_fault(h, "open")
+                     ? -1
+                     : open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+                                         O_NONBLOCK);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0) {
             int e = errno;

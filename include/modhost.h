@@ -132,6 +132,17 @@ typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
  * the call.  Called from whatever thread logs; must be thread-safe. */
 typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 
+/*
+ * Fault hook, for tests (as SQLite's and curl's fault loops): called
+ * before each system or library call the host makes that can fail, with
+ * the call's site -- "open", "opendir", "write", "fsync", "rename",
+ * "memfd", "dlopen", "sqlite", "curl" -- and, when it returns non-zero,
+ * the call fails as the real one would (EIO, or the library's error).
+ * Memory faults come from the allocator hook.  Thread-safe if the host is
+ * used from several threads.
+ */
+typedef int (*mh_fault_fn)(void *ud, const char *site);
+
 /* Config flags. */
 #define MH_CONFIG_ISOLATED        0x0001u /* ignore all MODHOST_* variables
                                              and the path variable (-E) */
@@ -159,6 +170,16 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 #define MH_CONFIG_NO_INDEX        0x0100u /* discovery reads every module's
                                              metadata afresh: no discovery
                                              index is read or written */
+#define MH_CONFIG_PROBE           0x0200u /* check each new native plugin in
+                                             a child process first (load and
+                                             init there, under a time
+                                             limit); a crash or hang is
+                                             recorded with its reason and
+                                             the plugin refused */
+#define MH_CONFIG_INSECURE_FILES  0x0400u /* load modules from files and
+                                             directories that others may
+                                             write (see docs/reliability.md)
+                                             */
 
 /*
  * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields
@@ -202,7 +223,9 @@ typedef struct mh_config {
                                HTTP index must carry a valid signature by
                                one of them.  NULL: $MODHOST_TRUST */
     const mh_http_limits *http; /* NULL: defaults */
-    void *reserved[5];      /* zero */
+    mh_fault_fn fault;      /* fault injection for tests, or NULL */
+    void *fault_ud;
+    void *reserved[3];      /* zero */
 } mh_config;
 
 #define MH_DEFAULT_MAX_MODULE ((size_t)256 * 1024 * 1024)

@@ -97,11 +97,15 @@ static bool mapping_refused(const char *msg)
 }
 
 /* The memory path, steps 1-2.  fd, or -1 with *why set. */
-static int memfd_image(const char *name, const mh_blob *b, char *path,
-                       size_t size, const char **why)
+static int memfd_image(mh_host *h, const char *name, const mh_blob *b,
+                       char *path, size_t size, const char **why)
 {
     char mname[250];
     snprintf(mname, sizeof mname, "%s", name);
+    if (mh_fault(h, "memfd")) {
+        *why = "memfd_create refused";
+        return -1;
+    }
     int fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
     if (fd < 0 && errno == EINVAL) /* a kernel before MFD_EXEC */
         fd = memfd_create(mname, MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -109,7 +113,7 @@ static int memfd_image(const char *name, const mh_blob *b, char *path,
         *why = "memfd_create refused";
         return -1;
     }
-    if (mh_io_write_all(fd, b->data, b->len) != 0) {
+    if (mh_fault(h, "write") || mh_io_write_all(fd, b->data, b->len) != 0) {
         *why = "writing the memfd failed";
         goto fail;
     }
@@ -154,14 +158,17 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
         mh_err(h, err, MH_EPATH, "path too long in %s", dir);
         return NULL;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                  0700);
+    int fd = mh_fault(h, "open")
+                 ? -1
+                 : open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                  O_CLOEXEC, 0700);
     if (fd < 0) {
         mh_err(h, err, MH_EIO, "cannot create a file in %s: %s", dir,
                strerror(errno));
         return NULL;
     }
-    if (mh_io_write_all(fd, b->data, b->len) != 0 || fsync(fd) != 0) {
+    if (mh_fault(h, "write") || mh_io_write_all(fd, b->data, b->len) != 0 ||
+        fsync(fd) != 0) {
         int e = errno;
         close(fd);
         unlink(path);
@@ -170,7 +177,8 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
     }
     close(fd);
     dlerror();
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *dl = mh_fault(h, "dlopen") ? NULL
+                                     : dlopen(path, RTLD_NOW | RTLD_LOCAL);
     char why[512];
     if (!dl)
         dl_message(why, sizeof why, path, mod->origin);
@@ -188,10 +196,12 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
     const char *mwhy = "MH_CONFIG_NO_MEMFD is set";
     char why[512] = "";
     if (!(h->flags & MH_CONFIG_NO_MEMFD)) {
-        int fd = memfd_image(mod->name, b, e->path, sizeof e->path, &mwhy);
+        int fd = memfd_image(h, mod->name, b, e->path, sizeof e->path,
+                             &mwhy);
         if (fd >= 0) {
             dlerror();
-            void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
+            void *dl = mh_fault(h, "dlopen")
+                           ? NULL : dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
             if (dl) {
                 e->fd = fd;
                 MH_TRACE(h, "%s: loaded from a sealed memfd (%zu bytes)",

@@ -102,7 +102,8 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file,
     char why[512];
 
     dlerror();
-    void *dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    void *dl = mh_fault(h, "dlopen") ? NULL
+                                     : dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (!dl)
         return mh_err(h, err, MH_ELOAD, "cannot load module '%s' from %s: %s",
                       mod->name, file, dl_text(why, sizeof why));
