@@ -165,6 +165,7 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         }
         mod->host = h;
         mod->name = name;
+        mod->fd = -1;
         atomic_init(&mod->state, MH_STATE_INITIALIZING);
         pthread_cond_init(&mod->cond, NULL);
         mod->owner = &tls;

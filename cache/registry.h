@@ -56,6 +56,10 @@ struct mh_module {
 
     /* Loader state. */
     void *dl;                       /* dlopen handle */
+    int fd;                         /* the file it was mapped from, kept
+                                       open while loaded (its
+                                       /proc/self/fd name must not be
+                                       reused), or -1 */
     struct mh_mfd *image;           /* in-memory image (loaders/memfd.c) */
     int lua_ref;                    /* exports table in the Lua registry */
     const mh_plugin_desc *desc;     /* NULL for plain and namespace */

@@ -172,6 +172,7 @@ mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
         .meta_whole = (spec->flags & MH_SPEC_META_WHOLE) && spec->meta_key,
         .finder = hook->name,
         .hook = hook,
+        .fd = -1,
     };
     if (oom)
         return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);

@@ -77,6 +77,9 @@ typedef struct mh_found {
     void *state;          /* the finder instance that found it */
     const struct mh_finder_blob *image; /* native bytes already read (by
                                    the metadata check), or NULL */
+    int fd;               /* the native file, opened and checked once by
+                             import (its metadata is read from it and it
+                             is the one mapped), or -1 */
 } mh_found;
 
 /* Bytes of a module held in memory, from the host's allocator. */

@@ -21,6 +21,7 @@
  * enough to trust.  mh_invalidate_caches() drops every listing.
  */
 #include "host/internal.h"
+#include "host/secure.h"
 #include "finders/finder.h"
 
 #include <dirent.h>
@@ -291,6 +292,18 @@ static mh_status fsf_open(mh_finder_ctx *cx, const char *entry, void **state)
     if (!s || !root) {
         mh_mem_free(h, s, sizeof *s);
         return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", entry);
+    }
+    /* An entry others may write is refused at once (docs/reliability.md):
+     * it could be made to hold anything.  One that does not exist yet is
+     * checked file by file when modules appear. */
+    struct stat st;
+    mh_error *se = NULL;
+    if (stat(root, &st) == 0 && mh_sec_code_dir(h, root, &se) != MH_OK) {
+        mh_status rc = mh_err(h, err, mh_error_code(se), "%s",
+                              mh_error_message(se));
+        mh_error_free(se);
+        mh_mem_free(h, s, sizeof *s);
+        return rc;
     }
     s->host = h;
     s->root = root;

@@ -19,9 +19,37 @@
 #include "host/internal.h"
 #include "finders/finder.h"
 #include "host/meta.h"
+#include "host/secure.h"
 #include "loaders/loader.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Open native module file f->file into f->fd and check it may be loaded
+ * (host/secure.c). */
+static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
+                              mh_error **err)
+{
+    int fd = mh_fault(h, "open")
+                 ? -1
+                 : open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return mh_err(h, err, MH_EIO, "module '%s': cannot open %s: %s",
+                      name, f->file, strerror(errno));
+    mh_error *e = NULL;
+    mh_status rc = mh_sec_code_file(h, fd, f->file, &e);
+    if (rc != MH_OK) {
+        close(fd);
+        rc = mh_err(h, err, rc, "module '%s' not loaded: %s", name,
+                    mh_error_message(e));
+        mh_error_free(e);
+        return rc;
+    }
+    f->fd = fd;
+    return MH_OK;
+}
 
 /* A failure that is the module's own (and stays until it changes), as
  * opposed to a missing file, a busy database, memory or a cycle. */
@@ -67,6 +95,14 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     if (rc == MH_OK) {
         mod->origin = f.origin;
         mod->finder = f.finder;
+        /* A native file is opened once: checked (owner, mode, the
+         * directories above it), its metadata read, and mapped, all
+         * through this descriptor -- a file swapped in between is never
+         * the one loaded. */
+        if (f.kind == MH_KIND_NATIVE && f.file)
+            rc = open_checked(h, iname, &f, &e);
+    }
+    if (rc == MH_OK) {
         /* Metadata first: no code of the module runs before its ABI,
          * host version and requirements are checked. */
         rc = mh_meta_of(h, iname, &f, 0, &man,
@@ -82,6 +118,8 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     if (rc == MH_OK) {
         f.image = image.data ? &image : NULL;
         rc = mh_ld_load(h, mod, &f, flags, &e);
+        if (rc == MH_OK && f.fd >= 0 && mod->fd == f.fd)
+            f.fd = -1; /* the module owns it now */
         if (rc == MH_OK) {
             rc = mh_ld_init(h, mod, &e);
             if (rc != MH_OK)
@@ -91,6 +129,8 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
             mh_discover_record(h, iname, &f, e);
     }
     mh_blob_free(h, &image); /* the loader keeps its own copy */
+    if (found && f.fd >= 0)
+        close(f.fd); /* not taken by a loaded module */
     if (rc == MH_OK && strcmp(man->source, "none") != 0) {
         mod->manifest = man;
         man = NULL;

@@ -46,6 +46,11 @@ struct mh_host {
     mh_registry registry;  /* loaded modules (sys.modules) */
     mh_path path;          /* search path entries and their finders */
     mh_chain chain;        /* path hooks and meta finders */
+    struct {               /* directories found safe for code (secure.c) */
+        pthread_mutex_t lock;
+        const char **dirs; /* interned real paths */
+        size_t n, cap;
+    } sec;
 
     /* The import lock: guards module states, owners and waits.  Held only
      * for short bookkeeping, never while plugin code runs. */

@@ -39,15 +39,18 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
 {
     const char *why;
     if (f->file) {
-        /* O_NONBLOCK: a FIFO where a finder said "file" must not hang. */
-        int fd = mh_fault(h, "open")
-                     ? -1
-                     : open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
-                                         O_NONBLOCK);
+        /* The file import opened and checked, if it did: the bytes whose
+         * note is read are the bytes that get mapped.  O_NONBLOCK: a FIFO
+         * where a finder said "file" must not hang. */
+        int fd = f->fd >= 0 ? f->fd
+               : mh_fault(h, "open")
+                   ? -1
+                   : open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+                                       O_NONBLOCK);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) != 0) {
             int e = errno;
-            if (fd >= 0)
+            if (fd >= 0 && fd != f->fd)
                 close(fd);
             return mh_err(h, err, MH_EIO, "module '%s': cannot read its "
                           "metadata: %s: %s", name, f->file, strerror(e));
@@ -55,7 +58,8 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
         why = S_ISREG(st.st_mode)
                   ? mh_elf_note_fd(h, fd, (uint64_t)st.st_size, note)
                   : "it is not a regular file";
-        close(fd);
+        if (fd != f->fd)
+            close(fd);
     } else {
         mh_blob b;
         mh_status rc = mh_fcx_read(h, f, f->key, &b, err);

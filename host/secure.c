@@ -158,3 +158,106 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
         memcpy(real, rp, strlen(rp) + 1);
     return rc;
 }
+
+/* ---- module files ------------------------------------------------------- */
+
+/* Directories already found trustworthy, by interned real path.  Only
+ * root or the owner can make a checked directory unsafe later, and both
+ * are trusted anyway; mh_invalidate_caches() forgets them. */
+static bool dir_known(mh_host *h, const char *dir)
+{
+    pthread_mutex_lock(&h->sec.lock);
+    bool yes = false;
+    for (size_t i = 0; i < h->sec.n && !yes; i++)
+        yes = h->sec.dirs[i] == dir;
+    pthread_mutex_unlock(&h->sec.lock);
+    return yes;
+}
+
+static void dir_remember(mh_host *h, const char *dir)
+{
+    pthread_mutex_lock(&h->sec.lock);
+    if (h->sec.n == h->sec.cap) {
+        size_t cap = h->sec.cap ? h->sec.cap * 2 : 16;
+        const char **v = mh_mem_realloc(h, h->sec.dirs,
+                                        h->sec.cap * sizeof *v,
+                                        cap * sizeof *v);
+        if (v) {
+            h->sec.dirs = v;
+            h->sec.cap = cap;
+        }
+    }
+    if (h->sec.n < h->sec.cap) /* out of memory: checked again next time */
+        h->sec.dirs[h->sec.n++] = dir;
+    pthread_mutex_unlock(&h->sec.lock);
+}
+
+void mh_sec_forget(mh_host *h)
+{
+    pthread_mutex_lock(&h->sec.lock);
+    h->sec.n = 0;
+    pthread_mutex_unlock(&h->sec.lock);
+}
+
+void mh_sec_free(mh_host *h)
+{
+    mh_mem_free(h, h->sec.dirs, h->sec.cap * sizeof *h->sec.dirs);
+    pthread_mutex_destroy(&h->sec.lock);
+}
+
+mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
+{
+    if (h->flags & MH_CONFIG_INSECURE_FILES)
+        return MH_OK;
+    char rp[PATH_MAX];
+    if (!realpath(dir, rp))
+        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
+                      strerror(errno));
+    const char *irp = mh_int_cstr(h, rp);
+    if (irp && dir_known(h, irp))
+        return MH_OK;
+    mh_error *e = NULL;
+    mh_status rc = check_chain(h, rp, false, &e);
+    if (rc != MH_OK) {
+        rc = mh_err(h, err, rc, "%s (load anyway with "
+                    "MH_CONFIG_INSECURE_FILES)", mh_error_message(e));
+        mh_error_free(e);
+        return rc;
+    }
+    if (irp)
+        dir_remember(h, irp);
+    return MH_OK;
+}
+
+mh_status mh_sec_code_file(mh_host *h, int fd, const char *path,
+                           mh_error **err)
+{
+    if (h->flags & MH_CONFIG_INSECURE_FILES)
+        return MH_OK;
+    struct stat st;
+    int rc = fd >= 0 ? fstat(fd, &st) : stat(path, &st);
+    if (rc != 0)
+        return mh_err(h, err, MH_EIO, "cannot check %s: %s", path,
+                      strerror(errno));
+    uid_t me = geteuid();
+    const char *why = !S_ISREG(st.st_mode) ? "it is not a regular file"
+                    : st.st_uid != 0 && st.st_uid != me
+                        ? "it is owned by another user"
+                    : st.st_mode & (S_IWGRP | S_IWOTH)
+                        ? "it is writable by group or others"
+                    : NULL;
+    if (why)
+        return mh_err(h, err, MH_EPATH, "refusing to load code from %s: %s "
+                      "(mode %04o, owner uid %u); load anyway with "
+                      "MH_CONFIG_INSECURE_FILES", path, why,
+                      (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+    /* The directories it lies in: whoever may write one may swap it. */
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash || (size_t)(slash - path) >= sizeof dir)
+        return MH_OK;
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return mh_sec_code_dir(h, dir, err);
+}

@@ -24,4 +24,25 @@ struct mh_host;
 mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
                              size_t size, mh_error **err);
 
+/*
+ * May code be loaded from directory `dir`?  The same walk, every directory
+ * of its real path taken as an ancestor: owned by root or us, writable by
+ * nobody else unless sticky.  Directories that passed are remembered until
+ * mh_sec_forget (mh_invalidate_caches).  Always MH_OK with
+ * MH_CONFIG_INSECURE_FILES.
+ */
+mh_status mh_sec_code_dir(struct mh_host *h, const char *dir, mh_error **err);
+
+/*
+ * May code be loaded from file `path` (open as fd, or -1 to stat the
+ * path)?  A regular file owned by root or us, writable by nobody else, in
+ * directories mh_sec_code_dir accepts.  MH_EPATH naming the file or
+ * directory, its mode and owner, and the way out.
+ */
+mh_status mh_sec_code_file(struct mh_host *h, int fd, const char *path,
+                           mh_error **err);
+
+void mh_sec_forget(struct mh_host *h);
+void mh_sec_free(struct mh_host *h);
+
 #endif /* MH_HOST_SECURE_H */

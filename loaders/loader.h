@@ -28,8 +28,10 @@ void mh_ld_unload(struct mh_host *h, mh_module *mod);
 void *mh_ld_symbol(mh_module *mod, const char *symbol);
 
 /* The native loader (loaders/native.c), used by the dispatch above. */
+/* From a file: through fd (open, checked) when >= 0, else by path.  On
+ * success the module keeps fd (closed when it is unloaded). */
 mh_status mh_nat_load(struct mh_host *h, mh_module *mod, const char *file,
-                      unsigned flags, mh_error **err);
+                      int fd, unsigned flags, mh_error **err);
 /* The same for an image in memory (checked as ELF, then loaded through
  * loaders/memfd.c). */
 mh_status mh_nat_load_blob(struct mh_host *h, mh_module *mod,

@@ -525,6 +525,14 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
     mh_bc_source src = {0};
     mh_blob b = {0};
     mh_status rc;
+    /* Lua source is code too: the same rules as for shared objects. */
+    mh_error *se = NULL;
+    if (spec->file && mh_sec_code_file(h, -1, spec->file, &se) != MH_OK) {
+        rc = mh_err(h, err, mh_error_code(se), "module '%s' not loaded: %s",
+                    mod->name, mh_error_message(se));
+        mh_error_free(se);
+        return rc;
+    }
     if (spec->binary) { /* a shipped .luac: only from a trusted source */
         if (!spec->trusted && !(h->flags & MH_CONFIG_TRUST_LUAC))
             return mh_err(h, err, MH_EFORMAT, "module '%s' (%s) is "

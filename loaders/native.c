@@ -25,6 +25,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MAX_EXPORTS 65536u
 
@@ -96,18 +97,28 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
     return MH_OK;
 }
 
-mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file,
+mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
                       unsigned flags, mh_error **err)
 {
-    char why[512];
+    char why[512], byfd[40];
 
+    /* Through the descriptor import checked, when there is one: what was
+     * checked is what is mapped.  It stays open while the module is
+     * loaded, so its /proc/self/fd name -- which the dynamic loader keys
+     * loaded objects by -- is never reused for another file. */
+    if (fd >= 0)
+        snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", fd);
     dlerror();
-    void *dl = mh_fault(h, "dlopen") ? NULL
-                                     : dlopen(file, RTLD_NOW | RTLD_LOCAL);
+    void *dl = mh_fault(h, "dlopen")
+                   ? NULL
+                   : dlopen(fd >= 0 ? byfd : file, RTLD_NOW | RTLD_LOCAL);
     if (!dl)
         return mh_err(h, err, MH_ELOAD, "cannot load module '%s' from %s: %s",
                       mod->name, file, dl_text(why, sizeof why));
-    return nat_check(h, mod, dl, file, flags, err);
+    mh_status rc = nat_check(h, mod, dl, file, flags, err);
+    if (rc == MH_OK)
+        mod->fd = fd;
+    return rc;
 }
 
 mh_status mh_nat_load_blob(mh_host *h, mh_module *mod, const mh_blob *b,
@@ -169,6 +180,19 @@ void mh_nat_unload(mh_host *h, mh_module *mod)
     MH_UNUSED(h);
     if (mod->dl)
         dlclose(mod->dl);
+    if (mod->fd >= 0) {
+        /* Still mapped (RTLD_NODELETE, or another reference)?  Then its
+         * /proc/self/fd name must stay taken: the descriptor is kept for
+         * the process's life rather than let another file reuse it. */
+        char byfd[40];
+        snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", mod->fd);
+        void *still = dlopen(byfd, RTLD_NOW | RTLD_NOLOAD);
+        if (still)
+            dlclose(still);
+        else
+            close(mod->fd);
+        mod->fd = -1;
+    }
     mh_mfd_release(mod->image); /* after dlclose: the fd names the image */
     mod->image = NULL;
     mod->dl = NULL;
@@ -209,7 +233,7 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
                       mod->name, spec->origin);
     }
     if (spec->file)
-        return mh_nat_load(h, mod, spec->file, flags, err);
+        return mh_nat_load(h, mod, spec->file, spec->fd, flags, err);
     if (spec->image)
         return mh_nat_load_blob(h, mod, spec->image, flags, err);
     mh_blob b;
