@@ -5,7 +5,7 @@ BUILD       ?= build/release
 TEST_BUILD  ?= build/asan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test clean
+.PHONY: all deps build run test tsan valgrind fuzz bench clean
 
 all: build
 
@@ -28,6 +28,30 @@ test: deps
 	      -DMODHOST_SANITIZE=ON -DMODHOST_WERROR=ON $(CMAKE_FLAGS)
 	cmake --build $(TEST_BUILD) -j$(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The concurrency tests under ThreadSanitizer: zero reports, or it fails.
+TSAN_BUILD  ?= build/tsan
+TSAN_TESTS  ?= ^(thread|stress|intern)\.|thread
+tsan: deps
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMODHOST_TSAN=ON \
+	      -DMODHOST_WERROR=ON $(CMAKE_FLAGS)
+	cmake --build $(TSAN_BUILD) -j$(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	      ctest --output-on-failure -j$(JOBS) -R '$(TSAN_TESTS)'
+
+# The core tests under valgrind memcheck (a plain build: valgrind and the
+# sanitizers do not mix): any error or definite leak fails.
+VG_BUILD    ?= build/valgrind
+VG_TESTS    ?= api names intern import path fs meta deps finders
+valgrind: deps
+	cmake -S . -B $(VG_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMODHOST_WERROR=ON \
+	      $(CMAKE_FLAGS)
+	cmake --build $(VG_BUILD) -j$(JOBS)
+	./scripts/valgrind-tests $(VG_BUILD) $(VG_TESTS)
+
+# libFuzzer runs of every fuzz target (clang), FUZZ_SECONDS each.
+fuzz: deps
+	./scripts/fuzz
 
 clean:
 	rm -rf build

@@ -68,6 +68,10 @@ struct mh_module {
     char *init_message;             /* set_error text during init */
     bool in_init;                   /* set_error is allowed */
     struct mh_manifest *manifest;   /* checked before load, or NULL */
+    bool dep_failed;                /* an import from its init failed: a
+                                       failing init is then not its own
+                                       fault (a cycle, a deadlock, a
+                                       missing module) and not recorded */
 };
 
 typedef struct mh_registry {

@@ -79,8 +79,10 @@ static void *api_import_symbol(mh_plugin *self, const char *module,
         mh_module_symbol_ex(dep, symbol, &addr, &err);
     if (err) {
         mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, mh_error_message(err));
-        if (m->in_init)
+        if (m->in_init) {
             api_set_error(self, "%s", mh_error_message(err));
+            m->dep_failed = true; /* its init fails for another's sake */
+        }
         mh_error_free(err);
     }
     return addr;

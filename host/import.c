@@ -21,6 +21,7 @@
 #include "host/meta.h"
 #include "host/secure.h"
 #include "loaders/loader.h"
+#include "loaders/probe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -117,7 +118,10 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
         rc = mh_meta_require(h, iname, man, &e);
     if (rc == MH_OK) {
         f.image = image.data ? &image : NULL;
-        rc = mh_ld_load(h, mod, &f, flags, &e);
+        if ((h->flags & MH_CONFIG_PROBE) && f.kind == MH_KIND_NATIVE)
+            rc = mh_probe_native(h, iname, &f, &e); /* in a child first */
+        if (rc == MH_OK)
+            rc = mh_ld_load(h, mod, &f, flags, &e);
         if (rc == MH_OK && f.fd >= 0 && mod->fd == f.fd)
             f.fd = -1; /* the module owns it now */
         if (rc == MH_OK) {
@@ -125,7 +129,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
             if (rc != MH_OK)
                 mh_ld_unload(h, mod);
         }
-        if (rc != MH_OK && e && own_fault(rc))
+        if (rc != MH_OK && e && own_fault(rc) && !mod->dep_failed)
             mh_discover_record(h, iname, &f, e);
     }
     mh_blob_free(h, &image); /* the loader keeps its own copy */
