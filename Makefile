@@ -5,7 +5,7 @@ BUILD       ?= build/release
 TEST_BUILD  ?= build/asan
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test tsan valgrind fuzz bench clean
+.PHONY: all deps build run test tsan valgrind fuzz report bench clean
 
 all: build
 
@@ -48,6 +48,11 @@ valgrind: deps
 	      $(CMAKE_FLAGS)
 	cmake --build $(VG_BUILD) -j$(JOBS)
 	./scripts/valgrind-tests $(VG_BUILD) $(VG_TESTS)
+
+# docs/reliability.md's tables, from the last make test / tsan / valgrind.
+report:
+	./scripts/reliability-report --into docs/reliability.md \
+	      $(TEST_BUILD) $(TSAN_BUILD) $(VG_BUILD)
 
 # libFuzzer runs of every fuzz target (clang), FUZZ_SECONDS each.
 fuzz: deps
