@@ -33,16 +33,13 @@
 static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
                               mh_error **err)
 {
-    int fd = mh_fault(h, "open")
-                 ? -1
-                 : open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return mh_err(h, err, MH_EIO, "module '%s': cannot open %s: %s",
-                      name, f->file, strerror(errno));
+    int fd = -1;
     mh_error *e = NULL;
-    mh_status rc = mh_sec_code_file(h, fd, f->file, &e);
+    mh_status rc = mh_fault(h, "open")
+                       ? mh_err(h, &e, MH_EIO, "cannot open %s: %s", f->file,
+                                strerror(EIO))
+                       : mh_sec_open_code(h, f->file, &fd, &e);
     if (rc != MH_OK) {
-        close(fd);
         rc = mh_err(h, err, rc, "module '%s' not loaded: %s", name,
                     mh_error_message(e));
         mh_error_free(e);
@@ -120,10 +117,11 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
         f.image = image.data ? &image : NULL;
         if ((h->flags & MH_CONFIG_PROBE) && f.kind == MH_KIND_NATIVE)
             rc = mh_probe_native(h, iname, &f, &e); /* in a child first */
-        if (rc == MH_OK)
+        if (rc == MH_OK) {
             rc = mh_ld_load(h, mod, &f, flags, &e);
-        if (rc == MH_OK && f.fd >= 0 && mod->fd == f.fd)
-            f.fd = -1; /* the module owns it now */
+            if (f.kind == MH_KIND_NATIVE && f.file)
+                f.fd = -1; /* the native loader took it */
+        }
         if (rc == MH_OK) {
             rc = mh_ld_init(h, mod, &e);
             if (rc != MH_OK)

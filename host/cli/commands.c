@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_probe.h"
 
 static const cli_command commands[] = {
     { "run", cli_cmd_run, "[--plain] NAME [ARGS...]",
@@ -275,6 +276,35 @@ static const cli_command commands[] = {
       "Options:\n"
       "  -h, --help  show this help\n"
       "  --          end of options, for a NAME starting with '-'\n" },
+    { "probe", cli_cmd_probe, "[--plain] [--name NAME] FILE",
+      "check a native plugin in a child process",
+      "Check the native plugin FILE as module NAME (default: FILE's base\n"
+      "name without .so) the way a host in probe mode (MH_CONFIG_PROBE) does\n"
+      "before loading a new plugin: a child process loads it, runs its init\n"
+      "and its fini, and this command reports how that went.  A plugin that\n"
+      "crashes, aborts, exits or hangs there cannot harm this process; it\n"
+      "fails with the reason, e.g.\n"
+      "  modhost: module 'x' (/p/x.so) failed its probe in a child process:\n"
+      "  crashed in init: signal 11 (Segmentation fault); not loaded\n"
+      "Other reasons: \"aborted (signal 6)\", \"hung: no answer in 10 s\",\n"
+      "\"exited in init with status N\", or the plugin's own error.  The time\n"
+      "limit is 10 s, or MODHOST_PROBE_TIMEOUT_MS milliseconds.  A plugin that\n"
+      "passes is then loaded here too, and \"NAME: ok (FILE)\" printed.  The\n"
+      "search path serves what the plugin's init imports.  Nothing is\n"
+      "recorded or cached by this command.\n"
+      "\n"
+      "Exit status: 0 when it passed; 1 when it failed; 3 when FILE does not\n"
+      "exist.\n"
+      "\n"
+      "Options:\n"
+      "  --plain        accept a shared object without a modhost descriptor\n"
+      "  --name NAME    the module name to load FILE as\n"
+      "  --in-process   check it in this process instead: what the child\n"
+      "                 runs (a crash then ends this process); with the\n"
+      "                 options --status-fd, --origin, --cache-dir,\n"
+      "                 --config-flags and --host-version used by libmodhost\n"
+      "                 (see docs/probe.md)\n"
+      "  -h, --help     show this help\n" },
     { "help", cli_cmd_help, "[COMMAND]",
       "help for modhost or for COMMAND",
       "Show the global help, or the help of COMMAND.\n" },
@@ -296,7 +326,7 @@ void cli_usage(FILE *out)
           "Find, list, show, run and call modhost modules; pack them into a\n"
           "database, or index them for serving over HTTP and fetch them for\n"
           "offline use; see which finders serve the search path and which\n"
-          "modules failed (doctor).\n"
+          "modules failed (doctor); check a plugin in a child process (probe).\n"
           "\n"
           "Global options (before COMMAND):\n"
           "  -p, --path ENTRY  search ENTRY first; repeatable, in order (an\n"

@@ -1,0 +1,575 @@
+/*
+ * test_probe.c -- probe mode (MH_CONFIG_PROBE, loaders/probe.c): a new
+ * native plugin is loaded, initialised and finalised in a child process
+ * (`modhost probe --in-process`) before the host loads it.  A plugin that
+ * crashes (SIGSEGV), aborts, exits or hangs in init is refused with the
+ * reason, which discovery and mh_host_failures show; the test process
+ * lives on and good plugins still load.  A pass is cached by the module's
+ * identity (a second host spawns no child) until the file changes; a
+ * clean refusal in the child is left to the host's own load; the same
+ * works for images held in memory (database blobs); without the flag
+ * nothing is spawned.
+ *
+ * Children are counted two ways: the host's trace "checking it in a child
+ * process", and the fixture probe_good, whose init and fini append "init
+ * PID" / "fini PID" to $MH_FIXTURE_MARKER in whatever process runs them.
+ * The crashing and hanging fixtures are only ever imported in probe mode.
+ * Hosts here are not isolated, so that MODHOST_PROBE_TIMEOUT_MS and
+ * MODHOST_PROBE_BIN reach them; the path variable is one that is unset.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support/support.h"
+#include "test.h"
+
+#define SPAWNED "checking it in a child process"
+#define CACHED "(cached)"
+
+/* ------------------------------------------------------------ helpers */
+
+/* Nothing from the environment steers the probe, but what a case sets. */
+static void probe_env(void)
+{
+    env_unset("MODHOST_PROBE_BIN");
+    env_unset("MODHOST_PROBE_TIMEOUT_MS");
+    env_unset("MH_TEST_PROBE_NO_PATH");
+}
+
+/* A host tracing into lc (may be NULL) over entry, with flags added to
+ * NO_DEFAULT_PATH | VERBOSE, its cache in tmp_path("cache"). */
+static mh_host *probe_host(log_capture *lc, unsigned flags, const char *entry)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_VERBOSE | flags;
+    cfg.path = entry;
+    cfg.path_env = "MH_TEST_PROBE_NO_PATH";
+    cfg.cache_dir = tmp_path("cache");
+    if (lc) {
+        cfg.log = log_capture_fn;
+        cfg.log_ud = lc;
+    }
+    return host_new_cfg(&cfg);
+}
+
+/* Fixture NAME copied to tmp_dir()/E/NAME.so, 60 s old (older than the
+ * 2 s "may still change" window, so a pass is cached). */
+static const char *plugin(const char *fixture)
+{
+    const char *path = fixture_copy(fixture, "E/%s.so", fixture);
+    disc_set_age(path, 60);
+    return path;
+}
+
+static size_t spawned(log_capture *lc)
+{
+    return log_capture_count(lc, MH_LOG_TRACE, SPAWNED);
+}
+
+/* Lines of the marker file that start with what ("init", "fini"). */
+static size_t marks(const char *marker, const char *what)
+{
+    const char *text = file_read(marker);
+    return str_count(text ? text : "", str_fmt("%s ", what));
+}
+
+/* A bad fixture in probe mode: import fails with MH_EINIT naming the
+ * module, its file and the reason; this process and the host go on (a
+ * good plugin imports); the failure is recorded for mh_host_failures and
+ * discovery; a second import probes again and fails the same way. */
+static void check_refused(const char *fixture, const char *reason)
+{
+    log_capture lc;
+    log_capture_init(&lc);
+    const char *file = plugin(fixture);
+    plugin("probe_good");
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    long fds = dir_count("/proc/self/fd");
+
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(h, fixture, &mod, ERR), MH_EINIT);
+    ASSERT_EQ_INT(dir_count("/proc/self/fd"), fds); /* nothing kept open */
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("module '%s' (%s) failed its probe "
+                                       "in a child process: ", fixture,
+                                       file));
+    ASSERT_CONTAINS(ERR_MSG(), reason);
+    ASSERT_NULL(mh_host_module(h, fixture));
+    ASSERT_EQ_INT(spawned(&lc), 1);
+
+    /* Still here, and the host still loads good plugins. */
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    ASSERT_EQ_INT(spawned(&lc), 2);
+
+    disc_fails fails;
+    disc_failures(h, &fails);
+    const disc_fail *f = disc_fail_find(&fails, fixture);
+    if (!f)
+        FAIL("no recorded failure of %s:\n%s", fixture, fails.text);
+    ASSERT_EQ_INT(f->status, MH_EINIT);
+    ASSERT_EQ_STR(f->origin, file);
+    ASSERT_CONTAINS(f->reason, reason);
+    ASSERT_NULL(disc_fail_find(&fails, "probe_good"));
+
+    disc_run r;
+    disc_discover(h, NULL, &r);
+    const disc_mod *m = disc_get(&r, fixture);
+    ASSERT_EQ_INT(m->status, MH_EINIT);
+    ASSERT_CONTAINS(m->reason, reason);
+    ASSERT_EQ_INT(disc_get(&r, "probe_good")->status, MH_OK);
+
+    /* Failures are not cached by the probe: it runs again. */
+    ASSERT_STATUS(mh_import(h, fixture, &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), reason);
+    ASSERT_EQ_INT(spawned(&lc), 3);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------------ bad plugins */
+
+TEST(segv_in_init_is_refused)
+{
+    probe_env();
+    check_refused("probe_segv",
+                  "crashed in init: signal 11 (Segmentation fault)");
+}
+
+TEST(abort_in_init_is_refused)
+{
+    probe_env();
+    check_refused("probe_abort", "aborted (signal 6)");
+}
+
+TEST(exit_in_init_is_refused)
+{
+    probe_env();
+    check_refused("probe_exit", "exited in init with status 3");
+    ASSERT_CONTAINS(ERR_MSG(), "probe_exit: giving up");
+}
+
+TEST(hang_in_init_is_refused_in_time)
+{
+    probe_env();
+    env_set("MODHOST_PROBE_TIMEOUT_MS", "500");
+    long long t0 = clock_ms();
+    check_refused("probe_hang", "hung: no answer in 0.5 s");
+    long long ms = clock_ms() - t0;
+    /* Three probes of 0.5 s, a good one, and discovery. */
+    if (ms > 8000)
+        FAIL("took %lld ms", ms);
+}
+
+/* A plugin whose init refuses cleanly in the child is not the probe's
+ * business: the host loads it and gives its own answer (recorded by the
+ * import as any failed init). */
+TEST(clean_refusal_gets_the_hosts_own_answer)
+{
+    probe_env();
+    const char *marker = meta_marker();
+    log_capture lc;
+    log_capture_init(&lc);
+    plugin("init_fails");
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "init_fails", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "deliberate init failure from fixture");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "failed its probe");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "refused cleanly in the child");
+    ASSERT_EQ_INT(marks(marker, "init"), 2); /* the child, then here */
+    disc_fails fails;
+    disc_failures(h, &fails);
+    ASSERT_NOT_NULL(disc_fail_find(&fails, "init_fails"));
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------ good plugins, cache */
+
+TEST(good_plugin_loads_and_its_pass_is_cached)
+{
+    probe_env();
+    const char *marker = meta_marker();
+    const char *file = plugin("probe_good");
+    log_capture lc;
+    log_capture_init(&lc);
+    long fds = dir_count("/proc/self/fd");
+
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    mh_module *mod = import_ok(h, "probe_good");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    ASSERT_EQ_INT(spawned(&lc), 1);
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "probe: 'probe_good' (");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, CACHED), 0);
+    /* The child ran init and fini; this process ran init. */
+    ASSERT_EQ_INT(marks(marker, "init"), 2);
+    ASSERT_EQ_INT(marks(marker, "fini"), 1);
+    ASSERT_TRUE(strstr(file_read(marker), str_fmt("init %ld\n",
+                                                  (long)getpid())) != NULL);
+    mh_host_free(h);
+    ASSERT_EQ_INT(dir_count("/proc/self/fd"), fds);
+    ASSERT_EQ_INT(marks(marker, "fini"), 2);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/probe"), ".ok", NULL), 1);
+
+    /* A second host: no child. */
+    log_capture lc2;
+    log_capture_init(&lc2);
+    h = probe_host(&lc2, MH_CONFIG_PROBE, tmp_path("E"));
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    ASSERT_EQ_INT(spawned(&lc2), 0);
+    ASSERT_LOG(&lc2, MH_LOG_TRACE, "probe: 'probe_good' (");
+    ASSERT_LOG(&lc2, MH_LOG_TRACE, CACHED);
+    ASSERT_EQ_INT(marks(marker, "init"), 3);
+    mh_host_free(h);
+    log_capture_free(&lc2);
+
+    /* Touched: probed again; then cached again. */
+    disc_set_age(file, 30);
+    log_capture lc3;
+    log_capture_init(&lc3);
+    h = probe_host(&lc3, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "probe_good");
+    ASSERT_EQ_INT(spawned(&lc3), 1);
+    ASSERT_EQ_INT(log_capture_count(&lc3, MH_LOG_TRACE, CACHED), 0);
+    mh_host_free(h);
+    log_capture_free(&lc3);
+    ASSERT_EQ_INT(marks(marker, "init"), 5);
+
+    log_capture lc4;
+    log_capture_init(&lc4);
+    h = probe_host(&lc4, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "probe_good");
+    ASSERT_EQ_INT(spawned(&lc4), 0);
+    ASSERT_LOG(&lc4, MH_LOG_TRACE, CACHED);
+    mh_host_free(h);
+    log_capture_free(&lc4);
+    log_capture_free(&lc);
+}
+
+/* Replaced by other bytes of the same size and mtime: a new inode (and
+ * ctime), so it is probed again. */
+TEST(replaced_file_is_probed_again)
+{
+    probe_env();
+    const char *file = plugin("probe_good");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "probe_good");
+    mh_host_free(h);
+    ASSERT_EQ_INT(spawned(&lc), 1);
+
+    const char *copy = tmp_path("copy.so");
+    file_copy(file, copy);
+    ASSERT_EQ_INT(rename(copy, file), 0);
+    disc_set_age(file, 60);
+    h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "probe_good");
+    mh_host_free(h);
+    ASSERT_EQ_INT(spawned(&lc), 2);
+    log_capture_free(&lc);
+}
+
+/* Just written (younger than 2 s): probed, loaded, not cached. */
+TEST(fresh_file_is_not_cached)
+{
+    probe_env();
+    fixture_copy("probe_good", "E/probe_good.so");
+    log_capture lc;
+    log_capture_init(&lc);
+    for (int i = 0; i < 2; i++) {
+        mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+        import_ok(h, "probe_good");
+        mh_host_free(h);
+    }
+    ASSERT_EQ_INT(spawned(&lc), 2);
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "changed less than 2 s ago");
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/probe"), ".ok", NULL), 0);
+    log_capture_free(&lc);
+}
+
+/* MH_CONFIG_NO_INDEX: nothing cached, every import probes. */
+TEST(no_index_caches_nothing)
+{
+    probe_env();
+    plugin("probe_good");
+    log_capture lc;
+    log_capture_init(&lc);
+    for (int i = 0; i < 2; i++) {
+        mh_host *h = probe_host(&lc, MH_CONFIG_PROBE | MH_CONFIG_NO_INDEX,
+                                tmp_path("E"));
+        import_ok(h, "probe_good");
+        mh_host_free(h);
+    }
+    ASSERT_EQ_INT(spawned(&lc), 2);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, CACHED), 0);
+    log_capture_free(&lc);
+}
+
+TEST(without_probe_mode_nothing_is_spawned)
+{
+    probe_env();
+    const char *marker = meta_marker();
+    plugin("probe_good");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = probe_host(&lc, 0, tmp_path("E"));
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, "probe:"), 0);
+    ASSERT_EQ_INT(marks(marker, "init"), 1);
+    mh_host_free(h);
+    ASSERT_EQ_INT(marks(marker, "fini"), 1);
+    log_capture_free(&lc);
+}
+
+/* An init that imports another module passes in the child: the host's
+ * local entries are the child's search path. */
+TEST(init_imports_work_in_the_child)
+{
+    probe_env();
+    const char *marker = meta_marker();
+    env_set("MH_FIXTURE_IMPORT", "probe_good");
+    plugin("importer");
+    plugin("probe_good");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "importer");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "probe: 'importer' (");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, "refused cleanly"), 0);
+    /* importer's child, probe_good's child, and this process. */
+    ASSERT_EQ_INT(spawned(&lc), 2);
+    ASSERT_EQ_INT(marks(marker, "init"), 3);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* ---------------------------------------------- images held in memory */
+
+TEST(database_blobs_are_probed_by_content)
+{
+    probe_env();
+    const char *db = db_make(tmp_path("mods.db"), "probe_segv:probe_segv.so",
+                             "probe_good:probe_good.so");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, db);
+    mh_module *mod;
+    mh_spec_info info = {.size = sizeof info};
+    /* Finding opens the database, which its finder then keeps open. */
+    ASSERT_STATUS(mh_find(h, "probe_segv", &info, ERR), MH_OK);
+    long fds = dir_count("/proc/self/fd");
+    ASSERT_STATUS(mh_import(h, "probe_segv", &mod, ERR), MH_EINIT);
+    ASSERT_EQ_INT(dir_count("/proc/self/fd"), fds);
+    ASSERT_CONTAINS(ERR_MSG(), "crashed in init: signal 11 "
+                               "(Segmentation fault)");
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    ASSERT_EQ_INT(spawned(&lc), 2);
+    disc_fails fails;
+    disc_failures(h, &fails);
+    ASSERT_NOT_NULL(disc_fail_find(&fails, "probe_segv"));
+    mh_host_free(h);
+
+    /* The same bytes in another database: cached by their SHA-256. */
+    const char *db2 = db_make(tmp_path("other.db"),
+                              "probe_good:probe_good.so");
+    h = probe_host(&lc, MH_CONFIG_PROBE, db2);
+    import_ok(h, "probe_good");
+    mh_host_free(h);
+    ASSERT_EQ_INT(spawned(&lc), 2);
+    log_capture_free(&lc);
+}
+
+/* memfd_create refused (fault hook): the image goes to the child through
+ * an unlinked file in the private cache directory; nothing is left. */
+static int no_memfd(void *ud, const char *site)
+{
+    (void)ud;
+    return strcmp(site, "memfd") == 0;
+}
+
+TEST(blob_without_memfd)
+{
+    probe_env();
+    const char *db = db_make(tmp_path("mods.db"), "probe_good:probe_good.so");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_VERBOSE |
+                MH_CONFIG_PROBE | MH_CONFIG_NO_MEMFD;
+    cfg.path = db;
+    cfg.path_env = "MH_TEST_PROBE_NO_PATH";
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    cfg.fault = no_memfd;
+    mh_host *h = host_new_cfg(&cfg);
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "private file instead");
+    ASSERT_EQ_INT(spawned(&lc), 1);
+    mh_host_free(h);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/probe"), "image-", NULL), 0);
+    log_capture_free(&lc);
+}
+
+/* ------------------------------------------------ the probe itself */
+
+/* No modhost command: the import fails (MH_EIO), and nothing is recorded
+ * against the module, which did nothing wrong. */
+TEST(missing_command_is_not_the_modules_fault)
+{
+    probe_env();
+    plugin("probe_good");
+    env_set("MODHOST_PROBE_BIN", tmp_path("no/such/modhost"));
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "probe_good", &mod, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "cannot run the probe command");
+    ASSERT_CONTAINS(ERR_MSG(), "no/such/modhost");
+    disc_fails fails;
+    disc_failures(h, &fails);
+    ASSERT_EQ_INT(fails.n, 0);
+
+    env_set("MODHOST_PROBE_BIN", "relative/modhost");
+    ASSERT_STATUS(mh_import(h, "probe_good", &mod, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "absolute path");
+
+    /* The real one, named: it works. */
+    env_set("MODHOST_PROBE_BIN", getenv("MODHOST_BIN"));
+    import_ok(h, "probe_good");
+    mh_host_free(h);
+}
+
+/* A command that is not modhost (exits at once): MH_EIO as well. */
+TEST(broken_command_is_not_the_modules_fault)
+{
+    probe_env();
+    plugin("probe_good");
+    env_set("MODHOST_PROBE_BIN", "/bin/false");
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "probe_good", &mod, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "failed before loading it: exit status 1");
+    disc_fails fails;
+    disc_failures(h, &fails);
+    ASSERT_EQ_INT(fails.n, 0);
+    mh_host_free(h);
+}
+
+TEST(bad_timeout_variable_warns_and_uses_the_default)
+{
+    probe_env();
+    plugin("probe_good");
+    env_set("MODHOST_PROBE_TIMEOUT_MS", "soon");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "probe_good");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "MODHOST_PROBE_TIMEOUT_MS=soon");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "limit 10 s");
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* ---------------------------------------------------------- threads */
+
+typedef struct importer_arg {
+    mh_host *h;
+    const char *name;
+    mh_status st;
+} importer_arg;
+
+static void *import_thread(void *p)
+{
+    importer_arg *a = p;
+    mh_module *mod;
+    mh_error *e = NULL;
+    a->st = mh_import(a->h, a->name, &mod, &e);
+    mh_error_free(e);
+    return NULL;
+}
+
+/* Probes from several threads at once, good and bad mixed: each gets its
+ * own answer (no pipe handed to the wrong child). */
+TEST(threads_probe_at_once)
+{
+    probe_env();
+    static const char *const good[] = {"g1", "g2", "g3", "g4"};
+    static const char *const bad[] = {"b1", "b2"};
+    for (size_t i = 0; i < 4; i++)
+        disc_set_age(fixture_copy("probe_good", "E/%s.so", good[i]), 60);
+    disc_set_age(fixture_copy("probe_segv", "E/b1.so"), 60);
+    disc_set_age(fixture_copy("probe_abort", "E/b2.so"), 60);
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    pthread_t t[6];
+    importer_arg a[6];
+    for (size_t i = 0; i < 6; i++) {
+        a[i] = (importer_arg){h, i < 4 ? good[i] : bad[i - 4], MH_OK};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, import_thread, &a[i]), 0);
+    }
+    for (size_t i = 0; i < 6; i++)
+        pthread_join(t[i], NULL);
+    for (size_t i = 0; i < 6; i++)
+        if (a[i].st != (i < 4 ? MH_OK : MH_EINIT))
+            FAIL("%s: %s", a[i].name, mh_status_name(a[i].st));
+    mh_host_free(h);
+}
+
+/* -------------------------------------------------- allocation faults */
+
+/* The Nth allocation fails, N = 1, 2, ... until none does: each import
+ * ends in MH_OK or MH_ENOMEM, the next one works, and nothing leaks. */
+TEST(allocation_faults)
+{
+    probe_env();
+    plugin("probe_good");
+    size_t runs = 0;
+    for (long n = 1;; n++) {
+        alloc_tracker at;
+        alloc_tracker_init(&at);
+        at.fail_at = n;
+        at.fail_once = 1;
+        mh_config cfg;
+        mh_config_init(&cfg);
+        cfg.flags = MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_PROBE;
+        cfg.path = tmp_path("E");
+        cfg.path_env = "MH_TEST_PROBE_NO_PATH";
+        cfg.cache_dir = tmp_path("cache%ld", n); /* a probe every time */
+        cfg.alloc = alloc_tracker_fn;
+        cfg.alloc_ud = &at;
+        mh_host *h = NULL;
+        mh_status st = mh_host_new(&cfg, &h, ERR);
+        if (st == MH_OK) {
+            mh_module *mod;
+            st = mh_import(h, "probe_good", &mod, ERR);
+            if (st != MH_OK && st != MH_ENOMEM)
+                FAIL("fault at %ld: %s: %s", n, mh_status_name(st), ERR_MSG());
+            if (st == MH_OK)
+                ASSERT_EQ_INT(call_int(mod, "value"), 42);
+            else
+                import_ok(h, "probe_good");
+            mh_host_free(h);
+        } else {
+            ASSERT_STATUS(st, MH_ENOMEM);
+        }
+        test_err_slot(); /* free the last error before counting */
+        if (at.outstanding != 0)
+            FAIL("fault at %ld: %zu bytes in %zu blocks leaked", n,
+                 at.outstanding, at.blocks);
+        size_t injected = at.injected;
+        alloc_tracker_destroy(&at);
+        runs++;
+        if (!injected)
+            break;
+        if (n > 2000)
+            FAIL("still failing after 2000 allocations");
+    }
+    ASSERT_TRUE(runs > 10);
+}
