@@ -36,6 +36,7 @@
  * a lying sz) fails the import of that module only, in read().
  */
 #include "host/internal.h"
+#include "host/secure.h"
 #include "finders/finder.h"
 #include "finders/sqlar.h"
 
@@ -248,7 +249,19 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
     }
     s->host = h;
     s->path = ipath;
-    mh_status rc = db_open(s, err);
+    /* Native code is loaded straight from its rows: a database others may
+     * write is refused like such a directory (host/secure.c). */
+    mh_error *se = NULL;
+    mh_status rc = mh_sec_code_file(h, ipath, &se);
+    if (rc != MH_OK && rc != MH_ENOTFOUND) {
+        rc = mh_err(h, err, rc, "module database %s not used: %s", ipath,
+                    mh_error_message(se));
+        mh_error_free(se);
+        mh_mem_free(h, s, sizeof *s);
+        return rc;
+    }
+    mh_error_free(se);
+    rc = db_open(s, err);
     if (rc != MH_OK) {
         mh_mem_free(h, s, sizeof *s);
         return rc;

@@ -229,35 +229,105 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
     return MH_OK;
 }
 
-mh_status mh_sec_code_file(mh_host *h, int fd, const char *path,
+/* The checks a code file itself must pass, on its open descriptor. */
+static const char *file_problem(const struct stat *st, uid_t me)
+{
+    return !S_ISREG(st->st_mode) ? "it is not a regular file"
+         : st->st_uid != 0 && st->st_uid != me
+             ? "it is owned by another user"
+         : st->st_mode & (S_IWGRP | S_IWOTH)
+             ? "it is writable by group or others"
+         : NULL;
+}
+
+mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                            mh_error **err)
 {
-    if (h->flags & MH_CONFIG_INSECURE_FILES)
+    *out = -1;
+    if (h->flags & MH_CONFIG_INSECURE_FILES) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+            return mh_err(h, err, MH_EIO, "cannot open %s: %s", path,
+                          strerror(errno));
+        *out = fd;
         return MH_OK;
-    struct stat st;
-    int rc = fd >= 0 ? fstat(fd, &st) : stat(path, &st);
-    if (rc != 0)
-        return mh_err(h, err, MH_EIO, "cannot check %s: %s", path,
-                      strerror(errno));
+    }
+    /* Down the real path one directory at a time, each opened from the
+     * one before without following links and checked on its descriptor,
+     * and the file opened from the last: the directories checked are the
+     * ones the file is read from, whatever is renamed meanwhile. */
+    char rp[PATH_MAX];
+    if (!realpath(path, rp))
+        return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
+                      "cannot resolve %s: %s", path, strerror(errno));
     uid_t me = geteuid();
-    const char *why = !S_ISREG(st.st_mode) ? "it is not a regular file"
-                    : st.st_uid != 0 && st.st_uid != me
-                        ? "it is owned by another user"
-                    : st.st_mode & (S_IWGRP | S_IWOTH)
-                        ? "it is writable by group or others"
-                    : NULL;
-    if (why)
-        return mh_err(h, err, MH_EPATH, "refusing to load code from %s: %s "
-                      "(mode %04o, owner uid %u); load anyway with "
-                      "MH_CONFIG_INSECURE_FILES", path, why,
-                      (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
-    /* The directories it lies in: whoever may write one may swap it. */
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    if (!slash || (size_t)(slash - path) >= sizeof dir)
-        return MH_OK;
-    size_t n = slash == path ? 1 : (size_t)(slash - path);
-    memcpy(dir, path, n);
-    dir[n] = '\0';
-    return mh_sec_code_dir(h, dir, err);
+    int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
+    mh_status rc = MH_OK;
+    char done[PATH_MAX] = "/";
+    const char *p = rp + 1;
+    for (;;) {
+        struct stat st;
+        const char *slash = strchr(p, '/');
+        if (fstat(dfd, &st) != 0) {
+            rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", done,
+                        strerror(errno));
+            break;
+        }
+        const char *why = ancestor_problem(&st, me);
+        if (why) {
+            rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
+                        "the directory %s above it: %s (mode %04o, owner "
+                        "uid %u); load anyway with MH_CONFIG_INSECURE_FILES",
+                        rp, done, why, (unsigned)(st.st_mode & 07777),
+                        (unsigned)st.st_uid);
+            break;
+        }
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char comp[NAME_MAX + 1];
+        snprintf(comp, sizeof comp, "%.*s", (int)n, p);
+        int next = openat(dfd, comp, (slash ? O_DIRECTORY : O_NONBLOCK |
+                                                            O_NOCTTY) |
+                                         O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) {
+            rc = mh_err(h, err, MH_EIO, "cannot open %s%s%s without "
+                        "following links: %s", done,
+                        strcmp(done, "/") ? "/" : "", comp, strerror(errno));
+            break;
+        }
+        close(dfd);
+        dfd = next;
+        if (!slash) { /* the file */
+            if (fstat(dfd, &st) != 0)
+                why = strerror(errno);
+            else
+                why = file_problem(&st, me);
+            if (why) {
+                rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
+                            "%s: %s (mode %04o, owner uid %u); load anyway "
+                            "with MH_CONFIG_INSECURE_FILES", rp, why,
+                            (unsigned)(st.st_mode & 07777),
+                            (unsigned)st.st_uid);
+                break;
+            }
+            *out = dfd;
+            return MH_OK;
+        }
+        size_t dl = strlen(done);
+        snprintf(done + dl, sizeof done - dl, "%s%s",
+                 strcmp(done, "/") ? "/" : "", comp);
+        p = slash + 1;
+    }
+    close(dfd);
+    return rc;
+}
+
+mh_status mh_sec_code_file(mh_host *h, const char *path, mh_error **err)
+{
+    int fd;
+    mh_status rc = mh_sec_open_code(h, path, &fd, err);
+    if (fd >= 0)
+        close(fd);
+    return rc;
 }

@@ -34,12 +34,21 @@ mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
 mh_status mh_sec_code_dir(struct mh_host *h, const char *dir, mh_error **err);
 
 /*
- * May code be loaded from file `path` (open as fd, or -1 to stat the
- * path)?  A regular file owned by root or us, writable by nobody else, in
- * directories mh_sec_code_dir accepts.  MH_EPATH naming the file or
- * directory, its mode and owner, and the way out.
+ * Open code file `path` (a shared object, a Lua chunk, a database of
+ * them) so that it may be loaded: each directory of its real path opened
+ * from the one above without following links and checked on that
+ * descriptor (owned by root or us, writable by nobody else unless
+ * sticky), then the file itself opened from the last one and checked (a
+ * regular file owned by root or us, writable by nobody else).  MH_OK with
+ * *fd, to be read or mapped; else MH_EPATH naming the file or directory,
+ * its mode and owner, and the way out.  With MH_CONFIG_INSECURE_FILES,
+ * just open(2).
  */
-mh_status mh_sec_code_file(struct mh_host *h, int fd, const char *path,
+mh_status mh_sec_open_code(struct mh_host *h, const char *path, int *fd,
+                           mh_error **err);
+
+/* The same checks for a file not read through the descriptor. */
+mh_status mh_sec_code_file(struct mh_host *h, const char *path,
                            mh_error **err);
 
 void mh_sec_forget(struct mh_host *h);

@@ -28,8 +28,9 @@ void mh_ld_unload(struct mh_host *h, mh_module *mod);
 void *mh_ld_symbol(mh_module *mod, const char *symbol);
 
 /* The native loader (loaders/native.c), used by the dispatch above. */
-/* From a file: through fd (open, checked) when >= 0, else by path.  On
- * success the module keeps fd (closed when it is unloaded). */
+/* From a file: through fd (open, checked) when >= 0, else by path.  fd
+ * is taken in every case: kept by the module, or closed once nothing
+ * mapped from it remains. */
 mh_status mh_nat_load(struct mh_host *h, mh_module *mod, const char *file,
                       int fd, unsigned flags, mh_error **err);
 /* The same for an image in memory (checked as ELF, then loaded through

@@ -32,6 +32,8 @@
 #include "loaders/loader.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <unistd.h>
 #include <dlfcn.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -512,11 +514,63 @@ static bool writes_allowed(mh_host *h)
                                                          strcmp(v, "0"));
 }
 
+/* The whole file behind fd (at most max bytes) into *out. */
+static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
+                         mh_blob *out, mh_error **err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return mh_err(h, err, MH_EIO, "cannot read %s: %s", path,
+                      strerror(errno));
+    if ((uint64_t)st.st_size > max)
+        return mh_err(h, err, MH_EFORMAT, "%s is %lld bytes, over the "
+                      "host's max_module_size (%zu)", path,
+                      (long long)st.st_size, max);
+    size_t n = (size_t)st.st_size;
+    out->data = mh_mem_alloc(h, n ? n : 1);
+    if (!out->data)
+        return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", path);
+    out->size = n ? n : 1;
+    out->len = mh_io_pread_all(fd, out->data, n, 0);
+    if (out->len != n) {
+        mh_blob_free(h, out);
+        return mh_err(h, err, MH_EIO, "cannot read %s: it changed while "
+                      "being read", path);
+    }
+    return MH_OK;
+}
+
+static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
+                               mh_module *mod, const mh_found *spec, int fd,
+                               mh_error **err);
+
 /* Compile (or take from the cache) the chunk of mod and leave it on the
- * stack.  Lock held. */
+ * stack.  Lock held.  A file is opened once (host/secure.c) and read
+ * only through that descriptor: the chunk checked is the chunk run. */
 static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
                             mh_module *mod, const mh_found *spec,
                             mh_error **err)
+{
+    int fd = -1;
+    if (spec->file) {
+        mh_error *se = NULL;
+        mh_status rc = mh_sec_open_code(h, spec->file, &fd, &se);
+        if (rc != MH_OK) {
+            rc = mh_err(h, err, rc, "module '%s' not loaded: %s", mod->name,
+                        mh_error_message(se));
+            mh_error_free(se);
+            return rc;
+        }
+    }
+    mh_status rc = load_chunk_fd(h, lu, L, mod, spec, fd, err);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
+                               mh_module *mod, const mh_found *spec, int fd,
+                               mh_error **err)
 {
     char cpath[4300], chunkname[4200];
     snprintf(chunkname, sizeof chunkname, "@%s", mod->origin);
@@ -525,14 +579,6 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
     mh_bc_source src = {0};
     mh_blob b = {0};
     mh_status rc;
-    /* Lua source is code too: the same rules as for shared objects. */
-    mh_error *se = NULL;
-    if (spec->file && mh_sec_code_file(h, -1, spec->file, &se) != MH_OK) {
-        rc = mh_err(h, err, mh_error_code(se), "module '%s' not loaded: %s",
-                    mod->name, mh_error_message(se));
-        mh_error_free(se);
-        return rc;
-    }
     if (spec->binary) { /* a shipped .luac: only from a trusted source */
         if (!spec->trusted && !(h->flags & MH_CONFIG_TRUST_LUAC))
             return mh_err(h, err, MH_EFORMAT, "module '%s' (%s) is "
@@ -541,13 +587,11 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
                           "process, so it is loaded only from a signed HTTP "
                           "index or with MH_CONFIG_TRUST_LUAC", mod->name,
                           mod->origin);
-        rc = spec->file ? mh_atw_read_file(h, spec->file, h->max_module_size,
-                                           &b.data, &b.len, err)
-                        : mh_fcx_read(h, spec, spec->key, &b, err);
+        rc = fd >= 0 ? fd_blob(h, fd, spec->file, h->max_module_size, &b,
+                               err)
+                     : mh_fcx_read(h, spec, spec->key, &b, err);
         if (rc != MH_OK)
             return rc;
-        if (spec->file)
-            b.size = b.len ? b.len : 1;
         int lr = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname,
                                   "b");
         mh_blob_free(h, &b);
@@ -558,9 +602,9 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
         lua_pop(L, 1);
         return rc;
     }
-    if (spec->file) { /* stat mode: the source need not be read on a hit */
+    if (fd >= 0) { /* stat mode: the source need not be read on a hit */
         struct stat st;
-        if (stat(spec->file, &st) != 0)
+        if (fstat(fd, &st) != 0)
             return mh_err(h, err, MH_EIO, "module '%s': cannot stat %s",
                           mod->name, spec->file);
         src.mtime_sec = st.st_mtim.tv_sec;
@@ -583,20 +627,16 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
                                : MH_BC_ABSENT;
     if (r == MH_BC_UNSURE || r == MH_BC_STALE || r == MH_BC_ABSENT) {
         if (!src.bytes) { /* read the file now */
-            unsigned char *d = NULL;
-            size_t len = 0;
             mh_error *e = NULL;
-            rc = mh_atw_read_file(h, spec->file, h->max_module_size, &d, &len,
-                                  &e);
+            rc = fd_blob(h, fd, spec->file, h->max_module_size, &b, &e);
             if (rc != MH_OK) {
                 rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
                             mh_error_message(e));
                 mh_error_free(e);
                 return rc;
             }
-            b.data = d;
-            b.len = len;
-            b.size = len ? len : 1;
+            unsigned char *d = b.data;
+            size_t len = b.len;
             mh_bc_source_hash(d, len, src.sha);
             if (r == MH_BC_UNSURE && use_cache) { /* too close: by hash */
                 mh_bc_source hs = src;

@@ -97,6 +97,50 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
     return MH_OK;
 }
 
+/* ---- descriptors that name loaded objects ------------------------------ */
+
+/* A module loaded through /proc/self/fd/N is known to the dynamic loader
+ * by that name, and the loader matches names before files: if N were
+ * closed and reused for another file while the object stays mapped (it
+ * is RTLD_NODELETE, or another host has it), dlopen of the new file would
+ * return the old object.  So a descriptor is closed only once its object
+ * is gone; until then it waits here (process-wide: the object outlives
+ * any one host), and every release looks again at those waiting. */
+#define KEPT_MAX 256
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static int kept[KEPT_MAX];
+static size_t nkept;
+
+static bool fd_object_loaded(int fd)
+{
+    char byfd[40];
+    snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", fd);
+    void *still = dlopen(byfd, RTLD_NOW | RTLD_NOLOAD);
+    if (still)
+        dlclose(still);
+    return still != NULL;
+}
+
+/* Give back fd, whose object was just dlclosed (or never loaded). */
+static void release_fd(int fd)
+{
+    pthread_mutex_lock(&kept_lock);
+    for (size_t i = 0; i < nkept;) {
+        if (fd_object_loaded(kept[i])) {
+            i++;
+            continue;
+        }
+        close(kept[i]);
+        kept[i] = kept[--nkept];
+    }
+    if (fd >= 0 && fd_object_loaded(fd) && nkept < KEPT_MAX)
+        kept[nkept++] = fd;
+    else if (fd >= 0 && !fd_object_loaded(fd))
+        close(fd);
+    /* else: still loaded and no room -- left open, never reused */
+    pthread_mutex_unlock(&kept_lock);
+}
+
 mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
                       unsigned flags, mh_error **err)
 {
@@ -112,12 +156,18 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
     void *dl = mh_fault(h, "dlopen")
                    ? NULL
                    : dlopen(fd >= 0 ? byfd : file, RTLD_NOW | RTLD_LOCAL);
-    if (!dl)
-        return mh_err(h, err, MH_ELOAD, "cannot load module '%s' from %s: %s",
-                      mod->name, file, dl_text(why, sizeof why));
+    if (!dl) {
+        mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
+                              "from %s: %s", mod->name, file,
+                              dl_text(why, sizeof why));
+        release_fd(fd);
+        return rc;
+    }
     mh_status rc = nat_check(h, mod, dl, file, flags, err);
     if (rc == MH_OK)
         mod->fd = fd;
+    else
+        release_fd(fd); /* refused after dlopen: maybe still mapped */
     return rc;
 }
 
@@ -181,16 +231,7 @@ void mh_nat_unload(mh_host *h, mh_module *mod)
     if (mod->dl)
         dlclose(mod->dl);
     if (mod->fd >= 0) {
-        /* Still mapped (RTLD_NODELETE, or another reference)?  Then its
-         * /proc/self/fd name must stay taken: the descriptor is kept for
-         * the process's life rather than let another file reuse it. */
-        char byfd[40];
-        snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", mod->fd);
-        void *still = dlopen(byfd, RTLD_NOW | RTLD_NOLOAD);
-        if (still)
-            dlclose(still);
-        else
-            close(mod->fd);
+        release_fd(mod->fd);
         mod->fd = -1;
     }
     mh_mfd_release(mod->image); /* after dlclose: the fd names the image */
