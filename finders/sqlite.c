@@ -107,7 +107,14 @@ static void db_close(sqf_state *s)
 }
 
 /* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
+static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err);
+
 static mh_status db_open(sqf_state *s, mh_error **err)
+{
+    return db_open_once(s, false, err);
+}
+
+static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
 {
     mh_host *h = s->host;
     struct stat st;
@@ -216,9 +223,29 @@ fail:;
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     int base = rc & 0xff;
     bool no_table = strstr(msg, "no such table") != NULL;
-    /* Locked by a writer: passing, the host tries again on next use. */
-    mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED
+    /* Passing, tried again on next use: locked by a writer, a hot journal
+     * left by a writer that died (rolled back below), or the file could
+     * not be opened or read just now.  What the bytes say is final. */
+    mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED ||
+                             base == SQLITE_READONLY ||
+                             base == SQLITE_CANTOPEN || base == SQLITE_IOERR ||
+                             base == SQLITE_NOMEM
                          ? MH_EAGAIN : MH_EFORMAT;
+    if (rc == SQLITE_READONLY_ROLLBACK && !recovering) {
+        /* A pack killed mid-transaction left its journal: a read-only
+         * connection may not roll it back, so one brief read-write
+         * connection does (the file passed the owner checks), then the
+         * read-only open is tried once more. */
+        db_close(s);
+        sqlite3 *rw = NULL;
+        if (sqlite3_open_v2(s->path, &rw, SQLITE_OPEN_READWRITE, NULL) ==
+            SQLITE_OK)
+            sqlite3_exec(rw, "PRAGMA schema_version", NULL, NULL, NULL);
+        sqlite3_close(rw);
+        MH_TRACE(h, "sqlite: %s had a hot journal; rolled back", s->path);
+        recovering = true;
+        return db_open_once(s, true, err);
+    }
     mh_err(h, err, code, "module database %s: %s%s", s->path, msg,
            no_table ? " (a module database holds a SQLite Archive 'sqlar' "
                       "table: make one with 'modhost pack' or 'sqlite3 -A')"
@@ -382,6 +409,18 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
     return file ? key : NULL;
 }
 
+/* A statement failed because a writer that died left a hot journal,
+ * which this read-only connection may not roll back?  Then reconnect
+ * (db_open rolls it back) and say so: the caller tries once more.  Lock
+ * held. */
+static bool hot_journal(sqf_state *s, mh_buf *why)
+{
+    if (!s->db || sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK)
+        return false;
+    db_close(s);
+    return ensure_current(s, why) == MH_OK;
+}
+
 static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -400,6 +439,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     mh_status rc = ensure_current(s, why);
     if (rc != MH_OK)
         goto out;
+    bool reopened = false;
     for (size_t k = 0; k < MH_ARRAY_LEN(kinds); k++) {
         size_t n = mh_name_relpath(name, kinds[k].suffix, rel, sizeof rel);
         sqlite3_bind_text(s->find, 1, rel, (int)n, SQLITE_STATIC);
@@ -410,6 +450,12 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         if (step == SQLITE_ROW)
             row_identity(s, s->find, 0, ident, sizeof ident);
         sqlite3_reset(s->find);
+        if (step != SQLITE_ROW && step != SQLITE_DONE && !reopened &&
+            hot_journal(s, why)) {
+            reopened = true; /* rolled back: look again, once */
+            k = (size_t)-1;
+            continue;
+        }
         if (step != SQLITE_ROW && step != SQLITE_DONE) {
             rc = damaged(s, s->find, "looking up a module", why);
             goto out;

@@ -408,7 +408,8 @@ mh_status mh_host_entry_points(mh_host *host, const char *group,
                       "mh_host_entry_points: NULL argument");
     ep_walk w = {host, mh_int_cstr(host, group), fn, ud, false};
     if (!w.group)
-        return mh_err(host, err, MH_ENOMEM, "out of memory");
+        return mh_err(host, err, MH_ENOMEM, "out of memory listing entry "
+                      "points of '%s'", group);
     mh_status rc = mh_discover(host, ep_one, &w, err);
     if (rc == MH_OK && w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing entry "

@@ -53,8 +53,10 @@ static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
  * opposed to a missing file, a busy database, memory or a cycle. */
 static bool own_fault(mh_status rc)
 {
+    /* Not MH_ELOAD: dlopen also fails for passing reasons (memory, a
+     * descriptor limit), and a missing library may be installed later. */
     return rc == MH_EFORMAT || rc == MH_EABI || rc == MH_EVERSION ||
-           rc == MH_ELOAD || rc == MH_ENODESC || rc == MH_EINIT;
+           rc == MH_ENODESC || rc == MH_EINIT;
 }
 
 static mh_status import_slow(mh_host *h, const char *name, size_t len,

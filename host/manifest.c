@@ -153,7 +153,8 @@ static mh_status parse_requires(const parse_ctx *p, const cJSON *arr,
         return bad(p, "'requires' has more than 1024 entries");
     m->req = n ? mh_mem_calloc(p->h, n, sizeof *m->req) : NULL;
     if (n && !m->req)
-        return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+        return mh_err(p->h, p->err, MH_ENOMEM, "out of memory reading the "
+                          "manifest of module '%s'", p->name);
     m->req_cap = n;
     size_t i = 0;
     for (const cJSON *j = arr->child; j; j = j->next, i++) {
@@ -170,7 +171,8 @@ static mh_status parse_requires(const parse_ctx *p, const cJSON *arr,
         m->req[m->nreq].constraint = mh_mem_strdup(p->h, c);
         m->nreq++;
         if (!m->req[m->nreq - 1].name || !m->req[m->nreq - 1].constraint)
-            return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+            return mh_err(p->h, p->err, MH_ENOMEM, "out of memory reading the "
+                          "manifest of module '%s'", p->name);
     }
     return MH_OK;
 }
@@ -187,7 +189,8 @@ static mh_status parse_provides(const parse_ctx *p, const cJSON *obj,
         return bad(p, "'provides' has more than 1024 groups");
     m->prov = n ? mh_mem_calloc(p->h, n, sizeof *m->prov) : NULL;
     if (n && !m->prov)
-        return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+        return mh_err(p->h, p->err, MH_ENOMEM, "out of memory reading the "
+                          "manifest of module '%s'", p->name);
     m->prov_cap = n;
     for (const cJSON *j = obj->child; j; j = j->next) {
         if (!j->string || !j->string[0] || !cJSON_IsString(j) ||
@@ -205,7 +208,8 @@ static mh_status parse_provides(const parse_ctx *p, const cJSON *obj,
         m->nprov++;
         if (!m->prov[m->nprov - 1].group ||
             !m->prov[m->nprov - 1].export_name)
-            return mh_err(p->h, p->err, MH_ENOMEM, "out of memory");
+            return mh_err(p->h, p->err, MH_ENOMEM, "out of memory reading the "
+                          "manifest of module '%s'", p->name);
     }
     return MH_OK;
 }
@@ -239,7 +243,8 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
     if ((version && !(m->version = mh_mem_strdup(h, version))) ||
         (desc && !(m->description = mh_mem_strdup(h, desc))) ||
         (host_req && !(m->host_req = mh_mem_strdup(h, host_req))))
-        return mh_err(h, p->err, MH_ENOMEM, "out of memory");
+        return mh_err(h, p->err, MH_ENOMEM, "out of memory reading the "
+                      "manifest of module '%s'", p->name);
     mh_status rc = parse_requires(
         p, cJSON_GetObjectItemCaseSensitive(root, "requires"), m);
     if (rc == MH_OK)
@@ -279,10 +284,12 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
     }
     mh_manifest *m = blank(h, name, source, where);
     mh_status rc = m ? fill(&p, root, m)
-                     : mh_err(h, err, MH_ENOMEM, "out of memory");
+                     : mh_err(h, err, MH_ENOMEM, "out of memory reading the "
+                              "manifest of module '%s'", name);
     char *text = rc == MH_OK ? cJSON_PrintUnformatted(root) : NULL;
     if (rc == MH_OK && (!text || !set_json(m, text)))
-        rc = mh_err(h, err, MH_ENOMEM, "out of memory");
+        rc = mh_err(h, err, MH_ENOMEM, "out of memory reading the manifest "
+                    "of module '%s'", name);
     cJSON_free(text);
     cJSON_Delete(root);
     if (rc != MH_OK) {
@@ -307,7 +314,8 @@ mh_status mh_manifest_set_abi(mh_manifest *m, int abi, mh_error **err)
         m->json = old; /* unchanged */
         m->json_size = old_size;
         cJSON_free(text);
-        return mh_err(h, err, MH_ENOMEM, "out of memory");
+        return mh_err(h, err, MH_ENOMEM, "out of memory reading the "
+                      "manifest of module '%s'", m->name);
     }
     cJSON_free(text);
     mh_mem_free(h, old, old_size);

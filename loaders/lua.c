@@ -405,7 +405,8 @@ static mh_status lua_get(mh_host *h, mh_lua **out, mh_error **err)
         if (!L) {
             mh_mem_free(h, lu, sizeof *lu);
             pthread_mutex_unlock(&h->lock);
-            return mh_err(h, err, MH_ENOMEM, "cannot create the Lua state");
+            return mh_err(h, err, MH_ENOMEM, "out of memory creating the "
+                          "Lua state");
         }
         pthread_mutex_init(&lu->gm, NULL);
         pthread_cond_init(&lu->gc, NULL);
@@ -688,25 +689,95 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     return MH_OK;
 }
 
+/* Every Lua call that may allocate runs protected: a memory error
+ * outside lua_pcall would reach the panic function, which aborts.  These
+ * helpers are those calls, each run with lua_pcall. */
+
+/* A new thread, anchored in the registry: its reference. */
+static int p_newthread(lua_State *L)
+{
+    lua_newthread(L);
+    lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+    return 1;
+}
+
+/* Run the chunk (1) with the module's name (2, light userdata). */
+static int p_runchunk(lua_State *L)
+{
+    const char *name = lua_touserdata(L, 2);
+    lua_settop(L, 1);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/* package.loaded[name (2)] = exports (1); the exports' reference. */
+static int p_publish(lua_State *L)
+{
+    const char *name = lua_touserdata(L, 2);
+    lua_settop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+    lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
+    return 1;
+}
+
+/* A run's own Lua thread (while its chunk waits in an import, other runs
+ * use the state), kept alive by a reference: *L and *ref, or MH_ENOMEM.
+ * GIL held. */
+static mh_status run_thread(mh_host *h, mh_lua *lu, lua_State **L, int *ref,
+                            const char *what, mh_error **err)
+{
+    lua_pushcfunction(lu->L, p_newthread);
+    if (lua_pcall(lu->L, 0, 1, 0) != LUA_OK) {
+        lua_pop(lu->L, 1);
+        return mh_err(h, err, MH_ENOMEM, "out of memory in Lua (%s)", what);
+    }
+    *ref = (int)lua_tointeger(lu->L, -1);
+    lua_pop(lu->L, 1);
+    lua_rawgeti(lu->L, LUA_REGISTRYINDEX, *ref);
+    *L = lua_tothread(lu->L, -1);
+    lua_pop(lu->L, 1);
+    return MH_OK;
+}
+
 mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                       mh_error **err)
 {
     mh_lua *lu = NULL;
-    mh_status rc = lua_get(h, &lu, err);
-    if (rc != MH_OK)
+    mh_error *le = NULL;
+    mh_status rc = lua_get(h, &lu, &le);
+    if (rc != MH_OK) {
+        rc = mh_err(h, err, rc, "module '%s' (%s): %s", mod->name,
+                    mod->origin, mh_error_message(le));
+        mh_error_free(le);
         return rc;
+    }
     gil_enter(lu);
-    /* This run gets a Lua thread of its own (kept alive by a reference):
-     * while its chunk waits in an import, other runs use the state. */
-    lua_State *L = lua_newthread(lu->L);
-    int tref = luaL_ref(lu->L, LUA_REGISTRYINDEX);
+    lua_State *L;
+    int tref;
+    char what[300];
+    snprintf(what, sizeof what, "loading module '%s'", mod->name);
+    rc = run_thread(h, lu, &L, &tref, what, err);
+    if (rc != MH_OK) {
+        gil_leave(lu);
+        return rc;
+    }
     int top = lua_gettop(L);
     lua_pushcfunction(L, traceback);
     rc = load_chunk(h, lu, L, mod, spec, err);
     if (rc == MH_OK) {
-        lua_pushstring(L, mod->name); /* ... = the module's name */
-        int cr = lua_pcall(L, 1, 1, top + 1);
-        if (cr != LUA_OK) {
+        /* [traceback, chunk] -> [traceback, p_runchunk, chunk, name] */
+        lua_pushcfunction(L, p_runchunk);
+        lua_insert(L, -2);
+        lua_pushlightuserdata(L, (void *)mod->name);
+        int cr = lua_pcall(L, 2, 1, top + 1);
+        if (cr == LUA_ERRMEM) {
+            rc = mh_err(h, err, MH_ENOMEM, "out of memory running module "
+                        "'%s' (%s)", mod->name, mod->origin);
+        } else if (cr != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
             rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) failed while "
                         "running: %s", mod->name, mod->origin,
@@ -717,12 +788,16 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                         luaL_typename(L, -1));
         } else {
             /* package.loaded agrees with the host's registry */
-            lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-            lua_pushvalue(L, -2);
-            lua_setfield(L, -2, mod->name);
-            lua_pop(L, 1);
-            mod->kind = MH_KIND_LUA;
-            mod->lua_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            lua_pushcfunction(L, p_publish);
+            lua_insert(L, -2);
+            lua_pushlightuserdata(L, (void *)mod->name);
+            if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+                rc = mh_err(h, err, MH_ENOMEM, "out of memory publishing "
+                            "module '%s' (%s)", mod->name, mod->origin);
+            } else {
+                mod->kind = MH_KIND_LUA;
+                mod->lua_ref = (int)lua_tointeger(L, -1);
+            }
         }
     }
     lua_settop(L, top);
@@ -904,8 +979,15 @@ mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
     call_job j = {mod, fn, args, NULL, MH_OK, ""};
     *result = NULL;
     gil_enter(lu);
-    lua_State *L = lua_newthread(lu->L); /* a thread per run, as above */
-    int tref = luaL_ref(lu->L, LUA_REGISTRYINDEX);
+    lua_State *L; /* a thread per run, as above */
+    int tref;
+    char what[300];
+    snprintf(what, sizeof what, "calling %s.%s", mod->name, fn);
+    mh_status trc = run_thread(h, lu, &L, &tref, what, err);
+    if (trc != MH_OK) {
+        gil_leave(lu);
+        return trc;
+    }
     int top = lua_gettop(L);
     lua_pushcfunction(L, call_body);
     lua_pushlightuserdata(L, &j);

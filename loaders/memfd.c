@@ -226,8 +226,14 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
         *dl_out = dl;
         return MH_OK;
     }
-    if (!why[0])
-        return mh_err_give(ferr, err);
+    if (!why[0]) {
+        mh_status rc = mh_err(h, err, mh_error_code(ferr), "cannot load "
+                              "module '%s' (%s) from memory (%s), nor from "
+                              "a private file: %s", mod->name, mod->origin,
+                              mwhy, mh_error_message(ferr));
+        mh_error_free(ferr);
+        return rc;
+    }
     mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
                           "%s (and from a private file: %s)", mod->name,
                           mod->origin, why, mh_error_message(ferr));

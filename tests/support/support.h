@@ -446,4 +446,75 @@ void disc_failures(mh_host *host, disc_fails *out);
 /* The failure of module name in f, or NULL. */
 const disc_fail *disc_fail_find(const disc_fails *f, const char *name);
 
+
+/* ------------------------------------------------------ fault injection */
+/* (tests/support/fault.c) */
+
+/* The site name the plan gives allocation requests. */
+#define FAULT_ALLOC "alloc"
+#define FAULT_SITES_MAX 24
+
+/*
+ * One fault plan for a host's two fault sources: mh_config.fault (system
+ * and library calls, by site: "open", "dlopen", "sqlite", ...) and
+ * mh_config.alloc (requests for memory, site FAULT_ALLOC).  Each call
+ * either hook sees is counted, in one sequence; fault_plan_arm starts
+ * the count afresh and makes the plan fail the fail_at-th counted call
+ * (once), or it and every later one (persistent).  With `only` set, only
+ * calls of that site are counted and failed.  Memory goes through the tracking allocator `mem`,
+ * whose outstanding/blocks tell a run's leaks.  Set it up with
+ *   fault_plan p;  fault_plan_init(&p);  fault_config(&cfg, &p);
+ * and free the host before fault_plan_destroy.
+ */
+typedef struct fault_plan {
+    pthread_mutex_t mu;
+    long fail_at;        /* counted call to fail; 0: never */
+    int once;
+    const char *only;    /* NULL: every site */
+    int record;          /* keep the site of every counted call (trace) */
+    size_t calls;        /* counted calls since the arming */
+    size_t injected;     /* faults injected since the arming */
+    char fired_site[32]; /* site of the first fault injected */
+    size_t nsites;
+    struct {
+        char site[32];
+        size_t calls, injected;
+    } sites[FAULT_SITES_MAX];
+    unsigned char *trace; /* with record: site slot of each counted call */
+    size_t trace_n, trace_cap;
+    alloc_tracker mem;
+} fault_plan;
+
+void fault_plan_init(fault_plan *p);
+void fault_plan_destroy(fault_plan *p);
+/* Start counting afresh (calls, injected, fired_site, trace) and fail
+ * the fail_at-th counted call (0: none), once or persistently, counting
+ * only site `only` (NULL: all). */
+void fault_plan_arm(fault_plan *p, long fail_at, int once, const char *only);
+void fault_plan_disarm(fault_plan *p);
+/* The hooks (ud = the plan). */
+int fault_site_fn(void *ud, const char *site);
+void *fault_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Point cfg's alloc and fault hooks at the plan. */
+void fault_config(mh_config *cfg, fault_plan *p);
+/* Calls seen of one site (counted or not). */
+size_t fault_site_calls(const fault_plan *p, const char *site);
+/* "alloc 120, opendir 1, open 2" -- every site seen, for messages. */
+const char *fault_sites_text(const fault_plan *p);
+/* With record: the site of the i-th counted call (0-based), or NULL. */
+const char *fault_trace_site(const fault_plan *p, size_t i);
+
+/* Open descriptors of this process, and their targets (for messages). */
+size_t fault_fd_count(void);
+const char *fault_fd_list(void);
+/* memfds open or mapped in this process. */
+size_t fault_memfd_count(void);
+/* Files in a cache directory that no finished run may leave (temporary
+ * or journal files, files in the private native/ directory), one an
+ * indented line; NULL when there are none or the directory is absent. */
+const char *fault_cache_leftovers(const char *cache_dir);
+/* rm -rf dir (absent is fine), and cp -a from to (to must not exist). */
+void fault_rm_tree(const char *dir);
+void fault_copy_tree(const char *from, const char *to);
+
 #endif /* MODHOST_TEST_SUPPORT_H */
