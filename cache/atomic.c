@@ -5,6 +5,7 @@
 #include "host/internal.h"
 #include "cache/atomic.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int mkdirs(char *dir)
@@ -70,6 +72,7 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
         fsync(dfd);
         close(dfd);
     }
+    mh_atw_sweep(dir, ".tmp-"); /* what killed writers left */
     return MH_OK;
 }
 
@@ -124,4 +127,23 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
     *out = buf;
     *len = n;
     return MH_OK;
+}
+
+void mh_atw_sweep(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir[0] ? dir : "/");
+    if (!d)
+        return;
+    time_t now = time(NULL);
+    size_t n = strlen(prefix);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (strncmp(de->d_name, prefix, n) != 0 ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode) || now - st.st_mtime < MH_ATW_STALE_S)
+            continue;
+        unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
 }

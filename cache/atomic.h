@@ -28,4 +28,10 @@ mh_status mh_atw_read(struct mh_host *h, const char *path, size_t max,
 mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,
                            unsigned char **out, size_t *len, mh_error **err);
 
+/* Remove the temporary files a writer killed mid-way left in dir: regular
+ * files named prefix* and older than MH_ATW_STALE_S (a live writer's are
+ * younger).  Nothing ever reads them; this keeps them from piling up. */
+#define MH_ATW_STALE_S 600
+void mh_atw_sweep(const char *dir, const char *prefix);
+
 #endif /* MH_CACHE_ATOMIC_H */

@@ -10,6 +10,7 @@
 #include "host/internal.h"
 #include "host/secure.h"
 #include "cache/discovery.h"
+#include "cache/atomic.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -66,6 +67,14 @@ static int fresh(mh_host *h, const char *path)
         rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     int crc = sqlite3_close(db);
     if (rc == SQLITE_OK && crc == SQLITE_OK && rename(tmp, path) == 0) {
+        char dir[PATH_MAX], prefix[64];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(prefix, sizeof prefix, "%s.tmp-", MH_DX_FILE);
+            mh_atw_sweep(dir, prefix); /* killed rebuilds' leftovers */
+        }
         MH_TRACE(h, "discovery index: new %s", path);
         return 0;
     }

@@ -19,6 +19,7 @@
 #include "host/internal.h"
 #include "finders/sqlar.h"
 #include "finders/tree.h"
+#include "cache/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -285,8 +286,14 @@ rollback:
 /* A new database: built aside, then linked into place. */
 static mh_status write_new(pack *p, const char *db)
 {
-    char tmp[PATH_MAX];
+    char tmp[PATH_MAX], dir[PATH_MAX], prefix[NAME_MAX + 8];
     unsigned char rnd[6];
+    /* Leftovers of packs killed before they linked their database. */
+    const char *slash = strrchr(db, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - db) : 1,
+             slash ? db : ".");
+    snprintf(prefix, sizeof prefix, "%s.tmp-", slash ? slash + 1 : db);
+    mh_atw_sweep(slash == db ? "/" : dir, prefix);
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
         return mh_err(NULL, p->err, MH_EIO, "no random bytes: %s",
                       strerror(errno));
