@@ -102,12 +102,19 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
     if (src->bytes) { /* hash mode: the bytes are in hand */
         current = memcmp(hd.source_sha, src->sha, 32) == 0;
     } else {
-        long long age = (hd.recorded_sec - hd.mtime_sec) * 1000000000LL +
-                        (hd.recorded_nsec - hd.mtime_nsec);
         current = hd.mode == MH_BC_STAT && hd.mtime_sec == src->mtime_sec &&
                   hd.mtime_nsec == src->mtime_nsec && hd.size == src->size &&
                   hd.ino == src->ino;
-        if (current && age < BC_UNSURE_NS) {
+        /* The header is the file's word: times that overflow are unsure. */
+        long long ds, age;
+        bool odd = __builtin_sub_overflow((long long)hd.recorded_sec,
+                                          (long long)hd.mtime_sec, &ds) ||
+                   __builtin_mul_overflow(ds, 1000000000LL, &age) ||
+                   __builtin_add_overflow(age,
+                                          (long long)hd.recorded_nsec -
+                                              (long long)hd.mtime_nsec,
+                                          &age);
+        if (current && (odd || age < BC_UNSURE_NS)) {
             r = MH_BC_UNSURE; /* the caller hashes the source and retries */
             goto out;
         }

@@ -89,15 +89,22 @@ static int ours(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
     int ok = 0;
+    /* Ours: our ids, and exactly one thing besides the primary key's
+     * index -- the table "modules".  A view or trigger (which could run
+     * without end, or write) means the file is not one we made. */
     if (sqlite3_prepare_v2(db, "SELECT (SELECT application_id FROM "
                            "pragma_application_id), (SELECT user_version "
                            "FROM pragma_user_version), (SELECT count(*) FROM "
-                           "sqlite_schema WHERE name = 'modules')", -1, &st,
-                           NULL) == SQLITE_OK &&
+                           "sqlite_schema WHERE name = 'modules' AND "
+                           "type = 'table'), (SELECT count(*) FROM "
+                           "sqlite_schema WHERE type NOT IN ('table', "
+                           "'index') OR (type = 'table' AND name <> "
+                           "'modules'))", -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         ok = sqlite3_column_int(st, 0) == MH_DX_APP_ID &&
              sqlite3_column_int(st, 1) == MH_DX_FORMAT &&
-             sqlite3_column_int(st, 2) == 1;
+             sqlite3_column_int(st, 2) == 1 &&
+             sqlite3_column_int(st, 3) == 0;
     sqlite3_finalize(st);
     return ok;
 }

@@ -166,6 +166,9 @@ int mh_chain_loading(const char *entry);
  * over may succeed later, so its failure is not kept. */
 void mh_chain_pass_over(void);
 unsigned long mh_chain_passed_over(void);
+/* Is this thread inside a finder plugin's import?  Only a failure there
+ * can be undone by the outer import; the outermost one is final. */
+bool mh_chain_nested(void);
 
 /* The built-in finder classes. */
 extern const mh_finder_class mh_fsf_class;

@@ -353,6 +353,11 @@ unsigned long mh_chain_passed_over(void)
     return passed_over;
 }
 
+bool mh_chain_nested(void)
+{
+    return nloading > 0;
+}
+
 int mh_chain_loading(const char *entry)
 {
     char modname[64];

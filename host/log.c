@@ -38,24 +38,26 @@ void mh_vlog(mh_host *h, mh_log_level level, const char *fmt, va_list ap)
     if ((size_t)n >= sizeof line) /* mark the cut */
         snprintf(line + sizeof line - 4, 4, "...");
     /* The hook gets one line: a multi-line message (a not-found list)
-     * has its line breaks and indents folded into "; ". */
+     * has its line breaks and indents folded into "; ".  That can make
+     * it longer ("\n" -> "; "), so it goes into a buffer of its own. */
+    char out[2 * sizeof line];
     size_t o = 0;
-    for (size_t i = 0; line[i]; i++) {
+    for (size_t i = 0; line[i] && o + 2 < sizeof out; i++) {
         if (line[i] != '\n') {
-            line[o++] = line[i];
+            out[o++] = line[i];
             continue;
         }
         while (line[i + 1] == ' ')
             i++;
-        if (o > 0 && line[o - 1] == ':')
-            line[o++] = ' ';
+        if (o > 0 && out[o - 1] == ':')
+            out[o++] = ' ';
         else if (line[i + 1]) {
-            line[o++] = ';';
-            line[o++] = ' ';
+            out[o++] = ';';
+            out[o++] = ' ';
         }
     }
-    line[o] = '\0';
-    h->log(h->log_ud, level, line);
+    out[o] = '\0';
+    h->log(h->log_ud, level, out);
 }
 
 void mh_log(mh_host *h, mh_log_level level, const char *fmt, ...)

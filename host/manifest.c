@@ -220,6 +220,15 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
     const char *version, *desc, *host_req, *mname;
     if (!cJSON_IsObject(root))
         return bad(p, "it is not a JSON object");
+    /* One meaning per field: a key given twice is refused, not guessed. */
+    if (cJSON_GetArraySize(root) > 256)
+        return bad(p, "it has more than 256 fields");
+    for (const cJSON *a = root->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (a->string && b->string && strcmp(a->string, b->string) == 0)
+                return mh_err(h, p->err, MH_EFORMAT, "manifest of module "
+                              "'%s' (%s): '%s' is given twice", p->name,
+                              p->where, a->string);
     if (!opt_string(root, "name", &mname))
         return bad(p, "'name' must be a string");
     if (mname && mh_name_check(mname, NULL) != MH_OK)
@@ -304,7 +313,8 @@ mh_status mh_manifest_set_abi(mh_manifest *m, int abi, mh_error **err)
 {
     mh_host *h = m->host;
     cJSON *root = cJSON_Parse(m->json);
-    cJSON_DeleteItemFromObjectCaseSensitive(root, "abi");
+    while (cJSON_GetObjectItemCaseSensitive(root, "abi")) /* every one */
+        cJSON_DeleteItemFromObjectCaseSensitive(root, "abi");
     char *text = root && cJSON_AddNumberToObject(root, "abi", abi)
                      ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);

@@ -368,7 +368,8 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
             unsigned long passed = mh_chain_passed_over();
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
             if (rc == MH_ECYCLE ||
-                (rc != MH_OK && mh_chain_passed_over() != passed)) {
+                (rc != MH_OK && mh_chain_passed_over() != passed &&
+                 mh_chain_nested())) {
                 /* The plugin is on its way, or the walk that looked for it
                  * passed over entries still waiting for theirs (it may be
                  * in one): not settled, tried again next time. */

@@ -1,0 +1,135 @@
+/*
+ * tests/fuzz/fuzz_bytecode.c -- the Lua bytecode cache file reader
+ * (cache/bytecode.c, mh_bc_load): header, hash check, freshness rules.
+ *
+ * The input is written as a cache file and loaded against several
+ * sources: fixed ones, and ones made from the input's own header fields
+ * (so the fuzzer gets past the freshness checks to the age and hit
+ * paths; the offsets are those of bc_header on LP64, see
+ * cache/bytecode.c -- if that layout changes the target still runs, it
+ * only reaches less).  A hit must hand back exactly the bytes after the
+ * header.  Then the input is stored as bytecode (mh_bc_store) and must
+ * load back identical, by hash and by stat.
+ */
+#include "fuzz.h"
+#include "cache/bytecode.h"
+#include "host/internal.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HDR_SIZE 144     /* sizeof(bc_header) on LP64 */
+#define OFF_SOURCE_SHA 24
+#define OFF_MTIME 56     /* mtime_sec, mtime_nsec, size, ino: 8 bytes each */
+#define OFF_RECORDED 88  /* recorded_sec, recorded_nsec */
+
+static uint64_t u64_at(const uint8_t *d, size_t off)
+{
+    uint64_t v;
+    memcpy(&v, d + off, 8);
+    return v;
+}
+
+/* "bytecode-age-overflow": mh_bc_load computes the entry's age,
+ * (recorded_sec - mtime_sec) * 1e9 + (recorded_nsec - mtime_nsec), in
+ * signed 64 bits for every stat-mode lookup, and it overflows when the
+ * two times are more than ~292 years apart (a source dated 2400 is
+ * enough).  True when this file's header would do that. */
+static int age_overflows(const uint8_t *d, size_t size)
+{
+    if (size < HDR_SIZE)
+        return 0;
+    int64_t ms = (int64_t)u64_at(d, OFF_MTIME);
+    int64_t mn = (int64_t)u64_at(d, OFF_MTIME + 8);
+    int64_t rs = (int64_t)u64_at(d, OFF_RECORDED);
+    int64_t rn = (int64_t)u64_at(d, OFF_RECORDED + 8);
+    int64_t ds, dn, x;
+    return __builtin_sub_overflow(rs, ms, &ds) ||
+           __builtin_mul_overflow(ds, (int64_t)1000000000, &x) ||
+           __builtin_sub_overflow(rn, mn, &dn) ||
+           __builtin_add_overflow(x, dn, &x);
+}
+
+static void load(mh_host *h, const char *path, const mh_bc_source *src,
+                 const uint8_t *data, size_t size)
+{
+    unsigned char *bc = NULL;
+    size_t bc_len = 0;
+    mh_bc_result r = mh_bc_load(h, path, src, &bc, &bc_len);
+    FZ_CHECK(r == MH_BC_HIT || r == MH_BC_ABSENT || r == MH_BC_STALE ||
+                 r == MH_BC_UNSURE,
+             "result %d", (int)r);
+    FZ_CHECK((r == MH_BC_HIT) == (bc != NULL), "bytecode %p for result %d",
+             (void *)bc, (int)r);
+    if (r == MH_BC_UNSURE)
+        FZ_CHECK(!src->bytes, "unsure in hash mode");
+    if (bc) {
+        FZ_CHECK(size >= HDR_SIZE && bc_len == size - HDR_SIZE &&
+                     memcmp(bc, data + HDR_SIZE, bc_len) == 0,
+                 "a hit of %zu bytes from a %zu-byte file", bc_len, size);
+        mh_mem_free(h, bc, bc_len);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_alloc a;
+    mh_host *h = fz_host_new(NULL, 0, NULL, &a);
+    FZ_CHECK(h != NULL, "host");
+    char path[4096];
+    snprintf(path, sizeof path, "%s", fz_path("cache/lua/fuzz.mhc"));
+    fz_empty_dir(fz_path("cache/lua"));
+    fz_write_file(path, data, size);
+
+    static const char source[] = "return {answer = 42}\n";
+    mh_bc_source by_hash = {.bytes = source};
+    mh_bc_source_hash(source, sizeof source - 1, by_hash.sha);
+    by_hash.size = sizeof source - 1;
+    load(h, path, &by_hash, data, size);
+
+    mh_bc_source by_stat = {.mtime_sec = 1700000000, .size = 21, .ino = 2};
+    bool stat_mode = !(fz_known("bytecode-age-overflow") &&
+                       age_overflows(data, size));
+    if (stat_mode)
+        load(h, path, &by_stat, data, size);
+
+    if (size >= HDR_SIZE) { /* sources the file says it is current for */
+        mh_bc_source own_hash = {.bytes = source};
+        memcpy(own_hash.sha, data + OFF_SOURCE_SHA, 32);
+        load(h, path, &own_hash, data, size);
+        mh_bc_source own_stat = {
+            .mtime_sec = (int64_t)u64_at(data, OFF_MTIME),
+            .mtime_nsec = (int64_t)u64_at(data, OFF_MTIME + 8),
+            .size = u64_at(data, OFF_MTIME + 16),
+            .ino = u64_at(data, OFF_MTIME + 24)};
+        if (stat_mode)
+            load(h, path, &own_stat, data, size);
+    }
+
+    /* Written by the host, read back the same. */
+    char out[4096];
+    snprintf(out, sizeof out, "%s", fz_path("cache/lua/stored.mhc"));
+    mh_error *err = NULL;
+    FZ_CHECK(mh_bc_store(h, out, &by_hash, by_hash.sha, data, size, &err) ==
+                 MH_OK,
+             "store: %s", mh_error_message(err));
+    unsigned char *bc = NULL;
+    size_t bc_len = 0;
+    FZ_CHECK(mh_bc_load(h, out, &by_hash, &bc, &bc_len) == MH_BC_HIT &&
+                 bc_len == size && (!size || memcmp(bc, data, size) == 0),
+             "stored by hash, not loaded back");
+    mh_mem_free(h, bc, bc_len);
+    /* By stat, with an mtime long before now: a sure hit. */
+    FZ_CHECK(mh_bc_store(h, out, &by_stat, by_hash.sha, data, size, &err) ==
+                 MH_OK,
+             "store: %s", mh_error_message(err));
+    bc = NULL;
+    FZ_CHECK(mh_bc_load(h, out, &by_stat, &bc, &bc_len) == MH_BC_HIT &&
+                 bc_len == size && (!size || memcmp(bc, data, size) == 0),
+             "stored by stat, not loaded back");
+    mh_mem_free(h, bc, bc_len);
+
+    fz_host_free(h, &a);
+    return 0;
+}
