@@ -139,9 +139,19 @@ void mh_atw_sweep(const char *dir, const char *prefix)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         struct stat st;
-        if (strncmp(de->d_name, prefix, n) != 0 ||
+        /* Only names we make: the prefix, then a random tail of hex digits
+         * and dashes, maybe a SQLite journal's suffix; and only files of
+         * ours. */
+        const char *tail = de->d_name + n;
+        size_t t = strncmp(de->d_name, prefix, n) == 0
+                       ? strspn(tail, "0123456789abcdef-") : 0;
+        bool ours = t >= 6 && (tail[t] == '\0' ||
+                               strcmp(tail + t, "journal") == 0 ||
+                               strcmp(tail + t, "wal") == 0);
+        if (!ours ||
             fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISREG(st.st_mode) || now - st.st_mtime < MH_ATW_STALE_S)
+            !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+            now - st.st_mtime < MH_ATW_STALE_S)
             continue;
         unlinkat(dirfd(d), de->d_name, 0);
     }

@@ -106,14 +106,13 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
                   hd.mtime_nsec == src->mtime_nsec && hd.size == src->size &&
                   hd.ino == src->ino;
         /* The header is the file's word: times that overflow are unsure. */
-        long long ds, age;
+        long long ds, dn, age;
         bool odd = __builtin_sub_overflow((long long)hd.recorded_sec,
                                           (long long)hd.mtime_sec, &ds) ||
+                   __builtin_sub_overflow((long long)hd.recorded_nsec,
+                                          (long long)hd.mtime_nsec, &dn) ||
                    __builtin_mul_overflow(ds, 1000000000LL, &age) ||
-                   __builtin_add_overflow(age,
-                                          (long long)hd.recorded_nsec -
-                                              (long long)hd.mtime_nsec,
-                                          &age);
+                   __builtin_add_overflow(age, dn, &age);
         if (current && (odd || age < BC_UNSURE_NS)) {
             r = MH_BC_UNSURE; /* the caller hashes the source and retries */
             goto out;

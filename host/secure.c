@@ -47,8 +47,10 @@ static const char *ancestor_problem(const struct stat *st, uid_t me)
         return "it is not a directory";
     if (st->st_uid != 0 && st->st_uid != me)
         return "it is owned by another user";
-    if ((st->st_mode & (S_IWGRP | S_IWOTH)) && !(st->st_mode & S_ISVTX))
-        return "it is writable by group or others and not sticky";
+    if ((st->st_mode & (S_IWGRP | S_IWOTH)) &&
+        !((st->st_mode & S_ISVTX) && st->st_uid == 0))
+        return "it is writable by group or others and not a root-owned "
+               "sticky directory";
     return NULL;
 }
 

@@ -32,6 +32,8 @@
 #include "loaders/loader.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
+#include <sys/auxv.h>
 #include <errno.h>
 #include <unistd.h>
 #include <dlfcn.h>
@@ -274,6 +276,43 @@ static int open_modhost(lua_State *L)
 /* Lua's own loading functions, in text mode only: Lua does not verify
  * bytecode, so no path -- package.path, load, loadfile, dofile -- may hand
  * it a binary chunk. */
+static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
+                         mh_blob *out, mh_error **err);
+
+#define HOST_KEY "modhost.host"
+
+/* luaL_loadfilex(file, "t") with the rules for code files: the file is
+ * opened through checked directories (host/secure.c) and read from that
+ * descriptor.  file NULL is standard input, as in Lua. */
+static int checked_loadfile(lua_State *L, const char *file)
+{
+    if (!file)
+        return luaL_loadfilex(L, NULL, "t");
+    lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+    mh_host *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    int fd = -1;
+    mh_error *e = NULL;
+    mh_blob b = {0};
+    mh_status rc = mh_sec_open_code(h, file, &fd, &e);
+    if (rc == MH_OK)
+        rc = fd_blob(h, fd, file, h->max_module_size, &b, &e);
+    if (fd >= 0)
+        close(fd);
+    if (rc != MH_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", mh_error_message(e));
+        mh_error_free(e);
+        lua_pushstring(L, msg);
+        return LUA_ERRFILE;
+    }
+    char chunkname[PATH_MAX + 2];
+    snprintf(chunkname, sizeof chunkname, "@%s", file);
+    int st = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname, "t");
+    mh_blob_free(h, &b);
+    return st;
+}
+
 static int text_searcher(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -290,7 +329,7 @@ static int text_searcher(lua_State *L)
     if (lua_isnil(L, -2))
         return 1; /* the "no file ..." list */
     const char *file = lua_tostring(L, -2);
-    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+    if (checked_loadfile(L, file) != LUA_OK)
         return luaL_error(L, "error loading module '%s' from file '%s':\n\t%s",
                           name, file, lua_tostring(L, -1));
     lua_pushstring(L, file);
@@ -319,7 +358,7 @@ static int text_loadfile(lua_State *L)
 {
     const char *file = luaL_optstring(L, 1, NULL);
     int env = !lua_isnone(L, 3) ? 3 : 0;
-    if (luaL_loadfilex(L, file, "t") != LUA_OK) {
+    if (checked_loadfile(L, file) != LUA_OK) {
         lua_pushnil(L);
         lua_insert(L, -2);
         return 2;
@@ -336,15 +375,64 @@ static int text_dofile(lua_State *L)
 {
     const char *file = luaL_optstring(L, 1, NULL);
     lua_settop(L, 1);
-    if (luaL_loadfilex(L, file, "t") != LUA_OK)
+    if (checked_loadfile(L, file) != LUA_OK)
         return lua_error(L);
     lua_call(L, 0, LUA_MULTRET);
     return lua_gettop(L) - 1;
 }
 
+/* Lua's C searchers, with the rules for code files first: the file the
+ * searcher would open (package.searchpath of the name, or of its root
+ * for the all-in-one searcher) must pass them.  (Between this check and
+ * Lua's own dlopen by path a swap is still possible: C modules found
+ * through package.cpath are the system's, not modhost's.) */
+static int checked_csearcher(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    int root = (int)lua_tointeger(L, lua_upvalueindex(2));
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "searchpath");
+    if (root) {
+        const char *dot = strchr(name, '.');
+        lua_pushlstring(L, name, dot ? (size_t)(dot - name) : strlen(name));
+    } else {
+        lua_pushstring(L, name);
+    }
+    lua_getfield(L, -3, "cpath");
+    lua_call(L, 2, 2);
+    const char *file = lua_tostring(L, -2);
+    if (file) {
+        lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+        mh_host *h = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+        mh_error *e = NULL;
+        if (mh_sec_code_file(h, file, &e) != MH_OK) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "\n\trefused %s: %s", file,
+                     mh_error_message(e));
+            mh_error_free(e);
+            lua_pushstring(L, msg);
+            return 1;
+        }
+    }
+    lua_settop(L, 2); /* name, extra */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
 static int open_libs(lua_State *L)
 {
     mh_host *h = lua_touserdata(L, 1);
+    lua_pushlightuserdata(L, h);
+    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+    /* LUA_PATH and LUA_CPATH are the environment too: ignored with -E and
+     * in privileged processes, as MODHOST_* are. */
+    if ((h->flags & MH_CONFIG_ISOLATED) || getauxval(AT_SECURE)) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
+    }
     luaL_openlibs(L);
     lua_getglobal(L, "load");
     lua_pushcclosure(L, text_load, 1);
@@ -377,6 +465,16 @@ static int open_libs(lua_State *L)
     lua_pushlightuserdata(L, h);
     lua_pushcclosure(L, host_searcher, 1);
     lua_rawseti(L, -2, 2);
+    for (lua_Integer i = 4; i <= 5; i++) { /* Lua's C and Croot searchers */
+        lua_rawgeti(L, -1, i);
+        if (!lua_isfunction(L, -1)) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushinteger(L, i == 5);
+        lua_pushcclosure(L, checked_csearcher, 2);
+        lua_rawseti(L, -2, i);
+    }
     lua_pop(L, 2);
     return 0;
 }
@@ -598,7 +696,8 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         mh_blob_free(h, &b);
         if (lr == LUA_OK)
             return MH_OK;
-        rc = mh_err(h, err, MH_EFORMAT, "module '%s' (%s): %s", mod->name,
+        rc = mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
+                    "module '%s' (%s): %s", mod->name,
                     mod->origin, lua_tostring(L, -1));
         lua_pop(L, 1);
         return rc;
@@ -655,8 +754,9 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
             return MH_OK;
         }
         lua_pop(L, 1);
-        return mh_err(h, err, MH_EFORMAT, "module '%s': cached bytecode %s "
-                      "was refused by Lua", mod->name, cpath);
+        return mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
+                      "module '%s': cached bytecode %s was refused by Lua",
+                      mod->name, cpath);
     }
 
     /* Compile, in text mode only. */
@@ -774,7 +874,7 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
         lua_insert(L, -2);
         lua_pushlightuserdata(L, (void *)mod->name);
         int cr = lua_pcall(L, 2, 1, top + 1);
-        if (cr == LUA_ERRMEM) {
+        if (cr == LUA_ERRMEM || cr == LUA_ERRERR) {
             rc = mh_err(h, err, MH_ENOMEM, "out of memory running module "
                         "'%s' (%s)", mod->name, mod->origin);
         } else if (cr != LUA_OK) {

@@ -335,3 +335,58 @@ TEST(host_free_runs_c_module_gc_before_unmap)
     ASSERT_TRUE(file_exists(mark));
     ASSERT_EQ_STR(file_read(mark), "gc\n");
 }
+
+/* ------------------------- package.path and cpath under the code rules */
+
+static const char *const REQ_ZZ =
+    "local ok, e = pcall(require, 'zz')\n"
+    "return {why = function() return tostring(e) end,\n"
+    "        ok = function() return ok end}\n";
+
+/* A world-writable directory on LUA_PATH holding zz.lua, whose chunk
+ * would leave a marker file if it ever ran. */
+static const char *evil_lua_dir(const char **marker)
+{
+    const char *evil = tmp_mkdir("evil");
+    *marker = tmp_path("evil-ran");
+    file_write(str_fmt("%s/zz.lua", evil),
+               str_fmt("io.open('%s', 'w'):close() return {}", *marker));
+    if (chmod(evil, 0777) != 0)
+        FAIL("chmod %s", evil);
+    return evil;
+}
+
+TEST(lua_path_from_env_ignored_when_isolated)
+{
+    const char *marker;
+    const char *evil = evil_lua_dir(&marker);
+    env_set("LUA_PATH_5_4", str_fmt("%s/?.lua", evil));
+    lua_write("E/req.lua", REQ_ZZ);
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = import_ok(host, "req");
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "false");
+    ASSERT_CONTAINS(call_ok(mod, "why", NULL), "not found");
+    ASSERT_NOT_CONTAINS(call_ok(mod, "why", NULL), evil);
+    ASSERT_FALSE(file_exists(marker));
+    mh_host_free(host);
+}
+
+TEST(package_path_file_in_writable_dir_refused)
+{
+    const char *marker;
+    const char *evil = evil_lua_dir(&marker);
+    env_set("LUA_PATH_5_4", str_fmt("%s/?.lua", evil));
+    lua_write("E/req.lua", REQ_ZZ);
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH; /* not isolated: LUA_PATH read */
+    cfg.path = tmp_path("E");
+    cfg.cache_dir = tmp_path("cache");
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod = import_ok(host, "req");
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "false");
+    ASSERT_CONTAINS(call_ok(mod, "why", NULL), "refusing to load code");
+    ASSERT_CONTAINS(call_ok(mod, "why", NULL), evil);
+    ASSERT_FALSE(file_exists(marker));
+    mh_host_free(host);
+}
