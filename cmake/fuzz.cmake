@@ -90,7 +90,7 @@ foreach(src ${MH_FUZZ_TARGET_SOURCES})
   endif()
   if(MODHOST_FUZZ)
     # libFuzzer runs the inputs and stops; it writes nothing back.
-    add_test(NAME fuzz.${name} COMMAND ${exe} -runs=0 ${inputs})
+    add_test(NAME fuzz.${name} COMMAND ${exe} -runs=0 -timeout=10 ${inputs})
   else()
     add_test(NAME fuzz.${name} COMMAND ${exe} ${inputs})
   endif()

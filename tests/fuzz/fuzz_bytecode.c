@@ -15,40 +15,18 @@
 #include "cache/bytecode.h"
 #include "host/internal.h"
 
-#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #define HDR_SIZE 144     /* sizeof(bc_header) on LP64 */
 #define OFF_SOURCE_SHA 24
 #define OFF_MTIME 56     /* mtime_sec, mtime_nsec, size, ino: 8 bytes each */
-#define OFF_RECORDED 88  /* recorded_sec, recorded_nsec */
 
 static uint64_t u64_at(const uint8_t *d, size_t off)
 {
     uint64_t v;
     memcpy(&v, d + off, 8);
     return v;
-}
-
-/* "bytecode-age-overflow": mh_bc_load computes the entry's age,
- * (recorded_sec - mtime_sec) * 1e9 + (recorded_nsec - mtime_nsec), in
- * signed 64 bits for every stat-mode lookup, and it overflows when the
- * two times are more than ~292 years apart (a source dated 2400 is
- * enough).  True when this file's header would do that. */
-static int age_overflows(const uint8_t *d, size_t size)
-{
-    if (size < HDR_SIZE)
-        return 0;
-    int64_t ms = (int64_t)u64_at(d, OFF_MTIME);
-    int64_t mn = (int64_t)u64_at(d, OFF_MTIME + 8);
-    int64_t rs = (int64_t)u64_at(d, OFF_RECORDED);
-    int64_t rn = (int64_t)u64_at(d, OFF_RECORDED + 8);
-    int64_t ds, dn, x;
-    return __builtin_sub_overflow(rs, ms, &ds) ||
-           __builtin_mul_overflow(ds, (int64_t)1000000000, &x) ||
-           __builtin_sub_overflow(rn, mn, &dn) ||
-           __builtin_add_overflow(x, dn, &x);
 }
 
 static void load(mh_host *h, const char *path, const mh_bc_source *src,
@@ -89,10 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     load(h, path, &by_hash, data, size);
 
     mh_bc_source by_stat = {.mtime_sec = 1700000000, .size = 21, .ino = 2};
-    bool stat_mode = !(fz_known("bytecode-age-overflow") &&
-                       age_overflows(data, size));
-    if (stat_mode)
-        load(h, path, &by_stat, data, size);
+    load(h, path, &by_stat, data, size);
 
     if (size >= HDR_SIZE) { /* sources the file says it is current for */
         mh_bc_source own_hash = {.bytes = source};
@@ -103,8 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .mtime_nsec = (int64_t)u64_at(data, OFF_MTIME + 8),
             .size = u64_at(data, OFF_MTIME + 16),
             .ino = u64_at(data, OFF_MTIME + 24)};
-        if (stat_mode)
-            load(h, path, &own_stat, data, size);
+        load(h, path, &own_stat, data, size);
     }
 
     /* Written by the host, read back the same. */
