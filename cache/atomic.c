@@ -118,7 +118,7 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
         close(fd);
         return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", path);
     }
-    size_t got = mh_io_read_all(fd, buf, n);
+    size_t got = mh_fault(h, "read") ? 0 : mh_io_read_all(fd, buf, n);
     close(fd);
     if (got != n) {
         mh_mem_free(h, buf, n ? n : 1);

@@ -55,6 +55,12 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
             return mh_err(h, err, MH_EIO, "module '%s': cannot read its "
                           "metadata: %s: %s", name, f->file, strerror(e));
         }
+        if (mh_fault(h, "read")) {
+            if (fd != f->fd)
+                close(fd);
+            return mh_err(h, err, MH_EIO, "module '%s': cannot read its "
+                          "metadata: %s: %s", name, f->file, strerror(EIO));
+        }
         why = S_ISREG(st.st_mode)
                   ? mh_elf_note_fd(h, fd, (uint64_t)st.st_size, note)
                   : "it is not a regular file";

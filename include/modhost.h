@@ -135,9 +135,10 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 /*
  * Fault hook, for tests (as SQLite's and curl's fault loops): called
  * before each system or library call the host makes that can fail, with
- * the call's site -- "open", "opendir", "write", "fsync", "rename",
- * "memfd", "dlopen", "sqlite", "curl" -- and, when it returns non-zero,
- * the call fails as the real one would (EIO, or the library's error).
+ * the call's site -- "open", "opendir", "read", "write", "fsync",
+ * "rename", "memfd", "dlopen", "sqlite", "curl" -- and, when it returns
+ * non-zero, the call fails as the real one would (EIO, or the library's
+ * error).
  * Memory faults come from the allocator hook.  Thread-safe if the host is
  * used from several threads.
  */

@@ -630,7 +630,7 @@ static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
     if (!out->data)
         return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", path);
     out->size = n ? n : 1;
-    out->len = mh_io_pread_all(fd, out->data, n, 0);
+    out->len = mh_fault(h, "read") ? 0 : mh_io_pread_all(fd, out->data, n, 0);
     if (out->len != n) {
         mh_blob_free(h, out);
         return mh_err(h, err, MH_EIO, "cannot read %s: it changed while "
@@ -1094,7 +1094,9 @@ mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
     int rc = lua_pcall(L, 1, 0, 0);
     mh_status st = MH_OK;
     if (rc != LUA_OK) {
-        const char *msg = lua_tostring(L, -1);
+        /* A string only: converting a number would allocate, unprotected. */
+        const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                        : NULL;
         st = mh_err(h, err, rc == LUA_ERRMEM ? MH_ENOMEM : MH_ECALL,
                     "%s.%s (%s) raised an error: %s", mod->name, fn,
                     mod->origin, msg ? msg : "(no message)");
