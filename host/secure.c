@@ -7,8 +7,9 @@
  * goes down the real path one component at a time with O_NOFOLLOW, so
  * what is checked is what is there, not what a link pointed to a moment
  * before.  The rule for ancestors is the one sudo applies to its plugins:
- * owned by root or by us, and writable by nobody else unless sticky (a
- * sticky directory such as /tmp lets nobody else rename our entries).
+ * owned by root or by us, and writable by nobody else unless a root-owned
+ * sticky directory (such as /tmp, where nobody else may rename our
+ * entries).
  */
 #include "host/internal.h"
 #include "host/secure.h"

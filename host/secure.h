@@ -27,9 +27,9 @@ mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
 /*
  * May code be loaded from directory `dir`?  The same walk, every directory
  * of its real path taken as an ancestor: owned by root or us, writable by
- * nobody else unless sticky.  Directories that passed are remembered until
- * mh_sec_forget (mh_invalidate_caches).  Always MH_OK with
- * MH_CONFIG_INSECURE_FILES.
+ * nobody else unless root-owned and sticky.  Directories that passed are
+ * remembered until mh_sec_forget (mh_invalidate_caches).  Always MH_OK
+ * with MH_CONFIG_INSECURE_FILES.
  */
 mh_status mh_sec_code_dir(struct mh_host *h, const char *dir, mh_error **err);
 
@@ -38,7 +38,7 @@ mh_status mh_sec_code_dir(struct mh_host *h, const char *dir, mh_error **err);
  * them) so that it may be loaded: each directory of its real path opened
  * from the one above without following links and checked on that
  * descriptor (owned by root or us, writable by nobody else unless
- * sticky), then the file itself opened from the last one and checked (a
+ * root-owned and sticky), then the file itself opened from the last one and checked (a
  * regular file owned by root or us, writable by nobody else).  MH_OK with
  * *fd, to be read or mapped; else MH_EPATH naming the file or directory,
  * its mode and owner, and the way out.  With MH_CONFIG_INSECURE_FILES,
