@@ -16,7 +16,7 @@ struct mh_host;
  * (with its missing parents) mode 0700 if absent, and not itself a
  * symbolic link; then, on its real path,
  * every ancestor must be owned by root or this user and be writable by
- * nobody else unless it is sticky (as /tmp is), and the directory itself
+ * nobody else unless root-owned and sticky (as /tmp is), and the directory itself
  * must be owned by this user with no group or other permissions.  On
  * success the real path is copied to real (size bytes).  Otherwise an
  * error names the offending directory and why.
@@ -38,8 +38,9 @@ mh_status mh_sec_code_dir(struct mh_host *h, const char *dir, mh_error **err);
  * them) so that it may be loaded: each directory of its real path opened
  * from the one above without following links and checked on that
  * descriptor (owned by root or us, writable by nobody else unless
- * root-owned and sticky), then the file itself opened from the last one and checked (a
- * regular file owned by root or us, writable by nobody else).  MH_OK with
+ * root-owned and sticky), then the file itself opened from the last one
+ * and checked (a regular file owned by root or us, writable by nobody
+ * else).  MH_OK with
  * *fd, to be read or mapped; else MH_EPATH naming the file or directory,
  * its mode and owner, and the way out.  With MH_CONFIG_INSECURE_FILES,
  * just open(2).
