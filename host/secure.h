@@ -14,10 +14,10 @@ struct mh_host;
 /*
  * Make `path` a private directory and check it can be trusted: created
  * (with its missing parents) mode 0700 if absent, and not itself a
- * symbolic link; then, on its real path,
- * every ancestor must be owned by root or this user and be writable by
- * nobody else unless root-owned and sticky (as /tmp is), and the directory itself
- * must be owned by this user with no group or other permissions.  On
+ * symbolic link; then, on its real path, every ancestor must be owned by
+ * root or this user and be writable by nobody else unless root-owned and
+ * sticky (as /tmp is), and the directory itself must be owned by this
+ * user with no group or other permissions.  On
  * success the real path is copied to real (size bytes).  Otherwise an
  * error names the offending directory and why.
  */
