@@ -58,5 +58,13 @@ report:
 fuzz: deps
 	./scripts/fuzz
 
+# modhost against GLib, libltdl, Lua and CPython (bench/): prints one table
+# per area and writes them to docs/performance.md.  BENCH_ARGS: e.g.
+# "--quick" or area names ("registry intern").
+BENCH_BUILD ?= build/bench
+BENCH_ARGS  ?=
+bench:
+	./scripts/bench $(BENCH_BUILD) $(BENCH_ARGS)
+
 clean:
 	rm -rf build

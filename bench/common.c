@@ -1,0 +1,142 @@
+/* bench/common.c -- see common.h. */
+#include "bench.h"
+#include "common.h"
+
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
+                    void *alloc_ud)
+{
+    static unsigned seq;
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH | flags;
+    cfg.path = path;
+    char *cache = bench_fmt("%s/cache%u", bench.work, seq++);
+    cfg.cache_dir = cache;
+    cfg.alloc = alloc;
+    cfg.alloc_ud = alloc_ud;
+    mh_host *h = NULL;
+    mh_error *err = NULL;
+    if (mh_host_new(&cfg, &h, &err) != MH_OK)
+        bench_die("mh_host_new: %s", mh_error_message(err));
+    free(cache);
+    return h;
+}
+
+void bench_import_all(mh_host *h, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mh_module *m;
+        mh_error *err = NULL;
+        if (mh_import(h, names[i], &m, &err) != MH_OK)
+            bench_die("import %s: %s", names[i], mh_error_message(err));
+    }
+}
+
+double bench_python(const char *mode, int p)
+{
+    char *cmd = bench_fmt("/usr/bin/python3 -I '%s/bench/py_import.py' %s "
+                          "'%s' %d", bench.source, mode, bench.fixtures, p);
+    FILE *f = popen(cmd, "r");
+    double v = NAN;
+    if (f) {
+        if (fscanf(f, "%lf", &v) != 1)
+            v = NAN;
+        if (pclose(f) != 0)
+            v = NAN;
+    }
+    if (isnan(v))
+        fprintf(stderr, "bench: failed: %s\n", cmd);
+    free(cmd);
+    return v;
+}
+
+struct bench_strtab {
+    size_t mask;
+    const char **slots;
+};
+
+/* A fast string hash, 8 bytes a step (multiply-xorshift), as a good
+ * hand-rolled table would use: the floor must not be a slow one. */
+static uint64_t fnv(const char *s, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, s, 8);
+        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+        h ^= h >> 29;
+        s += 8;
+        len -= 8;
+    }
+    uint64_t v = 0;
+    memcpy(&v, s, len);
+    h = (h ^ v) * 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+bench_strtab *bench_strtab_new(const char *const *keys, size_t n)
+{
+    bench_strtab *t = calloc(1, sizeof *t);
+    size_t cap = 16;
+    while (cap < n * 2)
+        cap *= 2;
+    t->mask = cap - 1;
+    t->slots = calloc(cap, sizeof *t->slots);
+    if (!t->slots)
+        bench_die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        size_t j = fnv(keys[i], strlen(keys[i])) & t->mask;
+        while (t->slots[j])
+            j = (j + 1) & t->mask;
+        t->slots[j] = keys[i];
+    }
+    return t;
+}
+
+const char *bench_strtab_find(const bench_strtab *t, const char *key)
+{
+    size_t len = strlen(key);
+    for (size_t j = fnv(key, len) & t->mask;; j = (j + 1) & t->mask) {
+        const char *s = t->slots[j];
+        if (!s)
+            return NULL;
+        if (memcmp(s, key, len + 1) == 0)
+            return s;
+    }
+}
+
+void bench_strtab_free(bench_strtab *t)
+{
+    free(t->slots);
+    free(t);
+}
+
+/* Counts what the C library really holds: malloc_usable_size(), not the
+ * size asked for, so per-block rounding is in the figure. */
+void *bench_count_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    bench_count *c = ud;
+    (void)osize;
+    long long before = ptr ? (long long)malloc_usable_size(ptr) : 0;
+    if (nsize == 0) {
+        if (ptr) {
+            c->bytes -= before;
+            c->blocks--;
+        }
+        free(ptr);
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p) {
+        c->bytes += (long long)malloc_usable_size(p) - before;
+        if (!ptr)
+            c->blocks++;
+    }
+    return p;
+}

@@ -1,0 +1,34 @@
+/* bench/common.h -- hosts and peers shared by several areas. */
+#ifndef MODHOST_BENCH_COMMON_H
+#define MODHOST_BENCH_COMMON_H
+
+#include <modhost.h>
+#include <stddef.h>
+
+/* A host searching exactly `path` (';'-separated): isolated, no default
+ * entries, caches under the run's work directory; extra MH_CONFIG_* flags
+ * ORed in.  alloc may be NULL.  Dies on failure. */
+mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
+                    void *alloc_ud);
+/* Import every name (dies on the first failure, naming it). */
+void bench_import_all(mh_host *h, const char *const *names, size_t n);
+
+/* CPython: run bench/py_import.py MODE [P] once; its figure, or NAN. */
+double bench_python(const char *mode, int p);
+
+/* A bare open-addressing string table: the floor a registry hit is held
+ * against (hash the name, probe, compare). */
+typedef struct bench_strtab bench_strtab;
+bench_strtab *bench_strtab_new(const char *const *keys, size_t n);
+const char *bench_strtab_find(const bench_strtab *t, const char *key);
+void bench_strtab_free(bench_strtab *t);
+
+/* A counting allocator for mh_config.alloc: bytes (malloc_usable_size)
+ * and blocks the host holds right now; thread-safe. */
+typedef struct bench_count {
+    _Atomic long long bytes;
+    _Atomic long long blocks;
+} bench_count;
+void *bench_count_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
+#endif
