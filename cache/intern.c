@@ -14,13 +14,16 @@
  * order and probe without any lock; a record is fully written before its
  * slot is published with release order.  Writers take the mutex, probe
  * again, and either fill an empty slot or grow: a new table twice the size
- * is filled and published, and the old one is retired, not freed, because
- * a reader may still be probing it (the retired arrays add up to less than
- * the live one).  A reader that misses on an old table only falls through
- * to the locked insert path, which looks again in the current table, so a
- * string is never interned twice.
+ * is filled and published, and the old one is retired.  A reader
+ * publishes the array it probes in its hazard pointer (cache/hazard.h), so
+ * the writer frees a retired array as soon as no reader holds it -- at
+ * once, nearly always -- and a table costs its live array only.  A reader
+ * that misses on an old array only falls through to the locked insert
+ * path, which looks again in the current one, so a string is never
+ * interned twice.
  */
 #include "host/internal.h"
+#include "cache/hazard.h"
 
 #include <string.h>
 
@@ -38,28 +41,6 @@ struct mh_ichunk {
 
 #define CHUNK_BYTES (64u * 1024u - sizeof(mh_ichunk))
 #define INITIAL_SLOTS 256u
-
-/* A small, fast 64-bit hash: 8 bytes a step, multiply-xorshift mixing. */
-uint64_t mh_hash_bytes(const void *p, size_t len)
-{
-    const unsigned char *s = p;
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * 0xff51afd7ed558ccdull);
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, s, 8);
-        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 29;
-        s += 8;
-        len -= 8;
-    }
-    uint64_t v = 0;
-    memcpy(&v, s, len);
-    h = (h ^ v) * 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 32;
-    return h;
-}
 
 static mh_itab *tab_new(mh_host *h, size_t cap)
 {
@@ -114,9 +95,9 @@ void mh_int_free(mh_host *h, mh_itable *t)
     atomic_store_explicit(&t->tab, NULL, memory_order_relaxed);
 }
 
-mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
+static mh_iname *probe(const mh_itab *tab, const char *s, size_t len,
+                       uint64_t hash)
 {
-    mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_acquire);
     uint32_t h32 = (uint32_t)hash;
     for (size_t i = (size_t)hash & tab->mask;; i = (i + 1) & tab->mask) {
         mh_iname *r = atomic_load_explicit(&tab->slots[i],
@@ -126,6 +107,30 @@ mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
         if (r->hash == h32 && r->len == len && memcmp(r->str, s, len) == 0)
             return r;
     }
+}
+
+mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
+{
+    mh_hazard *hz = mh_hz_self();
+    if (__builtin_expect(!hz, 0)) { /* no hazard record: under the lock */
+        pthread_mutex_lock(&t->lock);
+        mh_iname *r = probe(atomic_load_explicit(&t->tab,
+                                                 memory_order_relaxed),
+                            s, len, hash);
+        pthread_mutex_unlock(&t->lock);
+        return r;
+    }
+    mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_acquire);
+    for (;;) {
+        mh_hz_set(hz, tab);
+        mh_itab *now = atomic_load_explicit(&t->tab, MH_HZ_RECHECK);
+        if (now == tab)
+            break;
+        tab = now;
+    }
+    mh_iname *r = probe(tab, s, len, hash);
+    mh_hz_clear(hz);
+    return r;
 }
 
 /* Carve a record out of the arena (lock held). */
@@ -186,9 +191,25 @@ static mh_itab *grow(mh_host *h, mh_itable *t, mh_itab *old)
         if (r)
             slot_put(nt, r, memory_order_relaxed);
     }
+#ifdef MH_HZ_TSAN
+    atomic_store_explicit(&t->tab, nt, memory_order_seq_cst);
+#else
     atomic_store_explicit(&t->tab, nt, memory_order_release);
+#endif
     old->next_retired = t->retired;
     t->retired = old;
+    /* Free the retired arrays no reader is probing (any reader that looks
+     * from now on finds nt). */
+    if (mh_hz_barrier())
+        for (mh_itab **p = &t->retired; *p;) {
+            mh_itab *r = *p;
+            if (mh_hz_held(r)) {
+                p = &r->next_retired;
+                continue;
+            }
+            *p = r->next_retired;
+            tab_free(h, r);
+        }
     return nt;
 }
 
@@ -202,10 +223,11 @@ mh_iname *mh_int_get(mh_host *h, mh_itable *t, const char *s, size_t len)
         return r;
 
     pthread_mutex_lock(&t->lock);
-    r = mh_int_find(t, s, len, hash); /* another writer may have won */
+    /* Another writer may have won.  Under the lock no array is freed. */
+    mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_relaxed);
+    r = probe(tab, s, len, hash);
     if (r)
         goto out;
-    mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_relaxed);
     size_t count = atomic_load_explicit(&t->count, memory_order_relaxed);
     if ((count + 1) * 4 > (tab->mask + 1) * 3) {
         tab = grow(h, t, tab);

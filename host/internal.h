@@ -50,6 +50,9 @@ struct mh_host {
         pthread_mutex_t lock;
         const char **dirs; /* interned real paths */
         size_t n, cap;
+        struct mh_sec_dir *code; /* directories code files were opened
+                                    from, checked, by path as given */
+        size_t ncode, capcode;
     } sec;
 
     /* The import lock: guards module states, owners and waits.  Held only

@@ -195,16 +195,73 @@ static void dir_remember(mh_host *h, const char *dir)
     pthread_mutex_unlock(&h->sec.lock);
 }
 
+/* A directory a code file was opened from after the whole walk passed:
+ * the path as the finder gave it (interned) and the directory it named.
+ * The next file from the same path is opened from that directory again,
+ * if the path still names it (same device and inode, on the descriptor
+ * the file is then opened from) and it still passes the checks itself:
+ * the chain above it was checked, and only root or the owner can change a
+ * checked chain (mh_invalidate_caches forgets these).  Anything else
+ * walks again. */
+struct mh_sec_dir {
+    const char *path;
+    dev_t dev;
+    ino_t ino;
+};
+
+static bool code_dir_find(mh_host *h, const char *dir, dev_t *dev,
+                          ino_t *ino)
+{
+    bool yes = false;
+    pthread_mutex_lock(&h->sec.lock);
+    for (size_t i = h->sec.ncode; i-- > 0 && !yes;)
+        if (h->sec.code[i].path == dir) {
+            *dev = h->sec.code[i].dev;
+            *ino = h->sec.code[i].ino;
+            yes = true;
+        }
+    pthread_mutex_unlock(&h->sec.lock);
+    return yes;
+}
+
+static void code_dir_remember(mh_host *h, const char *dir,
+                              const struct stat *st)
+{
+    pthread_mutex_lock(&h->sec.lock);
+    for (size_t i = 0; i < h->sec.ncode; i++)
+        if (h->sec.code[i].path == dir) { /* replaced since */
+            h->sec.code[i].dev = st->st_dev;
+            h->sec.code[i].ino = st->st_ino;
+            pthread_mutex_unlock(&h->sec.lock);
+            return;
+        }
+    if (h->sec.ncode == h->sec.capcode) {
+        size_t cap = h->sec.capcode ? h->sec.capcode * 2 : 16;
+        struct mh_sec_dir *v = mh_mem_realloc(
+            h, h->sec.code, h->sec.capcode * sizeof *v, cap * sizeof *v);
+        if (v) {
+            h->sec.code = v;
+            h->sec.capcode = cap;
+        }
+    }
+    if (h->sec.ncode < h->sec.capcode) /* else: walked again next time */
+        h->sec.code[h->sec.ncode++] =
+            (struct mh_sec_dir){dir, st->st_dev, st->st_ino};
+    pthread_mutex_unlock(&h->sec.lock);
+}
+
 void mh_sec_forget(mh_host *h)
 {
     pthread_mutex_lock(&h->sec.lock);
     h->sec.n = 0;
+    h->sec.ncode = 0;
     pthread_mutex_unlock(&h->sec.lock);
 }
 
 void mh_sec_free(mh_host *h)
 {
     mh_mem_free(h, h->sec.dirs, h->sec.cap * sizeof *h->sec.dirs);
+    mh_mem_free(h, h->sec.code, h->sec.capcode * sizeof *h->sec.code);
     pthread_mutex_destroy(&h->sec.lock);
 }
 
@@ -243,6 +300,33 @@ static const char *file_problem(const struct stat *st, uid_t me)
          : NULL;
 }
 
+/* The fast way, from a directory checked before (see struct mh_sec_dir):
+ * the file's descriptor, or -1 to take the whole walk (which also reports
+ * every error properly). */
+static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
+                               uid_t me)
+{
+    dev_t dev;
+    ino_t ino;
+    struct stat st;
+    if (!dir || !code_dir_find(h, dir, &dev, &ino))
+        return -1;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int fd = -1;
+    if (fstat(dfd, &st) == 0 && st.st_dev == dev && st.st_ino == ino &&
+        !ancestor_problem(&st, me))
+        fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                   O_NONBLOCK | O_NOCTTY);
+    close(dfd);
+    if (fd >= 0 && (fstat(fd, &st) != 0 || file_problem(&st, me))) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                            mh_error **err)
 {
@@ -255,6 +339,16 @@ mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
         *out = fd;
         return MH_OK;
     }
+    uid_t me = geteuid();
+    const char *slash0 = strrchr(path, '/');
+    const char *dir = slash0 && slash0 > path && slash0[1]
+                          ? mh_int_str(h, path, (size_t)(slash0 - path))
+                          : NULL;
+    int quick = open_from_known_dir(h, dir, slash0 ? slash0 + 1 : path, me);
+    if (quick >= 0) {
+        *out = quick;
+        return MH_OK;
+    }
     /* Down the real path one directory at a time, each opened from the
      * one before without following links and checked on its descriptor,
      * and the file opened from the last: the directories checked are the
@@ -263,13 +357,13 @@ mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
     if (!realpath(path, rp))
         return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
                       "cannot resolve %s: %s", path, strerror(errno));
-    uid_t me = geteuid();
     int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX] = "/";
     const char *p = rp + 1;
+    struct stat dir_st; /* the directory the file is opened from */
     for (;;) {
         struct stat st;
         const char *slash = strchr(p, '/');
@@ -287,6 +381,7 @@ mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                         (unsigned)st.st_uid);
             break;
         }
+        dir_st = st;
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         char comp[NAME_MAX + 1];
         snprintf(comp, sizeof comp, "%.*s", (int)n, p);
@@ -314,6 +409,8 @@ mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                             (unsigned)st.st_uid);
                 break;
             }
+            if (dir)
+                code_dir_remember(h, dir, &dir_st);
             *out = dfd;
             return MH_OK;
         }

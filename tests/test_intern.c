@@ -4,6 +4,7 @@
  * concurrent interning from several threads.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,4 +255,98 @@ TEST(concurrent_interning_one_pointer_per_string)
         FAIL("%s", problem);
     ASSERT_EQ_INT(mh_intern_count(host), base + DISTINCT);
     mh_host_free(host);
+}
+
+/* Readers probing while a writer grows the table many times: every
+ * reader always finds its names, at their one address.  A grown-out array
+ * freed while a reader still probes it is a use-after-free that ASan (and
+ * TSan, with `make tsan`) report. */
+#define GROW_NAMES 200000
+#define READERS 3
+
+struct reader_job {
+    mh_host *host;
+    const char *const *names; /* 64 names interned before the start */
+    _Atomic int *stop;
+    int failed;
+    unsigned long lookups;
+};
+
+static void *reader_worker(void *p)
+{
+    struct reader_job *j = p;
+    while (!atomic_load(j->stop)) {
+        for (int k = 0; k < 64; k++) {
+            char copy[32];
+            snprintf(copy, sizeof copy, "%s", j->names[k]);
+            if (mh_intern_lookup(j->host, copy) != j->names[k] ||
+                mh_intern(j->host, copy) != j->names[k])
+                j->failed = 1;
+            j->lookups++;
+        }
+    }
+    return NULL;
+}
+
+TEST(readers_during_growth_find_every_name)
+{
+    mh_host *host = host_new_isolated(NULL);
+    const char *names[64];
+    char buf[32];
+    for (int k = 0; k < 64; k++) {
+        snprintf(buf, sizeof buf, "early.name%d", k);
+        names[k] = mh_intern(host, buf);
+        ASSERT_NOT_NULL(names[k]);
+    }
+    _Atomic int stop = 0;
+    pthread_t th[READERS];
+    struct reader_job jobs[READERS];
+    for (int t = 0; t < READERS; t++) {
+        jobs[t] = (struct reader_job){host, names, &stop, 0, 0};
+        ASSERT_EQ_INT(pthread_create(&th[t], NULL, reader_worker, &jobs[t]),
+                      0);
+    }
+    for (int i = 0; i < GROW_NAMES; i++) {
+        snprintf(buf, sizeof buf, "grow.n%d", i);
+        ASSERT_NOT_NULL(mh_intern(host, buf));
+    }
+    atomic_store(&stop, 1);
+    for (int t = 0; t < READERS; t++) {
+        pthread_join(th[t], NULL);
+        ASSERT_EQ_INT(jobs[t].failed, 0);
+        ASSERT_TRUE(jobs[t].lookups > 0);
+    }
+    for (int i = 0; i < GROW_NAMES; i += 997) {
+        snprintf(buf, sizeof buf, "grow.n%d", i);
+        ASSERT_NOT_NULL(mh_intern_lookup(host, buf));
+    }
+    mh_host_free(host);
+}
+
+/* Grown-out arrays are freed, not kept for the host's lifetime: 100,000
+ * names of 20 bytes cost at most 64 bytes each, everything the host's
+ * allocator gave the table included (records, live array, arena slack). */
+TEST(grown_out_arrays_are_freed)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    alloc_tracker_init(&at);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = &at;
+    mh_host *host = host_new_cfg(&cfg);
+    size_t before = at.outstanding;
+    char buf[32];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(buf, sizeof buf, "pkg1.sub2.mod_%06d", i); /* 20 bytes */
+        ASSERT_EQ_INT(strlen(buf), 20);
+        ASSERT_NOT_NULL(mh_intern(host, buf));
+    }
+    size_t per_name = (at.outstanding - before) / 100000;
+    if (per_name > 64)
+        FAIL("%zu bytes per 20-byte name (limit 64)", per_name);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
 }

@@ -501,6 +501,63 @@ TEST(perms_rechecked_after_invalidate_caches)
     report("perms_rechecked_after_invalidate_caches", n);
 }
 
+TEST(perms_known_dir_swapped_for_a_link_is_walked_again)
+{
+    /* A directory code was opened from is remembered, and the next file
+     * from the same path is opened from it without the walk from / --
+     * but only while the path still names that very directory.  Here
+     * e/pkg is swapped for a link to a directory (0755 itself) below a
+     * world-writable one: the path names another inode, so the whole
+     * chain is walked again and the writable ancestor refused. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    dir_mode(tmp_path("e/pkg"), 0755);
+    const char *ww = dir_mode(tmp_path("ww"), 0777);
+    dir_mode(tmp_path("ww/pkg"), 0755);
+    size_t n = 0;
+
+    meta_marker();
+    plugin_at("sec_good", tmp_path("e/pkg/a.so"), 0644);
+    plugin_at("sec_evil", tmp_path("ww/pkg/b.so"), 0644);
+    mh_host *h = host_flags(0, e);
+    ASSERT_EQ_STR(who(import_ok(h, "pkg.a")), "good");
+    if (rename(tmp_path("e/pkg"), tmp_path("e/pkg_old")) != 0 ||
+        symlink(tmp_path("ww/pkg"), tmp_path("e/pkg")) != 0)
+        FAIL("swapping e/pkg: %s", strerror(errno));
+    mh_module *mod = (mh_module *)&mod;
+    ASSERT_STATUS(mh_import(h, "pkg.b", &mod, ERR), REFUSED_FILE);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), ww);
+    ASSERT_CONTAINS(ERR_MSG(), mode_text(0777));
+    mh_host_free(h);
+    assert_no_marker();
+    n += 2;
+    report("perms_known_dir_swapped_for_a_link_is_walked_again", n);
+}
+
+TEST(perms_known_dir_opened_to_others_is_refused)
+{
+    /* Without mh_invalidate_caches: the remembered directory itself is
+     * checked again on the descriptor every file is opened from. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    const char *pkg = dir_mode(tmp_path("e/pkg"), 0755);
+    size_t n = 0;
+
+    meta_marker();
+    plugin_at("sec_good", tmp_path("e/pkg/a.so"), 0644);
+    mh_host *h = host_flags(0, e);
+    ASSERT_EQ_STR(who(import_ok(h, "pkg.a")), "good");
+    chmod_ok(pkg, 0777);
+    plugin_at("sec_evil", tmp_path("e/pkg/b.so"), 0644);
+    mh_module *mod = (mh_module *)&mod;
+    ASSERT_STATUS(mh_import(h, "pkg.b", &mod, ERR), REFUSED_FILE);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), pkg);
+    mh_host_free(h);
+    assert_no_marker();
+    n += 2;
+    report("perms_known_dir_opened_to_others_is_refused", n);
+}
+
 TEST(perms_lua_module_refused)
 {
     const char *e = dir_mode(tmp_path("e"), 0755);
