@@ -173,6 +173,7 @@ mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
         .finder = hook->name,
         .hook = hook,
         .fd = -1,
+        .fd_size = -1,
     };
     if (oom)
         return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);

@@ -80,6 +80,7 @@ typedef struct mh_found {
     int fd;               /* the native file, opened and checked once by
                              import (its metadata is read from it and it
                              is the one mapped), or -1 */
+    long long fd_size;    /* its size, from the check's fstat */
 } mh_found;
 
 /* Bytes of a module held in memory, from the host's allocator. */

@@ -23,6 +23,7 @@
 #include "host/internal.h"
 #include "host/secure.h"
 #include "finders/finder.h"
+#include "finders/notify.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -48,6 +49,9 @@ typedef struct fsf_ent {
 typedef struct fsf_listing {
     const char *dir;    /* interned absolute path */
     struct fsf_listing *next;
+    mh_ntf_stamp stamp; /* current: trusted without a system call */
+    int missing;        /* 0, or the errno of a directory that is not
+                           there (ENOENT, ENOTDIR), a listing of none */
     struct timespec mtime;
     dev_t dev;
     ino_t ino;
@@ -218,41 +222,104 @@ static int buckets_grow(fsf_state *s)
     return 0;
 }
 
-/* The current listing of interned directory `dir` (lock held).  NULL with
- * errno when the directory cannot be read; ENOTDIR when it is no directory. */
-static fsf_listing *get_listing(fsf_state *s, const char *dir)
+/* Stamp a listing of a directory that is not there with a watch of the
+ * nearest directory above it, up to the entry's parent: whatever makes
+ * it appear changes a name there first. */
+static void stamp_missing(fsf_state *s, fsf_listing *l, int e)
 {
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return NULL;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return NULL;
+    char up[PATH_MAX];
+    size_t rootlen = strlen(s->root);
+    snprintf(up, sizeof up, "%s", l->dir);
+    l->missing = e;
+    l->stamp = MH_NTF_NONE;
+    for (;;) {
+        char *slash = strrchr(up, '/');
+        if (!slash || slash == up || (size_t)(slash - up) + 1 < rootlen)
+            return; /* past the entry's parent: stat() at each use */
+        *slash = '\0';
+        const char *d = mh_int_cstr(s->host, up);
+        if (!d)
+            return;
+        mh_ntf_stamp st;
+        mh_ntf_watch(s->host, d, &st);
+        struct stat sb;
+        if (st.wd >= 0 && stat(up, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+            stat(l->dir, &sb) != 0 && errno == e) {
+            l->stamp = st; /* still missing, after the watch began */
+            return;
+        }
+        if (st.wd >= 0)
+            return;
     }
+}
+
+/* The listing record of dir, made if new (lock held); NULL: ENOMEM. */
+static fsf_listing *listing_of(fsf_state *s, const char *dir)
+{
     fsf_listing *l = NULL;
     if (s->nbuckets)
         for (l = s->buckets[bucket_of(s, dir)]; l && l->dir != dir;)
             l = l->next;
-    if (l && !l->unsure && l->ino == st.st_ino && l->dev == st.st_dev &&
-        l->mtime.tv_sec == st.st_mtim.tv_sec &&
-        l->mtime.tv_nsec == st.st_mtim.tv_nsec)
+    if (l)
         return l;
-    if (!l) {
-        if ((s->count + 1) * 2 > s->nbuckets * 3 && buckets_grow(s) != 0) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        l = mh_mem_calloc(s->host, 1, sizeof *l);
-        if (!l) {
-            errno = ENOMEM;
-            return NULL;
-        }
-        l->dir = dir;
-        size_t b = bucket_of(s, dir);
-        l->next = s->buckets[b];
-        s->buckets[b] = l;
-        s->count++;
+    if ((s->count + 1) * 2 > s->nbuckets * 3 && buckets_grow(s) != 0) {
+        errno = ENOMEM;
+        return NULL;
     }
+    l = mh_mem_calloc(s->host, 1, sizeof *l);
+    if (!l) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    l->dir = dir;
+    l->stamp = MH_NTF_NONE;
+    size_t b = bucket_of(s, dir);
+    l->next = s->buckets[b];
+    s->buckets[b] = l;
+    s->count++;
+    return l;
+}
+
+/* The current listing of interned directory `dir` (lock held).  NULL with
+ * errno when the directory cannot be read; ENOTDIR when it is no directory.
+ * A listing whose stamp is current (finders/notify.h) costs no system
+ * call; else the directory is stat()ed, and read again if it changed. */
+static fsf_listing *get_listing(fsf_state *s, const char *dir)
+{
+    fsf_listing *l = NULL;
+    if (s->nbuckets)
+        for (l = s->buckets[bucket_of(s, dir)]; l && l->dir != dir;)
+            l = l->next;
+    if (l && mh_ntf_current(s->host, &l->stamp)) {
+        if (l->missing) {
+            errno = l->missing;
+            return NULL;
+        }
+        return l;
+    }
+    /* Watch first, then look: a change after this point is an event. */
+    mh_ntf_stamp stamp;
+    mh_ntf_watch(s->host, dir, &stamp);
+    struct stat st;
+    int e = stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+    if (e) {
+        if ((e == ENOENT || e == ENOTDIR) && (l || (l = listing_of(s, dir)))) {
+            listing_clear(s->host, l);
+            stamp_missing(s, l, e);
+        }
+        errno = e;
+        return NULL;
+    }
+    if (l && !l->missing && !l->unsure && l->ino == st.st_ino &&
+        l->dev == st.st_dev && l->mtime.tv_sec == st.st_mtim.tv_sec &&
+        l->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        l->stamp = stamp;
+        return l;
+    }
+    if (!l && !(l = listing_of(s, dir)))
+        return NULL;
+    l->missing = 0;
+    l->stamp = MH_NTF_NONE;
     MH_TRACE(s->host, "fs: reading directory %s", dir);
     if (listing_read(s->host, l) != 0) {
         l->unsure = true;
@@ -262,7 +329,10 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
     clock_gettime(CLOCK_REALTIME, &now);
     long long age = (long long)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000LL +
                     (now.tv_nsec - st.st_mtim.tv_nsec);
-    l->unsure = age < MH_FSF_UNSURE_NS;
+    /* Watched since before the read, every later change is an event: the
+     * timestamp's granularity does not matter. */
+    l->stamp = stamp;
+    l->unsure = stamp.wd < 0 && age < MH_FSF_UNSURE_NS;
     l->mtime = st.st_mtim;
     l->dev = st.st_dev;
     l->ino = st.st_ino;
@@ -308,6 +378,7 @@ static mh_status fsf_open(mh_finder_ctx *cx, const char *entry, void **state)
     s->host = h;
     s->root = root;
     pthread_mutex_init(&s->lock, NULL);
+    mh_ntf_root(h, root);
     *state = s;
     return MH_OK;
 }

@@ -11,6 +11,7 @@
  *     searchers message, which tells an operator what to fix).
  */
 #include "host/internal.h"
+#include "finders/notify.h"
 #include "finders/finder.h"
 
 #include <stdio.h>
@@ -123,6 +124,7 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
     const mh_hook *links[MH_CHAIN_MAX];
     size_t nl = mh_chain_meta(h, links, MH_CHAIN_MAX);
 
+    mh_ntf_drain(h); /* what changed on disk since the last walk */
     mh_buf_init(&w.why, h, 0);
     for (size_t i = 0; i < nl && rc == MH_ENOTFOUND; i++) {
         if (links[i]->is_path) {
@@ -332,6 +334,7 @@ mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
     const mh_hook *links[MH_CHAIN_MAX];
     size_t nl = mh_chain_meta(host, links, MH_CHAIN_MAX);
 
+    mh_ntf_drain(host);
     for (size_t l = 0; l < nl && rc == MH_OK; l++) {
         if (!links[l]->is_path) {
             char where[128];

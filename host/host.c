@@ -7,6 +7,7 @@
  * isolated mode (-E) every MODHOST_* variable is ignored too.
  */
 #include "host/internal.h"
+#include "finders/notify.h"
 #include "host/secure.h"
 #include "loaders/loader.h"
 
@@ -148,6 +149,7 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
         return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
     }
     http_limits(h, cfg->http);
+    mh_ntf_init(h); /* its descriptor is the host's from the start */
     if (mh_chain_init(h) != 0) {
         mh_host_free(h);
         return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
@@ -195,6 +197,7 @@ void mh_host_free(mh_host *host)
     mh_path_free(host);
     mh_chain_free(host);
     mh_sec_free(host);
+    mh_ntf_free(host);
     mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);
     mh_int_free(host, &host->intern);

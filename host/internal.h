@@ -54,6 +54,8 @@ struct mh_host {
                                     from, checked, by path as given */
         size_t ncode, capcode;
     } sec;
+    _Atomic(struct mh_notify *) notify; /* listing change events
+                                           (finders/notify.c) */
 
     /* The import lock: guards module states, owners and waits.  Held only
      * for short bookkeeping, never while plugin code runs. */

@@ -48,7 +48,11 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
                    : open(f->file, O_RDONLY | O_CLOEXEC | O_NOCTTY |
                                        O_NONBLOCK);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0 && fd == f->fd && f->fd_size >= 0) {
+            /* checked on open: a regular file of that size */
+            st.st_mode = S_IFREG;
+            st.st_size = (off_t)f->fd_size;
+        } else if (fd < 0 || fstat(fd, &st) != 0) {
             int e = errno;
             if (fd >= 0 && fd != f->fd)
                 close(fd);

@@ -304,7 +304,7 @@ static const char *file_problem(const struct stat *st, uid_t me)
  * the file's descriptor, or -1 to take the whole walk (which also reports
  * every error properly). */
 static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
-                               uid_t me)
+                               uid_t me, long long *size)
 {
     dev_t dev;
     ino_t ino;
@@ -324,13 +324,23 @@ static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
         close(fd);
         fd = -1;
     }
+    if (fd >= 0)
+        *size = (long long)st.st_size;
     return fd;
 }
 
 mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                            mh_error **err)
 {
+    long long size;
+    return mh_sec_open_code_sized(h, path, out, &size, err);
+}
+
+mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
+                                 long long *size, mh_error **err)
+{
     *out = -1;
+    *size = -1;
     if (h->flags & MH_CONFIG_INSECURE_FILES) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
@@ -344,7 +354,8 @@ mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
     const char *dir = slash0 && slash0 > path && slash0[1]
                           ? mh_int_str(h, path, (size_t)(slash0 - path))
                           : NULL;
-    int quick = open_from_known_dir(h, dir, slash0 ? slash0 + 1 : path, me);
+    int quick = open_from_known_dir(h, dir, slash0 ? slash0 + 1 : path, me,
+                                    size);
     if (quick >= 0) {
         *out = quick;
         return MH_OK;
@@ -411,6 +422,7 @@ mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
             }
             if (dir)
                 code_dir_remember(h, dir, &dir_st);
+            *size = (long long)st.st_size;
             *out = dfd;
             return MH_OK;
         }

@@ -73,6 +73,11 @@ typedef struct elf_src {
     const unsigned char *data;  /* or NULL: read fd */
     int fd;
     uint64_t len;
+    /* A file's first bytes, read at once: the ELF header, the program
+     * headers and, as linkers lay them out, the note segments are there,
+     * so the whole look costs one system call. */
+    size_t head_len;
+    unsigned char head[4096];
 } elf_src;
 
 static bool src_read(const elf_src *s, uint64_t off, void *buf, size_t n)
@@ -81,6 +86,10 @@ static bool src_read(const elf_src *s, uint64_t off, void *buf, size_t n)
         return false;
     if (s->data) {
         memcpy(buf, s->data + off, n);
+        return true;
+    }
+    if (off + n <= s->head_len) {
+        memcpy(buf, s->head + off, n);
         return true;
     }
     return mh_io_pread_all(s->fd, buf, n, (off_t)off) == n;
@@ -203,6 +212,9 @@ const char *mh_elf_note_fd(mh_host *h, int fd, uint64_t len, mh_elf_note *out)
 {
     memset(out, 0, sizeof *out);
     elf_src s = {.fd = fd, .len = len};
+    size_t want = len < sizeof s.head ? (size_t)len : sizeof s.head;
+    size_t got = mh_io_pread_all(fd, s.head, want, 0);
+    s.head_len = got == want ? got : 0; /* else: read piece by piece */
     const char *why = find_note(h, &s, out);
     if (why)
         mh_elf_note_free(h, out);

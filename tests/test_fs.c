@@ -4,9 +4,12 @@
  * would come from, without loading it) and mh_list (every visible module,
  * in name order, first entry winning).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#include <errno.h>
 
 #include "support/support.h"
 #include "test.h"
@@ -428,5 +431,103 @@ TEST(failed_find_clears_info)
     ASSERT_NULL(info.name);
     ASSERT_NULL(info.origin);
     ASSERT_NULL(info.finder);
+    mh_host_free(host);
+}
+
+/* ---- change notification (finders/notify.c) ---------------------------- */
+
+TEST(new_package_directory_seen_without_invalidate)
+{
+    /* A miss remembers "no directory E/pkg" (watching E); making it is
+     * an event there, so the next import looks again. */
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+
+    file_set_mtime(dir, OLD_TIME);
+    for (int i = 0; i < 3; i++)
+        ASSERT_STATUS(mh_import(host, "pkg.late", &mod, ERR), MH_ENOTFOUND);
+    tmp_mkdir("E/pkg");
+    fixture_copy("counter", "E/pkg/late.so");
+    mod = import_ok(host, "pkg.late");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(link_above_entry_retargeted_is_followed)
+{
+    /* Entry T/cur/plugins, where cur is a link: an atomic "deploy" swaps
+     * the link to a new release.  The listings of the old release must
+     * not answer for the new one. */
+    tmp_mkdir("rel1");
+    tmp_mkdir("rel1/plugins");
+    tmp_mkdir("rel2");
+    tmp_mkdir("rel2/plugins");
+    fixture_copy("counter", "rel2/plugins/fresh.so");
+    if (symlink(tmp_path("rel1"), tmp_path("cur")) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    mh_host *host = host_new_isolated(tmp_path("cur/plugins"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "fresh", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "fresh", &mod, ERR), MH_ENOTFOUND);
+    if (symlink(tmp_path("rel2"), tmp_path("cur.new")) != 0 ||
+        rename(tmp_path("cur.new"), tmp_path("cur")) != 0)
+        FAIL("swapping the link: %s", strerror(errno));
+    mod = import_ok(host, "fresh");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+static int no_inotify(void *ud, const char *site)
+{
+    (void)ud;
+    return strcmp(site, "inotify") == 0;
+}
+
+TEST(without_notification_directories_are_checked_each_use)
+{
+    /* No inotify instance: every use stats the directory, as before. */
+    const char *dir = tmp_mkdir("E");
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.fault = no_inotify;
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod;
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "pkg.late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/late.so");
+    tmp_mkdir("E/pkg");
+    fixture_copy("counter", "E/pkg/late.so");
+    file_set_mtime(dir, OLD_TIME + 100);
+    import_ok(host, "late");
+    import_ok(host, "pkg.late");
+    mh_host_free(host);
+}
+
+TEST(listing_event_in_a_child_of_fork_is_not_stolen)
+{
+    /* A child of fork() shares the inotify queue; it must not read it, or
+     * the parent would miss the change. */
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/late.so");
+    file_set_mtime(dir, OLD_TIME + 100);
+    pid_t pid = fork();
+    if (pid == 0) {
+        mh_module *m;
+        mh_status rc = mh_import(host, "late", &m, NULL);
+        _exit(rc == MH_OK ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    mod = import_ok(host, "late");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
     mh_host_free(host);
 }

@@ -1,0 +1,287 @@
+/*
+ * finders/notify.c -- inotify behind the listing caches (see notify.h).
+ *
+ * One inotify instance per host, made at the first watch.  Each watch
+ * descriptor has an event count (gen) in a two-level array that only
+ * grows, so mh_ntf_current reads it without a lock; the host-wide count
+ * (epoch) covers what invalidates listings of more than one directory.
+ * Events are read under the lock, by whichever thread drains.
+ */
+#include "host/internal.h"
+#include "finders/notify.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#define CHUNK 1024u
+#define CHUNKS 1024u /* watch descriptors below 2^20 */
+#define MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |       \
+              IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
+
+typedef struct ntf_wd {
+    _Atomic uint64_t gen;       /* events seen on this watch */
+    const char *above;          /* interned path, when it is a directory
+                                   above an entry */
+} ntf_wd;
+
+struct mh_notify {
+    pthread_mutex_t lock;       /* watching, draining, roots */
+    _Atomic int fd;             /* the inotify instance, or -1: off */
+    unsigned forks;             /* fork count when made */
+    _Atomic uint64_t epoch;
+    _Atomic(ntf_wd *) chunks[CHUNKS];
+    const char **roots;         /* entry paths, as given and real */
+    size_t nroots, caproots;
+};
+
+/* A child of fork() shares the parent's inotify queue: reading it would
+ * steal the parent's events.  The child turns notification off. */
+static _Atomic unsigned fork_count;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    atomic_fetch_add(&fork_count, 1);
+}
+
+static void atfork_setup(void)
+{
+    pthread_atfork(NULL, NULL, count_fork);
+}
+
+static struct mh_notify *get(mh_host *h, bool make)
+{
+    struct mh_notify *n = atomic_load_explicit(&h->notify,
+                                               memory_order_acquire);
+    if (n || !make)
+        return n;
+    pthread_once(&atfork_once, atfork_setup);
+    n = mh_mem_calloc(h, 1, sizeof *n);
+    if (!n)
+        return NULL;
+    pthread_mutex_init(&n->lock, NULL);
+    n->forks = atomic_load(&fork_count);
+    int fd = mh_fault(h, "inotify") ? -1
+                                    : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    atomic_init(&n->fd, fd);
+    if (fd < 0)
+        MH_TRACE(h, "fs: no change notification (%s): directories are "
+                 "checked with stat() at each use", strerror(errno));
+    struct mh_notify *none = NULL;
+    if (!atomic_compare_exchange_strong(&h->notify, &none, n)) {
+        if (fd >= 0)
+            close(fd);
+        pthread_mutex_destroy(&n->lock);
+        mh_mem_free(h, n, sizeof *n);
+        return none;
+    }
+    return n;
+}
+
+static bool usable(struct mh_notify *n)
+{
+    return atomic_load_explicit(&n->fd, memory_order_relaxed) >= 0 &&
+           n->forks == atomic_load_explicit(&fork_count,
+                                            memory_order_relaxed);
+}
+
+static ntf_wd *slot(struct mh_notify *n, int wd)
+{
+    if (wd < 0 || (unsigned)wd >= CHUNK * CHUNKS)
+        return NULL;
+    ntf_wd *c = atomic_load_explicit(&n->chunks[(unsigned)wd / CHUNK],
+                                     memory_order_acquire);
+    return c ? &c[(unsigned)wd % CHUNK] : NULL;
+}
+
+/* The slot of a new watch, making its chunk (lock held). */
+static ntf_wd *slot_make(mh_host *h, struct mh_notify *n, int wd)
+{
+    if (wd < 0 || (unsigned)wd >= CHUNK * CHUNKS)
+        return NULL;
+    ntf_wd *s = slot(n, wd);
+    if (s)
+        return s;
+    ntf_wd *c = mh_mem_calloc(h, CHUNK, sizeof *c);
+    if (!c)
+        return NULL;
+    atomic_store_explicit(&n->chunks[(unsigned)wd / CHUNK], c,
+                          memory_order_release);
+    return &c[(unsigned)wd % CHUNK];
+}
+
+/* Add a watch (lock held): its slot, or NULL. */
+static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
+                     int *wd_out)
+{
+    int wd = inotify_add_watch(atomic_load(&n->fd), dir, MASK);
+    if (wd < 0) {
+        MH_TRACE(h, "fs: cannot watch %s (%s): checked with stat() at each "
+                 "use", dir, strerror(errno));
+        return NULL;
+    }
+    *wd_out = wd;
+    return slot_make(h, n, wd);
+}
+
+void mh_ntf_watch(mh_host *h, const char *dir, mh_ntf_stamp *st)
+{
+    *st = MH_NTF_NONE;
+    struct mh_notify *n = get(h, true);
+    if (!n)
+        return;
+    pthread_mutex_lock(&n->lock);
+    int wd;
+    ntf_wd *s = usable(n) ? watch(h, n, dir, &wd) : NULL;
+    if (s)
+        *st = (mh_ntf_stamp){wd, atomic_load(&s->gen),
+                             atomic_load(&n->epoch)};
+    pthread_mutex_unlock(&n->lock);
+}
+
+bool mh_ntf_current(mh_host *h, const mh_ntf_stamp *st)
+{
+    struct mh_notify *n = get(h, false);
+    if (!n || st->wd < 0 || !usable(n) ||
+        atomic_load_explicit(&n->epoch, memory_order_acquire) != st->epoch)
+        return false;
+    ntf_wd *s = slot(n, st->wd);
+    return s && atomic_load_explicit(&s->gen, memory_order_acquire) ==
+                    st->gen;
+}
+
+/* Does `above`/`name` lead to an entry (lock held)? */
+static bool on_a_root_path(struct mh_notify *n, const char *above,
+                           const char *name)
+{
+    size_t al = strcmp(above, "/") == 0 ? 0 : strlen(above);
+    size_t nl = strlen(name);
+    for (size_t i = 0; i < n->nroots; i++) {
+        const char *r = n->roots[i];
+        if (strncmp(r, above, al) == 0 && r[al] == '/' &&
+            strncmp(r + al + 1, name, nl) == 0 &&
+            (r[al + 1 + nl] == '/' || r[al + 1 + nl] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+void mh_ntf_drain(mh_host *h)
+{
+    struct mh_notify *n = get(h, false);
+    if (!n || atomic_load_explicit(&n->fd, memory_order_relaxed) < 0)
+        return;
+    pthread_mutex_lock(&n->lock);
+    int fd = atomic_load(&n->fd);
+    if (fd >= 0 && !usable(n)) { /* a child of fork(): let go of it */
+        close(fd);
+        atomic_store(&n->fd, -1);
+        fd = -1;
+    }
+    _Alignas(struct inotify_event) char buf[4096];
+    while (fd >= 0) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* EAGAIN: nothing more */
+        for (char *p = buf; p < buf + r;) {
+            const struct inotify_event *e = (const void *)p;
+            p += sizeof *e + e->len;
+            ntf_wd *s = slot(n, e->wd);
+            if (s)
+                atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
+            /* A directory made, moved or gone changes where paths below
+             * it lead: every listing is in question.  So is a change of
+             * a name on the way to an entry.  A file added or removed
+             * concerns its own directory only. */
+            if (!s || (e->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_DELETE_SELF |
+                                  IN_MOVE_SELF | IN_IGNORED)) ||
+                (s->above && e->len && on_a_root_path(n, s->above, e->name)))
+                atomic_fetch_add_explicit(&n->epoch, 1,
+                                          memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void root_add(mh_host *h, struct mh_notify *n, const char *root)
+{
+    const char *r = mh_int_cstr(h, root);
+    if (!r)
+        return;
+    for (size_t i = 0; i < n->nroots; i++)
+        if (n->roots[i] == r)
+            return;
+    if (n->nroots == n->caproots) {
+        size_t cap = n->caproots ? n->caproots * 2 : 8;
+        const char **v = mh_mem_realloc(h, n->roots,
+                                        n->caproots * sizeof *v,
+                                        cap * sizeof *v);
+        if (!v)
+            return;
+        n->roots = v;
+        n->caproots = cap;
+    }
+    n->roots[n->nroots++] = r;
+    /* Every directory above it, "/" first. */
+    char path[PATH_MAX];
+    size_t len = strlen(r);
+    for (size_t i = 0; i < len; i++) {
+        if (r[i] != '/')
+            continue;
+        size_t pl = i ? i : 1;
+        if (pl >= sizeof path)
+            break;
+        memcpy(path, r, pl);
+        path[pl] = '\0';
+        int wd;
+        ntf_wd *s = watch(h, n, path, &wd);
+        if (s && !s->above)
+            s->above = mh_int_str(h, path, pl);
+    }
+}
+
+void mh_ntf_root(mh_host *h, const char *root)
+{
+    struct mh_notify *n = get(h, true);
+    if (!n || root[0] != '/')
+        return;
+    pthread_mutex_lock(&n->lock);
+    if (usable(n)) {
+        root_add(h, n, root);
+        char real[PATH_MAX];
+        if (realpath(root, real) && strcmp(real, root) != 0)
+            root_add(h, n, real);
+    }
+    pthread_mutex_unlock(&n->lock);
+}
+
+void mh_ntf_init(mh_host *h)
+{
+    get(h, true);
+}
+
+void mh_ntf_free(mh_host *h)
+{
+    struct mh_notify *n = get(h, false);
+    if (!n)
+        return;
+    int fd = atomic_load(&n->fd);
+    if (fd >= 0)
+        close(fd);
+    for (size_t i = 0; i < CHUNKS; i++) {
+        ntf_wd *c = atomic_load(&n->chunks[i]);
+        if (c)
+            mh_mem_free(h, c, CHUNK * sizeof *c);
+    }
+    mh_mem_free(h, n->roots, n->caproots * sizeof *n->roots);
+    pthread_mutex_destroy(&n->lock);
+    mh_mem_free(h, n, sizeof *n);
+    atomic_store(&h->notify, NULL);
+}

@@ -1,0 +1,52 @@
+/*
+ * finders/notify.h -- change notification for the filesystem finder's
+ * listing caches (inotify), so that a cached listing is trusted without a
+ * system call per search path entry per import (mh_ntf_*).
+ *
+ * A listing carries a stamp taken when its directory was watched, just
+ * before it was read.  The stamp stays current until an event on that
+ * directory (a name added, removed or renamed) or a host-wide event (the
+ * queue overflowed, a directory was moved or replaced, a directory above
+ * an entry changed the name on the entry's path) makes it stale.  Events
+ * are read once per find or list walk (mh_ntf_drain: one read(2) that
+ * usually returns EAGAIN).  Without inotify (no kernel support, no
+ * instances or watches left, after fork(), or the "inotify" fault site)
+ * every stamp is stale and the finder falls back to stat() per use.
+ */
+#ifndef MH_FINDERS_NOTIFY_H
+#define MH_FINDERS_NOTIFY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct mh_host;
+
+typedef struct mh_ntf_stamp {
+    int wd;             /* inotify watch, or -1: never current */
+    uint64_t gen;       /* that watch's event count when taken */
+    uint64_t epoch;     /* the host-wide event count when taken */
+} mh_ntf_stamp;
+
+#define MH_NTF_NONE ((mh_ntf_stamp){-1, 0, 0})
+
+/* Watch directory `dir` and stamp *st: call before reading it.  Leaves
+ * MH_NTF_NONE when it cannot be watched. */
+void mh_ntf_watch(struct mh_host *h, const char *dir, mh_ntf_stamp *st);
+
+/* Is the stamp still current (nothing changed since it was taken, as of
+ * the last drain)?  No system call, no lock. */
+bool mh_ntf_current(struct mh_host *h, const mh_ntf_stamp *st);
+
+/* Read the events that arrived: once before each find or list walk. */
+void mh_ntf_drain(struct mh_host *h);
+
+/* Watch the directories above entry `root` (by its path as given and by
+ * its real path): a rename or a new symbolic link there that changes
+ * where the entry's path leads makes every stamp stale. */
+void mh_ntf_root(struct mh_host *h, const char *root);
+
+/* Make the host's inotify instance (at host creation). */
+void mh_ntf_init(struct mh_host *h);
+void mh_ntf_free(struct mh_host *h);
+
+#endif /* MH_FINDERS_NOTIFY_H */
