@@ -468,6 +468,26 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     size_t dlen = slash ? (size_t)(slash - rel) : 0;
     snprintf(leaf, sizeof leaf, "%s", slash ? slash + 1 : rel);
 
+    pthread_mutex_lock(&s->lock);
+    if (dlen) {
+        /* A package the entry does not have at all is a miss told by the
+         * entry's own listing: no path to build, nothing to stat, and no
+         * "missing" record per package per entry. */
+        const char *top_end = memchr(rel, '/', dlen);
+        size_t tlen = top_end ? (size_t)(top_end - rel) : dlen;
+        char top[MH_NAME_MAX + 8];
+        snprintf(top, sizeof top, "%.*s", (int)tlen, rel);
+        fsf_listing *rl = get_listing(s, s->root);
+        const fsf_ent *te = rl ? listing_get(rl, top) : NULL;
+        if (rl && (!te || te->type != T_DIR)) {
+            pthread_mutex_unlock(&s->lock);
+            mh_buf_puts(why, "no directory ");
+            mh_buf_puts(why, top);
+            mh_buf_puts(why, "/");
+            return MH_ENOTFOUND;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
     const char *dir = join(s, rel, dlen);
     if (!dir)
         return join_failed(s, name, why, err);

@@ -32,10 +32,13 @@ typedef struct find_walk {
 /* Ask one finder instance.  MH_OK: *found is the module; MH_ENOTFOUND:
  * go on (a miss, or a namespace portion kept in w); else an error. */
 static mh_status ask(find_walk *w, const mh_hook *k, void *state,
-                     size_t entry, const char *where, mh_found *found,
-                     mh_error **err)
+                     size_t entry, mh_found *found, mh_error **err)
 {
     mh_host *h = w->h;
+    /* Named only when said: this runs for every entry of every import. */
+    char where[64] = "meta finder";
+    if (entry != SIZE_MAX && h->verbose)
+        snprintf(where, sizeof where, "entry %zu", entry);
     size_t mark = w->why.len; /* where this link's reason starts */
     mh_finder_spec spec = {0};
     mh_error *e = NULL;
@@ -75,9 +78,12 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
                  w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
         return MH_ENOTFOUND;
     }
-    if (!e)
+    if (!e) {
+        if (entry != SIZE_MAX)
+            snprintf(where, sizeof where, "entry %zu", entry);
         mh_err(h, &e, rc, "finder '%s' failed for module '%s' in %s (%s)",
                k->name, w->name, where, mh_strerror(rc));
+    }
     return mh_err_give(e, err);
 }
 
@@ -90,7 +96,9 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
     size_t n = h->path.n;
     for (size_t i = 0; i < n && rc == MH_ENOTFOUND; i++) {
         mh_pentry *e = h->path.v[i];
-        mh_buf_printf(&w->why, "\n  %s: ", e->shown);
+        mh_buf_puts(&w->why, "\n  ");
+        mh_buf_puts(&w->why, e->shown);
+        mh_buf_puts(&w->why, ": ");
         size_t mark = w->why.len;
         const mh_hook *k;
         void *state;
@@ -108,9 +116,7 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
             rc = MH_ENOTFOUND;
             continue;
         }
-        char where[64];
-        snprintf(where, sizeof where, "entry %zu", i);
-        rc = ask(w, k, state, i, where, found, err);
+        rc = ask(w, k, state, i, found, err);
     }
     pthread_rwlock_unlock(&h->path.lock);
     return rc;
@@ -134,8 +140,7 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
         mh_buf_printf(&w.why, "\n  meta finder '%s': ", links[i]->name);
         w.tried++;
         w.meta_tried++;
-        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, "meta finder",
-                 found, err);
+        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, found, err);
     }
 
     if (rc == MH_ENOTFOUND && w.have_ns) {

@@ -70,7 +70,9 @@ struct mh_mfd {
 
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t table_cond = PTHREAD_COND_INITIALIZER;
-static mh_mfd *table;
+/* Buckets by the digest's first byte: a load looks at a few entries, not
+ * at every image loaded. */
+static mh_mfd *table[256];
 
 /* dlerror() text, with the loader-facing path replaced by the origin. */
 static void dl_message(char *out, size_t size, const char *path,
@@ -243,7 +245,7 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
 
 static void unlink_entry(mh_mfd *e)
 {
-    for (mh_mfd **p = &table; *p; p = &(*p)->next)
+    for (mh_mfd **p = &table[e->sha[0]]; *p; p = &(*p)->next)
         if (*p == e) {
             *p = e->next;
             return;
@@ -264,7 +266,7 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
     pthread_mutex_lock(&table_lock);
     mh_mfd *e;
     for (;;) {
-        for (e = table; e; e = e->next)
+        for (e = table[sha[0]]; e; e = e->next)
             if (memcmp(e->sha, sha, sizeof sha) == 0 &&
                 strcmp(e->name, mod->name) == 0)
                 break;
@@ -305,8 +307,8 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
     e->fd = -1;
     e->refs = 1;
     e->loading = true;
-    e->next = table;
-    table = e;
+    e->next = table[sha[0]];
+    table[sha[0]] = e;
     pthread_mutex_unlock(&table_lock);
 
     void *dl = NULL;

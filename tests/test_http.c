@@ -367,6 +367,47 @@ TEST(fresh_index_needs_no_request)
     log_capture_free(&lc);
 }
 
+TEST(index_without_freshness_is_checked_once_per_host)
+{
+    /* No Cache-Control at all: one request for the host's first find,
+     * none for the next imports; a new host (a new process) and
+     * mh_invalidate_caches look again. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    import_ok(h1, "answer7");
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h1, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_REQUESTS(srv, "/ok/index.json", 1);
+    mh_invalidate_caches(h1);
+    ASSERT_STATUS(mh_import(h1, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304", 1);
+    mh_host *h2 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h2, "counter");
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304", 2);
+    mh_host_free(h2);
+    mh_host_free(h1);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(index_with_max_age_0_is_checked_every_find)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h, "counter");
+    import_ok(h, "answer7");
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 1);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304", 1);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(changed_index_is_picked_up)
 {
     const char *www = http_site(NULL);
