@@ -87,9 +87,14 @@ char *bench_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The fixture module names (names.txt), loaded once. */
 size_t bench_names(const char *const **names);
 /* The search path of P entries: P-1 decoys, then tree/ (';'-separated),
- * and the same as an array of directories (owned by bench). */
+ * and the same as an array of directories (owned by bench).  Decoys are
+ * decoy/dNN (entries with packages of their own: the typical path); the
+ * _shared forms use decoy-shared/dNN (every entry holds the same package
+ * directories as tree/: the worst case). */
 const char *bench_path(int p);
 const char *const *bench_path_dirs(int p);
+const char *bench_path_shared(int p);
+const char *const *bench_path_dirs_shared(int p);
 /* Run a shell command; returns its exit status. */
 int bench_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Die with a message (setup failures only; a figure that cannot be

@@ -38,10 +38,11 @@ void bench_import_all(mh_host *h, const char *const *names, size_t n)
     }
 }
 
-double bench_python(const char *mode, int p)
+double bench_python(const char *mode, int p, const char *extra)
 {
     char *cmd = bench_fmt("/usr/bin/python3 -I '%s/bench/py_import.py' %s "
-                          "'%s' %d", bench.source, mode, bench.fixtures, p);
+                          "'%s' %d %s", bench.source, mode, bench.fixtures, p,
+                          extra ? extra : "");
     FILE *f = popen(cmd, "r");
     double v = NAN;
     if (f) {

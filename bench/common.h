@@ -13,8 +13,9 @@ mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
 /* Import every name (dies on the first failure, naming it). */
 void bench_import_all(mh_host *h, const char *const *names, size_t n);
 
-/* CPython: run bench/py_import.py MODE [P] once; its figure, or NAN. */
-double bench_python(const char *mode, int p);
+/* CPython: run bench/py_import.py MODE FIXTURES P [EXTRA] once; its
+ * figure, or NAN.  extra may be NULL. */
+double bench_python(const char *mode, int p, const char *extra);
 
 /* A bare open-addressing string table: the floor a registry hit is held
  * against (hash the name, probe, compare). */

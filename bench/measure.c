@@ -184,42 +184,50 @@ size_t bench_names(const char *const **names)
 
 #define MAX_P 50
 
-static char *paths[MAX_P + 1];
-static char **dirs[MAX_P + 1];
+static char *paths[2][MAX_P + 1];
+static char **dirs[2][MAX_P + 1];
 
-const char *const *bench_path_dirs(int p)
+static const char *const *path_dirs(int shared, int p)
 {
     if (p < 1 || p > MAX_P)
         bench_die("search path of %d entries: 1..%d only", p, MAX_P);
-    if (!dirs[p]) {
-        dirs[p] = calloc((size_t)p + 1, sizeof(char *));
-        if (!dirs[p])
+    if (!dirs[shared][p]) {
+        char **d = calloc((size_t)p + 1, sizeof(char *));
+        if (!d)
             bench_die("out of memory");
         for (int i = 0; i < p - 1; i++)
-            dirs[p][i] = bench_fmt("%s/decoy/d%02d", bench.fixtures, i);
-        dirs[p][p - 1] = bench_fmt("%s/tree", bench.fixtures);
+            d[i] = bench_fmt("%s/%s/d%02d", bench.fixtures,
+                             shared ? "decoy-shared" : "decoy", i);
+        d[p - 1] = bench_fmt("%s/tree", bench.fixtures);
+        dirs[shared][p] = d;
     }
-    return (const char *const *)dirs[p];
+    return (const char *const *)dirs[shared][p];
 }
 
-const char *bench_path(int p)
+static const char *path_of(int shared, int p)
 {
-    const char *const *d = bench_path_dirs(p);
-    if (!paths[p]) {
+    const char *const *d = path_dirs(shared, p);
+    if (!paths[shared][p]) {
         size_t len = 1;
         for (int i = 0; i < p; i++)
             len += strlen(d[i]) + 1;
-        paths[p] = calloc(1, len);
-        if (!paths[p])
+        char *s = calloc(1, len);
+        if (!s)
             bench_die("out of memory");
         for (int i = 0; i < p; i++) {
             if (i)
-                strcat(paths[p], ";");
-            strcat(paths[p], d[i]);
+                strcat(s, ";");
+            strcat(s, d[i]);
         }
+        paths[shared][p] = s;
     }
-    return paths[p];
+    return paths[shared][p];
 }
+
+const char *const *bench_path_dirs(int p) { return path_dirs(0, p); }
+const char *const *bench_path_dirs_shared(int p) { return path_dirs(1, p); }
+const char *bench_path(int p) { return path_of(0, p); }
+const char *bench_path_shared(int p) { return path_of(1, p); }
 
 /* ---- tables ----------------------------------------------------------------- */
 

@@ -7,8 +7,10 @@ module, once imported, cannot be unloaded.
   cached     `import pkgA.subB.mod_N` statements of the 1,000 fixture
              modules, all already in sys.modules (1,000 per call).
   cached-os  `import os`, already imported (the figure CPython users quote).
-  cold P     import each of the 1,000 fixture modules once, from a
-             sys.path of P entries (P-1 decoys, then tree/).
+  cold P [shared]
+             import each of the 1,000 fixture modules once, from a
+             sys.path of P entries (P-1 decoys, then tree/); "shared":
+             the decoys of decoy-shared/.
 """
 import importlib
 import os
@@ -21,8 +23,8 @@ def names(fixtures):
         return [n for n in f.read().split() if n]
 
 
-def path(fixtures, p):
-    return ([os.path.join(fixtures, "decoy", "d%02d" % i)
+def path(fixtures, p, decoys="decoy"):
+    return ([os.path.join(fixtures, decoys, "d%02d" % i)
              for i in range(p - 1)] + [os.path.join(fixtures, "tree")])
 
 
@@ -56,7 +58,8 @@ def main():
         exec(compile(src, "<bench>", "exec"), env)
         print(best_of(env["f"], 1000, 20))
     elif mode == "cold":
-        sys.path[:0] = path(fixtures, int(sys.argv[3]))
+        decoys = "decoy-shared" if sys.argv[4:5] == ["shared"] else "decoy"
+        sys.path[:0] = path(fixtures, int(sys.argv[3]), decoys)
         importlib.invalidate_caches()
         t = time.perf_counter_ns()
         for n in mods:

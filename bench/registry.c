@@ -94,13 +94,13 @@ static double sample_lua(void *p)
 static double sample_python(void *p)
 {
     (void)p;
-    return bench_python("cached", 1);
+    return bench_python("cached", 1, NULL);
 }
 
 static double sample_python_os(void *p)
 {
     (void)p;
-    return bench_python("cached-os", 1);
+    return bench_python("cached-os", 1, NULL);
 }
 
 /* A chunk defining bench_requires(k): k passes of `require "NAME"` over
