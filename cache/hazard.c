@@ -47,6 +47,10 @@ static void setup(void)
 mh_hazard *mh_hz_register_(void)
 {
     pthread_once(&once, setup);
+#ifndef MH_HZ_TSAN
+    if (!atomic_load(&mh_hz_asym_))
+        return NULL; /* no membarrier: readers lock */
+#endif
     if (!key_ok)
         return NULL;
     mh_hazard *hz;
@@ -78,8 +82,8 @@ bool mh_hz_barrier(void)
 {
     pthread_once(&once, setup);
 #ifndef MH_HZ_TSAN
-    /* Readers skip their fence only while this works; should it ever
-     * fail, nothing may be freed. */
+    /* Readers rely on it for their ordering: should it ever fail, nothing
+     * may be freed.  Without it, there are no lock-free readers. */
     if (atomic_load_explicit(&mh_hz_asym_, memory_order_relaxed))
         return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0,
                        0) == 0;

@@ -8,9 +8,10 @@
  * once no thread's hazard holds it.  The reader's side costs two plain
  * stores and a load: its store/load ordering comes from the writer, whose
  * mh_hz_barrier() makes every running thread execute a full barrier
- * (membarrier(2), MEMBARRIER_CMD_PRIVATE_EXPEDITED).  Where membarrier is
- * not available (old kernels, valgrind) both sides use full fences, and
- * ThreadSanitizer builds use sequentially consistent accesses it can see.
+ * (membarrier(2), MEMBARRIER_CMD_PRIVATE_EXPEDITED, Linux 4.14).  Where
+ * membarrier is not available no thread gets a record, and readers take
+ * their writers' lock instead; ThreadSanitizer builds use sequentially
+ * consistent accesses it can see.
  */
 #ifndef MH_CACHE_HAZARD_H
 #define MH_CACHE_HAZARD_H
@@ -56,10 +57,8 @@ static inline void mh_hz_set(mh_hazard *hz, void *p)
     atomic_store_explicit(&hz->ptr, p, memory_order_seq_cst);
 #else
     atomic_store_explicit(&hz->ptr, p, memory_order_relaxed);
-    if (atomic_load_explicit(&mh_hz_asym_, memory_order_relaxed))
-        atomic_signal_fence(memory_order_seq_cst); /* compiler only */
-    else
-        atomic_thread_fence(memory_order_seq_cst);
+    atomic_signal_fence(memory_order_seq_cst); /* compiler only: the
+                                                  writer's membarrier */
 #endif
 }
 

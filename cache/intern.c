@@ -53,8 +53,9 @@ static mh_itab *tab_new(mh_host *h, size_t cap)
         return NULL;
     t->mask = cap - 1;
     t->next_retired = NULL;
-    for (size_t i = 0; i < cap; i++)
-        atomic_init(&t->slots[i], NULL);
+    /* All-zero bytes are a null atomic pointer on every target we build
+     * for; one memset instead of cap atomic_init calls. */
+    memset((void *)t->slots, 0, bytes);
     return t;
 }
 
@@ -95,8 +96,30 @@ void mh_int_free(mh_host *h, mh_itable *t)
     atomic_store_explicit(&t->tab, NULL, memory_order_relaxed);
 }
 
-static mh_iname *probe(const mh_itab *tab, const char *s, size_t len,
-                       uint64_t hash)
+/* Equal bytes?  Names are short: word compares inline, no call. */
+static inline bool same(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (mh_hash_load8_((const unsigned char *)a + i) !=
+                mh_hash_load8_((const unsigned char *)b + i))
+                return false;
+        return mh_hash_load8_((const unsigned char *)a + n - 8) ==
+               mh_hash_load8_((const unsigned char *)b + n - 8);
+    }
+    if (n >= 4)
+        return mh_hash_load4_((const unsigned char *)a) ==
+                   mh_hash_load4_((const unsigned char *)b) &&
+               mh_hash_load4_((const unsigned char *)a + n - 4) ==
+                   mh_hash_load4_((const unsigned char *)b + n - 4);
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+static inline mh_iname *probe(const mh_itab *tab, const char *s, size_t len,
+                              uint64_t hash)
 {
     uint32_t h32 = (uint32_t)hash;
     for (size_t i = (size_t)hash & tab->mask;; i = (i + 1) & tab->mask) {
@@ -104,12 +127,14 @@ static mh_iname *probe(const mh_itab *tab, const char *s, size_t len,
                                            memory_order_acquire);
         if (!r)
             return NULL;
-        if (r->hash == h32 && r->len == len && memcmp(r->str, s, len) == 0)
+        if (r->hash == h32 && r->len == len && same(r->str, s, len))
             return r;
     }
 }
 
-mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
+/* The lock-free find, inlined into the hit paths. */
+static inline __attribute__((always_inline)) mh_iname *
+find(mh_itable *t, const char *s, size_t len, uint64_t hash)
 {
     mh_hazard *hz = mh_hz_self();
     if (__builtin_expect(!hz, 0)) { /* no hazard record: under the lock */
@@ -131,6 +156,11 @@ mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
     mh_iname *r = probe(tab, s, len, hash);
     mh_hz_clear(hz);
     return r;
+}
+
+mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
+{
+    return find(t, s, len, hash);
 }
 
 /* Carve a record out of the arena (lock held). */
@@ -213,22 +243,40 @@ static mh_itab *grow(mh_host *h, mh_itable *t, mh_itab *old)
     return nt;
 }
 
+static mh_iname *insert(mh_host *h, mh_itable *t, const char *s, size_t len,
+                        uint64_t hash, size_t seen);
+
 mh_iname *mh_int_get(mh_host *h, mh_itable *t, const char *s, size_t len)
 {
     if (len > UINT32_MAX)
         return NULL;
     uint64_t hash = mh_hash_bytes(s, len);
-    mh_iname *r = mh_int_find(t, s, len, hash);
-    if (r)
-        return r;
+    return mh_int_get_hashed(h, t, s, len, hash);
+}
 
+mh_iname *mh_int_get_hashed(mh_host *h, mh_itable *t, const char *s,
+                            size_t len, uint64_t hash)
+{
+    /* Inserts so far: if none happens between the lock-free miss and the
+     * lock, the miss stands and the probe need not be repeated. */
+    size_t seen = atomic_load_explicit(&t->count, memory_order_acquire);
+    mh_iname *r = mh_int_find(t, s, len, hash);
+    return r ? r : insert(h, t, s, len, hash, seen);
+}
+
+/* After a lock-free miss, with `seen` inserts made before it. */
+static mh_iname *insert(mh_host *h, mh_itable *t, const char *s, size_t len,
+                        uint64_t hash, size_t seen)
+{
+    mh_iname *r = NULL;
+    if (len > UINT32_MAX)
+        return NULL;
     pthread_mutex_lock(&t->lock);
-    /* Another writer may have won.  Under the lock no array is freed. */
     mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_relaxed);
-    r = probe(tab, s, len, hash);
-    if (r)
-        goto out;
     size_t count = atomic_load_explicit(&t->count, memory_order_relaxed);
+    /* Another writer may have won.  Under the lock no array is freed. */
+    if (count != seen && (r = probe(tab, s, len, hash)) != NULL)
+        goto out;
     if ((count + 1) * 4 > (tab->mask + 1) * 3) {
         tab = grow(h, t, tab);
         if (!tab)
@@ -243,7 +291,7 @@ mh_iname *mh_int_get(mh_host *h, mh_itable *t, const char *s, size_t len)
     memcpy(r->str, s, len);
     r->str[len] = '\0';
     slot_put(tab, r, memory_order_release);
-    atomic_store_explicit(&t->count, count + 1, memory_order_relaxed);
+    atomic_store_explicit(&t->count, count + 1, memory_order_release);
 out:
     pthread_mutex_unlock(&t->lock);
     return r;
@@ -266,7 +314,16 @@ const char *mh_intern(mh_host *host, const char *str)
 {
     if (!host || !str)
         return NULL;
-    return mh_int_cstr(host, str);
+    /* The hit, flat: hash, one lock-free probe (a length past 32 bits
+     * matches no record, and insert refuses it). */
+    size_t len = strlen(str);
+    uint64_t hash = mh_hash_bytes(str, len);
+    mh_itable *t = &host->intern;
+    size_t seen = atomic_load_explicit(&t->count, memory_order_acquire);
+    mh_iname *r = find(t, str, len, hash);
+    if (!r)
+        r = insert(host, t, str, len, hash, seen);
+    return r ? r->str : NULL;
 }
 
 const char *mh_intern_len(mh_host *host, const char *str, size_t len)
@@ -281,8 +338,7 @@ const char *mh_intern_lookup(mh_host *host, const char *str)
     if (!host || !str)
         return NULL;
     size_t len = strlen(str);
-    mh_iname *r = mh_int_find(&host->intern, str, len,
-                              mh_hash_bytes(str, len));
+    mh_iname *r = find(&host->intern, str, len, mh_hash_bytes(str, len));
     return r ? r->str : NULL;
 }
 
