@@ -62,6 +62,8 @@ typedef struct hook_fig {
     double second_half;         /* bytes per module, imports n/2 .. n */
     double first;               /* bytes of the first import alone */
     double blocks;              /* blocks per module over all n */
+    double kept;                /* per module, once mh_invalidate_caches()
+                                   dropped the finders' caches */
 } hook_fig;
 
 static hook_fig measure_hook(const ctx *c)
@@ -76,12 +78,15 @@ static hook_fig measure_hook(const ctx *c)
     long long bh = count.bytes;
     bench_import_all(h, c->names + half, c->n - half);
     long long bn = count.bytes, kn = count.blocks;
+    mh_invalidate_caches(h);
+    long long bi = count.bytes;
     mh_host_free(h);
     hook_fig f = {
         (double)(bn - b0) / (double)c->n,
         (double)(bn - bh) / (double)(c->n - half),
         (double)(b1 - b0),
         (double)(kn - k0) / (double)c->n,
+        (double)(bi - b0) / (double)c->n,
     };
     return f;
 }
@@ -239,7 +244,7 @@ static void run(void)
 
     int rounds = bench.rounds < MAX_ROUNDS ? bench.rounds : MAX_ROUNDS;
     double all[MAX_ROUNDS], half[MAX_ROUNDS], first[MAX_ROUNDS],
-        blocks[MAX_ROUNDS], heap_fd[MAX_ROUNDS], heap_path[MAX_ROUNDS],
+        blocks[MAX_ROUNDS], kept[MAX_ROUNDS], heap_fd[MAX_ROUNDS], heap_path[MAX_ROUNDS],
         heap_mh[MAX_ROUNDS], heap_gm[MAX_ROUNDS], heap_lt[MAX_ROUNDS],
         py[MAX_ROUNDS];
     double lo = INFINITY, hi = -INFINITY;
@@ -258,6 +263,7 @@ static void run(void)
         half[r] = f.second_half;
         first[r] = f.first;
         blocks[r] = f.blocks;
+        kept[r] = f.kept;
         lo = fmin(lo, f.all);
         hi = fmax(hi, f.all);
     }
@@ -272,6 +278,8 @@ static void run(void)
     bench_row("modhost: all imports (allocator hook)", m_all, "B", true);
     bench_row("modhost: second half of the imports only",
               bench_median(half, k), "B", false);
+    bench_row("modhost: after mh_invalidate_caches (registry only)",
+              bench_median(kept, k), "B", false);
     bench_row("modhost: C heap growth minus plain dlopen's",
               bench_median(heap_mh, k), "B", false);
     bench_row("CPython 3: import of an extension module",

@@ -39,6 +39,7 @@ static _Thread_local mh_tstate tls;
 void mh_reg_init(mh_registry *r)
 {
     memset(r, 0, sizeof *r);
+    pthread_cond_init(&r->cond, NULL);
 }
 
 mh_module *mh_reg_lookup(mh_host *h, const char *name, size_t len)
@@ -69,7 +70,6 @@ static void pending_remove(mh_registry *reg, mh_module *mod)
 
 static void entry_free(mh_host *h, mh_module *mod)
 {
-    pthread_cond_destroy(&mod->cond);
     mh_error_free(mod->failure);
     mh_mem_strfree(h, mod->init_message);
     mh_manifest_free(mod->manifest);
@@ -167,7 +167,6 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         mod->name = name;
         mod->fd = -1;
         atomic_init(&mod->state, MH_STATE_INITIALIZING);
-        pthread_cond_init(&mod->cond, NULL);
         mod->owner = &tls;
         mod->importer = tls.current;
         mod->next_pending = reg->pending;
@@ -195,7 +194,7 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
     mod->waiters++;
     atomic_store_explicit(&tls.blocked_on, mod, memory_order_relaxed);
     while (atomic_load(&mod->state) == MH_STATE_INITIALIZING)
-        pthread_cond_wait(&mod->cond, &h->lock);
+        pthread_cond_wait(&reg->cond, &h->lock);
     atomic_store_explicit(&tls.blocked_on, NULL, memory_order_relaxed);
     mod->waiters--;
     if (atomic_load(&mod->state) == MH_STATE_READY) {
@@ -226,7 +225,7 @@ void mh_reg_publish(mh_host *h, mh_module *mod)
     atomic_store_explicit(&mod->state, MH_STATE_READY, memory_order_release);
     atomic_store_explicit(&mh_int_record(mod->name)->module, mod,
                           memory_order_release);
-    pthread_cond_broadcast(&mod->cond);
+    pthread_cond_broadcast(&h->registry.cond);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -242,7 +241,7 @@ mh_status mh_reg_abandon(mh_host *h, mh_module *mod, mh_error *e,
         pending_remove(reg, mod);
     else
         mod->failure = mh_err_dup(h, e);
-    pthread_cond_broadcast(&mod->cond);
+    pthread_cond_broadcast(&h->registry.cond);
     pthread_mutex_unlock(&h->lock);
     if (alone)
         entry_free(h, mod);
@@ -286,6 +285,7 @@ void mh_reg_free(mh_host *h)
         entry_free(h, mod);
     }
     reg->count = 0;
+    pthread_cond_destroy(&reg->cond);
 }
 
 /* ---- public API --------------------------------------------------------- */

@@ -44,10 +44,21 @@ struct mh_module {
     mh_module_kind kind;
     _Atomic int state;              /* mh_mod_state */
 
-    /* Bookkeeping under host->lock. */
-    pthread_cond_t cond;            /* READY or FAILED reached */
+    /* Bookkeeping under host->lock.  Waiters sleep on the registry's one
+     * condition variable (registry.cond), not one per module: a loaded
+     * module costs no pthread_cond_t. */
+    unsigned waiters;               /* threads waiting for it */
+    int fd;                         /* the file it was mapped from, kept
+                                       open while loaded (its
+                                       /proc/self/fd name must not be
+                                       reused), or -1 */
+    int lua_ref;                    /* exports table in the Lua registry */
+    bool in_init;                   /* set_error is allowed */
+    bool dep_failed;                /* an import from its init failed: a
+                                       failing init is then not its own
+                                       fault (a cycle, a deadlock, a
+                                       missing module) and not recorded */
     struct mh_tstate *owner;        /* thread running find/load/init */
-    unsigned waiters;               /* threads blocked on cond */
     mh_error *failure;              /* owner's error, for waiters */
     struct mh_module *older;        /* READY modules, newest first */
     struct mh_module *next_pending; /* in-flight list */
@@ -56,25 +67,16 @@ struct mh_module {
 
     /* Loader state. */
     void *dl;                       /* dlopen handle */
-    int fd;                         /* the file it was mapped from, kept
-                                       open while loaded (its
-                                       /proc/self/fd name must not be
-                                       reused), or -1 */
     struct mh_mfd *image;           /* in-memory image (loaders/memfd.c) */
-    int lua_ref;                    /* exports table in the Lua registry */
     const mh_plugin_desc *desc;     /* NULL for plain and namespace */
     size_t nexports;
     void *userdata;                 /* the plugin's, via set_userdata */
     char *init_message;             /* set_error text during init */
-    bool in_init;                   /* set_error is allowed */
     struct mh_manifest *manifest;   /* checked before load, or NULL */
-    bool dep_failed;                /* an import from its init failed: a
-                                       failing init is then not its own
-                                       fault (a cycle, a deadlock, a
-                                       missing module) and not recorded */
 };
 
 typedef struct mh_registry {
+    pthread_cond_t cond;            /* some entry reached READY or FAILED */
     struct mh_module *newest;       /* READY modules, newest first */
     size_t count;                   /* READY modules */
     struct mh_module *pending;      /* INITIALIZING or FAILED-with-waiters */
