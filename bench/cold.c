@@ -81,16 +81,7 @@ static void close_dl(ctx *c)
 static double sample_raw(void *p)
 {
     ctx *c = p;
-    size_t ok = 0;
-    uint64_t t = bench_now_ns();
-    for (size_t i = 0; i < c->n; i++)
-        ok += (c->handles[i] = dlopen(c->abs[i], RTLD_NOW | RTLD_LOCAL))
-              != NULL;
-    uint64_t dt = bench_now_ns() - t;
-    if (ok != c->n)
-        bench_die("cold: dlopen failed: %s", dlerror());
-    close_dl(c);
-    return per_module_us(dt, c->n);
+    return bench_dlopen_all_us((const char *const *)c->abs, c->n);
 }
 
 static double sample_glib(void *p)

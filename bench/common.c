@@ -2,28 +2,82 @@
 #include "bench.h"
 #include "common.h"
 
+#include <dlfcn.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void bench_config(mh_config *cfg, const char *path, const char *cache_dir,
+                  unsigned flags)
+{
+    mh_config_init(cfg);
+    cfg->flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH | flags;
+    cfg->path = path;
+    cfg->cache_dir = cache_dir;
+}
+
+mh_host *bench_host_new(const mh_config *cfg)
+{
+    mh_host *h = NULL;
+    mh_error *err = NULL;
+    if (mh_host_new(cfg, &h, &err) != MH_OK)
+        bench_die("mh_host_new: %s", mh_error_message(err));
+    return h;
+}
+
+const char *const *bench_files(void)
+{
+    static char **files;
+    if (!files) {
+        const char *const *names;
+        size_t n = bench_names(&names);
+        files = calloc(n, sizeof *files);
+        if (!files)
+            bench_die("out of memory");
+        for (size_t i = 0; i < n; i++) {
+            char *f = bench_fmt("%s/tree/%s.so", bench.fixtures, names[i]);
+            char *end = f + strlen(f) - 3; /* the dots of the name only */
+            for (char *p = f + strlen(bench.fixtures) + 6; p < end; p++)
+                if (*p == '.')
+                    *p = '/';
+            files[i] = f;
+        }
+    }
+    return (const char *const *)files;
+}
+
+double bench_dlopen_all_us(const char *const *files, size_t n)
+{
+    void **handles = calloc(n, sizeof *handles);
+    if (!handles)
+        bench_die("out of memory");
+    size_t ok = 0;
+    uint64_t t = bench_now_ns();
+    for (size_t i = 0; i < n; i++)
+        ok += (handles[i] = dlopen(files[i], RTLD_NOW | RTLD_LOCAL)) != NULL;
+    uint64_t dt = bench_now_ns() - t;
+    if (ok != n)
+        bench_die("dlopen failed: %s", dlerror());
+    for (size_t i = n; i-- > 0;) /* reverse, as a process winds down */
+        dlclose(handles[i]);
+    free(handles);
+    return (double)dt / 1000.0 / (double)n;
+}
 
 mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
                     void *alloc_ud)
 {
     static unsigned seq;
     mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH | flags;
-    cfg.path = path;
     char *cache = bench_fmt("%s/cache%u", bench.work, seq++);
-    cfg.cache_dir = cache;
+    bench_config(&cfg, path, cache, flags);
     cfg.alloc = alloc;
     cfg.alloc_ud = alloc_ud;
-    mh_host *h = NULL;
-    mh_error *err = NULL;
-    if (mh_host_new(&cfg, &h, &err) != MH_OK)
-        bench_die("mh_host_new: %s", mh_error_message(err));
+    mh_host *h = bench_host_new(&cfg);
     free(cache);
     return h;
 }
@@ -140,4 +194,30 @@ void *bench_count_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             c->blocks++;
     }
     return p;
+}
+
+double bench_forked(double (*fn)(void *), void *arg)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        bench_die("pipe failed");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork failed");
+    if (pid == 0) {
+        close(fd[0]);
+        double v = fn(arg);
+        _exit(write(fd[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+    }
+    close(fd[1]);
+    double v;
+    if (read(fd[0], &v, sizeof v) != (ssize_t)sizeof v)
+        v = NAN;
+    close(fd[0]);
+    int st;
+    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+        WEXITSTATUS(st) != 0)
+        v = NAN;
+    return v;
 }

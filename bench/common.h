@@ -10,8 +10,27 @@
  * ORed in.  alloc may be NULL.  Dies on failure. */
 mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
                     void *alloc_ud);
+/* The same in two steps, for hosts with hooks or a given cache dir (a
+ * warm cache is the same dir again): fill cfg, set what else is needed,
+ * then make the host (dies on failure). */
+void bench_config(mh_config *cfg, const char *path, const char *cache_dir,
+                  unsigned flags);
+mh_host *bench_host_new(const mh_config *cfg);
 /* Import every name (dies on the first failure, naming it). */
 void bench_import_all(mh_host *h, const char *const *names, size_t n);
+
+/* The fixture file of every name (tree/pkgA/subB/mod_N.so, in names.txt
+ * order), made once, owned by bench. */
+const char *const *bench_files(void);
+
+/* The floor: dlopen() each of files[0..n) by absolute path, RTLD_NOW |
+ * RTLD_LOCAL; µs per object.  Everything is closed again untimed. */
+double bench_dlopen_all_us(const char *const *files, size_t n);
+
+/* Run fn(arg) in a fork()ed child and return the double it computed, or
+ * NAN if the child failed: for what must start from a fresh process
+ * (a process-global table, the C heap's growth). */
+double bench_forked(double (*fn)(void *), void *arg);
 
 /* CPython: run bench/py_import.py MODE FIXTURES P [EXTRA] once; its
  * figure, or NAN.  extra may be NULL. */

@@ -82,19 +82,12 @@ static mh_host *host_at(const char *path, const char *cache, unsigned flags,
                         seen *s)
 {
     mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH | flags;
-    cfg.path = path;
-    cfg.cache_dir = cache;
+    bench_config(&cfg, path, cache, flags);
     cfg.fault = fault_hook;
     cfg.fault_ud = s;
     cfg.log = log_hook;
     cfg.log_ud = s;
-    mh_host *h = NULL;
-    mh_error *err = NULL;
-    if (mh_host_new(&cfg, &h, &err) != MH_OK)
-        bench_die("mh_host_new: %s", mh_error_message(err));
-    return h;
+    return bench_host_new(&cfg);
 }
 
 /* ---- a listing ---------------------------------------------------------- */

@@ -268,15 +268,8 @@ static size_t requests(const char *log, size_t *not_modified)
 static mh_host *host_with_cache(const char *path, const char *cache)
 {
     mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = path;
-    cfg.cache_dir = cache;
-    mh_host *h = NULL;
-    mh_error *err = NULL;
-    if (mh_host_new(&cfg, &h, &err) != MH_OK)
-        bench_die("http: mh_host_new: %s", mh_error_message(err));
-    return h;
+    bench_config(&cfg, path, cache, 0);
+    return bench_host_new(&cfg);
 }
 
 typedef struct ctx {
@@ -285,8 +278,7 @@ typedef struct ctx {
     const char *url;            /* base URL of the site */
     const char *url_fresh;      /* the same site, with max-age=3600 */
     char *warm;                 /* the warm cache directory */
-    char **abs;
-    void **handles;
+    const char *const *abs;     /* tree/pkgA/subB/mod_N.so */
 } ctx;
 
 /* Import everything with host h and free it: µs per module. */
@@ -339,17 +331,7 @@ static double sample_fs(void *p)
 static double sample_raw(void *p)
 {
     ctx *c = p;
-    size_t ok = 0;
-    uint64_t t = bench_now_ns();
-    for (size_t i = 0; i < c->n; i++)
-        ok += (c->handles[i] = dlopen(c->abs[i], RTLD_NOW | RTLD_LOCAL))
-              != NULL;
-    uint64_t dt = bench_now_ns() - t;
-    if (ok != c->n)
-        bench_die("http: dlopen failed: %s", dlerror());
-    for (size_t i = c->n; i-- > 0;)
-        dlclose(c->handles[i]);
-    return (double)dt / 1000.0 / (double)c->n;
+    return bench_dlopen_all_us(c->abs, c->n);
 }
 
 /* Requests one import of everything makes, as the server logged them. */
@@ -369,18 +351,7 @@ static void run(void)
     ctx c;
     c.n = bench_names(&c.names);
     const char *tree = bench_path_dirs(1)[0];
-    c.abs = calloc(c.n, sizeof *c.abs);
-    c.handles = calloc(c.n, sizeof *c.handles);
-    if (!c.abs || !c.handles)
-        bench_die("out of memory");
-    for (size_t i = 0; i < c.n; i++) {
-        char *r = bench_fmt("%s", c.names[i]);
-        for (char *q = r; *q; q++)
-            if (*q == '.')
-                *q = '/';
-        c.abs[i] = bench_fmt("%s/%s.so", tree, r);
-        free(r);
-    }
+    c.abs = bench_files();
 
     /* The site: a copy of tree/ with its index (never written into the
      * fixtures). */
@@ -491,10 +462,6 @@ static void run(void)
     bench_table_end();
 
     stop_all();
-    for (size_t i = 0; i < c.n; i++)
-        free(c.abs[i]);
-    free(c.abs);
-    free(c.handles);
     free(c.warm);
     free(www);
 }

@@ -362,32 +362,6 @@ static int child(const char *id)
 
 /* ---- forked samples ------------------------------------------------------ */
 
-/* Run fn in a fork()ed child and return the double it computed, or NAN. */
-static double forked(double (*fn)(void *), void *arg)
-{
-    int fd[2];
-    if (pipe(fd) != 0)
-        bench_die("pipe failed");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork failed");
-    if (pid == 0) {
-        close(fd[0]);
-        double v = fn(arg);
-        _exit(write(fd[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
-    }
-    close(fd[1]);
-    double v;
-    if (read(fd[0], &v, sizeof v) != (ssize_t)sizeof v)
-        v = NAN;
-    close(fd[0]);
-    int st;
-    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-        WEXITSTATUS(st) != 0)
-        v = NAN;
-    return v;
-}
 
 typedef struct ctx {
     const names *nm;
@@ -425,7 +399,7 @@ static double insert_in_child(void *p)
 
 static double sample_insert(void *p)
 {
-    return forked(insert_in_child, p);
+    return bench_forked(insert_in_child, p);
 }
 
 static double sample_hit(void *p)
@@ -598,7 +572,7 @@ static void run(void)
                       VC(OP_BARE_INTERN, 1)};
     double heap_v[3];
     for (size_t i = 0; i < 3; i++)
-        heap_v[i] = forked(heap_in_child, &heap[i]);
+        heap_v[i] = bench_forked(heap_in_child, &heap[i]);
     bench_table("Interning: bytes per name",
                 "bytes held per interned 20-byte name, 1 M names");
     bench_row("modhost (host allocator hook, usable sizes)", per_name, "B",

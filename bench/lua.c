@@ -407,21 +407,14 @@ static mh_host *host_at(const char *path, const char *cache, unsigned flags,
                         logseen *seen)
 {
     mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH | flags;
-    cfg.path = path;
-    cfg.cache_dir = cache;
+    bench_config(&cfg, path, cache, flags);
     cfg.log = log_hook;
     cfg.log_ud = seen;
     if (seen->count) {
         cfg.fault = fault_hook;
         cfg.fault_ud = seen;
     }
-    mh_host *h = NULL;
-    mh_error *err = NULL;
-    if (mh_host_new(&cfg, &h, &err) != MH_OK)
-        bench_die("mh_host_new: %s", mh_error_message(err));
-    return h;
+    return bench_host_new(&cfg);
 }
 
 static mh_module *import(mh_host *h, const char *name)

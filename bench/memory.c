@@ -42,18 +42,9 @@
 typedef struct ctx {
     const char *const *names;
     size_t n;
-    char **files;               /* tree/pkgA/subB/mod_N.so per name */
+    const char *const *files;   /* tree/pkgA/subB/mod_N.so per name */
 } ctx;
 
-/* "pkg3.sub17.mod_12345" -> FIXTURES/tree/pkg3/sub17/mod_12345.so */
-static char *file_of(const char *name)
-{
-    char *f = bench_fmt("%s/tree/%s.so", bench.fixtures, name);
-    for (char *p = f + strlen(bench.fixtures) + 6; *p; p++)
-        if (*p == '.' && strcmp(p, ".so") != 0)
-            *p = '/';
-    return f;
-}
 
 /* ---- modhost, through the allocator hook --------------------------------- */
 
@@ -157,31 +148,22 @@ static double heap_per_module(const ctx *c, loader how)
     return (heap_in_use() - before) / (double)c->n;
 }
 
-/* Run heap_per_module in a fork()ed child; NAN on any failure. */
+typedef struct fork_arg {
+    const ctx *c;
+    loader how;
+} fork_arg;
+
+static double heap_in_child(void *p)
+{
+    const fork_arg *a = p;
+    return heap_per_module(a->c, a->how);
+}
+
+/* heap_per_module in a fork()ed child; NAN on any failure. */
 static double forked(const ctx *c, loader how)
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        bench_die("pipe failed");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork failed");
-    if (pid == 0) {
-        close(fd[0]);
-        double v = heap_per_module(c, how);
-        _exit(write(fd[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
-    }
-    close(fd[1]);
-    double v;
-    if (read(fd[0], &v, sizeof v) != (ssize_t)sizeof v)
-        v = NAN;
-    close(fd[0]);
-    int st;
-    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-        WEXITSTATUS(st) != 0)
-        v = NAN;
-    return v;
+    fork_arg a = {c, how};
+    return bench_forked(heap_in_child, &a);
 }
 
 /* ---- CPython ------------------------------------------------------------- */
@@ -236,16 +218,12 @@ static void run(void)
     c.n = bench_names(&c.names);
     if (c.n < 2)
         bench_die("memory: needs at least 2 fixture modules");
-    c.files = calloc(c.n, sizeof *c.files);
-    if (!c.files)
-        bench_die("out of memory");
-    for (size_t i = 0; i < c.n; i++)
-        c.files[i] = file_of(c.names[i]);
+    c.files = bench_files();
 
     int rounds = bench.rounds < MAX_ROUNDS ? bench.rounds : MAX_ROUNDS;
     double all[MAX_ROUNDS], half[MAX_ROUNDS], first[MAX_ROUNDS],
-        blocks[MAX_ROUNDS], kept[MAX_ROUNDS], heap_fd[MAX_ROUNDS], heap_path[MAX_ROUNDS],
-        heap_mh[MAX_ROUNDS], heap_gm[MAX_ROUNDS], heap_lt[MAX_ROUNDS],
+        blocks[MAX_ROUNDS], kept[MAX_ROUNDS], heap_fd[MAX_ROUNDS],
+        heap_path[MAX_ROUNDS], heap_mh[MAX_ROUNDS], heap_gm[MAX_ROUNDS], heap_lt[MAX_ROUNDS],
         py[MAX_ROUNDS];
     double lo = INFINITY, hi = -INFINITY;
     for (int r = 0; r < rounds; r++) {
@@ -314,10 +292,6 @@ static void run(void)
                "requested sizes, the packages imported beforehand.",
                bench_median(heap_path, k));
     bench_table_end();
-
-    for (size_t i = 0; i < c.n; i++)
-        free(c.files[i]);
-    free(c.files);
 }
 
 const bench_area bench_area_memory = {"memory", "Registry memory", run,

@@ -25,8 +25,7 @@ typedef struct ctx {
     const char *const *names;
     size_t n;
     const char *db_entry;       /* "sqlite:/work/modules.db" */
-    char **abs;                 /* tree/pkgA/subB/mod_N.so */
-    void **handles;
+    const char *const *abs;     /* tree/pkgA/subB/mod_N.so */
 } ctx;
 
 static double import_all_us(const char *path, const ctx *c)
@@ -61,17 +60,7 @@ static double sample_fs(void *p)
 static double sample_raw(void *p)
 {
     ctx *c = p;
-    size_t ok = 0;
-    uint64_t t = bench_now_ns();
-    for (size_t i = 0; i < c->n; i++)
-        ok += (c->handles[i] = dlopen(c->abs[i], RTLD_NOW | RTLD_LOCAL))
-              != NULL;
-    uint64_t dt = bench_now_ns() - t;
-    if (ok != c->n)
-        bench_die("sqlite: dlopen failed: %s", dlerror());
-    for (size_t i = c->n; i-- > 0;)
-        dlclose(c->handles[i]);
-    return (double)dt / 1000.0 / (double)c->n;
+    return bench_dlopen_all_us(c->abs, c->n);
 }
 
 static void run(void)
@@ -79,18 +68,7 @@ static void run(void)
     ctx c;
     c.n = bench_names(&c.names);
     const char *tree = bench_path_dirs(1)[0];
-    c.abs = calloc(c.n, sizeof *c.abs);
-    c.handles = calloc(c.n, sizeof *c.handles);
-    if (!c.abs || !c.handles)
-        bench_die("out of memory");
-    for (size_t i = 0; i < c.n; i++) {
-        char *r = bench_fmt("%s", c.names[i]);
-        for (char *q = r; *q; q++)
-            if (*q == '.')
-                *q = '/';
-        c.abs[i] = bench_fmt("%s/%s.so", tree, r);
-        free(r);
-    }
+    c.abs = bench_files();
 
     /* The database holds the 1,000 plugins under the paths they have in
      * tree/ (pkgA/subB/mod_N.so): mh_pack stores relative inputs as
@@ -166,10 +144,6 @@ static void run(void)
                packed, (double)st.st_size / 1e6);
     bench_table_end();
 
-    for (size_t i = 0; i < c.n; i++)
-        free(c.abs[i]);
-    free(c.abs);
-    free(c.handles);
     free(entry);
     free(db);
 }

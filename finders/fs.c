@@ -157,6 +157,11 @@ static int listing_read(mh_host *h, fsf_listing *l)
                                                                    : DT_UNKNOWN;
         }
         char type = 0;
+        /* Bytecode caches -- modhost's own beside its sources, CPython's
+         * -- are never packages, and not worth walking. */
+        if (dt == DT_DIR && (strcmp(nm, "__mhcache__") == 0 ||
+                             strcmp(nm, "__pycache__") == 0))
+            continue;
         if (dt == DT_DIR && !so_name && !lua_name && !luac_name && !meta_name)
             type = T_DIR;
         else if (dt == DT_REG && so_name)

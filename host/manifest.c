@@ -28,11 +28,9 @@ void mh_manifest_free(mh_manifest *m)
     if (!m)
         return;
     mh_host *h = m->host;
-    strfree(h, m->name);
     strfree(h, m->version);
     strfree(h, m->description);
     strfree(h, m->host_req);
-    strfree(h, m->where);
     for (size_t i = 0; i < m->nreq; i++) {
         strfree(h, m->req[i].name);
         strfree(h, m->req[i].constraint);
@@ -55,8 +53,10 @@ static mh_manifest *blank(mh_host *h, const char *name, const char *source,
         return NULL;
     m->host = h;
     m->source = source;
-    m->name = mh_mem_strdup(h, name);
-    m->where = where ? mh_mem_strdup(h, where) : NULL;
+    /* Interned: the host has them already (the module's name, its file),
+     * so a kept manifest costs no copies of them. */
+    m->name = mh_int_cstr(h, name);
+    m->where = where ? mh_int_cstr(h, where) : NULL;
     if (!m->name || (where && !m->where)) {
         mh_manifest_free(m);
         return NULL;

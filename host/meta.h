@@ -32,11 +32,12 @@ typedef struct mh_provide {
 
 struct mh_manifest {
     struct mh_host *host;    /* allocator */
-    const char *name;        /* the module's name (as imported) */
+    const char *name;        /* the module's name (as imported), interned */
     const char *version, *description, *host_req; /* or NULL */
     int abi;                 /* 0: none declared */
     const char *source;      /* "elf-note", "sidecar", "none" */
-    const char *where;       /* the file or item it came from, or NULL */
+    const char *where;       /* the file or item it came from, or NULL;
+                                interned */
     char *json;              /* compact text, host memory */
     size_t json_size;
     mh_requirement *req;

@@ -26,10 +26,14 @@
  *
  * Deduplication
  * -------------
- * Images are kept in a process-wide table keyed by (module name, SHA-256
- * of the bytes), with a reference per loaded module: the same bytes under
- * the same name -- in a second host, or after a failed init -- are the
- * same loaded object, as the same file would be.  The table is process
+ * Images are kept in a process-wide table keyed by (module name, length,
+ * a fast 64-bit hash of the bytes), with a reference per loaded module:
+ * the same bytes under the same name -- in a second host, or after a
+ * failed init -- are the same loaded object, as the same file would be.
+ * "The same" is exact: when the key matches, the bytes are compared with
+ * the loaded memfd's (a cryptographic hash would cost more than the
+ * comparison it spares, on every load); an image loaded through a
+ * private file, which is unlinked at once, is known by its SHA-256.  The table is process
  * state because the dynamic loader's is; it uses the C allocator, since no
  * single host owns it.  An image being loaded is in the table marked
  * `loading`: a second thread wanting the same image waits for the first,
@@ -60,7 +64,9 @@
 
 struct mh_mfd {
     struct mh_mfd *next;
-    unsigned char sha[32];
+    uint64_t hash;           /* mh_hash_bytes of the image */
+    size_t len;
+    unsigned char sha[32];   /* SHA-256, for an image without a memfd */
     int fd;                  /* the memfd, or -1 (file fallback) */
     unsigned refs;           /* modules holding this image */
     bool loading;            /* its first dlopen is under way */
@@ -245,30 +251,55 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
 
 static void unlink_entry(mh_mfd *e)
 {
-    for (mh_mfd **p = &table[e->sha[0]]; *p; p = &(*p)->next)
+    for (mh_mfd **p = &table[e->hash & 255]; *p; p = &(*p)->next)
         if (*p == e) {
             *p = e->next;
             return;
         }
 }
 
+static void sha256(const mh_blob *b, unsigned char out[32])
+{
+    if (!EVP_Digest(b->data, b->len, out, NULL, EVP_sha256(), NULL))
+        memset(out, 0, 32); /* matches no image: loaded apart */
+}
+
+/* Are b's bytes those of loaded image e (table lock held)?  Read back
+ * from its sealed memfd, or, for an image without one, by SHA-256. */
+static bool same_image(const mh_mfd *e, const mh_blob *b)
+{
+    if (e->len != b->len)
+        return false;
+    if (e->fd < 0) {
+        unsigned char sha[32];
+        sha256(b, sha);
+        return memcmp(sha, e->sha, sizeof sha) == 0;
+    }
+    unsigned char buf[8192];
+    for (size_t off = 0; off < b->len;) {
+        size_t n = b->len - off < sizeof buf ? b->len - off : sizeof buf;
+        if (mh_io_pread_all(e->fd, buf, n, (off_t)off) != n ||
+            memcmp(buf, b->data + off, n) != 0)
+            return false;
+        off += n;
+    }
+    return true;
+}
+
 mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
                       void **dl_out, mh_mfd **ref, mh_error **err)
 {
-    unsigned char sha[32];
     *dl_out = NULL;
     *ref = NULL;
-
-    if (!EVP_Digest(b->data, b->len, sha, NULL, EVP_sha256(), NULL))
-        return mh_err(h, err, MH_ENOMEM, "cannot hash module '%s' (%s)",
-                      mod->name, mod->origin);
+    uint64_t hash = mh_hash_bytes(b->data, b->len);
 
     pthread_mutex_lock(&table_lock);
     mh_mfd *e;
     for (;;) {
-        for (e = table[sha[0]]; e; e = e->next)
-            if (memcmp(e->sha, sha, sizeof sha) == 0 &&
-                strcmp(e->name, mod->name) == 0)
+        for (e = table[hash & 255]; e; e = e->next)
+            if (e->hash == hash && e->len == b->len &&
+                strcmp(e->name, mod->name) == 0 &&
+                (e->loading || same_image(e, b)))
                 break;
         if (!e || !e->loading)
             break;
@@ -302,18 +333,21 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         return mh_err(h, err, MH_ENOMEM, "out of memory loading '%s'",
                       mod->name);
     }
-    memcpy(e->sha, sha, sizeof sha);
+    e->hash = hash;
+    e->len = b->len;
     memcpy(e->name, mod->name, n + 1);
     e->fd = -1;
     e->refs = 1;
     e->loading = true;
-    e->next = table[sha[0]];
-    table[sha[0]] = e;
+    e->next = table[hash & 255];
+    table[hash & 255] = e;
     pthread_mutex_unlock(&table_lock);
 
     void *dl = NULL;
     mh_status rc = open_image(h, mod, b, e, &dl, err);
 
+    if (rc == MH_OK && e->fd < 0)
+        sha256(b, e->sha); /* before anyone may compare with it */
     pthread_mutex_lock(&table_lock);
     e->loading = false;
     if (rc != MH_OK)

@@ -257,6 +257,27 @@ TEST(list_ignores_other_files)
     mh_host_free(host);
 }
 
+TEST(bytecode_cache_directories_are_not_packages)
+{
+    /* __mhcache__ (modhost's bytecode beside its sources) and __pycache__
+     * are caches, never packages: not listed, not found. */
+    struct listing l = {0};
+    mh_host *host;
+    mh_module *mod;
+
+    fixture_copy("counter", "E/real.so");
+    tmp_mkdir("E/__mhcache__");
+    tmp_mkdir("E/__pycache__");
+    fixture_copy("counter", "E/__mhcache__/a.so");
+    fixture_copy("counter", "E/__pycache__/b.so");
+    host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "real");
+    ASSERT_STATUS(mh_import(host, "__mhcache__.a", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "__pycache__.b", &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
 TEST(list_skips_unimportable_names)
 {
     /* A file whose name breaks the grammar can never be imported, so it
