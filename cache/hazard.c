@@ -78,6 +78,14 @@ mh_hazard *mh_hz_register_(void)
     return hz;
 }
 
+/* libmodhost unloaded (dlclose): no thread may call a destructor that is
+ * no longer mapped. */
+__attribute__((destructor)) static void unload(void)
+{
+    if (key_ok)
+        pthread_key_delete(key);
+}
+
 bool mh_hz_barrier(void)
 {
     pthread_once(&once, setup);

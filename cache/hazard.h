@@ -12,6 +12,9 @@
  * membarrier is not available no thread gets a record, and readers take
  * their writers' lock instead; ThreadSanitizer builds use sequentially
  * consistent accesses it can see.
+ *
+ * One hazard per thread: a reader must not be re-entered from a signal
+ * handler (mh_intern and the import fast path are not async-signal-safe).
  */
 #ifndef MH_CACHE_HAZARD_H
 #define MH_CACHE_HAZARD_H

@@ -39,7 +39,8 @@
 #define MH_FSF_MAX_ENTRIES 1000000u    /* per directory */
 #define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
 
-enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j' };
+enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j',
+       T_LINK = 'u' /* a link that leads nowhere usable (yet) */ };
 
 typedef struct fsf_ent {
     const char *name;   /* into the listing's names block */
@@ -149,12 +150,16 @@ static int listing_read(mh_host *h, fsf_listing *l)
             !mh_name_ident(nm, len))
             continue; /* can never be a module or a package */
         unsigned char dt = de->d_type;
+        bool was_link = dt == DT_LNK;
         if (dt == DT_LNK || dt == DT_UNKNOWN) {
             struct stat st;
             if (fstatat(dirfd(d), nm, &st, 0) != 0)
-                continue; /* dangling link: not a module */
-            dt = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG
-                                                                   : DT_UNKNOWN;
+                dt = DT_UNKNOWN; /* dangling link: not a module (yet) */
+            else
+                dt = S_ISDIR(st.st_mode) ? DT_DIR
+                   : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+            if (dt == DT_UNKNOWN && !was_link)
+                continue;
         }
         char type = 0;
         /* Bytecode caches -- modhost's own beside its sources, CPython's
@@ -172,6 +177,8 @@ static int listing_read(mh_host *h, fsf_listing *l)
             type = T_LUAC;
         else if (dt == DT_REG && meta_name)
             type = T_META;
+        else if (was_link && dt == DT_UNKNOWN)
+            type = T_LINK; /* its target may appear with no event here */
         if (type && listing_add(h, l, nm, len, type) != 0) {
             rc = -1;
             saved = ENOMEM;
@@ -242,19 +249,28 @@ static void stamp_missing(fsf_state *s, fsf_listing *l, int e)
         if (!slash || slash == up || (size_t)(slash - up) + 1 < rootlen)
             return; /* past the entry's parent: stat() at each use */
         *slash = '\0';
-        const char *d = mh_int_cstr(s->host, up);
+        struct stat sb;
+        if (stat(up, &sb) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                continue; /* absent too: look higher */
+            return;       /* there but unreadable: stat() at each use */
+        }
+        if (!S_ISDIR(sb.st_mode))
+            return;
+        /* The name below `up` on the way is absent -- unless it is a
+         * link to something absent, which can appear elsewhere with no
+         * event here. */
+        *slash = '/';
+        bool link = lstat(up, &sb) == 0 && S_ISLNK(sb.st_mode);
+        *slash = '\0';
+        const char *d = link ? NULL : mh_int_cstr(s->host, up);
         if (!d)
             return;
         mh_ntf_stamp st;
         mh_ntf_watch(s->host, d, &st);
-        struct stat sb;
-        if (st.wd >= 0 && stat(up, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-            stat(l->dir, &sb) != 0 && errno == e) {
+        if (st.wd >= 0 && stat(l->dir, &sb) != 0 && errno == e)
             l->stamp = st; /* still missing, after the watch began */
-            return;
-        }
-        if (st.wd >= 0)
-            return;
+        return;
     }
 }
 
@@ -315,8 +331,13 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
         errno = e;
         return NULL;
     }
-    if (l && !l->missing && !l->unsure && l->ino == st.st_ino &&
-        l->dev == st.st_dev && l->mtime.tv_sec == st.st_mtim.tv_sec &&
+    /* Without notification, the directory's identity and mtime tell
+     * (unless too recent to trust).  A listing that was watched and saw
+     * an event is read again: an mtime can stay the same across a change
+     * in the same timestamp tick. */
+    if (l && !l->missing && !l->unsure && l->stamp.wd < 0 &&
+        l->ino == st.st_ino && l->dev == st.st_dev &&
+        l->mtime.tv_sec == st.st_mtim.tv_sec &&
         l->mtime.tv_nsec == st.st_mtim.tv_nsec) {
         l->stamp = stamp;
         return l;
@@ -334,10 +355,10 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
     clock_gettime(CLOCK_REALTIME, &now);
     long long age = (long long)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000LL +
                     (now.tv_nsec - st.st_mtim.tv_nsec);
-    /* Watched since before the read, every later change is an event: the
-     * timestamp's granularity does not matter. */
+    /* While the stamp stays current the listing is trusted whatever its
+     * age; once it is not, an unsure listing is read again. */
     l->stamp = stamp;
-    l->unsure = stamp.wd < 0 && age < MH_FSF_UNSURE_NS;
+    l->unsure = age < MH_FSF_UNSURE_NS;
     l->mtime = st.st_mtim;
     l->dev = st.st_dev;
     l->ino = st.st_ino;
@@ -484,7 +505,7 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         snprintf(top, sizeof top, "%.*s", (int)tlen, rel);
         fsf_listing *rl = get_listing(s, s->root);
         const fsf_ent *te = rl ? listing_get(rl, top) : NULL;
-        if (rl && (!te || te->type != T_DIR)) {
+        if (rl && (!te || (te->type != T_DIR && te->type != T_LINK))) {
             pthread_mutex_unlock(&s->lock);
             mh_buf_puts(why, "no directory ");
             mh_buf_puts(why, top);

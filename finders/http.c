@@ -11,8 +11,9 @@
  * Fetched once, then kept as long as Cache-Control max-age allows and
  * revalidated with If-None-Match / If-Modified-Since after that.  A
  * server that says nothing about freshness (no max-age, no no-cache) gets
- * one revalidation per host: the index then serves this host until
- * mh_invalidate_caches(), not one request per import.  When
+ * one revalidation per host every HTF_HOST_FRESH_S seconds at most: the
+ * index then serves this host's imports (until mh_invalidate_caches()),
+ * not one request per import.  When
  * trusted keys are configured (MODHOST_TRUST, mh_config.trust), the index
  * must come with BASE/index.json.sig, an Ed25519 signature of its exact
  * bytes by one of them, or the entry is refused.  Plain http:// to a host
@@ -55,6 +56,7 @@
 #include <time.h>
 
 #define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
+#define HTF_HOST_FRESH_S 300  /* an index without freshness, per host */
 #define HTF_MAX_SIG 4096
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -78,9 +80,9 @@ typedef struct htf_state {
     bool have_idx;
     bool signed_ok;            /* idx passed a trusted signature check */
     time_t fresh_until;        /* no request before this */
-    bool host_fresh;           /* fetched or revalidated by this host, and
-                                  the server set no freshness: good until
-                                  mh_invalidate_caches() */
+    time_t host_fresh_until;   /* fetched or revalidated by this host, and
+                                  the server set no freshness: this host
+                                  asks again after this */
     char etag[256], last_modified[128];
     char warned[256];          /* last cause warned about (once each) */
 } htf_state;
@@ -218,7 +220,7 @@ static void htf_invalidate(mh_finder_ctx *cx, void *state)
     htf_state *s = state;
     pthread_mutex_lock(&s->lock);
     s->fresh_until = 0; /* revalidate on next use */
-    s->host_fresh = false;
+    s->host_fresh_until = 0;
     s->warned[0] = '\0';
     pthread_mutex_unlock(&s->lock);
 }
@@ -402,7 +404,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     time_t now = time(NULL);
     if (!s->have_idx)
         load_cached(s); /* may be fresh enough to need no request */
-    if (s->have_idx && (now < s->fresh_until || s->host_fresh))
+    if (s->have_idx && (now < s->fresh_until || now < s->host_fresh_until))
         return MH_OK;
 
     char url[4200];
@@ -421,7 +423,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     }
     if (rc == MH_OK && g.status == 304 && s->have_idx) {
         s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
-        s->host_fresh = g.max_age < 0;
+        s->host_fresh_until = g.max_age < 0 ? now + HTF_HOST_FRESH_S : 0;
         MH_TRACE(h, "http: %s not modified", url);
         mh_get_free(h, &g);
         return MH_OK;
@@ -460,7 +462,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             snprintf(s->last_modified, sizeof s->last_modified, "%s",
                      g.last_modified);
             s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
-            s->host_fresh = g.max_age < 0;
+            s->host_fresh_until = g.max_age < 0 ? now + HTF_HOST_FRESH_S : 0;
             s->warned[0] = '\0';
             save_cached(s, &g, sig);
             MH_TRACE(h, "http: %s: %zu modules", url, s->idx.n);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define CHUNK 1024u
@@ -27,11 +28,14 @@ typedef struct ntf_wd {
     _Atomic uint64_t gen;       /* events seen on this watch */
     const char *above;          /* interned path, when it is a directory
                                    above an entry */
+    bool listed;                /* a listing is stamped with it */
 } ntf_wd;
 
 struct mh_notify {
     pthread_mutex_t lock;       /* watching, draining, roots */
     _Atomic int fd;             /* the inotify instance, or -1: off */
+    _Atomic bool blind;         /* a directory above an entry could not be
+                                   watched: trust nothing, stat instead */
     unsigned forks;             /* fork count when made */
     _Atomic uint64_t epoch;
     _Atomic(ntf_wd *) chunks[CHUNKS];
@@ -86,6 +90,7 @@ static struct mh_notify *get(mh_host *h, bool make)
 static bool usable(struct mh_notify *n)
 {
     return atomic_load_explicit(&n->fd, memory_order_relaxed) >= 0 &&
+           !atomic_load_explicit(&n->blind, memory_order_relaxed) &&
            n->forks == atomic_load_explicit(&fork_count,
                                             memory_order_relaxed);
 }
@@ -115,10 +120,37 @@ static ntf_wd *slot_make(mh_host *h, struct mh_notify *n, int wd)
     return &c[(unsigned)wd % CHUNK];
 }
 
+/* Filesystems whose changes by other machines inotify never reports. */
+static bool remote(const char *dir)
+{
+    struct statfs sf;
+    if (statfs(dir, &sf) != 0)
+        return true; /* unknown: do not trust */
+    switch ((unsigned long)sf.f_type) {
+    case 0x6969UL:      /* NFS */
+    case 0x517bUL:      /* SMB */
+    case 0xfe534d42UL:  /* SMB2 */
+    case 0xff534d42UL:  /* CIFS */
+    case 0x65735546UL:  /* FUSE */
+    case 0x00c36400UL:  /* Ceph */
+    case 0x01021997UL:  /* 9P */
+    case 0x6b414653UL:  /* AFS */
+    case 0x47504653UL:  /* GPFS */
+    case 0x0bd00bd0UL:  /* Lustre */
+        return true;
+    }
+    return false;
+}
+
 /* Add a watch (lock held): its slot, or NULL. */
 static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
                      int *wd_out)
 {
+    if (remote(dir)) {
+        MH_TRACE(h, "fs: %s is on a network filesystem: checked with "
+                 "stat() at each use", dir);
+        return NULL;
+    }
     int wd = inotify_add_watch(atomic_load(&n->fd), dir, MASK);
     if (wd < 0) {
         MH_TRACE(h, "fs: cannot watch %s (%s): checked with stat() at each "
@@ -138,9 +170,11 @@ void mh_ntf_watch(mh_host *h, const char *dir, mh_ntf_stamp *st)
     pthread_mutex_lock(&n->lock);
     int wd;
     ntf_wd *s = usable(n) ? watch(h, n, dir, &wd) : NULL;
-    if (s)
+    if (s) {
+        s->listed = true;
         *st = (mh_ntf_stamp){wd, atomic_load(&s->gen),
                              atomic_load(&n->epoch)};
+    }
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -171,6 +205,32 @@ static bool on_a_root_path(struct mh_notify *n, const char *above,
     return false;
 }
 
+/* A name that can only be a module file or its sidecar, never a package
+ * or a link to one. */
+static bool module_file(const char *name)
+{
+    static const char *const suffixes[] = {".so", ".lua", ".luac", ".json"};
+    size_t len = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        size_t sl = strlen(suffixes[i]);
+        if (len > sl && strcmp(name + len - sl, suffixes[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void root_add(mh_host *h, struct mh_notify *n, const char *root);
+
+static void rewatch_roots(mh_host *h, struct mh_notify *n)
+{
+    size_t given = n->nroots; /* real paths added now are not walked */
+    for (size_t i = 0; i < given; i++) {
+        char real[PATH_MAX];
+        if (realpath(n->roots[i], real))
+            root_add(h, n, real);
+    }
+}
+
 void mh_ntf_drain(mh_host *h)
 {
     struct mh_notify *n = get(h, false);
@@ -183,6 +243,7 @@ void mh_ntf_drain(mh_host *h)
         atomic_store(&n->fd, -1);
         fd = -1;
     }
+    uint64_t epoch0 = atomic_load(&n->epoch);
     _Alignas(struct inotify_event) char buf[4096];
     while (fd >= 0) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -197,16 +258,30 @@ void mh_ntf_drain(mh_host *h)
             if (s)
                 atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
             /* A directory made, moved or gone changes where paths below
-             * it lead: every listing is in question.  So is a change of
-             * a name on the way to an entry.  A file added or removed
-             * concerns its own directory only. */
-            if (!s || (e->mask & (IN_Q_OVERFLOW | IN_ISDIR | IN_DELETE_SELF |
-                                  IN_MOVE_SELF | IN_IGNORED)) ||
-                (s->above && e->len && on_a_root_path(n, s->above, e->name)))
+             * it lead: every listing is in question.  So does any other
+             * name that could be a package (a symbolic link to one is no
+             * IN_ISDIR event), and a change of a name on the way to an
+             * entry.  A module file added or removed concerns its own
+             * directory only. */
+            const uint32_t self = IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED;
+            bool wide =
+                !s || (e->mask & (IN_Q_OVERFLOW | self)) ||
+                /* in a listed directory: a directory, or a name that may
+                 * be a link to one */
+                (s->listed && e->len &&
+                 ((e->mask & IN_ISDIR) || !module_file(e->name))) ||
+                /* above an entry (as /tmp is): only its own path's names;
+                 * others come and go there all the time */
+                (s->above && e->len && on_a_root_path(n, s->above, e->name));
+            if (wide)
                 atomic_fetch_add_explicit(&n->epoch, 1,
                                           memory_order_release);
         }
     }
+    /* Paths may lead elsewhere now (a release directory swapped behind a
+     * link): watch the directories above every entry's real path again. */
+    if (atomic_load(&n->epoch) != epoch0 && usable(n))
+        rewatch_roots(h, n);
     pthread_mutex_unlock(&n->lock);
 }
 
@@ -242,7 +317,13 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root)
         path[pl] = '\0';
         int wd;
         ntf_wd *s = watch(h, n, path, &wd);
-        if (s && !s->above)
+        if (!s) { /* a change there would go unseen */
+            atomic_store(&n->blind, true);
+            MH_TRACE(h, "fs: cannot watch %s above entry %s: directories "
+                     "are checked with stat() at each use", path, r);
+            return;
+        }
+        if (!s->above)
             s->above = mh_int_str(h, path, pl);
     }
 }

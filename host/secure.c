@@ -201,21 +201,22 @@ static void dir_remember(mh_host *h, const char *dir)
  * if the path still names it (same device and inode, on the descriptor
  * the file is then opened from) and it still passes the checks itself:
  * the chain above it was checked, and only root or the owner can change a
- * checked chain (mh_invalidate_caches forgets these).  Anything else
- * walks again. */
+ * checked chain (mh_invalidate_caches forgets these).  A process that
+ * changed its effective user walks again, as does anything else. */
 struct mh_sec_dir {
     const char *path;
     dev_t dev;
     ino_t ino;
+    uid_t euid;         /* who it was checked for */
 };
 
-static bool code_dir_find(mh_host *h, const char *dir, dev_t *dev,
+static bool code_dir_find(mh_host *h, const char *dir, uid_t me, dev_t *dev,
                           ino_t *ino)
 {
     bool yes = false;
     pthread_mutex_lock(&h->sec.lock);
     for (size_t i = h->sec.ncode; i-- > 0 && !yes;)
-        if (h->sec.code[i].path == dir) {
+        if (h->sec.code[i].path == dir && h->sec.code[i].euid == me) {
             *dev = h->sec.code[i].dev;
             *ino = h->sec.code[i].ino;
             yes = true;
@@ -225,13 +226,14 @@ static bool code_dir_find(mh_host *h, const char *dir, dev_t *dev,
 }
 
 static void code_dir_remember(mh_host *h, const char *dir,
-                              const struct stat *st)
+                              const struct stat *st, uid_t me)
 {
     pthread_mutex_lock(&h->sec.lock);
     for (size_t i = 0; i < h->sec.ncode; i++)
         if (h->sec.code[i].path == dir) { /* replaced since */
             h->sec.code[i].dev = st->st_dev;
             h->sec.code[i].ino = st->st_ino;
+            h->sec.code[i].euid = me;
             pthread_mutex_unlock(&h->sec.lock);
             return;
         }
@@ -246,7 +248,7 @@ static void code_dir_remember(mh_host *h, const char *dir,
     }
     if (h->sec.ncode < h->sec.capcode) /* else: walked again next time */
         h->sec.code[h->sec.ncode++] =
-            (struct mh_sec_dir){dir, st->st_dev, st->st_ino};
+            (struct mh_sec_dir){dir, st->st_dev, st->st_ino, me};
     pthread_mutex_unlock(&h->sec.lock);
 }
 
@@ -309,7 +311,7 @@ static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
     dev_t dev;
     ino_t ino;
     struct stat st;
-    if (!dir || !code_dir_find(h, dir, &dev, &ino))
+    if (!dir || !code_dir_find(h, dir, me, &dev, &ino))
         return -1;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
@@ -421,7 +423,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
                 break;
             }
             if (dir)
-                code_dir_remember(h, dir, &dir_st);
+                code_dir_remember(h, dir, &dir_st, me);
             *size = (long long)st.st_size;
             *out = dfd;
             return MH_OK;

@@ -67,6 +67,7 @@ struct mh_mfd {
     uint64_t hash;           /* mh_hash_bytes of the image */
     size_t len;
     unsigned char sha[32];   /* SHA-256, for an image without a memfd */
+    bool has_sha;
     int fd;                  /* the memfd, or -1 (file fallback) */
     unsigned refs;           /* modules holding this image */
     bool loading;            /* its first dlopen is under way */
@@ -258,10 +259,9 @@ static void unlink_entry(mh_mfd *e)
         }
 }
 
-static void sha256(const mh_blob *b, unsigned char out[32])
+static bool sha256(const mh_blob *b, unsigned char out[32])
 {
-    if (!EVP_Digest(b->data, b->len, out, NULL, EVP_sha256(), NULL))
-        memset(out, 0, 32); /* matches no image: loaded apart */
+    return EVP_Digest(b->data, b->len, out, NULL, EVP_sha256(), NULL) == 1;
 }
 
 /* Are b's bytes those of loaded image e (table lock held)?  Read back
@@ -270,10 +270,10 @@ static bool same_image(const mh_mfd *e, const mh_blob *b)
 {
     if (e->len != b->len)
         return false;
-    if (e->fd < 0) {
+    if (e->fd < 0) { /* no digest, or none now: loaded apart */
         unsigned char sha[32];
-        sha256(b, sha);
-        return memcmp(sha, e->sha, sizeof sha) == 0;
+        return e->has_sha && sha256(b, sha) &&
+               memcmp(sha, e->sha, sizeof sha) == 0;
     }
     unsigned char buf[8192];
     for (size_t off = 0; off < b->len;) {
@@ -346,8 +346,8 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
     void *dl = NULL;
     mh_status rc = open_image(h, mod, b, e, &dl, err);
 
-    if (rc == MH_OK && e->fd < 0)
-        sha256(b, e->sha); /* before anyone may compare with it */
+    if (rc == MH_OK && e->fd < 0) /* before anyone may compare with it */
+        e->has_sha = sha256(b, e->sha);
     pthread_mutex_lock(&table_lock);
     e->loading = false;
     if (rc != MH_OK)

@@ -306,10 +306,18 @@ TEST(list_skips_missing_entry)
     mh_host_free(host);
 }
 
+static int no_inotify(void *ud, const char *site);
+
 TEST(listing_is_cached_until_directory_changes)
 {
+    /* Without change notification: the directory's mtime decides. */
     const char *dir = tmp_mkdir("E");
-    mh_host *host = host_new_isolated(dir);
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.fault = no_inotify;
+    mh_host *host = host_new_cfg(&cfg);
     mh_module *mod;
 
     file_set_mtime(dir, OLD_TIME);
@@ -321,6 +329,64 @@ TEST(listing_is_cached_until_directory_changes)
     ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
     mh_invalidate_caches(host);
     import_ok(host, "late");
+    mh_host_free(host);
+}
+
+TEST(same_tick_change_seen_with_notification)
+{
+    /* With notification, a file added in the directory's same mtime tick
+     * (simulated: the mtime put back) is an event: the listing is read
+     * again, whatever the mtime says. */
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod;
+
+    file_set_mtime(dir, OLD_TIME);
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    fixture_copy("counter", "E/late.so");
+    file_set_mtime(dir, OLD_TIME);
+    import_ok(host, "late");
+    mh_host_free(host);
+}
+
+TEST(package_link_inside_entry_retargeted_is_followed)
+{
+    /* E/pkg is a link to A; retargeting it to B is a name event in E with
+     * no IN_ISDIR: the listing of E/pkg (A's) must not answer for B. */
+    tmp_mkdir("E");
+    tmp_mkdir("A");
+    tmp_mkdir("B");
+    fixture_copy("counter", "B/fresh.so");
+    if (symlink(tmp_path("A"), tmp_path("E/pkg")) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "pkg.fresh", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "pkg.fresh", &mod, ERR), MH_ENOTFOUND);
+    if (symlink(tmp_path("B"), tmp_path("E/pkg.new")) != 0 ||
+        rename(tmp_path("E/pkg.new"), tmp_path("E/pkg")) != 0)
+        FAIL("retargeting: %s", strerror(errno));
+    mod = import_ok(host, "pkg.fresh");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(dangling_package_link_whose_target_appears_is_followed)
+{
+    /* E/pkg leads to S/x, which does not exist yet: no event in E when it
+     * appears, so E's listing must not answer "no package pkg". */
+    tmp_mkdir("E");
+    tmp_mkdir("S");
+    if (symlink(tmp_path("S/x"), tmp_path("E/pkg")) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "pkg.m", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "pkg.m", &mod, ERR), MH_ENOTFOUND);
+    tmp_mkdir("S/x");
+    fixture_copy("counter", "S/x/m.so");
+    mod = import_ok(host, "pkg.m");
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
     mh_host_free(host);
 }
 
