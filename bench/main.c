@@ -67,7 +67,7 @@ static void machine(FILE *o, const char *command)
     char *mem = shell_line("awk '/MemTotal/ {printf \"%.1f GiB\", "
                            "$2/1048576}' /proc/meminfo");
     char *cc = shell_line("cc --version | head -n 1");
-    char *py = shell_line("python3 --version 2>&1");
+    char *py = shell_line("/usr/bin/python3 --version 2>&1");
     char *glib = shell_line("pkg-config --modversion glib-2.0");
     char *ltdl = shell_line("dpkg-query -W -f='${Version}' libltdl7");
     char *lua = shell_line("pkg-config --modversion lua5.4");
