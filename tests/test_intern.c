@@ -4,6 +4,7 @@
  * concurrent interning from several threads.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,6 +269,7 @@ struct reader_job {
     mh_host *host;
     const char *const *names; /* 64 names interned before the start */
     _Atomic int *stop;
+    _Atomic int *ready;       /* readers that have made a first pass */
     int failed;
     unsigned long lookups;
 };
@@ -284,6 +286,8 @@ static void *reader_worker(void *p)
                 j->failed = 1;
             j->lookups++;
         }
+        if (j->lookups == 64)
+            atomic_fetch_add(j->ready, 1);
     }
     return NULL;
 }
@@ -298,14 +302,18 @@ TEST(readers_during_growth_find_every_name)
         names[k] = mh_intern(host, buf);
         ASSERT_NOT_NULL(names[k]);
     }
-    _Atomic int stop = 0;
+    _Atomic int stop = 0, ready = 0;
     pthread_t th[READERS];
     struct reader_job jobs[READERS];
     for (int t = 0; t < READERS; t++) {
-        jobs[t] = (struct reader_job){host, names, &stop, 0, 0};
+        jobs[t] = (struct reader_job){host, names, &stop, &ready, 0, 0};
         ASSERT_EQ_INT(pthread_create(&th[t], NULL, reader_worker, &jobs[t]),
                       0);
     }
+    /* Every reader is probing before the table starts growing (valgrind
+     * runs one thread at a time, and might not schedule them otherwise). */
+    while (atomic_load(&ready) < READERS)
+        sched_yield();
     for (int i = 0; i < GROW_NAMES; i++) {
         snprintf(buf, sizeof buf, "grow.n%d", i);
         ASSERT_NOT_NULL(mh_intern(host, buf));
