@@ -4,6 +4,7 @@
 
 #include <modhost.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A host searching exactly `path` (';'-separated): isolated, no default
  * entries, caches under the run's work directory; extra MH_CONFIG_* flags
@@ -35,6 +36,9 @@ double bench_forked(double (*fn)(void *), void *arg);
 /* CPython: run bench/py_import.py MODE FIXTURES P [EXTRA] once; its
  * figure, or NAN.  extra may be NULL. */
 double bench_python(const char *mode, int p, const char *extra);
+
+/* The library's string hash, reimplemented for the floors. */
+uint64_t bench_hash(const void *p, size_t len);
 
 /* A bare open-addressing string table: the floor a registry hit is held
  * against (hash the name, probe, compare). */

@@ -138,24 +138,6 @@ typedef struct bare {
     size_t used;               /* bytes used in chunks->data */
 } bare;
 
-/* The same family of hash as the library's and bench_strtab's: 8 bytes a
- * step, multiply-xorshift. */
-static uint64_t bare_hash(const char *s, size_t len)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ (len * 0xff51afd7ed558ccdull);
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, s, 8);
-        h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
-        h ^= h >> 29;
-        s += 8;
-        len -= 8;
-    }
-    uint64_t v = 0;
-    memcpy(&v, s, len);
-    h = (h ^ v) * 0x94d049bb133111ebull;
-    return h ^ (h >> 31);
-}
 
 static bare *bare_new(void)
 {
@@ -181,7 +163,7 @@ static void bare_free(bare *t)
 static const char *bare_find(const bare *t, const char *s)
 {
     size_t len = strlen(s);
-    uint64_t h = bare_hash(s, len);
+    uint64_t h = bench_hash(s, len);
     for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
         const bare_slot *e = &t->slots[i];
         if (!e->str)
@@ -212,7 +194,7 @@ static void bare_grow(bare *t)
 static const char *bare_intern(bare *t, const char *s)
 {
     size_t len = strlen(s);
-    uint64_t h = bare_hash(s, len);
+    uint64_t h = bench_hash(s, len);
     size_t i;
     for (i = h & t->mask; t->slots[i].str; i = (i + 1) & t->mask)
         if (t->slots[i].hash == h &&
