@@ -218,7 +218,12 @@ int main(int argc, char **argv)
     bench_report_summary(&met, &missed, &unmeasured);
     printf("\nbench: targets met %d, missed %d, not measured %d\n", met,
            missed, unmeasured);
-    if (md)
+    /* Only a full run speaks for the whole file: a smoke run or a few
+     * areas leave the last full run's tables where they are. */
+    if (md && (bench.quick || optind < argc))
+        printf("bench: a %s run; %s left as it is\n",
+               bench.quick ? "quick" : "partial", md);
+    else if (md)
         write_md(md, command);
     if (work) {
         bench_sh("rm -rf '%s'", work);
