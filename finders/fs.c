@@ -10,15 +10,18 @@
  * entry per import, and most of them fail.  Instead each directory that
  * is looked into is read once and its listing kept (names of *.so files
  * and of subdirectories, sorted), keyed by the interned directory path.
- * A find costs one stat() of the directory that would hold the module;
- * the listing is read again only when that directory's (dev, inode,
- * nanosecond mtime) changed, as CPython's FileFinder does.
+ * A listing is stamped by a watch (finders/notify.c) taken just before it
+ * was read, and used with no system call while the stamp is current; a
+ * package the entry lacks is a miss told by the entry's own listing.
  *
- * Timestamps have a granularity: a file added in the same tick as the
- * listing was read would leave the mtime unchanged.  A listing whose
- * directory changed less than MH_FSF_UNSURE_NS before it was read is
- * therefore marked unsure and read again on next use, until it is old
- * enough to trust.  mh_invalidate_caches() drops every listing.
+ * Without notification, a find costs one stat() of the directory that
+ * would hold the module, and the listing is read again only when that
+ * directory's (dev, inode, nanosecond mtime) changed, as CPython's
+ * FileFinder does.  Timestamps have a granularity: a file added in the
+ * same tick as the listing was read would leave the mtime unchanged.  A
+ * listing whose directory changed less than MH_FSF_UNSURE_NS before it
+ * was read is therefore marked unsure and read again on next use, until
+ * it is old enough to trust.  mh_invalidate_caches() drops every listing.
  */
 #include "host/internal.h"
 #include "host/secure.h"
@@ -501,8 +504,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
          * "missing" record per package per entry. */
         const char *top_end = memchr(rel, '/', dlen);
         size_t tlen = top_end ? (size_t)(top_end - rel) : dlen;
-        char top[MH_NAME_MAX + 8];
-        snprintf(top, sizeof top, "%.*s", (int)tlen, rel);
+        char top[MH_NAME_MAX + 8]; /* rel is shorter: it holds top */
+        memcpy(top, rel, tlen);
+        top[tlen] = '\0';
         fsf_listing *rl = get_listing(s, s->root);
         const fsf_ent *te = rl ? listing_get(rl, top) : NULL;
         if (rl && (!te || (te->type != T_DIR && te->type != T_LINK))) {
