@@ -1,6 +1,7 @@
 /* bench/common.c -- see common.h. */
 #include "bench.h"
 #include "common.h"
+#include "cache/intern.h"
 
 #include <dlfcn.h>
 #include <malloc.h>
@@ -116,60 +117,11 @@ struct bench_strtab {
     const char **slots;
 };
 
-/* The floor's hash: the very algorithm of the library's (cache/intern.h,
- * 16 bytes a step, folded 128-bit multiply, overlapping tail loads), so a
- * bare table is not slower for a worse hash. */
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
-static uint64_t load8(const unsigned char *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-static uint64_t load4(const unsigned char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
+/* The floor's hash is the library's own (cache/intern.h), so a bare
+ * table is not slower for a worse hash. */
 uint64_t bench_hash(const void *p, size_t len)
 {
-    const uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull,
-                   k2 = 0x8ebc6af09c88c6e3ull;
-    const unsigned char *s = p;
-    uint64_t h = k0 ^ len, a, b;
-    if (len <= 8) {
-        if (len >= 4) {
-            a = load4(s);
-            b = load4(s + len - 4);
-        } else if (len > 0) {
-            a = ((uint64_t)s[0] << 16) | ((uint64_t)s[len >> 1] << 8) |
-                s[len - 1];
-            b = 0;
-        } else {
-            a = b = 0;
-        }
-    } else if (len <= 16) {
-        a = load8(s);
-        b = load8(s + len - 8);
-    } else {
-        size_t n = len;
-        while (n > 16) {
-            h = mix(load8(s) ^ k1, load8(s + 8) ^ h);
-            s += 16;
-            n -= 16;
-        }
-        a = load8(s + n - 16);
-        b = load8(s + n - 8);
-    }
-    return mix(k1 ^ len, mix(a ^ k1, b ^ h ^ k2));
+    return mh_hash_bytes(p, len);
 }
 
 bench_strtab *bench_strtab_new(const char *const *keys, size_t n)
