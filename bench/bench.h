@@ -95,6 +95,9 @@ const char *bench_path(int p);
 const char *const *bench_path_dirs(int p);
 const char *bench_path_shared(int p);
 const char *const *bench_path_dirs_shared(int p);
+/* A whole file in memory (NUL-terminated; *len without the NUL, len may
+ * be NULL), or NULL with errno if it cannot be opened. */
+char *bench_read_file(const char *path, size_t *len);
 /* Run a shell command; returns its exit status. */
 int bench_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Die with a message (setup failures only; a figure that cannot be

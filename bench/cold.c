@@ -295,19 +295,9 @@ static double sample_memfd(void *p)
 
 static unsigned char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    char *buf = bench_read_file(path, len);
+    if (!buf)
         bench_die("cold: %s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *m = open_memstream(&buf, &n);
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, k, m);
-    fclose(f);
-    fclose(m);
-    *len = n;
     return (unsigned char *)buf;
 }
 

@@ -27,23 +27,6 @@ static const bench_area *const areas[] = {BENCH_AREAS(BENCH_LIST)};
 static const char *MARK_BEGIN = "<!-- bench:begin";
 static const char *MARK_END = "<!-- bench:end -->";
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(f);
-    fclose(m);
-    return buf;
-}
-
 static char *shell_line(const char *cmd)
 {
     FILE *p = popen(cmd, "r");
@@ -104,7 +87,7 @@ static void write_md(const char *path, const char *command)
     fprintf(o, "%s\n%s\n", bench_report_tables(), MARK_END);
     fclose(o);
 
-    char *old = read_file(path);
+    char *old = bench_read_file(path, NULL);
     char *b = old ? strstr(old, MARK_BEGIN) : NULL;
     char *e = b ? strstr(b, MARK_END) : NULL;
     char *tmp = bench_fmt("%s.tmp", path);

@@ -132,6 +132,27 @@ char *bench_fmt(const char *fmt, ...)
     return s;
 }
 
+char *bench_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&buf, &n);
+    if (!m)
+        bench_die("out of memory");
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, k, m);
+    fclose(f);
+    fclose(m);
+    if (len)
+        *len = n;
+    return buf;
+}
+
 int bench_sh(const char *fmt, ...)
 {
     va_list ap;
