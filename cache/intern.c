@@ -246,22 +246,22 @@ static mh_itab *grow(mh_host *h, mh_itable *t, mh_itab *old)
 static mh_iname *insert(mh_host *h, mh_itable *t, const char *s, size_t len,
                         uint64_t hash, size_t seen);
 
-mh_iname *mh_int_get(mh_host *h, mh_itable *t, const char *s, size_t len)
+/* Find or insert, inlined into both callers (the hit is a hot path).  A
+ * length past 32 bits matches no record, and insert refuses it. */
+static inline __attribute__((always_inline)) mh_iname *
+get(mh_host *h, mh_itable *t, const char *s, size_t len)
 {
-    if (len > UINT32_MAX)
-        return NULL;
     uint64_t hash = mh_hash_bytes(s, len);
-    return mh_int_get_hashed(h, t, s, len, hash);
-}
-
-mh_iname *mh_int_get_hashed(mh_host *h, mh_itable *t, const char *s,
-                            size_t len, uint64_t hash)
-{
     /* Inserts so far: if none happens between the lock-free miss and the
      * lock, the miss stands and the probe need not be repeated. */
     size_t seen = atomic_load_explicit(&t->count, memory_order_acquire);
-    mh_iname *r = mh_int_find(t, s, len, hash);
+    mh_iname *r = find(t, s, len, hash);
     return r ? r : insert(h, t, s, len, hash, seen);
+}
+
+mh_iname *mh_int_get(mh_host *h, mh_itable *t, const char *s, size_t len)
+{
+    return get(h, t, s, len);
 }
 
 /* After a lock-free miss, with `seen` inserts made before it. */
@@ -314,15 +314,7 @@ const char *mh_intern(mh_host *host, const char *str)
 {
     if (!host || !str)
         return NULL;
-    /* The hit, flat: hash, one lock-free probe (a length past 32 bits
-     * matches no record, and insert refuses it). */
-    size_t len = strlen(str);
-    uint64_t hash = mh_hash_bytes(str, len);
-    mh_itable *t = &host->intern;
-    size_t seen = atomic_load_explicit(&t->count, memory_order_acquire);
-    mh_iname *r = find(t, str, len, hash);
-    if (!r)
-        r = insert(host, t, str, len, hash, seen);
+    mh_iname *r = get(host, &host->intern, str, strlen(str));
     return r ? r->str : NULL;
 }
 

@@ -103,9 +103,6 @@ void mh_int_free(struct mh_host *h, mh_itable *t);
 /* Find or insert; NULL on out of memory. */
 mh_iname *mh_int_get(struct mh_host *h, mh_itable *t, const char *s,
                      size_t len);
-/* The same, the hash of s already known. */
-mh_iname *mh_int_get_hashed(struct mh_host *h, mh_itable *t, const char *s,
-                            size_t len, uint64_t hash);
 /* Find only; never allocates, never locks. */
 mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len,
                       uint64_t hash);
