@@ -308,6 +308,16 @@ TEST(list_skips_missing_entry)
 
 static int no_inotify(void *ud, const char *site);
 
+/* Make tmp/link a symbolic link to tmp/target, replacing an existing one
+ * atomically (a new link renamed over it, as a deploy does). */
+static void link_to(const char *target, const char *link)
+{
+    const char *tmp = str_fmt("%s.new", tmp_path(link));
+    if (symlink(tmp_path(target), tmp) != 0 ||
+        rename(tmp, tmp_path(link)) != 0)
+        FAIL("linking %s -> %s: %s", link, target, strerror(errno));
+}
+
 TEST(listing_is_cached_until_directory_changes)
 {
     /* Without change notification: the directory's mtime decides. */
@@ -357,15 +367,12 @@ TEST(package_link_inside_entry_retargeted_is_followed)
     tmp_mkdir("A");
     tmp_mkdir("B");
     fixture_copy("counter", "B/fresh.so");
-    if (symlink(tmp_path("A"), tmp_path("E/pkg")) != 0)
-        FAIL("symlink: %s", strerror(errno));
+    link_to("A", "E/pkg");
     mh_host *host = host_new_isolated(tmp_path("E"));
     mh_module *mod;
     ASSERT_STATUS(mh_import(host, "pkg.fresh", &mod, ERR), MH_ENOTFOUND);
     ASSERT_STATUS(mh_import(host, "pkg.fresh", &mod, ERR), MH_ENOTFOUND);
-    if (symlink(tmp_path("B"), tmp_path("E/pkg.new")) != 0 ||
-        rename(tmp_path("E/pkg.new"), tmp_path("E/pkg")) != 0)
-        FAIL("retargeting: %s", strerror(errno));
+    link_to("B", "E/pkg");
     mod = import_ok(host, "pkg.fresh");
     ASSERT_EQ_INT(call_int(mod, "value"), 42);
     mh_host_free(host);
@@ -377,8 +384,7 @@ TEST(dangling_package_link_whose_target_appears_is_followed)
      * appears, so E's listing must not answer "no package pkg". */
     tmp_mkdir("E");
     tmp_mkdir("S");
-    if (symlink(tmp_path("S/x"), tmp_path("E/pkg")) != 0)
-        FAIL("symlink: %s", strerror(errno));
+    link_to("S/x", "E/pkg");
     mh_host *host = host_new_isolated(tmp_path("E"));
     mh_module *mod;
     ASSERT_STATUS(mh_import(host, "pkg.m", &mod, ERR), MH_ENOTFOUND);
@@ -551,15 +557,12 @@ TEST(link_above_entry_retargeted_is_followed)
     tmp_mkdir("rel2");
     tmp_mkdir("rel2/plugins");
     fixture_copy("counter", "rel2/plugins/fresh.so");
-    if (symlink(tmp_path("rel1"), tmp_path("cur")) != 0)
-        FAIL("symlink: %s", strerror(errno));
+    link_to("rel1", "cur");
     mh_host *host = host_new_isolated(tmp_path("cur/plugins"));
     mh_module *mod;
     ASSERT_STATUS(mh_import(host, "fresh", &mod, ERR), MH_ENOTFOUND);
     ASSERT_STATUS(mh_import(host, "fresh", &mod, ERR), MH_ENOTFOUND);
-    if (symlink(tmp_path("rel2"), tmp_path("cur.new")) != 0 ||
-        rename(tmp_path("cur.new"), tmp_path("cur")) != 0)
-        FAIL("swapping the link: %s", strerror(errno));
+    link_to("rel2", "cur");
     mod = import_ok(host, "fresh");
     ASSERT_EQ_INT(call_int(mod, "value"), 42);
     mh_host_free(host);
