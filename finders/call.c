@@ -138,6 +138,15 @@ static const char *intern_opt(mh_host *h, const char *s, bool *oom)
     return r;
 }
 
+static bool is_sha256_hex(const char *s)
+{
+    size_t n = 0;
+    while (s && n < 64 && ((s[n] >= '0' && s[n] <= '9') ||
+                           (s[n] >= 'a' && s[n] <= 'f')))
+        n++;
+    return n == 64 && s[n] == '\0';
+}
+
 mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
                              const char *name, const mh_finder_spec *spec,
                              mh_found *f, mh_error **err)
@@ -155,6 +164,12 @@ mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
         bad = "its file is not an absolute path";
     else if (spec->meta_key && !hook->cls->read)
         bad = "it has a meta_key but the finder cannot read";
+    else if (spec->copy && (!spec->key || !hook->cls->read))
+        bad = "it has a copy but no key the finder can read";
+    else if (spec->copy && spec->copy[0] != '/')
+        bad = "its copy is not an absolute path";
+    else if (spec->copy && !is_sha256_hex(spec->copy_sha256))
+        bad = "its copy_sha256 is not 64 hex digits";
     if (bad)
         return mh_err(h, err, MH_EFORMAT, "finder '%s' gave a bad answer for "
                       "module '%s': %s", hook->name, name, bad);
@@ -167,6 +182,11 @@ mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
         .meta_file = intern_opt(h, spec->meta_file, &oom),
         .meta_key = intern_opt(h, spec->meta_key, &oom),
         .identity = intern_opt(h, spec->identity, &oom),
+        /* A copy serves native code only: Lua bytes are read anyway. */
+        .copy = spec->kind == MH_KIND_NATIVE
+                    ? intern_opt(h, spec->copy, &oom) : NULL,
+        .copy_sha256 = spec->kind == MH_KIND_NATIVE && spec->copy
+                           ? intern_opt(h, spec->copy_sha256, &oom) : NULL,
         .binary = (spec->flags & MH_SPEC_BYTECODE) != 0,
         .trusted = (spec->flags & MH_SPEC_TRUSTED) != 0,
         .meta_whole = (spec->flags & MH_SPEC_META_WHOLE) && spec->meta_key,

@@ -67,6 +67,9 @@ typedef struct mh_found {
     const char *meta_file;/* interned: sidecar manifest file, or NULL */
     const char *meta_key; /* interned: ... or its item for read() */
     const char *identity; /* interned, or NULL */
+    const char *copy;     /* interned: a local copy of key's bytes, used
+                             if it hashes to copy_sha256, or NULL */
+    const char *copy_sha256; /* interned, 64 lowercase hex digits */
     bool binary;          /* Lua: a precompiled chunk (.luac), not source */
     bool trusted;         /* its bytes are covered by a verified signature */
     bool meta_whole;      /* meta_key has the whole manifest (the note's) */

@@ -520,6 +520,14 @@ static const char *manifest_key(mh_host *h, const mh_idx_entry *e)
     return mh_int_cstr(h, key);
 }
 
+/* Where the blob cache keeps e's bytes: named by their SHA-256. */
+static void blob_path(const mh_host *h, const mh_idx_entry *e,
+                      char hexsha[65], char *blob, size_t size)
+{
+    hex(e->sha256, 32, hexsha);
+    snprintf(blob, size, "%s/blobs/%s", h->cache_dir, hexsha);
+}
+
 static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -547,6 +555,16 @@ static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
         spec->identity = mh_int_cstr(h, identity(e, ident));
         bool has = e->manifest || s->idx.manifests;
         spec->meta_key = has ? manifest_key(h, e) : NULL;
+        if (e->kind == MH_KIND_NATIVE) {
+            /* Once downloaded, native code is mapped from the blob cache
+             * by the host, which checks the SHA-256 itself (get_module's
+             * read is the way when the blob is missing or damaged). */
+            char hexsha[65], blob[4200];
+            blob_path(h, e, hexsha, blob, sizeof blob);
+            if (!(spec->copy = mh_int_cstr(h, blob)) ||
+                !(spec->copy_sha256 = mh_int_cstr(h, hexsha)))
+                spec->origin = NULL; /* out of memory, below */
+        }
         if (!spec->origin || !spec->identity || (has && !spec->meta_key))
             rc = mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'",
                         name);
@@ -600,8 +618,7 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
 {
     mh_host *h = s->host;
     char hexsha[65], blob[4200], url[4400];
-    hex(e->sha256, 32, hexsha);
-    snprintf(blob, sizeof blob, "%s/blobs/%s", h->cache_dir, hexsha);
+    blob_path(h, e, hexsha, blob, sizeof blob);
     snprintf(url, sizeof url, "%s%s", s->base, e->path);
     *downloaded = false;
 

@@ -51,6 +51,28 @@ static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
     return MH_OK;
 }
 
+/* A finder's local copy of the module's bytes (a download cache), mapped
+ * in place of reading them when it checks out (host/secure.h): then f
+ * names it as its file, opened.  Else the bytes are read from the finder,
+ * which fetches them again if it must. */
+static bool open_copy(mh_host *h, const char *name, mh_found *f)
+{
+    int fd;
+    long long size;
+    const char *why;
+    if (mh_sec_open_copy(h, f->copy, f->copy_sha256, h->max_module_size,
+                         &fd, &size, &why) != MH_OK) {
+        MH_TRACE(h, "import '%s': not using the copy %s: %s", name, f->copy,
+                 why);
+        return false;
+    }
+    MH_TRACE(h, "import '%s': mapping the verified copy %s", name, f->copy);
+    f->file = f->copy;
+    f->fd = fd;
+    f->fd_size = size;
+    return true;
+}
+
 /* A failure that is the module's own (and stays until it changes), as
  * opposed to a missing file, a busy database, memory or a cycle. */
 static bool own_fault(mh_status rc)
@@ -91,7 +113,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_reg_enter(mod);
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec(h, iname, &f, &e);
-    bool found = rc == MH_OK, fetch_failed = false;
+    bool found = rc == MH_OK, fetch_failed = false, from_copy = false;
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {
@@ -103,6 +125,8 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
          * the one loaded. */
         if (f.kind == MH_KIND_NATIVE && f.file)
             rc = open_checked(h, iname, &f, &e);
+        else if (f.kind == MH_KIND_NATIVE && f.copy)
+            from_copy = open_copy(h, iname, &f);
     }
     if (rc == MH_OK) {
         /* Metadata first: no code of the module runs before its ABI,
@@ -113,8 +137,11 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     }
     if (rc == MH_OK)
         rc = mh_meta_check(h, iname, f.origin, man, &e);
+    mh_found as_found = f; /* what discovery knows the module by */
+    if (from_copy)
+        as_found.file = NULL;
     if (found && !fetch_failed && rc != MH_OK && e && own_fault(rc))
-        mh_discover_record(h, iname, &f, e);
+        mh_discover_record(h, iname, &as_found, e);
     if (rc == MH_OK)
         rc = mh_meta_require(h, iname, man, &e);
     if (rc == MH_OK) {
@@ -132,7 +159,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
                 mh_ld_unload(h, mod);
         }
         if (rc != MH_OK && e && own_fault(rc) && !mod->dep_failed)
-            mh_discover_record(h, iname, &f, e);
+            mh_discover_record(h, iname, &as_found, e);
     }
     mh_blob_free(h, &image); /* the loader keeps its own copy */
     if (found && f.fd >= 0)

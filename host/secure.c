@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 /* mkdir -p, mode 0700 for what it creates. */
 static int mkdir_parents(const char *dir)
 {
@@ -444,4 +446,60 @@ mh_status mh_sec_code_file(mh_host *h, const char *path, mh_error **err)
     if (fd >= 0)
         close(fd);
     return rc;
+}
+
+mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
+                           size_t max, int *out, long long *size,
+                           const char **why)
+{
+    *out = -1;
+    *size = -1;
+    *why = NULL;
+    int fd = mh_fault(h, "open")
+                 ? (errno = EIO, -1)
+                 : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                  O_NONBLOCK | O_NOCTTY);
+    struct stat st;
+    if (fd < 0) {
+        *why = errno == ENOENT ? "there is none" : "it cannot be opened";
+        return MH_ENOTFOUND;
+    }
+    if (fstat(fd, &st) != 0)
+        *why = "it cannot be checked";
+    else if ((*why = file_problem(&st, geteuid())) != NULL)
+        ;
+    else if ((unsigned long long)st.st_size > max)
+        *why = "it is larger than the host's max_module_size";
+    /* Hashed through the descriptor that is mapped: the bytes checked are
+     * the bytes loaded (the file is this user's, writable by no other). */
+    EVP_MD_CTX *md = *why ? NULL : EVP_MD_CTX_new();
+    if (!*why && (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)))
+        *why = "out of memory";
+    unsigned char buf[16384], sha[EVP_MAX_MD_SIZE];
+    off_t at = 0;
+    while (!*why && at < st.st_size) {
+        ssize_t n = pread(fd, buf, sizeof buf, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || !EVP_DigestUpdate(md, buf, (size_t)n))
+            *why = n == 0 ? "it shrank while read" : "it cannot be read";
+        else
+            at += n;
+    }
+    unsigned len = 0;
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    if (!*why && !EVP_DigestFinal_ex(md, sha, &len))
+        *why = "it cannot be hashed";
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; !*why && i < len; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    if (!*why && (len != 32 || memcmp(hex, sha_hex, 64) != 0))
+        *why = "its SHA-256 is not the one expected";
+    if (*why) {
+        close(fd);
+        return MH_ENOTFOUND;
+    }
+    *out = fd;
+    *size = (long long)st.st_size;
+    return MH_OK;
 }

@@ -59,4 +59,16 @@ mh_status mh_sec_code_file(struct mh_host *h, const char *path,
 void mh_sec_forget(struct mh_host *h);
 void mh_sec_free(struct mh_host *h);
 
+/*
+ * Open `path`, a local copy of bytes whose SHA-256 is sha_hex (64
+ * lowercase hex digits), to map it: not a link, a regular file of this
+ * user or root, writable by no one else, at most max bytes, and hashing
+ * to sha_hex as read through the descriptor returned in *out (its size
+ * in *size).  Anything else is MH_ENOTFOUND with the reason in *why
+ * (static text), and the caller reads the bytes another way.
+ */
+mh_status mh_sec_open_copy(struct mh_host *h, const char *path,
+                           const char *sha_hex, size_t max, int *out,
+                           long long *size, const char **why);
+
 #endif /* MH_HOST_SECURE_H */

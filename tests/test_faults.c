@@ -915,7 +915,8 @@ static void check_http_cache(const char *at, const scen *sc,
 }
 
 /* answer7.so from the loopback server: the index and the module are
- * downloaded and cached (blobs/<sha256>), then loaded through a memfd.
+ * downloaded and cached (blobs/<sha256>), loaded through a memfd, and
+ * later mapped from the cached blob once its SHA-256 is checked.
  * The entry is /switch/, so check_http_cache can take the server down. */
 static scen http_online(void)
 {
@@ -925,7 +926,7 @@ static scen http_online(void)
     return (scen){.name = "http", .entry = http_url(srv, "switch/"),
                   .module = "answer7", .use = use_value7,
                   .cache_file = sha256_of(str_fmt("%s/answer7.so", www)),
-                  .cache_trace = "from the cache",
+                  .cache_trace = "mapping the verified copy",
                   .check_cache = check_http_cache, .srv = srv};
 }
 

@@ -23,7 +23,9 @@ typedef struct dict {
     const char *const *mods;   /* name, source, name, source, ..., NULL */
     int opens, closes, invalidates, finds;
     const char *fail_open;     /* open fails with this message */
-    int bad_answer;            /* 1: no origin; 2: NATIVE without file/key */
+    int bad_answer;            /* 1: no origin; 2: NATIVE without file/key;
+                                  3: a copy with a bad SHA-256; 4: a copy
+                                  that is not an absolute path */
     int error_find;            /* find fails with MH_EIO */
     char origin[256];          /* the answer's strings live here */
 } dict;
@@ -70,6 +72,14 @@ static mh_status dict_find(mh_finder_ctx *cx, void *state, const char *name,
     spec->kind = d->bad_answer == 2 ? MH_KIND_NATIVE : MH_KIND_LUA;
     spec->origin = d->bad_answer == 1 ? NULL : d->origin;
     spec->key = d->bad_answer == 2 ? NULL : cx->svc->intern(cx, name);
+    if (d->bad_answer >= 3) {
+        spec->kind = MH_KIND_NATIVE;
+        spec->copy = d->bad_answer == 3 ? "/tmp/copy.so" : "copy.so";
+        spec->copy_sha256 = d->bad_answer == 3 ? "00ff" /* too short */
+                                               : "0123456789abcdef0123456789"
+                                                 "abcdef0123456789abcdef0123"
+                                                 "456789abcdef";
+    }
     return MH_OK;
 }
 
@@ -430,6 +440,15 @@ TEST(bad_answers_are_refused_naming_the_finder)
     ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
                   MH_EFORMAT);
     ASSERT_CONTAINS(ERR_MSG(), "neither a file nor a key");
+    d.bad_answer = 3;
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                  MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "'a_mod': its copy_sha256 is not 64 hex "
+                               "digits");
+    d.bad_answer = 4;
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                  MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "'a_mod': its copy is not an absolute path");
     d.bad_answer = 0;
     ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
     mh_host_free(host);

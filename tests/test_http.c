@@ -46,6 +46,13 @@ static const char *sha256_of(const char *path)
 
 /* ----------------------------------------------------------- importing */
 
+static mh_host *http_host_verbose(const char *entry, log_capture *lc)
+{
+    mh_config cfg = http_cfg(entry, lc);
+    cfg.flags |= MH_CONFIG_VERBOSE;
+    return host_new_cfg(&cfg);
+}
+
 TEST(import_over_http)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
@@ -465,10 +472,10 @@ TEST(cached_module_needs_no_download)
     log_capture_free(&lc);
 }
 
-TEST(damaged_blob_is_downloaded_again)
+TEST(cached_module_is_mapped_from_its_blob)
 {
-    /* caches are disposable: a blob whose bytes no longer hash to its
-     * name is never loaded, the module is fetched again */
+    /* downloaded bytes load from a sealed memfd; from the cache, the blob
+     * file itself is mapped once its SHA-256 checks out -- no copy */
     const char *www = http_site(NULL);
     http_server *srv = http_start(www, "--max-age 0");
     const char *blob = tmp_path("cache/blobs/%s",
@@ -479,16 +486,72 @@ TEST(damaged_blob_is_downloaded_again)
     log_capture_init(&lc);
     h1 = http_host(http_url(srv, "ok/"), &lc);
     import_ok(h1, "counter");
+    ASSERT_EQ_INT(maps_count(blob, ""), 0);
+    ASSERT_TRUE(maps_count("memfd:", "") > 0);
     mh_host_free(h1);
-    ASSERT_TRUE(file_exists(blob));
-    file_scribble(blob, 4096, 7);
 
-    h2 = http_host(http_url(srv, "ok/"), &lc);
+    h2 = http_host_verbose(http_url(srv, "ok/"), &lc);
     ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
-    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 2);
+    ASSERT_TRUE(maps_count(blob, "") > 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"), 1);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
     mh_host_free(h2);
+    ASSERT_EQ_INT(maps_count(blob, ""), 0);
     http_stop(srv);
     log_capture_free(&lc);
+}
+
+/* The cached blob of counter.so made unfit to map by `spoil` (a shell
+ * command on $B); the module still loads, from verified bytes in memory
+ * (read from the cache, or downloaded again: `gets` GETs in all), and the
+ * blob is never mapped. */
+static void blob_not_mapped(const char *spoil, const char *why, int gets)
+{
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob = tmp_path("cache/blobs/%s",
+                                sha256_of(str_fmt("%s/counter.so", www)));
+    log_capture lc;
+    mh_host *h;
+    int st;
+
+    log_capture_init(&lc);
+    h = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h, "counter");
+    mh_host_free(h);
+    sh_run(str_fmt("B=%s; %s", sh_quote(blob), spoil), &st);
+    ASSERT_EQ_INT(st, 0);
+
+    h = http_host_verbose(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    ASSERT_EQ_INT(maps_count(blob, ""), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, why), 1);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", gets);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(blob_writable_by_others_is_not_mapped)
+{
+    blob_not_mapped("chmod 0666 \"$B\"", "writable by group or others", 1);
+}
+
+TEST(blob_that_is_a_link_is_not_mapped)
+{
+    /* not followed here, nor by the cache's reader: fetched again */
+    blob_not_mapped("cp \"$B\" \"$B.real\" && ln -sf \"$B.real\" \"$B\"",
+                    "it cannot be opened", 2);
+}
+
+TEST(damaged_blob_is_downloaded_again)
+{
+    /* caches are disposable: a blob whose bytes no longer hash to its
+     * name is never loaded, the module is fetched again */
+    blob_not_mapped("printf 'damaged' | dd of=\"$B\" bs=1 seek=4096 "
+                    "conv=notrunc status=none",
+                    "its SHA-256 is not the one expected", 2);
 }
 
 /* -------------------------------------------------------------- offline */

@@ -111,7 +111,17 @@ typedef struct mh_finder_spec {
                                a content hash); NULL if unknown.  The
                                discovery index re-reads an item whose
                                identity changed, and always one with none */
-    void *reserved[4];
+    const char *copy;       /* with key, for a NATIVE module: a local file
+                               that may hold a copy of key's bytes (a
+                               download cache), or NULL.  The host maps the
+                               module from it, with no read(key) and no
+                               copy in memory, when it is a regular file
+                               (not a link) of this user or root, writable
+                               by no one else, whose SHA-256 as read
+                               through the descriptor mapped is
+                               copy_sha256; otherwise it calls read(key) */
+    const char *copy_sha256; /* 64 hex digits; required with copy */
+    void *reserved[2];
 } mh_finder_spec;
 
 /* Bytes handed from a finder to the host: data from cx->svc->alloc(size).
