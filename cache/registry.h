@@ -72,7 +72,12 @@ struct mh_module {
     size_t nexports;
     void *userdata;                 /* the plugin's, via set_userdata */
     char *init_message;             /* set_error text during init */
-    struct mh_manifest *manifest;   /* checked before load, or NULL */
+    /* Its manifest, checked before load; or NULL.  A manifest from an
+     * ELF note the mapping holds is not kept: `note` points at the note's
+     * data there (abi, JSON), and mh_meta_manifest parses it on first use
+     * (loaded modules cost no manifest until one is asked for). */
+    struct mh_manifest *_Atomic manifest;
+    const char *note;               /* NULL once unloaded */
 };
 
 typedef struct mh_registry {

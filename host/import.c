@@ -164,7 +164,8 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_blob_free(h, &image); /* the loader keeps its own copy */
     if (found && f.fd >= 0)
         close(f.fd); /* not taken by a loaded module */
-    if (rc == MH_OK && strcmp(man->source, "none") != 0) {
+    if (rc == MH_OK && strcmp(man->source, "none") != 0 &&
+        !mh_meta_keep_note(mod, man)) {
         mod->manifest = man;
         man = NULL;
     }

@@ -24,8 +24,10 @@
 #include "loaders/elf.h"
 #include "cache/atomic.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -130,6 +132,27 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
     return rc;
 }
 
+/* The manifest of an ELF note: its JSON, with the ABI the note gives. */
+static mh_status note_manifest(mh_host *h, const char *name,
+                               const char *where, const char *json,
+                               size_t len, uint32_t abi, mh_manifest **out,
+                               mh_error **err)
+{
+    mh_status rc = mh_manifest_parse(h, name, "elf-note", where, json, len,
+                                     out, err);
+    if (rc == MH_OK && (*out)->abi && (*out)->abi != (int)abi)
+        rc = mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) says "
+                    "abi %d, but the plugin was built for ABI %u", name,
+                    where, (*out)->abi, abi);
+    if (rc == MH_OK)
+        rc = mh_manifest_set_abi(*out, (int)abi, err);
+    if (rc != MH_OK) {
+        mh_manifest_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
                      unsigned how, mh_manifest **out, mh_blob *image,
                      bool *fetch_failed, mh_error **err)
@@ -151,22 +174,15 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
         if (rc != MH_OK)
             return rc;
         if (note.found) {
-            rc = mh_manifest_parse(h, name, "elf-note", f->origin, note.json,
-                                   note.json_len, out, err);
-            if (rc == MH_OK && (*out)->abi && (*out)->abi != (int)note.abi)
-                rc = mh_err(h, err, MH_EFORMAT, "manifest of module '%s' "
-                            "(%s) says abi %d, but the plugin was built for "
-                            "ABI %u", name, f->origin, (*out)->abi,
-                            note.abi);
-            if (rc == MH_OK)
-                rc = mh_manifest_set_abi(*out, (int)note.abi, err);
-            mh_elf_note_free(h, &note);
-            if (rc != MH_OK) {
-                mh_manifest_free(*out);
-                *out = NULL;
-                if (image)
-                    mh_blob_free(h, image);
+            rc = note_manifest(h, name, f->origin, note.json, note.json_len,
+                               note.abi, out, err);
+            if (rc == MH_OK) {
+                (*out)->note_vaddr = note.vaddr;
+                (*out)->note_len = note.json_len;
             }
+            mh_elf_note_free(h, &note);
+            if (rc != MH_OK && image)
+                mh_blob_free(h, image);
             return rc;
         }
     }
@@ -181,10 +197,49 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
 
 /* ---- admission ---------------------------------------------------------- */
 
+bool mh_meta_keep_note(mh_module *mod, const mh_manifest *m)
+{
+    struct link_map *lm = NULL;
+    if (!m || !m->note_vaddr || !mod->dl || strcmp(m->source, "elf-note") ||
+        dlinfo(mod->dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
+        return false;
+    /* Mapped from the descriptor whose note was read: the same bytes.
+     * Their length is checked all the same before anyone relies on it. */
+    const char *at = (const char *)(lm->l_addr + m->note_vaddr);
+    if (strnlen(at + 4, m->note_len + 1) != m->note_len)
+        return false;
+    mod->note = at;
+    return true;
+}
+
+const mh_manifest *mh_meta_manifest(const mh_module *mod)
+{
+    mh_module *m = (mh_module *)mod; /* its manifest is a cache */
+    mh_manifest *man = atomic_load_explicit(&m->manifest,
+                                            memory_order_acquire);
+    if (man || !m->note)
+        return man;
+    uint32_t abi;
+    memcpy(&abi, m->note, sizeof abi);
+    const char *json = m->note + sizeof abi;
+    mh_manifest *fresh;
+    if (note_manifest(m->host, m->name, m->origin, json, strlen(json), abi,
+                      &fresh, NULL) != MH_OK)
+        return NULL; /* out of memory: it parsed before load */
+    if (!atomic_compare_exchange_strong_explicit(
+            &m->manifest, &man, fresh, memory_order_acq_rel,
+            memory_order_acquire)) {
+        mh_manifest_free(fresh); /* another thread's came first */
+        return man;
+    }
+    return fresh;
+}
+
 const char *mh_meta_module_version(const mh_module *mod)
 {
-    if (mod->manifest && mod->manifest->version)
-        return mod->manifest->version;
+    const mh_manifest *m = mh_meta_manifest(mod);
+    if (m && m->version)
+        return m->version;
     return mod->desc ? mod->desc->version : NULL;
 }
 
@@ -322,5 +377,5 @@ mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
 
 const mh_manifest *mh_module_manifest(const mh_module *mod)
 {
-    return mod ? mod->manifest : NULL;
+    return mod ? mh_meta_manifest(mod) : NULL;
 }

@@ -44,6 +44,10 @@ struct mh_manifest {
     size_t nreq, req_cap;
     mh_provide *prov;
     size_t nprov, prov_cap;
+    /* From an ELF note: where its data lies once loaded (see
+     * mh_elf_note.vaddr; 0 if unknown), and its JSON's length. */
+    uint64_t note_vaddr;
+    size_t note_len;
 };
 
 /* Parse JSON text (len bytes) as the manifest of module `name` (interned).
@@ -100,6 +104,16 @@ mh_status mh_meta_require(struct mh_host *h, const char *name,
  * init), so discovery skips it until it changes.  (host/discover.c) */
 void mh_discover_record(struct mh_host *h, const char *name,
                         const struct mh_found *f, const mh_error *e);
+
+/* After mod loaded with manifest m: when m came from an ELF note that
+ * the mapping holds, point mod->note at it there and return true (the
+ * caller frees m: mh_meta_manifest parses it again if asked); else
+ * false (the caller keeps m). */
+bool mh_meta_keep_note(mh_module *mod, const mh_manifest *m);
+
+/* A loaded module's manifest: the one kept, or its note parsed now (and
+ * kept from then on).  NULL if it has none, or out of memory. */
+const mh_manifest *mh_meta_manifest(const mh_module *mod);
 
 /* The version a loaded module reports: its manifest's, else its
  * descriptor's, or NULL. */

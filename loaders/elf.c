@@ -115,8 +115,10 @@ static void note_free(mh_host *h, void *p, size_t n)
 
 /* Look through one PT_NOTE segment (its bytes in seg). */
 static const char *scan_notes(mh_host *h, const unsigned char *seg,
-                              size_t len, uint64_t align, mh_elf_note *out)
+                              size_t len, const mh_phdr *ph, mh_elf_note *out,
+                              uint64_t *desc_file_off)
 {
+    uint64_t align = ph->p_align;
     size_t a = align == 8 ? 8 : 4, off = 0;
     while (len - off >= 12) {
         uint32_t nsz, dsz, type;
@@ -150,12 +152,32 @@ static const char *scan_notes(mh_host *h, const unsigned char *seg,
             memcpy(out->json, d + 4, jlen + 1);
             out->json_len = jlen;
             out->found = true;
+            out->vaddr = ph->p_vaddr + desc_off; /* if loaded: below */
+            *desc_file_off = ph->p_offset + desc_off;
         }
         if (dsz_p > len - desc_off)
             break; /* the last note, unpadded */
         off = desc_off + dsz_p;
     }
     return NULL;
+}
+
+/* Does a PT_LOAD segment map the note's data (4 + json_len + 1 bytes at
+ * file offset off) from the file, at out->vaddr? */
+static bool note_loaded(const elf_src *s, const mh_ehdr *eh, uint64_t off,
+                        const mh_elf_note *out)
+{
+    uint64_t n = 4 + (uint64_t)out->json_len + 1;
+    for (size_t i = 0; i < eh->e_phnum; i++) {
+        mh_phdr ph;
+        if (!src_read(s, eh->e_phoff + i * sizeof ph, &ph, sizeof ph))
+            return false;
+        if (ph.p_type == PT_LOAD && off >= ph.p_offset &&
+            off - ph.p_offset <= ph.p_filesz &&
+            n <= ph.p_filesz - (off - ph.p_offset))
+            return ph.p_vaddr + (off - ph.p_offset) == out->vaddr;
+    }
+    return false;
 }
 
 static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
@@ -171,7 +193,7 @@ static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
      * thousands of note headers over one large region must not make a
      * listing read gigabytes. */
     size_t segments = 0;
-    uint64_t total = 0;
+    uint64_t total = 0, desc_off = 0;
     for (size_t i = 0; i < eh.e_phnum; i++) {
         mh_phdr ph;
         if (!src_read(s, eh.e_phoff + i * sizeof ph, &ph, sizeof ph))
@@ -187,13 +209,15 @@ static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
         if (!seg)
             return "out of memory";
         const char *why = src_read(s, ph.p_offset, seg, ph.p_filesz)
-                              ? scan_notes(h, seg, ph.p_filesz, ph.p_align,
-                                           out)
+                              ? scan_notes(h, seg, ph.p_filesz, &ph, out,
+                                           &desc_off)
                               : "a note segment lies outside the file";
         note_free(h, seg, ph.p_filesz ? ph.p_filesz : 1);
         if (why)
             return why;
     }
+    if (out->found && !note_loaded(s, &eh, desc_off, out))
+        out->vaddr = 0;
     return NULL;
 }
 

@@ -27,6 +27,10 @@ typedef struct mh_elf_note {
     uint32_t abi;          /* the ABI the plugin was built for */
     char *json;            /* host memory, NUL-terminated */
     size_t json_len;
+    uint64_t vaddr;        /* where the note's data (abi, then the JSON
+                              and its NUL) is once loaded, relative to the
+                              load base: inside a loadable segment that
+                              maps it from the same file bytes; else 0 */
 } mh_elf_note;
 
 /* From an image in memory, or from an open file of len bytes (read with

@@ -228,6 +228,7 @@ void mh_nat_fini(mh_host *h, mh_module *mod)
 void mh_nat_unload(mh_host *h, mh_module *mod)
 {
     MH_UNUSED(h);
+    mod->note = NULL; /* it lies in the mapping */
     if (mod->dl)
         dlclose(mod->dl);
     if (mod->fd >= 0) {

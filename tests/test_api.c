@@ -196,17 +196,6 @@ TEST(cache_dir_from_config_or_xdg)
 
 /* ------------------------------------------------------------ allocator */
 
-static mh_config tracked_config(alloc_tracker *at, const char *path)
-{
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = path;
-    cfg.alloc = alloc_tracker_fn;
-    cfg.alloc_ud = at;
-    return cfg;
-}
-
 static int list_count(void *ud, const mh_spec_info *info)
 {
     (void)info;

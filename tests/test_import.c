@@ -81,11 +81,7 @@ TEST(registry_hit_does_not_allocate)
 
     fixture_copy("counter", "E/pkg/counter.so");
     alloc_tracker_init(&at);
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = tmp_path("E");
-    cfg.alloc = alloc_tracker_fn;
-    cfg.alloc_ud = &at;
+    cfg = tracked_config(&at, tmp_path("E"));
     host = host_new_cfg(&cfg);
     mod = import_ok(host, "pkg.counter");
     calls = at.calls;

@@ -11,6 +11,7 @@
  * run) and from init; the registry stays empty; and the file never shows
  * up in /proc/self/maps.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -742,6 +743,93 @@ TEST(module_manifest_after_import)
     ASSERT_EQ_STR(call_ok(mod, "encode", "[\"x\"]"), "\"encoded\"");
     ASSERT_EQ_PTR(mh_module_manifest(mod), m); /* owned by the module */
     ASSERT_NULL(mh_module_manifest(NULL));
+    mh_host_free(host);
+}
+
+/* A manifest from an ELF note is not kept by a loaded module: the note
+ * is in its mapping, parsed on first use and kept from then on. */
+TEST(note_manifest_is_parsed_on_first_use)
+{
+    alloc_tracker at;
+    mh_config cfg;
+    mh_manifest *before;
+
+    fixture_copy("meta_full", "E/meta_full.so");
+    alloc_tracker_init(&at);
+    cfg = tracked_config(&at, tmp_path("E"));
+    mh_host *host = host_new_cfg(&cfg);
+    ASSERT_STATUS(mh_metadata(host, "meta_full", &before, ERR), MH_OK);
+    mh_module *mod = import_ok(host, "meta_full");
+    size_t loaded = at.outstanding;
+    const mh_manifest *m = mh_module_manifest(mod);
+    size_t parsed = at.outstanding;
+    ASSERT_TRUE(parsed > loaded); /* parsed now, not before */
+    ASSERT_EQ_PTR(mh_module_manifest(mod), m);
+    ASSERT_EQ_INT(at.outstanding, parsed); /* and once */
+    /* The same manifest as the one read from the file before loading. */
+    ASSERT_EQ_STR(mh_manifest_json(m), mh_manifest_json(before));
+    ASSERT_EQ_STR(mh_manifest_source(m), "elf-note");
+    ASSERT_EQ_INT(mh_manifest_abi(m), MH_PLUGIN_ABI_VERSION);
+    ASSERT_EQ_STR(mh_manifest_provider(m, "codec"), "call:encode");
+    mh_manifest_free(before);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
+}
+
+typedef struct racer {
+    mh_module *mod;
+    pthread_barrier_t *go;
+    const mh_manifest *got;
+} racer;
+
+static void *race_manifest(void *ud)
+{
+    racer *r = ud;
+    pthread_barrier_wait(r->go);
+    r->got = mh_module_manifest(r->mod);
+    return NULL;
+}
+
+TEST(note_manifest_parsed_by_racing_threads_is_one)
+{
+    enum { N = 8 };
+    pthread_t t[N];
+    racer r[N];
+    pthread_barrier_t go;
+
+    fixture_copy("meta_full", "E/meta_full.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = import_ok(host, "meta_full");
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        r[i] = (racer){mod, &go, NULL};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, race_manifest, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    ASSERT_NOT_NULL(r[0].got);
+    for (int i = 1; i < N; i++)
+        ASSERT_EQ_PTR(r[i].got, r[0].got);
+    ASSERT_EQ_PTR(mh_module_manifest(mod), r[0].got);
+    ASSERT_EQ_STR(mh_manifest_version(r[0].got), "2.3.4");
+    mh_host_free(host);
+}
+
+TEST(note_manifest_of_module_loaded_from_memory)
+{
+    /* from a database: the note is read in the mapping of its memfd */
+    const char *db = tmp_path("mods.db");
+    fixture_copy("meta_full", "stage/meta_full.so");
+    db_pack(db, tmp_path("stage"));
+    mh_host *host = host_new_isolated(str_fmt("sqlite:%s", db));
+    mh_module *mod = import_ok(host, "meta_full");
+    const mh_manifest *m = mh_module_manifest(mod);
+    ASSERT_NOT_NULL(m);
+    ASSERT_EQ_STR(mh_manifest_source(m), "elf-note");
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.3.4");
+    ASSERT_EQ_STR(mh_module_version(mod), "2.3.4");
     mh_host_free(host);
 }
 

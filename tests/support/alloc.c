@@ -101,3 +101,14 @@ void *alloc_tracker_fn(void *ud, void *ptr, size_t osize, size_t nsize)
     pthread_mutex_unlock(&at->mu);
     return res;
 }
+
+mh_config tracked_config(alloc_tracker *at, const char *path)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = path;
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = at;
+    return cfg;
+}

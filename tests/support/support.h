@@ -137,6 +137,8 @@ typedef struct alloc_tracker {
 void alloc_tracker_init(alloc_tracker *at);
 void alloc_tracker_destroy(alloc_tracker *at);
 void *alloc_tracker_fn(void *ud, void *ptr, size_t osize, size_t nsize);
+/* An isolated host's config searching `path`, its memory through at. */
+mh_config tracked_config(alloc_tracker *at, const char *path);
 
 /* ----------------------------------------------------- module databases */
 /* (tests/support/db.c) */
