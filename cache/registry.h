@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "modhost.h"
 
@@ -41,7 +42,12 @@ struct mh_module {
     const char *name;               /* interned */
     const char *origin;             /* interned */
     const char *finder;             /* static finder name */
-    mh_module_kind kind;
+    uint8_t kind;                   /* mh_module_kind */
+    bool in_init;                   /* set_error is allowed */
+    bool dep_failed;                /* an import from its init failed: a
+                                       failing init is then not its own
+                                       fault (a cycle, a deadlock, a
+                                       missing module) and not recorded */
     _Atomic int state;              /* mh_mod_state */
 
     /* Bookkeeping under host->lock.  Waiters sleep on the registry's one
@@ -53,11 +59,7 @@ struct mh_module {
                                        /proc/self/fd name must not be
                                        reused), or -1 */
     int lua_ref;                    /* exports table in the Lua registry */
-    bool in_init;                   /* set_error is allowed */
-    bool dep_failed;                /* an import from its init failed: a
-                                       failing init is then not its own
-                                       fault (a cycle, a deadlock, a
-                                       missing module) and not recorded */
+    uint32_t nexports;
     struct mh_tstate *owner;        /* thread running find/load/init */
     mh_error *failure;              /* owner's error, for waiters */
     struct mh_module *older;        /* READY modules, newest first */
@@ -69,7 +71,6 @@ struct mh_module {
     void *dl;                       /* dlopen handle */
     struct mh_mfd *image;           /* in-memory image (loaders/memfd.c) */
     const mh_plugin_desc *desc;     /* NULL for plain and namespace */
-    size_t nexports;
     void *userdata;                 /* the plugin's, via set_userdata */
     char *init_message;             /* set_error text during init */
     /* Its manifest, checked before load; or NULL.  A manifest from an

@@ -123,6 +123,28 @@ static int listing_add(mh_host *h, fsf_listing *l, const char *name,
     return 0;
 }
 
+/* A listing is kept as long as its directory is unchanged: no slack in
+ * it (a package directory holds a few modules; the blocks start at 16
+ * entries and 256 bytes).  A shrink that fails leaves the larger block. */
+static void listing_fit(mh_host *h, fsf_listing *l)
+{
+    if (l->n && l->n < l->cap) {
+        fsf_ent *v = mh_mem_realloc(h, l->ents, l->cap * sizeof *v,
+                                    l->n * sizeof *v);
+        if (v) {
+            l->ents = v;
+            l->cap = l->n;
+        }
+    }
+    if (l->names_len && l->names_len < l->names_cap) {
+        char *p = mh_mem_realloc(h, l->names, l->names_cap, l->names_len);
+        if (p) {
+            l->names = p;
+            l->names_cap = l->names_len;
+        }
+    }
+}
+
 /* Read the directory into l.  0, or -1 with errno. */
 static int listing_read(mh_host *h, fsf_listing *l)
 {
@@ -194,6 +216,7 @@ static int listing_read(mh_host *h, fsf_listing *l)
         errno = saved ? saved : ENOMEM;
         return -1;
     }
+    listing_fit(h, l);
     for (size_t i = 0; i < l->n; i++)
         l->ents[i].name = l->names + (uintptr_t)l->ents[i].name;
     if (l->n)
