@@ -452,8 +452,9 @@ static void run(void)
                "server's log: cold %zu; from cache %zu (%zu answered 304); "
                "from cache with max-age %zu. Cold includes downloading, "
                "verifying and writing each module to the cache (fsync, "
-               "rename); from cache, each module's blob is read and its "
-               "SHA-256 checked before it is loaded from a sealed memfd.",
+               "rename); from cache, each module's blob file is opened, "
+               "its SHA-256 checked through that descriptor, and the same "
+               "descriptor mapped (no copy into a memfd).",
                nginx ? "nginx (stock static-file settings)"
                      : "tests/http/server.py (nginx not installed)",
                indexed, cold_n, warm_n, warm_m, fresh_n);

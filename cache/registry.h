@@ -79,6 +79,9 @@ struct mh_module {
      * (loaded modules cost no manifest until one is asked for). */
     struct mh_manifest *_Atomic manifest;
     const char *note;               /* NULL once unloaded */
+    uint64_t note_hash;             /* of the note as checked, to tell a
+                                       file rewritten in place since */
+    uint32_t note_len;              /* its JSON's length, as checked */
 };
 
 typedef struct mh_registry {

@@ -120,13 +120,9 @@ static ntf_wd *slot_make(mh_host *h, struct mh_notify *n, int wd)
     return &c[(unsigned)wd % CHUNK];
 }
 
-/* Filesystems whose changes by other machines inotify never reports. */
-static bool remote(const char *dir)
+bool mh_ntf_remote_type(unsigned long f_type)
 {
-    struct statfs sf;
-    if (statfs(dir, &sf) != 0)
-        return true; /* unknown: do not trust */
-    switch ((unsigned long)sf.f_type) {
+    switch (f_type) {
     case 0x6969UL:      /* NFS */
     case 0x517bUL:      /* SMB */
     case 0xfe534d42UL:  /* SMB2 */
@@ -140,6 +136,13 @@ static bool remote(const char *dir)
         return true;
     }
     return false;
+}
+
+static bool remote(const char *dir)
+{
+    struct statfs sf;
+    return statfs(dir, &sf) != 0 /* unknown: do not trust */ ||
+           mh_ntf_remote_type((unsigned long)sf.f_type);
 }
 
 /* Add a watch (lock held): its slot, or NULL. */

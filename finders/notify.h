@@ -49,4 +49,9 @@ void mh_ntf_root(struct mh_host *h, const char *root);
 void mh_ntf_init(struct mh_host *h);
 void mh_ntf_free(struct mh_host *h);
 
+/* Is statfs's f_type a filesystem that other machines change (NFS, SMB,
+ * FUSE, Ceph, ...)?  Their changes raise no inotify event, and a file
+ * mapped from one may vanish under the mapping. */
+bool mh_ntf_remote_type(unsigned long f_type);
+
 #endif /* MH_FINDERS_NOTIFY_H */

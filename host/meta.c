@@ -132,6 +132,24 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
     return rc;
 }
 
+/* What tells a note's data (the ABI word, the JSON) from a changed one. */
+static uint64_t note_hash(uint32_t abi, const char *json, size_t len)
+{
+    return mh_hash_bytes(json, len) ^ ((uint64_t)abi * 0x9e3779b97f4a7c15u);
+}
+
+/* The note's data at `at` in a mapping, if it is still the one checked
+ * (ABI word, then len bytes of JSON and a NUL): its JSON, else NULL. */
+static const char *note_at(const char *at, size_t len, uint64_t hash,
+                           uint32_t *abi)
+{
+    memcpy(abi, at, sizeof *abi);
+    const char *json = at + sizeof *abi;
+    if (strnlen(json, len + 1) != len || note_hash(*abi, json, len) != hash)
+        return NULL;
+    return json;
+}
+
 /* The manifest of an ELF note: its JSON, with the ABI the note gives. */
 static mh_status note_manifest(mh_host *h, const char *name,
                                const char *where, const char *json,
@@ -179,6 +197,8 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
             if (rc == MH_OK) {
                 (*out)->note_vaddr = note.vaddr;
                 (*out)->note_len = note.json_len;
+                (*out)->note_hash = note_hash(note.abi, note.json,
+                                              note.json_len);
             }
             mh_elf_note_free(h, &note);
             if (rc != MH_OK && image)
@@ -203,12 +223,16 @@ bool mh_meta_keep_note(mh_module *mod, const mh_manifest *m)
     if (!m || !m->note_vaddr || !mod->dl || strcmp(m->source, "elf-note") ||
         dlinfo(mod->dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
         return false;
-    /* Mapped from the descriptor whose note was read: the same bytes.
-     * Their length is checked all the same before anyone relies on it. */
+    /* Mapped from the descriptor whose note was read, by a read-only
+     * segment (loaders/elf.c): the same bytes, checked all the same. */
     const char *at = (const char *)(lm->l_addr + m->note_vaddr);
-    if (strnlen(at + 4, m->note_len + 1) != m->note_len)
+    uint32_t abi;
+    if (m->note_len > UINT32_MAX ||
+        !note_at(at, m->note_len, m->note_hash, &abi))
         return false;
     mod->note = at;
+    mod->note_len = (uint32_t)m->note_len;
+    mod->note_hash = m->note_hash;
     return true;
 }
 
@@ -220,10 +244,17 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
     if (man || !m->note)
         return man;
     uint32_t abi;
-    memcpy(&abi, m->note, sizeof abi);
-    const char *json = m->note + sizeof abi;
+    const char *json = note_at(m->note, m->note_len, m->note_hash, &abi);
+    if (!json) {
+        /* A file mapped is rewritten in place while loaded: what it says
+         * now is not what was checked, and its code changed too. */
+        mh_log(m->host, MH_LOG_WARN, "module '%s' (%s): its manifest note "
+               "changed since the module was loaded (the file was rewritten "
+               "in place); no manifest", m->name, m->origin);
+        return NULL;
+    }
     mh_manifest *fresh;
-    if (note_manifest(m->host, m->name, m->origin, json, strlen(json), abi,
+    if (note_manifest(m->host, m->name, m->origin, json, m->note_len, abi,
                       &fresh, NULL) != MH_OK)
         return NULL; /* out of memory: it parsed before load */
     if (!atomic_compare_exchange_strong_explicit(

@@ -48,6 +48,7 @@ struct mh_manifest {
      * mh_elf_note.vaddr; 0 if unknown), and its JSON's length. */
     uint64_t note_vaddr;
     size_t note_len;
+    uint64_t note_hash;      /* mh_meta_note_hash of the note as read */
 };
 
 /* Parse JSON text (len bytes) as the manifest of module `name` (interned).

@@ -13,6 +13,7 @@
  */
 #include "host/internal.h"
 #include "host/secure.h"
+#include "finders/notify.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -490,6 +492,19 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
     char hex[2 * EVP_MAX_MD_SIZE + 1];
     if (!*why && !EVP_DigestFinal_ex(md, sha, &len))
         *why = "it cannot be hashed";
+    /* Unchanged while hashed; and not on a filesystem another machine
+     * may change or remove it on, under the mapping. */
+    struct stat again;
+    struct statfs sf;
+    if (!*why && (fstat(fd, &again) != 0 || again.st_size != st.st_size ||
+                  again.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+                  again.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
+                  again.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+                  again.st_ctim.tv_nsec != st.st_ctim.tv_nsec))
+        *why = "it changed while it was hashed";
+    if (!*why && (fstatfs(fd, &sf) != 0 ||
+                  mh_ntf_remote_type((unsigned long)sf.f_type)))
+        *why = "it is on a network filesystem";
     EVP_MD_CTX_free(md);
     for (unsigned i = 0; !*why && i < len; i++)
         snprintf(hex + 2 * i, 3, "%02x", sha[i]);

@@ -64,8 +64,11 @@ void mh_sec_free(struct mh_host *h);
  * lowercase hex digits), to map it: not a link, a regular file of this
  * user or root, writable by no one else, at most max bytes, and hashing
  * to sha_hex as read through the descriptor returned in *out (its size
- * in *size).  Anything else is MH_ENOTFOUND with the reason in *why
- * (static text), and the caller reads the bytes another way.
+ * in *size), unchanged (size, mtime, ctime) while it was hashed, and not
+ * on a network filesystem.  Anything else is MH_ENOTFOUND with the reason
+ * in *why (static text), and the caller reads the bytes another way.
+ * The file stays mapped while the module is loaded: it must only ever be
+ * replaced by rename, never rewritten in place (as the caches here do).
  */
 mh_status mh_sec_open_copy(struct mh_host *h, const char *path,
                            const char *sha_hex, size_t max, int *out,

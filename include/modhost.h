@@ -537,7 +537,11 @@ MH_API mh_status mh_metadata(mh_host *host, const char *name,
                              mh_manifest **out, mh_error **err);
 
 /* The manifest a loaded module was checked against (owned by the module),
- * or NULL when it has none. */
+ * or NULL when it has none.  A manifest from the module's ELF note is
+ * parsed from its mapping on the first call (and kept): NULL then also
+ * when out of memory, or when the file was rewritten in place since it
+ * was loaded (logged as a warning; the check a manifest passed no longer
+ * holds for what is mapped). */
 MH_API const mh_manifest *mh_module_manifest(const mh_module *mod);
 
 /* Does version satisfy constraint?  MH_OK yes, MH_ENOTFOUND no, MH_EINVAL

@@ -162,8 +162,8 @@ static const char *scan_notes(mh_host *h, const unsigned char *seg,
     return NULL;
 }
 
-/* Does a PT_LOAD segment map the note's data (4 + json_len + 1 bytes at
- * file offset off) from the file, at out->vaddr? */
+/* Does a read-only PT_LOAD segment map the note's data (4 + json_len + 1
+ * bytes at file offset off) from the file, at out->vaddr? */
 static bool note_loaded(const elf_src *s, const mh_ehdr *eh, uint64_t off,
                         const mh_elf_note *out)
 {
@@ -172,7 +172,8 @@ static bool note_loaded(const elf_src *s, const mh_ehdr *eh, uint64_t off,
         mh_phdr ph;
         if (!src_read(s, eh->e_phoff + i * sizeof ph, &ph, sizeof ph))
             return false;
-        if (ph.p_type == PT_LOAD && off >= ph.p_offset &&
+        if (ph.p_type == PT_LOAD && (ph.p_flags & PF_R) &&
+            !(ph.p_flags & PF_W) && off >= ph.p_offset &&
             off - ph.p_offset <= ph.p_filesz &&
             n <= ph.p_filesz - (off - ph.p_offset))
             return ph.p_vaddr + (off - ph.p_offset) == out->vaddr;

@@ -25,7 +25,8 @@ typedef struct dict {
     const char *fail_open;     /* open fails with this message */
     int bad_answer;            /* 1: no origin; 2: NATIVE without file/key;
                                   3: a copy with a bad SHA-256; 4: a copy
-                                  that is not an absolute path */
+                                  that is not an absolute path; 5: a copy
+                                  without a key */
     int error_find;            /* find fails with MH_EIO */
     char origin[256];          /* the answer's strings live here */
 } dict;
@@ -74,6 +75,8 @@ static mh_status dict_find(mh_finder_ctx *cx, void *state, const char *name,
     spec->key = d->bad_answer == 2 ? NULL : cx->svc->intern(cx, name);
     if (d->bad_answer >= 3) {
         spec->kind = MH_KIND_NATIVE;
+        spec->key = d->bad_answer == 5 ? NULL : spec->key;
+        spec->file = d->bad_answer == 5 ? "/tmp/file.so" : NULL;
         spec->copy = d->bad_answer == 3 ? "/tmp/copy.so" : "copy.so";
         spec->copy_sha256 = d->bad_answer == 3 ? "00ff" /* too short */
                                                : "0123456789abcdef0123456789"
@@ -449,6 +452,11 @@ TEST(bad_answers_are_refused_naming_the_finder)
     ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
                   MH_EFORMAT);
     ASSERT_CONTAINS(ERR_MSG(), "'a_mod': its copy is not an absolute path");
+    d.bad_answer = 5;
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                  MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "'a_mod': it has a copy but no key the "
+                               "finder can read");
     d.bad_answer = 0;
     ASSERT_EQ_STR(who(host, "a_mod"), "\"alpha\"");
     mh_host_free(host);

@@ -821,16 +821,47 @@ TEST(note_manifest_of_module_loaded_from_memory)
 {
     /* from a database: the note is read in the mapping of its memfd */
     const char *db = tmp_path("mods.db");
+    alloc_tracker at;
     fixture_copy("meta_full", "stage/meta_full.so");
     db_pack(db, tmp_path("stage"));
-    mh_host *host = host_new_isolated(str_fmt("sqlite:%s", db));
+    alloc_tracker_init(&at);
+    mh_config cfg = tracked_config(&at, str_fmt("sqlite:%s", db));
+    mh_host *host = host_new_cfg(&cfg);
     mh_module *mod = import_ok(host, "meta_full");
+    size_t loaded = at.outstanding;
     const mh_manifest *m = mh_module_manifest(mod);
     ASSERT_NOT_NULL(m);
+    ASSERT_TRUE(at.outstanding > loaded); /* parsed now, not kept */
     ASSERT_EQ_STR(mh_manifest_source(m), "elf-note");
     ASSERT_EQ_STR(mh_manifest_version(m), "2.3.4");
     ASSERT_EQ_STR(mh_module_version(mod), "2.3.4");
     mh_host_free(host);
+    alloc_tracker_destroy(&at);
+}
+
+TEST(note_rewritten_in_place_after_load_gives_no_manifest)
+{
+    /* what is mapped no longer says what was checked: no manifest, and a
+     * warning naming the module and its file */
+    log_capture lc;
+    host_opts o = {.log = &lc};
+    const char *so = tmp_path("E/meta_full.so");
+    int st;
+
+    fixture_copy("meta_full", "E/meta_full.so");
+    log_capture_init(&lc);
+    mh_host *host = host_new_opts(&o, tmp_path("E"));
+    mh_module *mod = import_ok(host, "meta_full");
+    /* same length, in place (not a new file): 2.3.4 -> 9.9.9 */
+    sh_run(str_fmt("python3 -c 'import sys; f = open(sys.argv[1], \"r+b\"); "
+                   "b = f.read(); i = b.index(b\"2.3.4\"); f.seek(i); "
+                   "f.write(b\"9.9.9\")' %s", sh_quote(so)), &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_NULL(mh_module_manifest(mod));
+    ASSERT_LOG(&lc, MH_LOG_WARN, "changed since the module was loaded");
+    ASSERT_LOG(&lc, MH_LOG_WARN, so);
+    mh_host_free(host);
+    log_capture_free(&lc);
 }
 
 TEST(lua_module_version_from_sidecar)

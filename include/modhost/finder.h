@@ -111,16 +111,23 @@ typedef struct mh_finder_spec {
                                a content hash); NULL if unknown.  The
                                discovery index re-reads an item whose
                                identity changed, and always one with none */
-    const char *copy;       /* with key, for a NATIVE module: a local file
-                               that may hold a copy of key's bytes (a
-                               download cache), or NULL.  The host maps the
-                               module from it, with no read(key) and no
-                               copy in memory, when it is a regular file
-                               (not a link) of this user or root, writable
-                               by no one else, whose SHA-256 as read
-                               through the descriptor mapped is
-                               copy_sha256; otherwise it calls read(key) */
-    const char *copy_sha256; /* 64 hex digits; required with copy */
+    const char *copy;       /* with key and no file, for a NATIVE module:
+                               an absolute path to a local file that may
+                               hold a copy of key's bytes (a download
+                               cache), or NULL.  The host maps the module
+                               from it, with no read(key) and no copy in
+                               memory, when it is a regular file of this
+                               user or root (its last component not a
+                               link), writable by no one else, at most
+                               max_module_size bytes, not on a network
+                               filesystem, unchanged while hashed, whose
+                               SHA-256 as read through the descriptor
+                               mapped is copy_sha256; otherwise it calls
+                               read(key).  It stays mapped while the module
+                               is loaded: replace it only by rename, never
+                               rewrite it in place */
+    const char *copy_sha256; /* 64 lowercase hex digits; required with
+                               copy (other text makes the answer bad) */
     void *reserved[2];
 } mh_finder_spec;
 
