@@ -233,8 +233,8 @@ static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
     mh_error *e = NULL;
     mh_status rc = k->manifest && strcmp(k->source, "none") != 0
         ? mh_manifest_parse(h, it->name, k->source, it->found.origin,
-                            k->manifest, strlen(k->manifest), &it->manifest,
-                            &e)
+                            k->manifest, strlen(k->manifest), 0,
+                            &it->manifest, &e)
         : mh_manifest_empty(h, it->name, &it->manifest, &e);
     mh_error_free(e);
     return rc == MH_OK;

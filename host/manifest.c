@@ -125,6 +125,7 @@ typedef struct parse_ctx {
     mh_host *h;
     const char *name, *where;
     mh_error **err;
+    unsigned note_abi;       /* 0, or the ABI word of the note it is in */
 } parse_ctx;
 
 static mh_status bad(const parse_ctx *p, const char *what)
@@ -249,6 +250,10 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
                 abi->valuedouble != (double)abi->valueint))
         return bad(p, "'abi' must be a positive integer");
     m->abi = abi ? abi->valueint : 0;
+    if (p->note_abi && m->abi && (unsigned)m->abi != p->note_abi)
+        return mh_err(h, p->err, MH_EFORMAT, "manifest of module '%s' (%s) "
+                      "says abi %d, but the plugin was built for ABI %u",
+                      p->name, p->where, m->abi, p->note_abi);
     if ((version && !(m->version = mh_mem_strdup(h, version))) ||
         (desc && !(m->description = mh_mem_strdup(h, desc))) ||
         (host_req && !(m->host_req = mh_mem_strdup(h, host_req))))
@@ -262,11 +267,21 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
     return rc;
 }
 
+/* A note's ABI word goes into the manifest, and into its JSON text so
+ * that a copy kept as text says it too (in the tree: printed once). */
+static bool set_note_abi(cJSON *root, mh_manifest *m, unsigned abi)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "abi"); /* at most one */
+    m->abi = (int)abi;
+    return cJSON_AddNumberToObject(root, "abi", abi) != NULL;
+}
+
 mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
                             const char *where, const char *json, size_t len,
-                            mh_manifest **out, mh_error **err)
+                            unsigned note_abi, mh_manifest **out,
+                            mh_error **err)
 {
-    parse_ctx p = {h, name, where ? where : "?", err};
+    parse_ctx p = {h, name, where ? where : "?", err, note_abi};
     *out = NULL;
     if (len > MH_MANIFEST_MAX)
         return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) is "
@@ -295,7 +310,8 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
     mh_status rc = m ? fill(&p, root, m)
                      : mh_err(h, err, MH_ENOMEM, "out of memory reading the "
                               "manifest of module '%s'", name);
-    char *text = rc == MH_OK ? cJSON_PrintUnformatted(root) : NULL;
+    char *text = rc == MH_OK && (!note_abi || set_note_abi(root, m, note_abi))
+                     ? cJSON_PrintUnformatted(root) : NULL;
     if (rc == MH_OK && (!text || !set_json(m, text)))
         rc = mh_err(h, err, MH_ENOMEM, "out of memory reading the manifest "
                     "of module '%s'", name);
@@ -306,30 +322,6 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
         return rc;
     }
     *out = m;
-    return MH_OK;
-}
-
-mh_status mh_manifest_set_abi(mh_manifest *m, int abi, mh_error **err)
-{
-    mh_host *h = m->host;
-    cJSON *root = cJSON_Parse(m->json);
-    while (cJSON_GetObjectItemCaseSensitive(root, "abi")) /* every one */
-        cJSON_DeleteItemFromObjectCaseSensitive(root, "abi");
-    char *text = root && cJSON_AddNumberToObject(root, "abi", abi)
-                     ? cJSON_PrintUnformatted(root) : NULL;
-    cJSON_Delete(root);
-    char *old = m->json;
-    size_t old_size = m->json_size;
-    if (!text || !set_json(m, text)) {
-        m->json = old; /* unchanged */
-        m->json_size = old_size;
-        cJSON_free(text);
-        return mh_err(h, err, MH_ENOMEM, "out of memory reading the "
-                      "manifest of module '%s'", m->name);
-    }
-    cJSON_free(text);
-    mh_mem_free(h, old, old_size);
-    m->abi = abi;
     return MH_OK;
 }
 

@@ -127,7 +127,7 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
         return rc;
     }
     rc = mh_manifest_parse(h, name, "sidecar", where, (const char *)b.data,
-                           b.len, out, err);
+                           b.len, 0, out, err);
     mh_blob_free(h, &b);
     return rc;
 }
@@ -156,19 +156,10 @@ static mh_status note_manifest(mh_host *h, const char *name,
                                size_t len, uint32_t abi, mh_manifest **out,
                                mh_error **err)
 {
-    mh_status rc = mh_manifest_parse(h, name, "elf-note", where, json, len,
-                                     out, err);
-    if (rc == MH_OK && (*out)->abi && (*out)->abi != (int)abi)
-        rc = mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) says "
-                    "abi %d, but the plugin was built for ABI %u", name,
-                    where, (*out)->abi, abi);
-    if (rc == MH_OK)
-        rc = mh_manifest_set_abi(*out, (int)abi, err);
-    if (rc != MH_OK) {
-        mh_manifest_free(*out);
-        *out = NULL;
-    }
-    return rc;
+    /* The ABI word is never 0 in a note the SDK writes; one that is
+     * declares none, as a manifest without "abi" does. */
+    return mh_manifest_parse(h, name, "elf-note", where, json, len, abi, out,
+                             err);
 }
 
 mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,

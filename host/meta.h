@@ -52,16 +52,14 @@ struct mh_manifest {
 };
 
 /* Parse JSON text (len bytes) as the manifest of module `name` (interned).
- * `where` names the source in messages.  MH_OK, MH_ENOMEM, or MH_EFORMAT
- * naming the field that is wrong. */
+ * `where` names the source in messages.  note_abi: 0, or the ABI word of
+ * the ELF note the text came from, which an "abi" field must agree with
+ * and which the manifest (and its JSON text) then says.  MH_OK, MH_ENOMEM,
+ * or MH_EFORMAT naming the field that is wrong. */
 mh_status mh_manifest_parse(struct mh_host *h, const char *name,
                             const char *source, const char *where,
-                            const char *json, size_t len, mh_manifest **out,
-                            mh_error **err);
-
-/* Record the ABI a note declares in m (and in its JSON text, so a copy
- * kept as text says it too). */
-mh_status mh_manifest_set_abi(mh_manifest *m, int abi, mh_error **err);
+                            const char *json, size_t len, unsigned note_abi,
+                            mh_manifest **out, mh_error **err);
 
 /* A manifest with nothing in it (source "none"). */
 mh_status mh_manifest_empty(struct mh_host *h, const char *name,

@@ -69,7 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             mh_manifest *m = NULL;
             mh_status ms = mh_manifest_parse(h, e->name, "sidecar", e->path,
                                              e->manifest,
-                                             strlen(e->manifest), &m, &err);
+                                             strlen(e->manifest), 0, &m,
+                                             &err);
             FZ_CHECK(ms == MH_OK || ms == MH_EFORMAT, "manifest status %d",
                      (int)ms);
             mh_manifest_free(m);

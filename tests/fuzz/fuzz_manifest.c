@@ -4,8 +4,8 @@
  *
  * The input is manifest text given to mh_manifest_parse as a sidecar.  A
  * manifest it accepts is read back through every accessor, its compact
- * JSON must parse again to the same manifest, its ABI can be rewritten
- * (mh_manifest_set_abi), and each constraint it holds (requires,
+ * JSON must parse again to the same manifest, and again as a note's with
+ * an ABI word (which it then says), and each constraint it holds (requires,
  * "modhost") is evaluated against its own version and the host's, with
  * mh_version_cmp checked for antisymmetry.
  */
@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mh_manifest *m = NULL;
     mh_error *err = NULL;
     mh_status st = mh_manifest_parse(h, "fuzz.mod", "sidecar", "fuzz.json",
-                                     (const char *)data, size, &m, &err);
+                                     (const char *)data, size, 0, &m, &err);
     FZ_CHECK((st == MH_OK) == (m != NULL), "status %d, manifest %p",
              (int)st, (void *)m);
     if (st != MH_OK) {
@@ -99,7 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The compact text is a manifest too, and the same one. */
     mh_manifest *again = NULL;
     st = mh_manifest_parse(h, "fuzz.mod", "sidecar", NULL, json,
-                           strlen(json), &again, &err);
+                           strlen(json), 0, &again, &err);
     FZ_CHECK(st == MH_OK, "its own JSON is refused: %s",
              mh_error_message(err));
     FZ_CHECK(strcmp(mh_manifest_json(again), json) == 0, "JSON changed on "
@@ -110,16 +110,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              "a second parse differs");
     mh_manifest_free(again);
 
-    /* Rewriting the ABI keeps the manifest parseable. */
-    st = mh_manifest_set_abi(m, 7, &err);
-    FZ_CHECK(st == MH_OK && mh_manifest_abi(m) == 7, "set_abi: %s",
-             err ? mh_error_message(err) : "?");
-    json = mh_manifest_json(m);
+    /* As a note's text with ABI word 7: refused only if it declares
+     * another abi; else it says 7, in its JSON too. */
     st = mh_manifest_parse(h, "fuzz.mod", "elf-note", NULL, json,
-                           strlen(json), &again, &err);
-    FZ_CHECK(st == MH_OK && mh_manifest_abi(again) == 7,
-             "set_abi(7) gave JSON %s: %s", json,
-             st == MH_OK ? "with another abi" : mh_error_message(err));
+                           strlen(json), 7, &again, &err);
+    FZ_CHECK(abi && abi != 7 ? st == MH_EFORMAT
+                             : st == MH_OK && mh_manifest_abi(again) == 7,
+             "note ABI 7 over abi %d: %s", abi,
+             st == MH_OK ? "accepted" : mh_error_message(err));
+    if (st == MH_OK) {
+        mh_manifest *third = NULL;
+        const char *j7 = mh_manifest_json(again);
+        FZ_CHECK(mh_manifest_parse(h, "fuzz.mod", "sidecar", NULL, j7,
+                                   strlen(j7), 0, &third, NULL) == MH_OK &&
+                     mh_manifest_abi(third) == 7,
+                 "note ABI 7 gave JSON %s", j7);
+        mh_manifest_free(third);
+    }
     mh_error_free(err);
     err = NULL;
     mh_manifest_free(again);
