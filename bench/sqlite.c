@@ -6,7 +6,8 @@
  * new host (made outside the timed region, freed after it, so every
  * sample is cold):
  *   sqlite      search path "sqlite:DB": each module a row, inflated,
- *               hashed and loaded from a sealed memfd (docs/formats.md)
+ *               checked as ELF and loaded from a sealed memfd
+ *               (docs/formats.md)
  *   filesystem  search path tree/ (P = 1): the same plugins as files
  *   raw dlopen  dlopen(absolute path) of the files: the floor, for scale
  */
@@ -137,7 +138,7 @@ static void run(void)
                "(%.1f MB; data zlib-compressed where smaller), entry "
                "`sqlite:DB`. "
                "Each module is read from its row, inflated, checked "
-               "(ELF, SHA-256) and loaded from a sealed memfd; the "
+               "(ELF) and loaded from a sealed memfd; the "
                "filesystem variant dlopens the files. Host creation and "
                "freeing are outside the timed region; opening the "
                "database (on the first find) is inside.",
