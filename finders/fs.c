@@ -518,7 +518,8 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     size_t rlen = mh_name_relpath(name, "", rel, sizeof rel);
     const char *slash = strrchr(rel, '/');
     size_t dlen = slash ? (size_t)(slash - rel) : 0;
-    snprintf(leaf, sizeof leaf, "%s", slash ? slash + 1 : rel);
+    size_t llen = slash ? rlen - dlen - 1 : rlen; /* < sizeof leaf */
+    memcpy(leaf, slash ? slash + 1 : rel, llen + 1);
 
     pthread_mutex_lock(&s->lock);
     if (dlen) {
@@ -534,9 +535,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         const fsf_ent *te = rl ? listing_get(rl, top) : NULL;
         if (rl && (!te || (te->type != T_DIR && te->type != T_LINK))) {
             pthread_mutex_unlock(&s->lock);
-            mh_buf_puts(why, "no directory ");
-            mh_buf_puts(why, top);
-            mh_buf_puts(why, "/");
+            mh_buf_add(why, "no directory ", 13);
+            mh_buf_add(why, top, tlen);
+            mh_buf_add(why, "/", 1);
             return MH_ENOTFOUND;
         }
     }
@@ -570,8 +571,10 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         {MH_NATIVE_SUFFIX, T_FILE}, {MH_LUA_SUFFIX, T_LUA},
         {MH_LUAC_SUFFIX, T_LUAC}};
     size_t k = 0;
+    memcpy(file, leaf, llen);
     for (; k < MH_ARRAY_LEN(kinds); k++) {
-        snprintf(file, sizeof file, "%s%s", leaf, kinds[k].suffix);
+        size_t sl = strlen(kinds[k].suffix); /* file holds leaf + suffix */
+        memcpy(file + llen, kinds[k].suffix, sl + 1);
         const fsf_ent *fe = listing_get(l, file);
         if (fe && fe->type == kinds[k].type)
             break;
@@ -579,7 +582,7 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     const fsf_ent *de = k < MH_ARRAY_LEN(kinds) ? NULL : listing_get(l, leaf);
     bool is_dir = de && de->type == T_DIR;
     const char *meta = k < MH_ARRAY_LEN(kinds)
-                           ? sidecar(s, l, leaf, strlen(leaf), rel, dlen)
+                           ? sidecar(s, l, leaf, llen, rel, dlen)
                            : NULL;
     pthread_mutex_unlock(&s->lock);
 

@@ -94,11 +94,13 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
     mh_status rc = MH_ENOTFOUND;
     pthread_rwlock_rdlock(&h->path.lock);
     size_t n = h->path.n;
+    /* A line per entry ("\n  ENTRY: reason"), in one block from the start. */
+    mh_buf_reserve(&w->why, n * 96);
     for (size_t i = 0; i < n && rc == MH_ENOTFOUND; i++) {
         mh_pentry *e = h->path.v[i];
-        mh_buf_puts(&w->why, "\n  ");
-        mh_buf_puts(&w->why, e->shown);
-        mh_buf_puts(&w->why, ": ");
+        mh_buf_add(&w->why, "\n  ", 3);
+        mh_buf_add(&w->why, e->shown, mh_int_record(e->shown)->len);
+        mh_buf_add(&w->why, ": ", 2);
         size_t mark = w->why.len;
         const mh_hook *k;
         void *state;

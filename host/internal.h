@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "modhost.h"
@@ -95,8 +96,26 @@ typedef struct mh_buf {
 
 #define MH_BUF_MAX_DEFAULT (64u * 1024u)
 void mh_buf_init(mh_buf *b, mh_host *h, size_t max);
-void mh_buf_add(mh_buf *b, const char *s, size_t n);
-void mh_buf_puts(mh_buf *b, const char *s);
+/* Room for `extra` more bytes (and the NUL); false once the buffer
+ * failed (out of memory, or over its max). */
+bool mh_buf_reserve(mh_buf *b, size_t extra);
+void mh_buf_add_slow_(mh_buf *b, const char *s, size_t n);
+/* Inline when it fits: the find walk appends a reason per search path
+ * entry per import. */
+static inline void mh_buf_add(mh_buf *b, const char *s, size_t n)
+{
+    if (__builtin_expect(!b->failed && b->cap - b->len > n, 1)) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    mh_buf_add_slow_(b, s, n);
+}
+static inline void mh_buf_puts(mh_buf *b, const char *s)
+{
+    mh_buf_add(b, s, strlen(s));
+}
 void mh_buf_printf(mh_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void mh_buf_vprintf(mh_buf *b, const char *fmt, va_list ap);

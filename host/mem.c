@@ -92,7 +92,7 @@ void mh_buf_init(mh_buf *b, mh_host *h, size_t max)
     b->failed = false;
 }
 
-static bool buf_reserve(mh_buf *b, size_t extra)
+bool mh_buf_reserve(mh_buf *b, size_t extra)
 {
     size_t need;
     if (b->failed)
@@ -116,18 +116,13 @@ static bool buf_reserve(mh_buf *b, size_t extra)
     return true;
 }
 
-void mh_buf_add(mh_buf *b, const char *s, size_t n)
+void mh_buf_add_slow_(mh_buf *b, const char *s, size_t n)
 {
-    if (!buf_reserve(b, n))
+    if (!mh_buf_reserve(b, n))
         return;
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
-}
-
-void mh_buf_puts(mh_buf *b, const char *s)
-{
-    mh_buf_add(b, s, strlen(s));
 }
 
 void mh_buf_vprintf(mh_buf *b, const char *fmt, va_list ap)
@@ -145,7 +140,7 @@ void mh_buf_vprintf(mh_buf *b, const char *fmt, va_list ap)
         mh_buf_add(b, small, (size_t)n);
         return;
     }
-    if (!buf_reserve(b, (size_t)n))
+    if (!mh_buf_reserve(b, (size_t)n))
         return;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
