@@ -94,8 +94,11 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
     mh_status rc = MH_ENOTFOUND;
     pthread_rwlock_rdlock(&h->path.lock);
     size_t n = h->path.n;
-    /* A line per entry ("\n  ENTRY: reason"), in one block from the start. */
-    mh_buf_reserve(&w->why, n * 96);
+    /* A line per entry ("\n  ENTRY: reason"), in one block from the start
+     * (a hint: never more than half the message's limit, which a reserve
+     * past it would mark as overflowed). */
+    size_t hint = n * 96;
+    mh_buf_reserve(&w->why, hint < w->why.max / 2 ? hint : w->why.max / 2);
     for (size_t i = 0; i < n && rc == MH_ENOTFOUND; i++) {
         mh_pentry *e = h->path.v[i];
         mh_buf_add(&w->why, "\n  ", 3);

@@ -283,6 +283,10 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
 {
     parse_ctx p = {h, name, where ? where : "?", err, note_abi};
     *out = NULL;
+    if (note_abi > 1000000) /* what an "abi" field may say, at most */
+        return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s): "
+                      "its note's ABI word %u is not a plugin ABI", name,
+                      p.where, note_abi);
     if (len > MH_MANIFEST_MAX)
         return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) is "
                       "%zu bytes; the limit is %u", name, p.where, len,

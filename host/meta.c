@@ -234,9 +234,18 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
                                             memory_order_acquire);
     if (man || !m->note)
         return man;
+    /* Checked and parsed from one copy: the mapping of a file may change
+     * under a reader (a file truncated under it cannot be helped: the
+     * module's code faults the same way). */
+    size_t size = sizeof(uint32_t) + m->note_len + 1;
+    char *copy = mh_mem_alloc(m->host, size);
+    if (!copy)
+        return NULL;
+    memcpy(copy, m->note, size);
     uint32_t abi;
-    const char *json = note_at(m->note, m->note_len, m->note_hash, &abi);
+    const char *json = note_at(copy, m->note_len, m->note_hash, &abi);
     if (!json) {
+        mh_mem_free(m->host, copy, size);
         /* A file mapped is rewritten in place while loaded: what it says
          * now is not what was checked, and its code changed too. */
         mh_log(m->host, MH_LOG_WARN, "module '%s' (%s): its manifest note "
@@ -245,8 +254,10 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
         return NULL;
     }
     mh_manifest *fresh;
-    if (note_manifest(m->host, m->name, m->origin, json, m->note_len, abi,
-                      &fresh, NULL) != MH_OK)
+    mh_status rc = note_manifest(m->host, m->name, m->origin, json,
+                                 m->note_len, abi, &fresh, NULL);
+    mh_mem_free(m->host, copy, size);
+    if (rc != MH_OK)
         return NULL; /* out of memory: it parsed before load */
     if (!atomic_compare_exchange_strong_explicit(
             &m->manifest, &man, fresh, memory_order_acq_rel,

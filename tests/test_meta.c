@@ -568,6 +568,30 @@ TEST(other_abi_in_note_refused_before_dlopen)
     mh_host_free(host);
 }
 
+TEST(note_abi_word_out_of_range_is_eformat)
+{
+    /* a note whose ABI word no plugin ABI can be: refused as damaged
+     * metadata, before anything is loaded (an "abi" field is limited the
+     * same way) */
+    const char *so = fixture_copy("meta_full", "E/meta_full.so");
+    int st;
+    sh_run(str_fmt("python3 -c 'import sys; p = sys.argv[1]; "
+                   "b = open(p, \"rb\").read(); "
+                   "k = b\"modhost\\0\\1\\0\\0\\0{\"; i = b.index(k); "
+                   "b = b[:i + 8] + (2147483647).to_bytes(4, \"little\") + "
+                   "b[i + 12:]; open(p, \"wb\").write(b)' %s",
+                   sh_quote(so)), &st);
+    ASSERT_EQ_INT(st, 0);
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_manifest *m = NULL;
+    ASSERT_STATUS(mh_metadata(host, "meta_full", &m, ERR), MH_EFORMAT);
+    ASSERT_NULL(m);
+    ASSERT_CONTAINS(ERR_MSG(), "its note's ABI word 2147483647 is not a "
+                               "plugin ABI");
+    ASSERT_STATUS(import_fails(host, "meta_full"), MH_EFORMAT);
+    mh_host_free(host);
+}
+
 TEST(host_version_constraint_refused)
 {
     const char *marker = meta_marker();

@@ -323,6 +323,25 @@ TEST(added_entry_is_searched)
     mh_host_free(host);
 }
 
+TEST(not_found_lists_every_entry_of_a_long_path)
+{
+    /* 700 entries: the "not found" message names each with its reason
+     * (about 41 KB, under the message's 64 KB limit), the last one too */
+    mh_host *host = host_new_isolated(tmp_mkdir("A"));
+    const char *last = NULL;
+    for (int i = 0; i < 700; i++) {
+        last = str_fmt("/nonexistent-modhost-test/e%03d", i); /* short */
+        ASSERT_STATUS(mh_host_add_path(host, last, (size_t)-1, ERR), MH_OK);
+    }
+    ASSERT_STATUS(mh_import(host, "nowhere", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "searched 701 path entries");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "too many to list");
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%s: directory does not exist",
+                                       last));
+    mh_host_free(host);
+}
+
 TEST(uri_entry_accepted)
 {
     mh_host *host = host_new_isolated(tmp_mkdir("A"));
