@@ -23,7 +23,10 @@ expect_rc 0
 mh index --sign "$T/keys/idx.key" "$D"
 expect_rc 0
 
-# The stock server on a free loopback port (it prints the port).
+# The stock server on a free loopback port (it prints the port).  Its
+# output file exists before the background job starts: the loop below may
+# look before the job has opened it (set -e would stop at a failing sed).
+: >"$T/server.out"
 (cd "$D" && exec python3 -u -m http.server --bind 127.0.0.1 0) \
     >"$T/server.out" 2>"$T/server.err" &
 SERVER=$!
