@@ -87,16 +87,6 @@ typedef struct htf_state {
     char warned[256];          /* last cause warned about (once each) */
 } htf_state;
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int htf_claims(mh_finder_ctx *cx, const char *entry)
 {
     MH_UNUSED(cx);
@@ -205,7 +195,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     unsigned char sha[32];
     char key[65];
     EVP_Digest(base, strlen(base), sha, NULL, EVP_sha256(), NULL);
-    hex(sha, 16, key);
+    mh_hex(sha, 16, key);
     snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
     s->loopback = host_is_loopback(base);
     s->plain = strncmp(base, "http://", 7) == 0;
@@ -502,7 +492,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
 static const char *identity(const mh_idx_entry *e, char out[IDENTITY_SIZE])
 {
     memcpy(out, "sha256:", 7);
-    hex(e->sha256, 32, out + 7);
+    mh_hex(e->sha256, 32, out + 7);
     uint64_t fnv = 0xcbf29ce484222325ull; /* FNV-1a */
     for (const char *p = e->manifest ? e->manifest : ""; *p; p++)
         fnv = (fnv ^ (unsigned char)*p) * 0x100000001b3ull;
@@ -524,7 +514,7 @@ static const char *manifest_key(mh_host *h, const mh_idx_entry *e)
 static void blob_path(const mh_host *h, const mh_idx_entry *e,
                       char hexsha[65], char *blob, size_t size)
 {
-    hex(e->sha256, 32, hexsha);
+    mh_hex(e->sha256, 32, hexsha);
     snprintf(blob, size, "%s/blobs/%s", h->cache_dir, hexsha);
 }
 

@@ -52,7 +52,6 @@
 #define IXW_INDEX "index.json"
 #define IXW_SIG "index.json.sig"
 #define IXW_SIG_LEN 64          /* Ed25519 */
-#define IXW_CHUNK (64u * 1024u)
 #define IXW_MAX_MODULES 1000000 /* the most a reader accepts */
 #define IXW_MANIFEST_MAX (256u * 1024u)
 
@@ -132,61 +131,20 @@ static mh_status hash_file(ixw *w, const char *file, ixw_mod *m)
         return mh_err(NULL, w->err, MH_EIO, "cannot index %s: not a regular "
                       "file", file);
     }
-    unsigned char *buf = malloc(IXW_CHUNK);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    mh_status rc = MH_OK;
-    char why[256];
-    if (!buf || !md) {
-        rc = mh_err(NULL, w->err, MH_ENOMEM, "out of memory hashing %s",
-                    file);
-        goto out;
-    }
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        rc = mh_err(NULL, w->err, MH_EIO, "cannot hash %s: %s", file,
-                    ossl_why(why, sizeof why));
-        goto out;
-    }
-    uint64_t total = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf, IXW_CHUNK);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = mh_err(NULL, w->err, MH_EIO, "cannot read %s: %s", file,
-                        strerror(errno));
-            goto out;
-        }
-        if (r == 0)
-            break;
-        if (EVP_DigestUpdate(md, buf, (size_t)r) != 1) {
-            rc = mh_err(NULL, w->err, MH_EIO, "cannot hash %s: %s", file,
-                        ossl_why(why, sizeof why));
-            goto out;
-        }
-        total += (uint64_t)r;
-    }
     /* A file being rewritten would give a size and hash of neither
      * version: clients would then refuse it, so refuse it here. */
-    if (total != (uint64_t)st.st_size) {
-        rc = mh_err(NULL, w->err, MH_EIO, "%s changed size while being read",
-                    file);
-        goto out;
-    }
-    unsigned char dig[EVP_MAX_MD_SIZE];
-    unsigned dlen = 0;
-    if (EVP_DigestFinal_ex(md, dig, &dlen) != 1 || dlen != 32) {
-        rc = mh_err(NULL, w->err, MH_EIO, "cannot hash %s: %s", file,
-                    ossl_why(why, sizeof why));
-        goto out;
-    }
-    for (unsigned i = 0; i < dlen; i++)
-        snprintf(m->sha256 + 2 * i, 3, "%02x", dig[i]);
-    m->size = total;
-out:
-    EVP_MD_CTX_free(md);
-    free(buf);
+    unsigned char dig[32];
+    const char *why = mh_io_sha256(fd, (uint64_t)st.st_size, dig);
+    int e = errno;
     close(fd);
-    return rc;
+    if (why)
+        return e ? mh_err(NULL, w->err, MH_EIO, "cannot index %s: %s (%s)",
+                          file, why, strerror(e))
+                 : mh_err(NULL, w->err, MH_EIO, "cannot index %s: %s", file,
+                          why);
+    mh_hex(dig, sizeof dig, m->sha256);
+    m->size = (uint64_t)st.st_size;
+    return MH_OK;
 }
 
 /* The manifest note of native module file `full`, if it has one, into

@@ -164,6 +164,14 @@ int mh_io_write_all(int fd, const void *data, size_t len);
 size_t mh_io_read_all(int fd, void *buf, size_t len);
 /* The same at offset off (pread); the file position is not moved. */
 size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off);
+/* SHA-256 of the `size` bytes of fd from offset 0 (pread, in chunks,
+ * never whole in memory), which must then be at its end: NULL, or a
+ * static reason ("it changed size while being read", "out of memory",
+ * "it cannot be read", "it cannot be hashed") with errno set to the
+ * system's error, or 0 when there was none. */
+const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32]);
+/* n bytes as 2n lowercase hex digits and a NUL. */
+void mh_hex(const unsigned char *d, size_t n, char *out);
 
 /* ---- environment (host/host.c) --------------------------------------- */
 

@@ -25,7 +25,6 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 /* mkdir -p, mode 0700 for what it creates. */
 static int mkdir_parents(const char *dir)
@@ -450,6 +449,13 @@ mh_status mh_sec_code_file(mh_host *h, const char *path, mh_error **err)
     return rc;
 }
 
+static bool sha_is(const unsigned char sha[32], const char *sha_hex)
+{
+    char hex[65];
+    mh_hex(sha, 32, hex);
+    return memcmp(hex, sha_hex, 64) == 0;
+}
+
 mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
                            size_t max, int *out, long long *size,
                            const char **why)
@@ -466,49 +472,31 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
         *why = errno == ENOENT ? "there is none" : "it cannot be opened";
         return MH_ENOTFOUND;
     }
+    struct statfs sf;
+    struct stat again;
+    unsigned char sha[32];
     if (fstat(fd, &st) != 0)
         *why = "it cannot be checked";
     else if ((*why = file_problem(&st, geteuid())) != NULL)
         ;
     else if ((unsigned long long)st.st_size > max)
         *why = "it is larger than the host's max_module_size";
+    /* Not on a filesystem another machine may change or remove it on,
+     * under the mapping. */
+    else if (fstatfs(fd, &sf) != 0 ||
+             mh_ntf_remote_type((unsigned long)sf.f_type))
+        *why = "it is on a network filesystem";
     /* Hashed through the descriptor that is mapped: the bytes checked are
      * the bytes loaded (the file is this user's, writable by no other). */
-    EVP_MD_CTX *md = *why ? NULL : EVP_MD_CTX_new();
-    if (!*why && (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)))
-        *why = "out of memory";
-    unsigned char buf[16384], sha[EVP_MAX_MD_SIZE];
-    off_t at = 0;
-    while (!*why && at < st.st_size) {
-        ssize_t n = pread(fd, buf, sizeof buf, at);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || !EVP_DigestUpdate(md, buf, (size_t)n))
-            *why = n == 0 ? "it shrank while read" : "it cannot be read";
-        else
-            at += n;
-    }
-    unsigned len = 0;
-    char hex[2 * EVP_MAX_MD_SIZE + 1];
-    if (!*why && !EVP_DigestFinal_ex(md, sha, &len))
-        *why = "it cannot be hashed";
-    /* Unchanged while hashed; and not on a filesystem another machine
-     * may change or remove it on, under the mapping. */
-    struct stat again;
-    struct statfs sf;
-    if (!*why && (fstat(fd, &again) != 0 || again.st_size != st.st_size ||
-                  again.st_mtim.tv_sec != st.st_mtim.tv_sec ||
-                  again.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
-                  again.st_ctim.tv_sec != st.st_ctim.tv_sec ||
-                  again.st_ctim.tv_nsec != st.st_ctim.tv_nsec))
+    else if ((*why = mh_io_sha256(fd, (uint64_t)st.st_size, sha)) != NULL)
+        ;
+    else if (fstat(fd, &again) != 0 || again.st_size != st.st_size ||
+             again.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+             again.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
+             again.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+             again.st_ctim.tv_nsec != st.st_ctim.tv_nsec)
         *why = "it changed while it was hashed";
-    if (!*why && (fstatfs(fd, &sf) != 0 ||
-                  mh_ntf_remote_type((unsigned long)sf.f_type)))
-        *why = "it is on a network filesystem";
-    EVP_MD_CTX_free(md);
-    for (unsigned i = 0; !*why && i < len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
-    if (!*why && (len != 32 || memcmp(hex, sha_hex, 64) != 0))
+    else if (!sha_is(sha, sha_hex))
         *why = "its SHA-256 is not the one expected";
     if (*why) {
         close(fd);

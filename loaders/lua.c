@@ -577,8 +577,7 @@ static void cache_path(mh_host *h, mh_module *mod, const char *file,
     char hex[33];
     EVP_Digest(mod->origin, strlen(mod->origin), sha, NULL, EVP_sha256(),
                NULL);
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", sha[i]);
+    mh_hex(sha, 16, hex);
     snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
 }
 

@@ -170,22 +170,12 @@ static mh_status probe_bin(mh_host *h, char *out, size_t size,
 
 /* ---- identity and the cache --------------------------------------------- */
 
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static bool sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
     if (!EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL))
         return false;
-    hex(md, sizeof md, out);
+    mh_hex(md, sizeof md, out);
     return true;
 }
 
@@ -277,7 +267,7 @@ static int private_file(mh_host *h, mh_error **err)
                strerror(errno));
         return -1;
     }
-    hex(rnd, sizeof rnd, tag);
+    mh_hex(rnd, sizeof rnd, tag);
     snprintf(path, sizeof path, "%s/image-%s", dir, tag);
     int fd = mh_fault(h, "open")
                  ? -1
