@@ -8,6 +8,7 @@
  * Events are read under the lock, by whichever thread drains.
  */
 #include "host/internal.h"
+#include "finders/finder.h"
 #include "finders/notify.h"
 
 #include <errno.h>
@@ -212,7 +213,8 @@ static bool on_a_root_path(struct mh_notify *n, const char *above,
  * or a link to one. */
 static bool module_file(const char *name)
 {
-    static const char *const suffixes[] = {".so", ".lua", ".luac", ".json"};
+    static const char *const suffixes[] = {MH_NATIVE_SUFFIX, MH_LUA_SUFFIX,
+                                           MH_LUAC_SUFFIX, MH_META_SUFFIX};
     size_t len = strlen(name);
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         size_t sl = strlen(suffixes[i]);

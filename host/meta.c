@@ -150,18 +150,6 @@ static const char *note_at(const char *at, size_t len, uint64_t hash,
     return json;
 }
 
-/* The manifest of an ELF note: its JSON, with the ABI the note gives. */
-static mh_status note_manifest(mh_host *h, const char *name,
-                               const char *where, const char *json,
-                               size_t len, uint32_t abi, mh_manifest **out,
-                               mh_error **err)
-{
-    /* The ABI word is never 0 in a note the SDK writes; one that is
-     * declares none, as a manifest without "abi" does. */
-    return mh_manifest_parse(h, name, "elf-note", where, json, len, abi, out,
-                             err);
-}
-
 mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
                      unsigned how, mh_manifest **out, mh_blob *image,
                      bool *fetch_failed, mh_error **err)
@@ -183,8 +171,9 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
         if (rc != MH_OK)
             return rc;
         if (note.found) {
-            rc = note_manifest(h, name, f->origin, note.json, note.json_len,
-                               note.abi, out, err);
+            rc = mh_manifest_parse(h, name, "elf-note", f->origin,
+                                   note.json, note.json_len, note.abi, out,
+                                   err);
             if (rc == MH_OK) {
                 (*out)->note_vaddr = note.vaddr;
                 (*out)->note_len = note.json_len;
@@ -211,7 +200,7 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
 bool mh_meta_keep_note(mh_module *mod, const mh_manifest *m)
 {
     struct link_map *lm = NULL;
-    if (!m || !m->note_vaddr || !mod->dl || strcmp(m->source, "elf-note") ||
+    if (!m || !m->note_vaddr || !mod->dl || /* note_vaddr: an ELF note's */
         dlinfo(mod->dl, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
         return false;
     /* Mapped from the descriptor whose note was read, by a read-only
@@ -254,8 +243,8 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
         return NULL;
     }
     mh_manifest *fresh;
-    mh_status rc = note_manifest(m->host, m->name, m->origin, json,
-                                 m->note_len, abi, &fresh, NULL);
+    mh_status rc = mh_manifest_parse(m->host, m->name, "elf-note", m->origin,
+                                     json, m->note_len, abi, &fresh, NULL);
     mh_mem_free(m->host, copy, size);
     if (rc != MH_OK)
         return NULL; /* out of memory: it parsed before load */

@@ -45,16 +45,19 @@ struct mh_manifest {
     mh_provide *prov;
     size_t nprov, prov_cap;
     /* From an ELF note: where its data lies once loaded (see
-     * mh_elf_note.vaddr; 0 if unknown), and its JSON's length. */
+     * mh_elf_note.vaddr; 0 if unknown or not from a note), its JSON's
+     * length and a hash of the ABI word and JSON as read (host/meta.c),
+     * for mh_meta_keep_note. */
     uint64_t note_vaddr;
     size_t note_len;
-    uint64_t note_hash;      /* mh_meta_note_hash of the note as read */
+    uint64_t note_hash;
 };
 
 /* Parse JSON text (len bytes) as the manifest of module `name` (interned).
  * `where` names the source in messages.  note_abi: 0, or the ABI word of
  * the ELF note the text came from, which an "abi" field must agree with
- * and which the manifest (and its JSON text) then says.  MH_OK, MH_ENOMEM,
+ * and which the manifest (and its JSON text) then says (a note's word of
+ * 0 declares none, as a manifest without "abi" does).  MH_OK, MH_ENOMEM,
  * or MH_EFORMAT naming the field that is wrong. */
 mh_status mh_manifest_parse(struct mh_host *h, const char *name,
                             const char *source, const char *where,

@@ -33,12 +33,12 @@
  * "The same" is exact: when the key matches, the bytes are compared with
  * the loaded memfd's (a cryptographic hash would cost more than the
  * comparison it spares, on every load); an image loaded through a
- * private file, which is unlinked at once, is known by its SHA-256.  The table is process
- * state because the dynamic loader's is; it uses the C allocator, since no
- * single host owns it.  An image being loaded is in the table marked
- * `loading`: a second thread wanting the same image waits for the first,
- * but the table lock itself is never held while the dynamic loader runs
- * the image's constructors.
+ * private file, which is unlinked at once, is known by its SHA-256.  The
+ * table is process state because the dynamic loader's is; it uses the C
+ * allocator, since no single host owns it.  An image being loaded is in
+ * the table marked `loading`: a second thread wanting the same image
+ * waits for the first, but the table lock itself is never held while the
+ * dynamic loader runs the image's constructors.
  */
 #include "host/internal.h"
 #include "host/secure.h"
