@@ -18,20 +18,31 @@
  * the finder's cache applies: what it sees depends on the mtime alone. */
 #define OLD_TIME 1000000000LL /* 2001 */
 
+/* Importing name from host fails: not found. */
+static void misses(mh_host *host, const char *name)
+{
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, name, &mod, ERR), MH_ENOTFOUND);
+}
+
+/* Importing name from host gives a working copy of the counter fixture. */
+static void finds_counter(mh_host *host, const char *name)
+{
+    ASSERT_EQ_INT(call_int(import_ok(host, name), "value"), 42);
+}
+
 TEST(invalidate_caches_sees_new_module)
 {
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_new_isolated(dir);
-    mh_module *mod;
 
     file_set_mtime(dir, OLD_TIME);
     /* A first import lists the directory (and may cache the listing). */
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
     fixture_copy("counter", "E/late.so");
     file_set_mtime(dir, OLD_TIME); /* the change is invisible to stat */
     mh_invalidate_caches(host);
-    mod = import_ok(host, "late");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "late");
     mh_host_free(host);
 }
 
@@ -39,15 +50,13 @@ TEST(changed_directory_mtime_sees_new_module)
 {
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_new_isolated(dir);
-    mh_module *mod;
 
     file_set_mtime(dir, OLD_TIME);
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
     fixture_copy("counter", "E/late.so");
     /* Still long ago, but a different mtime: no invalidation needed. */
     file_set_mtime(dir, OLD_TIME + 100);
-    mod = import_ok(host, "late");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "late");
     mh_host_free(host);
 }
 
@@ -70,10 +79,9 @@ TEST(invalidate_caches_sees_new_package_directory)
 {
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_new_isolated(dir);
-    mh_module *mod;
 
     file_set_mtime(dir, OLD_TIME);
-    ASSERT_STATUS(mh_import(host, "pkg.late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "pkg.late");
     fixture_copy("counter", "E/pkg/late.so");
     file_set_mtime(dir, OLD_TIME);
     mh_invalidate_caches(host);
@@ -263,7 +271,6 @@ TEST(bytecode_cache_directories_are_not_packages)
      * are caches, never packages: not listed, not found. */
     struct listing l = {0};
     mh_host *host;
-    mh_module *mod;
 
     fixture_copy("counter", "E/real.so");
     tmp_mkdir("E/__mhcache__");
@@ -273,8 +280,8 @@ TEST(bytecode_cache_directories_are_not_packages)
     host = host_new_isolated(tmp_path("E"));
     ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
     ASSERT_EQ_STR(joined_names(&l), "real");
-    ASSERT_STATUS(mh_import(host, "__mhcache__.a", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_STATUS(mh_import(host, "__pycache__.b", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "__mhcache__.a");
+    misses(host, "__pycache__.b");
     mh_host_free(host);
 }
 
@@ -306,7 +313,23 @@ TEST(list_skips_missing_entry)
     mh_host_free(host);
 }
 
-static int no_inotify(void *ud, const char *site);
+static int no_inotify(void *ud, const char *site)
+{
+    (void)ud;
+    return strcmp(site, "inotify") == 0;
+}
+
+/* An isolated host searching dir with no inotify instance: directories
+ * are checked with stat() at each use. */
+static mh_host *host_without_inotify(const char *dir)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.fault = no_inotify;
+    return host_new_cfg(&cfg);
+}
 
 /* Make tmp/link a symbolic link to tmp/target, replacing an existing one
  * atomically (a new link renamed over it, as a deploy does). */
@@ -322,21 +345,15 @@ TEST(listing_is_cached_until_directory_changes)
 {
     /* Without change notification: the directory's mtime decides. */
     const char *dir = tmp_mkdir("E");
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = dir;
-    cfg.fault = no_inotify;
-    mh_host *host = host_new_cfg(&cfg);
-    mh_module *mod;
+    mh_host *host = host_without_inotify(dir);
 
     file_set_mtime(dir, OLD_TIME);
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
     fixture_copy("counter", "E/late.so");
     file_set_mtime(dir, OLD_TIME);
     /* Same mtime: the cached listing answers, so the new file is not seen.
      * A finder that re-read the directory on every import fails here. */
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
     mh_invalidate_caches(host);
     import_ok(host, "late");
     mh_host_free(host);
@@ -349,10 +366,9 @@ TEST(same_tick_change_seen_with_notification)
      * again, whatever the mtime says. */
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_new_isolated(dir);
-    mh_module *mod;
 
     file_set_mtime(dir, OLD_TIME);
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
     fixture_copy("counter", "E/late.so");
     file_set_mtime(dir, OLD_TIME);
     import_ok(host, "late");
@@ -369,12 +385,10 @@ TEST(package_link_inside_entry_retargeted_is_followed)
     fixture_copy("counter", "B/fresh.so");
     link_to("A", "E/pkg");
     mh_host *host = host_new_isolated(tmp_path("E"));
-    mh_module *mod;
-    ASSERT_STATUS(mh_import(host, "pkg.fresh", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_STATUS(mh_import(host, "pkg.fresh", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "pkg.fresh");
+    misses(host, "pkg.fresh");
     link_to("B", "E/pkg");
-    mod = import_ok(host, "pkg.fresh");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "pkg.fresh");
     mh_host_free(host);
 }
 
@@ -386,13 +400,11 @@ TEST(dangling_package_link_whose_target_appears_is_followed)
     tmp_mkdir("S");
     link_to("S/x", "E/pkg");
     mh_host *host = host_new_isolated(tmp_path("E"));
-    mh_module *mod;
-    ASSERT_STATUS(mh_import(host, "pkg.m", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_STATUS(mh_import(host, "pkg.m", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "pkg.m");
+    misses(host, "pkg.m");
     tmp_mkdir("S/x");
     fixture_copy("counter", "S/x/m.so");
-    mod = import_ok(host, "pkg.m");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "pkg.m");
     mh_host_free(host);
 }
 
@@ -402,7 +414,6 @@ TEST(repeated_misses_read_directory_once)
     log_capture lc;
     mh_config cfg;
     mh_host *host;
-    mh_module *mod;
 
     fixture_copy("counter", "E/here.so");
     file_set_mtime(dir, OLD_TIME);
@@ -415,7 +426,7 @@ TEST(repeated_misses_read_directory_once)
     cfg.log_ud = &lc;
     host = host_new_cfg(&cfg);
     for (int i = 0; i < 5; i++)
-        ASSERT_STATUS(mh_import(host, "absent", &mod, ERR), MH_ENOTFOUND);
+        misses(host, "absent");
     import_ok(host, "here");
     if (log_capture_count(&lc, MH_LOG_TRACE, "reading directory") != 1)
         FAIL("want the directory read once; log:%s", log_capture_dump(&lc));
@@ -535,15 +546,13 @@ TEST(new_package_directory_seen_without_invalidate)
      * an event there, so the next import looks again. */
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_new_isolated(dir);
-    mh_module *mod;
 
     file_set_mtime(dir, OLD_TIME);
     for (int i = 0; i < 3; i++)
-        ASSERT_STATUS(mh_import(host, "pkg.late", &mod, ERR), MH_ENOTFOUND);
+        misses(host, "pkg.late");
     tmp_mkdir("E/pkg");
     fixture_copy("counter", "E/pkg/late.so");
-    mod = import_ok(host, "pkg.late");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "pkg.late");
     mh_host_free(host);
 }
 
@@ -559,35 +568,21 @@ TEST(link_above_entry_retargeted_is_followed)
     fixture_copy("counter", "rel2/plugins/fresh.so");
     link_to("rel1", "cur");
     mh_host *host = host_new_isolated(tmp_path("cur/plugins"));
-    mh_module *mod;
-    ASSERT_STATUS(mh_import(host, "fresh", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_STATUS(mh_import(host, "fresh", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "fresh");
+    misses(host, "fresh");
     link_to("rel2", "cur");
-    mod = import_ok(host, "fresh");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "fresh");
     mh_host_free(host);
-}
-
-static int no_inotify(void *ud, const char *site)
-{
-    (void)ud;
-    return strcmp(site, "inotify") == 0;
 }
 
 TEST(without_notification_directories_are_checked_each_use)
 {
     /* No inotify instance: every use stats the directory, as before. */
     const char *dir = tmp_mkdir("E");
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = dir;
-    cfg.fault = no_inotify;
-    mh_host *host = host_new_cfg(&cfg);
-    mh_module *mod;
+    mh_host *host = host_without_inotify(dir);
     file_set_mtime(dir, OLD_TIME);
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_STATUS(mh_import(host, "pkg.late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
+    misses(host, "pkg.late");
     fixture_copy("counter", "E/late.so");
     tmp_mkdir("E/pkg");
     fixture_copy("counter", "E/pkg/late.so");
@@ -603,9 +598,8 @@ TEST(listing_event_in_a_child_of_fork_is_not_stolen)
      * the parent would miss the change. */
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_new_isolated(dir);
-    mh_module *mod;
     file_set_mtime(dir, OLD_TIME);
-    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    misses(host, "late");
     fixture_copy("counter", "E/late.so");
     file_set_mtime(dir, OLD_TIME + 100);
     pid_t pid = fork();
@@ -617,7 +611,6 @@ TEST(listing_event_in_a_child_of_fork_is_not_stolen)
     int status = 0;
     ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    mod = import_ok(host, "late");
-    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    finds_counter(host, "late");
     mh_host_free(host);
 }
