@@ -545,6 +545,39 @@ TEST(blob_that_is_a_link_is_not_mapped)
                     "it cannot be opened", 2);
 }
 
+TEST(cached_blob_over_max_module_size_is_refused)
+{
+    /* a host whose limit the cached module exceeds neither maps it nor
+     * reads it: the import fails naming the limit, nothing is fetched */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob = tmp_path("cache/blobs/%s",
+                                sha256_of(str_fmt("%s/counter.so", www)));
+    log_capture lc;
+    mh_config cfg;
+    mh_host *h;
+
+    log_capture_init(&lc);
+    h = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h, "counter");
+    mh_host_free(h);
+    if (file_size(blob) <= 8192)
+        FAIL("counter.so is too small for this test");
+    cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    cfg.flags |= MH_CONFIG_VERBOSE;
+    cfg.max_module_size = 8192;
+    h = host_new_cfg(&cfg);
+    import_fails(h, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), "max_module_size");
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "larger than the host's "
+                                             "max_module_size"), 1);
+    ASSERT_EQ_INT(maps_count(blob, ""), 0);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(damaged_blob_is_downloaded_again)
 {
     /* caches are disposable: a blob whose bytes no longer hash to its
