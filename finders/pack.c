@@ -4,7 +4,11 @@
  *
  * Two phases, so the database is locked only while rows go in:
  *   1. read every input and compress it, in memory (nothing is touched if
- *      an input is missing, unreadable or too large);
+ *      an input is missing, unreadable or too large); native code is
+ *      stored as is unless MH_PACK_COMPRESS_CODE, so an import does not
+ *      inflate it (it is copied into a memfd and mapped; inflating 16 KB
+ *      costs about what the rest of that import does, see
+ *      docs/performance.md);
  *   2. one IMMEDIATE transaction inserting every row.  Readers in other
  *      processes see the old rows until the commit, then the new ones,
  *      never a mixture (the rollback journal makes the commit atomic).
@@ -17,6 +21,7 @@
  * Not tied to a host: it uses the C allocator.
  */
 #include "host/internal.h"
+#include "finders/finder.h"
 #include "finders/sqlar.h"
 #include "finders/tree.h"
 #include "cache/atomic.h"
@@ -47,6 +52,7 @@ typedef struct pack {
     dev_t db_dev;            /* the database itself, never packed */
     ino_t db_ino;
     bool db_exists;
+    bool compress_code;      /* MH_PACK_COMPRESS_CODE */
     mh_error **err;
 } pack;
 
@@ -114,7 +120,10 @@ static mh_status add_file(pack *p, const char *file, const char *name)
     mh_status rc = slurp(p, file, &data, &len, &st);
     if (rc != MH_OK)
         return rc;
-    int enc = mh_sar_encode(data, len, &z, &zlen);
+    size_t nl = strlen(name), sl = sizeof MH_NATIVE_SUFFIX - 1;
+    bool code = nl > sl && !strcmp(name + nl - sl, MH_NATIVE_SUFFIX);
+    int enc = code && !p->compress_code ? 0
+                                        : mh_sar_encode(data, len, &z, &zlen);
     if (enc < 0) {
         free(data);
         return mh_err(NULL, p->err, MH_ENOMEM, "out of memory compressing %s",
@@ -321,16 +330,25 @@ static mh_status write_new(pack *p, const char *db)
 mh_status mh_pack(const char *db, const char *const *inputs, size_t n,
                   size_t *count, mh_error **err)
 {
+    return mh_pack_ex(db, inputs, n, 0, count, err);
+}
+
+mh_status mh_pack_ex(const char *db, const char *const *inputs, size_t n,
+                     unsigned flags, size_t *count, mh_error **err)
+{
     if (count)
         *count = 0;
     if (!db || !db[0] || (!inputs && n))
         return mh_err(NULL, err, MH_EINVAL, "mh_pack: NULL argument");
+    if (flags & ~MH_PACK_COMPRESS_CODE)
+        return mh_err(NULL, err, MH_EINVAL, "mh_pack: unknown flags 0x%x",
+                      flags & ~MH_PACK_COMPRESS_CODE);
     for (size_t i = 0; i < n; i++)
         if (!inputs[i])
             return mh_err(NULL, err, MH_EINVAL, "mh_pack: input %zu is NULL",
                           i);
 
-    pack p = {.err = err};
+    pack p = {.err = err, .compress_code = flags & MH_PACK_COMPRESS_CODE};
     struct stat st;
     if (stat(db, &st) == 0) {
         if (!S_ISREG(st.st_mode))

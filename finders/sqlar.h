@@ -51,7 +51,8 @@ mh_status mh_sar_decode(struct mh_host *h, const void *data, size_t len,
 /*
  * The bytes to store for a file of len bytes: a malloc'ed zlib stream in
  * *out when that is smaller (return 1), else nothing (return 0: store the
- * file as is).  -1 on out of memory.
+ * file as is).  -1 on out of memory.  (Whether to try at all is the
+ * caller's choice: mh_pack stores native code as is by default.)
  */
 int mh_sar_encode(const void *data, size_t len, unsigned char **out,
                   size_t *out_len);

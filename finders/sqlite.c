@@ -564,6 +564,10 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
     } else if (step == SQLITE_DONE) {
         rc = mh_err(h, err, MH_ENOTFOUND, "module database %s: entry %s "
                     "was removed between find and load", s->path, key);
+    } else if (step == SQLITE_TOOBIG) { /* the length limit (db_open) */
+        rc = mh_err(h, err, MH_EFORMAT, "module database %s, entry %s: its "
+                    "data is over the host's max_module_size (%zu bytes)",
+                    s->path, key, h->max_module_size);
     } else {
         rc = mh_err(h, err, MH_EIO, "module database %s, entry %s: %s",
                     s->path, key, sqlite3_errmsg(s->db));

@@ -650,15 +650,27 @@ MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
  * under its path as given (which must then be relative, without "..") or,
  * for an absolute path, under its base name; or a directory, whose files
  * are stored under their paths relative to it, so packing a search path
- * directory gives a database with the same modules.  Data is zlib
- * compressed where that makes it smaller.  Existing entries of the same
- * name are replaced.  Everything is written in one transaction: readers
- * see all of it or none of it, and on failure nothing changes (a database
- * file created by this call is removed).  *count, if not NULL, receives
- * the number of files written.
+ * directory gives a database with the same modules.  Native code (files
+ * ending in ".so") is stored as is, so importing it needs no inflating
+ * (as Android stores the native libraries of an APK); every other file is
+ * zlib-compressed where that makes it smaller.  Existing entries of the
+ * same name are replaced.  Everything is written in one transaction:
+ * readers see all of it or none of it, and on failure nothing changes (a
+ * database file created by this call is removed).  *count, if not NULL,
+ * receives the number of files written.  Same as mh_pack_ex with flags 0.
  */
 MH_API mh_status mh_pack(const char *db, const char *const *inputs,
                          size_t n_inputs, size_t *count, mh_error **err);
+
+/* mh_pack flags */
+#define MH_PACK_COMPRESS_CODE 0x0001u /* compress native code too: a smaller
+                                         database, slower imports (each is
+                                         inflated; see docs/performance.md) */
+
+/* mh_pack with MH_PACK_* flags; any other bit is MH_EINVAL. */
+MH_API mh_status mh_pack_ex(const char *db, const char *const *inputs,
+                            size_t n_inputs, unsigned flags, size_t *count,
+                            mh_error **err);
 
 /* ---------------------------------------------------------------------- */
 /* Serving modules over HTTP                                              */

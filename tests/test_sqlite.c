@@ -467,30 +467,67 @@ TEST(pack_stores_names_as_given)
 
 TEST(pack_compresses_only_where_smaller)
 {
-    const char *db = tmp_path("p.db");
+    const char *db = tmp_path("p.db"), *dbz = tmp_path("z.db");
     const char *so = fixture_copy("counter", "in/counter.so");
     const char *noise = tmp_path("in/noise.bin");
+    const char *text = tmp_path("in/text.lua");
     unsigned char buf[8192];
     unsigned x = 12345;
+    mh_host *host;
 
     for (size_t i = 0; i < sizeof buf; i++) {
         x = x * 1103515245u + 12345u;
         buf[i] = (unsigned char)(x >> 16);
     }
     file_write_bytes(noise, buf, sizeof buf);
-    ASSERT_EQ_INT(db_pack(db, tmp_path("in")), 2);
-    ASSERT_EQ_STR(db_exec(db, "SELECT sz, length(data) < sz FROM sqlar"
-                              " WHERE name = 'counter.so'"),
-                  str_fmt("%lld|1", file_size(so)));
-    ASSERT_EQ_STR(db_exec(db, "SELECT sz, length(data) FROM sqlar"
-                              " WHERE name = 'noise.bin'"),
-                  "8192|8192");
-    /* The compressed form is the one sqlite3 -A reads. */
-    ASSERT_EQ_STR(db_exec(db, str_fmt("SELECT sqlar_uncompress(data, sz) ="
-                                      " readfile('%s') FROM sqlar"
-                                      " WHERE name = 'counter.so'",
-                                      so)),
+    memset(buf, '-', sizeof buf);
+    memcpy(buf, "return {} --", 12);
+    file_write_bytes(text, buf, sizeof buf);
+
+    /* By default native code is stored as is (no inflating on import);
+     * the rest is compressed where that makes it smaller. */
+    ASSERT_EQ_INT(db_pack(db, tmp_path("in")), 3);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name, sz, length(data) FROM sqlar"
+                              " ORDER BY name"),
+                  str_fmt("counter.so|%lld|%lld\nnoise.bin|8192|8192\n"
+                          "text.lua|8192|%s",
+                          file_size(so), file_size(so),
+                          db_exec(db, "SELECT length(data) FROM sqlar"
+                                      " WHERE name = 'text.lua'")));
+    ASSERT_EQ_STR(db_exec(db, "SELECT length(data) < 200 FROM sqlar"
+                              " WHERE name = 'text.lua'"),
                   "1");
+
+    /* MH_PACK_COMPRESS_CODE compresses native code too. */
+    ASSERT_EQ_INT(db_pack_z(dbz, tmp_path("in")), 3);
+    ASSERT_EQ_STR(db_exec(dbz, "SELECT name, sz, length(data) < sz FROM sqlar"
+                               " ORDER BY name"),
+                  str_fmt("counter.so|%lld|1\nnoise.bin|8192|0\n"
+                          "text.lua|8192|1",
+                          file_size(so)));
+    /* The compressed form is the one sqlite3 -A reads. */
+    ASSERT_EQ_STR(db_exec(dbz, str_fmt("SELECT sqlar_uncompress(data, sz) ="
+                                       " readfile('%s') FROM sqlar"
+                                       " WHERE name = 'counter.so'",
+                                       so)),
+                  "1");
+    /* Either way the module imports. */
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    mh_host_free(host);
+    host = host_new_isolated(dbz);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(pack_unknown_flag_is_einval)
+{
+    const char *db = tmp_path("p.db");
+    const char *in[] = {fixture_copy("counter", "in/counter.so")};
+
+    ASSERT_STATUS(mh_pack_ex(db, in, 1, 0x100u, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "0x100");
+    ASSERT_FALSE(file_exists(db));
 }
 
 TEST(pack_replaces_existing_entry)
@@ -670,15 +707,17 @@ TEST(raw_rows_import)
 /* ---------------------------------------------------------- broken rows */
 
 /*
- * A database holding good.so and bad.so (both counter), with `set` applied
- * to bad.so's row: importing bad fails with MH_EFORMAT and a message that
- * names the database, the entry and `needle`; good still imports, before
- * and after.
+ * A database holding good.so and bad.so (both counter), packed with flags,
+ * with `set` applied to bad.so's row: importing bad fails with MH_EFORMAT
+ * and a message that names the database, the entry and `needle`; good
+ * still imports, before and after.
  */
-static void check_broken_row(const char *set, const char *needle)
+static void check_broken_row_packed(unsigned flags, const char *set,
+                                    const char *needle)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:good.so",
-                             "counter:bad.so");
+    const char *db = db_make_(tmp_path("p%u.db", flags), flags,
+                              (const char *const[]){"counter:good.so",
+                                                    "counter:bad.so", NULL});
     mh_host *host;
     mh_module *mod;
 
@@ -699,12 +738,44 @@ static void check_broken_row(const char *set, const char *needle)
     mh_host_free(host);
 }
 
+/* The same on a compressed row (the zlib cases need one). */
+static void check_broken_row(const char *set, const char *needle)
+{
+    check_broken_row_packed(MH_PACK_COMPRESS_CODE, set, needle);
+}
+
 TEST(row_corrupt_zlib_fails_that_module_only)
 {
     /* Keep the zlib header and the first half; zero the rest. */
     check_broken_row("data = CAST(substr(data, 1, length(data) / 2)"
                      " || zeroblob(length(data) - length(data) / 2) AS BLOB)",
                      NULL);
+}
+
+TEST(row_stored_as_is_damaged_is_caught_by_probe)
+{
+    /* A row stored as is (the default for native code) has no checksum:
+     * its second half zeroed passes the ELF checks and would crash the
+     * dynamic loader, as a damaged .so file would.  Probe mode loads it
+     * in a child first, so the host gets an error naming it, and lives. */
+    const char *db = db_make(tmp_path("p.db"), "counter:good.so",
+                             "counter:bad.so");
+    host_opts o = {.flags = MH_CONFIG_PROBE};
+    mh_host *host;
+    mh_module *mod;
+
+    db_exec(db, "UPDATE sqlar SET data = CAST(substr(data, 1, sz / 2)"
+                " || zeroblob(sz - sz / 2) AS BLOB) WHERE name = 'bad.so'");
+    ASSERT_EQ_STR(db_exec(db, "SELECT length(data) = sz FROM sqlar"
+                              " WHERE name = 'bad.so'"),
+                  "1");
+    host = host_new_opts(&o, db);
+    ASSERT_NE_INT(mh_import(host, "bad", &mod, ERR), MH_OK);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "bad");
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "good"), "value"), 42);
+    mh_host_free(host);
 }
 
 TEST(row_garbage_after_zlib_header)
@@ -717,11 +788,14 @@ TEST(row_garbage_after_zlib_header)
 TEST(row_size_larger_than_content)
 {
     check_broken_row("sz = sz + 1", NULL);
+    /* a raw row (as packed by default) then reads as corrupt zlib */
+    check_broken_row_packed(0, "sz = sz + 1", "zlib");
 }
 
 TEST(row_size_smaller_than_content)
 {
     check_broken_row("sz = sz - 1", NULL);
+    check_broken_row_packed(0, "sz = sz - 1", "longer than its size");
 }
 
 TEST(row_data_longer_than_size)
@@ -758,24 +832,32 @@ TEST(row_huge_size_claim)
 
 TEST(row_over_max_module_size)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:big.so");
-    host_opts o = {.max_module_size = 4096};
-    mh_host *host;
-    mh_module *mod;
-
+    /* Stored as is (the default: SQLite's length limit stops the read) and
+     * compressed (sz says it is too big before anything is inflated). */
     fixture_copy("counter", "E/onfs.so");
-    host = host_new_opts(&o, db, tmp_path("E"));
-    ASSERT_STATUS(mh_import(host, "big", &mod, ERR), MH_EFORMAT);
-    ASSERT_CONTAINS(ERR_MSG(), db);
-    ASSERT_CONTAINS(ERR_MSG(), "big.so");
-    /* the limit is for what is read into memory, not for files */
-    ASSERT_EQ_INT(call_int(import_ok(host, "onfs"), "value"), 42);
-    mh_host_free(host);
+    for (unsigned flags = 0; flags <= MH_PACK_COMPRESS_CODE;
+         flags += MH_PACK_COMPRESS_CODE) {
+        const char *db = db_make_(tmp_path("p%u.db", flags), flags,
+                                  (const char *const[]){"counter:big.so",
+                                                        NULL});
+        host_opts o = {.max_module_size = 4096};
+        mh_host *host;
+        mh_module *mod;
 
-    o.max_module_size = 0; /* the default is far above the fixture */
-    host = host_new_opts(&o, db);
-    import_ok(host, "big");
-    mh_host_free(host);
+        host = host_new_opts(&o, db, tmp_path("E"));
+        ASSERT_STATUS(mh_import(host, "big", &mod, ERR), MH_EFORMAT);
+        ASSERT_CONTAINS(ERR_MSG(), db);
+        ASSERT_CONTAINS(ERR_MSG(), "big.so");
+        ASSERT_CONTAINS(ERR_MSG(), "max_module_size");
+        /* the limit is for what is read into memory, not for files */
+        ASSERT_EQ_INT(call_int(import_ok(host, "onfs"), "value"), 42);
+        mh_host_free(host);
+
+        o.max_module_size = 0; /* the default is far above the fixture */
+        host = host_new_opts(&o, db);
+        import_ok(host, "big");
+        mh_host_free(host);
+    }
 }
 
 /* fixture counter with `extra` bytes appended (garbage, then zeros): still
@@ -813,12 +895,21 @@ TEST(large_module_imports)
     tmp_mkdir("in");
     so = big_module("in/big.so", (size_t)6 << 20);
     size = file_size(so);
-    db_pack(db, tmp_path("in"));
+    db_pack_z(db, tmp_path("in"));
     ASSERT_EQ_STR(db_exec(db, "SELECT sz, length(data) < sz FROM sqlar"),
                   str_fmt("%lld|1", size));
     host = host_new_isolated(db);
     ASSERT_EQ_INT(call_int(import_ok(host, "big"), "value"), 42);
     mh_host_free(host);
+    {   /* stored as is, as packed by default */
+        const char *raw = tmp_path("raw.db");
+        db_pack(raw, tmp_path("in"));
+        ASSERT_EQ_STR(db_exec(raw, "SELECT sz, length(data) FROM sqlar"),
+                      str_fmt("%lld|%lld", size, size));
+        host = host_new_isolated(raw);
+        ASSERT_EQ_INT(call_int(import_ok(host, "big"), "value"), 42);
+        mh_host_free(host);
+    }
 
     /* max_module_size is inclusive */
     o.max_module_size = (size_t)size;

@@ -1,17 +1,29 @@
 /*
- * cmd_pack.c -- `modhost pack DB FILE_OR_DIR...`: write modules into a
- * module database (a SQLite Archive) with mh_pack, in one transaction.
+ * cmd_pack.c -- `modhost pack [--compress-code] DB FILE_OR_DIR...`: write
+ * modules into a module database (a SQLite Archive) with mh_pack_ex, in
+ * one transaction.
  */
 #include "cli.h"
 
 int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
 {
+    static const struct option longopts[] = {
+        { "compress-code", no_argument, NULL, 'z' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    unsigned flags = 0;
+    int code, c;
+
     /* Packing touches no search path: -p and -E have nothing to steer. */
     (void)ctx;
-    int code = cli_parse_no_opts(cmd, argc, argv);
-    if (code >= 0)
-        return code;
+    while ((c = cli_getopt(cmd, argc, argv, ":h", longopts, &code)) != -1) {
+        if (c == 0)
+            return code;
+        if (c == 'z')
+            flags |= MH_PACK_COMPRESS_CODE;
+    }
     if (optind >= argc)
         return cli_usage_error(cmd, "missing database");
     if (argc - optind < 2)
@@ -23,7 +35,7 @@ int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
     size_t count = 0;
     mh_error *err = NULL;
 
-    if (mh_pack(db, inputs, n_inputs, &count, &err) != MH_OK) {
+    if (mh_pack_ex(db, inputs, n_inputs, flags, &count, &err) != MH_OK) {
         /* Status 3 means "module not found" to the other commands; a
          * missing input here is an ordinary failure. */
         cli_fail(err);

@@ -174,7 +174,7 @@ static const cli_command commands[] = {
       "              origin, status, reason and when (Unix time)\n"
       "  --clear     clear all recorded failures, or NAME's only\n"
       "  -h, --help  show this help\n" },
-    { "pack", cli_cmd_pack, "DB FILE_OR_DIR...",
+    { "pack", cli_cmd_pack, "[--compress-code] DB FILE_OR_DIR...",
       "write modules into the module database DB",
       "Write each FILE, and every file under each DIR, into the module\n"
       "database DB (created if absent); print \"packed N files into DB\".\n"
@@ -193,15 +193,19 @@ static const cli_command commands[] = {
       "                     so packing a search path directory gives a\n"
       "                     database with the same modules\n"
       "\n"
-      "Data is zlib-compressed where that makes it smaller.  An entry that\n"
+      "Native code (.so) is stored as is, so that importing it needs no\n"
+      "inflating; other files are zlib-compressed where that makes them\n"
+      "smaller (--compress-code compresses native code too: a smaller DB,\n"
+      "slower imports).  An entry that\n"
       "already exists under the same name is replaced.  Everything is written\n"
       "in one transaction: programs importing from DB meanwhile see all of\n"
       "the new entries or none, and on failure DB is left as it was (a DB\n"
       "created by this command is removed).\n"
       "\n"
       "Options:\n"
-      "  -h, --help  show this help\n"
-      "  --          end of options, for a FILE_OR_DIR starting with '-'\n" },
+      "  --compress-code  zlib-compress native code too\n"
+      "  -h, --help       show this help\n"
+      "  --               end of options, for a FILE_OR_DIR starting with '-'\n" },
     { "index", cli_cmd_index, "[--sign KEY] DIR",
       "describe DIR for serving over HTTP(S)",
       "Write DIR/index.json, the list of the modules under DIR that the HTTP\n"

@@ -7,7 +7,7 @@ cd "$T"
 
 mh --help
 expect_rc 0
-grep -qE "^  pack DB FILE_OR_DIR\.\.\. " "$T/.out" ||
+grep -qE "^  pack \[--compress-code\] DB FILE_OR_DIR\.\.\.( |$)" "$T/.out" ||
     fail "--help does not list pack"
 
 for args in "help pack" "pack --help" "pack -h" "-E pack --help" \
@@ -15,10 +15,11 @@ for args in "help pack" "pack --help" "pack -h" "-E pack --help" \
     mh $args
     expect_rc 0
     expect_err_empty
-    [[ $OUT == "Usage: modhost [GLOBAL OPTIONS] pack DB FILE_OR_DIR..."* ]] ||
+    [[ $OUT == "Usage: modhost [GLOBAL OPTIONS] pack [--compress-code] DB FILE_OR_DIR..."* ]] ||
         fail "'$args' does not print the usage of pack"
     for word in "SQLite Archive" "sqlite3 -A" "relative" "base name" \
-                "compressed" "one transaction" "replaced"; do
+                "compressed" "one transaction" "replaced" "--compress-code" \
+                "Native code (.so) is stored as is"; do
         expect_out_has "$word"
     done
 done

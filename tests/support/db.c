@@ -1,5 +1,5 @@
 /*
- * db.c -- helpers for module databases: pack with mh_pack, drive the stock
+ * db.c -- helpers for module databases: pack with mh_pack_ex, drive the stock
  * sqlite3 CLI (the tests link only libmodhost, so SQL goes through the
  * command a user would run), damage files on purpose, hosts with options,
  * and what /proc says about memfds and mappings.
@@ -20,7 +20,7 @@
 
 /* ------------------------------------------------------------- packing */
 
-size_t db_pack_(const char *db, const char *const *inputs)
+size_t db_pack_(const char *db, unsigned flags, const char *const *inputs)
 {
     size_t n = 0, count = 0;
     mh_error *err = NULL;
@@ -28,7 +28,7 @@ size_t db_pack_(const char *db, const char *const *inputs)
 
     while (inputs[n])
         n++;
-    st = mh_pack(db, inputs, n, &count, &err);
+    st = mh_pack_ex(db, inputs, n, flags, &count, &err);
     if (st != MH_OK) {
         const char *msg = str_fmt("%s", mh_error_message(err));
         mh_error_free(err);
@@ -37,7 +37,7 @@ size_t db_pack_(const char *db, const char *const *inputs)
     return count;
 }
 
-const char *db_make_(const char *db, const char *const *specs)
+const char *db_make_(const char *db, unsigned flags, const char *const *specs)
 {
     static unsigned stage_n;
     const char *rel = str_fmt(".stage%u", stage_n++);
@@ -50,7 +50,8 @@ const char *db_make_(const char *db, const char *const *specs)
         fixture_copy(str_fmt("%.*s", (int)(colon - specs[i]), specs[i]),
                      "%s/%s", rel, colon + 1);
     }
-    db_pack(db, tmp_path("%s", rel));
+    const char *in[] = {tmp_path("%s", rel), NULL};
+    db_pack_(db, flags, in);
     return db;
 }
 

@@ -146,15 +146,20 @@ mh_config tracked_config(alloc_tracker *at, const char *path);
 /* mh_pack(db, inputs...) that fails the case, with the library's message,
  * on error; returns the number of files written:
  *   db_pack(db, dir);   db_pack(db, "pkg/mod.so", "/abs/x.so"); */
-#define db_pack(db, ...) db_pack_((db), (const char *const[]){__VA_ARGS__, NULL})
-size_t db_pack_(const char *db, const char *const *inputs);
+#define db_pack(db, ...) db_pack_((db), 0, (const char *const[]){__VA_ARGS__, NULL})
+/* The same with MH_PACK_COMPRESS_CODE: native code zlib-compressed too. */
+#define db_pack_z(db, ...)                                                \
+    db_pack_((db), MH_PACK_COMPRESS_CODE, (const char *const[]){__VA_ARGS__, NULL})
+size_t db_pack_(const char *db, unsigned flags, const char *const *inputs);
 
 /* Build (or add to) database db from fixtures: each spec is "FIXTURE:REL",
  * e.g. db_make(db, "counter:mod.so", "answer7:pkg/b.so"); the copies are
  * staged in a fresh directory under tmp_dir() and packed with db_pack.
  * Returns db. */
-#define db_make(db, ...) db_make_((db), (const char *const[]){__VA_ARGS__, NULL})
-const char *db_make_(const char *db, const char *const *specs);
+#define db_make(db, ...) db_make_((db), 0, (const char *const[]){__VA_ARGS__, NULL})
+#define db_make_z(db, ...)                                                \
+    db_make_((db), MH_PACK_COMPRESS_CODE, (const char *const[]){__VA_ARGS__, NULL})
+const char *db_make_(const char *db, unsigned flags, const char *const *specs);
 
 /* s as one single-quoted shell word. */
 const char *sh_quote(const char *s);
