@@ -188,9 +188,12 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
     }
     /* Names compare as bytes (BINARY), whatever the table declares, so a
      * NOCASE table cannot make find and list disagree. */
-    snprintf(find_sql, sizeof find_sql, "SELECT mode, mtime, sz, "
-             "length(data), %s FROM sqlar WHERE name = ?1 COLLATE BINARY",
-             rowid);
+    /* A find asks for a module's three possible rows (.so, .lua, .json) in
+     * one statement: one read transaction, so one round of SQLite's file
+     * locking and journal checks (about 8 system calls) per find. */
+    snprintf(find_sql, sizeof find_sql, "SELECT name, mode, mtime, sz, "
+             "length(data), %s FROM sqlar WHERE name COLLATE BINARY IN "
+             "(?1, ?2, ?3) AND typeof(name) = 'text'", rowid);
     snprintf(list_sql, sizeof list_sql, "SELECT name, mode, mtime, sz, "
              "length(data), %s FROM sqlar WHERE typeof(name) = 'text' "
              "ORDER BY name COLLATE BINARY", rowid);
@@ -383,9 +386,9 @@ static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
 }
 
 /* The sidecar manifest row of module file rel (n bytes, with its suffix
- * of sl bytes), into key: key, or NULL when there is none.  Its row's
- * identity is appended to ident (isize bytes), so a changed sidecar
- * changes the module's identity.  Lock held; s->find is free. */
+ * of sl bytes), for a listing, into key: key, or NULL when there is none.
+ * Its row's identity is appended to ident (isize bytes), so a changed
+ * sidecar changes the module's identity.  Lock held; s->find is free. */
 static const char *sidecar(sqf_state *s, const char *rel, size_t n,
                            size_t sl, char *key, size_t size, char *ident,
                            size_t isize)
@@ -395,14 +398,16 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
     memcpy(key, rel, n - sl);
     memcpy(key + n - sl, MH_META_SUFFIX, sizeof MH_META_SUFFIX);
     sqlite3_bind_text(s->find, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_null(s->find, 2); /* NULL IN (...) matches nothing */
+    sqlite3_bind_null(s->find, 3);
     int step = sqlite3_step(s->find);
     bool file = step == SQLITE_ROW &&
-                !mh_sar_is_dir(sqlite3_column_int64(s->find, 0)) &&
-                !mh_sar_is_link(sqlite3_column_int64(s->find, 0));
+                !mh_sar_is_dir(sqlite3_column_int64(s->find, 1)) &&
+                !mh_sar_is_link(sqlite3_column_int64(s->find, 1));
     if (file) {
         size_t used = strlen(ident);
         char meta[160];
-        row_identity(s, s->find, 0, meta, sizeof meta);
+        row_identity(s, s->find, 1, meta, sizeof meta);
         snprintf(ident + used, isize - used, "|meta:%s", meta);
     }
     sqlite3_reset(s->find);
@@ -431,54 +436,81 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         {MH_NATIVE_SUFFIX, MH_KIND_NATIVE}, {MH_LUA_SUFFIX, MH_KIND_LUA}};
     sqf_state *s = state;
     mh_host *h = s->host;
+    /* The rows a module may have: its code (kinds[]), then its sidecar
+     * manifest; what each says about itself when it is there. */
+    enum { META = MH_ARRAY_LEN(kinds), NROWS };
+    struct {
+        char rel[MH_NAME_MAX + 8];
+        size_t n;
+        bool there;
+        int64_t mode;
+        char ident[200];
+    } row[NROWS];
     char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
     char origin[PATH_MAX + MH_NAME_MAX + 8], ident[400];
-    char meta[MH_NAME_MAX + 8];
 
+    for (size_t k = 0; k < NROWS; k++)
+        row[k].n = mh_name_relpath(name, k < META ? kinds[k].suffix
+                                                  : MH_META_SUFFIX,
+                                   row[k].rel, sizeof row[k].rel);
     pthread_mutex_lock(&s->lock);
     mh_status rc = ensure_current(s, why);
     if (rc != MH_OK)
         goto out;
-    bool reopened = false;
-    for (size_t k = 0; k < MH_ARRAY_LEN(kinds); k++) {
-        size_t n = mh_name_relpath(name, kinds[k].suffix, rel, sizeof rel);
-        sqlite3_bind_text(s->find, 1, rel, (int)n, SQLITE_STATIC);
+    for (bool reopened = false;;) {
+        for (size_t k = 0; k < NROWS; k++) {
+            row[k].there = false;
+            sqlite3_bind_text(s->find, (int)k + 1, row[k].rel, (int)row[k].n,
+                              SQLITE_STATIC);
+        }
         int step = mh_fault(s->host, "sqlite") ? SQLITE_IOERR
                                                : sqlite3_step(s->find);
-        int64_t mode = step == SQLITE_ROW ? sqlite3_column_int64(s->find, 0)
-                                          : 0;
-        if (step == SQLITE_ROW)
-            row_identity(s, s->find, 0, ident, sizeof ident);
+        for (; step == SQLITE_ROW; step = sqlite3_step(s->find)) {
+            const char *got = (const char *)sqlite3_column_text(s->find, 0);
+            size_t len = (size_t)sqlite3_column_bytes(s->find, 0);
+            for (size_t k = 0; got && k < NROWS; k++)
+                if (len == row[k].n && !memcmp(got, row[k].rel, len)) {
+                    row[k].there = true;
+                    row[k].mode = sqlite3_column_int64(s->find, 1);
+                    row_identity(s, s->find, 1, row[k].ident,
+                                 sizeof row[k].ident);
+                }
+        }
         sqlite3_reset(s->find);
-        if (step != SQLITE_ROW && step != SQLITE_DONE && !reopened &&
-            hot_journal(s, why)) {
-            reopened = true; /* rolled back: look again, once */
-            k = (size_t)-1;
-            continue;
-        }
-        if (step != SQLITE_ROW && step != SQLITE_DONE) {
-            rc = damaged(s, s->find, "looking up a module", why);
-            goto out;
-        }
         if (step == SQLITE_DONE)
-            continue;
-        if (mh_sar_is_link(mode) || mh_sar_is_dir(mode)) {
-            mh_buf_printf(why, "%s is a %s in the archive, not a file; ", rel,
-                          mh_sar_is_link(mode) ? "symbolic link"
-                                               : "directory");
+            break;
+        if (!reopened && hot_journal(s, why)) {
+            reopened = true; /* rolled back: look again, once */
             continue;
         }
-        snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
+        rc = damaged(s, s->find, "looking up a module", why);
+        goto out;
+    }
+    for (size_t k = 0; k < META; k++) {
+        if (!row[k].there)
+            continue;
+        if (mh_sar_is_link(row[k].mode) || mh_sar_is_dir(row[k].mode)) {
+            mh_buf_printf(why, "%s is a %s in the archive, not a file; ",
+                          row[k].rel, mh_sar_is_link(row[k].mode)
+                                          ? "symbolic link" : "directory");
+            continue;
+        }
+        snprintf(origin, sizeof origin, "%s!/%s", s->path, row[k].rel);
+        /* A sidecar that is a file: its row is part of the identity, so
+         * a changed sidecar changes the module's. */
+        bool meta = row[META].there && !mh_sar_is_dir(row[META].mode) &&
+                    !mh_sar_is_link(row[META].mode);
+        snprintf(ident, sizeof ident, "%s%s%s", row[k].ident,
+                 meta ? "|meta:" : "", meta ? row[META].ident : "");
         spec->kind = kinds[k].kind;
         /* Interned: the host reads them after this frame is gone. */
         spec->origin = mh_int_cstr(h, origin);
-        spec->key = mh_int_str(h, rel, n);
+        spec->key = mh_int_str(h, row[k].rel, row[k].n);
         spec->identity = mh_int_cstr(h, ident);
-        const char *mk = sidecar(s, rel, n, strlen(kinds[k].suffix), meta,
-                                 sizeof meta, ident, sizeof ident);
-        spec->meta_key = mk ? mh_int_cstr(h, mk) : NULL;
-        rc = spec->origin && spec->key && spec->identity && (!mk ||
-                                                             spec->meta_key)
+        spec->meta_key = meta ? mh_int_str(h, row[META].rel, row[META].n)
+                              : NULL;
+        rc = spec->origin && spec->key && spec->identity &&
+                     (!meta || spec->meta_key)
                  ? MH_OK
                  : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM, "out of memory "
                           "finding '%s'", name);
