@@ -51,6 +51,7 @@
 
 #define SQF_SCHEME "sqlite:"
 #define SQF_BUSY_MS 5000
+#define SQF_IDENT_MAX 200   /* a row's identity (row_identity): <= 174 */
 
 static const char SQLITE_MAGIC[16] = "SQLite format 3";
 
@@ -357,7 +358,8 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why)
 static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
                          mh_buf *why)
 {
-    const char *msg = sqlite3_errmsg(s->db);
+    const char *msg = s->db ? sqlite3_errmsg(s->db)
+                            : "the database could not be opened again";
     mh_buf_printf(why, "database error %s: %s", what, msg);
     if (!s->warned) {
         s->warned = true;
@@ -406,7 +408,7 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
                 !mh_sar_is_link(sqlite3_column_int64(s->find, 1));
     if (file) {
         size_t used = strlen(ident);
-        char meta[160];
+        char meta[SQF_IDENT_MAX];
         row_identity(s, s->find, 1, meta, sizeof meta);
         snprintf(ident + used, isize - used, "|meta:%s", meta);
     }
@@ -444,7 +446,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         size_t n;
         bool there;
         int64_t mode;
-        char ident[200];
+        char ident[SQF_IDENT_MAX];
     } row[NROWS];
     char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
     char origin[PATH_MAX + MH_NAME_MAX + 8], ident[400];
@@ -469,7 +471,9 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
             const char *got = (const char *)sqlite3_column_text(s->find, 0);
             size_t len = (size_t)sqlite3_column_bytes(s->find, 0);
             for (size_t k = 0; got && k < NROWS; k++)
-                if (len == row[k].n && !memcmp(got, row[k].rel, len)) {
+                if (!row[k].there && len == row[k].n &&
+                    !memcmp(got, row[k].rel, len)) { /* the first wins,
+                                                        as in read */
                     row[k].there = true;
                     row[k].mode = sqlite3_column_int64(s->find, 1);
                     row_identity(s, s->find, 1, row[k].ident,

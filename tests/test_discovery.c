@@ -1377,6 +1377,34 @@ TEST(database_sidecar_added_is_read)
     log_capture_free(&lc);
 }
 
+/* A database module with a sidecar that fails only when loaded: the
+ * failure its import recorded is what discovery reports, not read over --
+ * find and list give it the same identity (sidecar row included). */
+TEST(database_load_failure_with_sidecar_is_kept)
+{
+    log_capture lc;
+    disc_run r;
+    const char *src = disc_plugin_dir("src", 4);
+    const char *db = tmp_path("plugins.db");
+
+    fixture_copy("disc_refuse", "src/refuse.so");
+    file_write(path_in(src, "refuse.json"), "{\"version\": \"2.0.0\"}");
+    db_pack(db, src);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, db);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ_ALL(&r);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    const disc_mod *d = disc_get(&r, "refuse");
+    ASSERT_STATUS(d->status, MH_EINIT);
+    ASSERT_CONTAINS(d->reason, "says no on purpose");
+    ASSERT_CONTAINS(d->reason, str_fmt("%s!/refuse.so", db));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* The module's row stays the same; its sidecar row changes. */
 TEST(database_sidecar_changed_is_read_again)
 {

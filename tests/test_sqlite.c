@@ -522,12 +522,18 @@ TEST(pack_compresses_only_where_smaller)
 
 TEST(pack_unknown_flag_is_einval)
 {
-    const char *db = tmp_path("p.db");
+    /* Refused before anything is looked at: not the new database's
+     * removal, nor "not a database" for a file that is none. */
+    const char *db = tmp_path("p.db"), *junk = tmp_path("junk.db");
     const char *in[] = {fixture_copy("counter", "in/counter.so")};
 
+    file_write(junk, "not a database");
     ASSERT_STATUS(mh_pack_ex(db, in, 1, 0x100u, NULL, ERR), MH_EINVAL);
-    ASSERT_CONTAINS(ERR_MSG(), "0x100");
+    ASSERT_CONTAINS(ERR_MSG(), "unknown flags 0x100");
     ASSERT_FALSE(file_exists(db));
+    ASSERT_STATUS(mh_pack_ex(junk, in, 1, 0x100u, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "unknown flags 0x100");
+    ASSERT_EQ_STR(file_read(junk), "not a database");
 }
 
 TEST(pack_replaces_existing_entry)
