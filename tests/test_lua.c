@@ -979,6 +979,43 @@ TEST(cache_body_scribbled_never_crashes)
     log_capture_free(&l2);
 }
 
+/* One byte of the bytecode changed, the header intact: the checksum
+ * sees it, so the module is compiled again, never undumped. */
+TEST(cache_one_byte_changed_is_compiled_again)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2;
+    mh_host *h;
+    const char *cfile;
+    unsigned char *bytes;
+    size_t len;
+
+    lua_write("E/ob.lua", "local M = {}\n"
+                          "function M.v(x) return x + 1 end\n"
+                          "return M\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "ob"), "v", "[1]"), "2");
+    mh_host_free(h);
+    cfile = first_file_under(tmp_path("cache/lua"));
+    ASSERT_NOT_NULL(cfile);
+    bytes = file_bytes(cfile, &len);
+    ASSERT_TRUE(len > 200);
+    bytes[len - 20] ^= 0x01;
+    file_write_bytes(cfile, bytes, len);
+    free(bytes);
+
+    h = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "ob"), "v", "[41]"), "42");
+    ASSERT_LOG(&l2, -1, "compiled");
+    if (log_capture_count(&l2, -1, "bytecode from cache") != 0)
+        FAIL("changed bytecode undumped; log:%s", log_capture_dump(&l2));
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
 TEST(cache_file_of_other_module_not_used)
 {
     const char *dir = tmp_mkdir("E");
