@@ -23,7 +23,9 @@
 
 #include <cjson/cJSON.h>
 #include <dlfcn.h>
+#include <link.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -105,39 +107,115 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
  * is RTLD_NODELETE, or another host has it), dlopen of the new file would
  * return the old object.  So a descriptor is closed only once its object
  * is gone; until then it waits here (process-wide: the object outlives
- * any one host), and every release looks again at those waiting. */
-#define KEPT_MAX 256
+ * any one host) with the load address of its object.  Whenever a release
+ * finds its own object gone, the waiting ones are looked at again: one
+ * pass over the loaded objects (dl_iterate_phdr, no system call), and a
+ * descriptor whose object's address no object has any more is closed.
+ * (An address taken again by another object only keeps a descriptor
+ * longer, never closes one early.)  The list grows as needed; with no
+ * memory to grow it, a descriptor is left open rather than closed under
+ * a loaded object. */
+typedef struct kept_fd {
+    int fd;
+    uintptr_t base;
+} kept_fd;
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
-static int kept[KEPT_MAX];
-static size_t nkept;
+static kept_fd *kept;
+static size_t nkept, capkept;
 
 static bool fd_object_loaded(int fd)
 {
     char byfd[40];
     snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", fd);
-    void *still = dlopen(byfd, RTLD_NOW | RTLD_NOLOAD);
+    void *still = dlopen(byfd, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
     if (still)
         dlclose(still);
     return still != NULL;
 }
 
-/* Give back fd, whose object was just dlclosed (or never loaded). */
-static void release_fd(int fd)
+static uintptr_t object_base(void *dl)
 {
-    pthread_mutex_lock(&kept_lock);
-    for (size_t i = 0; i < nkept;) {
-        if (fd_object_loaded(kept[i])) {
-            i++;
-            continue;
+    struct link_map *lm = NULL;
+    return dl && dlinfo(dl, RTLD_DI_LINKMAP, &lm) == 0 && lm
+               ? (uintptr_t)lm->l_addr : 0;
+}
+
+typedef struct bases {
+    uintptr_t *v;
+    size_t n, cap;
+    bool oom;
+} bases;
+
+static int add_base(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    MH_UNUSED(size);
+    bases *b = ud;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        uintptr_t *v = realloc(b->v, cap * sizeof *v);
+        if (!v) {
+            b->oom = true;
+            return 1;
         }
-        close(kept[i]);
-        kept[i] = kept[--nkept];
+        b->v = v;
+        b->cap = cap;
     }
-    if (fd >= 0 && fd_object_loaded(fd) && nkept < KEPT_MAX)
-        kept[nkept++] = fd;
-    else if (fd >= 0 && !fd_object_loaded(fd))
+    b->v[b->n++] = (uintptr_t)info->dlpi_addr;
+    return 0;
+}
+
+static int cmp_base(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Close the waiting descriptors whose objects are gone (lock held). */
+static void sweep_kept(void)
+{
+    bases b = {0};
+    dl_iterate_phdr(add_base, &b);
+    if (!b.oom) {
+        qsort(b.v, b.n, sizeof *b.v, cmp_base);
+        for (size_t i = 0; i < nkept;) {
+            if (kept[i].base &&
+                bsearch(&kept[i].base, b.v, b.n, sizeof *b.v, cmp_base)) {
+                i++;
+                continue;
+            }
+            close(kept[i].fd);
+            kept[i] = kept[--nkept];
+        }
+    }
+    free(b.v);
+}
+
+/* Give back fd, whose object (at base, 0 if unknown) was just dlclosed or
+ * never loaded. */
+static void release_fd(int fd, uintptr_t base)
+{
+    if (fd < 0)
+        return;
+    bool loaded = fd_object_loaded(fd);
+    pthread_mutex_lock(&kept_lock);
+    if (!loaded) {
         close(fd);
-    /* else: still loaded and no room -- left open, never reused */
+        if (nkept)
+            sweep_kept(); /* objects went away: maybe theirs too */
+    } else {
+        if (nkept == capkept) {
+            size_t cap = capkept ? capkept * 2 : 16;
+            kept_fd *v = realloc(kept, cap * sizeof *v);
+            if (v) {
+                kept = v;
+                capkept = cap;
+            }
+        }
+        if (nkept < capkept && base)
+            kept[nkept++] = (kept_fd){fd, base};
+        /* else: no memory, or no address to look for -- left open for
+         * good, never reused */
+    }
     pthread_mutex_unlock(&kept_lock);
 }
 
@@ -160,14 +238,15 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
         mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
                               "from %s: %s", mod->name, file,
                               dl_text(why, sizeof why));
-        release_fd(fd);
+        release_fd(fd, 0);
         return rc;
     }
+    uintptr_t base = object_base(dl); /* nat_check closes dl if refused */
     mh_status rc = nat_check(h, mod, dl, file, flags, err);
     if (rc == MH_OK)
         mod->fd = fd;
     else
-        release_fd(fd); /* refused after dlopen: maybe still mapped */
+        release_fd(fd, base); /* refused after dlopen: maybe still mapped */
     return rc;
 }
 
@@ -229,10 +308,11 @@ void mh_nat_unload(mh_host *h, mh_module *mod)
 {
     MH_UNUSED(h);
     mod->note = NULL; /* it lies in the mapping */
+    uintptr_t base = object_base(mod->dl);
     if (mod->dl)
         dlclose(mod->dl);
     if (mod->fd >= 0) {
-        release_fd(mod->fd);
+        release_fd(mod->fd, base);
         mod->fd = -1;
     }
     mh_mfd_release(mod->image); /* after dlclose: the fd names the image */

@@ -847,6 +847,40 @@ TEST(fd_loads_leak_no_descriptor)
     report("fd_loads_leak_no_descriptor", rounds * 2);
 }
 
+TEST(fd_loads_of_many_shared_modules_leak_no_descriptor)
+{
+    /* 300 module files loaded by two hosts; the first freed: its 300
+     * descriptors must wait (the objects are still the second host's),
+     * however many, and never be reused under a loaded object -- a new
+     * file then loaded is its own; the second freed: every one closed. */
+    enum { N = 300 };
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    char name[16];
+
+    for (int i = 0; i < N; i++)
+        plugin_at("sec_good", tmp_path("e/m%03d.so", i), 0644);
+    plugin_at("sec_evil", tmp_path("e/extra.so"), 0644);
+    mh_host *warm = host_flags(0, e); /* what the process keeps for good */
+    ASSERT_EQ_STR(who(import_ok(warm, "m000")), "good");
+    mh_host_free(warm);
+    size_t before = fd_count();
+    mh_host *h1 = host_flags(0, e), *h2 = host_flags(0, e);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "m%03d", i);
+        ASSERT_EQ_STR(who(import_ok(h1, name)), "good");
+        ASSERT_EQ_STR(who(import_ok(h2, name)), "good");
+    }
+    mh_host_free(h1);
+    ASSERT_EQ_STR(who(import_ok(h2, "extra")), "evil");
+    ASSERT_EQ_STR(who(import_ok(h2, "m299")), "good");
+    mh_host_free(h2);
+    size_t after = fd_count();
+    if (after != before)
+        FAIL("%zu descriptors open before two hosts shared %d modules, %zu "
+             "after", before, N, after);
+    report("fd_loads_of_many_shared_modules_leak_no_descriptor", 2 * N + 1);
+}
+
 /* ------------------------------------------- rule 3: RTLD_LOCAL, symbols */
 
 static void *dl_default(const char *sym)
