@@ -116,5 +116,7 @@ static inline mh_iname *mh_int_record(const char *s)
 /* Intern a string given as pointer+length, or NUL-terminated. */
 const char *mh_int_str(struct mh_host *h, const char *s, size_t len);
 const char *mh_int_cstr(struct mh_host *h, const char *s);
+/* The interned copy of s (len bytes), if there is one; never allocates. */
+const char *mh_int_lookup(struct mh_host *h, const char *s, size_t len);
 
 #endif /* MH_CACHE_INTERN_H */

@@ -198,14 +198,15 @@ static void dir_remember(mh_host *h, const char *dir)
     pthread_mutex_unlock(&h->sec.lock);
 }
 
-/* A directory a code file was opened from after the whole walk passed:
- * the path as the finder gave it (interned) and the directory it named.
- * The next file from the same path is opened from that directory again,
- * if the path still names it (same device and inode, on the descriptor
- * the file is then opened from) and it still passes the checks itself:
- * the chain above it was checked, and only root or the owner can change a
- * checked chain (mh_invalidate_caches forgets these).  A process that
- * changed its effective user walks again, as does anything else. */
+/* A directory a walk passed, by path (interned): the directory a code
+ * file was opened from, as the finder named it, and every directory the
+ * walk went through, by its real path.  The next file from the same path
+ * is opened from that directory again, and the next walk below it starts
+ * there instead of at /, if the path still names it (same device and
+ * inode, on the descriptor then used) and it still passes the checks
+ * itself: the chain above it was checked, and only root or the owner can
+ * change a checked chain (mh_invalidate_caches forgets these).  A process
+ * that changed its effective user walks again, as does anything else. */
 struct mh_sec_dir {
     const char *path;
     dev_t dev;
@@ -334,6 +335,149 @@ static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
     return fd;
 }
 
+/* Absolute, and no empty, "." or ".." component: what realpath would
+ * give back unchanged if no component is a link. */
+static bool plain_path(const char *p)
+{
+    if (p[0] != '/')
+        return false;
+    for (const char *c = p + 1;; c++) {
+        const char *e = strchrnul(c, '/');
+        size_t n = (size_t)(e - c);
+        if (n == 0 || (n == 1 && c[0] == '.') ||
+            (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        if (!*e)
+            return true;
+        c = e;
+    }
+}
+
+/* Where a walk down real path rp may start: the deepest directory above
+ * the file that a walk passed before (struct mh_sec_dir), opened afresh
+ * and still the same directory passing the checks; else "/".  Its
+ * descriptor, its length in rp (0 for "/"), its stat in *st. */
+static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
+                      struct stat *st)
+{
+    const char *end = strrchr(rp, '/');
+    while (end && end > rp) {
+        size_t n = (size_t)(end - rp);
+        dev_t dev;
+        ino_t ino;
+        const char *known = mh_int_lookup(h, rp, n);
+        if (known && code_dir_find(h, known, me, &dev, &ino)) {
+            int fd = open(known, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0 && fstat(fd, st) == 0 && st->st_dev == dev &&
+                st->st_ino == ino && !ancestor_problem(st, me)) {
+                *len = n;
+                return fd;
+            }
+            if (fd >= 0)
+                close(fd);
+            break; /* changed since: the whole walk */
+        }
+        const char *prev = end;
+        for (end = prev - 1; end > rp && *end != '/'; end--)
+            ;
+    }
+    *len = 0;
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, st) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Down real path rp one directory at a time, each opened from the one
+ * before without following links and checked on its descriptor, and the
+ * file opened from the last: the directories checked are the ones the
+ * file is read from, whatever is renamed meanwhile.  Every directory
+ * passed is remembered (by its path in rp) as a place a later walk may
+ * start from.  With `trial` (rp is the path as given, not known to be
+ * real), a link or a missing component is MH_EAGAIN with nothing
+ * reported: the caller resolves the path and walks again. */
+static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
+                      bool trial, int *out, long long *size, mh_error **err)
+{
+    struct stat st;
+    size_t start;
+    int dfd = walk_start(h, rp, me, &start, &st);
+    if (dfd < 0)
+        return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
+    mh_status rc = MH_OK;
+    char done[PATH_MAX];
+    if (start)
+        memcpy(done, rp, start);
+    done[start ? start : 1] = '\0';
+    if (!start)
+        done[0] = '/';
+    const char *p = rp + start + 1;
+    for (;;) { /* st: dfd's, already fetched */
+        const char *slash = strchr(p, '/');
+        const char *why = ancestor_problem(&st, me);
+        if (why) {
+            rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
+                        "the directory %s above it: %s (mode %04o, owner "
+                        "uid %u); load anyway with MH_CONFIG_INSECURE_FILES",
+                        rp, done, why, (unsigned)(st.st_mode & 07777),
+                        (unsigned)st.st_uid);
+            break;
+        }
+        struct stat dir_st = st; /* the directory the file is opened from */
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        char comp[NAME_MAX + 1];
+        snprintf(comp, sizeof comp, "%.*s", (int)n, p);
+        int next = openat(dfd, comp, (slash ? O_DIRECTORY : O_NONBLOCK |
+                                                            O_NOCTTY) |
+                                         O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && trial) {
+            rc = MH_EAGAIN;
+            break;
+        }
+        if (next < 0) {
+            rc = mh_err(h, err, MH_EIO, "cannot open %s%s%s without "
+                        "following links: %s", done,
+                        strcmp(done, "/") ? "/" : "", comp, strerror(errno));
+            break;
+        }
+        close(dfd);
+        dfd = next;
+        if (fstat(dfd, &st) != 0) {
+            rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", rp,
+                        strerror(errno));
+            break;
+        }
+        if (!slash) { /* the file */
+            if ((why = file_problem(&st, me)) != NULL) {
+                rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
+                            "%s: %s (mode %04o, owner uid %u); load anyway "
+                            "with MH_CONFIG_INSECURE_FILES", rp, why,
+                            (unsigned)(st.st_mode & 07777),
+                            (unsigned)st.st_uid);
+                break;
+            }
+            if (dir)
+                code_dir_remember(h, dir, &dir_st, me);
+            *size = (long long)st.st_size;
+            *out = dfd;
+            return MH_OK;
+        }
+        size_t dl = strlen(done);
+        snprintf(done + dl, sizeof done - dl, "%s%s",
+                 strcmp(done, "/") ? "/" : "", comp);
+        if (!ancestor_problem(&st, me)) { /* a place to start from */
+            const char *idone = mh_int_cstr(h, done);
+            if (idone)
+                code_dir_remember(h, idone, &st, me);
+        }
+        p = slash + 1;
+    }
+    close(dfd);
+    return rc;
+}
+
 mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                            mh_error **err)
 {
@@ -365,78 +509,20 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         *out = quick;
         return MH_OK;
     }
-    /* Down the real path one directory at a time, each opened from the
-     * one before without following links and checked on its descriptor,
-     * and the file opened from the last: the directories checked are the
-     * ones the file is read from, whatever is renamed meanwhile. */
-    char rp[PATH_MAX];
-    if (!realpath(path, rp))
-        return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
-                      "cannot resolve %s: %s", path, strerror(errno));
-    int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
-    mh_status rc = MH_OK;
-    char done[PATH_MAX] = "/";
-    const char *p = rp + 1;
-    struct stat dir_st; /* the directory the file is opened from */
-    for (;;) {
-        struct stat st;
-        const char *slash = strchr(p, '/');
-        if (fstat(dfd, &st) != 0) {
-            rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", done,
-                        strerror(errno));
-            break;
-        }
-        const char *why = ancestor_problem(&st, me);
-        if (why) {
-            rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
-                        "the directory %s above it: %s (mode %04o, owner "
-                        "uid %u); load anyway with MH_CONFIG_INSECURE_FILES",
-                        rp, done, why, (unsigned)(st.st_mode & 07777),
-                        (unsigned)st.st_uid);
-            break;
-        }
-        dir_st = st;
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        char comp[NAME_MAX + 1];
-        snprintf(comp, sizeof comp, "%.*s", (int)n, p);
-        int next = openat(dfd, comp, (slash ? O_DIRECTORY : O_NONBLOCK |
-                                                            O_NOCTTY) |
-                                         O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (next < 0) {
-            rc = mh_err(h, err, MH_EIO, "cannot open %s%s%s without "
-                        "following links: %s", done,
-                        strcmp(done, "/") ? "/" : "", comp, strerror(errno));
-            break;
-        }
-        close(dfd);
-        dfd = next;
-        if (!slash) { /* the file */
-            if (fstat(dfd, &st) != 0)
-                why = strerror(errno);
-            else
-                why = file_problem(&st, me);
-            if (why) {
-                rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
-                            "%s: %s (mode %04o, owner uid %u); load anyway "
-                            "with MH_CONFIG_INSECURE_FILES", rp, why,
-                            (unsigned)(st.st_mode & 07777),
-                            (unsigned)st.st_uid);
-                break;
-            }
-            if (dir)
-                code_dir_remember(h, dir, &dir_st, me);
-            *size = (long long)st.st_size;
-            *out = dfd;
-            return MH_OK;
-        }
-        size_t dl = strlen(done);
-        snprintf(done + dl, sizeof done - dl, "%s%s",
-                 strcmp(done, "/") ? "/" : "", comp);
-        p = slash + 1;
+    /* A path with no link in it is its own real path: walked as given,
+     * realpath()'s readlink per component is saved.  Anything else --
+     * a link on the way, a component missing -- is walked again from its
+     * real path, which also gives the errors. */
+    mh_status rc = MH_EAGAIN;
+    if (plain_path(path))
+        rc = walk(h, path, dir, me, true, out, size, err);
+    if (rc == MH_EAGAIN) {
+        char rp[PATH_MAX];
+        if (!realpath(path, rp))
+            return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
+                          "cannot resolve %s: %s", path, strerror(errno));
+        rc = walk(h, rp, dir, me, false, out, size, err);
     }
-    close(dfd);
     return rc;
 }
 

@@ -501,6 +501,33 @@ TEST(perms_rechecked_after_invalidate_caches)
     report("perms_rechecked_after_invalidate_caches", n);
 }
 
+/* A host on e imports `good` (sec_good at e/good_file); then e/rel is
+ * renamed away and replaced by a link to ww/rel (0755 itself, below the
+ * world-writable ww): importing `evil` (sec_evil at ww/evil_file) is
+ * refused naming ww, and no evil code ran. */
+static void swap_for_link_then_refused(const char *good_file,
+                                       const char *good, const char *rel,
+                                       const char *evil_file,
+                                       const char *evil)
+{
+    const char *ww = tmp_path("ww");
+    meta_marker();
+    plugin_at("sec_good", tmp_path("e/%s", good_file), 0644);
+    plugin_at("sec_evil", tmp_path("ww/%s", evil_file), 0644);
+    mh_host *h = host_flags(0, tmp_path("e"));
+    ASSERT_EQ_STR(who(import_ok(h, good)), "good");
+    if (rename(tmp_path("e/%s", rel), tmp_path("e/%s_old", rel)) != 0 ||
+        symlink(tmp_path("ww/%s", rel), tmp_path("e/%s", rel)) != 0)
+        FAIL("swapping e/%s: %s", rel, strerror(errno));
+    mh_module *mod = (mh_module *)&mod;
+    ASSERT_STATUS(mh_import(h, evil, &mod, ERR), REFUSED_FILE);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), ww);
+    ASSERT_CONTAINS(ERR_MSG(), mode_text(0777));
+    mh_host_free(h);
+    assert_no_marker();
+}
+
 TEST(perms_known_dir_swapped_for_a_link_is_walked_again)
 {
     /* A directory code was opened from is remembered, and the next file
@@ -509,29 +536,57 @@ TEST(perms_known_dir_swapped_for_a_link_is_walked_again)
      * e/pkg is swapped for a link to a directory (0755 itself) below a
      * world-writable one: the path names another inode, so the whole
      * chain is walked again and the writable ancestor refused. */
+    dir_mode(tmp_path("e"), 0755);
+    dir_mode(tmp_path("e/pkg"), 0755);
+    dir_mode(tmp_path("ww"), 0777);
+    dir_mode(tmp_path("ww/pkg"), 0755);
+    swap_for_link_then_refused("pkg/a.so", "pkg.a", "pkg", "pkg/b.so",
+                               "pkg.b");
+    report("perms_known_dir_swapped_for_a_link_is_walked_again", 2);
+}
+
+TEST(perms_walk_from_a_known_ancestor_checks_what_is_below_it)
+{
+    /* A walk starts from the deepest directory an earlier walk passed
+     * (e/pkg here), not from /: what lies below it is still checked. */
     const char *e = dir_mode(tmp_path("e"), 0755);
     dir_mode(tmp_path("e/pkg"), 0755);
-    const char *ww = dir_mode(tmp_path("ww"), 0777);
-    dir_mode(tmp_path("ww/pkg"), 0755);
     size_t n = 0;
 
     meta_marker();
     plugin_at("sec_good", tmp_path("e/pkg/a.so"), 0644);
-    plugin_at("sec_evil", tmp_path("ww/pkg/b.so"), 0644);
     mh_host *h = host_flags(0, e);
     ASSERT_EQ_STR(who(import_ok(h, "pkg.a")), "good");
-    if (rename(tmp_path("e/pkg"), tmp_path("e/pkg_old")) != 0 ||
-        symlink(tmp_path("ww/pkg"), tmp_path("e/pkg")) != 0)
-        FAIL("swapping e/pkg: %s", strerror(errno));
+    const char *sub = dir_mode(tmp_path("e/pkg/sub"), 0777);
+    plugin_at("sec_evil", tmp_path("e/pkg/sub/b.so"), 0644);
     mh_module *mod = (mh_module *)&mod;
-    ASSERT_STATUS(mh_import(h, "pkg.b", &mod, ERR), REFUSED_FILE);
+    ASSERT_STATUS(mh_import(h, "pkg.sub.b", &mod, ERR), REFUSED_FILE);
     ASSERT_NULL(mod);
-    ASSERT_CONTAINS(ERR_MSG(), ww);
+    ASSERT_CONTAINS(ERR_MSG(), sub);
     ASSERT_CONTAINS(ERR_MSG(), mode_text(0777));
+    chmod_ok(sub, 0755);
+    ASSERT_EQ_STR(who(import_ok(h, "pkg.sub.b")), "evil");
     mh_host_free(h);
-    assert_no_marker();
-    n += 2;
-    report("perms_known_dir_swapped_for_a_link_is_walked_again", n);
+    n += 3;
+    report("perms_walk_from_a_known_ancestor_checks_what_is_below_it", n);
+}
+
+TEST(perms_known_ancestor_swapped_for_a_link_is_walked_again)
+{
+    /* e/x was passed by a walk (to e/x/y/a.so).  Swapped for a link to a
+     * directory that passes the checks itself (0755) but lies below a
+     * world-writable one, it is no longer where a walk may start: the
+     * path names another inode, so the chain is walked from / again, the
+     * link resolved, and the writable ancestor refused. */
+    dir_mode(tmp_path("e"), 0755);
+    dir_mode(tmp_path("e/x"), 0755);
+    dir_mode(tmp_path("e/x/y"), 0755);
+    dir_mode(tmp_path("ww"), 0777);
+    dir_mode(tmp_path("ww/x"), 0755);
+    dir_mode(tmp_path("ww/x/z"), 0755);
+    swap_for_link_then_refused("x/y/a.so", "x.y.a", "x", "x/z/b.so",
+                               "x.z.b");
+    report("perms_known_ancestor_swapped_for_a_link_is_walked_again", 2);
 }
 
 TEST(perms_known_dir_opened_to_others_is_refused)
