@@ -51,8 +51,9 @@ struct mh_host {
         pthread_mutex_t lock;
         const char **dirs; /* interned real paths */
         size_t n, cap;
-        struct mh_sec_dir *code; /* directories code files were opened
-                                    from, checked, by path as given */
+        struct mh_sec_dir *code; /* directories walks passed, by path:
+                                    open addressing on the interned
+                                    pointer, capcode a power of 2 */
         size_t ncode, capcode;
     } sec;
     _Atomic(struct mh_notify *) notify; /* listing change events

@@ -214,17 +214,32 @@ struct mh_sec_dir {
     uid_t euid;         /* who it was checked for */
 };
 
+/* The slot of interned path dir in a table of cap (a power of 2) slots:
+ * its own, or the empty one where it would go (lock held). */
+static struct mh_sec_dir *code_dir_slot(struct mh_sec_dir *t, size_t cap,
+                                        const char *dir)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)(((uintptr_t)dir >> 3) * 0x9E3779B97F4A7C15u >> 20);
+    for (i &= mask; t[i].path && t[i].path != dir; i = (i + 1) & mask)
+        ;
+    return &t[i];
+}
+
 static bool code_dir_find(mh_host *h, const char *dir, uid_t me, dev_t *dev,
                           ino_t *ino)
 {
     bool yes = false;
     pthread_mutex_lock(&h->sec.lock);
-    for (size_t i = h->sec.ncode; i-- > 0 && !yes;)
-        if (h->sec.code[i].path == dir && h->sec.code[i].euid == me) {
-            *dev = h->sec.code[i].dev;
-            *ino = h->sec.code[i].ino;
+    if (h->sec.ncode) {
+        struct mh_sec_dir *d =
+            code_dir_slot(h->sec.code, h->sec.capcode, dir);
+        if (d->path && d->euid == me) {
+            *dev = d->dev;
+            *ino = d->ino;
             yes = true;
         }
+    }
     pthread_mutex_unlock(&h->sec.lock);
     return yes;
 }
@@ -233,26 +248,26 @@ static void code_dir_remember(mh_host *h, const char *dir,
                               const struct stat *st, uid_t me)
 {
     pthread_mutex_lock(&h->sec.lock);
-    for (size_t i = 0; i < h->sec.ncode; i++)
-        if (h->sec.code[i].path == dir) { /* replaced since */
-            h->sec.code[i].dev = st->st_dev;
-            h->sec.code[i].ino = st->st_ino;
-            h->sec.code[i].euid = me;
-            pthread_mutex_unlock(&h->sec.lock);
-            return;
-        }
-    if (h->sec.ncode == h->sec.capcode) {
-        size_t cap = h->sec.capcode ? h->sec.capcode * 2 : 16;
-        struct mh_sec_dir *v = mh_mem_realloc(
-            h, h->sec.code, h->sec.capcode * sizeof *v, cap * sizeof *v);
+    if ((h->sec.ncode + 1) * 4 > h->sec.capcode * 3) { /* grow first */
+        size_t cap = h->sec.capcode ? h->sec.capcode * 2 : 64;
+        struct mh_sec_dir *v = mh_mem_calloc(h, cap, sizeof *v);
         if (v) {
+            for (size_t i = 0; i < h->sec.capcode; i++)
+                if (h->sec.code[i].path)
+                    *code_dir_slot(v, cap, h->sec.code[i].path) =
+                        h->sec.code[i];
+            mh_mem_free(h, h->sec.code, h->sec.capcode * sizeof *v);
             h->sec.code = v;
             h->sec.capcode = cap;
         }
     }
-    if (h->sec.ncode < h->sec.capcode) /* else: walked again next time */
-        h->sec.code[h->sec.ncode++] =
-            (struct mh_sec_dir){dir, st->st_dev, st->st_ino, me};
+    if ((h->sec.ncode + 1) * 4 <= h->sec.capcode * 3) {
+        struct mh_sec_dir *d =
+            code_dir_slot(h->sec.code, h->sec.capcode, dir);
+        if (!d->path)
+            h->sec.ncode++;
+        *d = (struct mh_sec_dir){dir, st->st_dev, st->st_ino, me};
+    } /* else (no memory): walked again next time */
     pthread_mutex_unlock(&h->sec.lock);
 }
 
@@ -261,6 +276,8 @@ void mh_sec_forget(mh_host *h)
     pthread_mutex_lock(&h->sec.lock);
     h->sec.n = 0;
     h->sec.ncode = 0;
+    if (h->sec.code)
+        memset(h->sec.code, 0, h->sec.capcode * sizeof *h->sec.code);
     pthread_mutex_unlock(&h->sec.lock);
 }
 
@@ -335,16 +352,17 @@ static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
     return fd;
 }
 
-/* Absolute, and no empty, "." or ".." component: what realpath would
- * give back unchanged if no component is a link. */
+/* Absolute, shorter than PATH_MAX, and no empty, ".", ".." or over-long
+ * component: what realpath would give back unchanged if no component is
+ * a link. */
 static bool plain_path(const char *p)
 {
-    if (p[0] != '/')
+    if (p[0] != '/' || strlen(p) >= PATH_MAX)
         return false;
     for (const char *c = p + 1;; c++) {
         const char *e = strchrnul(c, '/');
         size_t n = (size_t)(e - c);
-        if (n == 0 || (n == 1 && c[0] == '.') ||
+        if (n == 0 || n > NAME_MAX || (n == 1 && c[0] == '.') ||
             (n == 2 && c[0] == '.' && c[1] == '.'))
             return false;
         if (!*e)
@@ -396,8 +414,10 @@ static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
  * file is read from, whatever is renamed meanwhile.  Every directory
  * passed is remembered (by its path in rp) as a place a later walk may
  * start from.  With `trial` (rp is the path as given, not known to be
- * real), a link or a missing component is MH_EAGAIN with nothing
- * reported: the caller resolves the path and walks again. */
+ * real), anything but success -- a link, a missing component, and a
+ * refusal too, as a link further down may lead out of a directory that
+ * would be refused -- is MH_EAGAIN with nothing reported: the caller
+ * resolves the path and walks again, and that walk gives the verdict. */
 static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
                       bool trial, int *out, long long *size, mh_error **err)
 {
@@ -417,6 +437,10 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
     for (;;) { /* st: dfd's, already fetched */
         const char *slash = strchr(p, '/');
         const char *why = ancestor_problem(&st, me);
+        if (why && trial) {
+            rc = MH_EAGAIN;
+            break;
+        }
         if (why) {
             rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
                         "the directory %s above it: %s (mode %04o, owner "
@@ -445,12 +469,18 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         close(dfd);
         dfd = next;
         if (fstat(dfd, &st) != 0) {
-            rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", rp,
-                        strerror(errno));
+            rc = trial ? MH_EAGAIN
+                       : mh_err(h, err, MH_EIO, "cannot check %s%s%s: %s",
+                                done, strcmp(done, "/") ? "/" : "", comp,
+                                strerror(errno));
             break;
         }
         if (!slash) { /* the file */
-            if ((why = file_problem(&st, me)) != NULL) {
+            if ((why = file_problem(&st, me)) != NULL && trial) {
+                rc = MH_EAGAIN;
+                break;
+            }
+            if (why) {
                 rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
                             "%s: %s (mode %04o, owner uid %u); load anyway "
                             "with MH_CONFIG_INSECURE_FILES", rp, why,

@@ -583,7 +583,7 @@ static void cache_path(mh_host *h, mh_module *mod, const char *file,
 
 /* May bytecode be read from (and written to) the directory of cpath?
  * Only if nobody else can write there (host/secure.c): a cache file's own
- * hash proves it is whole, not who wrote it. */
+ * checksum proves it is whole, not who wrote it. */
 static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath)
 {
     char dir[4300], real[4300];

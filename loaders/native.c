@@ -103,18 +103,26 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
 
 /* A module loaded through /proc/self/fd/N is known to the dynamic loader
  * by that name, and the loader matches names before files: if N were
- * closed and reused for another file while the object stays mapped (it
- * is RTLD_NODELETE, or another host has it), dlopen of the new file would
- * return the old object.  So a descriptor is closed only once its object
- * is gone; until then it waits here (process-wide: the object outlives
- * any one host) with the load address of its object.  Whenever a release
- * finds its own object gone, the waiting ones are looked at again: one
- * pass over the loaded objects (dl_iterate_phdr, no system call), and a
- * descriptor whose object's address no object has any more is closed.
- * (An address taken again by another object only keeps a descriptor
- * longer, never closes one early.)  The list grows as needed; with no
- * memory to grow it, a descriptor is left open rather than closed under
- * a loaded object. */
+ * closed and reused for another file while an object answers to it (the
+ * object is RTLD_NODELETE, or another host has it), dlopen of the new file
+ * would return the old object.  So a descriptor is closed only once no
+ * object answers to its name; until then it waits here (process-wide: the
+ * object outlives any one host) with the load address of the object that
+ * does -- asked of the loader itself, as it may be another copy of the
+ * same file that took the name on (the loader also matches device and
+ * inode).  Whenever a descriptor is given back, those waiting are looked
+ * at again: one pass over the loaded objects (dl_iterate_phdr, which
+ * holds the loader's list lock while it calls back; nothing allocates
+ * then), and a descriptor whose object's address no loaded object has is
+ * closed.  An address taken again by another object only keeps a
+ * descriptor longer, never closes one early; a descriptor added while its
+ * object went away is closed by that same look.  The list grows as
+ * needed; with no memory to grow it, or no address to look for, a
+ * descriptor is left open rather than closed under a loaded object.
+ *
+ * Known limit: a pinned (RTLD_NODELETE) object never goes away, so each
+ * host that loads it again through a new descriptor adds one that is
+ * never closed. */
 typedef struct kept_fd {
     int fd;
     uintptr_t base;
@@ -123,42 +131,44 @@ static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static kept_fd *kept;
 static size_t nkept, capkept;
 
-static bool fd_object_loaded(int fd)
+/* Does an object answer to fd's /proc/self/fd name?  *base: its load
+ * address (0 if the loader does not say). */
+static bool fd_object(int fd, uintptr_t *base)
 {
     char byfd[40];
     snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", fd);
+    *base = 0;
     void *still = dlopen(byfd, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    if (still)
-        dlclose(still);
-    return still != NULL;
-}
-
-static uintptr_t object_base(void *dl)
-{
+    if (!still)
+        return false;
     struct link_map *lm = NULL;
-    return dl && dlinfo(dl, RTLD_DI_LINKMAP, &lm) == 0 && lm
-               ? (uintptr_t)lm->l_addr : 0;
+    if (dlinfo(still, RTLD_DI_LINKMAP, &lm) == 0 && lm)
+        *base = (uintptr_t)lm->l_addr;
+    dlclose(still);
+    return true;
 }
 
 typedef struct bases {
     uintptr_t *v;
     size_t n, cap;
-    bool oom;
+    bool more;                  /* more objects than room: trust nothing */
 } bases;
+
+static int count_object(struct dl_phdr_info *info, size_t size, void *ud)
+{
+    MH_UNUSED(info);
+    MH_UNUSED(size);
+    ++*(size_t *)ud;
+    return 0;
+}
 
 static int add_base(struct dl_phdr_info *info, size_t size, void *ud)
 {
     MH_UNUSED(size);
     bases *b = ud;
     if (b->n == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        uintptr_t *v = realloc(b->v, cap * sizeof *v);
-        if (!v) {
-            b->oom = true;
-            return 1;
-        }
-        b->v = v;
-        b->cap = cap;
+        b->more = true;
+        return 1;
     }
     b->v[b->n++] = (uintptr_t)info->dlpi_addr;
     return 0;
@@ -170,16 +180,22 @@ static int cmp_base(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Close the waiting descriptors whose objects are gone (lock held). */
+/* Close the waiting descriptors whose objects are gone (lock held).  The
+ * addresses are gathered into room made beforehand, with some to spare;
+ * if objects were loaded meanwhile beyond it, nothing is closed. */
 static void sweep_kept(void)
 {
-    bases b = {0};
+    size_t n = 0;
+    dl_iterate_phdr(count_object, &n);
+    bases b = {.cap = n + 64};
+    b.v = malloc(b.cap * sizeof *b.v);
+    if (!b.v)
+        return;
     dl_iterate_phdr(add_base, &b);
-    if (!b.oom) {
+    if (!b.more) {
         qsort(b.v, b.n, sizeof *b.v, cmp_base);
         for (size_t i = 0; i < nkept;) {
-            if (kept[i].base &&
-                bsearch(&kept[i].base, b.v, b.n, sizeof *b.v, cmp_base)) {
+            if (bsearch(&kept[i].base, b.v, b.n, sizeof *b.v, cmp_base)) {
                 i++;
                 continue;
             }
@@ -190,18 +206,16 @@ static void sweep_kept(void)
     free(b.v);
 }
 
-/* Give back fd, whose object (at base, 0 if unknown) was just dlclosed or
- * never loaded. */
-static void release_fd(int fd, uintptr_t base)
+/* Give back fd, whose object was just dlclosed, or never loaded. */
+static void release_fd(int fd)
 {
     if (fd < 0)
         return;
-    bool loaded = fd_object_loaded(fd);
+    uintptr_t base;
+    bool answered = fd_object(fd, &base);
     pthread_mutex_lock(&kept_lock);
-    if (!loaded) {
+    if (!answered) {
         close(fd);
-        if (nkept)
-            sweep_kept(); /* objects went away: maybe theirs too */
     } else {
         if (nkept == capkept) {
             size_t cap = capkept ? capkept * 2 : 16;
@@ -216,6 +230,8 @@ static void release_fd(int fd, uintptr_t base)
         /* else: no memory, or no address to look for -- left open for
          * good, never reused */
     }
+    if (nkept)
+        sweep_kept(); /* objects went away: maybe theirs, maybe fd's */
     pthread_mutex_unlock(&kept_lock);
 }
 
@@ -238,15 +254,14 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
         mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
                               "from %s: %s", mod->name, file,
                               dl_text(why, sizeof why));
-        release_fd(fd, 0);
+        release_fd(fd);
         return rc;
     }
-    uintptr_t base = object_base(dl); /* nat_check closes dl if refused */
     mh_status rc = nat_check(h, mod, dl, file, flags, err);
     if (rc == MH_OK)
         mod->fd = fd;
     else
-        release_fd(fd, base); /* refused after dlopen: maybe still mapped */
+        release_fd(fd); /* refused after dlopen: maybe still mapped */
     return rc;
 }
 
@@ -308,11 +323,10 @@ void mh_nat_unload(mh_host *h, mh_module *mod)
 {
     MH_UNUSED(h);
     mod->note = NULL; /* it lies in the mapping */
-    uintptr_t base = object_base(mod->dl);
     if (mod->dl)
         dlclose(mod->dl);
     if (mod->fd >= 0) {
-        release_fd(mod->fd, base);
+        release_fd(mod->fd);
         mod->fd = -1;
     }
     mh_mfd_release(mod->image); /* after dlclose: the fd names the image */

@@ -39,6 +39,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -471,6 +472,75 @@ TEST(perms_symlinked_entry_judged_by_its_target)
     chmod_ok(ww, 0755);
     n += accepted(link_entry, "mod", "evil");
     report("perms_symlinked_entry_judged_by_its_target", n);
+}
+
+TEST(perms_link_out_of_a_writable_directory_judged_by_its_target)
+{
+    /* The entry is a link inside a group-writable directory (a home may
+     * be 0775) to a safe one: the real path is what is loaded from and
+     * what is judged, not the directory the link sits in. */
+    dir_mode(tmp_path("gw"), 0775);
+    dir_mode(tmp_path("good"), 0755);
+    const char *entry = tmp_path("gw/link");
+    size_t n = 0;
+
+    meta_marker();
+    plugin_at("sec_evil", tmp_path("good/mod.so"), 0644);
+    if (symlink(tmp_path("good"), entry) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    n += accepted(entry, "mod", "evil");
+    report("perms_link_out_of_a_writable_directory_judged_by_its_target", n);
+}
+
+/* A meta finder that answers every name with one native file. */
+static mh_status one_file_find(mh_finder_ctx *cx, void *state,
+                               const char *name, mh_finder_spec *spec)
+{
+    (void)cx;
+    (void)name;
+    spec->kind = MH_KIND_NATIVE;
+    spec->origin = spec->file = state;
+    return MH_OK;
+}
+
+static mh_status one_file_open(mh_finder_ctx *cx, const char *entry,
+                               void **state)
+{
+    (void)entry;
+    *state = cx->ud;
+    return MH_OK;
+}
+
+static void one_file_close(mh_finder_ctx *cx, void *state)
+{
+    (void)cx;
+    (void)state;
+}
+
+TEST(perms_overlong_file_name_is_never_cut_short)
+{
+    /* A finder names e/<255 x's>EXTRA.so; e/<255 x's> is a good plugin.
+     * The name is too long for any file: refused, never the shorter one
+     * loaded in its place. */
+    static const mh_finder_class one_file = {
+        MH_FINDER_CLASS_INIT, .name = "one_file", .open = one_file_open,
+        .find = one_file_find, .close = one_file_close};
+    char longname[NAME_MAX + 1];
+    memset(longname, 'x', NAME_MAX);
+    longname[NAME_MAX] = '\0';
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    plugin_at("sec_good", tmp_path("e/%s", longname), 0644);
+    char *file = (char *)str_fmt("%s/%sEXTRA.so", e, longname);
+    mh_host *h = host_flags(0, e);
+    ASSERT_STATUS(mh_host_add_meta_finder(h, &one_file, file,
+                                          MH_CHAIN_FIRST, NULL, ERR),
+                  MH_OK);
+    mh_module *mod = (mh_module *)&mod;
+    ASSERT_NE_INT(mh_import(h, "anything", &mod, ERR), MH_OK);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "EXTRA.so");
+    mh_host_free(h);
+    report("perms_overlong_file_name_is_never_cut_short", 1);
 }
 
 TEST(perms_rechecked_after_invalidate_caches)
@@ -934,6 +1004,41 @@ TEST(fd_loads_of_many_shared_modules_leak_no_descriptor)
         FAIL("%zu descriptors open before two hosts shared %d modules, %zu "
              "after", before, N, after);
     report("fd_loads_of_many_shared_modules_leak_no_descriptor", 2 * N + 1);
+}
+
+TEST(fd_of_a_shared_module_survives_the_other_hosts_releases)
+{
+    /* h1 imports p1, then m00..m19 (which h2 imports too), then p2.
+     * Freeing h1 gives back p1's and p2's descriptors, whose objects are
+     * gone, and so looks at the waiting ones -- the m's, still h2's:
+     * none may be closed, or a new file given its number would load as
+     * the old object.  Six new files then each load as themselves. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    char name[16];
+
+    plugin_at("sec_good", tmp_path("e/p1.so"), 0644);
+    plugin_at("sec_good", tmp_path("e/p2.so"), 0644);
+    for (int i = 0; i < 20; i++)
+        plugin_at("sec_good", tmp_path("e/m%02d.so", i), 0644);
+    for (int i = 0; i < 6; i++)
+        plugin_at("sec_evil", tmp_path("e/x%d.so", i), 0644);
+    mh_host *h1 = host_flags(0, e), *h2 = host_flags(0, e);
+    import_ok(h1, "p1");
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "m%02d", i);
+        import_ok(h1, name);
+        import_ok(h2, name);
+    }
+    import_ok(h1, "p2");
+    mh_host_free(h1);
+    mh_host *h3 = host_flags(0, e);
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof name, "x%d", i);
+        ASSERT_EQ_STR(who(import_ok(h3, name)), "evil");
+    }
+    mh_host_free(h3);
+    mh_host_free(h2);
+    report("fd_of_a_shared_module_survives_the_other_hosts_releases", 48);
 }
 
 /* ------------------------------------------- rule 3: RTLD_LOCAL, symbols */
