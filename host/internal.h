@@ -51,10 +51,12 @@ struct mh_host {
         pthread_mutex_t lock;
         const char **dirs; /* interned real paths */
         size_t n, cap;
-        struct mh_sec_dir *code; /* directories walks passed, by path:
-                                    open addressing on the interned
-                                    pointer, capcode a power of 2 */
+        struct mh_sec_dir *code; /* directories walks passed (dense) */
         size_t ncode, capcode;
+        uint32_t *slot;          /* index into code + 1, by interned path
+                                    pointer; nslot a power of 2 */
+        size_t nslot;
+        uid_t code_euid;         /* whom code[] was checked for */
     } sec;
     _Atomic(struct mh_notify *) notify; /* listing change events
                                            (finders/notify.c) */

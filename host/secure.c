@@ -211,19 +211,20 @@ struct mh_sec_dir {
     const char *path;
     dev_t dev;
     ino_t ino;
-    uid_t euid;         /* who it was checked for */
 };
 
-/* The slot of interned path dir in a table of cap (a power of 2) slots:
- * its own, or the empty one where it would go (lock held). */
-static struct mh_sec_dir *code_dir_slot(struct mh_sec_dir *t, size_t cap,
-                                        const char *dir)
+/* The slot of interned path dir in the index (lock held): its own, or
+ * the empty one where it would go.  nslot is a power of 2, over twice
+ * ncode. */
+static uint32_t *code_dir_slot(const mh_host *h, uint32_t *slot,
+                               size_t nslot, const char *dir)
 {
-    size_t mask = cap - 1;
+    size_t mask = nslot - 1;
     size_t i = (size_t)(((uintptr_t)dir >> 3) * 0x9E3779B97F4A7C15u >> 20);
-    for (i &= mask; t[i].path && t[i].path != dir; i = (i + 1) & mask)
+    for (i &= mask; slot[i] && h->sec.code[slot[i] - 1].path != dir;
+         i = (i + 1) & mask)
         ;
-    return &t[i];
+    return &slot[i];
 }
 
 static bool code_dir_find(mh_host *h, const char *dir, uid_t me, dev_t *dev,
@@ -231,12 +232,11 @@ static bool code_dir_find(mh_host *h, const char *dir, uid_t me, dev_t *dev,
 {
     bool yes = false;
     pthread_mutex_lock(&h->sec.lock);
-    if (h->sec.ncode) {
-        struct mh_sec_dir *d =
-            code_dir_slot(h->sec.code, h->sec.capcode, dir);
-        if (d->path && d->euid == me) {
-            *dev = d->dev;
-            *ino = d->ino;
+    if (h->sec.ncode && h->sec.code_euid == me) {
+        uint32_t at = *code_dir_slot(h, h->sec.slot, h->sec.nslot, dir);
+        if (at) {
+            *dev = h->sec.code[at - 1].dev;
+            *ino = h->sec.code[at - 1].ino;
             yes = true;
         }
     }
@@ -244,30 +244,54 @@ static bool code_dir_find(mh_host *h, const char *dir, uid_t me, dev_t *dev,
     return yes;
 }
 
+/* Room for one more entry, in the array and its index (lock held). */
+static bool code_dir_room(mh_host *h)
+{
+    if (h->sec.ncode == h->sec.capcode) {
+        size_t cap = h->sec.capcode ? h->sec.capcode * 2 : 16;
+        struct mh_sec_dir *v = mh_mem_realloc(
+            h, h->sec.code, h->sec.capcode * sizeof *v, cap * sizeof *v);
+        if (!v)
+            return false;
+        h->sec.code = v;
+        h->sec.capcode = cap;
+    }
+    if ((h->sec.ncode + 1) * 2 > h->sec.nslot) {
+        size_t n = h->sec.nslot ? h->sec.nslot * 2 : 32;
+        uint32_t *v = mh_mem_calloc(h, n, sizeof *v);
+        if (!v)
+            return false;
+        for (size_t i = 0; i < h->sec.ncode; i++)
+            *code_dir_slot(h, v, n, h->sec.code[i].path) = (uint32_t)i + 1;
+        mh_mem_free(h, h->sec.slot, h->sec.nslot * sizeof *v);
+        h->sec.slot = v;
+        h->sec.nslot = n;
+    }
+    return true;
+}
+
 static void code_dir_remember(mh_host *h, const char *dir,
                               const struct stat *st, uid_t me)
 {
     pthread_mutex_lock(&h->sec.lock);
-    if ((h->sec.ncode + 1) * 4 > h->sec.capcode * 3) { /* grow first */
-        size_t cap = h->sec.capcode ? h->sec.capcode * 2 : 64;
-        struct mh_sec_dir *v = mh_mem_calloc(h, cap, sizeof *v);
-        if (v) {
-            for (size_t i = 0; i < h->sec.capcode; i++)
-                if (h->sec.code[i].path)
-                    *code_dir_slot(v, cap, h->sec.code[i].path) =
-                        h->sec.code[i];
-            mh_mem_free(h, h->sec.code, h->sec.capcode * sizeof *v);
-            h->sec.code = v;
-            h->sec.capcode = cap;
-        }
+    if (h->sec.code_euid != me) { /* checked for someone else: start over */
+        h->sec.ncode = 0;
+        if (h->sec.slot)
+            memset(h->sec.slot, 0, h->sec.nslot * sizeof *h->sec.slot);
+        h->sec.code_euid = me;
     }
-    if ((h->sec.ncode + 1) * 4 <= h->sec.capcode * 3) {
-        struct mh_sec_dir *d =
-            code_dir_slot(h->sec.code, h->sec.capcode, dir);
-        if (!d->path)
-            h->sec.ncode++;
-        *d = (struct mh_sec_dir){dir, st->st_dev, st->st_ino, me};
-    } /* else (no memory): walked again next time */
+    uint32_t *at = h->sec.ncode
+                       ? code_dir_slot(h, h->sec.slot, h->sec.nslot, dir)
+                       : NULL;
+    if (at && *at) { /* replaced since */
+        h->sec.code[*at - 1].dev = st->st_dev;
+        h->sec.code[*at - 1].ino = st->st_ino;
+    } else if (code_dir_room(h)) { /* else: walked again next time */
+        h->sec.code[h->sec.ncode] =
+            (struct mh_sec_dir){dir, st->st_dev, st->st_ino};
+        *code_dir_slot(h, h->sec.slot, h->sec.nslot, dir) =
+            (uint32_t)++h->sec.ncode;
+    }
     pthread_mutex_unlock(&h->sec.lock);
 }
 
@@ -276,8 +300,8 @@ void mh_sec_forget(mh_host *h)
     pthread_mutex_lock(&h->sec.lock);
     h->sec.n = 0;
     h->sec.ncode = 0;
-    if (h->sec.code)
-        memset(h->sec.code, 0, h->sec.capcode * sizeof *h->sec.code);
+    if (h->sec.slot)
+        memset(h->sec.slot, 0, h->sec.nslot * sizeof *h->sec.slot);
     pthread_mutex_unlock(&h->sec.lock);
 }
 
@@ -285,6 +309,7 @@ void mh_sec_free(mh_host *h)
 {
     mh_mem_free(h, h->sec.dirs, h->sec.cap * sizeof *h->sec.dirs);
     mh_mem_free(h, h->sec.code, h->sec.capcode * sizeof *h->sec.code);
+    mh_mem_free(h, h->sec.slot, h->sec.nslot * sizeof *h->sec.slot);
     pthread_mutex_destroy(&h->sec.lock);
 }
 

@@ -543,6 +543,43 @@ TEST(perms_overlong_file_name_is_never_cut_short)
     report("perms_overlong_file_name_is_never_cut_short", 1);
 }
 
+TEST(perms_checked_dirs_are_per_effective_user)
+{
+    /* e/top belongs to uid 65534: fine for that user, refused for root
+     * above e/top/pkg (root's).  Checked and remembered as 65534, the
+     * chain is checked again as root: the remembered e/top/pkg passes
+     * the checks itself, so only the chain above it tells. */
+    if (!is_root()) {
+        skip_note("perms_checked_dirs_are_per_effective_user",
+                  "seteuid to uid 65534 and back");
+        report("perms_checked_dirs_are_per_effective_user", 0);
+        return;
+    }
+    chmod_ok(tmp_dir(), 0755); /* so that 65534 may look in */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    const char *top = dir_mode(tmp_path("e/top"), 0755);
+    dir_mode(tmp_path("e/top/pkg"), 0755);
+    plugin_at("sec_good", tmp_path("e/top/pkg/a.so"), 0644);
+    plugin_at("sec_evil", tmp_path("e/top/pkg/b.so"), 0644);
+    chown_ok(top, NOBODY);
+    mh_host *h = host_flags(0, e);
+    if (seteuid(NOBODY) != 0)
+        FAIL("seteuid(%d): %s", NOBODY, strerror(errno));
+    mh_module *mod = NULL;
+    mh_status rc = mh_import(h, "top.pkg.a", &mod, ERR);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    ASSERT_STATUS(rc, MH_OK);
+    ASSERT_EQ_STR(who(mod), "good");
+    mod = (mh_module *)&mod;
+    ASSERT_STATUS(mh_import(h, "top.pkg.b", &mod, ERR), REFUSED_FILE);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), top);
+    ASSERT_CONTAINS(ERR_MSG(), "65534");
+    mh_host_free(h);
+    report("perms_checked_dirs_are_per_effective_user", 2);
+}
+
 TEST(perms_rechecked_after_invalidate_caches)
 {
     /* a directory found safe is remembered; once it is opened to others,
