@@ -58,6 +58,11 @@ typedef struct bc_header {
     uint32_t zero;           /* padding, written as 0 */
 } bc_header;
 
+_Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
+                   sizeof(void *) != 8,
+               "the cache header changed: update MH_BC_HEADER_SIZE, the "
+               "format number and tests/fuzz/fuzz_bytecode.c's offsets");
+
 static uint32_t crc(const void *d, size_t n)
 {
     return (uint32_t)crc32_z(0, d, n);

@@ -15,6 +15,9 @@ struct mh_host;
 
 enum { MH_BC_HASH = 1, MH_BC_STAT = 2 };
 
+/* Bytes of a cache file's header (format 2, LP64), before the bytecode. */
+#define MH_BC_HEADER_SIZE 120
+
 /* What the cache entry is checked against.  bytes != NULL: hash mode
  * (sha is the SHA-256 of the bytes); else stat mode (the other fields). */
 typedef struct mh_bc_source {

@@ -7,7 +7,7 @@
  *      an input is missing, unreadable or too large); native code is
  *      stored as is unless MH_PACK_COMPRESS_CODE, so an import does not
  *      inflate it (it is copied into a memfd and mapped; inflating 16 KB
- *      costs about what the rest of that import does, see
+ *      is a quarter of an import from a compressed database, see
  *      docs/performance.md);
  *   2. one IMMEDIATE transaction inserting every row.  Readers in other
  *      processes see the old rows until the commit, then the new ones,

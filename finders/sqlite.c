@@ -14,8 +14,8 @@
  * One read-only connection per entry, its prepared statements reused,
  * serialised by the finder's mutex.  It is hardened as for untrusted
  * files: defensive mode, no trusted schema, no triggers or views, a busy
- * timeout, a length limit of max_module_size.  Names are bound, never
- * pasted into SQL.
+ * timeout, a length limit of max_module_size plus 1 KiB.  Names are bound,
+ * never pasted into SQL.
  *
  * Consistency with writers
  * ------------------------

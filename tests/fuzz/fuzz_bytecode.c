@@ -1,12 +1,13 @@
 /*
  * tests/fuzz/fuzz_bytecode.c -- the Lua bytecode cache file reader
- * (cache/bytecode.c, mh_bc_load): header, hash check, freshness rules.
+ * (cache/bytecode.c, mh_bc_load): header, checksum, freshness rules.
  *
  * The input is written as a cache file and loaded against several
  * sources: fixed ones, and ones made from the input's own header fields
  * (so the fuzzer gets past the freshness checks to the age and hit
  * paths; the offsets are those of bc_header on LP64, see
- * cache/bytecode.c -- if that layout changes the target still runs, it
+ * cache/bytecode.c, whose size is MH_BC_HEADER_SIZE (checked there when
+ * it is compiled) -- if the layout changes the target still runs, it
  * only reaches less).  A hit must hand back exactly the bytes after the
  * header.  Then the input is stored as bytecode (mh_bc_store) and must
  * load back identical, by hash and by stat.
@@ -18,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HDR_SIZE 144     /* sizeof(bc_header) on LP64 */
+#define HDR_SIZE MH_BC_HEADER_SIZE
 #define OFF_SOURCE_SHA 24
 #define OFF_MTIME 56     /* mtime_sec, mtime_nsec, size, ino: 8 bytes each */
 
