@@ -452,12 +452,9 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
     if (dfd < 0)
         return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
     mh_status rc = MH_OK;
-    char done[PATH_MAX];
-    if (start)
-        memcpy(done, rp, start);
-    done[start ? start : 1] = '\0';
-    if (!start)
-        done[0] = '/';
+    char done[PATH_MAX]; /* the directory dfd is: rp's first start bytes */
+    snprintf(done, sizeof done, "%.*s", start ? (int)start : 1,
+             start ? rp : "/");
     const char *p = rp + start + 1;
     for (;;) { /* st: dfd's, already fetched */
         const char *slash = strchr(p, '/');

@@ -608,16 +608,28 @@ TEST(perms_rechecked_after_invalidate_caches)
     report("perms_rechecked_after_invalidate_caches", n);
 }
 
-/* A host on e imports `good` (sec_good at e/good_file); then e/rel is
- * renamed away and replaced by a link to ww/rel (0755 itself, below the
- * world-writable ww): importing `evil` (sec_evil at ww/evil_file) is
- * refused naming ww, and no evil code ran. */
+/* The directories (0755) above file, below the case's directory top. */
+static void dirs_above(const char *top, const char *file)
+{
+    for (const char *s = strchr(file, '/'); s; s = strchr(s + 1, '/'))
+        dir_mode(tmp_path("%s/%.*s", top, (int)(s - file), file), 0755);
+}
+
+/* Made: e (0755) and the directories of good_file in it, ww (0777) and
+ * those of evil_file in it (0755).  A host on e imports `good` (sec_good
+ * at e/good_file); then e/rel is renamed away and replaced by a link to
+ * ww/rel (0755 itself, below the world-writable ww): importing `evil`
+ * (sec_evil at ww/evil_file) is refused naming ww, and no evil code
+ * ran. */
 static void swap_for_link_then_refused(const char *good_file,
                                        const char *good, const char *rel,
                                        const char *evil_file,
                                        const char *evil)
 {
-    const char *ww = tmp_path("ww");
+    dir_mode(tmp_path("e"), 0755);
+    dirs_above("e", good_file);
+    const char *ww = dir_mode(tmp_path("ww"), 0777);
+    dirs_above("ww", evil_file);
     meta_marker();
     plugin_at("sec_good", tmp_path("e/%s", good_file), 0644);
     plugin_at("sec_evil", tmp_path("ww/%s", evil_file), 0644);
@@ -643,10 +655,6 @@ TEST(perms_known_dir_swapped_for_a_link_is_walked_again)
      * e/pkg is swapped for a link to a directory (0755 itself) below a
      * world-writable one: the path names another inode, so the whole
      * chain is walked again and the writable ancestor refused. */
-    dir_mode(tmp_path("e"), 0755);
-    dir_mode(tmp_path("e/pkg"), 0755);
-    dir_mode(tmp_path("ww"), 0777);
-    dir_mode(tmp_path("ww/pkg"), 0755);
     swap_for_link_then_refused("pkg/a.so", "pkg.a", "pkg", "pkg/b.so",
                                "pkg.b");
     report("perms_known_dir_swapped_for_a_link_is_walked_again", 2);
@@ -685,12 +693,6 @@ TEST(perms_known_ancestor_swapped_for_a_link_is_walked_again)
      * world-writable one, it is no longer where a walk may start: the
      * path names another inode, so the chain is walked from / again, the
      * link resolved, and the writable ancestor refused. */
-    dir_mode(tmp_path("e"), 0755);
-    dir_mode(tmp_path("e/x"), 0755);
-    dir_mode(tmp_path("e/x/y"), 0755);
-    dir_mode(tmp_path("ww"), 0777);
-    dir_mode(tmp_path("ww/x"), 0755);
-    dir_mode(tmp_path("ww/x/z"), 0755);
     swap_for_link_then_refused("x/y/a.so", "x.y.a", "x", "x/z/b.so",
                                "x.z.b");
     report("perms_known_ancestor_swapped_for_a_link_is_walked_again", 2);
