@@ -49,8 +49,6 @@ struct mh_host {
     mh_chain chain;        /* path hooks and meta finders */
     struct {               /* directories found safe for code (secure.c) */
         pthread_mutex_t lock;
-        const char **dirs; /* interned real paths */
-        size_t n, cap;
         struct mh_sec_dir *code; /* directories walks passed (dense) */
         size_t ncode, capcode;
         uint32_t *slot;          /* index into code + 1, by interned path

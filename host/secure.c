@@ -167,37 +167,6 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
 
 /* ---- module files ------------------------------------------------------- */
 
-/* Directories already found trustworthy, by interned real path.  Only
- * root or the owner can make a checked directory unsafe later, and both
- * are trusted anyway; mh_invalidate_caches() forgets them. */
-static bool dir_known(mh_host *h, const char *dir)
-{
-    pthread_mutex_lock(&h->sec.lock);
-    bool yes = false;
-    for (size_t i = 0; i < h->sec.n && !yes; i++)
-        yes = h->sec.dirs[i] == dir;
-    pthread_mutex_unlock(&h->sec.lock);
-    return yes;
-}
-
-static void dir_remember(mh_host *h, const char *dir)
-{
-    pthread_mutex_lock(&h->sec.lock);
-    if (h->sec.n == h->sec.cap) {
-        size_t cap = h->sec.cap ? h->sec.cap * 2 : 16;
-        const char **v = mh_mem_realloc(h, h->sec.dirs,
-                                        h->sec.cap * sizeof *v,
-                                        cap * sizeof *v);
-        if (v) {
-            h->sec.dirs = v;
-            h->sec.cap = cap;
-        }
-    }
-    if (h->sec.n < h->sec.cap) /* out of memory: checked again next time */
-        h->sec.dirs[h->sec.n++] = dir;
-    pthread_mutex_unlock(&h->sec.lock);
-}
-
 /* A directory a walk passed, by path (interned): the directory a code
  * file was opened from, as the finder named it, and every directory the
  * walk went through, by its real path.  The next file from the same path
@@ -298,7 +267,6 @@ static void code_dir_remember(mh_host *h, const char *dir,
 void mh_sec_forget(mh_host *h)
 {
     pthread_mutex_lock(&h->sec.lock);
-    h->sec.n = 0;
     h->sec.ncode = 0;
     if (h->sec.slot)
         memset(h->sec.slot, 0, h->sec.nslot * sizeof *h->sec.slot);
@@ -307,34 +275,9 @@ void mh_sec_forget(mh_host *h)
 
 void mh_sec_free(mh_host *h)
 {
-    mh_mem_free(h, h->sec.dirs, h->sec.cap * sizeof *h->sec.dirs);
     mh_mem_free(h, h->sec.code, h->sec.capcode * sizeof *h->sec.code);
     mh_mem_free(h, h->sec.slot, h->sec.nslot * sizeof *h->sec.slot);
     pthread_mutex_destroy(&h->sec.lock);
-}
-
-mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
-{
-    if (h->flags & MH_CONFIG_INSECURE_FILES)
-        return MH_OK;
-    char rp[PATH_MAX];
-    if (!realpath(dir, rp))
-        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
-                      strerror(errno));
-    const char *irp = mh_int_cstr(h, rp);
-    if (irp && dir_known(h, irp))
-        return MH_OK;
-    mh_error *e = NULL;
-    mh_status rc = check_chain(h, rp, false, &e);
-    if (rc != MH_OK) {
-        rc = mh_err(h, err, rc, "%s (load anyway with "
-                    "MH_CONFIG_INSECURE_FILES)", mh_error_message(e));
-        mh_error_free(e);
-        return rc;
-    }
-    if (irp)
-        dir_remember(h, irp);
-    return MH_OK;
 }
 
 /* The checks a code file itself must pass, on its open descriptor. */
@@ -442,7 +385,9 @@ static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
  * real), anything but success -- a link, a missing component, and a
  * refusal too, as a link further down may lead out of a directory that
  * would be refused -- is MH_EAGAIN with nothing reported: the caller
- * resolves the path and walks again, and that walk gives the verdict. */
+ * resolves the path and walks again, and that walk gives the verdict.
+ * An rp ending in '/' names a directory: the walk ends there, every
+ * directory on the way checked, and *out is -1. */
 static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
                       bool trial, int *out, long long *size, mh_error **err)
 {
@@ -471,6 +416,8 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
                         (unsigned)st.st_uid);
             break;
         }
+        if (!*p) /* the directory walked to */
+            break;
         struct stat dir_st = st; /* the directory the file is opened from */
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         char comp[NAME_MAX + 1];
@@ -576,6 +523,26 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         rc = walk(h, rp, dir, me, false, out, size, err);
     }
     return rc;
+}
+
+mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
+{
+    if (h->flags & MH_CONFIG_INSECURE_FILES)
+        return MH_OK;
+    char rp[PATH_MAX];
+    if (!realpath(dir, rp))
+        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
+                      strerror(errno));
+    size_t n = strlen(rp);
+    if (n + 1 >= sizeof rp)
+        return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
+    if (rp[n - 1] != '/') { /* "/" is the only real path ending in one */
+        rp[n] = '/';
+        rp[n + 1] = '\0';
+    }
+    int fd = -1;
+    long long size;
+    return walk(h, rp, NULL, geteuid(), false, &fd, &size, err);
 }
 
 mh_status mh_sec_code_file(mh_host *h, const char *path, mh_error **err)
