@@ -45,25 +45,23 @@
 enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j',
        T_LINK = 'u' /* a link that leads nowhere usable (yet) */ };
 
-typedef struct fsf_ent {
-    const char *name;   /* into the listing's names block */
-    char type;          /* T_FILE (*.so), T_LUA, T_LUAC, T_META, T_DIR */
-} fsf_ent;
-
+/* A listing's entries, one block: n offsets (uint32_t, sorted by name)
+ * and behind them the entries they point at, each a type byte followed by
+ * the name and its NUL.  A package directory of five plugins costs one
+ * block of about 90 bytes. */
 typedef struct fsf_listing {
     const char *dir;    /* interned absolute path */
     struct fsf_listing *next;
     mh_ntf_stamp stamp; /* current: trusted without a system call */
-    int missing;        /* 0, or the errno of a directory that is not
-                           there (ENOENT, ENOTDIR), a listing of none */
-    struct timespec mtime;
     dev_t dev;
     ino_t ino;
+    uint64_t mtime_ns;  /* the directory's mtime when read, in ns (mod
+                           2^64: two mtimes 584 years apart match) */
+    uint32_t *ents;     /* the block above, or NULL when n == 0 */
+    uint32_t n, size;   /* entries, and the block's bytes */
+    int missing;        /* 0, or the errno of a directory that is not
+                           there (ENOENT, ENOTDIR), a listing of none */
     bool unsure;
-    size_t n, cap;
-    fsf_ent *ents;
-    char *names;
-    size_t names_len, names_cap;
 } fsf_listing;
 
 typedef struct fsf_state {
@@ -74,75 +72,101 @@ typedef struct fsf_state {
     size_t nbuckets, count;
 } fsf_state;
 
+/* Entry i of a listing: its type and its name. */
+static const char *ent_at(const fsf_listing *l, size_t i)
+{
+    return (const char *)(l->ents + l->n) + l->ents[i];
+}
+
+static char ent_type(const fsf_listing *l, size_t i)
+{
+    return ent_at(l, i)[0];
+}
+
+static const char *ent_name(const fsf_listing *l, size_t i)
+{
+    return ent_at(l, i) + 1;
+}
+
 static void listing_clear(mh_host *h, fsf_listing *l)
 {
-    mh_mem_free(h, l->ents, l->cap * sizeof *l->ents);
-    mh_mem_free(h, l->names, l->names_cap);
+    mh_mem_free(h, l->ents, l->size);
     l->ents = NULL;
-    l->names = NULL;
-    l->n = l->cap = l->names_len = l->names_cap = 0;
+    l->n = l->size = 0;
 }
 
-static int ent_cmp(const void *a, const void *b)
+/* A listing being read: names appended to one growing buffer, each as a
+ * type byte, the name, a NUL. */
+typedef struct fsf_build {
+    char *buf;
+    size_t len, cap;
+    uint32_t *off;
+    size_t n, ncap;
+} fsf_build;
+
+static void build_free(mh_host *h, fsf_build *b)
 {
-    return strcmp(((const fsf_ent *)a)->name, ((const fsf_ent *)b)->name);
+    mh_mem_free(h, b->buf, b->cap);
+    mh_mem_free(h, b->off, b->ncap * sizeof *b->off);
 }
 
-/* Append a name to the listing; names are stored as offsets first (the
- * block may move while it grows) and turned into pointers at the end. */
-static int listing_add(mh_host *h, fsf_listing *l, const char *name,
-                       size_t len, char type)
+static int build_add(mh_host *h, fsf_build *b, const char *name, size_t len,
+                     char type)
 {
-    if (l->n == MH_FSF_MAX_ENTRIES)
+    if (b->n == MH_FSF_MAX_ENTRIES)
         return 0; /* silently capped; documented limit */
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        fsf_ent *v = mh_mem_realloc(h, l->ents, l->cap * sizeof *v,
-                                    cap * sizeof *v);
+    if (b->n == b->ncap) {
+        size_t cap = b->ncap ? b->ncap * 2 : 16;
+        uint32_t *v = mh_mem_realloc(h, b->off, b->ncap * sizeof *v,
+                                     cap * sizeof *v);
         if (!v)
             return -1;
-        l->ents = v;
-        l->cap = cap;
+        b->off = v;
+        b->ncap = cap;
     }
-    if (l->names_len + len + 1 > l->names_cap) {
-        size_t cap = l->names_cap ? l->names_cap * 2 : 256;
-        while (cap < l->names_len + len + 1)
+    if (b->len + len + 2 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        while (cap < b->len + len + 2)
             cap *= 2;
-        char *p = mh_mem_realloc(h, l->names, l->names_cap, cap);
+        char *p = mh_mem_realloc(h, b->buf, b->cap, cap);
         if (!p)
             return -1;
-        l->names = p;
-        l->names_cap = cap;
+        b->buf = p;
+        b->cap = cap;
     }
-    memcpy(l->names + l->names_len, name, len);
-    l->names[l->names_len + len] = '\0';
-    l->ents[l->n].name = (const char *)(uintptr_t)l->names_len;
-    l->ents[l->n].type = type;
-    l->n++;
-    l->names_len += len + 1;
+    b->off[b->n++] = (uint32_t)b->len; /* < 2^32: a million names */
+    b->buf[b->len] = type;
+    memcpy(b->buf + b->len + 1, name, len);
+    b->buf[b->len + 1 + len] = '\0';
+    b->len += len + 2;
     return 0;
 }
 
-/* A listing is kept as long as its directory is unchanged: no slack in
- * it (a package directory holds a few modules; the blocks start at 16
- * entries and 256 bytes).  A shrink that fails leaves the larger block. */
-static void listing_fit(mh_host *h, fsf_listing *l)
+static int off_cmp(const void *a, const void *b, void *names)
 {
-    if (l->n && l->n < l->cap) {
-        fsf_ent *v = mh_mem_realloc(h, l->ents, l->cap * sizeof *v,
-                                    l->n * sizeof *v);
-        if (v) {
-            l->ents = v;
-            l->cap = l->n;
-        }
-    }
-    if (l->names_len && l->names_len < l->names_cap) {
-        char *p = mh_mem_realloc(h, l->names, l->names_cap, l->names_len);
-        if (p) {
-            l->names = p;
-            l->names_cap = l->names_len;
-        }
-    }
+    const char *base = names;
+    return strcmp(base + *(const uint32_t *)a + 1,
+                  base + *(const uint32_t *)b + 1);
+}
+
+/* Sort what was read into l's one block.  0, or -1: out of memory. */
+static int build_finish(mh_host *h, fsf_build *b, fsf_listing *l)
+{
+    if (!b->n)
+        return 0;
+    qsort_r(b->off, b->n, sizeof *b->off, off_cmp, b->buf);
+    size_t size = b->n * sizeof(uint32_t) + b->len;
+    if (size > UINT32_MAX)
+        return -1;
+    uint32_t *blk = mh_mem_alloc(h, size);
+    if (!blk)
+        return -1;
+    memcpy(blk, b->off, b->n * sizeof *blk);
+    memcpy(blk + b->n, b->buf, b->len);
+    l->ents = blk;
+    l->n = (uint32_t)b->n;
+    l->size = (uint32_t)size;
+    return 0;
 }
 
 /* Read the directory into l.  0, or -1 with errno. */
@@ -153,6 +177,7 @@ static int listing_read(mh_host *h, fsf_listing *l)
     if (!d)
         return -1;
     struct dirent *de;
+    fsf_build b = {0};
     int rc = 0, saved = 0;
     for (;;) {
         errno = 0; /* readdir reports errors only through errno */
@@ -204,32 +229,38 @@ static int listing_read(mh_host *h, fsf_listing *l)
             type = T_META;
         else if (was_link && dt == DT_UNKNOWN)
             type = T_LINK; /* its target may appear with no event here */
-        if (type && listing_add(h, l, nm, len, type) != 0) {
+        if (type && build_add(h, &b, nm, len, type) != 0) {
             rc = -1;
             saved = ENOMEM;
             break;
         }
     }
     closedir(d);
+    if (rc == 0 && saved == 0 && build_finish(h, &b, l) != 0)
+        rc = -1;
+    build_free(h, &b);
     if (rc != 0 || saved != 0) {
-        listing_clear(h, l);
         errno = saved ? saved : ENOMEM;
         return -1;
     }
-    listing_fit(h, l);
-    for (size_t i = 0; i < l->n; i++)
-        l->ents[i].name = l->names + (uintptr_t)l->ents[i].name;
-    if (l->n)
-        qsort(l->ents, l->n, sizeof *l->ents, ent_cmp);
     return 0;
 }
 
-static const fsf_ent *listing_get(const fsf_listing *l, const char *name)
+/* The type of entry `name` in l, or 0 when it has none. */
+static char listing_get(const fsf_listing *l, const char *name)
 {
-    fsf_ent key = {name, 0};
-    if (!l->n)
-        return NULL;
-    return bsearch(&key, l->ents, l->n, sizeof *l->ents, ent_cmp);
+    size_t lo = 0, hi = l->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, ent_name(l, mid));
+        if (c == 0)
+            return ent_type(l, mid);
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
 }
 
 static size_t bucket_of(const fsf_state *s, const char *dir)
@@ -349,6 +380,8 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
     mh_ntf_watch(s->host, dir, &stamp);
     struct stat st;
     int e = stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+    uint64_t mtime_ns = e ? 0 : (uint64_t)st.st_mtim.tv_sec * 1000000000u +
+                                    (uint64_t)st.st_mtim.tv_nsec;
     if (e) {
         if ((e == ENOENT || e == ENOTDIR) && (l || (l = listing_of(s, dir)))) {
             listing_clear(s->host, l);
@@ -363,8 +396,7 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
      * in the same timestamp tick. */
     if (l && !l->missing && !l->unsure && l->stamp.wd < 0 &&
         l->ino == st.st_ino && l->dev == st.st_dev &&
-        l->mtime.tv_sec == st.st_mtim.tv_sec &&
-        l->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        l->mtime_ns == mtime_ns) {
         l->stamp = stamp;
         return l;
     }
@@ -385,7 +417,7 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
      * age; once it is not, an unsure listing is read again. */
     l->stamp = stamp;
     l->unsure = age < MH_FSF_UNSURE_NS;
-    l->mtime = st.st_mtim;
+    l->mtime_ns = mtime_ns;
     l->dev = st.st_dev;
     l->ino = st.st_ino;
     return l;
@@ -497,8 +529,7 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
 {
     char nm[NAME_MAX + 1], path[PATH_MAX];
     snprintf(nm, sizeof nm, "%.*s%s", (int)leaf_len, leaf, MH_META_SUFFIX);
-    const fsf_ent *me = listing_get(l, nm);
-    if (!me || me->type != T_META)
+    if (listing_get(l, nm) != T_META)
         return NULL;
     int n = snprintf(path, sizeof path, "%.*s%s%s", (int)rlen, rel,
                      rlen ? "/" : "", nm);
@@ -532,8 +563,8 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         memcpy(top, rel, tlen);
         top[tlen] = '\0';
         fsf_listing *rl = get_listing(s, s->root);
-        const fsf_ent *te = rl ? listing_get(rl, top) : NULL;
-        if (rl && (!te || (te->type != T_DIR && te->type != T_LINK))) {
+        char te = rl ? listing_get(rl, top) : 0;
+        if (rl && te != T_DIR && te != T_LINK) {
             pthread_mutex_unlock(&s->lock);
             mh_buf_add(why, "no directory ", 13);
             mh_buf_add(why, top, tlen);
@@ -575,12 +606,10 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     for (; k < MH_ARRAY_LEN(kinds); k++) {
         size_t sl = strlen(kinds[k].suffix); /* file holds leaf + suffix */
         memcpy(file + llen, kinds[k].suffix, sl + 1);
-        const fsf_ent *fe = listing_get(l, file);
-        if (fe && fe->type == kinds[k].type)
+        if (listing_get(l, file) == kinds[k].type)
             break;
     }
-    const fsf_ent *de = k < MH_ARRAY_LEN(kinds) ? NULL : listing_get(l, leaf);
-    bool is_dir = de && de->type == T_DIR;
+    bool is_dir = k == MH_ARRAY_LEN(kinds) && listing_get(l, leaf) == T_DIR;
     const char *meta = k < MH_ARRAY_LEN(kinds)
                            ? sidecar(s, l, leaf, llen, rel, dlen)
                            : NULL;
@@ -663,9 +692,9 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
      * listing; l stays valid across it. */
     mh_status rc = MH_OK;
     for (size_t i = 0; i < l->n && !w->stop && rc == MH_OK; i++) {
-        const char *nm = l->ents[i].name;
+        const char *nm = ent_name(l, i);
         size_t len = strlen(nm);
-        char type = l->ents[i].type;
+        char type = ent_type(l, i);
         if (type == T_META)
             continue; /* a sidecar, not a module */
         size_t nlen = len - (type == T_FILE ? 3 : type == T_LUA ? 4
@@ -683,11 +712,9 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         if (type == T_LUA || type == T_LUAC) { /* shadowed, as in find */
             char tw[NAME_MAX + 1];
             snprintf(tw, sizeof tw, "%.*s.so", (int)nlen, nm);
-            const fsf_ent *twin = listing_get(l, tw);
-            bool shadowed = twin && twin->type == T_FILE;
+            bool shadowed = listing_get(l, tw) == T_FILE;
             snprintf(tw, sizeof tw, "%.*s.lua", (int)nlen, nm);
-            twin = type == T_LUAC ? listing_get(l, tw) : NULL;
-            if (shadowed || (twin && twin->type == T_LUA)) {
+            if (shadowed || (type == T_LUAC && listing_get(l, tw) == T_LUA)) {
                 w->rel[rlen] = '\0';
                 w->prefix[plen] = '\0';
                 continue;
