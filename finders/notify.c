@@ -20,8 +20,8 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
-#define CHUNK 1024u
-#define CHUNKS 1024u /* watch descriptors below 2^20 */
+#define CHUNK 64u            /* watch slots per chunk */
+#define MAX_WD (1u << 20)    /* watch descriptors below 2^20 have a slot */
 #define MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |       \
               IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
@@ -32,6 +32,16 @@ typedef struct ntf_wd {
     bool listed;                /* a listing is stamped with it */
 } ntf_wd;
 
+/* Slots of watch descriptors, CHUNK to a chunk.  The kernel hands out
+ * descriptors counting up from 1, so a host's slots are a few chunks; a
+ * chunk never moves once made (its counters are updated in place), only
+ * this directory of chunks grows, by doubling into a new copy. */
+typedef struct ntf_dir {
+    size_t n;                   /* chunk pointers in c[] */
+    struct ntf_dir *older;      /* the retired list */
+    _Atomic(ntf_wd *) c[];
+} ntf_dir;
+
 struct mh_notify {
     pthread_mutex_t lock;       /* watching, draining, roots */
     _Atomic int fd;             /* the inotify instance, or -1: off */
@@ -39,7 +49,9 @@ struct mh_notify {
                                    watched: trust nothing, stat instead */
     unsigned forks;             /* fork count when made */
     _Atomic uint64_t epoch;
-    _Atomic(ntf_wd *) chunks[CHUNKS];
+    _Atomic(ntf_dir *) dir;     /* the chunks, read lock-free */
+    ntf_dir *retired;           /* smaller directories: readers may still
+                                   be there */
     const char **roots;         /* entry paths, as given and real */
     size_t nroots, caproots;
 };
@@ -98,25 +110,52 @@ static bool usable(struct mh_notify *n)
 
 static ntf_wd *slot(struct mh_notify *n, int wd)
 {
-    if (wd < 0 || (unsigned)wd >= CHUNK * CHUNKS)
+    ntf_dir *d = atomic_load_explicit(&n->dir, memory_order_acquire);
+    if (wd < 0 || !d || (unsigned)wd / CHUNK >= d->n)
         return NULL;
-    ntf_wd *c = atomic_load_explicit(&n->chunks[(unsigned)wd / CHUNK],
+    ntf_wd *c = atomic_load_explicit(&d->c[(unsigned)wd / CHUNK],
                                      memory_order_acquire);
     return c ? &c[(unsigned)wd % CHUNK] : NULL;
+}
+
+/* A directory of at least `need` chunks (lock held): the current one, or
+ * a larger copy that replaces it.  NULL: out of memory. */
+static ntf_dir *dir_room(mh_host *h, struct mh_notify *n, size_t need)
+{
+    ntf_dir *d = atomic_load_explicit(&n->dir, memory_order_relaxed);
+    if (d && d->n >= need)
+        return d;
+    size_t cap = d ? d->n : 16;
+    while (cap < need)
+        cap *= 2;
+    ntf_dir *nd = mh_mem_calloc(h, 1, sizeof *nd + cap * sizeof nd->c[0]);
+    if (!nd)
+        return NULL;
+    nd->n = cap;
+    for (size_t i = 0; d && i < d->n; i++)
+        atomic_init(&nd->c[i], atomic_load_explicit(&d->c[i],
+                                                    memory_order_relaxed));
+    if (d) {
+        d->older = n->retired;
+        n->retired = d;
+    }
+    atomic_store_explicit(&n->dir, nd, memory_order_release);
+    return nd;
 }
 
 /* The slot of a new watch, making its chunk (lock held). */
 static ntf_wd *slot_make(mh_host *h, struct mh_notify *n, int wd)
 {
-    if (wd < 0 || (unsigned)wd >= CHUNK * CHUNKS)
+    if (wd < 0 || (unsigned)wd >= MAX_WD)
         return NULL;
     ntf_wd *s = slot(n, wd);
     if (s)
         return s;
-    ntf_wd *c = mh_mem_calloc(h, CHUNK, sizeof *c);
+    ntf_dir *d = dir_room(h, n, (unsigned)wd / CHUNK + 1);
+    ntf_wd *c = d ? mh_mem_calloc(h, CHUNK, sizeof *c) : NULL;
     if (!c)
         return NULL;
-    atomic_store_explicit(&n->chunks[(unsigned)wd / CHUNK], c,
+    atomic_store_explicit(&d->c[(unsigned)wd / CHUNK], c,
                           memory_order_release);
     return &c[(unsigned)wd % CHUNK];
 }
@@ -361,10 +400,16 @@ void mh_ntf_free(mh_host *h)
     int fd = atomic_load(&n->fd);
     if (fd >= 0)
         close(fd);
-    for (size_t i = 0; i < CHUNKS; i++) {
-        ntf_wd *c = atomic_load(&n->chunks[i]);
+    ntf_dir *d = atomic_load(&n->dir);
+    for (size_t i = 0; d && i < d->n; i++) {
+        ntf_wd *c = atomic_load(&d->c[i]);
         if (c)
             mh_mem_free(h, c, CHUNK * sizeof *c);
+    }
+    while (d) {
+        ntf_dir *older = d == atomic_load(&n->dir) ? n->retired : d->older;
+        mh_mem_free(h, d, sizeof *d + d->n * sizeof d->c[0]);
+        d = older;
     }
     mh_mem_free(h, n->roots, n->caproots * sizeof *n->roots);
     pthread_mutex_destroy(&n->lock);

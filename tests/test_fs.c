@@ -375,6 +375,35 @@ TEST(same_tick_change_seen_with_notification)
     mh_host_free(host);
 }
 
+TEST(events_seen_in_directories_watched_past_the_first_thousand)
+{
+    /* 1,100 package directories, each watched when a miss lists it: the
+     * host's watch slots grow past their first thousand.  A module added
+     * in the same mtime tick (put back) is seen only through its event,
+     * in the first directory watched and in the last. */
+    enum { NDIRS = 1100 };
+    const char *dir = tmp_mkdir("E");
+    for (int i = 0; i < NDIRS; i++)
+        file_set_mtime(tmp_mkdir("E/p%d", i), OLD_TIME);
+    mh_host *host = host_new_isolated(dir);
+    char name[32];
+    for (int i = 0; i < NDIRS; i++) {
+        snprintf(name, sizeof name, "p%d.m", i);
+        misses(host, name);
+    }
+    int ends[] = {0, NDIRS - 1};
+    for (size_t k = 0; k < 2; k++) {
+        char rel[32];
+        snprintf(rel, sizeof rel, "E/p%d/m.so", ends[k]);
+        fixture_copy("counter", rel);
+        file_set_mtime(tmp_path("E/p%d", ends[k]), OLD_TIME);
+        snprintf(name, sizeof name, "p%d.m", ends[k]);
+        finds_counter(host, name);
+    }
+    misses(host, "p1.m");
+    mh_host_free(host);
+}
+
 TEST(package_link_inside_entry_retargeted_is_followed)
 {
     /* E/pkg is a link to A; retargeting it to B is a name event in E with
