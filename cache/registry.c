@@ -25,6 +25,7 @@
  */
 #include "host/internal.h"
 #include "loaders/loader.h"
+#include "finders/finder.h"
 
 #include <string.h>
 
@@ -53,7 +54,7 @@ mh_module *mh_reg_lookup(mh_host *h, const char *name, size_t len)
 
 static mh_module *pending_find(mh_registry *reg, const char *name)
 {
-    for (mh_module *m = reg->pending; m; m = m->next_pending)
+    for (mh_module *m = reg->pending; m; m = m->flight->next_pending)
         if (m->name == name)
             return m;
     return NULL;
@@ -61,17 +62,25 @@ static mh_module *pending_find(mh_registry *reg, const char *name)
 
 static void pending_remove(mh_registry *reg, mh_module *mod)
 {
-    for (mh_module **p = &reg->pending; *p; p = &(*p)->next_pending)
+    for (mh_module **p = &reg->pending; *p; p = &(*p)->flight->next_pending)
         if (*p == mod) {
-            *p = mod->next_pending;
+            *p = mod->flight->next_pending;
             return;
         }
 }
 
+static void flight_free(mh_host *h, mh_flight *f)
+{
+    if (!f)
+        return;
+    mh_error_free(f->failure);
+    mh_mem_strfree(h, f->init_message);
+    mh_mem_free(h, f, sizeof *f);
+}
+
 static void entry_free(mh_host *h, mh_module *mod)
 {
-    mh_error_free(mod->failure);
-    mh_mem_strfree(h, mod->init_message);
+    flight_free(h, mod->flight);
     mh_manifest_free(mod->manifest);
     mh_mem_free(h, mod, sizeof *mod);
 }
@@ -83,7 +92,7 @@ static void cycle_chain(mh_buf *b, const mh_module *target)
     const mh_module *stack[64];
     size_t n = 0;
     for (const mh_module *m = tls.current; m && n < MH_ARRAY_LEN(stack);
-         m = m->importer) {
+         m = m->flight->importer) {
         stack[n++] = m;
         if (m == target)
             break;
@@ -98,7 +107,7 @@ void mh_reg_import_chain(mh_buf *b, const char *next)
     const mh_module *stack[64];
     size_t n = 0;
     for (const mh_module *m = tls.current; m && n < MH_ARRAY_LEN(stack);
-         m = m->importer)
+         m = m->flight->importer)
         stack[n++] = m;
     while (n > 0)
         mh_buf_printf(b, "%s -> ", stack[--n]->name);
@@ -111,7 +120,7 @@ static bool would_deadlock(mh_host *h, mh_module *mod, mh_buf *chain)
 {
     mh_module *m = mod;
     for (int hops = 0; m && hops < 1024; hops++) {
-        mh_tstate *owner = m->owner;
+        mh_tstate *owner = m->flight ? m->flight->owner : NULL;
         mh_buf_printf(chain, "'%s' (being imported by %s)", m->name,
                       owner == &tls ? "this thread" : "another thread");
         if (owner == &tls)
@@ -157,7 +166,9 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         /* A FAILED entry still in the list only waits for its waiters to
          * leave; a new import starts afresh beside it. */
         mod = mh_mem_calloc(h, 1, sizeof *mod);
-        if (!mod) {
+        mh_flight *f = mod ? mh_mem_calloc(h, 1, sizeof *f) : NULL;
+        if (!f) {
+            mh_mem_free(h, mod, sizeof *mod);
             pthread_mutex_unlock(&h->lock);
             *code = mh_err(h, err, MH_ENOMEM,
                            "out of memory importing module '%s'", name);
@@ -167,9 +178,10 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         mod->name = name;
         mod->fd = -1;
         atomic_init(&mod->state, MH_STATE_INITIALIZING);
-        mod->owner = &tls;
-        mod->importer = tls.current;
-        mod->next_pending = reg->pending;
+        mod->flight = f;
+        f->owner = &tls;
+        f->importer = tls.current;
+        f->next_pending = reg->pending;
         reg->pending = mod;
         pthread_mutex_unlock(&h->lock);
         *out = mod;
@@ -178,7 +190,7 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
 
     /* In flight.  By this thread: a circular import. */
     mh_buf_init(&msg, h, 0);
-    if (mod->owner == &tls) {
+    if (mod->flight->owner == &tls) {
         pthread_mutex_unlock(&h->lock);
         mh_buf_printf(&msg, "circular import of module '%s': ", name);
         cycle_chain(&msg, mod);
@@ -202,7 +214,7 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         *out = mod;
         return MH_CLAIM_READY;
     }
-    mh_error *copy = mh_err_dup(h, mod->failure);
+    mh_error *copy = mh_err_dup(h, mod->flight->failure);
     bool last = mod->waiters == 0;
     if (last)
         pending_remove(reg, mod);
@@ -218,7 +230,8 @@ void mh_reg_publish(mh_host *h, mh_module *mod)
     mh_registry *reg = &h->registry;
     pthread_mutex_lock(&h->lock);
     pending_remove(reg, mod);
-    mod->owner = NULL;
+    mh_flight *done = mod->flight;
+    mod->flight = NULL;
     mod->older = reg->newest;
     reg->newest = mod;
     reg->count++;
@@ -227,6 +240,7 @@ void mh_reg_publish(mh_host *h, mh_module *mod)
                           memory_order_release);
     pthread_cond_broadcast(&h->registry.cond);
     pthread_mutex_unlock(&h->lock);
+    flight_free(h, done);
 }
 
 mh_status mh_reg_abandon(mh_host *h, mh_module *mod, mh_error *e,
@@ -234,13 +248,13 @@ mh_status mh_reg_abandon(mh_host *h, mh_module *mod, mh_error *e,
 {
     mh_registry *reg = &h->registry;
     pthread_mutex_lock(&h->lock);
-    mod->owner = NULL;
+    mod->flight->owner = NULL;
     atomic_store(&mod->state, MH_STATE_FAILED);
     bool alone = mod->waiters == 0;
     if (alone)
         pending_remove(reg, mod);
     else
-        mod->failure = mh_err_dup(h, e);
+        mod->flight->failure = mh_err_dup(h, e);
     pthread_cond_broadcast(&h->registry.cond);
     pthread_mutex_unlock(&h->lock);
     if (alone)
@@ -255,7 +269,7 @@ void mh_reg_enter(mh_module *mod)
 
 void mh_reg_leave(mh_module *mod)
 {
-    tls.current = mod->importer;
+    tls.current = mod->flight->importer;
 }
 
 void mh_reg_free(mh_host *h)
@@ -305,4 +319,55 @@ size_t mh_host_module_count(mh_host *host)
     size_t n = host->registry.count;
     pthread_mutex_unlock(&host->lock);
     return n;
+}
+
+/* ---- origins -------------------------------------------------------- */
+
+/* The suffixes an origin may end in after the name's relative path;
+ * index 0: none (the base is the whole origin). */
+static const char *const tails[] = {NULL, MH_NATIVE_SUFFIX, MH_LUA_SUFFIX,
+                                    MH_LUAC_SUFFIX};
+
+#define ORIGIN_MAX (PATH_MAX + MH_NAME_MAX + 16) /* rebuilt on the stack */
+
+mh_status mh_reg_set_origin(mh_host *h, mh_module *mod, const char *origin)
+{
+    char rel[MH_NAME_MAX + 1];
+    size_t rl = mh_name_relpath(mod->name, "", rel, sizeof rel);
+    size_t ol = strlen(origin);
+    uint8_t t = 0;
+    for (size_t i = 1; rl && ol < ORIGIN_MAX && i < MH_ARRAY_LEN(tails) && !t;
+         i++) {
+        size_t tl = strlen(tails[i]);
+        if (ol >= rl + tl && memcmp(origin + ol - tl, tails[i], tl) == 0 &&
+            memcmp(origin + ol - tl - rl, rel, rl) == 0)
+            t = (uint8_t)i;
+    }
+    size_t bl = t ? ol - rl - strlen(tails[t]) : ol;
+    const char *base = mh_int_str(h, origin, bl);
+    if (!base)
+        return MH_ENOMEM;
+    mod->origin_base = base;
+    mod->origin_tail = t;
+    return MH_OK;
+}
+
+const char *mh_reg_origin(const mh_module *mod)
+{
+    if (!mod->origin_tail)
+        return mod->origin_base;
+    /* Interned, not kept in the entry: asked again, it is a lookup. */
+    const char *tail = tails[mod->origin_tail];
+    size_t bl = mh_int_record(mod->origin_base)->len;
+    size_t nl = mh_int_record(mod->name)->len, tl = strlen(tail);
+    char buf[ORIGIN_MAX]; /* holds it: see mh_reg_set_origin */
+    memcpy(buf, mod->origin_base, bl);
+    mh_name_relpath(mod->name, tail, buf + bl, sizeof buf - bl);
+    return mh_int_str(mod->host, buf, bl + nl + tl);
+}
+
+const char *mh_reg_where(const mh_module *mod)
+{
+    const char *o = mh_reg_origin(mod);
+    return o ? o : "?";
 }

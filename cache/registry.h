@@ -37,12 +37,29 @@ typedef enum mh_mod_state {
     MH_STATE_FAILED = 3
 } mh_mod_state;
 
+/* What only an import in flight needs, under host->lock but for
+ * init_message (the owner's). */
+typedef struct mh_flight {
+    struct mh_tstate *owner;        /* thread running find/load/init */
+    mh_error *failure;              /* owner's error, for waiters */
+    struct mh_module *next_pending; /* in-flight list */
+    struct mh_module *importer;     /* module this thread was importing
+                                       when it claimed this one */
+    char *init_message;             /* set_error text during init */
+} mh_flight;
+
 struct mh_module {
     struct mh_host *host;
     const char *name;               /* interned */
-    const char *origin;             /* interned */
+    /* Its origin, as found: origin_base + relpath(name) + the suffix
+     * numbered origin_tail (registry.c), interned when first asked for;
+     * origin_tail 0: origin_base is the whole origin.  Every module of a
+     * search path entry shares one base, so a loaded module keeps no path
+     * of its own until one is asked for. */
+    const char *origin_base;        /* interned */
     const char *finder;             /* static finder name */
     uint8_t kind;                   /* mh_module_kind */
+    uint8_t origin_tail;            /* see origin_base */
     bool in_init;                   /* set_error is allowed */
     bool dep_failed;                /* an import from its init failed: a
                                        failing init is then not its own
@@ -60,19 +77,17 @@ struct mh_module {
                                        reused), or -1 */
     int lua_ref;                    /* exports table in the Lua registry */
     uint32_t nexports;
-    struct mh_tstate *owner;        /* thread running find/load/init */
-    mh_error *failure;              /* owner's error, for waiters */
+    struct mh_flight *flight;       /* while in flight: INITIALIZING, or
+                                       FAILED with waiters; NULL once
+                                       READY (a loaded module keeps none
+                                       of it) */
     struct mh_module *older;        /* READY modules, newest first */
-    struct mh_module *next_pending; /* in-flight list */
-    struct mh_module *importer;     /* module this thread was importing
-                                       when it claimed this one */
 
     /* Loader state. */
     void *dl;                       /* dlopen handle */
     struct mh_mfd *image;           /* in-memory image (loaders/memfd.c) */
     const mh_plugin_desc *desc;     /* NULL for plain and namespace */
     void *userdata;                 /* the plugin's, via set_userdata */
-    char *init_message;             /* set_error text during init */
     /* Its manifest, checked before load; or NULL.  A manifest from an
      * ELF note the mapping holds is not kept: `note` points at the note's
      * data there (abi, JSON), and mh_meta_manifest parses it on first use
@@ -131,5 +146,17 @@ void mh_reg_leave(mh_module *mod);
 
 /* Unload everything: fini in reverse order of initialisation. */
 void mh_reg_free(struct mh_host *h);
+
+/* Record where mod was found: origin as the finder gave it (any string;
+ * not kept).  MH_OK or MH_ENOMEM. */
+mh_status mh_reg_set_origin(struct mh_host *h, mh_module *mod,
+                            const char *origin);
+
+/* mod's origin, interned (built and interned on first use); NULL when
+ * that runs out of memory. */
+const char *mh_reg_origin(const mh_module *mod);
+
+/* mh_reg_origin, or "?" for a message. */
+const char *mh_reg_where(const mh_module *mod);
 
 #endif /* MH_CACHE_REGISTRY_H */

@@ -147,9 +147,36 @@ static bool is_sha256_hex(const char *s)
     return n == 64 && s[n] == '\0';
 }
 
+void mh_found_release(mh_host *h, mh_found *f)
+{
+    mh_mem_free(h, f->own, f->own_size);
+    f->own = NULL;
+    f->own_size = 0;
+}
+
+/* Copy origin and file (one copy when they are the same text) into one
+ * block, f->own.  0, or -1: out of memory. */
+static int found_copy(mh_host *h, const mh_finder_spec *spec, mh_found *f)
+{
+    size_t ol = strlen(spec->origin) + 1;
+    bool same = spec->file && strcmp(spec->file, spec->origin) == 0;
+    size_t fl = spec->file && !same ? strlen(spec->file) + 1 : 0;
+    char *p = mh_mem_alloc(h, ol + fl);
+    if (!p)
+        return -1;
+    memcpy(p, spec->origin, ol);
+    if (fl)
+        memcpy(p + ol, spec->file, fl);
+    f->own = p;
+    f->own_size = ol + fl;
+    f->origin = p;
+    f->file = same ? p : fl ? p + ol : NULL;
+    return 0;
+}
+
 mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
-                             const char *name, const mh_finder_spec *spec,
-                             mh_found *f, mh_error **err)
+                       const char *name, const mh_finder_spec *spec,
+                       bool transient, mh_found *f, mh_error **err)
 {
     const char *bad = NULL;
     if (spec->kind != MH_KIND_NATIVE && spec->kind != MH_KIND_LUA &&
@@ -176,8 +203,8 @@ mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
     bool oom = false;
     *f = (mh_found){
         .kind = spec->kind,
-        .origin = intern_opt(h, spec->origin, &oom),
-        .file = intern_opt(h, spec->file, &oom),
+        .origin = transient ? NULL : intern_opt(h, spec->origin, &oom),
+        .file = transient ? NULL : intern_opt(h, spec->file, &oom),
         .key = intern_opt(h, spec->key, &oom),
         .meta_file = intern_opt(h, spec->meta_file, &oom),
         .meta_key = intern_opt(h, spec->meta_key, &oom),
@@ -195,6 +222,8 @@ mh_status mh_fcx_found(mh_host *h, const mh_hook *hook,
         .fd = -1,
         .fd_size = -1,
     };
+    if (!oom && transient && found_copy(h, spec, f) != 0)
+        oom = true;
     if (oom)
         return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s'", name);
     return MH_OK;

@@ -14,6 +14,7 @@
 #ifndef MH_FINDERS_FINDER_H
 #define MH_FINDERS_FINDER_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -46,6 +47,9 @@ typedef struct mh_fcx {
     const mh_hook *hook;
     mh_error **err;         /* where error() puts its error: never NULL */
     struct mh_buf *why;     /* where miss() appends, or NULL */
+    /* A built-in finder's room for the path it answers with: the host
+     * copies or interns the answer before the next call (mh_fcx_found). */
+    char path[PATH_MAX + MH_NAME_MAX + 16];
 } mh_fcx;
 
 #define MH_FCX(cx) ((mh_fcx *)(cx))
@@ -84,19 +88,29 @@ typedef struct mh_found {
                              import (its metadata is read from it and it
                              is the one mapped), or -1 */
     long long fd_size;    /* its size, from the check's fstat */
+    /* A transient answer (mh_find_spec for an import): origin and file
+     * are copies in this block, not interned -- a loaded module keeps its
+     * origin in a shorter form (cache/registry.h) -- and go with
+     * mh_found_release.  NULL: every string is interned. */
+    char *own;
+    size_t own_size;
 } mh_found;
+
+/* Free a transient answer's copies (nothing for an interned one). */
+void mh_found_release(struct mh_host *h, mh_found *f);
 
 /* Bytes of a module held in memory, from the host's allocator. */
 typedef mh_finder_blob mh_blob;
 
 void mh_blob_free(struct mh_host *h, mh_blob *b);
 
-/* A finder's answer as the host keeps it: every string interned, the
- * spec checked (kind, origin, a way to read it).  MH_OK, MH_ENOMEM or
- * MH_EFORMAT naming the finder and module. */
+/* A finder's answer as the host keeps it: every string interned (but
+ * origin and file copied into f->own when transient), the spec checked
+ * (kind, origin, a way to read it).  MH_OK, MH_ENOMEM or MH_EFORMAT
+ * naming the finder and module. */
 mh_status mh_fcx_found(struct mh_host *h, const mh_hook *hook,
-                             const char *name, const mh_finder_spec *spec,
-                             mh_found *f, mh_error **err);
+                       const char *name, const mh_finder_spec *spec,
+                       bool transient, mh_found *f, mh_error **err);
 
 /* Read item `key` of the finder that made f: module bytes or a sidecar. */
 mh_status mh_fcx_read(struct mh_host *h, const mh_found *f,
@@ -108,6 +122,11 @@ mh_status mh_fcx_read(struct mh_host *h, const mh_found *f,
  * error of the entry that failed. (host/find.c) */
 mh_status mh_find_spec(struct mh_host *h, const char *name, mh_found *found,
                        mh_error **err);
+
+/* mh_find_spec for an import: a module's answer is transient (see
+ * mh_found.own); release it with mh_found_release. */
+mh_status mh_find_spec_transient(struct mh_host *h, const char *name,
+                                 mh_found *found, mh_error **err);
 
 /* Every module visible on the search path, each once (the one import
  * would pick), sorted by name; fn gets the interned name and the found.

@@ -492,17 +492,28 @@ static void fsf_close(mh_finder_ctx *cx, void *state)
     mh_mem_free(s->host, s, sizeof *s);
 }
 
+/* root + "/" + rel (rel may be "") into buf[PATH_MAX]: its length, or
+ * -1 (ENAMETOOLONG). */
+static int join_buf(const fsf_state *s, const char *rel, size_t rlen,
+                    char *buf)
+{
+    int n = rlen ? snprintf(buf, PATH_MAX, "%s%s%.*s", s->root,
+                            strcmp(s->root, "/") ? "/" : "", (int)rlen, rel)
+                 : snprintf(buf, PATH_MAX, "%s", s->root);
+    if (n < 0 || n >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return n;
+}
+
 /* root + "/" + rel (rel may be ""), interned. */
 static const char *join(fsf_state *s, const char *rel, size_t rlen)
 {
     char buf[PATH_MAX];
-    int n = rlen ? snprintf(buf, sizeof buf, "%s%s%.*s", s->root,
-                            strcmp(s->root, "/") ? "/" : "", (int)rlen, rel)
-                 : snprintf(buf, sizeof buf, "%s", s->root);
-    if (n < 0 || (size_t)n >= sizeof buf) {
-        errno = ENAMETOOLONG;
+    int n = join_buf(s, rel, rlen, buf);
+    if (n < 0)
         return NULL;
-    }
     const char *r = mh_int_str(s->host, buf, (size_t)n);
     if (!r)
         errno = ENOMEM;
@@ -619,8 +630,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         char rel_f[MH_NAME_MAX + 8];
         size_t n = mh_name_relpath(name, kinds[k].suffix, rel_f,
                                    sizeof rel_f);
-        const char *path = join(s, rel_f, n);
-        if (!path)
+        /* Not interned: the host keeps what it needs of it. */
+        char *path = MH_FCX(cx)->path;
+        if (join_buf(s, rel_f, n, path) < 0)
             return join_failed(s, name, why, err);
         spec->kind = kinds[k].type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA;
         spec->flags = kinds[k].type == T_LUAC ? MH_SPEC_BYTECODE : 0;

@@ -415,12 +415,12 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
     if (!cls)
         return mh_err(h, err, MH_ENOSYM, "finder plugin '%s' (%s) does not "
                       "export '%s' (MH_EXPORT(MH_FINDER_EXPORT, &class))",
-                      modname, m->origin, MH_FINDER_EXPORT);
+                      modname, mh_reg_where(m), MH_FINDER_EXPORT);
     if (cls->version == MH_FINDER_VERSION &&
         cls->size >= offsetof(mh_finder_class, reserved) &&
         (!cls->scheme || strcmp(cls->scheme, scheme) != 0))
         return mh_err(h, err, MH_EFORMAT, "finder plugin '%s' (%s) declares "
-                      "the scheme '%s', not '%s'", modname, m->origin,
+                      "the scheme '%s', not '%s'", modname, mh_reg_where(m),
                       cls->scheme ? cls->scheme : "(none)", scheme);
     mh_error *ae = NULL;
     rc = add_link(h, cls, NULL, false, MH_CHAIN_BEFORE, "fs", m->name, hook,
@@ -430,7 +430,7 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
                       hook, NULL);
     if (rc != MH_OK)
         rc = mh_err(h, err, rc, "finder plugin '%s' (%s): %s", modname,
-                    m->origin, mh_error_message(ae));
+                    mh_reg_where(m), mh_error_message(ae));
     mh_error_free(ae);
     return rc;
 }

@@ -499,7 +499,11 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                                           ? "symbolic link" : "directory");
             continue;
         }
-        snprintf(origin, sizeof origin, "%s!/%s", s->path, row[k].rel);
+        /* The origin is copied by the host, which keeps only the part
+         * every module of this database shares. */
+        char *at = MH_FCX(cx)->path;
+        snprintf(at, sizeof MH_FCX(cx)->path, "%s!/%s", s->path,
+                 row[k].rel);
         /* A sidecar that is a file: its row is part of the identity, so
          * a changed sidecar changes the module's. */
         bool meta = row[META].there && !mh_sar_is_dir(row[META].mode) &&
@@ -508,12 +512,12 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                  meta ? "|meta:" : "", meta ? row[META].ident : "");
         spec->kind = kinds[k].kind;
         /* Interned: the host reads them after this frame is gone. */
-        spec->origin = mh_int_cstr(h, origin);
+        spec->origin = at;
         spec->key = mh_int_str(h, row[k].rel, row[k].n);
         spec->identity = mh_int_cstr(h, ident);
         spec->meta_key = meta ? mh_int_str(h, row[META].rel, row[META].n)
                               : NULL;
-        rc = spec->origin && spec->key && spec->identity &&
+        rc = spec->key && spec->identity &&
                      (!meta || spec->meta_key)
                  ? MH_OK
                  : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM, "out of memory "

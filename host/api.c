@@ -50,7 +50,7 @@ static void api_set_error(mh_plugin *self, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    set_message(m->host, &m->init_message, fmt, ap);
+    set_message(m->host, &m->flight->init_message, fmt, ap);
     va_end(ap);
 }
 

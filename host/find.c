@@ -25,6 +25,7 @@ typedef struct find_walk {
     mh_buf why;
     mh_found ns;
     bool have_ns;
+    bool transient;        /* answers are transient (mh_found.own) */
     size_t tried;          /* links and entries asked */
     size_t meta_tried;     /* of which meta finders */
 } find_walk;
@@ -47,7 +48,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     mh_status rc = k->cls->find(&cx.pub, state, w->name, &spec);
     mh_found f;
     if (rc == MH_OK) {
-        rc = mh_fcx_found(h, k, w->name, &spec, &f, &e);
+        rc = mh_fcx_found(h, k, w->name, &spec, w->transient, &f, &e);
         f.entry = entry;
         f.state = state;
     }
@@ -60,6 +61,8 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         if (!w->have_ns) {
             w->ns = f;
             w->have_ns = true;
+        } else {
+            mh_found_release(h, &f);
         }
         return MH_ENOTFOUND;
     }
@@ -127,10 +130,10 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
     return rc;
 }
 
-mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
-                       mh_error **err)
+static mh_status find_spec(mh_host *h, const char *name, bool transient,
+                           mh_found *found, mh_error **err)
 {
-    find_walk w = {.h = h, .name = name};
+    find_walk w = {.h = h, .name = name, .transient = transient};
     mh_status rc = MH_ENOTFOUND;
     const mh_hook *links[MH_CHAIN_MAX];
     size_t nl = mh_chain_meta(h, links, MH_CHAIN_MAX);
@@ -148,6 +151,8 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
         rc = ask(&w, links[i], links[i]->state, SIZE_MAX, found, err);
     }
 
+    if (rc != MH_ENOTFOUND && w.have_ns)
+        mh_found_release(h, &w.ns); /* a module after it, or an error */
     if (rc == MH_ENOTFOUND && w.have_ns) {
         *found = w.ns;
         rc = MH_OK;
@@ -166,6 +171,18 @@ mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
     }
     mh_buf_free(&w.why);
     return rc;
+}
+
+mh_status mh_find_spec(mh_host *h, const char *name, mh_found *found,
+                       mh_error **err)
+{
+    return find_spec(h, name, false, found, err);
+}
+
+mh_status mh_find_spec_transient(mh_host *h, const char *name,
+                                 mh_found *found, mh_error **err)
+{
+    return find_spec(h, name, true, found, err);
 }
 
 static const char *loader_name(mh_module_kind kind)
@@ -275,7 +292,7 @@ static int acc_add(void *ud, const char *name, const mh_finder_spec *spec)
         return 0; /* an earlier entry has it: import would pick that one */
     mh_found f;
     mh_error *e = NULL;
-    mh_status rc = mh_fcx_found(h, a->hook, iname, spec, &f, &e);
+    mh_status rc = mh_fcx_found(h, a->hook, iname, spec, false, &f, &e);
     if (rc == MH_ENOMEM) {
         mh_error_free(e);
         a->oom = true;

@@ -112,13 +112,17 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_found f;
     mh_reg_enter(mod);
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
-    rc = mh_find_spec(h, iname, &f, &e);
+    rc = mh_find_spec_transient(h, iname, &f, &e);
     bool found = rc == MH_OK, fetch_failed = false, from_copy = false;
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {
-        mod->origin = f.origin;
         mod->finder = f.finder;
+        if (mh_reg_set_origin(h, mod, f.origin) != MH_OK)
+            rc = mh_err(h, &e, MH_ENOMEM, "out of memory importing '%s'",
+                        iname);
+    }
+    if (rc == MH_OK) {
         /* A native file is opened once: checked (owner, mode, the
          * directories above it), its metadata read, and mapped, all
          * through this descriptor -- a file swapped in between is never
@@ -164,6 +168,8 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_blob_free(h, &image); /* the loader keeps its own copy */
     if (found && f.fd >= 0)
         close(f.fd); /* not taken by a loaded module */
+    if (found)
+        mh_found_release(h, &f);
     if (rc == MH_OK && strcmp(man->source, "none") != 0 &&
         !mh_meta_keep_note(mod, man)) {
         mod->manifest = man;
@@ -180,7 +186,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     }
     mh_reg_publish(h, mod);
     MH_TRACE(h, "import '%s': ready (%s, from %s)", iname,
-             mh_module_kind_name(mod->kind), mod->origin);
+             mh_module_kind_name(mod->kind), mh_reg_where(mod));
     *out = mod;
     return MH_OK;
 }
@@ -246,7 +252,7 @@ mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol, void **out,
         return MH_OK;
     return mh_err(mod->host, err, MH_ENOSYM,
                   "module '%s' (%s) has no export '%s'%s", mod->name,
-                  mod->origin, symbol,
+                  mh_reg_where(mod), symbol,
                   mod->kind == MH_KIND_NAMESPACE
                       ? ": it is a namespace package, with no code" : "");
 }
@@ -258,7 +264,7 @@ const char *mh_module_name(const mh_module *mod)
 
 const char *mh_module_origin(const mh_module *mod)
 {
-    return mod ? mod->origin : NULL;
+    return mod ? mh_reg_origin(mod) : NULL;
 }
 
 const char *mh_module_finder(const mh_module *mod)

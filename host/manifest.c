@@ -45,19 +45,18 @@ void mh_manifest_free(mh_manifest *m)
     mh_mem_free(h, m, sizeof *m);
 }
 
-static mh_manifest *blank(mh_host *h, const char *name, const char *source,
-                          const char *where)
+static mh_manifest *blank(mh_host *h, const char *name, const char *source)
 {
     mh_manifest *m = mh_mem_calloc(h, 1, sizeof *m);
     if (!m)
         return NULL;
     m->host = h;
     m->source = source;
-    /* Interned: the host has them already (the module's name, its file),
-     * so a kept manifest costs no copies of them. */
+    /* Interned: the host has it already, so a kept manifest costs no
+     * copy.  Where it came from is in its messages only: the module's
+     * origin tells that. */
     m->name = mh_int_cstr(h, name);
-    m->where = where ? mh_int_cstr(h, where) : NULL;
-    if (!m->name || (where && !m->where)) {
+    if (!m->name) {
         mh_manifest_free(m);
         return NULL;
     }
@@ -79,7 +78,7 @@ static bool set_json(mh_manifest *m, const char *text)
 mh_status mh_manifest_empty(mh_host *h, const char *name, mh_manifest **out,
                             mh_error **err)
 {
-    *out = blank(h, name, "none", NULL);
+    *out = blank(h, name, "none");
     if (!*out || !set_json(*out, "{}")) {
         mh_manifest_free(*out);
         *out = NULL;
@@ -310,7 +309,7 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
         return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s) is "
                       "not valid JSON (near byte %zu)", name, p.where, at);
     }
-    mh_manifest *m = blank(h, name, source, where);
+    mh_manifest *m = blank(h, name, source);
     mh_status rc = m ? fill(&p, root, m)
                      : mh_err(h, err, MH_ENOMEM, "out of memory reading the "
                               "manifest of module '%s'", name);

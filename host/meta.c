@@ -239,11 +239,12 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
          * now is not what was checked, and its code changed too. */
         mh_log(m->host, MH_LOG_WARN, "module '%s' (%s): its manifest note "
                "changed since the module was loaded (the file was rewritten "
-               "in place); no manifest", m->name, m->origin);
+               "in place); no manifest", m->name, mh_reg_where(m));
         return NULL;
     }
     mh_manifest *fresh;
-    mh_status rc = mh_manifest_parse(m->host, m->name, "elf-note", m->origin,
+    mh_status rc = mh_manifest_parse(m->host, m->name, "elf-note",
+                                     mh_reg_where(m),
                                      json, m->note_len, abi, &fresh, NULL);
     mh_mem_free(m->host, copy, size);
     if (rc != MH_OK)
@@ -365,7 +366,7 @@ mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
         if (mh_version_check(v, r->constraint, &why) != 1) {
             char detail[600];
             snprintf(detail, sizeof detail, "'%s' (%s) is %s%s", r->name,
-                     dep->origin, v ? "version " : "of no declared version",
+                     mh_reg_where(dep), v ? "version " : "of no declared version",
                      v ? v : "");
             return chain_error(h, err, MH_EVERSION, name, r, detail);
         }

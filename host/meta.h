@@ -36,8 +36,6 @@ struct mh_manifest {
     const char *version, *description, *host_req; /* or NULL */
     int abi;                 /* 0: none declared */
     const char *source;      /* "elf-note", "sidecar", "none" */
-    const char *where;       /* the file or item it came from, or NULL;
-                                interned */
     char *json;              /* compact text, host memory */
     size_t json_size;
     mh_requirement *req;

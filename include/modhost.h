@@ -406,7 +406,9 @@ MH_API mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol,
 MH_API const char *mh_module_name(const mh_module *mod);
 
 /* Where the module came from: a file path, or for namespaces the first
- * directory. */
+ * directory.  Valid while the module is loaded.  Built on the first call
+ * (a loaded module keeps only the part its search path entry shares):
+ * NULL if that runs out of memory, and a later call tries again. */
 MH_API const char *mh_module_origin(const mh_module *mod);
 
 /* Name of the finder that found it ("fs", ...). */

@@ -159,7 +159,7 @@ static int push_module(lua_State *L, mh_module *m, const char *name)
     lua_CFunction open = (lua_CFunction)mh_module_symbol(m, sym);
     if (!open)
         return luaL_error(L, "module '%s' (%s) is %s code without %s: "
-                          "nothing for Lua to use", name, m->origin,
+                          "nothing for Lua to use", name, mh_reg_where(m),
                           mh_module_kind_name(m->kind), sym);
     lua_pushcfunction(L, open);
     lua_pushstring(L, name);
@@ -198,7 +198,7 @@ static int host_searcher(lua_State *L)
     lua_pushlightuserdata(L, h);
     lua_pushlightuserdata(L, m);
     lua_pushcclosure(L, loader_of, 2);
-    lua_pushstring(L, m->origin);
+    lua_pushstring(L, mh_reg_where(m));
     return 2;
 }
 
@@ -564,7 +564,7 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
 }
 
 /* Where the compiled chunk of mod is cached. */
-static void cache_path(mh_host *h, mh_module *mod, const char *file,
+static void cache_path(mh_host *h, const char *origin, const char *file,
                        char *out, size_t size)
 {
     if (file && (h->flags & MH_CONFIG_BYTECODE_BESIDE)) {
@@ -575,8 +575,7 @@ static void cache_path(mh_host *h, mh_module *mod, const char *file,
     }
     unsigned char sha[32];
     char hex[33];
-    EVP_Digest(mod->origin, strlen(mod->origin), sha, NULL, EVP_sha256(),
-               NULL);
+    EVP_Digest(origin, strlen(origin), sha, NULL, EVP_sha256(), NULL);
     mh_hex(sha, 16, hex);
     snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
 }
@@ -671,8 +670,8 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                                mh_error **err)
 {
     char cpath[4300], chunkname[4200];
-    snprintf(chunkname, sizeof chunkname, "@%s", mod->origin);
-    cache_path(h, mod, spec->file, cpath, sizeof cpath);
+    snprintf(chunkname, sizeof chunkname, "@%s", spec->origin);
+    cache_path(h, spec->origin, spec->file, cpath, sizeof cpath);
 
     mh_bc_source src = {0};
     mh_blob b = {0};
@@ -684,7 +683,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                           "bytecode and a crafted chunk can crash the "
                           "process, so it is loaded only from a signed HTTP "
                           "index or with MH_CONFIG_TRUST_LUAC", mod->name,
-                          mod->origin);
+                          spec->origin);
         rc = fd >= 0 ? fd_blob(h, fd, spec->file, h->max_module_size, &b,
                                err)
                      : mh_fcx_read(h, spec, spec->key, &b, err);
@@ -697,7 +696,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
             return MH_OK;
         rc = mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
                     "module '%s' (%s): %s", mod->name,
-                    mod->origin, lua_tostring(L, -1));
+                    spec->origin, lua_tostring(L, -1));
         lua_pop(L, 1);
         return rc;
     }
@@ -763,7 +762,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     if (lr != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         rc = mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
-                    "module '%s' (%s): %s", mod->name, mod->origin,
+                    "module '%s' (%s): %s", mod->name, spec->origin,
                     msg ? msg : "cannot compile");
         lua_pop(L, 1);
         mh_blob_free(h, &b);
@@ -850,7 +849,7 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
     mh_status rc = lua_get(h, &lu, &le);
     if (rc != MH_OK) {
         rc = mh_err(h, err, rc, "module '%s' (%s): %s", mod->name,
-                    mod->origin, mh_error_message(le));
+                    spec->origin, mh_error_message(le));
         mh_error_free(le);
         return rc;
     }
@@ -875,15 +874,15 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
         int cr = lua_pcall(L, 2, 1, top + 1);
         if (cr == LUA_ERRMEM || cr == LUA_ERRERR) {
             rc = mh_err(h, err, MH_ENOMEM, "out of memory running module "
-                        "'%s' (%s)", mod->name, mod->origin);
+                        "'%s' (%s)", mod->name, spec->origin);
         } else if (cr != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
             rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) failed while "
-                        "running: %s", mod->name, mod->origin,
+                        "running: %s", mod->name, spec->origin,
                         msg ? msg : "(no message)");
         } else if (!lua_istable(L, -1)) {
             rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) returned %s, "
-                        "not a table of exports", mod->name, mod->origin,
+                        "not a table of exports", mod->name, spec->origin,
                         luaL_typename(L, -1));
         } else {
             /* package.loaded agrees with the host's registry */
@@ -892,7 +891,7 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
             lua_pushlightuserdata(L, (void *)mod->name);
             if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
                 rc = mh_err(h, err, MH_ENOMEM, "out of memory publishing "
-                            "module '%s' (%s)", mod->name, mod->origin);
+                            "module '%s' (%s)", mod->name, spec->origin);
             } else {
                 mod->kind = MH_KIND_LUA;
                 mod->lua_ref = (int)lua_tointeger(L, -1);
@@ -1098,11 +1097,11 @@ mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
                                                         : NULL;
         st = mh_err(h, err, rc == LUA_ERRMEM ? MH_ENOMEM : MH_ECALL,
                     "%s.%s (%s) raised an error: %s", mod->name, fn,
-                    mod->origin, msg ? msg : "(no message)");
+                    mh_reg_where(mod), msg ? msg : "(no message)");
         cJSON_Delete(j.result);
     } else if (j.status == MH_ENOSYM) {
         st = mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no function "
-                    "'%s'", mod->name, mod->origin, fn);
+                    "'%s'", mod->name, mh_reg_where(mod), fn);
     } else if (j.status != MH_OK) {
         st = mh_err(h, err, j.status, "call of %s.%s: %s", mod->name, fn,
                     j.why);
@@ -1144,7 +1143,7 @@ mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
         return mh_nat_call(mod, fn, args, result, err);
     if (mod->kind != MH_KIND_LUA)
         return mh_err(mod->host, err, MH_ENOSYM, "module '%s' (%s) is %s: "
-                      "it has no functions to call", mod->name, mod->origin,
-                      mh_module_kind_name(mod->kind));
+                      "it has no functions to call", mod->name,
+                      mh_reg_where(mod), mh_module_kind_name(mod->kind));
     return mh_lua_call(mod, fn, args, result, err);
 }

@@ -190,11 +190,11 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
                                      : dlopen(path, RTLD_NOW | RTLD_LOCAL);
     char why[512];
     if (!dl)
-        dl_message(why, sizeof why, path, mod->origin);
+        dl_message(why, sizeof why, path, mh_reg_where(mod));
     unlink(path); /* loaded or not, the file never outlives this call */
     if (!dl)
         mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): %s",
-               mod->name, mod->origin, why);
+               mod->name, mh_reg_where(mod), why);
     return dl;
 }
 
@@ -218,11 +218,11 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
                 *dl_out = dl;
                 return MH_OK;
             }
-            dl_message(why, sizeof why, e->path, mod->origin);
+            dl_message(why, sizeof why, e->path, mh_reg_where(mod));
             close(fd);
             if (!mapping_refused(why))
                 return mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
-                              "(%s): %s", mod->name, mod->origin, why);
+                              "(%s): %s", mod->name, mh_reg_where(mod), why);
             mwhy = why;
         }
     }
@@ -238,14 +238,15 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
     if (!why[0]) {
         mh_status rc = mh_err(h, err, mh_error_code(ferr), "cannot load "
                               "module '%s' (%s) from memory (%s), nor from "
-                              "a private file: %s", mod->name, mod->origin,
-                              mwhy, mh_error_message(ferr));
+                              "a private file: %s", mod->name,
+                              mh_reg_where(mod), mwhy,
+                              mh_error_message(ferr));
         mh_error_free(ferr);
         return rc;
     }
     mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
                           "%s (and from a private file: %s)", mod->name,
-                          mod->origin, why, mh_error_message(ferr));
+                          mh_reg_where(mod), why, mh_error_message(ferr));
     mh_error_free(ferr);
     return rc;
 }
@@ -314,10 +315,10 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         dlerror();
         void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
-            dl_message(why, sizeof why, e->path, mod->origin);
+            dl_message(why, sizeof why, e->path, mh_reg_where(mod));
             mh_mfd_release(e);
             return mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
-                          "%s", mod->name, mod->origin, why);
+                          "%s", mod->name, mh_reg_where(mod), why);
         }
         MH_TRACE(h, "%s: the same image is loaded already; shared",
                  mod->name);

@@ -38,8 +38,15 @@ static const char *dl_text(char *buf, size_t size)
     return buf;
 }
 
+/* `where` for a message; NULL: the module's origin, built only then. */
+static const char *shown(const mh_module *mod, const char *where)
+{
+    return where ? where : mh_reg_where(mod);
+}
+
 /* Steps 2-3 on an open handle: descriptor and ABI.  On failure the
- * handle is closed.  `where` is what users know the file as. */
+ * handle is closed.  `where` is what users know the file as (NULL: its
+ * origin). */
 static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
                            const char *where, unsigned flags, mh_error **err)
 {
@@ -50,7 +57,7 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
             mod->kind = MH_KIND_PLAIN;
             mod->dl = dl;
             MH_TRACE(h, "%s: loaded %s as a plain library (no descriptor)",
-                     mod->name, where);
+                     mod->name, shown(mod, where));
             return MH_OK;
         }
         dlclose(dl);
@@ -58,7 +65,8 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
                       "module '%s' (%s) is not a modhost plugin: it has no "
                       "'%s' symbol; import it with MH_IMPORT_PLAIN "
                       "(modhost run --plain) to use it as a plain library",
-                      mod->name, where, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+                      mod->name, shown(mod, where),
+                      MH_PLUGIN_DESCRIPTOR_SYMBOL);
     }
     if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
         uint32_t abi = d->abi_version;
@@ -67,7 +75,7 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
                       "module '%s' (%s) was built for plugin ABI %u, but this "
                       "host (modhost %s) supports ABI %d; rebuild the plugin "
                       "against this modhost",
-                      mod->name, where, abi, MH_VERSION_STRING,
+                      mod->name, shown(mod, where), abi, MH_VERSION_STRING,
                       MH_PLUGIN_ABI_VERSION);
     }
     if (d->size < offsetof(mh_plugin_desc, reserved)) {
@@ -76,7 +84,8 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
         return mh_err(h, err, MH_EABI,
                       "module '%s' (%s) has a truncated descriptor "
                       "(%u bytes, need %zu)",
-                      mod->name, where, size, offsetof(mh_plugin_desc, reserved));
+                      mod->name, shown(mod, where), size,
+                      offsetof(mh_plugin_desc, reserved));
     }
     size_t n = 0;
     if (d->exports) {
@@ -86,7 +95,8 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
             dlclose(dl);
             return mh_err(h, err, MH_EFORMAT,
                           "module '%s' (%s): export list is not terminated "
-                          "within %u entries", mod->name, where, MAX_EXPORTS);
+                          "within %u entries", mod->name,
+                          shown(mod, where), MAX_EXPORTS);
         }
     }
     mod->kind = MH_KIND_NATIVE;
@@ -94,7 +104,7 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
     mod->desc = d;
     mod->nexports = n;
     MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu exports)",
-             mod->name, where, d->abi_version,
+             mod->name, shown(mod, where), d->abi_version,
              d->version ? d->version : "-", n);
     return MH_OK;
 }
@@ -271,13 +281,13 @@ mh_status mh_nat_load_blob(mh_host *h, mh_module *mod, const mh_blob *b,
     const char *bad = mh_elf_check(b->data, b->len);
     if (bad)
         return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): %s", mod->name,
-                      mod->origin, bad);
+                      mh_reg_where(mod), bad);
     void *dl;
     mh_mfd *ref;
     mh_status rc = mh_mfd_load(h, mod, b, &dl, &ref, err);
     if (rc != MH_OK)
         return rc;
-    rc = nat_check(h, mod, dl, mod->origin, flags, err);
+    rc = nat_check(h, mod, dl, NULL, flags, err);
     if (rc != MH_OK) {
         mh_mfd_release(ref); /* nat_check closed the handle */
         return rc;
@@ -294,20 +304,21 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
     int rc = mod->desc->init(&h->api, (mh_plugin *)mod);
     mod->in_init = false;
     if (rc == 0) {
-        mh_mem_strfree(h, mod->init_message);
-        mod->init_message = NULL;
+        mh_mem_strfree(h, mod->flight->init_message);
+        mod->flight->init_message = NULL;
         return MH_OK;
     }
     mh_status code;
-    if (mod->init_message)
+    if (mod->flight->init_message)
         code = mh_err(h, err, MH_EINIT, "init of module '%s' (%s) failed: %s",
-                      mod->name, mod->origin, mod->init_message);
+                      mod->name, mh_reg_where(mod),
+                      mod->flight->init_message);
     else
         code = mh_err(h, err, MH_EINIT,
                       "init of module '%s' (%s) failed: it returned %d "
-                      "without a message", mod->name, mod->origin, rc);
-    mh_mem_strfree(h, mod->init_message);
-    mod->init_message = NULL;
+                      "without a message", mod->name, mh_reg_where(mod), rc);
+    mh_mem_strfree(h, mod->flight->init_message);
+    mod->flight->init_message = NULL;
     return code;
 }
 
@@ -416,7 +427,7 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
     if (!mod->desc || !f)
         return mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no JSON "
                       "call '%s' (plugins declare them with MH_CALL)",
-                      mod->name, mod->origin, fn);
+                      mod->name, mh_reg_where(mod), fn);
     char *text = args ? cJSON_PrintUnformatted(args) : NULL;
     if (args && !text)
         return mh_err(h, err, MH_ENOMEM, "out of memory calling %s.%s",
@@ -427,7 +438,7 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
     mh_status st = MH_OK;
     if (rc != 0)
         st = mh_err(h, err, MH_ECALL, "%s.%s (%s) failed: %s", mod->name, fn,
-                    mod->origin, out.error ? out.error
+                    mh_reg_where(mod), out.error ? out.error
                                            : "it returned an error code");
     else if (out.oom)
         st = mh_err(h, err, MH_ENOMEM, "out of memory in %s.%s", mod->name,

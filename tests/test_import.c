@@ -115,6 +115,54 @@ TEST(dotted_name_origin_and_interned_name)
     mh_host_free(host);
 }
 
+/* mh_find's origin for name, interned by the host. */
+static const char *found_origin(mh_host *host, const char *name)
+{
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, name, &info, ERR), MH_OK);
+    return info.origin;
+}
+
+TEST(loaded_modules_keep_no_path_of_their_own)
+{
+    /* A loaded module keeps its entry's share of its origin, not a path
+     * of its own: ten imports from one directory intern the ten names and
+     * the directory's own strings, never ten paths.  Asked for, each
+     * origin is the very string mh_find reports (interned: ==). */
+    enum { N = 10 };
+    char name[32];
+    for (int i = 0; i < N; i++)
+        fixture_copy("counter", str_fmt("E/pkg/m%d.so", i));
+    lua_write("E/pkg/lmod.lua", "return {v = function() return 7 end}");
+    tmp_mkdir("E/ns/inner");
+    fixture_copy("counter", "E/ns/inner/leaf.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    import_ok(host, "pkg.m0"); /* the directories' strings, once */
+    size_t before = mh_intern_count(host);
+    for (int i = 1; i < N; i++) {
+        snprintf(name, sizeof name, "pkg.m%d", i);
+        import_ok(host, name);
+    }
+    /* Each import interns its name; a path per module would double it. */
+    ASSERT_EQ_INT(mh_intern_count(host) - before, N - 1);
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "pkg.m%d", i);
+        mh_module *mod = mh_host_module(host, name);
+        ASSERT_EQ_STR(mh_module_origin(mod),
+                      tmp_path("E/pkg/m%d.so", i));
+        ASSERT_EQ_PTR(mh_module_origin(mod), found_origin(host, name));
+    }
+    mh_module *lm = import_ok(host, "pkg.lmod");
+    ASSERT_EQ_STR(mh_module_origin(lm), tmp_path("E/pkg/lmod.lua"));
+    ASSERT_EQ_PTR(mh_module_origin(lm), found_origin(host, "pkg.lmod"));
+    mh_module *ns = import_ok(host, "ns");
+    ASSERT_EQ_STR(mh_module_origin(ns), tmp_path("E/ns"));
+    ASSERT_EQ_PTR(mh_module_origin(ns), found_origin(host, "ns"));
+    mh_module *leaf = import_ok(host, "ns.inner.leaf");
+    ASSERT_EQ_STR(mh_module_origin(leaf), tmp_path("E/ns/inner/leaf.so"));
+    mh_host_free(host);
+}
+
 TEST(module_metadata)
 {
     mh_host *host;

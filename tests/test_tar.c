@@ -765,8 +765,18 @@ static int fault_run(const char *ar, long n, int once)
                          mh_error_message(err));
             }
         }
-        if (st == MH_OK)
+        if (st == MH_OK) {
+            /* A loaded module's origin is built when first asked for,
+             * which can run out of memory too: NULL then, and the right
+             * one once memory is back (never a broken one kept). */
+            const char *o = mh_module_origin(mod);
+            if (!o) {
+                pthread_mutex_lock(&at.mu);
+                at.fail_at = 0;
+                pthread_mutex_unlock(&at.mu);
+            }
             assert_from(mod, ar, i == 0 ? "hello.so" : "tu.lua");
+        }
         mh_error_free(err);
     }
     mh_host_free(h);
