@@ -402,7 +402,8 @@ static void run(void)
                       mh_error_message(err));
         if (strcmp(mh_module_finder(m), "http") != 0)
             bench_die("http: %s came from finder '%s' (%s)", c.names[0],
-                      mh_module_finder(m), mh_module_origin(m));
+                      mh_module_finder(m),
+                      mh_module_origin(m) ? mh_module_origin(m) : "?");
         timed_import(h, &c);
         timed_import(host_with_cache(c.url_fresh, c.warm), &c);
     }

@@ -119,7 +119,8 @@ static double pack_db(const ctx *c, const char *name, unsigned flags,
                   mh_error_message(err));
     if (strcmp(mh_module_finder(m), "sqlite") != 0)
         bench_die("sqlite: %s came from finder '%s' (%s)", c->names[0],
-                  mh_module_finder(m), mh_module_origin(m));
+                  mh_module_finder(m),
+                  mh_module_origin(m) ? mh_module_origin(m) : "?");
     mh_host_free(h);
     return (double)st.st_size / 1e6;
 }

@@ -368,6 +368,8 @@ const char *mh_reg_origin(const mh_module *mod)
 
 const char *mh_reg_where(const mh_module *mod)
 {
+    if (mod->flight && mod->flight->origin)
+        return mod->flight->origin; /* the owner's, while it imports */
     const char *o = mh_reg_origin(mod);
     return o ? o : "?";
 }

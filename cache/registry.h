@@ -45,7 +45,10 @@ typedef struct mh_flight {
     struct mh_module *next_pending; /* in-flight list */
     struct mh_module *importer;     /* module this thread was importing
                                        when it claimed this one */
-    char *init_message;             /* set_error text during init */
+    char *init_message;             /* set_error text during init: set
+                                       under host->lock while in_init */
+    const char *origin;             /* the import's answer (transient),
+                                       for its messages; or NULL */
 } mh_flight;
 
 struct mh_module {
@@ -60,7 +63,8 @@ struct mh_module {
     const char *finder;             /* static finder name */
     uint8_t kind;                   /* mh_module_kind */
     uint8_t origin_tail;            /* see origin_base */
-    bool in_init;                   /* set_error is allowed */
+    bool in_init;                   /* set_error is allowed (written under
+                                       host->lock) */
     bool dep_failed;                /* an import from its init failed: a
                                        failing init is then not its own
                                        fault (a cycle, a deadlock, a
@@ -156,7 +160,8 @@ mh_status mh_reg_set_origin(struct mh_host *h, mh_module *mod,
  * that runs out of memory. */
 const char *mh_reg_origin(const mh_module *mod);
 
-/* mh_reg_origin, or "?" for a message. */
+/* For a message: the import's own answer while mod is in flight, else
+ * mh_reg_origin, or "?". */
 const char *mh_reg_where(const mh_module *mod);
 
 #endif /* MH_CACHE_REGISTRY_H */

@@ -31,26 +31,65 @@ static void api_log(mh_plugin *self, int level, const char *fmt, ...)
     mh_log(m->host, (mh_log_level)level, "%s: %s", m->name, msg);
 }
 
-/* Replace *slot (host memory, or NULL) with a formatted message, at most
- * 4 KiB; NULL when out of memory. */
-static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
+/* A formatted message of at most 4 KiB, in host memory; NULL when out
+ * of memory. */
+static char *format_message(mh_host *h, const char *fmt, va_list ap)
 {
     mh_buf b;
     mh_buf_init(&b, h, 4096);
     mh_buf_vprintf(&b, fmt, ap);
-    mh_mem_strfree(h, *slot);
-    *slot = b.failed ? NULL : mh_mem_strdup(h, mh_buf_str(&b));
+    char *text = b.failed ? NULL : mh_mem_strdup(h, mh_buf_str(&b));
     mh_buf_free(&b);
+    return text;
+}
+
+/* Replace *slot (host memory, or NULL) with a formatted message. */
+static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
+{
+    char *text = format_message(h, fmt, ap);
+    mh_mem_strfree(h, *slot);
+    *slot = text;
+}
+
+/* Make m's init message a formatted text of at most 4 KiB (NULL when out
+ * of memory) -- if its init still runs: a thread the init started may
+ * call after it returned, when the in-flight block may be gone.  `dep`:
+ * the init now fails for another module's sake. */
+static void set_init_message(mh_module *m, bool dep, const char *fmt,
+                             va_list ap)
+{
+    mh_host *h = m->host;
+    char *text = format_message(h, fmt, ap), *old = NULL;
+    pthread_mutex_lock(&h->lock);
+    if (m->in_init && m->flight) {
+        old = m->flight->init_message;
+        m->flight->init_message = text;
+        text = NULL;
+        if (dep)
+            m->dep_failed = true;
+    }
+    pthread_mutex_unlock(&h->lock);
+    mh_mem_strfree(h, old);
+    mh_mem_strfree(h, text);
+}
+
+static void dep_failed(mh_module *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* An import from m's init failed: its init fails for another's sake. */
+static void dep_failed(mh_module *m, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    set_init_message(m, true, fmt, ap);
+    va_end(ap);
 }
 
 static void api_set_error(mh_plugin *self, const char *fmt, ...)
 {
-    mh_module *m = self_of(self);
-    if (!m->in_init)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    set_message(m->host, &m->flight->init_message, fmt, ap);
+    set_init_message(self_of(self), false, fmt, ap);
     va_end(ap);
 }
 
@@ -79,10 +118,7 @@ static void *api_import_symbol(mh_plugin *self, const char *module,
         mh_module_symbol_ex(dep, symbol, &addr, &err);
     if (err) {
         mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, mh_error_message(err));
-        if (m->in_init) {
-            api_set_error(self, "%s", mh_error_message(err));
-            m->dep_failed = true; /* its init fails for another's sake */
-        }
+        dep_failed(m, mh_error_message(err));
         mh_error_free(err);
     }
     return addr;

@@ -118,6 +118,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_blob image = {0};
     if (rc == MH_OK) {
         mod->finder = f.finder;
+        mod->flight->origin = f.origin; /* for messages, until released */
         if (mh_reg_set_origin(h, mod, f.origin) != MH_OK)
             rc = mh_err(h, &e, MH_ENOMEM, "out of memory importing '%s'",
                         iname);
@@ -168,8 +169,10 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
     mh_blob_free(h, &image); /* the loader keeps its own copy */
     if (found && f.fd >= 0)
         close(f.fd); /* not taken by a loaded module */
-    if (found)
+    if (found) {
+        mod->flight->origin = NULL;
         mh_found_release(h, &f);
+    }
     if (rc == MH_OK && strcmp(man->source, "none") != 0 &&
         !mh_meta_keep_note(mod, man)) {
         mod->manifest = man;

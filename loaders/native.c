@@ -300,9 +300,14 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
 {
     if (!mod->desc || !mod->desc->init)
         return MH_OK;
+    /* Under the lock: a thread the init started may call set_error. */
+    pthread_mutex_lock(&h->lock);
     mod->in_init = true;
+    pthread_mutex_unlock(&h->lock);
     int rc = mod->desc->init(&h->api, (mh_plugin *)mod);
+    pthread_mutex_lock(&h->lock);
     mod->in_init = false;
+    pthread_mutex_unlock(&h->lock);
     if (rc == 0) {
         mh_mem_strfree(h, mod->flight->init_message);
         mod->flight->init_message = NULL;

@@ -436,6 +436,23 @@ TEST(alloc_failure_every_point_once)
 
 /* ------------------------------------------------- log hook, host API */
 
+TEST(set_error_from_a_thread_racing_the_init_return)
+{
+    /* The init's thread keeps calling set_error (each call formats 1 MiB)
+     * while the init returns and the module is published, which frees
+     * the in-flight block the message lived in: a call must either land
+     * before that or do nothing (under ASan, a write into the freed block
+     * fails here).  The module loads, without the messages. */
+    fixture_copy("late_error", "E/late.so");
+    for (int round = 0; round < 3; round++) {
+        mh_host *host = host_new_isolated(tmp_path("E"));
+        mh_module *mod = import_ok(host, "late");
+        ASSERT_TRUE(call_int(mod, "stop") >= 2);
+        ASSERT_EQ_INT(call_int(mod, "value"), 9);
+        mh_host_free(host);
+    }
+}
+
 TEST(plugin_log_reaches_hook_with_module_name)
 {
     log_capture lc;
