@@ -366,8 +366,8 @@ mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
         if (mh_version_check(v, r->constraint, &why) != 1) {
             char detail[600];
             snprintf(detail, sizeof detail, "'%s' (%s) is %s%s", r->name,
-                     mh_reg_where(dep), v ? "version " : "of no declared version",
-                     v ? v : "");
+                     mh_reg_where(dep),
+                     v ? "version " : "of no declared version", v ? v : "");
             return chain_error(h, err, MH_EVERSION, name, r, detail);
         }
     }
