@@ -104,6 +104,8 @@ void mh_fcx_init(mh_fcx *cx, mh_host *h, const mh_hook *hook, mh_buf *why,
     cx->hook = hook;
     cx->err = err;
     cx->why = why;
+    cx->want_bytes = false;
+    cx->bytes = (mh_blob){0};
 }
 
 void mh_fcx_close(mh_host *h, const mh_hook *k, void *state)
@@ -149,6 +151,7 @@ static bool is_sha256_hex(const char *s)
 
 void mh_found_release(mh_host *h, mh_found *f)
 {
+    mh_blob_free(h, &f->pre);
     mh_mem_free(h, f->own, f->own_size);
     f->own = NULL;
     f->own_size = 0;

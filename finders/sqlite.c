@@ -155,7 +155,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
      * virtual table would hand untrusted bytes to a module's own parser. */
     sqlite3_stmt *chk = NULL;
     const char *rowid = "0";
-    char find_sql[160], list_sql[200];
+    char find_sql[320], list_sql[200];
     if ((rc = sqlite3_exec(s->db, "PRAGMA cell_size_check = ON", NULL, NULL,
                            NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v2(s->db,
@@ -191,10 +191,16 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
      * NOCASE table cannot make find and list disagree. */
     /* A find asks for a module's three possible rows (.so, .lua, .json) in
      * one statement: one read transaction, so one round of SQLite's file
-     * locking and journal checks (about 8 system calls) per find. */
+     * locking and journal checks (about 8 system calls) per find.  For an
+     * import it also takes the native row's bytes, when they are within
+     * ?4 bytes (max_module_size; else NULL, and the read says why): the
+     * load needs no second transaction, and what is loaded is the row
+     * this find saw. */
     snprintf(find_sql, sizeof find_sql, "SELECT name, mode, mtime, sz, "
-             "length(data), %s FROM sqlar WHERE name COLLATE BINARY IN "
-             "(?1, ?2, ?3) AND typeof(name) = 'text'", rowid);
+             "length(data), %s, typeof(sz), CASE WHEN name COLLATE BINARY = "
+             "?1 AND length(data) <= ?4 THEN data END FROM sqlar WHERE name "
+             "COLLATE BINARY IN (?1, ?2, ?3) AND typeof(name) = 'text'",
+             rowid);
     snprintf(list_sql, sizeof list_sql, "SELECT name, mode, mtime, sz, "
              "length(data), %s FROM sqlar WHERE typeof(name) = 'text' "
              "ORDER BY name COLLATE BINARY", rowid);
@@ -428,6 +434,25 @@ static bool hot_journal(sqf_state *s, mh_buf *why)
     return ensure_current(s, why) == MH_OK;
 }
 
+/* The native row's bytes, taken by the find for an import (its last
+ * column: NULL unless within max_module_size); nothing when they are not
+ * there or do not decode -- the read then says why. */
+static void take_bytes(sqf_state *s, sqlite3_stmt *st, int64_t mode,
+                       mh_blob *out)
+{
+    const char *tsz = (const char *)sqlite3_column_text(st, 6);
+    const char *why;
+    if (out->data || mh_sar_is_link(mode) || mh_sar_is_dir(mode) || !tsz ||
+        strcmp(tsz, "integer") != 0 ||
+        sqlite3_column_type(st, 7) != SQLITE_BLOB)
+        return;
+    const void *data = sqlite3_column_blob(st, 7);
+    size_t len = (size_t)sqlite3_column_bytes(st, 7);
+    if (mh_sar_decode(s->host, data, len, sqlite3_column_int64(st, 3),
+                      s->host->max_module_size, out, &why) != MH_OK)
+        *out = (mh_blob){0};
+}
+
 static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -438,6 +463,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         {MH_NATIVE_SUFFIX, MH_KIND_NATIVE}, {MH_LUA_SUFFIX, MH_KIND_LUA}};
     sqf_state *s = state;
     mh_host *h = s->host;
+    mh_blob *bytes = MH_FCX(cx)->want_bytes ? &MH_FCX(cx)->bytes : NULL;
     /* The rows a module may have: its code (kinds[]), then its sidecar
      * manifest; what each says about itself when it is there. */
     enum { META = MH_ARRAY_LEN(kinds), NROWS };
@@ -465,6 +491,13 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
             sqlite3_bind_text(s->find, (int)k + 1, row[k].rel, (int)row[k].n,
                               SQLITE_STATIC);
         }
+        if (bytes)
+            mh_blob_free(h, bytes); /* of a try before a reopen */
+        sqlite3_bind_int64(s->find, 4, bytes ? (sqlite3_int64)
+                               (h->max_module_size > INT64_MAX
+                                    ? INT64_MAX
+                                    : (int64_t)h->max_module_size)
+                                             : -1);
         int step = mh_fault(s->host, "sqlite") ? SQLITE_IOERR
                                                : sqlite3_step(s->find);
         for (; step == SQLITE_ROW; step = sqlite3_step(s->find)) {
@@ -478,6 +511,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                     row[k].mode = sqlite3_column_int64(s->find, 1);
                     row_identity(s, s->find, 1, row[k].ident,
                                  sizeof row[k].ident);
+                    if (k == 0 && bytes)
+                        take_bytes(s, s->find, row[k].mode, bytes);
                 }
         }
         sqlite3_reset(s->find);

@@ -45,6 +45,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     mh_error *e = NULL;
     mh_fcx cx;
     mh_fcx_init(&cx, h, k, &w->why, &e);
+    cx.want_bytes = w->transient;
     mh_status rc = k->cls->find(&cx.pub, state, w->name, &spec);
     mh_found f;
     if (rc == MH_OK) {
@@ -52,6 +53,11 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         f.entry = entry;
         f.state = state;
     }
+    if (rc == MH_OK && f.kind == MH_KIND_NATIVE && !f.file) {
+        f.pre = cx.bytes; /* the module's bytes, read with the find */
+        cx.bytes = (mh_blob){0};
+    }
+    mh_blob_free(h, &cx.bytes);
     if (rc == MH_OK && f.kind == MH_KIND_NAMESPACE) {
         mh_error_free(e);
         e = NULL;

@@ -74,11 +74,16 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
             close(fd);
     } else {
         mh_blob b;
-        mh_status rc = mh_fcx_read(h, f, f->key, &b, err);
-        if (rc != MH_OK) {
-            if (fetch_failed)
-                *fetch_failed = true;
-            return rc;
+        if (image && image->data) { /* the finder's, read with the find */
+            b = *image;
+            *image = (mh_blob){0};
+        } else {
+            mh_status rc = mh_fcx_read(h, f, f->key, &b, err);
+            if (rc != MH_OK) {
+                if (fetch_failed)
+                    *fetch_failed = true;
+                return rc;
+            }
         }
         why = mh_elf_note_mem(h, b.data, b.len, note);
         if (image && !why)
@@ -157,8 +162,8 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
     *out = NULL;
     if (fetch_failed)
         *fetch_failed = false;
-    if (image)
-        image->data = NULL, image->len = image->size = 0;
+    /* *image may hold the bytes already (read with the find): note_of
+     * takes them in place of a read. */
     if ((how & MH_META_SIDECAR_FIRST) && f->meta_whole) {
         mh_status rc = sidecar_of(h, name, f, out, err); /* no image read */
         if (rc == MH_OK && !*out)

@@ -76,7 +76,8 @@ int mh_version_check(const char *version, const char *constraint,
 /* The metadata of a found module, without running its code: the ELF note
  * of a native module, else a sidecar.  For a native module read into
  * memory, `image` (if not NULL) receives the bytes so the loader need not
- * read them again.  *fetch_failed (if not NULL) tells a failure of the
+ * read them again; bytes it already holds (read with the find) are used
+ * in place of a read.  *fetch_failed (if not NULL) tells a failure of the
  * finder to deliver the bytes (a download, a locked database) from a fault
  * of the module itself.  (host/meta.c) */
 #define MH_META_SIDECAR_FIRST 0x1u /* when the finder says its meta_key

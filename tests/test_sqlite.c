@@ -836,6 +836,45 @@ TEST(row_huge_size_claim)
     check_broken_row("sz = 1099511627776", NULL);
 }
 
+/* Counts the finder's SQLite statements: each passes the "sqlite" fault
+ * site once, and each is a read transaction of its own. */
+static int count_statements(void *ud, const char *site)
+{
+    if (strcmp(site, "sqlite") == 0)
+        (*(int *)ud)++;
+    return 0;
+}
+
+TEST(import_reads_its_row_with_the_find)
+{
+    /* A native module is imported with one statement (one round of
+     * SQLite's locks): the find takes the row's bytes with it, stored as
+     * is or compressed, and a second statement is never needed. */
+    for (unsigned flags = 0; flags <= MH_PACK_COMPRESS_CODE;
+         flags += MH_PACK_COMPRESS_CODE) {
+        const char *db = db_make_(tmp_path("p%u.db", flags), flags,
+                                  (const char *const[]){
+                                      "counter:a.so", "answer7:pkg/b.so",
+                                      NULL});
+        int steps = 0;
+        mh_config cfg;
+        mh_config_init(&cfg);
+        cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+        cfg.path = db;
+        cfg.cache_dir = tmp_path("cache");
+        cfg.fault = count_statements;
+        cfg.fault_ud = &steps;
+        mh_host *host = host_new_cfg(&cfg);
+        ASSERT_EQ_INT(call_int(import_ok(host, "a"), "value"), 42);
+        int before = steps; /* the database is open now */
+        mh_module *b = import_ok(host, "pkg.b");
+        ASSERT_EQ_INT(steps - before, 1);
+        ASSERT_EQ_INT(call_int(b, "value"), 7);
+        ASSERT_EQ_STR(mh_module_origin(b), str_fmt("%s!/pkg/b.so", db));
+        mh_host_free(host);
+    }
+}
+
 TEST(row_over_max_module_size)
 {
     /* Stored as is (the default: SQLite's length limit stops the read) and
