@@ -857,14 +857,8 @@ TEST(import_reads_its_row_with_the_find)
                                       "counter:a.so", "answer7:pkg/b.so",
                                       NULL});
         int steps = 0;
-        mh_config cfg;
-        mh_config_init(&cfg);
-        cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-        cfg.path = db;
-        cfg.cache_dir = tmp_path("cache");
-        cfg.fault = count_statements;
-        cfg.fault_ud = &steps;
-        mh_host *host = host_new_cfg(&cfg);
+        host_opts o = {.fault = count_statements, .fault_ud = &steps};
+        mh_host *host = host_new_opts(&o, db);
         ASSERT_EQ_INT(call_int(import_ok(host, "a"), "value"), 42);
         int before = steps; /* the database is open now */
         mh_module *b = import_ok(host, "pkg.b");

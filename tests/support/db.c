@@ -261,6 +261,8 @@ mh_host *host_new_opts_(const host_opts *o, const char *const *entries)
         cfg.log = log_capture_fn;
         cfg.log_ud = o->log;
     }
+    cfg.fault = o->fault;
+    cfg.fault_ud = o->fault_ud;
     return host_new_cfg(&cfg);
 }
 

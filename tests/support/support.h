@@ -202,6 +202,8 @@ typedef struct host_opts {
     const char *cache_dir;   /* NULL: tmp_path("cache") */
     size_t max_module_size;  /* 0: the library's default */
     log_capture *log;        /* NULL: the library's default logging */
+    mh_fault_fn fault;       /* NULL: none */
+    void *fault_ud;
 } host_opts;
 #define host_new_opts(opts, ...) \
     host_new_opts_((opts), (const char *const[]){__VA_ARGS__, NULL})
