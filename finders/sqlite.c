@@ -408,6 +408,7 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
     sqlite3_bind_text(s->find, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_null(s->find, 2); /* NULL IN (...) matches nothing */
     sqlite3_bind_null(s->find, 3);
+    sqlite3_bind_int64(s->find, 4, -1); /* no data: a listing */
     int step = sqlite3_step(s->find);
     bool file = step == SQLITE_ROW &&
                 !mh_sar_is_dir(sqlite3_column_int64(s->find, 1)) &&
@@ -485,7 +486,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     mh_status rc = ensure_current(s, why);
     if (rc != MH_OK)
         goto out;
-    for (bool reopened = false;;) {
+    for (bool reopened = false, with_bytes = bytes != NULL;;) {
         for (size_t k = 0; k < NROWS; k++) {
             row[k].there = false;
             sqlite3_bind_text(s->find, (int)k + 1, row[k].rel, (int)row[k].n,
@@ -493,13 +494,13 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         }
         if (bytes)
             mh_blob_free(h, bytes); /* of a try before a reopen */
-        sqlite3_bind_int64(s->find, 4, bytes ? (sqlite3_int64)
+        sqlite3_bind_int64(s->find, 4, with_bytes ? (sqlite3_int64)
                                (h->max_module_size > INT64_MAX
                                     ? INT64_MAX
                                     : (int64_t)h->max_module_size)
                                              : -1);
-        int step = mh_fault(s->host, "sqlite") ? SQLITE_IOERR
-                                               : sqlite3_step(s->find);
+        bool injected = mh_fault(s->host, "sqlite");
+        int step = injected ? SQLITE_IOERR : sqlite3_step(s->find);
         for (; step == SQLITE_ROW; step = sqlite3_step(s->find)) {
             const char *got = (const char *)sqlite3_column_text(s->find, 0);
             size_t len = (size_t)sqlite3_column_bytes(s->find, 0);
@@ -511,13 +512,22 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                     row[k].mode = sqlite3_column_int64(s->find, 1);
                     row_identity(s, s->find, 1, row[k].ident,
                                  sizeof row[k].ident);
-                    if (k == 0 && bytes)
+                    if (k == 0 && with_bytes)
                         take_bytes(s, s->find, row[k].mode, bytes);
                 }
         }
         sqlite3_reset(s->find);
         if (step == SQLITE_DONE)
             break;
+        /* The data failed to read (a damaged page, an I/O error, memory):
+         * find the row without it, and let the read say what is wrong
+         * with that entry -- never a miss that lets a later entry's
+         * module load in its place. */
+        if (with_bytes && !injected &&
+            sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK) {
+            with_bytes = false;
+            continue;
+        }
         if (!reopened && hot_journal(s, why)) {
             reopened = true; /* rolled back: look again, once */
             continue;

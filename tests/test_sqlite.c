@@ -869,6 +869,50 @@ TEST(import_reads_its_row_with_the_find)
     }
 }
 
+/* Break the overflow chain of the row holding file `so`'s bytes in db:
+ * the first page that continues them (a 4-byte next-page number, then
+ * more of the bytes) gets a next page past the end of the file. */
+static void break_overflow_chain(const char *db, const char *so)
+{
+    size_t dlen, slen;
+    unsigned char *d = file_bytes(db, &dlen), *b = file_bytes(so, &slen);
+    size_t page = ((size_t)d[16] << 8 | d[17]) == 1
+                      ? 65536 : ((size_t)d[16] << 8 | d[17]);
+    for (size_t off = page; off + page <= dlen; off += page) {
+        /* Overflow pages hold the bytes as they are, at any offset of
+         * the file: look for 64 of this page's in it. */
+        for (size_t at = 0; at + 64 <= slen; at++)
+            if (memcmp(d + off + 4, b + at, 64) == 0) {
+                d[off] = d[off + 1] = 0x7f;
+                d[off + 2] = d[off + 3] = 0xff;
+                file_write_bytes(db, d, dlen);
+                free(d);
+                free(b);
+                return;
+            }
+    }
+    FAIL("no overflow page of %s found in %s", so, db);
+}
+
+TEST(damaged_row_data_is_that_entrys_error_not_a_miss)
+{
+    /* The find takes a native row's data with it.  Data that cannot be
+     * read (a broken overflow chain) must still be that entry's error,
+     * naming database and entry -- never a miss that lets the next entry's
+     * module of that name load in its place. */
+    fixture_copy("answer7", "E/a.so");
+    const char *db = db_make(tmp_path("p.db"), "counter:a.so");
+    break_overflow_chain(db, fixture_path("counter"));
+    host_opts o = {0};
+    mh_host *host = host_new_opts(&o, db, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "a", &mod, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_CONTAINS(ERR_MSG(), "a.so");
+    ASSERT_CONTAINS(ERR_MSG(), "malformed");
+    mh_host_free(host);
+}
+
 TEST(row_over_max_module_size)
 {
     /* Stored as is (the default: SQLite's length limit stops the read) and
