@@ -10,7 +10,7 @@
  *
  * The thread that claims an entry owns it and runs find, load and init
  * with no lock held; other threads that import the same name wait on the
- * entry's condition variable and receive the owner's result.
+ * registry's one condition variable and receive the owner's result.
  *
  * Entries in flight live on a short list under host->lock.  Only a READY
  * entry is stored in its interned name's `module` slot, and READY entries
@@ -37,8 +37,11 @@ typedef enum mh_mod_state {
     MH_STATE_FAILED = 3
 } mh_mod_state;
 
-/* What only an import in flight needs, under host->lock but for
- * init_message (the owner's). */
+/* What only an import in flight needs: a block of its own, freed when the
+ * entry is published, so a loaded module keeps none of it.  Under
+ * host->lock, but for what only the owner thread reads (importer, origin;
+ * init_message is written under the lock and read by the owner once its
+ * init returned). */
 typedef struct mh_flight {
     struct mh_tstate *owner;        /* thread running find/load/init */
     mh_error *failure;              /* owner's error, for waiters */
