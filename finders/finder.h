@@ -51,7 +51,7 @@ typedef struct mh_fcx {
      * copies or interns the answer before the next call (mh_fcx_found). */
     char path[PATH_MAX + MH_NAME_MAX + 16];
     /* For an import (set by the host): a built-in finder that can hand
-     * over a native module's bytes with its answer, in the same read of
+     * over a module's bytes with its answer, in the same read of
      * its store, puts them in `bytes` (host memory); the host keeps them
      * with the answer (mh_found.pre) or frees them. */
     bool want_bytes;
@@ -100,9 +100,10 @@ typedef struct mh_found {
      * mh_found_release.  NULL: every string is interned. */
     char *own;
     size_t own_size;
-    /* A transient native answer's bytes, read with the find (see
-     * mh_fcx.bytes), or empty; import hands them to the metadata check
-     * in place of a read.  Freed by mh_found_release. */
+    /* A transient answer's bytes, read with the find (see mh_fcx.bytes),
+     * or empty: import hands a native module's to the metadata check,
+     * the Lua loader takes a Lua module's, in place of a read.  Freed by
+     * mh_found_release. */
     struct mh_finder_blob pre;
 } mh_found;
 

@@ -192,14 +192,15 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
     /* A find asks for a module's three possible rows (.so, .lua, .json) in
      * one statement: one read transaction, so one round of SQLite's file
      * locking and journal checks (about 8 system calls) per find.  For an
-     * import it also takes the native row's bytes, when they are within
+     * import it also takes the code rows' bytes, when they are within
      * ?4 bytes (max_module_size; else NULL, and the read says why): the
      * load needs no second transaction, and what is loaded is the row
      * this find saw. */
     snprintf(find_sql, sizeof find_sql, "SELECT name, mode, mtime, sz, "
-             "length(data), %s, typeof(sz), CASE WHEN name COLLATE BINARY = "
-             "?1 AND length(data) <= ?4 THEN data END FROM sqlar WHERE name "
-             "COLLATE BINARY IN (?1, ?2, ?3) AND typeof(name) = 'text'",
+             "length(data), %s, typeof(sz), CASE WHEN name COLLATE BINARY "
+             "IN (?1, ?2) AND length(data) <= ?4 THEN data END FROM sqlar "
+             "WHERE name COLLATE BINARY IN (?1, ?2, ?3) AND typeof(name) = "
+             "'text'",
              rowid);
     snprintf(list_sql, sizeof list_sql, "SELECT name, mode, mtime, sz, "
              "length(data), %s FROM sqlar WHERE typeof(name) = 'text' "
@@ -435,9 +436,9 @@ static bool hot_journal(sqf_state *s, mh_buf *why)
     return ensure_current(s, why) == MH_OK;
 }
 
-/* The native row's bytes, taken by the find for an import (its last
- * column: NULL unless within max_module_size); nothing when they are not
- * there or do not decode -- the read then says why. */
+/* A code row's bytes, taken by the find for an import (its last column:
+ * NULL unless within max_module_size); nothing when they are not there or
+ * do not decode -- the read then says why. */
 static void take_bytes(sqf_state *s, sqlite3_stmt *st, int64_t mode,
                        mh_blob *out)
 {
@@ -468,6 +469,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     /* The rows a module may have: its code (kinds[]), then its sidecar
      * manifest; what each says about itself when it is there. */
     enum { META = MH_ARRAY_LEN(kinds), NROWS };
+    mh_blob code[META] = {{0}}; /* each code row's bytes, for an import */
     struct {
         char rel[MH_NAME_MAX + 8];
         size_t n;
@@ -492,8 +494,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
             sqlite3_bind_text(s->find, (int)k + 1, row[k].rel, (int)row[k].n,
                               SQLITE_STATIC);
         }
-        if (bytes)
-            mh_blob_free(h, bytes); /* of a try before a reopen */
+        for (size_t k = 0; k < META; k++)
+            mh_blob_free(h, &code[k]); /* of a try before a reopen */
         sqlite3_bind_int64(s->find, 4, with_bytes ? (sqlite3_int64)
                                (h->max_module_size > INT64_MAX
                                     ? INT64_MAX
@@ -512,8 +514,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                     row[k].mode = sqlite3_column_int64(s->find, 1);
                     row_identity(s, s->find, 1, row[k].ident,
                                  sizeof row[k].ident);
-                    if (k == 0 && with_bytes)
-                        take_bytes(s, s->find, row[k].mode, bytes);
+                    if (k < META && with_bytes)
+                        take_bytes(s, s->find, row[k].mode, &code[k]);
                 }
         }
         sqlite3_reset(s->find);
@@ -567,6 +569,10 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                  ? MH_OK
                  : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM, "out of memory "
                           "finding '%s'", name);
+        if (rc == MH_OK && bytes) { /* the answer's bytes go with it */
+            *bytes = code[k];
+            code[k] = (mh_blob){0};
+        }
         goto out;
     }
     /* Not a module: a namespace portion if anything lies under a/b/c/. */
@@ -592,6 +598,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         rc = damaged(s, s->ns, "looking up a package", why);
     }
 out:
+    for (size_t k = 0; k < META; k++)
+        mh_blob_free(h, &code[k]);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

@@ -53,7 +53,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         f.entry = entry;
         f.state = state;
     }
-    if (rc == MH_OK && f.kind == MH_KIND_NATIVE && !f.file) {
+    if (rc == MH_OK && f.kind != MH_KIND_NAMESPACE && !f.file) {
         f.pre = cx.bytes; /* the module's bytes, read with the find */
         cx.bytes = (mh_blob){0};
     }

@@ -133,7 +133,7 @@ static mh_status import_slow(mh_host *h, const char *name, size_t len,
         else if (f.kind == MH_KIND_NATIVE && f.copy)
             from_copy = open_copy(h, iname, &f);
     }
-    if (rc == MH_OK && f.pre.data) {
+    if (rc == MH_OK && f.kind == MH_KIND_NATIVE && f.pre.data) {
         image = f.pre; /* read with the find: checked below, not again */
         f.pre = (mh_blob){0};
     }

@@ -641,6 +641,25 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                                mh_module *mod, const mh_found *spec, int fd,
                                mh_error **err);
 
+/* The bytes of a module with no file: a copy of those its finder read
+ * with the find (an import from a database: no second read), or read
+ * from the finder now. */
+static mh_status item_bytes(mh_host *h, const mh_found *spec, mh_blob *out,
+                            mh_error **err)
+{
+    if (!spec->pre.data)
+        return mh_fcx_read(h, spec, spec->key, out, err);
+    size_t n = spec->pre.len ? spec->pre.len : 1;
+    out->data = mh_mem_alloc(h, n);
+    if (!out->data)
+        return mh_err(h, err, MH_ENOMEM, "out of memory reading %s",
+                      spec->origin);
+    memcpy(out->data, spec->pre.data, spec->pre.len);
+    out->len = spec->pre.len;
+    out->size = n;
+    return MH_OK;
+}
+
 /* Compile (or take from the cache) the chunk of mod and leave it on the
  * stack.  Lock held.  A file is opened once (host/secure.c) and read
  * only through that descriptor: the chunk checked is the chunk run. */
@@ -686,7 +705,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                           spec->origin);
         rc = fd >= 0 ? fd_blob(h, fd, spec->file, h->max_module_size, &b,
                                err)
-                     : mh_fcx_read(h, spec, spec->key, &b, err);
+                     : item_bytes(h, spec, &b, err);
         if (rc != MH_OK)
             return rc;
         int lr = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname,
@@ -710,7 +729,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         src.size = (uint64_t)st.st_size;
         src.ino = st.st_ino;
     } else {
-        rc = mh_fcx_read(h, spec, spec->key, &b, err);
+        rc = item_bytes(h, spec, &b, err);
         if (rc != MH_OK)
             return rc;
         src.bytes = b.data;

@@ -847,15 +847,20 @@ static int count_statements(void *ud, const char *site)
 
 TEST(import_reads_its_row_with_the_find)
 {
-    /* A native module is imported with one statement (one round of
-     * SQLite's locks): the find takes the row's bytes with it, stored as
-     * is or compressed, and a second statement is never needed. */
+    /* A module is imported with one statement (one round of SQLite's
+     * locks): the find takes the row's bytes with it -- native code stored
+     * as is or compressed, Lua source -- and a second statement is never
+     * needed. */
     for (unsigned flags = 0; flags <= MH_PACK_COMPRESS_CODE;
          flags += MH_PACK_COMPRESS_CODE) {
         const char *db = db_make_(tmp_path("p%u.db", flags), flags,
                                   (const char *const[]){
                                       "counter:a.so", "answer7:pkg/b.so",
                                       NULL});
+        lua_write(str_fmt("L%u/pkg/l.lua", flags),
+                  "return {v = function() return 9 end}");
+        db_pack_(db, flags, (const char *const[]){tmp_path("L%u", flags),
+                                                  NULL});
         int steps = 0;
         host_opts o = {.fault = count_statements, .fault_ud = &steps};
         mh_host *host = host_new_opts(&o, db);
@@ -865,6 +870,10 @@ TEST(import_reads_its_row_with_the_find)
         ASSERT_EQ_INT(steps - before, 1);
         ASSERT_EQ_INT(call_int(b, "value"), 7);
         ASSERT_EQ_STR(mh_module_origin(b), str_fmt("%s!/pkg/b.so", db));
+        before = steps; /* Lua source too: the loader takes the find's */
+        mh_module *l = import_ok(host, "pkg.l");
+        ASSERT_EQ_INT(steps - before, 1);
+        ASSERT_EQ_STR(call_ok(l, "v", NULL), "9");
         mh_host_free(host);
     }
 }
