@@ -118,7 +118,7 @@ static void *api_import_symbol(mh_plugin *self, const char *module,
         mh_module_symbol_ex(dep, symbol, &addr, &err);
     if (err) {
         mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, mh_error_message(err));
-        dep_failed(m, mh_error_message(err));
+        dep_failed(m, "%s", mh_error_message(err));
         mh_error_free(err);
     }
     return addr;

@@ -335,9 +335,9 @@ static mh_host *host_without_inotify(const char *dir)
  * atomically (a new link renamed over it, as a deploy does). */
 static void link_to(const char *target, const char *link)
 {
-    const char *tmp = str_fmt("%s.new", tmp_path(link));
-    if (symlink(tmp_path(target), tmp) != 0 ||
-        rename(tmp, tmp_path(link)) != 0)
+    const char *tmp = str_fmt("%s.new", tmp_path("%s", link));
+    if (symlink(tmp_path("%s", target), tmp) != 0 ||
+        rename(tmp, tmp_path("%s", link)) != 0)
         FAIL("linking %s -> %s: %s", link, target, strerror(errno));
 }
 
@@ -393,9 +393,7 @@ TEST(events_seen_in_directories_watched_past_the_first_thousand)
     }
     int ends[] = {0, NDIRS - 1};
     for (size_t k = 0; k < 2; k++) {
-        char rel[32];
-        snprintf(rel, sizeof rel, "E/p%d/m.so", ends[k]);
-        fixture_copy("counter", rel);
+        fixture_copy("counter", "E/p%d/m.so", ends[k]);
         file_set_mtime(tmp_path("E/p%d", ends[k]), OLD_TIME);
         snprintf(name, sizeof name, "p%d.m", ends[k]);
         finds_counter(host, name);

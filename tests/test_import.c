@@ -132,7 +132,7 @@ TEST(loaded_modules_keep_no_path_of_their_own)
     enum { N = 10 };
     char name[32];
     for (int i = 0; i < N; i++)
-        fixture_copy("counter", str_fmt("E/pkg/m%d.so", i));
+        fixture_copy("counter", "E/pkg/m%d.so", i);
     lua_write("E/pkg/lmod.lua", "return {v = function() return 7 end}");
     tmp_mkdir("E/ns/inner");
     fixture_copy("counter", "E/ns/inner/leaf.so");
@@ -527,6 +527,24 @@ TEST(nested_import_failure_names_dependency)
     ASSERT_CONTAINS(ERR_MSG(), "top");
     ASSERT_CONTAINS(ERR_MSG(), "absent.dependency");
     ASSERT_EQ_INT(mh_host_module_count(host), 0);
+    mh_host_free(host);
+}
+
+TEST(nested_import_failure_message_is_text_not_a_format)
+{
+    /* The failed import's message becomes the init's: it names every
+     * search path entry, and one here is a directory called E%s%n%s.
+     * That text is kept as it is, never read as a format. */
+    mh_module *mod;
+    const char *odd = tmp_mkdir("E%%s%%n%%s");
+
+    fixture_copy("importer", "E/top.so");
+    env_set("MH_FIXTURE_IMPORT", "absent.dependency");
+    host_opts o = {0};
+    mh_host *host = host_new_opts(&o, tmp_path("E"), odd);
+    ASSERT_STATUS(mh_import(host, "top", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "absent.dependency");
+    ASSERT_CONTAINS(ERR_MSG(), odd);
     mh_host_free(host);
 }
 
