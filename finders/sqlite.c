@@ -197,7 +197,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
      * load needs no second transaction, and what is loaded is the row
      * this find saw. */
     snprintf(find_sql, sizeof find_sql, "SELECT name, mode, mtime, sz, "
-             "length(data), %s, typeof(sz), CASE WHEN name COLLATE BINARY "
+             "length(data), %s, CASE WHEN name COLLATE BINARY "
              "IN (?1, ?2) AND length(data) <= ?4 THEN data END FROM sqlar "
              "WHERE name COLLATE BINARY IN (?1, ?2, ?3) AND typeof(name) = "
              "'text'",
@@ -213,7 +213,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
              "LIMIT 1", -1,
              SQLITE_PREPARE_PERSISTENT, &s->ns, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db,
-             "SELECT sz, data, typeof(sz), typeof(data) FROM sqlar "
+             "SELECT sz, data FROM sqlar "
              "WHERE name = ?1 COLLATE BINARY", -1,
              SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(s->db, list_sql, -1,
@@ -436,23 +436,39 @@ static bool hot_journal(sqf_state *s, mh_buf *why)
     return ensure_current(s, why) == MH_OK;
 }
 
-/* A code row's bytes, taken by the find for an import (its last column:
- * NULL unless within max_module_size); nothing when they are not there or
- * do not decode -- the read then says why. */
+/* A row's sz and data (columns isz and idata of st) into the file's
+ * bytes: both must be what sqlar says they are.  MH_OK, MH_ENOMEM, or
+ * MH_EFORMAT with *why. */
+static mh_status row_bytes(mh_host *h, sqlite3_stmt *st, int isz, int idata,
+                           mh_blob *out, const char **why)
+{
+    out->data = NULL;
+    out->len = out->size = 0;
+    if (sqlite3_column_type(st, isz) != SQLITE_INTEGER) {
+        *why = "its size (sz) is not an integer";
+        return MH_EFORMAT;
+    }
+    if (sqlite3_column_type(st, idata) != SQLITE_BLOB) {
+        *why = "its data is not a BLOB";
+        return MH_EFORMAT;
+    }
+    /* Fetched after the types: a conversion would change them. */
+    int64_t sz = sqlite3_column_int64(st, isz);
+    const void *data = sqlite3_column_blob(st, idata);
+    size_t len = (size_t)sqlite3_column_bytes(st, idata);
+    return mh_sar_decode(h, data, len, sz, h->max_module_size, out, why);
+}
+
+/* A code row's bytes, taken by the find for an import (NULL data unless
+ * within max_module_size); nothing when they are not there or do not
+ * decode -- the read then says why. */
 static void take_bytes(sqf_state *s, sqlite3_stmt *st, int64_t mode,
                        mh_blob *out)
 {
-    const char *tsz = (const char *)sqlite3_column_text(st, 6);
     const char *why;
-    if (out->data || mh_sar_is_link(mode) || mh_sar_is_dir(mode) || !tsz ||
-        strcmp(tsz, "integer") != 0 ||
-        sqlite3_column_type(st, 7) != SQLITE_BLOB)
-        return;
-    const void *data = sqlite3_column_blob(st, 7);
-    size_t len = (size_t)sqlite3_column_bytes(st, 7);
-    if (mh_sar_decode(s->host, data, len, sqlite3_column_int64(st, 3),
-                      s->host->max_module_size, out, &why) != MH_OK)
-        *out = (mh_blob){0};
+    if (!out->data && !mh_sar_is_link(mode) && !mh_sar_is_dir(mode) &&
+        sqlite3_column_type(st, 6) == SQLITE_BLOB)
+        row_bytes(s->host, st, 3, 6, out, &why); /* empty when it fails */
 }
 
 static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
@@ -488,6 +504,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     mh_status rc = ensure_current(s, why);
     if (rc != MH_OK)
         goto out;
+    sqlite3_int64 limit = h->max_module_size > INT64_MAX
+                              ? INT64_MAX : (sqlite3_int64)h->max_module_size;
     for (bool reopened = false, with_bytes = bytes != NULL;;) {
         for (size_t k = 0; k < NROWS; k++) {
             row[k].there = false;
@@ -496,11 +514,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         }
         for (size_t k = 0; k < META; k++)
             mh_blob_free(h, &code[k]); /* of a try before a reopen */
-        sqlite3_bind_int64(s->find, 4, with_bytes ? (sqlite3_int64)
-                               (h->max_module_size > INT64_MAX
-                                    ? INT64_MAX
-                                    : (int64_t)h->max_module_size)
-                                             : -1);
+        sqlite3_bind_int64(s->find, 4, with_bytes ? limit : -1);
         bool injected = mh_fault(s->host, "sqlite");
         int step = injected ? SQLITE_IOERR : sqlite3_step(s->find);
         for (; step == SQLITE_ROW; step = sqlite3_step(s->find)) {
@@ -512,10 +526,10 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                                                         as in read */
                     row[k].there = true;
                     row[k].mode = sqlite3_column_int64(s->find, 1);
+                    if (k < META && with_bytes) /* before sz is read */
+                        take_bytes(s, s->find, row[k].mode, &code[k]);
                     row_identity(s, s->find, 1, row[k].ident,
                                  sizeof row[k].ident);
-                    if (k < META && with_bytes)
-                        take_bytes(s, s->find, row[k].mode, &code[k]);
                 }
         }
         sqlite3_reset(s->find);
@@ -525,8 +539,10 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
          * find the row without it, and let the read say what is wrong
          * with that entry -- never a miss that lets a later entry's
          * module load in its place. */
+        int base = sqlite3_errcode(s->db) & 0xff;
         if (with_bytes && !injected &&
-            sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK) {
+            (base == SQLITE_CORRUPT || base == SQLITE_IOERR ||
+             base == SQLITE_NOMEM || base == SQLITE_TOOBIG)) {
             with_bytes = false;
             continue;
         }
@@ -633,21 +649,7 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
     int step = mh_fault(h, "sqlite") ? SQLITE_IOERR : sqlite3_step(s->read);
     if (step == SQLITE_ROW) {
         /* sz and data come from one row of one statement: one snapshot. */
-        const char *tsz = (const char *)sqlite3_column_text(s->read, 2);
-        const char *tdata = (const char *)sqlite3_column_text(s->read, 3);
-        int64_t sz = sqlite3_column_int64(s->read, 0);
-        const void *data = sqlite3_column_blob(s->read, 1);
-        size_t len = (size_t)sqlite3_column_bytes(s->read, 1);
-        if (!tsz || strcmp(tsz, "integer") != 0) {
-            why = "its size (sz) is not an integer";
-            rc = MH_EFORMAT;
-        } else if (!tdata || strcmp(tdata, "blob") != 0) {
-            why = "its data is not a BLOB";
-            rc = MH_EFORMAT;
-        } else {
-            rc = mh_sar_decode(h, data, len, sz, h->max_module_size, out,
-                               &why);
-        }
+        rc = row_bytes(h, s->read, 0, 1, out, &why);
         if (rc == MH_ENOMEM)
             rc = mh_err(h, err, rc, "out of memory reading %s!/%s",
                         s->path, key);
