@@ -406,10 +406,11 @@ void mh_ntf_free(mh_host *h)
         if (c)
             mh_mem_free(h, c, CHUNK * sizeof *c);
     }
-    while (d) {
-        ntf_dir *older = d == atomic_load(&n->dir) ? n->retired : d->older;
+    if (d) /* the current directory, then the ones it replaced */
+        d->older = n->retired;
+    for (ntf_dir *older; d; d = older) {
+        older = d->older;
         mh_mem_free(h, d, sizeof *d + d->n * sizeof d->c[0]);
-        d = older;
     }
     mh_mem_free(h, n->roots, n->caproots * sizeof *n->roots);
     pthread_mutex_destroy(&n->lock);
