@@ -482,7 +482,7 @@ static double s_cached(void *p)
 }
 
 /* A first import as it happens by default: compile, then write the cache
- * (lua_dump, CRC-32, temporary file, fsync, rename) -- a new cache dir
+ * (lua_dump, checksum, temporary file, fsync, rename) -- a new cache dir
  * every time. */
 static double s_first(void *p)
 {
@@ -798,7 +798,7 @@ static void run_cold(ctx *c, long long want)
                v[L_COMPILE].median / v[L_UNDUMP].median,
                (v[COMPILE].median - tiny) / (v[CACHED].median - tiny));
     bench_note("Information rows: \"first import\" is the default first "
-               "import, which also writes the cache (dump, CRC-32, "
+               "import, which also writes the cache (dump, checksum, "
                "fsync, rename), in a new cache dir each time; \"entry "
                "unsure\" is a cache entry recorded less than 2 s after the "
                "source's mtime (an edit, then an immediate run), which is "

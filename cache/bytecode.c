@@ -8,7 +8,8 @@
  *     size_t, lua_Integer and lua_Number (a foreign build's file is
  *     ignored), mode (hash or stat), SHA-256 of the source, the source's
  *     nanosecond mtime, size and inode, when the entry was recorded,
- *     bytecode length and the bytecode's CRC-32; then the bytecode.
+ *     bytecode length and the bytecode's 64-bit checksum; then the
+ *     bytecode.
  *
  * Two ways to know it is current, as PEP 552: by hash (the source's
  * SHA-256; the default for sources from databases and the network, whose
@@ -22,11 +23,15 @@
  * header and the bytecode's own checksum check out; anything else is
  * treated as absent and rewritten.  Writes are atomic (cache/atomic.c).
  * The checksum proves the bytecode whole, not who wrote it (the cache
- * directory's rules do that, loaders/lua.c): zlib's CRC-32, which catches
- * every error burst up to 32 bits and costs half a SHA-256 with SHA-NI
- * (about 20 against 40 µs for 60 KB of bytecode, on every import from the
- * cache).  Format 1 files had a SHA-256 there; they are ignored and
- * rewritten.
+ * directory's rules do that, loaders/lua.c), so it need only catch
+ * damage, on every import from the cache: it is mh_hash_bytes
+ * (cache/intern.h), 16 bytes a step, 64 bits (a damaged file passes with
+ * odds of about 2^-64), about 7 µs for 60 KB of bytecode where zlib's
+ * CRC-32 took 26-36 and a SHA-256 (SHA-NI) 42.  That function is pinned by
+ * this format: changing it means a new BC_FORMAT.  Format 1 files (a
+ * SHA-256 there) and format 2 (a CRC-32) are ignored and rewritten.
+ *
+ * A hit hands back the file as read, bytecode in place (no copy).
  */
 #include "host/internal.h"
 #include "cache/atomic.h"
@@ -37,10 +42,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 #define BC_MAGIC "MHLUABC"
-#define BC_FORMAT 2u
+#define BC_FORMAT 3u
 #define BC_UNSURE_NS 2000000000LL
 #define BC_MAX_FILE (64u << 20)
 
@@ -54,8 +58,7 @@ typedef struct bc_header {
     uint64_t size, ino;
     int64_t recorded_sec, recorded_nsec;
     uint64_t bc_len;
-    uint32_t bc_crc;         /* zlib crc32 of the bytecode */
-    uint32_t zero;           /* padding, written as 0 */
+    uint64_t bc_sum;         /* checksum() of the bytecode */
 } bc_header;
 
 _Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
@@ -63,9 +66,9 @@ _Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
                "the cache header changed: update MH_BC_HEADER_SIZE, the "
                "format number and tests/fuzz/fuzz_bytecode.c's offsets");
 
-static uint32_t crc(const void *d, size_t n)
+static uint64_t checksum(const void *d, size_t n)
 {
-    return (uint32_t)crc32_z(0, d, n);
+    return mh_hash_bytes(d, n);
 }
 
 void mh_bc_source_hash(const void *src, size_t len, unsigned char out[32])
@@ -85,13 +88,19 @@ static void header_init(bc_header *hd)
     hd->sz_number = sizeof(lua_Number);
 }
 
+void mh_bc_chunk_free(mh_host *h, mh_bc_chunk *c)
+{
+    if (c->file)
+        mh_mem_free(h, c->file, c->file_len ? c->file_len : 1);
+    memset(c, 0, sizeof *c);
+}
+
 mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
-                        unsigned char **bc, size_t *bc_len)
+                        mh_bc_chunk *out)
 {
     unsigned char *file = NULL;
     size_t len = 0;
-    *bc = NULL;
-    *bc_len = 0;
+    memset(out, 0, sizeof *out);
     if (mh_atw_read(h, path, BC_MAX_FILE, &file, &len, NULL) != MH_OK)
         return MH_BC_ABSENT;
     bc_header hd, want;
@@ -106,7 +115,7 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
         hd.sz_integer != want.sz_integer || hd.sz_number != want.sz_number ||
         hd.bc_len != len - sizeof hd)
         goto out; /* foreign or damaged */
-    if (crc(file + sizeof hd, (size_t)hd.bc_len) != hd.bc_crc)
+    if (checksum(file + sizeof hd, (size_t)hd.bc_len) != hd.bc_sum)
         goto out; /* damaged bytecode: never given to Lua */
 
     bool current;
@@ -131,15 +140,11 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
     }
     if (!current)
         goto out;
-    unsigned char *out = mh_mem_alloc(h, (size_t)hd.bc_len);
-    if (!out) {
-        r = MH_BC_ABSENT;
-        goto out;
-    }
-    memcpy(out, file + sizeof hd, (size_t)hd.bc_len);
-    *bc = out;
-    *bc_len = (size_t)hd.bc_len;
-    r = MH_BC_HIT;
+    out->file = file;
+    out->file_len = len;
+    out->bc = file + sizeof hd;
+    out->bc_len = (size_t)hd.bc_len;
+    return MH_BC_HIT;
 out:
     mh_mem_free(h, file, len ? len : 1);
     return r;
@@ -162,7 +167,7 @@ mh_status mh_bc_store(mh_host *h, const char *path, const mh_bc_source *src,
     hd.recorded_sec = now.tv_sec;
     hd.recorded_nsec = now.tv_nsec;
     hd.bc_len = bc_len;
-    hd.bc_crc = crc(bc, bc_len);
+    hd.bc_sum = checksum(bc, bc_len);
     size_t total = sizeof hd + bc_len;
     unsigned char *buf = mh_mem_alloc(h, total);
     if (!buf)

@@ -15,7 +15,7 @@ struct mh_host;
 
 enum { MH_BC_HASH = 1, MH_BC_STAT = 2 };
 
-/* Bytes of a cache file's header (format 2, LP64), before the bytecode. */
+/* Bytes of a cache file's header (format 3, LP64), before the bytecode. */
 #define MH_BC_HEADER_SIZE 120
 
 /* What the cache entry is checked against.  bytes != NULL: hash mode
@@ -27,16 +27,26 @@ typedef struct mh_bc_source {
     uint64_t size, ino;
 } mh_bc_source;
 
+/* A hit: the cache file as read (host memory), its checked bytecode in
+ * place.  Freed by mh_bc_chunk_free. */
+typedef struct mh_bc_chunk {
+    unsigned char *file;
+    size_t file_len;
+    const unsigned char *bc;
+    size_t bc_len;
+} mh_bc_chunk;
+
 typedef enum mh_bc_result {
-    MH_BC_HIT,      /* *bc holds checked bytecode (host memory) */
+    MH_BC_HIT,      /* *out holds checked bytecode */
     MH_BC_ABSENT,   /* no usable file */
     MH_BC_STALE,    /* a file, but foreign, damaged or out of date */
     MH_BC_UNSURE    /* stat says current, but too close to call: hash */
 } mh_bc_result;
 
+/* *out is filled on MH_BC_HIT only (else zeroed). */
 mh_bc_result mh_bc_load(struct mh_host *h, const char *path,
-                        const mh_bc_source *src, unsigned char **bc,
-                        size_t *bc_len);
+                        const mh_bc_source *src, mh_bc_chunk *out);
+void mh_bc_chunk_free(struct mh_host *h, mh_bc_chunk *c);
 mh_status mh_bc_store(struct mh_host *h, const char *path,
                       const mh_bc_source *src, const unsigned char *source_sha,
                       const void *bc, size_t bc_len, mh_error **err);

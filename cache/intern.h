@@ -41,7 +41,8 @@ typedef struct mh_itable {
 /* The hash every table in the library uses for strings: 16 bytes a step,
  * each step one 64x64->128-bit multiply folded to 64 bits (the "mum" mix
  * of wyhash), tails read with overlapping loads.  Inline: it is half of a
- * registry hit.  In memory only; never stored. */
+ * registry hit.  Stored in one place only, as the bytecode cache's
+ * checksum (cache/bytecode.c): a change here needs a new cache format. */
 static inline uint64_t mh_hash_mix_(uint64_t a, uint64_t b)
 {
     __uint128_t r = (__uint128_t)a * b;

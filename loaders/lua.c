@@ -719,6 +719,10 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         lua_pop(L, 1);
         return rc;
     }
+    /* The source's SHA-256 is taken only where it is used: to look an
+     * entry up by hash, to settle an unsure one, or to write one. */
+    bool use_cache = cache_trusted(h, lu, cpath);
+    bool store = use_cache && writes_allowed(h);
     if (fd >= 0) { /* stat mode: the source need not be read on a hit */
         struct stat st;
         if (fstat(fd, &st) != 0)
@@ -733,38 +737,36 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         if (rc != MH_OK)
             return rc;
         src.bytes = b.data;
-        mh_bc_source_hash(b.data, b.len, src.sha);
+        if (use_cache)
+            mh_bc_source_hash(b.data, b.len, src.sha);
         src.size = b.len;
     }
 
-    unsigned char *bc = NULL;
-    size_t bc_len = 0;
-    bool use_cache = cache_trusted(h, lu, cpath);
-    mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &bc, &bc_len)
+    mh_bc_chunk bc = {0};
+    mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &bc)
                                : MH_BC_ABSENT;
-    if (r == MH_BC_UNSURE || r == MH_BC_STALE || r == MH_BC_ABSENT) {
-        if (!src.bytes) { /* read the file now */
-            mh_error *e = NULL;
-            rc = fd_blob(h, fd, spec->file, h->max_module_size, &b, &e);
-            if (rc != MH_OK) {
-                rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
-                            mh_error_message(e));
-                mh_error_free(e);
-                return rc;
-            }
-            unsigned char *d = b.data;
-            size_t len = b.len;
-            mh_bc_source_hash(d, len, src.sha);
-            if (r == MH_BC_UNSURE && use_cache) { /* too close: by hash */
-                mh_bc_source hs = src;
-                hs.bytes = d;
-                r = mh_bc_load(h, cpath, &hs, &bc, &bc_len);
-            }
+    if (r != MH_BC_HIT && !src.bytes) { /* read the file now */
+        mh_error *e = NULL;
+        rc = fd_blob(h, fd, spec->file, h->max_module_size, &b, &e);
+        if (rc != MH_OK) {
+            rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
+                        mh_error_message(e));
+            mh_error_free(e);
+            return rc;
+        }
+        bool unsure = r == MH_BC_UNSURE; /* use_cache, since it was read */
+        if (unsure || store)
+            mh_bc_source_hash(b.data, b.len, src.sha);
+        if (unsure) { /* too close to call by stat: by hash */
+            mh_bc_source hs = src;
+            hs.bytes = b.data;
+            r = mh_bc_load(h, cpath, &hs, &bc);
         }
     }
     if (r == MH_BC_HIT) {
-        int lr = luaL_loadbufferx(L, (const char *)bc, bc_len, chunkname, "b");
-        mh_mem_free(h, bc, bc_len);
+        int lr = luaL_loadbufferx(L, (const char *)bc.bc, bc.bc_len,
+                                  chunkname, "b");
+        mh_bc_chunk_free(h, &bc);
         mh_blob_free(h, &b);
         if (lr == LUA_OK) {
             MH_TRACE(h, "lua: %s: bytecode from cache %s", mod->name, cpath);
@@ -788,7 +790,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         return rc;
     }
     MH_TRACE(h, "lua: %s: compiled %zu bytes of source", mod->name, b.len);
-    if (use_cache && writes_allowed(h)) {
+    if (store) {
         dumpbuf d = {h, NULL, 0, 0, false};
         lua_dump(L, dump_writer, &d, 0);
         mh_error *e = NULL;

@@ -1016,6 +1016,62 @@ TEST(cache_one_byte_changed_is_compiled_again)
     log_capture_free(&l2);
 }
 
+/* The checksum (a 64-bit hash since cache format 3) sees one flipped bit
+ * anywhere in the bytecode: its first byte, its middle, its last, each
+ * bit of those.  Every time the module is compiled again, never
+ * undumped, and the file is rewritten whole. */
+TEST(cache_any_bit_flipped_is_compiled_again)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l0;
+    mh_host *h;
+    const char *cfile;
+    unsigned char *good, *bad;
+    size_t len, got_len;
+
+    lua_write("E/bf.lua", "local M = {}\n"
+                          "function M.v(x) return x * 3 end\n"
+                          "M.s = 'a string constant'\n"
+                          "return M\n");
+    log_capture_init(&l0);
+    h = vhost(&l0, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "bf"), "v", "[2]"), "6");
+    mh_host_free(h);
+    log_capture_free(&l0);
+    cfile = first_file_under(tmp_path("cache/lua"));
+    ASSERT_NOT_NULL(cfile);
+    good = file_bytes(cfile, &len);
+    ASSERT_TRUE(len > 200 + 120);
+    const size_t at[] = {120, 120 + (len - 120) / 2, len - 1};
+    bad = malloc(len);
+    ASSERT_NOT_NULL(bad);
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            log_capture l;
+            memcpy(bad, good, len);
+            bad[at[i]] ^= (unsigned char)(1u << bit);
+            file_write_bytes(cfile, bad, len);
+            log_capture_init(&l);
+            h = vhost(&l, 0, NULL, dir);
+            ASSERT_EQ_STR(call_ok(import_ok(h, "bf"), "v", "[5]"), "15");
+            if (log_capture_count(&l, -1, "bytecode from cache") != 0 ||
+                log_capture_count(&l, -1, "compiled") != 1)
+                FAIL("byte %zu bit %d flipped: not compiled again; log:%s",
+                     at[i], bit, log_capture_dump(&l));
+            mh_host_free(h);
+            log_capture_free(&l);
+            unsigned char *now = file_bytes(cfile, &got_len);
+            if (got_len != len || now[at[i]] != good[at[i]] ||
+                memcmp(now + 120, good + 120, len - 120) != 0)
+                FAIL("byte %zu bit %d: the cache file was not rewritten "
+                     "with the same bytecode", at[i], bit);
+            free(now);
+        }
+    }
+    free(bad);
+    free(good);
+}
+
 TEST(cache_file_of_other_module_not_used)
 {
     const char *dir = tmp_mkdir("E");

@@ -33,21 +33,20 @@ static uint64_t u64_at(const uint8_t *d, size_t off)
 static void load(mh_host *h, const char *path, const mh_bc_source *src,
                  const uint8_t *data, size_t size)
 {
-    unsigned char *bc = NULL;
-    size_t bc_len = 0;
-    mh_bc_result r = mh_bc_load(h, path, src, &bc, &bc_len);
+    mh_bc_chunk c;
+    mh_bc_result r = mh_bc_load(h, path, src, &c);
     FZ_CHECK(r == MH_BC_HIT || r == MH_BC_ABSENT || r == MH_BC_STALE ||
                  r == MH_BC_UNSURE,
              "result %d", (int)r);
-    FZ_CHECK((r == MH_BC_HIT) == (bc != NULL), "bytecode %p for result %d",
-             (void *)bc, (int)r);
+    FZ_CHECK((r == MH_BC_HIT) == (c.bc != NULL), "bytecode %p for result %d",
+             (const void *)c.bc, (int)r);
     if (r == MH_BC_UNSURE)
         FZ_CHECK(!src->bytes, "unsure in hash mode");
-    if (bc) {
-        FZ_CHECK(size >= HDR_SIZE && bc_len == size - HDR_SIZE &&
-                     memcmp(bc, data + HDR_SIZE, bc_len) == 0,
-                 "a hit of %zu bytes from a %zu-byte file", bc_len, size);
-        mh_mem_free(h, bc, bc_len);
+    if (c.bc) {
+        FZ_CHECK(size >= HDR_SIZE && c.bc_len == size - HDR_SIZE &&
+                     memcmp(c.bc, data + HDR_SIZE, c.bc_len) == 0,
+                 "a hit of %zu bytes from a %zu-byte file", c.bc_len, size);
+        mh_bc_chunk_free(h, &c);
     }
 }
 
@@ -89,21 +88,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(mh_bc_store(h, out, &by_hash, by_hash.sha, data, size, &err) ==
                  MH_OK,
              "store: %s", mh_error_message(err));
-    unsigned char *bc = NULL;
-    size_t bc_len = 0;
-    FZ_CHECK(mh_bc_load(h, out, &by_hash, &bc, &bc_len) == MH_BC_HIT &&
-                 bc_len == size && (!size || memcmp(bc, data, size) == 0),
+    mh_bc_chunk c;
+    FZ_CHECK(mh_bc_load(h, out, &by_hash, &c) == MH_BC_HIT &&
+                 c.bc_len == size && (!size || memcmp(c.bc, data, size) == 0),
              "stored by hash, not loaded back");
-    mh_mem_free(h, bc, bc_len);
+    mh_bc_chunk_free(h, &c);
     /* By stat, with an mtime long before now: a sure hit. */
     FZ_CHECK(mh_bc_store(h, out, &by_stat, by_hash.sha, data, size, &err) ==
                  MH_OK,
              "store: %s", mh_error_message(err));
-    bc = NULL;
-    FZ_CHECK(mh_bc_load(h, out, &by_stat, &bc, &bc_len) == MH_BC_HIT &&
-                 bc_len == size && (!size || memcmp(bc, data, size) == 0),
+    FZ_CHECK(mh_bc_load(h, out, &by_stat, &c) == MH_BC_HIT &&
+                 c.bc_len == size && (!size || memcmp(c.bc, data, size) == 0),
              "stored by stat, not loaded back");
-    mh_mem_free(h, bc, bc_len);
+    mh_bc_chunk_free(h, &c);
 
     fz_host_free(h, &a);
     return 0;
