@@ -27,12 +27,6 @@
 
 #include <string.h>
 
-struct mh_itab {
-    size_t mask;                 /* capacity - 1; capacity is a power of 2 */
-    mh_itab *next_retired;
-    _Atomic(mh_iname *) slots[];
-};
-
 struct mh_ichunk {
     mh_ichunk *next;
     size_t size;                 /* bytes in data[] */
@@ -96,71 +90,20 @@ void mh_int_free(mh_host *h, mh_itable *t)
     atomic_store_explicit(&t->tab, NULL, memory_order_relaxed);
 }
 
-/* Equal bytes?  Names are short: word compares inline, no call. */
-static inline bool same(const char *a, const char *b, size_t n)
+/* No hazard record for this thread yet: make one, or, where none can be
+ * made, probe under the writers' lock. */
+mh_iname *mh_int_find_cold_(mh_itable *t, const char *s, size_t len,
+                            uint64_t hash)
 {
-    if (n >= 8) {
-        for (size_t i = 0; i + 8 < n; i += 8)
-            if (mh_hash_load8_((const unsigned char *)a + i) !=
-                mh_hash_load8_((const unsigned char *)b + i))
-                return false;
-        return mh_hash_load8_((const unsigned char *)a + n - 8) ==
-               mh_hash_load8_((const unsigned char *)b + n - 8);
-    }
-    if (n >= 4)
-        return mh_hash_load4_((const unsigned char *)a) ==
-                   mh_hash_load4_((const unsigned char *)b) &&
-               mh_hash_load4_((const unsigned char *)a + n - 4) ==
-                   mh_hash_load4_((const unsigned char *)b + n - 4);
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != b[i])
-            return false;
-    return true;
-}
-
-static inline mh_iname *probe(const mh_itab *tab, const char *s, size_t len,
-                              uint64_t hash)
-{
-    uint32_t h32 = (uint32_t)hash;
-    for (size_t i = (size_t)hash & tab->mask;; i = (i + 1) & tab->mask) {
-        mh_iname *r = atomic_load_explicit(&tab->slots[i],
-                                           memory_order_acquire);
-        if (!r)
-            return NULL;
-        if (r->hash == h32 && r->len == len && same(r->str, s, len))
-            return r;
-    }
-}
-
-/* The lock-free find, inlined into the hit paths. */
-static inline __attribute__((always_inline)) mh_iname *
-find(mh_itable *t, const char *s, size_t len, uint64_t hash)
-{
-    mh_hazard *hz = mh_hz_self();
-    if (__builtin_expect(!hz, 0)) { /* no hazard record: under the lock */
-        pthread_mutex_lock(&t->lock);
-        mh_iname *r = probe(atomic_load_explicit(&t->tab,
-                                                 memory_order_relaxed),
-                            s, len, hash);
-        pthread_mutex_unlock(&t->lock);
-        return r;
-    }
-    mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_acquire);
-    for (;;) {
-        mh_hz_set(hz, tab);
-        mh_itab *now = atomic_load_explicit(&t->tab, MH_HZ_RECHECK);
-        if (now == tab)
-            break;
-        tab = now;
-    }
-    mh_iname *r = probe(tab, s, len, hash);
-    mh_hz_clear(hz);
+    mh_hazard *hz = mh_hz_register_();
+    if (hz)
+        return mh_int_find_hz_(t, hz, s, len, hash);
+    pthread_mutex_lock(&t->lock);
+    mh_iname *r = mh_int_probe_(atomic_load_explicit(&t->tab,
+                                                     memory_order_relaxed),
+                                s, len, hash);
+    pthread_mutex_unlock(&t->lock);
     return r;
-}
-
-mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
-{
-    return find(t, s, len, hash);
 }
 
 /* Carve a record out of the arena (lock held). */
@@ -255,7 +198,7 @@ get(mh_host *h, mh_itable *t, const char *s, size_t len)
     /* Inserts so far: if none happens between the lock-free miss and the
      * lock, the miss stands and the probe need not be repeated. */
     size_t seen = atomic_load_explicit(&t->count, memory_order_acquire);
-    mh_iname *r = find(t, s, len, hash);
+    mh_iname *r = mh_int_find(t, s, len, hash);
     return r ? r : insert(h, t, s, len, hash, seen);
 }
 
@@ -275,7 +218,7 @@ static mh_iname *insert(mh_host *h, mh_itable *t, const char *s, size_t len,
     mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_relaxed);
     size_t count = atomic_load_explicit(&t->count, memory_order_relaxed);
     /* Another writer may have won.  Under the lock no array is freed. */
-    if (count != seen && (r = probe(tab, s, len, hash)) != NULL)
+    if (count != seen && (r = mh_int_probe_(tab, s, len, hash)) != NULL)
         goto out;
     if ((count + 1) * 4 > (tab->mask + 1) * 3) {
         tab = grow(h, t, tab);
@@ -327,7 +270,7 @@ const char *mh_intern_len(mh_host *host, const char *str, size_t len)
 
 const char *mh_int_lookup(mh_host *h, const char *s, size_t len)
 {
-    mh_iname *r = find(&h->intern, s, len, mh_hash_bytes(s, len));
+    mh_iname *r = mh_int_find(&h->intern, s, len, mh_hash_bytes(s, len));
     return r ? r->str : NULL;
 }
 

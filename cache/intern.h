@@ -12,8 +12,11 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cache/hazard.h"
 
 struct mh_host;
 struct mh_module;
@@ -104,9 +107,92 @@ void mh_int_free(struct mh_host *h, mh_itable *t);
 /* Find or insert; NULL on out of memory. */
 mh_iname *mh_int_get(struct mh_host *h, mh_itable *t, const char *s,
                      size_t len);
-/* Find only; never allocates, never locks. */
-mh_iname *mh_int_find(mh_itable *t, const char *s, size_t len,
-                      uint64_t hash);
+/* ---- the lock-free find, inline: it is most of a registry hit ---------- */
+
+/* One generation of the slot array (its layout is here for the inline
+ * find; only cache/intern.c writes it). */
+struct mh_itab {
+    size_t mask;                 /* capacity - 1; capacity is a power of 2 */
+    mh_itab *next_retired;
+    _Atomic(mh_iname *) slots[];
+};
+
+/* Equal bytes?  Names are short: word compares inline, no call. */
+static inline bool mh_int_same_(const char *a, const char *b, size_t n)
+{
+    const unsigned char *x = (const unsigned char *)a;
+    const unsigned char *y = (const unsigned char *)b;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (mh_hash_load8_(x + i) != mh_hash_load8_(y + i))
+                return false;
+        return mh_hash_load8_(x + n - 8) == mh_hash_load8_(y + n - 8);
+    }
+    if (n >= 4)
+        return mh_hash_load4_(x) == mh_hash_load4_(y) &&
+               mh_hash_load4_(x + n - 4) == mh_hash_load4_(y + n - 4);
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return false;
+    return true;
+}
+
+static inline mh_iname *mh_int_probe_(const mh_itab *tab, const char *s,
+                                      size_t len, uint64_t hash)
+{
+    uint32_t h32 = (uint32_t)hash;
+    for (size_t i = (size_t)hash & tab->mask;; i = (i + 1) & tab->mask) {
+        mh_iname *r = atomic_load_explicit(&tab->slots[i],
+                                           memory_order_acquire);
+        if (!r)
+            return NULL;
+        if (r->hash == h32 && r->len == len && mh_int_same_(r->str, s, len))
+            return r;
+    }
+}
+
+/* Probe the current array under this thread's hazard pointer. */
+static inline __attribute__((always_inline)) mh_iname *
+mh_int_find_hz_(mh_itable *t, mh_hazard *hz, const char *s, size_t len,
+                uint64_t hash)
+{
+    mh_itab *tab = atomic_load_explicit(&t->tab, memory_order_acquire);
+    for (;;) {
+        mh_hz_set(hz, tab);
+        mh_itab *now = atomic_load_explicit(&t->tab, MH_HZ_RECHECK);
+        if (now == tab)
+            break;
+        tab = now;
+    }
+    mh_iname *r = mh_int_probe_(tab, s, len, hash);
+    mh_hz_clear(hz);
+    return r;
+}
+
+/* A thread's first find: registers its hazard record, or, where none can
+ * be made, probes under the writers' lock (cache/intern.c). */
+mh_iname *mh_int_find_cold_(mh_itable *t, const char *s, size_t len,
+                            uint64_t hash) __attribute__((cold, noinline));
+
+/* Find only; never allocates, and locks only in a thread that could get
+ * no hazard record.  hash is mh_hash_bytes(s, len). */
+static inline __attribute__((always_inline)) mh_iname *
+mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
+{
+    mh_hazard *hz = mh_hz_self_;
+    if (__builtin_expect(hz == NULL, 0))
+        return mh_int_find_cold_(t, s, len, hash);
+    return mh_int_find_hz_(t, hz, s, len, hash);
+}
+
+/* The READY module of that name -- the record's registry slot -- or
+ * NULL: the whole of an import of a loaded module. */
+static inline __attribute__((always_inline)) struct mh_module *
+mh_int_module(mh_itable *t, const char *s, size_t len)
+{
+    mh_iname *r = mh_int_find(t, s, len, mh_hash_bytes(s, len));
+    return r ? atomic_load_explicit(&r->module, memory_order_acquire) : NULL;
+}
 
 /* The record of an interned string (s must come from this table). */
 static inline mh_iname *mh_int_record(const char *s)

@@ -45,11 +45,7 @@ void mh_reg_init(mh_registry *r)
 
 mh_module *mh_reg_lookup(mh_host *h, const char *name, size_t len)
 {
-    mh_iname *r = mh_int_find(&h->intern, name, len,
-                              mh_hash_bytes(name, len));
-    if (!r)
-        return NULL;
-    return atomic_load_explicit(&r->module, memory_order_acquire);
+    return mh_int_module(&h->intern, name, len);
 }
 
 static mh_module *pending_find(mh_registry *reg, const char *name)

@@ -3,12 +3,29 @@
  * allocation, counting, address stability across table growth, and
  * concurrent interning from several threads.
  */
+#include <errno.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "tests/test_intern.c: add this machine's AUDIT_ARCH_*"
+#endif
 
 #include "support/support.h"
 #include "test.h"
@@ -292,7 +309,7 @@ static void *reader_worker(void *p)
     return NULL;
 }
 
-TEST(readers_during_growth_find_every_name)
+static void readers_during_growth(void)
 {
     mh_host *host = host_new_isolated(NULL);
     const char *names[64];
@@ -329,6 +346,50 @@ TEST(readers_during_growth_find_every_name)
         ASSERT_NOT_NULL(mh_intern_lookup(host, buf));
     }
     mh_host_free(host);
+}
+
+TEST(readers_during_growth_find_every_name)
+{
+    readers_during_growth();
+}
+
+/* Where membarrier(2) is refused (an old kernel, a container's seccomp
+ * profile), no thread gets a hazard record and readers probe under the
+ * writers' lock instead (cache/hazard.h).  The same readers and writer,
+ * in a child whose seccomp filter answers membarrier with ENOSYS: every
+ * name is still found at its one address, and nothing is freed under a
+ * reader (ASan). */
+TEST(readers_without_membarrier_take_the_lock)
+{
+    pid_t pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) {
+        struct sock_filter f[] = {
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                     offsetof(struct seccomp_data, arch)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+            BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+                     offsetof(struct seccomp_data, nr)),
+            BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = {sizeof f / sizeof *f, f};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+            prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            FAIL("cannot install the seccomp filter: %s", strerror(errno));
+        if (syscall(__NR_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0, 0) !=
+                -1 ||
+            errno != ENOSYS)
+            FAIL("membarrier still answers under the filter");
+        readers_during_growth();
+        _exit(0);
+    }
+    int status;
+    ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        FAIL("the child without membarrier failed (status 0x%x)", status);
 }
 
 /* Grown-out arrays are freed, not kept for the host's lifetime: 100,000
