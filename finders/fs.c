@@ -497,14 +497,18 @@ static void fsf_close(mh_finder_ctx *cx, void *state)
 static int join_buf(const fsf_state *s, const char *rel, size_t rlen,
                     char *buf)
 {
-    int n = rlen ? snprintf(buf, PATH_MAX, "%s%s%.*s", s->root,
-                            strcmp(s->root, "/") ? "/" : "", (int)rlen, rel)
-                 : snprintf(buf, PATH_MAX, "%s", s->root);
-    if (n < 0 || n >= PATH_MAX) {
+    size_t n = mh_int_record(s->root)->len; /* interned: its length kept */
+    bool slash = rlen && !(n == 1 && s->root[0] == '/');
+    size_t total = n + slash + rlen;
+    if (total >= PATH_MAX) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    return n;
+    memcpy(buf, s->root, n);
+    buf[n] = '/';
+    memcpy(buf + n + slash, rel, rlen);
+    buf[total] = '\0';
+    return (int)total;
 }
 
 /* root + "/" + rel (rel may be ""), interned. */

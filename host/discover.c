@@ -35,25 +35,56 @@
 
 /* ---- identities --------------------------------------------------------- */
 
-static size_t stat_identity(const char *path, char *buf, size_t size,
-                            bool *unsure)
+/* v in decimal at p, at least `width` digits; the end.  (snprintf was a
+ * sixth of a listing from the index.) */
+static char *put_dec(char *p, unsigned long long v, int width)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || n < width);
+    while (n)
+        *p++ = t[--n];
+    return p;
+}
+
+static char *put_sdec(char *p, long long v)
+{
+    if (v < 0)
+        *p++ = '-';
+    return put_dec(p, v < 0 ? 0ULL - (unsigned long long)v
+                            : (unsigned long long)v, 1);
+}
+
+/* "DEV:INO:SIZE:SEC.NSEC" of path into buf (at least STAT_ID_SIZE bytes),
+ * "-" for no path, "?" for one that cannot be stat'ed. */
+#define STAT_ID_SIZE 128
+static void stat_identity(const char *path, char *buf, bool *unsure)
 {
     struct stat st;
-    if (!path)
-        return (size_t)snprintf(buf, size, "-");
-    if (stat(path, &st) != 0)
-        return (size_t)snprintf(buf, size, "?");
+    if (!path || stat(path, &st) != 0) {
+        memcpy(buf, path ? "?" : "-", 2);
+        return;
+    }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     long long age = (long long)(now.tv_sec - st.st_mtim.tv_sec) * 1000000000LL
                     + (now.tv_nsec - st.st_mtim.tv_nsec);
     if (age < UNSURE_NS)
         *unsure = true;
-    return (size_t)snprintf(buf, size, "%ju:%ju:%lld:%lld.%09ld",
-                            (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
-                            (long long)st.st_size,
-                            (long long)st.st_mtim.tv_sec,
-                            (long)st.st_mtim.tv_nsec);
+    /* 4 numbers of at most 20 digits and a sign, 9 digits, 4 separators */
+    char *p = put_dec(buf, (unsigned long long)st.st_dev, 1);
+    *p++ = ':';
+    p = put_dec(p, (unsigned long long)st.st_ino, 1);
+    *p++ = ':';
+    p = put_sdec(p, (long long)st.st_size);
+    *p++ = ':';
+    p = put_sdec(p, (long long)st.st_mtim.tv_sec);
+    *p++ = '.';
+    p = put_dec(p, (unsigned long long)st.st_mtim.tv_nsec, 9);
+    *p = '\0';
 }
 
 /* The identity of found module f into buf, or NULL when it has none (it
@@ -61,11 +92,11 @@ static size_t stat_identity(const char *path, char *buf, size_t size,
 static const char *identity_of(const mh_found *f, char *buf, size_t size)
 {
     bool unsure = false;
-    char mod[128], meta[128];
+    char mod[STAT_ID_SIZE], meta[STAT_ID_SIZE];
     int n;
     if (f->file) {
-        stat_identity(f->file, mod, sizeof mod, &unsure);
-        stat_identity(f->meta_file, meta, sizeof meta, &unsure);
+        stat_identity(f->file, mod, &unsure);
+        stat_identity(f->meta_file, meta, &unsure);
         n = snprintf(buf, size, "%sfile:%s|meta:%s", unsure ? UNSURE : "",
                      mod, meta);
     } else if (f->identity) {
@@ -232,9 +263,9 @@ static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
     }
     mh_error *e = NULL;
     mh_status rc = k->manifest && strcmp(k->source, "none") != 0
-        ? mh_manifest_parse(h, it->name, k->source, it->found.origin,
-                            k->manifest, strlen(k->manifest), 0,
-                            &it->manifest, &e)
+        ? mh_manifest_parse_own(h, it->name, k->source, it->found.origin,
+                                k->manifest, strlen(k->manifest),
+                                &it->manifest, &e)
         : mh_manifest_empty(h, it->name, &it->manifest, &e);
     mh_error_free(e);
     return rc == MH_OK;

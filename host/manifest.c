@@ -63,16 +63,22 @@ static mh_manifest *blank(mh_host *h, const char *name, const char *source)
     return m;
 }
 
-static bool set_json(mh_manifest *m, const char *text)
+static bool set_json_n(mh_manifest *m, const char *text, size_t len)
 {
-    m->json_size = strlen(text) + 1;
+    m->json_size = len + 1;
     m->json = mh_mem_alloc(m->host, m->json_size);
     if (!m->json) {
         m->json_size = 0;
         return false;
     }
-    memcpy(m->json, text, m->json_size);
+    memcpy(m->json, text, len);
+    m->json[len] = '\0';
     return true;
+}
+
+static bool set_json(mh_manifest *m, const char *text)
+{
+    return set_json_n(m, text, strlen(text));
 }
 
 mh_status mh_manifest_empty(mh_host *h, const char *name, mh_manifest **out,
@@ -275,10 +281,10 @@ static bool set_note_abi(cJSON *root, mh_manifest *m, unsigned abi)
     return cJSON_AddNumberToObject(root, "abi", abi) != NULL;
 }
 
-mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
-                            const char *where, const char *json, size_t len,
-                            unsigned note_abi, mh_manifest **out,
-                            mh_error **err)
+static mh_status parse(mh_host *h, const char *name, const char *source,
+                       const char *where, const char *json, size_t len,
+                       unsigned note_abi, bool own, mh_manifest **out,
+                       mh_error **err)
 {
     parse_ctx p = {h, name, where ? where : "?", err, note_abi};
     *out = NULL;
@@ -313,9 +319,13 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
     mh_status rc = m ? fill(&p, root, m)
                      : mh_err(h, err, MH_ENOMEM, "out of memory reading the "
                               "manifest of module '%s'", name);
-    char *text = rc == MH_OK && (!note_abi || set_note_abi(root, m, note_abi))
+    /* Text from elsewhere is printed again, compact; the library's own
+     * print is that already. */
+    char *text = rc == MH_OK && !own &&
+                         (!note_abi || set_note_abi(root, m, note_abi))
                      ? cJSON_PrintUnformatted(root) : NULL;
-    if (rc == MH_OK && (!text || !set_json(m, text)))
+    if (rc == MH_OK &&
+        (own ? !set_json_n(m, json, len) : !text || !set_json(m, text)))
         rc = mh_err(h, err, MH_ENOMEM, "out of memory reading the manifest "
                     "of module '%s'", name);
     cJSON_free(text);
@@ -326,6 +336,23 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
     }
     *out = m;
     return MH_OK;
+}
+
+mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
+                            const char *where, const char *json, size_t len,
+                            unsigned note_abi, mh_manifest **out,
+                            mh_error **err)
+{
+    return parse(h, name, source, where, json, len, note_abi, false, out,
+                 err);
+}
+
+mh_status mh_manifest_parse_own(mh_host *h, const char *name,
+                                const char *source, const char *where,
+                                const char *json, size_t len,
+                                mh_manifest **out, mh_error **err)
+{
+    return parse(h, name, source, where, json, len, 0, true, out, err);
 }
 
 /* ---- accessors ---------------------------------------------------------- */

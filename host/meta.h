@@ -62,6 +62,14 @@ mh_status mh_manifest_parse(struct mh_host *h, const char *name,
                             const char *json, size_t len, unsigned note_abi,
                             mh_manifest **out, mh_error **err);
 
+/* The same for text this library printed itself (mh_manifest_json, as the
+ * discovery index keeps it): parsed and checked alike, but kept as given
+ * rather than printed again. */
+mh_status mh_manifest_parse_own(struct mh_host *h, const char *name,
+                                const char *source, const char *where,
+                                const char *json, size_t len,
+                                mh_manifest **out, mh_error **err);
+
 /* A manifest with nothing in it (source "none"). */
 mh_status mh_manifest_empty(struct mh_host *h, const char *name,
                             mh_manifest **out, mh_error **err);
