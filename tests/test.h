@@ -15,7 +15,9 @@
  * to the program fails, so the two lists cannot drift apart.
  *
  * Assertions print file:line and what differed, then end the case with a
- * non-zero exit status.  They may be used from any thread.
+ * non-zero exit status.  They may be used from any thread.  SKIP(why)
+ * ends a case whose subject this build or machine does not have; CTest
+ * shows it as skipped.
  *
  * ERR is an `mh_error **` slot owned by the runner: pass it as the err
  * argument of a library call, then ASSERT_STATUS prints the error's message
@@ -36,6 +38,12 @@ typedef void (*test_fn)(void);
 void test_register(const char *name, test_fn fn);
 _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* End the case as skipped (exit status TEST_SKIP_STATUS, which CTest
+ * reports as "Skipped", never as passed), saying why: for a case whose
+ * subject does not exist in this build or on this machine. */
+_Noreturn void test_skip(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define TEST_SKIP_STATUS 77
 
 /* The runner's error slot: frees any previous error, returns the slot. */
 mh_error **test_err_slot(void);
@@ -55,6 +63,7 @@ mh_error *test_err_last(void);
     static void test_##name(void)
 
 #define FAIL(...) test_fail(__FILE__, __LINE__, __VA_ARGS__)
+#define SKIP(...) test_skip(__FILE__, __LINE__, __VA_ARGS__)
 
 #define ASSERT_TRUE(cond)                                                 \
     do {                                                                  \

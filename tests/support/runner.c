@@ -72,6 +72,20 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     _exit(1);
 }
 
+void test_skip(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s:%d: SKIP %s: ", file, line, current_case);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(NULL);
+    support_cleanup();
+    _exit(TEST_SKIP_STATUS);
+}
+
 static void on_alarm(int sig)
 {
     static const char msg[] = "FAIL: case timed out (hang or deadlock)\n";
@@ -131,8 +145,11 @@ static int run_all(void)
     size_t failed = 0;
 
     for (size_t i = 0; i < ncases; i++) {
-        if (run_forked(i) == 0) {
+        int rc = run_forked(i);
+        if (rc == 0) {
             printf("ok   %s\n", cases[i].name);
+        } else if (rc == TEST_SKIP_STATUS) {
+            printf("skip %s\n", cases[i].name);
         } else {
             printf("FAIL %s\n", cases[i].name);
             failed++;
