@@ -174,8 +174,10 @@ mh_int_find_hz_(mh_itable *t, mh_hazard *hz, const char *s, size_t len,
 mh_iname *mh_int_find_cold_(mh_itable *t, const char *s, size_t len,
                             uint64_t hash) __attribute__((cold, noinline));
 
-/* Find only; never allocates, and locks only in a thread that could get
- * no hazard record.  hash is mh_hash_bytes(s, len). */
+/* Find only.  Never allocates from the host's allocator (a thread's first
+ * find registers its hazard record, cache/hazard.c), and locks only where
+ * no thread can get a record (no membarrier).  hash is
+ * mh_hash_bytes(s, len). */
 static inline __attribute__((always_inline)) mh_iname *
 mh_int_find(mh_itable *t, const char *s, size_t len, uint64_t hash)
 {
