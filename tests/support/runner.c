@@ -56,34 +56,32 @@ mh_error *test_err_last(void)
     return err_slot;
 }
 
-void test_fail(const char *file, int line, const char *fmt, ...)
+/* Say why the case ends (file:line: WORD case: message) and end it with
+ * status.  _exit: the case is abandoned mid-way, so skip atexit handlers
+ * and the leak checker, whose report would only bury the real failure. */
+static _Noreturn void end_case(const char *file, int line, const char *word,
+                               int status, const char *fmt, va_list ap)
 {
-    va_list ap;
-
-    fprintf(stderr, "%s:%d: FAIL in %s: ", file, line, current_case);
-    va_start(ap, fmt);
+    fprintf(stderr, "%s:%d: %s %s: ", file, line, word, current_case);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
     fflush(NULL);
     support_cleanup();
-    /* _exit: the case is abandoned mid-way, so skip atexit handlers and
-     * the leak checker, whose report would only bury the real failure. */
-    _exit(1);
+    _exit(status);
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    end_case(file, line, "FAIL in", 1, fmt, ap);
 }
 
 void test_skip(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
-
-    fprintf(stderr, "%s:%d: SKIP %s: ", file, line, current_case);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fflush(NULL);
-    support_cleanup();
-    _exit(TEST_SKIP_STATUS);
+    end_case(file, line, "SKIP", TEST_SKIP_STATUS, fmt, ap);
 }
 
 static void on_alarm(int sig)
