@@ -618,6 +618,48 @@ TEST(cache_compiled_then_read_back)
     log_capture_free(&l2);
 }
 
+/* The fuzz target of the cache reader (tests/fuzz/fuzz_bytecode.c) is
+ * only as good as its seeds: a seed of an older cache format stops at the
+ * header check and tests nothing.  Every committed seed and regression
+ * input must start with the header the host writes now (magic, format,
+ * Lua version, type sizes: the first 20 bytes). */
+TEST(fuzz_bytecode_seeds_are_of_the_current_format)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l;
+    unsigned char *want, *got;
+    size_t wlen, glen;
+    const char *src = getenv("MH_TEST_SOURCE_DIR");
+
+    lua_write("E/fs.lua", "return {v = function() return 1 end}\n");
+    log_capture_init(&l);
+    mh_host *h = vhost(&l, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "fs"), "v", NULL), "1");
+    mh_host_free(h);
+    log_capture_free(&l);
+    const char *cfile = first_file_under(tmp_path("cache/lua"));
+    ASSERT_NOT_NULL(cfile);
+    want = file_bytes(cfile, &wlen);
+    ASSERT_TRUE(wlen > 20);
+    if (!src || !*src)
+        src = MH_TEST_SOURCE_DIR;
+    static const char *const seeds[] = {
+        "tests/fuzz/corpus/bytecode/host_0.mhc",
+        "tests/fuzz/corpus/bytecode/host_1.mhc",
+        "tests/fuzz/regressions/bytecode/mtime_year_2400.mhc",
+        "tests/fuzz/regressions/bytecode/nsec_far_apart.mhc",
+    };
+    for (size_t i = 0; i < sizeof seeds / sizeof *seeds; i++) {
+        got = file_bytes(str_fmt("%s/%s", src, seeds[i]), &glen);
+        if (glen < 20 || memcmp(got, want, 20) != 0)
+            FAIL("%s does not start with the header this build writes: "
+                 "remake it (scripts/fuzz-seeds; see docs/fuzzing.md)",
+                 seeds[i]);
+        free(got);
+    }
+    free(want);
+}
+
 TEST(cache_edit_same_size_same_mtime_seen)
 {
     const char *dir = tmp_mkdir("E");
