@@ -171,6 +171,9 @@ size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off);
  * "it cannot be read", "it cannot be hashed") with errno set to the
  * system's error, or 0 when there was none. */
 const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32]);
+/* The SHA-256 of n bytes at d; false only if OpenSSL fails (host/fileio.c
+ * says why this, not EVP_Digest, is every plain SHA-256 of the library). */
+bool mh_sha256(const void *d, size_t n, unsigned char out[32]);
 /* n bytes as 2n lowercase hex digits and a NUL. */
 void mh_hex(const unsigned char *d, size_t n, char *out);
 

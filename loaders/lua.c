@@ -40,7 +40,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -575,7 +574,8 @@ static void cache_path(mh_host *h, const char *origin, const char *file,
     }
     unsigned char sha[32];
     char hex[33];
-    EVP_Digest(origin, strlen(origin), sha, NULL, EVP_sha256(), NULL);
+    if (!mh_sha256(origin, strlen(origin), sha))
+        memset(sha, 0, sizeof sha); /* never: OpenSSL failing at this */
     mh_hex(sha, 16, hex);
     snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
 }

@@ -49,7 +49,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,7 +261,7 @@ static void unlink_entry(mh_mfd *e)
 
 static bool sha256(const mh_blob *b, unsigned char out[32])
 {
-    return EVP_Digest(b->data, b->len, out, NULL, EVP_sha256(), NULL) == 1;
+    return mh_sha256(b->data, b->len, out);
 }
 
 /* Are b's bytes those of loaded image e (table lock held)?  Read back

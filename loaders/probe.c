@@ -84,7 +84,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,7 +172,7 @@ static mh_status probe_bin(mh_host *h, char *out, size_t size,
 static bool sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[32];
-    if (!EVP_Digest(data, len, md, NULL, EVP_sha256(), NULL))
+    if (!mh_sha256(data, len, md))
         return false;
     mh_hex(md, sizeof md, out);
     return true;
