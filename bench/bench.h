@@ -111,7 +111,9 @@ typedef struct bench_area {
     const char *name;
     const char *title;
     void (*run)(void);                /* measure and report */
-    int (*child)(const char *id);     /* callgrind child; NULL if none */
+    int (*child)(const char *id);     /* --child ID (a callgrind count, or
+                                         a fresh process's timing); NULL
+                                         if none */
 } bench_area;
 
 #define BENCH_AREAS(X) \

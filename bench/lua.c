@@ -510,6 +510,9 @@ static double s_tiny(void *p)
 static double s_tiny_process(void *p)
 {
     ctx *c = p;
+    /* The child finds the module and its cache where s_tiny does. */
+    setenv("MH_BENCH_TINY_DIR", c->dir_tiny, 1);
+    setenv("MH_BENCH_TINY_CACHE", c->warm_tiny, 1);
     char *cmd = bench_fmt("'%s' --child lua.first --build '%s' --source "
                           "'%s' --fixtures '%s' --work '%s'",
                           bench.self, bench.build, bench.source,
@@ -522,7 +525,6 @@ static double s_tiny_process(void *p)
         bench_die("lua: the child timing a process's first import failed "
                   "(%s)", cmd);
     free(cmd);
-    (void)c;
     return us;
 }
 
@@ -530,8 +532,18 @@ static int child(const char *id)
 {
     if (strcmp(id, "first") != 0)
         bench_die("lua: no child '%s'", id);
-    char *dir = bench_fmt("%s/lua/src-tiny", bench.work);
-    char *cache = bench_fmt("%s/lua/cache-tiny", bench.work);
+    const char *dir = getenv("MH_BENCH_TINY_DIR");
+    const char *cache = getenv("MH_BENCH_TINY_CACHE");
+    if (!dir || !cache)
+        bench_die("lua: the child's directories are not set");
+    /* What is timed is an import from the cache: it must be there, and
+     * still the same file after (a miss would compile and rewrite it). */
+    char *have = cache_file(cache);
+    if (!have)
+        bench_die("lua: no bytecode cached in %s", cache);
+    struct stat before, after;
+    if (stat(have, &before) != 0)
+        bench_die("lua: %s: %s", have, strerror(errno));
     logseen seen = {0};
     mh_host *h = host_at(dir, cache, 0, &seen);
     mh_module *m = NULL;
@@ -544,6 +556,11 @@ static int child(const char *id)
     if (seen.warnings)
         bench_die("lua: the host warned: %s", seen.last);
     mh_host_free(h);
+    if (stat(have, &after) != 0 || after.st_ino != before.st_ino ||
+        after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
+        bench_die("lua: %s changed: the import was not from the cache",
+                  have);
+    free(have);
     printf("%.3f\n", (double)dt / 1e3);
     return 0;
 }

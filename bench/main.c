@@ -5,7 +5,8 @@
  *   modhost-bench --build DIR --source DIR --fixtures DIR
  *                 [--rounds N] [--quick] [--md FILE] [--command TEXT]
  *                 [AREA...]
- *   modhost-bench --child ID ...   (internal: one callgrind measurement)
+ *   modhost-bench --child ID ...   (internal: one measurement in a process
+ *                                   of its own, under callgrind or not)
  */
 #include "bench.h"
 #include "report.h"

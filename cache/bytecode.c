@@ -70,10 +70,9 @@ static uint64_t checksum(const void *d, size_t n)
     return mh_hash_bytes(d, n);
 }
 
-void mh_bc_source_hash(const void *src, size_t len, unsigned char out[32])
+bool mh_bc_source_hash(const void *src, size_t len, unsigned char out[32])
 {
-    if (!mh_sha256(src, len, out))
-        memset(out, 0, 32); /* never: matches no entry's, or a wrong one's */
+    return mh_sha256(src, len, out);
 }
 
 static void header_init(bc_header *hd)

@@ -50,6 +50,8 @@ void mh_bc_chunk_free(struct mh_host *h, mh_bc_chunk *c);
 mh_status mh_bc_store(struct mh_host *h, const char *path,
                       const mh_bc_source *src, const unsigned char *source_sha,
                       const void *bc, size_t bc_len, mh_error **err);
-void mh_bc_source_hash(const void *src, size_t len, unsigned char out[32]);
+/* The source's SHA-256; false if it could not be taken (then the cache
+ * must not be used for this source: nothing to compare with). */
+bool mh_bc_source_hash(const void *src, size_t len, unsigned char out[32]);
 
 #endif /* MH_CACHE_BYTECODE_H */

@@ -3,8 +3,9 @@
  * with EINTR and short transfers handled once, here; SHA-256 of bytes and
  * of a file, and hex digits.
  *
- * SHA-256 is OpenSSL's.  Where this OpenSSL still has its low-level
- * SHA256_* functions (deprecated since 3.0, not removed), they are used:
+ * SHA-256 is OpenSSL's.  Where the OpenSSL headers this is built with
+ * still declare its low-level SHA256_* functions (deprecated since 3.0,
+ * not removed), they are used:
  * the first EVP digest of a process sets up OpenSSL's providers and reads
  * its configuration file -- about 1.5 ms here, which the first Lua import
  * of every process paid to name its bytecode cache file, against about
@@ -20,11 +21,12 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/opensslv.h>
 #include <openssl/sha.h>
 
-#if !defined(OPENSSL_NO_DEPRECATED_3_0) && OPENSSL_VERSION_MAJOR < 4
-#define MH_SHA_LOW 1
+/* Exactly the condition under which <openssl/sha.h> declares them (to
+ * build the EVP branch with OpenSSL 3: -DOPENSSL_API_COMPAT=30000
+ * -DOPENSSL_NO_DEPRECATED; .ci/run compiles it so). */
+#if !defined(OPENSSL_NO_DEPRECATED_3_0)
 typedef SHA256_CTX sha_ctx;
 static bool sha_init(sha_ctx *c)
 {
@@ -46,8 +48,11 @@ static void sha_done(sha_ctx *c)
 typedef EVP_MD_CTX *sha_ctx;
 static bool sha_init(sha_ctx *c)
 {
-    return (*c = EVP_MD_CTX_new()) != NULL &&
-           EVP_DigestInit_ex(*c, EVP_sha256(), NULL) == 1;
+    if ((*c = EVP_MD_CTX_new()) == NULL) {
+        errno = ENOMEM;
+        return false;
+    }
+    return EVP_DigestInit_ex(*c, EVP_sha256(), NULL) == 1;
 }
 static bool sha_update(sha_ctx *c, const void *d, size_t n)
 {
@@ -125,10 +130,12 @@ const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32])
     enum { CHUNK = 64 * 1024 };
     unsigned char *buf = malloc(CHUNK);
     sha_ctx md;
-    bool started = buf && sha_init(&md);
     int err = 0;
-    const char *why = !buf ? (err = ENOMEM, "out of memory")
-                    : !started ? "it cannot be hashed" : NULL;
+    errno = 0;
+    bool started = buf && sha_init(&md); /* then sha_done, whatever else */
+    const char *why = !buf || (!started && errno == ENOMEM)
+                          ? (err = ENOMEM, "out of memory")
+                      : !started ? "it cannot be hashed" : NULL;
     for (uint64_t at = 0; !why && at < size;) {
         size_t want = size - at < CHUNK ? (size_t)(size - at) : CHUNK;
         errno = 0;
@@ -144,7 +151,7 @@ const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32])
         why = "it changed size while being read"; /* it grew */
     if (!why && !sha_final(&md, out))
         why = "it cannot be hashed";
-    if (buf)
+    if (buf) /* sha_init was called */
         sha_done(&md);
     free(buf);
     errno = err;

@@ -737,8 +737,8 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         if (rc != MH_OK)
             return rc;
         src.bytes = b.data;
-        if (use_cache)
-            mh_bc_source_hash(b.data, b.len, src.sha);
+        if (use_cache && !mh_bc_source_hash(b.data, b.len, src.sha))
+            use_cache = store = false;
         src.size = b.len;
     }
 
@@ -755,8 +755,11 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
             return rc;
         }
         bool unsure = r == MH_BC_UNSURE; /* use_cache, since it was read */
-        if (unsure || store)
-            mh_bc_source_hash(b.data, b.len, src.sha);
+        if ((unsure || store) &&
+            !mh_bc_source_hash(b.data, b.len, src.sha)) {
+            unsure = store = false; /* compiled, and nothing cached */
+            r = MH_BC_ABSENT;
+        }
         if (unsure) { /* too close to call by stat: by hash */
             mh_bc_source hs = src;
             hs.bytes = b.data;
