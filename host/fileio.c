@@ -5,12 +5,12 @@
  *
  * SHA-256 is OpenSSL's.  Where the OpenSSL headers this is built with
  * still declare its low-level SHA256_* functions (deprecated since 3.0,
- * not removed), they are used:
- * the first EVP digest of a process sets up OpenSSL's providers and reads
- * its configuration file -- about 1.5 ms here, which the first Lua import
- * of every process paid to name its bytecode cache file, against about
- * 20 µs for the first SHA256_Init.  The same function, the same SHA-NI
- * code.  Signatures (host/trust.c) stay on EVP.
+ * not removed), they are used: the first EVP digest of a process sets up
+ * OpenSSL's providers and reads its configuration file -- about 1.5 ms
+ * here, which the first Lua import of every process paid to name its
+ * bytecode cache file, against about 20 µs for the first SHA256_Init.
+ * The same function, the same SHA-NI code.  Signatures (host/trust.c)
+ * stay on EVP.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED 1 /* SHA256_Init and friends, below */
 
@@ -23,9 +23,9 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
-/* Exactly the condition under which <openssl/sha.h> declares them (to
- * build the EVP branch with OpenSSL 3: -DOPENSSL_API_COMPAT=30000
- * -DOPENSSL_NO_DEPRECATED; .ci/run compiles it so). */
+/* Exactly the condition under which <openssl/sha.h> declares them.  The
+ * EVP branch is built with OpenSSL 3 by -DOPENSSL_API_COMPAT=30000
+ * -DOPENSSL_NO_DEPRECATED: `make evp`, in CI, builds and tests it so. */
 #if !defined(OPENSSL_NO_DEPRECATED_3_0)
 typedef SHA256_CTX sha_ctx;
 static bool sha_init(sha_ctx *c)
