@@ -557,6 +557,7 @@ static int child(const char *id)
         bench_die("lua: the host warned: %s", seen.last);
     mh_host_free(h);
     if (stat(have, &after) != 0 || after.st_ino != before.st_ino ||
+        after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
         after.st_mtim.tv_nsec != before.st_mtim.tv_nsec)
         bench_die("lua: %s changed: the import was not from the cache",
                   have);
