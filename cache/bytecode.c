@@ -70,11 +70,6 @@ static uint64_t checksum(const void *d, size_t n)
     return mh_hash_bytes(d, n);
 }
 
-bool mh_bc_source_hash(const void *src, size_t len, unsigned char out[32])
-{
-    return mh_sha256(src, len, out);
-}
-
 static void header_init(bc_header *hd)
 {
     memset(hd, 0, sizeof *hd);

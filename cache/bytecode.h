@@ -19,7 +19,8 @@ enum { MH_BC_HASH = 1, MH_BC_STAT = 2 };
 #define MH_BC_HEADER_SIZE 120
 
 /* What the cache entry is checked against.  bytes != NULL: hash mode
- * (sha is the SHA-256 of the bytes); else stat mode (the other fields). */
+ * (sha is the SHA-256 of the bytes, mh_sha256); else stat mode (the other
+ * fields). */
 typedef struct mh_bc_source {
     const void *bytes;
     unsigned char sha[32];
@@ -50,8 +51,5 @@ void mh_bc_chunk_free(struct mh_host *h, mh_bc_chunk *c);
 mh_status mh_bc_store(struct mh_host *h, const char *path,
                       const mh_bc_source *src, const unsigned char *source_sha,
                       const void *bc, size_t bc_len, mh_error **err);
-/* The source's SHA-256; false if it could not be taken (then the cache
- * must not be used for this source: nothing to compare with). */
-bool mh_bc_source_hash(const void *src, size_t len, unsigned char out[32]);
 
 #endif /* MH_CACHE_BYTECODE_H */

@@ -176,6 +176,12 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     size_t n = strlen(base);
     if (base[n - 1] != '/')
         memcpy(base + n, "/", 2);
+    unsigned char sha[32]; /* of the base URL: its cache directory's name */
+    if (!mh_sha256(base, strlen(base), sha)) {
+        mh_mem_strfree(h, userpwd);
+        return mh_err(h, err, MH_EIO, "entry %s: cannot hash its URL",
+                      userpwd ? "(with credentials)" : entry);
+    }
     htf_state *s = mh_mem_calloc(h, 1, sizeof *s);
     if (!s) {
         mh_mem_strfree(h, userpwd);
@@ -191,10 +197,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
         mh_mem_free(h, s, sizeof *s);
         return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", base);
     }
-    unsigned char sha[32];
     char key[65];
-    if (!mh_sha256(base, strlen(base), sha))
-        memset(sha, 0, sizeof sha); /* never: OpenSSL failing at this */
     mh_hex(sha, 16, key);
     snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
     s->loopback = host_is_loopback(base);

@@ -562,22 +562,24 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
     return 0;
 }
 
-/* Where the compiled chunk of mod is cached. */
-static void cache_path(mh_host *h, const char *origin, const char *file,
+/* Where the compiled chunk of mod is cached; false when no name can be
+ * made (the hash of the origin failed): then no cache is used. */
+static bool cache_path(mh_host *h, const char *origin, const char *file,
                        char *out, size_t size)
 {
     if (file && (h->flags & MH_CONFIG_BYTECODE_BESIDE)) {
         const char *slash = strrchr(file, '/');
         snprintf(out, size, "%.*s/__mhcache__/%s.mhc",
                  (int)(slash - file), file, slash + 1);
-        return;
+        return true;
     }
     unsigned char sha[32];
     char hex[33];
     if (!mh_sha256(origin, strlen(origin), sha))
-        memset(sha, 0, sizeof sha); /* never: OpenSSL failing at this */
+        return false;
     mh_hex(sha, 16, hex);
     snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
+    return true;
 }
 
 /* May bytecode be read from (and written to) the directory of cpath?
@@ -690,7 +692,8 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
 {
     char cpath[4300], chunkname[4200];
     snprintf(chunkname, sizeof chunkname, "@%s", spec->origin);
-    cache_path(h, spec->origin, spec->file, cpath, sizeof cpath);
+    bool named = cache_path(h, spec->origin, spec->file, cpath,
+                            sizeof cpath);
 
     mh_bc_source src = {0};
     mh_blob b = {0};
@@ -721,7 +724,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     }
     /* The source's SHA-256 is taken only where it is used: to look an
      * entry up by hash, to settle an unsure one, or to write one. */
-    bool use_cache = cache_trusted(h, lu, cpath);
+    bool use_cache = named && cache_trusted(h, lu, cpath);
     bool store = use_cache && writes_allowed(h);
     if (fd >= 0) { /* stat mode: the source need not be read on a hit */
         struct stat st;
@@ -737,7 +740,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         if (rc != MH_OK)
             return rc;
         src.bytes = b.data;
-        if (use_cache && !mh_bc_source_hash(b.data, b.len, src.sha))
+        if (use_cache && !mh_sha256(b.data, b.len, src.sha))
             use_cache = store = false;
         src.size = b.len;
     }
@@ -756,7 +759,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         }
         bool unsure = r == MH_BC_UNSURE; /* use_cache, since it was read */
         if ((unsure || store) &&
-            !mh_bc_source_hash(b.data, b.len, src.sha)) {
+            !mh_sha256(b.data, b.len, src.sha)) {
             unsure = store = false; /* compiled, and nothing cached */
             r = MH_BC_ABSENT;
         }

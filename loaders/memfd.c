@@ -259,11 +259,6 @@ static void unlink_entry(mh_mfd *e)
         }
 }
 
-static bool sha256(const mh_blob *b, unsigned char out[32])
-{
-    return mh_sha256(b->data, b->len, out);
-}
-
 /* Are b's bytes those of loaded image e (table lock held)?  Read back
  * from its sealed memfd, or, for an image without one, by SHA-256. */
 static bool same_image(const mh_mfd *e, const mh_blob *b)
@@ -272,7 +267,7 @@ static bool same_image(const mh_mfd *e, const mh_blob *b)
         return false;
     if (e->fd < 0) { /* no digest, or none now: loaded apart */
         unsigned char sha[32];
-        return e->has_sha && sha256(b, sha) &&
+        return e->has_sha && mh_sha256(b->data, b->len, sha) &&
                memcmp(sha, e->sha, sizeof sha) == 0;
     }
     unsigned char buf[8192];
@@ -347,7 +342,7 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
     mh_status rc = open_image(h, mod, b, e, &dl, err);
 
     if (rc == MH_OK && e->fd < 0) /* before anyone may compare with it */
-        e->has_sha = sha256(b, e->sha);
+        e->has_sha = mh_sha256(b->data, b->len, e->sha);
     pthread_mutex_lock(&table_lock);
     e->loading = false;
     if (rc != MH_OK)

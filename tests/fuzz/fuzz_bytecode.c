@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     static const char source[] = "return {answer = 42}\n";
     mh_bc_source by_hash = {.bytes = source};
-    FZ_CHECK(mh_bc_source_hash(source, sizeof source - 1, by_hash.sha),
+    FZ_CHECK(mh_sha256(source, sizeof source - 1, by_hash.sha),
              "hashing the source");
     by_hash.size = sizeof source - 1;
     load(h, path, &by_hash, data, size);
