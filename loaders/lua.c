@@ -643,23 +643,24 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                                mh_module *mod, const mh_found *spec, int fd,
                                mh_error **err);
 
-/* The bytes of a module with no file: a copy of those its finder read
- * with the find (an import from a database: no second read), or read
- * from the finder now. */
-static mh_status item_bytes(mh_host *h, const mh_found *spec, mh_blob *out,
-                            mh_error **err)
+/* The bytes of mod into *text: those its finder read with the find (an
+ * import from a database; used where they are, no second read, no copy),
+ * else read now -- through fd, or from the finder -- into *own. */
+static mh_status module_bytes(mh_host *h, const mh_found *spec, int fd,
+                              mh_blob *own, const unsigned char **text,
+                              size_t *len, mh_error **err)
 {
-    if (!spec->pre.data)
-        return mh_fcx_read(h, spec, spec->key, out, err);
-    size_t n = spec->pre.len ? spec->pre.len : 1;
-    out->data = mh_mem_alloc(h, n);
-    if (!out->data)
-        return mh_err(h, err, MH_ENOMEM, "out of memory reading %s",
-                      spec->origin);
-    memcpy(out->data, spec->pre.data, spec->pre.len);
-    out->len = spec->pre.len;
-    out->size = n;
-    return MH_OK;
+    if (fd < 0 && spec->pre.data) {
+        *text = spec->pre.data;
+        *len = spec->pre.len;
+        return MH_OK;
+    }
+    mh_status rc = fd >= 0 ? fd_blob(h, fd, spec->file, h->max_module_size,
+                                     own, err)
+                           : mh_fcx_read(h, spec, spec->key, own, err);
+    *text = own->data;
+    *len = own->len;
+    return rc;
 }
 
 /* Compile (or take from the cache) the chunk of mod and leave it on the
@@ -696,7 +697,10 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                             sizeof cpath);
 
     mh_bc_source src = {0};
-    mh_blob b = {0};
+    mh_blob b = {0};            /* the bytes read here, if any */
+    const unsigned char *text = NULL; /* the module's bytes: b's or the
+                                         find's */
+    size_t len = 0;
     mh_status rc;
     if (spec->binary) { /* a shipped .luac: only from a trusted source */
         if (!spec->trusted && !(h->flags & MH_CONFIG_TRUST_LUAC))
@@ -706,12 +710,10 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                           "process, so it is loaded only from a signed HTTP "
                           "index or with MH_CONFIG_TRUST_LUAC", mod->name,
                           spec->origin);
-        rc = fd >= 0 ? fd_blob(h, fd, spec->file, h->max_module_size, &b,
-                               err)
-                     : item_bytes(h, spec, &b, err);
+        rc = module_bytes(h, spec, fd, &b, &text, &len, err);
         if (rc != MH_OK)
             return rc;
-        int lr = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname,
+        int lr = luaL_loadbufferx(L, (const char *)text, len, chunkname,
                                   "b");
         mh_blob_free(h, &b);
         if (lr == LUA_OK)
@@ -736,13 +738,13 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         src.size = (uint64_t)st.st_size;
         src.ino = st.st_ino;
     } else {
-        rc = item_bytes(h, spec, &b, err);
+        rc = module_bytes(h, spec, fd, &b, &text, &len, err);
         if (rc != MH_OK)
             return rc;
-        src.bytes = b.data;
-        if (use_cache && !mh_sha256(b.data, b.len, src.sha))
+        src.bytes = text;
+        if (use_cache && !mh_sha256(text, len, src.sha))
             use_cache = store = false;
-        src.size = b.len;
+        src.size = len;
     }
 
     mh_bc_chunk bc = {0};
@@ -750,7 +752,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                                : MH_BC_ABSENT;
     if (r != MH_BC_HIT && !src.bytes) { /* read the file now */
         mh_error *e = NULL;
-        rc = fd_blob(h, fd, spec->file, h->max_module_size, &b, &e);
+        rc = module_bytes(h, spec, fd, &b, &text, &len, &e);
         if (rc != MH_OK) {
             rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
                         mh_error_message(e));
@@ -758,14 +760,13 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
             return rc;
         }
         bool unsure = r == MH_BC_UNSURE; /* use_cache, since it was read */
-        if ((unsure || store) &&
-            !mh_sha256(b.data, b.len, src.sha)) {
+        if ((unsure || store) && !mh_sha256(text, len, src.sha)) {
             unsure = store = false; /* compiled, and nothing cached */
             r = MH_BC_ABSENT;
         }
         if (unsure) { /* too close to call by stat: by hash */
             mh_bc_source hs = src;
-            hs.bytes = b.data;
+            hs.bytes = text;
             r = mh_bc_load(h, cpath, &hs, &bc);
         }
     }
@@ -785,7 +786,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     }
 
     /* Compile, in text mode only. */
-    int lr = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname, "t");
+    int lr = luaL_loadbufferx(L, (const char *)text, len, chunkname, "t");
     if (lr != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         rc = mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
@@ -795,7 +796,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         mh_blob_free(h, &b);
         return rc;
     }
-    MH_TRACE(h, "lua: %s: compiled %zu bytes of source", mod->name, b.len);
+    MH_TRACE(h, "lua: %s: compiled %zu bytes of source", mod->name, len);
     if (store) {
         dumpbuf d = {h, NULL, 0, 0, false};
         lua_dump(L, dump_writer, &d, 0);
