@@ -37,6 +37,9 @@ typedef struct mh_hazard {
 #endif
 #endif
 
+/* This thread's record.  A reader that finds it NULL calls
+ * mh_hz_register_(); NULL from that means no record can be made, and the
+ * reader reads under its writers' lock instead (cache/intern.h). */
 extern _Thread_local mh_hazard *mh_hz_self_
     __attribute__((tls_model("initial-exec")));
 extern _Atomic bool mh_hz_asym_;
@@ -44,10 +47,6 @@ extern _Atomic bool mh_hz_asym_;
 /* Register this thread (first use); NULL when out of memory or when no
  * membarrier makes lock-free reading safe. */
 mh_hazard *mh_hz_register_(void);
-
-/* A reader reads mh_hz_self_ for its record and calls mh_hz_register_()
- * when it is NULL; NULL from that means no record can be made, and the
- * reader reads under its writers' lock instead (cache/intern.h). */
 
 /* Publish p.  The caller must then re-read where p came from and start
  * over if it changed: only a p still current after this is protected. */

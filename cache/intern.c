@@ -271,20 +271,24 @@ const char *mh_intern_len(mh_host *host, const char *str, size_t len)
     return mh_int_str(host, str ? str : "", len);
 }
 
-const char *mh_int_lookup(mh_host *h, const char *s, size_t len)
+/* The interned copy of s, if any: the find inlined (a public hit). */
+static inline __attribute__((always_inline)) const char *
+lookup(mh_host *h, const char *s, size_t len)
 {
     mh_iname *r = mh_int_find(&h->intern, s, len, mh_hash_bytes(s, len));
     return r ? r->str : NULL;
+}
+
+const char *mh_int_lookup(mh_host *h, const char *s, size_t len)
+{
+    return lookup(h, s, len);
 }
 
 const char *mh_intern_lookup(mh_host *host, const char *str)
 {
     if (!host || !str)
         return NULL;
-    size_t len = strlen(str);
-    mh_iname *r = mh_int_find(&host->intern, str, len,
-                              mh_hash_bytes(str, len));
-    return r ? r->str : NULL;
+    return lookup(host, str, strlen(str));
 }
 
 size_t mh_intern_count(mh_host *host)
