@@ -338,7 +338,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         mh_dx_row row = {
             .origin = it->found.origin, .identity = id, .name = it->name,
             .source = it->manifest ? it->manifest->source : "none",
-            .manifest = it->manifest ? it->manifest->json : NULL,
+            .manifest = mh_manifest_json(it->manifest),
             .status = it->status, .reason = it->reason,
         };
         if (mh_dx_put(dx, &row) != 0)

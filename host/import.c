@@ -156,7 +156,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     if (rc == MH_OK) {
         /* Metadata first: no code of the module runs before its ABI,
          * host version and requirements are checked. */
-        rc = mh_meta_of(h, iname, &f, 0, &man,
+        rc = mh_meta_of(h, iname, &f, MH_META_TEXT_LATER, &man,
                         f.kind == MH_KIND_NATIVE && !f.file ? &image : NULL,
                         &fetch_failed, &e);
     }

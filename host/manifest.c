@@ -41,7 +41,10 @@ void mh_manifest_free(mh_manifest *m)
     }
     mh_mem_free(h, m->req, m->req_cap * sizeof *m->req);
     mh_mem_free(h, m->prov, m->prov_cap * sizeof *m->prov);
-    mh_mem_free(h, m->json, m->json_size);
+    char *json = atomic_load_explicit(&m->json, memory_order_acquire);
+    mh_mem_strfree(h, json);
+    if (m->later)
+        mh_mem_free(h, m->later, m->later_len + 1);
     mh_mem_free(h, m, sizeof *m);
 }
 
@@ -63,17 +66,22 @@ static mh_manifest *blank(mh_host *h, const char *name, const char *source)
     return m;
 }
 
+/* A copy of len bytes of text, NUL-terminated, in host memory. */
+static char *copy_n(mh_host *h, const char *text, size_t len)
+{
+    char *c = mh_mem_alloc(h, len + 1);
+    if (c) {
+        memcpy(c, text, len);
+        c[len] = '\0';
+    }
+    return c;
+}
+
 static bool set_json_n(mh_manifest *m, const char *text, size_t len)
 {
-    m->json_size = len + 1;
-    m->json = mh_mem_alloc(m->host, m->json_size);
-    if (!m->json) {
-        m->json_size = 0;
-        return false;
-    }
-    memcpy(m->json, text, len);
-    m->json[len] = '\0';
-    return true;
+    char *c = copy_n(m->host, text, len);
+    atomic_store_explicit(&m->json, c, memory_order_release);
+    return c != NULL;
 }
 
 static bool set_json(mh_manifest *m, const char *text)
@@ -274,17 +282,31 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
 
 /* A note's ABI word goes into the manifest, and into its JSON text so
  * that a copy kept as text says it too (in the tree: printed once). */
-static bool set_note_abi(cJSON *root, mh_manifest *m, unsigned abi)
+/* The note's ABI word is what the text says: its "abi" replaced. */
+static bool set_note_abi(cJSON *root, unsigned abi)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(root, "abi"); /* at most one */
-    m->abi = (int)abi;
     return cJSON_AddNumberToObject(root, "abi", abi) != NULL;
 }
 
+/* root printed compact, with the note's ABI word (if any): the text
+ * mh_manifest_json gives, in cJSON's memory (cJSON_free), or NULL. */
+static char *print(cJSON *root, unsigned note_abi)
+{
+    return !note_abi || set_note_abi(root, note_abi)
+               ? cJSON_PrintUnformatted(root) : NULL;
+}
+
+enum text_mode {
+    TEXT_PRINT, /* printed again, compact, now */
+    TEXT_OWN,   /* this library's own print: kept as given */
+    TEXT_LATER, /* kept as given, printed when first asked for */
+};
+
 static mh_status parse(mh_host *h, const char *name, const char *source,
                        const char *where, const char *json, size_t len,
-                       unsigned note_abi, bool own, mh_manifest **out,
-                       mh_error **err)
+                       unsigned note_abi, enum text_mode mode,
+                       mh_manifest **out, mh_error **err)
 {
     parse_ctx p = {h, name, where ? where : "?", err, note_abi};
     *out = NULL;
@@ -319,16 +341,24 @@ static mh_status parse(mh_host *h, const char *name, const char *source,
     mh_status rc = m ? fill(&p, root, m)
                      : mh_err(h, err, MH_ENOMEM, "out of memory reading the "
                               "manifest of module '%s'", name);
-    /* Text from elsewhere is printed again, compact; the library's own
-     * print is that already. */
-    char *text = rc == MH_OK && !own &&
-                         (!note_abi || set_note_abi(root, m, note_abi))
-                     ? cJSON_PrintUnformatted(root) : NULL;
-    if (rc == MH_OK &&
-        (own ? !set_json_n(m, json, len) : !text || !set_json(m, text)))
+    if (rc == MH_OK && note_abi)
+        m->abi = (int)note_abi; /* the note's word is the ABI it says */
+    bool stored = true;
+    if (rc == MH_OK && mode == TEXT_PRINT) {
+        char *text = print(root, note_abi);
+        stored = text && set_json(m, text);
+        cJSON_free(text);
+    } else if (rc == MH_OK && mode == TEXT_OWN) {
+        stored = set_json_n(m, json, len);
+    } else if (rc == MH_OK) {
+        m->later = copy_n(h, json, len);
+        m->later_len = len;
+        m->later_abi = note_abi;
+        stored = m->later != NULL;
+    }
+    if (!stored)
         rc = mh_err(h, err, MH_ENOMEM, "out of memory reading the manifest "
                     "of module '%s'", name);
-    cJSON_free(text);
     cJSON_Delete(root);
     if (rc != MH_OK) {
         mh_manifest_free(m);
@@ -343,8 +373,18 @@ mh_status mh_manifest_parse(mh_host *h, const char *name, const char *source,
                             unsigned note_abi, mh_manifest **out,
                             mh_error **err)
 {
-    return parse(h, name, source, where, json, len, note_abi, false, out,
-                 err);
+    return parse(h, name, source, where, json, len, note_abi, TEXT_PRINT,
+                 out, err);
+}
+
+mh_status mh_manifest_parse_later(mh_host *h, const char *name,
+                                  const char *source, const char *where,
+                                  const char *json, size_t len,
+                                  unsigned note_abi, mh_manifest **out,
+                                  mh_error **err)
+{
+    return parse(h, name, source, where, json, len, note_abi, TEXT_LATER,
+                 out, err);
 }
 
 mh_status mh_manifest_parse_own(mh_host *h, const char *name,
@@ -352,7 +392,7 @@ mh_status mh_manifest_parse_own(mh_host *h, const char *name,
                                 const char *json, size_t len,
                                 mh_manifest **out, mh_error **err)
 {
-    return parse(h, name, source, where, json, len, 0, true, out, err);
+    return parse(h, name, source, where, json, len, 0, TEXT_OWN, out, err);
 }
 
 /* ---- accessors ---------------------------------------------------------- */
@@ -384,7 +424,26 @@ const char *mh_manifest_source(const mh_manifest *m)
 
 const char *mh_manifest_json(const mh_manifest *m)
 {
-    return m ? m->json : NULL;
+    if (!m)
+        return NULL;
+    mh_manifest *w = (mh_manifest *)m; /* its text is a cache */
+    char *json = atomic_load_explicit(&w->json, memory_order_acquire);
+    if (json || !m->later)
+        return json;
+    /* Printed now: the text parsed and was checked before, so only memory
+     * can fail.  Two threads may both print; the first to publish wins. */
+    cJSON *root = cJSON_ParseWithLength(m->later, m->later_len);
+    char *text = root ? print(root, m->later_abi) : NULL;
+    char *mine = text ? copy_n(m->host, text, strlen(text)) : NULL;
+    cJSON_free(text);
+    cJSON_Delete(root);
+    if (mine && !atomic_compare_exchange_strong_explicit(
+                    &w->json, &json, mine, memory_order_acq_rel,
+                    memory_order_acquire)) {
+        mh_mem_strfree(m->host, mine); /* another thread's came first */
+        return json;
+    }
+    return mine;
 }
 
 size_t mh_manifest_requires_count(const mh_manifest *m)

@@ -176,9 +176,10 @@ mh_status mh_meta_of(mh_host *h, const char *name, const mh_found *f,
         if (rc != MH_OK)
             return rc;
         if (note.found) {
-            rc = mh_manifest_parse(h, name, "elf-note", f->origin,
-                                   note.json, note.json_len, note.abi, out,
-                                   err);
+            rc = (how & MH_META_TEXT_LATER ? mh_manifest_parse_later
+                                           : mh_manifest_parse)(
+                h, name, "elf-note", f->origin, note.json, note.json_len,
+                note.abi, out, err);
             if (rc == MH_OK) {
                 (*out)->note_vaddr = note.vaddr;
                 (*out)->note_len = note.json_len;
@@ -248,9 +249,9 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
         return NULL;
     }
     mh_manifest *fresh;
-    mh_status rc = mh_manifest_parse(m->host, m->name, "elf-note",
-                                     mh_reg_where(m),
-                                     json, m->note_len, abi, &fresh, NULL);
+    mh_status rc = mh_manifest_parse_later(m->host, m->name, "elf-note",
+                                           mh_reg_where(m), json, m->note_len,
+                                           abi, &fresh, NULL);
     mh_mem_free(m->host, copy, size);
     if (rc != MH_OK)
         return NULL; /* out of memory: it parsed before load */

@@ -36,8 +36,14 @@ struct mh_manifest {
     const char *version, *description, *host_req; /* or NULL */
     int abi;                 /* 0: none declared */
     const char *source;      /* "elf-note", "sidecar", "none" */
-    char *json;              /* compact text, host memory */
-    size_t json_size;
+    /* Compact text, host memory (NUL-terminated; its size is strlen + 1).
+     * NULL until first asked for when parsed with mh_manifest_parse_later:
+     * then `later` (the text as given, host memory) is printed by
+     * mh_manifest_json and the print published here. */
+    _Atomic(char *) json;
+    char *later;
+    size_t later_len;
+    unsigned later_abi;
     mh_requirement *req;
     size_t nreq, req_cap;
     mh_provide *prov;
@@ -61,6 +67,17 @@ mh_status mh_manifest_parse(struct mh_host *h, const char *name,
                             const char *source, const char *where,
                             const char *json, size_t len, unsigned note_abi,
                             mh_manifest **out, mh_error **err);
+
+/* The same, but the compact text is printed only when mh_manifest_json
+ * first asks for it (an import checks a manifest and, when the module's
+ * mapping holds its note, drops it: printing it would be wasted, and
+ * cJSON's number printing alone is much of an import's code).  The text
+ * as given is kept until then. */
+mh_status mh_manifest_parse_later(struct mh_host *h, const char *name,
+                                  const char *source, const char *where,
+                                  const char *json, size_t len,
+                                  unsigned note_abi, mh_manifest **out,
+                                  mh_error **err);
 
 /* The same for text this library printed itself (mh_manifest_json, as the
  * discovery index keeps it): parsed and checked alike, but kept as given
@@ -92,6 +109,9 @@ int mh_version_check(const char *version, const char *constraint,
                                       is the whole manifest
                                       (MH_SPEC_META_WHOLE: an HTTP index),
                                       use it; do not read the module */
+#define MH_META_TEXT_LATER 0x2u    /* a manifest from an ELF note is
+                                      printed when first asked for
+                                      (mh_manifest_parse_later) */
 mh_status mh_meta_of(struct mh_host *h, const char *name,
                      const struct mh_found *f, unsigned how,
                      mh_manifest **out, struct mh_finder_blob *image,

@@ -505,7 +505,9 @@ MH_API const char *mh_manifest_description(const mh_manifest *m); /* or NULL */
 MH_API int mh_manifest_abi(const mh_manifest *m);
 /* "elf-note", "sidecar" or "none" (no manifest: name and kind only). */
 MH_API const char *mh_manifest_source(const mh_manifest *m);
-/* The manifest as compact JSON text ("{}" when it has none). */
+/* The manifest as compact JSON text ("{}" when it has none), owned by m.
+ * A module's manifest may be printed only when first asked for; NULL
+ * then means out of memory (ask again later).  Safe from any thread. */
 MH_API const char *mh_manifest_json(const mh_manifest *m);
 /* requires, in order: module name and constraint ("" for any version).
  * mh_manifest_require gives MH_EINVAL (outputs NULL) when i is out of

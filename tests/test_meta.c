@@ -805,6 +805,7 @@ typedef struct racer {
     mh_module *mod;
     pthread_barrier_t *go;
     const mh_manifest *got;
+    const char *text;
 } racer;
 
 static void *race_manifest(void *ud)
@@ -827,7 +828,7 @@ TEST(note_manifest_parsed_by_racing_threads_is_one)
     mh_module *mod = import_ok(host, "meta_full");
     pthread_barrier_init(&go, NULL, N);
     for (int i = 0; i < N; i++) {
-        r[i] = (racer){mod, &go, NULL};
+        r[i] = (racer){mod, &go, NULL, NULL};
         ASSERT_EQ_INT(pthread_create(&t[i], NULL, race_manifest, &r[i]), 0);
     }
     for (int i = 0; i < N; i++)
@@ -839,6 +840,83 @@ TEST(note_manifest_parsed_by_racing_threads_is_one)
     ASSERT_EQ_PTR(mh_module_manifest(mod), r[0].got);
     ASSERT_EQ_STR(mh_manifest_version(r[0].got), "2.3.4");
     mh_host_free(host);
+}
+
+/* A module's manifest is printed as JSON only when its text is first
+ * asked for (an import checks the manifest, then drops it), and the text
+ * is the one the file's metadata gives before loading. */
+TEST(module_manifest_text_is_printed_on_first_ask)
+{
+    alloc_tracker at;
+    mh_manifest *before;
+
+    fixture_copy("meta_full", "E/meta_full.so");
+    alloc_tracker_init(&at);
+    mh_config cfg = tracked_config(&at, tmp_path("E"));
+    mh_host *host = host_new_cfg(&cfg);
+    ASSERT_STATUS(mh_metadata(host, "meta_full", &before, ERR), MH_OK);
+    mh_module *mod = import_ok(host, "meta_full");
+    const mh_manifest *m = mh_module_manifest(mod);
+    ASSERT_NOT_NULL(m);
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.3.4");
+    size_t parsed = at.outstanding, frees = at.calls - at.requests;
+    const char *json = mh_manifest_json(m);
+    ASSERT_NOT_NULL(json);
+    ASSERT_TRUE(at.outstanding > parsed); /* printed now */
+    ASSERT_EQ_STR(json, mh_manifest_json(before));
+    /* with the note's ABI word, as the text printed before loading says */
+    ASSERT_CONTAINS(json, str_fmt("\"abi\":%d", MH_PLUGIN_ABI_VERSION));
+    size_t printed = at.outstanding;
+    ASSERT_EQ_PTR(mh_manifest_json(m), json); /* and once */
+    ASSERT_EQ_INT(at.outstanding, printed);
+    ASSERT_EQ_INT(at.calls - at.requests, frees); /* none thrown away */
+    mh_manifest_free(before);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
+}
+
+static void *race_text(void *ud)
+{
+    racer *r = ud;
+    pthread_barrier_wait(r->go);
+    r->text = mh_manifest_json(r->got);
+    return NULL;
+}
+
+/* Threads asking for the text at once all get the one published; a print
+ * that lost the race is freed (the host's allocator sees nothing left). */
+TEST(module_manifest_text_printed_by_racing_threads_is_one)
+{
+    enum { N = 8 };
+    pthread_t t[N];
+    racer r[N];
+    pthread_barrier_t go;
+    alloc_tracker at;
+
+    fixture_copy("meta_full", "E/meta_full.so");
+    alloc_tracker_init(&at);
+    mh_config cfg = tracked_config(&at, tmp_path("E"));
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod = import_ok(host, "meta_full");
+    const mh_manifest *m = mh_module_manifest(mod);
+    ASSERT_NOT_NULL(m);
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        r[i] = (racer){mod, &go, m, NULL};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, race_text, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    ASSERT_NOT_NULL(r[0].text);
+    for (int i = 1; i < N; i++)
+        ASSERT_EQ_PTR(r[i].text, r[0].text);
+    ASSERT_EQ_PTR(mh_manifest_json(m), r[0].text);
+    ASSERT_CONTAINS(r[0].text, "\"version\":\"2.3.4\"");
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
 }
 
 TEST(note_manifest_of_module_loaded_from_memory)
