@@ -542,15 +542,24 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
                            const char *leaf, size_t leaf_len, const char *rel,
                            size_t rlen)
 {
+    static const char suffix[] = MH_META_SUFFIX;
     char nm[NAME_MAX + 1], path[PATH_MAX];
-    snprintf(nm, sizeof nm, "%.*s%s", (int)leaf_len, leaf, MH_META_SUFFIX);
+    size_t nlen = leaf_len + sizeof suffix - 1;
+    if (nlen >= sizeof nm) /* no such file can be listed */
+        return NULL;
+    memcpy(nm, leaf, leaf_len);
+    memcpy(nm + leaf_len, suffix, sizeof suffix);
     if (listing_get(l, nm) != T_META)
         return NULL;
-    int n = snprintf(path, sizeof path, "%.*s%s%s", (int)rlen, rel,
-                     rlen ? "/" : "", nm);
-    if (n < 0 || (size_t)n >= sizeof path)
+    size_t n = rlen + (rlen ? 1 : 0) + nlen;
+    if (n >= sizeof path)
         return NULL;
-    return join(s, path, (size_t)n);
+    memcpy(path, rel, rlen);
+    if (rlen)
+        path[rlen] = '/';
+    memcpy(path + n - nlen, nm, nlen);
+    path[n] = '\0';
+    return join(s, path, n);
 }
 
 static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,

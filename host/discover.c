@@ -35,26 +35,11 @@
 
 /* ---- identities --------------------------------------------------------- */
 
-/* v in decimal at p, at least `width` digits; the end.  (snprintf was a
- * sixth of a listing from the index.) */
-static char *put_dec(char *p, unsigned long long v, int width)
-{
-    char t[24];
-    int n = 0;
-    do {
-        t[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v || n < width);
-    while (n)
-        *p++ = t[--n];
-    return p;
-}
-
 static char *put_sdec(char *p, long long v)
 {
     if (v < 0)
         *p++ = '-';
-    return put_dec(p, v < 0 ? 0ULL - (unsigned long long)v
+    return mh_put_dec(p, v < 0 ? 0ULL - (unsigned long long)v
                             : (unsigned long long)v, 1);
 }
 
@@ -75,15 +60,15 @@ static void stat_identity(const char *path, char *buf, bool *unsure)
     if (age < UNSURE_NS)
         *unsure = true;
     /* 4 numbers of at most 20 digits and a sign, 9 digits, 4 separators */
-    char *p = put_dec(buf, (unsigned long long)st.st_dev, 1);
+    char *p = mh_put_dec(buf, (unsigned long long)st.st_dev, 1);
     *p++ = ':';
-    p = put_dec(p, (unsigned long long)st.st_ino, 1);
+    p = mh_put_dec(p, (unsigned long long)st.st_ino, 1);
     *p++ = ':';
     p = put_sdec(p, (long long)st.st_size);
     *p++ = ':';
     p = put_sdec(p, (long long)st.st_mtim.tv_sec);
     *p++ = '.';
-    p = put_dec(p, (unsigned long long)st.st_mtim.tv_nsec, 9);
+    p = mh_put_dec(p, (unsigned long long)st.st_mtim.tv_nsec, 9);
     *p = '\0';
 }
 

@@ -167,3 +167,23 @@ void mh_hex(const unsigned char *d, size_t n, char *out)
     }
     out[2 * n] = '\0';
 }
+
+char *mh_put_dec(char *p, unsigned long long v, int width)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v || n < width);
+    while (n)
+        *p++ = t[--n];
+    return p;
+}
+
+void mh_fd_path(char buf[MH_FD_PATH_SIZE], int fd)
+{
+    static const char pre[] = "/proc/self/fd/";
+    memcpy(buf, pre, sizeof pre - 1);
+    *mh_put_dec(buf + sizeof pre - 1, (unsigned)fd, 1) = '\0';
+}

@@ -44,6 +44,33 @@ static int mkdir_parents(const char *dir)
     }
     return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
+/* Path component p (n bytes) as a C string in comp; false, errno
+ * ENAMETOOLONG, if it is longer than a name can be (comp then holds its
+ * start, for messages): a component is never opened cut short. */
+static bool component(char comp[NAME_MAX + 1], const char *p, size_t n)
+{
+    size_t k = n <= NAME_MAX ? n : NAME_MAX;
+    memcpy(comp, p, k);
+    comp[k] = '\0';
+    if (n > NAME_MAX)
+        errno = ENAMETOOLONG;
+    return n <= NAME_MAX;
+}
+
+/* Append "/comp" (n bytes) to the directory path done (*dl bytes, "/" for
+ * the root) of PATH_MAX bytes; false if it would not fit. */
+static bool descend(char done[PATH_MAX], size_t *dl, const char *comp,
+                    size_t n)
+{
+    size_t sep = strcmp(done, "/") != 0;
+    if (*dl + sep + n >= PATH_MAX)
+        return false;
+    if (sep)
+        done[(*dl)++] = '/';
+    memcpy(done + *dl, comp, n + 1);
+    *dl += n;
+    return true;
+}
 
 static const char *ancestor_problem(const struct stat *st, uid_t me)
 {
@@ -70,6 +97,7 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX] = "/";
+    size_t dl = 1;
     for (const char *p = rp + 1;;) {
         struct stat st;
         bool last = *p == '\0';
@@ -99,9 +127,10 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         char comp[NAME_MAX + 1];
-        snprintf(comp, sizeof comp, "%.*s", (int)n, p);
-        int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                        O_CLOEXEC);
+        int next = component(comp, p, n)
+                       ? openat(fd, comp, O_RDONLY | O_DIRECTORY |
+                                              O_NOFOLLOW | O_CLOEXEC)
+                       : -1;
         if (next < 0) {
             rc = mh_err(h, err, MH_EPATH, "cannot open %s/%s without "
                         "following links: %s", strcmp(done, "/") ? done : "",
@@ -110,9 +139,10 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         }
         close(fd);
         fd = next;
-        size_t dl = strlen(done);
-        snprintf(done + dl, sizeof done - dl, "%s%s",
-                 strcmp(done, "/") ? "/" : "", comp);
+        if (!descend(done, &dl, comp, n)) {
+            rc = mh_err(h, err, MH_EPATH, "path too long: %s", rp);
+            break;
+        }
         p += n;
         if (*p == '/')
             p++;
@@ -398,8 +428,9 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX]; /* the directory dfd is: rp's first start bytes */
-    snprintf(done, sizeof done, "%.*s", start ? (int)start : 1,
-             start ? rp : "/");
+    size_t dl = start ? start : 1; /* < PATH_MAX: rp fits in PATH_MAX */
+    memcpy(done, start ? rp : "/", dl);
+    done[dl] = '\0';
     const char *p = rp + start + 1;
     for (;;) { /* st: dfd's, already fetched */
         const char *slash = strchr(p, '/');
@@ -421,10 +452,11 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         struct stat dir_st = st; /* the directory the file is opened from */
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
         char comp[NAME_MAX + 1];
-        snprintf(comp, sizeof comp, "%.*s", (int)n, p);
-        int next = openat(dfd, comp, (slash ? O_DIRECTORY : O_NONBLOCK |
-                                                            O_NOCTTY) |
-                                         O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        int next = component(comp, p, n)
+                       ? openat(dfd, comp,
+                                (slash ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY) |
+                                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                       : -1;
         if (next < 0 && trial) {
             rc = MH_EAGAIN;
             break;
@@ -463,9 +495,10 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             *out = dfd;
             return MH_OK;
         }
-        size_t dl = strlen(done);
-        snprintf(done + dl, sizeof done - dl, "%s%s",
-                 strcmp(done, "/") ? "/" : "", comp);
+        if (!descend(done, &dl, comp, n)) { /* rp fits: cannot happen */
+            rc = mh_err(h, err, MH_EPATH, "path too long: %s", rp);
+            break;
+        }
         if (!ancestor_problem(&st, me)) { /* a place to start from */
             const char *idone = mh_int_cstr(h, done);
             if (idone)

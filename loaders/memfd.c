@@ -106,10 +106,12 @@ static bool mapping_refused(const char *msg)
 
 /* The memory path, steps 1-2.  fd, or -1 with *why set. */
 static int memfd_image(mh_host *h, const char *name, const mh_blob *b,
-                       char *path, size_t size, const char **why)
+                       char path[MH_FD_PATH_SIZE], const char **why)
 {
-    char mname[250];
-    snprintf(mname, sizeof mname, "%s", name);
+    char mname[250]; /* memfd_create takes at most 249 bytes of name */
+    size_t n = strnlen(name, sizeof mname - 1);
+    memcpy(mname, name, n);
+    mname[n] = '\0';
     if (mh_fault(h, "memfd")) {
         *why = "memfd_create refused";
         return -1;
@@ -130,7 +132,7 @@ static int memfd_image(mh_host *h, const char *name, const mh_blob *b,
         *why = "sealing the memfd failed";
         goto fail;
     }
-    snprintf(path, size, "/proc/self/fd/%d", fd);
+    mh_fd_path(path, fd);
     if (access(path, R_OK) != 0) {
         *why = "/proc/self/fd is not available";
         goto fail;
@@ -204,8 +206,7 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
     const char *mwhy = "MH_CONFIG_NO_MEMFD is set";
     char why[512] = "";
     if (!(h->flags & MH_CONFIG_NO_MEMFD)) {
-        int fd = memfd_image(h, mod->name, b, e->path, sizeof e->path,
-                             &mwhy);
+        int fd = memfd_image(h, mod->name, b, e->path, &mwhy);
         if (fd >= 0) {
             dlerror();
             void *dl = mh_fault(h, "dlopen")

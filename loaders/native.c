@@ -145,8 +145,8 @@ static size_t nkept, capkept;
  * address (0 if the loader does not say). */
 static bool fd_object(int fd, uintptr_t *base)
 {
-    char byfd[40];
-    snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", fd);
+    char byfd[MH_FD_PATH_SIZE];
+    mh_fd_path(byfd, fd);
     *base = 0;
     void *still = dlopen(byfd, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
     if (!still)
@@ -248,14 +248,14 @@ static void release_fd(int fd)
 mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
                       unsigned flags, mh_error **err)
 {
-    char why[512], byfd[40];
+    char why[512], byfd[MH_FD_PATH_SIZE];
 
     /* Through the descriptor import checked, when there is one: what was
      * checked is what is mapped.  It stays open while the module is
      * loaded, so its /proc/self/fd name -- which the dynamic loader keys
      * loaded objects by -- is never reused for another file. */
     if (fd >= 0)
-        snprintf(byfd, sizeof byfd, "/proc/self/fd/%d", fd);
+        mh_fd_path(byfd, fd);
     dlerror();
     void *dl = mh_fault(h, "dlopen")
                    ? NULL
