@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <link.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,12 +24,21 @@ typedef Elf32_Phdr mh_phdr;
 #define MH_ELF_CLASS ELFCLASS32
 #endif
 
+/* This library's own ELF header, looked up once: dladdr walks every
+ * loaded object, and a module loaded from memory is checked each time. */
 static const mh_ehdr *self_header(void)
 {
+    static _Atomic(const mh_ehdr *) self;
+    const mh_ehdr *e = atomic_load_explicit(&self, memory_order_acquire);
+    if (e)
+        return e;
     Dl_info info;
     if (!dladdr((void *)&mh_elf_check, &info) || !info.dli_fbase)
         return NULL;
-    return (const mh_ehdr *)info.dli_fbase;
+    e = (const mh_ehdr *)info.dli_fbase;
+    atomic_store_explicit(&self, e, memory_order_release); /* the same
+                                                             for all */
+    return e;
 }
 
 const char *mh_elf_check(const unsigned char *data, size_t len)
