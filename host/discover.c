@@ -35,14 +35,6 @@
 
 /* ---- identities --------------------------------------------------------- */
 
-static char *put_sdec(char *p, long long v)
-{
-    if (v < 0)
-        *p++ = '-';
-    return mh_put_dec(p, v < 0 ? 0ULL - (unsigned long long)v
-                            : (unsigned long long)v, 1);
-}
-
 /* "DEV:INO:SIZE:SEC.NSEC" of path into buf (at least STAT_ID_SIZE bytes),
  * "-" for no path, "?" for one that cannot be stat'ed. */
 #define STAT_ID_SIZE 128
@@ -64,9 +56,9 @@ static void stat_identity(const char *path, char *buf, bool *unsure)
     *p++ = ':';
     p = mh_put_dec(p, (unsigned long long)st.st_ino, 1);
     *p++ = ':';
-    p = put_sdec(p, (long long)st.st_size);
+    p = mh_put_sdec(p, (long long)st.st_size);
     *p++ = ':';
-    p = put_sdec(p, (long long)st.st_mtim.tv_sec);
+    p = mh_put_sdec(p, (long long)st.st_mtim.tv_sec);
     *p++ = '.';
     p = mh_put_dec(p, (unsigned long long)st.st_mtim.tv_nsec, 9);
     *p = '\0';

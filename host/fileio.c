@@ -181,6 +181,14 @@ char *mh_put_dec(char *p, unsigned long long v, int width)
     return p;
 }
 
+char *mh_put_sdec(char *p, long long v)
+{
+    if (v < 0)
+        *p++ = '-';
+    return mh_put_dec(p, v < 0 ? 0ULL - (unsigned long long)v
+                            : (unsigned long long)v, 1);
+}
+
 void mh_fd_path(char buf[MH_FD_PATH_SIZE], int fd)
 {
     static const char pre[] = "/proc/self/fd/";

@@ -180,6 +180,8 @@ void mh_hex(const unsigned char *d, size_t n, char *out);
  * For paths and keys built on a hot path: snprintf's code is large, and a
  * cold import pays for every line of code it runs (docs/performance.md). */
 char *mh_put_dec(char *p, unsigned long long v, int width);
+/* v in decimal, with a '-' when negative, as %lld writes it. */
+char *mh_put_sdec(char *p, long long v);
 /* "/proc/self/fd/N" of fd (>= 0) in buf, NUL-terminated: the name a
  * descriptor is loaded or reopened by. */
 #define MH_FD_PATH_SIZE 40

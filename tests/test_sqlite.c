@@ -878,6 +878,56 @@ TEST(import_reads_its_row_with_the_find)
     }
 }
 
+/* A module with all three rows -- native code, Lua source and a sidecar
+ * manifest -- is found with one statement that sees each: the native code
+ * wins (as in a directory), its manifest is the sidecar's, and the Lua
+ * row is not what loads. */
+TEST(find_sees_native_lua_and_sidecar_rows_at_once)
+{
+    const char *db = db_make_(tmp_path("p.db"), 0,
+                              (const char *const[]){"counter:x.so",
+                                                    "answer7:y.so", NULL});
+    db_exec(db, "INSERT INTO sqlar VALUES('x.lua', 33188, 0, 36, CAST("
+                "'return {v = function() return 9 end}' AS BLOB));"
+                " INSERT INTO sqlar VALUES('x.json', 33188, 0, 20, CAST("
+                "'{\"version\": \"3.1.4\"}' AS BLOB));");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE "
+                              "length(data) = sz"), "4");
+    int steps = 0;
+    host_opts o = {.fault = count_statements, .fault_ud = &steps};
+    mh_host *host = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "y"), "value"), 7);
+    int before = steps; /* the database is open now */
+    mh_module *x = import_ok(host, "x");
+    ASSERT_EQ_INT(steps - before, 2); /* the find, the sidecar's read */
+    ASSERT_EQ_INT(mh_module_kind_of(x), MH_KIND_NATIVE);
+    ASSERT_EQ_INT(call_int(x, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(x), origin_of(db, "x.so"));
+    const mh_manifest *m = mh_module_manifest(x);
+    ASSERT_NOT_NULL(m);
+    ASSERT_EQ_STR(mh_manifest_source(m), "sidecar");
+    ASSERT_EQ_STR(mh_manifest_version(m), "3.1.4");
+    mh_host_free(host);
+}
+
+/* A table made by hand may hold one name twice: the first row (in the
+ * table's order) is the module, for the find and the read alike. */
+TEST(name_in_two_rows_first_wins)
+{
+    const char *db = tmp_path("dup.db");
+    const char *a = fixture_path("counter"), *b = fixture_path("answer7");
+    db_exec(db, str_fmt("CREATE TABLE sqlar(name TEXT, mode INT, mtime INT,"
+                        " sz INT, data BLOB);"
+                        " INSERT INTO sqlar VALUES('dup.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'));"
+                        " INSERT INTO sqlar VALUES('dup.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'));",
+                        a, a, b, b));
+    mh_host *host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "dup"), "value"), 42);
+    mh_host_free(host);
+}
+
 /* Break the overflow chain of the row holding file `so`'s bytes in db:
  * the first page that continues them (a 4-byte next-page number, then
  * more of the bytes) gets a next page past the end of the file. */
