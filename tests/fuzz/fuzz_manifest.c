@@ -5,7 +5,8 @@
  * The input is manifest text given to mh_manifest_parse as a sidecar.  A
  * manifest it accepts is read back through every accessor, its compact
  * JSON must parse again to the same manifest, and again as a note's with
- * an ABI word (which it then says), and each constraint it holds (requires,
+ * an ABI word (which it then says) -- printed at once and printed later,
+ * alike -- and each constraint it holds (requires,
  * "modhost") is evaluated against its own version and the host's, with
  * mh_version_cmp checked for antisymmetry.
  */
@@ -129,6 +130,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mh_error_free(err);
     err = NULL;
+
+    /* Parsed with its text printed later (as an import parses a note):
+     * the same verdict, and once asked for, the same text. */
+    mh_manifest *later = NULL;
+    mh_status lst = mh_manifest_parse_later(h, "fuzz.mod", "elf-note", NULL,
+                                            json, strlen(json), 7, &later,
+                                            NULL);
+    FZ_CHECK(lst == st, "printed later: status %d, printed now: %d",
+             (int)lst, (int)st);
+    if (lst == MH_OK) {
+        const char *lj = mh_manifest_json(later);
+        FZ_CHECK(lj && strcmp(lj, mh_manifest_json(again)) == 0,
+                 "printed later %s, printed now %s", lj ? lj : "(null)",
+                 mh_manifest_json(again));
+        FZ_CHECK(mh_manifest_json(later) == lj, "printed twice");
+        FZ_CHECK(mh_manifest_abi(later) == 7, "later abi %d",
+                 mh_manifest_abi(later));
+    }
+    mh_manifest_free(later);
     mh_manifest_free(again);
 
     mh_manifest_free(m);
