@@ -876,6 +876,37 @@ TEST(module_manifest_text_is_printed_on_first_ask)
     alloc_tracker_destroy(&at);
 }
 
+/* The import itself parses with the text for later: a module whose note
+ * lies in a writable segment keeps the manifest its import parsed (the
+ * mapping's copy may have been rewritten), and that manifest's text is
+ * printed only when asked for. */
+TEST(import_prints_manifest_text_only_when_asked)
+{
+    alloc_tracker at;
+
+    fixture_copy("meta_rwnote", "E/meta_rwnote.so");
+    alloc_tracker_init(&at);
+    mh_config cfg = tracked_config(&at, tmp_path("E"));
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod = import_ok(host, "meta_rwnote");
+    ASSERT_EQ_INT(call_int(mod, "value"), 567);
+    size_t loaded = at.outstanding;
+    const mh_manifest *m = mh_module_manifest(mod);
+    ASSERT_NOT_NULL(m);
+    ASSERT_EQ_INT(at.outstanding, loaded); /* the import's, kept */
+    ASSERT_EQ_STR(mh_manifest_source(m), "elf-note");
+    ASSERT_EQ_STR(mh_manifest_version(m), "5.6.7");
+    const char *json = mh_manifest_json(m);
+    ASSERT_TRUE(at.outstanding > loaded); /* printed now, not at import */
+    ASSERT_EQ_STR(json, str_fmt("{\"name\":\"meta_rwnote\",\"version\":"
+                                "\"5.6.7\",\"abi\":%d}",
+                                MH_PLUGIN_ABI_VERSION));
+    ASSERT_EQ_PTR(mh_manifest_json(m), json);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
+}
+
 static void *race_text(void *ud)
 {
     racer *r = ud;

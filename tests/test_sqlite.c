@@ -881,7 +881,7 @@ TEST(import_reads_its_row_with_the_find)
 /* A module with all three rows -- native code, Lua source and a sidecar
  * manifest -- is found with one statement that sees each: the native code
  * wins (as in a directory), its manifest is the sidecar's, and the Lua
- * row is not what loads. */
+ * row is not what loads; without the native row, the Lua row is. */
 TEST(find_sees_native_lua_and_sidecar_rows_at_once)
 {
     const char *db = db_make_(tmp_path("p.db"), 0,
@@ -908,22 +908,40 @@ TEST(find_sees_native_lua_and_sidecar_rows_at_once)
     ASSERT_EQ_STR(mh_manifest_source(m), "sidecar");
     ASSERT_EQ_STR(mh_manifest_version(m), "3.1.4");
     mh_host_free(host);
+
+    db_exec(db, "DELETE FROM sqlar WHERE name = 'x.so'");
+    host = host_new_isolated(db);
+    x = import_ok(host, "x");
+    ASSERT_EQ_INT(mh_module_kind_of(x), MH_KIND_LUA);
+    ASSERT_EQ_STR(call_ok(x, "v", NULL), "9");
+    ASSERT_EQ_STR(mh_module_origin(x), origin_of(db, "x.lua"));
+    mh_host_free(host);
 }
 
-/* A table made by hand may hold one name twice: the first row (in the
- * table's order) is the module, for the find and the read alike. */
-TEST(name_in_two_rows_first_wins)
+/* A table made by hand may hold one name more than once: the first row
+ * (in the table's order) is the module, for the find (its mode, its
+ * bytes) and the read alike -- here a later row of the name is another
+ * plugin, and the last a directory. */
+TEST(name_in_three_rows_first_wins)
 {
     const char *db = tmp_path("dup.db");
-    const char *a = fixture_path("counter"), *b = fixture_path("answer7");
+    const char *a = fixture_path("meta_full"), *b = fixture_path("answer7");
     db_exec(db, str_fmt("CREATE TABLE sqlar(name TEXT, mode INT, mtime INT,"
                         " sz INT, data BLOB);"
                         " INSERT INTO sqlar VALUES('dup.so', 33261, 0,"
                         " length(readfile('%s')), readfile('%s'));"
                         " INSERT INTO sqlar VALUES('dup.so', 33261, 0,"
-                        " length(readfile('%s')), readfile('%s'));",
+                        " length(readfile('%s')), readfile('%s'));"
+                        " INSERT INTO sqlar VALUES('dup.so', 16877, 0, 0,"
+                        " NULL);",
                         a, a, b, b));
     mh_host *host = host_new_isolated(db);
+    mh_manifest *m = NULL;
+    /* metadata: the row read is the first (meta_full's note) */
+    ASSERT_STATUS(mh_metadata(host, "dup", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.3.4");
+    mh_manifest_free(m);
+    /* the import: the first row's mode (a file) and bytes */
     ASSERT_EQ_INT(call_int(import_ok(host, "dup"), "value"), 42);
     mh_host_free(host);
 }
