@@ -172,6 +172,8 @@ char *mh_put_dec(char *p, unsigned long long v, int width)
 {
     char t[24];
     int n = 0;
+    if (width > 20) /* all a 64-bit value can need */
+        width = 20;
     do {
         t[n++] = (char)('0' + v % 10);
         v /= 10;

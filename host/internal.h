@@ -176,9 +176,10 @@ const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32]);
 bool mh_sha256(const void *d, size_t n, unsigned char out[32]);
 /* n bytes as 2n lowercase hex digits and a NUL. */
 void mh_hex(const unsigned char *d, size_t n, char *out);
-/* v in decimal at p, at least `width` digits, no NUL; returns the end.
- * For paths and keys built on a hot path: snprintf's code is large, and a
- * cold import pays for every line of code it runs (docs/performance.md). */
+/* v in decimal at p, at least `width` (1..20) digits, no NUL; returns
+ * the end.  For paths and keys built on a hot path: snprintf's code is
+ * large, and a cold import pays for every line of code it runs
+ * (docs/performance.md). */
 char *mh_put_dec(char *p, unsigned long long v, int width);
 /* v in decimal, with a '-' when negative, as %lld writes it. */
 char *mh_put_sdec(char *p, long long v);

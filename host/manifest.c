@@ -280,9 +280,8 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
     return rc;
 }
 
-/* A note's ABI word goes into the manifest, and into its JSON text so
- * that a copy kept as text says it too (in the tree: printed once). */
-/* The note's ABI word is what the text says: its "abi" replaced. */
+/* A note's ABI word goes into its JSON text too (its "abi" replaced),
+ * so that a copy kept as text says it. */
 static bool set_note_abi(cJSON *root, unsigned abi)
 {
     cJSON_DeleteItemFromObjectCaseSensitive(root, "abi"); /* at most one */

@@ -39,7 +39,8 @@ struct mh_manifest {
     /* Compact text, host memory (NUL-terminated; its size is strlen + 1).
      * NULL until first asked for when parsed with mh_manifest_parse_later:
      * then `later` (the text as given, host memory) is printed by
-     * mh_manifest_json and the print published here. */
+     * mh_manifest_json and the print published here.  `later` stays
+     * until the manifest is freed: a reader may be printing from it. */
     _Atomic(char *) json;
     char *later;
     size_t later_len;
