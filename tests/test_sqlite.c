@@ -990,6 +990,85 @@ TEST(damaged_row_data_is_that_entrys_error_not_a_miss)
     mh_host_free(host);
 }
 
+/* A Lua source row whose bytes cannot be compressed is stored as is:
+ * source of n bytes that zlib cannot shrink (a long comment of
+ * pseudo-random bytes, none of them ']' or a NUL), returning {v = 5}. */
+static const char *incompressible_lua(size_t n)
+{
+    char *src = calloc(n + 1, 1);
+    ASSERT_NOT_NULL(src);
+    size_t k = (size_t)snprintf(src, n, "return {v = function() return 5 "
+                                        "end}\n--[[");
+    unsigned x = 2463534242u;
+    for (; k < n - 3; k++) {
+        do {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+        } while ((x & 255) == 0 || (x & 255) == ']');
+        src[k] = (char)(x & 255);
+    }
+    memcpy(src + n - 3, "]]\n", 3);
+    const char *path = lua_write("L/lmod.lua", src);
+    free(src);
+    return path;
+}
+
+/* The same for a Lua module: its row's data unreadable (a broken overflow
+ * chain) is that entry's error, naming database and entry -- the find's
+ * retry without data is shared with native rows -- and a file of that
+ * name later on the path does not load in its place. */
+TEST(damaged_lua_row_data_is_that_entrys_error_not_a_miss)
+{
+    const char *src = incompressible_lua(20000);
+    const char *db = tmp_path("p.db");
+    db_pack(db, tmp_path("L"));
+    ASSERT_EQ_STR(db_exec(db, "SELECT length(data) = sz FROM sqlar WHERE "
+                              "name = 'lmod.lua'"), "1"); /* as is */
+    lua_write("E/lmod.lua", "return {v = function() return 6 end}");
+    host_opts o = {0};
+    mh_host *host = host_new_opts(&o, db, tmp_path("E"));
+    ASSERT_EQ_STR(call_ok(import_ok(host, "lmod"), "v", NULL), "5");
+    mh_host_free(host);
+
+    break_overflow_chain(db, src);
+    host = host_new_opts(&o, db, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "lmod", &mod, ERR), MH_EIO);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_CONTAINS(ERR_MSG(), "lmod.lua");
+    ASSERT_CONTAINS(ERR_MSG(), "malformed");
+    mh_host_free(host);
+}
+
+/* A Lua row stored compressed whose zlib stream is damaged fails that
+ * module only, with a message naming database and entry. */
+TEST(lua_row_corrupt_zlib_fails_that_module_only)
+{
+    lua_write("L/good.lua", "return {v = function() return 1 end}");
+    lua_write("L/bad.lua", "-- a comment long enough to be worth "
+                           "compressing, compressing, compressing\n"
+                           "return {v = function() return 2 end}");
+    const char *db = tmp_path("p.db");
+    db_pack(db, tmp_path("L"));
+    ASSERT_EQ_STR(db_exec(db, "SELECT length(data) < sz FROM sqlar WHERE "
+                              "name = 'bad.lua'"), "1"); /* compressed */
+    db_exec(db, "UPDATE sqlar SET data = CAST(substr(data, 1, length(data)"
+                " / 2) || zeroblob(length(data) - length(data) / 2) AS"
+                " BLOB) WHERE name = 'bad.lua'");
+    mh_host *host = host_new_isolated(db);
+    mh_module *mod;
+    for (int i = 0; i < 2; i++) {
+        ASSERT_STATUS(mh_import(host, "bad", &mod, ERR), MH_EFORMAT);
+        ASSERT_NULL(mod);
+        ASSERT_CONTAINS(ERR_MSG(), db);
+        ASSERT_CONTAINS(ERR_MSG(), "bad.lua");
+    }
+    ASSERT_EQ_STR(call_ok(import_ok(host, "good"), "v", NULL), "1");
+    mh_host_free(host);
+}
+
 TEST(row_over_max_module_size)
 {
     /* Stored as is (the default: SQLite's length limit stops the read) and
