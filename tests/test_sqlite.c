@@ -366,6 +366,38 @@ TEST(list_includes_database_first_entry_wins)
 
 /* ----------------------------------------------------------- path order */
 
+TEST(symlink_row_is_not_a_module)
+{
+    /* sqlite3 -Ac stores a symbolic link as a row with a link mode and
+     * the target's name as its data.  It is not a module: the name is not
+     * found (the message says why), its target is never followed, and
+     * listings leave it out; the file beside it imports. */
+    const char *db = tmp_path("p.db");
+    struct listing l = {0};
+    mh_module *mod;
+    int st;
+
+    fixture_copy("counter", "stage/real.so");
+    ASSERT_EQ_INT(symlink("real.so", tmp_path("stage/lnk.so")), 0);
+    sh_run(str_fmt("cd %s && sqlite3 -batch -init /dev/null %s -Ac "
+                   "real.so lnk.so",
+                   sh_quote(tmp_path("stage")), sh_quote(db)),
+           &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_EQ_STR(db_exec(db, "SELECT name, mode>>12, CAST(data AS TEXT)"
+                              " FROM sqlar WHERE name = 'lnk.so'"),
+                  "lnk.so|10|real.so");
+    mh_host *host = host_new_isolated(db);
+    ASSERT_STATUS(mh_import(host, "lnk", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "lnk.so is a symbolic link in the archive");
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "real");
+    ASSERT_EQ_INT(call_int(import_ok(host, "real"), "value"), 42);
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+}
+
 TEST(database_before_directory_wins)
 {
     const char *dir = tmp_mkdir("E");
