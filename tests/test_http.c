@@ -13,6 +13,7 @@
  * http_site() clears the proxy variables first, so a proxy configured
  * around the test run is never asked.
  */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1175,6 +1176,71 @@ TEST(sidecar_manifest_travels_in_the_index)
     ASSERT_EQ_STR(mh_manifest_provider(mh_module_manifest(mod), "count"),
                   "value");
     ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* A manifest over the size limit (256 KiB): the index writer refuses
+ * such a sidecar, naming it; an index written by other tools may still
+ * carry one, and a host reading that index refuses that module's
+ * metadata and import, naming module and limit, and nothing else. */
+TEST(huge_manifest_in_the_index_is_that_modules_error)
+{
+    const char *www = tmp_mkdir("www");
+    http_no_proxy_env();
+    fixture_copy("counter", "www/counter.so");
+    fixture_copy("answer7", "www/answer7.so");
+    size_t n = 300 * 1024;
+    char *big = malloc(n + 1);
+    ASSERT_NOT_NULL(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    const char *side = str_fmt("%s/counter.json", www);
+    file_write(side, str_fmt("{\"description\": \"%s\"}", big));
+    mh_error *e = NULL;
+    ASSERT_STATUS(mh_index_dir(www, NULL, NULL, &e), MH_EFORMAT);
+    ASSERT_CONTAINS(mh_error_message(e), side);
+    ASSERT_CONTAINS(mh_error_message(e), "262144 bytes");
+    mh_error_free(e);
+    ASSERT_FALSE(file_exists(str_fmt("%s/index.json", www)));
+
+    /* The same manifest put into the index by hand. */
+    ASSERT_EQ_INT(unlink(side), 0);
+    ASSERT_STATUS(mh_index_dir(www, NULL, NULL, NULL), MH_OK);
+    const char *ix = str_fmt("%s/index.json", www);
+    cJSON *root = cJSON_Parse(file_read(ix));
+    ASSERT_NOT_NULL(root);
+    cJSON_AddTrueToObject(root, "manifests");
+    cJSON *mod;
+    cJSON_ArrayForEach(mod, cJSON_GetObjectItem(root, "modules")) {
+        const cJSON *nm = cJSON_GetObjectItem(mod, "name");
+        if (cJSON_IsString(nm) && strcmp(nm->valuestring, "counter") == 0) {
+            cJSON *m = cJSON_AddObjectToObject(mod, "manifest");
+            cJSON_AddStringToObject(m, "description", big);
+        }
+    }
+    char *text = cJSON_PrintUnformatted(root);
+    file_write(ix, text);
+    cJSON_free(text);
+    cJSON_Delete(root);
+    free(big);
+
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    mh_manifest *m = NULL;
+    mh_module *got;
+    ASSERT_STATUS(mh_metadata(host, "counter", &m, ERR), MH_EFORMAT);
+    ASSERT_NULL(m);
+    ASSERT_CONTAINS(ERR_MSG(), "manifest of module 'counter'");
+    ASSERT_CONTAINS(ERR_MSG(), "the limit is 262144");
+    ASSERT_STATUS(mh_import(host, "counter", &got, ERR), MH_EFORMAT);
+    ASSERT_NULL(got);
+    ASSERT_CONTAINS(ERR_MSG(), "the limit is 262144");
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
     mh_host_free(host);
     http_stop(srv);
     log_capture_free(&lc);
