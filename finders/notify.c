@@ -194,7 +194,12 @@ static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
                  "stat() at each use", dir);
         return NULL;
     }
-    int wd = inotify_add_watch(atomic_load(&n->fd), dir, MASK);
+    /* Fault site "watch": as when the user's watches run out (ENOSPC at
+     * fs.inotify.max_user_watches), which tests cannot cause for real
+     * without changing the whole machine's limit. */
+    int wd = mh_fault(h, "watch")
+                 ? (errno = ENOSPC, -1)
+                 : inotify_add_watch(atomic_load(&n->fd), dir, MASK);
     if (wd < 0) {
         MH_TRACE(h, "fs: cannot watch %s (%s): checked with stat() at each "
                  "use", dir, strerror(errno));

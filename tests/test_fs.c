@@ -313,22 +313,30 @@ TEST(list_skips_missing_entry)
     mh_host_free(host);
 }
 
-static int no_inotify(void *ud, const char *site)
+/* ud: the fault site that fails every time ("inotify": no instance;
+ * "watch": an instance, but no watch can be added, as when the user's
+ * watches have run out). */
+static int failing_site(void *ud, const char *site)
 {
-    (void)ud;
-    return strcmp(site, "inotify") == 0;
+    return strcmp(site, ud) == 0;
 }
 
-/* An isolated host searching dir with no inotify instance: directories
- * are checked with stat() at each use. */
-static mh_host *host_without_inotify(const char *dir)
+/* An isolated host searching dir where inotify fails at `site`:
+ * directories are checked with stat() at each use. */
+static mh_host *host_failing_at(const char *dir, const char *site)
 {
     mh_config cfg;
     mh_config_init(&cfg);
     cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
     cfg.path = dir;
-    cfg.fault = no_inotify;
+    cfg.fault = failing_site;
+    cfg.fault_ud = (void *)site;
     return host_new_cfg(&cfg);
+}
+
+static mh_host *host_without_inotify(const char *dir)
+{
+    return host_failing_at(dir, "inotify");
 }
 
 /* Make tmp/link a symbolic link to tmp/target, replacing an existing one
@@ -617,6 +625,39 @@ TEST(without_notification_directories_are_checked_each_use)
     import_ok(host, "late");
     import_ok(host, "pkg.late");
     mh_host_free(host);
+}
+
+TEST(without_watches_directories_are_checked_each_use)
+{
+    /* An inotify instance, but every watch refused (ENOSPC: the user's
+     * fs.inotify.max_user_watches used up): the same as no instance --
+     * every use stats the directory, and the trace says so. */
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = dir;
+    cfg.fault = failing_site;
+    cfg.fault_ud = (void *)"watch";
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    mh_host *host = host_new_cfg(&cfg);
+    file_set_mtime(dir, OLD_TIME);
+    misses(host, "late");
+    misses(host, "pkg.late");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "No space left on device");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "checked with stat() at each use");
+    fixture_copy("counter", "E/late.so");
+    tmp_mkdir("E/pkg");
+    fixture_copy("counter", "E/pkg/late.so");
+    file_set_mtime(dir, OLD_TIME + 100);
+    import_ok(host, "late");
+    import_ok(host, "pkg.late");
+    mh_host_free(host);
+    log_capture_free(&lc);
 }
 
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
