@@ -44,6 +44,7 @@ static int mkdir_parents(const char *dir)
     }
     return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
+
 /* Path component p (n bytes) as a C string in comp; false, errno
  * ENAMETOOLONG, if it is longer than a name can be (comp then holds its
  * start, for messages): a component is never opened cut short. */
