@@ -11,10 +11,10 @@
  * Fetched once, then kept as long as Cache-Control max-age allows and
  * revalidated with If-None-Match / If-Modified-Since after that.  A
  * server that says nothing about freshness (no max-age, no no-cache) gets
- * one revalidation per host every HTF_HOST_FRESH_S seconds at most: the
- * index then serves this host's imports (until mh_invalidate_caches()),
- * not one request per import.  When
- * trusted keys are configured (MODHOST_TRUST, mh_config.trust), the index
+ * one revalidation per host every index_fresh_s seconds at most
+ * (mh_http_limits, 300 by default): the index then serves this host's
+ * imports (until mh_invalidate_caches()), not one request per import.
+ * When trusted keys are configured (MODHOST_TRUST, mh_config.trust), the index
  * must come with BASE/index.json.sig, an Ed25519 signature of its exact
  * bytes by one of them, or the entry is refused.  Plain http:// to a host
  * that is not loopback is refused unless the index is signed that way or
@@ -55,7 +55,6 @@
 #include <time.h>
 
 #define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
-#define HTF_HOST_FRESH_S 300  /* an index without freshness, per host */
 #define HTF_MAX_SIG 4096
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -416,7 +415,8 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     }
     if (rc == MH_OK && g.status == 304 && s->have_idx) {
         s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
-        s->host_fresh_until = g.max_age < 0 ? now + HTF_HOST_FRESH_S : 0;
+        s->host_fresh_until =
+            g.max_age < 0 ? now + h->http.index_fresh_s : 0;
         MH_TRACE(h, "http: %s not modified", url);
         mh_get_free(h, &g);
         return MH_OK;
@@ -455,7 +455,8 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             snprintf(s->last_modified, sizeof s->last_modified, "%s",
                      g.last_modified);
             s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
-            s->host_fresh_until = g.max_age < 0 ? now + HTF_HOST_FRESH_S : 0;
+            s->host_fresh_until =
+                g.max_age < 0 ? now + h->http.index_fresh_s : 0;
             s->warned[0] = '\0';
             save_cached(s, &g, sig);
             MH_TRACE(h, "http: %s: %zu modules", url, s->idx.n);

@@ -94,6 +94,7 @@ static void http_limits(mh_host *h, const mh_http_limits *in)
         l->low_speed_seconds = in->low_speed_seconds;
         l->max_index_size = in->max_index_size;
         l->max_redirects = in->max_redirects;
+        l->index_fresh_s = in->index_fresh_s;
     }
     if (l->connect_timeout_ms <= 0) l->connect_timeout_ms = 10000;
     if (l->timeout_ms <= 0) l->timeout_ms = 60000;
@@ -101,6 +102,7 @@ static void http_limits(mh_host *h, const mh_http_limits *in)
     if (l->low_speed_seconds <= 0) l->low_speed_seconds = 10;
     if (l->max_index_size == 0) l->max_index_size = 8u << 20;
     if (l->max_redirects <= 0) l->max_redirects = 5;
+    if (l->index_fresh_s <= 0) l->index_fresh_s = 300;
 }
 
 mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)

@@ -194,7 +194,11 @@ typedef struct mh_http_limits {
     long low_speed_seconds;       /* 10: ... for this long fails */
     size_t max_index_size;        /* 8 MiB: index.json, decoded */
     int max_redirects;            /* 5, same origin only */
-    void *reserved[4];
+    long index_fresh_s;           /* 300: how long a host uses an index
+                                     whose server sent no freshness
+                                     (no max-age, no no-cache) before
+                                     asking again; Cache-Control wins */
+    void *reserved[3];
 } mh_http_limits;
 
 /*

@@ -401,6 +401,32 @@ TEST(index_without_freshness_is_checked_once_per_host)
     log_capture_free(&lc);
 }
 
+TEST(index_without_freshness_is_checked_again_after_index_fresh_s)
+{
+    /* mh_http_limits.index_fresh_s (300 by default) is how long that one
+     * check lasts: within it no request, after it one revalidation, and
+     * then the window starts again. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    mh_http_limits lim = {.size = sizeof lim, .index_fresh_s = 2};
+    cfg.http = &lim;
+    mh_host *h = host_new_cfg(&cfg);
+    mh_module *mod;
+    import_ok(h, "counter");
+    ASSERT_STATUS(mh_import(h, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_REQUESTS(srv, "/ok/index.json", 1); /* within the window */
+    sleep(3);
+    ASSERT_STATUS(mh_import(h, "absent", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304", 1);
+    import_ok(h, "answer7");
+    ASSERT_REQUESTS(srv, "/ok/index.json", 2); /* a new window */
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(index_with_max_age_0_is_checked_every_find)
 {
     http_server *srv = http_start(http_site(NULL), "--max-age 0");
