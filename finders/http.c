@@ -175,8 +175,8 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     size_t n = strlen(base);
     if (base[n - 1] != '/')
         memcpy(base + n, "/", 2);
-    unsigned char sha[32]; /* of the base URL: its cache directory's name */
-    if (!mh_sha256(base, strlen(base), sha)) {
+    char key[33]; /* of the base URL: its cache directory's name */
+    if (!mh_sha256_hex(base, strlen(base), 16, key)) {
         mh_mem_strfree(h, userpwd);
         return mh_err(h, err, MH_EIO, "entry %s: cannot hash its URL",
                       userpwd ? "(with credentials)" : entry);
@@ -196,8 +196,6 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
         mh_mem_free(h, s, sizeof *s);
         return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", base);
     }
-    char key[65];
-    mh_hex(sha, 16, key);
     snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
     s->loopback = host_is_loopback(base);
     s->plain = strncmp(base, "http://", 7) == 0;

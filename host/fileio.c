@@ -168,6 +168,15 @@ void mh_hex(const unsigned char *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out)
+{
+    unsigned char sha[32];
+    if (bytes > sizeof sha || !mh_sha256(d, n, sha))
+        return false;
+    mh_hex(sha, bytes, out);
+    return true;
+}
+
 char *mh_put_dec(char *p, unsigned long long v, int width)
 {
     char t[24];

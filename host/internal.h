@@ -176,6 +176,10 @@ const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32]);
 bool mh_sha256(const void *d, size_t n, unsigned char out[32]);
 /* n bytes as 2n lowercase hex digits and a NUL. */
 void mh_hex(const unsigned char *d, size_t n, char *out);
+/* The first `bytes` (<= 32) bytes of the SHA-256 of n bytes at d, as
+ * 2 * bytes hex digits and a NUL: a cache file's or directory's name, a
+ * key.  False (out untouched) only if OpenSSL fails. */
+bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out);
 /* v in decimal at p, at least `width` (1..20) digits, no NUL; returns
  * the end.  For paths and keys built on a hot path: snprintf's code is
  * large, and a cold import pays for every line of code it runs

@@ -573,11 +573,9 @@ static bool cache_path(mh_host *h, const char *origin, const char *file,
                  (int)(slash - file), file, slash + 1);
         return true;
     }
-    unsigned char sha[32];
     char hex[33];
-    if (!mh_sha256(origin, strlen(origin), sha))
+    if (!mh_sha256_hex(origin, strlen(origin), 16, hex))
         return false;
-    mh_hex(sha, 16, hex);
     snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
     return true;
 }

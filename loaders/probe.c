@@ -169,15 +169,6 @@ static mh_status probe_bin(mh_host *h, char *out, size_t size,
 
 /* ---- identity and the cache --------------------------------------------- */
 
-static bool sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    if (!mh_sha256(data, len, md))
-        return false;
-    mh_hex(md, sizeof md, out);
-    return true;
-}
-
 /* The cache key of the module: which modhost asks, the module's name
  * and its identity (not its origin: the same bytes are the same test). */
 static void key_of(mh_buf *key, const char *name, int fd,
@@ -187,7 +178,7 @@ static void key_of(mh_buf *key, const char *name, int fd,
                   MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION, name);
     if (image) {
         char sha[65];
-        if (sha256_hex(image->data, image->len, sha))
+        if (mh_sha256_hex(image->data, image->len, 32, sha))
             mh_buf_printf(key, "sha256 %s\n", sha);
         else
             key->failed = true;
@@ -227,7 +218,7 @@ static bool cache_path(mh_host *h, const mh_buf *key, char *path,
         mh_error_free(e);
         return false;
     }
-    if (!sha256_hex(key->data, key->len, sha))
+    if (!mh_sha256_hex(key->data, key->len, 32, sha))
         return false;
     int n = snprintf(path, size, "%s/%s.ok", dir, sha);
     return n > 0 && (size_t)n < size;
