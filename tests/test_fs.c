@@ -322,21 +322,41 @@ static int failing_site(void *ud, const char *site)
 }
 
 /* An isolated host searching dir where inotify fails at `site`:
- * directories are checked with stat() at each use. */
-static mh_host *host_failing_at(const char *dir, const char *site)
+ * directories are checked with stat() at each use.  With lc, it traces
+ * every decision into lc. */
+static mh_host *host_failing_at(const char *dir, const char *site,
+                                log_capture *lc)
 {
     mh_config cfg;
     mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                (lc ? MH_CONFIG_VERBOSE : 0);
     cfg.path = dir;
     cfg.fault = failing_site;
     cfg.fault_ud = (void *)site;
+    cfg.log = lc ? log_capture_fn : NULL;
+    cfg.log_ud = lc;
     return host_new_cfg(&cfg);
 }
 
 static mh_host *host_without_inotify(const char *dir)
 {
-    return host_failing_at(dir, "inotify");
+    return host_failing_at(dir, "inotify", NULL);
+}
+
+/* host searches dir (tmp's "E", no notification): a module and a package
+ * made after misses are found once the directory's mtime moves. */
+static void late_arrivals_found(mh_host *host, const char *dir)
+{
+    file_set_mtime(dir, OLD_TIME);
+    misses(host, "late");
+    misses(host, "pkg.late");
+    fixture_copy("counter", "E/late.so");
+    tmp_mkdir("E/pkg");
+    fixture_copy("counter", "E/pkg/late.so");
+    file_set_mtime(dir, OLD_TIME + 100);
+    import_ok(host, "late");
+    import_ok(host, "pkg.late");
 }
 
 /* Make tmp/link a symbolic link to tmp/target, replacing an existing one
@@ -615,15 +635,7 @@ TEST(without_notification_directories_are_checked_each_use)
     /* No inotify instance: every use stats the directory, as before. */
     const char *dir = tmp_mkdir("E");
     mh_host *host = host_without_inotify(dir);
-    file_set_mtime(dir, OLD_TIME);
-    misses(host, "late");
-    misses(host, "pkg.late");
-    fixture_copy("counter", "E/late.so");
-    tmp_mkdir("E/pkg");
-    fixture_copy("counter", "E/pkg/late.so");
-    file_set_mtime(dir, OLD_TIME + 100);
-    import_ok(host, "late");
-    import_ok(host, "pkg.late");
+    late_arrivals_found(host, dir);
     mh_host_free(host);
 }
 
@@ -635,27 +647,10 @@ TEST(without_watches_directories_are_checked_each_use)
     const char *dir = tmp_mkdir("E");
     log_capture lc;
     log_capture_init(&lc);
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
-                MH_CONFIG_VERBOSE;
-    cfg.path = dir;
-    cfg.fault = failing_site;
-    cfg.fault_ud = (void *)"watch";
-    cfg.log = log_capture_fn;
-    cfg.log_ud = &lc;
-    mh_host *host = host_new_cfg(&cfg);
-    file_set_mtime(dir, OLD_TIME);
-    misses(host, "late");
-    misses(host, "pkg.late");
+    mh_host *host = host_failing_at(dir, "watch", &lc);
+    late_arrivals_found(host, dir);
     ASSERT_LOG(&lc, MH_LOG_TRACE, "No space left on device");
     ASSERT_LOG(&lc, MH_LOG_TRACE, "checked with stat() at each use");
-    fixture_copy("counter", "E/late.so");
-    tmp_mkdir("E/pkg");
-    fixture_copy("counter", "E/pkg/late.so");
-    file_set_mtime(dir, OLD_TIME + 100);
-    import_ok(host, "late");
-    import_ok(host, "pkg.late");
     mh_host_free(host);
     log_capture_free(&lc);
 }

@@ -808,6 +808,25 @@ typedef struct racer {
     const char *text;
 } racer;
 
+enum { N_RACERS = 8 };
+
+/* N_RACERS threads run fn on r[i] (mod and got set, the rest zero) at
+ * once, released together by a barrier; all joined on return. */
+static void race(mh_module *mod, const mh_manifest *got,
+                 void *(*fn)(void *), racer r[N_RACERS])
+{
+    pthread_t t[N_RACERS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N_RACERS);
+    for (int i = 0; i < N_RACERS; i++) {
+        r[i] = (racer){mod, &go, got, NULL};
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, fn, &r[i]), 0);
+    }
+    for (int i = 0; i < N_RACERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+}
+
 static void *race_manifest(void *ud)
 {
     racer *r = ud;
@@ -818,24 +837,14 @@ static void *race_manifest(void *ud)
 
 TEST(note_manifest_parsed_by_racing_threads_is_one)
 {
-    enum { N = 8 };
-    pthread_t t[N];
-    racer r[N];
-    pthread_barrier_t go;
+    racer r[N_RACERS];
 
     fixture_copy("meta_full", "E/meta_full.so");
     mh_host *host = host_new_isolated(tmp_path("E"));
     mh_module *mod = import_ok(host, "meta_full");
-    pthread_barrier_init(&go, NULL, N);
-    for (int i = 0; i < N; i++) {
-        r[i] = (racer){mod, &go, NULL, NULL};
-        ASSERT_EQ_INT(pthread_create(&t[i], NULL, race_manifest, &r[i]), 0);
-    }
-    for (int i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&go);
+    race(mod, NULL, race_manifest, r);
     ASSERT_NOT_NULL(r[0].got);
-    for (int i = 1; i < N; i++)
+    for (int i = 1; i < N_RACERS; i++)
         ASSERT_EQ_PTR(r[i].got, r[0].got);
     ASSERT_EQ_PTR(mh_module_manifest(mod), r[0].got);
     ASSERT_EQ_STR(mh_manifest_version(r[0].got), "2.3.4");
@@ -919,10 +928,7 @@ static void *race_text(void *ud)
  * that lost the race is freed (the host's allocator sees nothing left). */
 TEST(module_manifest_text_printed_by_racing_threads_is_one)
 {
-    enum { N = 8 };
-    pthread_t t[N];
-    racer r[N];
-    pthread_barrier_t go;
+    racer r[N_RACERS];
     alloc_tracker at;
 
     fixture_copy("meta_full", "E/meta_full.so");
@@ -932,16 +938,9 @@ TEST(module_manifest_text_printed_by_racing_threads_is_one)
     mh_module *mod = import_ok(host, "meta_full");
     const mh_manifest *m = mh_module_manifest(mod);
     ASSERT_NOT_NULL(m);
-    pthread_barrier_init(&go, NULL, N);
-    for (int i = 0; i < N; i++) {
-        r[i] = (racer){mod, &go, m, NULL};
-        ASSERT_EQ_INT(pthread_create(&t[i], NULL, race_text, &r[i]), 0);
-    }
-    for (int i = 0; i < N; i++)
-        pthread_join(t[i], NULL);
-    pthread_barrier_destroy(&go);
+    race(mod, m, race_text, r);
     ASSERT_NOT_NULL(r[0].text);
-    for (int i = 1; i < N; i++)
+    for (int i = 1; i < N_RACERS; i++)
         ASSERT_EQ_PTR(r[i].text, r[0].text);
     ASSERT_EQ_PTR(mh_manifest_json(m), r[0].text);
     ASSERT_CONTAINS(r[0].text, "\"version\":\"2.3.4\"");
