@@ -252,7 +252,11 @@ static char listing_get(const fsf_listing *l, const char *name)
     size_t lo = 0, hi = l->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, ent_name(l, mid));
+        const char *en = ent_name(l, mid);
+        /* Most probes differ in the first byte: no call for those. */
+        int c = (unsigned char)name[0] - (unsigned char)en[0];
+        if (c == 0 && name[0])
+            c = strcmp(name + 1, en + 1);
         if (c == 0)
             return ent_type(l, mid);
         if (c < 0)
@@ -562,6 +566,15 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
     return join(s, path, n);
 }
 
+/* Why the entry's own directory gave no listing: a miss. */
+static mh_status no_root(mh_buf *why, int e)
+{
+    mh_buf_puts(why, e == ENOENT    ? "directory does not exist"
+                   : e == ENOTDIR   ? "not a directory (nor a module database)"
+                                    : strerror(e));
+    return MH_ENOTFOUND;
+}
+
 static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -569,6 +582,33 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     mh_host *h = s->host;
     mh_buf *why = MH_FCX(cx)->why;
     mh_error **err = MH_FCX(cx)->err;
+    /* A package the entry does not have at all is a miss told by the
+     * entry's own root listing: no path to build, nothing to stat, and no
+     * "missing" record per package per entry.  This is the whole of a
+     * miss in every entry in front of the one that has the module, so it
+     * comes before anything else is built. */
+    const char *dot = strchr(name, '.');
+    if (dot && (size_t)(dot - name) <= MH_NAME_MAX) {
+        size_t tlen = (size_t)(dot - name);
+        char top[MH_NAME_MAX + 8];
+        memcpy(top, name, tlen);
+        top[tlen] = '\0';
+        pthread_mutex_lock(&s->lock);
+        fsf_listing *rl = get_listing(s, s->root);
+        int re = rl ? 0 : errno;
+        char te = rl ? listing_get(rl, top) : 0;
+        pthread_mutex_unlock(&s->lock);
+        if (!rl && (re == ENOENT || re == ENOTDIR))
+            return no_root(why, re); /* the entry itself, not the package */
+        /* Unreadable (a directory one may search but not list): the
+         * package is looked for by its path below. */
+        if (rl && te != T_DIR && te != T_LINK) {
+            mh_buf_add(why, "no directory ", 13);
+            mh_buf_add(why, top, tlen);
+            mh_buf_add(why, "/", 1);
+            return MH_ENOTFOUND;
+        }
+    }
     char rel[MH_NAME_MAX + 8], leaf[MH_NAME_MAX + 8];
     size_t rlen = mh_name_relpath(name, "", rel, sizeof rel);
     const char *slash = strrchr(rel, '/');
@@ -576,27 +616,6 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     size_t llen = slash ? rlen - dlen - 1 : rlen; /* < sizeof leaf */
     memcpy(leaf, slash ? slash + 1 : rel, llen + 1);
 
-    pthread_mutex_lock(&s->lock);
-    if (dlen) {
-        /* A package the entry does not have at all is a miss told by the
-         * entry's own listing: no path to build, nothing to stat, and no
-         * "missing" record per package per entry. */
-        const char *top_end = memchr(rel, '/', dlen);
-        size_t tlen = top_end ? (size_t)(top_end - rel) : dlen;
-        char top[MH_NAME_MAX + 8]; /* rel is shorter: it holds top */
-        memcpy(top, rel, tlen);
-        top[tlen] = '\0';
-        fsf_listing *rl = get_listing(s, s->root);
-        char te = rl ? listing_get(rl, top) : 0;
-        if (rl && te != T_DIR && te != T_LINK) {
-            pthread_mutex_unlock(&s->lock);
-            mh_buf_add(why, "no directory ", 13);
-            mh_buf_add(why, top, tlen);
-            mh_buf_add(why, "/", 1);
-            return MH_ENOTFOUND;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
     const char *dir = join(s, rel, dlen);
     if (!dir)
         return join_failed(s, name, why, err);
@@ -608,13 +627,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         if (e == ENOMEM)
             return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", dir);
         if (dlen == 0)
-            mh_buf_printf(why, "%s", e == ENOENT ? "directory does not exist"
-                                   : e == ENOTDIR ? "not a directory (nor a "
-                                                    "module database)"
-                                                  : strerror(e));
-        else
-            mh_buf_printf(why, "no directory %.*s/ (%s)", (int)dlen, rel,
-                          strerror(e));
+            return no_root(why, e);
+        mh_buf_printf(why, "no directory %.*s/ (%s)", (int)dlen, rel,
+                      strerror(e));
         return MH_ENOTFOUND;
     }
     char file[sizeof leaf + 6];

@@ -100,7 +100,7 @@ static struct mh_notify *get(mh_host *h, bool make)
     return n;
 }
 
-static bool usable(struct mh_notify *n)
+static inline bool usable(struct mh_notify *n)
 {
     return atomic_load_explicit(&n->fd, memory_order_relaxed) >= 0 &&
            !atomic_load_explicit(&n->blind, memory_order_relaxed) &&
@@ -108,7 +108,7 @@ static bool usable(struct mh_notify *n)
                                             memory_order_relaxed);
 }
 
-static ntf_wd *slot(struct mh_notify *n, int wd)
+static inline ntf_wd *slot(struct mh_notify *n, int wd)
 {
     ntf_dir *d = atomic_load_explicit(&n->dir, memory_order_acquire);
     if (wd < 0 || !d || (unsigned)wd / CHUNK >= d->n)
@@ -228,7 +228,10 @@ void mh_ntf_watch(mh_host *h, const char *dir, mh_ntf_stamp *st)
 
 bool mh_ntf_current(mh_host *h, const mh_ntf_stamp *st)
 {
-    struct mh_notify *n = get(h, false);
+    /* Once per listing used, for every entry of every import: nothing
+     * here makes a call. */
+    struct mh_notify *n = atomic_load_explicit(&h->notify,
+                                               memory_order_acquire);
     if (!n || st->wd < 0 || !usable(n) ||
         atomic_load_explicit(&n->epoch, memory_order_acquire) != st->epoch)
         return false;

@@ -30,16 +30,24 @@ typedef struct find_walk {
     size_t meta_tried;     /* of which meta finders */
 } find_walk;
 
+/* Where a link is, as its messages name it. */
+static const char *where_of(size_t entry, char *buf, size_t size)
+{
+    if (entry == SIZE_MAX)
+        return "meta finder";
+    snprintf(buf, size, "entry %zu", entry);
+    return buf;
+}
+
 /* Ask one finder instance.  MH_OK: *found is the module; MH_ENOTFOUND:
- * go on (a miss, or a namespace portion kept in w); else an error. */
+ * go on (a miss, or a namespace portion kept in w); else an error.  This
+ * runs for every entry of every import, most of them misses: the miss
+ * path builds no text but the reason and frees only what was made. */
 static mh_status ask(find_walk *w, const mh_hook *k, void *state,
                      size_t entry, mh_found *found, mh_error **err)
 {
     mh_host *h = w->h;
-    /* Named only when said: this runs for every entry of every import. */
-    char where[64] = "meta finder";
-    if (entry != SIZE_MAX && h->verbose)
-        snprintf(where, sizeof where, "entry %zu", entry);
+    char wb[32];
     size_t mark = w->why.len; /* where this link's reason starts */
     mh_finder_spec spec = {0};
     mh_error *e = NULL;
@@ -47,6 +55,18 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     mh_fcx_init(&cx, h, k, &w->why, &e);
     cx.want_bytes = w->transient;
     mh_status rc = k->cls->find(&cx.pub, state, w->name, &spec);
+    if (rc == MH_ENOTFOUND) {
+        if (cx.bytes.data)
+            mh_blob_free(h, &cx.bytes);
+        if (w->why.len == mark)
+            mh_buf_puts(&w->why, "not found");
+        if (e)
+            mh_error_free(e);
+        MH_TRACE(h, "find '%s': %s (%s): %s", w->name,
+                 where_of(entry, wb, sizeof wb), k->name,
+                 w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
+        return MH_ENOTFOUND;
+    }
     mh_found f;
     if (rc == MH_OK) {
         rc = mh_fcx_found(h, k, w->name, &spec, w->transient, &f, &e);
@@ -62,7 +82,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         mh_error_free(e);
         e = NULL;
         MH_TRACE(h, "find '%s': %s (%s): %s, a namespace portion; going on",
-                 w->name, where, k->name, f.origin);
+                 w->name, where_of(entry, wb, sizeof wb), k->name, f.origin);
         mh_buf_printf(&w->why, "namespace portion %s", f.origin);
         if (!w->have_ns) {
             w->ns = f;
@@ -75,24 +95,14 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     if (rc == MH_OK) {
         mh_error_free(e); /* an error() before an MH_OK */
         *found = f;
-        MH_TRACE(h, "find '%s': %s (%s): found %s", w->name, where, k->name,
-                 f.origin);
+        MH_TRACE(h, "find '%s': %s (%s): found %s", w->name,
+                 where_of(entry, wb, sizeof wb), k->name, f.origin);
         return MH_OK;
     }
-    if (rc == MH_ENOTFOUND) {
-        if (w->why.len == mark)
-            mh_buf_puts(&w->why, "not found");
-        mh_error_free(e);
-        MH_TRACE(h, "find '%s': %s (%s): %s", w->name, where, k->name,
-                 w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
-        return MH_ENOTFOUND;
-    }
-    if (!e) {
-        if (entry != SIZE_MAX)
-            snprintf(where, sizeof where, "entry %zu", entry);
+    if (!e)
         mh_err(h, &e, rc, "finder '%s' failed for module '%s' in %s (%s)",
-               k->name, w->name, where, mh_strerror(rc));
-    }
+               k->name, w->name, where_of(entry, wb, sizeof wb),
+               mh_strerror(rc));
     return mh_err_give(e, err);
 }
 

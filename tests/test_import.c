@@ -277,6 +277,45 @@ TEST(not_found_message_lists_every_entry)
     mh_host_free(host);
 }
 
+TEST(not_found_message_gives_each_entrys_own_reason)
+{
+    /* What each entry lacked, as an operator needs it to fix the path:
+     * the package directory, the module in a package that is there, or
+     * the entry itself.  A module file named like the package is not a
+     * package. */
+    const char *e1 = tmp_mkdir("E1");
+    const char *e2 = tmp_mkdir("E2/pkgq");
+    e2 = tmp_path("E2");
+    const char *missing = tmp_path("missing");
+    fixture_copy("counter", "E3/pkgq.so");
+    const char *e3 = tmp_path("E3");
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *host = host_new_opts(&o, e1, e2, missing, e3);
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(host, "pkgq.mod", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "searched 4 path entries");
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: no directory pkgq/\n", e1));
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: no pkgq/mod.so, pkgq/mod.lua "
+                                       "or pkgq/mod.luac\n", e2));
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: directory does not exist\n",
+                                       missing));
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: no directory pkgq/", e3));
+    /* the traces name each entry by its place in the path */
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "find 'pkgq.mod': entry 0 (fs): no "
+                                  "directory pkgq/");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "find 'pkgq.mod': entry 3 (fs): no "
+                                  "directory pkgq/");
+
+    ASSERT_STATUS(mh_import(host, "flat", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: no flat.so, flat.lua or "
+                                       "flat.luac\n", e1));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(init_failure_leaves_nothing)
 {
     mh_host *host;
