@@ -90,6 +90,17 @@ typedef struct elf_src {
     unsigned char head[4096];
 } elf_src;
 
+/* The fields but head: a designated initialiser would zero its 4 KiB on
+ * every load, before the read that fills it. */
+static void src_init(elf_src *s, const unsigned char *data, int fd,
+                     uint64_t len)
+{
+    s->data = data;
+    s->fd = fd;
+    s->len = len;
+    s->head_len = 0;
+}
+
 static bool src_read(const elf_src *s, uint64_t off, void *buf, size_t n)
 {
     if (off > s->len || n > s->len - off)
@@ -236,7 +247,8 @@ const char *mh_elf_note_mem(mh_host *h, const unsigned char *data, size_t len,
                             mh_elf_note *out)
 {
     memset(out, 0, sizeof *out);
-    elf_src s = {.data = data, .fd = -1, .len = len};
+    elf_src s;
+    src_init(&s, data, -1, len);
     const char *why = find_note(h, &s, out);
     if (why)
         mh_elf_note_free(h, out);
@@ -246,7 +258,8 @@ const char *mh_elf_note_mem(mh_host *h, const unsigned char *data, size_t len,
 const char *mh_elf_note_fd(mh_host *h, int fd, uint64_t len, mh_elf_note *out)
 {
     memset(out, 0, sizeof *out);
-    elf_src s = {.fd = fd, .len = len};
+    elf_src s;
+    src_init(&s, NULL, fd, len);
     size_t want = len < sizeof s.head ? (size_t)len : sizeof s.head;
     size_t got = mh_io_pread_all(fd, s.head, want, 0);
     s.head_len = got == want ? got : 0; /* else: read piece by piece */
