@@ -427,6 +427,34 @@ TEST(index_without_freshness_is_checked_again_after_index_fresh_s)
     log_capture_free(&lc);
 }
 
+TEST(index_fresh_s_of_zero_or_less_is_the_default_window)
+{
+    /* 0 (a zeroed struct) and a negative value mean the default 300 s,
+     * not "no window": the host's first find checks the index, the next
+     * finds make no request. */
+    static const long values[] = {0, -1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        http_server *srv = http_start(http_site(NULL), NULL);
+        log_capture lc;
+        log_capture_init(&lc);
+        mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+        mh_http_limits lim = {.size = sizeof lim,
+                              .index_fresh_s = values[i]};
+        cfg.http = &lim;
+        mh_host *h = host_new_cfg(&cfg);
+        mh_module *mod;
+        import_ok(h, "counter");
+        ASSERT_STATUS(mh_import(h, "absent", &mod, ERR), MH_ENOTFOUND);
+        import_ok(h, "answer7");
+        if (http_requests(srv, "/ok/index.json") != 1)
+            FAIL("index_fresh_s = %ld: %zu index requests, not 1", values[i],
+                 http_requests(srv, "/ok/index.json"));
+        mh_host_free(h);
+        http_stop(srv);
+        log_capture_free(&lc);
+    }
+}
+
 TEST(index_with_max_age_0_is_checked_every_find)
 {
     http_server *srv = http_start(http_site(NULL), "--max-age 0");
