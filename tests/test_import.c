@@ -303,6 +303,8 @@ TEST(not_found_message_gives_each_entrys_own_reason)
     ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: directory does not exist\n",
                                        missing));
     ASSERT_CONTAINS(ERR_MSG(), str_fmt("\n  %s: no directory pkgq/", e3));
+    /* answered by the root listings, not by a failed look below them */
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "pkgq/ (");
     /* the traces name each entry by its place in the path */
     ASSERT_LOG(&lc, MH_LOG_TRACE, "find 'pkgq.mod': entry 0 (fs): no "
                                   "directory pkgq/");
