@@ -209,6 +209,14 @@ extern const mh_finder_class mh_fsf_class;
 extern const mh_finder_class mh_sqf_class;
 extern const mh_finder_class mh_htf_class;
 
+/* Can an instance of mh_fsf_class only miss every module of top-level
+ * package `top` (tlen bytes, no dot)?  True when its root listing is
+ * current and watched (finders/notify.h) and has no directory or link of
+ * that name: a find of "top.anything" would then answer "no directory
+ * top/" without another look.  False when it may have it, or when it
+ * cannot tell without a system call. */
+bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen);
+
 /* The shared resolution rule: mh_finder_relpath (modhost/finder.h). */
 #define mh_name_relpath mh_finder_relpath
 

@@ -566,6 +566,22 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
     return join(s, path, n);
 }
 
+bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen)
+{
+    fsf_state *s = state;
+    char t[MH_NAME_MAX + 8];
+    if (tlen > MH_NAME_MAX)
+        return false;
+    memcpy(t, top, tlen);
+    t[tlen] = '\0';
+    pthread_mutex_lock(&s->lock);
+    fsf_listing *rl = get_listing(s, s->root);
+    char te = rl ? listing_get(rl, t) : 0;
+    bool lacks = rl && rl->stamp.wd >= 0 && te != T_DIR && te != T_LINK;
+    pthread_mutex_unlock(&s->lock);
+    return lacks;
+}
+
 /* Why the entry's own directory gave no listing: a miss. */
 static mh_status no_root(mh_buf *why, int e)
 {
@@ -588,7 +604,8 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
      * miss in every entry in front of the one that has the module, so it
      * comes before anything else is built. */
     const char *dot = strchr(name, '.');
-    if (dot && (size_t)(dot - name) <= MH_NAME_MAX) {
+    if (dot && (size_t)(dot - name) <= MH_NAME_MAX) { /* always, for a
+                                                       checked name */
         size_t tlen = (size_t)(dot - name);
         char top[MH_NAME_MAX + 8];
         memcpy(top, name, tlen);

@@ -49,6 +49,7 @@ struct mh_notify {
                                    watched: trust nothing, stat instead */
     unsigned forks;             /* fork count when made */
     _Atomic uint64_t epoch;
+    _Atomic uint64_t seq;       /* events that could change a listing */
     _Atomic(ntf_dir *) dir;     /* the chunks, read lock-free */
     ntf_dir *retired;           /* smaller directories: readers may still
                                    be there */
@@ -240,6 +241,16 @@ bool mh_ntf_current(mh_host *h, const mh_ntf_stamp *st)
                     st->gen;
 }
 
+bool mh_ntf_seq(mh_host *h, uint64_t *seq)
+{
+    struct mh_notify *n = atomic_load_explicit(&h->notify,
+                                               memory_order_acquire);
+    if (!n || !usable(n))
+        return false;
+    *seq = atomic_load_explicit(&n->seq, memory_order_acquire);
+    return true;
+}
+
 /* Does `above`/`name` lead to an entry (lock held)? */
 static bool on_a_root_path(struct mh_notify *n, const char *above,
                            const char *name)
@@ -328,6 +339,8 @@ void mh_ntf_drain(mh_host *h)
             if (wide)
                 atomic_fetch_add_explicit(&n->epoch, 1,
                                           memory_order_release);
+            if (wide || s->listed)
+                atomic_fetch_add_explicit(&n->seq, 1, memory_order_release);
         }
     }
     /* Paths may lead elsewhere now (a release directory swapped behind a

@@ -37,6 +37,12 @@ void mh_ntf_watch(struct mh_host *h, const char *dir, mh_ntf_stamp *st);
  * the last drain)?  No system call, no lock. */
 bool mh_ntf_current(struct mh_host *h, const mh_ntf_stamp *st);
 
+/* The count of events read so far that could have made some listing's
+ * stamp stale (every event on a listed directory, and every host-wide
+ * one): while it stays the same, every stamp current when it was read
+ * still is.  False when notification is off (every stamp is stale). */
+bool mh_ntf_seq(struct mh_host *h, uint64_t *seq);
+
 /* Read the events that arrived: once before each find or list walk. */
 void mh_ntf_drain(struct mh_host *h);
 

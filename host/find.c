@@ -13,6 +13,7 @@
 #include "host/internal.h"
 #include "finders/notify.h"
 #include "finders/finder.h"
+#include "host/tops.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,7 +107,45 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     return mh_err_give(e, err);
 }
 
-/* The "path" link: every search path entry in order. */
+/* The line of the "not found" message an entry skipped for lacking the
+ * package would have written: the entry's, then fsf_find's reason. */
+static void skipped_line(mh_buf *b, const mh_pentry *e, const mh_tops_view *v)
+{
+    mh_buf_add(b, "\n  ", 3);
+    mh_buf_add(b, e->shown, mh_int_record(e->shown)->len);
+    mh_buf_add(b, ": no directory ", 15);
+    mh_buf_add(b, v->top, v->len);
+    mh_buf_add(b, "/", 1);
+}
+
+/* After a walk that skipped entries found nothing: the message's lines
+ * in entry order, the skipped ones written now.  ends[i] is where the
+ * lines written up to entry i end (path lock held). */
+static void write_skipped(find_walk *w, size_t start, const uint32_t *ends,
+                          const mh_tops_view *v)
+{
+    mh_host *h = w->h;
+    mh_buf b;
+    mh_buf_init(&b, h, w->why.max);
+    mh_buf_add(&b, mh_buf_str(&w->why), start);
+    size_t from = start;
+    for (size_t i = 0; i < h->path.n; i++) {
+        if (mh_tops_skips(v, i))
+            skipped_line(&b, h->path.v[i], v);
+        else
+            mh_buf_add(&b, mh_buf_str(&w->why) + from, ends[i] - from);
+        from = ends[i];
+    }
+    if (b.failed) { /* the lines as they are, not a message cut short */
+        mh_buf_free(&b);
+        return;
+    }
+    mh_buf_free(&w->why);
+    w->why = b;
+}
+
+/* The "path" link: every search path entry in order.  Entries known to
+ * lack the module's top-level package are skipped (host/tops.h). */
 static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
 {
     mh_host *h = w->h;
@@ -118,15 +157,24 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
      * past it would mark as overflowed). */
     size_t hint = n * 96;
     mh_buf_reserve(&w->why, hint < w->why.max / 2 ? hint : w->why.max / 2);
+    mh_tops_view tv;
+    mh_tops_begin(h, w->name, n, &tv);
+    uint32_t ends[MH_TOPS_WORDS * 64]; /* only when tv.on: n fits */
+    size_t start = w->why.len, skipped = 0;
     for (size_t i = 0; i < n && rc == MH_ENOTFOUND; i++) {
         mh_pentry *e = h->path.v[i];
+        w->tried++;
+        if (mh_tops_skips(&tv, i)) {
+            skipped++;
+            ends[i] = (uint32_t)w->why.len;
+            continue;
+        }
         mh_buf_add(&w->why, "\n  ", 3);
         mh_buf_add(&w->why, e->shown, mh_int_record(e->shown)->len);
         mh_buf_add(&w->why, ": ", 2);
         size_t mark = w->why.len;
         const mh_hook *k;
         void *state;
-        w->tried++;
         rc = mh_path_finder(h, e, &k, &state, &w->why);
         if (rc == MH_ENOMEM) {
             mh_err(h, err, MH_ENOMEM, "out of memory opening the finder of "
@@ -138,11 +186,21 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
             MH_TRACE(h, "find '%s': entry %zu '%s': %s", w->name, i, e->shown,
                      w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
             rc = MH_ENOTFOUND;
-            continue;
+        } else {
+            atomic_fetch_add_explicit(&e->asked, 1, memory_order_relaxed);
+            rc = ask(w, k, state, i, found, err);
+            if (rc == MH_ENOTFOUND && tv.on && !mh_tops_looked(&tv, i))
+                mh_tops_learn(&tv, i, k->cls == &mh_fsf_class &&
+                                          mh_fsf_lacks_top(state, tv.top,
+                                                           tv.len));
         }
-        rc = ask(w, k, state, i, found, err);
+        if (tv.on)
+            ends[i] = (uint32_t)w->why.len;
     }
+    if (rc == MH_ENOTFOUND && skipped && !w->have_ns && !w->why.failed)
+        write_skipped(w, start, ends, &tv);
     pthread_rwlock_unlock(&h->path.lock);
+    mh_tops_end(h, &tv);
     return rc;
 }
 

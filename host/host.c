@@ -7,6 +7,7 @@
  * isolated mode (-E) every MODHOST_* variable is ignored too.
  */
 #include "host/internal.h"
+#include "host/tops.h"
 #include "finders/notify.h"
 #include "host/secure.h"
 #include "loaders/loader.h"
@@ -142,11 +143,13 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
     pthread_mutex_init(&h->lock, NULL);
     pthread_mutex_init(&h->sec.lock, NULL);
     mh_reg_init(&h->registry);
+    mh_tops_init(h);
     mh_api_fill(&h->api);
 
     if (mh_int_init(h, &h->intern) != 0) {
         pthread_mutex_destroy(&h->lock);
         pthread_mutex_destroy(&h->sec.lock);
+        mh_tops_free(h);
         alloc(cfg->alloc_ud, h, sizeof *h, 0);
         return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
     }
@@ -200,6 +203,7 @@ void mh_host_free(mh_host *host)
     mh_chain_free(host);
     mh_sec_free(host);
     mh_ntf_free(host);
+    mh_tops_free(host);
     mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);
     mh_int_free(host, &host->intern);

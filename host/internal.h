@@ -58,6 +58,12 @@ struct mh_host {
     } sec;
     _Atomic(struct mh_notify *) notify; /* listing change events
                                            (finders/notify.c) */
+    struct {               /* entries that lack a package (host/tops.c) */
+        pthread_mutex_t lock;
+        struct mh_top *b[64];
+        size_t count;
+        _Atomic uint64_t gen;
+    } tops;
 
     /* The import lock: guards module states, owners and waits.  Held only
      * for short bookkeeping, never while plugin code runs. */

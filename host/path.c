@@ -16,6 +16,7 @@
  * duplicates are dropped.
  */
 #include "host/internal.h"
+#include "host/tops.h"
 #include "host/secure.h"
 #include "finders/finder.h"
 
@@ -151,6 +152,7 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
     e->source = src;
     pthread_mutex_init(&e->lock, NULL);
     atomic_init(&e->finder, NULL);
+    atomic_init(&e->asked, 0);
     if (pos > p->n)
         pos = p->n;
     memmove(p->v + pos + 1, p->v + pos, (p->n - pos) * sizeof *p->v);
@@ -469,6 +471,8 @@ mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
                       "path or a URI (scheme:...)", entry);
     pthread_rwlock_wrlock(&host->path.lock);
     mh_status rc = insert(host, entry, strlen(entry), MH_SOURCE_API, pos, err);
+    if (rc == MH_OK)
+        mh_tops_forget(host); /* entries moved: what was skipped is not */
     pthread_rwlock_unlock(&host->path.lock);
     return rc;
 }
@@ -534,6 +538,9 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         info->error = !c && e->open_error
                           ? mh_int_cstr(host, mh_error_message(e->open_error))
                           : NULL;
+        if (size >= offsetof(mh_path_entry_info, asked) + sizeof info->asked)
+            info->asked = atomic_load_explicit(&e->asked,
+                                               memory_order_relaxed);
         pthread_mutex_unlock(&e->lock);
         rc = MH_OK;
     }
@@ -559,6 +566,7 @@ void mh_invalidate_caches(mh_host *host)
         }
         pthread_mutex_unlock(&e->lock);
     }
+    mh_tops_forget(host);
     pthread_rwlock_unlock(&host->path.lock);
     mh_chain_invalidate(host);
     mh_sec_forget(host);

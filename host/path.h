@@ -37,6 +37,7 @@ typedef struct mh_pentry {
     bool tried;                            /* open attempted */
     bool closed;                           /* its instance was closed */
     mh_error *open_error;                  /* why it could not be opened */
+    _Atomic size_t asked;                  /* finds that asked its finder */
 } mh_pentry;
 
 typedef struct mh_path {

@@ -12,6 +12,7 @@
 #include <errno.h>
 
 #include "support/support.h"
+#include <modhost/finder.h>
 #include "test.h"
 
 /* A directory last changed long ago, so no "modified just now" leeway in
@@ -675,5 +676,167 @@ TEST(listing_event_in_a_child_of_fork_is_not_stolen)
     ASSERT_EQ_INT(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     finds_counter(host, "late");
+    mh_host_free(host);
+}
+
+/* ------------------------------------ entries that lack the package */
+
+/* How many times host's finds asked entry i's finder. */
+static size_t asked(mh_host *host, size_t i)
+{
+    mh_path_entry_info info = {.size = sizeof info};
+    if (mh_host_path_entry_info(host, i, &info) != MH_OK)
+        FAIL("no entry %zu", i);
+    return info.asked;
+}
+
+/* The asked counts of entries 0..3, as "a b c d". */
+static const char *asked4(mh_host *host)
+{
+    return str_fmt("%zu %zu %zu %zu", asked(host, 0), asked(host, 1),
+                   asked(host, 2), asked(host, 3));
+}
+
+/* Three entries in front without package "pkg" (one empty, one with
+ * another package, one with a module file named pkg.so), then T with
+ * pkg/a.so ... pkg/f.so.  Returns the path, ';'-separated. */
+#define LACKING tmp_path("E1"), tmp_path("E2"), tmp_path("E3"), tmp_path("T")
+
+static const char *lacking_path(void)
+{
+    tmp_mkdir("E1");
+    tmp_mkdir("E2/other");
+    fixture_copy("counter", "E3/pkg.so");
+    const char *mods[] = {"a", "b", "c", "d", "e", "f"};
+    for (size_t i = 0; i < sizeof mods / sizeof mods[0]; i++)
+        fixture_copy("counter", "T/pkg/%s.so", mods[i]);
+    return str_fmt("%s;%s;%s;%s", tmp_path("E1"), tmp_path("E2"),
+                   tmp_path("E3"), tmp_path("T"));
+}
+
+TEST(entries_without_the_package_are_asked_once)
+{
+    /* The first import from "pkg" asks every entry; later ones skip the
+     * three that lack it (their listings watched, nothing changed), and
+     * ask only T -- until a change there, an entry added or
+     * mh_invalidate_caches. */
+    lacking_path();
+    mh_host *host = host_new_isolated(LACKING);
+    import_ok(host, "pkg.a");
+    ASSERT_EQ_STR(asked4(host), "1 1 1 1");
+    import_ok(host, "pkg.b");
+    import_ok(host, "pkg.c");
+    ASSERT_EQ_STR(asked4(host), "1 1 1 3");
+    /* a name without a package is not skipped for one: "pkg" is E3's */
+    ASSERT_EQ_STR(mh_module_origin(import_ok(host, "pkg")),
+                  tmp_path("E3/pkg.so"));
+    ASSERT_EQ_STR(asked4(host), "2 2 2 3");
+
+    /* the package appears in E2: a listed directory changed, so every
+     * entry is asked again, and E2 now wins */
+    tmp_mkdir("E2/pkg");
+    fixture_copy("answer7", "E2/pkg/d.so");
+    mh_module *d = import_ok(host, "pkg.d");
+    ASSERT_EQ_INT(call_int(d, "value"), 7);
+    ASSERT_EQ_STR(asked4(host), "3 3 2 3");
+    import_ok(host, "pkg.e"); /* E1 skipped again, E2 has the package */
+    ASSERT_EQ_STR(asked4(host), "3 4 3 4");
+    import_ok(host, "pkg.f");
+    ASSERT_EQ_STR(asked4(host), "3 5 3 5");
+
+    mh_invalidate_caches(host);
+    misses(host, "pkg.nothere");
+    ASSERT_EQ_STR(asked4(host), "4 6 4 6");
+    misses(host, "pkg.nothere2");
+    ASSERT_EQ_STR(asked4(host), "4 7 4 7");
+    mh_host_free(host);
+}
+
+TEST(entry_added_in_front_is_asked)
+{
+    /* Adding an entry moves the others: nothing remembered is used. */
+    lacking_path();
+    mh_host *host = host_new_isolated(LACKING);
+    import_ok(host, "pkg.a");
+    import_ok(host, "pkg.b");
+    ASSERT_EQ_STR(asked4(host), "1 1 1 2");
+    fixture_copy("answer7", "N/pkg/c.so");
+    ASSERT_STATUS(mh_host_add_path(host, tmp_path("N"), 0, ERR), MH_OK);
+    mh_module *c = import_ok(host, "pkg.c");
+    ASSERT_EQ_INT(call_int(c, "value"), 7);
+    ASSERT_EQ_STR(asked4(host), "1 1 1 1"); /* N, E1, E2, E3 */
+    ASSERT_EQ_STR(mh_module_origin(c), tmp_path("N/pkg/c.so"));
+    import_ok(host, "pkg.d");
+    ASSERT_EQ_STR(asked4(host), "2 2 2 2");
+    ASSERT_EQ_INT((long long)asked(host, 4), 3);
+    import_ok(host, "pkg.e");
+    ASSERT_EQ_STR(asked4(host), "3 2 2 2");
+    ASSERT_EQ_INT((long long)asked(host, 4), 4);
+    mh_host_free(host);
+}
+
+TEST(not_found_message_is_the_same_with_entries_skipped)
+{
+    /* A walk that skipped entries and found nothing writes their lines
+     * afterwards: the message is the one a new host gives, byte for
+     * byte, with every entry in order. */
+    lacking_path();
+    mh_host *fresh = host_new_isolated(LACKING);
+    mh_host *warm = host_new_isolated(LACKING);
+    import_ok(warm, "pkg.a");
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(fresh, "pkg.zzz", &mod, ERR), MH_ENOTFOUND);
+    const char *want = str_fmt("%s", ERR_MSG());
+    ASSERT_STATUS(mh_import(warm, "pkg.zzz", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_STR(asked4(warm), "1 1 1 2"); /* E1..E3 were skipped */
+    ASSERT_EQ_STR(ERR_MSG(), want);
+    ASSERT_CONTAINS(want, "searched 4 path entries");
+    ASSERT_CONTAINS(want, str_fmt("\n  %s: no directory pkg/\n  %s: no "
+                                  "directory pkg/\n  %s: no directory "
+                                  "pkg/\n  %s: no pkg/zzz.so",
+                                  tmp_path("E1"), tmp_path("E2"),
+                                  tmp_path("E3"), tmp_path("T")));
+    mh_host_free(fresh);
+    mh_host_free(warm);
+}
+
+TEST(without_notification_every_entry_is_asked)
+{
+    /* No inotify: a listing is only known current after a stat(), so
+     * nothing is skipped; a verbose host, whose traces name every entry
+     * asked, skips nothing either. */
+    mh_host *blind = host_failing_at(lacking_path(), "inotify", NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *verbose = host_new_opts(&o, LACKING);
+    mh_host *hosts[] = {blind, verbose};
+    for (size_t i = 0; i < 2; i++) {
+        import_ok(hosts[i], "pkg.a");
+        import_ok(hosts[i], "pkg.b");
+        ASSERT_EQ_STR(asked4(hosts[i]), "2 2 2 2");
+    }
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "find 'pkg.b': entry 1 (fs): no "
+                                  "directory pkg/");
+    mh_host_free(blind);
+    mh_host_free(verbose);
+    log_capture_free(&lc);
+}
+
+TEST(link_named_like_the_package_is_not_skipped)
+{
+    /* A symbolic link in front named like the package may lead to one
+     * (its target can appear with no event there): always asked. */
+    lacking_path();
+    if (symlink(tmp_path("nowhere"), tmp_path("E1/pkg")) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    mh_host *host = host_new_isolated(LACKING);
+    import_ok(host, "pkg.a");
+    import_ok(host, "pkg.b");
+    ASSERT_EQ_STR(asked4(host), "2 1 1 2");
+    /* the target appears: no event in E1, yet the link's entry wins */
+    fixture_copy("answer7", "nowhere/c.so");
+    mh_module *c = import_ok(host, "pkg.c");
+    ASSERT_EQ_INT(call_int(c, "value"), 7);
     mh_host_free(host);
 }

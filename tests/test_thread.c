@@ -7,10 +7,14 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "support/support.h"
 #include "test.h"
@@ -242,5 +246,79 @@ TEST(cross_thread_cycle_fails_without_hanging)
              mh_status_name(jobs[1].st[0]), jobs[1].msg[0]);
     ASSERT_EQ_INT(mh_host_module_count(host), 0);
     free_jobs(jobs, 2);
+    mh_host_free(host);
+}
+
+/* Churn: make and remove a directory in the entries in front until told
+ * to stop, so that listings change while the imports walk past them. */
+struct churn {
+    _Atomic int stop;
+};
+
+static void *churn_worker(void *arg)
+{
+    struct churn *c = arg;
+    while (!atomic_load(&c->stop)) {
+        for (int e = 0; e < 4; e++) {
+            const char *d = tmp_path("E%d/churn", e);
+            if (mkdir(d, 0755) == 0)
+                rmdir(d);
+        }
+    }
+    return NULL;
+}
+
+TEST(threads_import_one_package_while_entries_in_front_change)
+{
+    /* Four entries without the package in front of T: the walks skip
+     * them once they are known to lack it, and learn again after every
+     * change another thread makes there.  Every import must find T's
+     * module, every miss must list all five entries, and ThreadSanitizer
+     * (make tsan) must see no race in what the walks remember. */
+    static const char *const names[8] = {"pkg.m0", "pkg.m1", "pkg.m2",
+                                         "pkg.m3", "pkg.m4", "pkg.none1",
+                                         "pkg.m5", "pkg.none2"};
+    for (int e = 0; e < 4; e++)
+        tmp_mkdir("E%d/other%d", e, e);
+    for (int i = 0; i < 6; i++)
+        fixture_copy("counter", "T/pkg/m%d.so", i);
+    mh_host *host = host_new_isolated(tmp_path("E0"), tmp_path("E1"),
+                                      tmp_path("E2"), tmp_path("E3"),
+                                      tmp_path("T"));
+    struct job jobs[4];
+    memset(jobs, 0, sizeof jobs);
+    for (int t = 0; t < 4; t++) {
+        jobs[t].host = host;
+        jobs[t].nnames = 8;
+        for (int i = 0; i < 8; i++)
+            jobs[t].names[i] = names[(t * 3 + i) % 8];
+    }
+    struct churn churn = {0};
+    pthread_t ct;
+    ASSERT_EQ_INT(pthread_create(&ct, NULL, churn_worker, &churn), 0);
+    run_jobs(jobs, 4);
+    atomic_store(&churn.stop, 1);
+    ASSERT_EQ_INT(pthread_join(ct, NULL), 0);
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < 8; i++) {
+            const char *name = jobs[t].names[i];
+            bool none = strstr(name, "none") != NULL;
+            if (jobs[t].st[i] != (none ? MH_ENOTFOUND : MH_OK))
+                FAIL("thread %d, %s: %s: %s", t, name,
+                     mh_status_name(jobs[t].st[i]), jobs[t].msg[i]);
+            if (none) {
+                ASSERT_CONTAINS(jobs[t].msg[i], "searched 5 path entries");
+                for (int e = 0; e < 4; e++)
+                    ASSERT_CONTAINS(jobs[t].msg[i],
+                                    str_fmt("\n  %s: no directory pkg/",
+                                            tmp_path("E%d", e)));
+                ASSERT_CONTAINS(jobs[t].msg[i],
+                                str_fmt("\n  %s: no pkg/", tmp_path("T")));
+            } else {
+                ASSERT_EQ_STR(mh_module_origin(jobs[t].mod[i]),
+                              tmp_path("T/pkg/%s.so", name + 4));
+            }
+        }
+    free_jobs(jobs, 4);
     mh_host_free(host);
 }

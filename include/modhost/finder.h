@@ -305,7 +305,12 @@ typedef struct mh_path_entry_info {
     const char *shadowed;   /* other hooks that would have claimed it,
                                ", "-separated, or NULL */
     const char *error;      /* why no finder could open it, or NULL */
-    void *reserved[4];
+    size_t asked;           /* times this host's finds asked its finder
+                               for a module; an entry skipped for lacking
+                               the module's top-level package (its root
+                               listing, watched, has no such directory)
+                               is not asked */
+    void *reserved[3];
 } mh_path_entry_info;
 
 /* Describe entry i (opening its finder if needed); MH_EINVAL when out of
