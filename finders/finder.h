@@ -213,8 +213,9 @@ extern const mh_finder_class mh_htf_class;
  * package `top` (tlen bytes, no dot)?  True when its root listing is
  * current and watched (finders/notify.h) and has no directory or link of
  * that name: a find of "top.anything" would then answer "no directory
- * top/" without another look.  False when it may have it, or when it
- * cannot tell without a system call. */
+ * top/" without another look.  False when it may have it, or when its
+ * root listing is missing or not watched.  (It reads the listing as a
+ * find would: a stale one is read again.) */
 bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen);
 
 /* The shared resolution rule: mh_finder_relpath (modhost/finder.h). */

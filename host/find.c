@@ -136,8 +136,9 @@ static void write_skipped(find_walk *w, size_t start, const uint32_t *ends,
             mh_buf_add(&b, mh_buf_str(&w->why) + from, ends[i] - from);
         from = ends[i];
     }
-    if (b.failed) { /* the lines as they are, not a message cut short */
+    if (b.failed) { /* over the limit, as the walk asking each would be */
         mh_buf_free(&b);
+        w->why.failed = true;
         return;
     }
     mh_buf_free(&w->why);

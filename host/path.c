@@ -517,7 +517,7 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
     if (!host || !info)
         return MH_EINVAL;
     size_t size = info->size;
-    if (size < offsetof(mh_path_entry_info, reserved))
+    if (size < offsetof(mh_path_entry_info, asked)) /* the first fields */
         return MH_EVERSION;
     memset(info, 0, size < sizeof *info ? size : sizeof *info);
     info->size = size;

@@ -15,8 +15,11 @@
  *     while asking again would give the same answer;
  *   - a walk that skips entries and finds nothing writes their lines of
  *     the "not found" message afterwards, the same text they would have
- *     written, in the same order;
- *   - a verbose host skips nothing: its traces name every entry asked.
+ *     written, in the same order (past the message's limit, the same
+ *     "too many to list");
+ *   - a verbose host skips nothing: its traces name every entry asked;
+ *   - the event count is host-wide: a change in any listed directory
+ *     makes every package's record stale, to be learned again.
  */
 #ifndef MH_HOST_TOPS_H
 #define MH_HOST_TOPS_H

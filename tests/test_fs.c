@@ -714,6 +714,28 @@ static const char *lacking_path(void)
                    tmp_path("E3"), tmp_path("T"));
 }
 
+/* A host on the lacking path that imported pkg.a and pkg.b: the second
+ * import skipped the three entries in front. */
+static mh_host *warmed_host(void)
+{
+    lacking_path();
+    mh_host *host = host_new_isolated(LACKING);
+    import_ok(host, "pkg.a");
+    import_ok(host, "pkg.b");
+    ASSERT_EQ_STR(asked4(host), "1 1 1 2");
+    return host;
+}
+
+/* name imports answer7's copy at tmp's rel. */
+static mh_module *finds_answer7(mh_host *host, const char *name,
+                                const char *rel)
+{
+    mh_module *m = import_ok(host, name);
+    ASSERT_EQ_INT(call_int(m, "value"), 7);
+    ASSERT_EQ_STR(mh_module_origin(m), tmp_path("%s", rel));
+    return m;
+}
+
 TEST(entries_without_the_package_are_asked_once)
 {
     /* The first import from "pkg" asks every entry; later ones skip the
@@ -736,8 +758,7 @@ TEST(entries_without_the_package_are_asked_once)
      * entry is asked again, and E2 now wins */
     tmp_mkdir("E2/pkg");
     fixture_copy("answer7", "E2/pkg/d.so");
-    mh_module *d = import_ok(host, "pkg.d");
-    ASSERT_EQ_INT(call_int(d, "value"), 7);
+    finds_answer7(host, "pkg.d", "E2/pkg/d.so");
     ASSERT_EQ_STR(asked4(host), "3 3 2 3");
     import_ok(host, "pkg.e"); /* E1 skipped again, E2 has the package */
     ASSERT_EQ_STR(asked4(host), "3 4 3 4");
@@ -755,17 +776,11 @@ TEST(entries_without_the_package_are_asked_once)
 TEST(entry_added_in_front_is_asked)
 {
     /* Adding an entry moves the others: nothing remembered is used. */
-    lacking_path();
-    mh_host *host = host_new_isolated(LACKING);
-    import_ok(host, "pkg.a");
-    import_ok(host, "pkg.b");
-    ASSERT_EQ_STR(asked4(host), "1 1 1 2");
+    mh_host *host = warmed_host();
     fixture_copy("answer7", "N/pkg/c.so");
     ASSERT_STATUS(mh_host_add_path(host, tmp_path("N"), 0, ERR), MH_OK);
-    mh_module *c = import_ok(host, "pkg.c");
-    ASSERT_EQ_INT(call_int(c, "value"), 7);
+    finds_answer7(host, "pkg.c", "N/pkg/c.so");
     ASSERT_EQ_STR(asked4(host), "1 1 1 1"); /* N, E1, E2, E3 */
-    ASSERT_EQ_STR(mh_module_origin(c), tmp_path("N/pkg/c.so"));
     import_ok(host, "pkg.d");
     ASSERT_EQ_STR(asked4(host), "2 2 2 2");
     ASSERT_EQ_INT((long long)asked(host, 4), 3);
@@ -775,43 +790,54 @@ TEST(entry_added_in_front_is_asked)
     mh_host_free(host);
 }
 
+/* "pkg.zzz" missed by a new host and by one that imported pkg.a first,
+ * and so skips the entries in front that lack "pkg": the same message,
+ * which is returned. */
+static const char *same_miss(const char *const *entries)
+{
+    mh_host *fresh = host_new_isolated_(entries);
+    mh_host *warm = host_new_isolated_(entries);
+    import_ok(warm, "pkg.a");
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(fresh, "pkg.zzz", &mod, ERR), MH_ENOTFOUND);
+    const char *want = str_fmt("%s", ERR_MSG());
+    ASSERT_STATUS(mh_import(warm, "pkg.zzz", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT((long long)asked(warm, 0), 1); /* skipped the 2nd time */
+    ASSERT_EQ_STR(ERR_MSG(), want);
+    mh_host_free(fresh);
+    mh_host_free(warm);
+    return want;
+}
+
 TEST(not_found_message_is_the_same_with_entries_skipped)
 {
     /* A walk that skipped entries and found nothing writes their lines
      * afterwards: the message is the one a new host gives, byte for
      * byte, with every entry in order. */
     lacking_path();
-    mh_host *fresh = host_new_isolated(LACKING);
-    mh_host *warm = host_new_isolated(LACKING);
-    import_ok(warm, "pkg.a");
-    mh_module *mod;
-    ASSERT_STATUS(mh_import(fresh, "pkg.zzz", &mod, ERR), MH_ENOTFOUND);
-    const char *want = str_fmt("%s", ERR_MSG());
-    ASSERT_STATUS(mh_import(warm, "pkg.zzz", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_EQ_STR(asked4(warm), "1 1 1 2"); /* E1..E3 were skipped */
-    ASSERT_EQ_STR(ERR_MSG(), want);
+    const char *want = same_miss((const char *const[]){LACKING, NULL});
     ASSERT_CONTAINS(want, "searched 4 path entries");
     ASSERT_CONTAINS(want, str_fmt("\n  %s: no directory pkg/\n  %s: no "
                                   "directory pkg/\n  %s: no directory "
                                   "pkg/\n  %s: no pkg/zzz.so",
                                   tmp_path("E1"), tmp_path("E2"),
                                   tmp_path("E3"), tmp_path("T")));
-    mh_host_free(fresh);
-    mh_host_free(warm);
 }
 
 TEST(without_notification_every_entry_is_asked)
 {
-    /* No inotify: a listing is only known current after a stat(), so
-     * nothing is skipped; a verbose host, whose traces name every entry
+    /* No inotify, or no watch granted: a listing is only known current
+     * after a stat(), so nothing is skipped; a verbose host, whose traces name every entry
      * asked, skips nothing either. */
-    mh_host *blind = host_failing_at(lacking_path(), "inotify", NULL);
+    const char *path = lacking_path();
+    mh_host *blind = host_failing_at(path, "inotify", NULL);
+    mh_host *unwatched = host_failing_at(path, "watch", NULL);
     log_capture lc;
     log_capture_init(&lc);
     host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
     mh_host *verbose = host_new_opts(&o, LACKING);
-    mh_host *hosts[] = {blind, verbose};
-    for (size_t i = 0; i < 2; i++) {
+    mh_host *hosts[] = {blind, unwatched, verbose};
+    for (size_t i = 0; i < 3; i++) {
         import_ok(hosts[i], "pkg.a");
         import_ok(hosts[i], "pkg.b");
         ASSERT_EQ_STR(asked4(hosts[i]), "2 2 2 2");
@@ -819,6 +845,7 @@ TEST(without_notification_every_entry_is_asked)
     ASSERT_LOG(&lc, MH_LOG_TRACE, "find 'pkg.b': entry 1 (fs): no "
                                   "directory pkg/");
     mh_host_free(blind);
+    mh_host_free(unwatched);
     mh_host_free(verbose);
     log_capture_free(&lc);
 }
@@ -836,7 +863,62 @@ TEST(link_named_like_the_package_is_not_skipped)
     ASSERT_EQ_STR(asked4(host), "2 1 1 2");
     /* the target appears: no event in E1, yet the link's entry wins */
     fixture_copy("answer7", "nowhere/c.so");
-    mh_module *c = import_ok(host, "pkg.c");
-    ASSERT_EQ_INT(call_int(c, "value"), 7);
+    finds_answer7(host, "pkg.c", "E1/pkg/c.so");
+    mh_host_free(host);
+}
+
+TEST(over_long_not_found_message_is_the_same_with_entries_skipped)
+{
+    /* 130 entries of about 490 bytes each in front of T: their lines pass
+     * the message's 64 KiB.  A walk that skipped them must say "too many
+     * to list" as one that asked each does, not list a few. */
+    char seg[241];
+    memset(seg, 'd', sizeof seg - 1);
+    seg[sizeof seg - 1] = '\0';
+    const char *base = tmp_mkdir("%s/%s", seg, seg);
+    ASSERT_TRUE(strlen(base) > 480);
+    const char *entries[132];
+    for (int i = 0; i < 130; i++)
+        entries[i] = tmp_mkdir("%s/%s/E%03d", seg, seg, i);
+    fixture_copy("counter", "T/pkg/a.so");
+    entries[130] = tmp_path("T");
+    entries[131] = NULL;
+    ASSERT_CONTAINS(same_miss(entries),
+                    "searched 131 path entries: (too many to list)");
+}
+
+TEST(entry_removed_and_made_again_with_the_package_is_asked)
+{
+    /* An entry in front known to lack the package goes away and comes
+     * back holding it: its own removal is an event, so it is asked. */
+    mh_host *host = warmed_host();
+    if (rmdir(tmp_path("E1")) != 0)
+        FAIL("rmdir: %s", strerror(errno));
+    fixture_copy("answer7", "E1/pkg/c.so");
+    finds_answer7(host, "pkg.c", "E1/pkg/c.so");
+    mh_host_free(host);
+}
+
+TEST(path_entry_info_of_the_older_size_is_filled)
+{
+    /* A caller built before mh_path_entry_info.asked passes a smaller
+     * size: served, and nothing written past it. */
+    lacking_path();
+    mh_host *host = host_new_isolated(LACKING);
+    import_ok(host, "pkg.a");
+    union {
+        mh_path_entry_info info;
+        unsigned char bytes[sizeof(mh_path_entry_info)];
+    } u;
+    memset(&u, 0xAB, sizeof u);
+    u.info.size = offsetof(mh_path_entry_info, asked);
+    ASSERT_STATUS(mh_host_path_entry_info(host, 3, &u.info), MH_OK);
+    ASSERT_EQ_STR(u.info.entry, tmp_path("T"));
+    for (size_t i = offsetof(mh_path_entry_info, asked); i < sizeof u; i++)
+        if (u.bytes[i] != 0xAB)
+            FAIL("byte %zu past the caller's size was written", i);
+    u.info.size = offsetof(mh_path_entry_info, asked) - 1;
+    ASSERT_STATUS(mh_host_path_entry_info(host, 3, &u.info), MH_EVERSION);
+    ASSERT_EQ_INT((long long)asked(host, 3), 1);
     mh_host_free(host);
 }
