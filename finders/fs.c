@@ -566,20 +566,37 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
     return join(s, path, n);
 }
 
-bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen)
+/* What the entry's root listing says of top-level name top (tlen bytes):
+ * ROOT_LACKS when it has no directory or link of that name (the entry
+ * can only miss "top.anything"), ROOT_MAY_HAVE when it may have one, or
+ * ROOT_NONE, with *e the errno, when there is no listing.  *watched: the
+ * listing is kept current by a watch. */
+enum root_says { ROOT_LACKS, ROOT_MAY_HAVE, ROOT_NONE };
+
+static enum root_says root_has(fsf_state *s, const char *top, size_t tlen,
+                               int *e, bool *watched)
 {
-    fsf_state *s = state;
     char t[MH_NAME_MAX + 8];
-    if (tlen > MH_NAME_MAX)
-        return false;
+    if (tlen > MH_NAME_MAX) /* never, for a checked name */
+        return ROOT_MAY_HAVE;
     memcpy(t, top, tlen);
     t[tlen] = '\0';
     pthread_mutex_lock(&s->lock);
     fsf_listing *rl = get_listing(s, s->root);
+    *e = rl ? 0 : errno;
     char te = rl ? listing_get(rl, t) : 0;
-    bool lacks = rl && rl->stamp.wd >= 0 && te != T_DIR && te != T_LINK;
+    *watched = rl && rl->stamp.wd >= 0;
     pthread_mutex_unlock(&s->lock);
-    return lacks;
+    return !rl                          ? ROOT_NONE
+           : te == T_DIR || te == T_LINK ? ROOT_MAY_HAVE
+                                         : ROOT_LACKS;
+}
+
+bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen)
+{
+    int e;
+    bool watched;
+    return root_has(state, top, tlen, &e, &watched) == ROOT_LACKS && watched;
 }
 
 /* Why the entry's own directory gave no listing: a miss. */
@@ -604,24 +621,18 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
      * miss in every entry in front of the one that has the module, so it
      * comes before anything else is built. */
     const char *dot = strchr(name, '.');
-    if (dot && (size_t)(dot - name) <= MH_NAME_MAX) { /* always, for a
-                                                       checked name */
+    if (dot) {
         size_t tlen = (size_t)(dot - name);
-        char top[MH_NAME_MAX + 8];
-        memcpy(top, name, tlen);
-        top[tlen] = '\0';
-        pthread_mutex_lock(&s->lock);
-        fsf_listing *rl = get_listing(s, s->root);
-        int re = rl ? 0 : errno;
-        char te = rl ? listing_get(rl, top) : 0;
-        pthread_mutex_unlock(&s->lock);
-        if (!rl && (re == ENOENT || re == ENOTDIR))
+        int re;
+        bool watched;
+        enum root_says says = root_has(s, name, tlen, &re, &watched);
+        if (says == ROOT_NONE && (re == ENOENT || re == ENOTDIR))
             return no_root(why, re); /* the entry itself, not the package */
         /* Unreadable (a directory one may search but not list): the
          * package is looked for by its path below. */
-        if (rl && te != T_DIR && te != T_LINK) {
+        if (says == ROOT_LACKS) {
             mh_buf_add(why, "no directory ", 13);
-            mh_buf_add(why, top, tlen);
+            mh_buf_add(why, name, tlen);
             mh_buf_add(why, "/", 1);
             return MH_ENOTFOUND;
         }
