@@ -4,7 +4,8 @@
  *
  * A record per top-level package: two bit sets over the entries, "looked"
  * and "lacks", and the two counts they were true under -- the host's
- * path generation (an entry added, mh_invalidate_caches) and inotify's
+ * generation (bumped when an entry is added, which moves the others, and
+ * by mh_invalidate_caches) and inotify's
  * count of listing-changing events (finders/notify.h).  A record whose
  * counts are not the current ones is worth nothing and is replaced.  At
  * most MH_TOPS_MAX records: when full, all are dropped (a host imports
@@ -23,7 +24,6 @@
 struct mh_top {
     struct mh_top *next;
     uint64_t gen, seq;
-    size_t nentries;              /* the path's length when made */
     uint64_t looked[MH_TOPS_WORDS];
     uint64_t lacks[MH_TOPS_WORDS];
     size_t len;
@@ -92,14 +92,12 @@ bool mh_tops_begin(mh_host *h, const char *name, size_t nentries,
     v->gen = atomic_load_explicit(&h->tops.gen, memory_order_acquire);
     v->top = name;
     v->len = (size_t)(dot - name);
-    v->nentries = nentries;
     v->learned = false;
     memset(v->looked, 0, sizeof v->looked);
     memset(v->lacks, 0, sizeof v->lacks);
     pthread_mutex_lock(&h->tops.lock);
     struct mh_top *t = *slot_of(h, v->top, v->len);
-    if (t && t->gen == v->gen && t->seq == v->seq &&
-        t->nentries == nentries) {
+    if (t && t->gen == v->gen && t->seq == v->seq) {
         memcpy(v->looked, t->looked, sizeof v->looked);
         memcpy(v->lacks, t->lacks, sizeof v->lacks);
     }
@@ -114,15 +112,13 @@ void mh_tops_end(mh_host *h, const mh_tops_view *v)
         return;
     pthread_mutex_lock(&h->tops.lock);
     struct mh_top **p = slot_of(h, v->top, v->len), *t = *p;
-    if (t && (t->gen != v->gen || t->seq != v->seq ||
-              t->nentries != v->nentries)) {
+    if (t && (t->gen != v->gen || t->seq != v->seq)) {
         /* stale: this walk's view is newer, or another walk's is (then
          * the record made from ours is stale at its next use) */
         memset(t->looked, 0, sizeof t->looked);
         memset(t->lacks, 0, sizeof t->lacks);
         t->gen = v->gen;
         t->seq = v->seq;
-        t->nentries = v->nentries;
     }
     if (!t) {
         if (h->tops.count >= MH_TOPS_MAX) {
@@ -134,7 +130,6 @@ void mh_tops_end(mh_host *h, const mh_tops_view *v)
             memset(t, 0, sizeof *t);
             t->gen = v->gen;
             t->seq = v->seq;
-            t->nentries = v->nentries;
             t->len = v->len;
             memcpy(t->name, v->top, v->len);
             *p = t;

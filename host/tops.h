@@ -40,7 +40,6 @@ typedef struct mh_tops_view {
     const char *top;         /* the package: top[0..len) */
     size_t len;
     uint64_t gen, seq;       /* what the record must have been made under */
-    size_t nentries;
     uint64_t looked[MH_TOPS_WORDS]; /* entry i asked under these counts */
     uint64_t lacks[MH_TOPS_WORDS];  /* ... and it lacks the package */
 } mh_tops_view;
