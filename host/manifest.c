@@ -79,7 +79,8 @@ static char *copy_n(mh_host *h, const char *text, size_t len)
 
 static bool set_json_n(mh_manifest *m, const char *text, size_t len)
 {
-    char *c = copy_n(m->host, text, len);
+    /* Freed as a string (strlen + 1 bytes): never copy past a NUL. */
+    char *c = copy_n(m->host, text, strnlen(text, len));
     atomic_store_explicit(&m->json, c, memory_order_release);
     return c != NULL;
 }
