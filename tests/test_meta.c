@@ -851,6 +851,21 @@ TEST(note_manifest_parsed_by_racing_threads_is_one)
     mh_host_free(host);
 }
 
+/* A host whose allocations at tracks, with meta_full imported: its
+ * manifest, checked. */
+static const mh_manifest *tracked_meta_full(alloc_tracker *at,
+                                            mh_host **host)
+{
+    fixture_copy("meta_full", "E/meta_full.so");
+    alloc_tracker_init(at);
+    mh_config cfg = tracked_config(at, tmp_path("E"));
+    *host = host_new_cfg(&cfg);
+    const mh_manifest *m = mh_module_manifest(import_ok(*host, "meta_full"));
+    ASSERT_NOT_NULL(m);
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.3.4");
+    return m;
+}
+
 /* A module's manifest is printed as JSON only when its text is first
  * asked for (an import checks the manifest, then drops it), and the text
  * is the one the file's metadata gives before loading. */
@@ -858,16 +873,10 @@ TEST(module_manifest_text_is_printed_on_first_ask)
 {
     alloc_tracker at;
     mh_manifest *before;
-
-    fixture_copy("meta_full", "E/meta_full.so");
-    alloc_tracker_init(&at);
-    mh_config cfg = tracked_config(&at, tmp_path("E"));
-    mh_host *host = host_new_cfg(&cfg);
+    mh_host *host;
+    const mh_manifest *m = tracked_meta_full(&at, &host);
+    /* the file's metadata, read and printed apart from the module */
     ASSERT_STATUS(mh_metadata(host, "meta_full", &before, ERR), MH_OK);
-    mh_module *mod = import_ok(host, "meta_full");
-    const mh_manifest *m = mh_module_manifest(mod);
-    ASSERT_NOT_NULL(m);
-    ASSERT_EQ_STR(mh_manifest_version(m), "2.3.4");
     size_t parsed = at.outstanding, frees = at.calls - at.requests;
     const char *json = mh_manifest_json(m);
     ASSERT_NOT_NULL(json);
@@ -930,15 +939,9 @@ TEST(module_manifest_text_printed_by_racing_threads_is_one)
 {
     racer r[N_RACERS];
     alloc_tracker at;
-
-    fixture_copy("meta_full", "E/meta_full.so");
-    alloc_tracker_init(&at);
-    mh_config cfg = tracked_config(&at, tmp_path("E"));
-    mh_host *host = host_new_cfg(&cfg);
-    mh_module *mod = import_ok(host, "meta_full");
-    const mh_manifest *m = mh_module_manifest(mod);
-    ASSERT_NOT_NULL(m);
-    race(mod, m, race_text, r);
+    mh_host *host;
+    const mh_manifest *m = tracked_meta_full(&at, &host);
+    race(mh_host_module(host, "meta_full"), m, race_text, r);
     ASSERT_NOT_NULL(r[0].text);
     for (int i = 1; i < N_RACERS; i++)
         ASSERT_EQ_PTR(r[i].text, r[0].text);

@@ -877,6 +877,18 @@ static int count_statements(void *ud, const char *site)
     return 0;
 }
 
+/* A host on db counting its statements in *steps, after importing warm
+ * (whose value() is value): the database is open. */
+static mh_host *counting_host(const char *db, int *steps, const char *warm,
+                              int value)
+{
+    *steps = 0;
+    host_opts o = {.fault = count_statements, .fault_ud = steps};
+    mh_host *host = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(host, warm), "value"), value);
+    return host;
+}
+
 TEST(import_reads_its_row_with_the_find)
 {
     /* A module is imported with one statement (one round of SQLite's
@@ -893,11 +905,9 @@ TEST(import_reads_its_row_with_the_find)
                   "return {v = function() return 9 end}");
         db_pack_(db, flags, (const char *const[]){tmp_path("L%u", flags),
                                                   NULL});
-        int steps = 0;
-        host_opts o = {.fault = count_statements, .fault_ud = &steps};
-        mh_host *host = host_new_opts(&o, db);
-        ASSERT_EQ_INT(call_int(import_ok(host, "a"), "value"), 42);
-        int before = steps; /* the database is open now */
+        int steps;
+        mh_host *host = counting_host(db, &steps, "a", 42);
+        int before = steps;
         mh_module *b = import_ok(host, "pkg.b");
         ASSERT_EQ_INT(steps - before, 1);
         ASSERT_EQ_INT(call_int(b, "value"), 7);
@@ -925,11 +935,9 @@ TEST(find_sees_native_lua_and_sidecar_rows_at_once)
                 "'{\"version\": \"3.1.4\"}' AS BLOB));");
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE "
                               "length(data) = sz"), "4");
-    int steps = 0;
-    host_opts o = {.fault = count_statements, .fault_ud = &steps};
-    mh_host *host = host_new_opts(&o, db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "y"), "value"), 7);
-    int before = steps; /* the database is open now */
+    int steps;
+    mh_host *host = counting_host(db, &steps, "y", 7);
+    int before = steps;
     mh_module *x = import_ok(host, "x");
     ASSERT_EQ_INT(steps - before, 2); /* the find, the sidecar's read */
     ASSERT_EQ_INT(mh_module_kind_of(x), MH_KIND_NATIVE);
