@@ -123,6 +123,7 @@ typedef enum mh_log_level {
  *   nsize == 0: free ptr (of size osize), return NULL;
  *   ptr == NULL: allocate nsize bytes;
  *   otherwise: resize ptr from osize to nsize bytes.
+ * Blocks must be aligned for any object type, as malloc's are.
  * Returning NULL for nsize > 0 is an out-of-memory error that the library
  * reports as MH_ENOMEM; it never aborts.
  */
