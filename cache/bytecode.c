@@ -82,6 +82,18 @@ static void header_init(bc_header *hd)
     hd->sz_number = sizeof(lua_Number);
 }
 
+void mh_bc_tag(char out[MH_BC_TAG_SIZE])
+{
+    int n = snprintf(out, MH_BC_TAG_SIZE, "lua%d%d-%u", LUA_VERSION_NUM / 100,
+                     LUA_VERSION_NUM % 100, BC_FORMAT);
+    if (n > 0 && n < MH_BC_TAG_SIZE &&
+        !(sizeof(int) == 4 && sizeof(size_t) == 8 &&
+          sizeof(lua_Integer) == 8 && sizeof(lua_Number) == 8))
+        snprintf(out + n, MH_BC_TAG_SIZE - (size_t)n, "-%zu%zu%zu%zu",
+                 sizeof(int), sizeof(size_t), sizeof(lua_Integer),
+                 sizeof(lua_Number));
+}
+
 void mh_bc_chunk_free(mh_host *h, mh_bc_chunk *c)
 {
     if (c->file)

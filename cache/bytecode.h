@@ -44,6 +44,16 @@ typedef enum mh_bc_result {
     MH_BC_UNSURE    /* stat says current, but too close to call: hash */
 } mh_bc_result;
 
+/* This build's cache tag, part of every cache file's name, as CPython's
+ * "cpython-311" is of __pycache__/m.cpython-311.pyc: "lua54-3" (Lua 5.4,
+ * cache format 3), with the type sizes appended ("-4488": int, size_t,
+ * lua_Integer, lua_Number) where they are not 4, 8, 8, 8.  Builds that
+ * cannot read each other's files -- another Lua, another format -- then
+ * keep apart in a shared cache directory instead of rewriting each
+ * other's file on every import. */
+#define MH_BC_TAG_SIZE 32
+void mh_bc_tag(char out[MH_BC_TAG_SIZE]);
+
 /* *out is filled on MH_BC_HIT only (else zeroed). */
 mh_bc_result mh_bc_load(struct mh_host *h, const char *path,
                         const mh_bc_source *src, mh_bc_chunk *out);

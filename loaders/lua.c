@@ -562,22 +562,25 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
     return 0;
 }
 
-/* Where the compiled chunk of mod is cached; false when no name can be
- * made (the hash of the origin failed): then no cache is used. */
+/* Where the compiled chunk of mod is cached: NAME.TAG.mhc, TAG this
+ * build's (mh_bc_tag); false when no name can be made (the hash of the
+ * origin failed, or the path would not fit): then no cache is used. */
 static bool cache_path(mh_host *h, const char *origin, const char *file,
                        char *out, size_t size)
 {
+    char tag[MH_BC_TAG_SIZE];
+    mh_bc_tag(tag);
     if (file && (h->flags & MH_CONFIG_BYTECODE_BESIDE)) {
         const char *slash = strrchr(file, '/');
-        snprintf(out, size, "%.*s/__mhcache__/%s.mhc",
-                 (int)(slash - file), file, slash + 1);
-        return true;
+        int n = snprintf(out, size, "%.*s/__mhcache__/%s.%s.mhc",
+                         (int)(slash - file), file, slash + 1, tag);
+        return n > 0 && (size_t)n < size;
     }
     char hex[33];
     if (!mh_sha256_hex(origin, strlen(origin), 16, hex))
         return false;
-    snprintf(out, size, "%s/lua/%s.mhc", h->cache_dir, hex);
-    return true;
+    int n = snprintf(out, size, "%s/lua/%s.%s.mhc", h->cache_dir, hex, tag);
+    return n > 0 && (size_t)n < size;
 }
 
 /* May bytecode be read from (and written to) the directory of cpath?

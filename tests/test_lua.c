@@ -883,6 +883,65 @@ TEST(bytecode_beside_source)
     log_capture_free(&l2);
 }
 
+/* A cache file's name carries its build's tag (Lua 5.4 -- the Lua CMake
+ * requires -- and cache format 3), as CPython's __pycache__ names carry
+ * "cpython-311": two builds sharing a cache directory keep a file each
+ * instead of rewriting each other's on every import. */
+TEST(cache_files_of_other_builds_are_left_alone)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *cache = tmp_mkdir("E/pkg/__mhcache__");
+    static const char *const other[] = {
+        "ob.lua.mhc",         /* a build before tags */
+        "ob.lua.lua54-2.mhc", /* an older cache format */
+        "ob.lua.lua53-3.mhc", /* another Lua */
+    };
+    log_capture l1, l2, l3;
+    mh_host *host;
+    const char *names;
+
+    lua_write("E/pkg/ob.lua", "return { v = function() return 'ob' end }\n");
+    if (chmod(cache, 0700) != 0) /* as a host makes it */
+        FAIL("chmod %s: %s", cache, strerror(errno));
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        file_write(str_fmt("%s/%s", cache, other[i]),
+                   str_fmt("another build's cache file %zu\n", i));
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+    host = vhost(&l1, MH_CONFIG_BYTECODE_BESIDE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.ob"), "v", NULL), "\"ob\"");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(host);
+    if (tree_count(cache, "", &names) != 4 ||
+        !file_exists(str_fmt("%s/ob.lua.lua54-3.mhc", cache)))
+        FAIL("want the three other builds' files and ob.lua.lua54-3.mhc; "
+             "have:%s\nlog:%s", names, log_capture_dump(&l1));
+
+    host = vhost(&l2, MH_CONFIG_BYTECODE_BESIDE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.ob"), "v", NULL), "\"ob\"");
+    ASSERT_LOG(&l2, -1, "bytecode from cache");
+    if (log_capture_count(&l2, -1, "compiled") != 0)
+        FAIL("the tagged file was not read back; log:%s",
+             log_capture_dump(&l2));
+    mh_host_free(host);
+    for (size_t i = 0; i < sizeof other / sizeof *other; i++)
+        ASSERT_EQ_STR(file_read(str_fmt("%s/%s", cache, other[i])),
+                      str_fmt("another build's cache file %zu\n", i));
+
+    /* The central cache's names carry the tag too. */
+    host = vhost(&l3, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.ob"), "v", NULL), "\"ob\"");
+    mh_host_free(host);
+    if (tree_count(tmp_path("cache/lua"), ".lua54-3.mhc", &names) != 1 ||
+        tree_count(tmp_path("cache/lua"), "", NULL) != 1)
+        FAIL("want one <hash>.lua54-3.mhc under cache/lua; have:%s",
+             names);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+    log_capture_free(&l3);
+}
+
 TEST(database_cache_hash_mode)
 {
     const char *stage = tmp_mkdir("stage");
