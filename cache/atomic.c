@@ -41,10 +41,10 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
     dir[slash - path] = '\0';
     if (dir[0] && mkdirs(dir) != 0)
         return mh_err(h, err, MH_EIO, "cannot create %s: %s", dir,
-                      strerror(errno));
+                      mh_errno_text(errno));
     unsigned char r[6];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-        return mh_err(h, err, MH_EIO, "no random bytes: %s", strerror(errno));
+        return mh_err(h, err, MH_EIO, "no random bytes: %s", mh_errno_text(errno));
     snprintf(tmp, sizeof tmp, "%s/.tmp-%02x%02x%02x%02x%02x%02x", dir, r[0],
              r[1], r[2], r[3], r[4], r[5]);
     int fd = mh_fault(h, "open")
@@ -53,7 +53,7 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
                                  O_CLOEXEC, 0600);
     if (fd < 0)
         return mh_err(h, err, MH_EIO, "cannot create %s: %s", tmp,
-                      strerror(errno));
+                      mh_errno_text(errno));
     int e = mh_fault(h, "write") || mh_io_write_all(fd, data, len) != 0
                 ? errno : 0;
     if (!e && (mh_fault(h, "fsync") || fsync(fd) != 0))
@@ -104,7 +104,7 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
         return errno == ENOENT
                    ? MH_ENOTFOUND
                    : mh_err(h, err, MH_EIO, "cannot read %s: %s", path,
-                            strerror(errno));
+                            mh_errno_text(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
         (uint64_t)st.st_size > max) {

@@ -79,7 +79,7 @@ static int fresh(mh_host *h, const char *path)
         return 0;
     }
     MH_TRACE(h, "discovery index: cannot create %s (%s)", path,
-             rc != SQLITE_OK ? sqlite3_errstr(rc) : strerror(errno));
+             rc != SQLITE_OK ? sqlite3_errstr(rc) : mh_errno_text(errno));
     unlink(tmp);
     return -1;
 }

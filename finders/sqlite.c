@@ -122,7 +122,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
     if (stat(s->path, &st) != 0)
         return mh_err(h, err, errno == ENOENT ? MH_EPATH : MH_EIO,
                       "module database %s: %s", s->path,
-                      errno == ENOENT ? "no such file" : strerror(errno));
+                      errno == ENOENT ? "no such file" : mh_errno_text(errno));
     if (!S_ISREG(st.st_mode))
         return mh_err(h, err, MH_EPATH, "module database %s: not a regular "
                       "file", s->path);

@@ -34,7 +34,7 @@ static mh_status walk_dir(walk *w, size_t rlen)
     struct stat st;
     if (stat(path, &st) != 0)
         return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
-                      path, strerror(errno));
+                      path, mh_errno_text(errno));
     for (int i = 0; i < w->depth; i++)
         if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino)
             return MH_OK; /* a link back up: that directory is being walked */
@@ -44,7 +44,7 @@ static mh_status walk_dir(walk *w, size_t rlen)
     DIR *d = opendir(path);
     if (!d)
         return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
-                      path, strerror(errno));
+                      path, mh_errno_text(errno));
     w->dev[w->depth] = st.st_dev;
     w->ino[w->depth] = st.st_ino;
     w->depth++;
@@ -78,7 +78,7 @@ static mh_status walk_dir(walk *w, size_t rlen)
     }
     if (rc == MH_OK && errno != 0)
         rc = mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
-                    path, strerror(errno));
+                    path, mh_errno_text(errno));
     closedir(d);
     w->depth--;
     return rc;

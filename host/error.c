@@ -8,8 +8,10 @@
  */
 #include "host/internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 struct mh_error {
     mh_alloc_fn alloc;   /* NULL: static, never freed */
@@ -119,6 +121,20 @@ mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
     e->message = e->text;
     *err = e;
     return code;
+}
+
+const char *mh_errno_text(int e)
+{
+    static _Thread_local char text[256];
+    struct rlimit rl;
+    if (e != EMFILE || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return strerror(e);
+    snprintf(text, sizeof text, "%s (the process is at its limit of %llu "
+             "open files, RLIMIT_NOFILE; each native module loaded from a "
+             "file keeps its file open while loaded: raise the limit, e.g. "
+             "ulimit -n, or load fewer)", strerror(e),
+             (unsigned long long)rl.rlim_cur);
+    return text;
 }
 
 mh_status mh_err(mh_host *h, mh_error **err, mh_status code,

@@ -138,6 +138,10 @@ mh_status mh_err(mh_host *h, mh_error **err, mh_status code,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
                   const char *fmt, va_list ap);
+/* strerror(e); for EMFILE also what to do about it: the process's limit,
+ * and that every native module loaded from a file keeps its file open.
+ * The text lives until this thread's next call. */
+const char *mh_errno_text(int e);
 /* A copy of src for another caller (never NULL: the static OOM error). */
 mh_error *mh_err_dup(mh_host *h, const mh_error *src);
 /* Hand a finished error to the caller's slot, or free it. */

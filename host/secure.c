@@ -95,7 +95,7 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
     uid_t me = geteuid();
     int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
+        return mh_err(h, err, MH_EIO, "cannot open /: %s", mh_errno_text(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX] = "/";
     size_t dl = 1;
@@ -104,7 +104,7 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         bool last = *p == '\0';
         if (fstat(fd, &st) != 0) {
             rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", done,
-                        strerror(errno));
+                        mh_errno_text(errno));
             break;
         }
         if (last && private_leaf) {
@@ -135,7 +135,7 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         if (next < 0) {
             rc = mh_err(h, err, MH_EPATH, "cannot open %s/%s without "
                         "following links: %s", strcmp(done, "/") ? done : "",
-                        comp, strerror(errno));
+                        comp, mh_errno_text(errno));
             break;
         }
         close(fd);
@@ -177,17 +177,17 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
     if (!exists) {
         if (!realpath(have, rp))
             return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,
-                          strerror(errno));
+                          mh_errno_text(errno));
         mh_status rc = check_chain(h, rp, false, err);
         if (rc != MH_OK)
             return rc;
         if (mkdir_parents(path) != 0)
             return mh_err(h, err, MH_EIO, "cannot create the private "
-                          "directory %s: %s", path, strerror(errno));
+                          "directory %s: %s", path, mh_errno_text(errno));
     }
     if (!realpath(path, rp))
         return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", path,
-                      strerror(errno));
+                      mh_errno_text(errno));
     if (strlen(rp) >= size)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
     mh_status rc = check_chain(h, rp, true, err);
@@ -426,7 +426,7 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
     size_t start;
     int dfd = walk_start(h, rp, me, &start, &st);
     if (dfd < 0)
-        return mh_err(h, err, MH_EIO, "cannot open /: %s", strerror(errno));
+        return mh_err(h, err, MH_EIO, "cannot open /: %s", mh_errno_text(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX]; /* the directory dfd is: rp's first start bytes */
     size_t dl = start ? start : 1; /* < PATH_MAX: rp fits in PATH_MAX */
@@ -465,7 +465,7 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         if (next < 0) {
             rc = mh_err(h, err, MH_EIO, "cannot open %s%s%s without "
                         "following links: %s", done,
-                        strcmp(done, "/") ? "/" : "", comp, strerror(errno));
+                        strcmp(done, "/") ? "/" : "", comp, mh_errno_text(errno));
             break;
         }
         close(dfd);
@@ -474,7 +474,7 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             rc = trial ? MH_EAGAIN
                        : mh_err(h, err, MH_EIO, "cannot check %s%s%s: %s",
                                 done, strcmp(done, "/") ? "/" : "", comp,
-                                strerror(errno));
+                                mh_errno_text(errno));
             break;
         }
         if (!slash) { /* the file */
@@ -527,7 +527,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
             return mh_err(h, err, MH_EIO, "cannot open %s: %s", path,
-                          strerror(errno));
+                          mh_errno_text(errno));
         *out = fd;
         return MH_OK;
     }
@@ -553,7 +553,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         char rp[PATH_MAX];
         if (!realpath(path, rp))
             return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
-                          "cannot resolve %s: %s", path, strerror(errno));
+                          "cannot resolve %s: %s", path, mh_errno_text(errno));
         rc = walk(h, rp, dir, me, false, out, size, err);
     }
     return rc;
@@ -566,7 +566,7 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
     char rp[PATH_MAX];
     if (!realpath(dir, rp))
         return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
-                      strerror(errno));
+                      mh_errno_text(errno));
     size_t n = strlen(rp);
     if (n + 1 >= sizeof rp)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);

@@ -159,7 +159,7 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
         return NULL;
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
         mh_err(h, err, MH_EIO, "no random bytes for a file name: %s",
-               strerror(errno));
+               mh_errno_text(errno));
         return NULL;
     }
     if (snprintf(path, size, "%s/%.64s-%02x%02x%02x%02x%02x%02x%02x%02x.so",
@@ -174,7 +174,7 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
                                   O_CLOEXEC, 0700);
     if (fd < 0) {
         mh_err(h, err, MH_EIO, "cannot create a file in %s: %s", dir,
-               strerror(errno));
+               mh_errno_text(errno));
         return NULL;
     }
     if (mh_fault(h, "write") || mh_io_write_all(fd, b->data, b->len) != 0 ||

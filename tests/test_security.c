@@ -45,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1078,6 +1080,92 @@ TEST(fd_of_a_shared_module_survives_the_other_hosts_releases)
     mh_host_free(h3);
     mh_host_free(h2);
     report("fd_of_a_shared_module_survives_the_other_hosts_releases", 48);
+}
+
+/* The highest descriptor number open in this process. */
+static int fd_highest(void)
+{
+    int top = -1;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.' && atoi(de->d_name) > top)
+            top = atoi(de->d_name);
+    closedir(d);
+    return top;
+}
+
+TEST(out_of_descriptors_says_why_and_loses_nothing)
+{
+    /* Each native module loaded from a file keeps its file open (above).
+     * At the process's limit, an import fails naming the module, the
+     * limit and what holds descriptors; once there is room again the same
+     * import works, the modules loaded before are untouched, and freeing
+     * the host gives every descriptor back. */
+    enum { N = 40 };
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    char name[16];
+    struct rlimit old, low;
+    mh_module *mod = NULL;
+    mh_status rc = MH_OK;
+    int loaded = 0;
+
+    for (int i = 0; i < N; i++)
+        plugin_at("sec_good", tmp_path("e/m%02d.so", i), 0644);
+    size_t before = fd_count();
+    mh_host *h = host_flags(0, e);
+    if (getrlimit(RLIMIT_NOFILE, &old) != 0)
+        FAIL("getrlimit: %s", strerror(errno));
+    /* The limit is on descriptor numbers: fill the free numbers below
+     * the highest open one, so that 16 are left. */
+    int top = fd_highest(), *hold = calloc((size_t)top + 2, sizeof *hold);
+    size_t nhold = 0;
+    for (;;) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            FAIL("open(/dev/null): %s", strerror(errno));
+        if (fd > top) {
+            close(fd);
+            break;
+        }
+        hold[nhold++] = fd;
+    }
+    low = old;
+    low.rlim_cur = (rlim_t)top + 17;
+    if (low.rlim_cur >= old.rlim_cur)
+        SKIP("the descriptor limit is already that low");
+    if (setrlimit(RLIMIT_NOFILE, &low) != 0)
+        FAIL("setrlimit: %s", strerror(errno));
+    for (loaded = 0; loaded < N; loaded++) {
+        snprintf(name, sizeof name, "m%02d", loaded);
+        if ((rc = mh_import(h, name, &mod, ERR)) != MH_OK)
+            break;
+    }
+    if (setrlimit(RLIMIT_NOFILE, &old) != 0)
+        FAIL("setrlimit back: %s", strerror(errno));
+    while (nhold > 0)
+        close(hold[--nhold]);
+    free(hold);
+    if (rc == MH_OK || loaded == 0)
+        FAIL("%d of %d imports worked under a limit of %llu files", loaded,
+             N, (unsigned long long)low.rlim_cur);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("'%s'", name));
+    ASSERT_CONTAINS(ERR_MSG(), "Too many open files");
+    ASSERT_CONTAINS(ERR_MSG(),
+                    str_fmt("limit of %llu open files, RLIMIT_NOFILE",
+                            (unsigned long long)low.rlim_cur));
+    ASSERT_CONTAINS(ERR_MSG(), "each native module loaded from a file "
+                               "keeps its file open");
+    for (int i = 0; i < N; i++) { /* the failed one too, and the rest */
+        snprintf(name, sizeof name, "m%02d", i);
+        ASSERT_EQ_STR(who(import_ok(h, name)), "good");
+    }
+    ASSERT_EQ_INT(mh_host_module_count(h), N);
+    mh_host_free(h);
+    ASSERT_EQ_INT(fd_count(), before);
+    report("out_of_descriptors_says_why_and_loses_nothing", N);
 }
 
 /* ------------------------------------------- rule 3: RTLD_LOCAL, symbols */
