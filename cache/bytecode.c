@@ -22,6 +22,8 @@
  * VM, so bytecode is loaded only from these files and only after the
  * header and the bytecode's own checksum check out; anything else is
  * treated as absent and rewritten.  Writes are atomic (cache/atomic.c).
+ * A file's name carries its build's tag (mh_bc_tag), so a file another
+ * build wrote, which this one could not read, is never at its path.
  * The checksum proves the bytecode whole, not who wrote it (the cache
  * directory's rules do that, loaders/lua.c), so it need only catch
  * damage, on every import from the cache: it is mh_hash_bytes
@@ -29,7 +31,8 @@
  * odds of about 2^-64), about 7 µs for 60 KB of bytecode where zlib's
  * CRC-32 took 26-36 and a SHA-256 (SHA-NI) 42.  That function is pinned by
  * this format: changing it means a new BC_FORMAT.  Format 1 files (a
- * SHA-256 there) and format 2 (a CRC-32) are ignored and rewritten.
+ * SHA-256 there) and format 2 (a CRC-32) were named without a tag and
+ * are left alone.
  *
  * A hit hands back the file as read, bytecode in place (no copy).
  */
@@ -63,7 +66,8 @@ typedef struct bc_header {
 _Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
                    sizeof(void *) != 8,
                "the cache header changed: update MH_BC_HEADER_SIZE, the "
-               "format number and tests/fuzz/fuzz_bytecode.c's offsets");
+               "format number, tests/fuzz/fuzz_bytecode.c's offsets and "
+               "the tag tests/test_lua.c expects in file names");
 
 static uint64_t checksum(const void *d, size_t n)
 {

@@ -563,24 +563,26 @@ static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
 }
 
 /* Where the compiled chunk of mod is cached: NAME.TAG.mhc, TAG this
- * build's (mh_bc_tag); false when no name can be made (the hash of the
- * origin failed, or the path would not fit): then no cache is used. */
-static bool cache_path(mh_host *h, const char *origin, const char *file,
-                       char *out, size_t size)
+ * build's (mh_bc_tag).  NULL, or why no name can be made (the hash of
+ * the origin failed, or the path would not fit): then no cache is used. */
+static const char *cache_path(mh_host *h, const char *origin,
+                              const char *file, char *out, size_t size)
 {
     char tag[MH_BC_TAG_SIZE];
     mh_bc_tag(tag);
+    int n;
     if (file && (h->flags & MH_CONFIG_BYTECODE_BESIDE)) {
         const char *slash = strrchr(file, '/');
-        int n = snprintf(out, size, "%.*s/__mhcache__/%s.%s.mhc",
-                         (int)(slash - file), file, slash + 1, tag);
-        return n > 0 && (size_t)n < size;
+        n = snprintf(out, size, "%.*s/__mhcache__/%s.%s.mhc",
+                     (int)(slash - file), file, slash + 1, tag);
+    } else {
+        char hex[33];
+        if (!mh_sha256_hex(origin, strlen(origin), 16, hex))
+            return "hashing the module's origin failed";
+        n = snprintf(out, size, "%s/lua/%s.%s.mhc", h->cache_dir, hex, tag);
     }
-    char hex[33];
-    if (!mh_sha256_hex(origin, strlen(origin), 16, hex))
-        return false;
-    int n = snprintf(out, size, "%s/lua/%s.%s.mhc", h->cache_dir, hex, tag);
-    return n > 0 && (size_t)n < size;
+    return n > 0 && (size_t)n < size ? NULL : "its cache file's path is too "
+                                              "long";
 }
 
 /* May bytecode be read from (and written to) the directory of cpath?
@@ -694,8 +696,14 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
 {
     char cpath[4300], chunkname[4200];
     snprintf(chunkname, sizeof chunkname, "@%s", spec->origin);
-    bool named = cache_path(h, spec->origin, spec->file, cpath,
-                            sizeof cpath);
+    const char *unnamed = cache_path(h, spec->origin, spec->file, cpath,
+                                     sizeof cpath);
+    bool named = !unnamed;
+    if (unnamed && !lu->warned_cache) {
+        lu->warned_cache = true;
+        mh_log(h, MH_LOG_WARN, "lua: bytecode cache not used for '%s' "
+               "(compiling in memory): %s", mod->name, unnamed);
+    }
 
     mh_bc_source src = {0};
     mh_blob b = {0};            /* the bytes read here, if any */
