@@ -44,7 +44,8 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
                       mh_errno_text(errno));
     unsigned char r[6];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-        return mh_err(h, err, MH_EIO, "no random bytes: %s", mh_errno_text(errno));
+        return mh_err(h, err, MH_EIO, "no random bytes: %s",
+                      mh_errno_text(errno));
     snprintf(tmp, sizeof tmp, "%s/.tmp-%02x%02x%02x%02x%02x%02x", dir, r[0],
              r[1], r[2], r[3], r[4], r[5]);
     int fd = mh_fault(h, "open")

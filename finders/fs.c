@@ -654,6 +654,12 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         pthread_mutex_unlock(&s->lock);
         if (e == ENOMEM)
             return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", dir);
+        /* No descriptor to read it with: whether it has the module is not
+         * known, and a later entry's module of that name must not be
+         * taken for it. */
+        if (mh_errno_status(e, MH_ENOTFOUND) == MH_EAGAIN)
+            return mh_err(h, err, MH_EAGAIN, "cannot read directory %s: %s",
+                          dir, mh_errno_text(e));
         if (dlen == 0)
             return no_root(why, e);
         mh_buf_printf(why, "no directory %.*s/ (%s)", (int)dlen, rel,
@@ -831,9 +837,10 @@ static mh_status fsf_list(mh_finder_ctx *cx, void *state,
     if (rc == MH_ENOMEM)
         return mh_err(s->host, err, rc, "out of memory listing %s", s->root);
     if (rc != MH_OK)
-        return mh_err(s->host, err, rc, "cannot list %s: %s", s->root,
+        return mh_err(s->host, err, mh_errno_status(e, rc),
+                      "cannot list %s: %s", s->root,
                       rc == MH_ENOTFOUND ? "directory does not exist"
-                                         : strerror(e));
+                                         : mh_errno_text(e));
     return MH_OK;
 }
 

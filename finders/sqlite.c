@@ -84,8 +84,14 @@ static int sqf_claims(mh_finder_ctx *cx, const char *entry)
         return false;
     /* A regular file with the SQLite header; directories go to fs. */
     int fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
-        return false;
+    if (fd < 0) {
+        /* No descriptor to look at the header with: a regular file is
+         * taken, and its open fails as passing (MH_EAGAIN), so the entry
+         * is claimed afresh, with a look, on its next use. */
+        struct stat st;
+        return mh_errno_status(errno, MH_EIO) == MH_EAGAIN &&
+               stat(entry, &st) == 0 && S_ISREG(st.st_mode);
+    }
     struct stat st;
     char head[16];
     bool yes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -264,7 +270,12 @@ fail:;
         recovering = true;
         return db_open_once(s, true, err);
     }
-    mh_err(h, err, code, "module database %s: %s%s", s->path, msg,
+    /* The system's reason, where the file could not be opened or read
+     * (the descriptor limit says what to do about it). */
+    int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
+                  ? sqlite3_system_errno(s->db) : 0;
+    mh_err(h, err, code, "module database %s: %s%s%s%s%s", s->path, msg,
+           sys ? " (" : "", sys ? mh_errno_text(sys) : "", sys ? ")" : "",
            no_table ? " (a module database holds a SQLite Archive 'sqlar' "
                       "table: make one with 'modhost pack' or 'sqlite3 -A')"
                     : "");

@@ -33,7 +33,8 @@ static mh_status walk_dir(walk *w, size_t rlen)
                       w->root);
     struct stat st;
     if (stat(path, &st) != 0)
-        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+        return mh_err(NULL, w->err, mh_errno_status(errno, MH_EIO),
+                      "cannot read directory %s: %s",
                       path, mh_errno_text(errno));
     for (int i = 0; i < w->depth; i++)
         if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino)
@@ -43,7 +44,8 @@ static mh_status walk_dir(walk *w, size_t rlen)
                       "directories deep", path, MH_TREE_MAX_DEPTH);
     DIR *d = opendir(path);
     if (!d)
-        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+        return mh_err(NULL, w->err, mh_errno_status(errno, MH_EIO),
+                      "cannot read directory %s: %s",
                       path, mh_errno_text(errno));
     w->dev[w->depth] = st.st_dev;
     w->ino[w->depth] = st.st_ino;
@@ -77,7 +79,8 @@ static mh_status walk_dir(walk *w, size_t rlen)
         w->rel[rlen] = '\0';
     }
     if (rc == MH_OK && errno != 0)
-        rc = mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+        rc = mh_err(NULL, w->err, mh_errno_status(errno, MH_EIO),
+                    "cannot read directory %s: %s",
                     path, mh_errno_text(errno));
     closedir(d);
     w->depth--;

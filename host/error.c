@@ -123,18 +123,40 @@ mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
     return code;
 }
 
+mh_status mh_errno_status(int e, mh_status code)
+{
+    return e == EMFILE || e == ENFILE ? MH_EAGAIN : code;
+}
+
 const char *mh_errno_text(int e)
 {
     static _Thread_local char text[256];
     struct rlimit rl;
-    if (e != EMFILE || getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    int saved = errno;
+    bool limit = e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0;
+    errno = saved;
+    if (!limit)
         return strerror(e);
     snprintf(text, sizeof text, "%s (the process is at its limit of %llu "
-             "open files, RLIMIT_NOFILE; each native module loaded from a "
-             "file keeps its file open while loaded: raise the limit, e.g. "
-             "ulimit -n, or load fewer)", strerror(e),
+             "open files, RLIMIT_NOFILE; every loaded native module holds "
+             "one, its file or memory image: raise the limit, e.g. ulimit "
+             "-n, or load fewer)", strerror(e),
              (unsigned long long)rl.rlim_cur);
     return text;
+}
+
+mh_status mh_dl_status(char *why, size_t size, mh_status code)
+{
+    if (strstr(why, strerror(ENFILE)))
+        return MH_EAGAIN;
+    const char *full = strerror(EMFILE);
+    size_t flen = strlen(full), n = strlen(why);
+    if (!strstr(why, full))
+        return code;
+    const char *advice = mh_errno_text(EMFILE);
+    if (n + 1 < size && strncmp(advice, full, flen) == 0)
+        snprintf(why + n, size - n, "%s", advice + flen);
+    return MH_EAGAIN;
 }
 
 mh_status mh_err(mh_host *h, mh_error **err, mh_status code,

@@ -140,8 +140,17 @@ mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
                   const char *fmt, va_list ap);
 /* strerror(e); for EMFILE also what to do about it: the process's limit,
  * and that every native module loaded from a file keeps its file open.
- * The text lives until this thread's next call. */
+ * The text lives until this thread's next call; errno is kept. */
 const char *mh_errno_text(int e);
+/* The status of a system call that failed with e: MH_EAGAIN for a full
+ * descriptor table (EMFILE, ENFILE), which passes -- a search path entry
+ * that could not be opened then is tried again, never given up on --
+ * else code. */
+mh_status mh_errno_status(int e, mh_status code);
+/* why holds a dynamic loader's message (dlerror()).  When it says the
+ * descriptor table is full, mh_errno_text's advice is appended and the
+ * status is MH_EAGAIN; else code. */
+mh_status mh_dl_status(char *why, size_t size, mh_status code);
 /* A copy of src for another caller (never NULL: the static OOM error). */
 mh_error *mh_err_dup(mh_host *h, const mh_error *src);
 /* Hand a finished error to the caller's slot, or free it. */

@@ -95,7 +95,8 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
     uid_t me = geteuid();
     int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return mh_err(h, err, MH_EIO, "cannot open /: %s", mh_errno_text(errno));
+        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                      "cannot open /: %s", mh_errno_text(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX] = "/";
     size_t dl = 1;
@@ -103,7 +104,8 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         struct stat st;
         bool last = *p == '\0';
         if (fstat(fd, &st) != 0) {
-            rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", done,
+            rc = mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                        "cannot check %s: %s", done,
                         mh_errno_text(errno));
             break;
         }
@@ -133,7 +135,8 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
                                               O_NOFOLLOW | O_CLOEXEC)
                        : -1;
         if (next < 0) {
-            rc = mh_err(h, err, MH_EPATH, "cannot open %s/%s without "
+            rc = mh_err(h, err, mh_errno_status(errno, MH_EPATH),
+                        "cannot open %s/%s without "
                         "following links: %s", strcmp(done, "/") ? done : "",
                         comp, mh_errno_text(errno));
             break;
@@ -176,17 +179,20 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
                       "a symbolic link, not a directory", path);
     if (!exists) {
         if (!realpath(have, rp))
-            return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,
+            return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                          "cannot resolve %s: %s", have,
                           mh_errno_text(errno));
         mh_status rc = check_chain(h, rp, false, err);
         if (rc != MH_OK)
             return rc;
         if (mkdir_parents(path) != 0)
-            return mh_err(h, err, MH_EIO, "cannot create the private "
+            return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                          "cannot create the private "
                           "directory %s: %s", path, mh_errno_text(errno));
     }
     if (!realpath(path, rp))
-        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", path,
+        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                      "cannot resolve %s: %s", path,
                       mh_errno_text(errno));
     if (strlen(rp) >= size)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
@@ -426,7 +432,8 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
     size_t start;
     int dfd = walk_start(h, rp, me, &start, &st);
     if (dfd < 0)
-        return mh_err(h, err, MH_EIO, "cannot open /: %s", mh_errno_text(errno));
+        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                      "cannot open /: %s", mh_errno_text(errno));
     mh_status rc = MH_OK;
     char done[PATH_MAX]; /* the directory dfd is: rp's first start bytes */
     size_t dl = start ? start : 1; /* < PATH_MAX: rp fits in PATH_MAX */
@@ -463,16 +470,18 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             break;
         }
         if (next < 0) {
-            rc = mh_err(h, err, MH_EIO, "cannot open %s%s%s without "
-                        "following links: %s", done,
-                        strcmp(done, "/") ? "/" : "", comp, mh_errno_text(errno));
+            rc = mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                        "cannot open %s%s%s without following links: %s",
+                        done, strcmp(done, "/") ? "/" : "", comp,
+                        mh_errno_text(errno));
             break;
         }
         close(dfd);
         dfd = next;
         if (fstat(dfd, &st) != 0) {
             rc = trial ? MH_EAGAIN
-                       : mh_err(h, err, MH_EIO, "cannot check %s%s%s: %s",
+                       : mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                                "cannot check %s%s%s: %s",
                                 done, strcmp(done, "/") ? "/" : "", comp,
                                 mh_errno_text(errno));
             break;
@@ -526,7 +535,8 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
     if (h->flags & MH_CONFIG_INSECURE_FILES) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
-            return mh_err(h, err, MH_EIO, "cannot open %s: %s", path,
+            return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                          "cannot open %s: %s", path,
                           mh_errno_text(errno));
         *out = fd;
         return MH_OK;
@@ -547,8 +557,14 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
      * a link on the way, a component missing -- is walked again from its
      * real path, which also gives the errors. */
     mh_status rc = MH_EAGAIN;
-    if (plain_path(path))
-        rc = walk(h, path, dir, me, true, out, size, err);
+    if (plain_path(path)) {
+        /* The trial's MH_EAGAIN with nothing reported means "walk again";
+         * one it reports (no descriptor for "/") is its verdict. */
+        mh_error *te = NULL;
+        rc = walk(h, path, dir, me, true, out, size, &te);
+        if (te)
+            return mh_err_give(te, err);
+    }
     if (rc == MH_EAGAIN) {
         char rp[PATH_MAX];
         if (!realpath(path, rp))
@@ -565,7 +581,8 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
         return MH_OK;
     char rp[PATH_MAX];
     if (!realpath(dir, rp))
-        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
+        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+                      "cannot resolve %s: %s", dir,
                       mh_errno_text(errno));
     size_t n = strlen(rp);
     if (n + 1 >= sizeof rp)

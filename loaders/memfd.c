@@ -80,9 +80,11 @@ static pthread_cond_t table_cond = PTHREAD_COND_INITIALIZER;
  * at every image loaded. */
 static mh_mfd *table[256];
 
-/* dlerror() text, with the loader-facing path replaced by the origin. */
-static void dl_message(char *out, size_t size, const char *path,
-                       const char *origin)
+/* dlerror() text, with the loader-facing path replaced by the origin;
+ * the status of the failure (mh_dl_status: MH_EAGAIN when the descriptor
+ * table was full, else MH_ELOAD). */
+static mh_status dl_message(char *out, size_t size, const char *path,
+                            const char *origin)
 {
     const char *e = dlerror();
     if (!e)
@@ -93,6 +95,7 @@ static void dl_message(char *out, size_t size, const char *path,
                  at + strlen(path));
     else
         snprintf(out, size, "%s", e);
+    return mh_dl_status(out, size, MH_ELOAD);
 }
 
 /* Did the kernel refuse to map the memfd executable (rather than the
@@ -158,7 +161,8 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
     if (mh_sec_private_dir(h, want, dir, sizeof dir, err) != MH_OK)
         return NULL;
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        mh_err(h, err, MH_EIO, "no random bytes for a file name: %s",
+        mh_err(h, err, mh_errno_status(errno, MH_EIO),
+               "no random bytes for a file name: %s",
                mh_errno_text(errno));
         return NULL;
     }
@@ -173,7 +177,8 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
                  : open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
                                   O_CLOEXEC, 0700);
     if (fd < 0) {
-        mh_err(h, err, MH_EIO, "cannot create a file in %s: %s", dir,
+        mh_err(h, err, mh_errno_status(errno, MH_EIO),
+               "cannot create a file in %s: %s", dir,
                mh_errno_text(errno));
         return NULL;
     }
@@ -190,12 +195,13 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
     void *dl = mh_fault(h, "dlopen") ? NULL
                                      : dlopen(path, RTLD_NOW | RTLD_LOCAL);
     char why[512];
+    mh_status rc = MH_ELOAD;
     if (!dl)
-        dl_message(why, sizeof why, path, mh_reg_where(mod));
+        rc = dl_message(why, sizeof why, path, mh_reg_where(mod));
     unlink(path); /* loaded or not, the file never outlives this call */
     if (!dl)
-        mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): %s",
-               mod->name, mh_reg_where(mod), why);
+        mh_err(h, err, rc, "cannot load module '%s' (%s): %s", mod->name,
+               mh_reg_where(mod), why);
     return dl;
 }
 
@@ -218,11 +224,12 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
                 *dl_out = dl;
                 return MH_OK;
             }
-            dl_message(why, sizeof why, e->path, mh_reg_where(mod));
+            mh_status rc = dl_message(why, sizeof why, e->path,
+                                      mh_reg_where(mod));
             close(fd);
             if (!mapping_refused(why))
-                return mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
-                              "(%s): %s", mod->name, mh_reg_where(mod), why);
+                return mh_err(h, err, rc, "cannot load module '%s' (%s): %s",
+                              mod->name, mh_reg_where(mod), why);
             mwhy = why;
         }
     }
@@ -310,10 +317,11 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         dlerror();
         void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
-            dl_message(why, sizeof why, e->path, mh_reg_where(mod));
+            mh_status rc = dl_message(why, sizeof why, e->path,
+                                      mh_reg_where(mod));
             mh_mfd_release(e);
-            return mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
-                          "%s", mod->name, mh_reg_where(mod), why);
+            return mh_err(h, err, rc, "cannot load module '%s' (%s): %s",
+                          mod->name, mh_reg_where(mod), why);
         }
         MH_TRACE(h, "%s: the same image is loaded already; shared",
                  mod->name);

@@ -261,9 +261,10 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
                    ? NULL
                    : dlopen(fd >= 0 ? byfd : file, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' "
-                              "from %s: %s", mod->name, file,
-                              dl_text(why, sizeof why));
+        dl_text(why, sizeof why);
+        mh_status rc = mh_err(h, err, mh_dl_status(why, sizeof why, MH_ELOAD),
+                              "cannot load module '%s' from %s: %s",
+                              mod->name, file, why);
         release_fd(fd);
         return rc;
     }

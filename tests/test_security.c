@@ -1097,31 +1097,28 @@ static int fd_highest(void)
     return top;
 }
 
-TEST(out_of_descriptors_says_why_and_loses_nothing)
-{
-    /* Each native module loaded from a file keeps its file open (above).
-     * At the process's limit, an import fails naming the module, the
-     * limit and what holds descriptors; once there is room again the same
-     * import works, the modules loaded before are untouched, and freeing
-     * the host gives every descriptor back. */
-    enum { N = 40 };
-    const char *e = dir_mode(tmp_path("e"), 0755);
-    char name[16];
-    struct rlimit old, low;
-    mh_module *mod = NULL;
-    mh_status rc = MH_OK;
-    int loaded = 0;
+/* The process at its descriptor limit with `room` numbers free: the limit
+ * is on descriptor numbers, so every free one below the highest open is
+ * filled with /dev/null first.  Skips where the limit is too close. */
+typedef struct squeeze {
+    struct rlimit old;
+    rlim_t limit;               /* the lowered one */
+    int *hold;
+    size_t n;
+} squeeze;
 
-    for (int i = 0; i < N; i++)
-        plugin_at("sec_good", tmp_path("e/m%02d.so", i), 0644);
-    size_t before = fd_count();
-    mh_host *h = host_flags(0, e);
-    if (getrlimit(RLIMIT_NOFILE, &old) != 0)
-        FAIL("getrlimit: %s", strerror(errno));
-    /* The limit is on descriptor numbers: fill the free numbers below
-     * the highest open one, so that 16 are left. */
-    int top = fd_highest(), *hold = calloc((size_t)top + 2, sizeof *hold);
-    size_t nhold = 0;
+static void squeeze_on(squeeze *q, int room)
+{
+    int top = fd_highest();
+    if (top < 0 || getrlimit(RLIMIT_NOFILE, &q->old) != 0)
+        FAIL("cannot read the descriptor table or limit: %s",
+             strerror(errno));
+    if ((rlim_t)top + 1 + (rlim_t)room + 1 > q->old.rlim_cur)
+        SKIP("the descriptor limit is too close to descriptor %d", top);
+    q->hold = calloc((size_t)top + 1, sizeof *q->hold);
+    q->n = 0;
+    if (!q->hold)
+        FAIL("out of memory");
     for (;;) {
         int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -1130,34 +1127,65 @@ TEST(out_of_descriptors_says_why_and_loses_nothing)
             close(fd);
             break;
         }
-        hold[nhold++] = fd;
+        q->hold[q->n++] = fd;
     }
-    low = old;
-    low.rlim_cur = (rlim_t)top + 17;
-    if (low.rlim_cur >= old.rlim_cur)
-        SKIP("the descriptor limit is already that low");
+    struct rlimit low = q->old;
+    low.rlim_cur = q->limit = (rlim_t)top + 1 + (rlim_t)room;
     if (setrlimit(RLIMIT_NOFILE, &low) != 0)
         FAIL("setrlimit: %s", strerror(errno));
+}
+
+static void squeeze_off(squeeze *q)
+{
+    if (setrlimit(RLIMIT_NOFILE, &q->old) != 0)
+        FAIL("setrlimit back: %s", strerror(errno));
+    while (q->n > 0)
+        close(q->hold[--q->n]);
+    free(q->hold);
+}
+
+/* The hint every EMFILE message carries. */
+static void assert_limit_said(rlim_t limit)
+{
+    ASSERT_CONTAINS(ERR_MSG(), "Too many open files");
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("limit of %llu open files, "
+                                       "RLIMIT_NOFILE",
+                                       (unsigned long long)limit));
+    ASSERT_CONTAINS(ERR_MSG(), "every loaded native module holds one");
+}
+
+TEST(out_of_descriptors_says_why_and_loses_nothing)
+{
+    /* Each native module loaded from a file keeps its file open (above).
+     * At the process's limit, an import fails naming the module, its file
+     * and the limit; once there is room again the same import works, the
+     * modules loaded before are untouched, and freeing the host gives
+     * every descriptor back. */
+    enum { N = 40 };
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    char name[16];
+    squeeze q;
+    mh_module *mod = NULL;
+    mh_status rc = MH_OK;
+    int loaded = 0;
+
+    for (int i = 0; i < N; i++)
+        plugin_at("sec_good", tmp_path("e/m%02d.so", i), 0644);
+    size_t before = fd_count();
+    mh_host *h = host_flags(0, e);
+    squeeze_on(&q, 16);
     for (loaded = 0; loaded < N; loaded++) {
         snprintf(name, sizeof name, "m%02d", loaded);
         if ((rc = mh_import(h, name, &mod, ERR)) != MH_OK)
             break;
     }
-    if (setrlimit(RLIMIT_NOFILE, &old) != 0)
-        FAIL("setrlimit back: %s", strerror(errno));
-    while (nhold > 0)
-        close(hold[--nhold]);
-    free(hold);
+    squeeze_off(&q);
     if (rc == MH_OK || loaded == 0)
-        FAIL("%d of %d imports worked under a limit of %llu files", loaded,
-             N, (unsigned long long)low.rlim_cur);
+        FAIL("%d of %d imports worked with 16 descriptors free", loaded, N);
+    ASSERT_EQ_STR(mh_status_name(rc), mh_status_name(MH_EAGAIN));
     ASSERT_CONTAINS(ERR_MSG(), str_fmt("'%s'", name));
-    ASSERT_CONTAINS(ERR_MSG(), "Too many open files");
-    ASSERT_CONTAINS(ERR_MSG(),
-                    str_fmt("limit of %llu open files, RLIMIT_NOFILE",
-                            (unsigned long long)low.rlim_cur));
-    ASSERT_CONTAINS(ERR_MSG(), "each native module loaded from a file "
-                               "keeps its file open");
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%s/%s.so", e, name));
+    assert_limit_said(q.limit);
     for (int i = 0; i < N; i++) { /* the failed one too, and the rest */
         snprintf(name, sizeof name, "m%02d", i);
         ASSERT_EQ_STR(who(import_ok(h, name)), "good");
@@ -1166,6 +1194,113 @@ TEST(out_of_descriptors_says_why_and_loses_nothing)
     mh_host_free(h);
     ASSERT_EQ_INT(fd_count(), before);
     report("out_of_descriptors_says_why_and_loses_nothing", N);
+}
+
+TEST(entry_first_opened_out_of_descriptors_is_tried_again)
+{
+    /* A search path entry opened for the first time at the limit cannot
+     * be checked; it must not be given up on for the host's life. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    squeeze q;
+    mh_module *mod = NULL;
+
+    plugin_at("sec_good", tmp_path("e/first.so"), 0644);
+    mh_host *h = host_flags(0, e);
+    squeeze_on(&q, 0);
+    mh_status rc = mh_import(h, "first", &mod, ERR);
+    squeeze_off(&q);
+    ASSERT_NE_INT(rc, MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "'first'");
+    assert_limit_said(q.limit);
+    ASSERT_EQ_STR(who(import_ok(h, "first")), "good");
+    mh_host_free(h);
+    report("entry_first_opened_out_of_descriptors_is_tried_again", 2);
+}
+
+TEST(package_directory_unreadable_for_descriptors_is_no_miss)
+{
+    /* With no descriptor to read a package's directory, whether the entry
+     * has the module is unknown: the import fails as temporary (a later
+     * entry's module of that name must not be taken for it), naming the
+     * directory and the limit, and works once there is room. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    squeeze q;
+    mh_module *mod = NULL;
+
+    dir_mode(tmp_path("e/pkg"), 0755);
+    plugin_at("sec_good", tmp_path("e/top.so"), 0644);
+    plugin_at("sec_good", tmp_path("e/pkg/m.so"), 0644);
+    mh_host *h = host_flags(0, e);
+    ASSERT_EQ_STR(who(import_ok(h, "top")), "good"); /* entry open, listed */
+    squeeze_on(&q, 0);
+    mh_status rc = mh_import(h, "pkg.m", &mod, ERR);
+    squeeze_off(&q);
+    ASSERT_EQ_STR(mh_status_name(rc), mh_status_name(MH_EAGAIN));
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("cannot read directory %s/pkg", e));
+    assert_limit_said(q.limit);
+    ASSERT_EQ_STR(who(import_ok(h, "pkg.m")), "good");
+    mh_host_free(h);
+    report("package_directory_unreadable_for_descriptors_is_no_miss", 2);
+}
+
+TEST(memory_load_out_of_descriptors_says_why_and_loses_nothing)
+{
+    /* A module from a database is loaded from a sealed memfd (or a
+     * private file): at the limit, whichever step runs out says so with
+     * the limit -- the memfd, the dynamic loader's open of it, or the
+     * fallback file -- and once there is room the same import works. */
+    const char *db = tmp_path("m.db");
+    squeeze q;
+    mh_module *mod = NULL;
+    int failed = 0;
+
+    plugin_at("sec_good", tmp_path("stage/m0.so"), 0644);
+    for (int i = 1; i <= 4; i++)
+        plugin_at("sec_good", tmp_path("stage/m%d.so", i), 0644);
+    db_pack(db, tmp_path("stage"));
+    mh_host *h = host_flags(0, str_fmt("sqlite:%s", db));
+    ASSERT_EQ_STR(who(import_ok(h, "m0")), "good"); /* the database open */
+    for (int room = 0; room < 4; room++) {
+        char name[8];
+        snprintf(name, sizeof name, "m%d", room + 1);
+        squeeze_on(&q, room);
+        mh_status rc = mh_import(h, name, &mod, ERR);
+        squeeze_off(&q);
+        if (rc == MH_OK)
+            continue;
+        failed++;
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("'%s'", name));
+        assert_limit_said(q.limit);
+        ASSERT_EQ_STR(who(import_ok(h, name)), "good");
+    }
+    if (failed == 0)
+        FAIL("no import failed with 0 to 3 descriptors free");
+    mh_host_free(h);
+    report("memory_load_out_of_descriptors_says_why_and_loses_nothing",
+           failed);
+}
+
+TEST(database_entry_first_met_out_of_descriptors_is_tried_again)
+{
+    /* A database named by its bare path is recognised by its header, which
+     * takes a descriptor: at the limit it is taken on trust, its open
+     * fails as passing (naming the limit), and the next use looks again. */
+    const char *db = tmp_path("m.db");
+    squeeze q;
+    mh_module *mod = NULL;
+
+    plugin_at("sec_good", tmp_path("stage/m.so"), 0644);
+    db_pack(db, tmp_path("stage"));
+    mh_host *h = host_flags(0, db);
+    squeeze_on(&q, 0);
+    mh_status rc = mh_import(h, "m", &mod, ERR);
+    squeeze_off(&q);
+    ASSERT_NE_INT(rc, MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    assert_limit_said(q.limit);
+    ASSERT_EQ_STR(who(import_ok(h, "m")), "good");
+    mh_host_free(h);
+    report("database_entry_first_met_out_of_descriptors_is_tried_again", 2);
 }
 
 /* ------------------------------------------- rule 3: RTLD_LOCAL, symbols */
