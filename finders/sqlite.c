@@ -75,23 +75,13 @@ static const char *db_path_of(const char *entry)
                ? entry + sizeof SQF_SCHEME - 1 : entry;
 }
 
-static int sqf_claims(mh_finder_ctx *cx, const char *entry)
+/* Is path a regular file with the SQLite header?  1 or 0; -1 when that
+ * cannot be told now, for want of a descriptor to look with. */
+static int sqlite_header(const char *path)
 {
-    MH_UNUSED(cx);
-    if (strncmp(entry, SQF_SCHEME, sizeof SQF_SCHEME - 1) == 0)
-        return true;
-    if (entry[0] != '/')
-        return false;
-    /* A regular file with the SQLite header; directories go to fs. */
-    int fd = open(entry, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        /* No descriptor to look at the header with: a regular file is
-         * taken, and its open fails as passing (MH_EAGAIN), so the entry
-         * is claimed afresh, with a look, on its next use. */
-        struct stat st;
-        return mh_errno_status(errno, MH_EIO) == MH_EAGAIN &&
-               stat(entry, &st) == 0 && S_ISREG(st.st_mode);
-    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return mh_errno_status(errno, MH_EIO) == MH_EAGAIN ? -1 : 0;
     struct stat st;
     char head[16];
     bool yes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
@@ -99,6 +89,23 @@ static int sqf_claims(mh_finder_ctx *cx, const char *entry)
                memcmp(head, SQLITE_MAGIC, sizeof head) == 0;
     close(fd);
     return yes;
+}
+
+static int sqf_claims(mh_finder_ctx *cx, const char *entry)
+{
+    MH_UNUSED(cx);
+    if (strncmp(entry, SQF_SCHEME, sizeof SQF_SCHEME - 1) == 0)
+        return true;
+    if (entry[0] != '/')
+        return false;
+    /* A regular file with the SQLite header; directories go to fs.  With
+     * no descriptor to look, a regular file is taken on trust: sqf_open
+     * looks again, and an entry that is no database after all fails as
+     * passing there, to be claimed afresh on its next use. */
+    int says = sqlite_header(entry);
+    struct stat st;
+    return says > 0 ||
+           (says < 0 && stat(entry, &st) == 0 && S_ISREG(st.st_mode));
 }
 
 static void db_close(sqf_state *s)
@@ -274,8 +281,8 @@ fail:;
      * (the descriptor limit says what to do about it). */
     int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
                   ? sqlite3_system_errno(s->db) : 0;
-    mh_err(h, err, code, "module database %s: %s%s%s%s%s", s->path, msg,
-           sys ? " (" : "", sys ? mh_errno_text(sys) : "", sys ? ")" : "",
+    mh_err(h, err, code, "module database %s: %s%s%s%s", s->path, msg,
+           sys ? ": " : "", sys ? mh_errno_text(sys) : "",
            no_table ? " (a module database holds a SQLite Archive 'sqlar' "
                       "table: make one with 'modhost pack' or 'sqlite3 -A')"
                     : "");
@@ -291,6 +298,10 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
     if (path[0] != '/')
         return mh_err(h, err, MH_EPATH, "entry '%s': a module database "
                       "needs an absolute path (sqlite:/path/to.db)", entry);
+    if (path == entry && sqlite_header(path) == 0) /* taken on trust */
+        return mh_err(h, err, MH_EAGAIN, "entry '%s' was taken for a module "
+                      "database when no descriptor was free to look, and "
+                      "is none: it is claimed afresh on its next use", entry);
     char canon[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof canon)

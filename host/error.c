@@ -145,13 +145,14 @@ const char *mh_errno_text(int e)
     return text;
 }
 
-mh_status mh_dl_status(char *why, size_t size, mh_status code)
+mh_status mh_dl_status(const char *raw, char *why, size_t size,
+                       mh_status code)
 {
-    if (strstr(why, strerror(ENFILE)))
+    if (strstr(raw, strerror(ENFILE)))
         return MH_EAGAIN;
     const char *full = strerror(EMFILE);
     size_t flen = strlen(full), n = strlen(why);
-    if (!strstr(why, full))
+    if (!strstr(raw, full))
         return code;
     const char *advice = mh_errno_text(EMFILE);
     if (n + 1 < size && strncmp(advice, full, flen) == 0)

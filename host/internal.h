@@ -147,10 +147,12 @@ const char *mh_errno_text(int e);
  * that could not be opened then is tried again, never given up on --
  * else code. */
 mh_status mh_errno_status(int e, mh_status code);
-/* why holds a dynamic loader's message (dlerror()).  When it says the
- * descriptor table is full, mh_errno_text's advice is appended and the
- * status is MH_EAGAIN; else code. */
-mh_status mh_dl_status(char *why, size_t size, mh_status code);
+/* raw is a dynamic loader's message (dlerror()), why the text made of it.
+ * When raw says the descriptor table is full, mh_errno_text's advice is
+ * appended to why (where it fits) and the status is MH_EAGAIN; else
+ * code. */
+mh_status mh_dl_status(const char *raw, char *why, size_t size,
+                       mh_status code);
 /* A copy of src for another caller (never NULL: the static OOM error). */
 mh_error *mh_err_dup(mh_host *h, const mh_error *src);
 /* Hand a finished error to the caller's slot, or free it. */

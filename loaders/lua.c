@@ -597,14 +597,15 @@ static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath)
     if (central && lu->cache_ok)
         return lu->cache_ok > 0;
     mh_error *e = NULL;
-    bool ok = mh_sec_private_dir(h, dir, real, sizeof real, &e) == MH_OK;
+    mh_status rc = mh_sec_private_dir(h, dir, real, sizeof real, &e);
+    bool ok = rc == MH_OK;
     if (!ok && !lu->warned_cache) {
         lu->warned_cache = true;
         mh_log(h, MH_LOG_WARN, "lua: bytecode cache not used (compiling in "
                "memory): %s", mh_error_message(e));
     }
     mh_error_free(e);
-    if (central)
+    if (central && rc != MH_EAGAIN) /* a passing failure: asked again */
         lu->cache_ok = ok ? 1 : -1;
     return ok;
 }

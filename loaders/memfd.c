@@ -95,7 +95,7 @@ static mh_status dl_message(char *out, size_t size, const char *path,
                  at + strlen(path));
     else
         snprintf(out, size, "%s", e);
-    return mh_dl_status(out, size, MH_ELOAD);
+    return mh_dl_status(e, out, size, MH_ELOAD);
 }
 
 /* Did the kernel refuse to map the memfd executable (rather than the
@@ -251,8 +251,9 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
         mh_error_free(ferr);
         return rc;
     }
-    mh_status rc = mh_err(h, err, MH_ELOAD, "cannot load module '%s' (%s): "
-                          "%s (and from a private file: %s)", mod->name,
+    mh_status code = mh_error_code(ferr) == MH_EAGAIN ? MH_EAGAIN : MH_ELOAD;
+    mh_status rc = mh_err(h, err, code, "cannot load module '%s' (%s): %s "
+                          "(and from a private file: %s)", mod->name,
                           mh_reg_where(mod), why, mh_error_message(ferr));
     mh_error_free(ferr);
     return rc;

@@ -262,7 +262,8 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
                    : dlopen(fd >= 0 ? byfd : file, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         dl_text(why, sizeof why);
-        mh_status rc = mh_err(h, err, mh_dl_status(why, sizeof why, MH_ELOAD),
+        mh_status rc = mh_err(h, err,
+                              mh_dl_status(why, why, sizeof why, MH_ELOAD),
                               "cannot load module '%s' from %s: %s",
                               mod->name, file, why);
         release_fd(fd);

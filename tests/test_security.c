@@ -1303,6 +1303,41 @@ TEST(database_entry_first_met_out_of_descriptors_is_tried_again)
     report("database_entry_first_met_out_of_descriptors_is_tried_again", 2);
 }
 
+TEST(lua_cache_unreachable_for_descriptors_is_tried_again)
+{
+    /* A Lua import at the limit may work while the bytecode cache's
+     * directory cannot be checked: the module is compiled in memory, and
+     * the cache is asked again by the next import, not given up on. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    log_capture lc;
+    host_opts o = {.log = &lc};
+    squeeze q;
+    mh_module *mod = NULL;
+    mh_status rc = MH_ENOTFOUND;
+
+    file_write(tmp_path("e/la.lua"), "return { v = function() return 1 end }\n");
+    file_write(tmp_path("e/lb.lua"), "return { v = function() return 2 end }\n");
+    log_capture_init(&lc);
+    mh_host *h = host_new_opts(&o, e);
+    for (int room = 0; room < 16 && rc != MH_OK; room++) {
+        squeeze_on(&q, room);
+        rc = mh_import(h, "la", &mod, ERR);
+        squeeze_off(&q);
+    }
+    ASSERT_STATUS(rc, MH_OK);
+    if (log_capture_count(&lc, MH_LOG_WARN, "bytecode cache not used") == 0)
+        SKIP("the first import that worked at the limit could check the "
+             "cache as well");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "Too many open files");
+    import_ok(h, "lb");
+    if (tree_count(tmp_path("cache/lua"), ".mhc", NULL) != 1)
+        FAIL("the cache was not used once there was room; log:%s",
+             log_capture_dump(&lc));
+    mh_host_free(h);
+    log_capture_free(&lc);
+    report("lua_cache_unreachable_for_descriptors_is_tried_again", 2);
+}
+
 /* ------------------------------------------- rule 3: RTLD_LOCAL, symbols */
 
 static void *dl_default(const char *sym)

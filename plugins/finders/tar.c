@@ -628,7 +628,9 @@ static int open_archive(tar_state *s, struct stat *st, mh_status *code,
     int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         int e = errno;
-        *code = e == ENOENT || e == ENOTDIR ? MH_EPATH : MH_EIO;
+        *code = e == ENOENT || e == ENOTDIR ? MH_EPATH
+                : e == EMFILE || e == ENFILE  ? MH_EAGAIN /* passing */
+                                              : MH_EIO;
         snprintf(why, why_size, "%s", e == ENOENT ? "no such archive"
                  : strerror(e));
         return -1;
