@@ -658,8 +658,8 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
          * known, and a later entry's module of that name must not be
          * taken for it. */
         if (mh_errno_status(e, MH_ENOTFOUND) == MH_EAGAIN)
-            return mh_err(h, err, MH_EAGAIN, "cannot read directory %s: %s",
-                          dir, mh_errno_text(e));
+            return mh_err(h, err, MH_EAGAIN, "module '%s': cannot read "
+                          "directory %s: %s", name, dir, mh_errno_text(e));
         if (dlen == 0)
             return no_root(why, e);
         mh_buf_printf(why, "no directory %.*s/ (%s)", (int)dlen, rel,
