@@ -139,8 +139,9 @@ mh_status mh_err(mh_host *h, mh_error **err, mh_status code,
 mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
                   const char *fmt, va_list ap);
 /* strerror(e); for EMFILE also what to do about it: the process's limit,
- * and that every native module loaded from a file keeps its file open.
- * The text lives until this thread's next call; errno is kept. */
+ * and that every loaded native module holds a descriptor (its file, or
+ * its memory image).  The text lives until this thread's next call;
+ * errno is kept. */
 const char *mh_errno_text(int e);
 /* The status of a system call that failed with e: MH_EAGAIN for a full
  * descriptor table (EMFILE, ENFILE), which passes -- a search path entry
