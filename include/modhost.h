@@ -80,7 +80,8 @@ typedef enum mh_status {
     MH_EFORMAT = 13,      /* data in a bad or foreign format */
     MH_EDEADLOCK = 14,    /* waiting would deadlock (cross-thread cycle) */
     MH_EVERSION = 15,     /* header/library or type-size mismatch */
-    MH_EAGAIN = 16,       /* temporarily unavailable (a locked database);
+    MH_EAGAIN = 16,       /* temporarily unavailable (a locked database,
+                             no file descriptor free: EMFILE, ENFILE);
                              the same call may work later */
     MH_ECALL = 17,        /* the called function raised an error */
     MH_STATUS_COUNT_      /* not a code: one past the last */
