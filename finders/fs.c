@@ -727,6 +727,8 @@ typedef struct walk_ctx {
     ino_t ino[MH_FSF_MAX_DEPTH + 1];
     char rel[PATH_MAX];
     char prefix[MH_NAME_MAX + 2];
+    int unread_errno;           /* MH_EAGAIN: why, and where */
+    char unread[PATH_MAX];
 } walk_ctx;
 
 static bool on_walk(const walk_ctx *w, const fsf_listing *l)
@@ -749,6 +751,13 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
     if (!l) {
         if (errno == ENOMEM)
             return MH_ENOMEM;
+        /* No descriptor to read it with: a listing without its modules
+         * would pass for a whole one. */
+        if (mh_errno_status(errno, MH_OK) == MH_EAGAIN) {
+            w->unread_errno = errno;
+            snprintf(w->unread, sizeof w->unread, "%s", dir);
+            return MH_EAGAIN;
+        }
         /* The entry itself unreadable is worth a word; a package
          * directory that vanished while we walked is not. */
         return w->depth > 0 ? MH_OK : errno == ENOENT ? MH_ENOTFOUND
@@ -833,7 +842,12 @@ static mh_status fsf_list(mh_finder_ctx *cx, void *state,
     mh_status rc = walk(w, 0, 0);
     int e = errno;
     pthread_mutex_unlock(&s->lock);
+    if (rc == MH_EAGAIN)
+        mh_err(s->host, err, rc, "cannot list %s: cannot read directory %s: "
+               "%s", s->root, w->unread, mh_errno_text(w->unread_errno));
     mh_mem_free(s->host, w, sizeof *w);
+    if (rc == MH_EAGAIN)
+        return rc;
     if (rc == MH_ENOMEM)
         return mh_err(s->host, err, rc, "out of memory listing %s", s->root);
     if (rc != MH_OK)

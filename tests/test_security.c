@@ -1339,6 +1339,49 @@ TEST(lua_cache_unreachable_for_descriptors_is_tried_again)
     report("lua_cache_unreachable_for_descriptors_is_tried_again", 2);
 }
 
+static int list_names(void *ud, const mh_spec_info *info)
+{
+    char *names = ud;
+    size_t n = strlen(names);
+    snprintf(names + n, 512 - n, "%s ", info->name);
+    return 0;
+}
+
+TEST(listing_out_of_descriptors_warns_instead_of_passing_for_whole)
+{
+    /* A package directory that cannot be read for lack of descriptors
+     * leaves its modules out of mh_list; the operator hears so, with the
+     * directory and the limit, and the next listing is whole. */
+    const char *e = dir_mode(tmp_path("e"), 0755);
+    log_capture lc;
+    host_opts o = {.log = &lc};
+    squeeze q;
+    char names[512] = "";
+
+    dir_mode(tmp_path("e/pkg"), 0755);
+    plugin_at("sec_good", tmp_path("e/top.so"), 0644);
+    plugin_at("sec_good", tmp_path("e/pkg/m.so"), 0644);
+    log_capture_init(&lc);
+    mh_host *h = host_new_opts(&o, e);
+    ASSERT_EQ_STR(who(import_ok(h, "top")), "good"); /* entry open, listed */
+    squeeze_on(&q, 0);
+    mh_status rc = mh_list(h, list_names, names, ERR);
+    squeeze_off(&q);
+    ASSERT_STATUS(rc, MH_OK); /* what could be listed, and a warning */
+    ASSERT_NOT_CONTAINS(names, "pkg.m");
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("cannot read directory %s/pkg", e));
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("limit of %llu open files",
+                                         (unsigned long long)q.limit));
+    names[0] = '\0';
+    ASSERT_STATUS(mh_list(h, list_names, names, ERR), MH_OK);
+    ASSERT_CONTAINS(names, "pkg.m ");
+    ASSERT_CONTAINS(names, "top ");
+    mh_host_free(h);
+    log_capture_free(&lc);
+    report("listing_out_of_descriptors_warns_instead_of_passing_for_whole",
+           2);
+}
+
 /* ------------------------------------------- rule 3: RTLD_LOCAL, symbols */
 
 static void *dl_default(const char *sym)
