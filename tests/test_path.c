@@ -5,6 +5,7 @@
  * through the log hook; and mh_host_add_path.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "support/support.h"
@@ -84,6 +85,38 @@ TEST(config_entries_in_order)
     ASSERT_ENTRY(host, 1, b, MH_SOURCE_CONFIG);
     ASSERT_ENTRY(host, 2, c, MH_SOURCE_CONFIG);
     mh_host_free(host);
+}
+
+TEST(entry_longer_than_a_path_is_refused_and_the_rest_kept)
+{
+    /* 4,096 bytes and more is no path: mh_host_add_path refuses it with
+     * MH_EPATH; in the configuration it is left out with a warning, and
+     * the entries around it stay. */
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B");
+    char *big = malloc(4200);
+    log_capture lc;
+
+    if (!big)
+        FAIL("out of memory");
+    memset(big, 'x', 4199);
+    big[0] = '/';
+    big[4199] = '\0';
+    log_capture_init(&lc);
+    mh_host *host = new_host(MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_ISOLATED,
+                             str_fmt("%s;%s;%s", a, big, b), NULL, &lc);
+    ASSERT_EQ_INT(mh_host_path_count(host), 2);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 1, b, MH_SOURCE_CONFIG);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "longer than 4095 bytes");
+    ASSERT_STATUS(mh_host_add_path(host, big, 0, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "search path entry longer than 4095 bytes");
+    ASSERT_EQ_INT(mh_host_path_count(host), 2);
+    big[4095] = '\0'; /* 4,095 bytes: a path, kept */
+    ASSERT_STATUS(mh_host_add_path(host, big, 0, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(host), 3);
+    mh_host_free(host);
+    log_capture_free(&lc);
+    free(big);
 }
 
 TEST(env_entries_follow_config)
