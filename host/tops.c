@@ -32,10 +32,7 @@ struct mh_top {
 
 static size_t bucket(const char *top, size_t len)
 {
-    uint32_t x = 2166136261u; /* FNV-1a: names are a few bytes */
-    for (size_t i = 0; i < len; i++)
-        x = (x ^ (unsigned char)top[i]) * 16777619u;
-    return x & (MH_TOPS_BUCKETS - 1);
+    return (size_t)mh_hash_bytes(top, len) & (MH_TOPS_BUCKETS - 1);
 }
 
 /* The record of top (lock held), or NULL. */
