@@ -217,6 +217,10 @@ extern const mh_finder_class mh_htf_class;
  * root listing is missing or not watched.  (It reads the listing as a
  * find would: a stale one is read again.) */
 bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen);
+/* The reason such a find gives: "no directory top/".  The search path
+ * walk writes it for the entries it skips (host/find.c), so the message
+ * reads the same as when every entry is asked. */
+void mh_fsf_lacks_reason(struct mh_buf *why, const char *top, size_t tlen);
 
 /* The shared resolution rule: mh_finder_relpath (modhost/finder.h). */
 #define mh_name_relpath mh_finder_relpath

@@ -592,6 +592,13 @@ static enum root_says root_has(fsf_state *s, const char *top, size_t tlen,
                                          : ROOT_LACKS;
 }
 
+void mh_fsf_lacks_reason(mh_buf *why, const char *top, size_t tlen)
+{
+    mh_buf_add(why, "no directory ", 13);
+    mh_buf_add(why, top, tlen);
+    mh_buf_add(why, "/", 1);
+}
+
 bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen)
 {
     int e;
@@ -631,9 +638,7 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         /* Unreadable (a directory one may search but not list): the
          * package is looked for by its path below. */
         if (says == ROOT_LACKS) {
-            mh_buf_add(why, "no directory ", 13);
-            mh_buf_add(why, name, tlen);
-            mh_buf_add(why, "/", 1);
+            mh_fsf_lacks_reason(why, name, tlen);
             return MH_ENOTFOUND;
         }
     }

@@ -113,9 +113,8 @@ static void skipped_line(mh_buf *b, const mh_pentry *e, const mh_tops_view *v)
 {
     mh_buf_add(b, "\n  ", 3);
     mh_buf_add(b, e->shown, mh_int_record(e->shown)->len);
-    mh_buf_add(b, ": no directory ", 15);
-    mh_buf_add(b, v->top, v->len);
-    mh_buf_add(b, "/", 1);
+    mh_buf_add(b, ": ", 2);
+    mh_fsf_lacks_reason(b, v->top, v->len);
 }
 
 /* After a walk that skipped entries found nothing: the message's lines
