@@ -41,11 +41,10 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
     dir[slash - path] = '\0';
     if (dir[0] && mkdirs(dir) != 0)
         return mh_err(h, err, MH_EIO, "cannot create %s: %s", dir,
-                      mh_errno_text(errno));
+                      strerror(errno));
     unsigned char r[6];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-        return mh_err(h, err, MH_EIO, "no random bytes: %s",
-                      mh_errno_text(errno));
+        return mh_err(h, err, MH_EIO, "no random bytes: %s", strerror(errno));
     snprintf(tmp, sizeof tmp, "%s/.tmp-%02x%02x%02x%02x%02x%02x", dir, r[0],
              r[1], r[2], r[3], r[4], r[5]);
     int fd = mh_fault(h, "open")

@@ -89,7 +89,7 @@ static struct mh_notify *get(mh_host *h, bool make)
     atomic_init(&n->fd, fd);
     if (fd < 0)
         MH_TRACE(h, "fs: no change notification (%s): directories are "
-                 "checked with stat() at each use", mh_errno_text(errno));
+                 "checked with stat() at each use", strerror(errno));
     struct mh_notify *none = NULL;
     if (!atomic_compare_exchange_strong(&h->notify, &none, n)) {
         if (fd >= 0)
@@ -203,7 +203,7 @@ static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
                  : inotify_add_watch(atomic_load(&n->fd), dir, MASK);
     if (wd < 0) {
         MH_TRACE(h, "fs: cannot watch %s (%s): checked with stat() at each "
-                 "use", dir, mh_errno_text(errno));
+                 "use", dir, strerror(errno));
         return NULL;
     }
     *wd_out = wd;

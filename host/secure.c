@@ -104,9 +104,8 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
         struct stat st;
         bool last = *p == '\0';
         if (fstat(fd, &st) != 0) {
-            rc = mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                        "cannot check %s: %s", done,
-                        mh_errno_text(errno));
+            rc = mh_err(h, err, MH_EIO, "cannot check %s: %s", done,
+                        strerror(errno));
             break;
         }
         if (last && private_leaf) {
@@ -179,21 +178,18 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
                       "a symbolic link, not a directory", path);
     if (!exists) {
         if (!realpath(have, rp))
-            return mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                          "cannot resolve %s: %s", have,
-                          mh_errno_text(errno));
+            return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,
+                          strerror(errno));
         mh_status rc = check_chain(h, rp, false, err);
         if (rc != MH_OK)
             return rc;
         if (mkdir_parents(path) != 0)
-            return mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                          "cannot create the private "
-                          "directory %s: %s", path, mh_errno_text(errno));
+            return mh_err(h, err, MH_EIO, "cannot create the private "
+                          "directory %s: %s", path, strerror(errno));
     }
     if (!realpath(path, rp))
-        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                      "cannot resolve %s: %s", path,
-                      mh_errno_text(errno));
+        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", path,
+                      strerror(errno));
     if (strlen(rp) >= size)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
     mh_status rc = check_chain(h, rp, true, err);
@@ -480,10 +476,9 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         dfd = next;
         if (fstat(dfd, &st) != 0) {
             rc = trial ? MH_EAGAIN
-                       : mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                                "cannot check %s%s%s: %s",
+                       : mh_err(h, err, MH_EIO, "cannot check %s%s%s: %s",
                                 done, strcmp(done, "/") ? "/" : "", comp,
-                                mh_errno_text(errno));
+                                strerror(errno));
             break;
         }
         if (!slash) { /* the file */
@@ -569,7 +564,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         char rp[PATH_MAX];
         if (!realpath(path, rp))
             return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
-                          "cannot resolve %s: %s", path, mh_errno_text(errno));
+                          "cannot resolve %s: %s", path, strerror(errno));
         rc = walk(h, rp, dir, me, false, out, size, err);
     }
     return rc;
@@ -581,9 +576,8 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
         return MH_OK;
     char rp[PATH_MAX];
     if (!realpath(dir, rp))
-        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                      "cannot resolve %s: %s", dir,
-                      mh_errno_text(errno));
+        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
+                      strerror(errno));
     size_t n = strlen(rp);
     if (n + 1 >= sizeof rp)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);

@@ -623,9 +623,8 @@ static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
 {
     struct stat st;
     if (fstat(fd, &st) != 0)
-        return mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                      "cannot read %s: %s", path,
-                      mh_errno_text(errno));
+        return mh_err(h, err, MH_EIO, "cannot read %s: %s", path,
+                      strerror(errno));
     if ((uint64_t)st.st_size > max)
         return mh_err(h, err, MH_EFORMAT, "%s is %lld bytes, over the "
                       "host's max_module_size (%zu)", path,

@@ -161,9 +161,8 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
     if (mh_sec_private_dir(h, want, dir, sizeof dir, err) != MH_OK)
         return NULL;
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        mh_err(h, err, mh_errno_status(errno, MH_EIO),
-               "no random bytes for a file name: %s",
-               mh_errno_text(errno));
+        mh_err(h, err, MH_EIO, "no random bytes for a file name: %s",
+               strerror(errno));
         return NULL;
     }
     if (snprintf(path, size, "%s/%.64s-%02x%02x%02x%02x%02x%02x%02x%02x.so",
