@@ -1144,6 +1144,20 @@ static void squeeze_off(squeeze *q)
     free(q->hold);
 }
 
+/* mh_import of name with `room` descriptors free; *limit: the limit it
+ * ran under. */
+static mh_status import_squeezed(mh_host *h, const char *name, int room,
+                                 rlim_t *limit)
+{
+    squeeze q;
+    mh_module *mod = NULL;
+    squeeze_on(&q, room);
+    mh_status rc = mh_import(h, name, &mod, ERR);
+    squeeze_off(&q);
+    *limit = q.limit;
+    return rc;
+}
+
 /* The hint every EMFILE message carries. */
 static void assert_limit_said(rlim_t limit)
 {
@@ -1201,17 +1215,13 @@ TEST(entry_first_opened_out_of_descriptors_is_tried_again)
     /* A search path entry opened for the first time at the limit cannot
      * be checked; it must not be given up on for the host's life. */
     const char *e = dir_mode(tmp_path("e"), 0755);
-    squeeze q;
-    mh_module *mod = NULL;
+    rlim_t limit;
 
     plugin_at("sec_good", tmp_path("e/first.so"), 0644);
     mh_host *h = host_flags(0, e);
-    squeeze_on(&q, 0);
-    mh_status rc = mh_import(h, "first", &mod, ERR);
-    squeeze_off(&q);
-    ASSERT_NE_INT(rc, MH_OK);
+    ASSERT_NE_INT(import_squeezed(h, "first", 0, &limit), MH_OK);
     ASSERT_CONTAINS(ERR_MSG(), "'first'");
-    assert_limit_said(q.limit);
+    assert_limit_said(limit);
     ASSERT_EQ_STR(who(import_ok(h, "first")), "good");
     mh_host_free(h);
     report("entry_first_opened_out_of_descriptors_is_tried_again", 2);
@@ -1224,21 +1234,18 @@ TEST(package_directory_unreadable_for_descriptors_is_no_miss)
      * entry's module of that name must not be taken for it), naming the
      * directory and the limit, and works once there is room. */
     const char *e = dir_mode(tmp_path("e"), 0755);
-    squeeze q;
-    mh_module *mod = NULL;
+    rlim_t limit;
 
     dir_mode(tmp_path("e/pkg"), 0755);
     plugin_at("sec_good", tmp_path("e/top.so"), 0644);
     plugin_at("sec_good", tmp_path("e/pkg/m.so"), 0644);
     mh_host *h = host_flags(0, e);
     ASSERT_EQ_STR(who(import_ok(h, "top")), "good"); /* entry open, listed */
-    squeeze_on(&q, 0);
-    mh_status rc = mh_import(h, "pkg.m", &mod, ERR);
-    squeeze_off(&q);
+    mh_status rc = import_squeezed(h, "pkg.m", 0, &limit);
     ASSERT_EQ_STR(mh_status_name(rc), mh_status_name(MH_EAGAIN));
     ASSERT_CONTAINS(ERR_MSG(), "module 'pkg.m'");
     ASSERT_CONTAINS(ERR_MSG(), str_fmt("cannot read directory %s/pkg", e));
-    assert_limit_said(q.limit);
+    assert_limit_said(limit);
     ASSERT_EQ_STR(who(import_ok(h, "pkg.m")), "good");
     mh_host_free(h);
     report("package_directory_unreadable_for_descriptors_is_no_miss", 2);
@@ -1251,8 +1258,7 @@ TEST(memory_load_out_of_descriptors_says_why_and_loses_nothing)
      * the limit -- the memfd, the dynamic loader's open of it, or the
      * fallback file -- and once there is room the same import works. */
     const char *db = tmp_path("m.db");
-    squeeze q;
-    mh_module *mod = NULL;
+    rlim_t limit;
     int failed = 0;
 
     plugin_at("sec_good", tmp_path("stage/m0.so"), 0644);
@@ -1264,14 +1270,11 @@ TEST(memory_load_out_of_descriptors_says_why_and_loses_nothing)
     for (int room = 0; room < 4; room++) {
         char name[8];
         snprintf(name, sizeof name, "m%d", room + 1);
-        squeeze_on(&q, room);
-        mh_status rc = mh_import(h, name, &mod, ERR);
-        squeeze_off(&q);
-        if (rc == MH_OK)
+        if (import_squeezed(h, name, room, &limit) == MH_OK)
             continue;
         failed++;
         ASSERT_CONTAINS(ERR_MSG(), str_fmt("'%s'", name));
-        assert_limit_said(q.limit);
+        assert_limit_said(limit);
         ASSERT_EQ_STR(who(import_ok(h, name)), "good");
     }
     if (failed == 0)
@@ -1287,18 +1290,14 @@ TEST(database_entry_first_met_out_of_descriptors_is_tried_again)
      * takes a descriptor: at the limit it is taken on trust, its open
      * fails as passing (naming the limit), and the next use looks again. */
     const char *db = tmp_path("m.db");
-    squeeze q;
-    mh_module *mod = NULL;
+    rlim_t limit;
 
     plugin_at("sec_good", tmp_path("stage/m.so"), 0644);
     db_pack(db, tmp_path("stage"));
     mh_host *h = host_flags(0, db);
-    squeeze_on(&q, 0);
-    mh_status rc = mh_import(h, "m", &mod, ERR);
-    squeeze_off(&q);
-    ASSERT_NE_INT(rc, MH_OK);
+    ASSERT_NE_INT(import_squeezed(h, "m", 0, &limit), MH_OK);
     ASSERT_CONTAINS(ERR_MSG(), db);
-    assert_limit_said(q.limit);
+    assert_limit_said(limit);
     ASSERT_EQ_STR(who(import_ok(h, "m")), "good");
     mh_host_free(h);
     report("database_entry_first_met_out_of_descriptors_is_tried_again", 2);
@@ -1312,19 +1311,17 @@ TEST(lua_cache_unreachable_for_descriptors_is_tried_again)
     const char *e = dir_mode(tmp_path("e"), 0755);
     log_capture lc;
     host_opts o = {.log = &lc};
-    squeeze q;
-    mh_module *mod = NULL;
+    rlim_t limit;
     mh_status rc = MH_ENOTFOUND;
 
-    file_write(tmp_path("e/la.lua"), "return { v = function() return 1 end }\n");
-    file_write(tmp_path("e/lb.lua"), "return { v = function() return 2 end }\n");
+    file_write(tmp_path("e/la.lua"), "return { v = function() return 1 end }"
+                                     "\n");
+    file_write(tmp_path("e/lb.lua"), "return { v = function() return 2 end }"
+                                     "\n");
     log_capture_init(&lc);
     mh_host *h = host_new_opts(&o, e);
-    for (int room = 0; room < 16 && rc != MH_OK; room++) {
-        squeeze_on(&q, room);
-        rc = mh_import(h, "la", &mod, ERR);
-        squeeze_off(&q);
-    }
+    for (int room = 0; room < 16 && rc != MH_OK; room++)
+        rc = import_squeezed(h, "la", room, &limit);
     ASSERT_STATUS(rc, MH_OK);
     if (log_capture_count(&lc, MH_LOG_WARN, "bytecode cache not used") == 0)
         SKIP("the first import that worked at the limit could check the "
