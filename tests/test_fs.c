@@ -827,8 +827,8 @@ TEST(not_found_message_is_the_same_with_entries_skipped)
 TEST(without_notification_every_entry_is_asked)
 {
     /* No inotify, or no watch granted: a listing is only known current
-     * after a stat(), so nothing is skipped; a verbose host, whose traces name every entry
-     * asked, skips nothing either. */
+     * after a stat(), so nothing is skipped; a verbose host, whose traces
+     * name every entry asked, skips nothing either. */
     const char *path = lacking_path();
     mh_host *blind = host_failing_at(path, "inotify", NULL);
     mh_host *unwatched = host_failing_at(path, "watch", NULL);
