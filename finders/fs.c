@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MH_FSF_UNSURE_NS 2000000000LL  /* 2 s: covers FAT's granularity */
 #define MH_FSF_MAX_ENTRIES 1000000u    /* per directory */
@@ -62,6 +63,7 @@ typedef struct fsf_listing {
     int missing;        /* 0, or the errno of a directory that is not
                            there (ENOENT, ENOTDIR), a listing of none */
     bool unsure;
+    bool remote;        /* on a network filesystem: never watched */
 } fsf_listing;
 
 typedef struct fsf_state {
@@ -169,81 +171,101 @@ static int build_finish(mh_host *h, fsf_build *b, fsf_listing *l)
     return 0;
 }
 
-/* Read the directory into l.  0, or -1 with errno. */
-static int listing_read(mh_host *h, fsf_listing *l)
+/* What entry de of directory fd is worth keeping as: its type, or 0. */
+static char entry_type(int fd, const char *nm, unsigned char dt)
 {
-    listing_clear(h, l);
-    DIR *d = mh_fault(h, "opendir") ? NULL : opendir(l->dir);
-    if (!d)
-        return -1;
-    struct dirent *de;
-    fsf_build b = {0};
-    int rc = 0, saved = 0;
-    for (;;) {
-        errno = 0; /* readdir reports errors only through errno */
-        de = readdir(d);
-        if (!de) {
-            saved = errno;
-            break;
-        }
-        const char *nm = de->d_name;
-        size_t len = strlen(nm);
-        bool so_name = len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
-                       mh_name_ident(nm, len - 3);
-        bool lua_name = len > 4 && strcmp(nm + len - 4, ".lua") == 0 &&
-                        mh_name_ident(nm, len - 4);
-        bool luac_name = len > 5 && strcmp(nm + len - 5, ".luac") == 0 &&
-                         mh_name_ident(nm, len - 5);
-        bool meta_name = len > 5 && strcmp(nm + len - 5, ".json") == 0 &&
-                         mh_name_ident(nm, len - 5);
-        if (!so_name && !lua_name && !luac_name && !meta_name &&
-            !mh_name_ident(nm, len))
-            continue; /* can never be a module or a package */
-        unsigned char dt = de->d_type;
-        bool was_link = dt == DT_LNK;
-        if (dt == DT_LNK || dt == DT_UNKNOWN) {
-            struct stat st;
-            if (fstatat(dirfd(d), nm, &st, 0) != 0)
-                dt = DT_UNKNOWN; /* dangling link: not a module (yet) */
-            else
-                dt = S_ISDIR(st.st_mode) ? DT_DIR
-                   : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-            if (dt == DT_UNKNOWN && !was_link)
-                continue;
-        }
-        char type = 0;
-        /* Bytecode caches -- modhost's own beside its sources, CPython's
-         * -- are never packages, and not worth walking. */
-        if (dt == DT_DIR && (strcmp(nm, "__mhcache__") == 0 ||
-                             strcmp(nm, "__pycache__") == 0))
-            continue;
-        if (dt == DT_DIR && !so_name && !lua_name && !luac_name && !meta_name)
-            type = T_DIR;
-        else if (dt == DT_REG && so_name)
-            type = T_FILE;
-        else if (dt == DT_REG && lua_name)
-            type = T_LUA;
-        else if (dt == DT_REG && luac_name)
-            type = T_LUAC;
-        else if (dt == DT_REG && meta_name)
-            type = T_META;
-        else if (was_link && dt == DT_UNKNOWN)
-            type = T_LINK; /* its target may appear with no event here */
-        if (type && build_add(h, &b, nm, len, type) != 0) {
-            rc = -1;
-            saved = ENOMEM;
-            break;
-        }
+    size_t len = strlen(nm);
+    bool so_name = len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
+                   mh_name_ident(nm, len - 3);
+    bool lua_name = len > 4 && strcmp(nm + len - 4, ".lua") == 0 &&
+                    mh_name_ident(nm, len - 4);
+    bool luac_name = len > 5 && strcmp(nm + len - 5, ".luac") == 0 &&
+                     mh_name_ident(nm, len - 5);
+    bool meta_name = len > 5 && strcmp(nm + len - 5, ".json") == 0 &&
+                     mh_name_ident(nm, len - 5);
+    if (!so_name && !lua_name && !luac_name && !meta_name &&
+        !mh_name_ident(nm, len))
+        return 0; /* can never be a module or a package */
+    bool was_link = dt == DT_LNK;
+    if (dt == DT_LNK || dt == DT_UNKNOWN) {
+        struct stat st;
+        if (fstatat(fd, nm, &st, 0) != 0)
+            dt = DT_UNKNOWN; /* dangling link: not a module (yet) */
+        else
+            dt = S_ISDIR(st.st_mode) ? DT_DIR
+               : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+        if (dt == DT_UNKNOWN && !was_link)
+            return 0;
     }
-    closedir(d);
-    if (rc == 0 && saved == 0 && build_finish(h, &b, l) != 0)
-        rc = -1;
+    /* Bytecode caches -- modhost's own beside its sources, CPython's --
+     * are never packages, and not worth walking. */
+    if (dt == DT_DIR && (strcmp(nm, "__mhcache__") == 0 ||
+                         strcmp(nm, "__pycache__") == 0))
+        return 0;
+    if (dt == DT_DIR && !so_name && !lua_name && !luac_name && !meta_name)
+        return T_DIR;
+    if (dt == DT_REG && so_name)
+        return T_FILE;
+    if (dt == DT_REG && lua_name)
+        return T_LUA;
+    if (dt == DT_REG && luac_name)
+        return T_LUAC;
+    if (dt == DT_REG && meta_name)
+        return T_META;
+    if (was_link && dt == DT_UNKNOWN)
+        return T_LINK; /* its target may appear with no event here */
+    return 0;
+}
+
+/* Read directory fd (open on l->dir) into l, with getdents64: opendir
+ * would fstat it again, and the caller has.  0, or -1 with errno. */
+static int listing_read(mh_host *h, fsf_listing *l, int fd)
+{
+    enum { BUF = 32768 }; /* as glibc's readdir */
+    listing_clear(h, l);
+    char *buf = mh_mem_alloc(h, BUF);
+    if (!buf) {
+        errno = ENOMEM;
+        return -1;
+    }
+    fsf_build b = {0};
+    int saved = 0;
+    for (;;) {
+        ssize_t got = getdents64(fd, buf, BUF);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            saved = got < 0 ? errno : 0;
+            break;
+        }
+        for (ssize_t at = 0; at < got && !saved;) {
+            const struct dirent64 *de = (const void *)(buf + at);
+            at += de->d_reclen;
+            char type = entry_type(fd, de->d_name, de->d_type);
+            if (type && build_add(h, &b, de->d_name, strlen(de->d_name),
+                                  type) != 0)
+                saved = ENOMEM;
+        }
+        if (saved)
+            break;
+    }
+    mh_mem_free(h, buf, BUF);
+    if (!saved && build_finish(h, &b, l) != 0)
+        saved = ENOMEM;
     build_free(h, &b);
-    if (rc != 0 || saved != 0) {
-        errno = saved ? saved : ENOMEM;
+    if (saved) {
+        errno = saved;
         return -1;
     }
     return 0;
+}
+
+/* A directory's mtime in ns (mod 2^64: two mtimes 584 years apart
+ * match). */
+static uint64_t mtime_of(const struct stat *st)
+{
+    return (uint64_t)st->st_mtim.tv_sec * 1000000000u +
+           (uint64_t)st->st_mtim.tv_nsec;
 }
 
 /* The type of entry `name` in l, or 0 when it has none. */
@@ -379,38 +401,69 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
         }
         return l;
     }
-    /* Watch first, then look: a change after this point is an event. */
-    mh_ntf_stamp stamp;
-    mh_ntf_watch(s->host, dir, &stamp);
+    /* Watch first, then look: a change after this point is an event.  A
+     * directory known to be on a network filesystem is not watched. */
+    mh_ntf_stamp stamp = MH_NTF_NONE;
+    if (!l || !l->remote)
+        mh_ntf_watch_first(s->host, dir, &stamp);
     struct stat st;
-    int e = stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
-    uint64_t mtime_ns = e ? 0 : (uint64_t)st.st_mtim.tv_sec * 1000000000u +
-                                    (uint64_t)st.st_mtim.tv_nsec;
-    if (e) {
+    /* Unwatched, the directory's identity and mtime tell, with one stat()
+     * (unless too recent to trust).  A listing that was watched and saw
+     * an event is read again: an mtime can stay the same across a change
+     * in the same timestamp tick. */
+    if (l && !l->missing && !l->unsure && l->stamp.wd < 0 && stamp.wd < 0) {
+        int e = stat(dir, &st) != 0 ? errno
+              : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+        if (e == ENOENT || e == ENOTDIR) {
+            listing_clear(s->host, l);
+            stamp_missing(s, l, e);
+        }
+        if (e) {
+            errno = e;
+            return NULL;
+        }
+        if (l->ino == st.st_ino && l->dev == st.st_dev &&
+            l->mtime_ns == mtime_of(&st))
+            return l;
+    }
+    int fd = mh_fault(s->host, "opendir")
+                 ? -1
+                 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        fd = -1;
+        errno = e;
+    }
+    if (fd < 0) {
+        int e = errno;
         if ((e == ENOENT || e == ENOTDIR) && (l || (l = listing_of(s, dir)))) {
             listing_clear(s->host, l);
             stamp_missing(s, l, e);
+        } else if (l) { /* there, but unreadable for now */
+            listing_clear(s->host, l);
+            l->missing = 0;
+            l->stamp = MH_NTF_NONE;
+            l->unsure = true;
         }
         errno = e;
         return NULL;
     }
-    /* Without notification, the directory's identity and mtime tell
-     * (unless too recent to trust).  A listing that was watched and saw
-     * an event is read again: an mtime can stay the same across a change
-     * in the same timestamp tick. */
-    if (l && !l->missing && !l->unsure && l->stamp.wd < 0 &&
-        l->ino == st.st_ino && l->dev == st.st_dev &&
-        l->mtime_ns == mtime_ns) {
-        l->stamp = stamp;
-        return l;
-    }
-    if (!l && !(l = listing_of(s, dir)))
+    if (!l && !(l = listing_of(s, dir))) {
+        close(fd);
         return NULL;
+    }
+    if (stamp.wd >= 0 && !mh_ntf_opened(s->host, fd, dir, &stamp))
+        l->remote = true;
     l->missing = 0;
     l->stamp = MH_NTF_NONE;
     MH_TRACE(s->host, "fs: reading directory %s", dir);
-    if (listing_read(s->host, l) != 0) {
+    int rc = listing_read(s->host, l, fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0) {
         l->unsure = true;
+        errno = e;
         return NULL;
     }
     struct timespec now;
@@ -421,7 +474,7 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
      * age; once it is not, an unsure listing is read again. */
     l->stamp = stamp;
     l->unsure = age < MH_FSF_UNSURE_NS;
-    l->mtime_ns = mtime_ns;
+    l->mtime_ns = mtime_of(&st);
     l->dev = st.st_dev;
     l->ino = st.st_ino;
     return l;

@@ -186,13 +186,20 @@ static bool remote(const char *dir)
            mh_ntf_remote_type((unsigned long)sf.f_type);
 }
 
-/* Add a watch (lock held): its slot, or NULL. */
-static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
-                     int *wd_out)
+static void say_remote(mh_host *h, const char *dir)
 {
-    if (remote(dir)) {
-        MH_TRACE(h, "fs: %s is on a network filesystem: checked with "
-                 "stat() at each use", dir);
+    MH_TRACE(h, "fs: %s is on a network filesystem: checked with stat() at "
+             "each use", dir);
+}
+
+/* Add a watch (lock held): its slot, or NULL.  The directory's filesystem
+ * is checked here by its path, unless the caller checks it once it has
+ * the directory open (mh_ntf_opened). */
+static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
+                     bool check, int *wd_out)
+{
+    if (check && remote(dir)) {
+        say_remote(h, dir);
         return NULL;
     }
     /* Fault site "watch": as when the user's watches run out (ENOSPC at
@@ -210,7 +217,8 @@ static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
     return slot_make(h, n, wd);
 }
 
-void mh_ntf_watch(mh_host *h, const char *dir, mh_ntf_stamp *st)
+static void watch_stamp(mh_host *h, const char *dir, bool check,
+                        mh_ntf_stamp *st)
 {
     *st = MH_NTF_NONE;
     struct mh_notify *n = get(h, true);
@@ -218,13 +226,38 @@ void mh_ntf_watch(mh_host *h, const char *dir, mh_ntf_stamp *st)
         return;
     pthread_mutex_lock(&n->lock);
     int wd;
-    ntf_wd *s = usable(n) ? watch(h, n, dir, &wd) : NULL;
+    ntf_wd *s = usable(n) ? watch(h, n, dir, check, &wd) : NULL;
     if (s) {
         s->listed = true;
         *st = (mh_ntf_stamp){wd, atomic_load(&s->gen),
                              atomic_load(&n->epoch)};
     }
     pthread_mutex_unlock(&n->lock);
+}
+
+void mh_ntf_watch(mh_host *h, const char *dir, mh_ntf_stamp *st)
+{
+    watch_stamp(h, dir, true, st);
+}
+
+void mh_ntf_watch_first(mh_host *h, const char *dir, mh_ntf_stamp *st)
+{
+    watch_stamp(h, dir, false, st);
+}
+
+bool mh_ntf_opened(mh_host *h, int fd, const char *dir, mh_ntf_stamp *st)
+{
+    struct statfs sf;
+    if (!mh_fault(h, "statfs") && fstatfs(fd, &sf) == 0 &&
+        !mh_ntf_remote_type((unsigned long)sf.f_type))
+        return true;
+    /* The watch stays (a second one of the same directory is the same
+     * watch, and taking it off would be an event for every listing); the
+     * listing just does not trust it. */
+    if (st->wd >= 0)
+        say_remote(h, dir);
+    *st = MH_NTF_NONE;
+    return false;
 }
 
 bool mh_ntf_current(mh_host *h, const mh_ntf_stamp *st)
@@ -381,7 +414,7 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root)
         memcpy(path, r, pl);
         path[pl] = '\0';
         int wd;
-        ntf_wd *s = watch(h, n, path, &wd);
+        ntf_wd *s = watch(h, n, path, true, &wd);
         if (!s) { /* a change there would go unseen */
             atomic_store(&n->blind, true);
             MH_TRACE(h, "fs: cannot watch %s above entry %s: directories "

@@ -30,8 +30,22 @@ typedef struct mh_ntf_stamp {
 #define MH_NTF_NONE ((mh_ntf_stamp){-1, 0, 0})
 
 /* Watch directory `dir` and stamp *st: call before reading it.  Leaves
- * MH_NTF_NONE when it cannot be watched. */
+ * MH_NTF_NONE when it cannot be watched, or when it is on a network
+ * filesystem (statfs of the path; mh_ntf_remote_type). */
 void mh_ntf_watch(struct mh_host *h, const char *dir, mh_ntf_stamp *st);
+
+/* The same for a directory the caller opens next: its filesystem is not
+ * looked at here but on the open descriptor, by mh_ntf_opened, which
+ * must come before the stamp is trusted. */
+void mh_ntf_watch_first(struct mh_host *h, const char *dir,
+                        mh_ntf_stamp *st);
+
+/* Directory `dir`, stamped by mh_ntf_watch_first, is open as fd: true
+ * when its filesystem is local.  False (and *st becomes MH_NTF_NONE, with
+ * a trace when it was watched) on a network filesystem, or when fstatfs
+ * cannot tell. */
+bool mh_ntf_opened(struct mh_host *h, int fd, const char *dir,
+                   mh_ntf_stamp *st);
 
 /* Is the stamp still current (nothing changed since it was taken, as of
  * the last drain)?  No system call, no lock. */

@@ -656,6 +656,38 @@ TEST(without_watches_directories_are_checked_each_use)
     log_capture_free(&lc);
 }
 
+TEST(network_filesystem_directories_are_checked_each_use)
+{
+    /* A directory on a filesystem that fstatfs calls remote, or cannot
+     * tell ("statfs" fails here), is not trusted to inotify -- another
+     * machine's changes raise no event -- but checked with stat() at each
+     * use, by its mtime, and the trace says so. */
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = host_failing_at(dir, "statfs", &lc);
+    late_arrivals_found(host, dir);
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "E is on a network filesystem: checked "
+               "with stat() at each use");
+    /* A module added with the mtime put back goes unseen, as one added by
+     * another machine in the same timestamp tick would; seen once the
+     * mtime moves. */
+    fixture_copy("counter", "E/later.so");
+    file_set_mtime(dir, OLD_TIME + 100);
+    misses(host, "later");
+    file_set_mtime(dir, OLD_TIME + 200);
+    import_ok(host, "later");
+    mh_host_free(host);
+    log_capture_free(&lc);
+    /* On a local filesystem the watch saw it. */
+    host = host_new_isolated(dir);
+    misses(host, "latest");
+    fixture_copy("counter", "E/latest.so");
+    file_set_mtime(dir, OLD_TIME + 200);
+    import_ok(host, "latest");
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
