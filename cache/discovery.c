@@ -84,33 +84,40 @@ static int fresh(mh_host *h, const char *path)
     return -1;
 }
 
-/* Is db an index of our format?  1 yes, 0 no (foreign or damaged). */
+/* Is db an index of our format?  1 yes, 0 no (foreign or damaged), -1
+ * cannot tell now (locked by another connection past the busy timeout,
+ * out of memory, an I/O error): it is left as it is. */
 static int ours(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
     int ok = 0;
+    int rc;
     /* Ours: our ids, and exactly one thing besides the primary key's
      * index -- the table "modules".  A view or trigger (which could run
      * without end, or write) means the file is not one we made. */
-    if (sqlite3_prepare_v2(db, "SELECT (SELECT application_id FROM "
-                           "pragma_application_id), (SELECT user_version "
-                           "FROM pragma_user_version), (SELECT count(*) FROM "
-                           "sqlite_schema WHERE name = 'modules' AND "
-                           "type = 'table'), (SELECT count(*) FROM "
-                           "sqlite_schema WHERE type NOT IN ('table', "
-                           "'index') OR (type = 'table' AND name <> "
-                           "'modules'))", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
+    rc = sqlite3_prepare_v2(db, "SELECT (SELECT application_id FROM "
+                            "pragma_application_id), (SELECT user_version "
+                            "FROM pragma_user_version), (SELECT count(*) "
+                            "FROM sqlite_schema WHERE name = 'modules' AND "
+                            "type = 'table'), (SELECT count(*) FROM "
+                            "sqlite_schema WHERE type NOT IN ('table', "
+                            "'index') OR (type = 'table' AND name <> "
+                            "'modules'))", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
         ok = sqlite3_column_int(st, 0) == MH_DX_APP_ID &&
              sqlite3_column_int(st, 1) == MH_DX_FORMAT &&
              sqlite3_column_int(st, 2) == 1 &&
              sqlite3_column_int(st, 3) == 0;
+    else if (!is_damage(rc))
+        ok = -1;
     sqlite3_finalize(st);
     return ok;
 }
 
-mh_dx *mh_dx_open(mh_host *h, bool create)
+mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
 {
+    if (again)
+        *again = false;
     if (h->flags & MH_CONFIG_NO_INDEX)
         return NULL;
     char real[PATH_MAX];
@@ -142,15 +149,27 @@ mh_dx *mh_dx_open(mh_host *h, bool create)
                      : sqlite3_open_v2(dx->path, &dx->db,
                                        SQLITE_OPEN_READWRITE |
                                            SQLITE_OPEN_NOFOLLOW, NULL);
+        int is = -1;
         if (rc == SQLITE_OK) {
             sqlite3_busy_timeout(dx->db, 5000);
             sqlite3_extended_result_codes(dx->db, 1);
-            if (ours(dx->db))
+            if ((is = ours(dx->db)) == 1)
                 return dx;
+        }
+        /* Locked by another process past the busy timeout, short of
+         * memory or descriptors: the file is not at fault, so it is kept
+         * (sqlite3_open_v2 reads nothing: a file that is no database
+         * fails in ours()). */
+        if (is < 0) {
+            MH_TRACE(h, "discovery index: %s cannot be read now (%s); not "
+                     "used this time", dx->path, rc == SQLITE_OK
+                         ? sqlite3_errmsg(dx->db) : sqlite3_errstr(rc));
+            if (again)
+                *again = true;
         }
         sqlite3_close(dx->db);
         dx->db = NULL;
-        if (!create)
+        if (is < 0 || !create)
             goto fail;
         /* Damaged, or another format: a cache, so start afresh. */
         MH_TRACE(h, "discovery index: %s is damaged or of another format; "

@@ -42,8 +42,10 @@ typedef struct mh_dx_row {
  * file when `create`.  NULL when there is none to use: disabled
  * (MH_CONFIG_NO_INDEX), the cache directory is not private, absent and
  * not `create`, or SQLite failed (traced, not an error: the index only
- * saves time). */
-mh_dx *mh_dx_open(struct mh_host *h, bool create);
+ * saves time).  An index that cannot be read now -- locked by another
+ * process past the busy timeout, or out of memory or descriptors -- is
+ * never replaced: NULL, and *again set (when again is not NULL). */
+mh_dx *mh_dx_open(struct mh_host *h, bool create, bool *again);
 /* Close; a file found damaged on the way is replaced by an empty index. */
 void mh_dx_close(mh_dx *dx);
 /* Was damage found (rows read so far are not to be trusted)? */

@@ -285,7 +285,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     mh_status rc = mh_list_found(host, add_item, &w, err);
     if (rc == MH_OK && w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing modules");
-    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open(host, true) : NULL;
+    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open(host, true, NULL) : NULL;
     if (dx)
         load_known(&w, dx);
     if (dx && mh_dx_damaged(dx)) { /* start afresh, and fill it now */
@@ -293,7 +293,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         w.known = NULL;
         w.kcap = 0;
         mh_dx_close(dx);
-        dx = mh_dx_open(host, true);
+        dx = mh_dx_open(host, true, NULL);
     }
     bool writing = dx && mh_dx_begin(dx) == 0;
     size_t reread = 0;
@@ -359,7 +359,7 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     const char *id = identity_of(f, ident, sizeof ident);
     if (!id)
         return;
-    mh_dx *dx = mh_dx_open(h, true);
+    mh_dx *dx = mh_dx_open(h, true, NULL);
     if (!dx)
         return;
     mh_dx_row row = {
@@ -458,6 +458,14 @@ typedef struct fail_walk {
     bool oom;
 } fail_walk;
 
+/* The index is there but cannot be read now. */
+static mh_status busy(mh_host *host, mh_error **err)
+{
+    return mh_err(host, err, MH_EAGAIN, "the discovery index in %s cannot be "
+                  "read now (another process holds it locked, or memory or "
+                  "descriptors ran short); try again", host->cache_dir);
+}
+
 /* Is the file behind an origin ("/path", "/db!/member") gone? */
 static bool origin_gone(const char *origin)
 {
@@ -506,7 +514,10 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
 {
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_host_failures: NULL argument");
-    mh_dx *dx = mh_dx_open(host, false);
+    bool again;
+    mh_dx *dx = mh_dx_open(host, false, &again);
+    if (!dx && again)
+        return busy(host, err);
     if (!dx)
         return MH_OK; /* no index: nothing recorded */
     fail_walk w = {host, fn, ud, 0, false};
@@ -530,7 +541,10 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     if (!host)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_clear_failures: NULL argument");
-    mh_dx *dx = mh_dx_open(host, false);
+    bool again;
+    mh_dx *dx = mh_dx_open(host, false, &again);
+    if (!dx && again)
+        return busy(host, err);
     if (!dx)
         return MH_OK;
     size_t n = 0;

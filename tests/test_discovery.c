@@ -996,6 +996,74 @@ TEST(failures_are_not_read_again_until_the_file_changes)
     log_capture_free(&lc);
 }
 
+/* The sqlite3 command holding an exclusive lock on the index at path
+ * until index_unlock: readers get SQLITE_BUSY meanwhile. */
+static FILE *index_lock(const char *path)
+{
+    const char *said = tmp_path(".locked");
+    unlink(said);
+    FILE *p = popen(str_fmt("sqlite3 -batch -init /dev/null %s >%s 2>&1",
+                            sh_quote(path), sh_quote(said)), "w");
+    ASSERT_NOT_NULL(p);
+    fputs("BEGIN EXCLUSIVE;\nSELECT count(*) FROM modules;\n"
+          ".print locked\n", p);
+    fflush(p);
+    for (int i = 0; i < 1000; i++) {
+        const char *t = file_read(said);
+        if (t && strstr(t, "locked"))
+            return p;
+        usleep(10000);
+    }
+    FAIL("the sqlite3 command did not lock %s: %s", path,
+         file_read(said) ? file_read(said) : "(no output)");
+}
+
+static void index_unlock(FILE *p)
+{
+    fputs("COMMIT;\n", p);
+    ASSERT_EQ_INT(pclose(p), 0);
+}
+
+TEST(index_locked_by_another_process_is_kept_with_its_failures)
+{
+    /* Locked past the busy timeout (5 s) is no damage: the listing goes on
+     * without the index, failures say "try again", and the file -- with
+     * the failures only an import could record -- is left as it was. */
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = broken_dir();
+    struct stat before, after;
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    ASSERT_EQ_INT(stat(index_path(NULL), &before), 0);
+
+    FILE *lock = index_lock(index_path(NULL));
+    disc_discover(host, &lc, &r);
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_EQ_INT(r.n, 6);
+    assert_module(disc_get(&r, "good"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "cannot be read now");
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_EAGAIN);
+    ASSERT_CONTAINS(f.error, tmp_path("cache"));
+    ASSERT_CONTAINS(f.error, "try again");
+    index_unlock(lock);
+
+    ASSERT_EQ_INT(stat(index_path(NULL), &after), 0);
+    ASSERT_EQ_INT(after.st_ino, before.st_ino);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 4);
+    ASSERT_EQ_INT(disc_fail_find(&f, "refuse")->status, MH_EINIT);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(clearing_failures_makes_discovery_read_again)
 {
     log_capture lc;

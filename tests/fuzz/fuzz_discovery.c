@@ -62,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mh_host *h = fz_host_new(NULL, 0, cache, &a);
     FZ_CHECK(h != NULL, "host");
 
-    mh_dx *dx = mh_dx_open(h, false);
+    mh_dx *dx = mh_dx_open(h, false, NULL);
     if (dx) {
         size_t all = 0, failures = 0;
         int r1 = mh_dx_each(dx, false, on_row, &all);
