@@ -461,9 +461,11 @@ typedef struct fail_walk {
 /* The index is there but cannot be read now. */
 static mh_status busy(mh_host *host, mh_error **err)
 {
-    return mh_err(host, err, MH_EAGAIN, "the discovery index in %s cannot be "
-                  "read now (another process holds it locked, or memory or "
-                  "descriptors ran short); try again", host->cache_dir);
+    mh_error *e = NULL;
+    mh_err(host, &e, MH_EAGAIN, "the discovery index in %s cannot be read "
+           "now (another process holds it locked, or memory or descriptors "
+           "ran short); try again", host->cache_dir);
+    return mh_err_give(e, err); /* MH_ENOMEM if that message was too much */
 }
 
 /* Is the file behind an origin ("/path", "/db!/member") gone? */
