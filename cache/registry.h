@@ -50,6 +50,7 @@ typedef struct mh_flight {
                                        when it claimed this one */
     char *init_message;             /* set_error text during init: set
                                        under host->lock while in_init */
+    bool init_message_lost;         /* the last one was, for memory */
     const char *origin;             /* the import's answer (transient),
                                        for its messages; or NULL */
 } mh_flight;

@@ -64,6 +64,7 @@ static void set_init_message(mh_module *m, bool dep, const char *fmt,
     if (m->in_init && m->flight) {
         old = m->flight->init_message;
         m->flight->init_message = text;
+        m->flight->init_message_lost = !text;
         text = NULL;
         if (dep)
             m->dep_failed = true;

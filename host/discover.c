@@ -263,6 +263,11 @@ static void from_module(dx_walk *w, dx_item *it)
     if (rc != MH_OK) {
         mh_manifest_free(it->manifest);
         it->manifest = NULL;
+        /* Memory ran out on the way (the error is then the library's one
+         * out-of-memory error, whatever rc says): this time's trouble,
+         * not the module's, so not recorded. */
+        if (mh_error_code(e) == MH_ENOMEM)
+            rc = MH_ENOMEM;
         it->status = rc;
         it->reason = mh_int_cstr(h, mh_error_message(e));
         if (!it->reason)
@@ -310,7 +315,8 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         MH_TRACE(host, "discover: reading the metadata of '%s' (%s)",
                  it->name, it->found.origin);
         from_module(&w, it);
-        if (!writing || !id || it->transient || transient(it->status))
+        if (!writing || !id || it->transient || transient(it->status) ||
+            w.oom)
             continue;
         mh_dx_row row = {
             .origin = it->found.origin, .identity = id, .name = it->name,
@@ -357,7 +363,9 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
 {
     char ident[1024];
     const char *id = identity_of(f, ident, sizeof ident);
-    if (!id)
+    /* e is the library's one out-of-memory error when memory ran out
+     * while the failure was described: no reason to keep. */
+    if (!id || mh_error_code(e) == MH_ENOMEM)
         return;
     mh_dx *dx = mh_dx_open(h, true, NULL);
     if (!dx)

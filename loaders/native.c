@@ -316,7 +316,12 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
         return MH_OK;
     }
     mh_status code;
-    if (mod->flight->init_message)
+    if (mod->flight->init_message_lost) /* not the module's to answer for */
+        code = mh_err(h, err, MH_ENOMEM,
+                      "init of module '%s' (%s) failed (it returned %d), "
+                      "and its message was lost: out of memory", mod->name,
+                      mh_reg_where(mod), rc);
+    else if (mod->flight->init_message)
         code = mh_err(h, err, MH_EINIT, "init of module '%s' (%s) failed: %s",
                       mod->name, mh_reg_where(mod),
                       mod->flight->init_message);
@@ -326,6 +331,7 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
                       "without a message", mod->name, mh_reg_where(mod), rc);
     mh_mem_strfree(h, mod->flight->init_message);
     mod->flight->init_message = NULL;
+    mod->flight->init_message_lost = false;
     return code;
 }
 
