@@ -460,8 +460,9 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
 
 typedef struct fail_walk {
     mh_host *host;
-    mh_failure_fn fn;
-    void *ud;
+    mh_failure *v;          /* the rows, handed out once the index is
+                               closed: the callback may use it */
+    size_t n, cap;
     size_t gone;            /* rows of modules whose file is gone */
     bool oom;
 } fail_walk;
@@ -516,7 +517,19 @@ static int fail_one(void *ud, const mh_dx_row *r)
         w->oom = true;
         return 1;
     }
-    return w->fn(w->ud, &f);
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        mh_failure *v = mh_mem_realloc(w->host, w->v, w->cap * sizeof *v,
+                                       cap * sizeof *v);
+        if (!v) {
+            w->oom = true;
+            return 1;
+        }
+        w->v = v;
+        w->cap = cap;
+    }
+    w->v[w->n++] = f;
+    return 0;
 }
 
 mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
@@ -530,17 +543,22 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
         return busy(host, err);
     if (!dx)
         return MH_OK; /* no index: nothing recorded */
-    fail_walk w = {host, fn, ud, 0, false};
+    fail_walk w = {.host = host};
     int r = mh_dx_each(dx, true, fail_one, &w);
-    if (r == 0 && w.gone) /* forget them: nothing will change them now */
+    if (r == 0 && !w.oom && w.gone) /* nothing will change them now */
         mh_dx_forget_gone(dx, origin_gone);
     mh_dx_close(dx);
+    mh_status rc = MH_OK;
     if (w.oom)
-        return mh_err(host, err, MH_ENOMEM, "out of memory listing failures");
-    if (r != 0)
-        return mh_err(host, err, MH_EIO, "the discovery index in %s could "
-                      "not be read; it will be rebuilt", host->cache_dir);
-    return MH_OK;
+        rc = mh_err(host, err, MH_ENOMEM, "out of memory listing failures");
+    else if (r != 0)
+        rc = mh_err(host, err, MH_EIO, "the discovery index in %s could not "
+                    "be read; it will be rebuilt", host->cache_dir);
+    for (size_t i = 0; rc == MH_OK && i < w.n; i++)
+        if (fn(ud, &w.v[i]) != 0)
+            break;
+    mh_mem_free(host, w.v, w.cap * sizeof *w.v);
+    return rc;
 }
 
 mh_status mh_host_clear_failures(mh_host *host, const char *name,

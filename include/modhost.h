@@ -641,12 +641,17 @@ typedef struct mh_failure {
 
 typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
 
-/* List the failures recorded in the discovery index. */
+/* List the failures recorded in the discovery index, in name order, until
+ * fn returns non-zero.  fn runs once the index is closed, so it may clear
+ * failures or import.  No index: MH_OK and no call.  MH_EAGAIN when the
+ * index cannot be read now (locked by another process past the 5 s busy
+ * timeout); it is left as it is. */
 MH_API mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                                   mh_error **err);
 
 /* Forget recorded failures: all (name NULL) or those of one module.
- * *cleared, if not NULL, receives how many were removed. */
+ * *cleared, if not NULL, receives how many were removed.  MH_EAGAIN when
+ * the index cannot be read now, as for mh_host_failures. */
 MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
                                         size_t *cleared, mh_error **err);
 

@@ -1122,6 +1122,51 @@ TEST(clearing_failures_makes_discovery_read_again)
 
 /* Sidecars that are not manifests: each module is a failure whose reason
  * names the sidecar and what is wrong with it; recorded, not read again. */
+typedef struct clear_call {
+    mh_host *host;
+    int calls;
+    mh_status rc;
+    size_t cleared;
+    const char *error;
+} clear_call;
+
+/* mh_host_failures callback: clears the failure it is given, and stops. */
+static int clear_from_callback(void *ud, const mh_failure *f)
+{
+    clear_call *c = ud;
+    mh_error *e = NULL;
+    c->calls++;
+    c->rc = mh_host_clear_failures(c->host, f->name, &c->cleared, &e);
+    c->error = str_fmt("%s", e ? mh_error_message(e) : "");
+    mh_error_free(e);
+    return 1;
+}
+
+TEST(failures_callback_may_use_the_index)
+{
+    /* The failures are handed out once the index is closed, so the
+     * callback may clear one (or import, which may record one) instead of
+     * waiting out the busy timeout on the listing's own read lock. */
+    disc_run r;
+    disc_fails f;
+    mh_host *host = host_new_opts(&(host_opts){0}, broken_dir());
+    disc_discover(host, NULL, &r);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 3);
+
+    clear_call c = {.host = host};
+    ASSERT_STATUS(mh_host_failures(host, clear_from_callback, &c, ERR),
+                  MH_OK);
+    ASSERT_EQ_INT(c.calls, 1);
+    if (c.rc != MH_OK || c.cleared != 1)
+        FAIL("clearing abi2 from the callback: %s, %zu cleared: %s",
+             mh_status_name(c.rc), c.cleared, c.error);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 2);
+    ASSERT_NULL(disc_fail_find(&f, "abi2"));
+    mh_host_free(host);
+}
+
 TEST(malformed_sidecars_are_recorded_failures)
 {
     log_capture lc;
