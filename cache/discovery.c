@@ -207,12 +207,12 @@ static int failed(mh_dx *dx, int rc)
     return -1;
 }
 
-int mh_dx_each(mh_dx *dx, bool failures_only, mh_dx_fn fn, void *ud)
+int mh_dx_each(mh_dx *dx, bool by_name, mh_dx_fn fn, void *ud)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(dx->db, failures_only
+    int rc = sqlite3_prepare_v2(dx->db, by_name
         ? "SELECT origin, identity, name, source, manifest, status, reason, "
-          "recorded FROM modules WHERE status <> 0 ORDER BY name, origin"
+          "recorded FROM modules ORDER BY name, origin"
         : "SELECT origin, identity, name, source, manifest, status, reason, "
           "recorded FROM modules", -1, &st, NULL);
     if (rc != SQLITE_OK)

@@ -51,11 +51,11 @@ void mh_dx_close(mh_dx *dx);
 /* Was damage found (rows read so far are not to be trusted)? */
 bool mh_dx_damaged(const mh_dx *dx);
 
-/* Call fn for every row (failures only, when asked) until it returns
- * non-zero.  Strings live during the call.  -1 if the index is damaged
- * (it is then replaced on the next open). */
+/* Call fn for every row (by name, then origin, when asked) until it
+ * returns non-zero.  Strings live during the call.  -1 if the index is
+ * damaged (it is then replaced on the next open). */
 typedef int (*mh_dx_fn)(void *ud, const mh_dx_row *row);
-int mh_dx_each(mh_dx *dx, bool failures_only, mh_dx_fn fn, void *ud);
+int mh_dx_each(mh_dx *dx, bool by_name, mh_dx_fn fn, void *ud);
 
 /* Write rows in one transaction: begin, put..., commit (0 or -1). */
 int mh_dx_begin(mh_dx *dx);

@@ -10,8 +10,11 @@
  *   - an item without a file: the identity its finder reports (a content
  *     hash for HTTP, the row and the database file for SQLite).
  * Same identity: the stored manifest or failure is used and the module
- * is not read.  Otherwise its metadata is read (host/meta.c) and checked
- * (ABI, host version), and the row rewritten.  A file changed less than
+ * is not read.  Otherwise its metadata is read (host/meta.c) and the row
+ * rewritten.  What depends on the host reading it -- its plugin ABI and
+ * its version, against a manifest's "abi" and "modhost" -- is checked on
+ * every answer and never stored: hosts of other versions may share the
+ * cache directory, and each must judge a module by its own lights.  A file changed less than
  * UNSURE_NS before it was read might change again within the same mtime
  * tick unseen, so its row is stored as unsure and read again next time
  * (the rule of the directory listing cache).
@@ -231,6 +234,10 @@ static bool row_counts(const dx_known *k, const char *id)
 static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
 {
     mh_host *h = w->h;
+    /* Written by an earlier modhost, which stored its own checks' verdict:
+     * read again, and checked here. */
+    if (k->status == MH_EABI || k->status == MH_EVERSION)
+        return 0;
     if (k->status != MH_OK) {
         it->status = k->status > 0 && k->status < MH_STATUS_COUNT_
                          ? (mh_status)k->status : MH_EFORMAT;
@@ -258,8 +265,6 @@ static void from_module(dx_walk *w, dx_item *it)
                               &it->manifest, NULL, &fetch_failed, &e);
     if (fetch_failed)
         it->transient = true; /* the finder's trouble, not the module's */
-    if (rc == MH_OK)
-        rc = mh_meta_check(h, it->name, it->found.origin, it->manifest, &e);
     if (rc != MH_OK) {
         mh_manifest_free(it->manifest);
         it->manifest = NULL;
@@ -273,6 +278,26 @@ static void from_module(dx_walk *w, dx_item *it)
         if (!it->reason)
             w->oom = true;
     }
+    mh_error_free(e);
+}
+
+/* This host's checks of an item read fine (plugin ABI, modhost version):
+ * a failure replaces its manifest for the answer, not in the index. */
+static void check_here(dx_walk *w, dx_item *it)
+{
+    if (it->status != MH_OK || !it->manifest)
+        return;
+    mh_error *e = NULL;
+    mh_status rc = mh_meta_check(w->h, it->name, it->found.origin,
+                                 it->manifest, &e);
+    if (rc == MH_OK)
+        return;
+    mh_manifest_free(it->manifest);
+    it->manifest = NULL;
+    it->status = mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM : rc;
+    it->reason = mh_int_cstr(w->h, mh_error_message(e));
+    if (!it->reason)
+        w->oom = true;
     mh_error_free(e);
 }
 
@@ -309,23 +334,26 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         const dx_known *k = w.kcap ? &w.known[known_slot(&w, it->found.origin)]
                                    : NULL;
         if (k && k->identity && id && row_counts(k, id) &&
-            from_known(&w, it, k))
+            from_known(&w, it, k)) {
+            check_here(&w, it);
             continue;
+        }
         reread++;
         MH_TRACE(host, "discover: reading the metadata of '%s' (%s)",
                  it->name, it->found.origin);
         from_module(&w, it);
-        if (!writing || !id || it->transient || transient(it->status) ||
-            w.oom)
-            continue;
-        mh_dx_row row = {
-            .origin = it->found.origin, .identity = id, .name = it->name,
-            .source = it->manifest ? it->manifest->source : "none",
-            .manifest = mh_manifest_json(it->manifest),
-            .status = it->status, .reason = it->reason,
-        };
-        if (mh_dx_put(dx, &row) != 0)
-            writing = false;
+        if (writing && id && !it->transient && !transient(it->status) &&
+            !w.oom) {
+            mh_dx_row row = {
+                .origin = it->found.origin, .identity = id, .name = it->name,
+                .source = it->manifest ? it->manifest->source : "none",
+                .manifest = mh_manifest_json(it->manifest),
+                .status = it->status, .reason = it->reason,
+            };
+            if (mh_dx_put(dx, &row) != 0)
+                writing = false;
+        }
+        check_here(&w, it);
     }
     if (writing)
         mh_dx_commit(dx);
@@ -364,8 +392,11 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     char ident[1024];
     const char *id = identity_of(f, ident, sizeof ident);
     /* e is the library's one out-of-memory error when memory ran out
-     * while the failure was described: no reason to keep. */
-    if (!id || mh_error_code(e) == MH_ENOMEM)
+     * while the failure was described: no reason to keep.  This host's
+     * own checks (ABI, version) are made on every listing instead: a host
+     * of another version may share the index. */
+    mh_status code = mh_error_code(e);
+    if (!id || code == MH_ENOMEM || code == MH_EABI || code == MH_EVERSION)
         return;
     mh_dx *dx = mh_dx_open(h, true, NULL);
     if (!dx)
@@ -495,11 +526,39 @@ static bool origin_gone(const char *origin)
     return lstat(path, &st) != 0 && errno == ENOENT;
 }
 
+/* Does a module read fine fail this host's checks (ABI, version)?  The
+ * failure, with *e, or MH_OK. */
+static mh_status judged_here(fail_walk *w, const mh_dx_row *r, mh_error **e)
+{
+    if (!r->manifest || strcmp(r->source, "none") == 0)
+        return MH_OK;
+    mh_manifest *m = NULL;
+    mh_error *pe = NULL;
+    mh_status rc = mh_manifest_parse_own(w->host, r->name, r->source,
+                                         r->origin, r->manifest,
+                                         strlen(r->manifest), &m, &pe);
+    if (rc == MH_OK)
+        rc = mh_meta_check(w->host, r->name, r->origin, m, e);
+    else if (mh_error_code(pe) == MH_ENOMEM)
+        w->oom = true;
+    else
+        rc = MH_OK; /* not as stored: the next listing reads it again */
+    mh_error_free(pe);
+    mh_manifest_free(m);
+    return rc;
+}
+
 static int fail_one(void *ud, const mh_dx_row *r)
 {
     fail_walk *w = ud;
+    mh_status status = r->status > 0 && r->status < MH_STATUS_COUNT_
+                           ? (mh_status)r->status : MH_EFORMAT;
+    mh_error *e = NULL;
+    if (r->status == MH_OK && (status = judged_here(w, r, &e)) == MH_OK)
+        return w->oom;
     if (origin_gone(r->origin)) {
         w->gone++;
+        mh_error_free(e);
         return 0;
     }
     /* Interned: they outlive the index connection, as the caller may
@@ -508,12 +567,13 @@ static int fail_one(void *ud, const mh_dx_row *r)
         .size = sizeof f,
         .name = mh_int_cstr(w->host, r->name),
         .origin = mh_int_cstr(w->host, r->origin),
-        .reason = mh_int_cstr(w->host, r->reason ? r->reason : ""),
-        .status = r->status > 0 && r->status < MH_STATUS_COUNT_
-                      ? (mh_status)r->status : MH_EFORMAT,
+        .reason = mh_int_cstr(w->host, e ? mh_error_message(e)
+                                       : r->reason ? r->reason : ""),
+        .status = e && mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM : status,
         .when = r->when,
     };
-    if (!f.name || !f.origin || !f.reason) {
+    mh_error_free(e);
+    if (!f.name || !f.origin || !f.reason || f.status == MH_ENOMEM) {
         w->oom = true;
         return 1;
     }

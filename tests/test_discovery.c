@@ -1080,11 +1080,11 @@ TEST(clearing_failures_makes_discovery_read_again)
     ASSERT_EQ_INT(f.n, 4);
 
     /* One. */
-    ASSERT_STATUS(mh_host_clear_failures(host, "abi2", &n, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_clear_failures(host, "bad", &n, ERR), MH_OK);
     ASSERT_EQ_INT(n, 1);
     disc_failures(host, &f);
     ASSERT_EQ_INT(f.n, 3);
-    ASSERT_NULL(disc_fail_find(&f, "abi2"));
+    ASSERT_NULL(disc_fail_find(&f, "bad"));
     n = 99;
     ASSERT_STATUS(mh_host_clear_failures(host, "good", &n, ERR), MH_OK);
     ASSERT_EQ_INT(n, 0); /* no failure of its own */
@@ -1092,20 +1092,31 @@ TEST(clearing_failures_makes_discovery_read_again)
     ASSERT_STATUS(mh_host_clear_failures(host, "nosuch", &n, ERR), MH_OK);
     ASSERT_EQ_INT(n, 0);
     disc_discover(host, &lc, &r);
-    ASSERT_READ(&r, "abi2");
-    assert_failed(&r, dir, "abi2", MH_EABI, "ABI 2"); /* still broken */
+    ASSERT_READ(&r, "bad");
+    assert_failed(&r, dir, "bad", MH_EFORMAT, "not an ELF"); /* still */
     disc_failures(host, &f);
     ASSERT_EQ_INT(f.n, 4);
-    ASSERT_NOT_NULL(disc_fail_find(&f, "abi2"));
+    ASSERT_NOT_NULL(disc_fail_find(&f, "bad"));
+
+    /* abi2's is this host's verdict on a manifest that reads fine, made
+     * at every listing: nothing recorded to clear, listed while it
+     * stands. */
+    n = 99;
+    ASSERT_STATUS(mh_host_clear_failures(host, "abi2", &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 0);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 4);
+    ASSERT_EQ_INT(disc_fail_find(&f, "abi2")->status, MH_EABI);
 
     /* All. */
     n = 99;
     ASSERT_STATUS(mh_host_clear_failures(host, NULL, &n, ERR), MH_OK);
-    ASSERT_EQ_INT(n, 4);
+    ASSERT_EQ_INT(n, 3);
     disc_failures(host, &f);
-    ASSERT_EQ_INT(f.n, 0);
+    ASSERT_EQ_INT(f.n, 1);
+    ASSERT_NOT_NULL(disc_fail_find(&f, "abi2"));
     disc_discover(host, &lc, &r);
-    ASSERT_READ(&r, "abi2 bad badnote refuse");
+    ASSERT_READ(&r, "bad badnote refuse");
     assert_failed(&r, dir, "bad", MH_EFORMAT, "not an ELF");
     assert_failed(&r, dir, "badnote", MH_EFORMAT, "note");
     assert_failed(&r, dir, "abi2", MH_EABI, "ABI 2");
@@ -1115,13 +1126,56 @@ TEST(clearing_failures_makes_discovery_read_again)
     ASSERT_NULL(disc_fail_find(&f, "refuse"));
     ASSERT_STATUS(mh_host_clear_failures(host, NULL, NULL, ERR), MH_OK);
     disc_failures(host, &f);
-    ASSERT_EQ_INT(f.n, 0);
+    ASSERT_EQ_INT(f.n, 1);
     mh_host_free(host);
     log_capture_free(&lc);
 }
 
 /* Sidecars that are not manifests: each module is a failure whose reason
  * names the sidecar and what is wrong with it; recorded, not read again. */
+TEST(rows_written_by_another_modhost_are_judged_by_this_one)
+{
+    /* Hosts of several versions may share a cache directory.  A row says
+     * what was read; whether it passes this host's checks (plugin ABI,
+     * "modhost" version) is decided at every listing, by this host. */
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = broken_dir();
+    const char *db = index_path(NULL);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    assert_module(disc_get(&r, "good"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+
+    /* A newer modhost found plain fine though it asks for modhost >= 99
+     * (it was one); and an older one judged good too new for it, as the
+     * modhost of an earlier format-1 index stored its verdicts. */
+    db_exec(db, "UPDATE modules SET manifest = json_set(manifest, "
+                "'$.modhost', '>=99') WHERE name = 'plain'");
+    db_exec(db, str_fmt("UPDATE modules SET status = %d, manifest = NULL, "
+                        "reason = 'module ''good'' needs modhost <0.1' "
+                        "WHERE name = 'good'", (int)MH_EVERSION));
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "good"); /* an old verdict: read again */
+    assert_module(disc_get(&r, "good"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    assert_failed(&r, dir, "plain", MH_EVERSION, "needs modhost >=99");
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(disc_fail_find(&f, "plain")->status, MH_EVERSION);
+    ASSERT_CONTAINS(disc_fail_find(&f, "plain")->reason, "needs modhost >=99");
+    ASSERT_NULL(disc_fail_find(&f, "good"));
+    /* Only the read is stored: plain's row still holds its manifest. */
+    ASSERT_EQ_STR(db_exec(db, "SELECT status, json_extract(manifest, "
+                              "'$.modhost') FROM modules WHERE name = "
+                              "'plain'"), "0|>=99");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 typedef struct clear_call {
     mh_host *host;
     int calls;

@@ -64,14 +64,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     mh_dx *dx = mh_dx_open(h, false, NULL);
     if (dx) {
-        size_t all = 0, failures = 0;
+        size_t all = 0, by_name = 0;
         int r1 = mh_dx_each(dx, false, on_row, &all);
-        int r2 = mh_dx_each(dx, true, on_row, &failures);
+        int r2 = mh_dx_each(dx, true, on_row, &by_name);
         FZ_CHECK(r1 == 0 || r1 == -1, "each: %d", r1);
         FZ_CHECK(r2 == 0 || r2 == -1, "each: %d", r2);
         if (r1 == 0 && r2 == 0)
-            FZ_CHECK(failures <= all, "%zu failures among %zu rows",
-                     failures, all);
+            FZ_CHECK(by_name == all, "%zu rows by name, %zu in all",
+                     by_name, all);
         (void)mh_dx_damaged(dx);
         mh_dx_close(dx);
     }
@@ -79,8 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mh_error *err = NULL;
     size_t listed = 0, cleared = 0;
     mh_status st = mh_host_failures(h, on_failure, &listed, &err);
-    FZ_CHECK(st == MH_OK || st == MH_EIO || st == MH_ENOMEM, "failures: %d",
-             (int)st);
+    FZ_CHECK(st == MH_OK || st == MH_EIO || st == MH_ENOMEM ||
+                 st == MH_EAGAIN, "failures: %d", (int)st);
     mh_error_free(err);
     err = NULL;
     st = mh_host_clear_failures(h, "codecs.rot13", &cleared, &err);
