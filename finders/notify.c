@@ -179,11 +179,15 @@ bool mh_ntf_remote_type(unsigned long f_type)
     return false;
 }
 
+/* Is dir on a filesystem other machines change, or one statfs cannot
+ * tell?  A dir that is not there is not: watching it then fails with
+ * ENOENT or ENOTDIR. */
 static bool remote(const char *dir)
 {
     struct statfs sf;
-    return statfs(dir, &sf) != 0 /* unknown: do not trust */ ||
-           mh_ntf_remote_type((unsigned long)sf.f_type);
+    if (statfs(dir, &sf) != 0)
+        return errno != ENOENT && errno != ENOTDIR;
+    return mh_ntf_remote_type((unsigned long)sf.f_type);
 }
 
 static void say_remote(mh_host *h, const char *dir)
@@ -192,14 +196,16 @@ static void say_remote(mh_host *h, const char *dir)
              "each use", dir);
 }
 
-/* Add a watch (lock held): its slot, or NULL.  The directory's filesystem
- * is checked here by its path, unless the caller checks it once it has
- * the directory open (mh_ntf_opened). */
+/* Add a watch (lock held): its slot, or NULL with errno (ENOENT or
+ * ENOTDIR: dir is not there).  The directory's filesystem is checked here
+ * by its path, unless the caller checks it once it has the directory open
+ * (mh_ntf_opened). */
 static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
                      bool check, int *wd_out)
 {
     if (check && remote(dir)) {
         say_remote(h, dir);
+        errno = EREMOTE;
         return NULL;
     }
     /* Fault site "watch": as when the user's watches run out (ENOSPC at
@@ -209,8 +215,13 @@ static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
                  ? (errno = ENOSPC, -1)
                  : inotify_add_watch(atomic_load(&n->fd), dir, MASK);
     if (wd < 0) {
-        MH_TRACE(h, "fs: cannot watch %s (%s): checked with stat() at each "
-                 "use", dir, strerror(errno));
+        int e = errno;
+        if (e == ENOENT || e == ENOTDIR)
+            MH_TRACE(h, "fs: %s is not there to watch", dir);
+        else
+            MH_TRACE(h, "fs: cannot watch %s (%s): checked with stat() at "
+                     "each use", dir, strerror(e));
+        errno = e;
         return NULL;
     }
     *wd_out = wd;
@@ -317,10 +328,18 @@ static bool module_file(const char *name)
 
 static void root_add(mh_host *h, struct mh_notify *n, const char *root);
 
+static bool watch_above(mh_host *h, struct mh_notify *n, const char *r);
+
+/* After an event that may have changed where paths lead: the directories
+ * above every entry are watched again -- a directory replaced by another
+ * of the same name is a new inode, unwatched -- and each entry's real
+ * path, if new, is added. */
 static void rewatch_roots(mh_host *h, struct mh_notify *n)
 {
     size_t given = n->nroots; /* real paths added now are not walked */
-    for (size_t i = 0; i < given; i++) {
+    for (size_t i = 0; i < given && usable(n); i++) {
+        if (!watch_above(h, n, n->roots[i]))
+            return;
         char real[PATH_MAX];
         if (realpath(n->roots[i], real))
             root_add(h, n, real);
@@ -402,7 +421,15 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root)
         n->caproots = cap;
     }
     n->roots[n->nroots++] = r;
-    /* Every directory above it, "/" first. */
+    watch_above(h, n, r);
+}
+
+/* Watch every directory above entry r, "/" first, as far as they exist
+ * (lock held): the making of the first that does not is an event in the
+ * one above it, which rewatch_roots follows.  false (and the host blind:
+ * stat() at each use) when one that is there cannot be watched. */
+static bool watch_above(mh_host *h, struct mh_notify *n, const char *r)
+{
     char path[PATH_MAX];
     size_t len = strlen(r);
     for (size_t i = 0; i < len; i++) {
@@ -415,15 +442,18 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root)
         path[pl] = '\0';
         int wd;
         ntf_wd *s = watch(h, n, path, true, &wd);
+        if (!s && (errno == ENOENT || errno == ENOTDIR))
+            return true; /* not there (yet) */
         if (!s) { /* a change there would go unseen */
             atomic_store(&n->blind, true);
             MH_TRACE(h, "fs: cannot watch %s above entry %s: directories "
                      "are checked with stat() at each use", path, r);
-            return;
+            return false;
         }
         if (!s->above)
             s->above = mh_int_str(h, path, pl);
     }
+    return true;
 }
 
 void mh_ntf_root(mh_host *h, const char *root)

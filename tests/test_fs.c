@@ -688,6 +688,47 @@ TEST(network_filesystem_directories_are_checked_each_use)
     mh_host_free(host);
 }
 
+TEST(entry_not_there_leaves_the_other_entries_watched)
+{
+    /* An entry whose directories do not exist yet (the default
+     * $XDG_DATA_HOME/modhost/modules, often) is watched as far as it
+     * goes; the host does not fall back to stat() for every entry. */
+    const char *dir = tmp_mkdir("E");
+    mh_host *host = host_new_isolated(tmp_path("none/a/b"), dir);
+    file_set_mtime(dir, OLD_TIME);
+    misses(host, "late");
+    fixture_copy("counter", "E/late.so");
+    file_set_mtime(dir, OLD_TIME); /* as read: only an event tells */
+    finds_counter(host, "late");
+    /* And it is seen once it appears. */
+    tmp_mkdir("none/a/b");
+    fixture_copy("counter", "none/a/b/early.so");
+    finds_counter(host, "early");
+    mh_host_free(host);
+}
+
+TEST(directory_above_entry_replaced_is_watched_again)
+{
+    /* T/cur, above the entry, is swapped for a new directory (a release
+     * renamed into place): the new one is watched as the old one was, so
+     * a link retargeted in it later is seen. */
+    tmp_mkdir("T/cur/E");
+    tmp_mkdir("r1");
+    tmp_mkdir("r2");
+    fixture_copy("counter", "r2/fresh.so");
+    mh_host *host = host_new_isolated(tmp_path("T/cur/E"));
+    misses(host, "fresh");
+    tmp_mkdir("T/new");
+    link_to("r1", "T/new/E");
+    ASSERT_EQ_INT(rename(tmp_path("T/cur"), tmp_path("T/old")), 0);
+    ASSERT_EQ_INT(rename(tmp_path("T/new"), tmp_path("T/cur")), 0);
+    misses(host, "fresh");
+    misses(host, "fresh");
+    link_to("r2", "T/cur/E");
+    finds_counter(host, "fresh");
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
