@@ -1184,11 +1184,14 @@ typedef struct clear_call {
     const char *error;
 } clear_call;
 
-/* mh_host_failures callback: clears the failure it is given, and stops. */
+/* mh_host_failures callback: clears the first recorded failure (not
+ * abi2's, which this host judges anew each time), and stops. */
 static int clear_from_callback(void *ud, const mh_failure *f)
 {
     clear_call *c = ud;
     mh_error *e = NULL;
+    if (f->status == MH_EABI)
+        return 0;
     c->calls++;
     c->rc = mh_host_clear_failures(c->host, f->name, &c->cleared, &e);
     c->error = str_fmt("%s", e ? mh_error_message(e) : "");
@@ -1213,11 +1216,11 @@ TEST(failures_callback_may_use_the_index)
                   MH_OK);
     ASSERT_EQ_INT(c.calls, 1);
     if (c.rc != MH_OK || c.cleared != 1)
-        FAIL("clearing abi2 from the callback: %s, %zu cleared: %s",
+        FAIL("clearing bad from the callback: %s, %zu cleared: %s",
              mh_status_name(c.rc), c.cleared, c.error);
     disc_failures(host, &f);
     ASSERT_EQ_INT(f.n, 2);
-    ASSERT_NULL(disc_fail_find(&f, "abi2"));
+    ASSERT_NULL(disc_fail_find(&f, "bad"));
     mh_host_free(host);
 }
 
