@@ -44,7 +44,7 @@
 #define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
 
 enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j',
-       T_LINK = 'u' /* a link that leads nowhere usable (yet) */ };
+       T_LINK = 'u' /* a symbolic link: followed when used */ };
 
 /* A listing's entries, one block: n offsets (uint32_t, sorted by name)
  * and behind them the entries they point at, each a type byte followed by
@@ -171,8 +171,10 @@ static int build_finish(mh_host *h, fsf_build *b, fsf_listing *l)
     return 0;
 }
 
-/* What entry de of directory fd is worth keeping as: its type, or 0. */
-static char entry_type(int fd, const char *nm, unsigned char dt)
+/* What a name in a directory is, by its name and its file type (after
+ * any link): a listing's type, or 0 when it can never be a module, a
+ * package or a sidecar. */
+static char type_of(const char *nm, unsigned char dt)
 {
     size_t len = strlen(nm);
     bool so_name = len > 3 && strcmp(nm + len - 3, ".so") == 0 &&
@@ -183,38 +185,36 @@ static char entry_type(int fd, const char *nm, unsigned char dt)
                      mh_name_ident(nm, len - 5);
     bool meta_name = len > 5 && strcmp(nm + len - 5, ".json") == 0 &&
                      mh_name_ident(nm, len - 5);
-    if (!so_name && !lua_name && !luac_name && !meta_name &&
-        !mh_name_ident(nm, len))
-        return 0; /* can never be a module or a package */
-    bool was_link = dt == DT_LNK;
-    if (dt == DT_LNK || dt == DT_UNKNOWN) {
-        struct stat st;
-        if (fstatat(fd, nm, &st, 0) != 0)
-            dt = DT_UNKNOWN; /* dangling link: not a module (yet) */
-        else
-            dt = S_ISDIR(st.st_mode) ? DT_DIR
-               : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
-        if (dt == DT_UNKNOWN && !was_link)
-            return 0;
-    }
+    bool any = so_name || lua_name || luac_name || meta_name;
     /* Bytecode caches -- modhost's own beside its sources, CPython's --
      * are never packages, and not worth walking. */
-    if (dt == DT_DIR && (strcmp(nm, "__mhcache__") == 0 ||
-                         strcmp(nm, "__pycache__") == 0))
-        return 0;
-    if (dt == DT_DIR && !so_name && !lua_name && !luac_name && !meta_name)
+    if (dt == DT_DIR && !any && mh_name_ident(nm, len) &&
+        strcmp(nm, "__mhcache__") != 0 && strcmp(nm, "__pycache__") != 0)
         return T_DIR;
-    if (dt == DT_REG && so_name)
-        return T_FILE;
-    if (dt == DT_REG && lua_name)
-        return T_LUA;
-    if (dt == DT_REG && luac_name)
-        return T_LUAC;
-    if (dt == DT_REG && meta_name)
-        return T_META;
-    if (was_link && dt == DT_UNKNOWN)
-        return T_LINK; /* its target may appear with no event here */
-    return 0;
+    if (dt != DT_REG)
+        return 0;
+    return so_name ? T_FILE : lua_name ? T_LUA : luac_name ? T_LUAC
+         : meta_name ? T_META : 0;
+}
+
+/* What entry nm of directory fd (file type dt, from getdents) is worth
+ * keeping as: its type, or 0.  A symbolic link is kept as T_LINK
+ * whatever it leads to now: its target can appear, go or change with no
+ * event in this directory, so it is looked at when used (entry_now). */
+static char entry_type(int fd, const char *nm, unsigned char dt)
+{
+    if (dt == DT_LNK)
+        return type_of(nm, DT_DIR) || type_of(nm, DT_REG) ? T_LINK : 0;
+    if (dt == DT_UNKNOWN) { /* a filesystem without d_type */
+        struct stat st;
+        if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            return 0;
+        if (S_ISLNK(st.st_mode))
+            return entry_type(fd, nm, DT_LNK);
+        dt = S_ISDIR(st.st_mode) ? DT_DIR
+           : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+    }
+    return type_of(nm, dt);
 }
 
 /* Read directory fd (open on l->dir) into l, with getdents64: opendir
@@ -268,7 +268,8 @@ static uint64_t mtime_of(const struct stat *st)
            (uint64_t)st->st_mtim.tv_nsec;
 }
 
-/* The type of entry `name` in l, or 0 when it has none. */
+/* The type of entry `name` in l, or 0 when it has none (T_LINK for a
+ * symbolic link: see entry_now). */
 static char listing_get(const fsf_listing *l, const char *name)
 {
     size_t lo = 0, hi = l->n;
@@ -287,6 +288,22 @@ static char listing_get(const fsf_listing *l, const char *name)
             lo = mid + 1;
     }
     return 0;
+}
+
+/* The type of entry `name` in l as it is now: a symbolic link is
+ * followed (one stat), a missing or unusable target is no entry. */
+static char entry_now(const fsf_listing *l, const char *name)
+{
+    char t = listing_get(l, name);
+    if (t != T_LINK)
+        return t;
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/%s", l->dir, name);
+    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0)
+        return 0;
+    return type_of(name, S_ISDIR(st.st_mode)   ? DT_DIR
+                         : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN);
 }
 
 static size_t bucket_of(const fsf_state *s, const char *dir)
@@ -606,7 +623,7 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
         return NULL;
     memcpy(nm, leaf, leaf_len);
     memcpy(nm + leaf_len, suffix, sizeof suffix);
-    if (listing_get(l, nm) != T_META)
+    if (entry_now(l, nm) != T_META)
         return NULL;
     size_t n = rlen + (rlen ? 1 : 0) + nlen;
     if (n >= sizeof path)
@@ -737,10 +754,10 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     for (; k < MH_ARRAY_LEN(kinds); k++) {
         size_t sl = strlen(kinds[k].suffix); /* file holds leaf + suffix */
         memcpy(file + llen, kinds[k].suffix, sl + 1);
-        if (listing_get(l, file) == kinds[k].type)
+        if (entry_now(l, file) == kinds[k].type)
             break;
     }
-    bool is_dir = k == MH_ARRAY_LEN(kinds) && listing_get(l, leaf) == T_DIR;
+    bool is_dir = k == MH_ARRAY_LEN(kinds) && entry_now(l, leaf) == T_DIR;
     const char *meta = k < MH_ARRAY_LEN(kinds)
                            ? sidecar(s, l, leaf, llen, rel, dlen)
                            : NULL;
@@ -836,8 +853,10 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         const char *nm = ent_name(l, i);
         size_t len = strlen(nm);
         char type = ent_type(l, i);
-        if (type == T_META)
-            continue; /* a sidecar, not a module */
+        if (type == T_LINK)
+            type = entry_now(l, nm);
+        if (type == T_META || !type)
+            continue; /* a sidecar, not a module; or a link to nothing */
         size_t nlen = len - (type == T_FILE ? 3 : type == T_LUA ? 4
                              : type == T_LUAC ? 5 : 0);
         size_t np = plen + (plen ? 1 : 0), nr = rlen + (rlen ? 1 : 0);
@@ -853,9 +872,9 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         if (type == T_LUA || type == T_LUAC) { /* shadowed, as in find */
             char tw[NAME_MAX + 1];
             snprintf(tw, sizeof tw, "%.*s.so", (int)nlen, nm);
-            bool shadowed = listing_get(l, tw) == T_FILE;
+            bool shadowed = entry_now(l, tw) == T_FILE;
             snprintf(tw, sizeof tw, "%.*s.lua", (int)nlen, nm);
-            if (shadowed || (type == T_LUAC && listing_get(l, tw) == T_LUA)) {
+            if (shadowed || (type == T_LUAC && entry_now(l, tw) == T_LUA)) {
                 w->rel[rlen] = '\0';
                 w->prefix[plen] = '\0';
                 continue;

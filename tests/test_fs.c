@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <errno.h>
+#include <stdbool.h>
 
 #include "support/support.h"
 #include <modhost/finder.h>
@@ -726,6 +727,74 @@ TEST(directory_above_entry_replaced_is_watched_again)
     misses(host, "fresh");
     link_to("r2", "T/cur/E");
     finds_counter(host, "fresh");
+    mh_host_free(host);
+}
+
+/* ------------------------------------ symbolic links in an entry */
+
+/* A link's target can appear, go or change type with no event in the
+ * link's directory and no change of its mtime: a listed link is
+ * followed when used, with and without notification. */
+
+static void dangling_link_target_appears(bool notify)
+{
+    tmp_mkdir("E");
+    tmp_mkdir("S");
+    link_to("S/late.so", "E/late.so");
+    file_set_mtime(tmp_path("E"), OLD_TIME);
+    mh_host *host = notify ? host_new_isolated(tmp_path("E"))
+                           : host_without_inotify(tmp_path("E"));
+    misses(host, "late");
+    misses(host, "late");
+    fixture_copy("counter", "S/late.so");
+    finds_counter(host, "late");
+    mh_host_free(host);
+}
+
+TEST(dangling_module_link_is_found_once_its_target_appears)
+{
+    dangling_link_target_appears(true);
+}
+
+TEST(dangling_module_link_is_found_once_its_target_appears_without_inotify)
+{
+    dangling_link_target_appears(false);
+}
+
+TEST(package_link_whose_target_is_removed_is_no_package)
+{
+    tmp_mkdir("E");
+    tmp_mkdir("S/pkg");
+    link_to("S/pkg", "E/pkg");
+    file_set_mtime(tmp_path("E"), OLD_TIME);
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "pkg", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(rmdir(tmp_path("S/pkg")), 0);
+    ASSERT_STATUS(mh_find(host, "pkg", &info, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+}
+
+TEST(module_link_whose_target_is_removed_lets_the_next_entry_win)
+{
+    tmp_mkdir("E1");
+    tmp_mkdir("E2");
+    tmp_mkdir("S");
+    fixture_copy("counter", "S/m.so");
+    fixture_copy("counter", "E2/m.so");
+    link_to("S/m.so", "E1/m.so");
+    mh_host *host = host_new_isolated(tmp_path("E1"), tmp_path("E2"));
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "m", &info, ERR), MH_OK);
+    ASSERT_EQ_INT((int)info.entry_index, 0);
+    ASSERT_EQ_INT(unlink(tmp_path("S/m.so")), 0);
+    ASSERT_STATUS(mh_find(host, "m", &info, ERR), MH_OK);
+    ASSERT_EQ_INT((int)info.entry_index, 1);
+    /* Listing agrees: one m, the second entry's. */
+    struct listing l = {0};
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "m");
+    ASSERT_EQ_STR(l.origins[0], tmp_path("E2/m.so"));
     mh_host_free(host);
 }
 
