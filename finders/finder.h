@@ -18,6 +18,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "modhost.h"
 #include "modhost/finder.h"
@@ -94,6 +96,9 @@ typedef struct mh_found {
                              import (its metadata is read from it and it
                              is the one mapped), or -1 */
     long long fd_size;    /* its size, from the check's fstat */
+    dev_t fd_dev;         /* ... and the rest of its identity, which a */
+    ino_t fd_ino;         /* failure is recorded against (the path may */
+    struct timespec fd_mtim; /* lead to another file by then); 0: none */
     /* A transient answer (mh_find_spec for an import): origin and file
      * are copies in this block, not interned -- a loaded module keeps its
      * origin in a shorter form (cache/registry.h) -- and go with

@@ -41,6 +41,22 @@
 /* "DEV:INO:SIZE:SEC.NSEC" of path into buf (at least STAT_ID_SIZE bytes),
  * "-" for no path, "?" for one that cannot be stat'ed. */
 #define STAT_ID_SIZE 128
+static void put_identity(char *buf, dev_t dev, ino_t ino, long long size,
+                         const struct timespec *mtim)
+{
+    /* 4 numbers of at most 20 digits and a sign, 9 digits, 4 separators */
+    char *p = mh_put_dec(buf, (unsigned long long)dev, 1);
+    *p++ = ':';
+    p = mh_put_dec(p, (unsigned long long)ino, 1);
+    *p++ = ':';
+    p = mh_put_sdec(p, size);
+    *p++ = ':';
+    p = mh_put_sdec(p, (long long)mtim->tv_sec);
+    *p++ = '.';
+    p = mh_put_dec(p, (unsigned long long)mtim->tv_nsec, 9);
+    *p = '\0';
+}
+
 static void stat_identity(const char *path, char *buf, bool *unsure)
 {
     struct stat st;
@@ -54,28 +70,24 @@ static void stat_identity(const char *path, char *buf, bool *unsure)
                     + (now.tv_nsec - st.st_mtim.tv_nsec);
     if (age < UNSURE_NS)
         *unsure = true;
-    /* 4 numbers of at most 20 digits and a sign, 9 digits, 4 separators */
-    char *p = mh_put_dec(buf, (unsigned long long)st.st_dev, 1);
-    *p++ = ':';
-    p = mh_put_dec(p, (unsigned long long)st.st_ino, 1);
-    *p++ = ':';
-    p = mh_put_sdec(p, (long long)st.st_size);
-    *p++ = ':';
-    p = mh_put_sdec(p, (long long)st.st_mtim.tv_sec);
-    *p++ = '.';
-    p = mh_put_dec(p, (unsigned long long)st.st_mtim.tv_nsec, 9);
-    *p = '\0';
+    put_identity(buf, st.st_dev, st.st_ino, (long long)st.st_size,
+                 &st.st_mtim);
 }
 
 /* The identity of found module f into buf, or NULL when it has none (it
- * is then read every time).  An unsure one starts with UNSURE. */
+ * is then read every time).  An unsure one starts with UNSURE.  A module
+ * file that import opened is known by what it opened (f->fd_*): the path
+ * may lead to another file by now. */
 static const char *identity_of(const mh_found *f, char *buf, size_t size)
 {
     bool unsure = false;
     char mod[STAT_ID_SIZE], meta[STAT_ID_SIZE];
     int n;
     if (f->file) {
-        stat_identity(f->file, mod, &unsure);
+        if (f->fd_ino)
+            put_identity(mod, f->fd_dev, f->fd_ino, f->fd_size, &f->fd_mtim);
+        else
+            stat_identity(f->file, mod, &unsure);
         stat_identity(f->meta_file, meta, &unsure);
         n = snprintf(buf, size, "%sfile:%s|meta:%s", unsure ? UNSURE : "",
                      mod, meta);

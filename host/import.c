@@ -34,12 +34,12 @@ static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
                               mh_error **err)
 {
     int fd = -1;
-    long long size = -1;
+    struct stat st = {.st_size = -1};
     mh_error *e = NULL;
     mh_status rc = mh_fault(h, "open")
                        ? mh_err(h, &e, MH_EIO, "cannot open %s: %s", f->file,
                                 strerror(EIO))
-                       : mh_sec_open_code_sized(h, f->file, &fd, &size, &e);
+                       : mh_sec_open_code_stat(h, f->file, &fd, &st, &e);
     if (rc != MH_OK) {
         rc = mh_err(h, err, rc, "module '%s' not loaded: %s", name,
                     mh_error_message(e));
@@ -47,7 +47,10 @@ static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
         return rc;
     }
     f->fd = fd;
-    f->fd_size = size;
+    f->fd_size = (long long)st.st_size;
+    f->fd_dev = st.st_dev;
+    f->fd_ino = st.st_ino;
+    f->fd_mtim = st.st_mtim;
     return MH_OK;
 }
 

@@ -328,7 +328,7 @@ static const char *file_problem(const struct stat *st, uid_t me)
  * the file's descriptor, or -1 to take the whole walk (which also reports
  * every error properly). */
 static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
-                               uid_t me, long long *size)
+                               uid_t me, struct stat *out_st)
 {
     dev_t dev;
     ino_t ino;
@@ -349,7 +349,7 @@ static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
         fd = -1;
     }
     if (fd >= 0)
-        *size = (long long)st.st_size;
+        *out_st = st;
     return fd;
 }
 
@@ -422,7 +422,8 @@ static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
  * An rp ending in '/' names a directory: the walk ends there, every
  * directory on the way checked, and *out is -1. */
 static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
-                      bool trial, int *out, long long *size, mh_error **err)
+                      bool trial, int *out, struct stat *out_st,
+                      mh_error **err)
 {
     struct stat st;
     size_t start;
@@ -496,7 +497,7 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             }
             if (dir)
                 code_dir_remember(h, dir, &dir_st, me);
-            *size = (long long)st.st_size;
+            *out_st = st;
             *out = dfd;
             return MH_OK;
         }
@@ -518,15 +519,16 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
 mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                            mh_error **err)
 {
-    long long size;
-    return mh_sec_open_code_sized(h, path, out, &size, err);
+    struct stat st;
+    return mh_sec_open_code_stat(h, path, out, &st, err);
 }
 
-mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
-                                 long long *size, mh_error **err)
+mh_status mh_sec_open_code_stat(mh_host *h, const char *path, int *out,
+                                struct stat *st, mh_error **err)
 {
     *out = -1;
-    *size = -1;
+    memset(st, 0, sizeof *st);
+    st->st_size = -1;
     if (h->flags & MH_CONFIG_INSECURE_FILES) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
@@ -542,7 +544,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
                           ? mh_int_str(h, path, (size_t)(slash0 - path))
                           : NULL;
     int quick = open_from_known_dir(h, dir, slash0 ? slash0 + 1 : path, me,
-                                    size);
+                                    st);
     if (quick >= 0) {
         *out = quick;
         return MH_OK;
@@ -556,7 +558,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         /* The trial's MH_EAGAIN with nothing reported means "walk again";
          * one it reports (no descriptor for "/") is its verdict. */
         mh_error *te = NULL;
-        rc = walk(h, path, dir, me, true, out, size, &te);
+        rc = walk(h, path, dir, me, true, out, st, &te);
         if (te)
             return mh_err_give(te, err);
     }
@@ -565,7 +567,7 @@ mh_status mh_sec_open_code_sized(mh_host *h, const char *path, int *out,
         if (!realpath(path, rp))
             return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
                           "cannot resolve %s: %s", path, strerror(errno));
-        rc = walk(h, rp, dir, me, false, out, size, err);
+        rc = walk(h, rp, dir, me, false, out, st, err);
     }
     return rc;
 }
@@ -586,8 +588,8 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
         rp[n + 1] = '\0';
     }
     int fd = -1;
-    long long size;
-    return walk(h, rp, NULL, geteuid(), false, &fd, &size, err);
+    struct stat st;
+    return walk(h, rp, NULL, geteuid(), false, &fd, &st, err);
 }
 
 mh_status mh_sec_code_file(mh_host *h, const char *path, mh_error **err)

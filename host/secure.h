@@ -6,6 +6,7 @@
 #define MH_HOST_SECURE_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "modhost.h"
 
@@ -47,10 +48,10 @@ mh_status mh_sec_code_dir(struct mh_host *h, const char *dir, mh_error **err);
  */
 mh_status mh_sec_open_code(struct mh_host *h, const char *path, int *fd,
                            mh_error **err);
-/* The same, also giving the file's size from the check's fstat (-1 when
- * unchecked, with MH_CONFIG_INSECURE_FILES). */
-mh_status mh_sec_open_code_sized(struct mh_host *h, const char *path,
-                                 int *fd, long long *size, mh_error **err);
+/* The same, also giving the check's fstat of the file (all zero but
+ * st_size -1 when unchecked, with MH_CONFIG_INSECURE_FILES). */
+mh_status mh_sec_open_code_stat(struct mh_host *h, const char *path,
+                                int *fd, struct stat *st, mh_error **err);
 
 /* The same checks for a file not read through the descriptor. */
 mh_status mh_sec_code_file(struct mh_host *h, const char *path,

@@ -1064,6 +1064,39 @@ TEST(index_locked_by_another_process_is_kept_with_its_failures)
     log_capture_free(&lc);
 }
 
+TEST(failure_is_recorded_against_the_file_that_failed)
+{
+    /* A new version renamed into place while the old one's init ran: the
+     * failure is the old file's, and the new one at the path is read and
+     * offered, not skipped until it changes. */
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = tmp_mkdir("plugins");
+    const char *dst = fixture_copy("disc_refuse", "plugins/codec.so");
+    tmp_mkdir("staging");
+    const char *src = fixture_copy("disc_codec", "staging/codec.so");
+    disc_age_tree(dir, 60);
+    disc_set_age(src, 30);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    ASSERT_EQ_INT(setenv("MH_FIXTURE_SWAP_SRC", src, 1), 0);
+    ASSERT_EQ_INT(setenv("MH_FIXTURE_SWAP_DST", dst, 1), 0);
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "codec", &mod, ERR), MH_EINIT);
+    unsetenv("MH_FIXTURE_SWAP_SRC");
+    unsetenv("MH_FIXTURE_SWAP_DST");
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "codec");
+    assert_module(disc_get(&r, "codec"), MH_KIND_NATIVE, "elf-note", "3.1.4",
+                  CODEC_PROVIDES);
+    disc_failures(host, &f);
+    ASSERT_NULL(disc_fail_find(&f, "codec"));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(clearing_failures_makes_discovery_read_again)
 {
     log_capture lc;
