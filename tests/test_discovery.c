@@ -1257,6 +1257,36 @@ TEST(failures_callback_may_use_the_index)
     mh_host_free(host);
 }
 
+TEST(manifest_longer_once_escaped_is_read_once)
+{
+    /* 200,000 tab characters in a description: within the 256 KiB limit
+     * as written, about 400 KB as the index keeps it (each printed "\t").
+     * The index's own text is not held to the limit for what is read. */
+    log_capture lc;
+    disc_run r;
+    const char *dir = tmp_mkdir("plugins");
+    size_t n = 200000;
+    char *json = malloc(n + 64);
+    ASSERT_NOT_NULL(json);
+    int k = sprintf(json, "{\"version\": \"1.0.0\", \"description\": \"");
+    memset(json + k, '\t', n);
+    strcpy(json + k + n, "\"}");
+    file_write(path_in(dir, "m.lua"), disc_lua_source("x"));
+    file_write(path_in(dir, "m.json"), json);
+    free(json);
+    disc_age_tree(dir, 60);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "m");
+    ASSERT_EQ_INT(disc_get(&r, "m")->status, MH_OK);
+    disc_discover(host, &lc, &r);
+    ASSERT_READ(&r, "");
+    ASSERT_EQ_INT(disc_get(&r, "m")->status, MH_OK);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(malformed_sidecars_are_recorded_failures)
 {
     log_capture lc;
