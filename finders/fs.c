@@ -723,6 +723,14 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     if (!dir)
         return join_failed(s, name, why, err);
     pthread_mutex_lock(&s->lock);
+    /* The package directories on the way are listed (so watched) too: a
+     * name changed there -- a link retargeted, a directory swapped -- is
+     * no event in the one the module is in. */
+    for (size_t i = 1; i < dlen; i++) {
+        const char *up = rel[i] == '/' ? join(s, rel, i) : NULL;
+        if (up)
+            (void)get_listing(s, up);
+    }
     fsf_listing *l = get_listing(s, dir);
     if (!l) {
         int e = errno;

@@ -798,6 +798,23 @@ TEST(module_link_whose_target_is_removed_lets_the_next_entry_win)
     mh_host_free(host);
 }
 
+TEST(package_link_retargeted_below_an_unlisted_package_is_seen)
+{
+    /* Importing p.cur.fresh reads E/p/cur through link E/p/cur; retargeting
+     * that link is an event in E/p, which is watched as well. */
+    tmp_mkdir("E/p");
+    tmp_mkdir("R1");
+    tmp_mkdir("R2");
+    fixture_copy("counter", "R2/fresh.so");
+    link_to("R1", "E/p/cur");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    misses(host, "p.cur.fresh");
+    misses(host, "p.cur.fresh");
+    link_to("R2", "E/p/cur");
+    finds_counter(host, "p.cur.fresh");
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
