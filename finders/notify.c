@@ -14,9 +14,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -329,6 +331,7 @@ static bool module_file(const char *name)
 static void root_add(mh_host *h, struct mh_notify *n, const char *root);
 
 static bool watch_above(mh_host *h, struct mh_notify *n, const char *r);
+static void add_hops(mh_host *h, struct mh_notify *n, const char *root);
 
 /* After an event that may have changed where paths lead: the directories
  * above every entry are watched again -- a directory replaced by another
@@ -340,6 +343,7 @@ static void rewatch_roots(mh_host *h, struct mh_notify *n)
     for (size_t i = 0; i < given && usable(n); i++) {
         if (!watch_above(h, n, n->roots[i]))
             return;
+        add_hops(h, n, n->roots[i]);
         char real[PATH_MAX];
         if (realpath(n->roots[i], real))
             root_add(h, n, real);
@@ -456,6 +460,71 @@ static bool watch_above(mh_host *h, struct mh_notify *n, const char *r)
     return true;
 }
 
+/* Does a link's target hold a "." or ".." component (then it is not
+ * followed here: realpath gives where the chain ends)? */
+static bool dotted(const char *t)
+{
+    for (const char *c = t; *c;) {
+        size_t n = strcspn(c, "/");
+        if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return true;
+        c += n + (c[n] == '/');
+    }
+    return false;
+}
+
+/* The paths root leads through, one link at a time (lock held), each
+ * added as a root: the directories above every hop are then watched --
+ * in /opt/app -> /srv/current -> releases/7, /srv, which holds
+ * "current", as well as /opt and /srv/releases. */
+static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
+{
+    char cur[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
+    size_t len = strlen(root);
+    if (len >= sizeof cur)
+        return;
+    memcpy(cur, root, len + 1);
+    for (int hop = 0; hop < 40; hop++) { /* SYMLOOP_MAX */
+        size_t i = 1, j = 1; /* cur[j..i): a component */
+        ssize_t tl = 0;
+        for (; i <= len; i++) {
+            if (cur[i] != '/' && cur[i] != '\0')
+                continue;
+            char save = cur[i];
+            struct stat st;
+            cur[i] = '\0';
+            int r = lstat(cur, &st);
+            if (r == 0 && S_ISLNK(st.st_mode))
+                tl = readlink(cur, target, sizeof target - 1);
+            cur[i] = save;
+            if (r != 0 || tl != 0)
+                break;
+            j = i + 1;
+        }
+        if (i > len || tl <= 0)
+            return; /* no link left, or one that cannot be read */
+        target[tl] = '\0';
+        if (dotted(target))
+            return;
+        int m = target[0] == '/'
+                    ? snprintf(next, sizeof next, "%s%s", target, cur + i)
+                    : snprintf(next, sizeof next, "%.*s%s%s", (int)j, cur,
+                               target, cur + i);
+        if (m < 0 || (size_t)m >= sizeof next)
+            return;
+        /* One slash between components, none at the end. */
+        size_t o = 0;
+        for (size_t k = 0; next[k]; k++)
+            if (next[k] != '/' || (o == 0 || cur[o - 1] != '/'))
+                cur[o++] = next[k];
+        while (o > 1 && cur[o - 1] == '/')
+            o--;
+        cur[o] = '\0';
+        len = o;
+        root_add(h, n, cur);
+    }
+}
+
 void mh_ntf_root(mh_host *h, const char *root)
 {
     struct mh_notify *n = get(h, true);
@@ -464,6 +533,7 @@ void mh_ntf_root(mh_host *h, const char *root)
     pthread_mutex_lock(&n->lock);
     if (usable(n)) {
         root_add(h, n, root);
+        add_hops(h, n, root);
         char real[PATH_MAX];
         if (realpath(root, real) && strcmp(real, root) != 0)
             root_add(h, n, real);

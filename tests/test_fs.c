@@ -815,6 +815,25 @@ TEST(package_link_retargeted_below_an_unlisted_package_is_seen)
     mh_host_free(host);
 }
 
+TEST(second_link_on_the_way_to_the_entry_retargeted_is_seen)
+{
+    /* cur -> B/stage -> rel1, the entry cur/plugins: retargeting stage (a
+     * name in B, on neither the path as given nor the real path) is seen,
+     * because every hop's path is watched. */
+    tmp_mkdir("rel1/plugins");
+    tmp_mkdir("rel2/plugins");
+    tmp_mkdir("B");
+    fixture_copy("counter", "rel2/plugins/fresh.so");
+    link_to("rel1", "B/stage");
+    ASSERT_EQ_INT(symlink("B/stage", tmp_path("cur")), 0); /* relative */
+    mh_host *host = host_new_isolated(tmp_path("cur/plugins"));
+    misses(host, "fresh");
+    misses(host, "fresh");
+    link_to("rel2", "B/stage");
+    finds_counter(host, "fresh");
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
