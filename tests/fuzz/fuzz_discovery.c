@@ -5,9 +5,10 @@
  *
  * The input is written as the index of a host whose cache directory is
  * the process's own (emptied first).  The index is opened as discovery
- * opens it (mh_dx_open, then every row, failures only and all), then
+ * opens it (mh_dx_open, then every row, in any order and by name), then
  * through the public calls: mh_host_failures, mh_host_clear_failures of
- * one name and of all (after which none may be listed), and mh_discover
+ * one name and of all (after which none may be listed but this host's
+ * ABI and version verdicts, which are not recorded), and mh_discover
  * on an empty search path, which may rebuild a damaged file.  A damaged
  * or foreign file must be replaced, never trusted, never crash.
  */
@@ -38,7 +39,10 @@ static int on_failure(void *ud, const mh_failure *f)
     FZ_CHECK(f->status != MH_OK, "a failure with status 0");
     if (f->reason)
         (void)strlen(f->reason);
-    (*n)++;
+    /* This host's verdict on a stored manifest (ABI, version) is made at
+     * each call, not recorded: clearing does not remove it. */
+    if (f->status != MH_EABI && f->status != MH_EVERSION)
+        (*n)++;
     return 0;
 }
 
