@@ -149,12 +149,15 @@ mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
                      : sqlite3_open_v2(dx->path, &dx->db,
                                        SQLITE_OPEN_READWRITE |
                                            SQLITE_OPEN_NOFOLLOW, NULL);
-        int is = -1;
+        int is;
         if (rc == SQLITE_OK) {
             sqlite3_busy_timeout(dx->db, 5000);
             sqlite3_extended_result_codes(dx->db, 1);
             if ((is = ours(dx->db)) == 1)
                 return dx;
+        } else { /* passing: memory or descriptors; else the file's fault */
+            int se = dx->db ? sqlite3_system_errno(dx->db) : 0;
+            is = rc == SQLITE_NOMEM || se == EMFILE || se == ENFILE ? -1 : 0;
         }
         /* Locked by another process past the busy timeout, short of
          * memory or descriptors: the file is not at fault, so it is kept

@@ -1232,6 +1232,30 @@ static int clear_from_callback(void *ud, const mh_failure *f)
     return 1;
 }
 
+static int sqlite_fails(void *ud, const char *site)
+{
+    (void)ud;
+    return strcmp(site, "sqlite") == 0;
+}
+
+TEST(index_that_cannot_be_opened_is_not_taken_for_a_busy_one)
+{
+    /* SQLite cannot open the file (the "sqlite" fault: as for a file of
+     * another owner, mode 0600): no "try again" -- nothing recorded can be
+     * read, as with no index; a listing replaces it. */
+    disc_run r;
+    disc_fails f;
+    const char *dir = broken_dir();
+    mh_host *host = host_new_opts(&(host_opts){0}, dir);
+    disc_discover(host, NULL, &r);
+    mh_host_free(host);
+    host = host_new_opts(&(host_opts){.fault = sqlite_fails}, dir);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 0);
+    mh_host_free(host);
+}
+
 TEST(failures_callback_may_use_the_index)
 {
     /* The failures are handed out once the index is closed, so the
