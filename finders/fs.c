@@ -64,6 +64,8 @@ typedef struct fsf_listing {
                            there (ENOENT, ENOTDIR), a listing of none */
     bool unsure;
     bool remote;        /* on a network filesystem: never watched */
+    bool ups;           /* the package directories above it were listed
+                           (watched) since it was last read */
 } fsf_listing;
 
 typedef struct fsf_state {
@@ -374,13 +376,20 @@ static void stamp_missing(fsf_state *s, fsf_listing *l, int e)
     }
 }
 
-/* The listing record of dir, made if new (lock held); NULL: ENOMEM. */
-static fsf_listing *listing_of(fsf_state *s, const char *dir)
+/* The listing record of dir, or NULL (lock held). */
+static fsf_listing *listing_find(const fsf_state *s, const char *dir)
 {
     fsf_listing *l = NULL;
     if (s->nbuckets)
         for (l = s->buckets[bucket_of(s, dir)]; l && l->dir != dir;)
             l = l->next;
+    return l;
+}
+
+/* The listing record of dir, made if new (lock held); NULL: ENOMEM. */
+static fsf_listing *listing_of(fsf_state *s, const char *dir)
+{
+    fsf_listing *l = listing_find(s, dir);
     if (l)
         return l;
     if ((s->count + 1) * 2 > s->nbuckets * 3 && buckets_grow(s) != 0) {
@@ -407,10 +416,7 @@ static fsf_listing *listing_of(fsf_state *s, const char *dir)
  * call; else the directory is stat()ed, and read again if it changed. */
 static fsf_listing *get_listing(fsf_state *s, const char *dir)
 {
-    fsf_listing *l = NULL;
-    if (s->nbuckets)
-        for (l = s->buckets[bucket_of(s, dir)]; l && l->dir != dir;)
-            l = l->next;
+    fsf_listing *l = listing_find(s, dir);
     if (l && mh_ntf_current(s->host, &l->stamp)) {
         if (l->missing) {
             errno = l->missing;
@@ -474,6 +480,7 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
         l->remote = true;
     l->missing = 0;
     l->stamp = MH_NTF_NONE;
+    l->ups = false;
     MH_TRACE(s->host, "fs: reading directory %s", dir);
     int rc = listing_read(s->host, l, fd);
     int e = errno;
@@ -723,15 +730,24 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     if (!dir)
         return join_failed(s, name, why, err);
     pthread_mutex_lock(&s->lock);
-    /* The package directories on the way are listed (so watched) too: a
-     * name changed there -- a link retargeted, a directory swapped -- is
-     * no event in the one the module is in. */
-    for (size_t i = 1; i < dlen; i++) {
-        const char *up = rel[i] == '/' ? join(s, rel, i) : NULL;
-        if (up)
-            (void)get_listing(s, up);
-    }
-    fsf_listing *l = get_listing(s, dir);
+    /* The package directories on the way are listed (so watched) too,
+     * before the module's: a name changed there -- a link retargeted, a
+     * directory swapped -- is no event in the one the module is in.  Once
+     * per stamp of the module's directory, and only with notification
+     * (without, its stat() goes through the links already). */
+    fsf_listing *l = listing_find(s, dir);
+    uint64_t seq;
+    if (!(l && l->ups &&
+          (l->stamp.wd < 0 || mh_ntf_current(h, &l->stamp))) &&
+        dlen && mh_ntf_seq(h, &seq))
+        for (size_t i = 1; i < dlen; i++) {
+            const char *up = rel[i] == '/' ? join(s, rel, i) : NULL;
+            if (up)
+                (void)get_listing(s, up);
+        }
+    l = get_listing(s, dir);
+    if (l)
+        l->ups = true;
     if (!l) {
         int e = errno;
         pthread_mutex_unlock(&s->lock);
