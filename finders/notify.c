@@ -504,12 +504,27 @@ static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
         if (i > len || tl <= 0)
             return; /* no link left, or one that cannot be read */
         target[tl] = '\0';
-        if (dotted(target))
+        /* The directory holding the link, cur[0..j-1), has no link in it:
+         * the target's leading "." and ".." are taken against it as the
+         * kernel would ("../srv/current"); one further in may follow a
+         * link of the target's, so it ends the chain. */
+        size_t bl = target[0] == '/' ? 0 : j - 1;
+        const char *t = target;
+        for (;;) {
+            while (*t == '/')
+                t++;
+            size_t cn = strcspn(t, "/");
+            if (cn == 2 && t[0] == '.' && t[1] == '.')
+                while (bl > 0 && cur[--bl] != '/')
+                    ;
+            else if (!(cn == 1 && t[0] == '.'))
+                break;
+            t += cn;
+        }
+        if (dotted(t))
             return;
-        int m = target[0] == '/'
-                    ? snprintf(next, sizeof next, "%s%s", target, cur + i)
-                    : snprintf(next, sizeof next, "%.*s%s%s", (int)j, cur,
-                               target, cur + i);
+        int m = snprintf(next, sizeof next, "%.*s/%s%s", (int)bl, cur, t,
+                         cur + i);
         if (m < 0 || (size_t)m >= sizeof next)
             return;
         /* One slash between components, none at the end. */

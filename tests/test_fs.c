@@ -834,6 +834,27 @@ TEST(second_link_on_the_way_to_the_entry_retargeted_is_seen)
     mh_host_free(host);
 }
 
+TEST(dotdot_link_on_the_way_to_the_entry_retargeted_is_seen)
+{
+    /* opt/app -> ../srv/current -> releases/1, the entry opt/app/plugins:
+     * the ".." is taken against opt, so srv (holding current) is
+     * watched, and a release swapped there is seen. */
+    tmp_mkdir("srv/releases/1/plugins");
+    tmp_mkdir("srv/releases/2/plugins");
+    tmp_mkdir("opt");
+    fixture_copy("counter", "srv/releases/2/plugins/fresh.so");
+    ASSERT_EQ_INT(symlink("releases/1", tmp_path("srv/current")), 0);
+    ASSERT_EQ_INT(symlink("../srv/current", tmp_path("opt/app")), 0);
+    mh_host *host = host_new_isolated(tmp_path("opt/app/plugins"));
+    misses(host, "fresh");
+    misses(host, "fresh");
+    ASSERT_EQ_INT(symlink("releases/2", tmp_path("srv/current.new")), 0);
+    ASSERT_EQ_INT(rename(tmp_path("srv/current.new"),
+                         tmp_path("srv/current")), 0);
+    finds_counter(host, "fresh");
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
