@@ -205,14 +205,16 @@ static char type_of(const char *nm, unsigned char dt)
  * event in this directory, so it is looked at when used (entry_now). */
 static char entry_type(int fd, const char *nm, unsigned char dt)
 {
+    if (!type_of(nm, DT_DIR) && !type_of(nm, DT_REG))
+        return 0; /* whatever it is, never a module, package or sidecar */
     if (dt == DT_LNK)
-        return type_of(nm, DT_DIR) || type_of(nm, DT_REG) ? T_LINK : 0;
+        return T_LINK;
     if (dt == DT_UNKNOWN) { /* a filesystem without d_type */
         struct stat st;
         if (fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0)
             return 0;
         if (S_ISLNK(st.st_mode))
-            return entry_type(fd, nm, DT_LNK);
+            return T_LINK;
         dt = S_ISDIR(st.st_mode) ? DT_DIR
            : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
     }

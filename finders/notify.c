@@ -182,13 +182,14 @@ bool mh_ntf_remote_type(unsigned long f_type)
 }
 
 /* Is dir on a filesystem other machines change, or one statfs cannot
- * tell?  A dir that is not there is not: watching it then fails with
- * ENOENT or ENOTDIR. */
+ * tell?  A path that leads nowhere (not there, a loop, no permission) is
+ * not: watching it then fails, saying why. */
 static bool remote(const char *dir)
 {
     struct statfs sf;
     if (statfs(dir, &sf) != 0)
-        return errno != ENOENT && errno != ENOTDIR;
+        return errno != ENOENT && errno != ENOTDIR && errno != ELOOP &&
+               errno != EACCES && errno != ENAMETOOLONG;
     return mh_ntf_remote_type((unsigned long)sf.f_type);
 }
 
@@ -227,7 +228,10 @@ static ntf_wd *watch(mh_host *h, struct mh_notify *n, const char *dir,
         return NULL;
     }
     *wd_out = wd;
-    return slot_make(h, n, wd);
+    ntf_wd *s = slot_make(h, n, wd);
+    if (!s)
+        errno = ENOMEM;
+    return s;
 }
 
 static void watch_stamp(mh_host *h, const char *dir, bool check,
