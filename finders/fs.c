@@ -694,6 +694,31 @@ static mh_status no_root(mh_buf *why, int e)
     return MH_ENOTFOUND;
 }
 
+/* Directory rel[0..i) on the way to a module's (i < rlen: above it):
+ * listed, so watched; and when it is a symbolic link in its parent's
+ * listing, its path is watched as an entry's is (notify.h,
+ * mh_ntf_root), so a link further on, outside the entry -- E/pkg ->
+ * /srv/cur/pkg, with /srv/cur retargeted -- is an event too. */
+static void watch_on_the_way(fsf_state *s, const char *rel, size_t i)
+{
+    const char *up = join(s, rel, i);
+    if (!up)
+        return;
+    size_t j = i; /* rel[j..i): its name */
+    while (j > 0 && rel[j - 1] != '/')
+        j--;
+    const char *parent = j ? join(s, rel, j - 1) : s->root;
+    const fsf_listing *pl = parent ? listing_find(s, parent) : NULL;
+    char comp[NAME_MAX + 1];
+    if (pl && i - j < sizeof comp) {
+        memcpy(comp, rel + j, i - j);
+        comp[i - j] = '\0';
+        if (listing_get(pl, comp) == T_LINK)
+            mh_ntf_root(s->host, up);
+    }
+    (void)get_listing(s, up);
+}
+
 static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -742,11 +767,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     if (!(l && l->ups &&
           (l->stamp.wd < 0 || mh_ntf_current(h, &l->stamp))) &&
         dlen && mh_ntf_seq(h, &seq))
-        for (size_t i = 1; i < dlen; i++) {
-            const char *up = rel[i] == '/' ? join(s, rel, i) : NULL;
-            if (up)
-                (void)get_listing(s, up);
-        }
+        for (size_t i = 1; i <= dlen; i++)
+            if (i == dlen || rel[i] == '/')
+                watch_on_the_way(s, rel, i);
     l = get_listing(s, dir);
     if (l)
         l->ups = true;

@@ -855,6 +855,24 @@ TEST(dotdot_link_on_the_way_to_the_entry_retargeted_is_seen)
     mh_host_free(host);
 }
 
+TEST(package_link_through_a_release_link_swapped_is_seen)
+{
+    /* E/pkg -> cur/pkg, cur -> rel1: the second link is outside the
+     * entry, on the way to where the first leads; swapping it is seen. */
+    tmp_mkdir("E");
+    tmp_mkdir("rel1/pkg");
+    tmp_mkdir("rel2/pkg");
+    fixture_copy("counter", "rel2/pkg/fresh.so");
+    link_to("rel1", "cur");
+    link_to("cur/pkg", "E/pkg");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    misses(host, "pkg.fresh");
+    misses(host, "pkg.fresh");
+    link_to("rel2", "cur");
+    finds_counter(host, "pkg.fresh");
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
