@@ -14,12 +14,13 @@
  * rewritten.  What depends on the host reading it -- its plugin ABI and
  * its version, against a manifest's "abi" and "modhost" -- is checked on
  * every answer and never stored: hosts of other versions may share the
- * cache directory, and each must judge a module by its own lights.  A file changed less than
- * UNSURE_NS before it was read might change again within the same mtime
- * tick unseen, so its row is stored as unsure and read again next time
- * (the rule of the directory listing cache).
+ * cache directory, and each must judge a module by its own lights.  A
+ * file changed less than UNSURE_NS before it was read might change again
+ * within the same mtime tick unseen, so its row is stored as unsure and
+ * read again next time (the rule of the directory listing cache).
  *
- * Callbacks run after the index is closed, so they may import.
+ * Callbacks run after the index is closed, so they may import, or clear
+ * failures.
  */
 #include "host/internal.h"
 #include "host/meta.h"
