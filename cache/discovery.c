@@ -299,22 +299,52 @@ int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n)
     return 0;
 }
 
-int mh_dx_forget(mh_dx *dx, const char *const *origins, size_t n)
+typedef struct gone_walk {
+    mh_host *host;
+    bool (*gone)(const char *origin);
+    char **v;               /* origins to delete, host memory */
+    size_t n, cap;
+} gone_walk;
+
+static int collect_gone(void *ud, const mh_dx_row *r)
 {
-    sqlite3_stmt *st = NULL;
-    if (!n)
+    gone_walk *g = ud;
+    if (!g->gone(r->origin))
         return 0;
-    if (sqlite3_prepare_v2(dx->db, "DELETE FROM modules WHERE origin = ?1",
-                           -1, &st, NULL) != SQLITE_OK ||
-        mh_dx_begin(dx) != 0) {
-        sqlite3_finalize(st);
-        return -1;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 16;
+        char **v = mh_mem_realloc(g->host, g->v, g->cap * sizeof *v,
+                                  cap * sizeof *v);
+        if (!v)
+            return 1;
+        g->v = v;
+        g->cap = cap;
     }
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_text(st, 1, origins[i], -1, SQLITE_STATIC);
-        sqlite3_step(st);
-        sqlite3_reset(st);
+    if (!(g->v[g->n] = mh_mem_strdup(g->host, r->origin)))
+        return 1;
+    g->n++;
+    return 0;
+}
+
+int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin))
+{
+    gone_walk g = {dx->host, gone, NULL, 0, 0};
+    int r = mh_dx_each(dx, false, collect_gone, &g);
+    sqlite3_stmt *st = NULL;
+    if (r == 0 && g.n &&
+        sqlite3_prepare_v2(dx->db, "DELETE FROM modules WHERE origin = ?1",
+                           -1, &st, NULL) == SQLITE_OK &&
+        mh_dx_begin(dx) == 0) {
+        for (size_t i = 0; i < g.n; i++) {
+            sqlite3_bind_text(st, 1, g.v[i], -1, SQLITE_STATIC);
+            sqlite3_step(st);
+            sqlite3_reset(st);
+        }
+        r = mh_dx_commit(dx);
     }
     sqlite3_finalize(st);
-    return mh_dx_commit(dx);
+    for (size_t i = 0; i < g.n; i++)
+        mh_mem_strfree(dx->host, g.v[i]);
+    mh_mem_free(dx->host, g.v, g.cap * sizeof *g.v);
+    return r;
 }

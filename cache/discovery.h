@@ -62,8 +62,8 @@ int mh_dx_begin(mh_dx *dx);
 int mh_dx_put(mh_dx *dx, const mh_dx_row *row);
 int mh_dx_commit(mh_dx *dx);
 
-/* Delete the rows of these origins, in one transaction (0 or -1). */
-int mh_dx_forget(mh_dx *dx, const char *const *origins, size_t n);
+/* Delete the rows whose origin gone(origin) says is gone. */
+int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin));
 
 /* Forget failures: all, or those of module `name`; *n of them. */
 int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n);

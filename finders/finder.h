@@ -227,13 +227,6 @@ bool mh_fsf_lacks_top(void *state, const char *top, size_t tlen);
  * reads the same as when every entry is asked. */
 void mh_fsf_lacks_reason(struct mh_buf *why, const char *top, size_t tlen);
 
-/* Is member `member` gone from the module database at `path` -- the
- * file opens as one (hardened, read-only, as the finder opens it) and has
- * no such row?  False when it has it, or when that cannot be told (not a
- * module database now, locked, unreadable). */
-bool mh_sqf_member_gone(struct mh_host *h, const char *path,
-                        const char *member);
-
 /* The shared resolution rule: mh_finder_relpath (modhost/finder.h). */
 #define mh_name_relpath mh_finder_relpath
 

@@ -290,23 +290,6 @@ fail:;
     return code;
 }
 
-bool mh_sqf_member_gone(mh_host *h, const char *path, const char *member)
-{
-    sqf_state s = {.host = h, .path = path};
-    mh_error *e = NULL;
-    if (db_open(&s, &e) != MH_OK) {
-        mh_error_free(e);
-        return false;
-    }
-    /* The namespace statement with an empty range: an exact match only. */
-    int rc = sqlite3_bind_text(s.ns, 1, member, -1, SQLITE_STATIC) |
-             sqlite3_bind_text(s.ns, 2, "", 0, SQLITE_STATIC) |
-             sqlite3_bind_text(s.ns, 3, "", 0, SQLITE_STATIC);
-    bool gone = rc == SQLITE_OK && sqlite3_step(s.ns) == SQLITE_DONE;
-    db_close(&s);
-    return gone;
-}
-
 static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
 {
     mh_host *h = MH_FCX(cx)->h;

@@ -507,28 +507,9 @@ typedef struct fail_walk {
     mh_failure *v;          /* the rows, handed out once the index is
                                closed: the callback may use it */
     size_t n, cap;
-    char **gone;            /* origins of rows of modules now gone */
-    size_t ngone, capgone;
+    size_t gone;            /* rows of modules whose file is gone */
     bool oom;
 } fail_walk;
-
-/* Keep origin to forget: 0, or 1 (out of memory). */
-static int gone_add(fail_walk *w, const char *origin)
-{
-    if (w->ngone == w->capgone) {
-        size_t cap = w->capgone ? w->capgone * 2 : 8;
-        char **v = mh_mem_realloc(w->host, w->gone,
-                                  w->capgone * sizeof *v, cap * sizeof *v);
-        if (!v)
-            return 1;
-        w->gone = v;
-        w->capgone = cap;
-    }
-    if (!(w->gone[w->ngone] = mh_mem_strdup(w->host, origin)))
-        return 1;
-    w->ngone++;
-    return 0;
-}
 
 /* The index is there but cannot be read now. */
 static mh_status busy(mh_host *host, mh_error **err)
@@ -540,9 +521,8 @@ static mh_status busy(mh_host *host, mh_error **err)
     return mh_err_give(e, err); /* MH_ENOMEM if that message was too much */
 }
 
-/* Is the file behind an origin ("/path", "/db!/member") gone -- or, for
- * a member of a module database that is still there, the member? */
-static bool origin_gone(mh_host *h, const char *origin)
+/* Is the file behind an origin ("/path", "/db!/member") gone? */
+static bool origin_gone(const char *origin)
 {
     char path[PATH_MAX];
     if (origin[0] != '/')
@@ -556,10 +536,7 @@ static bool origin_gone(mh_host *h, const char *origin)
     memcpy(path, origin, n);
     path[n] = '\0';
     struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT;
-    return bang && S_ISREG(st.st_mode) &&
-           mh_sqf_member_gone(h, path, bang + 2);
+    return lstat(path, &st) != 0 && errno == ENOENT;
 }
 
 /* Does a module read fine fail this host's checks (ABI, version)?  The
@@ -592,12 +569,9 @@ static int fail_one(void *ud, const mh_dx_row *r)
     mh_error *e = NULL;
     if (r->status == MH_OK && (status = judged_here(w, r, &e)) == MH_OK)
         return w->oom;
-    if (origin_gone(w->host, r->origin)) {
+    if (origin_gone(r->origin)) {
+        w->gone++;
         mh_error_free(e);
-        if (gone_add(w, r->origin) != 0) {
-            w->oom = true;
-            return 1;
-        }
         return 0;
     }
     /* Interned: they outlive the index connection, as the caller may
@@ -644,12 +618,9 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
         return MH_OK; /* no index: nothing recorded */
     fail_walk w = {.host = host};
     int r = mh_dx_each(dx, true, fail_one, &w);
-    if (r == 0 && !w.oom) /* nothing will change them now */
-        mh_dx_forget(dx, (const char *const *)w.gone, w.ngone);
+    if (r == 0 && !w.oom && w.gone) /* nothing will change them now */
+        mh_dx_forget_gone(dx, origin_gone);
     mh_dx_close(dx);
-    for (size_t i = 0; i < w.ngone; i++)
-        mh_mem_strfree(host, w.gone[i]);
-    mh_mem_free(host, w.gone, w.capgone * sizeof *w.gone);
     mh_status rc = MH_OK;
     if (w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing failures");

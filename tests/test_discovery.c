@@ -1662,37 +1662,6 @@ TEST(database_load_failure_with_sidecar_is_kept)
     log_capture_free(&lc);
 }
 
-TEST(database_member_removed_takes_its_failure_with_it)
-{
-    /* bad.so's failure is recorded; then it is deleted from the database,
-     * which stays: the failure is no longer listed, and its row goes. */
-    disc_run r;
-    disc_fails f;
-    const char *src = tmp_mkdir("src");
-    const char *db = tmp_path("plugins.db");
-    fixture_copy("disc_codec", "src/good.so");
-    file_write(path_in(src, "bad.so"), "this is not a shared object\n");
-    db_pack(db, src);
-    mh_host *host = host_new_opts(&(host_opts){0}, db);
-    disc_discover(host, NULL, &r);
-    ASSERT_EQ_INT(disc_get(&r, "bad")->status, MH_EFORMAT);
-    disc_failures(host, &f);
-    ASSERT_NOT_NULL(disc_fail_find(&f, "bad"));
-
-    db_exec(db, "DELETE FROM sqlar WHERE name = 'bad.so'");
-    disc_discover(host, NULL, &r);
-    ASSERT_EQ_INT(r.n, 1);
-    disc_failures(host, &f);
-    ASSERT_EQ_INT(f.status, MH_OK);
-    ASSERT_NULL(disc_fail_find(&f, "bad"));
-    ASSERT_EQ_STR(db_exec(index_path(NULL), "SELECT count(*) FROM modules "
-                          "WHERE name = 'bad'"), "0");
-    /* A member still there keeps its row. */
-    ASSERT_EQ_STR(db_exec(index_path(NULL), "SELECT count(*) FROM modules "
-                          "WHERE name = 'good'"), "1");
-    mh_host_free(host);
-}
-
 /* The module's row stays the same; its sidecar row changes. */
 TEST(database_sidecar_changed_is_read_again)
 {
