@@ -55,8 +55,12 @@ struct mh_notify {
     _Atomic(ntf_dir *) dir;     /* the chunks, read lock-free */
     ntf_dir *retired;           /* smaller directories: readers may still
                                    be there */
-    const char **roots;         /* entry paths, as given and real */
-    size_t nroots, caproots;
+    const char **roots;         /* paths to entries: first the ngiven
+                                   given (entries, package links), then
+                                   those derived from them (each link
+                                   hop, the real path), made anew at
+                                   each rewatch */
+    size_t nroots, ngiven, caproots;
 };
 
 /* A child of fork() shares the parent's inotify queue: reading it would
@@ -332,9 +336,11 @@ static bool module_file(const char *name)
     return false;
 }
 
-static void root_add(mh_host *h, struct mh_notify *n, const char *root);
+static void root_add(mh_host *h, struct mh_notify *n, const char *root,
+                     bool given);
 
 static bool watch_above(mh_host *h, struct mh_notify *n, const char *r);
+static void derive(mh_host *h, struct mh_notify *n, const char *r);
 static void add_hops(mh_host *h, struct mh_notify *n, const char *root);
 
 /* After an event that may have changed where paths lead: the directories
@@ -343,14 +349,13 @@ static void add_hops(mh_host *h, struct mh_notify *n, const char *root);
  * path, if new, is added. */
 static void rewatch_roots(mh_host *h, struct mh_notify *n)
 {
-    size_t given = n->nroots; /* real paths added now are not walked */
-    for (size_t i = 0; i < given && usable(n); i++) {
+    /* The derived paths are made again from the given ones: a release
+     * rotated away leaves nothing behind. */
+    n->nroots = n->ngiven;
+    for (size_t i = 0; i < n->ngiven && usable(n); i++) {
         if (!watch_above(h, n, n->roots[i]))
             return;
-        add_hops(h, n, n->roots[i]);
-        char real[PATH_MAX];
-        if (realpath(n->roots[i], real))
-            root_add(h, n, real);
+        derive(h, n, n->roots[i]);
     }
 }
 
@@ -410,14 +415,22 @@ void mh_ntf_drain(mh_host *h)
     pthread_mutex_unlock(&n->lock);
 }
 
-static void root_add(mh_host *h, struct mh_notify *n, const char *root)
+/* Add root (lock held), given or derived, and watch above it. */
+static void root_add(mh_host *h, struct mh_notify *n, const char *root,
+                     bool given)
 {
     const char *r = mh_int_cstr(h, root);
     if (!r)
         return;
-    for (size_t i = 0; i < n->nroots; i++)
-        if (n->roots[i] == r)
-            return;
+    for (size_t i = 0; i < n->nroots; i++) {
+        if (n->roots[i] != r)
+            continue;
+        if (given && i >= n->ngiven) { /* derived until now */
+            n->roots[i] = n->roots[n->ngiven];
+            n->roots[n->ngiven++] = r;
+        }
+        return;
+    }
     if (n->nroots == n->caproots) {
         size_t cap = n->caproots ? n->caproots * 2 : 8;
         const char **v = mh_mem_realloc(h, n->roots,
@@ -429,7 +442,21 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root)
         n->caproots = cap;
     }
     n->roots[n->nroots++] = r;
+    if (given) {
+        n->roots[n->nroots - 1] = n->roots[n->ngiven];
+        n->roots[n->ngiven++] = r;
+    }
     watch_above(h, n, r);
+}
+
+/* The paths derived from given root r: each hop of its links, and its
+ * real path (lock held). */
+static void derive(mh_host *h, struct mh_notify *n, const char *r)
+{
+    add_hops(h, n, r);
+    char real[PATH_MAX];
+    if (realpath(r, real) && strcmp(real, r) != 0)
+        root_add(h, n, real, false);
 }
 
 /* Watch every directory above entry r, "/" first, as far as they exist
@@ -540,7 +567,7 @@ static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
             o--;
         cur[o] = '\0';
         len = o;
-        root_add(h, n, cur);
+        root_add(h, n, cur, false);
     }
 }
 
@@ -551,11 +578,8 @@ void mh_ntf_root(mh_host *h, const char *root)
         return;
     pthread_mutex_lock(&n->lock);
     if (usable(n)) {
-        root_add(h, n, root);
-        add_hops(h, n, root);
-        char real[PATH_MAX];
-        if (realpath(root, real) && strcmp(real, root) != 0)
-            root_add(h, n, real);
+        root_add(h, n, root, true);
+        derive(h, n, root);
     }
     pthread_mutex_unlock(&n->lock);
 }

@@ -873,6 +873,47 @@ TEST(package_link_through_a_release_link_swapped_is_seen)
     mh_host_free(host);
 }
 
+static int count_watches(void *ud, const char *site)
+{
+    if (strcmp(site, "watch") == 0)
+        (*(size_t *)ud)++;
+    return 0;
+}
+
+TEST(release_rotation_does_not_grow_what_is_watched)
+{
+    /* E/pkg -> T/cur/pkg, and cur moved from release to release, each old
+     * one removed: the paths derived from the link are made anew at each
+     * change, so a find after the 30th release watches no more than after
+     * the 3rd. */
+    size_t calls = 0, third = 0;
+    tmp_mkdir("E");
+    tmp_mkdir("T/rel0/pkg");
+    fixture_copy("counter", "T/rel0/pkg/m.so");
+    link_to("T/rel0", "T/cur");
+    link_to("T/cur/pkg", "E/pkg");
+    host_opts o = {.fault = count_watches, .fault_ud = &calls};
+    mh_host *host = host_new_opts(&o, tmp_path("E"));
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "pkg.m", &info, ERR), MH_OK);
+    for (int k = 1; k <= 30; k++) {
+        tmp_mkdir("T/rel%d/pkg", k);
+        fixture_copy("counter", "T/rel%d/pkg/m.so", k);
+        link_to(str_fmt("T/rel%d", k), "T/cur");
+        ASSERT_EQ_INT(unlink(tmp_path("T/rel%d/pkg/m.so", k - 1)), 0);
+        ASSERT_EQ_INT(rmdir(tmp_path("T/rel%d/pkg", k - 1)), 0);
+        ASSERT_EQ_INT(rmdir(tmp_path("T/rel%d", k - 1)), 0);
+        calls = 0;
+        ASSERT_STATUS(mh_find(host, "pkg.m", &info, ERR), MH_OK);
+        if (k == 3)
+            third = calls;
+        if (k == 30 && calls > third)
+            FAIL("a find after the 30th release made %zu watches, after "
+                 "the 3rd %zu", calls, third);
+    }
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
