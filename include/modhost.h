@@ -641,11 +641,13 @@ typedef struct mh_failure {
 
 typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
 
-/* List the failures recorded in the discovery index, in name order, until
- * fn returns non-zero.  fn runs once the index is closed, so it may clear
- * failures or import.  No index: MH_OK and no call.  MH_EAGAIN when the
- * index cannot be read now (locked by another process past the 5 s busy
- * timeout); it is left as it is. */
+/* List the failures recorded in the discovery index, and the modules
+ * whose stored manifest this host's ABI or version rules out (MH_EABI,
+ * MH_EVERSION: judged at each call, never recorded, so not cleared), in
+ * name order, until fn returns non-zero.  fn runs once the index is
+ * closed, so it may clear failures or import.  No index: MH_OK and no
+ * call.  MH_EAGAIN when the index cannot be read now (locked by another
+ * process past the 5 s busy timeout); it is left as it is. */
 MH_API mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                                   mh_error **err);
 
