@@ -143,16 +143,10 @@ static size_t known_slot(const dx_walk *w, const char *origin)
 static int add_item(void *ud, const char *name, const mh_found *f)
 {
     dx_walk *w = ud;
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        dx_item *v = mh_mem_realloc(w->h, w->items, w->cap * sizeof *v,
-                                    cap * sizeof *v);
-        if (!v) {
-            w->oom = true;
-            return 1;
-        }
-        w->items = v;
-        w->cap = cap;
+    if (mh_mem_grow(w->h, (void **)&w->items, &w->cap, w->n,
+                    sizeof *w->items, 64) != 0) {
+        w->oom = true;
+        return 1;
     }
     w->items[w->n++] = (dx_item){.name = name, .found = *f};
     return 0;
@@ -590,16 +584,10 @@ static int fail_one(void *ud, const mh_dx_row *r)
         w->oom = true;
         return 1;
     }
-    if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 16;
-        mh_failure *v = mh_mem_realloc(w->host, w->v, w->cap * sizeof *v,
-                                       cap * sizeof *v);
-        if (!v) {
-            w->oom = true;
-            return 1;
-        }
-        w->v = v;
-        w->cap = cap;
+    if (mh_mem_grow(w->host, (void **)&w->v, &w->cap, w->n, sizeof *w->v,
+                    16) != 0) {
+        w->oom = true;
+        return 1;
     }
     w->v[w->n++] = f;
     return 0;

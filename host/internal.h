@@ -84,6 +84,11 @@ char *mh_mem_strdup(mh_host *h, const char *s);           /* NULL on OOM */
 char *mh_mem_strndup(mh_host *h, const char *s, size_t n);
 void mh_mem_strfree(mh_host *h, char *s);                 /* strdup'd */
 bool mh_mul_overflows(size_t a, size_t b, size_t *out);
+/* Room for element n in array *v of *cap elements of size bytes: doubled
+ * (first elements at first) when full.  0, or -1 out of memory (*v and
+ * *cap as they were). */
+int mh_mem_grow(mh_host *h, void **v, size_t *cap, size_t n, size_t size,
+                size_t first);
 
 /* The C library allocator in mh_alloc_fn form (the default hook). */
 void *mh_mem_default_alloc(void *ud, void *p, size_t on, size_t nn);

@@ -54,6 +54,22 @@ void *mh_mem_realloc(mh_host *h, void *p, size_t on, size_t nn)
     return h->alloc(h->alloc_ud, p, p ? on : 0, nn);
 }
 
+int mh_mem_grow(mh_host *h, void **v, size_t *cap, size_t n, size_t size,
+                size_t first)
+{
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? *cap * 2 : first, bytes;
+    if (c <= n || mh_mul_overflows(c, size, &bytes))
+        return -1;
+    void *nv = mh_mem_realloc(h, *v, *cap * size, bytes);
+    if (!nv)
+        return -1;
+    *v = nv;
+    *cap = c;
+    return 0;
+}
+
 void mh_mem_free(mh_host *h, void *p, size_t n)
 {
     if (p)
