@@ -694,12 +694,14 @@ static mh_status no_root(mh_buf *why, int e)
     return MH_ENOTFOUND;
 }
 
-/* Directory rel[0..i) on the way to a module's (i < rlen: above it):
- * listed, so watched; and when it is a symbolic link in its parent's
- * listing, its path is watched as an entry's is (notify.h,
- * mh_ntf_root), so a link further on, outside the entry -- E/pkg ->
- * /srv/cur/pkg, with /srv/cur retargeted -- is an event too. */
-static void watch_on_the_way(fsf_state *s, const char *rel, size_t i)
+/* Directory rel[0..i) on the way to a module's, or the module's own:
+ * above it, listed, so watched (the caller lists its own); and when it
+ * is a symbolic link in its parent's listing, its path is watched as an
+ * entry's is (notify.h, mh_ntf_root), so a link further on, outside the
+ * entry -- E/pkg -> /srv/cur/pkg, with /srv/cur retargeted -- is an
+ * event too. */
+static void watch_on_the_way(fsf_state *s, const char *rel, size_t i,
+                             bool own)
 {
     const char *up = join(s, rel, i);
     if (!up)
@@ -716,7 +718,8 @@ static void watch_on_the_way(fsf_state *s, const char *rel, size_t i)
         if (listing_get(pl, comp) == T_LINK)
             mh_ntf_root(s->host, up);
     }
-    (void)get_listing(s, up);
+    if (!own)
+        (void)get_listing(s, up);
 }
 
 static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
@@ -769,7 +772,7 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         dlen && mh_ntf_seq(h, &seq))
         for (size_t i = 1; i <= dlen; i++)
             if (i == dlen || rel[i] == '/')
-                watch_on_the_way(s, rel, i);
+                watch_on_the_way(s, rel, i, i == dlen);
     l = get_listing(s, dir);
     if (l)
         l->ups = true;
