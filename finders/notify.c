@@ -341,7 +341,7 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root,
 
 static bool watch_above(mh_host *h, struct mh_notify *n, const char *r);
 static void derive(mh_host *h, struct mh_notify *n, const char *r);
-static void add_hops(mh_host *h, struct mh_notify *n, const char *root);
+static bool add_hops(mh_host *h, struct mh_notify *n, const char *root);
 
 /* After an event that may have changed where paths lead: the directories
  * above every entry are watched again -- a directory replaced by another
@@ -453,9 +453,8 @@ static void root_add(mh_host *h, struct mh_notify *n, const char *root,
  * real path (lock held). */
 static void derive(mh_host *h, struct mh_notify *n, const char *r)
 {
-    add_hops(h, n, r);
     char real[PATH_MAX];
-    if (realpath(r, real) && strcmp(real, r) != 0)
+    if (!add_hops(h, n, r) && realpath(r, real) && strcmp(real, r) != 0)
         root_add(h, n, real, false);
 }
 
@@ -507,13 +506,15 @@ static bool dotted(const char *t)
 /* The paths root leads through, one link at a time (lock held), each
  * added as a root: the directories above every hop are then watched --
  * in /opt/app -> /srv/current -> releases/7, /srv, which holds
- * "current", as well as /opt and /srv/releases. */
-static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
+ * "current", as well as /opt and /srv/releases.  True when the last one
+ * has no link in it: it is then the real path (every component was
+ * looked at), added already. */
+static bool add_hops(mh_host *h, struct mh_notify *n, const char *root)
 {
     char cur[PATH_MAX], target[PATH_MAX], next[PATH_MAX];
     size_t len = strlen(root);
     if (len >= sizeof cur)
-        return;
+        return false;
     memcpy(cur, root, len + 1);
     for (int hop = 0; hop < 40; hop++) { /* SYMLOOP_MAX */
         size_t i = 1, j = 1; /* cur[j..i): a component */
@@ -532,8 +533,10 @@ static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
                 break;
             j = i + 1;
         }
-        if (i > len || tl <= 0)
-            return; /* no link left, or one that cannot be read */
+        if (i > len)
+            return true; /* no link left */
+        if (tl <= 0)
+            return false; /* a component missing, or unreadable */
         target[tl] = '\0';
         /* The directory holding the link, cur[0..j-1), has no link in it:
          * the target's leading "." and ".." are taken against it as the
@@ -553,11 +556,11 @@ static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
             t += cn;
         }
         if (dotted(t))
-            return;
+            return false;
         int m = snprintf(next, sizeof next, "%.*s/%s%s", (int)bl, cur, t,
                          cur + i);
         if (m < 0 || (size_t)m >= sizeof next)
-            return;
+            return false;
         /* One slash between components, none at the end. */
         size_t o = 0;
         for (size_t k = 0; next[k]; k++)
@@ -569,6 +572,7 @@ static void add_hops(mh_host *h, struct mh_notify *n, const char *root)
         len = o;
         root_add(h, n, cur, false);
     }
+    return false;
 }
 
 void mh_ntf_root(mh_host *h, const char *root)
