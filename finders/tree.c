@@ -33,9 +33,8 @@ static mh_status walk_dir(walk *w, size_t rlen)
                       w->root);
     struct stat st;
     if (stat(path, &st) != 0)
-        return mh_err(NULL, w->err, mh_errno_status(errno, MH_EIO),
-                      "cannot read directory %s: %s",
-                      path, mh_errno_text(errno));
+        return mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+                      path, strerror(errno));
     for (int i = 0; i < w->depth; i++)
         if (w->dev[i] == st.st_dev && w->ino[i] == st.st_ino)
             return MH_OK; /* a link back up: that directory is being walked */
@@ -79,9 +78,8 @@ static mh_status walk_dir(walk *w, size_t rlen)
         w->rel[rlen] = '\0';
     }
     if (rc == MH_OK && errno != 0)
-        rc = mh_err(NULL, w->err, mh_errno_status(errno, MH_EIO),
-                    "cannot read directory %s: %s",
-                    path, mh_errno_text(errno));
+        rc = mh_err(NULL, w->err, MH_EIO, "cannot read directory %s: %s",
+                    path, strerror(errno));
     closedir(d);
     w->depth--;
     return rc;
