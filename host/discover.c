@@ -515,21 +515,30 @@ static mh_status busy(mh_host *host, mh_error **err)
     return mh_err_give(e, err); /* MH_ENOMEM if that message was too much */
 }
 
-/* Is the file behind an origin ("/path", "/db!/member") gone? */
+/* Is the file behind an origin ("/path", "/db!/member") gone?  The whole
+ * origin first: "!/" may be part of a directory's name ("/srv/x!/m.so").
+ * Where that is not there, the part before the last "!/", a database or
+ * archive, decides.  A file removed from such a directory whose "x" is
+ * there is then taken for a member of "x" and stays listed until cleared,
+ * as a removed member does: never forgotten wrongly. */
 static bool origin_gone(const char *origin)
 {
     char path[PATH_MAX];
+    struct stat st;
     if (origin[0] != '/')
         return false; /* a URI: its server decides */
+    if (lstat(origin, &st) == 0 || (errno != ENOENT && errno != ENOTDIR))
+        return false;
     const char *bang = NULL; /* "/db!/member": the last "!/" */
     for (const char *p = strstr(origin, "!/"); p; p = strstr(p + 1, "!/"))
         bang = p;
-    size_t n = bang ? (size_t)(bang - origin) : strlen(origin);
+    if (!bang)
+        return errno == ENOENT;
+    size_t n = (size_t)(bang - origin);
     if (n >= sizeof path)
         return false;
     memcpy(path, origin, n);
     path[n] = '\0';
-    struct stat st;
     return lstat(path, &st) != 0 && errno == ENOENT;
 }
 

@@ -1256,6 +1256,38 @@ TEST(index_that_cannot_be_opened_is_not_taken_for_a_busy_one)
     mh_host_free(host);
 }
 
+TEST(failures_under_a_directory_named_with_a_bang_are_kept)
+{
+    /* "!/" in an origin also separates a database from its member: a
+     * module file under a directory "x!" whose "x" does not exist is
+     * still there, and so is its failure, until the file goes. */
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = tmp_mkdir("x!");
+    const char *bad = path_in(dir, "bad.so");
+    file_write(bad, "this is not a shared object\n");
+    disc_age_tree(dir, 60);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    assert_failed(&r, dir, "bad", MH_EFORMAT, "not an ELF");
+    for (int round = 0; round < 2; round++) { /* and not forgotten after */
+        disc_failures(host, &f);
+        ASSERT_EQ_INT(f.status, MH_OK);
+        if (f.n != 1)
+            FAIL("round %d: %zu failures listed, expected bad's:\n%s", round,
+                 f.n, f.text);
+        ASSERT_EQ_STR(f.v[0].origin, bad);
+    }
+    ASSERT_EQ_INT(unlink(bad), 0);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(failures_callback_may_use_the_index)
 {
     /* The failures are handed out once the index is closed, so the
