@@ -45,6 +45,14 @@ _Noreturn void test_skip(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 #define TEST_SKIP_STATUS 77
 
+/* How many times slower than a plain run this one is allowed to be: 1, or
+ * MH_TEST_TIMEOUT_SCALE (1-100) where a caller runs the tests under
+ * valgrind.  The runner's watchdog is scaled by it, and so must be any
+ * alarm or budget a case sets for itself (a forked child's, say). */
+unsigned test_timeout_scale(void);
+/* The runner's per-case watchdog, in seconds, scaled as above. */
+unsigned test_case_timeout_s(void);
+
 /* The runner's error slot: frees any previous error, returns the slot. */
 mh_error **test_err_slot(void);
 /* The error currently in the slot, or NULL. */

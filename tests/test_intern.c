@@ -371,10 +371,11 @@ TEST(readers_without_membarrier_take_the_lock)
     pid_t pid = fork();
     ASSERT_TRUE(pid >= 0);
     if (pid == 0) {
-        /* The watchdog's alarm is not inherited: set it again, and die
-         * with the case rather than outlive it. */
+        /* The watchdog's alarm is not inherited: set it again (scaled
+         * as the runner's, under valgrind), and die with the case
+         * rather than outlive it. */
         prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        alarm(45);
+        alarm(test_case_timeout_s());
         struct sock_filter f[] = {
             BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
                      offsetof(struct seccomp_data, arch)),

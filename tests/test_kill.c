@@ -179,9 +179,7 @@ static void killer_init(killer *k, const char *name,
 
 static int killer_more(killer *k)
 {
-    const char *scale = getenv("MH_TEST_TIMEOUT_SCALE"); /* as the runner */
-    long s = scale ? strtol(scale, NULL, 10) : 1;
-    long budget = KILL_BUDGET_MS * (s >= 1 && s <= 100 ? s : 1);
+    long budget = KILL_BUDGET_MS * (long)test_timeout_scale();
     if (k->kills >= k->want)
         return 0;
     if (clock_ms() - k->started_ms > budget)

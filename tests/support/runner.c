@@ -94,15 +94,25 @@ static void on_alarm(int sig)
     _exit(1);
 }
 
+/* Under valgrind everything is 20-50 times slower: the caller scales the
+ * watchdog (MH_TEST_TIMEOUT_SCALE). */
+unsigned test_timeout_scale(void)
+{
+    const char *scale = getenv("MH_TEST_TIMEOUT_SCALE");
+    unsigned long s = scale ? strtoul(scale, NULL, 10) : 1;
+    return s >= 1 && s <= 100 ? (unsigned)s : 1;
+}
+
+unsigned test_case_timeout_s(void)
+{
+    return CASE_TIMEOUT_S * test_timeout_scale();
+}
+
 static int run_case(size_t i)
 {
     current_case = cases[i].name;
-    /* Under valgrind everything is 20-50 times slower: the caller scales
-     * the watchdog (MH_TEST_TIMEOUT_SCALE). */
-    const char *scale = getenv("MH_TEST_TIMEOUT_SCALE");
-    unsigned s = scale ? (unsigned)strtoul(scale, NULL, 10) : 1;
     signal(SIGALRM, on_alarm);
-    alarm(CASE_TIMEOUT_S * (s >= 1 && s <= 100 ? s : 1));
+    alarm(test_case_timeout_s());
     cases[i].fn();
     alarm(0);
     mh_error_free(err_slot);
