@@ -311,15 +311,9 @@ static int collect_gone(void *ud, const mh_dx_row *r)
     gone_walk *g = ud;
     if (!g->gone(r->origin))
         return 0;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 16;
-        char **v = mh_mem_realloc(g->host, g->v, g->cap * sizeof *v,
-                                  cap * sizeof *v);
-        if (!v)
-            return 1;
-        g->v = v;
-        g->cap = cap;
-    }
+    if (mh_mem_grow(g->host, (void **)&g->v, &g->cap, g->n, sizeof *g->v,
+                    16) != 0)
+        return 1;
     if (!(g->v[g->n] = mh_mem_strdup(g->host, r->origin)))
         return 1;
     g->n++;

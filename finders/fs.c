@@ -119,15 +119,9 @@ static int build_add(mh_host *h, fsf_build *b, const char *name, size_t len,
 {
     if (b->n == MH_FSF_MAX_ENTRIES)
         return 0; /* silently capped; documented limit */
-    if (b->n == b->ncap) {
-        size_t cap = b->ncap ? b->ncap * 2 : 16;
-        uint32_t *v = mh_mem_realloc(h, b->off, b->ncap * sizeof *v,
-                                     cap * sizeof *v);
-        if (!v)
-            return -1;
-        b->off = v;
-        b->ncap = cap;
-    }
+    if (mh_mem_grow(h, (void **)&b->off, &b->ncap, b->n, sizeof *b->off,
+                    16) != 0)
+        return -1;
     if (b->len + len + 2 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 256;
         while (cap < b->len + len + 2)

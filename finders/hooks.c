@@ -167,16 +167,9 @@ static mh_status insert_at(mh_host *h, mh_hook ***v, size_t *n, size_t *cap,
         return mh_err(h, err, MH_EINVAL, "finder '%s': bad chain position %d",
                       k->name, (int)pos);
     }
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 8;
-        mh_hook **nv = mh_mem_realloc(h, *v, *cap * sizeof **v,
-                                      nc * sizeof **v);
-        if (!nv)
-            return mh_err(h, err, MH_ENOMEM, "out of memory adding finder "
-                          "'%s'", k->name);
-        *v = nv;
-        *cap = nc;
-    }
+    if (mh_mem_grow(h, (void **)v, cap, *n, sizeof **v, 8) != 0)
+        return mh_err(h, err, MH_ENOMEM, "out of memory adding finder '%s'",
+                      k->name);
     memmove(*v + at + 1, *v + at, (*n - at) * sizeof **v);
     (*v)[at] = k;
     (*n)++;

@@ -130,16 +130,8 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
                      "dropped", p->v[i]->shown, mh_path_source_name(src), i);
             return MH_OK;
         }
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 8, bytes;
-        if (mh_mul_overflows(cap, sizeof *p->v, &bytes))
-            return mh_err(h, err, MH_ENOMEM, "search path too long");
-        mh_pentry **v = mh_mem_realloc(h, p->v, p->cap * sizeof *p->v, bytes);
-        if (!v)
-            return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
-        p->v = v;
-        p->cap = cap;
-    }
+    if (mh_mem_grow(h, (void **)&p->v, &p->cap, p->n, sizeof *p->v, 8) != 0)
+        return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
     mh_pentry *e = mh_mem_calloc(h, 1, sizeof *e);
     if (!e)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
