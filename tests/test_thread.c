@@ -225,7 +225,10 @@ TEST(cross_thread_cycle_fails_without_hanging)
     fixture_copy("importer", "E/pong.so");
     env_set("MH_FIXTURE_IMPORT_ping", "pong");
     env_set("MH_FIXTURE_IMPORT_pong", "ping");
-    env_set("MH_FIXTURE_SLEEP_MS", "100");
+    /* Each init sleeps before its import, so that the other thread has
+     * claimed its module by then (a thread later than that would make it
+     * a one-thread cycle, MH_ECYCLE). */
+    env_set("MH_FIXTURE_SLEEP_MS", "300");
     host = host_new_isolated(tmp_path("E"));
     memset(jobs, 0, sizeof jobs);
     for (int t = 0; t < 2; t++) {
