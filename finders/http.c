@@ -33,8 +33,12 @@
  * <cache_dir>/http/<hash of the base URL>/ keeps the last good index, its
  * signature and its validators; <cache_dir>/blobs/<sha256> keeps module
  * bytes by content, shared by all entries.  Files are written atomically
- * (cache/atomic.c) and re-verified on every read, so a damaged or planted
- * cache file is ignored, never trusted.  When the server is unreachable or
+ * (cache/atomic.c) and re-verified on every read, so a damaged cache file
+ * is ignored, never trusted.  Without trusted keys the cached index is
+ * what vouches for the blobs, so the disk cache is used only where nobody
+ * else can write (host/secure.c: both directories private, every one
+ * above them owned by root or this user): elsewhere, with a warning, the
+ * entry works from the network alone.  When the server is unreachable or
  * answers 5xx, the last good index and the cached modules are used
  * (stale-if-error) with a warning; a module never cached fails with an
  * error naming its URL and the cause.
@@ -44,6 +48,7 @@
 #include "finders/finder.h"
 #include "finders/httpget.h"
 #include "finders/index.h"
+#include "host/secure.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -83,6 +88,8 @@ typedef struct htf_state {
                                   asks again after this */
     char etag[256], last_modified[128];
     char warned[256];          /* last cause warned about (once each) */
+    int disk;                  /* the disk cache: 1 usable, -1 not (others
+                                  could write there), 0 not checked yet */
 } htf_state;
 
 static int htf_claims(mh_finder_ctx *cx, const char *entry)
@@ -272,6 +279,34 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
     return MH_OK;
 }
 
+/* May the disk cache be used (lock held)?  Only if this entry's
+ * directory and the blob directory are private (made so if absent): a
+ * planted index, or a blob it vouches for, would be code run here.  A
+ * passing failure (no descriptor) is asked again at the next use. */
+static bool disk_ok(htf_state *s)
+{
+    mh_host *h = s->host;
+    if (s->disk)
+        return s->disk > 0;
+    char blobs[4200], real[PATH_MAX];
+    mh_error *e = NULL;
+    snprintf(blobs, sizeof blobs, "%s/blobs", h->cache_dir);
+    mh_status rc = mh_sec_private_dir(h, s->dir, real, sizeof real, &e);
+    if (rc == MH_OK)
+        rc = mh_sec_private_dir(h, blobs, real, sizeof real, &e);
+    if (rc == MH_EAGAIN || rc == MH_ENOMEM) {
+        mh_error_free(e);
+        return false;
+    }
+    s->disk = rc == MH_OK ? 1 : -1;
+    if (rc != MH_OK)
+        mh_log(h, MH_LOG_WARN, "http: %s: the disk cache is not used (every "
+               "index and module comes from the server): %s", s->base,
+               mh_error_message(e));
+    mh_error_free(e);
+    return s->disk > 0;
+}
+
 /* The last good index from the disk cache (lock held).  Quiet on any
  * problem: the cache is only a fallback. */
 static void load_cached(htf_state *s)
@@ -280,6 +315,8 @@ static void load_cached(htf_state *s)
     char p[4200];
     unsigned char *json = NULL, *sig = NULL, *meta = NULL;
     size_t jl = 0, sl = 0, ml = 0;
+    if (!disk_ok(s))
+        return;
     snprintf(p, sizeof p, "%s/index.json", s->dir);
     if (mh_atw_read(h, p, h->http.max_index_size, &json, &jl, NULL) != MH_OK)
         return;
@@ -300,6 +337,11 @@ static void load_cached(htf_state *s)
             if (cJSON_IsNumber(fu) && fu->valuedouble > 0 &&
                 fu->valuedouble < 4e12)
                 s->fresh_until = (time_t)fu->valuedouble;
+            /* Never longer than any max-age is believed (a clock set back
+             * would otherwise keep an index fresh for as long). */
+            time_t cap = time(NULL) + MH_GET_MAX_AGE;
+            if (s->fresh_until > cap)
+                s->fresh_until = cap;
             if (cJSON_IsString(et))
                 snprintf(s->etag, sizeof s->etag, "%s", et->valuestring);
             if (cJSON_IsString(lm))
@@ -322,6 +364,8 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     mh_host *h = s->host;
     char p[4200];
     mh_error *e = NULL;
+    if (!disk_ok(s))
+        return;
     /* The signature first: a crash between the two renames then leaves a
      * new signature beside an old index, which fails verification and is
      * ignored -- never an unverified index in use. */
@@ -553,8 +597,8 @@ static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,
              * read is the way when the blob is missing or damaged). */
             char hexsha[65], blob[4200];
             blob_path(h, e, hexsha, blob, sizeof blob);
-            if (!(spec->copy = mh_int_cstr(h, blob)) ||
-                !(spec->copy_sha256 = mh_int_cstr(h, hexsha)))
+            if (disk_ok(s) && (!(spec->copy = mh_int_cstr(h, blob)) ||
+                !(spec->copy_sha256 = mh_int_cstr(h, hexsha))))
                 spec->origin = NULL; /* out of memory, below */
         }
         if (!spec->origin || !spec->identity || (has && !spec->meta_key))
@@ -620,7 +664,9 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                       (unsigned long long)e->size, h->max_module_size);
     unsigned char *d = NULL;
     size_t len = 0;
-    if (mh_atw_read(h, blob, (size_t)e->size, &d, &len, NULL) == MH_OK) {
+    bool disk = disk_ok(s);
+    if (disk && mh_atw_read(h, blob, (size_t)e->size, &d, &len, NULL) ==
+                    MH_OK) {
         if (bytes_match(e, d, len)) {
             MH_TRACE(h, "http: %s: from the cache", url);
             out->data = d;
@@ -654,7 +700,8 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                     g.body.len, (unsigned long long)e->size);
     } else {
         mh_error *we = NULL;
-        if (mh_atw_write(h, blob, g.body.data, g.body.len, &we) != MH_OK)
+        if (disk && mh_atw_write(h, blob, g.body.data, g.body.len, &we) !=
+                        MH_OK)
             mh_log(h, MH_LOG_WARN, "http: cannot cache %s: %s", url,
                    mh_error_message(we));
         mh_error_free(we);

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -665,6 +666,33 @@ TEST(offline_refused_uses_cache)
     ASSERT_EQ_INT(call_int(mod, "value"), 42);
     ASSERT_EQ_STR(mh_module_origin(mod), http_url(srv, "ok/counter.so"));
     ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "ok"));
+    mh_host_free(h2);
+    log_capture_free(&lc);
+}
+
+TEST(cache_others_can_write_is_not_used)
+{
+    /* Without trusted keys the cached index vouches for the cached
+     * blobs: in a cache directory others can write, both could be
+     * planted.  It is not used -- not even offline -- and says why. */
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    const char *cache = tmp_path("cache");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(entry, &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    http_stop(srv);
+    ASSERT_EQ_INT(chmod(cache, 0777), 0);
+
+    h2 = http_host(entry, &lc);
+    import_fails(h2, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "ok"));
+    ASSERT_LOG(&lc, MH_LOG_WARN, "disk cache is not used");
+    ASSERT_LOG(&lc, MH_LOG_WARN, cache);
     mh_host_free(h2);
     log_capture_free(&lc);
 }

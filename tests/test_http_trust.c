@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -387,6 +388,9 @@ TEST(tls_failure_does_not_use_cached_index)
                                   sha256_of_string(entry));
         mkdir_p(dir);
         mkdir_p(str_fmt("%s/blobs", caches[i]));
+        /* private, as the cache is used only then */
+        ASSERT_EQ_INT(chmod(dir, 0700), 0);
+        ASSERT_EQ_INT(chmod(str_fmt("%s/blobs", caches[i]), 0700), 0);
         file_copy(str_fmt("%s/index.json", www),
                   str_fmt("%s/index.json", dir));
         file_write(str_fmt("%s/meta.json", dir),
