@@ -325,8 +325,23 @@ static void load_cached(htf_state *s)
     mh_error *e = NULL;
     if (adopt(s, json, jl, sig, sl, p, &e) == MH_OK) {
         snprintf(p, sizeof p, "%s/meta.json", s->dir);
-        if (mh_atw_read(h, p, 4096, &meta, &ml, NULL) == MH_OK) {
-            cJSON *m = cJSON_ParseWithLength((const char *)meta, ml);
+        char sha[65];
+        cJSON *m = NULL;
+        if (mh_atw_read(h, p, 4096, &meta, &ml, NULL) == MH_OK &&
+            mh_sha256_hex(json, jl, 32, sha))
+            m = cJSON_ParseWithLength((const char *)meta, ml);
+        /* The validators are for the index whose SHA-256 they carry: two
+         * processes saving at once may leave one's index beside the
+         * other's meta.json, whose ETag would get the wrong index a 304
+         * for as long as the server's stays unchanged. */
+        const cJSON *is = cJSON_GetObjectItemCaseSensitive(m, "index_sha256");
+        if (m && !(cJSON_IsString(is) && strcmp(is->valuestring, sha) == 0)) {
+            MH_TRACE(h, "http: %s: the cached validators are another "
+                     "index's: not used", s->base);
+            cJSON_Delete(m);
+            m = NULL;
+        }
+        if (m) {
             const cJSON *et = cJSON_GetObjectItemCaseSensitive(m, "etag");
             const cJSON *lm = cJSON_GetObjectItemCaseSensitive(m,
                                                         "last_modified");
@@ -377,8 +392,10 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     if (rc == MH_OK)
         rc = mh_atw_write(h, p, g->body.data, g->body.len, &e);
     cJSON *m = cJSON_CreateObject();
-    char *txt = NULL;
-    if (m && cJSON_AddStringToObject(m, "url", s->base) &&
+    char *txt = NULL, sha[65];
+    if (m && mh_sha256_hex(g->body.data, g->body.len, 32, sha) &&
+        cJSON_AddStringToObject(m, "url", s->base) &&
+        cJSON_AddStringToObject(m, "index_sha256", sha) &&
         cJSON_AddStringToObject(m, "etag", g->etag) &&
         cJSON_AddStringToObject(m, "last_modified", g->last_modified) &&
         cJSON_AddNumberToObject(m, "fresh_until", (double)s->fresh_until))

@@ -316,6 +316,52 @@ TEST(stale_index_revalidated_with_304)
     log_capture_free(&lc);
 }
 
+TEST(cached_validators_of_another_index_are_not_used)
+{
+    /* Two processes saving the index at once can leave the older one's
+     * index.json beside the newer one's meta.json.  Its ETag would get
+     * that older index a 304 for as long as the server's stays the same:
+     * validators count only for the index bytes they were saved with. */
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    log_capture lc;
+    mh_host *h1, *h2;
+
+    log_capture_init(&lc);
+    h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    int st;
+    const char *key = sh_run(str_fmt("ls %s", sh_quote(tmp_path("cache/http"))),
+                             &st);
+    ASSERT_EQ_INT(st, 0);
+    const char *idx = tmp_path("cache/http/%.32s/index.json", key);
+    /* an older index: the same, without counter */
+    cJSON *j = cJSON_Parse(file_read(idx));
+    cJSON *mods = cJSON_GetObjectItemCaseSensitive(j, "modules");
+    int n = cJSON_GetArraySize(mods), gone = 0;
+    for (int i = n - 1; i >= 0; i--) {
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetArrayItem(mods, i), "name");
+        if (cJSON_IsString(nm) && strcmp(nm->valuestring, "counter") == 0) {
+            cJSON_DeleteItemFromArray(mods, i);
+            gone++;
+        }
+    }
+    ASSERT_EQ_INT(gone, 1);
+    char *txt = cJSON_Print(j);
+    file_write(idx, txt);
+    cJSON_free(txt);
+    cJSON_Delete(j);
+
+    h2 = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 2);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304", 0);
+    mh_host_free(h2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(revalidated_by_last_modified_alone)
 {
     /* a server without ETags: If-Modified-Since does the job */
