@@ -8,15 +8,21 @@
  *     size_t, lua_Integer and lua_Number (a foreign build's file is
  *     ignored), mode (hash or stat), SHA-256 of the source, the source's
  *     nanosecond mtime, size and inode, when the entry was recorded,
- *     bytecode length and the bytecode's 64-bit checksum; then the
- *     bytecode.
+ *     bytecode length and the bytecode's 64-bit checksum, the source's
+ *     nanosecond ctime and device (format 4); then the bytecode.
  *
  * Two ways to know it is current, as PEP 552: by hash (the source's
  * SHA-256; the default for sources from databases and the network, whose
- * bytes are in hand anyway) and by stat (mtime, size, inode: no need to
- * read the source at all).  An entry recorded less than two seconds after
- * the source's mtime is "unsure" -- an edit in the same timestamp tick
- * would not change the mtime -- and is checked by hash instead.
+ * bytes are in hand anyway) and by stat (mtime, ctime, size, device and
+ * inode: no need to read the source at all).  The ctime is the kernel's
+ * own -- set at every create, write, rename or utimes, and never set back
+ * -- so a file deleted and made again (tar, dpkg, unzip), with the same
+ * size and a pinned mtime (reproducible builds), on the inode just freed,
+ * is still seen; format 3 compared mtime, size and inode only, and served
+ * the old file's bytecode there.  An entry recorded less than two seconds
+ * after the later of the source's mtime and ctime is "unsure" -- an edit
+ * in the same timestamp tick would not change them -- and is checked by
+ * hash instead.
  *
  * Lua does not verify binary chunks, and crafted bytecode can crash the
  * VM, so bytecode is loaded only from these files and only after the
@@ -32,7 +38,7 @@
  * CRC-32 took 26-36 and a SHA-256 (SHA-NI) 42.  That function is pinned by
  * this format: changing it means a new BC_FORMAT.  Format 1 files (a
  * SHA-256 there) and format 2 (a CRC-32) were named without a tag and
- * are left alone.
+ * are left alone, as are format 3's (tag "lua54-3").
  *
  * A hit hands back the file as read, bytecode in place (no copy).
  */
@@ -46,7 +52,7 @@
 #include <time.h>
 
 #define BC_MAGIC "MHLUABC"
-#define BC_FORMAT 3u
+#define BC_FORMAT 4u
 #define BC_UNSURE_NS 2000000000LL
 #define BC_MAX_FILE (64u << 20)
 
@@ -61,6 +67,8 @@ typedef struct bc_header {
     int64_t recorded_sec, recorded_nsec;
     uint64_t bc_len;
     uint64_t bc_sum;         /* checksum() of the bytecode */
+    int64_t ctime_sec, ctime_nsec;
+    uint64_t dev;
 } bc_header;
 
 _Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
@@ -105,6 +113,31 @@ void mh_bc_chunk_free(mh_host *h, mh_bc_chunk *c)
     memset(c, 0, sizeof *c);
 }
 
+/* Was the entry recorded less than BC_UNSURE_NS after this time?  The
+ * header is the file's word: times that overflow are unsure. */
+static bool age_unsure(const bc_header *hd, int64_t sec, int64_t nsec)
+{
+    long long ds, dn, age;
+    bool odd = __builtin_sub_overflow((long long)hd->recorded_sec,
+                                      (long long)sec, &ds) ||
+               __builtin_sub_overflow((long long)hd->recorded_nsec,
+                                      (long long)nsec, &dn) ||
+               __builtin_mul_overflow(ds, 1000000000LL, &age) ||
+               __builtin_add_overflow(age, dn, &age);
+    return odd || age < BC_UNSURE_NS;
+}
+
+bool mh_bc_settled(const mh_bc_source *src)
+{
+    bc_header now = {0};
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    now.recorded_sec = t.tv_sec;
+    now.recorded_nsec = t.tv_nsec;
+    return !age_unsure(&now, src->mtime_sec, src->mtime_nsec) &&
+           !age_unsure(&now, src->ctime_sec, src->ctime_nsec);
+}
+
 mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
                         mh_bc_chunk *out)
 {
@@ -133,17 +166,12 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
         current = memcmp(hd.source_sha, src->sha, 32) == 0;
     } else {
         current = hd.mode == MH_BC_STAT && hd.mtime_sec == src->mtime_sec &&
-                  hd.mtime_nsec == src->mtime_nsec && hd.size == src->size &&
-                  hd.ino == src->ino;
-        /* The header is the file's word: times that overflow are unsure. */
-        long long ds, dn, age;
-        bool odd = __builtin_sub_overflow((long long)hd.recorded_sec,
-                                          (long long)hd.mtime_sec, &ds) ||
-                   __builtin_sub_overflow((long long)hd.recorded_nsec,
-                                          (long long)hd.mtime_nsec, &dn) ||
-                   __builtin_mul_overflow(ds, 1000000000LL, &age) ||
-                   __builtin_add_overflow(age, dn, &age);
-        if (current && (odd || age < BC_UNSURE_NS)) {
+                  hd.mtime_nsec == src->mtime_nsec &&
+                  hd.ctime_sec == src->ctime_sec &&
+                  hd.ctime_nsec == src->ctime_nsec && hd.size == src->size &&
+                  hd.dev == src->dev && hd.ino == src->ino;
+        if (current && (age_unsure(&hd, hd.mtime_sec, hd.mtime_nsec) ||
+                        age_unsure(&hd, hd.ctime_sec, hd.ctime_nsec))) {
             r = MH_BC_UNSURE; /* the caller hashes the source and retries */
             goto out;
         }
@@ -172,6 +200,9 @@ mh_status mh_bc_store(mh_host *h, const char *path, const mh_bc_source *src,
     hd.mtime_nsec = src->mtime_nsec;
     hd.size = src->size;
     hd.ino = src->ino;
+    hd.ctime_sec = src->ctime_sec;
+    hd.ctime_nsec = src->ctime_nsec;
+    hd.dev = src->dev;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     hd.recorded_sec = now.tv_sec;

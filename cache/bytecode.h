@@ -15,8 +15,8 @@ struct mh_host;
 
 enum { MH_BC_HASH = 1, MH_BC_STAT = 2 };
 
-/* Bytes of a cache file's header (format 3, LP64), before the bytecode. */
-#define MH_BC_HEADER_SIZE 120
+/* Bytes of a cache file's header (format 4, LP64), before the bytecode. */
+#define MH_BC_HEADER_SIZE 144
 
 /* What the cache entry is checked against.  bytes != NULL: hash mode
  * (sha is the SHA-256 of the bytes, mh_sha256); else stat mode (the other
@@ -26,6 +26,8 @@ typedef struct mh_bc_source {
     unsigned char sha[32];
     int64_t mtime_sec, mtime_nsec;
     uint64_t size, ino;
+    int64_t ctime_sec, ctime_nsec;
+    uint64_t dev;
 } mh_bc_source;
 
 /* A hit: the cache file as read (host memory), its checked bytecode in
@@ -45,14 +47,18 @@ typedef enum mh_bc_result {
 } mh_bc_result;
 
 /* This build's cache tag, part of every cache file's name, as CPython's
- * "cpython-311" is of __pycache__/m.cpython-311.pyc: "lua54-3" (Lua 5.4,
- * cache format 3), with the type sizes appended ("-4488": int, size_t,
+ * "cpython-311" is of __pycache__/m.cpython-311.pyc: "lua54-4" (Lua 5.4,
+ * cache format 4), with the type sizes appended ("-4488": int, size_t,
  * lua_Integer, lua_Number) where they are not 4, 8, 8, 8.  Builds that
  * cannot read each other's files -- another Lua, another format -- then
  * keep apart in a shared cache directory instead of rewriting each
  * other's file on every import. */
 #define MH_BC_TAG_SIZE 32
 void mh_bc_tag(char out[MH_BC_TAG_SIZE]);
+
+/* Has a stat-mode source been still (mtime and ctime) for the unsure
+ * window?  An entry recorded now would then be a sure one. */
+bool mh_bc_settled(const mh_bc_source *src);
 
 /* *out is filled on MH_BC_HIT only (else zeroed). */
 mh_bc_result mh_bc_load(struct mh_host *h, const char *path,

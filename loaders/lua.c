@@ -691,6 +691,25 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
     return rc;
 }
 
+/* An entry recorded too soon after its source's last change is checked
+ * by hash at every import.  Once the source has been still for the unsure
+ * window, a hash-checked hit is recorded again, so that stat alone will
+ * do from then on (a source whose ctime is recent -- every file tar or
+ * dpkg just made -- would otherwise be read and hashed for ever). */
+static void resettle(mh_host *h, mh_module *mod, const char *cpath,
+                     const mh_bc_source *src, bool store,
+                     const mh_bc_chunk *bc)
+{
+    mh_error *e = NULL;
+    if (!store || src->bytes || !mh_bc_settled(src))
+        return;
+    if (mh_bc_store(h, cpath, src, src->sha, bc->bc, bc->bc_len, &e) ==
+        MH_OK)
+        MH_TRACE(h, "lua: %s: cache entry %s recorded again: stat settles "
+                 "it from now on", mod->name, cpath);
+    mh_error_free(e);
+}
+
 static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                                mh_module *mod, const mh_found *spec, int fd,
                                mh_error **err)
@@ -747,6 +766,9 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
         src.mtime_nsec = st.st_mtim.tv_nsec;
         src.size = (uint64_t)st.st_size;
         src.ino = st.st_ino;
+        src.ctime_sec = st.st_ctim.tv_sec;
+        src.ctime_nsec = st.st_ctim.tv_nsec;
+        src.dev = (uint64_t)st.st_dev;
     } else {
         rc = module_bytes(h, spec, fd, &b, &text, &len, err);
         if (rc != MH_OK)
@@ -760,39 +782,54 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     mh_bc_chunk bc = {0};
     mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &bc)
                                : MH_BC_ABSENT;
-    if (r != MH_BC_HIT && !src.bytes) { /* read the file now */
-        mh_error *e = NULL;
-        rc = module_bytes(h, spec, fd, &b, &text, &len, &e);
-        if (rc != MH_OK) {
-            rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
-                        mh_error_message(e));
-            mh_error_free(e);
-            return rc;
+    for (int pass = 0; pass < 2; pass++) {
+        if (r != MH_BC_HIT && !text) { /* read the file now */
+            mh_error *e = NULL;
+            rc = module_bytes(h, spec, fd, &b, &text, &len, &e);
+            if (rc != MH_OK) {
+                rc = mh_err(h, err, rc, "module '%s': %s", mod->name,
+                            mh_error_message(e));
+                mh_error_free(e);
+                return rc;
+            }
+            bool unsure = r == MH_BC_UNSURE; /* use_cache: it was read */
+            if ((unsure || store) && !mh_sha256(text, len, src.sha)) {
+                unsure = store = false; /* compiled, and nothing cached */
+                r = MH_BC_ABSENT;
+            }
+            if (unsure) { /* too close to call by stat: by hash */
+                mh_bc_source hs = src;
+                hs.bytes = text;
+                r = mh_bc_load(h, cpath, &hs, &bc);
+                if (r == MH_BC_HIT)
+                    resettle(h, mod, cpath, &src, store, &bc);
+            }
         }
-        bool unsure = r == MH_BC_UNSURE; /* use_cache, since it was read */
-        if ((unsure || store) && !mh_sha256(text, len, src.sha)) {
-            unsure = store = false; /* compiled, and nothing cached */
-            r = MH_BC_ABSENT;
-        }
-        if (unsure) { /* too close to call by stat: by hash */
-            mh_bc_source hs = src;
-            hs.bytes = text;
-            r = mh_bc_load(h, cpath, &hs, &bc);
-        }
-    }
-    if (r == MH_BC_HIT) {
+        if (r != MH_BC_HIT)
+            break;
         int lr = luaL_loadbufferx(L, (const char *)bc.bc, bc.bc_len,
                                   chunkname, "b");
         mh_bc_chunk_free(h, &bc);
-        mh_blob_free(h, &b);
         if (lr == LUA_OK) {
+            mh_blob_free(h, &b);
             MH_TRACE(h, "lua: %s: bytecode from cache %s", mod->name, cpath);
             return MH_OK;
         }
+        if (lr == LUA_ERRMEM) {
+            lua_pop(L, 1);
+            mh_blob_free(h, &b);
+            return mh_err(h, err, MH_ENOMEM, "module '%s': out of memory "
+                          "loading cached bytecode %s", mod->name, cpath);
+        }
+        /* Whole (its checksum holds) and of this build's tag, yet Lua
+         * refuses it: a Lua built otherwise wrote it.  Stale, then:
+         * compiled and written again, rather than failing every import
+         * until someone deletes the file. */
+        mh_log(h, MH_LOG_WARN, "lua: %s: cached bytecode %s was refused by "
+               "Lua (%s); compiling the source again", mod->name, cpath,
+               lua_tostring(L, -1));
         lua_pop(L, 1);
-        return mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,
-                      "module '%s': cached bytecode %s was refused by Lua",
-                      mod->name, cpath);
+        r = MH_BC_STALE;
     }
 
     /* Compile, in text mode only. */

@@ -24,6 +24,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "cache/bytecode.h"
+#include "cache/intern.h"
 #include "support/support.h"
 #include "test.h"
 
@@ -706,6 +708,82 @@ TEST(cache_edit_same_size_same_mtime_seen)
     log_capture_free(&l2);
 }
 
+/* A source rewritten in place with the same size and its mtime pinned to
+ * an old time (reproducible builds: tar --mtime, SOURCE_DATE_EPOCH) keeps
+ * its mtime, size and inode; its ctime, which the kernel sets and nobody
+ * can set back, tells (cache format 4).  Format 3 served the first
+ * version's bytecode here. */
+TEST(cache_rewritten_with_pinned_mtime_seen)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = lua_write("E/pin.lua",
+                                 "return { v = function() return 111 end }\n");
+    log_capture l1, l2;
+    struct stat before, after;
+
+    file_set_mtime(path, 1000000000LL); /* 2001 */
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    mh_host *h = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "pin"), "v", NULL), "111");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(h);
+
+    ASSERT_EQ_INT(stat(path, &before), 0);
+    file_write(path, "return { v = function() return 222 end }\n");
+    file_set_mtime(path, 1000000000LL);
+    ASSERT_EQ_INT(stat(path, &after), 0);
+    ASSERT_TRUE(after.st_ino == before.st_ino);
+    ASSERT_EQ_INT(after.st_size, before.st_size);
+    ASSERT_EQ_INT(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+    ASSERT_EQ_INT(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+
+    h = vhost(&l2, 0, NULL, dir);
+    if (strcmp(call_ok(import_ok(h, "pin"), "v", NULL), "222") != 0)
+        FAIL("old bytecode used after a rewrite with a pinned mtime; log:%s",
+             log_capture_dump(&l2));
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+/* An entry recorded within the unsure window of its source's last change
+ * is checked by hash; once the source has been still that long, a hit is
+ * recorded again, and stat alone settles the imports after it. */
+TEST(cache_entry_recorded_again_once_the_source_is_still)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *path = lua_write("E/st.lua",
+                                 "return { v = function() return 5 end }\n");
+    log_capture l1, l2, l3;
+
+    file_set_mtime(path, 1000000000LL); /* its ctime is now */
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+    mh_host *h = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "st"), "v", NULL), "5");
+    ASSERT_LOG(&l1, -1, "compiled");
+    mh_host_free(h);
+
+    usleep(2200 * 1000); /* the unsure window is 2 s */
+    h = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "st"), "v", NULL), "5");
+    ASSERT_LOG(&l2, -1, "bytecode from cache");
+    ASSERT_LOG(&l2, -1, "recorded again");
+    mh_host_free(h);
+
+    h = vhost(&l3, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "st"), "v", NULL), "5");
+    ASSERT_LOG(&l3, -1, "bytecode from cache");
+    if (log_capture_count(&l3, -1, "recorded again") != 0)
+        FAIL("recorded again at every import; log:%s", log_capture_dump(&l3));
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+    log_capture_free(&l3);
+}
+
 TEST(cache_edit_different_size_seen)
 {
     const char *dir = tmp_mkdir("E");
@@ -884,7 +962,7 @@ TEST(bytecode_beside_source)
 }
 
 /* A cache file's name carries its build's tag (Lua 5.4 -- the Lua CMake
- * requires -- and cache format 3), as CPython's __pycache__ names carry
+ * requires -- and cache format 4), as CPython's __pycache__ names carry
  * "cpython-311": two builds sharing a cache directory keep a file each
  * instead of rewriting each other's on every import. */
 TEST(cache_files_of_other_builds_are_left_alone)
@@ -894,6 +972,7 @@ TEST(cache_files_of_other_builds_are_left_alone)
     static const char *const other[] = {
         "ob.lua.mhc",         /* a build before tags */
         "ob.lua.lua54-2.mhc", /* an older cache format */
+        "ob.lua.lua54-3.mhc", /* the one before ctime and device */
         "ob.lua.lua53-3.mhc", /* another Lua */
     };
     log_capture l1, l2, l3;
@@ -913,11 +992,11 @@ TEST(cache_files_of_other_builds_are_left_alone)
     ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.ob"), "v", NULL), "\"ob\"");
     ASSERT_LOG(&l1, -1, "compiled");
     mh_host_free(host);
-    /* "lua54-3", then "-4488" (the type sizes) on a build where int,
+    /* "lua54-4", then "-4488" (the type sizes) on a build where int,
      * size_t, lua_Integer and lua_Number are not 4, 8, 8 and 8 bytes. */
-    if (tree_count(cache, "", &names) != 4 ||
-        tree_count(cache, "ob.lua.lua54-3", NULL) != 1)
-        FAIL("want the three other builds' files and ob.lua.lua54-3*.mhc; "
+    if (tree_count(cache, "", &names) != 5 ||
+        tree_count(cache, "ob.lua.lua54-4", NULL) != 1)
+        FAIL("want the four other builds' files and ob.lua.lua54-4*.mhc; "
              "have:%s\nlog:%s", names, log_capture_dump(&l1));
 
     host = vhost(&l2, MH_CONFIG_BYTECODE_BESIDE, NULL, dir);
@@ -935,9 +1014,9 @@ TEST(cache_files_of_other_builds_are_left_alone)
     host = vhost(&l3, 0, NULL, dir);
     ASSERT_EQ_STR(call_ok(import_ok(host, "pkg.ob"), "v", NULL), "\"ob\"");
     mh_host_free(host);
-    if (tree_count(tmp_path("cache/lua"), ".lua54-3", &names) != 1 ||
+    if (tree_count(tmp_path("cache/lua"), ".lua54-4", &names) != 1 ||
         tree_count(tmp_path("cache/lua"), "", NULL) != 1)
-        FAIL("want one <hash>.lua54-3*.mhc under cache/lua; have:%s",
+        FAIL("want one <hash>.lua54-4*.mhc under cache/lua; have:%s",
              names);
     log_capture_free(&l1);
     log_capture_free(&l2);
@@ -1156,6 +1235,53 @@ TEST(cache_one_byte_changed_is_compiled_again)
     mh_host_free(h);
     log_capture_free(&l1);
     log_capture_free(&l2);
+}
+
+/* A whole file of this build's tag whose bytecode Lua refuses (written by
+ * a Lua built with another LUAC_FORMAT, say) is stale: a warning with
+ * Lua's reason, the source compiled, the file written again -- not every
+ * import failing until someone deletes it. */
+TEST(cache_bytecode_lua_refuses_is_compiled_again)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2, l3;
+    unsigned char *bytes;
+    size_t len;
+
+    lua_write("E/rf.lua", "return { v = function() return 7 end }\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+    mh_host *h = vhost(&l1, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
+    mh_host_free(h);
+    const char *cfile = first_file_under(tmp_path("cache/lua"));
+    ASSERT_NOT_NULL(cfile);
+    bytes = file_bytes(cfile, &len);
+    ASSERT_TRUE(len > MH_BC_HEADER_SIZE + 6);
+    unsigned char *bc = bytes + MH_BC_HEADER_SIZE;
+    ASSERT_TRUE(memcmp(bc, "\x1bLua", 4) == 0);
+    bc[5] ^= 0x01; /* LUAC_FORMAT */
+    uint64_t sum = mh_hash_bytes(bc, len - MH_BC_HEADER_SIZE);
+    memcpy(bytes + 112, &sum, 8); /* bc_sum: the file stays whole */
+    file_write_bytes(cfile, bytes, len);
+    free(bytes);
+
+    h = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
+    ASSERT_LOG(&l2, MH_LOG_WARN, "refused by Lua");
+    ASSERT_LOG(&l2, MH_LOG_WARN, cfile);
+    ASSERT_LOG(&l2, MH_LOG_WARN, "format");
+    ASSERT_LOG(&l2, -1, "compiled");
+    mh_host_free(h);
+
+    h = vhost(&l3, 0, NULL, dir); /* written again, and good */
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
+    ASSERT_LOG(&l3, -1, "bytecode from cache");
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+    log_capture_free(&l3);
 }
 
 /* The checksum (a 64-bit hash since cache format 3) sees one flipped bit

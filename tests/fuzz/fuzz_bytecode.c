@@ -22,6 +22,7 @@
 #define HDR_SIZE MH_BC_HEADER_SIZE
 #define OFF_SOURCE_SHA 24
 #define OFF_MTIME 56     /* mtime_sec, mtime_nsec, size, ino: 8 bytes each */
+#define OFF_CTIME 120    /* ctime_sec, ctime_nsec, dev: 8 bytes each */
 
 static uint64_t u64_at(const uint8_t *d, size_t off)
 {
@@ -67,7 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     by_hash.size = sizeof source - 1;
     load(h, path, &by_hash, data, size);
 
-    mh_bc_source by_stat = {.mtime_sec = 1700000000, .size = 21, .ino = 2};
+    mh_bc_source by_stat = {.mtime_sec = 1700000000, .size = 21, .ino = 2,
+                            .ctime_sec = 1700000000, .dev = 3};
     load(h, path, &by_stat, data, size);
 
     if (size >= HDR_SIZE) { /* sources the file says it is current for */
@@ -78,7 +80,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .mtime_sec = (int64_t)u64_at(data, OFF_MTIME),
             .mtime_nsec = (int64_t)u64_at(data, OFF_MTIME + 8),
             .size = u64_at(data, OFF_MTIME + 16),
-            .ino = u64_at(data, OFF_MTIME + 24)};
+            .ino = u64_at(data, OFF_MTIME + 24),
+            .ctime_sec = (int64_t)u64_at(data, OFF_CTIME),
+            .ctime_nsec = (int64_t)u64_at(data, OFF_CTIME + 8),
+            .dev = u64_at(data, OFF_CTIME + 16)};
         load(h, path, &own_stat, data, size);
     }
 
