@@ -439,9 +439,17 @@ static int open_libs(lua_State *L)
     lua_register(L, "loadfile", text_loadfile);
     lua_register(L, "dofile", text_dofile);
     /* No module from the current directory: relative entries are refused
-     * on modhost's search path too. */
-    luaL_dostring(L, "package.path = package.path:gsub('%./[^;]*;?', '')\n"
-                     "package.cpath = package.cpath:gsub('%./[^;]*;?', '')");
+     * on modhost's search path too.  Only absolute entries are kept, each
+     * whole ("../?.lua" and "?.lua" are as relative as "./?.lua"). */
+    luaL_dostring(L, "local function absolute(p)\n"
+                     "  local keep = {}\n"
+                     "  for e in p:gmatch('[^;]+') do\n"
+                     "    if e:sub(1, 1) == '/' then keep[#keep + 1] = e end\n"
+                     "  end\n"
+                     "  return table.concat(keep, ';')\n"
+                     "end\n"
+                     "package.path = absolute(package.path)\n"
+                     "package.cpath = absolute(package.cpath)");
     /* require "modhost" (package.loaded), and the global of that name */
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_pushlightuserdata(L, h);

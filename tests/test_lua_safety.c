@@ -308,6 +308,33 @@ TEST(package_path_from_env_has_no_dot_entries)
     no_dot_entries();
 }
 
+/* LUA_PATH and LUA_CPATH count in a host that is not isolated: of their
+ * entries only the absolute ones are kept, whole.  ("../?.lua" is as
+ * relative as "./?.lua"; and cutting "./?.lua;" out of "/opt/x./?.lua"
+ * once made "/opt/x" + the next entry.) */
+TEST(package_path_from_env_keeps_absolute_entries_whole)
+{
+    const char *dir = tmp_mkdir("E");
+    mh_config cfg;
+
+    env_set("LUA_PATH_5_4", "../?.lua;/usr/share/lua/5.4/?.lua;?.lua;"
+                            "/opt/x./?.lua;lib/?/init.lua");
+    env_set("LUA_CPATH_5_4", "./?.so;/opt/y./?.so;lib/?.so");
+    lua_write("E/pp.lua",
+              "return { path = function() return package.path end,\n"
+              "         cpath = function() return package.cpath end }\n");
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH; /* not isolated: LUA_* count */
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod = import_ok(host, "pp");
+    ASSERT_EQ_STR(call_ok(mod, "path", NULL),
+                  "\"/usr/share/lua/5.4/?.lua;/opt/x./?.lua\"");
+    ASSERT_EQ_STR(call_ok(mod, "cpath", NULL), "\"/opt/y./?.so\"");
+    mh_host_free(host);
+}
+
 /* ------------------------------------- a Lua C module's __gc at host free */
 
 TEST(host_free_runs_c_module_gc_before_unmap)
