@@ -280,6 +280,18 @@ static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
 
 #define HOST_KEY "modhost.host"
 
+/* Where a source file's chunk starts, as luaL_loadfilex reads one: past a
+ * UTF-8 byte order mark, and past a first line starting with '#' (a "#!"
+ * line) -- up to its newline, which stays, so line numbers do not move. */
+static size_t chunk_start(const unsigned char *t, size_t n)
+{
+    size_t i = n >= 3 && memcmp(t, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    if (i < n && t[i] == '#')
+        while (i < n && t[i] != '\n')
+            i++;
+    return i;
+}
+
 /* luaL_loadfilex(file, "t") with the rules for code files: the file is
  * opened through checked directories (host/secure.c) and read from that
  * descriptor.  file NULL is standard input, as in Lua. */
@@ -307,7 +319,9 @@ static int checked_loadfile(lua_State *L, const char *file)
     }
     char chunkname[PATH_MAX + 2];
     snprintf(chunkname, sizeof chunkname, "@%s", file);
-    int st = luaL_loadbufferx(L, (const char *)b.data, b.len, chunkname, "t");
+    size_t at = chunk_start(b.data, b.len);
+    int st = luaL_loadbufferx(L, (const char *)b.data + at, b.len - at,
+                              chunkname, "t");
     mh_blob_free(h, &b);
     return st;
 }
@@ -841,7 +855,9 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     }
 
     /* Compile, in text mode only. */
-    int lr = luaL_loadbufferx(L, (const char *)text, len, chunkname, "t");
+    size_t at = chunk_start(text, len);
+    int lr = luaL_loadbufferx(L, (const char *)text + at, len - at, chunkname,
+                              "t");
     if (lr != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         rc = mh_err(h, err, lr == LUA_ERRMEM ? MH_ENOMEM : MH_EFORMAT,

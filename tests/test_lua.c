@@ -672,6 +672,37 @@ TEST(fuzz_bytecode_seeds_are_of_the_current_format)
     free(want);
 }
 
+/* As lua5.4 reads a file: a UTF-8 byte order mark and a first line
+ * starting with '#' ("#!/usr/bin/env lua") are skipped, with the line
+ * numbers kept -- in a module, compiled and from the cache, and in a
+ * file dofile() reads. */
+TEST(source_with_shebang_or_bom_loads)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *inner = tmp_path("E/inner.lua");
+
+    lua_write("E/sb.lua", "#!/usr/bin/env lua\n"
+                          "return { v = function() return 1 end,\n"
+                          "         boom = function() error('here') end }\n");
+    lua_write("E/inner.lua", "\xEF\xBB\xBF#!lua\nreturn 2\n");
+    lua_write("E/bom.lua",
+              str_fmt("\xEF\xBB\xBFreturn { v = function() "
+                      "return dofile('%s') end }\n", inner));
+    for (int round = 0; round < 2; round++) { /* compiled, then cached */
+        log_capture l;
+        log_capture_init(&l);
+        mh_host *h = vhost(&l, 0, NULL, dir);
+        mh_module *sb = import_ok(h, "sb");
+        ASSERT_LOG(&l, -1, round ? "bytecode from cache" : "compiled");
+        ASSERT_EQ_STR(call_ok(sb, "v", NULL), "1");
+        ASSERT_EQ_INT(call_fails(sb, "boom", NULL), MH_ECALL);
+        ASSERT_CONTAINS(ERR_MSG(), "sb.lua:3: here");
+        ASSERT_EQ_STR(call_ok(import_ok(h, "bom"), "v", NULL), "2");
+        mh_host_free(h);
+        log_capture_free(&l);
+    }
+}
+
 TEST(cache_edit_same_size_same_mtime_seen)
 {
     const char *dir = tmp_mkdir("E");
