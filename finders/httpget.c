@@ -252,7 +252,12 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
             snprintf(cur, sizeof cur, "%s", to);
             continue;
         }
-        g->unavailable = g->status >= 500;
+        /* 5xx, and the 4xx that say "not now" rather than "no": a
+         * request timeout, too early, too many requests (a rate-limiting
+         * CDN).  Cached copies stand in for them; any other 4xx is a
+         * definite answer. */
+        g->unavailable = g->status >= 500 || g->status == 408 ||
+                         g->status == 425 || g->status == 429;
         return MH_OK;
     }
 }

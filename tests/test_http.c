@@ -788,6 +788,39 @@ TEST(offline_500_uses_cache)
     log_capture_free(&lc);
 }
 
+TEST(offline_429_uses_cache_and_keeps_it)
+{
+    /* 429 (a rate-limiting CDN) and 408 say "not now", not "no": the
+     * cached index stands in, and is still there afterwards. */
+    static const char *const modes[] = {"429", "408"};
+    for (size_t i = 0; i < 2; i++) {
+        http_server *srv = http_start(http_site(NULL), "--max-age 0");
+        const char *entry = http_url(srv, "switch/");
+        log_capture lc;
+        mh_host *h;
+
+        log_capture_init(&lc);
+        h = http_host(entry, &lc);
+        import_ok(h, "counter");
+        mh_host_free(h);
+        http_set_mode(srv, modes[i]);
+        for (int round = 0; round < 2; round++) {
+            h = http_host(entry, &lc);
+            ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+            mh_host_free(h);
+        }
+        ASSERT_REQUESTS(srv, str_fmt("GET /switch/index.json %s", modes[i]),
+                        2);
+        /* the blob is cached by content: the second server is never
+         * asked for it */
+        ASSERT_REQUESTS(srv, "/switch/counter.so", i == 0 ? 1 : 0);
+        ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "switch"));
+        ASSERT_LOG(&lc, MH_LOG_WARN, modes[i]);
+        http_stop(srv);
+        log_capture_free(&lc);
+    }
+}
+
 TEST(offline_500_uncached_fails_naming_url)
 {
     http_server *srv = http_start(http_site(NULL), "--max-age 0");

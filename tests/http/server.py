@@ -34,6 +34,8 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
 
   ok               serve the file (404 when absent, directories too)
   404, 500         answer that status
+  408, 429         answer that status (429 with Retry-After: 1): passing
+                   refusals, as a rate-limiting CDN sends
   hang             read the request, never answer
   drip             send the headers, then the body one byte a second
   trunc            Content-Length says N, send N/2 bytes and close
@@ -111,7 +113,7 @@ BIG_SIZE = 64 * 1024 * 1024
 CHUNK = 64 * 1024
 INDEX_FILES = ("index.json", "index.json.sig")
 
-MODES = {"ok", "404", "500", "hang", "drip", "trunc", "big", "endless",
+MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endless",
          "endless-chunked", "chunked", "gzip", "gzip-always", "gzipbomb",
          "redir-same", "redir-other", "redir-loop", "tamper", "badsig",
          "badsize"}
@@ -341,6 +343,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_simple(404, b"not found (test)\n")
         if mode == "500":
             return self.send_simple(500, b"server error (test)\n")
+        if mode == "408":
+            return self.send_simple(408, b"request timeout (test)\n")
+        if mode == "429":
+            return self.send_simple(429, b"too many requests (test)\n",
+                                    headers=(("Retry-After", "1"),))
         if mode == "redir-same":
             return self.redirect("/ok/" + rest)
         if mode == "redir-other":
