@@ -167,17 +167,22 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
 {
     mh_host *h = MH_FCX(cx)->h;
     mh_error **err = MH_FCX(cx)->err;
+    /* Never the password, even of an entry that cannot be parsed. */
+    const char *shown = mh_path_shown(h, entry);
+    if (!shown)
+        return mh_err(h, err, MH_ENOMEM, "out of memory opening an http "
+                      "entry");
     pthread_once(&curl_once, curl_init_once);
     if (!curl_ok)
         return mh_err(h, err, MH_EIO, "entry %s: libcurl failed to "
-                      "initialise", entry);
+                      "initialise", shown);
     char base[4096];
     char *userpwd = NULL;
     if (!split_userinfo(h, entry, base, sizeof base - 1, &userpwd) ||
         strchr(base, '?') || strchr(base, '#')) {
         mh_mem_strfree(h, userpwd);
         return mh_err(h, err, MH_EPATH, "entry %s: not a usable base URL",
-                      userpwd ? "(with credentials)" : entry);
+                      shown);
     }
     size_t n = strlen(base);
     if (base[n - 1] != '/')
@@ -186,7 +191,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     if (!mh_sha256_hex(base, strlen(base), 16, key)) {
         mh_mem_strfree(h, userpwd);
         return mh_err(h, err, MH_EIO, "entry %s: cannot hash its URL",
-                      userpwd ? "(with credentials)" : entry);
+                      shown);
     }
     htf_state *s = mh_mem_calloc(h, 1, sizeof *s);
     if (!s) {

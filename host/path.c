@@ -87,9 +87,7 @@ size_t mh_path_canon(char *t, size_t len)
     return o;
 }
 
-/* The entry as people may see it: a URI's password replaced by "***"
- * ("https://u:***@host/"); anything else unchanged.  Interned. */
-static const char *shown_text(mh_host *h, const char *t)
+const char *mh_path_shown(mh_host *h, const char *t)
 {
     const char *auth = strstr(t, "://");
     if (!auth)
@@ -136,7 +134,7 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
     if (!e)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
     e->text = t;
-    e->shown = shown_text(h, t);
+    e->shown = mh_path_shown(h, t);
     if (!e->shown) {
         mh_mem_free(h, e, sizeof *e);
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");

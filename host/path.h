@@ -74,6 +74,11 @@ void mh_path_close(struct mh_host *h);
  * place; returns the new length (never longer).  Other text is left. */
 size_t mh_path_canon(char *t, size_t len);
 
+/* The entry as people may see it: a URI's password replaced by "***"
+ * ("https://u:***@host/"); anything else unchanged.  Interned; NULL when
+ * out of memory. */
+const char *mh_path_shown(struct mh_host *h, const char *t);
+
 /* Is the text an acceptable entry (absolute path or scheme:...)? */
 bool mh_path_acceptable(const char *text);
 

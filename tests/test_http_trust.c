@@ -352,6 +352,25 @@ TEST(credentials_not_in_not_found_error)
     log_capture_free(&lc);
 }
 
+TEST(credentials_not_in_unusable_entry_warning)
+{
+    /* An entry the finder cannot parse (port 999999) is skipped with a
+     * warning that names it -- with its password masked. */
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host("http://alice:s3cret@127.0.0.1:999999/base/",
+                              &lc);
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "nothere", &info, ERR), MH_ENOTFOUND);
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "s3cret");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "not a usable base URL");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "alice:***@127.0.0.1:999999");
+    if (log_capture_count(&lc, -1, "s3cret") != 0)
+        FAIL("a log message shows the password:%s", log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* ----------------------------------------------------------------- TLS */
 
 TEST(tls_failure_does_not_use_cached_index)
