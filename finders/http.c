@@ -60,6 +60,8 @@
 #include <time.h>
 
 #define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
+#define HTF_SLOW_MS 1000      /* a failure that took this long (a timeout)
+                                 is not asked again at once */
 #define HTF_MAX_SIG 4096
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -90,6 +92,10 @@ typedef struct htf_state {
     char warned[256];          /* last cause warned about (once each) */
     int disk;                  /* the disk cache: 1 usable, -1 not (others
                                   could write there), 0 not checked yet */
+    time_t down_until;         /* down, slowly (a timeout), with no index to
+                                  stand in: no request before this (each
+                                  would wait it out), down_cause instead */
+    char down_cause[1024];
 } htf_state;
 
 static int htf_claims(mh_finder_ctx *cx, const char *entry)
@@ -223,6 +229,7 @@ static void htf_invalidate(mh_finder_ctx *cx, void *state)
     pthread_mutex_lock(&s->lock);
     s->fresh_until = 0; /* revalidate on next use */
     s->host_fresh_until = 0;
+    s->down_until = 0;
     s->warned[0] = '\0';
     pthread_mutex_unlock(&s->lock);
 }
@@ -435,9 +442,19 @@ static void drop_cached(htf_state *s)
     s->etag[0] = s->last_modified[0] = '\0';
 }
 
-/* The server is down: the last good index if there is one (lock held). */
-static mh_status offline(htf_state *s, time_t now, const char *cause,
-                         mh_buf *why)
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The server is down: the last good index if there is one (lock held).
+ * Without one, a failure that took since_ms until now to come (a
+ * timeout) is not asked again for a few seconds: each find would wait it
+ * out again.  A quick one (refused, reset) is asked again at once. */
+static mh_status offline(htf_state *s, time_t now, long long since_ms,
+                         const char *cause, mh_buf *why)
 {
     if (s->have_idx) {
         char msg[5200];
@@ -449,6 +466,10 @@ static mh_status offline(htf_state *s, time_t now, const char *cause,
     }
     warn_once(s, cause);
     mh_buf_puts(why, cause);
+    if (mono_ms() - since_ms >= HTF_SLOW_MS) {
+        snprintf(s->down_cause, sizeof s->down_cause, "%s", cause);
+        s->down_until = now + HTF_STALE_RETRY_S;
+    }
     return MH_ENOTFOUND;
 }
 
@@ -462,11 +483,17 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         load_cached(s); /* may be fresh enough to need no request */
     if (s->have_idx && (now < s->fresh_until || now < s->host_fresh_until))
         return MH_OK;
+    if (!s->have_idx && now < s->down_until) {
+        mh_buf_printf(why, "%s (a moment ago; asked again after %d s)",
+                      s->down_cause, HTF_STALE_RETRY_S);
+        return MH_ENOTFOUND;
+    }
 
     char url[4200];
     snprintf(url, sizeof url, "%sindex.json", s->base);
     mh_get g;
     mh_error *e = NULL;
+    long long t0 = mono_ms();
     mh_status rc = mh_get_url(h, s->curl, url, s->userpwd,
                               h->http.max_index_size,
                               s->have_idx ? s->etag : NULL,
@@ -507,7 +534,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
                 mh_error_free(se);
                 mh_get_free(h, &gs);
                 mh_get_free(h, &g);
-                return offline(s, now, cause, why);
+                return offline(s, now, t0, cause, why);
             }
             mh_error_free(se);
         }
@@ -547,7 +574,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     mh_get_free(h, &g);
     mh_error_free(e);
     if (down)
-        return offline(s, now, cause, why);
+        return offline(s, now, t0, cause, why);
     drop_cached(s); /* a definite answer (4xx, TLS failure): nothing */
     warn_once(s, cause);
     mh_buf_puts(why, cause);

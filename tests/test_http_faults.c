@@ -21,6 +21,37 @@
 
 /* -------------------------------------------------------- slow servers */
 
+TEST(hanging_index_is_not_asked_again_at_once)
+{
+    /* Down, with no index cached to stand in: the next finds within a
+     * few seconds -- imports of modules that live in later entries, say
+     * -- do not each wait out the timeout again.  They say why, and
+     * mh_invalidate_caches means "look again" at once. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_config cfg;
+    mh_host *host;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 1500;
+    cfg = http_cfg(http_url(srv, "hang/"), &lc);
+    cfg.http = &lim;
+    host = host_new_cfg(&cfg);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_STATUS(mh_import(host, "answer7", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "hang/index.json"));
+    ASSERT_CONTAINS(ERR_MSG(), "asked again after");
+    ASSERT_REQUESTS(srv, "/hang/index.json", 1);
+    mh_invalidate_caches(host);
+    ASSERT_STATUS(mh_import(host, "answer7", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_REQUESTS(srv, "/hang/index.json", 2);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(hanging_module_times_out)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
