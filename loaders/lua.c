@@ -909,16 +909,37 @@ static int p_runchunk(lua_State *L)
 }
 
 /* package.loaded[name (2)] = exports (1); the exports' reference. */
+#define PUBLISHED_KEY "modhost.published"
+
+/* package.loaded[name] = the module's table, unless the name holds
+ * something the host did not put there -- Lua's own libraries ("string",
+ * "debug", "modhost"...), which every Lua module's require would
+ * otherwise get the plugin for.  Returns the table's reference and
+ * whether it was published. */
 static int p_publish(lua_State *L)
 {
     const char *name = lua_touserdata(L, 2);
     lua_settop(L, 1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, PUBLISHED_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, PUBLISHED_KEY);
+    }
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
+    bool ours = lua_getfield(L, -1, name) == LUA_TNIL ||
+                lua_getfield(L, 2, name) != LUA_TNIL;
+    lua_settop(L, 3);
+    if (ours) {
+        lua_pushvalue(L, 1);
+        lua_setfield(L, 3, name);
+        lua_pushboolean(L, 1);
+        lua_setfield(L, 2, name);
+    }
+    lua_settop(L, 1);
     lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
-    return 1;
+    lua_pushboolean(L, ours);
+    return 2;
 }
 
 /* A run's own Lua thread (while its chunk waits in an import, other runs
@@ -988,12 +1009,18 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
             lua_pushcfunction(L, p_publish);
             lua_insert(L, -2);
             lua_pushlightuserdata(L, (void *)mod->name);
-            if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+            if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
                 rc = mh_err(h, err, MH_ENOMEM, "out of memory publishing "
                             "module '%s' (%s)", mod->name, spec->origin);
             } else {
                 mod->kind = MH_KIND_LUA;
-                mod->lua_ref = (int)lua_tointeger(L, -1);
+                mod->lua_ref = (int)lua_tointeger(L, -2);
+                if (!lua_toboolean(L, -1))
+                    mh_log(h, MH_LOG_WARN, "lua: module '%s' (%s) is not "
+                           "package.loaded[\"%s\"]: that name is Lua's own "
+                           "library, which require(\"%s\") in Lua still "
+                           "gets", mod->name, spec->origin, mod->name,
+                           mod->name);
             }
         }
     }

@@ -181,6 +181,40 @@ TEST(require_cycle_reports_chain)
     mh_host_free(host);
 }
 
+/* A module named like one of Lua's own libraries is imported and called
+ * through the host, but package.loaded keeps Lua's library: every Lua
+ * module's require("debug") would otherwise get the plugin. */
+TEST(module_named_like_a_lua_library_does_not_replace_it)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    mh_config cfg;
+
+    lua_write("E/debug.lua", "return { v = function() return 'plugin' end }\n");
+    lua_write("E/user.lua",
+              "return { v = function()\n"
+              "  return type(require('debug').traceback) .. ' ' ..\n"
+              "         type(package.loaded.debug.traceback)\n"
+              "end }\n");
+    log_capture_init(&lc);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    mh_host *host = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "user"), "v", NULL),
+                  "\"function function\"");
+    ASSERT_EQ_STR(call_ok(import_ok(host, "debug"), "v", NULL),
+                  "\"plugin\"");
+    ASSERT_EQ_STR(call_ok(mh_host_module(host, "user"), "v", NULL),
+                  "\"function function\"");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "Lua's own library");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* ------------------------------------------------- stock Lua C modules */
 
 TEST(lfs_from_lua_cpath)
