@@ -609,8 +609,11 @@ static const char *cache_path(mh_host *h, const char *origin,
 
 /* May bytecode be read from (and written to) the directory of cpath?
  * Only if nobody else can write there (host/secure.c): a cache file's own
- * checksum proves it is whole, not who wrote it. */
-static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath)
+ * checksum proves it is whole, not who wrote it.  The directory is made
+ * (private) if absent -- unless nothing may be written, when an absent
+ * one just means no cache: reading makes no __mhcache__ in a tree. */
+static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath,
+                          bool store)
 {
     char dir[4300], real[4300];
     const char *slash = strrchr(cpath, '/');
@@ -618,6 +621,9 @@ static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath)
     bool central = !(h->flags & MH_CONFIG_BYTECODE_BESIDE);
     if (central && lu->cache_ok)
         return lu->cache_ok > 0;
+    struct stat st;
+    if (!store && lstat(dir, &st) != 0 && errno == ENOENT)
+        return false;
     mh_error *e = NULL;
     mh_status rc = mh_sec_private_dir(h, dir, real, sizeof real, &e);
     bool ok = rc == MH_OK;
@@ -777,8 +783,9 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     }
     /* The source's SHA-256 is taken only where it is used: to look an
      * entry up by hash, to settle an unsure one, or to write one. */
-    bool use_cache = named && cache_trusted(h, lu, cpath);
-    bool store = use_cache && writes_allowed(h);
+    bool writes = writes_allowed(h);
+    bool use_cache = named && cache_trusted(h, lu, cpath, writes);
+    bool store = use_cache && writes;
     if (fd >= 0) { /* stat mode: the source need not be read on a hit */
         struct stat st;
         if (fstat(fd, &st) != 0)
