@@ -234,7 +234,18 @@ static int lib_import(lua_State *L)
         mh_error_free(e);
         return lua_error(L);
     }
-    return push_module(L, m, name);
+    if (m->kind == MH_KIND_LUA)
+        return push_module(L, m, name);
+    /* A Lua C module: what require gave (or will give), luaopen_* run
+     * once -- package.loaded, as require keeps it. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, name) != LUA_TNIL)
+        return 1;
+    lua_pop(L, 1);
+    push_module(L, m, name);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name);
+    return 1;
 }
 
 /* modhost.call(module, function, ...): call another Lua module's function. */

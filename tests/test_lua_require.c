@@ -268,6 +268,8 @@ TEST(lfs_from_host_search_path)
               "function M.cwd() return lfs.currentdir() end\n"
               "function M.kind() return type(lfs) end\n"
               "function M.loaded() return package.loaded.lfs == lfs end\n"
+              "function M.same() local a = modhost.import('lfs')\n"
+              "  return a == lfs and modhost.import('lfs') == a end\n"
               "return M\n");
     host = host_new_isolated(dir);
     ASSERT_NULL(mh_host_module(host, "lfs"));
@@ -287,6 +289,8 @@ TEST(lfs_from_host_search_path)
     ASSERT_EQ_STR(call_str(mod, "kind", NULL), "table");
     ASSERT_EQ_STR(call_str(mod, "cwd", NULL), cwd);
     ASSERT_EQ_STR(call_ok(mod, "loaded", NULL), "true");
+    /* modhost.import gives what require gave: luaopen_lfs ran once. */
+    ASSERT_EQ_STR(call_ok(mod, "same", NULL), "true");
     mh_host_free(host);
 }
 
