@@ -9,7 +9,8 @@
  *     ignored), mode (hash or stat), SHA-256 of the source, the source's
  *     nanosecond mtime, size and inode, when the entry was recorded,
  *     bytecode length and the bytecode's 64-bit checksum, the source's
- *     nanosecond ctime and device (format 4); then the bytecode.
+ *     nanosecond ctime and device, and a hash of its origin (format 4);
+ *     then the bytecode.
  *
  * Two ways to know it is current, as PEP 552: by hash (the source's
  * SHA-256; the default for sources from databases and the network, whose
@@ -69,6 +70,8 @@ typedef struct bc_header {
     uint64_t bc_sum;         /* checksum() of the bytecode */
     int64_t ctime_sec, ctime_nsec;
     uint64_t dev;
+    uint64_t origin_hash;    /* checksum() of the origin: the chunk name in
+                                the bytecode, which its errors show */
 } bc_header;
 
 _Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
@@ -80,6 +83,11 @@ _Static_assert(sizeof(bc_header) == MH_BC_HEADER_SIZE ||
 static uint64_t checksum(const void *d, size_t n)
 {
     return mh_hash_bytes(d, n);
+}
+
+static uint64_t origin_hash(const mh_bc_source *src)
+{
+    return src->origin ? checksum(src->origin, strlen(src->origin)) : 0;
 }
 
 static void header_init(bc_header *hd)
@@ -161,10 +169,12 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
     if (checksum(file + sizeof hd, (size_t)hd.bc_len) != hd.bc_sum)
         goto out; /* damaged bytecode: never given to Lua */
 
-    bool current;
-    if (src->bytes) { /* hash mode: the bytes are in hand */
+    /* A tree moved (the cache beside its sources moves with it) keeps
+     * stat and hash: the bytecode would name the old path in errors. */
+    bool current = hd.origin_hash == origin_hash(src);
+    if (current && src->bytes) { /* hash mode: the bytes are in hand */
         current = memcmp(hd.source_sha, src->sha, 32) == 0;
-    } else {
+    } else if (current) {
         current = hd.mode == MH_BC_STAT && hd.mtime_sec == src->mtime_sec &&
                   hd.mtime_nsec == src->mtime_nsec &&
                   hd.ctime_sec == src->ctime_sec &&
@@ -203,6 +213,7 @@ mh_status mh_bc_store(mh_host *h, const char *path, const mh_bc_source *src,
     hd.ctime_sec = src->ctime_sec;
     hd.ctime_nsec = src->ctime_nsec;
     hd.dev = src->dev;
+    hd.origin_hash = origin_hash(src);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     hd.recorded_sec = now.tv_sec;

@@ -16,12 +16,14 @@ struct mh_host;
 enum { MH_BC_HASH = 1, MH_BC_STAT = 2 };
 
 /* Bytes of a cache file's header (format 4, LP64), before the bytecode. */
-#define MH_BC_HEADER_SIZE 144
+#define MH_BC_HEADER_SIZE 152
 
 /* What the cache entry is checked against.  bytes != NULL: hash mode
  * (sha is the SHA-256 of the bytes, mh_sha256); else stat mode (the other
- * fields). */
+ * fields).  Either way the origin (the chunk name the bytecode carries)
+ * must be the one recorded. */
 typedef struct mh_bc_source {
+    const char *origin;
     const void *bytes;
     unsigned char sha[32];
     int64_t mtime_sec, mtime_nsec;

@@ -764,7 +764,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                "(compiling in memory): %s", mod->name, unnamed);
     }
 
-    mh_bc_source src = {0};
+    mh_bc_source src = {.origin = spec->origin};
     mh_blob b = {0};            /* the bytes read here, if any */
     const unsigned char *text = NULL; /* the module's bytes: b's or the
                                          find's */

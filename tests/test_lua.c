@@ -815,6 +815,34 @@ TEST(cache_entry_recorded_again_once_the_source_is_still)
     log_capture_free(&l3);
 }
 
+/* A tree moved with its bytecode beside it (MH_CONFIG_BYTECODE_BESIDE)
+ * keeps every stat field and hash of the source; the bytecode carries the
+ * old path as its chunk name, which errors show.  The entry records its
+ * origin, and is compiled again at the new one. */
+TEST(cache_beside_moved_tree_names_the_new_path)
+{
+    const char *dir = tmp_mkdir("proj");
+    const char *moved = tmp_path("proj2");
+    lua_write("proj/bz.lua", "return { v = function() return 1 end,\n"
+                             "         boom = function() error('boom') end }\n");
+    file_set_mtime(tmp_path("proj/bz.lua"), 1000000000LL);
+    log_capture l1, l2;
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    mh_host *h = vhost(&l1, MH_CONFIG_BYTECODE_BESIDE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "bz"), "v", NULL), "1");
+    mh_host_free(h);
+    ASSERT_EQ_INT(rename(dir, moved), 0);
+
+    h = vhost(&l2, MH_CONFIG_BYTECODE_BESIDE, NULL, moved);
+    ASSERT_EQ_INT(call_fails(import_ok(h, "bz"), "boom", NULL), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%s/bz.lua:2: boom", moved));
+    ASSERT_LOG(&l2, -1, "compiled");
+    mh_host_free(h);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
 TEST(cache_edit_different_size_seen)
 {
     const char *dir = tmp_mkdir("E");

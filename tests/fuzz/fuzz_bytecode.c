@@ -22,7 +22,8 @@
 #define HDR_SIZE MH_BC_HEADER_SIZE
 #define OFF_SOURCE_SHA 24
 #define OFF_MTIME 56     /* mtime_sec, mtime_nsec, size, ino: 8 bytes each */
-#define OFF_CTIME 120    /* ctime_sec, ctime_nsec, dev: 8 bytes each */
+#define OFF_CTIME 120    /* ctime_sec, ctime_nsec, dev, origin_hash: 8
+                            bytes each */
 
 static uint64_t u64_at(const uint8_t *d, size_t off)
 {
