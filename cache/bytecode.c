@@ -203,6 +203,11 @@ mh_status mh_bc_store(mh_host *h, const char *path, const mh_bc_source *src,
                       size_t bc_len, mh_error **err)
 {
     bc_header hd;
+    if (bc_len > BC_MAX_FILE - sizeof hd) { /* mh_bc_load would not read it */
+        MH_TRACE(h, "lua: %zu bytes of bytecode, over the cache's limit of "
+                 "%u MiB: not cached (%s)", bc_len, BC_MAX_FILE >> 20, path);
+        return MH_OK;
+    }
     header_init(&hd);
     hd.mode = src->bytes ? MH_BC_HASH : MH_BC_STAT;
     memcpy(hd.source_sha, source_sha, 32);

@@ -843,6 +843,30 @@ TEST(cache_beside_moved_tree_names_the_new_path)
     log_capture_free(&l2);
 }
 
+/* Bytecode over the cache's read limit (64 MiB a file) would be written,
+ * with an fsync, at every import and never read: it is not written. */
+TEST(bytecode_over_the_cache_limit_is_not_written)
+{
+    const char *dir = tmp_mkdir("E");
+    size_t n = ((size_t)64 << 20) + 1024; /* one string constant */
+    char *src = malloc(n + 128);
+    ASSERT_NOT_NULL(src);
+    int k = sprintf(src, "local s = [[");
+    memset(src + k, 'x', n);
+    strcpy(src + k + n, "]]\nreturn { n = function() return #s end }\n");
+    lua_write("E/big.lua", src);
+    free(src);
+    log_capture l;
+    log_capture_init(&l);
+    mh_host *h = vhost(&l, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "big"), "n", NULL),
+                  str_fmt("%zu", n));
+    ASSERT_LOG(&l, -1, "not cached");
+    mh_host_free(h);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", NULL), 0);
+    log_capture_free(&l);
+}
+
 TEST(cache_edit_different_size_seen)
 {
     const char *dir = tmp_mkdir("E");
