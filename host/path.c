@@ -93,8 +93,16 @@ const char *mh_path_shown(mh_host *h, const char *t)
     if (!auth)
         return t;
     auth += 3;
+    /* The userinfo ends at the authority's last '@' ("u:p@ss@host").  A
+     * password holding '/', '?' or '#' makes the URL one curl refuses,
+     * but it must not be shown either: with no '@' in the authority, any
+     * later '@' ends the userinfo, if a ':' comes before it (a URL with
+     * a port and an '@' in its path is then shown masked too: more than
+     * needed, never less). */
     size_t alen = strcspn(auth, "/?#");
-    const char *at = memchr(auth, '@', alen);
+    const char *at = memrchr(auth, '@', alen);
+    if (!at)
+        at = strrchr(auth, '@');
     const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
     if (!colon)
         return t;
