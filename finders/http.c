@@ -92,6 +92,7 @@ typedef struct htf_state {
     char warned[256];          /* last cause warned about (once each) */
     int disk;                  /* the disk cache: 1 usable, -1 not (others
                                   could write there), 0 not checked yet */
+    char disk_why[1024];       /* why not, when -1 */
     time_t down_until;         /* down, slowly (a timeout), with no index to
                                   stand in: no request before this (each
                                   would wait it out), down_cause instead */
@@ -311,10 +312,12 @@ static bool disk_ok(htf_state *s)
         return false;
     }
     s->disk = rc == MH_OK ? 1 : -1;
-    if (rc != MH_OK)
+    if (rc != MH_OK) {
+        snprintf(s->disk_why, sizeof s->disk_why, "%s", mh_error_message(e));
         mh_log(h, MH_LOG_WARN, "http: %s: the disk cache is not used (every "
                "index and module comes from the server): %s", s->base,
-               mh_error_message(e));
+               s->disk_why);
+    }
     mh_error_free(e);
     return s->disk > 0;
 }
@@ -434,7 +437,9 @@ static void drop_cached(htf_state *s)
         mh_idx_free(s->host, &s->idx);
         s->have_idx = false;
     }
-    for (size_t i = 0; i < MH_ARRAY_LEN(files); i++) {
+    /* Nothing was cached where others can write, and nothing is removed
+     * there: a planted link could point the removal elsewhere. */
+    for (size_t i = 0; disk_ok(s) && i < MH_ARRAY_LEN(files); i++) {
         snprintf(p, sizeof p, "%s/%s", s->dir, files[i]);
         remove(p);
     }
@@ -866,6 +871,13 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
     if (rc != MH_OK) { /* the index is unusable: that is the error */
         rc = mh_err(s->host, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
                     "%s", mh_buf_str(&why));
+        goto out;
+    }
+    if (!disk_ok(s)) { /* fetching is caching: nothing would stay */
+        rc = mh_err(s->host, err, MH_EPATH, "fetch: %s: nothing can be "
+                    "cached: %s", s->base,
+                    s->disk < 0 ? s->disk_why : "the cache directory "
+                    "cannot be checked now");
         goto out;
     }
     size_t count = n ? n : s->idx.n;

@@ -1178,6 +1178,31 @@ TEST(fetch_then_import_offline)
     log_capture_free(&lc);
 }
 
+TEST(fetch_into_a_cache_others_can_write_fails)
+{
+    /* Fetching is caching: where the cache is not used, mh_fetch says so
+     * instead of downloading into nowhere and reporting success. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *cache = tmp_mkdir("cache");
+    log_capture lc;
+    size_t fetched = 0;
+
+    ASSERT_EQ_INT(chmod(cache, 0777), 0);
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_fetch(host, NULL, 0, NULL, NULL, &fetched, ERR),
+                  MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "nothing can be cached");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "ok/"));
+    ASSERT_CONTAINS(ERR_MSG(), cache);
+    ASSERT_EQ_INT(fetched, 0);
+    ASSERT_REQUESTS(srv, ".so", 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(fetch_named_modules_only)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
