@@ -58,6 +58,8 @@ typedef struct mh_lua {
     pthread_t owner;
     int depth;
     bool warned_cache;         /* an unwritable cache is said once */
+    bool warned_refused;       /* so is bytecode Lua refuses (written by a
+                                  Lua built otherwise: all of it is) */
     int cache_ok;              /* <cache_dir>/lua: 0 unknown, 1 ok, -1 no */
 } mh_lua;
 
@@ -822,6 +824,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     mh_bc_chunk bc = {0};
     mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &bc)
                                : MH_BC_ABSENT;
+    bool by_hash = false;       /* an unsure entry's hit, checked by hash */
     for (int pass = 0; pass < 2; pass++) {
         if (r != MH_BC_HIT && !text) { /* read the file now */
             mh_error *e = NULL;
@@ -841,14 +844,15 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
                 mh_bc_source hs = src;
                 hs.bytes = text;
                 r = mh_bc_load(h, cpath, &hs, &bc);
-                if (r == MH_BC_HIT)
-                    resettle(h, mod, cpath, &src, store, &bc);
+                by_hash = r == MH_BC_HIT;
             }
         }
         if (r != MH_BC_HIT)
             break;
         int lr = luaL_loadbufferx(L, (const char *)bc.bc, bc.bc_len,
                                   chunkname, "b");
+        if (lr == LUA_OK && by_hash) /* and Lua took it */
+            resettle(h, mod, cpath, &src, store, &bc);
         mh_bc_chunk_free(h, &bc);
         if (lr == LUA_OK) {
             mh_blob_free(h, &b);
@@ -865,9 +869,11 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
          * refuses it: a Lua built otherwise wrote it.  Stale, then:
          * compiled and written again, rather than failing every import
          * until someone deletes the file. */
-        mh_log(h, MH_LOG_WARN, "lua: %s: cached bytecode %s was refused by "
-               "Lua (%s); compiling the source again", mod->name, cpath,
+        mh_log(h, lu->warned_refused ? MH_LOG_TRACE : MH_LOG_WARN,
+               "lua: %s: cached bytecode %s was refused by Lua (%s); "
+               "compiling the source again", mod->name, cpath,
                lua_tostring(L, -1));
+        lu->warned_refused = true;
         lua_pop(L, 1);
         r = MH_BC_STALE;
     }
@@ -945,7 +951,10 @@ static int p_publish(lua_State *L)
         lua_setfield(L, LUA_REGISTRYINDEX, PUBLISHED_KEY);
     }
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    /* Nothing there, what the module put there itself (package.loaded[
+     * ...] = M, to break a require cycle), or the host's own. */
     bool ours = lua_getfield(L, -1, name) == LUA_TNIL ||
+                lua_rawequal(L, -1, 1) ||
                 lua_getfield(L, 2, name) != LUA_TNIL;
     lua_settop(L, 3);
     if (ours) {

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <glob.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1332,23 +1333,19 @@ TEST(cache_one_byte_changed_is_compiled_again)
  * a Lua built with another LUAC_FORMAT, say) is stale: a warning with
  * Lua's reason, the source compiled, the file written again -- not every
  * import failing until someone deletes it. */
-TEST(cache_bytecode_lua_refuses_is_compiled_again)
+/* Make the cache file of module NAME (beside its source in E/) one that
+ * is whole but that Lua refuses: another LUAC_FORMAT, the checksum
+ * sealed again. */
+static const char *bytecode_refused_by_lua(const char *name)
 {
-    const char *dir = tmp_mkdir("E");
-    log_capture l1, l2, l3;
-    unsigned char *bytes;
+    glob_t g;
+    const char *pat = tmp_path("E/__mhcache__/%s.lua.lua*.mhc", name);
+    if (glob(pat, 0, NULL, &g) != 0 || g.gl_pathc != 1)
+        FAIL("want one cache file like %s", pat);
+    const char *cfile = str_fmt("%s", g.gl_pathv[0]);
+    globfree(&g);
     size_t len;
-
-    lua_write("E/rf.lua", "return { v = function() return 7 end }\n");
-    log_capture_init(&l1);
-    log_capture_init(&l2);
-    log_capture_init(&l3);
-    mh_host *h = vhost(&l1, 0, NULL, dir);
-    ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
-    mh_host_free(h);
-    const char *cfile = first_file_under(tmp_path("cache/lua"));
-    ASSERT_NOT_NULL(cfile);
-    bytes = file_bytes(cfile, &len);
+    unsigned char *bytes = file_bytes(cfile, &len);
     ASSERT_TRUE(len > MH_BC_HEADER_SIZE + 6);
     unsigned char *bc = bytes + MH_BC_HEADER_SIZE;
     ASSERT_TRUE(memcmp(bc, "\x1bLua", 4) == 0);
@@ -1357,22 +1354,57 @@ TEST(cache_bytecode_lua_refuses_is_compiled_again)
     memcpy(bytes + 112, &sum, 8); /* bc_sum: the file stays whole */
     file_write_bytes(cfile, bytes, len);
     free(bytes);
+    return cfile;
+}
 
-    h = vhost(&l2, 0, NULL, dir);
+/* A whole file of this build's tag whose bytecode Lua refuses (written by
+ * a Lua built with another LUAC_FORMAT, say) is stale: a warning with
+ * Lua's reason -- one per host, as every file such a Lua wrote is --, the
+ * source compiled, the file written again (where writes are on) -- not
+ * every import failing until someone deletes it. */
+TEST(cache_bytecode_lua_refuses_is_compiled_again)
+{
+    const char *dir = tmp_mkdir("E");
+    const unsigned beside = MH_CONFIG_BYTECODE_BESIDE;
+    log_capture l1, l2, l3, l4;
+
+    lua_write("E/rf.lua", "return { v = function() return 7 end }\n");
+    lua_write("E/rg.lua", "return { v = function() return 8 end }\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    log_capture_init(&l3);
+    log_capture_init(&l4);
+    mh_host *h = vhost(&l1, beside, NULL, dir);
     ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
-    ASSERT_LOG(&l2, MH_LOG_WARN, "refused by Lua");
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rg"), "v", NULL), "8");
+    mh_host_free(h);
+    const char *cfile = bytecode_refused_by_lua("rf");
+    bytecode_refused_by_lua("rg");
+
+    /* Writes off: compiled, one warning for both. */
+    h = vhost(&l2, beside | MH_CONFIG_NO_BYTECODE_WRITE, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rg"), "v", NULL), "8");
     ASSERT_LOG(&l2, MH_LOG_WARN, cfile);
     ASSERT_LOG(&l2, MH_LOG_WARN, "format");
-    ASSERT_LOG(&l2, -1, "compiled");
+    ASSERT_EQ_INT(log_capture_count(&l2, MH_LOG_WARN, "refused by Lua"), 1);
+    ASSERT_EQ_INT(log_capture_count(&l2, -1, "compiled"), 2);
     mh_host_free(h);
 
-    h = vhost(&l3, 0, NULL, dir); /* written again, and good */
+    h = vhost(&l3, beside, NULL, dir);
     ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
-    ASSERT_LOG(&l3, -1, "bytecode from cache");
+    ASSERT_LOG(&l3, MH_LOG_WARN, "refused by Lua");
+    ASSERT_LOG(&l3, -1, "compiled");
+    mh_host_free(h);
+
+    h = vhost(&l4, beside, NULL, dir); /* written again, and good */
+    ASSERT_EQ_STR(call_ok(import_ok(h, "rf"), "v", NULL), "7");
+    ASSERT_LOG(&l4, -1, "bytecode from cache");
     mh_host_free(h);
     log_capture_free(&l1);
     log_capture_free(&l2);
     log_capture_free(&l3);
+    log_capture_free(&l4);
 }
 
 /* The checksum (a 64-bit hash since cache format 3) sees one flipped bit
@@ -1400,8 +1432,9 @@ TEST(cache_any_bit_flipped_is_compiled_again)
     cfile = first_file_under(tmp_path("cache/lua"));
     ASSERT_NOT_NULL(cfile);
     good = file_bytes(cfile, &len);
-    ASSERT_TRUE(len > 200 + 120);
-    const size_t at[] = {120, 120 + (len - 120) / 2, len - 1};
+    ASSERT_TRUE(len > 200 + MH_BC_HEADER_SIZE);
+    const size_t hs = MH_BC_HEADER_SIZE; /* the bytecode starts there */
+    const size_t at[] = {hs, hs + (len - hs) / 2, len - 1};
     bad = malloc(len);
     ASSERT_NOT_NULL(bad);
     for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
@@ -1421,7 +1454,7 @@ TEST(cache_any_bit_flipped_is_compiled_again)
             log_capture_free(&l);
             unsigned char *now = file_bytes(cfile, &got_len);
             if (got_len != len || now[at[i]] != good[at[i]] ||
-                memcmp(now + 120, good + 120, len - 120) != 0)
+                memcmp(now + hs, good + hs, len - hs) != 0)
                 FAIL("byte %zu bit %d: the cache file was not rewritten "
                      "with the same bytecode", at[i], bit);
             free(now);

@@ -215,6 +215,38 @@ TEST(module_named_like_a_lua_library_does_not_replace_it)
     log_capture_free(&lc);
 }
 
+/* A module that puts itself in package.loaded (to break a require cycle)
+ * is published as usual, with no warning: the table there is its own. */
+TEST(module_in_package_loaded_by_itself_is_published_quietly)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    mh_config cfg;
+
+    lua_write("E/selfpub.lua", "local M = {}\n"
+                               "package.loaded['selfpub'] = M\n"
+                               "function M.v() return 'self' end\n"
+                               "return M\n");
+    lua_write("E/other.lua", "return { same = function()\n"
+                             "  return require('selfpub') == modhost.import"
+                             "('selfpub') and package.loaded.selfpub.v()\n"
+                             "end }\n");
+    log_capture_init(&lc);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    mh_host *host = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "selfpub"), "v", NULL), "\"self\"");
+    ASSERT_EQ_STR(call_ok(import_ok(host, "other"), "same", NULL),
+                  "\"self\"");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* ------------------------------------------------- stock Lua C modules */
 
 TEST(lfs_from_lua_cpath)
