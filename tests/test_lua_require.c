@@ -181,6 +181,19 @@ TEST(require_cycle_reports_chain)
     mh_host_free(host);
 }
 
+/* An isolated host on dir whose log goes to lc. */
+static mh_host *logged_host(const char *dir, log_capture *lc)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = lc;
+    return host_new_cfg(&cfg);
+}
+
 /* A module named like one of Lua's own libraries is imported and called
  * through the host, but package.loaded keeps Lua's library: every Lua
  * module's require("debug") would otherwise get the plugin. */
@@ -188,7 +201,6 @@ TEST(module_named_like_a_lua_library_does_not_replace_it)
 {
     const char *dir = tmp_mkdir("E");
     log_capture lc;
-    mh_config cfg;
 
     lua_write("E/debug.lua", "return { v = function() return 'plugin' end }\n");
     lua_write("E/user.lua",
@@ -197,13 +209,7 @@ TEST(module_named_like_a_lua_library_does_not_replace_it)
               "         type(package.loaded.debug.traceback)\n"
               "end }\n");
     log_capture_init(&lc);
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = dir;
-    cfg.cache_dir = tmp_path("cache");
-    cfg.log = log_capture_fn;
-    cfg.log_ud = &lc;
-    mh_host *host = host_new_cfg(&cfg);
+    mh_host *host = logged_host(dir, &lc);
     ASSERT_EQ_STR(call_ok(import_ok(host, "user"), "v", NULL),
                   "\"function function\"");
     ASSERT_EQ_STR(call_ok(import_ok(host, "debug"), "v", NULL),
@@ -221,7 +227,6 @@ TEST(module_in_package_loaded_by_itself_is_published_quietly)
 {
     const char *dir = tmp_mkdir("E");
     log_capture lc;
-    mh_config cfg;
 
     lua_write("E/selfpub.lua", "local M = {}\n"
                                "package.loaded['selfpub'] = M\n"
@@ -232,13 +237,7 @@ TEST(module_in_package_loaded_by_itself_is_published_quietly)
                              "('selfpub') and package.loaded.selfpub.v()\n"
                              "end }\n");
     log_capture_init(&lc);
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = dir;
-    cfg.cache_dir = tmp_path("cache");
-    cfg.log = log_capture_fn;
-    cfg.log_ud = &lc;
-    mh_host *host = host_new_cfg(&cfg);
+    mh_host *host = logged_host(dir, &lc);
     ASSERT_EQ_STR(call_ok(import_ok(host, "selfpub"), "v", NULL), "\"self\"");
     ASSERT_EQ_STR(call_ok(import_ok(host, "other"), "same", NULL),
                   "\"self\"");
