@@ -24,6 +24,7 @@
  */
 #include "host/internal.h"
 #include "host/meta.h"
+#include "host/secure.h"
 #include "cache/discovery.h"
 #include "finders/finder.h"
 
@@ -515,6 +516,30 @@ static mh_status busy(mh_host *host, mh_error **err)
     return mh_err_give(e, err); /* MH_ENOMEM if that message was too much */
 }
 
+/* No index was opened, and not for a moment: is that none yet (MH_OK:
+ * nothing recorded), or one that cannot be used (the error, as "no
+ * recorded failures" would be a false all-clear)? */
+static mh_status no_index(mh_host *host, mh_error **err)
+{
+    if (host->flags & MH_CONFIG_NO_INDEX)
+        return MH_OK;
+    char real[PATH_MAX], p[PATH_MAX + 32];
+    mh_error *e = NULL;
+    if (mh_sec_private_dir(host, host->cache_dir, real, sizeof real, &e) !=
+        MH_OK) {
+        mh_status rc = mh_err(host, err, MH_EPATH, "the discovery index "
+                              "cannot be used: %s", mh_error_message(e));
+        mh_error_free(e);
+        return rc;
+    }
+    snprintf(p, sizeof p, "%s/%s", real, MH_DX_FILE);
+    struct stat st;
+    if (lstat(p, &st) != 0 && errno == ENOENT)
+        return MH_OK;
+    return mh_err(host, err, MH_EIO, "the discovery index %s cannot be "
+                  "opened (a verbose host traces SQLite's reason)", p);
+}
+
 /* Is the file behind an origin ("/path", "/db!/member") gone?  The whole
  * origin first: "!/" may be part of a directory's name ("/srv/x!/m.so").
  * Where that is not there, the part before the last "!/", a database or
@@ -612,7 +637,7 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
     if (!dx && again)
         return busy(host, err);
     if (!dx)
-        return MH_OK; /* no index: nothing recorded */
+        return no_index(host, err); /* none yet: nothing recorded */
     fail_walk w = {.host = host};
     int r = mh_dx_each(dx, true, fail_one, &w);
     if (r == 0 && !w.oom && w.gone) /* nothing will change them now */
@@ -644,7 +669,7 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     if (!dx && again)
         return busy(host, err);
     if (!dx)
-        return MH_OK;
+        return no_index(host, err);
     size_t n = 0;
     int r = mh_dx_clear_failures(dx, name, &n);
     mh_dx_close(dx);

@@ -159,6 +159,18 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
 {
     char rp[PATH_MAX], have[PATH_MAX];
 
+    /* "/nonexistent" is the home of users who have none (Debian's nobody)
+     * and the cache directory of a host with no usable HOME or
+     * XDG_CACHE_HOME (host.c): nothing is made or kept there, where a
+     * root process would otherwise make a cache every user of a setuid
+     * program shares. */
+    if (strncmp(path, MH_NO_DIR, sizeof MH_NO_DIR - 1) == 0 &&
+        (path[sizeof MH_NO_DIR - 1] == '\0' ||
+         path[sizeof MH_NO_DIR - 1] == '/'))
+        return mh_err(h, err, MH_EPATH, "no cache directory (%s): HOME and "
+                      "XDG_CACHE_HOME name none this process may use, or "
+                      "mh_config.cache_dir is not set", path);
+
     /* Check what exists before creating anything in it: nothing is made
      * under a directory that would be refused. */
     if (snprintf(have, sizeof have, "%s", path) >= (int)sizeof have)

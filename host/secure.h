@@ -22,6 +22,11 @@ struct mh_host;
  * success the real path is copied to real (size bytes).  Otherwise an
  * error names the offending directory and why.
  */
+/* No directory: the home of users who have none, and a host's cache
+ * directory when it can have none.  mh_sec_private_dir refuses it and
+ * everything under it. */
+#define MH_NO_DIR "/nonexistent"
+
 mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
                              size_t size, mh_error **err);
 

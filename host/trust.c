@@ -8,6 +8,7 @@
 #include "host/internal.h"
 #include "host/trust.h"
 
+#include <errno.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -19,8 +20,8 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *file,
 {
     FILE *f = fopen(file, "re");
     if (!f)
-        return mh_err(h, err, MH_EPATH, "trusted key %s: cannot open it",
-                      file);
+        return mh_err(h, err, MH_EPATH, "trusted key %s: cannot open it: %s",
+                      file, strerror(errno));
     EVP_PKEY *k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
     fclose(f);
     if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
@@ -69,6 +70,12 @@ mh_status mh_tru_load(mh_host *h, const char *spec, mh_trust *t,
         if (*p == ';')
             p++;
     }
+    /* Set, yet naming no key file (";", or "$KEYS;" with KEYS empty):
+     * trusting nothing would turn signature checks off -- fail closed. */
+    if (spec[0] && t->n == 0)
+        return mh_err(h, err, MH_EPATH, "trusted keys \"%s\" name no key "
+                      "file: give the public key files, separated by ';'",
+                      spec);
     return MH_OK;
 }
 

@@ -645,15 +645,19 @@ typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
  * whose stored manifest this host's ABI or version rules out (MH_EABI,
  * MH_EVERSION: judged at each call, never recorded, so not cleared), in
  * name order, until fn returns non-zero.  fn runs once the index is
- * closed, so it may clear failures or import.  No index: MH_OK and no
- * call.  MH_EAGAIN when the index cannot be read now (locked by another
- * process past the 5 s busy timeout); it is left as it is. */
+ * closed, so it may clear failures or import.  No index yet, or none by
+ * MH_CONFIG_NO_INDEX: MH_OK and no call.  MH_EPATH when the cache
+ * directory cannot be used (not private, not creatable, none at all) and
+ * MH_EIO when the index file is there but cannot be opened: never a false
+ * "nothing recorded".  MH_EAGAIN when the index cannot be read now
+ * (locked by another process past the 5 s busy timeout); it is left as it
+ * is. */
 MH_API mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                                   mh_error **err);
 
 /* Forget recorded failures: all (name NULL) or those of one module.
- * *cleared, if not NULL, receives how many were removed.  MH_EAGAIN when
- * the index cannot be read now, as for mh_host_failures. */
+ * *cleared, if not NULL, receives how many were removed.  MH_EAGAIN,
+ * MH_EPATH and MH_EIO as for mh_host_failures. */
 MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
                                         size_t *cleared, mh_error **err);
 

@@ -1241,8 +1241,9 @@ static int sqlite_fails(void *ud, const char *site)
 TEST(index_that_cannot_be_opened_is_not_taken_for_a_busy_one)
 {
     /* SQLite cannot open the file (the "sqlite" fault: as for a file of
-     * another owner, mode 0600): no "try again" -- nothing recorded can be
-     * read, as with no index; a listing replaces it. */
+     * another owner, mode 0600): no "try again" (MH_EAGAIN), and no false
+     * "nothing recorded" either -- MH_EIO, naming the file.  The host
+     * that can open it still reads what was recorded. */
     disc_run r;
     disc_fails f;
     const char *dir = broken_dir();
@@ -1251,8 +1252,17 @@ TEST(index_that_cannot_be_opened_is_not_taken_for_a_busy_one)
     mh_host_free(host);
     host = host_new_opts(&(host_opts){.fault = sqlite_fails}, dir);
     disc_failures(host, &f);
-    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.status, MH_EIO);
     ASSERT_EQ_INT(f.n, 0);
+    ASSERT_STATUS(mh_host_failures(host, clear_from_callback, NULL, ERR),
+                  MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), index_path(NULL));
+    ASSERT_CONTAINS(ERR_MSG(), "cannot be opened");
+    mh_host_free(host);
+    host = host_new_opts(&(host_opts){0}, dir);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 3);
     mh_host_free(host);
 }
 
@@ -1286,6 +1296,37 @@ TEST(failures_under_a_directory_named_with_a_bang_are_kept)
     ASSERT_EQ_INT(f.n, 0);
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+static int count_failure(void *ud, const mh_failure *f)
+{
+    (void)f;
+    ++*(size_t *)ud;
+    return 0;
+}
+
+TEST(failures_of_an_unusable_cache_directory_are_an_error)
+{
+    /* "No recorded failures" must mean it: where the index cannot be
+     * used (a cache directory others can write), listing and clearing say
+     * why instead.  Where there is simply none yet, nothing is recorded. */
+    disc_fails f;
+    size_t n = 99;
+    const char *cache = tmp_mkdir("opencache");
+    host_opts o = {.cache_dir = cache};
+    mh_host *host = host_new_opts(&o, broken_dir());
+    ASSERT_EQ_INT(chmod(cache, 0700), 0); /* private, as a host makes it */
+
+    disc_failures(host, &f); /* no index yet */
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 0);
+    ASSERT_EQ_INT(chmod(cache, 0777), 0);
+    ASSERT_STATUS(mh_host_failures(host, count_failure, &n, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "discovery index cannot be used");
+    ASSERT_CONTAINS(ERR_MSG(), cache);
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, &n, ERR), MH_EPATH);
+    ASSERT_EQ_INT(n, 0);
+    mh_host_free(host);
 }
 
 TEST(failures_callback_may_use_the_index)

@@ -1105,6 +1105,35 @@ TEST(trust_from_environment_accepts_signed)
     log_capture_free(&lc);
 }
 
+TEST(trust_naming_no_key_file_fails_closed)
+{
+    /* MODHOST_TRUST set, yet naming no file (";", or "$KEYS;" with KEYS
+     * empty): trusting nothing would turn signature checks off.  The host
+     * is not made, and the message says why; an empty value is unset. */
+    static const char *const specs[] = {";", ";;", " ;"};
+    log_capture lc;
+    mh_host *host = NULL;
+
+    log_capture_init(&lc);
+    for (size_t i = 0; i < 2; i++) {
+        env_set("MODHOST_TRUST", specs[i]);
+        mh_config cfg = http_cfg("http://127.0.0.1:9/ok/", &lc);
+        cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+        ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+        ASSERT_NULL(host);
+        ASSERT_CONTAINS(ERR_MSG(), "name no key file");
+    }
+    env_set("MODHOST_TRUST", specs[2]); /* " " is a file name: not there */
+    mh_config cfg = http_cfg("http://127.0.0.1:9/ok/", &lc);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "cannot open it: No such file");
+    env_set("MODHOST_TRUST", "");
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_OK);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(isolated_host_ignores_trust_variable)
 {
     const char *key = http_keygen("a");

@@ -1004,6 +1004,41 @@ TEST(no_bytecode_write_flag)
     log_capture_free(&l2);
 }
 
+/* With no usable HOME or XDG_CACHE_HOME a host has no cache directory:
+ * its name is under "/nonexistent", where nothing is ever made -- a root
+ * process made one there before, which every user of a setuid program
+ * would share.  Lua compiles in memory, saying why; listing recorded
+ * failures says there is nowhere they could be. */
+TEST(no_home_means_no_cache_directory)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *none = "/nonexistent/modhost-cache";
+    bool existed = file_exists("/nonexistent");
+    log_capture l;
+    mh_config cfg;
+    size_t n = 0;
+
+    env_unset("XDG_CACHE_HOME");
+    env_unset("HOME");
+    lua_write("E/nh.lua", "return { v = function() return 'nh' end }\n");
+    log_capture_init(&l);
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = dir;
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &l;
+    mh_host *h = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(mh_host_cache_dir(h), none);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "nh"), "v", NULL), "\"nh\"");
+    ASSERT_LOG(&l, MH_LOG_WARN, "no cache directory");
+    ASSERT_STATUS(mh_host_clear_failures(h, NULL, &n, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "no cache directory");
+    mh_host_free(h);
+    if (!existed)
+        ASSERT_FALSE(file_exists("/nonexistent"));
+    log_capture_free(&l);
+}
+
 TEST(dontwritebytecode_env_var)
 {
     const char *dir = tmp_mkdir("E");
