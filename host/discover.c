@@ -524,20 +524,27 @@ static mh_status no_index(mh_host *host, mh_error **err)
     if (host->flags & MH_CONFIG_NO_INDEX)
         return MH_OK;
     char real[PATH_MAX], p[PATH_MAX + 32];
-    mh_error *e = NULL;
-    if (mh_sec_private_dir(host, host->cache_dir, real, sizeof real, &e) !=
-        MH_OK) {
-        mh_status rc = mh_err(host, err, MH_EPATH, "the discovery index "
-                              "cannot be used: %s", mh_error_message(e));
+    mh_error *e = NULL, *out = NULL;
+    mh_status rc = mh_sec_private_dir(host, host->cache_dir, real,
+                                      sizeof real, &e);
+    if (rc == MH_ENOMEM) {
         mh_error_free(e);
-        return rc;
+        return mh_err(host, err, MH_ENOMEM, "out of memory checking %s",
+                      host->cache_dir);
+    }
+    if (rc != MH_OK) {
+        mh_err(host, &out, MH_EPATH, "the discovery index cannot be used: "
+               "%s", mh_error_message(e));
+        mh_error_free(e);
+        return mh_err_give(out, err); /* MH_ENOMEM if that was too much */
     }
     snprintf(p, sizeof p, "%s/%s", real, MH_DX_FILE);
     struct stat st;
     if (lstat(p, &st) != 0 && errno == ENOENT)
         return MH_OK;
-    return mh_err(host, err, MH_EIO, "the discovery index %s cannot be "
-                  "opened (a verbose host traces SQLite's reason)", p);
+    mh_err(host, &out, MH_EIO, "the discovery index %s cannot be opened (a "
+           "verbose host traces SQLite's reason)", p);
+    return mh_err_give(out, err);
 }
 
 /* Is the file behind an origin ("/path", "/db!/member") gone?  The whole
