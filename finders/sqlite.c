@@ -63,6 +63,11 @@ typedef struct sqf_state {
     sqlite3_stmt *find, *ns, *read, *list;
     dev_t dev;
     ino_t ino;
+    struct timespec ctim;     /* and ctime and size: a file rewritten in
+                                 place (cp) keeps its inode, and SQLite its
+                                 page cache while the change counter in the
+                                 header is the same -- another file's */
+    off_t size;
     long long born;           /* birth time in ns (0 if unknown): a file
                                  deleted and made again may get the inode
                                  back, never the birth time */
@@ -241,6 +246,8 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
         goto fail;
     s->dev = st.st_dev;
     s->ino = st.st_ino;
+    s->ctim = st.st_ctim;
+    s->size = st.st_size;
     struct statx stx;
     s->born = statx(AT_FDCWD, s->path, 0, STATX_BTIME, &stx) == 0 &&
                       (stx.stx_mask & STATX_BTIME)
@@ -369,12 +376,32 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why)
         mh_buf_printf(why, "database %s no longer exists", s->path);
         return MH_ENOTFOUND;
     }
-    if (s->db && st.st_dev == s->dev && st.st_ino == s->ino)
+    if (s->db && st.st_dev == s->dev && st.st_ino == s->ino &&
+        st.st_ctim.tv_sec == s->ctim.tv_sec &&
+        st.st_ctim.tv_nsec == s->ctim.tv_nsec && st.st_size == s->size)
         return MH_OK;
     if (s->db)
-        MH_TRACE(s->host, "sqlite: %s was replaced; reopening", s->path);
+        MH_TRACE(s->host, "sqlite: %s was replaced or changed; reopening",
+                 s->path);
     db_close(s);
     mh_error *e = NULL;
+    /* Checked again, as at the first open: a replacement (or a chmod)
+     * may have made it a file others can write -- before SQLite reads it,
+     * or rolls a journal back into it. */
+    mh_status sc = mh_sec_code_file(s->host, s->path, &e);
+    if (sc != MH_OK && sc != MH_ENOTFOUND) {
+        mh_buf_printf(why, "module database %s not used: %s", s->path,
+                      mh_error_message(e));
+        if (!s->warned) {
+            s->warned = true;
+            mh_log(s->host, MH_LOG_WARN, "module database %s not used: %s",
+                   s->path, mh_error_message(e));
+        }
+        mh_error_free(e);
+        return sc == MH_ENOMEM ? MH_ENOMEM : MH_ENOTFOUND;
+    }
+    mh_error_free(e);
+    e = NULL;
     if (db_open(s, &e) != MH_OK) {
         mh_status rc = mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM
                                                      : MH_ENOTFOUND;

@@ -1572,6 +1572,61 @@ TEST(replaced_database_is_used)
     mh_host_free(host);
 }
 
+/* `cp new.db plugins.db` rewrites the file in place: the inode stays.
+ * SQLite keeps its page cache while the header's change counter is the
+ * same, and two freshly packed databases have the same one, so a host
+ * served the old file's pages (a crash in dlopen, for native code).  The
+ * file's ctime and size tell: it is opened again. */
+TEST(database_rewritten_in_place_is_read_again)
+{
+    const char *one = tmp_mkdir("one"), *two = tmp_mkdir("two");
+    const char *db = tmp_path("p.db");
+    struct stat before, after;
+
+    file_write(str_fmt("%s/x.lua", one), "return { v = function() return 'ONE' end }\n");
+    file_write(str_fmt("%s/y.lua", one), "return { v = function() return 'ONE' end }\n");
+    file_write(str_fmt("%s/x.lua", two), "return { v = function() return 'TWO' end }\n");
+    file_write(str_fmt("%s/y.lua", two), "return { v = function() return 'TWO' end }\n");
+    db_pack(tmp_path("one.db"), one);
+    db_pack(tmp_path("two.db"), two);
+    file_copy(tmp_path("one.db"), db);
+    mh_host *host = host_new_isolated(db);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "x"), "v", NULL), "\"ONE\"");
+    ASSERT_EQ_INT(stat(db, &before), 0);
+    file_copy(tmp_path("two.db"), db);
+    ASSERT_EQ_INT(stat(db, &after), 0);
+    ASSERT_TRUE(after.st_ino == before.st_ino);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "y"), "v", NULL), "\"TWO\"");
+    mh_host_free(host);
+}
+
+/* A database replaced, or made writable by others, after the host opened
+ * it is checked again before anything is read from it: native code from
+ * a file others may write is refused there as at the first open. */
+TEST(database_made_writable_by_others_is_refused_on_reopen)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so");
+    const char *evil = db_make(tmp_path("evil.db"), "answer7:b.so");
+    log_capture lc;
+    host_opts o = {.log = &lc};
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    mh_host *host = host_new_opts(&o, db);
+    import_ok(host, "first");
+    ASSERT_EQ_INT(chmod(evil, 0666), 0);
+    ASSERT_EQ_INT(rename(evil, db), 0);
+    ASSERT_STATUS(mh_import(host, "b", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "writable by");
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_EQ_INT(chmod(db, 0644), 0); /* the owner mends it */
+    ASSERT_EQ_INT(call_int(import_ok(host, "b"), "value"), 7);
+    ASSERT_EQ_INT(chmod(db, 0666), 0); /* in place, no new inode */
+    ASSERT_STATUS(mh_find(host, "b", &(mh_spec_info){.size = sizeof(mh_spec_info)}, ERR), MH_ENOTFOUND);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* -------------------------------------------------------------- threads */
 
 #define N_THREADS 8
