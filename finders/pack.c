@@ -115,6 +115,13 @@ static mh_status add_file(pack *p, const char *file, const char *name)
     if (p->db_exists && stat(file, &st) == 0 && st.st_dev == p->db_dev &&
         st.st_ino == p->db_ino)
         return MH_OK; /* the database itself */
+    /* Two inputs under one name (/a/x.so and /b/x.so, both stored by base
+     * name): INSERT OR REPLACE would keep one and drop the other unsaid. */
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->rows[i].name, name) == 0)
+            return mh_err(NULL, p->err, MH_EINVAL, "cannot store %s as "
+                          "'%s': another input is stored under that name "
+                          "already; nothing was written", file, name);
     unsigned char *data, *z;
     size_t len = 0, zlen = 0;
     mh_status rc = slurp(p, file, &data, &len, &st);

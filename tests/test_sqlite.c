@@ -1844,6 +1844,21 @@ static pid_t hold_exclusive_lock(const char *db, const char *seconds)
     return pid;
 }
 
+TEST(pack_refuses_two_inputs_under_one_name)
+{
+    /* Absolute inputs are stored by base name: /a/m.so and /b/m.so would
+     * be one row, the first silently dropped.  Refused, naming the name,
+     * and nothing is written. */
+    const char *db = tmp_path("dup.db");
+    const char *a = fixture_copy("counter", "a/m.so");
+    const char *b = fixture_copy("answer7", "b/m.so");
+    const char *in[] = {a, b};
+    ASSERT_STATUS(mh_pack(db, in, 2, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "'m.so'");
+    ASSERT_CONTAINS(ERR_MSG(), b);
+    ASSERT_FALSE(file_exists(db));
+}
+
 TEST(busy_database_at_first_use_is_transient)
 {
     /* A database locked by a writer when a host first opens it is busy,
