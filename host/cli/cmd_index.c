@@ -32,6 +32,8 @@ int cli_cmd_index(const cli_ctx *ctx, const cli_command *cmd, int argc,
         return cli_usage_error(cmd, "too many arguments");
     if (key && !key[0])
         return cli_usage_error(cmd, "empty key file name");
+    if (!argv[optind][0])
+        return cli_usage_error(cmd, "empty directory name");
 
     const char *dir = argv[optind];
     size_t count = 0, len = strlen(dir);

@@ -28,6 +28,12 @@ int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,
         return cli_usage_error(cmd, "missing database");
     if (argc - optind < 2)
         return cli_usage_error(cmd, "missing FILE_OR_DIR to pack");
+    if (!argv[optind][0])
+        return cli_usage_error(cmd, "empty database name");
+    for (int i = optind + 1; i < argc; i++)
+        if (!argv[i][0])
+            return cli_usage_error(cmd, "empty FILE_OR_DIR (argument %d)",
+                                   i - optind + 1);
 
     const char *db = argv[optind];
     const char *const *inputs = (const char *const *)(argv + optind + 1);

@@ -155,3 +155,4 @@ usage_error "missing directory" index
 usage_error "too many arguments" index "$D" "$T/empty"
 usage_error "needs an argument" index --sign
 usage_error "--bogus" index --bogus "$D"
+usage_error "empty directory name" index ""

@@ -64,4 +64,6 @@ usage_error() {
 usage_error "missing database" pack
 usage_error "missing FILE_OR_DIR" pack "$T/u.db"
 usage_error "--bogus" pack --bogus "$T/u.db" "$PD"
+usage_error "empty database name" pack "" "$PD"
+usage_error "empty FILE_OR_DIR (argument 3)" pack "$T/u.db" "$PD" ""
 [[ ! -e $T/u.db ]] || fail "a usage error created $T/u.db"
