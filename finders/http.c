@@ -447,13 +447,6 @@ static void drop_cached(htf_state *s)
     s->etag[0] = s->last_modified[0] = '\0';
 }
 
-static long long mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* The server is down: the last good index if there is one (lock held).
  * Without one, a failure that took since_ms until now to come (a
  * timeout) is not asked again for a few seconds: each find would wait it
@@ -471,7 +464,7 @@ static mh_status offline(htf_state *s, time_t now, long long since_ms,
     }
     warn_once(s, cause);
     mh_buf_puts(why, cause);
-    if (mono_ms() - since_ms >= HTF_SLOW_MS) {
+    if (mh_mono_ms() - since_ms >= HTF_SLOW_MS) {
         snprintf(s->down_cause, sizeof s->down_cause, "%s", cause);
         s->down_until = now + HTF_STALE_RETRY_S;
     }
@@ -498,7 +491,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     snprintf(url, sizeof url, "%sindex.json", s->base);
     mh_get g;
     mh_error *e = NULL;
-    long long t0 = mono_ms();
+    long long t0 = mh_mono_ms();
     mh_status rc = mh_get_url(h, s->curl, url, s->userpwd,
                               h->http.max_index_size,
                               s->have_idx ? s->etag : NULL,

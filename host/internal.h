@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "modhost.h"
 #include "cache/intern.h"
@@ -207,6 +208,14 @@ void mh_hex(const unsigned char *d, size_t n, char *out);
  * 2 * bytes hex digits and a NUL: a cache file's or directory's name, a
  * key.  False (out untouched) only if OpenSSL fails. */
 bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out);
+/* Milliseconds on the monotonic clock: for timeouts and durations. */
+static inline long long mh_mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 /* v in decimal at p, at least `width` (1..20) digits, no NUL; returns
  * the end.  For paths and keys built on a hot path: snprintf's code is
  * large, and a cold import pays for every line of code it runs

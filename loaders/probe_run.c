@@ -40,13 +40,6 @@ extern char **environ;
 #define POLL_SLICE_MS 50  /* longest wait between two waitpid checks */
 #define FD_FLOOR 10       /* sources of dup2 live above the targets */
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* fd moved above FD_FLOOR, close-on-exec (the original is closed): so no
  * dup2 of the spawn can overwrite a source of a later one.  -1 on error. */
 static int lift(int fd)
@@ -167,7 +160,7 @@ static void supervise(mh_prun *r, pid_t pid, int fds[2], long start)
             r->lost = true; /* ECHILD: reaped by someone else */
             break;
         }
-        long left = r->timeout_ms - (now_ms() - start);
+        long left = r->timeout_ms - ((long)mh_mono_ms() - start);
         if (left <= 0) {
             kill(pid, SIGKILL);
             while (waitpid(pid, &r->wstatus, 0) < 0 && errno == EINTR)
@@ -197,7 +190,7 @@ static void supervise(mh_prun *r, pid_t pid, int fds[2], long start)
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             drain(fds[i], bufs[i], lens[i], maxs[i], i == 0);
-    r->elapsed_ms = now_ms() - start;
+    r->elapsed_ms = (long)mh_mono_ms() - start;
 }
 
 mh_status mh_prun_run(mh_host *h, mh_prun *r, mh_error **err)
@@ -222,7 +215,7 @@ mh_status mh_prun_run(mh_host *h, mh_prun *r, mh_error **err)
         goto out;
     }
     pid_t pid = -1;
-    long start = now_ms();
+    long start = (long)mh_mono_ms();
     int e = spawn(r, err_w, st_w, mod_fd, &pid);
     if (e != 0) {
         rc = mh_err(h, err, MH_EIO, "cannot run the probe command %s: %s",
