@@ -121,29 +121,34 @@ void mh_bc_chunk_free(mh_host *h, mh_bc_chunk *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Was the entry recorded less than BC_UNSURE_NS after this time?  The
+/* Is time (rsec, rnsec) less than BC_UNSURE_NS after (sec, nsec)?  The
  * header is the file's word: times that overflow are unsure. */
-static bool age_unsure(const bc_header *hd, int64_t sec, int64_t nsec)
+static bool age_unsure(int64_t rsec, int64_t rnsec, int64_t sec, int64_t nsec)
 {
     long long ds, dn, age;
-    bool odd = __builtin_sub_overflow((long long)hd->recorded_sec,
-                                      (long long)sec, &ds) ||
-               __builtin_sub_overflow((long long)hd->recorded_nsec,
-                                      (long long)nsec, &dn) ||
+    bool odd = __builtin_sub_overflow((long long)rsec, (long long)sec, &ds) ||
+               __builtin_sub_overflow((long long)rnsec, (long long)nsec,
+                                      &dn) ||
                __builtin_mul_overflow(ds, 1000000000LL, &age) ||
                __builtin_add_overflow(age, dn, &age);
     return odd || age < BC_UNSURE_NS;
 }
 
+/* Was (rsec, rnsec) within the unsure window of the source's last change
+ * (mtime or ctime)? */
+static bool changed_lately(int64_t rsec, int64_t rnsec, int64_t msec,
+                           int64_t mnsec, int64_t csec, int64_t cnsec)
+{
+    return age_unsure(rsec, rnsec, msec, mnsec) ||
+           age_unsure(rsec, rnsec, csec, cnsec);
+}
+
 bool mh_bc_settled(const mh_bc_source *src)
 {
-    bc_header now = {0};
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
-    now.recorded_sec = t.tv_sec;
-    now.recorded_nsec = t.tv_nsec;
-    return !age_unsure(&now, src->mtime_sec, src->mtime_nsec) &&
-           !age_unsure(&now, src->ctime_sec, src->ctime_nsec);
+    return !changed_lately(t.tv_sec, t.tv_nsec, src->mtime_sec,
+                           src->mtime_nsec, src->ctime_sec, src->ctime_nsec);
 }
 
 mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
@@ -180,8 +185,9 @@ mh_bc_result mh_bc_load(mh_host *h, const char *path, const mh_bc_source *src,
                   hd.ctime_sec == src->ctime_sec &&
                   hd.ctime_nsec == src->ctime_nsec && hd.size == src->size &&
                   hd.dev == src->dev && hd.ino == src->ino;
-        if (current && (age_unsure(&hd, hd.mtime_sec, hd.mtime_nsec) ||
-                        age_unsure(&hd, hd.ctime_sec, hd.ctime_nsec))) {
+        if (current &&
+            changed_lately(hd.recorded_sec, hd.recorded_nsec, hd.mtime_sec,
+                           hd.mtime_nsec, hd.ctime_sec, hd.ctime_nsec)) {
             r = MH_BC_UNSURE; /* the caller hashes the source and retries */
             goto out;
         }
