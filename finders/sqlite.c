@@ -71,7 +71,9 @@ typedef struct sqf_state {
     long long born;           /* birth time in ns (0 if unknown): a file
                                  deleted and made again may get the inode
                                  back, never the birth time */
-    bool warned;              /* damage reported for this connection */
+    bool warned;              /* a problem reported since the last good
+                                 open: said once, not at every find while
+                                 the database stays unusable */
 } sqf_state;
 
 static const char *db_path_of(const char *entry)
@@ -122,7 +124,6 @@ static void db_close(sqf_state *s)
     s->find = s->ns = s->read = s->list = NULL;
     sqlite3_close(s->db); /* statements are gone: never SQLITE_BUSY */
     s->db = NULL;
-    s->warned = false;
 }
 
 /* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
@@ -248,6 +249,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
     s->ino = st.st_ino;
     s->ctim = st.st_ctim;
     s->size = st.st_size;
+    s->warned = false; /* a good open: the next problem is news */
     struct statx stx;
     s->born = statx(AT_FDCWD, s->path, 0, STATX_BTIME, &stx) == 0 &&
                       (stx.stx_mask & STATX_BTIME)

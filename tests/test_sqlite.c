@@ -1619,6 +1619,10 @@ TEST(database_made_writable_by_others_is_refused_on_reopen)
     ASSERT_STATUS(mh_import(host, "b", &mod, ERR), MH_ENOTFOUND);
     ASSERT_CONTAINS(ERR_MSG(), "writable by");
     ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_STATUS(mh_import(host, "b", &mod, ERR), MH_ENOTFOUND);
+    /* said at every import, warned once */
+    ASSERT_CONTAINS(ERR_MSG(), "writable by");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "not used"), 1);
     ASSERT_EQ_INT(chmod(db, 0644), 0); /* the owner mends it */
     ASSERT_EQ_INT(call_int(import_ok(host, "b"), "value"), 7);
     ASSERT_EQ_INT(chmod(db, 0666), 0); /* in place, no new inode */
