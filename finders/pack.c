@@ -41,6 +41,7 @@
 
 typedef struct row {
     char *name;
+    char *from;              /* the input file, for messages */
     int64_t mode, mtime, sz;
     unsigned char *data;     /* stored bytes (compressed or not) */
     size_t len;
@@ -60,6 +61,7 @@ static void rows_free(pack *p)
 {
     for (size_t i = 0; i < p->n; i++) {
         free(p->rows[i].name);
+        free(p->rows[i].from);
         free(p->rows[i].data);
     }
     free(p->rows);
@@ -115,13 +117,6 @@ static mh_status add_file(pack *p, const char *file, const char *name)
     if (p->db_exists && stat(file, &st) == 0 && st.st_dev == p->db_dev &&
         st.st_ino == p->db_ino)
         return MH_OK; /* the database itself */
-    /* Two inputs under one name (/a/x.so and /b/x.so, both stored by base
-     * name): INSERT OR REPLACE would keep one and drop the other unsaid. */
-    for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->rows[i].name, name) == 0)
-            return mh_err(NULL, p->err, MH_EINVAL, "cannot store %s as "
-                          "'%s': another input is stored under that name "
-                          "already; nothing was written", file, name);
     unsigned char *data, *z;
     size_t len = 0, zlen = 0;
     mh_status rc = slurp(p, file, &data, &len, &st);
@@ -152,7 +147,10 @@ static mh_status add_file(pack *p, const char *file, const char *name)
     }
     row *r = &p->rows[p->n];
     r->name = strdup(name);
-    if (!r->name) {
+    r->from = strdup(file);
+    if (!r->name || !r->from) {
+        free(r->name);
+        free(r->from);
         free(data);
         return mh_err(NULL, p->err, MH_ENOMEM, "out of memory");
     }
@@ -207,6 +205,34 @@ static mh_status add_input(pack *p, const char *in)
     while (strncmp(in, "./", 2) == 0) /* "./a.so" is "a.so" */
         in += 2;
     return add_file(p, in, in);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    const row *x = *(const row *const *)a, *y = *(const row *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+/* Two inputs under one name (/a/x.so and /b/x.so, both stored by base
+ * name): INSERT OR REPLACE would keep one and drop the other unsaid. */
+static mh_status names_distinct(pack *p)
+{
+    if (p->n < 2)
+        return MH_OK;
+    const row **v = malloc(p->n * sizeof *v);
+    if (!v)
+        return mh_err(NULL, p->err, MH_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->n; i++)
+        v[i] = &p->rows[i];
+    qsort(v, p->n, sizeof *v, by_name);
+    mh_status rc = MH_OK;
+    for (size_t i = 1; i < p->n && rc == MH_OK; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
+            rc = mh_err(NULL, p->err, MH_EINVAL, "cannot store both %s and "
+                        "%s as '%s'; nothing was written", v[i - 1]->from,
+                        v[i]->from, v[i]->name);
+    free(v);
+    return rc;
 }
 
 /* ---- phase 2: write ----------------------------------------------------- */
@@ -368,6 +394,8 @@ mh_status mh_pack_ex(const char *db, const char *const *inputs, size_t n,
     mh_status rc = MH_OK;
     for (size_t i = 0; i < n && rc == MH_OK; i++)
         rc = add_input(&p, inputs[i]);
+    if (rc == MH_OK)
+        rc = names_distinct(&p);
     if (rc == MH_OK)
         rc = p.db_exists ? write_rows(&p, db, db) : write_new(&p, db);
     if (rc == MH_OK && count)
