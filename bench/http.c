@@ -17,15 +17,20 @@
  *   cold        an empty cache directory: index and every module fetched
  *   from cache  the same warm cache directory every time, as a second
  *               run of a program finds it; whatever the finder asks the
- *               server by default is in the figure
+ *               server by default is in the figure.  Its blobs are
+ *               stamped (cache/stamp.c): an earlier host hashed them
+ *   hashed      a copy of it whose stamps' directory is not private, so
+ *               every blob is hashed at every import, as a signed
+ *               index's always are
  *   filesystem  tree/ (P = 1): the reference
  *   raw dlopen  the floor, for scale
  */
 #include "bench.h"
 #include "common.h"
 
-#include <dlfcn.h>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -278,6 +283,7 @@ typedef struct ctx {
     const char *url;            /* base URL of the site */
     const char *url_fresh;      /* the same site, with max-age=3600 */
     char *warm;                 /* the warm cache directory */
+    char *hashed;               /* a copy of it without usable stamps */
     const char *const *abs;     /* tree/pkgA/subB/mod_N.so */
 } ctx;
 
@@ -311,6 +317,12 @@ static double sample_warm(void *p)
     return timed_import(host_with_cache(c->url, c->warm), c);
 }
 
+static double sample_hashed(void *p)
+{
+    ctx *c = p;
+    return timed_import(host_with_cache(c->url, c->hashed), c);
+}
+
 static double sample_warm_fresh(void *p)
 {
     ctx *c = p;
@@ -332,6 +344,18 @@ static double sample_raw(void *p)
 {
     ctx *c = p;
     return bench_dlopen_all_us(c->abs, c->n);
+}
+
+/* Regular files in dir (none if it cannot be read). */
+static size_t count_files(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += e->d_type == DT_REG;
+    if (d)
+        closedir(d);
+    return n;
 }
 
 /* Requests one import of everything makes, as the server logged them. */
@@ -407,6 +431,20 @@ static void run(void)
         timed_import(h, &c);
         timed_import(host_with_cache(c.url_fresh, c.warm), &c);
     }
+    /* As a later run finds them: the blobs downloaded a while ago, and
+     * hashed (and so stamped) by one host since.  The copy's stamps'
+     * directory is made unusable (group-readable: not private). */
+    usleep(2100 * 1000); /* the unsure window, 2 s */
+    timed_import(host_with_cache(c.url, c.warm), &c);
+    char *vdir = bench_fmt("%s/verified", c.warm);
+    size_t stamps = count_files(vdir);
+    if (stamps < c.n)
+        bench_die("http: %zu stamps in %s, expected %zu", stamps, vdir, c.n);
+    free(vdir);
+    c.hashed = bench_fmt("%s/http-hashed-cache", bench.work);
+    if (bench_sh("rm -rf '%s' && cp -a '%s' '%s' && chmod 0750 "
+                 "'%s/verified'", c.hashed, c.warm, c.hashed, c.hashed) != 0)
+        bench_die("http: cannot copy %s to %s", c.warm, c.hashed);
     size_t cold_n, cold_m, warm_n, warm_m, fresh_n, fresh_m;
     {
         char *cache = bench_fmt("%s/http-count-cache", bench.work);
@@ -427,6 +465,8 @@ static void run(void)
         {"raw dlopen, absolute path (floor)", sample_raw, &c, 0},
         {"modhost, HTTP from cache, index max-age", sample_warm_fresh, &c,
          0},
+        {"modhost, HTTP from cache, no stamps (hashed)",
+         sample_hashed, &c, 0},
     };
     size_t nv = sizeof v / sizeof v[0];
     bench_interleave(v, nv, bench.rounds);
@@ -439,6 +479,7 @@ static void run(void)
     bench_row(v[2].name, v[2].median, "µs", true);
     bench_row(v[0].name, v[0].median, "µs", false);
     bench_row(v[4].name, v[4].median, "µs", false);
+    bench_row(v[5].name, v[5].median, "µs", false);
     bench_row(v[1].name, v[1].median, "µs", false);
     bench_row(v[3].name, v[3].median, "µs", false);
     bench_target("HTTP from cache ÷ filesystem import",
@@ -453,9 +494,14 @@ static void run(void)
                "server's log: cold %zu; from cache %zu (%zu answered 304); "
                "from cache with max-age %zu. Cold includes downloading, "
                "verifying and writing each module to the cache (fsync, "
-               "rename); from cache, each module's blob file is opened, "
-               "its SHA-256 checked through that descriptor, and the same "
-               "descriptor mapped (no copy into a memfd).",
+               "rename). From cache, each module's blob file is opened "
+               "and checked against its stamp (device, inode, size, mtime "
+               "and ctime of the file an earlier host hashed, 2 s or more "
+               "after its download), and the same descriptor mapped (no "
+               "copy into a memfd). The `no stamps` row is the "
+               "same cache with its stamps' directory unusable: each blob "
+               "is hashed (SHA-256) through the descriptor it is mapped "
+               "from, as the blobs of a signed index always are.",
                nginx ? "nginx (stock static-file settings)"
                      : "tests/http/server.py (nginx not installed)",
                indexed, cold_n, warm_n, warm_m, fresh_n);
@@ -464,6 +510,8 @@ static void run(void)
     bench_table_end();
 
     stop_all();
+    bench_sh("rm -rf '%s'", c.hashed);
+    free(c.hashed);
     free(c.warm);
     free(www);
 }

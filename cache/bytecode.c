@@ -54,7 +54,6 @@
 
 #define BC_MAGIC "MHLUABC"
 #define BC_FORMAT 4u
-#define BC_UNSURE_NS 2000000000LL
 #define BC_MAX_FILE (64u << 20)
 
 typedef struct bc_header {
@@ -121,26 +120,13 @@ void mh_bc_chunk_free(mh_host *h, mh_bc_chunk *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Is time (rsec, rnsec) less than BC_UNSURE_NS after (sec, nsec)?  The
- * header is the file's word: times that overflow are unsure. */
-static bool age_unsure(int64_t rsec, int64_t rnsec, int64_t sec, int64_t nsec)
-{
-    long long ds, dn, age;
-    bool odd = __builtin_sub_overflow((long long)rsec, (long long)sec, &ds) ||
-               __builtin_sub_overflow((long long)rnsec, (long long)nsec,
-                                      &dn) ||
-               __builtin_mul_overflow(ds, 1000000000LL, &age) ||
-               __builtin_add_overflow(age, dn, &age);
-    return odd || age < BC_UNSURE_NS;
-}
-
 /* Was (rsec, rnsec) within the unsure window of the source's last change
  * (mtime or ctime)? */
 static bool changed_lately(int64_t rsec, int64_t rnsec, int64_t msec,
                            int64_t mnsec, int64_t csec, int64_t cnsec)
 {
-    return age_unsure(rsec, rnsec, msec, mnsec) ||
-           age_unsure(rsec, rnsec, csec, cnsec);
+    return mh_io_age_unsure(rsec, rnsec, msec, mnsec) ||
+           mh_io_age_unsure(rsec, rnsec, csec, cnsec);
 }
 
 bool mh_bc_settled(const mh_bc_source *src)

@@ -158,6 +158,17 @@ const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32])
     return why;
 }
 
+bool mh_io_age_unsure(int64_t rsec, int64_t rnsec, int64_t sec, int64_t nsec)
+{
+    long long ds, dn, age;
+    bool odd = __builtin_sub_overflow((long long)rsec, (long long)sec, &ds) ||
+               __builtin_sub_overflow((long long)rnsec, (long long)nsec,
+                                      &dn) ||
+               __builtin_mul_overflow(ds, 1000000000LL, &age) ||
+               __builtin_add_overflow(age, dn, &age);
+    return odd || age < MH_UNSURE_NS;
+}
+
 void mh_hex(const unsigned char *d, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

@@ -57,6 +57,8 @@ struct mh_host {
         size_t nslot;
         uid_t code_euid;         /* whom code[] was checked for */
     } sec;
+    atomic_int stamps;     /* copy stamps' directory (cache/stamp.c): 0
+                              not looked at yet, 1 private, -1 unusable */
     _Atomic(struct mh_notify *) notify; /* listing change events
                                            (finders/notify.c) */
     struct {               /* entries that lack a package (host/tops.c) */
@@ -202,6 +204,15 @@ const char *mh_io_sha256(int fd, uint64_t size, unsigned char out[32]);
 /* The SHA-256 of n bytes at d; false only if OpenSSL fails (host/fileio.c
  * says why this, not EVP_Digest, is every plain SHA-256 of the library). */
 bool mh_sha256(const void *d, size_t n, unsigned char out[32]);
+/* The unsure window: a file changed less than this long before it was
+ * checked may change again within the same timestamp tick and keep its
+ * mtime and ctime, so stat cannot vouch for it yet (the bytecode cache and
+ * the copy stamps hash such a file instead). */
+#define MH_UNSURE_NS 2000000000LL
+/* Is time (rsec, rnsec) less than MH_UNSURE_NS after (sec, nsec)?  Times
+ * whose difference overflows are unsure too. */
+bool mh_io_age_unsure(int64_t rsec, int64_t rnsec, int64_t sec,
+                      int64_t nsec);
 /* n bytes as 2n lowercase hex digits and a NUL. */
 void mh_hex(const unsigned char *d, size_t n, char *out);
 /* The first `bytes` (<= 32) bytes of the SHA-256 of n bytes at d, as

@@ -16,6 +16,7 @@
  * duplicates are dropped.
  */
 #include "host/internal.h"
+#include "cache/stamp.h"
 #include "host/tops.h"
 #include "host/secure.h"
 #include "finders/finder.h"
@@ -568,4 +569,5 @@ void mh_invalidate_caches(mh_host *host)
     pthread_rwlock_unlock(&host->path.lock);
     mh_chain_invalidate(host);
     mh_sec_forget(host);
+    mh_stamp_forget(host);
 }

@@ -5,6 +5,7 @@
 #ifndef MH_HOST_SECURE_H
 #define MH_HOST_SECURE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 
@@ -68,16 +69,20 @@ void mh_sec_free(struct mh_host *h);
 /*
  * Open `path`, a local copy of bytes whose SHA-256 is sha_hex (64
  * lowercase hex digits), to map it: not a link, a regular file of this
- * user or root, writable by no one else, at most max bytes, and hashing
- * to sha_hex as read through the descriptor returned in *out (its size
- * in *size), unchanged (size, mtime, ctime) while it was hashed, and not
- * on a network filesystem.  Anything else is MH_ENOTFOUND with the reason
- * in *why (static text), and the caller reads the bytes another way.
- * The file stays mapped while the module is loaded: it must only ever be
- * replaced by rename, never rewritten in place (as the caches here do).
+ * user or root, writable by no one else, at most max bytes, not on a
+ * network filesystem, and hashing to sha_hex as read through the
+ * descriptor returned in *out (its size in *size), unchanged (size,
+ * mtime, ctime) while it was hashed.  With `stamps`, a copy a stamp shows
+ * to be the very file hashed before, unchanged, is not hashed again, and
+ * a copy that hashes right is stamped (cache/stamp.c); without, it is
+ * hashed every time (a copy vouched for by signature).  Anything else is
+ * MH_ENOTFOUND with the reason in *why (static text), and the caller
+ * reads the bytes another way.  The file stays mapped while the module is
+ * loaded: it must only ever be replaced by rename, never rewritten in
+ * place (as the caches here do).
  */
 mh_status mh_sec_open_copy(struct mh_host *h, const char *path,
-                           const char *sha_hex, size_t max, int *out,
-                           long long *size, const char **why);
+                           const char *sha_hex, size_t max, bool stamps,
+                           int *out, long long *size, const char **why);
 
 #endif /* MH_HOST_SECURE_H */

@@ -691,6 +691,141 @@ TEST(damaged_blob_is_downloaded_again)
                     "its SHA-256 is not the one expected", 2);
 }
 
+/* --------------------------------------------------------------- stamps */
+
+/* The unsure window of cache/stamp.c (MH_UNSURE_NS), and a little more:
+ * a blob changed less than this long ago is hashed and not stamped. */
+#define STAMP_WAIT_US (2200 * 1000)
+
+/* counter.so downloaded into the cache by one host; its blob's path and
+ * its stamp's. */
+static void cache_counter(http_server *srv, const char *www, log_capture *lc,
+                          const char **blob, const char **stamp)
+{
+    const char *sha = sha256_of(str_fmt("%s/counter.so", www));
+    mh_host *h = http_host(http_url(srv, "ok/"), lc);
+    import_ok(h, "counter");
+    mh_host_free(h);
+    *blob = tmp_path("cache/blobs/%s", sha);
+    *stamp = tmp_path("cache/verified/%s", sha);
+}
+
+/* A verbose host imports counter (42), mapping its cached blob `mapped`
+ * times, and counts the log lines with `needle`. */
+static int import_counting(http_server *srv, int mapped, const char *needle)
+{
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = http_host_verbose(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"),
+                  mapped);
+    int n = log_capture_count(&lc, -1, needle);
+    mh_host_free(h);
+    log_capture_free(&lc);
+    return n;
+}
+
+TEST(blob_hashed_once_settled_is_stamped_and_not_hashed_again)
+{
+    /* the first host to hash a blob that has been still for 2 s records
+     * a stamp; the next maps the same unchanged file without hashing it */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob, *stamp;
+    log_capture lc;
+    struct stat st;
+
+    log_capture_init(&lc);
+    cache_counter(srv, www, &lc, &blob, &stamp);
+    usleep(STAMP_WAIT_US);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    ASSERT_TRUE(file_exists(stamp));
+    ASSERT_EQ_INT(stat(stamp, &st), 0);
+    ASSERT_EQ_INT((int)(st.st_mode & 07777), 0600);
+    ASSERT_EQ_INT(stat(tmp_path("cache/verified"), &st), 0);
+    ASSERT_EQ_INT((int)(st.st_mode & 07777), 0700);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 1);
+    ASSERT_EQ_INT(import_counting(srv, 1, "recorded the stamp"), 0);
+
+    /* a stamp that is not a whole record of this file is not believed:
+     * the blob is hashed and stamped again (a short one, then one of a
+     * stamp's length, 136 bytes) */
+    file_write(stamp, "MHSTAMP1 not a stamp");
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 1);
+    file_write(stamp, str_fmt("MHSTAMP1%0128d", 0));
+    ASSERT_EQ_INT(file_size(stamp), 136);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 1);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
+    http_assert_cache_clean();
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(blob_changed_lately_is_hashed_and_not_stamped)
+{
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob, *stamp;
+    log_capture lc;
+
+    log_capture_init(&lc);
+    cache_counter(srv, www, &lc, &blob, &stamp);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    ASSERT_FALSE(file_exists(stamp));
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(stamped_blob_changed_in_place_is_hashed_and_refused)
+{
+    /* the same size, the same mtime (put back), the same inode: only the
+     * ctime tells, and that is enough */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob, *stamp;
+    log_capture lc;
+    int st;
+
+    log_capture_init(&lc);
+    cache_counter(srv, www, &lc, &blob, &stamp);
+    usleep(STAMP_WAIT_US);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    ASSERT_TRUE(file_exists(stamp));
+    sh_run(str_fmt("B=%s; touch -r \"$B\" \"$B.t\" && "
+                   "printf 'damaged' | dd of=\"$B\" bs=1 seek=4096 "
+                   "conv=notrunc status=none && touch -r \"$B.t\" \"$B\" && "
+                   "rm \"$B.t\"", sh_quote(blob)), &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_EQ_INT(import_counting(srv, 0, "its SHA-256 is not the one "
+                                          "expected"), 1);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(no_stamps_where_their_directory_is_not_private)
+{
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *blob, *stamp;
+    log_capture lc;
+
+    log_capture_init(&lc);
+    cache_counter(srv, www, &lc, &blob, &stamp);
+    ASSERT_EQ_INT(mkdir(tmp_path("cache/verified"), 0700), 0);
+    ASSERT_EQ_INT(chmod(tmp_path("cache/verified"), 0777), 0);
+    usleep(STAMP_WAIT_US);
+    ASSERT_EQ_INT(import_counting(srv, 1, "no stamps kept"), 1);
+    ASSERT_FALSE(file_exists(stamp));
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* -------------------------------------------------------------- offline */
 
 TEST(offline_refused_uses_cache)
@@ -953,6 +1088,35 @@ TEST(signed_index_is_accepted)
     ASSERT_REQUESTS(srv, "GET /ok/index.json.sig 200", 1);
     ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
     mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(signed_blob_is_hashed_at_every_import)
+{
+    /* a signature's promise never rests on stamps in the cache directory:
+     * a blob the signed index vouches for is hashed every time */
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *sha = sha256_of(str_fmt("%s/counter.so", www));
+    log_capture lc;
+
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    cfg.trust = str_fmt("%s.pub", key);
+    cfg.flags |= MH_CONFIG_VERBOSE;
+    for (int i = 0; i < 3; i++) {
+        mh_host *h = host_new_cfg(&cfg);
+        ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+        mh_host_free(h);
+        if (i == 0)
+            usleep(STAMP_WAIT_US);
+    }
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"), 2);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "verified by its stamp"), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "recorded the stamp"), 0);
+    ASSERT_FALSE(file_exists(tmp_path("cache/verified/%s", sha)));
     http_stop(srv);
     log_capture_free(&lc);
 }

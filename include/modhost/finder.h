@@ -122,8 +122,12 @@ typedef struct mh_finder_spec {
                                max_module_size bytes, not on a network
                                filesystem, unchanged while hashed, whose
                                SHA-256 as read through the descriptor
-                               mapped is copy_sha256; otherwise it calls
-                               read(key).  It stays mapped while the module
+                               mapped is copy_sha256 (or, unless the spec
+                               is MH_SPEC_TRUSTED, the very file the host
+                               hashed so before, unchanged since: its
+                               stamp in the cache directory matches its
+                               device, inode, size, mtime and ctime);
+                               otherwise it calls read(key).  It stays mapped while the module
                                is loaded: replace it only by rename, never
                                rewrite it in place */
     const char *copy_sha256; /* 64 lowercase hex digits; required with

@@ -1,0 +1,174 @@
+/*
+ * cache/stamp.c -- verified-copy stamps (mh_stamp_*).
+ *
+ * A finder may name a local copy of a module's bytes (the HTTP finder's
+ * blob cache) with their SHA-256; the host maps the copy once it hashes
+ * to that (host/secure.c, mh_sec_open_copy).  Hashing is most of what a
+ * cached import costs over a plain file's (about 9 us for 16 KB here), so
+ * once a copy has been hashed, a stamp records which file that was, and a
+ * later host that finds the same file unchanged maps it without hashing
+ * it again -- as a stat-mode bytecode entry spares re-reading a Lua
+ * source, or CPython's timestamp .pyc its .py.
+ *
+ * The stamp
+ * ---------
+ * <cache_dir>/verified/<sha256 hex> holds one record: a magic, the hex
+ * digest, the file's device, inode, size, mtime and ctime when it was
+ * hashed, and a 64-bit check of those bytes.  A copy whose fstat matches
+ * every field is the file that was hashed, unchanged: any write,
+ * truncation, chmod, link or replacement moves its ctime (or its inode),
+ * and no one can set a ctime back short of setting the clock.  A change
+ * in the same clock tick as the hash could keep every field, so a stamp is
+ * recorded only for a file whose mtime and ctime are both outside the
+ * unsure window (2 s) when it was hashed.
+ *
+ * Stamps only spare work, never decide it: one missing, short, damaged,
+ * of another format or of another file means the copy is hashed, as
+ * before, and recorded again.  They are written without fsync: an
+ * O_TMPFILE filled and then linked in, so a writer killed mid-way leaves
+ * nothing behind and readers see a whole record or none.  They are kept
+ * only in a private directory (mh_sec_private_dir): whoever could write a
+ * stamp could choose which bytes a host maps.  That is the trust the
+ * unsigned HTTP cache already rests on (its index.json sits in the same
+ * cache); a copy the finder vouches for by signature (MH_SPEC_TRUSTED) is
+ * always hashed, so the signature's promise never rests on this directory.
+ */
+#include "host/internal.h"
+#include "cache/intern.h"
+#include "cache/stamp.h"
+#include "host/secure.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+
+#define STAMP_MAGIC "MHSTAMP1" /* format 1 */
+#define STAMP_DIR "verified"
+
+typedef struct stamp {
+    char magic[8];
+    char sha[64];              /* lowercase hex, no NUL */
+    uint64_t dev, ino, size;
+    int64_t mtime_sec, mtime_nsec, ctime_sec, ctime_nsec;
+    uint64_t check;            /* mh_hash_bytes of everything above */
+} stamp;
+
+_Static_assert(offsetof(stamp, check) == 8 + 64 + 7 * 8,
+               "a stamp has no padding: its bytes are its fields");
+
+static void stamp_of(stamp *s, const char *sha_hex, const struct stat *st)
+{
+    memset(s, 0, sizeof *s);
+    memcpy(s->magic, STAMP_MAGIC, sizeof s->magic);
+    memcpy(s->sha, sha_hex, sizeof s->sha);
+    s->dev = (uint64_t)st->st_dev;
+    s->ino = (uint64_t)st->st_ino;
+    s->size = (uint64_t)st->st_size;
+    s->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+    s->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+    s->ctime_sec = (int64_t)st->st_ctim.tv_sec;
+    s->ctime_nsec = (int64_t)st->st_ctim.tv_nsec;
+    s->check = mh_hash_bytes(s, offsetof(stamp, check));
+}
+
+/* <cache_dir>/verified/<sha_hex> in path, once the directory is known to
+ * be private (created 0700 if need be, at the first use); false where
+ * stamps cannot be kept, or for a digest that is not 64 characters. */
+static bool stamp_path(mh_host *h, const char *sha_hex, char *path,
+                       size_t size)
+{
+    if (strlen(sha_hex) != sizeof ((stamp *)0)->sha)
+        return false;
+    int state = atomic_load(&h->stamps);
+    if (state == 0) {
+        char dir[PATH_MAX], real[PATH_MAX];
+        mh_error *e = NULL;
+        snprintf(dir, sizeof dir, "%s/" STAMP_DIR, h->cache_dir);
+        state = mh_sec_private_dir(h, dir, real, sizeof real, &e) == MH_OK
+                    ? 1 : -1;
+        if (state < 0)
+            MH_TRACE(h, "copies are hashed at every import: no stamps "
+                     "kept (%s)", mh_error_message(e));
+        mh_error_free(e);
+        atomic_store(&h->stamps, state);
+    }
+    return state > 0 &&
+           (size_t)snprintf(path, size, "%s/" STAMP_DIR "/%s", h->cache_dir,
+                            sha_hex) < size;
+}
+
+bool mh_stamp_holds(mh_host *h, const char *sha_hex, const struct stat *st)
+{
+    char path[PATH_MAX];
+    if (!stamp_path(h, sha_hex, path, sizeof path))
+        return false;
+    int fd = mh_fault(h, "open")
+                 ? -1
+                 : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+                                  O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    stamp got, want;
+    /* One more byte than a stamp: a longer file is not one. */
+    unsigned char buf[sizeof got + 1];
+    size_t n = mh_fault(h, "read") ? 0 : mh_io_read_all(fd, buf, sizeof buf);
+    close(fd);
+    if (n != sizeof got)
+        return false;
+    memcpy(&got, buf, sizeof got);
+    stamp_of(&want, sha_hex, st);
+    return memcmp(&got, &want, sizeof got) == 0;
+}
+
+void mh_stamp_record(mh_host *h, const char *sha_hex, const struct stat *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (mh_io_age_unsure(now.tv_sec, now.tv_nsec, st->st_mtim.tv_sec,
+                         st->st_mtim.tv_nsec) ||
+        mh_io_age_unsure(now.tv_sec, now.tv_nsec, st->st_ctim.tv_sec,
+                         st->st_ctim.tv_nsec))
+        return; /* changed lately: the next hash may record it */
+    char path[PATH_MAX], dir[PATH_MAX], proc[64];
+    if (!stamp_path(h, sha_hex, path, sizeof path))
+        return;
+    snprintf(dir, sizeof dir, "%s/" STAMP_DIR, h->cache_dir);
+    stamp s;
+    stamp_of(&s, sha_hex, st);
+    int fd = mh_fault(h, "open")
+                 ? (errno = EIO, -1)
+                 : open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    int e = fd < 0 ? errno : 0;
+    if (!e && (mh_fault(h, "write") || mh_io_write_all(fd, &s, sizeof s)))
+        e = errno ? errno : EIO;
+    if (!e) {
+        /* Linked by its /proc name: linkat's AT_EMPTY_PATH needs a
+         * capability.  An older stamp (of a file since replaced) goes. */
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        int rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+        if (rc != 0 && errno == EEXIST && unlink(path) == 0)
+            rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+        e = rc != 0 ? errno : 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (e)
+        MH_TRACE(h, "cannot record the stamp %s: %s", path, mh_errno_text(e));
+    else
+        MH_TRACE(h, "recorded the stamp %s", path);
+}
+
+void mh_stamp_forget(mh_host *h)
+{
+    atomic_store(&h->stamps, 0);
+}

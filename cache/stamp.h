@@ -1,0 +1,33 @@
+/*
+ * cache/stamp.h -- verified-copy stamps (mh_stamp_*): a record that a
+ * finder's local copy of a module (a download cache's file) was hashed
+ * and found to be the bytes the finder named, kept so that the next host
+ * can map the same unchanged file without hashing it again.
+ */
+#ifndef MH_CACHE_STAMP_H
+#define MH_CACHE_STAMP_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+struct mh_host;
+
+/* Is the file whose fstat is st recorded as hashing to sha_hex (64
+ * lowercase hex digits), and unchanged since: the same device, inode,
+ * size, mtime and ctime?  False when there is no such stamp, or no
+ * private directory to keep stamps in. */
+bool mh_stamp_holds(struct mh_host *h, const char *sha_hex,
+                    const struct stat *st);
+
+/* Record that the file whose fstat is st hashed to sha_hex.  Nothing is
+ * recorded while the file's last change (mtime or ctime) is within the
+ * unsure window (MH_UNSURE_NS), or where stamps cannot be kept; failures
+ * are traced, never errors (a stamp only spares work). */
+void mh_stamp_record(struct mh_host *h, const char *sha_hex,
+                     const struct stat *st);
+
+/* Look at the stamps' directory again at the next use
+ * (mh_invalidate_caches). */
+void mh_stamp_forget(struct mh_host *h);
+
+#endif /* MH_CACHE_STAMP_H */
