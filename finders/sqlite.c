@@ -263,14 +263,23 @@ fail:;
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     int base = rc & 0xff;
     bool no_table = strstr(msg, "no such table") != NULL;
-    /* Passing, tried again on next use: locked by a writer, a hot journal
-     * left by a writer that died (rolled back below), or the file could
-     * not be opened or read just now.  What the bytes say is final. */
-    mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED ||
-                             base == SQLITE_READONLY ||
-                             base == SQLITE_CANTOPEN || base == SQLITE_IOERR ||
-                             base == SQLITE_NOMEM
-                         ? MH_EAGAIN : MH_EFORMAT;
+    /* Tried again at the next use (host/path.c):
+     *   MH_EAGAIN: locked by a writer past the busy timeout, or no
+     *     descriptor free -- the database may well hold the module, so
+     *     the import stops rather than take a later entry's;
+     *   MH_EIO: the file could not be opened or read just now, or a hot
+     *     journal a dead writer left (rolled back below);
+     *   MH_ENOMEM.
+     * What the bytes say is final (MH_EFORMAT). */
+    int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
+                  ? sqlite3_system_errno(s->db) : 0;
+    mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED
+                         ? MH_EAGAIN
+                     : base == SQLITE_NOMEM ? MH_ENOMEM
+                     : base == SQLITE_READONLY || base == SQLITE_CANTOPEN ||
+                             base == SQLITE_IOERR
+                         ? mh_errno_status(sys, MH_EIO)
+                         : MH_EFORMAT;
     if (rc == SQLITE_READONLY_ROLLBACK && !recovering) {
         /* A pack killed mid-transaction left its journal: a read-only
          * connection may not roll it back, so one brief read-write
@@ -288,8 +297,6 @@ fail:;
     }
     /* The system's reason, where the file could not be opened or read
      * (the descriptor limit says what to do about it). */
-    int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
-                  ? sqlite3_system_errno(s->db) : 0;
     mh_err(h, err, code, "module database %s: %s%s%s%s", s->path, msg,
            sys ? ": " : "", sys ? mh_errno_text(sys) : "",
            no_table ? " (a module database holds a SQLite Archive 'sqlar' "
@@ -366,8 +373,10 @@ static void sqf_close(mh_finder_ctx *cx, void *state)
 }
 
 /* Make sure the connection is to the file now at the path (lock held).
- * MH_OK, MH_ENOMEM, or MH_ENOTFOUND with the reason appended to why. */
-static mh_status ensure_current(sqf_state *s, mh_buf *why)
+ * MH_OK, MH_ENOMEM, MH_EAGAIN (locked past the busy timeout, or no
+ * descriptor free: the reason in *busy, or appended to why if busy is
+ * NULL), or MH_ENOTFOUND with the reason appended to why. */
+static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
 {
     struct stat st;
     if (stat(s->path, &st) != 0) {
@@ -405,17 +414,51 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why)
     mh_error_free(e);
     e = NULL;
     if (db_open(s, &e) != MH_OK) {
-        mh_status rc = mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM
-                                                     : MH_ENOTFOUND;
-        if (mh_error_code(e) != MH_EAGAIN && !s->warned) {
+        mh_status code = mh_error_code(e);
+        if (code == MH_EAGAIN && busy) {
+            *busy = e;
+            return MH_EAGAIN;
+        }
+        if (code != MH_EAGAIN && code != MH_EIO && code != MH_ENOMEM &&
+            !s->warned) {
             s->warned = true; /* a replacement that is no database */
             mh_log(s->host, MH_LOG_WARN, "%s", mh_error_message(e));
         }
         mh_buf_puts(why, mh_error_message(e));
         mh_error_free(e);
-        return rc;
+        return code == MH_ENOMEM ? MH_ENOMEM : MH_ENOTFOUND;
     }
     return MH_OK;
+}
+
+/* Module `name` cannot be looked up in the database now (cause says
+ * why): the import stops with MH_EAGAIN.  Passing over
+ * the entry would let a later entry's module of the same name load in
+ * place of the one this database may hold. */
+static mh_status busy_stop(sqf_state *s, const char *name, const char *cause,
+                           mh_error **err)
+{
+    return mh_err(s->host, err, MH_EAGAIN, "module '%s' cannot be looked "
+                  "up now: %s; later search path entries were not looked "
+                  "at, as the module may be in %s: try again", name, cause,
+                  s->path);
+}
+
+/* Did a statement's step fail because a writer held the database past
+ * the busy timeout? */
+static bool locked(int step)
+{
+    return (step & 0xff) == SQLITE_BUSY || (step & 0xff) == SQLITE_LOCKED;
+}
+
+static mh_status locked_stop(sqf_state *s, const char *name, int step,
+                             mh_error **err)
+{
+    char cause[PATH_MAX + 200];
+    snprintf(cause, sizeof cause, "module database %s: %s (a writer held "
+             "it past the %d s busy timeout)", s->path, sqlite3_errstr(step),
+             SQF_BUSY_MS / 1000);
+    return busy_stop(s, name, cause, err);
 }
 
 /* A statement failed (lock held): the reason goes to why, and the first
@@ -514,7 +557,7 @@ static bool hot_journal(sqf_state *s, mh_buf *why)
     if (!s->db || sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK)
         return false;
     db_close(s);
-    return ensure_current(s, why) == MH_OK;
+    return ensure_current(s, why, NULL) == MH_OK;
 }
 
 /* A row's sz and data (columns isz and idata of st) into the file's
@@ -582,7 +625,12 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                                                   : MH_META_SUFFIX,
                                    row[k].rel, sizeof row[k].rel);
     pthread_mutex_lock(&s->lock);
-    mh_status rc = ensure_current(s, why);
+    mh_error *busy = NULL;
+    mh_status rc = ensure_current(s, why, &busy);
+    if (rc == MH_EAGAIN) {
+        rc = busy_stop(s, name, mh_error_message(busy), MH_FCX(cx)->err);
+        mh_error_free(busy);
+    }
     if (rc != MH_OK)
         goto out;
     sqlite3_int64 limit = h->max_module_size > INT64_MAX
@@ -629,6 +677,10 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         if (!reopened && hot_journal(s, why)) {
             reopened = true; /* rolled back: look again, once */
             continue;
+        }
+        if (locked(step)) {
+            rc = locked_stop(s, name, step, MH_FCX(cx)->err);
+            goto out;
         }
         rc = damaged(s, s->find, "looking up a module", why);
         goto out;
@@ -695,6 +747,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     } else if (step == SQLITE_DONE) {
         mh_buf_printf(why, "no %s.so or %s.lua in the archive", rel, rel);
         rc = MH_ENOTFOUND;
+    } else if (locked(step)) {
+        rc = locked_stop(s, name, step, MH_FCX(cx)->err);
     } else {
         rc = damaged(s, s->ns, "looking up a package", why);
     }
@@ -720,7 +774,7 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
     if (!s->db) {
         mh_buf b;
         mh_buf_init(&b, h, 0);
-        rc = ensure_current(s, &b);
+        rc = ensure_current(s, &b, NULL);
         if (rc != MH_OK) {
             rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
                         "cannot read %s!/%s: %s", s->path, key,
@@ -795,7 +849,7 @@ static mh_status sqf_list(mh_finder_ctx *cx, void *state,
 
     mh_buf_init(&why, h, 0);
     pthread_mutex_lock(&s->lock);
-    if (ensure_current(s, &why) != MH_OK) {
+    if (ensure_current(s, &why, NULL) != MH_OK) {
         rc = mh_err(h, err, MH_ENOTFOUND, "%s", mh_buf_str(&why));
         goto out;
     }

@@ -182,6 +182,17 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
                    w->name);
             break;
         }
+        if (rc == MH_EAGAIN) {
+            /* Busy, or no descriptor to open it: the entry may hold the
+             * module, and a later entry's of that name must not load in
+             * its place.  Tried again at the next import. */
+            mh_err(h, err, MH_EAGAIN, "module '%s' cannot be looked up "
+                   "now: search path entry '%s' cannot be opened (%s); later "
+                   "entries were not looked at, as the module may be in it: "
+                   "try again", w->name, e->shown,
+                   w->why.failed ? "?" : mh_buf_str(&w->why) + mark);
+            break;
+        }
         if (rc != MH_OK) {
             MH_TRACE(h, "find '%s': entry %zu '%s': %s", w->name, i, e->shown,
                      w->why.failed ? "?" : mh_buf_str(&w->why) + mark);

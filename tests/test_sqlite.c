@@ -1863,11 +1863,38 @@ TEST(pack_refuses_two_inputs_under_one_name)
     ASSERT_FALSE(file_exists(db));
 }
 
+/* The import of `mod` from a host on [db, dir] while db is locked: it
+ * stops with MH_EAGAIN naming the database and the lock, and dir's module
+ * of the same name is not taken in its place. */
+static void import_stops_at_locked(mh_host *host, const char *db)
+{
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_EAGAIN);
+    const char *msg = ERR_MSG();
+    ASSERT_CONTAINS(msg, "'mod'");
+    ASSERT_CONTAINS(msg, db);
+    ASSERT_CONTAINS(msg, "try again");
+    if (strstr(msg, "locked") == NULL && strstr(msg, "busy") == NULL)
+        FAIL("the message says neither 'locked' nor 'busy': \"%s\"", msg);
+    ASSERT_NULL(mh_host_module(host, "mod"));
+}
+
+static void lock_holder_done(pid_t pid)
+{
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid)
+        FAIL("waitpid: %s", strerror(errno));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST(busy_database_at_first_use_is_transient)
 {
     /* A database locked by a writer when a host first opens it is busy,
-     * not broken: the same host uses it once the lock is gone. */
+     * not broken: the import stops (a later entry's module of the same
+     * name must not load in its place), and the same host uses the
+     * database once the lock is gone. */
     const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    const char *dir = tmp_mkdir("later");
     double t0 = now_s();
     log_capture lc;
     host_opts o = {0};
@@ -1875,21 +1902,14 @@ TEST(busy_database_at_first_use_is_transient)
     mh_module *mod;
     mh_spec_info info = {.size = sizeof info};
     pid_t pid;
-    int status = 0;
-    const char *msg;
 
+    fixture_copy("answer7", "later/mod.so");
     log_capture_init(&lc);
     o.log = &lc;
     pid = hold_exclusive_lock(db, "7");
-    host = host_new_opts(&o, db);
-    ASSERT_STATUS(mh_import(host, "mod", &mod, ERR), MH_ENOTFOUND);
-    msg = ERR_MSG();
-    ASSERT_CONTAINS(msg, db);
-    if (strstr(msg, "locked") == NULL && strstr(msg, "busy") == NULL)
-        FAIL("the message says neither 'locked' nor 'busy': \"%s\"", msg);
-    if (waitpid(pid, &status, 0) != pid)
-        FAIL("waitpid: %s", strerror(errno));
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    host = host_new_opts(&o, db, dir);
+    import_stops_at_locked(host, db);
+    lock_holder_done(pid);
     /* the same host, no mh_invalidate_caches */
     mod = import_ok(host, "mod");
     ASSERT_EQ_INT(call_int(mod, "value"), 42);
@@ -1900,6 +1920,34 @@ TEST(busy_database_at_first_use_is_transient)
     log_capture_free(&lc);
     if (now_s() - t0 >= 20)
         FAIL("took %.1f s", now_s() - t0);
+}
+
+TEST(database_locked_during_a_find_stops_the_import)
+{
+    /* The database was open and read (another module imported) before a
+     * writer locked it past the busy timeout: the same as at first use. */
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so",
+                             "answer7:other.so");
+    const char *dir = tmp_mkdir("later");
+    log_capture lc;
+    host_opts o = {0};
+    mh_host *host;
+    pid_t pid;
+
+    fixture_copy("answer7", "later/mod.so");
+    log_capture_init(&lc);
+    o.log = &lc;
+    host = host_new_opts(&o, db, dir);
+    ASSERT_EQ_STR(mh_module_origin(import_ok(host, "other")),
+                  origin_of(db, "other.so"));
+    pid = hold_exclusive_lock(db, "7");
+    import_stops_at_locked(host, db);
+    lock_holder_done(pid);
+    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "mod")),
+                  origin_of(db, "mod.so"));
+    mh_host_free(host);
+    log_capture_free(&lc);
 }
 
 /* Stage n_files files of `each` random (incompressible) bytes under dir. */

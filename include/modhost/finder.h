@@ -34,7 +34,11 @@
  *     NULL: the hook claims exactly the entries "scheme:...".
  *   - open: make the instance for `entry` (NULL for a meta finder) in
  *     *state.  A failure makes the entry unusable (logged, retried after
- *     mh_invalidate_caches); MH_EAGAIN and MH_ENOMEM are retried sooner.
+ *     mh_invalidate_caches).  Passing failures are retried at the next
+ *     import: MH_EAGAIN (busy, no descriptor: the entry may hold the
+ *     module) and MH_ENOMEM fail the import that met them, as find's
+ *     errors do, while MH_EIO (cannot be read just now) passes over the
+ *     entry for that import, with a warning.
  *     The host puts "finder 'NAME': " before the message of a failed open
  *     unless it starts with "NAME:" already.
  *   - find: look for module `name` (checked against the name grammar, so
