@@ -498,10 +498,12 @@ static void run(void)
                "and checked against its stamp (device, inode, size, mtime "
                "and ctime of the file an earlier host hashed, 2 s or more "
                "after its download), and the same descriptor mapped (no "
-               "copy into a memfd). The `no stamps` row is the "
+               "copy into a memfd): the steady state, from the second host "
+               "2 s after a download on. The `no stamps` row is the "
                "same cache with its stamps' directory unusable: each blob "
                "is hashed (SHA-256) through the descriptor it is mapped "
-               "from, as the blobs of a signed index always are.",
+               "from, as the blobs of a signed index always are, and as "
+               "the hosts before the steady state do.",
                nginx ? "nginx (stock static-file settings)"
                      : "tests/http/server.py (nginx not installed)",
                indexed, cold_n, warm_n, warm_m, fresh_n);

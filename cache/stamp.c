@@ -22,16 +22,26 @@
  * recorded only for a file whose mtime and ctime are both outside the
  * unsure window (2 s) when it was hashed.
  *
+ * That holds where the filesystem keeps a ctime of its own: ext2/3/4,
+ * XFS, Btrfs, F2FS, tmpfs, overlayfs (the upper layer's), ZFS, bcachefs.
+ * Elsewhere -- vfat keeps ctime equal to mtime, which anyone writing the
+ * file can set -- a copy is hashed at every import (mh_stamp_fs_ok).  Like
+ * a .pyc's timestamps, a stamp trusts the file's metadata: bytes that rot
+ * on the disk under an unchanged inode are not noticed, as they are not
+ * in a module file a directory entry holds.
+ *
  * Stamps only spare work, never decide it: one missing, short, damaged,
  * of another format or of another file means the copy is hashed, as
  * before, and recorded again.  They are written without fsync: an
- * O_TMPFILE filled and then linked in, so a writer killed mid-way leaves
- * nothing behind and readers see a whole record or none.  They are kept
- * only in a private directory (mh_sec_private_dir): whoever could write a
- * stamp could choose which bytes a host maps.  That is the trust the
- * unsigned HTTP cache already rests on (its index.json sits in the same
- * cache); a copy the finder vouches for by signature (MH_SPEC_TRUSTED) is
- * always hashed, so the signature's promise never rests on this directory.
+ * O_TMPFILE filled and then linked in by its /proc/self/fd name, so a
+ * writer killed mid-way leaves nothing behind and readers see a whole
+ * record or none; where that cannot be done (no O_TMPFILE, no /proc) the
+ * host keeps no stamps.  They are kept only in a private directory
+ * (mh_sec_private_dir): whoever could write a stamp could choose which
+ * bytes a host maps.  That is the trust the unsigned HTTP cache already
+ * rests on (its index.json sits in the same cache); a copy the finder
+ * vouches for by signature (MH_SPEC_TRUSTED) is always hashed, so the
+ * signature's promise never rests on this directory.
  */
 #include "host/internal.h"
 #include "cache/intern.h"
@@ -41,6 +51,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,12 +104,16 @@ static bool stamp_path(mh_host *h, const char *sha_hex, char *path,
     if (state == 0) {
         char dir[PATH_MAX], real[PATH_MAX];
         mh_error *e = NULL;
-        snprintf(dir, sizeof dir, "%s/" STAMP_DIR, h->cache_dir);
-        state = mh_sec_private_dir(h, dir, real, sizeof real, &e) == MH_OK
+        state = (size_t)snprintf(dir, sizeof dir, "%s/" STAMP_DIR,
+                                 h->cache_dir) < sizeof dir &&
+                        mh_sec_private_dir(h, dir, real, sizeof real, &e) ==
+                            MH_OK
                     ? 1 : -1;
         if (state < 0)
             MH_TRACE(h, "copies are hashed at every import: no stamps "
-                     "kept (%s)", mh_error_message(e));
+                     "kept (%s)", e ? mh_error_message(e)
+                                    : "the cache directory's path is too "
+                                      "long");
         mh_error_free(e);
         atomic_store(&h->stamps, state);
     }
@@ -130,25 +145,54 @@ bool mh_stamp_holds(mh_host *h, const char *sha_hex, const struct stat *st)
     return memcmp(&got, &want, sizeof got) == 0;
 }
 
-void mh_stamp_record(mh_host *h, const char *sha_hex, const struct stat *st)
+bool mh_stamp_fs_ok(unsigned long f_type)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    if (mh_io_age_unsure(now.tv_sec, now.tv_nsec, st->st_mtim.tv_sec,
+    switch (f_type) {
+    case EXT4_SUPER_MAGIC: /* ext2, ext3 too */
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case F2FS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+    case OVERLAYFS_SUPER_MAGIC:
+    case 0x2fc12fc1UL: /* ZFS */
+    case 0xca451a4eUL: /* bcachefs */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Stamps cannot be written here at all (no O_TMPFILE on this filesystem,
+ * no /proc to link one by): none are kept, for this host's life. */
+static void give_up(mh_host *h, const char *why, int e)
+{
+    MH_TRACE(h, "copies are hashed at every import: no stamps kept (%s: "
+             "%s)", why, mh_errno_text(e));
+    atomic_store(&h->stamps, -1);
+}
+
+void mh_stamp_record(mh_host *h, const char *sha_hex, const struct stat *st,
+                     const struct timespec *before)
+{
+    if (mh_io_age_unsure(before->tv_sec, before->tv_nsec, st->st_mtim.tv_sec,
                          st->st_mtim.tv_nsec) ||
-        mh_io_age_unsure(now.tv_sec, now.tv_nsec, st->st_ctim.tv_sec,
+        mh_io_age_unsure(before->tv_sec, before->tv_nsec, st->st_ctim.tv_sec,
                          st->st_ctim.tv_nsec))
         return; /* changed lately: the next hash may record it */
     char path[PATH_MAX], dir[PATH_MAX], proc[64];
     if (!stamp_path(h, sha_hex, path, sizeof path))
         return;
-    snprintf(dir, sizeof dir, "%s/" STAMP_DIR, h->cache_dir);
+    snprintf(dir, sizeof dir, "%s/" STAMP_DIR, h->cache_dir); /* fits */
     stamp s;
     stamp_of(&s, sha_hex, st);
     int fd = mh_fault(h, "open")
                  ? (errno = EIO, -1)
                  : open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     int e = fd < 0 ? errno : 0;
+    if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL) {
+        give_up(h, "no O_TMPFILE", e); /* EISDIR: a kernel before 3.11 */
+        return;
+    }
     if (!e && (mh_fault(h, "write") || mh_io_write_all(fd, &s, sizeof s)))
         e = errno ? errno : EIO;
     if (!e) {
@@ -159,6 +203,11 @@ void mh_stamp_record(mh_host *h, const char *sha_hex, const struct stat *st)
         if (rc != 0 && errno == EEXIST && unlink(path) == 0)
             rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
         e = rc != 0 ? errno : 0;
+        if (e == ENOENT && access("/proc/self/fd", F_OK) != 0) {
+            close(fd);
+            give_up(h, "no /proc/self/fd to link a stamp by", e);
+            return;
+        }
     }
     if (fd >= 0)
         close(fd);

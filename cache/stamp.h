@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct mh_host;
 
@@ -19,12 +20,17 @@ struct mh_host;
 bool mh_stamp_holds(struct mh_host *h, const char *sha_hex,
                     const struct stat *st);
 
-/* Record that the file whose fstat is st hashed to sha_hex.  Nothing is
- * recorded while the file's last change (mtime or ctime) is within the
- * unsure window (MH_UNSURE_NS), or where stamps cannot be kept; failures
- * are traced, never errors (a stamp only spares work). */
+/* May stamps vouch for files on a filesystem of this type (statfs
+ * f_type)?  Only where it keeps a ctime no writer of the file can set. */
+bool mh_stamp_fs_ok(unsigned long f_type);
+
+/* Record that the file whose fstat is st hashed to sha_hex, its hash
+ * begun at (realtime) `before`.  Nothing is recorded if the file's last
+ * change (mtime or ctime) was within the unsure window (MH_UNSURE_NS) of
+ * `before`, or where stamps cannot be kept; failures are traced, never
+ * errors (a stamp only spares work). */
 void mh_stamp_record(struct mh_host *h, const char *sha_hex,
-                     const struct stat *st);
+                     const struct stat *st, const struct timespec *before);
 
 /* Look at the stamps' directory again at the next use
  * (mh_invalidate_caches). */

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -628,6 +629,10 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
     *out = -1;
     *size = -1;
     *why = NULL;
+    /* When the check began: a stamp needs the file to have been still
+     * for the unsure window before it (cache/stamp.c). */
+    struct timespec before;
+    clock_gettime(CLOCK_REALTIME, &before);
     int fd = mh_fault(h, "open")
                  ? (errno = EIO, -1)
                  : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
@@ -651,8 +656,10 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
     else if (fstatfs(fd, &sf) != 0 ||
              mh_ntf_remote_type((unsigned long)sf.f_type))
         *why = "it is on a network filesystem";
-    /* Hashed before, and the very file, unchanged since (cache/stamp.c). */
-    else if (stamps && mh_stamp_holds(h, sha_hex, &st)) {
+    /* Hashed before, and the very file, unchanged since (cache/stamp.c);
+     * only where the filesystem's ctime can vouch for that. */
+    else if ((stamps = stamps && mh_stamp_fs_ok((unsigned long)sf.f_type)) &&
+             mh_stamp_holds(h, sha_hex, &st)) {
         MH_TRACE(h, "%s: verified by its stamp, not hashed", path);
         *out = fd;
         *size = (long long)st.st_size;
@@ -675,7 +682,7 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
         return MH_ENOTFOUND;
     }
     if (stamps)
-        mh_stamp_record(h, sha_hex, &again);
+        mh_stamp_record(h, sha_hex, &again, &before);
     *out = fd;
     *size = (long long)st.st_size;
     return MH_OK;

@@ -726,6 +726,12 @@ static int import_counting(http_server *srv, int mapped, const char *needle)
     return n;
 }
 
+static int fail_writes(void *ud, const char *site)
+{
+    (void)ud;
+    return strcmp(site, "write") == 0;
+}
+
 TEST(blob_hashed_once_settled_is_stamped_and_not_hashed_again)
 {
     /* the first host to hash a blob that has been still for 2 s records
@@ -739,6 +745,15 @@ TEST(blob_hashed_once_settled_is_stamped_and_not_hashed_again)
     log_capture_init(&lc);
     cache_counter(srv, www, &lc, &blob, &stamp);
     usleep(STAMP_WAIT_US);
+    /* a stamp that cannot be written leaves nothing, and costs nothing
+     * but the next host's hash */
+    mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    cfg.fault = fail_writes;
+    mh_host *h = host_new_cfg(&cfg);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    ASSERT_FALSE(file_exists(stamp));
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/verified"), "", NULL), 0);
     ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
     ASSERT_TRUE(file_exists(stamp));
     ASSERT_EQ_INT(stat(stamp, &st), 0);
@@ -773,8 +788,11 @@ TEST(blob_changed_lately_is_hashed_and_not_stamped)
 
     log_capture_init(&lc);
     cache_counter(srv, www, &lc, &blob, &stamp);
+    /* the blob changed just now, whatever the time the download took */
+    ASSERT_EQ_INT(chmod(blob, 0600), 0);
     ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
     ASSERT_FALSE(file_exists(stamp));
+    ASSERT_EQ_INT(chmod(blob, 0600), 0);
     ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
     http_stop(srv);
     log_capture_free(&lc);
@@ -1095,30 +1113,50 @@ TEST(signed_index_is_accepted)
 TEST(signed_blob_is_hashed_at_every_import)
 {
     /* a signature's promise never rests on stamps in the cache directory:
-     * a blob the signed index vouches for is hashed every time */
+     * a blob the signed index vouches for is hashed at every import and
+     * never stamped -- nor does a stamp that a host without the keys,
+     * sharing the cache, wrote for the same blob count */
     const char *key = http_keygen("a");
     const char *www = http_site(str_fmt("%s.key", key));
     http_server *srv = http_start(www, "--max-age 0");
-    const char *sha = sha256_of(str_fmt("%s/counter.so", www));
-    log_capture lc;
+    const char *stamp = tmp_path("cache/verified/%s",
+                                 sha256_of(str_fmt("%s/counter.so", www)));
+    log_capture lc, last;
+    mh_host *h;
 
     log_capture_init(&lc);
-    mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    log_capture_init(&last);
+    mh_config plain = http_cfg(http_url(srv, "ok/"), &lc);
+    plain.flags |= MH_CONFIG_VERBOSE;
+    mh_config cfg = plain;
     cfg.trust = str_fmt("%s.pub", key);
-    cfg.flags |= MH_CONFIG_VERBOSE;
-    for (int i = 0; i < 3; i++) {
-        mh_host *h = host_new_cfg(&cfg);
+    for (int i = 0; i < 2; i++) {
+        h = host_new_cfg(&cfg);
         ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
         mh_host_free(h);
         if (i == 0)
             usleep(STAMP_WAIT_US);
     }
-    ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"), 2);
-    ASSERT_EQ_INT(log_capture_count(&lc, -1, "verified by its stamp"), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"), 1);
     ASSERT_EQ_INT(log_capture_count(&lc, -1, "recorded the stamp"), 0);
-    ASSERT_FALSE(file_exists(tmp_path("cache/verified/%s", sha)));
+    ASSERT_FALSE(file_exists(stamp));
+
+    h = host_new_cfg(&plain); /* no keys: it stamps the blob */
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    ASSERT_TRUE(file_exists(stamp));
+
+    cfg.log_ud = &last;
+    h = host_new_cfg(&cfg);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    ASSERT_EQ_INT(log_capture_count(&last, -1, "mapping the verified copy"),
+                  1);
+    ASSERT_EQ_INT(log_capture_count(&last, -1, "verified by its stamp"), 0);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
     http_stop(srv);
     log_capture_free(&lc);
+    log_capture_free(&last);
 }
 
 /* With key a trusted, the entry on mode is refused, with a warning that
