@@ -264,6 +264,11 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
     sqlite3_busy_timeout(db, PACK_BUSY_MS);
+    /* Out of WAL mode, which a reader that cannot write the database's
+     * directory cannot read (it needs the -wal and -shm files).  Only
+     * while nothing else has it open: a running host's connection keeps
+     * it in WAL mode, and the pack goes on (such hosts read it fine). */
+    sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
     if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
         rc = db_fail(db, shown, "cannot start a transaction", p->err);
         sqlite3_close(db);

@@ -98,6 +98,20 @@ static int sqlite_header(const char *path)
     return yes;
 }
 
+/* Is the database at path in WAL mode (its header's read and write
+ * versions are 2)? */
+static bool wal_mode(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return false;
+    unsigned char v[2];
+    bool wal = pread(fd, v, sizeof v, 18) == (ssize_t)sizeof v && v[0] == 2 &&
+               v[1] == 2;
+    close(fd);
+    return wal;
+}
+
 static int sqf_claims(mh_finder_ctx *cx, const char *entry)
 {
     MH_UNUSED(cx);
@@ -294,6 +308,20 @@ fail:;
         MH_TRACE(h, "sqlite: %s had a hot journal; rolled back", s->path);
         recovering = true;
         return db_open_once(s, true, err);
+    }
+    /* A WAL-mode database needs its -wal and -shm files, which a reader
+     * that cannot write the directory (a system database, a read-only
+     * filesystem) cannot make: say so, and how to mend it.  Not passing:
+     * tried again after mh_invalidate_caches. */
+    if ((base == SQLITE_READONLY || base == SQLITE_CANTOPEN) &&
+        code != MH_EAGAIN && wal_mode(s->path)) {
+        mh_err(h, err, MH_EPATH, "module database %s is in WAL mode, and "
+               "this process cannot make its -wal and -shm files beside it "
+               "(%s); take it out of WAL mode with: sqlite3 %s 'PRAGMA "
+               "journal_mode=DELETE' ('modhost pack' does so), or let the "
+               "process write its directory", s->path, msg, s->path);
+        db_close(s);
+        return MH_EPATH;
     }
     /* The system's reason, where the file could not be opened or read
      * (the descriptor limit says what to do about it). */

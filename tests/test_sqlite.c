@@ -1848,6 +1848,70 @@ static pid_t hold_exclusive_lock(const char *db, const char *seconds)
     return pid;
 }
 
+/* The journal mode the header of db says: 1 rollback, 2 WAL. */
+static int header_journal(const char *db)
+{
+    unsigned char v[2] = {0, 0};
+    int fd = open(db, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || pread(fd, v, 2, 18) != 2)
+        FAIL("cannot read the header of %s", db);
+    close(fd);
+    if (v[0] != v[1])
+        FAIL("%s: read version %d, write version %d", db, v[0], v[1]);
+    return v[0];
+}
+
+TEST(wal_database_a_reader_cannot_join_says_how_to_mend_it)
+{
+    /* A root-owned database in WAL mode, in a directory its reader cannot
+     * write: SQLite needs the -wal and -shm files beside it.  The entry
+     * is refused once, saying so and how to mend it (not "try again" at
+     * every import); pack takes the database out of WAL mode. */
+    if (geteuid() != 0)
+        SKIP("reads as uid 65534, which needs root");
+    ASSERT_EQ_INT(chmod(tmp_dir(), 0755), 0); /* 65534 may look in */
+    const char *dir = tmp_mkdir("sys");
+    ASSERT_EQ_INT(chmod(dir, 0755), 0);
+    const char *db = db_make(tmp_path("sys/p.db"), "counter:mod.so");
+    ASSERT_EQ_INT(chmod(db, 0644), 0);
+    ASSERT_EQ_STR(db_exec(db, "PRAGMA journal_mode=WAL"), "wal");
+    ASSERT_EQ_INT(header_journal(db), 2);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *host = host_new_opts(&o, db);
+    mh_module *mod = NULL;
+    mh_status rc[2];
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    rc[0] = mh_import(host, "mod", &mod, ERR);
+    rc[1] = mh_import(host, "mod", &mod, NULL);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    ASSERT_STATUS(rc[0], MH_ENOTFOUND);
+    ASSERT_STATUS(rc[1], MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("module database %s is in WAL mode",
+                                       db));
+    ASSERT_CONTAINS(ERR_MSG(), "journal_mode=DELETE");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "WAL mode"), 1);
+    ASSERT_FALSE(file_exists(str_fmt("%s-wal", db)));
+
+    /* a pack, as root, takes it out of WAL mode: then it serves */
+    const char *in[] = {fixture_copy("answer7", "in/other.so")};
+    ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_OK);
+    ASSERT_EQ_INT(header_journal(db), 1);
+    mh_invalidate_caches(host);
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    rc[0] = mh_import(host, "mod", &mod, ERR);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    ASSERT_STATUS(rc[0], MH_OK);
+    ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(pack_refuses_two_inputs_under_one_name)
 {
     /* Absolute inputs are stored by base name: /a/m.so and /b/m.so would
