@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *const source_names[] = {
     [MH_SOURCE_CONFIG] = "config",
@@ -91,9 +92,18 @@ size_t mh_path_canon(char *t, size_t len)
 const char *mh_path_shown(mh_host *h, const char *t)
 {
     const char *auth = strstr(t, "://");
-    if (!auth)
+    if (auth) {
+        auth += 3;
+    } else if (strncasecmp(t, "http:", 5) == 0 ||
+               strncasecmp(t, "https:", 6) == 0) {
+        /* A malformed web URL ("https:/u:p@h", "http:u:p@h"), which curl
+         * may still take: its authority follows the scheme's slashes. */
+        auth = strchr(t, ':') + 1;
+        while (*auth == '/')
+            auth++;
+    } else {
         return t;
-    auth += 3;
+    }
     /* The userinfo ends at the authority's last '@' ("u:p@ss@host").  A
      * password holding '/', '?' or '#' makes the URL one curl refuses,
      * but it must not be shown either: with no '@' in the authority, any

@@ -356,7 +356,8 @@ TEST(credentials_not_in_unusable_entry_warning)
 {
     /* An entry the finder cannot parse is skipped with a warning that
      * names it -- with its password masked, even where the password
-     * holds '/', '#' or '@' (curl refuses the first two). */
+     * holds '/', '#' or '@' (curl refuses the first two), or the URL
+     * lacks its slashes. */
     static const struct {
         const char *entry, *secret, *shown;
     } cases[] = {
@@ -365,6 +366,11 @@ TEST(credentials_not_in_unusable_entry_warning)
         {"http://alice:S3/CRET@127.0.0.1:8/", "CRET", "alice:***@127.0.0.1:8/"},
         {"http://alice:s3#c@127.0.0.1:999999/", "s3#c", "alice:***@127.0.0.1"},
         {"http://alice:p@ss@127.0.0.1:999999/", "ss@", "alice:***@127.0.0.1"},
+        /* malformed: one slash, or none, after the scheme */
+        {"https:/alice:s3cret@127.0.0.1:999999/", "s3cret",
+         "https:/alice:***@127.0.0.1"},
+        {"http:alice:s3cret@127.0.0.1:999999/", "s3cret",
+         "http:alice:***@127.0.0.1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         log_capture lc;
