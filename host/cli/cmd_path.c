@@ -12,13 +12,17 @@
  *     shadows: tar
  *   1	/srv/gone.db	config	-
  *     error: /srv/gone.db: no such file
+ *   2	/opt/app/plugins	env	fs
+ *     note: the directory does not exist (yet)
  *
  *   finder chain:
  *   meta	path	-	-	DESCRIPTION
  *   hook	http	http	-	DESCRIPTION
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "modhost/finder.h"
@@ -46,8 +50,25 @@ static cJSON *names_json(const char *list)
     return arr;
 }
 
-/* A new JSON object {index, entry, source, finder, shadowed, error}, or
- * NULL when out of memory. */
+/* What a user should know about a directory entry that is fine for its
+ * finder, or NULL: the filesystem finder takes a directory that does not
+ * exist yet (modules appear once it does), which is no error, but is
+ * seldom meant. */
+static const char *entry_note(const mh_path_entry_info *e)
+{
+    struct stat st;
+    if (!e->finder || strcmp(e->finder, "fs") != 0 || !e->entry ||
+        e->entry[0] != '/')
+        return NULL;
+    if (stat(e->entry, &st) != 0)
+        return errno == ENOENT || errno == ENOTDIR
+                   ? "the directory does not exist (yet)"
+                   : "the directory cannot be looked at";
+    return S_ISDIR(st.st_mode) ? NULL : "not a directory (any more)";
+}
+
+/* A new JSON object {index, entry, source, finder, shadowed, error,
+ * note}, or NULL when out of memory. */
 static cJSON *entry_json(size_t i, const mh_path_entry_info *e)
 {
     cJSON *obj = cJSON_CreateObject();
@@ -62,7 +83,8 @@ static cJSON *entry_json(size_t i, const mh_path_entry_info *e)
         !cJSON_AddItemToObject(obj, "shadowed", shadowed))
         goto fail;
     shadowed = NULL; /* obj owns it now */
-    if (!cli_add_string(obj, "error", e->error))
+    if (!cli_add_string(obj, "error", e->error) ||
+        !cli_add_string(obj, "note", entry_note(e)))
         goto fail;
     return obj;
 fail:
@@ -102,6 +124,9 @@ static int show_path(mh_host *host, cJSON *array)
             cli_put_field(e.error);
             putchar('\n');
         }
+        const char *note = entry_note(&e);
+        if (note)
+            printf("  note: %s\n", note);
     }
     return 0;
 }

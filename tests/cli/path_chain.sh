@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cli.path_chain: `path` says, under an entry, why it is unusable
-# ("  error: ..."), and after the entries lists the finder chain in the
+# ("  error: ...") or what else to know ("  note: ..."), and after the entries lists the finder chain in the
 # order it is asked: the meta link "path" first, then the path hooks http,
 # sqlite and fs, with a finder plugin's hook (tar, brought by the module
 # finders.tar) among them.  The entry lines keep their four columns.
@@ -73,4 +73,19 @@ json_check "d[0]['finder'] == 'fs' and d[0]['error'] is None" \
     "d[1]['entry'] == 'sqlite:$T/none.db' and d[1]['finder'] == 'sqlite'" \
     "'$T/none.db: no such file' in d[1]['error']" \
     "all(set(e) == {'index', 'entry', 'source', 'finder', 'shadowed',
-                    'error'} for e in d)"
+                    'error', 'note'} for e in d)" \
+    "d[0]['note'] is None"
+
+# A directory that does not exist is no error (modules appear once it
+# does), but it is seldom meant: a note says so.
+mh -E -p "$T/nodir;$PD" path
+expect_rc 0
+[[ $(under "0${TAB}$T/nodir${TAB}config${TAB}fs") == \
+   "  note: the directory does not exist (yet)" ]] ||
+    fail "the missing directory has no note under it"
+[[ $(under "1${TAB}$PD${TAB}config${TAB}fs") != "  "* ]] ||
+    fail "the existing directory has a note"
+mh -E -p "$T/nodir" path --json
+expect_rc 0
+json_check "d[0]['error'] is None" \
+    "d[0]['note'] == 'the directory does not exist (yet)'"
