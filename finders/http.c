@@ -90,6 +90,7 @@ typedef struct htf_state {
                                   asks again after this */
     char etag[256], last_modified[128];
     char warned[256];          /* last cause warned about (once each) */
+    bool quiet;                /* in mh_fetch: its caller gets the error */
     int disk;                  /* the disk cache: 1 usable, -1 not (others
                                   could write there), 0 not checked yet */
     char disk_why[1024];       /* why not, when -1 */
@@ -250,7 +251,7 @@ static void htf_close(mh_finder_ctx *cx, void *state)
 /* A warning, once per distinct cause. */
 static void warn_once(htf_state *s, const char *msg)
 {
-    if (strncmp(s->warned, msg, sizeof s->warned - 1) == 0)
+    if (s->quiet || strncmp(s->warned, msg, sizeof s->warned - 1) == 0)
         return;
     snprintf(s->warned, sizeof s->warned, "%s", msg);
     mh_log(s->host, MH_LOG_WARN, "%s", msg);
@@ -860,7 +861,9 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
     mh_buf why;
     mh_buf_init(&why, s->host, 0);
     pthread_mutex_lock(&s->lock);
+    s->quiet = true; /* the index's trouble is the error, not a warning */
     mh_status rc = ensure_index(s, &why);
+    s->quiet = false;
     if (rc != MH_OK) { /* the index is unusable: that is the error */
         rc = mh_err(s->host, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
                     "%s", mh_buf_str(&why));
@@ -896,12 +899,17 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
             (*fetched)++;
             mh_blob_free(s->host, &b);
         } else {
-            mh_log(s->host, MH_LOG_WARN, "fetch: %s", mh_error_message(me));
-            if (first == MH_OK) {
-                first = rc;
+            /* The first failure is the error (not a warning too); the
+             * others, and all of an entry after one that failed, warn. */
+            if (first == MH_OK && err) {
                 mh_err_give(me, err);
                 me = NULL;
+            } else {
+                mh_log(s->host, MH_LOG_WARN, "fetch: %s",
+                       mh_error_message(me));
             }
+            if (first == MH_OK)
+                first = rc;
         }
         mh_error_free(me);
     }

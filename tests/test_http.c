@@ -1483,8 +1483,33 @@ TEST(fetch_reports_a_bad_module)
     host = http_host(http_url(srv, "tamper/"), &lc);
     ASSERT_NE_INT(mh_fetch(host, NULL, 0, NULL, NULL, NULL, ERR), MH_OK);
     ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "tamper/"));
+    /* each bad module said once: the first is the error, not also a
+     * warning; the others (the site has three) are warnings */
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ERR_MSG()), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "does not match"), 2);
     ASSERT_EQ_INT(http_blob_count(), 0);
     http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(fetch_says_an_unusable_index_once)
+{
+    /* the index cannot be had: that is fetch's error, not a warning too */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "404/"), &lc);
+    ASSERT_NE_INT(mh_fetch(host, NULL, 0, NULL, NULL, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), "404");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    /* an import afterwards still warns, as the entry is passed over */
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "404");
     mh_host_free(host);
     http_stop(srv);
     log_capture_free(&lc);

@@ -47,6 +47,7 @@ MODHOST_TRUST=$T/keys/other.pub mh -p "$URL" fetch
 expect_rc 1
 expect_out_empty
 expect_err_prefixed
+[[ $(wc -l <"$T/.err") == 1 ]] || fail "the refusal is not said once: $ERR"
 [[ -z $(find "$CACHE" -type f 2>/dev/null) ]] ||
     fail "an index signed by an untrusted key filled the cache"
 
