@@ -23,7 +23,9 @@ mh_status mh_sar_decode(mh_host *h, const void *data, size_t len, int64_t sz,
 {
     out->data = NULL;
     out->len = out->size = 0;
-    if (!data) {
+    /* SQLite gives NULL for a BLOB of no bytes: an empty file, whose
+     * loader says what is wrong with it, as with an empty file on disk. */
+    if (!data && len) {
         *why = "it has no data";
         return MH_EFORMAT;
     }
@@ -40,11 +42,16 @@ mh_status mh_sar_decode(mh_host *h, const void *data, size_t len, int64_t sz,
         return MH_EFORMAT;
     }
     size_t n = (size_t)sz;
-    unsigned char *buf = mh_mem_alloc(h, n);
+    unsigned char *buf = mh_mem_alloc(h, n ? n : 1);
     if (!buf)
         return MH_ENOMEM;
     if (len == n) {
-        memcpy(buf, data, n);
+        if (n)
+            memcpy(buf, data, n);
+    } else if (!len) {
+        mh_mem_free(h, buf, n);
+        *why = "its data is shorter than its size (sz) says";
+        return MH_EFORMAT;
     } else {
         uLongf got = (uLongf)n;
         int zr = uncompress(buf, &got, data, (uLong)len);
@@ -60,7 +67,8 @@ mh_status mh_sar_decode(mh_host *h, const void *data, size_t len, int64_t sz,
         }
     }
     out->data = buf;
-    out->len = out->size = n;
+    out->len = n;
+    out->size = n ? n : 1;
     return MH_OK;
 }
 

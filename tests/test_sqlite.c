@@ -1912,6 +1912,36 @@ TEST(wal_database_a_reader_cannot_join_says_how_to_mend_it)
     log_capture_free(&lc);
 }
 
+TEST(empty_file_in_a_database_fails_as_on_disk)
+{
+    /* SQLite hands back a BLOB of no bytes as NULL: an empty file was
+     * "no data".  It is an empty module, whose loader says what is wrong
+     * with it -- the same status and words as for the file on disk. */
+    const char *stage = tmp_mkdir("stage");
+    const char *db = tmp_path("e.db");
+    static const char *const names[] = {"empty", "e2"};
+    file_write(tmp_path("stage/empty.lua"), "");
+    file_write(tmp_path("stage/e2.so"), "");
+    ASSERT_EQ_INT(db_pack(db, stage), 2);
+    mh_host *from_db = host_new_isolated(db);
+    mh_host *from_dir = host_new_isolated(stage);
+    for (size_t i = 0; i < 2; i++) {
+        mh_module *mod;
+        mh_status want = mh_import(from_dir, names[i], &mod, ERR);
+        ASSERT_NE_INT(want, MH_OK);
+        const char *dir_msg = str_fmt("%s", ERR_MSG());
+        ASSERT_STATUS(mh_import(from_db, names[i], &mod, ERR), want);
+        ASSERT_NOT_CONTAINS(ERR_MSG(), "no data");
+        /* the words after the origin are the same */
+        const char *a = strstr(dir_msg, ") "), *b = strstr(ERR_MSG(), ") ");
+        if (!a || !b || strcmp(a, b) != 0)
+            FAIL("%s: from the database \"%s\", from the directory \"%s\"",
+                 names[i], ERR_MSG(), dir_msg);
+    }
+    mh_host_free(from_db);
+    mh_host_free(from_dir);
+}
+
 TEST(pack_refuses_two_inputs_under_one_name)
 {
     /* Absolute inputs are stored by base name: /a/m.so and /b/m.so would
