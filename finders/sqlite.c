@@ -277,19 +277,23 @@ fail:;
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     int base = rc & 0xff;
     bool no_table = strstr(msg, "no such table") != NULL;
-    /* Tried again at the next use (host/path.c):
+    /* Passing, tried again at the next find:
      *   MH_EAGAIN: locked by a writer past the busy timeout, or no
      *     descriptor free -- the database may well hold the module, so
      *     the import stops rather than take a later entry's;
-     *   MH_EIO: the file could not be opened or read just now, or a hot
-     *     journal a dead writer left (rolled back below);
+     *   MH_EIO: the file could not be opened or read just now (passed
+     *     over, as a directory that cannot be read is), or a hot journal
+     *     a dead writer left (rolled back below);
      *   MH_ENOMEM.
-     * What the bytes say is final (MH_EFORMAT). */
+     * Final until mh_invalidate_caches or a change to the file: what the
+     * bytes say (MH_EFORMAT), and a file this process may not open
+     * (MH_EPATH). */
     int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
                   ? sqlite3_system_errno(s->db) : 0;
     mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED
                          ? MH_EAGAIN
                      : base == SQLITE_NOMEM ? MH_ENOMEM
+                     : sys == EACCES || sys == EPERM ? MH_EPATH
                      : base == SQLITE_READONLY || base == SQLITE_CANTOPEN ||
                              base == SQLITE_IOERR
                          ? mh_errno_status(sys, MH_EIO)
@@ -343,9 +347,9 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
         return mh_err(h, err, MH_EPATH, "entry '%s': a module database "
                       "needs an absolute path (sqlite:/path/to.db)", entry);
     if (path == entry && sqlite_header(path) == 0) /* taken on trust */
-        return mh_err(h, err, MH_EAGAIN, "entry '%s' was taken for a module "
-                      "database when no descriptor was free to look, and "
-                      "is none: it is claimed afresh on its next use", entry);
+        return mh_err(h, err, MH_EPATH, "entry '%s' is no module database "
+                      "(it was taken for one when no descriptor was free to "
+                      "look)", entry);
     char canon[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof canon)
@@ -372,8 +376,19 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
         return rc;
     }
     mh_error_free(se);
-    rc = db_open(s, err);
-    if (rc != MH_OK) {
+    /* An I/O error is no verdict on the entry: it is left to the first
+     * find, which opens the database again and passes over the entry for
+     * that import if it fails again (ensure_current).  MH_EAGAIN (busy,
+     * no descriptor) fails the open, which stops the import (host/find.c)
+     * and is tried again at the next. */
+    mh_error *oe = NULL;
+    rc = db_open(s, &oe);
+    if (rc == MH_EIO) {
+        MH_TRACE(h, "sqlite: %s not opened yet: %s", ipath,
+                 mh_error_message(oe));
+        mh_error_free(oe);
+    } else if (rc != MH_OK) {
+        mh_err_give(oe, err);
         mh_mem_free(h, s, sizeof *s);
         return rc;
     }
@@ -428,6 +443,10 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
      * may have made it a file others can write -- before SQLite reads it,
      * or rolls a journal back into it. */
     mh_status sc = mh_sec_code_file(s->host, s->path, &e);
+    if (sc == MH_EAGAIN && busy) { /* no descriptor to check it with */
+        *busy = e;
+        return MH_EAGAIN;
+    }
     if (sc != MH_OK && sc != MH_ENOTFOUND) {
         mh_buf_printf(why, "module database %s not used: %s", s->path,
                       mh_error_message(e));
@@ -447,9 +466,8 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
             *busy = e;
             return MH_EAGAIN;
         }
-        if (code != MH_EAGAIN && code != MH_EIO && code != MH_ENOMEM &&
-            !s->warned) {
-            s->warned = true; /* a replacement that is no database */
+        if (code != MH_EAGAIN && code != MH_ENOMEM && !s->warned) {
+            s->warned = true; /* no database, or none to be read now */
             mh_log(s->host, MH_LOG_WARN, "%s", mh_error_message(e));
         }
         mh_buf_puts(why, mh_error_message(e));
@@ -578,14 +596,16 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
 
 /* A statement failed because a writer that died left a hot journal,
  * which this read-only connection may not roll back?  Then reconnect
- * (db_open rolls it back) and say so: the caller tries once more.  Lock
- * held. */
-static bool hot_journal(sqf_state *s, mh_buf *why)
+ * (db_open rolls it back): MH_OK, and the caller tries once more;
+ * MH_EAGAIN with *busy set when the database is locked now; else
+ * MH_ENOTFOUND.  Lock held. */
+static mh_status hot_journal(sqf_state *s, mh_buf *why, mh_error **busy)
 {
     if (!s->db || sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK)
-        return false;
+        return MH_ENOTFOUND;
     db_close(s);
-    return ensure_current(s, why, NULL) == MH_OK;
+    mh_status rc = ensure_current(s, why, busy);
+    return rc == MH_OK || rc == MH_EAGAIN ? rc : MH_ENOTFOUND;
 }
 
 /* A row's sz and data (columns isz and idata of st) into the file's
@@ -702,9 +722,15 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
             with_bytes = false;
             continue;
         }
-        if (!reopened && hot_journal(s, why)) {
+        mh_status hj = reopened ? MH_ENOTFOUND : hot_journal(s, why, &busy);
+        if (hj == MH_OK) {
             reopened = true; /* rolled back: look again, once */
             continue;
+        }
+        if (hj == MH_EAGAIN) {
+            rc = busy_stop(s, name, mh_error_message(busy), MH_FCX(cx)->err);
+            mh_error_free(busy);
+            goto out;
         }
         if (locked(step)) {
             rc = locked_stop(s, name, step, MH_FCX(cx)->err);

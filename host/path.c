@@ -425,13 +425,11 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 oerr = NULL;
             }
         }
-        if (!c && oerr && (rc == MH_ENOMEM || rc == MH_EAGAIN ||
-                           rc == MH_EIO)) {
-            /* Passing: the entry is tried again next time.  Meanwhile an
-             * MH_EAGAIN (busy, no descriptor) stops the walk -- the entry
-             * may hold the module (host/find.c) -- and MH_EIO passes over
-             * it, with this warning. */
-            if (rc == MH_EIO)
+        if (!c && oerr && (rc == MH_ENOMEM || rc == MH_EAGAIN)) {
+            /* Passing: the entry is tried again next time.  An import's
+             * walk stops here with this as its error (host/find.c: the
+             * entry may hold the module); anyone else is warned. */
+            if (rc == MH_EAGAIN && !why)
                 mh_log(h, MH_LOG_WARN, "search path entry '%s' not usable "
                        "now: %s", e->shown, mh_error_message(oerr));
             if (why)
@@ -447,8 +445,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     }
     if (c)
         rc = MH_OK;
-    else if (rc != MH_ENOMEM && rc != MH_EAGAIN && rc != MH_EIO && why &&
-             e->open_error)
+    else if (rc != MH_ENOMEM && rc != MH_EAGAIN && why && e->open_error)
         mh_buf_puts(why, mh_error_message(e->open_error));
     pthread_mutex_unlock(&e->lock);
     *hook = c;

@@ -17,10 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <modhost/finder.h>
 
 #include "support/support.h"
 #include "test.h"
@@ -2040,6 +2043,112 @@ TEST(database_locked_during_a_find_stops_the_import)
     ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 42);
     ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "mod")),
                   origin_of(db, "mod.so"));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(database_changed_then_locked_stops_the_import)
+{
+    /* Rewritten since the host read it, so the next find reopens it --
+     * into a writer's lock: the import stops as well.  A host that has
+     * never opened it lists the other entries, with a warning naming it. */
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so",
+                             "answer7:other.so");
+    const char *dir = tmp_mkdir("later");
+    log_capture lc, lc2;
+    host_opts o = {0}, o2 = {0};
+    pid_t pid;
+    int n = 0;
+
+    fixture_copy("answer7", "later/mod.so");
+    log_capture_init(&lc);
+    log_capture_init(&lc2);
+    o.log = &lc;
+    o2.log = &lc2;
+    mh_host *host = host_new_opts(&o, db, dir);
+    ASSERT_EQ_STR(mh_module_origin(import_ok(host, "other")),
+                  origin_of(db, "other.so"));
+    db_make(db, "answer7:new.so"); /* the file changes */
+    pid = hold_exclusive_lock(db, "12");
+    import_stops_at_locked(host, db);
+    mh_host *fresh = host_new_opts(&o2, db, dir);
+    ASSERT_STATUS(mh_list(fresh, count_all, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 1); /* later/mod.so */
+    ASSERT_LOG(&lc2, MH_LOG_WARN, db);
+    ASSERT_LOG(&lc2, MH_LOG_WARN, "locked");
+    lock_holder_done(pid);
+    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 42);
+    ASSERT_EQ_INT(call_int(import_ok(host, "new"), "value"), 7);
+    mh_host_free(fresh);
+    mh_host_free(host);
+    log_capture_free(&lc);
+    log_capture_free(&lc2);
+}
+
+TEST(database_reopened_without_a_descriptor_stops_the_import)
+{
+    /* A changed database is checked and reopened at the next find; with
+     * no descriptor free for that, whether it holds the module is
+     * unknown: the import stops (MH_EAGAIN), the later entry's module of
+     * the same name is not taken, and it works once there is room. */
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so",
+                             "answer7:other.so");
+    const char *dir = tmp_mkdir("later");
+    struct rlimit old, tight;
+    mh_module *mod;
+
+    fixture_copy("answer7", "later/mod.so");
+    mh_host *host = host_new_isolated(db, dir);
+    import_ok(host, "other");
+    db_exec(db, "UPDATE sqlar SET mtime = mtime + 1");
+    int lowest = dup(0); /* below it, every descriptor is taken */
+    if (lowest < 0 || close(lowest) != 0 || getrlimit(RLIMIT_NOFILE, &old))
+        FAIL("cannot look at the descriptors: %s", strerror(errno));
+    tight = old;
+    tight.rlim_cur = (rlim_t)lowest;
+    if (setrlimit(RLIMIT_NOFILE, &tight) != 0)
+        FAIL("setrlimit: %s", strerror(errno));
+    mh_status rc = mh_import(host, "mod", &mod, ERR);
+    setrlimit(RLIMIT_NOFILE, &old);
+    ASSERT_STATUS(rc, MH_EAGAIN);
+    ASSERT_CONTAINS(ERR_MSG(), "'mod'");
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_NULL(mh_host_module(host, "mod"));
+    ASSERT_EQ_STR(mh_module_origin(import_ok(host, "mod")),
+                  origin_of(db, "mod.so"));
+    mh_host_free(host);
+}
+
+TEST(database_the_process_may_not_open_is_reported_once)
+{
+    /* A database its reader may not open (EACCES) is no passing trouble:
+     * one warning, the reason kept for `modhost path`, not a warning at
+     * every import. */
+    if (geteuid() != 0)
+        SKIP("reads as uid 65534, which needs root");
+    ASSERT_EQ_INT(chmod(tmp_dir(), 0755), 0);
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    ASSERT_EQ_INT(chmod(db, 0600), 0);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db));
+    mh_path_entry_info info = {.size = sizeof info};
+    mh_module *mod;
+    mh_status rc[3];
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    for (int i = 0; i < 3; i++)
+        rc[i] = mh_import(host, "mod", &mod, NULL);
+    mh_status irc = mh_host_path_entry_info(host, 0, &info);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    for (int i = 0; i < 3; i++)
+        ASSERT_STATUS(rc[i], MH_ENOTFOUND);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, db), 1);
+    ASSERT_STATUS(irc, MH_OK);
+    ASSERT_TRUE(info.error != NULL);
+    ASSERT_CONTAINS(info.error, db);
     mh_host_free(host);
     log_capture_free(&lc);
 }

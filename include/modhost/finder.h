@@ -32,13 +32,17 @@
  * Contract of the functions (all return an mh_status):
  *   - claims: may the hook have this entry?  No I/O beyond a cheap check.
  *     NULL: the hook claims exactly the entries "scheme:...".
- *   - open: make the instance for `entry` (NULL for a meta finder) in
- *     *state.  A failure makes the entry unusable (logged, retried after
- *     mh_invalidate_caches).  Passing failures are retried at the next
- *     import: MH_EAGAIN (busy, no descriptor: the entry may hold the
- *     module) and MH_ENOMEM fail the import that met them, as find's
- *     errors do, while MH_EIO (cannot be read just now) passes over the
- *     entry for that import, with a warning.
+ *   - open: make the instance for `entry` (NULL for a meta finder, whose
+ *     open runs once, when it is added, and fails mh_add_finder if it
+ *     fails).  For an entry, a failure makes the entry unusable (logged
+ *     once, retried after mh_invalidate_caches), but MH_EAGAIN and
+ *     MH_ENOMEM are passing: they fail the import that met them, as
+ *     find's errors do -- the entry may hold the module, so a later
+ *     entry's of the same name must not load in its place -- and the
+ *     open is tried again at the next import.  Use MH_EAGAIN only for
+ *     what passes by itself (busy, no descriptor free); trouble that may
+ *     pass but may as well not (a backend that does not answer) is better
+ *     an MH_OK open whose finds say MH_ENOTFOUND with the reason.
  *     The host puts "finder 'NAME': " before the message of a failed open
  *     unless it starts with "NAME:" already.
  *   - find: look for module `name` (checked against the name grammar, so
