@@ -19,8 +19,8 @@
  * truncation, chmod, link or replacement moves its ctime (or its inode),
  * and no one can set a ctime back short of setting the clock.  A change
  * in the same clock tick as the hash could keep every field, so a stamp is
- * recorded only for a file whose mtime and ctime are both outside the
- * unsure window (2 s) when it was hashed.
+ * recorded only for a file whose mtime and ctime were both outside the
+ * unsure window (2 s) when its hash began.
  *
  * That holds where the filesystem keeps a ctime of its own: ext2/3/4,
  * XFS, Btrfs, F2FS, tmpfs, overlayfs (the upper layer's), ZFS, bcachefs.
@@ -104,11 +104,15 @@ static bool stamp_path(mh_host *h, const char *sha_hex, char *path,
     if (state == 0) {
         char dir[PATH_MAX], real[PATH_MAX];
         mh_error *e = NULL;
-        state = (size_t)snprintf(dir, sizeof dir, "%s/" STAMP_DIR,
-                                 h->cache_dir) < sizeof dir &&
-                        mh_sec_private_dir(h, dir, real, sizeof real, &e) ==
-                            MH_OK
-                    ? 1 : -1;
+        mh_status rc = (size_t)snprintf(dir, sizeof dir, "%s/" STAMP_DIR,
+                                        h->cache_dir) < sizeof dir
+                           ? mh_sec_private_dir(h, dir, real, sizeof real, &e)
+                           : MH_EPATH;
+        if (rc == MH_EAGAIN || rc == MH_ENOMEM) { /* looked at next time */
+            mh_error_free(e);
+            return false;
+        }
+        state = rc == MH_OK ? 1 : -1;
         if (state < 0)
             MH_TRACE(h, "copies are hashed at every import: no stamps "
                      "kept (%s)", e ? mh_error_message(e)

@@ -121,8 +121,8 @@ static int sqf_claims(mh_finder_ctx *cx, const char *entry)
         return false;
     /* A regular file with the SQLite header; directories go to fs.  With
      * no descriptor to look, a regular file is taken on trust: sqf_open
-     * looks again, and an entry that is no database after all fails as
-     * passing there, to be claimed afresh on its next use. */
+     * looks again, and an entry that is no database after all is
+     * reported there, as any entry no finder can use. */
     int says = sqlite_header(entry);
     struct stat st;
     return says > 0 ||
@@ -478,9 +478,9 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
 }
 
 /* Module `name` cannot be looked up in the database now (cause says
- * why): the import stops with MH_EAGAIN.  Passing over
- * the entry would let a later entry's module of the same name load in
- * place of the one this database may hold. */
+ * why): the import stops with MH_EAGAIN.  Passing over the entry would
+ * let a later entry's module of the same name load in place of the one
+ * this database may hold. */
 static mh_status busy_stop(sqf_state *s, const char *name, const char *cause,
                            mh_error **err)
 {
