@@ -90,7 +90,8 @@ typedef struct htf_state {
                                   asks again after this */
     char etag[256], last_modified[128];
     char warned[256];          /* last cause warned about (once each) */
-    bool quiet;                /* in mh_fetch: its caller gets the error */
+    bool quiet;                /* in mh_fetch: its caller gets the index's
+                                  failure as the error (warn_failure) */
     int disk;                  /* the disk cache: 1 usable, -1 not (others
                                   could write there), 0 not checked yet */
     char disk_why[1024];       /* why not, when -1 */
@@ -251,10 +252,18 @@ static void htf_close(mh_finder_ctx *cx, void *state)
 /* A warning, once per distinct cause. */
 static void warn_once(htf_state *s, const char *msg)
 {
-    if (s->quiet || strncmp(s->warned, msg, sizeof s->warned - 1) == 0)
+    if (strncmp(s->warned, msg, sizeof s->warned - 1) == 0)
         return;
     snprintf(s->warned, sizeof s->warned, "%s", msg);
     mh_log(s->host, MH_LOG_WARN, "%s", msg);
+}
+
+/* The same for a failure the finder cannot work around, which an
+ * mh_fetch holding the lock returns as its error instead (s->quiet). */
+static void warn_failure(htf_state *s, const char *msg)
+{
+    if (!s->quiet)
+        warn_once(s, msg);
 }
 
 /* Check a downloaded or cached index (and its signature) and make it
@@ -463,7 +472,7 @@ static mh_status offline(htf_state *s, time_t now, long long since_ms,
         s->fresh_until = now + HTF_STALE_RETRY_S;
         return MH_OK;
     }
-    warn_once(s, cause);
+    warn_failure(s, cause);
     mh_buf_puts(why, cause);
     if (mh_mono_ms() - since_ms >= HTF_SLOW_MS) {
         snprintf(s->down_cause, sizeof s->down_cause, "%s", cause);
@@ -553,7 +562,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         } else {
             /* A bad index is refused, not worked around: no stale copy. */
             drop_cached(s);
-            warn_once(s, mh_error_message(ae));
+            warn_failure(s, mh_error_message(ae));
             mh_buf_puts(why, mh_error_message(ae));
             rc = rc == MH_ENOMEM ? MH_ENOMEM : MH_ENOTFOUND;
         }
@@ -575,7 +584,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     if (down)
         return offline(s, now, t0, cause, why);
     drop_cached(s); /* a definite answer (4xx, TLS failure): nothing */
-    warn_once(s, cause);
+    warn_failure(s, cause);
     mh_buf_puts(why, cause);
     return MH_ENOTFOUND;
 }
@@ -861,7 +870,9 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
     mh_buf why;
     mh_buf_init(&why, s->host, 0);
     pthread_mutex_lock(&s->lock);
-    s->quiet = true; /* the index's trouble is the error, not a warning */
+    /* The index's trouble is the error, not a warning too -- where there
+     * is an error to give (after an earlier entry's, it is a warning). */
+    s->quiet = err != NULL;
     mh_status rc = ensure_index(s, &why);
     s->quiet = false;
     if (rc != MH_OK) { /* the index is unusable: that is the error */

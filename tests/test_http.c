@@ -1494,6 +1494,60 @@ TEST(fetch_reports_a_bad_module)
     log_capture_free(&lc);
 }
 
+TEST(fetch_warns_of_every_entry_after_the_error)
+{
+    /* the first entry's unusable index is the error; the second's, which
+     * has no error to be, is a warning -- nothing is lost */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(path_join((const char *const[]){
+                         http_url(srv, "404/"), http_url(srv, "404/b/"),
+                         NULL}),
+                     &lc);
+    ASSERT_NE_INT(mh_fetch(host, NULL, 0, NULL, NULL, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "404/index.json"));
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN,
+                                    http_url(srv, "404/b/index.json")), 1);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN,
+                                    http_url(srv, "404/index.json")), 0);
+    mh_host_free(host);
+
+    /* with no error to fill, the failure is a warning */
+    host = http_host(http_url(srv, "404/"), &lc);
+    ASSERT_NE_INT(mh_fetch(host, NULL, 0, NULL, NULL, NULL, NULL), MH_OK);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN,
+                                    http_url(srv, "404/index.json")), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(fetch_from_a_stale_index_warns_that_it_is_stale)
+{
+    /* the server is down and the index cached: fetch works from it, and
+     * says the index may be stale, as an import would */
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    mh_host *host;
+    size_t got = 99;
+
+    log_capture_init(&lc);
+    host = http_host(entry, &lc);
+    ASSERT_STATUS(mh_fetch(host, NULL, 0, NULL, NULL, NULL, ERR), MH_OK);
+    mh_host_free(host);
+    http_stop(srv); /* connection refused from now on */
+    host = http_host(entry, &lc);
+    ASSERT_STATUS(mh_fetch(host, NULL, 0, NULL, NULL, &got, ERR), MH_OK);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "using the cached index");
+    ASSERT_TRUE(got > 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(fetch_says_an_unusable_index_once)
 {
     /* the index cannot be had: that is fetch's error, not a warning too */
