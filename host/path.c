@@ -21,6 +21,7 @@
 #include "host/secure.h"
 #include "finders/finder.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
@@ -91,35 +92,49 @@ size_t mh_path_canon(char *t, size_t len)
 
 const char *mh_path_shown(mh_host *h, const char *t)
 {
-    const char *auth = strstr(t, "://");
-    if (auth) {
-        auth += 3;
-    } else if (strncasecmp(t, "http:", 5) == 0 ||
-               strncasecmp(t, "https:", 6) == 0) {
-        /* A malformed web URL ("https:/u:p@h", "http:u:p@h"), which curl
-         * may still take: its authority follows the scheme's slashes. */
-        auth = strchr(t, ':') + 1;
+    /* The scheme, at the start only: "://" later on (in a query, a path)
+     * is no authority. */
+    size_t sl = 0;
+    if (isalpha((unsigned char)t[0]))
+        for (sl = 1; isalnum((unsigned char)t[sl]) || t[sl] == '+' ||
+                     t[sl] == '-' || t[sl] == '.';)
+            sl++;
+    if (!sl || t[sl] != ':')
+        return t;
+    const char *auth = t + sl + 1;
+    if ((sl == 4 && strncasecmp(t, "http", 4) == 0) ||
+        (sl == 5 && strncasecmp(t, "https", 5) == 0)) {
+        /* Slashes or none ("https:/u:p@h" is malformed, but shown too). */
         while (*auth == '/')
             auth++;
+    } else if (auth[0] == '/' && auth[1] == '/') {
+        auth += 2;
     } else {
-        return t;
+        return t; /* sqlite:/path, tar:/path: no authority */
     }
-    /* The userinfo ends at the authority's last '@' ("u:p@ss@host").  A
-     * password holding '/', '?' or '#' makes the URL one curl refuses,
-     * but it must not be shown either: with no '@' in the authority, any
-     * later '@' ends the userinfo, if a ':' comes before it (a URL with
-     * a port and an '@' in its path is then shown masked too: more than
-     * needed, never less). */
+    /* The userinfo ends at the authority's last '@' ("u:p@ss@host"); its
+     * password is masked, or the whole of it when it has no ':' (a
+     * token).  A password holding '/', '?' or '#' makes the URL one curl
+     * refuses, but it must not be shown either: with no '@' in the
+     * authority, any later '@' ends the userinfo, if a ':' comes before it
+     * (a URL with a port and an '@' in its path is then shown masked too:
+     * more than needed, never less). */
     size_t alen = strcspn(auth, "/?#");
-    const char *at = memrchr(auth, '@', alen);
-    if (!at)
+    const char *at = memrchr(auth, '@', alen), *from;
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        from = colon ? colon + 1 : auth;
+    } else {
         at = strrchr(auth, '@');
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon)
-        return t;
+        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth))
+                               : NULL;
+        if (!colon)
+            return t;
+        from = colon + 1;
+    }
     mh_buf b;
     mh_buf_init(&b, h, 0);
-    mh_buf_add(&b, t, (size_t)(colon - t) + 1);
+    mh_buf_add(&b, t, (size_t)(from - t));
     mh_buf_puts(&b, "***");
     mh_buf_puts(&b, at);
     const char *r = b.failed ? NULL : mh_int_cstr(h, mh_buf_str(&b));

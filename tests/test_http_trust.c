@@ -366,11 +366,17 @@ TEST(credentials_not_in_unusable_entry_warning)
         {"http://alice:S3/CRET@127.0.0.1:8/", "CRET", "alice:***@127.0.0.1:8/"},
         {"http://alice:s3#c@127.0.0.1:999999/", "s3#c", "alice:***@127.0.0.1"},
         {"http://alice:p@ss@127.0.0.1:999999/", "ss@", "alice:***@127.0.0.1"},
-        /* malformed: one slash, or none, after the scheme */
+        /* malformed: one slash, or none, after the scheme -- and a
+         * "://" further on is no authority */
         {"https:/alice:s3cret@127.0.0.1:999999/", "s3cret",
          "https:/alice:***@127.0.0.1"},
         {"http:alice:s3cret@127.0.0.1:999999/", "s3cret",
          "http:alice:***@127.0.0.1"},
+        {"https:/alice:s3cret@127.0.0.1:999999/x?r=http://y", "s3cret",
+         "https:/alice:***@127.0.0.1"},
+        /* a token alone, no ':' */
+        {"https://T0KEN5ECRET@127.0.0.1:999999/", "T0KEN5ECRET",
+         "https://***@127.0.0.1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         log_capture lc;
