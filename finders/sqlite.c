@@ -112,6 +112,19 @@ static bool wal_mode(const char *path)
     return wal;
 }
 
+/* May this process make files in the directory holding path? */
+static bool dir_writable(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash && slash > path ? (size_t)(slash - path) : 1;
+    if (n >= sizeof dir)
+        return false;
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0;
+}
+
 static int sqf_claims(mh_finder_ctx *cx, const char *entry)
 {
     MH_UNUSED(cx);
@@ -316,14 +329,17 @@ fail:;
     /* A WAL-mode database needs its -wal and -shm files, which a reader
      * that cannot write the directory (a system database, a read-only
      * filesystem) cannot make: say so, and how to mend it.  Not passing:
-     * tried again after mh_invalidate_caches. */
+     * tried again after mh_invalidate_caches.  (A directory it may write,
+     * where making them failed all the same -- a full disk -- is the
+     * passing trouble below.) */
     if ((base == SQLITE_READONLY || base == SQLITE_CANTOPEN) &&
-        code != MH_EAGAIN && wal_mode(s->path)) {
+        code != MH_EAGAIN && wal_mode(s->path) && !dir_writable(s->path)) {
         mh_err(h, err, MH_EPATH, "module database %s is in WAL mode, and "
                "this process cannot make its -wal and -shm files beside it "
                "(%s); take it out of WAL mode with: sqlite3 %s 'PRAGMA "
-               "journal_mode=DELETE' ('modhost pack' does so), or let the "
-               "process write its directory", s->path, msg, s->path);
+               "journal_mode=DELETE' ('modhost pack' does so when nothing "
+               "else has it open), or let the process write its directory",
+               s->path, msg, s->path);
         db_close(s);
         return MH_EPATH;
     }

@@ -136,8 +136,9 @@ static const cli_command commands[] = {
       "environment (MODHOST_PATH), default or api; FINDER is the path hook\n"
       "that claimed the entry, or \"-\" when none could.  Under an entry, an\n"
       "indented line \"  shadows: HOOK, ...\" names later hooks that would\n"
-      "have claimed it too, and \"  error: REASON\" says why the entry is\n"
-      "unusable.\n"
+      "have claimed it too, \"  error: REASON\" says why the entry is\n"
+      "unusable, and \"  note: TEXT\" what else to know (a directory that\n"
+      "does not exist yet).\n"
       "\n"
       "Then, after an empty line and \"finder chain:\", the links of the\n"
       "finder chain in the order they are asked, one per line:\n"
@@ -150,7 +151,8 @@ static const cli_command commands[] = {
       "Options:\n"
       "  --json      print a JSON array of the entries, objects with the keys\n"
       "              index, entry, source, finder (null when none claimed\n"
-      "              it), shadowed (an array of names) and error (or null)\n"
+      "              it), shadowed (an array of names), error and note\n"
+      "              (each a string or null)\n"
       "  -h, --help  show this help\n" },
     { "doctor", cli_cmd_doctor, "[--json] [--clear [NAME]]",
       "modules that failed, and why",
