@@ -294,6 +294,19 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
     mh_status rc = mh_idx_parse(h, where, json, len, &idx, err);
     if (rc != MH_OK)
         return rc;
+    /* An index older than the one this host has (its serial lower, or
+     * gone) is a rollback -- to older modules, validly signed once: kept
+     * out, as the index it would replace is kept. */
+    if (s->have_idx && s->idx.serial && idx.serial < s->idx.serial) {
+        rc = mh_err(h, err, MH_EVERSION, "%s: its serial (%llu) is older "
+                    "than that of the index this host has (%llu): refused "
+                    "as a rollback, and the newer index kept (to take the "
+                    "older one on purpose, remove %s)", where,
+                    (unsigned long long)idx.serial,
+                    (unsigned long long)s->idx.serial, s->dir);
+        mh_idx_free(h, &idx);
+        return rc;
+    }
     if (s->have_idx)
         mh_idx_free(h, &s->idx);
     s->idx = idx;
@@ -559,6 +572,12 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             s->warned[0] = '\0';
             save_cached(s, &g, sig);
             MH_TRACE(h, "http: %s: %zu modules", url, s->idx.n);
+        } else if (rc == MH_EVERSION) {
+            /* A rollback: the newer index serves on, and the server is
+             * asked again in a while, not at every find. */
+            warn_once(s, mh_error_message(ae));
+            s->host_fresh_until = now + h->http.index_fresh_s;
+            rc = MH_OK;
         } else {
             /* A bad index is refused, not worked around: no stale copy. */
             drop_cached(s);

@@ -107,6 +107,7 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
 {
     out->v = NULL;
     out->n = 0;
+    out->serial = 0;
     /* cJSON limits nesting (CJSON_NESTING_LIMIT), so a deeply nested
      * document is a parse error, not a stack overflow. */
     const char *end = NULL;
@@ -133,6 +134,14 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
         why = "\"format\" is not 1 (an index from another modhost version?)";
     else if (!cJSON_IsArray(mods))
         why = "\"modules\" is not an array";
+    const cJSON *serial = cJSON_GetObjectItemCaseSensitive(root, "serial");
+    if (!why && serial) {
+        double v = cJSON_IsNumber(serial) ? serial->valuedouble : -1;
+        if (!(v >= 1 && v <= MH_IDX_SERIAL_MAX) || v != (double)(uint64_t)v)
+            why = "\"serial\" is not a whole number from 1 to 2^53";
+        else
+            out->serial = (uint64_t)v;
+    }
     int n = why ? 0 : cJSON_GetArraySize(mods);
     if (!why && n > IDX_MAX_MODULES)
         why = "too many modules";
@@ -168,6 +177,7 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
         mh_mem_free(h, out->v, taken * sizeof *out->v);
         out->v = NULL;
         out->n = 0;
+        out->serial = 0;
         return mh_err(h, err, oom ? MH_ENOMEM : MH_EFORMAT,
                       "%s: malformed index: %s", where, why);
     }

@@ -2,8 +2,12 @@
  * finders/index.h -- the HTTP module index, index.json (mh_idx_*).
  *
  * Format 1 (docs/http.md):
- *   {"format": 1, "modules": [{"name": "a.b", "kind": "native",
+ *   {"format": 1, "serial": 1764200000,
+ *    "modules": [{"name": "a.b", "kind": "native",
  *     "path": "a/b.so", "size": 1234, "sha256": "<64 hex>"}, ...]}
+ * "serial" is optional (older indexes have none): a positive integer
+ * that grows with every change, so a client can refuse an older index
+ * than the one it has (a rollback).
  * Parsed with cJSON and checked as untrusted input: every field typed,
  * every name valid and unique, every path exactly the name's path (so no
  * path can leave the base URL), sizes within the host's limit.
@@ -33,7 +37,12 @@ typedef struct mh_index {
     mh_idx_entry *v;         /* sorted by name (strcmp) */
     size_t n;
     bool manifests;          /* every module's manifest is in the index */
+    uint64_t serial;         /* its "serial", or 0 when it has none */
 } mh_index;
+
+/* The largest serial: every integer up to it is exact in a JSON number
+ * (a double). */
+#define MH_IDX_SERIAL_MAX 9007199254740992.0 /* 2^53 */
 
 /* Parse and check.  MH_OK, MH_ENOMEM, or MH_EFORMAT saying what is wrong
  * (`where` names the file or URL in the message). */

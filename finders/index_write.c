@@ -6,7 +6,7 @@
  * file is relative to the index, and the size and SHA-256 the downloaded
  * bytes must have before they are loaded.  Format 1:
  *
- *   {"format": 1, "generator": "modhost 0.1.0",
+ *   {"format": 1, "serial": 1764200000, "generator": "modhost 0.1.0",
  *    "modules": [{"name": "codecs.rot13", "kind": "native",
  *                 "path": "codecs/rot13.so", "size": 35008,
  *                 "sha256": "<64 lowercase hex digits>"}, ...]}
@@ -18,7 +18,10 @@
  * never back into a directory already on the walk.  A name present as both
  * .so and .lua is listed once, as native, the kind import picks.  Modules
  * are sorted by name (byte order), so the same tree always gives the same
- * bytes.
+ * bytes.  The serial grows with every change: the old index's plus one,
+ * and at least the time (seconds since 1970), so that an index made
+ * afresh, its old one lost, still comes after it; an unchanged tree keeps
+ * the old serial, and so the same bytes.
  *
  * With a signing key, index.json.sig holds the raw 64-byte Ed25519
  * signature of index.json's exact bytes.  Everything that can fail (the
@@ -33,6 +36,7 @@
  */
 #include "host/internal.h"
 #include "finders/finder.h"
+#include "finders/index.h"
 #include "finders/tree.h"
 #include "loaders/elf.h"
 
@@ -47,8 +51,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#define IXW_MAX_OLD (64u << 20) /* an old index.json read for its serial */
 #define IXW_INDEX "index.json"
 #define IXW_SIG "index.json.sig"
 #define IXW_SIG_LEN 64          /* Ed25519 */
@@ -335,13 +341,14 @@ static void sort_unique(ixw *w)
 
 /* ---- serialisation ------------------------------------------------------ */
 
-/* index.json's bytes (malloc'd, *len without the NUL), or NULL when out
- * of memory. */
-static char *render(const ixw *w, size_t *len)
+/* index.json's bytes with that serial (malloc'd, *len without the NUL),
+ * or NULL when out of memory. */
+static char *render(const ixw *w, uint64_t serial, size_t *len)
 {
     cJSON *root = cJSON_CreateObject(), *mods = NULL;
     char *text = NULL, *out = NULL;
     if (!root || !cJSON_AddNumberToObject(root, "format", 1) ||
+        !cJSON_AddNumberToObject(root, "serial", (double)serial) ||
         !cJSON_AddStringToObject(root, "generator",
                                  "modhost " MH_VERSION_STRING) ||
         /* Every module's manifest is here, or it has none. */
@@ -384,6 +391,35 @@ out:
     cJSON_free(text);
     cJSON_Delete(root);
     return out;
+}
+
+/* The serial of the index.json now in dir (0 if there is none, or it
+ * cannot be read or has no serial), and its bytes in *old (malloc'd; NULL
+ * if none). */
+static uint64_t previous(const char *dir, char **old, size_t *old_len)
+{
+    char path[PATH_MAX + sizeof IXW_INDEX + 1];
+    snprintf(path, sizeof path, "%s/" IXW_INDEX, dir);
+    *old = NULL;
+    *old_len = 0;
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return 0;
+    char *buf = malloc(IXW_MAX_OLD + 1);
+    size_t n = buf ? fread(buf, 1, IXW_MAX_OLD + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > IXW_MAX_OLD) {
+        free(buf);
+        return 0;
+    }
+    cJSON *root = cJSON_ParseWithLength(buf, n);
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "serial");
+    double v = cJSON_IsNumber(sv) ? sv->valuedouble : 0;
+    cJSON_Delete(root);
+    *old = buf;
+    *old_len = n;
+    return v >= 1 && v < MH_IDX_SERIAL_MAX && v == (double)(uint64_t)v
+               ? (uint64_t)v : 0;
 }
 
 /* ---- signing ------------------------------------------------------------ */
@@ -591,8 +627,20 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
         goto out;
     sort_unique(w);
 
-    size_t len = 0;
-    char *data = render(w, &len);
+    /* The serial: the old index's while nothing changed (the same tree
+     * gives the same bytes), else one more than the old one's -- and at
+     * least the time, so an index made afresh (its old one lost) still
+     * comes after it. */
+    char *old = NULL;
+    size_t old_len = 0, len = 0;
+    uint64_t prev = previous(w->dir[0] ? w->dir : "", &old, &old_len);
+    char *data = prev ? render(w, prev, &len) : NULL;
+    if (!data || len != old_len || memcmp(data, old, len) != 0) {
+        uint64_t now = (uint64_t)time(NULL);
+        free(data);
+        data = render(w, prev + 1 > now ? prev + 1 : now, &len);
+    }
+    free(old);
     if (!data) {
         rc = mh_err(NULL, err, MH_ENOMEM, "out of memory writing %s/%s",
                     shown, IXW_INDEX);

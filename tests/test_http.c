@@ -691,6 +691,88 @@ TEST(damaged_blob_is_downloaded_again)
                     "its SHA-256 is not the one expected", 2);
 }
 
+/* ------------------------------------------------------------- rollback */
+
+/* www's index.json with its "serial" set to `serial` (-1: taken out). */
+static void set_serial(const char *www, long long serial)
+{
+    int st;
+    sh_run(str_fmt("python3 -c 'import json,sys; p=sys.argv[1]; "
+                   "d=json.load(open(p)); s=int(sys.argv[2]); "
+                   "d.pop(\"serial\", None) if s < 0 else d.update(serial=s); "
+                   "open(p, \"w\").write(json.dumps(d))' %s %lld",
+                   sh_quote(str_fmt("%s/index.json", www)), serial),
+           &st);
+    ASSERT_EQ_INT(st, 0);
+}
+
+TEST(older_index_is_refused_as_a_rollback)
+{
+    /* A host that has an index (cached) is served an older one: a lower
+     * serial, or none.  It keeps the newer index, warns once naming both
+     * serials, and does not ask again at every find. */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    log_capture lc;
+    mh_host *h;
+
+    log_capture_init(&lc);
+    fixture_copy("answer7", "www/newer.so");
+    http_index_dir(www, NULL);
+    set_serial(www, 1000);
+    h = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "newer"), "value"), 7);
+    mh_host_free(h);
+
+    for (int older = 0; older < 2; older++) {
+        /* the index of the tree without newer.so, serial 999, then none */
+        unlink(str_fmt("%s/newer.so", www));
+        http_index_dir(www, NULL);
+        set_serial(www, older ? -1 : 999);
+        h = http_host(http_url(srv, "ok/"), &lc);
+        mh_module *mod = import_ok(h, "newer"); /* from the newer index */
+        ASSERT_EQ_INT(call_int(mod, "value"), 7);
+        ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+        ASSERT_LOG(&lc, MH_LOG_WARN, "rollback");
+        ASSERT_LOG(&lc, MH_LOG_WARN, older ? "serial (0)" : "serial (999)");
+        ASSERT_LOG(&lc, MH_LOG_WARN, "(1000)");
+        mh_host_free(h);
+        fixture_copy("answer7", "www/newer.so");
+    }
+    /* one index request per host: a rollback is not asked again at the
+     * next find */
+    ASSERT_REQUESTS(srv, "GET /ok/index.json", 3);
+
+    /* a newer one is taken */
+    http_index_dir(www, NULL);
+    set_serial(www, 1001);
+    unlink(str_fmt("%s/newer.so", www));
+    http_index_dir(www, NULL); /* serial: at least the time, > 1001 */
+    h = http_host(http_url(srv, "ok/"), &lc);
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "newer", &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(index_without_a_cached_one_is_taken_whatever_its_serial)
+{
+    /* a host with nothing cached has nothing to compare with */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    log_capture lc;
+
+    log_capture_init(&lc);
+    set_serial(www, 1);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* --------------------------------------------------------------- stamps */
 
 /* The unsure window of cache/stamp.c (MH_UNSURE_NS), and a little more:

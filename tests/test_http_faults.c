@@ -574,6 +574,26 @@ TEST(bad_index_unknown_format)
     bad_index("format-2");
 }
 
+TEST(bad_index_serial_is_string)
+{
+    bad_index("serial-string");
+}
+
+TEST(bad_index_serial_is_zero)
+{
+    bad_index("serial-zero");
+}
+
+TEST(bad_index_serial_is_fractional)
+{
+    bad_index("serial-frac");
+}
+
+TEST(bad_index_serial_past_exact_numbers)
+{
+    bad_index("serial-huge");
+}
+
 TEST(bad_index_modules_is_object)
 {
     bad_index("modules-object");

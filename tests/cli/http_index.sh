@@ -36,7 +36,7 @@ manifest() {
     done >"$T/manifest"
 }
 
-# check_index KIND...: index.json is format 1 and lists exactly the
+# check_index KIND...: index.json is format 1, has a serial, and lists exactly the
 # manifest's files, in name order; KIND is "PATH=KIND" for non-native ones.
 CHECK_PY='
 import json, sys
@@ -49,7 +49,8 @@ for line in open(sys.argv[2]):
 kinds = dict(a.split("=") for a in sys.argv[3:])
 def bad(msg):
     print("index.json: " + msg, file=sys.stderr); sys.exit(1)
-if set(d) != {"format", "generator", "manifests", "modules"}: bad("keys %r" % sorted(d))
+if set(d) != {"format", "serial", "generator", "manifests", "modules"}: bad("keys %r" % sorted(d))
+if type(d["serial"]) is not int or d["serial"] < 1: bad("serial")
 if d["manifests"] is not True: bad("manifests is not true")
 if d["format"] != 1 or type(d["format"]) is not int: bad("format")
 if not d["generator"].startswith("modhost "): bad("generator")
@@ -111,7 +112,8 @@ expect_err_empty
 [[ $(printf '%s\n' "$OUT" | grep -c "	$D/") == "$n" ]] || fail "list sees other modules"
 
 # New modules appear: native and Lua; a name present as both .so and .lua
-# is listed once, as native; a changed module gets its new size and hash.
+# is listed once, as native; a changed module gets its new size and hash;
+# the serial grows.
 cp "$PD/hello.so" "$D/codecs/extra.so"
 printf 'return {}\n' >"$D/codecs/script.lua"
 printf 'return {}\n' >"$D/hello.lua"
@@ -123,6 +125,9 @@ expect_rc 0
 expect_out "indexed $((n + 2)) modules in $D/index.json"
 check_index codecs/script.lua=lua
 no_temp_files
+serial() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["serial"])' "$1"; }
+(( $(serial "$D/index.json") > $(serial "$T/first.json") )) ||
+    fail "the serial did not grow: $(serial "$T/first.json") -> $(serial "$D/index.json")"
 
 # An empty directory has an empty index; a missing one or a file is an
 # error naming it, with nothing written.

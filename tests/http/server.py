@@ -70,6 +70,10 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
                      toplevel       an array instead of an object
                      format-string  "format": "1"
                      format-2       "format": 2 (unknown version)
+                     serial-string  "serial": "5"
+                     serial-zero    "serial": 0
+                     serial-frac    "serial": 1.5
+                     serial-huge    "serial": 2^53 + 2 (past exact)
                      modules-object "modules": {}
                      module-string  a module entry that is a string
                      name-number    a module's "name": 5
@@ -178,6 +182,11 @@ def altered_index(kind, raw):
         return json.dumps(doc).encode()
     if kind == "format-2":
         doc["format"] = 2
+        return json.dumps(doc).encode()
+    serials = {"serial-string": "5", "serial-zero": 0, "serial-frac": 1.5,
+               "serial-huge": 2 ** 53 + 2}
+    if kind in serials:
+        doc["serial"] = serials[kind]
         return json.dumps(doc).encode()
     if kind == "modules-object":
         doc["modules"] = {m["name"]: m for m in doc["modules"]}
