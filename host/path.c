@@ -90,53 +90,86 @@ size_t mh_path_canon(char *t, size_t len)
     return o;
 }
 
+/* The userinfo of the authority at auth: it ends at the authority's last
+ * '@' ("u:p@ss@host"), and what is hidden is its password, or the whole
+ * of it when it has no ':' (a token).  `lenient`: with no '@' in the
+ * authority, a later '@' with a ':' before it ends it too -- a password
+ * holding '/', '?' or '#' makes a URL curl refuses, but it must not be
+ * shown either (a URL with a port and an '@' in its path is then masked
+ * too: more than needed, never less).  False if there is none. */
+static bool userinfo(const char *auth, bool lenient, const char **from,
+                     const char **at)
+{
+    size_t alen = strcspn(auth, "/?#");
+    const char *a = memrchr(auth, '@', alen), *colon;
+    if (a) {
+        colon = memchr(auth, ':', (size_t)(a - auth));
+        *from = colon ? colon + 1 : auth;
+        *at = a;
+        return true;
+    }
+    if (!lenient || !(a = strrchr(auth, '@')) ||
+        !(colon = memchr(auth, ':', (size_t)(a - auth))))
+        return false;
+    *from = colon + 1;
+    *at = a;
+    return true;
+}
+
 const char *mh_path_shown(mh_host *h, const char *t)
 {
-    /* The scheme, at the start only: "://" later on (in a query, a path)
-     * is no authority. */
+    /* The entry's own authority: after its scheme, read at the start
+     * (http and https with any number of slashes, "https:/u:p@h" being
+     * malformed but shown too; other schemes after "//"). */
+    const char *auth = NULL;
     size_t sl = 0;
     if (isalpha((unsigned char)t[0]))
         for (sl = 1; isalnum((unsigned char)t[sl]) || t[sl] == '+' ||
                      t[sl] == '-' || t[sl] == '.';)
             sl++;
-    if (!sl || t[sl] != ':')
-        return t;
-    const char *auth = t + sl + 1;
-    if ((sl == 4 && strncasecmp(t, "http", 4) == 0) ||
-        (sl == 5 && strncasecmp(t, "https", 5) == 0)) {
-        /* Slashes or none ("https:/u:p@h" is malformed, but shown too). */
-        while (*auth == '/')
-            auth++;
-    } else if (auth[0] == '/' && auth[1] == '/') {
-        auth += 2;
-    } else {
-        return t; /* sqlite:/path, tar:/path: no authority */
+    if (sl && t[sl] == ':') {
+        auth = t + sl + 1;
+        if ((sl == 4 && strncasecmp(t, "http", 4) == 0) ||
+            (sl == 5 && strncasecmp(t, "https", 5) == 0)) {
+            while (*auth == '/')
+                auth++;
+        } else if (auth[0] == '/' && auth[1] == '/') {
+            auth += 2;
+        } else {
+            auth = NULL; /* sqlite:/path, tar:/path: no authority */
+        }
     }
-    /* The userinfo ends at the authority's last '@' ("u:p@ss@host"); its
-     * password is masked, or the whole of it when it has no ':' (a
-     * token).  A password holding '/', '?' or '#' makes the URL one curl
-     * refuses, but it must not be shown either: with no '@' in the
-     * authority, any later '@' ends the userinfo, if a ':' comes before it
-     * (a URL with a port and an '@' in its path is then shown masked too:
-     * more than needed, never less). */
-    size_t alen = strcspn(auth, "/?#");
-    const char *at = memrchr(auth, '@', alen), *from;
-    if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        from = colon ? colon + 1 : auth;
-    } else {
-        at = strrchr(auth, '@');
-        const char *colon = at ? memchr(auth, ':', (size_t)(at - auth))
-                               : NULL;
-        if (!colon)
-            return t;
-        from = colon + 1;
-    }
+    /* Then every "scheme://" further on (a URL inside a path or a query)
+     * has its userinfo hidden too: whatever the entry means, no password
+     * in it is shown. */
     mh_buf b;
     mh_buf_init(&b, h, 0);
-    mh_buf_add(&b, t, (size_t)(from - t));
-    mh_buf_puts(&b, "***");
-    mh_buf_puts(&b, at);
+    const char *done = t, *from, *at, *p = t;
+    bool masked = false, lenient = true;
+    for (;;) {
+        if (!auth) {
+            const char *next = strstr(p, "://");
+            if (!next)
+                break;
+            auth = next + 3;
+        }
+        if (userinfo(auth, lenient, &from, &at) && from >= done) {
+            mh_buf_add(&b, done, (size_t)(from - done));
+            mh_buf_puts(&b, "***");
+            done = at;
+            masked = true;
+            p = at;
+        } else {
+            p = auth;
+        }
+        lenient = false; /* the entry's own authority, or the first */
+        auth = NULL;
+    }
+    if (!masked) {
+        mh_buf_free(&b);
+        return t;
+    }
+    mh_buf_puts(&b, done);
     const char *r = b.failed ? NULL : mh_int_cstr(h, mh_buf_str(&b));
     mh_buf_free(&b);
     return r;
