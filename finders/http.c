@@ -84,6 +84,9 @@ typedef struct htf_state {
     mh_index idx;              /* current index (may be stale) */
     bool have_idx;
     bool signed_ok;            /* idx passed a trusted signature check */
+    uint64_t floor;            /* the highest index serial this entry has
+                                  had (<dir>/serial, which outlives the
+                                  index): none lower is taken */
     time_t fresh_until;        /* no request before this */
     time_t host_fresh_until;   /* fetched or revalidated by this host, and
                                   the server set no freshness: this host
@@ -266,6 +269,52 @@ static void warn_failure(htf_state *s, const char *msg)
         warn_once(s, msg);
 }
 
+static bool disk_ok(htf_state *s);
+
+/* The serial floor from the disk cache (lock held): raised to what
+ * <dir>/serial says, which another process may have raised since.  Read
+ * before each index is taken, so no process, however long it has run,
+ * takes or caches an index older than one any of them had. */
+static void read_floor(htf_state *s)
+{
+    char p[4200];
+    unsigned char *d = NULL;
+    size_t n = 0;
+    if (!disk_ok(s))
+        return;
+    snprintf(p, sizeof p, "%s/serial", s->dir);
+    if (mh_atw_read(s->host, p, 32, &d, &n, NULL) != MH_OK)
+        return;
+    char text[33];
+    memcpy(text, d, n);
+    text[n] = '\0';
+    mh_mem_free(s->host, d, n ? n : 1);
+    char *end;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end != text && (*end == '\n' || *end == '\0') &&
+        v <= (unsigned long long)MH_IDX_SERIAL_MAX && v > s->floor)
+        s->floor = v;
+}
+
+/* Record a new, higher serial (lock held).  Written before the index it
+ * belongs to is cached; a failure is only a warning. */
+static void raise_floor(htf_state *s, uint64_t serial)
+{
+    if (serial <= s->floor)
+        return;
+    s->floor = serial;
+    char p[4200], text[32];
+    mh_error *e = NULL;
+    if (!disk_ok(s))
+        return;
+    snprintf(p, sizeof p, "%s/serial", s->dir);
+    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)serial);
+    if (mh_atw_write(s->host, p, text, (size_t)n, &e) != MH_OK)
+        mh_log(s->host, MH_LOG_WARN, "http: cannot record the index serial "
+               "of %s: %s", s->base, mh_error_message(e));
+    mh_error_free(e);
+}
+
 /* Check a downloaded or cached index (and its signature) and make it
  * current.  Lock held. */
 static mh_status adopt(htf_state *s, const void *json, size_t len,
@@ -294,19 +343,24 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
     mh_status rc = mh_idx_parse(h, where, json, len, &idx, err);
     if (rc != MH_OK)
         return rc;
-    /* An index older than the one this host has (its serial lower, or
-     * gone) is a rollback -- to older modules, validly signed once: kept
-     * out, as the index it would replace is kept. */
-    if (s->have_idx && s->idx.serial && idx.serial < s->idx.serial) {
+    /* An index older than one this entry has had (its serial lower than
+     * the floor, or none) is a rollback -- to older modules, validly
+     * signed once: kept out, and the newer index, if still held, kept.
+     * The floor outlives the index (drop_cached leaves it), so a refusal
+     * of the newer one in between opens no door to the older. */
+    read_floor(s);
+    if (s->have_idx && s->idx.serial > s->floor)
+        s->floor = s->idx.serial;
+    if (idx.serial < s->floor) {
         rc = mh_err(h, err, MH_EVERSION, "%s: its serial (%llu) is older "
-                    "than that of the index this host has (%llu): refused "
-                    "as a rollback, and the newer index kept (to take the "
-                    "older one on purpose, remove %s)", where,
-                    (unsigned long long)idx.serial,
-                    (unsigned long long)s->idx.serial, s->dir);
+                    "than that of an index this entry had (%llu): refused "
+                    "as a rollback (to take an older one on purpose, remove "
+                    "%s)", where, (unsigned long long)idx.serial,
+                    (unsigned long long)s->floor, s->dir);
         mh_idx_free(h, &idx);
         return rc;
     }
+    raise_floor(s, idx.serial);
     if (s->have_idx)
         mh_idx_free(h, &s->idx);
     s->idx = idx;
@@ -338,7 +392,8 @@ static bool disk_ok(htf_state *s)
     if (rc != MH_OK) {
         snprintf(s->disk_why, sizeof s->disk_why, "%s", mh_error_message(e));
         mh_log(h, MH_LOG_WARN, "http: %s: the disk cache is not used (every "
-               "index and module comes from the server): %s", s->base,
+               "index and module comes from the server, and a new process "
+               "cannot tell an older index from a newer): %s", s->base,
                s->disk_why);
     }
     mh_error_free(e);
@@ -573,11 +628,20 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             save_cached(s, &g, sig);
             MH_TRACE(h, "http: %s: %zu modules", url, s->idx.n);
         } else if (rc == MH_EVERSION) {
-            /* A rollback: the newer index serves on, and the server is
-             * asked again in a while, not at every find. */
-            warn_once(s, mh_error_message(ae));
+            /* A rollback: the newer index, if held, serves on, and the
+             * server is asked again in a while, not at every find. */
             s->host_fresh_until = now + h->http.index_fresh_s;
-            rc = MH_OK;
+            if (s->have_idx) {
+                warn_once(s, mh_error_message(ae));
+                rc = MH_OK;
+            } else { /* nothing to serve: said, not asked at every find */
+                warn_failure(s, mh_error_message(ae));
+                mh_buf_puts(why, mh_error_message(ae));
+                snprintf(s->down_cause, sizeof s->down_cause, "%s",
+                         mh_error_message(ae));
+                s->down_until = now + HTF_STALE_RETRY_S;
+                rc = MH_ENOTFOUND;
+            }
         } else {
             /* A bad index is refused, not worked around: no stale copy. */
             drop_cached(s);

@@ -54,7 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IXW_MAX_OLD (64u << 20) /* an old index.json read for its serial */
+#define IXW_MAX_OLD (64u << 20) /* the old index.json, read for its serial */
 #define IXW_INDEX "index.json"
 #define IXW_SIG "index.json.sig"
 #define IXW_SIG_LEN 64          /* Ed25519 */
@@ -393,33 +393,59 @@ out:
     return out;
 }
 
-/* The serial of the index.json now in dir (0 if there is none, or it
- * cannot be read or has no serial), and its bytes in *old (malloc'd; NULL
- * if none). */
-static uint64_t previous(const char *dir, char **old, size_t *old_len)
+/* The index.json now in dir, for its serial: *serial (0 when there is no
+ * such file, or it has no serial -- an index from before serials) and its
+ * bytes in *old (malloc'd; NULL if none).  One that cannot be read, is no
+ * JSON object, or has a serial that is not a whole number below 2^53 is an
+ * error: the serial the new one needs cannot be told, and starting again
+ * from the time could go back, which hosts refuse. */
+static mh_status previous(const char *dir, uint64_t *serial, char **old,
+                          size_t *old_len, mh_error **err)
 {
     char path[PATH_MAX + sizeof IXW_INDEX + 1];
     snprintf(path, sizeof path, "%s/" IXW_INDEX, dir);
+    *serial = 0;
     *old = NULL;
     *old_len = 0;
-    FILE *f = fopen(path, "rbe");
-    if (!f)
-        return 0;
-    char *buf = malloc(IXW_MAX_OLD + 1);
-    size_t n = buf ? fread(buf, 1, IXW_MAX_OLD + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > IXW_MAX_OLD) {
-        free(buf);
-        return 0;
-    }
-    cJSON *root = cJSON_ParseWithLength(buf, n);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC |
+                            O_NOCTTY);
+    if (fd < 0 && errno == ENOENT)
+        return MH_OK;
+    struct stat st;
+    const char *why = fd < 0 || fstat(fd, &st) != 0 ? strerror(errno)
+                      : !S_ISREG(st.st_mode) ? "not a regular file"
+                      : (uint64_t)st.st_size > IXW_MAX_OLD ? "over 64 MiB"
+                                                           : NULL;
+    size_t n = why ? 0 : (size_t)st.st_size;
+    char *buf = why ? NULL : malloc(n ? n : 1);
+    if (!why && !buf)
+        why = "out of memory";
+    if (!why && mh_io_read_all(fd, buf, n) != n)
+        why = "it changed while being read";
+    if (fd >= 0)
+        close(fd);
+    cJSON *root = why ? NULL : cJSON_ParseWithLength(buf, n);
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "serial");
-    double v = cJSON_IsNumber(sv) ? sv->valuedouble : 0;
+    if (!why && !cJSON_IsObject(root))
+        why = "not a JSON object";
+    else if (!why && sv) {
+        double v = cJSON_IsNumber(sv) ? sv->valuedouble : 0;
+        if (v >= 1 && v < MH_IDX_SERIAL_MAX && v == (double)(uint64_t)v)
+            *serial = (uint64_t)v;
+        else
+            why = "its \"serial\" is not a whole number from 1 to 2^53 - 1";
+    }
     cJSON_Delete(root);
+    if (why) {
+        free(buf);
+        return mh_err(NULL, err, MH_EINVAL, "cannot index %s: the index "
+                      "there now, %s, cannot give the serial to follow (%s): "
+                      "remove it, or write {\"serial\": N} in it to go on "
+                      "from N", dir[0] ? dir : "/", path, why);
+    }
     *old = buf;
     *old_len = n;
-    return v >= 1 && v < MH_IDX_SERIAL_MAX && v == (double)(uint64_t)v
-               ? (uint64_t)v : 0;
+    return MH_OK;
 }
 
 /* ---- signing ------------------------------------------------------------ */
@@ -633,12 +659,24 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
      * comes after it. */
     char *old = NULL;
     size_t old_len = 0, len = 0;
-    uint64_t prev = previous(w->dir[0] ? w->dir : "", &old, &old_len);
+    uint64_t prev = 0;
+    rc = previous(w->dir, &prev, &old, &old_len, err);
+    if (rc != MH_OK)
+        goto out;
     char *data = prev ? render(w, prev, &len) : NULL;
     if (!data || len != old_len || memcmp(data, old, len) != 0) {
-        uint64_t now = (uint64_t)time(NULL);
+        time_t t = time(NULL);
+        uint64_t now = t > 0 ? (uint64_t)t : 0;
+        uint64_t next = prev + 1 > now ? prev + 1 : now;
         free(data);
-        data = render(w, prev + 1 > now ? prev + 1 : now, &len);
+        data = NULL;
+        if ((double)next > MH_IDX_SERIAL_MAX) {
+            free(old);
+            rc = mh_err(NULL, err, MH_EINVAL, "cannot index %s: the next "
+                        "serial would pass 2^53", shown);
+            goto out;
+        }
+        data = render(w, next, &len);
     }
     free(old);
     if (!data) {

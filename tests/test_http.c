@@ -756,6 +756,48 @@ TEST(older_index_is_refused_as_a_rollback)
     log_capture_free(&lc);
 }
 
+TEST(rollback_after_a_refused_answer_is_refused_too)
+{
+    /* One definite refusal (a 404) drops the cached index; the serial it
+     * had stays the floor, so an older index served next is still a
+     * rollback -- in this host and in the next -- and nothing is served
+     * in its place. */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *entry = http_url(srv, "switch/");
+    log_capture lc;
+    mh_host *h;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    http_set_mode(srv, "ok");
+    fixture_copy("answer7", "www/newer.so");
+    http_index_dir(www, NULL);
+    set_serial(www, 1000);
+    h = http_host(entry, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "newer"), "value"), 7);
+    mh_host_free(h);
+
+    http_set_mode(srv, "404");
+    h = http_host(entry, &lc);
+    ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
+    unlink(str_fmt("%s/newer.so", www));
+    http_index_dir(www, NULL);
+    set_serial(www, 999);
+    http_set_mode(srv, "ok");
+    mh_invalidate_caches(h);
+    ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "rollback");
+    mh_host_free(h);
+    h = http_host(entry, &lc);
+    ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "rollback");
+    ASSERT_CONTAINS(ERR_MSG(), "(1000)");
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(index_without_a_cached_one_is_taken_whatever_its_serial)
 {
     /* a host with nothing cached has nothing to compare with */

@@ -147,6 +147,30 @@ mh index "$D/hello.so"
 expect_rc 1
 expect_err_has "$D/hello.so: not a directory"
 
+# The serial goes on from the old index's, even one far ahead of the
+# clock (written by hand: the documented way to set where it goes on).
+# An old index that cannot give it -- not JSON, a FIFO (never waited on),
+# a bad serial -- fails, naming it, with nothing written.
+mkdir "$T/ser"
+cp "$PD/hello.so" "$T/ser/"
+echo '{"serial": 5000000000}' >"$T/ser/index.json"
+mh index "$T/ser"
+expect_rc 0
+[[ $(serial "$T/ser/index.json") == 5000000001 ]] ||
+    fail "the serial did not go on from 5000000000: $(serial "$T/ser/index.json")"
+for bad in garbage fifo '{"serial": 0}' '{"serial": "7"}'; do
+    rm -f "$T/ser/index.json"
+    case $bad in
+    fifo) mkfifo "$T/ser/index.json" ;;
+    *) printf '%s\n' "$bad" >"$T/ser/index.json" ;;
+    esac
+    before=$(ls -la "$T/ser")
+    timeout 20 "$MODHOST_BIN" index "$T/ser" >"$T/.out" 2>"$T/.err" && rc=0 || rc=$?
+    [[ $rc == 1 ]] || fail "old index '$bad': status $rc, not 1"
+    grep -qF "$T/ser/index.json" "$T/.err" || fail "old index '$bad': not named: $(cat "$T/.err")"
+    [[ $(ls -la "$T/ser") == "$before" ]] || fail "old index '$bad': something was written"
+done
+
 # Usage errors: status 2.
 usage_error() {
     local want=$1; shift
