@@ -296,16 +296,20 @@ static void read_floor(htf_state *s)
         s->floor = v;
 }
 
-/* Record a new, higher serial (lock held).  Written before the index it
- * belongs to is cached; a failure is only a warning. */
-static void raise_floor(htf_state *s, uint64_t serial)
+/* Record a new, higher serial (lock held): in this host, and on disk
+ * only for an index a trusted key signed -- where nobody checked the
+ * signature, whoever served the index would set the floor for every
+ * process sharing the cache, hosts with keys among them, and lock the
+ * real index out.  Written before the index it belongs to is cached; a
+ * failure is only a warning. */
+static void raise_floor(htf_state *s, uint64_t serial, bool verified)
 {
     if (serial <= s->floor)
         return;
     s->floor = serial;
     char p[4200], text[32];
     mh_error *e = NULL;
-    if (!disk_ok(s))
+    if (!verified || !disk_ok(s))
         return;
     snprintf(p, sizeof p, "%s/serial", s->dir);
     int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)serial);
@@ -360,7 +364,7 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
         mh_idx_free(h, &idx);
         return rc;
     }
-    raise_floor(s, idx.serial);
+    raise_floor(s, idx.serial, trusted);
     if (s->have_idx)
         mh_idx_free(h, &s->idx);
     s->idx = idx;

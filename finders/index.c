@@ -138,7 +138,7 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
     if (!why && serial) {
         double v = cJSON_IsNumber(serial) ? serial->valuedouble : -1;
         if (!(v >= 1 && v <= MH_IDX_SERIAL_MAX) || v != (double)(uint64_t)v)
-            why = "\"serial\" is not a whole number from 1 to 2^53";
+            why = "\"serial\" is not a whole number from 1 to 2^53 - 1";
         else
             out->serial = (uint64_t)v;
     }

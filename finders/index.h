@@ -42,7 +42,7 @@ typedef struct mh_index {
 
 /* The largest serial: every integer up to it is exact in a JSON number
  * (a double). */
-#define MH_IDX_SERIAL_MAX 9007199254740992.0 /* 2^53 */
+#define MH_IDX_SERIAL_MAX 9007199254740991.0 /* 2^53 - 1 */
 
 /* Parse and check.  MH_OK, MH_ENOMEM, or MH_EFORMAT saying what is wrong
  * (`where` names the file or URL in the message). */

@@ -345,10 +345,15 @@ static void sort_unique(ixw *w)
  * or NULL when out of memory. */
 static char *render(const ixw *w, uint64_t serial, size_t *len)
 {
+    char serial_text[24];
+    snprintf(serial_text, sizeof serial_text, "%llu",
+             (unsigned long long)serial);
     cJSON *root = cJSON_CreateObject(), *mods = NULL;
     char *text = NULL, *out = NULL;
     if (!root || !cJSON_AddNumberToObject(root, "format", 1) ||
-        !cJSON_AddNumberToObject(root, "serial", (double)serial) ||
+        /* Printed whole: cJSON's number printing takes doubles within
+         * a few units of each other near 2^53 for the same. */
+        !cJSON_AddRawToObject(root, "serial", serial_text) ||
         !cJSON_AddStringToObject(root, "generator",
                                  "modhost " MH_VERSION_STRING) ||
         /* Every module's manifest is here, or it has none. */
@@ -430,7 +435,7 @@ static mh_status previous(const char *dir, uint64_t *serial, char **old,
         why = "not a JSON object";
     else if (!why && sv) {
         double v = cJSON_IsNumber(sv) ? sv->valuedouble : 0;
-        if (v >= 1 && v < MH_IDX_SERIAL_MAX && v == (double)(uint64_t)v)
+        if (v >= 1 && v <= MH_IDX_SERIAL_MAX && v == (double)(uint64_t)v)
             *serial = (uint64_t)v;
         else
             why = "its \"serial\" is not a whole number from 1 to 2^53 - 1";
@@ -673,7 +678,7 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
         if ((double)next > MH_IDX_SERIAL_MAX) {
             free(old);
             rc = mh_err(NULL, err, MH_EINVAL, "cannot index %s: the next "
-                        "serial would pass 2^53", shown);
+                        "serial would pass 2^53 - 1", shown);
             goto out;
         }
         data = render(w, next, &len);

@@ -756,43 +756,90 @@ TEST(older_index_is_refused_as_a_rollback)
     log_capture_free(&lc);
 }
 
+static mh_host *trusting_host(const char *entry, const char *trust,
+                              log_capture *lc);
+
+/* A host on entry that trusts key's public half. */
+#define keyed_host(entry, key, lc) \
+    trusting_host((entry), str_fmt("%s.pub", (key)), (lc))
+
 TEST(rollback_after_a_refused_answer_is_refused_too)
 {
-    /* One definite refusal (a 404) drops the cached index; the serial it
-     * had stays the floor, so an older index served next is still a
-     * rollback -- in this host and in the next -- and nothing is served
-     * in its place. */
-    const char *www = http_site(NULL);
+    /* One definite refusal (a 404) drops the cached index; the serial of
+     * that signed index stays the floor, so an older index, validly
+     * signed, served next is still a rollback -- in this host and in the
+     * next -- and nothing is served in its place. */
+    const char *key = http_keygen("a");
+    const char *keyfile = str_fmt("%s.key", key);
+    const char *www = http_site(keyfile);
     http_server *srv = http_start(www, "--max-age 0");
     const char *entry = http_url(srv, "switch/");
     log_capture lc;
     mh_host *h;
     mh_module *mod;
+    int st;
 
     log_capture_init(&lc);
     http_set_mode(srv, "ok");
+    /* the old index, signed, kept aside */
+    sh_run(str_fmt("cp %s/index.json %s/old.json && cp %s/index.json.sig "
+                   "%s/old.sig", sh_quote(www), sh_quote(tmp_dir()),
+                   sh_quote(www), sh_quote(tmp_dir())), &st);
+    ASSERT_EQ_INT(st, 0);
     fixture_copy("answer7", "www/newer.so");
-    http_index_dir(www, NULL);
-    set_serial(www, 1000);
-    h = http_host(entry, &lc);
+    http_index_dir(www, keyfile); /* a higher serial */
+    h = keyed_host(entry, key, &lc);
     ASSERT_EQ_INT(call_int(import_ok(h, "newer"), "value"), 7);
     mh_host_free(h);
 
     http_set_mode(srv, "404");
-    h = http_host(entry, &lc);
+    h = keyed_host(entry, key, &lc);
     ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
-    unlink(str_fmt("%s/newer.so", www));
-    http_index_dir(www, NULL);
-    set_serial(www, 999);
+    sh_run(str_fmt("cp %s/old.json %s/index.json && cp %s/old.sig "
+                   "%s/index.json.sig && rm %s/newer.so",
+                   sh_quote(tmp_dir()), sh_quote(www), sh_quote(tmp_dir()),
+                   sh_quote(www), sh_quote(www)), &st);
+    ASSERT_EQ_INT(st, 0);
     http_set_mode(srv, "ok");
     mh_invalidate_caches(h);
     ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
     ASSERT_CONTAINS(ERR_MSG(), "rollback");
     mh_host_free(h);
-    h = http_host(entry, &lc);
+    h = keyed_host(entry, key, &lc);
     ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
     ASSERT_CONTAINS(ERR_MSG(), "rollback");
-    ASSERT_CONTAINS(ERR_MSG(), "(1000)");
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(unsigned_index_never_sets_the_floor_for_hosts_with_keys)
+{
+    /* A host without keys takes an index nobody signed, with a huge
+     * serial: it must not lock a host with keys, sharing the cache, out
+     * of the real, signed index. */
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    mh_host *h;
+    int st;
+
+    log_capture_init(&lc);
+    sh_run(str_fmt("cp %s/index.json %s/real.json", sh_quote(www),
+                   sh_quote(tmp_dir())), &st);
+    ASSERT_EQ_INT(st, 0);
+    set_serial(www, 9007199254740991LL); /* its signature is now wrong */
+    h = http_host(entry, &lc); /* no keys: taken */
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    sh_run(str_fmt("cp %s/real.json %s/index.json", sh_quote(tmp_dir()),
+                   sh_quote(www)), &st);
+    ASSERT_EQ_INT(st, 0);
+    h = keyed_host(entry, key, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "rollback"), 0);
     mh_host_free(h);
     http_stop(srv);
     log_capture_free(&lc);
