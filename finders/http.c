@@ -52,12 +52,15 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
 #define HTF_SLOW_MS 1000      /* a failure that took this long (a timeout)
@@ -274,26 +277,53 @@ static bool disk_ok(htf_state *s);
 /* The serial floor from the disk cache (lock held): raised to what
  * <dir>/serial says, which another process may have raised since.  Read
  * before each index is taken, so no process, however long it has run,
- * takes or caches an index older than one any of them had. */
-static void read_floor(htf_state *s)
+ * takes or caches an index older than one any of them had.  NULL, or
+ * why the file (there, but not to be read as a serial) cannot say: then
+ * no index is taken, rather than one the floor might have refused. */
+static const char *read_floor(htf_state *s)
 {
     char p[4200];
     unsigned char *d = NULL;
     size_t n = 0;
     if (!disk_ok(s))
-        return;
+        return NULL;
     snprintf(p, sizeof p, "%s/serial", s->dir);
-    if (mh_atw_read(s->host, p, 32, &d, &n, NULL) != MH_OK)
-        return;
+    mh_status rc = mh_atw_read(s->host, p, 32, &d, &n, NULL);
+    if (rc == MH_ENOTFOUND)
+        return NULL;
+    if (rc == MH_EFORMAT)
+        return "is not a file of a serial";
+    if (rc != MH_OK)
+        return "cannot be read now";
     char text[33];
     memcpy(text, d, n);
     text[n] = '\0';
     mh_mem_free(s->host, d, n ? n : 1);
     char *end;
     unsigned long long v = strtoull(text, &end, 10);
-    if (end != text && (*end == '\n' || *end == '\0') &&
-        v <= (unsigned long long)MH_IDX_SERIAL_MAX && v > s->floor)
+    if (end == text || (*end != '\n' && *end != '\0') ||
+        v > (unsigned long long)MH_IDX_SERIAL_MAX)
+        return "is not a serial";
+    if (v > s->floor)
         s->floor = v;
+    return NULL;
+}
+
+/* Hold a lock on the entry's cache directory (flock; it makes no file)
+ * while an index is checked against the floor and cached, so that two
+ * processes cannot each take their own and the lower one be written
+ * last: a descriptor to close, or -1 (no disk cache, or no lock to be
+ * had: then as before). */
+static int floor_lock(htf_state *s)
+{
+    if (!disk_ok(s))
+        return -1;
+    int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
 }
 
 /* Record a new, higher serial (lock held): in this host, and on disk
@@ -352,7 +382,14 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
      * signed once: kept out, and the newer index, if still held, kept.
      * The floor outlives the index (drop_cached leaves it), so a refusal
      * of the newer one in between opens no door to the older. */
-    read_floor(s);
+    const char *fw = read_floor(s);
+    if (fw) {
+        mh_idx_free(h, &idx);
+        bool now = strstr(fw, " now") != NULL; /* passing: asked again */
+        return mh_err(h, err, now ? MH_EAGAIN : MH_EVERSION, "%s: not "
+                      "taken: the serial floor %s/serial %s%s", where,
+                      s->dir, fw, now ? "" : " (remove it to start again)");
+    }
     if (s->have_idx && s->idx.serial > s->floor)
         s->floor = s->idx.serial;
     if (idx.serial < s->floor) {
@@ -619,6 +656,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             mh_error_free(se);
         }
         mh_error *ae = NULL;
+        int lock = floor_lock(s);
         rc = adopt(s, g.body.data, g.body.len, sig ? sig->data : NULL,
                    sig ? sig->len : 0, url, &ae);
         if (rc == MH_OK) {
@@ -646,6 +684,11 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
                 s->down_until = now + HTF_STALE_RETRY_S;
                 rc = MH_ENOTFOUND;
             }
+        } else if (rc == MH_EAGAIN) {
+            /* The floor could not be read just now: the index is not
+             * taken this time; the one held, if any, serves meanwhile. */
+            mh_buf_puts(why, mh_error_message(ae));
+            rc = s->have_idx ? MH_OK : MH_ENOTFOUND;
         } else {
             /* A bad index is refused, not worked around: no stale copy. */
             drop_cached(s);
@@ -653,6 +696,8 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
             mh_buf_puts(why, mh_error_message(ae));
             rc = rc == MH_ENOMEM ? MH_ENOMEM : MH_ENOTFOUND;
         }
+        if (lock >= 0)
+            close(lock); /* and with it the lock */
         mh_error_free(ae);
         mh_get_free(h, &gs);
         mh_get_free(h, &g);

@@ -813,6 +813,43 @@ TEST(rollback_after_a_refused_answer_is_refused_too)
     log_capture_free(&lc);
 }
 
+TEST(a_floor_file_that_is_no_serial_lets_no_index_in)
+{
+    /* The floor file is there but says no serial: which index it would
+     * refuse cannot be told, so none is taken (not the cached one
+     * either), saying so and what to do; without it, all is as before. */
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    mh_host *h;
+    mh_module *mod;
+    int st;
+
+    log_capture_init(&lc);
+    h = keyed_host(entry, key, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    const char *floor = sh_run(str_fmt("ls -d %s/http/*/serial",
+                                       sh_quote(tmp_path("cache"))), &st);
+    ASSERT_EQ_INT(st, 0);
+    floor = str_fmt("%.*s", (int)strcspn(floor, "\n"), floor);
+    file_write(floor, "not a number\n");
+    h = keyed_host(entry, key, &lc);
+    ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), floor);
+    ASSERT_CONTAINS(ERR_MSG(), "is not a serial");
+    mh_host_free(h);
+    ASSERT_EQ_INT(unlink(floor), 0);
+    h = keyed_host(entry, key, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    ASSERT_TRUE(file_exists(floor));
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(unsigned_index_never_sets_the_floor_for_hosts_with_keys)
 {
     /* A host without keys takes an index nobody signed, with a huge
