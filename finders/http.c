@@ -277,24 +277,27 @@ static bool disk_ok(htf_state *s);
 /* The serial floor from the disk cache (lock held): raised to what
  * <dir>/serial says, which another process may have raised since.  Read
  * before each index is taken, so no process, however long it has run,
- * takes or caches an index older than one any of them had.  NULL, or
- * why the file (there, but not to be read as a serial) cannot say: then
- * no index is taken, rather than one the floor might have refused. */
-static const char *read_floor(htf_state *s)
+ * takes or caches an index older than one any of them had.  MH_OK (no
+ * file is a floor of 0); else *why says why the file cannot tell, and no
+ * index is taken rather than one the floor might have refused: MH_EAGAIN
+ * when that may pass (it could not be read now), MH_EVERSION when it
+ * will not (it says no serial). */
+static mh_status read_floor(htf_state *s, const char **why)
 {
     char p[4200];
     unsigned char *d = NULL;
     size_t n = 0;
     if (!disk_ok(s))
-        return NULL;
+        return MH_OK;
     snprintf(p, sizeof p, "%s/serial", s->dir);
     mh_status rc = mh_atw_read(s->host, p, 32, &d, &n, NULL);
     if (rc == MH_ENOTFOUND)
-        return NULL;
-    if (rc == MH_EFORMAT)
-        return "is not a file of a serial";
-    if (rc != MH_OK)
-        return "cannot be read now";
+        return MH_OK;
+    if (rc != MH_OK) {
+        *why = rc == MH_EFORMAT ? "is not a file of a serial"
+                                : "cannot be read now";
+        return rc == MH_EFORMAT ? MH_EVERSION : MH_EAGAIN;
+    }
     char text[33];
     memcpy(text, d, n);
     text[n] = '\0';
@@ -302,11 +305,13 @@ static const char *read_floor(htf_state *s)
     char *end;
     unsigned long long v = strtoull(text, &end, 10);
     if (end == text || (*end != '\n' && *end != '\0') ||
-        v > (unsigned long long)MH_IDX_SERIAL_MAX)
-        return "is not a serial";
+        v > (unsigned long long)MH_IDX_SERIAL_MAX) {
+        *why = "is not a serial";
+        return MH_EVERSION;
+    }
     if (v > s->floor)
         s->floor = v;
-    return NULL;
+    return MH_OK;
 }
 
 /* Hold a lock on the entry's cache directory (flock; it makes no file)
@@ -382,13 +387,13 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
      * signed once: kept out, and the newer index, if still held, kept.
      * The floor outlives the index (drop_cached leaves it), so a refusal
      * of the newer one in between opens no door to the older. */
-    const char *fw = read_floor(s);
-    if (fw) {
+    const char *fw = NULL;
+    rc = read_floor(s, &fw);
+    if (rc != MH_OK) {
         mh_idx_free(h, &idx);
-        bool now = strstr(fw, " now") != NULL; /* passing: asked again */
-        return mh_err(h, err, now ? MH_EAGAIN : MH_EVERSION, "%s: not "
-                      "taken: the serial floor %s/serial %s%s", where,
-                      s->dir, fw, now ? "" : " (remove it to start again)");
+        return mh_err(h, err, rc, "%s: not taken: the serial floor "
+                      "%s/serial %s%s", where, s->dir, fw,
+                      rc == MH_EAGAIN ? "" : " (remove it to start again)");
     }
     if (s->have_idx && s->idx.serial > s->floor)
         s->floor = s->idx.serial;
