@@ -136,11 +136,9 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
         why = "\"modules\" is not an array";
     const cJSON *serial = cJSON_GetObjectItemCaseSensitive(root, "serial");
     if (!why && serial) {
-        double v = cJSON_IsNumber(serial) ? serial->valuedouble : -1;
-        if (!(v >= 1 && v <= MH_IDX_SERIAL_MAX) || v != (double)(uint64_t)v)
+        if (!cJSON_IsNumber(serial) ||
+            !mh_idx_serial(serial->valuedouble, &out->serial))
             why = "\"serial\" is not a whole number from 1 to 2^53 - 1";
-        else
-            out->serial = (uint64_t)v;
     }
     int n = why ? 0 : cJSON_GetArraySize(mods);
     if (!why && n > IDX_MAX_MODULES)

@@ -44,6 +44,16 @@ typedef struct mh_index {
  * (a double). */
 #define MH_IDX_SERIAL_MAX 9007199254740991.0 /* 2^53 - 1 */
 
+/* Is v, a JSON number, a serial (a whole number from 1 to the largest)?
+ * Then *out is it.  The one rule for the reader and the writer. */
+static inline bool mh_idx_serial(double v, uint64_t *out)
+{
+    if (!(v >= 1 && v <= MH_IDX_SERIAL_MAX) || v != (double)(uint64_t)v)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
 /* Parse and check.  MH_OK, MH_ENOMEM, or MH_EFORMAT saying what is wrong
  * (`where` names the file or URL in the message). */
 mh_status mh_idx_parse(struct mh_host *h, const char *where, const void *json,

@@ -191,6 +191,45 @@ static mh_status note(ixw *w, const char *full, ixw_mod *m)
     return MH_OK;
 }
 
+/* Why read_small read nothing: no such file, and three of its reasons
+ * that callers tell apart. */
+static const char IXW_NONE[] = "there is none";
+static const char IXW_NOT_FILE[] = "not a regular file";
+static const char IXW_TOO_BIG[] = "too large";
+static const char IXW_NO_MEMORY[] = "out of memory";
+
+/* The whole of a regular file of at most max bytes (open's extra flags),
+ * never waiting on a FIFO: NULL with *buf (malloc'd, NUL-terminated) and
+ * *n, or why not (IXW_NONE when it does not exist), *buf NULL. */
+static const char *read_small(const char *path, int flags, size_t max,
+                              char **buf, size_t *n)
+{
+    *buf = NULL;
+    *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | flags);
+    if (fd < 0)
+        return errno == ENOENT ? IXW_NONE : strerror(errno);
+    struct stat st;
+    const char *why = fstat(fd, &st) != 0 ? strerror(errno)
+                      : !S_ISREG(st.st_mode) ? IXW_NOT_FILE
+                      : (uint64_t)st.st_size > max ? IXW_TOO_BIG : NULL;
+    size_t len = why ? 0 : (size_t)st.st_size;
+    char *b = why ? NULL : malloc(len + 1);
+    if (!why && !b)
+        why = IXW_NO_MEMORY;
+    else if (!why && mh_io_read_all(fd, b, len) != len)
+        why = "it changed while being read";
+    close(fd);
+    if (why) {
+        free(b);
+        return why;
+    }
+    b[len] = '\0';
+    *buf = b;
+    *n = len;
+    return NULL;
+}
+
 /* The manifest of module file full (flen bytes without its suffix), if
  * any, into m->manifest, in import's order: a native module's note, else
  * the sidecar beside it.  It goes into the index, where the signature
@@ -207,27 +246,20 @@ static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
         if (rc != MH_OK || m->manifest)
             return rc;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0 && errno == ENOENT)
-        return MH_OK;
-    if (fd < 0)
-        return mh_err(NULL, w->err, MH_EIO, "cannot open %s: %s", path,
-                      strerror(errno));
-    struct stat st;
-    char *text = NULL;
-    size_t n = 0;
+    char *text;
+    size_t n;
     mh_status rc = MH_OK;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        st.st_size > IXW_MANIFEST_MAX)
+    const char *why = read_small(path, 0, IXW_MANIFEST_MAX, &text, &n);
+    if (why == IXW_NONE)
+        return MH_OK;
+    if (why == IXW_TOO_BIG || why == IXW_NOT_FILE)
         rc = mh_err(NULL, w->err, MH_EFORMAT, "%s: a sidecar manifest must "
                     "be a regular file of at most %u bytes", path,
                     IXW_MANIFEST_MAX);
-    else if (!(text = malloc((size_t)st.st_size + 1)))
-        rc = mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
-    else if ((n = mh_io_read_all(fd, text, (size_t)st.st_size)) !=
-             (size_t)st.st_size)
-        rc = mh_err(NULL, w->err, MH_EIO, "cannot read %s", path);
-    close(fd);
+    else if (why)
+        rc = mh_err(NULL, w->err, why == IXW_NO_MEMORY
+                                      ? MH_ENOMEM : MH_EIO,
+                    "cannot read %s: %s", path, why);
     if (rc == MH_OK) {
         m->manifest = cJSON_ParseWithLength(text, n);
         if (!cJSON_IsObject(m->manifest)) {
@@ -412,34 +444,18 @@ static mh_status previous(const char *dir, uint64_t *serial, char **old,
     *serial = 0;
     *old = NULL;
     *old_len = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC |
-                            O_NOCTTY);
-    if (fd < 0 && errno == ENOENT)
+    char *buf;
+    size_t n;
+    const char *why = read_small(path, O_NOFOLLOW, IXW_MAX_OLD, &buf, &n);
+    if (why == IXW_NONE)
         return MH_OK;
-    struct stat st;
-    const char *why = fd < 0 || fstat(fd, &st) != 0 ? strerror(errno)
-                      : !S_ISREG(st.st_mode) ? "not a regular file"
-                      : (uint64_t)st.st_size > IXW_MAX_OLD ? "over 64 MiB"
-                                                           : NULL;
-    size_t n = why ? 0 : (size_t)st.st_size;
-    char *buf = why ? NULL : malloc(n ? n : 1);
-    if (!why && !buf)
-        why = "out of memory";
-    if (!why && mh_io_read_all(fd, buf, n) != n)
-        why = "it changed while being read";
-    if (fd >= 0)
-        close(fd);
     cJSON *root = why ? NULL : cJSON_ParseWithLength(buf, n);
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(root, "serial");
     if (!why && !cJSON_IsObject(root))
         why = "not a JSON object";
-    else if (!why && sv) {
-        double v = cJSON_IsNumber(sv) ? sv->valuedouble : 0;
-        if (v >= 1 && v <= MH_IDX_SERIAL_MAX && v == (double)(uint64_t)v)
-            *serial = (uint64_t)v;
-        else
-            why = "its \"serial\" is not a whole number from 1 to 2^53 - 1";
-    }
+    else if (!why && sv &&
+             !(cJSON_IsNumber(sv) && mh_idx_serial(sv->valuedouble, serial)))
+        why = "its \"serial\" is not a whole number from 1 to 2^53 - 1";
     cJSON_Delete(root);
     if (why) {
         free(buf);
