@@ -3,6 +3,7 @@
 #include "common.h"
 #include "cache/intern.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <malloc.h>
 #include <math.h>
@@ -209,4 +210,15 @@ double bench_forked(double (*fn)(void *), void *arg)
         WEXITSTATUS(st) != 0)
         v = NAN;
     return v;
+}
+
+size_t bench_count_files(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        n += e->d_type == DT_REG;
+    if (d)
+        closedir(d);
+    return n;
 }

@@ -14,6 +14,9 @@ mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
 /* The same in two steps, for hosts with hooks or a given cache dir (a
  * warm cache is the same dir again): fill cfg, set what else is needed,
  * then make the host (dies on failure). */
+/* Regular files in dir (0 if it cannot be read). */
+size_t bench_count_files(const char *dir);
+
 void bench_config(mh_config *cfg, const char *path, const char *cache_dir,
                   unsigned flags);
 mh_host *bench_host_new(const mh_config *cfg);

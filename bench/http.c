@@ -29,7 +29,6 @@
 #include "common.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -347,17 +346,6 @@ static double sample_raw(void *p)
 }
 
 /* Regular files in dir (none if it cannot be read). */
-static size_t count_files(const char *dir)
-{
-    size_t n = 0;
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
-        n += e->d_type == DT_REG;
-    if (d)
-        closedir(d);
-    return n;
-}
-
 /* Requests one import of everything makes, as the server logged them. */
 static void count_requests(const char *log, mh_host *h, const ctx *c,
                            size_t *n, size_t *not_modified)
@@ -437,7 +425,7 @@ static void run(void)
     usleep(2100 * 1000); /* the unsure window, 2 s */
     timed_import(host_with_cache(c.url, c.warm), &c);
     char *vdir = bench_fmt("%s/verified", c.warm);
-    size_t stamps = count_files(vdir);
+    size_t stamps = bench_count_files(vdir);
     if (stamps < c.n)
         bench_die("http: %zu stamps in %s, expected %zu", stamps, vdir, c.n);
     free(vdir);

@@ -12,10 +12,12 @@
  *
  * The stamp
  * ---------
- * <cache_dir>/verified/<sha256 hex> holds one record: a magic, the hex
- * digest, the file's device, inode, size, mtime and ctime when it was
- * hashed, and a 64-bit check of those bytes.  A copy whose fstat matches
- * every field is the file that was hashed, unchanged: any write,
+ * <cache_dir>/verified/<the copy's file name> (its SHA-256 in hex, and
+ * for a module database's copy a tag of its origin: cache/blobs.h) holds
+ * one record: a magic, the hex digest, the file's device, inode, size,
+ * mtime and ctime when it was hashed, and a 64-bit check of those
+ * bytes.  A copy whose fstat matches every field is the file that was
+ * hashed, unchanged: any write,
  * truncation, chmod, link or replacement moves its ctime (or its inode),
  * and no one can set a ctime back short of setting the clock.  A change
  * in the same clock tick as the hash could keep every field, so a stamp is
@@ -59,10 +61,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef O_TMPFILE
-#define O_TMPFILE (020000000 | O_DIRECTORY)
-#endif
-
 #define STAMP_MAGIC "MHSTAMP1" /* format 1 */
 #define STAMP_DIR "verified"
 
@@ -92,14 +90,23 @@ static void stamp_of(stamp *s, const char *sha_hex, const struct stat *st)
     s->check = mh_hash_bytes(s, offsetof(stamp, check));
 }
 
-/* <cache_dir>/verified/<sha_hex> in path, once the directory is known to
- * be private (created 0700 if need be, at the first use); false where
- * stamps cannot be kept, or for a digest that is not 64 characters. */
-static bool stamp_path(mh_host *h, const char *sha_hex, char *path,
-                       size_t size)
+/* <cache_dir>/verified/<name> in path, once the directory is known to be
+ * private (created 0700 if need be, at the first use); false where stamps
+ * cannot be kept, or for a digest that is not 64 characters.  The name is
+ * the copy's file name where the blob cache gave it (hex digits and dots:
+ * one stamp per copy, so two copies of the same bytes -- two origins,
+ * cache/blobs.h -- do not overwrite each other's), else the digest (a
+ * plugin finder's copy named otherwise). */
+static bool stamp_path(mh_host *h, const char *copy, const char *sha_hex,
+                       char *path, size_t size)
 {
+    const char *name = strrchr(copy, '/');
+    name = name ? name + 1 : copy;
     if (strlen(sha_hex) != sizeof ((stamp *)0)->sha)
         return false;
+    if (strncmp(name, sha_hex, 64) != 0 ||
+        strspn(name, "0123456789abcdef.") != strlen(name))
+        name = sha_hex;
     int state = atomic_load(&h->stamps);
     if (state == 0) {
         char dir[PATH_MAX], real[PATH_MAX];
@@ -123,13 +130,14 @@ static bool stamp_path(mh_host *h, const char *sha_hex, char *path,
     }
     return state > 0 &&
            (size_t)snprintf(path, size, "%s/" STAMP_DIR "/%s", h->cache_dir,
-                            sha_hex) < size;
+                            name) < size;
 }
 
-bool mh_stamp_holds(mh_host *h, const char *sha_hex, const struct stat *st)
+bool mh_stamp_holds(mh_host *h, const char *copy, const char *sha_hex,
+                    const struct stat *st)
 {
     char path[PATH_MAX];
-    if (!stamp_path(h, sha_hex, path, sizeof path))
+    if (!stamp_path(h, copy, sha_hex, path, sizeof path))
         return false;
     int fd = mh_fault(h, "open")
                  ? -1
@@ -175,7 +183,8 @@ static void give_up(mh_host *h, const char *why, int e)
     atomic_store(&h->stamps, -1);
 }
 
-void mh_stamp_record(mh_host *h, const char *sha_hex, const struct stat *st,
+void mh_stamp_record(mh_host *h, const char *copy, const char *sha_hex,
+                     int fd, const struct stat *st,
                      const struct timespec *before)
 {
     if (mh_io_age_unsure(before->tv_sec, before->tv_nsec, st->st_mtim.tv_sec,
@@ -183,38 +192,28 @@ void mh_stamp_record(mh_host *h, const char *sha_hex, const struct stat *st,
         mh_io_age_unsure(before->tv_sec, before->tv_nsec, st->st_ctim.tv_sec,
                          st->st_ctim.tv_nsec))
         return; /* changed lately: the next hash may record it */
-    char path[PATH_MAX], dir[PATH_MAX], proc[64];
-    if (!stamp_path(h, sha_hex, path, sizeof path))
+    char path[PATH_MAX], dir[PATH_MAX];
+    if (!stamp_path(h, copy, sha_hex, path, sizeof path))
         return;
     snprintf(dir, sizeof dir, "%s/" STAMP_DIR, h->cache_dir); /* fits */
-    stamp s;
-    stamp_of(&s, sha_hex, st);
-    int fd = mh_fault(h, "open")
-                 ? (errno = EIO, -1)
-                 : open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-    int e = fd < 0 ? errno : 0;
-    if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL) {
-        give_up(h, "no O_TMPFILE", e); /* EISDIR: a kernel before 3.11 */
+    /* The copy's bytes on the disk before a stamp vouches for them: a
+     * copy written without fsync (an extracted module, cache/blobs.c)
+     * could otherwise come back from a crash as zeros under a stamp that
+     * still holds.  Once per copy; cheap for one already written out. */
+    if (mh_fault(h, "fsync") || fdatasync(fd) != 0) {
+        MH_TRACE(h, "no stamp for %s: it cannot be synced: %s", sha_hex,
+                 mh_errno_text(errno ? errno : EIO));
         return;
     }
-    if (!e && (mh_fault(h, "write") || mh_io_write_all(fd, &s, sizeof s)))
-        e = errno ? errno : EIO;
-    if (!e) {
-        /* Linked by its /proc name: linkat's AT_EMPTY_PATH needs a
-         * capability.  An older stamp (of a file since replaced) goes. */
-        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        int rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
-        if (rc != 0 && errno == EEXIST && unlink(path) == 0)
-            rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
-        e = rc != 0 ? errno : 0;
-        if (e == ENOENT && access("/proc/self/fd", F_OK) != 0) {
-            close(fd);
-            give_up(h, "no /proc/self/fd to link a stamp by", e);
-            return;
-        }
+    stamp s;
+    stamp_of(&s, sha_hex, st);
+    bool never;
+    int e = mh_io_put_new(h, dir, path, &s, sizeof s, true, &never);
+    if (never) {
+        give_up(h, e == ENOENT ? "no /proc/self/fd to link a stamp by"
+                               : "no O_TMPFILE", e);
+        return;
     }
-    if (fd >= 0)
-        close(fd);
     if (e)
         MH_TRACE(h, "cannot record the stamp %s: %s", path, mh_errno_text(e));
     else

@@ -45,6 +45,7 @@
  */
 #include "host/internal.h"
 #include "cache/atomic.h"
+#include "cache/blobs.h"
 #include "finders/finder.h"
 #include "finders/httpget.h"
 #include "finders/index.h"
@@ -424,12 +425,11 @@ static bool disk_ok(htf_state *s)
     mh_host *h = s->host;
     if (s->disk)
         return s->disk > 0;
-    char blobs[4200], real[PATH_MAX];
+    char real[PATH_MAX];
     mh_error *e = NULL;
-    snprintf(blobs, sizeof blobs, "%s/blobs", h->cache_dir);
     mh_status rc = mh_sec_private_dir(h, s->dir, real, sizeof real, &e);
     if (rc == MH_OK)
-        rc = mh_sec_private_dir(h, blobs, real, sizeof real, &e);
+        rc = mh_blobs_check(h, &e);
     if (rc == MH_EAGAIN || rc == MH_ENOMEM) {
         mh_error_free(e);
         return false;
@@ -755,7 +755,8 @@ static void blob_path(const mh_host *h, const mh_idx_entry *e,
                       char hexsha[65], char *blob, size_t size)
 {
     mh_hex(e->sha256, 32, hexsha);
-    snprintf(blob, size, "%s/blobs/%s", h->cache_dir, hexsha);
+    if (!mh_blobs_path(h, hexsha, NULL, 0, blob, size))
+        snprintf(blob, size, "%s", MH_NO_DIR); /* cannot be: disk_ok */
 }
 
 static mh_status htf_find(mh_finder_ctx *cx, void *state, const char *name,

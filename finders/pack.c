@@ -9,9 +9,11 @@
  *      inflate it (it is copied into a memfd and mapped; inflating 16 KB
  *      is a quarter of an import from a compressed database, see
  *      docs/performance.md);
- *   2. one IMMEDIATE transaction inserting every row.  Readers in other
- *      processes see the old rows until the commit, then the new ones,
- *      never a mixture (the rollback journal makes the commit atomic).
+ *   2. one IMMEDIATE transaction inserting every row, and then making the
+ *      table of native code hashes anew (record_shas, finders/sqlar.h).
+ *      Readers in other processes see the old rows until the commit, then
+ *      the new ones, never a mixture (the rollback journal makes the
+ *      commit atomic).
  * A database that does not exist yet is built under a temporary name in
  * the same directory and linked into place only when complete: no reader
  * ever sees a half-made database, a failure leaves nothing, and a
@@ -36,6 +38,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define PACK_BUSY_MS 10000
 
@@ -244,6 +247,113 @@ static mh_status db_fail(sqlite3 *db, const char *shown, const char *what,
                   what, sqlite3_errmsg(db));
 }
 
+/* The SHA-256 of a row's file: data as stored, of len bytes, inflated
+ * first when compressed (len < sz).  False for a row that does not decode
+ * (a reader then reads it and says why) or out of memory. */
+static bool row_sha(const void *data, size_t len, int64_t sz,
+                    char hex[65])
+{
+    unsigned char sha[32];
+    if (sz < 0 || (uint64_t)sz > MH_DEFAULT_MAX_MODULE || len > (uint64_t)sz)
+        return false;
+    if (len == (size_t)sz) {
+        if (!mh_sha256(data ? data : "", len, sha))
+            return false;
+    } else {
+        uLongf got = (uLongf)sz;
+        unsigned char *buf = malloc(sz ? (size_t)sz : 1);
+        bool ok = buf && len &&
+                  uncompress(buf, &got, data, (uLong)len) == Z_OK &&
+                  got == (uLongf)sz && mh_sha256(buf, (size_t)sz, sha);
+        free(buf);
+        if (!ok)
+            return false;
+    }
+    mh_hex(sha, 32, hex);
+    return true;
+}
+
+/* Were the hashes table and all its triggers there, as written, when
+ * the pack's transaction began?  Then every hash row that still names its
+ * row as it is can be trusted, as readers trust it. */
+static bool shas_intact(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool yes = sqlite3_prepare_v2(db,
+                   "SELECT " MH_SAR_SHA_TRIGGERS_OK " AND EXISTS (SELECT 1 "
+                   "FROM sqlite_schema WHERE type = 'table' AND name = '"
+                   MH_SAR_SHA_TABLE "' AND sql = '" MH_SAR_SHA_TABLE_SQL "')",
+                   -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW &&
+               sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    return yes;
+}
+
+/* Bring the table of native code hashes (MH_SAR_SHA_CREATE) up to date,
+ * inside the pack's transaction.  intact (shas_intact at its start): the
+ * triggers dropped the hashes of the rows this pack replaced, and of any
+ * other writer's; the hash rows that no longer name their row as it is
+ * go, and the rows without one are hashed.  Else write_rows dropped the
+ * table and triggers: they are made anew and every module row is hashed,
+ * those of an older database or of `sqlite3 -A` included -- no hash
+ * outlives a time without the triggers.  Only an aid to readers: on a
+ * failure of its own its work is rolled back and the pack goes on
+ * without it (readers then read every row).  MH_OK; MH_EIO if SQLite
+ * gave up the whole transaction (a full disk), with the cause in *err. */
+static mh_status record_shas(sqlite3 *db, bool intact, const char *shown,
+                             mh_error **err)
+{
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    if (sqlite3_exec(db, "SAVEPOINT mh_sha", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(db, shown, "cannot record the modules' SHA-256", err);
+    bool ok =
+        (intact || sqlite3_exec(db, MH_SAR_SHA_CREATE, NULL, NULL, NULL) ==
+                       SQLITE_OK) &&
+        sqlite3_exec(db,
+            "DELETE FROM mh_sha256 AS h WHERE NOT EXISTS (SELECT 1 FROM "
+            "sqlar s WHERE " MH_SAR_SHA_MATCH ") OR length(h.sha256) != 64 "
+            "OR h.sha256 GLOB '*[^0-9a-f]*'", NULL, NULL, NULL) ==
+            SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+            "SELECT name, _rowid_, mode, mtime, sz, length(data), data FROM "
+            "sqlar WHERE typeof(name) = 'text' AND substr(name, -3) = '"
+            MH_NATIVE_SUFFIX "' AND typeof(data) = 'blob' AND "
+            "typeof(mode) = 'integer' AND (mode & 61440) = 32768 AND "
+            "typeof(sz) = 'integer' AND typeof(mtime) = 'integer' AND NOT "
+            "EXISTS (SELECT 1 FROM mh_sha256 h WHERE h.name = sqlar.name)",
+            -1, &sel, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db,
+            "INSERT OR IGNORE INTO mh_sha256(name, row, mode, mtime, sz, "
+            "len, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &ins,
+            NULL) == SQLITE_OK;
+    int step = SQLITE_DONE;
+    while (ok && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        char hex[65];
+        int64_t sz = sqlite3_column_int64(sel, 4);
+        const void *data = sqlite3_column_blob(sel, 6);
+        size_t len = (size_t)sqlite3_column_bytes(sel, 6);
+        if (!row_sha(data, len, sz, hex))
+            continue;
+        for (int i = 0; i < 6; i++)
+            sqlite3_bind_value(ins, i + 1, sqlite3_column_value(sel, i));
+        sqlite3_bind_text(ins, 7, hex, 64, SQLITE_STATIC);
+        ok = sqlite3_step(ins) == SQLITE_DONE;
+        sqlite3_reset(ins);
+    }
+    ok = ok && step == SQLITE_DONE;
+    mh_status rc = MH_OK;
+    if (!ok && sqlite3_get_autocommit(db)) /* SQLite rolled it all back */
+        rc = db_fail(db, shown, "recording the modules' SHA-256", err);
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    if (rc == MH_OK && !ok)
+        sqlite3_exec(db, "ROLLBACK TO mh_sha", NULL, NULL, NULL);
+    if (rc == MH_OK)
+        sqlite3_exec(db, "RELEASE mh_sha", NULL, NULL, NULL);
+    return rc;
+}
+
 /* Insert every row into the database at `file` in one transaction.
  * `shown` is the name users gave. */
 static mh_status write_rows(pack *p, const char *file, const char *shown)
@@ -277,6 +387,13 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     /* A row whose every column is unchanged is left alone; a changed one
      * gets a row id above every other, so (row id, mtime, sz, length) --
      * what a finder reports as the row's identity -- changes with it. */
+    /* The hashes: kept up to date where their triggers were all there,
+     * else dropped before any row is written and made anew (record_shas;
+     * a drop that fails -- a view of that name -- leaves no hashes). */
+    bool intact = false;
+    if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) == SQLITE_OK &&
+        !(intact = shas_intact(db)))
+        sqlite3_exec(db, MH_SAR_SHA_DROP, NULL, NULL, NULL);
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
             "INSERT OR REPLACE INTO sqlar(rowid, name, mode, mtime, sz, data) "
@@ -317,6 +434,8 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     sqlite3_finalize(ins);
     sqlite3_finalize(same);
     ins = same = NULL;
+    if ((rc = record_shas(db, intact, shown, p->err)) != MH_OK)
+        goto rollback;
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         sqlite3_close(db);
         return MH_OK;

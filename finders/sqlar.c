@@ -112,3 +112,13 @@ bool mh_sar_name_ok(const char *name)
     }
     return name[strlen(name) - 1] != '/';
 }
+
+bool mh_sar_sha_ok(const unsigned char *t, int n)
+{
+    if (!t || n != 64)
+        return false;
+    for (int i = 0; i < 64; i++)
+        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
+            return false;
+    return true;
+}

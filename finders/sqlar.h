@@ -22,6 +22,60 @@
     "CREATE TABLE IF NOT EXISTS sqlar(name TEXT PRIMARY KEY, mode INT, "  \
     "mtime INT, sz INT, data BLOB)"
 
+/*
+ * The SHA-256 of native code rows, which mh_pack keeps beside sqlar so a
+ * reader can map a copy of a module (cache/blobs.h) without reading its
+ * row: one row per module file, valid while the sqlar row it names (row
+ * id, mode, mtime, sz, length(data)) is unchanged.  The triggers delete a
+ * module's hash whenever a writer -- `sqlite3 -A`, a hand-written UPDATE
+ * -- inserts, changes or deletes its row.  A reader uses the table only
+ * while all three triggers are there, on sqlar, exactly as written here
+ * (sqlite_schema keeps the text without IF NOT EXISTS or the last ';').
+ * mh_pack keeps them up to date where all four were there as written
+ * when it began; else it drops them before it writes and makes them
+ * anew, every hash taken again (finders/pack.c, docs/formats.md).
+ */
+#define MH_SAR_SHA_TABLE "mh_sha256"
+#define MH_SAR_SHA_TABLE_SQL                                              \
+    "CREATE TABLE mh_sha256(name TEXT PRIMARY KEY, row INTEGER NOT NULL, " \
+    "mode INTEGER NOT NULL, mtime INTEGER NOT NULL, sz INTEGER NOT NULL, " \
+    "len INTEGER NOT NULL, sha256 TEXT NOT NULL)"
+#define MH_SAR_SHA_TRIG_INSERT                                            \
+    "CREATE TRIGGER mh_sha256_insert AFTER INSERT ON sqlar BEGIN DELETE " \
+    "FROM mh_sha256 WHERE name = new.name; END"
+#define MH_SAR_SHA_TRIG_UPDATE                                            \
+    "CREATE TRIGGER mh_sha256_update AFTER UPDATE ON sqlar BEGIN DELETE " \
+    "FROM mh_sha256 WHERE name = old.name OR name = new.name; END"
+#define MH_SAR_SHA_TRIG_DELETE                                            \
+    "CREATE TRIGGER mh_sha256_delete AFTER DELETE ON sqlar BEGIN DELETE " \
+    "FROM mh_sha256 WHERE name = old.name; END"
+/* Drops the table and its triggers (mh_pack, before it writes rows,
+ * where they were not all there as written). */
+#define MH_SAR_SHA_DROP                                                   \
+    "DROP TRIGGER IF EXISTS mh_sha256_insert; DROP TRIGGER IF EXISTS "    \
+    "mh_sha256_update; DROP TRIGGER IF EXISTS mh_sha256_delete; "         \
+    "DROP TABLE IF EXISTS mh_sha256;"
+/* Makes them (one string of statements for sqlite3_exec). */
+#define MH_SAR_SHA_CREATE                                                 \
+    MH_SAR_SHA_TABLE_SQL "; " MH_SAR_SHA_TRIG_INSERT "; "                 \
+    MH_SAR_SHA_TRIG_UPDATE "; " MH_SAR_SHA_TRIG_DELETE ";"
+/* True in SQL while all three triggers are there as written: a scan of
+ * the few rows of sqlite_schema (ORs, not an IN list, which SQLite would
+ * build a temporary b-tree for at every run). */
+#define MH_SAR_SHA_TRIGGERS_OK                                            \
+    "(SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND "     \
+    "tbl_name = 'sqlar' AND (sql = '" MH_SAR_SHA_TRIG_INSERT "' OR "      \
+    "sql = '" MH_SAR_SHA_TRIG_UPDATE "' OR sql = '"                       \
+    MH_SAR_SHA_TRIG_DELETE "')) = 3"
+/* The join that takes a hash row only for the sqlar row (s) it names. */
+#define MH_SAR_SHA_MATCH                                                  \
+    "h.name = s.name AND h.row = s._rowid_ AND h.mode IS s.mode AND "     \
+    "h.mtime IS s.mtime AND h.sz IS s.sz AND h.len IS length(s.data)"
+
+/* Is t (n bytes) a SHA-256 as the hashes table must record it: 64
+ * lowercase hex digits?  Anything else is not used. */
+bool mh_sar_sha_ok(const unsigned char *t, int n);
+
 #define MH_SAR_S_IFMT 0170000
 #define MH_SAR_S_IFDIR 0040000
 #define MH_SAR_S_IFREG 0100000

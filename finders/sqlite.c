@@ -27,6 +27,17 @@
  * inode at the path) is noticed by a stat per find: the old connection is
  * closed, and a replacement is opened in its place.
  *
+ * Copies, and the names held
+ * --------------------------
+ * A database mh_pack wrote records each native row's SHA-256 in a table
+ * its triggers keep true (finders/sqlar.h, MH_SAR_SHA_CREATE).  Where the
+ * host's blob cache is private, the first import of such a module keeps
+ * its bytes there (cache/blobs.h), and later hosts map that copy: no
+ * memfd, no row read.  From the SQF_SNAP_AT-th find on a connection, the
+ * database's names are held in memory (finders/sqlsnap.h) while its file
+ * stays unchanged, and finds of modules with copies, of modules the
+ * database lacks, and of packages run no statement.  docs/formats.md.
+ *
  * Failures
  * --------
  * A database that cannot be opened at all (not SQLite, truncated, no
@@ -39,6 +50,10 @@
 #include "host/secure.h"
 #include "finders/finder.h"
 #include "finders/sqlar.h"
+#include "cache/blobs.h"
+#include "finders/sqlsnap.h"
+#include "loaders/elf.h"
+#include "cache/stamp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,11 +62,15 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #define SQF_SCHEME "sqlite:"
 #define SQF_BUSY_MS 5000
 #define SQF_IDENT_MAX 200   /* a row's identity (row_identity): <= 174 */
+#define SQF_SNAP_AT 4       /* finds on a connection before its names are
+                               held in memory (a host asking once pays
+                               nothing for a snapshot) */
 
 static const char SQLITE_MAGIC[16] = "SQLite format 3";
 
@@ -61,6 +80,16 @@ typedef struct sqf_state {
     pthread_mutex_t lock;
     sqlite3 *db;              /* NULL while closed */
     sqlite3_stmt *find, *ns, *read, *list;
+    sqlite3_stmt *byrow;      /* a row's bytes by row id (shas only) */
+    bool shas;                /* the database records its native code's
+                                 SHA-256 (MH_SAR_SHA_CREATE) and this host
+                                 keeps blobs: modules are mapped from
+                                 copies (cache/blobs.h) */
+    bool sha_warned;          /* a recorded hash found false: said once */
+    mh_sqs *snap;             /* its names, while the file is unchanged
+                                 (shas only), or NULL */
+    unsigned finds;           /* finds on this connection, to SQF_SNAP_AT */
+    bool snap_failed;         /* no snapshot to be had on this connection */
     dev_t dev;
     ino_t ino;
     struct timespec ctim;     /* and ctime and size: a file rewritten in
@@ -142,13 +171,23 @@ static int sqf_claims(mh_finder_ctx *cx, const char *entry)
            (says < 0 && stat(entry, &st) == 0 && S_ISREG(st.st_mode));
 }
 
-static void db_close(sqf_state *s)
+static void finalize_all(sqf_state *s)
 {
     sqlite3_finalize(s->find);
     sqlite3_finalize(s->ns);
     sqlite3_finalize(s->read);
     sqlite3_finalize(s->list);
-    s->find = s->ns = s->read = s->list = NULL;
+    sqlite3_finalize(s->byrow);
+    s->find = s->ns = s->read = s->list = s->byrow = NULL;
+}
+
+static void db_close(sqf_state *s)
+{
+    mh_sqs_free(s->host, s->snap);
+    s->snap = NULL;
+    s->finds = 0;
+    s->snap_failed = false;
+    finalize_all(s);
     sqlite3_close(s->db); /* statements are gone: never SQLITE_BUSY */
     s->db = NULL;
 }
@@ -156,9 +195,106 @@ static void db_close(sqf_state *s)
 /* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
 static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err);
 
+/* Does the database keep its native code's SHA-256 (MH_SAR_SHA_CREATE: the
+ * table, and all three triggers that keep it true, as written), and may this
+ * host keep the copies (its blob cache is private)?  Then an import maps
+ * a module's copy and reads no row.  Anything else -- an older database,
+ * one `sqlite3 -A` made, a table without its triggers -- is read as
+ * before. */
+static bool uses_shas(sqf_state *s)
+{
+    sqlite3_stmt *st = NULL;
+    bool yes = sqlite3_prepare_v2(s->db,
+                   "SELECT " MH_SAR_SHA_TRIGGERS_OK " AND "
+                   "EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' "
+                   "AND name = '" MH_SAR_SHA_TABLE "' AND sql = '"
+                   MH_SAR_SHA_TABLE_SQL "')", -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW &&
+               sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    if (yes && !mh_blobs_ready(s->host)) {
+        MH_TRACE(s->host, "sqlite: %s records its modules' SHA-256, but "
+                 "there is no blob cache to map copies from", s->path);
+        return false;
+    }
+    return yes;
+}
+
 static mh_status db_open(sqf_state *s, mh_error **err)
 {
     return db_open_once(s, false, err);
+}
+
+/* Prepare the connection's statements, for a sqlar table whose row id
+ * column is `rowid` ("0" for none), with or without the hashes
+ * (s->shas).  SQLITE_OK, or SQLite's code. */
+static int prepare(sqf_state *s, const char *rowid)
+{
+    char find_sql[2048], list_sql[200];
+    /* Names compare as bytes (BINARY), whatever the table declares, so a
+     * NOCASE table cannot make find and list disagree. */
+    /* A find asks for a module's three possible rows (.so, .lua, .json) in
+     * one statement: one read transaction, so one round of SQLite's file
+     * locking and journal checks (about 8 system calls) per find.  For an
+     * import it also takes the code rows' bytes, when they are within
+     * ?4 bytes (max_module_size; else NULL, and the read says why): the
+     * load needs no second transaction, and what is loaded is the row
+     * this find saw.  Three point lookups joined by UNION ALL, not
+     * "name IN (?1, ?2, ?3)": SQLite runs an IN list of variables through
+     * a temporary b-tree built on every step (an OpenEphemeral and three
+     * inserts), about a tenth of a find's work.  (A hand-made table
+     * with no index on its names is scanned three times, not once.) */
+#define FIND_ARM(n, data)                                                 \
+    "SELECT name, mode, mtime, sz, length(data), %s, " data ", NULL "     \
+    "FROM sqlar WHERE name = ?" #n " COLLATE BINARY AND "                 \
+    "typeof(name) = 'text'"
+#define FIND_DATA "CASE WHEN length(data) <= ?4 THEN data END"
+    /* With the hashes, the native row comes with its SHA-256, and its
+     * bytes only where it has none: the host maps a copy of it.  The
+     * triggers are looked for in the same read transaction, so a writer
+     * that drops them and changes a row is never taken at its word. */
+#define SHA_JOIN                                                          \
+    " FROM sqlar s LEFT JOIN " MH_SAR_SHA_TABLE " h ON " MH_SAR_SHA_MATCH \
+    " AND " MH_SAR_SHA_TRIGGERS_OK " "
+    if (s->shas)
+        snprintf(find_sql, sizeof find_sql,
+                 "SELECT s.name, s.mode, s.mtime, s.sz, length(s.data), "
+                 "s._rowid_, CASE WHEN h.sha256 IS NULL AND length(s.data) "
+                 "<= ?4 THEN s.data END, h.sha256" SHA_JOIN "WHERE s.name = "
+                 "?1 COLLATE BINARY AND typeof(s.name) = 'text' UNION ALL "
+                 FIND_ARM(2, FIND_DATA) " UNION ALL " FIND_ARM(3, "NULL"),
+                 rowid, rowid);
+    else
+        snprintf(find_sql, sizeof find_sql,
+                 FIND_ARM(1, FIND_DATA) " UNION ALL " FIND_ARM(2, FIND_DATA)
+                 " UNION ALL " FIND_ARM(3, "NULL"), rowid, rowid, rowid);
+#undef FIND_ARM
+#undef FIND_DATA
+    snprintf(list_sql, sizeof list_sql, "SELECT name, mode, mtime, sz, "
+             "length(data), %s FROM sqlar WHERE typeof(name) = 'text' "
+             "ORDER BY name COLLATE BINARY", rowid);
+    int rc;
+    if ((rc = sqlite3_prepare_v3(s->db, find_sql, -1,
+             SQLITE_PREPARE_PERSISTENT, &s->find, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(s->db,
+             "SELECT 1 FROM sqlar WHERE name = ?1 COLLATE BINARY OR "
+             "(name >= ?2 COLLATE BINARY AND name < ?3 COLLATE BINARY) "
+             "LIMIT 1", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->ns, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(s->db, s->shas
+             ? "SELECT s.sz, s.data, h.sha256" SHA_JOIN
+               "WHERE s.name = ?1 COLLATE BINARY"
+             : "SELECT sz, data, NULL FROM sqlar "
+               "WHERE name = ?1 COLLATE BINARY", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
+        (s->shas && (rc = sqlite3_prepare_v3(s->db,
+             "SELECT sz, data FROM sqlar WHERE _rowid_ = ?1", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->byrow, NULL)) != SQLITE_OK) ||
+        (rc = sqlite3_prepare_v3(s->db, list_sql, -1,
+             SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
+        return rc;
+#undef SHA_JOIN
+    return SQLITE_OK;
 }
 
 static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
@@ -201,7 +337,6 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
      * virtual table would hand untrusted bytes to a module's own parser. */
     sqlite3_stmt *chk = NULL;
     const char *rowid = "0";
-    char find_sql[1024], list_sql[200];
     if ((rc = sqlite3_exec(s->db, "PRAGMA cell_size_check = ON", NULL, NULL,
                            NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v2(s->db,
@@ -233,44 +368,16 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
             goto fail;
         /* rc DONE: no such table; the prepare below says so. */
     }
-    /* Names compare as bytes (BINARY), whatever the table declares, so a
-     * NOCASE table cannot make find and list disagree. */
-    /* A find asks for a module's three possible rows (.so, .lua, .json) in
-     * one statement: one read transaction, so one round of SQLite's file
-     * locking and journal checks (about 8 system calls) per find.  For an
-     * import it also takes the code rows' bytes, when they are within
-     * ?4 bytes (max_module_size; else NULL, and the read says why): the
-     * load needs no second transaction, and what is loaded is the row
-     * this find saw.  Three point lookups joined by UNION ALL, not
-     * "name IN (?1, ?2, ?3)": SQLite runs an IN list of variables through
-     * a temporary b-tree built on every step (an OpenEphemeral and three
-     * inserts), about a tenth of a find's work.  (A hand-made table
-     * with no index on its names is scanned three times, not once.) */
-#define FIND_ARM(n, data)                                                 \
-    "SELECT name, mode, mtime, sz, length(data), %s, " data " FROM sqlar " \
-    "WHERE name = ?" #n " COLLATE BINARY AND typeof(name) = 'text'"
-#define FIND_DATA "CASE WHEN length(data) <= ?4 THEN data END"
-    snprintf(find_sql, sizeof find_sql,
-             FIND_ARM(1, FIND_DATA) " UNION ALL " FIND_ARM(2, FIND_DATA)
-             " UNION ALL " FIND_ARM(3, "NULL"), rowid, rowid, rowid);
-#undef FIND_ARM
-#undef FIND_DATA
-    snprintf(list_sql, sizeof list_sql, "SELECT name, mode, mtime, sz, "
-             "length(data), %s FROM sqlar WHERE typeof(name) = 'text' "
-             "ORDER BY name COLLATE BINARY", rowid);
-    if ((rc = sqlite3_prepare_v3(s->db, find_sql, -1,
-             SQLITE_PREPARE_PERSISTENT, &s->find, NULL)) != SQLITE_OK ||
-        (rc = sqlite3_prepare_v3(s->db,
-             "SELECT 1 FROM sqlar WHERE name = ?1 COLLATE BINARY OR "
-             "(name >= ?2 COLLATE BINARY AND name < ?3 COLLATE BINARY) "
-             "LIMIT 1", -1,
-             SQLITE_PREPARE_PERSISTENT, &s->ns, NULL)) != SQLITE_OK ||
-        (rc = sqlite3_prepare_v3(s->db,
-             "SELECT sz, data FROM sqlar "
-             "WHERE name = ?1 COLLATE BINARY", -1,
-             SQLITE_PREPARE_PERSISTENT, &s->read, NULL)) != SQLITE_OK ||
-        (rc = sqlite3_prepare_v3(s->db, list_sql, -1,
-             SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
+    s->shas = strcmp(rowid, "0") != 0 && uses_shas(s);
+    rc = prepare(s, rowid);
+    if (rc != SQLITE_OK && s->shas) { /* a table of hashes not ours */
+        MH_TRACE(h, "sqlite: %s: its " MH_SAR_SHA_TABLE " table is not "
+                 "used: %s", s->path, sqlite3_errmsg(s->db));
+        finalize_all(s);
+        s->shas = false;
+        rc = prepare(s, rowid);
+    }
+    if (rc != SQLITE_OK)
         goto fail;
     s->dev = st.st_dev;
     s->ino = st.st_ino;
@@ -542,8 +649,8 @@ static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
 
 /* What changes whenever a row's bytes may have: its columns and the
  * database file's identity.  Into buf. */
-static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
-                                char buf[SQF_IDENT_MAX])
+static const char *ident_of(const sqf_state *s, const int64_t v[5],
+                            char buf[SQF_IDENT_MAX])
 {
     /* The file (device, inode, birth), then the row's mode, mtime, sz,
      * length(data) and row id: what a rewrite changes.  The text of
@@ -559,10 +666,19 @@ static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
     p = mh_put_sdec(p, s->born);
     for (int i = 0; i < 5; i++) {
         *p++ = ':';
-        p = mh_put_sdec(p, (long long)sqlite3_column_int64(st, col + i));
+        p = mh_put_sdec(p, (long long)v[i]);
     }
     *p = '\0';
     return buf;
+}
+
+static const char *row_identity(const sqf_state *s, sqlite3_stmt *st, int col,
+                                char buf[SQF_IDENT_MAX])
+{
+    int64_t v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = sqlite3_column_int64(st, col + i);
+    return ident_of(s, v, buf);
 }
 
 /* a, b and c joined into buf (size bytes): false, and nothing usable in
@@ -611,13 +727,17 @@ static const char *sidecar(sqf_state *s, const char *rel, size_t n,
 }
 
 /* A statement failed because a writer that died left a hot journal,
- * which this read-only connection may not roll back?  Then reconnect
- * (db_open rolls it back): MH_OK, and the caller tries once more;
- * MH_EAGAIN with *busy set when the database is locked now; else
- * MH_ENOTFOUND.  Lock held. */
-static mh_status hot_journal(sqf_state *s, mh_buf *why, mh_error **busy)
+ * which this read-only connection may not roll back, or because the
+ * schema changed under a statement that reads the hashes (their table
+ * dropped: in WAL mode the file's stat need not show it)?  Then
+ * reconnect (db_open rolls the journal back, and looks for the hashes
+ * again): MH_OK, and the caller tries once more; MH_EAGAIN with *busy
+ * set when the database is locked now; else MH_ENOTFOUND.  Lock held. */
+static mh_status reconnect(sqf_state *s, mh_buf *why, mh_error **busy)
 {
-    if (!s->db || sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK)
+    if (!s->db ||
+        (sqlite3_extended_errcode(s->db) != SQLITE_READONLY_ROLLBACK &&
+         !(s->shas && sqlite3_extended_errcode(s->db) == SQLITE_ERROR)))
         return MH_ENOTFOUND;
     db_close(s);
     mh_status rc = ensure_current(s, why, busy);
@@ -659,6 +779,171 @@ static void take_bytes(sqf_state *s, sqlite3_stmt *st, int64_t mode,
         row_bytes(s->host, st, 3, 6, out, &why); /* empty when it fails */
 }
 
+/* Has the database file been still long enough that any later change
+ * moves its ctime (it was checked against s->ctim just now), on a local
+ * filesystem that keeps a ctime of its own (a network filesystem's
+ * cached attributes may hide a change)?  Then a snapshot of its names
+ * holds while the ctime stays: a commit writes the file.  (A WAL
+ * database's commits do not: none is taken of one, mh_sqs_read.) */
+static bool settled(const sqf_state *s)
+{
+    struct timespec now;
+    struct statfs sf;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return !mh_io_age_unsure(now.tv_sec, now.tv_nsec, s->ctim.tv_sec,
+                             s->ctim.tv_nsec) &&
+           statfs(s->path, &sf) == 0 &&
+           mh_stamp_fs_ok((unsigned long)sf.f_type);
+}
+
+/* Where the copy of row rel with SHA-256 sha is kept: a file per content
+ * and origin (DB!/rel), so that two modules with the same bytes are two
+ * loaded objects, as two files would be.  False if it cannot be named. */
+static bool copy_path(const sqf_state *s, const char *rel, const char *sha,
+                      char *blob, size_t size)
+{
+    char origin[PATH_MAX + MH_NAME_MAX + 8];
+    return join3(origin, sizeof origin, s->path, "!/", rel) &&
+           mh_blobs_path(s->host, sha, origin, strlen(origin), blob, size);
+}
+
+/* A native row's bytes, read from the database, whose SHA-256 it records
+ * as sha: kept as its copy at blob when they hash to it (true: the host
+ * can map that copy; a file already there is replaced only when
+ * `replace`, else taken, as another host's).  When they do not, the
+ * table is wrong -- a writer got around its triggers -- and the bytes are
+ * loaded as read, with a warning once per connection.  Lock held. */
+static bool keep_copy(sqf_state *s, const char *rel, const char *sha,
+                      const char *blob, const mh_blob *b, bool replace)
+{
+    unsigned char got[32];
+    char hex[65];
+    if (!mh_sha256(b->data, b->len, got))
+        return false;
+    mh_hex(got, 32, hex);
+    if (memcmp(hex, sha, 64) != 0) {
+        if (!s->sha_warned) {
+            s->sha_warned = true;
+            mh_log(s->host, MH_LOG_WARN, "module database %s, entry %s: its "
+                   "SHA-256 in the " MH_SAR_SHA_TABLE " table is not that of "
+                   "its data (a writer went around the table's triggers?); "
+                   "the data is loaded as read, and no copy is kept. To "
+                   "mend it: sqlite3 %s 'DELETE FROM " MH_SAR_SHA_TABLE "', "
+                   "then 'modhost pack' into it records every hash again",
+                   s->path, rel, s->path);
+        }
+        return false;
+    }
+    /* Only an image the memory loader would take: one that maps outside
+     * its bytes (truncated) would fault in the dynamic loader, where the
+     * memory loader refuses it with the reason. */
+    const char *bad = mh_elf_check(b->data, b->len);
+    if (bad) {
+        MH_TRACE(s->host, "sqlite: %s!/%s: no copy kept: %s", s->path, rel,
+                 bad);
+        return false;
+    }
+    return mh_blobs_put(s->host, blob, b->data, b->len, replace);
+}
+
+/* A row read on its own (read(): the host found its copy unusable, or
+ * wants its metadata), whose SHA-256 is recorded as sha: a copy that is
+ * there but damaged -- other bytes, or not this user's file, 0600 -- is
+ * kept anew from the bytes b.  One that is not there is left so (only an
+ * import keeps one, native_copy, not a listing), and so is one refused
+ * for where it is (a network filesystem) or for want of a descriptor:
+ * writing it again would not help.  Lock held. */
+static void mend_copy(sqf_state *s, const char *rel, const char *sha,
+                      const mh_blob *b)
+{
+    char blob[PATH_MAX];
+    unsigned char got[32];
+    char hex[65];
+    struct stat st;
+    if (!mh_blobs_ready(s->host) || !copy_path(s, rel, sha, blob, sizeof blob))
+        return;
+    int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+                            O_NOCTTY);
+    if (fd < 0 && errno != ELOOP)
+        return;
+    bool damaged = fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                   st.st_uid != geteuid() || (st.st_mode & 077) ||
+                   (uint64_t)st.st_size != b->len ||
+                   mh_io_sha256(fd, (uint64_t)st.st_size, got) != NULL;
+    if (!damaged) {
+        mh_hex(got, 32, hex);
+        damaged = memcmp(hex, sha, 64) != 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (!damaged)
+        return;
+    MH_TRACE(s->host, "sqlite: the copy %s of %s!/%s is damaged; kept anew",
+             blob, s->path, rel);
+    keep_copy(s, rel, sha, blob, b, true);
+}
+
+/* The native row s->find stands on, in a database that records hashes
+ * (column 7): its SHA-256 into sha ("" if none), and into blob (size
+ * bytes) the copy the host is to map, or "" for none.  A copy already in
+ * the blob cache is named as it is.  Else, for an import (out not NULL),
+ * the row's bytes are read by row id in the same read transaction (the
+ * row this find saw) and kept as the copy, which the host then maps like
+ * any other -- so every host of the process maps the same file, and
+ * shares one loaded object -- or, if they cannot be kept, handed over in
+ * *out.  Lock held. */
+static void native_copy(sqf_state *s, const char *rel, mh_blob *out,
+                        char sha[65], char *blob, size_t size)
+{
+    sha[0] = blob[0] = '\0';
+    if (sqlite3_column_type(s->find, 7) == SQLITE_NULL)
+        return; /* no hash: the statement took the bytes, if asked to */
+    const unsigned char *t = sqlite3_column_text(s->find, 7);
+    bool ok = mh_sar_sha_ok(t, sqlite3_column_bytes(s->find, 7)) &&
+              copy_path(s, rel, (const char *)t, blob, size);
+    if (ok) {
+        memcpy(sha, t, 64);
+        sha[64] = '\0';
+        if (access(blob, F_OK) == 0)
+            return;
+    }
+    blob[0] = '\0';
+    if (!out)
+        return;
+    /* No copy yet (or a hash not to be used): the bytes, as the row is in
+     * this read transaction. */
+    const char *why;
+    sqlite3_bind_int64(s->byrow, 1, sqlite3_column_int64(s->find, 5));
+    if (sqlite3_step(s->byrow) == SQLITE_ROW) /* in the find's transaction */
+        row_bytes(s->host, s->byrow, 0, 1, out, &why); /* else the read */
+    sqlite3_reset(s->byrow);
+    if (ok && out->data && copy_path(s, rel, sha, blob, size) &&
+        keep_copy(s, rel, sha, blob, out, false))
+        mh_blob_free(s->host, out);
+    else
+        blob[0] = '\0';
+}
+
+/* No module `name` here, but rows under its path rel (package): a
+ * namespace portion, else a miss saying so. */
+static mh_status package_or_none(sqf_state *s, mh_finder_ctx *cx,
+                                 const char *name, const char *rel,
+                                 bool package, mh_finder_spec *spec)
+{
+    char origin[PATH_MAX + MH_NAME_MAX + 8];
+    if (!package) {
+        mh_buf_printf(MH_FCX(cx)->why, "no %s.so or %s.lua in the archive",
+                      rel, rel);
+        return MH_ENOTFOUND;
+    }
+    snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
+    spec->kind = MH_KIND_NAMESPACE;
+    spec->origin = mh_int_cstr(s->host, origin);
+    return spec->origin ? MH_OK
+                        : mh_err(s->host, MH_FCX(cx)->err, MH_ENOMEM,
+                                 "out of memory finding '%s'", name);
+}
+
 static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                           mh_finder_spec *spec)
 {
@@ -682,7 +967,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         char ident[SQF_IDENT_MAX];
     } row[NROWS];
     char rel[MH_NAME_MAX + 8], lo[sizeof rel + 1], hi[sizeof rel + 1];
-    char origin[PATH_MAX + MH_NAME_MAX + 8], ident[400];
+    char ident[400];
+    char sha[65] = "", blob[PATH_MAX] = ""; /* the native row's copy */
 
     for (size_t k = 0; k < NROWS; k++)
         row[k].n = mh_name_relpath(name, k < META ? kinds[k].suffix
@@ -697,6 +983,53 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     }
     if (rc != MH_OK)
         goto out;
+    if (s->shas && !s->snap && !s->snap_failed &&
+        ++s->finds >= SQF_SNAP_AT && settled(s)) {
+        bool again = false;
+        s->snap = mh_sqs_read(h, s->db, s->path, &again);
+        s->snap_failed = !s->snap && !again;
+    }
+    if (s->snap) {
+        /* Answered from the names held: a module with its copy, a module
+         * this database does not have, a package.  Anything else -- a
+         * Lua module, a sidecar manifest, a row that is no file, a copy
+         * not kept yet -- is asked of the database below. */
+        const mh_sqs *q = s->snap;
+        const mh_sqs_row *r;
+        if (mh_sqs_has(q, row[0].rel, row[0].n)) {
+            if ((r = mh_sqs_hash(q, row[0].rel, row[0].n)) &&
+                !mh_sqs_has(q, row[META].rel, row[META].n) &&
+                copy_path(s, row[0].rel, r->sha, blob, sizeof blob) &&
+                access(blob, F_OK) == 0) {
+                int64_t v[5] = {r->mode, r->mtime, r->sz, r->len, r->row};
+                char *at = MH_FCX(cx)->path;
+                if (!join3(at, sizeof MH_FCX(cx)->path, s->path, "!/",
+                           row[0].rel)) {
+                    rc = mh_err(h, MH_FCX(cx)->err, MH_EPATH, "module '%s' "
+                                "in %s: its path is too long", name, s->path);
+                    goto out;
+                }
+                spec->kind = MH_KIND_NATIVE;
+                spec->origin = at;
+                spec->key = mh_int_str(h, row[0].rel, row[0].n);
+                spec->identity = mh_int_cstr(h, ident_of(s, v, ident));
+                spec->copy = mh_int_cstr(h, blob);
+                spec->copy_sha256 = mh_int_str(h, r->sha, 64);
+                rc = spec->key && spec->identity && spec->copy &&
+                             spec->copy_sha256
+                         ? MH_OK
+                         : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM, "out of "
+                                  "memory finding '%s'", name);
+                goto out;
+            }
+        } else if (!mh_sqs_has(q, row[1].rel, row[1].n)) {
+            size_t d = mh_name_relpath(name, "", rel, sizeof rel);
+            rc = package_or_none(s, cx, name, rel, mh_sqs_has_under(q, rel, d),
+                                 spec);
+            goto out;
+        }
+        blob[0] = '\0';
+    }
     sqlite3_int64 limit = h->max_module_size > INT64_MAX
                               ? INT64_MAX : (sqlite3_int64)h->max_module_size;
     for (bool reopened = false, with_bytes = bytes != NULL;;) {
@@ -707,6 +1040,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         }
         for (size_t k = 0; k < META; k++)
             mh_blob_free(h, &code[k]); /* of a try before a reopen */
+        sha[0] = blob[0] = '\0';
         sqlite3_bind_int64(s->find, 4, with_bytes ? limit : -1);
         bool injected = mh_fault(s->host, "sqlite");
         int step = injected ? SQLITE_IOERR : sqlite3_step(s->find);
@@ -721,6 +1055,11 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
                     row[k].mode = sqlite3_column_int64(s->find, 1);
                     if (k < META && with_bytes) /* before sz is read */
                         take_bytes(s, s->find, row[k].mode, &code[k]);
+                    if (k == 0 && s->shas && !mh_sar_is_link(row[k].mode) &&
+                        !mh_sar_is_dir(row[k].mode))
+                        native_copy(s, row[k].rel, with_bytes ? &code[k]
+                                                              : NULL,
+                                    sha, blob, sizeof blob);
                     row_identity(s, s->find, 1, row[k].ident);
                 }
         }
@@ -738,7 +1077,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
             with_bytes = false;
             continue;
         }
-        mh_status hj = reopened ? MH_ENOTFOUND : hot_journal(s, why, &busy);
+        mh_status hj = reopened ? MH_ENOTFOUND : reconnect(s, why, &busy);
         if (hj == MH_OK) {
             reopened = true; /* rolled back: look again, once */
             continue;
@@ -787,6 +1126,10 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         spec->identity = mh_int_cstr(h, ident);
         spec->meta_key = meta ? mh_int_str(h, row[META].rel, row[META].n)
                               : NULL;
+        if (k == 0 && blob[0] &&
+            (!(spec->copy = mh_int_cstr(h, blob)) ||
+             !(spec->copy_sha256 = mh_int_str(h, sha, 64))))
+            spec->key = NULL; /* out of memory, below */
         rc = spec->key && spec->identity &&
                      (!meta || spec->meta_key)
                  ? MH_OK
@@ -807,16 +1150,8 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     sqlite3_bind_text(s->ns, 3, hi, -1, SQLITE_STATIC);
     int step = sqlite3_step(s->ns);
     sqlite3_reset(s->ns);
-    if (step == SQLITE_ROW) {
-        snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
-        spec->kind = MH_KIND_NAMESPACE;
-        spec->origin = mh_int_cstr(h, origin);
-        rc = spec->origin ? MH_OK
-                          : mh_err(h, MH_FCX(cx)->err, MH_ENOMEM,
-                                   "out of memory finding '%s'", name);
-    } else if (step == SQLITE_DONE) {
-        mh_buf_printf(why, "no %s.so or %s.lua in the archive", rel, rel);
-        rc = MH_ENOTFOUND;
+    if (step == SQLITE_ROW || step == SQLITE_DONE) {
+        rc = package_or_none(s, cx, name, rel, step == SQLITE_ROW, spec);
     } else if (locked(step)) {
         rc = locked_stop(s, name, step, MH_FCX(cx)->err);
     } else {
@@ -856,9 +1191,29 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
     }
     sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
     int step = mh_fault(h, "sqlite") ? SQLITE_IOERR : sqlite3_step(s->read);
+    if (step == SQLITE_ERROR && s->shas) { /* the hashes' table dropped */
+        sqlite3_reset(s->read);
+        mh_buf b;
+        mh_buf_init(&b, h, 0);
+        rc = reconnect(s, &b, NULL);
+        mh_buf_free(&b);
+        if (rc == MH_OK) {
+            sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
+            step = sqlite3_step(s->read);
+        } else if (!s->db) {
+            rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
+                        "cannot read %s!/%s: the database could not be "
+                        "opened again", s->path, key);
+            goto out;
+        }
+    }
     if (step == SQLITE_ROW) {
         /* sz and data come from one row of one statement: one snapshot. */
         rc = row_bytes(h, s->read, 0, 1, out, &why);
+        const unsigned char *sha = sqlite3_column_text(s->read, 2);
+        if (rc == MH_OK &&
+            mh_sar_sha_ok(sha, sqlite3_column_bytes(s->read, 2)))
+            mend_copy(s, key, (const char *)sha, out);
         if (rc == MH_ENOMEM)
             rc = mh_err(h, err, rc, "out of memory reading %s!/%s",
                         s->path, key);

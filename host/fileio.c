@@ -17,8 +17,14 @@
 #include "host/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -216,4 +222,35 @@ void mh_fd_path(char buf[MH_FD_PATH_SIZE], int fd)
     static const char pre[] = "/proc/self/fd/";
     memcpy(buf, pre, sizeof pre - 1);
     *mh_put_dec(buf + sizeof pre - 1, (unsigned)fd, 1) = '\0';
+}
+
+int mh_io_put_new(mh_host *h, const char *dir, const char *path,
+                  const void *data, size_t len, bool replace, bool *never)
+{
+    *never = false;
+    int fd = mh_fault(h, "open")
+                 ? (errno = EIO, -1)
+                 : open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    int e = fd < 0 ? errno : 0;
+    if (e == EOPNOTSUPP || e == EISDIR || e == EINVAL) {
+        *never = true; /* EISDIR: a kernel before 3.11 */
+        return e;
+    }
+    if (!e && (mh_fault(h, "write") || mh_io_write_all(fd, data, len)))
+        e = errno ? errno : EIO;
+    if (!e) {
+        /* Linked by its /proc name: linkat's AT_EMPTY_PATH needs a
+         * capability.  A file already there (an older one) goes. */
+        char proc[MH_FD_PATH_SIZE];
+        mh_fd_path(proc, fd);
+        int rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+        if (rc != 0 && errno == EEXIST && replace && unlink(path) == 0)
+            rc = linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+        e = rc != 0 ? errno : 0;
+        if (e == ENOENT && access("/proc/self/fd", F_OK) != 0)
+            *never = true;
+    }
+    if (fd >= 0)
+        close(fd);
+    return e;
 }

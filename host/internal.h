@@ -59,6 +59,7 @@ struct mh_host {
     } sec;
     atomic_int stamps;     /* copy stamps' directory (cache/stamp.c): 0
                               not looked at yet, 1 private, -1 unusable */
+    atomic_int blobs;      /* the blob cache's (cache/blobs.c): the same */
     _Atomic(struct mh_notify *) notify; /* listing change events
                                            (finders/notify.c) */
     struct {               /* entries that lack a package (host/tops.c) */
@@ -238,6 +239,18 @@ char *mh_put_sdec(char *p, long long v);
  * descriptor is loaded or reopened by. */
 #define MH_FD_PATH_SIZE 40
 void mh_fd_path(char buf[MH_FD_PATH_SIZE], int fd);
+/* A new file at path (in directory dir, which holds it) with len bytes of
+ * data, mode 0600: an O_TMPFILE filled, then linked in by its
+ * /proc/self/fd name -- replacing any file there when `replace`, else
+ * EEXIST and the file there left alone -- a writer killed
+ * mid-way leaves nothing, readers see a whole file or none.  Not
+ * fsynced: where that matters, the reader must be able to tell (a hash,
+ * a size).  0, or an errno; *never* is set
+ * when it can never work here (no O_TMPFILE on that filesystem, no
+ * /proc), else cleared.  Fault sites "open" and "write". */
+int mh_io_put_new(mh_host *h, const char *dir, const char *path,
+                  const void *data, size_t len, bool replace,
+                  bool *never);
 
 /* ---- environment (host/host.c) --------------------------------------- */
 

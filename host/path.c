@@ -17,6 +17,7 @@
  */
 #include "host/internal.h"
 #include "cache/stamp.h"
+#include "cache/blobs.h"
 #include "host/tops.h"
 #include "host/secure.h"
 #include "finders/finder.h"
@@ -630,4 +631,5 @@ void mh_invalidate_caches(mh_host *host)
     mh_chain_invalidate(host);
     mh_sec_forget(host);
     mh_stamp_forget(host);
+    mh_blobs_forget(host);
 }

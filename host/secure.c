@@ -659,7 +659,7 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
     /* Hashed before, and the very file, unchanged since (cache/stamp.c);
      * only where the filesystem's ctime can vouch for that. */
     else if ((stamps = stamps && mh_stamp_fs_ok((unsigned long)sf.f_type)) &&
-             mh_stamp_holds(h, sha_hex, &st)) {
+             mh_stamp_holds(h, path, sha_hex, &st)) {
         MH_TRACE(h, "%s: verified by its stamp, not hashed", path);
         *out = fd;
         *size = (long long)st.st_size;
@@ -682,7 +682,7 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
         return MH_ENOTFOUND;
     }
     if (stamps)
-        mh_stamp_record(h, sha_hex, &again, &before);
+        mh_stamp_record(h, path, sha_hex, fd, &again, &before);
     *out = fd;
     *size = (long long)st.st_size;
     return MH_OK;

@@ -675,10 +675,14 @@ MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
  * ending in ".so") is stored as is, so importing it needs no inflating
  * (as Android stores the native libraries of an APK); every other file is
  * zlib-compressed where that makes it smaller.  Existing entries of the
- * same name are replaced.  Everything is written in one transaction:
- * readers see all of it or none of it, and on failure nothing changes (a
- * database file created by this call is removed).  *count, if not NULL,
- * receives the number of files written.  Same as mh_pack_ex with flags 0.
+ * same name are replaced.  The SHA-256 of every native module in the
+ * database is recorded too (table mh_sha256, kept true by triggers), so
+ * that hosts map a copy of a module kept in their blob cache instead of
+ * reading its row (docs/formats.md).  Everything is written in one
+ * transaction: readers see all of it or none of it, and on failure
+ * nothing changes (a database file created by this call is removed).
+ * *count, if not NULL, receives the number of files written.  Same as
+ * mh_pack_ex with flags 0.
  */
 MH_API mh_status mh_pack(const char *db, const char *const *inputs,
                          size_t n_inputs, size_t *count, mh_error **err);

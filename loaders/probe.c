@@ -170,12 +170,18 @@ static mh_status probe_bin(mh_host *h, char *out, size_t size,
 /* ---- identity and the cache --------------------------------------------- */
 
 /* The cache key of the module: which modhost asks, the module's name
- * and its identity (not its origin: the same bytes are the same test). */
+ * and its identity (not its origin: the same bytes are the same test).
+ * known: the SHA-256 the bytes at fd were checked to have (a finder's
+ * copy), or NULL. */
 static void key_of(mh_buf *key, const char *name, int fd,
-                   const mh_blob *image, bool *unsure)
+                   const mh_blob *image, const char *known, bool *unsure)
 {
     mh_buf_printf(key, "%smodhost %s abi %d\nname %s\n", CACHE_MAGIC,
                   MH_VERSION_STRING, MH_PLUGIN_ABI_VERSION, name);
+    if (known) {
+        mh_buf_printf(key, "sha256 %s\n", known);
+        return;
+    }
     if (image) {
         char sha[65];
         if (mh_sha256_hex(image->data, image->len, 32, sha))
@@ -590,7 +596,10 @@ mh_status mh_probe_native(mh_host *h, const char *name, const mh_found *f,
         }
     }
 
-    key_of(&key, name, fd, image, &unsure);
+    key_of(&key, name, fd, image,
+           f->copy && f->file == f->copy && f->fd >= 0 ? f->copy_sha256
+                                                       : NULL,
+           &unsure);
     char path[PATH_MAX];
     bool cacheable = cache_path(h, &key, path, sizeof path);
     if (cacheable && cache_has(h, path, &key)) {

@@ -62,9 +62,16 @@ static mode_t mode_of(const char *path)
 
 /* ------------------------------------------------------------- memfd */
 
+/* A module database without its recorded hashes (docs/formats.md), as
+ * `sqlite3 -A` or an older modhost writes one: its native code is always
+ * read and loaded from memory, which is what these cases are about.  (A
+ * database with them has its modules mapped from kept copies:
+ * tests/test_sqlite.c.) */
+#define mem_db(db, ...) db_without_hashes(db_make((db), __VA_ARGS__))
+
 TEST(memfd_mapping_named_after_module)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:memtestmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:memtestmod.so");
     mh_host *host = host_new_isolated(db);
     mh_module *mod;
 
@@ -83,7 +90,7 @@ TEST(memfd_mapping_named_after_module)
 
 TEST(memfd_is_sealed_and_close_on_exec)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:sealmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:sealmod.so");
     mh_host *host = host_new_isolated(db);
     int fd, seals,
         want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
@@ -109,7 +116,7 @@ TEST(no_memfd_loads_through_private_directory)
 {
     const char *cache = tmp_mkdir("cache");
     const char *native = tmp_path("cache/native");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
     mh_host *host = host_new_opts(&o, db);
     mh_module *mod;
@@ -134,7 +141,7 @@ TEST(no_memfd_creates_missing_cache_directory)
 {
     const char *cache = tmp_path("home/.cache/modhost");
     const char *native = tmp_path("home/.cache/modhost/native");
-    const char *db = db_make(tmp_path("p.db"), "answer7:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "answer7:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
     mh_host *host = host_new_opts(&o, db);
 
@@ -148,7 +155,7 @@ TEST(no_memfd_creates_missing_cache_directory)
 TEST(no_memfd_refuses_world_writable_directory)
 {
     const char *native = tmp_mkdir("cache/native");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD};
     mh_host *host;
     mh_module *mod;
@@ -168,7 +175,7 @@ TEST(no_memfd_refuses_symlinked_directory)
 {
     const char *elsewhere = tmp_mkdir("elsewhere");
     const char *native = tmp_path("cache/native");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD};
     mh_host *host;
     mh_module *mod;
@@ -187,7 +194,7 @@ TEST(no_memfd_refuses_symlinked_directory)
 TEST(no_memfd_refuses_directory_of_another_user)
 {
     const char *native = tmp_mkdir("cache/native");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD};
     mh_host *host;
     mh_module *mod;
@@ -208,7 +215,7 @@ TEST(no_memfd_refuses_directory_of_another_user)
 TEST(no_memfd_cache_dir_that_is_a_file_fails_cleanly)
 {
     const char *cache = tmp_path("cache");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
     mh_host *host;
     mh_module *mod;
@@ -227,8 +234,8 @@ TEST(fd_of_module_still_mapped_is_not_reused)
      * memfd were closed, the next memfd could get the same number, and
      * dlopen("/proc/self/fd/N") would return pinmod (glibc matches loaded
      * objects by name) instead of the new module. */
-    const char *db1 = db_make(tmp_path("one.db"), "nodelete:pinmod.so");
-    const char *db2 = db_make(tmp_path("two.db"), "answer7:othermod.so");
+    const char *db1 = mem_db(tmp_path("one.db"), "nodelete:pinmod.so");
+    const char *db2 = mem_db(tmp_path("two.db"), "answer7:othermod.so");
     mh_spec_info info = {.size = sizeof info};
     mh_host *h1 = host_new_isolated(db1), *h2;
     int pin_fd, other_fd, hold[64], nhold = 0;
@@ -265,7 +272,7 @@ TEST(fd_of_module_still_mapped_is_not_reused)
 
 TEST(same_bytes_same_name_load_once)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:dedupmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:dedupmod.so");
     size_t before = memfd_fd_count("");
     mh_host *h1 = host_new_isolated(db), *h2 = host_new_isolated(db);
     mh_module *m1, *m2;
@@ -286,7 +293,7 @@ TEST(same_bytes_same_name_load_once)
 
 TEST(same_bytes_same_name_load_once_without_memfd)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:dedupmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:dedupmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD};
     mh_host *h1 = host_new_opts(&o, db), *h2 = host_new_opts(&o, db);
     mh_module *m1, *m2;
@@ -306,8 +313,8 @@ TEST(different_bytes_same_name_load_separately)
     /* If an fd were closed after dlopen, the second memfd could reuse its
      * number, and glibc, matching "/proc/self/fd/N" by name, would hand
      * back the first library. */
-    const char *db1 = db_make(tmp_path("one.db"), "counter:twinmod.so");
-    const char *db2 = db_make(tmp_path("two.db"), "answer7:twinmod.so");
+    const char *db1 = mem_db(tmp_path("one.db"), "counter:twinmod.so");
+    const char *db2 = mem_db(tmp_path("two.db"), "answer7:twinmod.so");
     mh_host *h1 = host_new_isolated(db1), *h2 = host_new_isolated(db2);
     mh_host *h3;
     mh_module *m1, *m2, *m3;
@@ -329,7 +336,7 @@ TEST(different_bytes_same_name_load_separately)
 
 TEST(same_bytes_other_name_load_separately)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:c1.so",
+    const char *db = mem_db(tmp_path("p.db"), "counter:c1.so",
                              "counter:c2.so");
     mh_host *host = host_new_isolated(db);
     mh_module *m1 = import_ok(host, "c1"), *m2 = import_ok(host, "c2");
@@ -365,7 +372,7 @@ static void *host_worker(void *arg)
 TEST(hosts_in_threads_share_one_load)
 {
     /* A check-then-load race loads twice; twenty rounds make it show. */
-    const char *db = db_make(tmp_path("p.db"), "counter:sharedmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:sharedmod.so");
     struct one_host w[N_HOSTS];
     pthread_t t[N_HOSTS];
     pthread_barrier_t start;
@@ -464,7 +471,7 @@ TEST(memfd_load_failure_writes_no_file)
 
 TEST(verbose_traces_never_name_proc_fd)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:tracemod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:tracemod.so");
     log_capture lc;
     host_opts o = {.flags = MH_CONFIG_VERBOSE};
     mh_host *h1, *h2;
@@ -505,7 +512,7 @@ TEST(fallback_refuses_world_writable_ancestor)
 {
     const char *ww = tmp_mkdir("ww");
     const char *cache = tmp_path("ww/cache");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
     mh_host *host;
     mh_module *mod;
@@ -529,7 +536,7 @@ TEST(fallback_accepts_sticky_root_ancestor)
 {
     const char *ww = tmp_mkdir("ww");
     const char *cache = tmp_path("ww/cache");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
     mh_host *host;
 
@@ -549,7 +556,7 @@ TEST(fallback_accepts_root_symlink_in_cache_path)
 {
     const char *safe = tmp_mkdir("safe");
     const char *cache = tmp_path("link/cache");
-    const char *db = db_make(tmp_path("p.db"), "counter:fbmod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:fbmod.so");
     host_opts o = {.flags = MH_CONFIG_NO_MEMFD, .cache_dir = cache};
     mh_host *host;
 
@@ -591,7 +598,7 @@ static void *race_worker(void *arg)
 
 TEST(two_threads_same_new_image_one_memfd)
 {
-    const char *db = db_make(tmp_path("p.db"), "counter:racemod.so");
+    const char *db = mem_db(tmp_path("p.db"), "counter:racemod.so");
     struct racer w[2];
     pthread_t t[2];
     pthread_barrier_t start;
@@ -644,8 +651,8 @@ TEST(slow_init_does_not_block_other_memory_loads)
     /* No process-wide lock may be held while plugin code runs: a module
      * whose init takes 300 ms must not hold up another host loading a
      * different module from memory. */
-    const char *db1 = db_make(tmp_path("one.db"), "slow_init:slowmod.so");
-    const char *db2 = db_make(tmp_path("two.db"), "answer7:quickmod.so");
+    const char *db1 = mem_db(tmp_path("one.db"), "slow_init:slowmod.so");
+    const char *db2 = mem_db(tmp_path("two.db"), "answer7:quickmod.so");
     const char *marker = tmp_path("slow-init-started");
     mh_spec_info info = {.size = sizeof info};
     struct slow_import s = {0};

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2729,4 +2730,455 @@ TEST(row_size_stored_as_text)
 TEST(row_data_stored_as_text)
 {
     check_broken_row("data = CAST(data AS TEXT)", NULL);
+}
+
+/* ---- copies of native rows (the hashes table, the blob cache) ------- */
+
+/* The copy the host keeps of db's row `rel`: named by the SHA-256 the
+ * database records for it and a tag of its origin ("" when it records
+ * none). */
+static const char *blob_of(const char *db, const char *rel)
+{
+    const char *sha = db_exec(db, str_fmt("SELECT sha256 FROM mh_sha256 "
+                                          "WHERE name = '%s'", rel));
+    if (!*sha)
+        return "";
+    /* Its name ends in a tag of the origin: the one file of that content
+     * for this database (these cases keep one origin per content). */
+    const char *found = sh_run(str_fmt("ls -d %s.* 2>/dev/null | head -n 2",
+                                       sh_quote(tmp_path("cache/blobs/%s",
+                                                         sha))), NULL);
+    if (strchr(found, '\n') && strchr(found, '\n')[1])
+        FAIL("two copies of %s: %s", rel, found);
+    size_t n = strcspn(found, "\n");
+    return n ? str_fmt("%.*s", (int)n, found)
+             : tmp_path("cache/blobs/%s.none", sha);
+}
+
+/* A host on db whose cache directory is tmp_path("cache"). */
+static mh_host *copy_host(const char *db)
+{
+    host_opts o = {0};
+    return host_new_opts(&o, db);
+}
+
+/* Database p.db holding counter as m.so, imported once: its copy kept. */
+static const char *db_with_kept_copy(void)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    mh_host *host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    mh_host_free(host);
+    ASSERT_TRUE(file_exists(blob_of(db, "m.so")));
+    return db;
+}
+
+/* Is file `path` mapped into this process? */
+static bool mapped(const char *path)
+{
+    const char *maps = sh_run(str_fmt("cat /proc/%d/maps", (int)getpid()),
+                              NULL);
+    return strstr(maps, path) != NULL;
+}
+
+/* Are files a and b the same bytes? */
+static bool same_bytes(const char *a, const char *b)
+{
+    int status;
+    sh_run(str_fmt("cmp -s %s %s", sh_quote(a), sh_quote(b)), &status);
+    return status == 0;
+}
+
+TEST(packed_module_is_mapped_from_its_kept_copy)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:first.so");
+    /* mh_pack records the row's SHA-256, that of the file packed. */
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "1");
+    ASSERT_EQ_STR(sh_run(str_fmt("sha256sum < %s | head -c 64",
+                                 sh_quote(fixture_path("counter"))), NULL),
+                  db_exec(db, "SELECT sha256 FROM mh_sha256"));
+    /* The first import reads the row, keeps it as a copy, and maps that:
+     * every host of the process loads the one file. */
+    ASSERT_TRUE(dir_count(tmp_path("cache/blobs")) <= 0);
+    mh_host *host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "first"), "value"), 42);
+    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs")), 1);
+    const char *blob = blob_of(db, "first.so");
+    ASSERT_TRUE(file_exists(blob));
+    ASSERT_TRUE(same_bytes(blob, fixture_path("counter")));
+    ASSERT_TRUE(mapped(blob));
+    ASSERT_FALSE(mapped("/memfd:first "));
+    mh_host_free(host);
+    ASSERT_FALSE(mapped(blob));
+    /* The next host maps it too, reading no row's data. */
+    host = copy_host(db);
+    mh_module *m = import_ok(host, "first");
+    ASSERT_EQ_INT(call_int(m, "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(m), str_fmt("%s!/first.so", db));
+    ASSERT_TRUE(mapped(blob));
+    mh_host_free(host);
+}
+
+TEST(changed_row_is_never_served_from_an_old_copy)
+{
+    const char *db = db_with_kept_copy();
+    mh_host *host;
+    /* Re-packed: the new row, its new hash. */
+    db_make(db, "answer7:m.so");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    mh_host_free(host);
+    /* Changed by another writer in place (the same row id): the trigger
+     * drops the hash, and the row is read. */
+    db_exec(db, str_fmt("UPDATE sqlar SET data = readfile('%s'), sz = "
+                        "length(readfile('%s')) WHERE name = 'm.so'",
+                        fixture_path("counter"), fixture_path("counter")));
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "0");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(hash_row_without_its_triggers_is_not_trusted)
+{
+    const char *db = db_with_kept_copy();
+    mh_host *host;
+    /* A writer that drops a trigger, changes the row, and makes the old
+     * hash row look like the new row's: the hash is not taken. */
+    const char *other = fixture_path("answer7");
+    db_exec(db, str_fmt("DROP TRIGGER mh_sha256_update; UPDATE sqlar SET "
+                        "data = readfile('%s'), sz = length(readfile('%s')) "
+                        "WHERE name = 'm.so'; UPDATE mh_sha256 SET sz = "
+                        "(SELECT sz FROM sqlar), len = (SELECT length(data) "
+                        "FROM sqlar)", other, other));
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256 h, sqlar s "
+                          "WHERE h.row = s.rowid AND h.mode = s.mode AND "
+                          "h.mtime = s.mtime AND h.sz = s.sz AND h.len = "
+                          "length(s.data)"), "1");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(names_held_in_memory_see_a_later_pack)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:a.so",
+                             "counter:b.so", "counter:c.so",
+                             "counter:d.so", "answer7:pkg/e.so");
+    mh_host *host = copy_host(db);
+    for (const char *n = "abcd"; *n; n++) /* their copies, for the next */
+        import_ok(host, str_fmt("%c", *n));
+    mh_host_free(host);
+    usleep(2200 * 1000); /* the database still for the unsure window */
+    int steps;
+    host = counting_host(db, &steps, "a", 42);
+    import_ok(host, "b");
+    import_ok(host, "c");
+    import_ok(host, "d"); /* the fourth find: the names are read */
+    int before = steps;
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "no late.so or late.lua");
+    ASSERT_EQ_INT(steps - before, 0); /* answered from memory */
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "pkg", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(steps - before, 0);
+    /* A pack changes the file: the names are read again. */
+    db_make(db, "answer7:late.so", "counter:pkg/later.so");
+    ASSERT_EQ_INT(call_int(import_ok(host, "late"), "value"), 7);
+    ASSERT_EQ_INT(call_int(import_ok(host, "pkg.later"), "value"), 42);
+    mh_host_free(host);
+}
+
+TEST(damaged_copy_is_kept_again_from_the_row)
+{
+    const char *db = db_with_kept_copy();
+    mh_host *host;
+    const char *blob = blob_of(db, "m.so");
+    long long size = file_size(blob);
+    char *junk = calloc(1, (size_t)size);
+    memset(junk, 'x', (size_t)size);
+    file_write_bytes(blob, junk, (size_t)size);
+    free(junk);
+    chmod(blob, 0600);
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    mh_host_free(host);
+    ASSERT_TRUE(same_bytes(blob, fixture_path("counter")));
+}
+
+TEST(false_hash_row_loads_the_row_and_says_so)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    const char *zeros = "0000000000000000000000000000000000000000000000000000"
+                        "000000000000";
+    db_exec(db, str_fmt("UPDATE mh_sha256 SET sha256 = '%s'", zeros));
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *host = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    mh_host_free(host);
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("module database %s, entry m.so: "
+                                         "its SHA-256 in the mh_sha256 "
+                                         "table is not that of its data",
+                                         db));
+    log_capture_free(&lc);
+    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs")), 0);
+}
+
+TEST(no_private_blob_cache_loads_from_memory)
+{
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    tmp_mkdir("cache/blobs");
+    chmod(tmp_path("cache/blobs"), 0755); /* others may read: not used */
+    for (int i = 0; i < 2; i++) {
+        mh_host *host = copy_host(db);
+        ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+        ASSERT_TRUE(mapped("/memfd:"));
+        mh_host_free(host);
+    }
+    ASSERT_FALSE(file_exists(blob_of(db, "m.so")));
+}
+
+TEST(copies_load_once_per_module_as_files_do)
+{
+    /* Two hosts of one process: the same module, one loaded object (the
+     * first host maps the copy it kept, as the second does). */
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so",
+                             "counter:twin.so");
+    const char *db2 = db_make(tmp_path("q.db"), "counter:m.so");
+    mh_host *h1 = copy_host(db), *h2 = copy_host(db);
+    mh_module *a = import_ok(h1, "m"), *b = import_ok(h2, "m");
+    ASSERT_EQ_PTR(symbol_ok(a, "value"), symbol_ok(b, "value"));
+    ASSERT_TRUE(mapped(tmp_path("cache/blobs/")));
+    ASSERT_FALSE(mapped("/memfd:m "));
+    /* The same bytes under another name, or in another database, are
+     * another module: another object, as two files would be. */
+    mh_module *t = import_ok(h1, "twin");
+    ASSERT_TRUE(symbol_ok(t, "value") != symbol_ok(a, "value"));
+    mh_host *h3 = copy_host(db2);
+    mh_module *c = import_ok(h3, "m");
+    ASSERT_TRUE(symbol_ok(c, "value") != symbol_ok(a, "value"));
+    ASSERT_EQ_INT(call_int(c, "init_count"), 1);
+    mh_host_free(h3);
+    mh_host_free(h2);
+    mh_host_free(h1);
+}
+
+/* counter.so with value() patched to return 7: the same size, other
+ * bytes (its one "mov $42, %eax" found and changed). */
+static const char *counter_returning_7(const char *rel)
+{
+    static const unsigned char mov42[] = {0xb8, 0x2a, 0, 0, 0};
+    size_t len, at = 0, hits = 0;
+    unsigned char *b = file_bytes(fixture_path("counter"), &len);
+    for (size_t i = 0; i + sizeof mov42 <= len; i++)
+        if (memcmp(b + i, mov42, sizeof mov42) == 0) {
+            at = i;
+            hits++;
+        }
+    if (hits != 1)
+        FAIL("%zu \"mov $42, %%eax\" in counter.so, want 1", hits);
+    b[at + 1] = 7;
+    const char *p = tmp_path("%s", rel);
+    file_write_bytes(p, b, len);
+    free(b);
+    return p;
+}
+
+TEST(names_held_take_a_hash_only_for_its_row_as_it_is)
+{
+    /* A writer with triggers off changes a row (and its mtime): the hash
+     * row no longer names it, and neither the statement nor the names
+     * held in memory take it. */
+    const char *db = db_make(tmp_path("p.db"), "counter:a.so",
+                             "counter:b.so", "counter:c.so", "counter:m.so");
+    mh_host *host = copy_host(db);
+    for (const char *n = "abcm"; *n; n++)
+        import_ok(host, str_fmt("%c", *n));
+    mh_host_free(host);
+    const char *other = fixture_path("answer7");
+    sh_run(str_fmt("sqlite3 %s '.dbconfig enable_trigger off' "
+                   "\"UPDATE sqlar SET data = readfile('%s'), sz = "
+                   "length(readfile('%s')), mtime = mtime + 1 WHERE name = "
+                   "'m.so'\"", sh_quote(db), other, other), NULL);
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "4");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    mh_host_free(host);
+    usleep(2200 * 1000); /* still for the unsure window: names held */
+    int steps;
+    host = counting_host(db, &steps, "a", 42);
+    import_ok(host, "b");
+    import_ok(host, "c");
+    int before = steps;
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    ASSERT_EQ_INT(steps - before, 1); /* m's row was read: no copy */
+    mh_host_free(host);
+}
+
+TEST(pack_hashes_every_row_again)
+{
+    /* A change made while a trigger was gone: the next pack (of anything)
+     * makes the triggers again and hashes every row anew, so no hash
+     * recorded before outlives it. */
+    const char *db = db_with_kept_copy();
+    mh_host *host;
+    const char *p = counter_returning_7("patched.so");
+    db_exec(db, str_fmt("DROP TRIGGER mh_sha256_update; UPDATE sqlar SET "
+                        "data = readfile('%s') WHERE name = 'm.so'", p));
+    host = copy_host(db); /* no triggers: the row is read */
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    mh_host_free(host);
+    db_make(db, "answer7:other.so");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlite_schema WHERE "
+                          "type = 'trigger'"), "3");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "2");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(triggers_on_another_table_are_not_taken)
+{
+    /* sqlar renamed (a table rebuilt, the old one kept): the triggers
+     * follow the old table, and guard nothing here. */
+    const char *db = db_with_kept_copy();
+    mh_host *host;
+    const char *p = counter_returning_7("patched.so");
+    db_exec(db, str_fmt("ALTER TABLE sqlar RENAME TO sqlar_old; "
+                        "CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode INT, "
+                        "mtime INT, sz INT, data BLOB); INSERT INTO "
+                        "sqlar(rowid, name, mode, mtime, sz, data) SELECT "
+                        "rowid, * FROM sqlar_old; UPDATE sqlar SET data = "
+                        "readfile('%s') WHERE name = 'm.so'", p));
+    ASSERT_EQ_STR(db_exec(db, "SELECT group_concat(DISTINCT tbl_name) FROM "
+                          "sqlite_schema WHERE type = 'trigger'"),
+                  "sqlar_old");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    mh_host_free(host);
+}
+
+TEST(wal_database_names_are_never_held)
+{
+    /* Its commits leave the database file alone: even when the 4th find
+     * has no descriptor to spare, the names are not held, and a module
+     * committed later is found. */
+    const char *db = db_make(tmp_path("p.db"), "counter:a.so",
+                             "counter:b.so", "counter:c.so");
+    db_exec(db, "PRAGMA journal_mode=WAL");
+    mh_host *host = copy_host(db);
+    for (const char *n = "abc"; *n; n++)
+        import_ok(host, str_fmt("%c", *n));
+    usleep(2200 * 1000);
+    struct rlimit old, tight;
+    getrlimit(RLIMIT_NOFILE, &old);
+    tight = old;
+    int lowest = dup(0);
+    close(lowest);
+    tight.rlim_cur = (rlim_t)lowest;
+    setrlimit(RLIMIT_NOFILE, &tight);
+    mh_spec_info info = {.size = sizeof info};
+    mh_status st = mh_find(host, "zzz", &info, ERR); /* the 4th find */
+    setrlimit(RLIMIT_NOFILE, &old);
+    ASSERT_STATUS(st, MH_ENOTFOUND);
+    ASSERT_STATUS(mh_find(host, "zzz", &info, ERR), MH_ENOTFOUND);
+    /* A writer that keeps the WAL (a long-lived connection would). */
+    sh_run(str_fmt("sqlite3 %s '.dbconfig no_ckpt_on_close on' \"INSERT "
+                   "INTO sqlar SELECT 'late.so', mode, mtime, sz, data FROM "
+                   "sqlar WHERE name = 'a.so'\"", sh_quote(db)), NULL);
+    ASSERT_STATUS(mh_find(host, "late", &info, ERR), MH_OK);
+    mh_host_free(host);
+}
+
+TEST(hash_table_dropped_under_an_open_database_is_no_miss)
+{
+    /* In WAL mode the drop does not show in the file's stat: the find's
+     * statement fails, and the database is opened again -- never a miss
+     * that would let a later entry's module load instead. */
+    const char *db = db_make(tmp_path("p.db"), "counter:a.so",
+                             "answer7:b.so");
+    const char *later = tmp_mkdir("later");
+    fixture_copy("counter", "later/b.so");
+    db_exec(db, "PRAGMA journal_mode=WAL");
+    host_opts o = {0};
+    mh_host *host = host_new_opts(&o, db, later);
+    ASSERT_EQ_INT(call_int(import_ok(host, "a"), "value"), 42);
+    sh_run(str_fmt("sqlite3 %s '.dbconfig no_ckpt_on_close on' 'DROP TABLE "
+                   "mh_sha256; DROP TRIGGER mh_sha256_insert; DROP TRIGGER "
+                   "mh_sha256_update; DROP TRIGGER mh_sha256_delete'",
+                   sh_quote(db)), NULL);
+    mh_module *b = import_ok(host, "b");
+    ASSERT_EQ_INT(call_int(b, "value"), 7);
+    ASSERT_EQ_STR(mh_module_origin(b), str_fmt("%s!/b.so", db));
+    mh_host_free(host);
+}
+
+struct copy_racer {
+    const char *db;
+    pthread_barrier_t *start;
+    mh_host *host;
+    mh_module *mod;
+};
+
+static void *copy_race(void *arg)
+{
+    struct copy_racer *w = arg;
+    w->host = copy_host(w->db);
+    pthread_barrier_wait(w->start);
+    w->mod = import_ok(w->host, "m");
+    return NULL;
+}
+
+TEST(hosts_racing_to_keep_a_copy_share_one_object)
+{
+    /* Hosts of one process importing a module at once: each may find no
+     * copy and keep one, but the first file made is the one all map. */
+    enum { N = 6 };
+    for (int round = 0; round < 5; round++) {
+        const char *db = db_make(tmp_path("r%d.db", round), "counter:m.so");
+        struct copy_racer w[N];
+        pthread_t t[N];
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, N);
+        for (int i = 0; i < N; i++) {
+            w[i] = (struct copy_racer){.db = db, .start = &start};
+            if (pthread_create(&t[i], NULL, copy_race, &w[i]) != 0)
+                FAIL("pthread_create");
+        }
+        for (int i = 0; i < N; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&start);
+        for (int i = 1; i < N; i++)
+            if (symbol_ok(w[i].mod, "value") != symbol_ok(w[0].mod, "value"))
+                FAIL("round %d: host %d has another object of m", round, i);
+        ASSERT_EQ_INT(call_int(w[0].mod, "init_count"), N);
+        for (int i = 0; i < N; i++)
+            mh_host_free(w[i].host);
+    }
+}
+
+TEST(pack_hashes_only_what_changed)
+{
+    /* With the table and its triggers intact, a pack hashes the rows it
+     * wrote and leaves the other hash rows be (here one made wrong by
+     * hand, to see it); without them, it hashes every row again. */
+    const char *zeros = "0000000000000000000000000000000000000000000000000000"
+                        "000000000000";
+    const char *db = db_make(tmp_path("p.db"), "counter:a.so");
+    const char *real = db_exec(db, "SELECT sha256 FROM mh_sha256");
+    db_exec(db, str_fmt("UPDATE mh_sha256 SET sha256 = '%s'", zeros));
+    db_make(db, "answer7:b.so");
+    ASSERT_EQ_STR(db_exec(db, "SELECT sha256 FROM mh_sha256 WHERE name = "
+                              "'a.so'"), zeros);
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "2");
+    db_exec(db, "DROP TRIGGER mh_sha256_delete");
+    db_make(db, "answer7:c.so");
+    ASSERT_EQ_STR(db_exec(db, "SELECT sha256 FROM mh_sha256 WHERE name = "
+                              "'a.so'"), real);
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "3");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlite_schema WHERE "
+                          "type = 'trigger'"), "3");
 }

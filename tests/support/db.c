@@ -306,3 +306,11 @@ size_t maps_count(const char *a, const char *b)
     fclose(f);
     return n;
 }
+
+const char *db_without_hashes(const char *db)
+{
+    db_exec(db, "DROP TABLE mh_sha256; DROP TRIGGER mh_sha256_insert; "
+                "DROP TRIGGER mh_sha256_update; DROP TRIGGER "
+                "mh_sha256_delete");
+    return db;
+}

@@ -177,6 +177,11 @@ const char *sqlite3_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2
 /* One SQL script run on db by the sqlite3 CLI; its output in list mode
  * ("a|b" a row, rows joined by newlines, no trailing newline). */
 const char *db_exec(const char *db, const char *sql);
+/* Drop db's recorded hashes (the mh_sha256 table and its triggers), as
+ * `sqlite3 -A` or an older modhost leaves a database: its native code is
+ * then always read and loaded from memory, never from a kept copy.
+ * Returns db. */
+const char *db_without_hashes(const char *db);
 
 /* Whole file as bytes, *len its size: malloc'd, the caller frees it. */
 unsigned char *file_bytes(const char *path, size_t *len);

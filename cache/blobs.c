@@ -1,0 +1,91 @@
+/*
+ * cache/blobs.c -- the blob cache directory (mh_blobs_*): see blobs.h.
+ *
+ * Whoever could write a blob could choose the code a host maps, so the
+ * directory must be private (mh_sec_private_dir), and a copy is mapped
+ * only after it hashed to the SHA-256 its finder names, or its stamp says
+ * it did (cache/stamp.c).  A blob is only ever written under the digest
+ * of the bytes written.
+ */
+#include "host/internal.h"
+#include "cache/blobs.h"
+#include "cache/intern.h"
+#include "host/secure.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BLOB_DIR "blobs"
+
+mh_status mh_blobs_check(mh_host *h, mh_error **err)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/" BLOB_DIR, h->cache_dir) >=
+        sizeof dir)
+        return mh_err(h, err, MH_EPATH, "the cache directory's path is too "
+                      "long: %s", h->cache_dir);
+    return mh_sec_private_dir(h, dir, real, sizeof real, err);
+}
+
+bool mh_blobs_ready(mh_host *h)
+{
+    int state = atomic_load(&h->blobs);
+    if (state != 0)
+        return state > 0;
+    mh_error *e = NULL;
+    mh_status rc = mh_blobs_check(h, &e);
+    if (rc == MH_EAGAIN || rc == MH_ENOMEM) { /* looked at next time */
+        mh_error_free(e);
+        return false;
+    }
+    if (rc != MH_OK)
+        MH_TRACE(h, "no blob cache: %s", mh_error_message(e));
+    mh_error_free(e);
+    atomic_store(&h->blobs, rc == MH_OK ? 1 : -1);
+    return rc == MH_OK;
+}
+
+bool mh_blobs_path(const mh_host *h, const char *hex, const char *tag,
+                   size_t tn, char *buf, size_t size)
+{
+    if (strlen(hex) != 64)
+        return false;
+    /* The tag only tells origins apart (the bytes are checked against the
+     * SHA-256 in the name): the library's 64-bit string hash will do. */
+    unsigned long long t = tag ? (unsigned long long)mh_hash_bytes(tag, tn)
+                               : 0;
+    int n = tag ? snprintf(buf, size, "%s/" BLOB_DIR "/%s.%016llx",
+                           h->cache_dir, hex, t)
+                : snprintf(buf, size, "%s/" BLOB_DIR "/%s", h->cache_dir,
+                           hex);
+    return n > 0 && (size_t)n < size;
+}
+
+bool mh_blobs_put(mh_host *h, const char *path, const void *data, size_t len,
+                  bool replace)
+{
+    char dir[PATH_MAX];
+    if (!mh_blobs_ready(h))
+        return false;
+    snprintf(dir, sizeof dir, "%s/" BLOB_DIR, h->cache_dir); /* fits */
+    bool never;
+    int e = mh_io_put_new(h, dir, path, data, len, replace, &never);
+    if (e == EEXIST && !replace) {
+        MH_TRACE(h, "the blob %s is there already", path);
+        return true; /* another host's, made meanwhile: checked at use */
+    }
+    if (never)
+        atomic_store(&h->blobs, -1); /* no O_TMPFILE or /proc: none kept */
+    if (e)
+        MH_TRACE(h, "cannot keep the blob %s: %s", path, mh_errno_text(e));
+    else
+        MH_TRACE(h, "kept the blob %s", path);
+    return e == 0;
+}
+
+void mh_blobs_forget(mh_host *h)
+{
+    atomic_store(&h->blobs, 0);
+}
