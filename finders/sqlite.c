@@ -796,6 +796,17 @@ static bool settled(const sqf_state *s)
            mh_stamp_fs_ok((unsigned long)sf.f_type);
 }
 
+/* May this host write copies (MH_CONFIG_NO_COPY_WRITE,
+ * MODHOST_DONTWRITECOPIES)?  A cache that does not outlive the process
+ * (a container started afresh) would pay for writing them at every
+ * start; copies already there are mapped either way. */
+static bool writes_copies(mh_host *h)
+{
+    const char *v = mh_host_getenv(h, "MODHOST_DONTWRITECOPIES");
+    return !(h->flags & MH_CONFIG_NO_COPY_WRITE) &&
+           !(v && v[0] && strcmp(v, "0"));
+}
+
 /* Where the copy of row rel with SHA-256 sha is kept: a file per content
  * and origin (DB!/rel), so that two modules with the same bytes are two
  * loaded objects, as two files would be.  False if it cannot be named. */
@@ -860,7 +871,8 @@ static void mend_copy(sqf_state *s, const char *rel, const char *sha,
     unsigned char got[32];
     char hex[65];
     struct stat st;
-    if (!mh_blobs_ready(s->host) || !copy_path(s, rel, sha, blob, sizeof blob))
+    if (!writes_copies(s->host) || !mh_blobs_ready(s->host) ||
+        !copy_path(s, rel, sha, blob, sizeof blob))
         return;
     int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
                             O_NOCTTY);
@@ -917,7 +929,8 @@ static void native_copy(sqf_state *s, const char *rel, mh_blob *out,
     if (sqlite3_step(s->byrow) == SQLITE_ROW) /* in the find's transaction */
         row_bytes(s->host, s->byrow, 0, 1, out, &why); /* else the read */
     sqlite3_reset(s->byrow);
-    if (ok && out->data && copy_path(s, rel, sha, blob, size) &&
+    if (ok && out->data && writes_copies(s->host) &&
+        copy_path(s, rel, sha, blob, size) &&
         keep_copy(s, rel, sha, blob, out, false))
         mh_blob_free(s->host, out);
     else

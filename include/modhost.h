@@ -183,6 +183,12 @@ typedef int (*mh_fault_fn)(void *ud, const char *site);
                                              directories that others may
                                              write (see docs/reliability.md)
                                              */
+#define MH_CONFIG_NO_COPY_WRITE   0x0800u /* never keep copies of module
+                                             database rows in the blob
+                                             cache (copies there are still
+                                             mapped); for caches that do
+                                             not last (also
+                                             MODHOST_DONTWRITECOPIES=1) */
 
 /*
  * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields

@@ -3182,3 +3182,38 @@ TEST(pack_hashes_only_what_changed)
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlite_schema WHERE "
                           "type = 'trigger'"), "3");
 }
+
+TEST(hosts_told_not_to_write_copies_read_the_rows)
+{
+    /* A cache that does not outlast the process: no copy is written (the
+     * flag, or MODHOST_DONTWRITECOPIES=1), the row is loaded from memory;
+     * a copy another host kept is still mapped. */
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    for (int way = 0; way < 2; way++) {
+        mh_config cfg;
+        mh_config_init(&cfg);
+        cfg.flags = MH_CONFIG_NO_DEFAULT_PATH |
+                    (way ? 0 : MH_CONFIG_ISOLATED | MH_CONFIG_NO_COPY_WRITE);
+        cfg.path = db;
+        cfg.path_env = "MH_TEST_SQLITE_NO_PATH"; /* not MODHOST_PATH */
+        cfg.cache_dir = tmp_path("cache");
+        if (way)
+            env_set("MODHOST_DONTWRITECOPIES", "1");
+        mh_host *host = host_new_cfg(&cfg);
+        mh_module *m = import_ok(host, "m");
+        ASSERT_EQ_INT(call_int(m, "value"), 42);
+        ASSERT_TRUE(memfd_fd_count("m") > 0);
+        mh_host_free(host);
+        ASSERT_TRUE(dir_count(tmp_path("cache/blobs")) <= 0);
+    }
+    env_unset("MODHOST_DONTWRITECOPIES");
+    mh_host *host = copy_host(db); /* keeps one */
+    import_ok(host, "m");
+    mh_host_free(host);
+    const char *blob = blob_of(db, "m.so");
+    host_opts o = {.flags = MH_CONFIG_NO_COPY_WRITE};
+    host = host_new_opts(&o, db);
+    import_ok(host, "m");
+    ASSERT_TRUE(mapped(blob));
+    mh_host_free(host);
+}
