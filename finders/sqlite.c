@@ -1011,6 +1011,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
         const mh_sqs_row *r;
         if (mh_sqs_has(q, row[0].rel, row[0].n)) {
             if ((r = mh_sqs_hash(q, row[0].rel, row[0].n)) &&
+                !mh_sar_is_link(r->mode) && !mh_sar_is_dir(r->mode) &&
                 !mh_sqs_has(q, row[META].rel, row[META].n) &&
                 copy_path(s, row[0].rel, r->sha, blob, sizeof blob) &&
                 access(blob, F_OK) == 0) {
