@@ -10,12 +10,16 @@
 #include "host/internal.h"
 #include "cache/blobs.h"
 #include "cache/intern.h"
+#include "cache/stamp.h"
 #include "host/secure.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define BLOB_DIR "blobs"
 
@@ -63,6 +67,46 @@ bool mh_blobs_path(const mh_host *h, const char *hex, const char *tag,
     return n > 0 && (size_t)n < size;
 }
 
+/* A tagged copy (<sha>.<tag>) newly kept at path: the copy of the same
+ * origin it follows -- other bytes, recorded in blobs/origins/<tag> --
+ * goes, with its stamp, so that the cache holds one copy per origin, not
+ * one per version ever packed.  A host that still has the old one mapped
+ * keeps its mapping; one about to open it finds none and reads the row.
+ * Best effort: failures are traced, nothing else. */
+static void supersede(mh_host *h, const char *path)
+{
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    const char *tag = strchr(name, '.');
+    if (!tag || tag - name != 64 || !tag[1])
+        return;
+    tag++;
+    char dir[PATH_MAX], rec[PATH_MAX], old[PATH_MAX], was[65];
+    if ((size_t)snprintf(dir, sizeof dir, "%s/" BLOB_DIR "/origins",
+                         h->cache_dir) >= sizeof dir ||
+        (size_t)snprintf(rec, sizeof rec, "%s/%s", dir, tag) >= sizeof rec ||
+        (mkdir(dir, 0700) != 0 && errno != EEXIST))
+        return;
+    int fd = open(rec, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    size_t n = fd >= 0 ? mh_io_read_all(fd, was, sizeof was) : 0;
+    if (fd >= 0)
+        close(fd);
+    was[n < sizeof was ? n : 0] = '\0';
+    if (n == 64 && strspn(was, "0123456789abcdef") == 64 &&
+        memcmp(was, name, 64) != 0 &&
+        (size_t)snprintf(old, sizeof old, "%s/" BLOB_DIR "/%s.%s",
+                         h->cache_dir, was, tag) < sizeof old) {
+        if (unlink(old) == 0)
+            MH_TRACE(h, "removed the copy %s, which %s follows", old, name);
+        mh_stamp_drop(h, old);
+    }
+    bool never;
+    int e = mh_io_put_new(h, dir, rec, name, 64, true, &never);
+    if (e)
+        MH_TRACE(h, "cannot record %s as the copy of its origin: %s", name,
+                 mh_errno_text(e));
+}
+
 bool mh_blobs_put(mh_host *h, const char *path, const void *data, size_t len,
                   bool replace)
 {
@@ -82,6 +126,8 @@ bool mh_blobs_put(mh_host *h, const char *path, const void *data, size_t len,
         MH_TRACE(h, "cannot keep the blob %s: %s", path, mh_errno_text(e));
     else
         MH_TRACE(h, "kept the blob %s", path);
+    if (!e)
+        supersede(h, path);
     return e == 0;
 }
 

@@ -4,8 +4,8 @@
  * the host maps in place of reading the bytes from where a finder keeps
  * them (host/secure.c, mh_sec_open_copy).  The HTTP finder keeps its
  * downloads there; the SQLite finder the modules it read from a database
- * that records their SHA-256 (docs/formats.md).  One file per content, so
- * the same plugin from two places is one copy.
+ * that records their SHA-256 (docs/formats.md), one per content and
+ * origin, the origin's newest replacing the one it follows.
  */
 #ifndef MH_CACHE_BLOBS_H
 #define MH_CACHE_BLOBS_H

@@ -220,6 +220,22 @@ void mh_stamp_record(mh_host *h, const char *copy, const char *sha_hex,
         MH_TRACE(h, "recorded the stamp %s", path);
 }
 
+void mh_stamp_drop(mh_host *h, const char *copy)
+{
+    char path[PATH_MAX], sha[65];
+    const char *name = strrchr(copy, '/');
+    name = name ? name + 1 : copy;
+    if (strlen(name) <= 64)
+        return;
+    memcpy(sha, name, 64);
+    sha[64] = '\0';
+    /* Only a copy's own stamp (named after it), never one by digest,
+     * which another copy of the same bytes may share. */
+    if (stamp_path(h, copy, sha, path, sizeof path) &&
+        strcmp(strrchr(path, '/') + 1, name) == 0)
+        unlink(path);
+}
+
 void mh_stamp_forget(mh_host *h)
 {
     atomic_store(&h->stamps, 0);

@@ -35,6 +35,10 @@ void mh_stamp_record(struct mh_host *h, const char *copy,
                      const char *sha_hex, int fd, const struct stat *st,
                      const struct timespec *before);
 
+/* Remove the stamp of the copy at path `copy` (a blob cache file named
+ * <sha256>.<tag>, which has gone), if there is one. */
+void mh_stamp_drop(struct mh_host *h, const char *copy);
+
 /* Look at the stamps' directory again at the next use
  * (mh_invalidate_caches). */
 void mh_stamp_forget(struct mh_host *h);

@@ -2802,7 +2802,7 @@ TEST(packed_module_is_mapped_from_its_kept_copy)
     ASSERT_TRUE(dir_count(tmp_path("cache/blobs")) <= 0);
     mh_host *host = copy_host(db);
     ASSERT_EQ_INT(call_int(import_ok(host, "first"), "value"), 42);
-    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs")), 1);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/blobs"), ".", NULL), 1);
     const char *blob = blob_of(db, "first.so");
     ASSERT_TRUE(file_exists(blob));
     ASSERT_TRUE(same_bytes(blob, fixture_path("counter")));
@@ -3216,4 +3216,31 @@ TEST(hosts_told_not_to_write_copies_read_the_rows)
     import_ok(host, "m");
     ASSERT_TRUE(mapped(blob));
     mh_host_free(host);
+}
+
+TEST(a_new_copy_of_a_module_removes_the_one_it_follows)
+{
+    /* One copy per origin, not one per version ever packed: re-packed,
+     * the module's new copy takes the old one's place, stamp and all. */
+    const char *db = db_with_kept_copy();
+    const char *v1 = blob_of(db, "m.so");
+    usleep(2200 * 1000); /* still for the unsure window: the next host */
+    mh_host *host = copy_host(db); /* stamps it */
+    import_ok(host, "m");
+    mh_host_free(host);
+    const char *stamp = tmp_path("cache/verified/%s", strrchr(v1, '/') + 1);
+    ASSERT_TRUE(file_exists(stamp));
+    db_make(db, "answer7:m.so", "counter:other.so");
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    ASSERT_EQ_INT(call_int(import_ok(host, "other"), "value"), 42);
+    mh_host_free(host);
+    const char *v2 = blob_of(db, "m.so");
+    ASSERT_TRUE(file_exists(v2));
+    ASSERT_TRUE(strcmp(v1, v2) != 0);
+    ASSERT_FALSE(file_exists(v1));
+    ASSERT_FALSE(file_exists(stamp));
+    /* m's new copy, and other's (the same bytes as m's old one, another
+     * origin) */
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/blobs"), "", NULL), 2 + 2);
 }
