@@ -69,10 +69,12 @@ bool mh_blobs_path(const mh_host *h, const char *hex, const char *tag,
 
 /* A tagged copy (<sha>.<tag>) newly kept at path: the copy of the same
  * origin it follows -- other bytes, recorded in blobs/origins/<tag> --
- * goes, with its stamp, so that the cache holds one copy per origin, not
- * one per version ever packed.  A host that still has the old one mapped
- * keeps its mapping; one about to open it finds none and reads the row.
- * Best effort: failures are traced, nothing else. */
+ * goes, with its stamp, so that a module re-packed again and again does
+ * not leave a copy per version.  The new one is recorded first: a record
+ * that cannot be written removes nothing.  A host that still has the old
+ * copy mapped keeps its mapping; one about to open it finds none and
+ * reads the row.  Best effort, failures traced: a copy left by a failed
+ * or racing write stays until the cache is cleared. */
 static void supersede(mh_host *h, const char *path)
 {
     const char *name = strrchr(path, '/');
@@ -84,27 +86,35 @@ static void supersede(mh_host *h, const char *path)
     char dir[PATH_MAX], rec[PATH_MAX], old[PATH_MAX], was[65];
     if ((size_t)snprintf(dir, sizeof dir, "%s/" BLOB_DIR "/origins",
                          h->cache_dir) >= sizeof dir ||
-        (size_t)snprintf(rec, sizeof rec, "%s/%s", dir, tag) >= sizeof rec ||
-        (mkdir(dir, 0700) != 0 && errno != EEXIST))
+        (size_t)snprintf(rec, sizeof rec, "%s/%s", dir, tag) >= sizeof rec)
         return;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        MH_TRACE(h, "cannot make %s: %s", dir, mh_errno_text(errno));
+        return;
+    }
     int fd = open(rec, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     size_t n = fd >= 0 ? mh_io_read_all(fd, was, sizeof was) : 0;
     if (fd >= 0)
         close(fd);
     was[n < sizeof was ? n : 0] = '\0';
+    bool never;
+    int e = mh_io_put_new(h, dir, rec, name, 64, true, &never);
+    if (e) {
+        MH_TRACE(h, "cannot record %s as the copy of its origin: %s", name,
+                 mh_errno_text(e));
+        return;
+    }
     if (n == 64 && strspn(was, "0123456789abcdef") == 64 &&
         memcmp(was, name, 64) != 0 &&
         (size_t)snprintf(old, sizeof old, "%s/" BLOB_DIR "/%s.%s",
                          h->cache_dir, was, tag) < sizeof old) {
         if (unlink(old) == 0)
             MH_TRACE(h, "removed the copy %s, which %s follows", old, name);
+        else if (errno != ENOENT)
+            MH_TRACE(h, "cannot remove the copy %s: %s", old,
+                     mh_errno_text(errno));
         mh_stamp_drop(h, old);
     }
-    bool never;
-    int e = mh_io_put_new(h, dir, rec, name, 64, true, &never);
-    if (e)
-        MH_TRACE(h, "cannot record %s as the copy of its origin: %s", name,
-                 mh_errno_text(e));
 }
 
 bool mh_blobs_put(mh_host *h, const char *path, const void *data, size_t len,

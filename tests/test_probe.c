@@ -575,3 +575,24 @@ TEST(allocation_faults)
     }
     ASSERT_TRUE(runs > 10);
 }
+
+/* A host told to keep no copies of database modules: neither does its
+ * probe's child, whose init imports one from the database (the child
+ * shares the cache directory, and the parent would map what it kept). */
+TEST(probe_child_keeps_no_copies)
+{
+    probe_env();
+    const char *db = db_make(tmp_path("mods.db"), "importer:imp.so",
+                             "counter:m.so");
+    env_set("MH_FIXTURE_IMPORT", "m");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE | MH_CONFIG_NO_COPY_WRITE,
+                            db);
+    import_ok(h, "imp");
+    ASSERT_EQ_INT(spawned(&lc), 2); /* imp, then m (imp's init) */
+    mh_host_free(h);
+    env_unset("MH_FIXTURE_IMPORT");
+    log_capture_free(&lc);
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/blobs"), "", NULL), 0);
+}

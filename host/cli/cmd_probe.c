@@ -198,7 +198,8 @@ static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
     probe_target t = {o->name, o->origin, o->file, 1};
     mh_host *host;
     int code = target_host(ctx, o, o->config_flags | MH_CONFIG_NO_INDEX |
-                                       MH_CONFIG_NO_BYTECODE_WRITE,
+                                       MH_CONFIG_NO_BYTECODE_WRITE |
+                                       MH_CONFIG_NO_COPY_WRITE,
                            &t, &host);
     if (code != CLI_EXIT_OK)
         return code;
