@@ -859,39 +859,31 @@ static bool keep_copy(sqf_state *s, const char *rel, const char *sha,
 
 /* A row read on its own (read(): the host found its copy unusable, or
  * wants its metadata), whose SHA-256 is recorded as sha: a copy that is
- * there but damaged -- other bytes, or not this user's file, 0600 -- is
- * kept anew from the bytes b.  One that is not there is left so (only an
- * import keeps one, native_copy, not a listing), and so is one refused
- * for where it is (a network filesystem) or for want of a descriptor:
- * writing it again would not help.  Lock held. */
+ * there but bad itself -- other bytes, a link, another's file, writable
+ * by others (what mh_sec_open_copy refuses as MH_EFORMAT) -- is kept anew
+ * from the bytes b.  One that is not there is left so (only an import
+ * keeps one, native_copy, not a listing), and so is one refused for where
+ * it is (a network filesystem) or for want of a descriptor: writing it
+ * again would not help.  Lock held. */
 static void mend_copy(sqf_state *s, const char *rel, const char *sha,
                       const mh_blob *b)
 {
     char blob[PATH_MAX];
-    unsigned char got[32];
-    char hex[65];
-    struct stat st;
+    int fd;
+    long long size;
+    const char *why;
     if (!writes_copies(s->host) || !mh_blobs_ready(s->host) ||
         !copy_path(s, rel, sha, blob, sizeof blob))
         return;
-    int fd = open(blob, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
-                            O_NOCTTY);
-    if (fd < 0 && errno != ELOOP)
-        return;
-    bool damaged = fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-                   st.st_uid != geteuid() || (st.st_mode & 077) ||
-                   (uint64_t)st.st_size != b->len ||
-                   mh_io_sha256(fd, (uint64_t)st.st_size, got) != NULL;
-    if (!damaged) {
-        mh_hex(got, 32, hex);
-        damaged = memcmp(hex, sha, 64) != 0;
-    }
-    if (fd >= 0)
+    mh_status rc = mh_sec_open_copy(s->host, blob, sha,
+                                    s->host->max_module_size, true, &fd,
+                                    &size, &why);
+    if (rc == MH_OK)
         close(fd);
-    if (!damaged)
+    if (rc != MH_EFORMAT)
         return;
-    MH_TRACE(s->host, "sqlite: the copy %s of %s!/%s is damaged; kept anew",
-             blob, s->path, rel);
+    MH_TRACE(s->host, "sqlite: the copy %s of %s!/%s: %s; kept anew", blob,
+             s->path, rel, why);
     keep_copy(s, rel, sha, blob, b, true);
 }
 

@@ -629,24 +629,25 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
     *out = -1;
     *size = -1;
     *why = NULL;
-    /* When the check began: a stamp needs the file to have been still
-     * for the unsure window before it (cache/stamp.c). */
-    struct timespec before;
-    clock_gettime(CLOCK_REALTIME, &before);
     int fd = mh_fault(h, "open")
                  ? (errno = EIO, -1)
                  : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
                                   O_NONBLOCK | O_NOCTTY);
     struct stat st;
     if (fd < 0) {
-        *why = errno == ENOENT ? "there is none" : "it cannot be opened";
-        return MH_ENOTFOUND;
+        int e = errno;
+        *why = e == ENOENT ? "there is none"
+             : e == ELOOP  ? "it is a symbolic link"
+                           : "it cannot be opened";
+        return e == ENOENT ? MH_ENOTFOUND : e == ELOOP ? MH_EFORMAT : MH_EIO;
     }
     struct statfs sf;
     struct stat again;
+    struct timespec before;
     unsigned char sha[32];
+    mh_status bad = MH_EFORMAT; /* the file's own fault, unless below */
     if (fstat(fd, &st) != 0)
-        *why = "it cannot be checked";
+        *why = "it cannot be checked", bad = MH_EIO;
     else if ((*why = file_problem(&st, geteuid())) != NULL)
         ;
     else if ((unsigned long long)st.st_size > max)
@@ -655,7 +656,7 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
      * under the mapping. */
     else if (fstatfs(fd, &sf) != 0 ||
              mh_ntf_remote_type((unsigned long)sf.f_type))
-        *why = "it is on a network filesystem";
+        *why = "it is on a network filesystem", bad = MH_EIO;
     /* Hashed before, and the very file, unchanged since (cache/stamp.c);
      * only where the filesystem's ctime can vouch for that. */
     else if ((stamps = stamps && mh_stamp_fs_ok((unsigned long)sf.f_type)) &&
@@ -666,20 +667,23 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
         return MH_OK;
     }
     /* Hashed through the descriptor that is mapped: the bytes checked are
-     * the bytes loaded (the file is this user's, writable by no other). */
-    else if ((*why = mh_io_sha256(fd, (uint64_t)st.st_size, sha)) != NULL)
-        ;
+     * the bytes loaded (the file is this user's, writable by no other).
+     * When the hash began: a stamp needs the file to have been still for
+     * the unsure window before it (cache/stamp.c). */
+    else if (clock_gettime(CLOCK_REALTIME, &before),
+             (*why = mh_io_sha256(fd, (uint64_t)st.st_size, sha)) != NULL)
+        bad = MH_EIO;
     else if (fstat(fd, &again) != 0 || again.st_size != st.st_size ||
              again.st_mtim.tv_sec != st.st_mtim.tv_sec ||
              again.st_mtim.tv_nsec != st.st_mtim.tv_nsec ||
              again.st_ctim.tv_sec != st.st_ctim.tv_sec ||
              again.st_ctim.tv_nsec != st.st_ctim.tv_nsec)
-        *why = "it changed while it was hashed";
+        *why = "it changed while it was hashed", bad = MH_EIO;
     else if (!sha_is(sha, sha_hex))
         *why = "its SHA-256 is not the one expected";
     if (*why) {
         close(fd);
-        return MH_ENOTFOUND;
+        return bad;
     }
     if (stamps)
         mh_stamp_record(h, path, sha_hex, fd, &again, &before);

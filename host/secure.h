@@ -75,9 +75,13 @@ void mh_sec_free(struct mh_host *h);
  * mtime, ctime) while it was hashed.  With `stamps`, a copy a stamp shows
  * to be the very file hashed before, unchanged, is not hashed again, and
  * a copy that hashes right is stamped (cache/stamp.c); without, it is
- * hashed every time (a copy vouched for by signature).  Anything else is
- * MH_ENOTFOUND with the reason in *why (static text), and the caller
- * reads the bytes another way.  The file stays mapped while the module is
+ * hashed every time (a copy vouched for by signature).  Anything else
+ * fails with the reason in *why (static text), and the caller reads the
+ * bytes another way: MH_ENOTFOUND, there is no such file; MH_EFORMAT, the
+ * file is bad itself (a link, not a regular file, another's or writable
+ * by others, too large, other bytes: one to make again); MH_EIO, it cannot
+ * be told now or here (no descriptor, a read error, a network
+ * filesystem, a change while it was hashed).  The file stays mapped while the module is
  * loaded: it must only ever be replaced by rename, never rewritten in
  * place (as the caches here do).
  */

@@ -646,7 +646,7 @@ TEST(blob_that_is_a_link_is_not_mapped)
 {
     /* not followed here, nor by the cache's reader: fetched again */
     blob_not_mapped("cp \"$B\" \"$B.real\" && ln -sf \"$B.real\" \"$B\"",
-                    "it cannot be opened", 2);
+                    "it is a symbolic link", 2);
 }
 
 TEST(cached_blob_over_max_module_size_is_refused)
