@@ -35,20 +35,7 @@ mh_status mh_blobs_check(mh_host *h, mh_error **err)
 
 bool mh_blobs_ready(mh_host *h)
 {
-    int state = atomic_load(&h->blobs);
-    if (state != 0)
-        return state > 0;
-    mh_error *e = NULL;
-    mh_status rc = mh_blobs_check(h, &e);
-    if (rc == MH_EAGAIN || rc == MH_ENOMEM) { /* looked at next time */
-        mh_error_free(e);
-        return false;
-    }
-    if (rc != MH_OK)
-        MH_TRACE(h, "no blob cache: %s", mh_error_message(e));
-    mh_error_free(e);
-    atomic_store(&h->blobs, rc == MH_OK ? 1 : -1);
-    return rc == MH_OK;
+    return mh_sec_cache_subdir(h, &h->blobs, BLOB_DIR, "no blob cache");
 }
 
 bool mh_blobs_path(const mh_host *h, const char *hex, const char *tag,

@@ -107,28 +107,9 @@ static bool stamp_path(mh_host *h, const char *copy, const char *sha_hex,
     if (strncmp(name, sha_hex, 64) != 0 ||
         strspn(name, "0123456789abcdef.") != strlen(name))
         name = sha_hex;
-    int state = atomic_load(&h->stamps);
-    if (state == 0) {
-        char dir[PATH_MAX], real[PATH_MAX];
-        mh_error *e = NULL;
-        mh_status rc = (size_t)snprintf(dir, sizeof dir, "%s/" STAMP_DIR,
-                                        h->cache_dir) < sizeof dir
-                           ? mh_sec_private_dir(h, dir, real, sizeof real, &e)
-                           : MH_EPATH;
-        if (rc == MH_EAGAIN || rc == MH_ENOMEM) { /* looked at next time */
-            mh_error_free(e);
-            return false;
-        }
-        state = rc == MH_OK ? 1 : -1;
-        if (state < 0)
-            MH_TRACE(h, "copies are hashed at every import: no stamps "
-                     "kept (%s)", e ? mh_error_message(e)
-                                    : "the cache directory's path is too "
-                                      "long");
-        mh_error_free(e);
-        atomic_store(&h->stamps, state);
-    }
-    return state > 0 &&
+    return mh_sec_cache_subdir(h, &h->stamps, STAMP_DIR,
+                               "copies are hashed at every import: no "
+                               "stamps kept") &&
            (size_t)snprintf(path, size, "%s/" STAMP_DIR "/%s", h->cache_dir,
                             name) < size;
 }

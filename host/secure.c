@@ -606,6 +606,31 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
     return walk(h, rp, NULL, geteuid(), false, &fd, &st, err);
 }
 
+bool mh_sec_cache_subdir(mh_host *h, atomic_int *state, const char *sub,
+                         const char *what)
+{
+    int known = atomic_load(state);
+    if (known != 0)
+        return known > 0;
+    char dir[PATH_MAX], real[PATH_MAX];
+    mh_error *e = NULL;
+    mh_status rc =
+        (size_t)snprintf(dir, sizeof dir, "%s/%s", h->cache_dir, sub) <
+                sizeof dir
+            ? mh_sec_private_dir(h, dir, real, sizeof real, &e)
+            : mh_err(h, &e, MH_EPATH, "the cache directory's path is too "
+                     "long: %s", h->cache_dir);
+    if (rc == MH_EAGAIN || rc == MH_ENOMEM) { /* asked next time */
+        mh_error_free(e);
+        return false;
+    }
+    if (rc != MH_OK)
+        MH_TRACE(h, "%s: %s", what, mh_error_message(e));
+    mh_error_free(e);
+    atomic_store(state, rc == MH_OK ? 1 : -1);
+    return rc == MH_OK;
+}
+
 mh_status mh_sec_code_file(mh_host *h, const char *path, mh_error **err)
 {
     int fd;

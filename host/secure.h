@@ -5,6 +5,7 @@
 #ifndef MH_HOST_SECURE_H
 #define MH_HOST_SECURE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
@@ -30,6 +31,13 @@ struct mh_host;
 
 mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
                              size_t size, mh_error **err);
+
+/* Is <cache_dir>/<sub> private (mh_sec_private_dir; made if absent)?  The
+ * answer is kept in *state for the host's life (0 not asked yet, 1 yes,
+ * -1 no; a passing failure -- no descriptor, memory -- is asked again
+ * next time), and a "no" is traced once, after `what`. */
+bool mh_sec_cache_subdir(struct mh_host *h, atomic_int *state,
+                         const char *sub, const char *what);
 
 /*
  * May code be loaded from directory `dir`?  The same walk, every directory
