@@ -91,7 +91,7 @@ static void supersede(mh_host *h, const char *path)
                  mh_errno_text(e));
         return;
     }
-    if (n == 64 && strspn(was, "0123456789abcdef") == 64 &&
+    if (mh_hex64_ok(was, n) &&
         memcmp(was, name, 64) != 0 &&
         (size_t)snprintf(old, sizeof old, "%s/" BLOB_DIR "/%s.%s",
                          h->cache_dir, was, tag) < sizeof old) {

@@ -273,25 +273,9 @@ static bool row_sha(const void *data, size_t len, int64_t sz,
     return true;
 }
 
-/* Were the hashes table and all its triggers there, as written, when
- * the pack's transaction began?  Then every hash row that still names its
- * row as it is can be trusted, as readers trust it. */
-static bool shas_intact(sqlite3 *db)
-{
-    sqlite3_stmt *st = NULL;
-    bool yes = sqlite3_prepare_v2(db,
-                   "SELECT " MH_SAR_SHA_TRIGGERS_OK " AND EXISTS (SELECT 1 "
-                   "FROM sqlite_schema WHERE type = 'table' AND name = '"
-                   MH_SAR_SHA_TABLE "' AND sql = '" MH_SAR_SHA_TABLE_SQL "')",
-                   -1, &st, NULL) == SQLITE_OK &&
-               sqlite3_step(st) == SQLITE_ROW &&
-               sqlite3_column_int(st, 0) == 1;
-    sqlite3_finalize(st);
-    return yes;
-}
-
 /* Bring the table of native code hashes (MH_SAR_SHA_CREATE) up to date,
- * inside the pack's transaction.  intact (shas_intact at its start): the
+ * inside the pack's transaction.  intact (mh_sar_shas_intact at its
+ * start): the
  * triggers dropped the hashes of the rows this pack replaced, and of any
  * other writer's; the hash rows that no longer name their row as it is
  * go, and the rows without one are hashed.  Else write_rows dropped the
@@ -392,7 +376,7 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
      * a drop that fails -- a view of that name -- leaves no hashes). */
     bool intact = false;
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) == SQLITE_OK &&
-        !(intact = shas_intact(db)))
+        !(intact = mh_sar_shas_intact(db)))
         sqlite3_exec(db, MH_SAR_SHA_DROP, NULL, NULL, NULL);
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,

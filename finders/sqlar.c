@@ -2,11 +2,13 @@
  * finders/sqlar.c -- encoding and decoding SQLite Archive rows.
  *
  * Kept apart from the SQL (finders/sqlite.c, finders/pack.c): this file
- * knows the row format and zlib, and nothing of connections.
+ * knows the row format and zlib, and asks a connection one thing only,
+ * whether the hashes' schema is intact, which reader and writer share.
  */
 #include "host/internal.h"
 #include "finders/sqlar.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -113,12 +115,16 @@ bool mh_sar_name_ok(const char *name)
     return name[strlen(name) - 1] != '/';
 }
 
-bool mh_sar_sha_ok(const unsigned char *t, int n)
+bool mh_sar_shas_intact(sqlite3 *db)
 {
-    if (!t || n != 64)
-        return false;
-    for (int i = 0; i < 64; i++)
-        if (!((t[i] >= '0' && t[i] <= '9') || (t[i] >= 'a' && t[i] <= 'f')))
-            return false;
-    return true;
+    sqlite3_stmt *st = NULL;
+    bool yes = sqlite3_prepare_v2(db,
+                   "SELECT " MH_SAR_SHA_TRIGGERS_OK " AND EXISTS (SELECT 1 "
+                   "FROM sqlite_schema WHERE type = 'table' AND name = '"
+                   MH_SAR_SHA_TABLE "' AND sql = '" MH_SAR_SHA_TABLE_SQL "')",
+                   -1, &st, NULL) == SQLITE_OK &&
+               sqlite3_step(st) == SQLITE_ROW &&
+               sqlite3_column_int(st, 0) == 1;
+    sqlite3_finalize(st);
+    return yes;
 }

@@ -67,14 +67,15 @@
     "tbl_name = 'sqlar' AND (sql = '" MH_SAR_SHA_TRIG_INSERT "' OR "      \
     "sql = '" MH_SAR_SHA_TRIG_UPDATE "' OR sql = '"                       \
     MH_SAR_SHA_TRIG_DELETE "')) = 3"
+/* Are the hashes' table and all three triggers there, as written, in db
+ * (one statement; false also when it cannot be told)?  Then a hash row
+ * that names its row as it is (MH_SAR_SHA_MATCH) can be trusted. */
+struct sqlite3;
+bool mh_sar_shas_intact(struct sqlite3 *db);
 /* The join that takes a hash row only for the sqlar row (s) it names. */
 #define MH_SAR_SHA_MATCH                                                  \
     "h.name = s.name AND h.row = s._rowid_ AND h.mode IS s.mode AND "     \
     "h.mtime IS s.mtime AND h.sz IS s.sz AND h.len IS length(s.data)"
-
-/* Is t (n bytes) a SHA-256 as the hashes table must record it: 64
- * lowercase hex digits?  Anything else is not used. */
-bool mh_sar_sha_ok(const unsigned char *t, int n);
 
 #define MH_SAR_S_IFMT 0170000
 #define MH_SAR_S_IFDIR 0040000

@@ -203,15 +203,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err);
  * before. */
 static bool uses_shas(sqf_state *s)
 {
-    sqlite3_stmt *st = NULL;
-    bool yes = sqlite3_prepare_v2(s->db,
-                   "SELECT " MH_SAR_SHA_TRIGGERS_OK " AND "
-                   "EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' "
-                   "AND name = '" MH_SAR_SHA_TABLE "' AND sql = '"
-                   MH_SAR_SHA_TABLE_SQL "')", -1, &st, NULL) == SQLITE_OK &&
-               sqlite3_step(st) == SQLITE_ROW &&
-               sqlite3_column_int(st, 0) == 1;
-    sqlite3_finalize(st);
+    bool yes = mh_sar_shas_intact(s->db);
     if (yes && !mh_blobs_ready(s->host)) {
         MH_TRACE(s->host, "sqlite: %s records its modules' SHA-256, but "
                  "there is no blob cache to map copies from", s->path);
@@ -827,11 +819,9 @@ static bool copy_path(const sqf_state *s, const char *rel, const char *sha,
 static bool keep_copy(sqf_state *s, const char *rel, const char *sha,
                       const char *blob, const mh_blob *b, bool replace)
 {
-    unsigned char got[32];
     char hex[65];
-    if (!mh_sha256(b->data, b->len, got))
+    if (!mh_sha256_hex(b->data, b->len, 32, hex))
         return false;
-    mh_hex(got, 32, hex);
     if (memcmp(hex, sha, 64) != 0) {
         if (!s->sha_warned) {
             s->sha_warned = true;
@@ -903,7 +893,7 @@ static void native_copy(sqf_state *s, const char *rel, mh_blob *out,
     if (sqlite3_column_type(s->find, 7) == SQLITE_NULL)
         return; /* no hash: the statement took the bytes, if asked to */
     const unsigned char *t = sqlite3_column_text(s->find, 7);
-    bool ok = mh_sar_sha_ok(t, sqlite3_column_bytes(s->find, 7)) &&
+    bool ok = mh_hex64_ok(t, (size_t)sqlite3_column_bytes(s->find, 7)) &&
               copy_path(s, rel, (const char *)t, blob, size);
     if (ok) {
         memcpy(sha, t, 64);
@@ -1218,7 +1208,7 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
         rc = row_bytes(h, s->read, 0, 1, out, &why);
         const unsigned char *sha = sqlite3_column_text(s->read, 2);
         if (rc == MH_OK &&
-            mh_sar_sha_ok(sha, sqlite3_column_bytes(s->read, 2)))
+            mh_hex64_ok(sha, (size_t)sqlite3_column_bytes(s->read, 2)))
             mend_copy(s, key, (const char *)sha, out);
         if (rc == MH_ENOMEM)
             rc = mh_err(h, err, rc, "out of memory reading %s!/%s",

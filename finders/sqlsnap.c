@@ -142,7 +142,7 @@ mh_sqs *mh_sqs_read(mh_host *h, sqlite3 *db, const char *shown,
     }
     while ((step = sqlite3_step(b)) == SQLITE_ROW) {
         const unsigned char *sha = sqlite3_column_text(b, 6);
-        if (!mh_sar_sha_ok(sha, sqlite3_column_bytes(b, 6)))
+        if (!mh_hex64_ok(sha, (size_t)sqlite3_column_bytes(b, 6)))
             continue; /* the finder's statement would not use it either */
         hashed *e;
         if (!room(h, (void **)&q->hashes, &q->hashes_cap, q->nhashes,

@@ -175,6 +175,17 @@ bool mh_io_age_unsure(int64_t rsec, int64_t rnsec, int64_t sec, int64_t nsec)
     return odd || age < MH_UNSURE_NS;
 }
 
+bool mh_hex64_ok(const void *t, size_t n)
+{
+    const unsigned char *c = t;
+    if (!c || n != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!((c[i] >= '0' && c[i] <= '9') || (c[i] >= 'a' && c[i] <= 'f')))
+            return false;
+    return true;
+}
+
 void mh_hex(const unsigned char *d, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

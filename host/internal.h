@@ -214,6 +214,9 @@ bool mh_sha256(const void *d, size_t n, unsigned char out[32]);
  * whose difference overflows are unsure too. */
 bool mh_io_age_unsure(int64_t rsec, int64_t rnsec, int64_t sec,
                       int64_t nsec);
+/* Are the n bytes at t a SHA-256 as this library writes one: 64
+ * lowercase hex digits (a cache file's name, a recorded hash)? */
+bool mh_hex64_ok(const void *t, size_t n);
 /* n bytes as 2n lowercase hex digits and a NUL. */
 void mh_hex(const unsigned char *d, size_t n, char *out);
 /* The first `bytes` (<= 32) bytes of the SHA-256 of n bytes at d, as
