@@ -901,9 +901,10 @@ static void native_copy(sqf_state *s, const char *rel, mh_blob *out,
         if (access(blob, F_OK) == 0)
             return;
     }
-    blob[0] = '\0';
-    if (!out)
+    if (!out) {
+        blob[0] = '\0';
         return;
+    }
     /* No copy yet (or a hash not to be used): the bytes, as the row is in
      * this read transaction. */
     const char *why;
@@ -912,7 +913,6 @@ static void native_copy(sqf_state *s, const char *rel, mh_blob *out,
         row_bytes(s->host, s->byrow, 0, 1, out, &why); /* else the read */
     sqlite3_reset(s->byrow);
     if (ok && out->data && writes_copies(s->host) &&
-        copy_path(s, rel, sha, blob, size) &&
         keep_copy(s, rel, sha, blob, out, false))
         mh_blob_free(s->host, out);
     else
@@ -991,20 +991,16 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
          * not kept yet -- is asked of the database below. */
         const mh_sqs *q = s->snap;
         const mh_sqs_row *r;
+        char *at = MH_FCX(cx)->path; /* the origin; also the copy's tag */
         if (mh_sqs_has(q, row[0].rel, row[0].n)) {
             if ((r = mh_sqs_hash(q, row[0].rel, row[0].n)) &&
                 !mh_sar_is_link(r->mode) && !mh_sar_is_dir(r->mode) &&
                 !mh_sqs_has(q, row[META].rel, row[META].n) &&
-                copy_path(s, row[0].rel, r->sha, blob, sizeof blob) &&
+                join3(at, sizeof MH_FCX(cx)->path, s->path, "!/",
+                      row[0].rel) &&
+                mh_blobs_path(h, r->sha, at, strlen(at), blob, sizeof blob) &&
                 access(blob, F_OK) == 0) {
                 int64_t v[5] = {r->mode, r->mtime, r->sz, r->len, r->row};
-                char *at = MH_FCX(cx)->path;
-                if (!join3(at, sizeof MH_FCX(cx)->path, s->path, "!/",
-                           row[0].rel)) {
-                    rc = mh_err(h, MH_FCX(cx)->err, MH_EPATH, "module '%s' "
-                                "in %s: its path is too long", name, s->path);
-                    goto out;
-                }
                 spec->kind = MH_KIND_NATIVE;
                 spec->origin = at;
                 spec->key = mh_int_str(h, row[0].rel, row[0].n);
@@ -1172,36 +1168,26 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
     out->data = NULL;
     out->len = out->size = 0;
     pthread_mutex_lock(&s->lock);
-    if (!s->db) {
-        mh_buf b;
-        mh_buf_init(&b, h, 0);
-        rc = ensure_current(s, &b, NULL);
-        if (rc != MH_OK) {
-            rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
-                        "cannot read %s!/%s: %s", s->path, key,
-                        mh_buf_str(&b));
+    int step;
+    for (bool again = true;; again = false) {
+        if (!s->db) {
+            mh_buf b;
+            mh_buf_init(&b, h, 0);
+            rc = ensure_current(s, &b, NULL);
+            if (rc != MH_OK) {
+                rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
+                            "cannot read %s!/%s: %s", s->path, key,
+                            mh_buf_str(&b));
+                mh_buf_free(&b);
+                goto out;
+            }
             mh_buf_free(&b);
-            goto out;
         }
-        mh_buf_free(&b);
-    }
-    sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
-    int step = mh_fault(h, "sqlite") ? SQLITE_IOERR : sqlite3_step(s->read);
-    if (step == SQLITE_ERROR && s->shas) { /* the hashes' table dropped */
-        sqlite3_reset(s->read);
-        mh_buf b;
-        mh_buf_init(&b, h, 0);
-        rc = reconnect(s, &b, NULL);
-        mh_buf_free(&b);
-        if (rc == MH_OK) {
-            sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
-            step = sqlite3_step(s->read);
-        } else if (!s->db) {
-            rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
-                        "cannot read %s!/%s: the database could not be "
-                        "opened again", s->path, key);
-            goto out;
-        }
+        sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
+        step = mh_fault(h, "sqlite") ? SQLITE_IOERR : sqlite3_step(s->read);
+        if (!(again && step == SQLITE_ERROR && s->shas))
+            break;
+        db_close(s); /* the hashes' table went: opened again, once */
     }
     if (step == SQLITE_ROW) {
         /* sz and data come from one row of one statement: one snapshot. */
