@@ -96,6 +96,8 @@ typedef struct mh_found {
                              import (its metadata is read from it and it
                              is the one mapped), or -1 */
     long long fd_size;    /* its size, from the check's fstat */
+    bool from_copy;       /* file and fd are the finder's copy, checked to
+                             hash to copy_sha256 (host/import.c) */
     dev_t fd_dev;         /* ... and the rest of its identity, which a */
     ino_t fd_ino;         /* failure is recorded against (the path may */
     struct timespec fd_mtim; /* lead to another file by then); 0: none */

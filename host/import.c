@@ -56,9 +56,9 @@ static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
 
 /* A finder's local copy of the module's bytes (a download cache), mapped
  * in place of reading them when it checks out (host/secure.h): then f
- * names it as its file, opened.  Else the bytes are read from the finder,
- * which fetches them again if it must. */
-static bool open_copy(mh_host *h, const char *name, mh_found *f)
+ * names it as its file, opened (f->from_copy).  Else the bytes are read
+ * from the finder, which fetches them again if it must. */
+static void open_copy(mh_host *h, const char *name, mh_found *f)
 {
     int fd;
     long long size;
@@ -69,13 +69,13 @@ static bool open_copy(mh_host *h, const char *name, mh_found *f)
                          !f->trusted, &fd, &size, &why) != MH_OK) {
         MH_TRACE(h, "import '%s': not using the copy %s: %s", name, f->copy,
                  why);
-        return false;
+        return;
     }
     MH_TRACE(h, "import '%s': mapping the verified copy %s", name, f->copy);
     f->file = f->copy;
     f->fd = fd;
     f->fd_size = size;
-    return true;
+    f->from_copy = true;
 }
 
 /* A failure that is the module's own (and stays until it changes), as
@@ -134,7 +134,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     mh_reg_enter(mod);
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec_transient(h, iname, &f, &e);
-    bool found = rc == MH_OK, fetch_failed = false, from_copy = false;
+    bool found = rc == MH_OK, fetch_failed = false;
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {
@@ -152,7 +152,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
         if (f.kind == MH_KIND_NATIVE && f.file)
             rc = open_checked(h, iname, &f, &e);
         else if (f.kind == MH_KIND_NATIVE && f.copy)
-            from_copy = open_copy(h, iname, &f);
+            open_copy(h, iname, &f);
     }
     if (rc == MH_OK && f.kind == MH_KIND_NATIVE && f.pre.data) {
         image = f.pre; /* read with the find: checked below, not again */
@@ -168,7 +168,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     if (rc == MH_OK)
         rc = mh_meta_check(h, iname, f.origin, man, &e);
     mh_found as_found = f; /* what discovery knows the module by */
-    if (from_copy)
+    if (f.from_copy)
         as_found.file = NULL;
     if (found && !fetch_failed && rc != MH_OK && e && own_fault(rc))
         mh_discover_record(h, iname, &as_found, e);

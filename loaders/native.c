@@ -392,12 +392,11 @@ mh_status mh_ld_load(mh_host *h, mh_module *mod, const mh_found *spec,
         return mh_err(h, err, MH_ELOAD, "module '%s' (%s): no loader for it",
                       mod->name, spec->origin);
     }
-    /* A finder's copy (opened: fd set) is shown as the module's origin:
-     * the blob cache's file name tells a user nothing. */
+    /* A finder's copy is shown as the module's origin: the blob cache's
+     * file name tells a user nothing. */
     if (spec->file)
         return mh_nat_load(h, mod,
-                           spec->file == spec->copy && spec->fd >= 0
-                               ? spec->origin : spec->file,
+                           spec->from_copy ? spec->origin : spec->file,
                            spec->fd, flags, err);
     if (spec->image)
         return mh_nat_load_blob(h, mod, spec->image, flags, err);

@@ -596,9 +596,7 @@ mh_status mh_probe_native(mh_host *h, const char *name, const mh_found *f,
         }
     }
 
-    key_of(&key, name, fd, image,
-           f->copy && f->file == f->copy && f->fd >= 0 ? f->copy_sha256
-                                                       : NULL,
+    key_of(&key, name, fd, image, f->from_copy ? f->copy_sha256 : NULL,
            &unsure);
     char path[PATH_MAX];
     bool cacheable = cache_path(h, &key, path, sizeof path);
