@@ -168,7 +168,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     if (rc == MH_OK)
         rc = mh_meta_check(h, iname, f.origin, man, &e);
     mh_found as_found = f; /* what discovery knows the module by */
-    if (f.from_copy)
+    if (found && f.from_copy)
         as_found.file = NULL;
     if (found && !fetch_failed && rc != MH_OK && e && own_fault(rc))
         mh_discover_record(h, iname, &as_found, e);
