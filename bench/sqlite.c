@@ -24,6 +24,7 @@
  */
 #include "bench.h"
 #include "common.h"
+#include "finders/sqlar.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -193,9 +194,7 @@ static void run(void)
     c.db_entry = entry;
     c.dbz_entry = entry_z;
     char *nohash = bench_fmt("%s/modules-nohash.db", bench.work);
-    if (bench_sh("cp '%s' '%s' && sqlite3 '%s' 'DROP TABLE mh_sha256; "
-                 "DROP TRIGGER mh_sha256_insert; DROP TRIGGER "
-                 "mh_sha256_update; DROP TRIGGER mh_sha256_delete'",
+    if (bench_sh("cp '%s' '%s' && sqlite3 '%s' '" MH_SAR_SHA_DROP "'",
                  entry + 7, nohash, nohash) != 0)
         bench_die("sqlite: cannot make %s", nohash);
     char *nohash_entry = bench_fmt("sqlite:%s", nohash);

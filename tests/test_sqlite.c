@@ -26,6 +26,7 @@
 
 #include <modhost/finder.h>
 
+#include "finders/sqlar.h"
 #include "support/support.h"
 #include "test.h"
 
@@ -2762,13 +2763,20 @@ static mh_host *copy_host(const char *db)
     return host_new_opts(&o, db);
 }
 
+/* value() of module `name`, imported by a new host on db (copy_host). */
+static int value_in_new_host(const char *db, const char *name)
+{
+    mh_host *host = copy_host(db);
+    int v = call_int(import_ok(host, name), "value");
+    mh_host_free(host);
+    return v;
+}
+
 /* Database p.db holding counter as m.so, imported once: its copy kept. */
 static const char *db_with_kept_copy(void)
 {
     const char *db = db_make(tmp_path("p.db"), "counter:m.so");
-    mh_host *host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 42);
     ASSERT_TRUE(file_exists(blob_of(db, "m.so")));
     return db;
 }
@@ -2822,27 +2830,21 @@ TEST(packed_module_is_mapped_from_its_kept_copy)
 TEST(changed_row_is_never_served_from_an_old_copy)
 {
     const char *db = db_with_kept_copy();
-    mh_host *host;
     /* Re-packed: the new row, its new hash. */
     db_make(db, "answer7:m.so");
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 7);
     /* Changed by another writer in place (the same row id): the trigger
      * drops the hash, and the row is read. */
     db_exec(db, str_fmt("UPDATE sqlar SET data = readfile('%s'), sz = "
                         "length(readfile('%s')) WHERE name = 'm.so'",
                         fixture_path("counter"), fixture_path("counter")));
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "0");
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 42);
 }
 
 TEST(hash_row_without_its_triggers_is_not_trusted)
 {
     const char *db = db_with_kept_copy();
-    mh_host *host;
     /* A writer that drops a trigger, changes the row, and makes the old
      * hash row look like the new row's: the hash is not taken. */
     const char *other = fixture_path("answer7");
@@ -2855,9 +2857,7 @@ TEST(hash_row_without_its_triggers_is_not_trusted)
                           "WHERE h.row = s.rowid AND h.mode = s.mode AND "
                           "h.mtime = s.mtime AND h.sz = s.sz AND h.len = "
                           "length(s.data)"), "1");
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 7);
 }
 
 TEST(names_held_in_memory_see_a_later_pack)
@@ -2893,7 +2893,6 @@ TEST(names_held_in_memory_see_a_later_pack)
 TEST(damaged_copy_is_kept_again_from_the_row)
 {
     const char *db = db_with_kept_copy();
-    mh_host *host;
     const char *blob = blob_of(db, "m.so");
     long long size = file_size(blob);
     char *junk = calloc(1, (size_t)size);
@@ -2901,9 +2900,7 @@ TEST(damaged_copy_is_kept_again_from_the_row)
     file_write_bytes(blob, junk, (size_t)size);
     free(junk);
     chmod(blob, 0600);
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 42);
     ASSERT_TRUE(same_bytes(blob, fixture_path("counter")));
 }
 
@@ -3004,9 +3001,7 @@ TEST(names_held_take_a_hash_only_for_its_row_as_it_is)
                    "length(readfile('%s')), mtime = mtime + 1 WHERE name = "
                    "'m.so'\"", sh_quote(db), other, other), NULL);
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "4");
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 7);
     usleep(2200 * 1000); /* still for the unsure window: names held */
     int steps;
     host = counting_host(db, &steps, "a", 42);
@@ -3035,9 +3030,7 @@ TEST(pack_hashes_every_row_again)
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlite_schema WHERE "
                           "type = 'trigger'"), "3");
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM mh_sha256"), "2");
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 7);
 }
 
 TEST(triggers_on_another_table_are_not_taken)
@@ -3045,7 +3038,6 @@ TEST(triggers_on_another_table_are_not_taken)
     /* sqlar renamed (a table rebuilt, the old one kept): the triggers
      * follow the old table, and guard nothing here. */
     const char *db = db_with_kept_copy();
-    mh_host *host;
     const char *p = counter_returning_7("patched.so");
     db_exec(db, str_fmt("ALTER TABLE sqlar RENAME TO sqlar_old; "
                         "CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode INT, "
@@ -3056,9 +3048,7 @@ TEST(triggers_on_another_table_are_not_taken)
     ASSERT_EQ_STR(db_exec(db, "SELECT group_concat(DISTINCT tbl_name) FROM "
                           "sqlite_schema WHERE type = 'trigger'"),
                   "sqlar_old");
-    host = copy_host(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in_new_host(db, "m"), 7);
 }
 
 TEST(wal_database_names_are_never_held)
@@ -3106,10 +3096,8 @@ TEST(hash_table_dropped_under_an_open_database_is_no_miss)
     host_opts o = {0};
     mh_host *host = host_new_opts(&o, db, later);
     ASSERT_EQ_INT(call_int(import_ok(host, "a"), "value"), 42);
-    sh_run(str_fmt("sqlite3 %s '.dbconfig no_ckpt_on_close on' 'DROP TABLE "
-                   "mh_sha256; DROP TRIGGER mh_sha256_insert; DROP TRIGGER "
-                   "mh_sha256_update; DROP TRIGGER mh_sha256_delete'",
-                   sh_quote(db)), NULL);
+    sh_run(str_fmt("sqlite3 %s '.dbconfig no_ckpt_on_close on' %s",
+                   sh_quote(db), sh_quote(MH_SAR_SHA_DROP)), NULL);
     mh_module *b = import_ok(host, "b");
     ASSERT_EQ_INT(call_int(b, "value"), 7);
     ASSERT_EQ_STR(mh_module_origin(b), str_fmt("%s!/b.so", db));

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "finders/sqlar.h"
 #include "support/support.h"
 #include "test.h"
 
@@ -309,8 +310,6 @@ size_t maps_count(const char *a, const char *b)
 
 const char *db_without_hashes(const char *db)
 {
-    db_exec(db, "DROP TABLE mh_sha256; DROP TRIGGER mh_sha256_insert; "
-                "DROP TRIGGER mh_sha256_update; DROP TRIGGER "
-                "mh_sha256_delete");
+    db_exec(db, MH_SAR_SHA_DROP);
     return db;
 }
