@@ -763,6 +763,27 @@ static mh_host *trusting_host(const char *entry, const char *trust,
 #define keyed_host(entry, key, lc) \
     trusting_host((entry), str_fmt("%s.pub", (key)), (lc))
 
+/* value() of module `name` as a new keyed host imports it. */
+static int keyed_value(const char *entry, const char *key, log_capture *lc,
+                       const char *name)
+{
+    mh_host *h = keyed_host(entry, key, lc);
+    int v = call_int(import_ok(h, name), "value");
+    mh_host_free(h);
+    return v;
+}
+
+/* Why a new keyed host finds no module `name` (it must not). */
+static const char *keyed_refusal(const char *entry, const char *key,
+                                 log_capture *lc, const char *name)
+{
+    mh_host *h = keyed_host(entry, key, lc);
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, name, &mod, ERR), MH_ENOTFOUND);
+    mh_host_free(h);
+    return str_fmt("%s", ERR_MSG());
+}
+
 TEST(rollback_after_a_refused_answer_is_refused_too)
 {
     /* One definite refusal (a 404) drops the cached index; the serial of
@@ -788,9 +809,7 @@ TEST(rollback_after_a_refused_answer_is_refused_too)
     ASSERT_EQ_INT(st, 0);
     fixture_copy("answer7", "www/newer.so");
     http_index_dir(www, keyfile); /* a higher serial */
-    h = keyed_host(entry, key, &lc);
-    ASSERT_EQ_INT(call_int(import_ok(h, "newer"), "value"), 7);
-    mh_host_free(h);
+    ASSERT_EQ_INT(keyed_value(entry, key, &lc, "newer"), 7);
 
     http_set_mode(srv, "404");
     h = keyed_host(entry, key, &lc);
@@ -805,10 +824,7 @@ TEST(rollback_after_a_refused_answer_is_refused_too)
     ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
     ASSERT_CONTAINS(ERR_MSG(), "rollback");
     mh_host_free(h);
-    h = keyed_host(entry, key, &lc);
-    ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_CONTAINS(ERR_MSG(), "rollback");
-    mh_host_free(h);
+    ASSERT_CONTAINS(keyed_refusal(entry, key, &lc, "counter"), "rollback");
     http_stop(srv);
     log_capture_free(&lc);
 }
@@ -823,28 +839,20 @@ TEST(a_floor_file_that_is_no_serial_lets_no_index_in)
     http_server *srv = http_start(www, "--max-age 0");
     const char *entry = http_url(srv, "ok/");
     log_capture lc;
-    mh_host *h;
-    mh_module *mod;
     int st;
 
     log_capture_init(&lc);
-    h = keyed_host(entry, key, &lc);
-    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
-    mh_host_free(h);
+    ASSERT_EQ_INT(keyed_value(entry, key, &lc, "counter"), 42);
     const char *floor = sh_run(str_fmt("ls -d %s/http/*/serial",
                                        sh_quote(tmp_path("cache"))), &st);
     ASSERT_EQ_INT(st, 0);
     floor = str_fmt("%.*s", (int)strcspn(floor, "\n"), floor);
     file_write(floor, "not a number\n");
-    h = keyed_host(entry, key, &lc);
-    ASSERT_STATUS(mh_import(h, "counter", &mod, ERR), MH_ENOTFOUND);
-    ASSERT_CONTAINS(ERR_MSG(), floor);
-    ASSERT_CONTAINS(ERR_MSG(), "is not a serial");
-    mh_host_free(h);
+    const char *why = keyed_refusal(entry, key, &lc, "counter");
+    ASSERT_CONTAINS(why, floor);
+    ASSERT_CONTAINS(why, "is not a serial");
     ASSERT_EQ_INT(unlink(floor), 0);
-    h = keyed_host(entry, key, &lc);
-    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
-    mh_host_free(h);
+    ASSERT_EQ_INT(keyed_value(entry, key, &lc, "counter"), 42);
     ASSERT_TRUE(file_exists(floor));
     http_stop(srv);
     log_capture_free(&lc);
@@ -874,10 +882,8 @@ TEST(unsigned_index_never_sets_the_floor_for_hosts_with_keys)
     sh_run(str_fmt("cp %s/real.json %s/index.json", sh_quote(tmp_dir()),
                    sh_quote(www)), &st);
     ASSERT_EQ_INT(st, 0);
-    h = keyed_host(entry, key, &lc);
-    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    ASSERT_EQ_INT(keyed_value(entry, key, &lc, "counter"), 42);
     ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "rollback"), 0);
-    mh_host_free(h);
     http_stop(srv);
     log_capture_free(&lc);
 }
