@@ -244,13 +244,12 @@ char *mh_put_sdec(char *p, long long v);
 void mh_fd_path(char buf[MH_FD_PATH_SIZE], int fd);
 /* A new file at path (in directory dir, which holds it) with len bytes of
  * data, mode 0600: an O_TMPFILE filled, then linked in by its
- * /proc/self/fd name -- replacing any file there when `replace`, else
- * EEXIST and the file there left alone -- a writer killed
- * mid-way leaves nothing, readers see a whole file or none.  Not
- * fsynced: where that matters, the reader must be able to tell (a hash,
- * a size).  0, or an errno; *never* is set
- * when it can never work here (no O_TMPFILE on that filesystem, no
- * /proc), else cleared.  Fault sites "open" and "write". */
+ * /proc/self/fd name, so a writer killed mid-way leaves nothing and
+ * readers see a whole file or none.  A file already at path is replaced
+ * when `replace`, else left alone (EEXIST).  Not fsynced: where that
+ * matters, the reader must be able to tell (a hash, a size).  0, or an
+ * errno; *never is set when it can never work here (no O_TMPFILE on that
+ * filesystem, no /proc), else cleared.  Fault sites "open" and "write". */
 int mh_io_put_new(mh_host *h, const char *dir, const char *path,
                   const void *data, size_t len, bool replace,
                   bool *never);
