@@ -668,6 +668,67 @@ MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
                                         size_t *cleared, mh_error **err);
 
 /* ---------------------------------------------------------------------- */
+/* The cache directory                                                    */
+/* ---------------------------------------------------------------------- */
+
+/* The parts of a cache directory (docs/formats.md). */
+typedef enum mh_cache_part {
+    MH_CACHE_BYTECODE,  /* lua/: compiled Lua chunks */
+    MH_CACHE_BLOBS,     /* blobs/: downloaded modules, copies of database
+                           modules, and which copy each origin has */
+    MH_CACHE_STAMPS,    /* verified/: which copies were hashed already */
+    MH_CACHE_PROBES,    /* probe/: modules the probe passed */
+    MH_CACHE_SCRATCH,   /* native/: images a process that died while
+                           loading them from memory left behind */
+    MH_CACHE_HTTP,      /* http/: each site's index, signature and serial
+                           floor (never pruned: the floor keeps older
+                           signed indexes out) */
+    MH_CACHE_INDEX,     /* discovery.db: the discovery index and recorded
+                           failures (never pruned; see mh_host_clear_failures) */
+    MH_CACHE_NPARTS
+} mh_cache_part;
+
+typedef struct mh_cache_count {
+    uint64_t files;
+    uint64_t bytes;     /* the files' sizes */
+} mh_cache_count;
+
+typedef struct mh_cache_usage {
+    mh_cache_count kept[MH_CACHE_NPARTS];    /* what is there after the call */
+    mh_cache_count removed[MH_CACHE_NPARTS]; /* what the call removed */
+} mh_cache_usage;
+
+/* The part's name: "bytecode", "blobs", "stamps", "probes", "scratch",
+ * "http", "index"; NULL when out of range. */
+MH_API const char *mh_cache_part_name(mh_cache_part part);
+
+/*
+ * Count what the host's cache directory holds, and remove the files not
+ * used for unused_s seconds or more (unused_s < 0: remove nothing).  A
+ * file's last use is the later of its access and modification times:
+ * reading or mapping it sets the first (at most once a day with Linux's
+ * default `relatime` mount option; a filesystem mounted `noatime` keeps
+ * the time it was written, so files in use age too, and are made again
+ * when needed).  Everything pruned is made again when a host needs it
+ * (compiled, fetched, copied from its database row, hashed), and hosts
+ * running meanwhile lose nothing: a file mapped stays mapped.  Removed
+ * along with what is unused: a copy's stamp, and the record of an
+ * origin whose copy is gone.  Kept however long unused: a download that
+ * a site's cached index lists (what mh_fetch keeps for offline use).
+ * http/ and discovery.db are only counted.
+ * Only regular files are counted or removed; nothing outside the cache
+ * directory is reached, whatever links it holds.
+ *
+ * *usage receives the counts by part (zero when there is no cache
+ * directory yet: none is made).  MH_EPATH when the cache directory
+ * cannot be used (not private, or there is none: see mh_host_cache_dir);
+ * MH_EIO naming the first file or directory that could not be read or
+ * removed (the rest is still done, and counted).
+ */
+MH_API mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
+                                     mh_cache_usage *usage, mh_error **err);
+
+/* ---------------------------------------------------------------------- */
 /* Module databases                                                       */
 /* ---------------------------------------------------------------------- */
 

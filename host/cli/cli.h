@@ -59,6 +59,8 @@ int cli_cmd_show(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
 int cli_cmd_path(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv);
+int cli_cmd_cache(const cli_ctx *ctx, const cli_command *cmd, int argc,
+                  char **argv);
 int cli_cmd_doctor(const cli_ctx *ctx, const cli_command *cmd, int argc,
                    char **argv);
 int cli_cmd_pack(const cli_ctx *ctx, const cli_command *cmd, int argc,

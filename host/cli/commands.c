@@ -176,6 +176,38 @@ static const cli_command commands[] = {
       "              origin, status, reason and when (Unix time)\n"
       "  --clear     clear all recorded failures, or NAME's only\n"
       "  -h, --help  show this help\n" },
+    { "cache", cli_cmd_cache, "[--json] [--prune DAYS]",
+      "what the cache directory holds; prune it",
+      "Show what the cache directory holds, one line per part:\n"
+      "PART<TAB>FILES<TAB>BYTES<TAB>REMOVED_FILES<TAB>REMOVED_BYTES, then\n"
+      "the same for \"total\".  The parts: bytecode (compiled Lua), blobs\n"
+      "(downloaded modules, copies of database modules), stamps (copies\n"
+      "already hashed), probes (modules the probe passed), scratch (files\n"
+      "a process that died while loading a module left), http (each site's\n"
+      "index, signature and serial floor) and index (the discovery index).\n"
+      "\n"
+      "With --prune DAYS, first remove every file of the first five parts\n"
+      "not read or written for DAYS days (0: all of them; a fraction is\n"
+      "allowed): each is made again when a module needs it, and hosts\n"
+      "running meanwhile lose nothing.  A download a site's cached index\n"
+      "lists stays (what 'modhost fetch' keeps for offline use).  http and\n"
+      "index are never pruned: http holds the serial floors that keep\n"
+      "older signed indexes out, index the recorded failures ('modhost\n"
+      "doctor --clear' forgets those).  A file's last use is its access\n"
+      "time, which Linux updates at most once a day (relatime); on a\n"
+      "filesystem mounted noatime it is when the file was written.\n"
+      "\n"
+      "Exit status: 1 when the cache directory cannot be used (not\n"
+      "private, or there is none) or a file in it cannot be read or\n"
+      "removed (the rest is still done and shown).  No cache directory yet\n"
+      "shows zeros and makes none.\n"
+      "\n"
+      "Options:\n"
+      "  --json          print one JSON object: cache_dir, and parts, an\n"
+      "                  object with one object per part (files, bytes,\n"
+      "                  removed_files, removed_bytes)\n"
+      "  --prune DAYS    remove what was not used for DAYS days\n"
+      "  -h, --help      show this help\n" },
     { "pack", cli_cmd_pack, "[--compress-code] DB FILE_OR_DIR...",
       "write modules into the module database DB",
       "Write each FILE, and every file under each DIR, into the module\n"
@@ -332,7 +364,8 @@ void cli_usage(FILE *out)
           "Find, list, show, run and call modhost modules; pack them into a\n"
           "database, or index them for serving over HTTP and fetch them for\n"
           "offline use; see which finders serve the search path and which\n"
-          "modules failed (doctor); check a plugin in a child process (probe).\n"
+          "modules failed (doctor); check a plugin in a child process (probe);\n"
+          "show what the cache holds and prune it (cache).\n"
           "\n"
           "Global options (before COMMAND):\n"
           "  -p, --path ENTRY  search ENTRY first; repeatable, in order (an\n"
@@ -347,7 +380,7 @@ void cli_usage(FILE *out)
         char head[64];
         snprintf(head, sizeof head, "%s %s", c->name, c->synopsis);
         /* A long synopsis gets a line of its own. */
-        if (strlen(head) >= 30)
+        if (strlen(head) >= 29)
             fprintf(out, "  %s\n  %-30s%s\n", head, "", c->summary);
         else
             fprintf(out, "  %-30s%s\n", head, c->summary);

@@ -1,0 +1,303 @@
+/*
+ * test_cache.c -- the cache directory's contents and pruning
+ * (mh_host_prune_cache): what is counted where, what is removed by last
+ * use, what goes with it, what is never removed, and that nothing
+ * outside the cache directory is reached.
+ */
+#include "test.h"
+#include "support/support.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DAY 86400
+
+/* Set a file's access and modification times, in days before now. */
+static void set_days(const char *path, long atime_days, long mtime_days)
+{
+    time_t now = time(NULL);
+    struct timespec ts[2] = {
+        { now - atime_days * DAY, 0 },
+        { now - mtime_days * DAY, 0 },
+    };
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+/* A file of n bytes at cache/<rel>, last used days ago. */
+static const char *cached(const char *rel, size_t n, long days)
+{
+    const char *p = tmp_path("cache/%s", rel);
+    mkdir_p(str_fmt("%.*s", (int)(strrchr(p, '/') - p), p));
+    char buf[4096];
+    memset(buf, 'x', n < sizeof buf ? n : sizeof buf);
+    file_write_bytes(p, buf, n < sizeof buf ? n : sizeof buf);
+    set_days(p, days, days);
+    return p;
+}
+
+/* Every file directly in dir, last used days ago. */
+static void set_days_all(const char *dir, long days)
+{
+    DIR *d = opendir(dir);
+    ASSERT_NOT_NULL(d);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_type == DT_REG)
+            set_days(str_fmt("%s/%s", dir, de->d_name), days, days);
+    closedir(d);
+}
+
+static mh_host *cache_host(void)
+{
+    host_opts o = {0};
+    mkdir_p(tmp_path("cache"));
+    ASSERT_EQ_INT(chmod(tmp_path("cache"), 0700), 0);
+    return host_new_opts(&o, tmp_dir());
+}
+
+#define SHA_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+#define TAG_1 "0123456789abcdef"
+#define TAG_2 "fedcba9876543210"
+
+TEST(counts_every_part_and_removes_nothing)
+{
+    cached("lua/x.lua54-4.mhc", 100, 90);
+    cached("lua/y.lua54-4.mhc", 50, 90);
+    cached("blobs/" SHA_A, 200, 90);
+    cached("blobs/origins/" TAG_1, 64, 90);
+    cached("verified/" SHA_A, 30, 90);
+    cached("probe/k.ok", 10, 90);
+    cached("native/m-0011223344556677.so", 7, 90);
+    cached("http/site1/index.json", 40, 90);
+    cached("http/site1/serial", 5, 90);
+    cached("discovery.db", 1000, 90);
+    mh_host *h = cache_host();
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].files, 2);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].bytes, 150);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].bytes, 264);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_STAMPS].bytes, 30);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_PROBES].bytes, 10);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_SCRATCH].bytes, 7);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_HTTP].files, 2);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_HTTP].bytes, 45);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_INDEX].bytes, 1000);
+    for (int i = 0; i < MH_CACHE_NPARTS; i++)
+        ASSERT_EQ_INT(u.removed[i].files, 0);
+    ASSERT_TRUE(file_exists(tmp_path("cache/lua/x.lua54-4.mhc")));
+    ASSERT_EQ_STR(mh_cache_part_name(MH_CACHE_BYTECODE), "bytecode");
+    ASSERT_EQ_STR(mh_cache_part_name(MH_CACHE_INDEX), "index");
+    ASSERT_NULL(mh_cache_part_name(MH_CACHE_NPARTS));
+    mh_host_free(h);
+}
+
+TEST(removes_what_was_not_used_for_that_long)
+{
+    const char *old_bc = cached("lua/old.lua54-4.mhc", 100, 40);
+    const char *new_bc = cached("lua/new.lua54-4.mhc", 100, 3);
+    /* Written long ago, read yesterday: in use. */
+    const char *read_bc = cached("lua/read.lua54-4.mhc", 100, 40);
+    set_days(read_bc, 1, 40);
+    /* Read long ago, written again yesterday: in use too. */
+    const char *written = cached("probe/w.ok", 10, 40);
+    set_days(written, 40, 1);
+    const char *old_probe = cached("probe/o.ok", 10, 40);
+    const char *scratch = cached("native/m-0011223344556677.so", 7, 40);
+    /* Never removed, however old. */
+    const char *floor = cached("http/site1/serial", 5, 400);
+    const char *index = cached("discovery.db", 1000, 400);
+    mh_host *h = cache_host();
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(old_bc));
+    ASSERT_FALSE(file_exists(old_probe));
+    ASSERT_FALSE(file_exists(scratch));
+    ASSERT_TRUE(file_exists(new_bc));
+    ASSERT_TRUE(file_exists(read_bc));
+    ASSERT_TRUE(file_exists(written));
+    ASSERT_TRUE(file_exists(floor));
+    ASSERT_TRUE(file_exists(index));
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].files, 1);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].bytes, 100);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].files, 2);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_PROBES].files, 1);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_PROBES].files, 1);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_SCRATCH].files, 1);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_HTTP].files, 1);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_INDEX].files, 1);
+    /* 0 takes everything but the two parts that are kept. */
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(new_bc));
+    ASSERT_FALSE(file_exists(written));
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].files, 2);
+    ASSERT_TRUE(file_exists(floor));
+    ASSERT_TRUE(file_exists(index));
+    mh_host_free(h);
+}
+
+TEST(a_copy_takes_its_stamp_and_its_origin_record)
+{
+    /* An old copy goes, with its stamp even though that was read today,
+     * and its origin's record; a record whose copy stays is kept, and one
+     * that names no copy or holds no digest goes. */
+    const char *old = cached("blobs/" SHA_A "." TAG_1, 200, 40);
+    const char *stamp = cached("verified/" SHA_A "." TAG_1, 30, 0);
+    const char *rec = cached("blobs/origins/" TAG_1, 0, 0);
+    file_write(rec, SHA_A);
+    const char *kept = cached("blobs/" SHA_B "." TAG_2, 200, 0);
+    const char *kept_stamp = cached("verified/" SHA_B "." TAG_2, 30, 0);
+    const char *kept_rec = cached("blobs/origins/" TAG_2, 0, 0);
+    file_write(kept_rec, SHA_B);
+    const char *stray = cached("blobs/origins/1111111111111111", 0, 0);
+    file_write(stray, SHA_B);
+    const char *junk = cached("blobs/origins/2222222222222222", 0, 0);
+    file_write(junk, "not a digest");
+    mh_host *h = cache_host();
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(old));
+    ASSERT_FALSE(file_exists(stamp));
+    ASSERT_FALSE(file_exists(rec));
+    ASSERT_FALSE(file_exists(stray));
+    ASSERT_FALSE(file_exists(junk));
+    ASSERT_TRUE(file_exists(kept));
+    ASSERT_TRUE(file_exists(kept_stamp));
+    ASSERT_TRUE(file_exists(kept_rec));
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 4);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_STAMPS].files, 1);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_STAMPS].files, 1);
+    /* Counting alone removes no record, whatever it names. */
+    file_write(rec, SHA_A);
+    ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(rec));
+    mh_host_free(h);
+}
+
+TEST(a_pruned_copy_is_kept_again_at_the_next_import)
+{
+    /* The real thing: a database module's copy, kept by an import,
+     * pruned; a new host still imports the module, from its row, and
+     * keeps the copy again. */
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    host_opts o = {0};
+    mh_host *h = host_new_opts(&o, db);
+    ASSERT_EQ_INT(call_int(import_ok(h, "m"), "value"), 42);
+    mh_host_free(h);
+    long copies = dir_count(tmp_path("cache/blobs"));
+    ASSERT_EQ_INT(copies, 2); /* the copy and origins/ */
+    h = host_new_opts(&o, db);
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 0);
+    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs")), 1);
+    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs/origins")), 0);
+    ASSERT_EQ_INT(call_int(import_ok(h, "m"), "value"), 42);
+    mh_host_free(h);
+    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs")), 2);
+    ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs/origins")), 1);
+}
+
+TEST(nothing_outside_the_cache_is_reached)
+{
+    /* Links in the cache are neither followed nor counted: an old file
+     * outside, linked from lua/, stays; a part that is a link is
+     * refused by name, with what was there left as it was. */
+    const char *outside = tmp_path("outside.mhc");
+    file_write(outside, "keep me");
+    set_days(outside, 400, 400);
+    mkdir_p(tmp_path("elsewhere"));
+    const char *far = tmp_path("elsewhere/x.ok");
+    file_write(far, "keep me too");
+    set_days(far, 400, 400);
+    cached("lua/real.lua54-4.mhc", 10, 400);
+    ASSERT_EQ_INT(symlink(outside, tmp_path("cache/lua/link.mhc")), 0);
+    ASSERT_EQ_INT(symlink(tmp_path("elsewhere"), tmp_path("cache/probe")), 0);
+    mh_host *h = cache_host();
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "/cache/probe");
+    ASSERT_TRUE(file_exists(outside));
+    ASSERT_TRUE(file_exists(far));
+    ASSERT_FALSE(file_exists(tmp_path("cache/lua/real.lua54-4.mhc")));
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].files, 1);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_PROBES].files, 0);
+    mh_host_free(h);
+}
+
+TEST(a_cache_that_is_not_private_is_refused)
+{
+    const char *bc = cached("lua/old.lua54-4.mhc", 10, 400);
+    mh_host *h = cache_host();
+    ASSERT_EQ_INT(chmod(tmp_path("cache"), 0777), 0);
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), tmp_path("cache"));
+    ASSERT_TRUE(file_exists(bc));
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].files, 0);
+    mh_host_free(h);
+}
+
+TEST(no_cache_directory_yet_counts_nothing_and_makes_none)
+{
+    host_opts o = {.cache_dir = tmp_path("not-yet/cache")};
+    mh_host *h = host_new_opts(&o, tmp_dir());
+    mh_cache_usage u;
+    memset(&u, 0xff, sizeof u);
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
+    for (int i = 0; i < MH_CACHE_NPARTS; i++)
+        ASSERT_EQ_INT(u.kept[i].files + u.removed[i].files, 0);
+    ASSERT_FALSE(file_exists(tmp_path("not-yet")));
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, NULL, ERR), MH_EINVAL);
+    ASSERT_STATUS(mh_host_prune_cache(NULL, 0, &u, ERR), MH_EINVAL);
+    mh_host_free(h);
+}
+
+TEST(downloads_a_cached_index_lists_stay)
+{
+    /* What `fetch` kept for offline use stays while the site's cached
+     * index lists it, however long unused; a download no index lists
+     * ages as anything else, and so do those of an index that cannot be
+     * read. */
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = http_host(entry, &lc);
+    size_t fetched = 0;
+    ASSERT_STATUS(mh_fetch(h, NULL, 0, NULL, NULL, &fetched, ERR), MH_OK);
+    ASSERT_EQ_INT(fetched, 3);
+    mh_host_free(h);
+    http_stop(srv);
+    ASSERT_EQ_INT(http_blob_count(), 2);
+    const char *stray = cached("blobs/" SHA_A, 100, 40);
+    set_days_all(tmp_path("cache/blobs"), 40);
+
+    h = http_host(entry, &lc);
+    mh_cache_usage u;
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(stray));
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 1);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 2);
+    /* Offline, the module is still there. */
+    ASSERT_EQ_INT(call_int(import_ok(h, "answer7"), "value"), 7);
+    mh_host_free(h);
+
+    const char *idx = sh_run(str_fmt("ls %s/*/index.json",
+                                     sh_quote(tmp_path("cache/http"))), NULL);
+    file_write(str_fmt("%.*s", (int)strcspn(idx, "\n"), idx), "{");
+    set_days_all(tmp_path("cache/blobs"), 40);
+    h = http_host(entry, &lc);
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 0);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
