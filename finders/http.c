@@ -842,10 +842,11 @@ static int on_progress(void *ud, uint64_t now, uint64_t total)
 }
 
 /* The verified bytes of entry e: from the blob cache, or downloaded (and
- * then cached).  Lock held. */
+ * then cached: for a fetch, which is for keeping, bytes that cannot be
+ * kept are an error; for an import, a warning).  Lock held. */
 static mh_status get_module(htf_state *s, const mh_idx_entry *e,
-                            fetch_cb *cb, mh_blob *out, bool *downloaded,
-                            mh_error **err)
+                            fetch_cb *cb, bool fetch, mh_blob *out,
+                            bool *downloaded, mh_error **err)
 {
     mh_host *h = s->host;
     char hexsha[65], blob[4200], url[4400];
@@ -889,23 +890,36 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                     "module '%s': %s%s", e->name, mh_error_message(ge),
                     g.unavailable ? " (and the module was never cached)" : "");
     } else if (!bytes_match(e, g.body.data, g.body.len)) {
-        rc = mh_err(h, err, MH_EFORMAT, "module '%s': %s does not match the "
-                    "size and SHA-256 in the index (%zu bytes received, %llu "
-                    "expected); not loaded, not cached", e->name, url,
-                    g.body.len, (unsigned long long)e->size);
+        rc = g.body.len != e->size
+                 ? mh_err(h, err, MH_EFORMAT, "module '%s': %s is %zu bytes, "
+                          "not the %llu the index gives; not loaded, not "
+                          "cached", e->name, url, g.body.len,
+                          (unsigned long long)e->size)
+                 : mh_err(h, err, MH_EFORMAT, "module '%s': the SHA-256 of "
+                          "%s is not the one the index gives (its size, "
+                          "%zu bytes, is); not loaded, not cached", e->name,
+                          url, g.body.len);
     } else {
         mh_error *we = NULL;
         if (disk && mh_atw_write(h, blob, g.body.data, g.body.len, &we) !=
-                        MH_OK)
-            mh_log(h, MH_LOG_WARN, "http: cannot cache %s: %s", url,
-                   mh_error_message(we));
+                        MH_OK) {
+            if (fetch)
+                rc = mh_err(h, err, MH_EIO, "module '%s': downloaded %s, "
+                            "but cannot keep it: %s", e->name, url,
+                            mh_error_message(we));
+            else
+                mh_log(h, MH_LOG_WARN, "http: cannot cache %s: %s", url,
+                       mh_error_message(we));
+        }
         mh_error_free(we);
-        *out = g.body;
-        g.body.data = NULL;
-        g.body.len = g.body.size = 0;
-        *downloaded = true;
-        MH_TRACE(h, "http: %s: downloaded, %zu bytes verified", url,
-                 out->len);
+        if (rc == MH_OK) {
+            *out = g.body;
+            g.body.data = NULL;
+            g.body.len = g.body.size = 0;
+            *downloaded = true;
+            MH_TRACE(h, "http: %s: downloaded, %zu bytes verified", url,
+                     out->len);
+        }
     }
     mh_error_free(ge);
     mh_get_free(h, &g);
@@ -939,7 +953,7 @@ static mh_status htf_read(mh_finder_ctx *cx, void *state, const char *key,
             out->size = n ? n : 1;
         }
     } else if (e && !manifest) {
-        rc = get_module(s, e, NULL, out, &dl, err);
+        rc = get_module(s, e, NULL, false, out, &dl, err);
     } else if (e) { /* the index says it has none */
         rc = mh_err(s->host, err, MH_ENOTFOUND, "module '%s' has no "
                     "manifest in %sindex.json", key, s->base);
@@ -1043,7 +1057,7 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
         cb->count = count;
         cb->expected = e->size;
         mh_error *me = NULL;
-        rc = get_module(s, e, cb->fn ? cb : NULL, &b, &dl, &me);
+        rc = get_module(s, e, cb->fn ? cb : NULL, true, &b, &dl, &me);
         if (rc == MH_OK) {
             (*fetched)++;
             mh_blob_free(s->host, &b);
@@ -1088,14 +1102,39 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     if (n && !done)
         return mh_err(host, err, MH_ENOMEM, "out of memory");
     fetch_cb cb = {progress, ud, NULL, 0, 0, 0};
-    mh_status rc = MH_OK;
     size_t entries = 0;
+    /* Fetching is caching: where nothing can be cached, nothing would
+     * stay, whatever the search path holds. */
+    mh_error *ce = NULL;
+    mh_status rc = mh_blobs_check(host, &ce);
+    if (rc != MH_OK) {
+        rc = mh_err(host, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EPATH,
+                    "fetch: nothing can be cached: %s",
+                    mh_error_message(ce));
+        mh_error_free(ce);
+        mh_mem_free(host, done, n * sizeof *done);
+        return rc;
+    }
     pthread_rwlock_rdlock(&host->path.lock);
     for (size_t i = 0; i < host->path.n && rc != MH_ENOMEM; i++) {
         const mh_hook *k;
         void *state;
-        if (mh_path_finder(host, host->path.v[i], &k, &state, NULL) !=
-                MH_OK || k->cls != &mh_htf_class)
+        mh_pentry *pe = host->path.v[i];
+        mh_buf why;
+        mh_buf_init(&why, host, 0);
+        mh_status frc = mh_path_finder(host, pe, &k, &state, &why);
+        if (frc != MH_OK && pe->claimant &&
+            strcmp(pe->claimant, mh_htf_class.name) == 0) {
+            /* An HTTP entry that cannot be used is a failure to fetch. */
+            entries++;
+            if (rc == MH_OK) /* why names the entry */
+                rc = mh_err(host, err, MH_EPATH, "fetch: %s",
+                            mh_buf_str(&why));
+            else
+                mh_log(host, MH_LOG_WARN, "fetch: %s", mh_buf_str(&why));
+        }
+        mh_buf_free(&why);
+        if (frc != MH_OK || k->cls != &mh_htf_class)
             continue;
         entries++;
         /* Every entry is tried; the first failure is the one reported. */

@@ -205,9 +205,11 @@ static mh_status add_input(pack *p, const char *in)
         return mh_tree_walk(in, tree_keep, tree_file, p, p->err);
     if (in[0] == '/') /* absolute: stored by base name */
         return add_file(p, in, strrchr(in, '/') + 1);
-    while (strncmp(in, "./", 2) == 0) /* "./a.so" is "a.so" */
-        in += 2;
-    return add_file(p, in, in);
+    const char *name = in; /* "./a.so" and ".//a.so" are "a.so" */
+    while (strncmp(name, "./", 2) == 0)
+        for (name += 2; *name == '/'; name++)
+            ;
+    return add_file(p, in, name);
 }
 
 static int by_name(const void *a, const void *b)
@@ -498,6 +500,13 @@ mh_status mh_pack_ex(const char *db, const char *const *inputs, size_t n,
         p.db_exists = true;
         p.db_dev = st.st_dev;
         p.db_ino = st.st_ino;
+    } else if (lstat(db, &st) == 0 && S_ISLNK(st.st_mode)) {
+        /* A new database is made aside and linked into place, which a
+         * link at its path would not allow: SQLite would build it in
+         * place through the link, seen half-made and left on failure. */
+        return mh_err(NULL, err, MH_EINVAL, "module database %s: a symbolic "
+                      "link to a file that does not exist; pack to the "
+                      "target's own path", db);
     }
     mh_status rc = MH_OK;
     for (size_t i = 0; i < n && rc == MH_OK; i++)

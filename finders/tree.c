@@ -65,8 +65,19 @@ static mh_status walk_dir(walk *w, size_t rlen)
                         path);
             break;
         }
-        if (stat(full, &st) != 0)
-            continue; /* a dangling link: nothing there */
+        if (stat(full, &st) != 0) {
+            /* A dangling link is nothing there.  Anything else the walk
+             * would take (a link loop, a file it may not reach) is an
+             * error: a file silently left out of a database or an index
+             * is worse. */
+            int e = errno;
+            if (e == ENOENT || e == ENOTDIR ||
+                (!w->keep(w->ud, nm, n, false) && !w->keep(w->ud, nm, n, true)))
+                continue;
+            rc = mh_err(NULL, w->err, mh_errno_status(e, MH_EIO),
+                        "cannot read %s: %s", full, mh_errno_text(e));
+            break;
+        }
         bool dir = S_ISDIR(st.st_mode);
         if (!w->keep(w->ud, nm, n, dir) || !(dir || S_ISREG(st.st_mode)))
             continue;

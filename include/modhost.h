@@ -735,10 +735,12 @@ MH_API mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
 /*
  * Write modules into a module database: a SQLite Archive (the `sqlar`
  * table of `sqlite3 -A`), created if absent.  Each input is a file, stored
- * under its path as given (which must then be relative, without "..") or,
- * for an absolute path, under its base name; or a directory, whose files
- * are stored under their paths relative to it, so packing a search path
- * directory gives a database with the same modules.  Native code (files
+ * under its path as given (which must then be relative, without "..";
+ * leading "./" dropped) or, for an absolute path, under its base name; or
+ * a directory, whose files are stored under their paths relative to it,
+ * so packing a search path directory gives a database with the same
+ * modules (a dangling link in it is passed over; a file the walk cannot
+ * read, such as a link loop, fails the pack, naming it).  Native code (files
  * ending in ".so") is stored as is, so importing it needs no inflating
  * (as Android stores the native libraries of an APK); every other file is
  * zlib-compressed where that makes it smaller.  Existing entries of the
@@ -748,8 +750,10 @@ MH_API mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
  * reading its row (docs/formats.md).  Everything is written in one
  * transaction: readers see all of it or none of it, and on failure
  * nothing changes (a database file created by this call is removed).
- * *count, if not NULL, receives the number of files written.  Same as
- * mh_pack_ex with flags 0.
+ * db may be a link to a database, not a dangling one (MH_EINVAL: a new
+ * database is built aside and linked into place, which a link there
+ * prevents).  *count, if not NULL, receives the number of files written.
+ * Same as mh_pack_ex with flags 0.
  */
 MH_API mh_status mh_pack(const char *db, const char *const *inputs,
                          size_t n_inputs, size_t *count, mh_error **err);
@@ -798,6 +802,13 @@ typedef int (*mh_fetch_progress_fn)(void *ud, const char *module,
  * n == 0, every module of every HTTP entry; else the named modules (each
  * from the first HTTP entry that has it).  *fetched, if not NULL,
  * receives the number of modules now in the cache.  progress may be NULL.
+ * Every module and entry is tried; the first failure is returned (the
+ * others are logged as warnings): MH_EPATH when nothing can be cached
+ * (the cache directory is not private, or there is none: checked first,
+ * whatever the path holds) or an HTTP entry cannot be used (not a usable
+ * URL); MH_EIO, MH_EFORMAT when a module cannot be downloaded, does not
+ * match its index, or cannot be written into the cache; MH_ENOTFOUND
+ * when a named module is in no HTTP entry's index.
  */
 MH_API mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
                           mh_fetch_progress_fn progress, void *ud,

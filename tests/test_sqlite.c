@@ -2537,6 +2537,66 @@ TEST(pack_follows_symlinked_package_directory)
     mh_host_free(host);
 }
 
+TEST(pack_directory_with_a_file_it_cannot_read_fails)
+{
+    /* A link loop where a file would be is an error naming it, and
+     * nothing is written: a database missing one module, said nowhere,
+     * is worse.  A dangling link is nothing there, and is passed over. */
+    const char *dir = tmp_mkdir("D");
+    const char *db = tmp_path("p.db");
+    const char *in[] = {dir};
+    size_t count = 9;
+    fixture_copy("counter", "D/m.so");
+    ASSERT_EQ_INT(symlink("nowhere.so", tmp_path("D/dangling.so")), 0);
+    ASSERT_EQ_INT(db_pack(db, dir), 1);
+    ASSERT_EQ_INT(symlink("loop.so", tmp_path("D/pkg.so")), 0);
+    ASSERT_EQ_INT(mkdir(tmp_path("D/pkg"), 0755), 0);
+    ASSERT_EQ_INT(symlink("loop2.so", tmp_path("D/pkg/loop2.so")), 0);
+    ASSERT_STATUS(mh_pack(tmp_path("q.db"), in, 1, &count, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), tmp_path("D/pkg"));
+    ASSERT_CONTAINS(ERR_MSG(), "symbolic links");
+    ASSERT_EQ_INT(count, 0);
+    ASSERT_FALSE(file_exists(tmp_path("q.db")));
+    /* the same into an existing database: it is left as it was */
+    ASSERT_STATUS(mh_pack(db, in, 1, &count, ERR), MH_EIO);
+    ASSERT_EQ_STR(archive_names(db), "m.so\n");
+}
+
+TEST(pack_onto_a_dangling_link_is_refused)
+{
+    /* SQLite would build the database in place through the link, half
+     * made for readers and left behind on failure. */
+    const char *db = tmp_path("link.db");
+    const char *in[] = {fixture_path("counter")};
+    ASSERT_EQ_INT(symlink(tmp_path("elsewhere/target.db"), db), 0);
+    ASSERT_EQ_INT(mkdir(tmp_path("elsewhere"), 0755), 0);
+    ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_CONTAINS(ERR_MSG(), "symbolic link");
+    ASSERT_EQ_INT(dir_count(tmp_path("elsewhere")), 0);
+    /* a link to a database that exists is packed into, as before */
+    ASSERT_EQ_INT(db_pack(tmp_path("elsewhere/target.db"),
+                          fixture_path("answer7")), 1);
+    ASSERT_EQ_INT(db_pack(db, fixture_path("counter")), 1);
+    ASSERT_EQ_STR(archive_names(tmp_path("elsewhere/target.db")),
+                  "answer7.so\ncounter.so\n");
+}
+
+TEST(pack_stores_dot_slash_slash_names_relative)
+{
+    /* ".//pkg/m.so" is the file pkg/m.so, stored as "pkg/m.so" (it was
+     * read as "/pkg/m.so", another file). */
+    fixture_copy("counter", "pkg/m.so");
+    const char *cwd = getcwd(NULL, 0);
+    ASSERT_EQ_INT(chdir(tmp_dir()), 0);
+    const char *in[] = {".//pkg/m.so"};
+    mh_status rc = mh_pack("p.db", in, 1, NULL, ERR);
+    ASSERT_EQ_INT(chdir(cwd), 0);
+    free((void *)cwd);
+    ASSERT_STATUS(rc, MH_OK);
+    ASSERT_EQ_STR(archive_names(tmp_path("p.db")), "pkg/m.so\n");
+}
+
 /* ---------------------------------------- review: load failures, traces */
 
 /* A copy of counter.so cut to 60% of its size: its ELF header and program

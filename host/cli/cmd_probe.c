@@ -310,8 +310,10 @@ int cli_cmd_probe(const cli_ctx *ctx, const cli_command *cmd, int argc,
             o.in_process = 1;
             break;
         case OPT_STATUS:
-            if (parse_uint(optarg, INT_MAX, &v) != 0)
-                return cli_usage_error(cmd, "bad --status-fd '%s'", optarg);
+            if (parse_uint(optarg, INT_MAX, &v) != 0 ||
+                fcntl((int)v, F_GETFD) < 0)
+                return cli_usage_error(cmd, "bad --status-fd '%s' (not an "
+                                       "open descriptor)", optarg);
             o.status_fd = (int)v;
             break;
         case OPT_ORIGIN:

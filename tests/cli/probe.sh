@@ -88,6 +88,11 @@ expect_err_has "go with --in-process"
 mh probe --in-process --config-flags 0x1 "$FX/probe_good.so"
 expect_rc 2
 expect_err_has "bad --config-flags"
+# A status descriptor that is not open is a usage error (it used to be
+# written to, through a stream that leaked).
+mh probe --in-process --status-fd 1000 "$FX/probe_good.so"
+expect_rc 2
+expect_err_has "bad --status-fd '1000' (not an open descriptor)"
 
 # A version mismatch is the probe's trouble, said on the status channel.
 mh probe --in-process --status-fd 1 --host-version 9.9.9 "$FX/probe_good.so"
