@@ -9,20 +9,27 @@
  * it while hosts run is safe: one that has a file mapped keeps its
  * mapping, one about to open it finds none.  That is what pruning does,
  * by last use: a file is used when it is read or mapped, which sets its
- * access time (at most once a day under Linux's default `relatime`; with
- * `noatime` never, and a file's age is then the time since it was
- * written, so a file still in use is removed and made again).
+ * access time -- at most once a day under Linux's default `relatime`, so
+ * an access time counts for a day more than it says; with `noatime`
+ * never, and a file's age is then the time since it was written, so a
+ * file still in use is removed and made again.  A file written or used
+ * in the last MH_ATW_STALE_S is never removed: a host may be between
+ * writing it and renaming, linking or loading it (loaders/memfd.c's
+ * fallback image in native/ is written, closed, then dlopen'd by path).
  *
  * Two parts are never pruned: http/ holds each site's serial floor, which
  * keeps an older signed index out (docs/http.md), and discovery.db holds
  * recorded failures besides what it caches.  They are counted.  Nor is a
  * download that a site's cached index still lists, however long unused:
- * it is what `modhost fetch` kept for offline use.
+ * it is what `modhost fetch` kept for offline use.  (Reading an index
+ * interns its names in the host, as the HTTP finder would.)
  *
  * Only regular files are counted or removed, each by unlinkat on a
  * directory opened without following links, so nothing outside the
  * cache directory can be reached through it; the cache directory itself
- * must pass the checks every host makes (mh_sec_private_dir).
+ * must pass the checks every host makes (mh_sec_private_dir).  A file is
+ * judged by a stat and then removed: one a host replaced in between goes
+ * although fresh, which costs that host a cache miss, nothing more.
  */
 #include "host/internal.h"
 #include "cache/atomic.h"
@@ -33,12 +40,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define DAY_S 86400
+/* An index this large is read when pruning (the cache is private: the
+ * finder's own limit is for what comes from the network). */
+#define PRUNE_MAX_INDEX ((size_t)1 << 30)
 
 static const char *const part_names[MH_CACHE_NPARTS] = {
     [MH_CACHE_BYTECODE] = "bytecode",
@@ -71,12 +84,13 @@ static const struct {
 
 typedef struct pruner {
     mh_host *h;
-    mh_cache_usage *u;
+    mh_cache_usage u;        /* every part this library knows */
     int64_t unused_s;        /* < 0: count only */
     struct timespec now;
     int blobs, stamps;       /* blobs/ and verified/, or -1 */
     unsigned char (*listed)[32]; /* what the cached indexes list, sorted */
     size_t nlisted, caplisted;
+    bool keep_downloads;     /* an index could not be read whole */
     char where[PATH_MAX];    /* the directory being read, for messages */
     mh_status rc;            /* the first failure; the walk goes on */
     mh_error **err;
@@ -90,29 +104,43 @@ static void failed(pruner *p, const char *what, const char *name, int e)
                    p->where, name, mh_errno_text(e));
 }
 
+/* Not used for unused_s?  The access time counts for up to a day more
+ * than it says (relatime), which makes "not used for DAYS days" hold for
+ * any DAYS of 1 or more; and nothing touched in the last MH_ATW_STALE_S
+ * goes, whatever unused_s says. */
 static bool unused(const pruner *p, const struct stat *st)
 {
-    if (p->unused_s < 0)
-        return false;
-    time_t last = st->st_atim.tv_sec > st->st_mtim.tv_sec
-                      ? st->st_atim.tv_sec : st->st_mtim.tv_sec;
-    return (int64_t)p->now.tv_sec - (int64_t)last >= p->unused_s;
+    int64_t now = (int64_t)p->now.tv_sec;
+    int64_t atime = (int64_t)st->st_atim.tv_sec;
+    int64_t mtime = (int64_t)st->st_mtim.tv_sec;
+    int64_t slack = p->unused_s < DAY_S ? p->unused_s : DAY_S;
+    int64_t used = atime + slack > mtime ? atime + slack : mtime;
+    int64_t touched = atime > mtime ? atime : mtime;
+    return now - used >= p->unused_s && now - touched >= MH_ATW_STALE_S;
 }
 
-static void count(mh_cache_count *c, const struct stat *st)
+static void count_kept(mh_cache_count *c, const struct stat *st)
 {
     c->files++;
     c->bytes += st->st_size > 0 ? (uint64_t)st->st_size : 0;
 }
 
+static void count_removed(mh_cache_count *c, const struct stat *st)
+{
+    c->removed_files++;
+    c->removed_bytes += st->st_size > 0 ? (uint64_t)st->st_size : 0;
+}
+
 /* blobs/origins/<tag> names the content of the origin's copy,
- * blobs/<sha>.<tag>: is that copy gone? */
-static bool orphan_record(const pruner *p, int origins, const char *tag)
+ * blobs/<sha>.<tag>: is that copy gone (or does the record name none)?
+ * *rec is the record read, for the check before it is removed. */
+static bool orphan_record(const pruner *p, int origins, const char *tag,
+                          struct stat *rec)
 {
     char sha[65], copy[NAME_MAX + 1];
     int fd = openat(origins, tag, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
                                       O_NONBLOCK);
-    if (fd < 0 || p->blobs < 0) {
+    if (fd < 0 || p->blobs < 0 || fstat(fd, rec) != 0) {
         if (fd >= 0)
             close(fd);
         return false;
@@ -129,27 +157,61 @@ static bool orphan_record(const pruner *p, int origins, const char *tag)
            errno == ENOENT;
 }
 
+/* Is the record at name still the one read?  A host that kept a new copy
+ * meanwhile wrote a new record (a new file) naming it. */
+static bool same_record(int origins, const char *name, const struct stat *rec)
+{
+    struct stat st;
+    return fstatat(origins, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           st.st_dev == rec->st_dev && st.st_ino == rec->st_ino &&
+           st.st_mtim.tv_sec == rec->st_mtim.tv_sec &&
+           st.st_mtim.tv_nsec == rec->st_mtim.tv_nsec;
+}
+
 static int digest_cmp(const void *a, const void *b)
 {
     return memcmp(a, b, 32);
 }
 
-/* Collect the SHA-256 of every module the index at path lists (an index
- * that cannot be read or parsed lists nothing: its downloads age). */
-static void gather(pruner *p, const char *path)
+/* Collect the SHA-256 of every module of the cached index in site
+ * directory dir (taken).  One that is there but cannot be read whole
+ * keeps every download; a damaged one lists nothing (the finder cannot
+ * use it either: offline, it serves nothing). */
+static void gather(pruner *p, int dir, const char *site)
 {
-    unsigned char *json;
-    size_t len;
-    mh_index idx;
-    if (mh_atw_read(p->h, path, p->h->http.max_index_size, &json, &len,
-                    NULL) != MH_OK)
+    char where[PATH_MAX + NAME_MAX + 32];
+    snprintf(where, sizeof where, "%s/http/%s/index.json", p->where, site);
+    int fd = openat(dir, "index.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+                                           O_NONBLOCK);
+    int e0 = errno;
+    close(dir);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size > PRUNE_MAX_INDEX) {
+        if (fd >= 0 || e0 != ENOENT) {
+            MH_TRACE(p->h, "cache: %s cannot be read: every download is "
+                     "kept", where);
+            p->keep_downloads = true;
+        }
+        if (fd >= 0)
+            close(fd);
         return;
+    }
+    size_t len = (size_t)st.st_size;
+    unsigned char *json = mh_mem_alloc(p->h, len ? len : 1);
+    bool whole = json && mh_io_read_all(fd, json, len) == len;
+    close(fd);
+    mh_index idx;
     mh_error *e = NULL;
-    mh_status rc = mh_idx_parse(p->h, path, json, len, &idx, &e);
+    mh_status rc = whole ? mh_idx_parse(p->h, where, json, len, &idx, &e)
+                         : MH_ENOMEM;
     mh_mem_free(p->h, json, len ? len : 1);
     if (rc != MH_OK) {
-        MH_TRACE(p->h, "cache: %s lists nothing: %s", path,
-                 mh_error_message(e));
+        if (rc != MH_EFORMAT)
+            p->keep_downloads = true;
+        MH_TRACE(p->h, "cache: %s lists nothing%s: %s", where,
+                 p->keep_downloads ? " (every download is kept)" : "",
+                 e ? mh_error_message(e) : "cannot be read whole");
         mh_error_free(e);
         return;
     }
@@ -159,8 +221,10 @@ static void gather(pruner *p, const char *path)
             void *v = mh_mem_realloc(p->h, p->listed,
                                      p->caplisted * sizeof *p->listed,
                                      cap * sizeof *p->listed);
-            if (!v)
-                break; /* fewer kept: they are fetched again */
+            if (!v) {
+                p->keep_downloads = true;
+                break;
+            }
             p->listed = v;
             p->caplisted = cap;
         }
@@ -169,8 +233,9 @@ static void gather(pruner *p, const char *path)
     mh_idx_free(p->h, &idx);
 }
 
-/* Every cached index: http/<site>/index.json. */
-static void gather_listed(pruner *p, int top, const char *real)
+/* Every cached index: http/<site>/index.json, each directory opened
+ * without following links. */
+static void gather_listed(pruner *p, int top)
 {
     int fd = openat(top, "http", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
                                      O_CLOEXEC);
@@ -181,12 +246,14 @@ static void gather_listed(pruner *p, int top, const char *real)
         return; /* an unreadable http/ is reported when it is counted */
     }
     struct dirent *de;
-    char path[PATH_MAX];
-    while ((de = readdir(d)))
-        if (de->d_name[0] != '.' &&
-            (size_t)snprintf(path, sizeof path, "%s/http/%s/index.json",
-                             real, de->d_name) < sizeof path)
-            gather(p, path);
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        int site = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY |
+                                                    O_NOFOLLOW | O_CLOEXEC);
+        if (site >= 0)
+            gather(p, site, de->d_name);
+    }
     closedir(d);
     if (p->nlisted)
         qsort(p->listed, p->nlisted, sizeof *p->listed, digest_cmp);
@@ -196,7 +263,11 @@ static void gather_listed(pruner *p, int top, const char *real)
 static bool listed(const pruner *p, const char *name)
 {
     unsigned char sha[32];
-    if (strlen(name) != 64 || !mh_hex64_ok(name, 64) || !p->nlisted)
+    if (strlen(name) != 64 || !mh_hex64_ok(name, 64))
+        return false;
+    if (p->keep_downloads)
+        return true;
+    if (!p->nlisted)
         return false;
     for (int i = 0; i < 32; i++) {
         int hi = name[2 * i], lo = name[2 * i + 1];
@@ -215,10 +286,10 @@ static bool drop(pruner *p, int dir, const char *name, const struct stat *st,
 {
     if (unlinkat(dir, name, 0) != 0 && errno != ENOENT) {
         failed(p, "remove", name, errno);
-        count(&p->u->kept[part], st);
+        count_kept(&p->u.part[part], st);
         return false;
     }
-    count(&p->u->removed[part], st);
+    count_removed(&p->u.part[part], st);
     return true;
 }
 
@@ -229,15 +300,30 @@ static void drop_stamp(pruner *p, const char *name)
     if (p->stamps >= 0 &&
         fstatat(p->stamps, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
         S_ISREG(st.st_mode) && unlinkat(p->stamps, name, 0) == 0)
-        count(&p->u->removed[MH_CACHE_STAMPS], &st);
+        count_removed(&p->u.part[MH_CACHE_STAMPS], &st);
 }
 
 typedef enum walk_kind {
     W_PRUNE,      /* remove what is unused */
-    W_RECORDS,    /* blobs/origins: also what names a copy that is gone */
+    W_RECORDS,    /* blobs/origins: remove what names a copy that is gone */
     W_COUNT,      /* count only */
     W_COUNT_DEEP, /* http/: count, and one level of directories below */
 } walk_kind;
+
+/* Should the file name (stat'd as st) in directory fd go? */
+static bool goes(pruner *p, int fd, const char *name, const struct stat *st,
+                 mh_cache_part part, walk_kind kind)
+{
+    if (p->unused_s < 0)
+        return false;
+    if (kind == W_RECORDS) {
+        struct stat rec;
+        return orphan_record(p, fd, name, &rec) &&
+               same_record(fd, name, &rec);
+    }
+    return kind == W_PRUNE && unused(p, st) &&
+           !(part == MH_CACHE_BLOBS && listed(p, name));
+}
 
 /* Every regular file in the directory sub of at (a directory the walk
  * opens without following links; absent is empty), into part. */
@@ -259,7 +345,13 @@ static void walk(pruner *p, int at, const char *sub, mh_cache_part part,
         if (fd >= 0)
             close(fd);
         p->where[len] = '\0';
-        if (e != ENOENT)
+        struct stat ls;
+        if ((e == ELOOP || e == ENOTDIR) && p->rc == MH_OK &&
+            fstatat(at, sub, &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(ls.st_mode)) /* O_NOFOLLOW met a link */
+            p->rc = mh_err(p->h, p->err, MH_EIO, "cannot read %s/%s: it is "
+                           "a symbolic link (not followed)", p->where, sub);
+        else if (e != ENOENT)
             failed(p, "read", sub, e);
         return;
     }
@@ -278,13 +370,8 @@ static void walk(pruner *p, int at, const char *sub, mh_cache_part part,
             walk(p, fd, name, part, W_COUNT);
         if (!S_ISREG(st.st_mode))
             continue;
-        bool go = kind <= W_RECORDS &&
-                  ((unused(p, &st) &&
-                    !(part == MH_CACHE_BLOBS && listed(p, name))) ||
-                   (kind == W_RECORDS && p->unused_s >= 0 &&
-                    orphan_record(p, fd, name)));
-        if (!go)
-            count(&p->u->kept[part], &st);
+        if (!goes(p, fd, name, &st, part, kind))
+            count_kept(&p->u.part[part], &st);
         else if (drop(p, fd, name, &st, part) && part == MH_CACHE_BLOBS &&
                  kind == W_PRUNE)
             drop_stamp(p, name);
@@ -295,14 +382,42 @@ static void walk(pruner *p, int at, const char *sub, mh_cache_part part,
     p->where[len] = '\0';
 }
 
+/* discovery.db and the files SQLite and the index keep beside it. */
+static void count_index(pruner *p, int top)
+{
+    DIR *d = fdopendir(top);
+    if (!d) {
+        failed(p, "read", ".", errno);
+        close(top);
+        return;
+    }
+    struct dirent *de;
+    struct stat st;
+    for (errno = 0; (de = readdir(d)); errno = 0)
+        if (strncmp(de->d_name, "discovery.db", 12) == 0 &&
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            count_kept(&p->u.part[MH_CACHE_INDEX], &st);
+    if (errno)
+        failed(p, "read", ".", errno);
+    closedir(d);
+}
+
 mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
                               mh_cache_usage *usage, mh_error **err)
 {
-    if (usage)
-        memset(usage, 0, sizeof *usage);
+    const size_t off = offsetof(mh_cache_usage, part);
+    size_t size = usage ? usage->size : 0;
+    if (size > sizeof *usage)
+        size = sizeof *usage; /* a later header's parts: not known here */
+    if (size >= off)
+        memset((char *)usage + off, 0, size - off);
     if (!host || !usage)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_prune_cache: NULL argument");
+    if (usage->size < off)
+        return mh_err(host, err, MH_EINVAL, "mh_host_prune_cache: "
+                      "usage->size is not set (sizeof(mh_cache_usage))");
 
     /* Nothing there, nothing to count: a count makes no directory. */
     struct stat st;
@@ -315,50 +430,48 @@ mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
     if (rc != MH_OK)
         return rc;
 
-    pruner p = { .h = host, .u = usage, .unused_s = unused_s,
-                 .blobs = -1, .stamps = -1, .rc = MH_OK, .err = err };
-    clock_gettime(CLOCK_REALTIME, &p.now);
+    pruner *p = mh_mem_calloc(host, 1, sizeof *p);
+    if (!p)
+        return mh_err(host, err, MH_ENOMEM, "out of memory");
+    p->h = host;
+    p->unused_s = unused_s;
+    p->blobs = p->stamps = -1;
+    p->rc = MH_OK;
+    p->err = err;
+    clock_gettime(CLOCK_REALTIME, &p->now);
     int top = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (top < 0)
-        return mh_err(host, err, MH_EIO, "cannot open the cache directory "
-                      "%s: %s", real, mh_errno_text(errno));
-    snprintf(p.where, sizeof p.where, "%s", real); /* fits: checked */
-    p.blobs = openat(top, "blobs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                       O_CLOEXEC);
-    p.stamps = openat(top, "verified", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                           O_CLOEXEC);
+    if (top < 0) {
+        rc = mh_err(host, err, MH_EIO, "cannot open the cache directory "
+                    "%s: %s", real, mh_errno_text(errno));
+        mh_mem_free(host, p, sizeof *p);
+        return rc;
+    }
+    snprintf(p->where, sizeof p->where, "%s", real); /* fits: checked */
+    p->blobs = openat(top, "blobs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                        O_CLOEXEC);
+    p->stamps = openat(top, "verified", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                            O_CLOEXEC);
     if (unused_s >= 0)
-        gather_listed(&p, top, real);
+        gather_listed(p, top);
     for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
         mh_cache_part part = subdirs[i].part;
-        walk(&p, top, subdirs[i].dir, part,
+        walk(p, top, subdirs[i].dir, part,
              part == MH_CACHE_HTTP ? W_COUNT_DEEP : W_PRUNE);
-        if (part == MH_CACHE_BLOBS && p.blobs >= 0) {
-            size_t len = strlen(p.where);
-            snprintf(p.where + len, sizeof p.where - len, "/blobs");
-            walk(&p, p.blobs, "origins", part, W_RECORDS);
-            p.where[len] = '\0';
+        if (part == MH_CACHE_BLOBS && p->blobs >= 0) {
+            size_t len = strlen(p->where);
+            snprintf(p->where + len, sizeof p->where - len, "/blobs");
+            walk(p, p->blobs, "origins", part, W_RECORDS);
+            p->where[len] = '\0';
         }
     }
-
-    /* discovery.db and SQLite's files beside it. */
-    DIR *d = fdopendir(top);
-    if (!d) {
-        failed(&p, "read", ".", errno);
-        close(top);
-    } else {
-        struct dirent *de;
-        for (errno = 0; (de = readdir(d)); errno = 0)
-            if (strncmp(de->d_name, "discovery.db", 12) == 0 &&
-                fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISREG(st.st_mode))
-                count(&usage->kept[MH_CACHE_INDEX], &st);
-        closedir(d);
-    }
-    if (p.blobs >= 0)
-        close(p.blobs);
-    if (p.stamps >= 0)
-        close(p.stamps);
-    mh_mem_free(host, p.listed, p.caplisted * sizeof *p.listed);
-    return p.rc;
+    count_index(p, top);
+    if (p->blobs >= 0)
+        close(p->blobs);
+    if (p->stamps >= 0)
+        close(p->stamps);
+    rc = p->rc;
+    memcpy((char *)usage + off, (char *)&p->u + off, size - off);
+    mh_mem_free(host, p->listed, p->caplisted * sizeof *p->listed);
+    mh_mem_free(host, p, sizeof *p);
+    return rc;
 }

@@ -689,13 +689,18 @@ typedef enum mh_cache_part {
 } mh_cache_part;
 
 typedef struct mh_cache_count {
-    uint64_t files;
-    uint64_t bytes;     /* the files' sizes */
+    uint64_t files;           /* what is there after the call */
+    uint64_t bytes;           /* (the files' sizes) */
+    uint64_t removed_files;   /* what the call removed */
+    uint64_t removed_bytes;
 } mh_cache_count;
 
+/* Crosses the ABI: parts a later library adds go at the end of part[],
+ * and are filled only where the caller's size has room for them. */
 typedef struct mh_cache_usage {
-    mh_cache_count kept[MH_CACHE_NPARTS];    /* what is there after the call */
-    mh_cache_count removed[MH_CACHE_NPARTS]; /* what the call removed */
+    size_t size;                          /* sizeof(mh_cache_usage), set by
+                                             the caller */
+    mh_cache_count part[MH_CACHE_NPARTS]; /* by mh_cache_part */
 } mh_cache_usage;
 
 /* The part's name: "bytecode", "blobs", "stamps", "probes", "scratch",
@@ -704,26 +709,31 @@ MH_API const char *mh_cache_part_name(mh_cache_part part);
 
 /*
  * Count what the host's cache directory holds, and remove the files not
- * used for unused_s seconds or more (unused_s < 0: remove nothing).  A
- * file's last use is the later of its access and modification times:
- * reading or mapping it sets the first (at most once a day with Linux's
- * default `relatime` mount option; a filesystem mounted `noatime` keeps
- * the time it was written, so files in use age too, and are made again
- * when needed).  Everything pruned is made again when a host needs it
- * (compiled, fetched, copied from its database row, hashed), and hosts
- * running meanwhile lose nothing: a file mapped stays mapped.  Removed
- * along with what is unused: a copy's stamp, and the record of an
- * origin whose copy is gone.  Kept however long unused: a download that
- * a site's cached index lists (what mh_fetch keeps for offline use).
- * http/ and discovery.db are only counted.
- * Only regular files are counted or removed; nothing outside the cache
- * directory is reached, whatever links it holds.
+ * used for unused_s seconds or more (unused_s < 0: remove nothing), but
+ * never one written or used in the last ten minutes, which a host may be
+ * writing or about to load.  A file's last use is the later of its
+ * modification time and its access time, which reading or mapping it
+ * sets: at most once a day with Linux's default `relatime` mount option,
+ * so the access time counts for a day more than it says.  (A filesystem
+ * mounted `noatime` keeps the time a file was written, so files in use
+ * age too, and are made again when needed.)
  *
- * *usage receives the counts by part (zero when there is no cache
- * directory yet: none is made).  MH_EPATH when the cache directory
- * cannot be used (not private, or there is none: see mh_host_cache_dir);
- * MH_EIO naming the first file or directory that could not be read or
- * removed (the rest is still done, and counted).
+ * Everything removed is made again when a host needs it (compiled,
+ * fetched, copied from its database row, hashed), and hosts running
+ * meanwhile lose nothing: a file mapped stays mapped.  Removed with what
+ * is unused: a copy's stamp; and, whatever their age, the records of
+ * origins whose copy is gone.  Kept however long unused: a download that
+ * a site's cached index lists (what mh_fetch keeps for offline use).
+ * http/ and discovery.db are only counted.  Only regular files are
+ * counted or removed; nothing outside the cache directory is reached,
+ * whatever links it holds.
+ *
+ * usage->size must be set (MH_EINVAL otherwise); the rest receives the
+ * counts by part (all zero when there is no cache directory yet: none is
+ * made).  MH_EPATH when the cache directory cannot be used (not private,
+ * or there is none: see mh_host_cache_dir); MH_EIO naming the first file
+ * or directory that could not be read or removed (the rest is still
+ * done, and counted).
  */
 MH_API mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
                                      mh_cache_usage *usage, mh_error **err);

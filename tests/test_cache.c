@@ -9,6 +9,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,20 +78,20 @@ TEST(counts_every_part_and_removes_nothing)
     cached("http/site1/serial", 5, 90);
     cached("discovery.db", 1000, 90);
     mh_host *h = cache_host();
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].files, 2);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].bytes, 150);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 2);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].bytes, 264);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_STAMPS].bytes, 30);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_PROBES].bytes, 10);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_SCRATCH].bytes, 7);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_HTTP].files, 2);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_HTTP].bytes, 45);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_INDEX].bytes, 1000);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].bytes, 150);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].bytes, 264);
+    ASSERT_EQ_INT(u.part[MH_CACHE_STAMPS].bytes, 30);
+    ASSERT_EQ_INT(u.part[MH_CACHE_PROBES].bytes, 10);
+    ASSERT_EQ_INT(u.part[MH_CACHE_SCRATCH].bytes, 7);
+    ASSERT_EQ_INT(u.part[MH_CACHE_HTTP].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_HTTP].bytes, 45);
+    ASSERT_EQ_INT(u.part[MH_CACHE_INDEX].bytes, 1000);
     for (int i = 0; i < MH_CACHE_NPARTS; i++)
-        ASSERT_EQ_INT(u.removed[i].files, 0);
+        ASSERT_EQ_INT(u.part[i].removed_files, 0);
     ASSERT_TRUE(file_exists(tmp_path("cache/lua/x.lua54-4.mhc")));
     ASSERT_EQ_STR(mh_cache_part_name(MH_CACHE_BYTECODE), "bytecode");
     ASSERT_EQ_STR(mh_cache_part_name(MH_CACHE_INDEX), "index");
@@ -113,7 +115,7 @@ TEST(removes_what_was_not_used_for_that_long)
     const char *floor = cached("http/site1/serial", 5, 400);
     const char *index = cached("discovery.db", 1000, 400);
     mh_host *h = cache_host();
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
     ASSERT_FALSE(file_exists(old_bc));
     ASSERT_FALSE(file_exists(old_probe));
@@ -123,19 +125,19 @@ TEST(removes_what_was_not_used_for_that_long)
     ASSERT_TRUE(file_exists(written));
     ASSERT_TRUE(file_exists(floor));
     ASSERT_TRUE(file_exists(index));
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].files, 1);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].bytes, 100);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].files, 2);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_PROBES].files, 1);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_PROBES].files, 1);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_SCRATCH].files, 1);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_HTTP].files, 1);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_INDEX].files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].removed_bytes, 100);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_PROBES].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_PROBES].files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_SCRATCH].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_HTTP].files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_INDEX].files, 1);
     /* 0 takes everything but the two parts that are kept. */
     ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
     ASSERT_FALSE(file_exists(new_bc));
     ASSERT_FALSE(file_exists(written));
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].removed_files, 2);
     ASSERT_TRUE(file_exists(floor));
     ASSERT_TRUE(file_exists(index));
     mh_host_free(h);
@@ -154,12 +156,15 @@ TEST(a_copy_takes_its_stamp_and_its_origin_record)
     const char *kept_stamp = cached("verified/" SHA_B "." TAG_2, 30, 0);
     const char *kept_rec = cached("blobs/origins/" TAG_2, 0, 0);
     file_write(kept_rec, SHA_B);
+    /* A record is read only when its origin's next copy is kept: old as
+     * it is, it stays while its copy does. */
+    set_days(kept_rec, 400, 400);
     const char *stray = cached("blobs/origins/1111111111111111", 0, 0);
     file_write(stray, SHA_B);
     const char *junk = cached("blobs/origins/2222222222222222", 0, 0);
     file_write(junk, "not a digest");
     mh_host *h = cache_host();
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
     ASSERT_FALSE(file_exists(old));
     ASSERT_FALSE(file_exists(stamp));
@@ -169,10 +174,10 @@ TEST(a_copy_takes_its_stamp_and_its_origin_record)
     ASSERT_TRUE(file_exists(kept));
     ASSERT_TRUE(file_exists(kept_stamp));
     ASSERT_TRUE(file_exists(kept_rec));
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 4);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 2);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_STAMPS].files, 1);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_STAMPS].files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].removed_files, 4);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_STAMPS].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_STAMPS].files, 1);
     /* Counting alone removes no record, whatever it names. */
     file_write(rec, SHA_A);
     ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
@@ -192,11 +197,15 @@ TEST(a_pruned_copy_is_kept_again_at_the_next_import)
     mh_host_free(h);
     long copies = dir_count(tmp_path("cache/blobs"));
     ASSERT_EQ_INT(copies, 2); /* the copy and origins/ */
+    /* Written just now: even 0 leaves it (a host may be about to map it). */
     h = host_new_opts(&o, db);
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 2);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 0);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].removed_files, 0);
+    set_days_all(tmp_path("cache/blobs"), 1);
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].removed_files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].files, 0);
     ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs")), 1);
     ASSERT_EQ_INT(dir_count(tmp_path("cache/blobs/origins")), 0);
     ASSERT_EQ_INT(call_int(import_ok(h, "m"), "value"), 42);
@@ -221,14 +230,14 @@ TEST(nothing_outside_the_cache_is_reached)
     ASSERT_EQ_INT(symlink(outside, tmp_path("cache/lua/link.mhc")), 0);
     ASSERT_EQ_INT(symlink(tmp_path("elsewhere"), tmp_path("cache/probe")), 0);
     mh_host *h = cache_host();
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EIO);
     ASSERT_CONTAINS(ERR_MSG(), "/cache/probe");
     ASSERT_TRUE(file_exists(outside));
     ASSERT_TRUE(file_exists(far));
     ASSERT_FALSE(file_exists(tmp_path("cache/lua/real.lua54-4.mhc")));
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BYTECODE].files, 1);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_PROBES].files, 0);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_PROBES].removed_files, 0);
     mh_host_free(h);
 }
 
@@ -237,11 +246,11 @@ TEST(a_cache_that_is_not_private_is_refused)
     const char *bc = cached("lua/old.lua54-4.mhc", 10, 400);
     mh_host *h = cache_host();
     ASSERT_EQ_INT(chmod(tmp_path("cache"), 0777), 0);
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EPATH);
     ASSERT_CONTAINS(ERR_MSG(), tmp_path("cache"));
     ASSERT_TRUE(file_exists(bc));
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BYTECODE].files, 0);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].files, 0);
     mh_host_free(h);
 }
 
@@ -251,12 +260,16 @@ TEST(no_cache_directory_yet_counts_nothing_and_makes_none)
     mh_host *h = host_new_opts(&o, tmp_dir());
     mh_cache_usage u;
     memset(&u, 0xff, sizeof u);
+    u.size = sizeof u;
     ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
     for (int i = 0; i < MH_CACHE_NPARTS; i++)
-        ASSERT_EQ_INT(u.kept[i].files + u.removed[i].files, 0);
+        ASSERT_EQ_INT(u.part[i].files + u.part[i].removed_files, 0);
     ASSERT_FALSE(file_exists(tmp_path("not-yet")));
     ASSERT_STATUS(mh_host_prune_cache(h, 0, NULL, ERR), MH_EINVAL);
     ASSERT_STATUS(mh_host_prune_cache(NULL, 0, &u, ERR), MH_EINVAL);
+    u.size = 0;
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "usage->size");
     mh_host_free(h);
 }
 
@@ -281,23 +294,97 @@ TEST(downloads_a_cached_index_lists_stay)
     set_days_all(tmp_path("cache/blobs"), 40);
 
     h = http_host(entry, &lc);
-    mh_cache_usage u;
+    mh_cache_usage u = {.size = sizeof u};
     ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
     ASSERT_FALSE(file_exists(stray));
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 1);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].files, 2);
     /* Offline, the module is still there. */
     ASSERT_EQ_INT(call_int(import_ok(h, "answer7"), "value"), 7);
     mh_host_free(h);
 
     const char *idx = sh_run(str_fmt("ls %s/*/index.json",
                                      sh_quote(tmp_path("cache/http"))), NULL);
-    file_write(str_fmt("%.*s", (int)strcspn(idx, "\n"), idx), "{");
+    const char *idx_path = str_fmt("%.*s", (int)strcspn(idx, "\n"), idx);
+    /* An index there but not readable (here a directory in its place)
+     * might list them all: every download stays. */
+    const char *saved = tmp_path("index.json.saved");
+    ASSERT_EQ_INT(rename(idx_path, saved), 0);
+    ASSERT_EQ_INT(mkdir(idx_path, 0700), 0);
+    h = http_host(entry, &lc);
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].removed_files, 0);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].files, 2);
+    mh_host_free(h);
+    ASSERT_EQ_INT(rmdir(idx_path), 0);
+    ASSERT_EQ_INT(rename(saved, idx_path), 0);
+    /* A damaged one lists nothing: the finder cannot use it either. */
+    file_write(idx_path, "{");
     set_days_all(tmp_path("cache/blobs"), 40);
     h = http_host(entry, &lc);
     ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
-    ASSERT_EQ_INT(u.removed[MH_CACHE_BLOBS].files, 2);
-    ASSERT_EQ_INT(u.kept[MH_CACHE_BLOBS].files, 0);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].removed_files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].files, 0);
     mh_host_free(h);
     log_capture_free(&lc);
+}
+
+TEST(what_was_touched_in_the_last_minutes_stays)
+{
+    /* A host may be between writing a file and renaming, linking or
+     * loading it: nothing touched in the last ten minutes goes, not even
+     * at 0; older than that, everything. */
+    const char *fresh = cached("native/m-0011223344556677.so", 7, 0);
+    const char *read = cached("probe/r.ok", 7, 40);
+    struct timespec ts[2] = {{time(NULL) - 60, 0}, {time(NULL) - 40 * DAY, 0}};
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, read, ts, 0), 0);
+    const char *older = cached("native/n-0011223344556677.so", 7, 0);
+    ts[0].tv_sec = ts[1].tv_sec = time(NULL) - 11 * 60;
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, older, ts, 0), 0);
+    mh_host *h = cache_host();
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(fresh));
+    ASSERT_TRUE(file_exists(read));
+    ASSERT_FALSE(file_exists(older));
+    mh_host_free(h);
+}
+
+TEST(an_access_time_counts_for_a_day_more)
+{
+    /* relatime moves an access time at most once a day: one 30 hours old
+     * may stand for a read 6 hours ago, which --prune 1 must keep; one
+     * 50 hours old is at least 26 hours old in truth. */
+    const char *maybe = cached("lua/a.lua54-4.mhc", 10, 40);
+    const char *surely = cached("lua/b.lua54-4.mhc", 10, 40);
+    struct timespec ts[2] = {{time(NULL) - 30 * 3600, 0},
+                             {time(NULL) - 40 * DAY, 0}};
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, maybe, ts, 0), 0);
+    ts[0].tv_sec = time(NULL) - 50 * 3600;
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, surely, ts, 0), 0);
+    mh_host *h = cache_host();
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(h, DAY, &u, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(maybe));
+    ASSERT_FALSE(file_exists(surely));
+    mh_host_free(h);
+}
+
+TEST(a_caller_built_with_fewer_parts_gets_only_those)
+{
+    /* usage->size says how many parts the caller's header had: the
+     * library writes no further. */
+    cached("lua/x.lua54-4.mhc", 100, 1);
+    cached("blobs/" SHA_A, 200, 1);
+    cached("discovery.db", 1000, 1);
+    mh_host *h = cache_host();
+    mh_cache_usage u;
+    memset(&u, 0xee, sizeof u);
+    u.size = offsetof(mh_cache_usage, part) + 2 * sizeof u.part[0];
+    ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].bytes, 100);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BLOBS].bytes, 200);
+    ASSERT_EQ_INT(u.part[MH_CACHE_STAMPS].files, 0xeeeeeeeeeeeeeeeeull);
+    ASSERT_EQ_INT(u.part[MH_CACHE_INDEX].bytes, 0xeeeeeeeeeeeeeeeeull);
+    mh_host_free(h);
 }

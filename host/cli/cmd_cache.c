@@ -8,38 +8,43 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
 #define MAX_DAYS 36500.0   /* a hundred years */
 
+static void print_count(const char *name, const mh_cache_count *c)
+{
+    printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n", name,
+           c->files, c->bytes, c->removed_files, c->removed_bytes);
+}
+
 static int print_text(const mh_cache_usage *u)
 {
-    mh_cache_count kept = { 0, 0 }, removed = { 0, 0 };
+    mh_cache_count total = { 0, 0, 0, 0 };
     for (int i = 0; i < MH_CACHE_NPARTS; i++) {
-        printf("%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-               mh_cache_part_name((mh_cache_part)i), u->kept[i].files,
-               u->kept[i].bytes, u->removed[i].files, u->removed[i].bytes);
-        kept.files += u->kept[i].files;
-        kept.bytes += u->kept[i].bytes;
-        removed.files += u->removed[i].files;
-        removed.bytes += u->removed[i].bytes;
+        const mh_cache_count *c = &u->part[i];
+        print_count(mh_cache_part_name((mh_cache_part)i), c);
+        total.files += c->files;
+        total.bytes += c->bytes;
+        total.removed_files += c->removed_files;
+        total.removed_bytes += c->removed_bytes;
     }
-    printf("total\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\n",
-           kept.files, kept.bytes, removed.files, removed.bytes);
+    print_count("total", &total);
     return cli_finish_output(CLI_EXIT_OK);
 }
 
-static cJSON *count_json(const mh_cache_count *kept,
-                         const mh_cache_count *removed)
+static cJSON *count_json(const mh_cache_count *c)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o ||
-        !cJSON_AddNumberToObject(o, "files", (double)kept->files) ||
-        !cJSON_AddNumberToObject(o, "bytes", (double)kept->bytes) ||
-        !cJSON_AddNumberToObject(o, "removed_files", (double)removed->files) ||
+        !cJSON_AddNumberToObject(o, "files", (double)c->files) ||
+        !cJSON_AddNumberToObject(o, "bytes", (double)c->bytes) ||
+        !cJSON_AddNumberToObject(o, "removed_files",
+                                 (double)c->removed_files) ||
         !cJSON_AddNumberToObject(o, "removed_bytes",
-                                 (double)removed->bytes)) {
+                                 (double)c->removed_bytes)) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -55,7 +60,7 @@ static int print_json(mh_host *host, const mh_cache_usage *u)
     if (!ok)
         cJSON_Delete(parts);
     for (int i = 0; ok && i < MH_CACHE_NPARTS; i++) {
-        cJSON *c = count_json(&u->kept[i], &u->removed[i]);
+        cJSON *c = count_json(&u->part[i]);
         ok = c && cJSON_AddItemToObject(parts,
                                         mh_cache_part_name((mh_cache_part)i),
                                         c);
@@ -89,11 +94,14 @@ int cli_cmd_cache(const cli_ctx *ctx, const cli_command *cmd, int argc,
         if (c == 'j') {
             json = 1;
         } else if (c == OPT_PRUNE) {
+            /* Digits and a point only: strtod alone takes "-0", " 5" and
+             * hex. */
             char *end;
             errno = 0;
             double days = strtod(optarg, &end);
-            if (errno || end == optarg || *end || !isfinite(days) ||
-                days < 0 || days > MAX_DAYS)
+            if (!optarg[0] || strspn(optarg, "0123456789.") != strlen(optarg) ||
+                errno || end == optarg || *end || !isfinite(days) ||
+                days > MAX_DAYS)
                 return cli_usage_error(cmd, "--prune takes a number of days "
                                        "from 0 to %.0f, not '%s'", MAX_DAYS,
                                        optarg);
@@ -107,7 +115,7 @@ int cli_cmd_cache(const cli_ctx *ctx, const cli_command *cmd, int argc,
     code = cli_host_new(ctx, &host);
     if (code != CLI_EXIT_OK)
         return code;
-    mh_cache_usage usage;
+    mh_cache_usage usage = { .size = sizeof usage };
     mh_error *err = NULL;
     mh_status rc = mh_host_prune_cache(host, unused_s, &usage, &err);
     /* A file that could not be read or removed (MH_EIO): the rest was

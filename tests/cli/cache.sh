@@ -59,7 +59,7 @@ expect_err_has "compiled"
 [[ -f $bc ]] || fail "the bytecode was not written again"
 
 # Bad input: a usage error names the option and changes nothing.
-for days in -1 x 1e9 '' 3d nan; do
+for days in -1 -0 x 1e9 '' 3d nan ' 5' 0x1e 1e1 inf; do
     mh cache --prune "$days"
     expect_rc 2
     expect_err_prefixed
@@ -77,6 +77,24 @@ expect_err_prefixed
 expect_err_has "$CACHE"
 [[ -f $bc ]] || fail "a refused cache was pruned"
 chmod 0700 "$CACHE"
+
+# Written in the last ten minutes: even 0 keeps it.
+mh cache --prune 0
+expect_rc 0
+[[ -f $bc ]] || fail "--prune 0 removed bytecode written just now"
+touch -a -m -d '1 hour ago' "$bc"
 mh cache --prune 0
 expect_rc 0
 [[ ! -e $bc ]] || fail "--prune 0 kept the bytecode"
+
+# A part that is a link is not followed: the rest is done and shown, then
+# the failure, naming it; exit 1.
+mkdir -p "$T/elsewhere"
+printf 'x' >"$T/elsewhere/r.ok"
+touch -a -m -d '40 days ago' "$T/elsewhere/r.ok"
+ln -s "$T/elsewhere" "$CACHE/probe"
+mh cache --prune 0
+expect_rc 1
+expect_out_line "http${TAB}1${TAB}2${TAB}0${TAB}0"
+expect_err_has "$CACHE/probe: it is a symbolic link"
+[[ -f $T/elsewhere/r.ok ]] || fail "--prune followed a link out of the cache"
