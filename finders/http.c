@@ -111,8 +111,10 @@ typedef struct htf_state {
 static int htf_claims(mh_finder_ctx *cx, const char *entry)
 {
     MH_UNUSED(cx);
-    return strncmp(entry, "http://", 7) == 0 ||
-           strncmp(entry, "https://", 8) == 0;
+    /* A scheme is case-insensitive (RFC 3986); the base URL curl gives
+     * back is in lower case. */
+    return strncasecmp(entry, "http://", 7) == 0 ||
+           strncasecmp(entry, "https://", 8) == 0;
 }
 
 /* Only a literal loopback address, or exactly "localhost", is loopback:
@@ -226,7 +228,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     }
     snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
     s->loopback = host_is_loopback(base);
-    s->plain = strncmp(base, "http://", 7) == 0;
+    s->plain = strncasecmp(base, "http://", 7) == 0;
     pthread_mutex_init(&s->lock, NULL);
     *state = s;
     return MH_OK;

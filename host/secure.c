@@ -190,6 +190,15 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
     if (exists && S_ISLNK(st.st_mode))
         return mh_err(h, err, MH_EPATH, "refusing to keep code in %s: it is "
                       "a symbolic link, not a directory", path);
+    /* A part of the cache directory (blobs/, lua/, ...) is refused where
+     * the cache directory itself would be: one rule for every part. */
+    size_t cn = h && h->cache_dir ? strlen(h->cache_dir) : 0;
+    struct stat cst;
+    if (cn && strncmp(path, h->cache_dir, cn) == 0 && path[cn] == '/' &&
+        lstat(h->cache_dir, &cst) == 0 && S_ISLNK(cst.st_mode))
+        return mh_err(h, err, MH_EPATH, "refusing to keep code in %s: the "
+                      "cache directory %s is a symbolic link, not a "
+                      "directory", path, h->cache_dir);
     if (!exists) {
         if (!realpath(have, rp))
             return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,

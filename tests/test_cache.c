@@ -388,3 +388,23 @@ TEST(a_caller_built_with_fewer_parts_gets_only_those)
     ASSERT_EQ_INT(u.part[MH_CACHE_INDEX].bytes, 0xeeeeeeeeeeeeeeeeull);
     mh_host_free(h);
 }
+
+TEST(a_cache_directory_that_is_a_link_is_refused_by_every_part)
+{
+    /* The discovery index refused a cache directory that is a symbolic
+     * link while the blob cache kept copies through it: one rule now. */
+    const char *real = tmp_mkdir("real-cache");
+    ASSERT_EQ_INT(chmod(real, 0700), 0);
+    ASSERT_EQ_INT(symlink(real, tmp_path("cache")), 0);
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    lua_write("lm.lua", "return {v = function() return 5 end}\n");
+    host_opts o = {0};
+    mh_host *h = host_new_opts(&o, db, tmp_dir());
+    ASSERT_EQ_INT(call_int(import_ok(h, "m"), "value"), 42);
+    import_ok(h, "lm");
+    ASSERT_EQ_INT(dir_count(real), 0);
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "symbolic link");
+    mh_host_free(h);
+}
