@@ -1125,15 +1125,27 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         mh_buf why;
         mh_buf_init(&why, host, 0);
         mh_status frc = mh_path_finder(host, pe, &k, &state, &why);
-        if (frc != MH_OK && pe->claimant &&
-            strcmp(pe->claimant, mh_htf_class.name) == 0) {
-            /* An HTTP entry that cannot be used is a failure to fetch. */
+        const char *claimant = NULL;
+        if (frc != MH_OK) {
+            pthread_mutex_lock(&pe->lock); /* written under it */
+            claimant = pe->claimant;
+            pthread_mutex_unlock(&pe->lock);
+        }
+        if (claimant && strcmp(claimant, mh_htf_class.name) == 0) {
+            /* An HTTP entry that cannot be used is a failure to fetch;
+             * out of memory, or a finder on its way, is said as such. */
             entries++;
-            if (rc == MH_OK) /* why names the entry */
-                rc = mh_err(host, err, MH_EPATH, "fetch: %s",
-                            mh_buf_str(&why));
+            mh_status code = frc == MH_ENOMEM || frc == MH_EAGAIN ? frc
+                                                                  : MH_EPATH;
+            const char *w = mh_buf_str(&why); /* names the entry */
+            if (!*w)
+                w = pe->shown;
+            if (rc == MH_OK)
+                rc = mh_err(host, err, code, "fetch: %s%s%s", w,
+                            w == pe->shown ? ": " : "",
+                            w == pe->shown ? mh_strerror(code) : "");
             else
-                mh_log(host, MH_LOG_WARN, "fetch: %s", mh_buf_str(&why));
+                mh_log(host, MH_LOG_WARN, "fetch: %s", w);
         }
         mh_buf_free(&why);
         if (frc != MH_OK || k->cls != &mh_htf_class)

@@ -436,6 +436,16 @@ rollback:
 }
 
 /* A new database: built aside, then linked into place. */
+/* A new database is made aside and linked into place, which a link at
+ * its path would not allow: SQLite would build it in place through the
+ * link, seen half-made and left on failure. */
+static mh_status dangling(const char *db, mh_error **err)
+{
+    return mh_err(NULL, err, MH_EINVAL, "module database %s: a symbolic "
+                  "link to a file that does not exist; pack to the target's "
+                  "own path", db);
+}
+
 static mh_status write_new(pack *p, const char *db)
 {
     char tmp[PATH_MAX], dir[PATH_MAX], prefix[NAME_MAX + 8];
@@ -460,11 +470,16 @@ static mh_status write_new(pack *p, const char *db)
     close(fd);
     mh_status rc = write_rows(p, tmp, db);
     if (rc == MH_OK && link(tmp, db) != 0) {
-        if (errno == EEXIST) /* another pack made it meanwhile: join it */
+        int e = errno;
+        struct stat st;
+        if (e == EEXIST && lstat(db, &st) == 0 && S_ISLNK(st.st_mode) &&
+            stat(db, &st) != 0)
+            rc = dangling(db, p->err); /* made a dangling link meanwhile */
+        else if (e == EEXIST) /* another pack made it: join it */
             rc = write_rows(p, db, db);
         else
             rc = mh_err(NULL, p->err, MH_EIO, "cannot create %s: %s", db,
-                        strerror(errno));
+                        strerror(e));
     }
     unlink(tmp);
     return rc;
@@ -500,13 +515,11 @@ mh_status mh_pack_ex(const char *db, const char *const *inputs, size_t n,
         p.db_exists = true;
         p.db_dev = st.st_dev;
         p.db_ino = st.st_ino;
+    } else if (errno != ENOENT) {
+        return mh_err(NULL, err, mh_errno_status(errno, MH_EIO), "module "
+                      "database %s: %s", db, mh_errno_text(errno));
     } else if (lstat(db, &st) == 0 && S_ISLNK(st.st_mode)) {
-        /* A new database is made aside and linked into place, which a
-         * link at its path would not allow: SQLite would build it in
-         * place through the link, seen half-made and left on failure. */
-        return mh_err(NULL, err, MH_EINVAL, "module database %s: a symbolic "
-                      "link to a file that does not exist; pack to the "
-                      "target's own path", db);
+        return dangling(db, err);
     }
     mh_status rc = MH_OK;
     for (size_t i = 0; i < n && rc == MH_OK; i++)

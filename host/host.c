@@ -159,8 +159,16 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
         mh_host_free(h);
         return mh_err(NULL, err, MH_ENOMEM, "out of memory creating a host");
     }
-    h->cache_dir = cfg->cache_dir ? mh_mem_strdup(h, cfg->cache_dir)
-                                  : default_cache_dir(h);
+    if (cfg->cache_dir) {
+        /* Without trailing slashes: "DIR/" would name the directory a
+         * link at DIR leads to, and pass as not a link itself. */
+        size_t n = strlen(cfg->cache_dir);
+        while (n > 1 && cfg->cache_dir[n - 1] == '/')
+            n--;
+        h->cache_dir = mh_mem_strndup(h, cfg->cache_dir, n);
+    } else {
+        h->cache_dir = default_cache_dir(h);
+    }
     if (!h->cache_dir || mh_path_init(h, cfg) != 0) {
         mh_host_free(h);
         return mh_err(NULL, err, MH_ENOMEM,

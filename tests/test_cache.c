@@ -407,4 +407,12 @@ TEST(a_cache_directory_that_is_a_link_is_refused_by_every_part)
     ASSERT_STATUS(mh_host_prune_cache(h, 0, &u, ERR), MH_EPATH);
     ASSERT_CONTAINS(ERR_MSG(), "symbolic link");
     mh_host_free(h);
+    /* "DIR/" names the directory the link leads to: the same refusal. */
+    o.cache_dir = tmp_path("cache/");
+    h = host_new_opts(&o, db, tmp_dir());
+    ASSERT_EQ_STR(mh_host_cache_dir(h), tmp_path("cache"));
+    ASSERT_EQ_INT(call_int(import_ok(h, "m"), "value"), 42);
+    import_ok(h, "lm");
+    ASSERT_EQ_INT(dir_count(real), 0);
+    mh_host_free(h);
 }

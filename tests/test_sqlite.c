@@ -2574,6 +2574,11 @@ TEST(pack_onto_a_dangling_link_is_refused)
     ASSERT_CONTAINS(ERR_MSG(), db);
     ASSERT_CONTAINS(ERR_MSG(), "symbolic link");
     ASSERT_EQ_INT(dir_count(tmp_path("elsewhere")), 0);
+    /* a link loop there: said as such */
+    ASSERT_EQ_INT(symlink("loop.db", tmp_path("loop.db")), 0);
+    ASSERT_NE_INT(mh_pack(tmp_path("loop.db"), in, 1, NULL, ERR), MH_OK);
+    ASSERT_CONTAINS(ERR_MSG(), tmp_path("loop.db"));
+    ASSERT_CONTAINS(ERR_MSG(), "symbolic links");
     /* a link to a database that exists is packed into, as before */
     ASSERT_EQ_INT(db_pack(tmp_path("elsewhere/target.db"),
                           fixture_path("answer7")), 1);
