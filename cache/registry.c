@@ -33,6 +33,7 @@
 typedef struct mh_tstate {
     _Atomic(mh_module *) blocked_on; /* entry this thread waits for */
     mh_module *current;              /* innermost module being imported */
+    int depth;                       /* imports under way, nested */
 } mh_tstate;
 
 static _Thread_local mh_tstate tls;
@@ -261,11 +262,23 @@ mh_status mh_reg_abandon(mh_host *h, mh_module *mod, mh_error *e,
 void mh_reg_enter(mh_module *mod)
 {
     tls.current = mod;
+    tls.depth++;
 }
 
 void mh_reg_leave(mh_module *mod)
 {
     tls.current = mod->flight->importer;
+    tls.depth--;
+}
+
+int mh_reg_depth(void)
+{
+    return tls.depth;
+}
+
+const char *mh_reg_current_name(void)
+{
+    return tls.current ? tls.current->name : NULL;
 }
 
 void mh_reg_free(mh_host *h)

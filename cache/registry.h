@@ -152,6 +152,14 @@ mh_status mh_reg_abandon(struct mh_host *h, mh_module *mod, mh_error *e,
 void mh_reg_enter(mh_module *mod);
 void mh_reg_leave(mh_module *mod);
 
+/* How many imports this thread has under way, one inside the other, and
+ * the innermost one's name (NULL: none).  Each level takes stack (the
+ * import, its loader, a Lua chunk's own frames), so nesting stops at
+ * MH_IMPORT_DEPTH_MAX, as Lua's C calls stop at 200 (LUAI_MAXCCALLS). */
+#define MH_IMPORT_DEPTH_MAX 200
+int mh_reg_depth(void);
+const char *mh_reg_current_name(void);
+
 /* Unload everything: fini in reverse order of initialisation. */
 void mh_reg_free(struct mh_host *h);
 

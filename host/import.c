@@ -127,6 +127,16 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     case MH_CLAIM_OWNED:
         break;
     }
+    if (mh_reg_depth() >= MH_IMPORT_DEPTH_MAX) {
+        /* Before it runs out of stack: a chain of modules each importing
+         * the next while it loads (a cycle through ever new names?). */
+        mh_error *e = NULL;
+        mh_err(h, &e, MH_ECYCLE, "cannot import '%s' from '%s': imports "
+               "nested %d deep, the limit (each module importing the next "
+               "while it loads)", iname, mh_reg_current_name(),
+               MH_IMPORT_DEPTH_MAX);
+        return mh_reg_abandon(h, mod, e, err);
+    }
 
     /* This thread owns the entry: find, load, init, with no lock held. */
     mh_error *e = NULL;

@@ -45,6 +45,9 @@
 #include <sys/stat.h>
 
 #define LUA_JSON_DEPTH 64
+/* Values in one call's result: a table shared at every level of a
+ * nesting within the depth limit would otherwise expand to 2^depth. */
+#define LUA_JSON_VALUES 1000000
 #define MH_LUA_SONAME "liblua5.4.so.0"
 
 typedef struct mh_lua {
@@ -291,7 +294,14 @@ static int open_modhost(lua_State *L)
 static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
                          mh_blob *out, mh_error **err);
 
-#define HOST_KEY "modhost.host"
+/* The host, in the state's extra space, where Lua code cannot reach it
+ * (a registry key could be cleared through debug.getregistry); every Lua
+ * thread made later starts with a copy of it. */
+_Static_assert(LUA_EXTRASPACE >= sizeof(void *), "no room for the host");
+static mh_host *state_host(lua_State *L)
+{
+    return *(mh_host **)lua_getextraspace(L);
+}
 
 /* Where a source file's chunk starts, as luaL_loadfilex reads one: past a
  * UTF-8 byte order mark, and past a first line starting with '#' (a "#!"
@@ -312,9 +322,7 @@ static int checked_loadfile(lua_State *L, const char *file)
 {
     if (!file)
         return luaL_loadfilex(L, NULL, "t");
-    lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
-    mh_host *h = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    mh_host *h = state_host(L);
     int fd = -1;
     mh_error *e = NULL;
     mh_blob b = {0};
@@ -428,9 +436,7 @@ static int checked_csearcher(lua_State *L)
     lua_call(L, 2, 2);
     const char *file = lua_tostring(L, -2);
     if (file) {
-        lua_getfield(L, LUA_REGISTRYINDEX, HOST_KEY);
-        mh_host *h = lua_touserdata(L, -1);
-        lua_pop(L, 1);
+        mh_host *h = state_host(L);
         mh_error *e = NULL;
         if (mh_sec_code_file(h, file, &e) != MH_OK) {
             char msg[1024];
@@ -451,8 +457,7 @@ static int checked_csearcher(lua_State *L)
 static int open_libs(lua_State *L)
 {
     mh_host *h = lua_touserdata(L, 1);
-    lua_pushlightuserdata(L, h);
-    lua_setfield(L, LUA_REGISTRYINDEX, HOST_KEY);
+    *(mh_host **)lua_getextraspace(L) = h;
     /* LUA_PATH and LUA_CPATH are the environment too: ignored with -E and
      * in privileged processes, as MODHOST_* are. */
     if ((h->flags & MH_CONFIG_ISOLATED) || getauxval(AT_SECURE)) {
@@ -562,10 +567,20 @@ void mh_lua_close(mh_host *h)
     h->lua = NULL;
 }
 
+/* The message handler: lua.c's own (an error object with __tostring is
+ * said through it). */
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg ? msg : "(error object is not a string)", 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") &&
+            lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)",
+                                  luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
     return 1;
 }
 
@@ -969,6 +984,29 @@ static int p_publish(lua_State *L)
     return 2;
 }
 
+/* package.loaded[name (1)], raw. */
+static int p_loaded_get(lua_State *L)
+{
+    const char *name = lua_touserdata(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushstring(L, name);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+/* package.loaded[name (1)] = what it held before the chunk ran (2): a
+ * chunk that failed after putting its table there (to break a require
+ * cycle) leaves nothing that require would take for loaded. */
+static int p_loaded_restore(lua_State *L)
+{
+    const char *name = lua_touserdata(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushstring(L, name);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+    return 0;
+}
+
 /* A run's own Lua thread (while its chunk waits in an import, other runs
  * use the state), kept alive by a reference: *L and *ref, or MH_ENOMEM.
  * GIL held. */
@@ -1011,9 +1049,17 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
         return rc;
     }
     int top = lua_gettop(L);
-    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, traceback);                 /* top + 1 */
+    lua_pushcfunction(L, p_loaded_get);              /* top + 2: before */
+    lua_pushlightuserdata(L, (void *)mod->name);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
     rc = load_chunk(h, lu, L, mod, spec, err);
+    bool ran = false;
     if (rc == MH_OK) {
+        ran = true;
         /* [traceback, chunk] -> [traceback, p_runchunk, chunk, name] */
         lua_pushcfunction(L, p_runchunk);
         lua_insert(L, -2);
@@ -1050,6 +1096,13 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                            mod->name);
             }
         }
+    }
+    if (ran && rc != MH_OK) {
+        lua_pushcfunction(L, p_loaded_restore);
+        lua_pushlightuserdata(L, (void *)mod->name);
+        lua_pushvalue(L, top + 2);
+        if (lua_pcall(L, 2, 0, 0) != LUA_OK)
+            lua_pop(L, 1); /* memory: nothing more can be done */
     }
     lua_settop(L, top);
     luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
@@ -1098,10 +1151,37 @@ static bool push_json(lua_State *L, const cJSON *j, int depth)
     return true;
 }
 
-/* The Lua value at idx as JSON; NULL if it has no JSON form. */
-static cJSON *to_json(lua_State *L, int idx, int depth)
+/* Is s (n bytes) UTF-8, as a JSON string must be? */
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+        if (!len || i + len > n || (len == 2 && c < 0xc2))
+            return false;
+        unsigned cp = len == 1 ? c : c & (0x7f >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* The Lua value at idx as JSON; NULL if it has no JSON form, or would
+ * take more than *budget values. */
+static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
 {
     idx = lua_absindex(L, idx);
+    if (*budget == 0)
+        return NULL;
+    --*budget;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         return cJSON_CreateNull();
@@ -1123,7 +1203,8 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
     case LUA_TSTRING: {
         size_t len;
         const char *str = lua_tolstring(L, idx, &len);
-        return strlen(str) == len ? cJSON_CreateString(str) : NULL;
+        return strlen(str) == len && utf8_ok((const unsigned char *)str, len)
+                   ? cJSON_CreateString(str) : NULL;
     }
     case LUA_TTABLE:
         break;
@@ -1132,21 +1213,28 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
     }
     if (depth > LUA_JSON_DEPTH || !lua_checkstack(L, 4))
         return NULL;
+    /* An array when the keys are exactly 1..n: n of them, each a whole
+     * number in that range (#t alone is any border of a table with
+     * holes, and the count could match with other keys in). */
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
     size_t keys = 0;
+    bool seq = n > 0;
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         keys++;
+        if (seq && (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
+                    lua_tointeger(L, -2) > n))
+            seq = false;
         lua_pop(L, 1);
     }
-    bool array = n > 0 && (size_t)n == keys;
+    bool array = seq && (size_t)n == keys;
     cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
     if (!out)
         return NULL;
     if (array) {
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            cJSON *v = to_json(L, -1, depth + 1);
+            cJSON *v = to_json(L, -1, depth + 1, budget);
             lua_pop(L, 1);
             if (!v || !cJSON_AddItemToArray(out, v)) {
                 cJSON_Delete(v);
@@ -1163,8 +1251,11 @@ static cJSON *to_json(lua_State *L, int idx, int depth)
             cJSON_Delete(out);
             return NULL;
         }
-        cJSON *v = to_json(L, -1, depth + 1);
-        if (!v || !cJSON_AddItemToObject(out, lua_tostring(L, -2), v)) {
+        size_t kl;
+        const char *key = lua_tolstring(L, -2, &kl);
+        cJSON *v = strlen(key) == kl && utf8_ok((const unsigned char *)key, kl)
+                       ? to_json(L, -1, depth + 1, budget) : NULL;
+        if (!v || !cJSON_AddItemToObject(out, key, v)) {
             cJSON_Delete(v);
             cJSON_Delete(out);
             lua_pop(L, 2);
@@ -1181,7 +1272,7 @@ typedef struct call_job {
     const cJSON *args;
     cJSON *result;
     mh_status status;     /* set when the body fails for its own reasons */
-    char why[160];
+    char why[256];
 } call_job;
 
 /* Runs under lua_pcall: everything that can raise a Lua error (a lookup
@@ -1203,21 +1294,24 @@ static int call_body(lua_State *L)
         cJSON_ArrayForEach(a, j->args) {
             if (!push_json(L, a, 0)) {
                 j->status = MH_EFORMAT;
-                snprintf(j->why, sizeof j->why, "argument %d is nested too "
-                         "deeply", nargs + 1);
+                snprintf(j->why, sizeof j->why, "argument %d is nested over "
+                         "%d deep, or holds a cJSON item with no Lua form "
+                         "(raw, invalid)", nargs + 1, LUA_JSON_DEPTH);
                 return 0;
             }
             nargs++;
         }
     if (lua_pcall(L, nargs, 1, 2) != LUA_OK)
         return lua_error(L); /* message with traceback, to the caller */
-    j->result = to_json(L, -1, 0);
+    size_t budget = LUA_JSON_VALUES;
+    j->result = to_json(L, -1, 0, &budget);
     if (!j->result) {
         j->status = MH_EFORMAT;
         snprintf(j->why, sizeof j->why, "it returned a %s with no JSON form "
-                 "(a function, userdata, NaN or infinity, a string with NUL, "
-                 "a table with other keys, a cycle or nesting over %d)",
-                 luaL_typename(L, -1), LUA_JSON_DEPTH);
+                 "(a function, userdata, NaN or infinity, a string with NUL "
+                 "or not UTF-8, a table with other keys, a cycle, nesting "
+                 "over %d or over %d values)", luaL_typename(L, -1),
+                 LUA_JSON_DEPTH, LUA_JSON_VALUES);
     }
     return 0;
 }

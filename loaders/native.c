@@ -460,7 +460,7 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
     else if (out.oom)
         st = mh_err(h, err, MH_ENOMEM, "out of memory in %s.%s", mod->name,
                     fn);
-    else if (!(*result = out.json ? cJSON_Parse(out.json)
+    else if (!(*result = out.json ? cJSON_ParseWithOpts(out.json, NULL, 1)
                                   : cJSON_CreateNull()))
         st = mh_err(h, err, MH_EFORMAT, "%s.%s returned text that is not "
                     "JSON", mod->name, fn);

@@ -1608,3 +1608,144 @@ TEST(host_free_with_lua_modules_after_errors)
     ASSERT_EQ_INT(mh_host_module_count(host), 1);
     mh_host_free(host);
 }
+
+/* ------------------------------------------- review: bad-input sweep */
+
+TEST(a_require_chain_too_deep_is_an_error_not_a_crash)
+{
+    /* Each module requires the next while it loads: 250 deep would take
+     * the stack (each level runs on a Lua thread of its own, so Lua's
+     * own C-stack guard never trips); the host stops at 200. */
+    for (int i = 0; i < 250; i++)
+        lua_write(str_fmt("c%d.lua", i),
+                  str_fmt("local n = require 'c%d'\n"
+                          "return {f = function() return n.f() end}\n",
+                          i + 1));
+    lua_write("c250.lua", "return {f = function() return 1 end}\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "c0", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "cannot import 'c200' from 'c199': imports "
+                               "nested 200 deep");
+    ASSERT_NULL(mod);
+    ASSERT_NULL(mh_host_module(host, "c0"));
+    /* a chain within the limit works */
+    lua_write("d0.lua", "local n = require 'c60'\n"
+                        "return {f = function() return n.f() end}\n");
+    ASSERT_EQ_STR(call_ok(import_ok(host, "d0"), "f", NULL), "1");
+    mh_host_free(host);
+}
+
+TEST(a_table_with_holes_and_other_keys_is_no_array)
+{
+    /* #t was taken for proof the keys were 1..n: {1, nil, 3, 4, x = ..}
+     * has four keys and a border of 4, and came out as [1,null,3,4]. */
+    lua_write("holes.lua",
+              "local M = {}\n"
+              "function M.a() local t = {1, 2, 3, 4} t[2] = nil "
+              "t.x = 'lost' return t end\n"
+              "function M.b() return {1, 2, 3} end\n"
+              "function M.c() local t = {1, 2, 3} t[2] = nil return t end\n"
+              "return M\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = import_ok(host, "holes");
+    ASSERT_STATUS(call_fails(mod, "a", NULL), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "a table with other keys");
+    ASSERT_EQ_STR(call_ok(mod, "b", NULL), "[1,2,3]");
+    ASSERT_STATUS(call_fails(mod, "c", NULL), MH_EFORMAT);
+    mh_host_free(host);
+}
+
+TEST(a_result_shared_at_every_level_is_refused_before_memory_is)
+{
+    /* t = {t, t} forty times is 2^40 values in JSON, within the depth
+     * limit: refused once it passes a million. */
+    lua_write("bomb.lua",
+              "return {f = function() local t = {} "
+              "for i = 1, 40 do t = {t, t} end return t end,\n"
+              "        g = function() local t = {} "
+              "for i = 1, 10 do t = {t, t} end return t end}\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = import_ok(host, "bomb");
+    ASSERT_STATUS(call_fails(mod, "f", NULL), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "over 1000000 values");
+    /* [t, t] of {}: 5 * 2^k - 3 bytes at level k */
+    ASSERT_EQ_INT(strlen(call_ok(mod, "g", NULL)), 5 * 1024 - 3);
+    mh_host_free(host);
+}
+
+TEST(strings_that_are_not_utf8_have_no_json_form)
+{
+    lua_write("bytes.lua",
+              "return {bin = function() return '\\xff\\xfe' end,\n"
+              "        key = function() return {['\\xc0\\x80'] = 1} end,\n"
+              "        sur = function() return '\\xed\\xa0\\x80' end,\n"
+              "        ok = function() return 'h\\xc3\\xa9' end}\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = import_ok(host, "bytes");
+    ASSERT_STATUS(call_fails(mod, "bin", NULL), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "not UTF-8");
+    ASSERT_STATUS(call_fails(mod, "key", NULL), MH_EFORMAT);
+    ASSERT_STATUS(call_fails(mod, "sur", NULL), MH_EFORMAT);
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "\"h\xc3\xa9\"");
+    mh_host_free(host);
+}
+
+TEST(a_chunk_that_fails_leaves_nothing_in_package_loaded)
+{
+    /* It put its table there (as a module breaking a require cycle
+     * does), then failed: require must not take that for loaded. */
+    lua_write("halfa.lua", "local M = {}\npackage.loaded['halfa'] = M\n"
+                           "error('init failed')\n");
+    lua_write("probe.lua",
+              "return {f = function()\n"
+              "  local ok1 = pcall(require, 'halfa')\n"
+              "  local ok2, v = pcall(require, 'halfa')\n"
+              "  return {ok1, ok2, package.loaded['halfa'] == nil}\n"
+              "end}\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    ASSERT_EQ_STR(call_ok(import_ok(host, "probe"), "f", NULL),
+                  "[false,false,true]");
+    mh_host_free(host);
+}
+
+TEST(an_error_object_with_tostring_is_said_through_it)
+{
+    lua_write("errs.lua",
+              "local E = setmetatable({}, {__tostring = function() "
+              "return 'custom failure 42' end})\n"
+              "return {f = function() error(E) end,\n"
+              "        g = function() error({}) end}\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = import_ok(host, "errs");
+    ASSERT_STATUS(call_fails(mod, "f", NULL), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "custom failure 42");
+    ASSERT_STATUS(call_fails(mod, "g", NULL), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "error object is a table value");
+    mh_host_free(host);
+}
+
+TEST(the_registry_holds_nothing_lua_code_can_break_the_host_with)
+{
+    /* The host was found under a registry key: cleared through
+     * debug.getregistry, the next loadfile crashed. */
+    lua_write("lib.lua", "return 5\n");
+    lua_write("reg.lua",
+              str_fmt("return {f = function()\n"
+                      "  for k in pairs(debug.getregistry()) do\n"
+                      "    if type(k) == 'string' then "
+                      "debug.getregistry()[k] = nil end\n"
+                      "  end\n"
+                      "  return loadfile('%s')()\n"
+                      "end}\n", tmp_path("lib.lua")));
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = import_ok(host, "reg");
+    /* whatever else clearing the registry breaks, the host stands */
+    cJSON *res = NULL;
+    mh_status st = mh_module_call(mod, "f", NULL, &res, ERR);
+    ASSERT_TRUE(st == MH_OK || st == MH_ECALL);
+    if (st == MH_OK)
+        ASSERT_EQ_INT(res->valuedouble, 5);
+    cJSON_Delete(res);
+    mh_host_free(host);
+}

@@ -157,6 +157,11 @@ cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info);
  * NULL, meaning an earlier allocation failed). */
 int cli_print_json(cJSON *json);
 
+/* json (taken) with every finite number as raw text that reads back as
+ * exactly it (cJSON alone prints 15 digits where they read back within
+ * its epsilon); NULL when memory runs out. */
+cJSON *cli_exact_json(cJSON *json);
+
 /* s, or "-" when s is NULL: for text output. */
 const char *cli_str(const char *s);
 

@@ -26,7 +26,8 @@ int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
     const char *fn = argv[optind + 1];
     const char *text = optind + 2 < argc ? argv[optind + 2] : "[]";
 
-    cJSON *args = cJSON_Parse(text);
+    /* The whole text: '["a"] trailing' is not JSON. */
+    cJSON *args = cJSON_ParseWithOpts(text, NULL, 1);
     if (!args) {
         const char *at = cJSON_GetErrorPtr();
         if (at && *at)
@@ -54,7 +55,8 @@ int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
         mh_module_call(mod, fn, args, &result, &err) != MH_OK) {
         code = cli_fail(err);
     } else {
-        char *out = cJSON_PrintUnformatted(result);
+        result = cli_exact_json(result);
+        char *out = result ? cJSON_PrintUnformatted(result) : NULL;
         if (!out) {
             cli_errorf("%s", mh_strerror(MH_ENOMEM));
             code = CLI_EXIT_FAILURE;

@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -186,8 +188,66 @@ cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info)
     return obj;
 }
 
+/* A number as the shortest text that reads back as exactly it: cJSON
+ * prints 15 significant digits whenever they read back within its
+ * epsilon, so 2^53 - 1 came out as 9.00719925474099e+15. */
+static cJSON *exact_number(double d)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return cJSON_CreateRaw(buf);
+}
+
+/* Every finite number below json's own node made raw text (json itself
+ * is left); false when memory ran out (the tree stays whole). */
+static bool exact_children(cJSON *json)
+{
+    for (cJSON *c = json->child, *next; c; c = next) {
+        next = c->next;
+        if (cJSON_IsNumber(c) && c->valuedouble - c->valuedouble == 0) {
+            cJSON *raw = exact_number(c->valuedouble);
+            if (raw && c->string) { /* a member: its key goes along */
+                size_t n = strlen(c->string) + 1;
+                if ((raw->string = cJSON_malloc(n)))
+                    memcpy(raw->string, c->string, n);
+            }
+            if (!raw || (c->string && !raw->string) ||
+                !cJSON_ReplaceItemViaPointer(json, c, raw)) {
+                cJSON_Delete(raw);
+                return false;
+            }
+        } else if (c->child && !exact_children(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+cJSON *cli_exact_json(cJSON *json)
+{
+    if (!json)
+        return NULL;
+    if (cJSON_IsNumber(json)) {
+        if (json->valuedouble - json->valuedouble != 0)
+            return json; /* NaN, inf: cJSON prints null */
+        cJSON *raw = exact_number(json->valuedouble);
+        cJSON_Delete(json);
+        return raw;
+    }
+    if (!exact_children(json)) {
+        cJSON_Delete(json);
+        return NULL;
+    }
+    return json;
+}
+
 int cli_print_json(cJSON *json)
 {
+    json = cli_exact_json(json);
     char *text = json ? cJSON_Print(json) : NULL;
 
     cJSON_Delete(json);

@@ -112,3 +112,25 @@ done
 mh --help
 expect_rc 0
 grep -qE "^  call( |$)" "$T/.out" || fail "--help does not list 'call'"
+
+# Numbers come out as exactly what they are (cJSON alone printed 2^53 - 1
+# as 9.00719925474099e+15, and 0.1 + 0.2 as 0.3).
+mkdir -p "$T/num"
+printf 'return {id = function(x) return x end,\n        sum = function() return 0.1 + 0.2 end}\n' >"$T/num/num.lua"
+mh -E -p "$T/num" call num id '[9007199254740991]'
+expect_rc 0
+expect_out "9007199254740991"
+mh -E -p "$T/num" call num sum
+expect_rc 0
+expect_out "0.30000000000000004"
+mh -E -p "$T/num" call num id '[{"a": 123456789012345678, "b": [0.1, -0, 1e300]}]'
+expect_rc 0
+# (an argument past 2^53 is read as the nearest double: cJSON's numbers)
+json_check "d == {'a': 123456789012345680, 'b': [0.1, 0, 1e300]}"
+
+# The whole text must be JSON: trailing text is an error, not ignored.
+for bad in '["a"] trailing' '["a"],[2]' '[1]]'; do
+    mh -E -p "$T/num" call num id "$bad"
+    expect_rc 2
+    expect_err_has "invalid JSON"
+done
