@@ -297,7 +297,12 @@ mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol, void **out,
                   "module '%s' (%s) has no export '%s'%s", mod->name,
                   mh_reg_where(mod), symbol,
                   mod->kind == MH_KIND_NAMESPACE
-                      ? ": it is a namespace package, with no code" : "");
+                      ? ": it is a namespace package, with no code"
+                  : mod->kind == MH_KIND_LUA
+                      ? ": it is a Lua module, whose functions have no C "
+                        "address (call them with mh_module_call, or "
+                        "`modhost call`)"
+                      : "");
 }
 
 const char *mh_module_name(const mh_module *mod)

@@ -1749,3 +1749,18 @@ TEST(the_registry_holds_nothing_lua_code_can_break_the_host_with)
     cJSON_Delete(res);
     mh_host_free(host);
 }
+
+TEST(a_lua_module_has_no_c_symbols_and_says_how_to_call_it)
+{
+    /* `modhost run` on a Lua module with a main said only "has no export
+     * 'main'". */
+    lua_write("withmain.lua", "return {main = function() return 0 end}\n");
+    mh_host *host = host_new_isolated(tmp_dir());
+    mh_module *mod = import_ok(host, "withmain");
+    void *sym = (void *)1;
+    ASSERT_STATUS(mh_module_symbol_ex(mod, "main", &sym, ERR), MH_ENOSYM);
+    ASSERT_NULL(sym);
+    ASSERT_CONTAINS(ERR_MSG(), "it is a Lua module");
+    ASSERT_CONTAINS(ERR_MSG(), "mh_module_call");
+    mh_host_free(host);
+}
