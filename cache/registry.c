@@ -281,6 +281,11 @@ const char *mh_reg_current_name(void)
     return tls.current ? tls.current->name : NULL;
 }
 
+mh_module *mh_reg_current(void)
+{
+    return tls.current;
+}
+
 void mh_reg_free(mh_host *h)
 {
     mh_registry *reg = &h->registry;

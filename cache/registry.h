@@ -160,6 +160,9 @@ void mh_reg_leave(mh_module *mod);
 int mh_reg_depth(void);
 const char *mh_reg_current_name(void);
 
+/* The innermost module this thread is importing, or NULL. */
+mh_module *mh_reg_current(void);
+
 /* Unload everything: fini in reverse order of initialisation. */
 void mh_reg_free(struct mh_host *h);
 

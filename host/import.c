@@ -116,6 +116,23 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     const char *iname = mh_int_str(h, name, len);
     if (!iname)
         return mh_err(h, err, MH_ENOMEM, "out of memory importing '%s'", name);
+    if (mh_reg_depth() >= MH_IMPORT_DEPTH_MAX) {
+        /* A guard before the stack runs out (each level takes some: the
+         * import, its loader, a Lua chunk's frames), checked before the
+         * name is claimed, which another thread could be waiting for: a
+         * chain of modules each importing the next while it loads (a
+         * cycle through ever new names?).  A module loaded meanwhile is
+         * still answered. */
+        mh_module *ready = mh_reg_lookup(h, name, len);
+        if (ready) {
+            *out = ready;
+            return MH_OK;
+        }
+        return mh_err(h, err, MH_ECYCLE, "cannot import '%s' from '%s': "
+                      "imports nested %d deep, the limit (each module "
+                      "importing the next while it loads)", iname,
+                      mh_reg_current_name(), MH_IMPORT_DEPTH_MAX);
+    }
 
     mh_module *mod;
     switch (mh_reg_claim(h, iname, &mod, &rc, err)) {
@@ -126,16 +143,6 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
         return rc;
     case MH_CLAIM_OWNED:
         break;
-    }
-    if (mh_reg_depth() >= MH_IMPORT_DEPTH_MAX) {
-        /* Before it runs out of stack: a chain of modules each importing
-         * the next while it loads (a cycle through ever new names?). */
-        mh_error *e = NULL;
-        mh_err(h, &e, MH_ECYCLE, "cannot import '%s' from '%s': imports "
-               "nested %d deep, the limit (each module importing the next "
-               "while it loads)", iname, mh_reg_current_name(),
-               MH_IMPORT_DEPTH_MAX);
-        return mh_reg_abandon(h, mod, e, err);
     }
 
     /* This thread owns the entry: find, load, init, with no lock held. */

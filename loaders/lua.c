@@ -181,6 +181,16 @@ static int loader_of(lua_State *L)
                        luaL_checkstring(L, 1));
 }
 
+/* An import from a Lua chunk failed: if a module is loading here (its
+ * chunk is what asked), it fails for another's sake, not its own, and is
+ * not recorded as broken (as for a native init's mh_host_api.import). */
+static void dep_failed(void)
+{
+    mh_module *cur = mh_reg_current();
+    if (cur)
+        cur->dep_failed = true; /* read by this thread's import_slow */
+}
+
 static int host_searcher(lua_State *L)
 {
     mh_host *h = host_of(L);
@@ -197,6 +207,7 @@ static int host_searcher(lua_State *L)
         }
         lua_pushstring(L, mh_error_message(e)); /* a cycle, a failed init */
         mh_error_free(e);
+        dep_failed();
         return lua_error(L);
     }
     lua_pushlightuserdata(L, h);
@@ -237,6 +248,7 @@ static int lib_import(lua_State *L)
     if (import_unlocked(h, name, &m, &e) != MH_OK) {
         lua_pushstring(L, mh_error_message(e));
         mh_error_free(e);
+        dep_failed();
         return lua_error(L);
     }
     if (m->kind == MH_KIND_LUA)
@@ -988,7 +1000,8 @@ static int p_publish(lua_State *L)
 static int p_loaded_get(lua_State *L)
 {
     const char *name = lua_touserdata(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) != LUA_TTABLE)
+        return 0; /* Lua code took it away (debug.getregistry) */
     lua_pushstring(L, name);
     lua_rawget(L, -2);
     return 1;
@@ -1000,7 +1013,8 @@ static int p_loaded_get(lua_State *L)
 static int p_loaded_restore(lua_State *L)
 {
     const char *name = lua_touserdata(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE) != LUA_TTABLE)
+        return 0;
     lua_pushstring(L, name);
     lua_pushvalue(L, 2);
     lua_rawset(L, -3);
@@ -1151,27 +1165,72 @@ static bool push_json(lua_State *L, const cJSON *j, int depth)
     return true;
 }
 
-/* Is s (n bytes) UTF-8, as a JSON string must be? */
-static bool utf8_ok(const unsigned char *s, size_t n)
+/* The length of the UTF-8 sequence at s (n bytes left), 0 if none is
+ * there (a stray or missing continuation byte, an overlong form, a
+ * surrogate, past U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2
-                   : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-        if (!len || i + len > n || (len == 2 && c < 0xc2))
-            return false;
-        unsigned cp = len == 1 ? c : c & (0x7f >> len);
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3f);
-        }
-        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-            return false;
-        i += len;
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (!len || len > n || (len == 2 && c < 0xc2))
+        return 0;
+    unsigned cp = len == 1 ? c : c & (0x7fu >> len);
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3f);
     }
-    return true;
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* s (len bytes, no NUL) as JSON string text: as it is when it is UTF-8,
+ * else with each byte that is not replaced by U+FFFD, as Go's
+ * encoding/json does (a JSON string is Unicode; Lua's are bytes: an
+ * error message naming a file, say).  NULL on no memory. */
+static char *utf8_text(const char *s, size_t len, bool *copied)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, q;
+    while (i < len && (q = utf8_seq(u + i, len - i)))
+        i += q;
+    *copied = i < len;
+    if (!*copied)
+        return (char *)s;
+    char *out = cJSON_malloc(len * 3 + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (i = 0; i < len;) {
+        q = utf8_seq(u + i, len - i);
+        if (q) {
+            memcpy(o, s + i, q);
+            o += q;
+            i += q;
+        } else {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* A JSON string of s (len bytes): NULL when it holds NUL (cJSON's strings
+ * end there) or memory ran out. */
+static cJSON *json_string(const char *s, size_t len)
+{
+    bool copied;
+    char *text = strlen(s) == len ? utf8_text(s, len, &copied) : NULL;
+    if (!text)
+        return NULL;
+    cJSON *j = cJSON_CreateString(text);
+    if (copied)
+        cJSON_free(text);
+    return j;
 }
 
 /* The Lua value at idx as JSON; NULL if it has no JSON form, or would
@@ -1203,8 +1262,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
     case LUA_TSTRING: {
         size_t len;
         const char *str = lua_tolstring(L, idx, &len);
-        return strlen(str) == len && utf8_ok((const unsigned char *)str, len)
-                   ? cJSON_CreateString(str) : NULL;
+        return json_string(str, len);
     }
     case LUA_TTABLE:
         break;
@@ -1253,9 +1311,13 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
         }
         size_t kl;
         const char *key = lua_tolstring(L, -2, &kl);
-        cJSON *v = strlen(key) == kl && utf8_ok((const unsigned char *)key, kl)
-                       ? to_json(L, -1, depth + 1, budget) : NULL;
-        if (!v || !cJSON_AddItemToObject(out, key, v)) {
+        bool copied = false;
+        char *k = strlen(key) == kl ? utf8_text(key, kl, &copied) : NULL;
+        cJSON *v = k ? to_json(L, -1, depth + 1, budget) : NULL;
+        bool added = v && cJSON_AddItemToObject(out, k, v);
+        if (copied)
+            cJSON_free(k);
+        if (!added) {
             cJSON_Delete(v);
             cJSON_Delete(out);
             lua_pop(L, 2);
@@ -1308,9 +1370,9 @@ static int call_body(lua_State *L)
     if (!j->result) {
         j->status = MH_EFORMAT;
         snprintf(j->why, sizeof j->why, "it returned a %s with no JSON form "
-                 "(a function, userdata, NaN or infinity, a string with NUL "
-                 "or not UTF-8, a table with other keys, a cycle, nesting "
-                 "over %d or over %d values)", luaL_typename(L, -1),
+                 "(a function, userdata, NaN or infinity, a string with NUL, "
+                 "a table with other keys, a cycle, nesting over %d or over "
+                 "%d values)", luaL_typename(L, -1),
                  LUA_JSON_DEPTH, LUA_JSON_VALUES);
     }
     return 0;
