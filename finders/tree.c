@@ -72,7 +72,8 @@ static mh_status walk_dir(walk *w, size_t rlen)
              * is worse. */
             int e = errno;
             if (e == ENOENT || e == ENOTDIR ||
-                (!w->keep(w->ud, nm, n, false) && !w->keep(w->ud, nm, n, true)))
+                (!w->keep(w->ud, nm, n, false) &&
+                 !w->keep(w->ud, nm, n, true)))
                 continue;
             rc = mh_err(NULL, w->err, mh_errno_status(e, MH_EIO),
                         "cannot read %s: %s", full, mh_errno_text(e));

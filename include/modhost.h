@@ -685,7 +685,8 @@ typedef enum mh_cache_part {
                            floor (never pruned: the floor keeps older
                            signed indexes out) */
     MH_CACHE_INDEX,     /* discovery.db: the discovery index and recorded
-                           failures (never pruned; see mh_host_clear_failures) */
+                           failures (never pruned: see
+                           mh_host_clear_failures) */
     MH_CACHE_NPARTS
 } mh_cache_part;
 

@@ -142,9 +142,14 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 /* ---- what Lua code sees of the host ------------------------------------ */
 
+/* The host, in the state's extra space, where Lua code cannot reach it
+ * (a registry key could be cleared through debug.getregistry, an upvalue
+ * through debug.setupvalue); every Lua thread made later starts with a
+ * copy of it (open_libs sets it first). */
+_Static_assert(LUA_EXTRASPACE >= sizeof(void *), "no room for the host");
 static mh_host *host_of(lua_State *L)
 {
-    return lua_touserdata(L, lua_upvalueindex(1));
+    return *(mh_host **)lua_getextraspace(L);
 }
 
 /* Push what a Lua `require` of module m gives: a Lua module's exports, a
@@ -306,14 +311,6 @@ static int open_modhost(lua_State *L)
 static mh_status fd_blob(mh_host *h, int fd, const char *path, size_t max,
                          mh_blob *out, mh_error **err);
 
-/* The host, in the state's extra space, where Lua code cannot reach it
- * (a registry key could be cleared through debug.getregistry); every Lua
- * thread made later starts with a copy of it. */
-_Static_assert(LUA_EXTRASPACE >= sizeof(void *), "no room for the host");
-static mh_host *state_host(lua_State *L)
-{
-    return *(mh_host **)lua_getextraspace(L);
-}
 
 /* Where a source file's chunk starts, as luaL_loadfilex reads one: past a
  * UTF-8 byte order mark, and past a first line starting with '#' (a "#!"
@@ -334,7 +331,7 @@ static int checked_loadfile(lua_State *L, const char *file)
 {
     if (!file)
         return luaL_loadfilex(L, NULL, "t");
-    mh_host *h = state_host(L);
+    mh_host *h = host_of(L);
     int fd = -1;
     mh_error *e = NULL;
     mh_blob b = {0};
@@ -448,7 +445,7 @@ static int checked_csearcher(lua_State *L)
     lua_call(L, 2, 2);
     const char *file = lua_tostring(L, -2);
     if (file) {
-        mh_host *h = state_host(L);
+        mh_host *h = host_of(L);
         mh_error *e = NULL;
         if (mh_sec_code_file(h, file, &e) != MH_OK) {
             char msg[1024];
