@@ -146,14 +146,17 @@ static const char *scan_notes(mh_host *h, const unsigned char *seg,
         memcpy(&nsz, seg + off, 4);
         memcpy(&dsz, seg + off + 4, 4);
         memcpy(&type, seg + off + 8, 4);
+        /* The data starts at the note's start + ALIGN(12 + namesz), as
+         * glibc's ELF_NOTE_DESC_OFFSET: in a segment aligned to 8 (GNU
+         * property notes) that is not 12 + ALIGN(namesz). */
         size_t name_off = off + 12;
-        size_t nsz_p = ((size_t)nsz + a - 1) & ~(a - 1);
-        if (nsz_p > len - name_off)
+        size_t desc_rel = (12 + (size_t)nsz + a - 1) & ~(a - 1);
+        if (nsz > len - name_off || desc_rel > len - off)
             return "an ELF note's name runs past its segment";
-        size_t desc_off = name_off + nsz_p;
-        size_t dsz_p = ((size_t)dsz + a - 1) & ~(a - 1);
+        size_t desc_off = off + desc_rel;
         if (dsz > len - desc_off)
             return "an ELF note's data runs past its segment";
+        size_t next = (desc_off + (size_t)dsz + a - 1) & ~(a - 1);
         bool ours = nsz == sizeof MH_NOTE_OWNER &&
                     memcmp(seg + name_off, MH_NOTE_OWNER,
                            sizeof MH_NOTE_OWNER) == 0;
@@ -176,9 +179,9 @@ static const char *scan_notes(mh_host *h, const unsigned char *seg,
             out->vaddr = ph->p_vaddr + desc_off; /* if loaded: below */
             *desc_file_off = ph->p_offset + desc_off;
         }
-        if (dsz_p > len - desc_off)
+        if (next > len)
             break; /* the last note, unpadded */
-        off = desc_off + dsz_p;
+        off = next;
     }
     return NULL;
 }

@@ -102,6 +102,22 @@ TEST(note_read_without_running_code)
     mh_host_free(host);
 }
 
+TEST(note_beside_a_note_segment_aligned_to_8_is_read)
+{
+    /* Objects from a CET-enabled toolchain carry a GNU property note in a
+     * note segment aligned to 8, whose data starts at ALIGN(12 + namesz,
+     * 8): read as 12 + ALIGN(namesz, 8), it ran past its segment, and
+     * every such plugin was refused as damaged. */
+    fixture_copy("meta_note8", "E/meta_note8.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_manifest *m = meta_ok(host, "meta_note8");
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.5.0");
+    ASSERT_EQ_STR(mh_manifest_source(m), "elf-note");
+    mh_manifest_free(m);
+    ASSERT_EQ_INT(call_int(import_ok(host, "meta_note8"), "value"), 8);
+    mh_host_free(host);
+}
+
 TEST(metadata_twice_and_after_import_agree)
 {
     fixture_copy("meta_full", "E/meta_full.so");
