@@ -223,6 +223,14 @@ static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
         mh_phdr ph;
         if (!src_read(s, eh.e_phoff + i * sizeof ph, &ph, sizeof ph))
             return "its program headers lie outside the file";
+        /* The dynamic loader maps every loadable segment and touches it:
+         * one past the end of a truncated file is a SIGBUS in dlopen, not
+         * an error (mh_elf_check says the same of an image in memory). */
+        if (ph.p_type == PT_LOAD &&
+            (ph.p_offset > s->len || ph.p_filesz > s->len - ph.p_offset ||
+             ph.p_filesz > ph.p_memsz))
+            return "it is a truncated or damaged ELF object (a loadable "
+                   "segment lies outside the file)";
         if (ph.p_type != PT_NOTE)
             continue;
         if (++segments > NOTE_SEGMENTS_MAX)
