@@ -1127,9 +1127,9 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         mh_status frc = mh_path_finder(host, pe, &k, &state, &why);
         const char *claimant = NULL;
         if (frc != MH_OK) {
-            pthread_mutex_lock(&pe->lock); /* written under it */
+            bool locked = mh_path_entry_lock(pe); /* written under it */
             claimant = pe->claimant;
-            pthread_mutex_unlock(&pe->lock);
+            mh_path_entry_unlock(pe, locked);
         }
         if (claimant && strcmp(claimant, mh_htf_class.name) == 0) {
             /* An HTTP entry that cannot be used is a failure to fetch;

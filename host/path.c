@@ -392,6 +392,48 @@ static mh_status entry_open(mh_host *h, mh_pentry *e, const mh_hook *k,
     return rc;
 }
 
+/* The entries whose lock this thread holds while their finder's claims()
+ * or open() runs.  Those may import (a finder needing a helper module),
+ * and that import walks the path back to the same entry: it must pass
+ * over it, not wait for a lock its own thread holds. */
+#define OPENING_MAX 8
+static _Thread_local const mh_pentry *opening[OPENING_MAX];
+static _Thread_local int nopening;
+
+static bool opening_has(const mh_pentry *e)
+{
+    for (int i = 0; i < nopening && i < OPENING_MAX; i++)
+        if (opening[i] == e)
+            return true;
+    return false;
+}
+
+bool mh_path_entry_lock(mh_pentry *e)
+{
+    if (opening_has(e))
+        return false; /* this thread holds it, in the entry's open() */
+    pthread_mutex_lock(&e->lock);
+    return true;
+}
+
+void mh_path_entry_unlock(mh_pentry *e, bool locked)
+{
+    if (locked)
+        pthread_mutex_unlock(&e->lock);
+}
+
+static void open_begin(const mh_pentry *e)
+{
+    if (nopening < OPENING_MAX)
+        opening[nopening] = e;
+    nopening++;
+}
+
+static void open_end(void)
+{
+    nopening--;
+}
+
 mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                          void **state, mh_buf *why)
 {
@@ -400,8 +442,15 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     *state = c ? e->state : NULL;
     if (c)
         return MH_OK;
+    if (opening_has(e)) {
+        if (why)
+            mh_buf_puts(why, "no finder yet (its claims() or open() is "
+                        "running on this thread, and imports)");
+        return MH_EPATH;
+    }
     mh_status rc = MH_EPATH;
     pthread_mutex_lock(&e->lock);
+    open_begin(e);
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
         mh_error *oerr = NULL;
@@ -415,6 +464,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
              * plugin cannot be in the entry that waits for it. */
             if (loading == 2)
                 mh_chain_pass_over();
+            open_end();
             pthread_mutex_unlock(&e->lock);
             if (why)
                 mh_buf_puts(why, "no finder yet (a finder plugin is being "
@@ -424,6 +474,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         if (plugin) {
             /* A finder plugin, imported with no entry lock held: the
              * import walks this very path. */
+            open_end();
             pthread_mutex_unlock(&e->lock);
             unsigned long passed = mh_chain_passed_over();
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
@@ -444,6 +495,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 return MH_EPATH;
             }
             pthread_mutex_lock(&e->lock);
+            open_begin(e);
             c = atomic_load_explicit(&e->finder, memory_order_relaxed);
             if (k && !c && !e->tried) {
                 const mh_hook *loaded = k;
@@ -496,6 +548,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         rc = MH_OK;
     else if (rc != MH_ENOMEM && rc != MH_EAGAIN && why && e->open_error)
         mh_buf_puts(why, mh_error_message(e->open_error));
+    open_end();
     pthread_mutex_unlock(&e->lock);
     *hook = c;
     *state = c ? e->state : NULL;
@@ -507,13 +560,13 @@ void mh_path_retry_unclaimed(mh_host *h)
     pthread_rwlock_rdlock(&h->path.lock);
     for (size_t i = 0; i < h->path.n; i++) {
         mh_pentry *e = h->path.v[i];
-        pthread_mutex_lock(&e->lock);
+        bool locked = mh_path_entry_lock(e);
         if (!atomic_load(&e->finder) && e->tried) {
             e->tried = false;
             mh_error_free(e->open_error);
             e->open_error = NULL;
         }
-        pthread_mutex_unlock(&e->lock);
+        mh_path_entry_unlock(e, locked);
     }
     pthread_rwlock_unlock(&h->path.lock);
 }
@@ -588,7 +641,7 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         const mh_hook *c;
         void *state;
         mh_path_finder(host, e, &c, &state, NULL);
-        pthread_mutex_lock(&e->lock);
+        bool locked = mh_path_entry_lock(e);
         info->entry = e->shown;
         info->source = e->source;
         info->finder = c ? c->name : e->claimant;
@@ -601,7 +654,7 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         if (size >= offsetof(mh_path_entry_info, asked) + sizeof info->asked)
             info->asked = atomic_load_explicit(&e->asked,
                                                memory_order_relaxed);
-        pthread_mutex_unlock(&e->lock);
+        mh_path_entry_unlock(e, locked);
         rc = MH_OK;
     }
     pthread_rwlock_unlock(&host->path.lock);
@@ -615,16 +668,17 @@ void mh_invalidate_caches(mh_host *host)
     pthread_rwlock_rdlock(&host->path.lock);
     for (size_t i = 0; i < host->path.n; i++) {
         mh_pentry *e = host->path.v[i];
-        pthread_mutex_lock(&e->lock);
+        bool locked = mh_path_entry_lock(e);
         const mh_hook *c = atomic_load(&e->finder);
         if (c)
             mh_fcx_invalidate(host, c, e->state);
-        if (!c) { /* let a broken entry be tried again */
+        if (!c && locked) { /* let a broken entry be tried again (not
+                               the one whose open() runs here) */
             e->tried = false;
             mh_error_free(e->open_error);
             e->open_error = NULL;
         }
-        pthread_mutex_unlock(&e->lock);
+        mh_path_entry_unlock(e, locked);
     }
     mh_tops_forget(host);
     pthread_rwlock_unlock(&host->path.lock);

@@ -57,6 +57,12 @@ void mh_path_free(struct mh_host *h);
  * until mh_invalidate_caches or a new path hook); MH_ENOMEM (tried again
  * next time).  An entry whose scheme no hook claims brings in the finder
  * plugin finders.<scheme> (finders/hooks.c). */
+/* Lock entry e, unless this thread holds its lock already, in the
+ * entry's claims() or open() (which may import, or ask about the path):
+ * whether it was locked, for mh_path_entry_unlock. */
+bool mh_path_entry_lock(mh_pentry *e);
+void mh_path_entry_unlock(mh_pentry *e, bool locked);
+
 struct mh_buf;
 mh_status mh_path_finder(struct mh_host *h, mh_pentry *e,
                          const struct mh_hook **hook, void **state,

@@ -230,6 +230,29 @@ static void nested(int aa_first)
     mh_host_free(host);
 }
 
+TEST(finder_whose_open_imports_a_module_does_not_hang)
+{
+    /* open() of "oimp:X" imports "helper", which lies in a later entry:
+     * that import walks the path back to the entry being opened, whose
+     * lock this very thread holds.  It waited on it for ever; it passes
+     * over it now, finds helper further on, and the open goes on. */
+    const char *x = lua_dir("X", "m1");
+    const char *plugins = install("oimp", "oimp");
+    const char *h = tmp_mkdir("H");
+    fixture_copy("counter", "H/helper.so");
+    mh_host *host = fhost(str_fmt("oimp:%s", x), h, plugins);
+    import_from(host, "m1", "oimp", str_fmt("%s/m1.lua", x));
+    ASSERT_NOT_NULL(mh_host_module(host, "helper"));
+    ASSERT_NULL(entry_info(host, 0).error);
+    mh_host_free(host);
+    /* helper nowhere: the open fails, with the reason, and no hang */
+    host = fhost(str_fmt("oimp:%s", x), plugins);
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "m1", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(entry_info(host, 0).error, "cannot import helper");
+    mh_host_free(host);
+}
+
 TEST(nested_finder_plugins)
 {
     nested(1);
