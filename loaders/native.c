@@ -439,8 +439,9 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
 {
     mh_host *h = mod->host;
     char sym[300];
-    snprintf(sym, sizeof sym, "call:%s", fn);
-    mh_call_fn f = (mh_call_fn)mh_nat_symbol(mod, sym);
+    /* A name cut to fit would call another function: none has it. */
+    bool fits = (size_t)snprintf(sym, sizeof sym, "call:%s", fn) < sizeof sym;
+    mh_call_fn f = fits ? (mh_call_fn)mh_nat_symbol(mod, sym) : NULL;
     if (!mod->desc || !f)
         return mh_err(h, err, MH_ENOSYM, "module '%s' (%s) has no JSON "
                       "call '%s' (plugins declare them with MH_CALL)",

@@ -746,6 +746,27 @@ TEST(native_json_call_through_mh_call)
     mh_host_free(host);
 }
 
+TEST(a_call_name_too_long_calls_nothing)
+{
+    /* "call:" + the name went into 300 bytes: a name longer than the
+     * plugin's 294-character one was cut to it, and called it. */
+    fixture_copy("long_call", "E/long_call.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = import_ok(host, "long_call");
+    char name[400];
+    memset(name, 'a', 294);
+    name[294] = '\0';
+    cJSON *res = NULL;
+    ASSERT_STATUS(mh_module_call(mod, name, NULL, &res, ERR), MH_OK);
+    ASSERT_EQ_STR(res->valuestring, "the long one");
+    cJSON_Delete(res);
+    res = NULL;
+    snprintf(name + 294, sizeof name - 294, "_something_else");
+    ASSERT_STATUS(mh_module_call(mod, name, NULL, &res, ERR), MH_ENOSYM);
+    ASSERT_NULL(res);
+    mh_host_free(host);
+}
+
 TEST(a_truncated_plugin_file_is_damaged_not_a_crash)
 {
     /* Its ELF and program headers intact, its segments past the end of
