@@ -107,11 +107,15 @@ static int clause(const ver *v, const char *s, size_t len, const char **why)
                "with VERSION starting with a number";
         return -1;
     }
-    if (want.tail_len && memchr(want.tail, ' ', want.tail_len)) {
-        *why = "a clause has text after its version (clauses are separated "
-               "by commas)";
-        return -1;
-    }
+    /* A tail ("rc1", "-beta") holds no space and no operator: ">=1.0<1.2"
+     * is two clauses without their comma, not 1.0 with a tail "<1.2". */
+    for (size_t i = 0; i < want.tail_len; i++)
+        if (isspace((unsigned char)want.tail[i]) ||
+            strchr("<>=!~,", want.tail[i])) {
+            *why = "a clause has text after its version (clauses are "
+                   "separated by commas)";
+            return -1;
+        }
     int c = ver_cmp(v, &want);
     if (strcmp(op, "~=") == 0) {
         if (want.n < 2) {
@@ -171,6 +175,8 @@ int mh_version_check(const char *version, const char *constraint,
             s++;
         if (*s == ',') {
             s++;
+            while (*s == ' ')
+                s++;
             if (!*s) {
                 *why = "an empty clause (two commas, or a comma at an end)";
                 return -1;

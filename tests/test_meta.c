@@ -1111,6 +1111,14 @@ static const struct {
     {"1.0", ">=1.0,,<2", MH_EINVAL},
     {"1.0", ">=1 <2", MH_EINVAL},
     {"1.0", ">= 1.0 2.0", MH_EINVAL},
+    /* two clauses without their comma (it held for 1.5: "<1.2" was taken
+     * for a tail of 1.0), a tab, a comma and a space at the end */
+    {"1.5", ">=1.0<1.2", MH_EINVAL},
+    {"1.1", ">=1.0<1.2", MH_EINVAL},
+    {"1.5", ">=1.0\t<1.2", MH_EINVAL},
+    {"1.5", ">=1.0!=1.1", MH_EINVAL},
+    {"1.0", ">=1.0, ", MH_EINVAL},
+    {"1.0-beta+b7", "==1.0-beta+b7", MH_OK},
     /* malformed even where an earlier clause already fails */
     {"0.1", ">=1.0, >>2", MH_EINVAL},
 };
