@@ -321,14 +321,15 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
                       "init of module '%s' (%s) failed (it returned %d), "
                       "and its message was lost: out of memory", mod->name,
                       mh_reg_where(mod), rc);
-    else if (mod->flight->init_message)
+    else if (mod->flight->init_message && mod->flight->init_message[0])
         code = mh_err(h, err, MH_EINIT, "init of module '%s' (%s) failed: %s",
                       mod->name, mh_reg_where(mod),
                       mod->flight->init_message);
     else
         code = mh_err(h, err, MH_EINIT,
                       "init of module '%s' (%s) failed: it returned %d "
-                      "without a message", mod->name, mh_reg_where(mod), rc);
+                      "without a message%s", mod->name, mh_reg_where(mod), rc,
+                      mod->flight->init_message ? " (an empty one)" : "");
     mh_mem_strfree(h, mod->flight->init_message);
     mod->flight->init_message = NULL;
     mod->flight->init_message_lost = false;

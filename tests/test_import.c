@@ -791,3 +791,16 @@ TEST(a_truncated_plugin_file_is_damaged_not_a_crash)
     }
     mh_host_free(host);
 }
+
+TEST(an_empty_init_message_counts_as_none)
+{
+    /* set_error(self, "%s", "") gave "init ... failed: " and nothing. */
+    fixture_copy("init_fails", "E/refuser.so");
+    env_set("MH_FIXTURE_EMPTY_ERROR", "1");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "it returned 1 without a message (an empty "
+                               "one)");
+    mh_host_free(host);
+}
