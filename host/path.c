@@ -442,10 +442,17 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     *state = c ? e->state : NULL;
     if (c)
         return MH_OK;
-    if (opening_has(e)) {
+    if (opening_has(e) || nopening >= OPENING_MAX) {
+        /* Passed over, not settled: a finder plugin this walk looks for
+         * may be in it (mh_chain_pass_over: the import that fails for
+         * that is tried again later, not marked broken). */
+        mh_chain_pass_over();
         if (why)
-            mh_buf_puts(why, "no finder yet (its claims() or open() is "
-                        "running on this thread, and imports)");
+            mh_buf_puts(why, nopening >= OPENING_MAX
+                        ? "no finder yet (finders' open() calls nested "
+                          "too deep on this thread)"
+                        : "no finder yet (its claims() or open() is "
+                          "running on this thread, and imports)");
         return MH_EPATH;
     }
     mh_status rc = MH_EPATH;
@@ -480,7 +487,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
             if (rc == MH_ECYCLE ||
                 (rc != MH_OK && mh_chain_passed_over() != passed &&
-                 mh_chain_nested())) {
+                 (mh_chain_nested() || nopening > 0))) {
                 /* The plugin is on its way, or the walk that looked for it
                  * passed over entries still waiting for theirs (it may be
                  * in one): not settled, tried again next time. */

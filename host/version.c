@@ -107,11 +107,12 @@ static int clause(const ver *v, const char *s, size_t len, const char **why)
                "with VERSION starting with a number";
         return -1;
     }
-    /* A tail ("rc1", "-beta") holds no space and no operator: ">=1.0<1.2"
-     * is two clauses without their comma, not 1.0 with a tail "<1.2". */
+    /* A tail ("rc1", "-beta", "+build.5", Debian's "~rc1") is letters,
+     * digits and . _ + ~ -: ">=1.0<1.2" is two clauses without their
+     * comma, not 1.0 with a tail "<1.2", and "1.0||2.0" no version. */
     for (size_t i = 0; i < want.tail_len; i++)
-        if (isspace((unsigned char)want.tail[i]) ||
-            strchr("<>=!~,", want.tail[i])) {
+        if (!isalnum((unsigned char)want.tail[i]) &&
+            !strchr("._+~-", want.tail[i])) {
             *why = "a clause has text after its version (clauses are "
                    "separated by commas)";
             return -1;

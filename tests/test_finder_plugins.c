@@ -253,6 +253,26 @@ TEST(finder_whose_open_imports_a_module_does_not_hang)
     mh_host_free(host);
 }
 
+TEST(an_entry_passed_over_while_opening_breaks_no_other)
+{
+    /* [oimp:D2 (D2 holds finders/aa.so), aa:D1 (m1.lua), H (helper)]:
+     * oimp's open() imports helper, whose walk passes over entry 0 and
+     * meets aa:D1, whose finder plugin lies in entry 0.  That finder not
+     * found was taken as settled: entry 1 marked unusable, m1 not found
+     * until the caches were invalidated. */
+    const char *d1 = lua_dir("D1", "m1");
+    const char *d2 = tmp_mkdir("D2");
+    fixture_copy("fplug_aa", "D2/finders/aa.so");
+    const char *plugins = install("oimp", "oimp");
+    const char *h = tmp_mkdir("H");
+    fixture_copy("counter", "H/helper.so");
+    mh_host *host = fhost(str_fmt("oimp:%s", d2), str_fmt("aa:%s", d1), h,
+                          plugins);
+    import_from(host, "m1", "aa", str_fmt("%s/m1.lua", d1));
+    ASSERT_NULL(entry_info(host, 1).error);
+    mh_host_free(host);
+}
+
 TEST(nested_finder_plugins)
 {
     nested(1);

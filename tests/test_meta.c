@@ -1119,6 +1119,9 @@ static const struct {
     {"1.5", ">=1.0!=1.1", MH_EINVAL},
     {"1.0", ">=1.0, ", MH_EINVAL},
     {"1.0-beta+b7", "==1.0-beta+b7", MH_OK},
+    {"1.0~rc1", "==1.0~rc1", MH_OK},
+    {"1.0.post1", "==1.0.post1", MH_OK},
+    {"1.5", ">=1.0||2.0", MH_EINVAL},
     /* malformed even where an earlier clause already fails */
     {"0.1", ">=1.0, >>2", MH_EINVAL},
 };
