@@ -91,6 +91,16 @@ static mh_status note_of(mh_host *h, const char *name, const mh_found *f,
         else
             mh_blob_free(h, &b);
     }
+    if (!why && note->foreign) {
+        /* Not damaged, not for here: said before dlopen says "cannot open
+         * shared object file" of /proc/self/fd/N. */
+        const char *fw = note->foreign;
+        mh_elf_note_free(h, note);
+        if (image)
+            mh_blob_free(h, image);
+        return mh_err(h, err, MH_EFORMAT, "module '%s' (%s) cannot be "
+                      "loaded here: %s", name, f->origin, fw);
+    }
     if (!why)
         return MH_OK;
     if (strcmp(why, "out of memory") == 0)

@@ -41,21 +41,32 @@ static const mh_ehdr *self_header(void)
     return e;
 }
 
+/* Why this process cannot load an object with ELF header eh, or NULL.
+ * e_ident, e_type and e_machine lie at the same offsets in both word
+ * sizes, so an object of the other one is told apart too. */
+static const char *foreign(const mh_ehdr *eh)
+{
+    const mh_ehdr *self = self_header();
+    if (eh->e_ident[EI_CLASS] != MH_ELF_CLASS)
+        return "it is an ELF object of the other word size (32/64-bit)";
+    if (self && eh->e_ident[EI_DATA] != self->e_ident[EI_DATA])
+        return "it is an ELF object of the other byte order";
+    if (eh->e_type != ET_DYN)
+        return "it is an ELF file but not a shared object (ET_DYN)";
+    if (self && eh->e_machine != self->e_machine)
+        return "it is an ELF shared object for another machine";
+    return NULL;
+}
+
 const char *mh_elf_check(const unsigned char *data, size_t len)
 {
     mh_ehdr eh;
     if (len < sizeof eh || memcmp(data, ELFMAG, SELFMAG) != 0)
         return "it is not an ELF shared object (no ELF header)";
     memcpy(&eh, data, sizeof eh);
-    const mh_ehdr *self = self_header();
-    if (eh.e_ident[EI_CLASS] != MH_ELF_CLASS)
-        return "it is an ELF object of the other word size (32/64-bit)";
-    if (self && eh.e_ident[EI_DATA] != self->e_ident[EI_DATA])
-        return "it is an ELF object of the other byte order";
-    if (eh.e_type != ET_DYN)
-        return "it is an ELF file but not a shared object (ET_DYN)";
-    if (self && eh.e_machine != self->e_machine)
-        return "it is an ELF shared object for another machine";
+    const char *why = foreign(&eh);
+    if (why)
+        return why;
     if (eh.e_phentsize != sizeof(mh_phdr) || eh.e_phoff > len ||
         eh.e_phnum == 0 ||
         (size_t)eh.e_phnum * sizeof(mh_phdr) > len - eh.e_phoff)
@@ -210,8 +221,9 @@ static const char *find_note(mh_host *h, const elf_src *s, mh_elf_note *out)
     mh_ehdr eh;
     if (!src_read(s, 0, &eh, sizeof eh) || memcmp(&eh, ELFMAG, SELFMAG) != 0)
         return "it is not an ELF object (no ELF header)";
+    out->foreign = foreign(&eh);
     if (eh.e_ident[EI_CLASS] != MH_ELF_CLASS)
-        return NULL; /* the other word size: dlopen says why it cannot */
+        return NULL; /* the other word size: no note read */
     if (eh.e_phentsize != sizeof(mh_phdr) || eh.e_phnum == 0)
         return "its program headers are damaged";
     /* Bounded work whatever the headers say: a crafted object with

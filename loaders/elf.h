@@ -31,6 +31,11 @@ typedef struct mh_elf_note {
                               and its NUL) is once loaded, relative to the
                               load base: inside a loadable segment that
                               maps it from the same file bytes; else 0 */
+    const char *foreign;   /* NULL, or why this process cannot load the
+                              object (another word size, byte order or
+                              machine; not ET_DYN): the readers do not
+                              fail for it, as `modhost index` reads
+                              objects of other machines */
 } mh_elf_note;
 
 /* From an image in memory, or from an open file of len bytes (read with

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "support/support.h"
@@ -803,4 +804,31 @@ TEST(an_empty_init_message_counts_as_none)
     ASSERT_CONTAINS(ERR_MSG(), "it returned 1 without a message (an empty "
                                "one)");
     mh_host_free(host);
+}
+
+TEST(a_plugin_for_another_machine_says_so)
+{
+    /* dlopen of /proc/self/fd/N said "cannot open shared object file: No
+     * such file or directory" of a file that is there. */
+    const char *so = fixture_copy("counter", "E/other.so");
+    size_t len;
+    unsigned char *b = file_bytes(so, &len);
+    uint16_t machine;
+    memcpy(&machine, b + 18, 2); /* e_machine, in both word sizes */
+    machine = machine == 62 ? 183 : 62; /* x86-64 <-> AArch64 */
+    memcpy(b + 18, &machine, 2);
+    file_write_bytes(so, b, len);
+    free(b);
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "other", &mod, ERR), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), so);
+    ASSERT_CONTAINS(ERR_MSG(), "cannot be loaded here: it is an ELF shared "
+                               "object for another machine");
+    ASSERT_NULL(mod);
+    mh_host_free(host);
+    /* `modhost index` still lists it: an index serves other machines */
+    size_t count = 0;
+    ASSERT_STATUS(mh_index_dir(tmp_path("E"), NULL, &count, ERR), MH_OK);
+    ASSERT_EQ_INT(count, 1);
 }
