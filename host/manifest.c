@@ -310,7 +310,12 @@ static mh_status parse(mh_host *h, const char *name, const char *source,
 {
     parse_ctx p = {h, name, where ? where : "?", err, note_abi};
     *out = NULL;
-    if (note_abi > 1000000) /* what an "abi" field may say, at most */
+    if (note_abi > 1000000 ||
+        (note_abi == 0 && mode != TEXT_OWN && source &&
+         strcmp(source, "elf-note") == 0))
+        /* 0 is no plugin ABI either (0 means "no note" elsewhere): such a
+         * note would get past the check before dlopen.  (The discovery
+         * index's own print has the ABI in its JSON, no word.) */
         return mh_err(h, err, MH_EFORMAT, "manifest of module '%s' (%s): "
                       "its note's ABI word %u is not a plugin ABI", name,
                       p.where, note_abi);

@@ -533,6 +533,21 @@ static void assert_damaged(const char *so, const char *what)
     mh_host_free(host);
 }
 
+static void abi_word_zero(unsigned char *b, size_t len, long at)
+{
+    uint32_t zero = 0;
+    (void)len;
+    memcpy(b + at + 12 + 8, &zero, 4); /* namesz, descsz, type, name */
+}
+
+TEST(note_abi_word_that_is_no_abi_is_eformat)
+{
+    /* 0 read as "no ABI": the module got past the check before dlopen,
+     * and its constructor ran. */
+    assert_damaged(damaged_copy(abi_word_zero), "ABI word 0 is not a plugin "
+                                                "ABI");
+}
+
 TEST(note_with_huge_descsz_is_eformat)
 {
     assert_damaged(damaged_copy(huge_descsz), "runs past");
