@@ -267,15 +267,8 @@ static bool listed(const pruner *p, const char *name)
         return false;
     if (p->keep_downloads)
         return true;
-    if (!p->nlisted)
-        return false;
-    for (int i = 0; i < 32; i++) {
-        int hi = name[2 * i], lo = name[2 * i + 1];
-        hi = hi <= '9' ? hi - '0' : hi - 'a' + 10;
-        lo = lo <= '9' ? lo - '0' : lo - 'a' + 10;
-        sha[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return bsearch(sha, p->listed, p->nlisted, sizeof *p->listed,
+    return p->nlisted && mh_unhex(name, 32, sha) &&
+           bsearch(sha, p->listed, p->nlisted, sizeof *p->listed,
                    digest_cmp) != NULL;
 }
 

@@ -11,13 +11,6 @@
 
 #define IDX_MAX_MODULES 1000000
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0'
-         : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 static int entry_cmp(const void *a, const void *b)
 {
     return strcmp(((const mh_idx_entry *)a)->name,
@@ -70,15 +63,9 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
     double d = size->valuedouble;
     if (!(d >= 0) || d > 9007199254740992.0 || d != (double)(uint64_t)d)
         return "a module size is negative, fractional or too large";
-    if (strlen(sha->valuestring) != 64)
+    if (strlen(sha->valuestring) != 64 ||
+        !mh_unhex(sha->valuestring, 32, e->sha256))
         return "a sha256 is not 64 hex digits";
-    for (int i = 0; i < 32; i++) {
-        int hi = hexval(sha->valuestring[2 * i]);
-        int lo = hexval(sha->valuestring[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return "a sha256 is not 64 hex digits";
-        e->sha256[i] = (unsigned char)(hi << 4 | lo);
-    }
     const cJSON *man = cJSON_GetObjectItemCaseSensitive(m, "manifest");
     if (man && !cJSON_IsObject(man))
         return "a module's manifest is not an object";

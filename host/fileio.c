@@ -196,6 +196,24 @@ void mh_hex(const unsigned char *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+bool mh_unhex(const char *s, size_t n, unsigned char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
 bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out)
 {
     unsigned char sha[32];

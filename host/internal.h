@@ -219,6 +219,9 @@ bool mh_io_age_unsure(int64_t rsec, int64_t rnsec, int64_t sec,
 bool mh_hex64_ok(const void *t, size_t n);
 /* n bytes as 2n lowercase hex digits and a NUL. */
 void mh_hex(const unsigned char *d, size_t n, char *out);
+/* The 2n hex digits at s (either case) as n bytes into out; false (out
+ * partly written) at a character that is no hex digit. */
+bool mh_unhex(const char *s, size_t n, unsigned char *out);
 /* The first `bytes` (<= 32) bytes of the SHA-256 of n bytes at d, as
  * 2 * bytes hex digits and a NUL: a cache file's or directory's name, a
  * key.  False (out untouched) only if OpenSSL fails. */
