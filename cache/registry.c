@@ -21,6 +21,12 @@
  *     a: before waiting, follow owner -> blocked_on -> owner ...; reaching
  *     this thread means the wait would never end: MH_EDEADLOCK (CPython's
  *     _ModuleLock.has_deadlock);
+ *   - the same through a search path entry: thread 1 opens an entry whose
+ *     finder imports b, owned by thread 2, which waits for the entry (an
+ *     mh_olock).  The walk follows such waits too; a cycle through one is
+ *     broken there, not failed: that waiter passes over the entry (which
+ *     cannot serve anything before the import its opener waits for is
+ *     done) and both imports go on;
  *   - an owner that fails: waiters wake and get a copy of its error.
  */
 #include "host/internal.h"
@@ -32,6 +38,9 @@
 /* Per-thread import state.  Its address identifies the thread. */
 typedef struct mh_tstate {
     _Atomic(mh_module *) blocked_on; /* entry this thread waits for */
+    _Atomic(mh_olock *) blocked_lock; /* or the olock it waits for */
+    bool wait_broken;                /* that wait is over: give up (set
+                                        under the olock's host's lock) */
     mh_module *current;              /* innermost module being imported */
     int depth;                       /* imports under way, nested */
 } mh_tstate;
@@ -111,23 +120,38 @@ void mh_reg_import_chain(mh_buf *b, const char *next)
     mh_buf_puts(b, next);
 }
 
-/* Would waiting for `mod` close a cycle of threads waiting for each
- * other?  (host->lock held.) */
-static bool would_deadlock(mh_host *h, mh_module *mod, mh_buf *chain)
+static const char *who(const mh_tstate *t)
 {
-    mh_module *m = mod;
-    for (int hops = 0; m && hops < 1024; hops++) {
-        mh_tstate *owner = m->flight ? m->flight->owner : NULL;
-        mh_buf_printf(chain, "'%s' (being imported by %s)", m->name,
-                      owner == &tls ? "this thread" : "another thread");
-        if (owner == &tls)
+    return t == &tls ? "this thread" : "another thread";
+}
+
+/* Would waiting for thread `t` close a cycle of threads waiting for each
+ * other?  Each hop is told in `chain`.  *olock_waiter (if asked for) gets
+ * the first thread on the way that waits for an olock, whose wait can be
+ * broken.  (host->lock held: only waits in this host are followed.) */
+static bool would_deadlock(mh_host *h, mh_tstate *t, mh_buf *chain,
+                           mh_tstate **olock_waiter)
+{
+    for (int hops = 0; t && hops < 1024; hops++) {
+        if (t == &tls)
             return true;
-        if (!owner)
+        mh_module *m = atomic_load_explicit(&t->blocked_on,
+                                            memory_order_relaxed);
+        mh_olock *l = atomic_load_explicit(&t->blocked_lock,
+                                           memory_order_relaxed);
+        if (m && m->host == h) {
+            t = m->flight ? m->flight->owner : NULL;
+            mh_buf_printf(chain, " waits for '%s' (being imported by %s)",
+                          m->name, who(t));
+        } else if (l && l->host == h) {
+            if (olock_waiter && !*olock_waiter)
+                *olock_waiter = t;
+            t = atomic_load_explicit(&l->owner, memory_order_relaxed);
+            mh_buf_printf(chain, " waits for %s '%s' (held by %s)", l->kind,
+                          l->what, who(t));
+        } else {
             return false;
-        m = atomic_load_explicit(&owner->blocked_on, memory_order_relaxed);
-        if (!m || m->host != h)
-            return false;
-        mh_buf_puts(chain, " waits for ");
+        }
     }
     return false;
 }
@@ -193,11 +217,19 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         cycle_chain(&msg, mod);
         return claim_error(h, code, err, MH_ECYCLE, &msg);
     }
-    /* By another thread: wait, unless that would never end. */
-    mh_buf_printf(&msg, "import of module '%s' would deadlock: ", name);
-    if (would_deadlock(h, mod, &msg)) {
-        pthread_mutex_unlock(&h->lock);
-        return claim_error(h, code, err, MH_EDEADLOCK, &msg);
+    /* By another thread: wait, unless that would never end.  A cycle
+     * through a thread waiting for an olock is broken there. */
+    mh_tstate *owner = mod->flight->owner;
+    mh_tstate *breakable = NULL;
+    mh_buf_printf(&msg, "import of module '%s' would deadlock: '%s' (being "
+                  "imported by %s)", name, name, who(owner));
+    if (would_deadlock(h, owner, &msg, &breakable)) {
+        if (!breakable) {
+            pthread_mutex_unlock(&h->lock);
+            return claim_error(h, code, err, MH_EDEADLOCK, &msg);
+        }
+        breakable->wait_broken = true;
+        pthread_cond_broadcast(&reg->cond);
     }
     mh_buf_free(&msg);
     mod->waiters++;
@@ -220,6 +252,54 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         entry_free(h, mod);
     *code = mh_err_give(copy, err);
     return MH_CLAIM_ERROR;
+}
+
+mh_olock_r mh_reg_olock_take(mh_olock *l, mh_buf *why)
+{
+    if (mh_reg_olock_mine(l))
+        return MH_OLOCK_MINE;
+    mh_host *h = l->host;
+    mh_olock_r r = MH_OLOCK_TAKEN;
+    pthread_mutex_lock(&h->lock);
+    tls.wait_broken = false;
+    for (;;) {
+        mh_tstate *o = atomic_load_explicit(&l->owner, memory_order_relaxed);
+        if (!o) {
+            atomic_store_explicit(&l->owner, &tls, memory_order_relaxed);
+            break;
+        }
+        mh_buf chain;
+        mh_buf_init(&chain, h, 0);
+        mh_buf_puts(&chain, "another thread, which");
+        bool cycle = would_deadlock(h, o, &chain, NULL) || tls.wait_broken;
+        if (cycle && why)
+            mh_buf_puts(why, mh_buf_str(&chain));
+        mh_buf_free(&chain);
+        if (cycle) {
+            r = MH_OLOCK_BUSY;
+            break;
+        }
+        atomic_store_explicit(&tls.blocked_lock, l, memory_order_relaxed);
+        pthread_cond_wait(&h->registry.cond, &h->lock);
+        atomic_store_explicit(&tls.blocked_lock, NULL, memory_order_relaxed);
+    }
+    tls.wait_broken = false;
+    pthread_mutex_unlock(&h->lock);
+    return r;
+}
+
+void mh_reg_olock_give(mh_olock *l)
+{
+    mh_host *h = l->host;
+    pthread_mutex_lock(&h->lock);
+    atomic_store_explicit(&l->owner, NULL, memory_order_relaxed);
+    pthread_cond_broadcast(&h->registry.cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+bool mh_reg_olock_mine(const mh_olock *l)
+{
+    return atomic_load_explicit(&l->owner, memory_order_relaxed) == &tls;
 }
 
 void mh_reg_publish(mh_host *h, mh_module *mod)

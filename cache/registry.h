@@ -125,6 +125,33 @@ void mh_reg_import_chain(struct mh_buf *b, const char *next);
  * lock, no allocation. */
 mh_module *mh_reg_lookup(struct mh_host *h, const char *name, size_t len);
 
+/* A lock one thread holds for a long while, whose holder may import: a
+ * search path entry while its finder's claims() and open() run.  Waits for
+ * it are seen by the deadlock check, which breaks such a wait rather than
+ * fail an import (the waiter passes over the entry: it cannot be opened
+ * before the import that its holder waits for is done).  Guarded by the
+ * host's lock; `host` and `what` are set once, before any use. */
+typedef struct mh_olock {
+    struct mh_host *host;
+    const char *kind, *what;        /* for messages: "search path entry",
+                                       and which */
+    struct mh_tstate *_Atomic owner;
+} mh_olock;
+
+typedef enum mh_olock_r {
+    MH_OLOCK_TAKEN,   /* this thread holds it now: give it back */
+    MH_OLOCK_MINE,    /* this thread held it already (nothing to give) */
+    MH_OLOCK_BUSY     /* held by a thread that waits, through imports, for
+                         this one: waiting would never end */
+} mh_olock_r;
+
+/* Take l, waiting while another thread holds it.  MH_OLOCK_BUSY appends
+ * its holder and what it waits for to `why` (may be NULL): "another
+ * thread, which waits for 'b' (being imported by this thread)". */
+mh_olock_r mh_reg_olock_take(mh_olock *l, struct mh_buf *why);
+void mh_reg_olock_give(mh_olock *l);
+bool mh_reg_olock_mine(const mh_olock *l);
+
 /* Outcome of mh_reg_claim. */
 typedef enum mh_claim {
     MH_CLAIM_OWNED,   /* *mod is new, INITIALIZING, owned by this thread */

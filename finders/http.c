@@ -1127,9 +1127,10 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         mh_status frc = mh_path_finder(host, pe, &k, &state, &why);
         const char *claimant = NULL;
         if (frc != MH_OK) {
-            bool locked = mh_path_entry_lock(pe); /* written under it */
-            claimant = pe->claimant;
-            mh_path_entry_unlock(pe, locked);
+            mh_olock_r how = mh_path_entry_lock(pe); /* written under it */
+            if (how != MH_OLOCK_BUSY)
+                claimant = pe->claimant;
+            mh_path_entry_unlock(pe, how);
         }
         if (claimant && strcmp(claimant, mh_htf_class.name) == 0) {
             /* An HTTP entry that cannot be used is a failure to fetch;

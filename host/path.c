@@ -72,7 +72,6 @@ static void entry_free(mh_host *h, mh_pentry *e)
 {
     entry_close(h, e);
     mh_error_free(e->open_error);
-    pthread_mutex_destroy(&e->lock);
     mh_mem_free(h, e, sizeof *e);
 }
 
@@ -208,7 +207,10 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
     }
     e->source = src;
-    pthread_mutex_init(&e->lock, NULL);
+    e->opening.host = h;
+    e->opening.kind = "search path entry";
+    e->opening.what = e->shown;
+    atomic_init(&e->opening.owner, NULL);
     atomic_init(&e->finder, NULL);
     atomic_init(&e->asked, 0);
     if (pos > p->n)
@@ -392,46 +394,54 @@ static mh_status entry_open(mh_host *h, mh_pentry *e, const mh_hook *k,
     return rc;
 }
 
-/* The entries whose lock this thread holds while their finder's claims()
- * or open() runs.  Those may import (a finder needing a helper module),
- * and that import walks the path back to the same entry: it must pass
- * over it, not wait for a lock its own thread holds. */
-#define OPENING_MAX 8
-static _Thread_local const mh_pentry *opening[OPENING_MAX];
+/* How many entries this thread is opening, one inside the other: their
+ * finders' claims() or open() may import (a finder needing a helper
+ * module), and that import walks the path back to the entry being opened,
+ * which this thread holds: it passes over it (mh_reg_olock_take: MINE). */
 static _Thread_local int nopening;
 
-static bool opening_has(const mh_pentry *e)
+mh_olock_r mh_path_entry_lock(mh_pentry *e)
 {
-    for (int i = 0; i < nopening && i < OPENING_MAX; i++)
-        if (opening[i] == e)
-            return true;
+    return mh_reg_olock_take(&e->opening, NULL);
+}
+
+void mh_path_entry_unlock(mh_pentry *e, mh_olock_r how)
+{
+    if (how == MH_OLOCK_TAKEN)
+        mh_reg_olock_give(&e->opening);
+}
+
+/* Take e to open it: false (e passed over, the reason in `why`) when this
+ * thread opens it already, or its opener waits for this thread. */
+static bool open_begin(mh_pentry *e, mh_buf *why)
+{
+    mh_buf busy;
+    mh_buf_init(&busy, e->opening.host, 0);
+    mh_olock_r r = mh_reg_olock_take(&e->opening, why ? &busy : NULL);
+    if (r == MH_OLOCK_TAKEN) {
+        nopening++;
+        mh_buf_free(&busy);
+        return true;
+    }
+    /* Passed over, not settled: a finder plugin this walk looks for may
+     * be in it (mh_chain_pass_over: the import that fails for that is
+     * tried again later, not marked broken). */
+    mh_chain_pass_over();
+    if (why && r == MH_OLOCK_MINE)
+        mh_buf_puts(why, "no finder yet (its claims() or open() is running "
+                    "on this thread, and imports)");
+    else if (why)
+        mh_buf_printf(why, "not waited for: its finder is being opened by "
+                      "%s", busy.failed ? "another thread, which waits for "
+                      "this one" : mh_buf_str(&busy));
+    mh_buf_free(&busy);
     return false;
 }
 
-bool mh_path_entry_lock(mh_pentry *e)
-{
-    if (opening_has(e))
-        return false; /* this thread holds it, in the entry's open() */
-    pthread_mutex_lock(&e->lock);
-    return true;
-}
-
-void mh_path_entry_unlock(mh_pentry *e, bool locked)
-{
-    if (locked)
-        pthread_mutex_unlock(&e->lock);
-}
-
-static void open_begin(const mh_pentry *e)
-{
-    if (nopening < OPENING_MAX)
-        opening[nopening] = e;
-    nopening++;
-}
-
-static void open_end(void)
+static void open_end(mh_pentry *e)
 {
     nopening--;
+    mh_reg_olock_give(&e->opening);
 }
 
 mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
@@ -442,22 +452,9 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     *state = c ? e->state : NULL;
     if (c)
         return MH_OK;
-    if (opening_has(e) || nopening >= OPENING_MAX) {
-        /* Passed over, not settled: a finder plugin this walk looks for
-         * may be in it (mh_chain_pass_over: the import that fails for
-         * that is tried again later, not marked broken). */
-        mh_chain_pass_over();
-        if (why)
-            mh_buf_puts(why, nopening >= OPENING_MAX
-                        ? "no finder yet (finders' open() calls nested "
-                          "too deep on this thread)"
-                        : "no finder yet (its claims() or open() is "
-                          "running on this thread, and imports)");
+    if (!open_begin(e, why))
         return MH_EPATH;
-    }
     mh_status rc = MH_EPATH;
-    pthread_mutex_lock(&e->lock);
-    open_begin(e);
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
         mh_error *oerr = NULL;
@@ -471,8 +468,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
              * plugin cannot be in the entry that waits for it. */
             if (loading == 2)
                 mh_chain_pass_over();
-            open_end();
-            pthread_mutex_unlock(&e->lock);
+            open_end(e);
             if (why)
                 mh_buf_puts(why, "no finder yet (a finder plugin is being "
                             "loaded)");
@@ -481,8 +477,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         if (plugin) {
             /* A finder plugin, imported with no entry lock held: the
              * import walks this very path. */
-            open_end();
-            pthread_mutex_unlock(&e->lock);
+            open_end(e);
             unsigned long passed = mh_chain_passed_over();
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
             if (rc == MH_ECYCLE ||
@@ -501,8 +496,8 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 mh_error_free(oerr);
                 return MH_EPATH;
             }
-            pthread_mutex_lock(&e->lock);
-            open_begin(e);
+            if (!open_begin(e, why))
+                return MH_EPATH;
             c = atomic_load_explicit(&e->finder, memory_order_relaxed);
             if (k && !c && !e->tried) {
                 const mh_hook *loaded = k;
@@ -555,8 +550,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         rc = MH_OK;
     else if (rc != MH_ENOMEM && rc != MH_EAGAIN && why && e->open_error)
         mh_buf_puts(why, mh_error_message(e->open_error));
-    open_end();
-    pthread_mutex_unlock(&e->lock);
+    open_end(e);
     *hook = c;
     *state = c ? e->state : NULL;
     return rc;
@@ -567,13 +561,13 @@ void mh_path_retry_unclaimed(mh_host *h)
     pthread_rwlock_rdlock(&h->path.lock);
     for (size_t i = 0; i < h->path.n; i++) {
         mh_pentry *e = h->path.v[i];
-        bool locked = mh_path_entry_lock(e);
-        if (!atomic_load(&e->finder) && e->tried) {
+        mh_olock_r how = mh_path_entry_lock(e);
+        if (how != MH_OLOCK_BUSY && !atomic_load(&e->finder) && e->tried) {
             e->tried = false;
             mh_error_free(e->open_error);
             e->open_error = NULL;
         }
-        mh_path_entry_unlock(e, locked);
+        mh_path_entry_unlock(e, how);
     }
     pthread_rwlock_unlock(&h->path.lock);
 }
@@ -648,20 +642,21 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         const mh_hook *c;
         void *state;
         mh_path_finder(host, e, &c, &state, NULL);
-        bool locked = mh_path_entry_lock(e);
+        mh_olock_r how = mh_path_entry_lock(e);
+        bool readable = how != MH_OLOCK_BUSY; /* else being opened */
         info->entry = e->shown;
         info->source = e->source;
-        info->finder = c ? c->name : e->claimant;
-        info->shadowed = e->shadowed;
+        info->finder = c ? c->name : readable ? e->claimant : NULL;
+        info->shadowed = readable ? e->shadowed : NULL;
         /* The error text is interned: it lives as long as the host even
          * if the entry is retried and its error replaced. */
-        info->error = !c && e->open_error
+        info->error = !c && readable && e->open_error
                           ? mh_int_cstr(host, mh_error_message(e->open_error))
                           : NULL;
         if (size >= offsetof(mh_path_entry_info, asked) + sizeof info->asked)
             info->asked = atomic_load_explicit(&e->asked,
                                                memory_order_relaxed);
-        mh_path_entry_unlock(e, locked);
+        mh_path_entry_unlock(e, how);
         rc = MH_OK;
     }
     pthread_rwlock_unlock(&host->path.lock);
@@ -675,17 +670,17 @@ void mh_invalidate_caches(mh_host *host)
     pthread_rwlock_rdlock(&host->path.lock);
     for (size_t i = 0; i < host->path.n; i++) {
         mh_pentry *e = host->path.v[i];
-        bool locked = mh_path_entry_lock(e);
+        mh_olock_r how = mh_path_entry_lock(e);
         const mh_hook *c = atomic_load(&e->finder);
         if (c)
             mh_fcx_invalidate(host, c, e->state);
-        if (!c && locked) { /* let a broken entry be tried again (not
-                               the one whose open() runs here) */
+        if (!c && how == MH_OLOCK_TAKEN) { /* let a broken entry be tried
+                                              again (not one being opened) */
             e->tried = false;
             mh_error_free(e->open_error);
             e->open_error = NULL;
         }
-        mh_path_entry_unlock(e, locked);
+        mh_path_entry_unlock(e, how);
     }
     mh_tops_forget(host);
     pthread_rwlock_unlock(&host->path.lock);

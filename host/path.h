@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "modhost.h"
+#include "cache/registry.h"
 
 struct mh_host;
 struct mh_hook;
@@ -26,7 +27,8 @@ typedef struct mh_pentry {
                                               password masked: for every
                                               message and for the API */
     mh_path_source source;
-    pthread_mutex_t lock;                  /* guards lazy finder open */
+    mh_olock opening;                      /* guards the lazy finder open
+                                              and the fields below it */
     _Atomic(const struct mh_hook *) finder; /* once opened */
     void *state;                           /* finder instance */
     const char *claimant;                  /* interned: the hook that
@@ -57,11 +59,13 @@ void mh_path_free(struct mh_host *h);
  * until mh_invalidate_caches or a new path hook); MH_ENOMEM (tried again
  * next time).  An entry whose scheme no hook claims brings in the finder
  * plugin finders.<scheme> (finders/hooks.c). */
-/* Lock entry e, unless this thread holds its lock already, in the
- * entry's claims() or open() (which may import, or ask about the path):
- * whether it was locked, for mh_path_entry_unlock. */
-bool mh_path_entry_lock(mh_pentry *e);
-void mh_path_entry_unlock(mh_pentry *e, bool locked);
+/* Lock entry e (its `opening`), waiting while another thread opens it:
+ * MH_OLOCK_TAKEN (give it back with mh_path_entry_unlock); MH_OLOCK_MINE
+ * when this thread holds it already, in the entry's claims() or open()
+ * (which may import, or ask about the path); MH_OLOCK_BUSY when the thread
+ * opening it waits for this one: its fields may not be read. */
+mh_olock_r mh_path_entry_lock(mh_pentry *e);
+void mh_path_entry_unlock(mh_pentry *e, mh_olock_r how);
 
 struct mh_buf;
 mh_status mh_path_finder(struct mh_host *h, mh_pentry *e,

@@ -17,6 +17,7 @@
  * pass for one the plugin served.
  */
 #include <elf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,141 @@ TEST(finder_whose_open_imports_a_module_does_not_hang)
     ASSERT_STATUS(mh_import(host, "m1", &mod, ERR), MH_ENOTFOUND);
     ASSERT_CONTAINS(entry_info(host, 0).error, "cannot import helper");
     mh_host_free(host);
+}
+
+struct importer {
+    mh_host *host;
+    const char *name;
+    mh_status rc;
+    char msg[512];
+    int done;
+};
+
+static void *import_thread(void *arg)
+{
+    struct importer *im = arg;
+    mh_module *mod = NULL;
+    mh_error *e = NULL;
+    im->rc = mh_import(im->host, im->name, &mod, &e);
+    snprintf(im->msg, sizeof im->msg, "%s", e ? mh_error_message(e) : "");
+    mh_error_free(e);
+    __atomic_store_n(&im->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* Wait for both import threads (a deadlock fails the case after 30 s,
+ * rather than hang it), then both imports must have succeeded. */
+static void both_imported(struct importer *a, pthread_t ta,
+                          struct importer *b, pthread_t tb)
+{
+    double t0 = mono_s();
+    while (!__atomic_load_n(&a->done, __ATOMIC_SEQ_CST) ||
+           !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST)) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        if (mono_s() - t0 > 30)
+            FAIL("deadlock: %s %s, %s %s after 30 s", a->name,
+                 a->done ? "imported" : "still importing", b->name,
+                 b->done ? "imported" : "still importing");
+        nanosleep(&ts, NULL);
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    if (a->rc != MH_OK || b->rc != MH_OK)
+        FAIL("%s: %s %s; %s: %s %s", a->name, mh_status_name(a->rc), a->msg,
+             b->name, mh_status_name(b->rc), b->msg);
+}
+
+TEST(finder_open_importing_what_another_thread_imports_does_not_deadlock)
+{
+    /* Thread A opens "ogate:X" (to import m1); its open() imports helper.
+     * Thread B imports helper first: it claims helper, walks the path and
+     * waits for entry 0, which A holds, while A waits for helper, which
+     * B holds.  Neither wait was seen by the deadlock check: both hung.
+     * Now A's wait sees the cycle through B's wait for the entry and
+     * breaks that one: B passes over the entry (it cannot serve anything
+     * before helper is loaded), finds helper in H, and both go on. */
+    const char *x = lua_dir("X", "m1");
+    const char *plugins = install("ogate", "ogate");
+    const char *h = tmp_mkdir("H");
+    const char *marker = tmp_path("open-started");
+    const char *gate = tmp_path("gate");
+    fixture_copy("counter", "H/helper.so");
+    env_set("MH_FPLUG_MARKER", marker);
+    env_set("MH_FPLUG_GATE", gate);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *host = host_new_opts(&o, str_fmt("ogate:%s", x), h, plugins);
+    struct importer a = {host, "m1", MH_OK, "", 0};
+    struct importer b = {host, "helper", MH_OK, "", 0};
+    pthread_t ta, tb;
+    ASSERT_EQ_INT(pthread_create(&ta, NULL, import_thread, &a), 0);
+    wait_for_file(marker, "the finder's open()", 20);
+    ASSERT_EQ_INT(pthread_create(&tb, NULL, import_thread, &b), 0);
+    /* B claims helper and reaches the entry A holds: microseconds. */
+    struct timespec settle = {0, 300 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    file_write_bytes(gate, "", 0);
+    both_imported(&a, ta, &b, tb);
+    ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "m1")), "ogate");
+    ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "helper")),
+                  str_fmt("%s/helper.so", h));
+    ASSERT_NULL(entry_info(host, 0).error);
+    /* B did pass over the entry: the case did not just happen to run
+     * one import after the other. */
+    const char *passed = "entry 0 'ogate:%s': not waited for: its finder "
+                         "is being opened by another thread, which waits "
+                         "for 'helper' (being imported by this thread)";
+    if (log_capture_count(&lc, MH_LOG_TRACE, str_fmt(passed, x)) != 1)
+        FAIL("helper's walk did not pass over entry 0:\n%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(thread_opening_an_entry_waits_for_an_import_that_passes_over_it)
+{
+    /* The other order: thread B imports helper (from H, entry 0), whose
+     * init sleeps, then imports dep.  Meanwhile thread A opens entry 1,
+     * "ogate:X", whose open() imports helper: A waits for B.  B's walk
+     * for dep then reaches entry 1, which A holds: waiting for it would
+     * never end.  B sees that before it waits, passes over the entry and
+     * finds dep in D; helper is loaded, and A's open goes on. */
+    const char *h = tmp_mkdir("H");
+    const char *x = lua_dir("X", "m1");
+    const char *d = tmp_mkdir("D");
+    const char *plugins = install("ogate", "ogate");
+    fixture_copy("importer", "H/helper.so");
+    fixture_copy("counter", "D/dep.so");
+    env_set("MH_FIXTURE_IMPORT_helper", "dep");
+    env_set("MH_FIXTURE_SLEEP_MS", "600");
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *host = host_new_opts(&o, h, str_fmt("ogate:%s", x), d,
+                                  plugins);
+    struct importer b = {host, "helper", MH_OK, "", 0};
+    struct importer a = {host, "m1", MH_OK, "", 0};
+    pthread_t ta, tb;
+    ASSERT_EQ_INT(pthread_create(&tb, NULL, import_thread, &b), 0);
+    /* B claims helper and starts its init's sleep: microseconds. */
+    struct timespec settle = {0, 150 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    ASSERT_EQ_INT(pthread_create(&ta, NULL, import_thread, &a), 0);
+    both_imported(&a, ta, &b, tb);
+    ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "m1")), "ogate");
+    ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "dep")),
+                  str_fmt("%s/dep.so", d));
+    ASSERT_NULL(entry_info(host, 1).error);
+    const char *passed = "find 'dep': entry 1 'ogate:%s': not waited for: "
+                         "its finder is being opened by another thread, "
+                         "which waits for 'helper' (being imported by this "
+                         "thread)";
+    if (log_capture_count(&lc, MH_LOG_TRACE, str_fmt(passed, x)) != 1)
+        FAIL("dep's walk did not pass over entry 1:\n%s",
+             log_capture_dump(&lc));
+    mh_host_free(host);
+    log_capture_free(&lc);
 }
 
 TEST(an_entry_passed_over_while_opening_breaks_no_other)

@@ -626,13 +626,6 @@ TEST(two_threads_same_new_image_one_memfd)
     }
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 struct slow_import {
     mh_host *host;
     int done;
@@ -667,13 +660,7 @@ TEST(slow_init_does_not_block_other_memory_loads)
     ASSERT_STATUS(mh_find(quick, "quickmod", &info, ERR), MH_OK);
     if (pthread_create(&t, NULL, slow_worker, &s) != 0)
         FAIL("pthread_create");
-    t0 = mono_s();
-    while (!file_exists(marker)) {
-        struct timespec ts = {0, 1000 * 1000};
-        if (mono_s() - t0 > 10)
-            FAIL("the slow module's init never started");
-        nanosleep(&ts, NULL);
-    }
+    wait_for_file(marker, "the slow module's init", 10);
     t0 = mono_s();
     ASSERT_EQ_INT(call_int(import_ok(quick, "quickmod"), "value"), 7);
     took = mono_s() - t0;

@@ -58,6 +58,11 @@ void file_write(const char *path, const char *content);
 /* Contents (until the case ends), or NULL when the file does not exist. */
 const char *file_read(const char *path);
 int file_exists(const char *path);
+/* Wait until path exists (another thread's or process's sign that it got
+ * somewhere); fails the case after `seconds`, naming `what`. */
+void wait_for_file(const char *path, const char *what, double seconds);
+/* CLOCK_MONOTONIC in seconds. */
+double mono_s(void);
 /* Set a file's (or directory's) atime and mtime to sec (Unix time). */
 void file_set_mtime(const char *path, long long sec);
 

@@ -238,6 +238,25 @@ int file_exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void wait_for_file(const char *path, const char *what, double seconds)
+{
+    double t0 = mono_s();
+    while (!file_exists(path)) {
+        struct timespec ts = {0, 1000 * 1000};
+        if (mono_s() - t0 > seconds)
+            FAIL("%s never happened (no %s after %.0f s)", what, path,
+                 seconds);
+        nanosleep(&ts, NULL);
+    }
+}
+
 void file_set_mtime(const char *path, long long sec)
 {
     struct timespec ts[2];
