@@ -44,8 +44,49 @@ const char *mh_path_source_name(mh_path_source src)
     return source_names[src];
 }
 
+/* Why t is no acceptable entry, or NULL.  A control character (a
+ * newline, say) is in no path anyone means, and would reach every message
+ * that names the entry. */
+static const char *refusal(const char *t)
+{
+    if (!t[0])
+        return "empty entries are not allowed";
+    if (strcmp(t, ".") == 0)
+        return "the current directory is not allowed; use an absolute path";
+    for (const char *c = t; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return "it holds a control character (shown as \\xNN)";
+    if (!mh_path_acceptable(t))
+        return "it is neither an absolute path nor a URI (scheme:rest); "
+               "relative paths are not allowed";
+    return NULL;
+}
+
+/* A refused entry for a message: any password masked, control characters
+ * as \xNN.  In buf, which is returned. */
+static const char *refused_shown(mh_host *h, const char *t, char *buf,
+                                 size_t size)
+{
+    const char *shown = mh_path_shown(h, t);
+    size_t o = 0;
+    if (!shown)
+        shown = "(out of memory)";
+    for (; *shown && o + 5 < size; shown++) {
+        unsigned char c = (unsigned char)*shown;
+        if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+        else
+            buf[o++] = (char)c;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 bool mh_path_acceptable(const char *t)
 {
+    for (const char *c = t; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return false;
     if (t[0] == '/')
         return true;
     /* scheme ":" rest, scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
@@ -233,14 +274,11 @@ static int add_field(mh_host *h, const char *s, size_t len,
     }
     memcpy(text, s, len);
     text[len] = '\0';
-    if (!mh_path_acceptable(text)) {
+    const char *why = refusal(text);
+    if (why) {
+        char shown[2 * PATH_MAX];
         mh_log(h, MH_LOG_WARN, "ignoring search path entry '%s' from %s: %s",
-               text, where,
-               len == 0 ? "empty entries are not allowed"
-               : strcmp(text, ".") == 0
-                   ? "the current directory is not allowed; use an absolute path"
-                   : "it is neither an absolute path nor a URI "
-                     "(scheme:rest); relative paths are not allowed");
+               refused_shown(h, text, shown, sizeof shown), where, why);
         return 0;
     }
     mh_error *err = NULL;
@@ -579,10 +617,13 @@ mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
 {
     if (!host || !entry)
         return mh_err(host, err, MH_EINVAL, "mh_host_add_path: NULL argument");
-    if (!mh_path_acceptable(entry))
-        return mh_err(host, err, MH_EPATH,
-                      "search path entry '%s' refused: it must be an absolute "
-                      "path or a URI (scheme:...)", entry);
+    const char *why = refusal(entry);
+    if (why) {
+        char shown[2 * PATH_MAX];
+        return mh_err(host, err, MH_EPATH, "search path entry '%s' refused: "
+                      "%s", refused_shown(host, entry, shown, sizeof shown),
+                      why);
+    }
     pthread_rwlock_wrlock(&host->path.lock);
     mh_status rc = insert(host, entry, strlen(entry), MH_SOURCE_API, pos, err);
     if (rc == MH_OK)

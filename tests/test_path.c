@@ -317,6 +317,38 @@ TEST(add_path_refuses_relative_and_empty)
     mh_host_free(host);
 }
 
+TEST(entries_with_control_characters_refused_and_shown_escaped)
+{
+    /* A newline in an entry reached every message naming it raw: a log
+     * line could be forged from MODHOST_PATH. */
+    const char *a = tmp_mkdir("A");
+    log_capture lc;
+    log_capture_init(&lc);
+    env_set("MODHOST_PATH",
+            str_fmt("%s/x\nmodule 'evil' loaded;%s;"
+                    "http://u:secret@h/\tx", a, a));
+    mh_host *host = new_host(MH_CONFIG_NO_DEFAULT_PATH, NULL, NULL, &lc);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_ENV);
+    const char *want = str_fmt("ignoring search path entry '%s/x\\x0amodule "
+                               "'evil' loaded' from MODHOST_PATH: it holds "
+                               "a control character", a);
+    if (log_capture_count(&lc, MH_LOG_WARN, want) != 1 ||
+        log_capture_count(&lc, MH_LOG_WARN, "http://u:***@h/\\x09x") != 1 ||
+        log_capture_count(&lc, -1, "\n") != 0 ||
+        log_capture_count(&lc, -1, "secret") != 0)
+        FAIL("want two warnings, escaped and masked; log:%s",
+             log_capture_dump(&lc));
+    ASSERT_STATUS(mh_host_add_path(host, "/tmp/a\rb", 0, ERR), MH_EPATH);
+    ASSERT_EQ_STR(ERR_MSG(), "search path entry '/tmp/a\\x0db' refused: it "
+                             "holds a control character (shown as \\xNN)");
+    ASSERT_STATUS(mh_host_add_path(host, "sqlite:/db\x7f", 0, ERR),
+                  MH_EPATH);
+    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(add_path_positions)
 {
     const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B"), *c = tmp_mkdir("C");
