@@ -26,6 +26,7 @@ typedef struct ver {
     int n;
     const char *tail;   /* into the text */
     size_t tail_len;
+    bool huge;          /* a number past 2^64 - 1 (then not parsed) */
 } ver;
 
 /* Parse s[0..len): false if it does not start with a number. */
@@ -33,14 +34,18 @@ static bool ver_parse(const char *s, size_t len, ver *v)
 {
     size_t i = 0;
     v->n = 0;
+    v->huge = false;
     memset(v->part, 0, sizeof v->part);
     while (i < len && isdigit((unsigned char)s[i]) && v->n < MAX_PARTS) {
         unsigned long long x = 0;
         size_t start = i;
         while (i < len && isdigit((unsigned char)s[i])) {
-            if (x > (~0ull - 9) / 10)
-                return false; /* absurdly long number */
-            x = x * 10 + (unsigned)(s[i++] - '0');
+            unsigned d = (unsigned)(s[i++] - '0');
+            if (x > (~0ull - d) / 10) {
+                v->huge = true; /* absurdly long number */
+                return false;
+            }
+            x = x * 10 + d;
         }
         if (i == start)
             break;
@@ -103,7 +108,9 @@ static int clause(const ver *v, const char *s, size_t len, const char **why)
         ol++;
     ver want;
     if (!ver_parse(s + ol, len - ol, &want)) {
-        *why = "a clause must be OP VERSION (OP one of >= <= > < == = != ~=) "
+        *why = want.huge ? "a version number is larger than "
+                           "18446744073709551615"
+                         : "a clause must be OP VERSION (OP one of >= <= > < == = != ~=) "
                "with VERSION starting with a number";
         return -1;
     }
@@ -127,6 +134,8 @@ static int clause(const ver *v, const char *s, size_t len, const char **why)
         memcpy(upper.part, want.part, sizeof upper.part);
         for (int i = want.n - 1; i < MAX_PARTS; i++)
             upper.part[i] = 0;
+        if (upper.part[want.n - 2] == ~0ull) /* no higher release */
+            return c >= 0;
         upper.part[want.n - 2]++;
         return c >= 0 && ver_cmp(v, &upper) < 0;
     }

@@ -1137,6 +1137,15 @@ static const struct {
     {"1.0~rc1", "==1.0~rc1", MH_OK},
     {"1.0.post1", "==1.0.post1", MH_OK},
     {"1.5", ">=1.0||2.0", MH_EINVAL},
+    /* numbers up to 2^64 - 1 (the last six were refused); past it, a
+     * clause is malformed, and a version is no version */
+    {"18446744073709551615", "==18446744073709551615", MH_OK},
+    {"18446744073709551614", "<18446744073709551615", MH_OK},
+    {"1.18446744073709551615", "~=1.18446744073709551615", MH_OK},
+    {"2.0", "~=1.18446744073709551615", MH_ENOTFOUND},
+    {"18446744073709551615.3", "~=18446744073709551615.2", MH_OK},
+    {"18446744073709551615.1", "~=18446744073709551615.2", MH_ENOTFOUND},
+    {"1.0", ">=18446744073709551616", MH_EINVAL},
     /* malformed even where an earlier clause already fails */
     {"0.1", ">=1.0, >>2", MH_EINVAL},
 };
@@ -1160,6 +1169,11 @@ TEST(version_satisfies_table)
         if (got == MH_ENOTFOUND)
             ASSERT_CONTAINS(ERR_MSG(), satisfies[i].version);
     }
+    /* it said the version did not start with a number */
+    ASSERT_STATUS(mh_version_satisfies("1.0", ">=1.99999999999999999999",
+                                       ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "a version number is larger than "
+                               "18446744073709551615");
     ASSERT_STATUS(mh_version_satisfies(NULL, ">=1", ERR), MH_EINVAL);
     ASSERT_STATUS(mh_version_satisfies("1.0", NULL, ERR), MH_EINVAL);
     ASSERT_STATUS(mh_version_satisfies("1.0", ">=1", NULL), MH_OK);
