@@ -318,13 +318,25 @@ mh_status mh_meta_check(mh_host *h, const char *name, const char *origin,
     return MH_OK;
 }
 
-/* Is e the failure of requirement dep's own requirements, which already
- * names the whole chain? */
-static bool names_chain(const mh_error *e, const char *dep)
+/* Is e the failure of a requirement further down (chain_error's "module
+ * 'x' requires 'y' (import chain: ...)"), which names the whole chain
+ * already? */
+static bool names_chain(const mh_error *e)
 {
-    char head[MH_NAME_MAX + 32];
-    snprintf(head, sizeof head, "module '%s' requires '", dep);
-    return strncmp(mh_error_message(e), head, strlen(head)) == 0;
+    const char *m = mh_error_message(e);
+    const char *q = strncmp(m, "module '", 8) == 0 ? strchr(m + 8, '\'')
+                                                   : NULL;
+    return q && strncmp(q, "' requires '", 12) == 0;
+}
+
+/* Is e the circular import of dep itself, whose chain (a -> ... -> dep)
+ * the requirement's import chain shows already? */
+static bool is_cycle_of(const mh_error *e, const char *dep)
+{
+    char head[MH_NAME_MAX + 40];
+    snprintf(head, sizeof head, "circular import of module '%s': ", dep);
+    return mh_error_code(e) == MH_ECYCLE &&
+           strncmp(mh_error_message(e), head, strlen(head)) == 0;
 }
 
 /* The version a requirement declares in its manifest, checked before it
@@ -370,9 +382,11 @@ mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
             return rc;
         rc = mh_import(h, r->name, &dep, &e);
         if (rc != MH_OK) {
-            if (names_chain(e, r->name)) /* said deeper down, whole */
+            if (names_chain(e)) /* said deeper down, whole */
                 return mh_err_give(e, err);
-            rc = chain_error(h, err, rc, name, r, mh_error_message(e));
+            rc = chain_error(h, err, rc, name, r,
+                             is_cycle_of(e, r->name) ? "a circular import"
+                                                     : mh_error_message(e));
             mh_error_free(e);
             return rc;
         }
