@@ -61,9 +61,10 @@ static const char *entry_note(const mh_path_entry_info *e)
         e->entry[0] != '/')
         return NULL;
     if (stat(e->entry, &st) != 0)
-        return errno == ENOENT || errno == ENOTDIR
-                   ? "the directory does not exist (yet)"
-                   : "the directory cannot be looked at";
+        return errno == ENOENT    ? "the directory does not exist (yet)"
+               : errno == ENOTDIR ? "the directory cannot exist: a part of "
+                                    "its path is a file"
+                                  : "the directory cannot be looked at";
     return S_ISDIR(st.st_mode) ? NULL : "not a directory (any more)";
 }
 

@@ -89,3 +89,8 @@ mh -E -p "$T/nodir" path --json
 expect_rc 0
 json_check "d[0]['error'] is None" \
     "d[0]['note'] == 'the directory does not exist (yet)'"
+# Below a file it never will: the note said "does not exist (yet)".
+echo x > "$T/afile"
+mh -E -p "$T/afile/sub" path --json
+expect_rc 0
+json_check "d[0]['note'] == 'the directory cannot exist: a part of its path is a file'"
