@@ -68,6 +68,29 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
                       mod->name, shown(mod, where),
                       MH_PLUGIN_DESCRIPTOR_SYMBOL);
     }
+    /* What the symbol is, from the object's own symbol table: a function
+     * or an object smaller than a descriptor must not be read as one. */
+    Dl_info di;
+    const ElfW(Sym) *sym = NULL;
+    if (dladdr1(d, &di, (void **)&sym, RTLD_DL_SYMENT) && sym &&
+        di.dli_saddr == (void *)d &&
+        (ELF64_ST_TYPE(sym->st_info) != STT_OBJECT ||
+         sym->st_size < offsetof(mh_plugin_desc, reserved))) {
+        unsigned type = ELF64_ST_TYPE(sym->st_info);
+        size_t size = sym->st_size;
+        dlclose(dl); /* sym is gone with it */
+        if (type == STT_OBJECT)
+            return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): its '%s' is "
+                          "%zu bytes, too small for a descriptor (%zu); was "
+                          "it made with MH_PLUGIN()?", mod->name,
+                          shown(mod, where), MH_PLUGIN_DESCRIPTOR_SYMBOL,
+                          size, offsetof(mh_plugin_desc, reserved));
+        return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): its '%s' is not "
+                      "a descriptor but %s; was it made with MH_PLUGIN()?",
+                      mod->name, shown(mod, where),
+                      MH_PLUGIN_DESCRIPTOR_SYMBOL,
+                      type == STT_FUNC ? "a function" : "no data object");
+    }
     if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
         uint32_t abi = d->abi_version;
         dlclose(dl);

@@ -411,6 +411,32 @@ TEST(plain_library_needs_flag)
     mh_host_free(host);
 }
 
+TEST(descriptor_symbol_that_is_no_descriptor_refused)
+{
+    /* A function, or a 4-byte object, named mh_plugin_descriptor was read
+     * as a descriptor: the function's code, or bytes past the object. */
+    static const struct {
+        const char *fixture, *says;
+    } cases[] = {
+        {"desc_func", "its 'mh_plugin_descriptor' is not a descriptor but "
+                      "a function; was it made with MH_PLUGIN()?"},
+        {"desc_small", "its 'mh_plugin_descriptor' is 4 bytes, too small "
+                       "for a descriptor"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        fixture_copy(cases[i].fixture, "E%zu/bad.so", i);
+        mh_host *host = host_new_isolated(tmp_path("E%zu", i));
+        mh_module *mod = (mh_module *)&mod;
+        ASSERT_STATUS(mh_import(host, "bad", &mod, ERR), MH_EFORMAT);
+        ASSERT_NULL(mod);
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("module 'bad' (%s): %s",
+                                           tmp_path("E%zu/bad.so", i),
+                                           cases[i].says));
+        ASSERT_EQ_INT(mh_host_module_count(host), 0);
+        mh_host_free(host);
+    }
+}
+
 TEST(plain_library_with_flag)
 {
     mh_host *host;
