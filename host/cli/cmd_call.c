@@ -3,9 +3,26 @@
  * import a module and call one of its functions with JSON values
  * (mh_module_call), printing the JSON result on one line.
  */
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+
+/* Does the JSON text hold the escape \u0000 (in a string: nowhere else
+ * can a backslash stand)?  cJSON's strings end at NUL, so the value would
+ * reach the function cut there. */
+static bool holds_nul_escape(const char *t)
+{
+    for (; *t; t++)
+        if (*t == '\\') {
+            if (t[1] == 'u' && strncmp(t + 2, "0000", 4) == 0)
+                return true;
+            if (t[1])
+                t++; /* an escaped character, a backslash among them */
+        }
+    return false;
+}
 
 int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
                  char **argv)
@@ -34,6 +51,12 @@ int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
             return cli_usage_error(cmd, "invalid JSON in the arguments, "
                                    "near '%.20s'", at);
         return cli_usage_error(cmd, "invalid JSON in the arguments");
+    }
+    if (holds_nul_escape(text)) {
+        cJSON_Delete(args);
+        return cli_usage_error(cmd, "a string in the arguments holds "
+                               "\\u0000 (NUL), which cannot be passed: it "
+                               "would be cut there");
     }
     if (!cJSON_IsArray(args)) {
         cJSON_Delete(args);

@@ -128,6 +128,15 @@ expect_rc 0
 # (an argument past 2^53 is read as the nearest double: cJSON's numbers)
 json_check "d == {'a': 123456789012345680, 'b': [0.1, 0, 1e300]}"
 
+# A NUL in a string reached the function cut there ("a" for "a\u0000b");
+# an escaped backslash before u0000 is no NUL.
+mh -E -p "$PD" call textutil upper '["a\u0000b"]'
+expect_rc 2
+expect_err_has "holds \\u0000 (NUL), which cannot be passed"
+mh -E -p "$PD" call textutil upper '["a\\u0000b"]'
+expect_rc 0
+expect_out '"A\\U0000B"'
+
 # The whole text must be JSON: trailing text is an error, not ignored.
 for bad in '["a"] trailing' '["a"],[2]' '[1]]'; do
     mh -E -p "$T/num" call num id "$bad"
