@@ -44,7 +44,9 @@
 #define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
 
 enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j',
-       T_LINK = 'u' /* a symbolic link: followed when used */ };
+       T_LINK = 'u', /* a symbolic link: followed when used */
+       T_ODD = 'x'   /* named as a module's file, but none (a directory
+                        x.so): kept only to say so when x is missed */ };
 
 /* A listing's entries, one block: n offsets (uint32_t, sorted by name)
  * and behind them the entries they point at, each a type byte followed by
@@ -66,6 +68,7 @@ typedef struct fsf_listing {
     bool remote;        /* on a network filesystem: never watched */
     bool ups;           /* the package directories above it were listed
                            (watched) since it was last read */
+    bool odd;           /* it has T_ODD entries */
 } fsf_listing;
 
 typedef struct fsf_state {
@@ -97,6 +100,7 @@ static void listing_clear(mh_host *h, fsf_listing *l)
     mh_mem_free(h, l->ents, l->size);
     l->ents = NULL;
     l->n = l->size = 0;
+    l->odd = false;
 }
 
 /* A listing being read: names appended to one growing buffer, each as a
@@ -188,7 +192,7 @@ static char type_of(const char *nm, unsigned char dt)
         strcmp(nm, "__mhcache__") != 0 && strcmp(nm, "__pycache__") != 0)
         return T_DIR;
     if (dt != DT_REG)
-        return 0;
+        return so_name || lua_name || luac_name ? T_ODD : 0;
     return so_name ? T_FILE : lua_name ? T_LUA : luac_name ? T_LUAC
          : meta_name ? T_META : 0;
 }
@@ -240,6 +244,7 @@ static int listing_read(mh_host *h, fsf_listing *l, int fd)
             const struct dirent64 *de = (const void *)(buf + at);
             at += de->d_reclen;
             char type = entry_type(fd, de->d_name, de->d_type);
+            l->odd |= type == T_ODD;
             if (type && build_add(h, &b, de->d_name, strlen(de->d_name),
                                   type) != 0)
                 saved = ENOMEM;
@@ -804,6 +809,12 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
             break;
     }
     bool is_dir = k == MH_ARRAY_LEN(kinds) && entry_now(l, leaf) == T_DIR;
+    size_t odd = 0; /* 1 + the kind whose name is no file, if any */
+    for (size_t i = 0; !is_dir && l->odd && i < k && !odd; i++) {
+        memcpy(file + llen, kinds[i].suffix, strlen(kinds[i].suffix) + 1);
+        if (listing_get(l, file) == T_ODD)
+            odd = i + 1;
+    }
     const char *meta = k < MH_ARRAY_LEN(kinds)
                            ? sidecar(s, l, leaf, llen, rel, dlen)
                            : NULL;
@@ -832,6 +843,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         return MH_OK;
     }
     mh_buf_printf(why, "no %s.so, %s.lua or %s.luac", rel, rel, rel);
+    if (odd)
+        mh_buf_printf(why, " (%s%s is not a regular file)", rel,
+                      kinds[odd - 1].suffix);
     return MH_ENOTFOUND;
 }
 
@@ -901,8 +915,9 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         char type = ent_type(l, i);
         if (type == T_LINK)
             type = entry_now(l, nm);
-        if (type == T_META || !type)
-            continue; /* a sidecar, not a module; or a link to nothing */
+        if (type == T_META || type == T_ODD || !type)
+            continue; /* a sidecar, not a module; a directory x.so; or a
+                         link to nothing */
         size_t nlen = len - (type == T_FILE ? 3 : type == T_LUA ? 4
                              : type == T_LUAC ? 5 : 0);
         size_t np = plen + (plen ? 1 : 0), nr = rlen + (rlen ? 1 : 0);

@@ -579,6 +579,31 @@ TEST(overlong_path_is_a_miss_not_an_error)
     mh_host_free(host);
 }
 
+TEST(directory_named_like_a_module_file_is_named_in_the_miss)
+{
+    /* A directory E/x.so (a build went wrong, say): "no x.so" was all the
+     * not-found message said, while E/x.so is there to see. */
+    mh_host *host = host_new_isolated(tmp_mkdir("E"));
+    tmp_mkdir("E/x.so");
+    tmp_mkdir("E/pkg/y.lua");
+    fixture_copy("counter", "E/x.so/inner.so");
+    fixture_copy("counter", "E/real.so");
+    mh_module *mod = (mh_module *)&mod;
+    ASSERT_STATUS(mh_import(host, "x", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "no x.so, x.lua or x.luac (x.so is not a "
+                               "regular file)");
+    ASSERT_STATUS(mh_import(host, "pkg.y", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "(pkg/y.lua is not a regular file)");
+    /* Other misses say nothing of it; the directory is no package, and
+     * list walks nothing in it. */
+    ASSERT_STATUS(mh_import(host, "z", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "regular file");
+    struct listing l = {0};
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "real");
+    mh_host_free(host);
+}
+
 TEST(failed_find_clears_info)
 {
     const char *dir = tmp_mkdir("E");
