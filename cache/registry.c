@@ -39,6 +39,9 @@
 typedef struct mh_tstate {
     _Atomic(mh_module *) blocked_on; /* entry this thread waits for */
     _Atomic(mh_olock *) blocked_lock; /* or the olock it waits for */
+    _Atomic(mh_host *) blocked_host; /* the host of either: set and
+                                        cleared under its lock, so another
+                                        host's objects are never touched */
     bool wait_broken;                /* that wait is over: give up (set
                                         under the olock's host's lock) */
     mh_module *current;              /* innermost module being imported */
@@ -135,15 +138,17 @@ static bool would_deadlock(mh_host *h, mh_tstate *t, mh_buf *chain,
     for (int hops = 0; t && hops < 1024; hops++) {
         if (t == &tls)
             return true;
+        if (atomic_load_explicit(&t->blocked_host, memory_order_relaxed) != h)
+            return false; /* waits in another host, or not at all */
         mh_module *m = atomic_load_explicit(&t->blocked_on,
                                             memory_order_relaxed);
         mh_olock *l = atomic_load_explicit(&t->blocked_lock,
                                            memory_order_relaxed);
-        if (m && m->host == h) {
+        if (m) {
             t = m->flight ? m->flight->owner : NULL;
             mh_buf_printf(chain, " waits for '%s' (being imported by %s)",
                           m->name, who(t));
-        } else if (l && l->host == h) {
+        } else if (l) {
             if (olock_waiter && !*olock_waiter)
                 *olock_waiter = t;
             t = atomic_load_explicit(&l->owner, memory_order_relaxed);
@@ -233,10 +238,12 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
     }
     mh_buf_free(&msg);
     mod->waiters++;
+    atomic_store_explicit(&tls.blocked_host, h, memory_order_relaxed);
     atomic_store_explicit(&tls.blocked_on, mod, memory_order_relaxed);
     while (atomic_load(&mod->state) == MH_STATE_INITIALIZING)
         pthread_cond_wait(&reg->cond, &h->lock);
     atomic_store_explicit(&tls.blocked_on, NULL, memory_order_relaxed);
+    atomic_store_explicit(&tls.blocked_host, NULL, memory_order_relaxed);
     mod->waiters--;
     if (atomic_load(&mod->state) == MH_STATE_READY) {
         pthread_mutex_unlock(&h->lock);
@@ -279,9 +286,11 @@ mh_olock_r mh_reg_olock_take(mh_olock *l, mh_buf *why)
             r = MH_OLOCK_BUSY;
             break;
         }
+        atomic_store_explicit(&tls.blocked_host, h, memory_order_relaxed);
         atomic_store_explicit(&tls.blocked_lock, l, memory_order_relaxed);
         pthread_cond_wait(&h->registry.cond, &h->lock);
         atomic_store_explicit(&tls.blocked_lock, NULL, memory_order_relaxed);
+        atomic_store_explicit(&tls.blocked_host, NULL, memory_order_relaxed);
     }
     tls.wait_broken = false;
     pthread_mutex_unlock(&h->lock);

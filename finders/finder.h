@@ -207,6 +207,10 @@ int mh_chain_loading(const char *entry);
  * over may succeed later, so its failure is not kept. */
 void mh_chain_pass_over(void);
 unsigned long mh_chain_passed_over(void);
+/* An entry passed over because its opener waits for this thread: never
+ * settled, nested or not. */
+void mh_chain_pass_over_busy(void);
+unsigned long mh_chain_passed_busy(void);
 /* Is this thread inside a finder plugin's import?  Only a failure there
  * can be undone by the outer import; the outermost one is final. */
 bool mh_chain_nested(void);

@@ -336,9 +336,22 @@ static _Thread_local const char *loading[LOADING_MAX];
 static _Thread_local int nloading;
 static _Thread_local unsigned long passed_over; /* entries skipped so */
 
+static _Thread_local unsigned long passed_busy;
+
 void mh_chain_pass_over(void)
 {
     passed_over++;
+}
+
+void mh_chain_pass_over_busy(void)
+{
+    passed_over++;
+    passed_busy++;
+}
+
+unsigned long mh_chain_passed_busy(void)
+{
+    return passed_busy;
 }
 
 unsigned long mh_chain_passed_over(void)

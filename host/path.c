@@ -254,6 +254,7 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
     atomic_init(&e->opening.owner, NULL);
     atomic_init(&e->finder, NULL);
     atomic_init(&e->asked, 0);
+    atomic_init(&e->stale, false);
     if (pos > p->n)
         pos = p->n;
     memmove(p->v + pos + 1, p->v + pos, (p->n - pos) * sizeof *p->v);
@@ -457,6 +458,7 @@ static bool open_begin(mh_pentry *e, mh_buf *why)
     mh_buf_init(&busy, e->opening.host, 0);
     mh_olock_r r = mh_reg_olock_take(&e->opening, why ? &busy : NULL);
     if (r == MH_OLOCK_TAKEN) {
+        atomic_store(&e->stale, false); /* this open sees what is now */
         nopening++;
         mh_buf_free(&busy);
         return true;
@@ -464,7 +466,10 @@ static bool open_begin(mh_pentry *e, mh_buf *why)
     /* Passed over, not settled: a finder plugin this walk looks for may
      * be in it (mh_chain_pass_over: the import that fails for that is
      * tried again later, not marked broken). */
-    mh_chain_pass_over();
+    if (r == MH_OLOCK_BUSY)
+        mh_chain_pass_over_busy();
+    else
+        mh_chain_pass_over();
     if (why && r == MH_OLOCK_MINE)
         mh_buf_puts(why, "no finder yet (its claims() or open() is running "
                     "on this thread, and imports)");
@@ -517,10 +522,12 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
              * import walks this very path. */
             open_end(e);
             unsigned long passed = mh_chain_passed_over();
+            unsigned long busy = mh_chain_passed_busy();
             rc = mh_chain_load_scheme(h, e->text, &k, &oerr);
             if (rc == MH_ECYCLE ||
-                (rc != MH_OK && mh_chain_passed_over() != passed &&
-                 (mh_chain_nested() || nopening > 0))) {
+                (rc != MH_OK && (mh_chain_passed_busy() != busy ||
+                                 (mh_chain_passed_over() != passed &&
+                                  (mh_chain_nested() || nopening > 0))))) {
                 /* The plugin is on its way, or the walk that looked for it
                  * passed over entries still waiting for theirs (it may be
                  * in one): not settled, tried again next time. */
@@ -534,8 +541,10 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 mh_error_free(oerr);
                 return MH_EPATH;
             }
-            if (!open_begin(e, why))
+            if (!open_begin(e, why)) {
+                mh_error_free(oerr);
                 return MH_EPATH;
+            }
             c = atomic_load_explicit(&e->finder, memory_order_relaxed);
             if (k && !c && !e->tried) {
                 const mh_hook *loaded = k;
@@ -577,6 +586,12 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 mh_buf_puts(why, mh_error_message(oerr));
             mh_error_free(oerr);
             oerr = NULL;
+        } else if (!c && oerr && atomic_exchange(&e->stale, false)) {
+            /* invalidated while it opened: not settled */
+            if (why)
+                mh_buf_puts(why, mh_error_message(oerr));
+            mh_error_free(oerr);
+            oerr = NULL;
         } else if (!c && oerr) {
             e->tried = true;
             e->open_error = oerr;
@@ -600,6 +615,8 @@ void mh_path_retry_unclaimed(mh_host *h)
     for (size_t i = 0; i < h->path.n; i++) {
         mh_pentry *e = h->path.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
+        if (how == MH_OLOCK_BUSY && !atomic_load(&e->finder))
+            atomic_store(&e->stale, true);
         if (how != MH_OLOCK_BUSY && !atomic_load(&e->finder) && e->tried) {
             e->tried = false;
             mh_error_free(e->open_error);
@@ -715,6 +732,8 @@ void mh_invalidate_caches(mh_host *host)
         const mh_hook *c = atomic_load(&e->finder);
         if (c)
             mh_fcx_invalidate(host, c, e->state);
+        if (!c && how == MH_OLOCK_BUSY)
+            atomic_store(&e->stale, true); /* its opener settles nothing */
         if (!c && how == MH_OLOCK_TAKEN) { /* let a broken entry be tried
                                               again (not one being opened) */
             e->tried = false;

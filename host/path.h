@@ -37,6 +37,8 @@ typedef struct mh_pentry {
     const char *shadowed;                  /* interned: other hooks that
                                               would have claimed it */
     bool tried;                            /* open attempted */
+    _Atomic(bool) stale;                   /* invalidated while another
+                                              thread opened it (BUSY) */
     bool closed;                           /* its instance was closed */
     mh_error *open_error;                  /* why it could not be opened */
     _Atomic size_t asked;                  /* finds that asked its finder */
