@@ -51,7 +51,6 @@
 #include "finders/index.h"
 #include "host/secure.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -115,35 +114,6 @@ static int htf_claims(mh_finder_ctx *cx, const char *entry)
      * back is in lower case. */
     return strncasecmp(entry, "http://", 7) == 0 ||
            strncasecmp(entry, "https://", 8) == 0;
-}
-
-/* Only a literal loopback address, or exactly "localhost", is loopback:
- * a name that merely starts with "127." is anybody's. */
-static bool host_is_loopback(const char *url)
-{
-    CURLU *u = curl_url();
-    char *host = NULL;
-    bool yes = false;
-    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        char h[256];
-        size_t n = strlen(host);
-        if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
-            snprintf(h, sizeof h, "%.*s", (int)(n - 2), host + 1);
-        else
-            snprintf(h, sizeof h, "%s", host);
-        struct in_addr a4;
-        struct in6_addr a6;
-        if (strcasecmp(h, "localhost") == 0)
-            yes = true;
-        else if (inet_pton(AF_INET, h, &a4) == 1)
-            yes = (ntohl(a4.s_addr) >> 24) == 127;
-        else if (inet_pton(AF_INET6, h, &a6) == 1)
-            yes = IN6_IS_ADDR_LOOPBACK(&a6);
-    }
-    curl_free(host);
-    curl_url_cleanup(u);
-    return yes;
 }
 
 /* Split userinfo off the URL: base gets the URL without it, *userpwd the
@@ -227,7 +197,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
         return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", base);
     }
     snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
-    s->loopback = host_is_loopback(base);
+    s->loopback = mh_get_loopback(base);
     s->plain = strncasecmp(base, "http://", 7) == 0;
     pthread_mutex_init(&s->lock, NULL);
     *state = s;

@@ -21,6 +21,7 @@
 #include "host/internal.h"
 #include "finders/httpget.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,35 @@ static bool transport_down(CURLcode rc)
     }
 }
 
+/* Only a literal loopback address, or exactly "localhost", is loopback:
+ * a name that merely starts with "127." is anybody's. */
+bool mh_get_loopback(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool yes = false;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        char h[256];
+        size_t n = strlen(host);
+        if (n >= 2 && host[0] == '[' && host[n - 1] == ']')
+            snprintf(h, sizeof h, "%.*s", (int)(n - 2), host + 1);
+        else
+            snprintf(h, sizeof h, "%s", host);
+        struct in_addr a4;
+        struct in6_addr a6;
+        if (strcasecmp(h, "localhost") == 0)
+            yes = true;
+        else if (inet_pton(AF_INET, h, &a4) == 1)
+            yes = (ntohl(a4.s_addr) >> 24) == 127;
+        else if (inet_pton(AF_INET6, h, &a6) == 1)
+            yes = IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return yes;
+}
+
 mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
                      const char *userpwd, size_t max, const char *etag,
                      const char *last_modified, mh_get_progress_fn fn,
@@ -178,6 +208,11 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
     g->max_age = -1;
     g->unavailable = true;
     snprintf(cur, sizeof cur, "%s", url);
+    /* A loopback URL is this machine: a proxy's 127.0.0.1 is the proxy's
+     * own, and what it answers must not pass for this machine's (the
+     * loopback exemption from signatures).  Redirects stay on the
+     * origin. */
+    bool direct = mh_get_loopback(url);
 
     for (int hops = 0;; hops++) {
         struct curl_slist *hdrs = NULL;
@@ -216,6 +251,8 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pr);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, fn ? 0L : 1L);
+        if (direct)
+            curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
         if (userpwd) /* same origin only (redirects are checked below) */
             curl_easy_setopt(c, CURLOPT_USERPWD, userpwd);
         CURLcode rc = mh_fault(h, "curl") ? CURLE_RECV_ERROR

@@ -41,4 +41,9 @@ void mh_get_free(struct mh_host *h, mh_get *g);
 
 bool mh_get_same_origin(const char *a, const char *b);
 
+/* Is the URL's host a literal loopback address (127.0.0.0/8, ::1) or
+ * exactly "localhost"?  A name that merely starts with "127." is
+ * anybody's.  Loopback URLs are never fetched through a proxy. */
+bool mh_get_loopback(const char *url);
+
 #endif /* MH_FINDERS_HTTPGET_H */
