@@ -162,6 +162,13 @@ static bool transport_down(CURLcode rc)
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
+    /* A TLS handshake broken off (a reset, an early close: a server
+     * restarting, a balancer with no backend), HTTP/2 refusing a stream:
+     * not now, rather than no.  A certificate that fails verification
+     * (CURLE_PEER_FAILED_VERIFICATION) stays a definite answer. */
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
         return true;
     default:
         return false;

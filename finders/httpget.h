@@ -19,10 +19,13 @@ typedef struct mh_get {
     char etag[256];
     char last_modified[128];
     long max_age;             /* Cache-Control max-age; -1 if none */
-    bool unavailable;         /* unreachable, timed out, 5xx, or 408, 425
-                                 or 429: the server is down or busy, so
-                                 cached copies may stand in (never after a
-                                 TLS or protocol error) */
+    bool unavailable;         /* unreachable, timed out, a TLS handshake
+                                 broken off, an HTTP/2 stream refused,
+                                 5xx, or 408, 425 or 429: the server is
+                                 down or busy, so cached copies may stand
+                                 in (never after a certificate that fails
+                                 verification, or another protocol
+                                 error) */
 } mh_get;
 
 typedef int (*mh_get_progress_fn)(void *ud, uint64_t now, uint64_t total);

@@ -14,12 +14,16 @@
  * around the test run is never asked.
  */
 #include <cjson/cJSON.h>
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -1924,6 +1928,94 @@ TEST(loopback_entry_is_never_proxied)
     ASSERT_REQUESTS(proxy, "GET", 0);
     http_stop(srv);
     http_stop(proxy);
+    log_capture_free(&lc);
+}
+
+/* A TCP server on 127.0.0.1 that reads what a client sends and then
+ * resets the connection: an https:// server going down mid-handshake. */
+typedef struct rst_server {
+    int fd, port;
+    pthread_t thread;
+} rst_server;
+
+static void *rst_loop(void *arg)
+{
+    rst_server *r = arg;
+    for (;;) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* shut down */
+        char buf[512];
+        struct timeval tv = {2, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        (void)!read(c, buf, sizeof buf);
+        struct linger l = {1, 0}; /* close with RST */
+        setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        close(c);
+    }
+}
+
+static void rst_start(rst_server *r)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (r->fd < 0 || bind(r->fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(r->fd, 8) != 0 ||
+        getsockname(r->fd, (struct sockaddr *)&a, &len) != 0)
+        FAIL("cannot listen on 127.0.0.1: %s", strerror(errno));
+    r->port = ntohs(a.sin_port);
+    if (pthread_create(&r->thread, NULL, rst_loop, r) != 0)
+        FAIL("pthread_create");
+}
+
+static void rst_stop(rst_server *r)
+{
+    shutdown(r->fd, SHUT_RDWR);
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+}
+
+TEST(https_handshake_reset_uses_the_cached_index)
+{
+    /* A TLS handshake the server resets is the server down, not a
+     * definite answer: it deleted the cached index, so an https:// site
+     * restarting took every cached module of it away.  (Found by a
+     * sweep.)  The cache of an https:// entry is made from an http://
+     * one's: the same index, under the https:// base's key, without its
+     * validators (else no request would be made). */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    rst_server rst;
+    log_capture lc;
+    int st;
+
+    log_capture_init(&lc);
+    mh_host *h1 = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h1, "counter");
+    mh_host_free(h1);
+    http_stop(srv);
+    rst_start(&rst);
+    const char *base = str_fmt("https://127.0.0.1:%d/ok/", rst.port);
+    const char *key = sh_run(str_fmt("ls %s", sh_quote(tmp_path("cache/"
+                                                               "http"))),
+                             &st);
+    const char *key2 = sh_run(str_fmt("printf %%s %s | sha256sum",
+                                      sh_quote(base)), &st);
+    ASSERT_EQ_INT(st, 0);
+    sh_run(str_fmt("cp -r %s %s && rm %s", sh_quote(tmp_path("cache/http/"
+                                                             "%.32s", key)),
+                   sh_quote(tmp_path("cache/http/%.32s", key2)),
+                   sh_quote(tmp_path("cache/http/%.32s/meta.json", key2))),
+           &st);
+    ASSERT_EQ_INT(st, 0);
+    mh_host *h2 = http_host(base, &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h2, "counter"), "value"), 42);
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("%s unavailable (", base));
+    ASSERT_LOG(&lc, MH_LOG_WARN, "using the cached index");
+    ASSERT_TRUE(file_exists(tmp_path("cache/http/%.32s/index.json", key2)));
+    mh_host_free(h2);
+    rst_stop(&rst);
     log_capture_free(&lc);
 }
 
