@@ -1055,7 +1055,7 @@ TEST(stamped_blob_changed_in_place_is_hashed_and_refused)
     ASSERT_EQ_INT(st, 0);
     ASSERT_EQ_INT(import_counting(srv, 0, "its SHA-256 is not the one "
                                           "expected"), 1);
-    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 2);
+    ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 2);
     http_stop(srv);
     log_capture_free(&lc);
 }
