@@ -246,7 +246,12 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, lim->timeout_ms);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, lim->low_speed_bytes);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, lim->low_speed_seconds);
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
+        /* curl holds this against Content-Length, which is the encoded
+         * size: gzip makes a small or incompressible body larger.  Room
+         * for that here; on_body holds the decoded bytes to max exactly,
+         * and a body that lies about its length is cut there too. */
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                         (curl_off_t)(max + max / 8 + 1024));
         curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(c, CURLOPT_USERAGENT, "modhost/" MH_VERSION_STRING);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

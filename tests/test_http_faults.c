@@ -287,6 +287,27 @@ TEST(gzip_module_is_decoded)
     log_capture_free(&lc);
 }
 
+TEST(gzip_module_larger_encoded_than_decoded)
+{
+    /* gzip makes a 10-byte module about 30 bytes: curl's size limit,
+     * set to the module's size, was held against the encoded length, and
+     * the module could not be downloaded from a compressing server.
+     * (Found by a sweep.) */
+    const char *www = http_site(NULL);
+    file_write(str_fmt("%s/tiny.lua", www), "return {}\n");
+    http_index_dir(www, NULL);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "gzip-always/"), &lc);
+    import_ok(host, "tiny");
+    ASSERT_REQUESTS(srv, "GET /gzip-always/tiny.lua 200", 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(gzip_counts_decoded_size)
 {
     /* counter.so compresses well below 8 KiB, but decoded it is larger:
