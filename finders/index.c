@@ -26,6 +26,7 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
     const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "path");
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(m, "size");
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "sha256");
+    e->manifest = NULL;
     if (!cJSON_IsObject(m))
         return "a module is not an object";
     if (!cJSON_IsString(name) || !cJSON_IsString(kind) ||
@@ -69,12 +70,17 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
     const cJSON *man = cJSON_GetObjectItemCaseSensitive(m, "manifest");
     if (man && !cJSON_IsObject(man))
         return "a module's manifest is not an object";
-    e->manifest = NULL;
     if (man) {
+        /* The index's own copy, not interned: a site whose manifests
+         * change at each refresh would grow the host for good. */
         char *text = cJSON_PrintUnformatted(man);
-        e->manifest = text ? mh_int_cstr(h, text) : NULL;
+        size_t tl = text ? strlen(text) + 1 : 0;
+        char *own = text ? mh_mem_alloc(h, tl) : NULL;
+        if (own)
+            memcpy(own, text, tl);
         cJSON_free(text);
-        if (!e->manifest) {
+        e->manifest = own;
+        if (!own) {
             *oom = true;
             return "out of memory";
         }
@@ -87,6 +93,17 @@ static const char *parse_entry(mh_host *h, const cJSON *m, size_t max_size,
         return "out of memory";
     }
     return NULL;
+}
+
+/* What entries v[0..n) own: their manifests. */
+static void entries_free(mh_host *h, mh_idx_entry *v, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (v[k].manifest) {
+            mh_mem_free(h, (char *)v[k].manifest,
+                        strlen(v[k].manifest) + 1);
+            v[k].manifest = NULL;
+        }
 }
 
 mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
@@ -159,6 +176,9 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
                 why = "a module is listed twice";
     }
     if (why) {
+        /* entries 0..i parsed (i itself perhaps half) */
+        if (out->v)
+            entries_free(h, out->v, i < taken ? i + 1 : taken);
         mh_mem_free(h, out->v, taken * sizeof *out->v);
         out->v = NULL;
         out->n = 0;
@@ -171,6 +191,7 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
                                              taken * sizeof *v, i * sizeof *v)
                             : NULL;
         if (i && !v) {
+            entries_free(h, out->v, i);
             mh_mem_free(h, out->v, taken * sizeof *out->v);
             out->v = NULL;
             out->n = 0;
@@ -185,6 +206,7 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
 
 void mh_idx_free(mh_host *h, mh_index *idx)
 {
+    entries_free(h, idx->v, idx->n);
     mh_mem_free(h, idx->v, idx->n * sizeof *idx->v);
     idx->v = NULL;
     idx->n = 0;

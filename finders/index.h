@@ -30,7 +30,8 @@ typedef struct mh_idx_entry {
     bool binary;             /* "luac": precompiled Lua */
     uint64_t size;
     unsigned char sha256[32];
-    const char *manifest;    /* interned compact JSON, or NULL */
+    const char *manifest;    /* compact JSON, or NULL: the index's own
+                                (freed by mh_idx_free) */
 } mh_idx_entry;
 
 typedef struct mh_index {

@@ -2052,6 +2052,47 @@ TEST(https_certificate_is_verified)
     log_capture_free(&lc);
 }
 
+TEST(index_refreshes_do_not_grow_the_host)
+{
+    /* Each refresh of an index whose manifests changed interned their
+     * text, which lives as long as the host: a site republishing every
+     * few seconds grew a long-running host by the size of its manifests
+     * each time.  (Found by a sweep.)  Now the index owns them: after
+     * the first refreshes, more leave the host's memory as it was. */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, "--max-age 0");
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    mh_config cfg = tracked_config(&at, http_url(srv, "ok/"));
+    cfg.cache_dir = tmp_path("cache");
+    mh_host *host = host_new_cfg(&cfg);
+    file_write(str_fmt("%s/big.lua", www), "return {}\n");
+    size_t after[6];
+    for (int round = 0; round < 6; round++) {
+        /* a new 16 KiB description each round: a new index */
+        char desc[16385];
+        for (size_t k = 0; k + 1 < sizeof desc; k++)
+            desc[k] = (char)('a' + (k * 7 + (size_t)round * 13) % 26);
+        desc[sizeof desc - 1] = '\0';
+        file_write(str_fmt("%s/big.json", www),
+                   str_fmt("{\"version\": \"1.%d\", \"description\": "
+                           "\"%s\"}", round, desc));
+        http_index_dir(www, NULL);
+        mh_spec_info info = {.size = sizeof info};
+        ASSERT_STATUS(mh_find(host, "big", &info, ERR), MH_OK);
+        after[round] = at.outstanding;
+    }
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 200", 6);
+    /* it grew by 16 KiB and more a round */
+    if (after[5] > after[2] + 8192)
+        FAIL("the host grew from %zu to %zu bytes over three refreshes",
+             after[2], after[5]);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    http_stop(srv);
+    alloc_tracker_destroy(&at);
+}
+
 /* ------------------------------------------------------------ metadata */
 
 typedef struct meta_seen {
