@@ -171,6 +171,25 @@ for bad in garbage fifo '{"serial": 0}' '{"serial": "7"}'; do
     [[ $(ls -la "$T/ser") == "$before" ]] || fail "old index '$bad': something was written"
 done
 
+# A top-level module named index: its sidecar would be index.json, the
+# index itself, which each run took in as index's manifest (one level
+# deeper each time, with a new serial).  It has none; runs agree.
+mkdir "$T/ix"
+printf 'return {f = function() return 1 end}\n' >"$T/ix/index.lua"
+for run in 1 2 3; do
+    mh index "$T/ix"
+    expect_rc 0
+    cp "$T/ix/index.json" "$T/ix.$run"
+done
+cmp -s "$T/ix.2" "$T/ix.3" || fail "indexing an unchanged tree changed index.json"
+cmp -s "$T/ix.1" "$T/ix.2" || fail "the second run changed index.json"
+python3 - "$T/ix.3" <<'PY' || fail "module 'index' got a manifest: $(cat "$T/ix.3")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+m = [x for x in d["modules"] if x["name"] == "index"]
+sys.exit(0 if len(m) == 1 and "manifest" not in m[0] else 1)
+PY
+
 # Usage errors: status 2.
 usage_error() {
     local want=$1; shift
