@@ -136,6 +136,20 @@ static bool origin_of(const char *url, char *out, size_t size)
     return ok;
 }
 
+/* Does url carry a user name or password? */
+static bool has_userinfo(const char *url)
+{
+    CURLU *u = curl_url();
+    char *user = NULL, *pass = NULL;
+    bool yes = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+               (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+                curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK);
+    curl_free(user);
+    curl_free(pass);
+    curl_url_cleanup(u);
+    return yes;
+}
+
 bool mh_get_same_origin(const char *a, const char *b)
 {
     char oa[512], ob[512];
@@ -214,6 +228,9 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
     memset(g, 0, sizeof *g);
     g->max_age = -1;
     g->unavailable = true;
+    if (strlen(url) >= sizeof cur)
+        return mh_err(h, err, MH_EINVAL, "GET %.200s...: the URL is longer "
+                      "than %zu bytes", url, sizeof cur - 1);
     snprintf(cur, sizeof cur, "%s", url);
     /* A loopback URL is this machine: a proxy's 127.0.0.1 is the proxy's
      * own, and what it answers must not pass for this machine's (the
@@ -292,9 +309,22 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
             if (!to)
                 return mh_err(h, err, MH_EIO, "GET %s: HTTP %ld without a "
                               "Location", cur, g->status);
+            /* What the server sent is shown with any password masked,
+             * and a user name or password in it is never sent. */
+            const char *shown = mh_path_shown(h, to);
+            if (!shown)
+                return mh_err(h, err, MH_ENOMEM, "out of memory");
+            if (has_userinfo(to))
+                return mh_err(h, err, MH_EIO, "GET %s: redirect to a URL "
+                              "with a user name or password (%s) refused",
+                              cur, shown);
             if (!mh_get_same_origin(url, to))
                 return mh_err(h, err, MH_EIO, "GET %s: redirect to another "
-                              "origin (%s) refused", cur, to);
+                              "origin (%s) refused", cur, shown);
+            if (strlen(to) >= sizeof cur)
+                return mh_err(h, err, MH_EIO, "GET %s: redirect to a URL "
+                              "longer than %zu bytes refused", cur,
+                              sizeof cur - 1);
             if (hops + 1 > lim->max_redirects)
                 return mh_err(h, err, MH_EIO, "GET %s: more than %d "
                               "redirects (a loop?)", url, lim->max_redirects);

@@ -601,7 +601,16 @@ static void sync_dir(const char *dir)
 static mh_status publish(const char *dir, const char *data, size_t len,
                          const unsigned char *sig, mh_error **err)
 {
-    char tmp_index[PATH_MAX], tmp_sig[PATH_MAX];
+    char tmp_index[PATH_MAX], tmp_sig[PATH_MAX], stale[PATH_MAX];
+    struct stat st;
+    /* A stale signature that cannot be removed (a directory of that
+     * name) fails the run before index.json is touched. */
+    if (!sig &&
+        snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
+            (int)sizeof stale &&
+        lstat(stale, &st) == 0 && S_ISDIR(st.st_mode))
+        return mh_err(NULL, err, MH_EIO, "cannot remove the stale signature "
+                      "%s: it is a directory", stale);
     mh_status rc = write_temp(dir, IXW_INDEX, data, len, tmp_index, err);
     if (rc != MH_OK)
         return rc;
@@ -621,7 +630,6 @@ static mh_status publish(const char *dir, const char *data, size_t len,
     if (sig) {
         rc = put_in_place(dir, tmp_sig, IXW_SIG, err);
     } else {
-        char stale[PATH_MAX];
         if (snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
                 (int)sizeof stale && /* fits: tmp_index was longer */
             unlink(stale) != 0 && errno != ENOENT)

@@ -423,6 +423,32 @@ TEST(index_redirect_to_other_host_is_refused)
     log_capture_free(&lc);
 }
 
+TEST(redirect_with_a_password_is_refused_and_not_shown)
+{
+    /* A same-origin Location carrying "bob:hunter2@" was followed, and
+     * every later message showed the password.  (Found by a sweep.) */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "redir-userinfo/"), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("GET %s: redirect to a URL with a "
+                                         "user name or password (http://"
+                                         "bob:***@127.0.0.1:%d/ok/"
+                                         "index.json) refused",
+                                         http_url(srv, "redir-userinfo/"
+                                                  "index.json"),
+                                         srv->port));
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "hunter2"), 0);
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "hunter2");
+    ASSERT_REQUESTS(srv, "GET /ok/", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(redirect_loop_stops)
 {
     http_server *srv = http_start(http_site(NULL), NULL);

@@ -119,3 +119,17 @@ mh index "$D"
 expect_rc 0
 expect_out "indexed $n modules in $D/index.json"
 [[ ! -e $D/index.json.sig ]] || fail "the stale index.json.sig was kept"
+
+# A stale signature that cannot be removed (a directory of that name)
+# fails the run with index.json untouched: it was replaced, then the
+# run failed.
+cp "$D/index.json" "$T/before.json"
+mkdir "$D/index.json.sig"
+printf 'return {}\n' >"$D/newmod.lua"
+mh index "$D"
+expect_rc 1
+expect_err_has "cannot remove the stale signature $D/index.json.sig: it is a directory"
+cmp -s "$D/index.json" "$T/before.json" || fail "index.json was replaced by a failed run"
+[[ -z $(find "$D" -name '.index.json*') ]] || fail "temporary files left"
+rmdir "$D/index.json.sig"
+rm "$D/newmod.lua"

@@ -53,6 +53,8 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
                    another host name: another origin)
   redir-to-P       302 to http://127.0.0.1:P/ok/REST (another port)
   redir-loop       302 to the request's own path
+  redir-userinfo   302 to http://bob:hunter2@HOST/ok/REST (the same
+                   origin, with a user name and password)
   tamper           index.json as is, module bodies with one byte flipped
                    (always module-only)
   badsig           index.json.sig with one byte flipped
@@ -119,7 +121,8 @@ INDEX_FILES = ("index.json", "index.json.sig")
 
 MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endless",
          "endless-chunked", "chunked", "gzip", "gzip-always", "gzipbomb",
-         "redir-same", "redir-other", "redir-loop", "tamper", "badsig",
+         "redir-same", "redir-other", "redir-loop", "redir-userinfo",
+         "tamper", "badsig",
          "badsize"}
 
 _bomb = None
@@ -366,6 +369,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.redirect("http://127.0.0.1:%d/ok/%s" % (port, rest))
         if mode == "redir-loop":
             return self.redirect(path)
+        if mode == "redir-userinfo":
+            return self.redirect("http://bob:hunter2@%s/ok/%s"
+                                 % (self.headers.get("Host"), rest))
         if mode == "hang":
             return self.hang()
         if mode == "big":
