@@ -449,6 +449,29 @@ TEST(redirect_with_a_password_is_refused_and_not_shown)
     log_capture_free(&lc);
 }
 
+TEST(over_long_url_is_refused_not_cut)
+{
+    /* An entry of 4,090 bytes asked for ".../aaaa/inde": the URL was cut
+     * to 4,095 bytes and requested.  (Found by a sweep.) */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    char seg[4097];
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    const char *base = http_url(srv, "ok/");
+    size_t fill = 4090 - strlen(base) - 1;
+    memset(seg, 'a', fill);
+    seg[fill] = '\0';
+    mh_host *host = http_host(str_fmt("%s%s/", base, seg), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "the URL is longer than 4095 bytes");
+    ASSERT_REQUESTS(srv, "GET", 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(redirect_loop_stops)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
