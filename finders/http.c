@@ -328,10 +328,11 @@ static void raise_floor(htf_state *s, uint64_t serial, bool verified)
 }
 
 /* Check a downloaded or cached index (and its signature) and make it
- * current.  Lock held. */
+ * current.  Lock held.  sig_why: why there is no signature, when its
+ * request failed (NULL: it was not there). */
 static mh_status adopt(htf_state *s, const void *json, size_t len,
                        const void *sig, size_t sig_len, const char *where,
-                       mh_error **err)
+                       const char *sig_why, mh_error **err)
 {
     mh_host *h = s->host;
     bool trusted = h->trust.n > 0;
@@ -344,8 +345,9 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
                           "opt-in (MH_CONFIG_ALLOW_HTTP)", where);
         if (!sig)
             return mh_err(h, err, MH_EFORMAT, "%s: no signature "
-                          "(index.json.sig), and trusted keys are "
-                          "configured", where);
+                          "(index.json.sig%s%s), and trusted keys are "
+                          "configured", where, sig_why ? ": " : "",
+                          sig_why ? sig_why : "");
         if (!mh_tru_verify(&h->trust, json, len, sig, sig_len))
             return mh_err(h, err, MH_EFORMAT, "%s: the signature "
                           "(index.json.sig) is not valid for any trusted key",
@@ -434,7 +436,7 @@ static void load_cached(htf_state *s)
     snprintf(p, sizeof p, "%s/index.json.sig", s->dir);
     mh_atw_read(h, p, HTF_MAX_SIG, &sig, &sl, NULL);
     mh_error *e = NULL;
-    if (adopt(s, json, jl, sig, sl, p, &e) == MH_OK) {
+    if (adopt(s, json, jl, sig, sl, p, NULL, &e) == MH_OK) {
         snprintf(p, sizeof p, "%s/meta.json", s->dir);
         char sha[65];
         cJSON *m = NULL;
@@ -610,7 +612,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         /* The signature is fetched whenever it may matter. */
         mh_get gs = {0};
         mh_blob *sig = NULL;
-        char sig_url[sizeof url + 8];
+        char sig_url[sizeof url + 8], sig_why[sizeof url + 600] = "";
         snprintf(sig_url, sizeof sig_url, "%s.sig", url);
         if (h->trust.n > 0 || (s->plain && !s->loopback)) {
             mh_error *se = NULL;
@@ -630,12 +632,19 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
                 mh_get_free(h, &g);
                 return offline(s, now, t0, cause, why);
             }
+            if (src != MH_OK) /* too big, refused redirect, TLS... */
+                snprintf(sig_why, sizeof sig_why, "%s",
+                         mh_error_message(se));
+            else if (gs.status != 200)
+                snprintf(sig_why, sizeof sig_why, "GET %s: HTTP %ld",
+                         sig_url, gs.status);
             mh_error_free(se);
         }
         mh_error *ae = NULL;
         int lock = floor_lock(s);
         rc = adopt(s, g.body.data, g.body.len, sig ? sig->data : NULL,
-                   sig ? sig->len : 0, url, &ae);
+                   sig ? sig->len : 0, url, sig_why[0] ? sig_why : NULL,
+                   &ae);
         if (rc == MH_OK) {
             snprintf(s->etag, sizeof s->etag, "%s", g.etag);
             snprintf(s->last_modified, sizeof s->last_modified, "%s",

@@ -1422,6 +1422,45 @@ TEST(unsigned_index_refused_when_keys_trusted)
     signature_refused(http_site(NULL), "ok", str_fmt("%s.pub", key));
 }
 
+TEST(signature_that_cannot_be_had_says_why)
+{
+    /* A signature over its size limit was "no signature": the reason
+     * its request failed is said now.  (Found by a sweep.) */
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    char big[8192];
+    memset(big, 'x', sizeof big);
+    file_write_bytes(str_fmt("%s/index.json.sig", www), big, sizeof big);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    mh_module *mod;
+
+    log_capture_init(&lc);
+    mh_host *host = trusting_host(http_url(srv, "ok/"),
+                                  str_fmt("%s.pub", key), &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("no signature (index.json.sig: GET "
+                                         "%s: the response is larger than "
+                                         "the limit of",
+                                         http_url(srv, "ok/index.json.sig")));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+    /* and a 404 says so */
+    srv = http_start(www, NULL);
+    log_capture_init(&lc);
+    host = trusting_host(http_url(srv, "404-sig/"), str_fmt("%s.pub", key),
+                         &lc);
+    ASSERT_STATUS(mh_import(host, "counter", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("no signature (index.json.sig: GET "
+                                         "%s: HTTP 404)",
+                                         http_url(srv, "404-sig/"
+                                                  "index.json.sig")));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(bad_signature_refused)
 {
     const char *key = http_keygen("a");
