@@ -136,6 +136,23 @@ static bool origin_of(const char *url, char *out, size_t size)
     return ok;
 }
 
+/* A refused redirect's error, its Location shown with any password
+ * masked, in memory of this call's: a server choosing Locations must not
+ * grow the host (nothing is interned). */
+static mh_status refuse_redirect(mh_host *h, mh_error **err, const char *cur,
+                                 const char *to, const char *what)
+{
+    mh_buf b;
+    mh_buf_init(&b, h, 0);
+    mh_path_mask(to, &b);
+    mh_status rc = b.failed
+                       ? mh_err(h, err, MH_ENOMEM, "out of memory")
+                       : mh_err(h, err, MH_EIO, "GET %s: redirect to %s (%s) "
+                                "refused", cur, what, mh_buf_str(&b));
+    mh_buf_free(&b);
+    return rc;
+}
+
 /* Does url carry a user name or password? */
 static bool has_userinfo(const char *url)
 {
@@ -228,9 +245,11 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
     memset(g, 0, sizeof *g);
     g->max_age = -1;
     g->unavailable = true;
-    if (strlen(url) >= sizeof cur)
+    if (strlen(url) >= sizeof cur) {
+        g->unavailable = false; /* for good, not the server down */
         return mh_err(h, err, MH_EINVAL, "GET %.200s...: the URL is longer "
                       "than %zu bytes", url, sizeof cur - 1);
+    }
     snprintf(cur, sizeof cur, "%s", url);
     /* A loopback URL is this machine: a proxy's 127.0.0.1 is the proxy's
      * own, and what it answers must not pass for this machine's (the
@@ -309,18 +328,12 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
             if (!to)
                 return mh_err(h, err, MH_EIO, "GET %s: HTTP %ld without a "
                               "Location", cur, g->status);
-            /* What the server sent is shown with any password masked,
-             * and a user name or password in it is never sent. */
-            const char *shown = mh_path_shown(h, to);
-            if (!shown)
-                return mh_err(h, err, MH_ENOMEM, "out of memory");
+            /* A user name or password in it is never sent. */
             if (has_userinfo(to))
-                return mh_err(h, err, MH_EIO, "GET %s: redirect to a URL "
-                              "with a user name or password (%s) refused",
-                              cur, shown);
+                return refuse_redirect(h, err, cur, to, "a URL with a user "
+                                       "name or password");
             if (!mh_get_same_origin(url, to))
-                return mh_err(h, err, MH_EIO, "GET %s: redirect to another "
-                              "origin (%s) refused", cur, shown);
+                return refuse_redirect(h, err, cur, to, "another origin");
             if (strlen(to) >= sizeof cur)
                 return mh_err(h, err, MH_EIO, "GET %s: redirect to a URL "
                               "longer than %zu bytes refused", cur,

@@ -67,10 +67,11 @@ static const char *refusal(const char *t)
 static const char *refused_shown(mh_host *h, const char *t, char *buf,
                                  size_t size)
 {
-    const char *shown = mh_path_shown(h, t);
+    mh_buf b; /* not interned: the entry is not kept */
+    mh_buf_init(&b, h, 0);
+    mh_path_mask(t, &b);
+    const char *shown = b.failed ? "(out of memory)" : mh_buf_str(&b);
     size_t o = 0;
-    if (!shown)
-        shown = "(out of memory)";
     for (; *shown && o + 5 < size; shown++) {
         unsigned char c = (unsigned char)*shown;
         if (c < 0x20 || c == 0x7f)
@@ -79,6 +80,7 @@ static const char *refused_shown(mh_host *h, const char *t, char *buf,
             buf[o++] = (char)c;
     }
     buf[o] = '\0';
+    mh_buf_free(&b);
     return buf;
 }
 
@@ -157,7 +159,7 @@ static bool userinfo(const char *auth, bool lenient, const char **from,
     return true;
 }
 
-const char *mh_path_shown(mh_host *h, const char *t)
+bool mh_path_mask(const char *t, mh_buf *out)
 {
     /* The entry's own authority: after its scheme, read at the start
      * (http and https with any number of slashes, "https:/u:p@h" being
@@ -183,8 +185,6 @@ const char *mh_path_shown(mh_host *h, const char *t)
     /* Then every "scheme://" further on (a URL inside a path or a query)
      * has its userinfo hidden too: whatever the entry means, no password
      * in it is shown. */
-    mh_buf b;
-    mh_buf_init(&b, h, 0);
     const char *done = t, *from, *at, *p = t;
     bool masked = false, lenient = true;
     for (;;) {
@@ -195,8 +195,8 @@ const char *mh_path_shown(mh_host *h, const char *t)
             auth = next + 3;
         }
         if (userinfo(auth, lenient, &from, &at) && from >= done) {
-            mh_buf_add(&b, done, (size_t)(from - done));
-            mh_buf_puts(&b, "***");
+            mh_buf_add(out, done, (size_t)(from - done));
+            mh_buf_puts(out, "***");
             done = at;
             masked = true;
             p = at;
@@ -206,12 +206,17 @@ const char *mh_path_shown(mh_host *h, const char *t)
         lenient = false; /* the entry's own authority, or the first */
         auth = NULL;
     }
-    if (!masked) {
-        mh_buf_free(&b);
-        return t;
-    }
-    mh_buf_puts(&b, done);
-    const char *r = b.failed ? NULL : mh_int_cstr(h, mh_buf_str(&b));
+    mh_buf_puts(out, done);
+    return masked;
+}
+
+const char *mh_path_shown(mh_host *h, const char *t)
+{
+    mh_buf b;
+    mh_buf_init(&b, h, 0);
+    bool masked = mh_path_mask(t, &b);
+    const char *r = !masked ? t
+                  : b.failed ? NULL : mh_int_cstr(h, mh_buf_str(&b));
     mh_buf_free(&b);
     return r;
 }

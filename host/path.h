@@ -87,9 +87,12 @@ void mh_path_close(struct mh_host *h);
 size_t mh_path_canon(char *t, size_t len);
 
 /* The entry as people may see it: a URI's password replaced by "***"
- * ("https://u:***@host/"); anything else unchanged.  Interned; NULL when
- * out of memory. */
+ * ("https://u:***@host/"); anything else unchanged.  Interned (for what
+ * the host keeps: entries); NULL when out of memory. */
 const char *mh_path_shown(struct mh_host *h, const char *t);
+/* The same appended to out, nothing kept (for text others choose, such
+ * as a server's Location): whether anything was masked. */
+bool mh_path_mask(const char *t, struct mh_buf *out);
 
 /* Is the text an acceptable entry (absolute path or scheme:...)? */
 bool mh_path_acceptable(const char *text);

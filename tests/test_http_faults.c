@@ -449,6 +449,45 @@ TEST(redirect_with_a_password_is_refused_and_not_shown)
     log_capture_free(&lc);
 }
 
+TEST(refused_redirects_do_not_grow_the_host)
+{
+    /* Each refused Location was shown masked through the interning
+     * table, which keeps what it holds as long as the host: a server
+     * sending another Location each time grew a long-running host by
+     * each.  (Found by review.) */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg = tracked_config(&at, http_url(srv, "redir-userinfo-n/"));
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    mh_host *host = host_new_cfg(&cfg);
+    size_t after[60];
+    for (int i = 0; i < 60; i++) {
+        mh_spec_info info = {.size = sizeof info};
+        mh_error *e = NULL;
+        ASSERT_STATUS(mh_find(host, "counter", &info, &e), MH_ENOTFOUND);
+        ASSERT_CONTAINS(mh_error_message(e), "redirect to a URL with a user "
+                                             "name or password (http://"
+                                             "bob:***@");
+        mh_error_free(e);
+        after[i] = at.outstanding;
+    }
+    ASSERT_REQUESTS(srv, "GET /redir-userinfo-n/index.json 302", 60);
+    /* 3 KiB a Location: 150 KiB over 50, past any arena's slack */
+    if (after[59] > after[9] + 2048)
+        FAIL("the host grew from %zu to %zu bytes over 50 refusals",
+             after[9], after[59]);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    http_stop(srv);
+    alloc_tracker_destroy(&at);
+    log_capture_free(&lc);
+}
+
 TEST(over_long_url_is_refused_not_cut)
 {
     /* An entry of 4,090 bytes asked for ".../aaaa/inde": the URL was cut

@@ -55,6 +55,8 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   redir-loop       302 to the request's own path
   redir-userinfo   302 to http://bob:hunter2@HOST/ok/REST (the same
                    origin, with a user name and password)
+  redir-userinfo-n the same, each Location another: .../ok/N/<3000 x>/REST
+                   with N counting the requests
   tamper           index.json as is, module bodies with one byte flipped
                    (always module-only)
   badsig           index.json.sig with one byte flipped
@@ -100,6 +102,7 @@ import argparse
 import email.utils
 import gzip
 import hashlib
+import itertools
 import json
 import os
 import select
@@ -122,9 +125,11 @@ INDEX_FILES = ("index.json", "index.json.sig")
 MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endless",
          "endless-chunked", "chunked", "gzip", "gzip-always", "gzipbomb",
          "redir-same", "redir-other", "redir-loop", "redir-userinfo",
+         "redir-userinfo-n",
          "tamper", "badsig",
          "badsize"}
 
+_redirects = itertools.count()
 _bomb = None
 _bomb_lock = threading.Lock()
 
@@ -372,6 +377,10 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "redir-userinfo":
             return self.redirect("http://bob:hunter2@%s/ok/%s"
                                  % (self.headers.get("Host"), rest))
+        if mode == "redir-userinfo-n":
+            return self.redirect("http://bob:hunter2@%s/ok/%d/%s/%s"
+                                 % (self.headers.get("Host"),
+                                    next(_redirects), "x" * 3000, rest))
         if mode == "hang":
             return self.hang()
         if mode == "big":
