@@ -68,28 +68,30 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
                       mod->name, shown(mod, where),
                       MH_PLUGIN_DESCRIPTOR_SYMBOL);
     }
-    /* What the symbol is, from the object's own symbol table: a function
-     * or an object smaller than a descriptor must not be read as one. */
+    /* What the symbol is, from the object's own symbol table: a function,
+     * or data smaller than a descriptor, must not be read as one.  A
+     * symbol of no type and no size (hand-written assembly without .type
+     * and .size) says nothing, and is taken as it was before. */
     Dl_info di;
     const ElfW(Sym) *sym = NULL;
     if (dladdr1(d, &di, (void **)&sym, RTLD_DL_SYMENT) && sym &&
-        di.dli_saddr == (void *)d &&
-        (ELF64_ST_TYPE(sym->st_info) != STT_OBJECT ||
-         sym->st_size < offsetof(mh_plugin_desc, reserved))) {
+        di.dli_saddr == (void *)d) {
         unsigned type = ELF64_ST_TYPE(sym->st_info);
         size_t size = sym->st_size;
-        dlclose(dl); /* sym is gone with it */
-        if (type == STT_OBJECT)
+        bool code = type == STT_FUNC || type == STT_GNU_IFUNC;
+        if (code || (size && size < offsetof(mh_plugin_desc, reserved))) {
+            dlclose(dl); /* sym is gone with it */
+            if (code)
+                return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): its "
+                              "'%s' is not a descriptor but a function; was "
+                              "it made with MH_PLUGIN()?", mod->name,
+                              shown(mod, where), MH_PLUGIN_DESCRIPTOR_SYMBOL);
             return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): its '%s' is "
                           "%zu bytes, too small for a descriptor (%zu); was "
                           "it made with MH_PLUGIN()?", mod->name,
                           shown(mod, where), MH_PLUGIN_DESCRIPTOR_SYMBOL,
                           size, offsetof(mh_plugin_desc, reserved));
-        return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): its '%s' is not "
-                      "a descriptor but %s; was it made with MH_PLUGIN()?",
-                      mod->name, shown(mod, where),
-                      MH_PLUGIN_DESCRIPTOR_SYMBOL,
-                      type == STT_FUNC ? "a function" : "no data object");
+        }
     }
     if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
         uint32_t abi = d->abi_version;

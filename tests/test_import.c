@@ -437,6 +437,17 @@ TEST(descriptor_symbol_that_is_no_descriptor_refused)
     }
 }
 
+TEST(descriptor_symbol_of_no_type_and_size_still_loads)
+{
+    /* A descriptor whose symbol has no type and no size (assembly
+     * without .type and .size) says nothing either way: it loaded before
+     * the symbol table was asked, and must still.  (Found by review.) */
+    fixture_copy("desc_notype", "E/nt.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    ASSERT_EQ_INT(call_int(import_ok(host, "nt"), "value"), 5);
+    mh_host_free(host);
+}
+
 TEST(plain_library_with_flag)
 {
     mh_host *host;
