@@ -604,6 +604,29 @@ TEST(directory_named_like_a_module_file_is_named_in_the_miss)
     mh_host_free(host);
 }
 
+TEST(top_level_index_json_is_no_sidecar)
+{
+    /* A site's directory, indexed for HTTP and also on the search path:
+     * index.json was read as the manifest of index.lua (once past
+     * 256 KiB, index could not be imported).  (Found by review.)  Below
+     * the top, index.json is a sidecar as any other. */
+    mh_host *host = host_new_isolated(tmp_mkdir("E"));
+    file_write(tmp_path("E/index.lua"), "return {}\n");
+    file_write(tmp_path("E/index.json"), "{\"format\": 1, \"modules\": []}");
+    tmp_mkdir("E/pkg");
+    file_write(tmp_path("E/pkg/index.lua"), "return {}\n");
+    file_write(tmp_path("E/pkg/index.json"), "{\"version\": \"2.5\"}");
+    mh_manifest *m = NULL;
+    ASSERT_STATUS(mh_metadata(host, "index", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_source(m), "none");
+    mh_manifest_free(m);
+    ASSERT_STATUS(mh_metadata(host, "pkg.index", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_source(m), "sidecar");
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.5");
+    mh_manifest_free(m);
+    mh_host_free(host);
+}
+
 TEST(failed_find_clears_info)
 {
     const char *dir = tmp_mkdir("E");
