@@ -17,10 +17,12 @@
 #if UINTPTR_MAX == 0xffffffffffffffffu
 typedef Elf64_Ehdr mh_ehdr;
 typedef Elf64_Phdr mh_phdr;
+#define MH_ST_TYPE(i) ELF64_ST_TYPE(i)
 #define MH_ELF_CLASS ELFCLASS64
 #else
 typedef Elf32_Ehdr mh_ehdr;
 typedef Elf32_Phdr mh_phdr;
+#define MH_ST_TYPE(i) ELF32_ST_TYPE(i)
 #define MH_ELF_CLASS ELFCLASS32
 #endif
 
@@ -297,4 +299,81 @@ void mh_elf_note_free(mh_host *h, mh_elf_note *n)
     if (n->json)
         note_free(h, n->json, n->json_len + 1);
     memset(n, 0, sizeof *n);
+}
+
+/* ---- a loaded object's own symbol ---------------------------------------- */
+
+static uint32_t gnu_hash(const char *s)
+{
+    uint32_t h = 5381;
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+/* A pointer of the dynamic section: the dynamic loader relocates most of
+ * them in place, but not where the section is read-only (MIPS, RISC-V):
+ * an offset is below the load base, an address is not. */
+static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
+{
+    return p < lm->l_addr ? lm->l_addr + p : p;
+}
+
+bool mh_elf_symbol_of(void *dl, const char *name, const void *addr,
+                      unsigned *type, size_t *size)
+{
+    struct link_map *lm = NULL;
+    const uint32_t *ht = NULL;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    if (dlinfo(dl, RTLD_DI_LINKMAP, &lm) == 0 && lm && lm->l_ld)
+        for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+            if (d->d_tag == DT_GNU_HASH)
+                ht = (const uint32_t *)dyn_ptr(lm, d->d_un.d_ptr);
+            else if (d->d_tag == DT_SYMTAB)
+                symtab = (const ElfW(Sym) *)dyn_ptr(lm, d->d_un.d_ptr);
+            else if (d->d_tag == DT_STRTAB)
+                strtab = (const char *)dyn_ptr(lm, d->d_un.d_ptr);
+        }
+    if (!ht || !symtab || !strtab || ht[0] == 0 || ht[2] == 0) {
+        Dl_info di; /* no GNU hash table: the slow way */
+        const ElfW(Sym) *sym = NULL;
+        if (!dladdr1(addr, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+            di.dli_saddr != addr)
+            return false;
+        *type = MH_ST_TYPE(sym->st_info);
+        *size = sym->st_size;
+        return true;
+    }
+    /* The lookup of glibc's do_lookup_x: bloom filter, bucket, chain.
+     * dlsym has just walked the same words for the same name, so nothing
+     * is read that the dynamic loader did not read. */
+    uint32_t nbuckets = ht[0], symoffset = ht[1], bloom_size = ht[2];
+    uint32_t shift = ht[3];
+    const ElfW(Addr) *bloom = (const ElfW(Addr) *)(ht + 4);
+    const uint32_t *buckets = (const uint32_t *)(bloom + bloom_size);
+    const uint32_t *chain = buckets + nbuckets;
+    const unsigned bits = sizeof(ElfW(Addr)) * 8;
+    uint32_t h = gnu_hash(name);
+    ElfW(Addr) word = bloom[(h / bits) & (bloom_size - 1)];
+    if (!((word >> (h % bits)) & (word >> ((h >> shift) % bits)) & 1))
+        return false;
+    uint32_t i = buckets[h % nbuckets];
+    if (i < symoffset)
+        return false;
+    for (;; i++) {
+        uint32_t ch = chain[i - symoffset];
+        const ElfW(Sym) *sym = &symtab[i];
+        if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF &&
+            strcmp(strtab + sym->st_name, name) == 0) {
+            /* The first definition is where the loader stopped too. */
+            if ((const void *)(lm->l_addr + sym->st_value) != addr)
+                return false;
+            *type = MH_ST_TYPE(sym->st_info);
+            *size = sym->st_size;
+            return true;
+        }
+        if (ch & 1)
+            return false;
+    }
 }

@@ -72,15 +72,12 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
      * or data smaller than a descriptor, must not be read as one.  A
      * symbol of no type and no size (hand-written assembly without .type
      * and .size) says nothing, and is taken as it was before. */
-    Dl_info di;
-    const ElfW(Sym) *sym = NULL;
-    if (dladdr1(d, &di, (void **)&sym, RTLD_DL_SYMENT) && sym &&
-        di.dli_saddr == (void *)d) {
-        unsigned type = ELF64_ST_TYPE(sym->st_info);
-        size_t size = sym->st_size;
+    unsigned type;
+    size_t bytes;
+    if (mh_elf_symbol_of(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL, d, &type, &bytes)) {
         bool code = type == STT_FUNC || type == STT_GNU_IFUNC;
-        if (code || (size && size < offsetof(mh_plugin_desc, reserved))) {
-            dlclose(dl); /* sym is gone with it */
+        if (code || (bytes && bytes < offsetof(mh_plugin_desc, reserved))) {
+            dlclose(dl);
             if (code)
                 return mh_err(h, err, MH_EFORMAT, "module '%s' (%s): its "
                               "'%s' is not a descriptor but a function; was "
@@ -90,7 +87,7 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
                           "%zu bytes, too small for a descriptor (%zu); was "
                           "it made with MH_PLUGIN()?", mod->name,
                           shown(mod, where), MH_PLUGIN_DESCRIPTOR_SYMBOL,
-                          size, offsetof(mh_plugin_desc, reserved));
+                          bytes, offsetof(mh_plugin_desc, reserved));
         }
     }
     if (d->abi_version != MH_PLUGIN_ABI_VERSION) {
