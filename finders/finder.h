@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -245,4 +246,13 @@ bool mh_name_ident(const char *s, size_t n);
 #define MH_LUAC_SUFFIX ".luac"
 #define MH_META_SUFFIX ".json"
 
+/* A module whose sidecar is never read: the top-level `index`, whose
+ * index.json is an HTTP site's index (modhost index writes it; the
+ * filesystem finder and the index writer agree).  rel: the module's path
+ * without suffix ("index", "pkg/index"), or its name ("pkg.index"), rlen
+ * bytes: only the top-level one is "index". */
+static inline bool mh_sidecar_is_site_index(const char *rel, size_t rlen)
+{
+    return rlen == 5 && memcmp(rel, "index", 5) == 0;
+}
 #endif /* MH_FINDERS_FINDER_H */

@@ -629,8 +629,8 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
     size_t nlen = leaf_len + sizeof suffix - 1;
     if (nlen >= sizeof nm) /* no such file can be listed */
         return NULL;
-    if (rlen == 0 && leaf_len == 5 && memcmp(leaf, "index", 5) == 0)
-        return NULL; /* index.json at the top: an HTTP site's index */
+    if (rlen == 0 && mh_sidecar_is_site_index(leaf, leaf_len))
+        return NULL;
     memcpy(nm, leaf, leaf_len);
     memcpy(nm + leaf_len, suffix, sizeof suffix);
     if (entry_now(l, nm) != T_META)

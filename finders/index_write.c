@@ -239,10 +239,6 @@ static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
     char path[PATH_MAX];
     if (flen + sizeof ".json" > sizeof path)
         return MH_OK;
-    /* A top-level module named index: NAME.json is the index itself,
-     * which each run would have taken in as its manifest, nested one
-     * level deeper every time.  It has no sidecar (a note still counts). */
-    bool is_index = strcmp(m->name, "index") == 0;
     memcpy(path, full, flen);
     memcpy(path + flen, ".json", sizeof ".json");
     if (strcmp(m->kind, "native") == 0) { /* the note first, as import */
@@ -250,7 +246,9 @@ static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
         if (rc != MH_OK || m->manifest)
             return rc;
     }
-    if (is_index)
+    /* The index itself, which each run would have taken in as its
+     * manifest, nested one level deeper every time (a note still counts). */
+    if (mh_sidecar_is_site_index(m->name, strlen(m->name)))
         return MH_OK;
     char *text;
     size_t n;
