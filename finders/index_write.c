@@ -601,12 +601,11 @@ static mh_status publish(const char *dir, const char *data, size_t len,
 {
     char tmp_index[PATH_MAX], tmp_sig[PATH_MAX], stale[PATH_MAX];
     struct stat st;
+    bool fits = snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
+                (int)sizeof stale; /* it does: tmp_index is longer */
     /* A stale signature that cannot be removed (a directory of that
      * name) fails the run before index.json is touched. */
-    if (!sig &&
-        snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
-            (int)sizeof stale &&
-        lstat(stale, &st) == 0 && S_ISDIR(st.st_mode))
+    if (!sig && fits && lstat(stale, &st) == 0 && S_ISDIR(st.st_mode))
         return mh_err(NULL, err, MH_EIO, "cannot remove the stale signature "
                       "%s: it is a directory", stale);
     mh_status rc = write_temp(dir, IXW_INDEX, data, len, tmp_index, err);
@@ -628,9 +627,7 @@ static mh_status publish(const char *dir, const char *data, size_t len,
     if (sig) {
         rc = put_in_place(dir, tmp_sig, IXW_SIG, err);
     } else {
-        if (snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
-                (int)sizeof stale && /* fits: tmp_index was longer */
-            unlink(stale) != 0 && errno != ENOENT)
+        if (fits && unlink(stale) != 0 && errno != ENOENT)
             rc = mh_err(NULL, err, MH_EIO, "cannot remove the stale "
                         "signature %s: %s", stale, strerror(errno));
     }
