@@ -44,18 +44,30 @@ const char *mh_path_source_name(mh_path_source src)
     return source_names[src];
 }
 
-/* Why t is no acceptable entry, or NULL.  A control character (a
- * newline, say) is in no path anyone means, and would reach every message
- * that names the entry. */
+/* A control character (a newline, say) is in no path anyone means, and
+ * would reach every message that names the entry. */
+static bool is_control(unsigned char c)
+{
+    return c < 0x20 || c == 0x7f;
+}
+
+static bool has_control(const char *t)
+{
+    for (; *t; t++)
+        if (is_control((unsigned char)*t))
+            return true;
+    return false;
+}
+
+/* Why t is no acceptable entry, or NULL. */
 static const char *refusal(const char *t)
 {
     if (!t[0])
         return "empty entries are not allowed";
     if (strcmp(t, ".") == 0)
         return "the current directory is not allowed; use an absolute path";
-    for (const char *c = t; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return "it holds a control character (shown as \\xNN)";
+    if (has_control(t))
+        return "it holds a control character (shown as \\xNN)";
     if (!mh_path_acceptable(t))
         return "it is neither an absolute path nor a URI (scheme:rest); "
                "relative paths are not allowed";
@@ -74,7 +86,7 @@ static const char *refused_shown(mh_host *h, const char *t, char *buf,
     size_t o = 0;
     for (; *shown && o + 5 < size; shown++) {
         unsigned char c = (unsigned char)*shown;
-        if (c < 0x20 || c == 0x7f)
+        if (is_control(c))
             o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
         else
             buf[o++] = (char)c;
@@ -86,9 +98,8 @@ static const char *refused_shown(mh_host *h, const char *t, char *buf,
 
 bool mh_path_acceptable(const char *t)
 {
-    for (const char *c = t; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            return false;
+    if (has_control(t))
+        return false;
     if (t[0] == '/')
         return true;
     /* scheme ":" rest, scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
