@@ -625,19 +625,30 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     return rc;
 }
 
+/* Let entry e, if it has no finder, be tried again (`how` from
+ * mh_path_entry_lock).  One being opened -- by another thread that waits
+ * for this one, or by this thread, deeper down -- is marked stale
+ * instead: whatever its open meets is not kept. */
+static void entry_unsettle(mh_pentry *e, mh_olock_r how)
+{
+    if (atomic_load(&e->finder))
+        return;
+    if (how != MH_OLOCK_TAKEN) {
+        atomic_store(&e->stale, true);
+        return;
+    }
+    e->tried = false;
+    mh_error_free(e->open_error);
+    e->open_error = NULL;
+}
+
 void mh_path_retry_unclaimed(mh_host *h)
 {
     pthread_rwlock_rdlock(&h->path.lock);
     for (size_t i = 0; i < h->path.n; i++) {
         mh_pentry *e = h->path.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
-        if (how == MH_OLOCK_BUSY && !atomic_load(&e->finder))
-            atomic_store(&e->stale, true);
-        if (how != MH_OLOCK_BUSY && !atomic_load(&e->finder) && e->tried) {
-            e->tried = false;
-            mh_error_free(e->open_error);
-            e->open_error = NULL;
-        }
+        entry_unsettle(e, how);
         mh_path_entry_unlock(e, how);
     }
     pthread_rwlock_unlock(&h->path.lock);
@@ -748,14 +759,7 @@ void mh_invalidate_caches(mh_host *host)
         const mh_hook *c = atomic_load(&e->finder);
         if (c)
             mh_fcx_invalidate(host, c, e->state);
-        if (!c && how == MH_OLOCK_BUSY)
-            atomic_store(&e->stale, true); /* its opener settles nothing */
-        if (!c && how == MH_OLOCK_TAKEN) { /* let a broken entry be tried
-                                              again (not one being opened) */
-            e->tried = false;
-            mh_error_free(e->open_error);
-            e->open_error = NULL;
-        }
+        entry_unsettle(e, how);
         mh_path_entry_unlock(e, how);
     }
     mh_tops_forget(host);
