@@ -1216,18 +1216,19 @@ static char *utf8_text(const char *s, size_t len, bool *copied)
     return out;
 }
 
-/* A JSON string of s (len bytes): NULL when it holds NUL (cJSON's strings
- * end there) or memory ran out. */
-static cJSON *json_string(const char *s, size_t len)
+/* A Lua string (len bytes) as text for cJSON, a value or a key: NULL
+ * when it holds NUL (cJSON's strings end there) or memory ran out; free
+ * it with json_text_free. */
+static char *json_text(const char *s, size_t len, bool *copied)
 {
-    bool copied;
-    char *text = strlen(s) == len ? utf8_text(s, len, &copied) : NULL;
-    if (!text)
-        return NULL;
-    cJSON *j = cJSON_CreateString(text);
+    *copied = false;
+    return strlen(s) == len ? utf8_text(s, len, copied) : NULL;
+}
+
+static void json_text_free(char *text, bool copied)
+{
     if (copied)
         cJSON_free(text);
-    return j;
 }
 
 /* The Lua value at idx as JSON; NULL if it has no JSON form, or would
@@ -1258,8 +1259,12 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
     }
     case LUA_TSTRING: {
         size_t len;
+        bool copied;
         const char *str = lua_tolstring(L, idx, &len);
-        return json_string(str, len);
+        char *text = json_text(str, len, &copied);
+        cJSON *j = text ? cJSON_CreateString(text) : NULL;
+        json_text_free(text, copied);
+        return j;
     }
     case LUA_TTABLE:
         break;
@@ -1308,12 +1313,11 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
         }
         size_t kl;
         const char *key = lua_tolstring(L, -2, &kl);
-        bool copied = false;
-        char *k = strlen(key) == kl ? utf8_text(key, kl, &copied) : NULL;
+        bool copied;
+        char *k = json_text(key, kl, &copied);
         cJSON *v = k ? to_json(L, -1, depth + 1, budget) : NULL;
         bool added = v && cJSON_AddItemToObject(out, k, v);
-        if (copied)
-            cJSON_free(k);
+        json_text_free(k, copied);
         if (!added) {
             cJSON_Delete(v);
             cJSON_Delete(out);
