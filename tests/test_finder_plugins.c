@@ -35,6 +35,10 @@
  * user's: discovery writes its index there). */
 #define fhost(...) \
     host_new_opts_(&(host_opts){0}, (const char *const[]){__VA_ARGS__, NULL})
+/* The same, verbose, its log (traces too) captured by lc. */
+#define vhost(lc, ...)                                                    \
+    host_new_opts_(&(host_opts){.flags = MH_CONFIG_VERBOSE, .log = (lc)}, \
+                   (const char *const[]){__VA_ARGS__, NULL})
 
 /* Lua source of a module whose who() returns word. */
 static const char *who_source(const char *word)
@@ -315,8 +319,7 @@ TEST(finder_open_importing_what_another_thread_imports_does_not_deadlock)
     env_set("MH_FPLUG_GATE", gate);
     log_capture lc;
     log_capture_init(&lc);
-    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
-    mh_host *host = host_new_opts(&o, str_fmt("ogate:%s", x), h, plugins);
+    mh_host *host = vhost(&lc, str_fmt("ogate:%s", x), h, plugins);
     struct importer a = {host, "m1", MH_OK, "", 0};
     struct importer b = {host, "helper", MH_OK, "", 0};
     pthread_t ta, tb;
@@ -379,9 +382,7 @@ TEST(thread_opening_an_entry_waits_for_an_import_that_passes_over_it)
     fixture_copy("counter", "D/dep.so");
     log_capture lc;
     log_capture_init(&lc);
-    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
-    mh_host *host = host_new_opts(&o, h, str_fmt("ogate:%s", x), d,
-                                  plugins);
+    mh_host *host = vhost(&lc, h, str_fmt("ogate:%s", x), d, plugins);
     helper_then_m1(host);
     ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "m1")), "ogate");
     ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "dep")),
@@ -418,9 +419,8 @@ TEST(thread_passing_over_an_entry_being_opened_breaks_no_other)
     fixture_copy("counter", "D/dep.so");
     log_capture lc;
     log_capture_init(&lc);
-    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
-    mh_host *host = host_new_opts(&o, plugins, h, str_fmt("ogate:%s", d2),
-                                  str_fmt("aa:%s", d1), d);
+    mh_host *host = vhost(&lc, plugins, h, str_fmt("ogate:%s", d2),
+                          str_fmt("aa:%s", d1), d);
     helper_then_m1(host);
     ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "m1")), "aa");
     ASSERT_NULL(entry_info(host, 3).error);

@@ -2102,9 +2102,9 @@ TEST(index_refreshes_do_not_grow_the_host)
     http_server *srv = http_start(www, "--max-age 0");
     alloc_tracker at;
     alloc_tracker_init(&at);
-    mh_config cfg = tracked_config(&at, http_url(srv, "ok/"));
-    cfg.cache_dir = tmp_path("cache");
-    mh_host *host = host_new_cfg(&cfg);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host_tracked(http_url(srv, "ok/"), &lc, &at);
     file_write(str_fmt("%s/big.lua", www), "return {}\n");
     size_t after[6];
     for (int round = 0; round < 6; round++) {
@@ -2130,6 +2130,7 @@ TEST(index_refreshes_do_not_grow_the_host)
     ASSERT_EQ_INT(at.outstanding, 0);
     http_stop(srv);
     alloc_tracker_destroy(&at);
+    log_capture_free(&lc);
 }
 
 /* ------------------------------------------------------------ metadata */

@@ -460,11 +460,8 @@ TEST(refused_redirects_do_not_grow_the_host)
     alloc_tracker_init(&at);
     log_capture lc;
     log_capture_init(&lc);
-    mh_config cfg = tracked_config(&at, http_url(srv, "redir-userinfo-n/"));
-    cfg.cache_dir = tmp_path("cache");
-    cfg.log = log_capture_fn;
-    cfg.log_ud = &lc;
-    mh_host *host = host_new_cfg(&cfg);
+    mh_host *host = http_host_tracked(http_url(srv, "redir-userinfo-n/"), &lc,
+                                      &at);
     size_t after[60];
     for (int i = 0; i < 60; i++) {
         mh_spec_info info = {.size = sizeof info};

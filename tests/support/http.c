@@ -350,6 +350,15 @@ mh_host *http_host(const char *entry, log_capture *lc)
     return host_new_cfg(&cfg);
 }
 
+mh_host *http_host_tracked(const char *entry, log_capture *lc,
+                           alloc_tracker *at)
+{
+    mh_config cfg = http_cfg(entry, lc);
+    cfg.alloc = alloc_tracker_fn;
+    cfg.alloc_ud = at;
+    return host_new_cfg(&cfg);
+}
+
 mh_status import_fails(mh_host *host, const char *name)
 {
     mh_module *mod = (mh_module *)1;

@@ -291,6 +291,10 @@ mh_http_limits http_limits(void);
 mh_config http_cfg(const char *entry, log_capture *lc);
 /* host_new_cfg(http_cfg(entry, lc)). */
 mh_host *http_host(const char *entry, log_capture *lc);
+/* The same with the host's memory through at (alloc_tracker_fn): to see
+ * what a long-running host keeps. */
+mh_host *http_host_tracked(const char *entry, log_capture *lc,
+                           alloc_tracker *at);
 /* mh_import that must fail, leaving nothing registered; returns the
  * status, the message is in ERR. */
 mh_status import_fails(mh_host *host, const char *name);
