@@ -12,7 +12,7 @@
  * The meta chain starts as the single link "path", the walk of the search
  * path entries; meta finders go before or after it.
  *
- * Lock order: path.lock (read) -> an entry's lock -> chain.lock.  Of a
+ * Lock order: path.lock (read) -> an entry's opening lock -> chain.lock.  Of a
  * finder's functions only claims() runs under the chain lock (read): it
  * must be a cheap check that calls nothing of the host.  Walks of the meta
  * chain take a snapshot of the links, which live until the host is freed.
