@@ -54,6 +54,13 @@ bool mh_blobs_path(const mh_host *h, const char *hex, const char *tag,
     return n > 0 && (size_t)n < size;
 }
 
+bool mh_blobs_copy_name(const char *sha, const char *tag, char *buf,
+                        size_t size)
+{
+    int n = snprintf(buf, size, "%.64s.%s", sha, tag);
+    return n > 0 && (size_t)n < size;
+}
+
 /* A tagged copy (<sha>.<tag>) newly kept at path: the copy of the same
  * origin it follows -- other bytes, recorded in blobs/origins/<tag> --
  * goes, with its stamp, so that a module re-packed again and again does
@@ -70,7 +77,8 @@ static void supersede(mh_host *h, const char *path)
     if (!tag || tag - name != 64 || !tag[1])
         return;
     tag++;
-    char dir[PATH_MAX], rec[PATH_MAX], old[PATH_MAX], was[65];
+    char dir[PATH_MAX], rec[PATH_MAX], old[PATH_MAX], copy[NAME_MAX + 1];
+    char was[65];
     if ((size_t)snprintf(dir, sizeof dir, "%s/" BLOB_DIR "/origins",
                          h->cache_dir) >= sizeof dir ||
         (size_t)snprintf(rec, sizeof rec, "%s/%s", dir, tag) >= sizeof rec)
@@ -93,8 +101,9 @@ static void supersede(mh_host *h, const char *path)
     }
     if (mh_hex64_ok(was, n) &&
         memcmp(was, name, 64) != 0 &&
-        (size_t)snprintf(old, sizeof old, "%s/" BLOB_DIR "/%s.%s",
-                         h->cache_dir, was, tag) < sizeof old) {
+        mh_blobs_copy_name(was, tag, copy, sizeof copy) &&
+        (size_t)snprintf(old, sizeof old, "%s/" BLOB_DIR "/%s",
+                         h->cache_dir, copy) < sizeof old) {
         if (unlink(old) == 0)
             MH_TRACE(h, "removed the copy %s, which %s follows", old, name);
         else if (errno != ENOENT)

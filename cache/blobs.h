@@ -36,6 +36,14 @@ bool mh_blobs_ready(struct mh_host *h);
 bool mh_blobs_path(const struct mh_host *h, const char *hex, const char *tag,
                    size_t tn, char *buf, size_t size);
 
+/* The name, in <cache_dir>/blobs, of the copy an origin record
+ * (blobs/origins/<tag>) names: "<sha>.<tag>", sha being the record's 64
+ * hex digits and tag the record's own name.  False when it does not fit
+ * size bytes.  The one spelling of that rule, for the host that keeps
+ * copies and for `cache --prune`, which removes records whose copy went. */
+bool mh_blobs_copy_name(const char *sha, const char *tag, char *buf,
+                        size_t size);
+
 /* Keep len bytes as the blob at path (from mh_blobs_path; the caller has
  * checked their SHA-256).  A file already there is replaced when
  * `replace` (a damaged copy); else it is kept, and true returned: another

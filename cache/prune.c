@@ -33,6 +33,7 @@
  */
 #include "host/internal.h"
 #include "cache/atomic.h"
+#include "cache/blobs.h"
 #include "finders/index.h"
 #include "host/secure.h"
 
@@ -150,7 +151,7 @@ static bool orphan_record(const pruner *p, int origins, const char *tag,
     if (!mh_hex64_ok(sha, n))
         return true; /* no record this library reads */
     sha[64] = '\0';
-    if ((size_t)snprintf(copy, sizeof copy, "%s.%s", sha, tag) >= sizeof copy)
+    if (!mh_blobs_copy_name(sha, tag, copy, sizeof copy))
         return true;
     struct stat st;
     return fstatat(p->blobs, copy, &st, AT_SYMLINK_NOFOLLOW) != 0 &&
