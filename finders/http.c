@@ -612,7 +612,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         /* The signature is fetched whenever it may matter. */
         mh_get gs = {0};
         mh_blob *sig = NULL;
-        char sig_url[sizeof url + 8], sig_why[sizeof url + 600] = "";
+        char sig_url[sizeof url + 8], sig_why[2 * sizeof url + 600] = "";
         snprintf(sig_url, sizeof sig_url, "%s.sig", url);
         if (h->trust.n > 0 || (s->plain && !s->loopback)) {
             mh_error *se = NULL;
@@ -636,8 +636,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
                 snprintf(sig_why, sizeof sig_why, "%s",
                          mh_error_message(se));
             else if (gs.status != 200)
-                snprintf(sig_why, sizeof sig_why, "GET %s: HTTP %ld",
-                         sig_url, gs.status);
+                mh_get_status_text(&gs, sig_url, sig_why, sizeof sig_why);
             mh_error_free(se);
         }
         mh_error *ae = NULL;
@@ -691,11 +690,11 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     }
 
     /* No usable answer: down (stale-if-error) or a definite refusal. */
-    char cause[sizeof url + 600];
+    char cause[2 * sizeof url + 600];
     if (rc != MH_OK)
         snprintf(cause, sizeof cause, "%s", mh_error_message(e));
     else
-        snprintf(cause, sizeof cause, "GET %s: HTTP %ld", url, g.status);
+        mh_get_status_text(&g, url, cause, sizeof cause);
     bool down = g.unavailable;
     mh_get_free(h, &g);
     mh_error_free(e);
@@ -862,8 +861,9 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                               NULL, NULL,
                               cb ? on_progress : NULL, cb, &g, &ge);
     if (rc == MH_OK && g.status != 200) {
-        rc = mh_err(h, err, MH_EIO, "module '%s': GET %s: HTTP %ld%s",
-                    e->name, url, g.status,
+        char st[2 * sizeof url + 600];
+        mh_get_status_text(&g, url, st, sizeof st);
+        rc = mh_err(h, err, MH_EIO, "module '%s': %s%s", e->name, st,
                     g.unavailable ? " (server unavailable, and the module "
                                     "was never cached)" : "");
     } else if (rc != MH_OK) {

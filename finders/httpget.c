@@ -177,6 +177,18 @@ bool mh_get_same_origin(const char *a, const char *b)
 void mh_get_free(mh_host *h, mh_get *g)
 {
     mh_blob_free(h, &g->body);
+    mh_mem_strfree(h, g->final_url);
+    g->final_url = NULL;
+}
+
+void mh_get_status_text(const mh_get *g, const char *url, char *buf,
+                        size_t size)
+{
+    if (g->final_url)
+        snprintf(buf, size, "GET %s: redirected to %s: HTTP %ld", url,
+                 g->final_url, g->status);
+    else
+        snprintf(buf, size, "GET %s: HTTP %ld", url, g->status);
 }
 
 /* Transport failures that mean "the server is down" (so a cached copy may
@@ -350,6 +362,10 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
          * definite answer. */
         g->unavailable = g->status >= 500 || g->status == 408 ||
                          g->status == 425 || g->status == 429;
+        /* Named in messages about the status; without the memory, the
+         * message names the URL asked for. */
+        if (hops > 0)
+            g->final_url = mh_mem_strdup(h, cur);
         return MH_OK;
     }
 }

@@ -15,6 +15,9 @@ struct mh_host;
 
 typedef struct mh_get {
     long status;              /* final HTTP status (after redirects) */
+    char *final_url;          /* host memory: the URL that answered
+                                 status, when redirects led there (else
+                                 NULL: the URL asked for) */
     mh_blob body;             /* host memory */
     char etag[256];
     char last_modified[128];
@@ -38,6 +41,12 @@ mh_status mh_get_url(struct mh_host *h, CURL *c, const char *url,
                      const char *userpwd, size_t max, const char *etag,
                      const char *last_modified, mh_get_progress_fn fn,
                      void *ud, mh_get *g, mh_error **err);
+
+/* "GET <url>: HTTP <status>", or, when redirects led elsewhere, "GET
+ * <url>: redirected to <final>: HTTP <status>" -- a status named against
+ * the URL that gave it.  Into buf (size bytes, cut to fit). */
+void mh_get_status_text(const mh_get *g, const char *url, char *buf,
+                        size_t size);
 
 #define MH_GET_MAX_AGE (366L * 24 * 3600) /* max-age is clamped to this */
 void mh_get_free(struct mh_host *h, mh_get *g);

@@ -366,6 +366,41 @@ TEST(same_origin_redirect_is_followed)
     log_capture_free(&lc);
 }
 
+TEST(status_after_redirect_names_the_url_that_gave_it)
+{
+    /* index.json is served; counter.so is redirected (same origin) to a
+     * URL that answers 404: the message names both URLs, the 404 against
+     * the second, the one that gave it. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+    char want[600];
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-404-mod/"), &lc);
+    import_fails(host, "counter");
+    snprintf(want, sizeof want, "GET %s: redirected to ",
+             http_url(srv, "redir-404-mod/counter.so"));
+    ASSERT_CONTAINS(ERR_MSG(), want);
+    snprintf(want, sizeof want, "%s: HTTP 404",
+             http_url(srv, "404/counter.so"));
+    ASSERT_CONTAINS(ERR_MSG(), want);
+    ASSERT_REQUESTS(srv, "GET /404/counter.so 404", 1);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    mh_host_free(host);
+
+    /* The index itself, through the same redirect: the cause of the
+     * failure names the URL that answered 404. */
+    host = http_host(http_url(srv, "redir-404/"), &lc);
+    import_fails(host, "counter");
+    snprintf(want, sizeof want, "%s: HTTP 404",
+             http_url(srv, "404/index.json"));
+    ASSERT_CONTAINS(ERR_MSG(), want);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(redirect_to_other_host_is_refused)
 {
     /* localhost is the same server, but not the same origin */

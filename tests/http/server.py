@@ -52,6 +52,7 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   redir-other      302 to http://localhost:PORT/ok/REST (same server,
                    another host name: another origin)
   redir-to-P       302 to http://127.0.0.1:P/ok/REST (another port)
+  redir-404        302 to /404/REST (same origin, which answers 404)
   redir-loop       302 to the request's own path
   redir-userinfo   302 to http://bob:hunter2@HOST/ok/REST (the same
                    origin, with a user name and password)
@@ -125,6 +126,7 @@ INDEX_FILES = ("index.json", "index.json.sig")
 MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endless",
          "endless-chunked", "chunked", "gzip", "gzip-always", "gzipbomb",
          "redir-same", "redir-other", "redir-loop", "redir-userinfo",
+         "redir-404",
          "redir-userinfo-n",
          "tamper", "badsig",
          "badsize"}
@@ -367,6 +369,8 @@ class Handler(BaseHTTPRequestHandler):
                                     headers=(("Retry-After", "1"),))
         if mode == "redir-same":
             return self.redirect("/ok/" + rest)
+        if mode == "redir-404":
+            return self.redirect("/404/" + rest)
         if mode == "redir-other":
             return self.redirect("http://localhost:%d/ok/%s"
                                  % (self.server.server_address[1], rest))
