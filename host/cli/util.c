@@ -4,6 +4,7 @@
  * module spec.
  */
 #include <errno.h>
+#include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -190,15 +191,24 @@ cJSON *cli_spec_json(mh_host *host, const mh_spec_info *info)
 
 /* A number as the shortest text that reads back as exactly it: cJSON
  * prints 15 significant digits whenever they read back within its
- * epsilon, so 2^53 - 1 came out as 9.00719925474099e+15. */
+ * epsilon, so 2^53 - 1 came out as 9.00719925474099e+15.  Written in the
+ * C locale whatever the process's is: a Lua module may have called
+ * os.setlocale, and "1,5" is no JSON.  Without the memory for a locale
+ * object, cJSON's own print (locale-proof, 15 digits) stands in. */
 static cJSON *exact_number(double d)
 {
+    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (!c)
+        return cJSON_CreateNumber(d);
+    locale_t was = uselocale(c);
     char buf[40];
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, d);
         if (strtod(buf, NULL) == d)
             break;
     }
+    uselocale(was);
+    freelocale(c);
     return cJSON_CreateRaw(buf);
 }
 

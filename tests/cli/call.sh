@@ -128,6 +128,21 @@ expect_rc 0
 # (an argument past 2^53 is read as the nearest double: cJSON's numbers)
 json_check "d == {'a': 123456789012345680, 'b': [0.1, 0, 1e300]}"
 
+# A module that sets a locale whose decimal point is a comma does not
+# change the JSON: numbers are printed in the C locale ("1,5" is no JSON).
+# The locale is compiled here (localedef, from Debian's `locales`) and
+# found through LOCPATH.  glibc's setlocale leaks the LOCPATH list it
+# splits (__argz_add_sep): suppressed for this command only.
+mkdir -p "$T/loc"
+localedef -i de_DE -f UTF-8 "$T/loc/de_DE.UTF-8" 2>"$T/.localedef" ||
+    fail "localedef could not build de_DE.UTF-8 (is Debian's locales installed?): $(cat "$T/.localedef")"
+printf 'leak:__argz_add_sep\n' >"$T/lsan.supp"
+printf 'return {f = function()\n  local r = os.setlocale("de_DE.UTF-8")\n  return {r, tostring(1.5), 1.5, 0.1 + 0.2, -2.5e-7}\nend}\n' >"$T/num/loc.lua"
+LOCPATH="$T/loc" LSAN_OPTIONS="suppressions=$T/lsan.supp:print_suppressions=0" \
+    mh -E -p "$T/num" call loc f
+expect_rc 0
+expect_out '["de_DE.UTF-8","1,5",1.5,0.30000000000000004,-2.5e-07]'
+
 # A NUL in a string reached the function cut there ("a" for "a\u0000b");
 # an escaped backslash before u0000 is no NUL.
 mh -E -p "$PD" call textutil upper '["a\u0000b"]'
