@@ -413,15 +413,14 @@ mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
         return mh_err(host, err, MH_EINVAL, "mh_host_prune_cache: "
                       "usage->size is not set (sizeof(mh_cache_usage))");
 
-    /* Nothing there, nothing to count: a count makes no directory. */
-    struct stat st;
-    if (lstat(host->cache_dir, &st) != 0 && errno == ENOENT &&
-        strncmp(host->cache_dir, MH_NO_DIR, sizeof MH_NO_DIR - 1) != 0)
-        return MH_OK;
+    /* Nothing there, nothing to count: a count makes no directory.  But
+     * one that could never be made private is refused now, as every
+     * host would refuse it. */
     char real[PATH_MAX];
-    mh_status rc = mh_sec_private_dir(host, host->cache_dir, real,
-                                      sizeof real, err);
-    if (rc != MH_OK)
+    bool exists;
+    mh_status rc = mh_sec_private_dir_if_any(host, host->cache_dir, real,
+                                             sizeof real, &exists, err);
+    if (rc != MH_OK || !exists)
         return rc;
 
     pruner *p = mh_mem_calloc(host, 1, sizeof *p);

@@ -156,8 +156,12 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
     return rc;
 }
 
-mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
-                             size_t size, mh_error **err)
+/* mh_sec_private_dir, making the directory when `make`; without, a path
+ * that does not exist passes when the directories it would be made in do
+ * (*exists false, real untouched). */
+static mh_status private_dir(mh_host *h, const char *path, char *real,
+                             size_t size, bool make, bool *exists_out,
+                             mh_error **err)
 {
     char rp[PATH_MAX], have[PATH_MAX];
 
@@ -199,12 +203,14 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
         return mh_err(h, err, MH_EPATH, "refusing to keep code in %s: the "
                       "cache directory %s is a symbolic link, not a "
                       "directory", path, h->cache_dir);
+    if (exists_out)
+        *exists_out = exists;
     if (!exists) {
         if (!realpath(have, rp))
             return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,
                           strerror(errno));
         mh_status rc = check_chain(h, rp, false, err);
-        if (rc != MH_OK)
+        if (rc != MH_OK || !make)
             return rc;
         if (mkdir_parents(path) != 0)
             return mh_err(h, err, MH_EIO, "cannot create the private "
@@ -219,6 +225,19 @@ mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
     if (rc == MH_OK)
         memcpy(real, rp, strlen(rp) + 1);
     return rc;
+}
+
+mh_status mh_sec_private_dir(mh_host *h, const char *path, char *real,
+                             size_t size, mh_error **err)
+{
+    return private_dir(h, path, real, size, true, NULL, err);
+}
+
+mh_status mh_sec_private_dir_if_any(mh_host *h, const char *path,
+                                    char *real, size_t size, bool *exists,
+                                    mh_error **err)
+{
+    return private_dir(h, path, real, size, false, exists, err);
 }
 
 /* ---- module files ------------------------------------------------------- */

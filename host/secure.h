@@ -32,6 +32,14 @@ struct mh_host;
 mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
                              size_t size, mh_error **err);
 
+/* The same checks, making nothing: for a reader (`cache` counts) that
+ * must not create the directory, yet must refuse one that would be
+ * refused.  A path that does not exist passes when the directories it
+ * would be made in pass: MH_OK with *exists false, real untouched. */
+mh_status mh_sec_private_dir_if_any(struct mh_host *h, const char *path,
+                                    char *real, size_t size, bool *exists,
+                                    mh_error **err);
+
 /* Is <cache_dir>/<sub> private (mh_sec_private_dir; made if absent)?  The
  * answer is kept in *state for the host's life (0 not asked yet, 1 yes,
  * -1 no; a passing failure -- no descriptor, memory -- is asked again

@@ -102,7 +102,8 @@ typedef struct mh_error mh_error;
 MH_API mh_status mh_error_code(const mh_error *err);
 
 /* The full message, naming what failed and where, e.g.
- * "module 'codecs.rot14' not found; tried:\n  /opt/m: no codecs/rot14.so".
+ * "module 'codecs.rot14' not found; searched 1 path entry:\n  /opt/m:
+ * no codecs/rot14.so, codecs/rot14.lua or codecs/rot14.luac".
  * Owned by err.  "" for a NULL err. */
 MH_API const char *mh_error_message(const mh_error *err);
 
@@ -734,7 +735,9 @@ MH_API const char *mh_cache_part_name(mh_cache_part part);
  * usage->size must be set (MH_EINVAL otherwise); the rest receives the
  * counts by part (all zero when there is no cache directory yet: none is
  * made).  MH_EPATH when the cache directory cannot be used (not private,
- * or there is none: see mh_host_cache_dir); MH_EIO naming the first file
+ * or there is none: see mh_host_cache_dir), or does not exist yet and
+ * could not be made private where it would be (a directory on its way
+ * that others may write); MH_EIO naming the first file
  * or directory that could not be read or removed (the rest is still
  * done, and counted).
  */

@@ -273,6 +273,22 @@ TEST(no_cache_directory_yet_counts_nothing_and_makes_none)
     mh_host_free(h);
 }
 
+TEST(no_cache_directory_yet_under_a_public_one_is_refused)
+{
+    /* It does not exist, and it never could be made private there: the
+     * count says so, as every host would, instead of "nothing cached". */
+    ASSERT_EQ_INT(mkdir(tmp_path("pub"), 0700), 0);
+    ASSERT_EQ_INT(chmod(tmp_path("pub"), 0777), 0);
+    host_opts o = {.cache_dir = tmp_path("pub/modhost")};
+    mh_host *h = host_new_opts(&o, tmp_dir());
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), tmp_path("pub"));
+    ASSERT_CONTAINS(ERR_MSG(), "writable by group or others");
+    ASSERT_FALSE(file_exists(tmp_path("pub/modhost")));
+    mh_host_free(h);
+}
+
 TEST(downloads_a_cached_index_lists_stay)
 {
     /* What `fetch` kept for offline use stays while the site's cached
