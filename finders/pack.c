@@ -345,7 +345,7 @@ static mh_status record_shas(sqlite3 *db, bool intact, const char *shown,
 static mh_status write_rows(pack *p, const char *file, const char *shown)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *ins = NULL, *same = NULL;
+    sqlite3_stmt *ins = NULL, *same = NULL, *del = NULL;
     mh_status rc;
     /* A relative name with a ':' must never be taken for a "file:" URI. */
     char fname[PATH_MAX + 2];
@@ -385,30 +385,39 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
             "INSERT OR REPLACE INTO sqlar(rowid, name, mode, mtime, sz, data) "
             "VALUES ((SELECT coalesce(max(rowid), 0) + 1 FROM sqlar), "
             "?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
+        /* A table made by hand may have no key on name: every row of the
+         * name goes, or the finder, which reads the first, would still
+         * serve an old one. */
+        sqlite3_prepare_v2(db, "DELETE FROM sqlar WHERE name = ?1", -1, &del,
+                           NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
             "SELECT 1 FROM sqlar WHERE name = ?1 AND mode = ?2 AND "
-            "mtime = ?3 AND sz = ?4 AND data = ?5", -1, &same, NULL) !=
-            SQLITE_OK) {
+            "mtime = ?3 AND sz = ?4 AND data = ?5 AND "
+            "(SELECT count(*) FROM sqlar WHERE name = ?1) = 1", -1, &same,
+            NULL) != SQLITE_OK) {
         rc = db_fail(db, shown, "not a module database", p->err);
         goto rollback;
     }
     for (size_t i = 0; i < p->n; i++) {
         const row *r = &p->rows[i];
         int step = SQLITE_DONE;
-        for (int k = 0; k < 2; k++) { /* same, then (if not) ins */
-            sqlite3_stmt *st = k == 0 ? same : ins;
+        /* same, then (if not) del and ins */
+        for (int k = 0; k < 3; k++) {
+            sqlite3_stmt *st = k == 0 ? same : k == 1 ? del : ins;
             sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, r->mode);
-            sqlite3_bind_int64(st, 3, r->mtime);
-            sqlite3_bind_int64(st, 4, r->sz);
-            sqlite3_bind_blob64(st, 5, r->data, r->len, SQLITE_STATIC);
+            if (st != del) {
+                sqlite3_bind_int64(st, 2, r->mode);
+                sqlite3_bind_int64(st, 3, r->mtime);
+                sqlite3_bind_int64(st, 4, r->sz);
+                sqlite3_bind_blob64(st, 5, r->data, r->len, SQLITE_STATIC);
+            }
             step = sqlite3_step(st);
             sqlite3_reset(st);
             if (k == 0 && step == SQLITE_ROW) {
                 step = SQLITE_DONE; /* unchanged */
                 break;
             }
-            if (k == 0 && step != SQLITE_DONE)
+            if (k < 2 && step != SQLITE_DONE)
                 break;
         }
         if (step != SQLITE_DONE) {
@@ -419,7 +428,8 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     }
     sqlite3_finalize(ins);
     sqlite3_finalize(same);
-    ins = same = NULL;
+    sqlite3_finalize(del);
+    ins = same = del = NULL;
     if ((rc = record_shas(db, intact, shown, p->err)) != MH_OK)
         goto rollback;
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
@@ -430,6 +440,7 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
 rollback:
     sqlite3_finalize(ins);
     sqlite3_finalize(same);
+    sqlite3_finalize(del);
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
     return rc;

@@ -588,6 +588,38 @@ TEST(pack_replaces_existing_entry)
     mh_host_free(host);
 }
 
+TEST(pack_replaces_an_entry_in_a_table_with_no_key_on_name)
+{
+    /* A table made by hand, without the PRIMARY KEY `sqlite3 -A` gives
+     * name: INSERT OR REPLACE had no conflict to replace on, so the old
+     * row stayed first and went on being served. */
+    const char *db = tmp_path("nokey.db");
+    db_exec(db, "CREATE TABLE sqlar(name TEXT, mode INT, mtime INT, sz INT,"
+                " data BLOB);");
+    db_make(db, "counter:mod.so");
+    db_make(db, "answer7:mod.so");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE name = "
+                              "'mod.so'"), "1");
+    mh_host *host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 7);
+    mh_host_free(host);
+
+    /* Rows a hand-made table already holds twice: packing the bytes of
+     * one of them is a change (the other would be served), and leaves
+     * one row. */
+    db_exec(db, str_fmt("INSERT INTO sqlar SELECT 'two.so', mode, mtime, sz,"
+                        " data FROM sqlar; INSERT INTO sqlar VALUES("
+                        "'two.so', 33261, 0, length(readfile('%s')),"
+                        " readfile('%s'));", fixture_path("counter"),
+                        fixture_path("counter")));
+    db_make(db, "answer7:two.so");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE name = "
+                              "'two.so'"), "1");
+    host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "two"), "value"), 7);
+    mh_host_free(host);
+}
+
 TEST(pack_missing_input_creates_nothing)
 {
     const char *db = tmp_path("new.db");
