@@ -9,6 +9,8 @@
 #include "finders/sqlar.h"
 
 #include <sqlite3.h>
+#include <limits.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -127,4 +129,21 @@ bool mh_sar_shas_intact(sqlite3 *db)
                sqlite3_column_int(st, 0) == 1;
     sqlite3_finalize(st);
     return yes;
+}
+
+bool mh_sar_path_fits(const char *path, size_t *len, size_t *limit)
+{
+    sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+    size_t suffix = sizeof "-journal" - 1; /* the longest: -wal, -shm */
+    if (!vfs || vfs->mxPathname <= (int)suffix)
+        return true;
+    *limit = (size_t)vfs->mxPathname - suffix;
+    *len = strlen(path);
+    if (path[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd))
+            return true;
+        *len += strlen(cwd) + 1;
+    }
+    return *len <= *limit;
 }

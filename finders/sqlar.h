@@ -72,6 +72,13 @@
  * that names its row as it is (MH_SAR_SHA_MATCH) can be trusted. */
 struct sqlite3;
 bool mh_sar_shas_intact(struct sqlite3 *db);
+
+/* Can SQLite open a database at path, with its -journal and -wal files?
+ * Its default VFS refuses a full path (path itself, or the working
+ * directory and path when relative) over mxPathname bytes, 512 on Unix,
+ * with no reason of its own.  False then, *len being that full length
+ * and *limit the longest path allowed; true when it cannot be told. */
+bool mh_sar_path_fits(const char *path, size_t *len, size_t *limit);
 /* The join that takes a hash row only for the sqlar row (s) it names. */
 #define MH_SAR_SHA_MATCH                                                  \
     "h.name = s.name AND h.row = s._rowid_ AND h.mode IS s.mode AND "     \

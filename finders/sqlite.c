@@ -300,6 +300,16 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
     if (!S_ISREG(st.st_mode))
         return mh_err(h, err, MH_EPATH, "module database %s: not a regular "
                       "file", s->path);
+    size_t plen, pmax;
+    if (!mh_sar_path_fits(s->path, &plen, &pmax))
+        return mh_err(h, err, MH_EPATH, "module database %s: its path is "
+                      "%zu bytes, and SQLite opens a database only by a path "
+                      "of at most %zu (room for its -journal and -wal "
+                      "files); move it to a shorter one",
+                      s->path, plen, pmax);
+    /* SQLite takes errno as the system's reason for a failure, also one
+     * that made no system call. */
+    errno = 0;
     int rc = mh_fault(h, "sqlite")
                  ? SQLITE_CANTOPEN
                  : sqlite3_open_v2(s->path, &s->db,

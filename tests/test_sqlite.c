@@ -620,6 +620,62 @@ TEST(pack_replaces_an_entry_in_a_table_with_no_key_on_name)
     mh_host_free(host);
 }
 
+/* A directory under tmp_dir() deep enough that d/<name> is at least
+ * want bytes long: made one short component at a time. */
+static const char *deep_dir(size_t want, const char *name)
+{
+    const char *d = tmp_path("deep");
+    ASSERT_EQ_INT(mkdir(d, 0700), 0);
+    while (strlen(d) + 1 + strlen(name) < want) {
+        d = str_fmt("%s/%s", d, "dddddddddddddddddddddddddddddddddddddd");
+        ASSERT_EQ_INT(mkdir(d, 0700), 0);
+    }
+    return d;
+}
+
+TEST(database_path_too_long_for_sqlite_is_said_so)
+{
+    /* SQLite's Unix VFS opens no path over 512 bytes (with room for its
+     * -journal), and says only "unable to open database file", with
+     * whatever errno the thread had: it read "Resource temporarily
+     * unavailable", a passing failure, tried again at every import. */
+    const char *dir = deep_dir(520, "x.db");
+    const char *db = str_fmt("%s/x.db", dir);
+    const char *in = str_fmt("%s/mod.so", tmp_dir());
+    file_copy(fixture_path("counter"), in);
+    errno = EAGAIN;
+    ASSERT_STATUS(mh_pack(db, (const char *const[]){in}, 1, NULL, ERR),
+                  MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), db);
+    ASSERT_CONTAINS(ERR_MSG(), "SQLite opens a database only by a path of "
+                               "at most");
+    ASSERT_CONTAINS(ERR_MSG(), "nothing was written");
+    ASSERT_EQ_STR(sh_run(str_fmt("ls -A %s", sh_quote(dir)), NULL), "");
+
+    /* Made at a short path, then moved there: a host names the length,
+     * and the entry is refused for good (not tried at every import). */
+    db_make(tmp_path("x.db"), "counter:mod.so");
+    ASSERT_EQ_INT(rename(tmp_path("x.db"), db), 0);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db));
+    mh_module *mod;
+    for (int i = 0; i < 3; i++) {
+        errno = EAGAIN;
+        ASSERT_STATUS(mh_import(host, "mod", &mod, NULL), MH_ENOTFOUND);
+    }
+    if (log_capture_count(&lc, MH_LOG_WARN, "/x.db' skipped") != 1 ||
+        log_capture_count(&lc, -1, "x.db") != 1) /* cut: it is long */
+        FAIL("not warned once: %s", log_capture_dump(&lc));
+    mh_path_entry_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &info), MH_OK);
+    ASSERT_TRUE(info.error != NULL);
+    ASSERT_CONTAINS(info.error, str_fmt("%s: its path is", db));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(pack_missing_input_creates_nothing)
 {
     const char *db = tmp_path("new.db");
