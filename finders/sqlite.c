@@ -193,6 +193,23 @@ static void db_close(sqf_state *s)
 }
 
 /* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
+/* Is the sqlar table, declared by sql, a WITHOUT ROWID one?  SQLite's own
+ * answer (its table list), which no spacing, case or comment in the
+ * declaration can mislead; the declaration's words only where this SQLite
+ * has no table list (before 3.37). */
+static bool without_rowid(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *q = NULL;
+    int wr = -1;
+    if (sqlite3_prepare_v2(db, "SELECT wr FROM pragma_table_list WHERE "
+                           "schema = 'main' AND name = 'sqlar' COLLATE "
+                           "NOCASE", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        wr = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return wr >= 0 ? wr != 0 : strcasestr(sql, "WITHOUT ROWID") != NULL;
+}
+
 static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err);
 
 /* Does the database keep its native code's SHA-256 (MH_SAR_SHA_CREATE: the
@@ -353,7 +370,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
                      sqlite3_strnicmp(sql, "CREATE TABLE", 12) == 0;
         /* The row id joins a row's identity: INSERT OR REPLACE (a
          * re-pack) gives a new one even when size and mtime stay. */
-        rowid = plain && !strcasestr(sql, "WITHOUT ROWID") ? "_rowid_" : "0";
+        rowid = plain && !without_rowid(s->db, sql) ? "_rowid_" : "0";
         if (!plain) {
             mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' is a "
                    "%s, not a plain table; refusing to read it", s->path,

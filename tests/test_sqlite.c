@@ -1079,6 +1079,26 @@ TEST(name_in_three_rows_first_wins)
     mh_host_free(host);
 }
 
+TEST(without_rowid_table_read_however_it_is_spelled)
+{
+    /* "without\nrowid" or two spaces: the declaration's words were
+     * matched as "WITHOUT ROWID", so _rowid_ was asked of a table that
+     * has none, and the whole database was skipped. */
+    const char *src = db_make(tmp_path("src.db"), "counter:mod.so");
+    const char *spell[] = {"without\n  rowid", "WITHOUT  ROWID",
+                           "/* x */ WITHOUT/**/ROWID"};
+    for (size_t i = 0; i < sizeof spell / sizeof *spell; i++) {
+        const char *db = tmp_path("wr%zu.db", i);
+        db_exec(db, str_fmt("CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode "
+                            "INT, mtime INT, sz INT, data BLOB) %s; ATTACH "
+                            "%s AS s; INSERT INTO sqlar SELECT * FROM "
+                            "s.sqlar;", spell[i], sh_quote(src)));
+        mh_host *host = host_new_isolated(db);
+        ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 42);
+        mh_host_free(host);
+    }
+}
+
 /* Break the overflow chain of the row holding file `so`'s bytes in db:
  * the first page that continues them (a 4-byte next-page number, then
  * more of the bytes) gets a next page past the end of the file. */
