@@ -425,8 +425,8 @@ fail:;
      *     a dead writer left (rolled back below);
      *   MH_ENOMEM.
      * Final until mh_invalidate_caches or a change to the file: what the
-     * bytes say (MH_EFORMAT), and a file this process may not open
-     * (MH_EPATH). */
+     * bytes say (MH_EFORMAT), and a file this process may not open, or
+     * whose hot journal it may not roll back (MH_EPATH). */
     int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
                   ? sqlite3_system_errno(s->db) : 0;
     mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED
@@ -451,6 +451,19 @@ fail:;
         MH_TRACE(h, "sqlite: %s had a hot journal; rolled back", s->path);
         recovering = true;
         return db_open_once(s, true, err);
+    }
+    /* The journal is still there: this process may not write what rolling
+     * it back writes.  Not passing: only someone who may can mend it,
+     * and the change to the file that makes is seen at the next find. */
+    if (rc == SQLITE_READONLY_ROLLBACK) {
+        mh_err(h, err, MH_EPATH, "module database %s: a writer that did not "
+               "finish left its journal %s-journal, which only a process "
+               "that may write the database and its directory can roll "
+               "back, and this one may not; open it once as a user who may "
+               "(for instance: sqlite3 %s 'PRAGMA schema_version')",
+               s->path, s->path, s->path);
+        db_close(s);
+        return MH_EPATH;
     }
     /* A WAL-mode database needs its -wal and -shm files, which a reader
      * that cannot write the directory (a system database, a read-only

@@ -23,12 +23,15 @@
 #include "finders/finder.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static const char *const source_names[] = {
     [MH_SOURCE_CONFIG] = "config",
@@ -574,9 +577,21 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                                                : loaded->name);
             }
         } else if (!k) {
+            /* A file the finders could not look into says why: the
+             * sqlite finder knows a database by its first bytes. */
+            bool file = e->text[0] == '/';
+            int fd = file ? open(e->text, O_RDONLY | O_NONBLOCK | O_NOCTTY |
+                                              O_CLOEXEC)
+                          : -1;
+            char unread[96] = "";
+            if (file && fd < 0)
+                snprintf(unread, sizeof unread, "it cannot be read: %s; ",
+                         mh_errno_text(errno));
+            if (fd >= 0)
+                close(fd);
             rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this entry "
-                        "(path hooks: directories, sqlite:, http(s):, and "
-                        "finders/<scheme>.so plugins)");
+                        "(%spath hooks: directories, sqlite:, http(s):, and "
+                        "finders/<scheme>.so plugins)", unread);
         }
         if (c || e->tried) {
             mh_error_free(oerr); /* another thread settled it meanwhile */

@@ -2263,6 +2263,91 @@ TEST(database_the_process_may_not_open_is_reported_once)
     log_capture_free(&lc);
 }
 
+TEST(hot_journal_a_reader_cannot_roll_back_is_said_so)
+{
+    /* A writer died mid-transaction; its journal must be rolled back
+     * before the database can be read, which takes write access.  A
+     * reader without it read "attempt to write a readonly database", and
+     * tried again at every import. */
+    if (geteuid() != 0)
+        SKIP("reads as uid 65534, which needs root");
+    ASSERT_EQ_INT(chmod(tmp_dir(), 0755), 0);
+    const char *src = db_make(tmp_path("src.db"), "counter:mod.so",
+                              "answer7:other.so");
+    const char *dir = tmp_path("ro");
+    ASSERT_EQ_INT(mkdir(dir, 0755), 0);
+    const char *db = str_fmt("%s/p.db", dir);
+    /* The files of a transaction caught half-way: the database with
+     * changes spilled into it, and the journal to undo them. */
+    int st;
+    sh_run(str_fmt("sqlite3 -batch -init /dev/null %s <<'EOF'\n"
+                   "PRAGMA journal_mode=DELETE;\n"
+                   "PRAGMA cache_size=1;\n"
+                   "BEGIN;\n"
+                   "UPDATE sqlar SET data = zeroblob(length(data));\n"
+                   ".shell cp %s %s && cp %s-journal %s-journal\n"
+                   "ROLLBACK;\n"
+                   "EOF", sh_quote(src), src, db, src, db), &st);
+    ASSERT_EQ_INT(st, 0);
+    ASSERT_TRUE(file_exists(str_fmt("%s-journal", db)));
+    ASSERT_FALSE(file_exists(str_fmt("%s-journal", src)));
+
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db));
+    mh_module *mod;
+    mh_status rc[3];
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    for (int i = 0; i < 3; i++)
+        rc[i] = mh_import(host, "mod", &mod, NULL);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    for (int i = 0; i < 3; i++)
+        ASSERT_STATUS(rc[i], MH_ENOTFOUND);
+    if (log_capture_count(&lc, MH_LOG_WARN, "left its journal") != 1 ||
+        log_capture_count(&lc, -1, db) != 1)
+        FAIL("not warned once: %s", log_capture_dump(&lc));
+    ASSERT_TRUE(file_exists(str_fmt("%s-journal", db)));
+
+    /* Rolled back by one who may: read after mh_invalidate_caches, as
+     * every entry refused for good is. */
+    db_exec(db, "PRAGMA schema_version");
+    ASSERT_FALSE(file_exists(str_fmt("%s-journal", db)));
+    mh_invalidate_caches(host);
+    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 42);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(database_without_scheme_the_process_may_not_read_says_why)
+{
+    /* Without "sqlite:", a database is known by its first bytes: one the
+     * process may not read was "no finder handles this entry", and
+     * nothing more. */
+    if (geteuid() != 0)
+        SKIP("reads as uid 65534, which needs root");
+    ASSERT_EQ_INT(chmod(tmp_dir(), 0755), 0);
+    const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
+    ASSERT_EQ_INT(chmod(db, 0600), 0);
+    mh_host *host = host_new_isolated(db);
+    mh_path_entry_info info = {.size = sizeof info};
+    mh_module *mod;
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    mh_status rc = mh_import(host, "mod", &mod, NULL);
+    mh_status irc = mh_host_path_entry_info(host, 0, &info);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    ASSERT_STATUS(rc, MH_ENOTFOUND);
+    ASSERT_STATUS(irc, MH_OK);
+    ASSERT_TRUE(info.error != NULL);
+    ASSERT_CONTAINS(info.error, "no finder handles this entry (it cannot be "
+                                "read: Permission denied;");
+    mh_host_free(host);
+}
+
 /* Stage n_files files of `each` random (incompressible) bytes under dir. */
 static void random_files(const char *dir, int n_files, size_t each)
 {
