@@ -2229,6 +2229,28 @@ TEST(database_reopened_without_a_descriptor_stops_the_import)
     mh_host_free(host);
 }
 
+/* As uid 65534 (the case needs root): n imports of mod into host, each
+ * failing as not found, then entry 0's info into *info, its error text
+ * (NULL: none) returned. */
+static const char *imports_as_nobody(mh_host *host, int n,
+                                     mh_path_entry_info *info)
+{
+    mh_module *mod;
+    mh_status rc[8];
+    if (n > 8 || seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    for (int i = 0; i < n; i++)
+        rc[i] = mh_import(host, "mod", &mod, NULL);
+    *info = (mh_path_entry_info){.size = sizeof *info};
+    mh_status irc = mh_host_path_entry_info(host, 0, info);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    for (int i = 0; i < n; i++)
+        ASSERT_STATUS(rc[i], MH_ENOTFOUND);
+    ASSERT_STATUS(irc, MH_OK);
+    return info->error;
+}
+
 TEST(database_the_process_may_not_open_is_reported_once)
 {
     /* A database its reader may not open (EACCES) is no passing trouble:
@@ -2243,22 +2265,11 @@ TEST(database_the_process_may_not_open_is_reported_once)
     log_capture_init(&lc);
     host_opts o = {.log = &lc};
     mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db));
-    mh_path_entry_info info = {.size = sizeof info};
-    mh_module *mod;
-    mh_status rc[3];
-    if (seteuid(65534) != 0)
-        FAIL("seteuid(65534): %s", strerror(errno));
-    for (int i = 0; i < 3; i++)
-        rc[i] = mh_import(host, "mod", &mod, NULL);
-    mh_status irc = mh_host_path_entry_info(host, 0, &info);
-    if (seteuid(0) != 0)
-        FAIL("seteuid(0): %s", strerror(errno));
-    for (int i = 0; i < 3; i++)
-        ASSERT_STATUS(rc[i], MH_ENOTFOUND);
+    mh_path_entry_info info;
+    const char *why = imports_as_nobody(host, 3, &info);
     ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, db), 1);
-    ASSERT_STATUS(irc, MH_OK);
-    ASSERT_TRUE(info.error != NULL);
-    ASSERT_CONTAINS(info.error, db);
+    ASSERT_TRUE(why != NULL);
+    ASSERT_CONTAINS(why, db);
     mh_host_free(host);
     log_capture_free(&lc);
 }
@@ -2296,16 +2307,10 @@ TEST(hot_journal_a_reader_cannot_roll_back_is_said_so)
     log_capture_init(&lc);
     host_opts o = {.log = &lc};
     mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db));
-    mh_module *mod;
-    mh_status rc[3];
-    if (seteuid(65534) != 0)
-        FAIL("seteuid(65534): %s", strerror(errno));
-    for (int i = 0; i < 3; i++)
-        rc[i] = mh_import(host, "mod", &mod, NULL);
-    if (seteuid(0) != 0)
-        FAIL("seteuid(0): %s", strerror(errno));
-    for (int i = 0; i < 3; i++)
-        ASSERT_STATUS(rc[i], MH_ENOTFOUND);
+    mh_path_entry_info info;
+    const char *why = imports_as_nobody(host, 3, &info);
+    ASSERT_TRUE(why != NULL);
+    ASSERT_CONTAINS(why, "left its journal");
     if (log_capture_count(&lc, MH_LOG_WARN, "left its journal") != 1 ||
         log_capture_count(&lc, -1, db) != 1)
         FAIL("not warned once: %s", log_capture_dump(&lc));
@@ -2332,18 +2337,10 @@ TEST(database_without_scheme_the_process_may_not_read_says_why)
     const char *db = db_make(tmp_path("p.db"), "counter:mod.so");
     ASSERT_EQ_INT(chmod(db, 0600), 0);
     mh_host *host = host_new_isolated(db);
-    mh_path_entry_info info = {.size = sizeof info};
-    mh_module *mod;
-    if (seteuid(65534) != 0)
-        FAIL("seteuid(65534): %s", strerror(errno));
-    mh_status rc = mh_import(host, "mod", &mod, NULL);
-    mh_status irc = mh_host_path_entry_info(host, 0, &info);
-    if (seteuid(0) != 0)
-        FAIL("seteuid(0): %s", strerror(errno));
-    ASSERT_STATUS(rc, MH_ENOTFOUND);
-    ASSERT_STATUS(irc, MH_OK);
-    ASSERT_TRUE(info.error != NULL);
-    ASSERT_CONTAINS(info.error, "no finder handles this entry (it cannot be "
+    mh_path_entry_info info;
+    const char *why = imports_as_nobody(host, 1, &info);
+    ASSERT_TRUE(why != NULL);
+    ASSERT_CONTAINS(why, "no finder handles this entry (it cannot be "
                                 "read: Permission denied;");
     mh_host_free(host);
 }
