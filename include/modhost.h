@@ -328,7 +328,8 @@ MH_API const char *mh_path_source_name(mh_path_source src);
  * Add one entry to the search path at position pos (0 is first; a pos
  * past the end, or (size_t)-1, appends).  The entry must be an absolute
  * directory path or a URI (scheme:rest); relative and empty entries, and
- * entries holding a control character, are refused with MH_EPATH.
+ * entries holding a control character (C0, DEL, or C1 in UTF-8), are
+ * refused with MH_EPATH.
  * Modules already loaded are not affected.
  */
 MH_API mh_status mh_host_add_path(mh_host *host, const char *entry,

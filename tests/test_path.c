@@ -344,7 +344,19 @@ TEST(entries_with_control_characters_refused_and_shown_escaped)
                              "holds a control character (shown as \\xNN)");
     ASSERT_STATUS(mh_host_add_path(host, "sqlite:/db\x7f", 0, ERR),
                   MH_EPATH);
-    ASSERT_EQ_INT(mh_host_path_count(host), 1);
+    /* A C1 control in UTF-8 (U+009B, CSI: "\xc2\x9b" "31m" turns a
+     * terminal red); the letters whose UTF-8 holds such bytes are kept
+     * ("\xc4\x9f" is U+011F, g with breve). */
+    ASSERT_STATUS(mh_host_add_path(host, "/tmp/a\xc2\x9b" "31mb", 0, ERR),
+                  MH_EPATH);
+    ASSERT_EQ_STR(ERR_MSG(), "search path entry '/tmp/a\\xc2\\x9b31mb' "
+                             "refused: it holds a control character (shown "
+                             "as \\xNN)");
+    ASSERT_STATUS(mh_host_add_path(host, "/tmp/a\xc2", 0, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(host), 2);
+    ASSERT_STATUS(mh_host_add_path(host, "/tmp/do\xc4\x9f" "an", 0, ERR),
+                  MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(host), 3);
     mh_host_free(host);
     log_capture_free(&lc);
 }
