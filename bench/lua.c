@@ -493,7 +493,7 @@ static double s_cached(void *p)
 }
 
 /* A first import as it happens by default: compile, then write the cache
- * (lua_dump, checksum, temporary file, fsync, rename) -- a new cache dir
+ * (lua_dump, checksum, temporary file, rename; not fsynced) -- a new cache dir
  * every time. */
 static double s_first(void *p)
 {
@@ -877,7 +877,7 @@ static void run_cold(ctx *c, long long want)
                (v[COMPILE].median - tiny) / (v[CACHED].median - tiny));
     bench_note("Information rows: \"first import\" is the default first "
                "import, which also writes the cache (dump, checksum, "
-               "fsync, rename), in a new cache dir each time; \"entry "
+               "rename; not fsynced), in a new cache dir each time; \"entry "
                "unsure\" is a cache entry recorded less than 2 s after the "
                "source's last change (an edit, then an immediate run), "
                "which is checked by reading and hashing the source (here "

@@ -30,9 +30,36 @@ static int mkdirs(char *dir)
     return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* Is this the host's first write into dir (interned: compared by
+ * pointer)?  Remembered for the first MH_ATW_SWEPT directories; past
+ * them, or without the memory to intern, every write sweeps. */
+static bool first_write_in(mh_host *h, const char *dir)
+{
+    const char *d = h ? mh_int_cstr(h, dir) : NULL;
+    if (!d)
+        return true;
+    for (size_t i = 0; i < MH_ATW_SWEPT; i++) {
+        const char *cur = atomic_load(&h->swept[i]);
+        if (cur == d)
+            return false;
+        if (!cur && atomic_compare_exchange_strong(&h->swept[i], &cur, d))
+            return true;
+        if (cur == d) /* another thread took the slot for it */
+            return false;
+    }
+    return true;
+}
+
 mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
                        size_t len, mh_error **err)
 {
+    return mh_atw_write_ex(h, path, data, len, 0, err);
+}
+
+mh_status mh_atw_write_ex(mh_host *h, const char *path, const void *data,
+                          size_t len, unsigned flags, mh_error **err)
+{
+    bool sync = !(flags & MH_ATW_NO_SYNC);
     char dir[PATH_MAX], tmp[PATH_MAX + 32];
     const char *slash = strrchr(path, '/');
     if (!slash || (size_t)(slash - path) >= sizeof dir)
@@ -56,7 +83,7 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
                       mh_errno_text(errno));
     int e = mh_fault(h, "write") || mh_io_write_all(fd, data, len) != 0
                 ? errno : 0;
-    if (!e && (mh_fault(h, "fsync") || fsync(fd) != 0))
+    if (!e && sync && (mh_fault(h, "fsync") || fsync(fd) != 0))
         e = errno;
     if (close(fd) != 0 && !e)
         e = errno;
@@ -67,12 +94,18 @@ mh_status mh_atw_write(mh_host *h, const char *path, const void *data,
         return mh_err(h, err, MH_EIO, "cannot write %s: %s", path,
                       strerror(e));
     }
-    int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = sync ? open(dir[0] ? dir : "/",
+                          O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                   : -1;
     if (dfd >= 0) { /* make the rename itself durable */
         fsync(dfd);
         close(dfd);
     }
-    mh_atw_sweep(dir, ".tmp-"); /* what killed writers left */
+    /* What killed writers left: once per directory and host, not at every
+     * write (a read of the whole directory: a cache of n files would cost
+     * n reads of n names to fill). */
+    if (first_write_in(h, dir))
+        mh_atw_sweep(dir, ".tmp-");
     return MH_OK;
 }
 

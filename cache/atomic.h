@@ -1,8 +1,9 @@
 /*
  * cache/atomic.h -- files that are either absent, old, or new, whole
  * (mh_atw_*): written to a temporary name in the same directory, fsynced,
- * renamed over the target, and the directory fsynced.  A crash or a kill
- * at any point leaves at worst a temporary file, which nothing trusts.
+ * renamed over the target, and the directory fsynced (or, for a file its
+ * reader checks, not fsynced).  A crash or a kill at any point leaves at
+ * worst a temporary file, which nothing trusts.
  */
 #ifndef MH_CACHE_ATOMIC_H
 #define MH_CACHE_ATOMIC_H
@@ -14,9 +15,19 @@
 struct mh_host;
 
 /* Replace `path` with `len` bytes of data (mode 0600).  Creates missing
- * parent directories with mode 0700. */
+ * parent directories with mode 0700.  A host's first write into a
+ * directory sweeps it (mh_atw_sweep); later ones do not read it again. */
 mh_status mh_atw_write(struct mh_host *h, const char *path, const void *data,
                        size_t len, mh_error **err);
+
+/* The same, without the two fsyncs with MH_ATW_NO_SYNC: for a file whose
+ * reader checks it (a checksum) and makes it again, so that a crash can
+ * cost it, never mislead a reader.  The rename still makes the file
+ * whole or absent for every other process. */
+#define MH_ATW_NO_SYNC 1u
+mh_status mh_atw_write_ex(struct mh_host *h, const char *path,
+                          const void *data, size_t len, unsigned flags,
+                          mh_error **err);
 
 /* Read a whole file of at most max bytes into host memory (*out, *len;
  * free with mh_mem_free(h, *out, *len ? *len : 1)).  MH_ENOTFOUND if it

@@ -223,7 +223,9 @@ mh_status mh_bc_store(mh_host *h, const char *path, const mh_bc_source *src,
         return mh_err(h, err, MH_ENOMEM, "out of memory caching bytecode");
     memcpy(buf, &hd, sizeof hd);
     memcpy(buf + sizeof hd, bc, bc_len);
-    mh_status rc = mh_atw_write(h, path, buf, total, err);
+    /* Not fsynced: what a crash leaves torn fails its checksum, and is
+     * compiled and written again (as CPython's .pyc files, unsynced). */
+    mh_status rc = mh_atw_write_ex(h, path, buf, total, MH_ATW_NO_SYNC, err);
     mh_mem_free(h, buf, total);
     return rc;
 }

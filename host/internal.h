@@ -75,6 +75,9 @@ struct mh_host {
 
     mh_host_api api;       /* table handed to plugins' init and fini */
     atomic_bool closing;   /* mh_host_free has begun: no more imports */
+#define MH_ATW_SWEPT 8
+    _Atomic(const char *) swept[MH_ATW_SWEPT]; /* interned: directories
+                              cache/atomic.c has swept of leftovers */
     struct mh_lua *lua;    /* the host's Lua state (loaders/lua.c), lazy */
 };
 
