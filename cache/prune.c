@@ -412,6 +412,9 @@ mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
     if (usage->size < off)
         return mh_err(host, err, MH_EINVAL, "mh_host_prune_cache: "
                       "usage->size is not set (sizeof(mh_cache_usage))");
+    mh_status grc = mh_entry_check(host, "mh_host_prune_cache", 0, err);
+    if (grc != MH_OK)
+        return grc;
 
     /* Nothing there, nothing to count: a count makes no directory.  But
      * one that could never be made private is refused now, as every

@@ -1074,6 +1074,9 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         *fetched = 0;
     if (!host || (n && !names))
         return mh_err(host, err, MH_EINVAL, "mh_fetch: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_fetch", 0, err);
+    if (grc != MH_OK)
+        return grc;
     for (size_t i = 0; i < n; i++) {
         mh_status rc = mh_name_check(names[i], err);
         if (rc != MH_OK)
@@ -1096,7 +1099,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         mh_mem_free(host, done, n * sizeof *done);
         return rc;
     }
-    pthread_rwlock_rdlock(&host->path.lock);
+    mh_path_rdlock(host);
     for (size_t i = 0; i < host->path.n && rc != MH_ENOMEM; i++) {
         const mh_hook *k;
         void *state;
@@ -1137,7 +1140,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         if (rc == MH_OK)
             rc = erc;
     }
-    pthread_rwlock_unlock(&host->path.lock);
+    mh_path_rdunlock(host);
     for (size_t i = 0; rc == MH_OK && i < n; i++)
         if (!done[i])
             rc = mh_err(host, err, MH_ENOTFOUND, "module '%s' is in no HTTP "

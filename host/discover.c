@@ -319,6 +319,9 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
 {
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_discover: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_discover", 0, err);
+    if (grc != MH_OK)
+        return grc;
     dx_walk w = {.h = host};
     mh_status rc = mh_list_found(host, add_item, &w, err);
     if (rc == MH_OK && w.oom)
@@ -461,6 +464,9 @@ mh_status mh_host_entry_points(mh_host *host, const char *group,
     if (!host || !group || !fn)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_entry_points: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_host_entry_points", 0, err);
+    if (grc != MH_OK)
+        return grc;
     ep_walk w = {host, mh_int_cstr(host, group), fn, ud, false};
     if (!w.group)
         return mh_err(host, err, MH_ENOMEM, "out of memory listing entry "
@@ -482,6 +488,9 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
     if (!host || !ep || !mod || !ep->module || !ep->export_name)
         return mh_err(host, err, MH_EINVAL,
                       "mh_entry_point_load: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_entry_point_load", 0, err);
+    if (grc != MH_OK)
+        return grc;
     mh_module *m;
     mh_status rc = mh_import(host, ep->module, &m, err);
     if (rc != MH_OK)
@@ -639,6 +648,9 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
 {
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_host_failures: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_host_failures", 0, err);
+    if (grc != MH_OK)
+        return grc;
     bool again;
     mh_dx *dx = mh_dx_open(host, false, &again);
     if (!dx && again)
@@ -671,6 +683,9 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     if (!host)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_clear_failures: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_host_clear_failures", 0, err);
+    if (grc != MH_OK)
+        return grc;
     bool again;
     mh_dx *dx = mh_dx_open(host, false, &again);
     if (!dx && again)

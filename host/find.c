@@ -150,7 +150,7 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
 {
     mh_host *h = w->h;
     mh_status rc = MH_ENOTFOUND;
-    pthread_rwlock_rdlock(&h->path.lock);
+    mh_path_rdlock(h);
     size_t n = h->path.n;
     /* A line per entry ("\n  ENTRY: reason"), in one block from the start
      * (a hint: never more than half the message's limit, which a reserve
@@ -210,7 +210,7 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
     }
     if (rc == MH_ENOTFOUND && skipped && !w->have_ns && !w->why.failed)
         write_skipped(w, start, ends, &tv);
-    pthread_rwlock_unlock(&h->path.lock);
+    mh_path_rdunlock(h);
     mh_tops_end(h, &tv);
     return rc;
 }
@@ -281,6 +281,9 @@ mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
 {
     if (!host || !name || !info)
         return mh_err(host, err, MH_EINVAL, "mh_find: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_find", 0, err);
+    if (grc != MH_OK)
+        return grc;
     size_t size = info->size;
     if (size >= offsetof(mh_spec_info, reserved)) { /* cleared on failure */
         memset(info, 0, size < sizeof *info ? size : sizeof *info);
@@ -455,7 +458,7 @@ mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
                           false, err);
             continue;
         }
-        pthread_rwlock_rdlock(&host->path.lock);
+        mh_path_rdlock(host);
         for (size_t i = 0; i < host->path.n && rc == MH_OK; i++) {
             mh_pentry *e = host->path.v[i];
             const mh_hook *k;
@@ -472,7 +475,7 @@ mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
             rc = list_one(&a, k, state, i, where,
                           e->source == MH_SOURCE_DEFAULT, err);
         }
-        pthread_rwlock_unlock(&host->path.lock);
+        mh_path_rdunlock(host);
     }
 
     if (rc == MH_OK && a.n)
@@ -509,6 +512,9 @@ mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud, mh_error **err)
 {
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_list: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_list", 0, err);
+    if (grc != MH_OK)
+        return grc;
     list_pub p = {fn, ud};
     return mh_list_found(host, list_pub_one, &p, err);
 }

@@ -200,8 +200,8 @@ bool mh_fault(mh_host *h, const char *site)
 
 void mh_host_free(mh_host *host)
 {
-    if (!host)
-        return;
+    if (!host || mh_in_log_hook(host))
+        return; /* the hook runs with the host's locks held: see header */
     atomic_store(&host->closing, true);
     mh_path_close(host);        /* finder instances first: some finders */
     mh_chain_close(host);       /* are plugins, unloaded below */

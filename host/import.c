@@ -113,6 +113,8 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     if (atomic_load(&h->closing))
         return mh_err(h, err, MH_EINVAL, "cannot import '%s': the host is "
                       "being freed", name);
+    if (mh_in_log_hook(h))
+        return mh_entry_check(h, "mh_import", 0, err);
     const char *iname = mh_int_str(h, name, len);
     if (!iname)
         return mh_err(h, err, MH_ENOMEM, "out of memory importing '%s'", name);

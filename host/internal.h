@@ -178,6 +178,18 @@ void mh_log(mh_host *h, mh_log_level level, const char *fmt, ...)
 void mh_vlog(mh_host *h, mh_log_level level, const char *fmt, va_list ap);
 void mh_log_default(void *ud, mh_log_level level, const char *msg);
 
+/* Public calls that would wait for a lock this thread may hold are
+ * refused instead of hanging: MH_OK, or MH_EINVAL naming fn when h is
+ * being freed (a plugin's fini called), when this thread is inside h's
+ * log hook (which may run while h holds its locks), or, with
+ * MH_ENTRY_PATH, when this thread walks h's search path (a finder's
+ * callback): a change to the path or the caches waits for every walk. */
+#define MH_ENTRY_PATH 1u
+mh_status mh_entry_check(mh_host *h, const char *fn, unsigned what,
+                         mh_error **err);
+/* Is this thread inside h's log hook? */
+bool mh_in_log_hook(const mh_host *h);
+
 /* Trace only when verbose; the arguments are not evaluated otherwise. */
 #define MH_TRACE(h, ...)                                                  \
     do {                                                                  \

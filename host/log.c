@@ -7,6 +7,7 @@
  * buffer: logging never allocates, so it works while reporting OOM.
  */
 #include "host/internal.h"
+#include "host/path.h"
 
 #include <stdio.h>
 
@@ -27,6 +28,34 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg)
         return;
     /* One fprintf per line keeps lines from threads whole. */
     fprintf(stderr, "modhost: %s: %s\n", level_name(level), msg);
+}
+
+/* The host whose log hook this thread is in (the innermost, when a hook
+ * logs through another host), or NULL. */
+static __thread const mh_host *tl_hook;
+
+bool mh_in_log_hook(const mh_host *h)
+{
+    return h && tl_hook == h;
+}
+
+mh_status mh_entry_check(mh_host *h, const char *fn, unsigned what,
+                         mh_error **err)
+{
+    if (atomic_load(&h->closing))
+        return mh_err(h, err, MH_EINVAL, "%s: the host is being freed (a "
+                      "plugin's fini may not call it)", fn);
+    if (tl_hook == h)
+        return mh_err(h, err, MH_EINVAL, "%s: called from the host's log "
+                      "hook, which may run while the host holds its locks "
+                      "(the call would wait for itself); call it after the "
+                      "hook returns", fn);
+    if ((what & MH_ENTRY_PATH) && mh_path_walking(h))
+        return mh_err(h, err, MH_EINVAL, "%s: called while this thread walks "
+                      "the host's search path (from a finder's callback, or "
+                      "the init of a finder plugin it loads), which the "
+                      "change would wait for; make it outside the walk", fn);
+    return MH_OK;
 }
 
 void mh_vlog(mh_host *h, mh_log_level level, const char *fmt, va_list ap)
@@ -57,7 +86,10 @@ void mh_vlog(mh_host *h, mh_log_level level, const char *fmt, va_list ap)
         }
     }
     out[o] = '\0';
+    const mh_host *up = tl_hook;
+    tl_hook = h;
     h->log(h->log_ud, level, out);
+    tl_hook = up;
 }
 
 void mh_log(mh_host *h, mh_log_level level, const char *fmt, ...)

@@ -414,6 +414,9 @@ mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
     *out = NULL;
     if (!host || !name)
         return mh_err(host, err, MH_EINVAL, "mh_metadata: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_metadata", 0, err);
+    if (grc != MH_OK)
+        return grc;
     mh_status rc = mh_name_check(name, err);
     if (rc != MH_OK)
         return rc;

@@ -668,23 +668,72 @@ static void entry_unsettle(mh_pentry *e, mh_olock_r how)
 
 void mh_path_retry_unclaimed(mh_host *h)
 {
-    pthread_rwlock_rdlock(&h->path.lock);
+    mh_path_rdlock(h);
     for (size_t i = 0; i < h->path.n; i++) {
         mh_pentry *e = h->path.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
         entry_unsettle(e, how);
         mh_path_entry_unlock(e, how);
     }
-    pthread_rwlock_unlock(&h->path.lock);
+    mh_path_rdunlock(h);
 }
 
 /* ---- public API --------------------------------------------------------- */
+
+/* The hosts whose search path lock this thread holds for reading, and
+ * how many times: a few at most (a finder of one host importing through
+ * another); past MH_WALKS_TRACKED, not recorded. */
+#define MH_WALKS_TRACKED 4
+static __thread struct {
+    const mh_host *h;
+    unsigned n;
+} tl_walk[MH_WALKS_TRACKED];
+
+void mh_path_rdlock(mh_host *h)
+{
+    pthread_rwlock_rdlock(&h->path.lock);
+    size_t free_slot = MH_WALKS_TRACKED;
+    for (size_t i = 0; i < MH_WALKS_TRACKED; i++) {
+        if (tl_walk[i].h == h) {
+            tl_walk[i].n++;
+            return;
+        }
+        if (!tl_walk[i].h && free_slot == MH_WALKS_TRACKED)
+            free_slot = i;
+    }
+    if (free_slot < MH_WALKS_TRACKED) {
+        tl_walk[free_slot].h = h;
+        tl_walk[free_slot].n = 1;
+    }
+}
+
+void mh_path_rdunlock(mh_host *h)
+{
+    for (size_t i = 0; i < MH_WALKS_TRACKED; i++)
+        if (tl_walk[i].h == h) {
+            if (--tl_walk[i].n == 0)
+                tl_walk[i].h = NULL;
+            break;
+        }
+    pthread_rwlock_unlock(&h->path.lock);
+}
+
+bool mh_path_walking(const mh_host *h)
+{
+    for (size_t i = 0; i < MH_WALKS_TRACKED; i++)
+        if (tl_walk[i].h == h)
+            return true;
+    return false;
+}
 
 mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
                            mh_error **err)
 {
     if (!host || !entry)
         return mh_err(host, err, MH_EINVAL, "mh_host_add_path: NULL argument");
+    mh_status grc = mh_entry_check(host, "mh_host_add_path", MH_ENTRY_PATH, err);
+    if (grc != MH_OK)
+        return grc;
     const char *why = refusal(entry);
     if (why) {
         char shown[2 * PATH_MAX];
@@ -704,9 +753,9 @@ size_t mh_host_path_count(mh_host *host)
 {
     if (!host)
         return 0;
-    pthread_rwlock_rdlock(&host->path.lock);
+    mh_path_rdlock(host);
     size_t n = host->path.n;
-    pthread_rwlock_unlock(&host->path.lock);
+    mh_path_rdunlock(host);
     return n;
 }
 
@@ -718,7 +767,7 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
     if (source) *source = MH_SOURCE_CONFIG;
     if (!host)
         return MH_EINVAL;
-    pthread_rwlock_rdlock(&host->path.lock);
+    mh_path_rdlock(host);
     mh_status rc = MH_EINVAL;
     if (i < host->path.n) {
         mh_pentry *e = host->path.v[i];
@@ -730,7 +779,7 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
         if (finder) *finder = c ? c->name : NULL;
         rc = MH_OK;
     }
-    pthread_rwlock_unlock(&host->path.lock);
+    mh_path_rdunlock(host);
     return rc;
 }
 
@@ -744,7 +793,7 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         return MH_EVERSION;
     memset(info, 0, size < sizeof *info ? size : sizeof *info);
     info->size = size;
-    pthread_rwlock_rdlock(&host->path.lock);
+    mh_path_rdlock(host);
     mh_status rc = MH_EINVAL;
     if (i < host->path.n) {
         mh_pentry *e = host->path.v[i];
@@ -768,15 +817,16 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         mh_path_entry_unlock(e, how);
         rc = MH_OK;
     }
-    pthread_rwlock_unlock(&host->path.lock);
+    mh_path_rdunlock(host);
     return rc;
 }
 
 void mh_invalidate_caches(mh_host *host)
 {
-    if (!host)
-        return;
-    pthread_rwlock_rdlock(&host->path.lock);
+    if (!host || mh_entry_check(host, "mh_invalidate_caches", 0, NULL) !=
+                     MH_OK)
+        return; /* it could wait for this thread: see the header */
+    mh_path_rdlock(host);
     for (size_t i = 0; i < host->path.n; i++) {
         mh_pentry *e = host->path.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
@@ -787,7 +837,7 @@ void mh_invalidate_caches(mh_host *host)
         mh_path_entry_unlock(e, how);
     }
     mh_tops_forget(host);
-    pthread_rwlock_unlock(&host->path.lock);
+    mh_path_rdunlock(host);
     mh_chain_invalidate(host);
     mh_sec_forget(host);
     mh_stamp_forget(host);

@@ -81,6 +81,14 @@ void mh_path_retry_unclaimed(struct mh_host *h);
  * modules -- finder plugins among them -- are unloaded). */
 void mh_path_close(struct mh_host *h);
 
+/* The search path's lock, for reading, with a record of which hosts' this
+ * thread holds (a read lock may be taken again by its holder; the write
+ * lock, by mh_host_add_path, would wait for it for ever). */
+void mh_path_rdlock(struct mh_host *h);
+void mh_path_rdunlock(struct mh_host *h);
+/* Does this thread hold h's search path lock for reading? */
+bool mh_path_walking(const struct mh_host *h);
+
 /* Absolute paths are compared in a canonical spelling: "//" collapsed,
  * no trailing "/" (but "/" itself), so "/a/" and "/a" are one entry.  In
  * place; returns the new length (never longer).  Other text is left. */

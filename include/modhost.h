@@ -133,7 +133,16 @@ typedef enum mh_log_level {
 typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
 /* Log hook.  msg is one line without a trailing newline, valid only during
- * the call.  Called from whatever thread logs; must be thread-safe. */
+ * the call.  Called from whatever thread logs; must be thread-safe.
+ * It may run while the host holds its own locks, so from inside the hook
+ * the calls that would wait for them are refused with MH_EINVAL rather
+ * than hang: importing a module not loaded yet, mh_find, mh_list,
+ * mh_metadata, mh_discover, mh_host_entry_points, mh_entry_point_load,
+ * mh_module_call, mh_fetch, mh_host_failures, mh_host_clear_failures,
+ * mh_host_prune_cache and mh_host_add_path; mh_invalidate_caches and
+ * mh_host_free do nothing.  Reading (mh_host_path_entry, a loaded module's
+ * accessors, mh_intern) works.  The same calls into another host are the
+ * application's own business. */
 typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 
 /*
@@ -275,7 +284,9 @@ MH_API mh_status mh_check_version_(int version, size_t config_size,
  * Free a host: call each loaded module's fini in reverse order of
  * initialisation, close the modules, free every interned name, finder and
  * cache.  Pointers obtained from the host are invalid afterwards.  NULL is
- * a no-op.
+ * a no-op, as is a call from the host's log hook.  While it runs (a
+ * plugin's fini), calls that import, find, list or fetch are refused with
+ * MH_EINVAL: the host is being freed.
  */
 MH_API void mh_host_free(mh_host *host);
 
@@ -330,7 +341,10 @@ MH_API const char *mh_path_source_name(mh_path_source src);
  * directory path or a URI (scheme:rest); relative and empty entries, and
  * entries holding a control character (C0, DEL, or C1 in UTF-8), are
  * refused with MH_EPATH.
- * Modules already loaded are not affected.
+ * Modules already loaded are not affected.  MH_EINVAL, and nothing
+ * changed, from the log hook, and from a finder's callback (or the init of
+ * a finder plugin a walk loads): those run while their thread walks the
+ * search path, which the change would wait for.
  */
 MH_API mh_status mh_host_add_path(mh_host *host, const char *entry,
                                   size_t pos, mh_error **err);
@@ -353,7 +367,10 @@ MH_API mh_status mh_host_path_entry(mh_host *host, size_t i,
                                     const char **finder);
 
 /* Forget every cached directory listing and finder state, so the next
- * import sees the file system as it is now (importlib.invalidate_caches). */
+ * import sees the file system as it is now (importlib.invalidate_caches).
+ * Does nothing from the log hook (see mh_log_fn), or while the host is
+ * being freed.  A finder's callback may call it (that finder's own
+ * invalidate then runs inside the callback). */
 MH_API void mh_invalidate_caches(mh_host *host);
 
 /* The cache directory in effect (config, or $XDG_CACHE_HOME/modhost). */

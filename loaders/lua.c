@@ -1446,6 +1446,8 @@ mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
     *result = NULL;
     if (!mod || !fn)
         return mh_err(NULL, err, MH_EINVAL, "mh_module_call: NULL argument");
+    if (mh_in_log_hook(mod->host)) /* the hook may run under its locks */
+        return mh_entry_check(mod->host, "mh_module_call", 0, err);
     if (args && !cJSON_IsArray(args))
         return mh_err(mod->host, err, MH_EINVAL, "call of %s.%s: the "
                       "arguments must be a JSON array", mod->name, fn);

@@ -477,6 +477,97 @@ TEST(plugin_log_reaches_hook_with_module_name)
     log_capture_free(&lc);
 }
 
+/* A log hook that calls its host back, once: what each call returned. */
+typedef struct reentry {
+    mh_host *host;
+    const char *on;        /* the message that sets it off */
+    const char *dir;       /* an entry to add */
+    int fired;
+    mh_status add, find, imp, list;
+    char add_msg[512], imp_msg[512];
+} reentry;
+
+static int list_none(void *ud, const mh_spec_info *info)
+{
+    (void)ud;
+    (void)info;
+    return 0;
+}
+
+static void reentry_hook(void *ud, mh_log_level level, const char *msg)
+{
+    reentry *r = ud;
+    (void)level;
+    if (!r->host || r->fired || !strstr(msg, r->on))
+        return;
+    r->fired = 1;
+    mh_error *e = NULL;
+    r->add = mh_host_add_path(r->host, r->dir, (size_t)-1, &e);
+    snprintf(r->add_msg, sizeof r->add_msg, "%s", mh_error_message(e));
+    mh_error_free(e);
+    e = NULL;
+    mh_spec_info info = {.size = sizeof info};
+    r->find = mh_find(r->host, "counter", &info, NULL);
+    mh_invalidate_caches(r->host); /* void: it must return */
+    mh_module *m;
+    r->imp = mh_import(r->host, "counter", &m, &e);
+    snprintf(r->imp_msg, sizeof r->imp_msg, "%s", mh_error_message(e));
+    mh_error_free(e);
+    r->list = mh_list(r->host, list_none, NULL, NULL);
+    mh_host_free(r->host); /* ignored: not from the hook */
+}
+
+/* r->host: an isolated host on path, whose log hook is reentry_hook. */
+static void reentry_host(reentry *r, const char *path)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = path;
+    cfg.log = reentry_hook;
+    cfg.log_ud = r;
+    r->dir = tmp_mkdir("more");
+    r->host = host_new_cfg(&cfg);
+}
+
+TEST(log_hook_calling_its_host_is_refused_not_hung)
+{
+    /* The hook may run while the host holds its locks (here: a warning
+     * about an entry no finder takes, logged during the walk).  Calls
+     * that would wait for them hung for ever; they are refused. */
+    fixture_copy("counter", "E/counter.so");
+    reentry r = {.on = "skipped"};
+    reentry_host(&r, str_fmt("nosuchscheme:x;%s", tmp_path("E")));
+    ASSERT_EQ_INT(call_int(import_ok(r.host, "counter"), "value"), 42);
+    ASSERT_EQ_INT(r.fired, 1);
+    ASSERT_STATUS(r.add, MH_EINVAL);
+    ASSERT_CONTAINS(r.add_msg, "mh_host_add_path: called from the host's log "
+                               "hook");
+    ASSERT_STATUS(r.find, MH_EINVAL);
+    ASSERT_STATUS(r.imp, MH_EINVAL);
+    ASSERT_CONTAINS(r.imp_msg, "mh_import: called from the host's log hook");
+    ASSERT_STATUS(r.list, MH_EINVAL);
+    ASSERT_EQ_INT(mh_host_path_count(r.host), 2); /* nothing was added */
+    mh_host_free(r.host);
+}
+
+TEST(log_hook_calling_its_host_during_free_is_refused)
+{
+    /* A plugin's fini logs while the host is being freed: its finders
+     * are closed by then, and a find from the hook crashed on one. */
+    fixture_copy("host_api", "E/apitest.so");
+    reentry r = {.on = "host_api fixture: fini"};
+    reentry_host(&r, tmp_path("E"));
+    import_ok(r.host, "apitest");
+    mh_host_free(r.host);
+    ASSERT_EQ_INT(r.fired, 1);
+    ASSERT_STATUS(r.add, MH_EINVAL);
+    ASSERT_CONTAINS(r.add_msg, "the host is being freed");
+    ASSERT_STATUS(r.find, MH_EINVAL);
+    ASSERT_STATUS(r.imp, MH_EINVAL);
+    ASSERT_STATUS(r.list, MH_EINVAL);
+}
+
 TEST(host_api_table_as_plugin_sees_it)
 {
     mh_host *host;

@@ -573,6 +573,64 @@ static mh_host *hk_host(const char *slow_name, const char *e0,
     return hk.host;
 }
 
+/* A finder whose find() changes its host's search path and caches. */
+static struct {
+    mh_host *host;
+    const char *add;
+    int asked;
+    mh_status rc;
+    char msg[512];
+} pw;
+
+static mh_status pw_open(mh_finder_ctx *cx, const char *entry, void **st)
+{
+    (void)cx;
+    (void)entry;
+    *st = &pw;
+    return MH_OK;
+}
+
+static mh_status pw_find(mh_finder_ctx *cx, void *st, const char *name,
+                         mh_finder_spec *spec)
+{
+    (void)st;
+    (void)spec;
+    if (pw.asked++ == 0) {
+        mh_error *e = NULL;
+        pw.rc = mh_host_add_path(pw.host, pw.add, 0, &e);
+        snprintf(pw.msg, sizeof pw.msg, "%s", mh_error_message(e));
+        mh_error_free(e);
+    }
+    cx->svc->miss(cx, "pathy has no '%s'", name);
+    return MH_ENOTFOUND;
+}
+
+static const mh_finder_class hk_pathy = {
+    MH_FINDER_CLASS_INIT, .name = "pathy", .scheme = "pathy",
+    .open = pw_open, .find = pw_find, .close = hk_close};
+
+TEST(finder_changing_the_search_path_from_find_is_refused_not_hung)
+{
+    /* find() runs while its thread walks the path (the path lock held for
+     * reading); the change waited for that walk for ever. */
+    memset(&pw, 0, sizeof pw);
+    pw.add = tmp_mkdir("more");
+    fixture_copy("counter", "D/x.so");
+    pw.host = host_new_isolated("pathy:p", tmp_path("D"));
+    ASSERT_STATUS(mh_host_add_path_hook(pw.host, &hk_pathy, NULL,
+                                        MH_CHAIN_FIRST, NULL, ERR), MH_OK);
+    ASSERT_EQ_INT(call_int(import_ok(pw.host, "x"), "value"), 42);
+    ASSERT_EQ_INT(pw.asked, 1);
+    ASSERT_STATUS(pw.rc, MH_EINVAL);
+    ASSERT_CONTAINS(pw.msg, "mh_host_add_path: called while this thread walks "
+                            "the host's search path");
+    ASSERT_EQ_INT(mh_host_path_count(pw.host), 2);
+    /* Outside the walk, the same call works. */
+    ASSERT_STATUS(mh_host_add_path(pw.host, pw.add, 0, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(pw.host), 3);
+    mh_host_free(pw.host);
+}
+
 TEST(thread_invalidating_while_an_entry_is_opened_is_not_lost)
 {
     /* [slow:s, gate:g, D (x.so)].  B imports x; slow's find() waits until
