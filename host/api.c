@@ -11,6 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The longest message a plugin passes (set_error, call_error), with its
+ * NUL: longer ones are cut, with "...". */
+#define MH_PLUGIN_MESSAGE_MAX 4096
+
 static mh_module *self_of(mh_plugin *self)
 {
     return (mh_module *)self;
@@ -35,12 +39,17 @@ static void api_log(mh_plugin *self, int level, const char *fmt, ...)
  * of memory. */
 static char *format_message(mh_host *h, const char *fmt, va_list ap)
 {
-    mh_buf b;
-    mh_buf_init(&b, h, 4096);
-    mh_buf_vprintf(&b, fmt, ap);
-    char *text = b.failed ? NULL : mh_mem_strdup(h, mh_buf_str(&b));
-    mh_buf_free(&b);
-    return text;
+    /* A longer one (a not-found list of a long search path, passed on)
+     * is cut, and says so: it was refused whole, and taken for out of
+     * memory. */
+    char text[MH_PLUGIN_MESSAGE_MAX];
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    if (n < 0)
+        snprintf(text, sizeof text, "(a message its format could not "
+                 "make: %s)", fmt);
+    else if ((size_t)n >= sizeof text)
+        memcpy(text + sizeof text - 4, "...", 4);
+    return mh_mem_strdup(h, text);
 }
 
 /* Replace *slot (host memory, or NULL) with a formatted message. */
@@ -51,8 +60,8 @@ static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
     *slot = text;
 }
 
-/* Make m's init message a formatted text of at most 4 KiB (NULL when out
- * of memory) -- if its init still runs: a thread the init started may
+/* Make m's init message a formatted text of at most 4 KiB, cut with
+ * "..." past that (NULL when out of memory) -- if its init still runs: a thread the init started may
  * call after it returned, when the in-flight block may be gone.  `dep`:
  * the init now fails for another module's sake. */
 static void set_init_message(mh_module *m, bool dep, const char *fmt,

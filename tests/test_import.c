@@ -843,6 +843,27 @@ TEST(an_empty_init_message_counts_as_none)
     mh_host_free(host);
 }
 
+TEST(a_long_init_message_is_cut_not_lost)
+{
+    /* Over 4 KiB (a not-found list of a long search path, passed on), the
+     * message was refused whole, and the failure reported as out of
+     * memory, with no text. */
+    fixture_copy("init_fails", "E/refuser.so");
+    char *longer = malloc(6001);
+    memset(longer, 'x', 6000);
+    longer[6000] = '\0';
+    env_set("MH_FIXTURE_LONG_ERROR", longer);
+    free(longer);
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "refuser", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "long message: xxxxxxxxxxxxxxxx");
+    ASSERT_CONTAINS(ERR_MSG(), "xxx...");
+    ASSERT_TRUE(strstr(ERR_MSG(), "<end>") == NULL);
+    ASSERT_TRUE(strlen(ERR_MSG()) > 4000);
+    mh_host_free(host);
+}
+
 TEST(a_plugin_for_another_machine_says_so)
 {
     /* dlopen of /proc/self/fd/N said "cannot open shared object file: No

@@ -83,7 +83,8 @@ typedef struct mh_host_api {
         __attribute__((format(printf, 3, 4)));
 
     /* From init only: record why init refuses to load.  The text becomes
-     * the import error the application sees.  printf-style. */
+     * the import error the application sees.  printf-style; cut to 4 KiB
+     * (ending "..."), as call_error's is. */
     void (*set_error)(mh_plugin *self, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
 
