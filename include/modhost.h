@@ -838,8 +838,10 @@ typedef int (*mh_fetch_progress_fn)(void *ud, const char *module,
  * receives the number of modules now in the cache.  progress may be NULL.
  * Every module and entry is tried; the first failure is returned (the
  * others are logged as warnings): MH_EPATH when nothing can be cached
- * (the cache directory is not private, or there is none: checked first,
- * whatever the path holds) or an HTTP entry cannot be used (not a usable
+ * (the cache directory's blobs/ cannot be made private -- a directory on
+ * its way others may write, not a root-owned sticky one -- or there is no
+ * cache directory: checked first, whatever the path holds) or an HTTP
+ * entry cannot be used (not a usable
  * URL); MH_EIO, MH_EFORMAT when a module cannot be downloaded, does not
  * match its index, or cannot be written into the cache; MH_ENOTFOUND
  * when a named module is in no HTTP entry's index.

@@ -289,6 +289,24 @@ TEST(no_cache_directory_yet_under_a_public_one_is_refused)
     mh_host_free(h);
 }
 
+TEST(fetch_where_no_blob_can_be_kept_says_so_first)
+{
+    /* A cache directory others may write (no sticky bit): its blobs/
+     * could not be private, so nothing fetched would stay. */
+    const char *pub = tmp_path("pub");
+    ASSERT_EQ_INT(mkdir(pub, 0700), 0);
+    ASSERT_EQ_INT(chmod(pub, 0777), 0);
+    fixture_copy("counter", "E/counter.so");
+    host_opts o = {.cache_dir = pub};
+    mh_host *h = host_new_opts(&o, tmp_path("E"));
+    const char *names[] = {"counter"};
+    ASSERT_STATUS(mh_fetch(h, names, 1, NULL, NULL, NULL, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "nothing can be cached");
+    ASSERT_CONTAINS(ERR_MSG(), pub);
+    ASSERT_EQ_INT(dir_count(pub), 0);
+    mh_host_free(h);
+}
+
 TEST(downloads_a_cached_index_lists_stay)
 {
     /* What `fetch` kept for offline use stays while the site's cached
