@@ -258,12 +258,29 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
     const char *t = mh_int_str(h, buf, len);
     if (!t)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
-    for (size_t i = 0; i < p->n; i++)
-        if (p->v[i]->text == t) {
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->v[i]->text != t)
+            continue;
+        if (src != MH_SOURCE_API) { /* the first spelling stands */
             MH_TRACE(h, "search path: '%s' (%s) is already entry %zu; "
                      "dropped", p->v[i]->shown, mh_path_source_name(src), i);
             return MH_OK;
         }
+        /* mh_host_add_path of an entry already there: it goes where it
+         * was asked for (to the front, say, to take precedence), with
+         * its finder and state. */
+        mh_pentry *e = p->v[i];
+        if (pos >= p->n)
+            pos = p->n - 1;
+        if (pos < i)
+            memmove(p->v + pos + 1, p->v + pos, (i - pos) * sizeof *p->v);
+        else if (pos > i)
+            memmove(p->v + i, p->v + i + 1, (pos - i) * sizeof *p->v);
+        p->v[pos] = e;
+        MH_TRACE(h, "search path: '%s' moved from entry %zu to %zu",
+                 e->shown, i, pos);
+        return MH_OK;
+    }
     if (mh_mem_grow(h, (void **)&p->v, &p->cap, p->n, sizeof *p->v, 8) != 0)
         return mh_err(h, err, MH_ENOMEM, "out of memory adding entry");
     mh_pentry *e = mh_mem_calloc(h, 1, sizeof *e);

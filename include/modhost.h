@@ -341,6 +341,8 @@ MH_API const char *mh_path_source_name(mh_path_source src);
  * directory path or a URI (scheme:rest); relative and empty entries, and
  * entries holding a control character (C0, DEL, or C1 in UTF-8), are
  * refused with MH_EPATH.
+ * An entry already in the path (in its canonical spelling) is moved to
+ * pos, with its finder.
  * Modules already loaded are not affected.  MH_EINVAL, and nothing
  * changed, from the log hook, and from a finder's callback (or the init of
  * a finder plugin a walk loads): those run while their thread walks the

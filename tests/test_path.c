@@ -380,6 +380,31 @@ TEST(add_path_positions)
     mh_host_free(host);
 }
 
+TEST(adding_an_entry_already_there_moves_it)
+{
+    /* It was dropped, MH_OK and all: an application moving an entry to
+     * the front to take precedence got nothing, silently. */
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B"), *c = tmp_mkdir("C");
+    fixture_copy("counter", "A/m.so");
+    fixture_copy("answer7", "C/m.so");
+    mh_host *host = host_new_isolated(a, b, c);
+    ASSERT_STATUS(mh_host_add_path(host, str_fmt("%s/", c), 0, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(host), 3);
+    ASSERT_ENTRY(host, 0, c, MH_SOURCE_CONFIG); /* where it came from */
+    ASSERT_ENTRY(host, 1, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 2, b, MH_SOURCE_CONFIG);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 7);
+    ASSERT_STATUS(mh_host_add_path(host, c, (size_t)-1, ERR), MH_OK);
+    ASSERT_ENTRY(host, 0, a, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 1, b, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 2, c, MH_SOURCE_CONFIG);
+    ASSERT_STATUS(mh_host_add_path(host, c, 1, ERR), MH_OK);
+    ASSERT_ENTRY(host, 1, c, MH_SOURCE_CONFIG);
+    ASSERT_ENTRY(host, 2, b, MH_SOURCE_CONFIG);
+    ASSERT_EQ_INT(mh_host_path_count(host), 3);
+    mh_host_free(host);
+}
+
 TEST(added_entry_is_searched)
 {
     const char *late = tmp_mkdir("late");
