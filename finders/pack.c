@@ -515,8 +515,12 @@ mh_status mh_pack_ex(const char *db, const char *const *inputs, size_t n,
 {
     if (count)
         *count = 0;
-    if (!db || !db[0] || (!inputs && n))
-        return mh_err(NULL, err, MH_EINVAL, "mh_pack: NULL argument");
+    if (!db || (!inputs && n))
+        return mh_err(NULL, err, MH_EINVAL, "mh_pack: %s is NULL",
+                      !db ? "db" : "inputs");
+    if (!db[0])
+        return mh_err(NULL, err, MH_EINVAL, "mh_pack: the database path is "
+                      "empty");
     if (flags & ~MH_PACK_COMPRESS_CODE)
         return mh_err(NULL, err, MH_EINVAL, "mh_pack: unknown flags 0x%x",
                       flags & ~MH_PACK_COMPRESS_CODE);

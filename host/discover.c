@@ -686,6 +686,8 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     mh_status grc = mh_entry_check(host, "mh_host_clear_failures", 0, err);
     if (grc != MH_OK)
         return grc;
+    if (name && (grc = mh_name_check(name, err)) != MH_OK)
+        return grc; /* no module has it: nothing could be cleared */
     bool again;
     mh_dx *dx = mh_dx_open(host, false, &again);
     if (!dx && again)

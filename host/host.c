@@ -120,6 +120,14 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
         return mh_err(NULL, err, MH_EVERSION,
                       "mh_config.size is %zu; call mh_config_init() first",
                       cfg->size);
+    if (cfg->flags & ~MH_CONFIG_KNOWN_)
+        return mh_err(NULL, err, MH_EINVAL, "mh_config.flags: unknown flags "
+                      "0x%x (a newer header's? this library is %s)",
+                      cfg->flags & ~MH_CONFIG_KNOWN_, MH_VERSION_STRING);
+    if (cfg->http && cfg->http->size < offsetof(mh_http_limits, reserved))
+        return mh_err(NULL, err, MH_EVERSION, "mh_config.http->size is %zu; "
+                      "set it to sizeof(mh_http_limits)",
+                      cfg->http->size);
 
     mh_alloc_fn alloc = cfg->alloc ? cfg->alloc : mh_mem_default_alloc;
     mh_host *h = alloc(cfg->alloc_ud, NULL, 0, sizeof *h);

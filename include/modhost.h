@@ -200,6 +200,8 @@ typedef int (*mh_fault_fn)(void *ud, const char *site);
                                              mapped); for caches that do
                                              not last (also
                                              MODHOST_DONTWRITECOPIES=1) */
+/* Every flag above; mh_host_new refuses others with MH_EINVAL. */
+#define MH_CONFIG_KNOWN_          0x0fffu
 
 /*
  * Limits of the HTTP finder.  Crosses the ABI: set `size`; zero fields
@@ -246,7 +248,8 @@ typedef struct mh_config {
                                public keys (PEM); when any are given, an
                                HTTP index must carry a valid signature by
                                one of them.  NULL: $MODHOST_TRUST */
-    const mh_http_limits *http; /* NULL: defaults */
+    const mh_http_limits *http; /* NULL: defaults; its size unset:
+                                   MH_EVERSION */
     mh_fault_fn fault;      /* fault injection for tests, or NULL */
     void *fault_ud;
     void *reserved[3];      /* zero */
@@ -303,7 +306,8 @@ MH_API void mh_host_free(mh_host *host);
 MH_API const char *mh_intern(mh_host *host, const char *str);
 
 /* Like mh_intern, for len bytes of str (which need not be NUL-terminated
- * and must not contain NUL). */
+ * and must not contain NUL: NULL then).  str may be NULL when len is 0:
+ * the empty string, as for any zero-length span. */
 MH_API const char *mh_intern_len(mh_host *host, const char *str, size_t len);
 
 /* The interned copy of str if there is one, else NULL.  Never allocates. */
@@ -685,8 +689,9 @@ MH_API mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                                   mh_error **err);
 
 /* Forget recorded failures: all (name NULL) or those of one module.
- * *cleared, if not NULL, receives how many were removed.  MH_EAGAIN,
- * MH_EPATH and MH_EIO as for mh_host_failures. */
+ * *cleared, if not NULL, receives how many were removed.  MH_EBADNAME for
+ * a name no module can have; MH_EAGAIN, MH_EPATH and MH_EIO as for
+ * mh_host_failures. */
 MH_API mh_status mh_host_clear_failures(mh_host *host, const char *name,
                                         size_t *cleared, mh_error **err);
 

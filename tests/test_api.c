@@ -174,6 +174,28 @@ TEST(host_new_null_out_is_einval)
     ASSERT_STATUS(mh_host_new(&cfg, NULL, ERR), MH_EINVAL);
 }
 
+TEST(host_new_refuses_unknown_flags_and_unset_http_size)
+{
+    /* Both were taken silently: the flags ignored, the limits dropped. */
+    mh_config cfg;
+    mh_host *h = (mh_host *)1;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | 0x8000u;
+    ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "mh_config.flags: unknown flags 0x8000");
+    ASSERT_NULL(h);
+    mh_http_limits lim = {0};
+    lim.max_redirects = 1;
+    mh_config_init(&cfg);
+    cfg.http = &lim;
+    ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_EVERSION);
+    ASSERT_CONTAINS(ERR_MSG(), "mh_config.http->size is 0");
+    lim.size = sizeof lim;
+    cfg.flags = MH_CONFIG_KNOWN_;
+    ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_OK);
+    mh_host_free(h);
+}
+
 TEST(cache_dir_from_config_or_xdg)
 {
     mh_config cfg;

@@ -317,6 +317,9 @@ TEST(callback_stops_the_walk_and_null_arguments_are_refused)
     ASSERT_STATUS(mh_host_failures(host, NULL, NULL, ERR), MH_EINVAL);
     ASSERT_STATUS(mh_host_failures(host, never_called, NULL, ERR), MH_OK);
     ASSERT_STATUS(mh_host_clear_failures(NULL, NULL, NULL, ERR), MH_EINVAL);
+    ASSERT_STATUS(mh_host_clear_failures(host, "bad/name", NULL, ERR),
+                  MH_EBADNAME);
+    ASSERT_CONTAINS(ERR_MSG(), "bad/name");
     mh_host_free(host);
 }
 

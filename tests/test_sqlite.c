@@ -573,6 +573,18 @@ TEST(pack_unknown_flag_is_einval)
     ASSERT_EQ_STR(file_read(junk), "not a database");
 }
 
+TEST(pack_bad_arguments_say_which)
+{
+    const char *in[] = {fixture_copy("counter", "in/counter.so")};
+    ASSERT_STATUS(mh_pack("", in, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_pack: the database path is empty");
+    ASSERT_STATUS(mh_pack(NULL, in, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_pack: db is NULL");
+    ASSERT_STATUS(mh_pack(tmp_path("p.db"), NULL, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_pack: inputs is NULL");
+    ASSERT_FALSE(file_exists(tmp_path("p.db")));
+}
+
 TEST(pack_replaces_existing_entry)
 {
     const char *db = db_make(tmp_path("p.db"), "counter:mod.so",
