@@ -41,7 +41,8 @@
 
 #define MH_FSF_UNSURE_NS 2000000000LL  /* 2 s: covers FAT's granularity */
 #define MH_FSF_MAX_ENTRIES 1000000u    /* per directory */
-#define MH_FSF_MAX_DEPTH 64            /* list: nested packages */
+#define MH_FSF_MAX_DEPTH ((MH_NAME_MAX + 1) / 2) /* list: as deep as a
+                                          name can go ("a.b.c...") */
 
 enum { T_FILE = 'f', T_LUA = 'l', T_LUAC = 'c', T_DIR = 'd', T_META = 'j',
        T_LINK = 'u', /* a symbolic link: followed when used */

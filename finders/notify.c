@@ -12,7 +12,9 @@
 #include "finders/notify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,9 @@ typedef struct ntf_dir {
 struct mh_notify {
     pthread_mutex_t lock;       /* watching, draining, roots */
     _Atomic int fd;             /* the inotify instance, or -1: off */
+    int mounts;                 /* /proc/self/mountinfo, polled: a mount
+                                   over a watched directory raises no
+                                   inotify event; or -1 (lock held) */
     _Atomic bool blind;         /* a directory above an entry could not be
                                    watched: trust nothing, stat instead */
     unsigned forks;             /* fork count when made */
@@ -93,6 +98,8 @@ static struct mh_notify *get(mh_host *h, bool make)
     int fd = mh_fault(h, "inotify") ? -1
                                     : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     atomic_init(&n->fd, fd);
+    n->mounts = fd < 0 ? -1
+                       : open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         MH_TRACE(h, "fs: no change notification (%s): directories are "
                  "checked with stat() at each use", strerror(errno));
@@ -100,6 +107,8 @@ static struct mh_notify *get(mh_host *h, bool make)
     if (!atomic_compare_exchange_strong(&h->notify, &none, n)) {
         if (fd >= 0)
             close(fd);
+        if (n->mounts >= 0)
+            close(n->mounts);
         pthread_mutex_destroy(&n->lock);
         mh_mem_free(h, n, sizeof *n);
         return none;
@@ -370,8 +379,24 @@ void mh_ntf_drain(mh_host *h)
         close(fd);
         atomic_store(&n->fd, -1);
         fd = -1;
+        if (n->mounts >= 0)
+            close(n->mounts);
+        n->mounts = -1;
     }
     uint64_t epoch0 = atomic_load(&n->epoch);
+    /* One call asks both: any inotify events, and a change to the mount
+     * table (the kernel's POLLPRI on mountinfo, once per change), after
+     * which no path is known to lead where it did. */
+    struct pollfd pf[2] = {{fd, POLLIN, 0}, {n->mounts, POLLPRI, 0}};
+    if (fd >= 0 &&
+        poll(pf, n->mounts >= 0 ? 2 : 1, 0) > 0) {
+        if (pf[1].revents & (POLLPRI | POLLERR)) {
+            atomic_fetch_add_explicit(&n->epoch, 1, memory_order_release);
+            atomic_fetch_add_explicit(&n->seq, 1, memory_order_release);
+        }
+    }
+    if (!(pf[0].revents & POLLIN))
+        fd = -1; /* nothing to read */
     _Alignas(struct inotify_event) char buf[4096];
     while (fd >= 0) {
         ssize_t r = read(fd, buf, sizeof buf);
@@ -601,6 +626,8 @@ void mh_ntf_free(mh_host *h)
     int fd = atomic_load(&n->fd);
     if (fd >= 0)
         close(fd);
+    if (n->mounts >= 0)
+        close(n->mounts);
     ntf_dir *d = atomic_load(&n->dir);
     for (size_t i = 0; d && i < d->n; i++) {
         ntf_wd *c = atomic_load(&d->c[i]);

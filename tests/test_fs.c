@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <errno.h>
@@ -88,6 +89,78 @@ TEST(invalidate_caches_sees_new_package_directory)
     file_set_mtime(dir, OLD_TIME);
     mh_invalidate_caches(host);
     import_ok(host, "pkg.late");
+    mh_host_free(host);
+}
+
+/* Where name would come from (its origin), or the status of the miss. */
+static const char *found_at(mh_host *host, const char *name)
+{
+    mh_spec_info info = {.size = sizeof info};
+    mh_status rc = mh_find(host, name, &info, NULL);
+    return rc == MH_OK ? str_fmt("%s", info.origin) : mh_status_name(rc);
+}
+
+TEST(a_mount_over_a_package_directory_is_seen)
+{
+    /* inotify says nothing of a mount over a watched directory: the
+     * listing from before it was used for the host's life (modules under
+     * the mount missed, those it hides "found" and failing to load). */
+    const char *pkg = tmp_mkdir("E/pkg");
+    fixture_copy("counter", "E/pkg/a.so");
+    fixture_copy("answer7", "E2/pkg/a.so");
+    mh_host *host = host_new_isolated(tmp_path("E"), tmp_path("E2"));
+    ASSERT_EQ_STR(found_at(host, "pkg.a"), tmp_path("E/pkg/a.so"));
+    ASSERT_EQ_STR(found_at(host, "pkg.b"), "MH_ENOTFOUND");
+    if (mount("none", pkg, "tmpfs", 0, "mode=0755") != 0) {
+        mh_host_free(host);
+        SKIP("cannot mount a tmpfs here: %s", strerror(errno));
+    }
+    fixture_copy("counter", "E/pkg/b.so"); /* into the mount */
+    const char *a = found_at(host, "pkg.a"), *b = found_at(host, "pkg.b");
+    mh_module *mod = NULL;
+    mh_status brc = mh_import(host, "pkg.b", &mod, NULL);
+    int value = brc == MH_OK ? call_int(mod, "value") : -1;
+    mh_host_free(host); /* nothing of the mount stays mapped */
+    int un = umount(pkg);
+    ASSERT_EQ_INT(un, 0);
+    ASSERT_EQ_STR(a, tmp_path("E2/pkg/a.so")); /* E's is hidden */
+    ASSERT_EQ_STR(b, tmp_path("E/pkg/b.so"));
+    ASSERT_STATUS(brc, MH_OK);
+    ASSERT_EQ_INT(value, 42);
+}
+
+/* mh_list callback: is the name ud->want listed? */
+struct want_listed {
+    const char *want;
+    int seen;
+    size_t n;
+};
+
+static int note_listed(void *ud, const mh_spec_info *info)
+{
+    struct want_listed *w = ud;
+    w->seen += strcmp(info->name, w->want) == 0;
+    w->n++;
+    return 0;
+}
+
+TEST(list_goes_as_deep_as_a_name_can)
+{
+    /* Past 64 package levels, list left modules out, silently, which
+     * import found (a name may have about 128 levels). */
+    char rel[512] = "E", name[300] = "";
+    for (int i = 0; i < 100; i++) {
+        strcat(rel, "/a");
+        strcat(name, "a.");
+    }
+    tmp_mkdir("%s", rel);
+    fixture_copy("counter", "%s/m.so", rel);
+    strcat(name, "m");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    struct want_listed w = {name, 0, 0};
+    ASSERT_STATUS(mh_list(host, note_listed, &w, ERR), MH_OK);
+    ASSERT_EQ_INT(w.seen, 1);
+    ASSERT_EQ_INT(call_int(import_ok(host, name), "value"), 42);
     mh_host_free(host);
 }
 
