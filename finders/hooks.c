@@ -450,7 +450,12 @@ mh_status mh_host_add_path_hook(mh_host *host, const mh_finder_class *cls,
     if (!host || !cls)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_add_path_hook: NULL argument");
-    mh_status rc = add_link(host, cls, ud, false, pos, anchor, NULL, NULL,
+    /* A claims() in this thread may hold the chain's lock (and logs). */
+    mh_status rc = mh_entry_check(host, "mh_host_add_path_hook",
+                                  MH_ENTRY_PATH, err);
+    if (rc != MH_OK)
+        return rc;
+    rc = add_link(host, cls, ud, false, pos, anchor, NULL, NULL,
                             err);
     if (rc == MH_OK)
         mh_path_retry_unclaimed(host);
@@ -464,6 +469,10 @@ mh_status mh_host_add_meta_finder(mh_host *host, const mh_finder_class *cls,
     if (!host || !cls)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_add_meta_finder: NULL argument");
+    mh_status rc = mh_entry_check(host, "mh_host_add_meta_finder",
+                                  MH_ENTRY_PATH, err);
+    if (rc != MH_OK)
+        return rc;
     return add_link(host, cls, ud, true, pos, anchor, NULL, NULL, err);
 }
 

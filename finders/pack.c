@@ -395,13 +395,15 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
             "?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
         /* A table made by hand may have no key on name: every row of the
          * name goes, or the finder, which reads the first, would still
-         * serve an old one. */
-        sqlite3_prepare_v2(db, "DELETE FROM sqlar WHERE name = ?1", -1, &del,
-                           NULL) != SQLITE_OK ||
+         * serve an old one.  Names compare as bytes, as the finder's do,
+         * whatever collation the table gives them. */
+        sqlite3_prepare_v2(db, "DELETE FROM sqlar WHERE name = ?1 COLLATE "
+                           "BINARY", -1, &del, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-            "SELECT 1 FROM sqlar WHERE name = ?1 AND mode = ?2 AND "
-            "mtime = ?3 AND sz = ?4 AND data = ?5 AND "
-            "(SELECT count(*) FROM sqlar WHERE name = ?1) = 1", -1, &same,
+            "SELECT 1 FROM sqlar WHERE name = ?1 COLLATE BINARY AND "
+            "mode = ?2 AND mtime = ?3 AND sz = ?4 AND data = ?5 AND "
+            "(SELECT count(*) FROM sqlar WHERE name = ?1 COLLATE BINARY) = 1",
+            -1, &same,
             NULL) != SQLITE_OK) {
         rc = db_fail(db, shown, "not a module database", p->err);
         goto rollback;

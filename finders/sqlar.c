@@ -10,6 +10,7 @@
 
 #include <sqlite3.h>
 #include <limits.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,12 +139,23 @@ bool mh_sar_path_fits(const char *path, size_t *len, size_t *limit)
     if (!vfs || vfs->mxPathname <= (int)suffix)
         return true;
     *limit = (size_t)vfs->mxPathname - suffix;
-    *len = strlen(path);
-    if (path[0] != '/') {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd))
-            return true;
-        *len += strlen(cwd) + 1;
+    /* The path SQLite builds: absolute, "." and ".." gone, links followed
+     * (as recent SQLite does); of the directory when the file is not
+     * there yet. */
+    char real[PATH_MAX], dir[PATH_MAX];
+    if (realpath(path, real)) {
+        *len = strlen(real);
+        return *len <= *limit;
     }
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path),
+                 path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (!realpath(dir, real))
+        return true; /* SQLite will say what is wrong */
+    *len = strlen(real) + (strcmp(real, "/") != 0) + strlen(base);
     return *len <= *limit;
 }

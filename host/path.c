@@ -244,9 +244,16 @@ const char *mh_path_shown(mh_host *h, const char *t)
     return r;
 }
 
+/* Add text at pos, or, for an API call, move the same entry there
+ * (moved, if not NULL: its old and new places, the old SIZE_MAX when
+ * nothing moved, and *moved_shown the entry as shown; the caller says so once it holds no lock a log
+ * hook could want). */
 static mh_status insert(mh_host *h, const char *text, size_t len,
-                        mh_path_source src, size_t pos, mh_error **err)
+                        mh_path_source src, size_t pos, size_t moved[2],
+                        const char **moved_shown, mh_error **err)
 {
+    if (moved)
+        moved[0] = SIZE_MAX;
     mh_path *p = &h->path;
     char buf[PATH_MAX];
     if (len >= sizeof buf)
@@ -277,8 +284,11 @@ static mh_status insert(mh_host *h, const char *text, size_t len,
         else if (pos > i)
             memmove(p->v + i, p->v + i + 1, (pos - i) * sizeof *p->v);
         p->v[pos] = e;
-        MH_TRACE(h, "search path: '%s' moved from entry %zu to %zu",
-                 e->shown, i, pos);
+        if (moved) {
+            moved[0] = i;
+            moved[1] = pos;
+            *moved_shown = e->shown;
+        }
         return MH_OK;
     }
     if (mh_mem_grow(h, (void **)&p->v, &p->cap, p->n, sizeof *p->v, 8) != 0)
@@ -328,7 +338,7 @@ static int add_field(mh_host *h, const char *s, size_t len,
         return 0;
     }
     mh_error *err = NULL;
-    if (insert(h, text, len, src, (size_t)-1, &err) != MH_OK) {
+    if (insert(h, text, len, src, (size_t)-1, NULL, NULL, &err) != MH_OK) {
         mh_error_free(err);
         return -1;
     }
@@ -605,16 +615,11 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         } else if (!k) {
             /* A file the finders could not look into says why: the
              * sqlite finder knows a database by its first bytes. */
-            bool file = e->text[0] == '/';
-            int fd = file ? open(e->text, O_RDONLY | O_NONBLOCK | O_NOCTTY |
-                                              O_CLOEXEC)
-                          : -1;
-            char unread[96] = "";
-            if (file && fd < 0)
+            char unread[96] = ""; /* asked without opening: a FIFO's */
+            if (e->text[0] == '/' &&
+                faccessat(AT_FDCWD, e->text, R_OK, AT_EACCESS) != 0)
                 snprintf(unread, sizeof unread, "it cannot be read: %s; ",
                          mh_errno_text(errno));
-            if (fd >= 0)
-                close(fd);
             rc = mh_err(h, &oerr, MH_EPATH, "no finder handles this entry "
                         "(%spath hooks: directories, sqlite:, http(s):, and "
                         "finders/<scheme>.so plugins)", unread);
@@ -700,15 +705,21 @@ void mh_path_retry_unclaimed(mh_host *h)
 /* The hosts whose search path lock this thread holds for reading, and
  * how many times: a few at most (a finder of one host importing through
  * another); past MH_WALKS_TRACKED, not recorded. */
-#define MH_WALKS_TRACKED 4
+#define MH_WALKS_TRACKED 8
 static __thread struct {
     const mh_host *h;
     unsigned n;
 } tl_walk[MH_WALKS_TRACKED];
 
+/* The host whose path lock this thread holds for writing
+ * (mh_host_add_path), or NULL.  A read from inside that (a log hook's
+ * mh_host_path_count) takes no lock: it has the writer's. */
+static __thread const mh_host *tl_writer;
+
 void mh_path_rdlock(mh_host *h)
 {
-    pthread_rwlock_rdlock(&h->path.lock);
+    if (tl_writer != h)
+        pthread_rwlock_rdlock(&h->path.lock);
     size_t free_slot = MH_WALKS_TRACKED;
     for (size_t i = 0; i < MH_WALKS_TRACKED; i++) {
         if (tl_walk[i].h == h) {
@@ -732,7 +743,8 @@ void mh_path_rdunlock(mh_host *h)
                 tl_walk[i].h = NULL;
             break;
         }
-    pthread_rwlock_unlock(&h->path.lock);
+    if (tl_writer != h)
+        pthread_rwlock_unlock(&h->path.lock);
 }
 
 bool mh_path_walking(const mh_host *h)
@@ -758,11 +770,19 @@ mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
                       "%s", refused_shown(host, entry, shown, sizeof shown),
                       why);
     }
+    size_t moved[2];
+    const char *shown = NULL;
     pthread_rwlock_wrlock(&host->path.lock);
-    mh_status rc = insert(host, entry, strlen(entry), MH_SOURCE_API, pos, err);
+    tl_writer = host; /* a read from here on (a log hook) takes no lock */
+    mh_status rc = insert(host, entry, strlen(entry), MH_SOURCE_API, pos,
+                          moved, &shown, err);
     if (rc == MH_OK)
         mh_tops_forget(host); /* entries moved: what was skipped is not */
+    tl_writer = NULL;
     pthread_rwlock_unlock(&host->path.lock);
+    if (moved[0] != SIZE_MAX)
+        MH_TRACE(host, "search path: '%s' moved from entry %zu to %zu",
+                 shown, moved[0], moved[1]);
     return rc;
 }
 

@@ -183,6 +183,11 @@ static mh_status private_dir(mh_host *h, const char *path, char *real,
         return mh_err(h, err, MH_EPATH, "path too long: %s", path);
     struct stat st;
     while (lstat(have, &st) != 0) {
+        /* Only what is not there is made; what cannot be looked at
+         * (EACCES on the way) is no empty place. */
+        if (errno != ENOENT)
+            return mh_err(h, err, mh_errno_status(errno, MH_EPATH),
+                          "cannot use %s: %s", have, mh_errno_text(errno));
         char *slash = strrchr(have, '/');
         if (!slash || slash == have) {
             strcpy(have, "/");

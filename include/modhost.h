@@ -142,7 +142,9 @@ typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
  * mh_host_prune_cache and mh_host_add_path; mh_invalidate_caches and
  * mh_host_free do nothing.  Reading (mh_host_path_entry, a loaded module's
  * accessors, mh_intern) works.  The same calls into another host are the
- * application's own business. */
+ * application's own business (a thread knows only the innermost hook it
+ * is in: host A's hook calling host B, whose hook calls A, is not
+ * caught). */
 typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 
 /*

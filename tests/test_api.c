@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "support/support.h"
+#include <modhost/finder.h>
 #include "test.h"
 
 TEST(strerror_every_code)
@@ -505,7 +506,7 @@ typedef struct reentry {
     const char *on;        /* the message that sets it off */
     const char *dir;       /* an entry to add */
     int fired;
-    mh_status add, find, imp, list;
+    mh_status add, find, imp, list, meta;
     char add_msg[512], imp_msg[512];
 } reentry;
 
@@ -515,6 +516,19 @@ static int list_none(void *ud, const mh_spec_info *info)
     (void)info;
     return 0;
 }
+
+static mh_status none_find(mh_finder_ctx *cx, void *st, const char *name,
+                           mh_finder_spec *spec)
+{
+    (void)cx;
+    (void)st;
+    (void)name;
+    (void)spec;
+    return MH_ENOTFOUND;
+}
+
+static const mh_finder_class none_class = {
+    MH_FINDER_CLASS_INIT, .name = "none", .find = none_find};
 
 static void reentry_hook(void *ud, mh_log_level level, const char *msg)
 {
@@ -536,6 +550,8 @@ static void reentry_hook(void *ud, mh_log_level level, const char *msg)
     snprintf(r->imp_msg, sizeof r->imp_msg, "%s", mh_error_message(e));
     mh_error_free(e);
     r->list = mh_list(r->host, list_none, NULL, NULL);
+    r->meta = mh_host_add_meta_finder(r->host, &none_class, NULL,
+                                      MH_CHAIN_LAST, NULL, NULL);
     mh_host_free(r->host); /* ignored: not from the hook */
 }
 
@@ -569,7 +585,44 @@ TEST(log_hook_calling_its_host_is_refused_not_hung)
     ASSERT_STATUS(r.imp, MH_EINVAL);
     ASSERT_CONTAINS(r.imp_msg, "mh_import: called from the host's log hook");
     ASSERT_STATUS(r.list, MH_EINVAL);
+    ASSERT_STATUS(r.meta, MH_EINVAL);
     ASSERT_EQ_INT(mh_host_path_count(r.host), 2); /* nothing was added */
+    mh_host_free(r.host);
+}
+
+/* On "moved", reads the path: the calls the header says work. */
+static void path_reading_hook(void *ud, mh_log_level level, const char *msg)
+{
+    reentry *r = ud;
+    (void)level;
+    if (!r->host || !strstr(msg, r->on))
+        return;
+    const char *text = NULL;
+    r->fired += (int)mh_host_path_count(r->host);
+    r->find = mh_host_path_entry(r->host, 0, &text, NULL, NULL);
+}
+
+TEST(log_hook_reading_the_path_of_an_entry_moved)
+{
+    /* The "moved" trace ran under the path's write lock: a hook reading
+     * the path took the read lock (EDEADLK, ignored) and then unlocked
+     * the writer's, and the next mh_host_add_path hung. */
+    const char *a = tmp_mkdir("A"), *b = tmp_mkdir("B"), *c = tmp_mkdir("C");
+    reentry r = {.on = "moved from entry"};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = str_fmt("%s;%s", a, b);
+    cfg.log = path_reading_hook;
+    cfg.log_ud = &r;
+    r.host = host_new_cfg(&cfg);
+    ASSERT_STATUS(mh_host_add_path(r.host, b, 0, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path(r.host, a, 0, ERR), MH_OK);
+    ASSERT_EQ_INT(r.fired, 4); /* two entries, twice */
+    ASSERT_STATUS(r.find, MH_OK);
+    ASSERT_STATUS(mh_host_add_path(r.host, c, 0, ERR), MH_OK);
+    ASSERT_EQ_INT(mh_host_path_count(r.host), 3);
     mh_host_free(r.host);
 }
 

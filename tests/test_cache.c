@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <errno.h>
 #include <unistd.h>
 
 #define DAY 86400
@@ -304,6 +305,30 @@ TEST(fetch_where_no_blob_can_be_kept_says_so_first)
     ASSERT_CONTAINS(ERR_MSG(), "nothing can be cached");
     ASSERT_CONTAINS(ERR_MSG(), pub);
     ASSERT_EQ_INT(dir_count(pub), 0);
+    mh_host_free(h);
+}
+
+TEST(a_cache_directory_the_process_cannot_look_at_is_no_empty_cache)
+{
+    /* lstat's EACCES was taken for "not there yet": the count said the
+     * cache was empty. */
+    if (geteuid() != 0)
+        SKIP("counts as uid 65534, which needs root");
+    ASSERT_EQ_INT(chmod(tmp_dir(), 0755), 0);
+    const char *priv = tmp_mkdir("priv");
+    tmp_mkdir("priv/modhost");
+    ASSERT_EQ_INT(chmod(priv, 0744), 0); /* readable, not searchable */
+    host_opts o = {.cache_dir = tmp_path("priv/modhost")};
+    mh_host *h = host_new_opts(&o, tmp_dir());
+    mh_cache_usage u = {.size = sizeof u};
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    mh_status rc = mh_host_prune_cache(h, -1, &u, ERR);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    ASSERT_STATUS(rc, MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), tmp_path("priv/modhost"));
+    ASSERT_CONTAINS(ERR_MSG(), "Permission denied");
     mh_host_free(h);
 }
 

@@ -632,6 +632,24 @@ TEST(pack_replaces_an_entry_in_a_table_with_no_key_on_name)
     mh_host_free(host);
 }
 
+TEST(pack_into_a_nocase_table_replaces_only_its_own_name)
+{
+    /* A name compared by the table's NOCASE collation: packing foo.so
+     * deleted FOO.so, another module. */
+    const char *db = tmp_path("nocase.db");
+    db_exec(db, "CREATE TABLE sqlar(name TEXT COLLATE NOCASE, mode INT, "
+                "mtime INT, sz INT, data BLOB);");
+    db_make(db, "counter:FOO.so");
+    db_make(db, "answer7:foo.so");
+    db_make(db, "answer7:foo.so"); /* unchanged: left alone */
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar ORDER BY name "
+                              "COLLATE BINARY"), "FOO.so\nfoo.so");
+    mh_host *host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "FOO"), "value"), 42);
+    ASSERT_EQ_INT(call_int(import_ok(host, "foo"), "value"), 7);
+    mh_host_free(host);
+}
+
 /* A directory under tmp_dir() deep enough that d/<name> is at least
  * want bytes long: made one short component at a time. */
 static const char *deep_dir(size_t want, const char *name)
