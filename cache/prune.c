@@ -408,7 +408,8 @@ mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
         memset((char *)usage + off, 0, size - off);
     if (!host || !usage)
         return mh_err(host, err, MH_EINVAL,
-                      "mh_host_prune_cache: NULL argument");
+                      "mh_host_prune_cache: %s is NULL",
+                      mh_null_name(2, host, "host", usage, "usage"));
     if (usage->size < off)
         return mh_err(host, err, MH_EINVAL, "mh_host_prune_cache: "
                       "usage->size is not set (sizeof(mh_cache_usage))");

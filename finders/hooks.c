@@ -449,7 +449,8 @@ mh_status mh_host_add_path_hook(mh_host *host, const mh_finder_class *cls,
 {
     if (!host || !cls)
         return mh_err(host, err, MH_EINVAL,
-                      "mh_host_add_path_hook: NULL argument");
+                      "mh_host_add_path_hook: %s is NULL",
+                      mh_null_name(2, host, "host", cls, "cls"));
     /* A claims() in this thread may hold the chain's lock (and logs). */
     mh_status rc = mh_entry_check(host, "mh_host_add_path_hook",
                                   MH_ENTRY_PATH, err);
@@ -468,7 +469,8 @@ mh_status mh_host_add_meta_finder(mh_host *host, const mh_finder_class *cls,
 {
     if (!host || !cls)
         return mh_err(host, err, MH_EINVAL,
-                      "mh_host_add_meta_finder: NULL argument");
+                      "mh_host_add_meta_finder: %s is NULL",
+                      mh_null_name(2, host, "host", cls, "cls"));
     mh_status rc = mh_entry_check(host, "mh_host_add_meta_finder",
                                   MH_ENTRY_PATH, err);
     if (rc != MH_OK)

@@ -1073,7 +1073,8 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     if (fetched)
         *fetched = 0;
     if (!host || (n && !names))
-        return mh_err(host, err, MH_EINVAL, "mh_fetch: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_fetch: %s is NULL",
+                      mh_null_name(2, host, "host", names, "names"));
     mh_status grc = mh_entry_check(host, "mh_fetch", 0, err);
     if (grc != MH_OK)
         return grc;

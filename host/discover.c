@@ -318,7 +318,8 @@ static bool transient(mh_status rc)
 mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
 {
     if (!host || !fn)
-        return mh_err(host, err, MH_EINVAL, "mh_discover: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_discover: %s is NULL",
+                      mh_null_name(2, host, "host", fn, "fn"));
     mh_status grc = mh_entry_check(host, "mh_discover", 0, err);
     if (grc != MH_OK)
         return grc;
@@ -463,7 +464,8 @@ mh_status mh_host_entry_points(mh_host *host, const char *group,
 {
     if (!host || !group || !fn)
         return mh_err(host, err, MH_EINVAL,
-                      "mh_host_entry_points: NULL argument");
+                      "mh_host_entry_points: %s is NULL",
+                      mh_null_name(3, host, "host", group, "group", fn, "fn"));
     mh_status grc = mh_entry_check(host, "mh_host_entry_points", 0, err);
     if (grc != MH_OK)
         return grc;
@@ -487,7 +489,11 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
         *symbol = NULL;
     if (!host || !ep || !mod || !ep->module || !ep->export_name)
         return mh_err(host, err, MH_EINVAL,
-                      "mh_entry_point_load: NULL argument");
+                      "mh_entry_point_load: %s is NULL",
+                      mh_null_name(4, host, "host", ep, "ep", mod, "mod",
+                                   (const void *)NULL,
+                                   ep && !ep->module ? "ep->module"
+                                                     : "ep->export_name"));
     mh_status grc = mh_entry_check(host, "mh_entry_point_load", 0, err);
     if (grc != MH_OK)
         return grc;
@@ -647,7 +653,8 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                            mh_error **err)
 {
     if (!host || !fn)
-        return mh_err(host, err, MH_EINVAL, "mh_host_failures: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_host_failures: %s is NULL",
+                      mh_null_name(2, host, "host", fn, "fn"));
     mh_status grc = mh_entry_check(host, "mh_host_failures", 0, err);
     if (grc != MH_OK)
         return grc;
@@ -682,7 +689,8 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
         *cleared = 0;
     if (!host)
         return mh_err(host, err, MH_EINVAL,
-                      "mh_host_clear_failures: NULL argument");
+                      "mh_host_clear_failures: %s is NULL",
+                      mh_null_name(1, host, "host"));
     mh_status grc = mh_entry_check(host, "mh_host_clear_failures", 0, err);
     if (grc != MH_OK)
         return grc;

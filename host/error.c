@@ -203,3 +203,20 @@ void mh_error_free(mh_error *err)
         return;
     err->alloc(err->alloc_ud, err, err->size, 0);
 }
+
+const char *mh_null_name(int n, ...)
+{
+    va_list ap;
+    const char *which = "an argument";
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) {
+        const void *p = va_arg(ap, const void *);
+        const char *name = va_arg(ap, const char *);
+        if (!p) {
+            which = name;
+            break;
+        }
+    }
+    va_end(ap);
+    return which;
+}

@@ -280,7 +280,8 @@ mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
                   mh_error **err)
 {
     if (!host || !name || !info)
-        return mh_err(host, err, MH_EINVAL, "mh_find: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_find: %s is NULL",
+                      mh_null_name(3, host, "host", name, "name", info, "info"));
     mh_status grc = mh_entry_check(host, "mh_find", 0, err);
     if (grc != MH_OK)
         return grc;
@@ -511,7 +512,8 @@ static int list_pub_one(void *ud, const char *name, const mh_found *f)
 mh_status mh_list(mh_host *host, mh_list_fn fn, void *ud, mh_error **err)
 {
     if (!host || !fn)
-        return mh_err(host, err, MH_EINVAL, "mh_list: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_list: %s is NULL",
+                      mh_null_name(2, host, "host", fn, "fn"));
     mh_status grc = mh_entry_check(host, "mh_list", 0, err);
     if (grc != MH_OK)
         return grc;

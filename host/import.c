@@ -97,7 +97,8 @@ bad_import_args(mh_host *host, const char *name, unsigned flags,
         return mh_err(host, err, MH_EINVAL, "mh_import: out is NULL");
     *out = NULL;
     if (!host || !name)
-        return mh_err(host, err, MH_EINVAL, "mh_import: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_import: %s is NULL",
+                      mh_null_name(2, host, "host", name, "name"));
     return mh_err(host, err, MH_EINVAL,
                   "mh_import_ex: unknown flags 0x%x for '%s'",
                   flags & ~MH_IMPORT_PLAIN, name);
@@ -298,7 +299,8 @@ mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol, void **out,
     *out = NULL;
     if (!mod || !symbol)
         return mh_err(NULL, err, MH_EINVAL,
-                      "mh_module_symbol_ex: NULL argument");
+                      "mh_module_symbol_ex: %s is NULL",
+                      mh_null_name(2, mod, "mod", symbol, "symbol"));
     *out = mh_ld_symbol(mod, symbol);
     if (*out)
         return MH_OK;

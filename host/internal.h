@@ -168,6 +168,9 @@ mh_status mh_dl_status(const char *raw, char *why, size_t size,
                        mh_status code);
 /* A copy of src for another caller (never NULL: the static OOM error). */
 mh_error *mh_err_dup(mh_host *h, const mh_error *src);
+/* The name of the first NULL pointer among n (pointer, name) pairs, for
+ * "fn: NAME is NULL"; "an argument" when none is. */
+const char *mh_null_name(int n, ...);
 /* Hand a finished error to the caller's slot, or free it. */
 mh_status mh_err_give(mh_error *e, mh_error **err);
 

@@ -413,7 +413,8 @@ mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
         return mh_err(host, err, MH_EINVAL, "mh_metadata: out is NULL");
     *out = NULL;
     if (!host || !name)
-        return mh_err(host, err, MH_EINVAL, "mh_metadata: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_metadata: %s is NULL",
+                      mh_null_name(2, host, "host", name, "name"));
     mh_status grc = mh_entry_check(host, "mh_metadata", 0, err);
     if (grc != MH_OK)
         return grc;

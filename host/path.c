@@ -759,7 +759,8 @@ mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
                            mh_error **err)
 {
     if (!host || !entry)
-        return mh_err(host, err, MH_EINVAL, "mh_host_add_path: NULL argument");
+        return mh_err(host, err, MH_EINVAL, "mh_host_add_path: %s is NULL",
+                      mh_null_name(2, host, "host", entry, "entry"));
     mh_status grc = mh_entry_check(host, "mh_host_add_path", MH_ENTRY_PATH, err);
     if (grc != MH_OK)
         return grc;

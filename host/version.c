@@ -204,7 +204,8 @@ mh_status mh_version_satisfies(const char *version, const char *constraint,
 {
     if (!version || !constraint)
         return mh_err(NULL, err, MH_EINVAL,
-                      "mh_version_satisfies: NULL argument");
+                      "mh_version_satisfies: %s is NULL",
+                      mh_null_name(2, version, "version", constraint, "constraint"));
     const char *why;
     int r = mh_version_check(version, constraint, &why);
     if (r < 0)

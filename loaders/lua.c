@@ -1445,7 +1445,8 @@ mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
         return mh_err(NULL, err, MH_EINVAL, "mh_module_call: result is NULL");
     *result = NULL;
     if (!mod || !fn)
-        return mh_err(NULL, err, MH_EINVAL, "mh_module_call: NULL argument");
+        return mh_err(NULL, err, MH_EINVAL, "mh_module_call: %s is NULL",
+                      mh_null_name(2, mod, "mod", fn, "fn"));
     if (mh_in_log_hook(mod->host)) /* the hook may run under its locks */
         return mh_entry_check(mod->host, "mh_module_call", 0, err);
     if (args && !cJSON_IsArray(args))

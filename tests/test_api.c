@@ -175,6 +175,29 @@ TEST(host_new_null_out_is_einval)
     ASSERT_STATUS(mh_host_new(&cfg, NULL, ERR), MH_EINVAL);
 }
 
+TEST(null_arguments_are_named)
+{
+    /* "mh_find: NULL argument" did not say which. */
+    mh_host *host = host_new_isolated(NULL);
+    mh_spec_info info = {.size = sizeof info};
+    mh_module *m;
+    ASSERT_STATUS(mh_find(host, NULL, &info, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_find: name is NULL");
+    ASSERT_STATUS(mh_find(host, "x", NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_find: info is NULL");
+    ASSERT_STATUS(mh_import(NULL, "x", &m, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_import: host is NULL");
+    ASSERT_STATUS(mh_list(host, NULL, NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_list: fn is NULL");
+    mh_entry_point ep = {0};
+    ep.module = "x";
+    ASSERT_STATUS(mh_entry_point_load(host, &ep, &m, NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_entry_point_load: ep->export_name is NULL");
+    ASSERT_STATUS(mh_entry_point_load(host, NULL, &m, NULL, ERR), MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_entry_point_load: ep is NULL");
+    mh_host_free(host);
+}
+
 TEST(host_new_refuses_unknown_flags_and_unset_http_size)
 {
     /* Both were taken silently: the flags ignored, the limits dropped. */
