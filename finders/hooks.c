@@ -261,6 +261,11 @@ static mh_status add_link(mh_host *h, const mh_finder_class *cls, void *ud,
     return MH_OK;
 }
 
+/* The host whose chain lock this thread holds for a claims() call (and
+ * so for the log hook a claims() that logs reaches), or NULL: a change to
+ * the chain from there would wait for that lock for ever. */
+static __thread const mh_host *tl_claims;
+
 static bool claims(mh_host *h, const mh_hook *k, const char *entry)
 {
     const mh_finder_class *cls = k->cls;
@@ -268,7 +273,10 @@ static bool claims(mh_host *h, const mh_hook *k, const char *entry)
         mh_error *e = NULL;
         mh_fcx cx;
         mh_fcx_init(&cx, h, k, NULL, &e);
+        const mh_host *up = tl_claims;
+        tl_claims = h;
         int r = cls->claims(&cx.pub, entry);
+        tl_claims = up;
         mh_error_free(e);
         return r != 0;
     }
@@ -443,6 +451,20 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
 
 /* ---- public API --------------------------------------------------------- */
 
+/* A change to the chain needs its write lock: refused from the log hook
+ * and from a claims() call, which may run under its read lock. */
+static mh_status chain_entry_check(mh_host *h, const char *fn,
+                                   mh_error **err)
+{
+    mh_status rc = mh_entry_check(h, fn, 0, err);
+    if (rc == MH_OK && tl_claims == h)
+        rc = mh_err(h, err, MH_EINVAL, "%s: called from a finder's claims(), "
+                    "which runs under the finder chain's lock that the "
+                    "change would wait for; register finders outside "
+                    "claims()", fn);
+    return rc;
+}
+
 mh_status mh_host_add_path_hook(mh_host *host, const mh_finder_class *cls,
                                 void *ud, mh_chain_pos pos,
                                 const char *anchor, mh_error **err)
@@ -451,9 +473,7 @@ mh_status mh_host_add_path_hook(mh_host *host, const mh_finder_class *cls,
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_add_path_hook: %s is NULL",
                       mh_null_name(2, host, "host", cls, "cls"));
-    /* A claims() in this thread may hold the chain's lock (and logs). */
-    mh_status rc = mh_entry_check(host, "mh_host_add_path_hook",
-                                  MH_ENTRY_PATH, err);
+    mh_status rc = chain_entry_check(host, "mh_host_add_path_hook", err);
     if (rc != MH_OK)
         return rc;
     rc = add_link(host, cls, ud, false, pos, anchor, NULL, NULL,
@@ -471,8 +491,7 @@ mh_status mh_host_add_meta_finder(mh_host *host, const mh_finder_class *cls,
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_add_meta_finder: %s is NULL",
                       mh_null_name(2, host, "host", cls, "cls"));
-    mh_status rc = mh_entry_check(host, "mh_host_add_meta_finder",
-                                  MH_ENTRY_PATH, err);
+    mh_status rc = chain_entry_check(host, "mh_host_add_meta_finder", err);
     if (rc != MH_OK)
         return rc;
     return add_link(host, cls, ud, true, pos, anchor, NULL, NULL, err);

@@ -390,7 +390,7 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
         sqlite3_exec(db, MH_SAR_SHA_DROP, NULL, NULL, NULL);
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
-            "INSERT OR REPLACE INTO sqlar(rowid, name, mode, mtime, sz, data) "
+            "INSERT INTO sqlar(rowid, name, mode, mtime, sz, data) "
             "VALUES ((SELECT coalesce(max(rowid), 0) + 1 FROM sqlar), "
             "?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
         /* A table made by hand may have no key on name: every row of the
@@ -431,8 +431,16 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
                 break;
         }
         if (step != SQLITE_DONE) {
-            rc = mh_err(NULL, p->err, MH_EIO, "module database %s: storing "
-                        "%s: %s", shown, r->name, sqlite3_errmsg(db));
+            /* The rows of the name went (del): a key that still conflicts
+             * compares names otherwise (COLLATE NOCASE), and another
+             * module's row would go with REPLACE. */
+            bool other = (step & 0xff) == SQLITE_CONSTRAINT;
+            rc = mh_err(NULL, p->err, other ? MH_EINVAL : MH_EIO,
+                        "module database %s: storing %s: %s%s; nothing was "
+                        "written", shown, r->name, sqlite3_errmsg(db),
+                        other ? " (its sqlar table takes another row's name "
+                                "for the same, as a key on name that ignores "
+                                "case does)" : "");
             goto rollback;
         }
     }

@@ -319,7 +319,7 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
                       "file", s->path);
     size_t plen, pmax;
     if (!mh_sar_path_fits(s->path, &plen, &pmax))
-        return mh_err(h, err, MH_EPATH, "module database %s: its path is "
+        return mh_err(h, err, MH_EPATH, "module database %s: its real path is "
                       "%zu bytes, and SQLite opens a database only by a path "
                       "of at most %zu (room for its -journal and -wal "
                       "files); move it to a shorter one",

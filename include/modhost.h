@@ -139,7 +139,8 @@ typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
  * than hang: importing a module not loaded yet, mh_find, mh_list,
  * mh_metadata, mh_discover, mh_host_entry_points, mh_entry_point_load,
  * mh_module_call, mh_fetch, mh_host_failures, mh_host_clear_failures,
- * mh_host_prune_cache and mh_host_add_path; mh_invalidate_caches and
+ * mh_host_prune_cache, mh_host_add_path, mh_host_add_path_hook and
+ * mh_host_add_meta_finder; mh_invalidate_caches and
  * mh_host_free do nothing.  Reading (mh_host_path_entry, a loaded module's
  * accessors, mh_intern) works.  The same calls into another host are the
  * application's own business (a thread knows only the innermost hook it

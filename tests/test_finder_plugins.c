@@ -577,10 +577,37 @@ static mh_host *hk_host(const char *slow_name, const char *e0,
 static struct {
     mh_host *host;
     const char *add;
-    int asked;
-    mh_status rc;
-    char msg[512];
+    int asked, claimed;
+    mh_status rc, meta_rc, claims_rc;
+    char msg[512], claims_msg[512];
 } pw;
+
+static mh_status nothing_find(mh_finder_ctx *cx, void *st, const char *name,
+                              mh_finder_spec *spec)
+{
+    (void)st;
+    (void)spec;
+    cx->svc->miss(cx, "nothing has no '%s'", name);
+    return MH_ENOTFOUND;
+}
+
+static mh_status nothing_open(mh_finder_ctx *cx, const char *entry,
+                              void **st)
+{
+    (void)cx;
+    (void)entry;
+    *st = NULL;
+    return MH_OK;
+}
+
+/* A finder that finds nothing (scheme "nothing:" as a path hook): what
+ * the callbacks below register. */
+static const mh_finder_class hk_nothing = {
+    MH_FINDER_CLASS_INIT, .name = "nothing", .scheme = "nothing",
+    .open = nothing_open, .find = nothing_find, .close = hk_close};
+static const mh_finder_class hk_nothing2 = {
+    MH_FINDER_CLASS_INIT, .name = "nothing2", .scheme = "nothing2",
+    .open = nothing_open, .find = nothing_find, .close = hk_close};
 
 static mh_status pw_open(mh_finder_ctx *cx, const char *entry, void **st)
 {
@@ -600,13 +627,37 @@ static mh_status pw_find(mh_finder_ctx *cx, void *st, const char *name,
         pw.rc = mh_host_add_path(pw.host, pw.add, 0, &e);
         snprintf(pw.msg, sizeof pw.msg, "%s", mh_error_message(e));
         mh_error_free(e);
+        /* no lock of the chain's is held here: this one works */
+        pw.meta_rc = mh_host_add_meta_finder(pw.host, &hk_nothing, NULL,
+                                             MH_CHAIN_LAST, NULL, NULL);
     }
     cx->svc->miss(cx, "pathy has no '%s'", name);
     return MH_ENOTFOUND;
 }
 
+/* claims() runs under the chain's read lock: registering from it would
+ * wait for ever. */
+static int pw_claims(mh_finder_ctx *cx, const char *entry)
+{
+    (void)cx;
+    if (strncmp(entry, "cz:", 3) != 0)
+        return 0;
+    if (pw.claimed++ == 0) {
+        mh_error *e = NULL;
+        pw.claims_rc = mh_host_add_path_hook(pw.host, &hk_nothing, NULL,
+                                             MH_CHAIN_LAST, NULL, &e);
+        snprintf(pw.claims_msg, sizeof pw.claims_msg, "%s",
+                 mh_error_message(e));
+        mh_error_free(e);
+    }
+    return 1;
+}
+
 static const mh_finder_class hk_pathy = {
     MH_FINDER_CLASS_INIT, .name = "pathy", .scheme = "pathy",
+    .open = pw_open, .find = pw_find, .close = hk_close};
+static const mh_finder_class hk_claimy = {
+    MH_FINDER_CLASS_INIT, .name = "claimy", .claims = pw_claims,
     .open = pw_open, .find = pw_find, .close = hk_close};
 
 TEST(finder_changing_the_search_path_from_find_is_refused_not_hung)
@@ -625,9 +676,29 @@ TEST(finder_changing_the_search_path_from_find_is_refused_not_hung)
     ASSERT_CONTAINS(pw.msg, "mh_host_add_path: called while this thread walks "
                             "the host's search path");
     ASSERT_EQ_INT(mh_host_path_count(pw.host), 2);
+    ASSERT_STATUS(pw.meta_rc, MH_OK);
     /* Outside the walk, the same call works. */
     ASSERT_STATUS(mh_host_add_path(pw.host, pw.add, 0, ERR), MH_OK);
     ASSERT_EQ_INT(mh_host_path_count(pw.host), 3);
+    mh_host_free(pw.host);
+}
+
+TEST(finder_registering_a_finder_from_claims_is_refused_not_hung)
+{
+    memset(&pw, 0, sizeof pw);
+    pw.add = tmp_mkdir("more");
+    fixture_copy("counter", "D/x.so");
+    pw.host = host_new_isolated("cz:1", tmp_path("D"));
+    ASSERT_STATUS(mh_host_add_path_hook(pw.host, &hk_claimy, NULL,
+                                        MH_CHAIN_FIRST, NULL, ERR), MH_OK);
+    ASSERT_EQ_INT(call_int(import_ok(pw.host, "x"), "value"), 42);
+    ASSERT_EQ_INT(pw.claimed, 1);
+    ASSERT_STATUS(pw.claims_rc, MH_EINVAL);
+    ASSERT_CONTAINS(pw.claims_msg, "mh_host_add_path_hook: called from a "
+                                   "finder's claims()");
+    /* Outside claims(), the same call works. */
+    ASSERT_STATUS(mh_host_add_path_hook(pw.host, &hk_nothing2, NULL,
+                                        MH_CHAIN_LAST, NULL, ERR), MH_OK);
     mh_host_free(pw.host);
 }
 

@@ -650,6 +650,25 @@ TEST(pack_into_a_nocase_table_replaces_only_its_own_name)
     mh_host_free(host);
 }
 
+TEST(pack_into_a_nocase_key_refuses_what_would_replace_another)
+{
+    /* With a key on name that ignores case, INSERT OR REPLACE removed
+     * FOO.so to store foo.so, another module. */
+    const char *db = tmp_path("nocasekey.db");
+    db_exec(db, "CREATE TABLE sqlar(name TEXT PRIMARY KEY COLLATE NOCASE, "
+                "mode INT, mtime INT, sz INT, data BLOB);");
+    db_make(db, "counter:FOO.so");
+    const char *in[] = {fixture_copy("answer7", "stage/foo.so")};
+    ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "storing foo.so");
+    ASSERT_CONTAINS(ERR_MSG(), "nothing was written");
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar"), "FOO.so");
+    db_make(db, "answer7:FOO.so"); /* its own name: replaced */
+    mh_host *host = host_new_isolated(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "FOO"), "value"), 7);
+    mh_host_free(host);
+}
+
 /* A directory under tmp_dir() deep enough that d/<name> is at least
  * want bytes long: made one short component at a time. */
 static const char *deep_dir(size_t want, const char *name)
@@ -701,7 +720,7 @@ TEST(database_path_too_long_for_sqlite_is_said_so)
     mh_path_entry_info info = {.size = sizeof info};
     ASSERT_STATUS(mh_host_path_entry_info(host, 0, &info), MH_OK);
     ASSERT_TRUE(info.error != NULL);
-    ASSERT_CONTAINS(info.error, str_fmt("%s: its path is", db));
+    ASSERT_CONTAINS(info.error, str_fmt("%s: its real path is", db));
     mh_host_free(host);
     log_capture_free(&lc);
 }

@@ -270,7 +270,8 @@ typedef enum mh_chain_pos {
  * is malformed (no name, no open/find/close, neither scheme nor claims);
  * MH_EVERSION when cls->version or size is not one this library knows.  Entries no hook could claim so
  * far are tried again with the new chain; entries already claimed keep
- * their finder.
+ * their finder.  MH_EINVAL, and nothing added, from the host's log hook
+ * and from a finder's claims(), which run under the chain's lock.
  */
 MH_API mh_status mh_host_add_path_hook(mh_host *host,
                                        const mh_finder_class *cls, void *ud,
@@ -281,8 +282,9 @@ MH_API mh_status mh_host_add_path_hook(mh_host *host,
  * Add a meta-path finder, opened at once (open with entry NULL).  The
  * meta chain starts as just "path" (the search path walk): MH_CHAIN_FIRST
  * or MH_CHAIN_BEFORE "path" puts a finder ahead of every entry, LAST or
- * AFTER "path" makes it a fallback.  Same rules as for path hooks; the
- * result of open is returned.
+ * AFTER "path" makes it a fallback.  Same rules as for path hooks (also
+ * MH_EINVAL from the log hook and from claims()); the result of open is
+ * returned.
  */
 MH_API mh_status mh_host_add_meta_finder(mh_host *host,
                                          const mh_finder_class *cls, void *ud,
