@@ -660,17 +660,24 @@ static const mh_finder_class hk_claimy = {
     MH_FINDER_CLASS_INIT, .name = "claimy", .claims = pw_claims,
     .open = pw_open, .find = pw_find, .close = hk_close};
 
+/* pw reset, pw.host on [entry, D (x.so)] with cls first in the chain,
+ * and x imported through it: cls's callbacks have run. */
+static void pw_import_x(const char *entry, const mh_finder_class *cls)
+{
+    memset(&pw, 0, sizeof pw);
+    pw.add = tmp_mkdir("more");
+    fixture_copy("counter", "D/x.so");
+    pw.host = host_new_isolated(entry, tmp_path("D"));
+    ASSERT_STATUS(mh_host_add_path_hook(pw.host, cls, NULL, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_EQ_INT(call_int(import_ok(pw.host, "x"), "value"), 42);
+}
+
 TEST(finder_changing_the_search_path_from_find_is_refused_not_hung)
 {
     /* find() runs while its thread walks the path (the path lock held for
      * reading); the change waited for that walk for ever. */
-    memset(&pw, 0, sizeof pw);
-    pw.add = tmp_mkdir("more");
-    fixture_copy("counter", "D/x.so");
-    pw.host = host_new_isolated("pathy:p", tmp_path("D"));
-    ASSERT_STATUS(mh_host_add_path_hook(pw.host, &hk_pathy, NULL,
-                                        MH_CHAIN_FIRST, NULL, ERR), MH_OK);
-    ASSERT_EQ_INT(call_int(import_ok(pw.host, "x"), "value"), 42);
+    pw_import_x("pathy:p", &hk_pathy);
     ASSERT_EQ_INT(pw.asked, 1);
     ASSERT_STATUS(pw.rc, MH_EINVAL);
     ASSERT_CONTAINS(pw.msg, "mh_host_add_path: called while this thread walks "
@@ -685,13 +692,7 @@ TEST(finder_changing_the_search_path_from_find_is_refused_not_hung)
 
 TEST(finder_registering_a_finder_from_claims_is_refused_not_hung)
 {
-    memset(&pw, 0, sizeof pw);
-    pw.add = tmp_mkdir("more");
-    fixture_copy("counter", "D/x.so");
-    pw.host = host_new_isolated("cz:1", tmp_path("D"));
-    ASSERT_STATUS(mh_host_add_path_hook(pw.host, &hk_claimy, NULL,
-                                        MH_CHAIN_FIRST, NULL, ERR), MH_OK);
-    ASSERT_EQ_INT(call_int(import_ok(pw.host, "x"), "value"), 42);
+    pw_import_x("cz:1", &hk_claimy);
     ASSERT_EQ_INT(pw.claimed, 1);
     ASSERT_STATUS(pw.claims_rc, MH_EINVAL);
     ASSERT_CONTAINS(pw.claims_msg, "mh_host_add_path_hook: called from a "
