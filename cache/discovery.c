@@ -128,8 +128,11 @@ mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
         return NULL;
     }
     mh_dx *dx = mh_mem_calloc(h, 1, sizeof *dx);
-    if (!dx)
+    if (!dx) {
+        if (again)
+            *again = true; /* short of memory: not the file's fault */
         return NULL;
+    }
     dx->host = h;
     int n = snprintf(dx->path, sizeof dx->path, "%s/%s", real, MH_DX_FILE);
     if (n < 0 || (size_t)n >= sizeof dx->path)
