@@ -92,17 +92,24 @@ static int ours(sqlite3 *db)
     sqlite3_stmt *st = NULL;
     int ok = 0;
     int rc;
-    /* Ours: our ids, and exactly one thing besides the primary key's
-     * index -- the table "modules".  A view or trigger (which could run
-     * without end, or write) means the file is not one we made. */
+    /* Ours: our ids, the table "modules" declared word for word as we
+     * declare it, and nothing else but its primary key's index.  A view
+     * or trigger, a CHECK, a DEFAULT, a generated column or an index on
+     * an expression (any of which could run without end, or write), or
+     * the same columns in another order (rows written by position would
+     * land in the wrong ones), means the file is not one we made. */
     rc = sqlite3_prepare_v2(db, "SELECT (SELECT application_id FROM "
                             "pragma_application_id), (SELECT user_version "
                             "FROM pragma_user_version), (SELECT count(*) "
                             "FROM sqlite_schema WHERE name = 'modules' AND "
-                            "type = 'table'), (SELECT count(*) FROM "
-                            "sqlite_schema WHERE type NOT IN ('table', "
-                            "'index') OR (type = 'table' AND name <> "
-                            "'modules'))", -1, &st, NULL);
+                            "type = 'table' AND sql = ?1), (SELECT count(*) "
+                            "FROM sqlite_schema WHERE NOT ((type = 'table' "
+                            "AND name = 'modules') OR (type = 'index' AND "
+                            "name = 'sqlite_autoindex_modules_1' AND sql IS "
+                            "NULL)))", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_text(st, 1, SCHEMA, (int)sizeof SCHEMA - 2, /* no ';' */
+                          SQLITE_STATIC);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
         ok = sqlite3_column_int(st, 0) == MH_DX_APP_ID &&
              sqlite3_column_int(st, 1) == MH_DX_FORMAT &&
@@ -256,8 +263,9 @@ int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
     int rc = SQLITE_OK;
     if (!dx->put)
         rc = sqlite3_prepare_v2(dx->db, "INSERT OR REPLACE INTO modules "
-                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1,
-                                &dx->put, NULL);
+                                "(origin, identity, name, source, manifest, "
+                                "status, reason, recorded) VALUES (?1, ?2, ?3, "
+                                "?4, ?5, ?6, ?7, ?8)", -1, &dx->put, NULL);
     if (rc != SQLITE_OK)
         return failed(dx, rc);
     sqlite3_stmt *st = dx->put;

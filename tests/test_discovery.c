@@ -691,6 +691,56 @@ static void damage_no_table(const char *db)
     db_exec(db, "DROP TABLE modules;");
 }
 
+/* The table made again as another declares it (its rows kept): rows were
+ * written by position and read by name, or a constraint ran at each
+ * write (one can take for ever). */
+static void redeclare(const char *db, const char *columns)
+{
+    db_exec(db, str_fmt("%s CREATE TABLE m2(%s); INSERT INTO m2(origin, "
+                        "identity, name, source, manifest, status, reason, "
+                        "recorded) SELECT origin, identity, name, source, "
+                        "manifest, status, reason, recorded FROM modules; "
+                        "DROP TABLE modules; ALTER TABLE m2 RENAME TO "
+                        "modules;", TAMPER, columns));
+}
+
+static void damage_columns_reordered(const char *db)
+{
+    redeclare(db, "origin TEXT PRIMARY KEY NOT NULL, identity TEXT NOT NULL, "
+                  "name TEXT NOT NULL, source TEXT NOT NULL, reason TEXT, "
+                  "status INTEGER NOT NULL, manifest TEXT, recorded INTEGER "
+                  "NOT NULL");
+}
+
+static void damage_check_constraint(const char *db)
+{
+    redeclare(db, "origin TEXT PRIMARY KEY NOT NULL, identity TEXT NOT NULL, "
+                  "name TEXT NOT NULL, source TEXT NOT NULL, manifest TEXT, "
+                  "status INTEGER NOT NULL, reason TEXT, recorded INTEGER "
+                  "NOT NULL CHECK (recorded >= 0)");
+}
+
+static void damage_expression_index(const char *db)
+{
+    db_exec(db, str_fmt("%s CREATE INDEX mx ON modules(length(manifest));",
+                        TAMPER));
+}
+
+TEST(index_with_its_columns_in_another_order_is_rebuilt)
+{
+    rebuilt_after(damage_columns_reordered);
+}
+
+TEST(index_with_a_check_constraint_is_rebuilt)
+{
+    rebuilt_after(damage_check_constraint);
+}
+
+TEST(index_with_an_index_of_its_own_is_rebuilt)
+{
+    rebuilt_after(damage_expression_index);
+}
+
 TEST(garbage_index_is_rebuilt_silently)
 {
     rebuilt_after(damage_garbage);
