@@ -350,13 +350,11 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     /* A relative name with a ':' must never be taken for a "file:" URI. */
     char fname[PATH_MAX + 2];
     snprintf(fname, sizeof fname, "%s%s", file[0] == '/' ? "" : "./", file);
-    size_t plen, pmax;
-    if (!mh_sar_path_fits(file, &plen, &pmax))
-        return mh_err(NULL, p->err, MH_EPATH, "module database %s: its path "
-                      "is %zu bytes%s, and SQLite opens a database only by a "
-                      "path of at most %zu (room for its -journal and -wal "
-                      "files); nothing was written", shown, plen,
-                      strcmp(file, shown) ? " while it is made" : "", pmax);
+    char why[200];
+    if (!mh_sar_path_fits(file, why, sizeof why))
+        return mh_err(NULL, p->err, MH_EPATH, "module database %s%s: %s; "
+                      "nothing was written", shown,
+                      strcmp(file, shown) ? " (as it is made)" : "", why);
     errno = 0; /* SQLite's reason for a failure with no system call */
     if (sqlite3_open_v2(fname, &db, SQLITE_OPEN_READWRITE |
                         SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE,

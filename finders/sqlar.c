@@ -132,30 +132,32 @@ bool mh_sar_shas_intact(sqlite3 *db)
     return yes;
 }
 
-bool mh_sar_path_fits(const char *path, size_t *len, size_t *limit)
+bool mh_sar_path_fits(const char *path, char *why, size_t size)
 {
     sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
     size_t suffix = sizeof "-journal" - 1; /* the longest: -wal, -shm */
     if (!vfs || vfs->mxPathname <= (int)suffix)
         return true;
-    *limit = (size_t)vfs->mxPathname - suffix;
+    size_t limit = (size_t)vfs->mxPathname - suffix, len;
     /* The path SQLite builds: absolute, "." and ".." gone, links followed
      * (as recent SQLite does); of the directory when the file is not
      * there yet. */
     char real[PATH_MAX], dir[PATH_MAX];
     if (realpath(path, real)) {
-        *len = strlen(real);
-        return *len <= *limit;
+        len = strlen(real);
+    } else {
+        const char *slash = strrchr(path, '/');
+        const char *base = slash ? slash + 1 : path;
+        snprintf(dir, sizeof dir, "%.*s", !slash ? 1 : slash == path ? 1
+                 : (int)(slash - path), slash ? path : ".");
+        if (!realpath(dir, real))
+            return true; /* SQLite will say what is wrong */
+        len = strlen(real) + (strcmp(real, "/") != 0) + strlen(base);
     }
-    const char *slash = strrchr(path, '/');
-    const char *base = slash ? slash + 1 : path;
-    if (slash)
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path),
-                 path);
-    else
-        snprintf(dir, sizeof dir, ".");
-    if (!realpath(dir, real))
-        return true; /* SQLite will say what is wrong */
-    *len = strlen(real) + (strcmp(real, "/") != 0) + strlen(base);
-    return *len <= *limit;
+    if (len <= limit)
+        return true;
+    snprintf(why, size, "its real path is %zu bytes, and SQLite opens a "
+             "database only by a path of at most %zu (room for its "
+             "-journal and -wal files)", len, limit);
+    return false;
 }

@@ -74,11 +74,11 @@ struct sqlite3;
 bool mh_sar_shas_intact(struct sqlite3 *db);
 
 /* Can SQLite open a database at path, with its -journal and -wal files?
- * Its default VFS refuses a full path (path itself, or the working
- * directory and path when relative) over mxPathname bytes, 512 on Unix,
- * with no reason of its own.  False then, *len being that full length
- * and *limit the longest path allowed; true when it cannot be told. */
-bool mh_sar_path_fits(const char *path, size_t *len, size_t *limit);
+ * Its default VFS refuses a real path over mxPathname bytes, 512 on Unix,
+ * with no reason of its own.  False then, with why (size bytes) saying
+ * so: "its real path is N bytes, and SQLite ... at most M (...)"; true
+ * when it fits or cannot be told. */
+bool mh_sar_path_fits(const char *path, char *why, size_t size);
 /* The join that takes a hash row only for the sqlar row (s) it names. */
 #define MH_SAR_SHA_MATCH                                                  \
     "h.name = s.name AND h.row = s._rowid_ AND h.mode IS s.mode AND "     \

@@ -317,13 +317,10 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
     if (!S_ISREG(st.st_mode))
         return mh_err(h, err, MH_EPATH, "module database %s: not a regular "
                       "file", s->path);
-    size_t plen, pmax;
-    if (!mh_sar_path_fits(s->path, &plen, &pmax))
-        return mh_err(h, err, MH_EPATH, "module database %s: its real path is "
-                      "%zu bytes, and SQLite opens a database only by a path "
-                      "of at most %zu (room for its -journal and -wal "
-                      "files); move it to a shorter one",
-                      s->path, plen, pmax);
+    char why[200];
+    if (!mh_sar_path_fits(s->path, why, sizeof why))
+        return mh_err(h, err, MH_EPATH, "module database %s: %s; move it to "
+                      "a shorter one", s->path, why);
     /* SQLite takes errno as the system's reason for a failure, also one
      * that made no system call. */
     errno = 0;
@@ -453,8 +450,8 @@ fail:;
         return db_open_once(s, true, err);
     }
     /* The journal is still there: this process may not write what rolling
-     * it back writes.  Not passing: only someone who may can mend it,
-     * and the change to the file that makes is seen at the next find. */
+     * it back writes.  Not passing: only someone who may can mend it, and
+     * the entry is tried again after mh_invalidate_caches. */
     if (rc == SQLITE_READONLY_ROLLBACK) {
         mh_err(h, err, MH_EPATH, "module database %s: a writer that did not "
                "finish left its journal %s-journal, which only a process "
