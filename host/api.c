@@ -61,9 +61,10 @@ static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
 }
 
 /* Make m's init message a formatted text of at most 4 KiB, cut with
- * "..." past that (NULL when out of memory) -- if its init still runs: a thread the init started may
- * call after it returned, when the in-flight block may be gone.  `dep`:
- * the init now fails for another module's sake. */
+ * "..." past that (NULL when out of memory) -- if its init still runs:
+ * a thread the init started may call after it returned, when the
+ * in-flight block may be gone.  `dep`: the init now fails for another
+ * module's sake. */
 static void set_init_message(mh_module *m, bool dep, const char *fmt,
                              va_list ap)
 {

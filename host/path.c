@@ -246,8 +246,8 @@ const char *mh_path_shown(mh_host *h, const char *t)
 
 /* Add text at pos, or, for an API call, move the same entry there
  * (moved, if not NULL: its old and new places, the old SIZE_MAX when
- * nothing moved, and *moved_shown the entry as shown; the caller says so once it holds no lock a log
- * hook could want). */
+ * nothing moved, and *moved_shown the entry as shown: the caller traces
+ * it once it holds no lock a log hook could want). */
 static mh_status insert(mh_host *h, const char *text, size_t len,
                         mh_path_source src, size_t pos, size_t moved[2],
                         const char **moved_shown, mh_error **err)
@@ -711,15 +711,9 @@ static __thread struct {
     unsigned n;
 } tl_walk[MH_WALKS_TRACKED];
 
-/* The host whose path lock this thread holds for writing
- * (mh_host_add_path), or NULL.  A read from inside that (a log hook's
- * mh_host_path_count) takes no lock: it has the writer's. */
-static __thread const mh_host *tl_writer;
-
 void mh_path_rdlock(mh_host *h)
 {
-    if (tl_writer != h)
-        pthread_rwlock_rdlock(&h->path.lock);
+    pthread_rwlock_rdlock(&h->path.lock);
     size_t free_slot = MH_WALKS_TRACKED;
     for (size_t i = 0; i < MH_WALKS_TRACKED; i++) {
         if (tl_walk[i].h == h) {
@@ -743,8 +737,7 @@ void mh_path_rdunlock(mh_host *h)
                 tl_walk[i].h = NULL;
             break;
         }
-    if (tl_writer != h)
-        pthread_rwlock_unlock(&h->path.lock);
+    pthread_rwlock_unlock(&h->path.lock);
 }
 
 bool mh_path_walking(const mh_host *h)
@@ -773,13 +766,13 @@ mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
     }
     size_t moved[2];
     const char *shown = NULL;
+    /* Nothing under the write lock logs: a log hook reading the path
+     * would wait for it. */
     pthread_rwlock_wrlock(&host->path.lock);
-    tl_writer = host; /* a read from here on (a log hook) takes no lock */
     mh_status rc = insert(host, entry, strlen(entry), MH_SOURCE_API, pos,
                           moved, &shown, err);
     if (rc == MH_OK)
         mh_tops_forget(host); /* entries moved: what was skipped is not */
-    tl_writer = NULL;
     pthread_rwlock_unlock(&host->path.lock);
     if (moved[0] != SIZE_MAX)
         MH_TRACE(host, "search path: '%s' moved from entry %zu to %zu",
