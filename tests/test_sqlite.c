@@ -600,21 +600,35 @@ TEST(pack_replaces_existing_entry)
     mh_host_free(host);
 }
 
+/* db made by hand: its sqlar table with `name` declared as name_decl. */
+static const char *hand_made(const char *file, const char *name_decl)
+{
+    const char *db = tmp_path("%s", file);
+    db_exec(db, str_fmt("CREATE TABLE sqlar(%s, mode INT, mtime INT, "
+                        "sz INT, data BLOB);", name_decl));
+    return db;
+}
+
+/* The `value` export of module mod, imported in a new host on db. */
+static int value_in(const char *db, const char *mod)
+{
+    mh_host *host = host_new_isolated(db);
+    int v = call_int(import_ok(host, mod), "value");
+    mh_host_free(host);
+    return v;
+}
+
 TEST(pack_replaces_an_entry_in_a_table_with_no_key_on_name)
 {
     /* A table made by hand, without the PRIMARY KEY `sqlite3 -A` gives
      * name: INSERT OR REPLACE had no conflict to replace on, so the old
      * row stayed first and went on being served. */
-    const char *db = tmp_path("nokey.db");
-    db_exec(db, "CREATE TABLE sqlar(name TEXT, mode INT, mtime INT, sz INT,"
-                " data BLOB);");
+    const char *db = hand_made("nokey.db", "name TEXT");
     db_make(db, "counter:mod.so");
     db_make(db, "answer7:mod.so");
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE name = "
                               "'mod.so'"), "1");
-    mh_host *host = host_new_isolated(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "mod"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in(db, "mod"), 7);
 
     /* Rows a hand-made table already holds twice: packing the bytes of
      * one of them is a change (the other would be served), and leaves
@@ -627,36 +641,29 @@ TEST(pack_replaces_an_entry_in_a_table_with_no_key_on_name)
     db_make(db, "answer7:two.so");
     ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar WHERE name = "
                               "'two.so'"), "1");
-    host = host_new_isolated(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "two"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in(db, "two"), 7);
 }
 
 TEST(pack_into_a_nocase_table_replaces_only_its_own_name)
 {
     /* A name compared by the table's NOCASE collation: packing foo.so
      * deleted FOO.so, another module. */
-    const char *db = tmp_path("nocase.db");
-    db_exec(db, "CREATE TABLE sqlar(name TEXT COLLATE NOCASE, mode INT, "
-                "mtime INT, sz INT, data BLOB);");
+    const char *db = hand_made("nocase.db", "name TEXT COLLATE NOCASE");
     db_make(db, "counter:FOO.so");
     db_make(db, "answer7:foo.so");
     db_make(db, "answer7:foo.so"); /* unchanged: left alone */
     ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar ORDER BY name "
                               "COLLATE BINARY"), "FOO.so\nfoo.so");
-    mh_host *host = host_new_isolated(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "FOO"), "value"), 42);
-    ASSERT_EQ_INT(call_int(import_ok(host, "foo"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in(db, "FOO"), 42);
+    ASSERT_EQ_INT(value_in(db, "foo"), 7);
 }
 
 TEST(pack_into_a_nocase_key_refuses_what_would_replace_another)
 {
     /* With a key on name that ignores case, INSERT OR REPLACE removed
      * FOO.so to store foo.so, another module. */
-    const char *db = tmp_path("nocasekey.db");
-    db_exec(db, "CREATE TABLE sqlar(name TEXT PRIMARY KEY COLLATE NOCASE, "
-                "mode INT, mtime INT, sz INT, data BLOB);");
+    const char *db = hand_made("nocasekey.db",
+                               "name TEXT PRIMARY KEY COLLATE NOCASE");
     db_make(db, "counter:FOO.so");
     const char *in[] = {fixture_copy("answer7", "stage/foo.so")};
     ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_EINVAL);
@@ -664,9 +671,7 @@ TEST(pack_into_a_nocase_key_refuses_what_would_replace_another)
     ASSERT_CONTAINS(ERR_MSG(), "nothing was written");
     ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar"), "FOO.so");
     db_make(db, "answer7:FOO.so"); /* its own name: replaced */
-    mh_host *host = host_new_isolated(db);
-    ASSERT_EQ_INT(call_int(import_ok(host, "FOO"), "value"), 7);
-    mh_host_free(host);
+    ASSERT_EQ_INT(value_in(db, "FOO"), 7);
 }
 
 /* A directory under tmp_dir() deep enough that d/<name> is at least
