@@ -102,6 +102,7 @@ typedef struct mh_found {
     dev_t fd_dev;         /* ... and the rest of its identity, which a */
     ino_t fd_ino;         /* failure is recorded against (the path may */
     struct timespec fd_mtim; /* lead to another file by then); 0: none */
+    struct timespec fd_ctim;
     /* A transient answer (mh_find_spec for an import): origin and file
      * are copies in this block, not interned -- a loaded module keeps its
      * origin in a shorter form (cache/registry.h) -- and go with

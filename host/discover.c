@@ -5,8 +5,8 @@
  *
  * mh_discover lists the path (host/find.c), then for each module compares
  * its identity with the discovery index (cache/discovery.c):
- *   - a file: device, inode, size and nanosecond mtime, of the module and
- *     of its sidecar (or its absence), from stat();
+ *   - a file: device, inode, size, nanosecond mtime and ctime, of the
+ *     module and of its sidecar (or its absence), from stat();
  *   - an item without a file: the identity its finder reports (a content
  *     hash for HTTP, the row and the database file for SQLite).
  * Same identity: the stored manifest or failure is used and the module
@@ -40,25 +40,41 @@
 
 /* ---- identities --------------------------------------------------------- */
 
-/* "DEV:INO:SIZE:SEC.NSEC" of path into buf (at least STAT_ID_SIZE bytes),
- * "-" for no path, "?" for one that cannot be stat'ed. */
-#define STAT_ID_SIZE 128
-static void put_identity(char *buf, dev_t dev, ino_t ino, long long size,
-                         const struct timespec *mtim)
+/* "DEV:INO:SIZE:SEC.NSEC:CSEC.CNSEC" (mtime, then ctime) of path into
+ * buf (at least STAT_ID_SIZE bytes), "-" for no path, "?" for one that
+ * cannot be stat'ed.  The ctime is there because no one can set it: a
+ * file rewritten in place with its size and mtime put back (cp -p,
+ * install -p, a reproducible build) still moves it, as does a chmod. */
+#define STAT_ID_SIZE 160
+static char *put_time(char *p, const struct timespec *t)
 {
-    /* 4 numbers of at most 20 digits and a sign, 9 digits, 4 separators */
+    p = mh_put_sdec(p, (long long)t->tv_sec);
+    *p++ = '.';
+    return mh_put_dec(p, (unsigned long long)t->tv_nsec, 9);
+}
+
+static void put_identity(char *buf, dev_t dev, ino_t ino, long long size,
+                         const struct timespec *mtim,
+                         const struct timespec *ctim)
+{
+    /* 5 numbers of at most 20 digits and a sign, 2 x 9 digits, 6
+     * separators */
     char *p = mh_put_dec(buf, (unsigned long long)dev, 1);
     *p++ = ':';
     p = mh_put_dec(p, (unsigned long long)ino, 1);
     *p++ = ':';
     p = mh_put_sdec(p, size);
     *p++ = ':';
-    p = mh_put_sdec(p, (long long)mtim->tv_sec);
-    *p++ = '.';
-    p = mh_put_dec(p, (unsigned long long)mtim->tv_nsec, 9);
+    p = put_time(p, mtim);
+    *p++ = ':';
+    p = put_time(p, ctim);
     *p = '\0';
 }
 
+/* Only the mtime's age makes a row unsure (UNSURE_NS): a ctime that is
+ * new while the mtime is old comes from a chmod or a put-back mtime,
+ * and a second change within its tick would have to put back the mtime
+ * again. */
 static void stat_identity(const char *path, char *buf, bool *unsure)
 {
     struct stat st;
@@ -73,7 +89,7 @@ static void stat_identity(const char *path, char *buf, bool *unsure)
     if (age < UNSURE_NS)
         *unsure = true;
     put_identity(buf, st.st_dev, st.st_ino, (long long)st.st_size,
-                 &st.st_mtim);
+                 &st.st_mtim, &st.st_ctim);
 }
 
 /* The identity of found module f into buf, or NULL when it has none (it
@@ -87,7 +103,8 @@ static const char *identity_of(const mh_found *f, char *buf, size_t size)
     int n;
     if (f->file) {
         if (f->fd_ino)
-            put_identity(mod, f->fd_dev, f->fd_ino, f->fd_size, &f->fd_mtim);
+            put_identity(mod, f->fd_dev, f->fd_ino, f->fd_size, &f->fd_mtim,
+                         &f->fd_ctim);
         else
             stat_identity(f->file, mod, &unsure);
         stat_identity(f->meta_file, meta, &unsure);

@@ -51,6 +51,7 @@ static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
     f->fd_dev = st.st_dev;
     f->fd_ino = st.st_ino;
     f->fd_mtim = st.st_mtim;
+    f->fd_ctim = st.st_ctim;
     return MH_OK;
 }
 

@@ -11,11 +11,13 @@
  * checks where a module came from (finder "tar", origin "ARCHIVE!/member"),
  * so a module found by the directory finder instead cannot pass.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <modhost/finder.h>
@@ -622,6 +624,37 @@ TEST(rewritten_in_place_and_invalidated)
     assert_from(mod, ar, "three.lua");
     ASSERT_EQ_STR(call_ok(mod, "v", NULL), "3");
     ASSERT_STATUS(mh_find(h, "one", &info, ERR), MH_OK);
+    mh_host_free(h);
+}
+
+/* The same inode rewritten with its size and mtime put back (cp -p):
+ * the ctime moved, so the index is read again without invalidation. */
+TEST(rewritten_in_place_with_size_and_mtime_put_back)
+{
+    const char *ar = archive_make(tmp_path("kept.tar"),
+                                  "one.lua=:return {v = function() "
+                                  "return 1 end}");
+    mh_host *h = tar_host(NULL, ar);
+    mh_spec_info info = {.size = sizeof info};
+    struct stat before, after;
+
+    ASSERT_STATUS(mh_find(h, "one", &info, ERR), MH_OK);
+    ASSERT_STATUS(mh_find(h, "two", &info, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT(stat(ar, &before), 0);
+    archive_make(tmp_path("next.tar"),
+                 "two.lua=:return {v = function() return 2 end}");
+    file_copy(tmp_path("next.tar"), ar);
+    struct timespec ts[2] = {before.st_atim, before.st_mtim};
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, ar, ts, 0), 0);
+    ASSERT_EQ_INT(stat(ar, &after), 0);
+    ASSERT_EQ_INT(after.st_ino, before.st_ino);
+    ASSERT_EQ_INT(after.st_size, before.st_size);
+    ASSERT_EQ_INT(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+    ASSERT_EQ_INT(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+
+    mh_module *mod = import_ok(h, "two");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "2");
+    ASSERT_STATUS(mh_find(h, "one", &info, ERR), MH_ENOTFOUND);
     mh_host_free(h);
 }
 

@@ -24,7 +24,7 @@
  * open() reads the member list once -- names, sizes, mtimes, types -- into
  * an index in the host's memory; no member data is kept.  Every later call
  * stats the archive and rebuilds the index when its (dev, inode, size,
- * mtime) changed, as the sqlite finder reopens a replaced database, so an
+ * mtime, ctime) changed, as the sqlite finder reopens a replaced database, so an
  * archive replaced on disk is seen without mh_invalidate_caches.  An index
  * is immutable once built and reference counted: read() and list() use one
  * without holding the lock while they stream or call back, and a rebuild
@@ -88,6 +88,9 @@ typedef struct tar_stamp {
     ino_t ino;
     off_t size;
     int64_t mtime_ns;
+    int64_t ctime_ns;     /* no one can set it: an archive rewritten in
+                             place with its size and mtime put back (cp -p)
+                             still moves it */
 } tar_stamp;
 
 typedef struct tar_member {
@@ -430,13 +433,15 @@ static tar_stamp stamp_of(const struct stat *st)
 {
     return (tar_stamp){st->st_dev, st->st_ino, st->st_size,
                        (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                           st->st_mtim.tv_nsec};
+                           st->st_mtim.tv_nsec,
+                       (int64_t)st->st_ctim.tv_sec * 1000000000 +
+                           st->st_ctim.tv_nsec};
 }
 
 static bool stamp_eq(tar_stamp a, tar_stamp b)
 {
     return a.dev == b.dev && a.ino == b.ino && a.size == b.size &&
-           a.mtime_ns == b.mtime_ns;
+           a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns;
 }
 
 /* Why the member list could not be read, at header number `ordinal`
@@ -750,9 +755,10 @@ static void tar_invalidate(mh_finder_ctx *cx, void *state)
 static void identity_of(const tar_index *ix, const tar_member *m, char *buf,
                         size_t size)
 {
-    snprintf(buf, size, "%lld:%lld:%llu:%lld:%lld", (long long)m->size,
+    snprintf(buf, size, "%lld:%lld:%llu:%lld:%lld:%lld", (long long)m->size,
              (long long)m->mtime, (unsigned long long)ix->stamp.ino,
-             (long long)ix->stamp.size, (long long)ix->stamp.mtime_ns);
+             (long long)ix->stamp.size, (long long)ix->stamp.mtime_ns,
+             (long long)ix->stamp.ctime_ns);
 }
 
 /* The regular-file member "stem.json", if any. */
