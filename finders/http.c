@@ -66,6 +66,9 @@
 #define HTF_SLOW_MS 1000      /* a failure that took this long (a timeout)
                                  is not asked again at once */
 #define HTF_MAX_SIG 4096
+/* meta.json: the base URL (under 4096 bytes), an ETag and a Last-Modified
+ * as JSON strings (each byte at most 6: \u00XX), with room to spare. */
+#define HTF_MAX_META 16384
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static bool curl_ok;
@@ -373,10 +376,15 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
     if (s->have_idx && s->idx.serial > s->floor)
         s->floor = s->idx.serial;
     if (idx.serial < s->floor) {
-        rc = mh_err(h, err, MH_EVERSION, "%s: its serial (%llu) is older "
-                    "than that of an index this entry had (%llu): refused "
-                    "as a rollback (to take an older one on purpose, remove "
-                    "%s)", where, (unsigned long long)idx.serial,
+        char its[64];
+        if (idx.serial)
+            snprintf(its, sizeof its, "its serial (%llu) is older than "
+                     "that of", (unsigned long long)idx.serial);
+        else
+            snprintf(its, sizeof its, "it has no serial, unlike");
+        rc = mh_err(h, err, MH_EVERSION, "%s: %s an index this entry had "
+                    "(serial %llu): refused as a rollback (to take an "
+                    "older one on purpose, remove %s)", where, its,
                     (unsigned long long)s->floor, s->dir);
         mh_idx_free(h, &idx);
         return rc;
@@ -440,7 +448,7 @@ static void load_cached(htf_state *s)
         snprintf(p, sizeof p, "%s/meta.json", s->dir);
         char sha[65];
         cJSON *m = NULL;
-        if (mh_atw_read(h, p, 4096, &meta, &ml, NULL) == MH_OK &&
+        if (mh_atw_read(h, p, HTF_MAX_META, &meta, &ml, NULL) == MH_OK &&
             mh_sha256_hex(json, jl, 32, sha))
             m = cJSON_ParseWithLength((const char *)meta, ml);
         /* The validators are for the index whose SHA-256 they carry: two
@@ -623,10 +631,12 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
                 sig = &gs.body;
             } else if (gs.unavailable) {
                 /* Down half-way: the offline path, not "unsigned". */
-                char cause[sizeof sig_url + 600];
-                snprintf(cause, sizeof cause, "%s", src == MH_OK
-                         ? "the signature request failed with a 5xx"
-                         : mh_error_message(se));
+                char cause[2 * sizeof sig_url + 600];
+                if (src == MH_OK)
+                    mh_get_status_text(&gs, sig_url, cause, sizeof cause);
+                else
+                    snprintf(cause, sizeof cause, "%s",
+                             mh_error_message(se));
                 mh_error_free(se);
                 mh_get_free(h, &gs);
                 mh_get_free(h, &g);

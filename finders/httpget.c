@@ -29,17 +29,39 @@
 
 typedef struct sink {
     mh_host *host;
+    CURL *c;
     mh_get *g;
     size_t max;
+    size_t dropped;   /* bytes of an error page read and not kept */
     bool too_big;
+    bool cut;         /* an error page cut off at MH_GET_DROP_MAX */
     bool oom;
 } sink;
+
+/* Is status one whose body is wanted (2xx)?  The body of any other -- a
+ * CDN's 429 page, a 503 page, a redirect's note -- says nothing modhost
+ * reads, and must not be held against the size limit of what was asked
+ * for: its status is the answer. */
+static bool body_wanted(long status)
+{
+    return status >= 200 && status < 300;
+}
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
     sink *s = ud;
     mh_get *g = s->g;
     size_t len = size * n;
+    long status = 0;
+    curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &status);
+    if (!body_wanted(status)) {
+        s->dropped += len;
+        if (s->dropped > MH_GET_DROP_MAX) {
+            s->cut = true;
+            return 0; /* aborts: CURLE_WRITE_ERROR */
+        }
+        return len;
+    }
     if (len > s->max - g->body.len || g->body.len > s->max) {
         s->too_big = true;
         return 0; /* aborts: CURLE_WRITE_ERROR */
@@ -80,6 +102,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     if (len >= 5 && strncasecmp(p, "HTTP/", 5) == 0) { /* a new response */
         g->etag[0] = g->last_modified[0] = '\0';
         g->max_age = -1;
+        g->age = 0;
+        g->no_cache = false;
     } else if (len > 5 && strncasecmp(p, "ETag:", 5) == 0) {
         header_value(g->etag, sizeof g->etag, p + 5, len - 5);
     } else if (len > 14 && strncasecmp(p, "Last-Modified:", 14) == 0) {
@@ -93,8 +117,18 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             long a = strtol(m + 8, NULL, 10);
             g->max_age = a < 0 ? 0 : a > MH_GET_MAX_AGE ? MH_GET_MAX_AGE : a;
         }
+        /* Directives may come on several lines (RFC 9110 5.3: they are
+         * one list; nginx's "expires" beside an "add_header" does it):
+         * a no-cache on any of them holds whatever the others say. */
         if (strstr(v, "no-cache") || strstr(v, "no-store"))
+            g->no_cache = true;
+        if (g->no_cache)
             g->max_age = 0;
+    } else if (len > 4 && strncasecmp(p, "Age:", 4) == 0) {
+        char v[32];
+        header_value(v, sizeof v, p + 4, len - 4);
+        long a = strtol(v, NULL, 10); /* seconds a cache in between held it */
+        g->age = a < 0 ? 0 : a > MH_GET_MAX_AGE ? MH_GET_MAX_AGE : a;
     }
     return len;
 }
@@ -142,15 +176,10 @@ static bool origin_of(const char *url, char *out, size_t size)
 static mh_status refuse_redirect(mh_host *h, mh_error **err, const char *cur,
                                  const char *to, const char *what)
 {
-    mh_buf b;
-    mh_buf_init(&b, h, 0);
-    mh_path_mask(to, &b);
-    mh_status rc = b.failed
-                       ? mh_err(h, err, MH_ENOMEM, "out of memory")
-                       : mh_err(h, err, MH_EIO, "GET %s: redirect to %s (%s) "
-                                "refused", cur, what, mh_buf_str(&b));
-    mh_buf_free(&b);
-    return rc;
+    char shown[1024];
+    mh_path_show_escaped(h, to, shown, sizeof shown);
+    return mh_err(h, err, MH_EIO, "GET %s: redirect to %s (%s) refused", cur,
+                  what, shown);
 }
 
 /* Does url carry a user name or password? */
@@ -165,13 +194,6 @@ static bool has_userinfo(const char *url)
     curl_free(pass);
     curl_url_cleanup(u);
     return yes;
-}
-
-bool mh_get_same_origin(const char *a, const char *b)
-{
-    char oa[512], ob[512];
-    return origin_of(a, oa, sizeof oa) && origin_of(b, ob, sizeof ob) &&
-           strcmp(oa, ob) == 0;
 }
 
 void mh_get_free(mh_host *h, mh_get *g)
@@ -281,7 +303,7 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
                      last_modified);
             hdrs = curl_slist_append(hdrs, line);
         }
-        sink s = {h, g, max, false, false};
+        sink s = {.host = h, .c = c, .g = g, .max = max};
         progress pr = {fn, ud};
         mh_blob_free(h, &g->body);
         errbuf[0] = '\0';
@@ -322,6 +344,14 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
         if (s.oom)
             return mh_err(h, err, MH_ENOMEM, "out of memory downloading %s",
                           cur);
+        /* An error page cut off, or refused by its Content-Length: the
+         * status is the answer, its body is not wanted anyway. */
+        long got = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &got);
+        if ((s.cut && rc == CURLE_WRITE_ERROR) ||
+            (rc == CURLE_FILESIZE_EXCEEDED && got >= 100 &&
+             !body_wanted(got)))
+            rc = CURLE_OK;
         if (s.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
             g->unavailable = false;
             return mh_err(h, err, MH_EFORMAT, "GET %s: the response is "
@@ -344,7 +374,11 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
             if (has_userinfo(to))
                 return refuse_redirect(h, err, cur, to, "a URL with a user "
                                        "name or password");
-            if (!mh_get_same_origin(url, to))
+            char oa[512], ob[512];
+            if (!origin_of(to, ob, sizeof ob))
+                return refuse_redirect(h, err, cur, to, "a URL that cannot "
+                                       "be parsed");
+            if (!origin_of(url, oa, sizeof oa) || strcmp(oa, ob) != 0)
                 return refuse_redirect(h, err, cur, to, "another origin");
             if (strlen(to) >= sizeof cur)
                 return mh_err(h, err, MH_EIO, "GET %s: redirect to a URL "
@@ -362,6 +396,11 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
          * definite answer. */
         g->unavailable = g->status >= 500 || g->status == 408 ||
                          g->status == 425 || g->status == 429;
+        /* What a cache in between has held counts against the lifetime
+         * (RFC 9111 4.2.3), or an index is fresh here for up to twice
+         * its max-age. */
+        if (g->max_age > 0)
+            g->max_age = g->age >= g->max_age ? 0 : g->max_age - g->age;
         /* Named in messages about the status; without the memory, the
          * message names the URL asked for. */
         if (hops > 0)

@@ -21,7 +21,13 @@ typedef struct mh_get {
     mh_blob body;             /* host memory */
     char etag[256];
     char last_modified[128];
-    long max_age;             /* Cache-Control max-age; -1 if none */
+    long max_age;             /* Cache-Control max-age less the Age a
+                                 cache in between reported, at least 0;
+                                 0 for no-cache or no-store (on any of
+                                 the response's Cache-Control lines); -1
+                                 if none */
+    long age;                 /* Age header; 0 if none */
+    bool no_cache;            /* no-cache or no-store seen */
     bool unavailable;         /* unreachable, timed out, a TLS handshake
                                  broken off, an HTTP/2 stream refused,
                                  5xx, or 408, 425 or 429: the server is
@@ -33,7 +39,9 @@ typedef struct mh_get {
 
 typedef int (*mh_get_progress_fn)(void *ud, uint64_t now, uint64_t total);
 
-/* GET url into g (at most max body bytes, decoded), with the host's
+/* GET url into g (at most max body bytes, decoded, of a 2xx answer: the
+ * body of any other, an error page, is read and dropped, up to
+ * MH_GET_DROP_MAX bytes, whatever max is), with the host's
  * limits; userpwd ("user:password", or NULL) is sent to that origin only.  etag/last_modified, if non-empty, make it conditional (304).
  * MH_OK with g->status set for any HTTP answer; an error (naming the URL
  * and the cause) for transport failures, limits and refused redirects. */
@@ -49,9 +57,8 @@ void mh_get_status_text(const mh_get *g, const char *url, char *buf,
                         size_t size);
 
 #define MH_GET_MAX_AGE (366L * 24 * 3600) /* max-age is clamped to this */
+#define MH_GET_DROP_MAX (1024 * 1024) /* an error page past this is cut off */
 void mh_get_free(struct mh_host *h, mh_get *g);
-
-bool mh_get_same_origin(const char *a, const char *b);
 
 /* Is the URL's host a literal loopback address (127.0.0.0/8, ::1) or
  * exactly "localhost"?  A name that merely starts with "127." is

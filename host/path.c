@@ -85,9 +85,7 @@ static const char *refusal(const char *t)
     return NULL;
 }
 
-/* A refused entry for a message: any password masked, control characters
- * as \xNN.  In buf, which is returned. */
-static const char *refused_shown(mh_host *h, const char *t, char *buf,
+const char *mh_path_show_escaped(mh_host *h, const char *t, char *buf,
                                  size_t size)
 {
     mh_buf b; /* not interned: the entry is not kept */
@@ -95,13 +93,17 @@ static const char *refused_shown(mh_host *h, const char *t, char *buf,
     mh_path_mask(t, &b);
     const char *shown = b.failed ? "(out of memory)" : mh_buf_str(&b);
     size_t o = 0;
-    while (*shown && o + 9 < size) {
+    while (*shown && o + 13 < size) {
         size_t n = is_control(shown);
         if (!n)
             buf[o++] = *shown++;
         for (; n; n--, shown++)
             o += (size_t)snprintf(buf + o, size - o, "\\x%02x",
                                   (unsigned char)*shown);
+    }
+    if (*shown && size >= 4) { /* cut: said so */
+        memcpy(buf + o, "...", 3);
+        o += 3;
     }
     buf[o] = '\0';
     mh_buf_free(&b);
@@ -334,7 +336,7 @@ static int add_field(mh_host *h, const char *s, size_t len,
     if (why) {
         char shown[2 * PATH_MAX];
         mh_log(h, MH_LOG_WARN, "ignoring search path entry '%s' from %s: %s",
-               refused_shown(h, text, shown, sizeof shown), where, why);
+               mh_path_show_escaped(h, text, shown, sizeof shown), where, why);
         return 0;
     }
     mh_error *err = NULL;
@@ -761,7 +763,8 @@ mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
     if (why) {
         char shown[2 * PATH_MAX];
         return mh_err(host, err, MH_EPATH, "search path entry '%s' refused: "
-                      "%s", refused_shown(host, entry, shown, sizeof shown),
+                      "%s",
+                      mh_path_show_escaped(host, entry, shown, sizeof shown),
                       why);
     }
     size_t moved[2];

@@ -102,6 +102,13 @@ const char *mh_path_shown(struct mh_host *h, const char *t);
  * as a server's Location): whether anything was masked. */
 bool mh_path_mask(const char *t, struct mh_buf *out);
 
+/* Text others choose (an entry refused, a server's Location) for a
+ * message: any password masked as above, control characters (C0, DEL,
+ * and C1 in UTF-8) as \xNN, cut with "..." to fit buf (size bytes, at
+ * least 16).  Nothing kept; returns buf. */
+const char *mh_path_show_escaped(struct mh_host *h, const char *t, char *buf,
+                                 size_t size);
+
 /* Is the text an acceptable entry (absolute path or scheme:...)? */
 bool mh_path_acceptable(const char *text);
 

@@ -366,6 +366,63 @@ TEST(same_origin_redirect_is_followed)
     log_capture_free(&lc);
 }
 
+/* An error page is the answer of its status, whatever its size: a
+ * module answered 503 or 404 with a page larger than the module (with or
+ * without Content-Length, or one that never ends) says that status, not
+ * "larger than the limit". */
+TEST(error_page_larger_than_the_module_says_its_status)
+{
+    static const struct {
+        const char *mode, *says;
+    } cases[] = {
+        {"503page-mod", "HTTP 503 (server unavailable"},
+        {"404page-mod", "HTTP 404"},
+        {"503chunked-mod", "HTTP 503 (server unavailable"},
+        {"503endless-mod", "HTTP 503 (server unavailable"},
+    };
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    char want[600];
+
+    log_capture_init(&lc);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mh_host *host = http_host(http_url(srv, "%s/", cases[i].mode), &lc);
+        import_fails(host, "counter");
+        snprintf(want, sizeof want, "GET %s: %s",
+                 http_url(srv, "%s/counter.so", cases[i].mode), cases[i].says);
+        ASSERT_CONTAINS(ERR_MSG(), want);
+        ASSERT_NOT_CONTAINS(ERR_MSG(), "larger than");
+        mh_host_free(host);
+        http_assert_cache_clean();
+    }
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* A Location with an escape sequence: refused as a URL that cannot be
+ * parsed (not "another origin": it names this one), and the escape shown
+ * as \xNN, never sent raw to a terminal. */
+TEST(redirect_with_control_characters_is_shown_escaped)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_host *host;
+
+    log_capture_init(&lc);
+    host = http_host(http_url(srv, "redir-ctl/"), &lc);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), "a URL that cannot be parsed");
+    ASSERT_CONTAINS(ERR_MSG(), "/ok/x\\x1b[31mRED/index.json");
+    ASSERT_NULL(strchr(ERR_MSG(), '\x1b'));
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "another origin");
+    for (size_t i = 0; i < lc.n; i++)
+        ASSERT_NULL(strchr(lc.msgs[i], '\x1b'));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(status_after_redirect_names_the_url_that_gave_it)
 {
     /* index.json is served; counter.so is redirected (same origin) to a

@@ -499,7 +499,8 @@ TEST(fetch_goes_on_past_a_failing_module)
 /* With key a trusted and a good signed index cached, the server publishes
  * a new index but its index.json.sig fails in a transient way (mode, a
  * MODE-sig of server.py): the cached index is used, with a warning. */
-static void sig_outage_uses_cached_index(const char *mode, long timeout_ms)
+static void sig_outage_uses_cached_index(const char *mode, long timeout_ms,
+                                         const char *says)
 {
     const char *key = http_keygen("a");
     const char *trust = str_fmt("%s.pub", key);
@@ -536,6 +537,10 @@ static void sig_outage_uses_cached_index(const char *mode, long timeout_ms)
         FAIL("the signature was not asked for again; server log:\n%s",
              http_log_text(srv));
     ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "switch"));
+    /* The warning says what failed: the signature's URL, and how. */
+    ASSERT_LOG(&lc, MH_LOG_WARN,
+               str_fmt("GET %s: %s", http_url(srv, "switch/index.json.sig"),
+                       says));
     ASSERT_REQUESTS(srv, "/switch/counter.so", 1);
     mh_host_free(h2);
     http_stop(srv);
@@ -544,10 +549,23 @@ static void sig_outage_uses_cached_index(const char *mode, long timeout_ms)
 
 TEST(signature_500_uses_cached_index)
 {
-    sig_outage_uses_cached_index("500-sig", 0);
+    sig_outage_uses_cached_index("500-sig", 0, "HTTP 500");
 }
 
 TEST(signature_timeout_uses_cached_index)
 {
-    sig_outage_uses_cached_index("hang-sig", 1500);
+    sig_outage_uses_cached_index("hang-sig", 1500, "Operation timed out");
+}
+
+/* A rate-limiting CDN's 429 page is larger than any signature: the status
+ * is the answer, so the cached index stands in (the page's size was taken
+ * for a definite refusal, and the cached index deleted). */
+TEST(signature_429_page_uses_cached_index)
+{
+    sig_outage_uses_cached_index("429page-sig", 0, "HTTP 429");
+}
+
+TEST(signature_503_page_uses_cached_index)
+{
+    sig_outage_uses_cached_index("503page-sig", 0, "HTTP 503");
 }

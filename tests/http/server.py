@@ -48,6 +48,18 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   gzip-always      gzip-encode whatever the request says
   gzipbomb         a ~1 MiB gzip that inflates to 1 GiB of zeros,
                    Content-Encoding: gzip
+  404page, 429page, 503page
+                   that status with a 64 KiB HTML page (Content-Length),
+                   as a CDN sends: larger than any signature
+  503chunked       503 with a 64 KiB page, chunked (no Content-Length)
+  503endless       503 with a chunked page that never ends, until the
+                   client hangs up
+  cc-split         the file, with "Cache-Control: no-cache" and
+                   "Cache-Control: max-age=3600" on two header lines
+  aged             the file, with "Cache-Control: max-age=3600" and
+                   "Age: 3600" (a cache in between held it that long)
+  redir-ctl        302 to /ok/x<ESC>[31mRED/REST (an escape sequence in
+                   the Location)
   redir-same       302 to /ok/REST (same origin)
   redir-other      302 to http://localhost:PORT/ok/REST (same server,
                    another host name: another origin)
@@ -129,7 +141,9 @@ MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endl
          "redir-404",
          "redir-userinfo-n",
          "tamper", "badsig",
-         "badsize"}
+         "badsize", "404page", "429page", "503page", "503chunked",
+         "503endless", "cc-split", "aged", "redir-ctl"}
+PAGE = b"<html><body>" + b"x" * 65536 + b"</body></html>"
 
 _redirects = itertools.count()
 _bomb = None
@@ -367,6 +381,16 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "429":
             return self.send_simple(429, b"too many requests (test)\n",
                                     headers=(("Retry-After", "1"),))
+        if mode in ("404page", "429page", "503page"):
+            return self.send_simple(int(mode[:3]), PAGE,
+                                    headers=(("Content-Type", "text/html"),
+                                             ("Retry-After", "1")))
+        if mode == "503chunked":
+            return self.stream(len(PAGE), chunked=True, status=503)
+        if mode == "503endless":
+            return self.stream(None, chunked=True, status=503)
+        if mode == "redir-ctl":
+            return self.redirect("/ok/x\x1b[31mRED/" + rest)
         if mode == "redir-same":
             return self.redirect("/ok/" + rest)
         if mode == "redir-404":
@@ -419,11 +443,13 @@ class Handler(BaseHTTPRequestHandler):
         while not self.client_gone(1.0):
             pass
 
-    def stream(self, size, chunked=False):
-        self.log_req(200)
-        self.send_response(200)
+    def stream(self, size, chunked=False, status=200):
+        """size bytes of zeros (None: until the client hangs up); chunked
+        sends them so even when size is known."""
+        self.log_req(status)
+        self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        if size is not None:
+        if size is not None and not chunked:
             self.send_header("Content-Length", str(size))
         elif chunked:
             self.send_header("Transfer-Encoding", "chunked")
@@ -443,6 +469,8 @@ class Handler(BaseHTTPRequestHandler):
             if not self.write_safe(data):
                 return
             sent += n
+        if chunked:
+            self.write_safe(b"0\r\n\r\n")
 
     def serve_file(self, rest, flip=False, transform=None, special=None):
         root = os.path.realpath(ARGS.root)
@@ -475,7 +503,13 @@ class Handler(BaseHTTPRequestHandler):
             etag = None
         else:
             headers.append(("ETag", etag))
-        headers += self.cache_headers()
+        if special == "cc-split":
+            headers += [("Cache-Control", "no-cache"),
+                        ("Cache-Control", "max-age=3600")]
+        elif special == "aged":
+            headers += [("Cache-Control", "max-age=3600"), ("Age", "3600")]
+        else:
+            headers += self.cache_headers()
         if encoding:
             headers.append(("Content-Encoding", encoding))
             headers.append(("Vary", "Accept-Encoding"))
