@@ -8,6 +8,7 @@
  */
 #include "host/internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -158,6 +159,21 @@ mh_status mh_dl_status(const char *raw, char *why, size_t size,
     if (n + 1 < size && strncmp(advice, full, flen) == 0)
         snprintf(why + n, size - n, "%s", advice + flen);
     return MH_EAGAIN;
+}
+
+mh_status mh_dl_message(char *out, size_t size, const char *path,
+                        const char *shown)
+{
+    const char *e = dlerror();
+    if (!e)
+        e = "unknown dynamic loader error";
+    const char *at = strstr(e, path);
+    if (at)
+        snprintf(out, size, "%.*s%s%s", (int)(at - e), e, shown,
+                 at + strlen(path));
+    else
+        snprintf(out, size, "%s", e);
+    return mh_dl_status(e, out, size, MH_ELOAD);
 }
 
 mh_status mh_err(mh_host *h, mh_error **err, mh_status code,

@@ -166,6 +166,11 @@ mh_status mh_errno_status(int e, mh_status code);
  * code. */
 mh_status mh_dl_status(const char *raw, char *why, size_t size,
                        mh_status code);
+/* dlerror()'s text into out, with path -- the name the dynamic loader was
+ * given, a /proc/self/fd/N or a memfd's -- replaced by shown, the name
+ * users know; the status as mh_dl_status (code MH_ELOAD). */
+mh_status mh_dl_message(char *out, size_t size, const char *path,
+                        const char *shown);
 /* A copy of src for another caller (never NULL: the static OOM error). */
 mh_error *mh_err_dup(mh_host *h, const mh_error *src);
 /* The name of the first NULL pointer among n (pointer, name) pairs, for
@@ -250,6 +255,20 @@ static inline long long mh_mono_ms(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The bytes of a control character at t, or 0: C0 and DEL are one byte;
+ * a C1 control (U+0080 to U+009F, CSI among them, which terminals obey)
+ * is two in UTF-8, C2 80 to C2 9F.  Other bytes from 0x80 up are left
+ * alone: they are UTF-8's, or a legacy encoding's letters.  Text others
+ * chose (a server, a plugin, a manifest) shows these as \xNN. */
+static inline size_t mh_control_len(const char *t)
+{
+    unsigned char c = (unsigned char)t[0];
+    if (c < 0x20 || c == 0x7f)
+        return 1;
+    unsigned char d = (unsigned char)t[c == 0xc2];
+    return c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2 : 0;
 }
 
 /* v in decimal at p, at least `width` (1..20) digits, no NUL; returns

@@ -26,8 +26,21 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg)
     const mh_host *h = ud;
     if (level > MH_LOG_WARN && !(h && h->verbose))
         return;
-    /* One fprintf per line keeps lines from threads whole. */
-    fprintf(stderr, "modhost: %s: %s\n", level_name(level), msg);
+    /* One locked line keeps lines from threads whole.  Control
+     * characters other than newlines and tabs are shown as \xNN: a
+     * message may quote what a server, a plugin or a manifest chose, and
+     * that must not drive the terminal. */
+    flockfile(stderr);
+    fprintf(stderr, "modhost: %s: ", level_name(level));
+    for (const char *p = msg; *p;) {
+        size_t n = *p == '\n' || *p == '\t' ? 0 : mh_control_len(p);
+        if (!n)
+            putc_unlocked(*p++, stderr);
+        for (; n; n--)
+            fprintf(stderr, "\\x%02x", (unsigned char)*p++);
+    }
+    putc_unlocked('\n', stderr);
+    funlockfile(stderr);
 }
 
 /* The host whose log hook this thread is in (the innermost, when a hook

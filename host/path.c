@@ -48,24 +48,11 @@ const char *mh_path_source_name(mh_path_source src)
 }
 
 /* A control character (a newline, say) is in no path anyone means, and
- * would reach every message that names the entry: the bytes of one at t,
- * or 0.  C0 and DEL are one byte; a C1 control (U+0080 to U+009F, CSI
- * among them, which terminals obey) is two in UTF-8, C2 80 to C2 9F.
- * Other bytes from 0x80 up are left alone: they are UTF-8's, or a
- * legacy encoding's letters. */
-static size_t is_control(const char *t)
-{
-    unsigned char c = (unsigned char)t[0];
-    if (c < 0x20 || c == 0x7f)
-        return 1;
-    unsigned char d = (unsigned char)t[c == 0xc2];
-    return c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2 : 0;
-}
-
+ * would reach every message that names the entry (mh_control_len). */
 static bool has_control(const char *t)
 {
     for (; *t; t++)
-        if (is_control(t))
+        if (mh_control_len(t))
             return true;
     return false;
 }
@@ -94,7 +81,7 @@ const char *mh_path_show_escaped(mh_host *h, const char *t, char *buf,
     const char *shown = b.failed ? "(out of memory)" : mh_buf_str(&b);
     size_t o = 0;
     while (*shown && o + 13 < size) {
-        size_t n = is_control(shown);
+        size_t n = mh_control_len(shown);
         if (!n)
             buf[o++] = *shown++;
         for (; n; n--, shown++)

@@ -7,6 +7,7 @@
  */
 #include "host/internal.h"
 #include "host/trust.h"
+#include "host/path.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -15,10 +16,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static mh_status load_one(mh_host *h, mh_trust *t, const char *file,
+static mh_status load_one(mh_host *h, mh_trust *t, const char *path,
                           mh_error **err)
 {
-    FILE *f = fopen(file, "re");
+    /* Named with control characters as \xNN: it may come from the
+     * environment (MODHOST_TRUST), and a newline or an escape sequence
+     * in it must not start lines or drive the terminal. */
+    char file[4 * 4096 + 16];
+    mh_path_show_escaped(h, path, file, sizeof file);
+    FILE *f = fopen(path, "re");
     if (!f)
         return mh_err(h, err, MH_EPATH, "trusted key %s: cannot open it: %s",
                       file, strerror(errno));

@@ -80,24 +80,6 @@ static pthread_cond_t table_cond = PTHREAD_COND_INITIALIZER;
  * at every image loaded. */
 static mh_mfd *table[256];
 
-/* dlerror() text, with the loader-facing path replaced by the origin;
- * the status of the failure (mh_dl_status: MH_EAGAIN when the descriptor
- * table was full, else MH_ELOAD). */
-static mh_status dl_message(char *out, size_t size, const char *path,
-                            const char *origin)
-{
-    const char *e = dlerror();
-    if (!e)
-        e = "unknown dynamic loader error";
-    const char *at = strstr(e, path);
-    if (at)
-        snprintf(out, size, "%.*s%s%s", (int)(at - e), e, origin,
-                 at + strlen(path));
-    else
-        snprintf(out, size, "%s", e);
-    return mh_dl_status(e, out, size, MH_ELOAD);
-}
-
 /* Did the kernel refuse to map the memfd executable (rather than the
  * dynamic loader rejecting the image)? */
 static bool mapping_refused(const char *msg)
@@ -196,7 +178,7 @@ static void *file_image(mh_host *h, mh_module *mod, const mh_blob *b,
     char why[512];
     mh_status rc = MH_ELOAD;
     if (!dl)
-        rc = dl_message(why, sizeof why, path, mh_reg_where(mod));
+        rc = mh_dl_message(why, sizeof why, path, mh_reg_where(mod));
     unlink(path); /* loaded or not, the file never outlives this call */
     if (!dl)
         mh_err(h, err, rc, "cannot load module '%s' (%s): %s", mod->name,
@@ -223,7 +205,7 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
                 *dl_out = dl;
                 return MH_OK;
             }
-            mh_status rc = dl_message(why, sizeof why, e->path,
+            mh_status rc = mh_dl_message(why, sizeof why, e->path,
                                       mh_reg_where(mod));
             close(fd);
             if (!mapping_refused(why))
@@ -317,7 +299,7 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         dlerror();
         void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
-            mh_status rc = dl_message(why, sizeof why, e->path,
+            mh_status rc = mh_dl_message(why, sizeof why, e->path,
                                       mh_reg_where(mod));
             mh_mfd_release(e);
             return mh_err(h, err, rc, "cannot load module '%s' (%s): %s",

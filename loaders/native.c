@@ -31,13 +31,6 @@
 
 #define MAX_EXPORTS 65536u
 
-static const char *dl_text(char *buf, size_t size)
-{
-    const char *e = dlerror();
-    snprintf(buf, size, "%s", e ? e : "unknown dynamic loader error");
-    return buf;
-}
-
 /* `where` for a message; NULL: the module's origin, built only then. */
 static const char *shown(const mh_module *mod, const char *where)
 {
@@ -283,11 +276,11 @@ mh_status mh_nat_load(mh_host *h, mh_module *mod, const char *file, int fd,
                    ? NULL
                    : dlopen(fd >= 0 ? byfd : file, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
-        dl_text(why, sizeof why);
-        mh_status rc = mh_err(h, err,
-                              mh_dl_status(why, why, sizeof why, MH_ELOAD),
-                              "cannot load module '%s' from %s: %s",
-                              mod->name, file, why);
+        /* Named as the file users know, not the descriptor's name. */
+        mh_status st = mh_dl_message(why, sizeof why, fd >= 0 ? byfd : file,
+                                     file);
+        mh_status rc = mh_err(h, err, st, "cannot load module '%s' from %s: "
+                              "%s", mod->name, file, why);
         release_fd(fd);
         return rc;
     }

@@ -76,6 +76,7 @@
  * so a failing module is probed again at each import.
  */
 #include "host/internal.h"
+#include "host/path.h"
 #include "host/secure.h"
 #include "cache/atomic.h"
 #include "loaders/probe.h"
@@ -116,8 +117,10 @@ static long probe_timeout(mh_host *h)
     errno = 0;
     long ms = strtol(s, &end, 10);
     if (errno || *end || ms < 1 || ms > MH_PROBE_TIMEOUT_MAX) {
+        char shown[256];
         mh_log(h, MH_LOG_WARN, "MODHOST_PROBE_TIMEOUT_MS=%s is not a number "
-               "of milliseconds from 1 to %ld; using %ld", s,
+               "of milliseconds from 1 to %ld; using %ld",
+               mh_path_show_escaped(h, s, shown, sizeof shown),
                MH_PROBE_TIMEOUT_MAX, MH_PROBE_TIMEOUT_MS);
         return MH_PROBE_TIMEOUT_MS;
     }
@@ -360,15 +363,31 @@ typedef struct verdict {
     const char *message;   /* of refused */
 } verdict;
 
-/* Read the child's status lines (s is modified). */
-static void read_status(char *s, verdict *v)
+/* The line without its "PID " prefix if pid wrote it, else NULL (a copy
+ * the plugin forked, which inherits the status descriptor: its "ok" is
+ * not the child's). */
+static const char *from_child(const char *line, pid_t pid)
 {
-    for (char *line = s; *line;) {
-        char *nl = strchr(line, '\n');
+    char *end;
+    errno = 0;
+    long got = strtol(line, &end, 10);
+    return end != line && *end == ' ' && !errno && got == (long)pid
+               ? end + 1 : NULL;
+}
+
+/* Read the child's status lines (s is modified): "PID WORD", and after
+ * "refused" or "unusable" the message, to the end. */
+static void read_status(char *s, pid_t pid, verdict *v)
+{
+    for (char *raw = s; *raw;) {
+        char *nl = strchr(raw, '\n');
         if (nl)
             *nl = '\0';
         const char *rest = nl ? nl + 1 : "";
-        if (strcmp(line, "start") == 0)
+        const char *line = from_child(raw, pid);
+        if (!line)
+            ;
+        else if (strcmp(line, "start") == 0)
             v->started = true;
         else if (strcmp(line, "init-ok") == 0)
             v->init_ok = true;
@@ -384,11 +403,13 @@ static void read_status(char *s, verdict *v)
         }
         if (!nl)
             return;
-        line = nl + 1;
+        raw = nl + 1;
     }
 }
 
-/* The last line of text that is not empty, cut to 200 bytes, into out. */
+/* The last line of text that is not empty, its first 200 bytes, into
+ * out, control characters as \xNN: a plugin chose them, and the message
+ * may reach a terminal. */
 static void last_line(const char *text, char *out, size_t size)
 {
     const char *end = text + strlen(text);
@@ -398,10 +419,18 @@ static void last_line(const char *text, char *out, size_t size)
     const char *start = end;
     while (start > text && start[-1] != '\n')
         start--;
-    size_t n = (size_t)(end - start);
-    if (n > 200)
-        n = 200;
-    snprintf(out, size, "%.*s", (int)n, start);
+    if (end - start > 200)
+        end = start + 200;
+    size_t o = 0;
+    for (const char *p = start; p < end && o + 9 < size;) {
+        size_t n = mh_control_len(p);
+        if (!n)
+            out[o++] = *p++;
+        for (; n && p < end; n--)
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x",
+                                  (unsigned char)*p++);
+    }
+    out[o] = '\0';
 }
 
 static int signal_named(const char *word, size_t n)
@@ -470,7 +499,7 @@ static void crash_reason(const mh_prun *r, const verdict *v, char *out,
                          size_t size)
 {
     const char *in = v->ok ? " at exit" : v->init_ok ? " in fini" : "";
-    char secs[32], tail[256];
+    char secs[32], tail[4 * 200 + 16];
     if (sanitizer_reason(r->err, in, out, size))
         return;
     if (r->timed_out) {
@@ -479,18 +508,24 @@ static void crash_reason(const mh_prun *r, const verdict *v, char *out,
     } else if (WIFSIGNALED(r->wstatus)) {
         signal_reason(WTERMSIG(r->wstatus), in, out, size);
     } else {
+        /* Status 0 with a milestone missing: exit(0), or the milestone
+         * could not be written -- the plugin closed the descriptor. */
+        char zero[64] = "";
+        if (WEXITSTATUS(r->wstatus) == 0)
+            snprintf(zero, sizeof zero, ", or closed the probe's status "
+                     "descriptor (%d)", MH_PROBE_STATUS_FD);
         last_line(r->err, tail, sizeof tail);
-        snprintf(out, size, "exited %s with status %d%s%s%s",
-                 in[0] ? in + 1 : "in init",
-                 WEXITSTATUS(r->wstatus), tail[0] ? " (its last words: " : "",
-                 tail, tail[0] ? ")" : "");
+        snprintf(out, size, "exited %s with status %d%s%s%s%s",
+                 in[0] ? in + 1 : "in init", WEXITSTATUS(r->wstatus), zero,
+                 tail[0] ? " (its last words: " : "", tail,
+                 tail[0] ? ")" : "");
     }
 }
 
 /* How a child that never got going ended, for an MH_EIO message. */
 static void start_failure(const mh_prun *r, char *out, size_t size)
 {
-    char tail[256], secs[32];
+    char tail[4 * 200 + 16], secs[32];
     last_line(r->err, tail, sizeof tail);
     if (r->timed_out) {
         seconds(r->timeout_ms, secs, sizeof secs);
@@ -535,7 +570,7 @@ static mh_status run_child(mh_host *h, const char *name, const char *origin,
         return rc;
     }
     verdict v = {0};
-    read_status(r.status, &v);
+    read_status(r.status, r.pid, &v);
     *passed = false;
     if (v.ok && !WIFSIGNALED(r.wstatus)) {
         MH_TRACE(h, "probe: '%s' (%s): ok in %ld ms", name, origin,

@@ -68,6 +68,8 @@ typedef struct mh_prun {
     bool timed_out;           /* killed (SIGKILL) when the time ran out */
     bool lost;                /* its exit status was taken by someone else
                                  (SIGCHLD ignored, a waitpid(-1) elsewhere) */
+    pid_t pid;                /* the child's, which leads a process group
+                                 of its own */
     int wstatus;              /* waitpid status, unless lost */
     long elapsed_ms;
     char *status;             /* what it wrote on MH_PROBE_STATUS_FD, NUL-
@@ -78,7 +80,10 @@ typedef struct mh_prun {
 } mh_prun;
 
 /* Run the child described by r, supervise it until it exits or its time
- * runs out (then SIGKILL), and fill r's outputs.  MH_OK whenever the
+ * runs out (then SIGKILL), and fill r's outputs.  The child leads a
+ * process group, killed whole (SIGKILL) once it has exited or its time is
+ * up: what a plugin's init forked goes with it (not what left the group,
+ * with setsid or setpgid).  MH_OK whenever the
  * child ran; MH_EIO (the command could not be started) or MH_ENOMEM
  * otherwise.  Free the outputs with mh_prun_free, in every case. */
 mh_status mh_prun_run(struct mh_host *h, mh_prun *r, mh_error **err);

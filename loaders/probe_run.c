@@ -16,10 +16,15 @@
  * The signal mask is emptied and every signal set to its default, as an
  * ignored SIGCHLD or SIGSEGV would otherwise be inherited across exec.
  *
- * Supervision is a poll loop over the two pipes, with waitpid(WNOHANG)
- * between polls, until the child exits or the time limit passes; then it
- * is killed with SIGKILL and reaped.  The end of the child is told by
- * waitpid, not by the pipes' end of file: a grandchild the plugin started
+ * The child leads a process group of its own (POSIX_SPAWN_SETPGROUP).
+ * Supervision is a poll loop over the two pipes, with waitid(WNOWAIT)
+ * between polls, until the child exits or the time limit passes.  Then
+ * its whole group is killed with SIGKILL -- before the child is reaped,
+ * so its pid, and with it the group's id, cannot have been given to
+ * another process -- and it is reaped.  So what a plugin's init forked
+ * (a copy that hangs, a daemon) does not outlive its probe; a process
+ * that left the group (setsid) does.  The end of the child is told by
+ * waitid, not by the pipes' end of file: a grandchild the plugin started
  * may hold them open for ever.
  */
 #include "host/internal.h"
@@ -134,8 +139,10 @@ static int spawn(const mh_prun *r, int err_w, int st_w, int mod_fd, pid_t *pid)
 #endif
     if (!rc) rc = posix_spawnattr_setsigmask(&at, &none);
     if (!rc) rc = posix_spawnattr_setsigdefault(&at, &all);
+    if (!rc) rc = posix_spawnattr_setpgroup(&at, 0); /* its own group */
     if (!rc) rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-                                                    POSIX_SPAWN_SETSIGDEF);
+                                                    POSIX_SPAWN_SETSIGDEF |
+                                                    POSIX_SPAWN_SETPGROUP);
     if (!rc)
         rc = posix_spawn(pid, r->bin, &fa, &at, r->argv, environ);
     posix_spawnattr_destroy(&at);
@@ -153,18 +160,16 @@ static void supervise(mh_prun *r, pid_t pid, int fds[2], long start)
     const size_t maxs[2] = {MH_PRUN_STDERR_MAX, MH_PRUN_STATUS_MAX};
     long idle = 1; /* sleep while both pipes are shut: 1, 2, 4 ... ms */
     for (;;) {
-        pid_t w = waitpid(pid, &r->wstatus, WNOHANG);
-        if (w == pid)
-            break;
+        siginfo_t si = {0};
+        int w = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
+        if (w == 0 && si.si_pid == pid)
+            break; /* exited, not reaped yet: its group is still its own */
         if (w < 0 && errno != EINTR) {
             r->lost = true; /* ECHILD: reaped by someone else */
             break;
         }
         long left = r->timeout_ms - ((long)mh_mono_ms() - start);
         if (left <= 0) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &r->wstatus, 0) < 0 && errno == EINTR)
-                ;
             r->timed_out = true;
             break;
         }
@@ -185,8 +190,17 @@ static void supervise(mh_prun *r, pid_t pid, int fds[2], long start)
                 fds[i] = -1;
             }
     }
+    /* The whole group (the child, dead or not, holds its id until it is
+     * reaped), then the child. */
+    if (!r->lost) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL); /* if it left its group itself */
+        while (waitpid(pid, &r->wstatus, 0) < 0 && errno == EINTR)
+            ;
+    }
     /* What it wrote last is in the pipes still (or was left there by a
-     * grandchild that keeps them open: no more waiting for it). */
+     * grandchild that kept them open until it was killed: no more waiting
+     * for it). */
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             drain(fds[i], bufs[i], lens[i], maxs[i], i == 0);
@@ -226,6 +240,7 @@ mh_status mh_prun_run(mh_host *h, mh_prun *r, mh_error **err)
     close(err_w);
     close(st_w);
     err_w = st_w = -1;
+    r->pid = pid;
     int fds[2] = {err_r, st_r};
     supervise(r, pid, fds, start);
     err_r = fds[0];

@@ -864,6 +864,22 @@ TEST(a_long_init_message_is_cut_not_lost)
     mh_host_free(host);
 }
 
+/* A plugin the dynamic loader refuses is named as the file users know in
+ * the loader's own words, not as the /proc/self/fd/N it was given. */
+TEST(dynamic_loader_error_names_the_file)
+{
+    const char *so = fixture_copy("undef_sym", "E/undef_sym.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(host, "undef_sym", &mod, ERR), MH_ELOAD);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("cannot load module 'undef_sym' from "
+                                       "%s: %s: undefined symbol: "
+                                       "mh_fixture_defined_nowhere", so, so));
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "/proc/self/fd");
+    mh_host_free(host);
+}
+
 TEST(a_plugin_for_another_machine_says_so)
 {
     /* dlopen of /proc/self/fd/N said "cannot open shared object file: No

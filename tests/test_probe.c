@@ -18,6 +18,8 @@
  * MODHOST_PROBE_BIN reach them; the path variable is one that is unset.
  */
 #include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +165,61 @@ TEST(hang_in_init_is_refused_in_time)
     /* Three probes of 0.5 s, a good one, and discovery. */
     if (ms > 8000)
         FAIL("took %lld ms", ms);
+}
+
+/* Init forks; the copy says "init-ok" and "ok" on the inherited status
+ * descriptor while the child itself exits with status 3: the child's own
+ * word is what counts.  Its last words hold an escape sequence, shown as
+ * \x1b, never raw. */
+TEST(forked_copy_cannot_answer_for_the_child)
+{
+    probe_env();
+    check_refused("probe_fork_exit", "exited in init with status 3 (its "
+                  "last words: probe_fork_exit: \\x1b[31mgiving up)");
+    ASSERT_NULL(strchr(ERR_MSG(), '\x1b'));
+}
+
+/* An init that closes the status descriptor has the child end without a
+ * word: refused, and said so (no leak reported as its last words). */
+TEST(closed_status_descriptor_is_said)
+{
+    probe_env();
+    check_refused("probe_close_status", "exited in init with status 0, or "
+                  "closed the probe's status descriptor (3)");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "leak");
+}
+
+/* Is process pid gone (or a zombie nobody reaps)? */
+static bool process_gone(long pid)
+{
+    const char *stat = file_read(str_fmt("/proc/%ld/stat", pid));
+    const char *paren = stat ? strrchr(stat, ')') : NULL;
+    return !paren || paren[1] != ' ' || paren[2] == 'Z' || paren[2] == 'X';
+}
+
+/* What a passing plugin's init forked in the probe child is killed with
+ * the child's process group, not left behind holding the probe's pipes. */
+TEST(forked_copy_does_not_outlive_the_probe)
+{
+    probe_env();
+    const char *marker = tmp_path("forked");
+    env_set("MH_FIXTURE_MARKER", marker);
+    plugin("probe_fork_hang");
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_fork_hang"), "value"), 5);
+    mh_host_free(h);
+    const char *text = file_read(marker);
+    if (!text)
+        FAIL("the fixture's copy wrote no pid to %s", marker);
+    long pid = strtol(text, NULL, 10);
+    ASSERT_TRUE(pid > 1 && pid != (long)getpid());
+    for (int i = 0; i < 200 && !process_gone(pid); i++)
+        usleep(10 * 1000);
+    if (!process_gone(pid)) {
+        kill((pid_t)pid, SIGKILL);
+        FAIL("the copy %ld forked in the probe child outlived the probe",
+             pid);
+    }
 }
 
 /* A plugin whose init refuses cleanly in the child is not the probe's

@@ -88,7 +88,7 @@ int cli_cmd_cache(const cli_ctx *ctx, const cli_command *cmd, int argc,
     int json = 0, code, c;
     int64_t unused_s = -1;
 
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, ":h", longopts, &code)) != -1) {
         if (c == 0)
             return code;
         if (c == 'j') {

@@ -122,7 +122,7 @@ int cli_cmd_doctor(const cli_ctx *ctx, const cli_command *cmd, int argc,
     };
     int json = 0, clear = 0, code, c;
 
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, ":h", longopts, &code)) != -1) {
         if (c == 0)
             return code;
         if (c == 'j')

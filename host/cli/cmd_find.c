@@ -100,7 +100,7 @@ int cli_cmd_find(const cli_ctx *ctx, const cli_command *cmd, int argc,
     /* --plain: finding never opens the file, so it changes nothing here;
      * accepted so a `run` command line becomes a `find` one by changing
      * the verb. */
-    while ((c = cli_getopt(cmd, argc, argv, "hv", longopts, &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, ":hv", longopts, &code)) != -1) {
         if (c == 0)
             return code;
         if (c == 'j')

@@ -146,15 +146,36 @@ static const mh_finder_class target_class = {
 static void say(const probe_opts *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* A line (or a record) on the status channel, if there is one. */
+/* A status write at most (the host keeps the first 8 KiB of them). */
+#define PROBE_LINE_MAX 6144
+
+/* A line (or a record) on the status channel, if there is one, in one
+ * write of at most PROBE_LINE_MAX bytes.  The channel is not stdio's:
+ * vdprintf allocated a stream buffer that a plugin closing the
+ * descriptor left leaked.  Each write starts with this process's pid, so
+ * the host can tell its child's lines from those of a copy a plugin
+ * forked (which inherits the descriptor). */
 static void say(const probe_opts *o, const char *fmt, ...)
 {
+    char line[PROBE_LINE_MAX];
     va_list ap;
     if (o->status_fd < 0)
         return;
+    int n = snprintf(line, sizeof line, "%ld ", (long)getpid());
     va_start(ap, fmt);
-    vdprintf(o->status_fd, fmt, ap);
+    int m = vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    size_t len = m < 0 ? (size_t)n
+               : (size_t)n + (size_t)m < sizeof line ? (size_t)(n + m)
+                                                     : sizeof line - 1;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(o->status_fd, line + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
 }
 
 /* A host for the module, with the finder of target first.  0, or the
@@ -227,8 +248,9 @@ static int run_checked(const cli_ctx *ctx, const probe_opts *o)
 {
     char real[PATH_MAX];
     if (!realpath(o->file, real)) {
-        cli_errorf("cannot probe %s: %s", o->file, strerror(errno));
-        return errno == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_FAILURE;
+        int e = errno; /* the message's own write may set errno */
+        cli_errorf("cannot probe %s: %s", o->file, strerror(e));
+        return e == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_FAILURE;
     }
     probe_target t = {o->name, real, real, 0};
     mh_host *host;
@@ -296,7 +318,7 @@ int cli_cmd_probe(const cli_ctx *ctx, const cli_command *cmd, int argc,
     unsigned long v;
     int code, c;
 
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, ":h", longopts, &code)) != -1) {
         switch (c) {
         case 0:
             return code;

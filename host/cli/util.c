@@ -14,13 +14,55 @@
 
 #include "cli.h"
 
+/* s to f with control characters (C0, DEL, and C1 in UTF-8, C2 80 to
+ * C2 9F) as \xNN: a message or a field may quote what a plugin, a
+ * manifest, a server or an environment variable chose, which must not
+ * drive the terminal.  one_line: newlines, tabs and carriage returns
+ * become spaces (one field of one line); else newlines and tabs stay. */
+static void put_text(FILE *f, const char *s, bool one_line)
+{
+    while (*s) {
+        unsigned char c = (unsigned char)*s, d = (unsigned char)s[1];
+        size_t n = c < 0x20 || c == 0x7f            ? 1
+                 : c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2
+                                                       : 0;
+        if (c == '\n' || c == '\t' || (c == '\r' && one_line)) {
+            fputc(one_line ? ' ' : c, f);
+            s++;
+        } else if (!n) {
+            fputc(c, f);
+            s++;
+        } else {
+            for (; n; n--)
+                fprintf(f, "\\x%02x", (unsigned char)*s++);
+        }
+    }
+}
+
+/* The formatted text to stderr through put_text. */
+static void put_formatted(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (text) {
+        vsnprintf(text, (size_t)n + 1, fmt, again);
+        put_text(stderr, text, false);
+        free(text);
+    } else {
+        fputs("(out of memory)", stderr);
+    }
+    va_end(again);
+}
+
 void cli_errorf(const char *fmt, ...)
 {
     va_list ap;
 
     fputs("modhost: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    put_formatted(fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
 }
@@ -33,7 +75,7 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
     if (cmd)
         fprintf(stderr, "%s: ", cmd->name);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    put_formatted(fmt, ap);
     va_end(ap);
     if (cmd)
         fprintf(stderr, "\nTry 'modhost help %s'.\n", cmd->name);
@@ -142,8 +184,7 @@ void cli_put_field(const char *s)
     }
     /* One field of one line: a multi-line message (a "not found" list,
      * a Lua traceback) must not start lines of its own. */
-    for (; *s; s++)
-        putchar(*s == '\n' || *s == '\t' || *s == '\r' ? ' ' : *s);
+    put_text(stdout, s, true);
 }
 
 void cli_print_entry(mh_host *host, size_t index)
@@ -290,7 +331,7 @@ int cli_parse_query_opts(const cli_command *cmd, int argc, char **argv,
     int code, c;
 
     *json = 0;
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, ":h", longopts, &code)) != -1) {
         if (c == 0)
             return code;
         if (c == 'j')
@@ -312,7 +353,7 @@ int cli_parse_import_opts(const cli_command *cmd, int argc, char **argv,
     *flags = 0;
     /* "+": stop at NAME, so what follows it (options for the module, a
      * JSON argument such as "-1") is left as operands. */
-    while ((c = cli_getopt(cmd, argc, argv, "+h", longopts, &code)) != -1) {
+    while ((c = cli_getopt(cmd, argc, argv, "+:h", longopts, &code)) != -1) {
         if (c == 0)
             return code;
         if (c == 'P')
@@ -329,7 +370,7 @@ int cli_parse_no_opts(const cli_command *cmd, int argc, char **argv)
     };
     int code, c;
 
-    while ((c = cli_getopt(cmd, argc, argv, "h", longopts, &code)) != -1)
+    while ((c = cli_getopt(cmd, argc, argv, ":h", longopts, &code)) != -1)
         if (c == 0)
             return code;
     return -1;

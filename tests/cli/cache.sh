@@ -98,3 +98,8 @@ expect_rc 1
 expect_out_line "http${TAB}1${TAB}2${TAB}0${TAB}0"
 expect_err_has "$CACHE/probe: it is a symbolic link"
 [[ -f $T/elsewhere/r.ok ]] || fail "--prune followed a link out of the cache"
+
+# An option without its argument says so.
+mh cache --prune
+expect_rc 2
+expect_err_has "option '--prune' needs an argument"

@@ -18,10 +18,13 @@ expect_rc 0
 expect_out "probe_good: ok ($FX/probe_good.so)"
 expect_err_empty
 
-# Its milestones in-process: host up, init, fini.
+# Its milestones in-process: host up, init, fini -- each led by the
+# writer's pid, so that a copy a plugin forks cannot answer for the child.
 mh probe --in-process --status-fd 1 "$FX/probe_good.so"
 expect_rc 0
-expect_out "start"$'\n'"init-ok"$'\n'"ok"$'\n'"probe_good: ok ($FX/probe_good.so)"
+pid=${OUT%% *}
+[[ $pid =~ ^[0-9]+$ ]] || fail "no pid leads the status lines"
+expect_out "$pid start"$'\n'"$pid init-ok"$'\n'"$pid ok"$'\n'"probe_good: ok ($FX/probe_good.so)"
 
 # Bad ones: the reason, status 1, and this command lives to say so.
 bad() {
@@ -35,6 +38,10 @@ bad() {
 bad probe_segv "crashed in init: signal 11 (Segmentation fault)"
 bad probe_abort "aborted (signal 6)"
 bad probe_exit "exited in init with status 3 (its last words: probe_exit: giving up)"
+# A copy init forked says "ok" for it, and its last words hold an escape
+# sequence: the child's own end counts, and the escape is shown as \x1b.
+bad probe_fork_exit 'exited in init with status 3 (its last words: probe_fork_exit: \x1b[31mgiving up)'
+[[ $ERR != *$'\e'* ]] || fail "an escape character reached stderr raw"
 start=$SECONDS
 MODHOST_PROBE_TIMEOUT_MS=500 bad probe_hang "hung: no answer in 0.5 s"
 (( SECONDS - start < 10 )) || fail "the hang took $((SECONDS - start)) s"
@@ -76,6 +83,12 @@ expect_rc 0
 mh probe "$T/absent.so"
 expect_rc 3
 expect_err_has "cannot probe $T/absent.so"
+rc=0
+"$MODHOST_BIN" probe "$T/absent.so" 2>/dev/full || rc=$?
+[[ $rc == 3 ]] || fail "a missing FILE gave status $rc, not 3, with stderr full"
+mh probe --name
+expect_rc 2
+expect_err_has "option '--name' needs an argument"
 mh probe
 expect_rc 2
 expect_err_has "missing FILE"

@@ -130,6 +130,25 @@ expect_rc 0
 expect_out_line "kind: namespace"
 expect_out_line "metadata: none"
 
+# Control characters a manifest chose (C0 escapes, OSC, a C1 CSI in
+# UTF-8) reach the terminal as \xNN, in show and in list -l.
+cat >"$T/m/esc.json" <<'JSON'
+{"version": "1.0\u001b[31m", "description": "evil \u001b]0;pwned\u0007 \u009b2J desc"}
+JSON
+printf 'return {}\n' >"$T/m/esc.lua"
+mh -E -p "$T/m" show esc
+expect_rc 0
+expect_out_line 'version: 1.0\x1b[31m'
+expect_out_line 'description: evil \x1b]0;pwned\x07 \xc2\x9b2J desc'
+mh -E -p "$T/m" list -l
+expect_rc 0
+expect_out_has 'esc'
+expect_out_has '1.0\x1b[31m'
+expect_out_has 'evil \x1b]0;pwned\x07 \xc2\x9b2J desc'
+[[ $OUT != *$'\e'* && $OUT != *$'\a'* && $OUT != *$'\xc2\x9b'* ]] ||
+    fail "a control character reached stdout raw"
+rm "$T/m/esc.json" "$T/m/esc.lua"
+
 # A malformed sidecar: status 1, the file and the field named.
 printf '{"version": 3}\n' >"$T/m/bare.json"
 mh -E -p "$T/m" show bare
