@@ -46,9 +46,28 @@ typedef struct mh_tstate {
                                         under the olock's host's lock) */
     mh_module *current;              /* innermost module being imported */
     int depth;                       /* imports under way, nested */
+    _Atomic unsigned forks;          /* mh_fork_count when it last took an
+                                        import or an opening lock: another
+                                        count means a thread of the parent
+                                        of fork(), not in this process */
 } mh_tstate;
 
 static _Thread_local mh_tstate tls;
+
+/* Does owner live in this process?  A thread that was importing, or
+ * opening an entry, when another forked is not in the child, and waiting
+ * for it there would never end. */
+static bool here(const mh_tstate *owner)
+{
+    return atomic_load_explicit(&owner->forks, memory_order_relaxed) ==
+           mh_fork_count();
+}
+
+void mh_reg_forked(void)
+{
+    atomic_store_explicit(&tls.forks, mh_fork_count(), memory_order_relaxed);
+}
+
 
 void mh_reg_init(mh_registry *r)
 {
@@ -161,9 +180,18 @@ static bool would_deadlock(mh_host *h, mh_tstate *t, mh_buf *chain,
     return false;
 }
 
+static _Thread_local unsigned long tl_refused;
+
+unsigned long mh_reg_refused_waits(void)
+{
+    return tl_refused;
+}
+
 static mh_claim claim_error(mh_host *h, mh_status *code, mh_error **err,
                             mh_status c, mh_buf *msg)
 {
+    if (c == MH_ECYCLE || c == MH_EDEADLOCK)
+        tl_refused++;
     if (msg->failed)
         c = MH_ENOMEM;
     *code = mh_err(h, err, c, "%s",
@@ -206,6 +234,8 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         atomic_init(&mod->state, MH_STATE_INITIALIZING);
         mod->flight = f;
         f->owner = &tls;
+        atomic_store_explicit(&tls.forks, mh_fork_count(),
+                              memory_order_relaxed);
         f->importer = tls.current;
         f->next_pending = reg->pending;
         reg->pending = mod;
@@ -225,6 +255,14 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
     /* By another thread: wait, unless that would never end.  A cycle
      * through a thread waiting for an olock is broken there. */
     mh_tstate *owner = mod->flight->owner;
+    if (!here(owner)) {
+        pthread_mutex_unlock(&h->lock);
+        mh_buf_printf(&msg, "import of module '%s' cannot finish in this "
+                      "process: another thread was importing it when the "
+                      "process forked, and that thread is not in this child "
+                      "of fork()", name);
+        return claim_error(h, code, err, MH_EDEADLOCK, &msg);
+    }
     mh_tstate *breakable = NULL;
     mh_buf_printf(&msg, "import of module '%s' would deadlock: '%s' (being "
                   "imported by %s)", name, name, who(owner));
@@ -273,6 +311,15 @@ mh_olock_r mh_reg_olock_take(mh_olock *l, mh_buf *why)
         mh_tstate *o = atomic_load_explicit(&l->owner, memory_order_relaxed);
         if (!o) {
             atomic_store_explicit(&l->owner, &tls, memory_order_relaxed);
+            atomic_store_explicit(&tls.forks, mh_fork_count(),
+                                  memory_order_relaxed);
+            break;
+        }
+        if (!here(o)) { /* a thread of the parent of fork(): never back */
+            if (why)
+                mh_buf_puts(why, "a thread that was opening it when the "
+                            "process forked, which is not in this child");
+            r = MH_OLOCK_BUSY;
             break;
         }
         mh_buf chain;

@@ -164,6 +164,17 @@ typedef enum mh_claim {
 mh_claim mh_reg_claim(struct mh_host *h, const char *name, mh_module **mod,
                       mh_status *code, mh_error **err);
 
+/* How many claims this thread has had refused as a cycle (MH_ECYCLE) or
+ * a wait that would never end (MH_EDEADLOCK), ever: a caller compares two
+ * readings to learn whether code it ran (a finder's open, importing) met
+ * one -- a failure that depends on imports in progress, not settled. */
+unsigned long mh_reg_refused_waits(void);
+
+/* In a child of fork(), from the thread that forked (which goes on there,
+ * the others do not): what it owns is still owned by a thread of this
+ * process. */
+void mh_reg_forked(void);
+
 /* The owner finished: READY, visible to everyone, fini order recorded. */
 void mh_reg_publish(struct mh_host *h, mh_module *mod);
 

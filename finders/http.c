@@ -1110,11 +1110,12 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         mh_mem_free(host, done, n * sizeof *done);
         return rc;
     }
-    mh_path_rdlock(host);
-    for (size_t i = 0; i < host->path.n && rc != MH_ENOMEM; i++) {
+    mh_path_snap path;
+    mh_path_snap_take(host, &path, NULL, NULL);
+    for (size_t i = 0; i < path.n && rc != MH_ENOMEM; i++) {
         const mh_hook *k;
         void *state;
-        mh_pentry *pe = host->path.v[i];
+        mh_pentry *pe = path.v[i];
         mh_buf why;
         mh_buf_init(&why, host, 0);
         mh_status frc = mh_path_finder(host, pe, &k, &state, &why);
@@ -1151,7 +1152,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         if (rc == MH_OK)
             rc = erc;
     }
-    mh_path_rdunlock(host);
+    mh_path_snap_free(host, &path);
     for (size_t i = 0; rc == MH_OK && i < n; i++)
         if (!done[i])
             rc = mh_err(host, err, MH_ENOTFOUND, "module '%s' is in no HTTP "

@@ -69,19 +69,8 @@ struct mh_notify {
 };
 
 /* A child of fork() shares the parent's inotify queue: reading it would
- * steal the parent's events.  The child turns notification off. */
-static _Atomic unsigned fork_count;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void count_fork(void)
-{
-    atomic_fetch_add(&fork_count, 1);
-}
-
-static void atfork_setup(void)
-{
-    pthread_atfork(NULL, NULL, count_fork);
-}
+ * steal the parent's events.  The child turns notification off
+ * (mh_fork_count). */
 
 static struct mh_notify *get(mh_host *h, bool make)
 {
@@ -89,12 +78,11 @@ static struct mh_notify *get(mh_host *h, bool make)
                                                memory_order_acquire);
     if (n || !make)
         return n;
-    pthread_once(&atfork_once, atfork_setup);
     n = mh_mem_calloc(h, 1, sizeof *n);
     if (!n)
         return NULL;
     pthread_mutex_init(&n->lock, NULL);
-    n->forks = atomic_load(&fork_count);
+    n->forks = mh_fork_count();
     int fd = mh_fault(h, "inotify") ? -1
                                     : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     atomic_init(&n->fd, fd);
@@ -120,8 +108,7 @@ static inline bool usable(struct mh_notify *n)
 {
     return atomic_load_explicit(&n->fd, memory_order_relaxed) >= 0 &&
            !atomic_load_explicit(&n->blind, memory_order_relaxed) &&
-           n->forks == atomic_load_explicit(&fork_count,
-                                            memory_order_relaxed);
+           n->forks == mh_fork_count();
 }
 
 static inline ntf_wd *slot(struct mh_notify *n, int wd)

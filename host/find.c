@@ -119,18 +119,18 @@ static void skipped_line(mh_buf *b, const mh_pentry *e, const mh_tops_view *v)
 
 /* After a walk that skipped entries found nothing: the message's lines
  * in entry order, the skipped ones written now.  ends[i] is where the
- * lines written up to entry i end (path lock held). */
-static void write_skipped(find_walk *w, size_t start, const uint32_t *ends,
-                          const mh_tops_view *v)
+ * lines written up to entry i end, over the walk's copy s of the path. */
+static void write_skipped(find_walk *w, const mh_path_snap *s, size_t start,
+                          const uint32_t *ends, const mh_tops_view *v)
 {
     mh_host *h = w->h;
     mh_buf b;
     mh_buf_init(&b, h, w->why.max);
     mh_buf_add(&b, mh_buf_str(&w->why), start);
     size_t from = start;
-    for (size_t i = 0; i < h->path.n; i++) {
+    for (size_t i = 0; i < s->n; i++) {
         if (mh_tops_skips(v, i))
-            skipped_line(&b, h->path.v[i], v);
+            skipped_line(&b, s->v[i], v);
         else
             mh_buf_add(&b, mh_buf_str(&w->why) + from, ends[i] - from);
         from = ends[i];
@@ -146,23 +146,37 @@ static void write_skipped(find_walk *w, size_t start, const uint32_t *ends,
 
 /* The "path" link: every search path entry in order.  Entries known to
  * lack the module's top-level package are skipped (host/tops.h). */
+/* The walk's package record is read with the path's copy, under its
+ * lock: what it says of entry i is about this i. */
+typedef struct tops_start {
+    const char *name;
+    mh_tops_view *tv;
+} tops_start;
+
+static void begin_tops(mh_host *h, size_t n, void *ud)
+{
+    tops_start *t = ud;
+    mh_tops_begin(h, t->name, n, t->tv);
+}
+
 static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
 {
     mh_host *h = w->h;
     mh_status rc = MH_ENOTFOUND;
-    mh_path_rdlock(h);
-    size_t n = h->path.n;
+    mh_tops_view tv;
+    mh_path_snap path;
+    mh_path_snap_take(h, &path, begin_tops,
+                      &(tops_start){.name = w->name, .tv = &tv});
+    size_t n = path.n;
     /* A line per entry ("\n  ENTRY: reason"), in one block from the start
      * (a hint: never more than half the message's limit, which a reserve
      * past it would mark as overflowed). */
     size_t hint = n * 96;
     mh_buf_reserve(&w->why, hint < w->why.max / 2 ? hint : w->why.max / 2);
-    mh_tops_view tv;
-    mh_tops_begin(h, w->name, n, &tv);
     uint32_t ends[MH_TOPS_WORDS * 64]; /* only when tv.on: n fits */
     size_t start = w->why.len, skipped = 0;
     for (size_t i = 0; i < n && rc == MH_ENOTFOUND; i++) {
-        mh_pentry *e = h->path.v[i];
+        mh_pentry *e = path.v[i];
         w->tried++;
         if (mh_tops_skips(&tv, i)) {
             skipped++;
@@ -209,8 +223,8 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
             ends[i] = (uint32_t)w->why.len;
     }
     if (rc == MH_ENOTFOUND && skipped && !w->have_ns && !w->why.failed)
-        write_skipped(w, start, ends, &tv);
-    mh_path_rdunlock(h);
+        write_skipped(w, &path, start, ends, &tv);
+    mh_path_snap_free(h, &path);
     mh_tops_end(h, &tv);
     return rc;
 }
@@ -459,9 +473,10 @@ mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
                           false, err);
             continue;
         }
-        mh_path_rdlock(host);
-        for (size_t i = 0; i < host->path.n && rc == MH_OK; i++) {
-            mh_pentry *e = host->path.v[i];
+        mh_path_snap path;
+        mh_path_snap_take(host, &path, NULL, NULL);
+        for (size_t i = 0; i < path.n && rc == MH_OK; i++) {
+            mh_pentry *e = path.v[i];
             const mh_hook *k;
             void *state;
             mh_status prc = mh_path_finder(host, e, &k, &state, NULL);
@@ -476,7 +491,7 @@ mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
             rc = list_one(&a, k, state, i, where,
                           e->source == MH_SOURCE_DEFAULT, err);
         }
-        mh_path_rdunlock(host);
+        mh_path_snap_free(host, &path);
     }
 
     if (rc == MH_OK && a.n)

@@ -13,6 +13,8 @@
 #include "loaders/loader.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -106,6 +108,30 @@ static void http_limits(mh_host *h, const mh_http_limits *in)
     if (l->index_fresh_s <= 0) l->index_fresh_s = 300;
 }
 
+static _Atomic unsigned fork_count;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void count_fork(void)
+{
+    atomic_fetch_add(&fork_count, 1);
+    mh_reg_forked(); /* this thread goes on in the child */
+}
+
+static void atfork_setup(void)
+{
+    pthread_atfork(NULL, NULL, count_fork);
+}
+
+static void fork_count_setup(void)
+{
+    pthread_once(&atfork_once, atfork_setup);
+}
+
+unsigned mh_fork_count(void)
+{
+    return atomic_load_explicit(&fork_count, memory_order_relaxed);
+}
+
 mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
 {
     mh_config defaults;
@@ -129,6 +155,7 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
                       "set it to sizeof(mh_http_limits)",
                       cfg->http->size);
 
+    fork_count_setup(); /* before any state that a fork divides */
     mh_alloc_fn alloc = cfg->alloc ? cfg->alloc : mh_mem_default_alloc;
     mh_host *h = alloc(cfg->alloc_ud, NULL, 0, sizeof *h);
     if (!h)

@@ -257,6 +257,13 @@ static inline long long mh_mono_ms(void)
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* How many times this process is a child of fork() since the first host
+ * was made (counted by a pthread_atfork handler in the child).  What
+ * belongs to the parent's other threads or its descriptors -- an import
+ * in flight, an opening lock, an inotify queue -- remembers the count it
+ * was made under, and is not waited for, nor used, under another. */
+unsigned mh_fork_count(void);
+
 /* The bytes of a control character at t, or 0: C0 and DEL are one byte;
  * a C1 control (U+0080 to U+009F, CSI among them, which terminals obey)
  * is two in UTF-8, C2 80 to C2 9F.  Other bytes from 0x80 up are left

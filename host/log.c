@@ -65,9 +65,11 @@ mh_status mh_entry_check(mh_host *h, const char *fn, unsigned what,
                       "hook returns", fn);
     if ((what & MH_ENTRY_PATH) && mh_path_walking(h))
         return mh_err(h, err, MH_EINVAL, "%s: called while this thread walks "
-                      "the host's search path (from a finder's callback, or "
-                      "the init of a finder plugin it loads), which the "
-                      "change would wait for; make it outside the walk", fn);
+                      "the host's search path under its lock (from a "
+                      "finder's callback, or the init of a module it "
+                      "imports, in a walk that had no memory for a copy of "
+                      "the path), which the change would wait for; make it "
+                      "outside the walk", fn);
     return MH_OK;
 }
 

@@ -545,6 +545,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
         mh_error *oerr = NULL;
+        unsigned long refused = 0;
         const mh_hook *k = mh_chain_claim(h, e->text, e->shown,
                                           &e->shadowed);
         e->claimant = k ? k->name : NULL;
@@ -619,6 +620,7 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         } else if (k) {
             mh_error_free(oerr);
             oerr = NULL;
+            refused = mh_reg_refused_waits();
             rc = entry_open(h, e, k, &oerr);
             if (rc == MH_OK) {
                 c = k;
@@ -637,8 +639,14 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 mh_buf_puts(why, mh_error_message(oerr));
             mh_error_free(oerr);
             oerr = NULL;
-        } else if (!c && oerr && atomic_exchange(&e->stale, false)) {
-            /* invalidated while it opened: not settled */
+        } else if (!c && oerr &&
+                   (atomic_exchange(&e->stale, false) ||
+                    mh_reg_refused_waits() != refused)) {
+            /* Invalidated while it opened, or its open imported a module
+             * that this thread, or one waiting for it, was importing (a
+             * cycle through the import that opened it: the helper of
+             * open() found before the entry is ready): not settled, tried
+             * again at the next use. */
             if (why)
                 mh_buf_puts(why, mh_error_message(oerr));
             mh_error_free(oerr);
@@ -679,14 +687,15 @@ static void entry_unsettle(mh_pentry *e, mh_olock_r how)
 
 void mh_path_retry_unclaimed(mh_host *h)
 {
-    mh_path_rdlock(h);
-    for (size_t i = 0; i < h->path.n; i++) {
-        mh_pentry *e = h->path.v[i];
+    mh_path_snap s;
+    mh_path_snap_take(h, &s, NULL, NULL);
+    for (size_t i = 0; i < s.n; i++) {
+        mh_pentry *e = s.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
         entry_unsettle(e, how);
         mh_path_entry_unlock(e, how);
     }
-    mh_path_rdunlock(h);
+    mh_path_snap_free(h, &s);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -700,7 +709,7 @@ static __thread struct {
     unsigned n;
 } tl_walk[MH_WALKS_TRACKED];
 
-void mh_path_rdlock(mh_host *h)
+static void path_rdlock(mh_host *h)
 {
     pthread_rwlock_rdlock(&h->path.lock);
     size_t free_slot = MH_WALKS_TRACKED;
@@ -718,7 +727,7 @@ void mh_path_rdlock(mh_host *h)
     }
 }
 
-void mh_path_rdunlock(mh_host *h)
+static void path_rdunlock(mh_host *h)
 {
     for (size_t i = 0; i < MH_WALKS_TRACKED; i++)
         if (tl_walk[i].h == h) {
@@ -735,6 +744,52 @@ bool mh_path_walking(const mh_host *h)
         if (tl_walk[i].h == h)
             return true;
     return false;
+}
+
+void mh_path_snap_take(mh_host *h, mh_path_snap *s,
+                       void (*under)(mh_host *h, size_t n, void *ud),
+                       void *ud)
+{
+    s->heap = NULL;
+    s->locked = false;
+    path_rdlock(h);
+    size_t n = h->path.n;
+    mh_pentry **to = s->in;
+    if (n > MH_PATH_SNAP_INLINE) {
+        s->heap = mh_mem_alloc(h, n * sizeof *s->heap);
+        to = s->heap;
+    }
+    if (under)
+        under(h, n, ud);
+    s->n = n;
+    if (!to) { /* out of memory: walk the path itself, under its lock */
+        s->v = h->path.v;
+        s->locked = true;
+        return;
+    }
+    if (n)
+        memcpy(to, h->path.v, n * sizeof *to);
+    s->v = to;
+    path_rdunlock(h);
+}
+
+void mh_path_snap_free(mh_host *h, mh_path_snap *s)
+{
+    if (s->locked)
+        path_rdunlock(h);
+    if (s->heap)
+        mh_mem_free(h, s->heap, s->n * sizeof *s->heap);
+    s->locked = false;
+    s->heap = NULL;
+    s->n = 0;
+}
+
+mh_pentry *mh_path_at(mh_host *h, size_t i)
+{
+    path_rdlock(h);
+    mh_pentry *e = i < h->path.n ? h->path.v[i] : NULL;
+    path_rdunlock(h);
+    return e;
 }
 
 mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
@@ -774,9 +829,9 @@ size_t mh_host_path_count(mh_host *host)
 {
     if (!host)
         return 0;
-    mh_path_rdlock(host);
+    path_rdlock(host);
     size_t n = host->path.n;
-    mh_path_rdunlock(host);
+    path_rdunlock(host);
     return n;
 }
 
@@ -788,20 +843,16 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
     if (source) *source = MH_SOURCE_CONFIG;
     if (!host)
         return MH_EINVAL;
-    mh_path_rdlock(host);
-    mh_status rc = MH_EINVAL;
-    if (i < host->path.n) {
-        mh_pentry *e = host->path.v[i];
-        const mh_hook *c;
-        void *state;
-        mh_path_finder(host, e, &c, &state, NULL); /* who claims it */
-        if (entry) *entry = e->shown;
-        if (source) *source = e->source;
-        if (finder) *finder = c ? c->name : NULL;
-        rc = MH_OK;
-    }
-    mh_path_rdunlock(host);
-    return rc;
+    mh_pentry *e = mh_path_at(host, i);
+    if (!e)
+        return MH_EINVAL;
+    const mh_hook *c;
+    void *state;
+    mh_path_finder(host, e, &c, &state, NULL); /* who claims it */
+    if (entry) *entry = e->shown;
+    if (source) *source = e->source;
+    if (finder) *finder = c ? c->name : NULL;
+    return MH_OK;
 }
 
 mh_status mh_host_path_entry_info(mh_host *host, size_t i,
@@ -814,10 +865,9 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         return MH_EVERSION;
     memset(info, 0, size < sizeof *info ? size : sizeof *info);
     info->size = size;
-    mh_path_rdlock(host);
+    mh_pentry *e = mh_path_at(host, i);
     mh_status rc = MH_EINVAL;
-    if (i < host->path.n) {
-        mh_pentry *e = host->path.v[i];
+    if (e) {
         const mh_hook *c;
         void *state;
         mh_path_finder(host, e, &c, &state, NULL);
@@ -838,7 +888,6 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
         mh_path_entry_unlock(e, how);
         rc = MH_OK;
     }
-    mh_path_rdunlock(host);
     return rc;
 }
 
@@ -847,9 +896,10 @@ void mh_invalidate_caches(mh_host *host)
     if (!host || mh_entry_check(host, "mh_invalidate_caches", 0, NULL) !=
                      MH_OK)
         return; /* it could wait for this thread: see the header */
-    mh_path_rdlock(host);
-    for (size_t i = 0; i < host->path.n; i++) {
-        mh_pentry *e = host->path.v[i];
+    mh_path_snap s;
+    mh_path_snap_take(host, &s, NULL, NULL);
+    for (size_t i = 0; i < s.n; i++) {
+        mh_pentry *e = s.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
         const mh_hook *c = atomic_load(&e->finder);
         if (c)
@@ -858,7 +908,7 @@ void mh_invalidate_caches(mh_host *host)
         mh_path_entry_unlock(e, how);
     }
     mh_tops_forget(host);
-    mh_path_rdunlock(host);
+    mh_path_snap_free(host, &s);
     mh_chain_invalidate(host);
     mh_sec_forget(host);
     mh_stamp_forget(host);

@@ -4,8 +4,9 @@
  *
  * Entries are kept in order; each remembers where it came from and, once
  * first used, the finder instance that claimed it.  Readers (imports)
- * hold the read lock while they walk; adding an entry takes the write
- * lock.  Entry texts are interned, so they outlive any change.
+ * copy the entries under the read lock and walk the copy; adding an
+ * entry takes the write lock.  Entries are never freed before the host,
+ * and their texts are interned, so they outlive any change.
  */
 #ifndef MH_HOST_PATH_H
 #define MH_HOST_PATH_H
@@ -81,12 +82,38 @@ void mh_path_retry_unclaimed(struct mh_host *h);
  * modules -- finder plugins among them -- are unloaded). */
 void mh_path_close(struct mh_host *h);
 
-/* The search path's lock, for reading, with a record of which hosts' this
- * thread holds (a read lock may be taken again by its holder; the write
- * lock, by mh_host_add_path, would wait for it for ever). */
-void mh_path_rdlock(struct mh_host *h);
-void mh_path_rdunlock(struct mh_host *h);
-/* Does this thread hold h's search path lock for reading? */
+/* A copy of the search path's entries, in order, taken under its lock
+ * and walked without it: entries live as long as the host, so no finder
+ * code -- claims, open, find, list, invalidate, which may import, and an
+ * init that adds an entry -- runs under the path's lock.  (A walk that
+ * held it, waiting for an import whose init called mh_host_add_path,
+ * waited for ever: the change waited for the walk.)  Up to
+ * MH_PATH_SNAP_INLINE entries in place, more allocated; out of memory,
+ * the snapshot is the path itself with its read lock held until
+ * mh_path_snap_free, as walks were made before. */
+#define MH_PATH_SNAP_INLINE 32
+typedef struct mh_path_snap {
+    mh_pentry *const *v;
+    size_t n;
+    bool locked;                 /* out of memory: the lock is held */
+    mh_pentry **heap;
+    mh_pentry *in[MH_PATH_SNAP_INLINE];
+} mh_path_snap;
+
+/* Take a snapshot.  `under` (may be NULL) is called with the lock still
+ * held, for what must agree with the copy (a walk's package record,
+ * which mh_host_add_path forgets under the write lock). */
+void mh_path_snap_take(struct mh_host *h, mh_path_snap *s,
+                       void (*under)(struct mh_host *h, size_t n, void *ud),
+                       void *ud);
+void mh_path_snap_free(struct mh_host *h, mh_path_snap *s);
+/* Entry i of the path now, or NULL past its end (taken under the lock; an
+ * entry lives as long as the host). */
+mh_pentry *mh_path_at(struct mh_host *h, size_t i);
+
+/* Does this thread hold h's search path lock for reading?  Only a
+ * snapshot made out of memory holds it across finder code, and then
+ * mh_host_add_path is refused rather than left waiting for ever. */
 bool mh_path_walking(const struct mh_host *h);
 
 /* Absolute paths are compared in a canonical spelling: "//" collapsed,

@@ -17,6 +17,7 @@
  * pass for one the plugin served.
  */
 #include <elf.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,27 @@ TEST(finder_whose_open_imports_a_module_does_not_hang)
     mh_host_free(host);
 }
 
+TEST(importing_the_helper_of_a_finder_open_first_leaves_the_entry_usable)
+{
+    /* [oimp:X (m1.lua), H (helper), plugins].  Importing helper first
+     * walks entry 0 inside helper's own import: oimp's open() imports
+     * helper, a cycle.  That failure depends on the import in progress,
+     * yet it was kept: the entry served nothing until
+     * mh_invalidate_caches, and m1 was "not found" beside a loaded
+     * helper (from a sweep of the import protocol under threads). */
+    const char *x = lua_dir("X", "m1");
+    const char *plugins = install("oimp", "oimp");
+    const char *h = tmp_mkdir("H");
+    fixture_copy("counter", "H/helper.so");
+    mh_host *host = fhost(str_fmt("oimp:%s", x), h, plugins);
+    ASSERT_EQ_INT(call_int(import_ok(host, "helper"), "value"), 42);
+    ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "helper")),
+                  str_fmt("%s/helper.so", h));
+    import_from(host, "m1", "oimp", str_fmt("%s/m1.lua", x));
+    ASSERT_NULL(entry_info(host, 0).error);
+    mh_host_free(host);
+}
+
 struct importer {
     mh_host *host;
     const char *name;
@@ -298,6 +320,66 @@ static void both_imported(struct importer *a, pthread_t ta,
     if (a->rc != MH_OK || b->rc != MH_OK)
         FAIL("%s: %s %s; %s: %s %s", a->name, mh_status_name(a->rc), a->msg,
              b->name, mh_status_name(b->rc), b->msg);
+}
+
+/* helper's init (the stress_hook fixture) for the case below: it waits
+ * until the other thread is well inside the finder's open(), waiting for
+ * helper, then adds an entry to the path. */
+static struct {
+    mh_host *host;
+    const char *add;
+    mh_status rc;
+    char msg[512];
+} ap;
+
+static int add_path_in_init(const char *name, const char **next, char *why,
+                            size_t size)
+{
+    (void)name;
+    (void)next;
+    (void)why;
+    (void)size;
+    struct timespec settle = {0, 300 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    mh_error *e = NULL;
+    ap.rc = mh_host_add_path(ap.host, ap.add, SIZE_MAX, &e);
+    snprintf(ap.msg, sizeof ap.msg, "%s", mh_error_message(e));
+    mh_error_free(e);
+    return 0;
+}
+
+TEST(init_adding_an_entry_while_a_finder_open_waits_for_it)
+{
+    /* [H (helper), oimp:X (m1.lua), plugins].  Thread B imports helper,
+     * whose init adds an entry to the path.  Thread A meanwhile imports
+     * m1: its walk opens oimp:X, whose open() imports helper and waits
+     * for B.  The walk held the path's lock for reading all along, and
+     * B's change waited for it: both hung for ever (from a sweep of the
+     * import protocol under threads).  A walk now goes over a copy of the
+     * path, so the change is made and both imports end. */
+    const char *x = lua_dir("X", "m1");
+    const char *plugins = install("oimp", "oimp");
+    const char *h = tmp_mkdir("H");
+    fixture_copy("stress_hook", "H/helper.so");
+    env_set("MH_STRESS_HOOK",
+            str_fmt("%" PRIxPTR, (uintptr_t)add_path_in_init));
+    memset(&ap, 0, sizeof ap);
+    ap.add = tmp_mkdir("added");
+    mh_host *host = fhost(h, str_fmt("oimp:%s", x), plugins);
+    ap.host = host;
+    struct importer b = {host, "helper", MH_OK, "", 0};
+    struct importer a = {host, "m1", MH_OK, "", 0};
+    pthread_t ta, tb;
+    ASSERT_EQ_INT(pthread_create(&tb, NULL, import_thread, &b), 0);
+    struct timespec inside = {0, 50 * 1000 * 1000}; /* B in helper's init */
+    nanosleep(&inside, NULL);
+    ASSERT_EQ_INT(pthread_create(&ta, NULL, import_thread, &a), 0);
+    both_imported(&a, ta, &b, tb);
+    ASSERT_STATUS(ap.rc, MH_OK);
+    ASSERT_EQ_STR(ap.msg, "");
+    ASSERT_EQ_INT(mh_host_path_count(host), 4);
+    ASSERT_EQ_STR(mh_module_finder(mh_host_module(host, "m1")), "oimp");
+    mh_host_free(host);
 }
 
 TEST(finder_open_importing_what_another_thread_imports_does_not_deadlock)
@@ -345,6 +427,56 @@ TEST(finder_open_importing_what_another_thread_imports_does_not_deadlock)
              log_capture_dump(&lc));
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+/* In the child: a module nowhere is not found, entry 0 passed over with
+ * the reason; other imports. */
+static int child_passes_over(void *ud)
+{
+    mh_host *host = ud;
+    mh_module *m = NULL;
+    mh_error *e = NULL;
+    mh_status rc = mh_import(host, "nowhere", &m, &e);
+    const char *msg = mh_error_message(e);
+    int bad = rc != MH_ENOTFOUND || !msg ||
+              !strstr(msg, "a thread that was opening it when the process "
+                           "forked");
+    if (bad)
+        fprintf(stderr, "child: import nowhere: %s: %s\n",
+                mh_status_name(rc), msg ? msg : "");
+    mh_error_free(e);
+    if (bad)
+        return 2;
+    return mh_import(host, "other", &m, NULL) == MH_OK ? 0 : 3;
+}
+
+TEST(child_of_fork_passes_over_an_entry_a_parent_thread_was_opening)
+{
+    /* Thread A is inside ogate:X's open() when the process forks.  In
+     * the child, A does not exist: a walk there waited for the entry's
+     * opening lock for ever.  It passes over the entry now, saying why
+     * (a module nowhere: every entry is asked), and modules of other
+     * entries import. */
+    const char *x = lua_dir("X", "m1");
+    const char *plugins = install("ogate", "ogate");
+    const char *h = tmp_mkdir("H");
+    fixture_copy("counter", "H/helper.so");
+    fixture_copy("answer7", "H/other.so");
+    const char *marker = tmp_path("open-started");
+    const char *gate = tmp_path("gate");
+    env_set("MH_FPLUG_MARKER", marker);
+    env_set("MH_FPLUG_GATE", gate);
+    mh_host *host = fhost(str_fmt("ogate:%s", x), h, plugins);
+    struct importer a = {host, "m1", MH_OK, "", 0};
+    pthread_t ta;
+    ASSERT_EQ_INT(pthread_create(&ta, NULL, import_thread, &a), 0);
+    wait_for_file(marker, "the finder's open()", 20);
+    in_child_of_fork(child_passes_over, host, "2: not the error expected, "
+                                              "3: other did not import");
+    file_write_bytes(gate, "", 0);
+    pthread_join(ta, NULL);
+    ASSERT_STATUS(a.rc, MH_OK);
+    mh_host_free(host);
 }
 
 /* Thread B imports helper, whose init sleeps 1.5 s and then imports dep
@@ -673,20 +805,24 @@ static void pw_import_x(const char *entry, const mh_finder_class *cls)
     ASSERT_EQ_INT(call_int(import_ok(pw.host, "x"), "value"), 42);
 }
 
-TEST(finder_changing_the_search_path_from_find_is_refused_not_hung)
+TEST(finder_changing_the_search_path_from_find_works)
 {
-    /* find() runs while its thread walks the path (the path lock held for
-     * reading); the change waited for that walk for ever. */
+    /* find() runs while its thread walks the path.  The walk held the
+     * path's lock for reading, and the change waited for it for ever;
+     * then it was refused.  A walk now goes over a copy of the path, and
+     * the change is made at once: the walk that asked goes on over the
+     * entries it copied, and the next one sees the new entry first. */
     pw_import_x("pathy:p", &hk_pathy);
     ASSERT_EQ_INT(pw.asked, 1);
-    ASSERT_STATUS(pw.rc, MH_EINVAL);
-    ASSERT_CONTAINS(pw.msg, "mh_host_add_path: called while this thread walks "
-                            "the host's search path");
-    ASSERT_EQ_INT(mh_host_path_count(pw.host), 2);
-    ASSERT_STATUS(pw.meta_rc, MH_OK);
-    /* Outside the walk, the same call works. */
-    ASSERT_STATUS(mh_host_add_path(pw.host, pw.add, 0, ERR), MH_OK);
+    ASSERT_STATUS(pw.rc, MH_OK);
     ASSERT_EQ_INT(mh_host_path_count(pw.host), 3);
+    const char *first = NULL;
+    ASSERT_STATUS(mh_host_path_entry(pw.host, 0, &first, NULL, NULL), MH_OK);
+    ASSERT_EQ_STR(first, pw.add);
+    ASSERT_STATUS(pw.meta_rc, MH_OK);
+    /* The new entry is searched: a module only it has is found. */
+    fixture_copy("answer7", "more/only_there.so");
+    ASSERT_EQ_INT(call_int(import_ok(pw.host, "only_there"), "value"), 7);
     mh_host_free(pw.host);
 }
 

@@ -5,6 +5,7 @@
  * through the log hook; and mh_host_add_path.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -578,4 +579,52 @@ TEST(out_of_range_entry_clears_outputs)
     ASSERT_NULL(finder);
     ASSERT_EQ_INT(src, MH_SOURCE_CONFIG);
     mh_host_free(host);
+}
+
+TEST(long_path_walk_survives_allocation_failure)
+{
+    /* A walk copies a path of more than 32 entries into memory of its
+     * own, so that no finder code runs under the path's lock.  Out of
+     * memory it walks the path under the lock instead: whichever
+     * allocation of the import fails, the import either succeeds or says
+     * out of memory, and nothing leaks. */
+    const char *dir = tmp_mkdir("M");
+    fixture_copy("counter", "M/deep.so");
+    char path[4096] = "";
+    for (int i = 0; i < 40; i++)
+        snprintf(path + strlen(path), sizeof path - strlen(path),
+                 "/nonexistent-modhost-test/e%02d;", i);
+    snprintf(path + strlen(path), sizeof path - strlen(path), "%s", dir);
+    size_t ok = 0;
+    for (long k = 1;; k++) {
+        alloc_tracker at;
+        alloc_tracker_init(&at);
+        mh_config cfg = tracked_config(&at, path);
+        mh_host *h = NULL;
+        ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_OK);
+        ASSERT_EQ_INT(mh_host_path_count(h), 41);
+        at.fail_at = (long)at.requests + k;
+        at.fail_once = 1;
+        mh_module *mod = NULL;
+        mh_error *e = NULL; /* its memory is the tracker's too */
+        mh_status st = mh_import(h, "deep", &mod, &e);
+        if (st == MH_OK) {
+            ok++;
+            ASSERT_EQ_INT(call_int(mod, "value"), 42);
+        } else if (st != MH_ENOMEM) {
+            FAIL("allocation %ld of the import failed: %s: %s", k,
+                 mh_status_name(st), mh_error_message(e));
+        }
+        mh_error_free(e);
+        size_t injected = at.injected;
+        mh_host_free(h);
+        if (at.blocks != 0)
+            FAIL("allocation %ld of the import failed: %zu blocks leaked "
+                 "(%s)", k, at.blocks, mh_status_name(st));
+        alloc_tracker_destroy(&at);
+        if (!injected)
+            break; /* the import made fewer than k allocations */
+        ASSERT_TRUE(k < 10000);
+    }
+    ASSERT_TRUE(ok > 1); /* the failures that were got over, and the last */
 }

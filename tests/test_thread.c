@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -332,5 +333,64 @@ TEST(threads_import_one_package_while_entries_in_front_change)
     mh_module *late = import_ok(host, "pkg.late");
     ASSERT_EQ_STR(mh_module_origin(late), tmp_path("E3/pkg/late.so"));
     free_jobs(jobs, 4);
+    mh_host_free(host);
+}
+
+/* ------------------------------------------------------------- fork() */
+
+struct slow_import {
+    mh_host *host;
+    mh_status rc;
+};
+
+static void *import_slow_init(void *arg)
+{
+    struct slow_import *s = arg;
+    mh_module *m;
+    s->rc = mh_import(s->host, "slow_init", &m, NULL);
+    return NULL;
+}
+
+/* In the child: slow_init fails at once, saying why; counter imports. */
+static int child_imports(void *ud)
+{
+    mh_host *host = ud;
+    mh_module *m = NULL;
+    mh_error *e = NULL;
+    mh_status rc = mh_import(host, "slow_init", &m, &e);
+    const char *msg = mh_error_message(e);
+    int bad = rc != MH_EDEADLOCK || !msg ||
+              !strstr(msg, "another thread was importing it when the "
+                           "process forked");
+    if (bad)
+        fprintf(stderr, "child: import slow_init: %s: %s\n",
+                mh_status_name(rc), msg ? msg : "");
+    mh_error_free(e);
+    if (bad)
+        return 2;
+    return mh_import(host, "counter", &m, NULL) == MH_OK ? 0 : 3;
+}
+
+TEST(child_of_fork_is_told_an_import_in_flight_cannot_finish)
+{
+    /* A thread is in slow_init's init when the process forks.  In the
+     * child that thread does not exist, and importing slow_init waited
+     * for it for ever (from a sweep of the import protocol under
+     * threads).  It fails at once now, saying why; other modules import
+     * in the child as usual, and in the parent the import ends well. */
+    const char *dir = tmp_mkdir("E");
+    fixture_copy("slow_init", "E/slow_init.so");
+    fixture_copy("counter", "E/counter.so");
+    const char *marker = tmp_path("init-started");
+    env_set("MH_SLOW_INIT_MARKER", marker);
+    mh_host *host = host_new_isolated(dir);
+    struct slow_import s = {host, MH_OK};
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, import_slow_init, &s), 0);
+    wait_for_file(marker, "slow_init's init", 20);
+    in_child_of_fork(child_imports, host, "2: not the error expected, 3: "
+                                          "counter did not import");
+    pthread_join(t, NULL);
+    ASSERT_STATUS(s.rc, MH_OK);
     mh_host_free(host);
 }

@@ -61,6 +61,11 @@ int file_exists(const char *path);
 /* Wait until path exists (another thread's or process's sign that it got
  * somewhere); fails the case after `seconds`, naming `what`. */
 void wait_for_file(const char *path, const char *what, double seconds);
+/* fork(), and in the child (which has only this thread) _exit(fn(ud))
+ * within 10 s (SIGALRM), flushing nothing; in the parent, wait for it and
+ * fail the case unless it exited with 0, naming `codes` (what fn's other
+ * exit statuses mean). */
+void in_child_of_fork(int (*fn)(void *ud), void *ud, const char *codes);
 /* CLOCK_MONOTONIC in seconds. */
 double mono_s(void);
 /* Set a file's (or directory's) atime and mtime to sec (Unix time). */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,6 +256,28 @@ void wait_for_file(const char *path, const char *what, double seconds)
                  seconds);
         nanosleep(&ts, NULL);
     }
+}
+
+void in_child_of_fork(int (*fn)(void *ud), void *ud, const char *codes)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        FAIL("fork: %s", strerror(errno));
+    if (pid == 0) {
+        alarm(10); /* a hang is a failure, not a stuck case */
+        _exit(fn(ud));
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            FAIL("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        FAIL("the child of fork() %s %d (%s)",
+             WIFEXITED(status) ? "exited with status"
+                               : "was killed by signal",
+             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
+             codes);
 }
 
 void file_set_mtime(const char *path, long long sec)
