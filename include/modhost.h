@@ -17,6 +17,8 @@
  *     from and live as long as it does, unless a function says otherwise.
  *   - All functions are safe to call from several threads on one host,
  *     except mh_host_free(), which must be the last call on that host.
+ *     In a child of fork(), what another thread had under way is not
+ *     waited for: an import in flight there fails with MH_EDEADLOCK.
  *   - free-like functions accept NULL and do nothing.
  *
  * Plugins do not include this header; see <modhost/plugin.h>.
@@ -350,10 +352,12 @@ MH_API const char *mh_path_source_name(mh_path_source src);
  * refused with MH_EPATH.
  * An entry already in the path (in its canonical spelling) is moved to
  * pos, with its finder.
- * Modules already loaded are not affected.  MH_EINVAL, and nothing
- * changed, from the log hook, and from a finder's callback (or the init of
- * a finder plugin a walk loads): those run while their thread walks the
- * search path, which the change would wait for.
+ * Modules already loaded are not affected.  It may be called from a
+ * finder's callback or a module's init: a walk goes over a copy of the
+ * path, which the change leaves alone (the next walk sees it).
+ * MH_EINVAL, and nothing changed, from the log hook, and from the
+ * callbacks of a walk made when the host had no memory for that copy
+ * (which walks the path under its lock, and the change would wait for).
  */
 MH_API mh_status mh_host_add_path(mh_host *host, const char *entry,
                                   size_t pos, mh_error **err);
