@@ -12,13 +12,15 @@
  * The meta chain starts as the single link "path", the walk of the search
  * path entries; meta finders go before or after it.
  *
- * Lock order: path.lock (read) -> an entry's opening lock -> chain.lock.  Of a
- * finder's functions only claims() runs under the chain lock (read): it
- * must be a cheap check that calls nothing of the host.  Walks of the meta
- * chain take a snapshot of the links, which live until the host is freed.
- * A finder plugin is imported with path.lock held for reading (the walk
- * that met its entry): its import reads the path again, which a rwlock
- * that prefers readers (glibc's default) allows.
+ * Lock order: an entry's opening lock -> chain.lock.  Of a finder's
+ * functions only claims() runs under the chain lock (read): it must be a
+ * cheap check that calls nothing of the host.  Walks of the meta chain
+ * take a snapshot of the links, which live until the host is freed, as
+ * walks of the search path take a copy of its entries (host/path.h): a
+ * finder plugin is imported with no lock of the path held.  (Only a walk
+ * that had no memory for its copy holds path.lock for reading; the
+ * plugin's import then reads the path again, which a rwlock that prefers
+ * readers, glibc's default, allows.)
  */
 #include "host/internal.h"
 #include "finders/finder.h"

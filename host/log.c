@@ -26,21 +26,24 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg)
     const mh_host *h = ud;
     if (level > MH_LOG_WARN && !(h && h->verbose))
         return;
-    /* One locked line keeps lines from threads whole.  Control
-     * characters other than newlines and tabs are shown as \xNN: a
-     * message may quote what a server, a plugin or a manifest chose, and
-     * that must not drive the terminal. */
-    flockfile(stderr);
-    fprintf(stderr, "modhost: %s: ", level_name(level));
-    for (const char *p = msg; *p;) {
+    /* Control characters other than newlines and tabs are shown as
+     * \xNN: a message may quote what a server, a plugin or a manifest
+     * chose, and that must not drive the terminal.  The line is made
+     * first and written with one call (one write(2) on unbuffered
+     * stderr), so lines from threads and processes stay whole.  mh_vlog
+     * makes lines of at most 2 KiB; a longer one is cut. */
+    char line[4 * 2048 + 4];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 5 < sizeof line;) {
         size_t n = *p == '\n' || *p == '\t' ? 0 : mh_control_len(p);
         if (!n)
-            putc_unlocked(*p++, stderr);
-        for (; n; n--)
-            fprintf(stderr, "\\x%02x", (unsigned char)*p++);
+            line[o++] = *p++;
+        for (; n && o + 5 < sizeof line; n--)
+            o += (size_t)snprintf(line + o, sizeof line - o, "\\x%02x",
+                                  (unsigned char)*p++);
     }
-    putc_unlocked('\n', stderr);
-    funlockfile(stderr);
+    line[o] = '\0';
+    fprintf(stderr, "modhost: %s: %s\n", level_name(level), line);
 }
 
 /* The host whose log hook this thread is in (the innermost, when a hook

@@ -545,7 +545,9 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
     if (!c && !e->tried) {
         mh_error *oerr = NULL;
-        unsigned long refused = 0;
+        /* Cycles and deadlocks this thread has had refused so far: one
+         * more by the end means the failure met an import in progress. */
+        unsigned long refused = mh_reg_refused_waits();
         const mh_hook *k = mh_chain_claim(h, e->text, e->shown,
                                           &e->shadowed);
         e->claimant = k ? k->name : NULL;
@@ -620,7 +622,6 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         } else if (k) {
             mh_error_free(oerr);
             oerr = NULL;
-            refused = mh_reg_refused_waits();
             rc = entry_open(h, e, k, &oerr);
             if (rc == MH_OK) {
                 c = k;

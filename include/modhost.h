@@ -19,6 +19,8 @@
  *     except mh_host_free(), which must be the last call on that host.
  *     In a child of fork(), what another thread had under way is not
  *     waited for: an import in flight there fails with MH_EDEADLOCK.
+ *     (A lock that thread held at the moment of the fork still is, as in
+ *     any library: fork at a quiet moment, or exec; docs/architecture.md.)
  *   - free-like functions accept NULL and do nothing.
  *
  * Plugins do not include this header; see <modhost/plugin.h>.
@@ -498,7 +500,9 @@ typedef struct mh_spec_info {
     const char *finder;       /* "fs", ... */
     mh_module_kind kind;
     const char *loader;       /* "native", "namespace" */
-    size_t entry_index;       /* search path entry that had it */
+    size_t entry_index;       /* search path entry that had it (its index
+                                 when the search began: an entry added
+                                 meanwhile moves those after it) */
     void *reserved[4];
 } mh_spec_info;
 

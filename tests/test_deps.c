@@ -13,7 +13,10 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+
+#include <modhost/finder.h>
 
 #include "support/support.h"
 #include "test.h"
@@ -341,6 +344,31 @@ TEST(cycle_of_two_is_ecycle_with_chain)
     ASSERT_CONTAINS(ERR_MSG(), "b -> a -> b");
     ASSERT_EQ_INT(mh_host_module_count(host), 0);
     ASSERT_EQ_INT(log_capture_count(&lc, -1, "loaded <"), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+TEST(entry_no_finder_takes_is_settled_after_a_cycle_too)
+{
+    /* An entry no finder takes is settled at its first use: one warning,
+     * its error kept.  After a cycle had been refused in the thread, it
+     * never was: the check that an open() met an import in progress
+     * counted that old cycle (found by review). */
+    log_capture lc;
+    log_capture_init(&lc);
+    lua_dep("a", NULL, "\"b\"");
+    lua_dep("b", NULL, "\"a\"");
+    mh_host *host = HOST(&lc);
+    ASSERT_STATUS(import_fails(host, "a"), MH_ECYCLE);
+    ASSERT_STATUS(mh_host_add_path(host, "nosuchscheme:/x", SIZE_MAX, ERR),
+                  MH_OK);
+    for (int i = 0; i < 3; i++)
+        ASSERT_STATUS(import_fails(host, "zzz"), MH_ENOTFOUND);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "search path entry "
+                                    "'nosuchscheme:/x' skipped"), 1);
+    mh_path_entry_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 1, &info), MH_OK);
+    ASSERT_NOT_NULL(info.error);
     mh_host_free(host);
     log_capture_free(&lc);
 }

@@ -93,9 +93,12 @@ static int provider_one(void *ud, const mh_entry_point *ep)
                                        : NULL;
 
     if (!st->array) {
-        printf("%s\t%s\t%s\t%s\n", cli_str(ep->module),
-               cli_str(ep->export_name), cli_str(version),
-               cli_str(ep->origin));
+        const char *fields[] = {ep->module, ep->export_name, version,
+                                ep->origin};
+        for (size_t i = 0; i < 4; i++) {
+            cli_put_field(fields[i]);
+            putchar(i < 3 ? '\t' : '\n');
+        }
         return 0;
     }
     cJSON *obj = cJSON_CreateObject();

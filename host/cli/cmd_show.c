@@ -49,9 +49,13 @@ static void print_text(mh_host *host, const mh_spec_info *info,
         const char *name = NULL, *constraint = NULL;
         if (mh_manifest_require(m, i, &name, &constraint) != MH_OK)
             continue;
-        printf("requires: %s%s%s\n", cli_str(name),
-               constraint && *constraint ? " " : "",
-               constraint ? constraint : "");
+        fputs("requires: ", stdout);
+        cli_put_field(name);
+        if (constraint && *constraint) {
+            putchar(' ');
+            cli_put_field(constraint);
+        }
+        putchar('\n');
     }
     if (nprov == 0)
         fputs("provides: -\n", stdout);
@@ -59,7 +63,11 @@ static void print_text(mh_host *host, const mh_spec_info *info,
         const char *group = NULL, *export_name = NULL;
         if (mh_manifest_provide(m, i, &group, &export_name) != MH_OK)
             continue;
-        printf("provides: %s %s\n", cli_str(group), cli_str(export_name));
+        fputs("provides: ", stdout);
+        cli_put_field(group);
+        putchar(' ');
+        cli_put_field(export_name);
+        putchar('\n');
     }
 }
 

@@ -39,20 +39,34 @@ static void put_text(FILE *f, const char *s, bool one_line)
     }
 }
 
-/* The formatted text to stderr through put_text. */
-static void put_formatted(const char *fmt, va_list ap)
+/* "modhost: [CMD: ]TEXT\n" to stderr, TEXT formatted and put through
+ * put_text, in one write: stderr is unbuffered, and a character at a
+ * time would interleave with other processes' lines (and cost a system
+ * call each). */
+static void put_formatted(const cli_command *cmd, const char *fmt,
+                          va_list ap)
 {
     va_list again;
     va_copy(again, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
     char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (text) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = text ? open_memstream(&out, &len) : NULL;
+    if (mem) {
         vsnprintf(text, (size_t)n + 1, fmt, again);
-        put_text(stderr, text, false);
-        free(text);
-    } else {
-        fputs("(out of memory)", stderr);
+        fputs("modhost: ", mem);
+        if (cmd)
+            fprintf(mem, "%s: ", cmd->name);
+        put_text(mem, text, false);
+        fputc('\n', mem);
     }
+    if (mem && fclose(mem) == 0)
+        fwrite(out, 1, len, stderr);
+    else
+        fputs("modhost: out of memory\n", stderr);
+    free(out);
+    free(text);
     va_end(again);
 }
 
@@ -60,27 +74,22 @@ void cli_errorf(const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("modhost: ", stderr);
     va_start(ap, fmt);
-    put_formatted(fmt, ap);
+    put_formatted(NULL, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("modhost: ", stderr);
-    if (cmd)
-        fprintf(stderr, "%s: ", cmd->name);
     va_start(ap, fmt);
-    put_formatted(fmt, ap);
+    put_formatted(cmd, fmt, ap);
     va_end(ap);
     if (cmd)
-        fprintf(stderr, "\nTry 'modhost help %s'.\n", cmd->name);
+        fprintf(stderr, "Try 'modhost help %s'.\n", cmd->name);
     else
-        fputs("\nTry 'modhost --help'.\n", stderr);
+        fputs("Try 'modhost --help'.\n", stderr);
     return CLI_EXIT_USAGE;
 }
 

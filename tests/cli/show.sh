@@ -133,13 +133,22 @@ expect_out_line "metadata: none"
 # Control characters a manifest chose (C0 escapes, OSC, a C1 CSI in
 # UTF-8) reach the terminal as \xNN, in show and in list -l.
 cat >"$T/m/esc.json" <<'JSON'
-{"version": "1.0\u001b[31m", "description": "evil \u001b]0;pwned\u0007 \u009b2J desc"}
+{"version": "1.0\u001b[31m", "description": "evil \u001b]0;pwned\u0007 \u009b2J desc",
+ "provides": {"g\u001b]0;pwned\u0007": "f\u001b[31m"}}
 JSON
 printf 'return {}\n' >"$T/m/esc.lua"
 mh -E -p "$T/m" show esc
 expect_rc 0
 expect_out_line 'version: 1.0\x1b[31m'
 expect_out_line 'description: evil \x1b]0;pwned\x07 \xc2\x9b2J desc'
+expect_out_line 'provides: g\x1b]0;pwned\x07 f\x1b[31m'
+[[ $OUT != *$'\e'* && $OUT != *$'\a'* ]] ||
+    fail "a control character reached stdout raw"
+mh -E -p "$T/m" list --provides $'g\e]0;pwned\a'
+expect_rc 0
+expect_out_has 'esc'$'\t''f\x1b[31m'$'\t''1.0\x1b[31m'
+[[ $OUT != *$'\e'* && $OUT != *$'\a'* ]] ||
+    fail "a control character reached stdout raw"
 mh -E -p "$T/m" list -l
 expect_rc 0
 expect_out_has 'esc'
