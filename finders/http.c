@@ -78,6 +78,14 @@ static void curl_init_once(void)
     curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
+/* A download under way (get_module), by the SHA-256 it must have: a
+ * thread that needs the same bytes waits for it and takes them from the
+ * blob cache, rather than download them again. */
+typedef struct htf_dl {
+    unsigned char sha256[32];
+    struct htf_dl *next;
+} htf_dl;
+
 typedef struct htf_state {
     mh_host *host;
     const char *base;          /* interned, ends with '/', no userinfo */
@@ -85,7 +93,11 @@ typedef struct htf_state {
                                   sent, never shown, logged or stored */
     char dir[4096];            /* cache directory of this entry */
     pthread_mutex_t lock;
-    CURL *curl;
+    CURL *curl;                /* the entry's handle (its connections) */
+    bool curl_busy;            /* in use by a download made without the
+                                  lock: others take a handle of their own */
+    struct htf_dl *downloads;  /* under way, without the lock */
+    pthread_cond_t dl_done;    /* one of them ended */
     bool loopback, plain;      /* 127.0.0.0/8, localhost, ::1; http:// */
     mh_index idx;              /* current index (may be stale) */
     bool have_idx;
@@ -203,6 +215,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     s->loopback = mh_get_loopback(base);
     s->plain = strncasecmp(base, "http://", 7) == 0;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->dl_done, NULL);
     *state = s;
     return MH_OK;
 }
@@ -227,6 +240,7 @@ static void htf_close(mh_finder_ctx *cx, void *state)
         mh_idx_free(s->host, &s->idx);
     curl_easy_cleanup(s->curl);
     mh_mem_strfree(s->host, s->userpwd);
+    pthread_cond_destroy(&s->dl_done);
     pthread_mutex_destroy(&s->lock);
     mh_mem_free(s->host, s, sizeof *s);
 }
@@ -557,6 +571,26 @@ static void drop_cached(htf_state *s)
  * Without one, a failure that took since_ms until now to come (a
  * timeout) is not asked again for a few seconds: each find would wait it
  * out again.  A quick one (refused, reset) is asked again at once. */
+/* A handle for one transfer (lock held): the entry's own, kept alive
+ * with its connections, unless a download without the lock has it; then
+ * one of its own.  NULL when out of memory. */
+static CURL *take_curl(htf_state *s)
+{
+    if (!s->curl_busy) {
+        s->curl_busy = true;
+        return s->curl;
+    }
+    return curl_easy_init();
+}
+
+static void give_curl(htf_state *s, CURL *c)
+{
+    if (c == s->curl)
+        s->curl_busy = false;
+    else
+        curl_easy_cleanup(c);
+}
+
 static mh_status offline(htf_state *s, time_t now, long long since_ms,
                          const char *cause, mh_buf *why)
 {
@@ -579,9 +613,10 @@ static mh_status offline(htf_state *s, time_t now, long long since_ms,
 
 /* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
  * reason in why (the entry serves nothing now), or MH_ENOMEM. */
+static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why);
+
 static mh_status ensure_index(htf_state *s, mh_buf *why)
 {
-    mh_host *h = s->host;
     time_t now = time(NULL);
     if (!s->have_idx)
         load_cached(s); /* may be fresh enough to need no request */
@@ -593,12 +628,25 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         return MH_ENOTFOUND;
     }
 
+    CURL *c = take_curl(s);
+    if (!c)
+        return MH_ENOMEM;
+    mh_status rc = fetch_index(s, c, now, why);
+    give_curl(s, c);
+    return rc;
+}
+
+/* Ask the server for the index through handle c (lock held), as
+ * ensure_index says. */
+static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
+{
+    mh_host *h = s->host;
     char url[4200];
     snprintf(url, sizeof url, "%sindex.json", s->base);
     mh_get g;
     mh_error *e = NULL;
     long long t0 = mh_mono_ms();
-    mh_status rc = mh_get_url(h, s->curl, url, s->userpwd,
+    mh_status rc = mh_get_url(h, c, url, s->userpwd,
                               h->http.max_index_size,
                               s->have_idx ? s->etag : NULL,
                               s->have_idx ? s->last_modified : NULL,
@@ -624,7 +672,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         snprintf(sig_url, sizeof sig_url, "%s.sig", url);
         if (h->trust.n > 0 || (s->plain && !s->loopback)) {
             mh_error *se = NULL;
-            mh_status src = mh_get_url(h, s->curl, sig_url, s->userpwd,
+            mh_status src = mh_get_url(h, c, sig_url, s->userpwd,
                                        HTF_MAX_SIG, NULL, NULL, NULL, NULL,
                                        &gs, &se);
             if (src == MH_OK && gs.status == 200) {
@@ -807,13 +855,14 @@ out:
     return rc;
 }
 
-static bool bytes_match(const mh_idx_entry *e, const unsigned char *d,
-                        size_t len)
+/* Are the len bytes at d the size and SHA-256 sha that were asked for? */
+static bool bytes_match(uint64_t size, const unsigned char sha256[32],
+                        const unsigned char *d, size_t len)
 {
     unsigned char sha[32];
-    return len == e->size &&
+    return len == size &&
            mh_sha256(d, len, sha) &&
-           memcmp(sha, e->sha256, sizeof sha) == 0;
+           memcmp(sha, sha256, sizeof sha) == 0;
 }
 
 typedef struct fetch_cb {
@@ -831,9 +880,37 @@ static int on_progress(void *ud, uint64_t now, uint64_t total)
                  total ? total : f->expected);
 }
 
+/* The blob cache's copy at blob, if it has the size and SHA-256 asked
+ * for: into out, true.  A damaged copy is said and left to be replaced. */
+static bool from_cache(htf_state *s, const char *url, const char *blob,
+                       uint64_t size, const unsigned char sha256[32],
+                       mh_blob *out)
+{
+    mh_host *h = s->host;
+    unsigned char *d = NULL;
+    size_t len = 0;
+    if (mh_atw_read(h, blob, (size_t)size, &d, &len, NULL) != MH_OK)
+        return false;
+    if (bytes_match(size, sha256, d, len)) {
+        MH_TRACE(h, "http: %s: from the cache", url);
+        out->data = d;
+        out->len = len;
+        out->size = len ? len : 1;
+        return true;
+    }
+    mh_log(h, MH_LOG_WARN, "http: cached copy of %s is damaged; "
+           "downloading it again", url);
+    mh_mem_free(h, d, len ? len : 1);
+    return false;
+}
+
 /* The verified bytes of entry e: from the blob cache, or downloaded (and
  * then cached: for a fetch, which is for keeping, bytes that cannot be
- * kept are an error; for an import, a warning).  Lock held. */
+ * kept are an error; for an import, a warning).  Lock held on entry and
+ * on return, but not during a download: a slow server must not hold up
+ * the finds, lists and invalidations of other threads (imports of
+ * modules in later entries among them) for a whole transfer.  So e, and
+ * anything else of the index, may be gone when this returns. */
 static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                             fetch_cb *cb, bool fetch, mh_blob *out,
                             bool *downloaded, mh_error **err)
@@ -843,52 +920,63 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     blob_path(h, e, hexsha, blob, sizeof blob);
     snprintf(url, sizeof url, "%s%s", s->base, e->path);
     *downloaded = false;
+    /* What the download is held to, out of the index, which another
+     * thread may replace meanwhile (names are interned). */
+    const char *name = e->name;
+    const uint64_t size = e->size;
+    unsigned char sha256[32];
+    memcpy(sha256, e->sha256, sizeof sha256);
 
-    if (e->size > h->max_module_size)
+    if (size > h->max_module_size)
         return mh_err(h, err, MH_EFORMAT, "module '%s': %s is %llu bytes, "
-                      "over the host's max_module_size (%zu)", e->name, url,
-                      (unsigned long long)e->size, h->max_module_size);
-    unsigned char *d = NULL;
-    size_t len = 0;
+                      "over the host's max_module_size (%zu)", name, url,
+                      (unsigned long long)size, h->max_module_size);
     bool disk = disk_ok(s);
-    if (disk && mh_atw_read(h, blob, (size_t)e->size, &d, &len, NULL) ==
-                    MH_OK) {
-        if (bytes_match(e, d, len)) {
-            MH_TRACE(h, "http: %s: from the cache", url);
-            out->data = d;
-            out->len = len;
-            out->size = len ? len : 1;
+    /* The same bytes on their way (another module of the same content,
+     * or the same module for another entry's sake): wait, then look in
+     * the cache again. */
+    for (bool again = disk; again;) {
+        again = false;
+        if (from_cache(s, url, blob, size, sha256, out))
             return MH_OK;
-        }
-        mh_log(h, MH_LOG_WARN, "http: cached copy of %s is damaged; "
-               "downloading it again", url);
-        mh_mem_free(h, d, len ? len : 1);
+        for (htf_dl *p = s->downloads; p && !again; p = p->next)
+            again = memcmp(p->sha256, sha256, sizeof sha256) == 0;
+        if (again)
+            pthread_cond_wait(&s->dl_done, &s->lock);
     }
 
+    CURL *c = take_curl(s);
+    if (!c)
+        return mh_err(h, err, MH_ENOMEM, "out of memory downloading %s",
+                      url);
+    e = NULL; /* from here on, the index may change */
+    htf_dl mine = {.next = s->downloads};
+    memcpy(mine.sha256, sha256, sizeof sha256);
+    s->downloads = &mine;
+    pthread_mutex_unlock(&s->lock);
     mh_get g;
     mh_error *ge = NULL;
-    mh_status rc = mh_get_url(h, s->curl, url, s->userpwd, (size_t)e->size,
-                              NULL, NULL,
-                              cb ? on_progress : NULL, cb, &g, &ge);
+    mh_status rc = mh_get_url(h, c, url, s->userpwd, (size_t)size, NULL,
+                              NULL, cb ? on_progress : NULL, cb, &g, &ge);
     if (rc == MH_OK && g.status != 200) {
         char st[2 * sizeof url + 600];
         mh_get_status_text(&g, url, st, sizeof st);
-        rc = mh_err(h, err, MH_EIO, "module '%s': %s%s", e->name, st,
+        rc = mh_err(h, err, MH_EIO, "module '%s': %s%s", name, st,
                     g.unavailable ? " (server unavailable, and the module "
                                     "was never cached)" : "");
     } else if (rc != MH_OK) {
         rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
-                    "module '%s': %s%s", e->name, mh_error_message(ge),
+                    "module '%s': %s%s", name, mh_error_message(ge),
                     g.unavailable ? " (and the module was never cached)" : "");
-    } else if (!bytes_match(e, g.body.data, g.body.len)) {
-        rc = g.body.len != e->size
+    } else if (!bytes_match(size, sha256, g.body.data, g.body.len)) {
+        rc = g.body.len != size
                  ? mh_err(h, err, MH_EFORMAT, "module '%s': %s is %zu bytes, "
                           "not the %llu the index gives; not loaded, not "
-                          "cached", e->name, url, g.body.len,
-                          (unsigned long long)e->size)
+                          "cached", name, url, g.body.len,
+                          (unsigned long long)size)
                  : mh_err(h, err, MH_EFORMAT, "module '%s': the SHA-256 of "
                           "%s is not the one the index gives (its size, "
-                          "%zu bytes, is); not loaded, not cached", e->name,
+                          "%zu bytes, is); not loaded, not cached", name,
                           url, g.body.len);
     } else {
         mh_error *we = NULL;
@@ -896,7 +984,7 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                         MH_OK) {
             if (fetch)
                 rc = mh_err(h, err, MH_EIO, "module '%s': downloaded %s, "
-                            "but cannot keep it: %s", e->name, url,
+                            "but cannot keep it: %s", name, url,
                             mh_error_message(we));
             else
                 mh_log(h, MH_LOG_WARN, "http: cannot cache %s: %s", url,
@@ -914,6 +1002,14 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     }
     mh_error_free(ge);
     mh_get_free(h, &g);
+    pthread_mutex_lock(&s->lock);
+    give_curl(s, c);
+    for (htf_dl **p = &s->downloads; *p; p = &(*p)->next)
+        if (*p == &mine) {
+            *p = mine.next;
+            break;
+        }
+    pthread_cond_broadcast(&s->dl_done);
     return rc;
 }
 
@@ -1039,6 +1135,10 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
                 continue;
             done[i] = true;
         } else {
+            /* The index may have been replaced while the last module
+             * downloaded (get_module lets the lock go): its own count. */
+            if (!s->have_idx || i >= s->idx.n)
+                break;
             e = &s->idx.v[i];
         }
         mh_blob b;

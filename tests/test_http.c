@@ -244,6 +244,7 @@ struct import_job {
     const char *name;
     mh_status st;
     char msg[512];
+    int done;
 };
 
 static void *import_thread(void *arg)
@@ -255,7 +256,52 @@ static void *import_thread(void *arg)
     job->st = mh_import(job->host, job->name, &mod, &err);
     snprintf(job->msg, sizeof job->msg, "%s", mh_error_message(err));
     mh_error_free(err);
+    __atomic_store_n(&job->done, 1, __ATOMIC_SEQ_CST);
     return NULL;
+}
+
+TEST(slow_download_holds_up_no_other_find)
+{
+    /* [HTTP entry whose module bodies never come, B (other.so)].  One
+     * thread imports counter, whose download hangs until its time runs
+     * out.  The download held the entry's lock all along, so another
+     * thread's import of other -- in B, but the walk asks the HTTP entry
+     * first -- waited for it, and so did mh_invalidate_caches (from a
+     * sweep of the finders under threads).  Both end while the download
+     * still hangs now. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *b = tmp_mkdir("B");
+    fixture_copy("answer7", "B/other.so");
+    mh_http_limits lim = http_limits();
+    lim.timeout_ms = 2500;
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg(str_fmt("%s;%s", http_url(srv, "hang-mod/"), b),
+                             &lc);
+    cfg.http = &lim;
+    mh_host *host = host_new_cfg(&cfg);
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "counter", &info, ERR), MH_OK); /* index */
+    struct import_job slow = {host, "counter", MH_OK, "", 0};
+    struct import_job other = {host, "other", MH_OK, "", 0};
+    pthread_t ts, to;
+    ASSERT_EQ_INT(pthread_create(&ts, NULL, import_thread, &slow), 0);
+    while (http_requests(srv, "GET /hang-mod/counter.so hang") == 0) {
+        struct timespec ms = {0, 1000 * 1000};
+        nanosleep(&ms, NULL);
+    }
+    ASSERT_EQ_INT(pthread_create(&to, NULL, import_thread, &other), 0);
+    pthread_join(to, NULL);
+    mh_invalidate_caches(host);
+    ASSERT_FALSE(__atomic_load_n(&slow.done, __ATOMIC_SEQ_CST));
+    ASSERT_STATUS(other.st, MH_OK);
+    ASSERT_EQ_INT(call_int(mh_host_module(host, "other"), "value"), 7);
+    pthread_join(ts, NULL);
+    ASSERT_STATUS(slow.st, MH_EIO);
+    ASSERT_CONTAINS(slow.msg, http_url(srv, "hang-mod/counter.so"));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
 }
 
 TEST(threads_import_at_once)
@@ -263,7 +309,7 @@ TEST(threads_import_at_once)
     http_server *srv = http_start(http_site(NULL), NULL);
     static const char *const names[] = {"counter", "answer7", "pkg.mod",
                                         "counter"};
-    struct import_job jobs[4];
+    struct import_job jobs[4] = {0};
     pthread_t tids[4];
     log_capture lc;
     mh_host *host;
