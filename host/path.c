@@ -757,7 +757,9 @@ void mh_path_snap_take(mh_host *h, mh_path_snap *s,
     size_t n = h->path.n;
     mh_pentry **to = s->in;
     if (n > MH_PATH_SNAP_INLINE) {
-        s->heap = mh_mem_alloc(h, n * sizeof *s->heap);
+        s->heap = mh_fault(h, "path-copy")
+                      ? NULL
+                      : mh_mem_alloc(h, n * sizeof *s->heap);
         to = s->heap;
     }
     if (under)

@@ -91,7 +91,7 @@ void mh_path_close(struct mh_host *h);
  * MH_PATH_SNAP_INLINE entries in place, more allocated; out of memory,
  * the snapshot is the path itself with its read lock held until
  * mh_path_snap_free, as walks were made before. */
-#define MH_PATH_SNAP_INLINE 32
+#define MH_PATH_SNAP_INLINE 64
 typedef struct mh_path_snap {
     mh_pentry *const *v;
     size_t n;
