@@ -9,6 +9,7 @@
  * MH_FCX(cx) (the error slot, the miss buffer).
  */
 #include "host/internal.h"
+#include "host/secure.h"
 #include "finders/finder.h"
 
 #include <stdio.h>
@@ -83,6 +84,29 @@ static const char *svc_intern(mh_finder_ctx *cx, const char *str)
     return str ? mh_int_cstr(MH_FCX(cx)->h, str) : NULL;
 }
 
+static mh_status svc_open_code(mh_finder_ctx *cx, const char *path, int *fd,
+                               char *why, size_t why_size)
+{
+    mh_fcx *x = MH_FCX(cx);
+    *fd = -1;
+    if (why_size)
+        why[0] = '\0';
+    if (!path) {
+        if (why_size)
+            snprintf(why, why_size, "open_code: path is NULL");
+        return MH_EINVAL;
+    }
+    mh_error *e = NULL;
+    mh_status rc = mh_sec_open_code(x->h, path, fd, &e);
+    if (rc != MH_OK) {
+        *fd = -1;
+        if (why_size)
+            snprintf(why, why_size, "%s", mh_error_message(e));
+    }
+    mh_error_free(e);
+    return rc;
+}
+
 static const mh_finder_services services = {
     .size = sizeof(mh_finder_services),
     .error = svc_error,
@@ -93,6 +117,7 @@ static const mh_finder_services services = {
     .max_module_size = svc_max_module_size,
     .verbose = svc_verbose,
     .intern = svc_intern,
+    .open_code = svc_open_code,
 };
 
 void mh_fcx_init(mh_fcx *cx, mh_host *h, const mh_hook *hook, mh_buf *why,

@@ -95,6 +95,19 @@ static const char *archive_make_(const char *path, const char *const *specs)
     return path;
 }
 
+/* Run a Python script (its text) with arg, to write an archive no spec
+ * above can describe; fails the case if it fails. */
+static void run_python(const char *name, const char *script, const char *arg)
+{
+    const char *path = tmp_path("%s", name);
+    int status;
+    file_write(path, script);
+    const char *out = sh_run(str_fmt("python3 %s %s 2>&1", sh_quote(path),
+                                     sh_quote(arg)), &status);
+    if (status != 0)
+        FAIL("%s failed (status %d): %s", name, status, out);
+}
+
 /* "MEMBER=PD/REL": a bundled plugin as an archive member. */
 static const char *plugin_member(const char *member, const char *rel)
 {
@@ -445,6 +458,141 @@ TEST(truncated_tar_gz_is_damaged)
                                                 "hello.so"));
     file_truncate_to(ar, (size_t)file_size(ar) / 2);
     assert_unusable(ar, "gzip");
+}
+
+TEST(truncated_tar_gz_says_it_is_gzip_with_no_archive_in_it)
+{
+    /* Cut inside the first header: the open fails.  It said "not a tar or
+     * zip archive" of a .tar.gz (from a sweep of the tar finder). */
+    const char *ar = archive_make(tmp_path("short.tar.gz"),
+                                  plugin_member("only_in_archive.so",
+                                                "hello.so"));
+    file_truncate_to(ar, 40);
+    assert_unusable(ar, "gzip-compressed, but no tar archive could be read "
+                        "from it");
+}
+
+TEST(tar_gz_with_a_bad_crc_is_damaged)
+{
+    /* libarchive never checks a gzip trailer: a .tar.gz whose data no
+     * longer matches its CRC-32 was served, flipped bytes and all (from a
+     * sweep of the tar finder: corrupted code reached dlopen). */
+    const char *ar = archive_make(tmp_path("crc.tar.gz"),
+                                  plugin_member("only_in_archive.so",
+                                                "hello.so"));
+    size_t len;
+    unsigned char *b = file_bytes(ar, &len);
+    b[len - 8] ^= 0xff; /* the CRC-32 of the trailer */
+    file_write_bytes(ar, b, len);
+    free(b);
+    assert_unusable(ar, "damaged gzip stream: incorrect data check");
+}
+
+TEST(damaged_header_is_not_skipped)
+{
+    /* Three small members, the second's header checksum broken:
+     * libarchive says RETRY (a damaged header) and finds the third
+     * header after it, and the index took RETRY for a member without a
+     * name -- the others were served, the damaged one a silent miss
+     * (from a sweep of the tar finder). */
+    const char *ar = tmp_path("hdr.tar");
+    run_python("hdr.py",
+               "import io, sys, tarfile\n"
+               "with tarfile.open(sys.argv[1], 'w', "
+               "format=tarfile.USTAR_FORMAT) as t:\n"
+               "    for n in ('a', 'only_in_archive', 'c'):\n"
+               "        d = b'return {}'\n"
+               "        ti = tarfile.TarInfo(n + '.lua'); ti.size = len(d)\n"
+               "        t.addfile(ti, io.BytesIO(d))\n"
+               "b = bytearray(open(sys.argv[1], 'rb').read())\n"
+               "b[1024 + 148:1024 + 156] = b'0000000\\0'\n"
+               "open(sys.argv[1], 'wb').write(b)\n",
+               ar);
+    assert_unusable(ar, "damaged archive after member 1 ('a.lua')");
+}
+
+TEST(fifo_is_refused_at_once)
+{
+    /* Opening a FIFO for reading waits for a writer: the first find
+     * hung for ever, and with it every import after it (from a sweep of
+     * the tar finder). */
+    const char *fifo = tmp_path("pipe.tar");
+    ASSERT_EQ_INT(mkfifo(fifo, 0600), 0);
+    assert_unusable(fifo, "not a regular file");
+}
+
+TEST(archive_others_may_write_is_refused)
+{
+    /* The archive holds code: the host's file rules hold for it as for
+     * a module file or a module database (from a sweep of the tar
+     * finder: a world-writable archive was served). */
+    const char *ar = archive_make(tmp_path("open.tar"),
+                                  plugin_member("only_in_archive.so",
+                                                "hello.so"));
+    ASSERT_EQ_INT(chmod(ar, 0666), 0);
+    assert_unusable(ar, "writable by group or others");
+    /* MH_CONFIG_INSECURE_FILES: the application's choice, served. */
+    host_opts o = {.flags = MH_CONFIG_INSECURE_FILES};
+    mh_host *h = tar_host(&o, ar);
+    assert_from(import_ok(h, "only_in_archive"), ar, "only_in_archive.so");
+    mh_host_free(h);
+}
+
+TEST(deep_packages_index_each_directory_once)
+{
+    /* 10,000 modules 60 packages deep: every member added each prefix
+     * of its path again (60 names, 7 KB a member), and such an archive
+     * hit the index's limit of 64 MB of names long before its limit of
+     * members (from a sweep of the tar finder).  Grouped members add
+     * each directory once now. */
+    const char *ar = tmp_path("deep.tar");
+    run_python("deep.py",
+               "import io, sys, tarfile\n"
+               "d = '/'.join('p%d' % i for i in range(60))\n"
+               "with tarfile.open(sys.argv[1], 'w') as t:\n"
+               "    for i in range(10000):\n"
+               "        ti = tarfile.TarInfo('%s/m%d.lua' % (d, i))\n"
+               "        data = b'return {}'\n"
+               "        ti.size = len(data)\n"
+               "        t.addfile(ti, io.BytesIO(data))\n",
+               ar);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *h = tar_host(&o, ar);
+    const char *deep = "p0";
+    for (int i = 1; i < 60; i++)
+        deep = str_fmt("%s.p%d", deep, i);
+    mh_module *mod = import_ok(h, str_fmt("%s.m9999", deep));
+    ASSERT_EQ_STR(mh_module_finder(mod), "tar");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "10000 module files, 60 package "
+                                  "directories");
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+TEST(huge_sidecar_is_not_inflated)
+{
+    /* A small zip whose m.json inflates to 64 MiB: it was read whole
+     * (up to max_module_size) before the host refused it as over a
+     * manifest's 256 KiB (from a sweep of the tar finder).  Reading stops
+     * at that limit now. */
+    const char *ar = tmp_path("side.zip");
+    run_python("side.py",
+               "import sys, zipfile\n"
+               "with zipfile.ZipFile(sys.argv[1], 'w', "
+               "zipfile.ZIP_DEFLATED) as z:\n"
+               "    z.writestr('only_in_archive.lua', 'return {}')\n"
+               "    z.writestr('only_in_archive.json', '{\"version\": "
+               "\"1\", \"x\": \"' + 'a' * (64 << 20) + '\"}')\n",
+               ar);
+    mh_host *h = tar_host(NULL, ar);
+    mh_manifest *m = NULL;
+    ASSERT_TRUE(mh_metadata(h, "only_in_archive", &m, ERR) != MH_OK);
+    ASSERT_NULL(m);
+    ASSERT_CONTAINS(ERR_MSG(), "the limit of a manifest");
+    ASSERT_CONTAINS(ERR_MSG(), "only_in_archive.json");
+    mh_host_free(h);
 }
 
 TEST(damaged_member_fails_that_module_only)

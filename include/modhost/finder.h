@@ -179,7 +179,27 @@ typedef struct mh_finder_services {
     /* The host's canonical copy of s, valid until the host is freed (NULL
      * when out of memory): for strings find returns in *spec. */
     const char *(*intern)(mh_finder_ctx *cx, const char *s);
+    /* Open path read-only as the host opens a file of code: the file and
+     * each directory of its real path owned by root or this user and
+     * writable by no one else (a root-owned sticky directory aside),
+     * unless the application set MH_CONFIG_INSECURE_FILES; the file
+     * regular (a FIFO is refused without waiting for a writer).  For a
+     * finder that serves code out of a file of its own (an archive, a
+     * database): others must not be able to write what it serves.  MH_OK
+     * with *fd (the caller closes it); else *fd is -1, the reason --
+     * naming the file or directory, its owner and mode, and the way out
+     * -- is written into why (why_size bytes, cut to fit), and the code
+     * returned: MH_EPATH for a file that is not safe, not regular or not
+     * there, MH_EAGAIN when no descriptor was free, MH_EIO.  Nothing is
+     * recorded: the finder says what it makes of it.  New in this
+     * version of the services: check MH_SVC_HAS(svc, open_code) first. */
+    mh_status (*open_code)(mh_finder_ctx *cx, const char *path, int *fd,
+                           char *why, size_t why_size);
 } mh_finder_services;
+
+/* True when the host's services have member `field`. */
+#define MH_SVC_HAS(svc, field) \
+    ((svc)->size >= offsetof(mh_finder_services, field) + sizeof((svc)->field))
 
 /* The context of one call: services, and the `ud` given at registration.
  * Made by the host; finders only read it (svc->size says what svc has). */

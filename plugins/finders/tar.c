@@ -18,6 +18,13 @@
  * when this libarchive was built with those libraries: libarchive would
  * otherwise run an external program, which a library must never do
  * behind its host's back.  Other formats (cpio, 7z, rar, ...) are refused.
+ * libarchive never reads a gzip stream's trailer (the tar reader stops at
+ * its end-of-archive blocks) nor checks its CRC, so an index build runs a
+ * gzip-compressed archive through zlib once, whole: a damaged one is
+ * refused, not served with flipped bytes.  (xz, zstd and bzip2 check
+ * their blocks as they decompress them.)  The archive itself is opened
+ * as the host opens code files (svc->open_code): owned by root or this
+ * user and writable by no one else, in directories like that.
  *
  * The index
  * ---------
@@ -64,11 +71,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define TAR_SCHEME "tar:"
 #define TAR_MAX_MEMBERS ((size_t)1 << 20)   /* headers read per archive */
 #define TAR_MAX_NAMES ((size_t)64 << 20)    /* bytes of names kept */
 #define TAR_NAME_BUF 4096                   /* longest member name read */
+#define TAR_SIDECAR_MAX (256u * 1024u)      /* the host's manifest limit */
 #define TAR_REL_MAX (MH_NAME_MAX + 8)       /* "a/b/c" + ".luac" + NUL */
 #define TAR_BLOCK 65536                     /* read size of libarchive */
 #define TAR_WARN_UNSAFE 5                   /* unsafe names warned about */
@@ -319,9 +328,15 @@ static int index_add(mh_finder_ctx *cx, tar_index *ix, tar_vec *v,
 }
 
 /* The package directories of name[0..n): "a/b/c.so" gives "a" and "a/b",
- * a directory member "a/b" gives "a" and "a/b" too. */
+ * a directory member "a/b" gives "a" and "a/b" too.  prev[0..prev_n) is
+ * the member before (prev_dir: a directory): the prefixes it gave are
+ * not added again, so members grouped by directory, however deep, add
+ * each directory once -- not every prefix of every member, which at
+ * depth d is d names per member, and filled the index's limits long
+ * before its count of members did. */
 static int index_add_dirs(mh_finder_ctx *cx, tar_index *ix, const char *name,
-                          size_t n, bool is_dir)
+                          size_t n, bool is_dir, const char *prev,
+                          size_t prev_n, bool prev_dir)
 {
     for (size_t i = 0; i <= n; i++) {
         if (i < n && name[i] != '/')
@@ -330,14 +345,9 @@ static int index_add_dirs(mh_finder_ctx *cx, tar_index *ix, const char *name,
             break;
         if (!valid_stem(name, i))
             break; /* no deeper prefix can be valid either */
-        /* Members come grouped by directory: skip a repeat of the last. */
-        const tar_vec *d = &ix->dirs;
-        if (d->len) {
-            const tar_member *last = (const tar_member *)d->p + d->len - 1;
-            const char *ln = (const char *)ix->names.p + last->off;
-            if (strlen(ln) == i && memcmp(ln, name, i) == 0)
-                continue;
-        }
+        if (i <= prev_n && memcmp(prev, name, i) == 0 &&
+            (i < prev_n ? prev[i] == '/' : prev_dir))
+            continue; /* the member before gave it */
         int r = index_add(cx, ix, &ix->dirs, name, i,
                           (tar_member){.size = -1, .type = M_DIR});
         if (r != 0)
@@ -444,20 +454,79 @@ static bool stamp_eq(tar_stamp a, tar_stamp b)
            a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns;
 }
 
+/* For a gzip-compressed archive open on fd: the whole stream through
+ * zlib, which checks each member's CRC-32 and length.  True when it is
+ * sound (or not gzip); else false with the reason in why. */
+static bool gzip_sound(struct archive *a, int fd, char *why, size_t why_size)
+{
+    bool gz = false;
+    for (int i = 0; i < archive_filter_count(a); i++)
+        gz |= archive_filter_code(a, i) == ARCHIVE_FILTER_GZIP;
+    if (!gz)
+        return true;
+    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    gzFile z = dup_fd >= 0 && lseek(dup_fd, 0, SEEK_SET) == 0
+                   ? gzdopen(dup_fd, "rb") : NULL;
+    if (!z) {
+        if (dup_fd >= 0)
+            close(dup_fd);
+        snprintf(why, why_size, "cannot check its gzip stream: %s",
+                 strerror(errno ? errno : ENOMEM));
+        return false;
+    }
+    static _Thread_local unsigned char buf[65536];
+    int n;
+    while ((n = gzread(z, buf, sizeof buf)) > 0)
+        ;
+    int zerr = Z_OK;
+    const char *msg = n < 0 ? gzerror(z, &zerr) : NULL;
+    if (msg && strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
+        msg = strstr(msg, ": ") + 2; /* zlib's name for the descriptor */
+    if (n < 0)
+        snprintf(why, why_size, "damaged gzip stream: %s",
+                 msg && *msg ? msg : "unreadable");
+    gzclose(z); /* and dup_fd */
+    return n == 0;
+}
+
 /* Why the member list could not be read, at header number `ordinal`
  * (the last name read was `last`). */
-static void failed(struct archive *a, uint32_t ordinal, const char *last,
-                   char *why, size_t why_size)
+/* The compression the first bytes of the file on fd say, or NULL: for
+ * messages about a stream cut before libarchive could tell. */
+static const char *compression_of(int fd)
 {
+    static const struct {
+        const char *name;
+        unsigned char magic[6];
+        size_t n;
+    } magics[] = {
+        {"gzip", {0x1f, 0x8b}, 2},
+        {"bzip2", {'B', 'Z', 'h'}, 3},
+        {"xz", {0xfd, '7', 'z', 'X', 'Z', 0}, 6},
+        {"zstd", {0x28, 0xb5, 0x2f, 0xfd}, 4},
+    };
+    unsigned char b[6];
+    ssize_t got = pread(fd, b, sizeof b, 0);
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
+        if (got >= (ssize_t)magics[i].n &&
+            memcmp(b, magics[i].magic, magics[i].n) == 0)
+            return magics[i].name;
+    return NULL;
+}
+
+static void failed(struct archive *a, int fd, uint32_t ordinal,
+                   const char *last, char *why, size_t why_size)
+{
+    const char *z = NULL;
     if (ordinal > 0)
         snprintf(why, why_size, "damaged archive after member %u ('%s'): "
                  "%s", ordinal, last, ar_msg(a));
     else if (archive_format(a) != 0)
         snprintf(why, why_size, "damaged archive: %s", ar_msg(a));
-    else if (archive_filter_count(a) > 1) /* a decompressor and "none" */
+    else if (archive_filter_count(a) > 1 || (z = compression_of(fd)))
         snprintf(why, why_size, "%s-compressed, but no tar archive could "
-                 "be read from it: %s", archive_filter_name(a, 0),
-                 ar_msg(a));
+                 "be read from it: %s",
+                 z ? z : archive_filter_name(a, 0), ar_msg(a));
     else
         snprintf(why, why_size, "not a tar or zip archive: %s", ar_msg(a));
 }
@@ -483,7 +552,9 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
 
     mh_status rc = MH_OK;
     struct archive *a = reader_new();
-    char name[TAR_NAME_BUF], last[TAR_NAME_BUF] = "";
+    char name[TAR_NAME_BUF], last[TAR_NAME_BUF] = "", prev[TAR_NAME_BUF];
+    size_t prev_n = 0;
+    bool prev_dir = false;
     size_t unsafe = 0;
     uint32_t ordinal = 0;
     if (!a) {
@@ -493,7 +564,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
     }
     if (lseek(fd, 0, SEEK_SET) != 0 ||
         archive_read_open_fd(a, fd, TAR_BLOCK) != ARCHIVE_OK) {
-        snprintf(why, why_size, "not a tar or zip archive: %s", ar_msg(a));
+        failed(a, fd, 0, "", why, why_size);
         rc = MH_EFORMAT;
         goto out;
     }
@@ -502,8 +573,8 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
         int r = archive_read_next_header(a, &e);
         if (r == ARCHIVE_EOF)
             break;
-        if (r < ARCHIVE_WARN) { /* RETRY: a damaged header; FATAL */
-            failed(a, ordinal, last, why, why_size);
+        if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN) { /* a damaged header */
+            failed(a, fd, ordinal, last, why, why_size);
             rc = MH_EFORMAT;
             goto out;
         }
@@ -533,7 +604,11 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
             continue;
         uint8_t type = member_type(e);
         bool is_dir = type == M_DIR || dir_syntax;
-        int ar = index_add_dirs(cx, ix, name, n, is_dir);
+        int ar = index_add_dirs(cx, ix, name, n, is_dir, prev, prev_n,
+                                prev_dir);
+        memcpy(prev, name, n);
+        prev_n = n;
+        prev_dir = is_dir;
         size_t stem = 0;
         bool wanted = module_suffix(name, n, &stem) >= 0;
         if (!wanted && n > 5 && memcmp(name + n - 5, ".json", 5) == 0) {
@@ -563,6 +638,10 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
             rc = MH_EFORMAT;
             goto out;
         }
+    }
+    if (!gzip_sound(a, fd, why, why_size)) {
+        rc = MH_EFORMAT;
+        goto out;
     }
     if (unsafe > TAR_WARN_UNSAFE)
         cx->svc->log(cx, MH_LOG_WARN, "%s: %zu more unsafe member names "
@@ -626,11 +705,22 @@ static mh_status refresh_fd(mh_finder_ctx *cx, tar_state *s, int fd,
     return rc;
 }
 
-/* Open the archive read-only: fd and its stat, or -1 with why set. */
-static int open_archive(tar_state *s, struct stat *st, mh_status *code,
-                        char *why, size_t why_size)
+/* Open the archive read-only: fd and its stat, or -1 with why set.  The
+ * host's file-safety rules hold for it as for a module file (it holds
+ * code): through the host's open_code where the host has it.  Never
+ * waits for a FIFO's writer. */
+static int open_archive(mh_finder_ctx *cx, tar_state *s, struct stat *st,
+                        mh_status *code, char *why, size_t why_size)
 {
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = -1;
+    if (stat(s->path, st) == 0 && S_ISREG(st->st_mode) &&
+        MH_SVC_HAS(cx->svc, open_code)) {
+        *code = cx->svc->open_code(cx, s->path, &fd, why, why_size);
+        if (*code != MH_OK)
+            return -1;
+    } else {
+        fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    }
     if (fd < 0) {
         int e = errno;
         *code = e == ENOENT || e == ENOTDIR ? MH_EPATH
@@ -667,7 +757,7 @@ static mh_status refresh(mh_finder_ctx *cx, tar_state *s, char *why,
     if (s->cur && stamp_eq(s->cur->stamp, stamp_of(&st)))
         return MH_OK;
     mh_status rc;
-    int fd = open_archive(s, &st, &rc, why, why_size);
+    int fd = open_archive(cx, s, &st, &rc, why, why_size);
     if (fd < 0) {
         state_drop(cx, s);
         return rc;
@@ -715,7 +805,7 @@ static mh_status tar_open(mh_finder_ctx *cx, const char *entry, void **state)
     char why[600];
     struct stat st;
     mh_status rc;
-    int fd = open_archive(s, &st, &rc, why, sizeof why);
+    int fd = open_archive(cx, s, &st, &rc, why, sizeof why);
     if (fd >= 0) {
         rc = index_build(cx, s->path, fd, &st, &s->cur, why, sizeof why);
         close(fd);
@@ -924,9 +1014,9 @@ static mh_status tar_list(mh_finder_ctx *cx, void *state, mh_finder_list_fn fn,
 /* Copy the data of the member the reader is at into out (m from the
  * index).  MH_OK, or an error recorded with cx->svc->error. */
 static mh_status copy_data(mh_finder_ctx *cx, tar_state *s, struct archive *a,
-                           const tar_member *m, mh_finder_blob *out)
+                           const tar_member *m, size_t max,
+                           const char *limit, mh_finder_blob *out)
 {
-    size_t max = cx->svc->max_module_size(cx);
     bool known = m->size >= 0;
     size_t cap = known ? (size_t)m->size : max < TAR_BLOCK ? max : TAR_BLOCK;
     if (cap == 0)
@@ -958,9 +1048,8 @@ static mh_status copy_data(mh_finder_ctx *cx, tar_state *s, struct archive *a,
             if (cap >= max) {
                 cx->svc->free(cx, buf, cap);
                 return cx->svc->error(cx, MH_EFORMAT, "tar: %s: member %s "
-                                      "is larger than the host's "
-                                      "max_module_size (%zu bytes)", s->path,
-                                      m->name, max);
+                                      "is larger than %s (%zu bytes)",
+                                      s->path, m->name, limit, max);
             }
             size_t ncap = cap > max / 2 ? max : cap * 2;
             unsigned char *nb = cx->svc->alloc(cx, ncap);
@@ -998,9 +1087,11 @@ static mh_status copy_data(mh_finder_ctx *cx, tar_state *s, struct archive *a,
     return MH_OK;
 }
 
-/* Stream the archive on fd to member m and copy it out. */
+/* Stream the archive on fd to member m and copy it out, at most max
+ * bytes (`limit` names that bound in messages). */
 static mh_status stream_member(mh_finder_ctx *cx, tar_state *s, int fd,
-                               const tar_member *m, mh_finder_blob *out)
+                               const tar_member *m, size_t max,
+                               const char *limit, mh_finder_blob *out)
 {
     struct archive *a = reader_new();
     mh_status rc;
@@ -1017,7 +1108,7 @@ static mh_status stream_member(mh_finder_ctx *cx, tar_state *s, int fd,
     for (uint32_t i = 0;; i++) {
         struct archive_entry *e;
         int r = archive_read_next_header(a, &e);
-        if (r < ARCHIVE_WARN || r == ARCHIVE_EOF) {
+        if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN || r == ARCHIVE_EOF) {
             rc = cx->svc->error(cx, MH_EFORMAT, "tar: %s: cannot reach "
                                 "member %s (number %u): %s", s->path,
                                 m->name, m->ordinal,
@@ -1041,7 +1132,7 @@ static mh_status stream_member(mh_finder_ctx *cx, tar_state *s, int fd,
                                 s->path, m->name);
             goto out;
         }
-        rc = copy_data(cx, s, a, m, out);
+        rc = copy_data(cx, s, a, m, max, limit, out);
         goto out;
     }
 out:
@@ -1059,7 +1150,7 @@ static mh_status tar_read(mh_finder_ctx *cx, void *state, const char *key,
 
     out->data = NULL;
     out->len = out->size = 0;
-    int fd = open_archive(s, &st, &rc, why, sizeof why);
+    int fd = open_archive(cx, s, &st, &rc, why, sizeof why);
     if (fd < 0)
         return cx->svc->error(cx, rc == MH_EPATH ? MH_ENOTFOUND : rc,
                               "tar: %s: cannot read member %s: %s", s->path,
@@ -1072,6 +1163,15 @@ static mh_status tar_read(mh_finder_ctx *cx, void *state, const char *key,
     }
     const tar_member *m = lookup(&ix->files, key);
     size_t max = cx->svc->max_module_size(cx);
+    const char *limit = "the host's max_module_size";
+    size_t klen = strlen(key);
+    if (klen > 5 && strcmp(key + klen - 5, ".json") == 0 &&
+        max > TAR_SIDECAR_MAX) {
+        /* A sidecar manifest: the host reads no more than this of one,
+         * so no more is inflated (a small zip can hold a huge one). */
+        max = TAR_SIDECAR_MAX;
+        limit = "the limit of a manifest";
+    }
     if (!m)
         rc = cx->svc->error(cx, MH_ENOTFOUND, "tar: %s: member %s is no "
                             "longer in the archive", s->path, key);
@@ -1081,10 +1181,10 @@ static mh_status tar_read(mh_finder_ctx *cx, void *state, const char *key,
                             type_names[m->type]);
     else if (m->size >= 0 && (uint64_t)m->size > max)
         rc = cx->svc->error(cx, MH_EFORMAT, "tar: %s: member %s is %lld "
-                            "bytes, over the host's max_module_size (%zu "
-                            "bytes)", s->path, key, (long long)m->size, max);
+                            "bytes, over %s (%zu bytes)", s->path, key,
+                            (long long)m->size, limit, max);
     else
-        rc = stream_member(cx, s, fd, m, out);
+        rc = stream_member(cx, s, fd, m, max, limit, out);
     index_put(cx, s, ix);
     close(fd);
     return rc;
