@@ -474,7 +474,7 @@ static bool gzip_sound(struct archive *a, int fd, char *why, size_t why_size)
                  strerror(errno ? errno : ENOMEM));
         return false;
     }
-    static _Thread_local unsigned char buf[65536];
+    unsigned char buf[16384];
     int n;
     while ((n = gzread(z, buf, sizeof buf)) > 0)
         ;
