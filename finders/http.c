@@ -78,11 +78,14 @@ static void curl_init_once(void)
     curl_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
 }
 
-/* A download under way (get_module), by the SHA-256 it must have: a
- * thread that needs the same bytes waits for it and takes them from the
- * blob cache, rather than download them again. */
+/* A download under way (get_module) from this entry, by the SHA-256 it
+ * must have: a thread that needs the same bytes waits for it and takes
+ * them from the blob cache, rather than download them again. */
 typedef struct htf_dl {
     unsigned char sha256[32];
+    pthread_t thread;          /* downloading: never waits for itself */
+    unsigned forks;            /* mh_fork_count then: in a child of fork()
+                                  the thread is not there to finish it */
     struct htf_dl *next;
 } htf_dl;
 
@@ -932,15 +935,18 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
                       "over the host's max_module_size (%zu)", name, url,
                       (unsigned long long)size, h->max_module_size);
     bool disk = disk_ok(s);
-    /* The same bytes on their way (another module of the same content,
-     * or the same module for another entry's sake): wait, then look in
-     * the cache again. */
+    /* The same bytes on their way from this entry (another module of the
+     * same content): wait, then look in the cache again -- unless this
+     * thread is the one downloading them (a fetch's progress callback
+     * importing), or that thread stayed behind in the parent of fork(). */
     for (bool again = disk; again;) {
         again = false;
         if (from_cache(s, url, blob, size, sha256, out))
             return MH_OK;
         for (htf_dl *p = s->downloads; p && !again; p = p->next)
-            again = memcmp(p->sha256, sha256, sizeof sha256) == 0;
+            again = memcmp(p->sha256, sha256, sizeof sha256) == 0 &&
+                    !pthread_equal(p->thread, pthread_self()) &&
+                    p->forks == mh_fork_count();
         if (again)
             pthread_cond_wait(&s->dl_done, &s->lock);
     }
@@ -950,7 +956,8 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
         return mh_err(h, err, MH_ENOMEM, "out of memory downloading %s",
                       url);
     e = NULL; /* from here on, the index may change */
-    htf_dl mine = {.next = s->downloads};
+    htf_dl mine = {.thread = pthread_self(), .forks = mh_fork_count(),
+                   .next = s->downloads};
     memcpy(mine.sha256, sha256, sizeof sha256);
     s->downloads = &mine;
     pthread_mutex_unlock(&s->lock);
@@ -1126,7 +1133,21 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
                     "cannot be checked now");
         goto out;
     }
+    /* Every module: the names of the index as it is now (interned), each
+     * looked up again before its turn -- the index may be replaced while
+     * a module downloads (get_module lets the lock go), and a position in
+     * it would then name another module, or none. */
+    const char **all = NULL;
     size_t count = n ? n : s->idx.n;
+    if (!n && count) {
+        all = mh_mem_alloc(s->host, count * sizeof *all);
+        if (!all) {
+            rc = mh_err(s->host, err, MH_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < count; i++)
+            all[i] = s->idx.v[i].name;
+    }
     mh_status first = MH_OK; /* one bad module must not stop the others */
     for (size_t i = 0; i < count && rc != MH_ENOMEM; i++) {
         const mh_idx_entry *e;
@@ -1134,12 +1155,8 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
             if (done[i] || !(e = mh_idx_get(&s->idx, names[i])))
                 continue;
             done[i] = true;
-        } else {
-            /* The index may have been replaced while the last module
-             * downloaded (get_module lets the lock go): its own count. */
-            if (!s->have_idx || i >= s->idx.n)
-                break;
-            e = &s->idx.v[i];
+        } else if (!s->have_idx || !(e = mh_idx_get(&s->idx, all[i]))) {
+            continue; /* gone from the index meanwhile: nothing to keep */
         }
         mh_blob b;
         bool dl;
@@ -1169,6 +1186,8 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
     }
     if (rc != MH_ENOMEM)
         rc = first;
+    if (all)
+        mh_mem_free(s->host, all, count * sizeof *all);
 out:
     pthread_mutex_unlock(&s->lock);
     mh_buf_free(&why);

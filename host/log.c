@@ -32,18 +32,19 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg)
      * first and written with one call (one write(2) on unbuffered
      * stderr), so lines from threads and processes stay whole.  mh_vlog
      * makes lines of at most 2 KiB; a longer one is cut. */
-    char line[4 * 2048 + 4];
-    size_t o = 0;
-    for (const char *p = msg; *p && o + 5 < sizeof line;) {
+    char line[4 * 2048 + 32];
+    int o0 = snprintf(line, sizeof line, "modhost: %s: ", level_name(level));
+    size_t o = o0 > 0 ? (size_t)o0 : 0;
+    for (const char *p = msg; *p && o + 6 < sizeof line;) {
         size_t n = *p == '\n' || *p == '\t' ? 0 : mh_control_len(p);
         if (!n)
             line[o++] = *p++;
-        for (; n && o + 5 < sizeof line; n--)
+        for (; n && o + 6 < sizeof line; n--)
             o += (size_t)snprintf(line + o, sizeof line - o, "\\x%02x",
                                   (unsigned char)*p++);
     }
-    line[o] = '\0';
-    fprintf(stderr, "modhost: %s: %s\n", level_name(level), line);
+    line[o++] = '\n';
+    fwrite(line, 1, o, stderr); /* one write(2), however long */
 }
 
 /* The host whose log hook this thread is in (the innermost, when a hook

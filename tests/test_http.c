@@ -1799,6 +1799,109 @@ TEST(fetch_then_import_offline)
     log_capture_free(&lc);
 }
 
+/* What the fetch below does at its first progress call: the server's
+ * index loses a.so, and the host reads it again. */
+static struct {
+    mh_host *host;
+    const char *www;
+    int changed;
+} shrink;
+
+static int shrink_index(void *ud, const char *module, size_t index,
+                        size_t count, uint64_t now, uint64_t total)
+{
+    (void)ud;
+    (void)module;
+    (void)index;
+    (void)count;
+    (void)now;
+    (void)total;
+    if (shrink.changed++ == 0) {
+        ASSERT_EQ_INT(unlink(str_fmt("%s/a.so", shrink.www)), 0);
+        http_index_dir(shrink.www, NULL);
+        mh_invalidate_caches(shrink.host);
+        mh_spec_info info = {.size = sizeof info};
+        ASSERT_STATUS(mh_find(shrink.host, "c", &info, NULL), MH_OK);
+    }
+    return 0;
+}
+
+TEST(fetch_of_every_module_survives_the_index_changing)
+{
+    /* [a, b, c]; while a downloads, the index becomes [b, c].  The fetch
+     * went on by position in whatever index there was: b, now first,
+     * was never fetched (and before a fix of the same day, a later
+     * position read past the new index's end).  It goes on by name now
+     * (from a review). */
+    const char *www = tmp_mkdir("www");
+    fixture_copy("answer7", "www/a.so");
+    fixture_copy("counter", "www/b.so");
+    fixture_copy("slow_init", "www/c.so");
+    http_index_dir(www, NULL);
+    const char *b_sha = sha256_of(str_fmt("%s/b.so", www));
+    const char *c_sha = sha256_of(str_fmt("%s/c.so", www));
+    http_server *srv = http_start(www, "--max-age 0");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    memset(&shrink, 0, sizeof shrink);
+    shrink.host = h;
+    shrink.www = www;
+    size_t fetched = 0;
+    /* a went while it downloaded: that is the failure; b and c are
+     * fetched all the same. */
+    ASSERT_STATUS(mh_fetch(h, NULL, 0, shrink_index, NULL, &fetched, ERR),
+                  MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "module 'a'");
+    ASSERT_TRUE(shrink.changed > 0);
+    ASSERT_TRUE(file_exists(tmp_path("cache/blobs/%s", b_sha)));
+    ASSERT_TRUE(file_exists(tmp_path("cache/blobs/%s", c_sha)));
+    ASSERT_EQ_INT(fetched, 2);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+static int import_same_bytes(void *ud, const char *module, size_t index,
+                             size_t count, uint64_t now, uint64_t total)
+{
+    (void)module;
+    (void)index;
+    (void)count;
+    (void)now;
+    (void)total;
+    int *imported = ud;
+    if ((*imported)++ == 0) {
+        mh_module *mod = NULL;
+        ASSERT_STATUS(mh_import(shrink.host, "pkg.mod", &mod, NULL), MH_OK);
+        ASSERT_EQ_INT(call_int(mod, "value"), 42);
+    }
+    return 0;
+}
+
+TEST(fetch_progress_importing_the_same_bytes_does_not_wait_for_itself)
+{
+    /* While counter downloads, the progress callback imports pkg.mod, the
+     * same bytes from the same entry: a thread needing bytes on their way
+     * waits for that download -- but not for its own, which would wait
+     * for ever (from a review). */
+    http_server *srv = http_start(http_site(NULL), "--max-age 0");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    memset(&shrink, 0, sizeof shrink);
+    shrink.host = h;
+    int imported = 0;
+    const char *names[] = {"counter"};
+    ASSERT_STATUS(mh_fetch(h, names, 1, import_same_bytes, &imported, NULL,
+                           ERR), MH_OK);
+    ASSERT_TRUE(imported > 0);
+    ASSERT_NOT_NULL(mh_host_module(h, "pkg.mod"));
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(fetch_into_a_cache_others_can_write_fails)
 {
     /* Fetching is caching: where the cache is not used, mh_fetch says so

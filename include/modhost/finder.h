@@ -189,9 +189,10 @@ typedef struct mh_finder_services {
      * with *fd (the caller closes it); else *fd is -1, the reason --
      * naming the file or directory, its owner and mode, and the way out
      * -- is written into why (why_size bytes, cut to fit), and the code
-     * returned: MH_EPATH for a file that is not safe, not regular or not
-     * there, MH_EAGAIN when no descriptor was free, MH_EIO.  Nothing is
-     * recorded: the finder says what it makes of it.  New in this
+     * returned: MH_ENOTFOUND for a file that is not there, MH_EPATH for
+     * one that is not safe or not regular, MH_EAGAIN when no descriptor
+     * was free, MH_EIO for another failure, MH_EINVAL for a NULL path.
+     * Nothing is recorded: the finder says what it makes of it.  New in this
      * version of the services: check MH_SVC_HAS(svc, open_code) first. */
     mh_status (*open_code)(mh_finder_ctx *cx, const char *path, int *fd,
                            char *why, size_t why_size);

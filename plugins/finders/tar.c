@@ -713,9 +713,14 @@ static int open_archive(mh_finder_ctx *cx, tar_state *s, struct stat *st,
                         mh_status *code, char *why, size_t why_size)
 {
     int fd = -1;
-    if (stat(s->path, st) == 0 && S_ISREG(st->st_mode) &&
-        MH_SVC_HAS(cx->svc, open_code)) {
+    if (MH_SVC_HAS(cx->svc, open_code)) {
+        /* Always, whatever a stat said a moment ago: the name may lead
+         * to another file by the time it is opened. */
         *code = cx->svc->open_code(cx, s->path, &fd, why, why_size);
+        if (*code == MH_ENOTFOUND) {
+            *code = MH_EPATH;
+            snprintf(why, why_size, "no such archive");
+        }
         if (*code != MH_OK)
             return -1;
     } else {
