@@ -161,6 +161,30 @@ mh_status mh_dl_status(const char *raw, char *why, size_t size,
     return MH_EAGAIN;
 }
 
+size_t mh_escape(char *out, size_t size, const char *t, size_t n,
+                 bool keep_lines, const char **rest)
+{
+    size_t o = 0, i = 0;
+    while (i < n && t[i]) {
+        size_t c = keep_lines && (t[i] == '\n' || t[i] == '\t')
+                       ? 0 : mh_control_len(t + i);
+        if (c > n - i)
+            c = n - i; /* a C1 pair cut by n: its first byte alone */
+        size_t need = c ? 4 * c : 1;
+        if (o + need >= size)
+            break;
+        if (!c)
+            out[o++] = t[i++];
+        for (; c; c--)
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x",
+                                  (unsigned char)t[i++]);
+    }
+    out[o] = '\0';
+    if (rest)
+        *rest = t + i;
+    return o;
+}
+
 mh_status mh_dl_message(char *out, size_t size, const char *path,
                         const char *shown)
 {

@@ -278,6 +278,15 @@ static inline size_t mh_control_len(const char *t)
     return c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2 : 0;
 }
 
+/* t, at most n bytes of it (SIZE_MAX: to its NUL), into out (size >= 1
+ * bytes, NUL-terminated) with each control character (mh_control_len)
+ * as \xNN -- newlines and tabs kept when keep_lines -- cut between
+ * characters to fit.  Returns the bytes written; *rest (if not NULL) is
+ * where t stopped: at its NUL or its n-th byte when all of it fit.  For
+ * every message that quotes text others chose. */
+size_t mh_escape(char *out, size_t size, const char *t, size_t n,
+                 bool keep_lines, const char **rest);
+
 /* v in decimal at p, at least `width` (1..20) digits, no NUL; returns
  * the end.  For paths and keys built on a hot path: snprintf's code is
  * large, and a cold import pays for every line of code it runs

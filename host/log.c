@@ -35,14 +35,7 @@ void mh_log_default(void *ud, mh_log_level level, const char *msg)
     char line[4 * 2048 + 32];
     int o0 = snprintf(line, sizeof line, "modhost: %s: ", level_name(level));
     size_t o = o0 > 0 ? (size_t)o0 : 0;
-    for (const char *p = msg; *p && o + 6 < sizeof line;) {
-        size_t n = *p == '\n' || *p == '\t' ? 0 : mh_control_len(p);
-        if (!n)
-            line[o++] = *p++;
-        for (; n && o + 6 < sizeof line; n--)
-            o += (size_t)snprintf(line + o, sizeof line - o, "\\x%02x",
-                                  (unsigned char)*p++);
-    }
+    o += mh_escape(line + o, sizeof line - o - 1, msg, SIZE_MAX, true, NULL);
     line[o++] = '\n';
     fwrite(line, 1, o, stderr); /* one write(2), however long */
 }

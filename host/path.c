@@ -79,20 +79,10 @@ const char *mh_path_show_escaped(mh_host *h, const char *t, char *buf,
     mh_buf_init(&b, h, 0);
     mh_path_mask(t, &b);
     const char *shown = b.failed ? "(out of memory)" : mh_buf_str(&b);
-    size_t o = 0;
-    while (*shown && o + 13 < size) {
-        size_t n = mh_control_len(shown);
-        if (!n)
-            buf[o++] = *shown++;
-        for (; n; n--, shown++)
-            o += (size_t)snprintf(buf + o, size - o, "\\x%02x",
-                                  (unsigned char)*shown);
-    }
-    if (*shown && size >= 4) { /* cut: said so */
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = '\0';
+    const char *rest;
+    size_t o = mh_escape(buf, size - 3, shown, SIZE_MAX, false, &rest);
+    if (*rest) /* cut: said so */
+        memcpy(buf + o, "...", 4);
     mh_buf_free(&b);
     return buf;
 }

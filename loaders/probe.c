@@ -421,16 +421,7 @@ static void last_line(const char *text, char *out, size_t size)
         start--;
     if (end - start > 200)
         end = start + 200;
-    size_t o = 0;
-    for (const char *p = start; p < end && o + 9 < size;) {
-        size_t n = mh_control_len(p);
-        if (!n)
-            out[o++] = *p++;
-        for (; n && p < end; n--)
-            o += (size_t)snprintf(out + o, size - o, "\\x%02x",
-                                  (unsigned char)*p++);
-    }
-    out[o] = '\0';
+    mh_escape(out, size, start, (size_t)(end - start), false, NULL);
 }
 
 static int signal_named(const char *word, size_t n)
