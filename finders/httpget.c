@@ -122,8 +122,6 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
          * a no-cache on any of them holds whatever the others say. */
         if (strstr(v, "no-cache") || strstr(v, "no-store"))
             g->no_cache = true;
-        if (g->no_cache)
-            g->max_age = 0;
     } else if (len > 4 && strncasecmp(p, "Age:", 4) == 0) {
         char v[32];
         header_value(v, sizeof v, p + 4, len - 4);
@@ -396,10 +394,13 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
          * definite answer. */
         g->unavailable = g->status >= 500 || g->status == 408 ||
                          g->status == 425 || g->status == 429;
-        /* What a cache in between has held counts against the lifetime
-         * (RFC 9111 4.2.3), or an index is fresh here for up to twice
-         * its max-age. */
-        if (g->max_age > 0)
+        /* The freshness, settled once all headers are in: none with a
+         * no-cache on any line, else what a cache in between has held
+         * counts against the lifetime (RFC 9111 4.2.3), or an index is
+         * fresh here for up to twice its max-age. */
+        if (g->no_cache)
+            g->max_age = 0;
+        else if (g->max_age > 0)
             g->max_age = g->age >= g->max_age ? 0 : g->max_age - g->age;
         /* Named in messages about the status; without the memory, the
          * message names the URL asked for. */
