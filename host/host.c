@@ -122,11 +122,6 @@ static void atfork_setup(void)
     pthread_atfork(NULL, NULL, count_fork);
 }
 
-static void fork_count_setup(void)
-{
-    pthread_once(&atfork_once, atfork_setup);
-}
-
 unsigned mh_fork_count(void)
 {
     return atomic_load_explicit(&fork_count, memory_order_relaxed);
@@ -155,7 +150,7 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
                       "set it to sizeof(mh_http_limits)",
                       cfg->http->size);
 
-    fork_count_setup(); /* before any state that a fork divides */
+    pthread_once(&atfork_once, atfork_setup); /* before a fork divides */
     mh_alloc_fn alloc = cfg->alloc ? cfg->alloc : mh_mem_default_alloc;
     mh_host *h = alloc(cfg->alloc_ud, NULL, 0, sizeof *h);
     if (!h)

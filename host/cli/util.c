@@ -46,15 +46,12 @@ static void put_text(FILE *f, const char *s, bool one_line)
 static void put_formatted(const cli_command *cmd, const char *fmt,
                           va_list ap)
 {
-    va_list again;
-    va_copy(again, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    char *out = NULL;
+    char *text = NULL, *out = NULL;
     size_t len = 0;
+    if (vasprintf(&text, fmt, ap) < 0)
+        text = NULL;
     FILE *mem = text ? open_memstream(&out, &len) : NULL;
     if (mem) {
-        vsnprintf(text, (size_t)n + 1, fmt, again);
         fputs("modhost: ", mem);
         if (cmd)
             fprintf(mem, "%s: ", cmd->name);
@@ -67,7 +64,6 @@ static void put_formatted(const cli_command *cmd, const char *fmt,
         fputs("modhost: out of memory\n", stderr);
     free(out);
     free(text);
-    va_end(again);
 }
 
 void cli_errorf(const char *fmt, ...)
