@@ -429,27 +429,6 @@ TEST(finder_open_importing_what_another_thread_imports_does_not_deadlock)
     log_capture_free(&lc);
 }
 
-/* In the child: a module nowhere is not found, entry 0 passed over with
- * the reason; other imports. */
-static int child_passes_over(void *ud)
-{
-    mh_host *host = ud;
-    mh_module *m = NULL;
-    mh_error *e = NULL;
-    mh_status rc = mh_import(host, "nowhere", &m, &e);
-    const char *msg = mh_error_message(e);
-    int bad = rc != MH_ENOTFOUND || !msg ||
-              !strstr(msg, "a thread that was opening it when the process "
-                           "forked");
-    if (bad)
-        fprintf(stderr, "child: import nowhere: %s: %s\n",
-                mh_status_name(rc), msg ? msg : "");
-    mh_error_free(e);
-    if (bad)
-        return 2;
-    return mh_import(host, "other", &m, NULL) == MH_OK ? 0 : 3;
-}
-
 TEST(child_of_fork_passes_over_an_entry_a_parent_thread_was_opening)
 {
     /* Thread A is inside ogate:X's open() when the process forks.  In
@@ -471,8 +450,13 @@ TEST(child_of_fork_passes_over_an_entry_a_parent_thread_was_opening)
     pthread_t ta;
     ASSERT_EQ_INT(pthread_create(&ta, NULL, import_thread, &a), 0);
     wait_for_file(marker, "the finder's open()", 20);
-    in_child_of_fork(child_passes_over, host, "2: not the error expected, "
-                                              "3: other did not import");
+    /* In the child: a module nowhere is not found, entry 0 passed over
+     * with the reason; other imports. */
+    child_imports c = {host, "nowhere", MH_ENOTFOUND,
+                       "a thread that was opening it when the process "
+                       "forked", "other"};
+    in_child_of_fork(child_imports_fn, &c, "2: not the error expected, 3: "
+                                           "other did not import");
     file_write_bytes(gate, "", 0);
     pthread_join(ta, NULL);
     ASSERT_STATUS(a.rc, MH_OK);

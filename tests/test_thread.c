@@ -351,26 +351,6 @@ static void *import_slow_init(void *arg)
     return NULL;
 }
 
-/* In the child: slow_init fails at once, saying why; counter imports. */
-static int child_imports(void *ud)
-{
-    mh_host *host = ud;
-    mh_module *m = NULL;
-    mh_error *e = NULL;
-    mh_status rc = mh_import(host, "slow_init", &m, &e);
-    const char *msg = mh_error_message(e);
-    int bad = rc != MH_EDEADLOCK || !msg ||
-              !strstr(msg, "another thread was importing it when the "
-                           "process forked");
-    if (bad)
-        fprintf(stderr, "child: import slow_init: %s: %s\n",
-                mh_status_name(rc), msg ? msg : "");
-    mh_error_free(e);
-    if (bad)
-        return 2;
-    return mh_import(host, "counter", &m, NULL) == MH_OK ? 0 : 3;
-}
-
 TEST(child_of_fork_is_told_an_import_in_flight_cannot_finish)
 {
     /* A thread is in slow_init's init when the process forks.  In the
@@ -388,8 +368,13 @@ TEST(child_of_fork_is_told_an_import_in_flight_cannot_finish)
     pthread_t t;
     ASSERT_EQ_INT(pthread_create(&t, NULL, import_slow_init, &s), 0);
     wait_for_file(marker, "slow_init's init", 20);
-    in_child_of_fork(child_imports, host, "2: not the error expected, 3: "
-                                          "counter did not import");
+    /* In the child: slow_init fails at once, saying why; counter
+     * imports. */
+    child_imports c = {host, "slow_init", MH_EDEADLOCK,
+                       "another thread was importing it when the process "
+                       "forked", "counter"};
+    in_child_of_fork(child_imports_fn, &c, "2: not the error expected, 3: "
+                                           "counter did not import");
     pthread_join(t, NULL);
     ASSERT_STATUS(s.rc, MH_OK);
     mh_host_free(host);

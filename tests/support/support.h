@@ -66,6 +66,18 @@ void wait_for_file(const char *path, const char *what, double seconds);
  * fail the case unless it exited with 0, naming `codes` (what fn's other
  * exit statuses mean). */
 void in_child_of_fork(int (*fn)(void *ud), void *ud, const char *codes);
+/* What a child of fork() checks (for in_child_of_fork's fn, with ud a
+ * child_imports): importing `bad` fails with `status` and a message that
+ * contains `says` (else 2, the import said on stderr), then `good`
+ * imports (else 3); 0 when both hold. */
+typedef struct child_imports {
+    mh_host *host;
+    const char *bad;
+    mh_status status;
+    const char *says;
+    const char *good;
+} child_imports;
+int child_imports_fn(void *ud);
 /* CLOCK_MONOTONIC in seconds. */
 double mono_s(void);
 /* Set a file's (or directory's) atime and mtime to sec (Unix time). */

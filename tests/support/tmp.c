@@ -280,6 +280,23 @@ void in_child_of_fork(int (*fn)(void *ud), void *ud, const char *codes)
              codes);
 }
 
+int child_imports_fn(void *ud)
+{
+    const child_imports *c = ud;
+    mh_module *m = NULL;
+    mh_error *e = NULL;
+    mh_status rc = mh_import(c->host, c->bad, &m, &e);
+    const char *msg = mh_error_message(e);
+    int bad = rc != c->status || !msg || !strstr(msg, c->says);
+    if (bad)
+        fprintf(stderr, "child: import %s: %s: %s\n", c->bad,
+                mh_status_name(rc), msg ? msg : "");
+    mh_error_free(e);
+    if (bad)
+        return 2;
+    return mh_import(c->host, c->good, &m, NULL) == MH_OK ? 0 : 3;
+}
+
 void file_set_mtime(const char *path, long long sec)
 {
     struct timespec ts[2];
