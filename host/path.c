@@ -676,17 +676,27 @@ static void entry_unsettle(mh_pentry *e, mh_olock_r how)
     e->open_error = NULL;
 }
 
-void mh_path_retry_unclaimed(mh_host *h)
+/* Every entry unsettled (entry_unsettle), and with `invalidate` its
+ * finder instance told to forget what it knows first. */
+static void unsettle_all(mh_host *h, bool invalidate)
 {
     mh_path_snap s;
     mh_path_snap_take(h, &s, NULL, NULL);
     for (size_t i = 0; i < s.n; i++) {
         mh_pentry *e = s.v[i];
         mh_olock_r how = mh_path_entry_lock(e);
+        const mh_hook *c = atomic_load(&e->finder);
+        if (c && invalidate)
+            mh_fcx_invalidate(h, c, e->state);
         entry_unsettle(e, how);
         mh_path_entry_unlock(e, how);
     }
     mh_path_snap_free(h, &s);
+}
+
+void mh_path_retry_unclaimed(mh_host *h)
+{
+    unsettle_all(h, false);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -889,19 +899,8 @@ void mh_invalidate_caches(mh_host *host)
     if (!host || mh_entry_check(host, "mh_invalidate_caches", 0, NULL) !=
                      MH_OK)
         return; /* it could wait for this thread: see the header */
-    mh_path_snap s;
-    mh_path_snap_take(host, &s, NULL, NULL);
-    for (size_t i = 0; i < s.n; i++) {
-        mh_pentry *e = s.v[i];
-        mh_olock_r how = mh_path_entry_lock(e);
-        const mh_hook *c = atomic_load(&e->finder);
-        if (c)
-            mh_fcx_invalidate(host, c, e->state);
-        entry_unsettle(e, how);
-        mh_path_entry_unlock(e, how);
-    }
+    unsettle_all(host, true);
     mh_tops_forget(host);
-    mh_path_snap_free(host, &s);
     mh_chain_invalidate(host);
     mh_sec_forget(host);
     mh_stamp_forget(host);
