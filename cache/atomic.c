@@ -30,10 +30,7 @@ static int mkdirs(char *dir)
     return mkdir(dir, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Is this the host's first write into dir (interned: compared by
- * pointer)?  Remembered for the first MH_ATW_SWEPT directories; past
- * them, or without the memory to intern, every write sweeps. */
-static bool first_write_in(mh_host *h, const char *dir)
+bool mh_atw_first_in(mh_host *h, const char *dir)
 {
     const char *d = h ? mh_int_cstr(h, dir) : NULL;
     if (!d)
@@ -104,7 +101,7 @@ mh_status mh_atw_write_ex(mh_host *h, const char *path, const void *data,
     /* What killed writers left: once per directory and host, not at every
      * write (a read of the whole directory: a cache of n files would cost
      * n reads of n names to fill). */
-    if (first_write_in(h, dir))
+    if (mh_atw_first_in(h, dir))
         mh_atw_sweep(dir, ".tmp-");
     return MH_OK;
 }

@@ -45,4 +45,10 @@ mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,
 #define MH_ATW_STALE_S 600
 void mh_atw_sweep(const char *dir, const char *prefix);
 
+/* Is this the host's first call for key (a directory, or a file whose
+ * leftovers are swept), so that it sweeps?  Remembered for the first
+ * MH_ATW_SWEPT keys (interned: compared by pointer); past them, or
+ * without the memory to intern, always true. */
+bool mh_atw_first_in(struct mh_host *h, const char *key);
+
 #endif /* MH_CACHE_ATOMIC_H */

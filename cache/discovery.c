@@ -13,11 +13,13 @@
 #include "cache/atomic.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,37 +52,60 @@ static bool is_damage(int rc)
 
 /* Write a new, empty index at path: built under a temporary name and
  * renamed into place.  0 or -1. */
+/* Remove what rebuilds killed mid-way left beside the index at path. */
+static void sweep(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        mh_atw_sweep(dir, MH_DX_FILE ".tmp-");
+    }
+}
+
 static int fresh(mh_host *h, const char *path)
 {
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", path, (long)getpid(),
-             (unsigned)rand());
+    char tmp[PATH_MAX + 48], journal[PATH_MAX + 56];
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        MH_TRACE(h, "discovery index: cannot create %s (no random bytes: "
+                 "%s)", path, mh_errno_text(errno));
+        return -1;
+    }
+    /* A name of its own, made by us alone (SQLite's open ignores
+     * SQLITE_OPEN_EXCLUSIVE, and would take a leftover of the same
+     * name): random, and created O_EXCL before SQLite opens it. */
+    snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%02x%02x%02x%02x%02x%02x", path,
+             (long)getpid(), r[0], r[1], r[2], r[3], r[4], r[5]);
+    snprintf(journal, sizeof journal, "%s-journal", tmp);
     sqlite3 *db = NULL;
     char sql[sizeof SCHEMA + 160];
     snprintf(sql, sizeof sql, "PRAGMA application_id = %d; "
              "PRAGMA user_version = %d; %s", MH_DX_APP_ID, MH_DX_FORMAT,
              SCHEMA);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+    if (fd < 0) {
+        MH_TRACE(h, "discovery index: cannot create %s (%s)", tmp,
+                 mh_errno_text(errno));
+        return -1;
+    }
+    close(fd);
     int rc = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE |
-                             SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE,
-                             NULL);
+                             SQLITE_OPEN_NOFOLLOW, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
     int crc = sqlite3_close(db);
     if (rc == SQLITE_OK && crc == SQLITE_OK && rename(tmp, path) == 0) {
-        char dir[PATH_MAX], prefix[64];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash) {
-            *slash = '\0';
-            snprintf(prefix, sizeof prefix, "%s.tmp-", MH_DX_FILE);
-            mh_atw_sweep(dir, prefix); /* killed rebuilds' leftovers */
-        }
+        sweep(path); /* killed rebuilds' leftovers */
         MH_TRACE(h, "discovery index: new %s", path);
         return 0;
     }
     MH_TRACE(h, "discovery index: cannot create %s (%s)", path,
              rc != SQLITE_OK ? sqlite3_errstr(rc) : mh_errno_text(errno));
     unlink(tmp);
+    unlink(journal);
     return -1;
 }
 
@@ -144,6 +169,11 @@ mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
     int n = snprintf(dx->path, sizeof dx->path, "%s/%s", real, MH_DX_FILE);
     if (n < 0 || (size_t)n >= sizeof dx->path)
         goto fail;
+    /* Once per host that writes it, not only after a rebuild: a rebuild
+     * killed mid-way is followed by one that is not, whose sweep finds
+     * its leftovers too young to take, and then by none. */
+    if (create && mh_atw_first_in(h, dx->path))
+        sweep(dx->path);
     for (int attempt = 0; attempt < 2; attempt++) {
         struct stat st;
         if (lstat(dx->path, &st) != 0) {

@@ -34,6 +34,7 @@
 #include "host/internal.h"
 #include "cache/atomic.h"
 #include "cache/blobs.h"
+#include "cache/discovery.h"
 #include "finders/index.h"
 #include "host/secure.h"
 
@@ -461,6 +462,8 @@ mh_status mh_host_prune_cache(mh_host *host, int64_t unused_s,
             p->where[len] = '\0';
         }
     }
+    if (unused_s >= 0) /* what index rebuilds killed mid-way left */
+        mh_atw_sweep(real, MH_DX_FILE ".tmp-");
     count_index(p, top);
     if (p->blobs >= 0)
         close(p->blobs);

@@ -109,6 +109,9 @@ typedef struct htf_state {
                                   had (<dir>/serial, which outlives the
                                   index): none lower is taken */
     time_t fresh_until;        /* no request before this */
+    time_t fresh_since;        /* when fresh_until was set (the answer's
+                                  time): a clock now behind it was set
+                                  back, and fresh_until means nothing */
     time_t host_fresh_until;   /* fetched or revalidated by this host, and
                                   the server set no freshness: this host
                                   asks again after this */
@@ -426,7 +429,18 @@ static bool disk_ok(htf_state *s)
         return s->disk > 0;
     char real[PATH_MAX];
     mh_error *e = NULL;
-    mh_status rc = mh_sec_private_dir(h, s->dir, real, sizeof real, &e);
+    mh_status rc;
+    /* Every file of the entry's directory, and the temporary names they
+     * are written under, must fit in a path: else it could never be read
+     * or written, which read_floor would take for "not now" at every
+     * find (and the entry would serve nothing, for ever). */
+    if (strlen(s->dir) + sizeof "/.tmp-000000000000" > PATH_MAX)
+        rc = mh_err(h, &e, MH_EPATH, "the path of its cache directory is "
+                    "too long for the files kept there (%zu bytes, at most "
+                    "%zu): %.64s...", strlen(s->dir),
+                    PATH_MAX - sizeof "/.tmp-000000000000", s->dir);
+    else
+        rc = mh_sec_private_dir(h, s->dir, real, sizeof real, &e);
     if (rc == MH_OK)
         rc = mh_blobs_check(h, &e);
     if (rc == MH_EAGAIN || rc == MH_ENOMEM) {
@@ -485,16 +499,20 @@ static void load_cached(htf_state *s)
                                                         "last_modified");
             const cJSON *fu = cJSON_GetObjectItemCaseSensitive(m,
                                                         "fresh_until");
+            const cJSON *fs = cJSON_GetObjectItemCaseSensitive(m,
+                                                        "fetched_at");
             /* max-age holds across processes: a fresh cached index needs
-             * no request at all. */
-            if (cJSON_IsNumber(fu) && fu->valuedouble > 0 &&
-                fu->valuedouble < 4e12)
+             * no request at all -- from when it was fetched on, so that a
+             * clock set back since (or a host whose clock was ahead) does
+             * not keep it fresh for as long as it was off (ensure_index).
+             * One without its time (an older meta.json) is asked again. */
+            if (cJSON_IsNumber(fu) && cJSON_IsNumber(fs) &&
+                fs->valuedouble > 0 && fs->valuedouble < 4e12 &&
+                fu->valuedouble > fs->valuedouble &&
+                fu->valuedouble - fs->valuedouble <= MH_GET_MAX_AGE) {
                 s->fresh_until = (time_t)fu->valuedouble;
-            /* Never longer than any max-age is believed (a clock set back
-             * would otherwise keep an index fresh for as long). */
-            time_t cap = time(NULL) + MH_GET_MAX_AGE;
-            if (s->fresh_until > cap)
-                s->fresh_until = cap;
+                s->fresh_since = (time_t)fs->valuedouble;
+            }
             if (cJSON_IsString(et))
                 snprintf(s->etag, sizeof s->etag, "%s", et->valuestring);
             if (cJSON_IsString(lm))
@@ -536,7 +554,8 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
         cJSON_AddStringToObject(m, "index_sha256", sha) &&
         cJSON_AddStringToObject(m, "etag", g->etag) &&
         cJSON_AddStringToObject(m, "last_modified", g->last_modified) &&
-        cJSON_AddNumberToObject(m, "fresh_until", (double)s->fresh_until))
+        cJSON_AddNumberToObject(m, "fresh_until", (double)s->fresh_until) &&
+        cJSON_AddNumberToObject(m, "fetched_at", (double)s->fresh_since))
         txt = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);
     snprintf(p, sizeof p, "%s/meta.json", s->dir);
@@ -603,6 +622,7 @@ static mh_status offline(htf_state *s, time_t now, long long since_ms,
                  "index", s->base, cause);
         warn_once(s, msg);
         s->fresh_until = now + HTF_STALE_RETRY_S;
+        s->fresh_since = now;
         return MH_OK;
     }
     warn_failure(s, cause);
@@ -623,6 +643,8 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     time_t now = time(NULL);
     if (!s->have_idx)
         load_cached(s); /* may be fresh enough to need no request */
+    if (now < s->fresh_since) /* the clock was set back: ask again */
+        s->fresh_until = s->host_fresh_until = s->fresh_since = 0;
     if (s->have_idx && (now < s->fresh_until || now < s->host_fresh_until))
         return MH_OK;
     if (!s->have_idx && now < s->down_until) {
@@ -661,6 +683,7 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
     }
     if (rc == MH_OK && g.status == 304 && s->have_idx) {
         s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
+        s->fresh_since = now;
         s->host_fresh_until =
             g.max_age < 0 ? now + h->http.index_fresh_s : 0;
         MH_TRACE(h, "http: %s not modified", url);
@@ -710,6 +733,7 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
             snprintf(s->last_modified, sizeof s->last_modified, "%s",
                      g.last_modified);
             s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
+            s->fresh_since = now;
             s->host_fresh_until =
                 g.max_age < 0 ? now + h->http.index_fresh_s : 0;
             s->warned[0] = '\0';

@@ -144,6 +144,31 @@ TEST(removes_what_was_not_used_for_that_long)
     mh_host_free(h);
 }
 
+/* A prune removes what an index rebuild killed mid-way left beside the
+ * index (stale: older than a live writer's), and keeps the index. */
+TEST(a_prune_removes_what_a_killed_index_rebuild_left)
+{
+    const char *index = cached("discovery.db", 1000, 400);
+    const char *tmp = cached("discovery.db.tmp-4242-0a1b2c3d4e5f", 300, 1);
+    const char *journal = cached("discovery.db.tmp-4242-0a1b2c3d4e5f-journal",
+                                 20, 1);
+    const char *young = cached("discovery.db.tmp-4343-0a1b2c3d4e5f", 300, 0);
+    mh_host *h = cache_host();
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(tmp));
+    ASSERT_FALSE(file_exists(journal));
+    ASSERT_TRUE(file_exists(young)); /* a rebuild under way */
+    ASSERT_TRUE(file_exists(index));
+    ASSERT_EQ_INT(u.part[MH_CACHE_INDEX].files, 2);
+    ASSERT_EQ_INT(u.part[MH_CACHE_INDEX].bytes, 1300);
+    /* Counting alone removes nothing. */
+    tmp = cached("discovery.db.tmp-4242-0a1b2c3d4e5f", 300, 1);
+    ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(tmp));
+    mh_host_free(h);
+}
+
 TEST(a_copy_takes_its_stamp_and_its_origin_record)
 {
     /* An old copy goes, with its stamp even though that was read today,

@@ -631,6 +631,41 @@ TEST(index_is_a_sqlite_file_in_the_cache_dir)
     log_capture_free(&lc);
 }
 
+/* What an index rebuild killed mid-way left (its temporary database and
+ * journal) goes at the next listing of a host that writes the index --
+ * not only after another rebuild, which may never come.  A young one (a
+ * rebuild under way) stays. */
+TEST(a_listing_sweeps_what_a_killed_rebuild_left)
+{
+    log_capture lc;
+    disc_run r;
+    const char *dir = disc_plugin_dir("plugins", 4);
+    const char *db = index_path(NULL);
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r); /* the index, and the cache dir */
+    ASSERT_RUN(&r, 7);
+    mh_host_free(host);
+    const char *old = str_fmt("%s.tmp-4242-0a1b2c3d4e5f", db);
+    const char *old_j = str_fmt("%s-journal", old);
+    const char *young = str_fmt("%s.tmp-4343-0a1b2c3d4e5f", db);
+    file_write(old, "half a database");
+    file_write(old_j, "its journal");
+    file_write(young, "a rebuild under way");
+    struct timespec ago[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, old, ago, 0), 0);
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, old_j, ago, 0), 0);
+    host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 7);
+    ASSERT_READ(&r, ""); /* the index itself was kept */
+    ASSERT_FALSE(file_exists(old));
+    ASSERT_FALSE(file_exists(old_j));
+    ASSERT_TRUE(file_exists(young));
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* Discover the small directory, damage the index with `damage`, and check
  * that the next listing is complete and correct, silent, reads everything,
  * and leaves a valid index behind (the one after reads nothing). */

@@ -653,6 +653,82 @@ TEST(fresh_index_of_a_long_url_needs_no_request)
     log_capture_free(&lc);
 }
 
+/* A fresh index's max-age counts from when it was fetched.  A host whose
+ * clock ran 30 days ahead kept it as fresh until then (plus its max-age);
+ * with the clock right again, a new host asks the server at once rather
+ * than trusting it for the 30 days (it was trusted up to a year). */
+TEST(fresh_index_from_a_clock_that_was_ahead_is_asked_again)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 3600");
+    log_capture lc;
+    int st;
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h, "counter");
+    mh_host_free(h);
+    h = http_host(http_url(srv, "ok/"), &lc); /* fresh: no request */
+    import_ok(h, "counter");
+    mh_host_free(h);
+    ASSERT_REQUESTS(srv, "/index.json", 1);
+
+    const char *key = sh_run(str_fmt("ls %s", sh_quote(tmp_path("cache/"
+                                                               "http"))),
+                             &st);
+    ASSERT_EQ_INT(st, 0);
+    const char *meta = tmp_path("cache/http/%.32s/meta.json", key);
+    cJSON *m = cJSON_Parse(file_read(meta));
+    const double ahead = 30 * 86400.0;
+    const char *times[] = {"fetched_at", "fresh_until"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(m, times[i]);
+        ASSERT_TRUE(cJSON_IsNumber(t));
+        cJSON_SetNumberValue(t, t->valuedouble + ahead);
+    }
+    char *txt = cJSON_PrintUnformatted(m);
+    file_write(meta, txt);
+    cJSON_free(txt);
+    cJSON_Delete(m);
+    h = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    ASSERT_REQUESTS(srv, "/index.json", 2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* A cache directory whose path leaves no room for an entry's files in it
+ * (each path is at most PATH_MAX) is not used, and said so: the entry
+ * works from the server.  (Its serial floor "could not be read now", at
+ * every find, and the entry served nothing.) */
+TEST(cache_directory_too_deep_for_its_files_is_not_used)
+{
+    char seg[201], rel[4200] = "deep";
+    memset(seg, 'c', 200);
+    seg[200] = '\0';
+    /* 4060 bytes: room for the directory's own checks and blobs/, none
+     * for http/<key>/serial (38 + 7 more). */
+    size_t base = strlen(tmp_dir()) + 1, want = 4060;
+    while (want - base - strlen(rel) > 201)
+        snprintf(rel + strlen(rel), sizeof rel - strlen(rel), "/%s", seg);
+    snprintf(rel + strlen(rel), sizeof rel - strlen(rel), "/%.*s",
+             (int)(want - base - strlen(rel) - 1), seg);
+    const char *cache = tmp_mkdir("%s", rel);
+    ASSERT_EQ_INT(strlen(cache), want);
+    ASSERT_EQ_INT(chmod(tmp_path("deep"), 0700), 0);
+    http_server *srv = http_start(http_site(NULL), "--max-age 3600");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    cfg.cache_dir = cache;
+    mh_host *h = host_new_cfg(&cfg);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "the disk cache is not used");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "too long for the files kept there");
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(changed_index_is_picked_up)
 {
     const char *www = http_site(NULL);
