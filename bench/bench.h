@@ -7,7 +7,8 @@
  * docs/performance.md.  Rules every area follows:
  *   - each figure is the median of bench.rounds samples;
  *   - the variants of one table are interleaved (round r runs every
- *     variant once, in a rotated order), so drift hits them alike;
+ *     variant once, in an order shuffled anew each round), so drift hits
+ *     them alike and none always follows the same neighbour;
  *   - where wall time is too noisy for the target (instruction ratios),
  *     the area re-runs itself under `valgrind --tool=callgrind` and counts
  *     only the measured region (bench_callgrind).

@@ -107,8 +107,7 @@ static double sample_modhost(void *p)
 {
     ctx *c = p;
     mh_host *h = bench_host(bench_path(c->p), 0, NULL, NULL);
-    const char *cache = mh_host_cache_dir(h);
-    char *rm = bench_fmt("rm -rf '%s'", cache ? cache : "/nonexistent");
+    char *gone = bench_cache_of(h);
     uint64_t t = bench_now_ns();
     bench_import_all(h, c->names, c->n); /* dies on a failure */
     uint64_t dt = bench_now_ns() - t;
@@ -116,8 +115,7 @@ static double sample_modhost(void *p)
         bench_die("cold: modhost holds %zu modules, expected %zu",
                   mh_host_module_count(h), c->n);
     mh_host_free(h); /* every module's fini, dlclose */
-    bench_sh("%s", rm);
-    free(rm);
+    bench_discard(gone);
     return per_module_us(dt, c->n);
 }
 

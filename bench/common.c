@@ -4,12 +4,14 @@
 #include "cache/intern.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <dlfcn.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,6 +164,37 @@ void bench_strtab_free(bench_strtab *t)
     free(t);
 }
 
+/* Removing a sample's cache right after it would slow the next sample
+ * down, not this one: ext4's inode allocator passes over inodes freed in
+ * the last seconds (minutes, while their inode table block is dirty), one
+ * buffer lookup each, so creating files just after deleting thousands cost
+ * several times what it costs on a quiet filesystem -- as no first import
+ * into an empty cache ever pays.  A rename frees no inode. */
+char *bench_cache_of(mh_host *h)
+{
+    const char *dir = mh_host_cache_dir(h);
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && !copy)
+        bench_die("out of memory");
+    return copy;
+}
+
+void bench_discard(char *dir)
+{
+    static unsigned seq;
+    if (!dir)
+        return;
+    char *trash = bench_fmt("%s/trash", bench.work);
+    char *to = bench_fmt("%s/%u", trash, seq++);
+    if (mkdir(trash, 0700) != 0 && errno != EEXIST)
+        bench_die("cannot make %s: %s", trash, strerror(errno));
+    if (rename(dir, to) != 0 && errno != ENOENT)
+        bench_die("cannot move %s to %s: %s", dir, to, strerror(errno));
+    free(trash);
+    free(to);
+    free(dir);
+}
+
 /* Counts what the C library really holds: malloc_usable_size(), not the
  * size asked for, so per-block rounding is in the figure. */
 void *bench_count_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -186,7 +219,19 @@ void *bench_count_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-double bench_forked(double (*fn)(void *), void *arg)
+static bool write_all(int fd, const void *p, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, (const char *)p + done, n - done);
+        if (w < 0 && errno != EINTR)
+            return false;
+        done += w > 0 ? (size_t)w : 0;
+    }
+    return true;
+}
+
+bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
+                       void *out, size_t size)
 {
     int fd[2];
     if (pipe(fd) != 0)
@@ -197,19 +242,38 @@ double bench_forked(double (*fn)(void *), void *arg)
         bench_die("fork failed");
     if (pid == 0) {
         close(fd[0]);
-        double v = fn(arg);
-        _exit(write(fd[1], &v, sizeof v) == (ssize_t)sizeof v ? 0 : 1);
+        fn(arg, out);
+        fflush(NULL);
+        _exit(write_all(fd[1], out, size) ? 0 : 1);
     }
     close(fd[1]);
-    double v;
-    if (read(fd[0], &v, sizeof v) != (ssize_t)sizeof v)
-        v = NAN;
+    size_t got = 0;
+    for (ssize_t r = 1; got < size && r > 0; got += r > 0 ? (size_t)r : 0)
+        while ((r = read(fd[0], (char *)out + got, size - got)) < 0 &&
+               errno == EINTR)
+            ;
     close(fd[0]);
     int st;
-    if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
-        WEXITSTATUS(st) != 0)
-        v = NAN;
-    return v;
+    return waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 0 && got == size;
+}
+
+typedef struct one_call {
+    double (*fn)(void *);
+    void *arg;
+} one_call;
+
+static void one_double(void *arg, void *out)
+{
+    const one_call *c = arg;
+    *(double *)out = c->fn(c->arg);
+}
+
+double bench_forked(double (*fn)(void *), void *arg)
+{
+    one_call c = {fn, arg};
+    double v;
+    return bench_forked_into(one_double, &c, &v, sizeof v) ? v : NAN;
 }
 
 size_t bench_count_files(const char *dir)

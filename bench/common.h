@@ -11,12 +11,20 @@
  * ORed in.  alloc may be NULL.  Dies on failure. */
 mh_host *bench_host(const char *path, unsigned flags, mh_alloc_fn alloc,
                     void *alloc_ud);
-/* The same in two steps, for hosts with hooks or a given cache dir (a
- * warm cache is the same dir again): fill cfg, set what else is needed,
- * then make the host (dies on failure). */
 /* Regular files in dir (0 if it cannot be read). */
 size_t bench_count_files(const char *dir);
 
+/* A copy of h's cache directory (NULL if it has none), for
+ * bench_discard once h is freed. */
+char *bench_cache_of(mh_host *h);
+/* Move dir (a cache a sample made) into the work directory's trash/, which
+ * goes when the run ends (see common.c for why it is not removed now);
+ * frees dir.  NULL: nothing. */
+void bench_discard(char *dir);
+
+/* The same in two steps, for hosts with hooks or a given cache dir (a
+ * warm cache is the same dir again): fill cfg, set what else is needed,
+ * then make the host (dies on failure). */
 void bench_config(mh_config *cfg, const char *path, const char *cache_dir,
                   unsigned flags);
 mh_host *bench_host_new(const mh_config *cfg);
@@ -35,6 +43,10 @@ double bench_dlopen_all_us(const char *const *files, size_t n);
  * NAN if the child failed: for what must start from a fresh process
  * (a process-global table, the C heap's growth). */
 double bench_forked(double (*fn)(void *), void *arg);
+/* The same for fn(arg, out) filling size bytes at out (copied back from
+ * the child); false if the child failed. */
+bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
+                       void *out, size_t size);
 
 /* CPython: run bench/py_import.py MODE FIXTURES P [EXTRA] once; its
  * figure, or NAN.  extra may be NULL. */

@@ -95,6 +95,16 @@ static void write_md(const char *path, const char *command)
     FILE *f = fopen(tmp, "w");
     if (!f)
         bench_die("cannot write %s: %s", tmp, strerror(errno));
+    if (old && (strstr(old, MARK_BEGIN) || strstr(old, MARK_END)) &&
+        !(b && e)) {
+        /* Half a pair: writing the file anew would drop what was written
+         * by hand around the markers. */
+        fclose(f);
+        unlink(tmp);
+        bench_die("%s has a \"%s\" marker without its pair; mend it by "
+                  "hand, then run again (the file was not changed)", path,
+                  b ? MARK_END : MARK_BEGIN);
+    }
     if (b && e) {
         fwrite(old, 1, (size_t)(b - old), f);
         fputs(body, f);
@@ -109,6 +119,20 @@ static void write_md(const char *path, const char *command)
     free(tmp);
     free(old);
     free(body);
+}
+
+/* The work directory this process made (none when --work named one), and
+ * who made it: a fork()ed child that exits must not remove it. */
+static char *own_work;
+static pid_t own_pid;
+
+static void remove_work(void)
+{
+    if (own_work && getpid() == own_pid) {
+        bench_sh("rm -rf '%s'", own_work);
+        free(own_work);
+        own_work = NULL;
+    }
 }
 
 static void usage(void)
@@ -182,13 +206,14 @@ int main(int argc, char **argv)
         if (!known)
             bench_die("unknown area '%s'", argv[k]);
     }
-    char *work = NULL;
     if (!bench.work) {
         char tmpl[] = "/tmp/modhost-bench.XXXXXX";
         if (!mkdtemp(tmpl))
             bench_die("mkdtemp: %s", strerror(errno));
-        work = strdup(tmpl);
-        bench.work = work;
+        own_work = strdup(tmpl);
+        own_pid = getpid();
+        bench.work = own_work;
+        atexit(remove_work); /* bench_die exits too */
     }
     for (size_t i = 0; i < N_AREAS; i++) {
         bool want = optind == argc;
@@ -209,9 +234,5 @@ int main(int argc, char **argv)
                bench.quick ? "quick" : "partial", md);
     else if (md)
         write_md(md, command);
-    if (work) {
-        bench_sh("rm -rf '%s'", work);
-        free(work);
-    }
-    return 0;
+    return 0; /* remove_work, at exit */
 }

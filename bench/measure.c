@@ -48,11 +48,29 @@ void bench_interleave(bench_var *v, size_t n, int rounds)
     double *s = calloc((size_t)rounds * n, sizeof *s);
     if (!s)
         bench_die("out of memory");
-    for (int r = 0; r < rounds; r++)
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    if (!order)
+        bench_die("out of memory");
+    uint64_t seed = 0x9e3779b97f4a7c15ull; /* the same orders every run */
+    for (int r = 0; r < rounds; r++) {
+        /* A new order each round (Fisher-Yates): no variant always runs
+         * first, or right after the same neighbour, whose leftovers
+         * (caches, the allocator's state, the page cache) it would then
+         * always inherit. */
+        for (size_t k = 0; k < n; k++)
+            order[k] = k;
+        for (size_t k = n; k > 1; k--) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            size_t j = (size_t)(seed % k), t = order[k - 1];
+            order[k - 1] = order[j];
+            order[j] = t;
+        }
         for (size_t k = 0; k < n; k++) {
-            size_t i = (k + (size_t)r) % n; /* rotate who goes first */
+            size_t i = order[k];
             s[i * (size_t)rounds + (size_t)r] = v[i].sample(v[i].ctx);
         }
+    }
+    free(order);
     for (size_t i = 0; i < n; i++)
         v[i].median = bench_median(s + i * (size_t)rounds, (size_t)rounds);
     free(s);

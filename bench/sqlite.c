@@ -58,10 +58,7 @@ static double import_all_us(const char *path, const char *warm,
     } else {
         h = bench_host(path, 0, NULL, NULL);
     }
-    const char *cache = mh_host_cache_dir(h);
-    char *rm = warm ? bench_fmt("true")
-                    : bench_fmt("rm -rf '%s'", cache ? cache
-                                                     : "/nonexistent");
+    char *gone = warm ? NULL : bench_cache_of(h);
     uint64_t t = bench_now_ns();
     bench_import_all(h, c->names, c->n); /* dies on a failure */
     uint64_t dt = bench_now_ns() - t;
@@ -69,8 +66,7 @@ static double import_all_us(const char *path, const char *warm,
         bench_die("sqlite: the host holds %zu modules, expected %zu",
                   mh_host_module_count(h), c->n);
     mh_host_free(h); /* unloads all: the next sample is cold again */
-    bench_sh("%s", rm);
-    free(rm);
+    bench_discard(gone);
     return (double)dt / 1000.0 / (double)c->n;
 }
 

@@ -27,12 +27,6 @@
 
 #include <string.h>
 
-struct mh_ichunk {
-    mh_ichunk *next;
-    size_t size;                 /* bytes in data[] */
-    _Alignas(8) unsigned char data[];
-};
-
 #define CHUNK_BYTES (64u * 1024u - sizeof(mh_ichunk))
 #define INITIAL_SLOTS 256u
 

@@ -32,6 +32,14 @@ typedef struct mh_iname {
 typedef struct mh_itab mh_itab;     /* one generation of the slot array */
 typedef struct mh_ichunk mh_ichunk; /* arena chunk holding records */
 
+/* Here, not in intern.c, so that bench/memory.c can count the records
+ * at their size rather than the whole chunk the first of them took. */
+struct mh_ichunk {
+    mh_ichunk *next;
+    size_t size;                 /* bytes in data[] */
+    _Alignas(8) unsigned char data[];
+};
+
 typedef struct mh_itable {
     _Atomic(mh_itab *) tab;   /* current slot array, read lock-free */
     pthread_mutex_t lock;     /* serialises inserts and growth */
