@@ -412,6 +412,33 @@ int mh_reg_depth(void)
     return tls.depth;
 }
 
+/* This thread's stack: its lowest address and size, looked up once. */
+static _Thread_local uintptr_t stack_lo, stack_hi;
+static _Thread_local bool stack_looked;
+
+size_t mh_reg_stack_left(void)
+{
+    if (!stack_looked) {
+        stack_looked = true;
+        pthread_attr_t a;
+        void *lo;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &lo, &size) == 0) {
+                stack_lo = (uintptr_t)lo;
+                stack_hi = stack_lo + size;
+            }
+            pthread_attr_destroy(&a);
+        }
+    }
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    /* Not known, or running elsewhere (a coroutine's stack, a signal's
+     * alternate one): no guard but the depth. */
+    if (!stack_lo || here <= stack_lo || here > stack_hi)
+        return SIZE_MAX;
+    return here - stack_lo;
+}
+
 const char *mh_reg_current_name(void)
 {
     return tls.current ? tls.current->name : NULL;

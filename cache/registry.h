@@ -196,6 +196,18 @@ void mh_reg_leave(mh_module *mod);
  * MH_IMPORT_DEPTH_MAX, as Lua's C calls stop at 200 (LUAI_MAXCCALLS). */
 #define MH_IMPORT_DEPTH_MAX 200
 int mh_reg_depth(void);
+
+/* Bytes of this thread's stack left below the caller (SIZE_MAX: not
+ * known).  An import is refused with less than MH_IMPORT_STACK_MIN left:
+ * the depth alone does not bound the stack, as each Lua chunk runs on a
+ * Lua thread of its own, whose C calls Lua counts from 0 (up to 200 of
+ * them a level), and threads may have small stacks. */
+size_t mh_reg_stack_left(void);
+#if defined(__SANITIZE_ADDRESS__)
+#define MH_IMPORT_STACK_MIN (768u * 1024u) /* ASan's frames are larger */
+#else
+#define MH_IMPORT_STACK_MIN (256u * 1024u)
+#endif
 const char *mh_reg_current_name(void);
 
 /* The innermost module this thread is importing, or NULL. */

@@ -137,6 +137,24 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
                       "importing the next while it loads)", iname,
                       mh_reg_current_name(), MH_IMPORT_DEPTH_MAX);
     }
+    size_t left = mh_reg_stack_left();
+    if (left < MH_IMPORT_STACK_MIN) {
+        /* The same, where the stack runs short first: an import of what
+         * is loaded already takes none. */
+        mh_module *ready = mh_reg_lookup(h, name, len);
+        if (ready) {
+            *out = ready;
+            return MH_OK;
+        }
+        return mh_err(h, err, MH_ECYCLE, "cannot import '%s' from '%s': "
+                      "%zu KiB of this thread's stack left, and an import "
+                      "may need %u (imports nested %d deep, each module "
+                      "importing the next while it loads)", iname,
+                      mh_reg_current_name() ? mh_reg_current_name()
+                                            : "(no module)",
+                      left / 1024, MH_IMPORT_STACK_MIN / 1024,
+                      mh_reg_depth());
+    }
 
     mh_module *mod;
     switch (mh_reg_claim(h, iname, &mod, &rc, err)) {

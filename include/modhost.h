@@ -78,7 +78,8 @@ typedef enum mh_status {
     MH_EINIT = 7,         /* the module's init refused or failed */
     MH_ELOAD = 8,         /* the loader could not load it (dlopen error) */
     MH_ECYCLE = 9,        /* circular import, or imports nested over
-                             200 deep (each importing the next) */
+                             200 deep (each importing the next) or with
+                             too little of the thread's stack left */
     MH_EIO = 10,          /* a file or directory could not be read */
     MH_ENOSYM = 11,       /* the module has no such export */
     MH_EPATH = 12,        /* a search path entry is unusable */

@@ -204,6 +204,14 @@ static int host_searcher(lua_State *L)
     mh_error *e = NULL;
     mh_status rc = import_unlocked(h, name, &m, &e);
     if (rc != MH_OK) {
+        /* Not found, and name itself is not there: Lua's other searchers
+         * may have it.  A module that is there but whose import failed
+         * "not found" (a requirement of its manifest, a file gone between
+         * find and load) is an error: going on would load another module
+         * of that name from LUA_PATH, and drop the reason. */
+        mh_spec_info info = {.size = sizeof info};
+        if (rc == MH_ENOTFOUND && mh_find(h, name, &info, NULL) == MH_OK)
+            rc = MH_EINIT;
         if (rc == MH_ENOTFOUND || rc == MH_EBADNAME) {
             lua_pushfstring(L, "no module '%s' on modhost's search path",
                             name);
@@ -976,16 +984,22 @@ static int p_publish(lua_State *L)
     }
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     /* Nothing there, what the module put there itself (package.loaded[
-     * ...] = M, to break a require cycle), or the host's own. */
-    bool ours = lua_getfield(L, -1, name) == LUA_TNIL ||
-                lua_rawequal(L, -1, 1) ||
-                lua_getfield(L, 2, name) != LUA_TNIL;
+     * ...] = M, to break a require cycle), or the host's own.  Raw, as
+     * require itself reads and writes it: a module may have given
+     * package.loaded a metatable (a "strict" __index that raises, a lazy
+     * one that makes tables up), which is not asked. */
+    bool ours = lua_type(L, -1) != LUA_TTABLE ? false
+                : (lua_pushstring(L, name), lua_rawget(L, 3)) == LUA_TNIL ||
+                  lua_rawequal(L, -1, 1) ||
+                  (lua_pushstring(L, name), lua_rawget(L, 2)) != LUA_TNIL;
     lua_settop(L, 3);
     if (ours) {
+        lua_pushstring(L, name);
         lua_pushvalue(L, 1);
-        lua_setfield(L, 3, name);
+        lua_rawset(L, 3);
+        lua_pushstring(L, name);
         lua_pushboolean(L, 1);
-        lua_setfield(L, 2, name);
+        lua_rawset(L, 2);
     }
     lua_settop(L, 1);
     lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
@@ -1093,9 +1107,15 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
             lua_pushcfunction(L, p_publish);
             lua_insert(L, -2);
             lua_pushlightuserdata(L, (void *)mod->name);
-            if (lua_pcall(L, 2, 2, 0) != LUA_OK) {
+            int prc = lua_pcall(L, 2, 2, 0);
+            if (prc == LUA_ERRMEM) {
                 rc = mh_err(h, err, MH_ENOMEM, "out of memory publishing "
                             "module '%s' (%s)", mod->name, spec->origin);
+            } else if (prc != LUA_OK) { /* package.loaded is no table */
+                const char *msg = lua_tostring(L, -1);
+                rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) cannot be "
+                            "put in package.loaded: %s", mod->name,
+                            spec->origin, msg ? msg : "(no message)");
             } else {
                 mod->kind = MH_KIND_LUA;
                 mod->lua_ref = (int)lua_tointeger(L, -2);

@@ -1703,6 +1703,57 @@ TEST(a_require_chain_too_deep_is_an_error_not_a_crash)
     mh_host_free(host);
 }
 
+typedef struct chain_job {
+    mh_host *host;
+    mh_status rc;
+    char msg[4096];
+} chain_job;
+
+static void *import_chain(void *p)
+{
+    chain_job *j = p;
+    mh_module *mod = NULL;
+    mh_error *e = NULL;
+    j->rc = mh_import(j->host, "s0", &mod, &e);
+    snprintf(j->msg, sizeof j->msg, "%s", e ? mh_error_message(e) : "");
+    mh_error_free(e);
+    return NULL;
+}
+
+TEST(a_require_chain_that_would_take_the_stack_is_an_error_not_a_crash)
+{
+    /* Within the depth limit, but each level nests 150 pcalls before it
+     * requires the next (under Lua's own limit of 200 C calls, which
+     * starts again on each module's Lua thread), on a thread of 1 MiB of
+     * stack: the stack ran out (SIGSEGV) long before 200 levels.  The
+     * host now refuses an import with too little stack left. */
+    for (int i = 0; i < 199; i++)
+        lua_write(str_fmt("s%d.lua", i),
+                  str_fmt("local function nest(k)\n"
+                          "  if k == 0 then return require 's%d' end\n"
+                          "  local ok, r = pcall(nest, k - 1)\n"
+                          "  if not ok then error(r, 0) end\n"
+                          "  return r\n"
+                          "end\n"
+                          "local n = nest(150)\n"
+                          "return {f = function() return n.f() end}\n",
+                          i + 1));
+    lua_write("s199.lua", "return {f = function() return 1 end}\n");
+    chain_job j = {.host = host_new_isolated(tmp_dir())};
+    pthread_attr_t a;
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_attr_init(&a), 0);
+    ASSERT_EQ_INT(pthread_attr_setstacksize(&a, 1024 * 1024), 0);
+    ASSERT_EQ_INT(pthread_create(&t, &a, import_chain, &j), 0);
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&a);
+    ASSERT_EQ_INT(j.rc, MH_EINIT);
+    if (!strstr(j.msg, "of this thread's stack left"))
+        FAIL("not the stack guard: %s", j.msg);
+    ASSERT_NULL(mh_host_module(j.host, "s0"));
+    mh_host_free(j.host);
+}
+
 TEST(a_table_with_holes_and_other_keys_is_no_array)
 {
     /* #t was taken for proof the keys were 1..n: {1, nil, 3, 4, x = ..}

@@ -246,6 +246,67 @@ TEST(module_in_package_loaded_by_itself_is_published_quietly)
     log_capture_free(&lc);
 }
 
+/* A module may give package.loaded a metatable (a "strict" __index that
+ * raises on a missing name, a lazy one that makes tables up), as stock
+ * Lua's require allows: the host publishes it with raw access, so the
+ * strict one imports (it failed as "out of memory publishing") and the
+ * lazy one is published without a false warning that its name is Lua's
+ * own library's. */
+TEST(metatable_on_package_loaded_is_not_asked_when_publishing)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+
+    lua_write("E/strict.lua",
+              "setmetatable(package.loaded, {__index = function(t, k)\n"
+              "  error('strict: no module ' .. tostring(k), 2) end})\n"
+              "return { v = function() return 'strict' end }\n");
+    lua_write("E/lazy.lua",
+              "setmetatable(package.loaded, {__index = function(t, k)\n"
+              "  return {} end})\n"
+              "return { v = function()\n"
+              "  return rawget(package.loaded, 'lazy') ~= nil end }\n");
+    log_capture_init(&lc);
+    mh_host *host = logged_host(dir, &lc);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "strict"), "v", NULL),
+                  "\"strict\"");
+    mh_host_free(host);
+    host = logged_host(dir, &lc);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "lazy"), "v", NULL), "true");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* require of a module that is on the host's path but cannot be imported
+ * for a "not found" of another (its manifest requires a module that is
+ * nowhere) raises that error.  It said "no module 'x'" and went on to
+ * Lua's own searchers, which loaded another x from package.path. */
+TEST(require_of_a_module_whose_requirement_is_missing_raises_why)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *other = tmp_mkdir("other");
+    log_capture lc;
+
+    lua_write("E/x.lua", "return { v = 'the host\\'s x' }\n");
+    file_write(tmp_path("E/x.json"), "{\"requires\": [\"nothere\"]}");
+    lua_write("other/x.lua", "return { v = 'another x' }\n");
+    lua_write("E/user.lua",
+              str_fmt("return { f = function()\n"
+                      "  package.path = '%s/?.lua;' .. package.path\n"
+                      "  local ok, r = pcall(require, 'x')\n"
+                      "  return ok and r.v or tostring(r)\n"
+                      "end }\n", other));
+    log_capture_init(&lc);
+    mh_host *host = logged_host(dir, &lc);
+    const char *got = call_ok(import_ok(host, "user"), "f", NULL);
+    if (!strstr(got, "nothere") || strstr(got, "another x") ||
+        strstr(got, "no module 'x'"))
+        FAIL("require('x') gave %s", got);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* ------------------------------------------------- stock Lua C modules */
 
 TEST(lfs_from_lua_cpath)
