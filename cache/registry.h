@@ -65,6 +65,8 @@ struct mh_module {
      * of its own until one is asked for. */
     const char *origin_base;        /* interned */
     const char *finder;             /* static finder name */
+    /* Small fields together: a loaded module's entry is 120 bytes (a
+     * 128-byte heap block), which the memory target counts. */
     uint8_t kind;                   /* mh_module_kind */
     uint8_t origin_tail;            /* see origin_base */
     bool in_init;                   /* set_error is allowed (written under
@@ -73,7 +75,8 @@ struct mh_module {
                                        failing init is then not its own
                                        fault (a cycle, a deadlock, a
                                        missing module) and not recorded */
-    _Atomic int state;              /* mh_mod_state */
+    _Atomic uint8_t state;          /* mh_mod_state */
+    uint16_t nexports;              /* native: below MAX_EXPORTS (65536) */
 
     /* Bookkeeping under host->lock.  Waiters sleep on the registry's one
      * condition variable (registry.cond), not one per module: a loaded
@@ -83,8 +86,6 @@ struct mh_module {
                                        open while loaded (its
                                        /proc/self/fd name must not be
                                        reused), or -1 */
-    int lua_ref;                    /* exports table in the Lua registry */
-    uint32_t nexports;
     struct mh_flight *flight;       /* while in flight: INITIALIZING, or
                                        FAILED with waiters; NULL once
                                        READY (a loaded module keeps none
@@ -93,7 +94,12 @@ struct mh_module {
 
     /* Loader state. */
     void *dl;                       /* dlopen handle */
-    struct mh_mfd *image;           /* in-memory image (loaders/memfd.c) */
+    union {                         /* one or the other, by kind: */
+        struct mh_mfd *image;       /* native: its in-memory image
+                                       (loaders/memfd.c), or NULL */
+        int lua_ref;                /* Lua: its exports table in the Lua
+                                       registry, or 0 */
+    };
     const mh_plugin_desc *desc;     /* NULL for plain and namespace */
     void *userdata;                 /* the plugin's, via set_userdata */
     /* Its manifest, checked before load; or NULL.  A manifest from an
@@ -102,10 +108,12 @@ struct mh_module {
      * (loaded modules cost no manifest until one is asked for). */
     struct mh_manifest *_Atomic manifest;
     const char *note;               /* NULL once unloaded */
-    uint64_t note_hash;             /* of the note as checked, to tell a
+    uint32_t note_hash;             /* of the note as checked, to tell a
                                        file rewritten in place since */
     uint32_t note_len;              /* its JSON's length, as checked */
 };
+_Static_assert(sizeof(struct mh_module) <= 120,
+               "a loaded module's entry outgrew its 128-byte heap block");
 
 typedef struct mh_registry {
     pthread_cond_t cond;            /* some entry reached READY or FAILED */

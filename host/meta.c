@@ -148,14 +148,18 @@ static mh_status sidecar_of(mh_host *h, const char *name, const mh_found *f,
 }
 
 /* What tells a note's data (the ABI word, the JSON) from a changed one. */
-static uint64_t note_hash(uint32_t abi, const char *json, size_t len)
+static uint32_t note_hash(uint32_t abi, const char *json, size_t len)
 {
-    return mh_hash_bytes(json, len) ^ ((uint64_t)abi * 0x9e3779b97f4a7c15u);
+    /* 32 bits: it tells a rewrite from no rewrite, not one author from
+     * another (who could rewrite the file could rewrite the code). */
+    uint64_t x = mh_hash_bytes(json, len) ^
+                 ((uint64_t)abi * 0x9e3779b97f4a7c15u);
+    return (uint32_t)(x ^ (x >> 32));
 }
 
 /* The note's data at `at` in a mapping, if it is still the one checked
  * (ABI word, then len bytes of JSON and a NUL): its JSON, else NULL. */
-static const char *note_at(const char *at, size_t len, uint64_t hash,
+static const char *note_at(const char *at, size_t len, uint32_t hash,
                            uint32_t *abi)
 {
     memcpy(abi, at, sizeof *abi);

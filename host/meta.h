@@ -55,7 +55,7 @@ struct mh_manifest {
      * for mh_meta_keep_note. */
     uint64_t note_vaddr;
     size_t note_len;
-    uint64_t note_hash;
+    uint32_t note_hash;
 };
 
 /* Parse JSON text (len bytes) as the manifest of module `name` (interned).

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #define MAX_EXPORTS 65536u
+_Static_assert(MAX_EXPORTS - 1 <= UINT16_MAX, "mh_module.nexports");
 
 /* `where` for a message; NULL: the module's origin, built only then. */
 static const char *shown(const mh_module *mod, const char *where)
@@ -117,7 +118,7 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
     mod->kind = MH_KIND_NATIVE;
     mod->dl = dl;
     mod->desc = d;
-    mod->nexports = n;
+    mod->nexports = (uint16_t)n; /* n < MAX_EXPORTS */
     MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu exports)",
              mod->name, shown(mod, where), d->abi_version,
              d->version ? d->version : "-", n);
