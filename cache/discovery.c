@@ -292,10 +292,26 @@ int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
 {
     int rc = SQLITE_OK;
     if (!dx->put)
-        rc = sqlite3_prepare_v2(dx->db, "INSERT OR REPLACE INTO modules "
+        /* A row read from a module's metadata (status 0) never replaces
+         * a load failure (ELOAD, ENODESC, EINIT: host/discover.c's
+         * load_failure) recorded for the same identity: its metadata
+         * cannot refute it (it stands until the module changes), and one
+         * may be recorded while a listing that read the metadata before
+         * it runs. */
+        rc = sqlite3_prepare_v2(dx->db, "INSERT INTO modules "
                                 "(origin, identity, name, source, manifest, "
                                 "status, reason, recorded) VALUES (?1, ?2, ?3, "
-                                "?4, ?5, ?6, ?7, ?8)", -1, &dx->put, NULL);
+                                "?4, ?5, ?6, ?7, ?8) ON CONFLICT(origin) DO "
+                                "UPDATE SET identity = excluded.identity, "
+                                "name = excluded.name, source = "
+                                "excluded.source, manifest = "
+                                "excluded.manifest, status = excluded.status, "
+                                "reason = excluded.reason, recorded = "
+                                "excluded.recorded WHERE NOT (excluded.status "
+                                "= 0 AND modules.status IN (?9, ?10, ?11) "
+                                "AND modules.identity = excluded.identity)",
+                                -1,
+                                &dx->put, NULL);
     if (rc != SQLITE_OK)
         return failed(dx, rc);
     sqlite3_stmt *st = dx->put;
@@ -307,6 +323,9 @@ int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
     sqlite3_bind_int(st, 6, r->status);
     sqlite3_bind_text(st, 7, r->reason, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, r->when ? r->when : (int64_t)time(NULL));
+    sqlite3_bind_int(st, 9, MH_ELOAD);
+    sqlite3_bind_int(st, 10, MH_ENODESC);
+    sqlite3_bind_int(st, 11, MH_EINIT);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -334,6 +353,10 @@ int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n)
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+        failed(dx, rc);
+        return MH_DX_BUSY; /* another writer, past the busy timeout */
+    }
     if (rc != SQLITE_DONE)
         return failed(dx, rc);
     *n = (size_t)sqlite3_changes(dx->db);

@@ -418,6 +418,7 @@ static _Thread_local bool stack_looked;
 
 size_t mh_reg_stack_left(void)
 {
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     if (!stack_looked) {
         stack_looked = true;
         pthread_attr_t a;
@@ -430,8 +431,14 @@ size_t mh_reg_stack_left(void)
             }
             pthread_attr_destroy(&a);
         }
+        /* A thread's first import with hardly any stack below it: the
+         * bounds are not the real ones (valgrind's main thread, whose
+         * stack grows where glibc cannot see), not a stack that small.
+         * No guard then but the depth. */
+        if (stack_lo && here > stack_lo && here <= stack_hi &&
+            here - stack_lo < MH_IMPORT_STACK_MIN + 64u * 1024u)
+            stack_lo = 0;
     }
-    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
     /* Not known, or running elsewhere (a coroutine's stack, a signal's
      * alternate one): no guard but the depth. */
     if (!stack_lo || here <= stack_lo || here > stack_hi)

@@ -263,9 +263,8 @@ static mh_status add_link(mh_host *h, const mh_finder_class *cls, void *ud,
     return MH_OK;
 }
 
-/* The host whose chain lock this thread holds for a claims() call (and
- * so for the log hook a claims() that logs reaches), or NULL: a change to
- * the chain from there would wait for that lock for ever. */
+/* The host whose claims() this thread is in, or NULL: a change to the
+ * chain from there (while the chain is being asked) is refused. */
 static __thread const mh_host *tl_claims;
 
 static bool claims(mh_host *h, const mh_hook *k, const char *entry)
@@ -294,16 +293,23 @@ const mh_hook *mh_chain_claim(mh_host *h, const char *entry,
     mh_buf b;
     mh_buf_init(&b, h, 0);
     *shadowed = NULL;
+    /* The claims() are asked with no lock held, over a copy of the chain
+     * (links live as long as the host): one that imports a module whose
+     * init adds a path hook, on another thread, would otherwise wait for
+     * that init while the init waits for the chain's write lock. */
+    const mh_hook *links[MH_CHAIN_MAX];
     pthread_rwlock_rdlock(&c->lock);
-    for (size_t i = 0; i < c->nhooks; i++) {
-        if (!claims(h, c->hooks[i], entry))
+    size_t n = c->nhooks;
+    memcpy(links, c->hooks, n * sizeof *links);
+    pthread_rwlock_unlock(&c->lock);
+    for (size_t i = 0; i < n; i++) {
+        if (!claims(h, links[i], entry))
             continue;
         if (!won)
-            won = c->hooks[i];
+            won = links[i];
         else
-            mh_buf_printf(&b, "%s%s", b.len ? ", " : "", c->hooks[i]->name);
+            mh_buf_printf(&b, "%s%s", b.len ? ", " : "", links[i]->name);
     }
-    pthread_rwlock_unlock(&c->lock);
     if (b.len && !b.failed) {
         *shadowed = mh_int_cstr(h, mh_buf_str(&b));
         mh_log(h, MH_LOG_WARN, "search path entry '%s' is claimed by finder "
@@ -454,16 +460,16 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
 /* ---- public API --------------------------------------------------------- */
 
 /* A change to the chain needs its write lock: refused from the log hook
- * and from a claims() call, which may run under its read lock. */
+ * (which may run under its read lock) and from a claims() call (the
+ * chain is being asked). */
 static mh_status chain_entry_check(mh_host *h, const char *fn,
                                    mh_error **err)
 {
     mh_status rc = mh_entry_check(h, fn, 0, err);
     if (rc == MH_OK && tl_claims == h)
         rc = mh_err(h, err, MH_EINVAL, "%s: called from a finder's claims(), "
-                    "which runs under the finder chain's lock that the "
-                    "change would wait for; register finders outside "
-                    "claims()", fn);
+                    "while the finder chain is being asked; register "
+                    "finders outside claims()", fn);
     return rc;
 }
 
@@ -471,6 +477,7 @@ mh_status mh_host_add_path_hook(mh_host *host, const mh_finder_class *cls,
                                 void *ud, mh_chain_pos pos,
                                 const char *anchor, mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !cls)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_add_path_hook: %s is NULL",
@@ -489,6 +496,7 @@ mh_status mh_host_add_meta_finder(mh_host *host, const mh_finder_class *cls,
                                   void *ud, mh_chain_pos pos,
                                   const char *anchor, mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !cls)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_add_meta_finder: %s is NULL",

@@ -1222,6 +1222,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
                    mh_fetch_progress_fn progress, void *ud, size_t *fetched,
                    mh_error **err)
 {
+    MH_BUSY(host);
     size_t got = 0;
     if (fetched)
         *fetched = 0;

@@ -129,6 +129,8 @@ typedef struct dx_item {
     mh_status status;
     const char *reason;     /* interned */
     bool transient;         /* not the module's fault: not recorded */
+    char *ident;            /* read now, to be recorded under this
+                               identity (host memory), or NULL */
 } dx_item;
 
 typedef struct dx_known {   /* a row of the index, by interned origin */
@@ -334,6 +336,7 @@ static bool transient(mh_status rc)
 
 mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_discover: %s is NULL",
                       mh_null_name(2, host, "host", fn, "fn"));
@@ -354,8 +357,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         mh_dx_close(dx);
         dx = mh_dx_open(host, true, NULL);
     }
-    bool writing = dx && mh_dx_begin(dx) == 0;
-    size_t reread = 0;
+    size_t reread = 0, to_write = 0;
     char ident[1024];
     for (size_t i = 0; rc == MH_OK && i < w.n && !w.oom; i++) {
         dx_item *it = &w.items[i];
@@ -363,30 +365,46 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         const dx_known *k = w.kcap ? &w.known[known_slot(&w, it->found.origin)]
                                    : NULL;
         if (k && k->identity && id && row_counts(k, id) &&
-            from_known(&w, it, k)) {
-            check_here(&w, it);
+            from_known(&w, it, k))
             continue;
-        }
         reread++;
         MH_TRACE(host, "discover: reading the metadata of '%s' (%s)",
                  it->name, it->found.origin);
         from_module(&w, it);
-        if (writing && id && !it->transient && !transient(it->status) &&
+        if (dx && id && !it->transient && !transient(it->status) &&
             !w.oom) {
-            mh_dx_row row = {
-                .origin = it->found.origin, .identity = id, .name = it->name,
-                .source = it->manifest ? it->manifest->source : "none",
-                .manifest = mh_manifest_json(it->manifest),
-                .status = it->status, .reason = it->reason,
-            };
-            if (mh_dx_put(dx, &row) != 0)
-                writing = false;
+            size_t il = strlen(id) + 1;
+            if ((it->ident = mh_mem_alloc(host, il)) != NULL) {
+                memcpy(it->ident, id, il);
+                to_write++;
+            }
         }
-        check_here(&w, it);
+    }
+    /* Written once everything was read: no write transaction is held
+     * while finder code runs (a read may import, and an import that
+     * fails records its failure in this index). */
+    bool writing = to_write && mh_dx_begin(dx) == 0;
+    for (size_t i = 0; writing && i < w.n; i++) {
+        const dx_item *it = &w.items[i];
+        if (!it->ident)
+            continue;
+        mh_dx_row row = {
+            .origin = it->found.origin, .identity = it->ident,
+            .name = it->name,
+            .source = it->manifest ? it->manifest->source : "none",
+            .manifest = mh_manifest_json(it->manifest),
+            .status = it->status, .reason = it->reason,
+        };
+        if (mh_dx_put(dx, &row) != 0)
+            writing = false;
     }
     if (writing)
         mh_dx_commit(dx);
     mh_dx_close(dx);
+    /* What the metadata says is checked against this host (its ABI, the
+     * modules required) for the listing; the index keeps what was read. */
+    for (size_t i = 0; rc == MH_OK && i < w.n && !w.oom; i++)
+        check_here(&w, &w.items[i]);
     if (rc == MH_OK && w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory reading metadata");
     MH_TRACE(host, "discover: %zu modules, %zu read, %zu from the index",
@@ -408,8 +426,12 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         if (fn(ud, &meta) != 0)
             break;
     }
-    for (size_t i = 0; i < w.n; i++)
+    for (size_t i = 0; i < w.n; i++) {
         mh_manifest_free(w.items[i].manifest);
+        if (w.items[i].ident)
+            mh_mem_free(host, w.items[i].ident,
+                        strlen(w.items[i].ident) + 1);
+    }
     mh_mem_free(host, w.items, w.cap * sizeof *w.items);
     free_known(&w);
     return rc;
@@ -435,10 +457,16 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
         .source = "none", .status = mh_error_code(e),
         .reason = mh_error_message(e),
     };
-    if (mh_dx_begin(dx) == 0 && mh_dx_put(dx, &row) == 0)
-        mh_dx_commit(dx);
-    MH_TRACE(h, "discover: recorded the failure of '%s' (%s)", name,
-             f->origin);
+    bool began = mh_dx_begin(dx) == 0;
+    bool put = began && mh_dx_put(dx, &row) == 0;
+    if (put && mh_dx_commit(dx) == 0)
+        MH_TRACE(h, "discover: recorded the failure of '%s' (%s)", name,
+                 f->origin);
+    else
+        MH_TRACE(h, "discover: the failure of '%s' (%s) could not be "
+                 "recorded in the discovery index", name, f->origin);
+    if (began && !put)
+        mh_dx_commit(dx); /* nothing written: ends the transaction */
     mh_dx_close(dx);
 }
 
@@ -479,6 +507,7 @@ static int ep_one(void *ud, const mh_module_meta *m)
 mh_status mh_host_entry_points(mh_host *host, const char *group,
                                mh_entry_point_fn fn, void *ud, mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !group || !fn)
         return mh_err(host, err, MH_EINVAL,
                       "mh_host_entry_points: %s is NULL",
@@ -500,6 +529,7 @@ mh_status mh_host_entry_points(mh_host *host, const char *group,
 mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
                               mh_module **mod, void **symbol, mh_error **err)
 {
+    MH_BUSY(host);
     if (mod)
         *mod = NULL;
     if (symbol)
@@ -669,6 +699,7 @@ static int fail_one(void *ud, const mh_dx_row *r)
 mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                            mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !fn)
         return mh_err(host, err, MH_EINVAL, "mh_host_failures: %s is NULL",
                       mh_null_name(2, host, "host", fn, "fn"));
@@ -722,6 +753,8 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     size_t n = 0;
     int r = mh_dx_clear_failures(dx, name, &n);
     mh_dx_close(dx);
+    if (r == MH_DX_BUSY)
+        return busy(host, err);
     if (r != 0)
         return mh_err(host, err, MH_EIO, "cannot clear the failures recorded "
                       "in the discovery index in %s", host->cache_dir);

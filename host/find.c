@@ -293,6 +293,7 @@ static const char *loader_name(mh_module_kind kind)
 mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
                   mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !name || !info)
         return mh_err(host, err, MH_EINVAL, "mh_find: %s is NULL",
                       mh_null_name(3, host, "host", name, "name", info, "info"));
@@ -459,6 +460,7 @@ static mh_status list_one(list_acc *a, const mh_hook *k, void *state,
 mh_status mh_list_found(mh_host *host, mh_found_fn fn, void *ud,
                         mh_error **err)
 {
+    MH_BUSY(host);
     list_acc a = {.host = host};
     mh_status rc = MH_OK;
     const mh_hook *links[MH_CHAIN_MAX];

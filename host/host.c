@@ -228,11 +228,62 @@ bool mh_fault(mh_host *h, const char *site)
     return true;
 }
 
+typedef struct busy_slot {
+    const mh_host *host;
+    unsigned calls;
+} busy_slot;
+static __thread busy_slot tl_busy[8];
+
+const mh_host *mh_busy_enter(const mh_host *h)
+{
+    busy_slot *free_slot = NULL;
+    for (size_t i = 0; h && i < MH_ARRAY_LEN(tl_busy); i++) {
+        if (tl_busy[i].calls && tl_busy[i].host == h) {
+            tl_busy[i].calls++;
+            return h;
+        }
+        if (!tl_busy[i].calls && !free_slot)
+            free_slot = &tl_busy[i];
+    }
+    if (!h || !free_slot)
+        return NULL; /* more hosts nested than counted: not this one */
+    free_slot->host = h;
+    free_slot->calls = 1;
+    return h;
+}
+
+void mh_busy_leave(const mh_host *const *h)
+{
+    for (size_t i = 0; *h && i < MH_ARRAY_LEN(tl_busy); i++)
+        if (tl_busy[i].calls && tl_busy[i].host == *h) {
+            tl_busy[i].calls--;
+            return;
+        }
+}
+
+bool mh_busy(const mh_host *h)
+{
+    for (size_t i = 0; h && i < MH_ARRAY_LEN(tl_busy); i++)
+        if (tl_busy[i].calls && tl_busy[i].host == h)
+            return true;
+    return false;
+}
+
 void mh_host_free(mh_host *host)
 {
     if (!host || mh_in_log_hook(host))
         return; /* the hook runs with the host's locks held: see header */
-    atomic_store(&host->closing, true);
+    if (mh_busy(host)) {
+        /* From a module's init, a finder's callback, a list's callback:
+         * what the call still uses would be freed under it. */
+        mh_log(host, MH_LOG_ERROR, "mh_host_free: called from inside a "
+               "call into the host (a module's init, a finder's code, a "
+               "callback of the call); the host was not freed: free it "
+               "once that call has returned");
+        return;
+    }
+    if (atomic_exchange(&host->closing, true))
+        return; /* a plugin's fini freeing it again */
     mh_path_close(host);        /* finder instances first: some finders */
     mh_chain_close(host);       /* are plugins, unloaded below */
     mh_reg_free(host);          /* fini runs first: plugins may log; it

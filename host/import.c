@@ -109,6 +109,7 @@ static __attribute__((noinline)) mh_status
 import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
             mh_module **out, mh_error **err)
 {
+    MH_BUSY(h);
     mh_status rc = mh_name_check(name, err);
     if (rc != MH_OK)
         return rc;

@@ -198,6 +198,18 @@ mh_status mh_entry_check(mh_host *h, const char *fn, unsigned what,
 /* Is this thread inside h's log hook? */
 bool mh_in_log_hook(const mh_host *h);
 
+/* Which hosts this thread is inside a call of, through which user code may
+ * run (a module's init, a finder's callback, a list's callback...): there,
+ * mh_host_free would free what the call still uses, and is refused.
+ * MH_BUSY(h) at the top of such a call counts it until the call returns,
+ * by whatever path (h may be NULL).  Up to 8 hosts nested are counted. */
+const mh_host *mh_busy_enter(const mh_host *h);
+void mh_busy_leave(const mh_host *const *h);
+bool mh_busy(const mh_host *h);
+#define MH_BUSY(h)                                                        \
+    const mh_host *const mh_busy_                                         \
+        __attribute__((cleanup(mh_busy_leave), unused)) = mh_busy_enter(h)
+
 /* Trace only when verbose; the arguments are not evaluated otherwise. */
 #define MH_TRACE(h, ...)                                                  \
     do {                                                                  \

@@ -413,6 +413,7 @@ mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
 mh_status mh_metadata(mh_host *host, const char *name, mh_manifest **out,
                       mh_error **err)
 {
+    MH_BUSY(host);
     if (!out)
         return mh_err(host, err, MH_EINVAL, "mh_metadata: out is NULL");
     *out = NULL;

@@ -529,6 +529,17 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
     *state = c ? e->state : NULL;
     if (c)
         return MH_OK;
+    /* Nothing is opened from the log hook, which may run with locks held
+     * that an open takes (the notifier's), or for a host being freed
+     * (its entries were closed: what opened now would never be); and
+     * nothing is settled: the entry is opened by the next walk. */
+    if (mh_in_log_hook(h) || atomic_load(&h->closing)) {
+        if (why)
+            mh_buf_puts(why, mh_in_log_hook(h)
+                        ? "not opened from the host's log hook"
+                        : "not opened: the host is being freed");
+        return MH_EPATH;
+    }
     if (!open_begin(e, why))
         return MH_EPATH;
     mh_status rc = MH_EPATH;
@@ -798,6 +809,7 @@ mh_pentry *mh_path_at(mh_host *h, size_t i)
 mh_status mh_host_add_path(mh_host *host, const char *entry, size_t pos,
                            mh_error **err)
 {
+    MH_BUSY(host);
     if (!host || !entry)
         return mh_err(host, err, MH_EINVAL, "mh_host_add_path: %s is NULL",
                       mh_null_name(2, host, "host", entry, "entry"));
@@ -841,6 +853,7 @@ size_t mh_host_path_count(mh_host *host)
 mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
                              mh_path_source *source, const char **finder)
 {
+    MH_BUSY(host);
     if (entry) *entry = NULL;
     if (finder) *finder = NULL;
     if (source) *source = MH_SOURCE_CONFIG;
@@ -861,6 +874,7 @@ mh_status mh_host_path_entry(mh_host *host, size_t i, const char **entry,
 mh_status mh_host_path_entry_info(mh_host *host, size_t i,
                                   mh_path_entry_info *info)
 {
+    MH_BUSY(host);
     if (!host || !info)
         return MH_EINVAL;
     size_t size = info->size;
@@ -896,6 +910,7 @@ mh_status mh_host_path_entry_info(mh_host *host, size_t i,
 
 void mh_invalidate_caches(mh_host *host)
 {
+    MH_BUSY(host);
     if (!host || mh_entry_check(host, "mh_invalidate_caches", 0, NULL) !=
                      MH_OK)
         return; /* it could wait for this thread: see the header */

@@ -147,7 +147,8 @@ typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
  * mh_host_prune_cache, mh_host_add_path, mh_host_add_path_hook and
  * mh_host_add_meta_finder; mh_invalidate_caches and
  * mh_host_free do nothing.  Reading (mh_host_path_entry, a loaded module's
- * accessors, mh_intern) works.  The same calls into another host are the
+ * accessors, mh_intern) works; an entry no walk has opened yet is not
+ * opened from the hook (mh_host_path_entry gives no finder for it then).  The same calls into another host are the
  * application's own business (a thread knows only the innermost hook it
  * is in: host A's hook calling host B, whose hook calls A, is not
  * caught). */
@@ -161,7 +162,8 @@ typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
  * non-zero, the call fails as the real one would (EIO, or the library's
  * error).
  * Memory faults come from the allocator hook.  Thread-safe if the host is
- * used from several threads.
+ * used from several threads.  It may be called with the host's locks held:
+ * it must not call into the host.
  */
 typedef int (*mh_fault_fn)(void *ud, const char *site);
 
@@ -295,8 +297,13 @@ MH_API mh_status mh_check_version_(int version, size_t config_size,
  * Free a host: call each loaded module's fini in reverse order of
  * initialisation, close the modules, free every interned name, finder and
  * cache.  Pointers obtained from the host are invalid afterwards.  NULL is
- * a no-op, as is a call from the host's log hook.  While it runs (a
- * plugin's fini), calls that import, find, list or fetch are refused with
+ * a no-op, as is a call from the host's log hook, and from a plugin's fini
+ * (the host is being freed already).  A call from inside another call
+ * into the same host, on the same thread -- a module's init, a finder's
+ * callback, the callback of mh_list, mh_discover, mh_host_failures or
+ * mh_fetch -- frees nothing and logs an error: that call still uses the
+ * host; free it once the call has returned.  While it runs (a plugin's
+ * fini), calls that import, find, list or fetch are refused with
  * MH_EINVAL: the host is being freed.
  */
 MH_API void mh_host_free(mh_host *host);

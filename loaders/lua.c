@@ -1461,6 +1461,7 @@ void mh_lua_unload(mh_host *h, mh_module *mod)
 mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
                          cJSON **result, mh_error **err)
 {
+    MH_BUSY(mod ? mod->host : NULL);
     if (!result)
         return mh_err(NULL, err, MH_EINVAL, "mh_module_call: result is NULL");
     *result = NULL;

@@ -12,6 +12,9 @@
 #include "support/support.h"
 #include <modhost/finder.h>
 #include "test.h"
+#include <inttypes.h>
+#include <stdint.h>
+#include <unistd.h>
 
 TEST(strerror_every_code)
 {
@@ -664,6 +667,160 @@ TEST(log_hook_calling_its_host_during_free_is_refused)
     ASSERT_STATUS(r.find, MH_EINVAL);
     ASSERT_STATUS(r.imp, MH_EINVAL);
     ASSERT_STATUS(r.list, MH_EINVAL);
+}
+
+/* On r->on, once: reads entry 1 of the path, as the header says the hook
+ * may. */
+static void entry_reading_hook(void *ud, mh_log_level level, const char *msg)
+{
+    reentry *r = ud;
+    (void)level;
+    if (!r->host || r->fired || !strstr(msg, r->on))
+        return;
+    r->fired = 1;
+    const char *text = NULL;
+    r->find = mh_host_path_entry(r->host, 1, &text, NULL, NULL);
+}
+
+TEST(log_hook_reading_an_entry_the_notifier_traces_for_does_not_hang)
+{
+    /* The notifier traced "not there to watch" under its lock; the hook
+     * read entry 1, which opened it, and the open took that lock again:
+     * the thread waited for itself for ever.  Nothing is opened from the
+     * hook now, and the entry opens at the next walk. */
+    fixture_copy("counter", "E/counter.so");
+    alarm(test_case_timeout_s());
+    reentry r = {.on = "is not there to watch"};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = str_fmt("%s;%s", tmp_path("no/such/dir"), tmp_path("E"));
+    cfg.log = entry_reading_hook;
+    cfg.log_ud = &r;
+    r.host = host_new_cfg(&cfg);
+    ASSERT_EQ_INT(call_int(import_ok(r.host, "counter"), "value"), 42);
+    alarm(0);
+    ASSERT_EQ_INT(r.fired, 1);
+    ASSERT_STATUS(r.find, MH_OK);
+    mh_host_free(r.host);
+}
+
+static int free_from_list(void *ud, const mh_spec_info *info)
+{
+    (void)info;
+    mh_host_free(ud);
+    return 0;
+}
+
+TEST(host_free_from_a_callback_of_a_call_is_refused)
+{
+    /* mh_host_free from mh_list's callback freed the list under the
+     * call (a use after free); it is refused, said, and the host works
+     * on, until it is freed after the call. */
+    fixture_copy("counter", "E/counter.so");
+    fixture_copy("answer7", "E/answer7.so");
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = host_new_opts(&(host_opts){.log = &lc}, tmp_path("E"));
+    ASSERT_STATUS(mh_list(h, free_from_list, h, ERR), MH_OK);
+    ASSERT_LOG(&lc, MH_LOG_ERROR, "mh_host_free: called from inside a call "
+                                  "into the host");
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* The stress_hook fixture's init and fini call these back: what each
+ * does with the host (the_host) is set by the case. */
+static mh_host *the_host;
+static enum { DO_NOTHING, DO_FREE, DO_READ_ENTRY } at_init, at_fini;
+static int fini_calls;
+static mh_status fini_entry_rc = MH_EINVAL;
+
+static void act_on_host(int what)
+{
+    if (what == DO_FREE) {
+        mh_host_free(the_host);
+    } else if (what == DO_READ_ENTRY) {
+        const char *text = NULL, *finder = "unset";
+        fini_entry_rc = mh_host_path_entry(the_host, 1, &text, NULL,
+                                           &finder);
+        if (finder)
+            fini_entry_rc = MH_EINVAL; /* opened while it is freed */
+    }
+}
+
+static int init_hook(const char *name, const char **next, char *why,
+                     size_t size)
+{
+    (void)name;
+    (void)next;
+    (void)why;
+    (void)size;
+    act_on_host(at_init);
+    return 0;
+}
+
+static int fini_hook(const char *name, const char **next, char *why,
+                     size_t size)
+{
+    (void)name;
+    (void)next;
+    (void)why;
+    (void)size;
+    fini_calls++;
+    act_on_host(at_fini);
+    return 0;
+}
+
+/* the_host: a host on tmp/E, which holds the stress_hook fixture as
+ * "freer", imported; its init and fini do what at_init and at_fini say. */
+static void freer_host(log_capture *lc)
+{
+    fixture_copy("stress_hook", "E/freer.so");
+    env_set("MH_STRESS_HOOK", str_fmt("%" PRIxPTR, (uintptr_t)init_hook));
+    env_set("MH_STRESS_HOOK_FINI", str_fmt("%" PRIxPTR,
+                                           (uintptr_t)fini_hook));
+    the_host = host_new_opts(&(host_opts){.log = lc}, tmp_path("E"));
+    import_ok(the_host, "freer");
+}
+
+TEST(host_free_from_a_modules_init_is_refused)
+{
+    /* The same from a module's init: the import went on in freed
+     * memory. */
+    log_capture lc;
+    log_capture_init(&lc);
+    at_init = DO_FREE;
+    freer_host(&lc);
+    ASSERT_LOG(&lc, MH_LOG_ERROR, "mh_host_free: called from inside a call "
+                                  "into the host");
+    mh_host_free(the_host);
+    log_capture_free(&lc);
+}
+
+TEST(host_free_from_a_modules_fini_returns_at_once)
+{
+    /* A fini that frees its host (which is being freed) ran the fini
+     * again, without end, until the stack ran out. */
+    at_fini = DO_FREE;
+    freer_host(NULL);
+    mh_host_free(the_host);
+    ASSERT_EQ_INT(fini_calls, 1);
+}
+
+TEST(entry_read_from_a_fini_is_not_opened_while_the_host_is_freed)
+{
+    /* An entry no walk had opened was opened from a fini, after the
+     * host had closed its entries: the instance was never closed (a
+     * leak), and finder code ran during teardown. */
+    at_fini = DO_READ_ENTRY;
+    freer_host(NULL);
+    ASSERT_STATUS(mh_host_add_path(the_host, tmp_mkdir("later"), (size_t)-1,
+                                   ERR), MH_OK);
+    mh_host_free(the_host);
+    ASSERT_STATUS(fini_entry_rc, MH_OK);
 }
 
 TEST(host_api_table_as_plugin_sees_it)

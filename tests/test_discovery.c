@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <modhost/finder.h>
+
 #include "cache/discovery.h"
 #include "support/support.h"
 #include "test.h"
@@ -666,6 +668,112 @@ TEST(a_listing_sweeps_what_a_killed_rebuild_left)
     log_capture_free(&lc);
 }
 
+/* A finder ("dd:") with one module, xm, whose manifest read() imports
+ * the module `broken` first (its init fails). */
+static mh_host *dd_host;
+
+static mh_status dd_open(mh_finder_ctx *cx, const char *entry, void **st)
+{
+    (void)cx;
+    (void)entry;
+    *st = NULL;
+    return MH_OK;
+}
+
+static void dd_spec(mh_finder_ctx *cx, mh_finder_spec *spec)
+{
+    spec->kind = MH_KIND_LUA;
+    spec->origin = cx->svc->intern(cx, "dd:xm");
+    spec->key = "code";
+    spec->meta_key = "meta";
+}
+
+static mh_status dd_find(mh_finder_ctx *cx, void *st, const char *name,
+                         mh_finder_spec *spec)
+{
+    (void)st;
+    if (strcmp(name, "xm") != 0)
+        return MH_ENOTFOUND;
+    dd_spec(cx, spec);
+    return MH_OK;
+}
+
+static mh_status dd_list(mh_finder_ctx *cx, void *st, mh_finder_list_fn fn,
+                         void *ud)
+{
+    (void)st;
+    mh_finder_spec spec = {0};
+    dd_spec(cx, &spec);
+    fn(ud, "xm", &spec);
+    return MH_OK;
+}
+
+static mh_status dd_read(mh_finder_ctx *cx, void *st, const char *key,
+                         mh_finder_blob *out)
+{
+    (void)st;
+    const char *text = "return {}";
+    if (strcmp(key, "meta") == 0) {
+        mh_module *m = NULL;
+        mh_import(dd_host, "broken", &m, NULL); /* fails: recorded */
+        text = "{\"name\": \"xm\", \"version\": \"1.0\"}";
+    }
+    size_t n = strlen(text);
+    out->data = cx->svc->alloc(cx, n);
+    memcpy(out->data, text, n);
+    out->len = out->size = n;
+    return MH_OK;
+}
+
+static void dd_close(mh_finder_ctx *cx, void *st)
+{
+    (void)cx;
+    (void)st;
+}
+
+static const mh_finder_class dd_class = {
+    MH_FINDER_CLASS_INIT, .name = "dd", .scheme = "dd", .open = dd_open,
+    .find = dd_find, .list = dd_list, .read = dd_read, .close = dd_close};
+
+static int count_broken(void *ud, const mh_failure *f)
+{
+    *(int *)ud += strcmp(f->name, "broken") == 0;
+    return 0;
+}
+
+static int ignore_meta(void *ud, const mh_module_meta *m)
+{
+    (void)ud;
+    (void)m;
+    return 0;
+}
+
+TEST(a_failure_met_while_discovering_is_recorded)
+{
+    /* mh_discover held the index's write transaction while it read
+     * metadata through finders: an import failing meanwhile (here from
+     * the finder's own read()) waited out the busy timeout (5 s) and its
+     * failure was not recorded, though the trace said it was.  The rows
+     * are now written once everything is read. */
+    fixture_copy("init_fails", "E/broken.so");
+    disc_set_age(tmp_path("E/broken.so"), 30); /* not "changed just now" */
+    log_capture lc;
+    log_capture_init(&lc);
+    dd_host = vhost(&lc, NULL, 0, "dd:x", tmp_path("E"));
+    ASSERT_STATUS(mh_host_add_path_hook(dd_host, &dd_class, NULL,
+                                        MH_CHAIN_FIRST, NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_discover(dd_host, ignore_meta, NULL, ERR), MH_OK);
+    int broken = 0;
+    ASSERT_STATUS(mh_host_failures(dd_host, count_broken, &broken, ERR),
+                  MH_OK);
+    if (broken != 1)
+        FAIL("the failure of 'broken' was not recorded; log:\n%s",
+             log_capture_dump(&lc));
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "recorded the failure of 'broken'");
+    mh_host_free(dd_host);
+    log_capture_free(&lc);
+}
+
 /* Discover the small directory, damage the index with `damage`, and check
  * that the next listing is complete and correct, silent, reads everything,
  * and leaves a valid index behind (the one after reads nothing). */
@@ -1115,17 +1223,18 @@ TEST(failures_are_not_read_again_until_the_file_changes)
     log_capture_free(&lc);
 }
 
-/* The sqlite3 command holding an exclusive lock on the index at path
- * until index_unlock: readers get SQLITE_BUSY meanwhile. */
-static FILE *index_lock(const char *path)
+/* The sqlite3 command holding a lock on the index at path until
+ * index_unlock, taken by BEGIN `how`: EXCLUSIVE (readers get SQLITE_BUSY
+ * meanwhile) or IMMEDIATE (writers do). */
+static FILE *index_lock_by(const char *path, const char *how)
 {
     const char *said = tmp_path(".locked");
     unlink(said);
     FILE *p = popen(str_fmt("sqlite3 -batch -init /dev/null %s >%s 2>&1",
                             sh_quote(path), sh_quote(said)), "w");
     ASSERT_NOT_NULL(p);
-    fputs("BEGIN EXCLUSIVE;\nSELECT count(*) FROM modules;\n"
-          ".print locked\n", p);
+    fprintf(p, "BEGIN %s;\nSELECT count(*) FROM modules;\n"
+            ".print locked\n", how);
     fflush(p);
     for (int i = 0; i < 1000; i++) {
         const char *t = file_read(said);
@@ -1137,10 +1246,38 @@ static FILE *index_lock(const char *path)
          file_read(said) ? file_read(said) : "(no output)");
 }
 
+static FILE *index_lock(const char *path)
+{
+    return index_lock_by(path, "EXCLUSIVE");
+}
+
 static void index_unlock(FILE *p)
 {
     fputs("COMMIT;\n", p);
     ASSERT_EQ_INT(pclose(p), 0);
+}
+
+TEST(clearing_failures_while_another_process_writes_says_try_again)
+{
+    /* Another process in a write transaction past the busy timeout: the
+     * failures cannot be cleared now, which said MH_EIO ("cannot clear")
+     * as for a damaged index, where the header promises MH_EAGAIN. */
+    log_capture lc;
+    disc_run r;
+    const char *dir = broken_dir();
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    FILE *lock = index_lock_by(index_path(NULL), "IMMEDIATE");
+    size_t n = 99;
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, &n, ERR), MH_EAGAIN);
+    ASSERT_EQ_INT(n, 0);
+    index_unlock(lock);
+    ASSERT_STATUS(mh_host_clear_failures(host, NULL, &n, ERR), MH_OK);
+    ASSERT_TRUE(n > 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
 }
 
 TEST(index_locked_by_another_process_is_kept_with_its_failures)

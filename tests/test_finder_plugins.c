@@ -19,6 +19,7 @@
 #include <elf.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,50 @@ static void nested(int aa_first)
     ASSERT_EQ_STR(info.finder, "aa");
     ASSERT_EQ_INT(info.entry_index, ia);
     mh_host_free(host);
+}
+
+/* A log hook that, on the first "searching the path" trace, reads entry
+ * 0 of its host's path (which the header says it may). */
+typedef struct entry_peek {
+    mh_host *host;
+    int fired;
+    mh_status rc;
+} entry_peek;
+
+static void peek_hook(void *ud, mh_log_level level, const char *msg)
+{
+    entry_peek *p = ud;
+    (void)level;
+    if (!p->host || p->fired || !strstr(msg, "searching the path"))
+        return;
+    p->fired = 1;
+    const char *text = NULL;
+    p->rc = mh_host_path_entry(p->host, 0, &text, NULL, NULL);
+}
+
+TEST(log_hook_reading_an_entry_leaves_its_finder_plugin_to_load)
+{
+    /* Reading entry 0 from the hook opened it: its finder plugin's
+     * import was refused there (no import from the hook), and that was
+     * kept as the entry's failure until mh_invalidate_caches, so every
+     * later import from it said "not found". */
+    const char *d1 = lua_dir("D1", "m1");
+    const char *plugins = install("aa", "aa");
+    entry_peek p = {0};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = str_fmt("aa:%s;%s", d1, plugins);
+    cfg.log = peek_hook;
+    cfg.log_ud = &p;
+    cfg.cache_dir = tmp_path("cache");
+    p.host = host_new_cfg(&cfg);
+    import_from(p.host, "m1", "aa", str_fmt("%s/m1.lua", d1));
+    ASSERT_EQ_INT(p.fired, 1);
+    ASSERT_STATUS(p.rc, MH_OK);
+    ASSERT_EQ_STR(entry_info(p.host, 0).finder, "aa");
+    mh_host_free(p.host);
 }
 
 TEST(finder_whose_open_imports_a_module_does_not_hang)
@@ -821,6 +866,90 @@ TEST(finder_registering_a_finder_from_claims_is_refused_not_hung)
     ASSERT_STATUS(mh_host_add_path_hook(pw.host, &hk_nothing2, NULL,
                                         MH_CHAIN_LAST, NULL, ERR), MH_OK);
     mh_host_free(pw.host);
+}
+
+/* claims() of the main thread importing a module whose init, on another
+ * thread, registers a path hook. */
+static struct {
+    mh_host *host;
+    pthread_t main;
+    atomic_int in_claims, in_init;
+    mh_status claims_import, hook_add;
+} ci;
+
+static void ci_wait(atomic_int *flag)
+{
+    while (!atomic_load(flag))
+        usleep(1000);
+}
+
+static int ci_claims(mh_finder_ctx *cx, const char *entry)
+{
+    (void)cx;
+    if (!pthread_equal(pthread_self(), ci.main) ||
+        strncmp(entry, "ci:", 3) != 0)
+        return 0;
+    atomic_store(&ci.in_claims, 1);
+    ci_wait(&ci.in_init);
+    mh_module *m = NULL;
+    ci.claims_import = mh_import(ci.host, "c", &m, NULL);
+    return 0;
+}
+
+static const mh_finder_class hk_cimp = {
+    MH_FINDER_CLASS_INIT, .name = "cimp", .claims = ci_claims,
+    .open = nothing_open, .find = nothing_find, .close = hk_close};
+
+static int ci_init(const char *name, const char **next, char *why,
+                   size_t size)
+{
+    (void)name;
+    (void)next;
+    (void)why;
+    (void)size;
+    atomic_store(&ci.in_init, 1);
+    ci_wait(&ci.in_claims);
+    ci.hook_add = mh_host_add_path_hook(ci.host, &hk_nothing2, NULL,
+                                        MH_CHAIN_LAST, NULL, NULL);
+    return 0;
+}
+
+static void *ci_import_c(void *arg)
+{
+    (void)arg;
+    mh_module *m = NULL;
+    return mh_import(ci.host, "c", &m, NULL) == MH_OK ? m : NULL;
+}
+
+TEST(claims_importing_what_an_init_registering_a_finder_imports_does_not_hang)
+{
+    /* claims() ran under the finder chain's read lock.  It imported c,
+     * which another thread was importing, and c's init registered a path
+     * hook: the init waited for the write lock, held off by claims(),
+     * which waited for c.  claims() are now asked over a copy of the
+     * chain, with no lock held. */
+    fixture_copy("stress_hook", "E/c.so");
+    env_set("MH_STRESS_HOOK", str_fmt("%" PRIxPTR, (uintptr_t)ci_init));
+    memset(&ci, 0, sizeof ci);
+    ci.main = pthread_self();
+    ci.claims_import = ci.hook_add = MH_EINVAL;
+    ci.host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_host_add_path_hook(ci.host, &hk_cimp, NULL,
+                                        MH_CHAIN_FIRST, NULL, ERR), MH_OK);
+    alarm(test_case_timeout_s());
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, ci_import_c, NULL), 0);
+    ci_wait(&ci.in_init);
+    ASSERT_STATUS(mh_host_add_path(ci.host, "ci:new", 0, ERR), MH_OK);
+    ASSERT_STATUS(mh_import(ci.host, "nosuch", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    void *c = NULL;
+    pthread_join(t, &c);
+    alarm(0);
+    ASSERT_NOT_NULL(c);
+    ASSERT_STATUS(ci.claims_import, MH_OK);
+    ASSERT_STATUS(ci.hook_add, MH_OK);
+    mh_host_free(ci.host);
 }
 
 TEST(thread_invalidating_while_an_entry_is_opened_is_not_lost)
