@@ -288,6 +288,12 @@ int mh_dx_begin(mh_dx *dx)
     return rc == SQLITE_OK ? 0 : failed(dx, rc);
 }
 
+/* An identity without the "unsure:" mark a listing puts on a file changed
+ * in the last moments (host/discover.c): the same file either way. */
+#define SURE_ID(col)                                                      \
+    "(CASE WHEN substr(" col ", 1, 7) = 'unsure:' THEN substr(" col ", 8) " \
+    "ELSE " col " END)"
+
 int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
 {
     int rc = SQLITE_OK;
@@ -309,8 +315,8 @@ int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
                                 "reason = excluded.reason, recorded = "
                                 "excluded.recorded WHERE NOT (excluded.status "
                                 "= 0 AND modules.status IN (?9, ?10, ?11) "
-                                "AND modules.identity = excluded.identity)",
-                                -1,
+                                "AND " SURE_ID("modules.identity") " = "
+                                SURE_ID("excluded.identity") ")", -1,
                                 &dx->put, NULL);
     if (rc != SQLITE_OK)
         return failed(dx, rc);

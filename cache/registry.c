@@ -34,6 +34,8 @@
 #include "finders/finder.h"
 
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Per-thread import state.  Its address identifies the thread. */
 typedef struct mh_tstate {
@@ -412,38 +414,61 @@ int mh_reg_depth(void)
     return tls.depth;
 }
 
-/* This thread's stack: its lowest address and size, looked up once. */
+static _Thread_local const char *tl_missing;
+
+void mh_reg_set_missing(const char *iname)
+{
+    tl_missing = iname;
+}
+
+const char *mh_reg_missing(void)
+{
+    return tl_missing;
+}
+
+/* This thread's stack: its bounds, looked up once, and the reserve an
+ * import needs on it. */
 static _Thread_local uintptr_t stack_lo, stack_hi;
+static _Thread_local size_t stack_reserve;
 static _Thread_local bool stack_looked;
 
-size_t mh_reg_stack_left(void)
+static void stack_look(uintptr_t here)
+{
+    stack_looked = true;
+    pthread_attr_t a;
+    void *lo;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        if (pthread_attr_getstack(&a, &lo, &size) == 0) {
+            stack_lo = (uintptr_t)lo;
+            stack_hi = stack_lo + size;
+        }
+        pthread_attr_destroy(&a);
+    }
+    stack_reserve = size / 4 < MH_IMPORT_STACK_MIN ? size / 4
+                                                   : MH_IMPORT_STACK_MIN;
+    /* The main thread's bounds come from /proc/self/maps and the stack
+     * limit; under valgrind they are not the stack it runs on (its first
+     * import found hardly any below it).  No guard there then but the
+     * depth.  Other threads' bounds are their own allocation's. */
+    if (stack_lo && getpid() == (pid_t)syscall(SYS_gettid) &&
+        here > stack_lo && here <= stack_hi &&
+        here - stack_lo < stack_reserve + 64u * 1024u)
+        stack_lo = 0;
+}
+
+bool mh_reg_stack_short(size_t *left, size_t *reserve)
 {
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    if (!stack_looked) {
-        stack_looked = true;
-        pthread_attr_t a;
-        void *lo;
-        size_t size;
-        if (pthread_getattr_np(pthread_self(), &a) == 0) {
-            if (pthread_attr_getstack(&a, &lo, &size) == 0) {
-                stack_lo = (uintptr_t)lo;
-                stack_hi = stack_lo + size;
-            }
-            pthread_attr_destroy(&a);
-        }
-        /* A thread's first import with hardly any stack below it: the
-         * bounds are not the real ones (valgrind's main thread, whose
-         * stack grows where glibc cannot see), not a stack that small.
-         * No guard then but the depth. */
-        if (stack_lo && here > stack_lo && here <= stack_hi &&
-            here - stack_lo < MH_IMPORT_STACK_MIN + 64u * 1024u)
-            stack_lo = 0;
-    }
+    if (!stack_looked)
+        stack_look(here);
     /* Not known, or running elsewhere (a coroutine's stack, a signal's
-     * alternate one): no guard but the depth. */
+     * alternate one). */
     if (!stack_lo || here <= stack_lo || here > stack_hi)
-        return SIZE_MAX;
-    return here - stack_lo;
+        return false;
+    *left = here - stack_lo;
+    *reserve = stack_reserve;
+    return *left < stack_reserve;
 }
 
 const char *mh_reg_current_name(void)

@@ -205,17 +205,34 @@ void mh_reg_leave(mh_module *mod);
 #define MH_IMPORT_DEPTH_MAX 200
 int mh_reg_depth(void);
 
-/* Bytes of this thread's stack left below the caller (SIZE_MAX: not
- * known).  An import is refused with less than MH_IMPORT_STACK_MIN left:
- * the depth alone does not bound the stack, as each Lua chunk runs on a
- * Lua thread of its own, whose C calls Lua counts from 0 (up to 200 of
- * them a level), and threads may have small stacks. */
-size_t mh_reg_stack_left(void);
+/* Is this thread short of stack for another import?  The depth alone
+ * does not bound the stack: each Lua chunk runs on a Lua thread of its
+ * own, whose C calls Lua counts from 0 (up to 200 of them a level), and
+ * threads may have small stacks.  Short: less left below the caller than
+ * the reserve, MH_IMPORT_STACK_MIN or a quarter of the thread's stack if
+ * that is less (a small stack is guarded, not refused everything); *left
+ * and *reserve say how much.  Not known (bounds glibc cannot give, or
+ * running on another stack): never short. */
+bool mh_reg_stack_short(size_t *left, size_t *reserve);
 #if defined(__SANITIZE_ADDRESS__)
+#define MH_ASAN_ 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MH_ASAN_ 1
+#endif
+#endif
+#ifdef MH_ASAN_
 #define MH_IMPORT_STACK_MIN (768u * 1024u) /* ASan's frames are larger */
 #else
 #define MH_IMPORT_STACK_MIN (256u * 1024u)
 #endif
+
+/* The last name this thread's imports searched the path for in vain
+ * (interned), or NULL: set by each such import, cleared by the caller
+ * that asks.  Tells "x is nowhere" from "x's import failed not finding
+ * something else" without a second walk. */
+void mh_reg_set_missing(const char *iname);
+const char *mh_reg_missing(void);
 const char *mh_reg_current_name(void);
 
 /* The innermost module this thread is importing, or NULL. */

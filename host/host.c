@@ -231,24 +231,38 @@ bool mh_fault(mh_host *h, const char *site)
 typedef struct busy_slot {
     const mh_host *host;
     unsigned calls;
+    uintptr_t frame;            /* the outermost counted call's */
 } busy_slot;
 static __thread busy_slot tl_busy[8];
 
-const mh_host *mh_busy_enter(const mh_host *h)
+/* Slot i still counts calls running below `here` (the stack grows down:
+ * a call still running has its frame above every frame it called). */
+static bool live(const busy_slot *b, uintptr_t here)
 {
-    busy_slot *free_slot = NULL;
+    return b->calls > 0 && b->frame > here;
+}
+
+const mh_host *mh_busy_enter(const mh_host *h, const void *frame)
+{
+    uintptr_t f = (uintptr_t)frame;
+    busy_slot *mine = NULL, *free_slot = NULL;
     for (size_t i = 0; h && i < MH_ARRAY_LEN(tl_busy); i++) {
-        if (tl_busy[i].calls && tl_busy[i].host == h) {
-            tl_busy[i].calls++;
-            return h;
-        }
-        if (!tl_busy[i].calls && !free_slot)
+        if (tl_busy[i].calls && tl_busy[i].host == h)
+            mine = &tl_busy[i];
+        else if (!tl_busy[i].calls && !free_slot)
             free_slot = &tl_busy[i];
     }
-    if (!h || !free_slot)
+    if (mine && live(mine, f)) {
+        mine->calls++;
+        return h;
+    }
+    if (!mine) /* else a count left by calls that never returned: anew */
+        mine = free_slot;
+    if (!h || !mine)
         return NULL; /* more hosts nested than counted: not this one */
-    free_slot->host = h;
-    free_slot->calls = 1;
+    mine->host = h;
+    mine->calls = 1;
+    mine->frame = f;
     return h;
 }
 
@@ -261,11 +275,14 @@ void mh_busy_leave(const mh_host *const *h)
         }
 }
 
-bool mh_busy(const mh_host *h)
+bool mh_busy(const mh_host *h, const void *here)
 {
     for (size_t i = 0; h && i < MH_ARRAY_LEN(tl_busy); i++)
-        if (tl_busy[i].calls && tl_busy[i].host == h)
-            return true;
+        if (tl_busy[i].calls && tl_busy[i].host == h) {
+            if (live(&tl_busy[i], (uintptr_t)here))
+                return true;
+            tl_busy[i].calls = 0; /* left without returning: gone */
+        }
     return false;
 }
 
@@ -273,7 +290,7 @@ void mh_host_free(mh_host *host)
 {
     if (!host || mh_in_log_hook(host))
         return; /* the hook runs with the host's locks held: see header */
-    if (mh_busy(host)) {
+    if (mh_busy(host, __builtin_frame_address(0))) {
         /* From a module's init, a finder's callback, a list's callback:
          * what the call still uses would be freed under it. */
         mh_log(host, MH_LOG_ERROR, "mh_host_free: called from inside a "

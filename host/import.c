@@ -138,8 +138,8 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
                       "importing the next while it loads)", iname,
                       mh_reg_current_name(), MH_IMPORT_DEPTH_MAX);
     }
-    size_t left = mh_reg_stack_left();
-    if (left < MH_IMPORT_STACK_MIN) {
+    size_t left, reserve;
+    if (mh_reg_stack_short(&left, &reserve)) {
         /* The same, where the stack runs short first: an import of what
          * is loaded already takes none. */
         mh_module *ready = mh_reg_lookup(h, name, len);
@@ -153,7 +153,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
                       "importing the next while it loads)", iname,
                       mh_reg_current_name() ? mh_reg_current_name()
                                             : "(no module)",
-                      left / 1024, MH_IMPORT_STACK_MIN / 1024,
+                      left / 1024, (unsigned)(reserve / 1024),
                       mh_reg_depth());
     }
 
@@ -175,6 +175,8 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec_transient(h, iname, &f, &e);
     bool found = rc == MH_OK, fetch_failed = false;
+    if (rc == MH_ENOTFOUND)
+        mh_reg_set_missing(iname); /* the name itself: Lua's require asks */
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {

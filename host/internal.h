@@ -202,13 +202,18 @@ bool mh_in_log_hook(const mh_host *h);
  * run (a module's init, a finder's callback, a list's callback...): there,
  * mh_host_free would free what the call still uses, and is refused.
  * MH_BUSY(h) at the top of such a call counts it until the call returns,
- * by whatever path (h may be NULL).  Up to 8 hosts nested are counted. */
-const mh_host *mh_busy_enter(const mh_host *h);
+ * by whatever path (h may be NULL).  Up to 8 hosts nested are counted.
+ * Each count keeps the outermost call's frame: a call left without
+ * returning (a longjmp out of a callback) is seen as gone once the stack
+ * is back above that frame.  mh_busy(h, here): here is the asker's own
+ * frame. */
+const mh_host *mh_busy_enter(const mh_host *h, const void *frame);
 void mh_busy_leave(const mh_host *const *h);
-bool mh_busy(const mh_host *h);
+bool mh_busy(const mh_host *h, const void *here);
 #define MH_BUSY(h)                                                        \
     const mh_host *const mh_busy_                                         \
-        __attribute__((cleanup(mh_busy_leave), unused)) = mh_busy_enter(h)
+        __attribute__((cleanup(mh_busy_leave), unused)) =                 \
+            mh_busy_enter((h), __builtin_frame_address(0))
 
 /* Trace only when verbose; the arguments are not evaluated otherwise. */
 #define MH_TRACE(h, ...)                                                  \

@@ -202,15 +202,17 @@ static int host_searcher(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     mh_module *m = NULL;
     mh_error *e = NULL;
+    mh_reg_set_missing(NULL);
     mh_status rc = import_unlocked(h, name, &m, &e);
     if (rc != MH_OK) {
         /* Not found, and name itself is not there: Lua's other searchers
          * may have it.  A module that is there but whose import failed
          * "not found" (a requirement of its manifest, a file gone between
          * find and load) is an error: going on would load another module
-         * of that name from LUA_PATH, and drop the reason. */
-        mh_spec_info info = {.size = sizeof info};
-        if (rc == MH_ENOTFOUND && mh_find(h, name, &info, NULL) == MH_OK)
+         * of that name from LUA_PATH, and drop the reason.  Told apart by
+         * what the import's own walk missed, not by walking again. */
+        const char *missing = mh_reg_missing();
+        if (rc == MH_ENOTFOUND && !(missing && strcmp(missing, name) == 0))
             rc = MH_EINIT;
         if (rc == MH_ENOTFOUND || rc == MH_EBADNAME) {
             lua_pushfstring(L, "no module '%s' on modhost's search path",
@@ -267,14 +269,17 @@ static int lib_import(lua_State *L)
     if (m->kind == MH_KIND_LUA)
         return push_module(L, m, name);
     /* A Lua C module: what require gave (or will give), luaopen_* run
-     * once -- package.loaded, as require keeps it. */
+     * once -- package.loaded, as require keeps it, read and written raw
+     * (a metatable a module gave it is not asked, as p_publish). */
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    if (lua_getfield(L, -1, name) != LUA_TNIL)
+    lua_pushstring(L, name);
+    if (lua_rawget(L, -2) != LUA_TNIL)
         return 1;
     lua_pop(L, 1);
     push_module(L, m, name);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -3, name);
+    lua_pushstring(L, name);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, -4);
     return 1;
 }
 
@@ -984,14 +989,16 @@ static int p_publish(lua_State *L)
     }
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     /* Nothing there, what the module put there itself (package.loaded[
-     * ...] = M, to break a require cycle), or the host's own.  Raw, as
-     * require itself reads and writes it: a module may have given
-     * package.loaded a metatable (a "strict" __index that raises, a lazy
-     * one that makes tables up), which is not asked. */
-    bool ours = lua_type(L, -1) != LUA_TTABLE ? false
-                : (lua_pushstring(L, name), lua_rawget(L, 3)) == LUA_TNIL ||
-                  lua_rawequal(L, -1, 1) ||
-                  (lua_pushstring(L, name), lua_rawget(L, 2)) != LUA_TNIL;
+     * ...] = M, to break a require cycle), or the host's own.  Raw: a
+     * module may have given package.loaded a metatable (a "strict"
+     * __index that raises, a lazy one that makes tables up), which is
+     * not asked. */
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return luaL_error(L, "package.loaded is a %s, not a table",
+                          luaL_typename(L, -1));
+    bool ours = (lua_pushstring(L, name), lua_rawget(L, 3)) == LUA_TNIL ||
+                lua_rawequal(L, -1, 1) ||
+                (lua_pushstring(L, name), lua_rawget(L, 2)) != LUA_TNIL;
     lua_settop(L, 3);
     if (ours) {
         lua_pushstring(L, name);

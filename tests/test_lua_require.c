@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <modhost/finder.h>
 
 #include "support/support.h"
 #include "test.h"
@@ -305,6 +306,80 @@ TEST(require_of_a_module_whose_requirement_is_missing_raises_why)
         FAIL("require('x') gave %s", got);
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+/* A meta finder that finds nothing and counts the finds of "nosuch". */
+static int nosuch_finds;
+
+static mh_status count_find(mh_finder_ctx *cx, void *st, const char *name,
+                            mh_finder_spec *spec)
+{
+    (void)cx;
+    (void)st;
+    (void)spec;
+    nosuch_finds += strcmp(name, "nosuch") == 0;
+    return MH_ENOTFOUND;
+}
+
+static mh_status count_open(mh_finder_ctx *cx, const char *entry,
+                            void **st)
+{
+    (void)cx;
+    (void)entry;
+    *st = NULL;
+    return MH_OK;
+}
+
+static void count_close(mh_finder_ctx *cx, void *st)
+{
+    (void)cx;
+    (void)st;
+}
+
+static const mh_finder_class counting_class = {
+    MH_FINDER_CLASS_INIT, .name = "counting", .open = count_open,
+    .find = count_find, .close = count_close};
+
+TEST(require_of_a_name_nowhere_walks_the_path_once)
+{
+    /* Telling "nowhere" from "its import failed on another's absence"
+     * walked the path a second time (every meta finder, every entry),
+     * with the Lua lock held. */
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    lua_write("E/user.lua", "return { f = function()\n"
+                            "  local ok, r = pcall(require, 'nosuch')\n"
+                            "  return ok and 'found' or 'missing'\n"
+                            "end }\n");
+    log_capture_init(&lc);
+    mh_host *host = logged_host(dir, &lc);
+    ASSERT_STATUS(mh_host_add_meta_finder(host, &counting_class, NULL,
+                                          MH_CHAIN_FIRST, NULL, ERR), MH_OK);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "user"), "f", NULL),
+                  "\"missing\"");
+    ASSERT_EQ_INT(nosuch_finds, 1);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* modhost.import of a Lua C module (lfs, from the host's path) after a
+ * module gave package.loaded a lazy __index that makes tables up: the
+ * import read package.loaded through it and returned {} for lfs. */
+TEST(modhost_import_of_a_c_module_reads_package_loaded_raw)
+{
+    const char *dir = tmp_mkdir("E");
+    if (!file_exists(DEBIAN_LFS))
+        FAIL("%s is missing: install lua-filesystem", DEBIAN_LFS);
+    file_copy(DEBIAN_LFS, tmp_path("E/lfs.so"));
+    lua_write("E/lazy.lua",
+              "setmetatable(package.loaded, {__index = function(t, k)\n"
+              "  return {} end})\n"
+              "return { kind = function()\n"
+              "  return type(modhost.import('lfs').currentdir) end }\n");
+    mh_host *host = host_new_isolated(dir);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "lazy"), "kind", NULL),
+                  "\"function\"");
+    mh_host_free(host);
 }
 
 /* ------------------------------------------------- stock Lua C modules */
