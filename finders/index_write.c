@@ -41,6 +41,7 @@
 #include "loaders/elf.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -50,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,13 +184,19 @@ static mh_status note(ixw *w, const char *full, ixw_mod *m)
                       "not a JSON object", full);
     }
     const cJSON *said = cJSON_GetObjectItemCaseSensitive(m->manifest, "abi");
+    mh_status rc = MH_OK;
     if (said && (!cJSON_IsNumber(said) || said->valuedouble != (double)abi))
-        return mh_err(NULL, w->err, MH_EFORMAT, "%s: its manifest says "
-                      "abi %g, but the plugin was built for ABI %u", full,
-                      cJSON_IsNumber(said) ? said->valuedouble : -1.0, abi);
-    if (!said && !cJSON_AddNumberToObject(m->manifest, "abi", (double)abi))
-        return mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
-    return MH_OK;
+        rc = mh_err(NULL, w->err, MH_EFORMAT, "%s: its manifest says abi "
+                    "%g, but the plugin was built for ABI %u", full,
+                    cJSON_IsNumber(said) ? said->valuedouble : -1.0, abi);
+    else if (!said && !cJSON_AddNumberToObject(m->manifest, "abi",
+                                               (double)abi))
+        rc = mh_err(NULL, w->err, MH_ENOMEM, "out of memory");
+    if (rc != MH_OK) {
+        cJSON_Delete(m->manifest);
+        m->manifest = NULL;
+    }
+    return rc;
 }
 
 /* Why read_small read nothing: no such file, and three of its reasons
@@ -492,15 +500,23 @@ static mh_status sign(const char *key_file, const char *data, size_t len,
     char why[256];
     bool asked = false;
     ERR_clear_error();
-    errno = 0;
-    BIO *bio = BIO_new_file(key_file, "r");
+    /* Read as a small regular file first: a FIFO named as the key would
+     * otherwise be waited on for ever. */
+    char pem[16384];
+    size_t pem_len = 0;
+    int e = mh_io_read_small(key_file, pem, sizeof pem, &pem_len);
+    if (e)
+        return mh_err(NULL, err, MH_EIO, "cannot read signing key %s: %s",
+                      key_file, e == EINVAL ? "not a regular file"
+                      : e == EFBIG ? "too large for a key" : strerror(e));
+    BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
     if (!bio)
-        return mh_err(NULL, err, MH_EIO, "cannot open signing key %s: %s",
-                      key_file, errno ? strerror(errno)
-                                      : ossl_why(why, sizeof why));
+        return mh_err(NULL, err, MH_ENOMEM, "out of memory reading signing "
+                      "key %s", key_file);
     EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase,
                                              &asked);
     BIO_free(bio);
+    OPENSSL_cleanse(pem, sizeof pem);
     if (!pkey) {
         ossl_why(why, sizeof why);
         if (asked)
@@ -603,11 +619,13 @@ static mh_status publish(const char *dir, const char *data, size_t len,
     struct stat st;
     bool fits = snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
                 (int)sizeof stale; /* it does: tmp_index is longer */
-    /* A stale signature that cannot be removed (a directory of that
-     * name) fails the run before index.json is touched. */
-    if (!sig && fits && lstat(stale, &st) == 0 && S_ISDIR(st.st_mode))
-        return mh_err(NULL, err, MH_EIO, "cannot remove the stale signature "
-                      "%s: it is a directory", stale);
+    /* A directory where the signature goes can be neither replaced nor
+     * removed: the run fails before index.json is touched, signed or
+     * not. */
+    if (fits && lstat(stale, &st) == 0 && S_ISDIR(st.st_mode))
+        return mh_err(NULL, err, MH_EIO, "cannot %s signature %s: it is "
+                      "a directory", sig ? "write the" : "remove the stale",
+                      stale);
     mh_status rc = write_temp(dir, IXW_INDEX, data, len, tmp_index, err);
     if (rc != MH_OK)
         return rc;
@@ -635,6 +653,31 @@ static mh_status publish(const char *dir, const char *data, size_t len,
     return rc;
 }
 
+/* Remove the temporary files of runs killed mid-way (".index.json.tmp-*",
+ * ".index.json.sig.tmp-*": write_temp's names), regular files only.
+ * Called under the directory's lock, so no run is writing one. */
+static void sweep_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    static const char *const prefix[] = {"." IXW_INDEX ".tmp-",
+                                         "." IXW_SIG ".tmp-"};
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        bool ours = false;
+        for (size_t i = 0; i < 2; i++)
+            ours |= strncmp(de->d_name, prefix[i], strlen(prefix[i])) == 0 &&
+                    strlen(de->d_name) == strlen(prefix[i]) + 6;
+        if (ours && fstatat(dirfd(d), de->d_name, &st,
+                            AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* ---- the API ------------------------------------------------------------ */
 
 mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
@@ -652,6 +695,7 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
     if (!w)
         return mh_err(NULL, err, MH_ENOMEM, "out of memory");
     w->err = err;
+    int lock_fd = -1;
     size_t dlen = strlen(dir);
     while (dlen > 1 && dir[dlen - 1] == '/')
         dlen--;
@@ -678,7 +722,19 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
         goto out;
     }
 
-    rc = mh_tree_walk(w->dir, tree_keep, tree_file, w, w->err);
+    /* One writer at a time: the serial read, the signing and both
+     * renames under one lock (two runs at once left one's index beside
+     * the other's signature, and could give two indexes one serial).
+     * The directory itself is locked: no lock file to serve. */
+    lock_fd = open(shown, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
+        rc = mh_err(NULL, err, MH_EIO, "cannot lock %s for indexing: %s",
+                    shown, strerror(errno));
+        goto out;
+    }
+    sweep_temps(shown); /* what killed runs left: none runs now */
+
+    rc = mh_tree_walk(shown, tree_keep, tree_file, w, w->err);
     if (rc != MH_OK)
         goto out;
     sort_unique(w);
@@ -722,6 +778,8 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
     if (rc == MH_OK && count)
         *count = w->n;
 out:
+    if (lock_fd >= 0)
+        close(lock_fd); /* and the lock with it */
     mods_free(w);
     free(w);
     return rc;

@@ -509,6 +509,13 @@ static mh_status write_new(pack *p, const char *db)
                         strerror(e));
     }
     unlink(tmp);
+    /* A connection that failed (a full disk) may leave its journal. */
+    static const char *const side[] = {"-journal", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+        char f[PATH_MAX + 16];
+        if ((size_t)snprintf(f, sizeof f, "%s%s", tmp, side[i]) < sizeof f)
+            unlink(f);
+    }
     return rc;
 }
 

@@ -19,6 +19,7 @@ typedef struct walk {
     void *ud;
     mh_error **err;
     int depth;
+    size_t dirs;                        /* directories visited */
     dev_t dev[MH_TREE_MAX_DEPTH + 1];   /* directories on the current walk */
     ino_t ino[MH_TREE_MAX_DEPTH + 1];
     char rel[PATH_MAX];
@@ -41,6 +42,11 @@ static mh_status walk_dir(walk *w, size_t rlen)
     if (w->depth > MH_TREE_MAX_DEPTH)
         return mh_err(NULL, w->err, MH_EINVAL, "%s is nested more than %d "
                       "directories deep", path, MH_TREE_MAX_DEPTH);
+    if (++w->dirs > MH_TREE_MAX_DIRS)
+        return mh_err(NULL, w->err, MH_EINVAL, "more than %d directories "
+                      "under %s (symbolic links that reach the same "
+                      "directories by many paths?); the last was %s",
+                      MH_TREE_MAX_DIRS, w->root[0] ? w->root : "/", path);
     DIR *d = opendir(path);
     if (!d)
         return mh_err(NULL, w->err, mh_errno_status(errno, MH_EIO),

@@ -16,6 +16,10 @@
 #include "modhost.h"
 
 #define MH_TREE_MAX_DEPTH 64
+/* Directories one walk visits at most: links that reach the same
+ * directories many ways (a fan of them, each level twice the last) would
+ * otherwise walk for ever without a loop to stop them. */
+#define MH_TREE_MAX_DIRS 100000
 
 /* Should the walk look at this directory entry at all?  (is_dir: it is,
  * or leads to, a directory.) */

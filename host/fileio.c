@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef O_TMPFILE
@@ -114,6 +115,24 @@ size_t mh_io_read_all(int fd, void *buf, size_t len)
         got += (size_t)r;
     }
     return got;
+}
+
+int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return errno;
+    struct stat st;
+    int e = fstat(fd, &st) != 0 ? errno
+            : !S_ISREG(st.st_mode) ? EINVAL
+            : (uint64_t)st.st_size > cap ? EFBIG : 0;
+    if (!e) {
+        *len = mh_io_read_all(fd, buf, (size_t)st.st_size);
+        if (*len != (size_t)st.st_size)
+            e = errno ? errno : EIO;
+    }
+    close(fd);
+    return e;
 }
 
 size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off)

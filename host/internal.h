@@ -234,6 +234,10 @@ int mh_io_write_all(int fd, const void *data, size_t len);
 /* Read up to len bytes, stopping only at end of file or an error; returns
  * how many were read (len when the file had them all). */
 size_t mh_io_read_all(int fd, void *buf, size_t len);
+/* A small file (a key) read whole into buf (cap bytes), following links:
+ * 0 and *len, or an errno -- EINVAL for what is not a regular file (a
+ * FIFO is never waited on), EFBIG when it is over cap. */
+int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len);
 /* The same at offset off (pread); the file position is not moved. */
 size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off);
 /* SHA-256 of the `size` bytes of fd from offset 0 (pread, in chunks,

@@ -3,8 +3,9 @@
  * indexes (mh_index_dir) and for MODHOST_TRUST.
  *
  * BASE.key is the private key, PEM PKCS#8 and unencrypted, so it must be
- * private to its owner: it is created with O_EXCL and mode 0600 (set
- * exactly, whatever the umask), never through an existing file or link.
+ * private to its owner: it is written under a temporary name created
+ * with O_EXCL and mode 0600 (set exactly, whatever the umask), then
+ * linked into place, never through an existing file or link.
  * BASE.pub is the public key, PEM SubjectPublicKeyInfo, the form
  * `openssl pkey -pubout` writes and MODHOST_TRUST reads.  Existing files
  * are never overwritten, and a failure removes what this call created.
@@ -21,6 +22,7 @@
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,33 +40,50 @@ static const char *ossl_why(char *buf, size_t size)
 
 /* Create `file` (which must not exist) holding the PEM text in mem.
  * *created is set once the file exists, so the caller can remove it. */
+/* file, written whole under a temporary name beside it (tmp, mode) and
+ * then linked into place: a run killed half-way leaves no empty or
+ * half-written key under the real name, which every later keygen would
+ * refuse to replace.  link() does not replace an existing file, so the
+ * no-overwrite promise holds to the last moment.  *created once file is
+ * there; tmp is removed either way. */
 static mh_status write_new(const char *file, mode_t mode, BIO *mem,
                            bool *created, mh_error **err)
 {
     char *data = NULL;
     long len = BIO_get_mem_data(mem, &data);
-    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+    char tmp[PATH_MAX + 24];
+    unsigned char r[6];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+        return mh_err(NULL, err, MH_EIO, "no random bytes: %s",
+                      strerror(errno));
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x", file,
+                 r[0], r[1], r[2], r[3], r[4], r[5]) >= (int)sizeof tmp)
+        return mh_err(NULL, err, MH_EINVAL, "path too long: %s", file);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
                   | O_NOCTTY, mode);
-    if (fd < 0) {
-        if (errno == EEXIST)
-            return mh_err(NULL, err, MH_EINVAL, "%s already exists; "
-                          "refusing to overwrite it", file);
-        return mh_err(NULL, err, MH_EIO, "cannot create %s: %s", file,
+    if (fd < 0)
+        return mh_err(NULL, err, MH_EIO, "cannot create %s: %s", tmp,
                       strerror(errno));
-    }
-    *created = true;
     /* The private key's mode must not depend on the umask being sane. */
-    if ((mode == 0600 && fchmod(fd, mode) != 0) || len < 0 ||
-        mh_io_write_all(fd, data, (size_t)len) != 0 || fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", file,
-                      strerror(e));
-    }
-    if (close(fd) != 0)
-        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", file,
-                      strerror(errno));
-    return MH_OK;
+    int e = (mode == 0600 && fchmod(fd, mode) != 0) || len < 0 ||
+            mh_io_write_all(fd, data, (size_t)len) != 0 || fsync(fd) != 0
+                ? errno : 0;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    mh_status rc = MH_OK;
+    if (e)
+        rc = mh_err(NULL, err, MH_EIO, "cannot write %s: %s", tmp,
+                    strerror(e));
+    else if (link(tmp, file) != 0)
+        rc = errno == EEXIST
+                 ? mh_err(NULL, err, MH_EINVAL, "%s already exists; "
+                          "refusing to overwrite it", file)
+                 : mh_err(NULL, err, MH_EIO, "cannot create %s: %s", file,
+                          strerror(errno));
+    else
+        *created = true;
+    unlink(tmp);
+    return rc;
 }
 
 mh_status mh_keygen(const char *base, mh_error **err)

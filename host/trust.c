@@ -24,12 +24,18 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *path,
      * in it must not start lines or drive the terminal. */
     char file[4 * 4096 + 16];
     mh_path_show_escaped(h, path, file, sizeof file);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return mh_err(h, err, MH_EPATH, "trusted key %s: cannot open it: %s",
-                      file, strerror(errno));
-    EVP_PKEY *k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-    fclose(f);
+    /* Read as a small regular file: a FIFO would be waited on for ever
+     * (in mh_host_new, by every application given MODHOST_TRUST). */
+    char pem[16384];
+    size_t len = 0;
+    int e = mh_io_read_small(path, pem, sizeof pem, &len);
+    if (e)
+        return mh_err(h, err, MH_EPATH, "trusted key %s: cannot read it: %s",
+                      file, e == EINVAL ? "not a regular file"
+                      : e == EFBIG ? "too large for a key" : strerror(e));
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
     if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
         EVP_PKEY_free(k);
         ERR_clear_error();

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -1795,7 +1797,7 @@ TEST(trust_naming_no_key_file_fails_closed)
     mh_config cfg = http_cfg("http://127.0.0.1:9/ok/", &lc);
     cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
     ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
-    ASSERT_CONTAINS(ERR_MSG(), "cannot open it: No such file");
+    ASSERT_CONTAINS(ERR_MSG(), "cannot read it: No such file");
     env_set("MODHOST_TRUST", "");
     ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_OK);
     mh_host_free(host);
@@ -2543,6 +2545,130 @@ TEST(huge_manifest_in_the_index_is_that_modules_error)
     mh_host_free(host);
     http_stop(srv);
     log_capture_free(&lc);
+}
+
+/* ---------------------------------------------- the index's writer */
+
+TEST(a_signature_that_cannot_be_written_leaves_the_index_as_it_was)
+{
+    /* With a directory where index.json.sig goes, the signed run failed
+     * at the signature's rename -- after index.json had been replaced by
+     * the new, unsigned-by-anyone index. */
+    const char *key = http_keygen("a");
+    const char *www = http_site(NULL);
+    const char *ix = str_fmt("%s/index.json", www);
+    const char *before = file_read(ix);
+    fixture_copy("answer7", "www/extra.so");
+    ASSERT_EQ_INT(mkdir(str_fmt("%s/index.json.sig", www), 0755), 0);
+    mh_error *e = NULL;
+    ASSERT_STATUS(mh_index_dir(www, str_fmt("%s.key", key), NULL, &e),
+                  MH_EIO);
+    ASSERT_CONTAINS(mh_error_message(e), "index.json.sig: it is a directory");
+    mh_error_free(e);
+    ASSERT_EQ_STR(file_read(ix), before);
+}
+
+TEST(a_fifo_as_a_key_is_refused_not_waited_on)
+{
+    /* The signing key and MODHOST_TRUST's keys were opened with a
+     * blocking open: a FIFO named there hung `modhost index --sign`, and
+     * mh_host_new in every application given MODHOST_TRUST. */
+    const char *www = http_site(NULL);
+    const char *fifo = tmp_path("keys.fifo");
+    ASSERT_EQ_INT(mkfifo(fifo, 0600), 0);
+    alarm(test_case_timeout_s());
+    mh_error *e = NULL;
+    ASSERT_STATUS(mh_index_dir(www, fifo, NULL, &e), MH_EIO);
+    ASSERT_CONTAINS(mh_error_message(e), "not a regular file");
+    mh_error_free(e);
+    env_set("MODHOST_TRUST", fifo);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg("http://127.0.0.1:9/ok/", &lc);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+    mh_host *host = NULL;
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "not a regular file");
+    alarm(0);
+    log_capture_free(&lc);
+}
+
+TEST(a_manifest_contradicting_its_note_stops_the_index_and_leaks_nothing)
+{
+    /* The error was right, and the manifest parsed from the note leaked
+     * (LeakSanitizer fails this case if it does again). */
+    const char *www = tmp_mkdir("www");
+    fixture_copy("meta_abiclash", "www/clash.so");
+    mh_error *e = NULL;
+    ASSERT_STATUS(mh_index_dir(www, NULL, NULL, &e), MH_EFORMAT);
+    ASSERT_CONTAINS(mh_error_message(e), "but the plugin was built for ABI");
+    mh_error_free(e);
+}
+
+TEST(links_that_fan_out_stop_the_walk_with_a_message)
+{
+    /* Each level holds two links to the next: no loop, but 2^depth
+     * paths; the walk ran for ever (pack and index alike). */
+    const char *www = tmp_mkdir("www");
+    for (int i = 0; i < 20; i++) {
+        const char *d = tmp_mkdir("www/l%d", i);
+        for (int k = 0; k < 2; k++)
+            ASSERT_EQ_INT(symlink(tmp_path("www/l%d", i + 1),
+                                  str_fmt("%s/x%d", d, k)), 0);
+    }
+    tmp_mkdir("www/l20");
+    alarm(test_case_timeout_s());
+    mh_error *e = NULL;
+    ASSERT_STATUS(mh_index_dir(www, NULL, NULL, &e), MH_EINVAL);
+    ASSERT_CONTAINS(mh_error_message(e), "more than 100000 directories");
+    ASSERT_CONTAINS(mh_error_message(e), www);
+    mh_error_free(e);
+    alarm(0);
+}
+
+TEST(an_index_run_sweeps_what_a_killed_one_left)
+{
+    const char *www = http_site(NULL);
+    const char *left = str_fmt("%s/.index.json.tmp-AbC123", www);
+    const char *left_sig = str_fmt("%s/.index.json.sig.tmp-Zz9y8x", www);
+    file_write(left, "half an index");
+    file_write(left_sig, "half a signature");
+    http_index_dir(www, NULL);
+    ASSERT_FALSE(file_exists(left));
+    ASSERT_FALSE(file_exists(left_sig));
+}
+
+static void *index_in_thread(void *dir)
+{
+    mh_status *rc = malloc(sizeof *rc);
+    *rc = mh_index_dir(dir, NULL, NULL, NULL);
+    return rc;
+}
+
+TEST(two_index_runs_take_turns)
+{
+    /* One run's index could end beside another's signature (two renames
+     * each, no lock), and both could take the same next serial.  A run
+     * now holds the directory's lock from reading the old index to the
+     * last rename: while another holds it, it waits. */
+    const char *www = http_site(NULL);
+    const char *ix = str_fmt("%s/index.json", www);
+    const char *before = file_read(ix);
+    fixture_copy("answer7", "www/extra.so");
+    int fd = open(www, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(flock(fd, LOCK_EX), 0);
+    pthread_t t;
+    ASSERT_EQ_INT(pthread_create(&t, NULL, index_in_thread, (void *)www), 0);
+    usleep(300 * 1000);
+    ASSERT_EQ_STR(file_read(ix), before); /* waiting for the lock */
+    ASSERT_EQ_INT(flock(fd, LOCK_UN), 0);
+    close(fd);
+    void *rc = NULL;
+    pthread_join(t, &rc);
+    ASSERT_STATUS(*(mh_status *)rc, MH_OK);
+    free(rc);
+    ASSERT_CONTAINS(file_read(ix), "extra");
 }
 
 TEST(sidecar_that_is_not_an_object_stops_the_index)
