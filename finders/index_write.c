@@ -507,8 +507,7 @@ static mh_status sign(const char *key_file, const char *data, size_t len,
     int e = mh_io_read_small(key_file, pem, sizeof pem, &pem_len);
     if (e)
         return mh_err(NULL, err, MH_EIO, "cannot read signing key %s: %s",
-                      key_file, e == EINVAL ? "not a regular file"
-                      : e == EFBIG ? "too large for a key" : strerror(e));
+                      key_file, mh_io_small_why(e));
     BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
     if (!bio)
         return mh_err(NULL, err, MH_ENOMEM, "out of memory reading signing "

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -133,6 +134,12 @@ int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len)
     }
     close(fd);
     return e;
+}
+
+const char *mh_io_small_why(int e)
+{
+    return e == EINVAL ? "not a regular file"
+           : e == EFBIG ? "too large for a key" : strerror(e);
 }
 
 size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off)

@@ -31,8 +31,7 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *path,
     int e = mh_io_read_small(path, pem, sizeof pem, &len);
     if (e)
         return mh_err(h, err, MH_EPATH, "trusted key %s: cannot read it: %s",
-                      file, e == EINVAL ? "not a regular file"
-                      : e == EFBIG ? "too large for a key" : strerror(e));
+                      file, mh_io_small_why(e));
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
