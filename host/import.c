@@ -121,40 +121,32 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     const char *iname = mh_int_str(h, name, len);
     if (!iname)
         return mh_err(h, err, MH_ENOMEM, "out of memory importing '%s'", name);
-    if (mh_reg_depth() >= MH_IMPORT_DEPTH_MAX) {
-        /* A guard before the stack runs out (each level takes some: the
-         * import, its loader, a Lua chunk's frames), checked before the
-         * name is claimed, which another thread could be waiting for: a
-         * chain of modules each importing the next while it loads (a
-         * cycle through ever new names?).  A module loaded meanwhile is
-         * still answered. */
+    /* Guards before the stack runs out (each level takes some: the
+     * import, its loader, a Lua chunk's frames), checked before the name
+     * is claimed, which another thread could be waiting for: a chain of
+     * modules each importing the next while it loads (a cycle through
+     * ever new names?) stops at a depth, or earlier where the thread's
+     * stack runs short.  A module loaded meanwhile is still answered. */
+    size_t left = 0, reserve = 0;
+    bool deep = mh_reg_depth() >= MH_IMPORT_DEPTH_MAX;
+    if (deep || mh_reg_stack_short(&left, &reserve)) {
         mh_module *ready = mh_reg_lookup(h, name, len);
         if (ready) {
             *out = ready;
             return MH_OK;
         }
-        return mh_err(h, err, MH_ECYCLE, "cannot import '%s' from '%s': "
-                      "imports nested %d deep, the limit (each module "
-                      "importing the next while it loads)", iname,
-                      mh_reg_current_name(), MH_IMPORT_DEPTH_MAX);
-    }
-    size_t left, reserve;
-    if (mh_reg_stack_short(&left, &reserve)) {
-        /* The same, where the stack runs short first: an import of what
-         * is loaded already takes none. */
-        mh_module *ready = mh_reg_lookup(h, name, len);
-        if (ready) {
-            *out = ready;
-            return MH_OK;
-        }
+        const char *from = mh_reg_current_name();
+        if (deep)
+            return mh_err(h, err, MH_ECYCLE, "cannot import '%s' from '%s': "
+                          "imports nested %d deep, the limit (each module "
+                          "importing the next while it loads)", iname, from,
+                          MH_IMPORT_DEPTH_MAX);
         return mh_err(h, err, MH_ECYCLE, "cannot import '%s' from '%s': "
                       "%zu KiB of this thread's stack left, and an import "
-                      "may need %u (imports nested %d deep, each module "
+                      "may need %zu (imports nested %d deep, each module "
                       "importing the next while it loads)", iname,
-                      mh_reg_current_name() ? mh_reg_current_name()
-                                            : "(no module)",
-                      left / 1024, (unsigned)(reserve / 1024),
-                      mh_reg_depth());
+                      from ? from : "(no module)", left / 1024,
+                      reserve / 1024, mh_reg_depth());
     }
 
     mh_module *mod;
