@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "modhost.h"
+#include "host/control.h"
 #include "cache/intern.h"
 #include "cache/registry.h"
 #include "host/path.h"
@@ -286,20 +287,6 @@ static inline long long mh_mono_ms(void)
  * in flight, an opening lock, an inotify queue -- remembers the count it
  * was made under, and is not waited for, nor used, under another. */
 unsigned mh_fork_count(void);
-
-/* The bytes of a control character at t, or 0: C0 and DEL are one byte;
- * a C1 control (U+0080 to U+009F, CSI among them, which terminals obey)
- * is two in UTF-8, C2 80 to C2 9F.  Other bytes from 0x80 up are left
- * alone: they are UTF-8's, or a legacy encoding's letters.  Text others
- * chose (a server, a plugin, a manifest) shows these as \xNN. */
-static inline size_t mh_control_len(const char *t)
-{
-    unsigned char c = (unsigned char)t[0];
-    if (c < 0x20 || c == 0x7f)
-        return 1;
-    unsigned char d = (unsigned char)t[c == 0xc2];
-    return c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2 : 0;
-}
 
 /* t, at most n bytes of it (SIZE_MAX: to its NUL), into out (size >= 1
  * bytes, NUL-terminated) with each control character (mh_control_len)

@@ -13,19 +13,18 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../control.h"
 
-/* s to f with control characters (C0, DEL, and C1 in UTF-8, C2 80 to
- * C2 9F) as \xNN: a message or a field may quote what a plugin, a
+/* s to f with control characters (mh_control_len: C0, DEL, and C1 in
+ * UTF-8) as \xNN: a message or a field may quote what a plugin, a
  * manifest, a server or an environment variable chose, which must not
  * drive the terminal.  one_line: newlines, tabs and carriage returns
  * become spaces (one field of one line); else newlines and tabs stay. */
 static void put_text(FILE *f, const char *s, bool one_line)
 {
     while (*s) {
-        unsigned char c = (unsigned char)*s, d = (unsigned char)s[1];
-        size_t n = c < 0x20 || c == 0x7f            ? 1
-                 : c == 0xc2 && d >= 0x80 && d <= 0x9f ? 2
-                                                       : 0;
+        unsigned char c = (unsigned char)*s;
+        size_t n = mh_control_len(s);
         if (c == '\n' || c == '\t' || (c == '\r' && one_line)) {
             fputc(one_line ? ' ' : c, f);
             s++;
