@@ -50,8 +50,6 @@ static bool is_damage(int rc)
            rc == SQLITE_FORMAT || rc == SQLITE_ERROR;
 }
 
-/* Write a new, empty index at path: built under a temporary name and
- * renamed into place.  0 or -1. */
 /* Remove what rebuilds killed mid-way left beside the index at path. */
 static void sweep(const char *path)
 {
@@ -64,9 +62,11 @@ static void sweep(const char *path)
     }
 }
 
+/* Write a new, empty index at path: built under a temporary name and
+ * renamed into place.  0 or -1. */
 static int fresh(mh_host *h, const char *path)
 {
-    char tmp[PATH_MAX + 48], journal[PATH_MAX + 56];
+    char tmp[PATH_MAX + 48];
     unsigned char r[6];
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
         MH_TRACE(h, "discovery index: cannot create %s (no random bytes: "
@@ -78,7 +78,6 @@ static int fresh(mh_host *h, const char *path)
      * name): random, and created O_EXCL before SQLite opens it. */
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%02x%02x%02x%02x%02x%02x", path,
              (long)getpid(), r[0], r[1], r[2], r[3], r[4], r[5]);
-    snprintf(journal, sizeof journal, "%s-journal", tmp);
     sqlite3 *db = NULL;
     char sql[sizeof SCHEMA + 160];
     snprintf(sql, sizeof sql, "PRAGMA application_id = %d; "
@@ -104,8 +103,7 @@ static int fresh(mh_host *h, const char *path)
     }
     MH_TRACE(h, "discovery index: cannot create %s (%s)", path,
              rc != SQLITE_OK ? sqlite3_errstr(rc) : mh_errno_text(errno));
-    unlink(tmp);
-    unlink(journal);
+    mh_io_unlink_db(tmp);
     return -1;
 }
 

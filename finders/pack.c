@@ -508,14 +508,7 @@ static mh_status write_new(pack *p, const char *db)
             rc = mh_err(NULL, p->err, MH_EIO, "cannot create %s: %s", db,
                         strerror(e));
     }
-    unlink(tmp);
-    /* A connection that failed (a full disk) may leave its journal. */
-    static const char *const side[] = {"-journal", "-wal", "-shm"};
-    for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
-        char f[PATH_MAX + 16];
-        if ((size_t)snprintf(f, sizeof f, "%s%s", tmp, side[i]) < sizeof f)
-            unlink(f);
-    }
+    mh_io_unlink_db(tmp); /* a failed connection may leave its journal */
     return rc;
 }
 

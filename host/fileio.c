@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,12 +129,23 @@ int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len)
             : !S_ISREG(st.st_mode) ? EINVAL
             : (uint64_t)st.st_size > cap ? EFBIG : 0;
     if (!e) {
+        errno = 0; /* a file cut meanwhile reads short with none set */
         *len = mh_io_read_all(fd, buf, (size_t)st.st_size);
         if (*len != (size_t)st.st_size)
             e = errno ? errno : EIO;
     }
     close(fd);
     return e;
+}
+
+void mh_io_unlink_db(const char *path)
+{
+    static const char *const side[] = {"", "-journal", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof side / sizeof *side; i++) {
+        char f[PATH_MAX + 16];
+        if ((size_t)snprintf(f, sizeof f, "%s%s", path, side[i]) < sizeof f)
+            unlink(f);
+    }
 }
 
 const char *mh_io_small_why(int e)

@@ -239,6 +239,9 @@ size_t mh_io_read_all(int fd, void *buf, size_t len);
  * 0 and *len, or an errno -- EINVAL for what is not a regular file (a
  * FIFO is never waited on), EFBIG when it is over cap. */
 int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len);
+/* Remove a SQLite database that is not in use, with what a connection
+ * that failed may have left beside it (-journal, -wal, -shm). */
+void mh_io_unlink_db(const char *path);
 /* What mh_io_read_small's errno e means, for a message about a key. */
 const char *mh_io_small_why(int e);
 /* The same at offset off (pread); the file position is not moved. */
