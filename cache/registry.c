@@ -70,7 +70,6 @@ void mh_reg_forked(void)
     atomic_store_explicit(&tls.forks, mh_fork_count(), memory_order_relaxed);
 }
 
-
 void mh_reg_init(mh_registry *r)
 {
     memset(r, 0, sizeof *r);
@@ -432,7 +431,7 @@ static _Thread_local uintptr_t stack_lo, stack_hi;
 static _Thread_local size_t stack_reserve;
 static _Thread_local bool stack_looked;
 
-static void stack_look(uintptr_t here)
+static void stack_look(uintptr_t at)
 {
     stack_looked = true;
     pthread_attr_t a;
@@ -452,21 +451,21 @@ static void stack_look(uintptr_t here)
      * import found hardly any below it).  No guard there then but the
      * depth.  Other threads' bounds are their own allocation's. */
     if (stack_lo && getpid() == (pid_t)syscall(SYS_gettid) &&
-        here > stack_lo && here <= stack_hi &&
-        here - stack_lo < stack_reserve + 64u * 1024u)
+        at > stack_lo && at <= stack_hi &&
+        at - stack_lo < stack_reserve + 64u * 1024u)
         stack_lo = 0;
 }
 
 bool mh_reg_stack_short(size_t *left, size_t *reserve)
 {
-    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t at = (uintptr_t)__builtin_frame_address(0);
     if (!stack_looked)
-        stack_look(here);
+        stack_look(at);
     /* Not known, or running elsewhere (a coroutine's stack, a signal's
      * alternate one). */
-    if (!stack_lo || here <= stack_lo || here > stack_hi)
+    if (!stack_lo || at <= stack_lo || at > stack_hi)
         return false;
-    *left = here - stack_lo;
+    *left = at - stack_lo;
     *reserve = stack_reserve;
     return *left < stack_reserve;
 }

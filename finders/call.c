@@ -98,11 +98,8 @@ static mh_status svc_open_code(mh_finder_ctx *cx, const char *path, int *fd,
     }
     mh_error *e = NULL;
     mh_status rc = mh_sec_open_code(x->h, path, fd, &e);
-    if (rc != MH_OK) {
-        *fd = -1;
-        if (why_size)
-            snprintf(why, why_size, "%s", mh_error_message(e));
-    }
+    if (rc != MH_OK && why_size)
+        snprintf(why, why_size, "%s", mh_error_message(e));
     mh_error_free(e);
     return rc;
 }

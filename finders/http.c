@@ -589,10 +589,6 @@ static void drop_cached(htf_state *s)
     s->etag[0] = s->last_modified[0] = '\0';
 }
 
-/* The server is down: the last good index if there is one (lock held).
- * Without one, a failure that took since_ms until now to come (a
- * timeout) is not asked again for a few seconds: each find would wait it
- * out again.  A quick one (refused, reset) is asked again at once. */
 /* A handle for one transfer (lock held): the entry's own, kept alive
  * with its connections, unless a download without the lock has it; then
  * one of its own.  NULL when out of memory. */
@@ -613,6 +609,10 @@ static void give_curl(htf_state *s, CURL *c)
         curl_easy_cleanup(c);
 }
 
+/* The server is down: the last good index if there is one (lock held).
+ * Without one, a failure that took since_ms until now to come (a
+ * timeout) is not asked again for a few seconds: each find would wait it
+ * out again.  A quick one (refused, reset) is asked again at once. */
 static mh_status offline(htf_state *s, time_t now, long long since_ms,
                          const char *cause, mh_buf *why)
 {

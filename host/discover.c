@@ -465,9 +465,7 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     else
         MH_TRACE(h, "discover: the failure of '%s' (%s) could not be "
                  "recorded in the discovery index", name, f->origin);
-    if (began && !put)
-        mh_dx_commit(dx); /* nothing written: ends the transaction */
-    mh_dx_close(dx);
+    mh_dx_close(dx); /* a transaction left open is rolled back */
 }
 
 /* ---- entry points ------------------------------------------------------- */

@@ -206,7 +206,7 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
                 return MH_OK;
             }
             mh_status rc = mh_dl_message(why, sizeof why, e->path,
-                                      mh_reg_where(mod));
+                                         mh_reg_where(mod));
             close(fd);
             if (!mapping_refused(why))
                 return mh_err(h, err, rc, "cannot load module '%s' (%s): %s",
@@ -300,7 +300,7 @@ mh_status mh_mfd_load(mh_host *h, mh_module *mod, const mh_blob *b,
         void *dl = dlopen(e->path, RTLD_NOW | RTLD_LOCAL);
         if (!dl) {
             mh_status rc = mh_dl_message(why, sizeof why, e->path,
-                                      mh_reg_where(mod));
+                                         mh_reg_where(mod));
             mh_mfd_release(e);
             return mh_err(h, err, rc, "cannot load module '%s' (%s): %s",
                           mod->name, mh_reg_where(mod), why);

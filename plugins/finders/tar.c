@@ -489,8 +489,6 @@ static bool gzip_sound(struct archive *a, int fd, char *why, size_t why_size)
     return n == 0;
 }
 
-/* Why the member list could not be read, at header number `ordinal`
- * (the last name read was `last`). */
 /* The compression the first bytes of the file on fd say, or NULL: for
  * messages about a stream cut before libarchive could tell. */
 static const char *compression_of(int fd)
@@ -514,6 +512,8 @@ static const char *compression_of(int fd)
     return NULL;
 }
 
+/* Why the member list could not be read, at header number `ordinal`
+ * (the last name read was `last`). */
 static void failed(struct archive *a, int fd, uint32_t ordinal,
                    const char *last, char *why, size_t why_size)
 {
