@@ -634,10 +634,10 @@ static mh_status offline(htf_state *s, time_t now, long long since_ms,
     return MH_ENOTFOUND;
 }
 
-/* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
- * reason in why (the entry serves nothing now), or MH_ENOMEM. */
 static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why);
 
+/* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
+ * reason in why (the entry serves nothing now), or MH_ENOMEM. */
 static mh_status ensure_index(htf_state *s, mh_buf *why)
 {
     time_t now = time(NULL);
