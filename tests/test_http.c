@@ -2593,6 +2593,40 @@ TEST(a_fifo_as_a_key_is_refused_not_waited_on)
     log_capture_free(&lc);
 }
 
+TEST(a_key_file_that_is_a_directory_or_too_large_is_refused)
+{
+    /* Key files are read whole as small regular files: a directory, or a
+     * file past 16 KiB, is refused naming why (a signing key and
+     * MODHOST_TRUST alike). */
+    const char *www = http_site(NULL);
+    const char *dir = tmp_mkdir("keydir");
+    const char *big = tmp_path("big.pem");
+    char *text = malloc(20000);
+    ASSERT_NOT_NULL(text);
+    memset(text, 'A', 19999);
+    text[19999] = '\0';
+    file_write(big, text);
+    free(text);
+    const char *files[] = {dir, big};
+    const char *why[] = {"not a regular file", "too large for a key"};
+    log_capture lc;
+    log_capture_init(&lc);
+    for (int i = 0; i < 2; i++) {
+        mh_error *e = NULL;
+        ASSERT_STATUS(mh_index_dir(www, files[i], NULL, &e), MH_EIO);
+        ASSERT_CONTAINS(mh_error_message(e), why[i]);
+        ASSERT_CONTAINS(mh_error_message(e), files[i]);
+        mh_error_free(e);
+        env_set("MODHOST_TRUST", files[i]);
+        mh_config cfg = http_cfg("http://127.0.0.1:9/ok/", &lc);
+        cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
+        mh_host *host = NULL;
+        ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+        ASSERT_CONTAINS(ERR_MSG(), why[i]);
+    }
+    log_capture_free(&lc);
+}
+
 TEST(a_manifest_contradicting_its_note_stops_the_index_and_leaks_nothing)
 {
     /* The error was right, and the manifest parsed from the note leaked
