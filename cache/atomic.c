@@ -187,3 +187,16 @@ void mh_atw_sweep(const char *dir, const char *prefix)
     }
     closedir(d);
 }
+
+void mh_atw_sweep_beside(const char *file)
+{
+    char dir[PATH_MAX], prefix[NAME_MAX + 8];
+    const char *slash = strrchr(file, '/');
+    const char *leaf = slash ? slash + 1 : file;
+    if (strlen(leaf) + sizeof ".tmp-" > sizeof prefix)
+        return; /* no such name could have been made */
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 1,
+             slash ? file : ".");
+    snprintf(prefix, sizeof prefix, "%s.tmp-", leaf);
+    mh_atw_sweep(slash == file ? "/" : dir, prefix);
+}

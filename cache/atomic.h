@@ -44,6 +44,9 @@ mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,
  * younger).  Nothing ever reads them; this keeps them from piling up. */
 #define MH_ATW_STALE_S 600
 void mh_atw_sweep(const char *dir, const char *prefix);
+/* The same for file's own temporary copies, FILE.tmp-*, in its directory
+ * (the names mh_pack and mh_keygen write under before linking). */
+void mh_atw_sweep_beside(const char *file);
 
 /* Is this the host's first call for key (a directory, or a file whose
  * leftovers are swept), so that it sweeps?  Remembered for the first

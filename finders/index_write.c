@@ -565,21 +565,18 @@ static mh_status write_temp(const char *dir, const char *name,
     if (fd < 0)
         return mh_err(NULL, err, MH_EIO, "cannot create a temporary file in "
                       "%s: %s", dir, strerror(errno));
-    if (fchmod(fd, 0644) != 0 || mh_io_write_all(fd, data, len) != 0 ||
-        fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", tmp,
-                      strerror(e));
-    }
-    if (close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return mh_err(NULL, err, MH_EIO, "cannot write %s: %s", tmp,
-                      strerror(e));
-    }
-    return MH_OK;
+    /* Named as the file the run makes, which is left as it was: the
+     * temporary one is gone when the message is read. */
+    int e = fchmod(fd, 0644) != 0 || mh_io_write_all(fd, data, len) != 0 ||
+                    fsync(fd) != 0
+                ? errno : 0;
+    if (close(fd) != 0 && !e)
+        e = errno;
+    if (!e)
+        return MH_OK;
+    unlink(tmp);
+    return mh_err(NULL, err, MH_EIO, "cannot write %s/%s (left as it was): "
+                  "%s", dir, name, strerror(e));
 }
 
 static mh_status put_in_place(const char *dir, const char *tmp,

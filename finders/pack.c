@@ -462,7 +462,6 @@ rollback:
     return rc;
 }
 
-/* A new database: built aside, then linked into place. */
 /* A new database is made aside and linked into place, which a link at
  * its path would not allow: SQLite would build it in place through the
  * link, seen half-made and left on failure. */
@@ -473,16 +472,13 @@ static mh_status dangling(const char *db, mh_error **err)
                   "own path", db);
 }
 
+/* A new database: built aside, then linked into place. */
 static mh_status write_new(pack *p, const char *db)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX], prefix[NAME_MAX + 8];
+    char tmp[PATH_MAX];
     unsigned char rnd[6];
     /* Leftovers of packs killed before they linked their database. */
-    const char *slash = strrchr(db, '/');
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - db) : 1,
-             slash ? db : ".");
-    snprintf(prefix, sizeof prefix, "%s.tmp-", slash ? slash + 1 : db);
-    mh_atw_sweep(slash == db ? "/" : dir, prefix);
+    mh_atw_sweep_beside(db);
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
         return mh_err(NULL, p->err, MH_EIO, "no random bytes: %s",
                       strerror(errno));

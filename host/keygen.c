@@ -13,6 +13,7 @@
  * Not tied to a host: it uses the C allocator.
  */
 #include "host/internal.h"
+#include "cache/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,7 +63,7 @@ static mh_status write_new(const char *file, mode_t mode, BIO *mem,
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
                   | O_NOCTTY, mode);
     if (fd < 0)
-        return mh_err(NULL, err, MH_EIO, "cannot create %s: %s", tmp,
+        return mh_err(NULL, err, MH_EIO, "cannot create %s: %s", file,
                       strerror(errno));
     /* The private key's mode must not depend on the umask being sane. */
     int e = (mode == 0600 && fchmod(fd, mode) != 0) || len < 0 ||
@@ -71,8 +72,8 @@ static mh_status write_new(const char *file, mode_t mode, BIO *mem,
     if (close(fd) != 0 && !e)
         e = errno;
     mh_status rc = MH_OK;
-    if (e)
-        rc = mh_err(NULL, err, MH_EIO, "cannot write %s: %s", tmp,
+    if (e) /* named as the file: the temporary one is gone */
+        rc = mh_err(NULL, err, MH_EIO, "cannot write %s: %s", file,
                     strerror(e));
     else if (link(tmp, file) != 0)
         rc = errno == EEXIST
@@ -94,14 +95,22 @@ mh_status mh_keygen(const char *base, mh_error **err)
     if (snprintf(key, sizeof key, "%s.key", base) >= (int)sizeof key ||
         snprintf(pub, sizeof pub, "%s.pub", base) >= (int)sizeof pub)
         return mh_err(NULL, err, MH_EINVAL, "path too long: %s", base);
+    /* The temporary files of runs killed before they linked theirs into
+     * place (a private key among them): removed once they are older than
+     * any live run's. */
+    mh_atw_sweep_beside(key);
+    mh_atw_sweep_beside(pub);
     /* Check both before making either: a refusal must leave nothing. */
     struct stat st;
-    if (lstat(key, &st) == 0)
+    bool has_key = lstat(key, &st) == 0, has_pub = lstat(pub, &st) == 0;
+    if (has_key && !has_pub) /* a run stopped between its two files */
+        return mh_err(NULL, err, MH_EINVAL, "%s already exists, without %s; "
+                      "refusing to overwrite it (remove it to make a new "
+                      "pair, or write its public key with `openssl pkey -in "
+                      "%s -pubout -out %s`)", key, pub, key, pub);
+    if (has_key || has_pub)
         return mh_err(NULL, err, MH_EINVAL, "%s already exists; refusing to "
-                      "overwrite it", key);
-    if (lstat(pub, &st) == 0)
-        return mh_err(NULL, err, MH_EINVAL, "%s already exists; refusing to "
-                      "overwrite it", pub);
+                      "overwrite it", has_key ? key : pub);
 
     char why[256];
     ERR_clear_error();

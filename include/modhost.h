@@ -845,7 +845,14 @@ MH_API mh_status mh_index_dir(const char *dir, const char *sign_key,
 
 /*
  * Make an Ed25519 key pair: BASE.key (private, PEM PKCS#8, mode 0600) and
- * BASE.pub (public, PEM).  Refuses to overwrite existing files.
+ * BASE.pub (public, PEM).  Refuses to overwrite existing files (MH_EINVAL,
+ * naming the file; a BASE.key without its BASE.pub, as a run killed
+ * between the two leaves, is refused saying how to mend it).  Each file
+ * is written under a temporary name beside it (BASE.key.tmp-*) and linked
+ * into place, so a failure or a kill never leaves a partial key under the
+ * real name; a failure removes what the call made, and temporary files
+ * a killed run left are removed by the next run once they are older than
+ * ten minutes.
  */
 MH_API mh_status mh_keygen(const char *base, mh_error **err);
 
