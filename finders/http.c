@@ -1233,6 +1233,9 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     if (grc != MH_OK)
         return grc;
     for (size_t i = 0; i < n; i++) {
+        if (!names[i])
+            return mh_err(host, err, MH_EINVAL, "mh_fetch: names[%zu] is "
+                          "NULL", i);
         mh_status rc = mh_name_check(names[i], err);
         if (rc != MH_OK)
             return rc;

@@ -3,8 +3,9 @@
  *
  * An error is one allocation holding the code and the message; it remembers
  * the allocator it came from so mh_error_free() needs no host.  When even
- * the error cannot be allocated, callers get a static out-of-memory error
- * (musl's dlerror fallback), which mh_error_free() recognises and ignores.
+ * the error cannot be allocated, callers get a static one with the same
+ * status (musl's dlerror fallback), which mh_error_free() recognises and
+ * ignores.
  */
 #include "host/internal.h"
 
@@ -23,10 +24,39 @@ struct mh_error {
     char text[];         /* message storage when allocated */
 };
 
-static const mh_error oom_error = {
-    NULL, NULL, 0, MH_ENOMEM,
-    "out of memory (and no memory left to describe the error)"
+/* When even the error cannot be allocated: a static one per status, so
+ * that mh_error_code() still agrees with what the call returned. */
+#define NO_ROOM(c)                                                        \
+    [c] = {NULL, NULL, 0, c, "no memory left to describe the error"}
+static const mh_error no_room[] = {
+    [MH_ENOMEM] = {NULL, NULL, 0, MH_ENOMEM, "out of memory (and no memory "
+                   "left to describe the error)"},
+    NO_ROOM(MH_EINVAL),
+    NO_ROOM(MH_EBADNAME),
+    NO_ROOM(MH_ENOTFOUND),
+    NO_ROOM(MH_EABI),
+    NO_ROOM(MH_ENODESC),
+    NO_ROOM(MH_EINIT),
+    NO_ROOM(MH_ELOAD),
+    NO_ROOM(MH_ECYCLE),
+    NO_ROOM(MH_EIO),
+    NO_ROOM(MH_ENOSYM),
+    NO_ROOM(MH_EPATH),
+    NO_ROOM(MH_EFORMAT),
+    NO_ROOM(MH_EDEADLOCK),
+    NO_ROOM(MH_EVERSION),
+    NO_ROOM(MH_EAGAIN),
+    NO_ROOM(MH_ECALL),
 };
+#undef NO_ROOM
+
+static mh_error *no_room_for(mh_status code)
+{
+    if (code < 0 || (size_t)code >= MH_ARRAY_LEN(no_room) ||
+        !no_room[code].message)
+        code = MH_ENOMEM;
+    return (mh_error *)&no_room[code];
+}
 
 static const struct {
     const char *name;
@@ -76,7 +106,7 @@ static mh_error *err_new(mh_host *h, mh_status code, const char *msg,
     size_t size = sizeof(mh_error) + len + 1;
     mh_error *e = alloc(ud, NULL, 0, size);
     if (!e)
-        return (mh_error *)&oom_error;
+        return no_room_for(code);
     e->alloc = alloc;
     e->alloc_ud = ud;
     e->size = size;
@@ -111,7 +141,7 @@ mh_status mh_verr(mh_host *h, mh_error **err, mh_status code,
     size_t size = sizeof(mh_error) + (size_t)n + 1;
     mh_error *e = alloc(ud, NULL, 0, size);
     if (!e) {
-        *err = (mh_error *)&oom_error;
+        *err = no_room_for(code);
         return code;
     }
     e->alloc = alloc;
@@ -213,7 +243,7 @@ mh_status mh_err(mh_host *h, mh_error **err, mh_status code,
 mh_error *mh_err_dup(mh_host *h, const mh_error *src)
 {
     if (!src)
-        return (mh_error *)&oom_error;
+        return no_room_for(MH_ENOMEM);
     return err_new(h, src->code, src->message, strlen(src->message));
 }
 

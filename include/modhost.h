@@ -11,7 +11,9 @@
  *   - Functions that can fail take an optional `mh_error **err`.  On failure
  *     *err receives a new error object with the status and a message naming
  *     what failed and where; free it with mh_error_free().  Pass NULL when
- *     the code alone is enough.  On success *err is left untouched.
+ *     the code alone is enough.  On success *err is left untouched.  (With
+ *     no memory left even for the error, *err is a static one with the
+ *     same status and the message "no memory left to describe the error".)
  *   - On failure, other output parameters are set to NULL/0.
  *   - Strings returned by the library are owned by the object they come
  *     from and live as long as it does, unless a function says otherwise.
@@ -85,7 +87,10 @@ typedef enum mh_status {
     MH_EPATH = 12,        /* a search path entry is unusable */
     MH_EFORMAT = 13,      /* data in a bad or foreign format */
     MH_EDEADLOCK = 14,    /* waiting would deadlock (cross-thread cycle) */
-    MH_EVERSION = 15,     /* header/library or type-size mismatch */
+    MH_EVERSION = 15,     /* header/library or type-size mismatch (a
+                             struct's size field unset), or a version
+                             constraint not met (a manifest's "modhost"
+                             or a requirement's version) */
     MH_EAGAIN = 16,       /* temporarily unavailable (a locked database,
                              no file descriptor free: EMFILE, ENFILE);
                              the same call may work later */
@@ -148,10 +153,10 @@ typedef void *(*mh_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
  * mh_host_add_meta_finder; mh_invalidate_caches and
  * mh_host_free do nothing.  Reading (mh_host_path_entry, a loaded module's
  * accessors, mh_intern) works; an entry no walk has opened yet is not
- * opened from the hook (mh_host_path_entry gives no finder for it then).  The same calls into another host are the
- * application's own business (a thread knows only the innermost hook it
- * is in: host A's hook calling host B, whose hook calls A, is not
- * caught). */
+ * opened from the hook (mh_host_path_entry gives no finder for it then).
+ * The same calls into another host are the application's own business (a
+ * thread knows only the innermost hook it is in: host A's hook calling
+ * host B, whose hook calls A, is not caught). */
 typedef void (*mh_log_fn)(void *ud, mh_log_level level, const char *msg);
 
 /*
@@ -396,7 +401,12 @@ MH_API mh_status mh_host_path_entry(mh_host *host, size_t i,
  * invalidate then runs inside the callback). */
 MH_API void mh_invalidate_caches(mh_host *host);
 
-/* The cache directory in effect (config, or $XDG_CACHE_HOME/modhost). */
+/* The cache directory in effect: mh_config.cache_dir, else
+ * $XDG_CACHE_HOME/modhost, else $HOME/.cache/modhost (absolute values
+ * only, read with secure_getenv: not in a setuid process).  With none of
+ * them, a path under /nonexistent, which every use of the cache refuses:
+ * such a host keeps nothing on disk (mh_fetch and mh_host_prune_cache
+ * fail with MH_EPATH). */
 MH_API const char *mh_host_cache_dir(mh_host *host);
 
 /* ---------------------------------------------------------------------- */
@@ -516,9 +526,13 @@ typedef struct mh_spec_info {
 
 /*
  * Find where name would be imported from, without loading anything.
- * info->size must be set by the caller.  The strings in *info are owned
- * by the host and stay valid until the host is freed.  Fails with
- * MH_ENOTFOUND (message lists every entry tried) or MH_EBADNAME.
+ * info->size must be set by the caller (MH_EVERSION otherwise).  The
+ * strings in *info are owned by the host and stay valid until the host is
+ * freed.  Fails with MH_ENOTFOUND (message lists every entry tried),
+ * MH_EBADNAME, MH_EINVAL (a NULL argument, or a call from a log hook:
+ * see mh_log_fn), MH_EAGAIN (an entry
+ * could not be asked now: a locked database, no descriptor free) or
+ * MH_ENOMEM.
  */
 MH_API mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
                          mh_error **err);

@@ -200,6 +200,10 @@ TEST(null_arguments_are_named)
     ASSERT_EQ_STR(ERR_MSG(), "mh_entry_point_load: ep->export_name is NULL");
     ASSERT_STATUS(mh_entry_point_load(host, NULL, &m, NULL, ERR), MH_EINVAL);
     ASSERT_EQ_STR(ERR_MSG(), "mh_entry_point_load: ep is NULL");
+    const char *names[] = {"a", NULL};
+    ASSERT_STATUS(mh_fetch(host, names, 2, NULL, NULL, NULL, ERR),
+                  MH_EINVAL);
+    ASSERT_EQ_STR(ERR_MSG(), "mh_fetch: names[1] is NULL");
     mh_host_free(host);
 }
 
@@ -242,6 +246,16 @@ TEST(cache_dir_from_config_or_xdg)
     cfg.cache_dir = NULL;
     host = host_new_cfg(&cfg);
     ASSERT_EQ_STR(mh_host_cache_dir(host), tmp_path("xdg/modhost"));
+    mh_host_free(host);
+
+    /* Neither absolute: a path under /nonexistent, which the cache's
+     * users refuse (as the header says). */
+    env_set("XDG_CACHE_HOME", "relative/xdg");
+    env_set("HOME", "");
+    host = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(mh_host_cache_dir(host), "/nonexistent/modhost-cache");
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(host, -1, &u, ERR), MH_EPATH);
     mh_host_free(host);
 }
 
@@ -431,6 +445,15 @@ static int fault_run(long n, int once, const char *dir)
             mh_error_free(err);
             err = NULL;
             st = fault_step(host, i, n, &err);
+            /* Even an error made without memory carries the status
+             * (step 7, mh_intern, says NULL and makes none). */
+            if (st != MH_OK && i != 7 &&
+                (!err || mh_error_code(err) != st))
+                FAIL("n=%ld (%s): step %d returned %s, its error says %s: "
+                     "%s", n, once ? "once" : "persistent", i,
+                     mh_status_name(st),
+                     err ? mh_status_name(mh_error_code(err)) : "(none)",
+                     mh_error_message(err));
             if (!fault_ok(st, fault_want[i], err))
                 FAIL("n=%ld (%s): step %d: got %s, expected %s: %s", n,
                      once ? "once" : "persistent", i, mh_status_name(st),
@@ -483,6 +506,45 @@ TEST(alloc_failure_every_point_persistent)
 TEST(alloc_failure_every_point_once)
 {
     fault_loop(1);
+}
+
+/* An error that cannot be allocated still carries the call's status, not
+ * MH_ENOMEM: what the call returned and mh_error_code() agree. */
+TEST(error_without_memory_keeps_the_status)
+{
+    const char *dir = tmp_mkdir("N");
+    alloc_tracker at;
+    mh_host *host = NULL;
+    mh_module *mod = NULL;
+    mh_error *err = NULL;
+    void *sym = NULL;
+
+    fixture_copy("counter", "N/mod.so");
+    alloc_tracker_init(&at);
+    mh_config cfg = tracked_config(&at, dir);
+    ASSERT_STATUS(mh_host_new(&cfg, &host, &err), MH_OK);
+    ASSERT_STATUS(mh_import(host, "mod", &mod, &err), MH_OK);
+    pthread_mutex_lock(&at.mu);
+    at.fail_at = (long)at.requests + 1; /* every request from now on */
+    pthread_mutex_unlock(&at.mu);
+    mh_status st = mh_module_symbol_ex(mod, "no_such_export", &sym, &err);
+    ASSERT_EQ_INT(st, MH_ENOSYM);
+    ASSERT_TRUE(at.injected > 0); /* the error's allocation did fail */
+    ASSERT_EQ_INT(mh_error_code(err), MH_ENOSYM);
+    ASSERT_EQ_STR(mh_error_message(err),
+                  "no memory left to describe the error");
+    mh_error_free(err); /* a static one: nothing to free, no crash */
+    err = NULL;
+    pthread_mutex_lock(&at.mu);
+    at.fail_at = 0;
+    pthread_mutex_unlock(&at.mu);
+    st = mh_module_symbol_ex(mod, "no_such_export", &sym, &err);
+    ASSERT_EQ_INT(st, MH_ENOSYM);
+    ASSERT_CONTAINS(mh_error_message(err), "no_such_export");
+    mh_error_free(err);
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
 }
 
 /* ------------------------------------------------- log hook, host API */

@@ -11,8 +11,11 @@
  * Compatibility rules (never broken, only extended):
  *   - MH_PLUGIN_ABI_VERSION changes only when an existing field of
  *     mh_plugin_desc or mh_host_api changes meaning.  The host refuses a
- *     descriptor whose abi_version differs from its own, before any
- *     function of the plugin is called.
+ *     descriptor whose abi_version differs from its own, before it calls
+ *     any function of the plugin.  A plugin built with MH_PLUGIN_MANIFEST
+ *     carries its ABI in its manifest note and is refused before it is
+ *     even mapped; one without a note is checked right after dlopen, so
+ *     its ELF constructors, if it has any, have run by then.
  *   - mh_host_api only ever grows at its end.  A plugin built against a
  *     newer header checks api->size before using a field the host it runs
  *     in may not have (see MH_API_HAS).
