@@ -295,10 +295,9 @@ static void from_module(dx_walk *w, dx_item *it)
     if (rc != MH_OK) {
         mh_manifest_free(it->manifest);
         it->manifest = NULL;
-        /* Memory ran out on the way (the error is then the library's one
-         * out-of-memory error, whatever rc says): this time's trouble,
-         * not the module's, so not recorded. */
-        if (mh_error_code(e) == MH_ENOMEM)
+        /* Memory ran out on the way, or describing the failure: this
+         * time's trouble, not the module's, so not recorded. */
+        if (mh_err_oom(e))
             rc = MH_ENOMEM;
         it->status = rc;
         it->reason = mh_int_cstr(h, mh_error_message(e));
@@ -321,7 +320,7 @@ static void check_here(dx_walk *w, dx_item *it)
         return;
     mh_manifest_free(it->manifest);
     it->manifest = NULL;
-    it->status = mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM : rc;
+    it->status = mh_err_oom(e) ? MH_ENOMEM : rc;
     it->reason = mh_int_cstr(w->h, mh_error_message(e));
     if (!it->reason)
         w->oom = true;
@@ -442,12 +441,11 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
 {
     char ident[1024];
     const char *id = identity_of(f, ident, sizeof ident);
-    /* e is the library's one out-of-memory error when memory ran out
-     * while the failure was described: no reason to keep.  This host's
-     * own checks (ABI, version) are made on every listing instead: a host
-     * of another version may share the index. */
+    /* Memory ran out, maybe while the failure was described: no reason
+     * to keep.  This host's own checks (ABI, version) are made on every
+     * listing instead: a host of another version may share the index. */
     mh_status code = mh_error_code(e);
-    if (!id || code == MH_ENOMEM || code == MH_EABI || code == MH_EVERSION)
+    if (!id || mh_err_oom(e) || code == MH_EABI || code == MH_EVERSION)
         return;
     mh_dx *dx = mh_dx_open(h, true, NULL);
     if (!dx)
@@ -573,7 +571,7 @@ static mh_status busy(mh_host *host, mh_error **err)
     mh_err(host, &e, MH_EAGAIN, "the discovery index in %s cannot be read "
            "now (another process holds it locked, or memory or descriptors "
            "ran short); try again", host->cache_dir);
-    return mh_err_give(e, err); /* MH_ENOMEM if that message was too much */
+    return mh_err_give(e, err);
 }
 
 /* No index was opened, and not for a moment: is that none yet (MH_OK:
@@ -596,7 +594,7 @@ static mh_status no_index(mh_host *host, mh_error **err)
         mh_err(host, &out, MH_EPATH, "the discovery index cannot be used: "
                "%s", mh_error_message(e));
         mh_error_free(e);
-        return mh_err_give(out, err); /* MH_ENOMEM if that was too much */
+        return mh_err_give(out, err);
     }
     snprintf(p, sizeof p, "%s/%s", real, MH_DX_FILE);
     struct stat st;
@@ -647,7 +645,7 @@ static mh_status judged_here(fail_walk *w, const mh_dx_row *r, mh_error **e)
                                          strlen(r->manifest), &m, &pe);
     if (rc == MH_OK)
         rc = mh_meta_check(w->host, r->name, r->origin, m, e);
-    else if (mh_error_code(pe) == MH_ENOMEM)
+    else if (mh_err_oom(pe))
         w->oom = true;
     else
         rc = MH_OK; /* not as stored: the next listing reads it again */
@@ -677,7 +675,7 @@ static int fail_one(void *ud, const mh_dx_row *r)
         .origin = mh_int_cstr(w->host, r->origin),
         .reason = mh_int_cstr(w->host, e ? mh_error_message(e)
                                        : r->reason ? r->reason : ""),
-        .status = e && mh_error_code(e) == MH_ENOMEM ? MH_ENOMEM : status,
+        .status = mh_err_oom(e) ? MH_ENOMEM : status,
         .when = r->when,
     };
     mh_error_free(e);

@@ -247,6 +247,11 @@ mh_error *mh_err_dup(mh_host *h, const mh_error *src)
     return err_new(h, src->code, src->message, strlen(src->message));
 }
 
+bool mh_err_oom(const mh_error *e)
+{
+    return e && (e->code == MH_ENOMEM || !e->alloc);
+}
+
 mh_status mh_err_give(mh_error *e, mh_error **err)
 {
     mh_status code = e ? e->code : MH_ENOMEM;

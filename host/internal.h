@@ -172,8 +172,12 @@ mh_status mh_dl_status(const char *raw, char *why, size_t size,
  * users know; the status as mh_dl_status (code MH_ELOAD). */
 mh_status mh_dl_message(char *out, size_t size, const char *path,
                         const char *shown);
-/* A copy of src for another caller (never NULL: the static OOM error). */
+/* A copy of src for another caller (never NULL: a static error when
+ * there is no memory for the copy). */
 mh_error *mh_err_dup(mh_host *h, const mh_error *src);
+/* Did memory run out describing e (MH_ENOMEM's, or a static error
+ * standing for another status's, whose message says only that)? */
+bool mh_err_oom(const mh_error *e);
 /* The name of the first NULL pointer among n (pointer, name) pairs, for
  * "fn: NAME is NULL"; "an argument" when none is. */
 const char *mh_null_name(int n, ...);
