@@ -294,20 +294,34 @@ static char listing_get(const fsf_listing *l, const char *name)
     return 0;
 }
 
+/* The type of entry `name` of directory dir as it is now, by a stat of
+ * its path (links followed): a missing or unusable target is no entry. */
+static char entry_by_path(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0)
+        return 0;
+    return type_of(name, S_ISDIR(st.st_mode)   ? DT_DIR
+                         : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN);
+}
+
 /* The type of entry `name` in l as it is now: a symbolic link is
  * followed (one stat), a missing or unusable target is no entry. */
 static char entry_now(const fsf_listing *l, const char *name)
 {
     char t = listing_get(l, name);
-    if (t != T_LINK)
-        return t;
-    char path[PATH_MAX];
-    struct stat st;
-    int n = snprintf(path, sizeof path, "%s/%s", l->dir, name);
-    if (n < 0 || (size_t)n >= sizeof path || stat(path, &st) != 0)
-        return 0;
-    return type_of(name, S_ISDIR(st.st_mode)   ? DT_DIR
-                         : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN);
+    return t == T_LINK ? entry_by_path(l->dir, name) : t;
+}
+
+/* Entry name of directory dir as a find sees it: from its listing l; or,
+ * with no listing (l NULL: a directory one may search but not list, mode
+ * 0711), looked up by its path at every find -- nothing to keep, as
+ * nothing can tell when it changes. */
+static char entry_in(const fsf_listing *l, const char *dir, const char *name)
+{
+    return l ? entry_now(l, name) : entry_by_path(dir, name);
 }
 
 static size_t bucket_of(const fsf_state *s, const char *dir)
@@ -620,10 +634,11 @@ static mh_status join_failed(fsf_state *s, const char *name, mh_buf *why,
 }
 
 /* The sidecar manifest of module file `leaf` (a name without suffix) in
- * listing l, as a path under rel (rlen bytes): interned, or NULL. */
+ * directory dir (listing l, or none: entry_in), as a path under rel (rlen
+ * bytes): interned, or NULL. */
 static const char *sidecar(fsf_state *s, const fsf_listing *l,
-                           const char *leaf, size_t leaf_len, const char *rel,
-                           size_t rlen)
+                           const char *dir, const char *leaf,
+                           size_t leaf_len, const char *rel, size_t rlen)
 {
     static const char suffix[] = MH_META_SUFFIX;
     char nm[NAME_MAX + 1], path[PATH_MAX];
@@ -634,7 +649,7 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
         return NULL;
     memcpy(nm, leaf, leaf_len);
     memcpy(nm + leaf_len, suffix, sizeof suffix);
-    if (entry_now(l, nm) != T_META)
+    if (entry_in(l, dir, nm) != T_META)
         return NULL;
     size_t n = rlen + (rlen ? 1 : 0) + nlen;
     if (n >= sizeof path)
@@ -778,7 +793,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     l = get_listing(s, dir);
     if (l)
         l->ups = true;
-    if (!l) {
+    /* One may search it but not list it: its names are looked up. */
+    bool unlisted = !l && errno == EACCES;
+    if (!l && !unlisted) {
         int e = errno;
         pthread_mutex_unlock(&s->lock);
         if (e == ENOMEM)
@@ -808,18 +825,18 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
     for (; k < MH_ARRAY_LEN(kinds); k++) {
         size_t sl = strlen(kinds[k].suffix); /* file holds leaf + suffix */
         memcpy(file + llen, kinds[k].suffix, sl + 1);
-        if (entry_now(l, file) == kinds[k].type)
+        if (entry_in(l, dir, file) == kinds[k].type)
             break;
     }
-    bool is_dir = k == MH_ARRAY_LEN(kinds) && entry_now(l, leaf) == T_DIR;
+    bool is_dir = k == MH_ARRAY_LEN(kinds) && entry_in(l, dir, leaf) == T_DIR;
     size_t odd = 0; /* 1 + the kind whose name is no file, if any */
-    for (size_t i = 0; !is_dir && l->odd && i < k && !odd; i++) {
+    for (size_t i = 0; !is_dir && l && l->odd && i < k && !odd; i++) {
         memcpy(file + llen, kinds[i].suffix, strlen(kinds[i].suffix) + 1);
         if (listing_get(l, file) == T_ODD)
             odd = i + 1;
     }
     const char *meta = k < MH_ARRAY_LEN(kinds)
-                           ? sidecar(s, l, leaf, llen, rel, dlen)
+                           ? sidecar(s, l, dir, leaf, llen, rel, dlen)
                            : NULL;
     pthread_mutex_unlock(&s->lock);
 
@@ -845,7 +862,9 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         spec->origin = path;
         return MH_OK;
     }
-    mh_buf_printf(why, "no %s.so, %s.lua or %s.luac", rel, rel, rel);
+    mh_buf_printf(why, "no %s.so, %s.lua or %s.luac%s", rel, rel, rel,
+                  unlisted ? " (looked up by name: the directory cannot be "
+                             "listed)" : "");
     if (odd)
         mh_buf_printf(why, " (%s%s is not a regular file)", rel,
                       kinds[odd - 1].suffix);
@@ -952,7 +971,8 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
                     .kind = type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA,
                     .flags = type == T_LUAC ? MH_SPEC_BYTECODE : 0,
                     .origin = path, .file = path,
-                    .meta_file = sidecar(s, l, nm, nlen, w->rel, rlen)};
+                    .meta_file = sidecar(s, l, l->dir, nm, nlen, w->rel,
+                                         rlen)};
                 w->stop = w->fn(w->ud, mname, &f);
             } else if (!mname || errno == ENOMEM) {
                 rc = MH_ENOMEM;

@@ -360,6 +360,11 @@ void mh_sec_free(mh_host *h)
     pthread_mutex_destroy(&h->sec.lock);
 }
 
+/* How a walk opens a directory: O_PATH, as it only looks names up in it
+ * and checks its owner and mode (fstat), so a directory one may search but
+ * not list (mode 0711) can hold code as well. */
+#define WALK_DIR (O_PATH | O_DIRECTORY | O_CLOEXEC)
+
 /* The checks a code file itself must pass, on its open descriptor. */
 static const char *file_problem(const struct stat *st, uid_t me)
 {
@@ -382,7 +387,7 @@ static int open_from_known_dir(mh_host *h, const char *dir, const char *base,
     struct stat st;
     if (!dir || !code_dir_find(h, dir, me, &dev, &ino))
         return -1;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = open(dir, WALK_DIR);
     if (dfd < 0)
         return -1;
     int fd = -1;
@@ -433,7 +438,7 @@ static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
         ino_t ino;
         const char *known = mh_int_lookup(h, rp, n);
         if (known && code_dir_find(h, known, me, &dev, &ino)) {
-            int fd = open(known, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            int fd = open(known, WALK_DIR);
             if (fd >= 0 && fstat(fd, st) == 0 && st->st_dev == dev &&
                 st->st_ino == ino && !ancestor_problem(st, me)) {
                 *len = n;
@@ -448,7 +453,7 @@ static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
             ;
     }
     *len = 0;
-    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = open("/", WALK_DIR);
     if (fd >= 0 && fstat(fd, st) != 0) {
         close(fd);
         fd = -1;
@@ -506,18 +511,22 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         char comp[NAME_MAX + 1];
         int next = component(comp, p, n)
                        ? openat(dfd, comp,
-                                (slash ? O_DIRECTORY : O_NONBLOCK | O_NOCTTY) |
-                                    O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+                                (slash ? WALK_DIR
+                                       : O_RDONLY | O_NONBLOCK | O_NOCTTY |
+                                             O_CLOEXEC) |
+                                    O_NOFOLLOW)
                        : -1;
         if (next < 0 && trial) {
             rc = MH_EAGAIN;
             break;
         }
         if (next < 0) {
-            rc = mh_err(h, err, mh_errno_status(errno, MH_EIO),
-                        "cannot open %s%s%s without following links: %s",
-                        done, strcmp(done, "/") ? "/" : "", comp,
-                        mh_errno_text(errno));
+            int e = errno;
+            rc = mh_err(h, err, mh_errno_status(e, MH_EIO),
+                        "cannot open %s%s%s%s: %s", done,
+                        strcmp(done, "/") ? "/" : "", comp,
+                        e == ELOOP ? " without following links" : "",
+                        mh_errno_text(e));
             break;
         }
         close(dfd);

@@ -724,6 +724,47 @@ TEST(perms_known_dir_opened_to_others_is_refused)
     report("perms_known_dir_opened_to_others_is_refused", n);
 }
 
+TEST(perms_entry_one_may_search_but_not_list_holds_code)
+{
+    /* The walk opened every directory for reading, so an entry of mode
+     * 0711 was skipped whole ("cannot open ... without following links:
+     * Permission denied") and a later entry's modules of the same names
+     * were loaded instead. */
+    if (geteuid() != 0)
+        SKIP("imports as uid 65534, which needs root");
+    chmod_ok(tmp_dir(), 0755);
+    const char *e1 = dir_mode(tmp_path("e1"), 0755);
+    dir_mode(tmp_path("e1/pkg"), 0755);
+    const char *e2 = dir_mode(tmp_path("e2"), 0755);
+    dir_mode(tmp_path("e2/pkg"), 0755);
+    plugin_at("sec_good", tmp_path("e1/pkg/a.so"), 0644);
+    plugin_at("sec_good", tmp_path("e1/top.so"), 0644);
+    plugin_at("sec_evil", tmp_path("e2/pkg/a.so"), 0644);
+    plugin_at("sec_evil", tmp_path("e2/top.so"), 0644);
+    chmod_ok(e1, 0711); /* root's: others may search it, not list it */
+    meta_marker();
+
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    host_opts o = {0};
+    mh_host *h = host_new_opts(&o, e1, e2);
+    mh_module *a = NULL, *top = NULL;
+    mh_status ra = mh_import(h, "pkg.a", &a, NULL);
+    mh_status rt = mh_import(h, "top", &top, NULL);
+    /* Copied: the modules' own strings go with the host. */
+    const char *wa = str_fmt("%s", ra == MH_OK ? who(a) : "(not imported)");
+    const char *wt = str_fmt("%s", rt == MH_OK ? who(top) : "(not imported)");
+    mh_host_free(h);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    ASSERT_STATUS(ra, MH_OK);
+    ASSERT_STATUS(rt, MH_OK);
+    ASSERT_EQ_STR(wa, "good");
+    ASSERT_EQ_STR(wt, "good");
+    assert_no_marker();
+    report("perms_entry_one_may_search_but_not_list_holds_code", 2);
+}
+
 TEST(perms_lua_module_refused)
 {
     const char *e = dir_mode(tmp_path("e"), 0755);
