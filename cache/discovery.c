@@ -297,11 +297,11 @@ int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
     int rc = SQLITE_OK;
     if (!dx->put)
         /* A row read from a module's metadata (status 0) never replaces
-         * a load failure (ELOAD, ENODESC, EINIT: host/discover.c's
-         * load_failure) recorded for the same identity: its metadata
-         * cannot refute it (it stands until the module changes), and one
-         * may be recorded while a listing that read the metadata before
-         * it runs. */
+         * a load failure (source MH_DX_AT_LOAD; or ELOAD, ENODESC, EINIT,
+         * as earlier versions wrote them: host/discover.c's load_failure)
+         * recorded for the same identity: its metadata cannot refute it
+         * (it stands until the module changes), and one may be recorded
+         * while a listing that read the metadata before it runs. */
         rc = sqlite3_prepare_v2(dx->db, "INSERT INTO modules "
                                 "(origin, identity, name, source, manifest, "
                                 "status, reason, recorded) VALUES (?1, ?2, ?3, "
@@ -312,8 +312,10 @@ int mh_dx_put(mh_dx *dx, const mh_dx_row *r)
                                 "excluded.manifest, status = excluded.status, "
                                 "reason = excluded.reason, recorded = "
                                 "excluded.recorded WHERE NOT (excluded.status "
-                                "= 0 AND modules.status IN (?9, ?10, ?11) "
-                                "AND " SURE_ID("modules.identity") " = "
+                                "= 0 AND (modules.status IN (?9, ?10, ?11) "
+                                "OR (modules.status != 0 AND modules.source "
+                                "= '" MH_DX_AT_LOAD "')) AND "
+                                SURE_ID("modules.identity") " = "
                                 SURE_ID("excluded.identity") ")", -1,
                                 &dx->put, NULL);
     if (rc != SQLITE_OK)

@@ -27,11 +27,15 @@ struct mh_host;
 
 typedef struct mh_dx mh_dx;
 
+/* The source of a failure an import met loading or running the module's
+ * code (not reading its metadata). */
+#define MH_DX_AT_LOAD "load"
+
 typedef struct mh_dx_row {
     const char *origin;
     const char *identity;
     const char *name;
-    const char *source;     /* "elf-note", "sidecar", "none" */
+    const char *source;     /* "elf-note", "sidecar", "none", MH_DX_AT_LOAD */
     const char *manifest;   /* JSON, or NULL */
     int status;             /* MH_OK, or why the module is skipped */
     const char *reason;     /* or NULL */

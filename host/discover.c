@@ -238,11 +238,14 @@ static const char *sure(const char *id)
                ? id + sizeof UNSURE - 1 : id;
 }
 
-/* A failure that only a load or init shows: recorded by an import, and
- * never found again by reading metadata. */
-static bool load_failure(int status)
+/* A failure that only a load or init shows: recorded by an import (its
+ * source "load"; rows of earlier versions by their status), and never
+ * found again by reading metadata. */
+static bool load_failure(const dx_known *k)
 {
-    return status == MH_ELOAD || status == MH_ENODESC || status == MH_EINIT;
+    return k->status == MH_ELOAD || k->status == MH_ENODESC ||
+           k->status == MH_EINIT ||
+           (k->status != MH_OK && strcmp(k->source, MH_DX_AT_LOAD) == 0);
 }
 
 /* Does row k still describe the module whose identity is now id?  The
@@ -253,7 +256,7 @@ static bool row_counts(const dx_known *k, const char *id)
 {
     if (strcmp(sure(k->identity), sure(id)) != 0)
         return false;
-    return load_failure(k->status) || (id == sure(id) &&
+    return load_failure(k) || (id == sure(id) &&
                                        k->identity == sure(k->identity));
 }
 
@@ -437,7 +440,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
 }
 
 void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
-                        const mh_error *e)
+                        const mh_error *e, bool at_load)
 {
     char ident[1024];
     const char *id = identity_of(f, ident, sizeof ident);
@@ -452,7 +455,8 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
         return;
     mh_dx_row row = {
         .origin = f->origin, .identity = sure(id), .name = name,
-        .source = "none", .status = mh_error_code(e),
+        .source = at_load ? MH_DX_AT_LOAD : "none",
+        .status = mh_error_code(e),
         .reason = mh_error_message(e),
     };
     bool began = mh_dx_begin(dx) == 0;

@@ -205,7 +205,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     if (found && f.from_copy)
         as_found.file = NULL;
     if (found && !fetch_failed && rc != MH_OK && e && own_fault(rc))
-        mh_discover_record(h, iname, &as_found, e);
+        mh_discover_record(h, iname, &as_found, e, false);
     if (rc == MH_OK)
         rc = mh_meta_require(h, iname, man, &e);
     if (rc == MH_OK) {
@@ -223,7 +223,7 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
                 mh_ld_unload(h, mod);
         }
         if (rc != MH_OK && e && own_fault(rc) && !mod->dep_failed)
-            mh_discover_record(h, iname, &as_found, e);
+            mh_discover_record(h, iname, &as_found, e, true);
     }
     mh_blob_free(h, &image); /* the loader keeps its own copy */
     if (found && f.fd >= 0)

@@ -131,9 +131,12 @@ mh_status mh_meta_require(struct mh_host *h, const char *name,
 
 /* The discovery index learns that module `name`, found as f, failed to
  * load for a reason of its own (its metadata, ABI, host version, load or
- * init), so discovery skips it until it changes.  (host/discover.c) */
+ * init), so discovery skips it until it changes.  at_load: the failure
+ * came from loading or running its code, which no read of its metadata
+ * can confirm or refute.  (host/discover.c) */
 void mh_discover_record(struct mh_host *h, const char *name,
-                        const struct mh_found *f, const mh_error *e);
+                        const struct mh_found *f, const mh_error *e,
+                        bool at_load);
 
 /* After mod loaded with manifest m: when m came from an ELF note that
  * the mapping holds, point mod->note at it there and return true (the

@@ -773,6 +773,38 @@ TEST(a_failure_met_while_discovering_is_recorded)
     log_capture_free(&lc);
 }
 
+/* mh_host_failures callback: the status recorded for module "df", or -1. */
+static int df_status(void *ud, const mh_failure *f)
+{
+    if (strcmp(f->name, "df") == 0)
+        *(int *)ud = (int)f->status;
+    return 0;
+}
+
+TEST(a_load_failure_of_a_module_just_written_outlasts_a_listing)
+{
+    /* A plugin whose descriptor is a function fails to load (MH_EFORMAT)
+     * though its metadata reads fine.  Written just now, its identity is
+     * "unsure", so a listing reads its metadata again -- and replaced the
+     * failure the import had recorded with a row saying all was well:
+     * `doctor` showed nothing, and it was offered again.  Only ELOAD,
+     * ENODESC and EINIT were kept; any failure met loading is now. */
+    fixture_copy("desc_func", "E/df.so");
+    for (int round = 0; round < 2; round++) {
+        mh_host *host = host_new_opts(&(host_opts){0}, tmp_path("E"));
+        mh_module *m = NULL;
+        if (round == 0)
+            ASSERT_STATUS(mh_import(host, "df", &m, ERR), MH_EFORMAT);
+        ASSERT_STATUS(mh_discover(host, ignore_meta, NULL, ERR), MH_OK);
+        int st = -1;
+        ASSERT_STATUS(mh_host_failures(host, df_status, &st, ERR), MH_OK);
+        if (st != MH_EFORMAT)
+            FAIL("round %d: the load failure of 'df' is %s after a listing",
+                 round, st < 0 ? "gone" : mh_status_name(st));
+        mh_host_free(host);
+    }
+}
+
 /* Discover the small directory, damage the index with `damage`, and check
  * that the next listing is complete and correct, silent, reads everything,
  * and leaves a valid index behind (the one after reads nothing). */
