@@ -119,7 +119,7 @@ static bool opt_string(const cJSON *root, const char *key, const char **out)
 /* "name constraint" -> name, constraint (both trimmed); false if the
  * name part is not a module name. */
 static bool split_req(const char *s, char *name, size_t nsize,
-                      const char **constraint)
+                      const char **constraint, size_t *clen)
 {
     while (*s == ' ')
         s++;
@@ -132,6 +132,9 @@ static bool split_req(const char *s, char *name, size_t nsize,
     while (*s == ' ')
         s++;
     *constraint = s;
+    *clen = strlen(s);
+    while (*clen && s[*clen - 1] == ' ')
+        --*clen;
     return mh_name_check(name, NULL) == MH_OK;
 }
 
@@ -177,13 +180,14 @@ static mh_status parse_requires(const parse_ctx *p, const cJSON *arr,
             return bad_req(p, i, "?", "not a string");
         char name[MH_NAME_MAX + 1];
         const char *c, *why;
-        if (!split_req(j->valuestring, name, sizeof name, &c))
+        size_t clen;
+        if (!split_req(j->valuestring, name, sizeof name, &c, &clen))
             return bad_req(p, i, j->valuestring, "it must start with a "
                            "module name");
         if (mh_version_check(NULL, c, &why) < 0)
             return bad_req(p, i, j->valuestring, why);
         m->req[m->nreq].name = mh_mem_strdup(p->h, name);
-        m->req[m->nreq].constraint = mh_mem_strdup(p->h, c);
+        m->req[m->nreq].constraint = mh_mem_strndup(p->h, c, clen);
         m->nreq++;
         if (!m->req[m->nreq - 1].name || !m->req[m->nreq - 1].constraint)
             return mh_err(p->h, p->err, MH_ENOMEM, "out of memory reading the "

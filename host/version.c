@@ -27,6 +27,7 @@ typedef struct ver {
     const char *tail;   /* into the text */
     size_t tail_len;
     bool huge;          /* a number past 2^64 - 1 (then not parsed) */
+    bool too_many;      /* more than MAX_PARTS numbers (not parsed) */
 } ver;
 
 /* Parse s[0..len): false if it does not start with a number. */
@@ -34,7 +35,7 @@ static bool ver_parse(const char *s, size_t len, ver *v)
 {
     size_t i = 0;
     v->n = 0;
-    v->huge = false;
+    v->huge = v->too_many = false;
     memset(v->part, 0, sizeof v->part);
     while (i < len && isdigit((unsigned char)s[i]) && v->n < MAX_PARTS) {
         unsigned long long x = 0;
@@ -52,8 +53,10 @@ static bool ver_parse(const char *s, size_t len, ver *v)
         v->part[v->n++] = x;
         if (i < len && s[i] == '.' && i + 1 < len &&
             isdigit((unsigned char)s[i + 1])) {
-            if (v->n == MAX_PARTS)
-                return false; /* more numbers than anyone means */
+            if (v->n == MAX_PARTS) {
+                v->too_many = true; /* more numbers than anyone means */
+                return false;
+            }
             i++;
         } else {
             break;
@@ -110,8 +113,10 @@ static int clause(const ver *v, const char *s, size_t len, const char **why)
     if (!ver_parse(s + ol, len - ol, &want)) {
         *why = want.huge ? "a version number is larger than "
                            "18446744073709551615"
-                         : "a clause must be OP VERSION (OP one of >= <= > < == = != ~=) "
-               "with VERSION starting with a number";
+             : want.too_many ? "a version has more than 32 numbers"
+                             : "a clause must be OP VERSION (OP one of >= "
+                               "<= > < == = != ~=) with VERSION starting "
+                               "with a number";
         return -1;
     }
     /* A tail ("rc1", "-beta", "+build.5", Debian's "~rc1") is letters,

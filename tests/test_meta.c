@@ -267,7 +267,7 @@ TEST(lua_module_sidecar_in_directory)
     meta_lua_module("E/pkg/tool", LUA_SRC,
                     "{\"name\": \"pkg.tool\", \"version\": \"0.4.1\","
                     " \"description\": \"a Lua tool\","
-                    " \"requires\": [\"textutil >=1.0, <2\", \"hello\"],"
+                    " \"requires\": [\"textutil >=1.0, <2  \", \"hello \"],"
                     " \"provides\": {\"tools\": \"hello\"}}");
     mh_host *host = host_new_opts(&o, tmp_path("E"));
     mh_manifest *m = meta_ok(host, "pkg.tool");
@@ -280,7 +280,7 @@ TEST(lua_module_sidecar_in_directory)
     ASSERT_EQ_INT(mh_manifest_requires_count(m), 2);
     ASSERT_STATUS(mh_manifest_require(m, 0, &rname, &rcons), MH_OK);
     ASSERT_EQ_STR(rname, "textutil");
-    ASSERT_EQ_STR(rcons, ">=1.0, <2");
+    ASSERT_EQ_STR(rcons, ">=1.0, <2"); /* trimmed at both ends */
     ASSERT_STATUS(mh_manifest_require(m, 1, &rname, &rcons), MH_OK);
     ASSERT_EQ_STR(rname, "hello");
     ASSERT_EQ_STR(rcons, "");
@@ -1192,6 +1192,17 @@ TEST(versions_with_many_numbers_compare_as_numbers)
                                        "<1.2.3.4.5.6.7.8.9", ERR), MH_OK);
     ASSERT_STATUS(mh_version_satisfies("1.1.1.1.1.1.1.1.10",
                                        ">1.1.1.1.1.1.1.1.9", ERR), MH_OK);
+    /* 32 numbers at most; the 33rd is named as such, not as a version
+     * that does not start with a number. */
+    char v32[80] = "1", c33[80] = ">=1";
+    for (int i = 1; i < 32; i++)
+        strcat(v32, ".1");
+    for (int i = 1; i < 33; i++)
+        strcat(c33, ".1");
+    ASSERT_STATUS(mh_version_satisfies(v32, str_fmt(">=%s", v32), ERR),
+                  MH_OK);
+    ASSERT_STATUS(mh_version_satisfies("1.0", c33, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "a version has more than 32 numbers");
 }
 
 TEST(module_version_falls_back_to_descriptor)
