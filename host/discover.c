@@ -26,6 +26,7 @@
 #include "host/meta.h"
 #include "host/secure.h"
 #include "cache/discovery.h"
+#include "loaders/loader.h"
 #include "finders/finder.h"
 
 #include <errno.h>
@@ -548,11 +549,14 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
     mh_status rc = mh_import(host, ep->module, &m, err);
     if (rc != MH_OK)
         return rc;
-    if (symbol && m->kind != MH_KIND_LUA) {
-        rc = mh_module_symbol_ex(m, ep->export_name, symbol, err);
-        if (rc != MH_OK)
-            return rc;
-    }
+    /* A Lua module's function has no address: it is looked up all the
+     * same, so that a missing one fails here as a native export does. */
+    rc = !symbol ? MH_OK
+         : m->kind == MH_KIND_LUA
+             ? mh_lua_has_function(m, ep->export_name, err)
+             : mh_module_symbol_ex(m, ep->export_name, symbol, err);
+    if (rc != MH_OK)
+        return rc;
     *mod = m;
     return MH_OK;
 }

@@ -687,8 +687,9 @@ MH_API mh_status mh_host_entry_points(mh_host *host, const char *group,
                                       mh_error **err);
 
 /* Import ep->module and look up ep->export_name: *mod and, if symbol is
- * not NULL, *symbol (NULL for a Lua module; call it by name with
- * mh_module_call). */
+ * not NULL, *symbol (NULL for a Lua module, whose function is looked up
+ * all the same; call it by name with mh_module_call).  With symbol not
+ * NULL, MH_ENOSYM when the module has no such export or function. */
 MH_API mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
                                      mh_module **mod, void **symbol,
                                      mh_error **err);

@@ -51,6 +51,10 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const struct cJSON *args,
 mh_status mh_lua_load(struct mh_host *h, mh_module *mod, const mh_found *spec,
                       mh_error **err);
 void mh_lua_unload(struct mh_host *h, mh_module *mod);
+/* Does Lua module mod have a function fn, as mh_module_call looks it up
+ * (metatables included)?  MH_OK, or MH_ENOSYM naming it. */
+mh_status mh_lua_has_function(mh_module *mod, const char *fn,
+                              mh_error **err);
 void mh_lua_close(struct mh_host *h);
 
 #endif /* MH_LOADERS_LOADER_H */

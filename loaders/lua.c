@@ -1373,6 +1373,7 @@ typedef struct call_job {
     const cJSON *args;
     cJSON *result;
     mh_status status;     /* set when the body fails for its own reasons */
+    bool look_only;       /* find fn, call nothing */
     char why[256];
 } call_job;
 
@@ -1389,6 +1390,8 @@ static int call_body(lua_State *L)
         j->status = MH_ENOSYM;
         return 0;
     }
+    if (j->look_only)
+        return 0;
     int nargs = 0;
     const cJSON *a;
     if (j->args)
@@ -1417,12 +1420,13 @@ static int call_body(lua_State *L)
     return 0;
 }
 
-mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
-                      cJSON **result, mh_error **err)
+static mh_status lua_call_job(mh_module *mod, const char *fn,
+                              const cJSON *args, bool look_only,
+                              cJSON **result, mh_error **err)
 {
     mh_host *h = mod->host;
     mh_lua *lu = h->lua;
-    call_job j = {mod, fn, args, NULL, MH_OK, ""};
+    call_job j = {mod, fn, args, NULL, MH_OK, look_only, ""};
     *result = NULL;
     gil_enter(lu);
     lua_State *L; /* a thread per run, as above */
@@ -1461,6 +1465,19 @@ mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
     luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
     gil_leave(lu);
     return st;
+}
+
+mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,
+                      cJSON **result, mh_error **err)
+{
+    return lua_call_job(mod, fn, args, false, result, err);
+}
+
+mh_status mh_lua_has_function(mh_module *mod, const char *fn,
+                              mh_error **err)
+{
+    cJSON *none;
+    return lua_call_job(mod, fn, NULL, true, &none, err);
 }
 
 void mh_lua_unload(mh_host *h, mh_module *mod)

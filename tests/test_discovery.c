@@ -1921,6 +1921,22 @@ TEST(entry_point_with_missing_export_is_enosym)
     ASSERT_CONTAINS(ERR_MSG(), "no_such_export");
     ASSERT_NULL(mod);
     ASSERT_NULL(sym);
+
+    /* A Lua module's function is looked up too (it was not: MH_OK, and
+     * the error came only from the later call). */
+    mh_entry_point lep = {.size = sizeof lep, .group = "codec",
+                          .module = "lcodec",
+                          .export_name = "no_such_function",
+                          .origin = path_in(dir, "lcodec.lua")};
+    ASSERT_STATUS(mh_entry_point_load(host, &lep, &mod, &sym, ERR),
+                  MH_ENOSYM);
+    ASSERT_CONTAINS(ERR_MSG(), "'lcodec'");
+    ASSERT_CONTAINS(ERR_MSG(), "no_such_function");
+    ASSERT_NULL(mod);
+    lep.export_name = "encode";
+    ASSERT_STATUS(mh_entry_point_load(host, &lep, &mod, &sym, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_module_name(mod), "lcodec");
+    ASSERT_NULL(sym);
     mh_host_free(host);
     log_capture_free(&lc);
 }
