@@ -635,14 +635,18 @@ static mh_status join_failed(fsf_state *s, const char *name, mh_buf *why,
 
 /* The sidecar manifest of module file `leaf` (a name without suffix) in
  * directory dir (listing l, or none: entry_in), as a path under rel (rlen
- * bytes): interned, or NULL. */
+ * bytes): interned, or NULL.  *unnamed when there is one whose path
+ * would pass PATH_MAX (the module must not go without its manifest's
+ * checks), or memory ran out (errno ENOMEM). */
 static const char *sidecar(fsf_state *s, const fsf_listing *l,
                            const char *dir, const char *leaf,
-                           size_t leaf_len, const char *rel, size_t rlen)
+                           size_t leaf_len, const char *rel, size_t rlen,
+                           bool *unnamed)
 {
     static const char suffix[] = MH_META_SUFFIX;
     char nm[NAME_MAX + 1], path[PATH_MAX];
     size_t nlen = leaf_len + sizeof suffix - 1;
+    *unnamed = false;
     if (nlen >= sizeof nm) /* no such file can be listed */
         return NULL;
     if (rlen == 0 && mh_sidecar_is_site_index(leaf, leaf_len))
@@ -652,14 +656,17 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
     if (entry_in(l, dir, nm) != T_META)
         return NULL;
     size_t n = rlen + (rlen ? 1 : 0) + nlen;
-    if (n >= sizeof path)
-        return NULL;
-    memcpy(path, rel, rlen);
-    if (rlen)
-        path[rlen] = '/';
-    memcpy(path + n - nlen, nm, nlen);
-    path[n] = '\0';
-    return join(s, path, n);
+    const char *r = NULL;
+    if (n < sizeof path) {
+        memcpy(path, rel, rlen);
+        if (rlen)
+            path[rlen] = '/';
+        memcpy(path + n - nlen, nm, nlen);
+        path[n] = '\0';
+        r = join(s, path, n);
+    }
+    *unnamed = !r;
+    return r;
 }
 
 /* What the entry's root listing says of top-level name top (tlen bytes):
@@ -835,10 +842,20 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         if (listing_get(l, file) == T_ODD)
             odd = i + 1;
     }
+    bool unnamed = false;
     const char *meta = k < MH_ARRAY_LEN(kinds)
-                           ? sidecar(s, l, dir, leaf, llen, rel, dlen)
+                           ? sidecar(s, l, dir, leaf, llen, rel, dlen,
+                                     &unnamed)
                            : NULL;
     pthread_mutex_unlock(&s->lock);
+    if (unnamed && errno == ENOMEM)
+        return mh_err(h, err, MH_ENOMEM, "out of memory finding '%s' in %s",
+                      name, s->root);
+    if (unnamed) {
+        mh_buf_printf(why, "path of the manifest %s%s would be longer than "
+                      "%d bytes", rel, MH_META_SUFFIX, PATH_MAX - 1);
+        return MH_ENOTFOUND;
+    }
 
     if (k < MH_ARRAY_LEN(kinds)) {
         char rel_f[MH_NAME_MAX + 8];
@@ -966,16 +983,19 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         if (type == T_FILE || type == T_LUA || type == T_LUAC) {
             const char *path = join(s, w->rel, nr + len);
             const char *mname = mh_int_str(s->host, w->prefix, np + nlen);
-            if (path && mname) {
+            bool unnamed = false;
+            const char *meta = path && mname
+                                   ? sidecar(s, l, l->dir, nm, nlen, w->rel,
+                                             rlen, &unnamed)
+                                   : NULL;
+            if (path && mname && !unnamed) {
                 mh_finder_spec f = {
                     .kind = type == T_FILE ? MH_KIND_NATIVE : MH_KIND_LUA,
                     .flags = type == T_LUAC ? MH_SPEC_BYTECODE : 0,
-                    .origin = path, .file = path,
-                    .meta_file = sidecar(s, l, l->dir, nm, nlen, w->rel,
-                                         rlen)};
+                    .origin = path, .file = path, .meta_file = meta};
                 w->stop = w->fn(w->ud, mname, &f);
             } else if (!mname || errno == ENOMEM) {
-                rc = MH_ENOMEM;
+                rc = MH_ENOMEM; /* else: not importable, not listed */
             }
         } else if (w->depth <= MH_FSF_MAX_DEPTH) {
             rc = walk(w, nr + nlen, np + nlen);

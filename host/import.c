@@ -318,6 +318,13 @@ mh_status mh_module_symbol_ex(mh_module *mod, const char *symbol, void **out,
     *out = mh_ld_symbol(mod, symbol);
     if (*out)
         return MH_OK;
+    /* Listed with no address (a weak symbol not linked in): no export to
+     * give, but not "no such name" either. */
+    for (size_t i = 0; mod->desc && i < mod->nexports; i++)
+        if (strcmp(mod->desc->exports[i].name, symbol) == 0)
+            return mh_err(mod->host, err, MH_ENOSYM, "module '%s' (%s) "
+                          "lists export '%s' with a NULL address",
+                          mod->name, mh_reg_where(mod), symbol);
     return mh_err(mod->host, err, MH_ENOSYM,
                   "module '%s' (%s) has no export '%s'%s", mod->name,
                   mh_reg_where(mod), symbol,

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -656,6 +658,49 @@ TEST(overlong_path_is_a_miss_not_an_error)
     host = host_new_isolated(str_fmt("%s/%s", tmp_dir(), deep), e2);
     mod = import_ok(host, name);
     ASSERT_NOT_NULL(mod);
+    mh_host_free(host);
+}
+
+TEST(sidecar_whose_path_passes_path_max_is_a_miss)
+{
+    /* An entry so deep that m.so's path fits in PATH_MAX and m.json's
+     * does not: the manifest was dropped without a word, and the module
+     * loaded without its checks (ABI, host version, requirements).  Now
+     * it is a miss that says why, and it is not listed. */
+    const char *root = tmp_dir();
+    char deep[PATH_MAX];
+    size_t want = 4089; /* + "/m.so" = 4094, + "/m.json" = 4096 */
+    if ((want - strlen(root)) % 201 == 1)
+        want++; /* the last component must have a byte */
+    snprintf(deep, sizeof deep, "%s", root);
+    while (strlen(deep) < want) {
+        size_t room = want - strlen(deep) - 1;
+        size_t c = room > 200 ? 200 : room;
+        size_t n = strlen(deep);
+        deep[n] = '/';
+        memset(deep + n + 1, 'd', c);
+        deep[n + 1 + c] = '\0';
+    }
+    ASSERT_EQ_INT(strlen(deep), want);
+    mkdir_p(deep);
+    fixture_copy("counter", "%s/m.so", deep + strlen(root) + 1);
+    int dfd = open(deep, O_RDONLY | O_DIRECTORY);
+    ASSERT_TRUE(dfd >= 0);
+    int fd = openat(dfd, "m.json", O_WRONLY | O_CREAT | O_EXCL, 0644);
+    ASSERT_TRUE(fd >= 0);
+    ASSERT_EQ_INT(write(fd, "{\"version\": \"1.0\"}", 18), 18);
+    close(fd);
+    close(dfd);
+
+    mh_host *host = host_new_isolated(deep);
+    mh_module *mod = (mh_module *)&mod;
+    ASSERT_STATUS(mh_import(host, "m", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "path of the manifest m.json would be longer "
+                               "than 4095 bytes");
+    struct listing l = {0};
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "");
     mh_host_free(host);
 }
 

@@ -646,6 +646,25 @@ TEST(unknown_symbol)
     mh_host_free(host);
 }
 
+TEST(export_listed_with_a_null_address_is_named_so)
+{
+    /* A weak function not linked in leaves its export listed with a NULL
+     * address: "has no export 'optional'" contradicted the export list. */
+    void *p = &p;
+
+    fixture_copy("weak_export", "E/we.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = import_ok(host, "we");
+    ASSERT_EQ_INT(mh_module_export_count(mod), 2);
+    ASSERT_EQ_STR(mh_module_export_name(mod, 1), "optional");
+    ASSERT_STATUS(mh_module_symbol_ex(mod, "optional", &p, ERR), MH_ENOSYM);
+    ASSERT_NULL(p);
+    ASSERT_CONTAINS(ERR_MSG(), "lists export 'optional' with a NULL "
+                               "address");
+    ASSERT_STATUS(mh_module_symbol_ex(mod, "value", &p, ERR), MH_OK);
+    mh_host_free(host);
+}
+
 TEST(descriptor_exports_only)
 {
     /* A native module exports what its descriptor lists, not every
