@@ -28,8 +28,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Open native module file f->file into f->fd and check it may be loaded
- * (host/secure.c). */
+/* Open module file f->file (native code, Lua source or bytecode) into
+ * f->fd and check it may be loaded (host/secure.c); f->fd_* are then its
+ * identity. */
 static mh_status open_checked(mh_host *h, const char *name, mh_found *f,
                               mh_error **err)
 {
@@ -179,11 +180,12 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
                         iname);
     }
     if (rc == MH_OK) {
-        /* A native file is opened once: checked (owner, mode, the
-         * directories above it), its metadata read, and mapped, all
-         * through this descriptor -- a file swapped in between is never
-         * the one loaded. */
-        if (f.kind == MH_KIND_NATIVE && f.file)
+        /* A module file is opened once: checked (owner, mode, the
+         * directories above it), its metadata read (a native one's note),
+         * and mapped or compiled, all through this descriptor -- a file
+         * swapped in between is never the one loaded, nor the one a
+         * failure is recorded against. */
+        if ((f.kind == MH_KIND_NATIVE || f.kind == MH_KIND_LUA) && f.file)
             rc = open_checked(h, iname, &f, &e);
         else if (f.kind == MH_KIND_NATIVE && f.copy)
             open_copy(h, iname, &f);

@@ -753,16 +753,27 @@ static mh_status module_bytes(mh_host *h, const mh_found *spec, int fd,
 }
 
 /* Compile (or take from the cache) the chunk of mod and leave it on the
- * stack.  Lock held.  A file is opened once (host/secure.c) and read
- * only through that descriptor: the chunk checked is the chunk run. */
+ * stack.  Lock held.  A file is opened once (host/secure.c: by the import,
+ * spec->fd) and read only through that descriptor: the chunk checked is
+ * the chunk run. */
 static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
                             mh_module *mod, const mh_found *spec,
                             mh_error **err)
 {
-    int fd = -1;
+    int fd = spec->file ? spec->fd : -1;
     struct stat st;             /* the checked open's, if it took one */
+    memset(&st, 0, sizeof st);
     st.st_size = -1;
-    if (spec->file) {
+    if (fd >= 0 && spec->fd_ino) {
+        st.st_mode = S_IFREG;
+        st.st_size = (off_t)spec->fd_size;
+        st.st_dev = spec->fd_dev;
+        st.st_ino = spec->fd_ino;
+        st.st_mtim = spec->fd_mtim;
+        st.st_ctim = spec->fd_ctim;
+    }
+    bool own = false;
+    if (spec->file && fd < 0) { /* not opened by an import */
         mh_error *se = NULL;
         mh_status rc = mh_sec_open_code_stat(h, spec->file, &fd, &st, &se);
         if (rc != MH_OK) {
@@ -771,9 +782,10 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
             mh_error_free(se);
             return rc;
         }
+        own = true;
     }
     mh_status rc = load_chunk_fd(h, lu, L, mod, spec, fd, &st, err);
-    if (fd >= 0)
+    if (own && fd >= 0)
         close(fd);
     return rc;
 }

@@ -805,6 +805,46 @@ TEST(a_load_failure_of_a_module_just_written_outlasts_a_listing)
     }
 }
 
+/* mh_host_failures callback: how many are for module "m". */
+static int count_m(void *ud, const mh_failure *f)
+{
+    *(int *)ud += strcmp(f->name, "m") == 0;
+    return 0;
+}
+
+TEST(a_lua_module_replaced_while_it_fails_is_not_blamed)
+{
+    /* A failure is recorded against the file the import opened.  A Lua
+     * module's was looked up by its path when the failure was recorded,
+     * so a fixed version renamed into place meanwhile (a deploy; here the
+     * old chunk itself does it) was taken for the failed one: listed as
+     * failed, and offered by no entry point, though it imports fine. */
+    const char *path = tmp_path("E/m.lua"), *fixed = tmp_path("fixed.lua");
+    tmp_mkdir("E");
+    file_write(path, str_fmt("os.rename(\"%s\", \"%s\")\n"
+                             "error(\"the old version fails\")\n",
+                             fixed, path));
+    file_write(fixed, "return {f = function() return \"fixed\" end}\n");
+    long long old = (long long)time(NULL) - 60; /* settled: no "unsure" */
+    file_set_mtime(path, old);
+    file_set_mtime(fixed, old);
+
+    mh_host *host = host_new_opts(&(host_opts){0}, tmp_path("E"));
+    mh_module *m = NULL;
+    ASSERT_STATUS(mh_import(host, "m", &m, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "the old version fails");
+    mh_host_free(host);
+
+    host = host_new_opts(&(host_opts){0}, tmp_path("E"));
+    ASSERT_STATUS(mh_discover(host, ignore_meta, NULL, ERR), MH_OK);
+    int failed = 0;
+    ASSERT_STATUS(mh_host_failures(host, count_m, &failed, ERR), MH_OK);
+    ASSERT_EQ_INT(failed, 0);
+    ASSERT_STATUS(mh_import(host, "m", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(call_ok(m, "f", NULL), "\"fixed\"");
+    mh_host_free(host);
+}
+
 /* Discover the small directory, damage the index with `damage`, and check
  * that the next listing is complete and correct, silent, reads everything,
  * and leaves a valid index behind (the one after reads nothing). */
