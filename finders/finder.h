@@ -93,9 +93,10 @@ typedef struct mh_found {
     void *state;          /* the finder instance that found it */
     const struct mh_finder_blob *image; /* native bytes already read (by
                                    the metadata check), or NULL */
-    int fd;               /* the native file, opened and checked once by
-                             import (its metadata is read from it and it
-                             is the one mapped), or -1 */
+    int fd;               /* the module file (native code, Lua source or
+                             bytecode), opened and checked once by import
+                             (a native one's metadata is read from it; it
+                             is the one mapped or compiled), or -1 */
     long long fd_size;    /* its size, from the check's fstat */
     bool from_copy;       /* file and fd are the finder's copy, checked to
                              hash to copy_sha256 (host/import.c) */

@@ -466,7 +466,7 @@ static fsf_listing *get_listing(fsf_state *s, const char *dir)
             return l;
     }
     int fd = mh_fault(s->host, "opendir")
-                 ? -1
+                 ? (errno = EIO, -1)
                  : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd >= 0 && fstat(fd, &st) != 0) {
         int e = errno;
@@ -664,6 +664,8 @@ static const char *sidecar(fsf_state *s, const fsf_listing *l,
         memcpy(path + n - nlen, nm, nlen);
         path[n] = '\0';
         r = join(s, path, n);
+    } else {
+        errno = ENAMETOOLONG;
     }
     *unnamed = !r;
     return r;

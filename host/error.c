@@ -49,6 +49,8 @@ static const mh_error no_room[] = {
     NO_ROOM(MH_ECALL),
 };
 #undef NO_ROOM
+_Static_assert(MH_ARRAY_LEN(no_room) == MH_STATUS_COUNT_,
+               "a status without its error for when memory runs out");
 
 static mh_error *no_room_for(mh_status code)
 {

@@ -39,8 +39,6 @@ static const char *ossl_why(char *buf, size_t size)
     return buf;
 }
 
-/* Create `file` (which must not exist) holding the PEM text in mem.
- * *created is set once the file exists, so the caller can remove it. */
 /* file, written whole under a temporary name beside it (tmp, mode) and
  * then linked into place: a run killed half-way leaves no empty or
  * half-written key under the real name, which every later keygen would
@@ -66,8 +64,10 @@ static mh_status write_new(const char *file, mode_t mode, BIO *mem,
         return mh_err(NULL, err, MH_EIO, "cannot create %s: %s", file,
                       strerror(errno));
     /* The private key's mode must not depend on the umask being sane. */
-    int e = (mode == 0600 && fchmod(fd, mode) != 0) || len < 0 ||
-            mh_io_write_all(fd, data, (size_t)len) != 0 || fsync(fd) != 0
+    int e = len < 0 ? EIO /* the BIO holds nothing: never linked */
+          : (mode == 0600 && fchmod(fd, mode) != 0) ||
+                    mh_io_write_all(fd, data, (size_t)len) != 0 ||
+                    fsync(fd) != 0
                 ? errno : 0;
     if (close(fd) != 0 && !e)
         e = errno;

@@ -522,11 +522,17 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         }
         if (next < 0) {
             int e = errno;
+            /* A link met with O_NOFOLLOW: ELOOP as the file, ENOTDIR as a
+             * directory (swapped in since the path was resolved). */
+            struct stat lst;
+            bool link = (e == ELOOP || e == ENOTDIR) &&
+                        fstatat(dfd, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+                        S_ISLNK(lst.st_mode);
             rc = mh_err(h, err, mh_errno_status(e, MH_EIO),
                         "cannot open %s%s%s%s: %s", done,
                         strcmp(done, "/") ? "/" : "", comp,
-                        e == ELOOP ? " without following links" : "",
-                        mh_errno_text(e));
+                        link ? " without following links" : "",
+                        link ? "it is a symbolic link" : mh_errno_text(e));
             break;
         }
         close(dfd);

@@ -13,7 +13,7 @@
  *     what failed and where; free it with mh_error_free().  Pass NULL when
  *     the code alone is enough.  On success *err is left untouched.  (With
  *     no memory left even for the error, *err is a static one with the
- *     same status and the message "no memory left to describe the error".)
+ *     same status, whose message says only that.)
  *   - On failure, other output parameters are set to NULL/0.
  *   - Strings returned by the library are owned by the object they come
  *     from and live as long as it does, unless a function says otherwise.
@@ -530,9 +530,9 @@ typedef struct mh_spec_info {
  * strings in *info are owned by the host and stay valid until the host is
  * freed.  Fails with MH_ENOTFOUND (message lists every entry tried),
  * MH_EBADNAME, MH_EINVAL (a NULL argument, or a call from a log hook:
- * see mh_log_fn), MH_EAGAIN (an entry
- * could not be asked now: a locked database, no descriptor free) or
- * MH_ENOMEM.
+ * see mh_log_fn), MH_EAGAIN (an entry could not be asked now: a locked
+ * database, no descriptor free), MH_ENOMEM, or a status a finder gave
+ * (MH_EFORMAT for a finder's malformed answer, a plugin finder's own).
  */
 MH_API mh_status mh_find(mh_host *host, const char *name, mh_spec_info *info,
                          mh_error **err);
@@ -688,8 +688,10 @@ MH_API mh_status mh_host_entry_points(mh_host *host, const char *group,
 
 /* Import ep->module and look up ep->export_name: *mod and, if symbol is
  * not NULL, *symbol (NULL for a Lua module, whose function is looked up
- * all the same; call it by name with mh_module_call).  With symbol not
- * NULL, MH_ENOSYM when the module has no such export or function. */
+ * all the same, as mh_module_call would: through its table's metatable,
+ * under the host's Lua lock, so MH_ECALL if that raises; call it by name
+ * with mh_module_call).  With symbol not NULL, MH_ENOSYM when the module
+ * has no such export or function. */
 MH_API mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
                                      mh_module **mod, void **symbol,
                                      mh_error **err);

@@ -761,6 +761,9 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
                             mh_error **err)
 {
     int fd = spec->file ? spec->fd : -1;
+    if (spec->file && fd < 0) /* the import opens every module file */
+        return mh_err(h, err, MH_EINVAL, "module '%s' (%s): not opened "
+                      "by the import", mod->name, spec->file);
     struct stat st;             /* the checked open's, if it took one */
     memset(&st, 0, sizeof st);
     st.st_size = -1;
@@ -772,22 +775,7 @@ static mh_status load_chunk(mh_host *h, mh_lua *lu, lua_State *L,
         st.st_mtim = spec->fd_mtim;
         st.st_ctim = spec->fd_ctim;
     }
-    bool own = false;
-    if (spec->file && fd < 0) { /* not opened by an import */
-        mh_error *se = NULL;
-        mh_status rc = mh_sec_open_code_stat(h, spec->file, &fd, &st, &se);
-        if (rc != MH_OK) {
-            rc = mh_err(h, err, rc, "module '%s' not loaded: %s", mod->name,
-                        mh_error_message(se));
-            mh_error_free(se);
-            return rc;
-        }
-        own = true;
-    }
-    mh_status rc = load_chunk_fd(h, lu, L, mod, spec, fd, &st, err);
-    if (own && fd >= 0)
-        close(fd);
-    return rc;
+    return load_chunk_fd(h, lu, L, mod, spec, fd, &st, err);
 }
 
 /* An entry recorded too soon after its source's last change is checked
@@ -1444,7 +1432,8 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
     lua_State *L; /* a thread per run, as above */
     int tref;
     char what[300];
-    snprintf(what, sizeof what, "calling %s.%s", mod->name, fn);
+    snprintf(what, sizeof what, "%s %s.%s",
+             look_only ? "looking up" : "calling", mod->name, fn);
     mh_status trc = run_thread(h, lu, &L, &tref, what, err);
     if (trc != MH_OK) {
         gil_leave(lu);
