@@ -713,7 +713,10 @@ typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
 /* List the failures recorded in the discovery index, and the modules
  * whose stored manifest this host's ABI or version rules out (MH_EABI,
  * MH_EVERSION: judged at each call, never recorded, so not cleared), in
- * name order, until fn returns non-zero.  fn runs once the index is
+ * name order, until fn returns non-zero.  This reads the index only: a
+ * failure stays listed until a listing (mh_discover, mh_host_entry_points)
+ * sees its module changed, or it is cleared; one whose file is gone is
+ * dropped here (`modhost doctor` lists the modules first).  fn runs once the index is
  * closed, so it may clear failures or import.  No index yet, or none by
  * MH_CONFIG_NO_INDEX: MH_OK and no call.  MH_EPATH when the cache
  * directory cannot be used (not private, not creatable, none at all) and
