@@ -112,7 +112,7 @@ TEST(a_mount_over_a_package_directory_is_seen)
      * its own), so that cases running beside it, whose hosts see every
      * change of the mount table, do not see this one. */
     if (unshare(CLONE_NEWNS) != 0 ||
-        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
         SKIP("no mount namespace of its own here: %s", strerror(errno));
     const char *pkg = tmp_mkdir("E/pkg");
     fixture_copy("counter", "E/pkg/a.so");
