@@ -242,6 +242,20 @@ static mh_status names_distinct(pack *p)
 
 /* ---- phase 2: write ----------------------------------------------------- */
 
+/* The table's highest row id (0 when empty), or -1 with the connection's
+ * error (a WITHOUT ROWID table has no row id). */
+static sqlite3_int64 max_rowid(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_int64 r = -1;
+    if (sqlite3_prepare_v2(db, "SELECT coalesce(max(rowid), 0) FROM sqlar",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        r = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return r;
+}
+
 static mh_status db_fail(sqlite3 *db, const char *shown, const char *what,
                          mh_error **err)
 {
@@ -377,8 +391,10 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
         return rc;
     }
     /* A row whose every column is unchanged is left alone; a changed one
-     * gets a row id above every other, so (row id, mtime, sz, length) --
-     * what a finder reports as the row's identity -- changes with it. */
+     * gets a row id above every other the table had when this transaction
+     * began -- taken before any row goes, as the replaced row may have had
+     * the highest -- so (row id, mtime, sz, length), what a finder reports
+     * as the row's identity, changes with it. */
     /* The hashes: kept up to date where their triggers were all there,
      * else dropped before any row is written and made anew (record_shas;
      * a drop that fails -- a view of that name -- leaves no hashes). */
@@ -386,11 +402,22 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) == SQLITE_OK &&
         !(intact = mh_sar_shas_intact(db)))
         sqlite3_exec(db, MH_SAR_SHA_DROP, NULL, NULL, NULL);
+    sqlite3_int64 next = 0;     /* the row id the next insert takes */
+    if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) == SQLITE_OK &&
+        (next = max_rowid(db)) < 0) {
+        rc = strstr(sqlite3_errmsg(db), "rowid")
+                 ? mh_err(NULL, p->err, MH_EINVAL, "module database %s: its "
+                          "sqlar table is WITHOUT ROWID, which modhost reads "
+                          "but does not write into (a row's id is how a "
+                          "change is told); pack into a new database",
+                          shown)
+                 : db_fail(db, shown, "not a module database", p->err);
+        goto rollback;
+    }
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
             "INSERT INTO sqlar(rowid, name, mode, mtime, sz, data) "
-            "VALUES ((SELECT coalesce(max(rowid), 0) + 1 FROM sqlar), "
-            "?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
+            "VALUES (?6, ?1, ?2, ?3, ?4, ?5)", -1, &ins, NULL) != SQLITE_OK ||
         /* A table made by hand may have no key on name: every row of the
          * name goes, or the finder, which reads the first, would still
          * serve an old one.  Names compare as bytes, as the finder's do,
@@ -419,6 +446,8 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
                 sqlite3_bind_int64(st, 4, r->sz);
                 sqlite3_bind_blob64(st, 5, r->data, r->len, SQLITE_STATIC);
             }
+            if (st == ins)
+                sqlite3_bind_int64(st, 6, ++next);
             step = sqlite3_step(st);
             sqlite3_reset(st);
             if (k == 0 && step == SQLITE_ROW) {

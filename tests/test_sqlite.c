@@ -600,6 +600,43 @@ TEST(pack_replaces_existing_entry)
     mh_host_free(host);
 }
 
+TEST(pack_gives_a_changed_last_row_a_new_row_id)
+{
+    /* The new row's id was max(rowid) + 1 taken after the old row was
+     * deleted: re-packing the module with the highest id gave it its id
+     * back, and with the same size and mtime (a reproducible build) its
+     * identity did not change, so discovery kept its old metadata and
+     * any failure recorded against it. */
+    const char *src = tmp_path("src/m.so");
+    fixture_copy("same_sym_a", "src/m.so");
+    file_set_mtime(src, 1700000000);
+    const char *db = tmp_path("p.db");
+    ASSERT_EQ_INT(db_pack(db, tmp_path("src")), 1);
+    ASSERT_EQ_STR(db_exec(db, "SELECT rowid, sz FROM sqlar"), "1|19184");
+    fixture_copy("same_sym_b", "src/m.so"); /* the same size */
+    file_set_mtime(src, 1700000000);
+    ASSERT_EQ_INT(db_pack(db, tmp_path("src")), 1);
+    ASSERT_EQ_STR(db_exec(db, "SELECT rowid, sz FROM sqlar"), "2|19184");
+    /* Unchanged, it keeps its row (and its id). */
+    ASSERT_EQ_INT(db_pack(db, tmp_path("src")), 1);
+    ASSERT_EQ_STR(db_exec(db, "SELECT rowid FROM sqlar"), "2");
+}
+
+TEST(pack_into_a_without_rowid_table_says_so)
+{
+    /* The finder reads such a table; pack does not write into it, and
+     * called the database "not a module database" when it refused. */
+    const char *db = tmp_path("w.db");
+    db_exec(db, "CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode INT, "
+                "mtime INT, sz INT, data BLOB) WITHOUT ROWID;");
+    fixture_copy("counter", "in/mod.so");
+    const char *in[] = {tmp_path("in/mod.so")};
+    ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "its sqlar table is WITHOUT ROWID");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "not a module database");
+    ASSERT_EQ_STR(db_exec(db, "SELECT count(*) FROM sqlar"), "0");
+}
+
 /* db made by hand: its sqlar table with `name` declared as name_decl. */
 static const char *hand_made(const char *file, const char *name_decl)
 {
