@@ -427,9 +427,22 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
         return MH_ECYCLE;
     }
     if (rc != MH_OK) {
+        /* The plugin's own "not found" lists entries, one a line: indented
+         * one step more, under this entry's line of the outer list. */
+        mh_buf inner;
+        mh_buf_init(&inner, h, 0);
+        for (const char *p = mh_error_message(ie), *nl; *p; p = nl + 1) {
+            nl = strchrnul(p, '\n');
+            mh_buf_add(&inner, p, (size_t)(nl - p));
+            if (!*nl)
+                break;
+            mh_buf_puts(&inner, "\n  ");
+        }
         rc = mh_err(h, err, rc, "no path hook claims the scheme '%s:', and "
                     "its finder plugin '%s' could not be imported: %s",
-                    scheme, modname, mh_error_message(ie));
+                    scheme, modname, inner.failed ? mh_error_message(ie)
+                                                  : mh_buf_str(&inner));
+        mh_buf_free(&inner);
         mh_error_free(ie);
         return rc;
     }

@@ -561,8 +561,8 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                 mh_chain_pass_over();
             open_end(e);
             if (why)
-                mh_buf_puts(why, "no finder yet (a finder plugin is being "
-                            "loaded)");
+                mh_buf_puts(why, "passed over: its own finder plugin is "
+                            "what is being looked for");
             return MH_EPATH;
         }
         if (plugin) {

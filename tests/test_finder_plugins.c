@@ -146,6 +146,30 @@ TEST(grab_plugin_that_claims_nothing)
     log_capture_free(&lc);
 }
 
+TEST(missing_finder_plugin_lists_its_own_search_one_step_in)
+{
+    /* The plugin's own "not found" list was written at the outer list's
+     * indentation: "searched 2 path entries" followed by five entry
+     * lines, and the entry waiting for its plugin said "no finder yet (a
+     * finder plugin is being loaded)". */
+    const char *d = tmp_mkdir("D");
+    const char *entry = str_fmt("nosuch:%s/x", tmp_dir());
+    mh_host *host = host_new_isolated(entry, d);
+    mh_module *m = NULL;
+    ASSERT_STATUS(mh_import(host, "m", &m, ERR), MH_ENOTFOUND);
+    const char *want = str_fmt(
+        "module 'm' not found; searched 2 path entries:\n"
+        "  %s: no path hook claims the scheme 'nosuch:', and its finder "
+        "plugin 'finders.nosuch' could not be imported: module "
+        "'finders.nosuch' not found; searched 2 path entries:\n"
+        "    %s: passed over: its own finder plugin is what is being "
+        "looked for\n"
+        "    %s: no directory finders/\n"
+        "  %s: no m.so, m.lua or m.luac", entry, entry, d, d);
+    ASSERT_EQ_STR(ERR_MSG(), want);
+    mh_host_free(host);
+}
+
 TEST(plugin_without_finder_export)
 {
     const char *plugins = install("noexp", "nox");
