@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# readme_example.sh -- the README's plugin example, built exactly as the
-# README says (cc + pkg-config against the *installed* headers) and run with
-# the installed modhost command.  Keeps the README honest.
+# readme_example.sh -- the README's plugin and application examples, built
+# exactly as the README says (cc + pkg-config against the *installed*
+# headers and library) and run: the plugin with the installed modhost
+# command, the application on its own.  Keeps the README honest.
 #
 # Needs MH_TEST_PREFIX (the scratch install prefix, filled by the
 # install.setup test) and MH_TEST_SOURCE_DIR (the source tree).
@@ -54,3 +55,33 @@ set -e
 grep -q 'world' "$work/out" || fail "stdout lacks 'world': $(cat "$work/out")"
 grep -q 'hello,' "$work/out" || fail "stdout lacks 'hello,': $(cat "$work/out")"
 echo "readme_example: ok: $(cat "$work/out")"
+
+# The application example, built with the README's command (its rpath is
+# what lets it start from this scratch prefix) and run: it imports the
+# bundled codecs.rot13 from the default path beside the installed library.
+awk '/<!-- app-example:end -->/ { inside = 0 }
+     inside                      { print }
+     /<!-- app-example:begin -->/ { inside = 1 }' "$readme" >"$work/app.md"
+[ -s "$work/app.md" ] || fail "README has no app-example markers (or nothing between them)"
+grep -v '^[[:space:]]*```' "$work/app.md" >"$work/app.c"
+# A library built with sanitizers needs a program built with them too.
+san=
+if grep -qa 'libasan\.so' "$(pkg-config --variable=libdir modhost)/libmodhost.so"; then
+    san="-fsanitize=address,undefined -fno-omit-frame-pointer"
+fi
+# The README's command (plus the sanitizer flags).
+# shellcheck disable=SC2086
+cc $san -o app app.c $(pkg-config --cflags --libs modhost) \
+   -Wl,-rpath,"$(pkg-config --variable=libdir modhost)" ||
+    fail "the README's application compile command failed"
+while read -r var; do
+    unset "$var"
+done < <(compgen -e | grep '^MODHOST_' || true)
+set +e
+XDG_DATA_HOME="$work/xdg" XDG_CACHE_HOME="$work/cache" ./app >"$work/out" \
+    2>"$work/err"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "the README's application exited $rc; stderr: $(cat "$work/err")"
+[ "$(cat "$work/out")" = "Uryyb" ] || fail "the application printed '$(cat "$work/out")', not Uryyb"
+echo "readme_example: ok: the application printed $(cat "$work/out")"
