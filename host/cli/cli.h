@@ -113,6 +113,10 @@ int cli_host_new(const cli_ctx *ctx, mh_host **out);
 
 /* Report err on stderr, free it, and return the exit code it maps to. */
 int cli_fail(mh_error *err);
+/* The same for command cmd's failure to find or import name; when name
+ * looks like a file (a '/', or a module file's suffix), a hint on how to
+ * name it. */
+int cli_fail_name(mh_error *err, const char *cmd, const char *name);
 
 /* Commands whose only option is --help.  Returns -1 to go on, else the
  * exit code to return. */

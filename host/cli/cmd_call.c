@@ -76,7 +76,7 @@ int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
     }
     if (mh_import_ex(host, name, flags, &mod, &err) != MH_OK ||
         mh_module_call(mod, fn, args, &result, &err) != MH_OK) {
-        code = cli_fail(err);
+        code = cli_fail_name(err, "call", name);
     } else {
         result = cli_exact_json(result);
         char *out = result ? cJSON_PrintUnformatted(result) : NULL;

@@ -123,7 +123,7 @@ int cli_cmd_find(const cli_ctx *ctx, const cli_command *cmd, int argc,
     memset(&info, 0, sizeof info);
     info.size = sizeof info;
     if (mh_find(host, argv[optind], &info, &err) != MH_OK) {
-        code = cli_fail(err);
+        code = cli_fail_name(err, "find", argv[optind]);
     } else if (json) {
         code = cli_print_json(find_json(host, &info, verbose));
     } else {

@@ -28,7 +28,7 @@ int cli_cmd_run(const cli_ctx *ctx, const cli_command *cmd, int argc,
         return code;
     if (mh_import_ex(host, name, flags, &mod, &err) != MH_OK ||
         mh_module_symbol_ex(mod, "main", &sym, &err) != MH_OK) {
-        code = cli_fail(err);
+        code = cli_fail_name(err, "run", name);
     } else {
         /* POSIX guarantees data and function pointers convert (dlsym). */
         cli_main_fn module_main = (cli_main_fn)sym;

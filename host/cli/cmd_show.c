@@ -95,7 +95,7 @@ int cli_cmd_show(const cli_ctx *ctx, const cli_command *cmd, int argc,
     info.size = sizeof info;
     if (mh_find(host, name, &info, &err) != MH_OK ||
         mh_metadata(host, name, &m, &err) != MH_OK) {
-        code = cli_fail(err);
+        code = cli_fail_name(err, "show", name);
     } else if (json) {
         cJSON *manifest = cJSON_Parse(mh_manifest_json(m));
         if (!manifest)

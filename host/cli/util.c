@@ -153,6 +153,42 @@ int cli_fail(mh_error *err)
     return cli_exit_code(st);
 }
 
+/* NAME ends in one of a module file's suffixes? */
+static bool file_suffix(const char *name, size_t *stem)
+{
+    static const char *const suffixes[] = {".so", ".lua", ".luac"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        size_t k = strlen(suffixes[i]);
+        if (n > k && strcmp(name + n - k, suffixes[i]) == 0) {
+            *stem = n - k;
+            return true;
+        }
+    }
+    return false;
+}
+
+int cli_fail_name(mh_error *err, const char *cmd, const char *name)
+{
+    mh_status st = err ? mh_error_code(err) : MH_ENOMEM;
+    int code = cli_fail(err);
+    size_t stem = 0;
+    const char *slash = name ? strrchr(name, '/') : NULL;
+    if ((st != MH_EBADNAME && st != MH_ENOTFOUND) || !name ||
+        !(slash || file_suffix(name, &stem)))
+        return code;
+    /* A file given where a module name goes: say how it is named. */
+    const char *leaf = slash ? slash + 1 : name;
+    if (!file_suffix(leaf, &stem) || stem == 0)
+        stem = strlen(leaf);
+    cli_errorf("hint: '%s' looks like a file, and modules are named: put "
+               "its directory on the search path and give its name, as in "
+               "`modhost -p %.*s %s %.*s`", name,
+               slash ? (int)(slash - name) + (slash == name) : 1,
+               slash ? name : ".", cmd, (int)stem, leaf);
+    return code;
+}
+
 int cli_host_new(const cli_ctx *ctx, mh_host **out)
 {
     mh_config cfg;

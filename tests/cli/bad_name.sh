@@ -20,3 +20,19 @@ done
 # After "--", a leading dash is a (bad) name, not an option.
 check_bad -E -p "$PD" find -- -x
 check_bad -E -p "$PD" find --json -- -x
+
+# A file given for a name: the error, then a hint that names the module
+# and its directory as -p wants them.  A plain bad name gets no hint.
+mh -E -p "$PD" run ./greet.so
+expect_rc 3
+expect_err_has "hint: './greet.so' looks like a file"
+expect_err_has "\`modhost -p . run greet\`"
+mh -E -p "$PD" find /srv/x/pkg/mod.lua
+expect_rc 3
+expect_err_has "\`modhost -p /srv/x/pkg find mod\`"
+mh -E -p "$PD" show hello.so
+expect_rc 3
+expect_err_has "\`modhost -p . show hello\`"
+mh -E -p "$PD" run a-b
+expect_rc 3
+expect_err_lacks "hint:"

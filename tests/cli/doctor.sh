@@ -36,7 +36,8 @@ expect_rc 0
 json_check "len(d) == 1" \
     "d[0]['name'] == 'bad' and d[0]['origin'] == '$T/m/bad.so'" \
     "d[0]['status'] == 'MH_EFORMAT' and 'not an ELF' in d[0]['reason']" \
-    "isinstance(d[0]['when'], (int, float)) and d[0]['when'] > 0"
+    "isinstance(d[0]['when'], (int, float)) and d[0]['when'] > 0" \
+    "d[0]['recorded'] is True"
 
 # ... and `doctor` alone finds it too, in a fresh cache: it discovers the
 # current path first.
@@ -64,6 +65,9 @@ expect_out "cleared 1 recorded failure of 'init_fails' in $CACHE"
 MODHOST_PATH=$T/m mh doctor --clear init_fails
 expect_rc 0
 expect_out "cleared 0 recorded failures of 'init_fails' in $CACHE"
+# ... and says so, as a name with no record may be a typo, or a module
+# this modhost's ABI or version rules out (listed, never recorded).
+expect_err_has "note: no failure of 'init_fails' is recorded"
 MODHOST_PATH=$T/m mh doctor --clear bad
 expect_rc 0
 expect_out "cleared 1 recorded failure of 'bad' in $CACHE"
@@ -104,3 +108,15 @@ expect_err_has "9bad"
 mh doctor --help
 expect_rc 0
 [[ $OUT == "Usage: modhost [GLOBAL OPTIONS] doctor "* ]] || fail "no usage"
+
+# A module built for another plugin ABI is listed, judged by this host at
+# each listing, and said to be not recorded; --clear cannot clear it.
+mkdir -p "$T/abi"
+cp "$MH_TEST_FIXTURE_DIR/meta_abi2.so" "$T/abi/other.so"
+MODHOST_PATH=$T/abi mh doctor --json
+expect_rc 0
+json_check "len(d) == 1 and d[0]['name'] == 'other'" \
+    "d[0]['status'] == 'MH_EABI' and d[0]['recorded'] is False"
+MODHOST_PATH=$T/abi mh doctor --clear other
+expect_rc 0
+expect_err_has "note: no failure of 'other' is recorded"
