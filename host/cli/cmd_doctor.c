@@ -55,8 +55,9 @@ static int failure_one(void *ud, const mh_failure *f)
         !cJSON_AddNumberToObject(obj, "when", (double)f->when) ||
         /* Judged by this host (ABI, version) at each listing: not in the
          * index, so --clear cannot clear it. */
-        !cJSON_AddBoolToObject(obj, "recorded", f->status != MH_EABI &&
-                                                    f->status != MH_EVERSION) ||
+        !cJSON_AddBoolToObject(obj, "recorded",
+                               f->status != MH_EABI &&
+                                   f->status != MH_EVERSION) ||
         !cJSON_AddItemToArray(st->array, obj)) {
         cJSON_Delete(obj);
         st->oom = 1;
@@ -112,9 +113,10 @@ static int clear_failures(mh_host *host, const char *name)
         printf(" of '%s'", name);
     printf(" in %s\n", cli_str(mh_host_cache_dir(host)));
     if (name && n == 0)
-        cli_errorf("note: no failure of '%s' is recorded (a module this modhost's "
-                  "ABI or version rules out is judged at each listing, not "
-                  "recorded, and is listed until it is rebuilt)", name);
+        cli_errorf("note: no failure of '%s' is recorded (a module this "
+                   "modhost's ABI or version rules out is judged at each "
+                   "listing, not recorded, and is listed until it is "
+                   "rebuilt)", name);
     return cli_finish_output(CLI_EXIT_OK);
 }
 

@@ -181,6 +181,8 @@ int cli_fail_name(mh_error *err, const char *cmd, const char *name)
     const char *leaf = slash ? slash + 1 : name;
     if (!file_suffix(leaf, &stem) || stem == 0)
         stem = strlen(leaf);
+    if (stem == 0) /* "dir/": no name to suggest */
+        return code;
     cli_errorf("hint: '%s' looks like a file, and modules are named: put "
                "its directory on the search path and give its name, as in "
                "`modhost -p %.*s %s %.*s`", name,
