@@ -376,11 +376,8 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
         from_module(&w, it);
         if (dx && id && !it->transient && !transient(it->status) &&
             !w.oom) {
-            size_t il = strlen(id) + 1;
-            if ((it->ident = mh_mem_alloc(host, il)) != NULL) {
-                memcpy(it->ident, id, il);
+            if ((it->ident = mh_mem_strdup(host, id)) != NULL)
                 to_write++;
-            }
         }
     }
     /* Written once everything was read: no write transaction is held
@@ -431,9 +428,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     }
     for (size_t i = 0; i < w.n; i++) {
         mh_manifest_free(w.items[i].manifest);
-        if (w.items[i].ident)
-            mh_mem_free(host, w.items[i].ident,
-                        strlen(w.items[i].ident) + 1);
+        mh_mem_strfree(host, w.items[i].ident);
     }
     mh_mem_free(host, w.items, w.cap * sizeof *w.items);
     free_known(&w);
@@ -549,8 +544,9 @@ mh_status mh_entry_point_load(mh_host *host, const mh_entry_point *ep,
     mh_status rc = mh_import(host, ep->module, &m, err);
     if (rc != MH_OK)
         return rc;
-    /* A Lua module's function has no address: it is looked up all the
-     * same, so that a missing one fails here as a native export does. */
+    /* Asked for an export: a Lua module's function has no address, but
+     * is looked up all the same, so that a missing one fails here as a
+     * native export does. */
     rc = !symbol ? MH_OK
          : m->kind == MH_KIND_LUA
              ? mh_lua_has_function(m, ep->export_name, err)
