@@ -414,6 +414,14 @@ static mh_status write_rows(pack *p, const char *file, const char *shown)
                  : db_fail(db, shown, "not a module database", p->err);
         goto rollback;
     }
+    if ((uint64_t)next > (uint64_t)INT64_MAX - p->n) {
+        /* Ids set by hand up to the top: the new rows' would overflow. */
+        rc = mh_err(NULL, p->err, MH_EINVAL, "module database %s: its row "
+                    "ids go up to %lld, leaving none above them for %zu "
+                    "new rows; pack into a new database", shown,
+                    (long long)next, p->n);
+        goto rollback;
+    }
     if (sqlite3_exec(db, MH_SAR_CREATE, NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db,
             "INSERT INTO sqlar(rowid, name, mode, mtime, sz, data) "

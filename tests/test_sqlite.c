@@ -626,6 +626,22 @@ TEST(pack_gives_a_changed_last_row_a_new_row_id)
     ASSERT_EQ_STR(db_exec(db, "SELECT rowid FROM sqlar"), "2");
 }
 
+TEST(pack_into_a_table_whose_row_ids_are_used_up_says_so)
+{
+    /* A row id set by hand to the largest there is: the new row's,
+     * taken above it, overflowed (UBSan: signed integer overflow). */
+    const char *db = tmp_path("top.db");
+    db_exec(db, "CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode INT, "
+                "mtime INT, sz INT, data BLOB); INSERT INTO sqlar(rowid, "
+                "name, mode, mtime, sz, data) VALUES (9223372036854775807, "
+                "'x.so', 33188, 1, 1, x'00');");
+    fixture_copy("counter", "in/mod.so");
+    const char *in[] = {tmp_path("in/mod.so")};
+    ASSERT_STATUS(mh_pack(db, in, 1, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), "row ids go up to 9223372036854775807");
+    ASSERT_EQ_STR(db_exec(db, "SELECT name FROM sqlar"), "x.so");
+}
+
 TEST(pack_into_a_without_rowid_table_says_so)
 {
     /* The finder reads such a table; pack does not write into it, and
