@@ -51,6 +51,11 @@ typedef struct mh_flight {
     char *init_message;             /* set_error text during init: set
                                        under host->lock while in_init */
     bool init_message_lost;         /* the last one was, for memory */
+    bool init_message_dep;          /* init_message is a failed nested
+                                       import's, shown by nothing yet: it
+                                       is logged if the init goes on or
+                                       replaces it, and is the error's
+                                       text if the init fails */
     const char *origin;             /* the import's answer (transient),
                                        for its messages; or NULL */
 } mh_flight;

@@ -63,37 +63,51 @@ static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
 /* Make m's init message a formatted text of at most 4 KiB, cut with
  * "..." past that (NULL when out of memory) -- if its init still runs:
  * a thread the init started may call after it returned, when the
- * in-flight block may be gone.  `dep`: the init now fails for another
- * module's sake. */
-static void set_init_message(mh_module *m, bool dep, const char *fmt,
+ * in-flight block may be gone.  `dep`: the text is a failed nested
+ * import's, and the init now fails for another module's sake.  Returns
+ * false when m's init is not running (nothing was kept).  A nested
+ * import's message this replaces was shown nowhere: it is logged. */
+static bool set_init_message(mh_module *m, bool dep, const char *fmt,
                              va_list ap)
 {
     mh_host *h = m->host;
     char *text = format_message(h, fmt, ap), *old = NULL;
+    bool kept = false, old_dep = false;
     pthread_mutex_lock(&h->lock);
     if (m->in_init && m->flight) {
         old = m->flight->init_message;
+        old_dep = m->flight->init_message_dep;
         m->flight->init_message = text;
         m->flight->init_message_lost = !text;
+        m->flight->init_message_dep = dep && text;
         text = NULL;
+        kept = true;
         if (dep)
             m->dep_failed = true;
     }
     pthread_mutex_unlock(&h->lock);
+    if (old && old_dep)
+        mh_api_log_dep_failure(m, old);
     mh_mem_strfree(h, old);
     mh_mem_strfree(h, text);
+    return kept;
 }
 
-static void dep_failed(mh_module *m, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void mh_api_log_dep_failure(mh_module *m, const char *message)
+{
+    mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, message);
+}
 
-/* An import from m's init failed: its init fails for another's sake. */
-static void dep_failed(mh_module *m, const char *fmt, ...)
+static bool init_message(mh_module *m, bool dep, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool init_message(mh_module *m, bool dep, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    set_init_message(m, true, fmt, ap);
+    bool kept = set_init_message(m, dep, fmt, ap);
     va_end(ap);
+    return kept;
 }
 
 static void api_set_error(mh_plugin *self, const char *fmt, ...)
@@ -128,8 +142,11 @@ static void *api_import_symbol(mh_plugin *self, const char *module,
     if (mh_import(m->host, module, &dep, &err) == MH_OK)
         mh_module_symbol_ex(dep, symbol, &addr, &err);
     if (err) {
-        mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, mh_error_message(err));
-        dep_failed(m, "%s", mh_error_message(err));
+        /* During init the message is kept for the init's error, and
+         * logged only if that error will not show it; later, the log is
+         * the only place it can go. */
+        if (!init_message(m, true, "%s", mh_error_message(err)))
+            mh_api_log_dep_failure(m, mh_error_message(err));
         mh_error_free(err);
     }
     return addr;

@@ -336,6 +336,9 @@ const char *mh_host_getenv(const mh_host *h, const char *name);
 /* ---- plugin API table (host/api.c) ----------------------------------- */
 
 void mh_api_fill(mh_host_api *api);
+/* Log a failed nested import's message, which m's init went on from or
+ * replaced with its own, as a warning naming m. */
+void mh_api_log_dep_failure(mh_module *m, const char *message);
 
 /* The result slot of a JSON call to a native module (MH_CALL). */
 struct mh_call_out {

@@ -327,8 +327,13 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
     mod->in_init = false;
     pthread_mutex_unlock(&h->lock);
     if (rc == 0) {
+        /* It went on without what a nested import failed to give: the
+         * reason is shown, since no error will show it. */
+        if (mod->flight->init_message && mod->flight->init_message_dep)
+            mh_api_log_dep_failure(mod, mod->flight->init_message);
         mh_mem_strfree(h, mod->flight->init_message);
         mod->flight->init_message = NULL;
+        mod->flight->init_message_dep = false;
         return MH_OK;
     }
     mh_status code;
@@ -349,6 +354,7 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
     mh_mem_strfree(h, mod->flight->init_message);
     mod->flight->init_message = NULL;
     mod->flight->init_message_lost = false;
+    mod->flight->init_message_dep = false;
     return code;
 }
 

@@ -103,8 +103,10 @@ typedef struct mh_host_api {
 
     /* Import another module through the host (its init runs first if it is
      * not loaded yet) and look up one of its exports.  Returns the address,
-     * or NULL with the reason logged and, during init, recorded as this
-     * plugin's error. */
+     * or NULL.  During init the reason becomes this plugin's error, shown
+     * once: in the init's error if the init then fails without set_error,
+     * else (it goes on, or says why with set_error) logged as a warning.
+     * Outside init the reason is logged. */
     void *(*import_symbol)(mh_plugin *self, const char *module,
                            const char *symbol);
 
