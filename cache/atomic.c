@@ -4,6 +4,7 @@
  */
 #include "host/internal.h"
 #include "cache/atomic.h"
+#include "host/secure.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -136,8 +137,22 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
                    : mh_err(h, err, MH_EIO, "cannot read %s: %s", path,
                             mh_errno_text(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size > max) {
+    bool got_st = fstat(fd, &st) == 0;
+    const char *why;
+    /* A cache file another user could have written: its directory was
+     * checked when first used, and is reached by its path since, which
+     * a link further up may have turned to another's directory.  It is
+     * no cache file of ours: as if absent, and made again by its writer
+     * (a rename, in the directory the path leads to now). */
+    if (got_st && (flags & O_NOFOLLOW) && S_ISREG(st.st_mode) &&
+        (why = mh_sec_file_problem(&st)) != NULL) {
+        close(fd);
+        mh_log(h, MH_LOG_WARN, "not reading the cache file %s: %s (mode "
+               "%04o, owner uid %u)", path, why,
+               (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+        return MH_ENOTFOUND;
+    }
+    if (!got_st || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
         close(fd);
         return mh_err(h, err, MH_EFORMAT, "%s is not a regular file of at "
                       "most %zu bytes", path, max);

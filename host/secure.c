@@ -376,6 +376,11 @@ static const char *file_problem(const struct stat *st, uid_t me)
          : NULL;
 }
 
+const char *mh_sec_file_problem(const struct stat *st)
+{
+    return file_problem(st, geteuid());
+}
+
 /* The fast way, from a directory checked before (see struct mh_sec_dir):
  * the file's descriptor, or -1 to take the whole walk (which also reports
  * every error properly). */

@@ -101,6 +101,14 @@ void mh_sec_free(struct mh_host *h);
  * loaded: it must only ever be replaced by rename, never rewritten in
  * place (as the caches here do).
  */
+/* What makes the file fstat'd into st unfit to hold code or what vouches
+ * for it (not a regular file, owned by another user than root or us,
+ * writable by group or others), as static text; NULL if nothing.  The
+ * rule for module files and for every file read back from the caches: a
+ * cache directory is checked once and then reached by its path, which a
+ * link further up may turn elsewhere, so each file is held to it too. */
+const char *mh_sec_file_problem(const struct stat *st);
+
 mh_status mh_sec_open_copy(struct mh_host *h, const char *path,
                            const char *sha_hex, size_t max, bool stamps,
                            int *out, long long *size, const char **why);

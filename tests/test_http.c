@@ -821,7 +821,8 @@ TEST(cached_module_is_mapped_from_its_blob)
  * command on $B); the module still loads, from verified bytes in memory
  * (read from the cache, or downloaded again: `gets` GETs in all), and the
  * blob is never mapped. */
-static void blob_not_mapped(const char *spoil, const char *why, int gets)
+static void blob_not_mapped(const char *spoil, const char *why, int reads,
+                            int gets)
 {
     const char *www = http_site(NULL);
     http_server *srv = http_start(www, "--max-age 0");
@@ -842,7 +843,9 @@ static void blob_not_mapped(const char *spoil, const char *why, int gets)
     ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
     ASSERT_EQ_INT(maps_count(blob, ""), 0);
     ASSERT_EQ_INT(log_capture_count(&lc, -1, "mapping the verified copy"), 0);
-    ASSERT_EQ_INT(log_capture_count(&lc, -1, why), 1);
+    if (log_capture_count(&lc, -1, why) != (size_t)reads)
+        FAIL("want %d line(s) saying '%s'; log:%s", reads, why,
+             log_capture_dump(&lc));
     ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", gets);
     mh_host_free(h);
     http_stop(srv);
@@ -851,14 +854,16 @@ static void blob_not_mapped(const char *spoil, const char *why, int gets)
 
 TEST(blob_writable_by_others_is_not_mapped)
 {
-    blob_not_mapped("chmod 0666 \"$B\"", "writable by group or others", 1);
+    /* not read by the cache's reader either: fetched again */
+    blob_not_mapped("chmod 0666 \"$B\"", "writable by group or others", 2,
+                    2);
 }
 
 TEST(blob_that_is_a_link_is_not_mapped)
 {
     /* not followed here, nor by the cache's reader: fetched again */
     blob_not_mapped("cp \"$B\" \"$B.real\" && ln -sf \"$B.real\" \"$B\"",
-                    "it is a symbolic link", 2);
+                    "it is a symbolic link", 1, 2);
 }
 
 TEST(cached_blob_over_max_module_size_is_refused)
@@ -900,7 +905,7 @@ TEST(damaged_blob_is_downloaded_again)
      * name is never loaded, the module is fetched again */
     blob_not_mapped("printf 'damaged' | dd of=\"$B\" bs=1 seek=4096 "
                     "conv=notrunc status=none",
-                    "its SHA-256 is not the one expected", 2);
+                    "its SHA-256 is not the one expected", 1, 2);
 }
 
 /* ------------------------------------------------------------- rollback */

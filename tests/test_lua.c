@@ -1597,6 +1597,61 @@ TEST(cache_file_of_other_module_not_used)
     log_capture_free(&l2);
 }
 
+/* A cache file another user could have written (another's, or writable
+ * by others: the directory's check was made once, and a link above it
+ * may since lead elsewhere) is not read: the module is compiled, and the
+ * file made again, ours. */
+static void foreign_cache_file_not_read(bool chown_it, mode_t mode,
+                                        const char *why)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture l1, l2;
+    mh_host *h;
+
+    lua_write("E/fc.lua", "return { v = function() return 'fc' end }\n");
+    log_capture_init(&l1);
+    log_capture_init(&l2);
+    h = vhost(&l1, 0, NULL, dir);
+    import_ok(h, "fc");
+    mh_host_free(h);
+    char *f = strdup(first_file_under(tmp_path("cache/lua")));
+    if (chown_it && lchown(f, 65534, (gid_t)-1) != 0)
+        FAIL("lchown %s: %s", f, strerror(errno));
+    if (chmod(f, mode) != 0)
+        FAIL("chmod %s: %s", f, strerror(errno));
+    h = vhost(&l2, 0, NULL, dir);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "fc"), "v", NULL), "\"fc\"");
+    ASSERT_LOG(&l2, MH_LOG_WARN, "not reading the cache file");
+    ASSERT_LOG(&l2, MH_LOG_WARN, why);
+    ASSERT_LOG(&l2, -1, "compiled");
+    if (log_capture_count(&l2, -1, "bytecode from cache") != 0)
+        FAIL("the foreign cache file was read; log:%s",
+             log_capture_dump(&l2));
+    mh_host_free(h);
+    struct stat st;
+    if (lstat(f, &st) != 0 || st.st_uid != geteuid() ||
+        (st.st_mode & 077) != 0)
+        FAIL("%s was not made again, ours and private", f);
+    free(f);
+    log_capture_free(&l1);
+    log_capture_free(&l2);
+}
+
+TEST(cache_file_writable_by_others_not_read)
+{
+    foreign_cache_file_not_read(false, 0666, "writable by group or others");
+}
+
+TEST(cache_file_of_another_user_not_read)
+{
+    if (geteuid() != 0) {
+        printf("skip: lua.cache_file_of_another_user_not_read (not root: "
+               "needs chown)\n");
+        return;
+    }
+    foreign_cache_file_not_read(true, 0600, "owned by another user");
+}
+
 typedef struct importer {
     mh_host *host;
     mh_module *mod;
