@@ -17,10 +17,24 @@
 
 /* ---- services ----------------------------------------------------------- */
 
+mh_status mh_fcx_status(mh_status rc, bool *odd)
+{
+    *odd = (int)rc < 0 || (int)rc >= MH_STATUS_COUNT_;
+    return *odd ? MH_EIO : rc;
+}
+
+bool mh_hook_builtin(const mh_hook *k)
+{
+    return k->is_path || k->cls == &mh_fsf_class || k->cls == &mh_sqf_class ||
+           k->cls == &mh_htf_class;
+}
+
 static mh_status svc_error(mh_finder_ctx *cx, mh_status code,
                            const char *fmt, ...)
 {
     mh_fcx *x = MH_FCX(cx);
+    bool odd;
+    code = mh_fcx_status(code, &odd);
     if (code == MH_OK)
         code = MH_EIO; /* an error call is an error */
     va_list ap;
@@ -32,15 +46,33 @@ static mh_status svc_error(mh_finder_ctx *cx, mh_status code,
     return code;
 }
 
+/* The longest reason a finder's miss() adds, with its NUL: a longer one
+ * is cut with "...", so one finder cannot push every other entry's line
+ * out of the "not found" message. */
+#define MH_MISS_MAX 512
+
 static void svc_miss(mh_finder_ctx *cx, const char *fmt, ...)
 {
     mh_fcx *x = MH_FCX(cx);
     if (!x->why)
         return;
+    char text[MH_MISS_MAX];
     va_list ap;
     va_start(ap, fmt);
-    mh_buf_vprintf(x->why, fmt, ap);
+    int n = vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    if (n < 0)
+        snprintf(text, sizeof text, "(a reason its format could not make)");
+    else if ((size_t)n >= sizeof text)
+        memcpy(text + sizeof text - 4, "...", 4);
+    /* One line of the message: a line break would make lines that read
+     * as other entries'. */
+    for (char *c = text; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    if (x->why->len > x->why_mark) /* a reason before it, from this call */
+        mh_buf_puts(x->why, "; ");
+    mh_buf_puts(x->why, text);
 }
 
 static void svc_log(mh_finder_ctx *cx, int level, const char *fmt, ...)
@@ -126,6 +158,7 @@ void mh_fcx_init(mh_fcx *cx, mh_host *h, const mh_hook *hook, mh_buf *why,
     cx->hook = hook;
     cx->err = err;
     cx->why = why;
+    cx->why_mark = why ? why->len : 0;
     cx->want_bytes = false;
     cx->bytes = (mh_blob){0};
 }
@@ -266,7 +299,15 @@ mh_status mh_fcx_read(mh_host *h, const mh_found *f, const char *key,
     mh_error *e = NULL;
     mh_fcx cx;
     mh_fcx_init(&cx, h, k, NULL, &e);
-    mh_status rc = k->cls->read(&cx.pub, f->state, key, out);
+    bool odd;
+    int raw = (int)k->cls->read(&cx.pub, f->state, key, out);
+    mh_status rc = mh_fcx_status((mh_status)raw, &odd);
+    if (odd) {
+        mh_error_free(e);
+        e = NULL;
+        mh_err(h, &e, rc, "finder '%s' returned %d, which is no mh_status, "
+               "reading %s", k->name, raw, f->origin);
+    }
     /* A finder's word on its own bytes is checked, not trusted. */
     if (rc == MH_OK) {
         mh_error_free(e); /* an error() before an MH_OK */
@@ -291,6 +332,16 @@ mh_status mh_fcx_read(mh_host *h, const mh_found *f, const char *key,
         if (!e)
             mh_err(h, &e, rc, "finder '%s' could not read %s (%s)", k->name,
                    f->origin, mh_strerror(rc));
+        else if (!mh_hook_builtin(k) && !odd &&
+                 strncmp(mh_error_message(e), f->origin,
+                         strlen(f->origin)) != 0) {
+            /* Its own words, with where they come from. */
+            mh_error *named = NULL;
+            mh_err(h, &named, rc, "%s (finder '%s'): %s", f->origin, k->name,
+                   mh_error_message(e));
+            mh_error_free(e);
+            e = named;
+        }
         return mh_err_give(e, err);
     }
     mh_error_free(e);

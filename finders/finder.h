@@ -50,6 +50,7 @@ typedef struct mh_fcx {
     const mh_hook *hook;
     mh_error **err;         /* where error() puts its error: never NULL */
     struct mh_buf *why;     /* where miss() appends, or NULL */
+    size_t why_mark;        /* why's length before this call */
     /* A built-in finder's room for the path it answers with: the host
      * copies or interns the answer before the next call (mh_fcx_found). */
     char path[PATH_MAX + MH_NAME_MAX + 16];
@@ -132,6 +133,17 @@ void mh_blob_free(struct mh_host *h, mh_blob *b);
 mh_status mh_fcx_found(struct mh_host *h, const mh_hook *hook,
                        const char *name, const mh_finder_spec *spec,
                        bool transient, mh_found *f, mh_error **err);
+
+/* A status a finder returned from find, open or read, as the host passes
+ * it on: one that is no mh_status (a plugin's -1, a stray number) is
+ * MH_EIO, and *odd says so (the caller's message names the finder and the
+ * number). */
+mh_status mh_fcx_status(mh_status rc, bool *odd);
+
+/* Is k a finder of the library's own (fs, sqlite, http)?  Their errors
+ * name what failed and where themselves; others' are prefixed with the
+ * module, the entry and the finder's name. */
+bool mh_hook_builtin(const mh_hook *k);
 
 /* Read item `key` of the finder that made f: module bytes or a sidecar. */
 mh_status mh_fcx_read(struct mh_host *h, const mh_found *f,

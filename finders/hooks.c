@@ -446,11 +446,17 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
         mh_error_free(ie);
         return rc;
     }
-    const mh_finder_class *cls = mh_ld_symbol(m, MH_FINDER_EXPORT);
-    if (!cls)
-        return mh_err(h, err, MH_ENOSYM, "finder plugin '%s' (%s) does not "
-                      "export '%s' (MH_EXPORT(MH_FINDER_EXPORT, &class))",
-                      modname, mh_reg_where(m), MH_FINDER_EXPORT);
+    void *addr = NULL;
+    mh_error *se = NULL;
+    if (mh_module_symbol_ex(m, MH_FINDER_EXPORT, &addr, &se) != MH_OK) {
+        /* Not exported, or (a NULL class) exported with no address. */
+        rc = mh_err(h, err, MH_ENOSYM, "finder plugin '%s': %s; a finder "
+                    "plugin exports its class with MH_EXPORT(MH_FINDER_EXPORT, "
+                    "&class)", modname, mh_error_message(se));
+        mh_error_free(se);
+        return rc;
+    }
+    const mh_finder_class *cls = addr;
     if (cls->version == MH_FINDER_VERSION &&
         cls->size >= offsetof(mh_finder_class, reserved) &&
         (!cls->scheme || strcmp(cls->scheme, scheme) != 0))

@@ -45,7 +45,8 @@ static const char *where_of(size_t entry, char *buf, size_t size)
  * runs for every entry of every import, most of them misses: the miss
  * path builds no text but the reason and frees only what was made. */
 static mh_status ask(find_walk *w, const mh_hook *k, void *state,
-                     size_t entry, mh_found *found, mh_error **err)
+                     size_t entry, const char *shown, mh_found *found,
+                     mh_error **err)
 {
     mh_host *h = w->h;
     char wb[32];
@@ -55,7 +56,9 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     mh_fcx cx;
     mh_fcx_init(&cx, h, k, &w->why, &e);
     cx.want_bytes = w->transient;
-    mh_status rc = k->cls->find(&cx.pub, state, w->name, &spec);
+    bool odd;
+    int raw = (int)k->cls->find(&cx.pub, state, w->name, &spec);
+    mh_status rc = mh_fcx_status((mh_status)raw, &odd);
     if (rc == MH_ENOTFOUND) {
         if (cx.bytes.data)
             mh_blob_free(h, &cx.bytes);
@@ -100,10 +103,33 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
                  where_of(entry, wb, sizeof wb), k->name, f.origin);
         return MH_OK;
     }
-    if (!e)
-        mh_err(h, &e, rc, "finder '%s' failed for module '%s' in %s (%s)",
-               k->name, w->name, where_of(entry, wb, sizeof wb),
+    /* Where it failed: "search path entry 'ENTRY' (finder 'F')", or
+     * "meta finder 'F'". */
+    char at[PATH_MAX + 2 * MH_NAME_MAX];
+    if (shown)
+        snprintf(at, sizeof at, "search path entry '%s' (finder '%s')",
+                 shown, k->name);
+    else
+        snprintf(at, sizeof at, "meta finder '%s'", k->name);
+    if (odd) {
+        mh_error_free(e);
+        e = NULL;
+        mh_err(h, &e, rc, "module '%s': %s returned %d, which is no "
+               "mh_status", w->name, at, raw);
+    } else if (!e) {
+        mh_err(h, &e, rc, "module '%s': %s failed (%s)", w->name, at,
                mh_strerror(rc));
+    } else if (!mh_hook_builtin(k) &&
+               !(shown && strncmp(mh_error_message(e), shown,
+                                  strlen(shown)) == 0)) {
+        /* A finder's own words, said with the module and where -- unless
+         * they start with the entry, as the tutorial's do. */
+        mh_error *named = NULL;
+        mh_err(h, &named, rc, "module '%s': %s: %s", w->name, at,
+               mh_error_message(e));
+        mh_error_free(e);
+        e = named;
+    }
     return mh_err_give(e, err);
 }
 
@@ -213,7 +239,7 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
             rc = MH_ENOTFOUND;
         } else {
             atomic_fetch_add_explicit(&e->asked, 1, memory_order_relaxed);
-            rc = ask(w, k, state, i, found, err);
+            rc = ask(w, k, state, i, e->shown, found, err);
             if (rc == MH_ENOTFOUND && tv.on && !mh_tops_looked(&tv, i))
                 mh_tops_learn(&tv, i, k->cls == &mh_fsf_class &&
                                           mh_fsf_lacks_top(state, tv.top,
@@ -247,7 +273,7 @@ static mh_status find_spec(mh_host *h, const char *name, bool transient,
         mh_buf_printf(&w.why, "\n  meta finder '%s': ", links[i]->name);
         w.tried++;
         w.meta_tried++;
-        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, found, err);
+        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, NULL, found, err);
     }
 
     if (rc != MH_ENOTFOUND && w.have_ns)

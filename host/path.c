@@ -445,7 +445,15 @@ static mh_status entry_open(mh_host *h, mh_pentry *e, const mh_hook *k,
     void *st = NULL;
     mh_fcx cx;
     mh_fcx_init(&cx, h, k, NULL, err);
-    mh_status rc = k->cls->open(&cx.pub, e->text, &st);
+    bool odd;
+    int raw = (int)k->cls->open(&cx.pub, e->text, &st);
+    mh_status rc = mh_fcx_status((mh_status)raw, &odd);
+    if (odd) {
+        mh_error_free(*err);
+        *err = NULL;
+        mh_err(h, err, rc, "finder '%s' returned %d, which is no mh_status",
+               k->name, raw);
+    }
     if (rc == MH_OK) {
         e->state = st;
         MH_TRACE(h, "search path: '%s' claimed by finder '%s'%s%s", e->shown,
@@ -455,8 +463,9 @@ static mh_status entry_open(mh_host *h, mh_pentry *e, const mh_hook *k,
     } else if (!*err) {
         mh_err(h, err, rc, "finder '%s' could not open it (%s)", k->name,
                mh_strerror(rc));
-    } else if (strncmp(mh_error_message(*err), k->name, strlen(k->name)) != 0
-               || mh_error_message(*err)[strlen(k->name)] != ':') {
+    } else if (!odd &&
+               (strncmp(mh_error_message(*err), k->name, strlen(k->name)) != 0
+                || mh_error_message(*err)[strlen(k->name)] != ':')) {
         /* Name the finder, unless its message does already. */
         mh_error *wrapped = NULL;
         mh_err(h, &wrapped, rc, "finder '%s': %s", k->name,

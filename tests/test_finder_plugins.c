@@ -170,25 +170,52 @@ TEST(missing_finder_plugin_lists_its_own_search_one_step_in)
     mh_host_free(host);
 }
 
-TEST(plugin_without_finder_export)
+/* A host whose entry SCHEME:/x needs finder plugin FIXTURE, which has no
+ * usable class export: the entry is unusable, and the other entries
+ * still work, listing too.  The entry's reason, for the caller's checks;
+ * *host_out to free. */
+static const char *no_class_export(const char *fixture, const char *scheme,
+                                   mh_host **host_out)
 {
-    const char *plugins = install("noexp", "nox");
+    const char *plugins = install(fixture, scheme);
     const char *dir = lua_dir("mods", "lm");
-    mh_host *host = fhost("nox:/x", plugins, dir);
+    const char *entry = str_fmt("%s:/x", scheme);
+    mh_host *host = fhost(entry, plugins, dir);
 
     import_from(host, "lm", "fs", str_fmt("%s/lm.lua", dir));
     const char *why = assert_unusable(host, 0);
-    ASSERT_CONTAINS(why, "'finders.nox'");
+    ASSERT_CONTAINS(why, str_fmt("'finders.%s'", scheme));
     ASSERT_CONTAINS(why, "'" MH_FINDER_EXPORT "'");
     ASSERT_NULL(entry_info(host, 0).finder);
     ASSERT_STATUS(mh_import(host, "nosuch", &(mh_module *){0}, ERR),
                   MH_ENOTFOUND);
-    ASSERT_CONTAINS(ERR_MSG(), "nox:/x");
-    ASSERT_CONTAINS(ERR_MSG(), "finders.nox");
-    /* the other entries still work, listing too */
+    ASSERT_CONTAINS(ERR_MSG(), entry);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("finders.%s", scheme));
     listed l = {""};
     ASSERT_STATUS(mh_list(host, collect_list, &l, ERR), MH_OK);
     ASSERT_CONTAINS(l.text, str_fmt("lm fs %s/lm.lua\n", dir));
+    *host_out = host;
+    return why;
+}
+
+TEST(plugin_without_finder_export)
+{
+    mh_host *host;
+    const char *why = no_class_export("noexp", "nox", &host);
+    ASSERT_CONTAINS(why, "has no export '" MH_FINDER_EXPORT "'");
+    mh_host_free(host);
+}
+
+TEST(plugin_with_a_null_finder_export)
+{
+    /* Said as what it is, not as a missing export. */
+    mh_host *host;
+    const char *why = no_class_export("nullexp", "nulx", &host);
+    ASSERT_CONTAINS(why, "finder plugin 'finders.nulx': module "
+                         "'finders.nulx' (");
+    ASSERT_CONTAINS(why, "lists export '" MH_FINDER_EXPORT "' with a NULL "
+                         "address; a finder plugin exports its class with "
+                         "MH_EXPORT(MH_FINDER_EXPORT, &class)");
     mh_host_free(host);
 }
 

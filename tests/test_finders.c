@@ -27,7 +27,11 @@ typedef struct dict {
                                   3: a copy with a bad SHA-256; 4: a copy
                                   that is not an absolute path; 5: a copy
                                   without a key */
-    int error_find;            /* find fails with MH_EIO */
+    int error_find;            /* find fails with MH_EIO; 2: and says it
+                                  as "ENTRY: ..." */
+    int odd_status;            /* find returns this number, no mh_status */
+    const char *miss_extra;    /* a second miss() reason, after the first */
+    char entry[64];            /* the entry opened */
     char origin[256];          /* the answer's strings live here */
 } dict;
 
@@ -49,6 +53,7 @@ static mh_status dict_open(mh_finder_ctx *cx, const char *entry, void **state)
 {
     dict *d = cx->ud;
     d->opens++;
+    snprintf(d->entry, sizeof d->entry, "%s", entry ? entry : "");
     if (d->fail_open)
         return cx->svc->error(cx, MH_EPATH, "%s (entry %s)", d->fail_open,
                               entry ? entry : "(meta)");
@@ -61,12 +66,19 @@ static mh_status dict_find(mh_finder_ctx *cx, void *state, const char *name,
 {
     dict *d = state;
     d->finds++;
+    if (d->odd_status)
+        return (mh_status)d->odd_status;
+    if (d->error_find == 2)
+        return cx->svc->error(cx, MH_EIO, "%s: the store is unreadable",
+                              d->entry);
     if (d->error_find)
         return cx->svc->error(cx, MH_EIO, "dict: the store is unreadable "
                               "(looking for %s)", name);
     const char *src = dict_source(d, name);
     if (!src) {
         cx->svc->miss(cx, "dict has no '%s'", name);
+        if (d->miss_extra)
+            cx->svc->miss(cx, "%s", d->miss_extra);
         return MH_ENOTFOUND;
     }
     snprintf(d->origin, sizeof d->origin, "dict:%s", name);
@@ -469,10 +481,67 @@ TEST(finder_error_reaches_the_importer)
     ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
                                         NULL, ERR), MH_OK);
     ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR), MH_EIO);
-    ASSERT_CONTAINS(ERR_MSG(), "dict: the store is unreadable (looking for "
-                               "a_mod)");
+    /* The finder's words, with the module, the entry and the finder. */
+    ASSERT_EQ_STR(ERR_MSG(), "module 'a_mod': search path entry 'alpha:x' "
+                             "(finder 'alpha'): dict: the store is "
+                             "unreadable (looking for a_mod)");
     ASSERT_EQ_INT((int)mh_host_module_count(host), 0);
+    /* Words that start with the entry say where already: kept as they
+     * are. */
+    d.error_find = 2;
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR), MH_EIO);
+    ASSERT_EQ_STR(ERR_MSG(), "alpha:x: the store is unreadable");
     mh_host_free(host);
+}
+
+TEST(a_finder_status_that_is_no_mh_status_is_an_io_error)
+{
+    static const int odd[] = {-1, 12345, MH_STATUS_COUNT_};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        dict d = {.mods = ALPHA_MODS, .odd_status = odd[i]};
+        mh_host *host = host_new_isolated("alpha:x");
+        ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                            NULL, ERR), MH_OK);
+        ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
+                      MH_EIO);
+        ASSERT_EQ_STR(ERR_MSG(), str_fmt("module 'a_mod': search path entry "
+                                         "'alpha:x' (finder 'alpha') "
+                                         "returned %d, which is no "
+                                         "mh_status", odd[i]));
+        mh_host_free(host);
+    }
+}
+
+TEST(a_finder_miss_is_one_line_of_the_message)
+{
+    /* A line break would write lines that read as other entries'; a
+     * second reason is joined to the first; a huge one is cut, and the
+     * other entries' lines stay. */
+    const char *big = str_fmt("%0*d", 70000, 0);
+    const char *extra[] = {"line1\n  /forged: entry\r", big};
+    for (size_t i = 0; i < 2; i++) {
+        const char *dir = tmp_mkdir("E%zu", i);
+        dict d = {.mods = ALPHA_MODS, .miss_extra = extra[i]};
+        mh_host *host = host_new_isolated("alpha:x", dir);
+        ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                            NULL, ERR), MH_OK);
+        ASSERT_STATUS(mh_import(host, "nowhere", &(mh_module *){0}, ERR),
+                      MH_ENOTFOUND);
+        const char *msg = ERR_MSG();
+        if (i == 0)
+            ASSERT_CONTAINS(msg, "\n  alpha:x: dict has no 'nowhere'; "
+                                 "line1   /forged: entry \n");
+        else
+            ASSERT_CONTAINS(msg, "\n  alpha:x: dict has no 'nowhere'; "
+                                 "00000");
+        ASSERT_CONTAINS(msg, str_fmt("\n  %s: no nowhere.so", dir));
+        ASSERT_EQ_INT(strstr(msg, "...") != NULL, i == 1);
+        size_t lines = 0;
+        for (const char *c = msg; *c; c++)
+            lines += *c == '\n';
+        ASSERT_EQ_INT(lines, 2);
+        mh_host_free(host);
+    }
 }
 
 TEST(unclaimed_entry_is_retried_after_a_new_hook)

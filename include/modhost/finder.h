@@ -33,7 +33,7 @@
  *   - claims: may the hook have this entry?  No I/O beyond a cheap check.
  *     NULL: the hook claims exactly the entries "scheme:...".
  *   - open: make the instance for `entry` (NULL for a meta finder, whose
- *     open runs once, when it is added, and fails mh_add_finder if it
+ *     open runs once, when it is added, and fails mh_host_add_meta_finder if it
  *     fails).  For an entry, a failure makes the entry unusable (logged
  *     once, retried after mh_invalidate_caches), but MH_EAGAIN and
  *     MH_ENOMEM are passing: they fail the import that met them, as
@@ -163,7 +163,9 @@ typedef struct mh_finder_services {
      * finder writes: return cx->svc->error(cx, MH_EIO, "...", ...). */
     mh_status (*error)(mh_finder_ctx *cx, mh_status code, const char *fmt,
                        ...) __attribute__((format(printf, 3, 4)));
-    /* From find: why the module is not in this entry (one line). */
+    /* From find: why the module is not in this entry, a line of the "not
+     * found" message.  Line breaks become spaces, a reason is cut past
+     * 511 bytes, and a second call's is added after "; ". */
     void (*miss)(mh_finder_ctx *cx, const char *fmt, ...)
         __attribute__((format(printf, 2, 3)));
     /* Through the host's log hook, tagged with the finder's name. */
@@ -292,7 +294,8 @@ typedef enum mh_chain_pos {
  * MH_EVERSION when cls->version or size is not one this library knows.  Entries no hook could claim so
  * far are tried again with the new chain; entries already claimed keep
  * their finder.  MH_EINVAL, and nothing added, from the host's log hook
- * and from a finder's claims(), which run under the chain's lock.
+ * and from a finder's claims() (which run while the chain is asked, over
+ * a copy of it, with no lock held).
  */
 MH_API mh_status mh_host_add_path_hook(mh_host *host,
                                        const mh_finder_class *cls, void *ud,
