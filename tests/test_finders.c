@@ -31,6 +31,7 @@ typedef struct dict {
                                   as "ENTRY: ..." */
     int odd_status;            /* find returns this number, no mh_status */
     const char *miss_extra;    /* a second miss() reason, after the first */
+    int error_read;            /* read fails with MH_EIO */
     char entry[64];            /* the entry opened */
     char origin[256];          /* the answer's strings live here */
 } dict;
@@ -118,6 +119,8 @@ static mh_status dict_read(mh_finder_ctx *cx, void *state, const char *key,
                            mh_finder_blob *out)
 {
     const char *src = dict_source(state, key);
+    if (((dict *)state)->error_read)
+        return cx->svc->error(cx, MH_EIO, "the disk is on fire");
     if (!src)
         return cx->svc->error(cx, MH_ENOTFOUND, "dict: '%s' vanished", key);
     size_t n = strlen(src);
@@ -491,6 +494,18 @@ TEST(finder_error_reaches_the_importer)
     d.error_find = 2;
     ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR), MH_EIO);
     ASSERT_EQ_STR(ERR_MSG(), "alpha:x: the store is unreadable");
+    mh_host_free(host);
+}
+
+TEST(a_finder_read_error_names_the_origin_and_finder)
+{
+    dict d = {.mods = ALPHA_MODS, .error_read = 1};
+    mh_host *host = host_new_isolated("alpha:x");
+    ASSERT_STATUS(mh_host_add_path_hook(host, &alpha, &d, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR), MH_EIO);
+    ASSERT_CONTAINS(ERR_MSG(), "dict:a_mod (finder 'alpha'): the disk is on "
+                               "fire");
     mh_host_free(host);
 }
 
