@@ -464,10 +464,14 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
                       "the scheme '%s', not '%s'", modname, mh_reg_where(m),
                       cls->scheme ? cls->scheme : "(none)", scheme);
     mh_error *ae = NULL;
-    rc = add_link(h, cls, NULL, false, MH_CHAIN_BEFORE, "fs", m->name, hook,
+    /* Its callbacks get, as cx->ud, what its init kept with set_userdata:
+     * this host's instance of the plugin, where a static would be every
+     * host's (one object serves them all). */
+    void *ud = m->userdata;
+    rc = add_link(h, cls, ud, false, MH_CHAIN_BEFORE, "fs", m->name, hook,
                   &ae);
     if (rc == MH_EINVAL) /* a chain without "fs": first, then */
-        rc = add_link(h, cls, NULL, false, MH_CHAIN_FIRST, NULL, m->name,
+        rc = add_link(h, cls, ud, false, MH_CHAIN_FIRST, NULL, m->name,
                       hook, NULL);
     if (rc != MH_OK)
         rc = mh_err(h, err, rc, "finder plugin '%s' (%s): %s", modname,

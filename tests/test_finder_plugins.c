@@ -332,17 +332,26 @@ TEST(log_hook_reading_an_entry_leaves_its_finder_plugin_to_load)
     mh_host_free(p.host);
 }
 
+/* [oimp:X (m1.lua), H (helper.so), plugins]: oimp's open() imports
+ * helper.  X, H and the plugins' directory in *x, *h, *plugins. */
+static mh_host *oimp_host(const char **x, const char **h,
+                          const char **plugins)
+{
+    *x = lua_dir("X", "m1");
+    *plugins = install("oimp", "oimp");
+    *h = tmp_mkdir("H");
+    fixture_copy("counter", "H/helper.so");
+    return fhost(str_fmt("oimp:%s", *x), *h, *plugins);
+}
+
 TEST(finder_whose_open_imports_a_module_does_not_hang)
 {
     /* open() of "oimp:X" imports "helper", which lies in a later entry:
      * that import walks the path back to the entry being opened, whose
      * lock this very thread holds.  It waited on it for ever; it passes
      * over it now, finds helper further on, and the open goes on. */
-    const char *x = lua_dir("X", "m1");
-    const char *plugins = install("oimp", "oimp");
-    const char *h = tmp_mkdir("H");
-    fixture_copy("counter", "H/helper.so");
-    mh_host *host = fhost(str_fmt("oimp:%s", x), h, plugins);
+    const char *x, *h, *plugins;
+    mh_host *host = oimp_host(&x, &h, &plugins);
     import_from(host, "m1", "oimp", str_fmt("%s/m1.lua", x));
     ASSERT_NOT_NULL(mh_host_module(host, "helper"));
     ASSERT_NULL(entry_info(host, 0).error);
@@ -355,6 +364,27 @@ TEST(finder_whose_open_imports_a_module_does_not_hang)
     mh_host_free(host);
 }
 
+TEST(a_finder_plugin_gets_its_own_hosts_userdata)
+{
+    /* Two hosts of one process load the same finder plugin: one object,
+     * two inits.  Each host's callbacks get, as cx->ud, what its own
+     * init kept; with a static, the second init's would serve both, and
+     * dangle once that host is freed (ASan: heap-use-after-free). */
+    const char *x, *h, *plugins;
+    mh_host *a = oimp_host(&x, &h, &plugins);
+    const char *y = lua_dir("Y", "m2");
+    import_from(a, "m1", "oimp", str_fmt("%s/m1.lua", x));
+    mh_host *b = fhost(str_fmt("oimp:%s", x), h, plugins);
+    import_from(b, "m1", "oimp", str_fmt("%s/m1.lua", x));
+    mh_host_free(b);
+    /* A new entry of a's is opened now, after b is gone: its open runs
+     * with a's userdata, and imports through a. */
+    ASSERT_STATUS(mh_host_add_path(a, str_fmt("oimp:%s", y), 0, ERR),
+                  MH_OK);
+    import_from(a, "m2", "oimp", str_fmt("%s/m2.lua", y));
+    mh_host_free(a);
+}
+
 TEST(importing_the_helper_of_a_finder_open_first_leaves_the_entry_usable)
 {
     /* [oimp:X (m1.lua), H (helper), plugins].  Importing helper first
@@ -363,11 +393,8 @@ TEST(importing_the_helper_of_a_finder_open_first_leaves_the_entry_usable)
      * yet it was kept: the entry served nothing until
      * mh_invalidate_caches, and m1 was "not found" beside a loaded
      * helper (from a sweep of the import protocol under threads). */
-    const char *x = lua_dir("X", "m1");
-    const char *plugins = install("oimp", "oimp");
-    const char *h = tmp_mkdir("H");
-    fixture_copy("counter", "H/helper.so");
-    mh_host *host = fhost(str_fmt("oimp:%s", x), h, plugins);
+    const char *x, *h, *plugins;
+    mh_host *host = oimp_host(&x, &h, &plugins);
     ASSERT_EQ_INT(call_int(import_ok(host, "helper"), "value"), 42);
     ASSERT_EQ_STR(mh_module_origin(mh_host_module(host, "helper")),
                   str_fmt("%s/helper.so", h));

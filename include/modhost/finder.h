@@ -287,7 +287,9 @@ typedef enum mh_chain_pos {
  * http, sqlite, fs; "sqlite" claims sqlite: entries and files with the
  * SQLite header, "fs" every absolute path that is a directory or does not
  * exist, so a hook for directories goes before "fs".  Finder plugins
- * loaded by scheme go just before "fs" and get cx->ud == NULL.
+ * loaded by scheme go just before "fs" and get as cx->ud the userdata
+ * their init set (mh_host_api.set_userdata; NULL if none): that host's,
+ * as one loaded object serves every host of the process.
  * Fails with MH_EINVAL when the name is already in the chain, the scheme
  * is already claimed by another hook, the anchor does not exist, or cls
  * is malformed (no name, no open/find/close, neither scheme nor claims);
