@@ -522,6 +522,28 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
                                     O_NOFOLLOW)
                        : -1;
         if (next < 0 && trial) {
+            /* A link: the real path is walked next -- unless it is
+             * another user's link in a sticky directory others may write
+             * (as /tmp), which only its owner or the directory's should
+             * be followed by (the kernel's protected_symlinks rule, which
+             * realpath's readlink does not apply): it would let anyone
+             * give our code any name there. */
+            int e = errno;
+            struct stat lst;
+            if ((e == ELOOP || e == ENOTDIR) &&
+                (st.st_mode & S_ISVTX) && (st.st_mode & S_IWOTH) &&
+                fstatat(dfd, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISLNK(lst.st_mode) && lst.st_uid != me &&
+                lst.st_uid != st.st_uid) {
+                rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
+                            "%s: %s%s%s is a symbolic link of uid %u in a "
+                            "sticky directory others may write, followed "
+                            "only for its owner or the directory's; load "
+                            "anyway with MH_CONFIG_INSECURE_FILES", rp, done,
+                            strcmp(done, "/") ? "/" : "", comp,
+                            (unsigned)lst.st_uid);
+                break;
+            }
             rc = MH_EAGAIN;
             break;
         }

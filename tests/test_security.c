@@ -494,6 +494,38 @@ TEST(perms_link_out_of_a_writable_directory_judged_by_its_target)
     report("perms_link_out_of_a_writable_directory_judged_by_its_target", n);
 }
 
+TEST(perms_others_link_in_a_sticky_directory_refused)
+{
+    /* Entry T/sticky (1777, root's), where anyone may make names: another
+     * user's link there, to our own module, would give our code a name
+     * of theirs (and shadow later entries).  Only the link's owner, or
+     * the directory's, is followed (the kernel's protected_symlinks). */
+    const char *st = dir_mode(tmp_path("sticky"), 01777);
+    dir_mode(tmp_path("good"), 0755);
+    const char *link = tmp_path("sticky/mod.so");
+    size_t n = 0;
+
+    if (!is_root()) {
+        skip_note("perms_others_link_in_a_sticky_directory_refused",
+                  "a link owned by uid 65534");
+        report("perms_others_link_in_a_sticky_directory_refused", 0);
+        return;
+    }
+    chown_ok(st, 0);
+    meta_marker();
+    plugin_at("sec_evil", tmp_path("good/real.so"), 0644);
+    if (symlink(tmp_path("good/real.so"), link) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    chown_ok(link, NOBODY);
+    n += refused_then_insecure_ok(st, "mod", link, "symbolic link of uid "
+                                                   "65534 in a sticky "
+                                                   "directory");
+    /* ours: followed, and judged by its target */
+    chown_ok(link, 0);
+    n += accepted(st, "mod", "evil");
+    report("perms_others_link_in_a_sticky_directory_refused", n);
+}
+
 /* A meta finder that answers every name with one native file. */
 static mh_status one_file_find(mh_finder_ctx *cx, void *state,
                                const char *name, mh_finder_spec *spec)
