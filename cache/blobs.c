@@ -35,7 +35,8 @@ mh_status mh_blobs_check(mh_host *h, mh_error **err)
 
 bool mh_blobs_ready(mh_host *h)
 {
-    return mh_sec_cache_subdir(h, &h->blobs, BLOB_DIR, "no blob cache");
+    return mh_sec_cache_subdir_ex(h, &h->blobs, BLOB_DIR, true,
+                                  "no blob cache");
 }
 
 bool mh_blobs_path(const mh_host *h, const char *hex, const char *tag,

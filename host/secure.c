@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -684,6 +685,12 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
 bool mh_sec_cache_subdir(mh_host *h, atomic_int *state, const char *sub,
                          const char *what)
 {
+    return mh_sec_cache_subdir_ex(h, state, sub, false, what);
+}
+
+bool mh_sec_cache_subdir_ex(mh_host *h, atomic_int *state, const char *sub,
+                            bool exec, const char *what)
+{
     int known = atomic_load(state);
     if (known != 0)
         return known > 0;
@@ -695,6 +702,11 @@ bool mh_sec_cache_subdir(mh_host *h, atomic_int *state, const char *sub,
             ? mh_sec_private_dir(h, dir, real, sizeof real, &e)
             : mh_err(h, &e, MH_EPATH, "the cache directory's path is too "
                      "long: %s", h->cache_dir);
+    struct statvfs sv;
+    if (rc == MH_OK && exec && statvfs(real, &sv) == 0 &&
+        (sv.f_flag & ST_NOEXEC))
+        rc = mh_err(h, &e, MH_EPATH, "%s is on a filesystem mounted "
+                    "noexec: no code can be mapped from it", real);
     if (rc == MH_EAGAIN || rc == MH_ENOMEM) { /* asked next time */
         mh_error_free(e);
         return false;
@@ -757,6 +769,10 @@ mh_status mh_sec_open_copy(mh_host *h, const char *path, const char *sha_hex,
     else if (fstatfs(fd, &sf) != 0 ||
              mh_ntf_remote_type((unsigned long)sf.f_type))
         *why = "it is on a network filesystem", bad = MH_EIO;
+    /* Nor where it could not be mapped to run (the cache moved to a
+     * noexec mount since it was written): the bytes are read instead. */
+    else if (sf.f_flags & ST_NOEXEC)
+        *why = "it is on a filesystem mounted noexec", bad = MH_EIO;
     /* Hashed before, and the very file, unchanged since (cache/stamp.c);
      * only where the filesystem's ctime can vouch for that. */
     else if ((stamps = stamps && mh_stamp_fs_ok((unsigned long)sf.f_type)) &&

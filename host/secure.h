@@ -46,6 +46,10 @@ mh_status mh_sec_private_dir_if_any(struct mh_host *h, const char *path,
  * next time), and a "no" is traced once, after `what`. */
 bool mh_sec_cache_subdir(struct mh_host *h, atomic_int *state,
                          const char *sub, const char *what);
+/* The same, and with `exec` a directory on a filesystem mounted noexec
+ * is a "no" too: copies of native code kept there could not be mapped. */
+bool mh_sec_cache_subdir_ex(struct mh_host *h, atomic_int *state,
+                            const char *sub, bool exec, const char *what);
 
 /*
  * May code be loaded from directory `dir`?  The same walk, every directory

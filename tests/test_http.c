@@ -18,11 +18,13 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -857,6 +859,24 @@ TEST(blob_writable_by_others_is_not_mapped)
     /* not read by the cache's reader either: fetched again */
     blob_not_mapped("chmod 0666 \"$B\"", "writable by group or others", 2,
                     2);
+}
+
+TEST(blob_on_a_noexec_mount_is_not_mapped)
+{
+    /* It could not be mapped to run ("failed to map segment"): the
+     * module is read and loaded from memory, at every import, with no
+     * fetch again (the copy's bytes are good). */
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+        SKIP("no mount namespace of its own here: %s", strerror(errno));
+    const char *cache = tmp_path("cache");
+    tmp_mkdir("cache");
+    if (mount(cache, cache, "none", MS_BIND, NULL) != 0 ||
+        mount("none", cache, "none", MS_REMOUNT | MS_BIND | MS_NOEXEC,
+              NULL) != 0)
+        SKIP("cannot make %s noexec here: %s", cache, strerror(errno));
+    blob_not_mapped("true", "mounted noexec", 1, 1);
+    ASSERT_EQ_INT(umount(cache), 0);
 }
 
 TEST(blob_that_is_a_link_is_not_mapped)

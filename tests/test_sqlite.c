@@ -13,11 +13,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -3302,6 +3304,43 @@ TEST(no_private_blob_cache_loads_from_memory)
         mh_host_free(host);
     }
     ASSERT_FALSE(file_exists(blob_of(db, "m.so")));
+}
+
+TEST(a_blob_cache_on_a_noexec_mount_loads_from_memory)
+{
+    /* Copies there could not be mapped to run ("failed to map segment"):
+     * a copy kept before the mount went noexec is not used, and none is
+     * kept on it; the module loads from memory, every time. */
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
+        SKIP("no mount namespace of its own here: %s", strerror(errno));
+    const char *db = db_make(tmp_path("p.db"), "counter:m.so");
+    const char *cache = tmp_path("cache");
+    mh_host *host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    mh_host_free(host);
+    const char *blob = blob_of(db, "m.so");
+    ASSERT_TRUE(file_exists(blob));
+    if (mount(cache, cache, "none", MS_BIND, NULL) != 0 ||
+        mount("none", cache, "none", MS_REMOUNT | MS_BIND | MS_NOEXEC,
+              NULL) != 0)
+        SKIP("cannot make %s noexec here: %s", cache, strerror(errno));
+    unlink(blob); /* a host keeps none there now, and uses none */
+    for (int i = 0; i < 2; i++) {
+        host = copy_host(db);
+        ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+        ASSERT_TRUE(mapped("/memfd:"));
+        mh_host_free(host);
+        ASSERT_FALSE(file_exists(blob));
+    }
+    /* One written before the mount went noexec is passed over. */
+    file_copy(fixture_path("counter"), blob);
+    chmod(blob, 0600);
+    host = copy_host(db);
+    ASSERT_EQ_INT(call_int(import_ok(host, "m"), "value"), 42);
+    ASSERT_FALSE(mapped(blob));
+    mh_host_free(host);
+    ASSERT_EQ_INT(umount(cache), 0);
 }
 
 TEST(copies_load_once_per_module_as_files_do)
