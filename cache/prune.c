@@ -17,7 +17,8 @@
  * writing it and renaming, linking or loading it (loaders/memfd.c's
  * fallback image in native/ is written, closed, then dlopen'd by path).
  *
- * Two parts are never pruned: http/ holds each site's serial floor, which
+ * Two parts are never pruned (but for what killed writers left there):
+ * http/ holds each site's serial floor, which
  * keeps an older signed index out (docs/http.md), and discovery.db holds
  * recorded failures besides what it caches.  They are counted.  Nor is a
  * download that a site's cached index still lists, however long unused:
@@ -305,12 +306,28 @@ typedef enum walk_kind {
     W_COUNT_DEEP, /* http/: count, and one level of directories below */
 } walk_kind;
 
+/* A temporary file a writer killed mid-way left (cache/atomic.c names
+ * them .tmp-<hex>): ours, and older than any live writer's.  It goes from
+ * every part, http/ too, which keeps its other files: nothing reads it,
+ * and a writer sweeps its directory only after a write of its own, which
+ * a warm cache may never make again. */
+static bool leftover(const pruner *p, const char *name, const struct stat *st)
+{
+    size_t tail = strncmp(name, ".tmp-", 5) == 0 ? strlen(name + 5) : 0;
+    return tail >= 6 && strspn(name + 5, "0123456789abcdef-") == tail &&
+           S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
+           (int64_t)p->now.tv_sec - (int64_t)st->st_mtim.tv_sec >=
+               MH_ATW_STALE_S;
+}
+
 /* Should the file name (stat'd as st) in directory fd go? */
 static bool goes(pruner *p, int fd, const char *name, const struct stat *st,
                  mh_cache_part part, walk_kind kind)
 {
     if (p->unused_s < 0)
         return false;
+    if (kind != W_RECORDS && leftover(p, name, st))
+        return true;
     if (kind == W_RECORDS) {
         struct stat rec;
         return orphan_record(p, fd, name, &rec) &&

@@ -792,7 +792,9 @@ MH_API const char *mh_cache_part_name(mh_cache_part part);
  * is unused: a copy's stamp; and, whatever their age, the records of
  * origins whose copy is gone.  Kept however long unused: a download that
  * a site's cached index lists (what mh_fetch keeps for offline use).
- * http/ and discovery.db are only counted.  Only regular files are
+ * http/ and discovery.db are only counted (but for the temporary files a
+ * writer killed mid-way left, removed from every part once ten minutes
+ * old).  Only regular files are
  * counted or removed; nothing outside the cache directory is reached,
  * whatever links it holds.
  *

@@ -169,6 +169,35 @@ TEST(a_prune_removes_what_a_killed_index_rebuild_left)
     mh_host_free(h);
 }
 
+/* What a writer killed mid-way left goes from every part, http/ too,
+ * once older than a live writer's: nothing reads it, and a warm cache's
+ * writers, which sweep only after a write of their own, may never write
+ * there again. */
+TEST(a_prune_removes_what_killed_writers_left_in_every_part)
+{
+    const char *floor = cached("http/site1/serial", 5, 400);
+    const char *http_tmp = cached("http/site1/.tmp-0a1b2c3d4e5f", 300, 1);
+    const char *lua_tmp = cached("lua/.tmp-a1b2c3d4e5f6", 100, 1);
+    const char *young = cached("http/site1/.tmp-0a1b2c3d4e60", 300, 0);
+    const char *not_ours = cached("http/site1/.tmp-notours", 7, 40);
+    mh_host *h = cache_host();
+    mh_cache_usage u = {.size = sizeof u};
+    /* Counting alone removes nothing. */
+    ASSERT_STATUS(mh_host_prune_cache(h, -1, &u, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(http_tmp));
+    ASSERT_STATUS(mh_host_prune_cache(h, 30 * DAY, &u, ERR), MH_OK);
+    ASSERT_FALSE(file_exists(http_tmp));
+    ASSERT_FALSE(file_exists(lua_tmp));
+    ASSERT_TRUE(file_exists(young)); /* a write under way */
+    ASSERT_TRUE(file_exists(not_ours));
+    ASSERT_TRUE(file_exists(floor));
+    ASSERT_EQ_INT(u.part[MH_CACHE_HTTP].removed_files, 1);
+    ASSERT_EQ_INT(u.part[MH_CACHE_HTTP].removed_bytes, 300);
+    ASSERT_EQ_INT(u.part[MH_CACHE_HTTP].files, 3);
+    ASSERT_EQ_INT(u.part[MH_CACHE_BYTECODE].removed_files, 1);
+    mh_host_free(h);
+}
+
 TEST(a_copy_takes_its_stamp_and_its_origin_record)
 {
     /* An old copy goes, with its stamp even though that was read today,
