@@ -144,6 +144,39 @@ static int ours(sqlite3 *db)
     return ok;
 }
 
+/* Is the index at path still damaged or foreign, asked afresh on a
+ * connection of its own before it is replaced?  An error SQLite took for
+ * damage may have been a passing one (a read that failed with EIO mid-way
+ * is reported as SQLITE_CORRUPT; an open may fail for a moment): a
+ * rebuild would then lose the failures recorded there for nothing.  True
+ * only when it reads as not ours, or its structure does not check out;
+ * false when it is ours and whole, or cannot be told now. */
+static bool still_damaged(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool bad = false;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY |
+                                       SQLITE_OPEN_NOFOLLOW, NULL) ==
+        SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        int is = ours(db);
+        if (is == 0) {
+            bad = true;
+        } else if (is == 1 && sqlite3_prepare_v2(db, "PRAGMA quick_check(1)",
+                                                 -1, &st, NULL) == SQLITE_OK) {
+            int rc = sqlite3_step(st);
+            const unsigned char *v = rc == SQLITE_ROW
+                                         ? sqlite3_column_text(st, 0) : NULL;
+            bad = rc == SQLITE_ROW ? !(v && strcmp((const char *)v, "ok") == 0)
+                                   : is_damage(rc);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return bad;
+}
+
 mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
 {
     if (again)
@@ -212,6 +245,13 @@ mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
         dx->db = NULL;
         if (is < 0 || !create)
             goto fail;
+        if (!still_damaged(dx->path)) {
+            MH_TRACE(h, "discovery index: %s could not be read, but reads "
+                     "whole now; kept, and not used this time", dx->path);
+            if (again)
+                *again = true;
+            goto fail;
+        }
         /* Damaged, or another format: a cache, so start afresh. */
         MH_TRACE(h, "discovery index: %s is damaged or of another format; "
                  "rebuilding it", dx->path);
@@ -229,7 +269,8 @@ void mh_dx_close(mh_dx *dx)
         return;
     sqlite3_finalize(dx->put);
     sqlite3_close(dx->db);
-    if (dx->damaged && fresh(dx->host, dx->path) != 0)
+    if (dx->damaged && still_damaged(dx->path) &&
+        fresh(dx->host, dx->path) != 0)
         unlink(dx->path); /* then the next open that may create makes it */
     mh_mem_free(dx->host, dx, sizeof *dx);
 }

@@ -1605,6 +1605,42 @@ TEST(index_that_cannot_be_opened_is_not_taken_for_a_busy_one)
     mh_host_free(host);
 }
 
+static int sqlite_fails_once(void *ud, const char *site)
+{
+    int *n = ud;
+    return strcmp(site, "sqlite") == 0 && (*n)++ == 0;
+}
+
+TEST(index_that_cannot_be_opened_once_is_not_rebuilt)
+{
+    /* A listing (which may make the index) whose open of it fails once, as
+     * for a passing I/O error SQLite reports as damage: the file is asked
+     * again before it is replaced, reads whole, and is kept -- with the
+     * failures recorded there, which a rebuild would lose. */
+    disc_run r;
+    disc_fails f;
+    int n = 0;
+    struct stat before, after;
+    const char *dir = broken_dir();
+    mh_host *host = host_new_opts(&(host_opts){0}, dir);
+    disc_discover(host, NULL, &r);
+    mh_host_free(host);
+    ASSERT_EQ_INT(stat(index_path(NULL), &before), 0);
+    host_opts once = {.fault = sqlite_fails_once, .fault_ud = &n};
+    host = host_new_opts(&once, dir);
+    disc_discover(host, NULL, &r);
+    mh_host_free(host);
+    ASSERT_TRUE(n >= 1);
+    ASSERT_EQ_INT(stat(index_path(NULL), &after), 0);
+    if (after.st_ino != before.st_ino)
+        FAIL("the index was rebuilt after one failed open");
+    host = host_new_opts(&(host_opts){0}, dir);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 3);
+    mh_host_free(host);
+}
+
 TEST(failures_under_a_directory_named_with_a_bang_are_kept)
 {
     /* "!/" in an origin also separates a database from its member: a
