@@ -1387,6 +1387,9 @@ TEST(index_locked_by_another_process_is_kept_with_its_failures)
     assert_module(disc_get(&r, "good"), MH_KIND_NATIVE, "elf-note", "3.1.4",
                   CODEC_PROVIDES);
     ASSERT_LOG(&lc, MH_LOG_TRACE, "cannot be read now");
+    /* said to whoever reads the listing: its failures are not shown */
+    ASSERT_LOG(&lc, MH_LOG_WARN, "failures recorded there are not shown "
+                                 "this time");
     disc_failures(host, &f);
     ASSERT_EQ_INT(f.status, MH_EAGAIN);
     ASSERT_CONTAINS(f.error, tmp_path("cache"));
