@@ -111,19 +111,27 @@ static const char *db_path_of(const char *entry)
                ? entry + sizeof SQF_SCHEME - 1 : entry;
 }
 
-/* Is path a regular file with the SQLite header?  1 or 0; -1 when that
- * cannot be told now, for want of a descriptor to look with. */
+/* Is path a regular file with the SQLite header?  1 or 0; -1 with errno
+ * when that cannot be told now: no descriptor to look with, or an I/O
+ * error opening or reading it. */
 static int sqlite_header(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return mh_errno_status(errno, MH_EIO) == MH_EAGAIN ? -1 : 0;
-    struct stat st;
+        return errno == EIO || mh_errno_status(errno, MH_EIO) == MH_EAGAIN
+                   ? -1 : 0;
+    struct stat st = {0};
     char head[16];
+    ssize_t got = -1;
     bool yes = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-               read(fd, head, sizeof head) == (ssize_t)sizeof head &&
+               (got = read(fd, head, sizeof head)) == (ssize_t)sizeof head &&
                memcmp(head, SQLITE_MAGIC, sizeof head) == 0;
+    int e = errno;
     close(fd);
+    if (got < 0 && S_ISREG(st.st_mode) && e == EIO) {
+        errno = e;
+        return -1;
+    }
     return yes;
 }
 
@@ -498,10 +506,15 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
     if (path[0] != '/')
         return mh_err(h, err, MH_EPATH, "entry '%s': a module database "
                       "needs an absolute path (sqlite:/path/to.db)", entry);
-    if (path == entry && sqlite_header(path) == 0) /* taken on trust */
+    int hs = path == entry ? sqlite_header(path) : 1;
+    if (hs == 0) /* taken on trust */
         return mh_err(h, err, MH_EPATH, "entry '%s' is no module database "
-                      "(it was taken for one when no descriptor was free to "
-                      "look)", entry);
+                      "(it was taken for one when it could not be looked "
+                      "at)", entry);
+    if (hs < 0) /* a passing trouble, or the disk's */
+        return mh_err(h, err, mh_errno_status(errno, MH_EIO), "entry '%s': "
+                      "cannot read its first bytes, to tell whether it is a "
+                      "module database: %s", entry, mh_errno_text(errno));
     char canon[PATH_MAX];
     size_t len = strlen(path);
     if (len >= sizeof canon)
