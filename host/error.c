@@ -223,8 +223,13 @@ mh_status mh_dl_message(char *out, size_t size, const char *path,
     const char *e = dlerror();
     if (!e)
         e = "unknown dynamic loader error";
+    size_t pl = strlen(path);
     const char *at = strstr(e, path);
-    if (at)
+    /* "PATH: failed to map segment...": every caller names the file
+     * before this text already, so the loader's own naming of it goes. */
+    if (at == e && strncmp(e + pl, ": ", 2) == 0)
+        snprintf(out, size, "%s", e + pl + 2);
+    else if (at)
         snprintf(out, size, "%.*s%s%s", (int)(at - e), e, shown,
                  at + strlen(path));
     else

@@ -169,7 +169,8 @@ mh_status mh_dl_status(const char *raw, char *why, size_t size,
                        mh_status code);
 /* dlerror()'s text into out, with path -- the name the dynamic loader was
  * given, a /proc/self/fd/N or a memfd's -- replaced by shown, the name
- * users know; the status as mh_dl_status (code MH_ELOAD). */
+ * users know, or dropped where the text starts with it (the caller's
+ * message names the file); the status as mh_dl_status (code MH_ELOAD). */
 mh_status mh_dl_message(char *out, size_t size, const char *path,
                         const char *shown);
 /* A copy of src for another caller (never NULL: a static error when

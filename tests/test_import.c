@@ -940,9 +940,10 @@ TEST(dynamic_loader_error_names_the_file)
     mh_module *mod = (mh_module *)1;
     ASSERT_STATUS(mh_import(host, "undef_sym", &mod, ERR), MH_ELOAD);
     ASSERT_NULL(mod);
-    ASSERT_CONTAINS(ERR_MSG(), str_fmt("cannot load module 'undef_sym' from "
-                                       "%s: %s: undefined symbol: "
-                                       "mh_fixture_defined_nowhere", so, so));
+    /* The file named once: the loader's own naming of it goes. */
+    ASSERT_EQ_STR(ERR_MSG(), str_fmt("cannot load module 'undef_sym' from "
+                                     "%s: undefined symbol: "
+                                     "mh_fixture_defined_nowhere", so));
     ASSERT_NOT_CONTAINS(ERR_MSG(), "/proc/self/fd");
     mh_host_free(host);
 }
