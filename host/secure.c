@@ -523,29 +523,7 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
                                     O_NOFOLLOW)
                        : -1;
         if (next < 0 && trial) {
-            /* A link: the real path is walked next -- unless it is
-             * another user's link in a sticky directory others may write
-             * (as /tmp), which only its owner or the directory's should
-             * be followed by (the kernel's protected_symlinks rule, which
-             * realpath's readlink does not apply): it would let anyone
-             * give our code any name there. */
-            int e = errno;
-            struct stat lst;
-            if ((e == ELOOP || e == ENOTDIR) &&
-                (st.st_mode & S_ISVTX) && (st.st_mode & S_IWOTH) &&
-                fstatat(dfd, comp, &lst, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISLNK(lst.st_mode) && lst.st_uid != me &&
-                lst.st_uid != st.st_uid) {
-                rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
-                            "%s: %s%s%s is a symbolic link of uid %u in a "
-                            "sticky directory others may write, followed "
-                            "only for its owner or the directory's; load "
-                            "anyway with MH_CONFIG_INSECURE_FILES", rp, done,
-                            strcmp(done, "/") ? "/" : "", comp,
-                            (unsigned)lst.st_uid);
-                break;
-            }
-            rc = MH_EAGAIN;
+            rc = MH_EAGAIN; /* a link: resolved (and judged) next */
             break;
         }
         if (next < 0) {
@@ -606,6 +584,118 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
     return rc;
 }
 
+/* realpath(path) into rp (PATH_MAX bytes), resolving each link as the
+ * kernel would and judging it as it goes: another user's symbolic link
+ * in a sticky directory others may write (as /tmp) is followed only for
+ * its owner or the directory's -- the kernel's protected_symlinks rule,
+ * which realpath's readlink does not apply; else anyone could give our
+ * code any name there.  MH_OK; MH_EPATH naming the link; else the
+ * system's error (MH_ENOTFOUND for a missing component), naming path. */
+static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
+                         uid_t me, mh_status missing, mh_error **err)
+{
+    char cur[PATH_MAX], rest[2 * PATH_MAX], target[PATH_MAX];
+    size_t cl;
+    int links = 0, e = 0;
+    if (path[0] == '/') {
+        strcpy(cur, "/");
+    } else if (!getcwd(cur, sizeof cur)) {
+        e = errno;
+        goto sys;
+    }
+    cl = strlen(cur);
+    if (snprintf(rest, sizeof rest, "%s", path) >= (int)sizeof rest) {
+        e = ENAMETOOLONG;
+        goto sys;
+    }
+    for (char *p = rest;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        char *end = strchrnul(p, '/');
+        size_t n = (size_t)(end - p);
+        if (n == 1 && p[0] == '.') {
+            p = end;
+            continue;
+        }
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (cl > 1 && cur[cl - 1] != '/')
+                cl--;
+            if (cl > 1)
+                cl--; /* the '/' before the last component */
+            cur[cl] = '\0';
+            p = end;
+            continue;
+        }
+        size_t sep = cl > 1;
+        if (n > NAME_MAX || cl + sep + n >= PATH_MAX) {
+            e = ENAMETOOLONG;
+            goto sys;
+        }
+        size_t was = cl;
+        if (sep)
+            cur[cl++] = '/';
+        memcpy(cur + cl, p, n);
+        cl += n;
+        cur[cl] = '\0';
+        struct stat st, dst;
+        if (lstat(cur, &st) != 0) {
+            e = errno;
+            goto sys;
+        }
+        if (!S_ISLNK(st.st_mode)) {
+            if (*end && !S_ISDIR(st.st_mode)) {
+                e = ENOTDIR;
+                goto sys;
+            }
+            p = end;
+            continue;
+        }
+        /* A link: judged in the directory it sits in, then followed. */
+        char parent[PATH_MAX];
+        memcpy(parent, cur, was);
+        parent[was] = '\0';
+        if (stat(was > 1 ? parent : "/", &dst) == 0 &&
+            (dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH) &&
+            st.st_uid != me && st.st_uid != dst.st_uid)
+            return mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
+                          "%s is a symbolic link of uid %u in a sticky "
+                          "directory others may write, followed only for its "
+                          "owner or the directory's; load anyway with "
+                          "MH_CONFIG_INSECURE_FILES", path, cur,
+                          (unsigned)st.st_uid);
+        ssize_t tl = ++links > 40 ? -1 : readlink(cur, target,
+                                                  sizeof target - 1);
+        if (tl < 0) {
+            e = links > 40 ? ELOOP : errno;
+            goto sys;
+        }
+        target[tl] = '\0';
+        /* What is left: the target, then the rest after this component. */
+        char tail[2 * PATH_MAX];
+        if (snprintf(tail, sizeof tail, "%s%s", target, end) >=
+            (int)sizeof tail) {
+            e = ENAMETOOLONG;
+            goto sys;
+        }
+        memcpy(rest, tail, strlen(tail) + 1);
+        p = rest;
+        if (target[0] == '/') {
+            strcpy(cur, "/");
+            cl = 1;
+        } else {
+            cl = was;
+            cur[cl] = '\0';
+        }
+    }
+    memcpy(rp, cur, cl + 1);
+    return MH_OK;
+sys:
+    return mh_err(h, err, e == ENOENT ? missing : MH_EIO,
+                  "cannot resolve %s: %s", path, strerror(e));
+}
+
 mh_status mh_sec_open_code(mh_host *h, const char *path, int *out,
                            mh_error **err)
 {
@@ -654,10 +744,9 @@ mh_status mh_sec_open_code_stat(mh_host *h, const char *path, int *out,
     }
     if (rc == MH_EAGAIN) {
         char rp[PATH_MAX];
-        if (!realpath(path, rp))
-            return mh_err(h, err, errno == ENOENT ? MH_ENOTFOUND : MH_EIO,
-                          "cannot resolve %s: %s", path, strerror(errno));
-        rc = walk(h, rp, dir, me, false, out, st, err);
+        rc = resolve(h, path, rp, me, MH_ENOTFOUND, err);
+        if (rc == MH_OK)
+            rc = walk(h, rp, dir, me, false, out, st, err);
     }
     return rc;
 }
@@ -667,9 +756,9 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
     if (h->flags & MH_CONFIG_INSECURE_FILES)
         return MH_OK;
     char rp[PATH_MAX];
-    if (!realpath(dir, rp))
-        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", dir,
-                      strerror(errno));
+    mh_status rrc = resolve(h, dir, rp, geteuid(), MH_EIO, err);
+    if (rrc != MH_OK)
+        return rrc;
     size_t n = strlen(rp);
     if (n + 1 >= sizeof rp)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);

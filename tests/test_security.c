@@ -520,6 +520,24 @@ TEST(perms_others_link_in_a_sticky_directory_refused)
     n += refused_then_insecure_ok(st, "mod", link, "symbolic link of uid "
                                                    "65534 in a sticky "
                                                    "directory");
+    /* However the entry leads there: through a link of ours, ".", "..";
+     * and a directory link of theirs on the way to the module. */
+    const char *mine = tmp_path("mine");
+    if (symlink(st, mine) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    const char *ways[] = {mine, tmp_path("sticky/."),
+                          tmp_path("good/../sticky")};
+    for (size_t i = 0; i < sizeof ways / sizeof ways[0]; i++)
+        n += refused_then_insecure_ok(ways[i], "mod", "sticky/mod.so",
+                                      "symbolic link of uid 65534");
+    dir_mode(tmp_path("good/pkg"), 0755);
+    plugin_at("sec_evil", tmp_path("good/pkg/m.so"), 0644);
+    const char *dlink = tmp_path("sticky/pkg");
+    if (symlink(tmp_path("good/pkg"), dlink) != 0)
+        FAIL("symlink: %s", strerror(errno));
+    chown_ok(dlink, NOBODY);
+    n += refused_then_insecure_ok(st, "pkg.m", dlink, "symbolic link of uid "
+                                                      "65534");
     /* ours: followed, and judged by its target */
     chown_ok(link, 0);
     n += accepted(st, "mod", "evil");
