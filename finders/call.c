@@ -23,6 +23,26 @@ mh_status mh_fcx_status(mh_status rc, bool *odd)
     return *odd ? MH_EIO : rc;
 }
 
+bool mh_fcx_placed(const char *msg, const char *name, const char *place,
+                   const char *place2)
+{
+    size_t nl = strlen(name);
+    if (strncmp(msg, name, nl) == 0 && msg[nl] == ':')
+        return true;
+    const char *colon = strstr(msg, ": ");
+    const char *places[] = {place, place2};
+    for (size_t i = 0; i < 2; i++) {
+        const char *p = places[i];
+        if (!p || !*p)
+            continue;
+        if (strncmp(msg, p, strlen(p)) == 0 ||
+            (colon && colon > msg &&
+             strncmp(p, msg, (size_t)(colon - msg)) == 0))
+            return true;
+    }
+    return false;
+}
+
 bool mh_hook_builtin(const mh_hook *k)
 {
     return k->is_path || k->cls == &mh_fsf_class || k->cls == &mh_sqf_class ||
@@ -333,8 +353,8 @@ mh_status mh_fcx_read(mh_host *h, const mh_found *f, const char *key,
             mh_err(h, &e, rc, "finder '%s' could not read %s (%s)", k->name,
                    f->origin, mh_strerror(rc));
         else if (!mh_hook_builtin(k) && !odd &&
-                 strncmp(mh_error_message(e), f->origin,
-                         strlen(f->origin)) != 0) {
+                 !mh_fcx_placed(mh_error_message(e), k->name, f->origin,
+                                NULL)) {
             /* Its own words, with where they come from. */
             mh_error *named = NULL;
             mh_err(h, &named, rc, "%s (finder '%s'): %s", f->origin, k->name,

@@ -142,8 +142,17 @@ mh_status mh_fcx_status(mh_status rc, bool *odd);
 
 /* Is k a finder of the library's own (fs, sqlite, http)?  Their errors
  * name what failed and where themselves; others' are prefixed with the
- * module, the entry and the finder's name. */
+ * module, the entry and the finder's name -- unless they say where
+ * already (mh_fcx_placed). */
 bool mh_hook_builtin(const mh_hook *k);
+
+/* Does a finder's message msg say where it comes from?  It starts with
+ * the finder's name and ':', with `place` or `place2` (an entry as shown
+ * and as given, an origin; either may be NULL), or with a head (up to its
+ * first ": ") that one of them starts with ("mem:app: ..." of the origin
+ * "mem:app/greet.lua"). */
+bool mh_fcx_placed(const char *msg, const char *name, const char *place,
+                   const char *place2);
 
 /* Read item `key` of the finder that made f: module bytes or a sidecar. */
 mh_status mh_fcx_read(struct mh_host *h, const mh_found *f,

@@ -202,13 +202,21 @@ static mh_status add_link(mh_host *h, const mh_finder_class *cls, void *ud,
         mh_error *oe = NULL;
         mh_fcx cx;
         mh_fcx_init(&cx, h, k, NULL, &oe);
-        rc = cls->open(&cx.pub, NULL, &k->state);
+        bool odd;
+        int raw = (int)cls->open(&cx.pub, NULL, &k->state);
+        rc = mh_fcx_status((mh_status)raw, &odd);
         if (rc == MH_OK) {
             mh_error_free(oe); /* an error() before an MH_OK */
             k->opened = true;
         } else {
-            if (!oe)
+            if (odd) {
+                mh_error_free(oe);
+                oe = NULL;
+                mh_err(h, &oe, rc, "open returned %d, which is no mh_status",
+                       raw);
+            } else if (!oe) {
                 mh_err(h, &oe, rc, "open failed (%s)", mh_strerror(rc));
+            }
             rc = mh_err(h, err, rc, "meta finder '%s' could not be opened: "
                         "%s", name, mh_error_message(oe));
             mh_error_free(oe);

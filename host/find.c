@@ -45,8 +45,8 @@ static const char *where_of(size_t entry, char *buf, size_t size)
  * runs for every entry of every import, most of them misses: the miss
  * path builds no text but the reason and frees only what was made. */
 static mh_status ask(find_walk *w, const mh_hook *k, void *state,
-                     size_t entry, const char *shown, mh_found *found,
-                     mh_error **err)
+                     size_t entry, const char *shown, const char *text,
+                     mh_found *found, mh_error **err)
 {
     mh_host *h = w->h;
     char wb[32];
@@ -72,6 +72,7 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
         return MH_ENOTFOUND;
     }
     mh_found f;
+    bool finders_words = rc != MH_OK; /* else the host's, on its answer */
     if (rc == MH_OK) {
         rc = mh_fcx_found(h, k, w->name, &spec, w->transient, &f, &e);
         f.entry = entry;
@@ -119,11 +120,10 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
     } else if (!e) {
         mh_err(h, &e, rc, "module '%s': %s failed (%s)", w->name, at,
                mh_strerror(rc));
-    } else if (!mh_hook_builtin(k) &&
-               !(shown && strncmp(mh_error_message(e), shown,
-                                  strlen(shown)) == 0)) {
+    } else if (finders_words && !mh_hook_builtin(k) &&
+               !mh_fcx_placed(mh_error_message(e), k->name, shown, text)) {
         /* A finder's own words, said with the module and where -- unless
-         * they start with the entry, as the tutorial's do. */
+         * they say where already, as the tutorial's and tar's do. */
         mh_error *named = NULL;
         mh_err(h, &named, rc, "module '%s': %s: %s", w->name, at,
                mh_error_message(e));
@@ -239,7 +239,7 @@ static mh_status walk_path(find_walk *w, mh_found *found, mh_error **err)
             rc = MH_ENOTFOUND;
         } else {
             atomic_fetch_add_explicit(&e->asked, 1, memory_order_relaxed);
-            rc = ask(w, k, state, i, e->shown, found, err);
+            rc = ask(w, k, state, i, e->shown, e->text, found, err);
             if (rc == MH_ENOTFOUND && tv.on && !mh_tops_looked(&tv, i))
                 mh_tops_learn(&tv, i, k->cls == &mh_fsf_class &&
                                           mh_fsf_lacks_top(state, tv.top,
@@ -273,7 +273,8 @@ static mh_status find_spec(mh_host *h, const char *name, bool transient,
         mh_buf_printf(&w.why, "\n  meta finder '%s': ", links[i]->name);
         w.tried++;
         w.meta_tried++;
-        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, NULL, found, err);
+        rc = ask(&w, links[i], links[i]->state, SIZE_MAX, NULL, NULL, found,
+                 err);
     }
 
     if (rc != MH_ENOTFOUND && w.have_ns)

@@ -30,6 +30,7 @@ typedef struct dict {
     int error_find;            /* find fails with MH_EIO; 2: and says it
                                   as "ENTRY: ..." */
     int odd_status;            /* find returns this number, no mh_status */
+    int odd_open;              /* open returns this number */
     const char *miss_extra;    /* a second miss() reason, after the first */
     int error_read;            /* read fails with MH_EIO */
     char entry[64];            /* the entry opened */
@@ -55,6 +56,8 @@ static mh_status dict_open(mh_finder_ctx *cx, const char *entry, void **state)
     dict *d = cx->ud;
     d->opens++;
     snprintf(d->entry, sizeof d->entry, "%s", entry ? entry : "");
+    if (d->odd_open)
+        return (mh_status)d->odd_open;
     if (d->fail_open)
         return cx->svc->error(cx, MH_EPATH, "%s (entry %s)", d->fail_open,
                               entry ? entry : "(meta)");
@@ -426,6 +429,17 @@ TEST(meta_finder_that_cannot_open_is_not_added)
     ASSERT_EQ_INT(d.closes, 0);
 }
 
+TEST(meta_finder_whose_open_returns_no_mh_status_is_not_added)
+{
+    dict d = {.mods = BETA_MODS, .odd_open = -1};
+    mh_host *host = host_new_isolated(NULL);
+    ASSERT_STATUS(mh_host_add_meta_finder(host, &meta, &d, MH_CHAIN_FIRST,
+                                          NULL, ERR), MH_EIO);
+    ASSERT_EQ_STR(ERR_MSG(), "meta finder 'frozen' could not be opened: "
+                             "open returned -1, which is no mh_status");
+    mh_host_free(host);
+}
+
 TEST(entry_whose_finder_cannot_open_says_why)
 {
     dict d = {.mods = ALPHA_MODS, .fail_open = "no such store"};
@@ -452,8 +466,9 @@ TEST(bad_answers_are_refused_naming_the_finder)
                                         NULL, ERR), MH_OK);
     ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
                   MH_EFORMAT);
-    ASSERT_CONTAINS(ERR_MSG(), "finder 'alpha' gave a bad answer for module "
-                               "'a_mod': it has no origin");
+    /* The host's words on the answer: said once, not prefixed again. */
+    ASSERT_EQ_STR(ERR_MSG(), "finder 'alpha' gave a bad answer for module "
+                             "'a_mod': it has no origin");
     d.bad_answer = 2;
     ASSERT_STATUS(mh_import(host, "a_mod", &(mh_module *){0}, ERR),
                   MH_EFORMAT);

@@ -3333,7 +3333,9 @@ TEST(a_blob_cache_on_a_noexec_mount_loads_from_memory)
         mh_host_free(host);
         ASSERT_FALSE(file_exists(blob));
     }
-    /* One written before the mount went noexec is passed over. */
+    /* One written before the mount went noexec is passed over (no copy
+     * is offered where none may be kept: HTTP's, which are offered, have
+     * the check of their own, in http.blob_on_a_noexec_mount_...). */
     file_copy(fixture_path("counter"), blob);
     chmod(blob, 0600);
     host = copy_host(db);
