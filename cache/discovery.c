@@ -179,8 +179,15 @@ static bool still_damaged(const char *path)
 
 mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
 {
+    return mh_dx_open_ex(h, create, again, NULL);
+}
+
+mh_dx *mh_dx_open_ex(mh_host *h, bool create, bool *again, bool *busy)
+{
     if (again)
         *again = false;
+    if (busy)
+        *busy = false;
     if (h->flags & MH_CONFIG_NO_INDEX)
         return NULL;
     char real[PATH_MAX];
@@ -240,14 +247,21 @@ mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
                          ? sqlite3_errmsg(dx->db) : sqlite3_errstr(rc));
             if (again)
                 *again = true;
+            if (busy && rc == SQLITE_OK &&
+                (sqlite3_errcode(dx->db) & 0xff) == SQLITE_BUSY)
+                *busy = true;
         }
         sqlite3_close(dx->db);
         dx->db = NULL;
         if (is < 0 || !create)
             goto fail;
         if (!still_damaged(dx->path)) {
+            /* Kept, and opened again (another host may have just made
+             * it); if that fails too, not used this time. */
             MH_TRACE(h, "discovery index: %s could not be read, but reads "
-                     "whole now; kept, and not used this time", dx->path);
+                     "whole now; kept", dx->path);
+            if (attempt == 0)
+                continue;
             if (again)
                 *again = true;
             goto fail;

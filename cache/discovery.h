@@ -50,6 +50,10 @@ typedef struct mh_dx_row {
  * process past the busy timeout, or out of memory or descriptors -- is
  * never replaced: NULL, and *again set (when again is not NULL). */
 mh_dx *mh_dx_open(struct mh_host *h, bool create, bool *again);
+/* The same, and *busy (when not NULL) set when what stopped it was a lock
+ * another connection held past the busy timeout. */
+mh_dx *mh_dx_open_ex(struct mh_host *h, bool create, bool *again,
+                     bool *busy);
 /* Close; a file found damaged on the way is replaced by an empty index. */
 void mh_dx_close(mh_dx *dx);
 /* Was damage found (rows read so far are not to be trusted)? */

@@ -350,14 +350,15 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     mh_status rc = mh_list_found(host, add_item, &w, err);
     if (rc == MH_OK && w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing modules");
-    bool again = false;
-    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open(host, true, &again) : NULL;
-    if (!dx && again) /* said: else a module recorded as failing is shown
-                         as if it were fine */
-        mh_log(host, MH_LOG_WARN, "the discovery index in %s cannot be read "
-               "now (locked by another process, or a passing error): every "
-               "module's metadata is read, and the failures recorded there "
-               "are not shown this time", host->cache_dir);
+    bool busy = false;
+    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open_ex(host, true, NULL, &busy)
+                                   : NULL;
+    if (!dx && busy) /* said: else a module recorded as failing is shown
+                        as if it were fine */
+        mh_log(host, MH_LOG_WARN, "the discovery index in %s is locked by "
+               "another process: every module's metadata is read, and the "
+               "failures recorded there are not shown this time",
+               host->cache_dir);
     if (dx)
         load_known(&w, dx);
     if (dx && mh_dx_damaged(dx)) { /* start afresh, and fill it now */
