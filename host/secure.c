@@ -653,11 +653,11 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
             continue;
         }
         /* A link: judged in the directory it sits in, then followed. */
-        char parent[PATH_MAX];
-        memcpy(parent, cur, was);
-        parent[was] = '\0';
-        if (stat(was > 1 ? parent : "/", &dst) == 0 &&
-            (dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH) &&
+        char saved = cur[was];
+        cur[was] = '\0'; /* the directory: "/" when was is 1 */
+        int ds = stat(cur, &dst);
+        cur[was] = saved;
+        if (ds == 0 && (dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH) &&
             st.st_uid != me && st.st_uid != dst.st_uid)
             return mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
                           "%s is a symbolic link of uid %u in a sticky "
@@ -673,13 +673,13 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
         }
         target[tl] = '\0';
         /* What is left: the target, then the rest after this component. */
-        char tail[2 * PATH_MAX];
-        if (snprintf(tail, sizeof tail, "%s%s", target, end) >=
-            (int)sizeof tail) {
+        size_t left = strlen(end) + 1;
+        if ((size_t)tl + left > sizeof rest) {
             e = ENAMETOOLONG;
             goto sys;
         }
-        memcpy(rest, tail, strlen(tail) + 1);
+        memmove(rest + tl, end, left);
+        memcpy(rest, target, (size_t)tl);
         p = rest;
         if (target[0] == '/') {
             strcpy(cur, "/");
