@@ -40,6 +40,45 @@ static const char *where_of(size_t entry, char *buf, size_t size)
     return buf;
 }
 
+/* ask()'s failure, said with the module and where it failed (kept off
+ * the walk's path, which is mostly misses): e (the finder's or the
+ * host's words, or NULL) into *err.  raw: a return that was no mh_status,
+ * else 0. */
+static __attribute__((cold, noinline)) mh_status
+finder_error(find_walk *w, const mh_hook *k, const char *shown,
+             const char *text, int raw, bool finders_words, mh_status rc,
+             mh_error *e, mh_error **err)
+{
+    mh_host *h = w->h;
+    /* Where it failed: "search path entry 'ENTRY' (finder 'F')", or
+     * "meta finder 'F'". */
+    char at[PATH_MAX + 2 * MH_NAME_MAX];
+    if (shown)
+        snprintf(at, sizeof at, "search path entry '%s' (finder '%s')",
+                 shown, k->name);
+    else
+        snprintf(at, sizeof at, "meta finder '%s'", k->name);
+    if (raw) {
+        mh_error_free(e);
+        e = NULL;
+        mh_err(h, &e, rc, "module '%s': %s returned %d, which is no "
+               "mh_status", w->name, at, raw);
+    } else if (!e) {
+        mh_err(h, &e, rc, "module '%s': %s failed (%s)", w->name, at,
+               mh_strerror(rc));
+    } else if (finders_words && !mh_hook_builtin(k) &&
+               !mh_fcx_placed(mh_error_message(e), k->name, shown, text)) {
+        /* A finder's own words, said with the module and where -- unless
+         * they say where already, as the tutorial's and tar's do. */
+        mh_error *named = NULL;
+        mh_err(h, &named, rc, "module '%s': %s: %s", w->name, at,
+               mh_error_message(e));
+        mh_error_free(e);
+        e = named;
+    }
+    return mh_err_give(e, err);
+}
+
 /* Ask one finder instance.  MH_OK: *found is the module; MH_ENOTFOUND:
  * go on (a miss, or a namespace portion kept in w); else an error.  This
  * runs for every entry of every import, most of them misses: the miss
@@ -104,33 +143,8 @@ static mh_status ask(find_walk *w, const mh_hook *k, void *state,
                  where_of(entry, wb, sizeof wb), k->name, f.origin);
         return MH_OK;
     }
-    /* Where it failed: "search path entry 'ENTRY' (finder 'F')", or
-     * "meta finder 'F'". */
-    char at[PATH_MAX + 2 * MH_NAME_MAX];
-    if (shown)
-        snprintf(at, sizeof at, "search path entry '%s' (finder '%s')",
-                 shown, k->name);
-    else
-        snprintf(at, sizeof at, "meta finder '%s'", k->name);
-    if (odd) {
-        mh_error_free(e);
-        e = NULL;
-        mh_err(h, &e, rc, "module '%s': %s returned %d, which is no "
-               "mh_status", w->name, at, raw);
-    } else if (!e) {
-        mh_err(h, &e, rc, "module '%s': %s failed (%s)", w->name, at,
-               mh_strerror(rc));
-    } else if (finders_words && !mh_hook_builtin(k) &&
-               !mh_fcx_placed(mh_error_message(e), k->name, shown, text)) {
-        /* A finder's own words, said with the module and where -- unless
-         * they say where already, as the tutorial's and tar's do. */
-        mh_error *named = NULL;
-        mh_err(h, &named, rc, "module '%s': %s: %s", w->name, at,
-               mh_error_message(e));
-        mh_error_free(e);
-        e = named;
-    }
-    return mh_err_give(e, err);
+    return finder_error(w, k, shown, text, odd ? raw : 0, finders_words, rc,
+                        e, err);
 }
 
 /* The line of the "not found" message an entry skipped for lacking the
