@@ -172,14 +172,16 @@ int cli_fail_name(mh_error *err, const char *cmd, const char *name)
 {
     mh_status st = err ? mh_error_code(err) : MH_ENOMEM;
     int code = cli_fail(err);
+    if ((st != MH_EBADNAME && st != MH_ENOTFOUND) || !name)
+        return code;
     size_t stem = 0;
-    const char *slash = name ? strrchr(name, '/') : NULL;
-    if ((st != MH_EBADNAME && st != MH_ENOTFOUND) || !name ||
-        !(slash || file_suffix(name, &stem)))
+    const char *slash = strrchr(name, '/');
+    const char *leaf = slash ? slash + 1 : name;
+    bool suffixed = file_suffix(leaf, &stem);
+    if (!slash && !suffixed)
         return code;
     /* A file given where a module name goes: say how it is named. */
-    const char *leaf = slash ? slash + 1 : name;
-    if (!file_suffix(leaf, &stem) || stem == 0)
+    if (!suffixed || stem == 0)
         stem = strlen(leaf);
     if (stem == 0) /* "dir/": no name to suggest */
         return code;
