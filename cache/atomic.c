@@ -174,6 +174,23 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
     return MH_OK;
 }
 
+bool mh_atw_leftover(const char *name, const char *prefix,
+                     const struct stat *st, time_t now)
+{
+    /* Only names we make: the prefix, then a random tail of hex digits
+     * and dashes, maybe a SQLite journal's suffix; and only files of
+     * ours. */
+    size_t n = strlen(prefix);
+    const char *tail = name + n;
+    size_t t = strncmp(name, prefix, n) == 0
+                   ? strspn(tail, "0123456789abcdef-") : 0;
+    bool ours = t >= 6 && (tail[t] == '\0' ||
+                           strcmp(tail + t, "journal") == 0 ||
+                           strcmp(tail + t, "wal") == 0);
+    return ours && S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
+           now - st->st_mtime >= MH_ATW_STALE_S;
+}
+
 void mh_atw_sweep(const char *dir, const char *prefix)
 {
     DIR *d = opendir(dir[0] ? dir : "/");
@@ -184,21 +201,10 @@ void mh_atw_sweep(const char *dir, const char *prefix)
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         struct stat st;
-        /* Only names we make: the prefix, then a random tail of hex digits
-         * and dashes, maybe a SQLite journal's suffix; and only files of
-         * ours. */
-        const char *tail = de->d_name + n;
-        size_t t = strncmp(de->d_name, prefix, n) == 0
-                       ? strspn(tail, "0123456789abcdef-") : 0;
-        bool ours = t >= 6 && (tail[t] == '\0' ||
-                               strcmp(tail + t, "journal") == 0 ||
-                               strcmp(tail + t, "wal") == 0);
-        if (!ours ||
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
-            now - st.st_mtime < MH_ATW_STALE_S)
-            continue;
-        unlinkat(dirfd(d), de->d_name, 0);
+        if (strncmp(de->d_name, prefix, n) == 0 && /* no stat for others */
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            mh_atw_leftover(de->d_name, prefix, &st, now))
+            unlinkat(dirfd(d), de->d_name, 0);
     }
     closedir(d);
 }

@@ -9,6 +9,8 @@
 #define MH_CACHE_ATOMIC_H
 
 #include <stddef.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "modhost.h"
 
@@ -46,6 +48,12 @@ mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,
  * younger).  Nothing ever reads them; this keeps them from piling up. */
 #define MH_ATW_STALE_S 600
 void mh_atw_sweep(const char *dir, const char *prefix);
+/* Is name (fstat'd as st) such a leftover at time now: prefix, a random
+ * tail (hex digits and dashes, maybe a SQLite journal's suffix), a
+ * regular file of ours, older than MH_ATW_STALE_S?  What mh_atw_sweep
+ * removes, and what a prune removes from every part. */
+bool mh_atw_leftover(const char *name, const char *prefix,
+                     const struct stat *st, time_t now);
 /* The same for file's own temporary copies, FILE.tmp-*, in its directory
  * (the names mh_pack and mh_keygen write under before linking). */
 void mh_atw_sweep_beside(const char *file);

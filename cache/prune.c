@@ -306,27 +306,17 @@ typedef enum walk_kind {
     W_COUNT_DEEP, /* http/: count, and one level of directories below */
 } walk_kind;
 
-/* A temporary file a writer killed mid-way left (cache/atomic.c names
- * them .tmp-<hex>): ours, and older than any live writer's.  It goes from
- * every part, http/ too, which keeps its other files: nothing reads it,
- * and a writer sweeps its directory only after a write of its own, which
- * a warm cache may never make again. */
-static bool leftover(const pruner *p, const char *name, const struct stat *st)
-{
-    size_t tail = strncmp(name, ".tmp-", 5) == 0 ? strlen(name + 5) : 0;
-    return tail >= 6 && strspn(name + 5, "0123456789abcdef-") == tail &&
-           S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
-           (int64_t)p->now.tv_sec - (int64_t)st->st_mtim.tv_sec >=
-               MH_ATW_STALE_S;
-}
-
 /* Should the file name (stat'd as st) in directory fd go? */
 static bool goes(pruner *p, int fd, const char *name, const struct stat *st,
                  mh_cache_part part, walk_kind kind)
 {
     if (p->unused_s < 0)
         return false;
-    if (kind != W_RECORDS && leftover(p, name, st))
+    /* What a writer killed mid-way left goes from every part, http/ too,
+     * which keeps its other files: nothing reads it, and a writer sweeps
+     * its directory only after a write of its own, which a warm cache may
+     * never make again. */
+    if (kind != W_RECORDS && mh_atw_leftover(name, ".tmp-", st, p->now.tv_sec))
         return true;
     if (kind == W_RECORDS) {
         struct stat rec;
