@@ -157,6 +157,10 @@ static mh_status check_chain(mh_host *h, const char *rp, bool private_leaf,
     return rc;
 }
 
+static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
+                         uid_t me, mh_status missing, bool keep,
+                         mh_error **err);
+
 /* mh_sec_private_dir, making the directory when `make`; without, a path
  * that does not exist passes when the directories it would be made in do
  * (*exists false, real untouched). */
@@ -211,20 +215,24 @@ static mh_status private_dir(mh_host *h, const char *path, char *real,
                       "directory", path, h->cache_dir);
     if (exists_out)
         *exists_out = exists;
+    /* The directory is reached by its path as given from now on, so every
+     * link on that path is judged as it is resolved (resolve(), `keep`):
+     * one another user could replace would send the cache's files to
+     * their directory after this check. */
+    uid_t me = geteuid();
     if (!exists) {
-        if (!realpath(have, rp))
-            return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", have,
-                          strerror(errno));
-        mh_status rc = check_chain(h, rp, false, err);
+        mh_status rc = resolve(h, have, rp, me, MH_EIO, true, err);
+        if (rc == MH_OK)
+            rc = check_chain(h, rp, false, err);
         if (rc != MH_OK || !make)
             return rc;
         if (mkdir_parents(path) != 0)
             return mh_err(h, err, MH_EIO, "cannot create the private "
                           "directory %s: %s", path, strerror(errno));
     }
-    if (!realpath(path, rp))
-        return mh_err(h, err, MH_EIO, "cannot resolve %s: %s", path,
-                      strerror(errno));
+    mh_status rrc = resolve(h, path, rp, me, MH_EIO, true, err);
+    if (rrc != MH_OK)
+        return rrc;
     if (strlen(rp) >= size)
         return mh_err(h, err, MH_EPATH, "path too long: %s", rp);
     mh_status rc = check_chain(h, rp, true, err);
@@ -592,7 +600,8 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
  * code any name there.  MH_OK; MH_EPATH naming the link; else the
  * system's error (MH_ENOTFOUND for a missing component), naming path. */
 static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
-                         uid_t me, mh_status missing, mh_error **err)
+                         uid_t me, mh_status missing, bool keep,
+                         mh_error **err)
 {
     char cur[PATH_MAX], rest[2 * PATH_MAX], target[PATH_MAX];
     size_t cl;
@@ -659,12 +668,38 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
         cur[was] = saved;
         if (ds == 0 && (dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH) &&
             st.st_uid != me && st.st_uid != dst.st_uid)
-            return mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
-                          "%s is a symbolic link of uid %u in a sticky "
-                          "directory others may write, followed only for its "
-                          "owner or the directory's; load anyway with "
-                          "MH_CONFIG_INSECURE_FILES", path, cur,
-                          (unsigned)st.st_uid);
+            return keep ? mh_err(h, err, MH_EPATH, "refusing to keep code "
+                                 "in %s: %s is a symbolic link of uid %u in "
+                                 "a sticky directory others may write, "
+                                 "followed only for its owner or the "
+                                 "directory's", path, cur,
+                                 (unsigned)st.st_uid)
+                        : mh_err(h, err, MH_EPATH, "refusing to load code "
+                                 "from %s: %s is a symbolic link of uid %u "
+                                 "in a sticky directory others may write, "
+                                 "followed only for its owner or the "
+                                 "directory's; load anyway with "
+                                 "MH_CONFIG_INSECURE_FILES", path, cur,
+                                 (unsigned)st.st_uid);
+        /* A private directory is used by the path as given, links and
+         * all: a link in a directory another user may change (or under
+         * one) could be pointed elsewhere after the check.  Code files
+         * are opened by the real path this returns, so need not ask. */
+        if (keep) {
+            cur[was] = '\0';
+            mh_error *ce = NULL;
+            mh_status crc = check_chain(h, cur, false, &ce);
+            cur[was] = saved;
+            if (crc != MH_OK) {
+                mh_status r = mh_err(h, err, crc, "refusing to keep code in "
+                                     "%s: its path goes through the "
+                                     "symbolic link %s, which another user "
+                                     "could point elsewhere (%s)", path, cur,
+                                     mh_error_message(ce));
+                mh_error_free(ce);
+                return r;
+            }
+        }
         ssize_t tl = ++links > 40 ? -1 : readlink(cur, target,
                                                   sizeof target - 1);
         if (tl < 0) {
@@ -744,7 +779,7 @@ mh_status mh_sec_open_code_stat(mh_host *h, const char *path, int *out,
     }
     if (rc == MH_EAGAIN) {
         char rp[PATH_MAX];
-        rc = resolve(h, path, rp, me, MH_ENOTFOUND, err);
+        rc = resolve(h, path, rp, me, MH_ENOTFOUND, false, err);
         if (rc == MH_OK)
             rc = walk(h, rp, dir, me, false, out, st, err);
     }
@@ -756,7 +791,7 @@ mh_status mh_sec_code_dir(mh_host *h, const char *dir, mh_error **err)
     if (h->flags & MH_CONFIG_INSECURE_FILES)
         return MH_OK;
     char rp[PATH_MAX];
-    mh_status rrc = resolve(h, dir, rp, geteuid(), MH_EIO, err);
+    mh_status rrc = resolve(h, dir, rp, geteuid(), MH_EIO, false, err);
     if (rrc != MH_OK)
         return rrc;
     size_t n = strlen(rp);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -173,6 +174,81 @@ TEST(cache_dir_opened_to_others_not_read)
     log_capture_free(&l1);
     log_capture_free(&l2);
     log_capture_free(&l3);
+}
+
+/* The cache directory named through a symbolic link: kept there only if
+ * no other user could point the link elsewhere after the check, since
+ * every later read and write goes by that path.  A link in a directory
+ * others may write (not sticky), in one another user owns, or another
+ * user's link in a sticky one (as root: chown) is refused; our own link
+ * in a root-owned sticky directory, like /tmp, is followed. */
+static void cache_through(const char *cache, const char *entry,
+                          const char *good, const char *why)
+{
+    log_capture lc;
+    const char *names = NULL;
+    log_capture_init(&lc);
+    mh_host *h = vhost(&lc, cache, entry);
+    ASSERT_EQ_STR(call_ok(import_ok(h, "ln"), "v", NULL), "5");
+    mh_host_free(h);
+    if (why) {
+        ASSERT_LOG(&lc, MH_LOG_WARN, "bytecode cache not used");
+        ASSERT_LOG(&lc, MH_LOG_WARN, why);
+        if (tree_count(good, "", &names) != 0)
+            FAIL("written through %s:%s; log:%s", cache, names,
+                 log_capture_dump(&lc));
+    } else if (tree_count(good, ".mhc", &names) == 0) {
+        FAIL("no bytecode kept through %s; log:%s", cache,
+             log_capture_dump(&lc));
+    }
+    log_capture_free(&lc);
+}
+
+TEST(cache_through_a_link_others_could_change_unused)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *good = tmp_mkdir("good");
+    const char *ww = tmp_mkdir("ww");
+    chmod_ok(good, 0700);
+    chmod_ok(ww, 0777); /* anybody may replace a name here */
+    lua_write("E/ln.lua", "return { v = function() return 5 end }\n");
+    if (symlink(good, tmp_path("ww/c")) != 0)
+        FAIL("symlink: %m");
+    cache_through(tmp_path("ww/c/cache"), dir, good,
+                  "goes through the symbolic link");
+    /* ...or below it: a directory of ours inside ww holding the link */
+    const char *mine = tmp_mkdir("ww/mine");
+    chmod_ok(mine, 0755);
+    if (symlink(good, tmp_path("ww/mine/c")) != 0)
+        FAIL("symlink: %m");
+    cache_through(tmp_path("ww/mine/c/cache"), dir, good,
+                  "writable by group or others");
+    if (geteuid() != 0) {
+        printf("skip: lua_safety.cache_through_a_link_others_could_change_"
+               "unused: links and directories of uid 65534 (not root)\n");
+        return;
+    }
+    /* T/sticky: 1777 and root's, as /tmp is */
+    const char *st = tmp_mkdir("sticky");
+    chmod_ok(st, 01777);
+    if (chown(st, 0, 0) != 0 || symlink(good, tmp_path("sticky/c")) != 0)
+        FAIL("chown/symlink: %m");
+    if (lchown(tmp_path("sticky/c"), 65534, (gid_t)-1) != 0)
+        FAIL("lchown: %m");
+    cache_through(tmp_path("sticky/c/cache"), dir, good,
+                  "symbolic link of uid 65534 in a sticky directory");
+    /* a directory of another user's, holding our link */
+    const char *theirs = tmp_mkdir("theirs");
+    chmod_ok(theirs, 0755);
+    if (symlink(good, tmp_path("theirs/c")) != 0 ||
+        chown(theirs, 65534, 65534) != 0)
+        FAIL("symlink/chown: %m");
+    cache_through(tmp_path("theirs/c/cache"), dir, good,
+                  "owned by another user");
+    /* Control: the same link, ours, in the sticky directory is used. */
+    if (lchown(tmp_path("sticky/c"), 0, (gid_t)-1) != 0)
+        FAIL("lchown: %m");
+    cache_through(tmp_path("sticky/c/cache"), dir, good, NULL);
 }
 
 /* ------------------------------------------- no binary chunks inside Lua */
