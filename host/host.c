@@ -145,6 +145,11 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
         return mh_err(NULL, err, MH_EINVAL, "mh_config.flags: unknown flags "
                       "0x%x (a newer header's? this library is %s)",
                       cfg->flags & ~MH_CONFIG_KNOWN_, MH_VERSION_STRING);
+    /* A relative one would follow the process's working directory: code
+     * written in one and read back from another. */
+    if (cfg->cache_dir && cfg->cache_dir[0] != '/')
+        return mh_err(NULL, err, MH_EPATH, "mh_config.cache_dir must be an "
+                      "absolute path, not \"%s\"", cfg->cache_dir);
     if (cfg->http && cfg->http->size < offsetof(mh_http_limits, reserved))
         return mh_err(NULL, err, MH_EVERSION, "mh_config.http->size is %zu; "
                       "set it to sizeof(mh_http_limits)",

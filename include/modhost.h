@@ -250,7 +250,8 @@ typedef struct mh_config {
                                for none (the CLI's -p goes here) */
     const char *path_env;   /* variable holding the search path; NULL means
                                "MODHOST_PATH" */
-    const char *cache_dir;  /* NULL: $XDG_CACHE_HOME/modhost */
+    const char *cache_dir;  /* NULL: $XDG_CACHE_HOME/modhost; else an
+                               absolute path (a relative one: MH_EPATH) */
     mh_alloc_fn alloc;      /* NULL: the C library's allocator */
     void *alloc_ud;
     mh_log_fn log;          /* NULL: warnings and errors to stderr, and
@@ -339,7 +340,7 @@ MH_API size_t mh_intern_count(mh_host *host);
 /*
  * Check a module name against the grammar: dot-separated identifiers
  * [A-Za-z_][A-Za-z0-9_]*, 1 to 255 bytes.  Returns MH_OK or MH_EBADNAME
- * with a message saying what is wrong.
+ * with a message saying what is wrong (MH_EINVAL for a NULL name).
  */
 MH_API mh_status mh_name_check(const char *name, mh_error **err);
 
@@ -356,7 +357,8 @@ typedef enum mh_path_source {
     MH_SOURCE_API = 3       /* mh_host_add_path() */
 } mh_path_source;
 
-/* "config", "environment", "default" or "api". */
+/* "config", "environment", "default" or "api"; "unknown" for any other
+ * value. */
 MH_API const char *mh_path_source_name(mh_path_source src);
 
 /*
@@ -423,7 +425,7 @@ typedef enum mh_module_kind {
                                returned table holds the exports */
 } mh_module_kind;
 
-/* "native", "plain", "namespace", "lua". */
+/* "native", "plain", "namespace", "lua"; "unknown" for any other value. */
 MH_API const char *mh_module_kind_name(mh_module_kind kind);
 
 /* Import flags. */
@@ -621,7 +623,8 @@ MH_API mh_status mh_metadata(mh_host *host, const char *name,
 MH_API const mh_manifest *mh_module_manifest(const mh_module *mod);
 
 /* Does version satisfy constraint?  MH_OK yes, MH_ENOTFOUND no, MH_EINVAL
- * for a malformed constraint (message says which part). */
+ * for a malformed constraint (message says which part) or a NULL version
+ * or constraint.  The empty constraint holds for every version. */
 MH_API mh_status mh_version_satisfies(const char *version,
                                       const char *constraint, mh_error **err);
 

@@ -227,6 +227,19 @@ TEST(host_new_refuses_unknown_flags_and_unset_http_size)
     cfg.flags = MH_CONFIG_KNOWN_;
     ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_OK);
     mh_host_free(h);
+    /* A relative cache directory would follow the working directory:
+     * bytecode written in one and looked for in the next. */
+    const char *rel[] = {"mycache", "", "./c"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        mh_config_init(&cfg);
+        cfg.cache_dir = rel[i];
+        h = (mh_host *)1;
+        ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_EPATH);
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("mh_config.cache_dir must be an "
+                                           "absolute path, not \"%s\"",
+                                           rel[i]));
+        ASSERT_NULL(h);
+    }
 }
 
 TEST(cache_dir_from_config_or_xdg)
