@@ -144,12 +144,19 @@ typedef int (*mh_call_fn)(const mh_host_api *api, mh_plugin *self,
     ((api)->size >= offsetof(mh_host_api, field) + sizeof((api)->field))
 
 /*
- * init: called once, after the ABI check, before the module is visible to
- * anybody else.  Return 0 to accept, non-zero to refuse (call
+ * init: called once per host, after the ABI check, before the module is
+ * visible to anybody else.  Return 0 to accept, non-zero to refuse (call
  * api->set_error first to say why).  A refused module is unloaded and
  * fini is never called.
  * fini: called once when the host is freed, in reverse order of
  * initialisation.
+ *
+ * Several hosts in one process that import the same file share one
+ * loaded object (the dynamic loader maps a file once), and so its static
+ * variables: each host runs init and fini on it.  Keep what init makes
+ * for its host in api->set_userdata, not in statics, or a second host's
+ * init overwrites the first's and the first host's fini frees what the
+ * other still uses.
  */
 typedef int (*mh_plugin_init_fn)(const mh_host_api *api, mh_plugin *self);
 typedef void (*mh_plugin_fini_fn)(const mh_host_api *api, mh_plugin *self);
