@@ -56,6 +56,7 @@ typedef struct mh_flight {
                                        is logged if the init goes on or
                                        replaces it, and is the error's
                                        text if the init fails */
+    uint8_t init_dep_status;        /* that nested import's mh_status */
     const char *origin;             /* the import's answer (transient),
                                        for its messages; or NULL */
 } mh_flight;

@@ -67,7 +67,7 @@ static void set_message(mh_host *h, char **slot, const char *fmt, va_list ap)
  * import's, and the init now fails for another module's sake.  Returns
  * false when m's init is not running (nothing was kept).  A nested
  * import's message this replaces was shown nowhere: it is logged. */
-static bool set_init_message(mh_module *m, bool dep, const char *fmt,
+static bool set_init_message(mh_module *m, mh_status dep, const char *fmt,
                              va_list ap)
 {
     mh_host *h = m->host;
@@ -79,7 +79,8 @@ static bool set_init_message(mh_module *m, bool dep, const char *fmt,
         old_dep = m->flight->init_message_dep;
         m->flight->init_message = text;
         m->flight->init_message_lost = !text;
-        m->flight->init_message_dep = dep && text;
+        m->flight->init_message_dep = dep != MH_OK && text;
+        m->flight->init_dep_status = (uint8_t)dep;
         text = NULL;
         kept = true;
         if (dep)
@@ -98,10 +99,10 @@ void mh_api_log_dep_failure(mh_module *m, const char *message)
     mh_log(m->host, MH_LOG_WARN, "%s: %s", m->name, message);
 }
 
-static bool init_message(mh_module *m, bool dep, const char *fmt, ...)
+static bool init_message(mh_module *m, mh_status dep, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static bool init_message(mh_module *m, bool dep, const char *fmt, ...)
+static bool init_message(mh_module *m, mh_status dep, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -114,7 +115,7 @@ static void api_set_error(mh_plugin *self, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    set_init_message(self_of(self), false, fmt, ap);
+    set_init_message(self_of(self), MH_OK, fmt, ap);
     va_end(ap);
 }
 
@@ -139,13 +140,14 @@ static void *api_import_symbol(mh_plugin *self, const char *module,
     mh_module *m = self_of(self), *dep = NULL;
     mh_error *err = NULL;
     void *addr = NULL;
-    if (mh_import(m->host, module, &dep, &err) == MH_OK)
-        mh_module_symbol_ex(dep, symbol, &addr, &err);
+    mh_status rc = mh_import(m->host, module, &dep, &err);
+    if (rc == MH_OK)
+        rc = mh_module_symbol_ex(dep, symbol, &addr, &err);
     if (err) {
         /* During init the message is kept for the init's error, and
          * logged only if that error will not show it; later, the log is
          * the only place it can go. */
-        if (!init_message(m, true, "%s", mh_error_message(err)))
+        if (!init_message(m, rc, "%s", mh_error_message(err)))
             mh_api_log_dep_failure(m, mh_error_message(err));
         mh_error_free(err);
     }

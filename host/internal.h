@@ -282,6 +282,17 @@ bool mh_unhex(const char *s, size_t n, unsigned char *out);
  * key.  False (out untouched) only if OpenSSL fails. */
 bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out);
 /* Milliseconds on the monotonic clock: for timeouts and durations. */
+/* The status of an import whose init (or Lua chunk) failed with the words
+ * of a nested import's failure, dep: a cycle or a deadlock in the chain,
+ * or memory, stays what it is -- the import graph's or the machine's
+ * doing, which the application must be able to tell -- and anything else
+ * is the init's failure, MH_EINIT. */
+static inline mh_status mh_init_status_of_dep(mh_status dep)
+{
+    return dep == MH_ECYCLE || dep == MH_EDEADLOCK || dep == MH_ENOMEM
+               ? dep : MH_EINIT;
+}
+
 static inline long long mh_mono_ms(void)
 {
     struct timespec t;

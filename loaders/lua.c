@@ -186,14 +186,44 @@ static int loader_of(lua_State *L)
                        luaL_checkstring(L, 1));
 }
 
-/* An import from a Lua chunk failed: if a module is loading here (its
- * chunk is what asked), it fails for another's sake, not its own, and is
- * not recorded as broken (as for a native init's mh_host_api.import). */
-static void dep_failed(void)
+/* The registry's keys for the last failed nested import's error value
+ * and status: a chunk that fails with that error fails as the nested
+ * import did (mh_init_status_of_dep), as a native init does. */
+static const char dep_error_key, dep_status_key;
+
+/* An import from a Lua chunk failed, with rc and the error value on top of
+ * the stack, about to be raised: if a module is loading here (its chunk
+ * is what asked), it fails for another's sake, not its own, and is not
+ * recorded as broken (as for a native init's mh_host_api.import). */
+static void dep_failed(lua_State *L, mh_status rc)
 {
     mh_module *cur = mh_reg_current();
     if (cur)
         cur->dep_failed = true; /* read by this thread's import_slow */
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dep_error_key);
+    lua_pushinteger(L, rc);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dep_status_key);
+}
+
+/* The status of a chunk that failed with msg: the nested import's it
+ * raised when msg begins with that import's error (the traceback follows
+ * it), else MH_EINIT.  Forgets the nested import's error. */
+static mh_status chunk_failure_status(lua_State *L, const char *msg)
+{
+    mh_status st = MH_EINIT;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &dep_error_key);
+    size_t n;
+    const char *dep = lua_tolstring(L, -1, &n);
+    if (dep && msg && strncmp(msg, dep, n) == 0) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &dep_status_key);
+        st = mh_init_status_of_dep((mh_status)lua_tointeger(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &dep_error_key);
+    return st;
 }
 
 static int host_searcher(lua_State *L)
@@ -222,7 +252,7 @@ static int host_searcher(lua_State *L)
         }
         lua_pushstring(L, mh_error_message(e)); /* a cycle, a failed init */
         mh_error_free(e);
-        dep_failed();
+        dep_failed(L, rc);
         return lua_error(L);
     }
     lua_pushlightuserdata(L, h);
@@ -260,10 +290,11 @@ static int lib_import(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     mh_module *m = NULL;
     mh_error *e = NULL;
-    if (import_unlocked(h, name, &m, &e) != MH_OK) {
+    mh_status rc = import_unlocked(h, name, &m, &e);
+    if (rc != MH_OK) {
         lua_pushstring(L, mh_error_message(e));
         mh_error_free(e);
-        dep_failed();
+        dep_failed(L, rc);
         return lua_error(L);
     }
     if (m->kind == MH_KIND_LUA)
@@ -1113,9 +1144,9 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                         "'%s' (%s)", mod->name, spec->origin);
         } else if (cr != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
-            rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) failed while "
-                        "running: %s", mod->name, spec->origin,
-                        msg ? msg : "(no message)");
+            rc = mh_err(h, err, chunk_failure_status(L, msg), "module '%s' "
+                        "(%s) failed while running: %s", mod->name,
+                        spec->origin, msg ? msg : "(no message)");
         } else if (!lua_istable(L, -1)) {
             rc = mh_err(h, err, MH_EINIT, "module '%s' (%s) returned %s, "
                         "not a table of exports", mod->name, spec->origin,

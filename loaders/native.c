@@ -343,7 +343,12 @@ mh_status mh_nat_init(mh_host *h, mh_module *mod, mh_error **err)
                       "and its message was lost: out of memory", mod->name,
                       mh_reg_where(mod), rc);
     else if (mod->flight->init_message && mod->flight->init_message[0])
-        code = mh_err(h, err, MH_EINIT, "init of module '%s' (%s) failed: %s",
+        code = mh_err(h, err,
+                      mod->flight->init_message_dep
+                          ? mh_init_status_of_dep(
+                                (mh_status)mod->flight->init_dep_status)
+                          : MH_EINIT,
+                      "init of module '%s' (%s) failed: %s",
                       mod->name, mh_reg_where(mod),
                       mod->flight->init_message);
     else
