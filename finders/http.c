@@ -320,7 +320,7 @@ static int floor_lock(htf_state *s)
     if (!disk_ok(s))
         return -1;
     int fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0 && flock(fd, LOCK_EX) != 0) {
+    if (fd >= 0 && mh_io_lock(fd) != 0) {
         close(fd);
         fd = -1;
     }

@@ -723,7 +723,7 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
      * the other's signature, and could give two indexes one serial).
      * The directory itself is locked: no lock file to serve. */
     lock_fd = open(shown, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
+    if (lock_fd < 0 || mh_io_lock(lock_fd) != 0) {
         rc = mh_err(NULL, err, MH_EIO, "cannot lock %s for indexing: %s",
                     shown, strerror(errno));
         goto out;

@@ -237,6 +237,9 @@ bool mh_fault(mh_host *h, const char *site);
 
 /* Write all of data: 0, or -1 with errno. */
 int mh_io_write_all(int fd, const void *data, size_t len);
+/* flock(fd, LOCK_EX), waiting through signals (an application's handler
+ * without SA_RESTART): 0, or -1 with errno. */
+int mh_io_lock(int fd);
 /* Read up to len bytes, stopping only at end of file or an error; returns
  * how many were read (len when the file had them all). */
 size_t mh_io_read_all(int fd, void *buf, size_t len);

@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -2555,6 +2557,63 @@ TEST(sidecar_manifest_travels_in_the_index)
     mh_host_free(host);
     http_stop(srv);
     log_capture_free(&lc);
+}
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+/* An application whose signal handler does not restart system calls,
+ * with a timer firing every millisecond: indexing waits for another
+ * writer's lock through the signals (it failed "Interrupted system call",
+ * and the HTTP finder's floor lock, taken the same way, went on without
+ * its lock). */
+TEST(index_dir_waits_for_the_lock_through_signals)
+{
+    const char *www = tmp_mkdir("www");
+    fixture_copy("counter", "www/counter.so");
+    int ready[2];
+    ASSERT_EQ_INT(pipe(ready), 0);
+    pid_t pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) { /* another writer: holds the lock for 300 ms */
+        int fd = open(www, O_RDONLY | O_DIRECTORY);
+        if (fd < 0 || flock(fd, LOCK_EX) != 0)
+            _exit(2);
+        if (write(ready[1], "x", 1) != 1)
+            _exit(2);
+        usleep(300 * 1000);
+        _exit(0);
+    }
+    close(ready[1]);
+    char c;
+    ASSERT_EQ_INT(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    struct sigaction sa = {.sa_handler = on_alarm}, old;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART */
+    ASSERT_EQ_INT(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval it = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+    ASSERT_EQ_INT(setitimer(ITIMER_REAL, &it, NULL), 0);
+    mh_error *e = NULL;
+    size_t n = 0;
+    mh_status rc = mh_index_dir(www, NULL, &n, &e);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    /* It waited for the writer: that one is gone by now. */
+    int status = 0;
+    pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == 0) {
+        waitpid(pid, &status, 0);
+        FAIL("returned while the other writer held the lock (%s)",
+             mh_status_name(rc));
+    }
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (rc != MH_OK)
+        FAIL("%s: %s", mh_status_name(rc), e ? mh_error_message(e) : "");
+    ASSERT_EQ_INT(n, 1);
+    mh_error_free(e);
 }
 
 /* A manifest over the size limit (256 KiB): the index writer refuses
