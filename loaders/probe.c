@@ -484,6 +484,11 @@ static bool sanitizer_reason(const char *err, const char *in, char *out,
     return true;
 }
 
+/* A child whose exit status another waitpid took. */
+#define LOST "its exit status was taken by someone else: another waitpid " \
+             "in this process (a SIGCHLD handler's waitpid(-1)?), or " \
+             "SIGCHLD is ignored"
+
 /* Why the child did not pass, when it is the module's fault; r and v say
  * what happened. */
 static void crash_reason(const mh_prun *r, const verdict *v, char *out,
@@ -496,6 +501,14 @@ static void crash_reason(const mh_prun *r, const verdict *v, char *out,
     if (r->timed_out) {
         seconds(r->timeout_ms, secs, sizeof secs);
         snprintf(out, size, "hung%s: no answer in %s s", in, secs);
+    } else if (r->lost) {
+        /* It began loading and ended without its verdict: how, nobody
+         * here can tell. */
+        last_line(r->err, tail, sizeof tail);
+        snprintf(out, size, "ended %s without finishing; how cannot be "
+                 "told, as %s%s%s%s", in[0] ? in + 1 : "in init", LOST,
+                 tail[0] ? " (its last words: " : "", tail,
+                 tail[0] ? ")" : "");
     } else if (WIFSIGNALED(r->wstatus)) {
         signal_reason(WTERMSIG(r->wstatus), in, out, size);
     } else {
@@ -522,8 +535,7 @@ static void start_failure(const mh_prun *r, char *out, size_t size)
         seconds(r->timeout_ms, secs, sizeof secs);
         snprintf(out, size, "no answer in %s s", secs);
     } else if (r->lost)
-        snprintf(out, size, "its exit status was lost (is SIGCHLD "
-                 "ignored?)");
+        snprintf(out, size, "%s", LOST);
     else if (WIFSIGNALED(r->wstatus))
         snprintf(out, size, "killed by signal %d", WTERMSIG(r->wstatus));
     else
@@ -574,7 +586,7 @@ static mh_status run_child(mh_host *h, const char *name, const char *origin,
     } else if (v.unusable) {
         rc = mh_err(h, err, MH_EIO, "cannot probe module '%s' (%s): %s",
                     name, origin, v.unusable);
-    } else if (!v.started || r.lost) {
+    } else if (!v.started) {
         start_failure(&r, why, sizeof why);
         rc = mh_err(h, err, MH_EIO, "cannot probe module '%s' (%s): the "
                     "probe command %s failed before loading it: %s", name,

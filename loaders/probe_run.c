@@ -191,12 +191,20 @@ static void supervise(mh_prun *r, pid_t pid, int fds[2], long start)
             }
     }
     /* The whole group (the child, dead or not, holds its id until it is
-     * reaped), then the child. */
+     * reaped), then the child.  Reaped already by another waitpid of this
+     * process (an application's SIGCHLD handler with waitpid(-1)), the
+     * group is still killed: while a copy the plugin forked is in it, the
+     * kernel gives its id to no other process; with none, -pid would need
+     * a new process given that very pid, leading a group of its own, in
+     * the moments since -- after every other pid up to pid_max. */
+    kill(-pid, SIGKILL);
     if (!r->lost) {
-        kill(-pid, SIGKILL);
         kill(pid, SIGKILL); /* if it left its group itself */
-        while (waitpid(pid, &r->wstatus, 0) < 0 && errno == EINTR)
+        int w;
+        while ((w = waitpid(pid, &r->wstatus, 0)) < 0 && errno == EINTR)
             ;
+        if (w < 0) /* taken since waitid saw it exit */
+            r->lost = true;
     }
     /* What it wrote last is in the pipes still (or was left there by a
      * grandchild that kept them open until it was killed: no more waiting

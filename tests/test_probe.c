@@ -17,6 +17,7 @@
  * Hosts here are not isolated, so that MODHOST_PROBE_TIMEOUT_MS and
  * MODHOST_PROBE_BIN reach them; the path variable is one that is unset.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support/support.h"
@@ -208,6 +210,60 @@ TEST(forked_copy_does_not_outlive_the_probe)
     mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
     ASSERT_EQ_INT(call_int(import_ok(h, "probe_fork_hang"), "value"), 5);
     mh_host_free(h);
+    const char *text = file_read(marker);
+    if (!text)
+        FAIL("the fixture's copy wrote no pid to %s", marker);
+    long pid = strtol(text, NULL, 10);
+    ASSERT_TRUE(pid > 1 && pid != (long)getpid());
+    for (int i = 0; i < 200 && !process_gone(pid); i++)
+        usleep(10 * 1000);
+    if (!process_gone(pid)) {
+        kill((pid_t)pid, SIGKILL);
+        FAIL("the copy %ld forked in the probe child outlived the probe",
+             pid);
+    }
+}
+
+static void reap_every_child(int sig)
+{
+    (void)sig;
+    int e = errno;
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    errno = e;
+}
+
+/* An application whose SIGCHLD handler reaps every child (waitpid(-1))
+ * takes the probe child's exit status: a crash is still refused as the
+ * module's failure, saying why it cannot say how (it was MH_EIO, "failed
+ * before loading it"), what a plugin's init forked is still killed with
+ * the child's group (it was left running), and good plugins still pass. */
+TEST(an_application_reaping_every_child_keeps_verdicts_and_containment)
+{
+    probe_env();
+    struct sigaction sa = {.sa_handler = reap_every_child}, old;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    ASSERT_EQ_INT(sigaction(SIGCHLD, &sa, &old), 0);
+    const char *marker = tmp_path("forked");
+    env_set("MH_FIXTURE_MARKER", marker);
+    plugin("probe_segv");
+    plugin("probe_fork_hang");
+    plugin("probe_good");
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "probe_segv", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "failed its probe in a child process");
+    /* Which of the two waits gets it first is the scheduler's choice. */
+    if (!strstr(ERR_MSG(), "ended in init without finishing; how cannot "
+                           "be told, as its exit status was taken by "
+                           "someone else") &&
+        !strstr(ERR_MSG(), "crashed in init: signal 11"))
+        FAIL("not a crash in init: %s", ERR_MSG());
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_fork_hang"), "value"), 5);
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    mh_host_free(h);
+    sigaction(SIGCHLD, &old, NULL);
     const char *text = file_read(marker);
     if (!text)
         FAIL("the fixture's copy wrote no pid to %s", marker);
