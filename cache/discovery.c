@@ -403,14 +403,17 @@ int mh_dx_commit(mh_dx *dx)
     return -1;
 }
 
-int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n)
+int mh_dx_clear_failures(mh_dx *dx, const char *name, const char *origin,
+                         size_t *n)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(dx->db, name
-        ? "DELETE FROM modules WHERE status <> 0 AND name = ?1"
+    const char *key = origin ? origin : name;
+    int rc = sqlite3_prepare_v2(dx->db, origin
+        ? "DELETE FROM modules WHERE status <> 0 AND origin = ?1"
+        : name ? "DELETE FROM modules WHERE status <> 0 AND name = ?1"
         : "DELETE FROM modules WHERE status <> 0", -1, &st, NULL);
-    if (rc == SQLITE_OK && name)
-        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && key)
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);

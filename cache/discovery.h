@@ -73,10 +73,12 @@ int mh_dx_commit(mh_dx *dx);
 /* Delete the rows whose origin gone(origin) says is gone. */
 int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin));
 
-/* Forget failures: all, or those of module `name`; *n of them.  0, -1,
- * or MH_DX_BUSY when another connection held the index past the busy
- * timeout (nothing is wrong with it: try again). */
+/* Forget failures: the one recorded for `origin`, else those of module
+ * `name`, else all; *n of them.  0, -1, or MH_DX_BUSY when another
+ * connection held the index past the busy timeout (nothing is wrong with
+ * it: try again). */
 #define MH_DX_BUSY (-2)
-int mh_dx_clear_failures(mh_dx *dx, const char *name, size_t *n);
+int mh_dx_clear_failures(mh_dx *dx, const char *name, const char *origin,
+                         size_t *n);
 
 #endif /* MH_CACHE_DISCOVERY_H */

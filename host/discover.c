@@ -270,6 +270,7 @@ static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
     if (k->status == MH_EABI || k->status == MH_EVERSION)
         return 0;
     if (k->status != MH_OK) {
+        atomic_store(&h->dx_failures, true);
         it->status = k->status > 0 && k->status < MH_STATUS_COUNT_
                          ? (mh_status)k->status : MH_EFORMAT;
         it->reason = k->reason ? k->reason : mh_int_cstr(h, "(no reason "
@@ -465,13 +466,28 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     };
     bool began = mh_dx_begin(dx) == 0;
     bool put = began && mh_dx_put(dx, &row) == 0;
-    if (put && mh_dx_commit(dx) == 0)
+    if (put && mh_dx_commit(dx) == 0) {
+        atomic_store(&h->dx_failures, true);
         MH_TRACE(h, "discover: recorded the failure of '%s' (%s)", name,
                  f->origin);
-    else
+    } else
         MH_TRACE(h, "discover: the failure of '%s' (%s) could not be "
                  "recorded in the discovery index", name, f->origin);
     mh_dx_close(dx); /* a transaction left open is rolled back */
+}
+
+void mh_discover_loaded(mh_host *h, const char *name, const char *origin)
+{
+    if (!origin)
+        return;
+    mh_dx *dx = mh_dx_open(h, false, NULL);
+    if (!dx)
+        return;
+    size_t n = 0;
+    if (mh_dx_clear_failures(dx, NULL, origin, &n) == 0 && n)
+        MH_TRACE(h, "discover: '%s' (%s) loaded: the failure recorded for "
+                 "it is forgotten", name, origin);
+    mh_dx_close(dx);
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -671,6 +687,9 @@ static int fail_one(void *ud, const mh_dx_row *r)
     fail_walk *w = ud;
     mh_status status = r->status > 0 && r->status < MH_STATUS_COUNT_
                            ? (mh_status)r->status : MH_EFORMAT;
+    if (r->status != MH_OK)
+        atomic_store(&w->host->dx_failures, true);
+
     mh_error *e = NULL;
     if (r->status == MH_OK && (status = judged_here(w, r, &e)) == MH_OK)
         return w->oom;
@@ -759,7 +778,7 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     if (!dx)
         return no_index(host, err);
     size_t n = 0;
-    int r = mh_dx_clear_failures(dx, name, &n);
+    int r = mh_dx_clear_failures(dx, name, NULL, &n);
     mh_dx_close(dx);
     if (r == MH_DX_BUSY)
         return busy(host, err);

@@ -251,6 +251,8 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     mh_reg_publish(h, mod);
     MH_TRACE(h, "import '%s': ready (%s, from %s)", iname,
              mh_module_kind_name(mod->kind), mh_reg_where(mod));
+    if (atomic_load_explicit(&h->dx_failures, memory_order_relaxed))
+        mh_discover_loaded(h, iname, mh_module_origin(mod));
     *out = mod;
     return MH_OK;
 }

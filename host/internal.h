@@ -76,6 +76,9 @@ struct mh_host {
 
     mh_host_api api;       /* table handed to plugins' init and fini */
     atomic_bool closing;   /* mh_host_free has begun: no more imports */
+    atomic_bool dx_failures; /* this host recorded a failure in the
+                              discovery index, or met one there: a load
+                              asks to forget its module's (discover.c) */
 #define MH_ATW_SWEPT 8
     _Atomic(const char *) swept[MH_ATW_SWEPT]; /* interned: directories
                               cache/atomic.c has swept of leftovers */

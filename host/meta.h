@@ -134,6 +134,12 @@ mh_status mh_meta_require(struct mh_host *h, const char *name,
  * init), so discovery skips it until it changes.  at_load: the failure
  * came from loading or running its code, which no read of its metadata
  * can confirm or refute.  (host/discover.c) */
+/* Module `name` loaded from origin: a failure the index recorded for that
+ * origin (a passing one: a file, a service its init needed) no longer
+ * holds, and discovery must stop skipping it.  Asked only by hosts that
+ * recorded or met a failure (mh_host.dx_failures): others pay nothing. */
+void mh_discover_loaded(struct mh_host *h, const char *name,
+                        const char *origin);
 void mh_discover_record(struct mh_host *h, const char *name,
                         const struct mh_found *f, const mh_error *e,
                         bool at_load);

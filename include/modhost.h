@@ -660,7 +660,9 @@ typedef int (*mh_meta_fn)(void *ud, const mh_module_meta *meta);
  * finder's content identity -- is unchanged, so unchanged files are never
  * read again; the index is updated atomically.  A module whose metadata
  * failed to read, or whose load or init failed, is reported with status
- * and reason until its file changes (mh_host_failures, `modhost doctor`).
+ * and reason until its file changes, it is cleared, or a host that
+ * recorded or listed the failure imports it successfully (an init that
+ * failed for a passing reason) (mh_host_failures, `modhost doctor`).
  */
 MH_API mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud,
                              mh_error **err);
@@ -720,7 +722,8 @@ typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
  * MH_EVERSION: judged at each call, never recorded, so not cleared), in
  * name order, until fn returns non-zero.  This reads the index only: a
  * failure stays listed until a listing (mh_discover, mh_host_entry_points)
- * sees its module changed, or it is cleared; one whose file is gone is
+ * sees its module changed, it is cleared, or a host that recorded or
+ * listed it loads the module (mh_import); one whose file is gone is
  * dropped here (`modhost doctor` lists the modules first).  fn runs once the index is
  * closed, so it may clear failures or import.  No index yet, or none by
  * MH_CONFIG_NO_INDEX: MH_OK and no call.  MH_EPATH when the cache

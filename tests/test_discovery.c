@@ -1250,6 +1250,65 @@ TEST(failures_are_reported_with_reasons_and_recorded)
     log_capture_free(&lc);
 }
 
+/* An init that refused for a passing reason (a service down, a file not
+ * there yet), then loads: the failure recorded for it is forgotten, so
+ * discovery stops skipping it -- in this host (it was listed failed,
+ * loaded and working, and left out of the entry points) and in the next
+ * (for good, until someone cleared it).  A host that only listed the
+ * failure, recorded elsewhere, forgets it as well when it loads the
+ * module. */
+TEST(a_failure_that_passed_is_forgotten_when_the_module_loads)
+{
+    log_capture lc;
+    disc_fails f;
+    disc_eps eps;
+    const char *dir = broken_dir();
+    const char *refuse = path_in(dir, "refuse.so");
+
+    log_capture_init(&lc);
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_run r;
+    disc_discover(host, NULL, &r); /* records the others' failures */
+    disc_failures(host, &f);
+    ASSERT_NOT_NULL(disc_fail_find(&f, "refuse"));
+    ASSERT_NOT_NULL(disc_fail_find(&f, "bad"));
+    env_set("MH_FIXTURE_REFUSE_OK", "1");
+    mh_module *mod = import_ok(host, "refuse");
+    ASSERT_EQ_STR(mh_module_origin(mod), refuse);
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "the failure recorded for it is forgotten");
+    disc_failures(host, &f);
+    if (disc_fail_find(&f, "refuse"))
+        FAIL("still recorded after it loaded:\n%s", f.text);
+    ASSERT_NOT_NULL(disc_fail_find(&f, "bad")); /* the others stay */
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_CONTAINS(eps.text, str_fmt("refuse=call:encode (%s)\n", refuse));
+    mh_host_free(host);
+
+    host = vhost(NULL, NULL, 0, dir);
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_CONTAINS(eps.text, str_fmt("refuse=call:encode (%s)\n", refuse));
+    mh_host_free(host);
+
+    /* Recorded by one host; another that met it in a listing (and so
+     * skipped it) loads it by name: forgotten too. */
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    host = vhost(NULL, NULL, 0, dir);
+    import_refused(host);
+    mh_host_free(host);
+    host = vhost(NULL, NULL, 0, dir);
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_NOT_CONTAINS(eps.text, "refuse=");
+    env_set("MH_FIXTURE_REFUSE_OK", "1");
+    import_ok(host, "refuse");
+    disc_failures(host, &f);
+    ASSERT_NULL(disc_fail_find(&f, "refuse"));
+    mh_host_free(host);
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    log_capture_free(&lc);
+}
+
 TEST(failures_are_not_read_again_until_the_file_changes)
 {
     log_capture lc;
