@@ -443,7 +443,12 @@ MH_API const char *mh_module_kind_name(mh_module_kind kind);
  *   4. load it, check its ABI, run its init, and register it.
  * Equal names give the same mh_module for the host's lifetime; init runs
  * once even when several threads import at once.  A failed import leaves
- * nothing behind: a later import tries again from step 3.
+ * no module behind: a later import tries again from step 3.  Its name
+ * stays interned (step 1; about 50 bytes), as every name a host is asked
+ * for does until the host is freed: a long-lived host fed names from
+ * outside input grows with each distinct one (mh_find and mh_metadata
+ * intern theirs too), so check such names against a list of your own
+ * first.
  * *out is owned by the host.
  */
 MH_API mh_status mh_import(mh_host *host, const char *name, mh_module **out,
