@@ -152,8 +152,33 @@ static mh_host *host_of(lua_State *L)
     return *(mh_host **)lua_getextraspace(L);
 }
 
+static bool push_json(lua_State *L, const cJSON *j, int depth);
+static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget);
+static int native_call(lua_State *L);
+
+/* A table of a native module's MH_CALL functions (exports "call:NAME"),
+ * each called with JSON values in and out, as mh_module_call; false when
+ * it has none. */
+static bool push_native_calls(lua_State *L, mh_module *m)
+{
+    size_t n = mh_module_export_count(m), calls = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = mh_module_export_name(m, i);
+        if (!e || strncmp(e, "call:", 5) != 0)
+            continue;
+        if (calls++ == 0)
+            lua_newtable(L);
+        lua_pushlightuserdata(L, m);
+        lua_pushstring(L, e + 5);
+        lua_pushcclosure(L, native_call, 2);
+        lua_setfield(L, -2, e + 5);
+    }
+    return calls > 0;
+}
+
 /* Push what a Lua `require` of module m gives: a Lua module's exports, a
- * Lua C module's luaopen_* loader result, else true. */
+ * Lua C module's luaopen_* loader result, a native module's MH_CALL
+ * functions (push_native_calls), else an error. */
 static int push_module(lua_State *L, mh_module *m, const char *name)
 {
     if (m->kind == MH_KIND_LUA) {
@@ -166,10 +191,12 @@ static int push_module(lua_State *L, mh_module *m, const char *name)
         if (*c == '.')
             *c = '_';
     lua_CFunction open = (lua_CFunction)mh_module_symbol(m, sym);
+    if (!open && push_native_calls(L, m))
+        return 1;
     if (!open)
-        return luaL_error(L, "module '%s' (%s) is %s code without %s: "
-                          "nothing for Lua to use", name, mh_reg_where(m),
-                          mh_module_kind_name(m->kind), sym);
+        return luaL_error(L, "module '%s' (%s) is %s code without %s or "
+                          "MH_CALL functions: nothing for Lua to use", name,
+                          mh_reg_where(m), mh_module_kind_name(m->kind), sym);
     lua_pushcfunction(L, open);
     lua_pushstring(L, name);
     lua_call(L, 1, 1);
@@ -1497,6 +1524,58 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
     luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
     gil_leave(lu);
     return st;
+}
+
+/* [json] -> its Lua value, or an error (memory, too deep). */
+static int p_push_result(lua_State *L)
+{
+    const cJSON *j = lua_touserdata(L, 1);
+    if (!push_json(L, j, 0))
+        return luaL_error(L, "nested too deep for Lua");
+    return 1;
+}
+
+/* A native MH_CALL function called from Lua (upvalue 1: the module, 2:
+ * the function's name): its arguments as a JSON array, its result back as
+ * a Lua value; its error raised.  The state is let go during the call, as
+ * for an import: the function may import, or take long. */
+static int native_call(lua_State *L)
+{
+    mh_module *m = lua_touserdata(L, lua_upvalueindex(1));
+    const char *fn = lua_tostring(L, lua_upvalueindex(2));
+    int n = lua_gettop(L);
+    size_t budget = LUA_JSON_VALUES;
+    cJSON *args = cJSON_CreateArray();
+    for (int i = 1; args && i <= n; i++) {
+        cJSON *v = to_json(L, i, 1, &budget);
+        if (!v) {
+            cJSON_Delete(args);
+            return luaL_error(L, "%s.%s: argument %d (%s) has no JSON form",
+                              m->name, fn, i, luaL_typename(L, i));
+        }
+        cJSON_AddItemToArray(args, v);
+    }
+    if (!args)
+        return luaL_error(L, "%s.%s: out of memory", m->name, fn);
+    mh_error *e = NULL;
+    cJSON *res = NULL;
+    int depth = gil_release(m->host->lua);
+    mh_status rc = mh_nat_call(m, fn, args, &res, &e);
+    gil_restore(m->host->lua, depth);
+    cJSON_Delete(args);
+    if (rc != MH_OK) {
+        lua_pushstring(L, mh_error_message(e));
+        mh_error_free(e);
+        return lua_error(L);
+    }
+    lua_pushcfunction(L, p_push_result);
+    lua_pushlightuserdata(L, res);
+    int pr = lua_pcall(L, 1, 1, 0);
+    cJSON_Delete(res);
+    if (pr != LUA_OK)
+        return luaL_error(L, "%s.%s: its result: %s", m->name, fn,
+                          lua_tostring(L, -1));
+    return 1;
 }
 
 mh_status mh_lua_call(mh_module *mod, const char *fn, const cJSON *args,

@@ -157,6 +157,52 @@ TEST(http_package_requires_sibling)
     log_capture_free(&lc);
 }
 
+/* ------------------------------------------------- native from Lua */
+
+/* A native module's MH_CALL functions, from Lua: modhost.import and
+ * require give a table of them, JSON values in and out (as
+ * mh_module_call); its error is raised, and pcall catches it; a native
+ * module with neither luaopen_* nor MH_CALL functions is an error that
+ * says so. */
+TEST(native_call_functions_from_lua)
+{
+    const char *dir = tmp_mkdir("E");
+    lua_write("E/usenative.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "local same = require('codecs.rot13')\n"
+              "return {\n"
+              "  enc = function(s) return r.encode(s) end,\n"
+              "  same = function() return same == r end,\n"
+              "  bad = function()\n"
+              "    local ok, e = pcall(r.encode, 1, 2)\n"
+              "    return tostring(ok) .. ': ' .. tostring(e)\n"
+              "  end,\n"
+              "  nojson = function()\n"
+              "    local ok, e = pcall(r.encode, print)\n"
+              "    return tostring(ok) .. ': ' .. tostring(e)\n"
+              "  end,\n"
+              "  hello = function()\n"
+              "    local ok, e = pcall(modhost.import, 'hello')\n"
+              "    return tostring(ok) .. ': ' .. tostring(e)\n"
+              "  end,\n"
+              "}\n");
+    mh_host *host = host_new_isolated(dir, MH_TEST_PLUGIN_DIR);
+    mh_module *mod = import_ok(host, "usenative");
+    ASSERT_EQ_STR(call_ok(mod, "enc", "[\"Hello\"]"), "\"Uryyb\"");
+    ASSERT_EQ_STR(call_ok(mod, "same", NULL), "true");
+    const char *bad = call_ok(mod, "bad", NULL);
+    ASSERT_CONTAINS(bad, "\"false: codecs.rot13.encode (");
+    ASSERT_CONTAINS(bad, "failed: encode takes one string\"");
+    const char *nojson = call_ok(mod, "nojson", NULL);
+    ASSERT_CONTAINS(nojson, "false: ");
+    ASSERT_CONTAINS(nojson, "codecs.rot13.encode: argument 1 (function) "
+                            "has no JSON form");
+    const char *hello = call_ok(mod, "hello", NULL);
+    ASSERT_CONTAINS(hello, "false: ");
+    ASSERT_CONTAINS(hello, "without luaopen_hello or MH_CALL functions");
+    mh_host_free(host);
+}
+
 /* -------------------------------------------------------------- cycles */
 
 TEST(require_cycle_reports_chain)
