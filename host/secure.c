@@ -599,6 +599,36 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
  * which realpath's readlink does not apply; else anyone could give our
  * code any name there.  MH_OK; MH_EPATH naming the link; else the
  * system's error (MH_ENOTFOUND for a missing component), naming path. */
+/* For a private directory used by its path as given (resolve()'s
+ * `keep`): dir, a directory the path goes through without staying in its
+ * real path -- holding the symbolic link `link` (n bytes), or, with link
+ * NULL, left by ".." -- must be one no other user can change, or they
+ * could point the path elsewhere after the check. */
+static __attribute__((noinline)) mh_status
+passed_through(mh_host *h, const char *path,
+                                const char *dir, const char *link, size_t n,
+                                mh_error **err)
+{
+    char what[PATH_MAX + NAME_MAX + 32];
+    if (link)
+        snprintf(what, sizeof what, "the symbolic link %s%s%.*s", dir,
+                 strcmp(dir, "/") ? "/" : "", (int)n, link);
+    else
+        snprintf(what, sizeof what, "%s and out of it (\"..\")", dir);
+    mh_error *ce = NULL;
+    mh_status crc = check_chain(h, dir, false, &ce);
+    if (crc == MH_EPATH)
+        crc = mh_err(h, err, crc, "refusing to keep code in %s: its path "
+                     "goes through %s, which another user could change (%s)",
+                     path, what, mh_error_message(ce));
+    else if (crc != MH_OK)
+        crc = mh_err(h, err, crc, "cannot keep code in %s: %s, on its path, "
+                     "cannot be checked: %s", path, what,
+                     mh_error_message(ce));
+    mh_error_free(ce);
+    return crc;
+}
+
 static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
                          uid_t me, mh_status missing, bool keep,
                          mh_error **err)
@@ -629,6 +659,10 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
             continue;
         }
         if (n == 2 && p[0] == '.' && p[1] == '.') {
+            mh_status prc = keep ? passed_through(h, path, cur, NULL, 0, err)
+                                 : MH_OK;
+            if (prc != MH_OK)
+                return prc;
             while (cl > 1 && cur[cl - 1] != '/')
                 cl--;
             if (cl > 1)
@@ -668,37 +702,23 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
         cur[was] = saved;
         if (ds == 0 && (dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH) &&
             st.st_uid != me && st.st_uid != dst.st_uid)
-            return keep ? mh_err(h, err, MH_EPATH, "refusing to keep code "
-                                 "in %s: %s is a symbolic link of uid %u in "
-                                 "a sticky directory others may write, "
-                                 "followed only for its owner or the "
-                                 "directory's", path, cur,
-                                 (unsigned)st.st_uid)
-                        : mh_err(h, err, MH_EPATH, "refusing to load code "
-                                 "from %s: %s is a symbolic link of uid %u "
-                                 "in a sticky directory others may write, "
-                                 "followed only for its owner or the "
-                                 "directory's; load anyway with "
-                                 "MH_CONFIG_INSECURE_FILES", path, cur,
-                                 (unsigned)st.st_uid);
+            return mh_err(h, err, MH_EPATH, "refusing to %s %s: %s is a "
+                          "symbolic link of uid %u in a sticky directory "
+                          "others may write, followed only for its owner or "
+                          "the directory's%s",
+                          keep ? "keep code in" : "load code from", path, cur,
+                          (unsigned)st.st_uid, keep ? "" : "; load anyway "
+                          "with MH_CONFIG_INSECURE_FILES");
         /* A private directory is used by the path as given, links and
          * all: a link in a directory another user may change (or under
          * one) could be pointed elsewhere after the check.  Code files
          * are opened by the real path this returns, so need not ask. */
         if (keep) {
             cur[was] = '\0';
-            mh_error *ce = NULL;
-            mh_status crc = check_chain(h, cur, false, &ce);
+            mh_status prc = passed_through(h, path, cur, p, n, err);
             cur[was] = saved;
-            if (crc != MH_OK) {
-                mh_status r = mh_err(h, err, crc, "refusing to keep code in "
-                                     "%s: its path goes through the "
-                                     "symbolic link %s, which another user "
-                                     "could point elsewhere (%s)", path, cur,
-                                     mh_error_message(ce));
-                mh_error_free(ce);
-                return r;
-            }
+            if (prc != MH_OK)
+                return prc;
         }
         ssize_t tl = ++links > 40 ? -1 : readlink(cur, target,
                                                   sizeof target - 1);

@@ -223,6 +223,18 @@ TEST(cache_through_a_link_others_could_change_unused)
         FAIL("symlink: %m");
     cache_through(tmp_path("ww/mine/c/cache"), dir, good,
                   "writable by group or others");
+    /* ...or a directory there left by "..": replaced by a link later, its
+     * ".." is wherever that leads */
+    cache_through(str_fmt("%s/ww/mine/../../good/cache", tmp_dir()), dir,
+                  good, "and out of it (\"..\")");
+    /* Control: our link in a directory of ours, as a ~/.cache that is a
+     * link: followed. */
+    const char *home = tmp_mkdir("home");
+    chmod_ok(home, 0755);
+    if (symlink(good, tmp_path("home/.cache")) != 0)
+        FAIL("symlink: %m");
+    cache_through(tmp_path("home/.cache/cache"), dir, good, NULL);
+    ASSERT_EQ_INT(system(str_fmt("rm -rf '%s'/*", good)), 0);
     if (geteuid() != 0) {
         printf("skip: lua_safety.cache_through_a_link_others_could_change_"
                "unused: links and directories of uid 65534 (not root)\n");
