@@ -179,10 +179,11 @@ static bool still_damaged(const char *path)
 
 mh_dx *mh_dx_open(mh_host *h, bool create, bool *again)
 {
-    return mh_dx_open_ex(h, create, again, NULL);
+    return mh_dx_open_ex(h, create, false, again, NULL);
 }
 
-mh_dx *mh_dx_open_ex(mh_host *h, bool create, bool *again, bool *busy)
+mh_dx *mh_dx_open_ex(mh_host *h, bool create, bool quick, bool *again,
+                     bool *busy)
 {
     if (again)
         *again = false;
@@ -229,7 +230,7 @@ mh_dx *mh_dx_open_ex(mh_host *h, bool create, bool *again, bool *busy)
                                            SQLITE_OPEN_NOFOLLOW, NULL);
         int is;
         if (rc == SQLITE_OK) {
-            sqlite3_busy_timeout(dx->db, 5000);
+            sqlite3_busy_timeout(dx->db, quick ? 0 : 5000);
             sqlite3_extended_result_codes(dx->db, 1);
             if ((is = ours(dx->db)) == 1)
                 return dx;

@@ -52,7 +52,7 @@ typedef struct mh_dx_row {
 mh_dx *mh_dx_open(struct mh_host *h, bool create, bool *again);
 /* The same, and *busy (when not NULL) set when what stopped it was a lock
  * another connection held past the busy timeout. */
-mh_dx *mh_dx_open_ex(struct mh_host *h, bool create, bool *again,
+mh_dx *mh_dx_open_ex(struct mh_host *h, bool create, bool quick, bool *again,
                      bool *busy);
 /* Close; a file found damaged on the way is replaced by an empty index. */
 void mh_dx_close(mh_dx *dx);

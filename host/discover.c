@@ -261,6 +261,24 @@ static bool row_counts(const dx_known *k, const char *id)
                                        k->identity == sure(k->identity));
 }
 
+/* Origin o (interned, or NULL when memory ran out: then not noted) has a
+ * failure row this host wrote or met: a load from it will ask to forget
+ * it (mh_discover_loaded). */
+static void note_failed(mh_host *h, const char *o)
+{
+    if (!o)
+        return;
+    pthread_mutex_lock(&h->lock);
+    bool have = false;
+    for (size_t i = 0; i < h->ndx_failed && !have; i++)
+        have = h->dx_failed[i] == o;
+    if (!have && mh_mem_grow(h, (void **)&h->dx_failed, &h->capdx_failed,
+                             h->ndx_failed, sizeof *h->dx_failed, 8) == 0)
+        h->dx_failed[h->ndx_failed++] = o;
+    atomic_store(&h->dx_failures, h->ndx_failed > 0);
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* From a row whose identity matches: 1 used, 0 not usable. */
 static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
 {
@@ -270,7 +288,7 @@ static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
     if (k->status == MH_EABI || k->status == MH_EVERSION)
         return 0;
     if (k->status != MH_OK) {
-        atomic_store(&h->dx_failures, true);
+        note_failed(h, k->origin);
         it->status = k->status > 0 && k->status < MH_STATUS_COUNT_
                          ? (mh_status)k->status : MH_EFORMAT;
         it->reason = k->reason ? k->reason : mh_int_cstr(h, "(no reason "
@@ -352,7 +370,7 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     if (rc == MH_OK && w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing modules");
     bool busy = false;
-    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open_ex(host, true, NULL, &busy)
+    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open_ex(host, true, false, NULL, &busy)
                                    : NULL;
     if (!dx && busy) /* said: else a module recorded as failing is shown
                         as if it were fine */
@@ -467,7 +485,7 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     bool began = mh_dx_begin(dx) == 0;
     bool put = began && mh_dx_put(dx, &row) == 0;
     if (put && mh_dx_commit(dx) == 0) {
-        atomic_store(&h->dx_failures, true);
+        note_failed(h, mh_int_cstr(h, f->origin));
         MH_TRACE(h, "discover: recorded the failure of '%s' (%s)", name,
                  f->origin);
     } else
@@ -478,9 +496,19 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
 
 void mh_discover_loaded(mh_host *h, const char *name, const char *origin)
 {
-    if (!origin)
+    const char *o = origin ? mh_int_lookup(h, origin, strlen(origin)) : NULL;
+    bool had = false;
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; o && i < h->ndx_failed && !had; i++)
+        if ((had = h->dx_failed[i] == o))
+            h->dx_failed[i] = h->dx_failed[--h->ndx_failed];
+    atomic_store(&h->dx_failures, h->ndx_failed > 0);
+    pthread_mutex_unlock(&h->lock);
+    if (!had)
         return;
-    mh_dx *dx = mh_dx_open(h, false, NULL);
+    /* Not waiting for another process's lock: an import, maybe inside an
+     * init others wait for, does not stall on a cleanup. */
+    mh_dx *dx = mh_dx_open_ex(h, false, true, NULL, NULL);
     if (!dx)
         return;
     size_t n = 0;
@@ -688,7 +716,7 @@ static int fail_one(void *ud, const mh_dx_row *r)
     mh_status status = r->status > 0 && r->status < MH_STATUS_COUNT_
                            ? (mh_status)r->status : MH_EFORMAT;
     if (r->status != MH_OK)
-        atomic_store(&w->host->dx_failures, true);
+        note_failed(w->host, mh_int_cstr(w->host, r->origin));
 
     mh_error *e = NULL;
     if (r->status == MH_OK && (status = judged_here(w, r, &e)) == MH_OK)

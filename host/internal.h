@@ -76,9 +76,13 @@ struct mh_host {
 
     mh_host_api api;       /* table handed to plugins' init and fini */
     atomic_bool closing;   /* mh_host_free has begun: no more imports */
-    atomic_bool dx_failures; /* this host recorded a failure in the
-                              discovery index, or met one there: a load
-                              asks to forget its module's (discover.c) */
+    atomic_bool dx_failures; /* dx_failed is not empty: a load looks its
+                              module's origin up there (discover.c) */
+    const char **dx_failed;  /* interned origins whose failure this host
+                              recorded in the discovery index, or met
+                              there: a load of one forgets it (under
+                              lock) */
+    size_t ndx_failed, capdx_failed;
 #define MH_ATW_SWEPT 8
     _Atomic(const char *) swept[MH_ATW_SWEPT]; /* interned: directories
                               cache/atomic.c has swept of leftovers */

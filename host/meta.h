@@ -136,8 +136,9 @@ mh_status mh_meta_require(struct mh_host *h, const char *name,
  * can confirm or refute.  (host/discover.c) */
 /* Module `name` loaded from origin: a failure the index recorded for that
  * origin (a passing one: a file, a service its init needed) no longer
- * holds, and discovery must stop skipping it.  Asked only by hosts that
- * recorded or met a failure (mh_host.dx_failures): others pay nothing. */
+ * holds, and discovery must stop skipping it -- if this host recorded or
+ * met that failure (mh_host.dx_failed); another process's lock on the
+ * index is not waited for. */
 void mh_discover_loaded(struct mh_host *h, const char *name,
                         const char *origin);
 void mh_discover_record(struct mh_host *h, const char *name,
