@@ -57,6 +57,10 @@ typedef struct mh_flight {
                                        replaces it, and is the error's
                                        text if the init fails */
     uint8_t init_dep_status;        /* that nested import's mh_status */
+    uint8_t chunk_dep_status;       /* a Lua chunk's last failed nested
+                                       import (owner only): its status, */
+    char *chunk_dep_error;          /* and its error, which the chunk
+                                       failing with it fails as */
     const char *origin;             /* the import's answer (transient),
                                        for its messages; or NULL */
 } mh_flight;

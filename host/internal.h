@@ -294,12 +294,14 @@ bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out);
 /* Milliseconds on the monotonic clock: for timeouts and durations. */
 /* The status of an import whose init (or Lua chunk) failed with the words
  * of a nested import's failure, dep: a cycle or a deadlock in the chain,
- * or memory, stays what it is -- the import graph's or the machine's
- * doing, which the application must be able to tell -- and anything else
- * is the init's failure, MH_EINIT. */
+ * memory, or a passing shortage (MH_EAGAIN) stays what it is -- the
+ * import graph's or the machine's doing, which the application must be
+ * able to tell, and may retry -- and anything else is the init's
+ * failure, MH_EINIT. */
 static inline mh_status mh_init_status_of_dep(mh_status dep)
 {
-    return dep == MH_ECYCLE || dep == MH_EDEADLOCK || dep == MH_ENOMEM
+    return dep == MH_ECYCLE || dep == MH_EDEADLOCK || dep == MH_ENOMEM ||
+                   dep == MH_EAGAIN
                ? dep : MH_EINIT;
 }
 

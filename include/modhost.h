@@ -79,7 +79,8 @@ typedef enum mh_status {
     MH_ENODESC = 6,       /* shared object without a modhost descriptor */
     MH_EINIT = 7,         /* the module's init refused or failed (one
                              failing for a nested import's cycle,
-                             deadlock or memory has that status) */
+                             deadlock, memory or MH_EAGAIN has that
+                             status) */
     MH_ELOAD = 8,         /* the loader could not load it (dlopen error) */
     MH_ECYCLE = 9,        /* circular import, or imports nested over
                              200 deep (each importing the next) or with

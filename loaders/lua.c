@@ -213,43 +213,42 @@ static int loader_of(lua_State *L)
                        luaL_checkstring(L, 1));
 }
 
-/* The registry's keys for the last failed nested import's error value
- * and status: a chunk that fails with that error fails as the nested
- * import did (mh_init_status_of_dep), as a native init does. */
-static const char dep_error_key, dep_status_key;
-
-/* An import from a Lua chunk failed, with rc and the error value on top of
- * the stack, about to be raised: if a module is loading here (its chunk
- * is what asked), it fails for another's sake, not its own, and is not
- * recorded as broken (as for a native init's mh_host_api.import). */
-static void dep_failed(lua_State *L, mh_status rc)
+/* An import from a Lua chunk failed, with rc and its error text msg,
+ * about to be raised: if a module is loading here (its chunk is what
+ * asked), it fails for another's sake, not its own, and is not recorded
+ * as broken (as for a native init's mh_host_api.import); and if its
+ * chunk then fails with that error, it fails as the nested import did
+ * (chunk_failure_status).  Kept in the loading module's in-flight block,
+ * which only this thread uses. */
+static void dep_failed(mh_status rc, const char *msg)
 {
     mh_module *cur = mh_reg_current();
-    if (cur)
-        cur->dep_failed = true; /* read by this thread's import_slow */
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &dep_error_key);
-    lua_pushinteger(L, rc);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &dep_status_key);
+    if (!cur)
+        return;
+    cur->dep_failed = true; /* read by this thread's import_slow */
+    mh_flight *f = cur->flight;
+    if (!f)
+        return;
+    mh_mem_strfree(cur->host, f->chunk_dep_error);
+    f->chunk_dep_error = msg && msg[0] ? mh_mem_strdup(cur->host, msg)
+                                       : NULL;
+    f->chunk_dep_status = (uint8_t)rc;
 }
 
-/* The status of a chunk that failed with msg: the nested import's it
- * raised when msg begins with that import's error (the traceback follows
- * it), else MH_EINIT.  Forgets the nested import's error. */
-static mh_status chunk_failure_status(lua_State *L, const char *msg)
+/* The status of mod's chunk, which failed with msg: the nested import's
+ * it raised when msg begins with that import's error (the traceback
+ * follows it), else MH_EINIT.  Forgets the nested import's error. */
+static mh_status chunk_failure_status(mh_module *mod, const char *msg)
 {
+    mh_flight *f = mod->flight;
     mh_status st = MH_EINIT;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &dep_error_key);
-    size_t n;
-    const char *dep = lua_tolstring(L, -1, &n);
-    if (dep && msg && strncmp(msg, dep, n) == 0) {
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &dep_status_key);
-        st = mh_init_status_of_dep((mh_status)lua_tointeger(L, -1));
-        lua_pop(L, 1);
+    if (f && f->chunk_dep_error && msg &&
+        strncmp(msg, f->chunk_dep_error, strlen(f->chunk_dep_error)) == 0)
+        st = mh_init_status_of_dep((mh_status)f->chunk_dep_status);
+    if (f) {
+        mh_mem_strfree(mod->host, f->chunk_dep_error);
+        f->chunk_dep_error = NULL;
     }
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &dep_error_key);
     return st;
 }
 
@@ -277,9 +276,9 @@ static int host_searcher(lua_State *L)
             mh_error_free(e);
             return 1;
         }
+        dep_failed(rc, mh_error_message(e));
         lua_pushstring(L, mh_error_message(e)); /* a cycle, a failed init */
         mh_error_free(e);
-        dep_failed(L, rc);
         return lua_error(L);
     }
     lua_pushlightuserdata(L, h);
@@ -319,9 +318,9 @@ static int lib_import(lua_State *L)
     mh_error *e = NULL;
     mh_status rc = import_unlocked(h, name, &m, &e);
     if (rc != MH_OK) {
+        dep_failed(rc, mh_error_message(e));
         lua_pushstring(L, mh_error_message(e));
         mh_error_free(e);
-        dep_failed(L, rc);
         return lua_error(L);
     }
     if (m->kind == MH_KIND_LUA)
@@ -1171,7 +1170,7 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                         "'%s' (%s)", mod->name, spec->origin);
         } else if (cr != LUA_OK) {
             const char *msg = lua_tostring(L, -1);
-            rc = mh_err(h, err, chunk_failure_status(L, msg), "module '%s' "
+            rc = mh_err(h, err, chunk_failure_status(mod, msg), "module '%s' "
                         "(%s) failed while running: %s", mod->name,
                         spec->origin, msg ? msg : "(no message)");
         } else if (!lua_istable(L, -1)) {
@@ -1543,6 +1542,9 @@ static int native_call(lua_State *L)
 {
     mh_module *m = lua_touserdata(L, lua_upvalueindex(1));
     const char *fn = lua_tostring(L, lua_upvalueindex(2));
+    /* A __gc run by lua_close, after every fini: the plugin is done. */
+    if (atomic_load(&m->host->closing))
+        return luaL_error(L, "%s.%s: the host is being freed", m->name, fn);
     int n = lua_gettop(L);
     size_t budget = LUA_JSON_VALUES;
     cJSON *args = cJSON_CreateArray();
@@ -1550,8 +1552,9 @@ static int native_call(lua_State *L)
         cJSON *v = to_json(L, i, 1, &budget);
         if (!v) {
             cJSON_Delete(args);
-            return luaL_error(L, "%s.%s: argument %d (%s) has no JSON form",
-                              m->name, fn, i, luaL_typename(L, i));
+            return luaL_error(L, "%s.%s: argument %d (%s) has no JSON form, "
+                              "or is nested too deep or too large", m->name,
+                              fn, i, luaL_typename(L, i));
         }
         cJSON_AddItemToArray(args, v);
     }
@@ -1563,9 +1566,11 @@ static int native_call(lua_State *L)
     mh_status rc = mh_nat_call(m, fn, args, &res, &e);
     gil_restore(m->host->lua, depth);
     cJSON_Delete(args);
-    if (rc != MH_OK) {
-        lua_pushstring(L, mh_error_message(e));
+    if (rc != MH_OK) { /* copied first: pushing may raise, for memory */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", mh_error_message(e));
         mh_error_free(e);
+        lua_pushstring(L, msg);
         return lua_error(L);
     }
     lua_pushcfunction(L, p_push_result);
