@@ -146,7 +146,6 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
     return pr->fn ? pr->fn(pr->ud, (uint64_t)dlnow, (uint64_t)dltotal) : 0;
 }
 
-/* scheme://host:port of url, lower-cased scheme and host. */
 /* curl's sockets, made close-on-exec: a kept connection would otherwise
  * pass, open, to every program the application runs (libcurl 7.88 sets
  * no FD_CLOEXEC).  Its transfer loop's own wake-up socket pair it makes
@@ -159,6 +158,7 @@ static curl_socket_t open_socket(void *ud, curlsocktype purpose,
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
+/* scheme://host:port of url, lower-cased scheme and host. */
 static bool origin_of(const char *url, char *out, size_t size)
 {
     CURLU *u = curl_url();

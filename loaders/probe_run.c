@@ -192,12 +192,18 @@ static void supervise(mh_prun *r, pid_t pid, int fds[2], long start)
     }
     /* The whole group (the child, dead or not, holds its id until it is
      * reaped), then the child.  Reaped already by another waitpid of this
-     * process (an application's SIGCHLD handler with waitpid(-1)), the
-     * group is still killed: while a copy the plugin forked is in it, the
-     * kernel gives its id to no other process; with none, -pid would need
-     * a new process given that very pid, leading a group of its own, in
-     * the moments since -- after every other pid up to pid_max. */
-    kill(-pid, SIGKILL);
+     * process (an application's SIGCHLD handler with waitpid(-1), or
+     * SIGCHLD ignored), the group is killed only while something still
+     * holds a pipe's far end -- a copy the plugin forked, in the group,
+     * whose id the kernel then gives to no other process. */
+    bool held = false;
+    for (int i = 0; r->lost && i < 2; i++) {
+        struct pollfd q = {.fd = fds[i], .events = POLLIN};
+        if (fds[i] >= 0 && poll(&q, 1, 0) >= 0 && !(q.revents & POLLHUP))
+            held = true;
+    }
+    if (!r->lost || held)
+        kill(-pid, SIGKILL);
     if (!r->lost) {
         kill(pid, SIGKILL); /* if it left its group itself */
         int w;

@@ -274,6 +274,36 @@ TEST(an_application_reaping_every_child_keeps_verdicts_and_containment)
     copy_is_gone(marker);
 }
 
+/* With SIGCHLD ignored the kernel reaps every child at once, so the probe
+ * never has the exit status (the case above, every time): a child that
+ * exits in init is still the module's failure, said as such, and what a
+ * plugin's init forked is still killed. */
+TEST(sigchld_ignored_keeps_verdicts_and_containment)
+{
+    probe_env();
+    struct sigaction sa = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&sa.sa_mask);
+    ASSERT_EQ_INT(sigaction(SIGCHLD, &sa, &old), 0);
+    const char *marker = tmp_path("forked");
+    env_set("MH_FIXTURE_MARKER", marker);
+    plugin("probe_exit");
+    plugin("probe_fork_hang");
+    plugin("probe_good");
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "probe_exit", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "failed its probe in a child process: ended "
+                               "in init without finishing; how cannot be "
+                               "told, as its exit status was taken by "
+                               "someone else");
+    ASSERT_CONTAINS(ERR_MSG(), "(its last words: probe_exit: giving up)");
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_fork_hang"), "value"), 5);
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+    mh_host_free(h);
+    sigaction(SIGCHLD, &old, NULL);
+    copy_is_gone(marker);
+}
+
 /* A plugin whose init refuses cleanly in the child is not the probe's
  * business: the host loads it and gives its own answer (recorded by the
  * import as any failed init). */
