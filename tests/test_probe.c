@@ -385,6 +385,46 @@ TEST(good_plugin_loads_and_its_pass_is_cached)
     log_capture_free(&lc);
 }
 
+/* A pass record another user could have written (or did: as root, one of
+ * uid 65534) is no pass: the plugin is probed again, with a warning
+ * naming the file, and the record made anew. */
+TEST(a_pass_record_others_could_write_is_not_trusted)
+{
+    probe_env();
+    plugin("probe_good");
+    mh_host *h = probe_host(NULL, MH_CONFIG_PROBE, tmp_path("E"));
+    import_ok(h, "probe_good");
+    mh_host_free(h);
+    const char *names = NULL;
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/probe"), ".ok", &names), 1);
+    char ok[4096];
+    ASSERT_EQ_INT(sscanf(names, " %4095s", ok), 1);
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            ASSERT_EQ_INT(chmod(ok, 0666), 0);
+        } else if (geteuid() == 0) {
+            ASSERT_EQ_INT(chown(ok, 65534, 65534), 0);
+        } else {
+            printf("skip: probe.a_pass_record_others_could_write_is_not_"
+                   "trusted: one of uid 65534 (not root)\n");
+            break;
+        }
+        log_capture lc;
+        log_capture_init(&lc);
+        h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+        ASSERT_EQ_INT(call_int(import_ok(h, "probe_good"), "value"), 42);
+        ASSERT_EQ_INT(spawned(&lc), 1);
+        ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("not reading the cache file %s",
+                                             ok));
+        mh_host_free(h);
+        log_capture_free(&lc);
+        struct stat st;
+        ASSERT_EQ_INT(stat(ok, &st), 0); /* made anew, ours and private */
+        ASSERT_EQ_INT(st.st_uid, geteuid());
+        ASSERT_EQ_INT(st.st_mode & 077, 0);
+    }
+}
+
 /* Replaced by other bytes of the same size and mtime: a new inode (and
  * ctime), so it is probed again. */
 TEST(replaced_file_is_probed_again)
