@@ -150,7 +150,7 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
         mh_log(h, MH_LOG_WARN, "not reading the cache file %s: %s (mode "
                "%04o, owner uid %u)", path, why,
                (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
-        return MH_ENOTFOUND;
+        return MH_EPATH;
     }
     if (!got_st || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
         close(fd);

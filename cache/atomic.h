@@ -33,9 +33,9 @@ mh_status mh_atw_write_ex(struct mh_host *h, const char *path,
 
 /* Read a whole cache file of at most max bytes into host memory (*out,
  * *len; free with mh_mem_free(h, *out, *len ? *len : 1)).  MH_ENOTFOUND
- * if it does not exist, or if it is one that another user could have
- * written (mh_sec_file_problem: logged as a warning): the caches' files
- * are ours alone. */
+ * if it does not exist; MH_EPATH, logged as a warning, if it is one that
+ * another user could have written (mh_sec_file_problem): the caches'
+ * files are ours alone, and its writer makes it again. */
 mh_status mh_atw_read(struct mh_host *h, const char *path, size_t max,
                       unsigned char **out, size_t *len, mh_error **err);
 

@@ -289,10 +289,13 @@ static mh_status read_floor(htf_state *s, const char **why)
     mh_status rc = mh_atw_read(s->host, p, 32, &d, &n, NULL);
     if (rc == MH_ENOTFOUND)
         return MH_OK;
+    /* One another user could have written could have been lowered: no
+     * floor at all would be no better. */
     if (rc != MH_OK) {
         *why = rc == MH_EFORMAT ? "is not a file of a serial"
+             : rc == MH_EPATH   ? "could have been written by another user"
                                 : "cannot be read now";
-        return rc == MH_EFORMAT ? MH_EVERSION : MH_EAGAIN;
+        return rc == MH_EFORMAT || rc == MH_EPATH ? MH_EVERSION : MH_EAGAIN;
     }
     char text[33];
     memcpy(text, d, n);

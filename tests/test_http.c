@@ -1146,6 +1146,68 @@ TEST(a_floor_file_that_is_no_serial_lets_no_index_in)
     log_capture_free(&lc);
 }
 
+/* A floor file another user could have written could have been lowered:
+ * like one that says no serial, it lets no index in, saying why; made
+ * ours again, all is as before. */
+TEST(a_floor_file_others_could_write_lets_no_index_in)
+{
+    const char *key = http_keygen("a");
+    const char *www = http_site(str_fmt("%s.key", key));
+    http_server *srv = http_start(www, "--max-age 0");
+    const char *entry = http_url(srv, "ok/");
+    log_capture lc;
+    int st;
+
+    log_capture_init(&lc);
+    ASSERT_EQ_INT(keyed_value(entry, key, &lc, "counter"), 42);
+    const char *floor = sh_run(str_fmt("ls -d %s/http/*/serial",
+                                       sh_quote(tmp_path("cache"))), &st);
+    ASSERT_EQ_INT(st, 0);
+    floor = str_fmt("%.*s", (int)strcspn(floor, "\n"), floor);
+    ASSERT_EQ_INT(chmod(floor, 0666), 0);
+    const char *why = keyed_refusal(entry, key, &lc, "counter");
+    ASSERT_CONTAINS(why, floor);
+    ASSERT_CONTAINS(why, "could have been written by another user");
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("not reading the cache file %s",
+                                         floor));
+    ASSERT_EQ_INT(chmod(floor, 0600), 0);
+    ASSERT_EQ_INT(keyed_value(entry, key, &lc, "counter"), 42);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* A cached index another user could have written is not read: asked for
+ * again, with a warning naming it, and cached anew. */
+TEST(a_cached_index_others_could_write_is_not_read)
+{
+    http_server *srv = http_start(http_site(NULL), "--max-age 3600");
+    log_capture lc;
+    int st;
+
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    import_ok(h, "counter");
+    mh_host_free(h);
+    ASSERT_REQUESTS(srv, "/ok/index.json", 1);
+    const char *idx = sh_run(str_fmt("ls -d %s/http/*/index.json",
+                                     sh_quote(tmp_path("cache"))), &st);
+    ASSERT_EQ_INT(st, 0);
+    idx = str_fmt("%.*s", (int)strcspn(idx, "\n"), idx);
+    ASSERT_EQ_INT(chmod(idx, 0646), 0);
+    h = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(h, "counter"), "value"), 42);
+    mh_host_free(h);
+    /* fresh for an hour, yet asked for again */
+    ASSERT_REQUESTS(srv, "/ok/index.json", 2);
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("not reading the cache file %s",
+                                         idx));
+    struct stat sb;
+    ASSERT_EQ_INT(stat(idx, &sb), 0);
+    ASSERT_EQ_INT(sb.st_mode & 077, 0);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(unsigned_index_never_sets_the_floor_for_hosts_with_keys)
 {
     /* A host without keys takes an index nobody signed, with a huge
