@@ -156,29 +156,77 @@ static bool push_json(lua_State *L, const cJSON *j, int depth);
 static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget);
 static int native_call(lua_State *L);
 
-/* A table of a native module's MH_CALL functions (exports "call:NAME"),
- * each called with JSON values in and out, as mh_module_call; false when
- * it has none. */
+/* The registry's table of native modules' MH_CALL tables, by module
+ * name: one per module and host, whatever Lua's own package.loaded holds
+ * under that name (a plugin may be called "utf8"). */
+static const char calls_key;
+
+/* The loaded module whose name is the string at index idx -- as closures
+ * Lua code can reach keep their module: by name, looked up again, never
+ * by a pointer (debug.setupvalue could put any other there).  NULL when
+ * that is no string, or names no loaded module. */
+static mh_module *module_named(lua_State *L, int idx)
+{
+    const char *name = lua_type(L, idx) == LUA_TSTRING
+                           ? lua_tostring(L, idx) : NULL;
+    return name ? mh_host_module(host_of(L), name) : NULL;
+}
+
+/* Push a table of native module m's MH_CALL functions (exports
+ * "call:NAME" with an address), each called with JSON values in and out,
+ * as mh_module_call: made once, then kept (calls_key).  False, with
+ * nothing pushed, when it has none. */
 static bool push_native_calls(lua_State *L, mh_module *m)
 {
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &calls_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &calls_key);
+    }
+    if (lua_getfield(L, -1, m->name) == LUA_TTABLE) {
+        lua_remove(L, -2);
+        return true;
+    }
+    lua_pop(L, 1);
     size_t n = mh_module_export_count(m), calls = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = mh_module_export_name(m, i);
-        if (!e || strncmp(e, "call:", 5) != 0)
+        if (!e || strncmp(e, "call:", 5) != 0 || !mh_module_symbol(m, e))
             continue;
         if (calls++ == 0)
             lua_newtable(L);
-        lua_pushlightuserdata(L, m);
+        lua_pushstring(L, m->name);
         lua_pushstring(L, e + 5);
         lua_pushcclosure(L, native_call, 2);
         lua_setfield(L, -2, e + 5);
     }
-    return calls > 0;
+    if (calls == 0) {
+        lua_pop(L, 1);
+        return false;
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, m->name); /* kept */
+    lua_remove(L, -2);
+    return true;
+}
+
+/* The luaopen_NAME function of native module m, or NULL; its name in
+ * sym. */
+static lua_CFunction luaopen_of(mh_module *m, const char *name,
+                                char sym[MH_NAME_MAX + 16])
+{
+    snprintf(sym, MH_NAME_MAX + 16, "luaopen_%s", name);
+    for (char *c = sym; *c; c++)
+        if (*c == '.')
+            *c = '_';
+    return (lua_CFunction)mh_module_symbol(m, sym);
 }
 
 /* Push what a Lua `require` of module m gives: a Lua module's exports, a
- * Lua C module's luaopen_* loader result, a native module's MH_CALL
- * functions (push_native_calls), else an error. */
+ * Lua C module's luaopen_* loader result (which wins over MH_CALL
+ * functions), a native module's MH_CALL functions (push_native_calls),
+ * else an error. */
 static int push_module(lua_State *L, mh_module *m, const char *name)
 {
     if (m->kind == MH_KIND_LUA) {
@@ -186,11 +234,7 @@ static int push_module(lua_State *L, mh_module *m, const char *name)
         return 1;
     }
     char sym[MH_NAME_MAX + 16];
-    snprintf(sym, sizeof sym, "luaopen_%s", name);
-    for (char *c = sym; *c; c++)
-        if (*c == '.')
-            *c = '_';
-    lua_CFunction open = (lua_CFunction)mh_module_symbol(m, sym);
+    lua_CFunction open = luaopen_of(m, name, sym);
     if (!open && push_native_calls(L, m))
         return 1;
     if (!open)
@@ -208,9 +252,11 @@ static int push_module(lua_State *L, mh_module *m, const char *name)
  * and a C module (luaopen_*) on the search path loads too. */
 static int loader_of(lua_State *L)
 {
-    /* upvalue 1: host, 2: the module (light userdata) */
-    return push_module(L, lua_touserdata(L, lua_upvalueindex(2)),
-                       luaL_checkstring(L, 1));
+    /* upvalue 1: host, 2: the module's name */
+    mh_module *m = module_named(L, lua_upvalueindex(2));
+    if (!m)
+        return luaL_error(L, "this loader's module is not loaded");
+    return push_module(L, m, luaL_checkstring(L, 1));
 }
 
 /* An import from a Lua chunk failed, with rc and its error text msg,
@@ -282,7 +328,7 @@ static int host_searcher(lua_State *L)
         return lua_error(L);
     }
     lua_pushlightuserdata(L, h);
-    lua_pushlightuserdata(L, m);
+    lua_pushstring(L, m->name);
     lua_pushcclosure(L, loader_of, 2);
     lua_pushstring(L, mh_reg_where(m));
     return 2;
@@ -323,8 +369,9 @@ static int lib_import(lua_State *L)
         mh_error_free(e);
         return lua_error(L);
     }
-    if (m->kind == MH_KIND_LUA)
-        return push_module(L, m, name);
+    char sym[MH_NAME_MAX + 16];
+    if (m->kind == MH_KIND_LUA || !luaopen_of(m, name, sym))
+        return push_module(L, m, name); /* its MH_CALL table, kept */
     /* A Lua C module: what require gave (or will give), luaopen_* run
      * once -- package.loaded, as require keeps it, read and written raw
      * (a metatable a module gave it is not asked, as p_publish). */
@@ -1540,8 +1587,15 @@ static int p_push_result(lua_State *L)
  * for an import: the function may import, or take long. */
 static int native_call(lua_State *L)
 {
-    mh_module *m = lua_touserdata(L, lua_upvalueindex(1));
-    const char *fn = lua_tostring(L, lua_upvalueindex(2));
+    mh_module *m = module_named(L, lua_upvalueindex(1));
+    char fn[MH_NAME_MAX + 1];
+    size_t fl = 0;
+    const char *f = lua_type(L, lua_upvalueindex(2)) == LUA_TSTRING
+                        ? lua_tolstring(L, lua_upvalueindex(2), &fl) : NULL;
+    if (!m || !f || fl >= sizeof fn)
+        return luaL_error(L, "this function's module or name is not one "
+                          "of a loaded module's");
+    memcpy(fn, f, fl + 1); /* the upvalue may be replaced meanwhile */
     /* A __gc run by lua_close, after every fini: the plugin is done. */
     if (atomic_load(&m->host->closing))
         return luaL_error(L, "%s.%s: the host is being freed", m->name, fn);
@@ -1567,8 +1621,10 @@ static int native_call(lua_State *L)
     gil_restore(m->host->lua, depth);
     cJSON_Delete(args);
     if (rc != MH_OK) { /* copied first: pushing may raise, for memory */
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", mh_error_message(e));
+        char msg[8192];
+        if ((size_t)snprintf(msg, sizeof msg, "%s", mh_error_message(e)) >=
+            sizeof msg)
+            memcpy(msg + sizeof msg - 4, "...", 4);
         mh_error_free(e);
         lua_pushstring(L, msg);
         return lua_error(L);

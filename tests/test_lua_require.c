@@ -203,6 +203,81 @@ TEST(native_call_functions_from_lua)
     mh_host_free(host);
 }
 
+/* Lua code may rewrite a closure's upvalues (debug.setupvalue): the
+ * native functions and the host's loaders keep their module by name, so
+ * a forged upvalue is an error, never a pointer followed (it was: a light
+ * userdata Lua can get from debug.upvalueid was taken for the module). */
+TEST(native_functions_survive_forged_upvalues)
+{
+    const char *dir = tmp_mkdir("E");
+    lua_write("E/forge.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "local any = debug.upvalueid(function() return r end, 1)\n"
+              "local function try(fn, ...)\n"
+              "  local ok, e = pcall(fn, ...)\n"
+              "  return tostring(ok) .. ': ' .. tostring(e)\n"
+              "end\n"
+              "return {\n"
+              "  module = function()\n"
+              "    debug.setupvalue(r.encode, 1, any)\n"
+              "    local got = try(r.encode, 'x')\n"
+              "    debug.setupvalue(r.encode, 1, 'codecs.rot13')\n"
+              "    return got .. ' / ' .. r.encode('Hi')\n"
+              "  end,\n"
+              "  name = function()\n"
+              "    debug.setupvalue(r.encode, 2, {})\n"
+              "    local got = try(r.encode, 'x')\n"
+              "    debug.setupvalue(r.encode, 2, 'encode')\n"
+              "    return got\n"
+              "  end,\n"
+              "  loader = function()\n"
+              "    for _, s in ipairs(package.searchers) do\n"
+              "      local l = s('codecs.rot13')\n"
+              "      if type(l) == 'function' then\n"
+              "        debug.setupvalue(l, 2, any)\n"
+              "        return try(l, 'codecs.rot13')\n"
+              "      end\n"
+              "    end\n"
+              "    return 'no loader'\n"
+              "  end,\n"
+              "}\n");
+    mh_host *host = host_new_isolated(dir, MH_TEST_PLUGIN_DIR);
+    mh_module *mod = import_ok(host, "forge");
+    const char *got = call_ok(mod, "module", NULL);
+    ASSERT_CONTAINS(got, "false: ");
+    ASSERT_CONTAINS(got, "not one of a loaded module's");
+    ASSERT_CONTAINS(got, " / Uv"); /* mended, it works again */
+    ASSERT_CONTAINS(call_ok(mod, "name", NULL),
+                    "false: this function's module or name is not one");
+    ASSERT_CONTAINS(call_ok(mod, "loader", NULL),
+                    "false: this loader's module is not loaded");
+    mh_host_free(host);
+}
+
+/* A plugin named like one of Lua's own libraries (utf8) is still the
+ * plugin to modhost.import and modhost.call, which Lua's package.loaded
+ * would otherwise answer with the library. */
+TEST(native_plugin_named_like_a_lua_library)
+{
+    const char *dir = tmp_mkdir("E");
+    file_copy(str_fmt("%s/codecs/rot13.so", MH_TEST_PLUGIN_DIR),
+              tmp_path("E/utf8.so"));
+    lua_write("E/useu8.lua",
+              "return {\n"
+              "  imp = function() return modhost.import('utf8').encode('Hi')"
+              " end,\n"
+              "  call = function() return modhost.call('utf8', 'encode', "
+              "'Hi') end,\n"
+              "  lib = function() return utf8.char(72) end,\n"
+              "}\n");
+    mh_host *host = host_new_isolated(dir);
+    mh_module *mod = import_ok(host, "useu8");
+    ASSERT_EQ_STR(call_ok(mod, "imp", NULL), "\"Uv\"");
+    ASSERT_EQ_STR(call_ok(mod, "call", NULL), "\"Uv\"");
+    ASSERT_EQ_STR(call_ok(mod, "lib", NULL), "\"H\""); /* Lua's, still */
+    mh_host_free(host);
+}
+
 /* -------------------------------------------------------------- cycles */
 
 TEST(require_cycle_reports_chain)
