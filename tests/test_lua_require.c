@@ -170,21 +170,16 @@ TEST(native_call_functions_from_lua)
     lua_write("E/usenative.lua",
               "local r = modhost.import('codecs.rot13')\n"
               "local same = require('codecs.rot13')\n"
+              "local function try(fn, ...)\n"
+              "  local ok, e = pcall(fn, ...)\n"
+              "  return tostring(ok) .. ': ' .. tostring(e)\n"
+              "end\n"
               "return {\n"
               "  enc = function(s) return r.encode(s) end,\n"
               "  same = function() return same == r end,\n"
-              "  bad = function()\n"
-              "    local ok, e = pcall(r.encode, 1, 2)\n"
-              "    return tostring(ok) .. ': ' .. tostring(e)\n"
-              "  end,\n"
-              "  nojson = function()\n"
-              "    local ok, e = pcall(r.encode, print)\n"
-              "    return tostring(ok) .. ': ' .. tostring(e)\n"
-              "  end,\n"
-              "  hello = function()\n"
-              "    local ok, e = pcall(modhost.import, 'hello')\n"
-              "    return tostring(ok) .. ': ' .. tostring(e)\n"
-              "  end,\n"
+              "  bad = function() return try(r.encode, 1, 2) end,\n"
+              "  nojson = function() return try(r.encode, print) end,\n"
+              "  hello = function() return try(modhost.import, 'hello') end,\n"
               "}\n");
     mh_host *host = host_new_isolated(dir, MH_TEST_PLUGIN_DIR);
     mh_module *mod = import_ok(host, "usenative");
