@@ -177,6 +177,13 @@ typedef struct mh_plugin_desc {
 #else
 #define MH_PLUGIN_EXPORT_
 #endif
+/* In C++ a const at namespace scope has internal linkage, and a name of
+ * C++ linkage is mangled: the descriptor must be extern "C" to be found. */
+#ifdef __cplusplus
+#define MH_PLUGIN_LINKAGE_ extern "C"
+#else
+#define MH_PLUGIN_LINKAGE_
+#endif
 
 /* One entry of the export list given to MH_PLUGIN(). */
 #define MH_EXPORT(name, fn) { (name), (void *)(fn) }
@@ -188,7 +195,8 @@ typedef struct mh_plugin_desc {
 #define MH_PLUGIN(name_, version_, init_, fini_, ...)                      \
     static const mh_export mh_plugin_exports_[] = {                        \
         __VA_ARGS__ __VA_OPT__(,) { NULL, NULL } };                        \
-    MH_PLUGIN_EXPORT_ const mh_plugin_desc mh_plugin_descriptor = {        \
+    MH_PLUGIN_LINKAGE_ MH_PLUGIN_EXPORT_                                   \
+    const mh_plugin_desc mh_plugin_descriptor = {                          \
         MH_PLUGIN_ABI_VERSION, (uint32_t)sizeof(mh_plugin_desc),           \
         (name_), (version_), (init_), (fini_), mh_plugin_exports_,         \
         { NULL } };
