@@ -83,7 +83,7 @@ static bool set_init_message(mh_module *m, mh_status dep, const char *fmt,
         m->flight->init_dep_status = (uint8_t)dep;
         text = NULL;
         kept = true;
-        if (dep)
+        if (dep != MH_OK)
             m->dep_failed = true;
     }
     pthread_mutex_unlock(&h->lock);

@@ -291,7 +291,6 @@ bool mh_unhex(const char *s, size_t n, unsigned char *out);
  * 2 * bytes hex digits and a NUL: a cache file's or directory's name, a
  * key.  False (out untouched) only if OpenSSL fails. */
 bool mh_sha256_hex(const void *d, size_t n, size_t bytes, char *out);
-/* Milliseconds on the monotonic clock: for timeouts and durations. */
 /* The status of an import whose init (or Lua chunk) failed with the words
  * of a nested import's failure, dep: a cycle or a deadlock in the chain,
  * memory, or a passing shortage (MH_EAGAIN) stays what it is -- the
@@ -305,6 +304,7 @@ static inline mh_status mh_init_status_of_dep(mh_status dep)
                ? dep : MH_EINIT;
 }
 
+/* Milliseconds on the monotonic clock: for timeouts and durations. */
 static inline long long mh_mono_ms(void)
 {
     struct timespec t;

@@ -1581,8 +1581,8 @@ static int p_push_result(lua_State *L)
     return 1;
 }
 
-/* A native MH_CALL function called from Lua (upvalue 1: the module, 2:
- * the function's name): its arguments as a JSON array, its result back as
+/* A native MH_CALL function called from Lua (upvalue 1: its module's
+ * name, 2: the function's name): its arguments as a JSON array, its result back as
  * a Lua value; its error raised.  The state is let go during the call, as
  * for an import: the function may import, or take long. */
 static int native_call(lua_State *L)
