@@ -370,8 +370,9 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     if (rc == MH_OK && w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing modules");
     bool busy = false;
-    mh_dx *dx = rc == MH_OK && w.n ? mh_dx_open_ex(host, true, false, NULL, &busy)
-                                   : NULL;
+    mh_dx *dx = rc == MH_OK && w.n
+                    ? mh_dx_open_ex(host, true, false, NULL, &busy)
+                    : NULL;
     if (!dx && busy) /* said: else a module recorded as failing is shown
                         as if it were fine */
         mh_log(host, MH_LOG_WARN, "the discovery index in %s is locked by "

@@ -605,9 +605,8 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
  * NULL, left by ".." -- must be one no other user can change, or they
  * could point the path elsewhere after the check. */
 static __attribute__((noinline)) mh_status
-passed_through(mh_host *h, const char *path,
-                                const char *dir, const char *link, size_t n,
-                                mh_error **err)
+passed_through(mh_host *h, const char *path, const char *dir,
+               const char *link, size_t n, mh_error **err)
 {
     char what[PATH_MAX + NAME_MAX + 32];
     if (link)
