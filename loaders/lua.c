@@ -1583,8 +1583,9 @@ static int p_push_result(lua_State *L)
 
 /* A native MH_CALL function called from Lua (upvalue 1: its module's
  * name, 2: the function's name): its arguments as a JSON array, its
- * result back as a Lua value; its error raised.  The state is let go during the call, as
- * for an import: the function may import, or take long. */
+ * result back as a Lua value; its error raised.  The state is let go
+ * during the call, as for an import: the function may import, or take
+ * long. */
 static int native_call(lua_State *L)
 {
     mh_module *m = module_named(L, lua_upvalueindex(1));
