@@ -142,8 +142,9 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
     /* A cache file another user could have written: its directory was
      * checked when first used (the links on its path too), and is
      * reached by its path since; the file is held to the rule as well,
-     * a second line.  It is no cache file of ours: as if absent, and made
-     * again by its writer (a rename, in place). */
+     * a second line.  It is no cache file of ours: MH_EPATH, which its
+     * readers take as absent (but the HTTP floor, which then lets no
+     * index in), and made again by its writer (a rename, in place). */
     if (got_st && (flags & O_NOFOLLOW) && S_ISREG(st.st_mode) &&
         (why = mh_sec_file_problem(&st)) != NULL) {
         close(fd);

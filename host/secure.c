@@ -592,13 +592,6 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
     return rc;
 }
 
-/* realpath(path) into rp (PATH_MAX bytes), resolving each link as the
- * kernel would and judging it as it goes: another user's symbolic link
- * in a sticky directory others may write (as /tmp) is followed only for
- * its owner or the directory's -- the kernel's protected_symlinks rule,
- * which realpath's readlink does not apply; else anyone could give our
- * code any name there.  MH_OK; MH_EPATH naming the link; else the
- * system's error (MH_ENOTFOUND for a missing component), naming path. */
 /* For a private directory used by its path as given (resolve()'s
  * `keep`): dir, a directory the path goes through without staying in its
  * real path -- holding the symbolic link `link` (n bytes), or, with link
@@ -628,6 +621,16 @@ passed_through(mh_host *h, const char *path, const char *dir,
     return crc;
 }
 
+/* realpath(path) into rp (PATH_MAX bytes), resolving each link as the
+ * kernel would and judging it as it goes: another user's symbolic link
+ * in a sticky directory others may write (as /tmp) is followed only for
+ * its owner or the directory's -- the kernel's protected_symlinks rule,
+ * which realpath's readlink does not apply; else anyone could give our
+ * code any name there.  With `keep` (a private directory, used by the
+ * path as given), every directory holding a link or left by ".." must
+ * also be one no other user can change (passed_through).  MH_OK; MH_EPATH
+ * naming the link; else the system's error (`missing` for a missing
+ * component), naming path. */
 static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
                          uid_t me, mh_status missing, bool keep,
                          mh_error **err)

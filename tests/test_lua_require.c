@@ -159,6 +159,14 @@ TEST(http_package_requires_sibling)
 
 /* ------------------------------------------------- native from Lua */
 
+/* Lua: try(fn, ...) is "true: RESULT" or "false: ERROR", for a test to
+ * see an error a call raised. */
+#define LUA_TRY                                                           \
+    "local function try(fn, ...)\n"                                        \
+    "  local ok, e = pcall(fn, ...)\n"                                     \
+    "  return tostring(ok) .. ': ' .. tostring(e)\n"                       \
+    "end\n"
+
 /* A native module's MH_CALL functions, from Lua: modhost.import and
  * require give a table of them, JSON values in and out (as
  * mh_module_call); its error is raised, and pcall catches it; a native
@@ -169,11 +177,7 @@ TEST(native_call_functions_from_lua)
     const char *dir = tmp_mkdir("E");
     lua_write("E/usenative.lua",
               "local r = modhost.import('codecs.rot13')\n"
-              "local same = require('codecs.rot13')\n"
-              "local function try(fn, ...)\n"
-              "  local ok, e = pcall(fn, ...)\n"
-              "  return tostring(ok) .. ': ' .. tostring(e)\n"
-              "end\n"
+              "local same = require('codecs.rot13')\n" LUA_TRY
               "return {\n"
               "  enc = function(s) return r.encode(s) end,\n"
               "  same = function() return same == r end,\n"
@@ -208,10 +212,7 @@ TEST(native_functions_survive_forged_upvalues)
     lua_write("E/forge.lua",
               "local r = modhost.import('codecs.rot13')\n"
               "local any = debug.upvalueid(function() return r end, 1)\n"
-              "local function try(fn, ...)\n"
-              "  local ok, e = pcall(fn, ...)\n"
-              "  return tostring(ok) .. ': ' .. tostring(e)\n"
-              "end\n"
+              LUA_TRY
               "return {\n"
               "  module = function()\n"
               "    debug.setupvalue(r.encode, 1, any)\n"
