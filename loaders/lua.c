@@ -387,7 +387,8 @@ static int lib_import(lua_State *L)
     return 1;
 }
 
-/* modhost.call(module, function, ...): call another Lua module's function. */
+/* modhost.call(module, function, ...): call another module's function
+ * (a Lua module's, or a native one's MH_CALL function). */
 static int lib_call(lua_State *L)
 {
     int n = lua_gettop(L);

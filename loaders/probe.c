@@ -495,20 +495,21 @@ static void crash_reason(const mh_prun *r, const verdict *v, char *out,
                          size_t size)
 {
     const char *in = v->ok ? " at exit" : v->init_ok ? " in fini" : "";
-    char secs[32], tail[4 * 200 + 16];
+    const char *when = in[0] ? in + 1 : "in init";
+    char secs[32], tail[4 * 200 + 16], words[sizeof tail + 32] = "";
     if (sanitizer_reason(r->err, in, out, size))
         return;
+    last_line(r->err, tail, sizeof tail);
+    if (tail[0])
+        snprintf(words, sizeof words, " (its last words: %s)", tail);
     if (r->timed_out) {
         seconds(r->timeout_ms, secs, sizeof secs);
         snprintf(out, size, "hung%s: no answer in %s s", in, secs);
     } else if (r->lost) {
         /* It began loading and ended without its verdict: how, nobody
          * here can tell. */
-        last_line(r->err, tail, sizeof tail);
         snprintf(out, size, "ended %s without finishing; how cannot be "
-                 "told, as %s%s%s%s", in[0] ? in + 1 : "in init", LOST,
-                 tail[0] ? " (its last words: " : "", tail,
-                 tail[0] ? ")" : "");
+                 "told, as %s%s", when, LOST, words);
     } else if (WIFSIGNALED(r->wstatus)) {
         signal_reason(WTERMSIG(r->wstatus), in, out, size);
     } else {
@@ -518,11 +519,8 @@ static void crash_reason(const mh_prun *r, const verdict *v, char *out,
         if (WEXITSTATUS(r->wstatus) == 0)
             snprintf(zero, sizeof zero, ", or closed the probe's status "
                      "descriptor (%d)", MH_PROBE_STATUS_FD);
-        last_line(r->err, tail, sizeof tail);
-        snprintf(out, size, "exited %s with status %d%s%s%s%s",
-                 in[0] ? in + 1 : "in init", WEXITSTATUS(r->wstatus), zero,
-                 tail[0] ? " (its last words: " : "", tail,
-                 tail[0] ? ")" : "");
+        snprintf(out, size, "exited %s with status %d%s%s", when,
+                 WEXITSTATUS(r->wstatus), zero, words);
     }
 }
 
