@@ -108,24 +108,65 @@ mh_status mh_atw_write_ex(mh_host *h, const char *path, const void *data,
 }
 
 static mh_status read_file(mh_host *h, const char *path, size_t max,
-                           int flags, unsigned char **out, size_t *len,
-                           mh_error **err);
+                           int flags, mh_atw_buf *keep, unsigned char **out,
+                           size_t *len, mh_error **err);
 
 mh_status mh_atw_read(mh_host *h, const char *path, size_t max,
                       unsigned char **out, size_t *len, mh_error **err)
 {
-    return read_file(h, path, max, O_NOFOLLOW, out, len, err);
+    return read_file(h, path, max, O_NOFOLLOW, NULL, out, len, err);
+}
+
+mh_status mh_atw_read_keep(mh_host *h, const char *path, size_t max,
+                           mh_atw_buf *keep, unsigned char **out,
+                           size_t *len, mh_error **err)
+{
+    return read_file(h, path, max, O_NOFOLLOW, keep, out, len, err);
 }
 
 mh_status mh_atw_read_file(mh_host *h, const char *path, size_t max,
                            unsigned char **out, size_t *len, mh_error **err)
 {
-    return read_file(h, path, max, 0, out, len, err);
+    return read_file(h, path, max, 0, NULL, out, len, err);
+}
+
+void mh_atw_buf_return(mh_host *h, mh_atw_buf *keep, unsigned char *p,
+                       size_t len)
+{
+    if (keep && p && p == keep->p)
+        keep->lent = false;
+    else if (p)
+        mh_mem_free(h, p, len ? len : 1);
+}
+
+void mh_atw_buf_free(mh_host *h, mh_atw_buf *keep)
+{
+    if (keep->p)
+        mh_mem_free(h, keep->p, keep->cap);
+    memset(keep, 0, sizeof *keep);
+}
+
+/* Memory for n bytes read: keep's buffer, grown to fit, when it can be
+ * lent (see mh_atw_buf); else a block of its own.  NULL: out of memory. */
+static unsigned char *read_buffer(mh_host *h, mh_atw_buf *keep, size_t n)
+{
+    size_t want = n ? n : 1;
+    if (!keep || keep->lent || want > MH_ATW_KEEP_MAX)
+        return mh_mem_alloc(h, want);
+    if (want > keep->cap) {
+        mh_atw_buf_free(h, keep); /* grown: nothing to keep of the old */
+        keep->p = mh_mem_alloc(h, want);
+        if (!keep->p)
+            return NULL;
+        keep->cap = want;
+    }
+    keep->lent = true;
+    return keep->p;
 }
 
 static mh_status read_file(mh_host *h, const char *path, size_t max,
-                           int flags, unsigned char **out, size_t *len,
-                           mh_error **err)
+                           int flags, mh_atw_buf *keep, unsigned char **out,
+                           size_t *len, mh_error **err)
 {
     *out = NULL;
     *len = 0;
@@ -159,7 +200,7 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
                       "most %zu bytes", path, max);
     }
     size_t n = (size_t)st.st_size;
-    unsigned char *buf = mh_mem_alloc(h, n ? n : 1);
+    unsigned char *buf = read_buffer(h, keep, n);
     if (!buf) {
         close(fd);
         return mh_err(h, err, MH_ENOMEM, "out of memory reading %s", path);
@@ -167,7 +208,7 @@ static mh_status read_file(mh_host *h, const char *path, size_t max,
     size_t got = mh_fault(h, "read") ? 0 : mh_io_read_all(fd, buf, n);
     close(fd);
     if (got != n) {
-        mh_mem_free(h, buf, n ? n : 1);
+        mh_atw_buf_return(h, keep, buf, n);
         return mh_err(h, err, MH_EIO, "%s changed while being read", path);
     }
     *out = buf;

@@ -8,6 +8,7 @@
 #ifndef MH_CACHE_ATOMIC_H
 #define MH_CACHE_ATOMIC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -38,6 +39,33 @@ mh_status mh_atw_write_ex(struct mh_host *h, const char *path,
  * files are ours alone, and its writer makes it again. */
 mh_status mh_atw_read(struct mh_host *h, const char *path, size_t max,
                       unsigned char **out, size_t *len, mh_error **err);
+
+/* A buffer one kind of reader keeps between reads (the Lua bytecode
+ * cache's, per host): memory read into afresh at every import costs its
+ * pages anew each time, which some machines charge dearly for
+ * (docs/performance.md).  Lent to one read at a time; a read made while
+ * it is lent (an import nested in another's load) gets memory of its
+ * own.  Files over MH_ATW_KEEP_MAX are read into memory of their own too,
+ * so a host keeps at most that much. */
+typedef struct mh_atw_buf {
+    unsigned char *p;
+    size_t cap;
+    bool lent;
+} mh_atw_buf;
+#define MH_ATW_KEEP_MAX (1u << 20)
+
+/* mh_atw_read, into keep's buffer (grown to fit) when it is not lent and
+ * the file fits MH_ATW_KEEP_MAX; *out is then keep->p, lent until
+ * mh_atw_buf_return.  keep may be NULL: mh_atw_read. */
+mh_status mh_atw_read_keep(struct mh_host *h, const char *path, size_t max,
+                           mh_atw_buf *keep, unsigned char **out,
+                           size_t *len, mh_error **err);
+/* Give back what mh_atw_read_keep handed out: keep's buffer is returned
+ * to it, anything else freed. */
+void mh_atw_buf_return(struct mh_host *h, mh_atw_buf *keep, unsigned char *p,
+                       size_t len);
+/* Free the kept buffer (not lent). */
+void mh_atw_buf_free(struct mh_host *h, mh_atw_buf *keep);
 
 /* The same for any file, following symbolic links (module sources). */
 mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,

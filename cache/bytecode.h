@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/atomic.h"
 #include "modhost.h"
 
 struct mh_host;
@@ -32,11 +33,13 @@ typedef struct mh_bc_source {
     uint64_t dev;
 } mh_bc_source;
 
-/* A hit: the cache file as read (host memory), its checked bytecode in
- * place.  Freed by mh_bc_chunk_free. */
+/* A hit: the cache file as read (host memory, or the reader's kept
+ * buffer), its checked bytecode in place.  Given back by
+ * mh_bc_chunk_free. */
 typedef struct mh_bc_chunk {
     unsigned char *file;
     size_t file_len;
+    mh_atw_buf *keep;   /* file may be its buffer, lent */
     const unsigned char *bc;
     size_t bc_len;
 } mh_bc_chunk;
@@ -62,9 +65,11 @@ void mh_bc_tag(char out[MH_BC_TAG_SIZE]);
  * window?  An entry recorded now would then be a sure one. */
 bool mh_bc_settled(const mh_bc_source *src);
 
-/* *out is filled on MH_BC_HIT only (else zeroed). */
+/* *out is filled on MH_BC_HIT only (else zeroed).  The file is read into
+ * keep's buffer where it can be lent (cache/atomic.h); keep may be NULL. */
 mh_bc_result mh_bc_load(struct mh_host *h, const char *path,
-                        const mh_bc_source *src, mh_bc_chunk *out);
+                        const mh_bc_source *src, mh_atw_buf *keep,
+                        mh_bc_chunk *out);
 void mh_bc_chunk_free(struct mh_host *h, mh_bc_chunk *c);
 mh_status mh_bc_store(struct mh_host *h, const char *path,
                       const mh_bc_source *src, const unsigned char *source_sha,

@@ -64,6 +64,7 @@ typedef struct mh_lua {
     bool warned_refused;       /* so is bytecode Lua refuses (written by a
                                   Lua built otherwise: all of it is) */
     int cache_ok;              /* <cache_dir>/lua: 0 unknown, 1 ok, -1 no */
+    mh_atw_buf bc_buf;         /* cache files are read into this, kept */
 } mh_lua;
 
 static void gil_enter(mh_lua *lu)
@@ -695,6 +696,7 @@ void mh_lua_close(mh_host *h)
     if (!lu)
         return;
     lua_close(lu->L);
+    mh_atw_buf_free(h, &lu->bc_buf);
     pthread_mutex_destroy(&lu->gm);
     pthread_cond_destroy(&lu->gc);
     mh_mem_free(h, lu, sizeof *lu);
@@ -975,7 +977,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
     }
 
     mh_bc_chunk bc = {0};
-    mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &bc)
+    mh_bc_result r = use_cache ? mh_bc_load(h, cpath, &src, &lu->bc_buf, &bc)
                                : MH_BC_ABSENT;
     bool by_hash = false;       /* an unsure entry's hit, checked by hash */
     for (int pass = 0; pass < 2; pass++) {
@@ -996,7 +998,7 @@ static mh_status load_chunk_fd(mh_host *h, mh_lua *lu, lua_State *L,
             if (unsure) { /* too close to call by stat: by hash */
                 mh_bc_source hs = src;
                 hs.bytes = text;
-                r = mh_bc_load(h, cpath, &hs, &bc);
+                r = mh_bc_load(h, cpath, &hs, &lu->bc_buf, &bc);
                 by_hash = r == MH_BC_HIT;
             }
         }

@@ -999,6 +999,100 @@ TEST(cache_garbage_file_ignored_and_rewritten)
     corrupt_case(0);
 }
 
+/* A module of n functions; selftest() calls each and returns n. */
+static const char *big_lua_source(int n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ASSERT_NOT_NULL(f);
+    fputs("local M = {}\n", f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "function M.f%d(x) return x + 1 end\n", i);
+    fprintf(f, "function M.selftest()\n  local t = 0\n  for i = 0, %d do "
+            "t = t + M['f' .. i](0) end\n  return t\nend\nreturn M\n",
+            n - 1);
+    fclose(f);
+    const char *out = str_fmt("%s", text);
+    free(text);
+    return out;
+}
+
+/* Allocations of exactly `size` bytes, counted (the rest passed through). */
+typedef struct size_counter {
+    size_t size, seen;
+} size_counter;
+
+static void *count_size_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    size_counter *sc = ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    if (!ptr && nsize == sc->size)
+        sc->seen++;
+    return realloc(ptr, nsize);
+}
+
+/* A host reads cached bytecode into one buffer it keeps: importing a
+ * second module from the cache allocates nothing for the file, where a
+ * buffer per import costs its pages anew each time (docs/performance.md,
+ * Lua).  Two modules of one text and equal names' lengths have cache
+ * files of one size. */
+TEST(cached_bytecode_is_read_into_one_kept_buffer)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *text = big_lua_source(400);
+    const char *names[] = {"ka", "kb", "kc"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *f = lua_write(str_fmt("E/%s.lua", names[i]), text);
+        file_set_mtime(f, (long long)time(NULL) - 3600);
+    }
+    /* Entries recorded 2 s after the sources' last change (the ctime that
+     * setting the mtime set) are sure ones: found by stat, nothing
+     * rewritten. */
+    usleep(2200 * 1000);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h1 = vhost(&lc, 0, NULL, dir);
+    for (size_t i = 0; i < 3; i++)
+        import_ok(h1, names[i]);
+    mh_host_free(h1);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "compiled"), 3);
+    log_capture_free(&lc);
+
+    const char *files;
+    ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", &files), 3);
+    struct stat st;
+    ASSERT_EQ_INT(stat(first_file_under(tmp_path("cache/lua")), &st), 0);
+    size_counter sc = {.size = (size_t)st.st_size};
+    log_capture_init(&lc);
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.alloc = count_size_alloc;
+    cfg.alloc_ud = &sc;
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    mh_host *h2 = NULL;
+    ASSERT_STATUS(mh_host_new(&cfg, &h2, ERR), MH_OK);
+    for (size_t i = 0; i < 3; i++)
+        ASSERT_EQ_STR(call_ok(import_ok(h2, names[i]), "selftest", NULL),
+                      "400");
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "bytecode from cache"), 3);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "compiled"), 0);
+    if (sc.seen != 1)
+        FAIL("%zu allocations of the cache file's %zu bytes for 3 imports "
+             "from the cache (one kept buffer: 1)", sc.seen, sc.size);
+    mh_host_free(h2);
+    log_capture_free(&lc);
+}
+
 TEST(cache_truncated_file_ignored_and_rewritten)
 {
     corrupt_case(1);

@@ -36,7 +36,7 @@ static void load(mh_host *h, const char *path, const mh_bc_source *src,
                  const uint8_t *data, size_t size)
 {
     mh_bc_chunk c;
-    mh_bc_result r = mh_bc_load(h, path, src, &c);
+    mh_bc_result r = mh_bc_load(h, path, src, NULL, &c);
     FZ_CHECK(r == MH_BC_HIT || r == MH_BC_ABSENT || r == MH_BC_STALE ||
                  r == MH_BC_UNSURE,
              "result %d", (int)r);
@@ -96,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  MH_OK,
              "store: %s", mh_error_message(err));
     mh_bc_chunk c;
-    FZ_CHECK(mh_bc_load(h, out, &by_hash, &c) == MH_BC_HIT &&
+    FZ_CHECK(mh_bc_load(h, out, &by_hash, NULL, &c) == MH_BC_HIT &&
                  c.bc_len == size && (!size || memcmp(c.bc, data, size) == 0),
              "stored by hash, not loaded back");
     mh_bc_chunk_free(h, &c);
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(mh_bc_store(h, out, &by_stat, by_hash.sha, data, size, &err) ==
                  MH_OK,
              "store: %s", mh_error_message(err));
-    FZ_CHECK(mh_bc_load(h, out, &by_stat, &c) == MH_BC_HIT &&
+    FZ_CHECK(mh_bc_load(h, out, &by_stat, NULL, &c) == MH_BC_HIT &&
                  c.bc_len == size && (!size || memcmp(c.bc, data, size) == 0),
              "stored by stat, not loaded back");
     mh_bc_chunk_free(h, &c);
