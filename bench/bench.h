@@ -29,6 +29,8 @@ typedef struct bench_opts {
     const char *work;      /* scratch directory of this run (removed) */
     int rounds;            /* samples per figure; the median is reported */
     bool quick;            /* fewer rounds, no callgrind: a smoke run */
+    double syscall_ns;     /* what this machine charges for a system call */
+    double page_us;        /* and for a page of new memory (main.c) */
 } bench_opts;
 
 extern bench_opts bench;

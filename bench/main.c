@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +43,39 @@ static char *shell_line(const char *cmd)
     return strdup(line);
 }
 
+/* What the machine charges for the two things a load cannot do without,
+ * measured at the start of the run (bench.syscall_ns, bench.page_us): a
+ * system call, and a page of memory
+ * the process has not touched before.  Virtual machines differ from bare
+ * metal by tens of times in both (docs/performance.md), and every cold
+ * figure below is made of them. */
+static void machine_costs(void)
+{
+    enum { ROUNDS = 7, CALLS = 20000, PAGES = 1024 };
+    double sc[ROUNDS], pg[ROUNDS];
+    long page = sysconf(_SC_PAGESIZE);
+    for (int r = 0; r < ROUNDS; r++) {
+        uint64_t t = bench_now_ns();
+        for (int i = 0; i < CALLS; i++)
+            syscall(SYS_getppid); /* not cached by the C library */
+        sc[r] = (double)(bench_now_ns() - t) / CALLS;
+        size_t len = (size_t)PAGES * (size_t)page;
+        char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            bench_die("mmap: %s", strerror(errno));
+        t = bench_now_ns();
+        for (size_t off = 0; off < len; off += (size_t)page)
+            m[off] = 1;
+        pg[r] = (double)(bench_now_ns() - t) / PAGES / 1e3;
+        munmap(m, len);
+    }
+    bench.syscall_ns = bench_median(sc, ROUNDS);
+    bench.page_us = bench_median(pg, ROUNDS);
+    printf("machine: a system call costs %.0f ns, a fresh page %.2f µs\n",
+           bench.syscall_ns, bench.page_us);
+}
+
 /* Machine, date, peers: what a reader needs to redo the run. */
 static void machine(FILE *o, const char *command)
 {
@@ -63,6 +98,10 @@ static void machine(FILE *o, const char *command)
     fprintf(o, "- Machine: %s, %ld cores, %s RAM; %s %s %s\n", cpu,
             sysconf(_SC_NPROCESSORS_ONLN), mem, u.sysname, u.release,
             u.machine);
+    fprintf(o, "- Costs measured at the start of the run: a system call "
+            "(`getppid`) %.0f ns; a fresh page of memory (first write to "
+            "new anonymous memory, fault included) %.2f µs\n",
+            bench.syscall_ns, bench.page_us);
     fprintf(o, "- Compiler: %s (modhost built RelWithDebInfo, -O2)\n", cc);
     fprintf(o, "- Peers (Debian packages): GLib %s, libltdl %s, Lua %s, "
             "%s; %s for instruction counts\n", glib, ltdl, lua, py, vg);
@@ -215,6 +254,7 @@ int main(int argc, char **argv)
         bench.work = own_work;
         atexit(remove_work); /* bench_die exits too */
     }
+    machine_costs();
     for (size_t i = 0; i < N_AREAS; i++) {
         bool want = optind == argc;
         for (int k = optind; k < argc; k++)
