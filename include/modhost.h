@@ -509,6 +509,9 @@ MH_API const char *mh_module_export_name(const mh_module *mod, size_t i);
  * descriptor declares with MH_CALL); other kinds give MH_ENOSYM.  A Lua
  * error comes back as MH_ECALL with the Lua message and traceback, a
  * native call's refusal as MH_ECALL with its message; never a crash.
+ * Memory, a cycle, a deadlock or a passing shortage (MH_ENOMEM,
+ * MH_ECYCLE, MH_EDEADLOCK, MH_EAGAIN) met by an import or a native call
+ * the Lua function made, and raised on as it came, stays that status.
  * Values that have no JSON form give MH_EFORMAT.
  */
 struct cJSON;

@@ -260,15 +260,19 @@ static int loader_of(lua_State *L)
     return push_module(L, m, luaL_checkstring(L, 1));
 }
 
-/* An import from a Lua chunk failed, with rc and its error text msg,
- * about to be raised: if a module is loading here (its chunk is what
- * asked), it fails for another's sake, not its own, and is not recorded
- * as broken (as for a native init's mh_host_api.import); and if its
- * chunk then fails with that error, it fails as the nested import did
+static void job_dep_failed(mh_status rc, const char *msg);
+
+/* An import from Lua code failed, with rc and its error text msg, about
+ * to be raised: if a module is loading here (its chunk is what asked), it
+ * fails for another's sake, not its own, and is not recorded as broken
+ * (as for a native init's mh_host_api.import); and if its chunk then
+ * fails with that error, it fails as the nested import did
  * (chunk_failure_status).  Kept in the loading module's in-flight block,
- * which only this thread uses. */
+ * which only this thread uses.  So does the mh_module_call running this
+ * thread's Lua, if any (job_dep_failed). */
 static void dep_failed(mh_status rc, const char *msg)
 {
+    job_dep_failed(rc, msg);
     mh_module *cur = mh_reg_current();
     if (!cur)
         return;
@@ -1482,7 +1486,36 @@ typedef struct call_job {
     mh_status status;     /* set when the body fails for its own reasons */
     bool look_only;       /* find fn, call nothing */
     char why[256];
+    /* A nested failure that is no fault of the Lua function's (memory, a
+     * passing shortage, a deadlock or a cycle: job_dep_failed) and the
+     * start of its message: the call fails as it did when the function
+     * raises that very error. */
+    mh_status dep_status;
+    char dep_error[256];
+    struct call_job *outer; /* the call this one runs within, if any */
 } call_job;
+
+/* The innermost mh_module_call of a Lua function on this thread. */
+static _Thread_local call_job *running_job;
+
+static void job_dep_failed(mh_status rc, const char *msg)
+{
+    call_job *j = running_job;
+    if (!j)
+        return;
+    j->dep_status = mh_init_status_of_dep(rc) == rc ? rc : MH_OK;
+    snprintf(j->dep_error, sizeof j->dep_error, "%s", msg ? msg : "");
+}
+
+/* The status of a call whose function raised msg: the nested failure's,
+ * when msg begins with its words, else MH_ECALL. */
+static mh_status call_failure_status(const call_job *j, const char *msg)
+{
+    return j->dep_status != MH_OK && j->dep_error[0] && msg &&
+                   strncmp(msg, j->dep_error, strlen(j->dep_error)) == 0
+               ? j->dep_status
+               : MH_ECALL;
+}
 
 /* Runs under lua_pcall: everything that can raise a Lua error (a lookup
  * through a metatable, running out of memory while building arguments)
@@ -1533,7 +1566,8 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
 {
     mh_host *h = mod->host;
     mh_lua *lu = h->lua;
-    call_job j = {mod, fn, args, NULL, MH_OK, look_only, ""};
+    call_job j = {mod, fn, args, NULL, MH_OK, look_only, "", MH_OK, "",
+                  running_job};
     *result = NULL;
     gil_enter(lu);
     lua_State *L; /* a thread per run, as above */
@@ -1549,13 +1583,16 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
     int top = lua_gettop(L);
     lua_pushcfunction(L, call_body);
     lua_pushlightuserdata(L, &j);
+    running_job = &j;
     int rc = lua_pcall(L, 1, 0, 0);
+    running_job = j.outer;
     mh_status st = MH_OK;
     if (rc != LUA_OK) {
         /* A string only: converting a number would allocate, unprotected. */
         const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
                                                         : NULL;
-        st = mh_err(h, err, rc == LUA_ERRMEM ? MH_ENOMEM : MH_ECALL,
+        st = mh_err(h, err, rc == LUA_ERRMEM ? MH_ENOMEM
+                                             : call_failure_status(&j, msg),
                     "%s.%s (%s) raised an error: %s", mod->name, fn,
                     mh_reg_where(mod), msg ? msg : "(no message)");
         cJSON_Delete(j.result);
@@ -1630,6 +1667,11 @@ static int native_call(lua_State *L)
             sizeof msg)
             memcpy(msg + sizeof msg - 4, "...", 4);
         mh_error_free(e);
+        /* Memory, a passing shortage, a deadlock or a cycle is no fault
+         * of the plugin's or of the Lua code's: the import or call that
+         * ran this Lua fails with it, not as a failed chunk or call. */
+        if (mh_init_status_of_dep(rc) == rc)
+            dep_failed(rc, msg);
         lua_pushstring(L, msg);
         return lua_error(L);
     }

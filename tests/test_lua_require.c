@@ -202,6 +202,69 @@ TEST(native_call_functions_from_lua)
     mh_host_free(host);
 }
 
+/* A host allocator that fails every request of exactly fail_size bytes
+ * while it is set (0: none). */
+static size_t fail_size;
+
+static void *fail_size_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    (void)ud;
+    (void)osize;
+    if (nsize == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return fail_size && nsize == fail_size ? NULL : realloc(ptr, nsize);
+}
+
+/* A native call from Lua that runs out of memory (here: the host cannot
+ * copy its result, 54,321 encoded letters and their quotes) fails the
+ * mh_module_call or import that ran the Lua code with MH_ENOMEM, as Lua's
+ * own memory errors do -- not MH_ECALL or MH_EINIT, as if the Lua code
+ * were at fault -- and the module is not recorded as broken.  Lua code
+ * that catches the error and raises its own fails as its own. */
+TEST(native_out_of_memory_from_lua_stays_out_of_memory)
+{
+    const char *dir = tmp_mkdir("E");
+    lua_write("E/callnom.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "return {\n"
+              "  big = function(n) return #r.encode(string.rep('a', n)) end,\n"
+              "  mine = function(n)\n"
+              "    local ok = pcall(r.encode, string.rep('a', n))\n"
+              "    error('mine: ' .. tostring(ok), 0)\n"
+              "  end,\n"
+              "}\n");
+    lua_write("E/loadnom.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "local x = r.encode(string.rep('a', 54321))\n"
+              "return {n = function() return #x end}\n");
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
+    cfg.path = str_fmt("%s;%s", dir, MH_TEST_PLUGIN_DIR);
+    cfg.cache_dir = tmp_path("cache");
+    cfg.alloc = fail_size_alloc;
+    mh_host *host = NULL;
+    fail_size = 0;
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_OK);
+    mh_module *mod = import_ok(host, "callnom");
+    ASSERT_EQ_STR(call_ok(mod, "big", "[54321]"), "54321");
+
+    fail_size = 54321 + 3; /* the result's JSON text: quotes and NUL */
+    ASSERT_STATUS(call_fails(mod, "big", "[54321]"), MH_ENOMEM);
+    ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
+    ASSERT_STATUS(call_fails(mod, "mine", "[54321]"), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "mine: false");
+    ASSERT_STATUS(import_fails(host, "loadnom"), MH_ENOMEM);
+    ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
+
+    fail_size = 0; /* memory again: nothing was held against either */
+    ASSERT_EQ_STR(call_ok(mod, "big", "[12]"), "12");
+    ASSERT_EQ_STR(call_ok(import_ok(host, "loadnom"), "n", NULL), "54321");
+    mh_host_free(host);
+}
+
 /* Lua code may rewrite a closure's upvalues (debug.setupvalue): the
  * native functions and the host's loaders keep their module by name, so
  * a forged upvalue is an error, never a pointer followed (it was: a light
