@@ -462,6 +462,30 @@ void *mh_ld_symbol(mh_module *mod, const char *symbol)
 
 /* ---- JSON calls (MH_CALL) ------------------------------------------------ */
 
+/* Do JSON text t's arrays and objects nest deeper than cJSON parses?
+ * (Brackets in strings do not count.) */
+static bool json_too_deep(const char *t)
+{
+    int depth = 0;
+    bool in_string = false;
+    for (; *t; t++) {
+        if (in_string) {
+            if (*t == '\\' && t[1])
+                t++;
+            else if (*t == '"')
+                in_string = false;
+        } else if (*t == '"') {
+            in_string = true;
+        } else if (*t == '[' || *t == '{') {
+            if (++depth > CJSON_NESTING_LIMIT)
+                return true;
+        } else if (*t == ']' || *t == '}') {
+            depth--;
+        }
+    }
+    return false;
+}
+
 mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
                       cJSON **result, mh_error **err)
 {
@@ -491,8 +515,12 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
                     fn);
     else if (!(*result = out.json ? cJSON_ParseWithOpts(out.json, NULL, 1)
                                   : cJSON_CreateNull()))
-        st = mh_err(h, err, MH_EFORMAT, "%s.%s returned text that is not "
-                    "JSON", mod->name, fn);
+        st = out.json && json_too_deep(out.json)
+                 ? mh_err(h, err, MH_EFORMAT, "%s.%s returned JSON nested "
+                          "deeper than %d, which cJSON does not parse",
+                          mod->name, fn, CJSON_NESTING_LIMIT)
+                 : mh_err(h, err, MH_EFORMAT, "%s.%s returned text that is "
+                          "not JSON", mod->name, fn);
     mh_mem_strfree(h, out.json);
     mh_mem_strfree(h, out.error);
     return st;

@@ -857,6 +857,27 @@ TEST(native_json_call_through_mh_call)
     mh_host_free(host);
 }
 
+/* A native call's answer the host cannot parse is MH_EFORMAT, and says
+ * which: nesting past cJSON's limit is not "not JSON". */
+TEST(a_call_answering_unparsable_json_says_why)
+{
+    fixture_copy("raw_result", "E/raw_result.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mod = import_ok(host, "raw_result");
+    char deep[2001];
+    memset(deep, '[', 1000);
+    memset(deep + 1000, ']', 1000);
+    deep[2000] = '\0';
+    ASSERT_EQ_STR(call_ok(mod, "nested", "[1000]"), deep);
+    ASSERT_STATUS(call_fails(mod, "nested", "[1001]"), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "raw_result.nested returned JSON nested "
+                               "deeper than 1000");
+    ASSERT_STATUS(call_fails(mod, "garbage", NULL), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "raw_result.garbage returned text that is "
+                               "not JSON");
+    mh_host_free(host);
+}
+
 TEST(a_call_name_too_long_calls_nothing)
 {
     /* "call:" + the name went into 300 bytes: a name longer than the
