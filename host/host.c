@@ -11,6 +11,7 @@
 #include "finders/notify.h"
 #include "host/secure.h"
 #include "loaders/loader.h"
+#include "loaders/probe.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -150,6 +151,10 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
     if (cfg->cache_dir && cfg->cache_dir[0] != '/')
         return mh_err(NULL, err, MH_EPATH, "mh_config.cache_dir must be an "
                       "absolute path, not \"%s\"", cfg->cache_dir);
+    if (cfg->probe_timeout_ms > MH_PROBE_TIMEOUT_MAX)
+        return mh_err(NULL, err, MH_EINVAL, "mh_config.probe_timeout_ms is "
+                      "%u; at most %ld (an hour)", cfg->probe_timeout_ms,
+                      MH_PROBE_TIMEOUT_MAX);
     if (cfg->http && cfg->http->size < offsetof(mh_http_limits, reserved))
         return mh_err(NULL, err, MH_EVERSION, "mh_config.http->size is %zu; "
                       "set it to sizeof(mh_http_limits)",
@@ -172,6 +177,7 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
     h->flags = cfg->flags;
     h->max_module_size = cfg->max_module_size ? cfg->max_module_size
                                               : MH_DEFAULT_MAX_MODULE;
+    h->probe_timeout_ms = cfg->probe_timeout_ms;
     const char *v = mh_host_getenv(h, "MODHOST_VERBOSE");
     h->verbose = (cfg->flags & MH_CONFIG_VERBOSE) ||
                  (v && v[0] && strcmp(v, "0") != 0);

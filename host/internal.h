@@ -42,6 +42,7 @@ struct mh_host {
     bool verbose;          /* -v or MODHOST_VERBOSE=1 */
     char *cache_dir;       /* owned */
     size_t max_module_size; /* largest blob read into memory */
+    unsigned probe_timeout_ms; /* mh_config's; 0: the environment's */
     mh_trust trust;        /* keys an HTTP index must be signed by */
     mh_http_limits http;   /* limits of the HTTP finder, defaults filled */
 

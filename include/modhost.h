@@ -271,7 +271,12 @@ typedef struct mh_config {
                                    MH_EVERSION */
     mh_fault_fn fault;      /* fault injection for tests, or NULL */
     void *fault_ud;
-    void *reserved[3];      /* zero */
+    unsigned probe_timeout_ms; /* how long a probe's child process
+                                  (MH_CONFIG_PROBE) may take: 1 to
+                                  3,600,000 ms, more is MH_EINVAL; 0:
+                                  $MODHOST_PROBE_TIMEOUT_MS (not read by
+                                  an isolated host), else 10 s */
+    void *reserved[2];      /* zero */
 } mh_config;
 
 #define MH_DEFAULT_MAX_MODULE ((size_t)256 * 1024 * 1024)

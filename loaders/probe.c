@@ -110,6 +110,8 @@
 
 static long probe_timeout(mh_host *h)
 {
+    if (h->probe_timeout_ms)
+        return (long)h->probe_timeout_ms; /* the application's, checked */
     const char *s = mh_host_getenv(h, "MODHOST_PROBE_TIMEOUT_MS");
     if (!s || !*s)
         return MH_PROBE_TIMEOUT_MS;

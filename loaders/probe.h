@@ -17,7 +17,8 @@ struct mh_host;
 struct mh_found;
 
 /* The time a child gets to load, init and fini the module, unless
- * MODHOST_PROBE_TIMEOUT_MS says otherwise (1 to MH_PROBE_TIMEOUT_MAX). */
+ * mh_config.probe_timeout_ms or MODHOST_PROBE_TIMEOUT_MS says otherwise (1
+ * to MH_PROBE_TIMEOUT_MAX). */
 #define MH_PROBE_TIMEOUT_MS 10000L
 #define MH_PROBE_TIMEOUT_MAX 3600000L
 

@@ -169,6 +169,42 @@ TEST(hang_in_init_is_refused_in_time)
         FAIL("took %lld ms", ms);
 }
 
+/* An application sets the probe's limit in its config: an isolated host,
+ * which reads no environment, has one too, and the config's wins over
+ * MODHOST_PROBE_TIMEOUT_MS; over an hour is refused when the host is
+ * made. */
+TEST(the_probe_timeout_is_set_in_the_config)
+{
+    probe_env();
+    env_set("MODHOST_PROBE_TIMEOUT_MS", "60000");
+    const char *file = plugin("probe_hang");
+    for (int isolated = 0; isolated < 2; isolated++) {
+        mh_config cfg;
+        mh_config_init(&cfg);
+        cfg.flags = MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_PROBE |
+                    (isolated ? MH_CONFIG_ISOLATED : 0);
+        cfg.path = tmp_path("E");
+        cfg.path_env = "MH_TEST_PROBE_NO_PATH";
+        cfg.cache_dir = tmp_path("cache");
+        cfg.probe_timeout_ms = 400;
+        mh_host *h = host_new_cfg(&cfg);
+        mh_module *mod = NULL;
+        ASSERT_STATUS(mh_import(h, "probe_hang", &mod, ERR), MH_EINIT);
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("module 'probe_hang' (%s) failed "
+                                           "its probe", file));
+        ASSERT_CONTAINS(ERR_MSG(), "hung: no answer in 0.4 s");
+        mh_host_free(h);
+    }
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.probe_timeout_ms = 3600001;
+    mh_host *h = (mh_host *)1;
+    ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_EINVAL);
+    ASSERT_NULL(h);
+    ASSERT_CONTAINS(ERR_MSG(), "mh_config.probe_timeout_ms is 3600001; at "
+                               "most 3600000");
+}
+
 /* Init forks; the copy says "init-ok" and "ok" on the inherited status
  * descriptor while the child itself exits with status 3: the child's own
  * word is what counts.  Its last words hold an escape sequence, shown as
