@@ -7,6 +7,7 @@
 #include "finders/sqlar.h"
 #include "finders/sqlsnap.h"
 
+#include <stdio.h>
 #include <string.h>
 
 typedef struct name {
@@ -83,8 +84,54 @@ void mh_sqs_free(mh_host *h, mh_sqs *q)
     mh_mem_free(h, q, sizeof *q);
 }
 
+static mh_sqs *read_snapshot(mh_host *h, sqlite3 *db, const char *shown,
+                             bool *again);
+
+/* The connection's page cache limit (PRAGMA cache_size), or 0 if it
+ * cannot be read. */
+static int cache_size(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = 0;
+    if (sqlite3_prepare_v2(db, "PRAGMA cache_size", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void set_cache_size(sqlite3 *db, int v)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = %d", v);
+    sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* The page cache while the snapshot is read, in KiB: each module's row
+ * fills a page of its own, so the rows' pages are read once (or twice,
+ * for the hashes' join) whatever the cache holds, and SQLite's default
+ * of 2 MB would only grow the heap by 2 MB of pages new to the process,
+ * which cost more than reading (docs/performance.md, SQLite).  This much
+ * keeps the B-trees' inner pages; the default comes back afterwards, and
+ * what the read cached is given back to the allocator. */
+#define SNAP_CACHE_KIB 256
+
 mh_sqs *mh_sqs_read(mh_host *h, sqlite3 *db, const char *shown,
                     bool *again)
+{
+    int old = cache_size(db);
+    if (old)
+        set_cache_size(db, -SNAP_CACHE_KIB);
+    mh_sqs *q = read_snapshot(h, db, shown, again);
+    if (old)
+        set_cache_size(db, old);
+    sqlite3_db_release_memory(db);
+    return q;
+}
+
+static mh_sqs *read_snapshot(mh_host *h, sqlite3 *db, const char *shown,
+                             bool *again)
 {
     mh_sqs *q = mh_mem_calloc(h, 1, sizeof *q);
     sqlite3_stmt *a = NULL, *b = NULL, *j = NULL;
