@@ -64,6 +64,9 @@ static void machine_costs(void)
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
             bench_die("mmap: %s", strerror(errno));
+        /* Pages, not a huge page (where transparent huge pages are on
+         * for every mapping): what a heap's growth faults in. */
+        madvise(m, len, MADV_NOHUGEPAGE);
         t = bench_now_ns();
         for (size_t off = 0; off < len; off += (size_t)page)
             m[off] = 1;

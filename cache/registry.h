@@ -61,6 +61,8 @@ typedef struct mh_flight {
                                        import (owner only): its status, */
     char *chunk_dep_error;          /* and its error, which the chunk
                                        failing with it fails as */
+    bool in_chunk;                  /* its Lua chunk is running (owner
+                                       only) */
     const char *origin;             /* the import's answer (transient),
                                        for its messages; or NULL */
 } mh_flight;

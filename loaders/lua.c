@@ -262,22 +262,30 @@ static int loader_of(lua_State *L)
 
 static void job_dep_failed(mh_status rc, const char *msg);
 
-/* An import from Lua code failed, with rc and its error text msg, about
- * to be raised: if a module is loading here (its chunk is what asked), it
- * fails for another's sake, not its own, and is not recorded as broken
- * (as for a native init's mh_host_api.import); and if its chunk then
- * fails with that error, it fails as the nested import did
- * (chunk_failure_status).  Kept in the loading module's in-flight block,
- * which only this thread uses.  So does the mh_module_call running this
- * thread's Lua, if any (job_dep_failed). */
-static void dep_failed(mh_status rc, const char *msg)
+/* What failed under Lua code, about to be raised there. */
+typedef enum nested_kind {
+    NESTED_IMPORT,  /* an import: any status */
+    NESTED_CALL     /* a native call, out of memory (passes up) */
+} nested_kind;
+
+/* Something Lua code asked for failed, with rc and its error text msg,
+ * about to be raised: if a module's chunk is loading here and then fails
+ * with that very error (chunk_failure_status), it fails for another's
+ * sake, as the nested failure did, and is not recorded as broken; so
+ * does the mh_module_call running this thread's Lua, if any
+ * (job_dep_failed).  Kept in the loading module's in-flight block, which
+ * only this thread uses.  An import failing under a native init (through
+ * a Lua function it called) marks that module at once, as its own
+ * mh_host_api.import does. */
+static void nested_failed(nested_kind kind, mh_status rc, const char *msg)
 {
     job_dep_failed(rc, msg);
     mh_module *cur = mh_reg_current();
     if (!cur)
         return;
-    cur->dep_failed = true; /* read by this thread's import_slow */
     mh_flight *f = cur->flight;
+    if (kind == NESTED_IMPORT && !(f && f->in_chunk))
+        cur->dep_failed = true; /* read by this thread's import_slow */
     if (!f)
         return;
     mh_mem_strfree(cur->host, f->chunk_dep_error);
@@ -286,16 +294,31 @@ static void dep_failed(mh_status rc, const char *msg)
     f->chunk_dep_status = (uint8_t)rc;
 }
 
-/* The status of mod's chunk, which failed with msg: the nested import's
- * it raised when msg begins with that import's error (the traceback
- * follows it), else MH_EINIT.  Forgets the nested import's error. */
+/* A native call from Lua failed for its own reasons: nothing an earlier
+ * failure recorded (nested_failed) stands for what is raised now. */
+static void nested_forget(void)
+{
+    job_dep_failed(MH_OK, NULL);
+    mh_module *cur = mh_reg_current();
+    if (cur && cur->flight) {
+        mh_mem_strfree(cur->host, cur->flight->chunk_dep_error);
+        cur->flight->chunk_dep_error = NULL;
+    }
+}
+
+/* The status of mod's chunk, which failed with msg: the nested failure's
+ * it raised when msg begins with that failure's error (the traceback
+ * follows it), and then the module is not recorded as broken; else
+ * MH_EINIT.  Forgets the nested failure's error. */
 static mh_status chunk_failure_status(mh_module *mod, const char *msg)
 {
     mh_flight *f = mod->flight;
     mh_status st = MH_EINIT;
     if (f && f->chunk_dep_error && msg &&
-        strncmp(msg, f->chunk_dep_error, strlen(f->chunk_dep_error)) == 0)
+        strncmp(msg, f->chunk_dep_error, strlen(f->chunk_dep_error)) == 0) {
         st = mh_init_status_of_dep((mh_status)f->chunk_dep_status);
+        mod->dep_failed = true; /* read by this thread's import_slow */
+    }
     if (f) {
         mh_mem_strfree(mod->host, f->chunk_dep_error);
         f->chunk_dep_error = NULL;
@@ -327,7 +350,7 @@ static int host_searcher(lua_State *L)
             mh_error_free(e);
             return 1;
         }
-        dep_failed(rc, mh_error_message(e));
+        nested_failed(NESTED_IMPORT, rc, mh_error_message(e));
         lua_pushstring(L, mh_error_message(e)); /* a cycle, a failed init */
         mh_error_free(e);
         return lua_error(L);
@@ -369,7 +392,7 @@ static int lib_import(lua_State *L)
     mh_error *e = NULL;
     mh_status rc = import_unlocked(h, name, &m, &e);
     if (rc != MH_OK) {
-        dep_failed(rc, mh_error_message(e));
+        nested_failed(NESTED_IMPORT, rc, mh_error_message(e));
         lua_pushstring(L, mh_error_message(e));
         mh_error_free(e);
         return lua_error(L);
@@ -1218,7 +1241,9 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
         lua_pushcfunction(L, p_runchunk);
         lua_insert(L, -2);
         lua_pushlightuserdata(L, (void *)mod->name);
+        mod->flight->in_chunk = true;
         int cr = lua_pcall(L, 2, 1, top + 1);
+        mod->flight->in_chunk = false;
         if (cr == LUA_ERRMEM || cr == LUA_ERRERR) {
             rc = mh_err(h, err, MH_ENOMEM, "out of memory running module "
                         "'%s' (%s)", mod->name, spec->origin);
@@ -1486,12 +1511,12 @@ typedef struct call_job {
     mh_status status;     /* set when the body fails for its own reasons */
     bool look_only;       /* find fn, call nothing */
     char why[256];
-    /* A nested failure that is no fault of the Lua function's (memory, a
-     * passing shortage, a deadlock or a cycle: job_dep_failed) and the
-     * start of its message: the call fails as it did when the function
-     * raises that very error. */
+    /* The last nested failure under the function (nested_failed), when
+     * it is no fault of the function's (memory, a passing shortage, a
+     * deadlock or a cycle), and its message (host memory): the call
+     * fails as it did when the function raises that very error. */
     mh_status dep_status;
-    char dep_error[256];
+    char *dep_error;
     struct call_job *outer; /* the call this one runs within, if any */
 } call_job;
 
@@ -1503,15 +1528,18 @@ static void job_dep_failed(mh_status rc, const char *msg)
     call_job *j = running_job;
     if (!j)
         return;
-    j->dep_status = mh_init_status_of_dep(rc) == rc ? rc : MH_OK;
-    snprintf(j->dep_error, sizeof j->dep_error, "%s", msg ? msg : "");
+    mh_host *h = j->mod->host;
+    mh_mem_strfree(h, j->dep_error);
+    bool passes = rc != MH_OK && mh_init_status_of_dep(rc) == rc;
+    j->dep_error = passes && msg && msg[0] ? mh_mem_strdup(h, msg) : NULL;
+    j->dep_status = j->dep_error ? rc : MH_OK;
 }
 
 /* The status of a call whose function raised msg: the nested failure's,
- * when msg begins with its words, else MH_ECALL. */
+ * when msg begins with its words (a traceback follows), else MH_ECALL. */
 static mh_status call_failure_status(const call_job *j, const char *msg)
 {
-    return j->dep_status != MH_OK && j->dep_error[0] && msg &&
+    return j->dep_error && msg &&
                    strncmp(msg, j->dep_error, strlen(j->dep_error)) == 0
                ? j->dep_status
                : MH_ECALL;
@@ -1566,7 +1594,7 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
 {
     mh_host *h = mod->host;
     mh_lua *lu = h->lua;
-    call_job j = {mod, fn, args, NULL, MH_OK, look_only, "", MH_OK, "",
+    call_job j = {mod, fn, args, NULL, MH_OK, look_only, "", MH_OK, NULL,
                   running_job};
     *result = NULL;
     gil_enter(lu);
@@ -1606,6 +1634,7 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
     } else {
         *result = j.result;
     }
+    mh_mem_strfree(h, j.dep_error);
     lua_settop(L, top);
     luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
     gil_leave(lu);
@@ -1671,7 +1700,9 @@ static int native_call(lua_State *L)
          * of the plugin's or of the Lua code's: the import or call that
          * ran this Lua fails with it, not as a failed chunk or call. */
         if (mh_init_status_of_dep(rc) == rc)
-            dep_failed(rc, msg);
+            nested_failed(NESTED_CALL, rc, msg);
+        else
+            nested_forget();
         lua_pushstring(L, msg);
         return lua_error(L);
     }
@@ -1679,6 +1710,14 @@ static int native_call(lua_State *L)
     lua_pushlightuserdata(L, res);
     int pr = lua_pcall(L, 1, 1, 0);
     cJSON_Delete(res);
+    if (pr == LUA_ERRMEM) { /* as the call's own: the same status */
+        char msg[MH_NAME_MAX * 2 + 64];
+        snprintf(msg, sizeof msg, "out of memory in %s.%s: its result "
+                 "has no room in Lua", m->name, fn);
+        nested_failed(NESTED_CALL, MH_ENOMEM, msg);
+        lua_pushstring(L, msg);
+        return lua_error(L);
+    }
     if (pr != LUA_OK)
         return luaL_error(L, "%s.%s: its result: %s", m->name, fn,
                           lua_tostring(L, -1));

@@ -462,13 +462,13 @@ void *mh_ld_symbol(mh_module *mod, const char *symbol)
 
 /* ---- JSON calls (MH_CALL) ------------------------------------------------ */
 
-/* Do JSON text t's arrays and objects nest deeper than cJSON parses?
- * (Brackets in strings do not count.) */
-static bool json_too_deep(const char *t)
+/* Did cJSON stop at `end` in JSON text t because its arrays and objects
+ * nest deeper there than it parses?  (Brackets in strings do not count.) */
+static bool json_too_deep(const char *t, const char *end)
 {
     int depth = 0;
     bool in_string = false;
-    for (; *t; t++) {
+    for (; *t && t <= end; t++) {
         if (in_string) {
             if (*t == '\\' && t[1])
                 t++;
@@ -503,6 +503,7 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
         return mh_err(h, err, MH_ENOMEM, "out of memory calling %s.%s",
                       mod->name, fn);
     mh_call_out out = {h, NULL, NULL, false};
+    const char *parse_end = NULL;
     int rc = f(&h->api, (mh_plugin *)mod, text ? text : "[]", &out);
     cJSON_free(text);
     mh_status st = MH_OK;
@@ -513,9 +514,10 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
     else if (out.oom)
         st = mh_err(h, err, MH_ENOMEM, "out of memory in %s.%s", mod->name,
                     fn);
-    else if (!(*result = out.json ? cJSON_ParseWithOpts(out.json, NULL, 1)
-                                  : cJSON_CreateNull()))
-        st = out.json && json_too_deep(out.json)
+    else if (!(*result = out.json
+                             ? cJSON_ParseWithOpts(out.json, &parse_end, 1)
+                             : cJSON_CreateNull()))
+        st = out.json && parse_end && json_too_deep(out.json, parse_end)
                  ? mh_err(h, err, MH_EFORMAT, "%s.%s returned JSON nested "
                           "deeper than %d, which cJSON does not parse",
                           mod->name, fn, CJSON_NESTING_LIMIT)

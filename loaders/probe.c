@@ -53,7 +53,8 @@
  *     answer -- in the host's own setting, which may differ (an entry the
  *     child was not given).  Not cached.
  *   - a milestone missing and the child killed by a signal, exited, or
- *     out of time (MH_PROBE_TIMEOUT_MS, or MODHOST_PROBE_TIMEOUT_MS):
+ *     out of time (mh_config.probe_timeout_ms, else
+ *     MODHOST_PROBE_TIMEOUT_MS, else MH_PROBE_TIMEOUT_MS):
  *     the module's fault, MH_EINIT with the reason; import records it in
  *     the discovery index, so `modhost doctor` shows it.  A sanitizer
  *     build's child reports a SEGV and exits instead of dying of it: the

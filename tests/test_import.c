@@ -872,6 +872,14 @@ TEST(a_call_answering_unparsable_json_says_why)
     ASSERT_STATUS(call_fails(mod, "nested", "[1001]"), MH_EFORMAT);
     ASSERT_CONTAINS(ERR_MSG(), "raw_result.nested returned JSON nested "
                                "deeper than 1000");
+    /* Not for what fails before it is deep, nor for brackets in a
+     * string. */
+    ASSERT_STATUS(call_fails(mod, "nested", "[1001, \"junk\"]"),
+                  MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "raw_result.nested returned text that is "
+                               "not JSON");
+    const char *s = call_ok(mod, "nested", "[1001, \"string\"]");
+    ASSERT_EQ_INT(strlen(s), 2 + 2 * 1001);
     ASSERT_STATUS(call_fails(mod, "garbage", NULL), MH_EFORMAT);
     ASSERT_CONTAINS(ERR_MSG(), "raw_result.garbage returned text that is "
                                "not JSON");

@@ -11,6 +11,7 @@
  * directory; the Debian files are copied there unmodified.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -202,9 +203,12 @@ TEST(native_call_functions_from_lua)
     mh_host_free(host);
 }
 
-/* A host allocator that fails every request of exactly fail_size bytes
- * while it is set (0: none). */
+/* A host allocator that fails requests of exactly fail_size bytes while
+ * it is set (0: none): every one, or with fail_nth the fail_nth since it
+ * was set and every one after (fail_seen counts them; Lua asks again
+ * after an emergency collection). */
 static size_t fail_size;
+static int fail_nth, fail_seen;
 
 static void *fail_size_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
@@ -214,7 +218,9 @@ static void *fail_size_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         free(ptr);
         return NULL;
     }
-    return fail_size && nsize == fail_size ? NULL : realloc(ptr, nsize);
+    bool fail = fail_size && nsize == fail_size &&
+                (!fail_nth || ++fail_seen >= fail_nth);
+    return fail ? NULL : realloc(ptr, nsize);
 }
 
 /* A native call from Lua that runs out of memory (here: the host cannot
@@ -239,6 +245,15 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
               "local r = modhost.import('codecs.rot13')\n"
               "local x = r.encode(string.rep('a', 54321))\n"
               "return {n = function() return #x end}\n");
+    /* Caught, then broken for its own reasons: recorded as broken. */
+    lua_write("E/brk.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "pcall(r.encode, string.rep('a', 54321))\n"
+              "error('genuinely broken', 0)\n");
+    /* So is one that caught a failed import. */
+    lua_write("E/failing.lua", "error('failing on purpose', 0)\n");
+    lua_write("E/brk2.lua", "pcall(modhost.import, 'failing')\n"
+                            "error('broken too', 0)\n");
     mh_config cfg;
     mh_config_init(&cfg);
     cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
@@ -258,6 +273,26 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
     ASSERT_CONTAINS(ERR_MSG(), "mine: false");
     ASSERT_STATUS(import_fails(host, "loadnom"), MH_ENOMEM);
     ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
+    ASSERT_STATUS(import_fails(host, "brk"), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "genuinely broken");
+    disc_fails fails;
+    ASSERT_STATUS(import_fails(host, "brk2"), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "broken too");
+    disc_failures(host, &fails);
+    ASSERT_NOT_NULL(disc_fail_find(&fails, "brk"));
+    ASSERT_NOT_NULL(disc_fail_find(&fails, "brk2"));
+    ASSERT_NOT_NULL(disc_fail_find(&fails, "failing"));
+    ASSERT_NULL(disc_fail_find(&fails, "loadnom"));
+
+    /* The result, 54,321 letters, has no room in Lua: the second string of
+     * that length (the first is the argument). */
+    fail_size = 24 + 54321 + 1; /* a long Lua string: header, bytes, NUL */
+    fail_nth = 2;
+    fail_seen = 0;
+    ASSERT_STATUS(call_fails(mod, "big", "[54321]"), MH_ENOMEM);
+    ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode: its "
+                               "result has no room in Lua");
+    fail_nth = 0;
 
     fail_size = 0; /* memory again: nothing was held against either */
     ASSERT_EQ_STR(call_ok(mod, "big", "[12]"), "12");
