@@ -1137,7 +1137,9 @@ static void run_running(ctx *c, const char *base)
                "keeps every module it loads): compile ÷ undump %.2f. Each "
                "kept module holds about %.0f KB of new memory, which both "
                "ways pay for alike (this run's machine: %.2f µs a fresh "
-               "page, at the top of the file).",
+               "page, at the top of the file). The four ways share this "
+               "process's heap, and each import inherits what the others "
+               "left there: the two ratios are the comparison.",
                v[2].median / v[3].median, kept_kb(c), bench.page_us);
     bench_note("Each imported name is new to its host (copies of the same "
                "2,000-line text), so every import really compiles or "
