@@ -258,6 +258,77 @@ bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
            WEXITSTATUS(st) == 0 && got == size;
 }
 
+static bool read_all(int fd, void *p, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, (char *)p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+void bench_worker_start(bench_worker *w)
+{
+    int to[2], from[2];
+    if (pipe(to) != 0 || pipe(from) != 0)
+        bench_die("pipe failed");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork failed");
+    if (pid == 0) {
+        close(to[1]);
+        close(from[0]);
+        w->setup(w->state);
+        char cmd;
+        while (read_all(to[0], &cmd, 1)) {
+            if (cmd == 'r') {
+                double v = w->sample(w->state);
+                if (!write_all(from[1], &v, sizeof v))
+                    _exit(1);
+            } else {
+                char *out = calloc(1, w->out_size ? w->out_size : 1);
+                if (!out)
+                    _exit(1);
+                w->finish(w->state, out);
+                fflush(NULL);
+                _exit(write_all(from[1], out, w->out_size) ? 0 : 1);
+            }
+        }
+        _exit(1); /* the parent went away */
+    }
+    close(to[0]);
+    close(from[1]);
+    w->pid = pid;
+    w->to = to[1];
+    w->from = from[0];
+}
+
+double bench_worker_sample(void *worker)
+{
+    bench_worker *w = worker;
+    double v;
+    if (!write_all(w->to, "r", 1) || !read_all(w->from, &v, sizeof v))
+        bench_die("a bench worker (pid %d) failed", w->pid);
+    return v;
+}
+
+bool bench_worker_end(bench_worker *w, void *out)
+{
+    bool ok = write_all(w->to, "q", 1) &&
+              read_all(w->from, out, w->out_size);
+    close(w->to);
+    close(w->from);
+    int st;
+    return waitpid(w->pid, &st, 0) == w->pid && WIFEXITED(st) &&
+           WEXITSTATUS(st) == 0 && ok;
+}
+
 typedef struct one_call {
     double (*fn)(void *);
     void *arg;

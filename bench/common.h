@@ -48,6 +48,27 @@ double bench_forked(double (*fn)(void *), void *arg);
 bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
                        void *out, size_t size);
 
+/* A variant kept running in a process of its own, so that what it holds
+ * (a heap, a Lua state) is not shared with the other variants of its
+ * table: bench_worker_start forks; the child runs setup(state) once, then
+ * sample(state) each time the parent asks (bench_worker_sample, a
+ * bench_var's sample function with the worker as its context, so the
+ * variants still interleave round by round), and at bench_worker_end
+ * finish(state, out), whose out_size bytes come back to the parent.  The
+ * child's state is its own copy of the parent's. */
+typedef struct bench_worker {
+    void (*setup)(void *state);
+    double (*sample)(void *state);
+    void (*finish)(void *state, void *out);
+    void *state;
+    size_t out_size;
+    int pid, to, from;      /* set by bench_worker_start */
+} bench_worker;
+void bench_worker_start(bench_worker *w);
+double bench_worker_sample(void *worker);
+/* False (out untouched) if the child failed. */
+bool bench_worker_end(bench_worker *w, void *out);
+
 /* CPython: run bench/py_import.py MODE FIXTURES P [EXTRA] once; its
  * figure, or NAN.  extra may be NULL. */
 double bench_python(const char *mode, int p, const char *extra);

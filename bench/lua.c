@@ -1050,6 +1050,66 @@ static double kept_kb(const ctx *c)
     return kb;
 }
 
+/* One way of the running-host table, run by a worker of its own
+ * (bench_worker): modhost compiling, modhost from the cache, plain Lua
+ * from source, plain Lua from bytecode. */
+enum { WAY_COMPILE, WAY_CACHED, WAY_LUA_SRC, WAY_LUA_BC, WAYS };
+
+typedef struct way {
+    ctx *c;
+    int kind;
+    const char *dir, *empty, *warm;
+    int copies;
+    logseen seen;           /* the child's, for its host's trace */
+    rctx r;                 /* the modhost ways' */
+    lrctx l;                /* the plain ones' */
+} way;
+
+/* What a way's worker says when it ends: what its host's trace saw. */
+typedef struct way_report {
+    int warnings, compiled, from_cache, imports;
+    char last[512];
+} way_report;
+
+static void way_setup(void *p)
+{
+    way *w = p;
+    if (w->kind >= WAY_LUA_SRC) {
+        w->l = (lrctx){w->c, running_state(), w->kind == WAY_LUA_SRC, 0};
+        return;
+    }
+    bool compile = w->kind == WAY_COMPILE;
+    mh_host *h = host_at(w->dir, compile ? w->empty : w->warm,
+                         MH_CONFIG_VERBOSE |
+                             (compile ? MH_CONFIG_NO_BYTECODE_WRITE : 0),
+                         &w->seen);
+    import(h, "tiny");
+    w->seen.compiled = w->seen.from_cache = 0;
+    w->r = (rctx){w->c, h, 0, w->copies};
+}
+
+static double way_sample(void *p)
+{
+    way *w = p;
+    return w->kind >= WAY_LUA_SRC ? running_lua(&w->l) : running(&w->r);
+}
+
+static void way_finish(void *p, void *out)
+{
+    way *w = p;
+    way_report *rep = out;
+    if (w->kind >= WAY_LUA_SRC) {
+        lua_close(w->l.L);
+        return;
+    }
+    mh_host_free(w->r.h);
+    rep->warnings = w->seen.warnings;
+    rep->compiled = w->seen.compiled;
+    rep->from_cache = w->seen.from_cache;
+    rep->imports = w->r.next;
+    memcpy(rep->last, w->seen.last, sizeof rep->last);
+}
+
 static void run_running(ctx *c, const char *base)
 {
     int copies = (bench.rounds + 1) * c->reps;
@@ -1083,41 +1143,43 @@ static void run_running(ctx *c, const char *base)
     if (ws.warnings)
         bench_die("lua: warming the cache: %s", ws.last);
 
-    logseen sc = {0}, sw = {0};
-    rctx compile = {c, host_at(dir, empty, MH_CONFIG_NO_BYTECODE_WRITE |
-                                            MH_CONFIG_VERBOSE, &sc), 0,
-                    copies};
-    rctx cached = {c, host_at(dir, warm, MH_CONFIG_VERBOSE, &sw), 0, copies};
-    import(compile.h, "tiny");
-    import(cached.h, "tiny");
-    sc.compiled = sc.from_cache = sw.compiled = sw.from_cache = 0;
-    lrctx lsrc = {c, running_state(), true, 0};
-    lrctx lbc = {c, running_state(), false, 0};
-    bench_var v[] = {
-        {"modhost: compile from source (no cache)", running, &compile, 0},
-        {"modhost: bytecode from cache", running, &cached, 0},
-        {"Lua 5.4, running state: load source + run, kept", running_lua,
-         &lsrc, 0},
-        {"Lua 5.4, running state: load bytecode + run, kept", running_lua,
-         &lbc, 0},
+    /* Each way in a process of its own: a heap, a Lua state, a host
+     * that no other way's imports leave anything in. */
+    static const char *const names[WAYS] = {
+        "modhost: compile from source (no cache)",
+        "modhost: bytecode from cache",
+        "Lua 5.4, running state: load source + run, kept",
+        "Lua 5.4, running state: load bytecode + run, kept",
     };
-    bench_interleave(v, 4, bench.rounds);
-    lua_close(lsrc.L);
-    lua_close(lbc.L);
+    way ways[WAYS];
+    bench_worker workers[WAYS];
+    bench_var v[WAYS];
+    for (int i = 0; i < WAYS; i++) {
+        ways[i] = (way){.c = c, .kind = i, .dir = dir, .empty = empty,
+                        .warm = warm, .copies = copies};
+        workers[i] = (bench_worker){way_setup, way_sample, way_finish,
+                                    &ways[i], sizeof(way_report), 0, 0, 0};
+        bench_worker_start(&workers[i]);
+        v[i] = (bench_var){names[i], bench_worker_sample, &workers[i], 0};
+    }
+    bench_interleave(v, WAYS, bench.rounds);
+    way_report rep[WAYS];
+    for (int i = 0; i < WAYS; i++)
+        if (!bench_worker_end(&workers[i], &rep[i]))
+            bench_die("lua: the running-host way \"%s\" failed", names[i]);
+    way_report *sc = &rep[WAY_COMPILE], *sw = &rep[WAY_CACHED];
     /* Each way did what it is named for, every time. */
-    if (sc.warnings || sw.warnings)
+    if (sc->warnings || sw->warnings)
         bench_die("lua: a running host warned: %s",
-                  sc.warnings ? sc.last : sw.last);
-    if (sc.compiled != compile.next || sc.from_cache != 0 ||
-        sw.from_cache != cached.next || sw.compiled != 0)
+                  sc->warnings ? sc->last : sw->last);
+    if (sc->compiled != sc->imports || sc->from_cache != 0 ||
+        sw->from_cache != sw->imports || sw->compiled != 0)
         bench_die("lua: running hosts: %d compiled + %d cached, and %d "
                   "cached + %d compiled: not what is measured",
-                  sc.compiled, sc.from_cache, sw.from_cache, sw.compiled);
+                  sc->compiled, sc->from_cache, sw->from_cache, sw->compiled);
     char *stray = cache_file(empty);
     if (stray)
         bench_die("lua: the no-write host cached %s", stray);
-    mh_host_free(compile.h);
-    mh_host_free(cached.h);
 
     char *unit = bench_fmt("µs per import of the %d-line module into a "
                            "running host (its Lua state made, directory "
@@ -1137,9 +1199,9 @@ static void run_running(ctx *c, const char *base)
                "keeps every module it loads): compile ÷ undump %.2f. Each "
                "kept module holds about %.0f KB of new memory, which both "
                "ways pay for alike (this run's machine: %.2f µs a fresh "
-               "page, at the top of the file). The four ways share this "
-               "process's heap, and each import inherits what the others "
-               "left there: the two ratios are the comparison.",
+               "page, at the top of the file). Each of the four ways runs "
+               "in a process of its own (its heap, its host or state), "
+               "asked for one sample at a time, round by round.",
                v[2].median / v[3].median, kept_kb(c), bench.page_us);
     bench_note("Each imported name is new to its host (copies of the same "
                "2,000-line text), so every import really compiles or "
@@ -1147,7 +1209,7 @@ static void run_running(ctx *c, const char *base)
                "(%d compiled, %d from cache). The fresh-host table above "
                "adds to both ways what a new host pays once (making its "
                "Lua state, listing and checking directories).",
-               sc.compiled, sw.from_cache);
+               sc->compiled, sw->from_cache);
     bench_table_end();
     free(dir);
     free(empty);
