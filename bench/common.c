@@ -230,16 +230,26 @@ static bool write_all(int fd, const void *p, size_t n)
     return true;
 }
 
+static bool read_all(int fd, void *p, size_t n);
+
+/* fork(), with this process's output flushed first (else the child
+ * would write it again); dies if it cannot. */
+static pid_t fork_or_die(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        bench_die("fork failed");
+    return pid;
+}
+
 bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
                        void *out, size_t size)
 {
     int fd[2];
     if (pipe(fd) != 0)
         bench_die("pipe failed");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork failed");
+    pid_t pid = fork_or_die();
     if (pid == 0) {
         close(fd[0]);
         fn(arg, out);
@@ -247,15 +257,11 @@ bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
         _exit(write_all(fd[1], out, size) ? 0 : 1);
     }
     close(fd[1]);
-    size_t got = 0;
-    for (ssize_t r = 1; got < size && r > 0; got += r > 0 ? (size_t)r : 0)
-        while ((r = read(fd[0], (char *)out + got, size - got)) < 0 &&
-               errno == EINTR)
-            ;
+    bool got = read_all(fd[0], out, size);
     close(fd[0]);
     int st;
     return waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
-           WEXITSTATUS(st) == 0 && got == size;
+           WEXITSTATUS(st) == 0 && got;
 }
 
 static bool read_all(int fd, void *p, size_t n)
@@ -277,10 +283,7 @@ void bench_worker_start(bench_worker *w)
     int to[2], from[2];
     if (pipe(to) != 0 || pipe(from) != 0)
         bench_die("pipe failed");
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        bench_die("fork failed");
+    pid_t pid = fork_or_die();
     if (pid == 0) {
         close(to[1]);
         close(from[0]);
