@@ -265,7 +265,7 @@ static void job_dep_failed(mh_status rc, const char *msg);
 /* What failed under Lua code, about to be raised there. */
 typedef enum nested_kind {
     NESTED_IMPORT,  /* an import: any status */
-    NESTED_CALL     /* a native call, out of memory (passes up) */
+    NESTED_CALL     /* a native call, with a status that passes up */
 } nested_kind;
 
 /* Something Lua code asked for failed, with rc and its error text msg,
