@@ -67,7 +67,8 @@ void mh_atw_buf_return(struct mh_host *h, mh_atw_buf *keep, unsigned char *p,
 /* Free the kept buffer (not lent). */
 void mh_atw_buf_free(struct mh_host *h, mh_atw_buf *keep);
 
-/* The same for any file, following symbolic links (module sources). */
+/* mh_atw_read for any file, following symbolic links (module
+ * sources). */
 mh_status mh_atw_read_file(struct mh_host *h, const char *path, size_t max,
                            unsigned char **out, size_t *len, mh_error **err);
 

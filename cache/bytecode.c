@@ -43,8 +43,8 @@
  *
  * A hit hands back the file as read, bytecode in place (no copy), in a
  * buffer the Lua loader keeps between imports where it can (the same
- * pages every time: on a machine where fresh memory is dear, 60 µs of a
- * 2,000-line module's 700, docs/performance.md).
+ * pages every time: on a machine where fresh memory is dear, 50-80 µs
+ * of a 2,000-line module's 650, docs/performance.md).
  */
 #include "host/internal.h"
 #include "cache/atomic.h"

@@ -108,11 +108,12 @@ static void set_cache_size(sqlite3 *db, int v)
     sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
 
-/* The page cache while the snapshot is read, in KiB: each module's row
- * fills a page of its own, so the rows' pages are read once (or twice,
- * for the hashes' join) whatever the cache holds, and SQLite's default
- * of 2 MB would only grow the heap by 2 MB of pages new to the process,
- * which cost more than reading (docs/performance.md, SQLite).  This much
+/* The page cache while the snapshot is read, in KiB: a module's row
+ * fills much of a page (the first bytes of its data are stored with it),
+ * so the rows' pages are read once (or twice, for the hashes' join)
+ * whatever the cache holds, and SQLite's default of 2 MB would only grow
+ * the heap by 2 MB of pages new to the process, which cost more than
+ * reading them (docs/performance.md, SQLite).  This much
  * keeps the B-trees' inner pages; the default comes back afterwards, and
  * what the read cached is given back to the allocator. */
 #define SNAP_CACHE_KIB 256
