@@ -275,9 +275,9 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
     ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
     ASSERT_STATUS(import_fails(host, "brk"), MH_EINIT);
     ASSERT_CONTAINS(ERR_MSG(), "genuinely broken");
-    disc_fails fails;
     ASSERT_STATUS(import_fails(host, "brk2"), MH_EINIT);
     ASSERT_CONTAINS(ERR_MSG(), "broken too");
+    disc_fails fails;
     disc_failures(host, &fails);
     ASSERT_NOT_NULL(disc_fail_find(&fails, "brk"));
     ASSERT_NOT_NULL(disc_fail_find(&fails, "brk2"));

@@ -20,8 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-
-#include <sqlite3.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +27,7 @@
 #include <unistd.h>
 
 #include <modhost/finder.h>
+#include <sqlite3.h>
 
 #include "finders/sqlar.h"
 #include "support/support.h"
@@ -3237,7 +3236,7 @@ TEST(hash_row_without_its_triggers_is_not_trusted)
 TEST(names_held_are_read_through_a_small_page_cache)
 {
     const char *dir = tmp_mkdir("S");
-    enum { MODULES = 700 }; /* 700 rows of a 16 KB plugin: 700 pages */
+    enum { MODULES = 700 }; /* rows of a 16 KB plugin: over 2 MB of pages */
     for (int i = 0; i < MODULES; i++)
         fixture_copy("counter", "S/m%03d.so", i);
     const char *db = tmp_path("p.db");
