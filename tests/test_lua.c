@@ -1018,24 +1018,6 @@ static const char *big_lua_source(int n)
     return out;
 }
 
-/* Allocations of exactly `size` bytes, counted (the rest passed through). */
-typedef struct size_counter {
-    size_t size, seen;
-} size_counter;
-
-static void *count_size_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    size_counter *sc = ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    if (!ptr && nsize == sc->size)
-        sc->seen++;
-    return realloc(ptr, nsize);
-}
-
 /* A host reads cached bytecode into one buffer it keeps: importing a
  * second module from the cache allocates nothing for the file, where a
  * buffer per import costs its pages anew each time (docs/performance.md,
@@ -1067,16 +1049,13 @@ TEST(cached_bytecode_is_read_into_one_kept_buffer)
     ASSERT_EQ_INT(tree_count(tmp_path("cache/lua"), "", &files), 3);
     struct stat st;
     ASSERT_EQ_INT(stat(first_file_under(tmp_path("cache/lua")), &st), 0);
-    size_counter sc = {.size = (size_t)st.st_size};
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    at.only_size = (size_t)st.st_size; /* a cache file's buffer */
     log_capture_init(&lc);
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
-                MH_CONFIG_VERBOSE;
-    cfg.path = dir;
+    mh_config cfg = tracked_config(&at, dir);
+    cfg.flags |= MH_CONFIG_VERBOSE;
     cfg.cache_dir = tmp_path("cache");
-    cfg.alloc = count_size_alloc;
-    cfg.alloc_ud = &sc;
     cfg.log = log_capture_fn;
     cfg.log_ud = &lc;
     mh_host *h2 = NULL;
@@ -1088,10 +1067,13 @@ TEST(cached_bytecode_is_read_into_one_kept_buffer)
     ASSERT_EQ_INT(log_capture_count(&lc, -1, "compiled"), 0);
     /* By stat, as an installed module's are: nothing hashed or written. */
     ASSERT_EQ_INT(log_capture_count(&lc, -1, "recorded again"), 0);
-    if (sc.seen != 1)
+    if (at.requests != 1)
         FAIL("%zu allocations of the cache file's %zu bytes for 3 imports "
-             "from the cache (one kept buffer: 1)", sc.seen, sc.size);
+             "from the cache (one kept buffer: 1)", at.requests,
+             at.only_size);
     mh_host_free(h2);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
     log_capture_free(&lc);
 }
 

@@ -11,7 +11,6 @@
  * directory; the Debian files are copied there unmodified.
  */
 #include <pthread.h>
-#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -203,26 +202,6 @@ TEST(native_call_functions_from_lua)
     mh_host_free(host);
 }
 
-/* A host allocator that fails requests of exactly fail_size bytes while
- * it is set (0: none): every one, or with fail_nth the fail_nth since it
- * was set and every one after (fail_seen counts them; Lua asks again
- * after an emergency collection). */
-static size_t fail_size;
-static int fail_nth, fail_seen;
-
-static void *fail_size_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
-{
-    (void)ud;
-    (void)osize;
-    if (nsize == 0) {
-        free(ptr);
-        return NULL;
-    }
-    bool fail = fail_size && nsize == fail_size &&
-                (!fail_nth || ++fail_seen >= fail_nth);
-    return fail ? NULL : realloc(ptr, nsize);
-}
-
 /* A native call from Lua that runs out of memory (here: the host cannot
  * copy its result, 54,321 encoded letters and their quotes) fails the
  * mh_module_call or import that ran the Lua code with MH_ENOMEM, as Lua's
@@ -254,19 +233,18 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
     lua_write("E/failing.lua", "error('failing on purpose', 0)\n");
     lua_write("E/brk2.lua", "pcall(modhost.import, 'failing')\n"
                             "error('broken too', 0)\n");
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH;
-    cfg.path = str_fmt("%s;%s", dir, MH_TEST_PLUGIN_DIR);
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    mh_config cfg =
+        tracked_config(&at, str_fmt("%s;%s", dir, MH_TEST_PLUGIN_DIR));
     cfg.cache_dir = tmp_path("cache");
-    cfg.alloc = fail_size_alloc;
     mh_host *host = NULL;
-    fail_size = 0;
     ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_OK);
     mh_module *mod = import_ok(host, "callnom");
     ASSERT_EQ_STR(call_ok(mod, "big", "[54321]"), "54321");
 
-    fail_size = 54321 + 3; /* the result's JSON text: quotes and NUL */
+    at.only_size = 54321 + 3; /* the result's JSON text: quotes and NUL */
+    at.fail_at = 1;           /* every one */
     ASSERT_STATUS(call_fails(mod, "big", "[54321]"), MH_ENOMEM);
     ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
     ASSERT_STATUS(call_fails(mod, "mine", "[54321]"), MH_ECALL);
@@ -286,18 +264,20 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
 
     /* The result, 54,321 letters, has no room in Lua: the second string of
      * that length (the first is the argument). */
-    fail_size = 24 + 54321 + 1; /* a long Lua string: header, bytes, NUL */
-    fail_nth = 2;
-    fail_seen = 0;
+    at.only_size = 24 + 54321 + 1; /* a long Lua string: header, bytes,
+                                      NUL */
+    at.requests = 0;
+    at.fail_at = 2; /* and after: Lua asks again after a collection */
     ASSERT_STATUS(call_fails(mod, "big", "[54321]"), MH_ENOMEM);
     ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode: its "
                                "result has no room in Lua");
-    fail_nth = 0;
 
-    fail_size = 0; /* memory again: nothing was held against either */
+    at.fail_at = 0; /* memory again: nothing was held against either */
     ASSERT_EQ_STR(call_ok(mod, "big", "[12]"), "12");
     ASSERT_EQ_STR(call_ok(import_ok(host, "loadnom"), "n", NULL), "54321");
     mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
 }
 
 /* Lua code may rewrite a closure's upvalues (debug.setupvalue): the

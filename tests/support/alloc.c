@@ -44,9 +44,12 @@ static block_hdr *header_of(void *ptr, size_t osize)
     return h;
 }
 
-/* Decide, under the lock, whether this request gets a fault. */
-static int inject(alloc_tracker *at)
+/* Decide, under the lock, whether this request (for nsize bytes) gets a
+ * fault. */
+static int inject(alloc_tracker *at, size_t nsize)
 {
+    if (at->only_size && nsize != at->only_size)
+        return 0;
     at->requests++;
     if (at->fail_at <= 0)
         return 0;
@@ -78,7 +81,7 @@ void *alloc_tracker_fn(void *ud, void *ptr, size_t osize, size_t nsize)
         pthread_mutex_unlock(&at->mu);
         return NULL;
     }
-    if (nsize > (size_t)-1 - HDR || inject(at)) {
+    if (nsize > (size_t)-1 - HDR || inject(at, nsize)) {
         pthread_mutex_unlock(&at->mu);
         return NULL; /* ptr, if any, stays valid */
     }

@@ -144,6 +144,8 @@ const char *log_capture_dump(log_capture *lc);
  * from the size allocated fails the case at once -- and counts calls and
  * outstanding bytes.  fail_at >= 1 injects a fault: the fail_at-th
  * allocation request (and, unless fail_once, every later one) returns NULL.
+ * With only_size set, requests of other sizes are neither counted in
+ * `requests` nor failed: to see, or fail, the allocation of one buffer.
  */
 typedef struct alloc_tracker {
     pthread_mutex_t mu;
@@ -154,6 +156,7 @@ typedef struct alloc_tracker {
     size_t injected;     /* faults injected so far */
     long fail_at;        /* 0: never fail */
     int fail_once;
+    size_t only_size;    /* 0: every request counts */
 } alloc_tracker;
 
 void alloc_tracker_init(alloc_tracker *at);
