@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,10 @@ static bool read_all(int fd, void *p, size_t n)
 
 void bench_worker_start(bench_worker *w)
 {
+    /* A worker that died (its message said) makes the next write to it
+     * fail with EPIPE, and bench_worker_sample say which: not a silent
+     * SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
     int to[2], from[2];
     if (pipe(to) != 0 || pipe(from) != 0)
         bench_die("pipe failed");
