@@ -33,6 +33,7 @@
 
 #include <cjson/cJSON.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <sys/auxv.h>
 #include <errno.h>
 #include <unistd.h>
@@ -154,7 +155,8 @@ static mh_host *host_of(lua_State *L)
 }
 
 static bool push_json(lua_State *L, const cJSON *j, int depth);
-static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget);
+typedef struct json_walk json_walk;
+static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w);
 static int native_call(lua_State *L);
 
 /* The registry's table of native modules' MH_CALL tables, by module
@@ -1390,13 +1392,37 @@ static char *utf8_text(const char *s, size_t len, bool *copied)
     return out;
 }
 
+/* A walk of a Lua value into JSON (to_json): how many values it may
+ * still take, and whether it stopped for want of memory (else the value
+ * has no JSON form). */
+struct json_walk {
+    size_t budget;
+    bool oom;
+};
+
+#define JSON_WALK_INIT {LUA_JSON_VALUES, false}
+
+/* j, noting in w when a cJSON constructor had no memory for it. */
+static cJSON *json_made(json_walk *w, cJSON *j)
+{
+    if (!j)
+        w->oom = true;
+    return j;
+}
+
 /* A Lua string (len bytes) as text for cJSON, a value or a key: NULL
- * when it holds NUL (cJSON's strings end there) or memory ran out; free
- * it with json_text_free. */
-static char *json_text(const char *s, size_t len, bool *copied)
+ * when it holds NUL (cJSON's strings end there) or memory ran out (noted
+ * in w); free it with json_text_free. */
+static char *json_text(json_walk *w, const char *s, size_t len,
+                       bool *copied)
 {
     *copied = false;
-    return strlen(s) == len ? utf8_text(s, len, copied) : NULL;
+    if (strlen(s) != len)
+        return NULL;
+    char *text = utf8_text(s, len, copied);
+    if (!text)
+        w->oom = true;
+    return text;
 }
 
 static void json_text_free(char *text, bool copied)
@@ -1405,38 +1431,39 @@ static void json_text_free(char *text, bool copied)
         cJSON_free(text);
 }
 
-/* The Lua value at idx as JSON; NULL if it has no JSON form, or would
- * take more than *budget values. */
-static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
+/* The Lua value at idx as JSON; NULL if it has no JSON form, would take
+ * more than w's budget of values, or memory ran out (w->oom). */
+static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w)
 {
     idx = lua_absindex(L, idx);
-    if (*budget == 0)
+    if (w->budget == 0)
         return NULL;
-    --*budget;
+    --w->budget;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        return cJSON_CreateNull();
+        return json_made(w, cJSON_CreateNull());
     case LUA_TBOOLEAN:
-        return cJSON_CreateBool(lua_toboolean(L, idx));
+        return json_made(w, cJSON_CreateBool(lua_toboolean(L, idx)));
     case LUA_TNUMBER: {
         if (lua_isinteger(L, idx)) {
             lua_Integer i = lua_tointeger(L, idx);
             if (i >= -(1LL << 53) && i <= (1LL << 53))
-                return cJSON_CreateNumber((double)i);
+                return json_made(w, cJSON_CreateNumber((double)i));
             char num[32]; /* past 2^53 a double would round it: raw text */
             snprintf(num, sizeof num, "%lld", (long long)i);
-            return cJSON_CreateRaw(num);
+            return json_made(w, cJSON_CreateRaw(num));
         }
         lua_Number d = lua_tonumber(L, idx);
-        return d == d && d - d == 0 ? cJSON_CreateNumber(d) : NULL; /* no
-                                                    NaN or inf in JSON */
+        if (d != d || d - d != 0)
+            return NULL; /* no NaN or inf in JSON */
+        return json_made(w, cJSON_CreateNumber(d));
     }
     case LUA_TSTRING: {
         size_t len;
         bool copied;
         const char *str = lua_tolstring(L, idx, &len);
-        char *text = json_text(str, len, &copied);
-        cJSON *j = text ? cJSON_CreateString(text) : NULL;
+        char *text = json_text(w, str, len, &copied);
+        cJSON *j = text ? json_made(w, cJSON_CreateString(text)) : NULL;
         json_text_free(text, copied);
         return j;
     }
@@ -1462,13 +1489,14 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
         lua_pop(L, 1);
     }
     bool array = seq && (size_t)n == keys;
-    cJSON *out = array ? cJSON_CreateArray() : cJSON_CreateObject();
+    cJSON *out =
+        json_made(w, array ? cJSON_CreateArray() : cJSON_CreateObject());
     if (!out)
         return NULL;
     if (array) {
         for (lua_Integer i = 1; i <= n; i++) {
             lua_rawgeti(L, idx, i);
-            cJSON *v = to_json(L, -1, depth + 1, budget);
+            cJSON *v = to_json(L, -1, depth + 1, w);
             lua_pop(L, 1);
             if (!v || !cJSON_AddItemToArray(out, v)) {
                 cJSON_Delete(v);
@@ -1488,9 +1516,11 @@ static cJSON *to_json(lua_State *L, int idx, int depth, size_t *budget)
         size_t kl;
         const char *key = lua_tolstring(L, -2, &kl);
         bool copied;
-        char *k = json_text(key, kl, &copied);
-        cJSON *v = k ? to_json(L, -1, depth + 1, budget) : NULL;
+        char *k = json_text(w, key, kl, &copied);
+        cJSON *v = k ? to_json(L, -1, depth + 1, w) : NULL;
         bool added = v && cJSON_AddItemToObject(out, k, v);
+        if (v && !added)
+            w->oom = true; /* the key's copy */
         json_text_free(k, copied);
         if (!added) {
             cJSON_Delete(v);
@@ -1575,9 +1605,13 @@ static int call_body(lua_State *L)
         }
     if (lua_pcall(L, nargs, 1, 2) != LUA_OK)
         return lua_error(L); /* message with traceback, to the caller */
-    size_t budget = LUA_JSON_VALUES;
-    j->result = to_json(L, -1, 0, &budget);
-    if (!j->result) {
+    json_walk w = JSON_WALK_INIT;
+    j->result = to_json(L, -1, 0, &w);
+    if (!j->result && w.oom) {
+        j->status = MH_ENOMEM;
+        snprintf(j->why, sizeof j->why, "out of memory turning its result "
+                 "(a %s) into JSON", luaL_typename(L, -1));
+    } else if (!j->result) {
         j->status = MH_EFORMAT;
         snprintf(j->why, sizeof j->why, "it returned a %s with no JSON form "
                  "(a function, userdata, NaN or infinity, a string with NUL, "
@@ -1650,6 +1684,23 @@ static int p_push_result(lua_State *L)
     return 1;
 }
 
+/* Raises the message made of fmt, recorded first as a nested failure of
+ * status st (nested_failed): no fault of the Lua code's. */
+static int raise_nested(lua_State *L, mh_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int raise_nested(lua_State *L, mh_status st, const char *fmt, ...)
+{
+    char msg[MH_NAME_MAX * 2 + 96];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    nested_failed(NESTED_CALL, st, msg);
+    lua_pushstring(L, msg);
+    return lua_error(L);
+}
+
 /* A native MH_CALL function called from Lua (upvalue 1: its module's
  * name, 2: the function's name): its arguments as a JSON array, its
  * result back as a Lua value; its error raised.  The state is let go
@@ -1670,20 +1721,25 @@ static int native_call(lua_State *L)
     if (atomic_load(&m->host->closing))
         return luaL_error(L, "%s.%s: the host is being freed", m->name, fn);
     int n = lua_gettop(L);
-    size_t budget = LUA_JSON_VALUES;
-    cJSON *args = cJSON_CreateArray();
+    json_walk w = JSON_WALK_INIT;
+    cJSON *args = json_made(&w, cJSON_CreateArray());
     for (int i = 1; args && i <= n; i++) {
-        cJSON *v = to_json(L, i, 1, &budget);
-        if (!v) {
+        cJSON *v = to_json(L, i, 1, &w);
+        if (!v && w.oom) {
+            cJSON_Delete(args);
+            args = NULL;
+        } else if (!v) {
             cJSON_Delete(args);
             return luaL_error(L, "%s.%s: argument %d (%s) has no JSON form, "
                               "or is nested too deep or too large", m->name,
                               fn, i, luaL_typename(L, i));
+        } else {
+            cJSON_AddItemToArray(args, v);
         }
-        cJSON_AddItemToArray(args, v);
     }
-    if (!args)
-        return luaL_error(L, "%s.%s: out of memory", m->name, fn);
+    if (!args) /* no fault of the Lua code's, as below */
+        return raise_nested(L, MH_ENOMEM, "out of memory in %s.%s: turning "
+                            "its arguments into JSON", m->name, fn);
     mh_error *e = NULL;
     cJSON *res = NULL;
     int depth = gil_release(m->host->lua);
@@ -1710,14 +1766,9 @@ static int native_call(lua_State *L)
     lua_pushlightuserdata(L, res);
     int pr = lua_pcall(L, 1, 1, 0);
     cJSON_Delete(res);
-    if (pr == LUA_ERRMEM) { /* as the call's own: the same status */
-        char msg[MH_NAME_MAX * 2 + 64];
-        snprintf(msg, sizeof msg, "out of memory in %s.%s: its result "
-                 "has no room in Lua", m->name, fn);
-        nested_failed(NESTED_CALL, MH_ENOMEM, msg);
-        lua_pushstring(L, msg);
-        return lua_error(L);
-    }
+    if (pr == LUA_ERRMEM) /* as the call's own: the same status */
+        return raise_nested(L, MH_ENOMEM, "out of memory in %s.%s: its "
+                            "result has no room in Lua", m->name, fn);
     if (pr != LUA_OK)
         return luaL_error(L, "%s.%s: its result: %s", m->name, fn,
                           lua_tostring(L, -1));

@@ -280,6 +280,88 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
     alloc_tracker_destroy(&at);
 }
 
+/* cJSON's allocator is the application's to set (cJSON_InitHooks); the
+ * library makes its JSON through it.  This one fails requests of one
+ * size. */
+static size_t cjson_fail_size;
+
+static void *cjson_size_failing_malloc(size_t n)
+{
+    return n == cjson_fail_size ? NULL : malloc(n);
+}
+
+/* Running out of memory while turning Lua values into JSON -- a native
+ * call's arguments (a string, a table's key) or a Lua function's result
+ * -- fails with MH_ENOMEM, not as a value with no JSON form (MH_ECALL,
+ * MH_EFORMAT), and an import whose chunk meets it is not recorded as
+ * broken. */
+TEST(out_of_memory_turning_lua_values_into_json_stays_out_of_memory)
+{
+    const char *dir = tmp_mkdir("E");
+    lua_write("E/jnom.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "return {\n"
+              "  arg = function(n) return #r.encode(string.rep('a', n)) end,\n"
+              "  key = function(n)\n"
+              "    return r.encode({[string.rep('k', n)] = 1})\n"
+              "  end,\n"
+              "  res = function(n) return string.rep('b', n) end,\n"
+              "  bytes = function(n) return #r.encode(string.rep('\\255', n)) "
+              "end,\n"
+              "}\n");
+    lua_write("E/jload.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "local x = r.encode(string.rep('a', 54321))\n"
+              "return {n = function() return #x end}\n");
+    mh_host *host = host_new_isolated(dir, MH_TEST_PLUGIN_DIR);
+    mh_module *mod = import_ok(host, "jnom");
+
+    cjson_fail_size = 54321 + 1; /* cJSON's copy of the string */
+    cJSON_InitHooks(&(cJSON_Hooks){cjson_size_failing_malloc, free});
+    mh_status arg = call_fails(mod, "arg", "[54321]");
+    char *arg_msg = strdup(ERR_MSG());
+    mh_status key = call_fails(mod, "key", "[54321]");
+    char *key_msg = strdup(ERR_MSG());
+    mh_status res = call_fails(mod, "res", "[54321]");
+    char *res_msg = strdup(ERR_MSG());
+    mh_status load = import_fails(host, "jload");
+    char *load_msg = strdup(ERR_MSG());
+    cjson_fail_size = 3 * 54321 + 1; /* the bytes as UTF-8, each U+FFFD */
+    mh_status bytes = call_fails(mod, "bytes", "[54321]");
+    char *bytes_msg = strdup(ERR_MSG());
+    cJSON_InitHooks(NULL);
+
+    ASSERT_STATUS(arg, MH_ENOMEM);
+    ASSERT_CONTAINS(arg_msg, "out of memory in codecs.rot13.encode: turning "
+                             "its arguments into JSON");
+    ASSERT_STATUS(key, MH_ENOMEM);
+    ASSERT_CONTAINS(key_msg, "out of memory in codecs.rot13.encode");
+    ASSERT_STATUS(res, MH_ENOMEM);
+    ASSERT_CONTAINS(res_msg, "jnom.res: out of memory turning its result "
+                             "(a string) into JSON");
+    ASSERT_STATUS(load, MH_ENOMEM);
+    ASSERT_CONTAINS(load_msg, "out of memory in codecs.rot13.encode");
+    ASSERT_STATUS(bytes, MH_ENOMEM);
+    ASSERT_CONTAINS(bytes_msg, "out of memory in codecs.rot13.encode");
+    free(arg_msg);
+    free(bytes_msg);
+    free(key_msg);
+    free(res_msg);
+    free(load_msg);
+    disc_fails fails;
+    disc_failures(host, &fails);
+    ASSERT_NULL(disc_fail_find(&fails, "jload"));
+
+    /* With memory: the same calls and import work, or fail as the values'
+     * own (a table is no string to rot13). */
+    ASSERT_EQ_STR(call_ok(mod, "arg", "[54321]"), "54321");
+    ASSERT_EQ_STR(call_ok(mod, "res", "[3]"), "\"bbb\"");
+    ASSERT_EQ_STR(call_ok(mod, "bytes", "[54321]"), "162963");
+    ASSERT_STATUS(call_fails(mod, "key", "[3]"), MH_ECALL);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "jload"), "n", NULL), "54321");
+    mh_host_free(host);
+}
+
 /* Lua code may rewrite a closure's upvalues (debug.setupvalue): the
  * native functions and the host's loaders keep their module by name, so
  * a forged upvalue is an error, never a pointer followed (it was: a light
