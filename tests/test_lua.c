@@ -1077,6 +1077,125 @@ TEST(cached_bytecode_is_read_into_one_kept_buffer)
     log_capture_free(&lc);
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The sizes of the regular files under a tree, each size once. */
+static size_t file_sizes[8], file_sizes_n;
+static int file_size_cb(const char *path, const struct stat *sb, int type,
+                        struct FTW *ftw)
+{
+    (void)path;
+    (void)ftw;
+    if (type != FTW_F)
+        return 0;
+    for (size_t i = 0; i < file_sizes_n; i++)
+        if (file_sizes[i] == (size_t)sb->st_size)
+            return 0;
+    if (file_sizes_n == sizeof file_sizes / sizeof file_sizes[0])
+        return 1;
+    file_sizes[file_sizes_n++] = (size_t)sb->st_size;
+    return 0;
+}
+
+/* Cache files are read into the host's kept buffer only while it is at
+ * most 1 MiB: a larger file is read into memory of its own, given back
+ * after its load, and the kept buffer stays as it was; a larger file that
+ * fits makes the buffer grow (one allocation), after which smaller ones
+ * use it too; a file refused (its checksum does not match) gives the
+ * buffer back, so the next import uses it.  Counted by allocation size:
+ * S (small modules), B (larger), H (over 1 MiB: a long string). */
+TEST(cached_bytecode_buffer_grows_keeps_and_is_given_back)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *small = big_lua_source(100), *large = big_lua_source(400);
+    size_t hn = (size_t)1200 << 10;
+    char *huge = malloc(hn + 128);
+    ASSERT_NOT_NULL(huge);
+    int k = sprintf(huge, "local s = [[");
+    memset(huge + k, 'x', hn);
+    strcpy(huge + k + hn, "]]\nreturn {selftest = function() "
+                          "return #s end}\n");
+    const char *names[] = {"s1", "s2", "s3", "s4", "b1", "b2", "b3", "u1",
+                           "u2"};
+    for (size_t i = 0; i < 9; i++) {
+        const char *f = lua_write(str_fmt("E/%s.lua", names[i]),
+                                  names[i][0] == 's' ? small
+                                  : names[i][0] == 'b' ? large : huge);
+        file_set_mtime(f, (long long)time(NULL) - 3600);
+    }
+    free(huge);
+    usleep(2200 * 1000); /* sure entries, as in the case above */
+
+    /* s2's cache file first, alone, then damaged in its bytecode. */
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = vhost(&lc, 0, NULL, dir);
+    import_ok(h, "s2");
+    mh_host_free(h);
+    const char *damaged = first_file_under(tmp_path("cache/lua"));
+    ASSERT_NOT_NULL(damaged);
+    file_scribble(damaged, (size_t)file_size(damaged) / 2, 3);
+    h = vhost(&lc, 0, NULL, dir);
+    for (size_t i = 0; i < 9; i++)
+        if (i != 1)
+            import_ok(h, names[i]);
+    mh_host_free(h);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "compiled"), 9);
+    log_capture_free(&lc);
+    file_sizes_n = 0;
+    nftw(tmp_path("cache/lua"), file_size_cb, 16, FTW_PHYS);
+    ASSERT_EQ_INT(file_sizes_n, 3);
+    qsort(file_sizes, 3, sizeof file_sizes[0], cmp_size);
+    size_t S = file_sizes[0], B = file_sizes[1], H = file_sizes[2];
+    ASSERT_TRUE(B <= (1u << 20) && H > (1u << 20));
+
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    log_capture_init(&lc);
+    mh_config cfg = tracked_config(&at, dir);
+    /* Nothing written: every allocation of a cache file's size is a
+     * read's. */
+    cfg.flags |= MH_CONFIG_VERBOSE | MH_CONFIG_NO_BYTECODE_WRITE;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = log_capture_fn;
+    cfg.log_ud = &lc;
+    h = NULL;
+    ASSERT_STATUS(mh_host_new(&cfg, &h, ERR), MH_OK);
+    struct { const char *name, *selftest; size_t size, requests; } steps[] = {
+        {"s1", "100", S, 1},  /* the buffer, made */
+        {"s2", "100", S, 1},  /* damaged: refused, compiled; given back */
+        {"s3", "100", S, 1},  /* ... so this one uses it */
+        {"b1", "400", B, 1},  /* grown, once */
+        {"s4", "100", B, 1},  /* the grown one serves smaller files */
+        {"b2", "400", B, 1},
+        {"u1", "1228800", H, 1}, /* over 1 MiB: its own memory */
+        {"u2", "1228800", H, 2}, /* ... each time */
+        {"b3", "400", B, 0},  /* the kept buffer is still the grown one */
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (at.only_size != steps[i].size) {
+            at.only_size = steps[i].size;
+            at.requests = 0;
+        }
+        ASSERT_EQ_STR(call_ok(import_ok(h, steps[i].name), "selftest", NULL),
+                      steps[i].selftest);
+        if (at.requests != steps[i].requests)
+            FAIL("after importing %s: %zu allocations of %zu bytes, "
+                 "expected %zu; log:%s", steps[i].name, at.requests,
+                 steps[i].size, steps[i].requests, log_capture_dump(&lc));
+    }
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "bytecode from cache"), 8);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "compiled"), 1); /* s2 */
+    mh_host_free(h);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
+    log_capture_free(&lc);
+}
+
 TEST(cache_truncated_file_ignored_and_rewritten)
 {
     corrupt_case(1);
