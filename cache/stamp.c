@@ -127,11 +127,15 @@ bool mh_stamp_holds(mh_host *h, const char *copy, const char *sha_hex,
     if (fd < 0)
         return false;
     stamp got, want;
-    /* One more byte than a stamp: a longer file is not one. */
+    /* One more byte than a stamp: a longer file is not one.  One read: a
+     * stamp is linked in whole, and a read of a regular file stops short
+     * only at its end (were one ever cut short anyway, the copy would be
+     * hashed, as with no stamp) -- a second read to see the end would be
+     * a system call per import. */
     unsigned char buf[sizeof got + 1];
-    size_t n = mh_fault(h, "read") ? 0 : mh_io_read_all(fd, buf, sizeof buf);
+    ssize_t n = mh_fault(h, "read") ? -1 : read(fd, buf, sizeof buf);
     close(fd);
-    if (n != sizeof got)
+    if (n != (ssize_t)sizeof got)
         return false;
     memcpy(&got, buf, sizeof got);
     stamp_of(&want, sha_hex, st);

@@ -1331,6 +1331,15 @@ TEST(blob_hashed_once_settled_is_stamped_and_not_hashed_again)
     ASSERT_EQ_INT(file_size(stamp), 136);
     ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
     ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 1);
+    /* ... nor is a whole one with a byte more (it is read in one call of
+     * a byte more than a stamp) */
+    FILE *f = fopen(stamp, "a");
+    ASSERT_NOT_NULL(f);
+    ASSERT_EQ_INT(fputc('x', f), 'x');
+    ASSERT_EQ_INT(fclose(f), 0);
+    ASSERT_EQ_INT(file_size(stamp), 137);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 0);
+    ASSERT_EQ_INT(import_counting(srv, 1, "verified by its stamp"), 1);
     ASSERT_REQUESTS(srv, "GET /ok/counter.so 200", 1);
     http_assert_cache_clean();
     http_stop(srv);
