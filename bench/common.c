@@ -279,6 +279,9 @@ static bool read_all(int fd, void *p, size_t n)
     return true;
 }
 
+/* The worker's end of the pipes: commands come on 0, answers go to 3. */
+enum { WORKER_IN = 0, WORKER_OUT = 3 };
+
 void bench_worker_start(bench_worker *w)
 {
     /* A worker that died (its message said) makes the next write to it
@@ -288,33 +291,52 @@ void bench_worker_start(bench_worker *w)
     int to[2], from[2];
     if (pipe(to) != 0 || pipe(from) != 0)
         bench_die("pipe failed");
+    char rounds[16];
+    snprintf(rounds, sizeof rounds, "%d", bench.rounds);
+    char *argv[] = {(char *)bench.self, "--child", (char *)w->child,
+                    "--build", (char *)bench.build, "--source",
+                    (char *)bench.source, "--fixtures",
+                    (char *)bench.fixtures, "--work", (char *)bench.work,
+                    "--rounds", rounds, bench.quick ? "--quick" : NULL,
+                    NULL};
     pid_t pid = fork_or_die();
     if (pid == 0) {
-        close(to[1]);
-        close(from[0]);
-        w->setup(w->state);
-        char cmd;
-        while (read_all(to[0], &cmd, 1)) {
-            if (cmd == 'r') {
-                double v = w->sample(w->state);
-                if (!write_all(from[1], &v, sizeof v))
-                    _exit(1);
-            } else {
-                char *out = calloc(1, w->out_size ? w->out_size : 1);
-                if (!out)
-                    _exit(1);
-                w->finish(w->state, out);
-                fflush(NULL);
-                _exit(write_all(from[1], out, w->out_size) ? 0 : 1);
-            }
-        }
-        _exit(1); /* the parent went away */
+        if (dup2(to[0], WORKER_IN) < 0 || dup2(from[1], WORKER_OUT) < 0)
+            _exit(127);
+        int ends[] = {to[0], to[1], from[0], from[1]};
+        for (int i = 0; i < 4; i++)
+            if (ends[i] != WORKER_IN && ends[i] != WORKER_OUT)
+                close(ends[i]);
+        execv(bench.self, argv);
+        fprintf(stderr, "bench: cannot run %s: %s\n", bench.self,
+                strerror(errno));
+        _exit(127);
     }
     close(to[0]);
     close(from[1]);
     w->pid = pid;
     w->to = to[1];
     w->from = from[0];
+}
+
+_Noreturn void bench_worker_serve(const bench_worker *w)
+{
+    w->setup(w->state);
+    char cmd;
+    while (read_all(WORKER_IN, &cmd, 1)) {
+        if (cmd == 'r') {
+            double v = w->sample(w->state);
+            if (!write_all(WORKER_OUT, &v, sizeof v))
+                exit(1);
+        } else {
+            char *out = calloc(1, w->out_size ? w->out_size : 1);
+            if (!out)
+                exit(1);
+            w->finish(w->state, out);
+            exit(write_all(WORKER_OUT, out, w->out_size) ? 0 : 1);
+        }
+    }
+    exit(1); /* the parent went away */
 }
 
 double bench_worker_sample(void *worker)

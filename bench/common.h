@@ -49,25 +49,30 @@ bool bench_forked_into(void (*fn)(void *arg, void *out), void *arg,
                        void *out, size_t size);
 
 /* A variant kept running in a process of its own, so that what it holds
- * (a heap, a Lua state) is not shared with the other variants of its
- * table: bench_worker_start forks; the child runs setup(state) once, then
+ * (a heap, a Lua state) is shared with no other variant of its table, and
+ * nothing is inherited from the areas run before it: bench_worker_start
+ * runs the bench anew (`--child AREA.ID`, with this run's options), whose
+ * area child function fills a bench_worker with its functions and state
+ * and calls bench_worker_serve.  That runs setup(state) once, then
  * sample(state) each time the parent asks (bench_worker_sample, a
  * bench_var's sample function with the worker as its context, so the
  * variants still interleave round by round), and at bench_worker_end
- * finish(state, out), whose out_size bytes come back to the parent.  The
- * child's state is its own copy of the parent's. */
+ * finish(state, out), whose out_size bytes come back to the parent. */
 typedef struct bench_worker {
-    void (*setup)(void *state);
+    const char *child;      /* the parent's: "AREA.ID" */
+    size_t out_size;        /* both sides' */
+    int pid, to, from;      /* set by bench_worker_start */
+    void (*setup)(void *state); /* the child's */
     double (*sample)(void *state);
     void (*finish)(void *state, void *out);
     void *state;
-    size_t out_size;
-    int pid, to, from;      /* set by bench_worker_start */
 } bench_worker;
 void bench_worker_start(bench_worker *w);
 double bench_worker_sample(void *worker);
 /* False (out untouched) if the child failed. */
 bool bench_worker_end(bench_worker *w, void *out);
+/* The child's side: answers the parent until it ends; never returns. */
+_Noreturn void bench_worker_serve(const bench_worker *w);
 
 /* CPython: run bench/py_import.py MODE FIXTURES P [EXTRA] once; its
  * figure, or NAN.  extra may be NULL. */

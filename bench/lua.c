@@ -456,6 +456,38 @@ typedef struct ctx {
     logseen seen;           /* warnings of every timed host */
 } ctx;
 
+/* Imports per sample. */
+static int reps_per_sample(void)
+{
+    return bench.quick ? 4 : 20;
+}
+
+static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
+{
+    (void)L;
+    FILE *f = ud;
+    return fwrite(p, 1, n, f) == n ? 0 : 1;
+}
+
+/* The module as the peers get it, from file (the chunk named after it):
+ * its text, and the bytecode lua_dump makes of it. */
+static void module_of(ctx *c, const char *file)
+{
+    c->src = module_source(&c->src_len);
+    c->chunkname = bench_fmt("@%s", file);
+    lua_State *L = luaL_newstate();
+    char *bc = NULL;
+    FILE *f = open_memstream(&bc, &c->bc_len);
+    if (!L || !f ||
+        luaL_loadbufferx(L, c->src, c->src_len, c->chunkname, "t") !=
+            LUA_OK ||
+        lua_dump(L, dump_writer, f, 0) != 0)
+        bench_die("lua: cannot dump the module");
+    fclose(f);
+    c->bc = (unsigned char *)bc;
+    lua_close(L);
+}
+
 /* reps cold imports of `name`, each in a new host (made and freed
  * untimed); mean µs per import. */
 static double cold(ctx *c, const char *path, const char *cache,
@@ -540,8 +572,19 @@ static double s_tiny_process(void *p)
     return us;
 }
 
+/* One way of the running-host table, run by a worker of its own
+ * (bench_worker): modhost compiling, modhost from the cache, plain Lua
+ * from source, plain Lua from bytecode. */
+enum { WAY_COMPILE, WAY_CACHED, WAY_LUA_SRC, WAY_LUA_BC, WAYS };
+static int way_child(int kind);
+
+/* `--child lua.first` (above), or `--child lua.way.K` (a worker of the
+ * running-host table). */
 static int child(const char *id)
 {
+    if (strncmp(id, "way.", 4) == 0 && id[4] >= '0' &&
+        id[4] < '0' + WAYS && !id[5])
+        return way_child(id[4] - '0');
     if (strcmp(id, "first") != 0)
         bench_die("lua: no child '%s'", id);
     const char *dir = getenv("MH_BENCH_TINY_DIR");
@@ -726,13 +769,6 @@ static char *warm_up(const char *dir, const char *cache, const char *name)
         bench_die("lua: no bytecode cached for %s in %s%s%s", name, cache,
                   s.warnings ? ": " : "", s.last);
     return f;
-}
-
-static int dump_writer(lua_State *L, const void *p, size_t n, void *ud)
-{
-    (void)L;
-    FILE *f = ud;
-    return fwrite(p, 1, n, f) == n ? 0 : 1;
 }
 
 /* ---- table 2: hits ------------------------------------------------------ */
@@ -1050,11 +1086,7 @@ static double kept_kb(const ctx *c)
     return kb;
 }
 
-/* One way of the running-host table, run by a worker of its own
- * (bench_worker): modhost compiling, modhost from the cache, plain Lua
- * from source, plain Lua from bytecode. */
-enum { WAY_COMPILE, WAY_CACHED, WAY_LUA_SRC, WAY_LUA_BC, WAYS };
-
+/* A way's worker: its module, host or state, and what its trace saw. */
 typedef struct way {
     ctx *c;
     int kind;
@@ -1110,12 +1142,40 @@ static void way_finish(void *p, void *out)
     memcpy(rep->last, w->seen.last, sizeof rep->last);
 }
 
+/* Where the running-host table's modules and caches are, under base (the
+ * area's work directory), and how many copies of the module it imports. */
+static way running_way(ctx *c, const char *base, int kind)
+{
+    return (way){.c = c, .kind = kind,
+                 .dir = bench_fmt("%s/src-running", base),
+                 .empty = bench_fmt("%s/cache-running-empty", base),
+                 .warm = bench_fmt("%s/cache-running-warm", base),
+                 .copies = (bench.rounds + 1) * c->reps};
+}
+
+/* The worker of one way (`--child lua.way.K`): the bench run anew, so
+ * that nothing of the areas before is in its heap; what it needs of the
+ * module made as run() makes it. */
+static int way_child(int kind)
+{
+    static ctx c;
+    static way w;
+    c.reps = reps_per_sample();
+    char *base = bench_fmt("%s/lua", bench.work);
+    char *file = bench_fmt("%s/src/benchlua.lua", base);
+    module_of(&c, file);
+    w = running_way(&c, base, kind);
+    bench_worker_serve(&(bench_worker){.out_size = sizeof(way_report),
+                                       .setup = way_setup,
+                                       .sample = way_sample,
+                                       .finish = way_finish, .state = &w});
+}
+
 static void run_running(ctx *c, const char *base)
 {
-    int copies = (bench.rounds + 1) * c->reps;
-    char *dir = bench_fmt("%s/src-running", base);
-    char *empty = bench_fmt("%s/cache-running-empty", base);
-    char *warm = bench_fmt("%s/cache-running-warm", base);
+    way paths = running_way(c, base, 0);
+    int copies = paths.copies;
+    const char *dir = paths.dir, *empty = paths.empty, *warm = paths.warm;
     make_dir(dir);
     make_dir(empty);
     for (int k = 0; k < copies; k++) {
@@ -1144,21 +1204,21 @@ static void run_running(ctx *c, const char *base)
         bench_die("lua: warming the cache: %s", ws.last);
 
     /* Each way in a process of its own: a heap, a Lua state, a host
-     * that no other way's imports leave anything in. */
+     * that no other way's imports (nor any area before) leave anything
+     * in. */
     static const char *const names[WAYS] = {
         "modhost: compile from source (no cache)",
         "modhost: bytecode from cache",
         "Lua 5.4, running state: load source + run, kept",
         "Lua 5.4, running state: load bytecode + run, kept",
     };
-    way ways[WAYS];
     bench_worker workers[WAYS];
     bench_var v[WAYS];
+    char ids[WAYS][16];
     for (int i = 0; i < WAYS; i++) {
-        ways[i] = (way){.c = c, .kind = i, .dir = dir, .empty = empty,
-                        .warm = warm, .copies = copies};
-        workers[i] = (bench_worker){way_setup, way_sample, way_finish,
-                                    &ways[i], sizeof(way_report), 0, 0, 0};
+        snprintf(ids[i], sizeof ids[i], "lua.way.%d", i);
+        workers[i] = (bench_worker){.child = ids[i],
+                                    .out_size = sizeof(way_report)};
         bench_worker_start(&workers[i]);
         v[i] = (bench_var){names[i], bench_worker_sample, &workers[i], 0};
     }
@@ -1200,8 +1260,10 @@ static void run_running(ctx *c, const char *base)
                "kept module holds about %.0f KB of new memory, which both "
                "ways pay for alike (this run's machine: %.2f µs a fresh "
                "page, at the top of the file). Each of the four ways runs "
-               "in a process of its own (its heap, its host or state), "
-               "asked for one sample at a time, round by round.",
+               "in a process of its own (its heap, its host or state): "
+               "the bench program started anew, so that no area run "
+               "before leaves anything in its heap; each is asked for "
+               "one sample at a time, round by round.",
                v[2].median / v[3].median, kept_kb(c), bench.page_us);
     bench_note("Each imported name is new to its host (copies of the same "
                "2,000-line text), so every import really compiles or "
@@ -1211,15 +1273,15 @@ static void run_running(ctx *c, const char *base)
                "Lua state, listing and checking directories).",
                sc->compiled, sw->from_cache);
     bench_table_end();
-    free(dir);
-    free(empty);
-    free(warm);
+    free((char *)dir);
+    free((char *)empty);
+    free((char *)warm);
 }
 
 static void run(void)
 {
     ctx c = {0};
-    c.reps = bench.quick ? 4 : 20;
+    c.reps = reps_per_sample();
     char *base = bench_fmt("%s/lua", bench.work);
     char *dir = bench_fmt("%s/src", base);
     char *dir_unsure = bench_fmt("%s/src-unsure", base);
@@ -1257,11 +1319,10 @@ static void run(void)
             *p = '/';
     make_dir(alike_dir);
 
-    size_t len;
-    char *src = module_source(&len);
-    c.src = src;
-    c.src_len = len;
     char *file = bench_fmt("%s/benchlua.lua", dir);
+    module_of(&c, file);
+    const char *src = c.src;
+    size_t len = c.src_len;
     char *file_unsure = bench_fmt("%s/benchlua.lua", dir_unsure);
     char *file_tiny = bench_fmt("%s/tiny.lua", dir_tiny);
     char *file_alike = bench_fmt("%s/lua_%s.lua", alike_dir, last + 5);
@@ -1276,19 +1337,7 @@ static void run(void)
     age_file(file_tiny, 3600);
     age_file(file_alike, 3600);
 
-    c.chunkname = bench_fmt("@%s", file);
     long long want = lua_selftest(&c);
-    {
-        lua_State *L = luaL_newstate();
-        char *bc = NULL;
-        FILE *f = open_memstream(&bc, &c.bc_len);
-        if (luaL_loadbufferx(L, src, len, c.chunkname, "t") != LUA_OK ||
-            lua_dump(L, dump_writer, f, 0) != 0)
-            bench_die("lua: cannot dump the module");
-        fclose(f);
-        c.bc = (unsigned char *)bc;
-        lua_close(L);
-    }
 
     /* The unsure entry first, within 2 s of its source's writing; then
      * the others, once their sources have been still that long. */
@@ -1312,7 +1361,7 @@ static void run(void)
 
     free(c.bc);
     free(c.chunkname);
-    free(src);
+    free((char *)c.src);
     free(file);
     free(file_unsure);
     free(file_tiny);
