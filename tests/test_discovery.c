@@ -1023,6 +1023,76 @@ TEST(index_with_damaged_table_pages_is_rebuilt_silently)
     rebuilt_after(damage_pages);
 }
 
+/* A log hook that, when the index is found damaged while in use, puts a
+ * whole copy in its place (as another host that rebuilt it would), once;
+ * every message also goes to lc. */
+typedef struct swap_on_damage {
+    log_capture *lc;
+    const char *db, *whole;
+    int swapped;
+} swap_on_damage;
+
+static void swap_on_damage_log(void *ud, mh_log_level level, const char *msg)
+{
+    swap_on_damage *s = ud;
+    log_capture_fn(s->lc, level, msg);
+    if (!s->swapped && strstr(msg, "discovery index ") &&
+        strstr(msg, "malformed")) {
+        s->swapped = rename(s->whole, s->db) == 0 ? 1 : -1;
+    }
+}
+
+/* An index found damaged while a listing reads it is rebuilt when the
+ * listing closes it (above) -- unless it reads whole again by then:
+ * another host rebuilt it meanwhile, and that one is kept, not rebuilt
+ * over. */
+TEST(index_damaged_in_use_but_whole_at_close_is_kept)
+{
+    log_capture lc;
+    disc_run r1, r;
+    const char *dir = disc_plugin_dir("plugins", 20);
+    const char *db = index_path(NULL);
+    const char *whole = tmp_path("whole.db");
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r1);
+    ASSERT_RUN(&r1, 23);
+    mh_host_free(host);
+    file_copy(db, whole);
+    struct stat want;
+    ASSERT_EQ_INT(stat(whole, &want), 0);
+    damage_pages(db);
+
+    swap_on_damage sw = {&lc, db, whole, 0};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = swap_on_damage_log;
+    cfg.log_ud = &sw;
+    host = host_new_cfg(&cfg);
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 23);
+    ASSERT_SAME_TEXT(r1.text, r.text);
+    if (sw.swapped != 1)
+        FAIL("the listing never found the index damaged (or the swap "
+             "failed: %d); log:\n%s", sw.swapped, r.log);
+    struct stat got;
+    ASSERT_EQ_INT(stat(db, &got), 0);
+    if (got.st_ino != want.st_ino)
+        FAIL("the index that was whole again at close was rebuilt over; "
+             "log:\n%s", r.log);
+    /* ... and used: the next listing reads nothing. */
+    disc_discover(host, &lc, &r);
+    ASSERT_RUN(&r, 23);
+    ASSERT_READ(&r, "");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(index_of_another_application_is_ignored_and_rebuilt)
 {
     rebuilt_after(damage_foreign_app);
