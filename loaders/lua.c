@@ -308,16 +308,26 @@ static void nested_forget(void)
     }
 }
 
+/* Is msg, a failure raised through Lua with traceback() as its handler,
+ * the nested failure error raised as it came: that text, then nothing or
+ * the traceback?  (Lua code that adds words of its own fails as itself.) */
+static bool raised_as_it_came(const char *msg, const char *error)
+{
+    static const char tb[] = "\nstack traceback:";
+    size_t n = error ? strlen(error) : 0;
+    return msg && error && strncmp(msg, error, n) == 0 &&
+           (msg[n] == '\0' || strncmp(msg + n, tb, sizeof tb - 1) == 0);
+}
+
 /* The status of mod's chunk, which failed with msg: the nested failure's
- * it raised when msg begins with that failure's error (the traceback
- * follows it), and then the module is not recorded as broken; else
- * MH_EINIT.  Forgets the nested failure's error. */
+ * when it raised that failure's error as it came (raised_as_it_came),
+ * and then the module is not recorded as broken; else MH_EINIT.  Forgets
+ * the nested failure's error. */
 static mh_status chunk_failure_status(mh_module *mod, const char *msg)
 {
     mh_flight *f = mod->flight;
     mh_status st = MH_EINIT;
-    if (f && f->chunk_dep_error && msg &&
-        strncmp(msg, f->chunk_dep_error, strlen(f->chunk_dep_error)) == 0) {
+    if (f && raised_as_it_came(msg, f->chunk_dep_error)) {
         st = mh_init_status_of_dep((mh_status)f->chunk_dep_status);
         mod->dep_failed = true; /* read by this thread's import_slow */
     }
@@ -1566,13 +1576,10 @@ static void job_dep_failed(mh_status rc, const char *msg)
 }
 
 /* The status of a call whose function raised msg: the nested failure's,
- * when msg begins with its words (a traceback follows), else MH_ECALL. */
+ * when it was raised as it came (raised_as_it_came), else MH_ECALL. */
 static mh_status call_failure_status(const call_job *j, const char *msg)
 {
-    return j->dep_error && msg &&
-                   strncmp(msg, j->dep_error, strlen(j->dep_error)) == 0
-               ? j->dep_status
-               : MH_ECALL;
+    return raised_as_it_came(msg, j->dep_error) ? j->dep_status : MH_ECALL;
 }
 
 /* Runs under lua_pcall: everything that can raise a Lua error (a lookup

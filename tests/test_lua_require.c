@@ -218,6 +218,13 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
               "  mine = function(n)\n"
               "    local ok = pcall(r.encode, string.rep('a', n))\n"
               "    error('mine: ' .. tostring(ok), 0)\n"
+              "  end,\n"              "  more = function(n)\n"
+              "    local ok, e = pcall(r.encode, string.rep('a', n))\n"
+              "    error(e .. ' -- and mine', 0)\n"
+              "  end,\n"
+              "  again = function(n)\n"
+              "    local ok, e = pcall(r.encode, string.rep('a', n))\n"
+              "    error(e, 0)\n"
               "  end,\n"
               "}\n");
     lua_write("E/loadnom.lua",
@@ -229,6 +236,11 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
               "local r = modhost.import('codecs.rot13')\n"
               "pcall(r.encode, string.rep('a', 54321))\n"
               "error('genuinely broken', 0)\n");
+    /* And one that raised its words with more of its own. */
+    lua_write("E/brk3.lua",
+              "local r = modhost.import('codecs.rot13')\n"
+              "local ok, e = pcall(r.encode, string.rep('a', 54321))\n"
+              "error(e .. ' -- mine', 0)\n");
     /* So is one that caught a failed import. */
     lua_write("E/failing.lua", "error('failing on purpose', 0)\n");
     lua_write("E/brk2.lua", "pcall(modhost.import, 'failing')\n"
@@ -249,16 +261,24 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
     ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
     ASSERT_STATUS(call_fails(mod, "mine", "[54321]"), MH_ECALL);
     ASSERT_CONTAINS(ERR_MSG(), "mine: false");
+    /* Its words and more of its own: its own failure; its very words
+     * (error(e, 0)): passed on. */
+    ASSERT_STATUS(call_fails(mod, "more", "[54321]"), MH_ECALL);
+    ASSERT_CONTAINS(ERR_MSG(), "-- and mine");
+    ASSERT_STATUS(call_fails(mod, "again", "[54321]"), MH_ENOMEM);
     ASSERT_STATUS(import_fails(host, "loadnom"), MH_ENOMEM);
     ASSERT_CONTAINS(ERR_MSG(), "out of memory in codecs.rot13.encode");
     ASSERT_STATUS(import_fails(host, "brk"), MH_EINIT);
     ASSERT_CONTAINS(ERR_MSG(), "genuinely broken");
     ASSERT_STATUS(import_fails(host, "brk2"), MH_EINIT);
     ASSERT_CONTAINS(ERR_MSG(), "broken too");
+    ASSERT_STATUS(import_fails(host, "brk3"), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "-- mine");
     disc_fails fails;
     disc_failures(host, &fails);
     ASSERT_NOT_NULL(disc_fail_find(&fails, "brk"));
     ASSERT_NOT_NULL(disc_fail_find(&fails, "brk2"));
+    ASSERT_NOT_NULL(disc_fail_find(&fails, "brk3"));
     ASSERT_NOT_NULL(disc_fail_find(&fails, "failing"));
     ASSERT_NULL(disc_fail_find(&fails, "loadnom"));
 
