@@ -4,8 +4,9 @@
 #include "cache/intern.h"
 
 #include <dirent.h>
-#include <errno.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <math.h>
 #include <signal.h>
@@ -288,8 +289,10 @@ void bench_worker_start(bench_worker *w)
      * fail with EPIPE, and bench_worker_sample say which: not a silent
      * SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
+    /* Close-on-exec: a worker inherits no other worker's pipes (dup2
+     * clears the flag on the two ends it keeps). */
     int to[2], from[2];
-    if (pipe(to) != 0 || pipe(from) != 0)
+    if (pipe2(to, O_CLOEXEC) != 0 || pipe2(from, O_CLOEXEC) != 0)
         bench_die("pipe failed");
     char rounds[16];
     snprintf(rounds, sizeof rounds, "%d", bench.rounds);
@@ -301,12 +304,12 @@ void bench_worker_start(bench_worker *w)
                     NULL};
     pid_t pid = fork_or_die();
     if (pid == 0) {
-        if (dup2(to[0], WORKER_IN) < 0 || dup2(from[1], WORKER_OUT) < 0)
+        /* An end already at its place keeps close-on-exec: cleared. */
+        if ((to[0] == WORKER_IN ? fcntl(to[0], F_SETFD, 0)
+                                : dup2(to[0], WORKER_IN)) < 0 ||
+            (from[1] == WORKER_OUT ? fcntl(from[1], F_SETFD, 0)
+                                   : dup2(from[1], WORKER_OUT)) < 0)
             _exit(127);
-        int ends[] = {to[0], to[1], from[0], from[1]};
-        for (int i = 0; i < 4; i++)
-            if (ends[i] != WORKER_IN && ends[i] != WORKER_OUT)
-                close(ends[i]);
         execv(bench.self, argv);
         fprintf(stderr, "bench: cannot run %s: %s\n", bench.self,
                 strerror(errno));

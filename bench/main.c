@@ -221,6 +221,8 @@ int main(int argc, char **argv)
     if (!bench.build || !bench.source || !bench.fixtures)
         usage();
     bench.self = realpath("/proc/self/exe", NULL);
+    if (!bench.self) /* it runs itself: workers, callgrind */
+        bench_die("/proc/self/exe: %s", strerror(errno));
     /* Absolute from here on: search path entries must be. */
     const char **dirs[] = {&bench.build, &bench.source, &bench.fixtures};
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {

@@ -154,7 +154,14 @@ static mh_host *host_of(lua_State *L)
     return *(mh_host **)lua_getextraspace(L);
 }
 
-static bool push_json(lua_State *L, const cJSON *j, int depth);
+/* What push_json made of a JSON value. */
+typedef enum pushed {
+    PUSHED,         /* its Lua value, on the stack */
+    PUSH_NO_FORM,   /* none: nested too deep, or an item with no Lua form */
+    PUSH_NO_MEMORY  /* none: the stack could not grow */
+} pushed;
+
+static pushed push_json(lua_State *L, const cJSON *j, int depth);
 typedef struct json_walk json_walk;
 static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w);
 static int native_call(lua_State *L);
@@ -1309,10 +1316,15 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
 
 /* ---- JSON <-> Lua -------------------------------------------------------- */
 
-static bool push_json(lua_State *L, const cJSON *j, int depth)
+/* j as a Lua value, pushed; running out of memory making it raises a
+ * memory error, as Lua's own allocations do, but for the stack's growth
+ * (PUSH_NO_MEMORY).  On failure the stack may hold partial values. */
+static pushed push_json(lua_State *L, const cJSON *j, int depth)
 {
-    if (depth > LUA_JSON_DEPTH || !lua_checkstack(L, 4))
-        return false;
+    if (depth > LUA_JSON_DEPTH)
+        return PUSH_NO_FORM;
+    if (!lua_checkstack(L, 4)) /* far below Lua's limit: memory */
+        return PUSH_NO_MEMORY;
     if (cJSON_IsNull(j) || !j) {
         lua_pushnil(L);
     } else if (cJSON_IsBool(j)) {
@@ -1330,22 +1342,24 @@ static bool push_json(lua_State *L, const cJSON *j, int depth)
         lua_Integer i = 1;
         const cJSON *e;
         cJSON_ArrayForEach(e, j) {
-            if (!push_json(L, e, depth + 1))
-                return false;
+            pushed p = push_json(L, e, depth + 1);
+            if (p != PUSHED)
+                return p;
             lua_rawseti(L, -2, i++);
         }
     } else if (cJSON_IsObject(j)) {
         lua_newtable(L);
         const cJSON *e;
         cJSON_ArrayForEach(e, j) {
-            if (!push_json(L, e, depth + 1))
-                return false;
+            pushed p = push_json(L, e, depth + 1);
+            if (p != PUSHED)
+                return p;
             lua_setfield(L, -2, e->string);
         }
     } else {
-        return false;
+        return PUSH_NO_FORM;
     }
-    return true;
+    return PUSHED;
 }
 
 /* The length of the UTF-8 sequence at s (n bytes left), 0 if none is
@@ -1482,8 +1496,12 @@ static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w)
     default:
         return NULL;
     }
-    if (depth > LUA_JSON_DEPTH || !lua_checkstack(L, 4))
+    if (depth > LUA_JSON_DEPTH)
         return NULL;
+    if (!lua_checkstack(L, 4)) { /* far below Lua's limit: memory */
+        w->oom = true;
+        return NULL;
+    }
     /* An array when the keys are exactly 1..n: n of them, each a whole
      * number in that range (#t alone is any border of a table with
      * holes, and the count could match with other keys in). */
@@ -1601,7 +1619,14 @@ static int call_body(lua_State *L)
     const cJSON *a;
     if (j->args)
         cJSON_ArrayForEach(a, j->args) {
-            if (!push_json(L, a, 0)) {
+            pushed p = push_json(L, a, 0);
+            if (p == PUSH_NO_MEMORY) {
+                j->status = MH_ENOMEM;
+                snprintf(j->why, sizeof j->why, "out of memory turning "
+                         "argument %d into a Lua value", nargs + 1);
+                return 0;
+            }
+            if (p != PUSHED) {
                 j->status = MH_EFORMAT;
                 snprintf(j->why, sizeof j->why, "argument %d is nested over "
                          "%d deep, or holds a cJSON item with no Lua form "
@@ -1682,30 +1707,55 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
     return st;
 }
 
-/* [json] -> its Lua value, or an error (memory, too deep). */
+/* The error object p_push_result raises when the stack could not grow. */
+static const char no_room_key;
+
+/* [json] -> its Lua value, or an error: memory (a memory error, or
+ * &no_room_key), too deep. */
 static int p_push_result(lua_State *L)
 {
     const cJSON *j = lua_touserdata(L, 1);
-    if (!push_json(L, j, 0))
+    pushed p = push_json(L, j, 0);
+    if (p == PUSH_NO_MEMORY) {
+        lua_pushlightuserdata(L, (void *)&no_room_key);
+        return lua_error(L);
+    }
+    if (p != PUSHED)
         return luaL_error(L, "nested too deep for Lua");
     return 1;
 }
 
 /* Raises the message made of fmt, recorded first as a nested failure of
  * status st (nested_failed): no fault of the Lua code's. */
-static int raise_nested(lua_State *L, mh_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Raises msg, a native call's failure of status st, in L.  Memory, a
+ * passing shortage, a deadlock or a cycle is no fault of the plugin's or
+ * of the Lua code's: it is recorded first (nested_failed), and the import
+ * or call that ran this Lua fails with it when the Lua code raises it as
+ * it came, not as a failed chunk or call; any other status forgets an
+ * earlier record.  msg is copied before: pushing it may raise, for
+ * memory. */
+static int raise_failure(lua_State *L, mh_status st, const char *msg)
+{
+    if (mh_init_status_of_dep(st) == st)
+        nested_failed(NESTED_CALL, st, msg);
+    else
+        nested_forget();
+    lua_pushstring(L, msg);
+    return lua_error(L);
+}
 
-static int raise_nested(lua_State *L, mh_status st, const char *fmt, ...)
+/* raise_failure(MH_ENOMEM) of the message made of fmt. */
+static int raise_no_memory(lua_State *L, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int raise_no_memory(lua_State *L, const char *fmt, ...)
 {
     char msg[MH_NAME_MAX * 2 + 96];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    nested_failed(NESTED_CALL, st, msg);
-    lua_pushstring(L, msg);
-    return lua_error(L);
+    return raise_failure(L, MH_ENOMEM, msg);
 }
 
 /* A native MH_CALL function called from Lua (upvalue 1: its module's
@@ -1744,38 +1794,31 @@ static int native_call(lua_State *L)
             cJSON_AddItemToArray(args, v);
         }
     }
-    if (!args) /* no fault of the Lua code's, as below */
-        return raise_nested(L, MH_ENOMEM, "out of memory in %s.%s: turning "
-                            "its arguments into JSON", m->name, fn);
+    if (!args)
+        return raise_no_memory(L, "out of memory in %s.%s: turning its "
+                               "arguments into JSON", m->name, fn);
     mh_error *e = NULL;
     cJSON *res = NULL;
     int depth = gil_release(m->host->lua);
     mh_status rc = mh_nat_call(m, fn, args, &res, &e);
     gil_restore(m->host->lua, depth);
     cJSON_Delete(args);
-    if (rc != MH_OK) { /* copied first: pushing may raise, for memory */
+    if (rc != MH_OK) {
         char msg[8192];
         if ((size_t)snprintf(msg, sizeof msg, "%s", mh_error_message(e)) >=
             sizeof msg)
             memcpy(msg + sizeof msg - 4, "...", 4);
         mh_error_free(e);
-        /* Memory, a passing shortage, a deadlock or a cycle is no fault
-         * of the plugin's or of the Lua code's: the import or call that
-         * ran this Lua fails with it, not as a failed chunk or call. */
-        if (mh_init_status_of_dep(rc) == rc)
-            nested_failed(NESTED_CALL, rc, msg);
-        else
-            nested_forget();
-        lua_pushstring(L, msg);
-        return lua_error(L);
+        return raise_failure(L, rc, msg);
     }
     lua_pushcfunction(L, p_push_result);
     lua_pushlightuserdata(L, res);
     int pr = lua_pcall(L, 1, 1, 0);
     cJSON_Delete(res);
-    if (pr == LUA_ERRMEM) /* as the call's own: the same status */
-        return raise_nested(L, MH_ENOMEM, "out of memory in %s.%s: its "
-                            "result has no room in Lua", m->name, fn);
+    if (pr == LUA_ERRMEM ||
+        (pr == LUA_ERRRUN && lua_touserdata(L, -1) == &no_room_key))
+        return raise_no_memory(L, "out of memory in %s.%s: its result has "
+                               "no room in Lua", m->name, fn);
     if (pr != LUA_OK)
         return luaL_error(L, "%s.%s: its result: %s", m->name, fn,
                           lua_tostring(L, -1));

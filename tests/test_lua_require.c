@@ -11,6 +11,7 @@
  * directory; the Debian files are copied there unmodified.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -337,37 +338,35 @@ TEST(out_of_memory_turning_lua_values_into_json_stays_out_of_memory)
     mh_module *mod = import_ok(host, "jnom");
 
     cjson_fail_size = 54321 + 1; /* cJSON's copy of the string */
+    /* Each failure's status and message, checked once the hook is gone. */
+    struct got { const char *what; mh_status st; const char *msg, *says; };
+    struct got got[5];
+    size_t n = 0;
+#define GOT(what_, st_, says_)                                            \
+    do {                                                                  \
+        mh_status st_of_ = (st_); /* before the message is read */        \
+        got[n++] = (struct got){(what_), st_of_, str_fmt("%s", ERR_MSG()), \
+                                (says_)};                                 \
+    } while (0)
     cJSON_InitHooks(&(cJSON_Hooks){cjson_size_failing_malloc, free});
-    mh_status arg = call_fails(mod, "arg", "[54321]");
-    char *arg_msg = strdup(ERR_MSG());
-    mh_status key = call_fails(mod, "key", "[54321]");
-    char *key_msg = strdup(ERR_MSG());
-    mh_status res = call_fails(mod, "res", "[54321]");
-    char *res_msg = strdup(ERR_MSG());
-    mh_status load = import_fails(host, "jload");
-    char *load_msg = strdup(ERR_MSG());
+    GOT("arg", call_fails(mod, "arg", "[54321]"), "out of memory in "
+        "codecs.rot13.encode: turning its arguments into JSON");
+    GOT("key", call_fails(mod, "key", "[54321]"),
+        "out of memory in codecs.rot13.encode");
+    GOT("res", call_fails(mod, "res", "[54321]"), "jnom.res: out of memory "
+        "turning its result (a string) into JSON");
+    GOT("jload", import_fails(host, "jload"),
+        "out of memory in codecs.rot13.encode");
     cjson_fail_size = 3 * 54321 + 1; /* the bytes as UTF-8, each U+FFFD */
-    mh_status bytes = call_fails(mod, "bytes", "[54321]");
-    char *bytes_msg = strdup(ERR_MSG());
+    GOT("bytes", call_fails(mod, "bytes", "[54321]"),
+        "out of memory in codecs.rot13.encode");
     cJSON_InitHooks(NULL);
-
-    ASSERT_STATUS(arg, MH_ENOMEM);
-    ASSERT_CONTAINS(arg_msg, "out of memory in codecs.rot13.encode: turning "
-                             "its arguments into JSON");
-    ASSERT_STATUS(key, MH_ENOMEM);
-    ASSERT_CONTAINS(key_msg, "out of memory in codecs.rot13.encode");
-    ASSERT_STATUS(res, MH_ENOMEM);
-    ASSERT_CONTAINS(res_msg, "jnom.res: out of memory turning its result "
-                             "(a string) into JSON");
-    ASSERT_STATUS(load, MH_ENOMEM);
-    ASSERT_CONTAINS(load_msg, "out of memory in codecs.rot13.encode");
-    ASSERT_STATUS(bytes, MH_ENOMEM);
-    ASSERT_CONTAINS(bytes_msg, "out of memory in codecs.rot13.encode");
-    free(arg_msg);
-    free(bytes_msg);
-    free(key_msg);
-    free(res_msg);
-    free(load_msg);
+#undef GOT
+    for (size_t i = 0; i < n; i++)
+        if (got[i].st != MH_ENOMEM || !strstr(got[i].msg, got[i].says))
+            FAIL("%s: %s, expected MH_ENOMEM saying \"%s\"; message: %s",
+                 got[i].what, mh_status_name(got[i].st), got[i].says,
+                 got[i].msg);
     disc_fails fails;
     disc_failures(host, &fails);
     ASSERT_NULL(disc_fail_find(&fails, "jload"));
@@ -380,6 +379,78 @@ TEST(out_of_memory_turning_lua_values_into_json_stays_out_of_memory)
     ASSERT_STATUS(call_fails(mod, "key", "[3]"), MH_ECALL);
     ASSERT_EQ_STR(call_ok(import_ok(host, "jload"), "n", NULL), "54321");
     mh_host_free(host);
+}
+
+/* Every allocation that fails while a call runs -- its arguments made
+ * Lua values, the Lua function, its result made JSON, a native function
+ * called from it and its result made Lua values again, values nested 60
+ * deep each way -- fails the call with MH_ENOMEM or is got past, never
+ * reads as a value with no JSON form or a Lua error of the function's.
+ * Each request of the call is made to fail in turn. */
+TEST(every_allocation_failing_in_a_call_is_out_of_memory)
+{
+    const char *dir = tmp_mkdir("E");
+    lua_write("E/deep.lua",
+              "local raw = modhost.import('raw_result')\n"
+              "local function depth(t)\n"
+              "  local d = 0\n"
+              "  while type(t) == 'table' do d = d + 1; t = t.a or t[1] end\n"
+              "  return d\n"
+              "end\n"
+              "return {\n"
+              "  give = function(n)\n"
+              "    local t = {}; local c = t\n"
+              "    for i = 2, n do c.a = {}; c = c.a end\n"
+              "    return t\n"
+              "  end,\n"
+              "  take = depth,\n"
+              "  fetch = function(n) return depth(raw.nested(n)) end,\n"
+              "}\n");
+    alloc_tracker at;
+    alloc_tracker_init(&at);
+    mh_config cfg =
+        tracked_config(&at, str_fmt("%s;%s", dir, MH_TEST_FIXTURE_DIR));
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod = import_ok(host, "deep");
+    const char *arg = "{}"; /* {"a": ...}, 60 deep */
+    for (int i = 1; i < 60; i++)
+        arg = str_fmt("{\"a\":%s}", arg);
+    arg = str_fmt("[%s]", arg);
+    struct { const char *fn, *args, *want; } calls[] = {
+        {"give", "[60]", NULL},
+        {"take", arg, "60"},
+        {"fetch", "[60]", "60"},
+    };
+    for (size_t c = 0; c < sizeof calls / sizeof calls[0]; c++)
+        if (calls[c].want)
+            ASSERT_EQ_STR(call_ok(mod, calls[c].fn, calls[c].args),
+                          calls[c].want);
+    /* Each request failing with every later one, or with the next only:
+     * memory short for a moment, which Lua's retry after a collection
+     * does not get past, and the error's own message then has room. */
+    for (size_t c = 0; c < 2 * sizeof calls / sizeof calls[0]; c++) {
+        bool moment = c % 2;
+        for (long n = 1;; n++) {
+            at.requests = at.injected = 0;
+            at.fail_at = n;
+            at.fail_until = moment ? n + 1 : 0;
+            cJSON *a = cJSON_Parse(calls[c / 2].args), *res = NULL;
+            ASSERT_NOT_NULL(a);
+            mh_status st = mh_module_call(mod, calls[c / 2].fn, a, &res, ERR);
+            at.fail_at = 0;
+            cJSON_Delete(a);
+            cJSON_Delete(res);
+            if (st != MH_OK && st != MH_ENOMEM)
+                FAIL("%s with request %ld failing%s: %s, not out of memory: "
+                     "%s", calls[c / 2].fn, n, moment ? " (and the next)" : "",
+                     mh_status_name(st), ERR_MSG());
+            if (!at.injected)
+                break; /* every request of the call has failed once */
+        }
+    }
+    mh_host_free(host);
+    ASSERT_EQ_INT(at.outstanding, 0);
+    alloc_tracker_destroy(&at);
 }
 
 /* Lua code may rewrite a closure's upvalues (debug.setupvalue): the

@@ -54,7 +54,9 @@ static int inject(alloc_tracker *at, size_t nsize)
     if (at->fail_at <= 0)
         return 0;
     if (at->fail_once ? at->requests == (size_t)at->fail_at
-                      : at->requests >= (size_t)at->fail_at) {
+                      : at->requests >= (size_t)at->fail_at &&
+                            (at->fail_until <= 0 ||
+                             at->requests <= (size_t)at->fail_until)) {
         at->injected++;
         return 1;
     }

@@ -155,7 +155,8 @@ typedef struct alloc_tracker {
     size_t blocks;       /* blocks allocated and not yet freed */
     size_t injected;     /* faults injected so far */
     long fail_at;        /* 0: never fail */
-    int fail_once;
+    int fail_once;       /* only the fail_at-th; else it and every later */
+    long fail_until;     /* not 0: fail_at-th to this one, no later */
     size_t only_size;    /* 0: every request counts */
 } alloc_tracker;
 
