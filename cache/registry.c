@@ -104,7 +104,6 @@ static void flight_free(mh_host *h, mh_flight *f)
         return;
     mh_error_free(f->failure);
     mh_mem_strfree(h, f->init_message);
-    mh_mem_strfree(h, f->chunk_dep_error);
     mh_mem_free(h, f, sizeof *f);
 }
 

@@ -37,6 +37,16 @@ typedef enum mh_mod_state {
     MH_STATE_FAILED = 3
 } mh_mod_state;
 
+/* A failure's error text, as a later failure is matched against it: its
+ * status (MH_OK: none recorded), length and hash.  Recording one
+ * allocates nothing, so a record cannot itself be lost to the memory
+ * shortage it records. */
+typedef struct mh_msg_mark {
+    uint64_t hash;
+    size_t len;
+    uint8_t status;
+} mh_msg_mark;
+
 /* What only an import in flight needs: a block of its own, freed when the
  * entry is published, so a loaded module keeps none of it.  Under
  * host->lock, but for what only the owner thread reads (importer, origin;
@@ -57,10 +67,10 @@ typedef struct mh_flight {
                                        replaces it, and is the error's
                                        text if the init fails */
     uint8_t init_dep_status;        /* that nested import's mh_status */
-    uint8_t chunk_dep_status;       /* a Lua chunk's last failed nested
-                                       import (owner only): its status, */
-    char *chunk_dep_error;          /* and its error, which the chunk
-                                       failing with it fails as */
+    mh_msg_mark chunk_dep;          /* a Lua chunk's last failed nested
+                                       import or call (owner only): the
+                                       chunk failing with its error fails
+                                       as it did */
     bool in_chunk;                  /* its Lua chunk is running (owner
                                        only) */
     const char *origin;             /* the import's answer (transient),

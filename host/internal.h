@@ -108,6 +108,9 @@ int mh_mem_grow(mh_host *h, void **v, size_t *cap, size_t n, size_t size,
 
 /* The C library allocator in mh_alloc_fn form (the default hook). */
 void *mh_mem_default_alloc(void *ud, void *p, size_t on, size_t nn);
+/* Set on this thread when the default hook, or a Lua state's allocator
+ * (loaders/lua.c), could not give memory: whoever asks clears it first. */
+extern _Thread_local bool mh_mem_refused;
 
 /* ---- bounded string buffers (host/mem.c) ----------------------------- */
 

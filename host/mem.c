@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Thread_local bool mh_mem_refused;
+
 void *mh_mem_default_alloc(void *ud, void *p, size_t on, size_t nn)
 {
     MH_UNUSED(ud);
@@ -21,7 +23,10 @@ void *mh_mem_default_alloc(void *ud, void *p, size_t on, size_t nn)
         free(p);
         return NULL;
     }
-    return realloc(p, nn);
+    void *q = realloc(p, nn);
+    if (!q)
+        mh_mem_refused = true;
+    return q;
 }
 
 bool mh_mul_overflows(size_t a, size_t b, size_t *out)

@@ -28,6 +28,7 @@
 #include "host/secure.h"
 #include "cache/atomic.h"
 #include "cache/bytecode.h"
+#include "cache/intern.h"
 #include "finders/finder.h"
 #include "loaders/loader.h"
 
@@ -139,7 +140,10 @@ static void *lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             h->alloc(h->alloc_ud, ptr, osize, 0);
         return NULL;
     }
-    return h->alloc(h->alloc_ud, ptr, osize, nsize);
+    void *q = h->alloc(h->alloc_ud, ptr, osize, nsize);
+    if (!q)
+        mh_mem_refused = true;
+    return q;
 }
 
 /* ---- what Lua code sees of the host ------------------------------------ */
@@ -157,8 +161,9 @@ static mh_host *host_of(lua_State *L)
 /* What push_json made of a JSON value. */
 typedef enum pushed {
     PUSHED,         /* its Lua value, on the stack */
-    PUSH_NO_FORM,   /* none: nested too deep, or an item with no Lua form */
-    PUSH_NO_MEMORY  /* none: the stack could not grow */
+    PUSH_NO_FORM,   /* none: nested too deep (for the value's limit, or
+                       Lua's stack), or an item with no Lua form */
+    PUSH_NO_MEMORY  /* none: no memory to grow the stack */
 } pushed;
 
 static pushed push_json(lua_State *L, const cJSON *j, int depth);
@@ -271,6 +276,16 @@ static int loader_of(lua_State *L)
 
 static void job_dep_failed(mh_status rc, const char *msg);
 
+/* Records in m a failure of status st (MH_OK: none) whose error is msg;
+ * a failure with no text is none. */
+static void mark_set(mh_msg_mark *m, mh_status st, const char *msg)
+{
+    bool some = st != MH_OK && msg && msg[0];
+    m->status = (uint8_t)(some ? st : MH_OK);
+    m->len = some ? strlen(msg) : 0;
+    m->hash = some ? mh_hash_bytes(msg, m->len) : 0;
+}
+
 /* What failed under Lua code, about to be raised there. */
 typedef enum nested_kind {
     NESTED_IMPORT,  /* an import: any status */
@@ -295,12 +310,8 @@ static void nested_failed(nested_kind kind, mh_status rc, const char *msg)
     mh_flight *f = cur->flight;
     if (kind == NESTED_IMPORT && !(f && f->in_chunk))
         cur->dep_failed = true; /* read by this thread's import_slow */
-    if (!f)
-        return;
-    mh_mem_strfree(cur->host, f->chunk_dep_error);
-    f->chunk_dep_error = msg && msg[0] ? mh_mem_strdup(cur->host, msg)
-                                       : NULL;
-    f->chunk_dep_status = (uint8_t)rc;
+    if (f)
+        mark_set(&f->chunk_dep, rc, msg);
 }
 
 /* A native call from Lua failed for its own reasons: nothing an earlier
@@ -309,20 +320,19 @@ static void nested_forget(void)
 {
     job_dep_failed(MH_OK, NULL);
     mh_module *cur = mh_reg_current();
-    if (cur && cur->flight) {
-        mh_mem_strfree(cur->host, cur->flight->chunk_dep_error);
-        cur->flight->chunk_dep_error = NULL;
-    }
+    if (cur && cur->flight)
+        mark_set(&cur->flight->chunk_dep, MH_OK, NULL);
 }
 
 /* Is msg, a failure raised through Lua with traceback() as its handler,
- * the nested failure error raised as it came: that text, then nothing or
- * the traceback?  (Lua code that adds words of its own fails as itself.) */
-static bool raised_as_it_came(const char *msg, const char *error)
+ * the failure m records, raised as it came: its text, then nothing or the
+ * traceback?  (Lua code that adds words of its own fails as itself.) */
+static bool raised_as_it_came(const char *msg, const mh_msg_mark *m)
 {
     static const char tb[] = "\nstack traceback:";
-    size_t n = error ? strlen(error) : 0;
-    return msg && error && strncmp(msg, error, n) == 0 &&
+    size_t n = m->len;
+    return m->status != MH_OK && msg && strnlen(msg, n) == n &&
+           mh_hash_bytes(msg, n) == m->hash &&
            (msg[n] == '\0' || strncmp(msg + n, tb, sizeof tb - 1) == 0);
 }
 
@@ -334,14 +344,12 @@ static mh_status chunk_failure_status(mh_module *mod, const char *msg)
 {
     mh_flight *f = mod->flight;
     mh_status st = MH_EINIT;
-    if (f && raised_as_it_came(msg, f->chunk_dep_error)) {
-        st = mh_init_status_of_dep((mh_status)f->chunk_dep_status);
+    if (f && raised_as_it_came(msg, &f->chunk_dep)) {
+        st = mh_init_status_of_dep((mh_status)f->chunk_dep.status);
         mod->dep_failed = true; /* read by this thread's import_slow */
     }
-    if (f) {
-        mh_mem_strfree(mod->host, f->chunk_dep_error);
-        f->chunk_dep_error = NULL;
-    }
+    if (f)
+        mark_set(&f->chunk_dep, MH_OK, NULL);
     return st;
 }
 
@@ -1316,6 +1324,20 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
 
 /* ---- JSON <-> Lua -------------------------------------------------------- */
 
+/* Room on L's stack for n more values: PUSHED, or why not -- memory (an
+ * allocation failed growing it), or Lua's limit on the stack (Lua code
+ * deep in recursion), told apart by asking again with mh_mem_refused
+ * clear: only the first tries to allocate. */
+static pushed stack_room(lua_State *L, int n)
+{
+    if (lua_checkstack(L, n))
+        return PUSHED;
+    mh_mem_refused = false;
+    if (lua_checkstack(L, n))
+        return PUSHED;
+    return mh_mem_refused ? PUSH_NO_MEMORY : PUSH_NO_FORM;
+}
+
 /* j as a Lua value, pushed; running out of memory making it raises a
  * memory error, as Lua's own allocations do, but for the stack's growth
  * (PUSH_NO_MEMORY).  On failure the stack may hold partial values. */
@@ -1323,8 +1345,9 @@ static pushed push_json(lua_State *L, const cJSON *j, int depth)
 {
     if (depth > LUA_JSON_DEPTH)
         return PUSH_NO_FORM;
-    if (!lua_checkstack(L, 4)) /* far below Lua's limit: memory */
-        return PUSH_NO_MEMORY;
+    pushed room = stack_room(L, 4);
+    if (room != PUSHED)
+        return room;
     if (cJSON_IsNull(j) || !j) {
         lua_pushnil(L);
     } else if (cJSON_IsBool(j)) {
@@ -1498,8 +1521,9 @@ static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w)
     }
     if (depth > LUA_JSON_DEPTH)
         return NULL;
-    if (!lua_checkstack(L, 4)) { /* far below Lua's limit: memory */
-        w->oom = true;
+    pushed room = stack_room(L, 4);
+    if (room != PUSHED) {
+        w->oom = room == PUSH_NO_MEMORY;
         return NULL;
     }
     /* An array when the keys are exactly 1..n: n of them, each a whole
@@ -1571,10 +1595,9 @@ typedef struct call_job {
     char why[256];
     /* The last nested failure under the function (nested_failed), when
      * it is no fault of the function's (memory, a passing shortage, a
-     * deadlock or a cycle), and its message (host memory): the call
-     * fails as it did when the function raises that very error. */
-    mh_status dep_status;
-    char *dep_error;
+     * deadlock or a cycle): the call fails as it did when the function
+     * raises that very error. */
+    mh_msg_mark dep;
     struct call_job *outer; /* the call this one runs within, if any */
 } call_job;
 
@@ -1586,18 +1609,16 @@ static void job_dep_failed(mh_status rc, const char *msg)
     call_job *j = running_job;
     if (!j)
         return;
-    mh_host *h = j->mod->host;
-    mh_mem_strfree(h, j->dep_error);
     bool passes = rc != MH_OK && mh_init_status_of_dep(rc) == rc;
-    j->dep_error = passes && msg && msg[0] ? mh_mem_strdup(h, msg) : NULL;
-    j->dep_status = j->dep_error ? rc : MH_OK;
+    mark_set(&j->dep, passes ? rc : MH_OK, msg);
 }
 
 /* The status of a call whose function raised msg: the nested failure's,
  * when it was raised as it came (raised_as_it_came), else MH_ECALL. */
 static mh_status call_failure_status(const call_job *j, const char *msg)
 {
-    return raised_as_it_came(msg, j->dep_error) ? j->dep_status : MH_ECALL;
+    return raised_as_it_came(msg, &j->dep) ? (mh_status)j->dep.status
+                                           : MH_ECALL;
 }
 
 /* Runs under lua_pcall: everything that can raise a Lua error (a lookup
@@ -1660,8 +1681,8 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
 {
     mh_host *h = mod->host;
     mh_lua *lu = h->lua;
-    call_job j = {mod, fn, args, NULL, MH_OK, look_only, "", MH_OK, NULL,
-                  running_job};
+    call_job j = {.mod = mod, .fn = fn, .args = args, .look_only = look_only,
+                  .outer = running_job};
     *result = NULL;
     gil_enter(lu);
     lua_State *L; /* a thread per run, as above */
@@ -1700,7 +1721,6 @@ static mh_status lua_call_job(mh_module *mod, const char *fn,
     } else {
         *result = j.result;
     }
-    mh_mem_strfree(h, j.dep_error);
     lua_settop(L, top);
     luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
     gil_leave(lu);
@@ -1725,8 +1745,6 @@ static int p_push_result(lua_State *L)
     return 1;
 }
 
-/* Raises the message made of fmt, recorded first as a nested failure of
- * status st (nested_failed): no fault of the Lua code's. */
 /* Raises msg, a native call's failure of status st, in L.  Memory, a
  * passing shortage, a deadlock or a cycle is no fault of the plugin's or
  * of the Lua code's: it is recorded first (nested_failed), and the import

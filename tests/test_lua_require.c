@@ -11,7 +11,6 @@
  * directory; the Debian files are copied there unmodified.
  */
 #include <pthread.h>
-#include <stdbool.h>
 #include <time.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -219,7 +218,8 @@ TEST(native_out_of_memory_from_lua_stays_out_of_memory)
               "  mine = function(n)\n"
               "    local ok = pcall(r.encode, string.rep('a', n))\n"
               "    error('mine: ' .. tostring(ok), 0)\n"
-              "  end,\n"              "  more = function(n)\n"
+              "  end,\n"
+              "  more = function(n)\n"
               "    local ok, e = pcall(r.encode, string.rep('a', n))\n"
               "    error(e .. ' -- and mine', 0)\n"
               "  end,\n"
@@ -425,24 +425,28 @@ TEST(every_allocation_failing_in_a_call_is_out_of_memory)
         if (calls[c].want)
             ASSERT_EQ_STR(call_ok(mod, calls[c].fn, calls[c].args),
                           calls[c].want);
-    /* Each request failing with every later one, or with the next only:
-     * memory short for a moment, which Lua's retry after a collection
-     * does not get past, and the error's own message then has room. */
-    for (size_t c = 0; c < 2 * sizeof calls / sizeof calls[0]; c++) {
-        bool moment = c % 2;
+    /* Each request failing with every later one, or with the next one to
+     * three: memory short for a moment, which Lua's retry after a
+     * collection does not get past, and the error's own message, or the
+     * record of the failure, then has room. */
+    enum { WIDTHS = 4 };
+    for (size_t c = 0; c < WIDTHS * sizeof calls / sizeof calls[0]; c++) {
+        long width = (long)(c % WIDTHS); /* 0: for good */
         for (long n = 1;; n++) {
             at.requests = at.injected = 0;
             at.fail_at = n;
-            at.fail_until = moment ? n + 1 : 0;
-            cJSON *a = cJSON_Parse(calls[c / 2].args), *res = NULL;
+            at.fail_until = width ? n + width : 0;
+            cJSON *a = cJSON_Parse(calls[c / WIDTHS].args), *res = NULL;
             ASSERT_NOT_NULL(a);
-            mh_status st = mh_module_call(mod, calls[c / 2].fn, a, &res, ERR);
+            mh_status st =
+                mh_module_call(mod, calls[c / WIDTHS].fn, a, &res, ERR);
             at.fail_at = 0;
             cJSON_Delete(a);
             cJSON_Delete(res);
             if (st != MH_OK && st != MH_ENOMEM)
-                FAIL("%s with request %ld failing%s: %s, not out of memory: "
-                     "%s", calls[c / 2].fn, n, moment ? " (and the next)" : "",
+                FAIL("%s with request %ld failing (and %s): %s, not out of "
+                     "memory: %s", calls[c / WIDTHS].fn, n,
+                     width ? str_fmt("the next %ld", width) : "every later",
                      mh_status_name(st), ERR_MSG());
             if (!at.injected)
                 break; /* every request of the call has failed once */
@@ -451,6 +455,57 @@ TEST(every_allocation_failing_in_a_call_is_out_of_memory)
     mh_host_free(host);
     ASSERT_EQ_INT(at.outstanding, 0);
     alloc_tracker_destroy(&at);
+}
+
+/* Lua code deep in recursion can fill Lua's own stack (a million slots)
+ * with memory to spare: a native function's result that finds no room
+ * left there fails as the Lua code's own error ("nested too deep for
+ * Lua"), not as a shortage of memory passed up.  The Lua code recurses
+ * with fat frames to near Lua's limit, then with thin ones, a few slots
+ * at a time, so that some call meets the limit while its result is
+ * made. */
+TEST(a_full_lua_stack_is_no_memory_shortage)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *locals = "local a0";
+    for (int i = 1; i < 190; i++) /* Lua's limit is 200 a function */
+        locals = str_fmt("%s, a%d", locals, i);
+    lua_write("E/fat.lua",
+              str_fmt("local raw = modhost.import('raw_result')\n"
+                      "local depth = 0\n"
+                      "local function down(n, bottom)\n"
+                      "  %s\n"
+                      "  depth = depth + 1\n"
+                      "  if n == 0 then return bottom() end\n"
+                      "  local r = down(n - 1, bottom)\n"
+                      "  return r\n"
+                      "end\n"
+                      "local function thin(m, f)\n"
+                      "  if m == 0 then return f() end\n"
+                      "  local r = thin(m - 1, f)\n"
+                      "  return r\n"
+                      "end\n"
+                      "local function result() return raw.nested(60) end\n"
+                      "return {probe = function()\n"
+                      "  pcall(down, 1e9) -- to Lua's limit: stack overflow\n"
+                      "  local max = depth\n"
+                      "  local out = {}\n"
+                      "  down(max - 3, function()\n"
+                      "    for m = 0, 1000 do\n"
+                      "      local ok, e = pcall(thin, m, result)\n"
+                      "      e = ok and 'ok' or tostring(e):match('[^\\n]*')\n"
+                      "      if e:find('stack overflow') then break end\n"
+                      "      if e ~= out[#out] then out[#out + 1] = e end\n"
+                      "    end\n"
+                      "  end)\n"
+                      "  return out\n"
+                      "end}\n", locals));
+    mh_host *host = host_new_isolated(dir, MH_TEST_FIXTURE_DIR);
+    const char *got = call_ok(import_ok(host, "fat"), "probe", NULL);
+    if (strstr(got, "no room") || !strstr(got, "nested too deep for Lua"))
+        FAIL("calls from ever deeper in a nearly full Lua stack gave (each "
+             "answer once, in turn): %s", got);
+    mh_host_free(host);
 }
 
 /* Lua code may rewrite a closure's upvalues (debug.setupvalue): the
