@@ -103,6 +103,9 @@ const char *const *bench_path_dirs_shared(int p);
 char *bench_read_file(const char *path, size_t *len);
 /* Run a shell command; returns its exit status. */
 int bench_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The shell words that run this program anew as child ID (`--child ID`,
+ * the area's child function) with this run's options; malloc'ed. */
+char *bench_child_cmd(const char *id);
 /* Die with a message (setup failures only; a figure that cannot be
  * measured is reported as NAN, not fatal). */
 void bench_die(const char *fmt, ...)

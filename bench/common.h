@@ -69,7 +69,7 @@ typedef struct bench_worker {
 } bench_worker;
 void bench_worker_start(bench_worker *w);
 double bench_worker_sample(void *worker);
-/* False (out untouched) if the child failed. */
+/* False if the child failed (out then holds nothing to use). */
 bool bench_worker_end(bench_worker *w, void *out);
 /* The child's side: answers the parent until it ends; never returns. */
 _Noreturn void bench_worker_serve(const bench_worker *w);

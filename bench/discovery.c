@@ -525,11 +525,10 @@ static void run_check(ctx *c, check *k, bool *by_strace, char **want_version)
     char *log = dx("strace.log"), *out = dx("child.out");
     *by_strace = bench_sh("command -v strace >/dev/null 2>&1") == 0;
     if (*by_strace) {
+        char *child = bench_child_cmd("discovery.touched");
         int rc = bench_sh("strace -f -qq -e trace=open,openat,openat2 "
-                          "-o '%s' '%s' --child discovery.touched "
-                          "--build '%s' --source '%s' --fixtures '%s' "
-                          "--work '%s' >'%s'", log, bench.self, bench.build,
-                          bench.source, bench.fixtures, bench.work, out);
+                          "-o '%s' %s >'%s'", log, child, out);
+        free(child);
         if (rc != 0)
             bench_die("discovery: the strace child failed (exit %d); see "
                       "%s", rc, out);

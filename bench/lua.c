@@ -557,10 +557,7 @@ static double s_tiny_process(void *p)
     /* The child finds the module and its cache where s_tiny does. */
     setenv("MH_BENCH_TINY_DIR", c->dir_tiny, 1);
     setenv("MH_BENCH_TINY_CACHE", c->warm_tiny, 1);
-    char *cmd = bench_fmt("'%s' --child lua.first --build '%s' --source "
-                          "'%s' --fixtures '%s' --work '%s'",
-                          bench.self, bench.build, bench.source,
-                          bench.fixtures, bench.work);
+    char *cmd = bench_child_cmd("lua.first");
     FILE *f = popen(cmd, "r");
     double us = NAN;
     if (!f || fscanf(f, "%lf", &us) != 1)

@@ -100,12 +100,11 @@ double bench_callgrind(const char *id, double ops)
         return NAN;
     char *out = bench_fmt("%s/callgrind.%s.out", bench.work, id);
     char *log = bench_fmt("%s/callgrind.%s.log", bench.work, id);
+    char *child = bench_child_cmd(id);
     int rc = bench_sh("valgrind --tool=callgrind --collect-atstart=no "
-                      "--callgrind-out-file='%s' '%s' --child '%s' "
-                      "--build '%s' --source '%s' --fixtures '%s' "
-                      "--work '%s' >'%s' 2>&1",
-                      out, bench.self, id, bench.build, bench.source,
-                      bench.fixtures, bench.work, log);
+                      "--callgrind-out-file='%s' %s >'%s' 2>&1", out, child,
+                      log);
+    free(child);
     double result = NAN;
     FILE *f = rc == 0 ? fopen(out, "r") : NULL;
     if (f) {
@@ -185,6 +184,15 @@ int bench_sh(const char *fmt, ...)
     if (rc == -1)
         return -1;
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+}
+
+char *bench_child_cmd(const char *id)
+{
+    return bench_fmt("'%s' --child '%s' --build '%s' --source '%s' "
+                     "--fixtures '%s' --work '%s' --rounds %d%s",
+                     bench.self, id, bench.build, bench.source,
+                     bench.fixtures, bench.work, bench.rounds,
+                     bench.quick ? " --quick" : "");
 }
 
 static char **names_v;
