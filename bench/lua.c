@@ -1150,6 +1150,24 @@ static way running_way(ctx *c, const char *base, int kind)
                  .copies = (bench.rounds + 1) * c->reps};
 }
 
+/* Where the area keeps its files: <work>/lua, the module's sources in
+ * <work>/lua/src, and the 2,000-line module there as benchlua.lua; the
+ * parent (run) and a way's worker (way_child) both find them here. */
+static char *area_base(void)
+{
+    return bench_fmt("%s/lua", bench.work);
+}
+
+static char *source_dir(const char *base)
+{
+    return bench_fmt("%s/src", base);
+}
+
+static char *module_file_in(const char *dir)
+{
+    return bench_fmt("%s/benchlua.lua", dir);
+}
+
 /* The worker of one way (`--child lua.way.K`): the bench run anew, so
  * that nothing of the areas before is in its heap; what it needs of the
  * module made as run() makes it. */
@@ -1158,8 +1176,8 @@ static int way_child(int kind)
     static ctx c;
     static way w;
     c.reps = reps_per_sample();
-    char *base = bench_fmt("%s/lua", bench.work);
-    char *file = bench_fmt("%s/src/benchlua.lua", base);
+    char *base = area_base();
+    char *file = module_file_in(source_dir(base));
     module_of(&c, file);
     w = running_way(&c, base, kind);
     bench_worker_serve(&(bench_worker){.out_size = sizeof(way_report),
@@ -1279,8 +1297,8 @@ static void run(void)
 {
     ctx c = {0};
     c.reps = reps_per_sample();
-    char *base = bench_fmt("%s/lua", bench.work);
-    char *dir = bench_fmt("%s/src", base);
+    char *base = area_base();
+    char *dir = source_dir(base);
     char *dir_unsure = bench_fmt("%s/src-unsure", base);
     char *dir_tiny = bench_fmt("%s/src-tiny", base);
     char *empty = bench_fmt("%s/cache-empty", base);
@@ -1316,11 +1334,11 @@ static void run(void)
             *p = '/';
     make_dir(alike_dir);
 
-    char *file = bench_fmt("%s/benchlua.lua", dir);
+    char *file = module_file_in(dir);
     module_of(&c, file);
     const char *src = c.src;
     size_t len = c.src_len;
-    char *file_unsure = bench_fmt("%s/benchlua.lua", dir_unsure);
+    char *file_unsure = module_file_in(dir_unsure);
     char *file_tiny = bench_fmt("%s/tiny.lua", dir_tiny);
     char *file_alike = bench_fmt("%s/lua_%s.lua", alike_dir, last + 5);
     write_file(file, src, len);
