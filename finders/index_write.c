@@ -579,19 +579,19 @@ static mh_status write_temp(const char *dir, const char *name,
                   "%s", dir, name, strerror(e));
 }
 
-static mh_status put_in_place(const char *dir, const char *tmp,
-                              const char *name, mh_error **err)
+/* Rename tmp to DIR/NAME (dst gets that path): 0, or the errno of a
+ * failure, tmp removed then. */
+static int put_in_place(const char *dir, const char *tmp, const char *name,
+                        char dst[PATH_MAX])
 {
-    char dst[PATH_MAX];
     /* Always fits: tmp is the same name, longer. */
-    if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst ||
+    if (snprintf(dst, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ||
         rename(tmp, dst) != 0) {
         int e = errno;
         unlink(tmp);
-        return mh_err(NULL, err, MH_EIO, "cannot rename %s to %s: %s", tmp,
-                      dst, strerror(e));
+        return e;
     }
-    return MH_OK;
+    return 0;
 }
 
 /* Make the renames durable: best effort, the files are whole either way. */
@@ -604,14 +604,38 @@ static void sync_dir(const char *dir)
     }
 }
 
+/* Put the index.json that was there before the run back (old, old_len;
+ * none when old is NULL), after the new one was renamed into place: the
+ * old bytes, written afresh and renamed over the new file (which this run
+ * owns, so even a sticky directory lets it go), or the new file removed.
+ * true when that worked. */
+static bool put_back(const char *dir, const char *old, size_t old_len)
+{
+    char tmp[PATH_MAX], dst[PATH_MAX];
+    if (!old)
+        return snprintf(dst, sizeof dst, "%s/%s", dir, IXW_INDEX) <
+                   (int)sizeof dst && unlink(dst) == 0;
+    mh_error *ignored = NULL;
+    bool ok = write_temp(dir, IXW_INDEX, old, old_len, tmp, &ignored) ==
+                  MH_OK && put_in_place(dir, tmp, IXW_INDEX, dst) == 0;
+    mh_error_free(ignored);
+    return ok;
+}
+
 /* Write index.json (and index.json.sig when sig is not NULL, else remove
  * a stale one).  Both temporary files are complete before either rename,
  * so the index and its signature change together as nearly as two
- * renames allow. */
+ * renames allow.  When the signature's step fails after index.json was
+ * replaced, the old index.json (old: its bytes, NULL when there was none)
+ * is put back, so that a failure leaves the two as they were; only a
+ * crash between the renames leaves the new index beside the old
+ * signature, and the next run, the tree unchanged, writes both again. */
 static mh_status publish(const char *dir, const char *data, size_t len,
+                         const char *old, size_t old_len,
                          const unsigned char *sig, mh_error **err)
 {
     char tmp_index[PATH_MAX], tmp_sig[PATH_MAX], stale[PATH_MAX];
+    char dst[PATH_MAX];
     struct stat st;
     bool fits = snprintf(stale, sizeof stale, "%s/%s", dir, IXW_SIG) <
                 (int)sizeof stale; /* it does: tmp_index is longer */
@@ -632,20 +656,29 @@ static mh_status publish(const char *dir, const char *data, size_t len,
             return rc;
         }
     }
-    rc = put_in_place(dir, tmp_index, IXW_INDEX, err);
-    if (rc != MH_OK) {
+    int e = put_in_place(dir, tmp_index, IXW_INDEX, dst);
+    if (e) {
         if (sig)
             unlink(tmp_sig);
-        return rc;
+        return mh_err(NULL, err, MH_EIO, "cannot replace %s (left as it "
+                      "was): %s", dst, strerror(e));
     }
-    if (sig) {
-        rc = put_in_place(dir, tmp_sig, IXW_SIG, err);
-    } else {
-        if (fits && unlink(stale) != 0 && errno != ENOENT)
-            rc = mh_err(NULL, err, MH_EIO, "cannot remove the stale "
-                        "signature %s: %s", stale, strerror(errno));
+    const char *what = "replace";
+    if (sig)
+        e = put_in_place(dir, tmp_sig, IXW_SIG, dst);
+    else if (fits && unlink(stale) != 0 && errno != ENOENT) {
+        e = errno;
+        what = "remove the stale signature";
     }
-    sync_dir(dir);
+    if (e) {
+        bool back = put_back(dir, old, old_len);
+        rc = mh_err(NULL, err, MH_EIO, "cannot %s %s: %s; %s/%s %s", what,
+                    stale, strerror(e), dir[0] ? dir : "", IXW_INDEX,
+                    back ? "is left as it was"
+                         : "could not be put back as it was, and does not "
+                           "match its signature: run again");
+    }
+    sync_dir(dir[0] ? dir : "/");
     return rc;
 }
 
@@ -760,8 +793,8 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
         }
         data = render(w, next, &len);
     }
-    free(old);
     if (!data) {
+        free(old);
         rc = mh_err(NULL, err, MH_ENOMEM, "out of memory writing %s/%s",
                     shown, IXW_INDEX);
         goto out;
@@ -769,7 +802,9 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
     unsigned char sig[IXW_SIG_LEN];
     rc = sign_key ? sign(sign_key, data, len, sig, err) : MH_OK;
     if (rc == MH_OK)
-        rc = publish(w->dir, data, len, sign_key ? sig : NULL, err);
+        rc = publish(w->dir, data, len, old, old_len, sign_key ? sig : NULL,
+                     err);
+    free(old);
     free(data);
     if (rc == MH_OK && count)
         *count = w->n;

@@ -2763,6 +2763,79 @@ TEST(a_signature_that_cannot_be_written_leaves_the_index_as_it_was)
     ASSERT_EQ_STR(file_read(ix), before);
 }
 
+/* Runs mh_index_dir(www, key) as uid 65534 (the caller is root). */
+static mh_status index_as_nobody(const char *www, const char *key,
+                                 mh_error **e)
+{
+    if (seteuid(65534) != 0)
+        FAIL("seteuid(65534): %s", strerror(errno));
+    mh_status rc = mh_index_dir(www, key, NULL, e);
+    if (seteuid(0) != 0)
+        FAIL("seteuid(0): %s", strerror(errno));
+    return rc;
+}
+
+TEST(a_signature_step_refused_after_the_index_puts_the_index_back)
+{
+    /* In a sticky directory, the signature another user owns cannot be
+     * replaced, nor removed: the run failed at that step with index.json
+     * already replaced -- beside a signature that no longer matched it
+     * (signed), or the stale one (unsigned).  The old index.json is put
+     * back now, and a run with none before leaves none. */
+    if (geteuid() != 0)
+        SKIP("writes as uid 65534 beside root's files, which needs root");
+    ASSERT_EQ_INT(chmod(tmp_dir(), 0755), 0);
+    const char *key = str_fmt("%s.key", http_keygen("a"));
+    ASSERT_EQ_INT(chown(key, 65534, 65534), 0);
+    const char *www = tmp_mkdir("www");
+    ASSERT_EQ_INT(chmod(www, 01777), 0); /* as /tmp */
+    fixture_copy("counter", "www/counter.so");
+    const char *ix = str_fmt("%s/index.json", www);
+    const char *sig = str_fmt("%s/index.json.sig", www);
+    mh_error *e = NULL;
+    ASSERT_STATUS(index_as_nobody(www, key, &e), MH_OK);
+    const char *ix_before = file_read(ix);
+    size_t sig_len = 0;
+    unsigned char *sig_before = file_bytes(sig, &sig_len);
+    ASSERT_EQ_INT(sig_len, 64);
+    ASSERT_EQ_INT(lchown(sig, 0, 0), 0); /* root's now: not nobody's to
+                                            replace or remove */
+    fixture_copy("answer7", "www/extra.so");
+
+    /* Signed: the new signature cannot replace root's. */
+    ASSERT_STATUS(index_as_nobody(www, key, &e), MH_EIO);
+    ASSERT_CONTAINS(mh_error_message(e), str_fmt("cannot replace %s", sig));
+    ASSERT_CONTAINS(mh_error_message(e), strerror(EPERM));
+    ASSERT_CONTAINS(mh_error_message(e), str_fmt("%s is left as it was", ix));
+    mh_error_free(e);
+    e = NULL;
+    ASSERT_EQ_STR(file_read(ix), ix_before);
+    size_t n = 0;
+    unsigned char *sig_now = file_bytes(sig, &n);
+    ASSERT_TRUE(n == sig_len && memcmp(sig_now, sig_before, n) == 0);
+    free(sig_now);
+    ASSERT_EQ_INT(dir_count(www), 4); /* two plugins, index, signature */
+
+    /* Unsigned: the stale signature cannot be removed. */
+    ASSERT_STATUS(index_as_nobody(www, NULL, &e), MH_EIO);
+    ASSERT_CONTAINS(mh_error_message(e), str_fmt("cannot remove the stale "
+                                                 "signature %s", sig));
+    ASSERT_CONTAINS(mh_error_message(e), str_fmt("%s is left as it was", ix));
+    mh_error_free(e);
+    e = NULL;
+    ASSERT_EQ_STR(file_read(ix), ix_before);
+    ASSERT_EQ_INT(dir_count(www), 4);
+
+    /* No index before: none after. */
+    ASSERT_EQ_INT(unlink(ix), 0);
+    ASSERT_STATUS(index_as_nobody(www, key, &e), MH_EIO);
+    ASSERT_CONTAINS(mh_error_message(e), str_fmt("%s is left as it was", ix));
+    mh_error_free(e);
+    ASSERT_FALSE(file_exists(ix));
+    ASSERT_EQ_INT(dir_count(www), 3);
+    free(sig_before);
+}
+
 TEST(a_fifo_as_a_key_is_refused_not_waited_on)
 {
     /* The signing key and MODHOST_TRUST's keys were opened with a
