@@ -458,12 +458,20 @@ int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin))
         sqlite3_prepare_v2(dx->db, "DELETE FROM modules WHERE origin = ?1",
                            -1, &st, NULL) == SQLITE_OK &&
         mh_dx_begin(dx) == 0) {
-        for (size_t i = 0; i < g.n; i++) {
+        int rc = SQLITE_DONE;
+        for (size_t i = 0; i < g.n && rc == SQLITE_DONE; i++) {
             sqlite3_bind_text(st, 1, g.v[i], -1, SQLITE_STATIC);
-            sqlite3_step(st);
+            rc = sqlite3_step(st);
             sqlite3_reset(st);
         }
-        r = mh_dx_commit(dx);
+        /* A delete that failed is told as itself (damage marks the index
+         * for a rebuild), not left to the COMMIT after it. */
+        if (rc == SQLITE_DONE) {
+            r = mh_dx_commit(dx);
+        } else {
+            r = failed(dx, rc);
+            sqlite3_exec(dx->db, "ROLLBACK", NULL, NULL, NULL);
+        }
     }
     sqlite3_finalize(st);
     for (size_t i = 0; i < g.n; i++)

@@ -6,6 +6,7 @@
 #include "finders/index.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,13 +156,29 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
         }
     }
     const cJSON *m;
-    size_t i = 0;
+    size_t i = 0, pos = 0;
+    /* Which entry a reason is about: "modules[K] (NAME): ", NAME when it
+     * is a string (escaped, cut to fit). */
+    char at[128] = "";
     if (!why)
         cJSON_ArrayForEach(m, mods) {
             out->v[i].name = NULL;
             why = parse_entry(h, m, h->max_module_size, &out->v[i], &oom);
-            if (why)
+            if (why) {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(m, "name");
+                size_t o = (size_t)snprintf(at, sizeof at, "modules[%zu]",
+                                            pos);
+                if (cJSON_IsString(nm)) {
+                    memcpy(at + o, " (", 2);
+                    o += 2;
+                    o += mh_escape(at + o, sizeof at - o - 4,
+                                   nm->valuestring, SIZE_MAX, false, NULL);
+                    at[o++] = ')';
+                }
+                memcpy(at + o, ": ", 3);
                 break;
+            }
+            pos++;
             if (out->v[i].name) /* else a kind without a loader: skipped */
                 i++;
         }
@@ -172,8 +189,12 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
         if (i)
             qsort(out->v, i, sizeof *out->v, entry_cmp);
         for (size_t k = 1; k < i && !why; k++)
-            if (out->v[k].name == out->v[k - 1].name)
+            if (out->v[k].name == out->v[k - 1].name) {
                 why = "a module is listed twice";
+                size_t o = mh_escape(at, sizeof at - 3, out->v[k].name,
+                                     SIZE_MAX, false, NULL);
+                memcpy(at + o, ": ", 3);
+            }
     }
     if (why) {
         /* entries 0..i parsed (i itself perhaps half) */
@@ -183,8 +204,11 @@ mh_status mh_idx_parse(mh_host *h, const char *where, const void *json,
         out->v = NULL;
         out->n = 0;
         out->serial = 0;
-        return mh_err(h, err, oom ? MH_ENOMEM : MH_EFORMAT,
-                      "%s: malformed index: %s", where, why);
+        if (oom)
+            return mh_err(h, err, MH_ENOMEM, "%s: out of memory reading the "
+                          "index", where);
+        return mh_err(h, err, MH_EFORMAT, "%s: malformed index: %s%s", where,
+                      at, why);
     }
     if (i < taken) { /* give back the slots of skipped entries */
         mh_idx_entry *v = i ? mh_mem_realloc(h, out->v,

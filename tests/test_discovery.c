@@ -1321,6 +1321,53 @@ TEST(failures_are_reported_with_reasons_and_recorded)
     log_capture_free(&lc);
 }
 
+TEST(a_gone_failure_that_cannot_be_deleted_marks_the_index_damaged)
+{
+    /* Listing failures forgets those of files gone.  When the delete
+     * fails on a damaged key index, the index is rebuilt: the failure is
+     * told by the delete itself (SQLite also rolls the transaction back,
+     * so the COMMIT after it fails too, which told it before). */
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = broken_dir();
+    const char *db = index_path(NULL);
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    disc_discover(host, &lc, &r);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.n, 3); /* bad, badnote, abi2 */
+    mh_host_free(host);
+    ASSERT_EQ_INT(unlink(path_in(dir, "bad.so")), 0);
+
+    /* Only the origin key's index: the table still reads whole. */
+    long page = atol(db_exec(db, "SELECT rootpage FROM sqlite_schema WHERE "
+                                 "name = 'sqlite_autoindex_modules_1';"));
+    size_t psize = db_page_size(db), len = 0;
+    ASSERT_TRUE(page > 1);
+    unsigned char *bytes = file_bytes(db, &len);
+    ASSERT_TRUE((size_t)page * psize <= len);
+    for (size_t i = 0; i < psize; i++)
+        bytes[((size_t)page - 1) * psize + i] = (unsigned char)(i * 37 + 11);
+    file_write_bytes(db, bytes, len);
+    free(bytes);
+    struct stat before, after;
+    ASSERT_EQ_INT(stat(db, &before), 0);
+
+    host = vhost(&lc, NULL, 0, dir);
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    if (f.n != 2)
+        FAIL("%zu failures listed, expected 2 (bad.so is gone):\n%s", f.n,
+             f.text);
+    mh_host_free(host);
+    if (stat(db, &after) == 0 && after.st_ino == before.st_ino)
+        FAIL("the index whose delete failed was kept as it was; log:\n%s",
+             log_capture_dump(&lc));
+    log_capture_free(&lc);
+}
+
 /* An init that refused for a passing reason (a service down, a file not
  * there yet), then loads: the failure recorded for it is forgotten, so
  * discovery stops skipping it -- in this host (it was listed failed,

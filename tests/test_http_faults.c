@@ -697,7 +697,15 @@ TEST(size_mismatch_is_refused)
 /* /badindex-KIND/index.json: the entry is refused with a warning naming
  * index.json, nothing is loaded, and nothing outside index.json (and its
  * signature) is ever requested -- not even for the modules it lists. */
+static void bad_index_says(const char *kind, const char *says);
+
 static void bad_index(const char *kind)
+{
+    bad_index_says(kind, NULL);
+}
+
+/* As bad_index, and the warning holds `says` (the entry it is about). */
+static void bad_index_says(const char *kind, const char *says)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
     const char *dir = tmp_mkdir("fsdir");
@@ -715,6 +723,8 @@ static void bad_index(const char *kind)
     ASSERT_STATUS(mh_import(host, "answer7", &mod, ERR), MH_ENOTFOUND);
     ASSERT_LOG(&lc, MH_LOG_WARN, "index.json");
     ASSERT_LOG(&lc, MH_LOG_WARN, http_url(srv, "badindex-%s", kind));
+    if (says)
+        ASSERT_LOG(&lc, MH_LOG_WARN, says);
     n = http_requests(srv, "GET ");
     if (n == 0 || n != http_requests(srv, str_fmt("GET /badindex-%s/index.json",
                                                   kind)))
@@ -799,72 +809,78 @@ TEST(bad_index_modules_is_object)
 
 TEST(bad_index_module_is_string)
 {
-    bad_index("module-string");
+    bad_index_says("module-string", "malformed index: modules[1]: a module ");
 }
 
 TEST(bad_index_name_is_number)
 {
-    bad_index("name-number");
+    bad_index_says("name-number", "malformed index: modules[1]: a module ");
 }
 
 TEST(bad_index_name_breaks_grammar)
 {
-    bad_index("name-bad");
+    bad_index_says("name-bad", "(../evil): a module name is invalid");
 }
 
 TEST(bad_index_size_is_string)
 {
-    bad_index("size-string");
+    bad_index_says("size-string", "(counter): a module lacks");
 }
 
 TEST(bad_index_size_is_negative)
 {
-    bad_index("size-negative");
+    bad_index_says("size-negative", "(counter): a module size");
 }
 
 TEST(bad_index_size_is_huge)
 {
-    bad_index("size-huge");
+    bad_index_says("size-huge", "(counter): a module size");
 }
 
 TEST(bad_index_sha256_too_short)
 {
-    bad_index("sha-short");
+    bad_index_says("sha-short", "(counter): a sha256");
 }
 
 TEST(bad_index_sha256_not_hex)
 {
-    bad_index("sha-nonhex");
+    bad_index_says("sha-nonhex", "(counter): a sha256");
 }
 
 TEST(bad_index_sha256_missing)
 {
-    bad_index("no-sha");
+    bad_index_says("no-sha", "(counter): a module lacks");
 }
 
 TEST(bad_index_path_escapes_with_dotdot)
 {
-    bad_index("path-dotdot");
+    bad_index_says("path-dotdot", "(counter): a module path");
 }
 
 TEST(bad_index_path_is_absolute)
 {
-    bad_index("path-abs");
+    bad_index_says("path-abs", "(counter): a module path");
 }
 
 TEST(bad_index_path_escapes_percent_encoded)
 {
-    bad_index("path-pct");
+    bad_index_says("path-pct", "(counter): a module path");
 }
 
 TEST(bad_index_path_is_other_module)
 {
-    bad_index("path-other");
+    bad_index_says("path-other", "(counter): a module path");
+}
+
+TEST(bad_index_module_listed_twice)
+{
+    bad_index_says("dup", "malformed index: counter: a module is listed "
+                          "twice");
 }
 
 TEST(bad_index_path_has_backslash)
 {
-    bad_index("path-backslash");
+    bad_index_says("path-backslash", "(counter): a module path");
 }
 
 /* ----------------------------------------------------- cache hygiene */

@@ -98,6 +98,7 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
                      size-string    a module's "size": "123"
                      size-negative  a module's "size": -1
                      size-huge      a module's "size": 1e300
+                     dup            a module's entry twice
                      sha-short      a module's "sha256": "abcd"
                      sha-nonhex     a module's "sha256": 64 'z'
                      no-sha         a module without "sha256"
@@ -239,6 +240,8 @@ def altered_index(kind, raw):
     }
     if kind == "no-sha":
         target.pop("sha256", None)
+    elif kind == "dup":
+        mods.append(dict(target))
     elif kind == "path-other":
         other = next((m for m in mods if m is not target), None)
         target["path"] = other["path"] if other else "other.so"
