@@ -25,6 +25,7 @@
  * the first result out; Lua errors come back with message and traceback.
  */
 #include "host/internal.h"
+#include "host/jsonnum.h"
 #include "host/secure.h"
 #include "cache/atomic.h"
 #include "cache/bytecode.h"
@@ -1478,8 +1479,60 @@ static void json_text_free(char *text, bool copied)
         cJSON_free(text);
 }
 
+/* The members of an object (the list from its `child`), sorted by key
+ * in byte order: a bottom-up merge sort of the linked list, allocating
+ * nothing.  Returns the new first member, whose `prev` is the last, as
+ * cJSON keeps it. */
+static cJSON *sort_members(cJSON *list)
+{
+    if (!list)
+        return NULL;
+    for (size_t k = 1;; k *= 2) {
+        cJSON *p = list, *tail = NULL;
+        size_t merges = 0;
+        list = NULL;
+        while (p) {
+            merges++;
+            cJSON *q = p;
+            size_t np = 0, nq = k;
+            while (np < k && q) {
+                np++;
+                q = q->next;
+            }
+            while (np > 0 || (nq > 0 && q)) {
+                cJSON *e;
+                if (np > 0 && (nq == 0 || !q ||
+                               strcmp(p->string, q->string) <= 0)) {
+                    e = p;
+                    p = p->next;
+                    np--;
+                } else {
+                    e = q;
+                    q = q->next;
+                    nq--;
+                }
+                e->prev = tail;
+                if (tail)
+                    tail->next = e;
+                else
+                    list = e;
+                tail = e;
+            }
+            p = q;
+        }
+        tail->next = NULL;
+        if (merges <= 1) {
+            list->prev = tail;
+            return list;
+        }
+    }
+}
+
 /* The Lua value at idx as JSON; NULL if it has no JSON form, would take
- * more than w's budget of values, or memory ran out (w->oom). */
+ * more than w's budget of values, or memory ran out (w->oom).  An
+ * object's members come in the byte order of their keys: a Lua table has
+ * no order of its own (and its traversal order changes from one Lua
+ * state to the next), so the same table always gives the same text. */
 static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w)
 {
     idx = lua_absindex(L, idx);
@@ -1582,6 +1635,7 @@ static cJSON *to_json(lua_State *L, int idx, int depth, json_walk *w)
         }
         lua_pop(L, 1);
     }
+    out->child = sort_members(out->child);
     return out;
 }
 
@@ -1884,6 +1938,11 @@ mh_status mh_module_call(mh_module *mod, const char *fn, const cJSON *args,
     if (args && !cJSON_IsArray(args))
         return mh_err(mod->host, err, MH_EINVAL, "call of %s.%s: the "
                       "arguments must be a JSON array", mod->name, fn);
+    if (mh_json_has_nonfinite(args))
+        return mh_err(mod->host, err, MH_EINVAL, "call of %s.%s: an argument "
+                      "holds a number that is not finite (NaN, or past the "
+                      "range of a double, such as 1e400): JSON has none",
+                      mod->name, fn);
     if (mod->kind == MH_KIND_NATIVE)
         return mh_nat_call(mod, fn, args, result, err);
     if (mod->kind != MH_KIND_LUA)

@@ -17,6 +17,7 @@
  * never generates any.
  */
 #include "host/internal.h"
+#include "host/jsonnum.h"
 #include "loaders/elf.h"
 #include "loaders/loader.h"
 #include "loaders/memfd.h"
@@ -58,7 +59,8 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
         return mh_err(h, err, MH_ENODESC,
                       "module '%s' (%s) is not a modhost plugin: it has no "
                       "'%s' symbol; import it with MH_IMPORT_PLAIN "
-                      "(modhost run --plain) to use it as a plain library",
+                      "(--plain on the command line) to use it as a plain "
+                      "library",
                       mod->name, shown(mod, where),
                       MH_PLUGIN_DESCRIPTOR_SYMBOL);
     }
@@ -523,6 +525,13 @@ mh_status mh_nat_call(mh_module *mod, const char *fn, const cJSON *args,
                           mod->name, fn, CJSON_NESTING_LIMIT)
                  : mh_err(h, err, MH_EFORMAT, "%s.%s returned text that is "
                           "not JSON", mod->name, fn);
+    else if (mh_json_has_nonfinite(*result)) {
+        cJSON_Delete(*result);
+        *result = NULL;
+        st = mh_err(h, err, MH_EFORMAT, "%s.%s returned a number past the "
+                    "range of a double (JSON numbers are finite)", mod->name,
+                    fn);
+    }
     mh_mem_strfree(h, out.json);
     mh_mem_strfree(h, out.error);
     return st;

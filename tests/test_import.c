@@ -5,6 +5,7 @@
  * isolation, circular and nested imports, fini order, and exports.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -883,6 +884,44 @@ TEST(a_call_answering_unparsable_json_says_why)
     ASSERT_STATUS(call_fails(mod, "garbage", NULL), MH_EFORMAT);
     ASSERT_CONTAINS(ERR_MSG(), "raw_result.garbage returned text that is "
                                "not JSON");
+    /* -1e400 parses to an infinity, which cJSON would print as null. */
+    ASSERT_STATUS(call_fails(mod, "huge", NULL), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "raw_result.huge returned a number past the "
+                               "range of a double");
+    mh_host_free(host);
+}
+
+/* Arguments holding a number JSON has not (an infinity, NaN), as an
+ * application's cJSON tree may: refused before any call, for native and
+ * Lua functions alike (a native one got null for it, a Lua one inf). */
+TEST(a_call_with_a_number_that_is_not_finite_is_refused)
+{
+    fixture_copy("raw_result", "E/raw_result.so");
+    lua_write("E/idl.lua", "return {id = function(x) return x end}\n");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    mh_module *mods[2] = {import_ok(host, "raw_result"),
+                          import_ok(host, "idl")};
+    const char *fns[2] = {"garbage", "id"};
+    double bad[3] = {INFINITY, -INFINITY, NAN};
+    for (int m = 0; m < 2; m++)
+        for (int b = 0; b < 3; b++) {
+            cJSON *args = cJSON_CreateArray(), *inner = cJSON_CreateObject();
+            cJSON_AddItemToArray(args, cJSON_CreateNumber(1));
+            cJSON_AddItemToArray(args, inner);
+            cJSON_AddItemToObject(inner, "x", cJSON_CreateNumber(bad[b]));
+            cJSON *res = (cJSON *)&res;
+            ASSERT_STATUS(mh_module_call(mods[m], fns[m], args, &res, ERR),
+                          MH_EINVAL);
+            ASSERT_NULL(res);
+            ASSERT_CONTAINS(ERR_MSG(), str_fmt("call of %s.%s: an argument "
+                                               "holds a number that is not "
+                                               "finite",
+                                               mh_module_name(mods[m]),
+                                               fns[m]));
+            cJSON_Delete(args);
+        }
+    /* A finite one still goes through. */
+    ASSERT_EQ_STR(call_ok(mods[1], "id", "[1.5e300]"), "1.5e+300");
     mh_host_free(host);
 }
 

@@ -173,6 +173,13 @@ TEST(json_values_both_ways)
               "function M.count(...) return select('#', ...) end\n"
               "function M.len(t) return #t end\n"
               "function M.typeof(x) return type(x) end\n"
+              "function M.many()\n"
+              "  local t = {}\n"
+              "  for i = 59, 0, -1 do\n"
+              "    t[string.format('k%02d', i)] = {y = -i, x = i}\n"
+              "  end\n"
+              "  return t\n"
+              "end\n"
               "return M\n");
     host = host_new_isolated(dir);
     mod = import_ok(host, "vals");
@@ -195,7 +202,27 @@ TEST(json_values_both_ways)
     ASSERT_EQ_STR(call_ok(mod, "typeof", "[\"s\"]"), "\"string\"");
     ASSERT_EQ_STR(call_ok(mod, "typeof", "[1]"), "\"number\"");
 
-    /* An object: check members, not key order. */
+    /* An object: its members in the byte order of their keys, nested
+     * ones too (Lua's traversal order changes from state to state: 60
+     * keys would hardly ever come out sorted by chance). */
+    ASSERT_EQ_STR(call_ok(mod, "obj", NULL),
+                  "{\"a\":1,\"f\":false,\"s\":\"x\",\"sub\":[10,20],"
+                  "\"t\":true}");
+    {
+        char want[2048];
+        size_t o = 0;
+        want[o++] = '{';
+        for (int i = 0; i < 60; i++)
+            o += (size_t)snprintf(want + o, sizeof want - o, "%s\"k%02d\":"
+                                  "{\"x\":%d,\"y\":%d}", i ? "," : "",
+                                  i, i, -i);
+        want[o++] = '}';
+        want[o] = '\0';
+        ASSERT_EQ_STR(call_ok(mod, "many", NULL), want);
+        ASSERT_EQ_STR(call_ok(mod, "id", "[{\"b\":1,\"a\":2,\"ab\":3,"
+                                         "\"\":4}]"),
+                      "{\"\":4,\"a\":2,\"ab\":3,\"b\":1}");
+    }
     ASSERT_STATUS(mh_module_call(mod, "obj", NULL, &res, ERR), MH_OK);
     ASSERT_NOT_NULL(res);
     ASSERT_TRUE(cJSON_IsObject(res));
@@ -1283,7 +1310,19 @@ TEST(no_home_means_no_cache_directory)
     ASSERT_EQ_STR(call_ok(import_ok(h, "nh"), "v", NULL), "\"nh\"");
     ASSERT_LOG(&l, MH_LOG_WARN, "no cache directory");
     ASSERT_STATUS(mh_host_clear_failures(h, NULL, &n, ERR), MH_EPATH);
-    ASSERT_CONTAINS(ERR_MSG(), "no cache directory");
+    ASSERT_CONTAINS(ERR_MSG(), "no cache directory: neither XDG_CACHE_HOME "
+                               "nor HOME names one");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), none); /* the library's own stand-in */
+    mh_host_free(h);
+
+    /* A HOME of /nonexistent (nobody's) is named, with why. */
+    env_set("HOME", "/nonexistent");
+    h = host_new_cfg(&cfg);
+    ASSERT_EQ_STR(mh_host_cache_dir(h), "/nonexistent/.cache/modhost");
+    ASSERT_STATUS(mh_host_clear_failures(h, NULL, &n, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "no cache directory: /nonexistent/.cache/"
+                               "modhost is under /nonexistent, which is no "
+                               "place for one");
     mh_host_free(h);
     if (!existed)
         ASSERT_FALSE(file_exists("/nonexistent"));

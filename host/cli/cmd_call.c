@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../jsonnum.h"
 
 /* Does the JSON text hold the escape \u0000 (in a string: nowhere else
  * can a backslash stand)?  cJSON's strings end at NUL, so the value would
@@ -62,6 +63,12 @@ int cli_cmd_call(const cli_ctx *ctx, const cli_command *cmd, int argc,
         cJSON_Delete(args);
         return cli_usage_error(cmd, "the arguments must be a JSON array, "
                                "such as '[1, \"two\"]'");
+    }
+    if (mh_json_has_nonfinite(args)) {
+        cJSON_Delete(args);
+        return cli_usage_error(cmd, "a number in the arguments is past the "
+                               "range of a double (such as 1e400): JSON "
+                               "numbers are finite");
     }
 
     mh_host *host = NULL;

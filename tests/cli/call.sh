@@ -158,3 +158,14 @@ for bad in '["a"] trailing' '["a"],[2]' '[1]]'; do
     expect_rc 2
     expect_err_has "invalid JSON"
 done
+
+# A number past a double's range parsed to an infinity: the function got
+# inf (printed "INF" by textutil.upper). Refused as the arguments' fault.
+for args in '[1e400]' '[[{"a": -1e999}]]'; do
+    mh -E -p "$PD" call textutil upper "$args"
+    expect_rc 2
+    expect_out_empty
+    expect_err_has "a number in the arguments is past the range of a double"
+done
+mh -E -p "$PD" call textutil upper '[1e300]'
+expect_rc 0
