@@ -446,10 +446,23 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
                 break;
             mh_buf_puts(&inner, "\n  ");
         }
+        /* Bundled finder plugins are installed in the first default
+         * entry: with the defaults left out, say so. */
+        const char *out = rc == MH_ENOTFOUND ? h->path.defaults_out : NULL;
+        bool flag = out == MH_PATH_NO_DEFAULTS_FLAG;
+        char hint[320] = "";
+        if (out)
+            snprintf(hint, sizeof hint, "\n    (the default entries, where "
+                     "modhost's own finder plugins are installed, are not "
+                     "on the search path: %s%s%s)",
+                     flag ? "the host was made with " : "", out,
+                     flag ? "" : " is set without ';;', which would keep "
+                                 "them");
         rc = mh_err(h, err, rc, "no path hook claims the scheme '%s:', and "
-                    "its finder plugin '%s' could not be imported: %s",
+                    "its finder plugin '%s' could not be imported: %s%s",
                     scheme, modname, inner.failed ? mh_error_message(ie)
-                                                  : mh_buf_str(&inner));
+                                                  : mh_buf_str(&inner),
+                    hint);
         mh_buf_free(&inner);
         mh_error_free(ie);
         return rc;

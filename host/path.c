@@ -303,8 +303,14 @@ static int add_field(mh_host *h, const char *s, size_t len,
 {
     char text[PATH_MAX];
     if (len >= sizeof text) {
-        mh_log(h, MH_LOG_WARN, "ignoring search path entry from %s: longer "
-               "than %d bytes", where, PATH_MAX - 1);
+        /* Named by its start (a password in it masked, as ever). */
+        char start[64];
+        memcpy(text, s, sizeof text - 1);
+        text[sizeof text - 1] = '\0';
+        mh_log(h, MH_LOG_WARN, "ignoring search path entry '%s' from %s: "
+               "longer than %d bytes",
+               mh_path_show_escaped(h, text, start, sizeof start), where,
+               PATH_MAX - 1);
         return 0;
     }
     memcpy(text, s, len);
@@ -362,10 +368,14 @@ static int add_lib_default(mh_host *h)
     return add_field(h, dir, (size_t)n, MH_SOURCE_DEFAULT, "the defaults");
 }
 
+const char MH_PATH_NO_DEFAULTS_FLAG[] = "MH_CONFIG_NO_DEFAULT_PATH";
+
 static int add_defaults(mh_host *h)
 {
-    if (h->flags & MH_CONFIG_NO_DEFAULT_PATH)
+    if (h->flags & MH_CONFIG_NO_DEFAULT_PATH) {
+        h->path.defaults_out = MH_PATH_NO_DEFAULTS_FLAG;
         return 0;
+    }
     if (add_lib_default(h) != 0)
         return -1;
     char dir[PATH_MAX];
@@ -407,6 +417,9 @@ int mh_path_init(mh_host *h, const mh_config *cfg)
     if (!mark) {
         MH_TRACE(h, "search path: %s is set without ';;': no default entries",
                  var);
+        p->defaults_out = mh_int_cstr(h, var);
+        if (!p->defaults_out)
+            p->defaults_out = "the search path's variable";
         if (add_list(h, env, strlen(env), MH_SOURCE_ENV, where) != 0)
             return -1;
         if (p->n == before)

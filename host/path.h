@@ -49,7 +49,15 @@ typedef struct mh_path {
     pthread_rwlock_t lock;
     mh_pentry **v;
     size_t n, cap;
+    const char *defaults_out; /* why the default entries were left out,
+                                 set once at creation: NULL (they were
+                                 not), MH_PATH_NO_DEFAULTS_FLAG, or the
+                                 (interned) name of the variable set
+                                 without ";;".  For the "not found" of a
+                                 finder plugin, which is installed there */
 } mh_path;
+
+extern const char MH_PATH_NO_DEFAULTS_FLAG[];
 
 /* Build the path from the config, the environment and the defaults.
  * Rejected entries are logged as warnings.  -1 on OOM. */

@@ -151,7 +151,8 @@ TEST(missing_finder_plugin_lists_its_own_search_one_step_in)
     /* The plugin's own "not found" list was written at the outer list's
      * indentation: "searched 2 path entries" followed by five entry
      * lines, and the entry waiting for its plugin said "no finder yet (a
-     * finder plugin is being loaded)". */
+     * finder plugin is being loaded)".  The host has no default entries,
+     * where bundled finder plugins are installed: it says so. */
     const char *d = tmp_mkdir("D");
     const char *entry = str_fmt("nosuch:%s/x", tmp_dir());
     mh_host *host = host_new_isolated(entry, d);
@@ -165,6 +166,9 @@ TEST(missing_finder_plugin_lists_its_own_search_one_step_in)
         "    %s: passed over: its own finder plugin is what is being "
         "looked for\n"
         "    %s: no directory finders/\n"
+        "    (the default entries, where modhost's own finder plugins are "
+        "installed, are not on the search path: the host was made with "
+        "MH_CONFIG_NO_DEFAULT_PATH)\n"
         "  %s: no m.so, m.lua or m.luac", entry, entry, d, d);
     ASSERT_EQ_STR(ERR_MSG(), want);
     mh_host_free(host);

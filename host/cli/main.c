@@ -58,6 +58,18 @@ static int parse_global(cli_ctx *ctx, int argc, char **argv)
         case 0:
             return code;
         case 'p':
+            /* An empty entry is refused by the library as a warning; on
+             * the command line it is a mistake in the command. */
+            if (strstr(optarg, ";;"))
+                return cli_usage_error(NULL, "-p: ';;' (the default "
+                                       "entries) has no place in -p: the "
+                                       "defaults follow the -p entries "
+                                       "unless MODHOST_PATH leaves them "
+                                       "out");
+            if (!optarg[0] || optarg[0] == ';' ||
+                optarg[strlen(optarg) - 1] == ';')
+                return cli_usage_error(NULL, "-p: an empty entry (an empty "
+                                       "value, or ';' at either end)");
             if (add_path(ctx, optarg) != 0) {
                 cli_errorf("out of memory");
                 return CLI_EXIT_FAILURE;

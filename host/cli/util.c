@@ -4,6 +4,7 @@
  * module spec.
  */
 #include <errno.h>
+#include <limits.h>
 #include <locale.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "../control.h"
@@ -168,6 +170,29 @@ static bool file_suffix(const char *name, size_t *stem)
     return false;
 }
 
+/* s as one shell word in buf: as it is when it holds only characters a
+ * shell takes literally, else in single quotes ('\'' for a quote); cut
+ * to fit. */
+static const char *shell_word(const char *s, char *buf, size_t size)
+{
+    if (s[0] && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789/._-+,:@%") == strlen(s))
+        return s;
+    size_t o = 0;
+    buf[o++] = '\'';
+    for (; *s && o + 6 < size; s++) {
+        if (*s == '\'') {
+            memcpy(buf + o, "'\\''", 4);
+            o += 4;
+        } else {
+            buf[o++] = *s;
+        }
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return buf;
+}
+
 int cli_fail_name(mh_error *err, const char *cmd, const char *name)
 {
     mh_status st = err ? mh_error_code(err) : MH_ENOMEM;
@@ -185,11 +210,27 @@ int cli_fail_name(mh_error *err, const char *cmd, const char *name)
         stem = strlen(leaf);
     if (stem == 0) /* "dir/": no name to suggest */
         return code;
+    /* Search path entries are absolute (a relative one is refused): the
+     * directory as given when it is, else made absolute -- through
+     * realpath when it exists, else below the working directory. */
+    char given[PATH_MAX], abs[PATH_MAX], abs_q[2 * PATH_MAX];
+    int dlen = slash ? (int)(slash - name) + (slash == name) : 1;
+    snprintf(given, sizeof given, "%.*s", dlen, slash ? name : ".");
+    const char *dir = given;
+    if (given[0] != '/') {
+        char cwd[PATH_MAX];
+        if (realpath(given, abs))
+            dir = abs;
+        else if (getcwd(cwd, sizeof cwd) &&
+                 snprintf(abs, sizeof abs, "%s/%s", cwd, given) <
+                     (int)sizeof abs)
+            dir = abs;
+    }
     cli_errorf("hint: '%s' looks like a file, and modules are named: put "
                "its directory on the search path and give its name, as in "
-               "`modhost -p %.*s %s %.*s`", name,
-               slash ? (int)(slash - name) + (slash == name) : 1,
-               slash ? name : ".", cmd, (int)stem, leaf);
+               "`modhost -p %s %s %.*s`", name, shell_word(dir, abs_q,
+                                                           sizeof abs_q),
+               cmd, (int)stem, leaf);
     return code;
 }
 

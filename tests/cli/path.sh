@@ -82,3 +82,16 @@ json_check "[(e['index'], e['entry'], e['source']) for e in d]
                 (2, '$B', 'environment')]" \
     "all(set(e) >= {'index', 'entry', 'source', 'finder'} for e in d)" \
     "all(e['finder'] is None or isinstance(e['finder'], str) for e in d)"
+
+# Empty -p entries, and ';;', are mistakes in the command: status 2, said
+# once (the library would have warned about each empty field).
+for arg in '' ';' "$PD;" ";$PD"; do
+    mh -p "$arg" path
+    expect_rc 2
+    expect_out_empty
+    expect_err_has "-p: an empty entry"
+done
+mh -p ";;" path
+expect_rc 2
+expect_err_has "-p: ';;' (the default entries) has no place in -p"
+[[ $(grep -c "has no place" "$T/.err") == 1 ]] || fail "said more than once"

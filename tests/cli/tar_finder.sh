@@ -63,3 +63,19 @@ expect_err_has "no such archive"
 mh -E -p "tar:$T/none.tar;$PD" run tools.shout
 expect_rc 3
 expect_err_has "$T/none.tar: no such archive"
+
+# MODHOST_PATH without ';;' leaves out the default entries, where the
+# bundled finders.tar is installed: the error says so, and ';;' mends it.
+MODHOST_PATH="tar:$T/m.tar" mh run hello
+expect_rc 3
+expect_err_has "module 'finders.tar' not found"
+expect_err_has "(the default entries, where modhost's own finder plugins are installed, are not on the search path: MODHOST_PATH is set without ';;', which would keep them)"
+MODHOST_PATH="tar:$T/m.tar;;" mh find hello
+expect_rc 0
+expect_out_line "origin: $T/m.tar!/hello.so"
+# With the defaults on the path, a finder plugin not found gets no such
+# note.
+mh -E -p "nosuch:$T/m.tar" run hello
+expect_rc 0
+expect_err_has "module 'finders.nosuch' not found"
+expect_err_lacks "the default entries"
