@@ -117,8 +117,9 @@ typedef struct htf_state {
                                   asks again after this */
     char etag[256], last_modified[128];
     char warned[256];          /* last cause warned about (once each) */
-    bool quiet;                /* in mh_fetch: its caller gets the index's
-                                  failure as the error (warn_failure) */
+    bool quiet;                /* in mh_fetch and a listing: the caller
+                                  gets the index's failure as the error
+                                  (warn_failure) */
     int disk;                  /* the disk cache: 1 usable, -1 not (others
                                   could write there), 0 not checked yet */
     char disk_why[1024];       /* why not, when -1 */
@@ -998,6 +999,14 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
         rc = mh_err(h, err, MH_EIO, "module '%s': %s%s", name, st,
                     g.unavailable ? " (server unavailable, and the module "
                                     "was never cached)" : "");
+    } else if (rc == MH_EFORMAT) {
+        /* Larger than the index's size, which is the limit: the file
+         * changed on the server since the index was made. */
+        rc = mh_err(h, err, MH_EFORMAT, "module '%s': %s, the size the "
+                    "index gives it: the file on the server is not the one "
+                    "indexed (index.json out of date? run `modhost index` "
+                    "there again); not loaded, not cached", name,
+                    mh_error_message(ge));
     } else if (rc != MH_OK) {
         rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
                     "module '%s': %s%s", name, mh_error_message(ge),
@@ -1005,8 +1014,9 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     } else if (!bytes_match(size, sha256, g.body.data, g.body.len)) {
         rc = g.body.len != size
                  ? mh_err(h, err, MH_EFORMAT, "module '%s': %s is %zu bytes, "
-                          "not the %llu the index gives; not loaded, not "
-                          "cached", name, url, g.body.len,
+                          "not the %llu the index gives (index.json out of "
+                          "date? run `modhost index` there again); not "
+                          "loaded, not cached", name, url, g.body.len,
                           (unsigned long long)size)
                  : mh_err(h, err, MH_EFORMAT, "module '%s': the SHA-256 of "
                           "%s is not the one the index gives (its size, "
@@ -1097,7 +1107,12 @@ static mh_status htf_list(mh_finder_ctx *cx, void *state,
     char url[4400], ident[IDENTITY_SIZE];
     mh_buf_init(&why, h, 0);
     pthread_mutex_lock(&s->lock);
+    /* An index that cannot be had is the listing's error, which its
+     * caller reports (mh_list warns, naming the entry): not a warning of
+     * the finder's too. */
+    s->quiet = true;
     mh_status rc = ensure_index(s, &why);
+    s->quiet = false;
     if (rc != MH_OK)
         rc = mh_err(h, err, rc, "%s", mh_buf_str(&why));
     for (size_t i = 0; rc == MH_OK && i < s->idx.n; i++) {

@@ -524,9 +524,9 @@ static mh_status write_new(pack *p, const char *db)
         (int)sizeof tmp)
         return mh_err(NULL, p->err, MH_EINVAL, "path too long: %s", db);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mh_err(NULL, p->err, MH_EIO, "cannot create %s: %s", tmp,
-                      strerror(errno));
+    if (fd < 0) /* named as the database, which it is made to become */
+        return mh_err(NULL, p->err, MH_EIO, "cannot create %s (a temporary "
+                      "file beside it first): %s", db, strerror(errno));
     close(fd);
     mh_status rc = write_rows(p, tmp, db);
     if (rc == MH_OK && link(tmp, db) != 0) {

@@ -218,7 +218,9 @@ mh_status mh_host_new(const mh_config *cfg, mh_host **out, mh_error **err)
     const char *trust = cfg->trust ? cfg->trust
                                    : mh_host_getenv(h, "MODHOST_TRUST");
     mh_error *terr = NULL;
-    if (mh_tru_load(h, trust, &h->trust, &terr) != MH_OK) {
+    if (mh_tru_load(h, trust, cfg->trust ? "mh_config.trust"
+                                         : "MODHOST_TRUST",
+                    &h->trust, &terr) != MH_OK) {
         mh_host_free(h);
         mh_status code = mh_error_code(terr);
         mh_err(NULL, err, code, "%s", mh_error_message(terr));

@@ -178,9 +178,14 @@ static mh_status private_dir(mh_host *h, const char *path, char *real,
     if (strncmp(path, MH_NO_DIR, sizeof MH_NO_DIR - 1) == 0 &&
         (path[sizeof MH_NO_DIR - 1] == '\0' ||
          path[sizeof MH_NO_DIR - 1] == '/'))
-        return mh_err(h, err, MH_EPATH, "no cache directory (%s): HOME and "
-                      "XDG_CACHE_HOME name none this process may use, or "
-                      "mh_config.cache_dir is not set", path);
+        return strcmp(path, MH_NO_DIR "/modhost-cache") == 0
+                   ? mh_err(h, err, MH_EPATH, "no cache directory: neither "
+                            "XDG_CACHE_HOME nor HOME names one this process "
+                            "may use (an absolute path; an application may "
+                            "set mh_config.cache_dir)")
+                   : mh_err(h, err, MH_EPATH, "no cache directory: %s is "
+                            "under %s, which is no place for one (the home "
+                            "of users who have none)", path, MH_NO_DIR);
 
     /* Check what exists before creating anything in it: nothing is made
      * under a directory that would be refused. */
@@ -513,7 +518,8 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
         if (why) {
             rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
                         "the directory %s above it: %s (mode %04o, owner "
-                        "uid %u); load anyway with MH_CONFIG_INSECURE_FILES",
+                        "uid %u); mend its mode or owner (an application may load "
+                        "anyway with MH_CONFIG_INSECURE_FILES)",
                         rp, done, why, (unsigned)(st.st_mode & 07777),
                         (unsigned)st.st_uid);
             break;
@@ -565,8 +571,9 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             }
             if (why) {
                 rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
-                            "%s: %s (mode %04o, owner uid %u); load anyway "
-                            "with MH_CONFIG_INSECURE_FILES", rp, why,
+                            "%s: %s (mode %04o, owner uid %u); mend its mode "
+                            "or owner (an application may load anyway with "
+                            "MH_CONFIG_INSECURE_FILES)", rp, why,
                             (unsigned)(st.st_mode & 07777),
                             (unsigned)st.st_uid);
                 break;
@@ -709,8 +716,8 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
                           "others may write, followed only for its owner or "
                           "the directory's%s",
                           keep ? "keep code in" : "load code from", path, cur,
-                          (unsigned)st.st_uid, keep ? "" : "; load anyway "
-                          "with MH_CONFIG_INSECURE_FILES");
+                          (unsigned)st.st_uid, keep ? "" : " (an application "
+                          "may load anyway with MH_CONFIG_INSECURE_FILES)");
         /* A private directory is used by the path as given, links and
          * all: a link in a directory another user may change (or under
          * one) could be pointed elsewhere after the check.  Code files

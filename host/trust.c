@@ -16,8 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static mh_status load_one(mh_host *h, mh_trust *t, const char *path,
-                          mh_error **err)
+static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
+                          const char *path, mh_error **err)
 {
     /* Named with control characters as \xNN: it may come from the
      * environment (MODHOST_TRUST), and a newline or an escape sequence
@@ -26,21 +26,25 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *path,
     mh_path_show_escaped(h, path, file, sizeof file);
     /* Read as a small regular file: a FIFO would be waited on for ever
      * (in mh_host_new, by every application given MODHOST_TRUST). */
+    if (path[0] != '/')
+        return mh_err(h, err, MH_EPATH, "%s: trusted key %s: not an absolute "
+                      "path (the working directory must not decide what is "
+                      "trusted)", from, file);
     char pem[16384];
     size_t len = 0;
     int e = mh_io_read_small(path, pem, sizeof pem, &len);
     if (e)
-        return mh_err(h, err, MH_EPATH, "trusted key %s: cannot read it: %s",
-                      file, mh_io_small_why(e));
+        return mh_err(h, err, MH_EPATH, "%s: trusted key %s: cannot read it: "
+                      "%s", from, file, mh_io_small_why(e));
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
     if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
         EVP_PKEY_free(k);
         ERR_clear_error();
-        return mh_err(h, err, MH_EFORMAT, "trusted key %s: not a PEM "
+        return mh_err(h, err, MH_EFORMAT, "%s: trusted key %s: not a PEM "
                       "Ed25519 public key (make one with 'modhost keygen')",
-                      file);
+                      from, file);
     }
     void **v = mh_mem_realloc(h, t->keys, t->n * sizeof *v,
                               (t->n + 1) * sizeof *v);
@@ -53,8 +57,8 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *path,
     return MH_OK;
 }
 
-mh_status mh_tru_load(mh_host *h, const char *spec, mh_trust *t,
-                      mh_error **err)
+mh_status mh_tru_load(mh_host *h, const char *spec, const char *from,
+                      mh_trust *t, mh_error **err)
 {
     t->keys = NULL;
     t->n = 0;
@@ -67,11 +71,13 @@ mh_status mh_tru_load(mh_host *h, const char *spec, mh_trust *t,
             char file[4096];
             if (n >= sizeof file) {
                 mh_tru_free(h, t);
-                return mh_err(h, err, MH_EPATH, "trusted key path too long");
+                return mh_err(h, err, MH_EPATH, "%s: a trusted key path "
+                              "is longer than %zu bytes", from,
+                              sizeof file - 1);
             }
             memcpy(file, p, n);
             file[n] = '\0';
-            mh_status rc = load_one(h, t, file, err);
+            mh_status rc = load_one(h, t, from, file, err);
             if (rc != MH_OK) {
                 mh_tru_free(h, t);
                 return rc;
@@ -84,9 +90,9 @@ mh_status mh_tru_load(mh_host *h, const char *spec, mh_trust *t,
     /* Set, yet naming no key file (";", or "$KEYS;" with KEYS empty):
      * trusting nothing would turn signature checks off -- fail closed. */
     if (spec[0] && t->n == 0)
-        return mh_err(h, err, MH_EPATH, "trusted keys \"%s\" name no key "
-                      "file: give the public key files, separated by ';'",
-                      spec);
+        return mh_err(h, err, MH_EPATH, "%s: trusted keys \"%s\" name no "
+                      "key file: give the public key files, separated by ';'",
+                      from, spec);
     return MH_OK;
 }
 

@@ -12,16 +12,17 @@
 struct mh_host;
 
 /* The host's trusted keys, from mh_config.trust or $MODHOST_TRUST
- * (';'-separated PEM public key files, Ed25519).  A file that cannot be
- * read or is not an Ed25519 key fails host creation: a typo in a trust
- * setting must never silently mean "trust nothing". */
+ * (';'-separated PEM public key files, Ed25519, each by an absolute
+ * path).  A file that cannot be read or is not an Ed25519 key fails host
+ * creation: a typo in a trust setting must never silently mean "trust
+ * nothing".  Errors begin with `from`, where the keys were named. */
 typedef struct mh_trust {
     void **keys;      /* EVP_PKEY * */
     size_t n;
 } mh_trust;
 
-mh_status mh_tru_load(struct mh_host *h, const char *spec, mh_trust *t,
-                      mh_error **err);
+mh_status mh_tru_load(struct mh_host *h, const char *spec,
+                      const char *from, mh_trust *t, mh_error **err);
 void mh_tru_free(struct mh_host *h, mh_trust *t);
 
 /* Is sig a valid Ed25519 signature of data by one of the keys? */

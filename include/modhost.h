@@ -264,9 +264,10 @@ typedef struct mh_config {
                                blobs, downloads), in bytes, decoded;
                                0: MH_DEFAULT_MAX_MODULE */
     const char *trust;      /* ';'-separated files of trusted Ed25519
-                               public keys (PEM); when any are given, an
-                               HTTP index must carry a valid signature by
-                               one of them.  NULL: $MODHOST_TRUST */
+                               public keys (PEM), by absolute paths; when
+                               any are given, an HTTP index must carry a
+                               valid signature by one of them.  NULL:
+                               $MODHOST_TRUST */
     const mh_http_limits *http; /* NULL: defaults; its size unset:
                                    MH_EVERSION */
     mh_fault_fn fault;      /* fault injection for tests, or NULL */
@@ -517,7 +518,10 @@ MH_API const char *mh_module_export_name(const mh_module *mod, size_t i);
  * Memory, a cycle, a deadlock or a passing shortage (MH_ENOMEM,
  * MH_ECYCLE, MH_EDEADLOCK, MH_EAGAIN) met by an import or a native call
  * the Lua function made, and raised on as it came, stays that status.
- * Values that have no JSON form give MH_EFORMAT.
+ * Values that have no JSON form give MH_EFORMAT.  Arguments holding a
+ * number that is not finite (NaN, an infinity: JSON has none) give
+ * MH_EINVAL before anything is called.  A Lua table's members come out
+ * in the byte order of their keys, so a result always prints the same.
  */
 struct cJSON;
 MH_API mh_status mh_module_call(mh_module *mod, const char *fn,

@@ -232,6 +232,30 @@ TEST(list_shows_http_modules)
     log_capture_free(&lc);
 }
 
+TEST(listing_an_entry_whose_index_cannot_be_had_warns_once)
+{
+    /* The finder warned that the index could not be fetched, and the
+     * listing warned again with the same words, naming the entry. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    const char *out = "";
+    log_capture lc;
+    log_capture_init(&lc);
+    const char *entry = http_url(srv, "404/");
+    mh_host *host = http_host(entry, &lc);
+    ASSERT_STATUS(mh_list(host, collect, &out, ERR), MH_OK);
+    ASSERT_EQ_STR(out, "");
+    if (log_capture_count(&lc, MH_LOG_WARN, "index.json") != 1)
+        FAIL("not one warning about the index:\n%s", log_capture_dump(&lc));
+    ASSERT_LOG(&lc, MH_LOG_WARN, str_fmt("search path entry 0 (%s)",
+                                         entry));
+    /* An import still warns of it, once, and its "not found" says why. */
+    ASSERT_EQ_INT(import_fails(host, "counter"), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "404");
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(find_does_not_download)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
@@ -1929,13 +1953,26 @@ TEST(trust_naming_no_key_file_fails_closed)
         cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
         ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
         ASSERT_NULL(host);
-        ASSERT_CONTAINS(ERR_MSG(), "name no key file");
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("MODHOST_TRUST: trusted keys "
+                                           "\"%s\" name no key file",
+                                           specs[i]));
     }
-    env_set("MODHOST_TRUST", specs[2]); /* " " is a file name: not there */
+    env_set("MODHOST_TRUST", specs[2]); /* " " is a file name, relative */
     mh_config cfg = http_cfg("http://127.0.0.1:9/ok/", &lc);
     cfg.flags = MH_CONFIG_NO_DEFAULT_PATH;
     ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
-    ASSERT_CONTAINS(ERR_MSG(), "cannot read it: No such file");
+    ASSERT_CONTAINS(ERR_MSG(), "MODHOST_TRUST: trusted key  : not an "
+                               "absolute path");
+    /* Every message says where the keys were named. */
+    env_set("MODHOST_TRUST", "/nonexistent/k.pub");
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "MODHOST_TRUST: trusted key /nonexistent/"
+                               "k.pub: cannot read it: No such file");
+    cfg.trust = "k.pub";
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+    ASSERT_CONTAINS(ERR_MSG(), "mh_config.trust: trusted key k.pub: not an "
+                               "absolute path");
+    cfg.trust = NULL;
     env_set("MODHOST_TRUST", "");
     ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_OK);
     mh_host_free(host);

@@ -683,9 +683,33 @@ TEST(size_mismatch_is_refused)
     host = http_host(http_url(srv, "badsize/"), &lc);
     import_fails(host, "counter");
     ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "badsize/counter.so"));
+    ASSERT_CONTAINS(ERR_MSG(), "(index.json out of date?");
     ASSERT_EQ_INT(mh_host_module_count(host), 0);
     ASSERT_EQ_INT(http_blob_count(), 0);
     /* the other modules of the index are fine */
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(a_file_larger_than_its_index_says_points_at_a_stale_index)
+{
+    /* The index gives one byte less than the server sends: the download
+     * stops at the index's size, and the error said only "larger than
+     * the limit", as if a limit had been set too low. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "badsize-less/"), &lc);
+    ASSERT_EQ_INT(import_fails(host, "counter"), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "module 'counter': GET ");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "badsize-less/counter.so"));
+    ASSERT_CONTAINS(ERR_MSG(), "the size the index gives it: the file on "
+                               "the server is not the one indexed "
+                               "(index.json out of date?");
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
     ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
     mh_host_free(host);
     http_stop(srv);

@@ -7,6 +7,7 @@
  *   [3/10] codecs.rot13  [#########...........] 52%  18 KiB/35 KiB
  * and nothing at all when stderr is a file or a pipe, so logs stay clean.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -82,6 +83,18 @@ static int on_progress(void *ud, const char *module, size_t index,
     return 0;
 }
 
+/* Does a search path entry of host's go to the HTTP finder? */
+static bool has_http_entry(mh_host *host)
+{
+    for (size_t i = 0, n = mh_host_path_count(host); i < n; i++) {
+        const char *finder = NULL;
+        if (mh_host_path_entry(host, i, NULL, NULL, &finder) == MH_OK &&
+            finder && strcmp(finder, "http") == 0)
+            return true;
+    }
+    return false;
+}
+
 int cli_cmd_fetch(const cli_ctx *ctx, const cli_command *cmd, int argc,
                   char **argv)
 {
@@ -116,8 +129,13 @@ int cli_cmd_fetch(const cli_ctx *ctx, const cli_command *cmd, int argc,
         if (n == 0)
             code = CLI_EXIT_FAILURE;
     } else {
-        printf("fetched %zu module%s into %s\n", fetched,
+        /* The count is of the modules now in the cache: downloaded by
+         * this run or kept from an earlier one. */
+        printf("%zu module%s cached in %s\n", fetched,
                fetched == 1 ? "" : "s", cli_str(mh_host_cache_dir(host)));
+        if (n == 0 && !has_http_entry(host))
+            cli_errorf("note: no HTTP(S) entry on the search path (see "
+                       "`modhost path`): nothing to fetch");
         code = cli_finish_output(CLI_EXIT_OK);
     }
     mh_host_free(host);

@@ -18,7 +18,7 @@ no_raw_controls() {
 MODHOST_TRUST=$'/tmp/\e[2J\nFAKE' mh find hello
 expect_rc 1
 expect_err_prefixed
-expect_err_has 'trusted key /tmp/\x1b[2J'
+expect_err_has 'MODHOST_TRUST: trusted key /tmp/\x1b[2J'
 no_raw_controls
 [[ $(printf '%s\n' "$ERR" | grep -c '^FAKE') == 0 ]] ||
     fail "a newline in the variable started a line of its own"

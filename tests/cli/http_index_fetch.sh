@@ -56,7 +56,7 @@ expect_err_prefixed
 MODHOST_TRUST=$T/keys/idx.pub mh -p "$URL" fetch
 expect_rc 0
 expect_err_empty
-expect_out "fetched $n modules into $CACHE"
+expect_out "$n modules cached in $CACHE"
 
 # A name no HTTP entry has: status 3; a named module alone: 1 module.
 MODHOST_TRUST=$T/keys/idx.pub mh -p "$URL" fetch no_such.module
@@ -65,11 +65,23 @@ expect_err_prefixed
 expect_err_has "no_such.module"
 MODHOST_TRUST=$T/keys/idx.pub mh -p "$URL" fetch codecs.rot13
 expect_rc 0
-expect_out "fetched 1 module into $CACHE"
+expect_out "1 module cached in $CACHE"
 
-# Stop the server: the cache alone serves the modules.
+# Stop the server: the cache alone serves the modules ...
 kill "$SERVER"
 wait "$SERVER" 2>/dev/null || true
 MODHOST_TRUST=$T/keys/idx.pub mh -p "$URL" run codecs.rot13 Hello
 expect_rc 0
 expect_out "Uryyb"
+# ... and fetch says what the cache holds, not that it downloaded it.
+MODHOST_TRUST=$T/keys/idx.pub mh -p "$URL" fetch
+expect_rc 0
+expect_out "$n modules cached in $CACHE"
+expect_err_lacks "no HTTP(S) entry"
+
+# No HTTP entry on the path: nothing failed, and a note says why nothing
+# was fetched.
+mh -p "$T" fetch
+expect_rc 0
+expect_out "0 modules cached in $CACHE"
+expect_err_has "note: no HTTP(S) entry on the search path"

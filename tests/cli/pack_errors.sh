@@ -22,6 +22,12 @@ mh pack "$T/new.db" "$PD/hello.so" "$T/no_such_dir"
 expect_failed "$T/no_such_dir"
 [[ ! -e $T/new.db ]] || fail "a failed pack left $T/new.db"
 
+# A database in a directory that does not exist: named as given (the
+# temporary file made beside it first is not the user's name).
+mh pack "$T/no_dir/x.db" "$PD/hello.so"
+expect_failed "cannot create $T/no_dir/x.db (a temporary file beside it first): No such file or directory"
+expect_err_lacks ".tmp-"
+
 # ... and an existing database keeps its entries and their data.
 DB=$T/mods.db
 mh pack "$DB" "$PD/hello.so"

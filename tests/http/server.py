@@ -111,6 +111,7 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
                    is one, else the first.
   badsize          index.json with one module's size off by one (its
                    hash still right); otherwise like ok
+  badsize-less     the same, the size one byte short of the file's
 """
 import argparse
 import email.utils
@@ -142,7 +143,7 @@ MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endl
          "redir-404",
          "redir-userinfo-n",
          "tamper", "badsig",
-         "badsize", "404page", "429page", "503page", "503chunked",
+         "badsize", "badsize-less", "404page", "429page", "503page", "503chunked",
          "503endless", "cc-split", "aged", "redir-ctl"}
 PAGE = b"<html><body>" + b"x" * 65536 + b"</body></html>"
 
@@ -253,11 +254,11 @@ def altered_index(kind, raw):
     return json.dumps(doc).encode()
 
 
-def size_off_by_one(raw):
+def size_off_by(raw, delta):
     doc = json.loads(raw)
     mods = doc["modules"]
     target = next((m for m in mods if m.get("name") == "counter"), mods[0])
-    target["size"] += 1
+    target["size"] += delta
     return json.dumps(doc).encode()
 
 
@@ -369,9 +370,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve_file(rest)
         if mode == "badsig":
             return self.serve_file(rest, flip=rest == "index.json.sig")
-        if mode == "badsize":
+        if mode in ("badsize", "badsize-less"):
             if rest == "index.json":
-                return self.serve_file(rest, transform=size_off_by_one)
+                delta = 1 if mode == "badsize" else -1
+                return self.serve_file(
+                    rest, transform=lambda raw: size_off_by(raw, delta))
             return self.serve_file(rest)
         if mode == "tamper":
             return self.serve_file(rest, flip=True)
