@@ -516,12 +516,17 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             break;
         }
         if (why) {
+            /* rp "D/" names the directory D itself: not "above it". */
+            size_t rl = strlen(rp);
+            bool self = rl > 1 && rp[rl - 1] == '/' &&
+                        strlen(done) == rl - 1 &&
+                        strncmp(done, rp, rl - 1) == 0;
             rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
-                        "the directory %s above it: %s (mode %04o, owner "
-                        "uid %u); mend its mode or owner (an application may load "
-                        "anyway with MH_CONFIG_INSECURE_FILES)",
-                        rp, done, why, (unsigned)(st.st_mode & 07777),
-                        (unsigned)st.st_uid);
+                        "the directory %s %s: %s (mode %04o, owner uid %u); "
+                        "mend its mode or owner (an application may load "
+                        "anyway with MH_CONFIG_INSECURE_FILES)", rp, done,
+                        self ? "itself" : "above it", why,
+                        (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
             break;
         }
         if (!*p) /* the directory walked to */

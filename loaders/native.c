@@ -121,9 +121,16 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
     mod->dl = dl;
     mod->desc = d;
     mod->nexports = (uint16_t)n; /* n < MAX_EXPORTS */
-    MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu exports)",
-             mod->name, shown(mod, where), d->abi_version,
-             d->version ? d->version : "-", n);
+    if (h->verbose) {
+        /* The descriptor's name is informative; one that differs (a
+         * file renamed, a plugin copied) is said in the trace. */
+        bool other = d->name && strcmp(d->name, mod->name) != 0;
+        MH_TRACE(h, "%s: loaded %s (plugin ABI %u, version %s, %zu "
+                 "exports%s%s%s)", mod->name, shown(mod, where),
+                 d->abi_version, d->version ? d->version : "-", n,
+                 other ? "; its descriptor names it '" : "",
+                 other ? d->name : "", other ? "'" : "");
+    }
     return MH_OK;
 }
 

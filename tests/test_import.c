@@ -858,6 +858,27 @@ TEST(native_json_call_through_mh_call)
     mh_host_free(host);
 }
 
+TEST(a_descriptor_naming_another_module_is_said_in_the_trace)
+{
+    /* The descriptor's name is informative: a plugin copied under
+     * another file name loads under that name, silently before. */
+    fixture_copy("counter", "E/renamed.so");
+    fixture_copy("counter", "E/counter.so");
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *host = host_new_opts(&o, tmp_path("E"));
+    import_ok(host, "renamed");
+    import_ok(host, "counter");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "renamed: loaded ");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "; its descriptor names it 'counter')");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, "its descriptor names"),
+                  1); /* not counter itself */
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* A native call's answer the host cannot parse is MH_EFORMAT, and says
  * which: nesting past cJSON's limit is not "not JSON". */
 TEST(a_call_answering_unparsable_json_says_why)

@@ -250,6 +250,18 @@ static size_t accepted(const char *entry, const char *name, const char *want)
     return 1;
 }
 
+/* How a refusal names the directory dir: the entry refused itself, or
+ * one above it. */
+static const char *itself(const char *dir)
+{
+    return str_fmt("the directory %s itself:", dir);
+}
+
+static const char *above(const char *dir)
+{
+    return str_fmt("the directory %s above it:", dir);
+}
+
 static const char *mode_text(mode_t mode)
 {
     return str_fmt("%04o", (unsigned)mode);
@@ -291,11 +303,14 @@ TEST(perms_writable_entry_dir_refused)
 
     meta_marker();
     plugin_at("sec_evil", tmp_path("e/mod.so"), 0644);
-    n += entry_refused_then_insecure_ok(e, "mod", e, mode_text(0777));
+    n += entry_refused_then_insecure_ok(e, "mod", itself(e),
+                                        mode_text(0777));
     chmod_ok(e, 0775);
-    n += entry_refused_then_insecure_ok(e, "mod", e, mode_text(0775));
+    n += entry_refused_then_insecure_ok(e, "mod", itself(e),
+                                        mode_text(0775));
     chmod_ok(e, 0757);
-    n += entry_refused_then_insecure_ok(e, "mod", e, mode_text(0757));
+    n += entry_refused_then_insecure_ok(e, "mod", itself(e),
+                                        mode_text(0757));
     chmod_ok(e, 0755);
     n += accepted(e, "mod", "evil");
     report("perms_writable_entry_dir_refused", n);
@@ -332,7 +347,8 @@ TEST(perms_writable_ancestor_refused)
 
     meta_marker();
     plugin_at("sec_evil", tmp_path("ww/entry/mod.so"), 0644);
-    n += entry_refused_then_insecure_ok(e, "mod", ww, mode_text(0777));
+    n += entry_refused_then_insecure_ok(e, "mod", above(ww),
+                                        mode_text(0777));
     chmod_ok(ww, 0775);
     n += entry_refused_then_insecure_ok(e, "mod", ww, mode_text(0775));
     chmod_ok(ww, 0755);
