@@ -454,10 +454,13 @@ int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin))
     gone_walk g = {dx->host, gone, NULL, 0, 0};
     int r = mh_dx_each(dx, false, collect_gone, &g);
     sqlite3_stmt *st = NULL;
+    int prc = SQLITE_OK;
     if (r == 0 && g.n &&
-        sqlite3_prepare_v2(dx->db, "DELETE FROM modules WHERE origin = ?1",
-                           -1, &st, NULL) == SQLITE_OK &&
-        mh_dx_begin(dx) == 0) {
+        (prc = sqlite3_prepare_v2(dx->db, "DELETE FROM modules WHERE "
+                                  "origin = ?1", -1, &st, NULL)) !=
+            SQLITE_OK)
+        r = failed(dx, prc);
+    else if (r == 0 && g.n && (r = mh_dx_begin(dx)) == 0) {
         int rc = SQLITE_DONE;
         for (size_t i = 0; i < g.n && rc == SQLITE_DONE; i++) {
             sqlite3_bind_text(st, 1, g.v[i], -1, SQLITE_STATIC);

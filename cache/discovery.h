@@ -70,7 +70,9 @@ int mh_dx_begin(mh_dx *dx);
 int mh_dx_put(mh_dx *dx, const mh_dx_row *row);
 int mh_dx_commit(mh_dx *dx);
 
-/* Delete the rows whose origin gone(origin) says is gone. */
+/* Delete the rows whose origin gone(origin) says is gone: 0, or -1 when
+ * reading them, a delete or the commit failed (damage marks the index
+ * for a rebuild, as every failure here does). */
 int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin));
 
 /* Forget failures: the one recorded for `origin`, else those of module

@@ -303,14 +303,16 @@ static int add_field(mh_host *h, const char *s, size_t len,
 {
     char text[PATH_MAX];
     if (len >= sizeof text) {
-        /* Named by its start (a password in it masked, as ever). */
+        /* Named by its start, with a password in it masked: the whole
+         * entry is masked first (a password cut off before its '@'
+         * would not be). */
         char start[64];
-        memcpy(text, s, sizeof text - 1);
-        text[sizeof text - 1] = '\0';
+        char *whole = mh_mem_strndup(h, s, len);
         mh_log(h, MH_LOG_WARN, "ignoring search path entry '%s' from %s: "
                "longer than %d bytes",
-               mh_path_show_escaped(h, text, start, sizeof start), where,
-               PATH_MAX - 1);
+               whole ? mh_path_show_escaped(h, whole, start, sizeof start)
+                     : "(out of memory to show it)", where, PATH_MAX - 1);
+        mh_mem_strfree(h, whole);
         return 0;
     }
     memcpy(text, s, len);

@@ -519,7 +519,8 @@ MH_API const char *mh_module_export_name(const mh_module *mod, size_t i);
  * MH_ECYCLE, MH_EDEADLOCK, MH_EAGAIN) met by an import or a native call
  * the Lua function made, and raised on as it came, stays that status.
  * Values that have no JSON form give MH_EFORMAT.  Arguments holding a
- * number that is not finite (NaN, an infinity: JSON has none) give
+ * number item that is not finite (NaN, an infinity: JSON has none;
+ * looked for as deep as cJSON parses, not in cJSON_Raw text) give
  * MH_EINVAL before anything is called.  A Lua table's members come out
  * in the byte order of their keys, so a result always prints the same.
  */

@@ -120,6 +120,23 @@ TEST(entry_longer_than_a_path_is_refused_and_the_rest_kept)
     ASSERT_EQ_INT(mh_host_path_count(host), 3);
     mh_host_free(host);
     log_capture_free(&lc);
+
+    /* A password in a long entry is masked, though it runs past where
+     * the entry is cut for the message (its '@' with it). */
+    char *url = malloc(4300);
+    if (!url)
+        FAIL("out of memory");
+    memcpy(url, "https://u:", 10);
+    memset(url + 10, 'S', 4200);
+    memcpy(url + 4210, "@h/", 4);
+    log_capture_init(&lc);
+    host = new_host(MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_ISOLATED,
+                    str_fmt("%s;%s", a, url), NULL, &lc);
+    free(url);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "ignoring search path entry 'https://u:***@h");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "SSSS"), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
     free(big);
 }
 

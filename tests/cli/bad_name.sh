@@ -24,17 +24,25 @@ check_bad -E -p "$PD" find --json -- -x
 # A file given for a name: the error, then a hint that names the module
 # and its directory as -p wants them.  A plain bad name gets no hint.
 # The directory is made absolute, as a search path entry must be, so the
-# command the hint gives works as it stands.
+# command the hint gives works as it stands; shell-quoted when it holds
+# anything but [A-Za-z0-9/._+,:@%-].
+word() {
+    if [[ $1 =~ ^[A-Za-z0-9/._+,:@%-]+$ ]]; then
+        printf '%s' "$1"
+    else
+        printf "'%s'" "${1//\'/\'\\\'\'}"
+    fi
+}
 mh -E -p "$PD" run ./greet.so
 expect_rc 3
 expect_err_has "hint: './greet.so' looks like a file"
-expect_err_has "\`modhost -p $(pwd -P) run greet\`"
+expect_err_has "\`modhost -p $(word "$(pwd -P)") run greet\`"
 mh -E -p "$PD" find /srv/x/pkg/mod.lua
 expect_rc 3
 expect_err_has "\`modhost -p /srv/x/pkg find mod\`"
 mh -E -p "$PD" show hello.so
 expect_rc 3
-expect_err_has "\`modhost -p $(pwd -P) show hello\`"
+expect_err_has "\`modhost -p $(word "$(pwd -P)") show hello\`"
 mkdir -p "$T/my plugins/sub"
 cp "$PD/hello.so" "$T/my plugins/sub/"
 (
@@ -42,7 +50,7 @@ cp "$PD/hello.so" "$T/my plugins/sub/"
     mh -E run sub/hello.so
     expect_rc 3
     hint=$(grep -o '`modhost -p .*`' <<<"$ERR") || fail "no hint"
-    [[ $hint == "\`modhost -p '$(pwd -P)/sub' run hello\`" ]] ||
+    [[ $hint == "\`modhost -p $(word "$(pwd -P)/sub") run hello\`" ]] ||
         fail "hint $hint"
     # Followed as it stands (in a shell: the directory has a space).
     eval "mh -E ${hint:9:-1}"
