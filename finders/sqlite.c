@@ -81,6 +81,8 @@ typedef struct sqf_state {
     sqlite3 *db;              /* NULL while closed */
     sqlite3_stmt *find, *ns, *read, *list;
     sqlite3_stmt *byrow;      /* a row's bytes by row id (shas only) */
+    sqlite3_stmt *mode_of;    /* a row's mode by name: whether a listed
+                                 Lua module is shadowed by native code */
     bool shas;                /* the database records its native code's
                                  SHA-256 (MH_SAR_SHA_CREATE) and this host
                                  keeps blobs: modules are mapped from
@@ -186,7 +188,8 @@ static void finalize_all(sqf_state *s)
     sqlite3_finalize(s->read);
     sqlite3_finalize(s->list);
     sqlite3_finalize(s->byrow);
-    s->find = s->ns = s->read = s->list = s->byrow = NULL;
+    sqlite3_finalize(s->mode_of);
+    s->find = s->ns = s->read = s->list = s->byrow = s->mode_of = NULL;
 }
 
 static void db_close(sqf_state *s)
@@ -219,6 +222,20 @@ static bool without_rowid(sqlite3 *db, const char *sql)
 }
 
 static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err);
+
+/* Has the sqlar table a column named _rowid_, which every statement here
+ * would then read for the row id (a row's identity, and the row a copy
+ * is read from)? */
+static bool rowid_shadowed(sqlite3 *db)
+{
+    sqlite3_stmt *q = NULL;
+    bool yes = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info("
+                                  "'sqlar') WHERE name = '_rowid_' COLLATE "
+                                  "NOCASE", -1, &q, NULL) == SQLITE_OK &&
+               sqlite3_step(q) == SQLITE_ROW;
+    sqlite3_finalize(q);
+    return yes;
+}
 
 /* Does the database keep its native code's SHA-256 (MH_SAR_SHA_CREATE: the
  * table, and all three triggers that keep it true, as written), and may this
@@ -308,7 +325,11 @@ static int prepare(sqf_state *s, const char *rowid)
              "SELECT sz, data FROM sqlar WHERE _rowid_ = ?1", -1,
              SQLITE_PREPARE_PERSISTENT, &s->byrow, NULL)) != SQLITE_OK) ||
         (rc = sqlite3_prepare_v3(s->db, list_sql, -1,
-             SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK)
+             SQLITE_PREPARE_PERSISTENT, &s->list, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(s->db,
+             "SELECT mode FROM sqlar WHERE name = ?1 COLLATE BINARY AND "
+             "typeof(name) = 'text'", -1,
+             SQLITE_PREPARE_PERSISTENT, &s->mode_of, NULL)) != SQLITE_OK)
         return rc;
 #undef SHA_JOIN
     return SQLITE_OK;
@@ -376,6 +397,14 @@ static mh_status db_open_once(sqf_state *s, bool recovering, mh_error **err)
         /* The row id joins a row's identity: INSERT OR REPLACE (a
          * re-pack) gives a new one even when size and mtime stay. */
         rowid = plain && !without_rowid(s->db, sql) ? "_rowid_" : "0";
+        if (plain && rowid_shadowed(s->db)) {
+            mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' has a "
+                   "column named _rowid_, which hides the row id; refusing "
+                   "to read it", s->path);
+            sqlite3_finalize(chk);
+            db_close(s);
+            return MH_EFORMAT;
+        }
         if (!plain) {
             mh_err(h, err, MH_EFORMAT, "module database %s: 'sqlar' is a "
                    "%s, not a plain table; refusing to read it", s->path,
@@ -588,11 +617,16 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
 {
     struct stat st;
     if (stat(s->path, &st) != 0) {
+        int e = errno;
         if (s->db)
             MH_TRACE(s->host, "sqlite: %s is gone; connection closed",
                      s->path);
         db_close(s);
-        mh_buf_printf(why, "database %s no longer exists", s->path);
+        if (e == ENOENT)
+            mh_buf_printf(why, "database %s no longer exists", s->path);
+        else
+            mh_buf_printf(why, "database %s cannot be looked at: %s",
+                          s->path, mh_errno_text(e));
         return MH_ENOTFOUND;
     }
     if (s->db && st.st_dev == s->dev && st.st_ino == s->ino &&
@@ -611,6 +645,12 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
     if (sc == MH_EAGAIN && busy) { /* no descriptor to check it with */
         *busy = e;
         return MH_EAGAIN;
+    }
+    if (sc == MH_EAGAIN) { /* the same, for a listing: not now, said so */
+        mh_buf_printf(why, "module database %s cannot be checked now: %s",
+                      s->path, mh_error_message(e));
+        mh_error_free(e);
+        return MH_ENOTFOUND;
     }
     if (sc != MH_OK && sc != MH_ENOTFOUND) {
         mh_buf_printf(why, "module database %s not used: %s", s->path,
@@ -675,15 +715,15 @@ static mh_status locked_stop(sqf_state *s, const char *name, int step,
 /* A statement failed (lock held): the reason goes to why, and the first
  * time on this connection to the log too. */
 static mh_status damaged(sqf_state *s, sqlite3_stmt *st, const char *what,
-                         mh_buf *why)
+                         const char *name, mh_buf *why)
 {
     const char *msg = s->db ? sqlite3_errmsg(s->db)
                             : "the database could not be opened again";
-    mh_buf_printf(why, "database error %s: %s", what, msg);
+    mh_buf_printf(why, "database error %s '%s': %s", what, name, msg);
     if (!s->warned) {
         s->warned = true;
-        mh_log(s->host, MH_LOG_WARN, "module database %s: %s: %s", s->path,
-               what, msg);
+        mh_log(s->host, MH_LOG_WARN, "module database %s: %s '%s': %s",
+               s->path, what, name, msg);
     }
     sqlite3_reset(st);
     return MH_ENOTFOUND;
@@ -1133,7 +1173,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
             rc = locked_stop(s, name, step, MH_FCX(cx)->err);
             goto out;
         }
-        rc = damaged(s, s->find, "looking up a module", why);
+        rc = damaged(s, s->find, "looking up module", name, why);
         goto out;
     }
     for (size_t k = 0; k < META; k++) {
@@ -1197,7 +1237,7 @@ static mh_status sqf_find(mh_finder_ctx *cx, void *state, const char *name,
     } else if (locked(step)) {
         rc = locked_stop(s, name, step, MH_FCX(cx)->err);
     } else {
-        rc = damaged(s, s->ns, "looking up a package", why);
+        rc = damaged(s, s->ns, "looking up package", name, why);
     }
 out:
     for (size_t k = 0; k < META; k++)
@@ -1223,15 +1263,20 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
         if (!s->db) {
             mh_buf b;
             mh_buf_init(&b, h, 0);
-            rc = ensure_current(s, &b, NULL);
-            if (rc != MH_OK) {
+            mh_error *busy = NULL;
+            rc = ensure_current(s, &b, &busy);
+            if (rc == MH_EAGAIN) /* locked, short of descriptors: not now */
+                rc = mh_err(h, err, MH_EAGAIN, "cannot read %s!/%s now: %s; "
+                            "try again", s->path, key,
+                            mh_error_message(busy));
+            else if (rc != MH_OK)
                 rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
                             "cannot read %s!/%s: %s", s->path, key,
                             mh_buf_str(&b));
-                mh_buf_free(&b);
-                goto out;
-            }
+            mh_error_free(busy);
             mh_buf_free(&b);
+            if (rc != MH_OK)
+                goto out;
         }
         sqlite3_bind_text(s->read, 1, key, -1, SQLITE_STATIC);
         step = mh_fault(h, "sqlite") ? SQLITE_IOERR : sqlite3_step(s->read);
@@ -1259,6 +1304,10 @@ static mh_status sqf_read(mh_finder_ctx *cx, void *state, const char *key,
         rc = mh_err(h, err, MH_EFORMAT, "module database %s, entry %s: its "
                     "data is over the host's max_module_size (%zu bytes)",
                     s->path, key, h->max_module_size);
+    } else if (locked(step)) { /* a writer, past the busy timeout */
+        rc = mh_err(h, err, MH_EAGAIN, "module database %s, entry %s: %s (a "
+                    "writer held it past the %d s busy timeout); try again",
+                    s->path, key, sqlite3_errstr(step), SQF_BUSY_MS / 1000);
     } else {
         rc = mh_err(h, err, MH_EIO, "module database %s, entry %s: %s",
                     s->path, key, sqlite3_errmsg(s->db));
@@ -1293,6 +1342,28 @@ static bool module_name_of(const char *rel, size_t n, char *out, size_t size,
     return mh_name_check(out, NULL) == MH_OK;
 }
 
+/* Does the archive hold native code for the Lua module at rel (rlen
+ * bytes, ending in ".lua"): a row REL.so that is a file, which a find
+ * takes first?  1 yes, 0 no, -1 the look failed (the error in s->db). */
+static int native_shadows(sqf_state *s, const char *rel, size_t rlen)
+{
+    char so[MH_NAME_MAX + 8];
+    size_t stem = rlen - (sizeof MH_LUA_SUFFIX - 1);
+    if (stem + sizeof MH_NATIVE_SUFFIX > sizeof so)
+        return 0; /* no module name is that long */
+    memcpy(so, rel, stem);
+    memcpy(so + stem, MH_NATIVE_SUFFIX, sizeof MH_NATIVE_SUFFIX);
+    sqlite3_bind_text(s->mode_of, 1, so, -1, SQLITE_STATIC);
+    int step = sqlite3_step(s->mode_of);
+    int64_t mode = step == SQLITE_ROW ? sqlite3_column_int64(s->mode_of, 0)
+                                      : 0;
+    sqlite3_reset(s->mode_of);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return -1;
+    return step == SQLITE_ROW && !mh_sar_is_dir(mode) &&
+           !mh_sar_is_link(mode);
+}
+
 static mh_status sqf_list(mh_finder_ctx *cx, void *state,
                           mh_finder_list_fn fn, void *ud)
 {
@@ -1318,6 +1389,19 @@ static mh_status sqf_list(mh_finder_ctx *cx, void *state,
         mh_module_kind kind;
         if (!rel || mh_sar_is_dir(mode) || mh_sar_is_link(mode) ||
             !module_name_of(rel, rlen, mname, sizeof mname, &kind))
+            continue;
+        /* As find does: native code before Lua source of the same name
+         * (X.lua sorts before X.so, and the first a listing gives is
+         * the one kept). */
+        int shadowed = kind == MH_KIND_LUA ? native_shadows(s, rel, rlen)
+                                           : 0;
+        if (shadowed < 0) {
+            rc = mh_err(h, err, MH_EIO, "module database %s: looking up "
+                        "the native code of %s: %s", s->path, rel,
+                        sqlite3_errmsg(s->db));
+            break;
+        }
+        if (shadowed)
             continue;
         snprintf(origin, sizeof origin, "%s!/%s", s->path, rel);
         /* The same identity as find gives: mode, mtime, sz, length. */

@@ -2208,6 +2208,72 @@ static void lock_holder_done(pid_t pid)
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* A bare sqlar at db (as `sqlite3 -A` makes it: no hashes) holding the
+ * counter fixture as `rel`, then the SQL `more` (rows of its own). */
+static const char *bare_db(const char *db, const char *rel, const char *more)
+{
+    const char *so = fixture_path("counter");
+    db_exec(db, str_fmt("CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode INT,"
+                        " mtime INT, sz INT, data BLOB); INSERT INTO sqlar"
+                        " VALUES('%s', 33261, 0, length(readfile('%s')),"
+                        " readfile('%s')); %s", rel, so, so, more));
+    return db;
+}
+
+/* The log hook of lock_after_find: once the find of module `x` is
+ * traced (its row read, the statement done), another process takes the
+ * database's exclusive lock. */
+struct lock_after_find {
+    const char *db;
+    pid_t pid;
+};
+
+static void lock_after_find_log(void *ud, mh_log_level level,
+                                const char *msg)
+{
+    struct lock_after_find *l = ud;
+    if (level == MH_LOG_TRACE && l->pid == 0 &&
+        strstr(msg, "find 'x': ") && strstr(msg, "found"))
+        l->pid = hold_exclusive_lock(l->db, "8");
+}
+
+TEST(row_read_from_a_locked_database_says_try_again)
+{
+    /* What the metadata needs after the find (the code's note, the
+     * sidecar manifest) is read in a transaction of its own: a writer
+     * holding the database then made the read MH_EIO, as if the database
+     * were broken, where every other lookup says MH_EAGAIN. */
+    const char *db = bare_db(tmp_path("s.db"), "x.so",
+                             "INSERT INTO sqlar VALUES('x.json', 33188, 0, "
+                             "20, CAST('{\"version\": \"2.0.0\"}' AS "
+                             "BLOB));");
+    struct lock_after_find l = {db, 0};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = db;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = lock_after_find_log;
+    cfg.log_ud = &l;
+    mh_host *host = host_new_cfg(&cfg);
+    mh_manifest *m = NULL;
+    ASSERT_STATUS(mh_metadata(host, "x", &m, ERR), MH_EAGAIN);
+    ASSERT_NULL(m);
+    if (l.pid == 0)
+        FAIL("the find was never traced: the lock was not taken");
+    /* The code's row (for its note) or the sidecar: read after the
+     * find, either way. */
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("module database %s, entry x.", db));
+    ASSERT_CONTAINS(ERR_MSG(), "database is locked");
+    ASSERT_CONTAINS(ERR_MSG(), "try again");
+    lock_holder_done(l.pid);
+    ASSERT_STATUS(mh_metadata(host, "x", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_version(m), "2.0.0");
+    mh_manifest_free(m);
+    mh_host_free(host);
+}
+
 TEST(busy_database_at_first_use_is_transient)
 {
     /* A database locked by a writer when a host first opens it is busy,
@@ -3025,6 +3091,47 @@ TEST(nocase_name_column_does_not_match_other_case)
     mh_host_free(host);
 }
 
+/* A name stored as both native code and Lua source: a find takes the
+ * native code (as in a directory), and the listing said Lua -- X.lua
+ * sorts before X.so, and a listing keeps the first it is given.  A
+ * directory row X.so shadows nothing.  Both kinds of table: packed (with
+ * the hashes), and a bare sqlar. */
+static void list_and_find_agree_on(const char *db)
+{
+    mh_spec_info info = {.size = sizeof info};
+    struct listing l = {0};
+    mh_host *host = host_new_isolated(db);
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "dirso,hello,only");
+    for (size_t i = 0; i < l.n; i++) {
+        ASSERT_STATUS(mh_find(host, l.names[i], &info, ERR), MH_OK);
+        if (strcmp(info.origin, l.origins[i]) != 0)
+            FAIL("mh_list says %s is %s, mh_find says %s", l.names[i],
+                 l.origins[i], info.origin);
+    }
+    ASSERT_EQ_STR(l.origins[1], str_fmt("%s!/hello.so", db));
+    ASSERT_EQ_STR(l.origins[0], str_fmt("%s!/dirso.lua", db));
+    ASSERT_EQ_INT(call_int(import_ok(host, "hello"), "value"), 42);
+    ASSERT_EQ_INT(mh_module_kind_of(import_ok(host, "dirso")), MH_KIND_LUA);
+    mh_host_free(host);
+}
+
+TEST(a_name_with_native_code_and_lua_source_is_listed_as_found)
+{
+    static const char lua[] =
+        "INSERT INTO sqlar VALUES('hello.lua', 33188, 0, 26, "
+        "CAST('return {value = 7} -- lua' AS BLOB)); "
+        "INSERT INTO sqlar VALUES('only.lua', 33188, 0, 9, "
+        "CAST('return {}' AS BLOB)); "
+        "INSERT INTO sqlar VALUES('dirso.so', 16877, 0, 0, NULL); "
+        "INSERT INTO sqlar VALUES('dirso.lua', 33188, 0, 9, "
+        "CAST('return {}' AS BLOB));";
+    list_and_find_agree_on(bare_db(tmp_path("bare.db"), "hello.so", lua));
+    const char *packed = db_make(tmp_path("packed.db"), "counter:hello.so");
+    db_exec(packed, lua);
+    list_and_find_agree_on(packed);
+}
+
 TEST(virtual_sqlar_table_is_refused)
 {
     const char *db = tmp_path("v.db");
@@ -3056,6 +3163,22 @@ TEST(virtual_sqlar_table_is_refused)
              log_capture_dump(&lc));
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+TEST(a_column_named_rowid_is_refused)
+{
+    /* A column _rowid_ is what "_rowid_" then reads: a row's identity,
+     * and the row its code is read from by id, would be the column's
+     * word.  The database is refused, naming why. */
+    const char *db = tmp_path("r.db");
+    const char *so = fixture_path("counter");
+    db_exec(db, str_fmt("CREATE TABLE sqlar(name TEXT PRIMARY KEY, mode INT,"
+                        " mtime INT, sz INT, data BLOB, _RowId_ INT);"
+                        " INSERT INTO sqlar VALUES('indb.so', 33261, 0,"
+                        " length(readfile('%s')), readfile('%s'), 7);",
+                        so, so));
+    check_unusable(db, db, "has a column named _rowid_, which hides the row "
+                           "id");
 }
 
 TEST(rows_with_unusable_names_are_not_modules)
