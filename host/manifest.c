@@ -266,7 +266,7 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
     if (abi && (!cJSON_IsNumber(abi) || abi->valuedouble < 1 ||
                 abi->valuedouble > 1e6 ||
                 abi->valuedouble != (double)abi->valueint))
-        return bad(p, "'abi' must be a positive integer");
+        return bad(p, "'abi' must be a whole number from 1 to 1000000");
     m->abi = abi ? abi->valueint : 0;
     if (p->note_abi && m->abi && (unsigned)m->abi != p->note_abi)
         return mh_err(h, p->err, MH_EFORMAT, "manifest of module '%s' (%s) "

@@ -278,10 +278,13 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
     return fresh;
 }
 
+/* Said after a declared version that no constraint can hold for. */
+#define NOT_A_VERSION ", which is not a version (dotted numbers, as 1.2.0)"
+
 const char *mh_meta_module_version(const mh_module *mod)
 {
     const mh_manifest *m = mh_meta_manifest(mod);
-    if (m && m->version)
+    if (m && m->version && m->version[0]) /* "" declares none */
         return m->version;
     return mod->desc ? mod->desc->version : NULL;
 }
@@ -357,12 +360,12 @@ static mh_status precheck(mh_host *h, const char *name,
                    NULL) !=
             MH_OK)
         return MH_OK; /* the import says what is wrong */
-    const char *why, *v = m->version;
+    const char *why, *v = m->version && m->version[0] ? m->version : NULL;
     mh_status rc = MH_OK;
     if (v && mh_version_check(v, r->constraint, &why) != 1) {
         char detail[600];
-        snprintf(detail, sizeof detail, "'%s' (%s) is version %s", r->name,
-                 f.origin, v);
+        snprintf(detail, sizeof detail, "'%s' (%s) is version %s%s", r->name,
+                 f.origin, v, mh_version_valid(v) ? "" : NOT_A_VERSION);
         rc = chain_error(h, err, MH_EVERSION, name, r, detail);
     }
     mh_manifest_free(m);
@@ -399,9 +402,10 @@ mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
         const char *v = mh_meta_module_version(dep);
         if (mh_version_check(v, r->constraint, &why) != 1) {
             char detail[600];
-            snprintf(detail, sizeof detail, "'%s' (%s) is %s%s", r->name,
+            snprintf(detail, sizeof detail, "'%s' (%s) is %s%s%s", r->name,
                      mh_reg_where(dep),
-                     v ? "version " : "of no declared version", v ? v : "");
+                     v ? "version " : "of no declared version", v ? v : "",
+                     !v || mh_version_valid(v) ? "" : NOT_A_VERSION);
             return chain_error(h, err, MH_EVERSION, name, r, detail);
         }
     }

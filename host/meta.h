@@ -98,6 +98,10 @@ int mh_version_cmp(const char *a, const char *b);
  * no version), -1 when the constraint is malformed (*why, static). */
 int mh_version_check(const char *version, const char *constraint,
                      const char **why);
+/* Is version one (dotted numbers first, as host/version.c reads them)?
+ * A manifest may declare any text; a constraint holds for none that is
+ * not. */
+bool mh_version_valid(const char *version);
 
 /* The metadata of a found module, without running its code: the ELF note
  * of a native module, else a sidecar.  For a native module read into

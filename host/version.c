@@ -153,6 +153,12 @@ static int clause(const ver *v, const char *s, size_t len, const char **why)
     return c == 0;
 }
 
+bool mh_version_valid(const char *version)
+{
+    ver v;
+    return version && ver_parse(version, strlen(version), &v);
+}
+
 int mh_version_check(const char *version, const char *constraint,
                      const char **why)
 {

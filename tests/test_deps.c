@@ -308,6 +308,32 @@ TEST(constraint_on_module_without_version)
     mh_host_free(host);
 }
 
+TEST(constraint_on_a_version_that_is_no_version)
+{
+    /* A manifest may declare any text as its version; a constraint on
+     * one that is no version failed saying only "is version abc", and
+     * an empty one ("is version ") hid the module's other version. */
+    lua_dep("f", "abc", "");
+    lua_dep("g", NULL, "\"f >=1\"");
+    lua_dep("h", "", "");
+    lua_dep("i", NULL, "\"h >=1\"");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+
+    ASSERT_STATUS(import_fails(host, "g"), MH_EVERSION);
+    ASSERT_CONTAINS(ERR_MSG(), "g -> f");
+    ASSERT_CONTAINS(ERR_MSG(), "is version abc, which is not a version "
+                               "(dotted numbers, as 1.2.0)");
+    ASSERT_STATUS(import_fails(host, "i"), MH_EVERSION);
+    ASSERT_CONTAINS(ERR_MSG(), "i -> h");
+    ASSERT_CONTAINS(ERR_MSG(), "of no declared version");
+    ASSERT_NULL(mh_module_version(import_ok(host, "h")));
+    /* Loaded first, the same words from the check after the import. */
+    import_ok(host, "f");
+    ASSERT_STATUS(import_fails(host, "g"), MH_EVERSION);
+    ASSERT_CONTAINS(ERR_MSG(), "is version abc, which is not a version");
+    mh_host_free(host);
+}
+
 /* ------------------------------------------------------------ cycles */
 
 /* One import on a thread of its own (cases racing two imports). */

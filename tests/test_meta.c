@@ -692,6 +692,8 @@ static const struct {
     {"{\"abi\": -1}", "'abi'"},
     {"{\"abi\": 0}", "'abi'"},
     {"{\"abi\": 1.5}", "'abi'"},
+    {"{\"abi\": 2000000}", "'abi' must be a whole number from 1 to "
+                           "1000000"},
     {"{\"abi\": \"1\"}", "'abi'"},
 };
 
