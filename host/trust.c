@@ -24,12 +24,12 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
      * in it must not start lines or drive the terminal. */
     char file[4 * 4096 + 16];
     mh_path_show_escaped(h, path, file, sizeof file);
-    /* Read as a small regular file: a FIFO would be waited on for ever
-     * (in mh_host_new, by every application given MODHOST_TRUST). */
     if (path[0] != '/')
         return mh_err(h, err, MH_EPATH, "%s: trusted key %s: not an absolute "
                       "path (the working directory must not decide what is "
                       "trusted)", from, file);
+    /* Read as a small regular file: a FIFO would be waited on for ever
+     * (in mh_host_new, by every application given MODHOST_TRUST). */
     char pem[16384];
     size_t len = 0;
     int e = mh_io_read_small(path, pem, sizeof pem, &len);
