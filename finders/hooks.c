@@ -448,14 +448,15 @@ mh_status mh_chain_load_scheme(mh_host *h, const char *entry,
         }
         /* Bundled finder plugins are installed in the first default
          * entry: with the defaults left out, say so. */
-        const char *out = rc == MH_ENOTFOUND ? h->path.defaults_out : NULL;
-        bool flag = out == MH_PATH_NO_DEFAULTS_FLAG;
+        bool flag = h->flags & MH_CONFIG_NO_DEFAULT_PATH;
+        const char *var = h->path.defaults_var;
         char hint[320] = "";
-        if (out)
+        if (rc == MH_ENOTFOUND && (flag || var))
             snprintf(hint, sizeof hint, "\n    (the default entries, where "
                      "modhost's own finder plugins are installed, are not "
                      "on the search path: %s%s%s)",
-                     flag ? "the host was made with " : "", out,
+                     flag ? "the host was made with " : "",
+                     flag ? "MH_CONFIG_NO_DEFAULT_PATH" : var,
                      flag ? "" : " is set without ';;', which would keep "
                                  "them");
         rc = mh_err(h, err, rc, "no path hook claims the scheme '%s:', and "

@@ -370,14 +370,10 @@ static int add_lib_default(mh_host *h)
     return add_field(h, dir, (size_t)n, MH_SOURCE_DEFAULT, "the defaults");
 }
 
-const char MH_PATH_NO_DEFAULTS_FLAG[] = "MH_CONFIG_NO_DEFAULT_PATH";
-
 static int add_defaults(mh_host *h)
 {
-    if (h->flags & MH_CONFIG_NO_DEFAULT_PATH) {
-        h->path.defaults_out = MH_PATH_NO_DEFAULTS_FLAG;
+    if (h->flags & MH_CONFIG_NO_DEFAULT_PATH)
         return 0;
-    }
     if (add_lib_default(h) != 0)
         return -1;
     char dir[PATH_MAX];
@@ -419,9 +415,9 @@ int mh_path_init(mh_host *h, const mh_config *cfg)
     if (!mark) {
         MH_TRACE(h, "search path: %s is set without ';;': no default entries",
                  var);
-        p->defaults_out = mh_int_cstr(h, var);
-        if (!p->defaults_out)
-            p->defaults_out = "the search path's variable";
+        p->defaults_var = mh_int_cstr(h, var);
+        if (!p->defaults_var)
+            p->defaults_var = "the search path's variable";
         if (add_list(h, env, strlen(env), MH_SOURCE_ENV, where) != 0)
             return -1;
         if (p->n == before)

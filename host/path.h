@@ -49,15 +49,12 @@ typedef struct mh_path {
     pthread_rwlock_t lock;
     mh_pentry **v;
     size_t n, cap;
-    const char *defaults_out; /* why the default entries were left out,
-                                 set once at creation: NULL (they were
-                                 not), MH_PATH_NO_DEFAULTS_FLAG, or the
-                                 (interned) name of the variable set
-                                 without ";;".  For the "not found" of a
-                                 finder plugin, which is installed there */
+    const char *defaults_var; /* the variable (interned name) that, set
+                                 without ";;", left the default entries
+                                 out; NULL if none did.  Set once at
+                                 creation, for the "not found" of a finder
+                                 plugin, which is installed there */
 } mh_path;
-
-extern const char MH_PATH_NO_DEFAULTS_FLAG[];
 
 /* Build the path from the config, the environment and the defaults.
  * Rejected entries are logged as warnings.  -1 on OOM. */
