@@ -278,15 +278,28 @@ const mh_manifest *mh_meta_manifest(const mh_module *mod)
     return fresh;
 }
 
-/* Said after a declared version that no constraint can hold for. */
-#define NOT_A_VERSION ", which is not a version (dotted numbers, as 1.2.0)"
+/* The version m declares, or NULL: "" declares none. */
+static const char *declared(const mh_manifest *m)
+{
+    return m && m->version && m->version[0] ? m->version : NULL;
+}
 
 const char *mh_meta_module_version(const mh_module *mod)
 {
-    const mh_manifest *m = mh_meta_manifest(mod);
-    if (m && m->version && m->version[0]) /* "" declares none */
-        return m->version;
-    return mod->desc ? mod->desc->version : NULL;
+    const char *v = declared(mh_meta_manifest(mod));
+    return v ? v : mod->desc ? mod->desc->version : NULL;
+}
+
+/* Into detail: why module `dep` (at where) fails a constraint, being of
+ * version v (NULL: none declared). */
+static void version_detail(char *detail, size_t size, const char *dep,
+                           const char *where, const char *v)
+{
+    snprintf(detail, size, "'%s' (%s) is %s%s%s", dep, where,
+             v ? "version " : "of no declared version", v ? v : "",
+             !v || mh_version_valid(v)
+                 ? "" : ", which is not a version (dotted numbers, as "
+                        "1.2.0)");
 }
 
 static mh_status chain_error(mh_host *h, mh_error **err, mh_status code,
@@ -360,12 +373,11 @@ static mh_status precheck(mh_host *h, const char *name,
                    NULL) !=
             MH_OK)
         return MH_OK; /* the import says what is wrong */
-    const char *why, *v = m->version && m->version[0] ? m->version : NULL;
+    const char *why, *v = declared(m);
     mh_status rc = MH_OK;
     if (v && mh_version_check(v, r->constraint, &why) != 1) {
         char detail[600];
-        snprintf(detail, sizeof detail, "'%s' (%s) is version %s%s", r->name,
-                 f.origin, v, mh_version_valid(v) ? "" : NOT_A_VERSION);
+        version_detail(detail, sizeof detail, r->name, f.origin, v);
         rc = chain_error(h, err, MH_EVERSION, name, r, detail);
     }
     mh_manifest_free(m);
@@ -402,10 +414,8 @@ mh_status mh_meta_require(mh_host *h, const char *name, const mh_manifest *m,
         const char *v = mh_meta_module_version(dep);
         if (mh_version_check(v, r->constraint, &why) != 1) {
             char detail[600];
-            snprintf(detail, sizeof detail, "'%s' (%s) is %s%s%s", r->name,
-                     mh_reg_where(dep),
-                     v ? "version " : "of no declared version", v ? v : "",
-                     !v || mh_version_valid(v) ? "" : NOT_A_VERSION);
+            version_detail(detail, sizeof detail, r->name, mh_reg_where(dep),
+                           v);
             return chain_error(h, err, MH_EVERSION, name, r, detail);
         }
     }
