@@ -44,7 +44,10 @@ typedef int (*mh_get_progress_fn)(void *ud, uint64_t now, uint64_t total);
  * MH_GET_DROP_MAX bytes, whatever max is), with the host's
  * limits; userpwd ("user:password", or NULL) is sent to that origin only.  etag/last_modified, if non-empty, make it conditional (304).
  * MH_OK with g->status set for any HTTP answer; an error (naming the URL
- * and the cause) for transport failures, limits and refused redirects. */
+ * and the cause) for transport failures, limits and refused redirects:
+ * MH_EFORMAT exactly when the body is larger than max (a caller whose
+ * max is an index's size tells a stale index by it), MH_EINVAL for a URL
+ * too long, MH_ENOMEM, else MH_EIO. */
 mh_status mh_get_url(struct mh_host *h, CURL *c, const char *url,
                      const char *userpwd, size_t max, const char *etag,
                      const char *last_modified, mh_get_progress_fn fn,

@@ -673,7 +673,7 @@ static mh_status publish(const char *dir, const char *data, size_t len,
     if (e) {
         bool back = put_back(dir, old, old_len);
         rc = mh_err(NULL, err, MH_EIO, "cannot %s %s: %s; %s/%s %s", what,
-                    stale, strerror(e), dir[0] ? dir : "", IXW_INDEX,
+                    stale, strerror(e), dir, IXW_INDEX,
                     back ? "is left as it was"
                          : "could not be put back as it was, and does not "
                            "match its signature: run again");

@@ -80,9 +80,9 @@ static char *default_cache_dir(mh_host *h)
         n = snprintf(buf, sizeof buf, "%s/.cache/modhost", home);
     else /* privileged process or no home: a per-user path under /tmp
             would be predictable; none, which mh_sec_private_dir refuses */
-        n = snprintf(buf, sizeof buf, "%s/modhost-cache", MH_NO_DIR);
+        n = snprintf(buf, sizeof buf, "%s", MH_NO_CACHE_DIR);
     if (n < 0 || (size_t)n >= sizeof buf)
-        return mh_mem_strdup(h, MH_NO_DIR "/modhost-cache");
+        return mh_mem_strdup(h, MH_NO_CACHE_DIR);
     return mh_mem_strndup(h, buf, (size_t)n);
 }
 

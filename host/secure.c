@@ -178,7 +178,7 @@ static mh_status private_dir(mh_host *h, const char *path, char *real,
     if (strncmp(path, MH_NO_DIR, sizeof MH_NO_DIR - 1) == 0 &&
         (path[sizeof MH_NO_DIR - 1] == '\0' ||
          path[sizeof MH_NO_DIR - 1] == '/'))
-        return strcmp(path, MH_NO_DIR "/modhost-cache") == 0
+        return strcmp(path, MH_NO_CACHE_DIR) == 0
                    ? mh_err(h, err, MH_EPATH, "no cache directory: neither "
                             "XDG_CACHE_HOME nor HOME names one this process "
                             "may use (an absolute path; an application may "
@@ -480,6 +480,11 @@ static int walk_start(mh_host *h, const char *rp, uid_t me, size_t *len,
     return fd;
 }
 
+/* What a refusal of code says to do about it. */
+#define MEND_IT                                                           \
+    "mend its mode or owner (an application may load anyway with "        \
+    "MH_CONFIG_INSECURE_FILES)"
+
 /* Down real path rp one directory at a time, each opened from the one
  * before without following links and checked on its descriptor, and the
  * file opened from the last: the directories checked are the ones the
@@ -523,8 +528,7 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
                         strncmp(done, rp, rl - 1) == 0;
             rc = mh_err(h, err, MH_EPATH, "refusing to load code from %s: "
                         "the directory %s %s: %s (mode %04o, owner uid %u); "
-                        "mend its mode or owner (an application may load "
-                        "anyway with MH_CONFIG_INSECURE_FILES)", rp, done,
+                        MEND_IT, rp, done,
                         self ? "itself" : "above it", why,
                         (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
             break;
@@ -576,9 +580,8 @@ static mh_status walk(mh_host *h, const char *rp, const char *dir, uid_t me,
             }
             if (why) {
                 rc = mh_err(h, err, MH_EPATH, "refusing to load code from "
-                            "%s: %s (mode %04o, owner uid %u); mend its mode "
-                            "or owner (an application may load anyway with "
-                            "MH_CONFIG_INSECURE_FILES)", rp, why,
+                            "%s: %s (mode %04o, owner uid %u); " MEND_IT,
+                            rp, why,
                             (unsigned)(st.st_mode & 07777),
                             (unsigned)st.st_uid);
                 break;

@@ -28,6 +28,8 @@ struct mh_host;
  * directory when it can have none.  mh_sec_private_dir refuses it and
  * everything under it. */
 #define MH_NO_DIR "/nonexistent"
+/* The cache directory of a host that can have none (host.c). */
+#define MH_NO_CACHE_DIR MH_NO_DIR "/modhost-cache"
 
 mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
                              size_t size, mh_error **err);
