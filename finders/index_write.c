@@ -38,6 +38,7 @@
 #include "finders/finder.h"
 #include "finders/index.h"
 #include "finders/tree.h"
+#include "host/meta.h"
 #include "loaders/elf.h"
 
 #include <cjson/cJSON.h>
@@ -61,7 +62,6 @@
 #define IXW_SIG "index.json.sig"
 #define IXW_SIG_LEN 64          /* Ed25519 */
 #define IXW_MAX_MODULES 1000000 /* the most a reader accepts */
-#define IXW_MANIFEST_MAX (256u * 1024u)
 
 typedef struct ixw_mod {
     char *name;              /* dotted */
@@ -155,6 +155,28 @@ static mh_status hash_file(ixw *w, const char *file, ixw_mod *m)
     return MH_OK;
 }
 
+/* m->manifest from the n bytes of JSON at text, the manifest of `file`
+ * (`what`: "its manifest note", "its sidecar manifest"): a JSON object,
+ * nested no deeper than a host reads (the index nests it 3 levels further
+ * down, and one too deep for cJSON would make the whole index one no
+ * host can read). */
+static mh_status take_manifest(ixw *w, const char *file, const char *what,
+                               const char *text, size_t n, ixw_mod *m)
+{
+    m->manifest = cJSON_ParseWithLength(text, n);
+    if (cJSON_IsObject(m->manifest) && !mh_manifest_too_deep(m->manifest))
+        return MH_OK;
+    mh_status rc = cJSON_IsObject(m->manifest)
+        ? mh_err(NULL, w->err, MH_EFORMAT, "%s: %s nests its objects and "
+                 "arrays more than %d levels deep", file, what,
+                 MH_MANIFEST_DEPTH_MAX)
+        : mh_err(NULL, w->err, MH_EFORMAT, "%s: %s is not a JSON object",
+                 file, what);
+    cJSON_Delete(m->manifest);
+    m->manifest = NULL;
+    return rc;
+}
+
 /* The manifest note of native module file `full`, if it has one, into
  * m->manifest, with the ABI it was built for. */
 static mh_status note(ixw *w, const char *full, ixw_mod *m)
@@ -175,14 +197,11 @@ static mh_status note(ixw *w, const char *full, ixw_mod *m)
     if (!n.found)
         return MH_OK;
     uint32_t abi = n.abi;
-    m->manifest = cJSON_ParseWithLength(n.json, n.json_len);
+    mh_status taken = take_manifest(w, full, "its manifest note", n.json,
+                                    n.json_len, m);
     mh_elf_note_free(NULL, &n);
-    if (!cJSON_IsObject(m->manifest)) {
-        cJSON_Delete(m->manifest);
-        m->manifest = NULL;
-        return mh_err(NULL, w->err, MH_EFORMAT, "%s: its manifest note is "
-                      "not a JSON object", full);
-    }
+    if (taken != MH_OK)
+        return taken;
     const cJSON *said = cJSON_GetObjectItemCaseSensitive(m->manifest, "abi");
     mh_status rc = MH_OK;
     if (said && (!cJSON_IsNumber(said) || said->valuedouble != (double)abi))
@@ -261,26 +280,19 @@ static mh_status sidecar(ixw *w, const char *full, size_t flen, ixw_mod *m)
     char *text;
     size_t n;
     mh_status rc = MH_OK;
-    const char *why = read_small(path, 0, IXW_MANIFEST_MAX, &text, &n);
+    const char *why = read_small(path, 0, MH_MANIFEST_MAX, &text, &n);
     if (why == IXW_NONE)
         return MH_OK;
     if (why == IXW_TOO_BIG || why == IXW_NOT_FILE)
         rc = mh_err(NULL, w->err, MH_EFORMAT, "%s: a sidecar manifest must "
                     "be a regular file of at most %u bytes", path,
-                    IXW_MANIFEST_MAX);
+                    MH_MANIFEST_MAX);
     else if (why)
         rc = mh_err(NULL, w->err, why == IXW_NO_MEMORY
                                       ? MH_ENOMEM : MH_EIO,
                     "cannot read %s: %s", path, why);
-    if (rc == MH_OK) {
-        m->manifest = cJSON_ParseWithLength(text, n);
-        if (!cJSON_IsObject(m->manifest)) {
-            cJSON_Delete(m->manifest);
-            m->manifest = NULL;
-            rc = mh_err(NULL, w->err, MH_EFORMAT, "%s: a sidecar manifest "
-                        "must be a JSON object", path);
-        }
-    }
+    if (rc == MH_OK)
+        rc = take_manifest(w, path, "the sidecar manifest", text, n, m);
     free(text);
     return rc;
 }

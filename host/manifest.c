@@ -233,6 +233,24 @@ static mh_status parse_provides(const parse_ctx *p, const cJSON *obj,
     return MH_OK;
 }
 
+/* Does j nest containers more than `left` levels deep? */
+static bool deeper_than(const cJSON *j, int left)
+{
+    if (!cJSON_IsArray(j) && !cJSON_IsObject(j))
+        return false;
+    if (left == 0)
+        return true;
+    for (const cJSON *c = j->child; c; c = c->next)
+        if (deeper_than(c, left - 1))
+            return true;
+    return false;
+}
+
+bool mh_manifest_too_deep(const cJSON *root)
+{
+    return deeper_than(root, MH_MANIFEST_DEPTH_MAX);
+}
+
 static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
 {
     mh_host *h = p->h;
@@ -242,6 +260,11 @@ static mh_status fill(const parse_ctx *p, const cJSON *root, mh_manifest *m)
     /* One meaning per field: a key given twice is refused, not guessed. */
     if (cJSON_GetArraySize(root) > 256)
         return bad(p, "it has more than 256 fields");
+    if (mh_manifest_too_deep(root))
+        return mh_err(h, p->err, MH_EFORMAT, "manifest of module '%s' "
+                      "(%s): its objects and arrays nest more than %d "
+                      "levels deep", p->name, p->where,
+                      MH_MANIFEST_DEPTH_MAX);
     for (const cJSON *a = root->child; a; a = a->next)
         for (const cJSON *b = a->next; b; b = b->next)
             if (a->string && b->string && strcmp(a->string, b->string) == 0)

@@ -19,6 +19,16 @@ struct cJSON;
 
 /* Largest manifest accepted, in bytes of JSON. */
 #define MH_MANIFEST_MAX (256u * 1024u)
+/* Deepest nesting of a manifest's objects and arrays, the manifest itself
+ * counting 1.  Far below cJSON's own limit (CJSON_NESTING_LIMIT, 1000),
+ * so that a manifest copied into a larger document -- an HTTP site's
+ * index.json nests each one 3 levels down -- never makes that document
+ * one cJSON refuses whole. */
+#define MH_MANIFEST_DEPTH_MAX 64
+
+/* Do root's objects and arrays nest deeper than MH_MANIFEST_DEPTH_MAX
+ * levels (root counting 1)? */
+bool mh_manifest_too_deep(const struct cJSON *root);
 
 typedef struct mh_requirement {
     const char *name;        /* host memory, owned by the manifest */

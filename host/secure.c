@@ -161,6 +161,19 @@ static mh_status resolve(mh_host *h, const char *path, char rp[PATH_MAX],
                          uid_t me, mh_status missing, bool keep,
                          mh_error **err);
 
+/* Is path dir or under it? */
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 &&
+           (path[n] == '\0' || path[n] == '/');
+}
+
+bool mh_sec_no_dir(const char *path)
+{
+    return under(path, MH_NO_DIR);
+}
+
 /* mh_sec_private_dir, making the directory when `make`; without, a path
  * that does not exist passes when the directories it would be made in do
  * (*exists false, real untouched). */
@@ -175,10 +188,8 @@ static mh_status private_dir(mh_host *h, const char *path, char *real,
      * XDG_CACHE_HOME (host.c): nothing is made or kept there, where a
      * root process would otherwise make a cache every user of a setuid
      * program shares. */
-    if (strncmp(path, MH_NO_DIR, sizeof MH_NO_DIR - 1) == 0 &&
-        (path[sizeof MH_NO_DIR - 1] == '\0' ||
-         path[sizeof MH_NO_DIR - 1] == '/'))
-        return strcmp(path, MH_NO_CACHE_DIR) == 0
+    if (mh_sec_no_dir(path))
+        return under(path, MH_NO_CACHE_DIR)
                    ? mh_err(h, err, MH_EPATH, "no cache directory: neither "
                             "XDG_CACHE_HOME nor HOME names one this process "
                             "may use (an absolute path; an application may "

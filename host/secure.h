@@ -31,6 +31,10 @@ struct mh_host;
 /* The cache directory of a host that can have none (host.c). */
 #define MH_NO_CACHE_DIR MH_NO_DIR "/modhost-cache"
 
+/* Is path MH_NO_DIR or under it: a place where no cache is kept, by
+ * design (a host with no HOME, or nobody's), not a directory refused? */
+bool mh_sec_no_dir(const char *path);
+
 mh_status mh_sec_private_dir(struct mh_host *h, const char *path, char *real,
                              size_t size, mh_error **err);
 

@@ -847,9 +847,16 @@ static bool cache_trusted(mh_host *h, mh_lua *lu, const char *cpath,
     mh_status rc = mh_sec_private_dir(h, dir, real, sizeof real, &e);
     bool ok = rc == MH_OK;
     if (!ok && !lu->warned_cache) {
+        /* A host with no cache directory (no HOME: a service, a system
+         * user) has none by design, and compiling in memory is all it
+         * can do: said with -v, not warned of at every run, as Python
+         * says nothing when it has nowhere to write its .pyc files.  A
+         * directory that is refused (another user's, group-writable) is
+         * a warning: someone can mend it. */
         lu->warned_cache = true;
-        mh_log(h, MH_LOG_WARN, "lua: bytecode cache not used (compiling in "
-               "memory): %s", mh_error_message(e));
+        mh_log(h, mh_sec_no_dir(dir) ? MH_LOG_INFO : MH_LOG_WARN,
+               "lua: bytecode cache not used (compiling in memory): %s",
+               mh_error_message(e));
     }
     mh_error_free(e);
     if (central && rc != MH_EAGAIN) /* a passing failure: asked again */

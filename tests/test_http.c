@@ -2779,6 +2779,72 @@ TEST(huge_manifest_in_the_index_is_that_modules_error)
     log_capture_free(&lc);
 }
 
+/* index.json nests each manifest 3 levels down, so a sidecar nested near
+ * cJSON's limit of 1000 made an index no host could read, every module of
+ * the site lost: the writer refuses a manifest nested past the 64 levels
+ * a host reads, naming it, and writes nothing.  An index written by other
+ * tools with such a manifest fails only that module. */
+TEST(deeply_nested_manifest_stops_the_index)
+{
+    const char *www = tmp_mkdir("www");
+    http_no_proxy_env();
+    fixture_copy("counter", "www/counter.so");
+    fixture_copy("answer7", "www/answer7.so");
+    const char *side = str_fmt("%s/counter.json", www);
+    const int too_deep[] = {65, 998};
+    for (size_t i = 0; i < 2; i++) {
+        file_write(side, meta_nested_manifest(too_deep[i]));
+        mh_error *e = NULL;
+        ASSERT_STATUS(mh_index_dir(www, NULL, NULL, &e), MH_EFORMAT);
+        ASSERT_CONTAINS(mh_error_message(e), side);
+        ASSERT_CONTAINS(mh_error_message(e), "more than 64 levels deep");
+        mh_error_free(e);
+        ASSERT_FALSE(file_exists(str_fmt("%s/index.json", www)));
+    }
+
+    /* 64 levels: written, and read back whole. */
+    file_write(side, meta_nested_manifest(64));
+    ASSERT_STATUS(mh_index_dir(www, NULL, NULL, ERR), MH_OK);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    mh_manifest *m = NULL;
+    ASSERT_STATUS(mh_metadata(host, "counter", &m, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_manifest_source(m), "sidecar");
+    ASSERT_EQ_STR(mh_manifest_description(m), "deep");
+    mh_manifest_free(m);
+    mh_host_free(host);
+
+    /* 65 levels put into the index by hand: that module's error only. */
+    const char *ix = str_fmt("%s/index.json", www);
+    cJSON *root = cJSON_Parse(file_read(ix));
+    ASSERT_NOT_NULL(root);
+    cJSON *mod;
+    bool replaced = false;
+    cJSON_ArrayForEach(mod, cJSON_GetObjectItem(root, "modules")) {
+        const cJSON *nm = cJSON_GetObjectItem(mod, "name");
+        if (cJSON_IsString(nm) && strcmp(nm->valuestring, "counter") == 0)
+            replaced = cJSON_ReplaceItemInObject(
+                mod, "manifest", cJSON_Parse(meta_nested_manifest(65)));
+    }
+    ASSERT_TRUE(replaced);
+    char *text = cJSON_PrintUnformatted(root);
+    file_write(ix, text);
+    cJSON_free(text);
+    cJSON_Delete(root);
+    host = http_host(http_url(srv, "ok/"), &lc);
+    mh_module *got;
+    ASSERT_STATUS(mh_import(host, "counter", &got, ERR), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "manifest of module 'counter'");
+    ASSERT_CONTAINS(ERR_MSG(), "more than 64 levels deep");
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    ASSERT_EQ_INT(mh_host_module_count(host), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* ---------------------------------------------- the index's writer */
 
 TEST(a_signature_that_cannot_be_written_leaves_the_index_as_it_was)

@@ -769,6 +769,37 @@ TEST(manifest_over_256_kib_is_eformat)
     log_capture_free(&lc);
 }
 
+/* A manifest's objects and arrays nest at most 64 levels, the manifest
+ * counting 1 (cJSON alone allows 1000, and a manifest nested near that
+ * made the HTTP index it is copied into one cJSON refuses whole). */
+TEST(manifest_nested_past_64_levels_is_eformat)
+{
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    meta_lua_module("E/deep", LUA_SRC, meta_nested_manifest(65));
+    meta_lua_module("E/deeper", LUA_SRC, meta_nested_manifest(990));
+    meta_lua_module("E/fits", LUA_SRC, meta_nested_manifest(64));
+    mh_host *host = host_new_opts(&o, tmp_path("E"));
+
+    const char *names[] = {"deep", "deeper"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *file = tmp_path("E/%s.json", names[i]);
+        ASSERT_STATUS(meta_fails(host, names[i]), MH_EFORMAT);
+        ASSERT_CONTAINS(ERR_MSG(), file);
+        ASSERT_CONTAINS(ERR_MSG(), "nest more than 64 levels deep");
+        ASSERT_STATUS(import_fails(host, names[i]), MH_EFORMAT);
+        ASSERT_CONTAINS(ERR_MSG(), "nest more than 64 levels deep");
+    }
+    mh_manifest *m = meta_ok(host, "fits");
+    ASSERT_EQ_STR(mh_manifest_description(m), "deep");
+    mh_manifest_free(m);
+    import_ok(host, "fits");
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "chunk ran: deep"), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(unknown_fields_are_ignored)
 {
     meta_lua_module("E/fut", LUA_SRC,

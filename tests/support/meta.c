@@ -45,6 +45,24 @@ void meta_tool(const char *tool, const char *args)
         FAIL("`%s %s` failed (status %d)", tool, args, st);
 }
 
+const char *meta_nested_manifest(int levels)
+{
+    size_t cap = 32 + 8 * (size_t)levels, at = 0;
+    char *s = malloc(cap);
+    if (!s)
+        FAIL("out of memory");
+    at += (size_t)snprintf(s, cap, "{\"description\": \"deep\", \"x\": ");
+    for (int k = 2; k < levels; k++) /* levels 2 .. levels-1 */
+        at += (size_t)snprintf(s + at, cap - at, k % 2 ? "{\"k\": " : "[");
+    at += (size_t)snprintf(s + at, cap - at, "[]");
+    for (int k = levels - 1; k >= 2; k--)
+        at += (size_t)snprintf(s + at, cap - at, k % 2 ? "}" : "]");
+    snprintf(s + at, cap - at, "}");
+    const char *out = str_fmt("%s", s);
+    free(s);
+    return out;
+}
+
 long meta_note_offset(const unsigned char *data, size_t len)
 {
     static const char owner[8] = MH_NOTE_OWNER;

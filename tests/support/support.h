@@ -379,6 +379,10 @@ void meta_tool(const char *tool, const char *args);
 /* Offset of the modhost manifest note (its namesz field) in an ELF
  * object's bytes, or -1 when it has none; two notes fail the case. */
 long meta_note_offset(const unsigned char *data, size_t len);
+/* A manifest whose objects and arrays nest `levels` deep (2 or more), the
+ * manifest itself counting 1: {"description": "deep", "x": [{"k": [...
+ * []]}]}, arrays and objects alternating, the innermost an empty array. */
+const char *meta_nested_manifest(int levels);
 
 /* ------------------------------------------------------------ discovery */
 /* (tests/support/disc.c) */
