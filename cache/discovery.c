@@ -295,6 +295,11 @@ bool mh_dx_damaged(const mh_dx *dx)
     return dx->damaged;
 }
 
+const char *mh_dx_errmsg(const mh_dx *dx)
+{
+    return sqlite3_errmsg(dx->db);
+}
+
 static int failed(mh_dx *dx, int rc)
 {
     if (is_damage(rc))
@@ -302,6 +307,20 @@ static int failed(mh_dx *dx, int rc)
     MH_TRACE(dx->host, "discovery index %s: %s", dx->path,
              sqlite3_errmsg(dx->db));
     return -1;
+}
+
+/* Another connection's lock, held past the busy timeout: nothing wrong
+ * with the index. */
+static bool is_busy(int rc)
+{
+    return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/* failed(), telling another's lock (MH_DX_BUSY) from the rest (-1). */
+static int failed_or_busy(mh_dx *dx, int rc)
+{
+    int r = failed(dx, rc);
+    return is_busy(rc) ? MH_DX_BUSY : r;
 }
 
 int mh_dx_each(mh_dx *dx, bool by_name, mh_dx_fn fn, void *ud)
@@ -313,7 +332,7 @@ int mh_dx_each(mh_dx *dx, bool by_name, mh_dx_fn fn, void *ud)
         : "SELECT origin, identity, name, source, manifest, status, reason, "
           "recorded FROM modules", -1, &st, NULL);
     if (rc != SQLITE_OK)
-        return failed(dx, rc);
+        return failed_or_busy(dx, rc);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         mh_dx_row r = {
             .origin = (const char *)sqlite3_column_text(st, 0),
@@ -332,8 +351,8 @@ int mh_dx_each(mh_dx *dx, bool by_name, mh_dx_fn fn, void *ud)
     }
     int frc = sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return failed(dx, rc);
-    return frc == SQLITE_OK ? 0 : failed(dx, frc);
+        return failed_or_busy(dx, rc);
+    return frc == SQLITE_OK ? 0 : failed_or_busy(dx, frc);
 }
 
 int mh_dx_begin(mh_dx *dx)
@@ -418,12 +437,8 @@ int mh_dx_clear_failures(mh_dx *dx, const char *name, const char *origin,
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-        failed(dx, rc);
-        return MH_DX_BUSY; /* another writer, past the busy timeout */
-    }
     if (rc != SQLITE_DONE)
-        return failed(dx, rc);
+        return failed_or_busy(dx, rc); /* busy: another writer */
     *n = (size_t)sqlite3_changes(dx->db);
     return 0;
 }

@@ -58,10 +58,18 @@ mh_dx *mh_dx_open_ex(struct mh_host *h, bool create, bool quick, bool *again,
 void mh_dx_close(mh_dx *dx);
 /* Was damage found (rows read so far are not to be trusted)? */
 bool mh_dx_damaged(const mh_dx *dx);
+/* SQLite's message for the last failure (valid until the next call). */
+const char *mh_dx_errmsg(const mh_dx *dx);
+
+/* Another connection held the index past the busy timeout: nothing is
+ * wrong with it, try again. */
+#define MH_DX_BUSY (-2)
 
 /* Call fn for every row (by name, then origin, when asked) until it
- * returns non-zero.  Strings live during the call.  -1 if the index is
- * damaged (it is then replaced on the next open). */
+ * returns non-zero.  Strings live during the call.  0; MH_DX_BUSY when
+ * another connection held the index past the busy timeout (nothing is
+ * wrong with it: try again); else -1, and mh_dx_damaged tells whether the
+ * index is damaged (it is then replaced on the next open). */
 typedef int (*mh_dx_fn)(void *ud, const mh_dx_row *row);
 int mh_dx_each(mh_dx *dx, bool by_name, mh_dx_fn fn, void *ud);
 
@@ -77,9 +85,7 @@ int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin));
 
 /* Forget failures: the one recorded for `origin`, else those of module
  * `name`, else all; *n of them.  0, -1, or MH_DX_BUSY when another
- * connection held the index past the busy timeout (nothing is wrong with
- * it: try again). */
-#define MH_DX_BUSY (-2)
+ * connection held the index past the busy timeout. */
 int mh_dx_clear_failures(mh_dx *dx, const char *name, const char *origin,
                          size_t *n);
 

@@ -769,16 +769,21 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
     if (!dx)
         return no_index(host, err); /* none yet: nothing recorded */
     fail_walk w = {.host = host};
+    MH_TRACE(host, "discovery index: reading the failures recorded in %s",
+             host->cache_dir);
     int r = mh_dx_each(dx, true, fail_one, &w);
-    if (r == 0 && !w.oom && w.gone) /* nothing will change them now */
-        mh_dx_forget_gone(dx, origin_gone);
-    mh_dx_close(dx);
     mh_status rc = MH_OK;
     if (w.oom)
         rc = mh_err(host, err, MH_ENOMEM, "out of memory listing failures");
+    else if (r == MH_DX_BUSY) /* locked since the open */
+        rc = busy(host, err);
     else if (r != 0)
         rc = mh_err(host, err, MH_EIO, "the discovery index in %s could not "
-                    "be read; it will be rebuilt", host->cache_dir);
+                    "be read (%s)%s", host->cache_dir, mh_dx_errmsg(dx),
+                    mh_dx_damaged(dx) ? "; it will be rebuilt" : "");
+    else if (w.gone) /* nothing will change them now */
+        mh_dx_forget_gone(dx, origin_gone);
+    mh_dx_close(dx);
     for (size_t i = 0; rc == MH_OK && i < w.n; i++)
         if (fn(ud, &w.v[i]) != 0)
             break;

@@ -749,8 +749,8 @@ typedef int (*mh_failure_fn)(void *ud, const mh_failure *f);
  * directory cannot be used (not private, not creatable, none at all) and
  * MH_EIO when the index file is there but cannot be opened: never a false
  * "nothing recorded".  MH_EAGAIN when the index cannot be read now
- * (locked by another process past the 5 s busy timeout); it is left as it
- * is. */
+ * (locked by another process past the 5 s busy timeout, at its open or
+ * while its rows are read); it is left as it is. */
 MH_API mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
                                   mh_error **err);
 

@@ -1588,6 +1588,73 @@ TEST(index_locked_by_another_process_is_kept_with_its_failures)
     log_capture_free(&lc);
 }
 
+/* The log hook of the case below: once the read of the recorded failures
+ * is traced (the index opened), another process locks the index. */
+struct lock_at_failures {
+    log_capture *lc;
+    const char *index;
+    FILE *lock;
+};
+
+static void lock_at_failures_log(void *ud, mh_log_level level,
+                                 const char *msg)
+{
+    struct lock_at_failures *l = ud;
+    log_capture_fn(l->lc, level, msg);
+    if (level == MH_LOG_TRACE && !l->lock &&
+        strstr(msg, "reading the failures recorded"))
+        l->lock = index_lock(l->index);
+}
+
+TEST(index_locked_after_its_open_says_try_again_for_failures)
+{
+    /* Locked between the open and the read of its rows (past the busy
+     * timeout), the index made mh_host_failures MH_EIO, "could not be
+     * read; it will be rebuilt" -- neither true: nothing is wrong with it,
+     * and it is kept. */
+    log_capture lc;
+    disc_run r;
+    disc_fails f;
+    const char *dir = broken_dir();
+    struct stat before, after;
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    mh_host_free(host);
+    ASSERT_EQ_INT(stat(index_path(NULL), &before), 0);
+
+    struct lock_at_failures l = {&lc, index_path(NULL), NULL};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = lock_at_failures_log;
+    cfg.log_ud = &l;
+    host = host_new_cfg(&cfg);
+    disc_failures(host, &f);
+    if (!l.lock)
+        FAIL("the read of the failures was never traced: no lock taken");
+    ASSERT_EQ_INT(f.status, MH_EAGAIN);
+    ASSERT_CONTAINS(f.error, tmp_path("cache"));
+    ASSERT_CONTAINS(f.error, "try again");
+    ASSERT_NOT_CONTAINS(f.error, "rebuilt");
+    index_unlock(l.lock);
+
+    ASSERT_EQ_INT(stat(index_path(NULL), &after), 0);
+    ASSERT_EQ_INT(after.st_ino, before.st_ino);
+    l.lock = (FILE *)1; /* no lock this time */
+    disc_failures(host, &f);
+    ASSERT_EQ_INT(f.status, MH_OK);
+    ASSERT_EQ_INT(f.n, 4);
+    ASSERT_EQ_INT(disc_fail_find(&f, "refuse")->status, MH_EINIT);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(failure_is_recorded_against_the_file_that_failed)
 {
     /* A new version renamed into place while the old one's init ran: the
