@@ -203,7 +203,6 @@ static void db_close(sqf_state *s)
     s->db = NULL;
 }
 
-/* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
 /* Is the sqlar table, declared by sql, a WITHOUT ROWID one?  SQLite's own
  * answer (its table list), which no spacing, case or comment in the
  * declaration can mislead; the declaration's words only where this SQLite
@@ -254,6 +253,7 @@ static bool uses_shas(sqf_state *s)
     return yes;
 }
 
+/* Open (or reopen) the connection.  MH_OK, or an error naming the file. */
 static mh_status db_open(sqf_state *s, mh_error **err)
 {
     return db_open_once(s, false, err);
@@ -572,11 +572,19 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
     mh_error_free(se);
     /* An I/O error is no verdict on the entry: it is left to the first
      * find, which opens the database again and passes over the entry for
-     * that import if it fails again (ensure_current).  MH_EAGAIN (busy,
+     * that import if it fails again (ensure_current).  So is a database
+     * that does not exist yet (`modhost pack` makes it later), as a
+     * directory entry works once its directory appears.  MH_EAGAIN (busy,
      * no descriptor) fails the open, which stops the import (host/find.c)
      * and is tried again at the next. */
     mh_error *oe = NULL;
-    rc = db_open(s, &oe);
+    struct stat st;
+    if (stat(ipath, &st) != 0 && errno == ENOENT) {
+        MH_TRACE(h, "sqlite: %s does not exist (yet); looked for at each "
+                 "find", ipath);
+        rc = MH_OK;
+    } else
+        rc = db_open(s, &oe);
     if (rc == MH_EIO) {
         MH_TRACE(h, "sqlite: %s not opened yet: %s", ipath,
                  mh_error_message(oe));
@@ -622,8 +630,9 @@ static mh_status ensure_current(sqf_state *s, mh_buf *why, mh_error **busy)
             MH_TRACE(s->host, "sqlite: %s is gone; connection closed",
                      s->path);
         db_close(s);
-        if (e == ENOENT)
-            mh_buf_printf(why, "database %s no longer exists", s->path);
+        if (e == ENOENT) /* never opened: it never did (sqf_open) */
+            mh_buf_printf(why, "database %s %s", s->path,
+                          s->ino ? "no longer exists" : "does not exist");
         else
             mh_buf_printf(why, "database %s cannot be looked at: %s",
                           s->path, mh_errno_text(e));

@@ -1724,6 +1724,40 @@ TEST(module_packed_later_is_visible)
     mh_host_free(host);
 }
 
+TEST(database_made_after_its_entry_was_opened_is_used)
+{
+    /* A `sqlite:` entry whose database did not exist yet was skipped for
+     * the host's life (until mh_invalidate_caches), with a warning: an
+     * application started before `modhost pack` made its database never
+     * saw it.  It is looked for at each find, as a directory entry's
+     * directory is. */
+    const char *db = tmp_path("later.db");
+    const char *after = tmp_mkdir("after");
+    log_capture lc;
+    host_opts o = {0};
+    mh_module *mod;
+
+    fixture_copy("counter", "after/other.so");
+    log_capture_init(&lc);
+    o.log = &lc;
+    mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db), after);
+    ASSERT_STATUS(mh_import(host, "late", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("database %s does not exist", db));
+    ASSERT_EQ_INT(call_int(import_ok(host, "other"), "value"), 42);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+
+    db_make(db, "answer7:late.so", "answer7:pkg/later.so");
+    /* no mh_invalidate_caches */
+    ASSERT_EQ_INT(call_int(import_ok(host, "late"), "value"), 7);
+    import_ok(host, "pkg.later");
+    ASSERT_EQ_INT(unlink(db), 0);
+    ASSERT_STATUS(mh_import(host, "gone", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("database %s no longer exists", db));
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(wal_mode_database_is_read_and_updated)
 {
     const char *db = db_make(tmp_path("p.db"), "counter:first.so");

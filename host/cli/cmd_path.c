@@ -52,11 +52,16 @@ static cJSON *names_json(const char *list)
 
 /* What a user should know about a directory entry that is fine for its
  * finder, or NULL: the filesystem finder takes a directory that does not
- * exist yet (modules appear once it does), which is no error, but is
- * seldom meant. */
+ * exist yet (modules appear once it does), and the SQLite finder such a
+ * database (`modhost pack` makes it), which is no error, but is seldom
+ * meant. */
 static const char *entry_note(const mh_path_entry_info *e)
 {
     struct stat st;
+    if (e->finder && strcmp(e->finder, "sqlite") == 0 && e->entry &&
+        strncmp(e->entry, "sqlite:/", 8) == 0 &&
+        stat(e->entry + 7, &st) != 0 && errno == ENOENT)
+        return "the database does not exist (yet)";
     if (!e->finder || strcmp(e->finder, "fs") != 0 || !e->entry ||
         e->entry[0] != '/')
         return NULL;

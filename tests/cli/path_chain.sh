@@ -41,17 +41,18 @@ with tarfile.open(sys.argv[1], "w") as t:
     t.add(sys.argv[2], arcname="hello.so")
 PY
 : >"$T/plain.txt"
-mh -E -p "tar:$T/m.tar;$PD;sqlite:$T/none.db;$T/plain.txt" path
+echo "these are notes, not a SQLite database" >"$T/notes.db"
+mh -E -p "tar:$T/m.tar;$PD;sqlite:$T/notes.db;$T/plain.txt" path
 expect_rc 0
 expect_out_line "0${TAB}tar:$T/m.tar${TAB}config${TAB}tar"
 expect_out_line "1${TAB}$PD${TAB}config${TAB}fs"
-expect_out_line "2${TAB}sqlite:$T/none.db${TAB}config${TAB}sqlite"
+expect_out_line "2${TAB}sqlite:$T/notes.db${TAB}config${TAB}sqlite"
 expect_out_line "3${TAB}$T/plain.txt${TAB}config${TAB}-"
 # The error of each bad entry, on the line right under it.
 under() { grep -A1 -xF "$1" "$T/.out" | sed -n 2p; }
-[[ $(under "2${TAB}sqlite:$T/none.db${TAB}config${TAB}sqlite") == \
-   "  error: "*"$T/none.db: no such file"* ]] ||
-    fail "the missing database's error is not under its entry"
+[[ $(under "2${TAB}sqlite:$T/notes.db${TAB}config${TAB}sqlite") == \
+   "  error: "*"$T/notes.db: file is not a database"* ]] ||
+    fail "the bad database's error is not under its entry"
 [[ $(under "3${TAB}$T/plain.txt${TAB}config${TAB}-") == \
    "  error: no finder handles this entry"* ]] ||
     fail "the unclaimed file's error is not under its entry"
@@ -66,12 +67,12 @@ chain | grep -qE "^hook${TAB}tar${TAB}tar${TAB}finders\.tar${TAB}." ||
    "path http sqlite fs" ]] || fail "chain order is '$(chain_names)'"
 
 # --json: each entry with its error (or null) and what it shadows.
-mh -E -p "$PD;sqlite:$T/none.db" path --json
+mh -E -p "$PD;sqlite:$T/notes.db" path --json
 expect_rc 0
 json_check "d[0]['finder'] == 'fs' and d[0]['error'] is None" \
     "d[0]['shadowed'] == []" \
-    "d[1]['entry'] == 'sqlite:$T/none.db' and d[1]['finder'] == 'sqlite'" \
-    "'$T/none.db: no such file' in d[1]['error']" \
+    "d[1]['entry'] == 'sqlite:$T/notes.db' and d[1]['finder'] == 'sqlite'" \
+    "'$T/notes.db: file is not a database' in d[1]['error']" \
     "all(set(e) == {'index', 'entry', 'source', 'finder', 'shadowed',
                     'error', 'note'} for e in d)" \
     "d[0]['note'] is None"
@@ -89,6 +90,17 @@ mh -E -p "$T/nodir" path --json
 expect_rc 0
 json_check "d[0]['error'] is None" \
     "d[0]['note'] == 'the directory does not exist (yet)'"
+# A module database that does not exist is the same (`modhost pack` may
+# make it later): no error, a note.
+mh -E -p "sqlite:$T/none.db;$PD" path
+expect_rc 0
+[[ $(under "0${TAB}sqlite:$T/none.db${TAB}config${TAB}sqlite") == \
+   "  note: the database does not exist (yet)" ]] ||
+    fail "the missing database has no note under it"
+mh -E -p "sqlite:$T/none.db" path --json
+expect_rc 0
+json_check "d[0]['error'] is None" \
+    "d[0]['note'] == 'the database does not exist (yet)'"
 # Below a file it never will: the note said "does not exist (yet)".
 echo x > "$T/afile"
 mh -E -p "$T/afile/sub" path --json
