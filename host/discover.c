@@ -279,6 +279,43 @@ static void note_failed(mh_host *h, const char *o)
     pthread_mutex_unlock(&h->lock);
 }
 
+/* Origin o (interned) joins (add) or leaves the origins whose recorded
+ * failure is to be forgotten once the index can be written
+ * (mh_host.dx_unclear).  Memory short: not kept (as if forgotten). */
+static void unclear_set(mh_host *h, const char *o, bool add)
+{
+    pthread_mutex_lock(&h->lock);
+    size_t i = 0;
+    while (i < h->ndx_unclear && h->dx_unclear[i] != o)
+        i++;
+    if (!add && i < h->ndx_unclear)
+        h->dx_unclear[i] = h->dx_unclear[--h->ndx_unclear];
+    else if (add && i == h->ndx_unclear &&
+             mh_mem_grow(h, (void **)&h->dx_unclear, &h->capdx_unclear,
+                         h->ndx_unclear, sizeof *h->dx_unclear, 4) == 0)
+        h->dx_unclear[h->ndx_unclear++] = o;
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* Forget, in the open index dx, the failures of the modules that loaded
+ * while it was locked (mh_discover_loaded); one that cannot be forgotten
+ * now stays for the next time. */
+static void unclear_settle(mh_host *h, mh_dx *dx)
+{
+    for (;;) {
+        pthread_mutex_lock(&h->lock);
+        const char *o = h->ndx_unclear ? h->dx_unclear[h->ndx_unclear - 1]
+                                       : NULL;
+        pthread_mutex_unlock(&h->lock);
+        size_t n = 0;
+        if (!o || mh_dx_clear_failures(dx, NULL, o, &n) != 0)
+            return;
+        MH_TRACE(h, "discover: %s loaded while the index was locked: the "
+                 "failure recorded for it is forgotten now", o);
+        unclear_set(h, o, false);
+    }
+}
+
 /* From a row whose identity matches: 1 used, 0 not usable. */
 static int from_known(dx_walk *w, dx_item *it, const dx_known *k)
 {
@@ -379,8 +416,10 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
                "another process: every module's metadata is read, and the "
                "failures recorded there are not shown this time",
                host->cache_dir);
-    if (dx)
+    if (dx) {
+        unclear_settle(host, dx);
         load_known(&w, dx);
+    }
     if (dx && mh_dx_damaged(dx)) { /* start afresh, and fill it now */
         free_known(&w);
         w.known = NULL;
@@ -486,7 +525,10 @@ void mh_discover_record(mh_host *h, const char *name, const mh_found *f,
     bool began = mh_dx_begin(dx) == 0;
     bool put = began && mh_dx_put(dx, &row) == 0;
     if (put && mh_dx_commit(dx) == 0) {
-        note_failed(h, mh_int_cstr(h, f->origin));
+        const char *o = mh_int_cstr(h, f->origin);
+        note_failed(h, o);
+        if (o) /* the newer verdict: not to be forgotten */
+            unclear_set(h, o, false);
         MH_TRACE(h, "discover: recorded the failure of '%s' (%s)", name,
                  f->origin);
     } else
@@ -508,14 +550,23 @@ void mh_discover_loaded(mh_host *h, const char *name, const char *origin)
     if (!had)
         return;
     /* Not waiting for another process's lock: an import, maybe inside an
-     * init others wait for, does not stall on a cleanup. */
-    mh_dx *dx = mh_dx_open_ex(h, false, true, NULL, NULL);
-    if (!dx)
-        return;
+     * init others wait for, does not stall on a cleanup.  One the lock
+     * keeps from happening is left to the next listing or
+     * mh_host_failures, which wait for it: else the failure would stay
+     * recorded, and discovery skip a module that loads. */
+    bool again = false;
+    mh_dx *dx = mh_dx_open_ex(h, false, true, &again, NULL);
     size_t n = 0;
-    if (mh_dx_clear_failures(dx, NULL, origin, &n) == 0 && n)
+    int r = dx ? mh_dx_clear_failures(dx, NULL, origin, &n) : -1;
+    if (r == 0 && n)
         MH_TRACE(h, "discover: '%s' (%s) loaded: the failure recorded for "
                  "it is forgotten", name, origin);
+    else if (r == MH_DX_BUSY || (!dx && again)) {
+        MH_TRACE(h, "discover: '%s' (%s) loaded, but the discovery index "
+                 "is locked: the failure recorded for it is forgotten at "
+                 "the next listing", name, origin);
+        unclear_set(h, o, true);
+    }
     mh_dx_close(dx);
 }
 
@@ -771,6 +822,7 @@ mh_status mh_host_failures(mh_host *host, mh_failure_fn fn, void *ud,
     fail_walk w = {.host = host};
     MH_TRACE(host, "discovery index: reading the failures recorded in %s",
              host->cache_dir);
+    unclear_settle(host, dx);
     int r = mh_dx_each(dx, true, fail_one, &w);
     mh_status rc = MH_OK;
     if (w.oom)

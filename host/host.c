@@ -325,6 +325,8 @@ void mh_host_free(mh_host *host)
     mh_tops_free(host);
     mh_mem_free(host, host->dx_failed,
                 host->capdx_failed * sizeof *host->dx_failed);
+    mh_mem_free(host, host->dx_unclear,
+                host->capdx_unclear * sizeof *host->dx_unclear);
     mh_tru_free(host, &host->trust);
     mh_mem_strfree(host, host->cache_dir);
     mh_int_free(host, &host->intern);

@@ -152,7 +152,8 @@ mh_status mh_meta_require(struct mh_host *h, const char *name,
  * origin (a passing one: a file, a service its init needed) no longer
  * holds, and discovery must stop skipping it -- if this host recorded or
  * met that failure (mh_host.dx_failed); another process's lock on the
- * index is not waited for. */
+ * index is not waited for (the next listing or mh_host_failures of this
+ * host forgets it then: mh_host.dx_unclear). */
 void mh_discover_loaded(struct mh_host *h, const char *name,
                         const char *origin);
 void mh_discover_record(struct mh_host *h, const char *name,

@@ -1588,6 +1588,63 @@ TEST(index_locked_by_another_process_is_kept_with_its_failures)
     log_capture_free(&lc);
 }
 
+TEST(a_failure_that_passed_while_the_index_was_locked_is_forgotten_later)
+{
+    /* The load that shows a recorded failure passed does not wait for
+     * another process's lock on the index to forget it: it was then never
+     * forgotten, and discovery skipped, for good, a module that loads.
+     * Now the host's next listing (or mh_host_failures) forgets it. */
+    log_capture lc;
+    disc_fails f;
+    disc_eps eps;
+    const char *dir = broken_dir();
+    const char *refuse = path_in(dir, "refuse.so");
+
+    log_capture_init(&lc);
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_failures(host, &f);
+    ASSERT_NOT_NULL(disc_fail_find(&f, "refuse"));
+
+    FILE *lock = index_lock(index_path(NULL));
+    env_set("MH_FIXTURE_REFUSE_OK", "1");
+    import_ok(host, "refuse");
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "the failure recorded for it is forgotten "
+                                  "at the next listing");
+    index_unlock(lock);
+    /* Still recorded: another host sees it. */
+    mh_host *other = vhost(NULL, NULL, 0, dir);
+    disc_failures(other, &f);
+    ASSERT_NOT_NULL(disc_fail_find(&f, "refuse"));
+    mh_host_free(other);
+
+    disc_entry_points(host, "codec", &eps, NULL, NULL);
+    ASSERT_CONTAINS(eps.text, str_fmt("refuse=call:encode (%s)\n", refuse));
+    ASSERT_LOG(&lc, MH_LOG_TRACE, "loaded while the index was locked: the "
+                                  "failure recorded for it is forgotten now");
+    other = vhost(NULL, NULL, 0, dir);
+    disc_failures(other, &f);
+    ASSERT_NULL(disc_fail_find(&f, "refuse"));
+    ASSERT_NOT_NULL(disc_fail_find(&f, "bad")); /* the others stay */
+    mh_host_free(other);
+    mh_host_free(host);
+
+    /* The same through mh_host_failures. */
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    host = vhost(NULL, NULL, 0, dir);
+    import_refused(host);
+    lock = index_lock(index_path(NULL));
+    env_set("MH_FIXTURE_REFUSE_OK", "1");
+    import_ok(host, "refuse");
+    index_unlock(lock);
+    disc_failures(host, &f);
+    ASSERT_NULL(disc_fail_find(&f, "refuse"));
+    mh_host_free(host);
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    log_capture_free(&lc);
+}
+
 /* The log hook of the case below: once the read of the recorded failures
  * is traced (the index opened), another process locks the index. */
 struct lock_at_failures {
