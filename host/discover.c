@@ -136,7 +136,7 @@ typedef struct dx_item {
 
 typedef struct dx_known {   /* a row of the index, by interned origin */
     const char *origin;
-    const char *identity;   /* interned */
+    char *identity;         /* host memory */
     const char *name, *source, *reason; /* interned */
     char *manifest;         /* host memory, or NULL */
     size_t manifest_size;
@@ -185,7 +185,9 @@ static int add_known(void *ud, const mh_dx_row *r)
         return 0; /* not an item of this walk, or seen */
     dx_known k = {
         .origin = origin,
-        .identity = mh_int_cstr(h, r->identity),
+        /* Not interned: a file's identity changes with every rewrite,
+         * and a long-lived host that lists again would keep them all. */
+        .identity = mh_mem_strdup(h, r->identity),
         .name = mh_int_cstr(h, r->name),
         .source = mh_int_cstr(h, r->source),
         .reason = r->reason ? mh_int_cstr(h, r->reason) : NULL,
@@ -200,6 +202,7 @@ static int add_known(void *ud, const mh_dx_row *r)
     if (!k.identity || !k.name || !k.source || (r->reason && !k.reason) ||
         (r->manifest && !k.manifest)) {
         mh_mem_free(h, k.manifest, k.manifest_size);
+        mh_mem_strfree(h, k.identity);
         w->oom = true;
         return 1;
     }
@@ -228,8 +231,10 @@ static void load_known(dx_walk *w, mh_dx *dx)
 
 static void free_known(dx_walk *w)
 {
-    for (size_t i = 0; i < w->kcap; i++)
+    for (size_t i = 0; i < w->kcap; i++) {
         mh_mem_free(w->h, w->known[i].manifest, w->known[i].manifest_size);
+        mh_mem_strfree(w->h, w->known[i].identity);
+    }
     mh_mem_free(w->h, w->known, w->kcap * sizeof *w->known);
 }
 

@@ -359,6 +359,29 @@ TEST(touched_plugin_alone_is_read_again)
     big_done(&b);
 }
 
+/* A long-lived host that lists again and again while a plugin is
+ * rewritten: each listing interned the identity of every row it read, so
+ * the host's interned strings -- never freed before the host is -- grew
+ * by one per rewrite. */
+TEST(listing_again_after_rewrites_interns_nothing_new)
+{
+    big b;
+    disc_run r;
+
+    big_setup(&b);
+    size_t before = mh_intern_count(b.host);
+    for (long k = 0; k < 8; k++) {
+        disc_set_age(path_in(b.dir, "p123.so"), 30 + k);
+        disc_discover(b.host, &b.lc, &r);
+        ASSERT_RUN(&r, NMODS);
+        ASSERT_READ(&r, "p123");
+    }
+    disc_discover(b.host, &b.lc, &r);
+    ASSERT_READ(&r, "");
+    ASSERT_EQ_INT(mh_intern_count(b.host), before);
+    big_done(&b);
+}
+
 /* An unchanged identity means the file is not opened at all: p000's bytes
  * are changed in place (same inode, same size, mtime put back), and the
  * listing still reports what the index holds; once its mtime moves, the
