@@ -713,7 +713,11 @@ MH_API mh_status mh_host_entry_points(mh_host *host, const char *group,
                                       mh_error **err);
 
 /* Import ep->module and look up ep->export_name: *mod and, if symbol is
- * not NULL, *symbol (NULL for a Lua module, whose function is looked up
+ * not NULL, *symbol.  The import is by name, as Python's
+ * EntryPoint.load() does: should the search path find the name elsewhere
+ * by now (a file added to an entry in front since the listing), that is
+ * the module loaded -- compare mh_module_origin(*mod) with ep->origin to
+ * tell.  *symbol (NULL for a Lua module, whose function is looked up
  * all the same, as mh_module_call would: through its table's metatable,
  * under the host's Lua lock, so MH_ECALL if that raises; call it by name
  * with mh_module_call).  With symbol not NULL, MH_ENOSYM when the module

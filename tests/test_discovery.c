@@ -2319,6 +2319,31 @@ TEST(entry_point_load_returns_module_and_export)
     log_capture_free(&lc);
 }
 
+/* mh_entry_point_load imports by name, as Python's EntryPoint.load()
+ * does: a module of the same name added to an entry in front since the
+ * listing is the one loaded, and its origin tells. */
+TEST(entry_point_load_imports_by_name_and_its_origin_tells)
+{
+    disc_eps eps;
+    const char *front = tmp_mkdir("front");
+    const char *dir = ep_dir();
+
+    mh_host *host = vhost(NULL, NULL, 0, front, dir);
+    disc_entry_points(host, "tool", &eps, NULL, NULL);
+    ASSERT_EQ_INT(eps.n, 1);
+    ASSERT_EQ_STR(eps.v[0].origin, path_in(dir, "tool.so"));
+    fixture_copy("disc_noexp", "front/tool.so");
+    mh_entry_point ep = {.size = sizeof ep, .group = eps.v[0].group,
+                         .module = eps.v[0].module,
+                         .export_name = eps.v[0].export_name,
+                         .origin = eps.v[0].origin};
+    mh_module *mod = NULL;
+    ASSERT_STATUS(mh_entry_point_load(host, &ep, &mod, NULL, ERR), MH_OK);
+    ASSERT_EQ_STR(mh_module_origin(mod), path_in(front, "tool.so"));
+    ASSERT_TRUE(strcmp(mh_module_origin(mod), ep.origin) != 0);
+    mh_host_free(host);
+}
+
 TEST(entry_point_with_missing_export_is_enosym)
 {
     log_capture lc;
