@@ -290,12 +290,15 @@ mh_claim mh_reg_claim(mh_host *h, const char *name, mh_module **out,
         return MH_CLAIM_READY;
     }
     mh_error *copy = mh_err_dup(h, mod->flight->failure);
+    bool missing = mod->flight->name_missing;
     bool last = mod->waiters == 0;
     if (last)
         pending_remove(reg, mod);
     pthread_mutex_unlock(&h->lock);
     if (last)
         entry_free(h, mod);
+    if (missing) /* as if this thread's own walk had missed it */
+        mh_reg_set_missing(name);
     *code = mh_err_give(copy, err);
     return MH_CLAIM_ERROR;
 }

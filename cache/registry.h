@@ -75,6 +75,11 @@ typedef struct mh_flight {
                                        only) */
     const char *origin;             /* the import's answer (transient),
                                        for its messages; or NULL */
+    bool name_missing;              /* the walk found no module of this
+                                       name (owner, before the failure is
+                                       published): a waiter given the
+                                       failure learns it too
+                                       (mh_reg_missing) */
 } mh_flight;
 
 struct mh_module {
@@ -250,8 +255,9 @@ bool mh_reg_stack_short(size_t *left, size_t *reserve);
 #endif
 
 /* The last name this thread's imports searched the path for in vain
- * (interned), or NULL: set by each such import, cleared by the caller
- * that asks.  Tells "x is nowhere" from "x's import failed not finding
+ * (interned), or NULL: set by each such import (or by a wait for another
+ * thread's import of the name that did), cleared by the caller that
+ * asks.  Tells "x is nowhere" from "x's import failed not finding
  * something else" without a second walk. */
 void mh_reg_set_missing(const char *iname);
 const char *mh_reg_missing(void);

@@ -168,8 +168,10 @@ import_slow(mh_host *h, const char *name, size_t len, unsigned flags,
     MH_TRACE(h, "import '%s': not loaded; searching the path", iname);
     rc = mh_find_spec_transient(h, iname, &f, &e);
     bool found = rc == MH_OK, fetch_failed = false;
-    if (rc == MH_ENOTFOUND)
-        mh_reg_set_missing(iname); /* the name itself: Lua's require asks */
+    if (rc == MH_ENOTFOUND) { /* the name itself: Lua's require asks */
+        mh_reg_set_missing(iname);
+        mod->flight->name_missing = true; /* and so may a waiter's */
+    }
     mh_manifest *man = NULL;
     mh_blob image = {0};
     if (rc == MH_OK) {

@@ -1062,3 +1062,64 @@ TEST(cross_thread_require_does_not_deadlock)
     cJSON_Delete(res);
     mh_host_free(host);
 }
+
+/* Threads requiring, at once, a library that only package.path has: a
+ * thread that waited for another's import of the name was handed its
+ * "not found" without learning that the name itself was missing, so its
+ * require raised that error instead of asking package.path -- 146 of
+ * 12,000 calls of four threads failed so. */
+struct path_race {
+    mh_module *mod;
+    int calls, failed;
+    char first[600];
+    pthread_mutex_t mu;
+};
+
+static void *path_race_run(void *ud)
+{
+    struct path_race *r = ud;
+    for (int i = 0; i < r->calls; i++) {
+        cJSON *res = NULL;
+        mh_error *e = NULL;
+        mh_status st = mh_module_call(r->mod, "f", NULL, &res, &e);
+        const char *said = st != MH_OK ? mh_error_message(e)
+                           : cJSON_IsString(res) ? res->valuestring
+                                                 : "(not a string)";
+        if (strcmp(said, "ok") != 0) {
+            pthread_mutex_lock(&r->mu);
+            if (!r->failed++)
+                snprintf(r->first, sizeof r->first, "%s", said);
+            pthread_mutex_unlock(&r->mu);
+        }
+        cJSON_Delete(res);
+        mh_error_free(e);
+    }
+    return NULL;
+}
+
+TEST(threads_requiring_a_package_path_library_at_once_all_get_it)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *ext = tmp_mkdir("ext");
+    struct path_race r = {.calls = 1000, .mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_t t[4];
+
+    file_write(tmp_path("ext/extlib.lua"), "return { v = 1 }\n");
+    file_write(tmp_path("E/m.lua"),
+               str_fmt("package.path = '%s/?.lua'\n"
+                       "return { f = function()\n"
+                       "  package.loaded.extlib = nil\n"
+                       "  local ok, e = pcall(require, 'extlib')\n"
+                       "  return ok and 'ok' or tostring(e)\n"
+                       "end }\n", ext));
+    mh_host *host = host_new_isolated(dir);
+    r.mod = import_ok(host, "m");
+    for (size_t i = 0; i < 4; i++)
+        ASSERT_EQ_INT(pthread_create(&t[i], NULL, path_race_run, &r), 0);
+    for (size_t i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    if (r.failed)
+        FAIL("%d of %d requires failed; the first: %s", r.failed,
+             4 * r.calls, r.first);
+    mh_host_free(host);
+}
