@@ -1250,6 +1250,22 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
         mh_error_free(le);
         return rc;
     }
+    /* A module that is no file, and whose bytes the find did not bring
+     * (an HTTP download), is read before the Lua lock is taken: a slow
+     * server must not stall every Lua call and require of the host.  A
+     * .luac that will be refused is not fetched. */
+    mh_found with_bytes;
+    mh_blob got = {0};
+    if (!spec->file && !spec->pre.data &&
+        (!spec->binary || spec->trusted ||
+         (h->flags & MH_CONFIG_TRUST_LUAC))) {
+        rc = mh_fcx_read(h, spec, spec->key, &got, err);
+        if (rc != MH_OK)
+            return rc;
+        with_bytes = *spec;
+        with_bytes.pre = got; /* freed below, not by mh_found_release */
+        spec = &with_bytes;
+    }
     gil_enter(lu);
     lua_State *L;
     int tref;
@@ -1258,6 +1274,7 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
     rc = run_thread(h, lu, &L, &tref, what, err);
     if (rc != MH_OK) {
         gil_leave(lu);
+        mh_blob_free(h, &got);
         return rc;
     }
     int top = lua_gettop(L);
@@ -1327,6 +1344,7 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
     lua_settop(L, top);
     luaL_unref(lu->L, LUA_REGISTRYINDEX, tref);
     gil_leave(lu);
+    mh_blob_free(h, &got);
     return rc;
 }
 

@@ -9,7 +9,10 @@
  * nothing cached and no partial file left in the cache.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +52,65 @@ TEST(hanging_index_is_not_asked_again_at_once)
     ASSERT_REQUESTS(srv, "/hang/index.json", 2);
     mh_host_free(host);
     http_stop(srv);
+    log_capture_free(&lc);
+}
+
+/* A Lua module whose download hangs: its bytes are read before the
+ * host's Lua lock is taken, so the Lua modules already loaded go on
+ * being called meanwhile.  The download held the lock: every Lua call and
+ * require of the host waited out the transfer's timeout. */
+struct lua_dl {
+    mh_host *host;
+    mh_status st;
+    atomic_bool done;
+};
+
+static void *lua_dl_import(void *ud)
+{
+    struct lua_dl *d = ud;
+    mh_module *mod = NULL;
+    mh_error *e = NULL;
+    d->st = mh_import(d->host, "slow", &mod, &e);
+    mh_error_free(e);
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
+TEST(lua_module_download_does_not_stall_lua_calls)
+{
+    const char *www = http_site(NULL);
+    const char *loc = tmp_mkdir("loc");
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    pthread_t t;
+
+    file_write(str_fmt("%s/slow.lua", www),
+               "return { v = function() return 1 end }\n");
+    http_index_dir(www, NULL);
+    file_write(str_fmt("%s/fast.lua", loc),
+               "return { f = function() return 'fast' end }\n");
+    http_server *srv = http_start(www, NULL);
+    log_capture_init(&lc);
+    lim.timeout_ms = 10000;
+    mh_config cfg = http_cfg(str_fmt("%s;%s", loc,
+                                     http_url(srv, "hang-mod/")), &lc);
+    cfg.http = &lim;
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *fast = import_ok(host, "fast");
+    struct lua_dl d = {.host = host, .st = MH_OK};
+    atomic_init(&d.done, false);
+    ASSERT_EQ_INT(pthread_create(&t, NULL, lua_dl_import, &d), 0);
+    for (int i = 0; i < 1000 && !http_requests(srv, "/hang-mod/slow.lua");
+         i++)
+        usleep(10000);
+    ASSERT_REQUESTS(srv, "/hang-mod/slow.lua", 1);
+    ASSERT_EQ_STR(call_ok(fast, "f", NULL), "\"fast\"");
+    if (atomic_load(&d.done))
+        FAIL("the call returned only once the download had ended");
+    http_stop(srv); /* the download fails now */
+    pthread_join(t, NULL);
+    ASSERT_TRUE(d.st != MH_OK);
+    mh_host_free(host);
     log_capture_free(&lc);
 }
 
