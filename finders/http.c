@@ -65,6 +65,7 @@
 #define HTF_STALE_RETRY_S 5   /* after a failed revalidation, wait this long */
 #define HTF_SLOW_MS 1000      /* a failure that took this long (a timeout)
                                  is not asked again at once */
+#define HTF_SLOW_RETRY_MAX_S 300 /* ... but after at most this long */
 #define HTF_MAX_SIG 4096
 /* meta.json: the base URL (under 4096 bytes), an ETag and a Last-Modified
  * as JSON strings (each byte at most 6: \u00XX), with room to spare. */
@@ -126,6 +127,7 @@ typedef struct htf_state {
     time_t down_until;         /* down, slowly (a timeout), with no index to
                                   stand in: no request before this (each
                                   would wait it out), down_cause instead */
+    int down_retry_s;          /* down_until's distance, for messages */
     char down_cause[1024];
 } htf_state;
 
@@ -613,27 +615,45 @@ static void give_curl(htf_state *s, CURL *c)
         curl_easy_cleanup(c);
 }
 
+/* How long a server that failed after took_ms is left alone: a few
+ * seconds; after a slow failure (a timeout, which every find asking would
+ * wait out again, holding the entry) four times what it took, up to
+ * HTF_SLOW_RETRY_MAX_S, so that finds spend at most a fifth of the time
+ * waiting on a server that hangs. */
+static int retry_after_s(long long took_ms)
+{
+    long long s = took_ms >= HTF_SLOW_MS ? 4 * took_ms / 1000 : 0;
+    return s < HTF_STALE_RETRY_S ? HTF_STALE_RETRY_S
+         : s > HTF_SLOW_RETRY_MAX_S ? HTF_SLOW_RETRY_MAX_S : (int)s;
+}
+
 /* The server is down: the last good index if there is one (lock held).
  * Without one, a failure that took since_ms until now to come (a
- * timeout) is not asked again for a few seconds: each find would wait it
- * out again.  A quick one (refused, reset) is asked again at once. */
-static mh_status offline(htf_state *s, time_t now, long long since_ms,
-                         const char *cause, mh_buf *why)
+ * timeout) is not asked again for a while (retry_after_s): each find
+ * would wait it out again.  A quick one (refused, reset) is asked again
+ * at once.  The time is taken now, after the failure, not before the
+ * request: else a failure slower than the wait is asked again at once. */
+static mh_status offline(htf_state *s, long long since_ms, const char *cause,
+                         mh_buf *why)
 {
+    time_t now = time(NULL);
+    long long took = mh_mono_ms() - since_ms;
+    int retry = retry_after_s(took);
     if (s->have_idx) {
         char msg[5200];
         snprintf(msg, sizeof msg, "%s unavailable (%s); using the cached "
                  "index", s->base, cause);
         warn_once(s, msg);
-        s->fresh_until = now + HTF_STALE_RETRY_S;
+        s->fresh_until = now + retry;
         s->fresh_since = now;
         return MH_OK;
     }
     warn_failure(s, cause);
     mh_buf_puts(why, cause);
-    if (mh_mono_ms() - since_ms >= HTF_SLOW_MS) {
+    if (took >= HTF_SLOW_MS) {
         snprintf(s->down_cause, sizeof s->down_cause, "%s", cause);
-        s->down_until = now + HTF_STALE_RETRY_S;
+        s->down_until = now + retry;
+        s->down_retry_s = retry;
     }
     return MH_ENOTFOUND;
 }
@@ -653,7 +673,7 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
         return MH_OK;
     if (!s->have_idx && now < s->down_until) {
         mh_buf_printf(why, "%s (a moment ago; asked again after %d s)",
-                      s->down_cause, HTF_STALE_RETRY_S);
+                      s->down_cause, s->down_retry_s);
         return MH_ENOTFOUND;
     }
 
@@ -680,6 +700,7 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
                               s->have_idx ? s->etag : NULL,
                               s->have_idx ? s->last_modified : NULL,
                               NULL, NULL, &g, &e);
+    now = time(NULL); /* freshness counts from the answer */
     if (rc == MH_ENOMEM) {
         mh_get_free(h, &g);
         mh_error_free(e);
@@ -718,7 +739,7 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
                 mh_error_free(se);
                 mh_get_free(h, &gs);
                 mh_get_free(h, &g);
-                return offline(s, now, t0, cause, why);
+                return offline(s, t0, cause, why);
             }
             if (src != MH_OK) /* too big, refused redirect, TLS... */
                 snprintf(sig_why, sizeof sig_why, "%s",
@@ -756,6 +777,7 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
                 snprintf(s->down_cause, sizeof s->down_cause, "%s",
                          mh_error_message(ae));
                 s->down_until = now + HTF_STALE_RETRY_S;
+                s->down_retry_s = HTF_STALE_RETRY_S;
                 rc = MH_ENOTFOUND;
             }
         } else if (rc == MH_EAGAIN) {
@@ -788,7 +810,7 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
     mh_get_free(h, &g);
     mh_error_free(e);
     if (down)
-        return offline(s, now, t0, cause, why);
+        return offline(s, t0, cause, why);
     drop_cached(s); /* a definite answer (4xx, TLS failure): nothing */
     warn_failure(s, cause);
     mh_buf_puts(why, cause);

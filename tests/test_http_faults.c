@@ -114,6 +114,38 @@ TEST(lua_module_download_does_not_stall_lua_calls)
     log_capture_free(&lc);
 }
 
+TEST(hanging_server_with_an_index_held_is_not_asked_at_every_find)
+{
+    /* The index held, the server hanging on its revalidation past the
+     * few seconds it is then left alone: the wait was counted from
+     * before the request, so it was over when the timeout came, and every
+     * find after it waited out the timeout again (holding the entry).  It
+     * is counted from the failure, and after a slow one lasts four times
+     * what the request took. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_spec_info info = {.size = sizeof info};
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 5500;
+    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
+    cfg.http = &lim;
+    mh_host *host = host_new_cfg(&cfg);
+    import_ok(host, "counter");
+    http_set_mode(srv, "hang");
+    mh_invalidate_caches(host); /* revalidate at the next find */
+    ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
+    ASSERT_REQUESTS(srv, "/switch/index.json", 2);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "using the cached index");
+    ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
+    ASSERT_STATUS(mh_find(host, "counter", &info, ERR), MH_OK);
+    ASSERT_REQUESTS(srv, "/switch/index.json", 2);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(hanging_module_times_out)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
