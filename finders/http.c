@@ -98,6 +98,9 @@ typedef struct htf_state {
     char dir[4096];            /* cache directory of this entry */
     pthread_mutex_t lock;
     CURL *curl;                /* the entry's handle (its connections) */
+    unsigned curl_forks;       /* mh_fork_count when it was made: in a
+                                  child of fork() its connections are the
+                                  parent's sockets too */
     bool curl_busy;            /* in use by a download made without the
                                   lock: others take a handle of their own */
     struct htf_dl *downloads;  /* under way, without the lock */
@@ -214,6 +217,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
     s->userpwd = userpwd;
     s->base = mh_int_cstr(h, base);
     s->curl = curl_easy_init();
+    s->curl_forks = mh_fork_count();
     if (!s->base || !s->curl) {
         curl_easy_cleanup(s->curl);
         mh_mem_strfree(h, s->userpwd);
@@ -247,7 +251,8 @@ static void htf_close(mh_finder_ctx *cx, void *state)
     htf_state *s = state;
     if (s->have_idx)
         mh_idx_free(s->host, &s->idx);
-    curl_easy_cleanup(s->curl);
+    if (s->curl_forks == mh_fork_count()) /* else let go of: take_curl */
+        curl_easy_cleanup(s->curl);
     mh_mem_strfree(s->host, s->userpwd);
     pthread_cond_destroy(&s->dl_done);
     pthread_mutex_destroy(&s->lock);
@@ -597,9 +602,22 @@ static void drop_cached(htf_state *s)
 
 /* A handle for one transfer (lock held): the entry's own, kept alive
  * with its connections, unless a download without the lock has it; then
- * one of its own.  NULL when out of memory. */
+ * one of its own.  NULL when out of memory.  In a child of fork() the
+ * entry's handle is another: the inherited one's connections are sockets
+ * the parent reads too (two processes on one keep-alive connection read
+ * each other's answers), so it is let go of -- not cleaned up, which
+ * would close them under the parent (a TLS close_notify) -- and no
+ * download is under way with it here (only the forking thread goes on). */
 static CURL *take_curl(htf_state *s)
 {
+    if (s->curl_forks != mh_fork_count()) {
+        CURL *fresh = curl_easy_init();
+        if (!fresh)
+            return NULL;
+        s->curl = fresh;
+        s->curl_forks = mh_fork_count();
+        s->curl_busy = false;
+    }
     if (!s->curl_busy) {
         s->curl_busy = true;
         return s->curl;

@@ -2845,6 +2845,70 @@ TEST(deeply_nested_manifest_stops_the_index)
     log_capture_free(&lc);
 }
 
+/* A host that imported over HTTP keeps its connection to the server
+ * alive; children forked from it (a pre-fork server's workers) used that
+ * same socket, each reading the others' answers: "Received HTTP/0.9",
+ * sizes and hashes that do not match the index.  A child makes
+ * connections of its own; the parent's is left alone. */
+TEST(children_of_fork_use_connections_of_their_own)
+{
+    const char *www = http_site(NULL);
+    enum { KIDS = 8 };
+    pid_t kid[KIDS];
+
+    /* Bytes of their own each (a copy of answer7 with zeros after it),
+     * so that no child finds another's download in the blob cache. */
+    for (int i = 0; i < KIDS; i++) {
+        const char *so = fixture_copy("answer7", "www/m%d.so", i);
+        FILE *f = fopen(so, "ab");
+        ASSERT_NOT_NULL(f);
+        for (int k = 0; k < 1000 * (i + 1); k++)
+            fputc(0, f);
+        ASSERT_EQ_INT(fclose(f), 0);
+    }
+    http_index_dir(www, NULL);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    int go[2];
+    ASSERT_EQ_INT(pipe(go), 0);
+    fflush(NULL);
+    for (int i = 0; i < KIDS; i++) {
+        kid[i] = fork();
+        ASSERT_TRUE(kid[i] >= 0);
+        if (kid[i] == 0) { /* all at once, when the parent closes go */
+            char c;
+            close(go[1]);
+            if (read(go[0], &c, 1) != 0)
+                _exit(2);
+            mh_module *mod = NULL;
+            mh_error *e = NULL;
+            mh_status st = mh_import(host, str_fmt("m%d", i), &mod, &e);
+            if (st != MH_OK)
+                fprintf(stderr, "child %d: %s\n", i, mh_error_message(e));
+            _exit(st == MH_OK ? 0 : 1);
+        }
+    }
+    close(go[0]);
+    close(go[1]);
+    int failed = 0;
+    for (int i = 0; i < KIDS; i++) {
+        int status = 0;
+        ASSERT_EQ_INT(waitpid(kid[i], &status, 0), kid[i]);
+        failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    if (failed)
+        FAIL("%d of %d children could not import (their errors above); "
+             "server log:\n%s", failed, KIDS, http_log_text(srv));
+    /* The parent's own connection still works. */
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* ---------------------------------------------- the index's writer */
 
 TEST(a_signature_that_cannot_be_written_leaves_the_index_as_it_was)
