@@ -954,7 +954,8 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         const char *nm = ent_name(l, i);
         size_t len = strlen(nm);
         char type = ent_type(l, i);
-        if (type == T_LINK)
+        bool linked = type == T_LINK;
+        if (linked)
             type = entry_now(l, nm);
         if (type == T_META || type == T_ODD || !type)
             continue; /* a sidecar, not a module; a directory x.so; or a
@@ -1000,6 +1001,14 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
                 rc = MH_ENOMEM; /* else: not importable, not listed */
             }
         } else if (w->depth <= MH_FSF_MAX_DEPTH) {
+            /* A package that is a link: its path is watched as an
+             * entry's is before it is listed, as a find does
+             * (watch_on_the_way), so a link further on retargeted -- E/pkg
+             * -> /srv/cur/pkg, /srv/cur swapped -- is an event.  Without
+             * it a listing read here passed for current afterwards. */
+            const char *sub = linked ? join(s, w->rel, nr + len) : NULL;
+            if (sub)
+                mh_ntf_root(s->host, sub);
             rc = walk(w, nr + nlen, np + nlen);
         }
         w->rel[rlen] = '\0';

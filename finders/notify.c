@@ -29,10 +29,16 @@
 #define MASK (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |       \
               IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK)
 
+/* The spellings kept of a directory above entries: one directory may be
+ * reached by several (T/app and T/app/bin/.., a link's path and its
+ * target's), and an event names it by none in particular. */
+#define NTF_ABOVE_MAX 4
+
 typedef struct ntf_wd {
     _Atomic uint64_t gen;       /* events seen on this watch */
-    const char *above;          /* interned path, when it is a directory
-                                   above an entry */
+    const char *above[NTF_ABOVE_MAX]; /* interned paths by which it is a
+                                   directory above an entry, or NULL */
+    bool above_more;            /* more than those: every name counts */
     bool listed;                /* a listing is stamped with it */
 } ntf_wd;
 
@@ -317,6 +323,19 @@ static bool on_a_root_path(struct mh_notify *n, const char *above,
     return false;
 }
 
+/* Does name in the directory of watch s lead to an entry, by any of the
+ * paths the directory was reached by (lock held)? */
+static bool above_a_root(struct mh_notify *n, const ntf_wd *s,
+                         const char *name)
+{
+    if (s->above_more)
+        return true;
+    for (size_t k = 0; k < NTF_ABOVE_MAX && s->above[k]; k++)
+        if (on_a_root_path(n, s->above[k], name))
+            return true;
+    return false;
+}
+
 /* A name that can only be a module file or its sidecar, never a package
  * or a link to one. */
 static bool module_file(const char *name)
@@ -412,7 +431,8 @@ void mh_ntf_drain(mh_host *h)
                  ((e->mask & IN_ISDIR) || !module_file(e->name))) ||
                 /* above an entry (as /tmp is): only its own path's names;
                  * others come and go there all the time */
-                (s->above && e->len && on_a_root_path(n, s->above, e->name));
+                ((s->above[0] || s->above_more) && e->len &&
+                 above_a_root(n, s, e->name));
             if (wide)
                 atomic_fetch_add_explicit(&n->epoch, 1,
                                           memory_order_release);
@@ -496,8 +516,14 @@ static bool watch_above(mh_host *h, struct mh_notify *n, const char *r)
                      "are checked with stat() at each use", path, r);
             return false;
         }
-        if (!s->above)
-            s->above = mh_int_str(h, path, pl);
+        const char *spelt = mh_int_str(h, path, pl);
+        size_t k = 0;
+        while (k < NTF_ABOVE_MAX && s->above[k] && s->above[k] != spelt)
+            k++;
+        if (k == NTF_ABOVE_MAX || !spelt)
+            s->above_more = true; /* no room, or no memory: every name */
+        else
+            s->above[k] = spelt;
     }
     return true;
 }

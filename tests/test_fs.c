@@ -1028,6 +1028,54 @@ TEST(dotdot_link_on_the_way_to_the_entry_retargeted_is_seen)
     mh_host_free(host);
 }
 
+TEST(entry_spelled_with_dotdot_sees_a_link_on_its_way_retargeted)
+{
+    /* Entry T/app/bin/../lib, lib a link to a release (a relocatable
+     * install's "$(dirname $0)/../lib"): the directory holding lib was
+     * known by the first spelling that reached it, T/app, and a change of
+     * "lib" there was not taken for one on the way to the entry, spelt
+     * T/app/bin/../lib -- the old release answered until
+     * mh_invalidate_caches. */
+    tmp_mkdir("app/bin");
+    tmp_mkdir("rel1");
+    tmp_mkdir("rel2");
+    fixture_copy("counter", "rel2/fresh.so");
+    link_to("rel1", "app/lib");
+    mh_host *host = host_new_isolated(tmp_path("app/bin/../lib"));
+    misses(host, "fresh");
+    misses(host, "fresh");
+    link_to("rel2", "app/lib");
+    finds_counter(host, "fresh");
+    mh_host_free(host);
+}
+
+TEST(entries_reaching_one_directory_by_two_paths_both_see_it_change)
+{
+    /* T/opt/link -> T/srv/data, and the entries T/opt/link/E1 and
+     * T/srv/data/E2 (E2 a link to a release): srv/data was known by the
+     * first path only, so retargeting E2 went unseen and T/E3's pkg.mod
+     * went on shadowing the one E2 now has. */
+    tmp_mkdir("srv/data/E1");
+    tmp_mkdir("rel1");
+    tmp_mkdir("rel2/pkg");
+    tmp_mkdir("opt");
+    fixture_copy("counter", "rel2/pkg/mod.so");
+    fixture_copy("answer7", "E3/pkg/mod.so");
+    link_to("srv/data", "opt/link");
+    link_to("rel1", "srv/data/E2");
+    mh_host *host = host_new_isolated(tmp_path("opt/link/E1"),
+                                      tmp_path("srv/data/E2"),
+                                      tmp_path("E3"));
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, tmp_path("E3/pkg/mod.so"));
+    link_to("rel2", "srv/data/E2");
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, tmp_path("srv/data/E2/pkg/mod.so"));
+    finds_counter(host, "pkg.mod");
+    mh_host_free(host);
+}
+
 TEST(package_link_through_a_release_link_swapped_is_seen)
 {
     /* E/pkg -> cur/pkg, cur -> rel1: the second link is outside the
@@ -1043,6 +1091,31 @@ TEST(package_link_through_a_release_link_swapped_is_seen)
     misses(host, "pkg.fresh");
     link_to("rel2", "cur");
     finds_counter(host, "pkg.fresh");
+    mh_host_free(host);
+}
+
+TEST(package_link_through_a_release_link_listed_first_then_swapped_is_seen)
+{
+    /* The same, the package listed by mh_list before any find: the list
+     * read E/pkg without watching the way its link leads, so the swap was
+     * no event, and the find after it took the old release's listing for
+     * current (pkg.old found, and then not loadable). */
+    struct listing l = {0};
+    tmp_mkdir("E");
+    tmp_mkdir("rel2/pkg");
+    fixture_copy("counter", "rel1/pkg/old.so");
+    fixture_copy("counter", "rel2/pkg/fresh.so");
+    link_to("rel1", "cur");
+    link_to("cur/pkg", "E/pkg");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_list(host, collect, &l, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&l), "pkg.old");
+    link_to("rel2", "cur");
+    finds_counter(host, "pkg.fresh");
+    misses(host, "pkg.old");
+    struct listing again = {0};
+    ASSERT_STATUS(mh_list(host, collect, &again, ERR), MH_OK);
+    ASSERT_EQ_STR(joined_names(&again), "pkg.fresh");
     mh_host_free(host);
 }
 
