@@ -358,13 +358,14 @@ static int buckets_grow(fsf_state *s)
 static void stamp_missing(fsf_state *s, fsf_listing *l, int e)
 {
     char up[PATH_MAX];
-    size_t rootlen = strlen(s->root);
+    const char *rs = strrchr(s->root, '/');
+    size_t parentlen = rs ? (size_t)(rs - s->root) : 0; /* 0: "/" */
     snprintf(up, sizeof up, "%s", l->dir);
     l->missing = e;
     l->stamp = MH_NTF_NONE;
     for (;;) {
         char *slash = strrchr(up, '/');
-        if (!slash || slash == up || (size_t)(slash - up) + 1 < rootlen)
+        if (!slash || slash == up || (size_t)(slash - up) < parentlen)
             return; /* past the entry's parent: stat() at each use */
         *slash = '\0';
         struct stat sb;

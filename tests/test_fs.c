@@ -1160,6 +1160,40 @@ TEST(release_rotation_does_not_grow_what_is_watched)
     mh_host_free(host);
 }
 
+/* ud: counts the fault sites "open" and "watch" (never failed). */
+static int count_opens_and_watches(void *ud, const char *site)
+{
+    if (strcmp(site, "open") == 0 || strcmp(site, "watch") == 0)
+        (*(size_t *)ud)++;
+    return 0;
+}
+
+TEST(missing_entry_costs_nothing_once_known)
+{
+    /* An entry that does not exist (the usual ~/.local/share one) was
+     * stamped only by directories at or below it, so none: every find
+     * tried to watch it and open it again, twice.  Its parent's watch
+     * stamps it; it is looked at again once something changes there. */
+    size_t calls = 0;
+    tmp_mkdir("home");
+    fixture_copy("counter", "E2/pkg/mod.so");
+    host_opts o = {.fault = count_opens_and_watches, .fault_ud = &calls};
+    mh_host *host = host_new_opts(&o, tmp_path("home/missing"),
+                                  tmp_path("E2"));
+    mh_spec_info info = {.size = sizeof info};
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    calls = 0;
+    for (int k = 0; k < 5; k++)
+        ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_EQ_INT(calls, 0);
+    /* ... and the entry made later is seen. */
+    fixture_copy("answer7", "home/missing/pkg/mod.so");
+    ASSERT_STATUS(mh_find(host, "pkg.mod", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, tmp_path("home/missing/pkg/mod.so"));
+    mh_host_free(host);
+}
+
 TEST(listing_event_in_a_child_of_fork_is_not_stolen)
 {
     /* A child of fork() shares the inotify queue; it must not read it, or
