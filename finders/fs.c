@@ -767,7 +767,8 @@ static mh_status fsf_find(mh_finder_ctx *cx, void *state, const char *name,
         int re;
         bool watched;
         enum root_says says = root_has(s, name, tlen, &re, &watched);
-        if (says == ROOT_NONE && (re == ENOENT || re == ENOTDIR))
+        if (says == ROOT_NONE && (re == ENOENT || re == ENOTDIR ||
+                                  re == ELOOP || re == ENAMETOOLONG))
             return no_root(why, re); /* the entry itself, not the package */
         /* Unreadable (a directory one may search but not list): the
          * package is looked for by its path below. */

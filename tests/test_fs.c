@@ -1168,6 +1168,24 @@ static int count_opens_and_watches(void *ud, const char *site)
     return 0;
 }
 
+TEST(entry_that_is_a_link_loop_is_named_as_the_fault)
+{
+    /* An entry that is a symbolic link to itself: the message blamed the
+     * package ("no directory pkg/ (Too many levels of symbolic links)"),
+     * not the entry. */
+    fixture_copy("counter", "E2/pkg/mod.so");
+    ASSERT_EQ_INT(symlink("loop", tmp_path("loop")), 0);
+    mh_host *host = host_new_isolated(tmp_path("loop"), tmp_path("E2"));
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(host, "pkg.nothere", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("%s: %s", tmp_path("loop"),
+                                       strerror(ELOOP)));
+    ASSERT_NOT_CONTAINS(ERR_MSG(), str_fmt("%s: no directory pkg/",
+                                           tmp_path("loop")));
+    finds_counter(host, "pkg.mod");
+    mh_host_free(host);
+}
+
 TEST(missing_entry_costs_nothing_once_known)
 {
     /* An entry that does not exist (the usual ~/.local/share one) was
