@@ -633,6 +633,13 @@ static void give_curl(htf_state *s, CURL *c)
         curl_easy_cleanup(c);
 }
 
+/* Said of a module whose file on the server disagrees with the index in
+ * hand (get_module). */
+#define STALE_HINT                                                        \
+    "(the index this host holds may be older than the site: it is asked " \
+    "for again at the next import; if that says the same, index.json is "  \
+    "out of date: run `modhost index` there again)"
+
 /* How long a server that failed after took_ms is left alone: a few
  * seconds; after a slow failure (a timeout, which every find asking would
  * wait out again, holding the entry) four times what it took, up to
@@ -1033,35 +1040,43 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     mh_error *ge = NULL;
     mh_status rc = mh_get_url(h, c, url, s->userpwd, (size_t)size, NULL,
                               NULL, cb ? on_progress : NULL, cb, &g, &ge);
+    /* The server's file is not the one the index in hand gives (another
+     * size or hash, or gone): a site published anew since this host took
+     * its index, most likely -- which it would go on holding for its
+     * freshness, failing the module at every try.  The index is asked for
+     * again at the next use. */
+    bool disagree = false;
     if (rc == MH_OK && g.status != 200) {
         char st[2 * sizeof url + 600];
         mh_get_status_text(&g, url, st, sizeof st);
+        disagree = g.status == 404 || g.status == 410;
         rc = mh_err(h, err, MH_EIO, "module '%s': %s%s", name, st,
                     g.unavailable ? " (server unavailable, and the module "
-                                    "was never cached)" : "");
+                                    "was never cached)"
+                    : disagree ? " " STALE_HINT : "");
     } else if (rc == MH_EFORMAT) {
         /* Larger than the index's size, which is the limit: the file
          * changed on the server since the index was made. */
+        disagree = true;
         rc = mh_err(h, err, MH_EFORMAT, "module '%s': %s, the size the "
                     "index gives it: the file on the server is not the one "
-                    "indexed (index.json out of date? run `modhost index` "
-                    "there again); not loaded, not cached", name,
+                    "indexed " STALE_HINT "; not loaded, not cached", name,
                     mh_error_message(ge));
     } else if (rc != MH_OK) {
         rc = mh_err(h, err, rc == MH_ENOMEM ? MH_ENOMEM : MH_EIO,
                     "module '%s': %s%s", name, mh_error_message(ge),
                     g.unavailable ? " (and the module was never cached)" : "");
     } else if (!bytes_match(size, sha256, g.body.data, g.body.len)) {
+        disagree = true;
         rc = g.body.len != size
                  ? mh_err(h, err, MH_EFORMAT, "module '%s': %s is %zu bytes, "
-                          "not the %llu the index gives (index.json out of "
-                          "date? run `modhost index` there again); not "
+                          "not the %llu the index gives " STALE_HINT "; not "
                           "loaded, not cached", name, url, g.body.len,
                           (unsigned long long)size)
                  : mh_err(h, err, MH_EFORMAT, "module '%s': the SHA-256 of "
                           "%s is not the one the index gives (its size, "
-                          "%zu bytes, is); not loaded, not cached", name,
-                          url, g.body.len);
+                          "%zu bytes, is) " STALE_HINT "; not loaded, not "
+                          "cached", name, url, g.body.len);
     } else {
         mh_error *we = NULL;
         if (disk && mh_atw_write(h, blob, g.body.data, g.body.len, &we) !=
@@ -1087,6 +1102,11 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     mh_error_free(ge);
     mh_get_free(h, &g);
     pthread_mutex_lock(&s->lock);
+    if (disagree) {
+        s->fresh_until = s->host_fresh_until = 0;
+        MH_TRACE(h, "http: %s disagrees with %sindex.json: the index is "
+                 "asked for again at the next use", url, s->base);
+    }
     give_curl(s, c);
     for (htf_dl **p = &s->downloads; *p; p = &(*p)->next)
         if (*p == &mine) {

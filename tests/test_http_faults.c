@@ -777,7 +777,8 @@ TEST(size_mismatch_is_refused)
     host = http_host(http_url(srv, "badsize/"), &lc);
     import_fails(host, "counter");
     ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "badsize/counter.so"));
-    ASSERT_CONTAINS(ERR_MSG(), "(index.json out of date?");
+    ASSERT_CONTAINS(ERR_MSG(), "index.json is out of date: run `modhost "
+                               "index` there again");
     ASSERT_EQ_INT(mh_host_module_count(host), 0);
     ASSERT_EQ_INT(http_blob_count(), 0);
     /* the other modules of the index are fine */
@@ -800,11 +801,41 @@ TEST(a_file_larger_than_its_index_says_points_at_a_stale_index)
     ASSERT_CONTAINS(ERR_MSG(), "module 'counter': GET ");
     ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "badsize-less/counter.so"));
     ASSERT_CONTAINS(ERR_MSG(), "the size the index gives it: the file on "
-                               "the server is not the one indexed "
-                               "(index.json out of date?");
+                               "the server is not the one indexed (the "
+                               "index this host holds may be older than "
+                               "the site");
     ASSERT_EQ_INT(http_blob_count(), 0);
     http_assert_cache_clean();
     ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 7);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
+TEST(a_site_published_anew_is_seen_at_the_next_import)
+{
+    /* A running host holds the site's index for its freshness (5 min by
+     * default).  The site was published anew meanwhile: the module's
+     * file is not the one that index gives, and every import of it failed
+     * so until the index went stale, telling the operator to run
+     * `modhost index`, which they just had.  The disagreement makes the
+     * host ask for the index again at the next import, which loads the
+     * new file. */
+    const char *www = http_site(NULL);
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    fixture_copy("counter", "www/answer7.so"); /* new bytes, new size */
+    http_index_dir(www, NULL);
+    ASSERT_EQ_INT(import_fails(host, "answer7"), MH_EFORMAT);
+    ASSERT_CONTAINS(ERR_MSG(), "the index this host holds may be older "
+                               "than the site: it is asked for again at "
+                               "the next import");
+    ASSERT_REQUESTS(srv, "GET /ok/index.json", 1);
+    ASSERT_EQ_INT(call_int(import_ok(host, "answer7"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json", 2);
     mh_host_free(host);
     http_stop(srv);
     log_capture_free(&lc);
