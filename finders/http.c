@@ -741,12 +741,16 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
         return MH_OK;
     }
     if (rc == MH_OK && g.status == 200) {
-        /* The signature is fetched whenever it may matter. */
+        /* The signature is fetched when it is checked: with trusted keys
+         * (adopt).  Without, nothing reads it -- a plain http:// index
+         * off loopback is then refused or taken (MH_CONFIG_ALLOW_HTTP)
+         * whatever it is -- and a request for it could only fail the
+         * entry (a 429 or a timeout on a file no one needs). */
         mh_get gs = {0};
         mh_blob *sig = NULL;
         char sig_url[sizeof url + 8], sig_why[2 * sizeof url + 600] = "";
         snprintf(sig_url, sizeof sig_url, "%s.sig", url);
-        if (h->trust.n > 0 || (s->plain && !s->loopback)) {
+        if (h->trust.n > 0) {
             mh_error *se = NULL;
             mh_status src = mh_get_url(h, c, sig_url, s->userpwd,
                                        HTF_MAX_SIG, NULL, NULL, NULL, NULL,

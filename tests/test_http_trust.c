@@ -116,6 +116,9 @@ TEST(plain_http_rule_through_proxy)
     ASSERT_EQ_STR(mh_module_origin(mod),
                   "http://plugins.example/ok/counter.so");
     ASSERT_REQUESTS(proxy, "GET http://plugins.example/ok/counter.so 200", 1);
+    /* Nothing checks a signature without trusted keys: none was asked
+     * for (a failure of that request failed the entry). */
+    ASSERT_REQUESTS(proxy, "index.json.sig", 0);
     mh_host_free(host);
     log_capture_free(&lc);
 
