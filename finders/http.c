@@ -363,12 +363,17 @@ static void raise_floor(htf_state *s, uint64_t serial, bool verified)
 
 /* Check a downloaded or cached index (and its signature) and make it
  * current.  Lock held.  sig_why: why there is no signature, when its
- * request failed (NULL: it was not there). */
+ * request failed (NULL: it was not there).  *bad_sig (if not NULL): the
+ * refusal is the signature's (missing, or not valid for a trusted key). */
 static mh_status adopt(htf_state *s, const void *json, size_t len,
                        const void *sig, size_t sig_len, const char *where,
-                       const char *sig_why, mh_error **err)
+                       const char *sig_why, bool *bad_sig, mh_error **err)
 {
     mh_host *h = s->host;
+    bool ignored;
+    if (!bad_sig)
+        bad_sig = &ignored;
+    *bad_sig = false;
     bool trusted = h->trust.n > 0;
     if (trusted || (s->plain && !s->loopback &&
                     !(h->flags & MH_CONFIG_ALLOW_HTTP))) {
@@ -377,12 +382,14 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
                           "that is not loopback needs a signed index and "
                           "trusted keys (MODHOST_TRUST), or the application's "
                           "opt-in (MH_CONFIG_ALLOW_HTTP)", where);
+        *bad_sig = !sig || !mh_tru_verify(&h->trust, json, len, sig,
+                                          sig_len);
         if (!sig)
             return mh_err(h, err, MH_EFORMAT, "%s: no signature "
                           "(index.json.sig%s%s), and trusted keys are "
                           "configured", where, sig_why ? ": " : "",
                           sig_why ? sig_why : "");
-        if (!mh_tru_verify(&h->trust, json, len, sig, sig_len))
+        if (*bad_sig)
             return mh_err(h, err, MH_EFORMAT, "%s: the signature "
                           "(index.json.sig) is not valid for any trusted key",
                           where);
@@ -486,7 +493,7 @@ static void load_cached(htf_state *s)
     snprintf(p, sizeof p, "%s/index.json.sig", s->dir);
     mh_atw_read(h, p, HTF_MAX_SIG, &sig, &sl, NULL);
     mh_error *e = NULL;
-    if (adopt(s, json, jl, sig, sl, p, NULL, &e) == MH_OK) {
+    if (adopt(s, json, jl, sig, sl, p, NULL, NULL, &e) == MH_OK) {
         snprintf(p, sizeof p, "%s/meta.json", s->dir);
         char sha[65];
         cJSON *m = NULL;
@@ -683,7 +690,18 @@ static mh_status offline(htf_state *s, long long since_ms, const char *cause,
     return MH_ENOTFOUND;
 }
 
-static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why);
+static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
+                                  mh_buf *why, bool last, bool *again);
+
+/* Ask the server for the index through handle c (lock held), as
+ * ensure_index says. */
+static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
+{
+    bool again = false;
+    mh_status rc = fetch_index_once(s, c, now, why, false, &again);
+    return again ? fetch_index_once(s, c, time(NULL), why, true, &again)
+                 : rc;
+}
 
 /* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
  * reason in why (the entry serves nothing now), or MH_ENOMEM. */
@@ -710,9 +728,10 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     return rc;
 }
 
-/* Ask the server for the index through handle c (lock held), as
- * ensure_index says. */
-static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
+/* fetch_index, once: with `last` false, an index refused for its
+ * signature sets *again and returns, deleting nothing. */
+static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
+                                  mh_buf *why, bool last, bool *again)
 {
     mh_host *h = s->host;
     char url[4200];
@@ -779,9 +798,10 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
         }
         mh_error *ae = NULL;
         int lock = floor_lock(s);
+        bool bad_sig = false;
         rc = adopt(s, g.body.data, g.body.len, sig ? sig->data : NULL,
                    sig ? sig->len : 0, url, sig_why[0] ? sig_why : NULL,
-                   &ae);
+                   &bad_sig, &ae);
         if (rc == MH_OK) {
             snprintf(s->etag, sizeof s->etag, "%s", g.etag);
             snprintf(s->last_modified, sizeof s->last_modified, "%s",
@@ -814,6 +834,15 @@ static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
              * taken this time; the one held, if any, serves meanwhile. */
             mh_buf_puts(why, mh_error_message(ae));
             rc = s->have_idx ? MH_OK : MH_ENOTFOUND;
+        } else if (bad_sig && !last) {
+            /* The index and its signature are two requests, and a
+             * publish renames one file, then the other (a CDN may hold
+             * the two for different times): both are asked for again
+             * once before the refusal, which deletes the cached index
+             * and every module it vouches for. */
+            MH_TRACE(h, "http: %s: %s; asking for the index and its "
+                     "signature again", url, mh_error_message(ae));
+            *again = true;
         } else {
             /* A bad index is refused, not worked around: no stale copy. */
             drop_cached(s);

@@ -222,6 +222,32 @@ TEST(bad_signature_withdraws_cached_index)
     refusal_withdraws_cached_index("badsig", 1);
 }
 
+TEST(a_signature_from_the_other_side_of_a_publish_is_asked_for_again)
+{
+    /* index.json and index.json.sig are two requests, and `modhost index`
+     * renames one, then the other: a host between the two got a new index
+     * with the old signature, refused the site as badly signed and deleted
+     * its cached index and every module it vouched for.  Both are asked
+     * for again once before that; a signature still bad is refused (the
+     * case above). */
+    const char *key = http_keygen("a");
+    const char *trust = str_fmt("%s.pub", key);
+    const char *www = http_site(str_fmt("%s.key", key));
+    http_server *srv = http_start(www, NULL);
+    log_capture lc;
+
+    log_capture_init(&lc);
+    mh_host *host = host_with(http_url(srv, "badsig-once/"), 0, trust, NULL,
+                              &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    ASSERT_REQUESTS(srv, "GET /badsig-once/index.json 200", 2);
+    ASSERT_REQUESTS(srv, "GET /badsig-once/index.json.sig 200", 2);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* ------------------------------------------------------- Cache-Control */
 
 TEST(huge_max_age_is_clamped)

@@ -73,6 +73,9 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   tamper           index.json as is, module bodies with one byte flipped
                    (always module-only)
   badsig           index.json.sig with one byte flipped
+  badsig-once      the same for the first request of index.json.sig only,
+                   then the real one (a client caught between the renames
+                   of a publish)
   switch           whatever mode the --mode-file names (first line; "ok"
                    when the file is absent), read on every request, so a
                    test can turn one URL from good to bad and back
@@ -142,12 +145,13 @@ MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endl
          "redir-same", "redir-other", "redir-loop", "redir-userinfo",
          "redir-404",
          "redir-userinfo-n",
-         "tamper", "badsig",
+         "tamper", "badsig", "badsig-once",
          "badsize", "badsize-less", "404page", "429page", "503page", "503chunked",
          "503endless", "cc-split", "aged", "redir-ctl"}
 PAGE = b"<html><body>" + b"x" * 65536 + b"</body></html>"
 
 _redirects = itertools.count()
+_sig_requests = itertools.count()
 _bomb = None
 _bomb_lock = threading.Lock()
 
@@ -370,6 +374,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.serve_file(rest)
         if mode == "badsig":
             return self.serve_file(rest, flip=rest == "index.json.sig")
+        if mode == "badsig-once":
+            return self.serve_file(rest, flip=rest == "index.json.sig" and
+                                   next(_sig_requests) == 0)
         if mode in ("badsize", "badsize-less"):
             if rest == "index.json":
                 delta = 1 if mode == "badsize" else -1
