@@ -982,13 +982,17 @@ typedef struct fetch_cb {
     const char *module;
     size_t index, count;
     uint64_t expected;        /* the index's size, until the server says */
+    bool cancelled;           /* fn said so: the whole job stops */
 } fetch_cb;
 
 static int on_progress(void *ud, uint64_t now, uint64_t total)
 {
     fetch_cb *f = ud;
-    return f->fn(f->ud, f->module, f->index, f->count, now,
-                 total ? total : f->expected);
+    if (f->fn(f->ud, f->module, f->index, f->count, now,
+              total ? total : f->expected) == 0)
+        return 0;
+    f->cancelled = true;
+    return 1;
 }
 
 /* The blob cache's copy at blob, if it has the size and SHA-256 asked
@@ -1293,7 +1297,7 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
         } else if (!s->have_idx || !(e = mh_idx_get(&s->idx, all[i]))) {
             continue; /* gone from the index meanwhile: nothing to keep */
         }
-        mh_blob b;
+        mh_blob b = {0};
         bool dl;
         cb->module = e->name;
         cb->index = i;
@@ -1301,6 +1305,11 @@ static mh_status fetch_entry(htf_state *s, const char *const *names, size_t n,
         cb->expected = e->size;
         mh_error *me = NULL;
         rc = get_module(s, e, cb->fn ? cb : NULL, true, &b, &dl, &me);
+        if (cb->cancelled) { /* said by mh_fetch, not as this failure */
+            mh_error_free(me);
+            mh_blob_free(s->host, &b);
+            break;
+        }
         if (rc == MH_OK) {
             (*fetched)++;
             mh_blob_free(s->host, &b);
@@ -1354,7 +1363,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
     bool *done = n ? mh_mem_calloc(host, n, sizeof *done) : NULL;
     if (n && !done)
         return mh_err(host, err, MH_ENOMEM, "out of memory");
-    fetch_cb cb = {progress, ud, NULL, 0, 0, 0};
+    fetch_cb cb = {progress, ud, NULL, 0, 0, 0, false};
     size_t entries = 0;
     /* Fetching is caching: where nothing can be cached, nothing would
      * stay, whatever the search path holds. */
@@ -1407,6 +1416,17 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         /* Every entry is tried; the first failure is the one reported. */
         mh_status erc = fetch_entry(state, names, n, done, &cb, &got,
                                     rc == MH_OK ? err : NULL);
+        if (cb.cancelled) { /* the error, whatever failed before it */
+            if (rc != MH_OK && err) {
+                mh_error_free(*err);
+                *err = NULL;
+            }
+            rc = mh_err(host, err, MH_ECANCELED, "fetch: cancelled by the "
+                        "progress callback, at module '%s' (%zu module%s "
+                        "in the cache)", cb.module, got,
+                        got == 1 ? "" : "s");
+            break;
+        }
         if (rc == MH_OK)
             rc = erc;
     }

@@ -47,6 +47,7 @@ static const mh_error no_room[] = {
     NO_ROOM(MH_EVERSION),
     NO_ROOM(MH_EAGAIN),
     NO_ROOM(MH_ECALL),
+    NO_ROOM(MH_ECANCELED),
 };
 #undef NO_ROOM
 _Static_assert(MH_ARRAY_LEN(no_room) == MH_STATUS_COUNT_,
@@ -82,6 +83,7 @@ static const struct {
     [MH_EVERSION] = {"MH_EVERSION", "header and library versions differ"},
     [MH_EAGAIN] = {"MH_EAGAIN", "temporarily unavailable"},
     [MH_ECALL] = {"MH_ECALL", "the called function raised an error"},
+    [MH_ECANCELED] = {"MH_ECANCELED", "cancelled by the caller"},
 };
 
 const char *mh_strerror(int code)

@@ -98,6 +98,8 @@ typedef enum mh_status {
                              no file descriptor free: EMFILE, ENFILE);
                              the same call may work later */
     MH_ECALL = 17,        /* the called function raised an error */
+    MH_ECANCELED = 18,    /* the caller cancelled it (mh_fetch's progress
+                             callback returned non-zero) */
     MH_STATUS_COUNT_      /* not a code: one past the last */
 } mh_status;
 
@@ -911,7 +913,9 @@ MH_API mh_status mh_keygen(const char *base, mh_error **err);
 
 /* Progress of mh_fetch: bytes so far and expected (0 when unknown) of the
  * module being downloaded, plus its position in the whole job.  Return
- * non-zero to cancel. */
+ * non-zero to cancel the whole job: that download stops, no other is
+ * begun, and mh_fetch returns MH_ECANCELED (what was cached before stays,
+ * counted in *fetched). */
 typedef int (*mh_fetch_progress_fn)(void *ud, const char *module,
                                     size_t index, size_t count,
                                     uint64_t now, uint64_t total);

@@ -44,7 +44,7 @@ TEST(status_names)
         "MH_OK", "MH_ENOMEM", "MH_EINVAL", "MH_EBADNAME", "MH_ENOTFOUND",
         "MH_EABI", "MH_ENODESC", "MH_EINIT", "MH_ELOAD", "MH_ECYCLE",
         "MH_EIO", "MH_ENOSYM", "MH_EPATH", "MH_EFORMAT", "MH_EDEADLOCK",
-        "MH_EVERSION", "MH_EAGAIN", "MH_ECALL",
+        "MH_EVERSION", "MH_EAGAIN", "MH_ECALL", "MH_ECANCELED",
     };
     for (int c = 0; c < MH_STATUS_COUNT_; c++)
         ASSERT_EQ_STR(mh_status_name(c), want[c]);
@@ -61,8 +61,9 @@ TEST(status_numbers_are_stable)
     ASSERT_EQ_INT(MH_EVERSION, 15);
     ASSERT_EQ_INT(MH_EAGAIN, 16);
     ASSERT_EQ_INT(MH_ECALL, 17);
+    ASSERT_EQ_INT(MH_ECANCELED, 18);
     /* Codes are only ever added at the end. */
-    ASSERT_EQ_INT(MH_STATUS_COUNT_, 18);
+    ASSERT_EQ_INT(MH_STATUS_COUNT_, 19);
 }
 
 TEST(version_number_and_string)

@@ -2052,6 +2052,41 @@ TEST(fetch_then_import_offline)
     log_capture_free(&lc);
 }
 
+static int cancel_at_once(void *ud, const char *module, size_t index,
+                          size_t count, uint64_t now, uint64_t total)
+{
+    (void)module, (void)index, (void)count, (void)now, (void)total;
+    ++*(size_t *)ud;
+    return 1;
+}
+
+TEST(fetch_cancelled_by_its_progress_callback_stops_the_whole_job)
+{
+    /* "Return non-zero to cancel": that stopped the module being
+     * downloaded, and the job went on to every other, each failing with
+     * libcurl's "Callback aborted" and a warning, and the job returned
+     * MH_EIO. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    size_t fetched = 99, calls = 0;
+    log_capture_init(&lc);
+    mh_host *host = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_fetch(host, NULL, 0, cancel_at_once, &calls, &fetched,
+                           ERR), MH_ECANCELED);
+    ASSERT_CONTAINS(ERR_MSG(), "fetch: cancelled by the progress callback, "
+                               "at module '");
+    ASSERT_CONTAINS(ERR_MSG(), "(0 modules in the cache)");
+    ASSERT_EQ_INT(fetched, 0);
+    ASSERT_EQ_INT(calls, 1); /* one download begun, no other */
+    ASSERT_TRUE(http_requests(srv, ".so ") <= 1);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    ASSERT_EQ_INT(http_blob_count(), 0);
+    http_assert_cache_clean();
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* What the fetch below does at its first progress call: the server's
  * index loses a.so, and the host reads it again. */
 static struct {
