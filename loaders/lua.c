@@ -637,6 +637,11 @@ static int checked_csearcher(lua_State *L)
     return lua_gettop(L);
 }
 
+/* The names package.loaded holds once the state is made -- Lua's own
+ * libraries and modhost -- as a set in the registry: no module of the
+ * host's is published under one (p_publish). */
+#define RESERVED_KEY "modhost.reserved"
+
 static int open_libs(lua_State *L)
 {
     mh_host *h = lua_touserdata(L, 1);
@@ -656,15 +661,17 @@ static int open_libs(lua_State *L)
     /* No module from the current directory: relative entries are refused
      * on modhost's search path too.  Only absolute entries are kept, each
      * whole ("../?.lua" and "?.lua" are as relative as "./?.lua"). */
-    luaL_dostring(L, "local function absolute(p)\n"
-                     "  local keep = {}\n"
-                     "  for e in p:gmatch('[^;]+') do\n"
-                     "    if e:sub(1, 1) == '/' then keep[#keep + 1] = e end\n"
-                     "  end\n"
-                     "  return table.concat(keep, ';')\n"
-                     "end\n"
-                     "package.path = absolute(package.path)\n"
-                     "package.cpath = absolute(package.cpath)");
+    if (luaL_dostring(L, "local function absolute(p)\n"
+                         "  local keep = {}\n"
+                         "  for e in p:gmatch('[^;]+') do\n"
+                         "    if e:sub(1, 1) == '/' then keep[#keep + 1] = e end\n"
+                         "  end\n"
+                         "  return table.concat(keep, ';')\n"
+                         "end\n"
+                         "package.path = absolute(package.path)\n"
+                         "package.cpath = absolute(package.cpath)") !=
+        LUA_OK) /* memory: not a state that would search relative paths */
+        return lua_error(L);
     /* require "modhost" (package.loaded), and the global of that name */
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     lua_pushlightuserdata(L, h);
@@ -673,6 +680,15 @@ static int open_libs(lua_State *L)
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "modhost");
     lua_setglobal(L, "modhost");
+    lua_newtable(L); /* [loaded, reserved] */
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -4);
+    }
+    lua_setfield(L, LUA_REGISTRYINDEX, RESERVED_KEY);
     lua_pop(L, 1);
     /* the host's searcher, right after package.preload's */
     lua_getglobal(L, "package");
@@ -1152,11 +1168,14 @@ static int p_runchunk(lua_State *L)
 /* package.loaded[name (2)] = exports (1); the exports' reference. */
 #define PUBLISHED_KEY "modhost.published"
 
-/* package.loaded[name] = the module's table, unless the name holds
- * something the host did not put there -- Lua's own libraries ("string",
- * "debug", "modhost"...), which every Lua module's require would
- * otherwise get the plugin for.  Returns the table's reference and
- * whether it was published. */
+/* package.loaded[name] = the module's table, unless the name is one of
+ * Lua's own libraries ("string", "debug", "modhost"...: RESERVED_KEY),
+ * which every Lua module's require would otherwise get the plugin for.
+ * Any other name is published over whatever is there, as require does
+ * with a loader's value: a module that put a table there itself (to
+ * break a require cycle) and returned another gets the one it returned,
+ * the table the host holds.  Returns the table's reference and whether
+ * it was published. */
 static int p_publish(lua_State *L)
 {
     const char *name = lua_touserdata(L, 2);
@@ -1176,9 +1195,9 @@ static int p_publish(lua_State *L)
     if (lua_type(L, -1) != LUA_TTABLE)
         return luaL_error(L, "package.loaded is a %s, not a table",
                           luaL_typename(L, -1));
-    bool ours = (lua_pushstring(L, name), lua_rawget(L, 3)) == LUA_TNIL ||
-                lua_rawequal(L, -1, 1) ||
-                (lua_pushstring(L, name), lua_rawget(L, 2)) != LUA_TNIL;
+    bool ours = lua_getfield(L, LUA_REGISTRYINDEX, RESERVED_KEY) !=
+                    LUA_TTABLE ||
+                (lua_pushstring(L, name), lua_rawget(L, -2)) == LUA_TNIL;
     lua_settop(L, 3);
     if (ours) {
         lua_pushstring(L, name);

@@ -681,6 +681,36 @@ TEST(module_in_package_loaded_by_itself_is_published_quietly)
     log_capture_free(&lc);
 }
 
+/* A module that puts a table in package.loaded (to break a require cycle)
+ * and returns another (a proxy) is published as the one it returned, as
+ * Lua's require does with a loader's value: package.loaded kept the first
+ * while the host held the second, and a warning called the name one of
+ * Lua's own libraries. */
+TEST(module_returning_another_table_than_it_put_in_package_loaded)
+{
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+
+    lua_write("E/proxied.lua",
+              "local M = { v = function() return 'inner' end }\n"
+              "package.loaded[...] = M\n"
+              "return setmetatable({}, { __index = M })\n");
+    lua_write("E/user.lua",
+              "return { f = function()\n"
+              "  local p = modhost.import('proxied')\n"
+              "  return tostring(require('proxied') == p) .. ' ' ..\n"
+              "         tostring(package.loaded.proxied == p) .. ' ' ..\n"
+              "         p.v()\n"
+              "end }\n");
+    log_capture_init(&lc);
+    mh_host *host = logged_host(dir, &lc);
+    ASSERT_EQ_STR(call_ok(import_ok(host, "user"), "f", NULL),
+                  "\"true true inner\"");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* A module may give package.loaded a metatable (a "strict" __index that
  * raises on a missing name, a lazy one that makes tables up), as stock
  * Lua's require allows: the host publishes it with raw access, so the
