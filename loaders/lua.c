@@ -383,6 +383,16 @@ static int host_searcher(lua_State *L)
         mh_error_free(e);
         return lua_error(L);
     }
+    if (m->kind == MH_KIND_NAMESPACE) {
+        /* A directory without code is nothing for Lua to use: Lua's
+         * other searchers are asked, as Python ranks a namespace portion
+         * below any module of the name (a "json" directory of plugins
+         * must not hide the json library on package.path). */
+        lua_pushfstring(L, "'%s' on modhost's search path is a namespace "
+                        "package (%s: a directory, no code)", name,
+                        mh_reg_where(m));
+        return 1;
+    }
     lua_pushlightuserdata(L, h);
     lua_pushstring(L, m->name);
     lua_pushcclosure(L, loader_of, 2);

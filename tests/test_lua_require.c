@@ -681,6 +681,43 @@ TEST(module_in_package_loaded_by_itself_is_published_quietly)
     log_capture_free(&lc);
 }
 
+/* A directory of plugins on the host's path named like a Lua library on
+ * package.path ("json/extra.lua" beside a json.lua library): the
+ * namespace package was taken for the module, and require "json" failed
+ * ("namespace code without luaopen_json or MH_CALL functions").  Lua's
+ * other searchers are asked instead; with none to give it, require's
+ * error says what the host found. */
+TEST(namespace_directory_does_not_hide_a_package_path_library)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *lib = tmp_mkdir("lib");
+    log_capture lc;
+
+    lua_write("E/json/extra.lua", "return { v = function() return 1 end }\n");
+    lua_write("lib/json.lua", "return { name = 'the json library' }\n");
+    lua_write("E/user.lua",
+              str_fmt("package.path = '%s/?.lua'\n"
+                      "return { f = function()\n"
+                      "  return require('json').name\n"
+                      "end, g = function()\n"
+                      "  local ok, e = pcall(require, 'json.nothere')\n"
+                      "  package.path = ''\n"
+                      "  package.loaded.json = nil\n"
+                      "  local ok2, e2 = pcall(require, 'json')\n"
+                      "  return tostring(ok2) .. ': ' .. tostring(e2)\n"
+                      "end }\n", lib));
+    log_capture_init(&lc);
+    mh_host *host = logged_host(dir, &lc);
+    mh_module *user = import_ok(host, "user");
+    ASSERT_EQ_STR(call_ok(user, "f", NULL), "\"the json library\"");
+    const char *g = call_str(user, "g", NULL);
+    ASSERT_CONTAINS(g, "false: module 'json' not found");
+    ASSERT_CONTAINS(g, "'json' on modhost's search path is a namespace "
+                       "package");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* A module that puts a table in package.loaded (to break a require cycle)
  * and returns another (a proxy) is published as the one it returned, as
  * Lua's require does with a loader's value: package.loaded kept the first
