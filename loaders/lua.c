@@ -617,11 +617,13 @@ static int checked_csearcher(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     int root = (int)lua_tointeger(L, lua_upvalueindex(2));
+    const char *dot = strchr(name, '.');
+    if (root && !dot)
+        return 0; /* as Lua's own: the C searcher has looked already */
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "searchpath");
     if (root) {
-        const char *dot = strchr(name, '.');
-        lua_pushlstring(L, name, dot ? (size_t)(dot - name) : strlen(name));
+        lua_pushlstring(L, name, (size_t)(dot - name));
     } else {
         lua_pushstring(L, name);
     }
@@ -633,7 +635,9 @@ static int checked_csearcher(lua_State *L)
         mh_error *e = NULL;
         if (mh_sec_code_file(h, file, &e) != MH_OK) {
             char msg[1024];
-            snprintf(msg, sizeof msg, "\n\trefused %s: %s", file,
+            /* Lua 5.4's require puts "\n\t" before each searcher's
+             * message itself. */
+            snprintf(msg, sizeof msg, "refused %s: %s", file,
                      mh_error_message(e));
             mh_error_free(e);
             lua_pushstring(L, msg);

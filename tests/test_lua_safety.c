@@ -486,6 +486,36 @@ TEST(lua_path_from_env_ignored_when_isolated)
     mh_host_free(host);
 }
 
+/* A C module on LUA_CPATH in a world-writable directory: refused before
+ * any dlopen, said once in require's message, on a line of its own.  The
+ * message began with a "\n\t" of its own, which Lua 5.4's require adds
+ * itself (blank lines), and the all-in-one searcher refused the same
+ * file again for a name without a dot, which Lua's own skips. */
+TEST(package_cpath_file_in_writable_dir_refused_once)
+{
+    const char *evil = tmp_mkdir("evilc");
+    file_write(str_fmt("%s/zz.so", evil), "not even an object\n");
+    if (chmod(evil, 0777) != 0)
+        FAIL("chmod %s", evil);
+    env_set("LUA_CPATH_5_4", str_fmt("%s/?.so", evil));
+    lua_write("E/req.lua", REQ_ZZ);
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH; /* not isolated: LUA_CPATH read */
+    cfg.path = tmp_path("E");
+    cfg.cache_dir = tmp_path("cache");
+    mh_host *host = host_new_cfg(&cfg);
+    mh_module *mod = import_ok(host, "req");
+    ASSERT_EQ_STR(call_ok(mod, "ok", NULL), "false");
+    const char *why = call_ok(mod, "why", NULL);
+    const char *line = str_fmt("\\n\\trefused %s/zz.so: ", evil);
+    const char *at = strstr(why, line);
+    if (!at || strstr(at + strlen(line), "refused "))
+        FAIL("want one line \"%s...\" in %s", line, why);
+    ASSERT_NOT_CONTAINS(why, "\\n\\t\\n\\t");
+    mh_host_free(host);
+}
+
 TEST(package_path_file_in_writable_dir_refused)
 {
     const char *marker;
