@@ -354,6 +354,26 @@ static mh_status chunk_failure_status(mh_module *mod, const char *msg)
     return st;
 }
 
+static int p_pushstr(lua_State *L)
+{
+    lua_pushstring(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+/* Push e's message, whole (a chunk's failure is matched to a nested
+ * import's by it), and free e: the push, which may run out of memory and
+ * raise, is made in a protected call, so that e is freed either way; a
+ * memory error is raised then. */
+static void push_message(lua_State *L, mh_error *e)
+{
+    lua_pushcfunction(L, p_pushstr);
+    lua_pushlightuserdata(L, (void *)mh_error_message(e));
+    int r = lua_pcall(L, 1, 1, 0);
+    mh_error_free(e);
+    if (r != LUA_OK)
+        lua_error(L);
+}
+
 static int host_searcher(lua_State *L)
 {
     mh_host *h = host_of(L);
@@ -373,14 +393,13 @@ static int host_searcher(lua_State *L)
         if (rc == MH_ENOTFOUND && !(missing && strcmp(missing, name) == 0))
             rc = MH_EINIT;
         if (rc == MH_ENOTFOUND || rc == MH_EBADNAME) {
+            mh_error_free(e);
             lua_pushfstring(L, "no module '%s' on modhost's search path",
                             name);
-            mh_error_free(e);
             return 1;
         }
         nested_failed(NESTED_IMPORT, rc, mh_error_message(e));
-        lua_pushstring(L, mh_error_message(e)); /* a cycle, a failed init */
-        mh_error_free(e);
+        push_message(L, e); /* a cycle, a failed init */
         return lua_error(L);
     }
     if (m->kind == MH_KIND_NAMESPACE) {
@@ -431,8 +450,7 @@ static int lib_import(lua_State *L)
     mh_status rc = import_unlocked(h, name, &m, &e);
     if (rc != MH_OK) {
         nested_failed(NESTED_IMPORT, rc, mh_error_message(e));
-        lua_pushstring(L, mh_error_message(e));
-        mh_error_free(e);
+        push_message(L, e);
         return lua_error(L);
     }
     char sym[MH_NAME_MAX + 16];

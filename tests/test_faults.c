@@ -756,6 +756,34 @@ TEST(lua_dir_persistent)
     fault_loop(&sc, 0);
 }
 
+/* A Lua module whose require of another fails (that one requires a
+ * module that is nowhere -- a failure no index records -- and the
+ * failure comes back to Lua as an error message): the message was
+ * pushed while its mh_error was still held, so a push that ran out of
+ * memory leaked it. */
+static scen lua_nested_failure(void)
+{
+    lua_write("E/outer.lua", "local ok = pcall(require, 'inner')\n"
+                             "assert(not ok)\n" LUA_TWICE);
+    lua_write("E/inner.lua", "return {}\n");
+    lua_write("E/inner.json", "{\"requires\": [\"nowhere\"]}");
+    return (scen){.name = "lua_nested_failure",
+                  .entry = settle(tmp_path("E")), .module = "outer",
+                  .use = use_twice};
+}
+
+TEST(lua_nested_failure_once)
+{
+    scen sc = lua_nested_failure();
+    fault_loop(&sc, 1);
+}
+
+TEST(lua_nested_failure_persistent)
+{
+    scen sc = lua_nested_failure();
+    fault_loop(&sc, 0);
+}
+
 /* A fault-free host importing and using sc's module with cache as its
  * cache directory: what a run starting from a warm cache finds there. */
 static void warm_cache(const scen *sc, const char *cache)
