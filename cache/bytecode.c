@@ -111,9 +111,16 @@ void mh_bc_tag(char out[MH_BC_TAG_SIZE])
     if (n > 0 && n < MH_BC_TAG_SIZE &&
         !(sizeof(int) == 4 && sizeof(size_t) == 8 &&
           sizeof(lua_Integer) == 8 && sizeof(lua_Number) == 8))
-        snprintf(out + n, MH_BC_TAG_SIZE - (size_t)n, "-%zu%zu%zu%zu",
-                 sizeof(int), sizeof(size_t), sizeof(lua_Integer),
-                 sizeof(lua_Number));
+        n += snprintf(out + n, MH_BC_TAG_SIZE - (size_t)n, "-%zu%zu%zu%zu",
+                      sizeof(int), sizeof(size_t), sizeof(lua_Integer),
+                      sizeof(lua_Number));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    /* Lua's header tells byte orders apart, so a big-endian build reading
+     * a little-endian one's file would take it for damage and write it
+     * again at every import (a home shared between machines). */
+    if (n > 0 && n < MH_BC_TAG_SIZE)
+        snprintf(out + n, MH_BC_TAG_SIZE - (size_t)n, "-be");
+#endif
 }
 
 void mh_bc_chunk_free(mh_host *h, mh_bc_chunk *c)
