@@ -262,9 +262,20 @@ static void htf_close(mh_finder_ctx *cx, void *state)
 /* A warning, once per distinct cause. */
 static void warn_once(htf_state *s, const char *msg)
 {
-    if (strncmp(s->warned, msg, sizeof s->warned - 1) == 0)
+    /* Compared with every run of digits as one '#': libcurl's text of the
+     * same cause counts what it waited ("Operation timed out after 4002
+     * milliseconds"), which is another number at every try. */
+    char key[sizeof s->warned];
+    size_t k = 0;
+    for (const char *p = msg; *p && k < sizeof key - 1; p++)
+        if (!(*p >= '0' && *p <= '9'))
+            key[k++] = *p;
+        else if (k == 0 || key[k - 1] != '#')
+            key[k++] = '#';
+    key[k] = '\0';
+    if (strcmp(s->warned, key) == 0)
         return;
-    snprintf(s->warned, sizeof s->warned, "%s", msg);
+    memcpy(s->warned, key, k + 1);
     mh_log(s->host, MH_LOG_WARN, "%s", msg);
 }
 

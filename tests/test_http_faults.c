@@ -146,6 +146,36 @@ TEST(hanging_server_with_an_index_held_is_not_asked_at_every_find)
     log_capture_free(&lc);
 }
 
+TEST(an_outage_is_warned_of_once_though_its_timings_change)
+{
+    /* "One warning" per cause: libcurl's text of a timeout counts the
+     * milliseconds it waited, another number at every try, and each try
+     * warned again. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+    mh_spec_info info = {.size = sizeof info};
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 1000;
+    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
+    cfg.http = &lim;
+    mh_host *host = host_new_cfg(&cfg);
+    import_ok(host, "counter");
+    http_set_mode(srv, "hang");
+    mh_invalidate_caches(host); /* revalidate at the next find */
+    for (int k = 0; k < 2; k++) {
+        ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
+        if (k == 0)
+            sleep(6); /* past the wait after a slow failure (5 s) */
+    }
+    ASSERT_REQUESTS(srv, "/switch/index.json", 3);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "unavailable"), 1);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(hanging_module_times_out)
 {
     http_server *srv = http_start(http_site(NULL), NULL);
