@@ -597,6 +597,44 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     mh_error_free(e);
 }
 
+/* A 304 for the index held (lock held): its freshness, new, into
+ * meta.json too, so that other processes (every CLI run) take the cached
+ * index without asking while it is fresh -- if meta.json is still the
+ * one of the index this host validated (its ETag): another process may
+ * have cached a newer index since. */
+static void refresh_cached(htf_state *s)
+{
+    mh_host *h = s->host;
+    char p[4200];
+    unsigned char *meta = NULL;
+    size_t ml = 0;
+    if (!disk_ok(s) || !s->etag[0])
+        return;
+    int lock = floor_lock(s);
+    snprintf(p, sizeof p, "%s/meta.json", s->dir);
+    cJSON *m = mh_atw_read(h, p, HTF_MAX_META, &meta, &ml, NULL) == MH_OK
+                   ? cJSON_ParseWithLength((const char *)meta, ml) : NULL;
+    const cJSON *etag = cJSON_GetObjectItemCaseSensitive(m, "etag");
+    char *txt = NULL;
+    if (cJSON_IsString(etag) && strcmp(etag->valuestring, s->etag) == 0 &&
+        cJSON_ReplaceItemInObject(m, "fresh_until",
+                                  cJSON_CreateNumber((double)s->fresh_until))
+        && cJSON_ReplaceItemInObject(m, "fetched_at",
+                                     cJSON_CreateNumber(
+                                         (double)s->fresh_since)))
+        txt = cJSON_PrintUnformatted(m);
+    mh_error *e = NULL;
+    if (txt && mh_atw_write(h, p, txt, strlen(txt), &e) != MH_OK)
+        MH_TRACE(h, "http: cannot refresh %s: %s", p, mh_error_message(e));
+    mh_error_free(e);
+    cJSON_free(txt);
+    cJSON_Delete(m);
+    if (meta)
+        mh_mem_free(h, meta, ml ? ml : 1);
+    if (lock >= 0)
+        close(lock);
+}
+
 /* The server refused this index for good (4xx, bad signature, malformed):
  * the last good copy must not come back in a later outage.  Lock held. */
 static void drop_cached(htf_state *s)
@@ -768,6 +806,7 @@ static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
             g.max_age < 0 ? now + h->http.index_fresh_s : 0;
         MH_TRACE(h, "http: %s not modified", url);
         mh_get_free(h, &g);
+        refresh_cached(s);
         return MH_OK;
     }
     if (rc == MH_OK && g.status == 200) {

@@ -460,6 +460,35 @@ TEST(stale_index_revalidated_with_304)
     log_capture_free(&lc);
 }
 
+TEST(a_304_keeps_the_cached_index_fresh_for_other_processes)
+{
+    /* max-age 3: a host takes the index; once it is stale, the next
+     * revalidates (304), and that answer's freshness was kept in memory
+     * only, so every later process (each CLI run) asked again.  It goes
+     * into meta.json too. */
+    http_server *srv = http_start(http_site(NULL), "--max-age 3");
+    log_capture lc;
+    mh_spec_info info = {.size = sizeof info};
+
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_find(h, "counter", &info, ERR), MH_OK);
+    mh_host_free(h);
+    sleep(4);
+    h = http_host(http_url(srv, "ok/"), &lc);
+    ASSERT_STATUS(mh_find(h, "counter", &info, ERR), MH_OK);
+    mh_host_free(h);
+    ASSERT_REQUESTS(srv, "GET /ok/index.json 304 ", 1);
+    for (int k = 0; k < 3; k++) {
+        h = http_host(http_url(srv, "ok/"), &lc);
+        ASSERT_STATUS(mh_find(h, "counter", &info, ERR), MH_OK);
+        mh_host_free(h);
+    }
+    ASSERT_REQUESTS(srv, "/ok/index.json ", 2);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(cached_validators_of_another_index_are_not_used)
 {
     /* Two processes saving the index at once can leave the older one's
