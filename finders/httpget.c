@@ -245,6 +245,14 @@ static bool transport_down(CURLcode rc)
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    /* Bytes that are no HTTP answer (a server restarting, a broken
+     * balancer or proxy): "weird server reply", or "Received HTTP/0.9 when
+     * not allowed", which libcurl calls an unsupported protocol (no other
+     * request made here can be one: the entry is http(s), and a redirect
+     * only to the same origin); and a compressed body broken off. */
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_CONTENT_ENCODING:
         return true;
     default:
         return false;

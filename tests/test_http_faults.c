@@ -176,6 +176,34 @@ TEST(an_outage_is_warned_of_once_though_its_timings_change)
     log_capture_free(&lc);
 }
 
+TEST(a_garbled_answer_is_an_outage_not_a_refusal)
+{
+    /* Bytes that are no HTTP response (a server restarting, a broken
+     * balancer: libcurl's "weird server reply") were taken for a definite
+     * "no", as a 404 is: the cached index was deleted and the entry
+     * served nothing.  It is an outage: the cached index serves on. */
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    mh_spec_info info = {.size = sizeof info};
+
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
+    mh_host *host = host_new_cfg(&cfg);
+    import_ok(host, "counter");
+    http_set_mode(srv, "garbled");
+    mh_invalidate_caches(host);
+    ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
+    ASSERT_REQUESTS(srv, "GET /switch/index.json garbled", 1);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "using the cached index");
+    mh_host_free(host);
+    /* and a new host finds the cached index still there */
+    host = host_new_cfg(&cfg);
+    ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 TEST(hanging_module_times_out)
 {
     http_server *srv = http_start(http_site(NULL), NULL);

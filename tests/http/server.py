@@ -37,6 +37,8 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   408, 429         answer that status (429 with Retry-After: 1): passing
                    refusals, as a rate-limiting CDN sends
   hang             read the request, never answer
+  garbled          answer with bytes that are no HTTP response, and close
+                   (a server restarting, a broken balancer)
   drip             send the headers, then the body one byte a second
   trunc            Content-Length says N, send N/2 bytes and close
   big              a valid 200 of 64 MiB (zeros) with Content-Length
@@ -145,7 +147,7 @@ MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endl
          "redir-same", "redir-other", "redir-loop", "redir-userinfo",
          "redir-404",
          "redir-userinfo-n",
-         "tamper", "badsig", "badsig-once",
+         "tamper", "badsig", "badsig-once", "garbled",
          "badsize", "badsize-less", "404page", "429page", "503page", "503chunked",
          "503endless", "cc-split", "aged", "redir-ctl"}
 PAGE = b"<html><body>" + b"x" * 65536 + b"</body></html>"
@@ -424,6 +426,11 @@ class Handler(BaseHTTPRequestHandler):
                                     next(_redirects), "x" * 3000, rest))
         if mode == "hang":
             return self.hang()
+        if mode == "garbled":
+            self.log_req("garbled")
+            self.close_connection = True
+            self.write_safe(b"\x00\x01garbage, not HTTP\r\n\r\n")
+            return
         if mode == "big":
             return self.stream(BIG_SIZE)
         if mode == "endless":
