@@ -424,16 +424,19 @@ int mh_dx_commit(mh_dx *dx)
 }
 
 int mh_dx_clear_failures(mh_dx *dx, const char *name, const char *origin,
-                         size_t *n)
+                         int64_t before, size_t *n)
 {
     sqlite3_stmt *st = NULL;
     const char *key = origin ? origin : name;
     int rc = sqlite3_prepare_v2(dx->db, origin
-        ? "DELETE FROM modules WHERE status <> 0 AND origin = ?1"
+        ? "DELETE FROM modules WHERE status <> 0 AND origin = ?1 AND "
+          "(?2 = 0 OR recorded <= ?2)"
         : name ? "DELETE FROM modules WHERE status <> 0 AND name = ?1"
         : "DELETE FROM modules WHERE status <> 0", -1, &st, NULL);
     if (rc == SQLITE_OK && key)
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && origin)
+        sqlite3_bind_int64(st, 2, before);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     sqlite3_finalize(st);

@@ -83,10 +83,11 @@ int mh_dx_commit(mh_dx *dx);
  * for a rebuild, as every failure here does). */
 int mh_dx_forget_gone(mh_dx *dx, bool (*gone)(const char *origin));
 
-/* Forget failures: the one recorded for `origin`, else those of module
+/* Forget failures: the one recorded for `origin` (with before > 0: if
+ * recorded at Unix time `before` or earlier), else those of module
  * `name`, else all; *n of them.  0, -1, or MH_DX_BUSY when another
  * connection held the index past the busy timeout. */
 int mh_dx_clear_failures(mh_dx *dx, const char *name, const char *origin,
-                         size_t *n);
+                         int64_t before, size_t *n);
 
 #endif /* MH_CACHE_DISCOVERY_H */

@@ -120,6 +120,7 @@ typedef struct htf_state {
                                   the server set no freshness: this host
                                   asks again after this */
     char etag[256], last_modified[128];
+    char idx_sha[65];          /* SHA-256 (hex) of the index held, or "" */
     char warned[256];          /* last cause warned about (once each) */
     bool quiet;                /* in mh_fetch and a listing: the caller
                                   gets the index's failure as the error
@@ -262,16 +263,27 @@ static void htf_close(mh_finder_ctx *cx, void *state)
 /* A warning, once per distinct cause. */
 static void warn_once(htf_state *s, const char *msg)
 {
-    /* Compared with every run of digits as one '#': libcurl's text of the
-     * same cause counts what it waited ("Operation timed out after 4002
-     * milliseconds"), which is another number at every try. */
+    /* Compared with the counts in libcurl's text as one '#': the same
+     * cause counts what it waited and got ("Operation timed out after 4002
+     * milliseconds with 0 out of 18976 bytes received"), other numbers at
+     * every try.  Other numbers (a status, a serial, a port) tell causes
+     * apart. */
+    static const char *const counted[] = {" ms", " milliseconds", " bytes",
+                                          " out of"};
     char key[sizeof s->warned];
     size_t k = 0;
-    for (const char *p = msg; *p && k < sizeof key - 1; p++)
-        if (!(*p >= '0' && *p <= '9'))
-            key[k++] = *p;
-        else if (k == 0 || key[k - 1] != '#')
+    for (const char *p = msg; *p && k < sizeof key - 1;) {
+        size_t d = strspn(p, "0123456789");
+        bool count = false;
+        for (size_t i = 0; d && i < MH_ARRAY_LEN(counted) && !count; i++)
+            count = strncmp(p + d, counted[i], strlen(counted[i])) == 0;
+        if (count) {
             key[k++] = '#';
+            p += d;
+        } else {
+            key[k++] = *p++;
+        }
+    }
     key[k] = '\0';
     if (strcmp(s->warned, key) == 0)
         return;
@@ -443,6 +455,8 @@ static mh_status adopt(htf_state *s, const void *json, size_t len,
         mh_idx_free(h, &s->idx);
     s->idx = idx;
     s->have_idx = true;
+    if (!mh_sha256_hex(json, len, 32, s->idx_sha))
+        s->idx_sha[0] = '\0';
     s->signed_ok = trusted; /* verified above whenever keys are set */
     return MH_OK;
 }
@@ -597,26 +611,27 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     mh_error_free(e);
 }
 
-/* A 304 for the index held (lock held): its freshness, new, into
- * meta.json too, so that other processes (every CLI run) take the cached
- * index without asking while it is fresh -- if meta.json is still the
- * one of the index this host validated (its ETag): another process may
- * have cached a newer index since. */
-static void refresh_cached(htf_state *s)
+/* The freshness of the index held (lock held), as it is now, into
+ * meta.json too, so that other processes (every CLI run) go by it: a
+ * 304's, new, so they take the cached index without asking while it
+ * lasts; none, after a module disagreed with the index, so they ask
+ * again.  Only if meta.json is still that of the index held (by its
+ * SHA-256): another process may have cached a newer one since. */
+static void persist_freshness(htf_state *s)
 {
     mh_host *h = s->host;
     char p[4200];
     unsigned char *meta = NULL;
     size_t ml = 0;
-    if (!disk_ok(s) || !s->etag[0])
+    if (!disk_ok(s) || !s->have_idx || !s->idx_sha[0])
         return;
     int lock = floor_lock(s);
     snprintf(p, sizeof p, "%s/meta.json", s->dir);
     cJSON *m = mh_atw_read(h, p, HTF_MAX_META, &meta, &ml, NULL) == MH_OK
                    ? cJSON_ParseWithLength((const char *)meta, ml) : NULL;
-    const cJSON *etag = cJSON_GetObjectItemCaseSensitive(m, "etag");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(m, "index_sha256");
     char *txt = NULL;
-    if (cJSON_IsString(etag) && strcmp(etag->valuestring, s->etag) == 0 &&
+    if (cJSON_IsString(sha) && strcmp(sha->valuestring, s->idx_sha) == 0 &&
         cJSON_ReplaceItemInObject(m, "fresh_until",
                                   cJSON_CreateNumber((double)s->fresh_until))
         && cJSON_ReplaceItemInObject(m, "fetched_at",
@@ -708,6 +723,15 @@ static int retry_after_s(long long took_ms)
          : s > HTF_SLOW_RETRY_MAX_S ? HTF_SLOW_RETRY_MAX_S : (int)s;
 }
 
+/* No index to serve, and the server not to be asked again for retry
+ * seconds from now: finds fail at once with cause. */
+static void set_down(htf_state *s, const char *cause, time_t now, int retry)
+{
+    snprintf(s->down_cause, sizeof s->down_cause, "%s", cause);
+    s->down_until = now + retry;
+    s->down_retry_s = retry;
+}
+
 /* The server is down: the last good index if there is one (lock held).
  * Without one, a failure that took since_ms until now to come (a
  * timeout) is not asked again for a while (retry_after_s): each find
@@ -732,9 +756,7 @@ static mh_status offline(htf_state *s, long long since_ms, const char *cause,
     warn_failure(s, cause);
     mh_buf_puts(why, cause);
     if (took >= HTF_SLOW_MS) {
-        snprintf(s->down_cause, sizeof s->down_cause, "%s", cause);
-        s->down_until = now + retry;
-        s->down_retry_s = retry;
+        set_down(s, cause, now, retry);
     }
     return MH_ENOTFOUND;
 }
@@ -806,7 +828,7 @@ static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
             g.max_age < 0 ? now + h->http.index_fresh_s : 0;
         MH_TRACE(h, "http: %s not modified", url);
         mh_get_free(h, &g);
-        refresh_cached(s);
+        persist_freshness(s);
         return MH_OK;
     }
     if (rc == MH_OK && g.status == 200) {
@@ -873,10 +895,7 @@ static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
             } else { /* nothing to serve: said, not asked at every find */
                 warn_failure(s, mh_error_message(ae));
                 mh_buf_puts(why, mh_error_message(ae));
-                snprintf(s->down_cause, sizeof s->down_cause, "%s",
-                         mh_error_message(ae));
-                s->down_until = now + HTF_STALE_RETRY_S;
-                s->down_retry_s = HTF_STALE_RETRY_S;
+                set_down(s, mh_error_message(ae), now, HTF_STALE_RETRY_S);
                 rc = MH_ENOTFOUND;
             }
         } else if (rc == MH_EAGAIN) {
@@ -1189,8 +1208,9 @@ static mh_status get_module(htf_state *s, const mh_idx_entry *e,
     mh_error_free(ge);
     mh_get_free(h, &g);
     pthread_mutex_lock(&s->lock);
-    if (disagree) {
+    if (disagree) { /* in this process, and in the next */
         s->fresh_until = s->host_fresh_until = 0;
+        persist_freshness(s);
         MH_TRACE(h, "http: %s disagrees with %sindex.json: the index is "
                  "asked for again at the next use", url, s->base);
     }
@@ -1467,7 +1487,7 @@ mh_status mh_fetch(mh_host *host, const char *const *names, size_t n,
         mh_status erc = fetch_entry(state, names, n, done, &cb, &got,
                                     rc == MH_OK ? err : NULL);
         if (cb.cancelled) { /* the error, whatever failed before it */
-            if (rc != MH_OK && err) {
+            if ((rc != MH_OK || erc != MH_OK) && err) { /* given there */
                 mh_error_free(*err);
                 *err = NULL;
             }

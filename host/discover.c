@@ -211,22 +211,23 @@ static int add_known(void *ud, const mh_dx_row *r)
     return 0;
 }
 
-/* Load the index's rows for the items' origins. */
-static void load_known(dx_walk *w, mh_dx *dx)
+/* Load the index's rows for the items' origins: mh_dx_each's result (0
+ * also when memory ran out: nothing known). */
+static int load_known(dx_walk *w, mh_dx *dx)
 {
     size_t cap = 64;
     while (cap < w->n * 2)
         cap *= 2;
     w->known = mh_mem_calloc(w->h, cap, sizeof *w->known);
     if (!w->known)
-        return;
+        return 0;
     w->kcap = cap;
     /* A slot per item's origin first: rows for other origins are passed
      * over, so the table never fills. */
     for (size_t i = 0; i < w->n; i++)
         w->known[known_slot(w, w->items[i].found.origin)].origin =
             w->items[i].found.origin;
-    mh_dx_each(dx, false, add_known, w);
+    return mh_dx_each(dx, false, add_known, w);
 }
 
 static void free_known(dx_walk *w)
@@ -291,29 +292,36 @@ static void unclear_set(mh_host *h, const char *o, bool add)
 {
     pthread_mutex_lock(&h->lock);
     size_t i = 0;
-    while (i < h->ndx_unclear && h->dx_unclear[i] != o)
+    while (i < h->ndx_unclear && h->dx_unclear[i].origin != o)
         i++;
     if (!add && i < h->ndx_unclear)
         h->dx_unclear[i] = h->dx_unclear[--h->ndx_unclear];
-    else if (add && i == h->ndx_unclear &&
+    else if (add && i < h->ndx_unclear)
+        h->dx_unclear[i].loaded_at = (int64_t)time(NULL);
+    else if (add &&
              mh_mem_grow(h, (void **)&h->dx_unclear, &h->capdx_unclear,
                          h->ndx_unclear, sizeof *h->dx_unclear, 4) == 0)
-        h->dx_unclear[h->ndx_unclear++] = o;
+        h->dx_unclear[h->ndx_unclear++] =
+            (struct mh_dx_unclear){o, (int64_t)time(NULL)};
     pthread_mutex_unlock(&h->lock);
 }
 
 /* Forget, in the open index dx, the failures of the modules that loaded
- * while it was locked (mh_discover_loaded); one that cannot be forgotten
- * now stays for the next time. */
+ * while it was locked (mh_discover_loaded) -- those recorded before the
+ * load: one recorded since (another process's, a new file's) is the
+ * newer verdict.  One that cannot be forgotten now stays for the next
+ * time. */
 static void unclear_settle(mh_host *h, mh_dx *dx)
 {
     for (;;) {
         pthread_mutex_lock(&h->lock);
-        const char *o = h->ndx_unclear ? h->dx_unclear[h->ndx_unclear - 1]
-                                       : NULL;
+        struct mh_dx_unclear u = {NULL, 0};
+        if (h->ndx_unclear)
+            u = h->dx_unclear[h->ndx_unclear - 1];
         pthread_mutex_unlock(&h->lock);
+        const char *o = u.origin;
         size_t n = 0;
-        if (!o || mh_dx_clear_failures(dx, NULL, o, &n) != 0)
+        if (!o || mh_dx_clear_failures(dx, NULL, o, u.loaded_at, &n) != 0)
             return;
         MH_TRACE(h, "discover: %s loaded while the index was locked: the "
                  "failure recorded for it is forgotten now", o);
@@ -415,16 +423,25 @@ mh_status mh_discover(mh_host *host, mh_meta_fn fn, void *ud, mh_error **err)
     mh_dx *dx = rc == MH_OK && w.n
                     ? mh_dx_open_ex(host, true, false, NULL, &busy)
                     : NULL;
+    if (dx) {
+        unclear_settle(host, dx);
+        MH_TRACE(host, "discover: reading what the discovery index in %s "
+                 "keeps", host->cache_dir);
+        if (load_known(&w, dx) == MH_DX_BUSY) { /* locked since the open */
+            free_known(&w);
+            w.known = NULL;
+            w.kcap = 0;
+            mh_dx_close(dx); /* nothing to be written now either */
+            dx = NULL;
+            busy = true;
+        }
+    }
     if (!dx && busy) /* said: else a module recorded as failing is shown
                         as if it were fine */
         mh_log(host, MH_LOG_WARN, "the discovery index in %s is locked by "
                "another process: every module's metadata is read, and the "
                "failures recorded there are not shown this time",
                host->cache_dir);
-    if (dx) {
-        unclear_settle(host, dx);
-        load_known(&w, dx);
-    }
     if (dx && mh_dx_damaged(dx)) { /* start afresh, and fill it now */
         free_known(&w);
         w.known = NULL;
@@ -562,7 +579,7 @@ void mh_discover_loaded(mh_host *h, const char *name, const char *origin)
     bool again = false;
     mh_dx *dx = mh_dx_open_ex(h, false, true, &again, NULL);
     size_t n = 0;
-    int r = dx ? mh_dx_clear_failures(dx, NULL, origin, &n) : -1;
+    int r = dx ? mh_dx_clear_failures(dx, NULL, origin, 0, &n) : -1;
     if (r == 0 && n)
         MH_TRACE(h, "discover: '%s' (%s) loaded: the failure recorded for "
                  "it is forgotten", name, origin);
@@ -869,7 +886,7 @@ mh_status mh_host_clear_failures(mh_host *host, const char *name,
     if (!dx)
         return no_index(host, err);
     size_t n = 0;
-    int r = mh_dx_clear_failures(dx, name, NULL, &n);
+    int r = mh_dx_clear_failures(dx, name, NULL, 0, &n);
     mh_dx_close(dx);
     if (r == MH_DX_BUSY)
         return busy(host, err);

@@ -84,11 +84,14 @@ struct mh_host {
                               there: a load of one forgets it (under
                               lock) */
     size_t ndx_failed, capdx_failed;
-    const char **dx_unclear; /* interned origins loaded after a failure
-                              was recorded for them, whose row another
-                              process's lock kept the load from deleting:
-                              the next listing or mh_host_failures does
-                              (under lock) */
+    struct mh_dx_unclear {
+        const char *origin;  /* interned */
+        int64_t loaded_at;   /* Unix time */
+    } *dx_unclear;           /* origins loaded after a failure was recorded
+                              for them, whose row another process's lock
+                              kept the load from deleting: the next
+                              listing or mh_host_failures does, if it was
+                              recorded before the load (under lock) */
     size_t ndx_unclear, capdx_unclear;
 #define MH_ATW_SWEPT 8
     _Atomic(const char *) swept[MH_ATW_SWEPT]; /* interned: directories

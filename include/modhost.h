@@ -927,7 +927,8 @@ typedef int (*mh_fetch_progress_fn)(void *ud, const char *module,
  * from the first HTTP entry that has it).  *fetched, if not NULL,
  * receives the number of modules now in the cache.  progress may be NULL.
  * Every module and entry is tried; the first failure is returned (the
- * others are logged as warnings): MH_EPATH when nothing can be cached
+ * others are logged as warnings), unless progress cancels the job
+ * (MH_ECANCELED, whatever failed before): MH_EPATH when nothing can be cached
  * (the cache directory's blobs/ cannot be made private -- a directory on
  * its way others may write, not a root-owned sticky one -- or there is no
  * cache directory: checked first, whatever the path holds) or an HTTP

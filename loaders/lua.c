@@ -1200,17 +1200,21 @@ static int p_runchunk(lua_State *L)
 /* package.loaded[name (2)] = exports (1); the exports' reference. */
 #define PUBLISHED_KEY "modhost.published"
 
-/* package.loaded[name] = the module's table, unless the name is one of
- * Lua's own libraries ("string", "debug", "modhost"...: RESERVED_KEY),
- * which every Lua module's require would otherwise get the plugin for.
- * Any other name is published over whatever is there, as require does
- * with a loader's value: a module that put a table there itself (to
- * break a require cycle) and returned another gets the one it returned,
- * the table the host holds.  Returns the table's reference and whether
- * it was published. */
+/* package.loaded[name (2)] = the module's table (1), unless the name is
+ * one of Lua's own libraries ("string", "debug", "modhost"...:
+ * RESERVED_KEY), which every Lua module's require would otherwise get
+ * the plugin for, or held a module before the chunk ran (3: what it
+ * held then) that the host did not put there -- one Lua's require had
+ * loaded, which Lua code that required it already has, as later code
+ * must (require never replaces what package.loaded holds).  Whatever the
+ * chunk itself put there is replaced by the table it returned, as
+ * require does with a loader's value (a module that put a table there to
+ * break a require cycle, and returned another).  Returns the table's
+ * reference, whether it was published, and whether the name is Lua's. */
 static int p_publish(lua_State *L)
 {
     const char *name = lua_touserdata(L, 2);
+    bool held = !lua_isnoneornil(L, 3);
     lua_settop(L, 1);
     if (lua_getfield(L, LUA_REGISTRYINDEX, PUBLISHED_KEY) != LUA_TTABLE) {
         lua_pop(L, 1);
@@ -1227,10 +1231,13 @@ static int p_publish(lua_State *L)
     if (lua_type(L, -1) != LUA_TTABLE)
         return luaL_error(L, "package.loaded is a %s, not a table",
                           luaL_typename(L, -1));
-    bool ours = lua_getfield(L, LUA_REGISTRYINDEX, RESERVED_KEY) !=
-                    LUA_TTABLE ||
-                (lua_pushstring(L, name), lua_rawget(L, -2)) == LUA_TNIL;
+    bool lua_own = lua_getfield(L, LUA_REGISTRYINDEX, RESERVED_KEY) ==
+                       LUA_TTABLE &&
+                   (lua_pushstring(L, name), lua_rawget(L, -2)) != LUA_TNIL;
     lua_settop(L, 3);
+    bool hosts = (lua_pushstring(L, name), lua_rawget(L, 2)) != LUA_TNIL;
+    lua_settop(L, 3);
+    bool ours = !lua_own && (!held || hosts);
     if (ours) {
         lua_pushstring(L, name);
         lua_pushvalue(L, 1);
@@ -1242,7 +1249,8 @@ static int p_publish(lua_State *L)
     lua_settop(L, 1);
     lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
     lua_pushboolean(L, ours);
-    return 2;
+    lua_pushboolean(L, lua_own);
+    return 3;
 }
 
 /* package.loaded[name (1)], raw. */
@@ -1364,7 +1372,8 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
             lua_pushcfunction(L, p_publish);
             lua_insert(L, -2);
             lua_pushlightuserdata(L, (void *)mod->name);
-            int prc = lua_pcall(L, 2, 2, 0);
+            lua_pushvalue(L, top + 2); /* what the name held before */
+            int prc = lua_pcall(L, 3, 3, 0);
             if (prc == LUA_ERRMEM) {
                 rc = mh_err(h, err, MH_ENOMEM, "out of memory publishing "
                             "module '%s' (%s)", mod->name, spec->origin);
@@ -1375,12 +1384,17 @@ mh_status mh_lua_load(mh_host *h, mh_module *mod, const mh_found *spec,
                             spec->origin, msg ? msg : "(no message)");
             } else {
                 mod->kind = MH_KIND_LUA;
-                mod->lua_ref = (int)lua_tointeger(L, -2);
-                if (!lua_toboolean(L, -1))
+                mod->lua_ref = (int)lua_tointeger(L, -3);
+                if (!lua_toboolean(L, -2))
                     mh_log(h, MH_LOG_WARN, "lua: module '%s' (%s) is not "
-                           "package.loaded[\"%s\"]: that name is Lua's own "
-                           "library, which require(\"%s\") in Lua still "
-                           "gets", mod->name, spec->origin, mod->name,
+                           "package.loaded[\"%s\"]: %s, which "
+                           "require(\"%s\") in Lua still gets",
+                           mod->name, spec->origin, mod->name,
+                           lua_toboolean(L, -1)
+                               ? "that name is Lua's own library"
+                               : "that name already held a module Lua's "
+                                 "require had loaded (package.path, "
+                                 "package.cpath)",
                            mod->name);
             }
         }

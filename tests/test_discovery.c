@@ -1668,6 +1668,37 @@ TEST(a_failure_that_passed_while_the_index_was_locked_is_forgotten_later)
     log_capture_free(&lc);
 }
 
+TEST(a_failure_recorded_after_the_pending_load_is_kept)
+{
+    /* The load whose cleanup waits for the lock is at T; a failure of the
+     * same file recorded after T -- another process's, which met it
+     * failing again -- is the newer verdict, and this host's later
+     * listing must not delete it with the old one. */
+    disc_fails f;
+    const char *dir = broken_dir();
+
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    mh_host *host = vhost(NULL, NULL, 0, dir);
+    import_refused(host);
+    FILE *lock = index_lock(index_path(NULL));
+    env_set("MH_FIXTURE_REFUSE_OK", "1");
+    import_ok(host, "refuse"); /* its cleanup pending */
+    index_unlock(lock);
+    sleep(2); /* the index records whole seconds */
+    env_unset("MH_FIXTURE_REFUSE_OK");
+    mh_host *other = vhost(NULL, NULL, 0, dir);
+    import_refused(other); /* recorded again, after the load */
+    mh_host_free(other);
+    disc_failures(host, &f);
+    const disc_fail *kept = disc_fail_find(&f, "refuse");
+    if (!kept)
+        FAIL("the failure recorded after the load was deleted:\n%s",
+             f.text);
+    ASSERT_EQ_INT(kept->status, MH_EINIT);
+    mh_host_free(host);
+    env_unset("MH_FIXTURE_REFUSE_OK");
+}
+
 /* The log hook of the case below: once the read of the recorded failures
  * is traced (the index opened), another process locks the index. */
 struct lock_at_failures {
@@ -1684,6 +1715,52 @@ static void lock_at_failures_log(void *ud, mh_log_level level,
     if (level == MH_LOG_TRACE && !l->lock &&
         strstr(msg, "reading the failures recorded"))
         l->lock = index_lock(l->index);
+}
+
+/* The same for a listing: locked between the open and the read of its
+ * rows, the index was passed over without a word, so modules recorded as
+ * failing were listed as fine, as if nothing were recorded. */
+static void lock_at_listing_log(void *ud, mh_log_level level,
+                                const char *msg)
+{
+    struct lock_at_failures *l = ud;
+    log_capture_fn(l->lc, level, msg);
+    if (level == MH_LOG_TRACE && !l->lock &&
+        strstr(msg, "reading what the discovery index in"))
+        l->lock = index_lock(l->index);
+}
+
+TEST(index_locked_after_its_open_is_said_by_a_listing)
+{
+    log_capture lc;
+    disc_run r;
+    const char *dir = broken_dir();
+
+    log_capture_init(&lc);
+    mh_host *host = vhost(&lc, NULL, 0, dir);
+    import_refused(host);
+    disc_discover(host, &lc, &r);
+    mh_host_free(host);
+
+    struct lock_at_failures l = {&lc, index_path(NULL), NULL};
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
+                MH_CONFIG_VERBOSE;
+    cfg.path = dir;
+    cfg.cache_dir = tmp_path("cache");
+    cfg.log = lock_at_listing_log;
+    cfg.log_ud = &l;
+    host = host_new_cfg(&cfg);
+    disc_discover(host, NULL, &r);
+    if (!l.lock)
+        FAIL("the read of the index was never traced: no lock taken");
+    ASSERT_EQ_INT(r.status, MH_OK);
+    ASSERT_LOG(&lc, MH_LOG_WARN, "failures recorded there are not shown "
+                                 "this time");
+    index_unlock(l.lock);
+    mh_host_free(host);
+    log_capture_free(&lc);
 }
 
 TEST(index_locked_after_its_open_says_try_again_for_failures)

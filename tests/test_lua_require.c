@@ -748,6 +748,37 @@ TEST(module_returning_another_table_than_it_put_in_package_loaded)
     log_capture_free(&lc);
 }
 
+/* Lua code required "lib" from package.path; a plugin named "lib" is
+ * installed on the host's path later and imported by the application:
+ * package.loaded keeps the library the Lua code already has (require
+ * never replaces what package.loaded holds, and code that requires it
+ * later must get what earlier code got), and a warning says why. */
+TEST(plugin_imported_after_lua_required_its_name_leaves_the_library)
+{
+    const char *dir = tmp_mkdir("E");
+    const char *ext = tmp_mkdir("ext");
+    log_capture lc;
+
+    lua_write("ext/lib.lua", "return { name = 'library' }\n");
+    lua_write("E/user.lua",
+              str_fmt("package.path = '%s/?.lua'\n"
+                      "return { f = function()\n"
+                      "  return require('lib').name\n"
+                      "end }\n", ext));
+    log_capture_init(&lc);
+    mh_host *host = logged_host(dir, &lc);
+    mh_module *user = import_ok(host, "user");
+    ASSERT_EQ_STR(call_str(user, "f", NULL), "library");
+    lua_write("E/lib.lua", "return { name = 'plugin' }\n");
+    mh_module *lib = import_ok(host, "lib");
+    ASSERT_EQ_INT(mh_module_kind_of(lib), MH_KIND_LUA);
+    ASSERT_EQ_STR(call_str(user, "f", NULL), "library");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "already held a module Lua's require had "
+                                 "loaded");
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* A module may give package.loaded a metatable (a "strict" __index that
  * raises on a missing name, a lazy one that makes tables up), as stock
  * Lua's require allows: the host publishes it with raw access, so the
