@@ -1699,59 +1699,53 @@ TEST(a_failure_recorded_after_the_pending_load_is_kept)
     env_unset("MH_FIXTURE_REFUSE_OK");
 }
 
-/* The log hook of the case below: once the read of the recorded failures
- * is traced (the index opened), another process locks the index. */
-struct lock_at_failures {
+/* The log hook of the cases below: once a trace saying `at` is seen (the
+ * index opened, its rows not read yet), another process locks the
+ * index. */
+struct lock_at {
     log_capture *lc;
-    const char *index;
+    const char *at;
     FILE *lock;
 };
 
-static void lock_at_failures_log(void *ud, mh_log_level level,
-                                 const char *msg)
+static void lock_at_log(void *ud, mh_log_level level, const char *msg)
 {
-    struct lock_at_failures *l = ud;
+    struct lock_at *l = ud;
     log_capture_fn(l->lc, level, msg);
-    if (level == MH_LOG_TRACE && !l->lock &&
-        strstr(msg, "reading the failures recorded"))
-        l->lock = index_lock(l->index);
+    if (level == MH_LOG_TRACE && !l->lock && strstr(msg, l->at))
+        l->lock = index_lock(index_path(NULL));
 }
 
-/* The same for a listing: locked between the open and the read of its
- * rows, the index was passed over without a word, so modules recorded as
- * failing were listed as fine, as if nothing were recorded. */
-static void lock_at_listing_log(void *ud, mh_log_level level,
-                                const char *msg)
+/* broken_dir() with its failures recorded, and a verbose host of it whose
+ * log goes through l (lock_at_log). */
+static mh_host *host_locking_at(struct lock_at *l, const char *dir)
 {
-    struct lock_at_failures *l = ud;
-    log_capture_fn(l->lc, level, msg);
-    if (level == MH_LOG_TRACE && !l->lock &&
-        strstr(msg, "reading what the discovery index in"))
-        l->lock = index_lock(l->index);
-}
-
-TEST(index_locked_after_its_open_is_said_by_a_listing)
-{
-    log_capture lc;
     disc_run r;
-    const char *dir = broken_dir();
-
-    log_capture_init(&lc);
-    mh_host *host = vhost(&lc, NULL, 0, dir);
+    mh_host *host = vhost(l->lc, NULL, 0, dir);
     import_refused(host);
-    disc_discover(host, &lc, &r);
+    disc_discover(host, l->lc, &r);
     mh_host_free(host);
-
-    struct lock_at_failures l = {&lc, index_path(NULL), NULL};
     mh_config cfg;
     mh_config_init(&cfg);
     cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
                 MH_CONFIG_VERBOSE;
     cfg.path = dir;
     cfg.cache_dir = tmp_path("cache");
-    cfg.log = lock_at_listing_log;
-    cfg.log_ud = &l;
-    host = host_new_cfg(&cfg);
+    cfg.log = lock_at_log;
+    cfg.log_ud = l;
+    return host_new_cfg(&cfg);
+}
+
+TEST(index_locked_after_its_open_is_said_by_a_listing)
+{
+    /* Locked between the open and the read of its rows, the index was
+     * passed over without a word by a listing, so modules recorded as
+     * failing were listed as fine, as if nothing were recorded. */
+    log_capture lc;
+    disc_run r;
+    log_capture_init(&lc);
+    struct lock_at l = {&lc, "reading what the discovery index in", NULL};
+    mh_host *host = host_locking_at(&l, broken_dir());
     disc_discover(host, NULL, &r);
     if (!l.lock)
         FAIL("the read of the index was never traced: no lock taken");
@@ -1770,28 +1764,13 @@ TEST(index_locked_after_its_open_says_try_again_for_failures)
      * read; it will be rebuilt" -- neither true: nothing is wrong with it,
      * and it is kept. */
     log_capture lc;
-    disc_run r;
     disc_fails f;
-    const char *dir = broken_dir();
     struct stat before, after;
 
     log_capture_init(&lc);
-    mh_host *host = vhost(&lc, NULL, 0, dir);
-    import_refused(host);
-    disc_discover(host, &lc, &r);
-    mh_host_free(host);
+    struct lock_at l = {&lc, "reading the failures recorded", NULL};
+    mh_host *host = host_locking_at(&l, broken_dir());
     ASSERT_EQ_INT(stat(index_path(NULL), &before), 0);
-
-    struct lock_at_failures l = {&lc, index_path(NULL), NULL};
-    mh_config cfg;
-    mh_config_init(&cfg);
-    cfg.flags = MH_CONFIG_ISOLATED | MH_CONFIG_NO_DEFAULT_PATH |
-                MH_CONFIG_VERBOSE;
-    cfg.path = dir;
-    cfg.cache_dir = tmp_path("cache");
-    cfg.log = lock_at_failures_log;
-    cfg.log_ud = &l;
-    host = host_new_cfg(&cfg);
     disc_failures(host, &f);
     if (!l.lock)
         FAIL("the read of the failures was never traced: no lock taken");
