@@ -520,10 +520,10 @@ static void load_cached(htf_state *s)
     mh_error *e = NULL;
     if (adopt(s, json, jl, sig, sl, p, NULL, NULL, &e) == MH_OK) {
         snprintf(p, sizeof p, "%s/meta.json", s->dir);
-        char sha[65];
+        const char *sha = s->idx_sha; /* adopt's hash of json */
         cJSON *m = NULL;
-        if (mh_atw_read(h, p, HTF_MAX_META, &meta, &ml, NULL) == MH_OK &&
-            mh_sha256_hex(json, jl, 32, sha))
+        if (sha[0] &&
+            mh_atw_read(h, p, HTF_MAX_META, &meta, &ml, NULL) == MH_OK)
             m = cJSON_ParseWithLength((const char *)meta, ml);
         /* The validators are for the index whose SHA-256 they carry: two
          * processes saving at once may leave one's index beside the
@@ -591,10 +591,10 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
     if (rc == MH_OK)
         rc = mh_atw_write(h, p, g->body.data, g->body.len, &e);
     cJSON *m = cJSON_CreateObject();
-    char *txt = NULL, sha[65];
-    if (m && mh_sha256_hex(g->body.data, g->body.len, 32, sha) &&
+    char *txt = NULL;
+    if (m && s->idx_sha[0] && /* adopt's hash of these bytes */
         cJSON_AddStringToObject(m, "url", s->base) &&
-        cJSON_AddStringToObject(m, "index_sha256", sha) &&
+        cJSON_AddStringToObject(m, "index_sha256", s->idx_sha) &&
         cJSON_AddStringToObject(m, "etag", g->etag) &&
         cJSON_AddStringToObject(m, "last_modified", g->last_modified) &&
         cJSON_AddNumberToObject(m, "fresh_until", (double)s->fresh_until) &&
@@ -761,17 +761,16 @@ static mh_status offline(htf_state *s, long long since_ms, const char *cause,
     return MH_ENOTFOUND;
 }
 
-static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
-                                  mh_buf *why, bool last, bool *again);
+static mh_status fetch_index_once(htf_state *s, CURL *c, mh_buf *why,
+                                  bool last, bool *again);
 
 /* Ask the server for the index through handle c (lock held), as
  * ensure_index says. */
-static mh_status fetch_index(htf_state *s, CURL *c, time_t now, mh_buf *why)
+static mh_status fetch_index(htf_state *s, CURL *c, mh_buf *why)
 {
     bool again = false;
-    mh_status rc = fetch_index_once(s, c, now, why, false, &again);
-    return again ? fetch_index_once(s, c, time(NULL), why, true, &again)
-                 : rc;
+    mh_status rc = fetch_index_once(s, c, why, false, &again);
+    return again ? fetch_index_once(s, c, why, true, &again) : rc;
 }
 
 /* Make the index usable (lock held): MH_OK, or MH_ENOTFOUND with the
@@ -794,15 +793,15 @@ static mh_status ensure_index(htf_state *s, mh_buf *why)
     CURL *c = take_curl(s);
     if (!c)
         return MH_ENOMEM;
-    mh_status rc = fetch_index(s, c, now, why);
+    mh_status rc = fetch_index(s, c, why);
     give_curl(s, c);
     return rc;
 }
 
 /* fetch_index, once: with `last` false, an index refused for its
  * signature sets *again and returns, deleting nothing. */
-static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
-                                  mh_buf *why, bool last, bool *again)
+static mh_status fetch_index_once(htf_state *s, CURL *c, mh_buf *why,
+                                  bool last, bool *again)
 {
     mh_host *h = s->host;
     char url[4200];
@@ -815,7 +814,7 @@ static mh_status fetch_index_once(htf_state *s, CURL *c, time_t now,
                               s->have_idx ? s->etag : NULL,
                               s->have_idx ? s->last_modified : NULL,
                               NULL, NULL, &g, &e);
-    now = time(NULL); /* freshness counts from the answer */
+    time_t now = time(NULL); /* freshness counts from the answer */
     if (rc == MH_ENOMEM) {
         mh_get_free(h, &g);
         mh_error_free(e);
