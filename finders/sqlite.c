@@ -562,7 +562,8 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
      * write is refused like such a directory (host/secure.c). */
     mh_error *se = NULL;
     mh_status rc = mh_sec_code_file(h, ipath, &se);
-    if (rc != MH_OK && rc != MH_ENOTFOUND) {
+    bool absent = rc == MH_ENOTFOUND;
+    if (rc != MH_OK && !absent) {
         rc = mh_err(h, err, rc, "module database %s not used: %s", ipath,
                     mh_error_message(se));
         mh_error_free(se);
@@ -578,8 +579,7 @@ static mh_status sqf_open(mh_finder_ctx *cx, const char *entry, void **state)
      * no descriptor) fails the open, which stops the import (host/find.c)
      * and is tried again at the next. */
     mh_error *oe = NULL;
-    struct stat st;
-    if (stat(ipath, &st) != 0 && errno == ENOENT) {
+    if (absent) {
         MH_TRACE(h, "sqlite: %s does not exist (yet); looked for at each "
                  "find", ipath);
         rc = MH_OK;

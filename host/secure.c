@@ -794,8 +794,11 @@ mh_status mh_sec_open_code_stat(mh_host *h, const char *path, int *out,
     st->st_size = -1;
     if (h->flags & MH_CONFIG_INSECURE_FILES) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-            return mh_err(h, err, mh_errno_status(errno, MH_EIO),
+        if (fd < 0) /* missing: MH_ENOTFOUND, as the checked walk says */
+            return mh_err(h, err,
+                          mh_errno_status(errno, errno == ENOENT
+                                                     ? MH_ENOTFOUND
+                                                     : MH_EIO),
                           "cannot open %s: %s", path,
                           mh_errno_text(errno));
         *out = fd;

@@ -1724,20 +1724,21 @@ TEST(module_packed_later_is_visible)
     mh_host_free(host);
 }
 
-TEST(database_made_after_its_entry_was_opened_is_used)
+/* A `sqlite:` entry whose database did not exist yet was skipped for
+ * the host's life (until mh_invalidate_caches), with a warning: an
+ * application started before `modhost pack` made its database never saw
+ * it.  It is looked for at each find, as a directory entry's directory
+ * is -- with MH_CONFIG_INSECURE_FILES too, whose open of a missing file
+ * said MH_EIO where the checked one says MH_ENOTFOUND. */
+static void database_made_later(unsigned flags)
 {
-    /* A `sqlite:` entry whose database did not exist yet was skipped for
-     * the host's life (until mh_invalidate_caches), with a warning: an
-     * application started before `modhost pack` made its database never
-     * saw it.  It is looked for at each find, as a directory entry's
-     * directory is. */
-    const char *db = tmp_path("later.db");
-    const char *after = tmp_mkdir("after");
+    const char *db = tmp_path("later%u.db", flags);
+    const char *after = tmp_mkdir("after%u", flags);
     log_capture lc;
-    host_opts o = {0};
+    host_opts o = {.flags = flags};
     mh_module *mod;
 
-    fixture_copy("counter", "after/other.so");
+    fixture_copy("counter", "after%u/other.so", flags);
     log_capture_init(&lc);
     o.log = &lc;
     mh_host *host = host_new_opts(&o, str_fmt("sqlite:%s", db), after);
@@ -1756,6 +1757,12 @@ TEST(database_made_after_its_entry_was_opened_is_used)
     ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, ""), 0);
     mh_host_free(host);
     log_capture_free(&lc);
+}
+
+TEST(database_made_after_its_entry_was_opened_is_used)
+{
+    database_made_later(0);
+    database_made_later(MH_CONFIG_INSECURE_FILES);
 }
 
 TEST(wal_mode_database_is_read_and_updated)
