@@ -120,6 +120,24 @@ TEST(lua_module_download_does_not_stall_lua_calls)
     log_capture_free(&lc);
 }
 
+/* A host of srv's /switch/ with the index held (counter imported), the
+ * server then answering as mode, and the next find to revalidate.  The
+ * transfer timeout is timeout_ms (0: the default). */
+static mh_host *index_held_then(http_server *srv, const char *mode,
+                                long timeout_ms, log_capture *lc)
+{
+    mh_http_limits lim = http_limits();
+    if (timeout_ms)
+        lim.timeout_ms = timeout_ms;
+    mh_config cfg = http_cfg(http_url(srv, "switch/"), lc);
+    cfg.http = &lim;
+    mh_host *host = host_new_cfg(&cfg);
+    import_ok(host, "counter");
+    http_set_mode(srv, mode);
+    mh_invalidate_caches(host); /* revalidate at the next find */
+    return host;
+}
+
 TEST(hanging_server_with_an_index_held_is_not_asked_at_every_find)
 {
     /* The index held, the server hanging on its revalidation past the
@@ -129,18 +147,11 @@ TEST(hanging_server_with_an_index_held_is_not_asked_at_every_find)
      * is counted from the failure, and after a slow one lasts four times
      * what the request took. */
     http_server *srv = http_start(http_site(NULL), NULL);
-    mh_http_limits lim = http_limits();
     log_capture lc;
     mh_spec_info info = {.size = sizeof info};
 
     log_capture_init(&lc);
-    lim.timeout_ms = 5500;
-    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
-    cfg.http = &lim;
-    mh_host *host = host_new_cfg(&cfg);
-    import_ok(host, "counter");
-    http_set_mode(srv, "hang");
-    mh_invalidate_caches(host); /* revalidate at the next find */
+    mh_host *host = index_held_then(srv, "hang", 5500, &lc);
     ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
     ASSERT_REQUESTS(srv, "/switch/index.json", 2);
     ASSERT_LOG(&lc, MH_LOG_WARN, "using the cached index");
@@ -158,18 +169,11 @@ TEST(an_outage_is_warned_of_once_though_its_timings_change)
      * milliseconds it waited, another number at every try, and each try
      * warned again. */
     http_server *srv = http_start(http_site(NULL), NULL);
-    mh_http_limits lim = http_limits();
     log_capture lc;
     mh_spec_info info = {.size = sizeof info};
 
     log_capture_init(&lc);
-    lim.timeout_ms = 1000;
-    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
-    cfg.http = &lim;
-    mh_host *host = host_new_cfg(&cfg);
-    import_ok(host, "counter");
-    http_set_mode(srv, "hang");
-    mh_invalidate_caches(host); /* revalidate at the next find */
+    mh_host *host = index_held_then(srv, "hang", 1000, &lc);
     ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
     /* Finds until the wait after the slow failure (5 s, or four times
      * what it took) has passed and the index was asked for again. */
@@ -196,16 +200,13 @@ TEST(a_garbled_answer_is_an_outage_not_a_refusal)
     mh_spec_info info = {.size = sizeof info};
 
     log_capture_init(&lc);
-    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
-    mh_host *host = host_new_cfg(&cfg);
-    import_ok(host, "counter");
-    http_set_mode(srv, "garbled");
-    mh_invalidate_caches(host);
+    mh_host *host = index_held_then(srv, "garbled", 0, &lc);
     ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
     ASSERT_REQUESTS(srv, "GET /switch/index.json garbled", 1);
     ASSERT_LOG(&lc, MH_LOG_WARN, "using the cached index");
     mh_host_free(host);
     /* and a new host finds the cached index still there */
+    mh_config cfg = http_cfg(http_url(srv, "switch/"), &lc);
     host = host_new_cfg(&cfg);
     ASSERT_STATUS(mh_find(host, "answer7", &info, ERR), MH_OK);
     mh_host_free(host);
