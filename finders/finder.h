@@ -195,9 +195,10 @@ void mh_chain_close(struct mh_host *h);
 void mh_chain_free(struct mh_host *h);
 
 /* The hook that claims entry, or NULL; *shadowed gets the names of later
- * hooks that would also claim it (interned, ", "-separated) or NULL.
- * `shown` is the entry as messages show it (no password).  Chain read
- * lock taken inside. */
+ * hooks that would also claim it (interned, ", "-separated) or NULL, and
+ * is warned of unless it held the same on the way in (the entry claimed
+ * again).  `shown` is the entry as messages show it (no password).  Chain
+ * read lock taken inside. */
 const mh_hook *mh_chain_claim(struct mh_host *h, const char *entry,
                               const char *shown, const char **shadowed);
 

@@ -300,6 +300,7 @@ const mh_hook *mh_chain_claim(mh_host *h, const char *entry,
     const mh_hook *won = NULL;
     mh_buf b;
     mh_buf_init(&b, h, 0);
+    const char *was = *shadowed; /* said when this entry was last claimed */
     *shadowed = NULL;
     /* The claims() are asked with no lock held, over a copy of the chain
      * (links live as long as the host): one that imports a module whose
@@ -320,10 +321,12 @@ const mh_hook *mh_chain_claim(mh_host *h, const char *entry,
     }
     if (b.len && !b.failed) {
         *shadowed = mh_int_cstr(h, mh_buf_str(&b));
-        mh_log(h, MH_LOG_WARN, "search path entry '%s' is claimed by finder "
-               "'%s'; also claimed by %s, which %s shadowed (reorder the "
-               "path hooks to change this)", shown, won->name,
-               mh_buf_str(&b), strchr(mh_buf_str(&b), ',') ? "are" : "is");
+        if (*shadowed != was)
+            mh_log(h, MH_LOG_WARN, "search path entry '%s' is claimed by "
+                   "finder '%s'; also claimed by %s, which %s shadowed "
+                   "(reorder the path hooks to change this)", shown,
+                   won->name, mh_buf_str(&b),
+                   strchr(mh_buf_str(&b), ',') ? "are" : "is");
     }
     mh_buf_free(&b);
     return won;

@@ -458,9 +458,10 @@ fail:;
      *     over, as a directory that cannot be read is), or a hot journal
      *     a dead writer left (rolled back below);
      *   MH_ENOMEM.
-     * Final until mh_invalidate_caches or a change to the file: what the
-     * bytes say (MH_EFORMAT), and a file this process may not open, or
-     * whose hot journal it may not roll back (MH_EPATH). */
+     * Settled (the entry unusable: host/path.c opens it again a second
+     * later, or after mh_invalidate_caches): what the bytes say
+     * (MH_EFORMAT), and a file this process may not open, or whose hot
+     * journal it may not roll back (MH_EPATH). */
     int sys = s->db && (base == SQLITE_CANTOPEN || base == SQLITE_IOERR)
                   ? sqlite3_system_errno(s->db) : 0;
     mh_status code = base == SQLITE_BUSY || base == SQLITE_LOCKED
@@ -488,7 +489,7 @@ fail:;
     }
     /* The journal is still there: this process may not write what rolling
      * it back writes.  Not passing: only someone who may can mend it, and
-     * the entry is tried again after mh_invalidate_caches. */
+     * the entry is tried again later (as any unusable entry). */
     if (rc == SQLITE_READONLY_ROLLBACK) {
         mh_err(h, err, MH_EPATH, "module database %s: a writer that did not "
                "finish left its journal %s-journal, which only a process "
@@ -502,7 +503,7 @@ fail:;
     /* A WAL-mode database needs its -wal and -shm files, which a reader
      * that cannot write the directory (a system database, a read-only
      * filesystem) cannot make: say so, and how to mend it.  Not passing:
-     * tried again after mh_invalidate_caches.  (A directory it may write,
+     * tried again later, as any unusable entry.  (A directory it may write,
      * where making them failed all the same -- a full disk -- is the
      * passing trouble below.) */
     if ((base == SQLITE_READONLY || base == SQLITE_CANTOPEN) &&

@@ -564,6 +564,12 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
         return MH_EPATH;
     mh_status rc = MH_EPATH;
     c = atomic_load_explicit(&e->finder, memory_order_relaxed);
+    /* A settled failure is looked at again now and then: the operator may
+     * have mended the entry (its mode, an owner, the file) while the
+     * application runs.  Its error is kept until the new attempt settles,
+     * which warns only of something new. */
+    if (!c && e->tried && mh_mono_ms() >= e->retry_at)
+        e->tried = false;
     if (!c && !e->tried) {
         mh_error *oerr = NULL;
         /* Cycles and deadlocks this thread has had refused so far: one
@@ -674,10 +680,23 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
             mh_error_free(oerr);
             oerr = NULL;
         } else if (!c && oerr) {
+            bool again = e->open_error &&
+                         strcmp(mh_error_message(e->open_error),
+                                mh_error_message(oerr)) == 0;
             e->tried = true;
+            e->retry_at = mh_mono_ms() + MH_ENTRY_RETRY_MS;
+            if (!again || h->verbose)
+                mh_log(h, again ? MH_LOG_TRACE : MH_LOG_WARN,
+                       "search path entry '%s' skipped: %s", e->shown,
+                       mh_error_message(oerr));
+            mh_error_free(e->open_error);
             e->open_error = oerr;
-            mh_log(h, MH_LOG_WARN, "search path entry '%s' skipped: %s",
-                   e->shown, mh_error_message(oerr));
+        }
+        if (!e->tried && e->open_error) {
+            /* Opened at last, or failing in passing now: the settled
+             * failure no longer holds. */
+            mh_error_free(e->open_error);
+            e->open_error = NULL;
         }
     }
     if (c)

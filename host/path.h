@@ -22,6 +22,10 @@
 struct mh_host;
 struct mh_hook;
 
+/* How long a search path entry whose open failed is left alone before its
+ * next use opens it again (mh_path_finder). */
+#define MH_ENTRY_RETRY_MS 1000
+
 typedef struct mh_pentry {
     const char *text;                      /* interned; given to finders */
     const char *shown;                     /* interned; text with any
@@ -37,7 +41,11 @@ typedef struct mh_pentry {
                                               failed */
     const char *shadowed;                  /* interned: other hooks that
                                               would have claimed it */
-    bool tried;                            /* open attempted */
+    bool tried;                            /* open attempted, failed and
+                                              settled (open_error) */
+    long long retry_at;                    /* mh_mono_ms() after which a
+                                              settled failure is tried
+                                              again */
     _Atomic(bool) stale;                   /* invalidated while another
                                               thread opened it (BUSY) */
     bool closed;                           /* its instance was closed */
@@ -63,9 +71,10 @@ void mh_path_free(struct mh_host *h);
 
 /* The finder instance for entry e, opening it on first use: MH_OK with
  * *hook and *state; MH_EPATH when no finder takes the entry (the reason is
- * appended to `why`, which may be NULL, and the entry is not tried again
- * until mh_invalidate_caches or a new path hook); MH_ENOMEM (tried again
- * next time).  An entry whose scheme no hook claims brings in the finder
+ * appended to `why`, which may be NULL; the entry is opened again at its
+ * first use MH_ENTRY_RETRY_MS after that, or after mh_invalidate_caches or
+ * a new path hook, and a failure that says the same again is not warned of
+ * again); MH_ENOMEM (tried again next time).  An entry whose scheme no hook claims brings in the finder
  * plugin finders.<scheme> (finders/hooks.c). */
 /* Lock entry e (its `opening`), waiting while another thread opens it:
  * MH_OLOCK_TAKEN (give it back with mh_path_entry_unlock); MH_OLOCK_MINE

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <modhost/finder.h>
 
@@ -256,16 +258,24 @@ TEST(list_walks_custom_finders_in_path_order)
     mh_host_free(host);
 }
 
+/* A host on the entry "multi:store", which both m1 (d1, first) and m2
+ * (d2, last) claim. */
+static mh_host *multi_host(dict *d1, dict *d2, log_capture *lc)
+{
+    mh_host *host = host_with_log("multi:store", lc);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &multi1, d1, MH_CHAIN_FIRST,
+                                        NULL, ERR), MH_OK);
+    ASSERT_STATUS(mh_host_add_path_hook(host, &multi2, d2, MH_CHAIN_LAST,
+                                        NULL, ERR), MH_OK);
+    return host;
+}
+
 TEST(shadowed_claim_is_named_never_silent)
 {
     dict d1 = {.mods = ALPHA_MODS}, d2 = {.mods = BETA_MODS};
     log_capture lc;
     log_capture_init(&lc);
-    mh_host *host = host_with_log("multi:store", &lc);
-    ASSERT_STATUS(mh_host_add_path_hook(host, &multi1, &d1, MH_CHAIN_FIRST,
-                                        NULL, ERR), MH_OK);
-    ASSERT_STATUS(mh_host_add_path_hook(host, &multi2, &d2, MH_CHAIN_LAST,
-                                        NULL, ERR), MH_OK);
+    mh_host *host = multi_host(&d1, &d2, &lc);
     ASSERT_EQ_STR(who(host, "same"), "\"alpha\"");
     mh_path_entry_info ei = {.size = sizeof ei};
     ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
@@ -274,6 +284,52 @@ TEST(shadowed_claim_is_named_never_silent)
     ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "claimed by finder "
                                     "'m1'; also claimed by m2"), 1);
     ASSERT_EQ_INT(d2.opens, 0);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* An entry whose open failed is left alone for a second (no open per
+ * import), then opened again at its next use: mended meanwhile, it
+ * serves.  Neither the failure nor the shadowed claim is warned of again
+ * when it says the same. */
+TEST(failed_open_is_tried_again_after_a_while)
+{
+    dict d1 = {.mods = ALPHA_MODS, .fail_open = "the store is offline"};
+    dict d2 = {.mods = BETA_MODS};
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = multi_host(&d1, &d2, &lc);
+    mh_module *mod = NULL;
+    long long t0 = mono_ms();
+    ASSERT_STATUS(mh_import(host, "same", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "the store is offline (entry multi:store)");
+    ASSERT_STATUS(mh_import(host, "same", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "the store is offline (entry multi:store)");
+    if (mono_ms() - t0 < 900) /* both within the second */
+        ASSERT_EQ_INT(d1.opens, 1);
+    usleep(1100 * 1000);
+    ASSERT_STATUS(mh_import(host, "same", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_EQ_INT(d1.opens, 2);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "the store is "
+                                    "offline"), 1);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, "also claimed by "
+                                    "m2"), 1);
+    d1.fail_open = NULL;
+    usleep(1100 * 1000);
+    ASSERT_EQ_STR(who(host, "same"), "\"alpha\"");
+    ASSERT_EQ_INT(d1.opens, 3);
+    ASSERT_EQ_INT(d2.opens, 0);
+    mh_path_entry_info ei = {.size = sizeof ei};
+    ASSERT_STATUS(mh_host_path_entry_info(host, 0, &ei), MH_OK);
+    ASSERT_EQ_STR(ei.finder, "m1");
+    ASSERT_NULL(ei.error);
     mh_host_free(host);
     log_capture_free(&lc);
 }

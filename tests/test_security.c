@@ -356,6 +356,53 @@ TEST(perms_writable_ancestor_refused)
     report("perms_writable_ancestor_refused", n);
 }
 
+/* An entry refused for its mode, in a host that keeps running: mended,
+ * it is opened again at its first use after MH_ENTRY_RETRY_MS (1 s) --
+ * an operator need not restart the application -- and a refusal that
+ * says the same again is not warned of again. */
+TEST(perms_refused_entry_mended_while_the_host_runs)
+{
+    const char *ww = dir_mode(tmp_path("ww"), 0777);
+    const char *e = dir_mode(tmp_path("ww/entry"), 0755);
+    const char *warn = str_fmt("search path entry '%s' skipped", e);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_module *mod = (mh_module *)&mod;
+
+    meta_marker();
+    plugin_at("sec_evil", tmp_path("ww/entry/mod.so"), 0644);
+    mh_host *h = host_new_opts(&o, e);
+    ASSERT_STATUS(mh_import(h, "mod", &mod, ERR), REFUSED_ENTRY);
+    ASSERT_CONTAINS(ERR_MSG(), above(ww));
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, warn), 1);
+    usleep(1100 * 1000);
+    /* tried again: the same refusal, not said again */
+    ASSERT_STATUS(mh_import(h, "mod", &mod, ERR), REFUSED_ENTRY);
+    ASSERT_CONTAINS(ERR_MSG(), above(ww));
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, warn), 1);
+    /* another reason is news */
+    chmod_ok(ww, 0775);
+    usleep(1100 * 1000);
+    ASSERT_STATUS(mh_import(h, "mod", &mod, ERR), REFUSED_ENTRY);
+    ASSERT_CONTAINS(ERR_MSG(), mode_text(0775));
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, warn), 2);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, mode_text(0775)),
+                  1);
+    assert_no_marker();
+    /* mended: loaded, with no invalidate_caches and no new host */
+    chmod_ok(ww, 0755);
+    usleep(1100 * 1000);
+    mod = NULL;
+    ASSERT_STATUS(mh_import(h, "mod", &mod, ERR), MH_OK);
+    ASSERT_EQ_STR(who(mod), "evil");
+    mh_host_free(h);
+    log_capture_free(&lc);
+    if (unlink(tmp_path("marker")) != 0)
+        FAIL("unlink marker: %s", strerror(errno));
+    report("perms_refused_entry_mended_while_the_host_runs", 4);
+}
+
 TEST(perms_foreign_owner_file_refused)
 {
     const char *e = dir_mode(tmp_path("e"), 0755);

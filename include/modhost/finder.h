@@ -35,11 +35,12 @@
  *   - open: make the instance for `entry` (NULL for a meta finder, whose
  *     open runs once, when it is added, and fails mh_host_add_meta_finder if it
  *     fails).  For an entry, a failure makes the entry unusable (logged
- *     once, retried after mh_invalidate_caches), but MH_EAGAIN and
- *     MH_ENOMEM are passing: they fail the import that met them, as
- *     find's errors do -- the entry may hold the module, so a later
- *     entry's of the same name must not load in its place -- and the
- *     open is tried again at the next import.  Use MH_EAGAIN only for
+ *     once, retried at its first use a second later, or after
+ *     mh_invalidate_caches; the same failure again is not logged again),
+ *     but MH_EAGAIN and MH_ENOMEM are passing: they fail the import that
+ *     met them, as find's errors do -- the entry may hold the module, so
+ *     a later entry's of the same name must not load in its place -- and
+ *     the open is tried again at the next import.  Use MH_EAGAIN only for
  *     what passes by itself (busy, no descriptor free); trouble that may
  *     pass but may as well not (a backend that does not answer) is better
  *     an MH_OK open whose finds say MH_ENOTFOUND with the reason.
