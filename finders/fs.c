@@ -936,10 +936,17 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
             snprintf(w->unread, sizeof w->unread, "%s", dir);
             return MH_EAGAIN;
         }
-        /* The entry itself unreadable is worth a word; a package
-         * directory that vanished while we walked is not. */
-        return w->depth > 0 ? MH_OK : errno == ENOENT ? MH_ENOTFOUND
-                                                      : MH_EIO;
+        /* The entry itself unreadable is worth a word (the caller's); a
+         * package directory that vanished while we walked is not, but one
+         * that cannot be read is: its modules are missing from the list,
+         * and an import of one of them fails. */
+        int e = errno;
+        if (w->depth > 0 && e != ENOENT && e != ENOTDIR)
+            mh_log(s->host, MH_LOG_WARN, "cannot list package directory "
+                   "%s: %s; its modules are not listed", dir,
+                   mh_errno_text(e));
+        errno = e;
+        return w->depth > 0 ? MH_OK : e == ENOENT ? MH_ENOTFOUND : MH_EIO;
     }
     if (on_walk(w, l)) {
         MH_TRACE(s->host, "fs: %s is a link back to a directory being "

@@ -638,6 +638,44 @@ TEST(list_warns_about_unreadable_entry)
     log_capture_free(&lc);
 }
 
+/* Fails the second directory read the host makes (mh_config.fault). */
+static int fail_second_opendir(void *ud, const char *site)
+{
+    int *n = ud;
+    return strcmp(site, "opendir") == 0 && ++*n == 2;
+}
+
+TEST(list_warns_about_unreadable_package_directory)
+{
+    /* E is read, then E/pkg cannot be: the listing goes on without its
+     * modules, and says which directory it could not read. */
+    const char *dir = tmp_mkdir("E");
+    log_capture lc;
+    int n = 0, reads = 0;
+
+    fixture_copy("counter", "E/mod.so");
+    fixture_copy("counter", "E/pkg/inner.so");
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc, .fault = fail_second_opendir,
+                   .fault_ud = &reads};
+    mh_host *host = host_new_opts(&o, dir);
+    ASSERT_STATUS(mh_list(host, count_module, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(reads, 2);
+    ASSERT_EQ_INT(n, 1);
+    const char *want = str_fmt("cannot list package directory %s: ",
+                               tmp_path("E/pkg"));
+    if (log_capture_count(&lc, MH_LOG_WARN, want) != 1 ||
+        log_capture_count(&lc, MH_LOG_WARN, "its modules are not listed") != 1)
+        FAIL("want a warning naming E/pkg; log:%s", log_capture_dump(&lc));
+    /* readable again: listed in full, with no word */
+    n = 0;
+    ASSERT_STATUS(mh_list(host, count_module, &n, ERR), MH_OK);
+    ASSERT_EQ_INT(n, 2);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_WARN, want), 1);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 TEST(overlong_path_is_a_miss_not_an_error)
 {
     char deep[3800];
