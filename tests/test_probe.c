@@ -631,6 +631,106 @@ TEST(blob_without_memfd)
     log_capture_free(&lc);
 }
 
+/* A probing host with MH_CONFIG_NO_MEMFD and a cache directory others
+ * may write (so no private file either: nothing can be loaded from
+ * memory), tracing into lc through log (log_capture_fn, or one that
+ * hands on to it). */
+static mh_host *no_memory_host(log_capture *lc, mh_log_fn log)
+{
+    mh_config cfg;
+    mh_config_init(&cfg);
+    cfg.flags = MH_CONFIG_NO_DEFAULT_PATH | MH_CONFIG_VERBOSE |
+                MH_CONFIG_PROBE | MH_CONFIG_NO_MEMFD;
+    cfg.path = tmp_path("E");
+    cfg.path_env = "MH_TEST_PROBE_NO_PATH";
+    cfg.cache_dir = tmp_mkdir("open");
+    if (chmod(cfg.cache_dir, 0777) != 0)
+        FAIL("chmod %s: %s", cfg.cache_dir, strerror(errno));
+    cfg.log = log;
+    cfg.log_ud = lc;
+    return host_new_cfg(&cfg);
+}
+
+/* A file module is tried in the child as the file it is, as the host
+ * loads it.  The child once loaded its bytes from memory: where it could
+ * not (here: MH_CONFIG_NO_MEMFD and no private cache directory), or where
+ * the file was over its limit for bytes read into memory (256 MiB; a
+ * file has none), it said "refused" -- and the host, taking that for the
+ * module's own clean refusal, loaded it untried and crashed. */
+TEST(file_module_is_tried_as_a_file)
+{
+    probe_env();
+    log_capture lc;
+    log_capture_init(&lc);
+    plugin("probe_segv");
+    mh_host *h = no_memory_host(&lc, log_capture_fn);
+    mh_module *mod;
+    ASSERT_STATUS(mh_import(h, "probe_segv", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "crashed in init: signal 11");
+    mh_host_free(h);
+
+    const char *big = plugin("probe_segv");
+    if (truncate(big, (off_t)300 << 20) != 0) /* sparse: no disk used */
+        FAIL("truncate %s: %s", big, strerror(errno));
+    h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    ASSERT_STATUS(mh_import(h, "probe_segv", &mod, ERR), MH_EINIT);
+    ASSERT_CONTAINS(ERR_MSG(), "crashed in init: signal 11");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, "refused cleanly"), 0);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* Hands on to log_capture_fn; when the probe starts its child, replaces
+ * E/probe_segv.so (the file the host holds open) by another file, so the
+ * child has only the deleted file's bytes, which it cannot load here. */
+static void replace_at_spawn(void *ud, mh_log_level level, const char *msg)
+{
+    log_capture_fn(ud, level, msg);
+    if (strstr(msg, SPAWNED) &&
+        rename(tmp_path("E/other.so"), tmp_path("E/probe_segv.so")) != 0)
+        FAIL("rename: %s", strerror(errno));
+}
+
+/* A child that could not load the module, for a reason that is none of
+ * the module's, has not tried it: the import fails (MH_EIO, "cannot
+ * probe"), and the module is not loaded here untried. */
+TEST(module_the_child_cannot_load_is_not_loaded_untried)
+{
+    probe_env();
+    log_capture lc;
+    log_capture_init(&lc);
+    plugin("probe_segv");
+    fixture_copy("probe_good", "E/other.so");
+    mh_host *h = no_memory_host(&lc, replace_at_spawn);
+    mh_module *mod = (mh_module *)1;
+    ASSERT_STATUS(mh_import(h, "probe_segv", &mod, ERR), MH_EIO);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "cannot probe module 'probe_segv'");
+    ASSERT_CONTAINS(ERR_MSG(), "for a reason that is not the module's");
+    ASSERT_CONTAINS(ERR_MSG(), "MH_CONFIG_NO_MEMFD");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, "refused cleanly"), 0);
+    disc_fails fails;
+    disc_failures(h, &fails);
+    ASSERT_NULL(disc_fail_find(&fails, "probe_segv")); /* not its fault */
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
+/* What the module's init starts with exec inherits none of the probe's
+ * descriptors: the module's own (4) was once left open across exec. */
+TEST(child_descriptors_are_closed_on_exec)
+{
+    probe_env();
+    log_capture lc;
+    log_capture_init(&lc);
+    plugin("probe_fds");
+    mh_host *h = probe_host(&lc, MH_CONFIG_PROBE, tmp_path("E"));
+    ASSERT_EQ_INT(call_int(import_ok(h, "probe_fds"), "value"), 4);
+    ASSERT_EQ_INT(spawned(&lc), 1);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
 /* ------------------------------------------------ the probe itself */
 
 /* No modhost command: the import fails (MH_EIO), and nothing is recorded

@@ -10,8 +10,10 @@
  * left for what the module's init imports.  The checking mode does it in
  * a host with MH_CONFIG_PROBE (the library then runs `--in-process` in a
  * child and judges it) and MH_CONFIG_NO_INDEX (a check records nothing).
- * The in-process mode loads FILE's bytes from memory, as a database's
- * module is loaded: the library hands it the module as /proc/self/fd/4.
+ * The library hands the in-process mode the module as /proc/self/fd/4:
+ * a file it loads as that file, by the path that still names it, as the
+ * library will; an image (or a file renamed since) from its bytes in
+ * memory, as a database's module is loaded.
  *
  * The in-process mode's status channel (--status-fd), read by
  * loaders/probe.c, is one line per milestone: "start" once the host is
@@ -23,6 +25,8 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -54,6 +58,7 @@ typedef struct probe_opts {
 typedef struct probe_target {
     const char *name, *origin, *file;
     int memory;              /* serve the bytes through read() */
+    int unread;              /* read() failed: none of the module ran */
 } probe_target;
 
 static mh_status target_open(mh_finder_ctx *cx, const char *entry,
@@ -84,8 +89,9 @@ static mh_status target_find(mh_finder_ctx *cx, void *state,
 static mh_status target_read(mh_finder_ctx *cx, void *state, const char *key,
                              mh_finder_blob *out)
 {
-    const probe_target *t = state;
+    probe_target *t = state;
     (void)key;
+    t->unread = 1; /* until the bytes are in hand */
     int fd = open(t->file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -122,6 +128,7 @@ static mh_status target_read(mh_finder_ctx *cx, void *state, const char *key,
     out->data = data;
     out->len = got;
     out->size = size;
+    t->unread = 0;
     return MH_OK;
 }
 
@@ -181,7 +188,8 @@ static void say(const probe_opts *o, const char *fmt, ...)
 /* A host for the module, with the finder of target first.  0, or the
  * exit code after reporting (on the status channel too). */
 static int target_host(const cli_ctx *ctx, const probe_opts *o,
-                       unsigned flags, probe_target *t, mh_host **host)
+                       unsigned flags, size_t max_module_size,
+                       probe_target *t, mh_host **host)
 {
     mh_config cfg;
     mh_error *err = NULL;
@@ -189,6 +197,7 @@ static int target_host(const cli_ctx *ctx, const probe_opts *o,
     cfg.flags = ctx->flags | flags;
     cfg.path = ctx->path;
     cfg.cache_dir = o->cache_dir;
+    cfg.max_module_size = max_module_size;
     if (mh_host_new(&cfg, host, &err) != MH_OK ||
         mh_host_add_meta_finder(*host, &target_class, t, MH_CHAIN_FIRST,
                                 NULL, &err) != MH_OK) {
@@ -200,15 +209,73 @@ static int target_host(const cli_ctx *ctx, const probe_opts *o,
     return CLI_EXIT_OK;
 }
 
+/* Did an import fail for the module's own reasons -- its init, its
+ * descriptor or ABI, its bytes, what it requires -- which the asking
+ * host's own load of the same bytes meets again, before or in the same
+ * code?  Anything else (its bytes not read, a file or directory refused
+ * or unreadable here, no memory, no descriptor, no way to load from
+ * memory here: MH_CONFIG_NO_MEMFD without a private cache directory)
+ * says nothing of the module, and the asking host must not take it for
+ * a clean refusal: it would load the module untried. */
+static bool modules_own_refusal(mh_status st)
+{
+    switch (st) {
+    case MH_EINIT: case MH_EABI: case MH_ENODESC: case MH_ELOAD:
+    case MH_EFORMAT: case MH_EVERSION: case MH_ENOTFOUND: case MH_ECYCLE:
+    case MH_EDEADLOCK: case MH_ENOSYM:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out);
+
+/* The module the asking host hands over as /proc/self/fd/N: its number,
+ * or -1. */
+static int handed_fd(const char *file)
+{
+    static const char pfx[] = "/proc/self/fd/";
+    unsigned long n;
+    if (strncmp(file, pfx, sizeof pfx - 1) != 0 ||
+        parse_uint(file + sizeof pfx - 1, 1024 * 1024, &n) != 0)
+        return -1;
+    return (int)n;
+}
+
+/* The file the module is, when the descriptor handed over is one by a
+ * path that still names it (same device and inode): into real, true.
+ * False for an image in memory (a memfd, an unlinked private file), or a
+ * file renamed or replaced since.  Loading that path here loads as the
+ * asking host does -- a file, mapped through its descriptor, $ORIGIN and
+ * all -- where loading its bytes from memory could fail for reasons of
+ * this process's (MH_CONFIG_NO_MEMFD, a cache directory it cannot use)
+ * that the asking host does not share. */
+static bool file_behind(int fd, char *real)
+{
+    char link[64];
+    struct stat a, b;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, PATH_MAX - 1);
+    if (n <= 0 || real[0] != '/' || fstat(fd, &a) != 0 || !S_ISREG(a.st_mode))
+        return false;
+    real[n] = '\0';
+    return stat(real, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
 /* The check itself: load, init and fini the module in this process. */
 static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
 {
+    int fd = handed_fd(o->file);
     if (o->status_fd >= 0) {
         /* Not for a plugin's children; and gone with the host that asks,
          * if it is killed while this hangs. */
         fcntl(o->status_fd, F_SETFD, FD_CLOEXEC);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
     }
+    if (fd >= 0) /* nor the module's descriptor */
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (o->host_version && strcmp(o->host_version, mh_version_string()) != 0) {
         say(o, "unusable\nthe probe command is modhost %s, the host asking "
             "is modhost %s", mh_version_string(), o->host_version);
@@ -216,12 +283,23 @@ static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
                    mh_version_string(), o->host_version);
         return CLI_EXIT_FAILURE;
     }
-    probe_target t = {o->name, o->origin, o->file, 1};
+    /* A file is loaded as the file it is; an image from its bytes, all
+     * of which the asking host accepted, whatever this host's limit. */
+    char real[PATH_MAX];
+    struct stat st;
+    probe_target t = {o->name, o->origin, o->file, 1, 0};
+    if (fd >= 0 && file_behind(fd, real)) {
+        t.file = real;
+        t.memory = 0;
+    }
+    size_t max = t.memory && fstat(fd, &st) == 0 &&
+                         (uint64_t)st.st_size > MH_DEFAULT_MAX_MODULE
+                     ? (size_t)st.st_size : 0;
     mh_host *host;
     int code = target_host(ctx, o, o->config_flags | MH_CONFIG_NO_INDEX |
                                        MH_CONFIG_NO_BYTECODE_WRITE |
                                        MH_CONFIG_NO_COPY_WRITE,
-                           &t, &host);
+                           max, &t, &host);
     if (code != CLI_EXIT_OK)
         return code;
     say(o, "start\n");
@@ -230,8 +308,12 @@ static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
     /* Plain accepted: whether a descriptor is required is the asking
      * host's question; here only loading and init are. */
     if (mh_import_ex(host, o->name, MH_IMPORT_PLAIN, &mod, &err) != MH_OK) {
-        say(o, "refused %s\n%s", mh_status_name(mh_error_code(err)),
-            mh_error_message(err));
+        if (t.unread || !modules_own_refusal(mh_error_code(err)))
+            say(o, "unusable\nthe child could not load it, for a reason "
+                "that is not the module's: %s", mh_error_message(err));
+        else
+            say(o, "refused %s\n%s", mh_status_name(mh_error_code(err)),
+                mh_error_message(err));
         mh_host_free(host);
         return cli_fail(err);
     }
@@ -252,10 +334,10 @@ static int run_checked(const cli_ctx *ctx, const probe_opts *o)
         cli_errorf("cannot probe %s: %s", o->file, strerror(e));
         return e == ENOENT ? CLI_EXIT_NOTFOUND : CLI_EXIT_FAILURE;
     }
-    probe_target t = {o->name, real, real, 0};
+    probe_target t = {o->name, real, real, 0, 0};
     mh_host *host;
-    int code = target_host(ctx, o, MH_CONFIG_PROBE | MH_CONFIG_NO_INDEX, &t,
-                           &host);
+    int code = target_host(ctx, o, MH_CONFIG_PROBE | MH_CONFIG_NO_INDEX, 0,
+                           &t, &host);
     if (code != CLI_EXIT_OK)
         return code;
     mh_module *mod;
