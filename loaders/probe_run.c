@@ -57,20 +57,26 @@ static int lift(int fd)
 }
 
 /* A pipe whose read end is non-blocking; both ends close-on-exec, the
- * write end lifted.  0 or -1. */
+ * write end lifted.  0, or -1 with both ends closed and *rd = *wr = -1
+ * (the caller closes what it holds: never a number closed here, which
+ * another thread may have been given meanwhile). */
 static int make_pipe(int *rd, int *wr)
 {
     int p[2];
+    *rd = *wr = -1;
     if (pipe2(p, O_CLOEXEC) != 0)
         return -1;
-    *rd = p[0];
-    *wr = lift(p[1]);
-    if (*wr < 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+    int w = lift(p[1]);
+    if (w < 0 || fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+        int e = errno;
         close(p[0]);
-        if (*wr >= 0)
-            close(*wr);
+        if (w >= 0)
+            close(w);
+        errno = e;
         return -1;
     }
+    *rd = p[0];
+    *wr = w;
     return 0;
 }
 
@@ -238,8 +244,9 @@ mh_status mh_prun_run(mh_host *h, mh_prun *r, mh_error **err)
     if (make_pipe(&err_r, &err_w) != 0 || make_pipe(&st_r, &st_w) != 0 ||
         (r->module_fd >= 0 &&
          (mod_fd = fcntl(r->module_fd, F_DUPFD_CLOEXEC, FD_FLOOR)) < 0)) {
-        rc = mh_err(h, err, MH_EIO, "cannot start a probe: no pipe or "
-                    "descriptor: %s", strerror(errno));
+        rc = mh_err(h, err, mh_errno_status(errno, MH_EIO), "cannot start "
+                    "a probe: no pipe or descriptor: %s",
+                    mh_errno_text(errno));
         goto out;
     }
     pid_t pid = -1;
