@@ -319,8 +319,8 @@ static uintptr_t dyn_ptr(const struct link_map *lm, ElfW(Addr) p)
     return p < lm->l_addr ? lm->l_addr + p : p;
 }
 
-bool mh_elf_symbol_of(void *dl, const char *name, const void *addr,
-                      unsigned *type, size_t *size)
+int mh_elf_symbol_of(void *dl, const char *name, const void *addr,
+                     unsigned *type, size_t *size)
 {
     struct link_map *lm = NULL;
     const uint32_t *ht = NULL;
@@ -338,12 +338,16 @@ bool mh_elf_symbol_of(void *dl, const char *name, const void *addr,
     if (!ht || !symtab || !strtab || ht[0] == 0 || ht[2] == 0) {
         Dl_info di; /* no GNU hash table: the slow way */
         const ElfW(Sym) *sym = NULL;
+        struct link_map *in = NULL;
+        if (lm && dladdr1(addr, &di, (void **)&in, RTLD_DL_LINKMAP) && in &&
+            in != lm)
+            return 0; /* another object's */
         if (!dladdr1(addr, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
             di.dli_saddr != addr)
-            return false;
+            return -1;
         *type = MH_ST_TYPE(sym->st_info);
         *size = sym->st_size;
-        return true;
+        return 1;
     }
     /* The lookup of glibc's do_lookup_x: bloom filter, bucket, chain.
      * dlsym has just walked the same words for the same name, so nothing
@@ -357,23 +361,25 @@ bool mh_elf_symbol_of(void *dl, const char *name, const void *addr,
     uint32_t h = gnu_hash(name);
     ElfW(Addr) word = bloom[(h / bits) & (bloom_size - 1)];
     if (!((word >> (h % bits)) & (word >> ((h >> shift) % bits)) & 1))
-        return false;
+        return 0;
     uint32_t i = buckets[h % nbuckets];
     if (i < symoffset)
-        return false;
+        return 0;
     for (;; i++) {
         uint32_t ch = chain[i - symoffset];
         const ElfW(Sym) *sym = &symtab[i];
         if ((ch | 1) == (h | 1) && sym->st_shndx != SHN_UNDEF &&
             strcmp(strtab + sym->st_name, name) == 0) {
-            /* The first definition is where the loader stopped too. */
+            /* The first definition is where the loader stopped too; one
+             * elsewhere (another version of the name?) says nothing
+             * certain. */
             if ((const void *)(lm->l_addr + sym->st_value) != addr)
-                return false;
+                return -1;
             *type = MH_ST_TYPE(sym->st_info);
             *size = sym->st_size;
-            return true;
+            return 1;
         }
         if (ch & 1)
-            return false;
+            return 0;
     }
 }

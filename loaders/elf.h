@@ -50,13 +50,14 @@ const char *mh_elf_note_fd(struct mh_host *h, int fd, uint64_t len,
 void mh_elf_note_free(struct mh_host *h, mh_elf_note *n);
 
 /* What the symbol table of loaded object `dl` (a dlopen handle) says of
- * its symbol `name` at address `addr` (found by dlsym): *type (STT_*) and
- * *size.  Through the object's GNU hash table in memory, exactly the way
- * the dynamic loader's own lookup walked it, so O(1), where dladdr1 scans
- * every loaded object; dladdr1 when the object has no GNU hash table.
- * false when no symbol of that name is at addr (dlsym found it in a
- * dependency) or nothing can be told. */
-bool mh_elf_symbol_of(void *dl, const char *name, const void *addr,
-                      unsigned *type, size_t *size);
+ * its symbol `name` at address `addr` (found by dlsym): 1 with *type
+ * (STT_*) and *size when it is the object's own; 0 when the object
+ * defines no such symbol (dlsym found it in a dependency: dlsym searches
+ * the handle's dependencies too); -1 when nothing can be told.  Through
+ * the object's GNU hash table in memory, exactly the way the dynamic
+ * loader's own lookup walked it, so O(1), where dladdr1 scans every
+ * loaded object; dladdr1 when the object has no GNU hash table. */
+int mh_elf_symbol_of(void *dl, const char *name, const void *addr,
+                     unsigned *type, size_t *size);
 
 #endif /* MH_LOADERS_ELF_H */

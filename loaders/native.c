@@ -47,6 +47,26 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
 {
     dlerror();
     const mh_plugin_desc *d = dlsym(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL);
+    /* What the symbol is, from the object's own symbol table: dlsym also
+     * searches the object's dependencies, and a library linked against a
+     * plugin would otherwise pass for that plugin -- its descriptor, its
+     * init run a second time.  A function, or data smaller than a
+     * descriptor, must not be read as one.  A symbol of no type and no
+     * size (hand-written assembly without .type and .size), or an object
+     * whose table cannot be read, says nothing: taken as it was before. */
+    unsigned type = STT_NOTYPE;
+    size_t bytes = 0;
+    int own = d ? mh_elf_symbol_of(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL, d, &type,
+                                   &bytes)
+                : -1;
+    char theirs[128] = "";
+    if (own == 0) {
+        Dl_info di;
+        snprintf(theirs, sizeof theirs, " of its own (the one it sees is "
+                 "%.80s's)", dladdr(d, &di) && di.dli_fname
+                                    ? di.dli_fname : "a dependency");
+        d = NULL;
+    }
     if (!d) {
         if (flags & MH_IMPORT_PLAIN) {
             mod->kind = MH_KIND_PLAIN;
@@ -58,19 +78,13 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
         dlclose(dl);
         return mh_err(h, err, MH_ENODESC,
                       "module '%s' (%s) is not a modhost plugin: it has no "
-                      "'%s' symbol; import it with MH_IMPORT_PLAIN "
+                      "'%s' symbol%s; import it with MH_IMPORT_PLAIN "
                       "(--plain on the command line) to use it as a plain "
                       "library",
                       mod->name, shown(mod, where),
-                      MH_PLUGIN_DESCRIPTOR_SYMBOL);
+                      MH_PLUGIN_DESCRIPTOR_SYMBOL, theirs);
     }
-    /* What the symbol is, from the object's own symbol table: a function,
-     * or data smaller than a descriptor, must not be read as one.  A
-     * symbol of no type and no size (hand-written assembly without .type
-     * and .size) says nothing, and is taken as it was before. */
-    unsigned type;
-    size_t bytes;
-    if (mh_elf_symbol_of(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL, d, &type, &bytes)) {
+    if (own == 1) {
         bool code = type == STT_FUNC || type == STT_GNU_IFUNC;
         if (code || (bytes && bytes < offsetof(mh_plugin_desc, reserved))) {
             dlclose(dl);

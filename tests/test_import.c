@@ -412,6 +412,28 @@ TEST(plain_library_needs_flag)
     mh_host_free(host);
 }
 
+/* A library with no descriptor of its own, linked against a plugin
+ * (answer7): dlsym on its handle finds the plugin's descriptor through
+ * the dependency.  It was taken for the library's own -- the library
+ * loaded as answer7, with answer7's exports and init. */
+TEST(dependencys_descriptor_is_not_the_librarys)
+{
+    mh_module *mod = (mh_module *)&mod;
+    fixture_copy("links_plugin", "E/links.so");
+    mh_host *host = host_new_isolated(tmp_path("E"));
+    ASSERT_STATUS(mh_import(host, "links", &mod, ERR), MH_ENODESC);
+    ASSERT_NULL(mod);
+    ASSERT_CONTAINS(ERR_MSG(), "it has no 'mh_plugin_descriptor' symbol of "
+                               "its own (the one it sees is ");
+    ASSERT_CONTAINS(ERR_MSG(), "answer7.so's)");
+    ASSERT_STATUS(mh_import_ex(host, "links", MH_IMPORT_PLAIN, &mod, ERR),
+                  MH_OK);
+    ASSERT_EQ_INT(mh_module_kind_of(mod), MH_KIND_PLAIN);
+    int (*answer)(void) = (int (*)(void))symbol_ok(mod, "links_answer");
+    ASSERT_EQ_INT(answer(), 8);
+    mh_host_free(host);
+}
+
 TEST(descriptor_symbol_that_is_no_descriptor_refused)
 {
     /* A function, or a 4-byte object, named mh_plugin_descriptor was read
