@@ -309,8 +309,19 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
      * loopback exemption from signatures).  Redirects stay on the
      * origin. */
     bool direct = mh_get_loopback(url);
+    /* timeout_ms is for the whole answer, redirects and all: a server
+     * that sends each request elsewhere slowly must not stretch it to
+     * (max_redirects + 1) times as long. */
+    long long deadline = mh_mono_ms() + lim->timeout_ms;
 
     for (int hops = 0;; hops++) {
+        long long left = deadline - mh_mono_ms();
+        if (left <= 0) {
+            g->unavailable = true; /* as a transfer that timed out */
+            return mh_err(h, err, MH_EIO, "GET %s: no answer within %ld ms "
+                          "(%d redirect%s followed, the last to %s)", url,
+                          lim->timeout_ms, hops, hops == 1 ? "" : "s", cur);
+        }
         struct curl_slist *hdrs = NULL;
         char line[600];
         if (etag && etag[0]) {
@@ -333,7 +344,7 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, lim->connect_timeout_ms);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, lim->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)left);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, lim->low_speed_bytes);
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, lim->low_speed_seconds);
         /* curl holds this against Content-Length, which is the encoded

@@ -807,6 +807,34 @@ TEST(redirect_limit_is_configurable)
     log_capture_free(&lc);
 }
 
+/* timeout_ms holds for the whole answer, redirects and all: a server
+ * that sends each request back to itself after 0.6 s, with a limit of
+ * 1 s, is given up on at the second hop -- not after six hops, each
+ * given the whole limit. */
+TEST(timeout_counts_redirects_in)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    mh_http_limits lim = http_limits();
+    log_capture lc;
+
+    log_capture_init(&lc);
+    lim.timeout_ms = 1000;
+    mh_config cfg = http_cfg(http_url(srv, "redir-slow-mod/"), &lc);
+    cfg.http = &lim;
+    mh_host *host = host_new_cfg(&cfg);
+    import_fails(host, "counter");
+    ASSERT_CONTAINS(ERR_MSG(), http_url(srv, "redir-slow-mod/counter.so"));
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "more than 5 redirects");
+    ASSERT_CONTAINS(ERR_MSG(), "timed out"); /* in the second request */
+    size_t n = http_requests(srv, "/redir-slow-mod/counter.so 302");
+    if (n > 2)
+        FAIL("%zu requests within 1 s of 0.6 s each; log:\n%s", n,
+             http_log_text(srv));
+    mh_host_free(host);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* ------------------------------------------------------------ integrity */
 
 TEST(tampered_module_is_never_loaded)

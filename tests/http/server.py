@@ -68,6 +68,7 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   redir-to-P       302 to http://127.0.0.1:P/ok/REST (another port)
   redir-404        302 to /404/REST (same origin, which answers 404)
   redir-loop       302 to the request's own path
+  redir-slow       the same, each answer 0.6 s late
   redir-userinfo   302 to http://bob:hunter2@HOST/ok/REST (the same
                    origin, with a user name and password)
   redir-userinfo-n the same, each Location another: .../ok/N/<3000 x>/REST
@@ -144,7 +145,8 @@ INDEX_FILES = ("index.json", "index.json.sig")
 
 MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endless",
          "endless-chunked", "chunked", "gzip", "gzip-always", "gzipbomb",
-         "redir-same", "redir-other", "redir-loop", "redir-userinfo",
+         "redir-same", "redir-other", "redir-loop", "redir-slow",
+         "redir-userinfo",
          "redir-404",
          "redir-userinfo-n",
          "tamper", "badsig", "badsig-once", "garbled",
@@ -416,6 +418,9 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "redir-to":
             return self.redirect("http://127.0.0.1:%d/ok/%s" % (port, rest))
         if mode == "redir-loop":
+            return self.redirect(path)
+        if mode == "redir-slow":
+            time.sleep(0.6)
             return self.redirect(path)
         if mode == "redir-userinfo":
             return self.redirect("http://bob:hunter2@%s/ok/%s"
