@@ -119,6 +119,10 @@ typedef struct htf_state {
     time_t host_fresh_until;   /* fetched or revalidated by this host, and
                                   the server set no freshness: this host
                                   asks again after this */
+    long max_age;              /* the lifetime the server gave the index
+                                  held (max-age less Age), -1 none: a 304
+                                  that says none keeps it (RFC 9111 4.3.4:
+                                  its headers update the stored ones) */
     char etag[256], last_modified[128];
     char idx_sha[65];          /* SHA-256 (hex) of the index held, or "" */
     char warned[256];          /* last cause warned about (once each) */
@@ -226,6 +230,7 @@ static mh_status htf_open(mh_finder_ctx *cx, const char *entry, void **state)
         return mh_err(h, err, MH_ENOMEM, "out of memory opening %s", base);
     }
     snprintf(s->dir, sizeof s->dir, "%s/http/%s", h->cache_dir, key);
+    s->max_age = -1;
     s->loopback = mh_get_loopback(base);
     s->plain = strncasecmp(base, "http://", 7) == 0;
     pthread_mutex_init(&s->lock, NULL);
@@ -544,6 +549,11 @@ static void load_cached(htf_state *s)
                                                         "fresh_until");
             const cJSON *fs = cJSON_GetObjectItemCaseSensitive(m,
                                                         "fetched_at");
+            const cJSON *ma = cJSON_GetObjectItemCaseSensitive(m,
+                                                        "max_age");
+            if (cJSON_IsNumber(ma) && ma->valuedouble >= 0 &&
+                ma->valuedouble <= MH_GET_MAX_AGE)
+                s->max_age = (long)ma->valuedouble;
             /* max-age holds across processes: a fresh cached index needs
              * no request at all -- from when it was fetched on, so that a
              * clock set back since (or a host whose clock was ahead) does
@@ -598,7 +608,8 @@ static void save_cached(htf_state *s, const mh_get *g, const mh_blob *sig)
         cJSON_AddStringToObject(m, "etag", g->etag) &&
         cJSON_AddStringToObject(m, "last_modified", g->last_modified) &&
         cJSON_AddNumberToObject(m, "fresh_until", (double)s->fresh_until) &&
-        cJSON_AddNumberToObject(m, "fetched_at", (double)s->fresh_since))
+        cJSON_AddNumberToObject(m, "fetched_at", (double)s->fresh_since) &&
+        cJSON_AddNumberToObject(m, "max_age", (double)s->max_age))
         txt = cJSON_PrintUnformatted(m);
     cJSON_Delete(m);
     snprintf(p, sizeof p, "%s/meta.json", s->dir);
@@ -636,8 +647,11 @@ static void persist_freshness(htf_state *s)
                                   cJSON_CreateNumber((double)s->fresh_until))
         && cJSON_ReplaceItemInObject(m, "fetched_at",
                                      cJSON_CreateNumber(
-                                         (double)s->fresh_since)))
-        txt = cJSON_PrintUnformatted(m);
+                                         (double)s->fresh_since))) {
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "max_age");
+        if (cJSON_AddNumberToObject(m, "max_age", (double)s->max_age))
+            txt = cJSON_PrintUnformatted(m);
+    }
     mh_error *e = NULL;
     if (txt && mh_atw_write(h, p, txt, strlen(txt), &e) != MH_OK)
         MH_TRACE(h, "http: cannot refresh %s: %s", p, mh_error_message(e));
@@ -821,10 +835,12 @@ static mh_status fetch_index_once(htf_state *s, CURL *c, mh_buf *why,
         return MH_ENOMEM;
     }
     if (rc == MH_OK && g.status == 304 && s->have_idx) {
-        s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
+        if (g.max_age >= 0)
+            s->max_age = g.max_age;
+        s->fresh_until = now + (s->max_age > 0 ? s->max_age : 0);
         s->fresh_since = now;
         s->host_fresh_until =
-            g.max_age < 0 ? now + h->http.index_fresh_s : 0;
+            s->max_age < 0 ? now + h->http.index_fresh_s : 0;
         MH_TRACE(h, "http: %s not modified", url);
         mh_get_free(h, &g);
         persist_freshness(s);
@@ -877,6 +893,7 @@ static mh_status fetch_index_once(htf_state *s, CURL *c, mh_buf *why,
             snprintf(s->etag, sizeof s->etag, "%s", g.etag);
             snprintf(s->last_modified, sizeof s->last_modified, "%s",
                      g.last_modified);
+            s->max_age = g.max_age;
             s->fresh_until = now + (g.max_age > 0 ? g.max_age : 0);
             s->fresh_since = now;
             s->host_fresh_until =

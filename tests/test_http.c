@@ -753,6 +753,30 @@ TEST(age_counts_against_max_age)
     index_asked_again_at_next_find("aged");
 }
 
+/* A 304 that says nothing of freshness keeps what the 200 said
+ * (max-age=1): the index is asked again a second later, as the server
+ * meant -- not taken for index_fresh_s (5 minutes), as if the server had
+ * never said. */
+TEST(not_modified_without_cache_control_keeps_the_max_age)
+{
+    http_server *srv = http_start(http_site(NULL), NULL);
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *h = http_host(http_url(srv, "cc-bare304/"), &lc);
+    import_ok(h, "counter");
+    ASSERT_REQUESTS(srv, "GET /cc-bare304/index.json 200", 1);
+    usleep(1100 * 1000);
+    import_ok(h, "answer7");
+    ASSERT_REQUESTS(srv, "GET /cc-bare304/index.json 304", 1);
+    usleep(1100 * 1000);
+    mh_spec_info info = {.size = sizeof info}; /* counter is loaded */
+    ASSERT_STATUS(mh_find(h, "counter", &info, ERR), MH_OK);
+    ASSERT_REQUESTS(srv, "GET /cc-bare304/index.json 304", 2);
+    mh_host_free(h);
+    http_stop(srv);
+    log_capture_free(&lc);
+}
+
 /* A base URL near the longest allowed (4095 bytes) still has its
  * validators and max-age kept on disk: a new host needs no request.
  * (meta.json was read up to 4 KiB, and such a URL made it longer.) */

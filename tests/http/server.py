@@ -60,6 +60,8 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
                    "Cache-Control: max-age=3600" on two header lines
   aged             the file, with "Cache-Control: max-age=3600" and
                    "Age: 3600" (a cache in between held it that long)
+  cc-bare304       the file, with "Cache-Control: max-age=1" on a 200
+                   and none on a 304 (which then keeps the 200's)
   redir-ctl        302 to /ok/x<ESC>[31mRED/REST (an escape sequence in
                    the Location)
   redir-same       302 to /ok/REST (same origin)
@@ -151,7 +153,7 @@ MODES = {"ok", "404", "500", "408", "429", "hang", "drip", "trunc", "big", "endl
          "redir-userinfo-n",
          "tamper", "badsig", "badsig-once", "garbled",
          "badsize", "badsize-less", "404page", "429page", "503page", "503chunked",
-         "503endless", "cc-split", "aged", "redir-ctl"}
+         "503endless", "cc-split", "aged", "cc-bare304", "redir-ctl"}
 PAGE = b"<html><body>" + b"x" * 65536 + b"</body></html>"
 
 _redirects = itertools.count()
@@ -533,6 +535,8 @@ class Handler(BaseHTTPRequestHandler):
                         ("Cache-Control", "max-age=3600")]
         elif special == "aged":
             headers += [("Cache-Control", "max-age=3600"), ("Age", "3600")]
+        elif special == "cc-bare304":
+            pass  # max-age=1 on a 200 only, below
         else:
             headers += self.cache_headers()
         if encoding:
@@ -545,6 +549,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_header(k, v)
             self.end_headers()
             return
+        if special == "cc-bare304":
+            headers.append(("Cache-Control", "max-age=1"))
         if special == "drip":
             return self.drip(body, headers)
         if special == "trunc":
