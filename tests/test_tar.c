@@ -488,6 +488,117 @@ TEST(tar_gz_with_a_bad_crc_is_damaged)
     assert_unusable(ar, "damaged gzip stream: incorrect data check");
 }
 
+/* Writes ARCHIVE (argv[1]): a tar of only_in_archive.lua, whose text comes
+ * first and incompressible bytes after it (so every compressor stores its
+ * "hello" as it is), and a megabyte of zeros after the end-of-archive
+ * blocks, as a tape-blocked or padded archive has -- compressed with
+ * argv[2] (gz, xz, zst, bz2), then damaged as argv[3] says: none; flip
+ * ("hello" becomes "jello" in the compressed bytes); cut (flip, and the
+ * last 8 bytes dropped: a gzip trailer); check (a byte of the stream's
+ * own check at its end flipped). */
+static const char STREAM_PY[] =
+    "import bz2, gzip, io, lzma, random, subprocess, sys, tarfile\n"
+    "out, kind, damage = sys.argv[1:4]\n"
+    "noise = random.Random(7).randbytes(120000).replace(b']', b'x')\n"
+    "data = (b'return {greet = function() return \"hello\" end}\\n--[['\n"
+    "        + noise + b']]\\n')\n"
+    "buf = io.BytesIO()\n"
+    "with tarfile.open(fileobj=buf, mode='w', "
+    "format=tarfile.USTAR_FORMAT) as t:\n"
+    "    ti = tarfile.TarInfo('only_in_archive.lua')\n"
+    "    ti.size = len(data); ti.mode = 0o644\n"
+    "    t.addfile(ti, io.BytesIO(data))\n"
+    "raw = buf.getvalue() + bytes(1 << 20)\n"
+    "if kind == 'gz':\n"
+    "    z = gzip.compress(raw, compresslevel=0, mtime=0)\n"
+    "elif kind == 'xz':\n"
+    "    z = lzma.compress(raw, check=lzma.CHECK_CRC64)\n"
+    "elif kind == 'bz2':\n"
+    "    z = bz2.compress(raw)\n"
+    "else:\n"
+    "    z = subprocess.run(['zstd', '-q', '--check', '-c'], input=raw,\n"
+    "                       capture_output=True, check=True).stdout\n"
+    "z = bytearray(z)\n"
+    "if damage in ('flip', 'cut'):\n"
+    "    i = z.find(b'\"hello\"')\n"
+    "    assert i >= 0 and z.find(b'\"hello\"', i + 1) < 0, 'not literal'\n"
+    "    z[i + 1] = ord('j')\n"
+    "if damage == 'cut':\n"
+    "    z = z[:-8]\n"
+    "if damage == 'check':\n"
+    "    z[-2] ^= 0xff\n"
+    "open(out, 'wb').write(z)\n";
+
+static const char *stream_make(const char *name, const char *kind,
+                               const char *damage)
+{
+    const char *ar = tmp_path("%s", name);
+    if (strcmp(kind, "zst") == 0) {
+        int status;
+        sh_run("command -v zstd", &status);
+        if (status != 0)
+            SKIP("no zstd program to write a .tar.zst with");
+    }
+    const char *py = tmp_path("stream.py");
+    int status;
+    file_write(py, STREAM_PY);
+    const char *out = sh_run(str_fmt("python3 %s %s %s %s 2>&1",
+                                     sh_quote(py), sh_quote(ar), kind,
+                                     damage), &status);
+    if (status != 0)
+        FAIL("stream.py %s %s failed (status %d): %s", kind, damage, status,
+             out);
+    return ar;
+}
+
+TEST(compressed_archives_are_served)
+{
+    /* The archives the damaged ones below are made from: served whole,
+     * checks and padding and all. */
+    static const char *const kinds[] = {"gz", "xz", "bz2", "zst"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        const char *ar = stream_make(str_fmt("sound.tar.%s", kinds[i]),
+                                     kinds[i], "none");
+        mh_host *h = tar_host(NULL, ar);
+        mh_module *mod = import_ok(h, "only_in_archive");
+        assert_from(mod, ar, "only_in_archive.lua");
+        ASSERT_EQ_STR(call_ok(mod, "greet", NULL), "\"hello\"");
+        mh_host_free(h);
+    }
+}
+
+TEST(tar_gz_cut_in_its_trailer_is_damaged)
+{
+    /* A byte flipped, and the trailer (the CRC-32 that would catch it)
+     * cut off: zlib's gzread said 0, "the end", and the check passed --
+     * "jello" was served (from a review of the tar finder). */
+    assert_unusable(stream_make("cut.tgz", "gz", "cut"),
+                    "damaged gzip stream: truncated");
+}
+
+TEST(tar_xz_with_a_flipped_byte_is_damaged)
+{
+    /* The tar reader stops at the end-of-archive blocks; the xz block
+     * check after the padding was never read, and "jello" was served
+     * (from a review of the tar finder). */
+    assert_unusable(stream_make("flip.tar.xz", "xz", "flip"),
+                    "damaged xz stream");
+}
+
+TEST(tar_zst_with_a_flipped_byte_is_damaged)
+{
+    assert_unusable(stream_make("flip.tar.zst", "zst", "flip"),
+                    "damaged zstd stream");
+}
+
+TEST(tar_bz2_with_a_bad_stream_check_is_damaged)
+{
+    /* bzip2 data cannot be flipped to say something else; its stream
+     * check, at the very end, went unread all the same. */
+    assert_unusable(stream_make("check.tar.bz2", "bz2", "check"),
+                    "damaged bzip2 stream");
+}
+
 TEST(damaged_header_is_not_skipped)
 {
     /* Three small members, the second's header checksum broken:

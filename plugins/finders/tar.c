@@ -18,11 +18,13 @@
  * when this libarchive was built with those libraries: libarchive would
  * otherwise run an external program, which a library must never do
  * behind its host's back.  Other formats (cpio, 7z, rar, ...) are refused.
- * libarchive never reads a gzip stream's trailer (the tar reader stops at
- * its end-of-archive blocks) nor checks its CRC, so an index build runs a
- * gzip-compressed archive through zlib once, whole: a damaged one is
- * refused, not served with flipped bytes.  (xz, zstd and bzip2 check
- * their blocks as they decompress them.)  The archive itself is opened
+ * libarchive's tar reader stops at its end-of-archive blocks, so the
+ * check at the end of a compressed stream (a gzip trailer, an xz block
+ * check, a zstd frame checksum, a bzip2 CRC) is never read, and its gzip
+ * reader checks no CRC at all: an index build decompresses a compressed
+ * archive once more, whole -- gzip through zlib, the others through
+ * libarchive with no format -- so a damaged one is refused, not served
+ * with flipped bytes (stream_check).  The archive itself is opened
  * as the host opens code files (svc->open_code): owned by root or this
  * user and writable by no one else, in directories like that.
  *
@@ -65,6 +67,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,39 +457,182 @@ static bool stamp_eq(tar_stamp a, tar_stamp b)
            a.mtime_ns == b.mtime_ns && a.ctime_ns == b.ctime_ns;
 }
 
-/* For a gzip-compressed archive open on fd: the whole stream through
- * zlib, which checks each member's CRC-32 and length.  True when it is
- * sound (or not gzip); else false with the reason in why. */
-static bool gzip_sound(struct archive *a, int fd, char *why, size_t why_size)
+/* ---- the whole compressed stream --------------------------------------- */
+
+/* zlib's memory comes from the host's allocator too, each block led by
+ * its size (free() must be told it). */
+#define TAR_ZHEAD _Alignof(max_align_t)
+
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 {
-    bool gz = false;
-    for (int i = 0; i < archive_filter_count(a); i++)
-        gz |= archive_filter_code(a, i) == ARCHIVE_FILTER_GZIP;
-    if (!gz)
-        return true;
-    int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    gzFile z = dup_fd >= 0 && lseek(dup_fd, 0, SEEK_SET) == 0
-                   ? gzdopen(dup_fd, "rb") : NULL;
-    if (!z) {
-        if (dup_fd >= 0)
-            close(dup_fd);
-        snprintf(why, why_size, "cannot check its gzip stream: %s",
-                 strerror(errno ? errno : ENOMEM));
-        return false;
+    mh_finder_ctx *cx = opaque;
+    if (size != 0 && items > (SIZE_MAX - TAR_ZHEAD) / size)
+        return Z_NULL;
+    size_t n = (size_t)items * size + TAR_ZHEAD;
+    unsigned char *p = cx->svc->alloc(cx, n);
+    if (!p)
+        return Z_NULL;
+    memcpy(p, &n, sizeof n);
+    return p + TAR_ZHEAD;
+}
+
+static void z_free(voidpf opaque, voidpf ptr)
+{
+    mh_finder_ctx *cx = opaque;
+    if (!ptr)
+        return;
+    unsigned char *p = (unsigned char *)ptr - TAR_ZHEAD;
+    size_t n;
+    memcpy(&n, p, sizeof n);
+    cx->svc->free(cx, p, n);
+}
+
+/*
+ * The gzip stream on fd, whole, through zlib, which checks each member's
+ * CRC-32 and length: libarchive reads neither (its tar reader stops at
+ * the end-of-archive blocks, and its gzip reader skips the trailer).
+ * Every member must end where its trailer says; another member may
+ * follow (gzip -c a b > ab.gz), and bytes after the last that start no
+ * member are ignored, as libarchive and gunzip ignore them.  Read with
+ * pread, so the caller's offset and descriptor count do not matter.
+ * MH_OK; MH_EFORMAT (damaged), MH_ENOMEM or MH_EIO with the reason in why.
+ */
+static mh_status gzip_check(mh_finder_ctx *cx, int fd, char *why,
+                            size_t why_size)
+{
+    enum { CHUNK = 16384 };
+    z_stream z = {.zalloc = z_alloc, .zfree = z_free, .opaque = cx};
+    unsigned char *in = cx->svc->alloc(cx, 2 * CHUNK), *out = in + CHUNK;
+    if (!in || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
+        cx->svc->free(cx, in, 2 * CHUNK);
+        snprintf(why, why_size, "out of memory checking its gzip stream");
+        return MH_ENOMEM;
     }
-    unsigned char buf[16384];
-    int n;
-    while ((n = gzread(z, buf, sizeof buf)) > 0)
-        ;
-    int zerr = Z_OK;
-    const char *msg = n < 0 ? gzerror(z, &zerr) : NULL;
-    if (msg && strncmp(msg, "<fd:", 4) == 0 && strstr(msg, ": "))
-        msg = strstr(msg, ": ") + 2; /* zlib's name for the descriptor */
-    if (n < 0)
-        snprintf(why, why_size, "damaged gzip stream: %s",
-                 msg && *msg ? msg : "unreadable");
-    gzclose(z); /* and dup_fd */
-    return n == 0;
+    mh_status rc = MH_OK;
+    bool in_member = true; /* inside a member, its trailer not yet read */
+    off_t off = 0;
+    for (;;) {
+        if (z.avail_in == 0) {
+            ssize_t got = pread(fd, in, CHUNK, off);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got < 0) {
+                snprintf(why, why_size, "cannot read its gzip stream: %s",
+                         strerror(errno));
+                rc = MH_EIO;
+                break;
+            }
+            if (got == 0)
+                break;
+            off += got;
+            z.next_in = in;
+            z.avail_in = (uInt)got;
+        }
+        if (!in_member) {
+            /* Another member, or the end: look at the next two bytes. */
+            unsigned char magic[2];
+            if (pread(fd, magic, 2, off - z.avail_in) != 2 ||
+                magic[0] != 0x1f || magic[1] != 0x8b)
+                break;
+            inflateReset(&z);
+            in_member = true;
+        }
+        z.next_out = out;
+        z.avail_out = CHUNK;
+        int zr = inflate(&z, Z_NO_FLUSH);
+        if (zr == Z_STREAM_END) {
+            in_member = false;
+        } else if (zr == Z_MEM_ERROR) {
+            snprintf(why, why_size, "out of memory checking its gzip "
+                     "stream");
+            rc = MH_ENOMEM;
+            break;
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            snprintf(why, why_size, "damaged gzip stream: %s",
+                     z.msg ? z.msg : "bad data");
+            rc = MH_EFORMAT;
+            break;
+        }
+    }
+    if (rc == MH_OK && in_member) {
+        /* The file ends inside a member: its trailer (the CRC-32 that
+         * would have caught any flipped byte before the cut) is gone. */
+        snprintf(why, why_size, "damaged gzip stream: truncated");
+        rc = MH_EFORMAT;
+    }
+    inflateEnd(&z);
+    cx->svc->free(cx, in, 2 * CHUNK);
+    return rc;
+}
+
+/*
+ * The bzip2, xz or zstd stream on fd, whole, through libarchive's own
+ * decompressors with no archive format ("raw"): they verify each
+ * block's or frame's check as it ends, but the tar reader stops at the
+ * end-of-archive blocks, and the check of a stream that goes on past
+ * them (the tar's record padding, anything appended) was never read --
+ * flipped bytes in a member were served.  `name` is the compression, for
+ * messages.  MH_OK; MH_EFORMAT, MH_ENOMEM or MH_EIO with the reason.
+ */
+static mh_status filters_check(int fd, const char *name, char *why,
+                               size_t why_size)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    mh_status rc = MH_OK;
+    if (!a) {
+        snprintf(why, why_size, "out of memory checking its %s stream",
+                 name);
+        return MH_ENOMEM;
+    }
+    archive_read_support_format_raw(a);
+    if (archive_bzlib_version())
+        archive_read_support_filter_bzip2(a);
+    if (archive_liblzma_version())
+        archive_read_support_filter_xz(a);
+    if (archive_libzstd_version())
+        archive_read_support_filter_zstd(a);
+    archive_read_support_filter_gzip(a);
+    int r = lseek(fd, 0, SEEK_SET) != 0 ? ARCHIVE_FATAL
+            : archive_read_open_fd(a, fd, TAR_BLOCK);
+    if (r == ARCHIVE_OK)
+        r = archive_read_next_header(a, &e);
+    while (r == ARCHIVE_OK || r == ARCHIVE_WARN) {
+        const void *buf;
+        size_t len;
+        la_int64_t at;
+        r = archive_read_data_block(a, &buf, &len, &at);
+    }
+    if (r != ARCHIVE_EOF) {
+        int err = archive_errno(a);
+        rc = err == ENOMEM ? MH_ENOMEM : err == EIO ? MH_EIO : MH_EFORMAT;
+        snprintf(why, why_size, "damaged %s stream: %s", name, ar_msg(a));
+    }
+    archive_read_free(a);
+    return rc;
+}
+
+/* For a compressed archive open on fd, whose member list reader a has
+ * read: its whole stream checked, by zlib where gzip is the outermost
+ * compression and by libarchive for any other.  MH_OK when sound (or
+ * not compressed); else as gzip_check. */
+static mh_status stream_check(mh_finder_ctx *cx, struct archive *a, int fd,
+                              char *why, size_t why_size)
+{
+    /* Filter 0 is the innermost; the last is libarchive's reader of the
+     * file itself (none). */
+    int n = archive_filter_count(a);
+    const char *other = NULL;
+    for (int i = 0; i + 1 < n; i++)
+        if (archive_filter_code(a, i) != ARCHIVE_FILTER_GZIP &&
+            archive_filter_code(a, i) != ARCHIVE_FILTER_NONE)
+            other = archive_filter_name(a, i);
+    mh_status rc = MH_OK;
+    if (n >= 2 && archive_filter_code(a, n - 2) == ARCHIVE_FILTER_GZIP)
+        rc = gzip_check(cx, fd, why, why_size);
+    if (rc == MH_OK && other)
+        rc = filters_check(fd, other, why, why_size);
+    return rc;
 }
 
 /* The compression the first bytes of the file on fd say, or NULL: for
@@ -639,10 +785,8 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
             goto out;
         }
     }
-    if (!gzip_sound(a, fd, why, why_size)) {
-        rc = MH_EFORMAT;
+    if ((rc = stream_check(cx, a, fd, why, why_size)) != MH_OK)
         goto out;
-    }
     if (unsafe > TAR_WARN_UNSAFE)
         cx->svc->log(cx, MH_LOG_WARN, "%s: %zu more unsafe member names "
                      "never served", path, unsafe - TAR_WARN_UNSAFE);
