@@ -11,12 +11,14 @@
  * checks where a module came from (finder "tar", origin "ARCHIVE!/member"),
  * so a module found by the directory finder instead cannot pass.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -964,6 +966,58 @@ TEST(damaged_replacement_is_a_miss_then_recovers)
     ASSERT_EQ_STR(call_ok(mod, "v", NULL), "2");
     mh_host_free(h);
     log_capture_free(&lc);
+}
+
+/* Run mh_find with no descriptor free: the limit lowered to the lowest
+ * free number, so every open fails with EMFILE. */
+static mh_status find_without_descriptors(mh_host *h, const char *name,
+                                          mh_spec_info *info)
+{
+    struct rlimit old, tight;
+    int lowest = dup(0); /* below it, every descriptor is taken */
+    if (lowest < 0 || close(lowest) != 0 || getrlimit(RLIMIT_NOFILE, &old))
+        FAIL("cannot look at the descriptors: %s", strerror(errno));
+    tight = old;
+    tight.rlim_cur = (rlim_t)lowest;
+    if (setrlimit(RLIMIT_NOFILE, &tight) != 0)
+        FAIL("setrlimit: %s", strerror(errno));
+    mh_status rc = mh_find(h, name, info, ERR);
+    if (setrlimit(RLIMIT_NOFILE, &old) != 0)
+        FAIL("setrlimit back: %s", strerror(errno));
+    return rc;
+}
+
+TEST(out_of_descriptors_stops_the_import)
+{
+    /* A replaced archive is read again at the next find; with no
+     * descriptor free to open it, that find was a miss and the next
+     * entry's module of the same name was taken instead (from a review
+     * of the tar finder).  Now the import stops, naming the archive, and
+     * works once there is room. */
+    const char *a = archive_make(tmp_path("A.tar"),
+                                 "t.lua=:return {v = function() return 1 "
+                                 "end}");
+    const char *b = archive_make(tmp_path("B.tar"),
+                                 "t.lua=:return {v = function() return 2 "
+                                 "end}", "only_b.lua=:return {}");
+    host_opts none = {0};
+    mh_host *h = host_new_opts(&none, tar_entry(a), tar_entry(b), PD);
+    mh_spec_info info = {.size = sizeof info};
+
+    ASSERT_STATUS(mh_find(h, "t", &info, ERR), MH_OK);
+    ASSERT_EQ_STR(info.origin, str_fmt("%s!/t.lua", a));
+    /* B's entry open and indexed too: it needs no descriptor to answer */
+    ASSERT_STATUS(mh_find(h, "only_b", &info, ERR), MH_OK);
+    archive_replace(a, "t.lua=:return {v = function() return 3 end}");
+    ASSERT_STATUS(find_without_descriptors(h, "t", &info), MH_EAGAIN);
+    ASSERT_CONTAINS(ERR_MSG(), a);
+    ASSERT_CONTAINS(ERR_MSG(), "'t'");
+    ASSERT_CONTAINS(ERR_MSG(), "Too many open files");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), b);
+    mh_module *mod = import_ok(h, "t");
+    assert_from(mod, a, "t.lua");
+    ASSERT_EQ_STR(call_ok(mod, "v", NULL), "3");
+    mh_host_free(h);
 }
 
 /* ----------------------------------------------------------- metadata */

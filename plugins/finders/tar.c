@@ -1037,6 +1037,15 @@ static mh_status tar_find(mh_finder_ctx *cx, void *state, const char *name,
         pthread_mutex_unlock(&s->lock);
         if (rc == MH_ENOMEM)
             return cx->svc->error(cx, rc, "tar: %s: %s", s->path, why);
+        /* No descriptor to read it with: whether the archive holds the
+         * module is not known, and passing over it would let a later
+         * entry's module of that name load in its place. */
+        if (rc == MH_EAGAIN)
+            return cx->svc->error(cx, rc, "tar: %s: module '%s' cannot be "
+                                  "looked up now: %s; later search path "
+                                  "entries were not looked at, as the "
+                                  "module may be in this archive: try "
+                                  "again", s->path, name, why);
         cx->svc->miss(cx, "%s: %s", s->path, why);
         return MH_ENOTFOUND;
     }
