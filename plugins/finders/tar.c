@@ -442,6 +442,20 @@ static const char *ar_msg(struct archive *a)
     return m && m[0] ? m : "unknown libarchive error";
 }
 
+/* What a libarchive failure says about the archive.  libarchive records
+ * ENOMEM when it runs out of memory and the errno of a failed read; its
+ * complaints about the bytes carry its own codes (ARCHIVE_ERRNO_*).  Only
+ * those are the archive's fault (MH_EFORMAT, remembered against the
+ * file); the rest pass by themselves, or may. */
+static mh_status ar_status(struct archive *a)
+{
+    int e = archive_errno(a);
+    return e == ENOMEM ? MH_ENOMEM
+           : e == EMFILE || e == ENFILE ? MH_EAGAIN
+           : e == EIO || e == EINTR || e == EAGAIN ? MH_EIO
+                                                   : MH_EFORMAT;
+}
+
 static tar_stamp stamp_of(const struct stat *st)
 {
     return (tar_stamp){st->st_dev, st->st_ino, st->st_size,
@@ -604,9 +618,9 @@ static mh_status filters_check(int fd, const char *name, char *why,
         r = archive_read_data_block(a, &buf, &len, &at);
     }
     if (r != ARCHIVE_EOF) {
-        int err = archive_errno(a);
-        rc = err == ENOMEM ? MH_ENOMEM : err == EIO ? MH_EIO : MH_EFORMAT;
-        snprintf(why, why_size, "damaged %s stream: %s", name, ar_msg(a));
+        rc = ar_status(a);
+        snprintf(why, why_size, "%s %s stream: %s", rc == MH_EFORMAT
+                 ? "damaged" : "cannot check its", name, ar_msg(a));
     }
     archive_read_free(a);
     return rc;
@@ -677,10 +691,26 @@ static void failed(struct archive *a, int fd, uint32_t ordinal,
         snprintf(why, why_size, "not a tar or zip archive: %s", ar_msg(a));
 }
 
+/* The member list could not be read (as failed()): MH_EFORMAT when the
+ * bytes are at fault, else the passing code of ar_status, with a reason
+ * that says the archive could not be read, not that it is damaged. */
+static mh_status unreadable(struct archive *a, int fd, uint32_t ordinal,
+                            const char *last, char *why, size_t why_size)
+{
+    mh_status rc = ar_status(a);
+    if (rc == MH_EFORMAT)
+        failed(a, fd, ordinal, last, why, why_size);
+    else
+        snprintf(why, why_size, "cannot read it: %s", ar_msg(a));
+    return rc;
+}
+
 /*
  * Read the member list of the archive open on fd (stat st) into a new
- * index with one reference.  MH_OK; or MH_ENOMEM, or MH_EFORMAT with the
- * reason in why (without the archive's path, which callers add).
+ * index with one reference.  MH_OK; or, with the reason in why (without
+ * the archive's path, which callers add), MH_EFORMAT when the archive's
+ * bytes are at fault, or MH_ENOMEM, MH_EAGAIN or MH_EIO when reading them
+ * failed.
  */
 static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
                              const struct stat *st, tar_index **out,
@@ -710,8 +740,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
     }
     if (lseek(fd, 0, SEEK_SET) != 0 ||
         archive_read_open_fd(a, fd, TAR_BLOCK) != ARCHIVE_OK) {
-        failed(a, fd, 0, "", why, why_size);
-        rc = MH_EFORMAT;
+        rc = unreadable(a, fd, 0, "", why, why_size);
         goto out;
     }
     for (;; ordinal++) {
@@ -720,8 +749,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
         if (r == ARCHIVE_EOF)
             break;
         if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN) { /* a damaged header */
-            failed(a, fd, ordinal, last, why, why_size);
-            rc = MH_EFORMAT;
+            rc = unreadable(a, fd, ordinal, last, why, why_size);
             goto out;
         }
         if (ordinal >= TAR_MAX_MEMBERS) {
@@ -816,9 +844,11 @@ static void state_drop(mh_finder_ctx *cx, tar_state *s)
 
 /*
  * Make s->cur the index of the archive open on fd (lock held): kept if
- * its stamp matches, else rebuilt.  MH_OK; MH_ENOMEM; or MH_EFORMAT with
- * the reason in why.  A file found unusable is remembered by its stamp,
- * warned about once, and not read again until it changes.
+ * its stamp matches, else rebuilt.  MH_OK, or index_build's code with
+ * the reason in why.  A file whose bytes are at fault (MH_EFORMAT) is
+ * remembered by its stamp, warned about once, and not read again until
+ * it changes; a failure of the moment (memory, descriptors, a read
+ * error) is not remembered: the next call reads the file again.
  */
 static mh_status refresh_fd(mh_finder_ctx *cx, tar_state *s, int fd,
                             const struct stat *st, char *why,
@@ -840,7 +870,7 @@ static mh_status refresh_fd(mh_finder_ctx *cx, tar_state *s, int fd,
     if (rc == MH_OK) {
         s->cur = ix;
         s->bad = false;
-    } else if (rc != MH_ENOMEM) {
+    } else if (rc == MH_EFORMAT) {
         s->bad = true;
         s->bad_stamp = now;
         snprintf(s->bad_why, sizeof s->bad_why, "%s", why);
