@@ -462,16 +462,42 @@ TEST(truncated_tar_gz_is_damaged)
     assert_unusable(ar, "gzip");
 }
 
-TEST(truncated_tar_gz_says_it_is_gzip_with_no_archive_in_it)
+TEST(truncated_tar_gz_says_its_gzip_stream_is_truncated)
 {
     /* Cut inside the first header: the open fails.  It said "not a tar or
-     * zip archive" of a .tar.gz (from a sweep of the tar finder). */
+     * zip archive" of a .tar.gz (from a sweep of the tar finder), then
+     * "gzip-compressed, but no tar archive could be read from it:
+     * truncated gzip input", which blames the tar (from a review). */
     const char *ar = archive_make(tmp_path("short.tar.gz"),
                                   plugin_member("only_in_archive.so",
                                                 "hello.so"));
     file_truncate_to(ar, 40);
+    assert_unusable(ar, "damaged gzip stream: truncated");
+}
+
+TEST(small_tar_gz_without_its_trailer_says_so)
+{
+    /* The whole tar is in the first read, and libarchive fails at the
+     * first header for want of the trailer, with no message of its own:
+     * "gzip-compressed, but no tar archive could be read from it: unknown
+     * libarchive error" (from a review of the tar finder). */
+    const char *ar = archive_make(tmp_path("small.tgz"),
+                                  "only_in_archive.lua=:return {}");
+    file_truncate_to(ar, (size_t)file_size(ar) - 8);
+    assert_unusable(ar, "damaged gzip stream: truncated");
+}
+
+TEST(sound_gzip_of_no_archive_says_so)
+{
+    /* The stream is whole: it is what is inside that is no archive. */
+    const char *ar = tmp_path("text.gz");
+    run_python("gztext.py",
+               "import gzip, sys\n"
+               "open(sys.argv[1], 'wb').write(gzip.compress(b'not a tar, "
+               "only text that is long enough to look at ' * 40))\n",
+               ar);
     assert_unusable(ar, "gzip-compressed, but no tar archive could be read "
-                        "from it");
+                        "from it: Unrecognized archive format");
 }
 
 TEST(tar_gz_with_a_bad_crc_is_damaged)

@@ -628,21 +628,28 @@ static mh_status filters_check(int fd, const char *name, char *why,
 
 /* For a compressed archive open on fd, whose member list reader a has
  * read: its whole stream checked, by zlib where gzip is the outermost
- * compression and by libarchive for any other.  MH_OK when sound (or
- * not compressed); else as gzip_check. */
+ * compression and by libarchive for any other; `magic` is the
+ * compression the file's first bytes say, or NULL, for a reader that
+ * stopped before it knew its filters.  MH_OK when sound (or not
+ * compressed); else as gzip_check. */
 static mh_status stream_check(mh_finder_ctx *cx, struct archive *a, int fd,
-                              char *why, size_t why_size)
+                              const char *magic, char *why, size_t why_size)
 {
     /* Filter 0 is the innermost; the last is libarchive's reader of the
      * file itself (none). */
     int n = archive_filter_count(a);
     const char *other = NULL;
+    bool gzip = n >= 2 && archive_filter_code(a, n - 2) == ARCHIVE_FILTER_GZIP;
     for (int i = 0; i + 1 < n; i++)
         if (archive_filter_code(a, i) != ARCHIVE_FILTER_GZIP &&
             archive_filter_code(a, i) != ARCHIVE_FILTER_NONE)
             other = archive_filter_name(a, i);
+    if (n < 2 && magic) { /* cut before libarchive could tell */
+        gzip = strcmp(magic, "gzip") == 0;
+        other = gzip ? NULL : magic;
+    }
     mh_status rc = MH_OK;
-    if (n >= 2 && archive_filter_code(a, n - 2) == ARCHIVE_FILTER_GZIP)
+    if (gzip)
         rc = gzip_check(cx, fd, why, why_size);
     if (rc == MH_OK && other)
         rc = filters_check(fd, other, why, why_size);
@@ -694,14 +701,24 @@ static void failed(struct archive *a, int fd, uint32_t ordinal,
 /* The member list could not be read (as failed()): MH_EFORMAT when the
  * bytes are at fault, else the passing code of ar_status, with a reason
  * that says the archive could not be read, not that it is damaged. */
-static mh_status unreadable(struct archive *a, int fd, uint32_t ordinal,
-                            const char *last, char *why, size_t why_size)
+static mh_status unreadable(mh_finder_ctx *cx, struct archive *a, int fd,
+                            uint32_t ordinal, const char *last, char *why,
+                            size_t why_size)
 {
     mh_status rc = ar_status(a);
-    if (rc == MH_EFORMAT)
-        failed(a, fd, ordinal, last, why, why_size);
-    else
+    if (rc != MH_EFORMAT) {
         snprintf(why, why_size, "cannot read it: %s", ar_msg(a));
+        return rc;
+    }
+    /* A damaged compressed stream fails the tar reader with whatever it
+     * was at ("unknown libarchive error" for a gzip trailer cut off,
+     * "truncated gzip input"): the stream's own check says what is
+     * wrong.  Only a sound stream's tar is blamed. */
+    rc = stream_check(cx, a, fd, compression_of(fd), why, why_size);
+    if (rc == MH_OK) {
+        failed(a, fd, ordinal, last, why, why_size);
+        rc = MH_EFORMAT;
+    }
     return rc;
 }
 
@@ -740,7 +757,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
     }
     if (lseek(fd, 0, SEEK_SET) != 0 ||
         archive_read_open_fd(a, fd, TAR_BLOCK) != ARCHIVE_OK) {
-        rc = unreadable(a, fd, 0, "", why, why_size);
+        rc = unreadable(cx, a, fd, 0, "", why, why_size);
         goto out;
     }
     for (;; ordinal++) {
@@ -749,7 +766,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
         if (r == ARCHIVE_EOF)
             break;
         if (r == ARCHIVE_RETRY || r < ARCHIVE_WARN) { /* a damaged header */
-            rc = unreadable(a, fd, ordinal, last, why, why_size);
+            rc = unreadable(cx, a, fd, ordinal, last, why, why_size);
             goto out;
         }
         if (ordinal >= TAR_MAX_MEMBERS) {
@@ -813,7 +830,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
             goto out;
         }
     }
-    if ((rc = stream_check(cx, a, fd, why, why_size)) != MH_OK)
+    if ((rc = stream_check(cx, a, fd, NULL, why, why_size)) != MH_OK)
         goto out;
     if (unsafe > TAR_WARN_UNSAFE)
         cx->svc->log(cx, MH_LOG_WARN, "%s: %zu more unsafe member names "
