@@ -650,6 +650,51 @@ TEST(damaged_header_is_not_skipped)
     assert_unusable(ar, "damaged archive after member 1 ('a.lua')");
 }
 
+TEST(member_names_cannot_forge_lines_of_a_message)
+{
+    /* Member names went into messages as they were: a member named
+     * "x\n  /opt/trusted/modules: found t.lua" put a line of the
+     * archive's choosing into the "not found" list and the log (from a
+     * review of the tar finder).  The damaged header after it and the
+     * unsafe name before it are each named, escaped, on one line. */
+    const char *ar = tmp_path("forge.tar");
+    run_python("forge.py",
+               "import io, sys, tarfile\n"
+               "with tarfile.open(sys.argv[1], 'w', "
+               "format=tarfile.USTAR_FORMAT) as t:\n"
+               "    for n in ('/abs\\n  forged: found t.lua',\n"
+               "              'x\\n  /opt/trusted/modules: found t.lua',\n"
+               "              'only_in_archive.lua', 'c.lua'):\n"
+               "        d = b'return {}'\n"
+               "        ti = tarfile.TarInfo(n); ti.size = len(d)\n"
+               "        t.addfile(ti, io.BytesIO(d))\n"
+               "b = bytearray(open(sys.argv[1], 'rb').read())\n"
+               "b[2048 + 148:2048 + 156] = b'0000000\\0'\n"
+               "open(sys.argv[1], 'wb').write(b)\n",
+               ar);
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.log = &lc};
+    mh_host *h = tar_host(&o, ar);
+    mh_module *mod;
+
+    ASSERT_STATUS(mh_import(h, "only_in_archive", &mod, ERR), MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "damaged archive after member 2 ('x\\n  "
+                               "/opt/trusted/modules: found t.lua')");
+    ASSERT_NOT_CONTAINS(ERR_MSG(), "\n  /opt/trusted");
+    mh_path_entry_info info = entry_info(h, 0);
+    ASSERT_CONTAINS(info.error, "'x\\n  /opt/trusted/modules: found t.lua'");
+    ASSERT_NOT_CONTAINS(info.error, "\n");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "member '/abs\\n  forged: found t.lua' is "
+                                 "never served");
+    ASSERT_LOG(&lc, MH_LOG_WARN, "('x\\n  /opt/trusted/modules: found "
+                                 "t.lua')");
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "\n  forged"), 0);
+    ASSERT_EQ_INT(log_capture_count(&lc, -1, "\n  /opt/trusted"), 0);
+    mh_host_free(h);
+    log_capture_free(&lc);
+}
+
 TEST(fifo_is_refused_at_once)
 {
     /* Opening a FIFO for reading waits for a writer: the first find

@@ -265,6 +265,41 @@ static name_verdict normalise(const char *raw, char *out, size_t size,
     return NAME_OK;
 }
 
+/* A member name as it may go into a message: the archive's author chose
+ * its bytes, and a line break would forge a line of the host's "not
+ * found" list or the log ("x\n  /opt/modules: found t.lua"), a control
+ * sequence would reach the terminal.  Anything but printable ASCII is
+ * written as \n, \t, \r or \xNN, and a backslash as \\; a name too
+ * long for out ends in "...".  Returns out. */
+#define TAR_SHOWN 256 /* bytes of a member name shown in a message */
+
+static const char *shown(const char *raw, char *out, size_t size)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)raw; *p; p++) {
+        char esc[5];
+        if (*p == '\\')
+            snprintf(esc, sizeof esc, "\\\\");
+        else if (*p == '\n' || *p == '\t' || *p == '\r')
+            snprintf(esc, sizeof esc, "\\%c",
+                     *p == '\n' ? 'n' : *p == '\t' ? 't' : 'r');
+        else if (*p < 0x20 || *p >= 0x7f)
+            snprintf(esc, sizeof esc, "\\x%02x", *p);
+        else
+            esc[0] = (char)*p, esc[1] = '\0';
+        size_t n = strlen(esc);
+        if (o + n + 4 > size) { /* room for "..." and the NUL */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 /* ---- the index -------------------------------------------------------- */
 
 static void vec_free(mh_finder_ctx *cx, tar_vec *v, size_t elem)
@@ -685,9 +720,10 @@ static void failed(struct archive *a, int fd, uint32_t ordinal,
                    const char *last, char *why, size_t why_size)
 {
     const char *z = NULL;
+    char name[TAR_SHOWN];
     if (ordinal > 0)
         snprintf(why, why_size, "damaged archive after member %u ('%s'): "
-                 "%s", ordinal, last, ar_msg(a));
+                 "%s", ordinal, shown(last, name, sizeof name), ar_msg(a));
     else if (archive_format(a) != 0)
         snprintf(why, why_size, "damaged archive: %s", ar_msg(a));
     else if (archive_filter_count(a) > 1 || (z = compression_of(fd)))
@@ -785,10 +821,12 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
         bool dir_syntax = false;
         name_verdict v = normalise(raw, name, sizeof name, &n, &dir_syntax);
         if (v == NAME_UNSAFE) {
+            char shown_name[TAR_SHOWN];
             if (unsafe++ < TAR_WARN_UNSAFE)
                 cx->svc->log(cx, MH_LOG_WARN, "%s: member '%s' is never "
                              "served: an absolute name, or an empty, '.' or "
-                             "'..' component", path, raw);
+                             "'..' component", path,
+                             shown(raw, shown_name, sizeof shown_name));
             continue;
         }
         if (v == NAME_SKIP)
