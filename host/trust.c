@@ -8,6 +8,7 @@
 #include "host/internal.h"
 #include "host/trust.h"
 #include "host/path.h"
+#include "host/secure.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -15,6 +16,8 @@
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
                           const char *path, mh_error **err)
@@ -28,11 +31,49 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
         return mh_err(h, err, MH_EPATH, "%s: trusted key %s: not an absolute "
                       "path (the working directory must not decide what is "
                       "trusted)", from, file);
-    /* Read as a small regular file: a FIFO would be waited on for ever
+    /* A trusted key decides which signed indexes, and so which native
+     * code, the host loads: it is opened as a code file is (host/secure.c:
+     * owned by root or us, writable by nobody else, every directory above
+     * it too, links judged by their target), or anyone who may rewrite it
+     * chooses our code.  MH_CONFIG_INSECURE_FILES waives this as it does
+     * for code. */
+    int fd = -1;
+    struct stat st;
+    mh_error *se = NULL;
+    mh_status rc = mh_sec_open_code_stat(h, path, &fd, &st, &se);
+    if (rc != MH_OK) {
+        /* The walk's message names the path raw: escaped as above (and
+         * cut with "..." past 8 KiB: the stack already holds file). */
+        char why[8192];
+        mh_path_show_escaped(h, se ? mh_error_message(se) : mh_strerror(rc),
+                             why, sizeof why);
+        mh_error_free(se);
+        if (rc == MH_ENOMEM)
+            return mh_err(h, err, MH_ENOMEM, "out of memory loading %s",
+                          file);
+        if (rc == MH_ENOTFOUND)
+            return mh_err(h, err, MH_EPATH, "%s: trusted key %s: cannot "
+                          "read it: %s", from, file, strerror(ENOENT));
+        return mh_err(h, err, MH_EPATH, "%s: trusted key %s: %s%s", from,
+                      file, rc == MH_EPATH ? "held to the rules for code "
+                      "files, as it decides which code is loaded: "
+                      : "cannot read it: ", why);
+    }
+    /* Read as a small regular file: a FIFO (opened, not waited on, with
+     * MH_CONFIG_INSECURE_FILES) would be waited on for ever in the read
      * (in mh_host_new, by every application given MODHOST_TRUST). */
     char pem[16384];
     size_t len = 0;
-    int e = mh_io_read_small(path, pem, sizeof pem, &len);
+    int e = fstat(fd, &st) != 0 ? errno
+            : !S_ISREG(st.st_mode) ? EINVAL
+            : (uint64_t)st.st_size > sizeof pem ? EFBIG : 0;
+    if (!e) {
+        errno = 0; /* a file cut meanwhile reads short with none set */
+        len = mh_io_read_all(fd, pem, (size_t)st.st_size);
+        if (len != (size_t)st.st_size)
+            e = errno ? errno : EIO;
+    }
+    close(fd);
     if (e)
         return mh_err(h, err, MH_EPATH, "%s: trusted key %s: cannot read it: "
                       "%s", from, file, mh_io_small_why(e));

@@ -598,3 +598,128 @@ TEST(signature_503_page_uses_cached_index)
 {
     sig_outage_uses_cached_index("503page-sig", 0, "HTTP 503");
 }
+
+/* ------------------------------------------------ trusted key files */
+
+#define NOBODY 65534 /* another, non-root user */
+
+/* A site at ok/ signed with a new key; its public half in *pub. */
+static http_server *signed_site(const char **pub)
+{
+    const char *key = http_keygen("a");
+    http_server *srv = http_start(http_site(str_fmt("%s.key", key)), NULL);
+    *pub = str_fmt("%s.pub", key);
+    return srv;
+}
+
+/* A host trusting key file pub takes the site's signed index. */
+static void trusted_key_works(const http_server *srv, const char *pub,
+                              unsigned flags)
+{
+    log_capture lc;
+    log_capture_init(&lc);
+    mh_host *host = host_with(http_url(srv, "ok/"), flags, pub,
+                              tmp_path("cache-%s", flags ? "i" : "s"), &lc);
+    ASSERT_EQ_INT(call_int(import_ok(host, "counter"), "value"), 42);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
+/* A trusted key file another user could rewrite chooses the host's code:
+ * no host is made, and the message names the file, says why (want) and
+ * the way out; MH_CONFIG_INSECURE_FILES waives the rule, as for code. */
+static void trusted_key_refused(const http_server *srv, const char *pub,
+                                const char *want)
+{
+    log_capture lc;
+    mh_host *host = NULL;
+    log_capture_init(&lc);
+    mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+    cfg.trust = pub;
+    ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EPATH);
+    ASSERT_NULL(host);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("mh_config.trust: trusted key %s: "
+                                       "held to the rules for code files",
+                                       pub));
+    ASSERT_CONTAINS(ERR_MSG(), want);
+    ASSERT_CONTAINS(ERR_MSG(), "MH_CONFIG_INSECURE_FILES");
+    log_capture_free(&lc);
+    trusted_key_works(srv, pub, MH_CONFIG_INSECURE_FILES);
+}
+
+TEST(trusted_key_writable_by_others_refused)
+{
+    const char *pub;
+    http_server *srv = signed_site(&pub);
+    if (chmod(pub, 0666) != 0)
+        FAIL("chmod %s: %s", pub, strerror(errno));
+    trusted_key_refused(srv, pub, "it is writable by group or others "
+                                  "(mode 0666");
+    if (chmod(pub, 0620) != 0)
+        FAIL("chmod %s: %s", pub, strerror(errno));
+    trusted_key_refused(srv, pub, "(mode 0620");
+    /* mended: taken */
+    if (chmod(pub, 0644) != 0)
+        FAIL("chmod %s: %s", pub, strerror(errno));
+    trusted_key_works(srv, pub, 0);
+    http_stop(srv);
+}
+
+TEST(trusted_key_in_a_world_writable_directory_refused)
+{
+    /* Whoever may write the directory may put another key in its place. */
+    const char *pub;
+    http_server *srv = signed_site(&pub);
+    const char *dir = tmp_mkdir("ww");
+    const char *copy = tmp_path("ww/k.pub");
+    file_copy(pub, copy);
+    if (chmod(copy, 0644) != 0 || chmod(dir, 0777) != 0)
+        FAIL("chmod: %s", strerror(errno));
+    trusted_key_refused(srv, copy, str_fmt("the directory %s above it: it "
+                                           "is writable by group or others "
+                                           "and not a root-owned sticky "
+                                           "directory (mode 0777", dir));
+    if (chmod(dir, 0755) != 0)
+        FAIL("chmod: %s", strerror(errno));
+    trusted_key_works(srv, copy, 0);
+    http_stop(srv);
+}
+
+TEST(trusted_key_of_another_user_refused)
+{
+    if (geteuid() != 0)
+        SKIP("needs root, to give the key file to uid %d", NOBODY);
+    const char *pub;
+    http_server *srv = signed_site(&pub);
+    if (chmod(pub, 0644) != 0 || lchown(pub, NOBODY, (gid_t)-1) != 0)
+        FAIL("chmod/chown %s: %s", pub, strerror(errno));
+    trusted_key_refused(srv, pub, "it is owned by another user (mode 0644, "
+                                  "owner uid 65534)");
+    if (lchown(pub, 0, (gid_t)-1) != 0)
+        FAIL("chown %s: %s", pub, strerror(errno));
+    trusted_key_works(srv, pub, 0);
+    http_stop(srv);
+}
+
+TEST(trusted_key_through_another_users_link_in_a_sticky_directory_refused)
+{
+    /* In a sticky directory anyone may write (as /tmp), another user's
+     * link named as the key could be pointed at any key they like. */
+    if (geteuid() != 0)
+        SKIP("needs root, to give the link to uid %d", NOBODY);
+    const char *pub;
+    http_server *srv = signed_site(&pub);
+    const char *st = tmp_mkdir("sticky");
+    const char *link = tmp_path("sticky/k.pub");
+    if (chmod(st, 01777) != 0 || symlink(pub, link) != 0 ||
+        lchown(link, NOBODY, (gid_t)-1) != 0)
+        FAIL("sticky directory with a link: %s", strerror(errno));
+    trusted_key_refused(srv, link, str_fmt("%s is a symbolic link of uid "
+                                           "65534 in a sticky directory",
+                                           link));
+    /* our own link there: followed, and its target judged */
+    if (lchown(link, 0, (gid_t)-1) != 0)
+        FAIL("chown %s: %s", link, strerror(errno));
+    trusted_key_works(srv, link, 0);
+    http_stop(srv);
+}
