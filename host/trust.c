@@ -19,6 +19,76 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Every PEM block of pem (len bytes) into t: a file may hold several
+ * keys (`cat a.pub b.pub`), and each is trusted -- taking the first alone
+ * would silently refuse what the others signed.  Each block must be an
+ * Ed25519 public key; any other block, or one cut short or garbled, fails
+ * the file naming the block's number.  Text between blocks is passed
+ * over, as OpenSSL does for certificate bundles.  file is escaped. */
+static mh_status add_keys(mh_host *h, mh_trust *t, const char *from,
+                          const char *file, const char *pem, size_t len,
+                          mh_error **err)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    if (!bio)
+        return mh_err(h, err, MH_ENOMEM, "out of memory loading %s", file);
+    mh_status rc = MH_OK;
+    for (size_t block = 1;; block++) {
+        char *name = NULL, *header = NULL;
+        unsigned char *data = NULL;
+        long dlen = 0;
+        ERR_clear_error();
+        if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
+            unsigned long e = ERR_peek_last_error();
+            ERR_clear_error();
+            if (block > 1 && ERR_GET_LIB(e) == ERR_LIB_PEM &&
+                ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+                break; /* no block after the last */
+            rc = block == 1
+                     ? mh_err(h, err, MH_EFORMAT, "%s: trusted key %s: not a "
+                              "PEM Ed25519 public key (make one with "
+                              "'modhost keygen')", from, file)
+                     : mh_err(h, err, MH_EFORMAT, "%s: trusted key %s: "
+                              "PEM block %zu is cut short or garbled: give "
+                              "only whole Ed25519 public keys (make one "
+                              "with 'modhost keygen')", from, file, block);
+            break;
+        }
+        EVP_PKEY *k = NULL;
+        if (strcmp(name, PEM_STRING_PUBLIC) == 0) {
+            const unsigned char *p = data;
+            k = d2i_PUBKEY(NULL, &p, dlen);
+            if (k && p != data + dlen) { /* bytes after the key */
+                EVP_PKEY_free(k);
+                k = NULL;
+            }
+        }
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(data);
+        if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
+            EVP_PKEY_free(k);
+            ERR_clear_error();
+            rc = mh_err(h, err, MH_EFORMAT, "%s: trusted key %s: PEM "
+                        "block %zu is not an Ed25519 public key: give only "
+                        "public keys, never a private .key (make one with "
+                        "'modhost keygen')", from, file, block);
+            break;
+        }
+        void **v = mh_mem_realloc(h, t->keys, t->n * sizeof *v,
+                                  (t->n + 1) * sizeof *v);
+        if (!v) {
+            EVP_PKEY_free(k);
+            rc = mh_err(h, err, MH_ENOMEM, "out of memory loading %s", file);
+            break;
+        }
+        t->keys = v;
+        t->keys[t->n++] = k;
+    }
+    BIO_free(bio);
+    return rc;
+}
+
 static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
                           const char *path, mh_error **err)
 {
@@ -77,25 +147,7 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
     if (e)
         return mh_err(h, err, MH_EPATH, "%s: trusted key %s: cannot read it: "
                       "%s", from, file, mh_io_small_why(e));
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    EVP_PKEY *k = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
-    BIO_free(bio);
-    if (!k || EVP_PKEY_get_id(k) != EVP_PKEY_ED25519) {
-        EVP_PKEY_free(k);
-        ERR_clear_error();
-        return mh_err(h, err, MH_EFORMAT, "%s: trusted key %s: not a PEM "
-                      "Ed25519 public key (make one with 'modhost keygen')",
-                      from, file);
-    }
-    void **v = mh_mem_realloc(h, t->keys, t->n * sizeof *v,
-                              (t->n + 1) * sizeof *v);
-    if (!v) {
-        EVP_PKEY_free(k);
-        return mh_err(h, err, MH_ENOMEM, "out of memory loading %s", file);
-    }
-    t->keys = v;
-    t->keys[t->n++] = k;
-    return MH_OK;
+    return add_keys(h, t, from, file, pem, len, err);
 }
 
 mh_status mh_tru_load(mh_host *h, const char *spec, const char *from,

@@ -13,8 +13,9 @@ struct mh_host;
 
 /* The host's trusted keys, from mh_config.trust or $MODHOST_TRUST
  * (';'-separated PEM public key files, Ed25519, each by an absolute
- * path).  A file that cannot be read or is not an Ed25519 key fails host
- * creation: a typo in a trust setting must never silently mean "trust
+ * path and opened as code files are; a file may hold several keys, each
+ * trusted).  A file that cannot be read or holds anything but Ed25519
+ * public keys fails host creation: a typo in a trust setting must never silently mean "trust
  * nothing".  Errors begin with `from`, where the keys were named. */
 typedef struct mh_trust {
     void **keys;      /* EVP_PKEY * */

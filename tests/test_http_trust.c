@@ -723,3 +723,54 @@ TEST(trusted_key_through_another_users_link_in_a_sticky_directory_refused)
     trusted_key_works(srv, link, 0);
     http_stop(srv);
 }
+
+/* The bytes of files a then b, written to tmp_path(name), mode 0644. */
+static const char *cat_files(const char *name, const char *a, const char *b)
+{
+    const char *out = tmp_path("%s", name);
+    file_write(out, str_fmt("%s%s", file_read(a), file_read(b)));
+    if (chmod(out, 0644) != 0)
+        FAIL("chmod %s: %s", out, strerror(errno));
+    return out;
+}
+
+TEST(trusted_key_file_with_several_keys_trusts_each)
+{
+    /* `cat a.pub b.pub > both.pub`: an index signed by b is taken (only
+     * a, the first, was read, and b's index silently refused). */
+    const char *a = http_keygen("a"), *b = http_keygen("b");
+    http_server *srv = http_start(http_site(str_fmt("%s.key", b)), NULL);
+    const char *apub = str_fmt("%s.pub", a), *bpub = str_fmt("%s.pub", b);
+    trusted_key_works(srv, cat_files("ab.pub", apub, bpub), 0);
+    trusted_key_works(srv, cat_files("ba.pub", bpub, apub), 0);
+
+    /* Anything but Ed25519 public keys in it fails host creation, naming
+     * the file and the block: a private key beside a public one, a block
+     * cut short. */
+    static const struct {
+        const char *second, *want;
+    } bad[] = {
+        {".key", "PEM block 2 is not an Ed25519 public key: give only "
+                 "public keys, never a private .key"},
+        {"cut", "PEM block 2 is cut short or garbled"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *second = str_fmt("%s%s", b, bad[i].second);
+        if (strcmp(bad[i].second, "cut") == 0) {
+            second = tmp_path("cut.pub");
+            file_write(second, str_fmt("%.40s", file_read(bpub)));
+        }
+        const char *f = cat_files(str_fmt("bad%zu.pub", i), apub, second);
+        log_capture lc;
+        mh_host *host = NULL;
+        log_capture_init(&lc);
+        mh_config cfg = http_cfg(http_url(srv, "ok/"), &lc);
+        cfg.trust = f;
+        ASSERT_STATUS(mh_host_new(&cfg, &host, ERR), MH_EFORMAT);
+        ASSERT_NULL(host);
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("mh_config.trust: trusted key "
+                                           "%s: %s", f, bad[i].want));
+        log_capture_free(&lc);
+    }
+    http_stop(srv);
+}
