@@ -229,8 +229,12 @@ bool mh_atw_leftover(const char *name, const char *prefix,
     bool ours = t >= 6 && (tail[t] == '\0' ||
                            strcmp(tail + t, "journal") == 0 ||
                            strcmp(tail + t, "wal") == 0);
+    /* An age that cannot be told (an mtime near the ends of time_t,
+     * which tmpfs keeps) counts as recent: the file stays. */
+    time_t age;
     return ours && S_ISREG(st->st_mode) && st->st_uid == geteuid() &&
-           now - st->st_mtime >= MH_ATW_STALE_S;
+           !__builtin_sub_overflow(now, st->st_mtime, &age) &&
+           age >= MH_ATW_STALE_S;
 }
 
 void mh_atw_sweep(const char *dir, const char *prefix)

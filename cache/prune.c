@@ -110,16 +110,27 @@ static void failed(pruner *p, const char *what, const char *name, int e)
 /* Not used for unused_s?  The access time counts for up to a day more
  * than it says (relatime), which makes "not used for DAYS days" hold for
  * any DAYS of 1 or more; and nothing touched in the last MH_ATW_STALE_S
- * goes, whatever unused_s says. */
+ * goes, whatever unused_s says.  A file's times are anything a user or a
+ * filesystem set (tmpfs keeps a year in the billions), so the sums here
+ * are checked: an access time at the end of time saturates, and an age
+ * that cannot be told counts as recent, keeping the file. */
 static bool unused(const pruner *p, const struct stat *st)
 {
     int64_t now = (int64_t)p->now.tv_sec;
     int64_t atime = (int64_t)st->st_atim.tv_sec;
     int64_t mtime = (int64_t)st->st_mtim.tv_sec;
     int64_t slack = p->unused_s < DAY_S ? p->unused_s : DAY_S;
-    int64_t used = atime + slack > mtime ? atime + slack : mtime;
+    int64_t used, idle, since;
+    if (__builtin_add_overflow(atime, slack, &used))
+        used = INT64_MAX;
+    if (used < mtime)
+        used = mtime;
     int64_t touched = atime > mtime ? atime : mtime;
-    return now - used >= p->unused_s && now - touched >= MH_ATW_STALE_S;
+    return !__builtin_sub_overflow(now, touched, &since) &&
+           since >= MH_ATW_STALE_S &&
+           (__builtin_sub_overflow(now, used, &idle)
+                ? used < 0 /* before any time now - used can hold */
+                : idle >= p->unused_s);
 }
 
 static void count_kept(mh_cache_count *c, const struct stat *st)

@@ -9,8 +9,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <errno.h>
@@ -528,4 +530,79 @@ TEST(a_cache_directory_that_is_a_link_is_refused_by_every_part)
     import_ok(h, "lm");
     ASSERT_EQ_INT(dir_count(real), 0);
     mh_host_free(h);
+}
+
+/* ------------------------------------------- times at the ends of time */
+
+/* The ends of a 64-bit time, less a little: tmpfs keeps them (ext4 clamps
+ * to 2446), and any user may give their files such times. */
+#define END_OF_TIME 9223372036854775000LL
+
+/* tmp_path("cache") on a tmpfs, in a mount namespace of the case's own
+ * (each case is a process of its own): one that keeps file times as set.
+ * Skips the case where no mount may be made. */
+static void cache_on_tmpfs(void)
+{
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        SKIP("no mount namespace of its own here: %s", strerror(errno));
+    mkdir_p(tmp_path("cache"));
+    if (mount("tmpfs", tmp_path("cache"), "tmpfs", 0, "mode=0700,size=1m") != 0)
+        SKIP("cannot mount a tmpfs here: %s", strerror(errno));
+}
+
+/* Give path these access and modification times (seconds), and see that
+ * the filesystem kept them. */
+static void set_times(const char *path, long long atime, long long mtime)
+{
+    struct timespec ts[2] = {{(time_t)atime, 0}, {(time_t)mtime, 0}};
+    struct stat st;
+    ASSERT_EQ_INT(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+    ASSERT_EQ_INT(stat(path, &st), 0);
+    ASSERT_EQ_INT(st.st_atim.tv_sec, atime);
+    ASSERT_EQ_INT(st.st_mtim.tv_sec, mtime);
+}
+
+TEST(a_prune_takes_access_times_at_the_ends_of_time_for_recent)
+{
+    /* atime + a day, and now - a time long before 1970, overflowed (UBSan
+     * stopped `modhost cache --prune 1`): an age that cannot be told
+     * keeps the file, one that can still decides. */
+    cache_on_tmpfs();
+    long long now = (long long)time(NULL);
+    const char *future = cached("lua/f.lua54-4.mhc", 10, 40);
+    set_times(future, END_OF_TIME, now - 40 * DAY);
+    const char *past = cached("lua/p.lua54-4.mhc", 10, 40);
+    set_times(past, -END_OF_TIME, -END_OF_TIME);
+    const char *old = cached("lua/o.lua54-4.mhc", 10, 40);
+    mh_host *h = cache_host();
+    mh_cache_usage u = {.size = sizeof u};
+    for (int i = 0; i < 2; i++) {
+        ASSERT_STATUS(mh_host_prune_cache(h, i ? 0 : DAY, &u, ERR), MH_OK);
+        ASSERT_TRUE(file_exists(future));
+        ASSERT_TRUE(file_exists(past));
+        ASSERT_FALSE(file_exists(old));
+    }
+    mh_host_free(h);
+    ASSERT_EQ_INT(umount(tmp_path("cache")), 0);
+}
+
+TEST(a_sweep_takes_modification_times_at_the_ends_of_time_for_recent)
+{
+    /* now - mtime overflowed for a killed writer's leftover dated long
+     * before 1970: it cannot be told to be stale, so it stays. */
+    cache_on_tmpfs();
+    const char *past = cached("lua/.tmp-abcdef012345", 10, 40);
+    set_times(past, -END_OF_TIME, -END_OF_TIME);
+    const char *future = cached("lua/.tmp-abcdef012346", 10, 40);
+    set_times(future, END_OF_TIME, END_OF_TIME);
+    const char *stale = cached("lua/.tmp-abcdef012347", 10, 1);
+    mh_host *h = cache_host();
+    mh_cache_usage u = {.size = sizeof u};
+    ASSERT_STATUS(mh_host_prune_cache(h, DAY, &u, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(past));
+    ASSERT_TRUE(file_exists(future));
+    ASSERT_FALSE(file_exists(stale));
+    mh_host_free(h);
+    ASSERT_EQ_INT(umount(tmp_path("cache")), 0);
 }
