@@ -87,10 +87,25 @@ static mh_status write_new(const char *file, mode_t mode, BIO *mem,
     return rc;
 }
 
+/* Does base name a directory: its last component empty ("DIR/"), "." or
+ * ".."?  BASE is a prefix, so "DIR/" would write the hidden DIR/.key and
+ * DIR/.pub, which nobody meant to ask for. */
+static bool names_dir(const char *base)
+{
+    const char *slash = strrchr(base, '/');
+    const char *last = slash ? slash + 1 : base;
+    return strcmp(last, "") == 0 || strcmp(last, ".") == 0 ||
+           strcmp(last, "..") == 0;
+}
+
 mh_status mh_keygen(const char *base, mh_error **err)
 {
     if (!base || !base[0])
         return mh_err(NULL, err, MH_EINVAL, "mh_keygen: no file name");
+    if (names_dir(base))
+        return mh_err(NULL, err, MH_EINVAL, "mh_keygen: %s: BASE names a "
+                      "directory; give a file name such as DIR/release",
+                      base);
     char key[PATH_MAX], pub[PATH_MAX];
     if (snprintf(key, sizeof key, "%s.key", base) >= (int)sizeof key ||
         snprintf(pub, sizeof pub, "%s.pub", base) >= (int)sizeof pub)

@@ -774,3 +774,23 @@ TEST(trusted_key_file_with_several_keys_trusts_each)
     }
     http_stop(srv);
 }
+
+TEST(keygen_refuses_a_base_naming_a_directory)
+{
+    /* BASE is a prefix: "DIR/" made the hidden DIR/.key and DIR/.pub. */
+    const char *dir = tmp_mkdir("k");
+    const char *bases[] = {str_fmt("%s/", dir), str_fmt("%s/.", dir),
+                           str_fmt("%s/..", dir), str_fmt("%s//", dir)};
+    for (size_t i = 0; i < sizeof bases / sizeof *bases; i++) {
+        ASSERT_STATUS(mh_keygen(bases[i], ERR), MH_EINVAL);
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("mh_keygen: %s: BASE names a "
+                                           "directory; give a file name "
+                                           "such as DIR/release", bases[i]));
+    }
+    ASSERT_EQ_INT(dir_count(dir), 0);
+    ASSERT_FALSE(file_exists(tmp_path(".key")));
+    ASSERT_FALSE(file_exists(tmp_path(".pub")));
+    /* A file name in it still makes both. */
+    ASSERT_STATUS(mh_keygen(str_fmt("%s/release", dir), ERR), MH_OK);
+    ASSERT_EQ_INT(dir_count(dir), 2);
+}

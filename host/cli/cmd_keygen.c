@@ -5,6 +5,8 @@
  */
 #include "cli.h"
 
+#include <string.h>
+
 int cli_cmd_keygen(const cli_ctx *ctx, const cli_command *cmd, int argc,
                    char **argv)
 {
@@ -20,6 +22,14 @@ int cli_cmd_keygen(const cli_ctx *ctx, const cli_command *cmd, int argc,
         return cli_usage_error(cmd, "empty BASE file name");
 
     const char *base = argv[optind];
+    /* BASE is a prefix: "DIR/" would make the hidden DIR/.key and
+     * DIR/.pub.  mh_keygen refuses it too (MH_EINVAL); here it is a usage
+     * error, told apart from a refusal such as a file that exists. */
+    const char *slash = strrchr(base, '/');
+    const char *last = slash ? slash + 1 : base;
+    if (!last[0] || !strcmp(last, ".") || !strcmp(last, ".."))
+        return cli_usage_error(cmd, "BASE names a directory; give a file "
+                               "name such as DIR/release");
     mh_error *err = NULL;
 
     if (mh_keygen(base, &err) != MH_OK) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli.keygen_errors: keygen refuses, with exit 1 and a message naming the
 # file, when BASE's directory is missing or either file exists (even as a
-# dangling link), and then creates nothing; usage errors exit 2.
+# dangling link), and then creates nothing; usage errors (a BASE that
+# names a directory among them) exit 2.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh.inc"
 cd "$T"
@@ -60,3 +61,18 @@ usage_error "too many arguments" keygen x y
 usage_error "empty BASE" keygen ""
 usage_error "--bogus" keygen --bogus z
 [[ ! -e x.key && ! -e z.key && ! -e .key ]] || fail "a usage error made a key"
+
+# BASE is a prefix: one naming a directory ("d/", "d/.", "..") would make
+# hidden files (d/.key, d/.pub).  A usage error; nothing made anywhere.
+mkdir -p d/e
+for base in d/ d// d/. d/e/.. . .. / "$T/d/"; do
+    usage_error "BASE names a directory; give a file name such as" \
+        keygen "$base"
+done
+[[ -z $(ls -A d/e) && $(ls -A d) == e ]] || fail "keygen d/... made: $(ls -AR d)"
+[[ ! -e .key && ! -e .pub && ! -e ../.key && ! -e /.key ]] ||
+    fail "keygen of a directory made a hidden key"
+# A name that merely starts with dots is a file name.
+mh keygen d/...k
+expect_rc 0
+[[ -s d/...k.key && -s d/...k.pub ]] || fail "keygen d/...k did not write both"
