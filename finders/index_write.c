@@ -506,24 +506,49 @@ static int no_passphrase(char *buf, int size, int rwflag, void *ud)
     return -1;
 }
 
+/* Read the signing key key_file (a small regular file: a FIFO named as
+ * the key would otherwise be waited on for ever) into pem, cap bytes;
+ * its fstat in *st.  0, or an errno for mh_io_small_why. */
+static int read_key(const char *key_file, char *pem, size_t cap,
+                    size_t *len, struct stat *st)
+{
+    int fd = open(key_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return errno;
+    int e = fstat(fd, st) != 0 ? errno
+            : !S_ISREG(st->st_mode) ? EINVAL
+            : (uint64_t)st->st_size > cap ? EFBIG : 0;
+    if (!e) {
+        errno = 0; /* a file cut meanwhile reads short with none set */
+        *len = mh_io_read_all(fd, pem, (size_t)st->st_size);
+        if (*len != (size_t)st->st_size)
+            e = errno ? errno : EIO;
+    }
+    close(fd);
+    return e;
+}
+
 static mh_status sign(const char *key_file, const char *data, size_t len,
                       unsigned char sig[IXW_SIG_LEN], mh_error **err)
 {
     char why[256];
     bool asked = false;
     ERR_clear_error();
-    /* Read as a small regular file first: a FIFO named as the key would
-     * otherwise be waited on for ever. */
     char pem[16384];
     size_t pem_len = 0;
-    int e = mh_io_read_small(key_file, pem, sizeof pem, &pem_len);
-    if (e)
+    struct stat st;
+    int e = read_key(key_file, pem, sizeof pem, &pem_len, &st);
+    if (e) {
+        OPENSSL_cleanse(pem, sizeof pem); /* a key cut short is a key */
         return mh_err(NULL, err, MH_EIO, "cannot read signing key %s: %s",
                       key_file, mh_io_small_why(e));
+    }
     BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
-    if (!bio)
+    if (!bio) {
+        OPENSSL_cleanse(pem, sizeof pem);
         return mh_err(NULL, err, MH_ENOMEM, "out of memory reading signing "
                       "key %s", key_file);
+    }
     EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase,
                                              &asked);
     BIO_free(bio);
@@ -547,6 +572,23 @@ static mh_status sign(const char *key_file, const char *data, size_t len,
         EVP_PKEY_free(pkey);
         return rc;
     }
+    /* A private key group or others may read or write is refused, not
+     * warned of (as ssh refuses one): whoever can read it can sign
+     * indexes every host trusting its public half loads code from, and a
+     * warning from a library with no log of its own, in a publishing
+     * script's output, is one nobody reads.  Judged once the file is
+     * known to be a private key, on the descriptor that was read. */
+    if (st.st_mode & 077) {
+        EVP_PKEY_free(pkey);
+        return mh_err(NULL, err, MH_EINVAL, "signing key %s may be read or "
+                      "written by group or others (mode %04o, owner uid "
+                      "%u): anyone who can read it can sign indexes your "
+                      "hosts trust; make it private with 'chmod 600 %s' "
+                      "(and make a new pair with 'modhost keygen' if others "
+                      "may have read it)", key_file,
+                      (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+                      key_file);
+    }
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     size_t sig_len = IXW_SIG_LEN;
     mh_status rc = MH_OK;
@@ -559,6 +601,51 @@ static mh_status sign(const char *key_file, const char *data, size_t len,
     EVP_MD_CTX_free(md);
     EVP_PKEY_free(pkey);
     return rc;
+}
+
+/* Is real path p rdir (a real path) or under it? */
+static bool under_dir(const char *p, const char *rdir)
+{
+    size_t n = strlen(rdir);
+    return strcmp(rdir, "/") == 0 ||
+           (strncmp(p, rdir, n) == 0 && (p[n] == '/' || p[n] == '\0'));
+}
+
+/* Refuse a signing key inside dir, the directory indexed: whatever serves
+ * the index serves everything under it, hidden files too, and so the
+ * private key.  Judged by the key's name (a link in dir would be served
+ * as its target, wherever that is) and by the file it names (dir may be
+ * reached through a link).  A path that cannot be resolved is left to
+ * the read, which names what is wrong with it. */
+static mh_status key_outside(const char *dir, const char *key_file,
+                             mh_error **err)
+{
+    char rdir[PATH_MAX], parent[PATH_MAX], rparent[PATH_MAX], p[PATH_MAX];
+    if (!realpath(dir, rdir) ||
+        (size_t)snprintf(parent, sizeof parent, "%s", key_file) >=
+            sizeof parent)
+        return MH_OK;
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? slash + 1 : key_file;
+    if (slash == parent)
+        parent[1] = '\0'; /* "/k.key": in "/" */
+    else if (slash)
+        *slash = '\0';
+    else
+        strcpy(parent, ".");
+    bool in = realpath(parent, rparent) &&
+              (size_t)snprintf(p, sizeof p, "%s/%s", rparent, base) <
+                  sizeof p &&
+              under_dir(p, rdir);
+    if (!in && realpath(key_file, p))
+        in = under_dir(p, rdir);
+    if (!in)
+        return MH_OK;
+    return mh_err(NULL, err, MH_EINVAL, "signing key %s is inside %s, the "
+                  "directory being indexed: whatever serves the index would "
+                  "serve the private key too; keep it outside that tree "
+                  "(as /etc/modhost/release.key), and make a new pair with "
+                  "'modhost keygen' if it has been served", key_file, rdir);
 }
 
 /* ---- atomic writes ------------------------------------------------------ */
@@ -762,6 +849,8 @@ mh_status mh_index_dir(const char *dir, const char *sign_key, size_t *count,
                     shown);
         goto out;
     }
+    if (sign_key && (rc = key_outside(shown, sign_key, err)) != MH_OK)
+        goto out;
 
     /* One writer at a time: the serial read, the signing and both
      * renames under one lock (two runs at once left one's index beside

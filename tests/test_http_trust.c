@@ -794,3 +794,69 @@ TEST(keygen_refuses_a_base_naming_a_directory)
     ASSERT_STATUS(mh_keygen(str_fmt("%s/release", dir), ERR), MH_OK);
     ASSERT_EQ_INT(dir_count(dir), 2);
 }
+
+/* ------------------------------------------------------- signing keys */
+
+/* mh_index_dir(www, key) is refused with MH_EINVAL saying want, and
+ * writes nothing: www holds just counter.so, as before. */
+static void signing_refused(const char *www, const char *key,
+                            const char *want)
+{
+    ASSERT_STATUS(mh_index_dir(www, key, NULL, ERR), MH_EINVAL);
+    ASSERT_CONTAINS(ERR_MSG(), str_fmt("signing key %s ", key));
+    ASSERT_CONTAINS(ERR_MSG(), want);
+    ASSERT_FALSE(file_exists(str_fmt("%s/index.json", www)));
+    ASSERT_FALSE(file_exists(str_fmt("%s/index.json.sig", www)));
+    ASSERT_EQ_INT(tree_count(www, "index.json", NULL), 0);
+}
+
+TEST(signing_key_others_may_read_is_refused)
+{
+    /* As ssh refuses such a key: whoever may read it may sign indexes
+     * the hosts trust. */
+    const char *key = str_fmt("%s.key", http_keygen("a"));
+    const char *www = tmp_mkdir("www");
+    fixture_copy("counter", "www/counter.so");
+    static const mode_t loose[] = {0640, 0604, 0620, 0602, 0660};
+    for (size_t i = 0; i < sizeof loose / sizeof *loose; i++) {
+        ASSERT_EQ_INT(chmod(key, loose[i]), 0);
+        signing_refused(www, key, str_fmt("may be read or written by group "
+                                          "or others (mode %04o",
+                                          (unsigned)loose[i]));
+        ASSERT_CONTAINS(ERR_MSG(), str_fmt("'chmod 600 %s'", key));
+    }
+    /* private again: signs */
+    ASSERT_EQ_INT(chmod(key, 0600), 0);
+    ASSERT_STATUS(mh_index_dir(www, key, NULL, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(str_fmt("%s/index.json.sig", www)));
+}
+
+TEST(signing_key_inside_the_indexed_directory_is_refused)
+{
+    /* `modhost index --sign DIR/release.key DIR` published the private
+     * key with the index: whatever serves DIR serves it too. */
+    const char *www = tmp_mkdir("www");
+    fixture_copy("counter", "www/counter.so");
+    const char *want = str_fmt("is inside %s, the directory being indexed",
+                               www);
+    ASSERT_STATUS(mh_keygen(str_fmt("%s/release", www), ERR), MH_OK);
+    signing_refused(www, str_fmt("%s/release.key", www), want);
+    tmp_mkdir("www/.private");
+    ASSERT_STATUS(mh_keygen(str_fmt("%s/.private/k", www), ERR), MH_OK);
+    signing_refused(www, str_fmt("%s/.private/k.key", www), want);
+    /* by a name outside that leads in, or one inside that leads out */
+    const char *out = str_fmt("%s.key", http_keygen("out"));
+    ASSERT_EQ_INT(symlink(str_fmt("%s/release.key", www),
+                          tmp_path("keys/in.key")), 0);
+    signing_refused(www, tmp_path("keys/in.key"), want);
+    ASSERT_EQ_INT(symlink(out, str_fmt("%s/link.key", www)), 0);
+    signing_refused(www, str_fmt("%s/link.key", www), want);
+    /* the directory named through a link of its own */
+    ASSERT_EQ_INT(symlink(www, tmp_path("site")), 0);
+    signing_refused(tmp_path("site"), str_fmt("%s/release.key", www), want);
+    signing_refused(www, tmp_path("site/release.key"), want);
+    /* outside: signs */
+    ASSERT_EQ_INT(unlink(str_fmt("%s/link.key", www)), 0);
+    ASSERT_STATUS(mh_index_dir(www, out, NULL, ERR), MH_OK);
+    ASSERT_TRUE(file_exists(str_fmt("%s/index.json.sig", www)));
+}

@@ -113,6 +113,14 @@ refused "cannot read signing key" "$K/idx.pub"
 printf 'not a key\n' >"$K/junk.pem"
 refused "cannot read signing key" "$K/junk.pem"
 refused "No such file" "$K/no_such.key"
+# A private key others may read (as ssh refuses one), or one inside the
+# directory indexed (it would be served with the index).
+chmod 640 "$K/idx.key"
+refused "may be read or written by group or others (mode 0640" "$K/idx.key"
+chmod 600 "$K/idx.key"
+cp "$K/idx.key" "$D/.in.key"
+refused "is inside $D, the directory being indexed" "$D/.in.key"
+rm "$D/.in.key"
 
 # Unsigned again: the old signature would not match, so it goes.
 mh index "$D"
