@@ -892,15 +892,21 @@ MH_API mh_status mh_pack_ex(const char *db, const char *const *inputs,
  * docs/http.md): name, kind, relative path, size and SHA-256 of each.
  * With sign_key (a PEM Ed25519 private key file, as mh_keygen writes),
  * also write DIR/index.json.sig, the detached signature of index.json's
- * exact bytes.  Both files are written atomically (temporary file, fsync,
- * rename).  *count, if not NULL, receives the number of modules.
+ * exact bytes.  A signing key group or others may read or write, or one
+ * inside DIR (by its name or by what it names: it would be served with
+ * the index), is refused (MH_EINVAL, naming it and the way out) before
+ * anything is written.  Both files are written atomically (temporary
+ * file, fsync, rename).  *count, if not NULL, receives the number of
+ * modules.
  */
 MH_API mh_status mh_index_dir(const char *dir, const char *sign_key,
                               size_t *count, mh_error **err);
 
 /*
  * Make an Ed25519 key pair: BASE.key (private, PEM PKCS#8, mode 0600) and
- * BASE.pub (public, PEM).  Refuses to overwrite existing files (MH_EINVAL,
+ * BASE.pub (public, PEM).  A BASE that names a directory (its last
+ * component empty, "." or "..") is MH_EINVAL: it would make the hidden
+ * DIR/.key.  Refuses to overwrite existing files (MH_EINVAL,
  * naming the file; a BASE.key without its BASE.pub, as a run killed
  * between the two leaves, is refused saying how to mend it).  Each file
  * is written under a temporary name beside it (BASE.key.tmp-*) and linked
