@@ -1045,7 +1045,8 @@ static mh_status find_without_descriptors(mh_host *h, const char *name,
                                           mh_spec_info *info)
 {
     struct rlimit old, tight;
-    int lowest = dup(0); /* below it, every descriptor is taken */
+    /* below it, every descriptor is taken */
+    int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (lowest < 0 || close(lowest) != 0 || getrlimit(RLIMIT_NOFILE, &old))
         FAIL("cannot look at the descriptors: %s", strerror(errno));
     tight = old;

@@ -138,6 +138,10 @@ typedef struct tar_state {
     bool bad;             /* the file at bad_stamp is not usable: */
     tar_stamp bad_stamp;
     char bad_why[512];    /* ... for this reason (warned about once) */
+    char io_why[512];     /* the read error last warned about: a passing
+                             one is not remembered (asked again at the
+                             next find), but warned about once while it
+                             lasts */
 } tar_state;
 
 /* A find's answer, built here and handed over as copies from
@@ -551,12 +555,13 @@ static mh_status gzip_check(mh_finder_ctx *cx, int fd, char *why,
 {
     enum { CHUNK = 16384 };
     z_stream z = {.zalloc = z_alloc, .zfree = z_free, .opaque = cx};
-    unsigned char *in = cx->svc->alloc(cx, 2 * CHUNK), *out = in + CHUNK;
+    unsigned char *in = cx->svc->alloc(cx, 2 * CHUNK);
     if (!in || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) {
         cx->svc->free(cx, in, 2 * CHUNK);
         snprintf(why, why_size, "out of memory checking its gzip stream");
         return MH_ENOMEM;
     }
+    unsigned char *out = in + CHUNK;
     mh_status rc = MH_OK;
     bool in_member = true; /* inside a member, its trailer not yet read */
     off_t off = 0;
@@ -641,7 +646,8 @@ static mh_status filters_check(int fd, const char *name, char *why,
         archive_read_support_filter_xz(a);
     if (archive_libzstd_version())
         archive_read_support_filter_zstd(a);
-    archive_read_support_filter_gzip(a);
+    if (archive_zlib_version()) /* else libarchive would run gzip -d */
+        archive_read_support_filter_gzip(a);
     int r = lseek(fd, 0, SEEK_SET) != 0 ? ARCHIVE_FATAL
             : archive_read_open_fd(a, fd, TAR_BLOCK);
     if (r == ARCHIVE_OK)
@@ -925,6 +931,11 @@ static mh_status refresh_fd(mh_finder_ctx *cx, tar_state *s, int fd,
     if (rc == MH_OK) {
         s->cur = ix;
         s->bad = false;
+        s->io_why[0] = '\0';
+    } else if (rc == MH_EIO && strcmp(s->io_why, why) != 0) {
+        snprintf(s->io_why, sizeof s->io_why, "%s", why);
+        cx->svc->log(cx, MH_LOG_WARN, "%s: %s (passed over while it lasts)",
+                     s->path, why);
     } else if (rc == MH_EFORMAT) {
         s->bad = true;
         s->bad_stamp = now;
