@@ -939,9 +939,17 @@ static mh_status walk(walk_ctx *w, size_t rlen, size_t plen)
         /* The entry itself unreadable is worth a word (the caller's); a
          * package directory that vanished while we walked is not, but one
          * that cannot be read is: its modules are missing from the list,
-         * and an import of one of them fails. */
+         * and an import of one of them fails.  One that may be searched
+         * but not listed (0711) is a layout find supports -- its modules
+         * import by name -- and only traced. */
         int e = errno;
-        if (w->depth > 0 && e != ENOENT && e != ENOTDIR)
+        bool searchable = e == EACCES &&
+                          faccessat(AT_FDCWD, dir, X_OK, AT_EACCESS) == 0;
+        if (w->depth > 0 && searchable)
+            MH_TRACE(s->host, "fs: package directory %s may be searched "
+                     "but not listed: its modules import by name, and are "
+                     "not listed", dir);
+        else if (w->depth > 0 && e != ENOENT && e != ENOTDIR)
             mh_log(s->host, MH_LOG_WARN, "cannot list package directory "
                    "%s: %s; its modules are not listed", dir,
                    mh_errno_text(e));

@@ -684,7 +684,12 @@ mh_status mh_path_finder(mh_host *h, mh_pentry *e, const mh_hook **hook,
                          strcmp(mh_error_message(e->open_error),
                                 mh_error_message(oerr)) == 0;
             e->tried = true;
-            e->retry_at = mh_mono_ms() + MH_ENTRY_RETRY_MS;
+            /* A finder plugin that could not be imported is not imported
+             * again each second: that import walks the whole path, and
+             * runs the plugin's init (or its probe) again.  Its entry
+             * waits for mh_invalidate_caches or a new path hook. */
+            e->retry_at = plugin && !k ? LLONG_MAX
+                                       : mh_mono_ms() + MH_ENTRY_RETRY_MS;
             if (!again || h->verbose)
                 mh_log(h, again ? MH_LOG_TRACE : MH_LOG_WARN,
                        "search path entry '%s' skipped: %s", e->shown,

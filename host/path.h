@@ -72,10 +72,11 @@ void mh_path_free(struct mh_host *h);
 /* The finder instance for entry e, opening it on first use: MH_OK with
  * *hook and *state; MH_EPATH when no finder takes the entry (the reason is
  * appended to `why`, which may be NULL; the entry is opened again at its
- * first use MH_ENTRY_RETRY_MS after that, or after mh_invalidate_caches or
- * a new path hook, and a failure that says the same again is not warned of
- * again); MH_ENOMEM (tried again next time).  An entry whose scheme no hook claims brings in the finder
- * plugin finders.<scheme> (finders/hooks.c). */
+ * first use MH_ENTRY_RETRY_MS after that -- unless its finder plugin could
+ * not be imported -- or after mh_invalidate_caches or a new path hook, and
+ * a failure that says the same again is not warned of again); MH_ENOMEM
+ * (tried again next time).  An entry whose scheme no hook claims brings
+ * in the finder plugin finders.<scheme> (finders/hooks.c). */
 /* Lock entry e (its `opening`), waiting while another thread opens it:
  * MH_OLOCK_TAKEN (give it back with mh_path_entry_unlock); MH_OLOCK_MINE
  * when this thread holds it already, in the entry's claims() or open()

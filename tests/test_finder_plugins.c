@@ -174,6 +174,35 @@ TEST(missing_finder_plugin_lists_its_own_search_one_step_in)
     mh_host_free(host);
 }
 
+/* An entry whose finder plugin could not be imported is not tried again
+ * a second later, as an entry whose open failed is: that import walks the
+ * whole path (and would run a failing plugin's init, or its probe, each
+ * time).  It waits for mh_invalidate_caches. */
+TEST(missing_finder_plugin_is_not_looked_for_each_second)
+{
+    const char *d = tmp_mkdir("D");
+    const char *entry = str_fmt("nosuch:%s/x", tmp_dir());
+    log_capture lc;
+    log_capture_init(&lc);
+    host_opts o = {.flags = MH_CONFIG_VERBOSE, .log = &lc};
+    mh_host *host = host_new_opts(&o, entry, d);
+    const char *looked = "import 'finders.nosuch': not loaded";
+    ASSERT_STATUS(mh_import(host, "m", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, looked), 1);
+    usleep(1100 * 1000);
+    ASSERT_STATUS(mh_import(host, "m", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_CONTAINS(ERR_MSG(), "'finders.nosuch' could not be imported");
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, looked), 1);
+    mh_invalidate_caches(host);
+    ASSERT_STATUS(mh_import(host, "m", &(mh_module *){0}, ERR),
+                  MH_ENOTFOUND);
+    ASSERT_EQ_INT(log_capture_count(&lc, MH_LOG_TRACE, looked), 2);
+    mh_host_free(host);
+    log_capture_free(&lc);
+}
+
 /* A host whose entry SCHEME:/x needs finder plugin FIXTURE, which has no
  * usable class export: the entry is unusable, and the other entries
  * still work, listing too.  The entry's reason, for the caller's checks;
