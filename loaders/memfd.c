@@ -232,7 +232,15 @@ static mh_status open_image(mh_host *h, mh_module *mod, const mh_blob *b,
         mh_error_free(ferr);
         return rc;
     }
-    mh_status code = mh_error_code(ferr) == MH_EAGAIN ? MH_EAGAIN : MH_ELOAD;
+    /* The module's fault (MH_ELOAD) only where the private file's own
+     * dlopen failed for a reason that is not the mapping refused: where
+     * neither way may map code here, that is this process's setting (a
+     * probe child must not take it for the module's refusal). */
+    mh_status fc = mh_error_code(ferr);
+    mh_status code = fc == MH_EAGAIN ? MH_EAGAIN
+                     : fc == MH_ELOAD &&
+                             !mapping_refused(mh_error_message(ferr))
+                         ? MH_ELOAD : MH_EIO;
     mh_status rc = mh_err(h, err, code, "cannot load module '%s' (%s): %s "
                           "(and from a private file: %s)", mod->name,
                           mh_reg_where(mod), why, mh_error_message(ferr));

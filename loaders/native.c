@@ -59,12 +59,12 @@ static mh_status nat_check(mh_host *h, mh_module *mod, void *dl,
     int own = d ? mh_elf_symbol_of(dl, MH_PLUGIN_DESCRIPTOR_SYMBOL, d, &type,
                                    &bytes)
                 : -1;
-    char theirs[128] = "";
+    char theirs[PATH_MAX + 64] = "";
     if (own == 0) {
-        Dl_info di;
+        Dl_info di; /* the dependency's file: its name says most */
         snprintf(theirs, sizeof theirs, " of its own (the one it sees is "
-                 "%.80s's)", dladdr(d, &di) && di.dli_fname
-                                    ? di.dli_fname : "a dependency");
+                 "%s's)", dladdr(d, &di) && di.dli_fname ? di.dli_fname
+                                                        : "a dependency");
         d = NULL;
     }
     if (!d) {

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -264,6 +265,31 @@ static bool file_behind(int fd, char *real)
            a.st_ino == b.st_ino;
 }
 
+/* Is fd's file (its device and inode) mapped in this process?  A file
+ * the child loaded by its path (file_behind) and that was renamed over
+ * in between is another: what was tried is then not what the asking
+ * host maps. */
+static bool mapped_here(int fd)
+{
+    struct stat st;
+    FILE *f = fstat(fd, &st) == 0 ? fopen("/proc/self/maps", "re") : NULL;
+    if (!f)
+        return false;
+    char line[PATH_MAX + 256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        unsigned long long lo, hi, off, ino;
+        unsigned maj, min;
+        char perms[8];
+        found = sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi,
+                       perms, &off, &maj, &min, &ino) == 7 &&
+                ino == (unsigned long long)st.st_ino &&
+                makedev(maj, min) == st.st_dev;
+    }
+    fclose(f);
+    return found;
+}
+
 /* The check itself: load, init and fini the module in this process. */
 static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
 {
@@ -316,6 +342,13 @@ static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
                 mh_error_message(err));
         mh_host_free(host);
         return cli_fail(err);
+    }
+    if (!t.memory && !mapped_here(fd)) {
+        say(o, "unusable\n%s was replaced while the child loaded it: what "
+            "it tried is not what the host holds", t.file);
+        mh_host_free(host);
+        cli_errorf("%s was replaced while it was being checked", t.file);
+        return CLI_EXIT_FAILURE;
     }
     say(o, "init-ok\n");
     mh_host_free(host); /* its fini runs here */
