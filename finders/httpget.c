@@ -318,9 +318,10 @@ mh_status mh_get_url(mh_host *h, CURL *c, const char *url,
         long long left = deadline - mh_mono_ms();
         if (left <= 0) {
             g->unavailable = true; /* as a transfer that timed out */
-            return mh_err(h, err, MH_EIO, "GET %s: no answer within %ld ms "
-                          "(%d redirect%s followed, the last to %s)", url,
-                          lim->timeout_ms, hops, hops == 1 ? "" : "s", cur);
+            return mh_err(h, err, MH_EIO, "GET %s: timed out: no answer "
+                          "within timeout_ms (%ld ms; %d redirect%s "
+                          "followed, the last to %s)", url, lim->timeout_ms,
+                          hops, hops == 1 ? "" : "s", cur);
         }
         struct curl_slist *hdrs = NULL;
         char line[600];

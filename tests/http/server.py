@@ -70,7 +70,7 @@ MODE-sig (e.g. /500-sig/, /hang-sig/) applies it to index.json.sig only
   redir-to-P       302 to http://127.0.0.1:P/ok/REST (another port)
   redir-404        302 to /404/REST (same origin, which answers 404)
   redir-loop       302 to the request's own path
-  redir-slow       the same, each answer 0.6 s late
+  redir-slow       the same, each answer 0.4 s late
   redir-userinfo   302 to http://bob:hunter2@HOST/ok/REST (the same
                    origin, with a user name and password)
   redir-userinfo-n the same, each Location another: .../ok/N/<3000 x>/REST
@@ -422,7 +422,7 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "redir-loop":
             return self.redirect(path)
         if mode == "redir-slow":
-            time.sleep(0.6)
+            time.sleep(0.4)
             return self.redirect(path)
         if mode == "redir-userinfo":
             return self.redirect("http://bob:hunter2@%s/ok/%s"
