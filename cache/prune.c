@@ -128,9 +128,7 @@ static bool unused(const pruner *p, const struct stat *st)
     int64_t touched = atime > mtime ? atime : mtime;
     return !__builtin_sub_overflow(now, touched, &since) &&
            since >= MH_ATW_STALE_S &&
-           (__builtin_sub_overflow(now, used, &idle)
-                ? used < 0 /* before any time now - used can hold */
-                : idle >= p->unused_s);
+           !__builtin_sub_overflow(now, used, &idle) && idle >= p->unused_s;
 }
 
 static void count_kept(mh_cache_count *c, const struct stat *st)

@@ -11,6 +11,7 @@
 #include "host/secure.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -144,10 +145,16 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
             e = errno ? errno : EIO;
     }
     close(fd);
-    if (e)
+    if (e) {
+        OPENSSL_cleanse(pem, sizeof pem);
         return mh_err(h, err, MH_EPATH, "%s: trusted key %s: cannot read it: "
                       "%s", from, file, mh_io_small_why(e));
-    return add_keys(h, t, from, file, pem, len, err);
+    }
+    rc = add_keys(h, t, from, file, pem, len, err);
+    /* A private key named here by mistake is refused (add_keys): its text
+     * does not stay on the stack either. */
+    OPENSSL_cleanse(pem, sizeof pem);
+    return rc;
 }
 
 mh_status mh_tru_load(mh_host *h, const char *spec, const char *from,
