@@ -456,14 +456,21 @@ static uint8_t member_type(struct archive_entry *e)
     }
 }
 
-/* A reader for the formats this finder serves (see the file's header). */
-static struct archive *reader_new(void)
+/* A reader for the formats this finder serves (see the file's header),
+ * or with `raw` for the decompressed stream as one entry (filters_check),
+ * through the same filters: gzip only where libarchive has zlib, else it
+ * would run gzip -d behind the host's back. */
+static struct archive *reader_new(bool raw)
 {
     struct archive *a = archive_read_new();
     if (!a)
         return NULL;
-    archive_read_support_format_tar(a);
-    archive_read_support_format_zip(a);
+    if (raw) {
+        archive_read_support_format_raw(a);
+    } else {
+        archive_read_support_format_tar(a);
+        archive_read_support_format_zip(a);
+    }
     if (archive_zlib_version())
         archive_read_support_filter_gzip(a);
     if (archive_bzlib_version())
@@ -631,7 +638,7 @@ static mh_status gzip_check(mh_finder_ctx *cx, int fd, char *why,
 static mh_status filters_check(int fd, const char *name, char *why,
                                size_t why_size)
 {
-    struct archive *a = archive_read_new();
+    struct archive *a = reader_new(true);
     struct archive_entry *e;
     mh_status rc = MH_OK;
     if (!a) {
@@ -639,15 +646,6 @@ static mh_status filters_check(int fd, const char *name, char *why,
                  name);
         return MH_ENOMEM;
     }
-    archive_read_support_format_raw(a);
-    if (archive_bzlib_version())
-        archive_read_support_filter_bzip2(a);
-    if (archive_liblzma_version())
-        archive_read_support_filter_xz(a);
-    if (archive_libzstd_version())
-        archive_read_support_filter_zstd(a);
-    if (archive_zlib_version()) /* else libarchive would run gzip -d */
-        archive_read_support_filter_gzip(a);
     int r = lseek(fd, 0, SEEK_SET) != 0 ? ARCHIVE_FATAL
             : archive_read_open_fd(a, fd, TAR_BLOCK);
     if (r == ARCHIVE_OK)
@@ -786,7 +784,7 @@ static mh_status index_build(mh_finder_ctx *cx, const char *path, int fd,
     ix->stamp = stamp_of(st);
 
     mh_status rc = MH_OK;
-    struct archive *a = reader_new();
+    struct archive *a = reader_new(false);
     char name[TAR_NAME_BUF], last[TAR_NAME_BUF] = "", prev[TAR_NAME_BUF];
     size_t prev_n = 0;
     bool prev_dir = false;
@@ -1347,7 +1345,7 @@ static mh_status stream_member(mh_finder_ctx *cx, tar_state *s, int fd,
                                const tar_member *m, size_t max,
                                const char *limit, mh_finder_blob *out)
 {
-    struct archive *a = reader_new();
+    struct archive *a = reader_new(false);
     mh_status rc;
     if (!a)
         return cx->svc->error(cx, MH_ENOMEM, "tar: %s: out of memory "
