@@ -2425,22 +2425,16 @@ TEST(database_reopened_without_a_descriptor_stops_the_import)
     const char *db = db_make(tmp_path("p.db"), "counter:mod.so",
                              "answer7:other.so");
     const char *dir = tmp_mkdir("later");
-    struct rlimit old, tight;
+    struct rlimit old;
     mh_module *mod;
 
     fixture_copy("answer7", "later/mod.so");
     mh_host *host = host_new_isolated(db, dir);
     import_ok(host, "other");
     db_exec(db, "UPDATE sqlar SET mtime = mtime + 1");
-    int lowest = dup(0); /* below it, every descriptor is taken */
-    if (lowest < 0 || close(lowest) != 0 || getrlimit(RLIMIT_NOFILE, &old))
-        FAIL("cannot look at the descriptors: %s", strerror(errno));
-    tight = old;
-    tight.rlim_cur = (rlim_t)lowest;
-    if (setrlimit(RLIMIT_NOFILE, &tight) != 0)
-        FAIL("setrlimit: %s", strerror(errno));
+    fds_none_begin(&old);
     mh_status rc = mh_import(host, "mod", &mod, ERR);
-    setrlimit(RLIMIT_NOFILE, &old);
+    fds_none_end(&old);
     ASSERT_STATUS(rc, MH_EAGAIN);
     ASSERT_CONTAINS(ERR_MSG(), "'mod'");
     ASSERT_CONTAINS(ERR_MSG(), db);
@@ -3668,16 +3662,11 @@ TEST(wal_database_names_are_never_held)
     for (const char *n = "abc"; *n; n++)
         import_ok(host, str_fmt("%c", *n));
     usleep(2200 * 1000);
-    struct rlimit old, tight;
-    getrlimit(RLIMIT_NOFILE, &old);
-    tight = old;
-    int lowest = dup(0);
-    close(lowest);
-    tight.rlim_cur = (rlim_t)lowest;
-    setrlimit(RLIMIT_NOFILE, &tight);
+    struct rlimit old;
     mh_spec_info info = {.size = sizeof info};
+    fds_none_begin(&old);
     mh_status st = mh_find(host, "zzz", &info, ERR); /* the 4th find */
-    setrlimit(RLIMIT_NOFILE, &old);
+    fds_none_end(&old);
     ASSERT_STATUS(st, MH_ENOTFOUND);
     ASSERT_STATUS(mh_find(host, "zzz", &info, ERR), MH_ENOTFOUND);
     /* A writer that keeps the WAL (a long-lived connection would). */

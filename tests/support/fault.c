@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -289,4 +291,22 @@ void fault_copy_tree(const char *from, const char *to)
     copy_to = to;
     if (nftw(from, copy_one, 16, FTW_PHYS) < 0)
         FAIL("nftw(%s): %s", from, strerror(errno));
+}
+
+void fds_none_begin(struct rlimit *old)
+{
+    /* below it, every descriptor is taken */
+    int lowest = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (lowest < 0 || close(lowest) != 0 || getrlimit(RLIMIT_NOFILE, old))
+        FAIL("cannot look at the descriptors: %s", strerror(errno));
+    struct rlimit tight = *old;
+    tight.rlim_cur = (rlim_t)lowest;
+    if (setrlimit(RLIMIT_NOFILE, &tight) != 0)
+        FAIL("setrlimit: %s", strerror(errno));
+}
+
+void fds_none_end(const struct rlimit *old)
+{
+    if (setrlimit(RLIMIT_NOFILE, old) != 0)
+        FAIL("setrlimit back: %s", strerror(errno));
 }

@@ -535,6 +535,13 @@ typedef struct fault_plan {
 
 void fault_plan_init(fault_plan *p);
 void fault_plan_destroy(fault_plan *p);
+
+/* No descriptor free: the soft RLIMIT_NOFILE lowered to the lowest free
+ * descriptor number, so every open fails with EMFILE.  *old receives the
+ * limit fds_none_end gives back. */
+struct rlimit;
+void fds_none_begin(struct rlimit *old);
+void fds_none_end(const struct rlimit *old);
 /* Start counting afresh (calls, injected, fired_site, trace) and fail
  * the fail_at-th counted call (0: none), once or persistently, counting
  * only site `only` (NULL: all). */
