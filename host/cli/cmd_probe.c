@@ -244,35 +244,34 @@ static int handed_fd(const char *file)
     return (int)n;
 }
 
-/* The file the module is, when the descriptor handed over is one by a
- * path that still names it (same device and inode): into real, true.
+/* The file the module is, when the descriptor handed over as fd_path
+ * (stat a) is one by a path that still names it (same device and inode):
+ * into real, true.
  * False for an image in memory (a memfd, an unlinked private file), or a
  * file renamed or replaced since.  Loading that path here loads as the
  * asking host does -- a file, mapped through its descriptor, $ORIGIN and
  * all -- where loading its bytes from memory could fail for reasons of
  * this process's (MH_CONFIG_NO_MEMFD, a cache directory it cannot use)
  * that the asking host does not share. */
-static bool file_behind(int fd, char *real)
+static bool file_behind(const char *fd_path, const struct stat *a,
+                        char *real)
 {
-    char link[64];
-    struct stat a, b;
-    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, real, PATH_MAX - 1);
-    if (n <= 0 || real[0] != '/' || fstat(fd, &a) != 0 || !S_ISREG(a.st_mode))
+    struct stat b;
+    ssize_t n = readlink(fd_path, real, PATH_MAX - 1);
+    if (n <= 0 || real[0] != '/' || !S_ISREG(a->st_mode))
         return false;
     real[n] = '\0';
-    return stat(real, &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
+    return stat(real, &b) == 0 && a->st_dev == b.st_dev &&
+           a->st_ino == b.st_ino;
 }
 
-/* Is fd's file (its device and inode) mapped in this process?  A file
- * the child loaded by its path (file_behind) and that was renamed over
- * in between is another: what was tried is then not what the asking
+/* Is the file of st (its device and inode) mapped in this process?  A
+ * file the child loaded by its path (file_behind) and that was renamed
+ * over in between is another: what was tried is then not what the asking
  * host maps. */
-static bool mapped_here(int fd)
+static bool mapped_here(const struct stat *st)
 {
-    struct stat st;
-    FILE *f = fstat(fd, &st) == 0 ? fopen("/proc/self/maps", "re") : NULL;
+    FILE *f = fopen("/proc/self/maps", "re");
     if (!f)
         return false;
     char line[PATH_MAX + 256];
@@ -283,8 +282,8 @@ static bool mapped_here(int fd)
         char perms[8];
         found = sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi,
                        perms, &off, &maj, &min, &ino) == 7 &&
-                ino == (unsigned long long)st.st_ino &&
-                makedev(maj, min) == st.st_dev;
+                ino == (unsigned long long)st->st_ino &&
+                makedev(maj, min) == st->st_dev;
     }
     fclose(f);
     return found;
@@ -313,12 +312,13 @@ static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
      * of which the asking host accepted, whatever this host's limit. */
     char real[PATH_MAX];
     struct stat st;
+    bool known = fd >= 0 && fstat(fd, &st) == 0;
     probe_target t = {o->name, o->origin, o->file, 1, 0};
-    if (fd >= 0 && file_behind(fd, real)) {
+    if (known && file_behind(o->file, &st, real)) {
         t.file = real;
         t.memory = 0;
     }
-    size_t max = t.memory && fstat(fd, &st) == 0 &&
+    size_t max = t.memory && known &&
                          (uint64_t)st.st_size > MH_DEFAULT_MAX_MODULE
                      ? (size_t)st.st_size : 0;
     mh_host *host;
@@ -343,7 +343,7 @@ static int run_in_process(const cli_ctx *ctx, const probe_opts *o)
         mh_host_free(host);
         return cli_fail(err);
     }
-    if (!t.memory && !mapped_here(fd)) {
+    if (!t.memory && !mapped_here(&st)) {
         say(o, "unusable\n%s was replaced while the child loaded it: what "
             "it tried is not what the host holds", t.file);
         mh_host_free(host);
