@@ -515,15 +515,7 @@ static int read_key(const char *key_file, char *pem, size_t cap,
     int fd = open(key_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return errno;
-    int e = fstat(fd, st) != 0 ? errno
-            : !S_ISREG(st->st_mode) ? EINVAL
-            : (uint64_t)st->st_size > cap ? EFBIG : 0;
-    if (!e) {
-        errno = 0; /* a file cut meanwhile reads short with none set */
-        *len = mh_io_read_all(fd, pem, (size_t)st->st_size);
-        if (*len != (size_t)st->st_size)
-            e = errno ? errno : EIO;
-    }
+    int e = mh_io_read_small_fd(fd, pem, cap, len, st);
     close(fd);
     return e;
 }

@@ -128,22 +128,18 @@ size_t mh_io_read_all(int fd, void *buf, size_t len)
     return got;
 }
 
-int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len)
+int mh_io_read_small_fd(int fd, void *buf, size_t cap, size_t *len,
+                        struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return errno;
-    struct stat st;
-    int e = fstat(fd, &st) != 0 ? errno
-            : !S_ISREG(st.st_mode) ? EINVAL
-            : (uint64_t)st.st_size > cap ? EFBIG : 0;
+    int e = fstat(fd, st) != 0 ? errno
+            : !S_ISREG(st->st_mode) ? EINVAL
+            : (uint64_t)st->st_size > cap ? EFBIG : 0;
     if (!e) {
         errno = 0; /* a file cut meanwhile reads short with none set */
-        *len = mh_io_read_all(fd, buf, (size_t)st.st_size);
-        if (*len != (size_t)st.st_size)
+        *len = mh_io_read_all(fd, buf, (size_t)st->st_size);
+        if (*len != (size_t)st->st_size)
             e = errno ? errno : EIO;
     }
-    close(fd);
     return e;
 }
 

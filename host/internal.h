@@ -263,14 +263,17 @@ int mh_io_lock(int fd);
 /* Read up to len bytes, stopping only at end of file or an error; returns
  * how many were read (len when the file had them all). */
 size_t mh_io_read_all(int fd, void *buf, size_t len);
-/* A small file (a key) read whole into buf (cap bytes), following links:
- * 0 and *len, or an errno -- EINVAL for what is not a regular file (a
- * FIFO is never waited on), EFBIG when it is over cap. */
-int mh_io_read_small(const char *path, void *buf, size_t cap, size_t *len);
+/* A small file (a key) open on fd read whole into buf (cap bytes), its
+ * fstat into *st: 0 and *len, or an errno -- EINVAL for what is not a
+ * regular file (a FIFO, opened O_NONBLOCK, is never waited on), EFBIG
+ * when it is over cap.  fd stays open. */
+struct stat;
+int mh_io_read_small_fd(int fd, void *buf, size_t cap, size_t *len,
+                        struct stat *st);
 /* Remove a SQLite database that is not in use, with what a connection
  * that failed may have left beside it (-journal, -wal, -shm). */
 void mh_io_unlink_db(const char *path);
-/* What mh_io_read_small's errno e means, for a message about a key. */
+/* What mh_io_read_small_fd's errno e means, for a message about a key. */
 const char *mh_io_small_why(int e);
 /* The same at offset off (pread); the file position is not moved. */
 size_t mh_io_pread_all(int fd, void *buf, size_t len, off_t off);

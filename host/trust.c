@@ -135,15 +135,7 @@ static mh_status load_one(mh_host *h, mh_trust *t, const char *from,
      * (in mh_host_new, by every application given MODHOST_TRUST). */
     char pem[16384];
     size_t len = 0;
-    int e = fstat(fd, &st) != 0 ? errno
-            : !S_ISREG(st.st_mode) ? EINVAL
-            : (uint64_t)st.st_size > sizeof pem ? EFBIG : 0;
-    if (!e) {
-        errno = 0; /* a file cut meanwhile reads short with none set */
-        len = mh_io_read_all(fd, pem, (size_t)st.st_size);
-        if (len != (size_t)st.st_size)
-            e = errno ? errno : EIO;
-    }
+    int e = mh_io_read_small_fd(fd, pem, sizeof pem, &len, &st);
     close(fd);
     if (e) {
         OPENSSL_cleanse(pem, sizeof pem);
